@@ -1,0 +1,3 @@
+"""Tideflow api."""
+
+from __future__ import annotations

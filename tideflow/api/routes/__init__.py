@@ -1,0 +1,3 @@
+"""Tideflow api/routes."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Tideflow connectors."""
+
+from __future__ import annotations

@@ -1,0 +1,167 @@
+"""Every error Tideflow raises on purpose.
+
+One base class, :class:`TideflowError`, whose docstring is the default message.
+Errors carry structured attributes (a path, an attribute name, a code) so that
+callers -- the CLI, the HTTP API -- can say what was wrong and where without
+parsing text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+class TideflowError(Exception):
+    """Tideflow failed."""
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or (type(self).__doc__ or "").strip() or type(self).__name__
+        super().__init__(self.message)
+
+
+PathPart = str | int
+
+
+def format_path(path: Sequence[PathPart]) -> str:
+    """Render ``("states", 2, "transition")`` as ``states[2].transition``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(document)"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a workflow definition.
+
+    Attributes:
+        path: Where in the document, as keys and list indexes.
+        message: A sentence that says what is wrong.
+        severity: ``"error"`` makes the definition invalid; ``"warning"`` does not.
+    """
+
+    path: tuple[PathPart, ...]
+    message: str
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        return f"{format_path(self.path)}: {self.message}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": format_path(self.path), "message": self.message, "severity": self.severity}
+
+
+class WorkflowValidationError(TideflowError):
+    """The workflow definition is invalid."""
+
+    def __init__(self, problems: Sequence[Problem], source: str | None = None) -> None:
+        self.problems = tuple(problems)
+        self.source = source
+        errors = [p for p in self.problems if p.severity == "error"]
+        head = f"{source}: " if source else ""
+        if len(errors) == 1:
+            text = f"{head}{errors[0]}"
+        else:
+            text = f"{head}{len(errors)} problems, first: {errors[0] if errors else '-'}"
+        super().__init__(text)
+
+
+class WorkflowLoadError(TideflowError):
+    """The workflow document could not be read or parsed."""
+
+    def __init__(
+        self, message: str, *, source: str | None = None, line: int | None = None
+    ) -> None:
+        self.source = source
+        self.line = line
+        super().__init__(message)
+
+
+class ExpressionError(TideflowError):
+    """An expression failed to compile or to evaluate."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        expression: str | None = None,
+        path: Sequence[PathPart] = (),
+        state: str | None = None,
+    ) -> None:
+        self.expression = expression
+        self.path = tuple(path)
+        self.state = state
+        super().__init__(message)
+
+
+class EventRejected(TideflowError):
+    """The CloudEvent was rejected."""
+
+    def __init__(self, reason: str, attribute: str | None = None, status: int = 400) -> None:
+        self.reason = reason
+        self.attribute = attribute
+        self.status = status
+        super().__init__(reason)
+
+
+class NotFoundError(TideflowError):
+    """Not found."""
+
+
+class WorkflowNotFound(NotFoundError):
+    """No such workflow."""
+
+
+class InstanceNotFound(NotFoundError):
+    """No such workflow instance."""
+
+
+class BusNotFound(NotFoundError):
+    """No such event bus."""
+
+
+class SubscriptionNotFound(NotFoundError):
+    """No such subscription."""
+
+
+class ConflictError(TideflowError):
+    """The request conflicts with the current state."""
+
+
+class DuplicateEvent(ConflictError):
+    """An event with this source and id is already in the bus."""
+
+
+class AlreadyExists(ConflictError):
+    """It already exists."""
+
+
+class StoreError(TideflowError):
+    """The database failed; the original error is in ``__cause__``."""
+
+
+class FunctionCallError(TideflowError):
+    """A workflow function call failed.
+
+    Attributes:
+        code: The error code a workflow's error definitions match against
+            (an HTTP status for REST functions, the exception's ``code`` or
+            class name for Python functions).
+        retryable: Whether trying again may succeed.
+    """
+
+    def __init__(
+        self, message: str, *, code: str | None = None, retryable: bool = True
+    ) -> None:
+        self.code = code
+        self.retryable = retryable
+        super().__init__(message)
+
+
+class ConfigurationError(TideflowError):
+    """The configuration is invalid."""

@@ -1,0 +1,3 @@
+"""Tideflow eventstore."""
+
+from __future__ import annotations

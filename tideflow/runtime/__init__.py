@@ -1,0 +1,3 @@
+"""Tideflow runtime."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Tideflow runtime/hosts."""
+
+from __future__ import annotations

@@ -1,0 +1,58 @@
+"""The one settings object: environment variables ``TIDEFLOW_*``, overridden by CLI flags."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import platformdirs
+
+
+def _default_home() -> Path:
+    return Path(platformdirs.user_data_dir("tideflow", appauthor=False))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """Tideflow's configuration.
+
+    Attributes:
+        database_url: An existing PostgreSQL server; ``None`` starts the embedded one.
+        home: Where the embedded database and other local state live.
+        host: The address ``tideflow serve`` listens on.
+        port: The port ``tideflow serve`` listens on.
+        max_request_bytes: Largest accepted HTTP request body for event ingestion.
+        segment_size: Events per segment (partition) of a bus's log.
+        secrets_file: A JSON or YAML file of secrets for ``$SECRETS``.
+    """
+
+    database_url: str | None = None
+    home: Path = _default_home()
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_request_bytes: int = 1024 * 1024
+    segment_size: int = 1_000_000
+    secrets_file: Path | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read ``TIDEFLOW_*`` variables (from ``os.environ`` unless given)."""
+        env = os.environ if env is None else env
+        settings = cls()
+        if url := env.get("TIDEFLOW_DATABASE_URL"):
+            settings = replace(settings, database_url=url)
+        if home := env.get("TIDEFLOW_HOME"):
+            settings = replace(settings, home=Path(home))
+        if host := env.get("TIDEFLOW_HOST"):
+            settings = replace(settings, host=host)
+        if port := env.get("TIDEFLOW_PORT"):
+            settings = replace(settings, port=int(port))
+        if size := env.get("TIDEFLOW_MAX_REQUEST_BYTES"):
+            settings = replace(settings, max_request_bytes=int(size))
+        if seg := env.get("TIDEFLOW_SEGMENT_SIZE"):
+            settings = replace(settings, segment_size=int(seg))
+        if secrets := env.get("TIDEFLOW_SECRETS_FILE"):
+            settings = replace(settings, secrets_file=Path(secrets))
+        return settings

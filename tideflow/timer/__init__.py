@@ -1,0 +1,3 @@
+"""Tideflow timer."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Tideflow triggers."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Tideflow workflow."""
+
+from __future__ import annotations
