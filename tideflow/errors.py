@@ -102,10 +102,19 @@ class ExpressionError(TideflowError):
 class EventRejected(TideflowError):
     """The CloudEvent was rejected."""
 
-    def __init__(self, reason: str, attribute: str | None = None, status: int = 400) -> None:
+    def __init__(
+        self,
+        reason: str,
+        attribute: str | None = None,
+        status: int = 400,
+        *,
+        index: int | None = None,
+    ) -> None:
         self.reason = reason
         self.attribute = attribute
         self.status = status
+        self.index = index
+        """Position of the rejected event in a batch, if it came in one."""
         super().__init__(reason)
 
 
