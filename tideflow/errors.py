@@ -172,5 +172,23 @@ class FunctionCallError(TideflowError):
         super().__init__(message)
 
 
+class StepTimeout(TideflowError):
+    """A time limit ran out.
+
+    Raised by hosts (``Effects.within``, a bounded function call); the
+    interpreter turns it into the workflow error ``name="timeout"``,
+    ``code="TIMEOUT"``, which ``onErrors`` can handle.
+
+    Attributes:
+        key: The step key of the deadline or call that ran out.
+        kind: ``"workflow"``, ``"state"``, ``"branch"``, ``"action"`` or ``"event"``.
+    """
+
+    def __init__(self, message: str = "", *, key: str = "", kind: str = "action") -> None:
+        self.key = key
+        self.kind = kind
+        super().__init__(message or f"{kind} timeout at {key}")
+
+
 class ConfigurationError(TideflowError):
     """The configuration is invalid."""
