@@ -107,7 +107,6 @@ def policy_from_definition(definition: Any) -> RetryPolicy:
     elif jitter is not None:
         fraction = _number(jitter, "jitter")
     multiplier = _number(definition.multiplier, "multiplier")
-    max_delay = definition.max_delay
     return RetryPolicy(
         name=definition.name,
         delay=_seconds(definition.delay, "delay"),
