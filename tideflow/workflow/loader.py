@@ -1,0 +1,209 @@
+"""Read a workflow definition (YAML or JSON), resolve its external documents, build the model.
+
+This is the only module of :mod:`tideflow.workflow` that does I/O: it reads
+files and, for ``http(s)://`` references, fetches them with httpx at load time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import yaml  # type: ignore[import-untyped]
+
+from tideflow.errors import Problem, WorkflowLoadError, WorkflowValidationError
+from tideflow.workflow import model
+from tideflow.workflow._build_workflow import workflow as build_workflow
+
+try:
+    _YamlLoader: Any = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - PyYAML without libyaml
+    _YamlLoader = yaml.SafeLoader
+
+EXTERNAL_KEYS = (
+    "functions",
+    "events",
+    "retries",
+    "errors",
+    "constants",
+    "secrets",
+    "timeouts",
+    "auth",
+)
+"""Top-level properties that may be a path or URI of a separate document."""
+
+_SUFFIXES = (".json", ".yaml", ".yml")
+_HTTP_TIMEOUT = 10.0
+
+
+def parse_document(text: str, source: str = "<text>") -> dict[str, Any]:
+    """Parse a YAML or JSON document whose top level is an object.
+
+    Raises:
+        WorkflowLoadError: The text does not parse, or is not an object.
+    """
+    try:
+        if text.lstrip().startswith("{"):
+            try:
+                doc = json.loads(text)
+            except json.JSONDecodeError:
+                doc = yaml.load(text, Loader=_YamlLoader)  # a safe loader
+        else:
+            doc = yaml.load(text, Loader=_YamlLoader)  # a safe loader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        what = exc.problem or exc.context or "invalid YAML"
+        where = f" at line {line}" if line is not None else ""
+        raise WorkflowLoadError(
+            f"{source}: YAML syntax error{where}: {what}", source=source, line=line
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise WorkflowLoadError(f"{source}: YAML syntax error: {exc}", source=source) from exc
+    if not isinstance(doc, dict):
+        kind = "empty" if doc is None else f"a {type(doc).__name__}"
+        raise WorkflowLoadError(
+            f"{source}: a workflow definition must be an object, this document is {kind}",
+            source=source,
+        )
+    return doc
+
+
+def _read_reference(ref: str, base_dir: Path | None) -> str:
+    """Read the text of an external document; raises OSError with a short reason."""
+    parsed = urlparse(ref)
+    if parsed.scheme in ("http", "https"):
+        import httpx  # imported here: the only network access of the workflow package
+
+        try:
+            response = httpx.get(ref, timeout=_HTTP_TIMEOUT, follow_redirects=True)
+        except httpx.HTTPError as exc:
+            raise OSError(f"cannot fetch '{ref}': {str(exc) or type(exc).__name__}") from exc
+        if response.status_code >= 400:
+            raise OSError(f"cannot fetch '{ref}': HTTP {response.status_code}")
+        return response.text
+    if parsed.scheme == "file":
+        path = Path(unquote(parsed.netloc + parsed.path))
+    elif parsed.scheme and len(parsed.scheme) > 1:
+        raise OSError(f"cannot read '{ref}': unsupported URI scheme '{parsed.scheme}'")
+    else:
+        path = Path(ref)
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise OSError(f"cannot read '{ref}': no such file") from exc
+    except OSError as exc:
+        raise OSError(f"cannot read '{ref}': {exc.strerror or exc}") from exc
+
+
+def _unwrap(key: str, value: Any) -> Any:
+    """Take ``{"functions": [...]}`` apart; accept the bare value as well."""
+    if isinstance(value, Mapping) and key in value and (key != "constants" or len(value) == 1):
+        return value[key]
+    return value
+
+
+def resolve_references(
+    doc: Mapping[str, Any], base_dir: Path | None = None
+) -> tuple[dict[str, Any], list[Problem]]:
+    """Inline the external documents a definition refers to.
+
+    Returns:
+        A copy of ``doc`` with every readable reference replaced by its content,
+        and one problem per reference that could not be read or parsed (the
+        property then keeps its string value).
+    """
+    resolved = dict(doc)
+    problems: list[Problem] = []
+    for key in EXTERNAL_KEYS:
+        ref = doc.get(key)
+        if not isinstance(ref, str) or (key == "secrets" and not _looks_like_ref(ref)):
+            continue
+        try:
+            text = _read_reference(ref, base_dir)
+            resolved[key] = _unwrap(key, parse_document(text, ref) if text.strip() else {})
+        except OSError as exc:
+            problems.append(Problem(path=(key,), message=str(exc)))
+        except WorkflowLoadError as exc:
+            problems.append(Problem(path=(key,), message=f"cannot parse '{ref}': {exc}"))
+    return resolved, problems
+
+
+def _looks_like_ref(value: str) -> bool:
+    return "/" in value or value.endswith(_SUFFIXES) or "://" in value
+
+
+def _validate(doc: Mapping[str, Any]) -> list[Problem]:
+    from tideflow.workflow.validate import validate_document
+
+    return validate_document(doc)
+
+
+def load_and_validate(
+    path_or_text: str | os.PathLike[str], *, base_dir: str | os.PathLike[str] | None = None
+) -> tuple[model.Workflow, tuple[Problem, ...]]:
+    """Load, resolve and validate a definition; return the model and its warnings.
+
+    ``path_or_text`` is a path (a :class:`~pathlib.Path`, or a one-line string
+    ending in ``.json``, ``.yaml`` or ``.yml``) or the definition's text.
+    Relative references resolve against ``base_dir``, by default the file's
+    directory (or the current directory for text).
+
+    Raises:
+        WorkflowLoadError: The file cannot be read or does not parse.
+        WorkflowValidationError: The definition has problems (all of them).
+    """
+    text, source, file_dir = _source_text(path_or_text)
+    directory = Path(base_dir) if base_dir is not None else file_dir
+    doc = parse_document(text, source)
+    resolved, problems = resolve_references(doc, directory)
+    problems.extend(_validate(resolved))
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise WorkflowValidationError(problems, source=source)
+    return build_workflow(resolved), tuple(problems)
+
+
+def load_workflow(
+    path_or_text: str | os.PathLike[str], *, base_dir: str | os.PathLike[str] | None = None
+) -> model.Workflow:
+    """Load a valid definition into the model (see :func:`load_and_validate`).
+
+    Raises:
+        WorkflowLoadError: The file cannot be read or does not parse.
+        WorkflowValidationError: The definition has problems (all of them).
+    """
+    return load_and_validate(path_or_text, base_dir=base_dir)[0]
+
+
+def load_file(path: str | os.PathLike[str]) -> model.Workflow:
+    """Load a valid definition from a file.
+
+    Raises:
+        WorkflowLoadError: The file cannot be read or does not parse.
+        WorkflowValidationError: The definition has problems (all of them).
+    """
+    return load_workflow(Path(path))
+
+
+def _source_text(path_or_text: str | os.PathLike[str]) -> tuple[str, str, Path | None]:
+    """Return (text, source name, directory) for a path or a definition's text."""
+    if isinstance(path_or_text, str) and not _is_path_string(path_or_text):
+        return path_or_text, "<text>", None
+    path = Path(path_or_text)
+    try:
+        return path.read_text(encoding="utf-8"), str(path), path.parent
+    except FileNotFoundError as exc:
+        raise WorkflowLoadError(f"{path}: no such file", source=str(path)) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WorkflowLoadError(f"{path}: cannot read: {exc}", source=str(path)) from exc
+
+
+def _is_path_string(value: str) -> bool:
+    return "\n" not in value and value.strip().lower().endswith(_SUFFIXES)
