@@ -1,0 +1,145 @@
+"""One entry point for every function type: :class:`FunctionInvoker`."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from tideflow.clock import SYSTEM_CLOCK, Clock
+from tideflow.runtime.functions.auth import AuthProvider
+from tideflow.runtime.functions.custom import RestShorthandInvoker, sysout
+from tideflow.runtime.functions.graphql import GraphQLInvoker
+from tideflow.runtime.functions.odata import ODataInvoker
+from tideflow.runtime.functions.python import PythonFunction, call_function, load_function
+from tideflow.runtime.functions.rest import RestInvoker
+from tideflow.runtime.functions.types import Invocation, call_error
+
+NOT_SUPPORTED = frozenset({"asyncapi", "rpc"})
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+class FunctionInvoker:
+    """Calls workflow functions of every type Tideflow supports.
+
+    Use it as an async context manager (or call :meth:`aclose`) so the HTTP
+    client it owns is closed.
+    """
+
+    def __init__(
+        self,
+        *,
+        client: httpx.AsyncClient | None = None,
+        overrides: Mapping[str, PythonFunction] | None = None,
+        servers: Mapping[str, str] | None = None,
+        log: Callable[[str], None] = _stderr,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        """Args:
+        client: An HTTP client to use; by default one is made (and closed).
+        overrides: Callables that replace functions, by function name, whatever
+            their type (``--functions``; SonataFlow ``service:`` bindings).
+        servers: Base URLs replacing OpenAPI ``servers`` (by function name or
+            document reference) and for relative ``rest:`` URLs (by name).
+        log: Where ``sysout`` writes.
+        clock: Decides when cached OAuth2 tokens expire.
+        """
+        self._own_client = client is None
+        self._client = client or httpx.AsyncClient(timeout=httpx.Timeout(60.0))
+        self._overrides = dict(overrides or {})
+        self._log = log
+        auth = AuthProvider(self._client, clock)
+        self.rest = RestInvoker(self._client, auth, servers)
+        self._graphql = GraphQLInvoker(self._client, auth)
+        self._odata = ODataInvoker(self._client, auth)
+        self._shorthand = RestShorthandInvoker(self._client, auth, servers)
+        self._python: dict[str, PythonFunction] = {}
+
+    async def __aenter__(self) -> FunctionInvoker:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this invoker made it."""
+        if self._own_client:
+            await self._client.aclose()
+
+    def has_override(self, name: str) -> bool:
+        """Whether a callable replaces the function ``name``."""
+        return name in self._overrides
+
+    async def invoke(self, call: Invocation) -> Any:
+        """Call the function and return its result.
+
+        Raises:
+            FunctionCallError: The call failed; ``code`` says how (an HTTP
+                status, an exception's code or class name, or one of
+                Tideflow's own codes such as ``NotSupported``).
+        """
+        override = self._overrides.get(call.name)
+        if override is not None:
+            return await call_function(
+                override, call.arguments, call.idempotency_key, name=call.name
+            )
+        kind = call.type or "rest"
+        if call.operation.startswith("python:") and kind in ("rest", "custom"):
+            return await self._call_python(call)
+        if kind == "rest":
+            return await self.rest.invoke(call)
+        if kind == "graphql":
+            return await self._graphql.invoke(call)
+        if kind == "odata":
+            return await self._odata.invoke(call)
+        if kind == "custom":
+            return await self._custom(call)
+        if kind in NOT_SUPPORTED:
+            raise call_error(
+                f"function {call.name!r}: {kind} functions are not supported yet",
+                code="NotSupported",
+            )
+        if kind == "expression":
+            raise call_error(
+                f"function {call.name!r}: expression functions are evaluated by the "
+                "interpreter, not invoked",
+                code="InvalidOperation",
+            )
+        raise call_error(f"function {call.name!r}: unknown type {kind!r}", code="InvalidOperation")
+
+    async def _custom(self, call: Invocation) -> Any:
+        op = call.operation
+        if op.startswith("rest:"):
+            return await self._shorthand.invoke(call)
+        if op == "sysout" or op.startswith("sysout:"):
+            sysout(call, self._log)
+            return None
+        if op.startswith("service:"):
+            raise call_error(
+                f"function {call.name!r} ({op}) is a SonataFlow service call: bind a Python "
+                f"callable named {call.name!r} with --functions",
+                code="NotBound",
+            )
+        raise call_error(
+            f"function {call.name!r}: custom operation {op!r} is not one Tideflow knows "
+            "(python:module:function, rest:METHOD:URL, sysout, service:...)",
+            code="InvalidOperation",
+        )
+
+    async def _call_python(self, call: Invocation) -> Any:
+        function = self._python.get(call.operation)
+        if function is None:
+            function = load_function(call.operation, call.base_dir)
+            self._python[call.operation] = function
+        return await call_function(function, call.arguments, call.idempotency_key, name=call.name)

@@ -1,0 +1,124 @@
+"""In-process Python functions: ``python:package.module:function``.
+
+The callable is imported (modules next to the workflow file are found too),
+then called with the evaluated arguments as one dict. It may be sync or
+async; a sync callable runs on the event loop, so keep it quick (write long
+I/O as ``async def``). When its signature has an ``idempotency_key``
+parameter (or ``**kwargs``) it also receives ``idempotency_key=`` -- the same
+value when a step is retried or replayed.
+
+A callable fails by raising. The workflow error's ``code`` is the
+exception's ``code`` attribute when it has one, else its class name; its
+message is ``str(exc)``; it is retryable unless the exception has
+``retryable = False``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from tideflow.errors import FunctionCallError
+from tideflow.runtime.functions.types import call_error
+
+PythonFunction = Callable[..., Any]
+
+
+def parse_reference(operation: str) -> tuple[str, str]:
+    """Split ``python:pkg.mod:func`` into module and attribute path."""
+    target = operation.removeprefix("python:")
+    module, sep, attr = target.partition(":")
+    if not sep or not module or not attr:
+        raise call_error(
+            f"operation {operation!r} is not 'python:package.module:function'",
+            code="InvalidOperation",
+        )
+    return module, attr
+
+
+def load_function(operation: str, base_dir: Path | None = None) -> PythonFunction:
+    """Import the callable ``operation`` names.
+
+    Raises:
+        FunctionCallError: The module or attribute is missing, or not callable.
+    """
+    module_name, attr = parse_reference(operation)
+    try:
+        module = _import(module_name, base_dir)
+    except ImportError as exc:
+        raise call_error(
+            f"cannot import {module_name!r} for {operation!r}: {exc}", code="FunctionNotFound"
+        ) from exc
+    target: Any = module
+    for part in attr.split("."):
+        target = getattr(target, part, None)
+        if target is None:
+            raise call_error(
+                f"module {module_name!r} has no {attr!r} (from {operation!r})",
+                code="FunctionNotFound",
+            )
+    if not callable(target):
+        raise call_error(f"{operation!r} is not callable", code="FunctionNotFound")
+    return target  # type: ignore[no-any-return]
+
+
+def _import(name: str, base_dir: Path | None) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError:
+        if base_dir is None or str(base_dir) in sys.path:
+            raise
+    sys.path.insert(0, str(base_dir))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(base_dir))
+
+
+def wants_idempotency_key(function: PythonFunction) -> bool:
+    """Whether ``function`` accepts an ``idempotency_key`` keyword."""
+    try:
+        params = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(
+        p.name == "idempotency_key" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params
+    )
+
+
+async def call_function(
+    function: PythonFunction,
+    arguments: Mapping[str, Any],
+    idempotency_key: str | None = None,
+    *,
+    name: str = "",
+) -> Any:
+    """Call ``function`` with ``arguments`` as one dict; await it when async.
+
+    Raises:
+        FunctionCallError: The callable raised; see the module docs for the code.
+    """
+    kwargs = {"idempotency_key": idempotency_key} if wants_idempotency_key(function) else {}
+    try:
+        result = function(dict(arguments), **kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+    except FunctionCallError:
+        raise
+    except Exception as exc:
+        raise as_call_error(exc, name) from exc
+    return result
+
+
+def as_call_error(exc: BaseException, name: str = "") -> FunctionCallError:
+    """The workflow error for an exception a Python function raised."""
+    code = getattr(exc, "code", None)
+    code_text = str(code) if code is not None else type(exc).__name__
+    retryable = bool(getattr(exc, "retryable", True))
+    message = str(exc) or type(exc).__name__
+    prefix = f"function {name!r}: " if name else ""
+    return FunctionCallError(prefix + message, code=code_text, retryable=retryable)

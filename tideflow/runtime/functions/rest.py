@@ -1,0 +1,120 @@
+"""``rest`` functions: call an OpenAPI operation over HTTP.
+
+The request is built by :mod:`tideflow.runtime.functions.openapi`; the server
+comes from an override (by function name or document reference), else from
+the operation's, path's or document's ``servers`` (relative server URLs
+resolve against the document's URL), else the document's own origin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+import httpx
+
+from tideflow.runtime.functions.auth import AuthProvider
+from tideflow.runtime.functions.openapi import (
+    Document,
+    Operation,
+    build_request,
+    find_operation,
+    parse_document,
+    resolve_location,
+    split_operation,
+)
+from tideflow.runtime.functions.types import (
+    AuthDefinition,
+    Invocation,
+    call_error,
+    check_status,
+    parse_body,
+    send,
+)
+
+
+class RestInvoker:
+    """Calls ``rest`` functions, caching the OpenAPI documents it reads."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        auth: AuthProvider,
+        servers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Args:
+        client: The HTTP client for documents and calls.
+        auth: Adds the headers of a function's ``authRef``.
+        servers: Base URLs that replace the documents' ``servers``, keyed by
+            function name or by document reference (the part before ``#``).
+        """
+        self._client = client
+        self._auth = auth
+        self._servers = dict(servers or {})
+        self._documents: dict[str, Document] = {}
+
+    async def invoke(self, call: Invocation) -> Any:
+        """Call the operation and return its parsed response."""
+        reference, op_id = split_operation(call.operation)
+        location = resolve_location(reference, call.base_dir)
+        document = await self.document(location, call.auth)
+        operation = find_operation(document, op_id)
+        server = self._server(call.name, reference, location, operation)
+        parts = build_request(operation, call.arguments, server)
+        headers = {**parts.headers, **await self._auth.headers(call.auth)}
+        if call.idempotency_key:
+            headers["Idempotency-Key"] = call.idempotency_key
+        request = self._client.build_request(
+            parts.method,
+            parts.url,
+            params=tuple(parts.params),
+            headers=headers,
+            cookies=parts.cookies or None,
+            json=parts.body if parts.has_body else None,
+        )
+        what = f"function {call.name!r}"
+        response = await send(self._client, request, what, call.timeout)
+        check_status(response, what)
+        return parse_body(response)
+
+    async def document(self, location: str, auth: AuthDefinition | None = None) -> Document:
+        """The OpenAPI document at ``location`` (a URL or absolute path), cached."""
+        cached = self._documents.get(location)
+        if cached is not None:
+            return cached
+        if location.startswith(("http://", "https://")):
+            request = self._client.build_request(
+                "GET", location, headers=await self._auth.headers(auth)
+            )
+            response = await send(self._client, request, "OpenAPI document", None)
+            check_status(response, "OpenAPI document")
+            text = response.text
+        else:
+            try:
+                text = await anyio.Path(location).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise call_error(
+                    f"cannot read OpenAPI document {location}: {exc.strerror or exc}",
+                    code="DocumentNotFound",
+                ) from exc
+        document = parse_document(text, location)
+        self._documents[location] = document
+        return document
+
+    def _server(self, name: str, reference: str, location: str, operation: Operation) -> str:
+        for key in (name, reference, location):
+            if key in self._servers:
+                return self._servers[key]
+        if operation.servers:
+            return operation.servers[0]
+        if location.startswith(("http://", "https://")):
+            parts = urlsplit(location)
+            return f"{parts.scheme}://{parts.netloc}"
+        raise call_error(
+            f"OpenAPI document {Path(location).name} declares no 'servers' and is a local file: "
+            "add a server URL to it or pass one for this function",
+            code="NoServer",
+        )

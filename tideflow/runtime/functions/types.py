@@ -1,0 +1,115 @@
+"""Plain values the function invokers work on.
+
+The interpreter evaluates a function reference's arguments; the host turns
+the function definition plus those arguments into an :class:`Invocation` and
+hands it to a :class:`~tideflow.runtime.functions.invoker.FunctionInvoker`.
+Nothing here depends on the workflow model, so the invokers can be tested
+alone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tideflow.errors import FunctionCallError
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthDefinition:
+    """A workflow ``auth`` definition, its properties already evaluated."""
+
+    name: str
+    """The name functions refer to with ``authRef``."""
+    scheme: str = "basic"
+    """``basic``, ``bearer`` or ``oauth2``."""
+    properties: Mapping[str, Any] = field(default_factory=dict)
+    """``username``/``password``, ``token``, or the OAuth2 fields."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Invocation:
+    """One call of a workflow function."""
+
+    name: str
+    """The function definition's name."""
+    operation: str
+    """The definition's ``operation`` string."""
+    type: str = "rest"
+    """``rest``, ``graphql``, ``odata``, ``custom``, ``asyncapi``, ``rpc`` or ``expression``."""
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+    """The evaluated ``functionRef.arguments``."""
+    selection_set: str | None = None
+    """The evaluated ``functionRef.selectionSet`` (GraphQL only)."""
+    auth: AuthDefinition | None = None
+    """The auth definition named by the function's ``authRef``, if any."""
+    idempotency_key: str | None = None
+    """A key that stays the same when the same step is retried or replayed."""
+    base_dir: Path | None = None
+    """The folder relative document paths resolve against (the workflow's folder)."""
+    timeout: float | None = None
+    """Seconds the call may take, if bounded."""
+
+
+def call_error(message: str, *, code: str, retryable: bool = False) -> FunctionCallError:
+    """A :class:`FunctionCallError` with an explicit code."""
+    return FunctionCallError(message, code=code, retryable=retryable)
+
+
+def _snippet(response: httpx.Response, limit: int = 200) -> str:
+    text = response.text.strip().replace("\n", " ")
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def check_status(response: httpx.Response, what: str) -> None:
+    """Raise the workflow-level error for a non-2xx response.
+
+    The error's ``code`` is the status as a string; 5xx and 429 are retryable.
+    """
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    request = response.request
+    detail = _snippet(response)
+    message = f"{what}: {request.method} {request.url} answered {status}"
+    if detail:
+        message += f": {detail}"
+    raise call_error(message, code=str(status), retryable=status >= 500 or status == 429)
+
+
+def parse_body(response: httpx.Response) -> Any:
+    """The response body: parsed JSON when it is JSON, text otherwise, None when empty."""
+    if not response.content:
+        return None
+    kind = response.headers.get("content-type", "")
+    if "json" in kind or not kind:
+        try:
+            return response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return response.text
+    return response.text
+
+
+async def send(
+    client: httpx.AsyncClient, request: httpx.Request, what: str, seconds: float | None
+) -> httpx.Response:
+    """Send ``request``, turning transport failures into retryable call errors."""
+    if seconds is not None:
+        request.extensions["timeout"] = httpx.Timeout(seconds).as_dict()
+    try:
+        return await client.send(request)
+    except httpx.TimeoutException as exc:
+        raise call_error(
+            f"{what}: {request.method} {request.url} timed out", code="Timeout", retryable=True
+        ) from exc
+    except httpx.TransportError as exc:
+        raise call_error(
+            f"{what}: {request.method} {request.url} failed: {str(exc) or type(exc).__name__}",
+            code="ConnectionError",
+            retryable=True,
+        ) from exc
