@@ -108,13 +108,14 @@ class RestInvoker:
         for key in (name, reference, location):
             if key in self._servers:
                 return self._servers[key]
-        if operation.servers:
-            return operation.servers[0]
+        absolute = [s for s in operation.servers if s.startswith(("http://", "https://"))]
+        if absolute:
+            return absolute[0]
         if location.startswith(("http://", "https://")):
             parts = urlsplit(location)
             return f"{parts.scheme}://{parts.netloc}"
         raise call_error(
-            f"OpenAPI document {Path(location).name} declares no 'servers' and is a local file: "
-            "add a server URL to it or pass one for this function",
+            f"OpenAPI document {Path(location).name} is a local file and declares no absolute "
+            "'servers' URL: add one to it or pass a server for this function",
             code="NoServer",
         )
