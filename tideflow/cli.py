@@ -7,7 +7,7 @@ function, and prints. Errors print one clear line; ``--verbose`` adds detail.
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -62,6 +62,169 @@ def fail(message: str, *, code: int = 1, exc: BaseException | None = None) -> ty
 
 # --- commands -------------------------------------------------------------
 # Each command group lives in its own section below; keep them thin.
+
+
+# --- serve, events, buses: the HTTP API (thin shells over tideflow.api) ------
+
+events_app = typer.Typer(help="Send and read CloudEvents.", no_args_is_help=True)
+buses_app = typer.Typer(help="Manage event buses.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
+app.add_typer(buses_app, name="buses")
+
+ServerOption = Annotated[
+    str,
+    typer.Option("--server", envvar="TIDEFLOW_SERVER", help="URL of the Tideflow server."),
+]
+_SERVER = "http://127.0.0.1:8080"
+
+
+def _call_api(server: str, action: Any) -> Any:
+    """Run ``action(client)`` against ``server``; a failure becomes one error line."""
+    import asyncio
+
+    from tideflow.api.client import ApiClient
+
+    async def go() -> Any:
+        async with ApiClient(server) as client:
+            return await action(client)
+
+    try:
+        return asyncio.run(go())
+    except TideflowError as exc:
+        raise fail(str(exc), exc=exc) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def _print_json(value: Any) -> None:
+    import orjson
+
+    print(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default: 127.0.0.1).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default: 8080).")] = None,
+) -> None:
+    """Serve the HTTP API: CloudEvents ingestion, buses."""
+    from dataclasses import replace
+
+    from tideflow.api.server import describe_database, run_server
+    from tideflow.settings import Settings
+
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        raise fail(f"invalid TIDEFLOW_* setting: {exc}", exc=exc) from None
+    settings = replace(settings, host=host or settings.host, port=port or settings.port)
+    out_console.print(f"tideflow {__version__}: data in {describe_database(settings)}")
+    run_server(settings)
+
+
+@events_app.command("send")
+def events_send(
+    type_: Annotated[str, typer.Option("--type", help="The event type.")],
+    source: Annotated[str, typer.Option("--source", help="The event source (URI-reference).")],
+    bus: Annotated[str, typer.Option("--bus", help="The bus.")] = "default",
+    data: Annotated[str | None, typer.Option(help="JSON data, or @file to read it.")] = None,
+    ext: Annotated[
+        list[str] | None, typer.Option("--ext", help="Extension attribute name=value; repeat.")
+    ] = None,
+    event_id: Annotated[
+        str | None, typer.Option("--id", help="The event id (default: random).")
+    ] = None,
+    subject: Annotated[str | None, typer.Option(help="The event subject.")] = None,
+    server: ServerOption = _SERVER,
+) -> None:
+    """Send one CloudEvent; print its bus, offset and whether it was a duplicate."""
+    from pathlib import Path
+
+    from tideflow.api.client import build_event, parse_extensions
+    from tideflow.clock import SYSTEM_CLOCK
+    from tideflow.ids import new_id
+    from tideflow.isotime import format_timestamp
+
+    try:
+        if data is not None and data.startswith("@"):
+            data = Path(data[1:]).read_text(encoding="utf-8")
+        event = build_event(
+            type_,
+            source,
+            event_id=event_id or new_id(),
+            time=format_timestamp(SYSTEM_CLOCK.now()),
+            data=data,
+            extensions=parse_extensions(ext or []),
+            subject=subject,
+        )
+    except OSError as exc:
+        raise fail(f"cannot read {data}: {exc.strerror or exc}", exc=exc) from None
+    except TideflowError as exc:
+        raise fail(str(exc), exc=exc) from None
+    ack = _call_api(server, lambda client: client.send_event(bus, event))
+    print(f"{ack['bus']} offset {ack['offset']}" + (" (duplicate)" if ack["duplicate"] else ""))
+
+
+@events_app.command("tail")
+def events_tail(
+    bus: Annotated[str, typer.Argument(help="The bus to follow.")],
+    from_: Annotated[
+        int | None,
+        typer.Option("--from", min=1, help="Start at this offset (default: only new events)."),
+    ] = None,
+    server: ServerOption = _SERVER,
+) -> None:
+    """Follow a bus: print each event as one JSON line {offset, event}; Ctrl-C stops."""
+    import orjson
+
+    async def follow(client: Any) -> None:
+        after = from_ - 1 if from_ is not None else (await client.get_bus(bus))["lastOffset"]
+        async for record in client.tail(bus, after):
+            print(orjson.dumps(record).decode(), flush=True)
+
+    _call_api(server, follow)
+
+
+@buses_app.command("list")
+def buses_list(server: ServerOption = _SERVER) -> None:
+    """List the buses: name and retention."""
+    for bus in _call_api(server, lambda client: client.list_buses()):
+        retention = bus.get("retention") or {}
+        limits = " ".join(f"{k}={v}" for k, v in retention.items()) or "keep everything"
+        print(f"{bus['name']}\t{limits}")
+
+
+@buses_app.command("create")
+def buses_create(
+    name: Annotated[str, typer.Argument(help="The bus name.")],
+    max_age: Annotated[
+        str | None, typer.Option(help="Drop segments older than this ISO 8601 duration.")
+    ] = None,
+    max_events: Annotated[int | None, typer.Option(help="Keep about this many events.")] = None,
+    server: ServerOption = _SERVER,
+) -> None:
+    """Create a bus."""
+    retention = {k: v for k, v in (("maxAge", max_age), ("maxEvents", max_events)) if v}
+    _print_json(_call_api(server, lambda client: client.create_bus(name, retention or None)))
+
+
+@buses_app.command("show")
+def buses_show(
+    name: Annotated[str, typer.Argument(help="The bus name.")], server: ServerOption = _SERVER
+) -> None:
+    """Show a bus: offsets, segments, size on disk, recent rate."""
+    _print_json(_call_api(server, lambda client: client.get_bus(name)))
+
+
+@buses_app.command("delete")
+def buses_delete(
+    name: Annotated[str, typer.Argument(help="The bus name.")], server: ServerOption = _SERVER
+) -> None:
+    """Delete a bus and all its events."""
+    _call_api(server, lambda client: client.delete_bus(name))
+    print(f"deleted bus {name}")
 
 
 def main() -> None:

@@ -1,0 +1,68 @@
+"""The FastAPI application: :func:`create_app` and the services its routes use.
+
+Routes never reach for module globals: the ``lifespan`` opens a
+:class:`Services` container (the database pool, the event store, …) and puts
+it on ``app.state``; routes get it through :func:`get_services`. Tests hand
+in their own opener, e.g. one around ``InMemoryEventStore``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from tideflow import __version__
+from tideflow.api import errors
+from tideflow.api.routes import buses, events, health
+from tideflow.api.services import Services, ServicesOpener, with_store
+from tideflow.settings import Settings
+
+log = logging.getLogger("tideflow.api")
+
+
+@asynccontextmanager
+async def open_postgres_services(settings: Settings) -> AsyncIterator[Services]:
+    """The production services: a pool on PostgreSQL (embedded unless configured) and its store."""
+    from tideflow.db import open_database  # lazily: test apps need no asyncpg
+    from tideflow.eventstore.postgres import PostgresEventStore
+
+    async with open_database(settings) as database:
+        store = PostgresEventStore(database.pool, segment_size=settings.segment_size)
+        async with with_store(store)(settings) as services:
+            yield services
+
+
+def create_app(
+    settings: Settings,
+    open_services: ServicesOpener | None = None,
+    *,
+    routers: Sequence[APIRouter] = (),
+) -> FastAPI:
+    """Build the HTTP API.
+
+    Args:
+        settings: The configuration.
+        open_services: How to open the services; PostgreSQL by default.
+        routers: More routers to include (workflows, instances, …).
+    """
+    opener = open_services or open_postgres_services
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with opener(settings) as services:
+            app.state.services = services
+            yield
+
+    app = FastAPI(
+        title="Tideflow",
+        version=__version__,
+        description="Serverless Workflow engine on PostgreSQL: CloudEvents ingestion and buses.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    for router in (health.router, events.router, buses.router, *routers):
+        app.include_router(router)
+    return app

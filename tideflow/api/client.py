@@ -1,0 +1,171 @@
+"""A small async client of Tideflow's HTTP API (used by the CLI).
+
+Every failure -- the server unreachable, an error response -- raises
+:class:`~tideflow.errors.TideflowError` with one line that says what went
+wrong, built from the server's ``{type, title, detail, path}`` body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from types import TracebackType
+from typing import Any, Final
+
+import httpx
+import orjson
+
+from tideflow.api.cloudevents_http import encode_structured, validate_event
+from tideflow.errors import EventRejected, TideflowError
+
+DEFAULT_SERVER: Final = "http://127.0.0.1:8080"
+TAIL_WAIT_SECONDS: Final = 30.0
+
+
+class ApiClient:
+    """Talks to one Tideflow server.
+
+    Use as ``async with ApiClient(url) as client: ...``.
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_SERVER,
+        *,
+        timeout: float = TAIL_WAIT_SECONDS + 30,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, transport=transport)
+
+    async def __aenter__(self) -> ApiClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._http.aclose()
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise TideflowError(
+                f"cannot reach the Tideflow server at {self.base_url}: {exc or type(exc).__name__}"
+            ) from exc
+        if response.status_code >= 400:
+            raise TideflowError(describe_failure(response))
+        if response.status_code == 204 or not response.content:
+            return None
+        return orjson.loads(response.content)
+
+    async def send_event(self, bus: str, event: Mapping[str, Any]) -> dict[str, Any]:
+        """Send one event in structured mode; return its acknowledgement."""
+        headers, body = encode_structured(event)
+        result = await self._call("POST", f"/buses/{bus}/events", headers=headers, content=body)
+        ack: dict[str, Any] = result["events"][0]
+        return ack
+
+    async def read(self, bus: str, after: int = 0, limit: int = 100, wait: float = 0) -> Any:
+        """One page of ``bus`` after offset ``after``: ``{bus, events, next}``."""
+        params = {"after": after, "limit": limit, "wait": wait}
+        return await self._call("GET", f"/buses/{bus}/events", params=params)
+
+    async def tail(self, bus: str, after: int = 0) -> AsyncIterator[dict[str, Any]]:
+        """Every event of ``bus`` after ``after``, forever, long-polling for new ones."""
+        while True:
+            page = await self.read(bus, after, limit=1000, wait=TAIL_WAIT_SECONDS)
+            for record in page["events"]:
+                yield record
+            after = page["next"]
+
+    async def create_bus(self, name: str, retention: Mapping[str, Any] | None = None) -> Any:
+        """Create a bus; return it."""
+        return await self._call("POST", "/buses", json={"name": name, "retention": retention})
+
+    async def list_buses(self) -> Any:
+        """Every bus."""
+        return (await self._call("GET", "/buses"))["buses"]
+
+    async def get_bus(self, name: str) -> Any:
+        """A bus with its figures."""
+        return await self._call("GET", f"/buses/{name}")
+
+    async def delete_bus(self, name: str) -> None:
+        """Delete a bus."""
+        await self._call("DELETE", f"/buses/{name}")
+
+
+def describe_failure(response: httpx.Response) -> str:
+    """One line from an error response: the problem's detail and path, or the status."""
+    try:
+        problem = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        problem = None
+    if not isinstance(problem, dict) or "detail" not in problem:
+        return f"the server answered {response.status_code} {response.reason_phrase}"
+    where = f" (at {problem['path']})" if problem.get("path") else ""
+    return f"{problem['detail']}{where} [HTTP {response.status_code}]"
+
+
+def build_event(
+    type_: str,
+    source: str,
+    *,
+    event_id: str,
+    time: str,
+    data: str | None = None,
+    extensions: Mapping[str, str] | None = None,
+    subject: str | None = None,
+) -> dict[str, Any]:
+    """A CloudEvent from command-line values, validated.
+
+    Args:
+        type_: ``type``.
+        source: ``source``.
+        event_id: ``id``.
+        time: ``time`` (RFC 3339).
+        data: JSON text of the payload, if any.
+        extensions: Extension attributes (string values).
+        subject: ``subject``, if any.
+
+    Raises:
+        EventRejected: ``data`` is not JSON or an attribute is invalid.
+    """
+    event: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": source,
+        "type": type_,
+        "time": time,
+    }
+    if subject is not None:
+        event["subject"] = subject
+    for name, value in (extensions or {}).items():
+        if name in event:
+            raise EventRejected(f"--ext {name}=… would replace the {name!r} attribute", name)
+        event[name] = value
+    if data is not None:
+        try:
+            event["data"] = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise EventRejected(f"the data is not valid JSON: {exc}", "data") from exc
+        event["datacontenttype"] = "application/json"
+    return validate_event(event)
+
+
+def parse_extensions(pairs: list[str]) -> dict[str, str]:
+    """``["k=v", …]`` as a mapping.
+
+    Raises:
+        EventRejected: A pair has no ``=``.
+    """
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise EventRejected(f"--ext {pair!r} is not of the form name=value", pair)
+        out[name.strip()] = value
+    return out

@@ -1,0 +1,57 @@
+"""Bus management: create, list, show (with figures) and delete buses."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final
+
+from fastapi import APIRouter, Depends, Path
+from starlette.responses import Response
+
+from tideflow.api.routes.events import json_response
+from tideflow.api.schemas import BusInfoOut, BusList, BusOut, CreateBus, Problem
+from tideflow.api.services import Services, get_services
+from tideflow.eventstore.store import Retention
+
+router = APIRouter(tags=["buses"])
+
+_ERRORS: Final[dict[int | str, dict[str, Any]]] = {
+    code: {"model": Problem} for code in (400, 404, 409, 503)
+}
+BusName = Annotated[str, Path(description="The bus name.")]
+Services_ = Annotated[Services, Depends(get_services)]
+
+
+@router.post(
+    "/buses", status_code=201, response_model=BusOut, responses=_ERRORS, summary="Create a bus"
+)
+async def create_bus(body: CreateBus, services: Services_) -> Response:
+    """Create a bus with an optional retention (``maxAge`` ISO 8601 duration, ``maxEvents``)."""
+    raw = body.retention.model_dump(exclude_none=True) if body.retention else None
+    retention = Retention.from_json(raw)
+    if retention is not None and retention.unlimited:
+        retention = None
+    bus = await services.events.create_bus(body.name, retention)
+    response = json_response(bus.to_json(), 201)
+    response.headers["location"] = f"/buses/{bus.name}"
+    return response
+
+
+@router.get("/buses", response_model=BusList, responses=_ERRORS, summary="List buses")
+async def list_buses(services: Services_) -> Response:
+    """Every bus, by name."""
+    buses = await services.events.list_buses()
+    return json_response({"buses": [bus.to_json() for bus in buses]})
+
+
+@router.get("/buses/{bus}", response_model=BusInfoOut, responses=_ERRORS, summary="Show a bus")
+async def show_bus(bus: BusName, services: Services_) -> Response:
+    """A bus with its first and last offset, segments, size on disk and recent rate."""
+    info = await services.events.get_bus(bus)
+    return json_response(info.to_json())
+
+
+@router.delete("/buses/{bus}", status_code=204, responses=_ERRORS, summary="Delete a bus")
+async def delete_bus(bus: BusName, services: Services_) -> Response:
+    """Delete a bus and all its events (the ``default`` bus cannot be deleted)."""
+    await services.events.delete_bus(bus)
+    return Response(status_code=204)

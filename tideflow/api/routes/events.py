@@ -1,0 +1,164 @@
+"""Event ingestion (the CloudEvents HTTP binding) and reading a bus by offset.
+
+Ingestion is the hot path: the handlers take the raw request, decode it with
+:mod:`tideflow.api.cloudevents_http`, append through the event store (which
+groups concurrent appends into one commit) and answer ``202`` only once the
+store has acknowledged the commit. JSON is written with orjson directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Final
+
+import orjson
+from fastapi import APIRouter, Depends, Path, Query, Request
+from starlette.responses import Response
+
+from tideflow.api.cloudevents_http import decode_request
+from tideflow.api.schemas import AppendResult, EventPage, EventRecord, Problem
+from tideflow.api.services import Services, get_services
+from tideflow.errors import EventRejected
+from tideflow.eventstore.store import DEFAULT_BUS, Appended, StoredEvent
+
+router = APIRouter(tags=["events"])
+
+MAX_WAIT_SECONDS: Final = 60.0
+MAX_LIMIT: Final = 1000
+_ERRORS: Final[dict[int | str, dict[str, Any]]] = {
+    code: {"model": Problem} for code in (400, 404, 413, 415, 503)
+}
+_CE_BODY: Final[dict[str, Any]] = {
+    "requestBody": {
+        "description": "One CloudEvent in binary mode (ce-* headers), structured mode "
+        "(application/cloudevents+json) or a batch (application/cloudevents-batch+json).",
+        "content": {"application/cloudevents+json": {}, "application/cloudevents-batch+json": {}},
+    }
+}
+
+BusName = Annotated[str, Path(description="The bus name.")]
+Services_ = Annotated[Services, Depends(get_services)]
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    """A JSON response serialized by orjson."""
+    return Response(
+        orjson.dumps(body, default=_to_json), status_code=status, media_type="application/json"
+    )
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing more than ``limit`` bytes (by Content-Length and as streamed).
+
+    Raises:
+        EventRejected: With status 413 above the limit, 400 for a bad Content-Length.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise EventRejected(f"invalid Content-Length {declared!r}", "content-length")
+        if int(declared) > limit:
+            raise _too_large(f"{declared} bytes", limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(f"more than {limit} bytes", limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(size: str, limit: int) -> EventRejected:
+    return EventRejected(f"request body of {size} exceeds the limit of {limit} bytes", None, 413)
+
+
+async def ingest(request: Request, services: Services, bus: str) -> Response:
+    """Decode the request's events, append them all or none, and acknowledge after commit."""
+    body = await read_body(request, services.settings.max_request_bytes)
+    events = decode_request(request.scope["headers"], body)
+    acks: Sequence[Appended] = []
+    if events:
+        acks = await services.events.append(bus, events)
+    else:
+        await services.events.get_bus(bus)  # an empty batch still needs a real bus
+    return json_response({"events": [ack.to_json() for ack in acks]}, 202)
+
+
+@router.post(
+    "/events",
+    status_code=202,
+    response_model=AppendResult,
+    responses=_ERRORS,
+    openapi_extra=_CE_BODY,
+    summary="Send CloudEvents to the default bus",
+)
+async def post_default_events(request: Request, services: Services_) -> Response:
+    """Append one event (binary or structured mode) or a batch to the ``default`` bus."""
+    return await ingest(request, services, DEFAULT_BUS)
+
+
+@router.post(
+    "/buses/{bus}/events",
+    status_code=202,
+    response_model=AppendResult,
+    responses=_ERRORS,
+    openapi_extra=_CE_BODY,
+    summary="Send CloudEvents to a bus",
+)
+async def post_bus_events(bus: BusName, request: Request, services: Services_) -> Response:
+    """Append one event (binary or structured mode) or a batch to ``bus``."""
+    return await ingest(request, services, bus)
+
+
+def record(stored: StoredEvent) -> dict[str, Any]:
+    """A stored event as the API shows it."""
+    return {"offset": stored.offset, "event": stored.event}
+
+
+@router.get(
+    "/buses/{bus}/events",
+    response_model=EventPage,
+    responses=_ERRORS,
+    summary="Read a bus by offset",
+)
+async def read_events(
+    bus: BusName,
+    services: Services_,
+    after: Annotated[int, Query(ge=0, description="Return events after this offset.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="At most this many.")] = 100,
+    wait: Annotated[
+        float,
+        Query(ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for a first new event."),
+    ] = 0,
+) -> Response:
+    """Committed events with offset greater than ``after``, in order, and the next cursor."""
+    store = services.events
+    found = await store.read(bus, after, limit)
+    if not found and wait > 0 and await store.wait_for(bus, after, wait):
+        found = await store.read(bus, after, limit)
+    next_after = found[-1].offset if found else after
+    return json_response(
+        {"bus": bus, "events": [record(stored) for stored in found], "next": next_after}
+    )
+
+
+@router.get(
+    "/buses/{bus}/events/{offset}",
+    response_model=EventRecord,
+    responses=_ERRORS,
+    summary="Read one event",
+)
+async def get_event(
+    bus: BusName,
+    offset: Annotated[int, Path(ge=1, description="The event's offset.")],
+    services: Services_,
+) -> Response:
+    """The event at ``offset`` in ``bus``."""
+    return json_response(record(await services.events.get(bus, offset)))

@@ -1,0 +1,100 @@
+"""Pydantic models of the HTTP API's request and response bodies.
+
+The ingestion and reading routes build their JSON with orjson directly (they
+are the hot path); these models describe those bodies in the OpenAPI
+document and validate the small request bodies of bus management.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Problem(BaseModel):
+    """An error: what was wrong and where."""
+
+    type: str = Field(description="A short, stable error code such as `invalid-event`.")
+    title: str = Field(description="A human-readable summary of the error kind.")
+    detail: str = Field(description="What exactly was wrong.")
+    path: str | None = Field(
+        default=None, description="Where: an attribute, `[index].attribute` in a batch, a field."
+    )
+
+
+class Ack(BaseModel):
+    """The acknowledgement of one event, sent only after it is committed."""
+
+    bus: str
+    offset: int = Field(description="Its offset; for a duplicate, that of the stored original.")
+    duplicate: bool = Field(description="True if an event with this source and id was stored.")
+
+
+class AppendResult(BaseModel):
+    """The response to an ingestion request: one ack per event, in request order."""
+
+    events: list[Ack]
+
+
+class EventRecord(BaseModel):
+    """A stored event with its offset."""
+
+    offset: int
+    event: dict[str, Any] = Field(description="The CloudEvent in JSON (structured) form.")
+
+
+class EventPage(BaseModel):
+    """A page of events read from a bus."""
+
+    bus: str
+    events: list[EventRecord]
+    next: int = Field(description="Pass as `after` to read the following events.")
+
+
+class RetentionBody(BaseModel):
+    """How long a bus keeps its events; whole segments are dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    maxAge: str | None = Field(default=None, description="ISO 8601 duration, e.g. `P7D`.")
+    maxEvents: int | None = Field(default=None, description="Keep at least the newest N events.")
+
+
+class CreateBus(BaseModel):
+    """The body of `POST /buses`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="1-63 letters, digits, '.', '_' or '-'.")
+    retention: RetentionBody | None = None
+
+
+class BusOut(BaseModel):
+    """A bus."""
+
+    name: str
+    retention: dict[str, Any] | None
+    createdAt: str
+
+
+class BusList(BaseModel):
+    """Every bus."""
+
+    buses: list[BusOut]
+
+
+class BusInfoOut(BusOut):
+    """A bus with its current figures."""
+
+    firstOffset: int
+    lastOffset: int
+    segmentCount: int
+    sizeBytes: int
+    eventsPerSecond: float
+
+
+class Health(BaseModel):
+    """The server's health."""
+
+    status: str

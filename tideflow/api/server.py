@@ -1,0 +1,43 @@
+"""Run the API under uvicorn (what ``tideflow serve`` does)."""
+
+from __future__ import annotations
+
+import importlib.util
+from urllib.parse import urlsplit, urlunsplit
+
+import uvicorn
+
+from tideflow.api.app import create_app
+from tideflow.settings import Settings
+
+
+def describe_database(settings: Settings) -> str:
+    """Where the data lives, for the start-up line (the password is never shown)."""
+    if settings.database_url is None:
+        return f"embedded PostgreSQL in {settings.home} (set TIDEFLOW_DATABASE_URL to use another)"
+    parts = urlsplit(settings.database_url)
+    host = parts.hostname or "localhost"
+    netloc = f"{parts.username}@{host}" if parts.username else host
+    if parts.port:
+        netloc += f":{parts.port}"
+    return "PostgreSQL at " + urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def run_server(settings: Settings, *, log_level: str = "info") -> None:
+    """Serve the API on ``settings.host:settings.port`` until interrupted.
+
+    uvicorn picks uvloop and httptools when they are installed (the fast path).
+    """
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        ws="none",
+        lifespan="on",
+        log_level=log_level,
+        access_log=False,
+        server_header=False,
+    )
