@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from tideflow.workflow import model as m
+from tideflow.workflow._defs import normalize_duration
 
 T = TypeVar("T")
 Doc = Mapping[str, Any]
@@ -37,6 +38,11 @@ def _meta(doc: Doc) -> Mapping[str, str]:
 
 def _str(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def _dur(value: Any) -> Any:
+    """A duration, with ``PT30D`` repaired to ``P30D`` (validation warned about it)."""
+    return normalize_duration(value) if isinstance(value, str) else value
 
 
 # --- filters and refs -----------------------------------------------------
@@ -83,7 +89,7 @@ def event_ref(doc: Doc) -> m.EventRef:
     return m.EventRef(
         trigger_event_ref=doc["triggerEventRef"],
         result_event_ref=doc["resultEventRef"],
-        result_event_timeout=doc.get("resultEventTimeout"),
+        result_event_timeout=_dur(doc.get("resultEventTimeout")),
         data=m.freeze(doc.get("data")),
         context_attributes=m.freeze(doc.get("contextAttributes") or {}),
         invoke=doc.get("invoke", "sync"),
@@ -111,7 +117,9 @@ def action(doc: Doc) -> m.Action:
         function_ref=_opt(doc, "functionRef", function_ref),
         event_ref=_opt(doc, "eventRef", event_ref),
         sub_flow_ref=_opt(doc, "subFlowRef", sub_flow_ref),
-        sleep=m.Sleep(before=sleep.get("before"), after=sleep.get("after")) if sleep else None,
+        sleep=m.Sleep(before=_dur(sleep.get("before")), after=_dur(sleep.get("after")))
+        if sleep
+        else None,
         retry_ref=doc.get("retryRef"),
         non_retryable_errors=_strs(doc.get("nonRetryableErrors")),
         retryable_errors=_strs(doc.get("retryableErrors")),
@@ -172,9 +180,9 @@ def end(value: bool | Doc) -> m.End | None:
 def workflow_exec_timeout(value: str | Doc) -> m.WorkflowExecTimeout:
     """Build a workflow execution timeout (a string is its duration)."""
     if isinstance(value, str):
-        return m.WorkflowExecTimeout(duration=value)
+        return m.WorkflowExecTimeout(duration=_dur(value))
     return m.WorkflowExecTimeout(
-        duration=value["duration"],
+        duration=_dur(value["duration"]),
         interrupt=bool(value.get("interrupt", True)),
         run_before=value.get("runBefore"),
     )
@@ -183,8 +191,8 @@ def workflow_exec_timeout(value: str | Doc) -> m.WorkflowExecTimeout:
 def state_exec_timeout(value: str | Doc) -> m.StateExecTimeout:
     """Build a state execution timeout (a string is its total)."""
     if isinstance(value, str):
-        return m.StateExecTimeout(total=value)
-    return m.StateExecTimeout(total=value["total"], single=value.get("single"))
+        return m.StateExecTimeout(total=_dur(value))
+    return m.StateExecTimeout(total=_dur(value["total"]), single=_dur(value.get("single")))
 
 
 def timeouts(doc: Doc | None) -> m.Timeouts:
@@ -194,9 +202,9 @@ def timeouts(doc: Doc | None) -> m.Timeouts:
     return m.Timeouts(
         workflow_exec_timeout=_opt(doc, "workflowExecTimeout", workflow_exec_timeout),
         state_exec_timeout=_opt(doc, "stateExecTimeout", state_exec_timeout),
-        action_exec_timeout=doc.get("actionExecTimeout"),
-        branch_exec_timeout=doc.get("branchExecTimeout"),
-        event_timeout=doc.get("eventTimeout"),
+        action_exec_timeout=_dur(doc.get("actionExecTimeout")),
+        branch_exec_timeout=_dur(doc.get("branchExecTimeout")),
+        event_timeout=_dur(doc.get("eventTimeout")),
     )
 
 

@@ -91,7 +91,7 @@ def _switch_state(doc: Doc) -> m.SwitchState:
 
 
 def _sleep_state(doc: Doc) -> m.SleepState:
-    return m.SleepState(type="sleep", duration=doc.get("duration", ""), **_common(doc))
+    return m.SleepState(type="sleep", duration=b._dur(doc.get("duration", "")), **_common(doc))
 
 
 def _branch(doc: Doc) -> m.Branch:
@@ -194,11 +194,11 @@ def retry_def(doc: Doc) -> m.RetryDef:
     return m.RetryDef(
         name=doc["name"],
         max_attempts=doc.get("maxAttempts", 1),
-        delay=doc.get("delay"),
-        max_delay=doc.get("maxDelay"),
-        increment=doc.get("increment"),
+        delay=b._dur(doc.get("delay")),
+        max_delay=b._dur(doc.get("maxDelay")),
+        increment=b._dur(doc.get("increment")),
         multiplier=doc.get("multiplier"),
-        jitter=doc.get("jitter"),
+        jitter=b._dur(doc.get("jitter")),
     )
 
 

@@ -5,6 +5,7 @@ Part of the model (see :mod:`tideflow.workflow.model`, which re-exports them).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -17,6 +18,21 @@ FunctionType = Literal["rest", "asyncapi", "rpc", "graphql", "odata", "expressio
 EventKind = Literal["consumed", "produced"]
 Invoke = Literal["sync", "async"]
 ActionMode = Literal["sequential", "parallel"]
+
+_DAYS_AFTER_T = re.compile(r"^P(T)(\d+(?:[.,]\d+)?)D(.*)$")
+
+
+def normalize_duration(text: str) -> str:
+    """Repair the common slip ``PT30D`` (days after ``T``) into ``P30D``; else return ``text``.
+
+    The spec's own ``order`` example writes ``PT30D``; strict ISO 8601 puts
+    days before the ``T``. Weeks after ``T`` (``PT2W``) are not repaired.
+    """
+    match = _DAYS_AFTER_T.match(text.strip())
+    if match is None:
+        return text
+    rest = match.group(3)
+    return f"P{match.group(2)}D" + (f"T{rest}" if rest else "")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,18 +1,55 @@
-"""Validation of a workflow document: every problem at once, each with its path."""
+"""Validation of a workflow document: every problem at once, each with its path.
+
+:func:`validate_document` is a pure function of the parsed document (with its
+external documents already inlined by the loader). One walk checks the
+structure against Serverless Workflow 0.8 and collects the references and
+expressions, which are then resolved and compiled.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from tideflow.errors import Problem
+from tideflow.errors import Problem, WorkflowValidationError
+from tideflow.workflow._compile import check_expressions
+from tideflow.workflow._document import WORKFLOW
+from tideflow.workflow._graph import check_graph
+from tideflow.workflow._references import check_references, collect_names
+from tideflow.workflow._schema import Context
 
 
 def validate_document(doc: Mapping[str, Any]) -> list[Problem]:
-    """Return every problem of a parsed workflow document (errors and warnings)."""
-    problems: list[Problem] = []
-    if "specVersion" not in doc:
-        problems.append(
-            Problem(path=("specVersion",), message="missing; assuming 0.8", severity="warning")
-        )
-    return problems
+    """Return every problem of a parsed workflow document, errors and warnings.
+
+    Args:
+        doc: The parsed document; string values of ``functions``, ``events``
+            and the other external sections are taken as unread references and
+            their names are not checked.
+
+    Returns:
+        Problems in document order within each pass (structure, references,
+        graph, expressions); an empty list for a valid definition.
+    """
+    ctx = Context()
+    WORKFLOW.check(doc, (), ctx)
+    names = collect_names(doc, ctx)
+    check_references(ctx.references, names, ctx)
+    check_graph(doc, ctx.references, names, ctx)
+    check_expressions(doc, ctx.expressions, ctx)
+    return ctx.problems
+
+
+def raise_for_problems(problems: list[Problem], source: str | None = None) -> None:
+    """Raise :class:`WorkflowValidationError` when any problem is an error.
+
+    Raises:
+        WorkflowValidationError: With every problem (warnings included).
+    """
+    if any(p.severity == "error" for p in problems):
+        raise WorkflowValidationError(problems, source=source)
+
+
+def is_valid(doc: Mapping[str, Any]) -> bool:
+    """Whether the document has no errors (warnings allowed)."""
+    return all(p.severity != "error" for p in validate_document(doc))
