@@ -1,0 +1,114 @@
+"""ForEach state: run the actions once per element of ``inputCollection``.
+
+Rules where 0.8 is loose (Tideflow's choices, see docs/interpreter.md):
+
+* each iteration sees the state data with the element added under
+  ``iterationParam`` (default ``item``), so expressions can read both;
+* an iteration's result is the merge of its actions' results (after each
+  action's ``results`` filter), and later actions of the same iteration see
+  the earlier ones' merged data;
+* with ``outputCollection`` the results are appended, in collection order, to
+  the array at that location (created when missing); without it the state
+  data is left unchanged;
+* ``mode: parallel`` (default) runs at most ``batchSize`` iterations at a
+  time (all when absent), batch after batch; ``sequential`` one at a time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tideflow.errors import ExpressionError
+from tideflow.runtime._actions import gather_all, invoke_action, is_skipped, merge_result
+from tideflow.runtime._context import Run
+from tideflow.runtime._states.basic import scope as state_scope
+from tideflow.workflow.filters import filter_action_result, get_at, merge, put_at
+from tideflow.workflow.model import End, ForEachState, Transition
+
+DEFAULT_ITERATION_PARAM = "item"
+
+
+async def _iteration(
+    run: Run, state: ForEachState, data: Any, element: Any, key: str, param: str
+) -> Any:
+    scope = state_scope(run, state)
+    item_data = {**data, param: element} if isinstance(data, dict) else {param: element}
+    output: Any = None
+    for index, action in enumerate(state.actions):
+        result = await invoke_action(run, action, item_data, f"{key}/action:{index}", scope)
+        if is_skipped(result) or not action.action_data_filter.use_results:
+            continue
+        item_data = merge_result(run, action, item_data, result, scope)
+        try:
+            selected = filter_action_result(
+                result, action.action_data_filter.results, run.variables, run.compiled.lang
+            )
+        except ExpressionError as exc:
+            raise run.fault(exc, state.name) from None
+        if selected is not None:
+            output = selected if output is None else merge(output, selected)
+    return output
+
+
+def _collection(run: Run, state: ForEachState, data: Any) -> list[Any]:
+    try:
+        items = run.evaluate(state.input_collection, data)
+    except ExpressionError as exc:
+        raise run.fault(exc, state.name) from None
+    if not isinstance(items, list):
+        raise run.expression_fault(
+            f"inputCollection {state.input_collection!r} is not an array "
+            f"(got {type(items).__name__})",
+            state.name,
+        )
+    return items
+
+
+def _batch_size(run: Run, state: ForEachState, data: Any, total: int) -> int:
+    if state.mode == "sequential":
+        return 1
+    value = state.batch_size
+    if value is None:
+        return max(1, total)
+    try:
+        if isinstance(value, str) and not value.strip().isdigit():
+            value = run.evaluate(value, data)
+        return max(1, int(value))
+    except (ExpressionError, TypeError, ValueError) as exc:
+        raise run.expression_fault(f"batchSize {value!r}: {exc}", state.name) from None
+
+
+async def foreach(
+    run: Run, state: ForEachState, data: Any, key: str
+) -> tuple[Any, Transition | End | None]:
+    """Iterate and collect the results."""
+    items = _collection(run, state, data)
+    param = state.iteration_param or DEFAULT_ITERATION_PARAM
+    size = _batch_size(run, state, data, len(items))
+    outputs: list[Any] = []
+    for start in range(0, len(items), size):
+        batch = items[start : start + size]
+        if len(batch) == 1:
+            one = await _iteration(run, state, data, batch[0], f"{key}/iter:{start}", param)
+            outputs.append(one)
+            continue
+        coros = [
+            _iteration(run, state, data, element, f"{key}/iter:{start + offset}", param)
+            for offset, element in enumerate(batch)
+        ]
+        outputs.extend(await gather_all(coros))
+    if state.output_collection is None:
+        return data, None
+    return _collect(run, state, data, outputs), None
+
+
+def _collect(run: Run, state: ForEachState, data: Any, outputs: list[Any]) -> Any:
+    text = state.output_collection or ""
+    try:
+        path = run.compiled.expr(text).path(data, run.variables)
+        existing = get_at(data, path)
+        values = [o for o in outputs if o is not None]
+        current = list(existing) if isinstance(existing, list) else []
+        return put_at(data, text, current + values, run.variables, run.compiled.lang)
+    except ExpressionError as exc:
+        raise run.fault(exc, state.name) from None

@@ -1,0 +1,299 @@
+"""The pure, deterministic Serverless Workflow 0.8 interpreter.
+
+:class:`Interpreter` runs one instance of one workflow. Every effect -- calls,
+event waits, sleeps, produced events, sub-flows, deadlines, the clock, ids --
+goes through the host's :class:`~tideflow.runtime.effects.Effects`; the
+interpreter itself does no I/O, reads no clock and draws no random numbers.
+Given the same definition, input and effect results it makes the same effect
+requests, with the same step keys, in the same order: that is what lets the
+durable host replay a journal. It never raises for workflow faults: a run
+returns :class:`Completed`, :class:`Failed`, :class:`Terminated` or
+:class:`ContinuedAs`, each with the run's timeline.
+
+Usage::
+
+    result = await Interpreter(workflow).run({"name": "Ada"}, effects)
+
+See ``docs/interpreter.md`` for the rules chosen where 0.8 is silent.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+from tideflow.errors import ExpressionError, FunctionCallError, StepTimeout, TideflowError
+from tideflow.isotime import duration_seconds, format_timestamp
+from tideflow.runtime import timeouts
+from tideflow.runtime._context import Compiled, Run, StepCallback
+from tideflow.runtime._input import InputChecker
+from tideflow.runtime._states import RUNNERS, Exit
+from tideflow.runtime.compensation import compensate
+from tideflow.runtime.effects import Deadline, Effects, SleepRequest
+from tideflow.runtime.result import (
+    Completed,
+    ContinuedAs,
+    Failed,
+    Fault,
+    RunResult,
+    Terminated,
+    WorkflowError,
+)
+from tideflow.runtime.state import InstanceState
+from tideflow.workflow.filters import apply_state_filter
+from tideflow.workflow.model import End, Transition, Workflow, thaw
+
+__all__ = ["Interpreter"]
+
+_HANDLED = (Fault, StepTimeout, FunctionCallError, ExpressionError)
+WORKFLOW_DEADLINE_KEY = "workflow/timeout:workflow"
+
+
+class Interpreter:
+    """Runs instances of one workflow definition (compiled once, reusable).
+
+    Args:
+        workflow: The validated model.
+        secrets: Values for ``$SECRETS`` (the host reads them; the
+            interpreter only exposes them to expressions).
+        on_step: Called with every timeline :class:`Step` as it happens.
+        on_state: Called with an :class:`InstanceState` on every state entry
+            and at the end (for status APIs); costs a little per transition.
+    """
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        *,
+        secrets: Mapping[str, Any] | None = None,
+        on_step: StepCallback | None = None,
+        on_state: Callable[[InstanceState], None] | None = None,
+    ) -> None:
+        self.workflow = workflow
+        self.compiled = Compiled(workflow)
+        self.secrets = dict(secrets or {})
+        self.constants = thaw(workflow.constants)
+        self.on_step = on_step
+        self.on_state = on_state
+        wet = workflow.timeouts.workflow_exec_timeout
+        self._wet = wet
+        self._wet_seconds = None if wet is None else duration_seconds(wet.duration)
+        self._input = InputChecker(workflow)
+
+    async def run(
+        self, input: Any, effects: Effects, *, instance_id: str | None = None
+    ) -> RunResult:
+        """Run one instance to its end and return the outcome (never raises for workflow faults)."""
+        seed = effects.new_id()
+        started = effects.now()
+        variables = {
+            "CONST": self.constants,
+            "SECRETS": self.secrets,
+            "WORKFLOW": self._workflow_variable(instance_id or seed, format_timestamp(started)),
+        }
+        run = Run(self.compiled, effects, variables, seed, self.on_step)
+        run.data = {} if input is None else input
+        deadline = None
+        if self._wet_seconds is not None and self._wet is not None and not self._wet.interrupt:
+            deadline = started + timedelta(seconds=self._wet_seconds)
+        result = await self._guarded(run, deadline)
+        self._report(run, instance_id or seed, result)
+        return replace(result, timeline=tuple(run.timeline))
+
+    def _workflow_variable(self, instance_id: str, start_time: str) -> dict[str, Any]:
+        wf = self.workflow
+        return {
+            "id": wf.identifier,
+            "instanceId": instance_id,
+            "name": wf.name,
+            "version": wf.version,
+            "key": wf.key,
+            "startTime": start_time,
+        }
+
+    async def _guarded(self, run: Run, deadline: Any) -> RunResult:
+        try:
+            self._check_input(run)
+            if self._wet_seconds is None or deadline is not None:
+                return await self._main(run, deadline)
+            limit = Deadline(key=WORKFLOW_DEADLINE_KEY, seconds=self._wet_seconds, kind="workflow")
+            return await run.effects.within(limit, lambda: self._main(run, None))
+        except StepTimeout as exc:
+            if exc.kind != "workflow":
+                return Failed(error=run.fault(exc, None).error, data=run.data)
+            return await self._timed_out(run)
+        except Fault as fault:
+            run.step("workflow.failed", "failed", fault.error.state, error=fault.error.to_json())
+            return Failed(error=fault.error, data=run.data)
+        except (TideflowError, ValueError, KeyError, TypeError) as exc:
+            error = WorkflowError(name="error", code=type(exc).__name__, message=str(exc))
+            return Failed(error=error, data=run.data)
+
+    def _check_input(self, run: Run) -> None:
+        problem = self._input.problem(run.data)
+        if problem is None:
+            return
+        error = WorkflowError(name="validation", code="VALIDATION", message=problem)
+        if self._input.fail or not isinstance(run.data, dict):
+            raise Fault(error, retryable=False)
+        run.step("input.invalid", "input", None, error=error.to_json())
+
+    async def _main(self, run: Run, deadline: Any) -> RunResult:
+        state: Any = self.workflow.start_state
+        data = run.data
+        while True:
+            key = run.enter(state.name)
+            if self.on_state is not None:
+                self._report_state(run, state.name, data)
+            output, exit_ = await self.run_state(run, state, data, key)
+            run.data = output
+            if not isinstance(exit_, Transition):
+                return await self._end(run, exit_ or End(), output, key, state.name)
+            if exit_.compensate:
+                output = await compensate(run, output, self._stepper(run))
+                run.data = output
+            if exit_.produce_events:
+                await run.produce(exit_.produce_events, output, f"{key}/transition", state.name)
+            if deadline is not None and run.effects.now() >= deadline:
+                return await self._timed_out(run)
+            state = self.workflow.state(exit_.next_state)
+            data = output
+
+    async def run_state(self, run: Run, state: Any, data: Any, key: str) -> tuple[Any, Exit]:
+        """Run one state: input filter, body (with its timeout), output filter, onErrors."""
+        run.step("state.entered", key, state.name)
+        run.data = data
+        sdf = state.state_data_filter
+        try:
+            if sdf is not None and sdf.input:
+                data = apply_state_filter(data, sdf.input, run.variables, run.compiled.lang)
+                run.data = data
+            data, exit_ = await self._body(run, state, data, key)
+            if sdf is not None and sdf.output:
+                data = apply_state_filter(data, sdf.output, run.variables, run.compiled.lang)
+        except _HANDLED as exc:
+            if isinstance(exc, StepTimeout) and exc.kind == "workflow":
+                raise
+            return self._on_error(run, state, run.fault(exc, state.name), key)
+        if state.compensated_by is not None:
+            run.compensable.append(state.name)
+        run.step("state.left", key, state.name)
+        return data, exit_ or state.transition or state.end
+
+    async def _body(self, run: Run, state: Any, data: Any, key: str) -> tuple[Any, Exit]:
+        runner = RUNNERS[state.type]
+        top = self.workflow.timeouts
+        if state.timeouts.state_exec_timeout is None and top.state_exec_timeout is None:
+            return await runner(run, state, data, key)
+        total = timeouts.state_total(state.timeouts, top)
+        if total is None:
+            return await runner(run, state, data, key)
+        limit = Deadline(key=f"{key}/timeout:state", seconds=total, kind="state")
+        return await run.effects.within(limit, lambda: runner(run, state, data, key))
+
+    def _on_error(self, run: Run, state: Any, fault: Fault, key: str) -> tuple[Any, Exit]:
+        error = fault.error
+        for handler in state.on_errors:
+            if any(run.compiled.error_matches(ref, error) for ref in handler.errors):
+                run.step("error.handled", key, state.name, error=error.to_json())
+                return run.data, handler.transition or handler.end or End()
+        run.step("error", key, state.name, error=error.to_json())
+        raise fault
+
+    def _stepper(self, run: Run) -> Callable[[Any, Any, str], Any]:
+        async def step(state: Any, data: Any, key: str) -> tuple[Any, Exit]:
+            return await self.run_state(run, state, data, key)
+
+        return step
+
+    async def _end(self, run: Run, end: End, output: Any, key: str, state: str) -> RunResult:
+        if end.compensate:
+            output = await compensate(run, output, self._stepper(run))
+            run.data = output
+        if end.produce_events:
+            await run.produce(end.produce_events, output, f"{key}/end", state)
+        if end.continue_as is not None:
+            target = end.continue_as
+            try:
+                new_input = output if target.data is None else run.payload(target.data, output)
+            except ExpressionError as exc:
+                raise run.fault(exc, state) from None
+            wet = target.workflow_exec_timeout
+            return ContinuedAs(
+                workflow_id=target.workflow_id,
+                version=target.version,
+                input=new_input,
+                workflow_exec_timeout=None if wet is None else wet.duration,
+                output=output,
+            )
+        if end.terminate:
+            return Terminated(output=output)
+        if self.workflow.keep_active:
+            return await self._keep_active(run, output)
+        return Completed(output=output)
+
+    async def _keep_active(self, run: Run, output: Any) -> RunResult:
+        # keepActive: no active path left, yet the instance lives on until
+        # workflowExecTimeout (or forever); the host parks it in a sleep.
+        seconds = math.inf
+        if self._wet is not None and not self._wet.interrupt and self._wet_seconds is not None:
+            seconds = self._wet_seconds
+        run.step("keep_active", "keepActive", None)
+        request = SleepRequest(key="keepActive", seconds=seconds, reason="keepActive")
+        await run.effects.sleep(request)
+        return Completed(output=output)
+
+    async def _timed_out(self, run: Run) -> RunResult:
+        run.step("workflow.timeout", WORKFLOW_DEADLINE_KEY, None)
+        output = run.data
+        if self.workflow.keep_active:
+            return Completed(output=output)
+        name = self._wet.run_before if self._wet is not None else None
+        try:
+            while name is not None:
+                state = self.workflow.state(name)
+                output, exit_ = await self.run_state(run, state, output, run.enter(state.name))
+                name = exit_.next_state if isinstance(exit_, Transition) else None
+        except Fault as fault:
+            return Failed(error=fault.error, data=output)
+        return Terminated(output=output, reason="timeout")
+
+    def _report_state(self, run: Run, current: str | None, data: Any) -> None:
+        assert self.on_state is not None
+        self.on_state(
+            InstanceState(
+                instance_id=run.variables["WORKFLOW"]["instanceId"],
+                workflow_id=self.workflow.identifier,
+                workflow_version=self.workflow.version,
+                current_state=current,
+                data=data,
+                visits=dict(run.visits),
+                compensable=tuple(run.compensable),
+                seed=run.seed,
+                started_at=run.variables["WORKFLOW"]["startTime"],
+            )
+        )
+
+    def _report(self, run: Run, instance_id: str, result: RunResult) -> None:
+        if self.on_state is None:
+            return
+        error = result.error.to_json() if isinstance(result, Failed) else None
+        output = None if isinstance(result, Failed) else result.output
+        self.on_state(
+            InstanceState(
+                instance_id=instance_id,
+                workflow_id=self.workflow.identifier,
+                workflow_version=self.workflow.version,
+                status=result.status,
+                data=run.data,
+                output=output,
+                error=error,
+                visits=dict(run.visits),
+                compensable=tuple(run.compensable),
+                seed=run.seed,
+                started_at=run.variables["WORKFLOW"]["startTime"],
+            )
+        )
