@@ -64,6 +64,50 @@ def fail(message: str, *, code: int = 1, exc: BaseException | None = None) -> ty
 # Each command group lives in its own section below; keep them thin.
 
 
+# --- validate: tideflow.workflow -----------------------------------------------
+
+
+def _validate_one(path: str) -> tuple[list[str], int]:
+    """Lines to print for one file, and its exit status (0 ok, 1 invalid, 2 unreadable)."""
+    from pathlib import Path
+
+    from tideflow.errors import WorkflowLoadError, WorkflowValidationError, format_path
+    from tideflow.workflow import load_and_validate
+
+    try:
+        _, warnings = load_and_validate(Path(path))
+    except WorkflowLoadError as exc:
+        message = exc.message if exc.message.startswith(path) else f"{path}: {exc.message}"
+        return [message], 2
+    except WorkflowValidationError as exc:
+        lines = []
+        for problem in exc.problems:
+            tag = "" if problem.severity == "error" else "warning: "
+            lines.append(f"{path}: {tag}{format_path(problem.path)}: {problem.message}")
+        return lines, 1
+    return [f"{path}: ok", *(f"  warning: {w}" for w in warnings)], 0
+
+
+@app.command()
+def validate(
+    files: Annotated[
+        list[str], typer.Argument(help="Workflow definitions (YAML or JSON).", metavar="FILE...")
+    ],
+) -> None:
+    """Validate workflow definitions: print 'ok' per valid file, one line per problem otherwise.
+
+    Exit status: 0 when all are valid, 1 when any is invalid, 2 when a file
+    cannot be read or parsed.
+    """
+    status = 0
+    for path in files:
+        lines, code = _validate_one(path)
+        for line in lines:
+            print(line)
+        status = max(status, code)
+    raise typer.Exit(status)
+
+
 # --- serve, events, buses: the HTTP API (thin shells over tideflow.api) ------
 
 events_app = typer.Typer(help="Send and read CloudEvents.", no_args_is_help=True)
