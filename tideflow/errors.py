@@ -192,3 +192,11 @@ class StepTimeout(TideflowError):
 
 class ConfigurationError(TideflowError):
     """The configuration is invalid."""
+
+
+class EventsExhausted(TideflowError):
+    """An instance waits for an event that no source can deliver any more.
+
+    The local host (``tideflow run --events``) raises it when a wait without
+    a timeout matches none of the events left in the file.
+    """

@@ -1,0 +1,487 @@
+"""The local host: run one instance in-process with real HTTP calls and real timers.
+
+``tideflow run`` uses it. It implements :class:`~tideflow.runtime.effects.Effects`:
+
+- function calls go to :class:`~tideflow.runtime.functions.FunctionInvoker`
+  (``--functions`` callables replace functions of the same name);
+- event waits are answered from a list of CloudEvents (``--events``), offered
+  in order at the moment the instance waits; nothing else can deliver events,
+  so a wait that no remaining event matches times out at once when it has a
+  timeout and fails with :class:`~tideflow.errors.EventsExhausted` otherwise;
+- sleeps and deadlines use asyncio timers;
+- emitted events are collected in :attr:`LocalRun.emitted`;
+- sub-workflows are found by ``id`` (and ``version``) among the definitions
+  in the main workflow's folder and any extra folders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import math
+import sys
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+from tideflow import ids
+from tideflow.clock import SYSTEM_CLOCK, Clock
+from tideflow.errors import (
+    EventsExhausted,
+    FunctionCallError,
+    StepTimeout,
+    TideflowError,
+    WorkflowLoadError,
+)
+from tideflow.isotime import format_timestamp
+from tideflow.runtime.effects import (
+    Deadline,
+    EventEmit,
+    EventSpec,
+    EventWait,
+    FunctionCall,
+    SleepRequest,
+    SubflowCall,
+)
+from tideflow.runtime.functions import AuthDefinition, FunctionInvoker, Invocation
+from tideflow.runtime.functions.python import PythonFunction
+from tideflow.runtime.result import ContinuedAs, Failed, RunResult, Step
+from tideflow.workflow import loader
+from tideflow.workflow.expressions import evaluate_value
+from tideflow.workflow.model import Workflow, thaw
+from tideflow.workflow.secrets import load_secrets
+
+T = TypeVar("T")
+
+_SUFFIXES = (".yaml", ".yml", ".json")
+_MAX_CONTINUATIONS = 1000
+
+
+def load_functions_file(path: str | Path) -> dict[str, PythonFunction]:
+    """The top-level callables of a Python file, by name (``--functions``).
+
+    Raises:
+        TideflowError: The file cannot be read or raises while it is imported.
+    """
+    file = Path(path)
+    spec = importlib.util.spec_from_file_location(f"_tideflow_functions_{file.stem}", file)
+    if spec is None or spec.loader is None or not file.is_file():
+        raise TideflowError(f"--functions {file}: no such Python file")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise TideflowError(
+            f"--functions {file}: importing it failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    return {
+        name: value
+        for name, value in vars(module).items()
+        if not name.startswith("_") and callable(value)
+    }
+
+
+def _event_matches(spec: EventSpec, event: Mapping[str, Any], bound: Mapping[str, Any]) -> bool:
+    if event.get("type") != spec.type:
+        return False
+    if spec.source is not None and event.get("source") not in (None, spec.source):
+        return False
+    for name, value in spec.correlation:
+        expected = value if value is not None else bound.get(name)
+        if name not in event or (expected is not None and str(event[name]) != str(expected)):
+            return False
+    return True
+
+
+class EventFeed:
+    """CloudEvents offered to an instance in order, with correlation bindings."""
+
+    def __init__(self, events: Iterable[Mapping[str, Any]] = ()) -> None:
+        """Args:
+        events: Structured CloudEvents, in the order they are offered.
+        """
+        self.pending = [dict(e) for e in events]
+        self.bound: dict[str, Any] = {}
+
+    def take(self, wait: EventWait) -> list[dict[str, Any]] | None:
+        """The events that satisfy ``wait``, removed from the feed; ``None`` on timeout.
+
+        Raises:
+            EventsExhausted: No remaining event matches and the wait has no timeout.
+        """
+        found: list[dict[str, Any]] = []
+        for spec in wait.events:
+            hit = next((e for e in self.pending if _event_matches(spec, e, self.bound)), None)
+            if hit is None:
+                if wait.all:
+                    found = []
+                    break
+                continue
+            found.append(hit)
+            if not wait.all:
+                break
+        if not found or (wait.all and len(found) < len(wait.events)):
+            if wait.timeout_seconds is not None:
+                return None
+            names = ", ".join(f"{s.name} (type {s.type})" for s in wait.events)
+            raise EventsExhausted(
+                f"state {wait.state!r} waits for {names} but no such event is left in --events"
+            )
+        for event in found:
+            self.pending.remove(event)
+            for spec in wait.events:
+                for name, value in spec.correlation:
+                    if value is None and name in event:
+                        self.bound.setdefault(name, event[name])
+        return found
+
+
+class SubflowIndex:
+    """Workflow definitions by id and version, found in folders."""
+
+    def __init__(self, folders: Sequence[Path]) -> None:
+        """Args:
+        folders: Searched in order; the first definition found for an id wins.
+        """
+        self._folders = [f for f in folders if f.is_dir()]
+        self._index: dict[tuple[str, str | None], Path] | None = None
+
+    def _build(self) -> dict[tuple[str, str | None], Path]:
+        index: dict[tuple[str, str | None], Path] = {}
+        for folder in self._folders:
+            for path in sorted(folder.iterdir()):
+                if path.suffix not in _SUFFIXES or not path.is_file():
+                    continue
+                try:
+                    doc = loader.parse_document(path.read_text(encoding="utf-8"), str(path))
+                except (WorkflowLoadError, OSError, UnicodeDecodeError):
+                    continue
+                if "states" not in doc:
+                    continue
+                wf_id = doc.get("id") or doc.get("key")
+                version = None if doc.get("version") is None else str(doc["version"])
+                if isinstance(wf_id, str):
+                    index.setdefault((wf_id, version), path)
+                    index.setdefault((wf_id, None), path)
+        return index
+
+    def find(self, workflow_id: str, version: str | None) -> Path:
+        """The file defining ``workflow_id`` (at ``version`` when given).
+
+        Raises:
+            FunctionCallError: No such definition (code ``SubflowNotFound``).
+        """
+        if self._index is None:
+            self._index = self._build()
+        path = self._index.get((workflow_id, version))
+        if path is None:
+            where = ", ".join(str(f) for f in self._folders) or "no folder"
+            shown = workflow_id + (f" version {version}" if version else "")
+            raise FunctionCallError(
+                f"sub-workflow {shown!r} is not defined in {where} (add --workflows DIR)",
+                code="SubflowNotFound",
+                retryable=False,
+            )
+        return path
+
+
+class TimelinePrinter:
+    """Prints timeline steps, stamped with elapsed time and durations."""
+
+    def __init__(self, stream: TextIO | None = None, clock: Clock = SYSTEM_CLOCK) -> None:
+        """Args:
+        stream: Where to print (standard error by default).
+        clock: Stamps the steps.
+        """
+        self._stream = stream
+        self._clock = clock
+        self._start = clock.monotonic()
+        self._started: dict[str, float] = {}
+
+    def __call__(self, step: Step) -> None:
+        """Print one step."""
+        now = self._clock.monotonic()
+        if step.kind.endswith(".started") or step.kind == "state.entered":
+            self._started[step.key] = now
+        detail = " ".join(f"{k}={v}" for k, v in step.detail.items() if v is not None)
+        began = (
+            self._started.pop(step.key, None)
+            if not step.kind.endswith((".started", ".entered"))
+            else None
+        )
+        took = f" ({(now - began) * 1000:.1f} ms)" if began is not None else ""
+        state = f" [{step.state}]" if step.state else ""
+        self.line(f"+{now - self._start:8.3f}s {step.kind}{state} {step.key}{took} {detail}")
+
+    def line(self, text: str) -> None:
+        """Print one line."""
+        print(text.rstrip(), file=self._stream or sys.stderr, flush=True)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LocalOptions:
+    """How the local host runs instances."""
+
+    functions: Mapping[str, PythonFunction] = field(default_factory=dict)
+    """Callables replacing functions by name (``--functions``)."""
+    events: Sequence[Mapping[str, Any]] = ()
+    """CloudEvents offered in order (``--events``)."""
+    workflow_dirs: Sequence[Path] = ()
+    """Extra folders holding sub-workflows (``--workflows``)."""
+    dialect: str | None = None
+    """``"sonataflow"`` turns on SonataFlow's leniencies."""
+    servers: Mapping[str, str] = field(default_factory=dict)
+    """Server URLs for REST functions (see :class:`FunctionInvoker`)."""
+    on_step: Callable[[Step], None] | None = None
+    """Called with every timeline step (``--timeline``)."""
+    log: Callable[[str], None] | None = None
+    """Where ``sysout`` and host notes go (standard error by default)."""
+    secrets: Mapping[str, Any] | None = None
+    """``$SECRETS``; by default read from ``TIDEFLOW_SECRET_*`` variables."""
+
+
+@dataclass(slots=True)
+class LocalRun:
+    """What a local run produced."""
+
+    result: RunResult
+    """The outcome of the last run (after following ``continueAs``)."""
+    emitted: list[dict[str, Any]] = field(default_factory=list)
+    """Every CloudEvent the instance (and its sub-workflows) produced."""
+    instance_id: str = ""
+    """The instance's id."""
+
+
+def _absolute(path: str | Path) -> Path:
+    return Path(path).resolve()
+
+
+async def _bounded(awaitable: Awaitable[T], seconds: float | None, key: str, kind: str) -> T:
+    """Await ``awaitable``; raise :class:`StepTimeout` when ``seconds`` pass first."""
+    if seconds is None or math.isinf(seconds):
+        return await awaitable
+    limit = asyncio.timeout(max(0.0, seconds))
+    try:
+        async with limit:
+            return await awaitable
+    except TimeoutError:
+        if limit.expired():
+            raise StepTimeout(key=key, kind=kind) from None
+        raise
+
+
+class LocalEffects:
+    """The :class:`~tideflow.runtime.effects.Effects` of one run on the local host."""
+
+    def __init__(
+        self, host: LocalHost, workflow: Workflow, base_dir: Path, instance_id: str
+    ) -> None:
+        """Args:
+        host: The host (invoker, event feed, sub-workflows, emitted events).
+        workflow: The definition being run.
+        base_dir: Its folder (relative OpenAPI documents and Python modules).
+        instance_id: The instance's id (prefix of idempotency keys).
+        """
+        self._host = host
+        self.workflow = workflow
+        self.base_dir = base_dir
+        self.instance_id = instance_id
+        self.variables: Mapping[str, Any] = {}
+
+    async def call_function(self, call: FunctionCall) -> Any:
+        """Invoke through the host's :class:`FunctionInvoker`."""
+        definition = call.function
+        arguments: Mapping[str, Any] = call.arguments
+        if self._host.options.dialect == "sonataflow" and not arguments:
+            arguments = call.data if isinstance(call.data, Mapping) else {}
+        invocation = Invocation(
+            name=call.name,
+            operation=definition.operation,
+            type=definition.type,
+            arguments=arguments,
+            selection_set=call.selection_set,
+            auth=self._auth(definition.auth_ref),
+            idempotency_key=f"{self.instance_id}/{call.key}",
+            base_dir=self.base_dir,
+            timeout=call.timeout_seconds,
+        )
+        invoked = self._host.invoker.invoke(invocation)
+        if call.invoke == "async":
+            self._host.start_background(invoked, keep=True)
+            return None
+        return await _bounded(invoked, call.timeout_seconds, call.key, "action")
+
+    def _auth(self, name: str | None) -> AuthDefinition | None:
+        if name is None:
+            return None
+        found = next((a for a in self.workflow.auth if a.name == name), None)
+        if found is None:
+            raise FunctionCallError(
+                f"authRef {name!r} names no auth definition", code="InvalidAuth", retryable=False
+            )
+        props = evaluate_value(
+            thaw(found.properties), {}, self.variables, self.workflow.expression_lang
+        )
+        return AuthDefinition(name=found.name, scheme=found.scheme, properties=props)
+
+    async def wait_for_events(self, wait: EventWait) -> list[dict[str, Any]] | None:
+        """Take matching events from the ``--events`` feed."""
+        await asyncio.sleep(0)  # let parallel branches reach their own waits in turn
+        return self._host.feed.take(wait)
+
+    async def sleep(self, request: SleepRequest) -> None:
+        """Sleep for real; ``math.inf`` waits until a deadline cancels it."""
+        if math.isinf(request.seconds):
+            await asyncio.Event().wait()
+        await self._host.clock.sleep(request.seconds)
+
+    async def emit(self, request: EventEmit) -> None:
+        """Collect the event, adding ``source`` and ``time`` when missing."""
+        event = dict(request.event)
+        event.setdefault("source", f"/tideflow/{self.workflow.identifier}")
+        event.setdefault("time", format_timestamp(self.now()))
+        self._host.emitted.append(event)
+
+    async def run_subflow(self, call: SubflowCall) -> Any:
+        """Run a sub-workflow found by id (and version) on this host."""
+        path = self._host.subflows.find(call.workflow_id, call.version)
+        workflow = self._host.load(path)
+        run = self._host.run_chain(workflow, call.input, path.parent, parent=self.instance_id)
+        if call.invoke == "async":
+            self._host.start_background(run, keep=call.on_parent_complete == "continue")
+            return None
+        result = await _bounded(run, call.timeout_seconds, call.key, "action")
+        if isinstance(result, Failed):
+            error = result.error
+            raise FunctionCallError(
+                f"sub-workflow {call.workflow_id!r} failed: {error.message}",
+                code=error.code or error.name,
+                retryable=False,
+            )
+        return getattr(result, "output", None)
+
+    async def within(self, deadline: Deadline, body: Callable[[], Awaitable[T]]) -> T:
+        """Await ``body()`` under a real timer."""
+        return await _bounded(body(), deadline.seconds, deadline.key, deadline.kind)
+
+    def now(self) -> datetime:
+        """The real time."""
+        return self._host.clock.now()
+
+    def new_id(self) -> str:
+        """A random UUID."""
+        return ids.new_id()
+
+
+class LocalHost:
+    """Runs workflow instances in this process (see the module docs)."""
+
+    def __init__(
+        self,
+        options: LocalOptions | None = None,
+        *,
+        invoker: FunctionInvoker | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        """Args:
+        options: Functions, events, folders, dialect, timeline.
+        invoker: The function invoker (one is made from ``options`` by default).
+        clock: The clock for sleeps and ``now()``.
+        """
+        self.options = options or LocalOptions()
+        self.clock = clock
+        log = self.options.log or TimelinePrinter().line
+        self.invoker = invoker or FunctionInvoker(
+            overrides=self.options.functions, servers=self.options.servers, log=log
+        )
+        self.feed = EventFeed(self.options.events)
+        self.emitted: list[dict[str, Any]] = []
+        self.subflows = SubflowIndex([])
+        self._loaded: dict[Path, Workflow] = {}
+        self._keep: set[asyncio.Task[Any]] = set()
+        self._drop: set[asyncio.Task[Any]] = set()
+
+    async def run_file(self, path: str | Path, input: Any = None) -> LocalRun:
+        """Load the workflow at ``path`` and run one instance with ``input``.
+
+        Raises:
+            WorkflowLoadError: The file cannot be read or parsed.
+            WorkflowValidationError: The definition is invalid.
+        """
+        file = _absolute(path)
+        workflow = self.load(file)
+        return await self.run(workflow, input, file.parent)
+
+    async def run(self, workflow: Workflow, input: Any, base_dir: Path) -> LocalRun:
+        """Run one instance of ``workflow``, following ``continueAs``, until it ends."""
+        self.subflows = SubflowIndex([base_dir, *self.options.workflow_dirs])
+        instance_id = ids.new_id()
+        try:
+            result = await self.run_chain(workflow, input, base_dir, instance_id=instance_id)
+            if self._keep:
+                await asyncio.gather(*self._keep, return_exceptions=True)
+        finally:
+            for task in self._drop | self._keep:
+                task.cancel()
+            await asyncio.gather(*self._drop, *self._keep, return_exceptions=True)
+            await self.invoker.aclose()
+        return LocalRun(result=result, emitted=self.emitted, instance_id=instance_id)
+
+    def load(self, path: Path) -> Workflow:
+        """Load (once) the definition at ``path``."""
+        if path not in self._loaded:
+            self._loaded[path] = loader.load_file(path)
+        return self._loaded[path]
+
+    def start_background(self, awaitable: Awaitable[Any], *, keep: bool) -> None:
+        """Run ``awaitable`` on its own; ``keep`` ones are awaited before the run ends."""
+        task = asyncio.ensure_future(awaitable)
+        (self._keep if keep else self._drop).add(task)
+
+    async def run_chain(
+        self,
+        workflow: Workflow,
+        input: Any,
+        base_dir: Path,
+        *,
+        parent: str | None = None,
+        instance_id: str | None = None,
+    ) -> RunResult:
+        """Run ``workflow`` and every ``continueAs`` successor; return the last outcome."""
+        for _ in range(_MAX_CONTINUATIONS):
+            effects = LocalEffects(self, workflow, base_dir, instance_id or ids.new_id())
+            result = await interpret(workflow, input, effects, self.options, parent=parent)
+            if not isinstance(result, ContinuedAs):
+                return result
+            path = self.subflows.find(result.workflow_id, result.version)
+            workflow, base_dir, input = self.load(path), path.parent, result.input
+            instance_id = None
+        raise TideflowError(f"more than {_MAX_CONTINUATIONS} continueAs runs in a row")
+
+
+async def interpret(
+    workflow: Workflow,
+    input: Any,
+    effects: LocalEffects,
+    options: LocalOptions,
+    *,
+    parent: str | None = None,
+) -> RunResult:
+    """Run the pure interpreter once with ``effects``."""
+    from tideflow.runtime.interpreter import Interpreter
+
+    secrets = _secrets(workflow, options)
+    effects.variables = {"CONST": thaw(workflow.constants), "SECRETS": secrets}
+    kwargs: dict[str, Any] = {"secrets": secrets, "on_step": options.on_step}
+    if options.dialect is not None:
+        kwargs["dialect"] = options.dialect
+    interpreter = Interpreter(workflow, **kwargs)
+    return await interpreter.run(input, effects, instance_id=effects.instance_id)
+
+
+def _secrets(workflow: Workflow, options: LocalOptions) -> Mapping[str, Any]:
+    if options.secrets is not None:
+        return options.secrets
+    return load_secrets(workflow.secrets, strict=False)
