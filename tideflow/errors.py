@@ -99,6 +99,34 @@ class ExpressionError(TideflowError):
         super().__init__(message)
 
 
+class CesqlParseError(ExpressionError):
+    """The CloudEvents SQL expression could not be parsed.
+
+    Attributes:
+        reason: What is wrong, without the position.
+        column: 1-based column in the expression where the problem was found.
+    """
+
+    def __init__(self, reason: str, *, expression: str, column: int) -> None:
+        self.reason = reason
+        self.column = column
+        super().__init__(f"parse error at column {column}: {reason}", expression=expression)
+
+
+class InvalidFilter(TideflowError):
+    """The subscription filter is invalid.
+
+    Attributes:
+        path: Where in the subscription, e.g. ``("filters", 1, "sql")``.
+        reason: What is wrong, without the path.
+    """
+
+    def __init__(self, reason: str, *, path: Sequence[PathPart]) -> None:
+        self.path = tuple(path)
+        self.reason = reason
+        super().__init__(f"{format_path(self.path)}: {reason}")
+
+
 class EventRejected(TideflowError):
     """The CloudEvent was rejected."""
 
