@@ -108,6 +108,150 @@ def validate(
     raise typer.Exit(status)
 
 
+# --- run: one instance on the local host (tideflow.runtime.hosts.local) -------
+
+
+def _read_input(text: str | None) -> Any:
+    """``--input``: JSON text, or ``@file`` holding JSON."""
+    import json
+    from pathlib import Path
+
+    if text is None:
+        return {}
+    source = "--input"
+    if text.startswith("@"):
+        source = text[1:]
+        try:
+            text = Path(source).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise fail(f"--input {source}: {exc.strerror or exc}", code=2) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise fail(f"{source}: not JSON: {exc.msg} (line {exc.lineno})", code=2) from None
+
+
+def _read_events(path: str | None) -> list[dict[str, Any]]:
+    """``--events``: one structured CloudEvent (a JSON object) per line."""
+    import json
+    from pathlib import Path
+
+    if path is None:
+        return []
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise fail(f"--events {path}: {exc.strerror or exc}", code=2) from None
+    events = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise fail(f"{path}:{number}: not JSON: {exc.msg}", code=2) from None
+        if not isinstance(event, dict) or "type" not in event:
+            raise fail(f"{path}:{number}: not a structured CloudEvent (no 'type')", code=2)
+        events.append(event)
+    return events
+
+
+def _load_for_run(workflow: str) -> Any:
+    """Load and validate ``workflow``; warnings to stderr; problems exit 2."""
+    from pathlib import Path
+
+    from tideflow.errors import WorkflowLoadError, WorkflowValidationError
+    from tideflow.workflow import load_and_validate
+
+    try:
+        model, warnings = load_and_validate(Path(workflow))
+    except WorkflowLoadError as exc:
+        raise fail(exc.message, code=2) from None
+    except WorkflowValidationError as exc:
+        for problem in exc.problems:
+            tag = "" if problem.severity == "error" else "warning: "
+            err_console.print(f"{workflow}: {tag}{problem}", markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    for warning in warnings:
+        err_console.print(f"{workflow}: warning: {warning}", markup=False, soft_wrap=True)
+    return model
+
+
+def _describe_failure(result: Any) -> str:
+    error = result.error
+    where = f" in state {error.state!r}" if error.state else ""
+    code = f" (code {error.code})" if error.code and error.code != error.name else ""
+    return f"workflow failed{where}: {error.name}{code}: {error.message}"
+
+
+@app.command()
+def run(
+    workflow: Annotated[str, typer.Argument(help="The workflow definition (YAML or JSON).")],
+    input_: Annotated[
+        str | None, typer.Option("--input", "-i", help="Input as JSON, or @FILE holding JSON.")
+    ] = None,
+    functions: Annotated[
+        str | None,
+        typer.Option("--functions", help="Python file whose callables replace functions by name."),
+    ] = None,
+    events: Annotated[
+        str | None,
+        typer.Option("--events", help="CloudEvents, one JSON per line, offered in order."),
+    ] = None,
+    workflows: Annotated[
+        list[str] | None, typer.Option("--workflows", help="Folder of sub-workflows (repeatable).")
+    ] = None,
+    timeline: Annotated[
+        bool, typer.Option("--timeline", help="Print the steps and emitted events on stderr.")
+    ] = False,
+    dialect: Annotated[
+        str | None, typer.Option("--dialect", help="'sonataflow': its documented leniencies.")
+    ] = None,
+) -> None:
+    """Run one instance in this process and print its output as JSON.
+
+    Exit status: 0 completed (or terminated), 1 failed (the error on stderr),
+    2 invalid definition or unusable options.
+    """
+    import asyncio
+    import json
+    from pathlib import Path
+
+    from tideflow.runtime.hosts.local import (
+        LocalHost,
+        LocalOptions,
+        TimelinePrinter,
+        load_functions_file,
+    )
+    from tideflow.runtime.result import Failed
+
+    if dialect not in (None, "sonataflow"):
+        raise fail(f"--dialect {dialect!r}: the only dialect is 'sonataflow'", code=2)
+    model = _load_for_run(workflow)
+    data = _read_input(input_)
+    printer = TimelinePrinter() if timeline else None
+    try:
+        overrides = load_functions_file(functions) if functions else {}
+        options = LocalOptions(
+            functions=overrides,
+            events=_read_events(events),
+            workflow_dirs=[Path(d) for d in workflows or []],
+            dialect=dialect,
+            on_step=printer,
+        )
+        outcome = asyncio.run(LocalHost(options).run(model, data, Path(workflow).resolve().parent))
+    except TideflowError as exc:
+        raise fail(str(exc), exc=exc) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    if printer is not None:
+        for event in outcome.emitted:
+            printer.line(f"emitted {json.dumps(event, ensure_ascii=False)}")
+    if isinstance(outcome.result, Failed):
+        raise fail(_describe_failure(outcome.result))
+    print(json.dumps(getattr(outcome.result, "output", None), indent=2, ensure_ascii=False))
+
+
 # --- serve, events, buses: the HTTP API (thin shells over tideflow.api) ------
 
 events_app = typer.Typer(help="Send and read CloudEvents.", no_args_is_help=True)
