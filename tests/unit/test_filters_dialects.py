@@ -1,0 +1,225 @@
+"""Subscriptions API filter dialects: exact, prefix, suffix, all, any, not, sql."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tideflow.errors import InvalidFilter
+from tideflow.triggers.filters import DIALECTS, compile_filter, compile_filters
+
+ORDER = {
+    "specversion": "1.0",
+    "id": "e-1",
+    "source": "/shop/eu/orders",
+    "type": "com.example.order.created",
+    "subject": "order-42",
+    "amount": 150,
+    "priority": True,
+    "region": "eu-west",
+    "data": {"sku": "X"},
+}
+
+
+def matches(spec: Any, event: dict[str, Any] = ORDER) -> bool:
+    return compile_filters(spec).matches(event)
+
+
+# -- exact, prefix, suffix ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ({"exact": {"type": "com.example.order.created"}}, True),
+        ({"exact": {"type": "com.example.order"}}, False),
+        ({"exact": {"type": "COM.EXAMPLE.ORDER.CREATED"}}, False),
+        ({"exact": {"type": "com.example.order.created", "subject": "order-42"}}, True),
+        ({"exact": {"type": "com.example.order.created", "subject": "order-7"}}, False),
+        ({"exact": {"amount": "150"}}, True),
+        ({"exact": {"priority": "true"}}, True),
+        ({"exact": {"missing": "x"}}, False),
+    ],
+)
+def test_exact(spec, expected):
+    assert matches([spec]) is expected
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ({"prefix": {"type": "com.example."}}, True),
+        ({"prefix": {"type": "org."}}, False),
+        ({"prefix": {"type": "com.", "source": "/shop/"}}, True),
+        ({"prefix": {"type": "com.", "source": "/blog/"}}, False),
+        ({"prefix": {"amount": "15"}}, True),
+        ({"prefix": {"missing": "a"}}, False),
+    ],
+)
+def test_prefix(spec, expected):
+    assert matches([spec]) is expected
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ({"suffix": {"type": ".created"}}, True),
+        ({"suffix": {"type": ".deleted"}}, False),
+        ({"suffix": {"type": ".CREATED"}}, False),
+        ({"suffix": {"source": "/orders", "region": "-west"}}, True),
+        ({"suffix": {"source": "/orders", "region": "-east"}}, False),
+        ({"suffix": {"missing": "a"}}, False),
+    ],
+)
+def test_suffix(spec, expected):
+    assert matches([spec]) is expected
+
+
+def test_null_attribute_is_unset():
+    assert matches([{"exact": {"subject": "null"}}], {**ORDER, "subject": None}) is False
+    assert matches([{"prefix": {"subject": "n"}}], {**ORDER, "subject": None}) is False
+
+
+# -- all, any, not -----------------------------------------------------------------
+
+
+def test_all_needs_every_nested_filter():
+    spec = {"all": [{"prefix": {"type": "com."}}, {"exact": {"region": "eu-west"}}]}
+    assert matches([spec]) is True
+    spec = {"all": [{"prefix": {"type": "com."}}, {"exact": {"region": "us-east"}}]}
+    assert matches([spec]) is False
+
+
+def test_any_needs_one_nested_filter():
+    spec = {"any": [{"exact": {"region": "us-east"}}, {"suffix": {"type": ".created"}}]}
+    assert matches([spec]) is True
+    spec = {"any": [{"exact": {"region": "us-east"}}, {"suffix": {"type": ".deleted"}}]}
+    assert matches([spec]) is False
+
+
+def test_not_inverts():
+    assert matches([{"not": {"exact": {"region": "eu-west"}}}]) is False
+    assert matches([{"not": {"exact": {"region": "us-east"}}}]) is True
+    assert matches([{"not": {"not": {"exact": {"region": "eu-west"}}}}]) is True
+    # a missing attribute makes the inner filter false, so its negation true
+    assert matches([{"not": {"exact": {"missing": "x"}}}]) is True
+
+
+def test_deep_nesting():
+    spec = {
+        "any": [
+            {"all": [{"exact": {"type": "nope"}}, {"sql": "TRUE"}]},
+            {"all": [{"not": {"prefix": {"source": "/blog"}}}, {"sql": "amount > 100"}]},
+        ]
+    }
+    assert matches([spec]) is True
+    assert matches([spec], {**ORDER, "amount": 50}) is False
+
+
+# -- sql ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("type LIKE 'com.example.%' AND INT(amount) > 100", True),
+        ("amount > 1000", False),
+        ("region IN ('eu-west', 'eu-central')", True),
+        ("EXISTS subject AND NOT EXISTS missing", True),
+        ("priority", True),  # Boolean extension, type known only at run time
+        ("subject", False),  # a String result is not Boolean true
+        ("missing = 'x' OR TRUE", False),  # evaluation error: fail fast
+        ("1 / (amount - 150) = 0", False),  # math error
+        ("EXISTS data", False),  # data is not a context attribute
+    ],
+)
+def test_sql(expression, expected):
+    assert matches([{"sql": expression}]) is expected
+
+
+# -- the list ----------------------------------------------------------------------
+
+
+def test_filters_are_anded():
+    spec = [{"prefix": {"type": "com."}}, {"sql": "region = 'eu-west'"}]
+    assert matches(spec) is True
+    spec = [{"prefix": {"type": "com."}}, {"sql": "region = 'us-east'"}]
+    assert matches(spec) is False
+
+
+@pytest.mark.parametrize("spec", [None, []])
+def test_no_filters_match_everything(spec):
+    compiled = compile_filters(spec)
+    assert compiled.matches(ORDER) is True
+    assert compiled(ORDER) is True
+    assert compiled.filters == ()
+
+
+def test_compiled_filters_keep_the_source_and_compile_once():
+    spec = [{"sql": "amount > 100"}, {"exact": {"region": "eu-west"}}]
+    compiled = compile_filters(spec)
+    assert compiled.filters == tuple(spec)
+    results = [compiled.matches({**ORDER, "amount": n}) for n in (99, 100, 101, 5000)]
+    assert results == [False, False, True, True]
+
+
+def test_compile_filter_single_object():
+    assert compile_filter({"exact": {"type": "com.example.order.created"}})(ORDER) is True
+
+
+def test_dialect_list():
+    assert DIALECTS == ("exact", "prefix", "suffix", "all", "any", "not", "sql")
+
+
+# -- invalid filters name their path -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"exact": {"type": "a"}}, "filters: must be a list of filter objects"),
+        ([{"cel": "x"}], "filters[0]: unknown filter dialect 'cel' (supported: exact, prefix,"),
+        ([{}], "filters[0]: a filter object names exactly one dialect, found 0 (none)"),
+        (
+            [{"exact": {"a": "b"}, "prefix": {"a": "b"}}],
+            "filters[0]: a filter object names exactly one dialect, found 2 (exact, prefix)",
+        ),
+        (["type = 'x'"], "filters[0]: a filter must be an object, found a string"),
+        ([{"exact": {}}], "filters[0].exact: must be a non-empty object"),
+        ([{"prefix": ["type"]}], "filters[0].prefix: must be a non-empty object"),
+        ([{"suffix": {"type": ""}}], "filters[0].suffix.type: the value must be a non-empty"),
+        ([{"exact": {"Type": "x"}}], "filters[0].exact.Type: 'Type' is not an attribute name"),
+        ([{"exact": {"": "x"}}], "filters[0].exact.: '' is not an attribute name"),
+        ([{"exact": {"amount": 5}}], "filters[0].exact.amount: the value must be a non-empty"),
+        ([{"exact": {"data": "x"}}], "filters[0].exact.data: 'data' is not a context attribute"),
+        ([{"all": []}], "filters[0].all: must be a non-empty list of filter objects"),
+        ([{"any": {"exact": {}}}], "filters[0].any: must be a non-empty list of filter objects"),
+        ([{"not": []}], "filters[0].not: a filter must be an object, found a list"),
+        (
+            [{"exact": {"a": "b"}}, {"sql": "type = 'a' AND (source"}],
+            "filters[1].sql: parse error at column 23: expected ')' but found end of expression",
+        ),
+        ([{"sql": "type LIKE 5"}], "filters[0].sql: parse error at column 11:"),
+        ([{"sql": ""}], "filters[0].sql: must be a CloudEvents SQL expression string, found an"),
+        ([{"sql": 42}], "filters[0].sql: must be a CloudEvents SQL expression string, found a"),
+        ([{"sql": "NOPE(type)"}], "filters[0].sql: unknown function NOPE with 1 argument(s)"),
+        ([{"sql": "LENGTH(type)"}], "filters[0].sql: the expression yields Integer, a filter"),
+        (
+            [{"any": [{"exact": {"a": "b"}}, {"not": {"sql": "a ="}}]}],
+            "filters[0].any[1].not.sql: parse error at column 4",
+        ),
+    ],
+)
+def test_invalid_filter_names_its_path(spec, message):
+    with pytest.raises(InvalidFilter) as caught:
+        compile_filters(spec)
+    assert str(caught.value).startswith(message)
+    assert caught.value.path[0] == "filters"
+
+
+def test_invalid_filter_carries_structured_path():
+    with pytest.raises(InvalidFilter) as caught:
+        compile_filters([{"exact": {"a": "b"}}, {"sql": "type = "}], path=("spec", "filters"))
+    assert caught.value.path == ("spec", "filters", 1, "sql")
+    assert caught.value.reason.startswith("parse error at column 8")
