@@ -156,6 +156,17 @@ def _read_events(path: str | None) -> list[dict[str, Any]]:
     return events
 
 
+def _read_redirects(pairs: list[str]) -> dict[str, str]:
+    """``--server FROM=TO`` pairs."""
+    out = {}
+    for pair in pairs:
+        source, sep, target = pair.partition("=")
+        if not sep or not source.startswith(("http://", "https://")) or not target:
+            raise fail(f"--server {pair!r}: expected FROM=TO with FROM an http(s) URL", code=2)
+        out[source] = target
+    return out
+
+
 def _load_for_run(workflow: str) -> Any:
     """Load and validate ``workflow``; warnings to stderr; problems exit 2."""
     from pathlib import Path
@@ -207,6 +218,10 @@ def run(
     dialect: Annotated[
         str | None, typer.Option("--dialect", help="'sonataflow': its documented leniencies.")
     ] = None,
+    server: Annotated[
+        list[str] | None,
+        typer.Option("--server", help="FROM=TO: send requests for URLs starting FROM to TO."),
+    ] = None,
 ) -> None:
     """Run one instance in this process and print its output as JSON.
 
@@ -238,6 +253,7 @@ def run(
             workflow_dirs=[Path(d) for d in workflows or []],
             dialect=dialect,
             on_step=printer,
+            redirects=_read_redirects(server or []),
         )
         outcome = asyncio.run(LocalHost(options).run(model, data, Path(workflow).resolve().parent))
     except TideflowError as exc:

@@ -130,3 +130,13 @@ async def test_bearer_auth_applies_to_the_call(svc: Services) -> None:
             await invoker.invoke(_call(svc, "whoAmI"))
     assert seen == {"authorization": "Bearer T"}
     assert info.value.code == "401"
+
+
+async def test_redirects_rewrite_document_and_call_urls(svc: Services) -> None:
+    call = Invocation(
+        name="getPet",
+        operation="http://localhost:8080/openapi/pets.yaml#getPet",
+        arguments={"petId": 1},
+    )
+    async with FunctionInvoker(redirects={"http://localhost:8080": svc.base_url}) as invoker:
+        assert (await invoker.invoke(call))["name"] == "Rex"

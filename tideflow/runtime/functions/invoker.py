@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -25,6 +25,20 @@ def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def _redirector(redirects: Mapping[str, str]) -> Callable[[httpx.Request], Awaitable[None]]:
+    pairs = sorted(redirects.items(), key=lambda kv: -len(kv[0]))
+
+    async def rewrite(request: httpx.Request) -> None:
+        url = str(request.url)
+        for prefix, target in pairs:
+            if url.startswith(prefix):
+                request.url = httpx.URL(target + url[len(prefix) :])
+                request.headers["Host"] = request.url.netloc.decode("ascii")
+                return
+
+    return rewrite
+
+
 class FunctionInvoker:
     """Calls workflow functions of every type Tideflow supports.
 
@@ -38,6 +52,7 @@ class FunctionInvoker:
         client: httpx.AsyncClient | None = None,
         overrides: Mapping[str, PythonFunction] | None = None,
         servers: Mapping[str, str] | None = None,
+        redirects: Mapping[str, str] | None = None,
         log: Callable[[str], None] = _stderr,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
@@ -47,11 +62,16 @@ class FunctionInvoker:
             their type (``--functions``; SonataFlow ``service:`` bindings).
         servers: Base URLs replacing OpenAPI ``servers`` (by function name or
             document reference) and for relative ``rest:`` URLs (by name).
+        redirects: URL prefixes to rewrite before any request is sent
+            (``{"http://localhost:8080": "http://127.0.0.1:5000"}``): documents,
+            calls and token requests alike (``tideflow run --server``).
         log: Where ``sysout`` writes.
         clock: Decides when cached OAuth2 tokens expire.
         """
         self._own_client = client is None
         self._client = client or httpx.AsyncClient(timeout=httpx.Timeout(60.0))
+        if redirects:
+            self._client.event_hooks["request"].append(_redirector(redirects))
         self._overrides = dict(overrides or {})
         self._log = log
         auth = AuthProvider(self._client, clock)

@@ -234,6 +234,8 @@ class LocalOptions:
     """``"sonataflow"`` turns on SonataFlow's leniencies."""
     servers: Mapping[str, str] = field(default_factory=dict)
     """Server URLs for REST functions (see :class:`FunctionInvoker`)."""
+    redirects: Mapping[str, str] = field(default_factory=dict)
+    """URL prefixes rewritten before requests are sent (``--server FROM=TO``)."""
     on_step: Callable[[Step], None] | None = None
     """Called with every timeline step (``--timeline``)."""
     log: Callable[[str], None] | None = None
@@ -394,7 +396,10 @@ class LocalHost:
         self.clock = clock
         log = self.options.log or TimelinePrinter().line
         self.invoker = invoker or FunctionInvoker(
-            overrides=self.options.functions, servers=self.options.servers, log=log
+            overrides=self.options.functions,
+            servers=self.options.servers,
+            redirects=self.options.redirects,
+            log=log,
         )
         self.feed = EventFeed(self.options.events)
         self.emitted: list[dict[str, Any]] = []
