@@ -67,6 +67,8 @@ class ScriptedEffects:
         self.elapsed = 0.0
         self.log: list[tuple[str, str, Any]] = []
         self.emitted: list[dict[str, Any]] = []
+        self.requests: list[Any] = []
+        """Every request value received (FunctionCall, EventWait, ...), in order."""
         self._ids = 0
 
     def _expired(self, key: str) -> bool:
@@ -86,6 +88,7 @@ class ScriptedEffects:
         return answer
 
     async def call_function(self, call: FunctionCall) -> Any:
+        self.requests.append(call)
         self.log.append(("call", call.key, dict(call.arguments)))
         if self._expired(call.key):
             raise StepTimeout(key=call.key, kind="action")
@@ -103,6 +106,7 @@ class ScriptedEffects:
         return None if call.invoke == "async" else result
 
     async def wait_for_events(self, wait: EventWait) -> list[dict[str, Any]] | None:
+        self.requests.append(wait)
         self.log.append(("wait", wait.key, [s.name for s in wait.events]))
         if self._expired(wait.key):
             return None
@@ -120,6 +124,7 @@ class ScriptedEffects:
         return found or None
 
     async def sleep(self, request: SleepRequest) -> None:
+        self.requests.append(request)
         self.log.append(("sleep", request.key, request.seconds))
         if math.isinf(request.seconds):
             raise StepTimeout(key=request.key, kind="workflow")
@@ -130,11 +135,13 @@ class ScriptedEffects:
         self.emitted.append(dict(request.event))
 
     async def run_subflow(self, call: SubflowCall) -> Any:
+        self.requests.append(call)
         self.log.append(("subflow", call.key, call.workflow_id))
         result = await self._answer(self.subflows, call.workflow_id, call.input)
         return None if call.invoke == "async" else result
 
     async def within(self, deadline: Deadline, body: Callable[[], Awaitable[T]]) -> T:
+        self.requests.append(deadline)
         self.log.append(("deadline", deadline.key, deadline.seconds))
         if self._expired(deadline.key):
             raise StepTimeout(key=deadline.key, kind=deadline.kind)
