@@ -22,7 +22,8 @@ from typing import Any
 import jq  # type: ignore[import-not-found]
 
 from tideflow.errors import ExpressionError, PathPart
-from tideflow.workflow import _jsonpath
+from tideflow.workflow import _fastpath, _jsonpath
+from tideflow.workflow._fastpath import MISMATCH
 from tideflow.workflow.exprtext import (
     function_reference,
     is_expression,
@@ -50,6 +51,7 @@ LANGUAGES = ("jq", "jsonpath")
 Variables = Mapping[str, Any]
 _Runner = Callable[[Any, Variables | None], list[Any]]
 
+_COMPILE_ERRORS = re.compile(r"\njq: \d+ compile errors?$")
 _VARIABLE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 # jq's own names: never bound from the caller's variables.
 _JQ_BUILTIN_VARIABLES = frozenset({"__loc__", "__prog_args", "ENV", "__d"})
@@ -75,6 +77,9 @@ class Expression:
     variables: tuple[str, ...]
     _run: _Runner = field(repr=False, compare=False)
     _program: Any = field(default=None, repr=False, compare=False)
+    _fast: tuple[str | None, tuple[PathPart, ...]] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     def evaluate_all(self, data: Any, variables: Variables | None = None) -> list[Any]:
         """Evaluate and return every output (jq) or every match (JSONPath).
@@ -82,7 +87,18 @@ class Expression:
         Raises:
             ExpressionError: The expression failed on this data.
         """
+        if self._fast is not None:
+            found = self._walk(data, variables)
+            if found is not MISMATCH:
+                return [found]
         return self._run(data, variables)
+
+    def _walk(self, data: Any, variables: Variables | None) -> Any:
+        root, steps = self._fast  # type: ignore[misc]
+        if root is not None:
+            data = variables.get(root) if variables is not None else None
+        found = _fastpath.walk(data, steps)
+        return found if found is MISMATCH else _fastpath.copy_json(found)
 
     def evaluate(self, data: Any, variables: Variables | None = None) -> Any:
         """Evaluate against ``data`` and return one value.
@@ -99,6 +115,10 @@ class Expression:
         Raises:
             ExpressionError: The expression failed on this data.
         """
+        if self._fast is not None:  # a plain path: walked in Python, no JSON round trip
+            found = self._walk(data, variables)
+            if found is not MISMATCH:
+                return found
         program = self._program
         if program is not None:  # jq: the first output only, without building a list
             try:
@@ -129,6 +149,9 @@ class Expression:
         """
         if self.lang == "jsonpath":
             return _jsonpath.to_path(self.body, self.source)
+        fast = self._fast
+        if fast is not None and fast[0] is None and _fastpath.walk(data, fast[1]) is not MISMATCH:
+            return fast[1]
         program = _compile_jq_path(self.body, self.variables, self.source)
         try:
             found = _run_jq(program, self.source, self.variables, data, variables)
@@ -162,7 +185,7 @@ def _compile_jq(text: str, source: str, body: str) -> Any:
         jq.compile(body)
     except ValueError as exc:
         error = exc
-    detail = str(error).replace("\njq: 1 compile error", "").strip()
+    detail = _COMPILE_ERRORS.sub("", str(error)).strip()
     raise ExpressionError(f"invalid jq expression {source!r}: {detail}", expression=source)
 
 
@@ -239,11 +262,15 @@ def compile_expression(text: str, lang: str = "jq") -> Expression:
             expression=text,
         )
     if lang == "jsonpath":
-        runner = _jsonpath.compile_jsonpath(body, text)
-        return Expression(text, lang, body, runner.variables, runner)
+        parsed = _jsonpath.compile_jsonpath(body, text)
+        return Expression(text, lang, body, parsed.variables, parsed)
     names = _variable_names(body)
     program = _compile_jq(_jq_source(body, names), text, body)
-    return Expression(text, lang, body, names, _JqRunner(program, names, text), program)
+    fast = _fastpath.parse(body)
+    if fast is not None and fast[0] in _JQ_BUILTIN_VARIABLES:
+        fast = None
+    runner = _JqRunner(program, names, text)
+    return Expression(text, lang, body, names, runner, program, fast)
 
 
 def _stringify(value: Any) -> str:

@@ -164,6 +164,13 @@ def _location(
     return compile_expression(to_state_data, lang).path(data, variables)
 
 
+def _set_at(data: Any, path: tuple[PathPart, ...], value: Any, to_state_data: str) -> Any:
+    try:
+        return set_path(data, path, value)
+    except ExpressionError as exc:
+        raise ExpressionError(exc.message, expression=to_state_data) from None
+
+
 def put_at(
     data: Any, to_state_data: str, value: Any, variables: Variables = None, lang: str = "jq"
 ) -> Any:
@@ -180,7 +187,7 @@ def put_at(
     Raises:
         ExpressionError: The expression names no location or cannot be reached.
     """
-    return set_path(data, _location(data, to_state_data, variables, lang), value)
+    return _set_at(data, _location(data, to_state_data, variables, lang), value, to_state_data)
 
 
 def merge_at(
@@ -203,7 +210,7 @@ def merge_at(
     if not to_state_data:
         return merge(data, value)
     path = _location(data, to_state_data, variables, lang)
-    return set_path(data, path, merge(get_at(data, path), value))
+    return _set_at(data, path, merge(get_at(data, path), value), to_state_data)
 
 
 # -- state data filters --------------------------------------------------------
