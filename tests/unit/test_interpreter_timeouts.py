@@ -1,4 +1,4 @@
-"""Timeouts: workflowExecTimeout (interrupt, runBefore), state, action, branch and event timeouts."""
+"""Timeouts: workflowExecTimeout (interrupt, runBefore), state, action, branch, event."""
 
 from __future__ import annotations
 
