@@ -20,7 +20,7 @@ from dataclasses import replace
 from typing import Any
 
 from tideflow.triggers.cesql.functions import resolve
-from tideflow.triggers.cesql.like import like_matcher
+from tideflow.triggers.cesql.like import affix, like_matcher
 from tideflow.triggers.cesql.parser import (
     Attribute,
     Binary,
@@ -373,6 +373,9 @@ def _order(node: Binary) -> Evaluator:
             value = left(event)
             if type(value) is int:
                 return compare(value, literal)
+            # Numeric attributes usually arrive as strings: at most 9 digits fit 32 bits.
+            if type(value) is str and len(value) < 10 and value.isdigit() and value.isascii():
+                return compare(int(value), literal)
             return _slow_apply(node, compare, (value, literal), types)
 
         return order_literal
@@ -421,9 +424,34 @@ _ARITHMETIC_OPS: dict[str, Callable[[int, int], int]] = {
 # -- LIKE, IN, calls ---------------------------------------------------------
 
 
+def _attribute_affix(node: Like, operand: Attribute, kind: str, text: str) -> Evaluator:
+    """``attr [NOT] LIKE 'text%'`` or ``'%text'``: the commonest filter, inlined."""
+    name, slow, negate = operand.name, _attribute_slow(operand), node.negated
+    if kind == "prefix":
+
+        def attribute_prefix(event: Event) -> Value:
+            raw = event.get(name)
+            if type(raw) is not str:
+                raw = to_string(slow(raw))
+            return raw.startswith(text) is not negate
+
+        return attribute_prefix
+
+    def attribute_suffix(event: Event) -> Value:
+        raw = event.get(name)
+        if type(raw) is not str:
+            raw = to_string(slow(raw))
+        return raw.endswith(text) is not negate
+
+    return attribute_suffix
+
+
 def _like(node: Like) -> Evaluator:
     match, negate, operand = like_matcher(node.pattern), node.negated, node.operand
     if isinstance(operand, Attribute) and operand.name not in _NOT_ATTRIBUTES:
+        shape = affix(node.pattern)
+        if shape is not None:
+            return _attribute_affix(node, operand, *shape)
         name, slow = operand.name, _attribute_slow(operand)
 
         def attribute_like(event: Event) -> Value:
@@ -512,9 +540,23 @@ def _call(node: Call) -> Evaluator:
                     raise Fail((exc.error,), exc.value, node) from None
             return _slow_apply(node, impl, (value,), types)
 
+        if function.name == "INT" and isinstance(node.args[0], Attribute):
+            return _int_of_attribute(node.args[0].name, call_one)
         return call_one
 
     def call(event: Event) -> Value:
         return _slow_apply(node, impl, [arg(event) for arg in args], types)
 
     return call
+
+
+def _int_of_attribute(name: str, general: Evaluator) -> Evaluator:
+    """``INT(attr)``, the usual way to compare a numeric extension, with a fast path."""
+
+    def int_of_attribute(event: Event) -> Value:
+        raw = event.get(name)
+        if type(raw) is str and len(raw) < 10 and raw.isdigit() and raw.isascii():
+            return int(raw)
+        return general(event)
+
+    return int_of_attribute

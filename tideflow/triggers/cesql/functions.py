@@ -102,6 +102,10 @@ def _substring_len(x: str, pos: int, length: int) -> str:
 
 
 def _int(x: Value) -> int:
+    if type(x) is str:
+        parsed = parse_int(x)
+        if parsed is not None:
+            return parsed
     number, problem = cast_int(x)
     if problem:
         raise OpError(ErrorKind.CAST, problem, number)

@@ -43,6 +43,16 @@ def _parts(pattern: str) -> list[object]:
     return parts
 
 
+def affix(pattern: str) -> tuple[str, str] | None:
+    """``("prefix", text)`` or ``("suffix", text)`` when the pattern is only that."""
+    parts = _parts(pattern)
+    if len(parts) == 2 and isinstance(parts[0], str) and parts[1] is _ANY:
+        return "prefix", parts[0]
+    if len(parts) == 2 and parts[0] is _ANY and isinstance(parts[1], str):
+        return "suffix", parts[1]
+    return None
+
+
 def like_matcher(pattern: str) -> Callable[[str], bool]:
     """Compile a ``LIKE`` pattern into a predicate over strings."""
     parts = _parts(pattern)

@@ -128,9 +128,10 @@ def to_string(value: Value) -> str:
 
 def parse_int(text: str) -> int | None:
     """Interpret a String as a base-10 32-bit Integer, or ``None`` when it is not one."""
-    body = text[1:] if text[:1] in "+-" else text
-    if not body or not body.isascii() or not body.isdigit():
-        return None
+    if not (text.isdigit() and text.isascii()):
+        body = text[1:]
+        if not (text[:1] in ("+", "-") and body.isdigit() and body.isascii()):
+            return None
     number = int(text)
     return number if INT32_MIN <= number <= INT32_MAX else None
 
