@@ -353,7 +353,8 @@ def events_send(
 
     try:
         if data is not None and data.startswith("@"):
-            data = Path(data[1:]).read_text(encoding="utf-8")
+            data_file = Path(data[1:])
+            data = data_file.read_text(encoding="utf-8")
         event = build_event(
             type_,
             source,
@@ -364,7 +365,7 @@ def events_send(
             subject=subject,
         )
     except OSError as exc:
-        raise fail(f"cannot read {data}: {exc.strerror or exc}", exc=exc) from None
+        raise fail(f"cannot read {data_file}: {exc.strerror or exc}", exc=exc) from None
     except TideflowError as exc:
         raise fail(str(exc), exc=exc) from None
     ack = _call_api(server, lambda client: client.send_event(bus, event))

@@ -53,7 +53,8 @@ class ApiClient:
             response = await self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise TideflowError(
-                f"cannot reach the Tideflow server at {self.base_url}: {exc or type(exc).__name__}"
+                f"cannot reach the Tideflow server at {self.base_url}: "
+                f"{str(exc) or type(exc).__name__}"
             ) from exc
         if response.status_code >= 400:
             raise TideflowError(describe_failure(response))

@@ -102,7 +102,7 @@ async def _on_validation_error(request: Request, exc: Exception) -> Response:
 async def _on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
-    detail = exc.detail if isinstance(exc.detail, str) else title
+    detail = str(exc.detail) or title
     if exc.status_code == 404:
         detail = f"no route for {request.method} {request.url.path}"
     response = problem(exc.status_code, "http-error", title, detail)
