@@ -40,30 +40,40 @@ _SUFFIXES = (".json", ".yaml", ".yml")
 _HTTP_TIMEOUT = 10.0
 
 
-def parse_document(text: str, source: str = "<text>") -> dict[str, Any]:
-    """Parse a YAML or JSON document whose top level is an object.
+def _parse(text: str) -> Any:
+    """Parse YAML or JSON text into any JSON value.
 
     Raises:
-        WorkflowLoadError: The text does not parse, or is not an object.
+        WorkflowLoadError: A syntax error (its ``line`` set when known), without a source.
     """
     try:
-        if text.lstrip().startswith("{"):
+        if text.lstrip().startswith(("{", "[")):
             try:
-                doc = json.loads(text)
+                return json.loads(text)
             except json.JSONDecodeError:
-                doc = yaml.load(text, Loader=_YamlLoader)  # a safe loader
-        else:
-            doc = yaml.load(text, Loader=_YamlLoader)  # a safe loader
+                pass  # YAML flow style also starts with a brace; let YAML say what is wrong
+        return yaml.load(text, Loader=_YamlLoader)  # a safe loader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         what = exc.problem or exc.context or "invalid YAML"
         where = f" at line {line}" if line is not None else ""
-        raise WorkflowLoadError(
-            f"{source}: YAML syntax error{where}: {what}", source=source, line=line
-        ) from exc
+        raise WorkflowLoadError(f"YAML syntax error{where}: {what}", line=line) from exc
     except yaml.YAMLError as exc:
-        raise WorkflowLoadError(f"{source}: YAML syntax error: {exc}", source=source) from exc
+        raise WorkflowLoadError(f"YAML syntax error: {exc}") from exc
+
+
+def parse_document(text: str, source: str = "<text>") -> dict[str, Any]:
+    """Parse a YAML or JSON document whose top level is an object.
+
+    Raises:
+        WorkflowLoadError: The text does not parse, or is not an object; the
+            message starts with ``source`` and ``line`` is set for syntax errors.
+    """
+    try:
+        doc = _parse(text)
+    except WorkflowLoadError as exc:
+        raise WorkflowLoadError(f"{source}: {exc.message}", source=source, line=exc.line) from exc
     if not isinstance(doc, dict):
         kind = "empty" if doc is None else f"a {type(doc).__name__}"
         raise WorkflowLoadError(
@@ -127,7 +137,11 @@ def resolve_references(
             continue
         try:
             text = _read_reference(ref, base_dir)
-            resolved[key] = _unwrap(key, parse_document(text, ref) if text.strip() else {})
+            value = _parse(text)
+            if value is None:
+                problems.append(Problem(path=(key,), message=f"'{ref}' is empty"))
+                continue
+            resolved[key] = _unwrap(key, value)
         except OSError as exc:
             problems.append(Problem(path=(key,), message=str(exc)))
         except WorkflowLoadError as exc:

@@ -1,0 +1,159 @@
+"""Loading: YAML and JSON, external documents (paths, file:// and http URIs), load errors."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from tideflow.errors import WorkflowLoadError, WorkflowValidationError, format_path
+from tideflow.workflow import load_and_validate, load_file, load_workflow, parse_document
+
+WORKFLOW_YAML = """\
+id: greet
+specVersion: "0.8"
+functions: {functions}
+states:
+  - name: Greet
+    type: operation
+    actions:
+      - functionRef: greetFunction
+    end: true
+"""
+FUNCTIONS = {"functions": [{"name": "greetFunction", "operation": "file://api.json#greet"}]}
+
+
+def test_yaml_and_json_parse_to_the_same_document() -> None:
+    doc = {"id": "x", "states": [{"name": "a", "type": "inject", "data": {}, "end": True}]}
+    as_yaml = "id: x\nstates:\n  - {name: a, type: inject, data: {}, end: true}\n"
+    assert parse_document(json.dumps(doc), "x.json") == parse_document(as_yaml, "x.yaml") == doc
+
+
+def test_relative_reference_resolves_against_the_definition_file(tmp_path: Path) -> None:
+    (tmp_path / "defs").mkdir()
+    (tmp_path / "defs" / "functions.json").write_text(json.dumps(FUNCTIONS))
+    path = tmp_path / "wf.yaml"
+    path.write_text(WORKFLOW_YAML.format(functions="defs/functions.json"))
+    workflow = load_file(path)
+    assert workflow.function("greetFunction").operation == "file://api.json#greet"
+
+
+def test_file_uri_and_bare_list_documents(tmp_path: Path) -> None:
+    defs = tmp_path / "fns.yaml"
+    defs.write_text("- name: greetFunction\n  operation: http://x/api.json#greet\n")
+    text = WORKFLOW_YAML.format(functions=defs.as_uri())
+    workflow = load_workflow(text)
+    assert workflow.function("greetFunction").type == "rest"
+
+
+def test_constants_and_secrets_from_files(tmp_path: Path) -> None:
+    (tmp_path / "constants.json").write_text(json.dumps({"limit": 5, "nested": {"a": [1]}}))
+    (tmp_path / "secrets.yaml").write_text("secrets: [API_KEY]\n")
+    text = (
+        WORKFLOW_YAML.format(functions="fns.json")
+        + "constants: constants.json\nsecrets: secrets.yaml\n"
+    )
+    (tmp_path / "fns.json").write_text(json.dumps(FUNCTIONS))
+    workflow = load_workflow(text, base_dir=tmp_path)
+    assert workflow.constants["limit"] == 5
+    assert workflow.constants["nested"]["a"] == (1,)
+    assert workflow.secrets == ("API_KEY",)
+
+
+def test_missing_external_file_is_a_problem_at_its_path(tmp_path: Path) -> None:
+    path = tmp_path / "wf.yaml"
+    path.write_text(WORKFLOW_YAML.format(functions="x.json"))
+    with pytest.raises(WorkflowValidationError) as caught:
+        load_file(path)
+    problems = [(format_path(p.path), p.message) for p in caught.value.problems]
+    # the functions are unknown, so their references are not reported as dangling
+    assert problems == [("functions", "cannot read 'x.json': no such file")]
+
+
+def test_unparseable_external_document_is_a_problem(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("functions: [\n")
+    path = tmp_path / "wf.yaml"
+    path.write_text(WORKFLOW_YAML.format(functions="bad.yaml"))
+    with pytest.raises(WorkflowValidationError) as caught:
+        load_file(path)
+    [problem] = caught.value.problems
+    assert problem.path == ("functions",)
+    assert problem.message.startswith("cannot parse 'bad.yaml': ")
+    assert "YAML syntax error at line 2" in problem.message
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        if self.path == "/functions.json":
+            body = json.dumps(FUNCTIONS).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        else:
+            self.send_error(404)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def http_base() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_http_reference_is_fetched_at_load_time(http_base: str) -> None:
+    workflow = load_workflow(WORKFLOW_YAML.format(functions=f"{http_base}/functions.json"))
+    assert workflow.function("greetFunction").operation == "file://api.json#greet"
+
+
+def test_http_reference_not_found(http_base: str) -> None:
+    url = f"{http_base}/missing.json"
+    with pytest.raises(WorkflowValidationError) as caught:
+        load_workflow(WORKFLOW_YAML.format(functions=url))
+    assert [p.message for p in caught.value.problems] == [f"cannot fetch '{url}': HTTP 404"]
+
+
+def test_unreachable_http_reference_is_a_clear_problem() -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/functions.json"
+    with pytest.raises(WorkflowValidationError) as caught:
+        load_workflow(WORKFLOW_YAML.format(functions=url))
+    [problem] = caught.value.problems
+    assert problem.path == ("functions",)
+    assert problem.message.startswith(f"cannot fetch '{url}': ")
+
+
+def test_missing_spec_version_is_read_as_0_8_with_a_warning() -> None:
+    text = WORKFLOW_YAML.replace('specVersion: "0.8"\n', "").format(
+        functions=json.dumps(FUNCTIONS["functions"])
+    )
+    workflow, warnings = load_and_validate(text)
+    assert workflow.spec_version == "0.8"
+    assert [(format_path(w.path), w.severity) for w in warnings] == [("specVersion", "warning")]
+
+
+def test_a_missing_definition_file_is_a_load_error(tmp_path: Path) -> None:
+    with pytest.raises(WorkflowLoadError, match="no such file"):
+        load_file(tmp_path / "absent.yaml")
+
+
+def test_an_empty_document_is_a_load_error() -> None:
+    with pytest.raises(WorkflowLoadError, match="this document is empty"):
+        load_workflow("# nothing here\n")
