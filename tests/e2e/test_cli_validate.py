@@ -1,0 +1,105 @@
+"""``tideflow validate`` through the real command line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = (
+    Path(__file__).resolve().parents[2] / ".." / "shared" / "conformance" / "sw-0.8" / "examples"
+)
+VALID = """\
+id: hello
+specVersion: "0.8"
+states:
+  - name: Hello
+    type: inject
+    data: {result: Hello}
+    end: true
+"""
+
+
+def run(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tideflow.cli", "validate", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        check=False,
+    )
+
+
+def test_valid_file_prints_ok_and_exits_0(tmp_path: Path) -> None:
+    (tmp_path / "hello.yaml").write_text(VALID)
+    result = run("hello.yaml", cwd=tmp_path)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "hello.yaml: ok\n", "")
+
+
+def test_warnings_follow_ok_indented(tmp_path: Path) -> None:
+    text = VALID.replace('specVersion: "0.8"\n', "")
+    text += "  - name: Orphan\n    type: inject\n    data: {}\n    end: true\n"
+    (tmp_path / "w.yaml").write_text(text)
+    result = run("w.yaml", cwd=tmp_path)
+    assert result.returncode == 0
+    assert result.stdout.splitlines() == [
+        "w.yaml: ok",
+        "  warning: specVersion: missing; read as Serverless Workflow 0.8",
+        "  warning: states[1]: state 'Orphan' is never reached from the start state",
+    ]
+
+
+def test_invalid_file_prints_one_line_per_problem_and_exits_1(tmp_path: Path) -> None:
+    text = VALID.replace("end: true", "transition: Helo").replace(
+        "type: inject", "type: inject\n    duration: soon"
+    )
+    (tmp_path / "bad.yaml").write_text(text)
+    result = run("bad.yaml", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        "bad.yaml: states[0].duration: not a property of an inject state",
+        "bad.yaml: states[0].transition: no state named 'Helo'; did you mean 'Hello'?",
+    ]
+
+
+def test_unparseable_file_exits_2_and_others_are_still_checked(tmp_path: Path) -> None:
+    (tmp_path / "ok.yaml").write_text(VALID)
+    (tmp_path / "broken.yaml").write_text("id: x\nstates: [\n")
+    result = run("ok.yaml", "broken.yaml", "missing.yaml", cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stdout.splitlines()
+    assert lines[0] == "ok.yaml: ok"
+    assert lines[1].startswith("broken.yaml: YAML syntax error at line 3: ")
+    assert lines[2] == "missing.yaml: no such file"
+
+
+def test_spec_examples() -> None:
+    if not EXAMPLES.is_dir():
+        pytest.skip(f"conformance examples not found at {EXAMPLES}")
+    result = run("helloworld.yaml", "booklending.yaml", cwd=EXAMPLES)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert lines[0] == "helloworld.yaml: ok"
+    assert (
+        "booklending.yaml: states[4].eventConditions[1].transition: no state named "
+        "'Cancel Request'" in lines
+    )
+    assert (
+        "booklending.yaml: functions: cannot read "
+        "'file://books/lending/functions.json': no such file" in lines
+    )
+
+
+def test_help_lists_validate() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tideflow.cli", "validate", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert "FILE..." in result.stdout
