@@ -16,6 +16,7 @@ that timeout, exactly where the original run was cut off.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -75,6 +76,9 @@ class RecordingEffects:
         except (FunctionCallError, StepTimeout) as exc:
             entry["error"] = _error_json(exc)
             raise
+        except asyncio.CancelledError:
+            entry["cancelled"] = True
+            raise
         entry["result"] = result
         return result
 
@@ -104,6 +108,9 @@ class RecordingEffects:
         except StepTimeout as exc:
             if exc.key == deadline.key:
                 entry["error"] = _error_json(exc)
+            raise
+        except asyncio.CancelledError:
+            entry["cancelled"] = True
             raise
         entry["result"] = None
         return result
@@ -141,20 +148,28 @@ class ReplayEffects:
             _raise(entry["error"])
         return entry
 
+    async def _answer(self, op: str, key: str) -> Any:
+        entry = self._entry(op, key)
+        if entry.get("cancelled"):
+            # The original run cancelled this call (atLeast, a failing
+            # sibling): block here until the replay cancels it too.
+            await asyncio.get_running_loop().create_future()
+        return entry.get("result")
+
     async def call_function(self, call: FunctionCall) -> Any:
-        return self._entry("call", call.key)["result"]
+        return await self._answer("call", call.key)
 
     async def wait_for_events(self, wait: EventWait) -> list[dict[str, Any]] | None:
-        return self._entry("wait", wait.key)["result"]  # type: ignore[no-any-return]
+        return await self._answer("wait", wait.key)  # type: ignore[no-any-return]
 
     async def sleep(self, request: SleepRequest) -> None:
-        self._entry("sleep", request.key)
+        await self._answer("sleep", request.key)
 
     async def emit(self, request: EventEmit) -> None:
-        self._entry("emit", request.key)
+        await self._answer("emit", request.key)
 
     async def run_subflow(self, call: SubflowCall) -> Any:
-        return self._entry("subflow", call.key)["result"]
+        return await self._answer("subflow", call.key)
 
     async def within(self, deadline: Deadline, body: Callable[[], Awaitable[T]]) -> T:
         self.calls.append(("deadline", deadline.key))

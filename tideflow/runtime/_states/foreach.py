@@ -6,7 +6,8 @@ Rules where 0.8 is loose (Tideflow's choices, see docs/interpreter.md):
   ``iterationParam`` (default ``item``), so expressions can read both;
 * an iteration's result is the merge of its actions' results (after each
   action's ``results`` filter), and later actions of the same iteration see
-  the earlier ones' merged data;
+  the earlier ones' results merged into the iteration data (object results
+  only: a scalar result never replaces the iteration data);
 * with ``outputCollection`` the results are appended, in collection order, to
   the array at that location (created when missing); without it the state
   data is left unchanged;
@@ -38,7 +39,9 @@ async def _iteration(
         result = await invoke_action(run, action, item_data, f"{key}/action:{index}", scope)
         if is_skipped(result) or not action.action_data_filter.use_results:
             continue
-        item_data = merge_result(run, action, item_data, result, scope)
+        merged = merge_result(run, action, item_data, result, scope)
+        if isinstance(merged, dict):  # a scalar result must not replace the iteration's data
+            item_data = merged
         try:
             selected = filter_action_result(
                 result, action.action_data_filter.results, run.variables, run.compiled.lang
