@@ -116,14 +116,15 @@ def compile_expression(source: str) -> CesqlExpression:
 
 
 def _static_problems(tree: Node) -> tuple[str, ...]:
-    problems: list[str] = []
+    """Calls that can never be dispatched, in source order."""
+    missing: list[Call] = []
     stack = [tree]
     while stack:
         node = stack.pop()
         if isinstance(node, Call) and resolve(node.name, len(node.args)) is None:
-            problems.append(
-                f"unknown function {node.name} with {len(node.args)} argument(s) "
-                f"at column {node.column}"
-            )
+            missing.append(node)
         stack.extend(children(node))
-    return tuple(problems)
+    return tuple(
+        f"unknown function {call.name} with {len(call.args)} argument(s) at column {call.column}"
+        for call in sorted(missing, key=lambda call: call.column)
+    )

@@ -221,7 +221,7 @@ class _Parser:
                 continue
             power = _BINARY_POWER.get(op)
             if power is None:
-                raise self.error(f"unexpected {token.describe()}")
+                raise self.error(f"unexpected {token.describe()} after a complete expression")
             if power <= min_power:
                 return left
             self.advance()
