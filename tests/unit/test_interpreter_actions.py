@@ -208,3 +208,24 @@ async def test_subflow_sync_error_propagates_and_async_does_not() -> None:
     result = await run(workflow([op_state("S", [action])]), {"a": 1}, effects)
     assert isinstance(result, Completed)
     assert result.output == {"a": 1}
+
+
+async def test_sonataflow_dialect_evaluates_plain_expression_arguments() -> None:
+    action = call(
+        "f", arguments={"name": ".user.name", "text": "hello", "bad": ".[", "keep": "${ .n }"}
+    )
+    wf = workflow([op_state("S", [action])], functions=[fn("f")])
+    strict = ScriptedEffects({"f": None})
+    await run(wf, {"user": {"name": "ada"}, "n": 1}, strict)
+    assert strict.log[0][2] == {"name": ".user.name", "text": "hello", "bad": ".[", "keep": 1}
+    lenient = ScriptedEffects({"f": None})
+    await run(wf, {"user": {"name": "ada"}, "n": 1}, lenient, dialect="sonataflow")
+    assert lenient.log[0][2] == {"name": "ada", "text": "hello", "bad": ".[", "keep": 1}
+
+
+async def test_sonataflow_dialect_passes_state_data_without_arguments() -> None:
+    wf = workflow([op_state("S", [call("f")])], functions=[fn("f")])
+    strict, lenient = ScriptedEffects({"f": None}), ScriptedEffects({"f": None})
+    await run(wf, {"a": 1}, strict)
+    await run(wf, {"a": 1}, lenient, dialect="sonataflow")
+    assert (strict.log[0][2], lenient.log[0][2]) == ({}, {"a": 1})

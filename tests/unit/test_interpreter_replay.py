@@ -178,7 +178,7 @@ def _outcome(result: RunResult) -> dict:
 
 async def _record(name: str) -> dict:
     doc, data, answers = SCENARIOS[name]()
-    wf = workflow(doc.pop("states"), **{k: v for k, v in doc.items()})
+    wf = workflow(doc.pop("states"), **doc)
     recorder = RecordingEffects(ScriptedEffects(answers["functions"], events=answers["events"]))
     result = await Interpreter(wf).run(data, recorder)
     doc, _, _ = SCENARIOS[name]()
@@ -224,7 +224,7 @@ def test_kitchen_sink_exercises_retries_parallel_events_and_cancellation() -> No
 
 @pytest.mark.parametrize("path", sorted(GOLDEN.glob("*.json")), ids=lambda p: p.stem)
 async def test_golden_journals_replay(path: Path) -> None:
-    golden = json.loads(path.read_text())
+    golden = json.loads(path.read_text())  # noqa: ASYNC240 - a small test fixture file
     outcome, replayed = await _replay(golden)
     assert outcome == golden["outcome"]
     assert replayed == _recorded_calls(golden["journal"])

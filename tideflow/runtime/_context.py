@@ -39,10 +39,12 @@ class Compiled:
         fn_ops: Expression-function name -> operation (for ``fn:name``).
         retry_policies: Retry definition name -> :class:`RetryPolicy`.
         error_by_code: Normalized error code -> error definition name.
+        sonataflow: The SonataFlow dialect's leniencies are on.
     """
 
-    def __init__(self, workflow: Workflow) -> None:
+    def __init__(self, workflow: Workflow, dialect: str | None = None) -> None:
         self.workflow = workflow
+        self.sonataflow = dialect == "sonataflow"
         self.lang = workflow.expression_lang or "jq"
         self.fn_ops = {f.name: f.operation for f in workflow.functions if f.type == "expression"}
         self.retry_policies: dict[str, RetryPolicy] = {
@@ -92,6 +94,19 @@ class Compiled:
         if name is None or name == error.name:
             return error
         return WorkflowError(name=name, code=error.code, message=error.message, state=error.state)
+
+
+def _lenient(value: Any, run: Run, data: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _lenient(v, run, data) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_lenient(v, run, data) for v in value]
+    if isinstance(value, str) and value.strip()[:1] in (".", "$"):
+        try:
+            return compile_expression(value, run.compiled.lang).evaluate(data, run.variables)
+        except ExpressionError:
+            return value
+    return value
 
 
 class Run:
@@ -159,6 +174,19 @@ class Run:
         return evaluate_value(
             thaw(value), data, self.variables, self.compiled.lang, self.compiled.fn_ops
         )
+
+    def arguments(self, value: Any, data: Any) -> Any:
+        """Function arguments: :meth:`value`, plus the SonataFlow dialect's leniency.
+
+        With ``dialect="sonataflow"`` a plain string argument starting with
+        ``.`` or ``$`` that compiles as an expression of the workflow's
+        language (``".name"``) is evaluated; one that does not compile or
+        fails stays a literal.
+        """
+        out = self.value(value, data)
+        if not self.compiled.sonataflow:
+            return out
+        return _lenient(out, self, data)
 
     def payload(self, value: Any, data: Any) -> Any:
         """Event payloads: an expression (``${ }`` or bare) or a literal object."""

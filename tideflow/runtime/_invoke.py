@@ -39,7 +39,12 @@ async def _function(
         raise ExpressionError(f"functionRef {ref.ref_name!r} names no function") from None
     if definition.type == "expression":
         return _expression_function(run, definition.operation, ref, data)
-    arguments = run.value(ref.arguments, data) if ref.arguments else {}
+    if ref.arguments:
+        arguments = run.arguments(ref.arguments, data)
+    elif run.compiled.sonataflow and isinstance(data, dict):
+        arguments = data  # SonataFlow: no arguments means the whole state data
+    else:
+        arguments = {}
     selection = ref.selection_set
     if selection is not None and "${" in selection:
         selection = run.value(selection, data)

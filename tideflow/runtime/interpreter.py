@@ -62,6 +62,9 @@ class Interpreter:
         on_step: Called with every timeline :class:`Step` as it happens.
         on_state: Called with an :class:`InstanceState` on every state entry
             and at the end (for status APIs); costs a little per transition.
+        dialect: ``"sonataflow"`` turns on SonataFlow's leniencies: plain
+            string arguments that compile as expressions are evaluated, and
+            a function called without ``arguments`` receives the state data.
     """
 
     def __init__(
@@ -71,9 +74,10 @@ class Interpreter:
         secrets: Mapping[str, Any] | None = None,
         on_step: StepCallback | None = None,
         on_state: Callable[[InstanceState], None] | None = None,
+        dialect: str | None = None,
     ) -> None:
         self.workflow = workflow
-        self.compiled = Compiled(workflow)
+        self.compiled = Compiled(workflow, dialect)
         self.secrets = dict(secrets or {})
         self.constants = thaw(workflow.constants)
         self.on_step = on_step
