@@ -273,6 +273,12 @@ def test_compile_errors(text: str, lang: str, message: str) -> None:
     assert info.value.expression == text
 
 
+@pytest.mark.parametrize("text", ['${ include "x"; . }', '${ import "data" as $d; $d }'])
+def test_jq_modules_are_not_available(text: str) -> None:
+    with pytest.raises(ExpressionError, match="jq modules"):
+        compile_expression(text)
+
+
 def test_compile_rejects_a_non_string() -> None:
     with pytest.raises(ExpressionError, match="must be a string, not int"):
         compile_expression(3)  # type: ignore[arg-type]

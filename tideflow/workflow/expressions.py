@@ -52,6 +52,7 @@ Variables = Mapping[str, Any]
 _Runner = Callable[[Any, Variables | None], list[Any]]
 
 _COMPILE_ERRORS = re.compile(r"\njq: \d+ compile errors?$")
+_MODULE_DIRECTIVE = re.compile(r"\s*(?:import|include|module)\b")
 _VARIABLE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 # jq's own names: never bound from the caller's variables.
 _JQ_BUILTIN_VARIABLES = frozenset({"__loc__", "__prog_args", "ENV", "__d"})
@@ -181,6 +182,11 @@ def _compile_jq(text: str, source: str, body: str) -> Any:
         return jq.compile(text)
     except ValueError as exc:
         error = exc
+    if _MODULE_DIRECTIVE.match(body):  # never let jq look for module files on the server
+        raise ExpressionError(
+            f"invalid jq expression {source!r}: jq modules (import/include) are not available",
+            expression=source,
+        )
     try:  # jq's message about the bare body points at the user's column, not the prelude's
         jq.compile(body)
     except ValueError as exc:
