@@ -281,7 +281,7 @@ def test_jq_modules_are_not_available(text: str) -> None:
 
 def test_compile_rejects_a_non_string() -> None:
     with pytest.raises(ExpressionError, match="must be a string, not int"):
-        compile_expression(3)  # type: ignore[arg-type]
+        compile_expression(3)
 
 
 @pytest.mark.parametrize(
