@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from tideflow.errors import ExpressionError
-from tideflow.runtime.effects import EventEmit, EventSpec
+from tideflow.runtime.effects import Effects, EventEmit, EventSpec
 from tideflow.runtime.result import Fault, Step, WorkflowError, fault_from_exception
 from tideflow.runtime.retry import RetryPolicy, policy_from_definition
 from tideflow.workflow.expressions import Expression, compile_expression, evaluate_value
@@ -128,7 +128,7 @@ class Run:
     def __init__(
         self,
         compiled: Compiled,
-        effects: Any,
+        effects: Effects,
         variables: dict[str, Any],
         seed: str,
         on_step: StepCallback | None,
