@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tideflow.errors import ExpressionError
 from tideflow.workflow.filters import (
@@ -459,3 +461,32 @@ def test_greeting_string_result_replaces_object_state_data() -> None:
     assert merge_action_result(state_data, result, "${ .greeting }") == (
         "Welcome to Serverless Workflow, John!"
     )
+
+
+# -- properties ---------------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.sampled_from(["a", "b"]),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["a", "b", "c"]), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(target=json_values, source=json_values)
+def test_merge_properties(target: Any, source: Any) -> None:
+    before = (copy.deepcopy(target), copy.deepcopy(source))
+    merged = merge(target, source)
+    assert (target, source) == before
+    if isinstance(target, dict) and isinstance(source, dict):
+        assert set(merged) == set(target) | set(source)
+        for key in set(target) - set(source):
+            assert merged[key] == target[key]
+    elif isinstance(target, list) and isinstance(source, list):
+        assert all(item in merged for item in (*target, *source))
+        assert len(merged) <= len(target) + len(source)
+    else:
+        assert merged == source
