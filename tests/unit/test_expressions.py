@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import pickle
 import re
 from typing import Any
 
@@ -306,6 +308,16 @@ def test_expression_is_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         expr.source = "${ .b }"  # type: ignore[misc]
     assert (expr.source, expr.lang, expr.body) == ("${ .a }", "jq", ".a")
+
+
+@pytest.mark.parametrize(("text", "lang"), [("${ .a + $CONST.x }", "jq"), ("$.a", "jsonpath")])
+def test_expression_survives_copy_and_pickle(text: str, lang: str) -> None:
+    expr = compile_expression(text, lang)
+    for clone in (copy.copy(expr), copy.deepcopy(expr), pickle.loads(pickle.dumps(expr))):
+        assert clone == expr
+        assert clone.evaluate({"a": 1}, {"CONST": {"x": 1}}) == expr.evaluate(
+            {"a": 1}, {"CONST": {"x": 1}}
+        )
 
 
 # -- JSONPath ----------------------------------------------------------------------

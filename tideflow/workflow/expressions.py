@@ -82,6 +82,10 @@ class Expression:
         default=None, repr=False, compare=False
     )
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Compiled programs cannot be copied or pickled; the text can be recompiled.
+        return (compile_expression, (self.source, self.lang))
+
     def evaluate_all(self, data: Any, variables: Variables | None = None) -> list[Any]:
         """Evaluate and return every output (jq) or every match (JSONPath).
 
