@@ -262,19 +262,19 @@ CASES: list[tuple[str, Edit, str, str]] = [
         "jq syntax error",
         put("states.2.dataConditions.0.condition", "${ .ok ==  }"),
         "states[2].dataConditions[0].condition",
-        "invalid expression '${ .ok ==  }'",
+        "invalid jq expression '${ .ok ==  }': syntax error",
     ),
     (
         "jq error in arguments",
         put("states.0.actions.0.functionRef.arguments.n", "${ .name | }"),
         "states[0].actions[0].functionRef.arguments.n",
-        "invalid expression '${ .name | }'",
+        "invalid jq expression '${ .name | }': syntax error",
     ),
     (
         "bad expression function",
         put("functions.1.operation", ".a +"),
         "functions[1].operation",
-        "invalid expression '.a +'",
+        "invalid jq expression '.a +'",
     ),
     (
         "unknown fn: reference",
@@ -286,7 +286,7 @@ CASES: list[tuple[str, Edit, str, str]] = [
         "jsonpath syntax error",
         both(put("expressionLang", "jsonpath"), put("states.2.dataConditions.0.condition", "$.a[")),
         "states[2].dataConditions[0].condition",
-        "invalid expression '$.a['",
+        "invalid JSONPath expression '$.a['",
     ),
     (
         "sleep duration",

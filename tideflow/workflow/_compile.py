@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+import jq  # type: ignore[import-not-found]
 
 from tideflow.errors import ExpressionError
 from tideflow.workflow._schema import Context, Path
@@ -14,7 +18,7 @@ from tideflow.workflow.expressions import (
     is_interpolation,
     resolve_functions,
 )
-from tideflow.workflow.exprtext import segments
+from tideflow.workflow.exprtext import segments, unwrap
 
 
 def expression_functions(doc: Mapping[str, Any]) -> dict[str, str]:
@@ -40,18 +44,54 @@ def check_expressions(
     if lang not in LANGUAGES:
         return  # reported by the structure check
     functions = expression_functions(doc)
+    found: list[tuple[Path, str]] = []
     for path, text, whole in expressions:
         if whole or is_expression(text):
-            _compile(text, lang, functions, path, ctx)
+            found.append((path, text))
         elif is_interpolation(text):
-            for is_expr, part in segments(text):
-                if is_expr:
-                    _compile(f"${{ {part} }}", lang, functions, path, ctx)
+            found.extend((path, f"${{ {part} }}") for is_expr, part in segments(text) if is_expr)
+    resolved: list[tuple[Path, str, str]] = []
+    for path, text in found:
+        try:
+            body = resolve_functions(text, functions) if "fn:" in text else text
+            resolved.append((path, text, body))
+        except ExpressionError as exc:
+            ctx.error(path, _message(text, exc))
+    if lang == "jq" and _all_compile_as_one_program(tuple(body for _, _, body in resolved)):
+        return
+    for path, text, body in resolved:
+        try:
+            compile_expression(body, lang)
+        except ExpressionError as exc:
+            ctx.error(path, _message(text, exc))
 
 
-def _compile(text: str, lang: str, functions: Mapping[str, str], path: Path, ctx: Context) -> None:
+_VARIABLE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_JQ_OWN = frozenset({"__loc__", "ENV"})
+
+
+@functools.lru_cache(maxsize=256)
+def _all_compile_as_one_program(bodies: tuple[str, ...]) -> bool:
+    """Check many jq expressions with one compile (jq spends milliseconds per compile).
+
+    Each body becomes a function of one program; every ``$name`` is bound, as
+    :func:`compile_expression` binds them. On any error the caller compiles the
+    expressions one by one to report each at its path.
+    """
+    if not bodies:
+        return True
+    names = sorted({n for body in bodies for n in _VARIABLE.findall(body)} - _JQ_OWN)
+    binds = "".join(f"null as ${n} | " for n in names)
+    defs = "".join(f"def __tideflow_{i}: ({unwrap(b)}\n); " for i, b in enumerate(bodies))
     try:
-        source = resolve_functions(text, functions) if "fn:" in text else text
-        compile_expression(source, lang)
-    except ExpressionError as exc:
-        ctx.error(path, f"invalid expression '{text.strip()}': {exc.message}")
+        jq.compile(f"{binds}{defs}.")
+    except ValueError:
+        return False
+    return True
+
+
+def _message(text: str, exc: ExpressionError) -> str:
+    first = exc.message.splitlines()[0].replace("jq: error: ", "").strip().rstrip(":")
+    if first.startswith("invalid"):
+        return first
+    return f"invalid expression '{text.strip()}': {first}"
