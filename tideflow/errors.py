@@ -222,6 +222,22 @@ class ConfigurationError(TideflowError):
     """The configuration is invalid."""
 
 
+class InvalidArgument(TideflowError):
+    """An argument is invalid.
+
+    Attributes:
+        argument: Which argument or field, e.g. ``name`` or ``retention.maxAge``.
+    """
+
+    def __init__(self, message: str, *, argument: str | None = None) -> None:
+        self.argument = argument
+        super().__init__(message)
+
+
+class EventNotFound(NotFoundError):
+    """No event at that offset."""
+
+
 class EventsExhausted(TideflowError):
     """An instance waits for an event that no source can deliver any more.
 

@@ -3,7 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tideflow.clock import SYSTEM_CLOCK, Clock
+from tideflow.errors import (
+    AlreadyExists,
+    BusNotFound,
+    ConflictError,
+    EventNotFound,
+    EventRejected,
+)
+from tideflow.eventstore.store import (
+    DEFAULT_BUS,
+    Appended,
+    Bus,
+    BusInfo,
+    Retention,
+    StoredEvent,
+    check_bus_name,
+    event_key,
+)
 
 
 class ManualClock:
@@ -44,3 +67,175 @@ class ManualClock:
         for _, future in sorted(due, key=lambda item: item[0]):
             if not future.done():
                 future.set_result(None)
+
+
+class InMemoryEventStore:
+    """An :class:`~tideflow.eventstore.store.EventStore` in memory, for tests.
+
+    It keeps the contract of ``PostgresEventStore`` (gap-free offsets from 1,
+    dedup on ``source`` + ``id`` among retained events, whole-segment retention,
+    all-or-nothing appends) without a database. Events are copied through JSON,
+    so what is read back is what Postgres would give. Time comes from ``clock``:
+    with a :class:`ManualClock`, ``wait_for`` times out only when the clock is advanced.
+    """
+
+    def __init__(self, *, segment_size: int = 1_000_000, clock: Clock | None = None) -> None:
+        self._segment_size = segment_size
+        self._clock: Clock = clock or SYSTEM_CLOCK
+        self._buses: dict[str, _MemoryBus] = {}
+        self._changed = asyncio.Condition()
+
+    async def start(self) -> None:
+        """Create the ``default`` bus if it does not exist."""
+        if DEFAULT_BUS not in self._buses:
+            await self.create_bus(DEFAULT_BUS)
+
+    async def stop(self) -> None:
+        """Nothing to stop."""
+
+    async def create_bus(self, name: str, retention: Retention | None = None) -> Bus:
+        """See :meth:`EventStore.create_bus`."""
+        check_bus_name(name)
+        if name in self._buses:
+            raise AlreadyExists(f"bus {name!r} already exists")
+        bus = Bus(name=name, retention=retention, created_at=self._clock.now())
+        self._buses[name] = _MemoryBus(bus=bus, segment_size=self._segment_size)
+        return bus
+
+    def _bus(self, name: str) -> _MemoryBus:
+        try:
+            return self._buses[name]
+        except KeyError:
+            raise BusNotFound(f"no bus named {name!r}") from None
+
+    async def get_bus(self, name: str) -> BusInfo:
+        """See :meth:`EventStore.get_bus`."""
+        state = self._bus(name)
+        since = self._clock.now() - timedelta(minutes=1)
+        recent = sum(1 for e in state.events.values() if e.stored_at > since)
+        size = sum(len(json.dumps(e.event)) for e in state.events.values())
+        first_segment = (state.first_offset - 1) // state.segment_size
+        last_segment = (state.next_offset - 1) // state.segment_size + 1
+        return BusInfo(
+            name=name,
+            retention=state.bus.retention,
+            created_at=state.bus.created_at,
+            first_offset=state.first_offset,
+            last_offset=state.next_offset - 1,
+            segment_count=last_segment - first_segment + 1,
+            size_bytes=size,
+            events_per_second=recent / 60.0,
+        )
+
+    async def list_buses(self) -> list[Bus]:
+        """See :meth:`EventStore.list_buses`."""
+        return [self._buses[name].bus for name in sorted(self._buses)]
+
+    async def delete_bus(self, name: str) -> None:
+        """See :meth:`EventStore.delete_bus`."""
+        self._bus(name)
+        if name == DEFAULT_BUS:
+            raise ConflictError("the default bus cannot be deleted")
+        del self._buses[name]
+
+    async def append(self, bus: str, events: Sequence[Mapping[str, Any]]) -> list[Appended]:
+        """See :meth:`EventStore.append`."""
+        state = self._bus(bus)
+        copies = []
+        for index, event in enumerate(events):
+            key = event_key(event, index)
+            try:
+                copies.append((key, json.loads(json.dumps(event))))
+            except (TypeError, ValueError) as exc:
+                raise EventRejected(f"event [{index}] is not JSON: {exc}", index=index) from None
+        now = self._clock.now()
+        acks = []
+        for key, copy in copies:
+            if key in state.keys:
+                acks.append(Appended(bus=bus, offset=state.keys[key], duplicate=True))
+                continue
+            offset = state.next_offset
+            state.next_offset += 1
+            state.keys[key] = offset
+            state.events[offset] = StoredEvent(bus=bus, offset=offset, event=copy, stored_at=now)
+            acks.append(Appended(bus=bus, offset=offset, duplicate=False))
+        async with self._changed:
+            self._changed.notify_all()
+        return acks
+
+    async def read(self, bus: str, after: int = 0, limit: int = 100) -> list[StoredEvent]:
+        """See :meth:`EventStore.read`."""
+        state = self._bus(bus)
+        start = max(after + 1, state.first_offset)
+        stop = min(start + max(limit, 0), state.next_offset)
+        return [state.events[offset] for offset in range(start, stop)]
+
+    async def get(self, bus: str, offset: int) -> StoredEvent:
+        """See :meth:`EventStore.get`."""
+        state = self._bus(bus)
+        try:
+            return state.events[offset]
+        except KeyError:
+            raise EventNotFound(f"bus {bus!r} has no event at offset {offset}") from None
+
+    async def wait_for(self, bus: str, after: int, timeout: float) -> bool:  # noqa: ASYNC109
+        """See :meth:`EventStore.wait_for`. The timeout runs on the store's clock."""
+
+        def arrived() -> bool:
+            return self._bus(bus).next_offset - 1 > after
+
+        if arrived():
+            return True
+        timer = asyncio.ensure_future(self._clock.sleep(timeout))
+        waiter = asyncio.ensure_future(self._wait(arrived))
+        try:
+            await asyncio.wait({timer, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()
+            waiter.cancel()
+        return arrived()
+
+    async def _wait(self, arrived: Callable[[], bool]) -> None:
+        async with self._changed:
+            await self._changed.wait_for(arrived)
+
+    async def apply_retention(self) -> int:
+        """See :meth:`EventStore.apply_retention`."""
+        now = self._clock.now()
+        dropped = 0
+        for state in self._buses.values():
+            retention = state.bus.retention
+            if retention is None or retention.unlimited:
+                continue
+            while _segment_expired(state, retention, now):
+                end = state.first_offset + state.segment_size
+                for offset in range(state.first_offset, end):
+                    event = state.events.pop(offset)
+                    state.keys.pop((event.source, event.id), None)
+                state.first_offset = end
+                dropped += 1
+        return dropped
+
+
+@dataclass(slots=True, kw_only=True)
+class _MemoryBus:
+    bus: Bus
+    segment_size: int
+    next_offset: int = 1
+    first_offset: int = 1
+    events: dict[int, StoredEvent] = field(default_factory=dict)
+    keys: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+def _segment_expired(state: _MemoryBus, retention: Retention, now: datetime) -> bool:
+    """Whether the oldest segment is full and entirely outside ``retention``."""
+    last_in_segment = state.first_offset + state.segment_size - 1
+    if last_in_segment >= state.next_offset:
+        return False  # not full yet: the segment still takes appends
+    if retention.max_events is not None and (
+        last_in_segment <= state.next_offset - 1 - retention.max_events
+    ):
+        return True
+    if retention.max_age is not None:
+        return state.events[last_in_segment].stored_at < now - retention.max_age
+    return False

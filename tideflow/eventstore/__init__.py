@@ -1,3 +1,27 @@
-"""Tideflow eventstore."""
+"""Event buses: append-only logs of CloudEvents with gap-free offsets, on PostgreSQL."""
 
 from __future__ import annotations
+
+from tideflow.eventstore.store import (
+    DEFAULT_BUS,
+    Appended,
+    Bus,
+    BusInfo,
+    EventStore,
+    Retention,
+    StoredEvent,
+    check_bus_name,
+    event_key,
+)
+
+__all__ = [
+    "DEFAULT_BUS",
+    "Appended",
+    "Bus",
+    "BusInfo",
+    "EventStore",
+    "Retention",
+    "StoredEvent",
+    "check_bus_name",
+    "event_key",
+]
