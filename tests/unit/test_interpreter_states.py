@@ -356,3 +356,43 @@ async def test_foreach_missing_collection_is_a_handleable_error() -> None:
     assert failed.error.code == "EXPRESSION"
     assert "inputCollection" in failed.error.message
     assert failed.error.state == "F"
+
+
+@pytest.mark.parametrize(
+    ("argument", "expected"),
+    [
+        ("${ .items | length }", [3, 3, 3]),  # mentions the collection: iterations see it
+        ("${ .k }", [100, 100, 100]),  # other state data is always visible
+        ("${ .item }", [1, 2, 3]),
+    ],
+)
+async def test_foreach_iteration_data(argument: str, expected: list) -> None:
+    state = {
+        "name": "F",
+        "type": "foreach",
+        "inputCollection": "${ .items }",
+        "outputCollection": "${ .out }",
+        "actions": [call("echo", arguments={"v": argument})],
+        "end": True,
+    }
+    effects = ScriptedEffects({"echo": lambda a: a["v"]})
+    wf = workflow([state], functions=[fn("echo")])
+    result = await run(wf, {"items": [1, 2, 3], "k": 100}, effects)
+    assert isinstance(result, Completed)
+    assert result.output["out"] == expected
+
+
+async def test_foreach_over_ten_thousand_items_with_an_expression_function() -> None:
+    state = {
+        "name": "F",
+        "type": "foreach",
+        "inputCollection": "${ .items }",
+        "outputCollection": "${ .out }",
+        "actions": [call("sq")],
+        "end": True,
+    }
+    wf = workflow([state], functions=[fn("sq", "expression", "${ .item * .item }")])
+    result = await run(wf, {"items": list(range(10_000))})
+    assert isinstance(result, Completed)
+    assert result.output["out"][-1] == 9999 * 9999
+    assert len(result.output["out"]) == 10_000

@@ -3,7 +3,11 @@
 Rules where 0.8 is loose (Tideflow's choices, see docs/interpreter.md):
 
 * each iteration sees the state data with the element added under
-  ``iterationParam`` (default ``item``), so expressions can read both;
+  ``iterationParam`` (default ``item``), so expressions can read both --
+  except the collection itself when ``inputCollection`` is a top-level key
+  (``${ .items }``) that no expression of the iteration mentions: handing
+  every iteration the whole collection again would make large loops
+  quadratic (each jq evaluation serialises its input);
 * an iteration's result is the merge of its actions' results (after each
   action's ``results`` filter), and later actions of the same iteration see
   the earlier ones' results merged into the iteration data (object results
@@ -17,6 +21,7 @@ Rules where 0.8 is loose (Tideflow's choices, see docs/interpreter.md):
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tideflow.errors import ExpressionError
@@ -29,11 +34,28 @@ from tideflow.workflow.model import End, ForEachState, Transition
 DEFAULT_ITERATION_PARAM = "item"
 
 
+_TOP_KEY = re.compile(r"^\$\{\s*\.([A-Za-z_][A-Za-z0-9_]*)\s*\}$|^\.([A-Za-z_][A-Za-z0-9_]*)$")
+
+
+def _base_data(run: Run, state: ForEachState, data: Any) -> Any:
+    """The state data every iteration starts from (see the module docstring)."""
+    if not isinstance(data, dict):
+        return {}
+    match = _TOP_KEY.match(state.input_collection.strip())
+    if match is None:
+        return data
+    name = match.group(1) or match.group(2)
+    mentioned = repr(state.actions) + repr(run.compiled.fn_ops)
+    if name in mentioned or name not in data:
+        return data
+    return {k: v for k, v in data.items() if k != name}
+
+
 async def _iteration(
     run: Run, state: ForEachState, data: Any, element: Any, key: str, param: str
 ) -> Any:
     scope = state_scope(run, state)
-    item_data = {**data, param: element} if isinstance(data, dict) else {param: element}
+    item_data = {**data, param: element}
     output: Any = None
     for index, action in enumerate(state.actions):
         result = await invoke_action(run, action, item_data, f"{key}/action:{index}", scope)
@@ -88,15 +110,16 @@ async def foreach(
     items = _collection(run, state, data)
     param = state.iteration_param or DEFAULT_ITERATION_PARAM
     size = _batch_size(run, state, data, len(items))
+    base = _base_data(run, state, data)
     outputs: list[Any] = []
     for start in range(0, len(items), size):
         batch = items[start : start + size]
         if len(batch) == 1:
-            one = await _iteration(run, state, data, batch[0], f"{key}/iter:{start}", param)
+            one = await _iteration(run, state, base, batch[0], f"{key}/iter:{start}", param)
             outputs.append(one)
             continue
         coros = [
-            _iteration(run, state, data, element, f"{key}/iter:{start + offset}", param)
+            _iteration(run, state, base, element, f"{key}/iter:{start + offset}", param)
             for offset, element in enumerate(batch)
         ]
         outputs.extend(await gather_all(coros))
