@@ -16,6 +16,7 @@ from fastapi import APIRouter, FastAPI
 
 from tideflow import __version__
 from tideflow.api import errors
+from tideflow.api.fastpath import Appender, IngestFastPath, Scope
 from tideflow.api.routes import buses, events, health
 from tideflow.api.services import Services, ServicesOpener, with_store
 from tideflow.settings import Settings
@@ -63,6 +64,12 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
+    app.add_middleware(IngestFastPath, resolve=_resolve_ingest)
     for router in (health.router, events.router, buses.router, *routers):
         app.include_router(router)
     return app
+
+
+def _resolve_ingest(scope: Scope) -> tuple[Appender, int]:
+    services: Services = scope["app"].state.services
+    return services.events, services.settings.max_request_bytes

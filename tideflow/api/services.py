@@ -40,8 +40,12 @@ ServicesOpener = Callable[[Settings], AbstractAsyncContextManager[Services]]
 """Opens the services for the app's lifetime and closes them afterwards."""
 
 
-def get_services(request: Request) -> Services:
-    """The dependency that gives a route the app's services."""
+async def get_services(request: Request) -> Services:
+    """The dependency that gives a route the app's services.
+
+    It is ``async`` on purpose: FastAPI runs plain ``def`` dependencies in a
+    thread pool, which costs a thread hand-off on every request.
+    """
     services: Services = request.app.state.services
     return services
 

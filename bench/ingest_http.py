@@ -1,0 +1,314 @@
+"""HTTP ingestion figures for ``bench/ingest.py`` (also runnable alone).
+
+Scenarios, each against a real server *process* (uvicorn with uvloop and
+httptools, one worker) on the same database:
+
+* ``http_batched``: batched mode, 100 events per request, 8 concurrent clients,
+  against ``tideflow serve``.
+* ``http_single``: binary mode, one event per request, 32 concurrent clients,
+  durable (acknowledged after commit, ``synchronous_commit`` on), against
+  ``tideflow serve`` *and* against a naive server measured in the same run:
+  the same app, HTTP fast path and codec, but one ``INSERT`` and one commit
+  per request (:func:`naive_app`). The naive table uses a plain ``bigserial`` and
+  a unique key for dedup -- it does not even give gap-free offsets in commit
+  order, so it is a generous baseline.
+
+The load generator is a minimal HTTP/1.1 keep-alive client on asyncio
+streams (httpx would be the bottleneck on a 2-core machine), run in this
+process under uvloop.
+
+Run alone: ``python bench/ingest_http.py --dsn postgresql://postgres@localhost/bench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import statistics
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import asyncpg
+import orjson
+from fastapi import FastAPI
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from tideflow.api.cloudevents_http import encode_batch, encode_binary  # noqa: E402
+from tideflow.api.fastpath import IngestFastPath  # noqa: E402
+from tideflow.api.testserver import free_port  # noqa: E402
+from tideflow.eventstore.store import Appended  # noqa: E402
+
+NAIVE_SCHEMA = """
+DROP TABLE IF EXISTS bench_naive_events;
+CREATE TABLE bench_naive_events (
+    offset_ bigserial PRIMARY KEY,
+    bus text NOT NULL,
+    source text NOT NULL,
+    event_id text NOT NULL,
+    event jsonb NOT NULL,
+    stored_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (bus, source, event_id)
+);
+"""
+NAIVE_INSERT = """
+INSERT INTO bench_naive_events (bus, source, event_id, event)
+VALUES ($1, $2, $3, $4::jsonb)
+ON CONFLICT (bus, source, event_id) DO NOTHING
+RETURNING offset_
+"""
+
+
+def make_event(run: str, n: int) -> dict[str, Any]:
+    """A realistic small event (~350 bytes in JSON)."""
+    return {
+        "specversion": "1.0",
+        "id": f"{run}-{n}",
+        "source": "/bench/orders",
+        "type": "com.example.order.created",
+        "time": "2026-01-01T00:00:00Z",
+        "subject": f"order-{n}",
+        "datacontenttype": "application/json",
+        "region": "eu-west",
+        "data": {"order": n, "customer": f"c-{n % 977}", "items": [1, 2, 3], "total": 99.5},
+    }
+
+
+def http_request(path: str, headers: dict[str, str], body: bytes) -> bytes:
+    """The bytes of one HTTP/1.1 POST."""
+    head = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {len(body)}"]
+    head += [f"{name}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+
+
+class RawConnection:
+    """One keep-alive HTTP/1.1 connection; requests one after another."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(ConnectionError):
+                await self.writer.wait_closed()
+
+    async def send(self, request: bytes) -> tuple[int, bytes]:
+        assert self.reader is not None
+        assert self.writer is not None
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        lower = head.lower()
+        start = lower.index(b"content-length:") + 15
+        length = int(lower[start : lower.index(b"\r\n", start)])
+        return status, await self.reader.readexactly(length)
+
+
+@contextlib.asynccontextmanager
+async def server_process(args: list[str], env: dict[str, str], port: int) -> AsyncIterator[int]:
+    """Start a server subprocess; yield its port once it answers; kill it afterwards."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, *args, env=env, stdout=asyncio.subprocess.DEVNULL
+    )
+    try:
+        for _ in range(600):
+            with contextlib.suppress(OSError):
+                connection = RawConnection(port)
+                await connection.open()
+                await connection.close()
+                break
+            if process.returncode is not None:
+                raise RuntimeError(f"server {args} exited with {process.returncode}")
+            await asyncio.sleep(0.05)
+        yield port
+    finally:
+        process.send_signal(signal.SIGINT)  # uvicorn shuts down gracefully
+        await process.wait()
+
+
+def tideflow_server(dsn: str) -> tuple[list[str], dict[str, str], int]:
+    """``tideflow serve`` on a free port against ``dsn``."""
+    port = free_port()
+    env = {**os.environ, "TIDEFLOW_DATABASE_URL": dsn, "PYTHONPATH": ROOT}
+    return ["-m", "tideflow.cli", "serve", "--port", str(port)], env, port
+
+
+def naive_server(dsn: str, pool_size: int) -> tuple[list[str], dict[str, str], int]:
+    """The naive server (this file, ``naive-serve``) on a free port."""
+    port = free_port()
+    args = [os.path.abspath(__file__), "naive-serve", "--dsn", dsn, "--port", str(port)]
+    args += ["--pool-size", str(pool_size)]
+    return args, {**os.environ, "PYTHONPATH": ROOT}, port
+
+
+async def drive(port: int, requests: list[bytes], clients: int) -> dict[str, Any]:
+    """Send ``requests`` over ``clients`` connections; time each request."""
+    queue = iter(requests)
+    latencies: list[float] = []
+    failures: list[int] = []
+
+    async def client() -> None:
+        connection = RawConnection(port)
+        await connection.open()
+        try:
+            for request in queue:
+                started = time.perf_counter()
+                status, _ = await connection.send(request)
+                latencies.append(time.perf_counter() - started)
+                if status != 202:
+                    failures.append(status)
+        finally:
+            await connection.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    elapsed = time.perf_counter() - started
+    if failures:
+        raise RuntimeError(f"{len(failures)} requests failed, e.g. HTTP {failures[0]}")
+    latencies.sort()
+    return {
+        "requests": len(requests),
+        "seconds": round(elapsed, 3),
+        "requests_per_s": round(len(requests) / elapsed, 1),
+        "p50_ms": round(1000 * latencies[len(latencies) // 2], 2),
+        "p99_ms": round(1000 * latencies[int(len(latencies) * 0.99)], 2),
+        "mean_ms": round(1000 * statistics.fmean(latencies), 2),
+    }
+
+
+async def warm_up(port: int, build: Callable[[int], bytes], clients: int) -> None:
+    await drive(port, [build(n) for n in range(clients * 10)], clients)
+
+
+async def http_batched(
+    dsn: str, *, events: int = 100_000, per_request: int = 100, clients: int = 8
+) -> dict[str, Any]:
+    """Batched mode against ``tideflow serve``: events/s and latency per request."""
+    run = f"hb{time.monotonic_ns()}"
+
+    def build(n: int) -> bytes:
+        batch = [make_event(run, n * per_request + i) for i in range(per_request)]
+        headers, body = encode_batch(batch)
+        return http_request("/events", headers, body)
+
+    args, env, port = tideflow_server(dsn)
+    async with server_process(args, env, port):
+        await warm_up(port, lambda n: build(10_000_000 + n), clients)
+        figures = await drive(port, [build(n) for n in range(events // per_request)], clients)
+    figures["events_per_s"] = round(events / figures["seconds"])
+    return {"scenario": f"HTTP batched, {per_request}/request, {clients} clients", **figures}
+
+
+async def http_single(
+    dsn: str, *, requests: int = 20_000, clients: int = 32, naive: bool = False
+) -> dict[str, Any]:
+    """Binary mode, one event per request, ``clients`` concurrent; ours or the naive server."""
+    run = f"hs{time.monotonic_ns()}"
+
+    def build(n: int) -> bytes:
+        headers, body = encode_binary(make_event(run, n))
+        return http_request("/events", headers, body)
+
+    if naive:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(NAIVE_SCHEMA)
+        finally:
+            await conn.close()
+    args, env, port = naive_server(dsn, clients) if naive else tideflow_server(dsn)
+    async with server_process(args, env, port):
+        await warm_up(port, lambda n: build(10_000_000 + n), clients)
+        figures = await drive(port, [build(n) for n in range(requests)], clients)
+    figures["events_per_s"] = figures.pop("requests_per_s")
+    name = "naive (INSERT + commit per request)" if naive else "tideflow (group commit)"
+    return {"scenario": f"HTTP binary single, {clients} clients, {name}", **figures}
+
+
+class NaiveStore:
+    """The naive design: one INSERT, one commit (autocommit) per event."""
+
+    def __init__(self, dsn: str, pool_size: int) -> None:
+        self.dsn = dsn
+        self.pool_size = pool_size
+        self.pool: Any = None
+
+    async def append(self, bus: str, events: Any) -> list[Appended]:
+        acks = []
+        async with self.pool.acquire() as conn:
+            for event in events:
+                text = orjson.dumps(event).decode()
+                offset = await conn.fetchval(NAIVE_INSERT, bus, event["source"], event["id"], text)
+                acks.append(Appended(bus=bus, offset=offset or 0, duplicate=offset is None))
+        return acks
+
+    async def get_bus(self, name: str) -> object:
+        return name
+
+
+def naive_app(dsn: str, pool_size: int) -> Any:
+    """The naive server: the same app, HTTP fast path and codec; only the storage differs."""
+    store = NaiveStore(dsn, pool_size)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store.pool = await asyncpg.create_pool(dsn, min_size=pool_size, max_size=pool_size)
+        yield
+        await store.pool.close()
+
+    app = FastAPI(lifespan=lifespan)
+    app.add_middleware(IngestFastPath, resolve=lambda scope: (store, 1024 * 1024))
+    return app
+
+
+async def run_all(dsn: str, *, scale: float = 1.0) -> list[dict[str, Any]]:
+    """Every HTTP scenario, in one run against ``dsn`` (migrated by ``tideflow serve``)."""
+    results = [await http_batched(dsn, events=int(100_000 * scale))]
+    ours = await http_single(dsn, requests=int(20_000 * scale))
+    naive = await http_single(dsn, requests=int(20_000 * scale), naive=True)
+    ours["vs_naive"] = round(ours["events_per_s"] / naive["events_per_s"], 2)
+    return [*results, ours, naive]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", nargs="?", default="bench", choices=["bench", "naive-serve"])
+    parser.add_argument("--dsn", default=os.environ.get("TIDEFLOW_BENCH_DATABASE_URL"))
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--pool-size", type=int, default=32)
+    parser.add_argument("--scale", type=float, default=1.0)
+    args = parser.parse_args()
+    if not args.dsn:
+        parser.error("--dsn (or TIDEFLOW_BENCH_DATABASE_URL) is required")
+    if args.command == "naive-serve":
+        import uvicorn
+
+        uvicorn.run(
+            naive_app(args.dsn, args.pool_size),
+            host="127.0.0.1",
+            port=args.port,
+            loop="uvloop",
+            http="httptools",
+            log_level="warning",
+            access_log=False,
+        )
+        return
+    import uvloop
+
+    results = uvloop.run(run_all(args.dsn, scale=args.scale))
+    print(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode())
+
+
+if __name__ == "__main__":
+    main()
