@@ -229,3 +229,11 @@ async def test_sonataflow_dialect_passes_state_data_without_arguments() -> None:
     await run(wf, {"a": 1}, strict)
     await run(wf, {"a": 1}, lenient, dialect="sonataflow")
     assert (strict.log[0][2], lenient.log[0][2]) == ({}, {"a": 1})
+
+
+async def test_top_level_version_expression_is_evaluated_against_the_input() -> None:
+    action = call("f", arguments={"v": "${ $WORKFLOW.version }"})
+    wf = workflow([op_state("S", [action])], functions=[fn("f")], version="${ .ver }")
+    effects = ScriptedEffects({"f": None})
+    await run(wf, {"ver": "2.1"}, effects)
+    assert effects.log[0][2] == {"v": "2.1"}

@@ -43,6 +43,7 @@ from tideflow.runtime.result import (
     WorkflowError,
 )
 from tideflow.runtime.state import InstanceState
+from tideflow.workflow.exprtext import is_expression
 from tideflow.workflow.filters import apply_state_filter
 from tideflow.workflow.model import End, Transition, Workflow, thaw
 
@@ -100,6 +101,7 @@ class Interpreter:
         }
         run = Run(self.compiled, effects, variables, seed, self.on_step)
         run.data = {} if input is None else input
+        self._top_level_expressions(run)
         deadline = None
         if self._wet_seconds is not None and self._wet is not None and not self._wet.interrupt:
             deadline = started + timedelta(seconds=self._wet_seconds)
@@ -117,6 +119,18 @@ class Interpreter:
             "key": wf.key,
             "startTime": start_time,
         }
+
+    def _top_level_expressions(self, run: Run) -> None:
+        # 0.8: top-level strings such as `version: "${ .inputVersion }"` are
+        # evaluated against the workflow input.
+        variable = run.variables["WORKFLOW"]
+        for field in ("name", "version"):
+            text = variable[field]
+            if isinstance(text, str) and is_expression(text):
+                try:
+                    variable[field] = run.evaluate(text, run.data)
+                except ExpressionError:
+                    variable[field] = text
 
     async def _guarded(self, run: Run, deadline: Any) -> RunResult:
         try:
