@@ -1,25 +1,25 @@
 """Event ingestion (the CloudEvents HTTP binding) and reading a bus by offset.
 
-Ingestion is the hot path: the handlers take the raw request, decode it with
-:mod:`tideflow.api.cloudevents_http`, append through the event store (which
-groups concurrent appends into one commit) and answer ``202`` only once the
-store has acknowledged the commit. JSON is written with orjson directly.
+Ingestion is the hot path: the request is decoded with
+:mod:`tideflow.api.cloudevents_http`, appended through the event store (which
+groups concurrent appends into one commit) and answered ``202`` only once the
+store has acknowledged the commit (see :mod:`tideflow.api.fastpath`). JSON is
+written with orjson directly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Annotated, Any, Final
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import Response
 
-from tideflow.api.cloudevents_http import decode_request
+from tideflow.api import fastpath
 from tideflow.api.schemas import AppendResult, EventPage, EventRecord, Problem
 from tideflow.api.services import Services, get_services
-from tideflow.errors import EventRejected
-from tideflow.eventstore.store import DEFAULT_BUS, Appended, StoredEvent
+from tideflow.eventstore.store import DEFAULT_BUS, StoredEvent
 
 router = APIRouter(tags=["events"])
 
@@ -53,42 +53,15 @@ def _to_json(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing more than ``limit`` bytes (by Content-Length and as streamed).
-
-    Raises:
-        EventRejected: With status 413 above the limit, 400 for a bad Content-Length.
-    """
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise EventRejected(f"invalid Content-Length {declared!r}", "content-length")
-        if int(declared) > limit:
-            raise _too_large(f"{declared} bytes", limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(f"more than {limit} bytes", limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _too_large(size: str, limit: int) -> EventRejected:
-    return EventRejected(f"request body of {size} exceeds the limit of {limit} bytes", None, 413)
-
-
 async def ingest(request: Request, services: Services, bus: str) -> Response:
-    """Decode the request's events, append them all or none, and acknowledge after commit."""
-    body = await read_body(request, services.settings.max_request_bytes)
-    events = decode_request(request.scope["headers"], body)
-    acks: Sequence[Appended] = []
-    if events:
-        acks = await services.events.append(bus, events)
-    else:
-        await services.events.get_bus(bus)  # an empty batch still needs a real bus
-    return json_response({"events": [ack.to_json() for ack in acks]}, 202)
+    """Decode the request's events, append them all or none, and acknowledge after commit.
+
+    The app's :class:`~tideflow.api.fastpath.IngestFastPath` answers these
+    routes before FastAPI sees them; this is the same code for apps without it.
+    """
+    limit = services.settings.max_request_bytes
+    body = await fastpath.ingest(request.scope, request.receive, services.events, bus, limit)
+    return Response(body, status_code=202, media_type="application/json")
 
 
 @router.post(
