@@ -6,6 +6,7 @@ Goal (issue 2): a compiled ``.a + .b`` evaluates at least 100,000 times per seco
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import platform
 import statistics
@@ -66,7 +67,7 @@ def main() -> None:
         json.dumps(
             {
                 "python": platform.python_version(),
-                "jq_package": getattr(jq, "__version__", "unknown"),
+                "jq_package": importlib.metadata.version("jq"),
                 **{k: round(v, 1) for k, v in figures.items()},
                 "goal_eval_per_s": goal,
                 "goal_met": figures["ours_eval_per_s"] >= goal,
