@@ -34,6 +34,7 @@ from tideflow.errors import (
     StepTimeout,
     TideflowError,
     WorkflowLoadError,
+    WorkflowValidationError,
 )
 from tideflow.isotime import format_timestamp
 from tideflow.runtime.effects import (
@@ -349,7 +350,14 @@ class LocalEffects:
     async def run_subflow(self, call: SubflowCall) -> Any:
         """Run a sub-workflow found by id (and version) on this host."""
         path = self._host.subflows.find(call.workflow_id, call.version)
-        workflow = self._host.load(path)
+        try:
+            workflow = self._host.load(path)
+        except (WorkflowLoadError, WorkflowValidationError) as exc:
+            raise FunctionCallError(
+                f"sub-workflow {call.workflow_id!r} cannot be loaded: {exc}",
+                code="InvalidSubflow",
+                retryable=False,
+            ) from exc
         run = self._host.run_chain(workflow, call.input, path.parent, parent=self.instance_id)
         if call.invoke == "async":
             self._host.start_background(run, keep=call.on_parent_complete == "continue")
