@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -390,3 +392,27 @@ def _reference_like(text: str, pattern: str) -> bool:
 @given(st.text("ab%_", max_size=8), st.text("ab", max_size=8))
 def test_like_agrees_with_a_reference_matcher(pattern, text):
     assert like_matcher(pattern)(text) is _reference_like(text, pattern)
+
+
+@given(st.text("ab%_\\", max_size=10), st.text("ab%_\\", max_size=10))
+def test_like_with_escapes_agrees_with_a_regex(pattern, text):
+    regex = ""
+    pos = 0
+    while pos < len(pattern):
+        char, nxt = pattern[pos], pattern[pos + 1 : pos + 2]
+        if char == "\\" and nxt and nxt in "%_\\":
+            regex += re.escape(nxt)
+            pos += 2
+            continue
+        regex += ".*" if char == "%" else "." if char == "_" else re.escape(char)
+        pos += 1
+    assert like_matcher(pattern)(text) is (re.fullmatch(regex, text, re.DOTALL) is not None)
+
+
+def test_like_does_not_backtrack_on_hostile_patterns():
+    # A backtracking regex takes minutes here; segment matching stays linear.
+    long_a = "a" * 200_000
+    assert like_matcher("%a%a%a%a%b")(long_a) is False
+    assert like_matcher("%a%a%a%a%a")(long_a) is True
+    assert like_matcher("_%a_a%_a%b_")(long_a + "b") is False
+    assert compile_expression("x LIKE '%a%a%a%b'").matches({**EVENT, "x": long_a}) is False

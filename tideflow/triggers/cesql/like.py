@@ -1,11 +1,16 @@
-"""``LIKE`` patterns compiled to fast string predicates.
+"""``LIKE`` patterns compiled to fast string predicates, linear in practice.
 
 In a pattern ``%`` matches any run of characters (also none), ``_`` exactly
 one character, and every other character itself (case-sensitive). A
 backslash before ``%``, ``_`` or another backslash makes that character
 literal; any other backslash is itself literal (so ``'ab\\c' LIKE 'ab\\c'``).
-Common shapes (exact, prefix, suffix, contains) become ``str`` methods; the
-rest a regular expression.
+
+Common shapes (exact, prefix, suffix, contains) become ``str`` methods. The
+general case never hands ``%`` to a backtracking regex (``%a%a%a%b`` against a
+long run of ``a`` would take polynomial time of high degree): the pattern is
+split at ``%`` into fixed-length segments, the first and last anchored when
+the pattern does not start or end with ``%``, and the middle ones found
+leftmost in order, which is optimal for fixed-length segments.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ from collections.abc import Callable
 
 _ANY = object()
 _ONE = object()
-_ESCAPABLE = "%_\\"
+_ESCAPABLE = ("%", "_", "\\")
+
+Matcher = Callable[[str], bool]
 
 
 def _parts(pattern: str) -> list[object]:
@@ -25,7 +32,7 @@ def _parts(pattern: str) -> list[object]:
     pos = 0
     while pos < len(pattern):
         char = pattern[pos]
-        if char == "\\" and pattern[pos + 1 : pos + 2] in tuple(_ESCAPABLE):
+        if char == "\\" and pattern[pos + 1 : pos + 2] in _ESCAPABLE:
             literal.append(pattern[pos + 1])
             pos += 2
             continue
@@ -53,13 +60,11 @@ def affix(pattern: str) -> tuple[str, str] | None:
     return None
 
 
-def like_matcher(pattern: str) -> Callable[[str], bool]:
+def like_matcher(pattern: str) -> Matcher:
     """Compile a ``LIKE`` pattern into a predicate over strings."""
     parts = _parts(pattern)
-    texts = [part for part in parts if isinstance(part, str)]
     shape = tuple("s" if isinstance(part, str) else part for part in parts)
-    if not parts:
-        return lambda value: value == ""
+    texts = [part for part in parts if isinstance(part, str)]
     if shape == ("s",):
         exact = texts[0]
         return lambda value: value == exact
@@ -74,8 +79,53 @@ def like_matcher(pattern: str) -> Callable[[str], bool]:
     if shape == (_ANY, "s", _ANY):
         middle = texts[0]
         return lambda value: middle in value
-    regex = "".join(
-        ".*" if part is _ANY else "." if part is _ONE else re.escape(str(part)) for part in parts
-    )
-    fullmatch = re.compile(regex, re.DOTALL).fullmatch
-    return lambda value: fullmatch(value) is not None
+    return _segments_matcher(parts)
+
+
+class _Segment:
+    """A run of literals and ``_`` between two ``%``: fixed length."""
+
+    __slots__ = ("length", "regex")
+
+    def __init__(self, parts: list[object]) -> None:
+        self.length = sum(len(part) if isinstance(part, str) else 1 for part in parts)
+        source = "".join("." if part is _ONE else re.escape(str(part)) for part in parts)
+        self.regex = re.compile(source, re.DOTALL)
+
+    def at(self, value: str, pos: int) -> bool:
+        return self.regex.match(value, pos, pos + self.length) is not None
+
+    def find(self, value: str, start: int, end: int) -> int:
+        found = self.regex.search(value, start, end)
+        return -1 if found is None else found.start()
+
+
+def _split(parts: list[object]) -> list[_Segment]:
+    segments: list[list[object]] = [[]]
+    for part in parts:
+        if part is _ANY:
+            segments.append([])
+        else:
+            segments[-1].append(part)
+    return [_Segment(segment) for segment in segments]
+
+
+def _segments_matcher(parts: list[object]) -> Matcher:
+    if _ANY not in parts:
+        (whole,) = _split(parts)
+        return lambda value: len(value) == whole.length and whole.at(value, 0)
+    head, *middle, tail = _split(parts)
+
+    def match(value: str) -> bool:
+        end = len(value) - tail.length
+        if end < head.length or not head.at(value, 0) or not tail.at(value, end):
+            return False
+        pos = head.length
+        for segment in middle:
+            found = segment.find(value, pos, end)
+            if found < 0:
+                return False
+            pos = found + segment.length
+        return True
+
+    return match
