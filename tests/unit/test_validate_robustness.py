@@ -1,0 +1,71 @@
+"""Any damaged document yields problems, never a crash (property test)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_validate_table import BASE
+
+from tideflow.errors import WorkflowValidationError
+from tideflow.workflow import load_workflow, validate_document
+from tideflow.workflow.loader import EXTERNAL_KEYS
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+SPECIAL = st.sampled_from(["${ .a }", "${ ", "PT1S", "Greet", {"end": True}, [{"name": "x"}]])
+
+
+def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [path]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += _paths(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _paths(item, (*path, index))
+    return found
+
+
+PATHS = _paths(BASE)[1:]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    edits=st.lists(
+        st.tuples(st.sampled_from(PATHS), st.one_of(JSON, SPECIAL), st.booleans()),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_damaged_documents_give_problems_not_crashes(
+    edits: list[tuple[tuple[Any, ...], Any, bool]],
+) -> None:
+    doc = copy.deepcopy(BASE)
+    for path, value, delete in edits:
+        target: Any = doc
+        try:
+            for part in path[:-1]:
+                target = target[part]
+            if delete and isinstance(target, dict):
+                target.pop(path[-1], None)
+            else:
+                target[path[-1]] = value
+        except (KeyError, IndexError, TypeError):
+            continue
+    problems = validate_document(doc)
+    assert all(p.message and p.severity in ("error", "warning") for p in problems)
+    if any(p.severity == "error" for p in problems):
+        with pytest.raises(WorkflowValidationError):
+            load_workflow(json.dumps(doc))
+    elif not any(isinstance(doc.get(key), str) for key in EXTERNAL_KEYS):
+        assert load_workflow(json.dumps(doc)).states
