@@ -218,6 +218,19 @@ class StepTimeout(TideflowError):
         super().__init__(message or f"{kind} timeout at {key}")
 
 
+class HostError(TideflowError):
+    """The host cannot go on with this run.
+
+    Raised through ``Effects`` when the problem is the host's, not the
+    workflow's (a replayed run diverged from its journal, storage failed): the
+    interpreter lets it propagate instead of failing the instance.
+    """
+
+
+class NondeterminismError(HostError):
+    """A replayed run asked for an effect its journal does not hold."""
+
+
 class ConfigurationError(TideflowError):
     """The configuration is invalid."""
 
