@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -223,3 +225,18 @@ def test_invalid_filter_carries_structured_path():
         compile_filters([{"exact": {"a": "b"}}, {"sql": "type = "}], path=("spec", "filters"))
     assert caught.value.path == ("spec", "filters", 1, "sql")
     assert caught.value.reason.startswith("parse error at column 8")
+
+
+def test_filters_and_cesql_stay_pure():
+    package = Path(__file__).resolve().parents[2] / "tideflow" / "triggers"
+    banned = {"asyncio", "asyncpg", "httpx", "fastapi", "socket", "subprocess", "time", "os"}
+    for path in [package / "filters.py", *sorted((package / "cesql").glob("*.py"))]:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            assert not {name.split(".")[0] for name in names} & banned, (path.name, names)
