@@ -283,6 +283,16 @@ def compile_expression(text: str, lang: str = "jq") -> Expression:
     return Expression(text, lang, body, names, runner, program, fast)
 
 
+_LITERAL, _EXPRESSION, _INTERPOLATION = range(3)
+
+
+@functools.lru_cache(maxsize=8192)
+def _string_kind(text: str) -> int:
+    if is_expression(text):
+        return _EXPRESSION
+    return _INTERPOLATION if is_interpolation(text) else _LITERAL
+
+
 def _stringify(value: Any) -> str:
     if isinstance(value, str):
         return value
@@ -326,10 +336,14 @@ def evaluate_value(
         ExpressionError: An expression failed to compile or evaluate.
     """
     if isinstance(value, str):
-        if is_expression(value):
-            text = value if functions is None else resolve_functions(value, functions)
-            return compile_expression(text, lang).evaluate(data, variables)
-        if "${" in value and is_interpolation(value):
+        if "${" not in value:
+            return value
+        kind = _string_kind(value)
+        if kind == _EXPRESSION:
+            if functions and "fn:" in value:
+                value = resolve_functions(value, functions)
+            return compile_expression(value, lang).evaluate(data, variables)
+        if kind == _INTERPOLATION:
             return _interpolate(value, data, variables, lang)
         return value
     if isinstance(value, Mapping):
