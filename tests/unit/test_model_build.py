@@ -23,12 +23,13 @@ from tideflow.workflow.model import (
     SubFlowRef,
     SwitchState,
     Transition,
+    Workflow,
     freeze,
     thaw,
 )
 
 
-def _load(doc: dict[str, Any]) -> Any:
+def _load(doc: dict[str, Any]) -> Workflow:
     return load_workflow(json.dumps({"id": "wf", "specVersion": "0.8", **doc}))
 
 
