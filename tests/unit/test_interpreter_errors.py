@@ -250,3 +250,32 @@ async def test_expression_errors_fail_with_expression_code() -> None:
     assert isinstance(result, Failed)
     assert result.error.code == "EXPRESSION"
     assert result.error.name == "expression"
+
+
+class _BrokenHost(ScriptedEffects):
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__()
+        self.exc = exc
+
+    async def call_function(self, call):  # type: ignore[no-untyped-def]
+        raise self.exc
+
+
+async def test_raw_host_exceptions_become_function_errors() -> None:
+    state = op_state("S", [call("f")], onErrors=[{"errorRef": "Conn", "end": True}])
+    wf = workflow(
+        [state], functions=[fn("f")], errors=[{"name": "Conn", "code": "ConnectionError"}]
+    )
+    result = await run(wf, {"a": 1}, _BrokenHost(ConnectionError("refused")))
+    assert isinstance(result, Completed)
+    assert result.output == {"a": 1}
+
+
+async def test_host_errors_propagate_instead_of_failing_the_instance() -> None:
+    from tideflow.errors import HostError, StoreError
+
+    wf = workflow([op_state("S", [call("f")])], functions=[fn("f")])
+    with pytest.raises(HostError):
+        await run(wf, {}, _BrokenHost(HostError("journal gone")))
+    with pytest.raises(StoreError):
+        await run(wf, {}, _BrokenHost(StoreError("db down")))

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tideflow.errors import ExpressionError, StepTimeout, TideflowError
+from tideflow.errors import (
+    ExpressionError,
+    FunctionCallError,
+    HostError,
+    StepTimeout,
+    StoreError,
+)
 from tideflow.isotime import duration_seconds
 from tideflow.runtime.effects import EventEmit, EventWait, FunctionCall, SubflowCall
 from tideflow.workflow.model import Action, EventRef, FunctionRef, SubFlowRef
@@ -64,7 +70,13 @@ async def _function(
     if ref.invoke == "async":
         await _fire_and_forget(run.effects.call_function(call))
         return None
-    return await run.effects.call_function(call)
+    try:
+        return await run.effects.call_function(call)
+    except (FunctionCallError, StepTimeout, HostError, StoreError):
+        raise
+    except Exception as exc:  # a host that let a raw exception through
+        code = getattr(exc, "code", None) or type(exc).__name__
+        raise FunctionCallError(str(exc), code=str(code)) from exc
 
 
 def _expression_function(run: Run, operation: str, ref: FunctionRef, data: Any) -> Any:
@@ -80,7 +92,9 @@ def _expression_function(run: Run, operation: str, ref: FunctionRef, data: Any) 
 async def _fire_and_forget(awaitable: Any) -> None:
     try:
         await awaitable
-    except (TideflowError, Exception):  # async invocations never fail the workflow
+    except (HostError, StoreError):
+        raise
+    except Exception:  # async invocations never fail the workflow
         return
 
 

@@ -8,7 +8,9 @@ Given the same definition, input and effect results it makes the same effect
 requests, with the same step keys, in the same order: that is what lets the
 durable host replay a journal. It never raises for workflow faults: a run
 returns :class:`Completed`, :class:`Failed`, :class:`Terminated` or
-:class:`ContinuedAs`, each with the run's timeline.
+:class:`ContinuedAs`, each with the run's timeline. Only host problems
+(:class:`~tideflow.errors.HostError`, :class:`~tideflow.errors.StoreError`)
+propagate.
 
 Usage::
 
@@ -25,7 +27,13 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from tideflow.errors import ExpressionError, FunctionCallError, StepTimeout, TideflowError
+from tideflow.errors import (
+    ExpressionError,
+    FunctionCallError,
+    HostError,
+    StepTimeout,
+    StoreError,
+)
 from tideflow.isotime import duration_seconds, format_timestamp
 from tideflow.runtime import timeouts
 from tideflow.runtime._context import Compiled, Run, StepCallback
@@ -146,7 +154,9 @@ class Interpreter:
         except Fault as fault:
             run.step("workflow.failed", "failed", fault.error.state, error=fault.error.to_json())
             return Failed(error=fault.error, data=run.data)
-        except (TideflowError, ValueError, KeyError, TypeError) as exc:
+        except (HostError, StoreError):
+            raise  # the host's problem, not the workflow's: the host decides
+        except Exception as exc:  # a run never raises for workflow faults
             error = WorkflowError(name="error", code=type(exc).__name__, message=str(exc))
             return Failed(error=error, data=run.data)
 

@@ -9,7 +9,9 @@ A journal is a JSON list of entries ``{"op", "key", "request", "result"}``
 :class:`ReplayEffects` answers from a journal by step key -- never by position
 -- and keeps the sequence of calls it was asked for in :attr:`ReplayEffects.calls`
 so a test can check that a replay asks for exactly the recorded calls. A
-request whose key is not in the journal raises :class:`NondeterminismError`,
+request whose key is not in the journal raises
+:class:`~tideflow.errors.NondeterminismError` (which propagates out of the
+interpreter),
 unless an enclosing deadline was recorded as expired: then the replay raises
 that timeout, exactly where the original run was cut off.
 """
@@ -22,7 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from tideflow.errors import FunctionCallError, StepTimeout, TideflowError
+from tideflow.errors import FunctionCallError, NondeterminismError, StepTimeout
 from tideflow.runtime.effects import (
     Deadline,
     Effects,
@@ -35,13 +37,11 @@ from tideflow.runtime.effects import (
 
 T = TypeVar("T")
 
+__all__ = ["NondeterminismError", "RecordingEffects", "ReplayEffects"]
+
 _expired_deadline: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar(
     "tideflow_replay_expired_deadline", default=None
 )
-
-
-class NondeterminismError(TideflowError):
-    """The replayed run asked for an effect the journal does not hold."""
 
 
 def _error_json(exc: BaseException) -> dict[str, Any]:
