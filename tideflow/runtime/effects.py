@@ -57,6 +57,11 @@ Contract of each method:
     raise :class:`tideflow.errors.StepTimeout`. Used for workflow, state and
     branch execution timeouts so the interpreter never races timers itself.
     A durable host journals the expiry under ``deadline.key``.
+Host problems (a journal that does not match, storage down) are raised as
+:class:`tideflow.errors.HostError` or :class:`tideflow.errors.StoreError`:
+the interpreter lets them propagate instead of failing the instance. Any
+other exception from ``call_function`` is treated as a function failure.
+
 ``now()`` / ``new_id()``
     Called only on the instance's sequential path (once at the start of a
     run, and ``now()`` before each transition when a non-interrupting
