@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -55,11 +56,11 @@ def kinds(result: Result) -> list[str]:
         ("'ab' LIKE 'a%' = TRUE", True),
     ],
 )
-def test_precedence_and_associativity(expression, expected):
+def test_precedence_and_associativity(expression: Any, expected: Any) -> None:
     assert value(expression) == expected
 
 
-def test_keywords_functions_and_identifiers_are_case_insensitive():
+def test_keywords_functions_and_identifiers_are_case_insensitive() -> None:
     assert value("tRuE aNd NoT fAlSe") is True
     assert value("x In ('a') AnD x NoT lIkE 'b%' and ExIsTs X", x="a") is True
     assert value("lower('ABC') = 'abc' AND Concat_Ws('-', 'a', 'b') = 'a-b'") is True
@@ -78,11 +79,11 @@ def test_keywords_functions_and_identifiers_are_case_insensitive():
         ("'naïve ☃'", "naïve ☃"),
     ],
 )
-def test_string_literals(expression, expected):
+def test_string_literals(expression: Any, expected: Any) -> None:
     assert value(expression) == expected
 
 
-def test_integer_literal_range():
+def test_integer_literal_range() -> None:
     assert value("2147483647") == INT32_MAX
     assert value("-2147483648") == INT32_MIN
     for text in ("2147483648", "-2147483649", "-(2147483648)", "99999999999999999999"):
@@ -114,7 +115,7 @@ def test_integer_literal_range():
         ("TRUE FALSE", 6, "unexpected 'FALSE' after a complete expression"),
     ],
 )
-def test_parse_errors_say_where(expression, column, reason):
+def test_parse_errors_say_where(expression: Any, column: Any, reason: Any) -> None:
     with pytest.raises(CesqlParseError) as caught:
         compile_expression(expression)
     error = caught.value
@@ -124,7 +125,7 @@ def test_parse_errors_say_where(expression, column, reason):
     assert isinstance(error, ExpressionError)
 
 
-def test_nesting_is_bounded():
+def test_nesting_is_bounded() -> None:
     deep = "(" * (MAX_DEPTH + 5) + "1" + ")" * (MAX_DEPTH + 5)
     with pytest.raises(CesqlParseError, match="nested more than"):
         compile_expression(deep)
@@ -149,7 +150,7 @@ def test_nesting_is_bounded():
         ("0 / 5", 0),
     ],
 )
-def test_truncated_division(expression, expected):
+def test_truncated_division(expression: Any, expected: Any) -> None:
     assert value(expression) == expected
 
 
@@ -163,13 +164,13 @@ def test_truncated_division(expression, expected):
         ("-n", INT32_MIN),
     ],
 )
-def test_overflow_wraps_with_a_math_error(expression, wrapped):
+def test_overflow_wraps_with_a_math_error(expression: Any, wrapped: Any) -> None:
     result = run(expression, n=INT32_MIN)
     assert (result.value, kinds(result)) == (wrapped, ["math"])
 
 
 @given(st.integers(INT32_MIN, INT32_MAX), st.integers(INT32_MIN, INT32_MAX))
-def test_arithmetic_matches_a_64_bit_reference(a, b):
+def test_arithmetic_matches_a_64_bit_reference(a: Any, b: Any) -> None:
     event = {**EVENT, "a": a, "b": b}
     for op, exact in (("+", a + b), ("-", a - b), ("*", a * b)):
         result = compile_expression(f"a {op} b").evaluate(event)
@@ -202,7 +203,7 @@ def test_arithmetic_matches_a_64_bit_reference(a, b):
         ("LEFT('abc', 'x')", "", ["cast"]),
     ],
 )
-def test_casts(expression, expected, errors):
+def test_casts(expression: Any, expected: Any, errors: Any) -> None:
     result = run(expression)
     assert (result.value, kinds(result)) == (expected, errors)
 
@@ -222,22 +223,22 @@ def test_casts(expression, expected, errors):
         ([1, "x"], '[1,"x"]'),
     ],
 )
-def test_attribute_values(raw, expected):
+def test_attribute_values(raw: Any, expected: Any) -> None:
     assert value("ext", ext=raw) == expected
 
 
-def test_null_attribute_and_data_are_missing():
+def test_null_attribute_and_data_are_missing() -> None:
     for expression in ("ext", "data", "ext = 'x'", "data LIKE '%'"):
         result = run(expression, ext=None, data="payload")
         assert (result.value, kinds(result)) == (False, ["missingAttribute"])
     assert value("EXISTS ext OR EXISTS data", ext=None, data="payload") is False
 
 
-def test_required_attributes_always_exist():
+def test_required_attributes_always_exist() -> None:
     assert compile_expression("EXISTS id AND EXISTS source").evaluate({}).value is True
 
 
-def test_evaluation_does_not_touch_the_event():
+def test_evaluation_does_not_touch_the_event() -> None:
     event = {**EVENT, "n": "5", "m": {"k": 1}}
     before = repr(event)
     compile_expression("n + 1 = 6 AND m LIKE '%k%' AND UPPER(type) = 'T'").evaluate(event)
@@ -247,7 +248,7 @@ def test_evaluation_does_not_touch_the_event():
 # -- errors and results ------------------------------------------------------------
 
 
-def test_error_in_a_sub_expression_gives_the_zero_value_of_the_root():
+def test_error_in_a_sub_expression_gives_the_zero_value_of_the_root() -> None:
     assert (run("LENGTH(missing) + 1").value, kinds(run("LENGTH(missing) + 1"))) == (
         0,
         ["missingAttribute"],
@@ -257,7 +258,7 @@ def test_error_in_a_sub_expression_gives_the_zero_value_of_the_root():
     assert run("CONCAT('a', missing)").value == ""
 
 
-def test_errors_of_the_root_keep_its_value():
+def test_errors_of_the_root_keep_its_value() -> None:
     result = run("SUBSTRING('abc', 9)")
     assert (result.value, kinds(result), result.ok) == ("", ["functionEvaluation"], False)
     assert "position 9" in result.errors[0].message
@@ -267,7 +268,7 @@ def test_errors_of_the_root_keep_its_value():
     assert str(run("5 / 0").errors[0]) == "math: division by zero"
 
 
-def test_matches_is_fail_fast():
+def test_matches_is_fail_fast() -> None:
     event = {**EVENT, "flag": "TRUE", "n": "3"}
     assert compile_expression("flag").matches(event) is False  # String 'TRUE' is not Boolean
     assert compile_expression("n").matches(event) is False
@@ -278,11 +279,11 @@ def test_matches_is_fail_fast():
     assert compile_expression("TRUE OR missing").matches(event) is True  # short circuit
 
 
-def test_flag_attribute_passes_when_boolean():
+def test_flag_attribute_passes_when_boolean() -> None:
     assert compile_expression("flag").matches({**EVENT, "flag": True}) is True
 
 
-def test_static_type_and_problems():
+def test_static_type_and_problems() -> None:
     assert compile_expression("LENGTH(type)").type is int
     assert compile_expression("LENGTH(type)").type_name == "Integer"
     assert compile_expression("type").type is None
@@ -295,7 +296,7 @@ def test_static_type_and_problems():
     assert kinds(expression.evaluate(EVENT)) == ["missingFunction"]
 
 
-def test_constants_fold_unless_they_fail():
+def test_constants_fold_unless_they_fail() -> None:
     tree = compile_expression("2 * (3 + 4) = 14").tree
     assert isinstance(tree, Literal)
     assert tree.value is True
@@ -330,16 +331,16 @@ def test_constants_fold_unless_they_fail():
         ("IS_STRING('1') AND NOT IS_STRING(1)", True),
     ],
 )
-def test_functions(expression, expected):
+def test_functions(expression: Any, expected: Any) -> None:
     assert value(expression) == expected
 
 
-def test_substring_length_must_not_be_negative():
+def test_substring_length_must_not_be_negative() -> None:
     result = run("SUBSTRING('abc', 1, -1)")
     assert (result.value, kinds(result)) == ("", ["functionEvaluation"])
 
 
-def test_builtins_table():
+def test_builtins_table() -> None:
     required = {"ABS", "LENGTH", "CONCAT", "CONCAT_WS", "LOWER", "UPPER", "TRIM", "LEFT"}
     assert required | {"RIGHT", "SUBSTRING", "INT", "BOOL", "STRING"} <= set(BUILTINS)
     assert len(BUILTINS["SUBSTRING"]) == 2
@@ -370,7 +371,7 @@ def test_builtins_table():
         ("ABC", "abc", False),  # case-sensitive
     ],
 )
-def test_like_patterns(text, pattern, expected):
+def test_like_patterns(text: Any, pattern: Any, expected: Any) -> None:
     assert like_matcher(pattern)(text) is expected
     escaped = pattern.replace("'", "''")
     assert (
@@ -390,12 +391,12 @@ def _reference_like(text: str, pattern: str) -> bool:
 
 
 @given(st.text("ab%_", max_size=8), st.text("ab", max_size=8))
-def test_like_agrees_with_a_reference_matcher(pattern, text):
+def test_like_agrees_with_a_reference_matcher(pattern: Any, text: Any) -> None:
     assert like_matcher(pattern)(text) is _reference_like(text, pattern)
 
 
 @given(st.text("ab%_\\", max_size=10), st.text("ab%_\\", max_size=10))
-def test_like_with_escapes_agrees_with_a_regex(pattern, text):
+def test_like_with_escapes_agrees_with_a_regex(pattern: Any, text: Any) -> None:
     regex = ""
     pos = 0
     while pos < len(pattern):
@@ -409,7 +410,7 @@ def test_like_with_escapes_agrees_with_a_regex(pattern, text):
     assert like_matcher(pattern)(text) is (re.fullmatch(regex, text, re.DOTALL) is not None)
 
 
-def test_like_does_not_backtrack_on_hostile_patterns():
+def test_like_does_not_backtrack_on_hostile_patterns() -> None:
     # A backtracking regex takes minutes here; segment matching stays linear.
     long_a = "a" * 200_000
     assert like_matcher("%a%a%a%a%b")(long_a) is False

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 from tideflow.errors import CesqlParseError
 from tideflow.triggers.cesql import compile_expression
@@ -23,7 +23,7 @@ EXPECTED_CASES = 275
 BASE_EVENT = {"specversion": "1.0", "id": "tck-id", "source": "/tck", "type": "tck.type"}
 
 
-class _TypedLoader(yaml.SafeLoader):
+class _TypedLoader(yaml.SafeLoader):  # type: ignore[misc]
     """YAML 1.1 typing for results and events, but timestamps stay strings."""
 
 

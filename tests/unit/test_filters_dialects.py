@@ -44,7 +44,7 @@ def matches(spec: Any, event: dict[str, Any] = ORDER) -> bool:
         ({"exact": {"missing": "x"}}, False),
     ],
 )
-def test_exact(spec, expected):
+def test_exact(spec: Any, expected: Any) -> None:
     assert matches([spec]) is expected
 
 
@@ -59,7 +59,7 @@ def test_exact(spec, expected):
         ({"prefix": {"missing": "a"}}, False),
     ],
 )
-def test_prefix(spec, expected):
+def test_prefix(spec: Any, expected: Any) -> None:
     assert matches([spec]) is expected
 
 
@@ -74,11 +74,11 @@ def test_prefix(spec, expected):
         ({"suffix": {"missing": "a"}}, False),
     ],
 )
-def test_suffix(spec, expected):
+def test_suffix(spec: Any, expected: Any) -> None:
     assert matches([spec]) is expected
 
 
-def test_null_attribute_is_unset():
+def test_null_attribute_is_unset() -> None:
     assert matches([{"exact": {"subject": "null"}}], {**ORDER, "subject": None}) is False
     assert matches([{"prefix": {"subject": "n"}}], {**ORDER, "subject": None}) is False
 
@@ -86,21 +86,21 @@ def test_null_attribute_is_unset():
 # -- all, any, not -----------------------------------------------------------------
 
 
-def test_all_needs_every_nested_filter():
+def test_all_needs_every_nested_filter() -> None:
     spec = {"all": [{"prefix": {"type": "com."}}, {"exact": {"region": "eu-west"}}]}
     assert matches([spec]) is True
     spec = {"all": [{"prefix": {"type": "com."}}, {"exact": {"region": "us-east"}}]}
     assert matches([spec]) is False
 
 
-def test_any_needs_one_nested_filter():
+def test_any_needs_one_nested_filter() -> None:
     spec = {"any": [{"exact": {"region": "us-east"}}, {"suffix": {"type": ".created"}}]}
     assert matches([spec]) is True
     spec = {"any": [{"exact": {"region": "us-east"}}, {"suffix": {"type": ".deleted"}}]}
     assert matches([spec]) is False
 
 
-def test_not_inverts():
+def test_not_inverts() -> None:
     assert matches([{"not": {"exact": {"region": "eu-west"}}}]) is False
     assert matches([{"not": {"exact": {"region": "us-east"}}}]) is True
     assert matches([{"not": {"not": {"exact": {"region": "eu-west"}}}}]) is True
@@ -108,7 +108,7 @@ def test_not_inverts():
     assert matches([{"not": {"exact": {"missing": "x"}}}]) is True
 
 
-def test_deep_nesting():
+def test_deep_nesting() -> None:
     spec = {
         "any": [
             {"all": [{"exact": {"type": "nope"}}, {"sql": "TRUE"}]},
@@ -136,14 +136,14 @@ def test_deep_nesting():
         ("EXISTS data", False),  # data is not a context attribute
     ],
 )
-def test_sql(expression, expected):
+def test_sql(expression: Any, expected: Any) -> None:
     assert matches([{"sql": expression}]) is expected
 
 
 # -- the list ----------------------------------------------------------------------
 
 
-def test_filters_are_anded():
+def test_filters_are_anded() -> None:
     spec = [{"prefix": {"type": "com."}}, {"sql": "region = 'eu-west'"}]
     assert matches(spec) is True
     spec = [{"prefix": {"type": "com."}}, {"sql": "region = 'us-east'"}]
@@ -151,14 +151,14 @@ def test_filters_are_anded():
 
 
 @pytest.mark.parametrize("spec", [None, []])
-def test_no_filters_match_everything(spec):
+def test_no_filters_match_everything(spec: Any) -> None:
     compiled = compile_filters(spec)
     assert compiled.matches(ORDER) is True
     assert compiled(ORDER) is True
     assert compiled.filters == ()
 
 
-def test_compiled_filters_keep_the_source_and_compile_once():
+def test_compiled_filters_keep_the_source_and_compile_once() -> None:
     spec = [{"sql": "amount > 100"}, {"exact": {"region": "eu-west"}}]
     compiled = compile_filters(spec)
     assert compiled.filters == tuple(spec)
@@ -166,11 +166,11 @@ def test_compiled_filters_keep_the_source_and_compile_once():
     assert results == [False, False, True, True]
 
 
-def test_compile_filter_single_object():
+def test_compile_filter_single_object() -> None:
     assert compile_filter({"exact": {"type": "com.example.order.created"}})(ORDER) is True
 
 
-def test_dialect_list():
+def test_dialect_list() -> None:
     assert DIALECTS == ("exact", "prefix", "suffix", "all", "any", "not", "sql")
 
 
@@ -213,21 +213,21 @@ def test_dialect_list():
         ),
     ],
 )
-def test_invalid_filter_names_its_path(spec, message):
+def test_invalid_filter_names_its_path(spec: Any, message: Any) -> None:
     with pytest.raises(InvalidFilter) as caught:
         compile_filters(spec)
     assert str(caught.value).startswith(message)
     assert caught.value.path[0] == "filters"
 
 
-def test_invalid_filter_carries_structured_path():
+def test_invalid_filter_carries_structured_path() -> None:
     with pytest.raises(InvalidFilter) as caught:
         compile_filters([{"exact": {"a": "b"}}, {"sql": "type = "}], path=("spec", "filters"))
     assert caught.value.path == ("spec", "filters", 1, "sql")
     assert caught.value.reason.startswith("parse error at column 8")
 
 
-def test_filters_and_cesql_stay_pure():
+def test_filters_and_cesql_stay_pure() -> None:
     package = Path(__file__).resolve().parents[2] / "tideflow" / "triggers"
     banned = {"asyncio", "asyncpg", "httpx", "fastapi", "socket", "subprocess", "time", "os"}
     for path in [package / "filters.py", *sorted((package / "cesql").glob("*.py"))]:
