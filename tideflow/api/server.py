@@ -40,4 +40,5 @@ def run_server(settings: Settings, *, log_level: str = "info") -> None:
         log_level=log_level,
         access_log=False,
         server_header=False,
+        timeout_graceful_shutdown=5,  # long-polling readers must not hold up a restart
     )
