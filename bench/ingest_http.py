@@ -52,14 +52,14 @@ CREATE TABLE bench_naive_events (
     bus text NOT NULL,
     source text NOT NULL,
     event_id text NOT NULL,
-    event jsonb NOT NULL,
+    event json NOT NULL,
     stored_at timestamptz NOT NULL DEFAULT now(),
     UNIQUE (bus, source, event_id)
 );
 """
 NAIVE_INSERT = """
 INSERT INTO bench_naive_events (bus, source, event_id, event)
-VALUES ($1, $2, $3, $4::jsonb)
+VALUES ($1, $2, $3, $4::json)
 ON CONFLICT (bus, source, event_id) DO NOTHING
 RETURNING offset_
 """
