@@ -448,3 +448,14 @@ def test_evaluate_value_reports_the_failing_expression() -> None:
     with pytest.raises(ExpressionError) as info:
         evaluate_value({"a": ["${ .x.y }"]}, {"x": [1]})
     assert info.value.expression == "${ .x.y }"
+
+
+def test_public_api_is_exported_from_the_workflow_package() -> None:
+    import tideflow.workflow as workflow
+    from tideflow.workflow import expressions
+
+    for name in ("Expression", "compile_expression", "evaluate_value", "is_expression", "unwrap"):
+        assert getattr(workflow, name) is getattr(expressions, name)
+        assert name in workflow.__all__
+    for name in ("merge", "merge_action_result", "merge_event_data", "put_at", "load_secrets"):
+        assert name in workflow.__all__
