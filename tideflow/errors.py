@@ -247,6 +247,10 @@ class InvalidArgument(TideflowError):
         super().__init__(message)
 
 
+class InvalidSchedule(InvalidArgument):
+    """The schedule (cron expression or ISO 8601 repeating interval) is invalid."""
+
+
 class EventNotFound(NotFoundError):
     """No event at that offset."""
 
