@@ -1,0 +1,214 @@
+"""Database access: the asyncpg pool, numbered migrations and named queries.
+
+* :func:`open_database` is what ``tideflow serve`` uses: it connects to
+  ``TIDEFLOW_DATABASE_URL`` or, without it, starts the embedded PostgreSQL
+  (:mod:`tideflow.embedded`), applies pending migrations and yields a pool.
+* :func:`migrate` applies ``tideflow/migrations/NNNN_name.sql`` in version
+  order, each in its own transaction together with its row in
+  ``tideflow_migrations``, under an advisory lock so that two processes
+  starting at once do not race.
+* :func:`load_queries` reads a subpackage's ``sql/queries.sql``: named blocks
+  (a ``-- name --`` line, a ``-- description`` line, then the SQL).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib import resources
+from typing import LiteralString
+
+import asyncpg
+
+from tideflow.embedded import EmbeddedServer, start_embedded
+from tideflow.errors import ConfigurationError, StoreError
+from tideflow.settings import Settings
+
+log = logging.getLogger("tideflow.db")
+
+MIGRATIONS_PACKAGE = "tideflow.migrations"
+MIGRATION_LOCK_KEY = 0x5449_4445  # "TIDE": one advisory lock for every migrating process
+SERVER_SETTINGS = {"jit": "off"}  # short OLTP statements: JIT compilation only adds latency
+
+_HEADER = re.compile(r"^-- ([a-z_][a-z0-9_]*) --\s*$")
+_MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+def parse_queries(text: str, source: str = "queries.sql") -> dict[str, LiteralString]:
+    """Parse named SQL blocks.
+
+    Raises:
+        ConfigurationError: A block has no description or no SQL, or a name repeats.
+    """
+    queries: dict[str, LiteralString] = {}
+    name: str | None = None
+    body: list[str] = []
+
+    def finish() -> None:
+        if name is None:
+            return
+        if not body or not body[0].startswith("-- "):
+            raise ConfigurationError(f"{source}: query {name!r} has no '-- description' line")
+        sql = "\n".join(body[1:]).strip().rstrip(";").strip()
+        if not sql:
+            raise ConfigurationError(f"{source}: query {name!r} has no SQL")
+        if name in queries:
+            raise ConfigurationError(f"{source}: query {name!r} is defined twice")
+        queries[name] = sql  # mypy treats LiteralString as str
+
+    for line in text.splitlines():
+        match = _HEADER.match(line)
+        if match:
+            finish()
+            name, body = match.group(1), []
+        elif name is not None and (body or line.strip()):
+            body.append(line)
+    finish()
+    return queries
+
+
+def load_queries(package: str) -> dict[str, LiteralString]:
+    """The named queries in ``<package>/sql/queries.sql`` (``tideflow`` for this module's own)."""
+    text = resources.files(package).joinpath("sql", "queries.sql").read_text("utf-8")
+    return parse_queries(text, source=f"{package.replace('.', '/')}/sql/queries.sql")
+
+
+_Q = load_queries("tideflow")
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One numbered schema change.
+
+    Attributes:
+        version: The number in the file name (``0002_timers.sql`` is 2).
+        name: The rest of the file name (``timers``).
+        sql: The statements.
+    """
+
+    version: int
+    name: str
+    sql: str
+
+
+def list_migrations(package: str = MIGRATIONS_PACKAGE) -> list[Migration]:
+    """Every migration in ``package``, by version.
+
+    Raises:
+        ConfigurationError: Two files share a version number.
+    """
+    found: dict[int, Migration] = {}
+    for entry in resources.files(package).iterdir():
+        match = _MIGRATION_FILE.match(entry.name)
+        if not match:
+            continue
+        version = int(match.group(1))
+        if version in found:
+            raise ConfigurationError(
+                f"two migrations have version {version}: "
+                f"{found[version].name!r} and {match.group(2)!r}"
+            )
+        found[version] = Migration(version, match.group(2), entry.read_text("utf-8"))
+    return [found[v] for v in sorted(found)]
+
+
+async def migrate(
+    conn: asyncpg.Connection, migrations: list[Migration] | None = None
+) -> list[Migration]:
+    """Apply the migrations not applied yet, in version order.
+
+    Each runs in its own transaction with its record, so a failure leaves the
+    earlier ones applied and the failed one not at all.
+
+    Returns:
+        The migrations applied now.
+
+    Raises:
+        StoreError: A migration failed (its version and name are in the message).
+    """
+    todo = list_migrations() if migrations is None else migrations
+    await conn.execute(_Q["migration_lock"], MIGRATION_LOCK_KEY)
+    try:
+        await conn.execute(_Q["create_migrations_table"])
+        done = {row["version"] for row in await conn.fetch(_Q["applied_migrations"])}
+        applied = []
+        for migration in todo:
+            if migration.version in done:
+                continue
+            try:
+                async with conn.transaction():
+                    await conn.execute(migration.sql)
+                    await conn.execute(_Q["record_migration"], migration.version, migration.name)
+            except asyncpg.PostgresError as exc:
+                raise StoreError(
+                    f"migration {migration.version:04d}_{migration.name}.sql failed: {exc}"
+                ) from exc
+            log.info("applied migration %04d_%s", migration.version, migration.name)
+            applied.append(migration)
+        return applied
+    finally:
+        await conn.execute(_Q["migration_unlock"], MIGRATION_LOCK_KEY)
+
+
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+    """An asyncpg pool on ``dsn``.
+
+    Raises:
+        StoreError: The server cannot be reached.
+    """
+    try:
+        return await asyncpg.create_pool(
+            dsn, min_size=min_size, max_size=max_size, server_settings=SERVER_SETTINGS
+        )
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise StoreError(f"cannot connect to PostgreSQL at {redact(dsn)}: {exc}") from exc
+
+
+def redact(dsn: str) -> str:
+    """``dsn`` without its password."""
+    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", dsn)
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    """An open database.
+
+    Attributes:
+        dsn: The connection string.
+        pool: The pool on it.
+        embedded: The embedded server, when Tideflow started one.
+    """
+
+    dsn: str
+    pool: asyncpg.Pool
+    embedded: EmbeddedServer | None
+
+    def describe(self) -> str:
+        """Where the data lives, for the start-up message."""
+        if self.embedded is not None:
+            return self.embedded.describe()
+        return f"PostgreSQL at {redact(self.dsn)}"
+
+
+@asynccontextmanager
+async def open_database(
+    settings: Settings, *, max_size: int = 10, apply_migrations: bool = True
+) -> AsyncIterator[Database]:
+    """Connect (starting the embedded server if no URL is configured), migrate, yield, close."""
+    embedded = None
+    dsn = settings.database_url
+    if dsn is None:
+        embedded = await start_embedded(settings.home)
+        dsn = embedded.dsn
+    log.info("database: %s", embedded.describe() if embedded else redact(dsn))
+    pool = await create_pool(dsn, max_size=max_size)
+    try:
+        if apply_migrations:
+            async with pool.acquire() as conn:
+                await migrate(conn)
+        yield Database(dsn, pool, embedded)
+    finally:
+        await pool.close()

@@ -1,0 +1,3 @@
+"""Numbered SQL migrations, applied in order by :func:`tideflow.db.migrate`."""
+
+from __future__ import annotations

@@ -1,0 +1,23 @@
+-- create_migrations_table --
+-- The table that records applied migrations (run under the migration lock)
+CREATE TABLE IF NOT EXISTS tideflow_migrations (
+    version integer PRIMARY KEY,
+    name text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- migration_lock --
+-- Take the session advisory lock that serializes migrations across processes
+SELECT pg_advisory_lock($1);
+
+-- migration_unlock --
+-- Release the migration lock
+SELECT pg_advisory_unlock($1);
+
+-- applied_migrations --
+-- Versions already applied, in order
+SELECT version, name FROM tideflow_migrations ORDER BY version;
+
+-- record_migration --
+-- Record one migration as applied (in the transaction that applied it)
+INSERT INTO tideflow_migrations (version, name) VALUES ($1, $2);
