@@ -553,3 +553,23 @@ def _as_json(doc: dict[str, Any]) -> str:
     import json
 
     return json.dumps(doc)
+
+
+def test_a_misspelled_top_level_property_is_a_warning() -> None:
+    doc = copy.deepcopy(BASE)
+    doc["retires"] = doc.pop("retries")
+    problems = [(format_path(p.path), p.message, p.severity) for p in validate_document(doc)]
+    assert (
+        "retires",
+        "not a property of a workflow (ignored); did you mean 'retries'?",
+        "warning",
+    ) in problems
+    doc["x-owner"] = "team"  # other extra top-level properties are allowed silently
+    assert not [p for p in validate_document(doc) if p.path == ("x-owner",)]
+
+
+def test_a_document_that_is_not_an_object() -> None:
+    problems = validate_document([1])  # type: ignore[arg-type]
+    assert [(p.path, p.message) for p in problems] == [
+        ((), "must be a workflow (an object), not an array")
+    ]

@@ -10,7 +10,6 @@ from typing import Any
 from tideflow.isotime import parse_duration, parse_timestamp
 from tideflow.workflow import _structure as s
 from tideflow.workflow._schema import (
-    Anything,
     Bool,
     Context,
     Duration,
@@ -24,7 +23,7 @@ from tideflow.workflow._schema import (
     Spec,
     Str,
     StrMap,
-    json_type,
+    suggest,
 )
 from tideflow.workflow._states import STATE
 
@@ -272,6 +271,10 @@ def _identity(value: Mapping[str, Any], path: Path, ctx: Context) -> None:
             (*path, "specVersion"),
             f"Tideflow reads Serverless Workflow {SPEC_VERSION}, not '{version}'",
         )
+    for key in value:
+        hint = suggest(str(key), _TOP_LEVEL, cutoff=0.8) if key not in _TOP_LEVEL else ""
+        if hint:
+            ctx.warn((*path, str(key)), f"not a property of a workflow (ignored){hint}")
     for key in ("name", "description", "version"):
         text = value.get(key)
         if isinstance(text, str) and "${" in text:
@@ -287,6 +290,31 @@ class _Version(Spec):
         else:
             Str().check(value, path, ctx)
 
+
+_TOP_LEVEL = (
+    "id",
+    "key",
+    "name",
+    "description",
+    "version",
+    "annotations",
+    "dataInputSchema",
+    "secrets",
+    "constants",
+    "start",
+    "specVersion",
+    "expressionLang",
+    "timeouts",
+    "errors",
+    "keepActive",
+    "metadata",
+    "auth",
+    "events",
+    "functions",
+    "autoRetries",
+    "retries",
+    "states",
+)
 
 WORKFLOW = Obj(
     "a workflow",
@@ -319,4 +347,3 @@ WORKFLOW = Obj(
     extra=True,  # the spec allows extra top-level properties
     rules=(_identity,),
 )
-_ = (Anything, json_type)

@@ -33,6 +33,8 @@ def validate_document(doc: Mapping[str, Any]) -> list[Problem]:
     """
     ctx = Context()
     WORKFLOW.check(doc, (), ctx)
+    if not isinstance(doc, Mapping):  # untyped callers may pass anything
+        return ctx.problems  # type: ignore[unreachable]
     names = collect_names(doc, ctx)
     check_references(ctx.references, names, ctx)
     check_graph(doc, ctx.references, names, ctx)
