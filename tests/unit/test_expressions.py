@@ -444,6 +444,19 @@ def test_evaluate_value_resolves_functions_and_uses_jsonpath() -> None:
     assert evaluate_value(["${ $.applicant.age }"], APPLICANT, lang="jsonpath") == [26]
 
 
+def test_interpolation_with_jsonpath_and_functions() -> None:
+    assert (
+        evaluate_value(
+            "Hi ${ $.applicant.name } from ${ $CONST.greeting }", APPLICANT, VARIABLES, "jsonpath"
+        )
+        == "Hi John Doe from Hola"
+    )
+    assert (
+        evaluate_value("adult: ${ fn:IsAdultApplicant }", APPLICANT, functions=FUNCTIONS)
+        == "adult: true"
+    )
+
+
 def test_evaluate_value_reports_the_failing_expression() -> None:
     with pytest.raises(ExpressionError) as info:
         evaluate_value({"a": ["${ .x.y }"]}, {"x": [1]})

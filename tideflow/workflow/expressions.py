@@ -299,11 +299,19 @@ def _stringify(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def _interpolate(text: str, data: Any, variables: Variables | None, lang: str) -> str:
+def _interpolate(
+    text: str,
+    data: Any,
+    variables: Variables | None,
+    lang: str,
+    functions: Mapping[str, str] | None,
+) -> str:
     parts: list[str] = []
     for is_expr, part in segments(text):
         if is_expr:
-            value = compile_expression(f"${{ {part} }}", lang).evaluate(data, variables)
+            if functions and "fn:" in part:
+                part = resolve_functions(part, functions)
+            value = compile_expression(part, lang).evaluate(data, variables)
             parts.append("" if value is None else _stringify(value))
         else:
             parts.append(part)
@@ -344,7 +352,7 @@ def evaluate_value(
                 value = resolve_functions(value, functions)
             return compile_expression(value, lang).evaluate(data, variables)
         if kind == _INTERPOLATION:
-            return _interpolate(value, data, variables, lang)
+            return _interpolate(value, data, variables, lang, functions)
         return value
     if isinstance(value, Mapping):
         return {k: evaluate_value(v, data, variables, lang, functions) for k, v in value.items()}
