@@ -9,6 +9,8 @@ import re
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tideflow.errors import ExpressionError
 from tideflow.workflow.expressions import (
@@ -472,3 +474,15 @@ def test_public_api_is_exported_from_the_workflow_package() -> None:
         assert name in workflow.__all__
     for name in ("merge", "merge_action_result", "merge_event_data", "put_at", "load_secrets"):
         assert name in workflow.__all__
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet='${}"\\() .ab', max_size=30))
+def test_text_rules_never_crash_and_agree(text: str) -> None:
+    parts = segments(text)
+    assert all(part in text for _, part in parts)
+    if is_expression(text):
+        assert not is_interpolation(text)
+        assert unwrap(text) in text
+    if is_interpolation(text):
+        assert any(is_expr for is_expr, _ in parts)
