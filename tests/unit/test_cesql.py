@@ -417,3 +417,45 @@ def test_like_does_not_backtrack_on_hostile_patterns() -> None:
     assert like_matcher("%a%a%a%a%a")(long_a) is True
     assert like_matcher("_%a_a%_a%b_")(long_a + "b") is False
     assert compile_expression("x LIKE '%a%a%a%b'").matches({**EVENT, "x": long_a}) is False
+
+
+ATTRIBUTE_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**33), 2**33),
+    st.text("0123456789+- ab", max_size=12),
+    st.sampled_from(["100", "0100", "999999999", "2147483648", "-5", "TRUE", "ab%c"]),
+)
+
+# Each fused fast path beside an equivalent expression that takes the general path.
+FAST_AND_GENERAL = [
+    ("x = '100'", "CONCAT(x) = '100'"),
+    ("x != 'ab%c'", "CONCAT(x) != 'ab%c'"),
+    ("x = 100", "(x) = (100 + 0 * LENGTH(y))"),
+    ("x > 100", "x > (100 + 0 * LENGTH(y))"),
+    ("INT(x) <= 100", "INT(x) <= (100 + 0 * LENGTH(y))"),
+    ("x LIKE '1%'", "CONCAT(x) LIKE '1%'"),
+    ("x LIKE '%0'", "CONCAT(x) LIKE '%0'"),
+    ("x NOT LIKE '%b%c'", "NOT (CONCAT(x) LIKE '%b%c')"),
+    ("x IN ('100', 'TRUE', 5)", "x IN (CONCAT('100', LEFT(y, 0)), 'TRUE', 5 + 0 * LENGTH(y))"),
+    ("x > 5 AND y = 'a' AND EXISTS x", "(x > 5 AND y = 'a') AND EXISTS x"),
+]
+
+
+@given(ATTRIBUTE_VALUES, ATTRIBUTE_VALUES)
+def test_fast_paths_agree_with_the_general_path(x, y):
+    event = dict(EVENT)
+    for name, raw in (("x", x), ("y", y)):
+        if raw is not None:
+            event[name] = raw
+    event["y"] = event.get("y", "a")
+    for fast, general in FAST_AND_GENERAL:
+        fast_result = compile_expression(fast).evaluate(event)
+        general_result = compile_expression(general).evaluate(event)
+        assert (fast_result.value, kinds(fast_result)) == (
+            general_result.value,
+            kinds(general_result),
+        ), (fast, general, event)
+        assert compile_expression(fast).matches(event) is (
+            fast_result.value is True and not fast_result.errors
+        )

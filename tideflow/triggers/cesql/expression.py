@@ -16,9 +16,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tideflow.triggers.cesql.closures import Evaluator
 from tideflow.triggers.cesql.compiler import build, fold, result_type
 from tideflow.triggers.cesql.functions import resolve
-from tideflow.triggers.cesql.parser import Call, Node, children, parse
+from tideflow.triggers.cesql.operators import and_operands
+from tideflow.triggers.cesql.parser import Binary, Call, Node, children, parse
 from tideflow.triggers.cesql.values import (
     TYPE_NAMES,
     ZERO,
@@ -26,6 +28,7 @@ from tideflow.triggers.cesql.values import (
     Fail,
     Value,
     ValueType,
+    cast_bool,
 )
 
 
@@ -98,19 +101,12 @@ def compile_expression(source: str) -> CesqlExpression:
     """
     tree = fold(parse(source))
     root = build(tree)
-
-    def matches(event: Mapping[str, Any]) -> bool:
-        try:
-            return root(event) is True
-        except Fail:
-            return False
-
     return CesqlExpression(
         source=source,
         tree=tree,
         type=result_type(tree),
         problems=_static_problems(tree),
-        matches=matches,
+        matches=_matcher(tree, root),
         _root=root,
     )
 
@@ -128,3 +124,30 @@ def _static_problems(tree: Node) -> tuple[str, ...]:
         f"unknown function {call.name} with {len(call.args)} argument(s) at column {call.column}"
         for call in sorted(missing, key=lambda call: call.column)
     )
+
+
+def _matcher(tree: Node, root: Evaluator) -> Callable[[Mapping[str, Any]], bool]:
+    """The fail-fast predicate; a top-level ``AND`` chain runs in its own loop."""
+    if not (isinstance(tree, Binary) and tree.op == "AND"):
+
+        def matches(event: Mapping[str, Any]) -> bool:
+            try:
+                return root(event) is True
+            except Fail:
+                return False
+
+        return matches
+    operands = tuple(build(operand) for operand in and_operands(tree))
+
+    def matches_all(event: Mapping[str, Any]) -> bool:
+        try:
+            for operand in operands:
+                value = operand(event)
+                # Only Boolean true (or a String 'true') lets the chain go on.
+                if value is not True and (value is False or cast_bool(value) != (True, None)):
+                    return False
+        except Fail:
+            return False
+        return True
+
+    return matches_all

@@ -22,7 +22,7 @@ from tideflow.triggers.cesql.closures import (
     cast_error,
     slow_apply,
 )
-from tideflow.triggers.cesql.parser import Attribute, Binary, Literal, Node, Unary
+from tideflow.triggers.cesql.parser import Attribute, Binary, Call, Literal, Node, Unary
 from tideflow.triggers.cesql.values import (
     INT32_MAX,
     INT32_MIN,
@@ -105,7 +105,7 @@ def _generic(
     return binary
 
 
-def _and_operands(node: Node) -> list[Node]:
+def and_operands(node: Node) -> list[Node]:
     """The operands of a chain of ``AND`` (equivalent when flattened: see module doc)."""
     out: list[Node] = []
     stack = [node]
@@ -119,7 +119,7 @@ def _and_operands(node: Node) -> list[Node]:
 
 
 def _and(node: Binary, build: Builder) -> Evaluator:
-    operands = tuple(build(item) for item in _and_operands(node))
+    operands = tuple(build(item) for item in and_operands(node))
 
     def and_(event: Event) -> Value:
         for operand in operands:
@@ -222,7 +222,12 @@ def _order(node: Binary, build: Builder) -> Evaluator:
                 return compare(int(value), literal)
             return slow_apply(node, compare, (value, literal), types)
 
-        return order_literal
+        name = _numeric_attribute(node.left)
+        return (
+            order_literal
+            if name is None
+            else _attribute_order(name, compare, literal, order_literal)
+        )
     right = build(node.right)
 
     def order(event: Event) -> Value:
@@ -232,6 +237,29 @@ def _order(node: Binary, build: Builder) -> Evaluator:
         return slow_apply(node, compare, (a, b), types)
 
     return order
+
+
+def _numeric_attribute(node: Node) -> str | None:
+    """The attribute read by ``attr`` or ``INT(attr)``, else ``None``."""
+    if isinstance(node, Call) and node.name == "INT" and len(node.args) == 1:
+        node = node.args[0]
+    if isinstance(node, Attribute) and node.name not in NOT_ATTRIBUTES:
+        return node.name
+    return None
+
+
+def _attribute_order(
+    name: str, compare: Callable[[int, int], bool], literal: int, general: Evaluator
+) -> Evaluator:
+    """``attr > 100`` or ``INT(attr) > 100`` inlined for digit strings (both cast alike)."""
+
+    def attribute_order(event: Event) -> Value:
+        raw = event.get(name)
+        if type(raw) is str and len(raw) < 10 and raw.isdigit() and raw.isascii():
+            return compare(int(raw), literal)
+        return general(event)
+
+    return attribute_order
 
 
 def _checked(value: int) -> int:
