@@ -443,7 +443,7 @@ FAST_AND_GENERAL = [
 
 
 @given(ATTRIBUTE_VALUES, ATTRIBUTE_VALUES)
-def test_fast_paths_agree_with_the_general_path(x, y):
+def test_fast_paths_agree_with_the_general_path(x: Any, y: Any) -> None:
     event = dict(EVENT)
     for name, raw in (("x", x), ("y", y)):
         if raw is not None:
