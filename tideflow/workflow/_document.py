@@ -284,6 +284,8 @@ def _identity(value: Mapping[str, Any], path: Path, ctx: Context) -> None:
 class _Version(Spec):
     """A version string; YAML turns an unquoted ``1.0`` into a number."""
 
+    expects = "a string"
+
     def check(self, value: Any, path: Path, ctx: Context) -> None:
         if isinstance(value, int | float) and not isinstance(value, bool):
             ctx.error(path, f"must be a string, not a number: quote it ('{value}')")
