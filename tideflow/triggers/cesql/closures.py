@@ -60,6 +60,7 @@ def attribute_slow(node: Attribute) -> Callable[[Any], Value]:
 
 
 def attribute(node: Attribute) -> Evaluator:
+    """Read an attribute; a missing or ``null`` one raises a MissingAttributeError."""
     name, slow = node.name, attribute_slow(node)
     if name in NOT_ATTRIBUTES:
         return lambda event: slow(None)
@@ -74,6 +75,7 @@ def attribute(node: Attribute) -> Evaluator:
 
 
 def exists(node: Exists) -> Evaluator:
+    """``EXISTS name``: true for required attributes, else when set and not ``null``."""
     name = node.name
     if name in REQUIRED_ATTRIBUTES:
         return lambda event: True
@@ -83,6 +85,7 @@ def exists(node: Exists) -> Evaluator:
 
 
 def cast_error(problem: str) -> EvaluationError:
+    """A CastError with the reason given by a cast function."""
     return EvaluationError(ErrorKind.CAST, problem)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
 
 from tideflow.triggers.cesql.closures import (
     NOT_ATTRIBUTES,
@@ -165,7 +164,10 @@ def _like(node: Like) -> Evaluator:
     return like
 
 
-def _members(items: Sequence[Node], target: ValueType) -> tuple[frozenset[Value], tuple[Any, ...]]:
+def _members(
+    items: Sequence[Node], target: ValueType
+) -> tuple[frozenset[Value], tuple[EvaluationError, ...]]:
+    """The literal members of an ``IN`` cast to ``target``, and the cast errors."""
     values: list[Value] = []
     errors: list[EvaluationError] = []
     for item in items:
