@@ -244,9 +244,12 @@ def run(
         raise fail(f"--dialect {dialect!r}: the only dialect is 'sonataflow'", code=2)
     model = _load_for_run(workflow)
     data = _read_input(input_)
-    printer = TimelinePrinter() if timeline else None
     try:
         overrides = load_functions_file(functions) if functions else {}
+    except TideflowError as exc:
+        raise fail(str(exc), code=2) from None
+    printer = TimelinePrinter() if timeline else None
+    try:
         options = LocalOptions(
             functions=overrides,
             events=_read_events(events),
