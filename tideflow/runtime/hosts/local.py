@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -65,10 +66,12 @@ __all__ = [
     "LocalRun",
     "SubflowIndex",
     "TimelinePrinter",
+    "idempotency_key",
     "load_functions_file",
 ]
 
 T = TypeVar("T")
+_ATTEMPT = re.compile(r"/attempt:\d+$")
 
 _SUFFIXES = (".yaml", ".yml", ".json")
 _MAX_CONTINUATIONS = 1000
@@ -108,6 +111,11 @@ class LocalRun:
     """Every CloudEvent the instance (and its sub-workflows) produced."""
     instance_id: str = ""
     """The instance's id."""
+
+
+def idempotency_key(instance_id: str, step_key: str) -> str:
+    """``<instance id>/<step key>`` without the attempt: stable across retries and replays."""
+    return f"{instance_id}/{_ATTEMPT.sub('', step_key)}"
 
 
 def _absolute(path: str | Path) -> Path:
@@ -159,7 +167,7 @@ class LocalEffects:
             arguments=arguments,
             selection_set=call.selection_set,
             auth=self._auth(definition.auth_ref),
-            idempotency_key=f"{self.instance_id}/{call.key}",
+            idempotency_key=idempotency_key(self.instance_id, call.key),
             base_dir=self.base_dir,
             timeout=call.timeout_seconds,
         )
