@@ -459,3 +459,30 @@ def test_fast_paths_agree_with_the_general_path(x: Any, y: Any) -> None:
         assert compile_expression(fast).matches(event) is (
             fast_result.value is True and not fast_result.errors
         )
+
+
+TOKENS = [
+    "x", "y", "missing", "data", "id", "1", "0", "-", "+", "*", "/", "%", "=", "!=", "<>", "<",
+    ">=", "(", ")", ",", "'a'", "'%'", "\"1\"", "TRUE", "false", "AND", "or", "XOR", "NOT",
+    "LIKE", "IN", "EXISTS", "INT", "BOOL", "STRING", "LENGTH", "CONCAT", "SUBSTRING", "ABS",
+    "LEFT", "NOPE", "2147483647", "'",
+]  # fmt: skip
+
+
+@given(st.lists(st.sampled_from(TOKENS), min_size=1, max_size=12), ATTRIBUTE_VALUES)
+def test_any_token_soup_parses_or_fails_cleanly_and_evaluation_is_total(
+    tokens: list[str], x: Any
+) -> None:
+    source = " ".join(tokens)
+    try:
+        expression = compile_expression(source)
+    except CesqlParseError as error:
+        column = error.column
+        assert 1 <= column <= len(source) + 1
+        return
+    event = {**EVENT, "y": "7"} if x is None else {**EVENT, "x": x, "y": "7"}
+    result = expression.evaluate(event)
+    assert type(result.value) in (str, int, bool)
+    if isinstance(result.value, int) and not isinstance(result.value, bool):
+        assert INT32_MIN <= result.value <= INT32_MAX
+    assert expression.matches(event) is (result.value is True and not result.errors)
