@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tideflow.workflow._serialize import to_document
 from tideflow.workflow.expressions import (
     Expression,
     compile_expression,
@@ -44,6 +45,7 @@ __all__ = [
     "merge_event_data",
     "parse_document",
     "put_at",
+    "to_document",
     "unwrap",
     "validate_document",
 ]
