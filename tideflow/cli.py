@@ -188,6 +188,11 @@ def _load_for_run(workflow: str) -> Any:
     return model
 
 
+async def _run_local(host: Any, model: Any, data: Any, path: Any) -> Any:
+    async with host:
+        return await host.run(model, data, path.resolve().parent)
+
+
 def _describe_failure(result: Any) -> str:
     error = result.error
     where = f" in state {error.state!r}" if error.state else ""
@@ -258,7 +263,7 @@ def run(
             on_step=printer,
             redirects=_read_redirects(server or []),
         )
-        outcome = asyncio.run(LocalHost(options).run(model, data, Path(workflow).resolve().parent))
+        outcome = asyncio.run(_run_local(LocalHost(options), model, data, Path(workflow)))
     except TideflowError as exc:
         raise fail(str(exc), exc=exc) from None
     except KeyboardInterrupt:

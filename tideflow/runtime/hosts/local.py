@@ -287,11 +287,21 @@ class LocalHost:
         """
         file = _absolute(path)
         workflow = self.load(file)
-        return await self.run(workflow, input, file.parent)
+        try:
+            return await self.run(workflow, input, file.parent)
+        finally:
+            await self.aclose()
 
     async def run(self, workflow: Workflow, input: Any, base_dir: Path) -> LocalRun:
-        """Run one instance of ``workflow``, following ``continueAs``, until it ends."""
+        """Run one instance of ``workflow``, following ``continueAs``, until it ends.
+
+        Async calls and ``continue`` sub-flows it started are awaited before
+        this returns; the rest are cancelled. The host can run more instances
+        afterwards; close it with :meth:`aclose` (or ``async with``).
+        """
         self.subflows = SubflowIndex([base_dir, *self.options.workflow_dirs])
+        self.emitted = []
+        self._keep, self._drop = set(), set()
         instance_id = ids.new_id()
         try:
             result = await self.run_chain(workflow, input, base_dir, instance_id=instance_id)
@@ -301,8 +311,17 @@ class LocalHost:
             for task in self._drop | self._keep:
                 task.cancel()
             await asyncio.gather(*self._drop, *self._keep, return_exceptions=True)
-            await self.invoker.aclose()
         return LocalRun(result=result, emitted=self.emitted, instance_id=instance_id)
+
+    async def aclose(self) -> None:
+        """Close the function invoker's HTTP client."""
+        await self.invoker.aclose()
+
+    async def __aenter__(self) -> LocalHost:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     def load(self, path: Path) -> Workflow:
         """Load (once) the definition at ``path``."""
