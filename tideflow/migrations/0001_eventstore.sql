@@ -105,4 +105,30 @@ BEGIN
 END
 $$;
 
+-- The first offset stored after p_since: a binary search by primary key
+-- (stored_at grows with the offset, as batches commit in order), for the
+-- events/s figure without scanning the last minute's rows.
+CREATE FUNCTION tideflow_first_offset_since(p_bus integer, p_since timestamptz) RETURNS bigint
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_lo bigint;
+    v_hi bigint;
+    v_mid bigint;
+    v_at timestamptz;
+BEGIN
+    SELECT first_offset, next_offset INTO v_lo, v_hi FROM tideflow_buses WHERE id = p_bus;
+    WHILE v_lo < v_hi LOOP
+        v_mid := (v_lo + v_hi) / 2;
+        SELECT stored_at INTO v_at FROM tideflow_events
+            WHERE bus_id = p_bus AND event_offset = v_mid;
+        IF v_at IS NULL OR v_at > p_since THEN
+            v_hi := v_mid;
+        ELSE
+            v_lo := v_mid + 1;
+        END IF;
+    END LOOP;
+    RETURN v_lo;
+END
+$$;
+
 -- The bus 'default' is created by PostgresEventStore.start() with the configured segment size.

@@ -1,0 +1,409 @@
+"""The event store on PostgreSQL: :class:`PostgresEventStore`.
+
+Gap-free offsets in commit order
+--------------------------------
+A reader that asked for "offset > N" and got events up to M must never
+later find an event with an offset <= M that it did not see. That happens
+with sequences: transaction A takes offset 5, B takes 6, B commits, a reader
+reads 6, then A commits 5 -- skipped for ever.
+
+Here every appending transaction first locks its bus's row in
+``tideflow_buses`` (``SELECT ... FOR UPDATE``), reads ``next_offset``, writes
+its events at ``next_offset ...``, moves ``next_offset`` past them and
+commits, releasing the lock. So the appends of one bus are serialized from
+offset assignment to commit, across every process sharing the database:
+
+* the next holder of the lock reads the ``next_offset`` committed by the
+  previous one (READ COMMITTED re-reads the locked row), so offsets are
+  contiguous; a rolled-back append also rolls back its ``next_offset``, so
+  nothing is left as a hole;
+* PostgreSQL makes a transaction visible before it releases its locks, so
+  when offsets ``k..m`` become visible every offset below ``k`` already is:
+  commit order equals offset order.
+
+The cost -- one committing transaction per bus at a time -- is paid back by
+group commit: concurrent ``append`` calls of this process share one
+transaction (:mod:`tideflow.eventstore.group_commit`), and the events go in
+with one COPY. Different buses do not wait for each other (except in one
+batch, which locks its buses in name order so two processes cannot deadlock).
+
+The log
+-------
+``tideflow_events`` is partitioned by LIST (bus) into one table per bus,
+each partitioned by RANGE (offset) into *segments*
+(:mod:`tideflow.eventstore.segments`). Dropping a bus drops its table;
+retention drops whole segments; dedup looks ``(source, id)`` up in the bus's
+segments under the bus lock (a unique index on a partitioned table would
+have to include the offset, so it could not enforce this). Dedup therefore
+covers the events retention has kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+import orjson
+
+from tideflow.clock import SYSTEM_CLOCK, Clock
+from tideflow.db import load_queries
+from tideflow.errors import (
+    AlreadyExists,
+    BusNotFound,
+    ConflictError,
+    EventNotFound,
+    EventRejected,
+    StoreError,
+)
+from tideflow.eventstore import segments
+from tideflow.eventstore.group_commit import GroupCommit
+from tideflow.eventstore.listener import Listener
+from tideflow.eventstore.store import (
+    DEFAULT_BUS,
+    Appended,
+    Bus,
+    BusInfo,
+    Retention,
+    StoredEvent,
+    check_bus_name,
+    event_key,
+)
+
+log = logging.getLogger("tideflow.eventstore")
+
+_Q = load_queries("tideflow.eventstore")
+_COLUMNS = ("bus_id", "event_offset", "ce_source", "ce_id", "stored_at", "event")
+_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+
+
+@dataclass(frozen=True, slots=True)
+class _Append:
+    """One caller's events, encoded: ``(source, id, JSON text)`` each."""
+
+    bus: str
+    rows: list[tuple[str, str, str]]
+
+
+def encode_event(event: Mapping[str, Any], index: int) -> tuple[str, str, str]:
+    """``(source, id, JSON text)`` of a structured CloudEvent.
+
+    Raises:
+        EventRejected: No ``source``/``id``, or not representable as JSON.
+    """
+    source, event_id = event_key(event, index)
+    try:
+        return source, event_id, orjson.dumps(event).decode()
+    except TypeError:
+        pass  # e.g. an integer beyond 64 bits: the standard library writes it
+    try:
+        text = json.dumps(event, ensure_ascii=False, allow_nan=False)
+        text.encode("utf-8")  # lone surrogates cannot be stored
+    except (TypeError, ValueError) as exc:
+        reason = f"event [{index}] cannot be stored as JSON: {exc}"
+        raise EventRejected(reason, index=index) from None
+    return source, event_id, text
+
+
+def decode_event(text: str) -> dict[str, Any]:
+    """The structured CloudEvent stored as ``text``."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        value = json.loads(text)  # e.g. integers beyond 64 bits
+    return value  # type: ignore[no-any-return]
+
+
+def _retention(row: Mapping[str, Any]) -> Retention | None:
+    if row["max_age"] is None and row["max_events"] is None:
+        return None
+    return Retention(max_age=row["max_age"], max_events=row["max_events"])
+
+
+def _bus_from_row(row: Mapping[str, Any]) -> Bus:
+    return Bus(name=row["name"], retention=_retention(row), created_at=row["created_at"])
+
+
+class PostgresEventStore:
+    """The :class:`~tideflow.eventstore.store.EventStore` on PostgreSQL.
+
+    Args:
+        pool: An asyncpg pool on a migrated database; the store holds one of its
+            connections for LISTEN.
+        segment_size: Events per segment for buses created from now on.
+        clock: Time of ``stored_at``, retention and ``wait_for`` timeouts.
+        max_batch: Events per group-commit transaction.
+        poll_interval: Seconds between polls of waiting readers while LISTEN is down.
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        segment_size: int = 1_000_000,
+        clock: Clock = SYSTEM_CLOCK,
+        max_batch: int = 10_000,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self._pool = pool
+        self._segment_size = segment_size
+        self._clock = clock
+        self._committer: GroupCommit[_Append, list[Appended]] = GroupCommit(
+            self._flush, max_batch=max_batch
+        )
+        self.listener = Listener(pool, clock, poll_interval=poll_interval)
+        self._runner: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> PostgresEventStore:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Create ``default`` if missing; start group commit and the listener."""
+        with contextlib.suppress(AlreadyExists):
+            await self.create_bus(DEFAULT_BUS)
+        self._committer.open()
+        self._runner = asyncio.create_task(self._run(), name="tideflow-eventstore")
+
+    async def _run(self) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            listening = tasks.create_task(self.listener.run())
+            await self._committer.run()  # returns after stop() closed it and the queue drained
+            listening.cancel()
+
+    async def stop(self) -> None:
+        """Flush queued appends, then stop the listener."""
+        if self._runner is None:
+            return
+        self._committer.close()
+        runner, self._runner = self._runner, None
+        await runner
+
+    # -- buses ------------------------------------------------------------
+
+    async def create_bus(self, name: str, retention: Retention | None = None) -> Bus:
+        """See :meth:`EventStore.create_bus`."""
+        check_bus_name(name)
+        policy = retention or Retention()
+        async with self._connection() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                _Q["create_bus"], name, policy.max_age, policy.max_events, self._segment_size
+            )
+            if row is None:
+                raise AlreadyExists(f"bus {name!r} already exists")
+            await conn.execute(_Q["ensure_segments"], row["id"], self._segment_size + 1)
+        return _bus_from_row(row)
+
+    async def get_bus(self, name: str) -> BusInfo:
+        """See :meth:`EventStore.get_bus`."""
+        since = self._clock.now() - timedelta(minutes=1)
+        async with self._connection() as conn:
+            row = await conn.fetchrow(_Q["bus_info"], name, since)
+        if row is None:
+            raise BusNotFound(f"no bus named {name!r}")
+        recent = max(0, row["last_offset"] + 1 - row["first_recent"])
+        return BusInfo(
+            name=row["name"],
+            retention=_retention(row),
+            created_at=row["created_at"],
+            first_offset=row["first_offset"],
+            last_offset=row["last_offset"],
+            segment_count=row["segment_count"],
+            size_bytes=row["size_bytes"],
+            events_per_second=recent / 60.0,
+        )
+
+    async def list_buses(self) -> list[Bus]:
+        """See :meth:`EventStore.list_buses`."""
+        async with self._connection() as conn:
+            return [_bus_from_row(row) for row in await conn.fetch(_Q["list_buses"])]
+
+    async def delete_bus(self, name: str) -> None:
+        """See :meth:`EventStore.delete_bus`."""
+        async with self._connection() as conn, conn.transaction():
+            bus_id = await conn.fetchval(_Q["lock_bus_for_delete"], name)
+            if bus_id is None:
+                raise BusNotFound(f"no bus named {name!r}")
+            if name == DEFAULT_BUS:
+                raise ConflictError("the default bus cannot be deleted")
+            await conn.execute(_Q["drop_bus_log"], bus_id)
+            await conn.execute(_Q["delete_bus"], bus_id)
+
+    # -- appending ----------------------------------------------------------
+
+    async def append(self, bus: str, events: Sequence[Mapping[str, Any]]) -> list[Appended]:
+        """See :meth:`EventStore.append`."""
+        rows = [encode_event(event, index) for index, event in enumerate(events)]
+        if not rows:
+            await self._last_offset(bus)  # still: BusNotFound for an unknown bus
+            return []
+        return await self._committer.submit(_Append(bus, rows), len(rows))
+
+    async def _flush(self, batch: Sequence[_Append]) -> list[list[Appended] | BaseException]:
+        """Write a batch in one transaction; per bus: lock, dedup, COPY, advance, notify."""
+        now = self._clock.now()
+        by_bus: dict[str, list[int]] = {}
+        for index, item in enumerate(batch):
+            by_bus.setdefault(item.bus, []).append(index)
+        results: list[list[Appended] | BaseException] = [[] for _ in batch]
+        ahead: list[tuple[int, int, int, int]] = []
+        async with self._connection() as conn, conn.transaction():
+            for bus in sorted(by_bus):  # one lock order for every process: no deadlock
+                items = [batch[i] for i in by_bus[bus]]
+                outcome = await self._append_bus(conn, bus, items, now)
+                if isinstance(outcome, BaseException):
+                    for i in by_bus[bus]:
+                        results[i] = outcome
+                    continue
+                acks, state = outcome
+                ahead.append(state)
+                for i, item_acks in zip(by_bus[bus], acks, strict=True):
+                    results[i] = item_acks
+        for bus_id, next_offset, ready_until, size in ahead:
+            if segments.wants_segment_ahead(next_offset, ready_until, size):
+                await self._prepare_segment(bus_id, next_offset, size)
+        return results
+
+    async def _append_bus(
+        self, conn: Any, bus: str, items: Sequence[_Append], now: datetime
+    ) -> tuple[list[list[Appended]], tuple[int, int, int, int]] | BaseException:
+        row = await conn.fetchrow(_Q["lock_bus"], bus)
+        if row is None:
+            return BusNotFound(f"no bus named {bus!r}")
+        bus_id, size = row["id"], row["segment_size"]
+        first = next_offset = row["next_offset"]
+        known = await self._find_duplicates(conn, bus_id, items)
+        records: list[tuple[int, int, str, str, datetime, str]] = []
+        acks: list[list[Appended]] = []
+        for item in items:
+            item_acks = []
+            for source, event_id, text in item.rows:
+                offset = known.get((source, event_id))
+                duplicate = offset is not None
+                if offset is None:
+                    offset = known[(source, event_id)] = next_offset
+                    records.append((bus_id, offset, source, event_id, now, text))
+                    next_offset += 1
+                item_acks.append(Appended(bus=bus, offset=offset, duplicate=duplicate))
+            acks.append(item_acks)
+        ready_until = row["ready_until"] or 1
+        if records:
+            if next_offset > ready_until:  # one batch outran the segment kept ahead
+                await conn.execute(_Q["ensure_segments"], bus_id, next_offset - 1)
+                last_segment = segments.segment_of(next_offset - 1, size)
+                ready_until = segments.segment_start(last_segment + 1, size)
+            table = _copy_target(bus_id, first, next_offset - 1, size)
+            await conn.copy_records_to_table(table, records=records, columns=_COLUMNS)
+            await conn.execute(_Q["advance_bus"], bus_id, next_offset)
+        return acks, (bus_id, next_offset, ready_until, size)
+
+    async def _find_duplicates(
+        self, conn: Any, bus_id: int, items: Sequence[_Append]
+    ) -> dict[tuple[str, str], int]:
+        sources = [source for item in items for source, _, _ in item.rows]
+        ids = [event_id for item in items for _, event_id, _ in item.rows]
+        found = await conn.fetch(_Q["find_duplicates"], bus_id, sources, ids)
+        return {(row["source"], row["id"]): row["event_offset"] for row in found}
+
+    async def _prepare_segment(self, bus_id: int, next_offset: int, size: int) -> None:
+        """Create the segment after the one being filled, in its own short transaction."""
+        try:
+            async with self._connection() as conn, conn.transaction():
+                if await conn.fetchval(_Q["lock_bus_by_id"], bus_id) is None:
+                    return  # deleted meanwhile
+                upto = segments.upto_for_ahead(next_offset, size)
+                await conn.execute(_Q["ensure_segments"], bus_id, upto)
+        except StoreError as exc:  # the next append creates it in its own transaction
+            log.warning("could not create a segment ahead for bus %d: %s", bus_id, exc)
+
+    # -- reading ------------------------------------------------------------
+
+    async def read(self, bus: str, after: int = 0, limit: int = 100) -> list[StoredEvent]:
+        """See :meth:`EventStore.read`."""
+        async with self._connection() as conn:
+            rows = await conn.fetch(_Q["read_events"], bus, after, limit)
+        if not rows:
+            await self._last_offset(bus)  # BusNotFound for an unknown bus
+        return [
+            StoredEvent(bus=bus, offset=row[0], event=decode_event(row[1]), stored_at=row[2])
+            for row in rows
+        ]
+
+    async def get(self, bus: str, offset: int) -> StoredEvent:
+        """See :meth:`EventStore.get`."""
+        async with self._connection() as conn:
+            row = await conn.fetchrow(_Q["get_event"], bus, offset)
+        if row is None:
+            await self._last_offset(bus)
+            raise EventNotFound(f"bus {bus!r} has no event at offset {offset}")
+        return StoredEvent(bus=bus, offset=row[0], event=decode_event(row[1]), stored_at=row[2])
+
+    async def wait_for(self, bus: str, after: int, timeout: float) -> bool:  # noqa: ASYNC109
+        """See :meth:`EventStore.wait_for`: LISTEN/NOTIFY, polling while the listener is down."""
+
+        async def arrived() -> bool:
+            return await self._last_offset(bus) > after
+
+        return await self.listener.wait(bus, arrived, timeout)
+
+    async def _last_offset(self, bus: str) -> int:
+        async with self._connection() as conn:
+            last = await conn.fetchval(_Q["last_offset"], bus)
+        if last is None:
+            raise BusNotFound(f"no bus named {bus!r}")
+        return int(last)
+
+    # -- retention ----------------------------------------------------------
+
+    async def apply_retention(self) -> int:
+        """See :meth:`EventStore.apply_retention`."""
+        async with self._connection() as conn:
+            rows = await conn.fetch(_Q["retention_candidates"])
+        candidates = [
+            segments.SegmentState(
+                bus_id=row["bus_id"],
+                bus=row["name"],
+                segment_no=row["segment_no"],
+                end_offset=row["end_offset"],
+                next_offset=row["next_offset"],
+                newest_at=row["newest_at"],
+                max_age=row["max_age"],
+                max_events=row["max_events"],
+            )
+            for row in rows
+        ]
+        drop = segments.segments_to_drop(candidates, self._clock.now())
+        for segment in drop:
+            async with self._connection() as conn, conn.transaction():
+                await conn.fetchval(_Q["lock_bus_by_id"], segment.bus_id)
+                await conn.execute(_Q["drop_segment"], segment.bus_id, segment.segment_no)
+            log.info("retention dropped segment %d of bus %r", segment.segment_no, segment.bus)
+        return len(drop)
+
+    # -- plumbing -----------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> Any:
+        """A pooled connection; database failures become :class:`StoreError`."""
+        try:
+            async with self._pool.acquire() as conn:
+                yield conn
+        except _DB_ERRORS as exc:
+            raise StoreError(f"event store: {type(exc).__name__}: {exc}") from exc
+
+
+def _copy_target(bus_id: int, first: int, last: int, size: int) -> str:
+    """The segment table when the offsets fit in one segment (COPY skips routing), else the root."""
+    segment = segments.segment_of(first, size)
+    if segments.segment_of(last, size) == segment:
+        return segments.segment_table(bus_id, segment)
+    return "tideflow_events"

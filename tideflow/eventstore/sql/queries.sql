@@ -1,0 +1,104 @@
+-- lock_bus --
+-- Lock a bus row until commit (serializing its appends) and read where its log stands
+SELECT b.id, b.next_offset, b.segment_size,
+       (SELECT max(s.end_offset) FROM tideflow_segments s WHERE s.bus_id = b.id) AS ready_until
+FROM tideflow_buses b
+WHERE b.name = $1
+FOR UPDATE OF b;
+
+-- find_duplicates --
+-- Offsets of events already in the bus under these (source, id) keys; one index probe per key
+SELECT k.source, k.id, e.event_offset
+FROM unnest($2::text[], $3::text[]) AS k (source, id)
+CROSS JOIN LATERAL (
+    SELECT event_offset FROM tideflow_events
+    WHERE bus_id = $1 AND ce_source = k.source AND ce_id = k.id
+    LIMIT 1
+) AS e;
+
+-- ensure_segments --
+-- Create the bus's segments up to the one holding offset $2 (caller holds the bus row lock)
+SELECT tideflow_ensure_segments($1, $2);
+
+-- advance_bus --
+-- Move the bus past an appended batch; the notification is delivered at commit
+WITH moved AS (
+    UPDATE tideflow_buses SET next_offset = $2::bigint WHERE id = $1 RETURNING name
+)
+SELECT pg_notify('tideflow_events', name || ' ' || ($2::bigint - 1)) FROM moved;
+
+-- create_bus --
+-- Insert a bus unless the name is taken
+INSERT INTO tideflow_buses (name, max_age, max_events, segment_size)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (name) DO NOTHING
+RETURNING id, name, max_age, max_events, created_at;
+
+-- get_bus --
+-- One bus row
+SELECT id, name, max_age, max_events, created_at FROM tideflow_buses WHERE name = $1;
+
+-- list_buses --
+-- Every bus, by name
+SELECT id, name, max_age, max_events, created_at FROM tideflow_buses ORDER BY name;
+
+-- bus_info --
+-- A bus with its offsets, segments, size on disk and the offset of the first event after $2
+SELECT b.name, b.max_age, b.max_events, b.created_at, b.first_offset,
+       b.next_offset - 1 AS last_offset,
+       (SELECT count(*) FROM tideflow_segments s WHERE s.bus_id = b.id) AS segment_count,
+       (SELECT coalesce(sum(pg_total_relation_size(
+            to_regclass(tideflow_segment_table(s.bus_id, s.segment_no)))), 0)
+        FROM tideflow_segments s WHERE s.bus_id = b.id)::bigint AS size_bytes,
+       tideflow_first_offset_since(b.id, $2) AS first_recent
+FROM tideflow_buses b
+WHERE b.name = $1;
+
+-- last_offset --
+-- The newest committed offset of a bus (no lock: sees the last committed row)
+SELECT next_offset - 1 FROM tideflow_buses WHERE name = $1;
+
+-- lock_bus_for_delete --
+-- Lock a bus row before dropping its log
+SELECT id FROM tideflow_buses WHERE name = $1 FOR UPDATE;
+
+-- drop_bus_log --
+-- Drop every segment of a bus at once
+SELECT tideflow_drop_bus_log($1);
+
+-- delete_bus --
+-- Delete a bus row (its segment rows go with it)
+DELETE FROM tideflow_buses WHERE id = $1;
+
+-- read_events --
+-- Committed events after an offset, in order
+SELECT event_offset, event, stored_at
+FROM tideflow_events
+WHERE bus_id = (SELECT id FROM tideflow_buses WHERE name = $1) AND event_offset > $2
+ORDER BY event_offset
+LIMIT $3;
+
+-- get_event --
+-- One event by offset
+SELECT event_offset, event, stored_at
+FROM tideflow_events
+WHERE bus_id = (SELECT id FROM tideflow_buses WHERE name = $1) AND event_offset = $2;
+
+-- retention_candidates --
+-- Full segments of buses with a retention policy, oldest first, with their newest event's time
+SELECT b.id AS bus_id, b.name, b.max_age, b.max_events, b.next_offset,
+       s.segment_no, s.start_offset, s.end_offset,
+       (SELECT e.stored_at FROM tideflow_events e
+        WHERE e.bus_id = b.id AND e.event_offset = s.end_offset - 1) AS newest_at
+FROM tideflow_buses b
+JOIN tideflow_segments s ON s.bus_id = b.id
+WHERE (b.max_age IS NOT NULL OR b.max_events IS NOT NULL) AND s.end_offset <= b.next_offset
+ORDER BY b.id, s.segment_no;
+
+-- lock_bus_by_id --
+-- Lock a bus row (segment DDL and retention run under it)
+SELECT next_offset FROM tideflow_buses WHERE id = $1 FOR UPDATE;
+
+-- drop_segment --
+-- Drop one whole segment and move the bus's first offset
+SELECT tideflow_drop_segment($1, $2);
