@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -55,11 +56,11 @@ def test_example_gives_its_output(name: str, services: Services) -> None:
     assert json.loads(done.stdout) == expected
 
 
-def _documents() -> list[dict]:
+def _documents() -> list[dict[str, Any]]:
     return [yaml.safe_load((EXAMPLES / f"{n}.yaml").read_text()) for n in NAMES]
 
 
-def _walk(node, key: str) -> Iterator:
+def _walk(node: Any, key: str) -> Iterator[Any]:
     if isinstance(node, dict):
         for k, v in node.items():
             if k == key:

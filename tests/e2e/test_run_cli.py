@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from tideflow.cli import app
 
@@ -22,7 +22,7 @@ def write(folder: Path, name: str, body: str) -> Path:
     return path
 
 
-def run(*args: str):
+def run(*args: str) -> Result:
     return runner.invoke(app, ["run", *args])
 
 

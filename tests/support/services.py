@@ -195,7 +195,7 @@ def _graphql_route(app: FastAPI, state: ServiceState) -> None:
 
 
 def _odata_routes(app: FastAPI, state: ServiceState) -> None:
-    products = [
+    products: list[dict[str, Any]] = [
         {"ID": i, "Name": name, "Price": price, "Category": cat}
         for i, (name, price, cat) in enumerate(
             [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -26,7 +27,7 @@ def svc(services: Services) -> Services:
     return services
 
 
-def _oauth(svc: Services, **extra) -> AuthDefinition:
+def _oauth(svc: Services, **extra: Any) -> AuthDefinition:
     props = {
         "grantType": "clientCredentials",
         "clientId": CLIENT_ID,

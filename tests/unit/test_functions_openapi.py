@@ -8,6 +8,7 @@ import pytest
 
 from tideflow.errors import FunctionCallError
 from tideflow.runtime.functions.openapi import (
+    Document,
     build_request,
     find_operation,
     parse_document,
@@ -18,7 +19,7 @@ from tideflow.runtime.functions.openapi import (
 DOC = (Path(__file__).resolve().parents[1] / "support" / "pets.yaml").read_text()
 
 
-def _doc(source: str = "http://svc.test/openapi/pets.yaml"):
+def _doc(source: str = "http://svc.test/openapi/pets.yaml") -> Document:
     return parse_document(DOC, source)
 
 

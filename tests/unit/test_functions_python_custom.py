@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,19 +18,19 @@ class Declined(Exception):
     retryable = False
 
 
-def add(args):
+def add(args: dict[str, Any]) -> dict[str, Any]:
     return {"sum": args["a"] + args["b"]}
 
 
-async def add_async(args, idempotency_key=None):
+async def add_async(args: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
     return {"sum": args["a"] + args["b"], "key": idempotency_key}
 
 
-def decline(args):
+def decline(args: dict[str, Any]) -> None:
     raise Declined(f"card {args['card']} declined")
 
 
-def boom(args):
+def boom(args: dict[str, Any]) -> None:
     raise ValueError("bad value")
 
 

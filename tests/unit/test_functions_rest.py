@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ def svc(services: Services) -> Services:
     return services
 
 
-def _call(svc: Services, op: str, **kwargs) -> Invocation:
+def _call(svc: Services, op: str, **kwargs: Any) -> Invocation:
     return Invocation(name=op, operation=f"{svc.pets_doc_url}#{op}", **kwargs)
 
 
