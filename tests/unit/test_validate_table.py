@@ -573,3 +573,12 @@ def test_a_document_that_is_not_an_object() -> None:
     assert [(p.path, p.message) for p in problems] == [
         ((), "must be a workflow (an object), not an array")
     ]
+
+
+def test_problems_come_in_document_order() -> None:
+    doc = copy.deepcopy(BASE)
+    put("states.4.data", [1])(doc)  # structure, late in the document
+    put("states.0.transition", "Nowhere")(doc)  # reference, early
+    put("functions.0.type", "rpc")(doc)  # before the states
+    paths = [format_path(p.path) for p in validate_document(doc)]
+    assert paths == ["functions[0].type", "states[0].transition", "states[4].data"]

@@ -153,10 +153,10 @@ def _looks_like_ref(value: str) -> bool:
     return "/" in value or value.endswith(_SUFFIXES) or "://" in value
 
 
-def _validate(doc: Mapping[str, Any]) -> list[Problem]:
-    from tideflow.workflow.validate import validate_document
+def _validate(doc: Mapping[str, Any], earlier: list[Problem]) -> list[Problem]:
+    from tideflow.workflow.validate import in_document_order, validate_document
 
-    return validate_document(doc)
+    return in_document_order(doc, earlier + validate_document(doc))
 
 
 def load_and_validate(
@@ -177,7 +177,7 @@ def load_and_validate(
     directory = Path(base_dir) if base_dir is not None else file_dir
     doc = parse_document(text, source)
     resolved, problems = resolve_references(doc, directory)
-    problems.extend(_validate(resolved))
+    problems = _validate(resolved, problems)
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise WorkflowValidationError(problems, source=source)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tideflow.errors import Problem, WorkflowValidationError
+from tideflow.errors import PathPart, Problem, WorkflowValidationError
 from tideflow.workflow._compile import check_expressions
 from tideflow.workflow._document import WORKFLOW
 from tideflow.workflow._graph import check_graph
@@ -28,8 +28,7 @@ def validate_document(doc: Mapping[str, Any]) -> list[Problem]:
             their names are not checked.
 
     Returns:
-        Problems in document order within each pass (structure, references,
-        graph, expressions); an empty list for a valid definition.
+        The problems in document order; an empty list for a valid definition.
     """
     ctx = Context()
     WORKFLOW.check(doc, (), ctx)
@@ -39,7 +38,36 @@ def validate_document(doc: Mapping[str, Any]) -> list[Problem]:
     check_references(ctx.references, names, ctx)
     check_graph(doc, ctx.references, names, ctx)
     check_expressions(doc, ctx.expressions, ctx)
-    return ctx.problems
+    return in_document_order(doc, ctx.problems)
+
+
+def in_document_order(doc: Mapping[str, Any], problems: list[Problem]) -> list[Problem]:
+    """Sort problems by where their path appears in the document (stable).
+
+    A path naming something absent (a missing property) sorts with its parent.
+    """
+    if len(problems) < 2:
+        return problems
+    positions: dict[tuple[PathPart, ...], int] = {}
+    _number(doc, (), positions)
+
+    def key(problem: Problem) -> int:
+        path = problem.path
+        while path not in positions and path:
+            path = path[:-1]
+        return positions.get(path, 0)
+
+    return sorted(problems, key=key)
+
+
+def _number(value: Any, path: tuple[PathPart, ...], positions: dict[Any, int]) -> None:
+    positions[path] = len(positions)
+    if isinstance(value, Mapping):
+        for name, item in value.items():
+            _number(item, (*path, str(name)), positions)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _number(item, (*path, index), positions)
 
 
 def raise_for_problems(problems: list[Problem], source: str | None = None) -> None:
