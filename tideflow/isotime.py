@@ -22,7 +22,7 @@ def parse_duration(text: str) -> timedelta:
     Raises:
         ValueError: ``text`` is not an ISO 8601 duration.
     """
-    if not isinstance(text, str) or not text.startswith(("P", "p", "-P")):
+    if not str(text).startswith(("P", "p", "-P")):
         raise ValueError(f"not an ISO 8601 duration: {text!r}")
     try:
         value = isodate.parse_duration(text)
@@ -30,7 +30,10 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(f"not an ISO 8601 duration: {text!r}") from exc
     if isinstance(value, isodate.Duration):
         days = float(value.years) * 365 + float(value.months) * 30
-        return value.tdelta + timedelta(days=days)
+        tdelta: timedelta = value.tdelta
+        return tdelta + timedelta(days=days)
+    if not isinstance(value, timedelta):
+        raise ValueError(f"not an ISO 8601 duration: {text!r}")
     return value
 
 
@@ -45,7 +48,7 @@ def parse_timestamp(text: str) -> datetime:
     Raises:
         ValueError: ``text`` is not RFC 3339.
     """
-    if not isinstance(text, str) or not _RFC3339.match(text):
+    if not _RFC3339.match(str(text)):
         raise ValueError(f"not an RFC 3339 timestamp: {text!r}")
     normalized = text.replace("z", "Z").replace("t", "T")
     if normalized.endswith("Z"):
