@@ -157,3 +157,26 @@ def test_a_missing_definition_file_is_a_load_error(tmp_path: Path) -> None:
 def test_an_empty_document_is_a_load_error() -> None:
     with pytest.raises(WorkflowLoadError, match="this document is empty"):
         load_workflow("# nothing here\n")
+
+
+def test_external_document_that_holds_no_definitions(tmp_path: Path) -> None:
+    (tmp_path / "notes.yaml").write_text("just some text\n")
+    (tmp_path / "empty.json").write_text("")
+    text = WORKFLOW_YAML.format(functions="notes.yaml") + "errors: empty.json\n"
+    with pytest.raises(WorkflowValidationError) as caught:
+        load_workflow(text, base_dir=tmp_path)
+    assert [(format_path(p.path), p.message) for p in caught.value.problems] == [
+        ("functions", "'notes.yaml' holds a string, not functions"),
+        ("errors", "'empty.json' is empty"),
+    ]
+
+
+def test_local_files_can_be_refused(tmp_path: Path, http_base: str) -> None:
+    (tmp_path / "fns.json").write_text(json.dumps(FUNCTIONS))
+    text = WORKFLOW_YAML.format(functions=str(tmp_path / "fns.json"))
+    with pytest.raises(WorkflowValidationError) as caught:
+        load_workflow(text, local_files=False)
+    [problem] = caught.value.problems
+    assert problem.message.endswith("local files are not read here; inline it")
+    remote = WORKFLOW_YAML.format(functions=f"{http_base}/functions.json")
+    assert load_workflow(remote, local_files=False).functions

@@ -18,6 +18,7 @@ import yaml  # type: ignore[import-untyped]
 from tideflow.errors import Problem, WorkflowLoadError, WorkflowValidationError
 from tideflow.workflow import model
 from tideflow.workflow._build_workflow import workflow as build_workflow
+from tideflow.workflow._schema import json_type
 
 try:
     _YamlLoader: Any = yaml.CSafeLoader
@@ -120,9 +121,15 @@ def _unwrap(key: str, value: Any) -> Any:
 
 
 def resolve_references(
-    doc: Mapping[str, Any], base_dir: Path | None = None
+    doc: Mapping[str, Any], base_dir: Path | None = None, *, local_files: bool = True
 ) -> tuple[dict[str, Any], list[Problem]]:
     """Inline the external documents a definition refers to.
+
+    Args:
+        doc: The parsed definition.
+        base_dir: Directory that relative paths resolve against.
+        local_files: Whether paths and ``file://`` URIs may be read; a server
+            taking definitions from users should pass False.
 
     Returns:
         A copy of ``doc`` with every readable reference replaced by its content,
@@ -133,24 +140,22 @@ def resolve_references(
     problems: list[Problem] = []
     for key in EXTERNAL_KEYS:
         ref = doc.get(key)
-        if not isinstance(ref, str) or (key == "secrets" and not _looks_like_ref(ref)):
+        if not isinstance(ref, str):
             continue
         try:
-            text = _read_reference(ref, base_dir)
-            value = _parse(text)
-            if value is None:
-                problems.append(Problem(path=(key,), message=f"'{ref}' is empty"))
+            if not local_files and urlparse(ref).scheme not in ("http", "https"):
+                raise OSError(f"cannot read '{ref}': local files are not read here; inline it")
+            value = _unwrap(key, _parse(_read_reference(ref, base_dir)))
+            if not isinstance(value, dict | list):
+                shown = "is empty" if value is None else f"holds {json_type(value)}, not {key}"
+                problems.append(Problem(path=(key,), message=f"'{ref}' {shown}"))
                 continue
-            resolved[key] = _unwrap(key, value)
+            resolved[key] = value
         except OSError as exc:
             problems.append(Problem(path=(key,), message=str(exc)))
         except WorkflowLoadError as exc:
             problems.append(Problem(path=(key,), message=f"cannot parse '{ref}': {exc}"))
     return resolved, problems
-
-
-def _looks_like_ref(value: str) -> bool:
-    return "/" in value or value.endswith(_SUFFIXES) or "://" in value
 
 
 def _validate(doc: Mapping[str, Any], earlier: list[Problem]) -> list[Problem]:
@@ -160,14 +165,18 @@ def _validate(doc: Mapping[str, Any], earlier: list[Problem]) -> list[Problem]:
 
 
 def load_and_validate(
-    path_or_text: str | os.PathLike[str], *, base_dir: str | os.PathLike[str] | None = None
+    path_or_text: str | os.PathLike[str],
+    *,
+    base_dir: str | os.PathLike[str] | None = None,
+    local_files: bool = True,
 ) -> tuple[model.Workflow, tuple[Problem, ...]]:
     """Load, resolve and validate a definition; return the model and its warnings.
 
     ``path_or_text`` is a path (a :class:`~pathlib.Path`, or a one-line string
     ending in ``.json``, ``.yaml`` or ``.yml``) or the definition's text.
     Relative references resolve against ``base_dir``, by default the file's
-    directory (or the current directory for text).
+    directory (or the current directory for text). With ``local_files=False``
+    only http(s) references are resolved (for definitions sent by users).
 
     Raises:
         WorkflowLoadError: The file cannot be read or does not parse.
@@ -176,7 +185,7 @@ def load_and_validate(
     text, source, file_dir = _source_text(path_or_text)
     directory = Path(base_dir) if base_dir is not None else file_dir
     doc = parse_document(text, source)
-    resolved, problems = resolve_references(doc, directory)
+    resolved, problems = resolve_references(doc, directory, local_files=local_files)
     problems = _validate(resolved, problems)
     errors = [p for p in problems if p.severity == "error"]
     if errors:
@@ -185,7 +194,10 @@ def load_and_validate(
 
 
 def load_workflow(
-    path_or_text: str | os.PathLike[str], *, base_dir: str | os.PathLike[str] | None = None
+    path_or_text: str | os.PathLike[str],
+    *,
+    base_dir: str | os.PathLike[str] | None = None,
+    local_files: bool = True,
 ) -> model.Workflow:
     """Load a valid definition into the model (see :func:`load_and_validate`).
 
@@ -193,7 +205,7 @@ def load_workflow(
         WorkflowLoadError: The file cannot be read or does not parse.
         WorkflowValidationError: The definition has problems (all of them).
     """
-    return load_and_validate(path_or_text, base_dir=base_dir)[0]
+    return load_and_validate(path_or_text, base_dir=base_dir, local_files=local_files)[0]
 
 
 def load_file(path: str | os.PathLike[str]) -> model.Workflow:
