@@ -1,0 +1,88 @@
+-- insert_timer --
+-- Add a pending timer; a repeated idempotency key or id adds nothing (then no row)
+INSERT INTO tideflow_timers (id, kind, due_at, payload, idempotency_key, schedule_id)
+VALUES ($1, $2, $3, $4::jsonb, $5, $6)
+ON CONFLICT DO NOTHING
+RETURNING *;
+
+-- get_timer --
+-- One timer by id
+SELECT * FROM tideflow_timers WHERE id = $1;
+
+-- get_timer_by_key --
+-- One timer by its idempotency key
+SELECT * FROM tideflow_timers WHERE idempotency_key = $1;
+
+-- cancel_timer --
+-- Cancel a pending timer (no row if it was not pending)
+UPDATE tideflow_timers SET state = 'cancelled'
+WHERE id = $1 AND state = 'pending'
+RETURNING *;
+
+-- list_timers --
+-- Timers by state (NULL: any) and kind (NULL: any), in due order
+SELECT * FROM tideflow_timers
+WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR kind = $2)
+ORDER BY due_at, id
+LIMIT $3;
+
+-- due_soon --
+-- Pending timers due by the horizon, earliest first (what the wheel should hold)
+SELECT id, kind, due_at FROM tideflow_timers
+WHERE state = 'pending' AND due_at <= $1
+ORDER BY due_at, id
+LIMIT $2;
+
+-- lock_due --
+-- Claim pending timers for firing; rows another process is firing are skipped
+SELECT * FROM tideflow_timers
+WHERE id = ANY($1::text[]) AND state = 'pending'
+ORDER BY due_at, id
+FOR UPDATE SKIP LOCKED;
+
+-- mark_fired --
+-- Record firings (in the transaction that claimed them)
+UPDATE tideflow_timers SET state = 'fired', fired_at = $2, attempts = attempts + 1
+WHERE id = ANY($1::text[]);
+
+-- retry_later --
+-- A handler failed: count the attempt, keep the error, and move the due time
+UPDATE tideflow_timers
+SET attempts = attempts + 1, last_error = $2, due_at = $3
+WHERE id = $1 AND state = 'pending'
+RETURNING attempts;
+
+-- upsert_schedule --
+-- Create or replace a schedule
+INSERT INTO tideflow_schedules (id, kind, spec, payload, catch_up, next_tick, state)
+VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, $6, CASE WHEN $6::timestamptz IS NULL THEN 'ended' ELSE 'active' END)
+ON CONFLICT (id) DO UPDATE SET
+    kind = EXCLUDED.kind, spec = EXCLUDED.spec, payload = EXCLUDED.payload,
+    catch_up = EXCLUDED.catch_up, next_tick = EXCLUDED.next_tick, state = EXCLUDED.state,
+    updated_at = now()
+RETURNING *;
+
+-- lock_schedule --
+-- A schedule, locked for planning its ticks
+SELECT * FROM tideflow_schedules WHERE id = $1 FOR UPDATE;
+
+-- get_schedule --
+-- One schedule by id
+SELECT * FROM tideflow_schedules WHERE id = $1;
+
+-- list_schedules --
+-- Schedules of a kind (NULL: any), by id
+SELECT * FROM tideflow_schedules WHERE ($1::text IS NULL OR kind = $1) ORDER BY id;
+
+-- advance_schedule --
+-- Store the next tick after planning (NULL ends the schedule)
+UPDATE tideflow_schedules
+SET next_tick = $2, state = CASE WHEN $2::timestamptz IS NULL THEN 'ended' ELSE state END,
+    updated_at = now()
+WHERE id = $1;
+
+-- cancel_schedule --
+-- Stop a schedule (its already-started ticks are not touched)
+UPDATE tideflow_schedules SET state = 'cancelled', next_tick = NULL, updated_at = now()
+WHERE id = $1 AND state = 'active'
+RETURNING id;
