@@ -1,0 +1,90 @@
+"""Lifecycle events: the CloudEvent built from a notice, and the publisher's appends."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from tideflow.runtime.lifecycle import (
+    LIFECYCLE_BUS,
+    LifecycleNotice,
+    LifecyclePublisher,
+    lifecycle_event,
+)
+from tideflow.testing import InMemoryEventStore
+
+AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def notice(kind: str, **extra: object) -> LifecycleNotice:
+    return LifecycleNotice(
+        kind=kind, instance_id="i-1", workflow_id="hello", version="1.0", at=AT, **extra
+    )  # type: ignore[arg-type]
+
+
+def test_started_event_has_the_cloudevent_attributes() -> None:
+    event = lifecycle_event(notice("started"))
+    assert event["specversion"] == "1.0"
+    assert event["type"] == "io.tideflow.instance.started"
+    assert event["source"] == "/tideflow/workflows/hello"
+    assert event["subject"] == "i-1"
+    assert event["time"].startswith("2026-03-01T12:00:00")
+    assert event["data"] == {
+        "instanceId": "i-1",
+        "workflowId": "hello",
+        "version": "1.0",
+        "status": "running",
+    }
+
+
+def test_completed_carries_the_output_and_failed_the_error() -> None:
+    done = lifecycle_event(notice("completed", output={"message": "hi"}))
+    assert done["data"]["output"] == {"message": "hi"}
+    assert done["data"]["status"] == "completed"
+    error = {"name": "error", "code": "500", "message": "boom", "state": "Charge"}
+    failed = lifecycle_event(notice("failed", error=error, state="Charge", parent_id="p-1"))
+    assert failed["data"]["error"] == error
+    assert failed["data"]["state"] == "Charge"
+    assert failed["data"]["parentId"] == "p-1"
+    assert "output" not in failed["data"]
+
+
+def test_ids_are_stable_and_tell_state_entries_apart() -> None:
+    first = lifecycle_event(notice("state.entered", state="A", key="A#1"))
+    again = lifecycle_event(notice("state.entered", state="A", key="A#1"))
+    other = lifecycle_event(notice("state.entered", state="A", key="A#2"))
+    assert first["id"] == again["id"]
+    assert first["id"] != other["id"]
+    assert first["type"] == "io.tideflow.instance.state.entered"
+
+
+def test_unknown_kind_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown lifecycle kind 'exploded'"):
+        notice("exploded")
+
+
+async def test_publisher_creates_the_bus_and_dedups_replayed_notices() -> None:
+    store = InMemoryEventStore()
+    await store.start()
+    publisher = LifecyclePublisher(store)
+    await publisher.start()
+    await publisher.start()  # a second start finds the bus
+    await publisher(notice("started"), notice("state.entered", state="Greet", key="Greet"))
+    await publisher(notice("started"))  # replayed: same id
+    await publisher(notice("completed", output={"ok": True}))
+    events = await store.read(LIFECYCLE_BUS)
+    types = [stored.event["type"].rsplit(".", 1)[-1] for stored in events]
+    assert types == ["started", "entered", "completed"]
+    assert publisher.published == 4
+
+
+async def test_publisher_logs_instead_of_raising_when_the_bus_is_gone(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = InMemoryEventStore()
+    await store.start()
+    publisher = LifecyclePublisher(store)  # never started: no bus
+    await publisher(notice("started"))
+    assert publisher.published == 0
+    assert "could not append 1 lifecycle events" in caplog.text

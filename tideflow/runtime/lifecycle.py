@@ -1,0 +1,168 @@
+"""Lifecycle events: CloudEvents about workflow instances on the bus ``tideflow.lifecycle``.
+
+The runtime reports what happens to its instances -- started, a state
+entered, completed, failed, cancelled (and suspended, resumed) -- as
+:class:`LifecycleNotice` values through a hook. :func:`lifecycle_event` turns
+a notice into a structured CloudEvent (pure: no clock, no I/O), and
+:class:`LifecyclePublisher` appends those events to the bus so that any
+subscriber can monitor workflows.
+
+Event ids are derived from the notice (instance, run, kind, step key), so a
+notice reported twice -- for example again after a replay -- is stored once:
+the event store recognises the duplicate by ``source`` and ``id``.
+
+Event types are ``io.tideflow.instance.<kind>``; the source is
+``/tideflow/workflows/<workflow id>``; the subject is the instance id; the
+data is a JSON object with ``instanceId``, ``workflowId``, ``version``,
+``status`` and, where they apply, ``state``, ``output``, ``error`` and
+``parentId``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final, Protocol
+
+from tideflow.errors import AlreadyExists, TideflowError
+from tideflow.isotime import format_timestamp
+
+log = logging.getLogger("tideflow.lifecycle")
+
+LIFECYCLE_BUS: Final = "tideflow.lifecycle"
+"""The bus lifecycle events go to."""
+
+EVENT_TYPE_PREFIX: Final = "io.tideflow.instance."
+
+KINDS: Final = frozenset(
+    {"started", "state.entered", "completed", "failed", "cancelled", "suspended", "resumed"}
+)
+"""The kinds of notice; each becomes the event type ``io.tideflow.instance.<kind>``."""
+
+_STATUS_OF_KIND: Final = {
+    "started": "running",
+    "state.entered": "running",
+    "completed": "completed",
+    "failed": "failed",
+    "cancelled": "cancelled",
+    "suspended": "suspended",
+    "resumed": "running",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LifecycleNotice:
+    """One thing that happened to an instance, as the runtime reports it.
+
+    Attributes:
+        kind: One of :data:`KINDS`.
+        instance_id: The instance.
+        workflow_id: Its workflow.
+        version: The workflow version it runs.
+        at: When it happened.
+        state: The state entered (``state.entered``) or where it failed.
+        output: The output of a completed instance.
+        error: The error of a failed instance, ``{name, code, message, state}``.
+        parent_id: The parent instance of a sub-flow.
+        run_no: The run number (``continueAs`` starts run 2, 3, ...).
+        key: The step key, telling apart repeated entries of the same state.
+    """
+
+    kind: str
+    instance_id: str
+    workflow_id: str
+    version: str
+    at: datetime
+    state: str | None = None
+    output: Any = None
+    error: Mapping[str, Any] | None = None
+    parent_id: str | None = None
+    run_no: int = 1
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown lifecycle kind {self.kind!r}; one of {sorted(KINDS)}")
+
+
+def event_id(notice: LifecycleNotice) -> str:
+    """A stable id: the same notice always gets the same id (deduplicated by the store)."""
+    suffix = f"/{notice.key}" if notice.key else ""
+    return f"{notice.instance_id}/{notice.run_no}/{notice.kind}{suffix}"
+
+
+def lifecycle_event(notice: LifecycleNotice) -> dict[str, Any]:
+    """The structured CloudEvent for ``notice``."""
+    data: dict[str, Any] = {
+        "instanceId": notice.instance_id,
+        "workflowId": notice.workflow_id,
+        "version": notice.version,
+        "status": _STATUS_OF_KIND[notice.kind],
+    }
+    if notice.state is not None:
+        data["state"] = notice.state
+    if notice.kind == "completed":
+        data["output"] = notice.output
+    if notice.error is not None:
+        data["error"] = dict(notice.error)
+    if notice.parent_id is not None:
+        data["parentId"] = notice.parent_id
+    return {
+        "specversion": "1.0",
+        "id": event_id(notice),
+        "source": f"/tideflow/workflows/{notice.workflow_id}",
+        "type": EVENT_TYPE_PREFIX + notice.kind,
+        "subject": notice.instance_id,
+        "time": format_timestamp(notice.at),
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+
+
+class _Appender(Protocol):
+    async def create_bus(self, name: str) -> Any: ...
+
+    async def append(self, bus: str, events: Sequence[Mapping[str, Any]]) -> Any: ...
+
+
+class LifecyclePublisher:
+    """Appends lifecycle events to :data:`LIFECYCLE_BUS` (the runtime's lifecycle hook).
+
+    A failed append is logged, never raised: monitoring must not stop a
+    workflow. Use :meth:`start` once (it creates the bus if missing), then
+    call the publisher with notices.
+
+    Args:
+        store: The event store (anything with ``create_bus`` and ``append``).
+        bus: The bus name.
+    """
+
+    def __init__(self, store: _Appender, bus: str = LIFECYCLE_BUS) -> None:
+        self.store = store
+        self.bus = bus
+        self.published = 0
+        """How many events were appended (duplicates included)."""
+
+    async def start(self) -> None:
+        """Create the bus unless it exists."""
+        with contextlib.suppress(AlreadyExists):
+            await self.store.create_bus(self.bus)
+
+    async def __call__(self, *notices: LifecycleNotice) -> None:
+        """Append one event per notice (in one group-committed call)."""
+        await self.publish(notices)
+
+    async def publish(self, notices: Sequence[LifecycleNotice]) -> None:
+        """Append one event per notice; log instead of raising when the store fails."""
+        if not notices:
+            return
+        events = [lifecycle_event(notice) for notice in notices]
+        try:
+            await self.store.append(self.bus, events)
+        except TideflowError as exc:
+            log.warning("could not append %d lifecycle events: %s", len(events), exc)
+            return
+        self.published += len(events)
