@@ -39,7 +39,9 @@ class Recorder:
         return [t.id for t in self.fired]
 
 
-def make_service(pool: asyncpg.Pool, clock: Any, recorder: Recorder, **options: Any) -> TimerService:
+def make_service(
+    pool: asyncpg.Pool, clock: Any, recorder: Recorder, **options: Any
+) -> TimerService:
     service = TimerService(pool, clock=clock, **options)
     service.register("test", recorder)
     return service
@@ -49,7 +51,8 @@ async def drain(*services: TimerService) -> list[TimerRecord]:
     """Run load+fire steps until nothing more fires (planning adds timers due at once)."""
     fired: list[TimerRecord] = []
     for _ in range(20):
-        batch = [t for result in await asyncio.gather(*(s.run_once() for s in services)) for t in result]
+        results = await asyncio.gather(*(s.run_once() for s in services))
+        batch = [t for result in results for t in result]
         if not batch:
             return fired
         fired += batch
