@@ -34,7 +34,11 @@ def charge(args: dict[str, Any], idempotency_key: str | None = None) -> dict[str
     """Charge a card; cards ending in 0000 are declined."""
     if str(args["card"]).endswith("0000"):
         raise PaymentDeclined(f"card ending {str(args['card'])[-4:]} declined")
-    return {"charged": args["amount"], "receipt": f"R-{args['amount']}", "keyed": bool(idempotency_key)}
+    return {
+        "charged": args["amount"],
+        "receipt": f"R-{args['amount']}",
+        "keyed": bool(idempotency_key),
+    }
 
 
 def reserve(args: dict[str, Any]) -> dict[str, Any]:
