@@ -44,6 +44,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -80,6 +81,7 @@ log = logging.getLogger("tideflow.eventstore")
 
 _Q = load_queries("tideflow.eventstore")
 _COLUMNS = ("bus_id", "event_offset", "ce_source", "ce_id", "stored_at", "event")
+_LONG_DIGITS = re.compile(r"\d{19}")
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
 
@@ -113,11 +115,9 @@ def encode_event(event: Mapping[str, Any], index: int) -> tuple[str, str, str]:
 
 def decode_event(text: str) -> dict[str, Any]:
     """The structured CloudEvent stored as ``text``."""
-    try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        value = json.loads(text)  # e.g. integers beyond 64 bits
-    return value  # type: ignore[no-any-return]
+    if _LONG_DIGITS.search(text):  # orjson would turn integers beyond 64 bits into floats
+        return json.loads(text)  # type: ignore[no-any-return]
+    return orjson.loads(text)  # type: ignore[no-any-return]
 
 
 def _retention(row: Mapping[str, Any]) -> Retention | None:

