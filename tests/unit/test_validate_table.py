@@ -582,3 +582,14 @@ def test_problems_come_in_document_order() -> None:
     put("functions.0.type", "rpc")(doc)  # before the states
     paths = [format_path(p.path) for p in validate_document(doc)]
     assert paths == ["functions[0].type", "states[0].transition", "states[4].data"]
+
+
+def test_a_loop_without_an_exit_is_a_warning() -> None:
+    doc = copy.deepcopy(BASE)
+    put("states.2.defaultCondition", {"transition": "Greet"})(doc)  # Choose -> Greet or Approved
+    drop("states.4.end")(doc)
+    put("states.4.transition", "Greet")(doc)  # Approved -> Greet: nothing ends any more
+    problems = validate_document(doc)
+    assert not [p for p in problems if p.severity == "error"]
+    warned = {format_path(p.path) for p in problems if "reaches an end" in p.message}
+    assert warned == {"states[0]", "states[1]", "states[2]", "states[4]"}

@@ -41,7 +41,8 @@ def check_graph(
     _check_run_before(states, resolved, ctx)
     starts = [r for r in references if r.role == "start"]
     if not starts or any(r.name in names.states for r in starts):
-        _warn_unreachable(states, resolved, ctx)
+        reached = _warn_unreachable(states, resolved, ctx)
+        _warn_endless(states, resolved, reached, ctx)
 
 
 def _check_compensation(
@@ -103,7 +104,8 @@ def _check_run_before(
 
 def _warn_unreachable(
     states: Sequence[Mapping[str, Any]], resolved: Sequence[tuple[Reference, int]], ctx: Context
-) -> None:
+) -> set[int]:
+    """Warn about states not reachable from the start; return the reachable ones."""
     edges: dict[int, set[int]] = {}
     roots: set[int] = set()
     explicit_start = False
@@ -127,4 +129,46 @@ def _warn_unreachable(
             ctx.warn(
                 ("states", index),
                 f"state {_label(states, index)} is never reached from the start state",
+            )
+    return seen
+
+
+def _ends(value: Any) -> bool:
+    return isinstance(value, Mapping) and value.get("end") not in (None, False)
+
+
+def _can_end(state: Mapping[str, Any]) -> bool:
+    """Whether the state itself, one of its conditions or error handlers ends the path."""
+    branches: list[Any] = [state, state.get("defaultCondition")]
+    for key in ("dataConditions", "eventConditions", "onErrors"):
+        items = state.get(key)
+        if isinstance(items, list):
+            branches.extend(items)
+    return any(_ends(branch) for branch in branches)
+
+
+def _warn_endless(
+    states: Sequence[Mapping[str, Any]],
+    resolved: Sequence[tuple[Reference, int]],
+    reached: set[int],
+    ctx: Context,
+) -> None:
+    """Warn about reachable states from which no path leads to an end."""
+    incoming: dict[int, set[int]] = {}
+    for ref, target in resolved:
+        if ref.role == "transition" and ref.origin is not None:
+            incoming.setdefault(target, set()).add(ref.origin)
+    ending = {i for i, state in enumerate(states) if _can_end(state)}
+    todo = list(ending)
+    while todo:
+        for origin in incoming.get(todo.pop(), ()):
+            if origin not in ending:
+                ending.add(origin)
+                todo.append(origin)
+    for index in sorted(reached - ending):
+        if not _is_compensation(states[index]):
+            ctx.warn(
+                ("states", index),
+                f"no path from state {_label(states, index)} reaches an end; "
+                "the workflow may never finish",
             )
