@@ -42,7 +42,9 @@ def check_graph(
     starts = [r for r in references if r.role == "start"]
     if not starts or any(r.name in names.states for r in starts):
         reached = _warn_unreachable(states, resolved, ctx)
-        _warn_endless(states, resolved, reached, ctx)
+        dangling = any(r.kind == "state" and r.name not in names.states for r in references)
+        if not dangling:  # a misspelt target may be the way out; its error says enough
+            _warn_endless(states, resolved, reached, ctx)
 
 
 def _check_compensation(
