@@ -593,3 +593,53 @@ def test_a_loop_without_an_exit_is_a_warning() -> None:
     assert not [p for p in problems if p.severity == "error"]
     warned = {format_path(p.path) for p in problems if "reaches an end" in p.message}
     assert warned == {"states[0]", "states[1]", "states[2]", "states[4]"}
+
+
+HEAD = 'id: text\nspecVersion: "0.8"\nstates:\n'
+TEXT_CASES: list[tuple[str, str, str]] = [
+    (
+        "bad indentation",
+        HEAD + "  - name: A\n    type: inject\n   data: {}\n    end: true\n",
+        "<text>: YAML syntax error at line 6: ",
+    ),
+    (
+        "unclosed quote",
+        HEAD + '  - name: "A\n    type: inject\n',
+        "<text>: YAML syntax error at line 6: ",
+    ),
+    (
+        "tab indentation",
+        HEAD + "  - name: A\n\ttype: inject\n",
+        "<text>: YAML syntax error at line 5: ",
+    ),
+    (
+        "unclosed JSON",
+        '{"id": "x", "states": [\n',
+        "<text>: YAML syntax error at line 2: ",
+    ),
+    (
+        "unquoted version",
+        HEAD.replace("id: text\n", "id: text\nversion: 1.0\n")
+        + "  - {name: A, type: inject, data: {}, end: true}\n",
+        "version: must be a string, not a number: quote it ('1.0')",
+    ),
+    (
+        "unquoted jq with a colon",
+        HEAD + "  - name: A\n    type: switch\n    dataConditions:\n"
+        "      - condition: ${ .a == {b: 1} }\n        end: true\n"
+        "    defaultCondition: {end: true}\n",
+        "<text>: YAML syntax error at line 7: ",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "expected"), TEXT_CASES, ids=[c[0] for c in TEXT_CASES])
+def test_invalid_text(name: str, text: str, expected: str) -> None:
+    with pytest.raises((WorkflowLoadError, WorkflowValidationError)) as caught:
+        load_workflow(text)
+    error = caught.value
+    if isinstance(error, WorkflowLoadError):
+        assert str(error).startswith(expected), name
+        assert error.line == int(expected.split("line ")[1].split(":")[0])
+    else:
+        assert expected in [str(p) for p in error.problems], name
