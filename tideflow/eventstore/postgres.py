@@ -45,7 +45,7 @@ import contextlib
 import json
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -140,6 +140,8 @@ class PostgresEventStore:
         clock: Time of ``stored_at``, retention and ``wait_for`` timeouts.
         max_batch: Events per group-commit transaction.
         poll_interval: Seconds between polls of waiting readers while LISTEN is down.
+        before_commit: Awaited inside every append transaction just before it
+            commits (tests delay commits with it to provoke races).
     """
 
     def __init__(
@@ -150,6 +152,7 @@ class PostgresEventStore:
         clock: Clock = SYSTEM_CLOCK,
         max_batch: int = 10_000,
         poll_interval: float = 1.0,
+        before_commit: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._pool = pool
         self._segment_size = segment_size
@@ -159,6 +162,7 @@ class PostgresEventStore:
         )
         self.listener = Listener(pool, clock, poll_interval=poll_interval)
         self._runner: asyncio.Task[None] | None = None
+        self._before_commit = before_commit
 
     async def __aenter__(self) -> PostgresEventStore:
         await self.start()
@@ -268,6 +272,8 @@ class PostgresEventStore:
                 ahead.append(state)
                 for i, item_acks in zip(by_bus[bus], acks, strict=True):
                     results[i] = item_acks
+            if self._before_commit is not None:
+                await self._before_commit()
         for bus_id, next_offset, ready_until, size in ahead:
             if segments.wants_segment_ahead(next_offset, ready_until, size):
                 await self._prepare_segment(bus_id, next_offset, size)

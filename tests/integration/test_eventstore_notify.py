@@ -1,0 +1,70 @@
+"""Readers wait with LISTEN/NOTIFY, and fall back to polling when the listener drops."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import asyncpg
+
+from tideflow.db import create_pool
+from tideflow.eventstore import DEFAULT_BUS
+from tideflow.eventstore.postgres import PostgresEventStore
+
+
+def ce(i: int) -> dict[str, object]:
+    return {"specversion": "1.0", "id": str(i), "source": "/n", "type": "t"}
+
+
+async def test_a_reader_is_woken_by_notify_from_another_process(pg_url: str, pool: object) -> None:
+    # Polling once an hour: only a notification can wake the reader in time.
+    reader = PostgresEventStore(pool, poll_interval=3600)
+    await reader.start()
+    writer_pool = await create_pool(pg_url, min_size=1, max_size=2)
+    writer = PostgresEventStore(writer_pool)
+    await writer.start()
+    try:
+        await asyncio.wait_for(reader.listener.connected.wait(), 10)
+        waiting = asyncio.create_task(reader.wait_for(DEFAULT_BUS, 0, 3600))
+        await asyncio.sleep(0.1)
+        assert not waiting.done()
+        started = time.monotonic()
+        await writer.append(DEFAULT_BUS, [ce(1)])
+        assert await asyncio.wait_for(waiting, 10) is True
+        assert time.monotonic() - started < 5
+        # a notification for another bus does not end the wait
+        await writer.create_bus("other")
+        waiting = asyncio.create_task(reader.wait_for(DEFAULT_BUS, 1, 3600))
+        await writer.append("other", [ce(1)])
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+        await writer.append(DEFAULT_BUS, [ce(2)])
+        assert await asyncio.wait_for(waiting, 10) is True
+    finally:
+        await writer.stop()
+        await writer_pool.close()
+        await reader.stop()
+
+
+async def test_readers_poll_while_the_listener_is_down(pg_url: str, pool: object) -> None:
+    reader = PostgresEventStore(pool, poll_interval=0.05)
+    await reader.start()
+    admin = await asyncpg.connect(pg_url)
+    try:
+        await asyncio.wait_for(reader.listener.connected.wait(), 10)
+        pid = reader.listener.backend_pid
+        assert pid is not None
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+        for _ in range(200):  # the listener notices the drop
+            if reader.listener.backend_pid != pid:
+                break
+            await asyncio.sleep(0.01)
+        waiting = asyncio.create_task(reader.wait_for(DEFAULT_BUS, 0, 30))
+        await reader.append(DEFAULT_BUS, [ce(1)])
+        assert await asyncio.wait_for(waiting, 10) is True
+        # and the listener comes back on a new connection
+        await asyncio.wait_for(reader.listener.connected.wait(), 10)
+        assert reader.listener.backend_pid not in (None, pid)
+    finally:
+        await admin.close()
+        await reader.stop()
