@@ -642,4 +642,5 @@ def test_invalid_text(name: str, text: str, expected: str) -> None:
         assert str(error).startswith(expected), name
         assert error.line == int(expected.split("line ")[1].split(":")[0])
     else:
+        assert isinstance(error, WorkflowValidationError)
         assert expected in [str(p) for p in error.problems], name
