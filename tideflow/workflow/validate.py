@@ -4,6 +4,25 @@
 external documents already inlined by the loader). One walk checks the
 structure against Serverless Workflow 0.8 and collects the references and
 expressions, which are then resolved and compiled.
+
+Choices where 0.8 is silent or contradicts itself (see FEATURES.md of the
+conformance set):
+
+- ``PT30D`` (days after ``T``, in the spec's own ``order`` example) is read as
+  ``P30D`` with a warning; ``PT2W`` (``booklending``) is an error.
+- An action ``sleep`` may have both ``before`` and ``after`` (the schema's
+  ``oneOf`` rejects that by accident).
+- ``eventTimeout`` belongs under ``timeouts`` (the schema's rule; the prose
+  example puts it on the switch state itself).
+- Inject states have no ``onErrors`` (schema); ``contextAttributes`` is an
+  object of strings (schema; the prose shows an array).
+- ``workflowExecTimeout.interrupt`` defaults to true (schema; the prose says
+  false); retry ``maxAttempts`` is at least 1 (schema).
+- ``iterationParam`` must be a plain name, not an expression.
+- Function types ``asyncapi`` and ``rpc`` are refused as not supported yet.
+- Extra top-level properties are allowed, but a near-miss of a known one
+  (``retires``) is warned about; unreachable states and reachable states
+  with no way to an end are warnings, not errors.
 """
 
 from __future__ import annotations
