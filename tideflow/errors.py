@@ -166,6 +166,10 @@ class SubscriptionNotFound(NotFoundError):
     """No such subscription."""
 
 
+class TimerNotFound(NotFoundError):
+    """No such timer."""
+
+
 class ConflictError(TideflowError):
     """The request conflicts with the current state."""
 

@@ -107,9 +107,7 @@ async def ingest(scope: Scope, receive: Receive, store: Appender, bus: str, limi
         await store.get_bus(bus)  # an empty batch still needs a real bus
         return b'{"events":[]}'
     acks = await store.append(bus, events)
-    return orjson.dumps(
-        {"events": [{"bus": a.bus, "offset": a.offset, "duplicate": a.duplicate} for a in acks]}
-    )
+    return orjson.dumps({"events": [a.to_json() for a in acks]})
 
 
 class IngestFastPath:

@@ -91,6 +91,11 @@ class TimerStore:
         rows = await self._fetch("list_timers", state.value if state else None, kind, limit)
         return [TimerRecord.from_row(r) for r in rows]
 
+    async def list_delayed(self, kind: str, bus: str, limit: int) -> list[TimerRecord]:
+        """Pending timers of ``kind`` whose payload's ``bus`` is ``bus``, in due order."""
+        rows = await self._fetch("list_delayed", kind, bus, limit)
+        return [TimerRecord.from_row(r) for r in rows]
+
     async def due_soon(self, horizon: datetime, limit: int) -> list[tuple[str, str, datetime]]:
         """(id, kind, due_at) of pending timers due by ``horizon``, earliest first."""
         rows = await self._fetch("due_soon", horizon, limit)

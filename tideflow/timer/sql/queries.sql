@@ -86,3 +86,10 @@ WHERE id = $1;
 UPDATE tideflow_schedules SET state = 'cancelled', next_tick = NULL, updated_at = now()
 WHERE id = $1 AND state = 'active'
 RETURNING id;
+
+-- list_delayed --
+-- Pending timers of a kind whose payload names a bus (held events), in due order
+SELECT * FROM tideflow_timers
+WHERE kind = $1 AND state = 'pending' AND payload->>'bus' = $2
+ORDER BY due_at, id
+LIMIT $3;
