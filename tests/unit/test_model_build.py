@@ -147,7 +147,7 @@ ALL_STATES = {
             "type": "foreach",
             "inputCollection": "${ .items }",
             "iterationParam": "item",
-            "actions": [{"functionRef": "f", "sleep": {"after": "PT1S"}}],
+            "actions": [{"functionRef": "f", "sleep": {"before": "PT2S", "after": "PT1S"}}],
             "timeouts": {"stateExecTimeout": {"single": "PT1S", "total": "PT5S"}},
             "transition": "Call",
         },
@@ -185,6 +185,7 @@ def test_every_state_type_is_built() -> None:
     assert each.timeouts.state_exec_timeout.single == "PT1S"
     assert each.actions[0].sleep is not None
     assert each.actions[0].sleep.after == "PT1S"
+    assert each.actions[0].sleep.before == "PT2S"  # both: the schema's oneOf bug is not copied
     call = wf.state("Call")
     assert isinstance(call, CallbackState)
     assert call.on_errors[0].errors == ("E",)
