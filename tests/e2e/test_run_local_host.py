@@ -38,12 +38,12 @@ def services() -> Iterator[Services]:
         yield running
 
 
-def test_feed_takes_the_first_matching_event_and_keeps_the_others() -> None:
+def test_feed_takes_the_earliest_matching_event_and_keeps_the_others() -> None:
     feed = EventFeed([_ev("x"), _ev("b", source="/other"), _ev("b", source="/b"), _ev("a")])
     got = feed.take(EventWait(key="k", events=(A, B)))
-    assert got == [_ev("a")]
-    assert [e["type"] for e in feed.pending] == ["x", "b", "b"]
-    assert feed.take(EventWait(key="k", events=(B,))) == [_ev("b", source="/b")]
+    assert got == [_ev("b", source="/b")]  # file order decides, not the order of the specs
+    assert [e["type"] for e in feed.pending] == ["x", "b", "a"]
+    assert feed.take(EventWait(key="k", events=(B, A))) == [_ev("a")]
 
 
 def test_feed_all_needs_every_event() -> None:
@@ -161,3 +161,12 @@ async def test_async_subflow_that_terminates_with_the_parent_is_cancelled(tmp_pa
         run = await host.run(parent, {"p": 1}, tmp_path)
     assert getattr(run.result, "output", None) == {"p": 1}
     assert run.result.status == "completed"
+
+
+def test_feed_all_takes_distinct_events_for_alike_specs() -> None:
+    again = EventSpec(name="A2", type="a")
+    feed = EventFeed([_ev("a")])
+    assert feed.take(EventWait(key="k", events=(A, again), all=True, timeout_seconds=1)) is None
+    feed.pending.append(_ev("a"))
+    assert feed.take(EventWait(key="k", events=(A, again), all=True)) == [_ev("a"), _ev("a")]
+    assert feed.pending == []

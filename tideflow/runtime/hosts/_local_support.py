@@ -67,6 +67,17 @@ class EventFeed:
         self.pending = [dict(e) for e in events]
         self.bound: dict[str, Any] = {}
 
+    def _first(
+        self, *specs: EventSpec, taken: Sequence[dict[str, Any]] = ()
+    ) -> dict[str, Any] | None:
+        """The earliest pending event, not yet ``taken``, that one of ``specs`` accepts."""
+        for event in self.pending:
+            if any(event is t for t in taken):
+                continue
+            if any(_event_matches(spec, event, self.bound) for spec in specs):
+                return event
+        return None
+
     def take(self, wait: EventWait) -> list[dict[str, Any]] | None:
         """The events that satisfy ``wait``, removed from the feed; ``None`` on timeout.
 
@@ -74,16 +85,16 @@ class EventFeed:
             EventsExhausted: No remaining event matches and the wait has no timeout.
         """
         found: list[dict[str, Any]] = []
-        for spec in wait.events:
-            hit = next((e for e in self.pending if _event_matches(spec, e, self.bound)), None)
-            if hit is None:
-                if wait.all:
+        if wait.all:
+            for spec in wait.events:
+                hit = self._first(spec, taken=found)
+                if hit is None:
                     found = []
                     break
-                continue
-            found.append(hit)
-            if not wait.all:
-                break
+                found.append(hit)
+        else:  # the earliest event in the file that any of the specs accepts
+            hit = self._first(*wait.events)
+            found = [] if hit is None else [hit]
         if not found or (wait.all and len(found) < len(wait.events)):
             if wait.timeout_seconds is not None:
                 return None
@@ -91,8 +102,8 @@ class EventFeed:
             raise EventsExhausted(
                 f"state {wait.state!r} waits for {names} but no such event is left in --events"
             )
+        self.pending = [e for e in self.pending if all(e is not f for f in found)]
         for event in found:
-            self.pending.remove(event)
             for spec in wait.events:
                 for name, value in spec.correlation:
                     if value is None and name in event:
