@@ -18,6 +18,7 @@ from tideflow.api.app import create_app
 from tideflow.api.cloudevents_http import encode_batch, encode_binary, encode_structured
 from tideflow.api.services import with_store
 from tideflow.api.testserver import serve_app
+from tideflow.eventstore.postgres import PostgresEventStore
 from tideflow.eventstore.store import EventStore
 from tideflow.settings import Settings
 from tideflow.testing import InMemoryEventStore
@@ -31,13 +32,11 @@ def ev(i: int | str, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(params=["memory", "postgres"])
-async def store(request: pytest.FixtureRequest) -> EventStore:
+def store(request: pytest.FixtureRequest) -> EventStore:
+    """The store behind the server; started and stopped by the app's lifespan."""
     if request.param == "memory":
         return InMemoryEventStore()
-    pool = request.getfixturevalue("pool")
-    from tideflow.eventstore.postgres import PostgresEventStore
-
-    return PostgresEventStore(pool)
+    return PostgresEventStore(request.getfixturevalue("pool"))
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ import pytest
 from tideflow.api.app import create_app
 from tideflow.api.services import with_store
 from tideflow.api.testserver import free_port, serve_app
+from tideflow.eventstore.postgres import PostgresEventStore
 from tideflow.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -26,8 +27,6 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 async def server(pool: Any) -> AsyncIterator[str]:
-    from tideflow.eventstore.postgres import PostgresEventStore
-
     app = create_app(Settings(), with_store(PostgresEventStore(pool)))
     async with serve_app(app) as url:
         yield url

@@ -27,6 +27,7 @@ from tideflow.api.app import create_app
 from tideflow.api.cloudevents_http import encode_header_value, parse_media_type
 from tideflow.api.services import with_store
 from tideflow.api.testserver import serve_app
+from tideflow.eventstore.postgres import PostgresEventStore
 from tideflow.settings import Settings
 
 CONFORMANCE = (
@@ -139,8 +140,6 @@ V03_CASES = yaml_cases("v03.yaml", "v0.3/v03_minimum.yaml")
 
 @pytest.fixture
 async def client(pool: Any) -> AsyncIterator[httpx.AsyncClient]:
-    from tideflow.eventstore.postgres import PostgresEventStore
-
     app = create_app(Settings(), with_store(PostgresEventStore(pool)))
     async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
         yield http

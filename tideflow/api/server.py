@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import importlib.util
-from urllib.parse import urlsplit, urlunsplit
 
 import uvicorn
 
 from tideflow.api.app import create_app
+from tideflow.db import redact
 from tideflow.settings import Settings
 
 
 def describe_database(settings: Settings) -> str:
     """Where the data lives, for the start-up line (the password is never shown)."""
     if settings.database_url is None:
-        return f"embedded PostgreSQL in {settings.home} (set TIDEFLOW_DATABASE_URL to use another)"
-    parts = urlsplit(settings.database_url)
-    host = parts.hostname or "localhost"
-    netloc = f"{parts.username}@{host}" if parts.username else host
-    if parts.port:
-        netloc += f":{parts.port}"
-    return "PostgreSQL at " + urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+        return f"embedded PostgreSQL, data in {settings.home / 'pgdata'}"
+    return f"PostgreSQL at {redact(settings.database_url)}"
 
 
 def run_server(settings: Settings, *, log_level: str = "info") -> None:
