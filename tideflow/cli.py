@@ -280,8 +280,10 @@ def run(
 
 events_app = typer.Typer(help="Send and read CloudEvents.", no_args_is_help=True)
 buses_app = typer.Typer(help="Manage event buses.", no_args_is_help=True)
+timers_app = typer.Typer(help="Inspect durable timers.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
 app.add_typer(buses_app, name="buses")
+app.add_typer(timers_app, name="timers")
 
 ServerOption = Annotated[
     str,
@@ -377,6 +379,9 @@ def events_send(
     except TideflowError as exc:
         raise fail(str(exc), exc=exc) from None
     ack = _call_api(server, lambda client: client.send_event(bus, event))
+    if ack.get("scheduled"):
+        print(f"{ack['bus']} scheduled for {ack['deliveryTime']} (timer {ack['timerId']})")
+        return
     print(f"{ack['bus']} offset {ack['offset']}" + (" (duplicate)" if ack["duplicate"] else ""))
 
 
@@ -438,6 +443,23 @@ def buses_delete(
     """Delete a bus and all its events."""
     _call_api(server, lambda client: client.delete_bus(name))
     print(f"deleted bus {name}")
+
+
+@timers_app.command("list")
+def timers_list(
+    kind: Annotated[str | None, typer.Option(help="Only timers of this kind.")] = None,
+    state: Annotated[str, typer.Option(help="pending, fired, cancelled or all.")] = "pending",
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    server: ServerOption = _SERVER,
+) -> None:
+    """List timers in due order: due time, state, kind, id."""
+    found = _call_api(server, lambda client: client.list_timers(kind, state, limit))
+    if as_json:
+        _print_json(found)
+        return
+    for timer in found:
+        print(f"{timer['dueAt']}\t{timer['state']}\t{timer['kind']}\t{timer['id']}")
 
 
 def main() -> None:

@@ -98,6 +98,15 @@ class ApiClient:
         """Delete a bus."""
         await self._call("DELETE", f"/buses/{name}")
 
+    async def list_timers(
+        self, kind: str | None = None, state: str = "pending", limit: int = 100
+    ) -> Any:
+        """Timers in due order, filtered by kind and state (``all`` for any)."""
+        params: dict[str, Any] = {"state": state, "limit": limit}
+        if kind:
+            params["kind"] = kind
+        return (await self._call("GET", "/timers", params=params))["timers"]
+
 
 def describe_failure(response: httpx.Response) -> str:
     """One line from an error response: the problem's detail and path, or the status."""
