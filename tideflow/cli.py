@@ -112,14 +112,16 @@ def validate(
 
 
 def _read_input(text: str | None) -> Any:
-    """``--input``: JSON text, or ``@file`` holding JSON."""
+    """``--input``: JSON text, ``@file`` holding JSON, or ``@-`` for standard input."""
     import json
     from pathlib import Path
 
     if text is None:
         return {}
     source = "--input"
-    if text.startswith("@"):
+    if text == "@-":
+        text = sys.stdin.read()
+    elif text.startswith("@"):
         source = text[1:]
         try:
             text = Path(source).read_text(encoding="utf-8")
@@ -204,7 +206,7 @@ def _describe_failure(result: Any) -> str:
 def run(
     workflow: Annotated[str, typer.Argument(help="The workflow definition (YAML or JSON).")],
     input_: Annotated[
-        str | None, typer.Option("--input", "-i", help="Input as JSON, or @FILE holding JSON.")
+        str | None, typer.Option("--input", "-i", help="Input: JSON, @FILE or @- (stdin).")
     ] = None,
     functions: Annotated[
         str | None,
@@ -322,9 +324,24 @@ def serve(
         str | None, typer.Option(help="Address to listen on (default: 127.0.0.1).")
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (default: 8080).")] = None,
+    workflows: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--workflows", help="Deploy every definition in this folder on start (repeatable)."
+        ),
+    ] = None,
 ) -> None:
-    """Serve the HTTP API: CloudEvents ingestion, buses."""
+    """Serve everything in one process: the HTTP API, event store, timers, durable runtime.
+
+    Data lives in an embedded PostgreSQL unless TIDEFLOW_DATABASE_URL is set.
+    """
     from dataclasses import replace
+    from pathlib import Path
+
+    folders = [Path(folder) for folder in workflows or []]
+    for folder in folders:
+        if not folder.is_dir():
+            raise fail(f"--workflows {folder}: not a folder", code=2)
 
     from tideflow.api.server import describe_database, run_server
     from tideflow.settings import Settings
@@ -335,7 +352,7 @@ def serve(
         raise fail(f"invalid TIDEFLOW_* setting: {exc}", exc=exc) from None
     settings = replace(settings, host=host or settings.host, port=port or settings.port)
     out_console.print(f"tideflow {__version__}: data in {describe_database(settings)}")
-    run_server(settings)
+    run_server(settings, workflow_dirs=folders)
 
 
 @events_app.command("send")

@@ -85,6 +85,14 @@ def test_input_from_a_file(tmp_path: Path, funcs: Path) -> None:
     assert json.loads(done.stdout) == {"n": 10}
 
 
+def test_input_from_standard_input(tmp_path: Path, funcs: Path) -> None:
+    wf = write(tmp_path, "wf.yaml", _op("double", "double", "{n: '${ .n }'}"))
+    done = runner.invoke(
+        app, ["run", str(wf), "--input", "@-", "--functions", str(funcs)], input='{"n": 4}'
+    )
+    assert json.loads(done.stdout) == {"n": 8}
+
+
 def test_failed_instance_exits_1_with_one_line_on_stderr(tmp_path: Path, funcs: Path) -> None:
     wf = write(tmp_path, "wf.yaml", _op("pay", "pay"))
     done = run(str(wf), "--functions", str(funcs))
