@@ -36,6 +36,15 @@ from tideflow.workflow._document import WORKFLOW
 from tideflow.workflow._graph import check_graph
 from tideflow.workflow._references import check_references, collect_names
 from tideflow.workflow._schema import Context
+from tideflow.workflow.loader import load_and_validate
+
+__all__ = [
+    "in_document_order",
+    "is_valid",
+    "load_and_validate",
+    "raise_for_problems",
+    "validate_document",
+]
 
 
 def validate_document(doc: Mapping[str, Any]) -> list[Problem]:
