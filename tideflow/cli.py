@@ -324,24 +324,9 @@ def serve(
         str | None, typer.Option(help="Address to listen on (default: 127.0.0.1).")
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (default: 8080).")] = None,
-    workflows: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--workflows", help="Deploy every definition in this folder on start (repeatable)."
-        ),
-    ] = None,
 ) -> None:
-    """Serve everything in one process: the HTTP API, event store, timers, durable runtime.
-
-    Data lives in an embedded PostgreSQL unless TIDEFLOW_DATABASE_URL is set.
-    """
+    """Serve the HTTP API: CloudEvents ingestion, buses."""
     from dataclasses import replace
-    from pathlib import Path
-
-    folders = [Path(folder) for folder in workflows or []]
-    for folder in folders:
-        if not folder.is_dir():
-            raise fail(f"--workflows {folder}: not a folder", code=2)
 
     from tideflow.api.server import describe_database, run_server
     from tideflow.settings import Settings
@@ -352,7 +337,7 @@ def serve(
         raise fail(f"invalid TIDEFLOW_* setting: {exc}", exc=exc) from None
     settings = replace(settings, host=host or settings.host, port=port or settings.port)
     out_console.print(f"tideflow {__version__}: data in {describe_database(settings)}")
-    run_server(settings, workflow_dirs=folders)
+    run_server(settings)
 
 
 @events_app.command("send")
