@@ -169,7 +169,7 @@ class LocalEffects:
             auth=self._auth(definition.auth_ref),
             idempotency_key=idempotency_key(self.instance_id, call.key),
             base_dir=self.base_dir,
-            timeout=call.timeout_seconds,
+            timeout=None,  # the host bounds the whole call (code TIMEOUT), see below
         )
         invoked = self._host.invoker.invoke(invocation)
         if call.invoke == "async":
