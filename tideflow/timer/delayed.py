@@ -118,22 +118,35 @@ class DelayingAppender:
         if all(when is None for when in due):
             return list(await self._store.append(bus, events))
         await self._store.get_bus(bus)
-        acks: list[Appended | None] = []
-        for event, when in zip(events, due, strict=True):
-            acks.append(None if when is None else await self._hold(bus, event, when))
+        later = [(e, when) for e, when in zip(events, due, strict=True) if when is not None]
+        held = iter(await self._hold(bus, later))
         now_events = [event for event, when in zip(events, due, strict=True) if when is None]
         appended = iter(await self._store.append(bus, now_events) if now_events else [])
-        return [ack if ack is not None else next(appended) for ack in acks]
+        return [next(appended) if when is None else next(held) for when in due]
 
-    async def _hold(self, bus: str, event: Mapping[str, Any], when: datetime) -> Scheduled:
-        key = f"delayed:{bus}:{event.get('source')}:{event.get('id')}"
-        record = await self._timers.add(
-            DELAYED_EVENT_KIND, when, {"bus": bus, "event": dict(event)}, idempotency_key=key
-        )
-        duplicate = record.due_at != when or record.state is not TimerState.PENDING
-        return Scheduled(
-            bus=bus, offset=0, duplicate=duplicate, timer_id=record.id, due_at=record.due_at
-        )
+    async def _hold(
+        self, bus: str, events: list[tuple[Mapping[str, Any], datetime]]
+    ) -> list[Scheduled]:
+        """Hold events as timers, one statement for the lot; the repeated ones once."""
+        entries = [
+            (
+                when,
+                {"bus": bus, "event": dict(event)},
+                f"delayed:{bus}:{event.get('source')}:{event.get('id')}",
+            )
+            for event, when in events
+        ]
+        records = await self._timers.add_many(DELAYED_EVENT_KIND, entries)
+        return [
+            Scheduled(
+                bus=bus,
+                offset=0,
+                duplicate=record.due_at != when or record.state is not TimerState.PENDING,
+                timer_id=record.id,
+                due_at=record.due_at,
+            )
+            for record, (_, when) in zip(records, events, strict=True)
+        ]
 
 
 def delayed_event_handler(store: EventStore) -> TimerHandler:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
@@ -165,6 +165,26 @@ class TimerService:
         if record.state is TimerState.PENDING:
             self._hold(record.id, record.due_at)
         return record
+
+    async def add_many(
+        self, kind: str, timers: Sequence[tuple[datetime, Any, str | None]]
+    ) -> list[TimerRecord]:
+        """Add many timers of one kind in one statement: (due_at, payload, idempotency key).
+
+        Returns:
+            One timer per entry, in order (an existing one for a repeated key).
+
+        Raises:
+            InvalidArgument: A due time has no time zone.
+        """
+        if any(due.tzinfo is None for due, _, _ in timers):
+            raise InvalidArgument("a timer's due time needs a time zone", argument="due_at")
+        entries = [(new_sortable_id(), due, payload, key) for due, payload, key in timers]
+        records = await self.store.insert_many(kind, entries)
+        for record in records:
+            if record.state is TimerState.PENDING:
+                self._hold(record.id, record.due_at)
+        return records
 
     async def add_after(
         self, kind: str, delay: float | timedelta | str, payload: Any = None, **options: Any

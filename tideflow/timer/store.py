@@ -74,6 +74,32 @@ class TimerStore:
             raise StoreError(f"timer {args[0]!r} conflicts with a timer that no longer exists")
         return TimerRecord.from_row(existing), False
 
+    async def insert_many(
+        self, kind: str, timers: Sequence[tuple[str, datetime, Any, str | None]]
+    ) -> list[TimerRecord]:
+        """Add many pending timers of one kind: (id, due_at, payload, idempotency key).
+
+        Returns:
+            One timer per entry, in order: the new one, or the existing one
+            with the same idempotency key (or id).
+        """
+        ids = [t[0] for t in timers]
+        args = (ids, [kind] * len(ids), [t[1] for t in timers])
+        payloads = [_dumps(t[2]) for t in timers]
+        keys = [t[3] for t in timers]
+        try:
+            async with self.pool.acquire() as conn:
+                rows = await conn.fetch(_Q["insert_timers"], *args, payloads, keys)
+                found = {r["id"]: TimerRecord.from_row(r) for r in rows}
+                by_key = {t.idempotency_key: t for t in found.values() if t.idempotency_key}
+                missing = [k for i, k in zip(ids, keys, strict=True) if i not in found and k]
+                if missing:
+                    for row in await conn.fetch(_Q["get_timers_by_keys"], missing):
+                        by_key[row["idempotency_key"]] = TimerRecord.from_row(row)
+        except asyncpg.PostgresError as exc:
+            raise StoreError(f"cannot add {len(ids)} timers: {exc}") from exc
+        return [by_key[k] if k in by_key else found[i] for i, k in zip(ids, keys, strict=True)]
+
     async def get(self, timer_id: str) -> TimerRecord | None:
         """One timer, or ``None``."""
         row = await self._fetchrow("get_timer", timer_id)

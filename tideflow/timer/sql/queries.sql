@@ -93,3 +93,14 @@ SELECT * FROM tideflow_timers
 WHERE kind = $1 AND state = 'pending' AND payload->>'bus' = $2
 ORDER BY due_at, id
 LIMIT $3;
+
+-- insert_timers --
+-- Add many pending timers in one statement; rows whose id or key exists are left out
+INSERT INTO tideflow_timers (id, kind, due_at, payload, idempotency_key)
+SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::jsonb[], $5::text[])
+ON CONFLICT DO NOTHING
+RETURNING *;
+
+-- get_timers_by_keys --
+-- Timers by idempotency keys
+SELECT * FROM tideflow_timers WHERE idempotency_key = ANY($1::text[]);
