@@ -170,3 +170,19 @@ def test_feed_all_takes_distinct_events_for_alike_specs() -> None:
     feed.pending.append(_ev("a"))
     assert feed.take(EventWait(key="k", events=(A, again), all=True)) == [_ev("a"), _ev("a")]
     assert feed.pending == []
+
+
+async def test_auth_properties_may_be_one_secret_holding_them_all(
+    services: Services, tmp_path: Path
+) -> None:
+    text = AUTH_WF.replace("secrets: [petsToken]", "secrets: [petsAuth]").replace(
+        "    properties:\n      token: ${ $SECRETS.petsToken }",
+        "    properties: ${ $SECRETS.petsAuth }",
+    )
+    options = LocalOptions(
+        secrets={"petsAuth": {"token": "T-2"}},
+        redirects={"http://localhost:8080": services.base_url},
+    )
+    async with LocalHost(options) as host:
+        run = await host.run(load_workflow(text), {}, tmp_path)
+    assert getattr(run.result, "output", None) == {"authorization": "Bearer T-2"}
