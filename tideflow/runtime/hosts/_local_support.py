@@ -179,11 +179,8 @@ class TimelinePrinter:
         if step.kind.endswith(".started") or step.kind == "state.entered":
             self._started[step.key] = now
         detail = " ".join(f"{k}={v}" for k, v in step.detail.items() if v is not None)
-        began = (
-            self._started.pop(step.key, None)
-            if not step.kind.endswith((".started", ".entered"))
-            else None
-        )
+        ends = step.kind.endswith((".completed", ".failed", ".left"))
+        began = self._started.pop(step.key, None) if ends else None
         took = f" ({(now - began) * 1000:.1f} ms)" if began is not None else ""
         state = f" [{step.state}]" if step.state else ""
         self.line(f"+{now - self._start:8.3f}s {step.kind}{state} {step.key}{took} {detail}")

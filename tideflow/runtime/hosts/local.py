@@ -20,7 +20,7 @@ import asyncio
 import math
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -274,7 +274,7 @@ class LocalHost:
         self.emitted: list[dict[str, Any]] = []
         self.subflows = SubflowIndex([])
         self._loaded: dict[Path, Workflow] = {}
-        self._interpreters: dict[int, Interpreter] = {}
+        self._interpreters: dict[tuple[int, bool], Interpreter] = {}
         self._keep: set[asyncio.Task[Any]] = set()
         self._drop: set[asyncio.Task[Any]] = set()
 
@@ -329,17 +329,25 @@ class LocalHost:
             self._loaded[path] = loader.load_file(path)
         return self._loaded[path]
 
-    def _interpreter(self, workflow: Workflow) -> Interpreter:
-        """The interpreter of ``workflow``, compiled once per definition."""
-        found = self._interpreters.get(id(workflow))
+    def _interpreter(self, workflow: Workflow, *, nested: bool) -> Interpreter:
+        """The interpreter of ``workflow``, compiled once per definition.
+
+        Steps of nested runs (sub-flows, ``continueAs``) reach ``on_step``
+        with keys prefixed by their workflow id, e.g. ``child:Work``.
+        """
+        cache_key = (id(workflow), nested)
+        found = self._interpreters.get(cache_key)
         if found is None or found.workflow is not workflow:
+            on_step = self.options.on_step
+            if on_step is not None and nested:
+                on_step = _prefixed(on_step, workflow.identifier)
             found = Interpreter(
                 workflow,
                 secrets=_secrets(workflow, self.options),
-                on_step=self.options.on_step,
+                on_step=on_step,
                 dialect=self.options.dialect,
             )
-            self._interpreters[id(workflow)] = found
+            self._interpreters[cache_key] = found
         return found
 
     def start_background(self, awaitable: Awaitable[Any], *, keep: bool) -> None:
@@ -357,9 +365,10 @@ class LocalHost:
         instance_id: str | None = None,
     ) -> RunResult:
         """Run ``workflow`` and every ``continueAs`` successor; return the last outcome."""
-        for _ in range(_MAX_CONTINUATIONS):
+        for count in range(_MAX_CONTINUATIONS):
+            first = count == 0
             effects = LocalEffects(self, workflow, base_dir, instance_id or ids.new_id())
-            interpreter = self._interpreter(workflow)
+            interpreter = self._interpreter(workflow, nested=parent is not None or not first)
             effects.variables = {"CONST": interpreter.constants, "SECRETS": interpreter.secrets}
             result = await interpreter.run(input, effects, instance_id=effects.instance_id)
             if not isinstance(result, ContinuedAs):
@@ -368,6 +377,13 @@ class LocalHost:
             workflow, base_dir, input = self.load(path), path.parent, result.input
             instance_id = None
         raise TideflowError(f"more than {_MAX_CONTINUATIONS} continueAs runs in a row")
+
+
+def _prefixed(on_step: Callable[[Step], None], prefix: str) -> Callable[[Step], None]:
+    def tell(step: Step) -> None:
+        on_step(replace(step, key=f"{prefix}:{step.key}"))
+
+    return tell
 
 
 def _secrets(workflow: Workflow, options: LocalOptions) -> Mapping[str, Any]:
