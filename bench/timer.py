@@ -13,11 +13,14 @@ Parts (``--parts``, comma-separated; default all that need no database):
 - ``precision``: timers due at 10,000 per second for ``--seconds``, fired by a
   real asyncio loop driving the wheel (sleep until ``next_deadline``);
   lateness = loop time at firing - due time. Goal: p99 <= tick + 5 ms.
-- ``durable``: 10,000 delayed events due in the same second through the
-  durable timer service on PostgreSQL (needs ``TIDEFLOW_TEST_DATABASE_URL`` or
-  the embedded server); goal: all in their bus within 2 s of that second.
+- ``durable``: 10,000 delayed events (``deliverytime`` spread over one
+  second) held through ``DelayingAppender`` in requests of 100, fired by the
+  durable timer service and appended by ``PostgresEventStore`` (the server of
+  ``TIDEFLOW_TEST_DATABASE_URL``, else an embedded one in a temporary
+  directory); goal: all in their bus within 2 s of the start of that second,
+  none before its delivery time.
 
-Run: ``python bench/timer.py [--n 1000000] [--parts schedule,precision]``.
+Run: ``python bench/timer.py [--n 1000000] [--parts schedule,precision,durable]``.
 """
 
 from __future__ import annotations
@@ -28,14 +31,21 @@ import gc
 import heapq
 import itertools
 import json
+import os
 import platform
 import random
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from tideflow.timer.wheel import TimingWheel
 
@@ -196,6 +206,103 @@ def bench_precision(seconds: float, tick: float) -> dict[str, Any]:
     return asyncio.run(_precision(10_000, seconds, tick))
 
 
+@asynccontextmanager
+async def _bench_database() -> AsyncIterator[str]:
+    """A fresh, migrated database on TIDEFLOW_TEST_DATABASE_URL's server or an embedded one."""
+    import asyncpg
+
+    from tideflow.db import migrate
+    from tideflow.embedded import start_embedded
+
+    server_url = os.environ.get("TIDEFLOW_TEST_DATABASE_URL")
+    embedded, tmp = None, Path(tempfile.mkdtemp(prefix="tideflow-bench-"))
+    if not server_url:
+        embedded = await start_embedded(tmp, pgdata=tmp / "pgdata", cleanup_mode="delete")
+        server_url = embedded.dsn
+    name = f"bench_timer_{os.getpid()}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = urlunsplit(urlsplit(server_url)._replace(path="/" + name))
+        conn = await asyncpg.connect(url)
+        await migrate(conn)
+        await conn.close()
+        yield url
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+        if embedded is not None:
+            embedded.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def _durable(n: int, lead: float) -> dict[str, Any]:
+    from tideflow.clock import SYSTEM_CLOCK
+    from tideflow.db import create_pool
+    from tideflow.eventstore.postgres import PostgresEventStore
+    from tideflow.isotime import format_timestamp
+    from tideflow.timer.delayed import DelayingAppender, open_timer_service
+
+    async with _bench_database() as url:
+        pool = await create_pool(url, min_size=2, max_size=10)
+        store = PostgresEventStore(pool)
+        await store.start()
+        try:
+            async with open_timer_service(pool, store) as timers:
+                appender = DelayingAppender(store, timers)
+                start = SYSTEM_CLOCK.now() + timedelta(seconds=lead)
+                second = start.replace(microsecond=0) + timedelta(seconds=1)
+                events = [
+                    {
+                        "specversion": "1.0",
+                        "id": f"d-{i}",
+                        "source": "/bench/timer",
+                        "type": "bench.delayed",
+                        "deliverytime": format_timestamp(second + timedelta(seconds=i / n)),
+                    }
+                    for i in range(n)
+                ]
+                began = time.perf_counter()
+                for i in range(0, n, 100):
+                    await appender.append("default", events[i : i + 100])
+                hold_seconds = time.perf_counter() - began
+                count, last, early = await _wait_in_bus(pool, n, second + timedelta(seconds=10))
+        finally:
+            await store.stop()
+            await pool.close()
+    after = (last - second).total_seconds() if last else None
+    return {
+        "events": n,
+        "due_within": "one second",
+        "hold_seconds": round(hold_seconds, 3),
+        "in_bus": count,
+        "delivered_early": early,
+        "last_in_bus_after_second_start_s": round(after, 3) if after is not None else None,
+        "goal_met": count == n and early == 0 and after is not None and after <= 2.0,
+    }
+
+
+async def _wait_in_bus(pool: Any, n: int, give_up: datetime) -> tuple[int, datetime | None, int]:
+    """Poll until ``n`` events are in the bus; (count, last stored_at, stored before due)."""
+    from tideflow.clock import SYSTEM_CLOCK
+
+    while True:
+        async with pool.acquire() as conn:
+            count = await conn.fetchval("SELECT count(*) FROM tideflow_events")
+            if count >= n or SYSTEM_CLOCK.now() > give_up:
+                last = await conn.fetchval("SELECT max(stored_at) FROM tideflow_events")
+                early = await conn.fetchval(
+                    "SELECT count(*) FROM tideflow_events"
+                    " WHERE stored_at < (event->>'deliverytime')::timestamptz"
+                )
+                return int(count), last, int(early)
+        await asyncio.sleep(0.05)
+
+
+def bench_durable(n: int, lead: float) -> dict[str, Any]:
+    return asyncio.run(_durable(n, lead))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000)
@@ -203,6 +310,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--tick", type=float, default=0.01)
     parser.add_argument("--parts", default="schedule,precision")
+    parser.add_argument("--durable-n", type=int, default=10_000)
+    parser.add_argument("--lead", type=float, default=8.0, help="Seconds to hold events in.")
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
     result: dict[str, Any] = {
@@ -213,6 +322,8 @@ def main(argv: list[str] | None = None) -> None:
         result["schedule"] = bench_schedule(args.n, args.repeat)
     if "precision" in parts:
         result["precision"] = bench_precision(args.seconds, args.tick)
+    if "durable" in parts:
+        result["durable"] = bench_durable(args.durable_n, args.lead)
     print(json.dumps(result, indent=2))
 
 
