@@ -324,9 +324,24 @@ def serve(
         str | None, typer.Option(help="Address to listen on (default: 127.0.0.1).")
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (default: 8080).")] = None,
+    workflows: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--workflows", help="Deploy every definition in this folder on start (repeatable)."
+        ),
+    ] = None,
 ) -> None:
-    """Serve the HTTP API: CloudEvents ingestion, buses."""
+    """Serve everything in one process: the HTTP API, event store, timers, durable runtime.
+
+    Data lives in an embedded PostgreSQL unless TIDEFLOW_DATABASE_URL is set.
+    """
     from dataclasses import replace
+    from pathlib import Path
+
+    folders = [Path(folder) for folder in workflows or []]
+    for folder in folders:
+        if not folder.is_dir():
+            raise fail(f"--workflows {folder}: not a folder", code=2)
 
     from tideflow.api.server import describe_database, run_server
     from tideflow.settings import Settings
@@ -337,7 +352,7 @@ def serve(
         raise fail(f"invalid TIDEFLOW_* setting: {exc}", exc=exc) from None
     settings = replace(settings, host=host or settings.host, port=port or settings.port)
     out_console.print(f"tideflow {__version__}: data in {describe_database(settings)}")
-    run_server(settings)
+    run_server(settings, workflow_dirs=folders)
 
 
 @events_app.command("send")
@@ -462,6 +477,140 @@ def timers_list(
         return
     for timer in found:
         print(f"{timer['dueAt']}\t{timer['state']}\t{timer['kind']}\t{timer['id']}")
+
+
+# --- workflows, instances: the registry and status API (thin shells over tideflow.api) ---
+
+workflows_app = typer.Typer(help="Deploy and list workflow definitions.", no_args_is_help=True)
+instances_app = typer.Typer(help="Start and watch workflow instances.", no_args_is_help=True)
+app.add_typer(workflows_app, name="workflows")
+app.add_typer(instances_app, name="instances")
+InstanceArg = Annotated[str, typer.Argument(help="The instance id.")]
+
+
+def _read_definition(path: str) -> tuple[str, str]:
+    """The text of a definition file and its media type."""
+    from pathlib import Path
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise fail(f"{path}: {exc.strerror or exc}", code=2) from None
+    return text, "application/json" if path.endswith(".json") else "application/yaml"
+
+
+def _deployer(path: str) -> Any:
+    """The API action deploying one file; its errors name the file."""
+    text, media = _read_definition(path)
+
+    async def deploy(client: Any) -> Any:
+        try:
+            return await client.deploy_workflow(text, media)
+        except TideflowError as exc:
+            detail = exc.message.removeprefix("<request body>: ")
+            raise TideflowError(f"{path}: {detail}") from exc
+
+    return deploy
+
+
+@workflows_app.command("deploy")
+def workflows_deploy(
+    files: Annotated[
+        list[str], typer.Argument(help="Workflow definitions (YAML or JSON).", metavar="FILE...")
+    ],
+    server: ServerOption = _SERVER,
+) -> None:
+    """Deploy definitions; print 'id version' for each."""
+    for path in files:
+        done = _call_api(server, _deployer(path))
+        print(f"{done['id']} {done['version']}")
+        for warning in done.get("warnings") or []:
+            err_console.print(f"{path}: warning: {warning['path']}: {warning['message']}")
+
+
+@workflows_app.command("list")
+def workflows_list(server: ServerOption = _SERVER) -> None:
+    """List workflows: id, latest version, name."""
+    for flow in _call_api(server, lambda client: client.list_workflows()):
+        print(f"{flow['id']}\t{flow['version']}\t{flow.get('name') or ''}")
+
+
+@instances_app.command("start")
+def instances_start(
+    workflow_id: Annotated[str, typer.Argument(help="The workflow id.", metavar="ID")],
+    input_: Annotated[
+        str | None, typer.Option("--input", "-i", help="Input as JSON, or @FILE holding JSON.")
+    ] = None,
+    wait: Annotated[
+        float | None,
+        typer.Option(help="Wait up to this many seconds and print the instance."),
+    ] = None,
+    server: ServerOption = _SERVER,
+) -> None:
+    """Start an instance; print its id and status (the whole instance with --wait)."""
+    data = _read_input(input_)
+    started = _call_api(server, lambda client: client.start_instance(workflow_id, data, wait=wait))
+    if wait is None:
+        print(f"{started['id']} {started['status']}")
+    else:
+        _print_json(started)
+
+
+@instances_app.command("list")
+def instances_list(
+    status: Annotated[str | None, typer.Option(help="Only instances in this status.")] = None,
+    workflow: Annotated[str | None, typer.Option(help="Only this workflow's.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many.")] = 100,
+    server: ServerOption = _SERVER,
+) -> None:
+    """List instances: id, workflow, version, status, current state."""
+    rows = _call_api(
+        server,
+        lambda client: client.list_instances(workflow=workflow, status=status, limit=limit),
+    )
+    for row in rows:
+        state = row.get("currentState") or ""
+        print(f"{row['id']}\t{row['workflowId']}\t{row['version']}\t{row['status']}\t{state}")
+
+
+@instances_app.command("show")
+def instances_show(
+    instance_id: InstanceArg,
+    timeline: Annotated[bool, typer.Option("--timeline", help="Print the timeline too.")] = False,
+    server: ServerOption = _SERVER,
+) -> None:
+    """Print an instance's status as JSON (with its timeline under --timeline)."""
+
+    async def fetch(client: Any) -> Any:
+        shown = await client.get_instance(instance_id)
+        if timeline:
+            shown["timeline"] = await client.timeline(instance_id)
+        return shown
+
+    _print_json(_call_api(server, fetch))
+
+
+def _instance_action(action: str, instance_id: str, server: str) -> None:
+    row = _call_api(server, lambda client: client.instance_action(instance_id, action))
+    print(f"{row['id']} {row['status']}")
+
+
+@instances_app.command("cancel")
+def instances_cancel(instance_id: InstanceArg, server: ServerOption = _SERVER) -> None:
+    """Cancel an instance (a running one stops at its next step)."""
+    _instance_action("cancel", instance_id, server)
+
+
+@instances_app.command("suspend")
+def instances_suspend(instance_id: InstanceArg, server: ServerOption = _SERVER) -> None:
+    """Suspend an instance until resumed."""
+    _instance_action("suspend", instance_id, server)
+
+
+@instances_app.command("resume")
+def instances_resume(instance_id: InstanceArg, server: ServerOption = _SERVER) -> None:
+    """Resume a suspended instance."""
+    _instance_action("resume", instance_id, server)
 
 
 def main() -> None:

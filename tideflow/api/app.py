@@ -17,8 +17,8 @@ from fastapi import APIRouter, FastAPI
 from tideflow import __version__
 from tideflow.api import errors
 from tideflow.api.fastpath import Appender, IngestFastPath, Scope
-from tideflow.api.routes import buses, events, health
-from tideflow.api.services import Services, ServicesOpener, with_store
+from tideflow.api.routes import buses, events, health, instances, metrics, timers, workflows
+from tideflow.api.services import Services, ServicesOpener
 from tideflow.settings import Settings
 
 log = logging.getLogger("tideflow.api")
@@ -26,14 +26,16 @@ log = logging.getLogger("tideflow.api")
 
 @asynccontextmanager
 async def open_postgres_services(settings: Settings) -> AsyncIterator[Services]:
-    """The production services: a pool on PostgreSQL (embedded unless configured) and its store."""
-    from tideflow.db import open_database  # lazily: test apps need no asyncpg
-    from tideflow.eventstore.postgres import PostgresEventStore
+    """The production services on PostgreSQL (embedded unless configured).
 
-    async with open_database(settings) as database:
-        store = PostgresEventStore(database.pool, segment_size=settings.segment_size)
-        async with with_store(store)(settings) as services:
-            yield services
+    Composes, in start order: the pool, the event store, the lifecycle
+    publisher, the timer service, the workflow registry and instances
+    gateways, and the durable runtime; they stop in reverse order.
+    """
+    from tideflow.api.compose import open_system  # lazily: test apps need no asyncpg
+
+    async with open_system(settings) as services:
+        yield services
 
 
 def create_app(
@@ -60,16 +62,18 @@ def create_app(
     app = FastAPI(
         title="Tideflow",
         version=__version__,
-        description="Serverless Workflow engine on PostgreSQL: CloudEvents ingestion and buses.",
+        description="Serverless Workflow engine on PostgreSQL: workflows, instances, "
+        "CloudEvents ingestion and buses.",
         lifespan=lifespan,
     )
     errors.install(app)
     app.add_middleware(IngestFastPath, resolve=_resolve_ingest)
-    for router in (health.router, events.router, buses.router, *routers):
+    builtin = (health.router, metrics.router, events.router, buses.router, timers.router)
+    for router in (*builtin, workflows.router, instances.router, *routers):
         app.include_router(router)
     return app
 
 
 def _resolve_ingest(scope: Scope) -> tuple[Appender, int]:
     services: Services = scope["app"].state.services
-    return services.events, services.settings.max_request_bytes
+    return services.ingest or services.events, services.settings.max_request_bytes

@@ -98,6 +98,48 @@ class ApiClient:
         """Delete a bus."""
         await self._call("DELETE", f"/buses/{name}")
 
+    # -- workflows and instances -------------------------------------------------
+
+    async def deploy_workflow(self, text: str, content_type: str) -> Any:
+        """Deploy a definition; return ``{id, version, warnings}``.
+
+        An invalid definition raises with every problem, one per line after the first.
+        """
+        headers = {"content-type": content_type}
+        return await self._call("POST", "/workflows", content=text.encode(), headers=headers)
+
+    async def list_workflows(self) -> Any:
+        """The latest version of every workflow."""
+        return (await self._call("GET", "/workflows"))["workflows"]
+
+    async def start_instance(
+        self, workflow_id: str, data: Any, *, wait: float | None = None
+    ) -> Any:
+        """Start an instance; with ``wait``, return it once ended (or when the wait is over)."""
+        params = {} if wait is None else {"wait": wait}
+        path = f"/workflows/{workflow_id}/instances"
+        return await self._call("POST", path, json=data, params=params)
+
+    async def list_instances(
+        self, *, workflow: str | None = None, status: str | None = None, limit: int = 100
+    ) -> Any:
+        """The first ``limit`` instances (filtered), in start order."""
+        params: dict[str, Any] = {"limit": limit}
+        params |= {k: v for k, v in (("workflow", workflow), ("status", status)) if v}
+        return (await self._call("GET", "/instances", params=params))["instances"]
+
+    async def get_instance(self, instance_id: str) -> Any:
+        """An instance's status."""
+        return await self._call("GET", f"/instances/{instance_id}")
+
+    async def timeline(self, instance_id: str) -> Any:
+        """An instance's timeline entries."""
+        return (await self._call("GET", f"/instances/{instance_id}/timeline"))["timeline"]
+
+    async def instance_action(self, instance_id: str, action: str) -> Any:
+        """``cancel``, ``suspend`` or ``resume`` an instance; return it."""
+        return await self._call("POST", f"/instances/{instance_id}/{action}")
+
     async def list_timers(
         self, kind: str | None = None, state: str = "pending", limit: int = 100
     ) -> Any:
@@ -117,7 +159,11 @@ def describe_failure(response: httpx.Response) -> str:
     if not isinstance(problem, dict) or "detail" not in problem:
         return f"the server answered {response.status_code} {response.reason_phrase}"
     where = f" (at {problem['path']})" if problem.get("path") else ""
-    return f"{problem['detail']}{where} [HTTP {response.status_code}]"
+    line = f"{problem['detail']}{where} [HTTP {response.status_code}]"
+    errors = problem.get("errors")
+    if isinstance(errors, list) and len(errors) > 1:  # an invalid workflow: every problem
+        line += "".join(f"\n  {e.get('path')}: {e.get('message')}" for e in errors)
+    return line
 
 
 def build_event(

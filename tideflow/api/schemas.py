@@ -98,3 +98,100 @@ class Health(BaseModel):
     """The server's health."""
 
     status: str
+
+
+# --- workflows and instances (routes/workflows.py, routes/instances.py) -----
+
+
+class DefinitionProblem(BaseModel):
+    """One problem of a workflow definition."""
+
+    path: str = Field(description="Where in the document, e.g. `states[2].transition`.")
+    message: str
+    severity: str = Field(default="error", description="`error` or `warning`.")
+
+
+class InvalidWorkflow(Problem):
+    """An invalid definition (422): every problem with its path."""
+
+    errors: list[DefinitionProblem]
+    warnings: list[DefinitionProblem] = []
+
+
+class WorkflowDeployed(BaseModel):
+    """A deployed version of a workflow."""
+
+    id: str
+    version: str
+    warnings: list[DefinitionProblem] = []
+
+
+class WorkflowOut(BaseModel):
+    """A workflow version without its source."""
+
+    id: str
+    version: str
+    contentType: str
+    createdAt: str
+    name: str | None = None
+    versions: list[str] | None = Field(
+        default=None, description="Every stored version in deploy order (`GET /workflows/{id}`)."
+    )
+
+
+class WorkflowList(BaseModel):
+    """The latest version of every workflow that is not deleted."""
+
+    workflows: list[WorkflowOut]
+
+
+class InstanceCreated(BaseModel):
+    """A started instance."""
+
+    id: str
+    status: str
+
+
+class InstanceError(BaseModel):
+    """Why an instance failed."""
+
+    name: str
+    code: str | None = None
+    message: str = ""
+    state: str | None = None
+
+
+class InstanceOut(BaseModel):
+    """A workflow instance's status."""
+
+    id: str
+    workflowId: str
+    version: str
+    status: str = Field(
+        description="`running`, `waiting`, `suspended`, `completed`, `failed` or `cancelled`."
+    )
+    currentState: str | None
+    input: Any
+    data: Any
+    output: Any
+    error: InstanceError | None
+    startedAt: str
+    updatedAt: str
+    endedAt: str | None
+    parentId: str | None
+
+
+class InstanceList(BaseModel):
+    """A page of instances."""
+
+    instances: list[InstanceOut]
+    next: str | None = Field(description="Pass as `cursor` for the next page; null at the end.")
+
+
+class TimelineOut(BaseModel):
+    """What happened to an instance, oldest first."""
+
+    id: str
+    timeline: list[dict[str, Any]] = Field(
+        description="`{kind, key, state, at, run, ...detail}` per entry."
+    )

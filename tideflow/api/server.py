@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
 
 import uvicorn
 
 from tideflow.api.app import create_app
+from tideflow.api.compose import open_system_with
 from tideflow.db import redact
 from tideflow.settings import Settings
 
@@ -18,12 +21,15 @@ def describe_database(settings: Settings) -> str:
     return f"PostgreSQL at {redact(settings.database_url)}"
 
 
-def run_server(settings: Settings, *, log_level: str = "info") -> None:
+def run_server(
+    settings: Settings, *, log_level: str = "info", workflow_dirs: Sequence[Path] = ()
+) -> None:
     """Serve the API on ``settings.host:settings.port`` until interrupted.
 
     uvicorn picks uvloop and httptools when they are installed (the fast path).
+    Definitions in ``workflow_dirs`` are deployed on start.
     """
-    app = create_app(settings)
+    app = create_app(settings, open_system_with(workflow_dirs) if workflow_dirs else None)
     uvicorn.run(
         app,
         host=settings.host,

@@ -10,12 +10,21 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
 from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.eventstore.store import EventStore
 from tideflow.settings import Settings
+
+if TYPE_CHECKING:
+    from tideflow.api.fastpath import Appender
+    from tideflow.api.routes.metrics import Metrics
+    from tideflow.runtime.hosts.durable import DurableRuntime
+    from tideflow.runtime.lifecycle import LifecyclePublisher
+    from tideflow.runtime.persistence import PostgresInstances, PostgresRegistry
+    from tideflow.timer.service import TimerService
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -29,11 +38,25 @@ class Services:
         settings: The configuration.
         events: The event store.
         clock: The clock.
+        timers: The timer service (delayed events, schedules).
+        ingest: What ingestion appends through, when not ``events``.
+        registry: The workflow registry (``None``: no durable runtime).
+        instances: The instances gateway (``None``: no durable runtime).
+        runtime: The durable runtime that runs instances.
+        metrics: The Prometheus metrics of this process.
+        lifecycle: Publishes lifecycle events to the bus ``tideflow.lifecycle``.
     """
 
     settings: Settings
     events: EventStore
     clock: Clock = SYSTEM_CLOCK
+    timers: TimerService | None = None
+    ingest: Appender | None = None
+    registry: PostgresRegistry | None = None
+    instances: PostgresInstances | None = None
+    runtime: DurableRuntime | None = None
+    metrics: Metrics | None = None
+    lifecycle: LifecyclePublisher | None = None
 
 
 ServicesOpener = Callable[[Settings], AbstractAsyncContextManager[Services]]

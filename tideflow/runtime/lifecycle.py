@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
@@ -138,11 +138,19 @@ class LifecyclePublisher:
     Args:
         store: The event store (anything with ``create_bus`` and ``append``).
         bus: The bus name.
+        on_publish: Called with the number of events after each append (metrics).
     """
 
-    def __init__(self, store: _Appender, bus: str = LIFECYCLE_BUS) -> None:
+    def __init__(
+        self,
+        store: _Appender,
+        bus: str = LIFECYCLE_BUS,
+        *,
+        on_publish: Callable[[int], None] | None = None,
+    ) -> None:
         self.store = store
         self.bus = bus
+        self.on_publish = on_publish
         self.published = 0
         """How many events were appended (duplicates included)."""
 
@@ -166,3 +174,5 @@ class LifecyclePublisher:
             log.warning("could not append %d lifecycle events: %s", len(events), exc)
             return
         self.published += len(events)
+        if self.on_publish is not None:
+            self.on_publish(len(events))

@@ -1,0 +1,188 @@
+"""The workflow registry over HTTP: deploy (YAML/JSON), versions, 422 problems, delete.
+
+A real server (uvicorn on 127.0.0.1, the app's own lifespan composing every
+service) on a fresh PostgreSQL database from the ``pg_url`` fixture.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tideflow.api.app import create_app
+from tideflow.api.testserver import serve_app
+from tideflow.settings import Settings
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "workflows"
+YAML = {"content-type": "application/yaml"}
+
+HELLO = (EXAMPLES / "hello-world.yaml").read_text()
+
+
+def definition(version: str = "1.0", greeting: str = "Hello") -> str:
+    return f"""\
+id: greeter
+version: "{version}"
+specVersion: "0.8"
+name: Greeter
+start: Greet
+states:
+  - name: Greet
+    type: inject
+    data:
+      greeting: {greeting}
+    end: true
+"""
+
+
+@pytest.fixture
+async def client(pg_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(Settings(database_url=pg_url, home=tmp_path))
+    async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+        yield http
+
+
+def problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "Traceback" not in response.text
+    body: dict[str, Any] = response.json()
+    assert set(body) >= {"type", "title", "detail"}
+    return body
+
+
+async def test_deploy_yaml_then_show_list_and_read_the_source(client: httpx.AsyncClient) -> None:
+    response = await client.post("/workflows", content=HELLO, headers=YAML)
+    assert response.status_code == 201, response.text
+    assert response.json()["id"] == "hello-world"
+    version = response.json()["version"]
+    assert response.headers["location"] == "/workflows/hello-world"
+
+    listed = (await client.get("/workflows")).json()["workflows"]
+    assert [(w["id"], w["version"]) for w in listed] == [("hello-world", version)]
+    shown = (await client.get("/workflows/hello-world")).json()
+    assert shown["versions"] == [version]
+    assert shown["contentType"] == "application/yaml"
+
+    source = await client.get(f"/workflows/hello-world/versions/{version}")
+    assert source.status_code == 200
+    assert source.text == HELLO  # exactly as submitted, comments included
+    assert source.headers["content-type"].startswith("application/yaml")
+
+
+@pytest.mark.parametrize("media", ["text/yaml", "application/x-yaml"])
+async def test_every_yaml_media_type_is_accepted(client: httpx.AsyncClient, media: str) -> None:
+    response = await client.post(
+        "/workflows", content=definition(), headers={"content-type": media}
+    )
+    assert response.status_code == 201, response.text
+    assert response.json() == {"id": "greeter", "version": "1.0", "warnings": []}
+
+
+async def test_json_body_is_stored_as_json(client: httpx.AsyncClient) -> None:
+    text = json.dumps(yaml.safe_load(definition("2.0")))
+    response = await client.post(
+        "/workflows", content=text, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 201, response.text
+    source = await client.get("/workflows/greeter/versions/2.0")
+    assert source.headers["content-type"].startswith("application/json")
+    assert source.text == text
+
+
+async def test_new_versions_are_kept_beside_old_ones(client: httpx.AsyncClient) -> None:
+    for version, greeting in (("1.0", "Hello"), ("1.1", "Hi")):
+        response = await client.post(
+            "/workflows", content=definition(version, greeting), headers=YAML
+        )
+        assert response.status_code == 201, response.text
+    shown = (await client.get("/workflows/greeter")).json()
+    assert shown["version"] == "1.1"
+    assert shown["versions"] == ["1.0", "1.1"]
+    old = await client.get("/workflows/greeter/versions/1.0")
+    assert "greeting: Hello" in old.text
+    # the same source again is a no-op; another source under a used version is a conflict
+    again = await client.post("/workflows", content=definition("1.0", "Hello"), headers=YAML)
+    assert again.status_code == 201
+    clash = await client.post("/workflows", content=definition("1.0", "Howdy"), headers=YAML)
+    assert problem(clash, 409)["type"] == "already-exists"
+
+
+async def test_invalid_definition_gets_422_with_every_problem_and_path(
+    client: httpx.AsyncClient,
+) -> None:
+    broken = (
+        definition()
+        .replace("start: Greet", "start: Nowhere")
+        .replace("type: inject", "type: teleport")
+    )
+    response = await client.post("/workflows", content=broken, headers=YAML)
+    body = problem(response, 422)
+    assert body["type"] == "invalid-workflow"
+    paths = {e["path"]: e["message"] for e in body["errors"]}
+    assert "start" in paths
+    assert "Nowhere" in paths["start"]
+    assert any(path.startswith("states[0]") for path in paths)
+    assert all(set(e) >= {"path", "message"} for e in body["errors"])
+    assert (await client.get("/workflows")).json()["workflows"] == []
+
+
+async def test_unparseable_yaml_is_a_400_naming_the_line(client: httpx.AsyncClient) -> None:
+    text = "id: x\nstates:\n  - name: [unclosed\n    type: inject\n"
+    body = problem(await client.post("/workflows", content=text, headers=YAML), 400)
+    assert body["type"] == "unreadable-workflow"
+    assert "line" in body["detail"]
+    assert "YAML syntax error" in body["detail"]
+
+
+@pytest.mark.parametrize(
+    ("content", "headers", "status", "words"),
+    [
+        ("", YAML, 400, "empty"),
+        (HELLO, {"content-type": "text/plain"}, 415, "text/plain"),
+        ("- a\n- b\n", YAML, 400, "must be an object"),
+        ("hello-world.yaml", YAML, 400, "must be an object"),  # never read as a file name
+    ],
+)
+async def test_bad_bodies_are_refused_clearly(
+    client: httpx.AsyncClient, content: str, headers: dict[str, str], status: int, words: str
+) -> None:
+    body = problem(await client.post("/workflows", content=content, headers=headers), status)
+    assert words in body["detail"]
+
+
+async def test_local_file_references_are_not_read_from_http(client: httpx.AsyncClient) -> None:
+    text = definition().replace('specVersion: "0.8"', 'specVersion: "0.8"\nfunctions: /etc/passwd')
+    body = problem(await client.post("/workflows", content=text, headers=YAML), 422)
+    assert "local files are not read" in json.dumps(body["errors"])
+
+
+async def test_sonataflow_dialect_is_kept_and_unknown_dialects_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(
+        "/workflows", content=definition(), headers=YAML, params={"dialect": "sonataflow"}
+    )
+    assert response.status_code == 201, response.text
+    shown = (await client.get("/workflows/greeter")).json()
+    assert shown["contentType"] == "application/yaml; dialect=sonataflow"
+    bad = await client.post(
+        "/workflows", content=definition("9"), headers=YAML, params={"dialect": "argo"}
+    )
+    assert "sonataflow" in problem(bad, 400)["detail"]
+
+
+async def test_delete_stops_listing_but_keeps_versions_readable(client: httpx.AsyncClient) -> None:
+    await client.post("/workflows", content=definition(), headers=YAML)
+    assert (await client.delete("/workflows/greeter")).status_code == 204
+    assert (await client.get("/workflows")).json()["workflows"] == []
+    assert problem(await client.get("/workflows/greeter"), 404)["type"] == "not-found"
+    assert (await client.get("/workflows/greeter/versions/1.0")).status_code == 200
+    assert problem(await client.delete("/workflows/greeter"), 404)["detail"]
+    assert problem(await client.get("/workflows/nope/versions/1"), 404)["detail"]

@@ -1,0 +1,213 @@
+"""Workflow instances: start, list, show, timeline, cancel, suspend, resume.
+
+An instance runs on the durable runtime (:mod:`tideflow.runtime.hosts.durable`);
+these routes start instances through it and read or change them through the
+instances gateway. Cancel and suspend take effect at once for an idle
+instance and at the next step of a running one; the response shows the
+instance as it is when the request is answered.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Final
+
+import orjson
+from fastapi import APIRouter, Depends, Path, Query, Request
+from starlette.responses import Response
+
+from tideflow.api.routes.events import json_response
+from tideflow.api.schemas import InstanceCreated, InstanceList, InstanceOut, Problem, TimelineOut
+from tideflow.api.services import Services, get_services
+from tideflow.errors import ConflictError, InvalidArgument, StoreError
+from tideflow.runtime.lifecycle import LifecycleNotice
+
+if TYPE_CHECKING:
+    from tideflow.runtime.hosts.durable import DurableRuntime
+    from tideflow.runtime.persistence import InstanceRow, PostgresInstances
+
+router = APIRouter(tags=["instances"])
+
+STATUSES: Final = ("running", "waiting", "suspended", "completed", "failed", "cancelled")
+FINAL: Final = frozenset({"completed", "failed", "cancelled"})
+MAX_WAIT_SECONDS: Final = 300.0
+MAX_LIMIT: Final = 1000
+_ERRORS: Final[dict[int | str, dict[str, Any]]] = {
+    code: {"model": Problem} for code in (400, 404, 409, 503)
+}
+_INPUT_BODY: Final[dict[str, Any]] = {
+    "requestBody": {
+        "required": False,
+        "description": "The instance's input: a JSON object (empty body: `{}`).",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}
+
+InstanceId = Annotated[str, Path(description="The instance id.")]
+Services_ = Annotated[Services, Depends(get_services)]
+
+
+def _instances(services: Services) -> PostgresInstances:
+    if services.instances is None:
+        raise StoreError("this server has no durable runtime: instances are unavailable")
+    instances: PostgresInstances = services.instances
+    return instances
+
+
+def _runtime(services: Services) -> DurableRuntime:
+    if services.runtime is None:
+        raise StoreError("this server has no durable runtime: instances cannot start")
+    runtime: DurableRuntime = services.runtime
+    return runtime
+
+
+async def read_input(request: Request) -> Any:
+    """The JSON body as the input; an empty body is ``{}``.
+
+    Raises:
+        InvalidArgument: The body is not JSON, or not an object.
+    """
+    body = await request.body()
+    if not body.strip():
+        return {}
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidArgument(f"the input is not JSON: {exc}", argument="body") from None
+    if not isinstance(value, dict):
+        raise InvalidArgument(
+            f"the input must be a JSON object, not {type(value).__name__}", argument="body"
+        )
+    return value
+
+
+@router.post(
+    "/workflows/{workflow_id}/instances",
+    status_code=201,
+    response_model=InstanceCreated | InstanceOut,
+    responses=_ERRORS,
+    openapi_extra=_INPUT_BODY,
+    summary="Start an instance",
+)
+async def start_instance(
+    request: Request,
+    workflow_id: Annotated[str, Path(description="The workflow's `id`.")],
+    services: Services_,
+    version: Annotated[
+        str | None, Query(description="Run this version instead of the latest.")
+    ] = None,
+    wait: Annotated[
+        float | None,
+        Query(
+            ge=0,
+            le=MAX_WAIT_SECONDS,
+            description="Wait up to this many seconds for the instance to end; the "
+            "response is then the whole instance (finished if it ended in time).",
+        ),
+    ] = None,
+) -> Response:
+    """Start an instance of the workflow's latest version with the JSON body as input."""
+    data = await read_input(request)
+    runtime = _runtime(services)
+    row = await runtime.start_instance(workflow_id, data, version=version)
+    response_body: dict[str, Any] = {"id": row.id, "status": row.status}
+    if wait is not None:
+        finished = await runtime.wait_for_completion(row.id, wait)
+        response_body = finished.to_json()
+    response = json_response(response_body, 201)
+    response.headers["location"] = f"/instances/{row.id}"
+    return response
+
+
+@router.get("/instances", response_model=InstanceList, responses=_ERRORS, summary="List")
+async def list_instances(
+    services: Services_,
+    workflow: Annotated[str | None, Query(description="Only this workflow's.")] = None,
+    status: Annotated[str | None, Query(description="Only instances in this status.")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")] = 100,
+    cursor: Annotated[str | None, Query(description="`next` of the previous page.")] = None,
+) -> Response:
+    """Instances in the order they were started, a page at a time."""
+    if status is not None and status not in STATUSES:
+        raise InvalidArgument(
+            f"unknown status {status!r}; one of {', '.join(STATUSES)}", argument="status"
+        )
+    rows, after = await _instances(services).list(
+        workflow=workflow, status=status, limit=limit, cursor=cursor
+    )
+    return json_response({"instances": [r.to_json() for r in rows], "next": after})
+
+
+@router.get(
+    "/instances/{instance_id}", response_model=InstanceOut, responses=_ERRORS, summary="Show"
+)
+async def show_instance(instance_id: InstanceId, services: Services_) -> Response:
+    """Status, current state, data, output or error, and timestamps of an instance."""
+    row = await _instances(services).get(instance_id)
+    return json_response(row.to_json())
+
+
+@router.get(
+    "/instances/{instance_id}/timeline",
+    response_model=TimelineOut,
+    responses=_ERRORS,
+    summary="Timeline",
+)
+async def instance_timeline(instance_id: InstanceId, services: Services_) -> Response:
+    """States entered and left, actions (duration, attempt), events, timers, errors, retries."""
+    entries = await _instances(services).timeline(instance_id)
+    return json_response({"id": instance_id, "timeline": [e.to_json() for e in entries]})
+
+
+async def _notify(services: Services, kind: str, row: InstanceRow) -> None:
+    if services.lifecycle is None:
+        return
+    notice = LifecycleNotice(
+        kind=kind,
+        instance_id=row.id,
+        workflow_id=row.workflow_id,
+        version=row.version,
+        at=services.clock.now(),
+        parent_id=row.parent_id,
+        run_no=row.run_no,
+        key="api" if kind in ("suspended", "resumed") else "",
+    )
+    await services.lifecycle(notice)
+
+
+def _refuse_final(row: InstanceRow, action: str) -> None:
+    if row.status in FINAL:
+        raise ConflictError(f"instance {row.id!r} has already {row.status}; cannot {action} it")
+
+
+@router.post("/instances/{instance_id}/cancel", response_model=InstanceOut, responses=_ERRORS)
+async def cancel_instance(instance_id: InstanceId, services: Services_) -> Response:
+    """Cancel an instance: at once when idle, at its next step when running (409 if ended)."""
+    instances = _instances(services)
+    _refuse_final(await instances.get(instance_id), "cancel")
+    row = await instances.request_cancel(instance_id)
+    if row.status == "cancelled":
+        await _notify(services, "cancelled", row)
+    return json_response(row.to_json())
+
+
+@router.post("/instances/{instance_id}/suspend", response_model=InstanceOut, responses=_ERRORS)
+async def suspend_instance(instance_id: InstanceId, services: Services_) -> Response:
+    """Suspend an instance until it is resumed (409 if it has ended)."""
+    instances = _instances(services)
+    _refuse_final(await instances.get(instance_id), "suspend")
+    row = await instances.request_suspend(instance_id)
+    if row.status == "suspended":
+        await _notify(services, "suspended", row)
+    return json_response(row.to_json())
+
+
+@router.post("/instances/{instance_id}/resume", response_model=InstanceOut, responses=_ERRORS)
+async def resume_instance(instance_id: InstanceId, services: Services_) -> Response:
+    """Resume a suspended instance; it replays its journal and goes on (409 otherwise)."""
+    instances = _instances(services)
+    before = await instances.get(instance_id)
+    if before.status != "suspended":
+        raise ConflictError(f"instance {instance_id!r} is {before.status}, not suspended")
+    row = await instances.request_resume(instance_id)
+    await _notify(services, "resumed", row)
+    return json_response(row.to_json())

@@ -1,0 +1,147 @@
+"""Prometheus metrics at ``GET /metrics``.
+
+One :class:`Metrics` per server process, with its own collector registry
+(several apps in one test process do not clash). Figures:
+
+- ``tideflow_instances{status}``: instances by status, counted in the
+  database when scraped (so every process on one database agrees);
+- ``tideflow_step_seconds``: how long workflow steps (function calls) took;
+- ``tideflow_journal_commit_seconds``: how long journal group commits took;
+- ``tideflow_bus_events{bus}``: events appended to each bus so far (its last
+  offset), read from the event store when scraped;
+- ``tideflow_events_in_total``: events delivered to waiting instances;
+- ``tideflow_events_out_total{kind}``: events produced (``workflow`` for
+  ``produceEvents``, ``lifecycle`` for lifecycle events).
+
+The runtime feeds the histograms and counters through :meth:`Metrics.step`,
+:meth:`Metrics.journal_commit`, :meth:`Metrics.events_in` and
+:meth:`Metrics.events_out`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Annotated, Final
+
+from fastapi import APIRouter, Depends
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from starlette.responses import Response
+
+from tideflow.api.services import Services, get_services
+from tideflow.errors import TideflowError
+
+log = logging.getLogger("tideflow.api")
+
+router = APIRouter(tags=["health"])
+
+STATUSES: Final = ("running", "waiting", "suspended", "completed", "failed", "cancelled")
+_LATENCY_BUCKETS: Final = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+
+
+class Metrics:
+    """The Prometheus metrics of one server process."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.instances = Gauge(
+            "tideflow_instances",
+            "Workflow instances by status.",
+            ["status"],
+            registry=self.registry,
+        )
+        self.step_seconds = Histogram(
+            "tideflow_step_seconds",
+            "Duration of workflow steps (function calls), in seconds.",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.journal_commit_seconds = Histogram(
+            "tideflow_journal_commit_seconds",
+            "Duration of journal group commits, in seconds.",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.bus_events = Gauge(
+            "tideflow_bus_events",
+            "Events appended to each bus so far (its last offset).",
+            ["bus"],
+            registry=self.registry,
+        )
+        self.events_in_total = Counter(
+            "tideflow_events_in", "Events delivered to waiting instances.", registry=self.registry
+        )
+        self.events_out_total = Counter(
+            "tideflow_events_out",
+            "Events produced: by workflows (produceEvents) and lifecycle events.",
+            ["kind"],
+            registry=self.registry,
+        )
+
+    def step(self, seconds: float) -> None:
+        """Record one step's duration."""
+        self.step_seconds.observe(seconds)
+
+    def journal_commit(self, seconds: float) -> None:
+        """Record one journal commit's duration."""
+        self.journal_commit_seconds.observe(seconds)
+
+    def events_in(self, count: int = 1) -> None:
+        """Count events delivered to instances."""
+        self.events_in_total.inc(count)
+
+    def events_out(self, count: int = 1, kind: str = "workflow") -> None:
+        """Count events produced (``workflow`` or ``lifecycle``)."""
+        self.events_out_total.labels(kind=kind).inc(count)
+
+    def lifecycle_published(self, count: int) -> None:
+        """Count lifecycle events appended (the lifecycle publisher's hook)."""
+        self.events_out(count, kind="lifecycle")
+
+    def set_instances(self, counts: Mapping[str, int]) -> None:
+        """Set the instance gauge (statuses missing from ``counts`` are 0)."""
+        for status in STATUSES:
+            self.instances.labels(status=status).set(counts.get(status, 0))
+
+    async def refresh(self, services: Services) -> None:
+        """Read the figures kept in the database (instances by status, bus offsets)."""
+        counter = getattr(services.instances, "count_by_status", None)
+        if counter is not None:
+            self.set_instances(await counter())
+        for bus in await services.events.list_buses():
+            try:
+                info = await services.events.get_bus(bus.name)
+            except TideflowError:  # deleted meanwhile
+                continue
+            self.bus_events.labels(bus=bus.name).set(info.last_offset)
+
+    def render(self) -> bytes:
+        """The text exposition format."""
+        return generate_latest(self.registry)
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text."}},
+    summary="Prometheus metrics",
+)
+async def metrics(services: Annotated[Services, Depends(get_services)]) -> Response:
+    """Instances by status, step and journal commit latency, events in and out."""
+    current = services.metrics
+    if current is None:
+        current = Metrics()
+    try:
+        await current.refresh(services)
+    except TideflowError as exc:  # a scrape still answers with what this process knows
+        log.warning("metrics: could not read the database: %s", exc)
+    return Response(current.render(), media_type=CONTENT_TYPE_LATEST)
