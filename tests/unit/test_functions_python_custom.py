@@ -135,6 +135,9 @@ async def test_rest_shorthand_post_get_and_placeholders(services: Services) -> N
                 name="e", type="custom", operation=f"rest:GET:{base}/api/echo", arguments={"q": "v"}
             )
         )
+        untyped = await invoker.invoke(
+            Invocation(name="p", operation=f"rest:get:{base}/api/pets/2")
+        )
         pet = await invoker.invoke(
             Invocation(
                 name="p",
@@ -146,6 +149,7 @@ async def test_rest_shorthand_post_get_and_placeholders(services: Services) -> N
     assert posted == {"body": {"x": 1}, "query": {}}
     assert got["query"] == {"q": "v"}
     assert pet["name"] == "Rex"
+    assert untyped["name"] == "Tom"  # the shorthand also works under the default type rest
 
 
 async def test_rest_shorthand_relative_url_needs_a_server(services: Services) -> None:

@@ -118,6 +118,8 @@ class FunctionInvoker:
         if call.operation.startswith("python:") and kind in ("rest", "custom"):
             return await self._call_python(call)
         if kind == "rest":
+            if call.operation.startswith("rest:"):  # the shorthand, written without type custom
+                return await self._shorthand.invoke(call)
             return await self.rest.invoke(call)
         if kind == "graphql":
             return await self._graphql.invoke(call)
