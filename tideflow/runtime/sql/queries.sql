@@ -57,6 +57,7 @@ SELECT u.id, u.workflow_id, u.version, u.input, u.parent_id, u.parent_key, now()
        $7::text, CASE WHEN $7::text IS NULL THEN NULL ELSE now() + make_interval(secs => $8) END
 FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[])
     AS u(id, workflow_id, version, input, parent_id, parent_key)
+ON CONFLICT (id) DO NOTHING
 RETURNING *;
 
 -- get_instance --
@@ -128,3 +129,144 @@ SELECT * FROM tideflow_event_waits WHERE instance_id = $1 ORDER BY created_at;
 -- notify --
 -- Wake the runtimes listening on a channel
 SELECT pg_notify($1, $2);
+
+-- touch_instances --
+-- Group commit, first statement: renew the leases this process holds, save progress, read requests
+UPDATE tideflow_instances i
+SET lease_until = now() + make_interval(secs => $2),
+    current_state = CASE WHEN u.touched THEN u.state ELSE i.current_state END,
+    data = coalesce(u.data, i.data),
+    updated_at = now()
+FROM unnest($3::text[], $4::text[], $5::jsonb[], $6::boolean[]) AS u(id, state, data, touched)
+WHERE i.id = u.id AND i.lease_owner = $1
+RETURNING i.id, i.requested;
+
+-- insert_journal --
+-- Group commit: effect results of many instances in one statement
+INSERT INTO tideflow_journal (instance_id, run_no, op, step_key, entry)
+SELECT * FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::jsonb[]);
+
+-- insert_timeline --
+-- Group commit: timeline rows of many instances in one statement
+INSERT INTO tideflow_timeline (instance_id, run_no, kind, step_key, state, detail, at)
+SELECT * FROM unnest(
+    $1::text[], $2::integer[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[]
+);
+
+-- finish_instance --
+-- End an instance (completed, failed or cancelled) held by this process
+UPDATE tideflow_instances
+SET status = $2, output = $3::jsonb, error = $4::jsonb, data = coalesce($5::jsonb, data),
+    current_state = NULL, ended_at = now(), updated_at = now(), wake_at = NULL,
+    lease_owner = NULL, lease_until = NULL, requested = NULL, woken = false
+WHERE id = $1 AND lease_owner = $6
+RETURNING id, parent_id, parent_key;
+
+-- answer_parent --
+-- A sync sub-flow ended: journal its outcome for the parent's step and wake the parent
+WITH parent AS (
+    UPDATE tideflow_instances
+    SET woken = true, wake_at = CASE WHEN status = 'waiting' THEN now() ELSE wake_at END,
+        updated_at = now()
+    WHERE id = $1 AND status IN ('running', 'waiting', 'suspended')
+    RETURNING id, run_no
+)
+INSERT INTO tideflow_journal (instance_id, run_no, op, step_key, entry)
+SELECT id, run_no, 'subflow', $2, $3::jsonb FROM parent;
+
+-- park_instance --
+-- An instance waits: release it until wake_at (NULL: until events), at once if woken meanwhile
+UPDATE tideflow_instances
+SET status = 'waiting', wake_at = CASE WHEN woken THEN now() ELSE $2 END, woken = false,
+    lease_owner = NULL, lease_until = NULL, updated_at = now()
+WHERE id = $1 AND lease_owner = $3
+RETURNING id;
+
+-- insert_wait --
+-- Record an event wait (a repeated wait of the same step changes nothing)
+INSERT INTO tideflow_event_waits (instance_id, wait_key, run_no, all_events, events, event_types, due_at)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6::text[], $7)
+ON CONFLICT (instance_id, wait_key) DO NOTHING;
+
+-- stop_instance --
+-- Apply a requested cancel or suspend at a step boundary (or release on shutdown: $2 = NULL)
+UPDATE tideflow_instances
+SET status = coalesce($2, status),
+    ended_at = CASE WHEN $2 = 'cancelled' THEN now() ELSE ended_at END,
+    current_state = CASE WHEN $2 = 'cancelled' THEN NULL ELSE current_state END,
+    wake_at = CASE WHEN $2 IS NULL THEN now() ELSE NULL END,
+    lease_owner = NULL, lease_until = NULL, requested = NULL, updated_at = now()
+WHERE id = $1 AND lease_owner = $3
+RETURNING id;
+
+-- continue_instance --
+-- continueAs: the next run of the instance, with a fresh journal (the lease stays)
+UPDATE tideflow_instances
+SET run_no = run_no + 1, workflow_id = $2, version = $3, input = $4::jsonb, data = $4::jsonb,
+    current_state = NULL, updated_at = now()
+WHERE id = $1 AND lease_owner = $5
+RETURNING run_no;
+
+-- drop_journal --
+-- Forget the journals of an instance's earlier runs
+DELETE FROM tideflow_journal WHERE instance_id = $1 AND run_no < $2;
+
+-- claim_instances --
+-- Take runnable instances nobody holds (or whose lease ran out), earliest first
+UPDATE tideflow_instances i
+SET lease_owner = $1, lease_until = now() + make_interval(secs => $2),
+    status = CASE WHEN i.status = 'waiting' THEN 'running' ELSE i.status END,
+    woken = false, updated_at = now()
+FROM (
+    SELECT id FROM tideflow_instances
+    WHERE wake_at <= now() AND status IN ('running', 'waiting')
+      AND (lease_until IS NULL OR lease_until < now())
+    ORDER BY wake_at
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+) c
+WHERE i.id = c.id
+RETURNING i.*;
+
+-- renew_leases --
+-- Keep the leases of instances this process still runs; the ones returned are still held
+UPDATE tideflow_instances SET lease_until = now() + make_interval(secs => $3)
+WHERE id = ANY($2::text[]) AND lease_owner = $1
+RETURNING id;
+
+-- release_all --
+-- Shutdown: hand every instance this process holds back (runnable at once)
+UPDATE tideflow_instances SET lease_owner = NULL, lease_until = NULL, wake_at = now()
+WHERE lease_owner = $1 AND status = 'running';
+
+-- get_journal_with_run --
+-- An instance and the journal of its current run (what a replay starts from)
+SELECT op, step_key, entry FROM tideflow_journal j
+WHERE j.instance_id = $1 AND j.run_no = $2
+ORDER BY seq;
+
+-- deliver_events --
+-- Events for an open wait: journal them as the wait's result, drop the wait, wake the instance
+WITH wait AS (
+    DELETE FROM tideflow_event_waits WHERE instance_id = $1 AND wait_key = $2
+    RETURNING instance_id, run_no
+), woke AS (
+    UPDATE tideflow_instances i
+    SET woken = true, wake_at = CASE WHEN i.status = 'waiting' THEN now() ELSE i.wake_at END,
+        updated_at = now()
+    FROM wait WHERE i.id = wait.instance_id AND i.run_no = wait.run_no
+    RETURNING i.id, i.run_no
+)
+INSERT INTO tideflow_journal (instance_id, run_no, op, step_key, entry)
+SELECT id, run_no, 'wait', $2, $3::jsonb FROM woke
+RETURNING instance_id;
+
+-- next_wake --
+-- The earliest wake time of an instance nobody holds (for the worker's timer)
+SELECT min(wake_at) AS wake_at FROM tideflow_instances
+WHERE wake_at IS NOT NULL AND lease_owner IS NULL AND status IN ('running', 'waiting');
+
+-- count_timeline --
+-- Interpreter steps already in an instance run's timeline (a replay does not repeat them)
+SELECT count(*) FROM tideflow_timeline
+WHERE instance_id = $1 AND run_no = $2 AND kind NOT LIKE 'timer.%' AND kind NOT LIKE 'instance.%';

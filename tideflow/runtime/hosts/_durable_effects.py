@@ -1,0 +1,334 @@
+"""The :class:`~tideflow.runtime.effects.Effects` of one run on the durable host.
+
+Every request is first looked up in the run's journal by ``(op, step key)``:
+a recorded result (or error) is returned at once -- that is replay. Anything
+else is done for real, and its result is committed to the journal (group
+commit) **before** the interpreter sees it.
+
+Waiting is not done in memory: an event wait, a long sleep or a sync
+sub-flow *parks* its effect (records what would wake it and never returns).
+When nothing of the run is active any more, the runner ends the run and
+parks the instance; whatever wakes it (events delivered, the timer due, the
+child ended) writes its result into the journal, and a replay carries on.
+
+Journal ops: ``call``, ``wait``, ``sleep``, ``timer`` (a sleep's or wait's
+due time), ``emit``, ``subflow``, ``subflow.start`` (the child's id),
+``deadline.start`` (a deadline's due time), ``deadline`` (expired),
+``now``, ``new_id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import math
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from tideflow import ids
+from tideflow.errors import FunctionCallError, StepTimeout
+from tideflow.isotime import format_timestamp
+from tideflow.runtime.effects import (
+    Deadline,
+    EventEmit,
+    EventWait,
+    FunctionCall,
+    SleepRequest,
+    SubflowCall,
+)
+from tideflow.runtime.functions import Invocation
+
+if TYPE_CHECKING:
+    from tideflow.runtime.hosts.durable import InstanceRunner
+
+T = TypeVar("T")
+
+# The enclosing deadlines' due times (a parked wait must wake for them).
+_dues: contextvars.ContextVar[tuple[datetime, ...]] = contextvars.ContextVar(
+    "tideflow_durable_dues", default=()
+)
+# Set while replaying the body of a deadline the journal says expired.
+_expired: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar(
+    "tideflow_durable_expired", default=None
+)
+
+
+def error_entry(exc: BaseException) -> dict[str, Any]:
+    """The journal form of a function error or timeout."""
+    if isinstance(exc, StepTimeout):
+        return {"type": "StepTimeout", "message": str(exc), "key": exc.key, "kind": exc.kind}
+    code = exc.code if isinstance(exc, FunctionCallError) else type(exc).__name__
+    retryable = exc.retryable if isinstance(exc, FunctionCallError) else True
+    return {"type": "FunctionCallError", "message": str(exc), "code": code, "retryable": retryable}
+
+
+def raise_entry(error: dict[str, Any]) -> None:
+    """Raise the exception a journal error entry records."""
+    if error.get("type") == "StepTimeout":
+        raise StepTimeout(error.get("message", ""), key=error.get("key", ""), kind=error["kind"])
+    raise FunctionCallError(
+        error.get("message", ""), code=error.get("code"), retryable=error.get("retryable", True)
+    )
+
+
+def child_id(instance_id: str, run_no: int, key: str) -> str:
+    """The id of the sub-flow instance a step starts: the same on every replay."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"tideflow:{instance_id}/{run_no}/{key}"))
+
+
+def _answer(entry: dict[str, Any]) -> Any:
+    if "error" in entry:
+        raise_entry(entry["error"])
+    return entry.get("result")
+
+
+def _ts(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+class DurableEffects:
+    """Journaled effects of one run of one instance (see the module docs)."""
+
+    def __init__(self, runner: InstanceRunner, journal: list[dict[str, Any]]) -> None:
+        """Args:
+        runner: The instance's runner (writer, invoker, options, park bookkeeping).
+        journal: The run's journal entries in commit order.
+        """
+        self._r = runner
+        self.entries: dict[tuple[str, str], dict[str, Any]] = {}
+        self._ordered: dict[str, list[Any]] = {"now": [], "new_id": []}
+        self.bound: dict[str, Any] = {}
+        for entry in journal:
+            if entry["op"] in self._ordered:
+                self._ordered[entry["op"]].append(entry["result"])
+            else:
+                self.entries[(entry["op"], entry["key"])] = entry
+                if entry["op"] == "wait":
+                    self._bind(entry.get("result"))
+
+    def _bind(self, events: Any) -> None:
+        for event in events or ():
+            for name, value in event.items():
+                self.bound.setdefault(name, value)
+
+    def known(self, op: str, key: str) -> dict[str, Any] | None:
+        """The journal entry of a request, if it was recorded."""
+        return self.entries.get((op, key))
+
+    async def record(self, op: str, key: str, entry: dict[str, Any]) -> None:
+        """Commit an entry (group commit); stop the run if the commit says so."""
+        self.entries[(op, key)] = {"op": op, "key": key, **entry}
+        await self._r.commit(op, key, entry)
+
+    def _missing(self) -> None:
+        # Inside the body of a deadline that expired in an earlier run: the
+        # original run was cut off before this request.
+        deadline = _expired.get()
+        if deadline is not None:
+            raise StepTimeout(key=deadline.key, kind=deadline.kind)
+
+    # --- calls ---------------------------------------------------------------
+
+    async def call_function(self, call: FunctionCall) -> Any:
+        """Answer from the journal, or invoke and journal the outcome."""
+        known = self.known("call", call.key)
+        if known is not None:
+            return _answer(known)
+        self._missing()
+        invoked = self._r.host.invoke(self._invocation(call))
+        if call.invoke == "async":
+            self._r.host.background(invoked)
+            await self.record("call", call.key, {"result": None})
+            return None
+        with self._r.active():
+            try:
+                result = await self._r.host.bounded(invoked, call.timeout_seconds, call.key)
+            except Exception as exc:
+                await self.record("call", call.key, {"error": error_entry(exc)})
+                raise_entry(error_entry(exc))
+            await self.record("call", call.key, {"result": result})
+        return result
+
+    def _invocation(self, call: FunctionCall) -> Invocation:
+        definition = call.function
+        arguments = call.arguments
+        if self._r.host.dialect == "sonataflow" and not arguments:
+            arguments = call.data if isinstance(call.data, dict) else {}
+        return Invocation(
+            name=call.name,
+            operation=definition.operation,
+            type=definition.type,
+            arguments=arguments,
+            selection_set=call.selection_set,
+            auth=self._r.auth(definition.auth_ref),
+            idempotency_key=f"{self._r.instance_id}/{call.key}",
+            base_dir=self._r.host.base_dir,
+            timeout=call.timeout_seconds,
+        )
+
+    async def emit(self, request: EventEmit) -> None:
+        """Hand the event to the host's sink once, and journal that it was."""
+        if self.known("emit", request.key) is not None:
+            return
+        self._missing()
+        event = dict(request.event)
+        event.setdefault("source", f"/tideflow/{self._r.workflow.identifier}")
+        event.setdefault("time", format_timestamp(self.now_value()))
+        with self._r.active():
+            await self._r.host.emit(event)
+            await self.record("emit", request.key, {"result": None})
+
+    # --- waiting -------------------------------------------------------------
+
+    async def _due(self, key: str, seconds: float | None) -> datetime | None:
+        """The due time of a timed step, recorded the first time it is asked for."""
+        if seconds is None or math.isinf(seconds):
+            return None
+        known = self.known("timer", key)
+        if known is not None:
+            return _ts(known["result"])
+        due = self.now_value() + timedelta(seconds=max(0.0, seconds))
+        await self.record("timer", key, {"result": due.isoformat()})
+        return due
+
+    async def sleep(self, request: SleepRequest) -> None:
+        """Sleep in memory when short, else park until the timer is due."""
+        if self.known("sleep", request.key) is not None:
+            return
+        self._missing()
+        with self._r.active():
+            due = await self._due(request.key, request.seconds)
+            if due is not None:
+                left = (due - self.now_value()).total_seconds()
+                if left > self._r.host.memory_sleep:
+                    due_later = due
+                else:
+                    await self._r.host.clock.sleep(left)
+                    self._r.note("timer.fired", request.key, seconds=request.seconds)
+                    await self.record("sleep", request.key, {"result": None})
+                    return
+            else:
+                due_later = None
+        self._r.note("timer.started", request.key, seconds=request.seconds)
+        await self._r.park(wake=due_later)
+
+    async def wait_for_events(self, wait: EventWait) -> list[dict[str, Any]] | None:
+        """Return journaled events, time out when due, else record the wait and park."""
+        known = self.known("wait", wait.key)
+        if known is not None:
+            return _answer(known)  # type: ignore[no-any-return]
+        self._missing()
+        with self._r.active():
+            due = await self._due(wait.key, wait.timeout_seconds)
+            if due is not None and due <= self.now_value():
+                await self.record("wait", wait.key, {"result": None})
+                return None
+            specs = [self._spec(spec) for spec in wait.events]
+            row = {
+                "key": wait.key,
+                "run_no": self._r.run_no,
+                "all": wait.all,
+                "events": specs,
+                "types": sorted({s["type"] for s in specs}),
+                "due_at": due,
+            }
+            await self._r.register_wait(row)
+        events = await self._r.park(wake=due, wait_key=wait.key)
+        self._bind(events)
+        return events  # type: ignore[no-any-return]
+
+    def _spec(self, spec: Any) -> dict[str, Any]:
+        correlation = {
+            name: value if value is not None else self.bound.get(name)
+            for name, value in spec.correlation
+        }
+        return {
+            "name": spec.name,
+            "type": spec.type,
+            "source": spec.source,
+            "correlation": correlation,
+        }
+
+    async def run_subflow(self, call: SubflowCall) -> Any:
+        """Start the child once (stable id); async returns, sync parks until it ends."""
+        known = self.known("subflow", call.key)
+        if known is not None:
+            return _answer(known)
+        self._missing()
+        with self._r.active():
+            if self.known("subflow.start", call.key) is None:
+                child = child_id(self._r.instance_id, self._r.run_no, call.key)
+                parent_key = None if call.invoke == "async" else call.key
+                await self._r.host.start_child(call, child, self._r.instance_id, parent_key)
+                await self.record("subflow.start", call.key, {"result": child})
+            if call.invoke == "async":
+                await self.record("subflow", call.key, {"result": None})
+                return None
+        return await self._r.park(wake=None)
+
+    async def within(self, deadline: Deadline, body: Callable[[], Awaitable[T]]) -> T:
+        """Enforce a deadline whose due time is journaled, across parks and crashes."""
+        if self.known("deadline", deadline.key) is not None or _expired.get() is not None:
+            return await self._expired_body(deadline, body)
+        known = self.known("deadline.start", deadline.key)
+        if known is not None:
+            due = datetime.fromisoformat(known["result"])
+        else:
+            due = self.now_value() + timedelta(seconds=deadline.seconds)
+            await self.record("deadline.start", deadline.key, {"result": due.isoformat()})
+        left = (due - self.now_value()).total_seconds()
+        if left <= 0:
+            return await self._expire(deadline, body)
+        token = _dues.set((*_dues.get(), due))
+        try:
+            limit = asyncio.timeout(left)
+            async with limit:
+                return await body()
+        except TimeoutError:
+            if not limit.expired():
+                raise
+        finally:
+            _dues.reset(token)
+        return await self._expire(deadline, body)
+
+    async def _expire(self, deadline: Deadline, body: Callable[[], Awaitable[T]]) -> T:
+        error = error_entry(StepTimeout(key=deadline.key, kind=deadline.kind))
+        await self.record("deadline", deadline.key, {"error": error})
+        return await self._expired_body(deadline, body)
+
+    async def _expired_body(self, deadline: Deadline, body: Callable[[], Awaitable[T]]) -> T:
+        token = _expired.set(deadline)
+        try:
+            await body()
+        finally:
+            _expired.reset(token)
+        raise StepTimeout(key=deadline.key, kind=deadline.kind)
+
+    @staticmethod
+    def enclosing_dues() -> tuple[datetime, ...]:
+        """Due times of the deadlines around the current task."""
+        return _dues.get()
+
+    # --- clock and ids -------------------------------------------------------------
+
+    def now_value(self) -> datetime:
+        """The host clock (not journaled: for due-time arithmetic)."""
+        return self._r.host.clock.now()
+
+    def now(self) -> datetime:
+        """The journaled clock: replayed in order, else read and journaled."""
+        if self._ordered["now"]:
+            return datetime.fromisoformat(self._ordered["now"].pop(0))
+        value = self.now_value()
+        self._r.queue("now", {"result": value.isoformat()})
+        return value
+
+    def new_id(self) -> str:
+        """A journaled id: replayed in order, else made and journaled."""
+        if self._ordered["new_id"]:
+            return str(self._ordered["new_id"].pop(0))
+        value = ids.new_id()
+        self._r.queue("new_id", {"result": value})
+        return value

@@ -1,0 +1,304 @@
+"""Runs one claimed instance on the durable host until it ends, parks or stops.
+
+:class:`InstanceRunner` replays the run's journal through the interpreter
+(:class:`~tideflow.runtime.hosts._durable_effects.DurableEffects`) and
+carries on for real. It watches its own effects: when every effect still
+pending is *parked* (waiting for events, a long sleep, a child) and nothing
+else of the run is active, the run cannot progress in memory, so the runner
+cancels it and parks the instance -- it then holds no memory at all.
+
+It also applies, at the next step boundary (a journal commit), a requested
+cancel or suspend, and stops at once when a commit shows the lease was lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+from collections.abc import Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from tideflow.errors import FunctionCallError, NondeterminismError, StoreError
+from tideflow.runtime.hosts._durable_effects import DurableEffects
+from tideflow.runtime.journal import Continue, Control, Finish, Park, Stop
+from tideflow.runtime.result import Completed, ContinuedAs, Failed, RunResult, Step
+from tideflow.runtime.state import InstanceState
+from tideflow.workflow.expressions import evaluate_value
+from tideflow.workflow.model import thaw
+
+if TYPE_CHECKING:
+    from tideflow.runtime.functions import AuthDefinition
+    from tideflow.runtime.hosts.durable import DurableRuntime
+    from tideflow.runtime.persistence import InstanceRow
+
+log = logging.getLogger("tideflow.runtime")
+
+current_runner: contextvars.ContextVar[InstanceRunner | None] = contextvars.ContextVar(
+    "tideflow_current_runner", default=None
+)
+
+_SETTLE_TURNS = 4  # loop turns with no effect activity before a run counts as parked
+_STOP_STATUS = {"cancel": "cancelled", "suspend": "suspended"}
+
+
+class _Parked:
+    __slots__ = ("due", "future", "wait_key")
+
+    def __init__(self, due: datetime | None, wait_key: str | None) -> None:
+        self.due = due
+        self.wait_key = wait_key
+        self.future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+
+class InstanceRunner:
+    """Runs one instance this process holds the lease of (see the module docs)."""
+
+    def __init__(self, host: DurableRuntime, row: InstanceRow, *, fresh: bool = False) -> None:
+        """Args:
+        host: The runtime (writer, invoker, registry, options).
+        row: The claimed instance.
+        fresh: The instance was just created here: no journal to load.
+        """
+        self.host = host
+        self.instance_id = row.id
+        self.run_no = row.run_no
+        self.workflow_id = row.workflow_id
+        self.version = row.version
+        self.input = row.input
+        self.requested = row.requested
+        self.workflow: Any = None
+        self._fresh = fresh
+        self._interpreter: Any = None
+        self._active = 0
+        self._ticks = 0
+        self._parked: list[_Parked] = []
+        self._quiet = asyncio.Event()
+        self._stop: str | None = None
+        self._task: asyncio.Task[RunResult] | None = None
+        self._skip = 0
+        self._started: dict[str, float] = {}
+
+    # --- called by the effects ------------------------------------------------------
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[None]:
+        """Mark an effect as doing real work (the run is not parked meanwhile)."""
+        self._active += 1
+        self._ticks += 1
+        try:
+            yield
+        finally:
+            self._active -= 1
+            self._ticks += 1
+            if self._active == 0 and self._parked:
+                self._quiet.set()
+
+    async def commit(self, op: str, key: str, entry: dict[str, Any]) -> None:
+        """Journal an entry and wait for its commit; apply what the commit reports."""
+        control = await self.host.writer.append(self.instance_id, self.run_no, op, key, entry)
+        self._apply(control)
+
+    def queue(self, op: str, entry: dict[str, Any]) -> None:
+        """Journal an entry without waiting (``now``/``new_id``: the next commit covers it)."""
+        future = self.host.writer.append(self.instance_id, self.run_no, op, "", entry)
+        future.add_done_callback(_consume)
+
+    async def register_wait(self, wait: dict[str, Any]) -> None:
+        """Record an event wait (committed before the run may park on it)."""
+        self._apply(await self.host.writer.add_wait(self.instance_id, wait))
+
+    def _apply(self, control: Control) -> None:
+        if not control.held:
+            self.interrupt("lost")
+        elif control.requested is not None:
+            self.interrupt(control.requested)
+
+    def interrupt(self, reason: str) -> None:
+        """Stop the run at once: ``lost`` (lease), ``cancel``, ``suspend`` or ``shutdown``."""
+        if self._stop is None:
+            self._stop = reason
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    async def park(self, *, wake: datetime | None, wait_key: str | None = None) -> Any:
+        """Never return (unless events arrive in this process): the run is parked here."""
+        dues = [d for d in (wake, *DurableEffects.enclosing_dues()) if d is not None]
+        parked = _Parked(min(dues) if dues else None, wait_key)
+        self._parked.append(parked)
+        self._ticks += 1
+        if self._active == 0:
+            self._quiet.set()
+        try:
+            return await parked.future
+        finally:
+            self._parked.remove(parked)
+
+    def deliver(self, wait_key: str, events: list[dict[str, Any]]) -> bool:
+        """Hand events (already journaled) to a wait parked in memory."""
+        for parked in self._parked:
+            if parked.wait_key == wait_key and not parked.future.done():
+                parked.future.set_result(events)
+                return True
+        return False
+
+    def note(self, kind: str, key: str, state: str | None = None, **detail: Any) -> None:
+        """A host-level timeline row (``timer.*``, ``instance.*``)."""
+        self.host.writer.note(self.instance_id, self.run_no, kind, key, state, detail)
+
+    def auth(self, name: str | None) -> AuthDefinition | None:
+        """The workflow's auth definition ``name``, its properties evaluated."""
+        from tideflow.runtime.functions import AuthDefinition
+
+        if name is None:
+            return None
+        found = next((a for a in self.workflow.auth if a.name == name), None)
+        if found is None:
+            raise FunctionCallError(
+                f"authRef {name!r} names no auth definition", code="InvalidAuth", retryable=False
+            )
+        variables = {"CONST": self._interpreter.constants, "SECRETS": self._interpreter.secrets}
+        props = evaluate_value(thaw(found.properties), {}, variables, self.workflow.expression_lang)
+        return AuthDefinition(name=found.name, scheme=found.scheme, properties=props)
+
+    # --- interpreter callbacks (through current_runner) -------------------------
+
+    def on_step(self, step: Step) -> None:
+        """Write a timeline row for every step a replay has not written before."""
+        if self._skip > 0:
+            self._skip -= 1
+            return
+        detail = dict(step.detail)
+        now = self.host.clock.monotonic()
+        if step.kind == "action.started":
+            self._started[step.key] = now
+        elif step.kind in ("action.completed", "action.failed") and step.key in self._started:
+            detail["durationMs"] = round((now - self._started.pop(step.key)) * 1000, 3)
+        self.host.writer.note(
+            self.instance_id, self.run_no, step.kind, step.key, step.state, detail
+        )
+        if step.kind == "state.entered":
+            self.host.lifecycle("state.entered", self, state=step.state)
+
+    def on_state(self, state: InstanceState) -> None:
+        """Save the current state and data (coalesced into the next commit)."""
+        if state.status == "running":
+            self.host.writer.progress(self.instance_id, state.current_state, state.data)
+
+    # --- the run ---------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run (and follow ``continueAs``) until the instance ends, parks or stops."""
+        try:
+            if self.requested is not None:
+                await self._stopped(self.requested)
+                return
+            while True:
+                result = await self._one_run()
+                if result is None:
+                    return
+                if not isinstance(result, ContinuedAs):
+                    await self._finish(result)
+                    return
+                if not await self._continue(result):
+                    return
+        except (StoreError, OSError) as exc:
+            log.warning(
+                "instance %s stopped: %s (another process will replay it)", self.instance_id, exc
+            )
+        except NondeterminismError as exc:
+            await self._finish(Failed(error=_host_error("nondeterminism", str(exc)), data=None))
+
+    async def _one_run(self) -> RunResult | None:
+        journal: list[dict[str, Any]] = []
+        if not self._fresh:
+            journal, self._skip = await self.host.load_run(self.instance_id, self.run_no)
+        self._fresh = False
+        self.workflow, self._interpreter = await self.host.interpreter(
+            self.workflow_id, self.version
+        )
+        effects = DurableEffects(self, journal)
+        token = current_runner.set(self)
+        try:
+            self._task = asyncio.ensure_future(
+                self._interpreter.run(self.input, effects, instance_id=self.instance_id)
+            )
+        finally:
+            current_runner.reset(token)
+        while True:
+            quiet = asyncio.ensure_future(self._quiet.wait())
+            await asyncio.wait({self._task, quiet}, return_when=asyncio.FIRST_COMPLETED)
+            quiet.cancel()
+            if self._task.done():
+                break
+            self._quiet.clear()
+            if await self._settled():
+                self.interrupt("park")
+        if self._task.cancelled() or self._stop is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+            await self._stopped(self._stop or "lost")
+            return None
+        return self._task.result()
+
+    async def _settled(self) -> bool:
+        ticks = self._ticks
+        for _ in range(_SETTLE_TURNS):
+            await asyncio.sleep(0)
+        return self._active == 0 and bool(self._parked) and ticks == self._ticks
+
+    async def _stopped(self, reason: str) -> None:
+        writer = self.host.writer
+        if reason == "park":
+            dues = [p.due for p in self._parked if p.due is not None]
+            wake = min(dues) if dues else None
+            control = await writer.transition(self.instance_id, Park(wake_at=wake))
+            if control.held:
+                self.host.wake_later(wake)
+        elif reason in _STOP_STATUS:
+            status = _STOP_STATUS[reason]
+            self.note(f"instance.{status}", "", None)
+            control = await writer.transition(self.instance_id, Stop(status=status))
+            if control.held:
+                self.host.lifecycle(status, self)
+                if status == "cancelled":
+                    self.host.finished(self.instance_id)
+        elif reason == "shutdown":
+            await writer.transition(self.instance_id, Stop(status=None))
+
+    async def _finish(self, result: RunResult) -> None:
+        if isinstance(result, Failed):
+            change = Finish(status="failed", error=result.error.to_json(), data=result.data)
+        elif isinstance(result, Completed) or getattr(result, "reason", "") != "timeout":
+            change = Finish(status="completed", output=result.output)
+        else:
+            error = _host_error("timeout", "workflowExecTimeout expired", code="TIMEOUT")
+            change = Finish(status="failed", output=result.output, error=error.to_json())
+        control = await self.host.writer.transition(self.instance_id, change)
+        if control.held:
+            self.host.lifecycle(change.status, self, error=change.error)
+            self.host.finished(self.instance_id)
+
+    async def _continue(self, result: ContinuedAs) -> bool:
+        version = await self.host.resolve_version(result.workflow_id, result.version)
+        change = Continue(workflow_id=result.workflow_id, version=version, input=result.input)
+        control = await self.host.writer.transition(self.instance_id, change)
+        if not control.held:
+            return False
+        self.run_no += 1
+        self.workflow_id, self.version, self.input = result.workflow_id, version, result.input
+        self._fresh = True
+        self._started.clear()
+        return True
+
+
+def _host_error(name: str, message: str, *, code: str | None = None) -> Any:
+    from tideflow.runtime.result import WorkflowError
+
+    return WorkflowError(name=name, code=code or name.upper(), message=message)
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()

@@ -1,0 +1,532 @@
+"""The durable host: workflow instances journaled in PostgreSQL, replayed after a crash.
+
+:class:`DurableRuntime` is the service ``tideflow serve`` runs (``async with``
+or :meth:`~DurableRuntime.start` / :meth:`~DurableRuntime.stop`). It runs
+the pure interpreter with journaled effects
+(:mod:`tideflow.runtime.hosts._durable_effects`): every effect result is
+committed -- group-committed with the other instances' writes
+(:mod:`tideflow.runtime.journal`) -- before the interpreter sees it, so
+after a crash a replay of the journal brings an instance back to where it
+stopped without calling completed functions again. Function calls are
+at-least-once: a call in flight at a crash is made again on replay, with the
+same idempotency key ``<instance id>/<step key>`` (REST, GraphQL and OData
+get it as the ``Idempotency-Key`` header, ``python:`` functions as the
+``idempotency_key`` argument when they accept one).
+
+Waiting instances hold no memory: they are parked in the database (an event
+wait row, and ``wake_at`` for sleeps and timeouts) and replayed when
+:meth:`~DurableRuntime.deliver_events` or their wake time comes.
+Sleeps of at most ``memory_sleep`` seconds are slept in memory instead
+(their due time is journaled, so a crash loses nothing), which saves a
+replay for the short pauses that dominate retries.
+
+Processes sharing a database share the instances through leases
+(:mod:`tideflow.runtime.worker`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import asyncpg
+
+from tideflow import ids
+from tideflow.clock import SYSTEM_CLOCK, Clock
+from tideflow.errors import StepTimeout, StoreError, TideflowError
+from tideflow.runtime.effects import SubflowCall
+from tideflow.runtime.functions import FunctionInvoker, Invocation
+from tideflow.runtime.functions.python import PythonFunction
+from tideflow.runtime.hosts._durable_runner import InstanceRunner, current_runner
+from tideflow.runtime.interpreter import Interpreter
+from tideflow.runtime.journal import JournalWriter, NewInstance
+from tideflow.runtime.persistence import (
+    NOTIFY_CHANNEL,
+    Q,
+    InstanceRow,
+    PostgresInstances,
+    PostgresRegistry,
+    dumps,
+    loads,
+)
+from tideflow.runtime.result import Step
+from tideflow.runtime.state import InstanceState
+from tideflow.runtime.worker import Worker, WorkerOptions
+from tideflow.workflow import loader
+from tideflow.workflow.model import Workflow
+from tideflow.workflow.secrets import load_secrets
+
+__all__ = ["DurableRuntime", "LifecycleEvent", "RuntimeOptions"]
+
+T = TypeVar("T")
+log = logging.getLogger("tideflow.runtime")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuntimeOptions:
+    """How a :class:`DurableRuntime` runs instances."""
+
+    owner: str = field(default_factory=ids.new_id)
+    """Lease owner id of this process."""
+    lease_seconds: float = 30.0
+    """Lease length (see :mod:`tideflow.runtime.worker`)."""
+    poll_seconds: float = 2.0
+    """Slow poll for runnable instances."""
+    max_running: int = 2000
+    """Instances in memory at once."""
+    memory_sleep: float = 5.0
+    """Sleeps up to this many seconds are slept in memory, longer ones park."""
+    base_dir: Path = field(default_factory=Path.cwd)
+    """Folder for relative OpenAPI documents and ``python:`` modules."""
+    functions: Mapping[str, PythonFunction] = field(default_factory=dict)
+    """Callables replacing functions by name (tests, ``--functions``)."""
+    servers: Mapping[str, str] = field(default_factory=dict)
+    """Server URLs for REST functions (see :class:`FunctionInvoker`)."""
+    dialect: str | None = None
+    """``"sonataflow"`` turns on SonataFlow's leniencies."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LifecycleEvent:
+    """Something that happened to an instance, for ``tideflow.lifecycle`` subscribers."""
+
+    kind: str
+    """``started``, ``state.entered``, ``completed``, ``failed``, ``cancelled``,
+    ``suspended``, ``resumed``."""
+    instance_id: str
+    workflow_id: str
+    version: str
+    state: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_cloudevent(self, event_id: str, time: str) -> dict[str, Any]:
+        """The event as a structured CloudEvent (type ``io.tideflow.instance.<kind>``)."""
+        return {
+            "specversion": "1.0",
+            "id": event_id,
+            "source": f"/tideflow/workflows/{self.workflow_id}",
+            "type": f"io.tideflow.instance.{self.kind}",
+            "subject": self.instance_id,
+            "time": time,
+            "datacontenttype": "application/json",
+            "data": {
+                "instanceId": self.instance_id,
+                "workflowId": self.workflow_id,
+                "version": self.version,
+                "state": self.state,
+                **self.detail,
+            },
+        }
+
+
+LifecycleHook = Callable[[LifecycleEvent], None]
+EmitSink = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class DurableRuntime:
+    """The durable workflow runtime of one process (see the module docs).
+
+    Args:
+        pool: The database pool (migrated).
+        options: Lease, memory, functions...
+        invoker: Function invoker (made from ``options`` by default, and closed on stop).
+        clock: The clock for sleeps, timeouts and ``now()``.
+        emit: Where events produced by workflows go (the event store); by
+            default they are kept in :attr:`emitted`.
+        on_lifecycle: Called (synchronously, keep it quick) with every
+            :class:`LifecycleEvent` after it is committed.
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        options: RuntimeOptions | None = None,
+        *,
+        invoker: FunctionInvoker | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        emit: EmitSink | None = None,
+        on_lifecycle: LifecycleHook | None = None,
+    ) -> None:
+        self.options = options or RuntimeOptions()
+        self.pool = pool
+        self.clock = clock
+        self.registry = PostgresRegistry(pool)
+        self.instances = PostgresInstances(pool)
+        self._own_invoker = invoker is None
+        self.invoker = invoker or FunctionInvoker(
+            overrides=self.options.functions, servers=self.options.servers
+        )
+        self.writer = JournalWriter(pool, self.options.owner, self.options.lease_seconds, clock)
+        self.worker = Worker(
+            pool,
+            WorkerOptions(
+                owner=self.options.owner,
+                lease_seconds=self.options.lease_seconds,
+                poll_seconds=self.options.poll_seconds,
+                max_running=self.options.max_running,
+            ),
+            spawn=self._claimed,
+            running=lambda: list(self._runners),
+            lost=self._lost,
+            done=self.finished,
+            clock=clock,
+        )
+        self.emitted: list[dict[str, Any]] = []
+        self._emit = emit
+        self.on_lifecycle = on_lifecycle
+        self._runners: dict[str, InstanceRunner] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._done: dict[str, list[asyncio.Future[None]]] = {}
+        self._interpreters: dict[tuple[str, str], tuple[Workflow, Interpreter]] = {}
+        self._main: asyncio.Task[None] | None = None
+
+    # --- service lifecycle -------------------------------------------------------
+
+    async def __aenter__(self) -> DurableRuntime:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Start the journal writer and the worker."""
+        self._main = asyncio.create_task(self._serve(), name="tideflow-durable-runtime")
+        await asyncio.sleep(0)
+
+    async def _serve(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.writer.run())
+            group.create_task(self.worker.run())
+
+    async def stop(self) -> None:
+        """Stop: in-memory instances are handed back (runnable) for any process to replay."""
+        for runner in list(self._runners.values()):
+            runner.interrupt("shutdown")
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=10)
+        self.writer.close()
+        if self._main is not None:
+            self._main.cancel()
+            await asyncio.gather(self._main, return_exceptions=True)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            await self.worker.release_all()
+        except (asyncpg.PostgresError, OSError) as exc:
+            log.warning("releasing leases failed: %s", exc)
+        if self._own_invoker:
+            await self.invoker.aclose()
+
+    async def kill(self) -> None:
+        """Stop abruptly, as a crash would: nothing is handed back (tests)."""
+        for runner in list(self._runners.values()):
+            runner._stop = "killed"
+            if runner._task is not None:
+                runner._task.cancel()
+        self.writer.close()
+        if self._main is not None:
+            self._main.cancel()
+            await asyncio.gather(self._main, return_exceptions=True)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._own_invoker:
+            await self.invoker.aclose()
+
+    # --- instances ---------------------------------------------------------------
+
+    async def start_instance(
+        self,
+        workflow_id: str,
+        input: Any,
+        *,
+        version: str | None = None,
+        parent_id: str | None = None,
+        instance_id: str | None = None,
+    ) -> InstanceRow:
+        """Create an instance of the workflow (latest version by default) and run it here.
+
+        Raises:
+            WorkflowNotFound: No such workflow (or version), or it is deleted.
+            WorkflowValidationError: The stored definition no longer loads.
+        """
+        stored = await self.registry.get(workflow_id, version)
+        await self.interpreter(workflow_id, stored.version)
+        new = NewInstance(
+            id=instance_id or ids.new_sortable_id(),
+            workflow_id=workflow_id,
+            version=stored.version,
+            input=input,
+            parent_id=parent_id,
+        )
+        record = await self.writer.create(new)
+        if record is None:
+            return await self.instances.get(new.id)
+        row = InstanceRow.from_row(record)
+        self._spawn(row, fresh=True)
+        self.lifecycle("started", row)
+        return row
+
+    async def start_child(
+        self, call: SubflowCall, child: str, parent_id: str, parent_key: str | None
+    ) -> None:
+        """Create and run a sub-flow instance (nothing when it exists already)."""
+        version = await self.resolve_version(call.workflow_id, call.version)
+        await self.interpreter(call.workflow_id, version)
+        new = NewInstance(
+            id=child,
+            workflow_id=call.workflow_id,
+            version=version,
+            input=call.input,
+            parent_id=parent_id,
+            parent_key=parent_key,
+        )
+        record = await self.writer.create(new)
+        if record is not None:
+            row = InstanceRow.from_row(record)
+            self._spawn(row, fresh=True)
+            self.lifecycle("started", row)
+
+    async def wait_for_completion(self, instance_id: str, timeout: float | None) -> InstanceRow:
+        """The instance once it has ended, or as it is when ``timeout`` seconds pass.
+
+        Raises:
+            InstanceNotFound: No such instance.
+        """
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._done.setdefault(instance_id, []).append(future)
+        try:
+            row = await self.instances.get(instance_id)
+            if row.final:
+                return row
+            try:
+                async with asyncio.timeout(timeout):
+                    await future
+            except TimeoutError:
+                pass
+            return await self.instances.get(instance_id)
+        finally:
+            waiters = self._done.get(instance_id, [])
+            if future in waiters:
+                waiters.remove(future)
+            if not waiters:
+                self._done.pop(instance_id, None)
+
+    async def deliver_events(
+        self, instance_id: str, wait_key: str, events: list[dict[str, Any]]
+    ) -> bool:
+        """Answer an open event wait with ``events``: journal them and wake the instance.
+
+        Returns:
+            Whether the wait was open (``False``: answered already, or no such wait).
+        """
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                found = await conn.fetchval(
+                    Q["deliver_events"], instance_id, wait_key, dumps(events)
+                )
+                if found is not None:
+                    await conn.execute(Q["notify"], NOTIFY_CHANNEL, "wake")
+        except asyncpg.PostgresError as exc:
+            raise StoreError(f"delivering events to {instance_id} failed: {exc}") from exc
+        if found is None:
+            return False
+        runner = self._runners.get(instance_id)
+        if runner is not None:
+            runner.deliver(wait_key, events)
+        return True
+
+    async def cancel(self, instance_id: str) -> InstanceRow:
+        """Cancel now when idle, else at the instance's next step."""
+        row = await self.instances.request_cancel(instance_id)
+        if row.status == "cancelled":
+            self.lifecycle("cancelled", row)
+            self.finished(instance_id)
+        return row
+
+    async def suspend(self, instance_id: str) -> InstanceRow:
+        """Suspend now when idle, else at the instance's next step."""
+        row = await self.instances.request_suspend(instance_id)
+        if row.status == "suspended":
+            self.lifecycle("suspended", row)
+        return row
+
+    async def resume(self, instance_id: str) -> InstanceRow:
+        """Resume a suspended instance (it replays and continues)."""
+        row = await self.instances.request_resume(instance_id)
+        self.lifecycle("resumed", row)
+        self.worker.poke()
+        return row
+
+    # --- what runners use ---------------------------------------------------------
+
+    async def interpreter(self, workflow_id: str, version: str) -> tuple[Workflow, Interpreter]:
+        """The workflow model and its interpreter, compiled once per version.
+
+        Raises:
+            WorkflowNotFound: No such version.
+            WorkflowValidationError: The stored definition no longer loads.
+        """
+        found = self._interpreters.get((workflow_id, version))
+        if found is None:
+            stored = await self.registry.get(workflow_id, version)
+            workflow = loader.load_workflow(
+                stored.source_text, base_dir=self.options.base_dir, local_files=True
+            )
+            interpreter = Interpreter(
+                workflow,
+                secrets=load_secrets(workflow.secrets, strict=False),
+                on_step=_on_step,
+                on_state=_on_state,
+                dialect=self.options.dialect,
+            )
+            found = self._interpreters[(workflow_id, version)] = (workflow, interpreter)
+        return found
+
+    async def resolve_version(self, workflow_id: str, version: str | None) -> str:
+        """The stored version ``version`` names (the latest when ``None``)."""
+        return (await self.registry.get(workflow_id, version)).version
+
+    async def load_run(self, instance_id: str, run_no: int) -> tuple[list[dict[str, Any]], int]:
+        """The run's journal and how many interpreter steps its timeline already has."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(Q["get_journal"], instance_id, run_no)
+            steps = await conn.fetchval(Q["count_timeline"], instance_id, run_no)
+        journal = [{"op": r["op"], "key": r["step_key"], **loads(r["entry"])} for r in rows]
+        return journal, steps
+
+    @property
+    def dialect(self) -> str | None:
+        """The interpreter dialect."""
+        return self.options.dialect
+
+    @property
+    def base_dir(self) -> Path:
+        """Folder for relative function references."""
+        return self.options.base_dir
+
+    @property
+    def memory_sleep(self) -> float:
+        """Longest sleep slept in memory."""
+        return self.options.memory_sleep
+
+    def invoke(self, invocation: Invocation) -> Awaitable[Any]:
+        """Call a function."""
+        return self.invoker.invoke(invocation)
+
+    async def bounded(self, awaitable: Awaitable[T], seconds: float | None, key: str) -> T:
+        """Await ``awaitable``; raise :class:`StepTimeout` after ``seconds``."""
+        if seconds is None or math.isinf(seconds):
+            return await awaitable
+        limit = asyncio.timeout(max(0.0, seconds))
+        try:
+            async with limit:
+                return await awaitable
+        except TimeoutError:
+            if limit.expired():
+                raise StepTimeout(key=key, kind="action") from None
+            raise
+
+    def background(self, awaitable: Awaitable[Any]) -> None:
+        """Run a fire-and-forget call (``invoke: async``); its errors are logged only."""
+
+        async def guarded() -> None:
+            try:
+                await awaitable
+            except TideflowError as exc:
+                log.info("async function call failed: %s", exc)
+
+        self._track(asyncio.ensure_future(guarded()))
+
+    async def emit(self, event: dict[str, Any]) -> None:
+        """Hand a produced CloudEvent to the sink."""
+        if self._emit is None:
+            self.emitted.append(event)
+        else:
+            await self._emit(event)
+
+    def lifecycle(self, kind: str, source: Any, **detail: Any) -> None:
+        """Tell the lifecycle hook (``source``: an :class:`InstanceRow` or a runner)."""
+        if self.on_lifecycle is None:
+            return
+        state = detail.pop("state", None)
+        event = LifecycleEvent(
+            kind=kind,
+            instance_id=getattr(source, "instance_id", None) or source.id,
+            workflow_id=source.workflow_id,
+            version=source.version,
+            state=state,
+            detail={k: v for k, v in detail.items() if v is not None},
+        )
+        try:
+            self.on_lifecycle(event)
+        except Exception:  # a monitoring hook must not break instances
+            log.exception("lifecycle hook failed")
+
+    def finished(self, instance_id: str) -> None:
+        """Wake whoever waits for ``instance_id`` to end."""
+        for future in self._done.get(instance_id, []):
+            if not future.done():
+                future.set_result(None)
+
+    def wake_later(self, when: datetime | None) -> None:
+        """Claim again at ``when``."""
+        self.worker.wake_at(when)
+
+    # --- runners -------------------------------------------------------------------
+
+    def _claimed(self, row: InstanceRow) -> None:
+        self._spawn(row, fresh=False)
+
+    def _spawn(self, row: InstanceRow, *, fresh: bool) -> None:
+        if row.id in self._runners:
+            return
+        runner = InstanceRunner(self, row, fresh=fresh)
+        self._runners[row.id] = runner
+        task = asyncio.ensure_future(runner.run())
+        task.add_done_callback(lambda _t, i=row.id: self._ended(i))
+        self._track(task)
+
+    def _ended(self, instance_id: str) -> None:
+        self._runners.pop(instance_id, None)
+        self.worker.poke()
+
+    def _lost(self, instance_id: str) -> None:
+        runner = self._runners.get(instance_id)
+        if runner is not None:
+            runner.interrupt("lost")
+
+    def _track(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @property
+    def running(self) -> int:
+        """Instances in memory now."""
+        return len(self._runners)
+
+
+def _on_step(step: Step) -> None:
+    runner = current_runner.get()
+    if runner is not None:
+        runner.on_step(step)
+
+
+def _on_state(state: InstanceState) -> None:
+    runner = current_runner.get()
+    if runner is not None:
+        runner.on_state(state)

@@ -1,0 +1,384 @@
+"""The group-committed journal writer of the durable runtime.
+
+Every instance a process runs sends its writes here: effect results (journal
+entries), timeline rows, progress (current state and data) and status
+transitions (finish, park, stop, continueAs). One task commits everything
+queued in **one transaction** -- a handful of statements, each covering all
+instances of the batch (``unnest`` arrays) -- and only then acknowledges the
+writers that wait. While a batch commits, the next one fills, so under load
+one fsync serves many instances; a lone instance waits for just its own.
+
+Every batch first renews the leases of the instances it touches and writes
+only for those this process still holds (a *fence*: a process that lost an
+instance's lease can no longer write its journal), and reads back pending
+``cancel``/``suspend`` requests so runners can apply them at the step
+boundary. Each acknowledgement is a :class:`Control`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from tideflow.clock import SYSTEM_CLOCK, Clock
+from tideflow.errors import StoreError
+from tideflow.runtime.persistence import NOTIFY_CHANNEL, Q, dumps
+
+__all__ = ["Continue", "Control", "Finish", "JournalWriter", "NewInstance", "Park", "Stop"]
+
+log = logging.getLogger("tideflow.runtime.journal")
+
+_NOTIFY_BYTES = 7000  # pg_notify payloads are limited to 8000 bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    """What a commit tells the instance's runner.
+
+    Attributes:
+        held: This process still holds the instance's lease (else stop at once).
+        requested: ``cancel`` or ``suspend`` asked for the instance, or ``None``.
+    """
+
+    held: bool
+    requested: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Finish:
+    """The instance ended: ``completed``, ``failed`` or ``cancelled``."""
+
+    status: str
+    output: Any = None
+    error: dict[str, Any] | None = None
+    data: Any = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Park:
+    """The instance waits: release it until ``wake_at`` (``None``: until events)."""
+
+    wake_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stop:
+    """Release the instance: ``status`` ``cancelled``/``suspended``, or ``None`` (shutdown)."""
+
+    status: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Continue:
+    """``continueAs``: the next run, with a fresh journal."""
+
+    workflow_id: str
+    version: str
+    input: Any
+
+
+Transition = Finish | Park | Stop | Continue
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewInstance:
+    """An instance to create, leased by this process (it runs it at once)."""
+
+    id: str
+    workflow_id: str
+    version: str
+    input: Any
+    parent_id: str | None = None
+    parent_key: str | None = None
+
+
+@dataclass(slots=True)
+class _Batch:
+    creates: list[tuple[NewInstance, asyncio.Future[Any]]] = field(default_factory=list)
+    waits: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    entries: list[tuple[str, int, str, str, str]] = field(default_factory=list)
+    timeline: list[tuple[str, int, str, str, str | None, str, datetime]] = field(
+        default_factory=list
+    )
+    progress: dict[str, tuple[str | None, str | None, bool]] = field(default_factory=dict)
+    transitions: list[tuple[str, Transition]] = field(default_factory=list)
+    waiters: list[tuple[str, asyncio.Future[Control]]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.entries
+            or self.timeline
+            or self.progress
+            or self.transitions
+            or self.creates
+            or self.waits
+        )
+
+
+class JournalWriter:
+    """Group-commits the writes of every instance this process runs (see module docs).
+
+    Args:
+        pool: The database pool.
+        owner: This process's lease owner id.
+        lease_seconds: How long each commit extends the leases it touches.
+        clock: Stamps timeline rows.
+    """
+
+    def __init__(
+        self, pool: asyncpg.Pool, owner: str, lease_seconds: float, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
+        self._pool = pool
+        self._owner = owner
+        self._lease = lease_seconds
+        self._clock = clock
+        self._batch = _Batch()
+        self._dirty = asyncio.Event()
+        self._closed = False
+        self.commits = 0
+        """Transactions committed (for figures)."""
+
+    # --- what runners call -------------------------------------------------
+
+    def append(
+        self, instance_id: str, run_no: int, op: str, key: str, entry: dict[str, Any]
+    ) -> asyncio.Future[Control]:
+        """Queue an effect result; the future resolves after its commit."""
+        self._batch.entries.append((instance_id, run_no, op, key, dumps(entry)))
+        return self._wait(instance_id)
+
+    def note(
+        self,
+        instance_id: str,
+        run_no: int,
+        kind: str,
+        key: str,
+        state: str | None,
+        detail: dict[str, Any],
+    ) -> None:
+        """Queue a timeline row (committed with the next batch; nobody waits for it)."""
+        row = (instance_id, run_no, kind, key, state, dumps(detail), self._clock.now())
+        self._batch.timeline.append(row)
+        self._dirty.set()
+
+    def progress(self, instance_id: str, state: str | None, data: Any) -> None:
+        """Queue the instance's current state and data (the latest value wins)."""
+        self._batch.progress[instance_id] = (state, dumps(data), True)
+        self._dirty.set()
+
+    def transition(self, instance_id: str, change: Transition) -> asyncio.Future[Control]:
+        """Queue a status change; the future resolves after its commit."""
+        self._batch.transitions.append((instance_id, change))
+        return self._wait(instance_id)
+
+    def create(self, new: NewInstance) -> asyncio.Future[Any]:
+        """Queue an instance to create (leased here); resolves to its row, or ``None``
+        when an instance with that id exists already."""
+        if self._closed:
+            raise StoreError("the journal writer is stopped")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._batch.creates.append((new, future))
+        self._dirty.set()
+        return future
+
+    def add_wait(self, instance_id: str, wait: dict[str, Any]) -> asyncio.Future[Control]:
+        """Queue an event wait (``key, run_no, all, events, types, due_at``)."""
+        self._batch.waits.append((instance_id, wait))
+        return self._wait(instance_id)
+
+    def sync(self, instance_id: str) -> asyncio.Future[Control]:
+        """A future that resolves once everything queued so far is committed."""
+        self._batch.progress.setdefault(instance_id, (None, None, False))
+        return self._wait(instance_id)
+
+    def _wait(self, instance_id: str) -> asyncio.Future[Control]:
+        if self._closed:
+            raise StoreError("the journal writer is stopped")
+        future: asyncio.Future[Control] = asyncio.get_running_loop().create_future()
+        self._batch.waiters.append((instance_id, future))
+        self._dirty.set()
+        return future
+
+    # --- the committing task ---------------------------------------------------
+
+    async def run(self) -> None:
+        """Commit batches until :meth:`close`; then commit what is left and return."""
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            batch, self._batch = self._batch, _Batch()
+            if batch or batch.waiters:
+                await self._commit(batch)
+            if self._closed and not self._batch and not self._batch.waiters:
+                return
+
+    def close(self) -> None:
+        """Stop accepting writes; :meth:`run` returns after the last batch."""
+        self._closed = True
+        self._dirty.set()
+
+    async def _commit(self, batch: _Batch) -> None:
+        try:
+            held, finished, created = await self._write(batch)
+        except (asyncpg.PostgresError, OSError) as exc:
+            error = StoreError(f"journal commit failed: {exc}")
+            for future in [f for _, f in batch.waiters] + [f for _, f in batch.creates]:
+                if not future.done():
+                    future.set_exception(error)
+            log.error("journal commit failed: %s", exc)
+            return
+        self.commits += 1
+        for new, future in batch.creates:
+            if not future.done():
+                future.set_result(created.get(new.id))
+        for instance_id, future in batch.waiters:
+            if not future.done():
+                found = instance_id in held
+                future.set_result(Control(found, held.get(instance_id)))
+
+    async def _write(
+        self, batch: _Batch
+    ) -> tuple[dict[str, str | None], list[str], dict[str, Any]]:
+        ids = sorted(
+            {e[0] for e in batch.entries}
+            | {t[0] for t in batch.timeline}
+            | set(batch.progress)
+            | {i for i, _ in batch.transitions}
+            | {i for i, _ in batch.waiters}
+            | {n.id for n, _ in batch.creates}
+        )
+        progress = [batch.progress.get(i, (None, None, False)) for i in ids]
+        created: dict[str, Any] = {}
+        async with self._pool.acquire() as conn, conn.transaction():
+            if batch.creates:
+                created = await self._create(conn, [n for n, _ in batch.creates])
+            rows = await conn.fetch(
+                Q["touch_instances"],
+                self._owner,
+                self._lease,
+                ids,
+                [p[0] for p in progress],
+                [p[1] for p in progress],
+                [p[2] for p in progress],
+            )
+            held: dict[str, str | None] = {r["id"]: r["requested"] for r in rows}
+            await self._insert(conn, batch, held)
+            finished = await self._transitions(conn, batch.transitions, held)
+            if finished:
+                await self._notify_done(conn, finished)
+        return held, finished, created
+
+    async def _create(self, conn: asyncpg.Connection, news: list[NewInstance]) -> dict[str, Any]:
+        rows = await conn.fetch(
+            Q["insert_instances"],
+            [n.id for n in news],
+            [n.workflow_id for n in news],
+            [n.version for n in news],
+            [dumps(n.input) for n in news],
+            [n.parent_id for n in news],
+            [n.parent_key for n in news],
+            self._owner,
+            self._lease,
+        )
+        return {r["id"]: r for r in rows}
+
+    async def _insert(
+        self, conn: asyncpg.Connection, batch: _Batch, held: dict[str, str | None]
+    ) -> None:
+        entries = [e for e in batch.entries if e[0] in held]
+        if entries:
+            await conn.execute(Q["insert_journal"], *_columns(entries, 5))
+        for instance_id, wait in batch.waits:
+            if instance_id in held:
+                await conn.execute(
+                    Q["insert_wait"],
+                    instance_id,
+                    wait["key"],
+                    wait["run_no"],
+                    wait["all"],
+                    dumps(wait["events"]),
+                    wait["types"],
+                    wait["due_at"],
+                )
+        timeline = [t for t in batch.timeline if t[0] in held]
+        if timeline:
+            await conn.execute(Q["insert_timeline"], *_columns(timeline, 7))
+
+    async def _transitions(
+        self,
+        conn: asyncpg.Connection,
+        transitions: Sequence[tuple[str, Transition]],
+        held: dict[str, str | None],
+    ) -> list[str]:
+        finished: list[str] = []
+        for instance_id, change in transitions:
+            if instance_id not in held:
+                continue
+            if isinstance(change, Finish):
+                await self._finish(conn, instance_id, change)
+                finished.append(instance_id)
+            elif isinstance(change, Park):
+                await self._park(conn, instance_id, change)
+            elif isinstance(change, Stop):
+                await conn.execute(Q["stop_instance"], instance_id, change.status, self._owner)
+                if change.status == "cancelled":
+                    await conn.execute(Q["delete_waits"], instance_id)
+                    finished.append(instance_id)
+            else:
+                run_no = await conn.fetchval(
+                    Q["continue_instance"],
+                    instance_id,
+                    change.workflow_id,
+                    change.version,
+                    dumps(change.input),
+                    self._owner,
+                )
+                await conn.execute(Q["drop_journal"], instance_id, run_no)
+        return finished
+
+    async def _finish(self, conn: asyncpg.Connection, instance_id: str, change: Finish) -> None:
+        row = await conn.fetchrow(
+            Q["finish_instance"],
+            instance_id,
+            change.status,
+            dumps(change.output),
+            None if change.error is None else dumps(change.error),
+            None if change.data is None else dumps(change.data),
+            self._owner,
+        )
+        await conn.execute(Q["delete_waits"], instance_id)
+        if row is not None and row["parent_key"] is not None:
+            if change.status == "completed":
+                entry: dict[str, Any] = {"result": change.output}
+            else:
+                error = change.error or {"message": change.status, "code": change.status}
+                entry = {"error": {"type": "FunctionCallError", "retryable": False, **error}}
+            await conn.execute(
+                Q["answer_parent"], row["parent_id"], row["parent_key"], dumps(entry)
+            )
+            await conn.execute(Q["notify"], NOTIFY_CHANNEL, "wake")
+
+    async def _park(self, conn: asyncpg.Connection, instance_id: str, change: Park) -> None:
+        await conn.execute(Q["park_instance"], instance_id, change.wake_at, self._owner)
+
+    async def _notify_done(self, conn: asyncpg.Connection, finished: list[str]) -> None:
+        chunk: list[str] = []
+        size = 0
+        for instance_id in finished:
+            if size + len(instance_id) + 1 > _NOTIFY_BYTES:
+                await conn.execute(Q["notify"], NOTIFY_CHANNEL, "done:" + ",".join(chunk))
+                chunk, size = [], 0
+            chunk.append(instance_id)
+            size += len(instance_id) + 1
+        if chunk:
+            await conn.execute(Q["notify"], NOTIFY_CHANNEL, "done:" + ",".join(chunk))
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    return [[row[i] for row in rows] for i in range(width)]

@@ -1,0 +1,186 @@
+"""The loop that claims runnable instances with leases and hands them to runners.
+
+Several processes share one database: each claims instances with
+``FOR UPDATE SKIP LOCKED`` (two processes never claim the same row), holds
+a lease it renews while the instance runs (every commit of its journal
+renews it, and a renewal loop covers long calls), and loses it when it stops
+renewing -- a crashed process's instances are then claimed by another one
+and replayed. A commit only writes for instances whose lease the process
+still holds, so an instance never runs in two processes at once.
+
+Wake-ups: NOTIFY on ``tideflow_runtime`` (``wake`` when something became
+runnable, ``done:<ids>`` when instances ended), a local timer for the next
+known wake time (sleeps and timeouts of parked instances), and a slow poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from tideflow.clock import SYSTEM_CLOCK, Clock
+from tideflow.runtime.persistence import NOTIFY_CHANNEL, Q, InstanceRow
+
+__all__ = ["Worker", "WorkerOptions"]
+
+log = logging.getLogger("tideflow.runtime.worker")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerOptions:
+    """How a process claims instances."""
+
+    owner: str
+    """This process's lease owner id."""
+    lease_seconds: float = 30.0
+    """Lease length; a process silent this long loses its instances."""
+    poll_seconds: float = 2.0
+    """Slow poll for work NOTIFY did not announce."""
+    max_running: int = 2000
+    """Instances held in memory at once."""
+    claim_batch: int = 200
+    """Instances claimed per query."""
+
+
+class Worker:
+    """Claims instances for one runtime (see the module docs).
+
+    Args:
+        pool: The database pool.
+        options: Owner, lease, poll, limits.
+        spawn: Starts a runner for a claimed instance.
+        running: The ids of instances this process runs now.
+        lost: Called with an instance whose lease renewal failed.
+        done: Called with the id of an instance that ended (any process).
+        clock: For the wake timer.
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        options: WorkerOptions,
+        *,
+        spawn: Callable[[InstanceRow], None],
+        running: Callable[[], list[str]],
+        lost: Callable[[str], None],
+        done: Callable[[str], None],
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self._pool = pool
+        self.options = options
+        self._spawn = spawn
+        self._running = running
+        self._lost = lost
+        self._done = done
+        self._clock = clock
+        self._poke = asyncio.Event()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self.claimed = 0
+        """Instances claimed so far (for tests and figures)."""
+
+    def poke(self) -> None:
+        """Claim soon (something may be runnable)."""
+        self._poke.set()
+
+    def wake_at(self, when: datetime | None) -> None:
+        """Claim again at ``when`` (a parked instance's wake time)."""
+        if when is None:
+            return
+        delay = max(0.0, (when - self._clock.now()).total_seconds())
+        loop = asyncio.get_running_loop()
+        at = loop.time() + delay
+        if self._timer_at is not None and self._timer_at <= at and self._timer is not None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = at
+        self._timer = loop.call_at(at, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self._poke.set()
+
+    async def run(self) -> None:
+        """Listen, claim and renew until cancelled."""
+        async with self._pool.acquire() as listener:
+            await listener.add_listener(NOTIFY_CHANNEL, self._notified)
+            try:
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(self._claim_loop())
+                    group.create_task(self._renew_loop())
+            finally:
+                if self._timer is not None:
+                    self._timer.cancel()
+                await listener.remove_listener(NOTIFY_CHANNEL, self._notified)
+
+    def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        if payload == "wake":
+            self._poke.set()
+        elif payload.startswith("done:"):
+            for instance_id in payload[5:].split(","):
+                self._done(instance_id)
+
+    async def _claim_loop(self) -> None:
+        self._poke.set()
+        while True:
+            try:
+                async with asyncio.timeout(self.options.poll_seconds):
+                    await self._poke.wait()
+            except TimeoutError:
+                pass
+            self._poke.clear()
+            try:
+                await self._claim()
+            except (asyncpg.PostgresError, OSError) as exc:
+                log.warning("claiming instances failed: %s", exc)
+
+    async def _claim(self) -> None:
+        room = self.options.max_running - len(self._running())
+        if room <= 0:
+            return
+        limit = min(room, self.options.claim_batch)
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                Q["claim_instances"], self.options.owner, self.options.lease_seconds, limit
+            )
+            if len(rows) < limit:
+                nxt = await conn.fetchval(Q["next_wake"])
+                self.wake_at(nxt)
+        for row in rows:
+            self.claimed += 1
+            self._spawn(InstanceRow.from_row(row))
+        if len(rows) == limit:
+            self._poke.set()
+
+    async def _renew_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.lease_seconds / 3)
+            ids = self._running()
+            if not ids:
+                continue
+            try:
+                async with self._pool.acquire() as conn:
+                    rows = await conn.fetch(
+                        Q["renew_leases"], self.options.owner, ids, self.options.lease_seconds
+                    )
+            except (asyncpg.PostgresError, OSError) as exc:
+                log.warning("renewing leases failed: %s", exc)
+                continue
+            held = {r["id"] for r in rows}
+            for instance_id in ids:
+                if instance_id not in held:
+                    self._lost(instance_id)
+
+    async def release_all(self) -> None:
+        """Shutdown: hand back every instance this process still holds."""
+        async with self._pool.acquire() as conn:
+            await conn.execute(Q["release_all"], self.options.owner)
+            await conn.execute(Q["notify"], NOTIFY_CHANNEL, "wake")
