@@ -20,7 +20,14 @@ from typing import Any
 import httpx
 
 from tideflow.clock import SYSTEM_CLOCK, Clock
-from tideflow.runtime.functions.types import AuthDefinition, call_error, check_status, send
+from tideflow.runtime.functions.types import (
+    AuthDefinition,
+    ClientLike,
+    UsesClient,
+    call_error,
+    check_status,
+    send,
+)
 
 _EXPIRY_MARGIN = 30.0
 _GRANTS = {"clientCredentials": "client_credentials", "password": "password"}
@@ -32,15 +39,15 @@ class _Token:
     expires_at: float | None
 
 
-class AuthProvider:
+class AuthProvider(UsesClient):
     """Turns auth definitions into request headers, caching OAuth2 tokens."""
 
-    def __init__(self, client: httpx.AsyncClient, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, client: ClientLike, clock: Clock = SYSTEM_CLOCK) -> None:
         """Args:
         client: The HTTP client used for token and discovery requests.
         clock: Decides when a cached token has expired.
         """
-        self._client = client
+        super().__init__(client)
         self._clock = clock
         self._tokens: dict[str, _Token] = {}
 

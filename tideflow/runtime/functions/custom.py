@@ -19,10 +19,16 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
 from tideflow.runtime.functions.auth import AuthProvider
-from tideflow.runtime.functions.types import Invocation, call_error, check_status, parse_body, send
+from tideflow.runtime.functions.types import (
+    ClientLike,
+    Invocation,
+    UsesClient,
+    call_error,
+    check_status,
+    parse_body,
+    send,
+)
 
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 _QUERY_METHODS = frozenset({"GET", "DELETE", "HEAD"})
@@ -63,12 +69,12 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-class RestShorthandInvoker:
+class RestShorthandInvoker(UsesClient):
     """Calls ``rest:<METHOD>:<URL>`` custom functions."""
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: ClientLike,
         auth: AuthProvider,
         servers: Mapping[str, str] | None = None,
     ) -> None:
@@ -77,7 +83,7 @@ class RestShorthandInvoker:
         auth: Adds the headers of a function's ``authRef``.
         servers: Base URLs for relative URLs, keyed by function name.
         """
-        self._client = client
+        super().__init__(client)
         self._auth = auth
         self._servers = dict(servers or {})
 

@@ -14,10 +14,15 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
 from tideflow.runtime.functions.auth import AuthProvider
-from tideflow.runtime.functions.types import Invocation, call_error, check_status, send
+from tideflow.runtime.functions.types import (
+    ClientLike,
+    Invocation,
+    UsesClient,
+    call_error,
+    check_status,
+    send,
+)
 
 _NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
 
@@ -69,15 +74,15 @@ def _name(key: Any) -> str:
     return key
 
 
-class GraphQLInvoker:
+class GraphQLInvoker(UsesClient):
     """Calls ``graphql`` functions."""
 
-    def __init__(self, client: httpx.AsyncClient, auth: AuthProvider) -> None:
+    def __init__(self, client: ClientLike, auth: AuthProvider) -> None:
         """Args:
         client: The HTTP client.
         auth: Adds the headers of a function's ``authRef``.
         """
-        self._client = client
+        super().__init__(client)
         self._auth = auth
 
     async def invoke(self, call: Invocation) -> Any:

@@ -69,16 +69,17 @@ class FunctionInvoker:
         clock: Decides when cached OAuth2 tokens expire.
         """
         self._own_client = client is None
-        self._client = client or httpx.AsyncClient(timeout=httpx.Timeout(60.0))
-        if redirects:
-            self._client.event_hooks["request"].append(_redirector(redirects))
+        self._client = client
+        self._redirects = dict(redirects or {})
+        if client is not None and redirects:
+            client.event_hooks["request"].append(_redirector(redirects))
         self._overrides = dict(overrides or {})
         self._log = log
-        auth = AuthProvider(self._client, clock)
-        self.rest = RestInvoker(self._client, auth, servers)
-        self._graphql = GraphQLInvoker(self._client, auth)
-        self._odata = ODataInvoker(self._client, auth)
-        self._shorthand = RestShorthandInvoker(self._client, auth, servers)
+        auth = AuthProvider(self.client, clock)
+        self.rest = RestInvoker(self.client, auth, servers)
+        self._graphql = GraphQLInvoker(self.client, auth)
+        self._odata = ODataInvoker(self.client, auth)
+        self._shorthand = RestShorthandInvoker(self.client, auth, servers)
         self._python: dict[str, PythonFunction] = {}
 
     async def __aenter__(self) -> FunctionInvoker:
@@ -94,8 +95,18 @@ class FunctionInvoker:
 
     async def aclose(self) -> None:
         """Close the HTTP client if this invoker made it."""
-        if self._own_client:
+        if self._own_client and self._client is not None:
             await self._client.aclose()
+            self._client = None
+
+    def client(self) -> httpx.AsyncClient:
+        """The HTTP client, made on first use (building one costs tens of milliseconds)."""
+        if self._client is None:
+            hooks = [_redirector(self._redirects)] if self._redirects else []
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(60.0), event_hooks={"request": hooks}
+            )
+        return self._client
 
     def has_override(self, name: str) -> bool:
         """Whether a callable replaces the function ``name``."""

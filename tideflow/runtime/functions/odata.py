@@ -14,10 +14,16 @@ import json
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
 from tideflow.runtime.functions.auth import AuthProvider
-from tideflow.runtime.functions.types import Invocation, call_error, check_status, parse_body, send
+from tideflow.runtime.functions.types import (
+    ClientLike,
+    Invocation,
+    UsesClient,
+    call_error,
+    check_status,
+    parse_body,
+    send,
+)
 
 OPTIONS = {
     "filter": "$filter",
@@ -72,15 +78,15 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-class ODataInvoker:
+class ODataInvoker(UsesClient):
     """Calls ``odata`` functions."""
 
-    def __init__(self, client: httpx.AsyncClient, auth: AuthProvider) -> None:
+    def __init__(self, client: ClientLike, auth: AuthProvider) -> None:
         """Args:
         client: The HTTP client.
         auth: Adds the headers of a function's ``authRef``.
         """
-        self._client = client
+        super().__init__(client)
         self._auth = auth
 
     async def invoke(self, call: Invocation) -> Any:

@@ -14,7 +14,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
-import httpx
 
 from tideflow.runtime.functions.auth import AuthProvider
 from tideflow.runtime.functions.openapi import (
@@ -28,7 +27,9 @@ from tideflow.runtime.functions.openapi import (
 )
 from tideflow.runtime.functions.types import (
     AuthDefinition,
+    ClientLike,
     Invocation,
+    UsesClient,
     call_error,
     check_status,
     parse_body,
@@ -36,12 +37,12 @@ from tideflow.runtime.functions.types import (
 )
 
 
-class RestInvoker:
+class RestInvoker(UsesClient):
     """Calls ``rest`` functions, caching the OpenAPI documents it reads."""
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: ClientLike,
         auth: AuthProvider,
         servers: Mapping[str, str] | None = None,
     ) -> None:
@@ -51,7 +52,7 @@ class RestInvoker:
         servers: Base URLs that replace the documents' ``servers``, keyed by
             function name or by document reference (the part before ``#``).
         """
-        self._client = client
+        super().__init__(client)
         self._auth = auth
         self._servers = dict(servers or {})
         self._documents: dict[str, Document] = {}

@@ -10,7 +10,7 @@ alone.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,28 @@ class Invocation:
     """The folder relative document paths resolve against (the workflow's folder)."""
     timeout: float | None = None
     """Seconds the call may take, if bounded."""
+
+
+ClientLike = httpx.AsyncClient | Callable[[], httpx.AsyncClient]
+"""An HTTP client, or a function giving one (so it is made only when needed)."""
+
+
+class UsesClient:
+    """Base of the invokers: holds a :data:`ClientLike`, gives the client on use."""
+
+    def __init__(self, client: ClientLike) -> None:
+        """Args:
+        client: The client, or a function returning it.
+        """
+        if isinstance(client, httpx.AsyncClient):
+            fixed = client
+            self._source: Callable[[], httpx.AsyncClient] = lambda: fixed
+        else:
+            self._source = client
+
+    @property
+    def _client(self) -> httpx.AsyncClient:
+        return self._source()
 
 
 def call_error(message: str, *, code: str, retryable: bool = False) -> FunctionCallError:
