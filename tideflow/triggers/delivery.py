@@ -1,0 +1,105 @@
+"""Delivery to HTTP sinks in CloudEvents binary mode, and what a failure means.
+
+One attempt is one HTTP ``POST`` of the event in binary mode: the attributes
+in ``ce-*`` headers, the data as the body with ``Content-Type`` set to its
+``datacontenttype`` (see :func:`tideflow.api.cloudevents_http.encode_binary`).
+
+- 2xx: delivered.
+- 429, 5xx, a timeout or a connection error: retried (the dispatcher waits
+  the subscription's back-off, through the timer service).
+- any other status (1xx, 3xx, 4xx): not retried; the event is dead-lettered.
+
+A dead-lettered event is the original event plus the extension attributes
+``deadletterreason`` (why), ``deadlettersubscription`` (whose) and
+``deadletteroffset`` (where it was in its bus).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import httpx
+
+from tideflow.api.cloudevents_http import encode_binary
+
+REASON_ATTRIBUTE: Final = "deadletterreason"
+SUBSCRIPTION_ATTRIBUTE: Final = "deadlettersubscription"
+OFFSET_ATTRIBUTE: Final = "deadletteroffset"
+_MAX_REASON: Final = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """The result of one delivery attempt.
+
+    Attributes:
+        ok: Delivered (2xx).
+        retryable: Worth trying again (429, 5xx, timeout, connection error).
+        reason: What happened, e.g. ``HTTP 503`` or ``timeout after 10s``.
+        status: The HTTP status, when there was a response.
+    """
+
+    ok: bool
+    retryable: bool
+    reason: str
+    status: int | None = None
+
+
+DELIVERED: Final = Attempt(ok=True, retryable=False, reason="delivered", status=200)
+
+
+def classify(status: int) -> Attempt:
+    """What an HTTP status means for delivery."""
+    if 200 <= status < 300:
+        return Attempt(ok=True, retryable=False, reason=f"HTTP {status}", status=status)
+    retryable = status == 429 or status >= 500
+    return Attempt(ok=False, retryable=retryable, reason=f"HTTP {status}", status=status)
+
+
+def dead_letter(
+    event: Mapping[str, Any], reason: str, *, subscription_id: str, offset: int
+) -> dict[str, Any]:
+    """The event as it goes to the dead-letter bus, with the reason attributes."""
+    out = dict(event)
+    out[REASON_ATTRIBUTE] = reason[:_MAX_REASON]
+    out[SUBSCRIPTION_ATTRIBUTE] = subscription_id
+    out[OFFSET_ATTRIBUTE] = offset
+    return out
+
+
+class HttpSender:
+    """POSTs events in binary mode over one shared connection pool.
+
+    Args:
+        client: An httpx client to use (one is made, and closed by
+            :meth:`aclose`, when not given).
+        max_connections: Size of the connection pool of the client made here.
+    """
+
+    def __init__(
+        self, client: httpx.AsyncClient | None = None, *, max_connections: int = 256
+    ) -> None:
+        self._own = client is None
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        self.client = client or httpx.AsyncClient(limits=limits, timeout=10.0)
+
+    async def aclose(self) -> None:
+        """Close the client if it was made here."""
+        if self._own:
+            await self.client.aclose()
+
+    async def send(self, sink: str, event: Mapping[str, Any], timeout: float) -> Attempt:  # noqa: ASYNC109
+        """One attempt: POST ``event`` to ``sink``; never raises for HTTP or network failures."""
+        headers, body = encode_binary(event)
+        try:
+            response = await self.client.post(sink, content=body, headers=headers, timeout=timeout)
+        except httpx.TimeoutException:
+            return Attempt(ok=False, retryable=True, reason=f"timeout after {timeout:g}s")
+        except httpx.HTTPError as exc:
+            text = str(exc) or type(exc).__name__
+            return Attempt(ok=False, retryable=True, reason=f"connection error: {text}")
+        return classify(response.status_code)

@@ -1,0 +1,197 @@
+"""The triggers' gateway to PostgreSQL: the only code that uses ``triggers/sql/queries.sql``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from tideflow.db import load_queries
+from tideflow.errors import AlreadyExists, BusNotFound, StoreError, SubscriptionNotFound
+from tideflow.triggers.subscriptions import (
+    Subscription,
+    SubscriptionKind,
+    SubscriptionSpec,
+    SubscriptionState,
+)
+
+_Q = load_queries("tideflow.triggers")
+_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Progress:
+    """What one subscription achieved since its last commit.
+
+    Attributes:
+        subscription_id: The subscription.
+        committed_offset: The new committed offset (never moves back here).
+        delivered: Events delivered since the last commit.
+        failed: Failed attempts since the last commit.
+        dead_lettered: Events dead-lettered since the last commit.
+    """
+
+    subscription_id: str
+    committed_offset: int
+    delivered: int = 0
+    failed: int = 0
+    dead_lettered: int = 0
+
+
+def _row(row: Mapping[str, Any]) -> Subscription:
+    values = dict(row)
+    if isinstance(values["spec"], str):
+        values["spec"] = json.loads(values["spec"])
+    return Subscription.from_row(values)
+
+
+class PostgresSubscriptions:
+    """Subscriptions and their offsets in ``tideflow_subscriptions``.
+
+    Args:
+        pool: The asyncpg pool (migrations applied).
+    """
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @contextlib.asynccontextmanager
+    async def _conn(self) -> AsyncIterator[Any]:
+        try:
+            async with self.pool.acquire() as conn:
+                yield conn
+        except _DB_ERRORS as exc:
+            raise StoreError(f"subscriptions: {type(exc).__name__}: {exc}") from exc
+
+    async def create(
+        self,
+        subscription_id: str,
+        spec: SubscriptionSpec,
+        *,
+        kind: SubscriptionKind = SubscriptionKind.HTTP,
+        committed_offset: int,
+        now: datetime,
+    ) -> Subscription:
+        """Store a new subscription.
+
+        Raises:
+            AlreadyExists: The id is taken.
+        """
+        args = (
+            subscription_id,
+            kind.value,
+            spec.bus,
+            json.dumps(spec.to_json()),
+            SubscriptionState.ACTIVE.value,
+            committed_offset,
+            now,
+        )
+        async with self._conn() as conn:
+            row = await conn.fetchrow(_Q["insert_subscription"], *args)
+        if row is None:
+            raise AlreadyExists(f"a subscription with id {subscription_id!r} exists")
+        return _row(row)
+
+    async def get(self, subscription_id: str) -> Subscription:
+        """One subscription.
+
+        Raises:
+            SubscriptionNotFound: No such subscription.
+        """
+        async with self._conn() as conn:
+            row = await conn.fetchrow(_Q["get_subscription"], subscription_id)
+        if row is None:
+            raise SubscriptionNotFound(f"no subscription with id {subscription_id!r}")
+        return _row(row)
+
+    async def find(self, subscription_id: str) -> Subscription | None:
+        """One subscription, or ``None``."""
+        try:
+            return await self.get(subscription_id)
+        except SubscriptionNotFound:
+            return None
+
+    async def list(self, kind: SubscriptionKind | None = None) -> list[Subscription]:
+        """Every subscription (of one kind), oldest first."""
+        async with self._conn() as conn:
+            rows = await conn.fetch(_Q["list_subscriptions"], kind.value if kind else None)
+        return [_row(row) for row in rows]
+
+    async def delete(self, subscription_id: str) -> None:
+        """Delete a subscription.
+
+        Raises:
+            SubscriptionNotFound: No such subscription.
+        """
+        async with self._conn() as conn:
+            row = await conn.fetchrow(_Q["delete_subscription"], subscription_id)
+        if row is None:
+            raise SubscriptionNotFound(f"no subscription with id {subscription_id!r}")
+
+    async def set_state(
+        self, subscription_id: str, state: SubscriptionState, now: datetime
+    ) -> Subscription:
+        """Pause or resume.
+
+        Raises:
+            SubscriptionNotFound: No such subscription.
+        """
+        async with self._conn() as conn:
+            row = await conn.fetchrow(_Q["set_state"], subscription_id, state.value, now)
+        if row is None:
+            raise SubscriptionNotFound(f"no subscription with id {subscription_id!r}")
+        return _row(row)
+
+    async def set_offset(self, subscription_id: str, offset: int, now: datetime) -> Subscription:
+        """Move the committed offset anywhere (replay or skip).
+
+        Raises:
+            SubscriptionNotFound: No such subscription.
+        """
+        async with self._conn() as conn:
+            row = await conn.fetchrow(_Q["set_offset"], subscription_id, offset, now)
+        if row is None:
+            raise SubscriptionNotFound(f"no subscription with id {subscription_id!r}")
+        return _row(row)
+
+    async def commit(self, progress: Sequence[Progress], now: datetime) -> None:
+        """Move committed offsets forward and add to the counters, in one statement."""
+        if not progress:
+            return
+        columns = (
+            [p.subscription_id for p in progress],
+            [p.committed_offset for p in progress],
+            [p.delivered for p in progress],
+            [p.failed for p in progress],
+            [p.dead_lettered for p in progress],
+        )
+        async with self._conn() as conn:
+            await conn.execute(_Q["commit_offsets"], *columns, now)
+
+    async def head(self, bus: str) -> int:
+        """The newest offset of ``bus`` (0 when empty).
+
+        Raises:
+            BusNotFound: No such bus.
+        """
+        async with self._conn() as conn:
+            head = await conn.fetchval(_Q["bus_head"], bus)
+        if head is None:
+            raise BusNotFound(f"no bus named {bus!r}")
+        return int(head)
+
+    async def heads(self, buses: Sequence[str]) -> dict[str, int]:
+        """The newest offset of each bus that exists."""
+        async with self._conn() as conn:
+            rows = await conn.fetch(_Q["bus_heads"], list(set(buses)))
+        return {row["name"]: int(row["head"]) for row in rows}
+
+    async def offset_before(self, bus: str, moment: datetime) -> int:
+        """The last offset of ``bus`` stored before ``moment`` (0 if none)."""
+        async with self._conn() as conn:
+            return int(await conn.fetchval(_Q["offset_at_time"], bus, moment))

@@ -1,0 +1,59 @@
+-- insert_subscription --
+-- Create a subscription; an existing id adds nothing (then no row)
+INSERT INTO tideflow_subscriptions (id, kind, bus, spec, state, committed_offset, created_at, updated_at)
+VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $7)
+ON CONFLICT (id) DO NOTHING
+RETURNING *;
+
+-- get_subscription --
+-- One subscription by id
+SELECT * FROM tideflow_subscriptions WHERE id = $1;
+
+-- list_subscriptions --
+-- Subscriptions of one kind (NULL: any), oldest first
+SELECT * FROM tideflow_subscriptions
+WHERE ($1::text IS NULL OR kind = $1)
+ORDER BY created_at, id;
+
+-- delete_subscription --
+-- Delete a subscription (no row if there was none)
+DELETE FROM tideflow_subscriptions WHERE id = $1 RETURNING id;
+
+-- set_state --
+-- Pause or resume a subscription
+UPDATE tideflow_subscriptions SET state = $2, updated_at = $3
+WHERE id = $1
+RETURNING *;
+
+-- set_offset --
+-- Move the committed offset (reset / replay)
+UPDATE tideflow_subscriptions SET committed_offset = $2, updated_at = $3
+WHERE id = $1
+RETURNING *;
+
+-- commit_offsets --
+-- Move committed offsets forward (never back) and add to the counters, many subscriptions at once
+UPDATE tideflow_subscriptions AS s SET
+    committed_offset = GREATEST(s.committed_offset, u.committed_offset),
+    delivered = s.delivered + u.delivered,
+    failed = s.failed + u.failed,
+    dead_lettered = s.dead_lettered + u.dead_lettered,
+    updated_at = $6
+FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[])
+    AS u (id, committed_offset, delivered, failed, dead_lettered)
+WHERE s.id = u.id;
+
+-- bus_head --
+-- The newest committed offset of a bus (no row: no such bus)
+SELECT next_offset - 1 AS head FROM tideflow_buses WHERE name = $1;
+
+-- bus_heads --
+-- The newest committed offset of several buses
+SELECT name, next_offset - 1 AS head FROM tideflow_buses WHERE name = ANY($1::text[]);
+
+-- offset_at_time --
+-- The last offset stored before a moment (0 if none): replay from a time starts after it
+SELECT coalesce(max(e.event_offset), 0) AS before
+FROM tideflow_events AS e
+JOIN tideflow_buses AS b ON b.id = e.bus_id
+WHERE b.name = $1 AND e.stored_at < $2;
