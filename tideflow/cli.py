@@ -330,6 +330,14 @@ def serve(
             "--workflows", help="Deploy every definition in this folder on start (repeatable)."
         ),
     ] = None,
+    functions: Annotated[
+        str | None,
+        typer.Option("--functions", help="Python file whose callables replace functions by name."),
+    ] = None,
+    server: Annotated[
+        list[str] | None,
+        typer.Option("--server", help="FROM=TO: send requests for URLs starting FROM to TO."),
+    ] = None,
 ) -> None:
     """Serve everything in one process: the HTTP API, event store, timers, durable runtime.
 
@@ -338,10 +346,20 @@ def serve(
     from dataclasses import replace
     from pathlib import Path
 
+    from tideflow.api.compose import SystemOptions
+    from tideflow.runtime.hosts.local import load_functions_file
+
     folders = [Path(folder) for folder in workflows or []]
     for folder in folders:
         if not folder.is_dir():
             raise fail(f"--workflows {folder}: not a folder", code=2)
+    try:
+        overrides = load_functions_file(functions) if functions else {}
+    except TideflowError as exc:
+        raise fail(str(exc), code=2) from None
+    system = SystemOptions(
+        workflow_dirs=folders, functions=overrides, redirects=_read_redirects(server or [])
+    )
 
     from tideflow.api.server import describe_database, run_server
     from tideflow.settings import Settings
@@ -352,7 +370,7 @@ def serve(
         raise fail(f"invalid TIDEFLOW_* setting: {exc}", exc=exc) from None
     settings = replace(settings, host=host or settings.host, port=port or settings.port)
     out_console.print(f"tideflow {__version__}: data in {describe_database(settings)}")
-    run_server(settings, workflow_dirs=folders)
+    run_server(settings, system=system)
 
 
 @events_app.command("send")

@@ -88,3 +88,22 @@ async def test_publisher_logs_instead_of_raising_when_the_bus_is_gone(
     await publisher(notice("started"))
     assert publisher.published == 0
     assert "could not append 1 lifecycle events" in caplog.text
+
+
+async def test_posted_notices_are_published_in_order_and_flushed_on_stop() -> None:
+    store = InMemoryEventStore()
+    await store.start()
+    counted: list[int] = []
+    publisher = LifecyclePublisher(store, on_publish=counted.append)
+    await publisher.start()
+    publisher.post(notice("started"))
+    publisher.post(notice("state.entered", state="Greet", key="Greet"))
+    publisher.post(notice("completed", output=1))
+    await publisher.stop()
+    events = await store.read(LIFECYCLE_BUS)
+    assert [e.event["type"] for e in events] == [
+        "io.tideflow.instance.started",
+        "io.tideflow.instance.state.entered",
+        "io.tideflow.instance.completed",
+    ]
+    assert sum(counted) == 3

@@ -13,16 +13,20 @@ journal, then the timers, the store and the pool.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tideflow import ids
 from tideflow.api.routes.metrics import Metrics
 from tideflow.api.routes.workflows import deploy_definition
 from tideflow.api.services import Services, ServicesOpener
+from tideflow.clock import SYSTEM_CLOCK
 from tideflow.errors import TideflowError, WorkflowLoadError, WorkflowValidationError
-from tideflow.runtime.lifecycle import LifecyclePublisher
+from tideflow.eventstore.store import DEFAULT_BUS, EventStore
+from tideflow.runtime.lifecycle import LifecycleNotice, LifecyclePublisher
 from tideflow.settings import Settings
 
 log = logging.getLogger("tideflow.serve")
@@ -30,16 +34,28 @@ log = logging.getLogger("tideflow.serve")
 DEFINITION_SUFFIXES = (".yaml", ".yml", ".json")
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SystemOptions:
+    """What ``tideflow serve`` flags add to the settings.
+
+    Attributes:
+        workflow_dirs: Folders whose definitions are deployed on start; the
+            first is also where relative OpenAPI documents and ``python:``
+            modules resolve (else the current directory).
+        functions: Callables replacing functions by name (``--functions``).
+        redirects: URL prefixes rewritten before requests are sent (``--server FROM=TO``).
+    """
+
+    workflow_dirs: Sequence[Path] = ()
+    functions: Mapping[str, Any] = field(default_factory=dict)
+    redirects: Mapping[str, str] = field(default_factory=dict)
+
+
 @asynccontextmanager
 async def open_system(
-    settings: Settings, *, workflow_dirs: Sequence[Path] = ()
+    settings: Settings, options: SystemOptions | None = None
 ) -> AsyncIterator[Services]:
-    """Open every service (see the module docs); close them all on exit.
-
-    Args:
-        settings: The configuration.
-        workflow_dirs: Folders whose definitions are deployed on start.
-    """
+    """Open every service (see the module docs); close them all on exit."""
     from tideflow.db import open_database
     from tideflow.eventstore.postgres import PostgresEventStore
     from tideflow.runtime.persistence import PostgresInstances, PostgresRegistry
@@ -50,6 +66,7 @@ async def open_system(
     )
     from tideflow.timer.service import TimerService
 
+    options = options or SystemOptions()
     async with AsyncExitStack() as stack:
         database = await stack.enter_async_context(open_database(settings, max_size=20))
         store = PostgresEventStore(database.pool, segment_size=settings.segment_size)
@@ -58,15 +75,15 @@ async def open_system(
         metrics = Metrics()
         lifecycle = LifecyclePublisher(store, on_publish=metrics.lifecycle_published)
         await lifecycle.start()
+        stack.push_async_callback(lifecycle.stop)
         timers = TimerService(database.pool)
         timers.register(DELAYED_EVENT_KIND, delayed_event_handler(store))
         registry = PostgresRegistry(database.pool)
-        runtime = _make_runtime(database.pool, store, timers, lifecycle, metrics, workflow_dirs)
+        runtime = await stack.enter_async_context(
+            _open_runtime(database.pool, store, lifecycle, metrics, options)
+        )
         await timers.start()
         stack.push_async_callback(timers.stop)
-        if runtime is not None:
-            await runtime.start()
-            stack.push_async_callback(runtime.stop)  # stops first: in-flight steps settle
         services = Services(
             settings=settings,
             events=store,
@@ -78,35 +95,69 @@ async def open_system(
             metrics=metrics,
             lifecycle=lifecycle,
         )
-        for folder in workflow_dirs:
+        for folder in options.workflow_dirs:
             await deploy_folder(registry, folder)
         yield services
 
 
-def open_system_with(workflow_dirs: Sequence[Path]) -> ServicesOpener:
-    """An opener for :func:`~tideflow.api.app.create_app` that deploys ``workflow_dirs``."""
+def open_system_with(options: SystemOptions) -> ServicesOpener:
+    """An opener for :func:`~tideflow.api.app.create_app` with ``serve``'s options."""
 
     def opener(settings: Settings) -> AbstractAsyncContextManager[Services]:
-        return open_system(settings, workflow_dirs=workflow_dirs)
+        return open_system(settings, options)
 
     return opener
 
 
-def _make_runtime(
+@asynccontextmanager
+async def _open_runtime(
     pool: Any,
-    store: Any,
-    timers: Any,
+    store: EventStore,
     lifecycle: LifecyclePublisher,
     metrics: Metrics,
-    workflow_dirs: Sequence[Path],
-) -> Any:
-    """The durable runtime wired to the timer service, event store, lifecycle and metrics."""
-    try:
-        from tideflow.runtime.hosts.durable import DurableRuntime
-    except ImportError:  # pragma: no cover - only while the durable host is being written
-        log.warning("the durable runtime is not available: instances cannot run")
-        return None
-    return DurableRuntime(pool, timers=timers, events=store, on_lifecycle=lifecycle)
+    options: SystemOptions,
+) -> AsyncIterator[Any]:
+    """The started durable runtime; on exit it stops first, so in-flight steps settle."""
+    from tideflow.runtime.functions import FunctionInvoker
+    from tideflow.runtime.hosts.durable import DurableRuntime, RuntimeOptions
+
+    async def emit(event: dict[str, Any]) -> None:
+        await store.append(DEFAULT_BUS, [event])
+        metrics.events_out(1, kind="workflow")
+
+    base_dir = options.workflow_dirs[0].resolve() if options.workflow_dirs else Path.cwd()
+    async with FunctionInvoker(overrides=options.functions, redirects=options.redirects) as calls:
+        runtime = DurableRuntime(
+            pool,
+            RuntimeOptions(base_dir=base_dir, functions=options.functions),
+            invoker=calls,
+            emit=emit,
+            on_lifecycle=lambda event: lifecycle.post(notice_of(event)),
+        )
+        await runtime.start()
+        try:
+            yield runtime
+        finally:
+            await runtime.stop()
+
+
+def notice_of(event: Any) -> LifecycleNotice:
+    """A lifecycle notice from the durable runtime's ``LifecycleEvent``."""
+    detail = dict(event.detail)
+    return LifecycleNotice(
+        kind=event.kind,
+        instance_id=event.instance_id,
+        workflow_id=event.workflow_id,
+        version=event.version,
+        at=SYSTEM_CLOCK.now(),
+        state=event.state,
+        output=detail.get("output"),
+        error=detail.get("error"),
+        parent_id=detail.get("parentId"),
+        run_no=int(detail.get("run") or 1),
+        # A state may be entered many times (loops): without a step key each entry is its own.
+        key=str(detail.get("key") or (ids.new_id() if event.kind == "state.entered" else "")),
+    )
 
 
 def definition_files(folder: Path) -> list[Path]:

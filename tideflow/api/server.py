@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Sequence
-from pathlib import Path
 
 import uvicorn
 
 from tideflow.api.app import create_app
-from tideflow.api.compose import open_system_with
+from tideflow.api.compose import SystemOptions, open_system_with
 from tideflow.db import redact
 from tideflow.settings import Settings
 
@@ -22,14 +20,14 @@ def describe_database(settings: Settings) -> str:
 
 
 def run_server(
-    settings: Settings, *, log_level: str = "info", workflow_dirs: Sequence[Path] = ()
+    settings: Settings, *, log_level: str = "info", system: SystemOptions | None = None
 ) -> None:
     """Serve the API on ``settings.host:settings.port`` until interrupted.
 
     uvicorn picks uvloop and httptools when they are installed (the fast path).
-    Definitions in ``workflow_dirs`` are deployed on start.
+    ``system`` carries ``serve``'s flags (folders to deploy, function overrides).
     """
-    app = create_app(settings, open_system_with(workflow_dirs) if workflow_dirs else None)
+    app = create_app(settings, open_system_with(system) if system else None)
     uvicorn.run(
         app,
         host=settings.host,

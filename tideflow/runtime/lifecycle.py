@@ -20,6 +20,7 @@ data is a JSON object with ``instanceId``, ``workflowId``, ``version``,
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -133,7 +134,8 @@ class LifecyclePublisher:
 
     A failed append is logged, never raised: monitoring must not stop a
     workflow. Use :meth:`start` once (it creates the bus if missing), then
-    call the publisher with notices.
+    await the publisher with notices, or :meth:`post` them from synchronous
+    code (a background task appends them in batches); :meth:`stop` flushes.
 
     Args:
         store: The event store (anything with ``create_bus`` and ``append``).
@@ -154,10 +156,38 @@ class LifecyclePublisher:
         self.published = 0
         """How many events were appended (duplicates included)."""
 
+        self._queue: list[LifecycleNotice] = []
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
     async def start(self) -> None:
-        """Create the bus unless it exists."""
+        """Create the bus unless it exists, and start the task that publishes :meth:`post`."""
         with contextlib.suppress(AlreadyExists):
             await self.store.create_bus(self.bus)
+        self._task = asyncio.create_task(self._drain(), name="tideflow-lifecycle")
+
+    async def stop(self) -> None:
+        """Publish what is queued, then stop the task."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        await self._flush()
+
+    def post(self, notice: LifecycleNotice) -> None:
+        """Queue a notice without waiting (for synchronous hooks); published soon after."""
+        self._queue.append(notice)
+        self._ready.set()
+
+    async def _drain(self) -> None:
+        while True:
+            await self._ready.wait()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        self._ready.clear()
+        batch, self._queue = self._queue, []
+        await self.publish(batch)
 
     async def __call__(self, *notices: LifecycleNotice) -> None:
         """Append one event per notice (in one group-committed call)."""

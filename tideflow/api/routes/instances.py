@@ -19,7 +19,6 @@ from tideflow.api.routes.events import json_response
 from tideflow.api.schemas import InstanceCreated, InstanceList, InstanceOut, Problem, TimelineOut
 from tideflow.api.services import Services, get_services
 from tideflow.errors import ConflictError, InvalidArgument, StoreError
-from tideflow.runtime.lifecycle import LifecycleNotice
 
 if TYPE_CHECKING:
     from tideflow.runtime.hosts.durable import DurableRuntime
@@ -158,20 +157,19 @@ async def instance_timeline(instance_id: InstanceId, services: Services_) -> Res
     return json_response({"id": instance_id, "timeline": [e.to_json() for e in entries]})
 
 
-async def _notify(services: Services, kind: str, row: InstanceRow) -> None:
-    if services.lifecycle is None:
-        return
-    notice = LifecycleNotice(
-        kind=kind,
-        instance_id=row.id,
-        workflow_id=row.workflow_id,
-        version=row.version,
-        at=services.clock.now(),
-        parent_id=row.parent_id,
-        run_no=row.run_no,
-        key="api" if kind in ("suspended", "resumed") else "",
-    )
-    await services.lifecycle(notice)
+async def _act(services: Services, action: str, instance_id: str) -> InstanceRow:
+    """Cancel, suspend or resume through the runtime (it notifies and wakes), else the gateway."""
+    if services.runtime is not None:
+        runtime = services.runtime
+        act = {"cancel": runtime.cancel, "suspend": runtime.suspend, "resume": runtime.resume}
+        return await act[action](instance_id)
+    instances = _instances(services)
+    gateway = {
+        "cancel": instances.request_cancel,
+        "suspend": instances.request_suspend,
+        "resume": instances.request_resume,
+    }
+    return await gateway[action](instance_id)
 
 
 def _refuse_final(row: InstanceRow, action: str) -> None:
@@ -182,32 +180,24 @@ def _refuse_final(row: InstanceRow, action: str) -> None:
 @router.post("/instances/{instance_id}/cancel", response_model=InstanceOut, responses=_ERRORS)
 async def cancel_instance(instance_id: InstanceId, services: Services_) -> Response:
     """Cancel an instance: at once when idle, at its next step when running (409 if ended)."""
-    instances = _instances(services)
-    _refuse_final(await instances.get(instance_id), "cancel")
-    row = await instances.request_cancel(instance_id)
-    if row.status == "cancelled":
-        await _notify(services, "cancelled", row)
+    _refuse_final(await _instances(services).get(instance_id), "cancel")
+    row = await _act(services, "cancel", instance_id)
     return json_response(row.to_json())
 
 
 @router.post("/instances/{instance_id}/suspend", response_model=InstanceOut, responses=_ERRORS)
 async def suspend_instance(instance_id: InstanceId, services: Services_) -> Response:
     """Suspend an instance until it is resumed (409 if it has ended)."""
-    instances = _instances(services)
-    _refuse_final(await instances.get(instance_id), "suspend")
-    row = await instances.request_suspend(instance_id)
-    if row.status == "suspended":
-        await _notify(services, "suspended", row)
+    _refuse_final(await _instances(services).get(instance_id), "suspend")
+    row = await _act(services, "suspend", instance_id)
     return json_response(row.to_json())
 
 
 @router.post("/instances/{instance_id}/resume", response_model=InstanceOut, responses=_ERRORS)
 async def resume_instance(instance_id: InstanceId, services: Services_) -> Response:
     """Resume a suspended instance; it replays its journal and goes on (409 otherwise)."""
-    instances = _instances(services)
-    before = await instances.get(instance_id)
+    before = await _instances(services).get(instance_id)
     if before.status != "suspended":
         raise ConflictError(f"instance {instance_id!r} is {before.status}, not suspended")
-    row = await instances.request_resume(instance_id)
-    await _notify(services, "resumed", row)
+    row = await _act(services, "resume", instance_id)
     return json_response(row.to_json())

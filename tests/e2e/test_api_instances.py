@@ -1,0 +1,261 @@
+"""Instances over HTTP: start (and wait), list, show, timeline, cancel, suspend, resume.
+
+A real server (uvicorn on 127.0.0.1, the app's own lifespan composing the
+event store, timers and the durable runtime) on a fresh PostgreSQL database
+from the ``pg_url`` fixture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tideflow.api.app import create_app
+from tideflow.api.testserver import serve_app
+from tideflow.settings import Settings
+
+YAML = {"content-type": "application/yaml"}
+
+GREETER = """\
+id: greeter
+version: "1"
+specVersion: "0.8"
+start: Greet
+states:
+  - name: Greet
+    type: inject
+    data:
+      greeting: Hello
+    end: true
+"""
+
+FAILING = """\
+id: failing
+version: "1"
+specVersion: "0.8"
+start: Divide
+functions:
+  - name: boom
+    type: expression
+    operation: .missing.deeper | error("no way")
+states:
+  - name: Divide
+    type: operation
+    actions:
+      - functionRef: boom
+    end: true
+"""
+
+WAITER = """\
+id: waiter
+version: "1"
+specVersion: "0.8"
+start: Wait
+events:
+  - name: go
+    type: com.example.go
+    source: /tests
+states:
+  - name: Wait
+    type: event
+    onEvents:
+      - eventRefs: [go]
+    end: true
+"""
+
+SLEEPER = """\
+id: sleeper
+version: "1"
+specVersion: "0.8"
+start: Nap
+states:
+  - name: Nap
+    type: sleep
+    duration: PT1H
+    end: true
+"""
+
+
+@pytest.fixture
+async def client(pg_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(Settings(database_url=pg_url, home=tmp_path))
+    async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+        for text in (GREETER, FAILING, WAITER, SLEEPER):
+            deployed = await http.post("/workflows", content=text, headers=YAML)
+            assert deployed.status_code == 201, deployed.text
+        yield http
+
+
+def problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert set(body) >= {"type", "title", "detail"}
+    return body
+
+
+async def start(
+    client: httpx.AsyncClient, workflow: str, data: Any = None, wait: float | None = None
+) -> dict[str, Any]:
+    params = {} if wait is None else {"wait": wait}
+    response = await client.post(f"/workflows/{workflow}/instances", json=data, params=params)
+    assert response.status_code == 201, response.text
+    assert response.headers["location"] == f"/instances/{response.json()['id']}"
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def until_status(client: httpx.AsyncClient, instance_id: str, status: str) -> dict[str, Any]:
+    """Poll the status API (the server's own progress; there is no clock to drive)."""
+    async with asyncio.timeout(20):
+        while True:
+            shown: dict[str, Any] = (await client.get(f"/instances/{instance_id}")).json()
+            if shown["status"] == status:
+                return shown
+            await asyncio.sleep(0.05)
+
+
+async def test_start_and_wait_returns_the_finished_instance(client: httpx.AsyncClient) -> None:
+    done = await start(client, "greeter", {"name": "Ada"}, wait=20)
+    assert done["status"] == "completed"
+    assert done["output"] == {"name": "Ada", "greeting": "Hello"}
+    assert done["workflowId"] == "greeter"
+    assert done["version"] == "1"
+    assert done["input"] == {"name": "Ada"}
+    assert done["error"] is None
+    assert done["parentId"] is None
+    assert done["endedAt"] >= done["startedAt"]
+    shown = (await client.get(f"/instances/{done['id']}")).json()
+    assert shown == done
+    keys = {"id", "workflowId", "version", "status", "currentState", "input", "data"}
+    assert set(shown) >= keys | {"output", "error", "startedAt", "updatedAt", "endedAt"}
+
+
+async def test_start_without_wait_answers_id_and_status(client: httpx.AsyncClient) -> None:
+    started = await start(client, "greeter")
+    assert set(started) == {"id", "status"}
+    assert started["status"] in ("running", "completed")
+    done = await until_status(client, started["id"], "completed")
+    assert done["input"] == {}
+
+
+async def test_failed_instance_reports_name_code_message_state(
+    client: httpx.AsyncClient,
+) -> None:
+    failed = await start(client, "failing", {}, wait=20)
+    assert failed["status"] == "failed"
+    error = failed["error"]
+    assert set(error) >= {"name", "code", "message", "state"}
+    assert error["state"] == "Divide"
+    assert error["message"]
+
+
+async def test_timeline_shows_states_entered_and_left(client: httpx.AsyncClient) -> None:
+    done = await start(client, "greeter", {}, wait=20)
+    response = await client.get(f"/instances/{done['id']}/timeline")
+    assert response.status_code == 200
+    entries = response.json()["timeline"]
+    kinds = [(e["kind"], e["state"]) for e in entries]
+    assert ("state.entered", "Greet") in kinds
+    assert all("at" in e for e in entries)
+
+
+async def test_list_filters_by_workflow_and_status_and_pages(client: httpx.AsyncClient) -> None:
+    ids = [(await start(client, "greeter", {"n": n}, wait=20))["id"] for n in range(3)]
+    failed = (await start(client, "failing", {}, wait=20))["id"]
+    page = (await client.get("/instances", params={"workflow": "greeter", "limit": 2})).json()
+    assert [i["id"] for i in page["instances"]] == ids[:2]
+    rest = await client.get(
+        "/instances", params={"workflow": "greeter", "limit": 2, "cursor": page["next"]}
+    )
+    assert [i["id"] for i in rest.json()["instances"]] == ids[2:]
+    assert rest.json()["next"] is None
+    only_failed = (await client.get("/instances", params={"status": "failed"})).json()
+    assert [i["id"] for i in only_failed["instances"]] == [failed]
+    bad = problem(await client.get("/instances", params={"status": "sleepy"}), 400)
+    assert "sleepy" in bad["detail"]
+    assert problem(await client.get("/instances", params={"cursor": "x"}), 400)["detail"]
+
+
+async def test_cancel_a_waiting_instance_then_refuse_to_cancel_again(
+    client: httpx.AsyncClient,
+) -> None:
+    waiting = await start(client, "waiter", {})
+    await until_status(client, waiting["id"], "waiting")
+    cancelled = await client.post(f"/instances/{waiting['id']}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "cancelled"
+    assert cancelled.json()["endedAt"] is not None
+    again = problem(await client.post(f"/instances/{waiting['id']}/cancel"), 409)
+    assert "cancelled" in again["detail"]
+
+
+async def test_suspend_and_resume_a_sleeping_instance(client: httpx.AsyncClient) -> None:
+    sleeping = await start(client, "sleeper", {})
+    await until_status(client, sleeping["id"], "waiting")
+    suspended = await client.post(f"/instances/{sleeping['id']}/suspend")
+    assert suspended.json()["status"] == "suspended", suspended.text
+    again = await client.post(f"/instances/{sleeping['id']}/suspend")  # idempotent
+    assert again.json()["status"] == "suspended"
+    resumed = await client.post(f"/instances/{sleeping['id']}/resume")
+    assert resumed.status_code == 200, resumed.text
+    assert resumed.json()["status"] in ("running", "waiting")
+    await until_status(client, sleeping["id"], "waiting")  # replayed: still sleeping
+    assert problem(await client.post(f"/instances/{sleeping['id']}/resume"), 409)
+    cancelled = await client.post(f"/instances/{sleeping['id']}/cancel")
+    assert cancelled.json()["status"] == "cancelled"
+
+
+async def test_lifecycle_events_reach_their_bus(client: httpx.AsyncClient) -> None:
+    done = await start(client, "greeter", {}, wait=20)
+    async with asyncio.timeout(10):
+        while True:
+            page = await client.get("/buses/tideflow.lifecycle/events", params={"limit": 100})
+            assert page.status_code == 200, page.text
+            mine = [
+                r["event"] for r in page.json()["events"] if r["event"]["subject"] == done["id"]
+            ]
+            if any(e["type"].endswith(".completed") for e in mine):
+                break
+            await asyncio.sleep(0.05)
+    types = [e["type"] for e in mine]
+    assert types[0] == "io.tideflow.instance.started"
+    assert "io.tideflow.instance.state.entered" in types
+    assert types[-1] == "io.tideflow.instance.completed"
+    assert mine[0]["source"] == "/tideflow/workflows/greeter"
+
+
+async def test_unknown_things_are_404_and_bad_input_400(client: httpx.AsyncClient) -> None:
+    assert problem(await client.get("/instances/nope"), 404)["type"] == "not-found"
+    assert problem(await client.get("/instances/nope/timeline"), 404)
+    assert problem(await client.post("/instances/nope/cancel"), 404)
+    assert problem(await client.post("/workflows/nope/instances", json={}), 404)
+    not_json = await client.post("/workflows/greeter/instances", content=b"{oops")
+    assert "not JSON" in problem(not_json, 400)["detail"]
+    a_list = await client.post("/workflows/greeter/instances", json=[1, 2])
+    assert "JSON object" in problem(a_list, 400)["detail"]
+    too_long = await client.post("/workflows/greeter/instances", json={}, params={"wait": 9999})
+    assert problem(too_long, 400)["path"] == "query.wait"
+
+
+async def test_deleted_workflow_starts_nothing_but_old_instances_stay(
+    client: httpx.AsyncClient,
+) -> None:
+    done = await start(client, "greeter", {}, wait=20)
+    assert (await client.delete("/workflows/greeter")).status_code == 204
+    assert problem(await client.post("/workflows/greeter/instances", json={}), 404)
+    assert (await client.get(f"/instances/{done['id']}")).json()["status"] == "completed"
+
+
+async def test_metrics_count_instances_and_lifecycle_events(client: httpx.AsyncClient) -> None:
+    await start(client, "greeter", {}, wait=20)
+    text = (await client.get("/metrics")).text
+    assert "tideflow_step_seconds" in text
+    assert "tideflow_journal_commit_seconds" in text
+    assert 'tideflow_bus_events{bus="tideflow.lifecycle"}' in text
+    assert "tideflow_events_out_total" in text
