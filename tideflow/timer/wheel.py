@@ -15,11 +15,15 @@ levels. Levels are added on demand, so there is no maximum horizon.
 
 Why the storage looks unusual: a million pending timers must cost less time and
 memory than a ``heapq`` of tuples. So a slot is one flat list holding four
-references per timer (id, payload, sequence number, due time) -- no object per
-timer -- and there is no id index. :meth:`TimingWheel.cancel` is O(1) by
-recording the sequence number at which the id was cancelled; older entries
-with that id are dropped lazily when their slot is reached, and a sweep purges
-them once cancellations pile up (amortized O(1), memory bounded).
+references per timer (id, payload, epoch, due time) -- no object per timer,
+not even an int -- and there is no id index. :meth:`TimingWheel.cancel` is
+O(1): it starts a new *epoch* (a counter that only cancels move, so adding
+stores a shared int) and records it for the id; entries with that id from an
+older epoch are dropped lazily when their slot is reached, and a sweep purges
+them once cancellations pile up (amortized O(1), memory bounded). Ties fire in
+insertion order because every slot keeps its entries in insertion order (a
+coarse slot is cascaded before any finer slot of its block can receive a
+timer) and the sort by due time is stable.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from typing import Any, NamedTuple
 
 from tideflow.errors import ConfigurationError
 
-_STRIDE = 4  # id, payload, seq, due
+_STRIDE = 4  # id, payload, epoch, due
 _MIN_SWEEP = 1024
 
 
@@ -78,8 +82,8 @@ class TimingWheel:
         self._occupied: list[int] = []  # per level, bit i set when slot i holds entries
         self._place: list[tuple[list[list[Any] | None], int]] = []
         self._grow(64)
-        self._seq = 0
-        self._removed = 0
+        self._epoch = 0
+        self._next_size_check = _MIN_SWEEP
         self._cancelled: dict[Hashable, int] = {}
 
     # -- adding and cancelling ------------------------------------------------
@@ -99,7 +103,6 @@ class TimingWheel:
             raise ValueError(
                 f"timer {timer_id!r}: due time must be a finite number of seconds, got {due!r}"
             ) from exc
-        self._seq = seq = self._seq + 1
         cur = self._cursor
         if t < cur:
             t = cur
@@ -113,7 +116,7 @@ class TimingWheel:
         if slot is None:
             row[idx] = slot = []
             self._occupied[shift // self._bits] |= 1 << idx
-        slot += (timer_id, payload, seq, due)
+        slot += (timer_id, payload, self._epoch, due)
 
     def cancel(self, timer_id: Hashable) -> None:
         """Cancel every pending timer with this id; O(1) amortized.
@@ -121,14 +124,19 @@ class TimingWheel:
         Cancelling an id that is not pending does nothing (a timer added with
         that id later is not affected).
         """
-        self._cancelled[timer_id] = self._seq
-        if len(self._cancelled) > max(_MIN_SWEEP, self.size // 2):
-            self._sweep()
+        self._epoch += 1
+        self._cancelled[timer_id] = self._epoch
+        if len(self._cancelled) >= self._next_size_check:
+            # Counting is O(slots), so do it only now and then.
+            if len(self._cancelled) > self.size // 2:
+                self._sweep()
+            self._next_size_check = len(self._cancelled) + _MIN_SWEEP
 
     @property
     def size(self) -> int:
-        """Timers held, counting cancelled ones not yet purged."""
-        return self._seq - self._removed
+        """Timers held, counting cancelled ones not yet purged; O(slots)."""
+        held = sum(len(slot) for row in self._levels for slot in row if slot)
+        return held // _STRIDE
 
     @property
     def now_tick(self) -> int:
@@ -241,18 +249,17 @@ class TimingWheel:
             The live entries not yet due, flat as in a slot.
         """
         cancelled = self._cancelled
-        due_now: list[tuple[float, int, Hashable, Any]] = []
+        due_now: list[DueTimer] = []
         keep: list[Any] = []
-        for timer_id, payload, seq, due in _entries(slot):
-            if cancelled and cancelled.get(timer_id, 0) >= seq:
-                self._removed += 1
-            elif now is None or due <= now:
-                due_now.append((due, seq, timer_id, payload))
+        for timer_id, payload, epoch, due in _entries(slot):
+            if cancelled and cancelled.get(timer_id, -1) > epoch:
+                continue
+            if now is None or due <= now:
+                due_now.append(DueTimer(timer_id, due, payload))
             else:
-                keep += (timer_id, payload, seq, due)
-        due_now.sort(key=_due_key)
-        self._removed += len(due_now)
-        fired.extend(DueTimer(tid, due, payload) for due, _, tid, payload in due_now)
+                keep += (timer_id, payload, epoch, due)
+        due_now.sort(key=_due)  # stable: ties stay in insertion order
+        fired.extend(due_now)
         return keep
 
     def _skip_to(self, target: int) -> None:
@@ -279,9 +286,8 @@ class TimingWheel:
         """Put entries back in the slots their due times call for, dropping cancelled ones."""
         cancelled = self._cancelled
         inv, cur, mask, place = self._inv, self._cursor, self._mask, self._place
-        for timer_id, payload, seq, due in _entries(entries):
-            if cancelled and cancelled.get(timer_id, 0) >= seq:
-                self._removed += 1
+        for timer_id, payload, epoch, due in _entries(entries):
+            if cancelled and cancelled.get(timer_id, -1) > epoch:
                 continue
             t = max(int(due * inv), cur)
             row, shift = place[(t ^ cur).bit_length()]
@@ -290,7 +296,7 @@ class TimingWheel:
             if slot is None:
                 row[idx] = slot = []
                 self._occupied[shift // self._bits] |= 1 << idx
-            slot += (timer_id, payload, seq, due)
+            slot += (timer_id, payload, epoch, due)
 
     def _earliest(self, slot: list[Any] | None) -> float | None:
         """The earliest due time among the live entries of ``slot``."""
@@ -298,8 +304,9 @@ class TimingWheel:
             return None
         cancelled = self._cancelled
         best: float | None = None
-        for timer_id, _, seq, due in _entries(slot):
-            if (not cancelled or cancelled.get(timer_id, 0) < seq) and (best is None or due < best):
+        for timer_id, _, epoch, due in _entries(slot):
+            live = not cancelled or cancelled.get(timer_id, -1) <= epoch
+            if live and (best is None or due < best):
                 best = due
         return best
 
@@ -309,9 +316,7 @@ class TimingWheel:
             for idx, slot in enumerate(row):
                 if slot is None:
                     continue
-                before = len(slot)
                 kept = self._live(slot)
-                self._removed += (before - len(kept)) // _STRIDE
                 if kept:
                     row[idx] = kept
                 else:
@@ -322,18 +327,18 @@ class TimingWheel:
         cancelled = self._cancelled
         kept: list[Any] = []
         for entry in _entries(slot):
-            if cancelled.get(entry[0], 0) < entry[2]:
+            if cancelled.get(entry[0], -1) <= entry[2]:
                 kept += entry
         return kept
 
 
 def _entries(slot: list[Any]) -> Iterator[tuple[Hashable, Any, int, float]]:
-    """The (id, payload, seq, due) entries of a flat slot."""
+    """The (id, payload, epoch, due) entries of a flat slot."""
     return zip(slot[0::_STRIDE], slot[1::_STRIDE], slot[2::_STRIDE], slot[3::_STRIDE], strict=True)
 
 
-def _due_key(item: tuple[float, int, Hashable, Any]) -> tuple[float, int]:
-    return item[0], item[1]
+def _due(timer: DueTimer) -> float:
+    return timer.due
 
 
 def _lowest_bit(mask: int) -> int:
