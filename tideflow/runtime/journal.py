@@ -225,7 +225,7 @@ class JournalWriter:
 
     async def _commit(self, batch: _Batch) -> None:
         try:
-            held, finished, created = await self._write(batch)
+            held, _finished, created = await self._write(batch)
         except (asyncpg.PostgresError, OSError) as exc:
             error = StoreError(f"journal commit failed: {exc}")
             for future in [f for _, f in batch.waiters] + [f for _, f in batch.creates]:

@@ -25,7 +25,7 @@ from typing import Any
 import asyncpg
 
 from tideflow.clock import SYSTEM_CLOCK, Clock
-from tideflow.runtime.persistence import NOTIFY_CHANNEL, Q, InstanceRow
+from tideflow.runtime.persistence import NOTIFY_CHANNEL, InstanceRow, Q
 
 __all__ = ["Worker", "WorkerOptions"]
 

@@ -79,6 +79,7 @@ class InstanceRunner:
         self._stop: str | None = None
         self._task: asyncio.Task[RunResult] | None = None
         self._skip = 0
+        self._wake: datetime | None = None
         self._started: dict[str, float] = {}
 
     # --- called by the effects ------------------------------------------------------
@@ -210,6 +211,8 @@ class InstanceRunner:
             )
         except NondeterminismError as exc:
             await self._finish(Failed(error=_host_error("nondeterminism", str(exc)), data=None))
+        except Exception:  # a bug must not take the process down; the lease runs out
+            log.exception("instance %s crashed its runner", self.instance_id)
 
     async def _one_run(self) -> RunResult | None:
         journal: list[dict[str, Any]] = []
@@ -235,6 +238,8 @@ class InstanceRunner:
                 break
             self._quiet.clear()
             if await self._settled():
+                dues = [p.due for p in self._parked if p.due is not None]
+                self._wake = min(dues) if dues else None
                 self.interrupt("park")
         if self._task.cancelled() or self._stop is not None:
             await asyncio.gather(self._task, return_exceptions=True)
@@ -251,8 +256,7 @@ class InstanceRunner:
     async def _stopped(self, reason: str) -> None:
         writer = self.host.writer
         if reason == "park":
-            dues = [p.due for p in self._parked if p.due is not None]
-            wake = min(dues) if dues else None
+            wake = self._wake
             control = await writer.transition(self.instance_id, Park(wake_at=wake))
             if control.held:
                 self.host.wake_later(wake)

@@ -49,10 +49,10 @@ from tideflow.runtime.interpreter import Interpreter
 from tideflow.runtime.journal import JournalWriter, NewInstance
 from tideflow.runtime.persistence import (
     NOTIFY_CHANNEL,
-    Q,
     InstanceRow,
     PostgresInstances,
     PostgresRegistry,
+    Q,
     dumps,
     loads,
 )
@@ -301,7 +301,9 @@ class DurableRuntime:
             self._spawn(row, fresh=True)
             self.lifecycle("started", row)
 
-    async def wait_for_completion(self, instance_id: str, timeout: float | None) -> InstanceRow:
+    async def wait_for_completion(  # noqa: ASYNC109 -- the API's ?wait=SECONDS
+        self, instance_id: str, timeout: float | None
+    ) -> InstanceRow:
         """The instance once it has ended, or as it is when ``timeout`` seconds pass.
 
         Raises:
@@ -337,7 +339,7 @@ class DurableRuntime:
         try:
             async with self.pool.acquire() as conn, conn.transaction():
                 found = await conn.fetchval(
-                    Q["deliver_events"], instance_id, wait_key, dumps(events)
+                    Q["deliver_events"], instance_id, wait_key, dumps({"result": events})
                 )
                 if found is not None:
                     await conn.execute(Q["notify"], NOTIFY_CHANNEL, "wake")
