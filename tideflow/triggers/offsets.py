@@ -26,6 +26,9 @@ class OffsetTracker:
         cursor: The highest offset handed to the subscription.
         pending: Offsets handed over and not finished (delivering or awaiting a retry).
         flushed: The committed offset as last written to the database.
+        delivered: Events delivered since the last flush.
+        failed: Failed attempts since the last flush.
+        dead_lettered: Events dead-lettered since the last flush.
     """
 
     committed: int
@@ -58,7 +61,8 @@ class OffsetTracker:
         self._recompute()
 
     def _recompute(self) -> None:
-        self.committed = min(self.pending) - 1 if self.pending else self.cursor
+        # Offsets awaiting a retry from before a restart may lie beyond the cursor.
+        self.committed = min(self.cursor, min(self.pending) - 1) if self.pending else self.cursor
 
     def progress(self, subscription_id: str) -> Progress | None:
         """What to write since the last flush, or ``None``; resets the counters."""

@@ -1,0 +1,358 @@
+"""The dispatcher's moving parts: one reader per bus, one worker object per subscription.
+
+A :class:`BusReader` is the only task of a bus. It reads from the lowest
+cursor among the subscriptions that have room, keeps the last batch read in a
+buffer (a subscription that frees one slot is served from memory, not from
+the database) and hands the events to each worker synchronously. Workers are
+plain objects: an HTTP worker starts one short task per delivery (at most
+``maxInFlight``), an internal worker one task per batch handed to its
+consumer. Nothing waits per subscription, so the cost of an idle subscription
+is one entry in a dict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from typing import Any, Protocol
+
+from tideflow.clock import Clock
+from tideflow.errors import BusNotFound, EventNotFound, ExpressionError, TideflowError
+from tideflow.eventstore.store import EventStore, StoredEvent
+from tideflow.triggers.delivery import HttpSender, dead_letter
+from tideflow.triggers.filters import CompiledFilters
+from tideflow.triggers.offsets import OffsetTracker
+from tideflow.triggers.subscriptions import Subscription
+from tideflow.triggers.transform import Transform, transform_error, transform_or_none
+
+log = logging.getLogger("tideflow.triggers")
+
+Batch = list[tuple[int, Mapping[str, Any]]]
+Consumer = Callable[[Batch], Awaitable[None]]
+"""An in-process consumer: gets matching events as ``(offset, event)`` in offset order and
+returns once they are processed; the offset is committed only then. Raising retries the batch."""
+
+
+class Host(Protocol):
+    """What workers need from the dispatcher."""
+
+    store: EventStore
+    sender: HttpSender
+    clock: Clock
+
+    async def schedule_retry(
+        self, subscription_id: str, offset: int, attempt: int, delay: float, reason: str
+    ) -> None:
+        """Try ``offset`` again (attempt number ``attempt``) after ``delay`` seconds."""
+        ...
+
+    async def dead_letter(self, bus: str, event: Mapping[str, Any]) -> None:
+        """Append ``event`` to ``bus``, creating the bus if needed."""
+        ...
+
+
+class Worker:
+    """A subscription while it runs: its offsets and its in-flight work."""
+
+    def __init__(
+        self, subscription: Subscription, filters: CompiledFilters, host: Host, wake: asyncio.Event
+    ) -> None:
+        self.subscription = subscription
+        self.matches = filters.matches
+        self.tracker = OffsetTracker(committed=subscription.committed_offset)
+        self.host = host
+        self._wake = wake
+        self._blocked = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def id(self) -> str:
+        """The subscription id."""
+        return self.subscription.id
+
+    def ready(self) -> bool:
+        """True when it can take more events."""
+        raise NotImplementedError
+
+    def accept(self, events: Sequence[StoredEvent]) -> None:
+        """Take events (in offset order, possibly ones it has seen) as far as it has room."""
+        raise NotImplementedError
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("subscription %s: worker task failed", self.id, exc_info=task.exception())
+
+    def _unblock(self) -> None:
+        if self._blocked and self.ready():
+            self._blocked = False
+            self._wake.set()
+
+    async def close(self) -> None:
+        """Cancel the work in flight (it stays uncommitted, so it is redone later)."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class HttpWorker(Worker):
+    """Delivers to an HTTP sink, up to ``maxInFlight`` at once (one when ordered)."""
+
+    def __init__(
+        self,
+        subscription: Subscription,
+        filters: CompiledFilters,
+        host: Host,
+        wake: asyncio.Event,
+        awaiting: Mapping[int, int] | None = None,
+    ) -> None:
+        super().__init__(subscription, filters, host, wake)
+        spec = subscription.spec
+        self.sink = spec.sink or ""
+        self.policy = spec.delivery
+        self.transform: Transform | None = transform_or_none(spec.transform)
+        self.window = self.policy.window
+        self.timeout = self.policy.timeout.total_seconds()
+        self.awaiting: dict[int, int] = {
+            o: a for o, a in (awaiting or {}).items() if o > self.tracker.committed
+        }
+        """Offsets waiting for a retry timer: offset -> the attempt number it will make."""
+        self.tracker.pending.update(self.awaiting)
+
+    def ready(self) -> bool:
+        return len(self.tracker.pending) < self.window
+
+    def accept(self, events: Sequence[StoredEvent]) -> None:
+        tracker = self.tracker
+        for stored in events:
+            offset = stored.offset
+            if offset <= tracker.cursor:
+                continue
+            if len(tracker.pending) >= self.window:
+                self._blocked = True
+                return
+            if offset in self.awaiting or not self.matches(stored.event):
+                tracker.take(offset)
+                continue
+            tracker.start(offset)
+            self._spawn(self._deliver(offset, stored.event, 1))
+
+    def retry(self, offset: int, attempt: int) -> bool:
+        """The retry timer of ``offset`` fired: attempt again. False if it is not awaited."""
+        if self.awaiting.get(offset) != attempt:
+            return False
+        del self.awaiting[offset]
+        self._spawn(self._redeliver(offset, attempt))
+        return True
+
+    async def _redeliver(self, offset: int, attempt: int) -> None:
+        try:
+            stored = await self.host.store.get(self.subscription.bus, offset)
+        except (EventNotFound, BusNotFound):  # dropped by retention meanwhile: nothing to send
+            self._finish(offset)
+            return
+        await self._deliver(offset, stored.event, attempt)
+
+    async def _deliver(self, offset: int, event: Mapping[str, Any], attempt: int) -> None:
+        payload: Mapping[str, Any] = event
+        if self.transform is not None:
+            try:
+                transformed = self.transform.apply(event)
+            except ExpressionError as exc:
+                await self._dead_letter(offset, event, transform_error(exc))
+                return
+            if transformed is None:
+                self._finish(offset)
+                return
+            payload = transformed
+        result = await self.host.sender.send(self.sink, payload, self.timeout)
+        if result.ok:
+            self.tracker.delivered += 1
+            self._finish(offset)
+            return
+        self.tracker.failed += 1
+        if result.retryable and attempt <= self.policy.retry:
+            delay = self.policy.backoff(attempt).total_seconds()
+            self.awaiting[offset] = attempt + 1
+            await self.host.schedule_retry(self.id, offset, attempt + 1, delay, result.reason)
+            return
+        tries = f"after {attempt} attempts" if attempt > 1 else "on the first attempt"
+        await self._dead_letter(offset, event, f"{result.reason} {tries}")
+
+    async def _dead_letter(self, offset: int, event: Mapping[str, Any], reason: str) -> None:
+        letter = dead_letter(event, reason, subscription_id=self.id, offset=offset)
+        while True:
+            try:
+                await self.host.dead_letter(self.subscription.spec.dead_letter_bus, letter)
+                break
+            except TideflowError as exc:  # the database is down: the event stays pending
+                log.warning("subscription %s: dead-lettering failed, retrying: %s", self.id, exc)
+                await self.host.clock.sleep(1.0)
+        self.tracker.dead_lettered += 1
+        self._finish(offset)
+
+    def _finish(self, offset: int) -> None:
+        self.tracker.finish(offset)
+        self._unblock()
+
+
+class ConsumerWorker(Worker):
+    """Hands batches of matching events to an in-process consumer, one batch at a time."""
+
+    def __init__(
+        self,
+        subscription: Subscription,
+        filters: CompiledFilters,
+        host: Host,
+        wake: asyncio.Event,
+        consumer: Consumer,
+        retry_delay: float = 1.0,
+    ) -> None:
+        super().__init__(subscription, filters, host, wake)
+        self.consumer = consumer
+        self.retry_delay = retry_delay
+        self._busy = False
+
+    def ready(self) -> bool:
+        return not self._busy
+
+    def accept(self, events: Sequence[StoredEvent]) -> None:
+        if self._busy:
+            self._blocked = True
+            return
+        tracker = self.tracker
+        batch: Batch = []
+        last = tracker.cursor
+        for stored in events:
+            if stored.offset <= tracker.cursor:
+                continue
+            last = stored.offset
+            if self.matches(stored.event):
+                batch.append((stored.offset, stored.event))
+        if not batch:
+            tracker.take(last)
+            return
+        tracker.start(batch[0][0])
+        tracker.take(last)
+        self._busy = True
+        self._blocked = True
+        self._spawn(self._consume(batch))
+
+    async def _consume(self, batch: Batch) -> None:
+        failures = 0
+        while True:
+            try:
+                await self.consumer(batch)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                failures += 1
+                self.tracker.failed += 1
+                log.exception("subscription %s: consumer failed (%d), retrying", self.id, failures)
+                await self.host.clock.sleep(min(60.0, self.retry_delay * 2 ** (failures - 1)))
+        self.tracker.delivered += len(batch)
+        self._busy = False
+        self.tracker.finish(batch[0][0])
+        self._unblock()
+
+
+class BusReader:
+    """Reads one bus for all its subscriptions; the bus's only task.
+
+    Args:
+        bus: The bus.
+        store: The event store.
+        batch_size: Events per read.
+        wait_timeout: Longest wait for a notification before reading again.
+    """
+
+    def __init__(
+        self, bus: str, store: EventStore, *, batch_size: int = 500, wait_timeout: float = 5.0
+    ) -> None:
+        self.bus = bus
+        self.store = store
+        self.workers: dict[str, Worker] = {}
+        self.wake = asyncio.Event()
+        self._batch_size = batch_size
+        self._wait_timeout = wait_timeout
+        self._buffer: list[StoredEvent] = []
+        self._offsets: list[int] = []
+        self._buffer_after = -1
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the reading task."""
+        self.task = asyncio.create_task(self.run(), name=f"tideflow-bus-{self.bus}")
+
+    async def stop(self) -> None:
+        """Stop reading (the workers are closed by the dispatcher)."""
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+            self.task = None
+
+    def forget_buffer(self) -> None:
+        """Drop the buffered events (after a reset, reads start afresh)."""
+        self._buffer, self._offsets, self._buffer_after = [], [], -1
+
+    async def run(self) -> None:
+        """Read and hand over until cancelled."""
+        while True:
+            self.wake.clear()
+            ready = [w for w in self.workers.values() if w.ready()]
+            if not ready:
+                await self.wake.wait()
+                continue
+            after = min(w.tracker.cursor for w in ready)
+            try:
+                events = await self._read(after)
+            except BusNotFound:
+                await self._wait(None)
+                continue
+            except TideflowError as exc:
+                log.warning("bus %s: read failed, retrying: %s", self.bus, exc)
+                await self._wait(None)
+                continue
+            if not events:
+                await self._wait(after)
+                continue
+            for worker in ready:
+                worker.accept(events)
+            await asyncio.sleep(0)  # let the deliveries just started get going
+
+    async def _read(self, after: int) -> list[StoredEvent]:
+        if self._offsets and self._buffer_after <= after < self._offsets[-1]:
+            start = bisect.bisect_right(self._offsets, after)
+            return self._buffer[start:]
+        events = await self.store.read(self.bus, after, self._batch_size)
+        self._buffer = events
+        self._offsets = [e.offset for e in events]
+        self._buffer_after = after
+        return events
+
+    async def _wait(self, after: int | None) -> None:
+        """Until an event after ``after`` commits (``None``: a while), or a worker wakes us."""
+        woken = asyncio.ensure_future(self.wake.wait())
+        waiter: asyncio.Future[Any]
+        if after is None:
+            waiter = asyncio.ensure_future(asyncio.sleep(self._wait_timeout))
+        else:
+            waiter = asyncio.ensure_future(self.store.wait_for(self.bus, after, self._wait_timeout))
+        try:
+            await asyncio.wait({woken, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+            waiter.cancel()
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is not None:
+                log.debug("bus %s: wait failed: %s", self.bus, waiter.exception())

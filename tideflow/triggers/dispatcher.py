@@ -1,0 +1,414 @@
+"""The dispatcher: one asyncio service that feeds every subscription from its bus.
+
+- Each bus with running subscriptions has one reading task
+  (:class:`~tideflow.triggers._workers.BusReader`), started from the lowest
+  committed offset of its subscriptions and woken by the event store's
+  NOTIFY (``EventStore.wait_for``). Subscriptions are objects, not tasks, so
+  thousands of them cost no more than their entries in a dict.
+- HTTP subscriptions deliver in CloudEvents binary mode
+  (:mod:`tideflow.triggers.delivery`). A retryable failure becomes a durable
+  timer of kind :data:`RETRY_KIND` in the timer service: after a restart the
+  dispatcher finds the pending retry timers and the retries go on with their
+  attempt numbers and back-off (the event is not sent again in between).
+- Internal subscriptions hand batches to an in-process :data:`Consumer`
+  registered with :meth:`Dispatcher.attach` (how workflows subscribe).
+- Offsets are committed (every ``commit_interval`` seconds and on stop) only
+  past a contiguous prefix of finished events: at-least-once delivery.
+
+One dispatcher should run per database: two would both deliver every event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Final
+
+import asyncpg
+
+from tideflow.clock import SYSTEM_CLOCK, Clock
+from tideflow.errors import AlreadyExists, BusNotFound, InvalidArgument
+from tideflow.eventstore.store import EventStore
+from tideflow.ids import new_sortable_id
+from tideflow.timer.records import TimerRecord, TimerState
+from tideflow.timer.service import TimerService
+from tideflow.triggers._workers import (
+    Batch,
+    BusReader,
+    Consumer,
+    ConsumerWorker,
+    HttpWorker,
+    Worker,
+)
+from tideflow.triggers.delivery import HttpSender
+from tideflow.triggers.persistence import PostgresSubscriptions
+from tideflow.triggers.subscriptions import (
+    Subscription,
+    SubscriptionKind,
+    SubscriptionSpec,
+    SubscriptionState,
+    parse_spec,
+)
+
+__all__ = ["RETRY_KIND", "Batch", "Consumer", "Dispatcher"]
+
+log = logging.getLogger("tideflow.triggers")
+
+RETRY_KIND: Final = "tideflow.delivery_retry"
+"""Kind of the timers that hold a delivery retry: ``{subscription, offset, attempt, reason}``."""
+
+
+class Dispatcher:
+    """Runs the subscriptions: reads buses, filters, transforms, delivers, commits.
+
+    Args:
+        store: The event store.
+        subscriptions: The subscriptions gateway.
+        timers: The timer service for durable retries (register before it starts);
+            without one, retries wait in memory and do not survive a restart.
+        clock: Time of commits and of in-memory retries.
+        sender: The HTTP sender (one with its own connection pool by default).
+        batch_size: Events per read of a bus.
+        commit_interval: Seconds between offset commits.
+        wait_timeout: Longest wait on a bus before reading it again.
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        subscriptions: PostgresSubscriptions,
+        timers: TimerService | None = None,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        sender: HttpSender | None = None,
+        batch_size: int = 500,
+        commit_interval: float = 0.05,
+        wait_timeout: float = 5.0,
+    ) -> None:
+        self.store = store
+        self.subscriptions = subscriptions
+        self.timers = timers
+        self.clock = clock
+        self.sender = sender or HttpSender()
+        self._batch_size = batch_size
+        self._commit_interval = commit_interval
+        self._wait_timeout = wait_timeout
+        self._readers: dict[str, BusReader] = {}
+        self._workers: dict[str, Worker] = {}
+        self._consumers: dict[str, Consumer] = {}
+        self._lock = asyncio.Lock()
+        self._flusher: asyncio.Task[None] | None = None
+        self._memory_retries: set[asyncio.Task[None]] = set()
+        if timers is not None:
+            timers.register(RETRY_KIND, self._on_retry_timers)
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start every active HTTP subscription and the commit loop."""
+        awaiting = await self._pending_retries()
+        async with self._lock:
+            for sub in await self.subscriptions.list(SubscriptionKind.HTTP):
+                if sub.state is SubscriptionState.ACTIVE:
+                    self._run(sub, awaiting.get(sub.id))
+        self._flusher = asyncio.create_task(self._flush_loop(), name="tideflow-commit")
+
+    async def stop(self) -> None:
+        """Stop reading and delivering; commit what finished."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None
+        for task in list(self._memory_retries):
+            task.cancel()
+        async with self._lock:
+            for worker_id in list(self._workers):
+                await self._halt(worker_id)
+        await self.sender.aclose()
+
+    async def __aenter__(self) -> Dispatcher:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.stop()
+
+    # -- subscriptions (the API) --------------------------------------------------
+
+    async def create(self, body: Any, subscription_id: str | None = None) -> Subscription:
+        """Validate and create an HTTP subscription and start delivering.
+
+        Raises:
+            InvalidArgument, InvalidFilter: The body is invalid (with its path).
+            BusNotFound: The bus does not exist.
+            AlreadyExists: The id is taken.
+        """
+        spec = parse_spec(body)
+        spec.compiled_filters()
+        committed = await self._start_offset(spec)
+        async with self._lock:
+            sub = await self.subscriptions.create(
+                subscription_id or new_sortable_id(),
+                spec,
+                committed_offset=committed,
+                now=self.clock.now(),
+            )
+            self._run(sub)
+        return sub
+
+    async def get(self, subscription_id: str) -> tuple[Subscription, int | None]:
+        """A subscription with fresh figures, and the head offset of its bus (``None`` if gone).
+
+        Raises:
+            SubscriptionNotFound: No such subscription.
+        """
+        await self.flush()
+        sub = await self.subscriptions.get(subscription_id)
+        try:
+            head = await self.subscriptions.head(sub.bus)
+        except BusNotFound:
+            head = None
+        return sub, head
+
+    async def list_all(self) -> list[tuple[Subscription, int | None]]:
+        """Every subscription with the head offset of its bus."""
+        await self.flush()
+        subs = await self.subscriptions.list()
+        heads = await self.subscriptions.heads([s.bus for s in subs])
+        return [(s, heads.get(s.bus)) for s in subs]
+
+    async def delete(self, subscription_id: str) -> None:
+        """Stop and delete a subscription (its pending retries are dropped when they fire).
+
+        Raises:
+            SubscriptionNotFound: No such subscription.
+        """
+        async with self._lock:
+            await self._halt(subscription_id)
+            await self.subscriptions.delete(subscription_id)
+            self._consumers.pop(subscription_id, None)
+
+    async def pause(self, subscription_id: str) -> Subscription:
+        """Stop delivering; in-flight deliveries are abandoned and redone on resume."""
+        async with self._lock:
+            await self._halt(subscription_id)
+            return await self.subscriptions.set_state(
+                subscription_id, SubscriptionState.PAUSED, self.clock.now()
+            )
+
+    async def resume(self, subscription_id: str) -> Subscription:
+        """Deliver again from the committed offset."""
+        async with self._lock:
+            sub = await self.subscriptions.set_state(
+                subscription_id, SubscriptionState.ACTIVE, self.clock.now()
+            )
+            if sub.id not in self._workers:
+                self._run(sub)
+            return sub
+
+    async def reset(
+        self, subscription_id: str, *, offset: int | None = None, time: datetime | None = None
+    ) -> Subscription:
+        """Replay (or skip): deliver next the event at ``offset``, or the first stored at ``time``.
+
+        Raises:
+            InvalidArgument: Neither or both given, or a negative offset.
+            SubscriptionNotFound: No such subscription.
+        """
+        if (offset is None) == (time is None):
+            raise InvalidArgument("reset needs exactly one of offset or time", argument="offset")
+        if offset is not None and offset < 0:
+            raise InvalidArgument("offset must be >= 0", argument="offset")
+        async with self._lock:
+            sub = await self.subscriptions.get(subscription_id)
+            if time is not None:
+                committed = await self.subscriptions.offset_before(sub.bus, time)
+            else:
+                committed = max(0, (offset or 0) - 1)
+            await self._halt(subscription_id)
+            sub = await self.subscriptions.set_offset(subscription_id, committed, self.clock.now())
+            if sub.state is SubscriptionState.ACTIVE:
+                self._run(sub)
+            return sub
+
+    # -- internal consumers -------------------------------------------------------
+
+    async def attach(
+        self,
+        subscription_id: str,
+        bus: str,
+        consumer: Consumer,
+        *,
+        filters: list[Mapping[str, Any]] | None = None,
+        start: str | int = "latest",
+    ) -> Subscription:
+        """Run an in-process consumer on ``bus``; its offset is kept under ``subscription_id``.
+
+        The first attach creates the subscription at ``start``; later ones (after a
+        restart) continue from its committed offset. The consumer gets batches of
+        matching ``(offset, event)`` in offset order, one batch at a time, and the
+        offset is committed after it returns; if it raises, the batch is retried.
+
+        Raises:
+            InvalidArgument, InvalidFilter: Bad bus name, filters or start.
+            BusNotFound: A new subscription's bus does not exist.
+        """
+        body: dict[str, Any] = {"bus": bus, "filters": filters or [], "from": start}
+        spec = parse_spec(body, internal=True)
+        async with self._lock:
+            sub = await self.subscriptions.find(subscription_id)
+            if sub is None:
+                committed = await self._start_offset(spec)
+                with contextlib.suppress(AlreadyExists):
+                    await self.subscriptions.create(
+                        subscription_id,
+                        spec,
+                        kind=SubscriptionKind.INTERNAL,
+                        committed_offset=committed,
+                        now=self.clock.now(),
+                    )
+                sub = await self.subscriptions.get(subscription_id)
+            await self._halt(subscription_id)
+            self._consumers[subscription_id] = consumer
+            if sub.state is SubscriptionState.ACTIVE:
+                self._run(sub)
+            return sub
+
+    async def detach(self, subscription_id: str) -> None:
+        """Stop an in-process consumer, keeping its committed offset."""
+        async with self._lock:
+            await self._halt(subscription_id)
+            self._consumers.pop(subscription_id, None)
+
+    # -- committing ---------------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Commit the offsets and counters of every running subscription now."""
+        async with self._lock:
+            await self._flush(list(self._workers.values()))
+
+    async def _flush(self, workers: list[Worker]) -> None:
+        progress = [(w, p) for w in workers if (p := w.tracker.progress(w.id)) is not None]
+        if not progress:
+            return
+        try:
+            await self.subscriptions.commit([p for _, p in progress], self.clock.now())
+        except Exception:
+            for worker, item in progress:
+                worker.tracker.restore(item)
+            raise
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self.clock.sleep(self._commit_interval)
+            try:
+                await self.flush()
+            except Exception as exc:  # the database is down: keep delivering, commit later
+                log.warning("committing offsets failed, will retry: %s", exc)
+
+    # -- running ------------------------------------------------------------------
+
+    def _run(self, sub: Subscription, awaiting: Mapping[int, int] | None = None) -> None:
+        reader = self._readers.get(sub.bus)
+        if reader is None:
+            reader = BusReader(
+                sub.bus, self.store, batch_size=self._batch_size, wait_timeout=self._wait_timeout
+            )
+            self._readers[sub.bus] = reader
+            reader.start()
+        filters = sub.spec.compiled_filters()
+        worker: Worker
+        if sub.kind is SubscriptionKind.INTERNAL:
+            consumer = self._consumers.get(sub.id)
+            if consumer is None:
+                return
+            worker = ConsumerWorker(sub, filters, self, reader.wake, consumer)
+        else:
+            worker = HttpWorker(sub, filters, self, reader.wake, awaiting)
+        self._workers[sub.id] = worker
+        reader.workers[sub.id] = worker
+        reader.forget_buffer()
+        reader.wake.set()
+
+    async def _halt(self, subscription_id: str) -> None:
+        """Stop a worker (under the lock) and commit what it finished."""
+        worker = self._workers.pop(subscription_id, None)
+        if worker is None:
+            return
+        reader = self._readers.get(worker.subscription.bus)
+        if reader is not None:
+            reader.workers.pop(subscription_id, None)
+            if not reader.workers:
+                del self._readers[reader.bus]
+                await reader.stop()
+        await worker.close()
+        await self._flush([worker])
+
+    async def _start_offset(self, spec: SubscriptionSpec) -> int:
+        head = await self.subscriptions.head(spec.bus)  # BusNotFound for a missing bus
+        if spec.start == "latest":
+            return head
+        if spec.start == "earliest":
+            return 0
+        return max(0, int(spec.start) - 1)
+
+    # -- the Host protocol (used by workers) --------------------------------------
+
+    async def schedule_retry(
+        self, subscription_id: str, offset: int, attempt: int, delay: float, reason: str
+    ) -> None:
+        """Try again after ``delay`` seconds: a durable timer, or a task without timers."""
+        payload = {
+            "subscription": subscription_id,
+            "offset": offset,
+            "attempt": attempt,
+            "reason": reason,
+        }
+        if self.timers is not None:
+            await self.timers.add_after(RETRY_KIND, delay, payload)
+            return
+        task = asyncio.create_task(self._retry_in_memory(payload, delay))
+        self._memory_retries.add(task)
+        task.add_done_callback(self._memory_retries.discard)
+
+    async def _retry_in_memory(self, payload: dict[str, Any], delay: float) -> None:
+        await self.clock.sleep(delay)
+        self._retry(payload)
+
+    async def dead_letter(self, bus: str, event: Mapping[str, Any]) -> None:
+        """Append to the dead-letter bus, creating it on first use."""
+        try:
+            await self.store.append(bus, [event])
+        except BusNotFound:
+            with contextlib.suppress(AlreadyExists):
+                await self.store.create_bus(bus)
+            await self.store.append(bus, [event])
+
+    async def _on_retry_timers(self, timers: list[TimerRecord], conn: asyncpg.Connection) -> None:
+        """The timer handler: hand each due retry to its worker (the delivery runs outside)."""
+        for timer in timers:
+            self._retry(timer.payload)
+
+    def _retry(self, payload: Mapping[str, Any]) -> None:
+        worker = self._workers.get(str(payload.get("subscription")))
+        if not isinstance(worker, HttpWorker):
+            return  # deleted, paused or reset: it redelivers from its committed offset
+        worker.retry(int(payload["offset"]), int(payload["attempt"]))
+
+    async def _pending_retries(self) -> dict[str, dict[int, int]]:
+        """Retry timers still pending from before a restart: subscription -> offset -> attempt."""
+        if self.timers is None:
+            return {}
+        found: dict[str, dict[int, int]] = {}
+        records = await self.timers.list_timers(
+            kind=RETRY_KIND, state=TimerState.PENDING, limit=1_000_000
+        )
+        for record in records:
+            payload = record.payload
+            by_offset = found.setdefault(str(payload["subscription"]), {})
+            by_offset[int(payload["offset"])] = int(payload["attempt"])
+        return found
