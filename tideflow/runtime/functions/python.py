@@ -115,10 +115,13 @@ async def call_function(
 
 
 def as_call_error(exc: BaseException, name: str = "") -> FunctionCallError:
-    """The workflow error for an exception a Python function raised."""
+    """The workflow error for an exception a Python function raised.
+
+    The message is ``str(exc)`` exactly (the class name when that is empty),
+    so ``onErrors`` consumers see what the function said. ``name`` is
+    accepted for callers that know the function; it is not added to the text.
+    """
     code = getattr(exc, "code", None)
     code_text = str(code) if code is not None else type(exc).__name__
     retryable = bool(getattr(exc, "retryable", True))
-    message = str(exc) or type(exc).__name__
-    prefix = f"function {name!r}: " if name else ""
-    return FunctionCallError(prefix + message, code=code_text, retryable=retryable)
+    return FunctionCallError(str(exc) or type(exc).__name__, code=code_text, retryable=retryable)
