@@ -60,7 +60,8 @@ async def ingest(request: Request, services: Services, bus: str) -> Response:
     routes before FastAPI sees them; this is the same code for apps without it.
     """
     limit = services.settings.max_request_bytes
-    body = await fastpath.ingest(request.scope, request.receive, services.events, bus, limit)
+    appender = services.ingest or services.events
+    body = await fastpath.ingest(request.scope, request.receive, appender, bus, limit)
     return Response(body, status_code=202, media_type="application/json")
 
 

@@ -1,0 +1,196 @@
+"""Delayed CloudEvents through a real HTTP server on 127.0.0.1, PostgreSQL behind it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+
+from tideflow.api.app import create_app
+from tideflow.api.services import Services
+from tideflow.api.testserver import serve_app
+from tideflow.clock import SYSTEM_CLOCK, Clock
+from tideflow.eventstore.postgres import PostgresEventStore
+from tideflow.isotime import format_timestamp, parse_timestamp
+from tideflow.settings import Settings
+from tideflow.testing import ManualClock
+from tideflow.timer.delayed import DELAYED_EVENT_KIND, DelayingAppender, open_timer_service
+from tideflow.timer.service import TimerService
+
+TICK = 0.01
+CE = "application/cloudevents+json"
+
+
+def event(i: int, **extensions: Any) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": f"e-{i}",
+        "source": "/tests/timers",
+        "type": "com.example.delayed",
+        "data": {"n": i},
+        **extensions,
+    }
+
+
+def opener(
+    pool: asyncpg.Pool, clock: Clock, hold: list[TimerService]
+) -> Callable[[Settings], AbstractAsyncContextManager[Services]]:
+    @asynccontextmanager
+    async def open_services(settings: Settings) -> AsyncIterator[Services]:
+        store = PostgresEventStore(pool)
+        await store.start()
+        try:
+            async with open_timer_service(pool, store, clock, tick=TICK) as timers:
+                hold.append(timers)
+                yield Services(
+                    settings=settings,
+                    events=store,
+                    clock=clock,
+                    timers=timers,
+                    ingest=DelayingAppender(store, timers, clock),
+                )
+        finally:
+            await store.stop()
+
+    return open_services
+
+
+@asynccontextmanager
+async def server(
+    pool: asyncpg.Pool, clock: Clock
+) -> AsyncIterator[tuple[httpx.AsyncClient, TimerService]]:
+    hold: list[TimerService] = []
+    app = create_app(Settings(), opener(pool, clock, hold))
+    async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+        yield http, hold[0]
+
+
+async def post(http: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
+    response = await http.post(
+        "/buses/default/events", content=orjson.dumps(body), headers={"content-type": CE}
+    )
+    assert response.status_code == 202, response.text
+    ack: dict[str, Any] = response.json()["events"][0]
+    return ack
+
+
+async def bus_events(http: httpx.AsyncClient, wait: float = 0) -> list[dict[str, Any]]:
+    response = await http.get("/buses/default/events", params={"wait": wait})
+    assert response.status_code == 200, response.text
+    return list(response.json()["events"])
+
+
+async def test_event_with_deliverytime_appears_when_due_not_before(pool: asyncpg.Pool) -> None:
+    async with server(pool, SYSTEM_CLOCK) as (http, _):
+        due = SYSTEM_CLOCK.now() + timedelta(seconds=2)
+        sent = event(1, deliverytime=format_timestamp(due), extra="kept")
+        ack = await post(http, sent)
+        assert ack["scheduled"] is True
+        assert ack["offset"] is None
+        assert parse_timestamp(ack["deliveryTime"]) == due
+        listed = (await http.get("/buses/default/scheduled")).json()["scheduled"]
+        assert [item["timerId"] for item in listed] == [ack["timerId"]]
+        # Not before: just ahead of the due time the bus is still empty.
+        await asyncio.sleep(max(0.0, (due - SYSTEM_CLOCK.now()).total_seconds() - 0.15))
+        assert await bus_events(http) == []
+        records = await bus_events(http, wait=5)
+        seen = SYSTEM_CLOCK.now()
+    assert len(records) == 1
+    assert records[0]["event"] == sent  # every attribute preserved
+    async with pool.acquire() as conn:
+        stored_at = await conn.fetchval("SELECT stored_at FROM tideflow_events WHERE ce_id = 'e-1'")
+    assert stored_at >= due
+    assert stored_at - due <= timedelta(seconds=TICK + 0.05)
+    assert seen - due < timedelta(seconds=1)
+
+
+async def test_delay_list_and_cancel_with_an_injected_clock(pool: asyncpg.Pool) -> None:
+    clock = ManualClock(datetime(2026, 1, 1, tzinfo=UTC))
+    async with server(pool, clock) as (http, timers):
+        keep = await post(http, event(1, delay="PT60S"))
+        drop = await post(http, event(2, delay="PT30S"))
+        now = await post(http, event(3))  # no delivery attribute: appended at once
+        assert now["offset"] == 1
+        assert keep["deliveryTime"] == "2026-01-01T00:01:00Z"
+        listed = (await http.get("/buses/default/scheduled")).json()["scheduled"]
+        assert [item["event"]["id"] for item in listed] == ["e-2", "e-1"]
+        gone = await http.delete(f"/buses/default/scheduled/{drop['timerId']}")
+        assert gone.status_code == 204
+        again = await http.delete(f"/buses/default/scheduled/{drop['timerId']}")
+        assert again.status_code == 404
+        assert again.headers["content-type"] == "application/problem+json"
+        clock.advance(61)
+        await timers.run_once()
+        ids = [record["event"]["id"] for record in await bus_events(http)]
+        assert ids == ["e-3", "e-1"]
+        timers_page = (await http.get("/timers", params={"state": "all"})).json()["timers"]
+        assert {t["state"] for t in timers_page} == {"fired", "cancelled"}
+
+
+async def test_reposting_a_held_event_holds_it_once(pool: asyncpg.Pool) -> None:
+    clock = ManualClock(datetime(2026, 1, 1, tzinfo=UTC))
+    async with server(pool, clock) as (http, timers):
+        first = await post(http, event(7, delay="PT10S"))
+        second = await post(http, event(7, delay="PT10S"))
+        assert second["timerId"] == first["timerId"]
+        clock.advance(10)
+        await timers.run_once()
+        assert len(await bus_events(http)) == 1
+
+
+async def test_bad_delivery_attributes_are_rejected_with_the_attribute(pool: asyncpg.Pool) -> None:
+    async with server(pool, ManualClock()) as (http, _):
+        for extensions, attribute in [
+            ({"deliverytime": "tomorrow"}, "deliverytime"),
+            ({"delay": "5 minutes"}, "delay"),
+            ({"delay": "PT5S", "deliverytime": "2030-01-01T00:00:00Z"}, "delay"),
+        ]:
+            response = await http.post(
+                "/buses/default/events",
+                content=orjson.dumps(event(9, **extensions)),
+                headers={"content-type": CE},
+            )
+            assert response.status_code == 400, response.text
+            assert attribute in response.text
+        assert await bus_events(http) == []
+
+
+async def tideflow_cli(server_url: str, *args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tideflow.cli",
+        *args,
+        env={**os.environ, "TIDEFLOW_SERVER": server_url},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_cli_timers_list_and_events_send_with_delay(pool: asyncpg.Pool) -> None:
+    clock = ManualClock(datetime(2026, 1, 1, tzinfo=UTC))
+    async with server(pool, clock) as (http, _):
+        url = str(http.base_url).rstrip("/")
+        code, out, err = await tideflow_cli(
+            url, "events", "send", "--type", "t", "--source", "/cli", "--ext", "delay=PT60S"
+        )
+        assert code == 0, err
+        assert "default scheduled for 2026-01-01T00:01:00Z" in out
+        code, out, err = await tideflow_cli(url, "timers", "list", "--kind", DELAYED_EVENT_KIND)
+        assert code == 0, err
+        assert out.split("\t")[:3] == ["2026-01-01T00:01:00Z", "pending", DELAYED_EVENT_KIND]
+        code, out, err = await tideflow_cli(url, "timers", "list", "--state", "nope")
+        assert code == 1
+        assert "state must be pending, fired, cancelled or all" in err
+        assert "Traceback" not in err
