@@ -270,6 +270,8 @@ def run(
         raise fail(str(exc), exc=exc) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+    except Exception as exc:  # a bug: still one line (the traceback with --verbose)
+        raise fail(f"internal error: {type(exc).__name__}: {exc}", exc=exc) from None
     if printer is not None:
         for event in outcome.emitted:
             printer.line(f"emitted {json.dumps(event, ensure_ascii=False)}")
