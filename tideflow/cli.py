@@ -256,15 +256,15 @@ def run(
     except TideflowError as exc:
         raise fail(str(exc), code=2) from None
     printer = TimelinePrinter() if timeline else None
+    options = LocalOptions(
+        functions=overrides,
+        events=_read_events(events),
+        workflow_dirs=[Path(d) for d in workflows or []],
+        dialect=dialect,
+        on_step=printer,
+        redirects=_read_redirects(server or []),
+    )
     try:
-        options = LocalOptions(
-            functions=overrides,
-            events=_read_events(events),
-            workflow_dirs=[Path(d) for d in workflows or []],
-            dialect=dialect,
-            on_step=printer,
-            redirects=_read_redirects(server or []),
-        )
         outcome = asyncio.run(_run_local(LocalHost(options), model, data, Path(workflow)))
     except TideflowError as exc:
         raise fail(str(exc), exc=exc) from None
