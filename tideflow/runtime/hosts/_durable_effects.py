@@ -78,6 +78,14 @@ def child_id(instance_id: str, run_no: int, key: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"tideflow:{instance_id}/{run_no}/{key}"))
 
 
+def idempotency_key(instance_id: str, run_no: int, key: str) -> str:
+    """``<instance>/<step key>`` (``<instance>/run:<n>/<step key>`` after ``continueAs``).
+
+    Stable across replays; each retry attempt has its own step key.
+    """
+    return f"{instance_id}/{key}" if run_no == 1 else f"{instance_id}/run:{run_no}/{key}"
+
+
 def _answer(entry: dict[str, Any]) -> Any:
     if "error" in entry:
         raise_entry(entry["error"])
@@ -163,7 +171,7 @@ class DurableEffects:
             arguments=arguments,
             selection_set=call.selection_set,
             auth=self._r.auth(definition.auth_ref),
-            idempotency_key=f"{self._r.instance_id}/{call.key}",
+            idempotency_key=idempotency_key(self._r.instance_id, self._r.run_no, call.key),
             base_dir=self._r.host.base_dir,
             timeout=call.timeout_seconds,
         )

@@ -101,6 +101,8 @@ class InstanceRunner:
         """Journal an entry and wait for its commit; apply what the commit reports."""
         control = await self.host.writer.append(self.instance_id, self.run_no, op, key, entry)
         self._apply(control)
+        if self._stop is not None:
+            await asyncio.sleep(0)  # the cancellation lands here, before the next step
 
     def queue(self, op: str, entry: dict[str, Any]) -> None:
         """Journal an entry without waiting (``now``/``new_id``: the next commit covers it)."""
@@ -110,6 +112,8 @@ class InstanceRunner:
     async def register_wait(self, wait: dict[str, Any]) -> None:
         """Record an event wait (committed before the run may park on it)."""
         self._apply(await self.host.writer.add_wait(self.instance_id, wait))
+        if self._stop is not None:
+            await asyncio.sleep(0)
 
     def _apply(self, control: Control) -> None:
         if not control.held:

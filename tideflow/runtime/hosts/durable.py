@@ -301,7 +301,7 @@ class DurableRuntime:
             self._spawn(row, fresh=True)
             self.lifecycle("started", row)
 
-    async def wait_for_completion(  # noqa: ASYNC109 -- the API's ?wait=SECONDS
+    async def wait_for_completion(
         self, instance_id: str, timeout: float | None
     ) -> InstanceRow:
         """The instance once it has ended, or as it is when ``timeout`` seconds pass.

@@ -1,0 +1,149 @@
+"""Durable runtime: continueAs, cancel/suspend/resume, and two runtimes sharing one database."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+from tests.integration.durable_support import Calls, call_state, deploy, runtime, workflow
+
+LOOP = workflow(
+    "loop",
+    [
+        call_state("Inc", "inc", "Check"),
+        {
+            "name": "Check",
+            "type": "switch",
+            "dataConditions": [
+                {"condition": "${ .n >= 3 }", "end": True},
+            ],
+            "defaultCondition": {"end": {"continueAs": {"workflowId": "loop", "data": "${ . }"}}},
+        },
+    ],
+)
+
+
+async def _until(predicate, seconds: float = 10.0) -> None:
+    """Poll another task's progress (not a clock) until ``predicate`` holds."""
+    async with asyncio.timeout(seconds):
+        while not await predicate():  # noqa: ASYNC110 -- progress lives in the database
+            await asyncio.sleep(0.02)
+
+
+async def test_continue_as_starts_fresh_journals(pool) -> None:
+    calls = Calls()
+    await deploy(pool, LOOP)
+    async with runtime(pool, calls) as rt:
+        row = await rt.start_instance("loop", {"n": 0})
+        done = await rt.wait_for_completion(row.id, 10)
+        first = await rt.instances.journal(row.id, 1)
+        last = await rt.instances.journal(row.id, 3)
+    assert done.status == "completed"
+    assert done.output == {"n": 3}
+    assert done.run_no == 3
+    assert first == []  # earlier runs' journals are dropped
+    assert [e["op"] for e in last if e["op"] == "call"] == ["call"]
+    assert len(calls.by_key) == 3
+
+
+SLOW = workflow(
+    "slow2",
+    [call_state("B", "slow", "C"), call_state("C", "inc", None)],
+)
+
+WAITER = workflow(
+    "waiter",
+    [
+        {"name": "Wait", "type": "event", "onEvents": [{"eventRefs": ["go"]}], "transition": "C"},
+        call_state("C", "inc", None),
+    ],
+    events=[{"name": "go", "type": "go", "source": "test"}],
+)
+
+
+async def test_cancel_of_a_running_instance_applies_at_the_next_step(pool) -> None:
+    calls = Calls()
+    calls.gate = asyncio.Event()
+    await deploy(pool, SLOW)
+    async with runtime(pool, calls) as rt:
+        row = await rt.start_instance("slow2", {"n": 0})
+        await _until(lambda: _called(calls))
+        asked = await rt.cancel(row.id)
+        assert asked.requested == "cancel"
+        calls.gate.set()
+        done = await rt.wait_for_completion(row.id, 10)
+        timeline = [t.kind for t in await rt.instances.timeline(row.id)]
+    assert done.status == "cancelled"
+    assert done.ended_at is not None
+    assert len(calls.by_key) == 1  # C never ran
+    assert "instance.cancelled" in timeline
+
+
+async def _called(calls: Calls) -> bool:
+    return bool(calls.by_key)
+
+
+async def test_suspend_resume_and_cancel_a_waiting_instance(pool) -> None:
+    calls = Calls()
+    await deploy(pool, WAITER)
+    async with runtime(pool, calls) as rt:
+        row = await rt.start_instance("waiter", {"n": 5})
+        await _until(lambda: _status(rt, row.id, "waiting"))
+        suspended = await rt.suspend(row.id)
+        assert suspended.status == "suspended"
+        resumed = await rt.resume(row.id)
+        assert resumed.status == "running"
+        await _until(lambda: _status(rt, row.id, "waiting"))  # replayed, waits again
+        assert len(await rt.instances.waits(row.id)) == 1
+        cancelled = await rt.cancel(row.id)
+        assert cancelled.status == "cancelled"
+        assert await rt.instances.waits(row.id) == []
+        final = await rt.wait_for_completion(row.id, 1)
+    assert final.status == "cancelled"
+    assert calls.by_key == Counter()
+
+
+async def _status(rt, instance_id: str, status: str) -> bool:
+    return (await rt.instances.get(instance_id)).status == status
+
+
+SEQ3 = workflow(
+    "seq3",
+    [call_state("A", "inc", "B"), call_state("B", "inc", "C"), call_state("C", "inc", None)],
+)
+
+
+async def test_two_runtimes_share_a_thousand_instances_and_run_none_twice(pool) -> None:
+    calls = Calls()
+    await deploy(pool, SEQ3)
+    from tideflow.runtime.persistence import PostgresInstances
+
+    instances = PostgresInstances(pool)
+    ids = [(await instances.create("seq3", "1", {"n": i})).id for i in range(1000)]
+    async with runtime(pool, calls) as one, runtime(pool, calls) as two:
+        await _until(lambda: _all_done(pool), seconds=60)
+        claimed = (one.worker.claimed, two.worker.claimed)
+    async with pool.acquire() as conn:
+        dupes = await conn.fetchval(
+            "SELECT count(*) FROM (SELECT instance_id, step_key FROM tideflow_journal"
+            " WHERE op = 'call' GROUP BY 1, 2 HAVING count(*) > 1) d"
+        )
+        calls_in_journal = await conn.fetchval(
+            "SELECT count(*) FROM tideflow_journal WHERE op = 'call'"
+        )
+        outputs = dict(await conn.fetch("SELECT id, output FROM tideflow_instances"))
+    assert dupes == 0
+    assert calls_in_journal == 3000
+    assert set(calls.by_key.values()) == {1}
+    assert len(calls.by_key) == 3000
+    assert all(c > 0 for c in claimed), claimed  # both did a share
+    assert sum(claimed) == 1000
+    assert {outputs[i] for i in ids[:3]} == {'{"n": 3}', '{"n": 4}', '{"n": 5}'}
+
+
+async def _all_done(pool) -> bool:
+    async with pool.acquire() as conn:
+        left = await conn.fetchval(
+            "SELECT count(*) FROM tideflow_instances WHERE status <> 'completed'"
+        )
+    return left == 0
