@@ -74,6 +74,12 @@ def _rest_routes(app: FastAPI, state: ServiceState) -> None:
     async def pets_doc() -> Response:
         return Response(PETS_DOC.read_text(), media_type="application/yaml")
 
+    @app.get("/private/pets.yaml")
+    async def private_doc(authorization: str | None = Header(None)) -> Response:
+        if not authorization:
+            raise HTTPException(401, "the document needs credentials")
+        return Response(PETS_DOC.read_text(), media_type="application/yaml")
+
     @app.get("/api/pets")
     async def list_pets(request: Request, limit: int | None = None) -> list[dict[str, Any]]:
         tags = request.query_params.getlist("tag")

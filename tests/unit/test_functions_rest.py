@@ -141,3 +141,16 @@ async def test_redirects_rewrite_document_and_call_urls(svc: Services) -> None:
     )
     async with FunctionInvoker(redirects={"http://localhost:8080": svc.base_url}) as invoker:
         assert (await invoker.invoke(call))["name"] == "Rex"
+
+
+async def test_auth_applies_to_fetching_the_document(svc: Services) -> None:
+    doc = f"{svc.base_url}/private/pets.yaml#getPet"
+    auth = AuthDefinition(name="b", scheme="basic", properties={"username": "u", "password": "p"})
+    async with FunctionInvoker() as invoker:
+        with pytest.raises(FunctionCallError, match="OpenAPI document") as info:
+            await invoker.invoke(Invocation(name="f", operation=doc, arguments={"petId": 1}))
+        pet = await invoker.invoke(
+            Invocation(name="f", operation=doc, arguments={"petId": 1}, auth=auth)
+        )
+    assert info.value.code == "401"
+    assert pet["name"] == "Rex"
