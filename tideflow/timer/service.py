@@ -335,10 +335,13 @@ class TimerService:
             for start in range(0, len(due), self._batch_size):
                 batch = due[start : start + self._batch_size]
                 try:
-                    fired += await self.store.fire(batch, now, self._dispatch)
-                except Exception:
-                    fired += await self._fire_singly(batch, now)
-                self._held.difference_update(batch)
+                    try:
+                        fired += await self.store.fire(batch, now, self._dispatch)
+                    except Exception:  # a handler failed: find which, alone
+                        fired += await self._fire_singly(batch, now)
+                finally:
+                    # Out of the wheel either way: fired, or pending and reloaded by a poll.
+                    self._held.difference_update(batch)
             return fired
 
     async def run_once(self) -> list[TimerRecord]:
@@ -351,8 +354,11 @@ class TimerService:
         for timer_id in batch:
             try:
                 fired += await self.store.fire([timer_id], now, self._dispatch)
-            except Exception as exc:
-                await self._retry_later(timer_id, exc, now)
+            except Exception as exc:  # handler code is not ours
+                try:
+                    await self._retry_later(timer_id, exc, now)
+                except (TideflowError, OSError, asyncpg.PostgresError) as db_exc:
+                    log.warning("timer %s: cannot record the failure: %s", timer_id, db_exc)
         return fired
 
     async def _retry_later(self, timer_id: str, exc: Exception, now: datetime) -> None:
@@ -380,7 +386,10 @@ class TimerService:
     async def _drive(self) -> None:
         while True:
             self._wake.clear()
-            await self.fire_due()
+            try:
+                await self.fire_due()
+            except (TideflowError, OSError, asyncpg.PostgresError) as exc:
+                log.warning("firing timers failed, will retry: %s", exc)
             deadline = self._wheel.next_deadline()
             wait = self._poll_interval
             if deadline is not None:
@@ -392,7 +401,7 @@ class TimerService:
             await self._clock.sleep(self._poll_interval)
             try:
                 await self.load()
-            except TideflowError as exc:
+            except (TideflowError, OSError, asyncpg.PostgresError) as exc:
                 log.warning("loading timers failed, will retry: %s", exc)
 
     async def _sleep_or_wake(self, seconds: float) -> None:
