@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import tideflow.timer
 from tideflow.errors import ConfigurationError
 from tideflow.timer.wheel import DueTimer, TimingWheel
 
@@ -212,3 +215,33 @@ def test_time_going_backwards_fires_nothing_early() -> None:
     assert [t.id for t in wheel.advance(7.0)] == ["b"]
     assert wheel.advance(3.0) == []
     assert [t.id for t in wheel.advance(10.0)] == ["a"]
+
+
+def test_pure_timer_modules_do_no_io() -> None:
+    """The wheel and the schedules are pure: no database, network or asyncio imports."""
+    banned = {"asyncio", "asyncpg", "httpx", "fastapi", "tideflow.db", "tideflow.clock"}
+    root = Path(tideflow.timer.__file__).parent
+    for name in ("wheel.py", "schedules.py", "records.py"):
+        tree = ast.parse((root / name).read_text(encoding="utf-8"))
+        imported = {
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+        }
+        imported |= {
+            node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+        }
+        assert not {m.split(".")[0] for m in imported} & banned, name
+        assert not imported & banned, name
+
+
+def test_timer_package_exports_what_it_lists() -> None:
+    exported = set(tideflow.timer.__all__)
+    assert exported == {n for n in dir(tideflow.timer) if not n.startswith("_")} - {
+        "annotations",
+        "records",
+        "schedules",
+        "wheel",
+    }
+    assert all(getattr(tideflow.timer, name) is not None for name in exported)
