@@ -419,3 +419,46 @@ def test_sonataflow_dialect_leniencies(tmp_path: Path, funcs: Path) -> None:
     assert "hello from sysout" in done.stderr
     # no arguments under the SonataFlow dialect: the function gets the whole state data
     assert json.loads(done.stdout) == {"a": 1, "b": 2, "seen": ["a", "b"]}
+
+
+def test_the_host_enforces_state_and_branch_timeouts(tmp_path: Path, funcs: Path) -> None:
+    wf = write(
+        tmp_path,
+        "wf.yaml",
+        """
+        id: st
+        specVersion: '0.8'
+        start: Race
+        errors:
+          - {name: too slow, code: TIMEOUT}
+        functions:
+          - {name: slow, type: custom, operation: sysout}
+          - {name: double, type: custom, operation: sysout}
+        states:
+          - name: Race
+            type: parallel
+            timeouts: {branchExecTimeout: PT0.1S}
+            branches:
+              - name: quick
+                actions:
+                  - functionRef: {refName: double, arguments: {n: 1}}
+              - name: stuck
+                actions:
+                  - functionRef: slow
+            onErrors:
+              - {errorRef: too slow, transition: Whole state}
+            end: true
+          - name: Whole state
+            type: operation
+            timeouts: {stateExecTimeout: PT0.1S}
+            actions:
+              - functionRef: slow
+            onErrors:
+              - {errorRef: too slow, end: true}
+            end: true
+        """,
+    )
+    done = run(str(wf), "--functions", str(funcs), "--timeline")
+    assert done.exit_code == 0, done.stderr
+    assert done.stderr.count("error.handled") == 2
+    assert "state.entered [Whole state]" in done.stderr
