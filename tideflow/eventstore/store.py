@@ -251,13 +251,19 @@ def event_key(event: object, index: int = 0) -> tuple[str, str]:
         EventRejected: It is not a mapping, or ``source``/``id`` is missing or not a
             non-empty string.
     """
-    if not isinstance(event, Mapping):
+    if type(event) is not dict and not isinstance(event, Mapping):
         raise EventRejected(f"event [{index}] is not a JSON object", index=index)
     for attribute in ("source", "id"):
         value = event.get(attribute)
-        if not isinstance(value, str) or not value:
+        if type(value) is not str or not value:
             raise EventRejected(
                 f"event [{index}]: required attribute {attribute!r} is missing or empty",
+                attribute,
+                index=index,
+            )
+        if "\x00" in value:
+            raise EventRejected(
+                f"event [{index}]: attribute {attribute!r} contains a NUL character",
                 attribute,
                 index=index,
             )

@@ -35,6 +35,8 @@ CREATE TABLE tideflow_events (
     event_offset bigint NOT NULL,
     ce_source text NOT NULL,
     ce_id text NOT NULL,
+    -- 64-bit hash of (source, id), computed by the store: a small index for dedup.
+    ce_key bigint NOT NULL,
     stored_at timestamptz NOT NULL,
     -- The structured CloudEvent exactly as received (json keeps the text).
     event json NOT NULL,
@@ -43,8 +45,9 @@ CREATE TABLE tideflow_events (
 
 -- Deduplication: not UNIQUE (a unique index on a partitioned table must hold
 -- the partition keys); appends of a bus are serialized by its row lock, so a
--- lookup then insert under that lock cannot race.
-CREATE INDEX tideflow_events_key ON tideflow_events (ce_source, ce_id);
+-- lookup then insert under that lock cannot race. The store compares source
+-- and id of every hash match, so a hash collision is never taken as a duplicate.
+CREATE INDEX tideflow_events_key ON tideflow_events (ce_key);
 CREATE INDEX tideflow_events_stored_at ON tideflow_events USING brin (stored_at);
 
 CREATE FUNCTION tideflow_segment_table(p_bus integer, p_segment bigint) RETURNS text

@@ -7,14 +7,10 @@ WHERE b.name = $1
 FOR UPDATE OF b;
 
 -- find_duplicates --
--- Offsets of events already in the bus under these (source, id) keys; one index probe per key
-SELECT k.source, k.id, e.event_offset
-FROM unnest($2::text[], $3::text[]) AS k (source, id)
-CROSS JOIN LATERAL (
-    SELECT event_offset FROM tideflow_events
-    WHERE bus_id = $1 AND ce_source = k.source AND ce_id = k.id
-    LIMIT 1
-) AS e;
+-- Events already in the bus whose (source, id) hash is one of these (the caller compares source and id)
+SELECT ce_source, ce_id, event_offset
+FROM tideflow_events
+WHERE bus_id = $1 AND ce_key = ANY($2::bigint[]);
 
 -- ensure_segments --
 -- Create the bus's segments up to the one holding offset $2 (caller holds the bus row lock)

@@ -1,0 +1,225 @@
+"""Event store ingestion figures (issue 4), in one run against one database.
+
+Scenarios (each an ``async def scenario(ctx) -> dict``, listed in ``SCENARIOS``;
+HTTP scenarios can be added the same way):
+
+* ``limit_copy`` -- the limit: raw asyncpg ``copy_records_to_table`` of the
+  same events, already encoded and numbered, into the same table shape (a
+  segment of a bus created by the store: same columns, same indexes), one
+  transaction per ``--limit-batch`` events (10,000: the store's largest
+  transaction). No lock, no dedup lookup, no offset bookkeeping.
+* ``store_append`` -- ``PostgresEventStore.append`` of the same events in
+  batches of ``--batch``, ``--writers`` concurrent callers (group commit merges
+  them), acknowledged after commit. Includes JSON encoding, the bus lock,
+  dedup lookup, COPY and the offset update. Goal: >= 50% of the limit.
+* ``store_read`` -- reading the whole bus in order, ``--read-batch`` per
+  call, events decoded to dicts. Goal: >= 100,000 events/s.
+* ``http`` (with ``--http``) -- the HTTP figures of ``bench/ingest_http.py``.
+
+Uses ``TIDEFLOW_DATABASE_URL`` if set, else the embedded server in
+``TIDEFLOW_HOME`` (default: the user data directory). The buses it creates
+are deleted at the end. Prints JSON.
+
+    python bench/ingest.py [--events 200000] [--batch 1000] [--writers 4] [--http]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from tideflow.db import open_database  # noqa: E402
+from tideflow.eventstore.postgres import PostgresEventStore, encode_event  # noqa: E402
+from tideflow.eventstore.segments import segment_table  # noqa: E402
+from tideflow.settings import Settings  # noqa: E402
+
+COLUMNS = ("bus_id", "event_offset", "ce_source", "ce_id", "ce_key", "stored_at", "event")
+
+
+def make_event(run: str, n: int) -> dict[str, Any]:
+    """A realistic small CloudEvent (~350 bytes as JSON), as bench/ingest_http.py sends."""
+    return {
+        "specversion": "1.0",
+        "id": f"{run}-{n}",
+        "source": "/bench/orders",
+        "type": "com.example.order.created",
+        "time": "2026-01-01T00:00:00Z",
+        "subject": f"order-{n}",
+        "datacontenttype": "application/json",
+        "region": "eu-west",
+        "data": {"order": n, "customer": f"c-{n % 977}", "items": [1, 2, 3], "total": 99.5},
+    }
+
+
+@dataclass
+class Context:
+    """What scenarios share: the database, the store, the options, earlier results."""
+
+    dsn: str
+    pool: Any
+    store: PostgresEventStore
+    args: argparse.Namespace
+    run: str
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    buses: list[str] = field(default_factory=list)
+
+    async def new_bus(self, purpose: str) -> str:
+        name = f"bench-{self.run}-{purpose}"
+        await self.store.create_bus(name)
+        self.buses.append(name)
+        return name
+
+    def events(self, tag: str) -> list[dict[str, Any]]:
+        return [make_event(f"{self.run}{tag}", n) for n in range(self.args.events)]
+
+
+def rate(count: int, seconds: float) -> dict[str, Any]:
+    return {"events": count, "seconds": round(seconds, 3), "events_per_s": round(count / seconds)}
+
+
+async def limit_copy(ctx: Context) -> dict[str, Any]:
+    """Raw COPY of pre-encoded, pre-numbered records into a segment table of the same shape."""
+    bus = await ctx.new_bus("limit")
+    bus_id = await ctx.pool.fetchval("SELECT id FROM tideflow_buses WHERE name = $1", bus)
+    table = segment_table(bus_id, 0)
+    now = datetime.now(UTC)
+    records = []
+    for offset, event in enumerate(ctx.events("L"), start=1):
+        source, event_id, key, text = encode_event(event, 0)
+        records.append((bus_id, offset, source, event_id, key, now, text))
+    size = ctx.args.limit_batch
+    started = time.perf_counter()
+    async with ctx.pool.acquire() as conn:
+        for start in range(0, len(records), size):
+            chunk = records[start : start + size]
+            async with conn.transaction():
+                await conn.copy_records_to_table(table, records=chunk, columns=COLUMNS)
+    return {
+        "scenario": "limit: raw copy_records_to_table",
+        **rate(len(records), time.perf_counter() - started),
+    }
+
+
+async def store_append(ctx: Context) -> dict[str, Any]:
+    """The store's batch append, ``--writers`` concurrent callers."""
+    bus = await ctx.new_bus("append")
+    ctx.results.setdefault("_buses", {})["append"] = bus
+    events = ctx.events("A")
+    size = ctx.args.batch
+    batches = [events[i : i + size] for i in range(0, len(events), size)]
+    queue: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue()
+    for batch in batches:
+        queue.put_nowait(batch)
+
+    async def writer() -> None:
+        while not queue.empty():
+            await ctx.store.append(bus, queue.get_nowait())
+
+    transactions = ctx.store._committer.batches
+    started = time.perf_counter()
+    await asyncio.gather(*(writer() for _ in range(ctx.args.writers)))
+    elapsed = time.perf_counter() - started
+    figures = rate(len(events), elapsed)
+    figures["transactions"] = ctx.store._committer.batches - transactions
+    limit = ctx.results.get("limit_copy", {}).get("events_per_s")
+    if limit:
+        figures["of_limit"] = round(figures["events_per_s"] / limit, 2)
+        figures["goal_met"] = figures["of_limit"] >= 0.5
+    name = f"store append, {size}/call, {ctx.args.writers} writers"
+    return {"scenario": name, **figures}
+
+
+async def store_read(ctx: Context) -> dict[str, Any]:
+    """Read the appended bus in order, decoding every event."""
+    bus = ctx.results["_buses"]["append"]
+    cursor, count = 0, 0
+    started = time.perf_counter()
+    while True:
+        events = await ctx.store.read(bus, cursor, ctx.args.read_batch)
+        if not events:
+            break
+        count += len(events)
+        cursor = events[-1].offset
+    figures = rate(count, time.perf_counter() - started)
+    figures["goal_met"] = figures["events_per_s"] >= 100_000
+    return {"scenario": f"store read in order, {ctx.args.read_batch}/call", **figures}
+
+
+async def http(ctx: Context) -> list[dict[str, Any]]:
+    """The HTTP scenarios of bench/ingest_http.py against the same database."""
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    import ingest_http
+
+    results: list[dict[str, Any]] = await ingest_http.run_all(ctx.dsn, scale=ctx.args.http_scale)
+    limit = ctx.results.get("limit_copy", {}).get("events_per_s")
+    if limit:
+        for result in results:
+            result["of_limit"] = round(result["events_per_s"] / limit, 2)
+    return results
+
+
+Scenario = Callable[[Context], Awaitable[Any]]
+SCENARIOS: dict[str, Scenario] = {
+    "limit_copy": limit_copy,
+    "store_append": store_append,
+    "store_read": store_read,
+}
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    settings = Settings.from_env()
+    scenarios = dict(SCENARIOS)
+    if args.http:
+        scenarios["http"] = http
+    async with open_database(settings, max_size=8) as database:
+        store = PostgresEventStore(database.pool, segment_size=max(args.events, 1_000_000))
+        await store.start()
+        ctx = Context(database.dsn, database.pool, store, args, run=str(time.time_ns())[-8:])
+        output: dict[str, Any] = {
+            "database": database.describe(),
+            "server_version": await database.pool.fetchval("SHOW server_version"),
+            "scenarios": [],
+        }
+        try:
+            for name, scenario in scenarios.items():
+                result = await scenario(ctx)
+                if isinstance(result, dict):
+                    ctx.results[name] = result
+                    output["scenarios"].append(result)
+                else:
+                    output["scenarios"].extend(result)
+        finally:
+            for bus in ctx.buses:
+                await store.delete_bus(bus)
+            await store.stop()
+    return output
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Event store ingestion figures (issue 4)")
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--writers", type=int, default=4)
+    parser.add_argument("--limit-batch", type=int, default=10_000, help="events per raw COPY")
+    parser.add_argument("--read-batch", type=int, default=5000)
+    parser.add_argument("--http", action="store_true", help="also run bench/ingest_http.py")
+    parser.add_argument("--http-scale", type=float, default=1.0)
+    args = parser.parse_args()
+    output = asyncio.run(main_async(args))
+    print(orjson.dumps(output, option=orjson.OPT_INDENT_2).decode())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""Dedup on PostgreSQL: a 64-bit hash finds candidates, source and id decide."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from tideflow.eventstore import DEFAULT_BUS
+from tideflow.eventstore.postgres import PostgresEventStore, key_hash
+
+
+def ce(i: str, source: str = "/d") -> dict[str, object]:
+    return {"specversion": "1.0", "id": i, "source": source, "type": "t"}
+
+
+async def test_a_hash_collision_is_not_a_duplicate(pool: Any) -> None:
+    store = PostgresEventStore(pool)
+    await store.start()
+    try:
+        await store.append(DEFAULT_BUS, [ce("a")])
+        # Forge a stored event whose hash equals that of ("/d", "b"): a collision.
+        bus_id = await pool.fetchval("SELECT id FROM tideflow_buses WHERE name = 'default'")
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO tideflow_events VALUES ($1, 2, '/other', 'x', $2, $3, '{}')",
+                bus_id,
+                key_hash("/d", "b"),
+                datetime.now(UTC),
+            )
+            await conn.execute("UPDATE tideflow_buses SET next_offset = 3 WHERE id = $1", bus_id)
+        acks = await store.append(DEFAULT_BUS, [ce("b"), ce("a")])
+        assert [(a.offset, a.duplicate) for a in acks] == [(3, False), (1, True)]
+    finally:
+        await store.stop()
+
+
+def test_key_hash_is_stable_and_separates_fields() -> None:
+    assert key_hash("/s", "1") == key_hash("/s", "1")
+    assert key_hash("/s", "1") != key_hash("/s1", "")
+    assert -(2**63) <= key_hash("a", "b") < 2**63
