@@ -258,3 +258,34 @@ async def test_state_ids_may_be_transition_targets_and_revisits_get_new_keys() -
         "Inc/action:0/attempt:1",
         "Inc#2/action:0/attempt:1",
     ]
+
+
+async def test_unhandled_error_in_compensation_fails_the_instance() -> None:
+    from tideflow.errors import FunctionCallError
+
+    def broken(_: dict) -> None:
+        raise FunctionCallError("cannot cancel", code="409")
+
+    effects = ScriptedEffects({"book": {}, "cancel": broken})
+    result = await run(workflow(_booking("end"), functions=[fn("book"), fn("cancel")]), {}, effects)
+    assert isinstance(result, Failed)
+    assert (result.error.code, result.error.state) == ("409", "UndoFlight")
+
+
+async def test_compensation_state_may_handle_its_own_errors() -> None:
+    from tideflow.errors import FunctionCallError
+
+    def broken(_: dict) -> None:
+        raise FunctionCallError("cannot cancel", code="409")
+
+    states = _booking("end")
+    undo_flight = next(s for s in states if s["name"] == "UndoFlight")
+    undo_flight["onErrors"] = [{"errorRef": "Conflict", "end": True}]
+    effects = ScriptedEffects({"book": {}, "cancel": broken})
+    wf = workflow(
+        states, functions=[fn("book"), fn("cancel")], errors=[{"name": "Conflict", "code": "409"}]
+    )
+    result = await run(wf, {}, effects)
+    assert isinstance(result, Failed)  # UndoHotel's error is not handled
+    assert result.error.state == "UndoHotel"
+    assert "error.handled" in kinds(result)

@@ -396,3 +396,89 @@ async def test_foreach_over_ten_thousand_items_with_an_expression_function() -> 
     assert isinstance(result, Completed)
     assert result.output["out"][-1] == 9999 * 9999
     assert len(result.output["out"]) == 10_000
+
+
+async def test_parallel_num_completed_may_be_a_string() -> None:
+    import asyncio
+
+    async def never(_: dict) -> dict:
+        await asyncio.Event().wait()
+        return {}
+
+    effects = ScriptedEffects({"fa": {"a": 1}, "fb": never, "fc": never})
+    wf = workflow(
+        [_parallel(completionType="atLeast", numCompleted="1")],
+        functions=[fn("fa"), fn("fb"), fn("fc")],
+    )
+    result = await run(wf, {}, effects)
+    assert isinstance(result, Completed)
+    assert result.output == {"a": 1}
+
+
+async def test_foreach_batch_size_string_limits_concurrency() -> None:
+    import asyncio
+
+    running = {"now": 0, "peak": 0}
+
+    async def track(a: dict) -> int:
+        running["now"] += 1
+        running["peak"] = max(running["peak"], running["now"])
+        await asyncio.sleep(0)
+        running["now"] -= 1
+        return a["v"]
+
+    state = {
+        "name": "F",
+        "type": "foreach",
+        "inputCollection": "${ .items }",
+        "outputCollection": "${ .out }",
+        "batchSize": "2",
+        "actions": [call("track", arguments={"v": "${ .item }"})],
+        "end": True,
+    }
+    effects = ScriptedEffects({"track": track})
+    result = await run(
+        workflow([state], functions=[fn("track")]), {"items": [1, 2, 3, 4, 5]}, effects
+    )
+    assert isinstance(result, Completed)
+    assert result.output["out"] == [1, 2, 3, 4, 5]
+    assert running["peak"] == 2
+
+
+async def test_event_data_only_false_filters_see_context_attributes() -> None:
+    events = [{"name": "Full", "type": "full", "source": "s", "dataOnly": False}]
+    state = {
+        "name": "E",
+        "type": "event",
+        "onEvents": [
+            {
+                "eventRefs": ["Full"],
+                "eventDataFilter": {
+                    "data": "${ {id: .id, who: .data.who} }",
+                    "toStateData": "${ .ev }",
+                },
+            }
+        ],
+        "end": True,
+    }
+    ce = {"specversion": "1.0", "id": "e-7", "source": "s", "type": "full", "data": {"who": "ada"}}
+    result = await run(workflow([state], events=events), {}, ScriptedEffects(events=[ce]))
+    assert isinstance(result, Completed)
+    assert result.output == {"ev": {"id": "e-7", "who": "ada"}}
+
+
+async def test_callback_timeout_moves_on_without_the_event() -> None:
+    state = {
+        "name": "Cb",
+        "type": "callback",
+        "action": call("ask"),
+        "eventRef": "Approved",
+        "timeouts": {"eventTimeout": "PT1M"},
+        "end": True,
+    }
+    effects = ScriptedEffects({"ask": {"asked": True}}, expire=["Cb/events"])
+    wf = workflow([state], events=_event_defs(), functions=[fn("ask")])
+    result = await run(wf, {}, effects)
+    assert isinstance(result, Completed)
+    assert result.output == {"asked": True}
+    assert effects.requests[1].timeout_seconds == 60.0
