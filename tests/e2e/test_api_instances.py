@@ -252,10 +252,50 @@ async def test_deleted_workflow_starts_nothing_but_old_instances_stay(
     assert (await client.get(f"/instances/{done['id']}")).json()["status"] == "completed"
 
 
-async def test_metrics_count_instances_and_lifecycle_events(client: httpx.AsyncClient) -> None:
-    await start(client, "greeter", {}, wait=20)
-    text = (await client.get("/metrics")).text
-    assert "tideflow_step_seconds" in text
-    assert "tideflow_journal_commit_seconds" in text
-    assert 'tideflow_bus_events{bus="tideflow.lifecycle"}' in text
-    assert "tideflow_events_out_total" in text
+def sample(text: str, name: str) -> float:
+    """The value of one sample line of the Prometheus text format."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no sample {name} in:\n{text}")
+
+
+COUNTER = """\
+id: counter
+version: "1"
+specVersion: "0.8"
+start: Count
+functions:
+  - name: size
+    type: custom
+    operation: python:builtins:len
+states:
+  - name: Count
+    type: operation
+    actions:
+      - functionRef:
+          refName: size
+          arguments: {a: 1, b: 2}
+        actionDataFilter:
+          toStateData: ${ .size }
+    end: true
+"""
+
+
+async def test_metrics_count_instances_steps_and_events(client: httpx.AsyncClient) -> None:
+    assert (await client.post("/workflows", content=COUNTER, headers=YAML)).status_code == 201
+    counted = await start(client, "counter", {}, wait=20)
+    assert counted["output"] == {"size": 2}, counted
+    await start(client, "failing", {}, wait=20)
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert sample(text, 'tideflow_instance_lifecycle_total{kind="started"}') == 2
+    assert sample(text, 'tideflow_instance_lifecycle_total{kind="completed"}') == 1
+    assert sample(text, 'tideflow_instance_lifecycle_total{kind="failed"}') == 1
+    assert sample(text, "tideflow_step_seconds_count") == 1  # the python: call
+    assert sample(text, "tideflow_journal_commits") >= 1
+    assert sample(text, 'tideflow_bus_events{bus="tideflow.lifecycle"}') >= 4
+    assert "tideflow_journal_commit_seconds_bucket" in text
+    assert "tideflow_events_in_total" in text

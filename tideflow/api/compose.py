@@ -118,7 +118,6 @@ async def _open_runtime(
     options: SystemOptions,
 ) -> AsyncIterator[Any]:
     """The started durable runtime; on exit it stops first, so in-flight steps settle."""
-    from tideflow.runtime.functions import FunctionInvoker
     from tideflow.runtime.hosts.durable import DurableRuntime, RuntimeOptions
 
     async def emit(event: dict[str, Any]) -> None:
@@ -126,19 +125,40 @@ async def _open_runtime(
         metrics.events_out(1, kind="workflow")
 
     base_dir = options.workflow_dirs[0].resolve() if options.workflow_dirs else Path.cwd()
-    async with FunctionInvoker(overrides=options.functions, redirects=options.redirects) as calls:
+    calls = _timed_invoker(metrics, options)
+    async with calls:
         runtime = DurableRuntime(
             pool,
             RuntimeOptions(base_dir=base_dir, functions=options.functions),
             invoker=calls,
             emit=emit,
-            on_lifecycle=lambda event: lifecycle.post(notice_of(event)),
+            on_lifecycle=lambda event: _on_lifecycle(event, lifecycle, metrics),
         )
         await runtime.start()
         try:
             yield runtime
         finally:
             await runtime.stop()
+
+
+def _on_lifecycle(event: Any, lifecycle: LifecyclePublisher, metrics: Metrics) -> None:
+    metrics.lifecycle(event.kind)
+    lifecycle.post(notice_of(event))
+
+
+def _timed_invoker(metrics: Metrics, options: SystemOptions) -> Any:
+    """A function invoker that records each call's duration as a step latency."""
+    from tideflow.runtime.functions import FunctionInvoker, Invocation
+
+    class TimedInvoker(FunctionInvoker):
+        async def invoke(self, call: Invocation) -> Any:
+            started = SYSTEM_CLOCK.monotonic()
+            try:
+                return await super().invoke(call)
+            finally:
+                metrics.step(SYSTEM_CLOCK.monotonic() - started)
+
+    return TimedInvoker(overrides=options.functions, redirects=options.redirects)
 
 
 def notice_of(event: Any) -> LifecycleNotice:

@@ -4,7 +4,11 @@ One :class:`Metrics` per server process, with its own collector registry
 (several apps in one test process do not clash). Figures:
 
 - ``tideflow_instances{status}``: instances by status, counted in the
-  database when scraped (so every process on one database agrees);
+  database when scraped (so every process on one database agrees), when the
+  instances gateway offers ``count_by_status``;
+- ``tideflow_instance_lifecycle_total{kind}``: instances this process
+  started, completed, failed, cancelled... (from the lifecycle hook);
+- ``tideflow_journal_commits``: journal group commits of this process;
 - ``tideflow_step_seconds``: how long workflow steps (function calls) took;
 - ``tideflow_journal_commit_seconds``: how long journal group commits took;
 - ``tideflow_bus_events{bus}``: events appended to each bus so far (its last
@@ -80,6 +84,18 @@ class Metrics:
         self.events_in_total = Counter(
             "tideflow_events_in", "Events delivered to waiting instances.", registry=self.registry
         )
+        self.lifecycle_total = Counter(
+            "tideflow_instance_lifecycle",
+            "Lifecycle notices of instances run by this process, by kind "
+            "(started, completed, failed, cancelled, ...).",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.journal_commits = Gauge(
+            "tideflow_journal_commits",
+            "Journal group commits made by this process.",
+            registry=self.registry,
+        )
         self.events_out_total = Counter(
             "tideflow_events_out",
             "Events produced: by workflows (produceEvents) and lifecycle events.",
@@ -103,6 +119,10 @@ class Metrics:
         """Count events produced (``workflow`` or ``lifecycle``)."""
         self.events_out_total.labels(kind=kind).inc(count)
 
+    def lifecycle(self, kind: str) -> None:
+        """Count one lifecycle notice (started, state.entered, completed, ...)."""
+        self.lifecycle_total.labels(kind=kind).inc()
+
     def lifecycle_published(self, count: int) -> None:
         """Count lifecycle events appended (the lifecycle publisher's hook)."""
         self.events_out(count, kind="lifecycle")
@@ -117,6 +137,8 @@ class Metrics:
         counter = getattr(services.instances, "count_by_status", None)
         if counter is not None:
             self.set_instances(await counter())
+        writer = getattr(services.runtime, "writer", None)
+        self.journal_commits.set(getattr(writer, "commits", 0))
         for bus in await services.events.list_buses():
             try:
                 info = await services.events.get_bus(bus.name)
