@@ -160,3 +160,19 @@ async def test_keep_active_ends_at_terminate() -> None:
     result = await run(wf, {}, effects)
     assert isinstance(result, Terminated)
     assert effects.log == []
+
+
+async def test_keep_active_without_interrupt_sleeps_the_remaining_time() -> None:
+    states = [
+        {"name": "Nap", "type": "sleep", "duration": "PT20S", "transition": "A"},
+        {"name": "A", "type": "inject", "data": {"a": 1}, "end": True},
+    ]
+    wf = workflow(
+        states,
+        keep_active=True,
+        timeouts={"workflowExecTimeout": {"duration": "PT1M", "interrupt": False}},
+    )
+    effects = ScriptedEffects()
+    result = await run(wf, {}, effects)
+    assert isinstance(result, Completed)
+    assert effects.log[-1] == ("sleep", "keepActive", 40.0)

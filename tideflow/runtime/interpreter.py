@@ -34,7 +34,7 @@ from tideflow.errors import (
     StepTimeout,
     StoreError,
 )
-from tideflow.isotime import duration_seconds, format_timestamp
+from tideflow.isotime import duration_seconds, format_timestamp, parse_timestamp
 from tideflow.runtime import timeouts
 from tideflow.runtime._context import Compiled, Run, StepCallback
 from tideflow.runtime._input import InputChecker
@@ -268,7 +268,9 @@ class Interpreter:
         # workflowExecTimeout (or forever); the host parks it in a sleep.
         seconds = math.inf
         if self._wet is not None and not self._wet.interrupt and self._wet_seconds is not None:
-            seconds = self._wet_seconds
+            started = parse_timestamp(run.variables["WORKFLOW"]["startTime"])
+            elapsed = (run.effects.now() - started).total_seconds()
+            seconds = max(0.0, self._wet_seconds - elapsed)
         run.step("keep_active", "keepActive", None)
         request = SleepRequest(key="keepActive", seconds=seconds, reason="keepActive")
         await run.effects.sleep(request)
