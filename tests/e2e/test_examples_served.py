@@ -24,8 +24,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.conftest import with_database
-from tests.support.served import Served, serve_process
+from tests.support.served import Served, copied_database, serve_process
 from tests.support.services import Services, start_services
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,16 +40,9 @@ async def database(
     pg_server_url: str, pg_template: str, _db_names: tuple[str, list[int]]
 ) -> AsyncIterator[str]:
     """A fresh migrated database for the whole module (the ``pg_url`` recipe, module-wide)."""
-    import asyncpg
-
     name = f"t_{_db_names[0]}_served_examples"
-    admin = await asyncpg.connect(pg_server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
-        yield with_database(pg_server_url, name)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with copied_database(pg_server_url, pg_template, name) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

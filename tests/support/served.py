@@ -14,8 +14,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,3 +82,19 @@ def serve_process(database_url: str, home: Path, *args: str) -> Iterator[Served]
         yield Served(url, process, log)
     finally:
         stop(process)
+
+
+@asynccontextmanager
+async def copied_database(server_url: str, template: str, name: str) -> AsyncIterator[str]:
+    """A database copied from ``template`` (what ``pg_url`` does), for a wider scope."""
+    import asyncpg
+
+    from tests.conftest import with_database
+
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        yield with_database(server_url, name)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

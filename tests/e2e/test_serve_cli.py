@@ -1,0 +1,209 @@
+"""``tideflow serve`` as a process, and the workflows/instances CLI against it.
+
+One real server process (``tideflow serve`` on a free port, a database
+copied from the migrated template) serves the module; each CLI command runs
+as its own process with ``--server URL``, as a user would type it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.served import Served, copied_database, serve_process, stop
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples" / "workflows"
+
+SLEEPER = """\
+id: sleeper
+version: "1"
+specVersion: "0.8"
+start: Nap
+states:
+  - name: Nap
+    type: sleep
+    duration: PT1H
+    end: true
+"""
+
+BROKEN = """\
+id: broken
+specVersion: "0.8"
+start: Nowhere
+states:
+  - name: First
+    type: teleport
+    end: true
+"""
+
+
+@pytest.fixture(scope="module")
+async def database(
+    pg_server_url: str, pg_template: str, _db_names: tuple[str, list[int]]
+) -> AsyncIterator[str]:
+    async with copied_database(pg_server_url, pg_template, f"t_{_db_names[0]}_serve_cli") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def server(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with serve_process(database, tmp_path_factory.mktemp("serve")) as running:
+        yield running
+
+
+def cli(*args: str, server: str | None = None) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "tideflow.cli", *args]
+    if server is not None:
+        command += ["--server", server]
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=90, cwd=ROOT, check=False
+    )
+
+
+def ok(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def status_of(server: Served, instance_id: str) -> str:
+    shown: dict[str, Any] = httpx.get(f"{server.url}/instances/{instance_id}").json()
+    return str(shown["status"])
+
+
+def wait_status(server: Served, instance_id: str, status: str) -> None:
+    deadline = time.monotonic() + 30
+    while status_of(server, instance_id) != status:
+        assert time.monotonic() < deadline, f"{instance_id} never became {status}"
+        time.sleep(0.05)
+
+
+def test_deploy_start_and_show_like_the_readme(server: Served) -> None:
+    out = ok(cli("workflows", "deploy", str(EXAMPLES / "hello-world.yaml"), server=server.url))
+    assert out.split() == ["hello-world", "1.0"]
+    listed = ok(cli("workflows", "list", server=server.url))
+    assert listed.splitlines()[0].split("\t")[:2] == ["hello-world", "1.0"]
+
+    started = ok(cli("instances", "start", "hello-world", "--input", '{"name": "Ada"}',
+                     "--wait", "30", server=server.url))  # fmt: skip
+    instance = json.loads(started)
+    assert instance["status"] == "completed"
+    assert instance["output"] == {"message": "Hello, Ada!"}
+
+    shown = json.loads(ok(cli("instances", "show", instance["id"], "--timeline",
+                              server=server.url)))  # fmt: skip
+    assert shown["id"] == instance["id"]
+    assert shown["output"] == {"message": "Hello, Ada!"}
+    assert any(entry["kind"] == "state.entered" for entry in shown["timeline"])
+
+    rows = ok(cli("instances", "list", "--status", "completed", server=server.url))
+    assert instance["id"] in {row.split("\t")[0] for row in rows.splitlines()}
+    assert ok(cli("instances", "list", "--status", "failed", server=server.url)) == ""
+
+
+def test_start_without_wait_prints_id_and_status(server: Served) -> None:
+    ok(cli("workflows", "deploy", str(EXAMPLES / "vat-calculator.yaml"), server=server.url))
+    data = (EXAMPLES / "vat-calculator.input.json").read_text()
+    out = ok(cli("instances", "start", "vat-calculator", "--input", data, server=server.url))
+    instance_id, status = out.split()
+    assert status in ("running", "completed")
+    wait_status(server, instance_id, "completed")
+
+
+def test_suspend_resume_and_cancel(server: Served, tmp_path: Path) -> None:
+    definition = tmp_path / "sleeper.yaml"
+    definition.write_text(SLEEPER)
+    assert ok(cli("workflows", "deploy", str(definition), server=server.url)).split() == [
+        "sleeper",
+        "1",
+    ]
+    instance_id = ok(cli("instances", "start", "sleeper", server=server.url)).split()[0]
+    wait_status(server, instance_id, "waiting")
+    out = ok(cli("instances", "suspend", instance_id, server=server.url))
+    assert out.split() == [instance_id, "suspended"]
+    out = ok(cli("instances", "resume", instance_id, server=server.url))
+    assert out.split()[1] in ("running", "waiting")
+    wait_status(server, instance_id, "waiting")
+    out = ok(cli("instances", "cancel", instance_id, server=server.url))
+    assert out.split() == [instance_id, "cancelled"]
+    again = cli("instances", "cancel", instance_id, server=server.url)
+    assert again.returncode == 1
+    assert again.stderr.startswith("error: ")
+    assert "already cancelled" in again.stderr
+    assert "[HTTP 409]" in again.stderr
+
+
+def test_invalid_definition_prints_each_problem_without_a_traceback(
+    server: Served, tmp_path: Path
+) -> None:
+    definition = tmp_path / "broken.yaml"
+    definition.write_text(BROKEN)
+    done = cli("workflows", "deploy", str(definition), server=server.url)
+    assert done.returncode == 1
+    first, *problems = done.stderr.strip().splitlines()
+    assert first.startswith(f"error: {definition}: ")
+    assert "[HTTP 422]" in first
+    assert any(line.strip().startswith("start:") for line in problems)
+    assert any(line.strip().startswith("states[0]") for line in problems)
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("instances", "show", "no-such-instance"), "does not exist [HTTP 404]"),
+        (("instances", "start", "no-such-workflow"), "not deployed [HTTP 404]"),
+        (("instances", "list", "--status", "sleepy"), "unknown status 'sleepy'"),
+        (("instances", "start", "x", "--input", "{oops"), "--input: not JSON"),
+        (("workflows", "deploy", "/no/such/file.yaml"), "/no/such/file.yaml: No such file"),
+    ],
+)
+def test_errors_are_one_clear_line(server: Served, args: tuple[str, ...], words: str) -> None:
+    done = cli(*args, server=server.url)
+    assert done.returncode != 0
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert words in done.stderr
+
+
+def test_unreachable_server_is_one_clear_line() -> None:
+    done = cli("workflows", "list", server="http://127.0.0.1:9")
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: cannot reach the Tideflow server at http://127.0.0.1:9")
+    assert done.stderr.count("\n") == 1
+
+
+def test_serve_deploys_a_folder_and_shuts_down_gracefully(
+    database: str, tmp_path: Path, server: Served
+) -> None:
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    (folder / "sleeper.yaml").write_text(SLEEPER.replace("id: sleeper", "id: folder-sleeper"))
+    (folder / "broken.yaml").write_text(BROKEN)
+    (folder / "sleeper.input.json").write_text("{}")  # not a definition: skipped
+    with serve_process(database, tmp_path, "--workflows", str(folder)) as second:
+        listed = httpx.get(f"{second.url}/workflows").json()["workflows"]
+        assert "folder-sleeper" in {w["id"] for w in listed}
+        assert "broken" not in {w["id"] for w in listed}
+        started = httpx.post(f"{second.url}/workflows/folder-sleeper/instances", json={})
+        instance_id = started.json()["id"]
+        wait_status(second, instance_id, "waiting")
+        assert stop(second.process) == 0
+        log = second.output()
+    assert "not deployed" in log
+    assert "broken.yaml" in log
+    # the first server, on the same database, still sees the instance waiting
+    assert status_of(server, instance_id) == "waiting"
+
+
+def test_serve_refuses_a_missing_workflows_folder(tmp_path: Path) -> None:
+    done = cli("serve", "--workflows", str(tmp_path / "nope"))
+    assert done.returncode == 2
+    assert "not a folder" in done.stderr
