@@ -48,6 +48,8 @@ class Control:
 
     held: bool
     requested: str | None = None
+    row: Any = None
+    """The instance's final row, when the commit ended it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,7 +94,8 @@ class NewInstance:
 
     id: str
     workflow_id: str
-    version: str
+    version: str | None
+    """``None``: the latest non-deleted version."""
     input: Any
     parent_id: str | None = None
     parent_key: str | None = None
@@ -208,24 +211,28 @@ class JournalWriter:
     # --- the committing task ---------------------------------------------------
 
     async def run(self) -> None:
-        """Commit batches until :meth:`close`; then commit what is left and return."""
-        while True:
-            await self._dirty.wait()
-            self._dirty.clear()
-            batch, self._batch = self._batch, _Batch()
-            if batch or batch.waiters:
-                await self._commit(batch)
-            if self._closed and not self._batch and not self._batch.waiters:
-                return
+        """Commit batches until :meth:`close`; then commit what is left and return.
+
+        The writer keeps one connection for itself (no pool round trip per batch).
+        """
+        async with self._pool.acquire() as conn:
+            while True:
+                await self._dirty.wait()
+                self._dirty.clear()
+                batch, self._batch = self._batch, _Batch()
+                if batch or batch.waiters:
+                    await self._commit(conn, batch)
+                if self._closed and not self._batch and not self._batch.waiters:
+                    return
 
     def close(self) -> None:
         """Stop accepting writes; :meth:`run` returns after the last batch."""
         self._closed = True
         self._dirty.set()
 
-    async def _commit(self, batch: _Batch) -> None:
+    async def _commit(self, conn: asyncpg.Connection, batch: _Batch) -> None:
         try:
-            held, _finished, created = await self._write(batch)
+            held, finished, created = await self._write(conn, batch)
         except (asyncpg.PostgresError, OSError) as exc:
             error = StoreError(f"journal commit failed: {exc}")
             for future in [f for _, f in batch.waiters] + [f for _, f in batch.creates]:
@@ -240,11 +247,11 @@ class JournalWriter:
         for instance_id, future in batch.waiters:
             if not future.done():
                 found = instance_id in held
-                future.set_result(Control(found, held.get(instance_id)))
+                future.set_result(Control(found, held.get(instance_id), finished.get(instance_id)))
 
     async def _write(
-        self, batch: _Batch
-    ) -> tuple[dict[str, str | None], list[str], dict[str, Any]]:
+        self, conn: asyncpg.Connection, batch: _Batch
+    ) -> tuple[dict[str, str | None], dict[str, Any], dict[str, Any]]:
         ids = sorted(
             {e[0] for e in batch.entries}
             | {t[0] for t in batch.timeline}
@@ -255,7 +262,7 @@ class JournalWriter:
         )
         progress = [batch.progress.get(i, (None, None, False)) for i in ids]
         created: dict[str, Any] = {}
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with conn.transaction():
             if batch.creates:
                 created = await self._create(conn, [n for n, _ in batch.creates])
             rows = await conn.fetch(
@@ -271,7 +278,7 @@ class JournalWriter:
             await self._insert(conn, batch, held)
             finished = await self._transitions(conn, batch.transitions, held)
             if finished:
-                await self._notify_done(conn, finished)
+                await self._notify_done(conn, list(finished))
         return held, finished, created
 
     async def _create(self, conn: asyncpg.Connection, news: list[NewInstance]) -> dict[str, Any]:
@@ -315,21 +322,20 @@ class JournalWriter:
         conn: asyncpg.Connection,
         transitions: Sequence[tuple[str, Transition]],
         held: dict[str, str | None],
-    ) -> list[str]:
-        finished: list[str] = []
+    ) -> dict[str, Any]:
+        finished: dict[str, Any] = {}
         for instance_id, change in transitions:
             if instance_id not in held:
                 continue
             if isinstance(change, Finish):
-                await self._finish(conn, instance_id, change)
-                finished.append(instance_id)
+                finished[instance_id] = await self._finish(conn, instance_id, change)
             elif isinstance(change, Park):
                 await self._park(conn, instance_id, change)
             elif isinstance(change, Stop):
                 await conn.execute(Q["stop_instance"], instance_id, change.status, self._owner)
                 if change.status == "cancelled":
                     await conn.execute(Q["delete_waits"], instance_id)
-                    finished.append(instance_id)
+                    finished[instance_id] = None
             else:
                 run_no = await conn.fetchval(
                     Q["continue_instance"],
@@ -342,7 +348,7 @@ class JournalWriter:
                 await conn.execute(Q["drop_journal"], instance_id, run_no)
         return finished
 
-    async def _finish(self, conn: asyncpg.Connection, instance_id: str, change: Finish) -> None:
+    async def _finish(self, conn: asyncpg.Connection, instance_id: str, change: Finish) -> Any:
         row = await conn.fetchrow(
             Q["finish_instance"],
             instance_id,
@@ -363,6 +369,7 @@ class JournalWriter:
                 Q["answer_parent"], row["parent_id"], row["parent_key"], dumps(entry)
             )
             await conn.execute(Q["notify"], NOTIFY_CHANNEL, "wake")
+        return row
 
     async def _park(self, conn: asyncpg.Connection, instance_id: str, change: Park) -> None:
         await conn.execute(Q["park_instance"], instance_id, change.wake_at, self._owner)

@@ -21,7 +21,14 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from tideflow.errors import FunctionCallError, NondeterminismError, StoreError
+from tideflow.errors import (
+    FunctionCallError,
+    NondeterminismError,
+    StoreError,
+    WorkflowLoadError,
+    WorkflowNotFound,
+    WorkflowValidationError,
+)
 from tideflow.runtime.hosts._durable_effects import DurableEffects
 from tideflow.runtime.journal import Continue, Control, Finish, Park, Stop
 from tideflow.runtime.result import Completed, ContinuedAs, Failed, RunResult, Step
@@ -223,9 +230,12 @@ class InstanceRunner:
         if not self._fresh:
             journal, self._skip = await self.host.load_run(self.instance_id, self.run_no)
         self._fresh = False
-        self.workflow, self._interpreter = await self.host.interpreter(
-            self.workflow_id, self.version
-        )
+        try:
+            self.workflow, self._interpreter = await self.host.interpreter(
+                self.workflow_id, self.version
+            )
+        except (WorkflowNotFound, WorkflowLoadError, WorkflowValidationError) as exc:
+            return Failed(error=_host_error("definition", str(exc), code="DEFINITION"))
         effects = DurableEffects(self, journal)
         token = current_runner.set(self)
         try:
@@ -286,7 +296,7 @@ class InstanceRunner:
         control = await self.host.writer.transition(self.instance_id, change)
         if control.held:
             self.host.lifecycle(change.status, self, error=change.error)
-            self.host.finished(self.instance_id)
+            self.host.finished(self.instance_id, control.row)
 
     async def _continue(self, result: ContinuedAs) -> bool:
         version = await self.host.resolve_version(result.workflow_id, result.version)

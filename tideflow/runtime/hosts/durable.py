@@ -27,6 +27,7 @@ Processes sharing a database share the instances through leases
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
@@ -40,7 +41,13 @@ import asyncpg
 
 from tideflow import ids
 from tideflow.clock import SYSTEM_CLOCK, Clock
-from tideflow.errors import StepTimeout, StoreError, TideflowError
+from tideflow.errors import (
+    InstanceNotFound,
+    StepTimeout,
+    StoreError,
+    TideflowError,
+    WorkflowNotFound,
+)
 from tideflow.runtime.effects import SubflowCall
 from tideflow.runtime.functions import FunctionInvoker, Invocation
 from tideflow.runtime.functions.python import PythonFunction
@@ -183,7 +190,7 @@ class DurableRuntime:
         self.on_lifecycle = on_lifecycle
         self._runners: dict[str, InstanceRunner] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._done: dict[str, list[asyncio.Future[None]]] = {}
+        self._done: dict[str, list[asyncio.Future[Any]]] = {}
         self._interpreters: dict[tuple[str, str], tuple[Workflow, Interpreter]] = {}
         self._main: asyncio.Task[None] | None = None
 
@@ -264,18 +271,20 @@ class DurableRuntime:
             WorkflowNotFound: No such workflow (or version), or it is deleted.
             WorkflowValidationError: The stored definition no longer loads.
         """
-        stored = await self.registry.get(workflow_id, version)
-        await self.interpreter(workflow_id, stored.version)
         new = NewInstance(
             id=instance_id or ids.new_sortable_id(),
             workflow_id=workflow_id,
-            version=stored.version,
+            version=version,
             input=input,
             parent_id=parent_id,
         )
         record = await self.writer.create(new)
         if record is None:
-            return await self.instances.get(new.id)
+            if instance_id is not None:
+                with contextlib.suppress(InstanceNotFound):
+                    return await self.instances.get(instance_id)
+            await self.registry.get(workflow_id, version)  # raises WorkflowNotFound
+            raise WorkflowNotFound(f"workflow {workflow_id!r} is not deployed")
         row = InstanceRow.from_row(record)
         self._spawn(row, fresh=True)
         self.lifecycle("started", row)
@@ -301,25 +310,26 @@ class DurableRuntime:
             self._spawn(row, fresh=True)
             self.lifecycle("started", row)
 
-    async def wait_for_completion(
-        self, instance_id: str, timeout: float | None
-    ) -> InstanceRow:
+    async def wait_for_completion(self, instance_id: str, timeout: float | None) -> InstanceRow:
         """The instance once it has ended, or as it is when ``timeout`` seconds pass.
 
         Raises:
             InstanceNotFound: No such instance.
         """
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._done.setdefault(instance_id, []).append(future)
         try:
-            row = await self.instances.get(instance_id)
-            if row.final:
-                return row
+            if instance_id not in self._runners:
+                row = await self.instances.get(instance_id)
+                if row.final:
+                    return row
             try:
                 async with asyncio.timeout(timeout):
-                    await future
+                    record = await future
             except TimeoutError:
-                pass
+                record = None
+            if record is not None:
+                return InstanceRow.from_row(record)
             return await self.instances.get(instance_id)
         finally:
             waiters = self._done.get(instance_id, [])
@@ -479,11 +489,11 @@ class DurableRuntime:
         except Exception:  # a monitoring hook must not break instances
             log.exception("lifecycle hook failed")
 
-    def finished(self, instance_id: str) -> None:
-        """Wake whoever waits for ``instance_id`` to end."""
+    def finished(self, instance_id: str, row: Any = None) -> None:
+        """Wake whoever waits for ``instance_id`` to end (``row``: its final row, if known)."""
         for future in self._done.get(instance_id, []):
             if not future.done():
-                future.set_result(None)
+                future.set_result(row)
 
     def wake_later(self, when: datetime | None) -> None:
         """Claim again at ``when``."""

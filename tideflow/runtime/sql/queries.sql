@@ -50,13 +50,16 @@ WHERE id = $1 AND deleted_at IS NULL
 RETURNING id;
 
 -- insert_instances --
--- Create instances (batched): runnable at once, or already leased by their creator
+-- Create instances (batched; a NULL version means the latest non-deleted one), runnable at once or leased by $7
 INSERT INTO tideflow_instances
     (id, workflow_id, version, input, parent_id, parent_key, wake_at, lease_owner, lease_until)
-SELECT u.id, u.workflow_id, u.version, u.input, u.parent_id, u.parent_key, now(),
-       $7::text, CASE WHEN $7::text IS NULL THEN NULL ELSE now() + make_interval(secs => $8) END
+SELECT u.id, u.workflow_id, coalesce(u.version, w.latest_version), u.input, u.parent_id,
+       u.parent_key, now(), $7::text,
+       CASE WHEN $7::text IS NULL THEN NULL ELSE now() + make_interval(secs => $8) END
 FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[])
     AS u(id, workflow_id, version, input, parent_id, parent_key)
+LEFT JOIN tideflow_workflows w ON w.id = u.workflow_id AND w.deleted_at IS NULL
+WHERE u.version IS NOT NULL OR w.id IS NOT NULL
 ON CONFLICT (id) DO NOTHING
 RETURNING *;
 
@@ -160,7 +163,7 @@ SET status = $2, output = $3::jsonb, error = $4::jsonb, data = coalesce($5::json
     current_state = NULL, ended_at = now(), updated_at = now(), wake_at = NULL,
     lease_owner = NULL, lease_until = NULL, requested = NULL, woken = false
 WHERE id = $1 AND lease_owner = $6
-RETURNING id, parent_id, parent_key;
+RETURNING *;
 
 -- answer_parent --
 -- A sync sub-flow ended: journal its outcome for the parent's step and wake the parent
