@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from tideflow.errors import ExpressionError
+from tideflow.runtime._input import InputChecker
 from tideflow.runtime.effects import Effects, EventEmit, EventSpec
 from tideflow.runtime.result import Fault, Step, WorkflowError, fault_from_exception
 from tideflow.runtime.retry import RetryPolicy, policy_from_definition
@@ -20,6 +22,21 @@ from tideflow.workflow.exprtext import is_expression, resolve_functions
 from tideflow.workflow.model import ProducedEvent, Workflow, thaw
 
 StepCallback = Callable[[Step], None]
+
+
+def fast_thaw(value: Any) -> Any:
+    """:func:`~tideflow.workflow.model.thaw` without ABC checks (hot path)."""
+    kind = type(value)
+    if kind is MappingProxyType or kind is dict:
+        return {k: fast_thaw(v) for k, v in value.items()}
+    if kind is tuple or kind is list:
+        return [fast_thaw(v) for v in value]
+    if kind in _SCALARS:
+        return value
+    return thaw(value)
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def normalize_code(code: Any) -> str:
@@ -40,6 +57,8 @@ class Compiled:
         retry_policies: Retry definition name -> :class:`RetryPolicy`.
         error_by_code: Normalized error code -> error definition name.
         sonataflow: The SonataFlow dialect's leniencies are on.
+        constants: ``$CONST`` as plain JSON.
+        input: The workflow input checker.
     """
 
     def __init__(self, workflow: Workflow, dialect: str | None = None) -> None:
@@ -55,6 +74,21 @@ class Compiled:
             if err.code is not None:
                 self.error_by_code.setdefault(normalize_code(err.code), err.name)
         self._exprs: dict[str, Expression] = {}
+        self.constants = fast_thaw(workflow.constants)
+        self.input = InputChecker(workflow)
+
+    @classmethod
+    def for_workflow(cls, workflow: Workflow, dialect: str | None = None) -> Compiled:
+        """The (cached) :class:`Compiled` of a workflow: hosts make one
+        ``Interpreter`` per run, the derived data is built once per definition."""
+        key = (id(workflow), dialect)
+        found = _CACHE.get(key)
+        if found is not None and found.workflow is workflow:
+            return found
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        found = _CACHE[key] = cls(workflow, dialect)
+        return found
 
     def expr(self, text: str) -> Expression:
         """Compile (once) an expression, resolving ``fn:name`` references."""
@@ -109,6 +143,10 @@ def _lenient(value: Any, run: Run, data: Any) -> Any:
     return value
 
 
+_CACHE: dict[tuple[int, str | None], Compiled] = {}
+_CACHE_SIZE = 256
+
+
 class Run:
     """Everything one run of one instance needs."""
 
@@ -148,7 +186,7 @@ class Run:
 
     def step(self, kind: str, key: str, state: str | None, **detail: Any) -> None:
         """Append a timeline step (and tell the host)."""
-        entry = Step(kind=kind, key=key, state=state, detail=detail)
+        entry = Step(kind, key, state, detail)
         self.timeline.append(entry)
         if self.on_step is not None:
             self.on_step(entry)
@@ -172,7 +210,7 @@ class Run:
     def value(self, value: Any, data: Any) -> Any:
         """Evaluate every ``${ }`` inside a (frozen) literal; return plain JSON."""
         return evaluate_value(
-            thaw(value), data, self.variables, self.compiled.lang, self.compiled.fn_ops
+            fast_thaw(value), data, self.variables, self.compiled.lang, self.compiled.fn_ops
         )
 
     def arguments(self, value: Any, data: Any) -> Any:

@@ -21,6 +21,7 @@ See ``docs/interpreter.md`` for the rules chosen where 0.8 is silent.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -37,7 +38,6 @@ from tideflow.errors import (
 from tideflow.isotime import duration_seconds, format_timestamp, parse_timestamp
 from tideflow.runtime import timeouts
 from tideflow.runtime._context import Compiled, Run, StepCallback
-from tideflow.runtime._input import InputChecker
 from tideflow.runtime._states import RUNNERS, Exit
 from tideflow.runtime.compensation import compensate
 from tideflow.runtime.effects import Deadline, Effects, SleepRequest
@@ -53,12 +53,13 @@ from tideflow.runtime.result import (
 from tideflow.runtime.state import InstanceState
 from tideflow.workflow.exprtext import is_expression
 from tideflow.workflow.filters import apply_state_filter
-from tideflow.workflow.model import End, Transition, Workflow, thaw
+from tideflow.workflow.model import End, Transition, Workflow
 
 __all__ = ["Interpreter"]
 
 _HANDLED = (Fault, StepTimeout, FunctionCallError, ExpressionError)
 WORKFLOW_DEADLINE_KEY = "workflow/timeout:workflow"
+_YIELD_EVERY = 256
 
 
 class Interpreter:
@@ -86,15 +87,15 @@ class Interpreter:
         dialect: str | None = None,
     ) -> None:
         self.workflow = workflow
-        self.compiled = Compiled(workflow, dialect)
+        self.compiled = Compiled.for_workflow(workflow, dialect)
         self.secrets = dict(secrets or {})
-        self.constants = thaw(workflow.constants)
+        self.constants = self.compiled.constants
         self.on_step = on_step
         self.on_state = on_state
         wet = workflow.timeouts.workflow_exec_timeout
         self._wet = wet
         self._wet_seconds = None if wet is None else duration_seconds(wet.duration)
-        self._input = InputChecker(workflow)
+        self._input = self.compiled.input
 
     async def run(
         self, input: Any, effects: Effects, *, instance_id: str | None = None
@@ -172,7 +173,13 @@ class Interpreter:
     async def _main(self, run: Run, deadline: Any) -> RunResult:
         state: Any = self.workflow.start_state
         data = run.data
+        transitions = 0
         while True:
+            transitions += 1
+            if transitions % _YIELD_EVERY == 0:
+                # A loop of states without effects (inject/switch) never
+                # suspends; let other instances on this event loop run.
+                await asyncio.sleep(0)
             key = run.enter(state.name)
             if self.on_state is not None:
                 self._report_state(run, state.name, data)

@@ -40,16 +40,19 @@ class WorkflowError:
         return {"name": self.name, "code": self.code, "message": self.message, "state": self.state}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True)
 class Step:
-    """One entry of the timeline.
+    """One entry of the timeline (positional: built on the hot path).
 
     Attributes:
         kind: ``state.entered``, ``state.left``, ``action.started``,
             ``action.completed``, ``action.failed``, ``action.skipped``,
             ``retry``, ``event.produced``, ``event.waiting``,
-            ``event.received``, ``event.timeout``, ``error``, ``compensation``,
-            ``workflow.timeout``.
+            ``event.received``, ``event.timeout``, ``error``,
+            ``error.handled``, ``compensation``, ``switch.matched``,
+            ``switch.default``, ``branch.started``, ``branch.completed``,
+            ``input.invalid``, ``keep_active``, ``workflow.timeout``,
+            ``workflow.failed``.
         key: The step key.
         state: The state's name.
         detail: Small JSON-able extra facts (action name, attempt, delay, error).

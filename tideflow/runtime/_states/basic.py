@@ -8,7 +8,7 @@ from tideflow.errors import ExpressionError
 from tideflow.isotime import duration_seconds
 from tideflow.runtime import timeouts
 from tideflow.runtime._actions import Scope, run_actions
-from tideflow.runtime._context import Run
+from tideflow.runtime._context import Run, fast_thaw
 from tideflow.runtime._states.events import event_switch
 from tideflow.runtime.effects import SleepRequest
 from tideflow.workflow.filters import merge
@@ -19,7 +19,6 @@ from tideflow.workflow.model import (
     SleepState,
     SwitchState,
     Transition,
-    thaw,
 )
 
 
@@ -44,7 +43,7 @@ async def inject(
     run: Run, state: InjectState, data: Any, key: str
 ) -> tuple[Any, Transition | End | None]:
     """Merge the state's fixed data into its input."""
-    return merge(data, thaw(state.data)), None
+    return merge(data, fast_thaw(state.data)), None
 
 
 async def sleep(
