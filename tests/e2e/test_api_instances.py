@@ -299,3 +299,39 @@ async def test_metrics_count_instances_steps_and_events(client: httpx.AsyncClien
     assert sample(text, 'tideflow_bus_events{bus="tideflow.lifecycle"}') >= 4
     assert "tideflow_journal_commit_seconds_bucket" in text
     assert "tideflow_events_in_total" in text
+
+
+def napper(version: str) -> str:
+    return f"""\
+id: napper
+version: "{version}"
+specVersion: "0.8"
+start: Nap
+states:
+  - name: Nap
+    type: sleep
+    duration: PT1S
+    transition: Mark
+  - name: Mark
+    type: inject
+    data:
+      ranVersion: "{version}"
+    end: true
+"""
+
+
+async def test_running_instance_finishes_on_its_version_after_a_new_deploy(
+    client: httpx.AsyncClient,
+) -> None:
+    assert (await client.post("/workflows", content=napper("1"), headers=YAML)).status_code == 201
+    first = await start(client, "napper", {})
+    assert (await client.post("/workflows", content=napper("2"), headers=YAML)).status_code == 201
+    second = await start(client, "napper", {})
+    old = await client.post("/workflows/napper/instances", json={}, params={"version": "1"})
+    assert old.status_code == 201, old.text
+    done_first = await until_status(client, first["id"], "completed")
+    done_second = await until_status(client, second["id"], "completed")
+    done_old = await until_status(client, old.json()["id"], "completed")
+    assert (done_first["version"], done_first["output"]) == ("1", {"ranVersion": "1"})
+    assert (done_second["version"], done_second["output"]) == ("2", {"ranVersion": "2"})
+    assert done_old["output"] == {"ranVersion": "1"}
