@@ -263,3 +263,27 @@ async def test_background_loops_fire_on_the_real_clock(pool: asyncpg.Pool) -> No
         await asyncio.wait_for(fired.wait(), timeout=10)
     assert seen[0] >= timer.due_at
     assert seen[0] - timer.due_at < timedelta(seconds=1)
+
+
+async def test_two_running_services_share_timers_on_the_real_clock(pool: asyncpg.Pool) -> None:
+    fired: list[str] = []
+    all_fired = asyncio.Event()
+
+    async def handler(timers: list[TimerRecord], conn: asyncpg.Connection) -> None:
+        fired.extend(t.id for t in timers)
+        if len(fired) >= 600:
+            all_fired.set()
+
+    a = TimerService(pool, poll_interval=0.2, batch_size=50)
+    b = TimerService(pool, poll_interval=0.2, batch_size=50)
+    a.register("test", handler)
+    b.register("test", handler)
+    async with a, b:
+        now = SYSTEM_CLOCK.now()
+        await a.add_many("test", [(now + timedelta(milliseconds=i), {}, None) for i in range(300)])
+        await b.add_many("test", [(now + timedelta(milliseconds=i), {}, None) for i in range(300)])
+        await asyncio.wait_for(all_fired.wait(), timeout=20)
+    counts = Counter(fired)
+    assert len(counts) == 600
+    assert max(counts.values()) == 1
+    assert await a.list_timers(state=TimerState.PENDING) == []
