@@ -482,3 +482,35 @@ async def test_callback_timeout_moves_on_without_the_event() -> None:
     assert isinstance(result, Completed)
     assert result.output == {"asked": True}
     assert effects.requests[1].timeout_seconds == 60.0
+
+
+async def test_effect_free_loops_let_other_tasks_run() -> None:
+    import asyncio
+
+    states = [
+        {
+            "name": "Loop",
+            "type": "switch",
+            "dataConditions": [{"condition": "${ .n < 600 }", "transition": "Inc"}],
+            "defaultCondition": {"end": True},
+        },
+        op_state(
+            "Inc", [call("inc", actionDataFilter={"toStateData": "${ .n }"})], transition="Loop"
+        ),
+    ]
+    wf = workflow(states, functions=[fn("inc", "expression", "${ .n + 1 }")])
+    ticks: list[int] = []
+    seen: list[int] = []
+
+    async def ticker() -> None:
+        for _ in range(3):
+            ticks.append(1)
+            await asyncio.sleep(0)
+
+    result, _ = await asyncio.gather(
+        run(wf, {"n": 0}, on_step=lambda _: seen.append(len(ticks))), ticker()
+    )
+    assert isinstance(result, Completed)
+    assert result.output == {"n": 600}
+    assert seen[0] == 0
+    assert seen[-1] > 0  # the ticker ran while the loop was still going
