@@ -10,7 +10,7 @@ import pytest
 
 from tideflow.api.cloudevents_http import encode_batch, encode_binary
 from tideflow.api.fastpath import ClientGone, IngestFastPath, ingest_bus, read_body
-from tideflow.errors import EventRejected
+from tideflow.errors import EventRejected, StoreError
 from tideflow.eventstore.store import Appended
 from tideflow.testing import InMemoryEventStore
 
@@ -150,3 +150,19 @@ async def test_unexpected_failures_are_500_without_a_traceback(
     assert "RuntimeError" in sent.json["detail"]
     assert "disk on fire" not in sent.json["detail"]
     assert "disk on fire" in caplog.text
+
+
+async def test_store_failures_are_503() -> None:
+    class Down:
+        async def append(self, bus: str, events: Sequence[Any]) -> list[Appended]:
+            raise StoreError("the event store is not started (or already stopped)")
+
+        async def get_bus(self, name: str) -> object:
+            return name
+
+    app, _ = app_with(Down())
+    headers, body = encode_binary(EVENT)
+    sent = Sent()
+    await app(scope("/events", headers), receiver(body), sent)
+    assert (sent.status, sent.json["type"]) == (503, "store-unavailable")
+    assert "not started" in sent.json["detail"]
