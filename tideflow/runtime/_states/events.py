@@ -80,7 +80,8 @@ async def event(
         raise run.fault(exc, state.name) from None
     specs = tuple(s for _, group_specs in groups for s in group_specs)
     timeout = timeouts.event(state.timeouts, run.workflow.timeouts)
-    is_start = run.workflow.start.state_name in (state.name, state.id)
+    # Only the first visit of the start state is the one an event started.
+    is_start = key == state.name and run.workflow.start.state_name in (state.name, state.id)
     if is_start and state.exclusive:
         timeout = None
     events = await _wait(run, state, specs, f"{key}/events", not state.exclusive, timeout)
