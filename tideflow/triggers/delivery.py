@@ -10,8 +10,12 @@ in ``ce-*`` headers, the data as the body with ``Content-Type`` set to its
 - any other status (1xx, 3xx, 4xx): not retried; the event is dead-lettered.
 
 A dead-lettered event is the original event plus the extension attributes
-``deadletterreason`` (why), ``deadlettersubscription`` (whose) and
-``deadletteroffset`` (where it was in its bus).
+``deadletterreason`` (why), ``deadlettersub`` (whose), ``deadletteroffset``
+(where it was in its bus) and ``deadletterid`` (its own ``id``). Its ``id``
+becomes ``<subscription id>:<original id>``: the event store deduplicates by
+``source`` and ``id``, and two subscriptions sharing a dead-letter bus must
+each keep their letter (the same subscription dead-lettering an event twice,
+after a replay or a crash, stores it once).
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ import httpx
 from tideflow.api.cloudevents_http import encode_binary
 
 REASON_ATTRIBUTE: Final = "deadletterreason"
-SUBSCRIPTION_ATTRIBUTE: Final = "deadlettersubscription"
+SUBSCRIPTION_ATTRIBUTE: Final = "deadlettersub"
 OFFSET_ATTRIBUTE: Final = "deadletteroffset"
+ID_ATTRIBUTE: Final = "deadletterid"
 _MAX_REASON: Final = 500
 
 
@@ -63,6 +68,8 @@ def dead_letter(
 ) -> dict[str, Any]:
     """The event as it goes to the dead-letter bus, with the reason attributes."""
     out = dict(event)
+    out["id"] = f"{subscription_id}:{event.get('id')}"
+    out[ID_ATTRIBUTE] = event.get("id")
     out[REASON_ATTRIBUTE] = reason[:_MAX_REASON]
     out[SUBSCRIPTION_ATTRIBUTE] = subscription_id
     out[OFFSET_ATTRIBUTE] = offset

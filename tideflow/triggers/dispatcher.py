@@ -74,6 +74,8 @@ class Dispatcher:
         batch_size: Events per read of a bus.
         commit_interval: Seconds between offset commits.
         wait_timeout: Longest wait on a bus before reading it again.
+        consumer_retry_delay: First wait before an internal consumer's failed batch is
+            handed over again (doubles, up to a minute).
     """
 
     def __init__(
@@ -87,6 +89,7 @@ class Dispatcher:
         batch_size: int = 500,
         commit_interval: float = 0.05,
         wait_timeout: float = 5.0,
+        consumer_retry_delay: float = 1.0,
     ) -> None:
         self.store = store
         self.subscriptions = subscriptions
@@ -96,6 +99,7 @@ class Dispatcher:
         self._batch_size = batch_size
         self._commit_interval = commit_interval
         self._wait_timeout = wait_timeout
+        self._consumer_retry_delay = consumer_retry_delay
         self._readers: dict[str, BusReader] = {}
         self._workers: dict[str, Worker] = {}
         self._consumers: dict[str, Consumer] = {}
@@ -326,7 +330,9 @@ class Dispatcher:
             consumer = self._consumers.get(sub.id)
             if consumer is None:
                 return
-            worker = ConsumerWorker(sub, filters, self, reader.wake, consumer)
+            worker = ConsumerWorker(
+                sub, filters, self, reader.wake, consumer, self._consumer_retry_delay
+            )
         else:
             worker = HttpWorker(sub, filters, self, reader.wake, awaiting)
         self._workers[sub.id] = worker
