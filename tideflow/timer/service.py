@@ -35,9 +35,10 @@ import asyncpg
 from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.errors import InvalidArgument, TideflowError
 from tideflow.ids import new_sortable_id
-from tideflow.isotime import format_timestamp, parse_duration
+from tideflow.isotime import parse_duration
+from tideflow.timer.planner import SCHEDULE_KIND, add_planner, plan_schedules
 from tideflow.timer.records import ScheduleRecord, TimerRecord, TimerState
-from tideflow.timer.schedules import CatchUp, parse_schedule, plan_ticks
+from tideflow.timer.schedules import CatchUp, parse_schedule
 from tideflow.timer.store import TimerStore
 from tideflow.timer.wheel import TimingWheel
 
@@ -45,9 +46,6 @@ log = logging.getLogger("tideflow.timer")
 
 TimerHandler = Callable[[list[TimerRecord], asyncpg.Connection], Awaitable[None]]
 """Fires timers of one kind, given in due order, inside the firing transaction."""
-
-SCHEDULE_KIND = "tideflow.schedule"
-"""Kind of the internal timer that plans a schedule's ticks."""
 
 
 class NoHandler(TideflowError):
@@ -254,59 +252,26 @@ class TimerService:
                 next_tick=first,
             )
             if first is not None:
-                await self._add_planner(conn, sid, first)
+                await add_planner(self.store, conn, sid, first, self._hold)
         return record
 
     async def cancel_schedule(self, schedule_id: str) -> bool:
         """Stop a schedule; False if it was not active."""
         return await self.store.cancel_schedule(schedule_id)
 
-    async def _add_planner(self, conn: asyncpg.Connection, sid: str, tick: datetime) -> None:
-        key = f"schedule:{sid}:{format_timestamp(tick)}"
-        await self.store.insert(
-            timer_id=key,
-            kind=SCHEDULE_KIND,
-            due_at=tick,
-            payload={"schedule": sid},
-            idempotency_key=key,
-            conn=conn,
-        )
-        self._hold(key, tick)  # harmless if the transaction rolls back: nothing to claim
-
     async def _plan_schedules(self, timers: list[TimerRecord], conn: asyncpg.Connection) -> None:
         """Handler of the internal planning timers (in their firing transaction)."""
-        now = self._clock.now()
         grace, max_catch_up = self._catch_up
-        for timer in timers:
-            record = await self.store.lock_schedule(conn, timer.payload.get("schedule", ""))
-            if record is None or record.state != "active":
-                continue
-            schedule = parse_schedule(record.spec, anchor=record.created_at or now)
-            plan = plan_ticks(
-                schedule,
-                pending=record.next_tick,
-                now=now,
-                policy=CatchUp(record.catch_up),
-                grace=grace,
-                max_catch_up=max_catch_up,
-            )
-            for tick in plan.run:
-                key = f"{record.id}@{format_timestamp(tick)}"
-                await self.store.insert(
-                    timer_id=key,
-                    kind=record.kind,
-                    due_at=tick,
-                    payload=record.payload,
-                    idempotency_key=key,
-                    schedule_id=record.id,
-                    conn=conn,
-                )
-                self._hold(key, tick)
-            if plan.skipped:
-                log.info("schedule %s: skipped %d missed ticks", record.id, plan.skipped)
-            await self.store.advance_schedule(conn, record.id, plan.next_tick)
-            if plan.next_tick is not None:
-                await self._add_planner(conn, record.id, plan.next_tick)
+        now = self._clock.now()
+        await plan_schedules(
+            self.store,
+            conn,
+            timers,
+            now=now,
+            grace=grace,
+            max_catch_up=max_catch_up,
+            hold=self._hold,
+        )
 
     # -- loading and firing ---------------------------------------------------
 
