@@ -324,13 +324,15 @@ class JournalWriter:
         held: dict[str, str | None],
     ) -> dict[str, Any]:
         finished: dict[str, Any] = {}
+        finishes: list[tuple[str, Finish]] = []
+        parks: list[tuple[str, datetime | None]] = []
         for instance_id, change in transitions:
             if instance_id not in held:
                 continue
             if isinstance(change, Finish):
-                finished[instance_id] = await self._finish(conn, instance_id, change)
+                finishes.append((instance_id, change))
             elif isinstance(change, Park):
-                await self._park(conn, instance_id, change)
+                parks.append((instance_id, change.wake_at))
             elif isinstance(change, Stop):
                 await conn.execute(Q["stop_instance"], instance_id, change.status, self._owner)
                 if change.status == "cancelled":
@@ -346,33 +348,40 @@ class JournalWriter:
                     self._owner,
                 )
                 await conn.execute(Q["drop_journal"], instance_id, run_no)
+        if parks:
+            ids, wakes = zip(*parks, strict=True)
+            await conn.execute(Q["park_instances"], list(ids), list(wakes), self._owner)
+        if finishes:
+            finished.update(await self._finish(conn, finishes))
         return finished
 
-    async def _finish(self, conn: asyncpg.Connection, instance_id: str, change: Finish) -> Any:
-        row = await conn.fetchrow(
-            Q["finish_instance"],
-            instance_id,
-            change.status,
-            dumps(change.output),
-            None if change.error is None else dumps(change.error),
-            None if change.data is None else dumps(change.data),
+    async def _finish(
+        self, conn: asyncpg.Connection, finishes: list[tuple[str, Finish]]
+    ) -> dict[str, Any]:
+        rows = await conn.fetch(
+            Q["finish_instances"],
+            [i for i, _ in finishes],
+            [f.status for _, f in finishes],
+            [dumps(f.output) for _, f in finishes],
+            [None if f.error is None else dumps(f.error) for _, f in finishes],
+            [None if f.data is None else dumps(f.data) for _, f in finishes],
             self._owner,
         )
-        await conn.execute(Q["delete_waits"], instance_id)
-        if row is not None and row["parent_key"] is not None:
-            if change.status == "completed":
-                entry: dict[str, Any] = {"result": change.output}
-            else:
-                error = change.error or {"message": change.status, "code": change.status}
-                entry = {"error": {"type": "FunctionCallError", "retryable": False, **error}}
-            await conn.execute(
-                Q["answer_parent"], row["parent_id"], row["parent_key"], dumps(entry)
-            )
-            await conn.execute(Q["notify"], NOTIFY_CHANNEL, "wake")
-        return row
+        await conn.execute(Q["delete_waits_of"], [r["id"] for r in rows])
+        changes = dict(finishes)
+        for row in rows:
+            if row["parent_key"] is not None:
+                await self._answer_parent(conn, row, changes[row["id"]])
+        return {r["id"]: r for r in rows}
 
-    async def _park(self, conn: asyncpg.Connection, instance_id: str, change: Park) -> None:
-        await conn.execute(Q["park_instance"], instance_id, change.wake_at, self._owner)
+    async def _answer_parent(self, conn: asyncpg.Connection, row: Any, change: Finish) -> None:
+        if change.status == "completed":
+            entry: dict[str, Any] = {"result": change.output}
+        else:
+            error = change.error or {"message": change.status, "code": change.status}
+            entry = {"error": {"type": "FunctionCallError", "retryable": False, **error}}
+        await conn.execute(Q["answer_parent"], row["parent_id"], row["parent_key"], dumps(entry))
+        await conn.execute(Q["notify"], NOTIFY_CHANNEL, "wake")
 
     async def _notify_done(self, conn: asyncpg.Connection, finished: list[str]) -> None:
         chunk: list[str] = []

@@ -156,14 +156,20 @@ SELECT * FROM unnest(
     $1::text[], $2::integer[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[]
 );
 
--- finish_instance --
--- End an instance (completed, failed or cancelled) held by this process
-UPDATE tideflow_instances
-SET status = $2, output = $3::jsonb, error = $4::jsonb, data = coalesce($5::jsonb, data),
+-- finish_instances --
+-- End instances held by this process (batched): completed, failed or cancelled
+UPDATE tideflow_instances i
+SET status = u.status, output = u.output, error = u.error, data = coalesce(u.data, i.data),
     current_state = NULL, ended_at = now(), updated_at = now(), wake_at = NULL,
     lease_owner = NULL, lease_until = NULL, requested = NULL, woken = false
-WHERE id = $1 AND lease_owner = $6
-RETURNING *;
+FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::jsonb[], $5::jsonb[])
+    AS u(id, status, output, error, data)
+WHERE i.id = u.id AND i.lease_owner = $6
+RETURNING i.*;
+
+-- delete_waits_of --
+-- Forget the event waits of ended instances
+DELETE FROM tideflow_event_waits WHERE instance_id = ANY($1::text[]);
 
 -- answer_parent --
 -- A sync sub-flow ended: journal its outcome for the parent's step and wake the parent
@@ -177,13 +183,13 @@ WITH parent AS (
 INSERT INTO tideflow_journal (instance_id, run_no, op, step_key, entry)
 SELECT id, run_no, 'subflow', $2, $3::jsonb FROM parent;
 
--- park_instance --
--- An instance waits: release it until wake_at (NULL: until events), at once if woken meanwhile
-UPDATE tideflow_instances
-SET status = 'waiting', wake_at = CASE WHEN woken THEN now() ELSE $2 END, woken = false,
-    lease_owner = NULL, lease_until = NULL, updated_at = now()
-WHERE id = $1 AND lease_owner = $3
-RETURNING id;
+-- park_instances --
+-- Instances wait (batched): release each until its wake_at (NULL: until events), at once if woken
+UPDATE tideflow_instances i
+SET status = 'waiting', wake_at = CASE WHEN i.woken THEN now() ELSE u.wake_at END,
+    woken = false, lease_owner = NULL, lease_until = NULL, updated_at = now()
+FROM unnest($1::text[], $2::timestamptz[]) AS u(id, wake_at)
+WHERE i.id = u.id AND i.lease_owner = $3;
 
 -- insert_wait --
 -- Record an event wait (a repeated wait of the same step changes nothing)
