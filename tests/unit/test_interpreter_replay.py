@@ -238,3 +238,28 @@ async def test_replay_detects_a_changed_definition() -> None:
     wf = workflow(doc.pop("states"), **doc)
     with pytest.raises(NondeterminismError, match="Renamed/action:0/attempt:1"):
         await Interpreter(wf).run(golden["input"], ReplayEffects(golden["journal"]))
+
+
+async def test_replay_matches_by_key_when_results_arrived_in_another_order() -> None:
+    import random
+
+    rng = random.Random(7)
+    doc, data, answers = _kitchen_sink()
+
+    def jittered(answer: Any) -> Any:
+        async def call(arguments: dict) -> Any:
+            await asyncio.sleep(rng.random() / 1000)  # real, uneven arrival order
+            value = answer(arguments) if callable(answer) else answer
+            return await value if asyncio.iscoroutine(value) else value
+
+        return call
+
+    functions = {name: jittered(answer) for name, answer in answers["functions"].items()}
+    wf = workflow(doc.pop("states"), **doc)
+    recorder = RecordingEffects(ScriptedEffects(functions, events=answers["events"]))
+    original = _outcome(await Interpreter(wf).run(data, recorder))
+    replay = ReplayEffects(recorder.journal)
+    replayed = _outcome(await Interpreter(wf).run(data, replay))
+    assert replayed == original
+    assert sorted(replay.calls) == sorted(_recorded_calls(recorder.journal))
+    assert original["output"]["doubled"] == [2, 4, 6, 8, 10]
