@@ -26,6 +26,8 @@ class Settings:
         max_request_bytes: Largest accepted HTTP request body for event ingestion.
         segment_size: Events per segment (partition) of a bus's log.
         secrets_file: A JSON or YAML file of secrets for ``$SECRETS``.
+        lease_seconds: How long a runtime process holds an instance without
+            renewing; after a crash its instances are taken over this late.
     """
 
     database_url: str | None = None
@@ -35,6 +37,7 @@ class Settings:
     max_request_bytes: int = 1024 * 1024
     segment_size: int = 1_000_000
     secrets_file: Path | None = None
+    lease_seconds: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -55,4 +58,6 @@ class Settings:
             settings = replace(settings, segment_size=int(seg))
         if secrets := env.get("TIDEFLOW_SECRETS_FILE"):
             settings = replace(settings, secrets_file=Path(secrets))
+        if lease := env.get("TIDEFLOW_LEASE_SECONDS"):
+            settings = replace(settings, lease_seconds=float(lease))
         return settings

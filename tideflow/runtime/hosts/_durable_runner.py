@@ -192,7 +192,9 @@ class InstanceRunner:
             self.instance_id, self.run_no, step.kind, step.key, step.state, detail
         )
         if step.kind == "state.entered":
-            self.host.lifecycle("state.entered", self, state=step.state)
+            self.host.lifecycle(
+                "state.entered", self, state=step.state, key=step.key, run=self.run_no
+            )
 
     def on_state(self, state: InstanceState) -> None:
         """Save the current state and data (coalesced into the next commit)."""
@@ -279,7 +281,7 @@ class InstanceRunner:
             self.note(f"instance.{status}", "", None)
             control = await writer.transition(self.instance_id, Stop(status=status))
             if control.held:
-                self.host.lifecycle(status, self)
+                self.host.lifecycle(status, self, run=self.run_no)
                 if status == "cancelled":
                     self.host.finished(self.instance_id)
         elif reason == "shutdown":
@@ -295,7 +297,9 @@ class InstanceRunner:
             change = Finish(status="failed", output=result.output, error=error.to_json())
         control = await self.host.writer.transition(self.instance_id, change)
         if control.held:
-            self.host.lifecycle(change.status, self, error=change.error)
+            self.host.lifecycle(
+                change.status, self, error=change.error, output=change.output, run=self.run_no
+            )
             self.host.finished(self.instance_id, control.row)
 
     async def _continue(self, result: ContinuedAs) -> bool:

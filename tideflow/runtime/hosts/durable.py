@@ -66,6 +66,7 @@ from tideflow.runtime.persistence import (
 from tideflow.runtime.result import Step
 from tideflow.runtime.state import InstanceState
 from tideflow.runtime.worker import Worker, WorkerOptions
+from tideflow.settings import Settings
 from tideflow.workflow import loader
 from tideflow.workflow.model import Workflow
 from tideflow.workflow.secrets import load_secrets
@@ -82,8 +83,8 @@ class RuntimeOptions:
 
     owner: str = field(default_factory=ids.new_id)
     """Lease owner id of this process."""
-    lease_seconds: float = 30.0
-    """Lease length (see :mod:`tideflow.runtime.worker`)."""
+    lease_seconds: float = field(default_factory=lambda: Settings.from_env().lease_seconds)
+    """Lease length (see :mod:`tideflow.runtime.worker`); ``TIDEFLOW_LEASE_SECONDS``."""
     poll_seconds: float = 2.0
     """Slow poll for runnable instances."""
     max_running: int = 2000
@@ -107,6 +108,8 @@ class LifecycleEvent:
     kind: str
     """``started``, ``state.entered``, ``completed``, ``failed``, ``cancelled``,
     ``suspended``, ``resumed``."""
+    # detail keys: ``run`` (run number), ``key`` (state.entered step key),
+    # ``output`` (completed), ``error`` (failed), ``parentId`` (started)
     instance_id: str
     workflow_id: str
     version: str
@@ -287,7 +290,7 @@ class DurableRuntime:
             raise WorkflowNotFound(f"workflow {workflow_id!r} is not deployed")
         row = InstanceRow.from_row(record)
         self._spawn(row, fresh=True)
-        self.lifecycle("started", row)
+        self.lifecycle("started", row, parentId=row.parent_id, run=row.run_no)
         return row
 
     async def start_child(
@@ -308,9 +311,11 @@ class DurableRuntime:
         if record is not None:
             row = InstanceRow.from_row(record)
             self._spawn(row, fresh=True)
-            self.lifecycle("started", row)
+            self.lifecycle("started", row, parentId=row.parent_id, run=row.run_no)
 
-    async def wait_for_completion(self, instance_id: str, timeout: float | None) -> InstanceRow:
+    async def wait_for_completion(  # noqa: ASYNC109 -- the API passes ?wait=SECONDS
+        self, instance_id: str, timeout: float | None
+    ) -> InstanceRow:
         """The instance once it has ended, or as it is when ``timeout`` seconds pass.
 
         Raises:
