@@ -8,6 +8,7 @@ reads ``greeting`` from the workflow's constants.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -27,17 +28,22 @@ class JsonPathRunner:
         variables: The variable the path is rooted at (empty for ``$``).
     """
 
-    __slots__ = ("_path", "_root", "source", "variables")
+    __slots__ = ("_copies", "_path", "_root", "source", "variables")
 
     def __init__(self, path: Any, root: str | None, source: str) -> None:
         self._path = path
         self._root = root
         self.source = source
         self.variables = (root,) if root else ()
+        # jsonpath-ng's filter ([?(...)]) over an object replaces that object by a
+        # list of its values *in the data*: filters run on a copy.
+        self._copies = "?" in source
 
     def __call__(self, data: Any, variables: Mapping[str, Any] | None) -> list[Any]:
         if self._root is not None:
             data = (variables or {}).get(self._root)
+        if self._copies:
+            data = copy.deepcopy(data)
         try:
             return [match.value for match in self._path.find(data)]
         except Exception as exc:  # jsonpath-ng raises plain Exception subclasses
