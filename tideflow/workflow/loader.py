@@ -155,7 +155,38 @@ def resolve_references(
             problems.append(Problem(path=(key,), message=str(exc)))
         except WorkflowLoadError as exc:
             problems.append(Problem(path=(key,), message=f"cannot parse '{ref}': {exc}"))
+    _inline_input_schema(resolved, base_dir, local_files, problems)
     return resolved, problems
+
+
+def _inline_input_schema(
+    doc: dict[str, Any], base_dir: Path | None, local_files: bool, problems: list[Problem]
+) -> None:
+    """Replace a ``dataInputSchema`` URI (0.8's only form) by the schema it names."""
+    spec = doc.get("dataInputSchema")
+    holder = dict(spec) if isinstance(spec, Mapping) else {"schema": spec}
+    ref = holder.get("schema")
+    path: tuple[str, ...] = ("dataInputSchema",)
+    if not isinstance(ref, str):
+        return
+    if isinstance(spec, Mapping):
+        path = (*path, "schema")
+    try:
+        if not local_files and urlparse(ref).scheme not in ("http", "https"):
+            raise OSError(f"cannot read '{ref}': local files are not read here; inline it")
+        schema = _parse(_read_reference(ref, base_dir))
+    except OSError as exc:
+        problems.append(Problem(path=path, message=str(exc)))
+        return
+    except WorkflowLoadError as exc:
+        problems.append(Problem(path=path, message=f"cannot parse '{ref}': {exc}"))
+        return
+    if not isinstance(schema, dict):
+        problems.append(
+            Problem(path=path, message=f"'{ref}' holds {json_type(schema)}, not a JSON schema")
+        )
+        return
+    doc["dataInputSchema"] = {**holder, "schema": schema}
 
 
 def _validate(doc: Mapping[str, Any], earlier: list[Problem]) -> list[Problem]:
