@@ -263,6 +263,8 @@ def _external(item: Spec) -> Either:
 def _identity(value: Mapping[str, Any], path: Path, ctx: Context) -> None:
     if "id" not in value and "key" not in value:
         ctx.error((*path, "id"), "missing: a workflow needs 'id' (or 'key')")
+    if isinstance(value.get("id"), str) and "${" in value["id"]:
+        ctx.error((*path, "id"), "must be a constant, not an expression")
     version = value.get("specVersion")
     if "specVersion" not in value:
         ctx.warn((*path, "specVersion"), f"missing; read as Serverless Workflow {SPEC_VERSION}")
