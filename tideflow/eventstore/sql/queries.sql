@@ -1,7 +1,10 @@
 -- lock_bus --
--- Lock a bus row until commit (serializing its appends) and read where its log stands
+-- Lock a bus row until commit (serializing its appends), read where its log stands, and make
+-- this transaction plan each statement for its parameters: a generic plan of find_duplicates
+-- cannot hash its key array and, on a young segment, scans it once per key
 SELECT b.id, b.next_offset, b.segment_size,
-       (SELECT max(s.end_offset) FROM tideflow_segments s WHERE s.bus_id = b.id) AS ready_until
+       (SELECT max(s.end_offset) FROM tideflow_segments s WHERE s.bus_id = b.id) AS ready_until,
+       set_config('plan_cache_mode', 'force_custom_plan', true) AS plan_cache_mode
 FROM tideflow_buses b
 WHERE b.name = $1
 FOR UPDATE OF b;
