@@ -15,7 +15,7 @@ from tideflow.settings import Settings
 def describe_database(settings: Settings) -> str:
     """Where the data lives, for the start-up line (the password is never shown)."""
     if settings.database_url is None:
-        return f"embedded PostgreSQL, data in {settings.home / 'pgdata'}"
+        return f"{settings.home / 'pgdata'} (embedded PostgreSQL)"
     return f"PostgreSQL at {redact(settings.database_url)}"
 
 
