@@ -289,3 +289,36 @@ def test_ended_schedule_has_no_next_tick() -> None:
     plan = plan_ticks(once, pending=ANCHOR, now=ANCHOR + timedelta(seconds=1))
     assert plan.run == (ANCHOR,)
     assert plan.next_tick is None
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    minutes=st.integers(1, 90),
+    wakes=st.lists(st.integers(1, 6 * 3600), min_size=1, max_size=30),
+    policy=st.sampled_from(list(CatchUp)),
+)
+def test_repeated_planning_starts_each_tick_at_most_once(
+    minutes: int, wakes: list[int], policy: CatchUp
+) -> None:
+    """Simulate a service waking at arbitrary times (downtime included) and planning each time."""
+    schedule = parse_schedule(f"R/PT{minutes}M", anchor=ANCHOR)
+    pending = schedule.next_after(ANCHOR)
+    started: list[datetime] = []
+    now = ANCHOR
+    for gap in wakes:
+        now += timedelta(seconds=gap)
+        plan = plan_ticks(schedule, pending=pending, now=now, policy=policy, max_catch_up=10_000)
+        assert all(pending is not None and pending <= t <= now for t in plan.run)
+        assert list(plan.run) == sorted(plan.run)
+        if policy is CatchUp.SKIP:
+            assert all(now - t <= timedelta(minutes=1) for t in plan.run)
+        if policy is CatchUp.LATEST:  # missed ticks coalesce into at most one run
+            assert len([t for t in plan.run if now - t > timedelta(minutes=1)]) <= 1
+        started += plan.run
+        pending = plan.next_tick
+        assert pending is not None
+        assert pending > now
+    assert len(started) == len(set(started))
+    if policy is CatchUp.ALL:
+        every = ticks(schedule, ANCHOR, 10_000)
+        assert started == [t for t in every if t <= now]
