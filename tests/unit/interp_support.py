@@ -17,7 +17,7 @@ def fn(name: str, kind: str = "custom", operation: str | None = None) -> dict[st
     return {"name": name, "type": kind, "operation": operation or f"python:tests.fake:{name}"}
 
 
-def workflow(states: list[dict[str, Any]], **top: Any) -> Workflow:
+def workflow(states: list[Any], **top: Any) -> Workflow:
     """A valid workflow with these states (the first one starts)."""
     doc: dict[str, Any] = {"id": "t", "version": "1", "specVersion": "0.8", "states": states}
     doc["start"] = states[0]["name"]

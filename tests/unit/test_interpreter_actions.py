@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from interp_support import call, calls, fn, kinds, op_state, run, workflow
 
@@ -32,7 +34,7 @@ async def test_arguments_are_evaluated_recursively_and_literals_kept() -> None:
 
 
 async def test_async_function_is_fire_and_forget_and_errors_are_ignored() -> None:
-    def boom(_: dict) -> None:
+    def boom(_: dict[str, Any]) -> None:
         raise FunctionCallError("mail server down", code="500")
 
     action = {"functionRef": {"refName": "mail", "invoke": "async"}}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from interp_support import call, fn, kinds, op_state, run, workflow
 
@@ -117,9 +119,9 @@ async def test_continue_as(continue_as: object, expected: ContinuedAs) -> None:
     )
 
 
-def _booking(compensate_on: str) -> list[dict]:
-    end: dict = {"compensate": True} if compensate_on == "end" else {}
-    last: dict = {"name": "Last", "type": "inject", "data": {"last": True}}
+def _booking(compensate_on: str) -> list[dict[str, Any]]:
+    end: dict[str, Any] = {"compensate": True} if compensate_on == "end" else {}
+    last: dict[str, Any] = {"name": "Last", "type": "inject", "data": {"last": True}}
     if compensate_on == "transition":
         last["transition"] = {"nextState": "After", "compensate": True}
     else:
@@ -159,13 +161,18 @@ def _booking(compensate_on: str) -> list[dict]:
     ]
 
 
+def _logged(log: list[Any], op: str, what: str, key: str) -> dict[str, Any]:
+    log.append((op, what))
+    return {key: what}
+
+
 @pytest.mark.parametrize("trigger", ["end", "transition"])
 async def test_compensation_runs_in_reverse_completion_order(trigger: str) -> None:
-    log: list = []
+    log: list[Any] = []
     effects = ScriptedEffects(
         {
-            "book": lambda a: {"booked": log.append(("book", a["what"])) or a["what"]},
-            "cancel": lambda a: {"cancelled": log.append(("cancel", a["what"])) or a["what"]},
+            "book": lambda a: _logged(log, "book", a["what"], "booked"),
+            "cancel": lambda a: _logged(log, "cancel", a["what"], "cancelled"),
         }
     )
     wf = workflow(_booking(trigger), functions=[fn("book"), fn("cancel")])
@@ -263,7 +270,7 @@ async def test_state_ids_may_be_transition_targets_and_revisits_get_new_keys() -
 async def test_unhandled_error_in_compensation_fails_the_instance() -> None:
     from tideflow.errors import FunctionCallError
 
-    def broken(_: dict) -> None:
+    def broken(_: dict[str, Any]) -> None:
         raise FunctionCallError("cannot cancel", code="409")
 
     effects = ScriptedEffects({"book": {}, "cancel": broken})
@@ -275,7 +282,7 @@ async def test_unhandled_error_in_compensation_fails_the_instance() -> None:
 async def test_compensation_state_may_handle_its_own_errors() -> None:
     from tideflow.errors import FunctionCallError
 
-    def broken(_: dict) -> None:
+    def broken(_: dict[str, Any]) -> None:
         raise FunctionCallError("cannot cancel", code="409")
 
     states = _booking("end")

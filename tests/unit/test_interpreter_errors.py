@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 from interp_support import call, calls, fn, kinds, op_state, run, workflow
 
 from tideflow.errors import FunctionCallError
 from tideflow.runtime.fake import ScriptedEffects
 from tideflow.runtime.result import Completed, Failed
+from tideflow.workflow.model import Workflow
 
 
-def failing(code: str, times: int = 10**9, result: object = None, retryable: bool = True):
+def failing(
+    code: str, times: int = 10**9, result: object = None, retryable: bool = True
+) -> Callable[[dict[str, Any]], object]:
     """A scripted function failing ``times`` times with ``code``, then returning ``result``."""
     state = {"n": 0}
 
-    def answer(_: dict) -> object:
+    def answer(_: dict[str, Any]) -> object:
         state["n"] += 1
         if state["n"] <= times:
             raise FunctionCallError(f"failed with {code}", code=code, retryable=retryable)
@@ -23,7 +29,7 @@ def failing(code: str, times: int = 10**9, result: object = None, retryable: boo
     return answer
 
 
-def _handled(error_def: dict, code: str) -> tuple:
+def _handled(error_def: dict[str, Any], code: str) -> tuple[Workflow, ScriptedEffects]:
     states = [
         op_state(
             "S",
@@ -51,7 +57,7 @@ def _handled(error_def: dict, code: str) -> tuple:
     ],
 )
 async def test_error_definition_matches_by_code_or_name(
-    error_def: dict, code: str, handled: bool
+    error_def: dict[str, Any], code: str, handled: bool
 ) -> None:
     wf, effects = _handled(error_def, code)
     result = await run(wf, {}, effects)
@@ -136,7 +142,7 @@ async def test_retries_exhausted_go_to_on_errors() -> None:
     ],
 )
 async def test_without_auto_retries_only_listed_errors_with_retry_ref(
-    action_extra: dict, attempts: int
+    action_extra: dict[str, Any], attempts: int
 ) -> None:
     wf = workflow(
         [op_state("S", [call("f", **action_extra)])],
@@ -160,7 +166,7 @@ async def test_without_auto_retries_only_listed_errors_with_retry_ref(
     ],
 )
 async def test_auto_retries_retry_everything_but_non_retryable(
-    action_extra: dict, retryable: bool, attempts: int
+    action_extra: dict[str, Any], retryable: bool, attempts: int
 ) -> None:
     wf = workflow(
         [op_state("S", [call("f", **action_extra)])],
@@ -194,7 +200,7 @@ async def test_jitter_is_deterministic_per_run_seed() -> None:
         errors=[{"name": "Busy", "code": "503"}],
     )
 
-    async def delays() -> list:
+    async def delays() -> list[Any]:
         effects = ScriptedEffects({"f": failing("503")})
         await run(wf, {}, effects)
         return [v for k, _, v in effects.log if k == "sleep"]
@@ -227,10 +233,10 @@ async def test_python_exception_code_attribute_or_class_name() -> None:
     class Declined(Exception):
         code = "CARD_DECLINED"
 
-    def declined(_: dict) -> None:
+    def declined(_: dict[str, Any]) -> None:
         raise Declined("card declined")
 
-    def plain(_: dict) -> None:
+    def plain(_: dict[str, Any]) -> None:
         raise KeyError("missing")
 
     wf = workflow([op_state("S", [call("a")])], functions=[fn("a")])

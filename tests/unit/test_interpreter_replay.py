@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,10 @@ from tideflow.runtime.result import RunResult
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
 
-def _flaky(times: int, result: Any):
+def _flaky(times: int, result: Any) -> Callable[[dict[str, Any]], Any]:
     count = {"n": 0}
 
-    def answer(_: dict) -> Any:
+    def answer(_: dict[str, Any]) -> Any:
         count["n"] += 1
         if count["n"] <= times:
             raise FunctionCallError("busy", code="503")
@@ -36,11 +37,11 @@ def _flaky(times: int, result: Any):
     return answer
 
 
-async def _never(_: dict) -> None:
+async def _never(_: dict[str, Any]) -> None:
     await asyncio.Event().wait()
 
 
-def _kitchen_sink() -> tuple[dict, dict, dict]:
+def _kitchen_sink() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """A definition touching most features, its input, and the scripted effects' answers."""
     doc = {
         "id": "sink",
@@ -148,7 +149,7 @@ def _kitchen_sink() -> tuple[dict, dict, dict]:
     return doc, {"customer": "ada"}, answers
 
 
-def _failing() -> tuple[dict, dict, dict]:
+def _failing() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     doc = {
         "id": "fails",
         "version": "1",
@@ -158,7 +159,7 @@ def _failing() -> tuple[dict, dict, dict]:
         "states": [op_state("Charge", [call("charge", arguments={"amount": "${ .amount }"})])],
     }
 
-    def declined(_: dict) -> None:
+    def declined(_: dict[str, Any]) -> None:
         raise FunctionCallError("card declined", code="402", retryable=False)
 
     return doc, {"amount": 10}, {"functions": {"charge": declined}, "events": []}
@@ -167,8 +168,8 @@ def _failing() -> tuple[dict, dict, dict]:
 SCENARIOS = {"kitchen_sink": _kitchen_sink, "failing_charge": _failing}
 
 
-def _outcome(result: RunResult) -> dict:
-    out = {"status": result.status}
+def _outcome(result: RunResult) -> dict[str, Any]:
+    out: dict[str, Any] = {"status": result.status}
     if hasattr(result, "output"):
         out["output"] = result.output
     if hasattr(result, "error"):
@@ -176,7 +177,7 @@ def _outcome(result: RunResult) -> dict:
     return out
 
 
-async def _record(name: str) -> dict:
+async def _record(name: str) -> dict[str, Any]:
     doc, data, answers = SCENARIOS[name]()
     wf = workflow(doc.pop("states"), **doc)
     recorder = RecordingEffects(ScriptedEffects(answers["functions"], events=answers["events"]))
@@ -190,7 +191,7 @@ async def _record(name: str) -> dict:
     }
 
 
-async def _replay(golden: dict) -> tuple[dict, list]:
+async def _replay(golden: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
     doc = dict(golden["workflow"])
     wf = workflow(doc.pop("states"), **doc)
     replay = ReplayEffects(golden["journal"])
@@ -198,7 +199,7 @@ async def _replay(golden: dict) -> tuple[dict, list]:
     return _outcome(result), replay.calls
 
 
-def _recorded_calls(journal: list[dict]) -> list:
+def _recorded_calls(journal: list[dict[str, Any]]) -> list[Any]:
     return [(e["op"], e["key"]) for e in journal if e["key"]]
 
 
@@ -247,7 +248,7 @@ async def test_replay_matches_by_key_when_results_arrived_in_another_order() -> 
     doc, data, answers = _kitchen_sink()
 
     def jittered(answer: Any) -> Any:
-        async def call(arguments: dict) -> Any:
+        async def call(arguments: dict[str, Any]) -> Any:
             await asyncio.sleep(rng.random() / 1000)  # real, uneven arrival order
             value = answer(arguments) if callable(answer) else answer
             return await value if asyncio.iscoroutine(value) else value

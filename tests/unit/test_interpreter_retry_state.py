@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -33,7 +34,7 @@ def _def(**fields: object) -> SimpleNamespace:
         ({}, [0, 0, 0, 0]),
     ],
 )
-def test_backoff_sequences(fields: dict, delays: list) -> None:
+def test_backoff_sequences(fields: dict[str, Any], delays: list[Any]) -> None:
     policy = policy_from_definition(_def(**fields))
     assert [backoff_seconds(policy, n) for n in range(1, 5)] == delays
 
@@ -134,6 +135,6 @@ def test_instance_state_upgrades_version_1() -> None:
         ),
     ],
 )
-def test_instance_state_rejects_bad_documents(doc: dict, message: str) -> None:
+def test_instance_state_rejects_bad_documents(doc: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         from_json(doc)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from interp_support import call, calls, fn, kinds, op_state, run, workflow
 
@@ -42,7 +44,7 @@ async def test_operation_parallel_merges_in_definition_order() -> None:
     )
     import asyncio
 
-    async def slow(_: dict) -> dict:
+    async def slow(_: dict[str, Any]) -> dict[str, Any]:
         await asyncio.sleep(0.01)
         return {"v": "slow", "s": 1}
 
@@ -102,7 +104,7 @@ async def test_switch_condition_may_end() -> None:
     assert result.output == {"a": 1}
 
 
-def _event_defs() -> list[dict]:
+def _event_defs() -> list[dict[str, Any]]:
     return [
         {"name": "Approved", "type": "approved", "source": "bank"},
         {"name": "Denied", "type": "denied", "source": "bank"},
@@ -110,7 +112,7 @@ def _event_defs() -> list[dict]:
     ]
 
 
-def _ce(kind: str, data: dict, **attrs: str) -> dict:
+def _ce(kind: str, data: dict[str, Any], **attrs: str) -> dict[str, Any]:
     return {"specversion": "1.0", "id": kind, "source": "bank", "type": kind, "data": data, **attrs}
 
 
@@ -122,7 +124,9 @@ def _ce(kind: str, data: dict, **attrs: str) -> dict:
         ([], {"decision": "timeout"}),
     ],
 )
-async def test_switch_event_conditions_and_timeout(events: list, expected: dict) -> None:
+async def test_switch_event_conditions_and_timeout(
+    events: list[Any], expected: dict[str, Any]
+) -> None:
     states = [
         {
             "name": "Wait",
@@ -226,7 +230,7 @@ async def test_callback_runs_action_then_merges_event() -> None:
     assert [k for k, _, _ in effects.log] == ["call", "wait"]
 
 
-def _parallel(**more: object) -> dict:
+def _parallel(**more: object) -> dict[str, Any]:
     return {
         "name": "P",
         "type": "parallel",
@@ -251,7 +255,7 @@ async def test_parallel_all_of_joins_every_branch() -> None:
 async def test_parallel_at_least_cancels_the_rest() -> None:
     import asyncio
 
-    async def never(_: dict) -> dict:
+    async def never(_: dict[str, Any]) -> dict[str, Any]:
         await asyncio.Event().wait()
         return {}
 
@@ -268,7 +272,7 @@ async def test_parallel_at_least_cancels_the_rest() -> None:
 async def test_parallel_branch_error_goes_to_state_on_errors() -> None:
     from tideflow.errors import FunctionCallError
 
-    def boom(_: dict) -> None:
+    def boom(_: dict[str, Any]) -> None:
         raise FunctionCallError("down", code="503")
 
     states = [
@@ -297,7 +301,7 @@ async def test_parallel_branch_error_goes_to_state_on_errors() -> None:
     ],
 )
 async def test_foreach_collects_results_in_order(
-    mode: str, batch: int | None, expected_keys: list
+    mode: str, batch: int | None, expected_keys: list[Any]
 ) -> None:
     state = {
         "name": "F",
@@ -366,7 +370,7 @@ async def test_foreach_missing_collection_is_a_handleable_error() -> None:
         ("${ .item }", [1, 2, 3]),
     ],
 )
-async def test_foreach_iteration_data(argument: str, expected: list) -> None:
+async def test_foreach_iteration_data(argument: str, expected: list[Any]) -> None:
     state = {
         "name": "F",
         "type": "foreach",
@@ -401,7 +405,7 @@ async def test_foreach_over_ten_thousand_items_with_an_expression_function() -> 
 async def test_parallel_num_completed_may_be_a_string() -> None:
     import asyncio
 
-    async def never(_: dict) -> dict:
+    async def never(_: dict[str, Any]) -> dict[str, Any]:
         await asyncio.Event().wait()
         return {}
 
@@ -420,12 +424,12 @@ async def test_foreach_batch_size_string_limits_concurrency() -> None:
 
     running = {"now": 0, "peak": 0}
 
-    async def track(a: dict) -> int:
+    async def track(a: dict[str, Any]) -> int:
         running["now"] += 1
         running["peak"] = max(running["peak"], running["now"])
         await asyncio.sleep(0)
         running["now"] -= 1
-        return a["v"]
+        return int(a["v"])
 
     state = {
         "name": "F",

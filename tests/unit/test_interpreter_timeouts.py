@@ -7,9 +7,10 @@ from interp_support import call, fn, kinds, op_state, run, workflow
 from tideflow.runtime.effects import EventWait, FunctionCall
 from tideflow.runtime.fake import ScriptedEffects
 from tideflow.runtime.result import Completed, Failed, Terminated
+from tideflow.workflow.model import Workflow
 
 
-def _sleepy(**top: object):
+def _sleepy(**top: object) -> Workflow:
     states = [
         {"name": "A", "type": "inject", "data": {"a": 1}, "transition": "Nap"},
         {"name": "Nap", "type": "sleep", "duration": "PT20S", "transition": "B"},
