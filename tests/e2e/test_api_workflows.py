@@ -43,7 +43,7 @@ states:
 
 @pytest.fixture
 async def client(pg_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings(database_url=pg_url, home=tmp_path))
+    app = create_app(Settings(database_url=pg_url, home=tmp_path, max_request_bytes=64 * 1024))
     async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
         yield http
 
@@ -148,10 +148,16 @@ async def test_unparseable_yaml_is_a_400_naming_the_line(client: httpx.AsyncClie
         (HELLO, {"content-type": "text/plain"}, 415, "text/plain"),
         ("- a\n- b\n", YAML, 400, "must be an object"),
         ("hello-world.yaml", YAML, 400, "must be an object"),  # never read as a file name
+        ("# padding\n" * 10_000, YAML, 413, "the limit is 65536"),
+        (b"id: \xff\n", YAML, 400, "not UTF-8"),
     ],
 )
 async def test_bad_bodies_are_refused_clearly(
-    client: httpx.AsyncClient, content: str, headers: dict[str, str], status: int, words: str
+    client: httpx.AsyncClient,
+    content: str | bytes,
+    headers: dict[str, str],
+    status: int,
+    words: str,
 ) -> None:
     body = problem(await client.post("/workflows", content=content, headers=headers), status)
     assert words in body["detail"]

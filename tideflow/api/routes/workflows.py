@@ -48,7 +48,7 @@ YAML_TYPES: Final = frozenset({"application/yaml", "text/yaml", "application/x-y
 JSON_TYPES: Final = frozenset({"application/json", "text/json"})
 DIALECTS: Final = frozenset({"sonataflow"})
 _ERRORS: Final[dict[int | str, dict[str, Any]]] = {
-    code: {"model": Problem} for code in (400, 404, 409, 415, 503)
+    code: {"model": Problem} for code in (400, 404, 409, 413, 415, 503)
 }
 _DEFINITION_BODY: Final[dict[str, Any]] = {
     "requestBody": {
@@ -207,8 +207,13 @@ async def deploy_workflow(
         return problem(
             415, "unsupported-media-type", "Unsupported content type", f"{media}: use {accepted}"
         )
+    body = await request.body()
+    limit = services.settings.max_request_bytes
+    if len(body) > limit:
+        detail = f"the definition is {len(body)} bytes; the limit is {limit}"
+        return problem(413, "payload-too-large", "Request body too large", detail)
     try:
-        text = (await request.body()).decode("utf-8")
+        text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidArgument("the definition is not UTF-8 text", argument="body") from None
     if not text.strip():
