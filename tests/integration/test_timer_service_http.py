@@ -122,6 +122,11 @@ async def test_delay_list_and_cancel_with_an_injected_clock(pool: asyncpg.Pool) 
         assert keep["deliveryTime"] == "2026-01-01T00:01:00Z"
         listed = (await http.get("/buses/default/scheduled")).json()["scheduled"]
         assert [item["event"]["id"] for item in listed] == ["e-2", "e-1"]
+        shown = await http.get(f"/buses/default/scheduled/{keep['timerId']}")
+        assert shown.json()["event"]["id"] == "e-1"
+        assert (await http.get("/buses/nope/scheduled")).status_code == 404
+        elsewhere = await http.get(f"/buses/other/scheduled/{keep['timerId']}")
+        assert elsewhere.status_code == 404
         gone = await http.delete(f"/buses/default/scheduled/{drop['timerId']}")
         assert gone.status_code == 204
         again = await http.delete(f"/buses/default/scheduled/{drop['timerId']}")
