@@ -65,7 +65,7 @@ class LifecycleNotice:
         version: The workflow version it runs.
         at: When it happened.
         state: The state entered (``state.entered``) or where it failed.
-        output: The output of a completed instance.
+        output: The output of a completed instance, when the reporter has it.
         error: The error of a failed instance, ``{name, code, message, state}``.
         parent_id: The parent instance of a sub-flow.
         run_no: The run number (``continueAs`` starts run 2, 3, ...).
@@ -105,7 +105,7 @@ def lifecycle_event(notice: LifecycleNotice) -> dict[str, Any]:
     }
     if notice.state is not None:
         data["state"] = notice.state
-    if notice.kind == "completed":
+    if notice.kind == "completed" and notice.output is not None:
         data["output"] = notice.output
     if notice.error is not None:
         data["error"] = dict(notice.error)
