@@ -220,13 +220,13 @@ async def tideflow_memory(url: str, waiting: int) -> dict[str, Any]:
             await rt.start_instance("waiter", {})
 
     await asyncio.gather(*(one() for _ in range(200)))  # warm caches before the baseline
-    while rt.running:
+    while rt.running:  # noqa: ASYNC110 -- runners end on their own
         await asyncio.sleep(0.05)
     gc.collect()
     before = _rss_bytes()
     start = time.perf_counter()
     await asyncio.gather(*(one() for _ in range(waiting)))
-    while rt.running:
+    while rt.running:  # noqa: ASYNC110 -- runners end on their own
         await asyncio.sleep(0.05)
     took = time.perf_counter() - start
     gc.collect()

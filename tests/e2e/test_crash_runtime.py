@@ -157,7 +157,8 @@ async def test_sigkill_with_500_instances_running_loses_and_repeats_nothing(
         (flows / "crash5.json").write_text(json.dumps(five_steps(service)))
         with serve_process(database, tmp_path, "--workflows", str(flows)) as first:
             ids = await _start_all(first.url)
-            while sum(counts.values()) < INSTANCES * 3 // 2:  # some past the sleep, most not
+            # Kill when some instances are past the sleep and most are not.
+            while sum(counts.values()) < INSTANCES * 3 // 2:  # noqa: ASYNC110 -- another thread
                 await asyncio.sleep(0.01)
             first.process.kill()
             first.process.wait(10)

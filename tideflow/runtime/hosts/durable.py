@@ -313,8 +313,10 @@ class DurableRuntime:
             self._spawn(row, fresh=True)
             self.lifecycle("started", row, parentId=row.parent_id, run=row.run_no)
 
-    async def wait_for_completion(  # noqa: ASYNC109 -- the API passes ?wait=SECONDS
-        self, instance_id: str, timeout: float | None
+    async def wait_for_completion(
+        self,
+        instance_id: str,
+        timeout: float | None,  # noqa: ASYNC109 -- the API passes ?wait=SECONDS
     ) -> InstanceRow:
         """The instance once it has ended, or as it is when ``timeout`` seconds pass.
 
