@@ -98,15 +98,6 @@ def stored_content_type(media: str, dialect: str | None) -> str:
     return f"{base}; dialect={dialect}" if dialect else base
 
 
-def dialect_of(content_type: str) -> str | None:
-    """The ``dialect`` parameter of a stored content type."""
-    for part in content_type.split(";")[1:]:
-        name, _, value = part.partition("=")
-        if name.strip() == "dialect":
-            return value.strip() or None
-    return None
-
-
 async def deploy_definition(
     registry: PostgresRegistry,
     text: str,
