@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import jsonschema  # type: ignore[import-untyped]
-
 from tideflow.errors import format_path
 from tideflow.workflow.model import Workflow, thaw
 
@@ -27,6 +25,8 @@ class InputChecker:
         self.fail = True if spec is None else spec.fail_on_validation_errors
         self._validator: Any = None
         if spec is not None and isinstance(spec.schema, Mapping):
+            import jsonschema  # type: ignore[import-untyped]  # slow import: only when needed
+
             schema = thaw(spec.schema)
             cls = jsonschema.validators.validator_for(schema)
             self._validator = cls(schema)
