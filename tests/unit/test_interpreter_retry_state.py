@@ -6,6 +6,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tideflow.runtime.retry import (
     AUTO_RETRY_POLICY,
@@ -138,3 +140,38 @@ def test_instance_state_upgrades_version_1() -> None:
 def test_instance_state_rejects_bad_documents(doc: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         from_json(doc)
+
+
+@given(
+    delay=st.floats(min_value=0, max_value=3600),
+    multiplier=st.floats(min_value=1, max_value=10),
+    increment=st.floats(min_value=0, max_value=600),
+    fraction=st.floats(min_value=0, max_value=1),
+    cap=st.floats(min_value=0.1, max_value=7200),
+    retry=st.integers(min_value=1, max_value=12),
+    draw=st.floats(min_value=-1, max_value=1),
+)
+def test_backoff_bounds(
+    delay: float,
+    multiplier: float,
+    increment: float,
+    fraction: float,
+    cap: float,
+    retry: int,
+    draw: float,
+) -> None:
+    policy = RetryPolicy(
+        name="p",
+        delay=delay,
+        multiplier=multiplier,
+        increment=increment,
+        jitter_fraction=fraction,
+        max_delay=cap,
+    )
+    plain = RetryPolicy(name="p", delay=delay, multiplier=multiplier, increment=increment)
+    base = backoff_seconds(plain, retry)
+    value = backoff_seconds(policy, retry, draw)
+    assert 0.0 <= value <= cap
+    assert value <= base * (1 + fraction) + 1e-6
+    assert value >= min(cap, base * (1 - fraction)) - 1e-6
+    assert backoff_seconds(plain, retry + 1) >= base
