@@ -264,3 +264,12 @@ async def test_replay_matches_by_key_when_results_arrived_in_another_order() -> 
     assert replayed == original
     assert sorted(replay.calls) == sorted(_recorded_calls(recorder.journal))
     assert original["output"]["doubled"] == [2, 4, 6, 8, 10]
+
+
+async def test_replay_of_a_journal_without_clock_entries_is_nondeterministic() -> None:
+    golden = json.loads((GOLDEN / "failing_charge.json").read_text())
+    journal = [e for e in golden["journal"] if e["op"] != "new_id"]
+    doc = dict(golden["workflow"])
+    wf = workflow(doc.pop("states"), **doc)
+    with pytest.raises(NondeterminismError, match="new_id"):
+        await Interpreter(wf).run(golden["input"], ReplayEffects(journal))

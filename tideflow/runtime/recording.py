@@ -185,8 +185,13 @@ class ReplayEffects:
             _expired_deadline.reset(token)
         raise StepTimeout(key=deadline.key, kind=deadline.kind)
 
+    def _next(self, op: str) -> Any:
+        if not self._ordered[op]:
+            raise NondeterminismError(f"replay asked for {op}() more often than the journal holds")
+        return self._ordered[op].pop(0)
+
     def now(self) -> datetime:
-        return datetime.fromisoformat(self._ordered["now"].pop(0))
+        return datetime.fromisoformat(self._next("now"))
 
     def new_id(self) -> str:
-        return str(self._ordered["new_id"].pop(0))
+        return str(self._next("new_id"))
