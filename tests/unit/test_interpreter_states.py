@@ -368,6 +368,10 @@ async def test_foreach_missing_collection_is_a_handleable_error() -> None:
         ("${ .items | length }", [3, 3, 3]),  # mentions the collection: iterations see it
         ("${ .k }", [100, 100, 100]),  # other state data is always visible
         ("${ .item }", [1, 2, 3]),
+        (  # the whole data: the collection is kept
+            "${ . }",
+            [{"items": [1, 2, 3], "k": 100, "item": i} for i in (1, 2, 3)],
+        ),
     ],
 )
 async def test_foreach_iteration_data(argument: str, expected: list[Any]) -> None:

@@ -37,6 +37,10 @@ DEFAULT_ITERATION_PARAM = "item"
 _TOP_KEY = re.compile(r"^\$\{\s*\.([A-Za-z_][A-Za-z0-9_]*)\s*\}$|^\.([A-Za-z_][A-Za-z0-9_]*)$")
 
 
+# `${ . }`, `.` or `${ . | ... }` hand over the whole data: keep the collection then.
+_WHOLE_DATA = re.compile(r"\$\{\s*\.\s*[}|]|'\.'")
+
+
 def _base_data(run: Run, state: ForEachState, data: Any) -> Any:
     """The state data every iteration starts from (see the module docstring)."""
     if not isinstance(data, dict):
@@ -46,7 +50,7 @@ def _base_data(run: Run, state: ForEachState, data: Any) -> Any:
         return data
     name = match.group(1) or match.group(2)
     mentioned = repr(state.actions) + repr(run.compiled.fn_ops)
-    if name in mentioned or name not in data:
+    if name in mentioned or name not in data or _WHOLE_DATA.search(mentioned):
         return data
     return {k: v for k, v in data.items() if k != name}
 
