@@ -45,6 +45,7 @@ async def test_async_function_is_fire_and_forget_and_errors_are_ignored() -> Non
     assert isinstance(result, Completed)
     assert result.output == {"a": 1}
     assert calls(effects) == ["S/action:0/attempt:1"]
+    assert kinds(result, "action.") == ["action.started", "action.completed"]
 
 
 async def test_action_data_filter_from_state_data_results_to_state_data() -> None:

@@ -153,7 +153,11 @@ def _is_async(action: Action) -> bool:
 async def _with_retries(run: Run, action: Action, data: Any, key: str, scope: Scope) -> Any:
     label = action.name or action.id
     if _is_async(action):
-        return await _invoke.invoke(run, action, data, f"{key}/attempt:1", scope, 1)
+        first = f"{key}/attempt:1"
+        run.step("action.started", first, scope.state, action=label, attempt=1, invoke="async")
+        await _invoke.invoke(run, action, data, first, scope, 1)
+        run.step("action.completed", first, scope.state, action=label, attempt=1, invoke="async")
+        return None
     attempt = 1
     while True:
         attempt_key = f"{key}/attempt:{attempt}"

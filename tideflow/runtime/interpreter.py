@@ -159,6 +159,7 @@ class Interpreter:
             raise  # the host's problem, not the workflow's: the host decides
         except Exception as exc:  # a run never raises for workflow faults
             error = WorkflowError(name="error", code=type(exc).__name__, message=str(exc))
+            run.step("workflow.failed", "failed", None, error=error.to_json())
             return Failed(error=error, data=run.data)
 
     def _check_input(self, run: Run) -> None:
