@@ -107,6 +107,8 @@ def test_deploy_start_and_show_like_the_readme(server: Served) -> None:
     rows = ok(cli("instances", "list", "--status", "completed", server=server.url))
     assert instance["id"] in {row.split("\t")[0] for row in rows.splitlines()}
     assert ok(cli("instances", "list", "--status", "failed", server=server.url)) == ""
+    mine = ok(cli("instances", "list", "--workflow", "hello-world", server=server.url))
+    assert {row.split("\t")[1] for row in mine.splitlines()} == {"hello-world"}
 
 
 def test_start_without_wait_prints_id_and_status(server: Served) -> None:
