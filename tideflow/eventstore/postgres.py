@@ -180,7 +180,7 @@ class PostgresEventStore:
         self._pool = pool
         self._segment_size = segment_size
         self._clock = clock
-        self._committer: GroupCommit[_Append, list[Appended]] = GroupCommit(
+        self._committer: GroupCommit[_Append, _Placed] = GroupCommit(
             self._flush, max_batch=max_batch
         )
         self.listener = Listener(pool, clock, poll_interval=poll_interval)
@@ -273,15 +273,22 @@ class PostgresEventStore:
         if not rows:
             await self._last_offset(bus)  # still: BusNotFound for an unknown bus
             return []
-        return await self._committer.submit(_Append(bus, rows), len(rows))
+        offsets, duplicates = await self._committer.submit(_Append(bus, rows), len(rows))
+        # Built here, not in the committer: the next transaction need not wait for it.
+        if duplicates is None:
+            return [Appended(bus=bus, offset=offset, duplicate=False) for offset in offsets]
+        return [
+            Appended(bus=bus, offset=offset, duplicate=duplicate)
+            for offset, duplicate in zip(offsets, duplicates, strict=True)
+        ]
 
-    async def _flush(self, batch: Sequence[_Append]) -> list[list[Appended] | BaseException]:
+    async def _flush(self, batch: Sequence[_Append]) -> list[_Placed | BaseException]:
         """Write a batch in one transaction; per bus: lock, dedup, COPY, advance, notify."""
         now = self._clock.now()
         by_bus: dict[str, list[int]] = {}
         for index, item in enumerate(batch):
             by_bus.setdefault(item.bus, []).append(index)
-        results: list[list[Appended] | BaseException] = [[] for _ in batch]
+        results: list[_Placed | BaseException] = [_NOTHING] * len(batch)
         ahead: list[tuple[int, int, int, int]] = []
         async with self._connection() as conn, conn.transaction():
             for bus in sorted(by_bus):  # one lock order for every process: no deadlock
@@ -291,10 +298,10 @@ class PostgresEventStore:
                     for i in by_bus[bus]:
                         results[i] = outcome
                     continue
-                acks, state = outcome
+                placed, state = outcome
                 ahead.append(state)
-                for i, item_acks in zip(by_bus[bus], acks, strict=True):
-                    results[i] = item_acks
+                for i, item_placed in zip(by_bus[bus], placed, strict=True):
+                    results[i] = item_placed
             if self._before_commit is not None:
                 await self._before_commit()
         for bus_id, next_offset, ready_until, size in ahead:
@@ -304,26 +311,15 @@ class PostgresEventStore:
 
     async def _append_bus(
         self, conn: Any, bus: str, items: Sequence[_Append], now: datetime
-    ) -> tuple[list[list[Appended]], tuple[int, int, int, int]] | BaseException:
+    ) -> tuple[list[_Placed], tuple[int, int, int, int]] | BaseException:
+        """Under the bus lock: find duplicates, number the new events, COPY them, advance."""
         row = await conn.fetchrow(_Q["lock_bus"], bus)
         if row is None:
             return BusNotFound(f"no bus named {bus!r}")
-        bus_id, size = row["id"], row["segment_size"]
-        first = next_offset = row["next_offset"]
+        bus_id, size, first = row["id"], row["segment_size"], row["next_offset"]
         known = await self._find_duplicates(conn, bus_id, items)
-        records: list[tuple[int, int, str, str, int, datetime, str]] = []
-        acks: list[list[Appended]] = []
-        for item in items:
-            item_acks = []
-            for source, event_id, key, text in item.rows:
-                offset = known.get((source, event_id))
-                duplicate = offset is not None
-                if offset is None:
-                    offset = known[(source, event_id)] = next_offset
-                    records.append((bus_id, offset, source, event_id, key, now, text))
-                    next_offset += 1
-                item_acks.append(Appended(bus=bus, offset=offset, duplicate=duplicate))
-            acks.append(item_acks)
+        records, placed = _number(items, known, bus_id, first, now)
+        next_offset = first + len(records)
         ready_until = row["ready_until"] or 1
         if records:
             if next_offset > ready_until:  # one batch outran the segment kept ahead
@@ -333,7 +329,7 @@ class PostgresEventStore:
             table = _copy_target(bus_id, first, next_offset - 1, size)
             await conn.copy_records_to_table(table, records=records, columns=_COLUMNS)
             await conn.execute(_Q["advance_bus"], bus_id, next_offset)
-        return acks, (bus_id, next_offset, ready_until, size)
+        return placed, (bus_id, next_offset, ready_until, size)
 
     async def _find_duplicates(
         self, conn: Any, bus_id: int, items: Sequence[_Append]
@@ -424,6 +420,47 @@ class PostgresEventStore:
                 yield conn
         except _DB_ERRORS as exc:
             raise StoreError(f"event store: {type(exc).__name__}: {exc}") from exc
+
+
+_Placed = tuple[Sequence[int], Sequence[bool] | None]
+"""Where one caller's events went: their offsets, and which were duplicates (None: none)."""
+_NOTHING: _Placed = ((), None)
+
+
+def _number(
+    items: Sequence[_Append],
+    known: dict[tuple[str, str], int],
+    bus_id: int,
+    first: int,
+    now: datetime,
+) -> tuple[list[tuple[Any, ...]], list[_Placed]]:
+    """Give the new events offsets from ``first`` on; duplicates get the first one's offset.
+
+    ``known`` maps ``(source, id)`` of events already in the bus to their offsets.
+    Returns the rows to COPY and, per item, where its events went.
+    """
+    rows = [row for item in items for row in item.rows]
+    if not known and len({row[2] for row in rows}) == len(rows):
+        # The common case: every event new (distinct hashes mean distinct keys).
+        records = [(bus_id, n, s, i, k, now, t) for n, (s, i, k, t) in enumerate(rows, first)]
+        placed: list[_Placed] = []
+        for item in items:
+            placed.append((range(first, first + len(item.rows)), None))
+            first += len(item.rows)
+        return records, placed
+    records, placed, next_offset = [], [], first
+    for item in items:
+        offsets, duplicates = [], []
+        for source, event_id, key, text in item.rows:
+            offset = known.get((source, event_id))
+            duplicates.append(offset is not None)
+            if offset is None:
+                offset = known[(source, event_id)] = next_offset
+                records.append((bus_id, offset, source, event_id, key, now, text))
+                next_offset += 1
+            offsets.append(offset)
+        placed.append((offsets, duplicates))
+    return records, placed
 
 
 def _stored_events(bus: str, rows: Sequence[Any]) -> list[StoredEvent]:
