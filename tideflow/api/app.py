@@ -17,7 +17,16 @@ from fastapi import APIRouter, FastAPI
 from tideflow import __version__
 from tideflow.api import errors
 from tideflow.api.fastpath import Appender, IngestFastPath, Scope
-from tideflow.api.routes import buses, events, health, instances, metrics, timers, workflows
+from tideflow.api.routes import (
+    buses,
+    events,
+    health,
+    instances,
+    metrics,
+    subscriptions,
+    timers,
+    workflows,
+)
 from tideflow.api.services import Services, ServicesOpener
 from tideflow.settings import Settings
 
@@ -69,7 +78,7 @@ def create_app(
     errors.install(app)
     app.add_middleware(IngestFastPath, resolve=_resolve_ingest)
     builtin = (health.router, metrics.router, events.router, buses.router, timers.router)
-    for router in (*builtin, workflows.router, instances.router, *routers):
+    for router in (*builtin, workflows.router, instances.router, subscriptions.router, *routers):
         app.include_router(router)
     return app
 

@@ -149,6 +149,24 @@ class ApiClient:
             params["kind"] = kind
         return (await self._call("GET", "/timers", params=params))["timers"]
 
+    # -- subscriptions -------------------------------------------------------------
+
+    async def create_subscription(self, body: Mapping[str, Any]) -> Any:
+        """Create a subscription; return it."""
+        return await self._call("POST", "/subscriptions", json=dict(body))
+
+    async def list_subscriptions(self) -> Any:
+        """Every subscription with its figures."""
+        return (await self._call("GET", "/subscriptions"))["subscriptions"]
+
+    async def get_subscription(self, subscription_id: str) -> Any:
+        """One subscription with its figures."""
+        return await self._call("GET", f"/subscriptions/{subscription_id}")
+
+    async def delete_subscription(self, subscription_id: str) -> None:
+        """Delete a subscription."""
+        await self._call("DELETE", f"/subscriptions/{subscription_id}")
+
 
 def describe_failure(response: httpx.Response) -> str:
     """One line from an error response: the problem's detail and path, or the status."""

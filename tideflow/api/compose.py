@@ -82,6 +82,7 @@ async def open_system(
         runtime = await stack.enter_async_context(
             _open_runtime(database.pool, store, lifecycle, metrics, options)
         )
+        dispatcher = await stack.enter_async_context(_open_dispatcher(database.pool, store, timers))
         await timers.start()
         stack.push_async_callback(timers.stop)
         services = Services(
@@ -94,10 +95,21 @@ async def open_system(
             runtime=runtime,
             metrics=metrics,
             lifecycle=lifecycle,
+            dispatcher=dispatcher,
         )
         for folder in options.workflow_dirs:
             await deploy_folder(registry, folder)
         yield services
+
+
+@asynccontextmanager
+async def _open_dispatcher(pool: Any, store: Any, timers: Any) -> AsyncIterator[Any]:
+    """The subscriptions dispatcher, started before the timers so it receives due retries."""
+    from tideflow.triggers.dispatcher import Dispatcher
+    from tideflow.triggers.persistence import PostgresSubscriptions
+
+    async with Dispatcher(store, PostgresSubscriptions(pool), timers) as dispatcher:
+        yield dispatcher
 
 
 def open_system_with(options: SystemOptions) -> ServicesOpener:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from tideflow.runtime.lifecycle import LifecyclePublisher
     from tideflow.runtime.persistence import PostgresInstances, PostgresRegistry
     from tideflow.timer.service import TimerService
+    from tideflow.triggers.dispatcher import Dispatcher
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,6 +46,7 @@ class Services:
         runtime: The durable runtime that runs instances.
         metrics: The Prometheus metrics of this process.
         lifecycle: Publishes lifecycle events to the bus ``tideflow.lifecycle``.
+        dispatcher: Runs the subscriptions (``None``: no subscriptions API).
     """
 
     settings: Settings
@@ -57,6 +59,7 @@ class Services:
     runtime: DurableRuntime | None = None
     metrics: Metrics | None = None
     lifecycle: LifecyclePublisher | None = None
+    dispatcher: Dispatcher | None = None
 
 
 ServicesOpener = Callable[[Settings], AbstractAsyncContextManager[Services]]

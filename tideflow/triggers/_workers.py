@@ -65,7 +65,6 @@ class Worker:
         self.tracker = OffsetTracker(committed=subscription.committed_offset)
         self.host = host
         self._wake = wake
-        self._blocked = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -90,11 +89,6 @@ class Worker:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("subscription %s: worker task failed", self.id, exc_info=task.exception())
-
-    def _unblock(self) -> None:
-        if self._blocked and self.ready():
-            self._blocked = False
-            self._wake.set()
 
     async def close(self) -> None:
         """Cancel the work in flight (it stays uncommitted, so it is redone later)."""
@@ -138,7 +132,6 @@ class HttpWorker(Worker):
             if offset <= tracker.cursor:
                 continue
             if len(tracker.pending) >= self.window:
-                self._blocked = True
                 return
             if offset in self.awaiting or not self.matches(stored.event):
                 tracker.take(offset)
@@ -201,8 +194,10 @@ class HttpWorker(Worker):
         self._finish(offset)
 
     def _finish(self, offset: int) -> None:
+        was_full = not self.ready()
         self.tracker.finish(offset)
-        self._unblock()
+        if was_full:  # the reader skips a full worker and waits for this wake-up
+            self._wake.set()
 
 
 class ConsumerWorker(Worker):
@@ -227,7 +222,6 @@ class ConsumerWorker(Worker):
 
     def accept(self, events: Sequence[StoredEvent]) -> None:
         if self._busy:
-            self._blocked = True
             return
         tracker = self.tracker
         batch: Batch = []
@@ -244,7 +238,6 @@ class ConsumerWorker(Worker):
         tracker.start(batch[0][0])
         tracker.take(last)
         self._busy = True
-        self._blocked = True
         self._spawn(self._consume(batch))
 
     async def _consume(self, batch: Batch) -> None:
@@ -263,7 +256,7 @@ class ConsumerWorker(Worker):
         self.tracker.delivered += len(batch)
         self._busy = False
         self.tracker.finish(batch[0][0])
-        self._unblock()
+        self._wake.set()
 
 
 class BusReader:

@@ -1,0 +1,165 @@
+"""Subscriptions: create, list, show, delete, pause, resume and reset (replay).
+
+The body of ``POST /subscriptions`` is read as JSON and validated by
+:func:`tideflow.triggers.subscriptions.parse_spec`: a bad filter is a 422
+naming its path (``filters[1].sql``), any other bad field a 422 naming it
+(``delivery.backoffDelay``). A missing bus is a 404.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Final
+
+import orjson
+from fastapi import APIRouter, Depends, Path, Request
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from tideflow.api.errors import problem
+from tideflow.api.routes.events import json_response
+from tideflow.api.schemas import Problem
+from tideflow.api.services import Services, get_services
+from tideflow.errors import InvalidArgument, InvalidFilter, format_path
+from tideflow.isotime import parse_timestamp
+
+if TYPE_CHECKING:
+    from tideflow.triggers.dispatcher import Dispatcher
+
+router = APIRouter(tags=["subscriptions"])
+
+_ERRORS: Final[dict[int | str, dict[str, Any]]] = {
+    code: {"model": Problem} for code in (400, 404, 409, 422, 503)
+}
+SubscriptionId = Annotated[str, Path(description="The subscription id.")]
+Services_ = Annotated[Services, Depends(get_services)]
+
+
+def _dispatcher(services: Services) -> Dispatcher:
+    dispatcher = services.dispatcher
+    if dispatcher is None:
+        raise HTTPException(503, "subscriptions are not available: this server has no dispatcher")
+    return dispatcher
+
+
+async def _json_body(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return orjson.loads(raw or b"null")
+    except orjson.JSONDecodeError as exc:
+        raise InvalidArgument(f"the body is not valid JSON: {exc}", argument="(body)") from None
+
+
+def _invalid(exc: InvalidArgument | InvalidFilter) -> Response:
+    if isinstance(exc, InvalidFilter):
+        return problem(422, "invalid-filter", "Invalid filter", exc.message, format_path(exc.path))
+    return problem(422, "invalid-subscription", "Invalid subscription", exc.message, exc.argument)
+
+
+@router.post(
+    "/subscriptions",
+    status_code=201,
+    responses=_ERRORS,
+    summary="Create a subscription",
+)
+async def create_subscription(request: Request, services: Services_) -> Response:
+    """Create a subscription: ``{bus, filters, sink, transform, delivery, from}``.
+
+    Delivery starts at once (from the head of the bus unless ``from`` says otherwise).
+    """
+    dispatcher = _dispatcher(services)
+    try:
+        body = await _json_body(request)
+        sub = await dispatcher.create(body)
+    except (InvalidArgument, InvalidFilter) as exc:
+        return _invalid(exc)
+    _, head = await dispatcher.get(sub.id)
+    response = json_response(sub.to_json(head), 201)
+    response.headers["location"] = f"/subscriptions/{sub.id}"
+    return response
+
+
+@router.get("/subscriptions", responses=_ERRORS, summary="List subscriptions")
+async def list_subscriptions(services: Services_) -> Response:
+    """Every subscription with its state, committed offset, lag and counts, oldest first."""
+    found = await _dispatcher(services).list_all()
+    return json_response({"subscriptions": [sub.to_json(head) for sub, head in found]})
+
+
+@router.get("/subscriptions/{subscription_id}", responses=_ERRORS, summary="Show a subscription")
+async def show_subscription(subscription_id: SubscriptionId, services: Services_) -> Response:
+    """State, committed offset, lag behind the head of the bus, delivered/failed/dead-lettered."""
+    sub, head = await _dispatcher(services).get(subscription_id)
+    return json_response(sub.to_json(head))
+
+
+@router.delete(
+    "/subscriptions/{subscription_id}",
+    status_code=204,
+    responses=_ERRORS,
+    summary="Delete a subscription",
+)
+async def delete_subscription(subscription_id: SubscriptionId, services: Services_) -> Response:
+    """Stop delivering and forget the subscription."""
+    await _dispatcher(services).delete(subscription_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/subscriptions/{subscription_id}/pause", responses=_ERRORS, summary="Pause a subscription"
+)
+async def pause_subscription(subscription_id: SubscriptionId, services: Services_) -> Response:
+    """Stop delivering; deliveries in flight are abandoned and redone after resume."""
+    dispatcher = _dispatcher(services)
+    await dispatcher.pause(subscription_id)
+    sub, head = await dispatcher.get(subscription_id)
+    return json_response(sub.to_json(head))
+
+
+@router.post(
+    "/subscriptions/{subscription_id}/resume", responses=_ERRORS, summary="Resume a subscription"
+)
+async def resume_subscription(subscription_id: SubscriptionId, services: Services_) -> Response:
+    """Deliver again from the committed offset."""
+    dispatcher = _dispatcher(services)
+    await dispatcher.resume(subscription_id)
+    sub, head = await dispatcher.get(subscription_id)
+    return json_response(sub.to_json(head))
+
+
+@router.post(
+    "/subscriptions/{subscription_id}/reset",
+    responses=_ERRORS,
+    summary="Reset a subscription's offset (replay)",
+)
+async def reset_subscription(
+    subscription_id: SubscriptionId, request: Request, services: Services_
+) -> Response:
+    """Deliver next from ``{"offset": n}`` (the event at ``n``) or ``{"time": RFC 3339}``
+    (the first event stored at or after it). Moving back replays; moving forward skips."""
+    dispatcher = _dispatcher(services)
+    try:
+        offset, time = _reset_target(await _json_body(request))
+    except InvalidArgument as exc:
+        return _invalid(exc)
+    await dispatcher.reset(subscription_id, offset=offset, time=time)
+    sub, head = await dispatcher.get(subscription_id)
+    return json_response(sub.to_json(head))
+
+
+def _reset_target(body: Any) -> tuple[int | None, Any]:
+    if not isinstance(body, dict) or len(set(body) & {"offset", "time"}) != 1 or len(body) != 1:
+        raise InvalidArgument(
+            'reset takes exactly one of {"offset": n} or {"time": "RFC 3339 timestamp"}',
+            argument="(body)",
+        )
+    if "offset" in body:
+        offset = body["offset"]
+        if type(offset) is not int or offset < 0:
+            raise InvalidArgument(
+                f"offset must be an integer >= 0, got {offset!r}", argument="offset"
+            )
+        return offset, None
+    try:
+        return None, parse_timestamp(body["time"])
+    except ValueError as exc:
+        raise InvalidArgument(f"time: {exc}", argument="time") from None
