@@ -9,8 +9,8 @@ Parts (``--parts``, comma-separated; default all):
   3 ``@DBOS.step`` functions, same counts, on the same server.
 - ``sleep``: ``--n`` instances each sleeping 2 s, all started at once; total
   wall time (first start to last completion) and p99 wake-up lateness. For
-  Tideflow lateness is read from the journal: commit time of the ``sleep``
-  entry minus the journaled due time. Measured twice: sleeps held in memory
+  Tideflow lateness is what the runtime notes in the timeline when a sleep
+  ends (``timer.fired``: wake-up time minus the journaled due time). Measured twice: sleeps held in memory
   (default ``memory_sleep``) and parked in the database (``memory_sleep=0``:
   the instance leaves memory and is claimed and replayed when due). DBOS:
   ``DBOS.sleep_async(2)``; lateness = completion - (start + 2 s).
@@ -178,10 +178,8 @@ async def tideflow_sleep(url: str, n: int, memory_sleep: float) -> dict[str, Any
     wall = time.perf_counter() - start
     async with pool.acquire() as conn:
         late = await conn.fetch(
-            "SELECT extract(epoch FROM s.created_at - (t.entry->>'result')::timestamptz) AS late"
-            " FROM tideflow_journal s JOIN tideflow_journal t"
-            " ON t.instance_id = s.instance_id AND t.step_key = s.step_key AND t.op = 'timer'"
-            " WHERE s.op = 'sleep' AND s.instance_id = ANY($1::text[])",
+            "SELECT (detail->>'lateMs')::float / 1000 AS late FROM tideflow_timeline"
+            " WHERE kind = 'timer.fired' AND instance_id = ANY($1::text[])",
             [r.id for r in rows],
         )
         statuses = await conn.fetchval(

@@ -202,25 +202,25 @@ class DurableEffects:
         return due
 
     async def sleep(self, request: SleepRequest) -> None:
-        """Sleep in memory when short, else park until the timer is due."""
+        """Sleep in memory when short, else park until the timer is due.
+
+        Only the due time is journaled: once it has passed, the sleep is over
+        -- in a replay too -- so a sleep costs one commit, not two.
+        """
         if self.known("sleep", request.key) is not None:
             return
         self._missing()
         with self._r.active():
             due = await self._due(request.key, request.seconds)
-            if due is not None:
-                left = (due - self.now_value()).total_seconds()
-                if left > self._r.host.memory_sleep:
-                    due_later = due
-                else:
+            left = math.inf if due is None else (due - self.now_value()).total_seconds()
+            if due is not None and left <= self._r.host.memory_sleep:
+                if left > 0:
                     await self._r.host.clock.sleep(left)
-                    self._r.note("timer.fired", request.key, seconds=request.seconds)
-                    await self.record("sleep", request.key, {"result": None})
-                    return
-            else:
-                due_later = None
+                late = (self.now_value() - due).total_seconds() * 1000
+                self._r.note("timer.fired", request.key, seconds=request.seconds, lateMs=late)
+                return
         self._r.note("timer.started", request.key, seconds=request.seconds)
-        await self._r.park(wake=due_later)
+        await self._r.park(wake=due)
 
     async def wait_for_events(self, wait: EventWait) -> list[dict[str, Any]] | None:
         """Return journaled events, time out when due, else record the wait and park."""

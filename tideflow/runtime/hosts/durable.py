@@ -194,7 +194,7 @@ class DurableRuntime:
         self._runners: dict[str, InstanceRunner] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._done: dict[str, list[asyncio.Future[Any]]] = {}
-        self._interpreters: dict[tuple[str, str], tuple[Workflow, Interpreter]] = {}
+        self._interpreters: dict[tuple[str, str], asyncio.Future[tuple[Workflow, Interpreter]]] = {}
         self._main: asyncio.Task[None] | None = None
 
     # --- service lifecycle -------------------------------------------------------
@@ -400,21 +400,29 @@ class DurableRuntime:
             WorkflowNotFound: No such version.
             WorkflowValidationError: The stored definition no longer loads.
         """
-        found = self._interpreters.get((workflow_id, version))
-        if found is None:
-            stored = await self.registry.get(workflow_id, version)
-            workflow = loader.load_workflow(
-                stored.source_text, base_dir=self.options.base_dir, local_files=True
-            )
-            interpreter = Interpreter(
-                workflow,
-                secrets=load_secrets(workflow.secrets, strict=False),
-                on_step=_on_step,
-                on_state=_on_state,
-                dialect=self.options.dialect,
-            )
-            found = self._interpreters[(workflow_id, version)] = (workflow, interpreter)
-        return found
+        key = (workflow_id, version)
+        loading = self._interpreters.get(key)
+        if loading is None:  # one load per version, however many runners ask at once
+            loading = self._interpreters[key] = asyncio.ensure_future(self._load(*key))
+        try:
+            return await asyncio.shield(loading)
+        except TideflowError:
+            self._interpreters.pop(key, None)
+            raise
+
+    async def _load(self, workflow_id: str, version: str) -> tuple[Workflow, Interpreter]:
+        stored = await self.registry.get(workflow_id, version)
+        workflow = loader.load_workflow(
+            stored.source_text, base_dir=self.options.base_dir, local_files=True
+        )
+        interpreter = Interpreter(
+            workflow,
+            secrets=load_secrets(workflow.secrets, strict=False),
+            on_step=_on_step,
+            on_state=_on_state,
+            dialect=self.options.dialect,
+        )
+        return workflow, interpreter
 
     async def resolve_version(self, workflow_id: str, version: str | None) -> str:
         """The stored version ``version`` names (the latest when ``None``)."""
