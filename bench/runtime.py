@@ -10,10 +10,11 @@ Parts (``--parts``, comma-separated; default all):
 - ``sleep``: ``--n`` instances each sleeping 2 s, all started at once; total
   wall time (first start to last completion) and p99 wake-up lateness. For
   Tideflow lateness is what the runtime notes in the timeline when a sleep
-  ends (``timer.fired``: wake-up time minus the journaled due time). Measured twice: sleeps held in memory
-  (default ``memory_sleep``) and parked in the database (``memory_sleep=0``:
-  the instance leaves memory and is claimed and replayed when due). DBOS:
-  ``DBOS.sleep_async(2)``; lateness = completion - (start + 2 s).
+  ends (``timer.fired``: wake-up time minus the journaled due time).
+  Measured twice: sleeps held in memory (default ``memory_sleep``) and
+  parked in the database (``memory_sleep=0``: the instance leaves memory
+  and is claimed and replayed when due). DBOS: ``DBOS.sleep_async(2)``;
+  lateness = completion - (start + 2 s).
 - ``memory``: resident size of a runtime process before and after
   ``--waiting`` instances (default 100,000) each wait for an event (parked),
   per waiting instance; run in a fresh subprocess.
