@@ -287,3 +287,30 @@ async def test_two_running_services_share_timers_on_the_real_clock(pool: asyncpg
     assert len(counts) == 600
     assert max(counts.values()) == 1
     assert await a.list_timers(state=TimerState.PENDING) == []
+
+
+async def test_incremental_load_sees_timers_another_process_adds(pool: asyncpg.Pool) -> None:
+    clock, recorder = ManualClock(T0), Recorder()
+    loader = make_service(pool, clock, recorder)
+    adder = make_service(pool, clock, Recorder())
+    assert await loader.load() == 0  # the first load reads the whole horizon
+    await adder.add_after("test", 5, timer_id="theirs")
+    assert await loader.load() == 1  # an incremental load: added since the last one
+    clock.advance(5)
+    assert [t.id for t in await loader.fire_due()] == ["theirs"]
+
+
+async def test_full_rescan_catches_what_the_incremental_load_cannot_see(pool: asyncpg.Pool) -> None:
+    clock, recorder = ManualClock(T0), Recorder()
+    service = make_service(pool, clock, recorder, full_rescan=10.0)
+    await service.load()
+    async with pool.acquire() as conn:  # as if its transaction had stayed open for an hour
+        await conn.execute(
+            "INSERT INTO tideflow_timers (id, kind, due_at, touched_at)"
+            " VALUES ('late', 'test', $1, now() - interval '1 hour')",
+            T0 + timedelta(seconds=1),
+        )
+    clock.advance(2)
+    assert await service.run_once() == []
+    clock.advance(10)
+    assert [t.id for t in await service.run_once()] == ["late"]

@@ -21,12 +21,17 @@ CREATE TABLE tideflow_timers (
     attempts integer NOT NULL DEFAULT 0,
     last_error text,
     created_at timestamptz NOT NULL DEFAULT now(),
+    -- When the row was added or its due time moved (a retry): what a loader
+    -- has not seen yet. Database time, like created_at.
+    touched_at timestamptz NOT NULL DEFAULT now(),
     fired_at timestamptz
 );
 
 -- The loader's query: pending timers in due order.
 CREATE INDEX tideflow_timers_pending ON tideflow_timers (due_at) WHERE state = 'pending';
 CREATE INDEX tideflow_timers_kind ON tideflow_timers (kind, state, due_at);
+-- The incremental loader's second question: pending timers added or moved lately.
+CREATE INDEX tideflow_timers_touched ON tideflow_timers (touched_at) WHERE state = 'pending';
 
 CREATE TABLE tideflow_schedules (
     id text PRIMARY KEY,

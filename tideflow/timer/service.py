@@ -48,6 +48,10 @@ TimerHandler = Callable[[list[TimerRecord], asyncpg.Connection], Awaitable[None]
 """Fires timers of one kind, given in due order, inside the firing transaction."""
 
 
+_MICROSECOND = timedelta(microseconds=1)
+_OPEN_TRANSACTION_MARGIN = timedelta(seconds=2)
+
+
 class NoHandler(TideflowError):
     """No handler is registered for this timer kind."""
 
@@ -67,6 +71,7 @@ class TimerService:
         retry_max: Longest retry delay, in seconds.
         grace: How late a schedule tick may start and still be on time.
         max_catch_up: Most ticks a schedule plans at once.
+        full_rescan: Seconds between loads that read the whole horizon.
     """
 
     def __init__(
@@ -83,6 +88,7 @@ class TimerService:
         retry_max: float = 300.0,
         grace: timedelta = timedelta(minutes=1),
         max_catch_up: int = 100,
+        full_rescan: float = 30.0,
     ) -> None:
         self.store = TimerStore(pool)
         self._clock = clock
@@ -95,6 +101,9 @@ class TimerService:
         self._catch_up = (grace, max_catch_up)
         self._wheel = TimingWheel(clock.now().timestamp(), tick=tick)
         self._held: set[str] = set()
+        self._loaded: tuple[datetime, datetime] | None = None  # (horizon read, touched since)
+        self._full_rescan = full_rescan
+        self._next_full = 0.0
         self._handlers: dict[str, TimerHandler] = {SCHEDULE_KIND: self._plan_schedules}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -284,8 +293,24 @@ class TimerService:
         self._wake.set()
 
     async def load(self) -> int:
-        """Put the pending timers due within the horizon into the wheel; how many were new."""
-        rows = await self.store.due_soon(self._clock.now() + self._horizon, self._load_limit)
+        """Put the pending timers due within the horizon into the wheel; how many were new.
+
+        Incremental: only timers due after the previous load's horizon, or added
+        or moved since (by the database's clock, less a margin for transactions
+        still open then). Every ``full_rescan`` seconds it reads the whole horizon,
+        which catches a transaction that stayed open longer than the margin.
+        """
+        horizon = self._clock.now() + self._horizon
+        db_now = await self.store.db_now()
+        if self._loaded is None or self._clock.monotonic() >= self._next_full:
+            rows = await self.store.due_soon(horizon, self._load_limit)
+            self._next_full = self._clock.monotonic() + self._full_rescan
+        else:
+            after_due, since = self._loaded
+            rows = await self.store.due_soon_since(horizon, after_due, since, self._load_limit)
+        # Capped by the limit: next time, go on from the last due time read.
+        reached = horizon if len(rows) < self._load_limit else rows[-1][2] - _MICROSECOND
+        self._loaded = (reached, db_now - _OPEN_TRANSACTION_MARGIN)
         before = len(self._held)
         for timer_id, _, due_at in rows:
             self._hold(timer_id, due_at)

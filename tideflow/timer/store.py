@@ -127,6 +127,20 @@ class TimerStore:
         rows = await self._fetch("due_soon", horizon, limit)
         return [(r["id"], r["kind"], r["due_at"]) for r in rows]
 
+    async def due_soon_since(
+        self, horizon: datetime, after_due: datetime, touched_since: datetime, limit: int
+    ) -> list[tuple[str, str, datetime]]:
+        """Like :meth:`due_soon`, only rows due after ``after_due`` or touched since then."""
+        rows = await self._fetch("due_soon_since", horizon, after_due, touched_since, limit)
+        return [(r["id"], r["kind"], r["due_at"]) for r in rows]
+
+    async def db_now(self) -> datetime:
+        """The database's current time (``touched_at`` is in it)."""
+        row = await self._fetchrow("db_now")
+        assert row is not None
+        moment: datetime = row["db_now"]
+        return moment
+
     async def fire(
         self, ids: Sequence[str], now: datetime, dispatch: Dispatch
     ) -> list[TimerRecord]:

@@ -33,6 +33,21 @@ WHERE state = 'pending' AND due_at <= $1
 ORDER BY due_at, id
 LIMIT $2;
 
+-- due_soon_since --
+-- Pending timers due by the horizon that a loader may not hold yet: due after what it
+-- loaded before, or added (or moved) since a database time; earliest first
+(SELECT id, kind, due_at FROM tideflow_timers
+ WHERE state = 'pending' AND due_at <= $1 AND due_at > $2)
+UNION
+(SELECT id, kind, due_at FROM tideflow_timers
+ WHERE state = 'pending' AND due_at <= $1 AND touched_at >= $3)
+ORDER BY due_at, id
+LIMIT $4;
+
+-- db_now --
+-- The database's clock (touched_at is in it)
+SELECT now() AS db_now;
+
 -- lock_due --
 -- Claim pending timers for firing; rows another process is firing are skipped
 SELECT * FROM tideflow_timers
@@ -48,7 +63,7 @@ WHERE id = ANY($1::text[]);
 -- retry_later --
 -- A handler failed: count the attempt, keep the error, and move the due time
 UPDATE tideflow_timers
-SET attempts = attempts + 1, last_error = $2, due_at = $3
+SET attempts = attempts + 1, last_error = $2, due_at = $3, touched_at = now()
 WHERE id = $1 AND state = 'pending'
 RETURNING attempts;
 
