@@ -199,8 +199,10 @@ def test_serve_deploys_a_folder_and_shuts_down_gracefully(
         wait_status(second, instance_id, "waiting")
         assert stop(second.process) == 0
         log = second.output()
-    assert "not deployed" in log
+    assert "ERROR:     not deployed: " in log
     assert "broken.yaml" in log
+    assert "INFO:     deployed from " in log
+    assert "folder-sleeper@1" in log
     # the first server, on the same database, still sees the instance waiting
     assert status_of(server, instance_id) == "waiting"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 
 import uvicorn
 
@@ -28,6 +29,7 @@ def run_server(
     ``system`` carries ``serve``'s flags (folders to deploy, function overrides).
     """
     app = create_app(settings, open_system_with(system) if system else None)
+    _log_like_uvicorn(log_level)
     uvicorn.run(
         app,
         host=settings.host,
@@ -41,3 +43,13 @@ def run_server(
         server_header=False,
         timeout_graceful_shutdown=5,  # long-polling readers must not hold up a restart
     )
+
+
+def _log_like_uvicorn(level: str) -> None:
+    """Show Tideflow's own log lines (deployed folders, bad definitions) beside uvicorn's."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+    logger = logging.getLogger("tideflow")
+    logger.addHandler(handler)
+    logger.setLevel(level.upper())
+    logger.propagate = False
