@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -54,7 +54,7 @@ class Worker:
     Args:
         pool: The database pool.
         options: Owner, lease, poll, limits.
-        spawn: Starts a runner for a claimed instance.
+        spawn: Starts runners for claimed instances (loading their journals together).
         running: The ids of instances this process runs now.
         lost: Called with an instance whose lease renewal failed.
         done: Called with the id of an instance that ended (any process).
@@ -66,7 +66,7 @@ class Worker:
         pool: asyncpg.Pool,
         options: WorkerOptions,
         *,
-        spawn: Callable[[InstanceRow], None],
+        spawn: Callable[[list[InstanceRow]], Awaitable[None]],
         running: Callable[[], list[str]],
         lost: Callable[[str], None],
         done: Callable[[str], None],
@@ -154,9 +154,9 @@ class Worker:
             if len(rows) < limit:
                 nxt = await conn.fetchval(Q["next_wake"])
                 self.wake_at(nxt)
-        for row in rows:
-            self.claimed += 1
-            self._spawn(InstanceRow.from_row(row))
+        self.claimed += len(rows)
+        if rows:
+            await self._spawn([InstanceRow.from_row(row) for row in rows])
         if len(rows) == limit:
             self._poke.set()
 

@@ -63,11 +63,19 @@ class _Parked:
 class InstanceRunner:
     """Runs one instance this process holds the lease of (see the module docs)."""
 
-    def __init__(self, host: DurableRuntime, row: InstanceRow, *, fresh: bool = False) -> None:
+    def __init__(
+        self,
+        host: DurableRuntime,
+        row: InstanceRow,
+        *,
+        fresh: bool = False,
+        loaded: tuple[list[dict[str, Any]], int] | None = None,
+    ) -> None:
         """Args:
         host: The runtime (writer, invoker, registry, options).
         row: The claimed instance.
         fresh: The instance was just created here: no journal to load.
+        loaded: Its journal and timeline step count, loaded with others' at claim time.
         """
         self.host = host
         self.instance_id = row.id
@@ -78,6 +86,7 @@ class InstanceRunner:
         self.requested = row.requested
         self.workflow: Any = None
         self._fresh = fresh
+        self._loaded = loaded
         self._interpreter: Any = None
         self._active = 0
         self._ticks = 0
@@ -229,7 +238,10 @@ class InstanceRunner:
 
     async def _one_run(self) -> RunResult | None:
         journal: list[dict[str, Any]] = []
-        if not self._fresh:
+        if self._loaded is not None:
+            journal, self._skip = self._loaded
+            self._loaded = None
+        elif not self._fresh:
             journal, self._skip = await self.host.load_run(self.instance_id, self.run_no)
         self._fresh = False
         try:

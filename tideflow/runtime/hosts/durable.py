@@ -516,13 +516,28 @@ class DurableRuntime:
 
     # --- runners -------------------------------------------------------------------
 
-    def _claimed(self, row: InstanceRow) -> None:
-        self._spawn(row, fresh=False)
+    async def _claimed(self, rows: list[InstanceRow]) -> None:
+        ids = [r.id for r in rows]
+        runs = [r.run_no for r in rows]
+        journals: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
+        async with self.pool.acquire() as conn:
+            for r in await conn.fetch(Q["get_journals"], ids, runs):
+                entry = {"op": r["op"], "key": r["step_key"], **loads(r["entry"])}
+                journals[r["instance_id"]].append(entry)
+            steps = dict(await conn.fetch(Q["count_timelines"], ids, runs))
+        for row in rows:
+            self._spawn(row, fresh=False, loaded=(journals[row.id], steps.get(row.id, 0)))
 
-    def _spawn(self, row: InstanceRow, *, fresh: bool) -> None:
+    def _spawn(
+        self,
+        row: InstanceRow,
+        *,
+        fresh: bool,
+        loaded: tuple[list[dict[str, Any]], int] | None = None,
+    ) -> None:
         if row.id in self._runners:
             return
-        runner = InstanceRunner(self, row, fresh=fresh)
+        runner = InstanceRunner(self, row, fresh=fresh, loaded=loaded)
         self._runners[row.id] = runner
         task = asyncio.ensure_future(runner.run())
         task.add_done_callback(lambda _t, i=row.id: self._ended(i))

@@ -279,3 +279,20 @@ WHERE wake_at IS NOT NULL AND lease_owner IS NULL AND status IN ('running', 'wai
 -- Interpreter steps already in an instance run's timeline (a replay does not repeat them)
 SELECT count(*) FROM tideflow_timeline
 WHERE instance_id = $1 AND run_no = $2 AND kind NOT LIKE 'timer.%' AND kind NOT LIKE 'instance.%';
+
+-- get_journals --
+-- The journals of the current runs of many instances (claimed together), in commit order
+SELECT j.instance_id, j.op, j.step_key, j.entry
+FROM tideflow_journal j
+JOIN unnest($1::text[], $2::integer[]) AS u(id, run_no)
+    ON j.instance_id = u.id AND j.run_no = u.run_no
+ORDER BY j.instance_id, j.seq;
+
+-- count_timelines --
+-- Interpreter steps already in the timelines of many instances' current runs
+SELECT t.instance_id, count(*) AS steps
+FROM tideflow_timeline t
+JOIN unnest($1::text[], $2::integer[]) AS u(id, run_no)
+    ON t.instance_id = u.id AND t.run_no = u.run_no
+WHERE t.kind NOT LIKE 'timer.%' AND t.kind NOT LIKE 'instance.%'
+GROUP BY t.instance_id;
