@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -17,10 +18,10 @@ from tideflow.testing import InMemoryEventStore
 AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-def notice(kind: str, **extra: object) -> LifecycleNotice:
+def notice(kind: str, **extra: Any) -> LifecycleNotice:
     return LifecycleNotice(
         kind=kind, instance_id="i-1", workflow_id="hello", version="1.0", at=AT, **extra
-    )  # type: ignore[arg-type]
+    )
 
 
 def test_started_event_has_the_cloudevent_attributes() -> None:
