@@ -155,14 +155,22 @@ async def test_failed_instance_reports_name_code_message_state(
     assert error["message"]
 
 
-async def test_timeline_shows_states_entered_and_left(client: httpx.AsyncClient) -> None:
-    done = await start(client, "greeter", {}, wait=20)
+async def test_timeline_shows_states_and_actions_with_duration_and_attempt(
+    client: httpx.AsyncClient,
+) -> None:
+    assert (await client.post("/workflows", content=COUNTER, headers=YAML)).status_code == 201
+    done = await start(client, "counter", {}, wait=20)
     response = await client.get(f"/instances/{done['id']}/timeline")
     assert response.status_code == 200
+    assert response.json()["id"] == done["id"]
     entries = response.json()["timeline"]
     kinds = [(e["kind"], e["state"]) for e in entries]
-    assert ("state.entered", "Greet") in kinds
-    assert all("at" in e for e in entries)
+    assert kinds[0] == ("state.entered", "Count")
+    assert kinds[-1] == ("state.left", "Count")
+    completed = next(e for e in entries if e["kind"] == "action.completed")
+    assert completed["attempt"] == 1
+    assert completed["durationMs"] >= 0
+    assert all(e["at"] and e["run"] == 1 for e in entries)
 
 
 async def test_list_filters_by_workflow_and_status_and_pages(client: httpx.AsyncClient) -> None:
