@@ -24,11 +24,22 @@ class Problem(BaseModel):
 
 
 class Ack(BaseModel):
-    """The acknowledgement of one event, sent only after it is committed."""
+    """The acknowledgement of one event, sent only after it is committed (or held)."""
 
     bus: str
-    offset: int = Field(description="Its offset; for a duplicate, that of the stored original.")
+    offset: int | None = Field(
+        description="Its offset; for a duplicate, that of the stored original; "
+        "null for an event held for later delivery."
+    )
     duplicate: bool = Field(description="True if an event with this source and id was stored.")
+    scheduled: bool | None = Field(
+        default=None,
+        description="True when the event carried `deliverytime` or `delay` and is held.",
+    )
+    timerId: str | None = Field(
+        default=None, description="The timer holding it (DELETE /buses/{bus}/scheduled/{id})."
+    )
+    deliveryTime: str | None = Field(default=None, description="When it will be appended.")
 
 
 class AppendResult(BaseModel):
@@ -195,3 +206,40 @@ class TimelineOut(BaseModel):
     timeline: list[dict[str, Any]] = Field(
         description="`{kind, key, state, at, run, ...detail}` per entry."
     )
+
+
+class TimerOut(BaseModel):
+    """A durable timer."""
+
+    id: str
+    kind: str = Field(description="Which handler fires it, e.g. `tideflow.delayed_event`.")
+    dueAt: str = Field(description="When it is due (RFC 3339).")
+    state: str = Field(description="`pending`, `fired` or `cancelled`.")
+    payload: Any = None
+    idempotencyKey: str | None = None
+    scheduleId: str | None = Field(default=None, description="The schedule that started it.")
+    attempts: int = Field(description="Firing attempts so far.")
+    lastError: str | None = Field(default=None, description="The last handler failure.")
+    createdAt: str | None = None
+    firedAt: str | None = None
+
+
+class TimerList(BaseModel):
+    """Timers in due order."""
+
+    timers: list[TimerOut]
+
+
+class ScheduledEvent(BaseModel):
+    """An event held for later delivery."""
+
+    timerId: str
+    deliveryTime: str = Field(description="When it will be appended (RFC 3339).")
+    event: dict[str, Any] = Field(description="The CloudEvent as received.")
+
+
+class ScheduledList(BaseModel):
+    """The events a bus holds, soonest first."""
+
+    bus: str
+    scheduled: list[ScheduledEvent]

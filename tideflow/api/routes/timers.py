@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from starlette.responses import Response
 
 from tideflow.api.routes.events import json_response
-from tideflow.api.schemas import Problem
+from tideflow.api.schemas import Problem, ScheduledEvent, ScheduledList, TimerList
 from tideflow.api.services import Services, get_services
 from tideflow.errors import InvalidArgument, StoreError, TimerNotFound
 from tideflow.isotime import format_timestamp
@@ -43,7 +43,7 @@ def scheduled_json(timer: TimerRecord) -> dict[str, Any]:
     }
 
 
-@router.get("/timers", responses=_ERRORS, summary="List timers")
+@router.get("/timers", response_model=TimerList, responses=_ERRORS, summary="List timers")
 async def list_timers(
     services: Services_,
     kind: Annotated[str | None, Query(description="Only timers of this kind.")] = None,
@@ -67,7 +67,12 @@ def _state(text: str) -> TimerState:
         ) from exc
 
 
-@router.get("/buses/{bus}/scheduled", responses=_ERRORS, summary="List held events")
+@router.get(
+    "/buses/{bus}/scheduled",
+    response_model=ScheduledList,
+    responses=_ERRORS,
+    summary="List held events",
+)
 async def list_bus_scheduled(bus: BusName, services: Services_, limit: Limit = 100) -> Response:
     """Events posted with ``deliverytime`` or ``delay`` and not yet delivered, soonest first."""
     await services.events.get_bus(bus)
@@ -87,7 +92,12 @@ async def _held(services: Services, bus: str, timer_id: str) -> TimerRecord:
     return timer
 
 
-@router.get("/buses/{bus}/scheduled/{timer_id}", responses=_ERRORS, summary="Show a held event")
+@router.get(
+    "/buses/{bus}/scheduled/{timer_id}",
+    response_model=ScheduledEvent,
+    responses=_ERRORS,
+    summary="Show a held event",
+)
 async def show_bus_scheduled(bus: BusName, timer_id: TimerId, services: Services_) -> Response:
     """One held event."""
     return json_response(scheduled_json(await _held(services, bus, timer_id)))
