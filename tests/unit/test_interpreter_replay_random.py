@@ -40,6 +40,7 @@ def _states(draw: st.DrawFn) -> list[dict[str, Any]]:
         kind = draw(st.sampled_from(["operation", "parallel", "foreach", "switch"]))
         fnames = draw(st.lists(st.sampled_from(FUNCTIONS), min_size=1, max_size=3, unique=True))
         name = f"S{i}"
+        state: dict[str, Any]
         if kind == "operation":
             mode = draw(st.sampled_from(["sequential", "parallel"]))
             actions = [_action(i, f) for f in fnames]
@@ -48,12 +49,13 @@ def _states(draw: st.DrawFn) -> list[dict[str, Any]]:
             branches = [{"name": f"b{j}", "actions": [_action(i, f)]} for j, f in enumerate(fnames)]
             state = {"name": name, "type": "parallel", "branches": branches}
         elif kind == "foreach":
+            batch: int = draw(st.integers(min_value=1, max_value=4))
             state = {
                 "name": name,
                 "type": "foreach",
                 "inputCollection": "${ [range(0; 4)] }",
                 "outputCollection": f"${{ .out{i} }}",
-                "batchSize": draw(st.integers(min_value=1, max_value=4)),
+                "batchSize": batch,
                 "actions": [call(fnames[0], arguments={"n": "${ .item }"})],
             }
         else:
