@@ -11,11 +11,11 @@ import asyncpg
 import pytest
 
 from tideflow.clock import SYSTEM_CLOCK
-from tideflow.errors import InvalidSchedule
+from tideflow.errors import InvalidArgument, InvalidSchedule
 from tideflow.testing import ManualClock
 from tideflow.timer.records import TimerRecord, TimerState
 from tideflow.timer.schedules import CatchUp
-from tideflow.timer.service import TimerService
+from tideflow.timer.service import SCHEDULE_KIND, TimerService
 
 T0 = datetime(2026, 1, 1, 0, 0, 30, tzinfo=UTC)
 
@@ -314,3 +314,11 @@ async def test_full_rescan_catches_what_the_incremental_load_cannot_see(pool: as
     assert await service.run_once() == []
     clock.advance(10)
     assert [t.id for t in await service.run_once()] == ["late"]
+
+
+async def test_one_handler_per_kind(pool: asyncpg.Pool) -> None:
+    service = make_service(pool, ManualClock(T0), Recorder())
+    with pytest.raises(InvalidArgument, match="a handler for timer kind 'test' exists"):
+        service.register("test", Recorder())
+    with pytest.raises(InvalidArgument, match=r"tideflow\.schedule"):
+        service.register(SCHEDULE_KIND, Recorder())

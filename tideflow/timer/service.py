@@ -92,7 +92,6 @@ class TimerService:
     ) -> None:
         self.store = TimerStore(pool)
         self._clock = clock
-        self._tick = tick
         self._horizon = timedelta(seconds=horizon)
         self._poll_interval = poll_interval
         self._batch_size = batch_size
@@ -113,7 +112,7 @@ class TimerService:
 
     def register(self, kind: str, handler: TimerHandler) -> None:
         """Fire timers of ``kind`` with ``handler`` (one handler per kind)."""
-        if kind in self._handlers and kind != SCHEDULE_KIND:
+        if kind in self._handlers:  # SCHEDULE_KIND is the service's own
             raise InvalidArgument(f"a handler for timer kind {kind!r} exists", argument="kind")
         self._handlers[kind] = handler
 
