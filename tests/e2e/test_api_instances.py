@@ -306,7 +306,14 @@ async def test_metrics_count_instances_steps_and_events(client: httpx.AsyncClien
     assert sample(text, "tideflow_journal_commits") >= 1
     assert sample(text, 'tideflow_bus_events{bus="tideflow.lifecycle"}') >= 4
     assert "tideflow_journal_commit_seconds_bucket" in text
-    assert "tideflow_events_in_total" in text
+    sent = await client.post(
+        "/events",
+        json={"specversion": "1.0", "id": "m-1", "source": "/tests", "type": "com.example.m"},
+        headers={"content-type": "application/cloudevents+json"},
+    )
+    assert sent.status_code == 202, sent.text
+    after = (await client.get("/metrics")).text
+    assert sample(after, 'tideflow_events_in_total{bus="default"}') == 1
 
 
 def napper(version: str) -> str:

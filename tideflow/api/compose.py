@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tideflow import ids
-from tideflow.api.routes.metrics import Metrics
+from tideflow.api.routes.metrics import CountingAppender, Metrics
 from tideflow.api.routes.workflows import deploy_definition
 from tideflow.api.services import Services, ServicesOpener
 from tideflow.clock import SYSTEM_CLOCK
@@ -89,7 +89,7 @@ async def open_system(
             settings=settings,
             events=store,
             timers=timers,
-            ingest=DelayingAppender(store, timers),
+            ingest=CountingAppender(DelayingAppender(store, timers), metrics),
             registry=registry,
             instances=PostgresInstances(database.pool),
             runtime=runtime,

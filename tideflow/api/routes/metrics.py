@@ -13,7 +13,8 @@ One :class:`Metrics` per server process, with its own collector registry
 - ``tideflow_journal_commit_seconds``: how long journal group commits took;
 - ``tideflow_bus_events{bus}``: events appended to each bus so far (its last
   offset), read from the event store when scraped;
-- ``tideflow_events_in_total``: events delivered to waiting instances;
+- ``tideflow_events_in_total{bus}``: events accepted by HTTP ingestion
+  (:class:`CountingAppender`), duplicates included;
 - ``tideflow_events_out_total{kind}``: events produced (``workflow`` for
   ``produceEvents``, ``lifecycle`` for lifecycle events).
 
@@ -25,7 +26,7 @@ The runtime feeds the histograms and counters through :meth:`Metrics.step`,
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Final
 
 from fastapi import APIRouter, Depends
@@ -39,8 +40,11 @@ from prometheus_client import (
 )
 from starlette.responses import Response
 
+from tideflow.api.cloudevents_http import Event
+from tideflow.api.fastpath import Appender
 from tideflow.api.services import Services, get_services
 from tideflow.errors import TideflowError
+from tideflow.eventstore.store import Appended
 
 log = logging.getLogger("tideflow.api")
 
@@ -82,7 +86,10 @@ class Metrics:
             registry=self.registry,
         )
         self.events_in_total = Counter(
-            "tideflow_events_in", "Events delivered to waiting instances.", registry=self.registry
+            "tideflow_events_in",
+            "Events accepted by HTTP ingestion (POST /events, /buses/{bus}/events), by bus.",
+            ["bus"],
+            registry=self.registry,
         )
         self.lifecycle_total = Counter(
             "tideflow_instance_lifecycle",
@@ -111,9 +118,9 @@ class Metrics:
         """Record one journal commit's duration."""
         self.journal_commit_seconds.observe(seconds)
 
-    def events_in(self, count: int = 1) -> None:
-        """Count events delivered to instances."""
-        self.events_in_total.inc(count)
+    def events_in(self, count: int = 1, bus: str = "default") -> None:
+        """Count events accepted by ingestion."""
+        self.events_in_total.labels(bus=bus).inc(count)
 
     def events_out(self, count: int = 1, kind: str = "workflow") -> None:
         """Count events produced (``workflow`` or ``lifecycle``)."""
@@ -149,6 +156,29 @@ class Metrics:
     def render(self) -> bytes:
         """The text exposition format."""
         return generate_latest(self.registry)
+
+
+class CountingAppender:
+    """Ingestion's appender (see :class:`~tideflow.api.fastpath.Appender`) that counts events in.
+
+    Args:
+        inner: The appender that stores the events.
+        metrics: Where the count goes.
+    """
+
+    def __init__(self, inner: Appender, metrics: Metrics) -> None:
+        self._inner = inner
+        self._metrics = metrics
+
+    async def get_bus(self, name: str) -> object:
+        """The bus (raises ``BusNotFound``)."""
+        return await self._inner.get_bus(name)
+
+    async def append(self, bus: str, events: Sequence[Event]) -> Sequence[Appended]:
+        """Append through the inner appender; count the events once acknowledged."""
+        acks = await self._inner.append(bus, events)
+        self._metrics.events_in(len(acks), bus=bus)
+        return acks
 
 
 @router.get(
