@@ -341,7 +341,7 @@ def serve(
         typer.Option("--server", help="FROM=TO: send requests for URLs starting FROM to TO."),
     ] = None,
 ) -> None:
-    """Serve everything in one process: the HTTP API, event store, timers, durable runtime.
+    """Serve everything in one process: API, event store, subscriptions, timers, runtime.
 
     Data lives in an embedded PostgreSQL unless TIDEFLOW_DATABASE_URL is set.
     """
