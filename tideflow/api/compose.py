@@ -2,12 +2,14 @@
 
 :func:`open_system` opens, in order, the database (embedded PostgreSQL unless
 ``TIDEFLOW_DATABASE_URL`` is set; migrations applied), the event store, the
-lifecycle publisher (bus ``tideflow.lifecycle``), the timer service (delayed
-events; the runtime's sleeps, timeouts and retries), the workflow registry
-and instances gateways, the durable runtime, and finally deploys the
-definitions of ``--workflows`` folders. It closes them in reverse order: the
-runtime first, so in-flight steps finish or are left to replay from their
-journal, then the timers, the store and the pool.
+lifecycle publisher (bus ``tideflow.lifecycle``), the workflow registry and
+instances gateways, the durable runtime (waits and sleeps are parked in its
+own tables), the subscriptions dispatcher, the timer service (delayed events,
+delivery retries), and finally deploys the definitions of ``--workflows``
+folders. It closes them in reverse order: the timers and the dispatcher
+first, then the runtime (in-flight steps finish or are handed back to replay
+from their journal), the lifecycle publisher (flushed), the store and the
+pool.
 """
 
 from __future__ import annotations
