@@ -285,3 +285,22 @@ async def test_host_errors_propagate_instead_of_failing_the_instance() -> None:
         await run(wf, {}, _BrokenHost(HostError("journal gone")))
     with pytest.raises(StoreError):
         await run(wf, {}, _BrokenHost(StoreError("db down")))
+
+
+async def test_unusable_retry_definition_fails_the_action_that_uses_it() -> None:
+    from dataclasses import replace
+
+    from tideflow.workflow.model import RetryDef
+
+    action = call("f", retryRef="R", retryableErrors=["Busy"])
+    wf = workflow(
+        [op_state("S", [action])],
+        functions=[fn("f")],
+        retries=[RETRY],
+        errors=[{"name": "Busy", "code": "503"}],
+    )
+    broken = replace(wf, retries=(RetryDef(name="R", max_attempts=3, delay="ten seconds"),))
+    result = await run(broken, {}, ScriptedEffects({"f": failing("503")}))
+    assert isinstance(result, Failed)
+    assert (result.error.code, result.error.state) == ("VALIDATION", "S")
+    assert "delay" in result.error.message

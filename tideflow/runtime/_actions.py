@@ -17,7 +17,7 @@ from tideflow.isotime import duration_seconds
 from tideflow.runtime import _invoke
 from tideflow.runtime._context import Run
 from tideflow.runtime.effects import SleepRequest
-from tideflow.runtime.result import Fault
+from tideflow.runtime.result import Fault, WorkflowError
 from tideflow.runtime.retry import AUTO_RETRY_POLICY, RetryPolicy, backoff_seconds, unit_draw
 from tideflow.workflow.filters import filter_action_input, merge_action_result
 from tideflow.workflow.model import Action
@@ -126,11 +126,18 @@ async def _sleep(run: Run, key: str, duration: str, reason: str) -> None:
     await run.effects.sleep(SleepRequest(key=key, seconds=seconds, reason=reason))
 
 
-def _policy(run: Run, action: Action, fault: Fault) -> RetryPolicy | None:
+def _policy(run: Run, action: Action, fault: Fault, state: str) -> RetryPolicy | None:
     """The retry policy for this failure, or ``None`` when it is not retried."""
     compiled = run.compiled
-    named = action.retry_ref is not None
-    policy = compiled.retry_policies.get(action.retry_ref) if named else None  # type: ignore[arg-type]
+    policy = None
+    if action.retry_ref is not None:
+        problem = compiled.retry_problems.get(action.retry_ref)
+        if problem is not None:
+            error = WorkflowError(
+                name="validation", code="VALIDATION", message=problem, state=state
+            )
+            raise Fault(error, retryable=False)
+        policy = compiled.retry_policies.get(action.retry_ref)
     if run.workflow.auto_retries:
         if any(compiled.error_matches(ref, fault.error) for ref in action.non_retryable_errors):
             return None
@@ -167,7 +174,11 @@ async def _with_retries(run: Run, action: Action, data: Any, key: str, scope: Sc
         except (FunctionCallError, StepTimeout, ExpressionError, Fault) as exc:
             fault = run.fault(exc, scope.state)
             run.step("action.failed", attempt_key, scope.state, error=fault.error.to_json())
-            policy = _policy(run, action, fault) if not isinstance(exc, ExpressionError) else None
+            policy = (
+                None
+                if isinstance(exc, ExpressionError)
+                else _policy(run, action, fault, scope.state)
+            )
             if policy is None or not policy.allows(attempt):
                 raise fault from None
             delay = backoff_seconds(policy, attempt, unit_draw(run.seed, attempt_key))

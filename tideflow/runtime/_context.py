@@ -55,6 +55,7 @@ class Compiled:
         lang: Its expression language.
         fn_ops: Expression-function name -> operation (for ``fn:name``).
         retry_policies: Retry definition name -> :class:`RetryPolicy`.
+        retry_problems: Retry definition name -> why it cannot be used.
         error_by_code: Normalized error code -> error definition name.
         sonataflow: The SonataFlow dialect's leniencies are on.
         constants: ``$CONST`` as plain JSON.
@@ -66,9 +67,13 @@ class Compiled:
         self.sonataflow = dialect == "sonataflow"
         self.lang = workflow.expression_lang or "jq"
         self.fn_ops = {f.name: f.operation for f in workflow.functions if f.type == "expression"}
-        self.retry_policies: dict[str, RetryPolicy] = {
-            r.name: policy_from_definition(r) for r in workflow.retries
-        }
+        self.retry_policies: dict[str, RetryPolicy] = {}
+        self.retry_problems: dict[str, str] = {}
+        for definition in workflow.retries:
+            try:
+                self.retry_policies[definition.name] = policy_from_definition(definition)
+            except ValueError as exc:  # reported when an action uses it, not at load
+                self.retry_problems[definition.name] = f"retries[{definition.name!r}]: {exc}"
         self.error_by_code: dict[str, str] = {}
         for err in workflow.errors:
             if err.code is not None:
