@@ -239,3 +239,12 @@ def _segment_expired(state: _MemoryBus, retention: Retention, now: datetime) -> 
     if retention.max_age is not None:
         return state.events[last_in_segment].stored_at < now - retention.max_age
     return False
+
+
+def __getattr__(name: str) -> Any:
+    # The interpreter's scripted Effects, imported on first use (it pulls in jq).
+    if name == "ScriptedEffects":
+        from tideflow.runtime.fake import ScriptedEffects
+
+        return ScriptedEffects
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
