@@ -567,13 +567,20 @@ def instances_start(
     ] = None,
     server: ServerOption = _SERVER,
 ) -> None:
-    """Start an instance; print its id and status (the whole instance with --wait)."""
+    """Start an instance; print its id and status (the whole instance with --wait).
+
+    With --wait, the exit status is 1 when the instance failed.
+    """
     data = _read_input(input_)
     started = _call_api(server, lambda client: client.start_instance(workflow_id, data, wait=wait))
     if wait is None:
         print(f"{started['id']} {started['status']}")
-    else:
-        _print_json(started)
+        return
+    _print_json(started)
+    if started["status"] == "failed":
+        error = started.get("error") or {}
+        where = f" in state {error['state']!r}" if error.get("state") else ""
+        raise fail(f"instance {started['id']} failed{where}: {error.get('message', '')}")
 
 
 @instances_app.command("list")

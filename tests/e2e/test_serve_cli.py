@@ -111,6 +111,35 @@ def test_deploy_start_and_show_like_the_readme(server: Served) -> None:
     assert {row.split("\t")[1] for row in mine.splitlines()} == {"hello-world"}
 
 
+FAILING = """\
+id: failing
+version: "1"
+specVersion: "0.8"
+start: Boom
+functions:
+  - name: boom
+    type: expression
+    operation: error("no way")
+states:
+  - name: Boom
+    type: operation
+    actions:
+      - functionRef: boom
+    end: true
+"""
+
+
+def test_waiting_for_a_failed_instance_exits_1(server: Served, tmp_path: Path) -> None:
+    definition = tmp_path / "failing.yaml"
+    definition.write_text(FAILING)
+    ok(cli("workflows", "deploy", str(definition), server=server.url))
+    done = cli("instances", "start", "failing", "--wait", "30", server=server.url)
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["status"] == "failed"
+    assert done.stderr.startswith("error: instance ")
+    assert "failed in state 'Boom'" in done.stderr
+
+
 def test_start_without_wait_prints_id_and_status(server: Served) -> None:
     ok(cli("workflows", "deploy", str(EXAMPLES / "vat-calculator.yaml"), server=server.url))
     data = (EXAMPLES / "vat-calculator.input.json").read_text()
