@@ -147,3 +147,70 @@ async def _all_done(pool) -> bool:
             "SELECT count(*) FROM tideflow_instances WHERE status <> 'completed'"
         )
     return left == 0
+
+
+CHILD = workflow("child", [call_state("Only", "inc", None)])
+PARENT = workflow(
+    "parent",
+    [
+        {
+            "name": "Call",
+            "type": "operation",
+            "actions": [
+                {
+                    "subFlowRef": {"workflowId": "child", "version": "1"},
+                    "actionDataFilter": {"results": "${ .n }", "toStateData": "${ .n }"},
+                }
+            ],
+            "transition": "After",
+        },
+        call_state("After", "inc", None),
+    ],
+)
+
+
+async def test_sync_subflow_parks_the_parent_until_the_child_ends(pool) -> None:
+    calls = Calls()
+    await deploy(pool, CHILD)
+    await deploy(pool, PARENT)
+    async with runtime(pool, calls) as rt:
+        row = await rt.start_instance("parent", {"n": 10})
+        done = await rt.wait_for_completion(row.id, 10)
+        children, _ = await rt.instances.list(workflow="child")
+    assert done.status == "completed"
+    assert done.output == {"n": 12}
+    assert [c.parent_id for c in children] == [row.id]
+    assert children[0].output == {"n": 11}
+    assert len(calls.by_key) == 2
+
+
+TIMED = workflow(
+    "timed",
+    [
+        call_state("B", "inc", "Wait"),  # a start event state ignores eventTimeout
+        {
+            "name": "Wait",
+            "type": "event",
+            "onEvents": [{"eventRefs": ["go"]}],
+            "timeouts": {"eventTimeout": "PT0.5S"},
+            "transition": "C",
+        },
+        call_state("C", "inc", None),
+    ],
+    events=[{"name": "go", "type": "go", "source": "test"}],
+)
+
+
+async def test_event_timeout_wakes_a_parked_instance(pool) -> None:
+    calls = Calls()
+    await deploy(pool, TIMED)
+    async with runtime(pool, calls) as rt:
+        row = await rt.start_instance("timed", {"n": 1})
+        await _until(lambda: _status(rt, row.id, "waiting"))
+        parked = await rt.instances.get(row.id)
+        assert parked.wake_at is not None  # the timeout's due time
+        done = await rt.wait_for_completion(row.id, 10)
+        journal = await rt.instances.journal(row.id, 1)
+    assert done.status == "completed"
+    assert done.output == {"n": 3}
+    assert [e.get("result") for e in journal if e["op"] == "wait"] == [None]
