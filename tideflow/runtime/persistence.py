@@ -14,6 +14,7 @@ Both return frozen row objects built with ``from_row()``. SQL lives in
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -314,13 +315,13 @@ class PostgresRegistry:
             raise WorkflowNotFound(f"workflow {shown!r} is not deployed")
         return WorkflowVersion.from_row(row)
 
-    async def list(self) -> list[WorkflowVersion]:
+    async def list(self) -> builtins.list[WorkflowVersion]:
         """The latest version of every workflow that is not deleted, by id."""
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(Q["list_workflows"])
         return [WorkflowVersion.from_row(r) for r in rows]
 
-    async def versions(self, workflow_id: str) -> list[WorkflowVersion]:
+    async def versions(self, workflow_id: str) -> builtins.list[WorkflowVersion]:
         """Every stored version of ``workflow_id`` in deploy order.
 
         Raises:
@@ -400,7 +401,7 @@ class PostgresInstances:
         status: str | None = None,
         limit: int = 100,
         cursor: str | None = None,
-    ) -> tuple[list[InstanceRow], str | None]:
+    ) -> tuple[builtins.list[InstanceRow], str | None]:
         """Instances in creation order, and the cursor of the next page (``None`` at the end).
 
         Raises:
@@ -416,7 +417,7 @@ class PostgresInstances:
         more = len(rows) > limit
         return page, (str(page[-1].seq) if more and page else None)
 
-    async def timeline(self, instance_id: str) -> list[TimelineEntry]:
+    async def timeline(self, instance_id: str) -> builtins.list[TimelineEntry]:
         """The instance's timeline, oldest first.
 
         Raises:
@@ -428,13 +429,13 @@ class PostgresInstances:
                 raise InstanceNotFound(f"instance {instance_id!r} does not exist")
         return [TimelineEntry.from_row(r) for r in rows]
 
-    async def journal(self, instance_id: str, run_no: int) -> list[dict[str, Any]]:
+    async def journal(self, instance_id: str, run_no: int) -> builtins.list[dict[str, Any]]:
         """The journal of one run: ``{"op", "key", ...entry}`` in commit order."""
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(Q["get_journal"], instance_id, run_no)
         return [{"op": r["op"], "key": r["step_key"], **loads(r["entry"])} for r in rows]
 
-    async def waits(self, instance_id: str) -> list[dict[str, Any]]:
+    async def waits(self, instance_id: str) -> builtins.list[dict[str, Any]]:
         """The open event waits of an instance (``wait_key``, ``events``, ``due_at``...)."""
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(Q["list_waits"], instance_id)

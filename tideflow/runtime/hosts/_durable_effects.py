@@ -41,7 +41,7 @@ from tideflow.runtime.effects import (
 from tideflow.runtime.functions import Invocation
 
 if TYPE_CHECKING:
-    from tideflow.runtime.hosts.durable import InstanceRunner
+    from tideflow.runtime.hosts._durable_runner import InstanceRunner
 
 T = TypeVar("T")
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
@@ -540,10 +541,10 @@ class DurableRuntime:
         runner = InstanceRunner(self, row, fresh=fresh, loaded=loaded)
         self._runners[row.id] = runner
         task = asyncio.ensure_future(runner.run())
-        task.add_done_callback(lambda _t, i=row.id: self._ended(i))
+        task.add_done_callback(functools.partial(self._ended, row.id))
         self._track(task)
 
-    def _ended(self, instance_id: str) -> None:
+    def _ended(self, instance_id: str, _task: object = None) -> None:
         self._runners.pop(instance_id, None)
         self.worker.poke()
 
