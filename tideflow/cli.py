@@ -169,7 +169,7 @@ def _read_redirects(pairs: list[str]) -> dict[str, str]:
     return out
 
 
-def _load_for_run(workflow: str) -> Any:
+def _load_for_run(workflow: str, dialect: str | None = None) -> Any:
     """Load and validate ``workflow``; warnings to stderr; problems exit 2."""
     from pathlib import Path
 
@@ -177,7 +177,7 @@ def _load_for_run(workflow: str) -> Any:
     from tideflow.workflow import load_and_validate
 
     try:
-        model, warnings = load_and_validate(Path(workflow))
+        model, warnings = load_and_validate(Path(workflow), dialect=dialect)
     except WorkflowLoadError as exc:
         raise fail(exc.message, code=2) from None
     except WorkflowValidationError as exc:
@@ -249,7 +249,7 @@ def run(
 
     if dialect not in (None, "sonataflow"):
         raise fail(f"--dialect {dialect!r}: the only dialect is 'sonataflow'", code=2)
-    model = _load_for_run(workflow)
+    model = _load_for_run(workflow, dialect)
     data = _read_input(input_)
     try:
         overrides = load_functions_file(functions) if functions else {}

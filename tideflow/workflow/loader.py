@@ -19,6 +19,7 @@ from tideflow.errors import Problem, WorkflowLoadError, WorkflowValidationError
 from tideflow.workflow import model
 from tideflow.workflow._build_workflow import workflow as build_workflow
 from tideflow.workflow._schema import json_type
+from tideflow.workflow.dialects import apply_dialect
 
 try:
     _YamlLoader: Any = yaml.CSafeLoader
@@ -200,6 +201,7 @@ def load_and_validate(
     *,
     base_dir: str | os.PathLike[str] | None = None,
     local_files: bool = True,
+    dialect: str | None = None,
 ) -> tuple[model.Workflow, tuple[Problem, ...]]:
     """Load, resolve and validate a definition; return the model and its warnings.
 
@@ -208,6 +210,8 @@ def load_and_validate(
     Relative references resolve against ``base_dir``, by default the file's
     directory (or the current directory for text). With ``local_files=False``
     only http(s) references are resolved (for definitions sent by users).
+    ``dialect="sonataflow"`` applies that dialect's leniencies to the document
+    before validation (:mod:`tideflow.workflow.dialects`).
 
     Raises:
         WorkflowLoadError: The file cannot be read or does not parse.
@@ -217,6 +221,7 @@ def load_and_validate(
     directory = Path(base_dir) if base_dir is not None else file_dir
     doc = parse_document(text, source)
     resolved, problems = resolve_references(doc, directory, local_files=local_files)
+    resolved = dict(apply_dialect(resolved, dialect))
     problems = _validate(resolved, problems)
     errors = [p for p in problems if p.severity == "error"]
     if errors:
@@ -229,6 +234,7 @@ def load_workflow(
     *,
     base_dir: str | os.PathLike[str] | None = None,
     local_files: bool = True,
+    dialect: str | None = None,
 ) -> model.Workflow:
     """Load a valid definition into the model (see :func:`load_and_validate`).
 
@@ -236,17 +242,19 @@ def load_workflow(
         WorkflowLoadError: The file cannot be read or does not parse.
         WorkflowValidationError: The definition has problems (all of them).
     """
-    return load_and_validate(path_or_text, base_dir=base_dir, local_files=local_files)[0]
+    return load_and_validate(
+        path_or_text, base_dir=base_dir, local_files=local_files, dialect=dialect
+    )[0]
 
 
-def load_file(path: str | os.PathLike[str]) -> model.Workflow:
+def load_file(path: str | os.PathLike[str], *, dialect: str | None = None) -> model.Workflow:
     """Load a valid definition from a file.
 
     Raises:
         WorkflowLoadError: The file cannot be read or does not parse.
         WorkflowValidationError: The definition has problems (all of them).
     """
-    return load_workflow(Path(path))
+    return load_workflow(Path(path), dialect=dialect)
 
 
 def _source_text(path_or_text: str | os.PathLike[str]) -> tuple[str, str, Path | None]:

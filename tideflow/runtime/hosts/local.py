@@ -326,7 +326,7 @@ class LocalHost:
     def load(self, path: Path) -> Workflow:
         """Load (once) the definition at ``path``."""
         if path not in self._loaded:
-            self._loaded[path] = loader.load_file(path)
+            self._loaded[path] = loader.load_file(path, dialect=self.options.dialect)
         return self._loaded[path]
 
     def _interpreter(self, workflow: Workflow, *, nested: bool) -> Interpreter:
