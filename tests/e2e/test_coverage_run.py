@@ -2,7 +2,7 @@
 
 Features of the conformance checklist that only a host can show: instance
 ids, the default input, the CloudEvent attributes of produced events,
-``continueAs`` inside a sub-flow, and SonataFlow leniencies not yet built.
+``continueAs`` inside a sub-flow, and SonataFlow's inferred result events.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import json
 import textwrap
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner, Result
 
 from tideflow.cli import app
@@ -160,11 +159,6 @@ states:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="--dialect sonataflow does not yet infer a callback's missing eventRef from the "
-    "workflow's only consumed event: validation (dialect-blind) requires eventRef",
-)
 def test_sonataflow_callback_without_event_ref_infers_the_only_consumed_event(
     tmp_path: Path,
 ) -> None:
@@ -182,11 +176,6 @@ def test_sonataflow_callback_without_event_ref_infers_the_only_consumed_event(
     assert json.loads(done.stdout) == {"answer": 42}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="--dialect sonataflow does not yet accept an eventRef without resultEventRef "
-    "(inferred from the workflow's only consumed event)",
-)
 def test_sonataflow_event_ref_without_result_event_ref_infers_it(tmp_path: Path) -> None:
     wf = write(
         tmp_path,
