@@ -182,7 +182,10 @@ class LifecyclePublisher:
     async def _drain(self) -> None:
         while True:
             await self._ready.wait()
-            await self._flush()
+            try:
+                await self._flush()
+            except Exception:  # the publisher must outlive any one bad batch
+                log.exception("lifecycle events lost")
 
     async def _flush(self) -> None:
         self._ready.clear()
