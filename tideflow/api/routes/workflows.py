@@ -98,6 +98,13 @@ def stored_content_type(media: str, dialect: str | None) -> str:
     return f"{base}; dialect={dialect}" if dialect else base
 
 
+def _check_dialect(dialect: str | None) -> None:
+    if dialect is not None and dialect not in DIALECTS:
+        raise InvalidArgument(
+            f"unknown dialect {dialect!r}; the only dialect is 'sonataflow'", argument="dialect"
+        )
+
+
 async def deploy_definition(
     registry: PostgresRegistry,
     text: str,
@@ -123,10 +130,7 @@ async def deploy_definition(
         WorkflowValidationError: The definition is invalid.
         AlreadyExists: The version exists with another source.
     """
-    if dialect is not None and dialect not in DIALECTS:
-        raise InvalidArgument(
-            f"unknown dialect {dialect!r}; the only dialect is 'sonataflow'", argument="dialect"
-        )
+    _check_dialect(dialect)
     # A newline keeps the loader from taking a one-line body for a file name.
     body = text if "\n" in text else text + "\n"
     try:
