@@ -194,3 +194,27 @@ def test_a_schedule_may_start_an_event_state() -> None:
     wf = load_workflow(json.dumps(doc))
     assert wf.start.schedule is not None
     assert wf.start.schedule.cron is not None
+
+
+async def test_state_timeouts_override_top_level_ones_which_are_inherited_otherwise() -> None:
+    states = [
+        op_state("Own", [call("f")], timeouts={"actionExecTimeout": "PT2S"}, transition="Inherit"),
+        op_state("Inherit", [call("f")]),
+    ]
+    top = {"actionExecTimeout": "PT7S", "stateExecTimeout": "PT1M"}
+    effects = ScriptedEffects({"f": {}})
+    result = await run(workflow(states, functions=[fn("f")], timeouts=top), {}, effects)
+    assert isinstance(result, Completed)
+    calls = [r.timeout_seconds for r in effects.requests if isinstance(r, FunctionCall)]
+    assert calls == [2.0, 7.0]
+    deadlines = [(key, seconds) for kind, key, seconds in effects.log if kind == "deadline"]
+    assert deadlines == [("Own/timeout:state", 60.0), ("Inherit/timeout:state", 60.0)]
+
+
+async def test_without_timeouts_nothing_is_bounded() -> None:
+    effects = ScriptedEffects({"f": {}})
+    result = await run(workflow([op_state("S", [call("f")])], functions=[fn("f")]), {}, effects)
+    assert isinstance(result, Completed)
+    [request] = [r for r in effects.requests if isinstance(r, FunctionCall)]
+    assert request.timeout_seconds is None
+    assert [kind for kind, _, _ in effects.log] == ["call"]
