@@ -197,6 +197,8 @@ async def http(ctx: Context) -> list[dict[str, Any]]:
     if limit:
         for result in results:
             result["of_limit"] = round(result["events_per_s"] / limit, 2)
+            if "goal_of_limit" in result:  # HTTP batched: a share of the limit
+                result["goal_met"] = result["of_limit"] >= result.pop("goal_of_limit")
     return results
 
 
