@@ -184,6 +184,44 @@ async def test_sonataflow_dialect_is_kept_and_unknown_dialects_refused(
     assert "sonataflow" in problem(bad, 400)["detail"]
 
 
+CALLBACK_WITHOUT_EVENT_REF = """\
+id: lenient
+version: "1"
+specVersion: "0.8"
+start: Ask
+events:
+  - name: Answer
+    type: com.example.answer
+    source: /tests
+functions:
+  - name: ask
+    type: expression
+    operation: .
+states:
+  - name: Ask
+    type: callback
+    action:
+      functionRef: ask
+    end: true
+"""
+
+
+async def test_sonataflow_leniencies_apply_when_validating_a_deploy(
+    client: httpx.AsyncClient,
+) -> None:
+    strict = await client.post("/workflows", content=CALLBACK_WITHOUT_EVENT_REF, headers=YAML)
+    assert "eventRef" in json.dumps(problem(strict, 422)["errors"])
+    lenient = await client.post(
+        "/workflows",
+        content=CALLBACK_WITHOUT_EVENT_REF,
+        headers=YAML,
+        params={"dialect": "sonataflow"},
+    )
+    assert lenient.status_code == 201, lenient.text
+    source = await client.get("/workflows/lenient/versions/1")
+    assert source.text == CALLBACK_WITHOUT_EVENT_REF  # stored as submitted, not as filled in
+
+
 async def test_delete_stops_listing_but_keeps_versions_readable(client: httpx.AsyncClient) -> None:
     await client.post("/workflows", content=definition(), headers=YAML)
     assert (await client.delete("/workflows/greeter")).status_code == 204

@@ -135,7 +135,7 @@ async def deploy_definition(
     body = text if "\n" in text else text + "\n"
     try:
         model, warnings = load_and_validate(
-            body, base_dir=base_dir, local_files=base_dir is not None
+            body, base_dir=base_dir, local_files=base_dir is not None, dialect=dialect
         )
         document = parse_document(body, source)
     except WorkflowLoadError as exc:
