@@ -121,9 +121,13 @@ class HttpWorker(Worker):
         }
         """Offsets waiting for a retry timer: offset -> the attempt number it will make."""
         self.tracker.pending.update(self.awaiting)
+        self._low_water = self.window // 2
+        self._starved = len(self.tracker.pending) >= self.window
+        """Set when the window filled up: the reader waits until half of it is free again
+        (one wake-up per half window instead of one per delivery)."""
 
     def ready(self) -> bool:
-        return len(self.tracker.pending) < self.window
+        return not self._starved and len(self.tracker.pending) < self.window
 
     def accept(self, events: Sequence[StoredEvent]) -> None:
         tracker = self.tracker
@@ -131,13 +135,14 @@ class HttpWorker(Worker):
             offset = stored.offset
             if offset <= tracker.cursor:
                 continue
-            if len(tracker.pending) >= self.window:
-                return
             if offset in self.awaiting or not self.matches(stored.event):
                 tracker.take(offset)
                 continue
             tracker.start(offset)
             self._spawn(self._deliver(offset, stored.event, 1))
+            if len(tracker.pending) >= self.window:
+                self._starved = True
+                return
 
     def retry(self, offset: int, attempt: int) -> bool:
         """The retry timer of ``offset`` fired: attempt again. False if it is not awaited."""
@@ -194,9 +199,9 @@ class HttpWorker(Worker):
         self._finish(offset)
 
     def _finish(self, offset: int) -> None:
-        was_full = not self.ready()
         self.tracker.finish(offset)
-        if was_full:  # the reader skips a full worker and waits for this wake-up
+        if self._starved and len(self.tracker.pending) <= self._low_water:
+            self._starved = False  # the reader skips a starved worker and waits for this
             self._wake.set()
 
 

