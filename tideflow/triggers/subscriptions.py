@@ -98,11 +98,12 @@ class DeliveryPolicy:
     def backoff(self, failures: int) -> timedelta:
         """The wait before the next attempt after ``failures`` failed ones (1 or more)."""
         n = max(1, failures)
+        base = self.backoff_delay.total_seconds()
         if self.backoff_policy is BackoffPolicy.LINEAR:
-            delay = self.backoff_delay * n
+            seconds = base * n
         else:
-            delay = self.backoff_delay * (2 ** min(n - 1, 62))
-        return min(delay, self.max_delay)
+            seconds = base * 2.0 ** min(n - 1, 60)
+        return timedelta(seconds=min(seconds, self.max_delay.total_seconds()))
 
     @property
     def window(self) -> int:
