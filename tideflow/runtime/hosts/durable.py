@@ -413,15 +413,16 @@ class DurableRuntime:
 
     async def _load(self, workflow_id: str, version: str) -> tuple[Workflow, Interpreter]:
         stored = await self.registry.get(workflow_id, version)
+        dialect = self.options.dialect or _dialect_of(stored.content_type)
         workflow = loader.load_workflow(
-            stored.source_text, base_dir=self.options.base_dir, local_files=True
+            stored.source_text, base_dir=self.options.base_dir, local_files=True, dialect=dialect
         )
         interpreter = Interpreter(
             workflow,
             secrets=load_secrets(workflow.secrets, strict=False),
             on_step=_on_step,
             on_state=_on_state,
-            dialect=self.options.dialect,
+            dialect=dialect,
         )
         return workflow, interpreter
 
@@ -546,7 +547,8 @@ class DurableRuntime:
 
     def _ended(self, instance_id: str, _task: object = None) -> None:
         self._runners.pop(instance_id, None)
-        self.worker.poke()
+        if len(self._runners) == self.options.max_running - 1:
+            self.worker.poke()  # there is room again: claim what waited for it
 
     def _lost(self, instance_id: str) -> None:
         runner = self._runners.get(instance_id)
@@ -561,6 +563,15 @@ class DurableRuntime:
     def running(self) -> int:
         """Instances in memory now."""
         return len(self._runners)
+
+
+def _dialect_of(content_type: str) -> str | None:
+    """The ``dialect`` parameter a version was deployed with (``?dialect=``), if any."""
+    for part in content_type.split(";")[1:]:
+        name, _, value = part.partition("=")
+        if name.strip() == "dialect" and value.strip():
+            return value.strip()
+    return None
 
 
 def _on_step(step: Step) -> None:
