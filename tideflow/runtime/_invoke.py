@@ -84,7 +84,7 @@ def _expression_function(run: Run, operation: str, ref: FunctionRef, data: Any) 
     # the call passes arguments they are merged over it as extra fields.
     scope = data
     if ref.arguments:
-        arguments = run.value(ref.arguments, data)
+        arguments = run.arguments(ref.arguments, data)  # with the dialect's leniency
         scope = {**data, **arguments} if isinstance(data, dict) else arguments
     return run.evaluate(operation, scope)
 
