@@ -87,3 +87,30 @@ def test_written_references_are_kept_and_other_dialects_change_nothing() -> None
     applied = apply_dialect(doc, "sonataflow")
     assert applied["states"][1]["eventRef"] == "Answer"
     assert applied["states"][1]["action"]["eventRef"]["resultEventRef"] == "Answer"
+
+
+async def test_expression_function_arguments_get_the_leniency_too() -> None:
+    from tideflow.runtime.fake import ScriptedEffects
+    from tideflow.runtime.interpreter import Interpreter
+    from tideflow.runtime.result import Completed
+
+    doc = {
+        "id": "sf-expr",
+        "specVersion": "0.8",
+        "functions": [{"name": "echo", "type": "expression", "operation": "{got: .v}"}],
+        "states": [
+            {
+                "name": "S",
+                "type": "operation",
+                "actions": [{"functionRef": {"refName": "echo", "arguments": {"v": ".name"}}}],
+                "end": True,
+            }
+        ],
+    }
+    wf = load_workflow(json.dumps(doc))
+    outputs = []
+    for dialect in (None, "sonataflow"):
+        result = await Interpreter(wf, dialect=dialect).run({"name": "Ada"}, ScriptedEffects())
+        assert isinstance(result, Completed)
+        outputs.append(result.output["got"])
+    assert outputs == [".name", "Ada"]
