@@ -1,4 +1,4 @@
-"""Auth definitions: basic, bearer and OAuth2 (client credentials, password).
+"""Auth definitions: basic, bearer and OAuth2 (client credentials, password, token exchange).
 
 The 0.8 spec applies a function's ``authRef`` when fetching its ``operation``
 resource (the OpenAPI document); Tideflow applies it to that fetch *and* to
@@ -30,7 +30,12 @@ from tideflow.runtime.functions.types import (
 )
 
 _EXPIRY_MARGIN = 30.0
-_GRANTS = {"clientCredentials": "client_credentials", "password": "password"}
+_GRANTS = {
+    "clientCredentials": "client_credentials",
+    "password": "password",
+    "tokenExchange": "urn:ietf:params:oauth:grant-type:token-exchange",  # RFC 8693
+}
+_ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,20 +87,11 @@ class AuthProvider(UsesClient):
         grant = str(auth.properties.get("grantType", "clientCredentials"))
         if grant not in _GRANTS:
             raise call_error(
-                f"auth {auth.name!r}: OAuth2 grant type {grant!r} is not supported yet "
-                "(clientCredentials and password are)",
+                f"auth {auth.name!r}: OAuth2 grant type {grant!r} is not supported "
+                "(clientCredentials, password and tokenExchange are)",
                 code="InvalidAuth",
             )
-        form = {"grant_type": _GRANTS[grant], "client_id": _required(auth, "clientId")}
-        if "clientSecret" in auth.properties:
-            form["client_secret"] = str(auth.properties["clientSecret"])
-        if grant == "password":
-            form["username"] = _required(auth, "username")
-            form["password"] = _required(auth, "password")
-        if auth.properties.get("scopes"):
-            form["scope"] = " ".join(str(s) for s in auth.properties["scopes"])
-        if auth.properties.get("audiences"):
-            form["audience"] = " ".join(str(a) for a in auth.properties["audiences"])
+        form = _token_form(auth, grant)
         request = self._client.build_request("POST", await self._token_url(auth), data=form)
         response = await send(self._client, request, f"auth {auth.name!r} token", None)
         check_status(response, f"auth {auth.name!r} token")
@@ -121,6 +117,36 @@ class AuthProvider(UsesClient):
                 f"auth {auth.name!r}: {url} names no token_endpoint; set 'tokenUrl'",
                 code="InvalidAuth",
             ) from exc
+
+
+def _token_form(auth: AuthDefinition, grant: str) -> dict[str, str]:
+    """The token request's form fields for ``grant``."""
+    props = auth.properties
+    form = {"grant_type": _GRANTS[grant], "client_id": _required(auth, "clientId")}
+    if "clientSecret" in props:
+        form["client_secret"] = str(props["clientSecret"])
+    if grant == "password":
+        form["username"] = _required(auth, "username")
+        form["password"] = _required(auth, "password")
+    if grant == "tokenExchange":
+        if props.get("subjectToken") in (None, ""):
+            raise call_error(
+                f"auth {auth.name!r}: the tokenExchange grant needs 'subjectToken'",
+                code="InvalidAuth",
+            )
+        form["subject_token"] = str(props["subjectToken"])
+        form["subject_token_type"] = str(props.get("subjectTokenType", _ACCESS_TOKEN_TYPE))
+        for key, field in (
+            ("requestedSubject", "requested_subject"),
+            ("requestedIssuer", "requested_issuer"),
+        ):
+            if props.get(key):
+                form[field] = str(props[key])
+    if props.get("scopes"):
+        form["scope"] = " ".join(str(s) for s in props["scopes"])
+    if props.get("audiences"):
+        form["audience"] = " ".join(str(a) for a in props["audiences"])
+    return form
 
 
 def _required(auth: AuthDefinition, key: str) -> str:
