@@ -1,4 +1,4 @@
-"""Spec coverage 13.4: OAuth2's password grant against a real token endpoint.
+"""Spec coverage 13.4: OAuth2's password and token-exchange grants against a real endpoint.
 
 The shared test services accept only client credentials, so this file runs
 its own token endpoint on 127.0.0.1 and records what it was sent.
@@ -21,6 +21,7 @@ from tideflow.runtime.functions import AuthDefinition
 from tideflow.runtime.functions.auth import AuthProvider
 
 RECEIVED: list[dict[str, str]] = []
+EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 
 
 class _TokenEndpoint(BaseHTTPRequestHandler):
@@ -28,10 +29,10 @@ class _TokenEndpoint(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length", "0"))
         form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
         RECEIVED.append(form)
-        good = form.get("grant_type") == "password" and (
-            form.get("username"),
-            form.get("password"),
-        ) == ("ada", "lovelace")
+        good = (
+            form.get("grant_type") == "password"
+            and (form.get("username"), form.get("password")) == ("ada", "lovelace")
+        ) or (form.get("grant_type") == EXCHANGE and form.get("subject_token") == "user-token")
         body = json.dumps(
             {"access_token": f"pw-{len(RECEIVED)}", "expires_in": 60}
             if good
@@ -104,4 +105,43 @@ async def test_oauth2_password_grant_with_a_wrong_password_fails_with_the_status
         with pytest.raises(FunctionCallError, match="'username'") as missing:
             await AuthProvider(client).headers(_password_auth(token_url, username=""))
     assert caught.value.code == "400"
+    assert missing.value.code == "InvalidAuth"
+
+
+async def test_oauth2_token_exchange_sends_the_subject_token(token_url: str) -> None:
+    auth = AuthDefinition(
+        name="tx",
+        scheme="oauth2",
+        properties={
+            "grantType": "tokenExchange",
+            "clientId": "tideflow",
+            "clientSecret": "s3cret",
+            "subjectToken": "user-token",
+            "requestedSubject": "svc-account",
+            "requestedIssuer": "partner",
+            "audiences": ["pets-api"],
+            "tokenUrl": token_url,
+        },
+    )
+    async with httpx.AsyncClient() as client:
+        provider = AuthProvider(client)
+        headers = await provider.headers(auth)
+        without = AuthDefinition(
+            name="tx2", scheme="oauth2", properties={**auth.properties, "subjectToken": ""}
+        )
+        with pytest.raises(FunctionCallError, match="'subjectToken'") as missing:
+            await provider.headers(without)
+    assert headers == {"Authorization": "Bearer pw-1"}
+    assert RECEIVED == [
+        {
+            "grant_type": EXCHANGE,
+            "client_id": "tideflow",
+            "client_secret": "s3cret",
+            "subject_token": "user-token",
+            "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
+            "requested_subject": "svc-account",
+            "requested_issuer": "partner",
+            "audience": "pets-api",
+        }
+    ]
     assert missing.value.code == "InvalidAuth"
