@@ -352,6 +352,19 @@ async def test_a_pending_retry_survives_a_restart(system: System) -> None:
     assert [r.attempt for r in system.sink.received if r.status == 200] == [1, 2, 2]
 
 
+async def test_ordered_retry_survives_a_restart_and_holds_the_rest(system: System) -> None:
+    system.sink.plan = lambda path, headers, attempt: (
+        503 if headers["ce-id"] == "e-1" and attempt == 1 else 200
+    )
+    sub_id = await system.subscribe(delivery={"ordered": True, "backoffDelay": "PT5S"})
+    await system.store.append("orders", [ev(1), ev(2), ev(3)])
+    await _wait_retry_timer(system)
+    await system.restart()
+    await system.fire_retries(5)
+    await _settled(system, sub_id, 3)
+    assert system.sink.ids() == ["e-1", "e-1", "e-2", "e-3"]
+
+
 async def test_pause_resume_and_reset_replay(system: System) -> None:
     sub_id = await system.subscribe()
     await system.store.append("orders", [ev(1), ev(2)])

@@ -41,6 +41,7 @@ def test_defaults_and_round_trip() -> None:
         ({"delivery": {"maxInFlight": 1001}}, "delivery.maxInFlight"),
         ({"delivery": {"ordered": "yes"}}, "delivery.ordered"),
         ({"delivery": {"deadLetterBus": "bad name"}}, "delivery.deadLetterBus"),
+        ({"delivery": {"deadLetterBus": "orders"}}, "delivery.deadLetterBus"),
         ({"delivery": {"speed": 1}}, "delivery.speed"),
         ({"delivery": []}, "delivery"),
         ({"sink": "/relative"}, "sink"),

@@ -121,6 +121,8 @@ class HttpWorker(Worker):
         }
         """Offsets waiting for a retry timer: offset -> the attempt number it will make."""
         self.tracker.pending.update(self.awaiting)
+        self.settled: set[int] = set()
+        """Offsets awaited from before a restart that finished before the reader reached them."""
         self._low_water = self.window // 2
         self._starved = len(self.tracker.pending) >= self.window
         """Set when the window filled up: the reader waits until half of it is free again
@@ -135,7 +137,8 @@ class HttpWorker(Worker):
             offset = stored.offset
             if offset <= tracker.cursor:
                 continue
-            if offset in self.awaiting or not self.matches(stored.event):
+            if offset in self.awaiting or offset in self.settled or not self.matches(stored.event):
+                self.settled.discard(offset)
                 tracker.take(offset)
                 continue
             tracker.start(offset)
@@ -181,7 +184,13 @@ class HttpWorker(Worker):
         if result.retryable and attempt <= self.policy.retry:
             delay = self.policy.backoff(attempt).total_seconds()
             self.awaiting[offset] = attempt + 1
-            await self.host.schedule_retry(self.id, offset, attempt + 1, delay, result.reason)
+            try:
+                await self.host.schedule_retry(self.id, offset, attempt + 1, delay, result.reason)
+            except TideflowError as exc:  # no durable timer: wait here (lost on a restart)
+                log.warning("subscription %s: retry timer not stored: %s", self.id, exc)
+                await self.host.clock.sleep(delay)
+                if self.awaiting.pop(offset, None) is not None:
+                    await self._deliver(offset, event, attempt + 1)
             return
         tries = f"after {attempt} attempts" if attempt > 1 else "on the first attempt"
         await self._dead_letter(offset, event, f"{result.reason} {tries}")
@@ -199,6 +208,8 @@ class HttpWorker(Worker):
         self._finish(offset)
 
     def _finish(self, offset: int) -> None:
+        if offset > self.tracker.cursor:
+            self.settled.add(offset)
         self.tracker.finish(offset)
         if self._starved and len(self.tracker.pending) <= self._low_water:
             self._starved = False  # the reader skips a starved worker and waits for this

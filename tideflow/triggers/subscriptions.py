@@ -387,6 +387,11 @@ def parse_delivery(value: Any, bus: str) -> DeliveryPolicy:
             raise InvalidArgument(
                 f"delivery.deadLetterBus: {exc.message}", argument="delivery.deadLetterBus"
             ) from None
+        if dead_letter == bus:
+            raise InvalidArgument(
+                "delivery.deadLetterBus must differ from the bus read (events would loop)",
+                argument="delivery.deadLetterBus",
+            )
     defaults = DeliveryPolicy()
     return DeliveryPolicy(
         retry=_integer(value.get("retry"), "retry", defaults.retry, 0, MAX_RETRY),
