@@ -218,3 +218,12 @@ async def test_without_timeouts_nothing_is_bounded() -> None:
     [request] = [r for r in effects.requests if isinstance(r, FunctionCall)]
     assert request.timeout_seconds is None
     assert [kind for kind, _, _ in effects.log] == ["call"]
+
+
+async def test_a_failure_reported_by_the_result_event_is_data_not_a_workflow_error() -> None:
+    action = {"eventRef": {"triggerEventRef": "Ask", "resultEventRef": "Answer"}}
+    failure = {"error": {"code": "500", "message": "the remote function failed"}}
+    effects = ScriptedEffects(events=[_ce("answer", failure)])
+    result = await run(workflow([op_state("S", [action])], events=EVENTS), {"k": 1}, effects)
+    assert isinstance(result, Completed)
+    assert result.output == {"k": 1, **failure}
