@@ -38,7 +38,9 @@ def make_store(request: pytest.FixtureRequest, clock: ManualClock) -> Callable[[
     from tideflow.eventstore.postgres import PostgresEventStore
 
     pool = request.getfixturevalue("pool")  # only the postgres variant starts PostgreSQL
-    return lambda: PostgresEventStore(pool, segment_size=SEGMENT, clock=clock)
+    return lambda: PostgresEventStore(
+        pool, segment_size=SEGMENT, clock=clock, retention_interval=None
+    )
 
 
 @pytest.fixture

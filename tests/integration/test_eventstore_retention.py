@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from tideflow.eventstore import Retention
@@ -29,7 +30,7 @@ async def _segment_tables(pool: Any, bus: str) -> list[str]:
 
 
 async def test_segments_are_created_ahead_and_dropped_whole(pool: Any) -> None:
-    store = PostgresEventStore(pool, segment_size=100, clock=ManualClock())
+    store = PostgresEventStore(pool, segment_size=100, clock=ManualClock(), retention_interval=None)
     await store.start()
     try:
         await store.create_bus("logs", Retention(max_events=200))
@@ -89,5 +90,23 @@ async def test_deleting_a_bus_drops_its_log(pool: Any) -> None:
             f"tideflow_events_{default_id}_1",
         ]
         assert await pool.fetchval("SELECT count(*) FROM tideflow_segments") == 2  # default's
+    finally:
+        await store.stop()
+
+
+async def test_a_started_store_applies_retention_on_its_own(pool: Any) -> None:
+    clock = ManualClock()
+    store = PostgresEventStore(pool, segment_size=10, clock=clock, retention_interval=60)
+    await store.start()
+    try:
+        await store.create_bus("auto", Retention(max_events=10))
+        await store.append("auto", [ce(i) for i in range(25)])
+        assert (await store.get_bus("auto")).first_offset == 1
+        clock.advance(60)
+        for _ in range(500):
+            if (await store.get_bus("auto")).first_offset > 1:
+                break
+            await asyncio.sleep(0.01)
+        assert (await store.get_bus("auto")).first_offset == 11
     finally:
         await store.stop()

@@ -163,6 +163,8 @@ class PostgresEventStore:
         clock: Time of ``stored_at``, retention and ``wait_for`` timeouts.
         max_batch: Events per group-commit transaction.
         poll_interval: Seconds between polls of waiting readers while LISTEN is down.
+        retention_interval: Seconds between :meth:`apply_retention` runs while
+            started; ``None`` leaves retention to the caller (tests).
         before_commit: Awaited inside every append transaction just before it
             commits (tests delay commits with it to provoke races).
     """
@@ -175,6 +177,7 @@ class PostgresEventStore:
         clock: Clock = SYSTEM_CLOCK,
         max_batch: int = 10_000,
         poll_interval: float = 1.0,
+        retention_interval: float | None = 60.0,
         before_commit: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._pool = pool
@@ -186,6 +189,7 @@ class PostgresEventStore:
         self.listener = Listener(pool, clock, poll_interval=poll_interval)
         self._runner: asyncio.Task[None] | None = None
         self._before_commit = before_commit
+        self._retention_interval = retention_interval
 
     async def __aenter__(self) -> PostgresEventStore:
         await self.start()
@@ -203,9 +207,20 @@ class PostgresEventStore:
 
     async def _run(self) -> None:
         async with asyncio.TaskGroup() as tasks:
-            listening = tasks.create_task(self.listener.run())
+            helpers = [tasks.create_task(self.listener.run())]
+            if self._retention_interval is not None:
+                helpers.append(tasks.create_task(self._retention_loop(self._retention_interval)))
             await self._committer.run()  # returns after stop() closed it and the queue drained
-            listening.cancel()
+            for helper in helpers:
+                helper.cancel()
+
+    async def _retention_loop(self, interval: float) -> None:
+        while True:
+            await self._clock.sleep(interval)
+            try:
+                await self.apply_retention()
+            except StoreError as exc:  # try again next time
+                log.warning("retention failed: %s", exc)
 
     async def stop(self) -> None:
         """Flush queued appends, then stop the listener."""
