@@ -1,7 +1,7 @@
 """Group commit: concurrent submissions share one flush (one transaction).
 
 Callers :meth:`GroupCommit.submit` an item and wait. One task (:meth:`run`)
-takes everything queued -- up to ``max_batch`` units -- and hands it to
+takes what is queued (until the batch reaches ``max_batch`` units) and hands it to
 ``flush`` at once; while that transaction commits, new submissions queue up
 and form the next batch. So under load a batch grows to what arrived during
 one commit, and a lone caller waits for just its own commit.
@@ -44,7 +44,8 @@ class GroupCommit(Generic[T, R]):
 
     Args:
         flush: Writes a batch in one transaction; raises if nothing was written.
-        max_batch: Units (events) per flush; one item larger than this is flushed alone.
+        max_batch: A batch stops growing once it holds this many units (events);
+            its last item may take it past the limit.
     """
 
     def __init__(self, flush: Flush[T, R], *, max_batch: int = 10_000) -> None:

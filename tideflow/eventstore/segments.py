@@ -45,7 +45,7 @@ def wants_segment_ahead(next_offset: int, ready_until: int, size: int) -> bool:
     Returns:
         True when the segment being filled is the last one that exists.
     """
-    return ready_until - next_offset < size
+    return ready_until - next_offset <= size
 
 
 def upto_for_ahead(next_offset: int, size: int) -> int:
