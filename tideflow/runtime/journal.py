@@ -28,6 +28,7 @@ import asyncpg
 
 from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.errors import StoreError
+from tideflow.runtime import _journal_batch
 from tideflow.runtime.persistence import NOTIFY_CHANNEL, Q, dumps
 
 __all__ = ["Continue", "Control", "Finish", "JournalWriter", "NewInstance", "Park", "Stop"]
@@ -60,6 +61,8 @@ class Finish:
     output: Any = None
     error: dict[str, Any] | None = None
     data: Any = None
+    has_parent: bool = False
+    """The instance is a sub-flow (its end may have to answer the parent)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -260,6 +263,8 @@ class JournalWriter:
             | {i for i, _ in batch.waiters}
             | {n.id for n, _ in batch.creates}
         )
+        if _journal_batch.fits(batch):
+            return await _journal_batch.commit(conn, self._owner, self._lease, batch)
         progress = [batch.progress.get(i, (None, None, False)) for i in ids]
         created: dict[str, Any] = {}
         async with conn.transaction():

@@ -18,6 +18,7 @@ import contextlib
 import contextvars
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -84,6 +85,7 @@ class InstanceRunner:
         self.version = row.version
         self.input = row.input
         self.requested = row.requested
+        self.parent_id = row.parent_id
         self.workflow: Any = None
         self._fresh = fresh
         self._loaded = loaded
@@ -307,6 +309,7 @@ class InstanceRunner:
         else:
             error = _host_error("timeout", "workflowExecTimeout expired", code="TIMEOUT")
             change = Finish(status="failed", output=result.output, error=error.to_json())
+        change = replace(change, has_parent=self.parent_id is not None)
         control = await self.host.writer.transition(self.instance_id, change)
         if control.held:
             self.host.lifecycle(

@@ -296,3 +296,71 @@ JOIN unnest($1::text[], $2::integer[]) AS u(id, run_no)
     ON t.instance_id = u.id AND t.run_no = u.run_no
 WHERE t.kind NOT LIKE 'timer.%' AND t.kind NOT LIKE 'instance.%'
 GROUP BY t.instance_id;
+
+-- commit_batch --
+-- Group commit in one statement: create, renew/progress/park/finish, journal, timeline, waits
+WITH created AS (
+    INSERT INTO tideflow_instances
+        (id, workflow_id, version, input, parent_id, parent_key, wake_at, lease_owner, lease_until)
+    SELECT c.id, c.workflow_id, coalesce(c.version, w.latest_version), c.input, c.parent_id,
+           c.parent_key, now(), $1::text, now() + make_interval(secs => $2)
+    FROM unnest($3::text[], $4::text[], $5::text[], $6::jsonb[], $7::text[], $8::text[])
+        AS c(id, workflow_id, version, input, parent_id, parent_key)
+    LEFT JOIN tideflow_workflows w ON w.id = c.workflow_id AND w.deleted_at IS NULL
+    WHERE c.version IS NOT NULL OR w.id IS NOT NULL
+    ON CONFLICT (id) DO NOTHING
+    RETURNING *
+), touched AS (
+    -- action: 0 renew and save progress, 1 park until wake_at, 2 finish with status
+    UPDATE tideflow_instances i
+    SET lease_owner = CASE WHEN u.action = 0 THEN i.lease_owner END,
+        lease_until = CASE WHEN u.action = 0 THEN now() + make_interval(secs => $2) END,
+        current_state = CASE WHEN u.action = 2 THEN NULL
+                             WHEN u.touched THEN u.state ELSE i.current_state END,
+        data = coalesce(u.data, i.data),
+        status = CASE u.action WHEN 1 THEN 'waiting' WHEN 2 THEN u.status ELSE i.status END,
+        output = CASE WHEN u.action = 2 THEN u.output ELSE i.output END,
+        error = CASE WHEN u.action = 2 THEN u.error ELSE i.error END,
+        ended_at = CASE WHEN u.action = 2 THEN now() ELSE i.ended_at END,
+        wake_at = CASE u.action WHEN 0 THEN i.wake_at WHEN 2 THEN NULL
+                  ELSE CASE WHEN i.woken THEN now() ELSE u.wake_at END END,
+        woken = CASE WHEN u.action = 0 THEN i.woken ELSE false END,
+        requested = CASE WHEN u.action = 2 THEN NULL ELSE i.requested END,
+        updated_at = now()
+    FROM unnest($9::text[], $10::text[], $11::jsonb[], $12::boolean[], $13::integer[],
+                $14::text[], $15::jsonb[], $16::jsonb[], $17::timestamptz[])
+        AS u(id, state, data, touched, action, status, output, error, wake_at)
+    WHERE i.id = u.id AND i.lease_owner = $1
+    RETURNING u.action, i.*
+), held AS (
+    SELECT id FROM touched UNION ALL SELECT id FROM created
+), journal AS (
+    INSERT INTO tideflow_journal (instance_id, run_no, op, step_key, entry)
+    SELECT e.* FROM unnest($18::text[], $19::integer[], $20::text[], $21::text[], $22::jsonb[])
+        AS e(instance_id, run_no, op, step_key, entry)
+    WHERE e.instance_id IN (SELECT id FROM held)
+), timeline AS (
+    INSERT INTO tideflow_timeline (instance_id, run_no, kind, step_key, state, detail, at)
+    SELECT t.* FROM unnest($23::text[], $24::integer[], $25::text[], $26::text[], $27::text[],
+                           $28::jsonb[], $29::timestamptz[])
+        AS t(instance_id, run_no, kind, step_key, state, detail, at)
+    WHERE t.instance_id IN (SELECT id FROM held)
+), waits AS (
+    INSERT INTO tideflow_event_waits
+        (instance_id, wait_key, run_no, all_events, events, event_types, due_at)
+    SELECT w.instance_id, w.wait_key, w.run_no, w.all_events, w.events,
+           ARRAY(SELECT jsonb_array_elements_text(w.types)), w.due_at
+    FROM unnest($30::text[], $31::text[], $32::integer[], $33::boolean[], $34::jsonb[],
+                $35::jsonb[], $36::timestamptz[])
+        AS w(instance_id, wait_key, run_no, all_events, events, types, due_at)
+    WHERE w.instance_id IN (SELECT id FROM held)
+    ON CONFLICT (instance_id, wait_key) DO NOTHING
+), dropped AS (
+    DELETE FROM tideflow_event_waits
+    WHERE instance_id IN (SELECT id FROM touched WHERE action = 2)
+), done AS (
+    SELECT pg_notify('tideflow_runtime', 'done:' || string_agg(id, ','))
+    FROM touched WHERE action = 2 HAVING count(*) > 0
+)
+SELECT r.*, (SELECT count(*) FROM done) AS notified
+FROM (SELECT -1 AS action, * FROM created UNION ALL SELECT * FROM touched) r;

@@ -1,0 +1,117 @@
+"""The one-statement form of a journal commit (see :mod:`tideflow.runtime.journal`).
+
+Most batches hold only new instances, effect results, timeline rows,
+progress, parks and plain finishes. Those are written by one SQL statement
+(``commit_batch``: data-modifying CTEs, autocommitted) -- one round trip and
+one commit instead of a transaction of eight or nine statements. Batches
+with anything else (cancel/suspend/shutdown releases, ``continueAs``, a
+sub-flow ending, which must answer its parent in the same transaction) take
+the transaction path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from tideflow.runtime.persistence import Q, dumps
+
+if TYPE_CHECKING:
+    from tideflow.runtime.journal import _Batch
+
+_RENEW, _PARK, _FINISH = 0, 1, 2
+MAX_FINISHES = 150  # the done:<ids> notification must stay under 8,000 bytes
+
+
+def fits(batch: _Batch) -> bool:
+    """Whether ``batch`` can be written by the one-statement form."""
+    from tideflow.runtime.journal import Finish, Park
+
+    finishes = 0
+    for _, change in batch.transitions:
+        if isinstance(change, Finish):
+            if change.has_parent:
+                return False
+            finishes += 1
+        elif not isinstance(change, Park):
+            return False
+    return finishes <= MAX_FINISHES
+
+
+async def commit(
+    conn: asyncpg.Connection, owner: str, lease: float, batch: _Batch
+) -> tuple[dict[str, str | None], dict[str, Any], dict[str, Any]]:
+    """Write ``batch``; return the held instances (with requests), finished rows, created rows."""
+    from tideflow.runtime.journal import Finish
+
+    changes = dict(batch.transitions)
+    ids = sorted(
+        {e[0] for e in batch.entries}
+        | {t[0] for t in batch.timeline}
+        | set(batch.progress)
+        | set(changes)
+        | {i for i, _ in batch.waiters}
+    )
+    created_ids = {n.id for n, _ in batch.creates}
+    ids = [i for i in ids if i not in created_ids]
+    updates = [_update(batch.progress.get(i), changes.get(i), Finish) for i in ids]
+    news = [n for n, _ in batch.creates]
+    waits = batch.waits
+    rows = await conn.fetch(
+        Q["commit_batch"],
+        owner,
+        lease,
+        [n.id for n in news],
+        [n.workflow_id for n in news],
+        [n.version for n in news],
+        [dumps(n.input) for n in news],
+        [n.parent_id for n in news],
+        [n.parent_key for n in news],
+        ids,
+        *_columns(updates, 8),
+        *_columns(batch.entries, 5),
+        *_columns(batch.timeline, 7),
+        [i for i, _ in waits],
+        [w["key"] for _, w in waits],
+        [w["run_no"] for _, w in waits],
+        [w["all"] for _, w in waits],
+        [dumps(w["events"]) for _, w in waits],
+        [dumps(w["types"]) for _, w in waits],
+        [w["due_at"] for _, w in waits],
+    )
+    held: dict[str, str | None] = {}
+    finished: dict[str, Any] = {}
+    created: dict[str, Any] = {}
+    for row in rows:
+        held[row["id"]] = row["requested"]
+        if row["action"] == -1:
+            created[row["id"]] = row
+        elif row["action"] == _FINISH:
+            finished[row["id"]] = row
+    return held, finished, created
+
+
+def _update(progress: Any, change: Any, finish_type: type) -> tuple[Any, ...]:
+    state, data, touched = progress or (None, None, False)
+    if change is None:
+        return (state, data, touched, _RENEW, None, None, None, None)
+    if isinstance(change, finish_type):
+        error = None if change.error is None else dumps(change.error)
+        final_data = data if change.data is None else dumps(change.data)
+        return (
+            state,
+            final_data,
+            touched,
+            _FINISH,
+            change.status,
+            dumps(change.output),
+            error,
+            None,
+        )
+    return (state, data, touched, _PARK, None, None, None, change.wake_at)
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    return [[row[i] for row in rows] for i in range(width)]
