@@ -190,6 +190,7 @@ class InstanceRunner:
 
     def on_step(self, step: Step) -> None:
         """Write a timeline row for every step a replay has not written before."""
+        self._ticks += 1  # the run is making progress: not parked
         if self._skip > 0:
             self._skip -= 1
             return
