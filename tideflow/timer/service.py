@@ -125,9 +125,14 @@ class TimerService:
         ]
 
     async def stop(self) -> None:
-        """Stop the loops (a firing in progress is finished or rolled back)."""
-        for task in self._tasks:
-            task.cancel()
+        """Stop the loops; a firing in progress is finished first.
+
+        Cancelling a firing mid-transaction would roll it back after its
+        handler ran, so another process would fire those timers again.
+        """
+        async with self._fire_lock:
+            for task in self._tasks:
+                task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
