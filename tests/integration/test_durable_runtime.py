@@ -25,7 +25,9 @@ async def test_runs_to_completion_with_journal_and_timeline(pool) -> None:
     assert [e["op"] for e in journal if e["op"] == "call"] == ["call"] * 3
     assert {e["op"] for e in journal} >= {"now", "new_id"}
     kinds = [t.kind for t in timeline]
+    assert kinds[:4] == ["state.entered", "action.started", "action.completed", "state.left"]
     assert kinds.count("state.entered") == 3
+    assert [e["op"] for e in journal][:2] == ["new_id", "now"]  # in the order made
     completed = [t for t in timeline if t.kind == "action.completed"]
     assert all("durationMs" in t.detail for t in completed)
     assert sorted(calls.by_key.values()) == [1, 1, 1]

@@ -147,14 +147,19 @@ RETURNING i.id, i.requested;
 -- insert_journal --
 -- Group commit: effect results of many instances in one statement
 INSERT INTO tideflow_journal (instance_id, run_no, op, step_key, entry)
-SELECT * FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::jsonb[]);
+SELECT e.instance_id, e.run_no, e.op, e.step_key, e.entry
+FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::jsonb[])
+    WITH ORDINALITY AS e(instance_id, run_no, op, step_key, entry, ord)
+ORDER BY e.ord;
 
 -- insert_timeline --
 -- Group commit: timeline rows of many instances in one statement
 INSERT INTO tideflow_timeline (instance_id, run_no, kind, step_key, state, detail, at)
-SELECT * FROM unnest(
+SELECT t.instance_id, t.run_no, t.kind, t.step_key, t.state, t.detail, t.at
+FROM unnest(
     $1::text[], $2::integer[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[]
-);
+) WITH ORDINALITY AS t(instance_id, run_no, kind, step_key, state, detail, at, ord)
+ORDER BY t.ord;
 
 -- finish_instances --
 -- End instances held by this process (batched): completed, failed or cancelled
@@ -335,16 +340,21 @@ WITH created AS (
 ), held AS (
     SELECT id FROM touched UNION ALL SELECT id FROM created
 ), journal AS (
+    -- WITH ORDINALITY + ORDER BY: identity values follow the writers' order
     INSERT INTO tideflow_journal (instance_id, run_no, op, step_key, entry)
-    SELECT e.* FROM unnest($18::text[], $19::integer[], $20::text[], $21::text[], $22::jsonb[])
-        AS e(instance_id, run_no, op, step_key, entry)
+    SELECT e.instance_id, e.run_no, e.op, e.step_key, e.entry
+    FROM unnest($18::text[], $19::integer[], $20::text[], $21::text[], $22::jsonb[])
+        WITH ORDINALITY AS e(instance_id, run_no, op, step_key, entry, ord)
     WHERE e.instance_id IN (SELECT id FROM held)
+    ORDER BY e.ord
 ), timeline AS (
     INSERT INTO tideflow_timeline (instance_id, run_no, kind, step_key, state, detail, at)
-    SELECT t.* FROM unnest($23::text[], $24::integer[], $25::text[], $26::text[], $27::text[],
-                           $28::jsonb[], $29::timestamptz[])
-        AS t(instance_id, run_no, kind, step_key, state, detail, at)
+    SELECT t.instance_id, t.run_no, t.kind, t.step_key, t.state, t.detail, t.at
+    FROM unnest($23::text[], $24::integer[], $25::text[], $26::text[], $27::text[],
+                $28::jsonb[], $29::timestamptz[])
+        WITH ORDINALITY AS t(instance_id, run_no, kind, step_key, state, detail, at, ord)
     WHERE t.instance_id IN (SELECT id FROM held)
+    ORDER BY t.ord
 ), waits AS (
     INSERT INTO tideflow_event_waits
         (instance_id, wait_key, run_no, all_events, events, event_types, due_at)
