@@ -178,6 +178,12 @@ class Dispatcher:
             head = None
         return sub, head
 
+    def committed(self, subscription_id: str) -> int | None:
+        """The committed offset of a running subscription as this process knows it (it reaches
+        the database within ``commit_interval``); ``None`` when it is not running here."""
+        worker = self._workers.get(subscription_id)
+        return None if worker is None else worker.tracker.committed
+
     async def list_all(self) -> list[tuple[Subscription, int | None]]:
         """Every subscription with the head offset of its bus."""
         await self.flush()
