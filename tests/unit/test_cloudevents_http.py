@@ -221,6 +221,9 @@ def test_each_required_attribute(name: str) -> None:
         ({"specversion": "0.3"}, "specversion"),
         ({"time": "2018-04-05 03:56:24"}, "time"),
         ({"time": "2018-04-05T03:56:24"}, "time"),
+        ({"time": "2018-02-30T00:00:00Z"}, "time"),
+        ({"time": "2018-04-05T25:00:00+01:00"}, "time"),
+        ({"time": "2018-04-05"}, "time"),
         ({"data": 1, "data_base64": "AQ=="}, "data_base64"),
         ({"data_base64": "***"}, "data_base64"),
         ({"data_base64": 12}, "data_base64"),
@@ -256,6 +259,20 @@ def test_valid_optional_attributes_and_extensions_are_kept() -> None:
         "data": None,
     }
     assert validate_event(event) == event
+
+
+@pytest.mark.parametrize(
+    "time", ["2018-04-05t03:56:24z", "2018-04-05T03:56:24.123456789-05:30", "2018-04-05T03:56:24Z"]
+)
+def test_rfc3339_times_are_accepted(time: str) -> None:
+    assert validate_event({**BASE, "time": time})["time"] == time
+
+
+def test_extension_names_are_checked_every_time() -> None:
+    assert validate_event({**BASE, "okname": "x"})["okname"] == "x"
+    assert rejected(validate_event, {**BASE, "okname": 1.5}).attribute == "okname"
+    assert rejected(validate_event, {**BASE, "ok_name": "x"}).attribute == "ok_name"
+    assert validate_event({**BASE, "okname": ""})["okname"] == ""  # may be empty
 
 
 def test_null_attributes_are_unset() -> None:
