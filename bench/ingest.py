@@ -24,7 +24,7 @@ Uses ``TIDEFLOW_DATABASE_URL`` if set, else the embedded server in
 ``TIDEFLOW_HOME`` (default: the user data directory). The buses it creates
 are deleted at the end. Prints JSON.
 
-    python bench/ingest.py [--events 100000] [--rounds 5] [--batch 1000] [--writers 4] [--http]
+    python bench/ingest.py [--events 100000] [--rounds 5] [--batch 1000] [--writers 8] [--http]
 """
 
 from __future__ import annotations
@@ -282,7 +282,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000, help="events per scenario")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; medians")
     parser.add_argument("--batch", type=int, default=1000)
-    parser.add_argument("--writers", type=int, default=4)
+    parser.add_argument("--writers", type=int, default=8)
     parser.add_argument("--limit-batch", type=int, default=10_000, help="events per raw COPY")
     parser.add_argument("--read-batch", type=int, default=5000)
     parser.add_argument("--http", action="store_true", help="also run bench/ingest_http.py")

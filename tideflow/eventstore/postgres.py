@@ -332,7 +332,7 @@ class PostgresEventStore:
         if row is None:
             return BusNotFound(f"no bus named {bus!r}")
         bus_id, size, first = row["id"], row["segment_size"], row["next_offset"]
-        known = await self._find_duplicates(conn, bus_id, items)
+        known = await self._find_duplicates(conn, bus_id, items, first)
         records, placed = _number(items, known, bus_id, first, now)
         next_offset = first + len(records)
         ready_until = row["ready_until"] or 1
@@ -347,10 +347,10 @@ class PostgresEventStore:
         return placed, (bus_id, next_offset, ready_until, size)
 
     async def _find_duplicates(
-        self, conn: Any, bus_id: int, items: Sequence[_Append]
+        self, conn: Any, bus_id: int, items: Sequence[_Append], next_offset: int
     ) -> dict[tuple[str, str], int]:
         keys = [row[2] for item in items for row in item.rows]
-        found = await conn.fetch(_Q["find_duplicates"], bus_id, keys)
+        found = await conn.fetch(_Q["find_duplicates"], bus_id, keys, next_offset)
         return {(row[0], row[1]): row[2] for row in found}  # hash collisions drop out here
 
     async def _prepare_segment(self, bus_id: int, next_offset: int, size: int) -> None:

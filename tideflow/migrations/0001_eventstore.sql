@@ -47,7 +47,7 @@ CREATE TABLE tideflow_events (
 -- the partition keys); appends of a bus are serialized by its row lock, so a
 -- lookup then insert under that lock cannot race. The store compares source
 -- and id of every hash match, so a hash collision is never taken as a duplicate.
-CREATE INDEX tideflow_events_key ON tideflow_events (ce_key);
+CREATE INDEX tideflow_events_key ON tideflow_events (bus_id, ce_key);
 CREATE INDEX tideflow_events_stored_at ON tideflow_events USING brin (stored_at);
 
 CREATE FUNCTION tideflow_segment_table(p_bus integer, p_segment bigint) RETURNS text

@@ -10,10 +10,17 @@ WHERE b.name = $1
 FOR UPDATE OF b;
 
 -- find_duplicates --
--- Events already in the bus whose (source, id) hash is one of these (the caller compares source and id)
-SELECT ce_source, ce_id, event_offset
-FROM tideflow_events
-WHERE bus_id = $1 AND ce_key = ANY($2::bigint[]);
+-- Events in the bus (below offset $3) whose (source, id) hash is one of $2; the caller compares
+-- source and id. One index probe per key whatever the statistics say: OFFSET 0 keeps the
+-- planner from turning the lateral probe into a scan of the segments, which it does for a young
+-- segment it has no statistics for; "event_offset < $3" prunes the segment kept ahead
+SELECT e.ce_source, e.ce_id, e.event_offset
+FROM unnest($2::bigint[]) AS k (key)
+CROSS JOIN LATERAL (
+    SELECT ce_source, ce_id, event_offset FROM tideflow_events
+    WHERE bus_id = $1 AND ce_key = k.key AND event_offset < $3
+    OFFSET 0
+) AS e;
 
 -- ensure_segments --
 -- Create the bus's segments up to the one holding offset $2 (caller holds the bus row lock)
