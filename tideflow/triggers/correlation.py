@@ -1,0 +1,379 @@
+"""Workflows as subscribers: start instances from events and resume the waiting ones.
+
+:class:`WorkflowSubscriber` is one in-process consumer of the dispatcher
+(internal subscription :data:`SUBSCRIPTION_ID` on the default bus). For each
+event, in offset order:
+
+1. **Starts.** Every deployed workflow whose start state waits for the
+   event's type (:mod:`tideflow.triggers.workflow_events`) gets a new instance
+   (``exclusive: true``), or keeps the event in a durable partial set keyed by
+   its correlation values and gets an instance once the set is complete
+   (``exclusive: false``). The instance id is derived from the event's offset,
+   so a batch handed over again starts nothing twice. The starting events go
+   to the instance's *inbox* and are delivered when its first wait exists.
+2. **Waiting instances.** The correlation index (``tideflow_correlation_keys``,
+   kept in step with the runtime's event waits by database triggers, see
+   migration ``0006_correlation``) is looked up by ``(type, correlation key,
+   source)`` -- one indexed query per batch, not a scan. A wait for any of its
+   events is answered with the first matching event
+   (:meth:`DurableRuntime.deliver_events`); a wait for all of them keeps each
+   event in a durable partial set until the last one arrives.
+3. **Early events.** An event of a consumed type that no instance waits for
+   yet is kept (``tideflow_correlation_pending``, for ``pending_seconds``).
+   When an instance starts waiting (the trigger NOTIFYs channel
+   :data:`CHANNEL`), the kept events that arrived after the instance started
+   are delivered to it: events are consumed from the instance's start.
+
+See ``docs/events.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from typing import TYPE_CHECKING, Any, Final
+
+import asyncpg
+
+from tideflow.db import parse_queries
+from tideflow.errors import TideflowError, WorkflowNotFound
+from tideflow.eventstore.store import DEFAULT_BUS
+from tideflow.runtime.persistence import PostgresRegistry, dumps, loads
+from tideflow.triggers.workflow_events import (
+    StartSpec,
+    SubscriberIndex,
+    compile_workflow,
+)
+
+if TYPE_CHECKING:
+    from tideflow.runtime.hosts.durable import DurableRuntime
+    from tideflow.triggers.dispatcher import Dispatcher
+
+__all__ = ["CHANNEL", "SUBSCRIPTION_ID", "NotifyingRegistry", "WorkflowSubscriber"]
+
+log = logging.getLogger("tideflow.triggers.workflows")
+
+Q = parse_queries(
+    resources.files("tideflow.triggers").joinpath("sql", "correlation.sql").read_text("utf-8"),
+    source="tideflow/triggers/sql/correlation.sql",
+)
+
+CHANNEL: Final = "tideflow_correlation"
+"""NOTIFY channel: payload ``<instance id>\\n<wait key>`` when an instance starts waiting."""
+
+SUBSCRIPTION_ID: Final = "tideflow.workflows"
+"""The internal subscription whose offset the subscriber keeps."""
+
+_PARALLEL: Final = 16
+"""Deliveries in flight at once (each is one short transaction)."""
+
+
+def start_instance_id(spec: StartSpec, offset: int) -> str:
+    """The id of the instance the event at ``offset`` starts: the same when redelivered."""
+    name = f"tideflow:start/{spec.workflow_id}/{spec.version}/{offset}"
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, name))
+
+
+class WorkflowSubscriber:
+    """Feeds deployed workflows from a bus (see the module docs).
+
+    Args:
+        pool: The database pool (migrated).
+        runtime: The durable runtime that runs the instances.
+        dispatcher: The dispatcher the subscriber attaches to.
+        bus: The bus workflows consume.
+        pending_seconds: How long an event no instance waits for is kept.
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        runtime: DurableRuntime,
+        dispatcher: Dispatcher,
+        *,
+        bus: str = DEFAULT_BUS,
+        pending_seconds: float = 3600.0,
+    ) -> None:
+        self.pool = pool
+        self.runtime = runtime
+        self.dispatcher = dispatcher
+        self.bus = bus
+        self.pending_seconds = pending_seconds
+        self.index = SubscriberIndex()
+        self._waits: dict[tuple[str, str], None] = {}
+        self._woken = asyncio.Event()
+        self._listener: Any = None
+        self._drainer: asyncio.Task[None] | None = None
+        self._limit = asyncio.Semaphore(_PARALLEL)
+        self._batches = 0
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Compile every deployed workflow, listen for new waits, sweep, attach."""
+        for stored in await self.runtime.registry.list():
+            await self.refresh(stored.workflow_id)
+        self._listener = await self.pool.acquire()
+        await self._listener.add_listener(CHANNEL, self._notified)
+        self._drainer = asyncio.create_task(self._drain_loop(), name="tideflow-correlation")
+        async with self.pool.acquire() as conn:
+            for row in await conn.fetch(Q["open_waits"]):
+                self._waits[(row["instance_id"], row["wait_key"])] = None
+        self._woken.set()
+        await self.dispatcher.attach(SUBSCRIPTION_ID, self.bus, self.consume, start="latest")
+
+    async def stop(self) -> None:
+        """Detach from the dispatcher and stop listening."""
+        await self.dispatcher.detach(SUBSCRIPTION_ID)
+        if self._drainer is not None:
+            self._drainer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._drainer
+        if self._listener is not None:
+            with contextlib.suppress(asyncpg.PostgresError, OSError):
+                await self._listener.remove_listener(CHANNEL, self._notified)
+            await self.pool.release(self._listener)
+            self._listener = None
+
+    async def refresh(self, workflow_id: str) -> None:
+        """Compile the latest version of ``workflow_id`` again (or forget it when deleted)."""
+        try:
+            stored = await self.runtime.registry.get(workflow_id)
+            workflow, _ = await self.runtime.interpreter(workflow_id, stored.version)
+        except WorkflowNotFound:
+            self.index.put(workflow_id, None)
+            return
+        except TideflowError as exc:
+            log.error("workflow %s does not load, it subscribes to nothing: %s", workflow_id, exc)
+            self.index.put(workflow_id, None)
+            return
+        self.index.put(workflow_id, compile_workflow(workflow, stored.version))
+
+    # -- the consumer ------------------------------------------------------------
+
+    async def consume(self, batch: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
+        """Handle a batch of events from the bus (the dispatcher's :data:`Consumer`)."""
+        for offset, event in batch:
+            for spec in self.index.starting(event):
+                try:
+                    await self._start(spec, offset, event)
+                except TideflowError as exc:
+                    log.error("starting %s from event %s failed: %s", spec.workflow_id, offset, exc)
+        unmatched = await self._resume(batch)
+        if unmatched:
+            await self._keep(unmatched)
+        self._batches += 1
+        if self._batches % 1000 == 1:
+            async with self.pool.acquire() as conn:
+                await conn.execute(Q["expire_pending"], self.pending_seconds)
+
+    async def _start(self, spec: StartSpec, offset: int, event: Mapping[str, Any]) -> None:
+        if spec.exclusive:
+            await self._launch(spec, start_instance_id(spec, offset), [dict(event)])
+            return
+        match = next(m for m in spec.events if m.matches(event))
+        corr = dumps(spec.group_key(event))
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                Q["add_start_part"],
+                spec.workflow_id,
+                spec.version,
+                corr,
+                match.name,
+                dumps(dict(event)),
+                offset,
+            )
+            rows = await conn.fetch(
+                Q["take_start_set"], spec.workflow_id, spec.version, corr, len(spec.events)
+            )
+        if not rows:
+            return
+        kept = {r["name"]: loads(r["event"]) for r in rows}
+        events = [kept[m.name] for m in spec.events]
+        await self._launch(
+            spec, start_instance_id(spec, max(r["event_offset"] for r in rows)), events
+        )
+
+    async def _launch(self, spec: StartSpec, instance_id: str, events: list[Any]) -> None:
+        async with self.pool.acquire() as conn:
+            await conn.execute(Q["put_inbox"], instance_id, spec.wait_key, dumps(events))
+        await self.runtime.start_instance(
+            spec.workflow_id, {}, version=spec.version, instance_id=instance_id
+        )
+
+    async def _resume(
+        self, batch: Sequence[tuple[int, Mapping[str, Any]]]
+    ) -> list[tuple[int, Mapping[str, Any], list[dict[str, str]]]]:
+        """Deliver to the waiting instances; return the events nobody waited for (with keys)."""
+        keyed = [(offset, event, self.index.keys(event)) for offset, event in batch]
+        keyed = [k for k in keyed if k[2]]
+        if not keyed:
+            return []
+        rows = await self._lookup(keyed)
+        matched = {r["i"] for r in rows}
+        await self._deliver(rows, [(k[0], dict(k[1])) for k in keyed])
+        return [k for i, k in enumerate(keyed) if i not in matched]
+
+    async def _lookup(
+        self, keyed: Sequence[tuple[int, Mapping[str, Any], list[dict[str, str]]]]
+    ) -> list[asyncpg.Record]:
+        idx, types, corrs, sources = [], [], [], []
+        for i, (_, event, keys) in enumerate(keyed):
+            for key in keys:
+                idx.append(i)
+                types.append(str(event.get("type")))
+                corrs.append(dumps(key))
+                sources.append(str(event.get("source") or ""))
+        async with self.pool.acquire() as conn:
+            return list(await conn.fetch(Q["match_waits"], idx, types, corrs, sources))
+
+    async def _deliver(
+        self, rows: Sequence[Mapping[str, Any]], events: Sequence[tuple[int, dict[str, Any]]]
+    ) -> None:
+        """Answer waits: the first event for an any-wait, partial sets for all-waits."""
+        first: dict[tuple[str, str], dict[str, Any]] = {}
+        parts: list[tuple[str, str, str, dict[str, Any]]] = []
+        for row in rows:
+            wait = (row["instance_id"], row["wait_key"])
+            event = events[row["i"]][1]
+            if row["all_events"]:
+                parts.append((*wait, row["name"], event))
+            else:
+                first.setdefault(wait, event)
+        await asyncio.gather(*(self._answer(w, [e]) for w, e in first.items()))
+        for instance_id, wait_key, name, event in parts:
+            await self._add_part(instance_id, wait_key, name, event)
+
+    async def _answer(self, wait: tuple[str, str], events: list[dict[str, Any]]) -> bool:
+        async with self._limit:
+            try:
+                return await self.runtime.deliver_events(wait[0], wait[1], events)
+            except TideflowError as exc:
+                log.error("delivering to %s failed: %s", wait[0], exc)
+                return False
+
+    async def _add_part(
+        self, instance_id: str, wait_key: str, name: str, event: dict[str, Any]
+    ) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(Q["add_partial"], instance_id, wait_key, name, dumps(event))
+            row = await conn.fetchrow(Q["partial_set"], instance_id, wait_key)
+        if row is None:
+            return
+        kept = loads(row["kept"])
+        names = [spec["name"] for spec in loads(row["events"])]
+        if all(n in kept for n in names):
+            await self._answer((instance_id, wait_key), [kept[n] for n in names])
+
+    async def _keep(
+        self, unmatched: Sequence[tuple[int, Mapping[str, Any], list[dict[str, str]]]]
+    ) -> None:
+        """Keep events nobody waited for; then look again (a wait may have committed since)."""
+        types, corrs, offsets, sources, bodies = [], [], [], [], []
+        for offset, event, keys in unmatched:
+            for key in keys:
+                types.append(str(event.get("type")))
+                corrs.append(dumps(key))
+                offsets.append(offset)
+                sources.append(str(event.get("source") or ""))
+                bodies.append(dumps(dict(event)))
+        async with self.pool.acquire() as conn:
+            await conn.execute(Q["add_pending"], types, corrs, offsets, sources, bodies)
+        await self._from_pending(await self._waits_of(unmatched))
+
+    async def _waits_of(
+        self, unmatched: Sequence[tuple[int, Mapping[str, Any], list[dict[str, str]]]]
+    ) -> list[tuple[str, str]]:
+        rows = await self._lookup(unmatched)
+        return [(r["instance_id"], r["wait_key"]) for r in rows]
+
+    # -- new waits ---------------------------------------------------------------
+
+    def _notified(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        instance_id, _, wait_key = payload.partition("\n")
+        self._waits[(instance_id, wait_key)] = None
+        self._woken.set()
+
+    async def _drain_loop(self) -> None:
+        while True:
+            await self._woken.wait()
+            self._woken.clear()
+            waits, self._waits = list(self._waits), {}
+            for start in range(0, len(waits), 5000):
+                chunk = waits[start : start + 5000]
+                try:
+                    await self._from_inbox(chunk)
+                    await self._from_pending(chunk)
+                except (TideflowError, asyncpg.PostgresError, OSError) as exc:
+                    log.warning("answering new waits failed, will retry: %s", exc)
+                    self._waits.update(dict.fromkeys(chunk))
+                    await asyncio.sleep(1.0)
+                    self._woken.set()
+
+    async def _from_inbox(self, waits: Sequence[tuple[str, str]]) -> None:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(Q["get_inbox"], [w[0] for w in waits], [w[1] for w in waits])
+        for row in rows:
+            await self._answer((row["instance_id"], row["wait_key"]), loads(row["events"]))
+            async with self.pool.acquire() as conn:
+                await conn.execute(Q["delete_inbox"], row["instance_id"], row["wait_key"])
+
+    async def _from_pending(self, waits: Sequence[tuple[str, str]]) -> None:
+        """Deliver kept events to ``waits`` (those that arrived after each instance started)."""
+        if not waits:
+            return
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                Q["pending_for_waits"], [w[0] for w in waits], [w[1] for w in waits]
+            )
+        taken: set[int] = set()
+        for row in rows:
+            if row["event_offset"] in taken:
+                continue
+            async with self.pool.acquire() as conn:
+                claimed = await conn.fetch(Q["claim_pending"], [row["event_offset"]])
+            if not claimed:
+                continue
+            taken.add(row["event_offset"])
+            event = loads(row["event"])
+            if row["all_events"]:
+                await self._add_part(row["instance_id"], row["wait_key"], row["name"], event)
+            else:
+                await self._answer((row["instance_id"], row["wait_key"]), [event])
+
+
+class NotifyingRegistry(PostgresRegistry):
+    """The workflow registry that recompiles a workflow's subscriptions when it changes."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        """Args:
+        pool: The database pool.
+        """
+        super().__init__(pool)
+        self.subscriber: WorkflowSubscriber | None = None
+
+    async def deploy(
+        self,
+        workflow_id: str,
+        version: str | None,
+        source_text: str,
+        content_type: str,
+        definition_json: Any,
+    ) -> Any:
+        """Deploy (see :meth:`PostgresRegistry.deploy`), then subscribe the new version."""
+        stored = await super().deploy(
+            workflow_id, version, source_text, content_type, definition_json
+        )
+        if self.subscriber is not None:
+            await self.subscriber.refresh(workflow_id)
+        return stored
+
+    async def delete(self, workflow_id: str) -> None:
+        """Delete (see :meth:`PostgresRegistry.delete`): no more instances start from events."""
+        await super().delete(workflow_id)
+        if self.subscriber is not None:
+            await self.subscriber.refresh(workflow_id)

@@ -1,0 +1,85 @@
+-- match_waits --
+-- Open waits indexed under each (event i, type, correlation key, source)
+SELECT q.i, k.instance_id, k.wait_key, k.name, k.all_events
+FROM unnest($1::int[], $2::text[], $3::jsonb[], $4::text[]) AS q(i, event_type, corr, source)
+JOIN tideflow_correlation_keys k
+  ON k.event_type = q.event_type AND k.corr = q.corr AND k.source IN ('', q.source)
+ORDER BY q.i;
+
+-- add_partial --
+-- Keep one event of a wait for all of its events (the first of each name wins)
+INSERT INTO tideflow_correlation_partial (instance_id, wait_key, name, event)
+SELECT $1, $2, $3, $4::jsonb
+WHERE EXISTS (SELECT 1 FROM tideflow_event_waits WHERE instance_id = $1 AND wait_key = $2)
+ON CONFLICT DO NOTHING;
+
+-- partial_set --
+-- A wait's event names (in order) and the events kept for it so far
+SELECT w.events, coalesce((SELECT jsonb_object_agg(p.name, p.event)
+                           FROM tideflow_correlation_partial p
+                           WHERE p.instance_id = w.instance_id AND p.wait_key = w.wait_key),
+                          '{}'::jsonb) AS kept
+FROM tideflow_event_waits w WHERE w.instance_id = $1 AND w.wait_key = $2;
+
+-- add_pending --
+-- Keep consumed events no instance waits for yet, under each of their correlation keys
+INSERT INTO tideflow_correlation_pending (event_type, corr, event_offset, source, event)
+SELECT * FROM unnest($1::text[], $2::jsonb[], $3::bigint[], $4::text[], $5::jsonb[])
+ON CONFLICT DO NOTHING;
+
+-- pending_for_waits --
+-- Kept events that waits may take: same type and key, source, arrived after the instance started
+SELECT k.instance_id, k.wait_key, k.name, k.all_events,
+       p.event_type, p.corr, p.event_offset, p.event
+FROM unnest($1::text[], $2::text[]) AS w(instance_id, wait_key)
+JOIN tideflow_correlation_keys k ON k.instance_id = w.instance_id AND k.wait_key = w.wait_key
+JOIN tideflow_instances i ON i.id = k.instance_id
+JOIN tideflow_correlation_pending p
+  ON p.event_type = k.event_type AND p.corr = k.corr
+ AND (k.source = '' OR p.source = k.source) AND p.arrived_at >= i.started_at
+ORDER BY p.event_offset;
+
+-- claim_pending --
+-- Take kept events (whoever deletes a row delivers it)
+DELETE FROM tideflow_correlation_pending
+WHERE event_offset = ANY($1::bigint[])
+RETURNING event_offset;
+
+-- expire_pending --
+-- Forget kept events older than $1 seconds
+DELETE FROM tideflow_correlation_pending
+WHERE arrived_at < now() - make_interval(secs => $1);
+
+-- put_inbox --
+-- Address events to a wait that does not exist yet (the events that start an instance)
+INSERT INTO tideflow_correlation_inbox (instance_id, wait_key, events)
+VALUES ($1, $2, $3::jsonb)
+ON CONFLICT DO NOTHING;
+
+-- get_inbox --
+-- The events addressed to open waits
+SELECT b.instance_id, b.wait_key, b.events
+FROM unnest($1::text[], $2::text[]) AS w(instance_id, wait_key)
+JOIN tideflow_correlation_inbox b ON b.instance_id = w.instance_id AND b.wait_key = w.wait_key;
+
+-- delete_inbox --
+-- Events delivered to their wait
+DELETE FROM tideflow_correlation_inbox WHERE instance_id = $1 AND wait_key = $2;
+
+-- add_start_part --
+-- Keep one event of a non-exclusive start's set (the first of each name wins)
+INSERT INTO tideflow_correlation_starts (workflow_id, version, corr, name, event, event_offset)
+VALUES ($1, $2, $3::jsonb, $4, $5::jsonb, $6)
+ON CONFLICT DO NOTHING;
+
+-- take_start_set --
+-- Take a non-exclusive start's set once it has $4 events (nothing before)
+DELETE FROM tideflow_correlation_starts
+WHERE workflow_id = $1 AND version = $2 AND corr = $3::jsonb
+  AND (SELECT count(*) FROM tideflow_correlation_starts
+       WHERE workflow_id = $1 AND version = $2 AND corr = $3::jsonb) >= $4
+RETURNING name, event, event_offset;
+
+-- open_waits --
+-- Every open event wait (the sweep after a start)
+SELECT instance_id, wait_key FROM tideflow_event_waits;

@@ -1,0 +1,236 @@
+"""Workflows as subscribers: a deployed workflow's consumed events, compiled (pure code).
+
+Deploying a workflow compiles its event definitions into what the workflow
+subscriber (:mod:`tideflow.triggers.correlation`) matches events against:
+
+- a :class:`StartSpec` when the start state waits for events (an event state
+  or an event-based switch): a matching event creates an instance
+  (``exclusive: true``), or once every listed event has arrived with the same
+  correlation values (``exclusive: false``);
+- the :class:`Shape` of every consumed event definition: its type and the
+  names of its correlation attributes. An event's correlation key for a shape
+  is ``{name: value}`` of those attributes; waiting instances are indexed by
+  ``(type, key)`` so an event finds its instances without a scan.
+
+See ``docs/events.md``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tideflow.workflow.model import EventState, SwitchState, Workflow
+
+__all__ = [
+    "EventMatch",
+    "Shape",
+    "StartSpec",
+    "SubscriberIndex",
+    "WorkflowEvents",
+    "attribute_text",
+    "compile_workflow",
+    "correlation_key",
+]
+
+
+def attribute_text(value: Any) -> str:
+    """A context attribute's value as correlation compares it (text, JSON for non-strings)."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"))
+
+
+def correlation_key(names: Iterable[str], event: Mapping[str, Any]) -> dict[str, str] | None:
+    """``{name: value}`` of the event's attributes ``names``; ``None`` when one is missing."""
+    key: dict[str, str] = {}
+    for name in names:
+        value = event.get(name)
+        if value is None:
+            return None
+        key[name] = attribute_text(value)
+    return key
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventMatch:
+    """One consumed event definition as a matcher."""
+
+    name: str
+    """The event definition's name."""
+    type: str
+    """CloudEvent ``type``."""
+    source: str | None = None
+    """CloudEvent ``source`` (``None``: any)."""
+    correlation: tuple[tuple[str, str | None], ...] = ()
+    """``(contextAttributeName, literal contextAttributeValue or None)``."""
+
+    def matches(self, event: Mapping[str, Any]) -> bool:
+        """Type, source and the literal correlation values (an expression value is not literal)."""
+        if event.get("type") != self.type:
+            return False
+        if self.source is not None and event.get("source") != self.source:
+            return False
+        for name, value in self.correlation:
+            found = event.get(name)
+            if found is None:
+                return False
+            if value is not None and attribute_text(found) != value:
+                return False
+        return True
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The correlation attribute names, sorted."""
+        return tuple(sorted(name for name, _ in self.correlation))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartSpec:
+    """How events start instances of one workflow version."""
+
+    workflow_id: str
+    """The workflow."""
+    version: str
+    """Its version."""
+    state: str
+    """The start state's name."""
+    exclusive: bool
+    """One instance per matching event (``True``), or one per complete correlated set."""
+    events: tuple[EventMatch, ...]
+    """The events the start state waits for."""
+
+    @property
+    def wait_key(self) -> str:
+        """The step key of the start state's first wait (what the start events answer)."""
+        return f"{self.state}/events"
+
+    def group_key(self, event: Mapping[str, Any]) -> dict[str, str]:
+        """The values of every correlation attribute of the set present on ``event``."""
+        names = sorted({n for match in self.events for n in match.names})
+        return {n: attribute_text(event[n]) for n in names if event.get(n) is not None}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Shape:
+    """A consumed event type and the names of its correlation attributes."""
+
+    type: str
+    """CloudEvent ``type``."""
+    names: tuple[str, ...]
+    """Correlation attribute names, sorted (may be empty)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowEvents:
+    """What one workflow version subscribes to."""
+
+    start: StartSpec | None
+    """Its event start, if it has one."""
+    shapes: tuple[Shape, ...]
+    """Every consumed event definition's shape (and every subset of its names:
+    a wait whose values are not bound yet is indexed by the bound ones only)."""
+
+
+def _match(workflow: Workflow, name: str) -> EventMatch:
+    definition = workflow.event(name)
+    return EventMatch(
+        name=definition.name,
+        type=definition.type,
+        source=definition.source,
+        correlation=tuple(
+            (c.context_attribute_name, _literal(c.context_attribute_value))
+            for c in definition.correlation
+        ),
+    )
+
+
+def _literal(value: str | None) -> str | None:
+    # An expression is evaluated against the instance's data, which a start has not got.
+    if value is None or "${" in value:
+        return None
+    return value
+
+
+def _start(workflow: Workflow, version: str) -> StartSpec | None:
+    state = workflow.start_state
+    if isinstance(state, EventState):
+        refs = [ref for group in state.on_events for ref in group.event_refs]
+        exclusive = state.exclusive
+    elif isinstance(state, SwitchState) and state.event_conditions:
+        refs = [c.event_ref for c in state.event_conditions]
+        exclusive = True
+    else:
+        return None
+    unique = list(dict.fromkeys(refs))
+    return StartSpec(
+        workflow_id=workflow.identifier,
+        version=version,
+        state=state.name,
+        exclusive=exclusive,
+        events=tuple(_match(workflow, ref) for ref in unique),
+    )
+
+
+def _subsets(names: tuple[str, ...]) -> list[tuple[str, ...]]:
+    found: list[tuple[str, ...]] = [()]
+    for name in names:
+        found += [(*prefix, name) for prefix in found]
+    return found
+
+
+def compile_workflow(workflow: Workflow, version: str) -> WorkflowEvents:
+    """The subscriptions of a deployed workflow version (see the module docs)."""
+    shapes: dict[Shape, None] = {}
+    for definition in workflow.events:
+        if definition.kind != "consumed":
+            continue
+        names = tuple(sorted(c.context_attribute_name for c in definition.correlation))
+        for subset in _subsets(names)[:64]:  # 6 attributes at most: keep the lookup small
+            shapes[Shape(type=definition.type, names=tuple(sorted(subset)))] = None
+    return WorkflowEvents(start=_start(workflow, version), shapes=tuple(shapes))
+
+
+@dataclass(slots=True)
+class SubscriberIndex:
+    """Deployed workflows' subscriptions by event type (latest version of each workflow)."""
+
+    compiled: dict[str, WorkflowEvents] = field(default_factory=dict)
+    """Workflow id -> its latest version's events."""
+    starts: dict[str, list[StartSpec]] = field(default_factory=dict)
+    """Event type -> the start specs listing it."""
+    shapes: dict[str, set[tuple[str, ...]]] = field(default_factory=dict)
+    """Event type -> correlation name sets instances may wait with."""
+
+    def put(self, workflow_id: str, events: WorkflowEvents | None) -> None:
+        """Set (or with ``None`` drop) one workflow's subscriptions and rebuild the maps."""
+        if events is None:
+            self.compiled.pop(workflow_id, None)
+        else:
+            self.compiled[workflow_id] = events
+        self.starts = {}
+        shapes: dict[str, set[tuple[str, ...]]] = {}
+        for compiled in self.compiled.values():
+            for shape in compiled.shapes:
+                shapes.setdefault(shape.type, set()).add(shape.names)
+            if compiled.start is not None:
+                for match in compiled.start.events:
+                    self.starts.setdefault(match.type, []).append(compiled.start)
+        self.shapes = shapes
+
+    def keys(self, event: Mapping[str, Any]) -> list[dict[str, str]]:
+        """Every correlation key under which a waiting instance may be indexed for ``event``."""
+        found = []
+        for names in self.shapes.get(str(event.get("type")), ()):
+            key = correlation_key(names, event)
+            if key is not None:
+                found.append(key)
+        return found
+
+    def starting(self, event: Mapping[str, Any]) -> list[StartSpec]:
+        """The start specs one of whose events ``event`` matches."""
+        specs = self.starts.get(str(event.get("type")), [])
+        unique = {id(s): s for s in specs if any(m.matches(event) for m in s.events)}
+        return list(unique.values())
