@@ -4,12 +4,14 @@
 ``TIDEFLOW_DATABASE_URL`` is set; migrations applied), the event store, the
 lifecycle publisher (bus ``tideflow.lifecycle``), the workflow registry and
 instances gateways, the durable runtime (waits and sleeps are parked in its
-own tables), the subscriptions dispatcher, the timer service (delayed events,
-delivery retries), and finally deploys the definitions of ``--workflows``
-folders. It closes them in reverse order: the timers and the dispatcher
-first, then the runtime (in-flight steps finish or are handed back to replay
-from their journal), the lifecycle publisher (flushed), the store and the
-pool.
+own tables), the subscriptions dispatcher, the workflow subscriber (deployed
+workflows' event starts and correlated waits, :mod:`tideflow.triggers.correlation`),
+the timer service (delayed events,
+delivery retries, workflow schedules), and finally deploys the definitions of
+``--workflows`` folders and registers every deployed ``start.schedule``. It
+closes them in reverse order: the timers and the dispatcher first, then the
+runtime (in-flight steps finish or are handed back to replay from their
+journal), the lifecycle publisher (flushed), the store and the pool.
 """
 
 from __future__ import annotations
@@ -60,13 +62,15 @@ async def open_system(
     """Open every service (see the module docs); close them all on exit."""
     from tideflow.db import open_database
     from tideflow.eventstore.postgres import PostgresEventStore
-    from tideflow.runtime.persistence import PostgresInstances, PostgresRegistry
+    from tideflow.runtime.persistence import PostgresInstances
+    from tideflow.runtime.schedules import WorkflowSchedules
     from tideflow.timer.delayed import (
         DELAYED_EVENT_KIND,
         DelayingAppender,
         delayed_event_handler,
     )
     from tideflow.timer.service import TimerService
+    from tideflow.triggers.correlation import NotifyingRegistry
 
     options = options or SystemOptions()
     async with AsyncExitStack() as stack:
@@ -80,11 +84,16 @@ async def open_system(
         stack.push_async_callback(lifecycle.stop)
         timers = TimerService(database.pool)
         timers.register(DELAYED_EVENT_KIND, delayed_event_handler(store))
-        registry = PostgresRegistry(database.pool)
+        registry = NotifyingRegistry(database.pool)
         runtime = await stack.enter_async_context(
             _open_runtime(database.pool, store, lifecycle, metrics, options)
         )
         dispatcher = await stack.enter_async_context(_open_dispatcher(database.pool, store, timers))
+        registry.subscriber = await stack.enter_async_context(
+            _open_subscriber(database.pool, runtime, dispatcher)
+        )
+        schedules = WorkflowSchedules(timers, registry, runtime.start_instance)
+        schedules.register()
         await timers.start()
         stack.push_async_callback(timers.stop)
         services = Services(
@@ -98,9 +107,11 @@ async def open_system(
             metrics=metrics,
             lifecycle=lifecycle,
             dispatcher=dispatcher,
+            schedules=schedules,
         )
         for folder in options.workflow_dirs:
             await deploy_folder(registry, folder)
+        await schedules.sync_all()  # start.schedule of every deployed workflow
         yield services
 
 
@@ -112,6 +123,19 @@ async def _open_dispatcher(pool: Any, store: Any, timers: Any) -> AsyncIterator[
 
     async with Dispatcher(store, PostgresSubscriptions(pool), timers) as dispatcher:
         yield dispatcher
+
+
+@asynccontextmanager
+async def _open_subscriber(pool: Any, runtime: Any, dispatcher: Any) -> AsyncIterator[Any]:
+    """Workflows as subscribers: event starts and correlated waits, fed by the dispatcher."""
+    from tideflow.triggers.correlation import WorkflowSubscriber
+
+    subscriber = WorkflowSubscriber(pool, runtime, dispatcher)
+    await subscriber.start()
+    try:
+        yield subscriber
+    finally:
+        await subscriber.stop()
 
 
 def open_system_with(options: SystemOptions) -> ServicesOpener:

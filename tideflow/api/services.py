@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from tideflow.runtime.hosts.durable import DurableRuntime
     from tideflow.runtime.lifecycle import LifecyclePublisher
     from tideflow.runtime.persistence import PostgresInstances, PostgresRegistry
+    from tideflow.runtime.schedules import WorkflowSchedules
     from tideflow.timer.service import TimerService
     from tideflow.triggers.dispatcher import Dispatcher
 
@@ -47,6 +48,7 @@ class Services:
         metrics: The Prometheus metrics of this process.
         lifecycle: Publishes lifecycle events to the bus ``tideflow.lifecycle``.
         dispatcher: Runs the subscriptions (``None``: no subscriptions API).
+        schedules: Registers ``start.schedule`` of deployed workflows with the timers.
     """
 
     settings: Settings
@@ -60,6 +62,7 @@ class Services:
     metrics: Metrics | None = None
     lifecycle: LifecyclePublisher | None = None
     dispatcher: Dispatcher | None = None
+    schedules: WorkflowSchedules | None = None
 
 
 ServicesOpener = Callable[[Settings], AbstractAsyncContextManager[Services]]

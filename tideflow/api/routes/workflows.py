@@ -37,6 +37,7 @@ from tideflow.errors import (
     WorkflowLoadError,
     WorkflowValidationError,
 )
+from tideflow.runtime.schedules import check_start_schedule
 from tideflow.workflow import load_and_validate, parse_document
 
 if TYPE_CHECKING:
@@ -143,6 +144,7 @@ async def deploy_definition(
         raise WorkflowLoadError(f"{source}: {message}", source=source, line=exc.line) from None
     except WorkflowValidationError as exc:
         raise WorkflowValidationError(exc.problems, source=source) from None
+    schedule_warnings = check_start_schedule(document, source)
     workflow_id = model.id or model.key
     if not workflow_id:  # the validator insists on one; stay safe anyway
         raise InvalidArgument("the definition has neither 'id' nor 'key'", argument="id")
@@ -153,7 +155,7 @@ async def deploy_definition(
         stored_content_type(media_type(content_type), dialect),
         document,
     )
-    return Deployed(stored, tuple(w.to_json() for w in warnings))
+    return Deployed(stored, tuple(w.to_json() for w in (*warnings, *schedule_warnings)))
 
 
 def invalid_response(exc: WorkflowValidationError) -> Response:
@@ -217,6 +219,8 @@ async def deploy_workflow(
         deployed = await deploy_definition(registry, text, media, dialect=dialect)
     except WorkflowValidationError as exc:
         return invalid_response(exc)
+    if services.schedules is not None:  # start.schedule: register, replace or cancel
+        await services.schedules.sync(deployed.version.workflow_id)
     response = json_response(deployed.to_json(), 201)
     response.headers["location"] = f"/workflows/{deployed.version.workflow_id}"
     return response
@@ -275,4 +279,6 @@ async def delete_workflow(workflow_id: WorkflowId, services: Services_) -> Respo
     Its versions stay readable; deploying it again brings it back.
     """
     await registry_of(services).delete(workflow_id)
+    if services.schedules is not None:  # no more scheduled instances
+        await services.schedules.sync(workflow_id)
     return Response(status_code=204)
