@@ -46,7 +46,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from tideflow.db import open_database  # noqa: E402
-from tideflow.eventstore.postgres import PostgresEventStore, encode_event  # noqa: E402
+from tideflow.eventstore.codec import encode_event  # noqa: E402
+from tideflow.eventstore.postgres import PostgresEventStore  # noqa: E402
 from tideflow.eventstore.segments import segment_table  # noqa: E402
 from tideflow.settings import Settings  # noqa: E402
 

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tideflow.eventstore import DEFAULT_BUS
-from tideflow.eventstore.postgres import PostgresEventStore, key_hash
+from tideflow.eventstore.codec import key_hash
+from tideflow.eventstore.postgres import PostgresEventStore
 
 
 def ce(i: str, source: str = "/d") -> dict[str, object]:

@@ -42,17 +42,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
-import hashlib
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
-import orjson
 
 from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.db import load_queries
@@ -61,10 +56,18 @@ from tideflow.errors import (
     BusNotFound,
     ConflictError,
     EventNotFound,
-    EventRejected,
     StoreError,
 )
 from tideflow.eventstore import segments
+from tideflow.eventstore.codec import (
+    NOTHING,
+    EncodedAppend,
+    Placed,
+    decode_event,
+    encode_event,
+    number_batch,
+    stored_events,
+)
 from tideflow.eventstore.group_commit import GroupCommit
 from tideflow.eventstore.listener import Listener
 from tideflow.eventstore.store import (
@@ -75,7 +78,6 @@ from tideflow.eventstore.store import (
     Retention,
     StoredEvent,
     check_bus_name,
-    event_key,
 )
 
 log = logging.getLogger("tideflow.eventstore")
@@ -83,64 +85,6 @@ log = logging.getLogger("tideflow.eventstore")
 _Q = load_queries("tideflow.eventstore")
 _COLUMNS = ("bus_id", "event_offset", "ce_source", "ce_id", "ce_key", "stored_at", "event")
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
-
-
-_Row = tuple[str, str, int, str]
-"""An encoded event: source, id, their 64-bit hash, JSON text."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Append:
-    """One caller's events, encoded."""
-
-    bus: str
-    rows: list[_Row]
-
-
-def key_hash(source: str, event_id: str) -> int:
-    """A signed 64-bit hash of ``(source, id)``, the same in every process.
-
-    Raises:
-        EventRejected: The attributes hold characters PostgreSQL text cannot store.
-    """
-    try:
-        data = f"{source}\x00{event_id}".encode()
-    except UnicodeEncodeError:
-        raise EventRejected("source and id must be valid Unicode text", "id") from None
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big", signed=True)
-
-
-def encode_event(event: Mapping[str, Any], index: int) -> _Row:
-    """``(source, id, key hash, JSON text)`` of a structured CloudEvent.
-
-    orjson writes almost every event. It refuses integers beyond 64 bits (and
-    would read them back as floats), so such events are written by the
-    standard library with one leading space -- still the same JSON value, and
-    :func:`decode_event` sees at the first character which parser keeps it exact.
-
-    Raises:
-        EventRejected: No ``source``/``id``, or not representable as JSON.
-    """
-    source, event_id = event_key(event, index)
-    key = key_hash(source, event_id)
-    try:
-        return source, event_id, key, orjson.dumps(event).decode()
-    except TypeError:
-        pass
-    try:
-        text = " " + json.dumps(event, ensure_ascii=False, allow_nan=False)
-        text.encode("utf-8")  # lone surrogates cannot be stored
-    except (TypeError, ValueError) as exc:
-        reason = f"event [{index}] cannot be stored as JSON: {exc}"
-        raise EventRejected(reason, index=index) from None
-    return source, event_id, key, text
-
-
-def decode_event(text: str) -> dict[str, Any]:
-    """The structured CloudEvent stored as ``text`` (see :func:`encode_event`)."""
-    if text[0] == " ":
-        return json.loads(text)  # type: ignore[no-any-return]
-    return orjson.loads(text)  # type: ignore[no-any-return]
 
 
 def _retention(row: Mapping[str, Any]) -> Retention | None:
@@ -183,7 +127,7 @@ class PostgresEventStore:
         self._pool = pool
         self._segment_size = segment_size
         self._clock = clock
-        self._committer: GroupCommit[_Append, _Placed] = GroupCommit(
+        self._committer: GroupCommit[EncodedAppend, Placed] = GroupCommit(
             self._flush, max_batch=max_batch
         )
         self.listener = Listener(pool, clock, poll_interval=poll_interval)
@@ -288,7 +232,7 @@ class PostgresEventStore:
         if not rows:
             await self._last_offset(bus)  # still: BusNotFound for an unknown bus
             return []
-        offsets, duplicates = await self._committer.submit(_Append(bus, rows), len(rows))
+        offsets, duplicates = await self._committer.submit(EncodedAppend(bus, rows), len(rows))
         # Built here, not in the committer: the next transaction need not wait for it.
         if duplicates is None:
             return [Appended(bus=bus, offset=offset, duplicate=False) for offset in offsets]
@@ -297,13 +241,13 @@ class PostgresEventStore:
             for offset, duplicate in zip(offsets, duplicates, strict=True)
         ]
 
-    async def _flush(self, batch: Sequence[_Append]) -> list[_Placed | BaseException]:
+    async def _flush(self, batch: Sequence[EncodedAppend]) -> list[Placed | BaseException]:
         """Write a batch in one transaction; per bus: lock, dedup, COPY, advance, notify."""
         now = self._clock.now()
         by_bus: dict[str, list[int]] = {}
         for index, item in enumerate(batch):
             by_bus.setdefault(item.bus, []).append(index)
-        results: list[_Placed | BaseException] = [_NOTHING] * len(batch)
+        results: list[Placed | BaseException] = [NOTHING] * len(batch)
         ahead: list[tuple[int, int, int, int]] = []
         async with self._connection() as conn, conn.transaction():
             for bus in sorted(by_bus):  # one lock order for every process: no deadlock
@@ -325,15 +269,15 @@ class PostgresEventStore:
         return results
 
     async def _append_bus(
-        self, conn: Any, bus: str, items: Sequence[_Append], now: datetime
-    ) -> tuple[list[_Placed], tuple[int, int, int, int]] | BaseException:
+        self, conn: Any, bus: str, items: Sequence[EncodedAppend], now: datetime
+    ) -> tuple[list[Placed], tuple[int, int, int, int]] | BaseException:
         """Under the bus lock: find duplicates, number the new events, COPY them, advance."""
         row = await conn.fetchrow(_Q["lock_bus"], bus)
         if row is None:
             return BusNotFound(f"no bus named {bus!r}")
         bus_id, size, first = row["id"], row["segment_size"], row["next_offset"]
         known = await self._find_duplicates(conn, bus_id, items, first)
-        records, placed = _number(items, known, bus_id, first, now)
+        records, placed = number_batch(items, known, bus_id, first, now)
         next_offset = first + len(records)
         ready_until = row["ready_until"] or 1
         if records:
@@ -347,7 +291,7 @@ class PostgresEventStore:
         return placed, (bus_id, next_offset, ready_until, size)
 
     async def _find_duplicates(
-        self, conn: Any, bus_id: int, items: Sequence[_Append], next_offset: int
+        self, conn: Any, bus_id: int, items: Sequence[EncodedAppend], next_offset: int
     ) -> dict[tuple[str, str], int]:
         keys = [row[2] for item in items for row in item.rows]
         found = await conn.fetch(_Q["find_duplicates"], bus_id, keys, next_offset)
@@ -372,7 +316,7 @@ class PostgresEventStore:
             rows = await conn.fetch(_Q["read_events"], bus, after, limit)
         if not rows:
             await self._last_offset(bus)  # BusNotFound for an unknown bus
-        return _stored_events(bus, rows)
+        return stored_events(bus, rows)
 
     async def get(self, bus: str, offset: int) -> StoredEvent:
         """See :meth:`EventStore.get`."""
@@ -435,68 +379,6 @@ class PostgresEventStore:
                 yield conn
         except _DB_ERRORS as exc:
             raise StoreError(f"event store: {type(exc).__name__}: {exc}") from exc
-
-
-_Placed = tuple[Sequence[int], Sequence[bool] | None]
-"""Where one caller's events went: their offsets, and which were duplicates (None: none)."""
-_NOTHING: _Placed = ((), None)
-
-
-def _number(
-    items: Sequence[_Append],
-    known: dict[tuple[str, str], int],
-    bus_id: int,
-    first: int,
-    now: datetime,
-) -> tuple[list[tuple[Any, ...]], list[_Placed]]:
-    """Give the new events offsets from ``first`` on; duplicates get the first one's offset.
-
-    ``known`` maps ``(source, id)`` of events already in the bus to their offsets.
-    Returns the rows to COPY and, per item, where its events went.
-    """
-    rows = [row for item in items for row in item.rows]
-    if not known and len({row[2] for row in rows}) == len(rows):
-        # The common case: every event new (distinct hashes mean distinct keys).
-        records = [(bus_id, n, s, i, k, now, t) for n, (s, i, k, t) in enumerate(rows, first)]
-        placed: list[_Placed] = []
-        for item in items:
-            placed.append((range(first, first + len(item.rows)), None))
-            first += len(item.rows)
-        return records, placed
-    records, placed, next_offset = [], [], first
-    for item in items:
-        offsets, duplicates = [], []
-        for source, event_id, key, text in item.rows:
-            offset = known.get((source, event_id))
-            duplicates.append(offset is not None)
-            if offset is None:
-                offset = known[(source, event_id)] = next_offset
-                records.append((bus_id, offset, source, event_id, key, now, text))
-                next_offset += 1
-            offsets.append(offset)
-        placed.append((offsets, duplicates))
-    return records, placed
-
-
-def _stored_events(bus: str, rows: Sequence[Any]) -> list[StoredEvent]:
-    """Decode rows into events with the cyclic garbage collector paused.
-
-    Decoding thousands of events allocates tens of thousands of dicts and
-    lists, all alive until the batch is returned; the collector would scan
-    them again and again (a third of the read time) although JSON values
-    cannot form cycles. The loop never awaits, so nothing else runs meanwhile.
-    """
-    paused = gc.isenabled()
-    if paused:
-        gc.disable()
-    try:
-        return [
-            StoredEvent(bus=bus, offset=row[0], event=decode_event(row[1]), stored_at=row[2])
-            for row in rows
-        ]
-    finally:
-        if paused:
-            gc.enable()
 
 
 def _copy_target(bus_id: int, first: int, last: int, size: int) -> str:
