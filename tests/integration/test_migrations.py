@@ -53,9 +53,11 @@ async def blank_url(pg_server_url: str, pg_url: str) -> AsyncIterator[str]:
         await admin.close()
 
 
-def test_migration_files_are_numbered_from_one_without_holes() -> None:
+def test_every_sql_file_is_a_numbered_migration() -> None:
     migrations = list_migrations()
-    assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
+    files = sorted(p.name for p in (PACKAGE_ROOT / "migrations").glob("*.sql"))
+    assert [f"{m.version:04d}_{m.name}.sql" for m in migrations] == files  # none ignored
+    assert [m.version for m in migrations] == sorted({m.version for m in migrations})
     assert migrations[0].name == "eventstore"
     assert all(m.sql.strip() for m in migrations)
 
