@@ -165,8 +165,8 @@ async def test_timeline_shows_states_and_actions_with_duration_and_attempt(
     assert response.json()["id"] == done["id"]
     entries = response.json()["timeline"]
     kinds = [(e["kind"], e["state"]) for e in entries]
-    assert kinds[0] == ("state.entered", "Count")
-    assert kinds[-1] == ("state.left", "Count")
+    assert kinds[0] == ("state.entered", "Count"), kinds
+    assert kinds[-1] == ("state.left", "Count"), kinds
     completed = next(e for e in entries if e["kind"] == "action.completed")
     assert completed["attempt"] == 1
     assert completed["durationMs"] >= 0
