@@ -1,0 +1,141 @@
+"""Scheduled starts in a real ``tideflow serve`` process on the test database.
+
+A workflow deployed with ``start.schedule`` gets one instance per tick; a
+cron schedule keeps its ticks across a restart (the server is stopped, time
+passes, a new server deploys the same folder): the ticks missed meanwhile run
+per the catch-up policy -- here within the grace period, so every one -- and
+each at most once. Wall-clock time passes here (a real server); the catch-up
+policy itself is tested on an injected clock in
+``tests/integration/test_workflow_schedules.py``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.served import copied_database, serve_process, stop
+from tideflow.isotime import parse_timestamp
+from tideflow.runtime.schedules import WORKFLOW_START_KIND, instance_id_for
+
+TICKER = {
+    "id": "ticker",
+    "version": "1",
+    "specVersion": "0.8",
+    "start": {"stateName": "Tick", "schedule": "R/PT1S"},
+    "states": [{"name": "Tick", "type": "inject", "data": {"ticked": True}, "end": True}],
+}
+
+CRON_TICKER = """\
+id: cron-ticker
+version: "1"
+specVersion: "0.8"
+start:
+  stateName: Tick
+  schedule:
+    cron: 0/2 * * * * ?
+    timezone: Europe/Paris
+states:
+  - name: Tick
+    type: inject
+    data:
+      ticked: true
+    end: true
+"""
+
+
+@pytest.fixture
+async def database(
+    pg_server_url: str, pg_template: str, _db_names: tuple[str, list[int]]
+) -> AsyncIterator[str]:
+    name = f"t_{_db_names[0]}_serve_schedule"
+    async with copied_database(pg_server_url, pg_template, name) as url:
+        yield url
+
+
+def instances(url: str, workflow: str) -> list[dict[str, Any]]:
+    body = httpx.get(f"{url}/instances", params={"workflow": workflow, "limit": 1000}, timeout=10)
+    found: list[dict[str, Any]] = body.json()["instances"]
+    return found
+
+
+def fired_ticks(url: str, workflow: str) -> list[dict[str, Any]]:
+    params = {"kind": WORKFLOW_START_KIND, "state": "fired", "limit": 1000}
+    timers = httpx.get(f"{url}/timers", params=params, timeout=10).json()["timers"]
+    return [t for t in timers if t["scheduleId"] == f"workflow:{workflow}"]
+
+
+def wait_until(what: str, check: Callable[[], bool], seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def due_times(ticks: list[dict[str, Any]]) -> list[datetime]:
+    return sorted(parse_timestamp(t["dueAt"]) for t in ticks)
+
+
+def assert_one_instance_per_tick(url: str, workflow: str, step: timedelta) -> list[datetime]:
+    """Every fired tick started exactly its instance; ticks are ``step`` apart, none missing."""
+    ticks = fired_ticks(url, workflow)
+    started = {i["id"]: i for i in instances(url, workflow)}
+    expected = {instance_id_for(t["id"]) for t in ticks}
+    assert expected <= started.keys()
+    # An instance beyond the fired ticks would be a second start of some tick.
+    assert len(started) - len(expected) <= 1  # at most a tick firing between the two reads
+    dues = due_times(ticks)
+    assert len(set(dues)) == len(dues)
+    assert all(later - earlier == step for earlier, later in itertools.pairwise(dues))
+    assert {json.dumps(started[i]["input"]) for i in expected} == {"{}"}
+    return dues
+
+
+def test_interval_schedule_starts_an_instance_every_second(database: str, tmp_path: Path) -> None:
+    with serve_process(database, tmp_path) as server:
+        deployed = httpx.post(f"{server.url}/workflows", json=TICKER, timeout=10)
+        assert deployed.status_code == 201, deployed.text
+        assert deployed.json()["warnings"] == []
+        wait_until("3 scheduled instances", lambda: len(fired_ticks(server.url, "ticker")) >= 3)
+        assert_one_instance_per_tick(server.url, "ticker", timedelta(seconds=1))
+        first = instances(server.url, "ticker")[0]
+        wait_until(
+            "the first instance to complete",
+            lambda: (
+                httpx.get(f"{server.url}/instances/{first['id']}").json()["status"] == "completed"
+            ),
+        )
+        assert httpx.delete(f"{server.url}/workflows/ticker", timeout=10).status_code == 204
+        count = len(fired_ticks(server.url, "ticker"))
+        time.sleep(2.5)  # real time: ticks would have come
+        assert len(fired_ticks(server.url, "ticker")) == count
+
+
+def test_cron_schedule_across_a_restart_runs_each_tick_once(database: str, tmp_path: Path) -> None:
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "cron-ticker.yaml").write_text(CRON_TICKER)
+    with serve_process(database, tmp_path, "--workflows", str(flows)) as first:
+        wait_until("2 ticks", lambda: len(fired_ticks(first.url, "cron-ticker")) >= 2)
+        assert stop(first.process) == 0
+    time.sleep(5)  # the server is down: two or three ticks are missed
+    with serve_process(database, tmp_path, "--workflows", str(flows)) as second:
+        wait_until("6 ticks", lambda: len(fired_ticks(second.url, "cron-ticker")) >= 6)
+        # Contiguous ticks (none skipped), each fired once with its own instance.
+        dues = assert_one_instance_per_tick(second.url, "cron-ticker", timedelta(seconds=2))
+        ticks = fired_ticks(second.url, "cron-ticker")
+    assert all(d.second % 2 == 0 and d.microsecond == 0 for d in dues)
+    late = [
+        t["id"]
+        for t in ticks
+        if parse_timestamp(t["firedAt"]) - parse_timestamp(t["dueAt"]) >= timedelta(seconds=1)
+    ]
+    assert late, f"no tick was caught up after the restart: {ticks}"
