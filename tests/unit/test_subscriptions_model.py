@@ -157,3 +157,14 @@ def test_dead_letter_keeps_the_event_and_adds_the_reason() -> None:
     assert (letter["deadlettersub"], letter["deadletteroffset"]) == ("sub", 9)
     assert letter["data"] == {"a": 1}
     assert all(len(name) <= 20 for name in letter)  # CloudEvents attribute names
+
+
+async def test_an_event_that_cannot_be_encoded_is_not_retried() -> None:
+    from tideflow.triggers.delivery import HttpSender
+
+    sender = HttpSender()
+    bad = {"id": "1", "source": "/s", "type": "t", "data_base64": "not base64!"}
+    attempt = await sender.send("http://127.0.0.1:9/", bad, 1.0)
+    await sender.aclose()
+    assert (attempt.ok, attempt.retryable) == (False, False)
+    assert attempt.reason.startswith("cannot encode the event")

@@ -20,6 +20,7 @@ after a replay or a crash, stores it once).
 
 from __future__ import annotations
 
+import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -106,7 +107,10 @@ class HttpSender:
 
     async def send(self, sink: str, event: Mapping[str, Any], timeout: float) -> Attempt:  # noqa: ASYNC109
         """One attempt: POST ``event`` to ``sink``; never raises for HTTP or network failures."""
-        headers, body = encode_binary(event)
+        try:
+            headers, body = encode_binary(event)
+        except (TypeError, ValueError, binascii.Error) as exc:  # retrying cannot help
+            return Attempt(ok=False, retryable=False, reason=f"cannot encode the event: {exc}")
         session = self._open()
         limit = self._timeouts.get(timeout)
         if limit is None:
