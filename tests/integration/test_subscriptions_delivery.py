@@ -11,6 +11,7 @@ import asyncio
 import base64
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -221,7 +222,7 @@ async def test_linear_backoff_is_capped_by_max_delay(system: System) -> None:
     await system.store.append("orders", [ev(1)])
     dues = []
     for attempt, step in ((1, 3.0), (2, 5.0), (3, 5.0)):  # 3s, 6s capped to 5s, 9s capped
-        await system.sink.wait_for(lambda n=attempt: len(system.sink.received) == n)
+        await system.sink.wait_for(partial(_received, system.sink, attempt))
         await _wait_retry_timer(system)
         [timer] = await system.pending_retries()
         dues.append((timer.due_at - system.clock.now()).total_seconds())
@@ -407,6 +408,10 @@ async def test_internal_consumer_gets_batches_and_commits_after_return(system: S
     await system.store.append("orders", [ev(4)])
     again = await system.dispatcher.attach("wf:test", "orders", consume)
     assert again.committed_offset == 3  # continues where it stopped
+
+
+def _received(sink: Sink, count: int) -> bool:
+    return len(sink.received) == count
 
 
 async def _wait_retry_timer(system: System, count: int = 1) -> None:
