@@ -68,7 +68,7 @@ def instances(url: str, workflow: str) -> list[dict[str, Any]]:
 
 
 def fired_ticks(url: str, workflow: str) -> list[dict[str, Any]]:
-    params = {"kind": WORKFLOW_START_KIND, "state": "fired", "limit": 1000}
+    params: dict[str, str | int] = {"kind": WORKFLOW_START_KIND, "state": "fired", "limit": 1000}
     timers = httpx.get(f"{url}/timers", params=params, timeout=10).json()["timers"]
     return [t for t in timers if t["scheduleId"] == f"workflow:{workflow}"]
 
