@@ -67,6 +67,29 @@ CREATE TABLE tideflow_correlation_pending (
 CREATE INDEX tideflow_correlation_pending_offset ON tideflow_correlation_pending (event_offset);
 CREATE INDEX tideflow_correlation_pending_age ON tideflow_correlation_pending (arrived_at);
 
+-- Where each instance starts consuming: the head of the default bus when it was
+-- created. Kept events are delivered only to instances that started before them.
+CREATE TABLE tideflow_correlation_origins (
+    instance_id text PRIMARY KEY,
+    start_offset bigint NOT NULL
+);
+
+CREATE FUNCTION tideflow_correlation_origin() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO tideflow_correlation_origins (instance_id, start_offset)
+    SELECT n.id, coalesce((SELECT next_offset - 1 FROM tideflow_buses WHERE name = 'default'), 0)
+    FROM new_rows n
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER tideflow_correlation_origin
+AFTER INSERT ON tideflow_instances
+REFERENCING NEW TABLE AS new_rows
+FOR EACH STATEMENT EXECUTE FUNCTION tideflow_correlation_origin();
+
 CREATE FUNCTION tideflow_correlation_index() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN

@@ -134,9 +134,9 @@ class WorkflowSubscriber:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._drainer
         if self._listener is not None:
-            with contextlib.suppress(asyncpg.PostgresError, OSError):
+            with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
                 await self._listener.remove_listener(CHANNEL, self._notified)
-            await self.pool.release(self._listener)
+                await self.pool.release(self._listener)
             self._listener = None
 
     async def refresh(self, workflow_id: str) -> None:

@@ -1,0 +1,253 @@
+"""Workflows as subscribers on real PostgreSQL: correlation, early events, event starts.
+
+The whole chain runs in-process as ``tideflow serve`` composes it: the event
+store, the dispatcher, the durable runtime and the
+:class:`~tideflow.triggers.correlation.WorkflowSubscriber` (the e2e tests run
+the same chain in a real server process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import pytest
+
+from tests.integration.durable_support import Calls
+from tideflow.db import create_pool
+from tideflow.eventstore.postgres import PostgresEventStore
+from tideflow.eventstore.store import DEFAULT_BUS
+from tideflow.runtime.hosts.durable import DurableRuntime, RuntimeOptions
+from tideflow.triggers.correlation import NotifyingRegistry, WorkflowSubscriber
+from tideflow.triggers.dispatcher import Dispatcher
+from tideflow.triggers.persistence import PostgresSubscriptions
+
+KEYED = "test.keyed"
+
+
+def keyed_workflow(wf_id: str = "keyed", *, gate_first: bool = False) -> str:
+    """Waits for one ``test.keyed`` event whose ``orderkey`` is the input's ``key``."""
+    wait = {
+        "name": "Wait",
+        "type": "event",
+        "onEvents": [{"eventRefs": ["Keyed"], "eventDataFilter": {"toStateData": "${ .got }"}}],
+        "end": True,
+    }
+    # The start state is no event state: events resume these instances, they start none.
+    gate: dict[str, Any] = {"name": "Gate", "type": "inject", "data": {}, "transition": "Wait"}
+    if gate_first:
+        gate = {
+            "name": "Gate",
+            "type": "operation",
+            "actions": [
+                {
+                    "functionRef": {"refName": "slow", "arguments": {"n": 1}},
+                    "actionDataFilter": {"toStateData": "${ .gated }"},
+                }
+            ],
+            "transition": "Wait",
+        }
+    doc = {
+        "id": wf_id,
+        "version": "1",
+        "specVersion": "0.8",
+        "start": "Gate",
+        "functions": [{"name": "slow", "type": "custom", "operation": "python:unused:slow"}],
+        "events": [
+            {
+                "name": "Keyed",
+                "type": KEYED,
+                "source": "/test",
+                "correlation": [
+                    {"contextAttributeName": "orderkey", "contextAttributeValue": "${ .key }"}
+                ],
+            }
+        ],
+        "states": [gate, wait],
+    }
+    return json.dumps(doc)
+
+
+def keyed_event(key: str, n: int = 0, source: str = "/test") -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": f"ev-{key}-{n}",
+        "source": source,
+        "type": KEYED,
+        "orderkey": key,
+        "data": {"key": key, "n": n},
+    }
+
+
+@dataclass
+class System:
+    pool: asyncpg.Pool
+    store: PostgresEventStore
+    runtime: DurableRuntime
+    registry: NotifyingRegistry
+    subscriber: WorkflowSubscriber
+    calls: Calls
+
+    async def deploy(self, source: str) -> None:
+        doc = json.loads(source)
+        await self.registry.deploy(doc["id"], doc["version"], source, "application/json", doc)
+
+    async def count(self, sql: str, *args: Any) -> int:
+        async with self.pool.acquire() as conn:
+            return int(await conn.fetchval(sql, *args))
+
+    async def until(self, sql: str, expected: int, *args: Any, seconds: float = 120) -> int:
+        """Poll a count until it reaches ``expected`` (the runtime runs on the real clock)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while (found := await self.count(sql, *args)) < expected and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        return found
+
+
+@asynccontextmanager
+async def running(pg_url: str, pool_size: int = 12) -> AsyncIterator[System]:
+    pool = await create_pool(pg_url, min_size=2, max_size=pool_size)
+    calls = Calls()
+    try:
+        async with PostgresEventStore(pool) as store:
+            registry = NotifyingRegistry(pool)
+
+            async def emit(event: dict[str, Any]) -> None:
+                await store.append(DEFAULT_BUS, [event])
+
+            options = RuntimeOptions(functions=calls.functions(), max_running=20_000)
+            async with DurableRuntime(pool, options, emit=emit) as runtime:
+                dispatcher = Dispatcher(store, PostgresSubscriptions(pool))
+                await dispatcher.start()
+                subscriber = WorkflowSubscriber(pool, runtime, dispatcher)
+                registry.subscriber = subscriber
+                await subscriber.start()
+                try:
+                    yield System(pool, store, runtime, registry, subscriber, calls)
+                finally:
+                    await subscriber.stop()
+                    await dispatcher.stop()
+    finally:
+        await pool.close()
+
+
+WAITING = "SELECT count(*) FROM tideflow_correlation_keys WHERE event_type = $1"
+COMPLETED = "SELECT count(*) FROM tideflow_instances WHERE status = 'completed'"
+
+
+async def start_many(runtime: DurableRuntime, wf_id: str, keys: list[str]) -> dict[str, str]:
+    """Instance id -> its key."""
+    rows = await asyncio.gather(*(runtime.start_instance(wf_id, {"key": k}) for k in keys))
+    return {row.id: k for row, k in zip(rows, keys, strict=True)}
+
+
+async def outputs(system: System) -> dict[str, Any]:
+    async with system.pool.acquire() as conn:
+        rows = await conn.fetch("SELECT id, status, output FROM tideflow_instances")
+    return {r["id"]: (r["status"], json.loads(r["output"] or "null")) for r in rows}
+
+
+async def test_each_event_resumes_exactly_the_instance_with_its_key(pg_url: str) -> None:
+    async with running(pg_url) as system:
+        await system.deploy(keyed_workflow())
+        keys = [f"k{i}" for i in range(40)]
+        started = await start_many(system.runtime, "keyed", keys)
+        assert await system.until(WAITING, len(keys), KEYED) == len(keys)
+        # An event of another source or key resumes nobody.
+        await system.store.append(
+            DEFAULT_BUS, [keyed_event("k1", 9, source="/other"), keyed_event("nobody")]
+        )
+        shuffled = random.Random(7).sample(keys, len(keys))
+        await system.store.append(DEFAULT_BUS, [keyed_event(k) for k in shuffled])
+        assert await system.until(COMPLETED, len(keys)) == len(keys)
+        for instance_id, (status, output) in (await outputs(system)).items():
+            assert status == "completed"
+            assert output == {
+                "key": started[instance_id],
+                "got": {"key": started[instance_id], "n": 0},
+            }
+        assert await system.count(WAITING, KEYED) == 0
+
+
+@pytest.mark.timeout(600)
+async def test_ten_thousand_instances_each_resumed_by_their_own_event(pg_url: str) -> None:
+    count = 10_000
+    async with running(pg_url, pool_size=16) as system:
+        await system.deploy(keyed_workflow())
+        keys = [f"key-{i:05d}" for i in range(count)]
+        started: dict[str, str] = {}
+        for chunk in range(0, count, 1000):
+            started |= await start_many(system.runtime, "keyed", keys[chunk : chunk + 1000])
+        assert await system.until(WAITING, count, KEYED, seconds=400) == count
+        shuffled = random.Random(11).sample(keys, count)
+        for chunk in range(0, count, 500):
+            batch = [keyed_event(k) for k in shuffled[chunk : chunk + 500]]
+            await system.store.append(DEFAULT_BUS, batch)
+        assert await system.until(COMPLETED, count, seconds=400) == count
+        results = await outputs(system)
+        assert len(results) == count
+        wrong = [
+            i
+            for i, (status, output) in results.items()
+            if status != "completed" or output["got"]["key"] != started[i]
+        ]
+        assert wrong == []
+
+
+async def test_an_event_before_the_wait_is_kept_from_the_instance_start(pg_url: str) -> None:
+    async with running(pg_url) as system:
+        await system.deploy(keyed_workflow("gated", gate_first=True))
+        # Before the instance exists: not for it (events are consumed from its start).
+        await system.store.append(DEFAULT_BUS, [keyed_event("early", 1)])
+        system.calls.gate = asyncio.Event()
+        row = await system.runtime.start_instance("gated", {"key": "early"})
+        await system.until("SELECT count(*) FROM tideflow_journal WHERE op = 'now'", 1)
+        # After it started, before it waits (it is still in the gated function call).
+        await system.store.append(DEFAULT_BUS, [keyed_event("early", 2)])
+        pending = "SELECT count(*) FROM tideflow_correlation_pending WHERE corr->>'orderkey' = $1"
+        assert await system.until(pending, 2, "early") == 2
+        system.calls.gate.set()
+        done = await system.runtime.wait_for_completion(row.id, 60)
+        assert done.status == "completed"
+        assert done.output == {"key": "early", "gated": 2, "got": {"key": "early", "n": 2}}
+        assert await system.count(pending, "early") == 1  # the one from before stays unclaimed
+
+
+async def test_a_start_event_creates_one_instance_per_event_and_redelivery_adds_none(
+    pg_url: str,
+) -> None:
+    doc = {
+        "id": "started",
+        "version": "1",
+        "specVersion": "0.8",
+        "start": "Wait",
+        "events": [{"name": "Go", "type": "test.go", "source": "/t"}],
+        "states": [
+            {
+                "name": "Wait",
+                "type": "event",
+                "onEvents": [{"eventRefs": ["Go"], "eventDataFilter": {"toStateData": "${ .go }"}}],
+                "end": True,
+            }
+        ],
+    }
+    async with running(pg_url) as system:
+        await system.deploy(json.dumps(doc))
+        events = [
+            {"specversion": "1.0", "id": f"g{i}", "source": "/t", "type": "test.go", "data": i}
+            for i in range(3)
+        ]
+        appended = await system.store.append(DEFAULT_BUS, events)
+        assert await system.until(COMPLETED, 3) == 3
+        # A batch handed over again (at-least-once) starts nothing twice.
+        batch = [(a.offset, e) for a, e in zip(appended, events, strict=True)]
+        await system.subscriber.consume(batch)
+        results = await outputs(system)
+        assert sorted(output["go"] for _, output in results.values()) == [0, 1, 2]
