@@ -107,7 +107,7 @@ class System:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
         while (found := await self.count(sql, *args)) < expected and loop.time() < deadline:
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # noqa: ASYNC110 -- polling the database, not a flag
         return found
 
 
