@@ -106,9 +106,11 @@ class System:
         """Poll a count until it reaches ``expected`` (the runtime runs on the real clock)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
-        while (found := await self.count(sql, *args)) < expected and loop.time() < deadline:
-            await asyncio.sleep(0.05)  # noqa: ASYNC110 -- polling the database, not a flag
-        return found
+        while True:
+            found = await self.count(sql, *args)
+            if found >= expected or loop.time() > deadline:
+                return found
+            await asyncio.sleep(0.05)
 
 
 @asynccontextmanager
