@@ -169,6 +169,21 @@ async def test_cron_schedule_across_a_restart_runs_the_latest_missed_tick_once(
     assert len(await instances_of(pool, "every-5-min")) == 3
 
 
+async def test_ticks_of_many_workflows_due_together_start_one_instance_each(
+    pool: asyncpg.Pool, runtime: DurableRuntime
+) -> None:
+    clock = ManualClock(T0)
+    system = System(pool, clock, runtime)
+    names = [f"hourly-{n}" for n in range(12)]
+    for name in names:
+        await system.deploy(definition(name, {"cron": "0 * * * *"}))
+    clock.advance(3600)
+    await drain(system)
+    for name in names:
+        rows = await instances_of(pool, name)
+        assert [r.id for r in rows] == [tick_instance(name, T0 + timedelta(hours=1))]
+
+
 async def test_a_changed_schedule_replaces_the_old_one(
     pool: asyncpg.Pool, runtime: DurableRuntime
 ) -> None:
