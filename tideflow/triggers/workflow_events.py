@@ -30,6 +30,7 @@ __all__ = [
     "StartSpec",
     "SubscriberIndex",
     "WorkflowEvents",
+    "attribute",
     "attribute_text",
     "compile_workflow",
     "correlation_key",
@@ -43,11 +44,23 @@ def attribute_text(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+def attribute(event: Mapping[str, Any], name: str) -> Any:
+    """The event's context attribute ``name``, or ``None``.
+
+    CloudEvents attribute names are lower case, so a ``contextAttributeName``
+    such as the spec examples' ``patientId`` is found as ``patientid`` too.
+    """
+    value = event.get(name)
+    if value is None and not name.islower():
+        value = event.get(name.lower())
+    return value
+
+
 def correlation_key(names: Iterable[str], event: Mapping[str, Any]) -> dict[str, str] | None:
     """``{name: value}`` of the event's attributes ``names``; ``None`` when one is missing."""
     key: dict[str, str] = {}
     for name in names:
-        value = event.get(name)
+        value = attribute(event, name)
         if value is None:
             return None
         key[name] = attribute_text(value)
@@ -74,7 +87,7 @@ class EventMatch:
         if self.source is not None and event.get("source") != self.source:
             return False
         for name, value in self.correlation:
-            found = event.get(name)
+            found = attribute(event, name)
             if found is None:
                 return False
             if value is not None and attribute_text(found) != value:
@@ -110,7 +123,8 @@ class StartSpec:
     def group_key(self, event: Mapping[str, Any]) -> dict[str, str]:
         """The values of every correlation attribute of the set present on ``event``."""
         names = sorted({n for match in self.events for n in match.names})
-        return {n: attribute_text(event[n]) for n in names if event.get(n) is not None}
+        found = {n: attribute(event, n) for n in names}
+        return {n: attribute_text(v) for n, v in found.items() if v is not None}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
