@@ -115,8 +115,35 @@ def test_interval_schedule_starts_an_instance_every_second(database: str, tmp_pa
         )
         assert httpx.delete(f"{server.url}/workflows/ticker", timeout=10).status_code == 204
         count = len(fired_ticks(server.url, "ticker"))
+        _deploy_event_start_and_unusable(server.url)
         time.sleep(2.5)  # real time: ticks would have come
         assert len(fired_ticks(server.url, "ticker")) == count
+        assert fired_ticks(server.url, "on-event") == []
+        assert instances(server.url, "on-event") == []
+
+
+def _deploy_event_start_and_unusable(url: str) -> None:
+    """An event start state's schedule is a warning; an unusable schedule a 422."""
+    waits: dict[str, Any] = {"name": "Tick", "type": "event", "end": True}
+    waits["onEvents"] = [{"eventRefs": ["Go"]}]
+    on_event = {
+        **TICKER,
+        "id": "on-event",
+        "events": [{"name": "Go", "type": "go", "source": "test"}],
+        "states": [waits],
+    }
+    deployed = httpx.post(f"{url}/workflows", json=on_event, timeout=10)
+    assert deployed.status_code == 201, deployed.text
+    assert [w["path"] for w in deployed.json()["warnings"]] == ["start.schedule"]
+    never = {
+        **TICKER,
+        "id": "never",
+        "start": {"stateName": "Tick", "schedule": {"cron": "0 0 30 2 *"}},
+    }
+    rejected = httpx.post(f"{url}/workflows", json=never, timeout=10)
+    assert rejected.status_code == 422, rejected.text
+    assert [e["path"] for e in rejected.json()["errors"]] == ["start.schedule.cron"]
+    assert httpx.get(f"{url}/workflows/never", timeout=10).status_code == 404
 
 
 def test_cron_schedule_across_a_restart_runs_each_tick_once(database: str, tmp_path: Path) -> None:
