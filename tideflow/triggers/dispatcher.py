@@ -151,8 +151,7 @@ class Dispatcher:
             BusNotFound: The bus does not exist.
             AlreadyExists: The id is taken.
         """
-        spec = parse_spec(body)
-        spec.compiled_filters()
+        spec = parse_spec(body)  # compiles the filters to check them
         committed = await self._start_offset(spec)
         async with self._lock:
             sub = await self.subscriptions.create(
