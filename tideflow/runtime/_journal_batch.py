@@ -19,7 +19,7 @@ import asyncpg
 from tideflow.runtime.persistence import Q, dumps
 
 if TYPE_CHECKING:
-    from tideflow.runtime.journal import _Batch
+    from tideflow.runtime.journal import Finish, _Batch
 
 _RENEW, _PARK, _FINISH = 0, 1, 2
 MAX_FINISHES = 150  # the done:<ids> notification must stay under 8,000 bytes
@@ -93,7 +93,7 @@ async def commit(
     return held, finished, created
 
 
-def _update(progress: Any, change: Any, finish_type: type) -> tuple[Any, ...]:
+def _update(progress: Any, change: Any, finish_type: type[Finish]) -> tuple[Any, ...]:
     state, data, touched = progress or (None, None, False)
     if change is None:
         return (state, data, touched, _RENEW, None, None, None, None)

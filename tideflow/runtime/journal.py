@@ -216,17 +216,26 @@ class JournalWriter:
     async def run(self) -> None:
         """Commit batches until :meth:`close`; then commit what is left and return.
 
-        The writer keeps one connection for itself (no pool round trip per batch).
+        The writer keeps one connection for itself (no pool round trip per
+        batch) and takes a new one when that connection breaks.
         """
-        async with self._pool.acquire() as conn:
-            while True:
-                await self._dirty.wait()
-                self._dirty.clear()
-                batch, self._batch = self._batch, _Batch()
-                if batch or batch.waiters:
-                    await self._commit(conn, batch)
-                if self._closed and not self._batch and not self._batch.waiters:
+        while True:
+            async with self._pool.acquire() as conn:
+                if await self._serve(conn):
                     return
+
+    async def _serve(self, conn: asyncpg.Connection) -> bool:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            batch, self._batch = self._batch, _Batch()
+            if batch or batch.waiters:
+                await self._commit(conn, batch)
+            if self._closed and not self._batch and not self._batch.waiters:
+                return True
+            if conn.is_closed():
+                self._dirty.set()  # whatever queued meanwhile goes out on the new connection
+                return False
 
     def close(self) -> None:
         """Stop accepting writes; :meth:`run` returns after the last batch."""
