@@ -348,6 +348,27 @@ def _integer(value: Any, name: str, default: int, low: int, high: int) -> int:
     return value
 
 
+def _dead_letter_bus(dead_letter: Any, bus: str) -> str | None:
+    if dead_letter is None and len(bus) + len(DEAD_LETTER_SUFFIX) > 63:
+        raise InvalidArgument(
+            f"bus {bus!r} is too long for the default dead-letter bus: set delivery.deadLetterBus",
+            argument="delivery.deadLetterBus",
+        )
+    if dead_letter is not None:
+        try:
+            check_bus_name(dead_letter)
+        except InvalidArgument as exc:
+            raise InvalidArgument(
+                f"delivery.deadLetterBus: {exc.message}", argument="delivery.deadLetterBus"
+            ) from None
+        if dead_letter == bus:
+            raise InvalidArgument(
+                "delivery.deadLetterBus must differ from the bus read (events would loop)",
+                argument="delivery.deadLetterBus",
+            )
+    return dead_letter  # type: ignore[no-any-return]
+
+
 def parse_delivery(value: Any, bus: str) -> DeliveryPolicy:
     """Validate ``delivery`` (absent: the defaults).
 
@@ -374,24 +395,7 @@ def parse_delivery(value: Any, bus: str) -> DeliveryPolicy:
     ordered = value.get("ordered", False)
     if not isinstance(ordered, bool):
         raise InvalidArgument("delivery.ordered must be true or false", argument="delivery.ordered")
-    dead_letter = value.get("deadLetterBus")
-    if dead_letter is None and len(bus) + len(DEAD_LETTER_SUFFIX) > 63:
-        raise InvalidArgument(
-            f"bus {bus!r} is too long for the default dead-letter bus: set delivery.deadLetterBus",
-            argument="delivery.deadLetterBus",
-        )
-    if dead_letter is not None:
-        try:
-            check_bus_name(dead_letter)
-        except InvalidArgument as exc:
-            raise InvalidArgument(
-                f"delivery.deadLetterBus: {exc.message}", argument="delivery.deadLetterBus"
-            ) from None
-        if dead_letter == bus:
-            raise InvalidArgument(
-                "delivery.deadLetterBus must differ from the bus read (events would loop)",
-                argument="delivery.deadLetterBus",
-            )
+    dead_letter = _dead_letter_bus(value.get("deadLetterBus"), bus)
     defaults = DeliveryPolicy()
     return DeliveryPolicy(
         retry=_integer(value.get("retry"), "retry", defaults.retry, 0, MAX_RETRY),
