@@ -11,6 +11,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -34,6 +35,8 @@ from tideflow.timer.records import TimerState
 from tideflow.timer.service import TimerService
 
 T0 = datetime(2026, 3, 2, 10, 0, 0, tzinfo=UTC)
+CONFORMANCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "conformance"
+EXAMPLES = CONFORMANCE / "sw-0.8" / "examples"
 
 
 def definition(wf_id: str, schedule: Any, *, version: str = "1", event_start: bool = False) -> str:
@@ -306,3 +309,24 @@ async def test_deploy_rejects_an_unusable_schedule_before_storing(pool: asyncpg.
             registry, definition("never", {"cron": "61 * * * *"}), "application/json"
         )
     assert await registry.list() == []
+
+
+@pytest.mark.skipif(not EXAMPLES.is_dir(), reason="the shared conformance files are absent")
+async def test_spec_examples_check_inbox_ticks_and_car_auction_warns(
+    pool: asyncpg.Pool, runtime: DurableRuntime
+) -> None:
+    clock = ManualClock(T0 + timedelta(minutes=7))
+    system = System(pool, clock, runtime)
+    registry = system.registry
+    inbox = await deploy_definition(
+        registry, (EXAMPLES / "checkInbox.yaml").read_text(), "application/yaml"
+    )
+    assert inbox.warnings == ()
+    record = await system.schedules.sync("checkInbox")
+    assert record is not None
+    assert record.next_tick == T0 + timedelta(minutes=15)  # Quartz 0 0/15 * * * ?
+    auction = await deploy_definition(
+        registry, (EXAMPLES / "handleCarAuctionBid.yaml").read_text(), "application/yaml"
+    )
+    assert [w["path"] for w in auction.warnings] == ["start.schedule"]
+    assert await system.schedules.sync(auction.version.workflow_id) is None
