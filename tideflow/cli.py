@@ -747,6 +747,43 @@ def subscriptions_delete(subscription_id: SubscriptionArg, server: ServerOption 
     print(f"deleted subscription {subscription_id}")
 
 
+def _subscription_action(
+    action: str, subscription_id: str, server: str, body: dict[str, Any] | None = None
+) -> None:
+    sub = _call_api(
+        server, lambda client: client.subscription_action(subscription_id, action, body)
+    )
+    print(f"{sub['id']} {sub['state']} offset={sub['committedOffset']} lag={sub['lag']}")
+
+
+@subscriptions_app.command("pause")
+def subscriptions_pause(subscription_id: SubscriptionArg, server: ServerOption = _SERVER) -> None:
+    """Pause delivery (events in flight are delivered again after resume)."""
+    _subscription_action("pause", subscription_id, server)
+
+
+@subscriptions_app.command("resume")
+def subscriptions_resume(subscription_id: SubscriptionArg, server: ServerOption = _SERVER) -> None:
+    """Resume delivery from the committed offset."""
+    _subscription_action("resume", subscription_id, server)
+
+
+@subscriptions_app.command("reset")
+def subscriptions_reset(
+    subscription_id: SubscriptionArg,
+    offset: Annotated[int | None, typer.Option(min=0, help="Deliver next the event at it.")] = None,
+    time: Annotated[
+        str | None, typer.Option(help="Deliver next the first event stored at or after it.")
+    ] = None,
+    server: ServerOption = _SERVER,
+) -> None:
+    """Replay (or skip): move the subscription to an offset or a time (RFC 3339)."""
+    if (offset is None) == (time is None):
+        raise fail("give exactly one of --offset or --time", code=2)
+    body: dict[str, Any] = {"offset": offset} if offset is not None else {"time": time}
+    _subscription_action("reset", subscription_id, server, body)
+
+
 def main() -> None:
     """Entry point of the ``tideflow`` script."""
     try:

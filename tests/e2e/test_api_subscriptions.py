@@ -239,6 +239,16 @@ async def test_cli_create_list_show_delete(env: Env) -> None:
     assert "filters[0].sql" in err
     assert "Traceback" not in err
 
+    code, out, err = await tideflow(env.url, "subscriptions", "pause", sub_id)
+    assert (code, out.split()[:2]) == (0, [sub_id, "paused"]), err
+    code, out, err = await tideflow(env.url, "subscriptions", "resume", sub_id)
+    assert (code, out.split()[:2]) == (0, [sub_id, "active"]), err
+    code, out, err = await tideflow(env.url, "subscriptions", "reset", sub_id, "--offset", "1")
+    assert (code, out.split()[2]) == (0, "offset=0"), err
+    code, _, err = await tideflow(env.url, "subscriptions", "reset", sub_id)
+    assert code == 2
+    assert "--offset or --time" in err
+
     code, out, err = await tideflow(env.url, "subscriptions", "delete", sub_id)
     assert (code, out.strip()) == (0, f"deleted subscription {sub_id}")
     code, _, err = await tideflow(env.url, "subscriptions", "show", sub_id)

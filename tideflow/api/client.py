@@ -167,6 +167,13 @@ class ApiClient:
         """Delete a subscription."""
         await self._call("DELETE", f"/subscriptions/{subscription_id}")
 
+    async def subscription_action(
+        self, subscription_id: str, action: str, body: Mapping[str, Any] | None = None
+    ) -> Any:
+        """``pause``, ``resume`` or ``reset`` (with ``{"offset"}`` or ``{"time"}``); return it."""
+        path = f"/subscriptions/{subscription_id}/{action}"
+        return await self._call("POST", path, json=None if body is None else dict(body))
+
 
 def describe_failure(response: httpx.Response) -> str:
     """One line from an error response: the problem's detail and path, or the status."""
