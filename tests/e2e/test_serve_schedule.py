@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
@@ -24,7 +26,7 @@ import pytest
 
 from tests.support.served import copied_database, serve_process, stop
 from tideflow.isotime import parse_timestamp
-from tideflow.runtime.schedules import WORKFLOW_START_KIND, instance_id_for
+from tideflow.runtime.schedules import EVENT_START_WARNING, WORKFLOW_START_KIND, instance_id_for
 
 TICKER = {
     "id": "ticker",
@@ -166,3 +168,24 @@ def test_cron_schedule_across_a_restart_runs_each_tick_once(database: str, tmp_p
         if parse_timestamp(t["firedAt"]) - parse_timestamp(t["dueAt"]) >= timedelta(seconds=1)
     ]
     assert late, f"no tick was caught up after the restart: {ticks}"
+
+
+def test_validate_checks_the_schedule_as_a_deploy_does(tmp_path: Path) -> None:
+    never = CRON_TICKER.replace("cron: 0/2 * * * * ?", "cron: 0 0 30 2 *")
+    (tmp_path / "never.yaml").write_text(never)
+    waits = {"name": "Tick", "type": "event", "onEvents": [{"eventRefs": ["Go"]}], "end": True}
+    go = {"name": "Go", "type": "go", "source": "test"}
+    on_event = {**TICKER, "events": [go], "states": [waits]}
+    (tmp_path / "on-event.json").write_text(json.dumps(on_event))
+    result = subprocess.run(
+        [sys.executable, "-m", "tideflow.cli", "validate", "never.yaml", "on-event.json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        check=False,
+    )
+    lines = result.stdout.splitlines()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert lines[0].startswith("never.yaml: start.schedule.cron: invalid cron expression")
+    assert lines[1:] == ["on-event.json: ok", f"  warning: start.schedule: {EVENT_START_WARNING}"]
