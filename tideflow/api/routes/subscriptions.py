@@ -30,6 +30,81 @@ router = APIRouter(tags=["subscriptions"])
 _ERRORS: Final[dict[int | str, dict[str, Any]]] = {
     code: {"model": Problem} for code in (400, 404, 409, 422, 503)
 }
+_DURATION: Final = {"type": "string", "description": "ISO 8601 duration, e.g. PT1S"}
+_FILTER: Final = {
+    "type": "object",
+    "description": "One filter in the CloudEvents Subscriptions API form: exactly one of "
+    "exact, prefix, suffix (attribute -> string), all, any (list of filters), "
+    "not (a filter), sql (a CloudEvents SQL expression)",
+}
+_DELIVERY: Final = {
+    "type": "object",
+    "properties": {
+        "retry": {"type": "integer", "minimum": 0, "maximum": 100, "default": 3},
+        "backoffPolicy": {"enum": ["linear", "exponential"], "default": "exponential"},
+        "backoffDelay": {**_DURATION, "default": "PT1S"},
+        "maxDelay": {**_DURATION, "default": "PT1M"},
+        "deadLetterBus": {"type": "string", "description": "default: <bus>.deadletter"},
+        "ordered": {"type": "boolean", "default": False},
+        "maxInFlight": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 64},
+        "timeout": {**_DURATION, "default": "PT10S"},
+    },
+    "additionalProperties": False,
+}
+_CREATE: Final[dict[str, Any]] = {
+    "type": "object",
+    "required": ["bus", "sink"],
+    "properties": {
+        "bus": {"type": "string"},
+        "filters": {"type": "array", "items": _FILTER, "description": "ANDed"},
+        "sink": {"type": "string", "format": "uri", "description": "http(s) URL"},
+        "transform": {
+            "type": "string",
+            "description": "jq expression; its first output becomes the delivered data",
+        },
+        "delivery": _DELIVERY,
+        "from": {
+            "oneOf": [{"enum": ["latest", "earliest"]}, {"type": "integer", "minimum": 0}],
+            "default": "latest",
+        },
+    },
+    "additionalProperties": False,
+}
+_SUBSCRIPTION: Final[dict[str, Any]] = {
+    "type": "object",
+    "properties": {
+        **_CREATE["properties"],
+        "id": {"type": "string"},
+        "kind": {"enum": ["http", "internal"]},
+        "state": {"enum": ["active", "paused"]},
+        "committedOffset": {"type": "integer"},
+        "headOffset": {"type": ["integer", "null"]},
+        "lag": {"type": ["integer", "null"]},
+        "delivered": {"type": "integer"},
+        "failed": {"type": "integer", "description": "failed attempts"},
+        "deadLettered": {"type": "integer"},
+        "createdAt": {"type": ["string", "null"], "format": "date-time"},
+    },
+}
+_RESET: Final = {
+    "type": "object",
+    "description": "exactly one of offset or time",
+    "properties": {
+        "offset": {"type": "integer", "minimum": 0},
+        "time": {"type": "string", "format": "date-time"},
+    },
+}
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def _returns(status: int, schema: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
+    return {**_ERRORS, status: {"content": {"application/json": {"schema": schema}}}}
+
+
+_ONE: Final = _returns(200, _SUBSCRIPTION)
 SubscriptionId = Annotated[str, Path(description="The subscription id.")]
 Services_ = Annotated[Services, Depends(get_services)]
 
@@ -58,7 +133,8 @@ def _invalid(exc: InvalidArgument | InvalidFilter) -> Response:
 @router.post(
     "/subscriptions",
     status_code=201,
-    responses=_ERRORS,
+    responses=_returns(201, _SUBSCRIPTION),
+    openapi_extra=_body(_CREATE),
     summary="Create a subscription",
 )
 async def create_subscription(request: Request, services: Services_) -> Response:
@@ -78,14 +154,24 @@ async def create_subscription(request: Request, services: Services_) -> Response
     return response
 
 
-@router.get("/subscriptions", responses=_ERRORS, summary="List subscriptions")
+@router.get(
+    "/subscriptions",
+    responses=_returns(
+        200,
+        {
+            "type": "object",
+            "properties": {"subscriptions": {"type": "array", "items": _SUBSCRIPTION}},
+        },
+    ),
+    summary="List subscriptions",
+)
 async def list_subscriptions(services: Services_) -> Response:
     """Every subscription with its state, committed offset, lag and counts, oldest first."""
     found = await _dispatcher(services).list_all()
     return json_response({"subscriptions": [sub.to_json(head) for sub, head in found]})
 
 
-@router.get("/subscriptions/{subscription_id}", responses=_ERRORS, summary="Show a subscription")
+@router.get("/subscriptions/{subscription_id}", responses=_ONE, summary="Show a subscription")
 async def show_subscription(subscription_id: SubscriptionId, services: Services_) -> Response:
     """State, committed offset, lag behind the head of the bus, delivered/failed/dead-lettered."""
     sub, head = await _dispatcher(services).get(subscription_id)
@@ -105,7 +191,7 @@ async def delete_subscription(subscription_id: SubscriptionId, services: Service
 
 
 @router.post(
-    "/subscriptions/{subscription_id}/pause", responses=_ERRORS, summary="Pause a subscription"
+    "/subscriptions/{subscription_id}/pause", responses=_ONE, summary="Pause a subscription"
 )
 async def pause_subscription(subscription_id: SubscriptionId, services: Services_) -> Response:
     """Stop delivering; deliveries in flight are abandoned and redone after resume."""
@@ -116,7 +202,7 @@ async def pause_subscription(subscription_id: SubscriptionId, services: Services
 
 
 @router.post(
-    "/subscriptions/{subscription_id}/resume", responses=_ERRORS, summary="Resume a subscription"
+    "/subscriptions/{subscription_id}/resume", responses=_ONE, summary="Resume a subscription"
 )
 async def resume_subscription(subscription_id: SubscriptionId, services: Services_) -> Response:
     """Deliver again from the committed offset."""
@@ -128,7 +214,8 @@ async def resume_subscription(subscription_id: SubscriptionId, services: Service
 
 @router.post(
     "/subscriptions/{subscription_id}/reset",
-    responses=_ERRORS,
+    responses=_ONE,
+    openapi_extra=_body(_RESET),
     summary="Reset a subscription's offset (replay)",
 )
 async def reset_subscription(
