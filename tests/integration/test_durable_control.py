@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
+import pytest
+
 from tests.integration.durable_support import Calls, call_state, deploy, runtime, workflow
 
 LOOP = workflow(
@@ -214,3 +216,25 @@ async def test_event_timeout_wakes_a_parked_instance(pool) -> None:
     assert done.status == "completed"
     assert done.output == {"n": 3}
     assert [e.get("result") for e in journal if e["op"] == "wait"] == [None]
+
+
+async def test_deleted_workflows_get_no_new_instances_nor_subflows(pool) -> None:
+    from tideflow.errors import WorkflowNotFound
+    from tideflow.runtime.persistence import PostgresRegistry
+
+    calls = Calls()
+    await deploy(pool, CHILD)
+    await deploy(pool, PARENT)
+    await PostgresRegistry(pool).delete("child")
+    async with runtime(pool, calls) as rt:
+        with pytest.raises(WorkflowNotFound, match="child"):
+            await rt.start_instance("child", {"n": 1})
+        with pytest.raises(WorkflowNotFound, match="deleted"):
+            await rt.start_instance("child", {"n": 1}, version="1")
+        with pytest.raises(WorkflowNotFound, match="nope"):
+            await rt.start_instance("parent", {"n": 1}, version="nope")
+        row = await rt.start_instance("parent", {"n": 1})
+        done = await rt.wait_for_completion(row.id, 10)
+    assert done.status == "failed"
+    assert done.error["code"] == "SubflowNotFound"
+    assert calls.by_key == Counter()

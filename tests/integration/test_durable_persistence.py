@@ -45,6 +45,9 @@ async def test_registry_delete_stops_latest_but_keeps_versions(pool) -> None:
 
 async def test_instances_create_list_and_control(pool) -> None:
     instances = PostgresInstances(pool)
+    with pytest.raises(WorkflowNotFound, match="greet"):
+        await instances.create("greet", "1", {})
+    await PostgresRegistry(pool).deploy("greet", "1", SOURCE_V1, "application/yaml", {})
     made = [await instances.create("greet", "1", {"n": n}) for n in range(3)]
     got = await instances.get(made[0].id)
     assert got.status == "running"

@@ -365,6 +365,9 @@ class PostgresInstances:
     ) -> InstanceRow:
         """Insert a runnable instance (any runtime on the database may claim it).
 
+        Raises:
+            WorkflowNotFound: The workflow is deleted, or has no such version.
+
         Most callers want :meth:`DurableRuntime.start_instance`, which checks
         the workflow and runs the instance at once in its own process.
         """
@@ -380,7 +383,12 @@ class PostgresInstances:
                 None,
                 0.0,
             )
-            await conn.execute(Q["notify"], NOTIFY_CHANNEL, "wake")
+            if rows:
+                await conn.execute(Q["notify"], NOTIFY_CHANNEL, "wake")
+        if not rows:
+            raise WorkflowNotFound(
+                f"workflow {workflow_id!r} version {version!r} is not deployed (or is deleted)"
+            )
         return InstanceRow.from_row(rows[0])
 
     async def get(self, instance_id: str) -> InstanceRow:

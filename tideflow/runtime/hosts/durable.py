@@ -43,11 +43,14 @@ import asyncpg
 from tideflow import ids
 from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.errors import (
+    FunctionCallError,
     InstanceNotFound,
     StepTimeout,
     StoreError,
     TideflowError,
+    WorkflowLoadError,
     WorkflowNotFound,
+    WorkflowValidationError,
 )
 from tideflow.runtime.effects import SubflowCall
 from tideflow.runtime.functions import FunctionInvoker, Invocation
@@ -288,7 +291,7 @@ class DurableRuntime:
                 with contextlib.suppress(InstanceNotFound):
                     return await self.instances.get(instance_id)
             await self.registry.get(workflow_id, version)  # raises WorkflowNotFound
-            raise WorkflowNotFound(f"workflow {workflow_id!r} is not deployed")
+            raise WorkflowNotFound(f"workflow {workflow_id!r} is deleted: no new instances")
         row = InstanceRow.from_row(record)
         self._spawn(row, fresh=True)
         self.lifecycle("started", row, parentId=row.parent_id, run=row.run_no)
@@ -298,8 +301,15 @@ class DurableRuntime:
         self, call: SubflowCall, child: str, parent_id: str, parent_key: str | None
     ) -> None:
         """Create and run a sub-flow instance (nothing when it exists already)."""
-        version = await self.resolve_version(call.workflow_id, call.version)
-        await self.interpreter(call.workflow_id, version)
+        try:
+            version = await self.resolve_version(call.workflow_id, call.version)
+            await self.interpreter(call.workflow_id, version)
+        except (WorkflowNotFound, WorkflowLoadError, WorkflowValidationError) as exc:
+            raise FunctionCallError(
+                f"sub-workflow {call.workflow_id!r} cannot be started: {exc}",
+                code="SubflowNotFound",
+                retryable=False,
+            ) from exc
         new = NewInstance(
             id=child,
             workflow_id=call.workflow_id,
@@ -309,10 +319,19 @@ class DurableRuntime:
             parent_key=parent_key,
         )
         record = await self.writer.create(new)
-        if record is not None:
-            row = InstanceRow.from_row(record)
-            self._spawn(row, fresh=True)
-            self.lifecycle("started", row, parentId=row.parent_id, run=row.run_no)
+        if record is None:
+            try:
+                await self.instances.get(child)  # started before a crash: fine
+            except InstanceNotFound:
+                raise FunctionCallError(
+                    f"sub-workflow {call.workflow_id!r} cannot be started: it is deleted",
+                    code="SubflowNotFound",
+                    retryable=False,
+                ) from None
+            return
+        row = InstanceRow.from_row(record)
+        self._spawn(row, fresh=True)
+        self.lifecycle("started", row, parentId=row.parent_id, run=row.run_no)
 
     async def wait_for_completion(
         self,

@@ -58,8 +58,10 @@ SELECT u.id, u.workflow_id, coalesce(u.version, w.latest_version), u.input, u.pa
        CASE WHEN $7::text IS NULL THEN NULL ELSE now() + make_interval(secs => $8) END
 FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[])
     AS u(id, workflow_id, version, input, parent_id, parent_key)
-LEFT JOIN tideflow_workflows w ON w.id = u.workflow_id AND w.deleted_at IS NULL
-WHERE u.version IS NOT NULL OR w.id IS NOT NULL
+JOIN tideflow_workflows w ON w.id = u.workflow_id AND w.deleted_at IS NULL
+WHERE u.version IS NULL OR EXISTS (
+    SELECT 1 FROM tideflow_workflow_versions v
+    WHERE v.workflow_id = u.workflow_id AND v.version = u.version)
 ON CONFLICT (id) DO NOTHING
 RETURNING *;
 
@@ -311,8 +313,11 @@ WITH created AS (
            c.parent_key, now(), $1::text, now() + make_interval(secs => $2)
     FROM unnest($3::text[], $4::text[], $5::text[], $6::jsonb[], $7::text[], $8::text[])
         AS c(id, workflow_id, version, input, parent_id, parent_key)
-    LEFT JOIN tideflow_workflows w ON w.id = c.workflow_id AND w.deleted_at IS NULL
-    WHERE c.version IS NOT NULL OR w.id IS NOT NULL
+    -- Only workflows not deleted, and only versions that exist
+    JOIN tideflow_workflows w ON w.id = c.workflow_id AND w.deleted_at IS NULL
+    WHERE c.version IS NULL OR EXISTS (
+        SELECT 1 FROM tideflow_workflow_versions v
+        WHERE v.workflow_id = c.workflow_id AND v.version = c.version)
     ON CONFLICT (id) DO NOTHING
     RETURNING *
 ), touched AS (
