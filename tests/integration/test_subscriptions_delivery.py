@@ -249,6 +249,16 @@ async def test_client_error_goes_to_the_dead_letter_bus_created_on_demand(
     assert await system.pending_retries() == []
 
 
+async def test_redirects_are_not_followed(system: System) -> None:
+    system.sink.plan = lambda path, headers, attempt: 302 if path == "/moved" else 200
+    sub_id = await system.subscribe("/moved")
+    await system.store.append("orders", [ev(1)])
+    sub = await _settled(system, sub_id, 1)
+    assert (sub.delivered, sub.dead_lettered) == (0, 1)
+    assert [r.path for r in system.sink.received] == ["/moved"]  # /elsewhere not fetched
+    assert system.sink.received[0].headers["user-agent"].startswith("tideflow/")
+
+
 async def test_exhausted_retries_dead_letter_to_the_configured_bus(system: System) -> None:
     system.sink.plan = lambda path, headers, attempt: 500
     sub_id = await system.subscribe(

@@ -113,7 +113,8 @@ class Sink:
         finally:
             self.in_flight -= 1
         self.received.append(Received(path, headers, body, self._attempts[key], status))
-        await send({"type": "http.response.start", "status": status, "headers": []})
+        moved = [(b"location", b"/elsewhere")] if 300 <= status < 400 else []
+        await send({"type": "http.response.start", "status": status, "headers": moved})
         await send({"type": "http.response.body", "body": b""})
         async with self._changed:
             self._changed.notify_all()

@@ -27,6 +27,7 @@ from typing import Any, Final
 
 import aiohttp
 
+from tideflow import __version__
 from tideflow.api.cloudevents_http import encode_binary
 
 REASON_ATTRIBUTE: Final = "deadletterreason"
@@ -96,7 +97,9 @@ class HttpSender:
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self._max_connections)
-            self._session = aiohttp.ClientSession(connector=connector)
+            self._session = aiohttp.ClientSession(
+                connector=connector, headers={"user-agent": f"tideflow/{__version__}"}
+            )
         return self._session
 
     async def aclose(self) -> None:
@@ -116,7 +119,9 @@ class HttpSender:
         if limit is None:
             limit = self._timeouts[timeout] = aiohttp.ClientTimeout(total=timeout)
         try:
-            async with session.post(sink, data=body, headers=headers, timeout=limit) as response:
+            async with session.post(
+                sink, data=body, headers=headers, timeout=limit, allow_redirects=False
+            ) as response:
                 await response.read()
                 return classify(response.status)
         except TimeoutError:
