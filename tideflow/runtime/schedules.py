@@ -194,7 +194,8 @@ class WorkflowSchedules:
             latest = await self._registry.get(workflow_id)
         except WorkflowNotFound:
             latest = None
-        return await self._apply(workflow_id, latest)
+        existing = await self._timers.store.get_schedule(schedule_id(workflow_id))
+        return await self._apply(workflow_id, latest, existing)
 
     async def sync_all(self) -> int:
         """Sync every deployed workflow and every schedule left by a deleted one.
@@ -206,31 +207,39 @@ class WorkflowSchedules:
             How many workflow schedules are in force.
         """
         latest = {v.workflow_id: v for v in await self._registry.list()}
-        known = await self._timers.store.list_schedules(WORKFLOW_START_KIND)
-        orphans = {r.id.removeprefix(SCHEDULE_PREFIX) for r in known if r.state == "active"}
+        known = {
+            r.id.removeprefix(SCHEDULE_PREFIX): r
+            for r in await self._timers.store.list_schedules(WORKFLOW_START_KIND)
+        }
         active = 0
-        for workflow_id in sorted(latest.keys() | orphans):
+        for workflow_id in sorted(latest.keys() | known.keys()):
             try:
-                record = await self._apply(workflow_id, latest.get(workflow_id))
+                record = await self._apply(
+                    workflow_id, latest.get(workflow_id), known.get(workflow_id)
+                )
             except InvalidSchedule as exc:
                 log.error("workflow %s: schedule not registered: %s", workflow_id, exc.message)
                 continue
-            active += record is not None
+            active += record is not None and record.state == "active"
         return active
 
     async def _apply(
-        self, workflow_id: str, latest: WorkflowVersion | None
+        self,
+        workflow_id: str,
+        latest: WorkflowVersion | None,
+        existing: ScheduleRecord | None,
     ) -> ScheduleRecord | None:
+        """Make the stored schedule (``existing``) match the latest version's."""
         sid = schedule_id(workflow_id)
         schedule = None if latest is None else schedule_to_register(latest.definition)
         if latest is not None and schedule is None and start_schedule(latest.definition):
             log.warning("workflow %s: %s", workflow_id, EVENT_START_WARNING)
         if schedule is None:
-            if await self._timers.cancel_schedule(sid):
+            if existing is not None and existing.state == "active":
+                await self._timers.cancel_schedule(sid)
                 log.info("workflow %s: schedule cancelled", workflow_id)
             return None
         payload = _payload(workflow_id, schedule)
-        existing = await self._timers.store.get_schedule(sid)
         if existing is not None and existing.state != "cancelled" and existing.payload == payload:
             return existing  # unchanged: keep its next tick (missed ticks follow catch-up)
         record = await self._timers.schedule(
