@@ -217,6 +217,28 @@ async def test_cron_in_a_time_zone_ticks_on_that_wall_clock(
     assert len(await instances_of(pool, "paris-noon")) == 1
 
 
+async def test_cron_valid_until_ends_the_schedule(
+    pool: asyncpg.Pool, runtime: DurableRuntime
+) -> None:
+    clock = ManualClock(T0)
+    system = System(pool, clock, runtime)
+    until = "2026-03-02T10:02:30Z"
+    await system.deploy(
+        definition("brief", {"cron": {"expression": "* * * * *", "validUntil": until}})
+    )
+    for _ in range(5):
+        clock.advance(60)
+        await drain(system)
+    ticks = [T0 + timedelta(minutes=n) for n in (1, 2)]
+    assert [r.id for r in await instances_of(pool, "brief")] == [
+        tick_instance("brief", t) for t in ticks
+    ]
+    record = await system.timers.store.get_schedule("workflow:brief")
+    assert record is not None
+    assert (record.state, record.next_tick) == ("ended", None)
+    assert await system.schedules.sync_all() == 0
+
+
 async def test_delete_and_a_version_without_schedule_stop_the_ticks(
     pool: asyncpg.Pool, runtime: DurableRuntime
 ) -> None:
