@@ -149,3 +149,44 @@ async def test_waiting_instance_holds_no_memory_and_resumes_on_delivered_events(
     assert done.output["n"] == 2
     assert done.output["ok"] == {"yes": True}
     assert sorted(calls.by_key.values()) == [1, 1]
+
+
+BOTH = workflow(
+    "both",
+    [
+        {
+            "name": "Both",
+            "type": "event",
+            "exclusive": False,
+            "onEvents": [
+                {"eventRefs": ["a", "b"], "eventDataFilter": {"toStateData": "${ .got }"}}
+            ],
+            "end": True,
+        },
+    ],
+    events=[
+        {"name": "a", "type": "a", "source": "test"},
+        {"name": "b", "type": "b", "source": "test"},
+    ],
+)
+
+
+async def test_a_wait_for_all_events_takes_them_one_at_a_time(pool) -> None:
+    calls = Calls()
+    await deploy(pool, BOTH)
+    async with runtime(pool, calls) as rt:
+        row = await rt.start_instance("both", {})
+        await _until(lambda: _parked(rt, row.id), "parked")
+        waits = await rt.instances.waits(row.id)
+        assert [sorted(w["event_types"]) for w in waits] == [["a", "b"]]
+        key = waits[0]["wait_key"]
+        b = {"specversion": "1.0", "id": "2", "source": "test", "type": "b", "data": {"b": 2}}
+        a = {"specversion": "1.0", "id": "1", "source": "test", "type": "a", "data": {"a": 1}}
+        other = {**a, "source": "elsewhere"}
+        assert await rt.deliver_events(row.id, key, [b, other])  # kept: "a" still missing
+        assert await _status(rt, row.id, "waiting")
+        assert await rt.deliver_events(row.id, key, [a])
+        done = await rt.wait_for_completion(row.id, 10)
+        journal = await rt.instances.journal(row.id, 1)
+    assert done.status == "completed"
+    assert [e["result"] for e in journal if e["op"] == "wait"] == [[a, b]]  # listed order

@@ -103,6 +103,8 @@ CREATE TABLE tideflow_event_waits (
     all_events boolean NOT NULL DEFAULT false,
     events jsonb NOT NULL,
     event_types text[] NOT NULL,
+    -- For a wait on all events: those delivered so far (the wait ends when every one is here).
+    received jsonb NOT NULL DEFAULT '[]'::jsonb,
     due_at timestamptz,
     created_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (instance_id, wait_key)

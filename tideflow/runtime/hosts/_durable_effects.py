@@ -86,6 +86,39 @@ def idempotency_key(instance_id: str, run_no: int, key: str) -> str:
     return f"{instance_id}/{key}" if run_no == 1 else f"{instance_id}/run:{run_no}/{key}"
 
 
+def assemble(
+    specs: list[dict[str, Any]], received: list[dict[str, Any]]
+) -> list[dict[str, Any]] | None:
+    """One received event per listed event (in the listed order), or ``None`` if any is missing.
+
+    An event fits a spec when its ``type`` equals the spec's, its ``source``
+    does when the spec names one, and its correlation attributes equal the
+    spec's bound values (a ``null`` value accepts any).
+    """
+    used: set[int] = set()
+    out: list[dict[str, Any]] = []
+    for spec in specs:
+        for index, event in enumerate(received):
+            if index not in used and _fits(spec, event):
+                used.add(index)
+                out.append(event)
+                break
+        else:
+            return None
+    return out
+
+
+def _fits(spec: dict[str, Any], event: dict[str, Any]) -> bool:
+    if event.get("type") != spec["type"]:
+        return False
+    if spec.get("source") is not None and event.get("source") != spec["source"]:
+        return False
+    for name, value in (spec.get("correlation") or {}).items():
+        if name not in event or (value is not None and str(event[name]) != str(value)):
+            return False
+    return True
+
+
 def _answer(entry: dict[str, Any]) -> Any:
     if "error" in entry:
         raise_entry(entry["error"])

@@ -55,6 +55,7 @@ from tideflow.errors import (
 from tideflow.runtime.effects import SubflowCall
 from tideflow.runtime.functions import FunctionInvoker, Invocation
 from tideflow.runtime.functions.python import PythonFunction
+from tideflow.runtime.hosts._durable_effects import assemble
 from tideflow.runtime.hosts._durable_runner import InstanceRunner, current_runner
 from tideflow.runtime.interpreter import Interpreter
 from tideflow.runtime.journal import JournalWriter, NewInstance
@@ -370,13 +371,32 @@ class DurableRuntime:
     ) -> bool:
         """Answer an open event wait with ``events``: journal them and wake the instance.
 
+        A wait for one of several events ends with the events given. A wait
+        for *all* listed events (``exclusive: false``) may get them one at a
+        time: they are kept with the wait, and it ends -- its result in the
+        listed order -- once every listed event has arrived.
+
         Returns:
-            Whether the wait was open (``False``: answered already, or no such wait).
+            Whether the wait was open and took the events (``False``: it was
+            answered already, or there is no such wait).
         """
         try:
             async with self.pool.acquire() as conn, conn.transaction():
+                wait = await conn.fetchrow(Q["lock_wait"], instance_id, wait_key)
+                if wait is None:
+                    return False
+                result = events
+                if wait["all_events"]:
+                    received = [*loads(wait["received"]), *events]
+                    complete = assemble(loads(wait["events"]), received)
+                    if complete is None:
+                        await conn.execute(
+                            Q["add_received"], instance_id, wait_key, dumps(received)
+                        )
+                        return True
+                    result = complete
                 found = await conn.fetchval(
-                    Q["deliver_events"], instance_id, wait_key, dumps({"result": events})
+                    Q["deliver_events"], instance_id, wait_key, dumps({"result": result})
                 )
                 if found is not None:
                     await conn.execute(Q["notify"], NOTIFY_CHANNEL, "wake")
@@ -386,7 +406,7 @@ class DurableRuntime:
             return False
         runner = self._runners.get(instance_id)
         if runner is not None:
-            runner.deliver(wait_key, events)
+            runner.deliver(wait_key, result)
         return True
 
     async def cancel(self, instance_id: str) -> InstanceRow:

@@ -379,3 +379,11 @@ WITH created AS (
 )
 SELECT r.*, (SELECT count(*) FROM done) AS notified
 FROM (SELECT -1 AS action, * FROM created UNION ALL SELECT * FROM touched) r;
+
+-- lock_wait --
+-- An open event wait, locked while events are added to it
+SELECT * FROM tideflow_event_waits WHERE instance_id = $1 AND wait_key = $2 FOR UPDATE;
+
+-- add_received --
+-- Keep the events delivered so far to a wait on all events
+UPDATE tideflow_event_waits SET received = $3::jsonb WHERE instance_id = $1 AND wait_key = $2;
