@@ -149,6 +149,17 @@ def _deploy_event_start_and_unusable(url: str) -> None:
     assert httpx.get(f"{url}/workflows/never", timeout=10).status_code == 404
 
 
+def test_two_servers_on_one_database_start_each_tick_once(database: str, tmp_path: Path) -> None:
+    with (
+        serve_process(database, tmp_path) as one,
+        serve_process(database, tmp_path) as other,
+    ):
+        deployed = httpx.post(f"{one.url}/workflows", json=TICKER, timeout=10)
+        assert deployed.status_code == 201, deployed.text
+        wait_until("5 ticks", lambda: len(fired_ticks(other.url, "ticker")) >= 5)
+        assert_one_instance_per_tick(other.url, "ticker", timedelta(seconds=1))
+
+
 def test_cron_schedule_across_a_restart_runs_each_tick_once(database: str, tmp_path: Path) -> None:
     flows = tmp_path / "flows"
     flows.mkdir()
