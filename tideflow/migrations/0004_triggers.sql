@@ -14,6 +14,10 @@ CREATE TABLE tideflow_subscriptions (
     -- The subscription as created (filters, sink, transform, delivery), in API form.
     spec jsonb NOT NULL,
     state text NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'paused')),
+    -- Bumped by every change made through the API (pause, resume, reset): the
+    -- dispatcher that runs the subscription restarts it, and an offset commit
+    -- from before the change (a stale version) is ignored.
+    version integer NOT NULL DEFAULT 1,
     committed_offset bigint NOT NULL DEFAULT 0 CHECK (committed_offset >= 0),
     delivered bigint NOT NULL DEFAULT 0,
     failed bigint NOT NULL DEFAULT 0,

@@ -62,7 +62,9 @@ class Worker:
     ) -> None:
         self.subscription = subscription
         self.matches = filters.matches
-        self.tracker = OffsetTracker(committed=subscription.committed_offset)
+        self.tracker = OffsetTracker(
+            committed=subscription.committed_offset, version=subscription.version
+        )
         self.host = host
         self._wake = wake
         self._tasks: set[asyncio.Task[None]] = set()

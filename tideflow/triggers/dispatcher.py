@@ -15,7 +15,12 @@
 - Offsets are committed (every ``commit_interval`` seconds and on stop) only
   past a contiguous prefix of finished events: at-least-once delivery.
 
-One dispatcher should run per database: two would both deliver every event.
+Several processes on one database: the one holding an advisory lock
+(:data:`LEADER_LOCK_KEY`) runs the subscriptions; the others stand by, serve
+the API (their changes go to the database) and take over within
+``sync_interval`` when the leader stops or loses its connection. The leader
+compares subscription versions every ``sync_interval`` and restarts the ones
+changed elsewhere (created, paused, resumed, reset, deleted).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from typing import Any, Final
 import asyncpg
 
 from tideflow.clock import SYSTEM_CLOCK, Clock
-from tideflow.errors import AlreadyExists, BusNotFound, InvalidArgument
+from tideflow.errors import AlreadyExists, BusNotFound, InvalidArgument, TideflowError
 from tideflow.eventstore.store import EventStore
 from tideflow.ids import new_sortable_id
 from tideflow.timer.records import TimerRecord, TimerState
@@ -44,7 +49,7 @@ from tideflow.triggers._workers import (
     Worker,
 )
 from tideflow.triggers.delivery import HttpSender
-from tideflow.triggers.persistence import PostgresSubscriptions
+from tideflow.triggers.persistence import LeaderLock, PostgresSubscriptions
 from tideflow.triggers.subscriptions import (
     Subscription,
     SubscriptionKind,
@@ -59,6 +64,12 @@ log = logging.getLogger("tideflow.triggers")
 
 RETRY_KIND: Final = "tideflow.delivery_retry"
 """Kind of the timers that hold a delivery retry: ``{subscription, offset, attempt, reason}``."""
+
+LEADER_LOCK_KEY: Final = 0x5449_4454  # "TIDT": the process holding it runs the subscriptions
+
+
+class NotLeading(TideflowError):
+    """This process does not run the subscriptions (another one holds the lock)."""
 
 
 class Dispatcher:
@@ -76,6 +87,9 @@ class Dispatcher:
         wait_timeout: Longest wait on a bus before reading it again.
         consumer_retry_delay: First wait before an internal consumer's failed batch is
             handed over again (doubles, up to a minute).
+        sync_interval: Seconds between checks of the leader lock and of changes made by
+            other processes.
+        lock_key: The advisory lock that elects the process running the subscriptions.
     """
 
     def __init__(
@@ -90,6 +104,8 @@ class Dispatcher:
         commit_interval: float = 0.05,
         wait_timeout: float = 5.0,
         consumer_retry_delay: float = 1.0,
+        sync_interval: float = 1.0,
+        lock_key: int = LEADER_LOCK_KEY,
     ) -> None:
         self.store = store
         self.subscriptions = subscriptions
@@ -105,6 +121,9 @@ class Dispatcher:
         self._consumers: dict[str, Consumer] = {}
         self._lock = asyncio.Lock()
         self._flusher: asyncio.Task[None] | None = None
+        self._syncer: asyncio.Task[None] | None = None
+        self._sync_interval = sync_interval
+        self.leader = LeaderLock(subscriptions.pool, lock_key)
         self._memory_retries: set[asyncio.Task[None]] = set()
         if timers is not None:
             timers.register(RETRY_KIND, self._on_retry_timers)
@@ -112,27 +131,70 @@ class Dispatcher:
     # -- lifecycle ----------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start every active HTTP subscription and the commit loop."""
-        awaiting = await self._pending_retries()
-        async with self._lock:
-            for sub in await self.subscriptions.list(SubscriptionKind.HTTP):
-                if sub.state is SubscriptionState.ACTIVE:
-                    self._run(sub, awaiting.get(sub.id))
+        """Lead if no other process does (start every active subscription); start the loops."""
+        await self._lead()
         self._flusher = asyncio.create_task(self._flush_loop(), name="tideflow-commit")
+        self._syncer = asyncio.create_task(self._sync_loop(), name="tideflow-subscriptions-sync")
 
     async def stop(self) -> None:
-        """Stop reading and delivering; commit what finished."""
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-            self._flusher = None
-        for task in list(self._memory_retries):
-            task.cancel()
+        """Stop reading and delivering; commit what finished; let another process lead."""
+        for task in (self._flusher, self._syncer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._flusher = self._syncer = None
+        for retry in list(self._memory_retries):
+            retry.cancel()
         async with self._lock:
             for worker_id in list(self._workers):
                 await self._halt(worker_id)
+            await self.leader.release()
         await self.sender.aclose()
+
+    async def _lead(self) -> None:
+        """Take the leader lock if it is free, then start every active subscription."""
+        if not await self.leader.acquire():
+            return
+        log.info("this process runs the subscriptions")
+        awaiting = await self._pending_retries()
+        async with self._lock:
+            for sub in await self.subscriptions.list():
+                if sub.state is SubscriptionState.ACTIVE and sub.id not in self._workers:
+                    self._run(sub, awaiting.get(sub.id))
+
+    async def _sync_loop(self) -> None:
+        while True:
+            await self.clock.sleep(self._sync_interval)
+            try:
+                await self.sync()
+            except TideflowError as exc:
+                log.warning("checking subscriptions failed, will retry: %s", exc)
+
+    async def sync(self) -> None:
+        """Lead if nobody does; when leading, follow changes made by other processes."""
+        if not self.leader.held:
+            await self._lead()
+            return
+        if not await self.leader.alive():
+            log.error("lost the subscriptions lock: stopping the subscriptions here")
+            async with self._lock:
+                for worker_id in list(self._workers):
+                    await self._halt(worker_id)
+            return
+        versions = await self.subscriptions.versions()
+        async with self._lock:
+            for sid, worker in list(self._workers.items()):
+                found = versions.get(sid)
+                if found is None or found[1:] != (SubscriptionState.ACTIVE, worker.tracker.version):
+                    await self._halt(sid)
+            for sid, (kind, state, _) in versions.items():
+                if state is not SubscriptionState.ACTIVE or sid in self._workers:
+                    continue
+                if kind is SubscriptionKind.HTTP or sid in self._consumers:
+                    sub = await self.subscriptions.find(sid)
+                    if sub is not None and sub.state is SubscriptionState.ACTIVE:
+                        self._run(sub)
 
     async def __aenter__(self) -> Dispatcher:
         await self.start()
@@ -322,6 +384,11 @@ class Dispatcher:
     # -- running ------------------------------------------------------------------
 
     def _run(self, sub: Subscription, awaiting: Mapping[int, int] | None = None) -> None:
+        if not self.leader.held:
+            return  # another process runs it; it sees the change at its next sync
+        consumer = self._consumers.get(sub.id)
+        if sub.kind is SubscriptionKind.INTERNAL and consumer is None:
+            return  # its code is not attached in this process (yet)
         reader = self._readers.get(sub.bus)
         if reader is None:
             reader = BusReader(
@@ -331,10 +398,7 @@ class Dispatcher:
             reader.start()
         filters = sub.spec.compiled_filters()
         worker: Worker
-        if sub.kind is SubscriptionKind.INTERNAL:
-            consumer = self._consumers.get(sub.id)
-            if consumer is None:
-                return
+        if consumer is not None:
             worker = ConsumerWorker(
                 sub, filters, self, reader.wake, consumer, self._consumer_retry_delay
             )
@@ -400,7 +464,14 @@ class Dispatcher:
             await self.store.append(bus, [event])
 
     async def _on_retry_timers(self, timers: list[TimerRecord], conn: asyncpg.Connection) -> None:
-        """The timer handler: hand each due retry to its worker (the delivery runs outside)."""
+        """The timer handler: hand each due retry to its worker (the delivery runs outside).
+
+        Raises:
+            NotLeading: This process does not run the subscriptions: the timer stays
+                pending and the timer service tries it again (the leader may take it).
+        """
+        if not self.leader.held:
+            raise NotLeading("delivery retries are made by the process running the subscriptions")
         for timer in timers:
             self._retry(timer.payload)
 

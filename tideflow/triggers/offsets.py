@@ -29,6 +29,7 @@ class OffsetTracker:
         delivered: Events delivered since the last flush.
         failed: Failed attempts since the last flush.
         dead_lettered: Events dead-lettered since the last flush.
+        version: The subscription's version it runs under.
     """
 
     committed: int
@@ -38,6 +39,7 @@ class OffsetTracker:
     delivered: int = 0
     failed: int = 0
     dead_lettered: int = 0
+    version: int = 1
 
     def __post_init__(self) -> None:
         if self.cursor < 0:
@@ -79,6 +81,7 @@ class OffsetTracker:
             delivered=self.delivered,
             failed=self.failed,
             dead_lettered=self.dead_lettered,
+            version=self.version,
         )
         self.flushed = self.committed
         self.delivered = self.failed = self.dead_lettered = 0

@@ -34,6 +34,8 @@ class Progress:
         delivered: Events delivered since the last commit.
         failed: Failed attempts since the last commit.
         dead_lettered: Events dead-lettered since the last commit.
+        version: The subscription's version when it started running; the commit is
+            ignored if it changed since (a reset made meanwhile wins).
     """
 
     subscription_id: str
@@ -41,6 +43,7 @@ class Progress:
     delivered: int = 0
     failed: int = 0
     dead_lettered: int = 0
+    version: int = 1
 
 
 def _row(row: Mapping[str, Any]) -> Subscription:
@@ -169,9 +172,23 @@ class PostgresSubscriptions:
             [p.delivered for p in progress],
             [p.failed for p in progress],
             [p.dead_lettered for p in progress],
+            [p.version for p in progress],
         )
         async with self._conn() as conn:
             await conn.execute(_Q["commit_offsets"], *columns, now)
+
+    async def versions(self) -> dict[str, tuple[SubscriptionKind, SubscriptionState, int]]:
+        """Every subscription's kind, state and version (what a running dispatcher compares)."""
+        async with self._conn() as conn:
+            rows = await conn.fetch(_Q["list_versions"])
+        return {
+            row["id"]: (
+                SubscriptionKind(row["kind"]),
+                SubscriptionState(row["state"]),
+                row["version"],
+            )
+            for row in rows
+        }
 
     async def head(self, bus: str) -> int:
         """The newest offset of ``bus`` (0 when empty).
@@ -195,3 +212,63 @@ class PostgresSubscriptions:
         """The last offset of ``bus`` stored before ``moment`` (0 if none)."""
         async with self._conn() as conn:
             return int(await conn.fetchval(_Q["offset_at_time"], bus, moment))
+
+
+class LeaderLock:
+    """A session advisory lock on a connection of its own: who runs the subscriptions.
+
+    Args:
+        pool: The asyncpg pool (one of its connections is held while leading).
+        key: The lock key.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, key: int) -> None:
+        self._pool = pool
+        self._key = key
+        self._conn: Any = None
+
+    @property
+    def held(self) -> bool:
+        """True while this process holds the lock (as far as it knows)."""
+        return self._conn is not None
+
+    async def acquire(self) -> bool:
+        """Take the lock if free; True when held afterwards."""
+        if self._conn is not None:
+            return True
+        try:
+            conn = await self._pool.acquire()
+        except _DB_ERRORS:
+            return False
+        try:
+            got = bool(await conn.fetchval(_Q["try_lock"], self._key))
+        except _DB_ERRORS:
+            got = False
+        if got:
+            self._conn = conn
+        else:
+            await self._pool.release(conn)
+        return got
+
+    async def alive(self) -> bool:
+        """Check the lock's connection; on failure the lock is lost (the server freed it)."""
+        if self._conn is None:
+            return False
+        try:
+            await self._conn.fetchval(_Q["ping"])
+            return True
+        except _DB_ERRORS:
+            conn, self._conn = self._conn, None
+            conn.terminate()
+            return False
+
+    async def release(self) -> None:
+        """Give the lock back."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            await conn.fetchval(_Q["unlock"], self._key)
+            await self._pool.release(conn)
+        except _DB_ERRORS:
+            conn.terminate()

@@ -186,6 +186,8 @@ class Subscription:
     """Events sent to the dead-letter bus."""
     created_at: datetime | None = None
     """When it was created."""
+    version: int = 1
+    """Bumped by pause, resume and reset: the dispatcher running it restarts it."""
 
     @property
     def bus(self) -> str:
@@ -205,6 +207,7 @@ class Subscription:
             failed=row["failed"],
             dead_lettered=row["dead_lettered"],
             created_at=row["created_at"],
+            version=row["version"],
         )
 
     def to_json(self, head: int | None = None) -> dict[str, Any]:

@@ -21,27 +21,43 @@ DELETE FROM tideflow_subscriptions WHERE id = $1 RETURNING id;
 
 -- set_state --
 -- Pause or resume a subscription
-UPDATE tideflow_subscriptions SET state = $2, updated_at = $3
+UPDATE tideflow_subscriptions SET state = $2, updated_at = $3, version = version + 1
 WHERE id = $1
 RETURNING *;
 
 -- set_offset --
 -- Move the committed offset (reset / replay)
-UPDATE tideflow_subscriptions SET committed_offset = $2, updated_at = $3
+UPDATE tideflow_subscriptions SET committed_offset = $2, updated_at = $3, version = version + 1
 WHERE id = $1
 RETURNING *;
 
 -- commit_offsets --
--- Move committed offsets forward (never back) and add to the counters, many subscriptions at once
+-- Move committed offsets forward (never back) and add to the counters, many subscriptions at once; a commit made for an older version (before a reset) is ignored
 UPDATE tideflow_subscriptions AS s SET
     committed_offset = GREATEST(s.committed_offset, u.committed_offset),
     delivered = s.delivered + u.delivered,
     failed = s.failed + u.failed,
     dead_lettered = s.dead_lettered + u.dead_lettered,
-    updated_at = $6
-FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[])
-    AS u (id, committed_offset, delivered, failed, dead_lettered)
-WHERE s.id = u.id;
+    updated_at = $7
+FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::integer[])
+    AS u (id, committed_offset, delivered, failed, dead_lettered, version)
+WHERE s.id = u.id AND s.version = u.version;
+
+-- list_versions --
+-- What the running dispatcher compares with what it runs
+SELECT id, kind, state, version FROM tideflow_subscriptions;
+
+-- try_lock --
+-- Become the process that runs the subscriptions (session-level advisory lock)
+SELECT pg_try_advisory_lock($1);
+
+-- unlock --
+-- Stop being that process
+SELECT pg_advisory_unlock($1);
+
+-- ping --
+-- Is the connection holding the lock alive
+SELECT 1;
 
 -- bus_head --
 -- The newest committed offset of a bus (no row: no such bus)
