@@ -8,12 +8,12 @@ gives under ``tideflow run`` (``NAME.output.json``). Like
 ``tests/e2e/test_examples.py``, the server gets ``--functions`` (the weather
 stand-in) and ``--server`` (the examples' ``http://localhost:8080`` services
 run by the test). Events of ``NAME.events.jsonl`` are posted to ``POST /events``
-once the instance waits for them.
+once the instance waits for them; the dispatcher's correlation index hands
+them to the waiting instance.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -32,7 +32,6 @@ EXAMPLES = ROOT / "examples" / "workflows"
 NAMES = sorted(p.name.removesuffix(".yaml") for p in EXAMPLES.glob("*.yaml"))
 WITH_EVENTS = {n for n in NAMES if (EXAMPLES / f"{n}.events.jsonl").exists()}
 FINAL = {"completed", "failed", "cancelled"}
-_DISPATCHER = importlib.util.find_spec("tideflow.triggers.correlation") is not None
 
 
 @pytest.fixture(scope="module")
@@ -103,21 +102,7 @@ def test_every_example_is_deployed_on_start(server: Served) -> None:
     assert listed == {workflow_id(name) for name in NAMES}
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            n,
-            marks=pytest.mark.xfail(
-                n in WITH_EVENTS and not _DISPATCHER,
-                reason="events reach waiting instances through the trigger dispatcher's "
-                "correlation index (issue 7), not yet part of tideflow serve",
-                strict=False,
-            ),
-        )
-        for n in NAMES
-    ],
-)
+@pytest.mark.parametrize("name", NAMES)
 def test_example_gives_its_output_through_the_api(
     name: str, server: Served, services: Services
 ) -> None:
