@@ -190,7 +190,7 @@ class DurableRuntime:
             spawn=self._claimed,
             running=lambda: list(self._runners),
             lost=self._lost,
-            done=self.finished,
+            done=self._ended_elsewhere,
             clock=clock,
         )
         self.emitted: list[dict[str, Any]] = []
@@ -550,6 +550,12 @@ class DurableRuntime:
         for future in self._done.get(instance_id, []):
             if not future.done():
                 future.set_result(row)
+
+    def _ended_elsewhere(self, instance_id: str) -> None:
+        # NOTIFY done:<id>. For an instance running here the runner itself
+        # hands its waiters the final row (the notification may come first).
+        if instance_id not in self._runners:
+            self.finished(instance_id)
 
     def wake_later(self, when: datetime | None) -> None:
         """Claim again at ``when``."""
