@@ -195,7 +195,7 @@ class DurableEffects:
     def _invocation(self, call: FunctionCall) -> Invocation:
         definition = call.function
         arguments = call.arguments
-        if self._r.host.dialect == "sonataflow" and not arguments:
+        if self._r.sonataflow and not arguments:
             arguments = call.data if isinstance(call.data, dict) else {}
         return Invocation(
             name=call.name,

@@ -171,6 +171,11 @@ class InstanceRunner:
         """A host-level timeline row (``timer.*``, ``instance.*``)."""
         self.host.writer.note(self.instance_id, self.run_no, kind, key, state, detail)
 
+    @property
+    def sonataflow(self) -> bool:
+        """The definition runs with SonataFlow's leniencies (deployed with that dialect)."""
+        return bool(getattr(self._interpreter.compiled, "sonataflow", False))
+
     def auth(self, name: str | None) -> AuthDefinition | None:
         """The workflow's auth definition ``name``, its properties evaluated."""
         from tideflow.runtime.functions import AuthDefinition
