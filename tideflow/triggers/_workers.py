@@ -4,10 +4,11 @@ A :class:`BusReader` is the only task of a bus. It reads from the lowest
 cursor among the subscriptions that have room, keeps the last batch read in a
 buffer (a subscription that frees one slot is served from memory, not from
 the database) and hands the events to each worker synchronously. Workers are
-plain objects: an HTTP worker starts one short task per delivery (at most
-``maxInFlight``), an internal worker one task per batch handed to its
-consumer. Nothing waits per subscription, so the cost of an idle subscription
-is one entry in a dict.
+plain objects: an HTTP worker runs at most ``maxInFlight`` short-lived lanes
+(tasks that deliver queued events one after another, gone when the queue is
+empty), an internal worker one task per batch handed to its consumer. Nothing
+waits per subscription, so the cost of an idle subscription is one entry in a
+dict.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import asyncio
 import bisect
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -125,6 +127,10 @@ class HttpWorker(Worker):
         self.tracker.pending.update(self.awaiting)
         self.settled: set[int] = set()
         """Offsets awaited from before a restart that finished before the reader reached them."""
+        self._queue: deque[tuple[int, Mapping[str, Any] | None, int]] = deque()
+        """Deliveries to make: (offset, event or None to fetch it, attempt)."""
+        self._lanes = 0
+        self._busy = 0
         self._low_water = self.window // 2
         self._starved = len(self.tracker.pending) >= self.window
         """Set when the window filled up: the reader waits until half of it is free again
@@ -144,7 +150,7 @@ class HttpWorker(Worker):
                 tracker.take(offset)
                 continue
             tracker.start(offset)
-            self._spawn(self._deliver(offset, stored.event, 1))
+            self._enqueue(offset, stored.event, 1)
             if len(tracker.pending) >= self.window:
                 self._starved = True
                 return
@@ -154,8 +160,34 @@ class HttpWorker(Worker):
         if self.awaiting.get(offset) != attempt:
             return False
         del self.awaiting[offset]
-        self._spawn(self._redeliver(offset, attempt))
+        self._enqueue(offset, None, attempt)
         return True
+
+    def _enqueue(self, offset: int, event: Mapping[str, Any] | None, attempt: int) -> None:
+        """Queue a delivery; start a lane if every lane is busy and the window allows one.
+
+        Lanes are short-lived tasks that deliver queued events one after another: a task
+        per lane rather than per delivery, and none while nothing is queued.
+        """
+        self._queue.append((offset, event, attempt))
+        if self._lanes < min(self.window, self._busy + len(self._queue)):
+            self._lanes += 1
+            self._spawn(self._lane())
+
+    async def _lane(self) -> None:
+        try:
+            while self._queue:
+                offset, event, attempt = self._queue.popleft()
+                self._busy += 1
+                try:
+                    if event is None:
+                        await self._redeliver(offset, attempt)
+                    else:
+                        await self._deliver(offset, event, attempt)
+                finally:
+                    self._busy -= 1
+        finally:
+            self._lanes -= 1
 
     async def _redeliver(self, offset: int, attempt: int) -> None:
         try:
