@@ -28,6 +28,9 @@ class Settings:
         secrets_file: A JSON or YAML file of secrets for ``$SECRETS``.
         lease_seconds: How long a runtime process holds an instance without
             renewing; after a crash its instances are taken over this late.
+        python_modules: Modules (and their submodules) that ``python:`` functions
+            of definitions deployed to a server may import, besides those in
+            the ``--workflows`` folders (``TIDEFLOW_PYTHON_MODULES``, comma-separated).
     """
 
     database_url: str | None = None
@@ -38,6 +41,7 @@ class Settings:
     segment_size: int = 1_000_000
     secrets_file: Path | None = None
     lease_seconds: float = 30.0
+    python_modules: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -60,4 +64,7 @@ class Settings:
             settings = replace(settings, secrets_file=Path(secrets))
         if lease := env.get("TIDEFLOW_LEASE_SECONDS"):
             settings = replace(settings, lease_seconds=float(lease))
+        if modules := env.get("TIDEFLOW_PYTHON_MODULES"):
+            names = tuple(name.strip() for name in modules.split(",") if name.strip())
+            settings = replace(settings, python_modules=names)
         return settings
