@@ -5,7 +5,9 @@ then called with the evaluated arguments as one dict. It may be sync or
 async; a sync callable runs on the event loop, so keep it quick (write long
 I/O as ``async def``). When its signature has an ``idempotency_key``
 parameter (or ``**kwargs``) it also receives ``idempotency_key=`` -- the same
-value when a step is retried or replayed.
+value when a step is retried or replayed. On a server only the modules its
+policy allows are imported (:mod:`tideflow.runtime.functions.policy`); the
+attribute path never leads out of the named module (``python:m:os.system``).
 
 A callable fails by raising. The workflow error's ``code`` is the
 exception's ``code`` attribute when it has one, else its class name; its
@@ -20,6 +22,7 @@ import inspect
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from tideflow.errors import FunctionCallError
@@ -61,9 +64,25 @@ def load_function(operation: str, base_dir: Path | None = None) -> PythonFunctio
                 f"module {module_name!r} has no {attr!r} (from {operation!r})",
                 code="FunctionNotFound",
             )
+        _stay_inside(target, module_name, operation)
     if not callable(target):
         raise call_error(f"{operation!r} is not callable", code="FunctionNotFound")
     return target  # type: ignore[no-any-return]
+
+
+def _stay_inside(target: Any, module_name: str, operation: str) -> None:
+    """Refuse a path through a module other than ``module_name``'s own submodules.
+
+    A server allows modules by name (:mod:`tideflow.runtime.functions.policy`);
+    ``python:allowed:os.system`` must not reach ``os`` through an allowed
+    module's globals. Other modules are named directly: ``python:os:system``.
+    """
+    if isinstance(target, ModuleType) and not target.__name__.startswith(module_name + "."):
+        raise call_error(
+            f"{operation!r} reaches module {target.__name__!r} through {module_name!r}: "
+            f"name it directly, as python:{target.__name__}:...",
+            code="FunctionNotFound",
+        )
 
 
 def _import(name: str, base_dir: Path | None) -> Any:
