@@ -203,6 +203,44 @@ TIMED = workflow(
 )
 
 
+TIMED_THEN_WAIT = workflow(
+    "timed2",
+    [
+        call_state("B", "inc", "Wait"),
+        {
+            "name": "Wait",
+            "type": "event",
+            "onEvents": [{"eventRefs": ["go"]}],
+            "timeouts": {"eventTimeout": "PT0.3S"},
+            "transition": "Again",
+        },
+        {"name": "Again", "type": "event", "onEvents": [{"eventRefs": ["go"]}], "end": True},
+    ],
+    events=[{"name": "go", "type": "go", "source": "test"}],
+)
+
+
+async def test_a_timed_out_wait_takes_no_late_events(pool) -> None:
+    calls = Calls()
+    await deploy(pool, TIMED_THEN_WAIT)
+    event = {"specversion": "1.0", "id": "1", "source": "test", "type": "go"}
+    async with runtime(pool, calls) as rt:
+        row = await rt.start_instance("timed2", {"n": 1})
+        await _until(lambda: _waits_on(rt, row.id, "Again"))
+        first = [e for e in await rt.instances.journal(row.id, 1) if e["op"] == "wait"]
+        assert [e["result"] for e in first] == [None]  # Wait timed out
+        assert not await rt.deliver_events(row.id, first[0]["key"], [event])  # too late
+        (again,) = await rt.instances.waits(row.id)
+        assert await rt.deliver_events(row.id, again["wait_key"], [event])
+        done = await rt.wait_for_completion(row.id, 10)
+    assert done.status == "completed"
+
+
+async def _waits_on(rt, instance_id: str, state: str) -> bool:
+    waits = await rt.instances.waits(instance_id)
+    return [w["wait_key"].split("/")[0] for w in waits] == [state]
+
+
 async def test_event_timeout_wakes_a_parked_instance(pool) -> None:
     calls = Calls()
     await deploy(pool, TIMED)

@@ -144,7 +144,9 @@ class DurableEffects:
         for entry in journal:
             if entry["op"] in self._ordered:
                 self._ordered[entry["op"]].append(entry["result"])
-            else:
+            elif (entry["op"], entry["key"]) not in self.entries:
+                # The first entry of a step wins: a late answer (events after a
+                # timeout, a child ending after its parent moved on) changes nothing.
                 self.entries[(entry["op"], entry["key"])] = entry
                 if entry["op"] == "wait":
                     self._bind(entry.get("result"))
@@ -160,7 +162,7 @@ class DurableEffects:
 
     async def record(self, op: str, key: str, entry: dict[str, Any]) -> None:
         """Commit an entry (group commit); stop the run if the commit says so."""
-        self.entries[(op, key)] = {"op": op, "key": key, **entry}
+        self.entries.setdefault((op, key), {"op": op, "key": key, **entry})
         await self._r.commit(op, key, entry)
 
     def _missing(self) -> None:
@@ -264,8 +266,13 @@ class DurableEffects:
         with self._r.active():
             due = await self._due(wait.key, wait.timeout_seconds)
             if due is not None and due <= self.now_value():
-                await self.record("wait", wait.key, {"result": None})
-                return None
+                # Atomic with a concurrent delivery: whichever came first is the result.
+                result = await self._r.host.time_out_wait(
+                    self._r.instance_id, self._r.run_no, wait.key
+                )
+                self.entries[("wait", wait.key)] = {"op": "wait", "key": wait.key, "result": result}
+                self._bind(result)
+                return result  # type: ignore[no-any-return]
             specs = [self._spec(spec) for spec in wait.events]
             row = {
                 "key": wait.key,

@@ -225,6 +225,21 @@ class RunnerServices:
         except Exception:  # a monitoring hook must not break instances
             log.exception("lifecycle hook failed")
 
+    async def time_out_wait(self, instance_id: str, run_no: int, wait_key: str) -> Any:
+        """End an event wait whose timeout passed, unless events won the race.
+
+        Returns:
+            The wait's result: ``None`` (timed out, now journaled) or the
+            events delivered just before.
+        """
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.fetchrow(Q["lock_wait"], instance_id, wait_key)  # waits for a delivery
+            entry = await conn.fetchval(Q["journal_entry"], instance_id, run_no, "wait", wait_key)
+            if entry is not None:
+                return loads(entry).get("result")
+            await conn.execute(Q["time_out_wait"], instance_id, wait_key, run_no)
+        return None
+
     def _track(self, task: asyncio.Task[Any]) -> None:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -387,3 +387,17 @@ SELECT * FROM tideflow_event_waits WHERE instance_id = $1 AND wait_key = $2 FOR 
 -- add_received --
 -- Keep the events delivered so far to a wait on all events
 UPDATE tideflow_event_waits SET received = $3::jsonb WHERE instance_id = $1 AND wait_key = $2;
+
+-- journal_entry --
+-- The first journal entry of one step of a run (what a replay answers with)
+SELECT entry FROM tideflow_journal
+WHERE instance_id = $1 AND run_no = $2 AND op = $3 AND step_key = $4
+ORDER BY seq LIMIT 1;
+
+-- time_out_wait --
+-- An event wait ran out: drop the wait and journal its timeout
+WITH gone AS (
+    DELETE FROM tideflow_event_waits WHERE instance_id = $1 AND wait_key = $2
+)
+INSERT INTO tideflow_journal (instance_id, run_no, op, step_key, entry)
+VALUES ($1, $3, 'wait', $2, '{"result": null}'::jsonb);
