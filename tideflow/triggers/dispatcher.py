@@ -170,6 +170,8 @@ class Dispatcher:
                 await self.sync()
             except TideflowError as exc:
                 log.warning("checking subscriptions failed, will retry: %s", exc)
+            except Exception:  # a bug must not stop the checks for good
+                log.exception("checking subscriptions failed, will retry")
 
     async def sync(self) -> None:
         """Lead if nobody does; when leading, follow changes made by other processes."""
