@@ -276,3 +276,33 @@ async def test_deleted_workflows_get_no_new_instances_nor_subflows(pool) -> None
     assert done.status == "failed"
     assert done.error["code"] == "SubflowNotFound"
     assert calls.by_key == Counter()
+
+
+STATE_LIMIT = workflow(
+    "limited",
+    [
+        call_state("B", "inc", "Wait"),
+        {
+            "name": "Wait",
+            "type": "event",
+            "onEvents": [{"eventRefs": ["go"]}],
+            "timeouts": {"stateExecTimeout": "PT0.3S"},
+            "end": True,
+        },
+    ],
+    events=[{"name": "go", "type": "go", "source": "test"}],
+)
+
+
+async def test_a_state_deadline_wakes_a_parked_instance_and_times_it_out(pool) -> None:
+    calls = Calls()
+    await deploy(pool, STATE_LIMIT)
+    async with runtime(pool, calls) as rt:
+        row = await rt.start_instance("limited", {"n": 1})
+        await _until(lambda: _status(rt, row.id, "waiting"))
+        assert (await rt.instances.get(row.id)).wake_at is not None  # the deadline's due time
+        done = await rt.wait_for_completion(row.id, 10)
+        journal = await rt.instances.journal(row.id, 1)
+    assert done.status == "failed"
+    assert done.error["code"] == "TIMEOUT"
+    assert [e["key"] for e in journal if e["op"] == "deadline"] == ["Wait/timeout:state"]

@@ -344,6 +344,8 @@ class DurableEffects:
     async def _expire(self, deadline: Deadline, body: Callable[[], Awaitable[T]]) -> T:
         error = error_entry(StepTimeout(key=deadline.key, kind=deadline.kind))
         await self.record("deadline", deadline.key, {"error": error})
+        scope = None if deadline.kind == "workflow" else deadline.key.rsplit("/timeout:", 1)[0]
+        await self._r.host.drop_waits(self._r.instance_id, None if scope is None else scope + "/")
         return await self._expired_body(deadline, body)
 
     async def _expired_body(self, deadline: Deadline, body: Callable[[], Awaitable[T]]) -> T:

@@ -22,6 +22,7 @@ import asyncpg
 from tideflow import ids
 from tideflow.errors import StepTimeout, TideflowError
 from tideflow.runtime.functions import FunctionInvoker, Invocation
+from tideflow.runtime.functions.policy import PythonPolicy
 from tideflow.runtime.functions.python import PythonFunction
 from tideflow.runtime.hosts._durable_runner import current_runner
 from tideflow.runtime.interpreter import Interpreter
@@ -59,6 +60,8 @@ class RuntimeOptions:
     """Server URLs for REST functions (see :class:`FunctionInvoker`)."""
     dialect: str | None = None
     """``"sonataflow"`` turns on SonataFlow's leniencies."""
+    python_policy: PythonPolicy | None = None
+    """Modules ``python:`` functions may import; by default those in ``base_dir``."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,6 +110,7 @@ class RunnerServices:
     pool: asyncpg.Pool
     registry: PostgresRegistry
     invoker: FunctionInvoker
+    python_policy: PythonPolicy
     emitted: list[dict[str, Any]]
     on_lifecycle: LifecycleHook | None
     _emit: EmitSink | None
@@ -173,8 +177,14 @@ class RunnerServices:
         return self.options.memory_sleep
 
     def invoke(self, invocation: Invocation) -> Awaitable[Any]:
-        """Call a function."""
-        return self.invoker.invoke(invocation)
+        """Call a function; a ``python:`` module the policy refuses is never imported.
+
+        Definitions are checked when deployed; this catches those stored
+        before the policy changed (``FORBIDDEN``, not retryable).
+        """
+        if self.invoker.has_override(invocation.name):  # bound callables import nothing
+            return self.invoker.invoke(invocation)
+        return self.python_policy.guard(invocation, self.invoker.invoke)
 
     async def bounded(self, awaitable: Awaitable[T], seconds: float | None, key: str) -> T:
         """Await ``awaitable``; raise :class:`StepTimeout` after ``seconds``."""
@@ -239,6 +249,11 @@ class RunnerServices:
                 return loads(entry).get("result")
             await conn.execute(Q["time_out_wait"], instance_id, wait_key, run_no)
         return None
+
+    async def drop_waits(self, instance_id: str, prefix: str | None) -> None:
+        """Forget the event waits whose keys start with ``prefix`` (all with ``None``)."""
+        async with self.pool.acquire() as conn:
+            await conn.execute(Q["drop_waits_under"], instance_id, prefix)
 
     def _track(self, task: asyncio.Task[Any]) -> None:
         self._tasks.add(task)

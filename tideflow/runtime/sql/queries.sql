@@ -401,3 +401,8 @@ WITH gone AS (
 )
 INSERT INTO tideflow_journal (instance_id, run_no, op, step_key, entry)
 VALUES ($1, $3, 'wait', $2, '{"result": null}'::jsonb);
+
+-- drop_waits_under --
+-- A deadline expired: forget the event waits inside it (all of them when $2 is NULL)
+DELETE FROM tideflow_event_waits
+WHERE instance_id = $1 AND ($2::text IS NULL OR starts_with(wait_key, $2));
