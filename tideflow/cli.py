@@ -344,10 +344,21 @@ def serve(
         list[str] | None,
         typer.Option("--server", help="FROM=TO: send requests for URLs starting FROM to TO."),
     ] = None,
+    allow_python: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-python",
+            metavar="MODULE",
+            help="Let python: functions of deployed definitions import MODULE and its "
+            "submodules (repeatable; adds to TIDEFLOW_PYTHON_MODULES).",
+        ),
+    ] = None,
 ) -> None:
     """Serve everything in one process: API, event store, subscriptions, timers, runtime.
 
     Data lives in an embedded PostgreSQL unless TIDEFLOW_DATABASE_URL is set.
+    python: functions may import only the --allow-python modules and those in
+    the --workflows folders.
     """
     from dataclasses import replace
     from pathlib import Path
@@ -375,8 +386,23 @@ def serve(
     except ValueError as exc:
         raise fail(f"invalid TIDEFLOW_* setting: {exc}", exc=exc) from None
     settings = replace(settings, host=host or settings.host, port=port or settings.port)
+    settings = _with_python_modules(settings, allow_python or [])
     out_console.print(f"tideflow {__version__}: data in {describe_database(settings)}")
     run_server(settings, system=system)
+
+
+def _with_python_modules(settings: Any, allowed: list[str]) -> Any:
+    """``settings`` with ``--allow-python`` added to its modules; exit 2 on a bad name."""
+    from dataclasses import replace
+
+    from tideflow.runtime.functions.policy import PythonPolicy
+
+    modules = (*settings.python_modules, *allowed)
+    try:
+        policy = PythonPolicy.for_server(modules)
+    except TideflowError as exc:
+        raise fail(f"--allow-python / TIDEFLOW_PYTHON_MODULES: {exc}", code=2) from None
+    return replace(settings, python_modules=policy.modules)
 
 
 @events_app.command("send")

@@ -83,7 +83,9 @@ states:
 
 @pytest.fixture
 async def client(pg_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings(database_url=pg_url, home=tmp_path))
+    # COUNTER calls python:builtins:len: allowed explicitly, as --allow-python builtins would
+    settings = Settings(database_url=pg_url, home=tmp_path, python_modules=("builtins",))
+    app = create_app(settings)
     async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
         for text in (GREETER, FAILING, WAITER, SLEEPER):
             deployed = await http.post("/workflows", content=text, headers=YAML)

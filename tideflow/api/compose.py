@@ -30,6 +30,7 @@ from tideflow.api.services import Services, ServicesOpener
 from tideflow.clock import SYSTEM_CLOCK
 from tideflow.errors import TideflowError, WorkflowLoadError, WorkflowValidationError
 from tideflow.eventstore.store import DEFAULT_BUS, EventStore
+from tideflow.runtime.functions.policy import PythonPolicy
 from tideflow.runtime.lifecycle import LifecycleNotice, LifecyclePublisher
 from tideflow.settings import Settings
 
@@ -45,7 +46,8 @@ class SystemOptions:
     Attributes:
         workflow_dirs: Folders whose definitions are deployed on start; the
             first is also where relative OpenAPI documents and ``python:``
-            modules resolve (else the current directory).
+            modules resolve (else the current directory). Modules in any of
+            them pass the ``python:`` policy.
         functions: Callables replacing functions by name (``--functions``).
         redirects: URL prefixes rewritten before requests are sent (``--server FROM=TO``).
     """
@@ -73,6 +75,8 @@ async def open_system(
     from tideflow.triggers.correlation import NotifyingRegistry
 
     options = options or SystemOptions()
+    # python: modules: the allow list, and the operator's --workflows folders
+    policy = PythonPolicy.for_server(settings.python_modules, options.workflow_dirs)
     async with AsyncExitStack() as stack:
         database = await stack.enter_async_context(open_database(settings, max_size=20))
         store = PostgresEventStore(database.pool, segment_size=settings.segment_size)
@@ -86,7 +90,7 @@ async def open_system(
         timers.register(DELAYED_EVENT_KIND, delayed_event_handler(store))
         registry = NotifyingRegistry(database.pool)
         runtime = await stack.enter_async_context(
-            _open_runtime(database.pool, store, lifecycle, metrics, options)
+            _open_runtime(database.pool, store, lifecycle, metrics, options, policy)
         )
         dispatcher = await stack.enter_async_context(_open_dispatcher(database.pool, store, timers))
         registry.subscriber = await stack.enter_async_context(
@@ -108,9 +112,10 @@ async def open_system(
             lifecycle=lifecycle,
             dispatcher=dispatcher,
             schedules=schedules,
+            python_policy=policy,
         )
         for folder in options.workflow_dirs:
-            await deploy_folder(registry, folder)
+            await deploy_folder(registry, folder, policy)
         await schedules.sync_all()  # start.schedule of every deployed workflow
         yield services
 
@@ -154,6 +159,7 @@ async def _open_runtime(
     lifecycle: LifecyclePublisher,
     metrics: Metrics,
     options: SystemOptions,
+    policy: PythonPolicy,
 ) -> AsyncIterator[Any]:
     """The started durable runtime; on exit it stops first, so in-flight steps settle."""
     from tideflow.runtime.hosts.durable import DurableRuntime, RuntimeOptions
@@ -167,7 +173,7 @@ async def _open_runtime(
     async with calls:
         runtime = DurableRuntime(
             pool,
-            RuntimeOptions(base_dir=base_dir, functions=options.functions),
+            RuntimeOptions(base_dir=base_dir, functions=options.functions, python_policy=policy),
             invoker=calls,
             emit=emit,
             on_lifecycle=lambda event: _on_lifecycle(event, lifecycle, metrics),
@@ -232,22 +238,26 @@ def definition_files(folder: Path) -> list[Path]:
     )
 
 
-async def deploy_folder(registry: Any, folder: Path) -> list[str]:
+async def deploy_folder(
+    registry: Any, folder: Path, policy: PythonPolicy | None = None
+) -> list[str]:
     """Deploy every definition in ``folder``; log (never raise for) bad ones.
 
     Local references (``apis/pets.yaml``, ``python:`` modules) resolve
     against the folder: these files are the operator's, not a user's.
+    ``python:`` modules must pass ``policy`` (by default: those in ``folder``).
 
     Returns:
         ``id@version`` of each definition deployed.
     """
+    policy = policy or PythonPolicy.for_server(folders=[folder])
     deployed = []
     for path in definition_files(folder):
         media = "application/json" if path.suffix == ".json" else "application/yaml"
         try:
             text = path.read_text(encoding="utf-8")
             result = await deploy_definition(
-                registry, text, media, base_dir=path.parent, source=str(path)
+                registry, text, media, base_dir=path.parent, source=str(path), policy=policy
             )
         except (WorkflowLoadError, WorkflowValidationError) as exc:
             log.error("not deployed: %s", exc.message)

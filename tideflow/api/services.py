@@ -21,6 +21,7 @@ from tideflow.settings import Settings
 if TYPE_CHECKING:
     from tideflow.api.fastpath import Appender
     from tideflow.api.routes.metrics import Metrics
+    from tideflow.runtime.functions.policy import PythonPolicy
     from tideflow.runtime.hosts.durable import DurableRuntime
     from tideflow.runtime.lifecycle import LifecyclePublisher
     from tideflow.runtime.persistence import PostgresInstances, PostgresRegistry
@@ -49,6 +50,8 @@ class Services:
         lifecycle: Publishes lifecycle events to the bus ``tideflow.lifecycle``.
         dispatcher: Runs the subscriptions (``None``: no subscriptions API).
         schedules: Registers ``start.schedule`` of deployed workflows with the timers.
+        python_policy: Which modules ``python:`` functions of deployed definitions
+            may import (``None``: only ``settings.python_modules``).
     """
 
     settings: Settings
@@ -63,6 +66,7 @@ class Services:
     lifecycle: LifecyclePublisher | None = None
     dispatcher: Dispatcher | None = None
     schedules: WorkflowSchedules | None = None
+    python_policy: PythonPolicy | None = None
 
 
 ServicesOpener = Callable[[Settings], AbstractAsyncContextManager[Services]]

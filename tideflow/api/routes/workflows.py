@@ -3,9 +3,11 @@
 ``POST /workflows`` parses and validates the body the same way ``tideflow
 validate`` does, except that references to local files are not read (a
 server must not open files named by its users); the source is stored as
-submitted, beside the older versions of the same id. An invalid definition
-gets ``422`` with every problem and its path; an unparseable one ``400`` with
-the line.
+submitted, beside the older versions of the same id. A ``python:`` function
+whose module the server's policy refuses
+(:mod:`tideflow.runtime.functions.policy`) is a problem like any other. An
+invalid definition gets ``422`` with every problem and its path; an
+unparseable one ``400`` with the line.
 
 ``?dialect=sonataflow`` is kept with the version (as a ``dialect`` parameter
 of its stored content type) and turns on SonataFlow's leniencies when its
@@ -37,6 +39,7 @@ from tideflow.errors import (
     WorkflowLoadError,
     WorkflowValidationError,
 )
+from tideflow.runtime.functions.policy import PythonPolicy
 from tideflow.runtime.schedules import check_start_schedule
 from tideflow.workflow import load_and_validate, parse_document
 
@@ -114,6 +117,7 @@ async def deploy_definition(
     base_dir: FilePath | None = None,
     dialect: str | None = None,
     source: str = "<request body>",
+    policy: PythonPolicy | None = None,
 ) -> Deployed:
     """Parse, validate and store a definition as a new version.
 
@@ -125,6 +129,8 @@ async def deploy_definition(
             over HTTP) reads no local files at all.
         dialect: ``"sonataflow"`` or ``None``.
         source: How to name the definition in error messages.
+        policy: Which modules ``python:`` functions may import; by default
+            none (each refused function is a problem at ``functions[i].operation``).
 
     Raises:
         WorkflowLoadError: The text does not parse (its ``line`` set).
@@ -144,6 +150,8 @@ async def deploy_definition(
         raise WorkflowLoadError(f"{source}: {message}", source=source, line=exc.line) from None
     except WorkflowValidationError as exc:
         raise WorkflowValidationError(exc.problems, source=source) from None
+    if refused := (policy or PythonPolicy.for_server()).problems(model.functions):
+        raise WorkflowValidationError((*refused, *warnings), source=source)
     schedule_warnings = check_start_schedule(document, source)
     workflow_id = model.id or model.key
     if not workflow_id:  # the validator insists on one; stay safe anyway
@@ -215,8 +223,9 @@ async def deploy_workflow(
         raise InvalidArgument("the definition is not UTF-8 text", argument="body") from None
     if not text.strip():
         raise InvalidArgument("the request body is empty: send a definition", argument="body")
+    policy = services.python_policy or PythonPolicy.for_server(services.settings.python_modules)
     try:
-        deployed = await deploy_definition(registry, text, media, dialect=dialect)
+        deployed = await deploy_definition(registry, text, media, dialect=dialect, policy=policy)
     except WorkflowValidationError as exc:
         return invalid_response(exc)
     if services.schedules is not None:  # start.schedule: register, replace or cancel

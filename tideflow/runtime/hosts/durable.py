@@ -48,6 +48,7 @@ from tideflow.errors import (
 )
 from tideflow.runtime.effects import SubflowCall
 from tideflow.runtime.functions import FunctionInvoker
+from tideflow.runtime.functions.policy import PythonPolicy
 from tideflow.runtime.hosts._durable_effects import assemble
 from tideflow.runtime.hosts._durable_host import (
     EmitSink,
@@ -109,6 +110,9 @@ class DurableRuntime(RunnerServices):
         self._own_invoker = invoker is None
         self.invoker = invoker or FunctionInvoker(
             overrides=self.options.functions, servers=self.options.servers
+        )
+        self.python_policy = self.options.python_policy or PythonPolicy.for_server(
+            folders=[self.options.base_dir]
         )
         self.writer = JournalWriter(pool, self.options.owner, self.options.lease_seconds, clock)
         self.worker = Worker(
