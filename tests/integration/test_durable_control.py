@@ -306,3 +306,29 @@ async def test_a_state_deadline_wakes_a_parked_instance_and_times_it_out(pool) -
     assert done.status == "failed"
     assert done.error["code"] == "TIMEOUT"
     assert [e["key"] for e in journal if e["op"] == "deadline"] == ["Wait/timeout:state"]
+
+
+async def test_a_process_that_lost_the_lease_cannot_write_the_journal(pool) -> None:
+    calls = Calls()
+    calls.gate = asyncio.Event()
+    await deploy(pool, SLOW)
+    async with runtime(pool, calls) as rt:
+        row = await rt.start_instance("slow2", {"n": 0})
+        await _until(lambda: _called(calls))
+        async with pool.acquire() as conn:  # another process took the instance over
+            await conn.execute(
+                "UPDATE tideflow_instances SET lease_owner = 'other', lease_until = now()"
+                " + interval '1 minute' WHERE id = $1",
+                row.id,
+            )
+        calls.gate.set()
+        await _until(lambda: _gone(rt))  # the runner noticed at its commit and stopped
+        journal = await rt.instances.journal(row.id, 1)
+        held = await rt.instances.get(row.id)
+    assert [e for e in journal if e["op"] == "call"] == []  # its result was fenced off
+    assert held.lease_owner == "other"
+    assert held.status == "running"
+
+
+async def _gone(rt) -> bool:
+    return rt.running == 0
