@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -93,6 +94,11 @@ class Migration:
     name: str
     sql: str
 
+    @property
+    def checksum(self) -> str:
+        """MD5 of the SQL, recorded when applied, to notice a file edited afterwards."""
+        return hashlib.md5(self.sql.encode(), usedforsecurity=False).hexdigest()
+
 
 def list_migrations(package: str = MIGRATIONS_PACKAGE) -> list[Migration]:
     """Every migration in ``package``, by version.
@@ -133,7 +139,10 @@ async def migrate(
     await conn.execute(_Q["migration_lock"], MIGRATION_LOCK_KEY)
     try:
         await conn.execute(_Q["create_migrations_table"])
-        done = {row["version"] for row in await conn.fetch(_Q["applied_migrations"])}
+        done = {
+            row["version"]: row["checksum"] for row in await conn.fetch(_Q["applied_migrations"])
+        }
+        _warn_if_edited(todo, done)
         applied = []
         for migration in todo:
             if migration.version in done:
@@ -141,7 +150,12 @@ async def migrate(
             try:
                 async with conn.transaction():
                     await conn.execute(migration.sql)
-                    await conn.execute(_Q["record_migration"], migration.version, migration.name)
+                    await conn.execute(
+                        _Q["record_migration"],
+                        migration.version,
+                        migration.name,
+                        migration.checksum,
+                    )
             except asyncpg.PostgresError as exc:
                 raise StoreError(
                     f"migration {migration.version:04d}_{migration.name}.sql failed: {exc}"
@@ -151,6 +165,18 @@ async def migrate(
         return applied
     finally:
         await conn.execute(_Q["migration_unlock"], MIGRATION_LOCK_KEY)
+
+
+def _warn_if_edited(migrations: list[Migration], applied: dict[int, str | None]) -> None:
+    for migration in migrations:
+        recorded = applied.get(migration.version)
+        if recorded is not None and recorded != migration.checksum:
+            log.warning(
+                "migration %04d_%s.sql changed after it was applied to this database; "
+                "the change is not in its schema (recreate the database to get it)",
+                migration.version,
+                migration.name,
+            )
 
 
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:

@@ -117,6 +117,24 @@ async def test_a_failing_migration_names_itself_and_keeps_earlier_ones(blank_url
         await conn.close()
 
 
+async def test_an_edited_migration_is_reported(
+    blank_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    conn = await asyncpg.connect(blank_url)
+    try:
+        await migrate(conn, [Migration(9001, "first", "CREATE TABLE mig_a (x int);")])
+        rows = await conn.fetch("SELECT checksum FROM tideflow_migrations")
+        assert [r["checksum"] for r in rows] == [
+            Migration(9001, "first", "CREATE TABLE mig_a (x int);").checksum
+        ]
+        with caplog.at_level("WARNING", logger="tideflow.db"):
+            edited = Migration(9001, "first", "CREATE TABLE mig_a (y int);")
+            assert await migrate(conn, [edited]) == []
+        assert "9001_first.sql changed after it was applied" in caplog.text
+    finally:
+        await conn.close()
+
+
 def test_parse_queries() -> None:
     queries = parse_queries(
         "-- first --\n-- what it does\nSELECT 1;\n\n-- second --\n-- more\nSELECT $1\nFROM t;\n"

@@ -5,6 +5,7 @@ CREATE TABLE IF NOT EXISTS tideflow_migrations (
     name text NOT NULL,
     applied_at timestamptz NOT NULL DEFAULT now()
 );
+ALTER TABLE tideflow_migrations ADD COLUMN IF NOT EXISTS checksum text;
 
 -- migration_lock --
 -- Take the session advisory lock that serializes migrations across processes
@@ -16,8 +17,8 @@ SELECT pg_advisory_unlock($1);
 
 -- applied_migrations --
 -- Versions already applied, in order
-SELECT version, name FROM tideflow_migrations ORDER BY version;
+SELECT version, name, checksum FROM tideflow_migrations ORDER BY version;
 
 -- record_migration --
 -- Record one migration as applied (in the transaction that applied it)
-INSERT INTO tideflow_migrations (version, name) VALUES ($1, $2);
+INSERT INTO tideflow_migrations (version, name, checksum) VALUES ($1, $2, $3);
