@@ -332,3 +332,34 @@ async def test_a_process_that_lost_the_lease_cannot_write_the_journal(pool) -> N
 
 async def _gone(rt) -> bool:
     return rt.running == 0
+
+
+WAITING_CHILD = workflow(
+    "waiting-child",
+    [{"name": "Wait", "type": "event", "onEvents": [{"eventRefs": ["go"]}], "end": True}],
+    events=[{"name": "go", "type": "go", "source": "test"}],
+)
+
+
+def _async_parent(wf_id: str, on_parent_complete: str) -> str:
+    ref = {"workflowId": "waiting-child", "invoke": "async", "onParentComplete": on_parent_complete}
+    return workflow(
+        wf_id,
+        [{"name": "Start", "type": "operation", "actions": [{"subFlowRef": ref}], "end": True}],
+    )
+
+
+async def test_async_subflows_end_with_their_parent_only_when_asked(pool) -> None:
+    calls = Calls()
+    await deploy(pool, WAITING_CHILD)
+    await deploy(pool, _async_parent("ends-children", "terminate"))
+    await deploy(pool, _async_parent("leaves-children", "continue"))
+    async with runtime(pool, calls) as rt:
+        ended = await rt.start_instance("ends-children", {})
+        left = await rt.start_instance("leaves-children", {})
+        assert (await rt.wait_for_completion(ended.id, 10)).status == "completed"
+        assert (await rt.wait_for_completion(left.id, 10)).status == "completed"
+        children = {c.parent_id: c for c in (await rt.instances.list(workflow="waiting-child"))[0]}
+        await _until(lambda: _status(rt, children[left.id].id, "waiting"))
+        assert (await rt.wait_for_completion(children[ended.id].id, 10)).status == "cancelled"
+    assert (await rt.instances.get(children[left.id].id)).status == "waiting"

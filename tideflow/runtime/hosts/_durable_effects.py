@@ -310,7 +310,9 @@ class DurableEffects:
                 child = child_id(self._r.instance_id, self._r.run_no, call.key)
                 parent_key = None if call.invoke == "async" else call.key
                 await self._r.host.start_child(call, child, self._r.instance_id, parent_key)
-                await self.record("subflow.start", call.key, {"result": child})
+                terminate = call.invoke == "async" and call.on_parent_complete == "terminate"
+                entry = {"result": child, "terminate": terminate}
+                await self.record("subflow.start", call.key, entry)
             if call.invoke == "async":
                 await self.record("subflow", call.key, {"result": None})
                 return None
@@ -355,6 +357,14 @@ class DurableEffects:
         finally:
             _expired.reset(token)
         raise StepTimeout(key=deadline.key, kind=deadline.kind)
+
+    def children_to_terminate(self) -> list[str]:
+        """Async sub-flows started with ``onParentComplete: terminate``."""
+        return [
+            e["result"]
+            for (op, _), e in self.entries.items()
+            if op == "subflow.start" and e.get("terminate")
+        ]
 
     @staticmethod
     def enclosing_dues() -> tuple[datetime, ...]:

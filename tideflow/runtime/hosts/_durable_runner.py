@@ -98,6 +98,7 @@ class InstanceRunner:
         self._task: asyncio.Task[RunResult] | None = None
         self._skip = 0
         self._wake: datetime | None = None
+        self._effects: DurableEffects | None = None
         self._started: dict[str, float] = {}
 
     # --- called by the effects ------------------------------------------------------
@@ -258,7 +259,7 @@ class InstanceRunner:
             )
         except (WorkflowNotFound, WorkflowLoadError, WorkflowValidationError) as exc:
             return Failed(error=_host_error("definition", str(exc), code="DEFINITION"))
-        effects = DurableEffects(self, journal)
+        effects = self._effects = DurableEffects(self, journal)
         token = current_runner.set(self)
         try:
             self._task = asyncio.ensure_future(
@@ -304,6 +305,7 @@ class InstanceRunner:
                 self.host.lifecycle(status, self, run=self.run_no)
                 if status == "cancelled":
                     self.host.finished(self.instance_id)
+                    await self._terminate_children()
         elif reason == "shutdown":
             await writer.transition(self.instance_id, Stop(status=None))
 
@@ -322,6 +324,14 @@ class InstanceRunner:
                 change.status, self, error=change.error, output=change.output, run=self.run_no
             )
             self.host.finished(self.instance_id, control.row)
+            await self._terminate_children()
+
+    async def _terminate_children(self) -> None:
+        # onParentComplete: terminate -- after the parent's end is committed
+        # (a crash in between leaves those children running).
+        if self._effects is not None:
+            for child in self._effects.children_to_terminate():
+                await self.host.cancel_child(child)
 
     async def _continue(self, result: ContinuedAs) -> bool:
         version = await self.host.resolve_version(result.workflow_id, result.version)

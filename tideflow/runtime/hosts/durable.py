@@ -353,6 +353,13 @@ class DurableRuntime(RunnerServices):
             self.finished(instance_id)
         return row
 
+    async def cancel_child(self, instance_id: str) -> None:
+        """Cancel a sub-flow whose parent ended (``onParentComplete: terminate``)."""
+        with contextlib.suppress(InstanceNotFound):
+            row = await self.instances.get(instance_id)
+            if not row.final:
+                await self.cancel(instance_id)
+
     async def suspend(self, instance_id: str) -> InstanceRow:
         """Suspend now when idle, else at the instance's next step."""
         row = await self.instances.request_suspend(instance_id)
