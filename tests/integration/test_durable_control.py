@@ -363,3 +363,35 @@ async def test_async_subflows_end_with_their_parent_only_when_asked(pool) -> Non
         await _until(lambda: _status(rt, children[left.id].id, "waiting"))
         assert (await rt.wait_for_completion(children[ended.id].id, 10)).status == "cancelled"
     assert (await rt.instances.get(children[left.id].id)).status == "waiting"
+
+
+SLOW_CHILD_PARENT = workflow(
+    "impatient",
+    [
+        {
+            "name": "Call",
+            "type": "operation",
+            "timeouts": {"actionExecTimeout": "PT0.3S"},
+            "actions": [{"subFlowRef": {"workflowId": "waiting-child"}}],
+            "end": True,
+        }
+    ],
+)
+
+
+async def test_a_sync_subflow_past_its_action_timeout_times_the_parent_out(pool) -> None:
+    calls = Calls()
+    await deploy(pool, WAITING_CHILD)
+    await deploy(pool, SLOW_CHILD_PARENT)
+    async with runtime(pool, calls) as rt:
+        row = await rt.start_instance("impatient", {})
+        done = await rt.wait_for_completion(row.id, 10)
+        (child,), _ = await rt.instances.list(workflow="waiting-child")
+        child_id = child.id
+        await rt.deliver_events(child_id, (await rt.instances.waits(child_id))[0]["wait_key"], [])
+        await rt.wait_for_completion(child_id, 10)  # ends late: its answer changes nothing
+        journal = await rt.instances.journal(row.id, 1)
+    assert done.status == "failed"
+    assert done.error["code"] == "TIMEOUT"
+    answers = [e for e in journal if e["op"] == "subflow"]
+    assert [a["error"]["type"] for a in answers] == ["StepTimeout"]

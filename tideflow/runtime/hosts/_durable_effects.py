@@ -316,7 +316,16 @@ class DurableEffects:
             if call.invoke == "async":
                 await self.record("subflow", call.key, {"result": None})
                 return None
-        return await self._r.park(wake=None)
+            due = await self._due(call.key, call.timeout_seconds)
+            if due is not None and due <= self.now_value():
+                # Decided under the parent's row lock: the child's answer or the timeout.
+                error = error_entry(StepTimeout(key=call.key, kind="action"))
+                entry = await self._r.host.settle(
+                    self._r.instance_id, self._r.run_no, "subflow", call.key, {"error": error}
+                )
+                self.entries[("subflow", call.key)] = {"op": "subflow", "key": call.key, **entry}
+                return _answer(entry)
+        return await self._r.park(wake=due)
 
     async def within(self, deadline: Deadline, body: Callable[[], Awaitable[T]]) -> T:
         """Enforce a deadline whose due time is journaled, across parks and crashes."""

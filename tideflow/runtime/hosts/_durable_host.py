@@ -26,7 +26,7 @@ from tideflow.runtime.functions.policy import PythonPolicy
 from tideflow.runtime.functions.python import PythonFunction
 from tideflow.runtime.hosts._durable_runner import current_runner
 from tideflow.runtime.interpreter import Interpreter
-from tideflow.runtime.persistence import PostgresRegistry, Q, loads
+from tideflow.runtime.persistence import PostgresRegistry, Q, dumps, loads
 from tideflow.runtime.result import Step
 from tideflow.runtime.state import InstanceState
 from tideflow.settings import Settings
@@ -249,6 +249,21 @@ class RunnerServices:
                 return loads(entry).get("result")
             await conn.execute(Q["time_out_wait"], instance_id, wait_key, run_no)
         return None
+
+    async def settle(
+        self, instance_id: str, run_no: int, op: str, key: str, entry: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Journal ``entry`` for a step unless another answer got there first; return the winner.
+
+        The instance's row lock orders this against a child answering its parent.
+        """
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(Q["lock_instance"], instance_id)
+            found = await conn.fetchval(Q["journal_entry"], instance_id, run_no, op, key)
+            if found is not None:
+                return loads(found)  # type: ignore[no-any-return]
+            await conn.execute(Q["insert_entry"], instance_id, run_no, op, key, dumps(entry))
+        return entry
 
     async def drop_waits(self, instance_id: str, prefix: str | None) -> None:
         """Forget the event waits whose keys start with ``prefix`` (all with ``None``)."""

@@ -406,3 +406,12 @@ VALUES ($1, $3, 'wait', $2, '{"result": null}'::jsonb);
 -- A deadline expired: forget the event waits inside it (all of them when $2 is NULL)
 DELETE FROM tideflow_event_waits
 WHERE instance_id = $1 AND ($2::text IS NULL OR starts_with(wait_key, $2));
+
+-- lock_instance --
+-- Lock an instance's row (orders a timeout against a child answering its parent)
+SELECT id FROM tideflow_instances WHERE id = $1 FOR UPDATE;
+
+-- insert_entry --
+-- One journal entry, written directly (a step settled under the instance's lock)
+INSERT INTO tideflow_journal (instance_id, run_no, op, step_key, entry)
+VALUES ($1, $2, $3, $4, $5::jsonb);
