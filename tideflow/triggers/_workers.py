@@ -184,17 +184,26 @@ class HttpWorker(Worker):
                         await self._redeliver(offset, attempt)
                     else:
                         await self._deliver(offset, event, attempt)
+                except Exception:  # a bug: keep the event pending and try it again later
+                    log.exception("subscription %s: delivering offset %d failed", self.id, offset)
+                    await self.host.clock.sleep(5.0)
+                    self._queue.append((offset, event, attempt))
                 finally:
                     self._busy -= 1
         finally:
             self._lanes -= 1
 
     async def _redeliver(self, offset: int, attempt: int) -> None:
-        try:
-            stored = await self.host.store.get(self.subscription.bus, offset)
-        except (EventNotFound, BusNotFound):  # dropped by retention meanwhile: nothing to send
-            self._finish(offset)
-            return
+        while True:
+            try:
+                stored = await self.host.store.get(self.subscription.bus, offset)
+                break
+            except (EventNotFound, BusNotFound):  # dropped by retention: nothing to send
+                self._finish(offset)
+                return
+            except TideflowError as exc:  # the database is down: the event stays pending
+                log.warning("subscription %s: reading offset %d failed: %s", self.id, offset, exc)
+                await self.host.clock.sleep(1.0)
         await self._deliver(offset, stored.event, attempt)
 
     async def _deliver(self, offset: int, event: Mapping[str, Any], attempt: int) -> None:
