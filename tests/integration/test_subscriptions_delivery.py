@@ -309,7 +309,6 @@ async def test_ordered_delivers_one_at_a_time_in_offset_order(system: System) ->
     await system.fire_retries(1)
     await system.sink.wait_for(lambda: len(system.sink.ids("/o")) == 6)
     assert system.sink.ids("/o") == ["e-1", "e-2", "e-2", "e-3", "e-4", "e-5"]
-    assert system.sink.peak_in_flight >= 1
     assert (await _settled(system, sub_id, 5)).committed_offset == 5
 
 
