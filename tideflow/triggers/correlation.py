@@ -157,6 +157,7 @@ class WorkflowSubscriber:
 
     async def consume(self, batch: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
         """Handle a batch of events from the bus (the dispatcher's :data:`Consumer`)."""
+        batch = [(offset, self.index.aliased(event)) for offset, event in batch]
         for offset, event in batch:
             for spec in self.index.starting(event):
                 try:

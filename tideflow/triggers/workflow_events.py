@@ -243,6 +243,20 @@ class SubscriberIndex:
                 found.append(key)
         return found
 
+    def aliased(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """``event`` with each correlation attribute also under its definition's name.
+
+        A definition may name an attribute ``patientId``; CloudEvents carry it
+        as ``patientid``. The copy has both, so the runtime's own checks and
+        the values it binds from the first event see the definition's name.
+        """
+        copy = dict(event)
+        for names in self.shapes.get(str(event.get("type")), ()):
+            for name in names:
+                if name not in copy and not name.islower() and name.lower() in copy:
+                    copy[name] = copy[name.lower()]
+        return copy
+
     def starting(self, event: Mapping[str, Any]) -> list[StartSpec]:
         """The start specs one of whose events ``event`` matches."""
         specs = self.starts.get(str(event.get("type")), [])
