@@ -131,11 +131,12 @@ async def running(pg_url: str, pool_size: int = 12) -> AsyncIterator[System]:
                 subscriber = WorkflowSubscriber(pool, runtime, dispatcher)
                 registry.subscriber = subscriber
                 await subscriber.start()
+                system = System(pool, store, runtime, registry, subscriber, calls)
                 try:
-                    yield System(pool, store, runtime, registry, subscriber, calls)
+                    yield system
                 finally:
-                    await subscriber.stop()
-                    await dispatcher.stop()
+                    await system.subscriber.stop()
+                    await system.subscriber.dispatcher.stop()
     finally:
         await pool.close()
 
@@ -253,3 +254,58 @@ async def test_a_start_event_creates_one_instance_per_event_and_redelivery_adds_
         await system.subscriber.consume(batch)
         results = await outputs(system)
         assert sorted(output["go"] for _, output in results.values()) == [0, 1, 2]
+
+
+async def test_a_produced_event_resumes_the_instance_waiting_for_it(pg_url: str) -> None:
+    producer = {
+        "id": "producer",
+        "version": "1",
+        "specVersion": "0.8",
+        "start": "Make",
+        "events": [{"name": "Made", "type": KEYED, "source": "/test", "kind": "produced"}],
+        "states": [
+            {
+                "name": "Make",
+                "type": "inject",
+                "data": {"key": "p-1"},
+                "end": {
+                    "produceEvents": [
+                        {
+                            "eventRef": "Made",
+                            "data": "${ {key: .key, n: 5} }",
+                            "contextAttributes": {"orderkey": "p-1"},
+                        }
+                    ]
+                },
+            }
+        ],
+    }
+    async with running(pg_url) as system:
+        await system.deploy(keyed_workflow())
+        await system.deploy(json.dumps(producer))
+        waiting = await system.runtime.start_instance("keyed", {"key": "p-1"})
+        assert await system.until(WAITING, 1, KEYED) == 1
+        await system.runtime.start_instance("producer", {})
+        done = await system.runtime.wait_for_completion(waiting.id, 60)
+        assert done.status == "completed"
+        assert done.output == {"key": "p-1", "got": {"key": "p-1", "n": 5}}
+
+
+async def test_waits_and_events_survive_a_restart_of_the_subscriber(pg_url: str) -> None:
+    async with running(pg_url) as system:
+        await system.deploy(keyed_workflow())
+        started = await start_many(system.runtime, "keyed", ["r-1", "r-2"])
+        assert await system.until(WAITING, 2, KEYED) == 2
+        # The dispatcher and the subscriber stop (as in a restart); events arrive meanwhile.
+        await system.subscriber.stop()
+        await system.subscriber.dispatcher.stop()
+        await system.store.append(DEFAULT_BUS, [keyed_event("r-2"), keyed_event("r-1")])
+        dispatcher = Dispatcher(system.store, PostgresSubscriptions(system.pool))
+        await dispatcher.start()
+        subscriber = WorkflowSubscriber(system.pool, system.runtime, dispatcher)
+        await subscriber.start()
+        system.registry.subscriber = system.subscriber = subscriber
+        assert await system.until(COMPLETED, 2) == 2
+        results = await outputs(system)
+        assert {results[i][1]["got"]["key"] for i in started} == {"r-1", "r-2"}
+        assert all(results[i][1]["got"]["key"] == k for i, k in started.items())
