@@ -93,7 +93,7 @@ class InstanceRunner:
         self._active = 0
         self._ticks = 0
         self._parked: list[_Parked] = []
-        self._quiet = asyncio.Event()
+        self._signal: asyncio.Future[None] | None = None
         self._stop: str | None = None
         self._task: asyncio.Task[RunResult] | None = None
         self._skip = 0
@@ -114,7 +114,7 @@ class InstanceRunner:
             self._active -= 1
             self._ticks += 1
             if self._active == 0 and self._parked:
-                self._quiet.set()
+                self._poke()
 
     async def commit(self, op: str, key: str, entry: dict[str, Any]) -> None:
         """Journal an entry and wait for its commit; apply what the commit reports."""
@@ -154,7 +154,7 @@ class InstanceRunner:
         self._parked.append(parked)
         self._ticks += 1
         if self._active == 0:
-            self._quiet.set()
+            self._poke()
         try:
             return await parked.future
         finally:
@@ -267,13 +267,15 @@ class InstanceRunner:
             )
         finally:
             current_runner.reset(token)
+        loop = asyncio.get_running_loop()
+        self._signal = loop.create_future()
+        self._task.add_done_callback(self._poke)
         while True:
-            quiet = asyncio.ensure_future(self._quiet.wait())
-            await asyncio.wait({self._task, quiet}, return_when=asyncio.FIRST_COMPLETED)
-            quiet.cancel()
+            # Woken when the run ends or every effect left is parked (no task per wait).
+            await self._signal
             if self._task.done():
                 break
-            self._quiet.clear()
+            self._signal = loop.create_future()
             if await self._settled():
                 dues = [p.due for p in self._parked if p.due is not None]
                 self._wake = min(dues) if dues else None
@@ -283,6 +285,10 @@ class InstanceRunner:
             await self._stopped(self._stop or "lost")
             return None
         return self._task.result()
+
+    def _poke(self, _task: object = None) -> None:
+        if self._signal is not None and not self._signal.done():
+            self._signal.set_result(None)
 
     async def _settled(self) -> bool:
         ticks = self._ticks
