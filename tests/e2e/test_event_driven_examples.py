@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -192,7 +192,7 @@ def test_finalize_college_application_waits_for_all_three_correlated_events(
 ) -> None:
     deploy(client, spec_text("finalizeCollegeApplication.yaml"))
     source = "applicationsource"
-    parts = {
+    parts: dict[str, Callable[[str], dict[str, Any]]] = {
         "org.application.submitted": lambda a: {"applicantId": a, "application": "submitted"},
         "org.application.satscores": lambda a: {"sat": 1450},
         "org.application.recommendationLetter": lambda a: {"letter": "strong"},
