@@ -117,9 +117,7 @@ class PythonPolicy:
         even inside a folder (a virtual environment in a project folder).
         """
         found = module_file(name, self.folders)
-        if found is None or any(found.is_relative_to(d) for d in _library_dirs()):
-            return False
-        return any(found.is_relative_to(f) for f in self.folders)
+        return found is not None and _trusted_file(found, self.folders)
 
     def refusal(self, operation: str) -> str | None:
         """Why ``operation`` (``python:module:function``) may not run here; ``None`` if it may."""
@@ -191,8 +189,8 @@ def module_file(name: str, folders: Sequence[Path] = ()) -> Path | None:
     executed: their submodules are looked up in the package's folder.
 
     Returns:
-        The absolute, resolved file; ``None`` when the module is not found or
-        has no file (built-in, frozen, namespace package).
+        The absolute file (symbolic links not resolved); ``None`` when the
+        module is not found or has no file (built-in, frozen, namespace package).
     """
     parts = name.split(".")
     spec = _top_spec(parts[0], folders)
@@ -204,7 +202,20 @@ def module_file(name: str, folders: Sequence[Path] = ()) -> Path | None:
         return None
     if not os.path.isabs(spec.origin):  # "built-in", "frozen": never a trusted file
         return None
-    return Path(spec.origin).resolve()
+    return Path(spec.origin)
+
+
+@functools.lru_cache(maxsize=4096)
+def _trusted_file(path: Path, folders: tuple[Path, ...]) -> bool:
+    """Whether ``path`` (resolved) lies in a folder and outside installed code.
+
+    Cached: resolving a path costs a system call per component, and the
+    durable host asks before every call.
+    """
+    found = path.resolve()
+    if any(found.is_relative_to(d) for d in _library_dirs()):
+        return False
+    return any(found.is_relative_to(f) for f in folders)
 
 
 def _loaded_spec(name: str) -> ModuleSpec | None:
