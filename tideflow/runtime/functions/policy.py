@@ -15,6 +15,8 @@ imported only when
   found the way the import finds it -- already imported modules, then the
   interpreter's search path, then the folders -- with :mod:`importlib`'s
   finders, which run none of the module's code (nor its packages').
+  Installed code (standard library, site-packages) never counts, even below
+  a folder (a virtual environment inside a project folder).
 
 A server also calls only public names: no part of the function's attribute
 path may start with ``_``.
