@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import platformdirs
@@ -34,7 +34,7 @@ class Settings:
     """
 
     database_url: str | None = None
-    home: Path = _default_home()
+    home: Path = field(default_factory=_default_home)
     host: str = "127.0.0.1"
     port: int = 8080
     max_request_bytes: int = 1024 * 1024
