@@ -191,7 +191,7 @@ async def store_read(ctx: Context) -> dict[str, Any]:
 async def http(ctx: Context) -> list[dict[str, Any]]:
     """The HTTP scenarios of bench/ingest_http.py against the same database."""
     sys.path.insert(0, os.path.join(ROOT, "bench"))
-    import ingest_http
+    import ingest_http  # type: ignore[import-not-found]  # bench/ is not a package
 
     async def limit_now() -> float:  # the limit again, next to each HTTP batched round
         ctx.round += 1

@@ -174,5 +174,6 @@ async def test_embedded_server_in_home_when_no_url(tmp_path: Path) -> None:
                 list_migrations()
             )
         finally:
-            database.embedded.stop()
+            if database.embedded is not None:
+                database.embedded.stop()
     assert (tmp_path / "home" / "pgdata" / "PG_VERSION").exists()
