@@ -349,6 +349,41 @@ async def _until(conn: Any, query: str, count: int, *args: Any) -> None:
         await asyncio.sleep(0.1)
 
 
+async def _post_at_rate(
+    url: str, keys: list[str], rate: float
+) -> tuple[dict[str, float], list[float]]:
+    """POST one event per key (binary mode, aiohttp) on an open-loop schedule of ``rate``/s.
+
+    Returns the wall time just before each POST (by key) and each POST's latency (ms).
+    """
+    sent_at: dict[str, float] = {}
+    acks: list[float] = []
+    connector = aiohttp.TCPConnector(limit=512)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def post(key: str) -> None:
+            headers = {
+                "ce-specversion": "1.0", "ce-id": f"e-{key}", "ce-source": "/bench",
+                "ce-type": "bench.keyed", "ce-benchkey": key, "content-type": "application/json",
+            }  # fmt: skip
+            sent_at[key] = time.time()  # compared with the database clock
+            started = time.perf_counter()
+            async with session.post(f"{url}/events", data=b'{"n":1}', headers=headers) as reply:
+                await reply.read()
+                acks.append((time.perf_counter() - started) * 1000)
+                reply.raise_for_status()
+
+        begin = time.perf_counter()
+        tasks = []
+        for n, key in enumerate(keys):
+            delay = begin + n / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(post(key)))
+        await asyncio.gather(*tasks)
+    return sent_at, acks
+
+
 async def event_to_instance(dsn: str, count: int, rate: float) -> dict[str, Any]:
     """Event POST -> waiting instance resumed and completed, at ``rate`` events per second.
 
@@ -374,29 +409,7 @@ async def event_to_instance(dsn: str, count: int, rate: float) -> dict[str, Any]
             waiting = "SELECT count(*) FROM tideflow_correlation_keys WHERE instance_id = ANY($1)"
             await _until(conn, waiting, count, list(ids.values()))
             keys = random.Random(5).sample(sorted(ids), count)
-            sent_at: dict[str, float] = {}
-            acks: list[float] = []
-
-            async def post(key: str) -> None:
-                headers = {
-                    "ce-specversion": "1.0", "ce-id": f"e-{key}", "ce-source": "/bench",
-                    "ce-type": "bench.keyed", "ce-benchkey": key,
-                    "content-type": "application/json",
-                }  # fmt: skip
-                sent_at[key] = time.time()  # compared with the database clock
-                started = time.perf_counter()
-                response = await client.post(f"{url}/events", content=b'{"n":1}', headers=headers)
-                acks.append((time.perf_counter() - started) * 1000)
-                response.raise_for_status()
-
-            begin = time.perf_counter()
-            tasks = []
-            for n, key in enumerate(keys):
-                delay = begin + n / rate - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                tasks.append(asyncio.create_task(post(key)))
-            await asyncio.gather(*tasks)
+            sent_at, acks = await _post_at_rate(url, keys, rate)
             query = "SELECT count(ended_at) FROM tideflow_instances WHERE id = ANY($1)"
             await _until(conn, query, count, list(ids.values()))
             rows = await conn.fetch(

@@ -158,12 +158,14 @@ class WorkflowSubscriber:
     async def consume(self, batch: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
         """Handle a batch of events from the bus (the dispatcher's :data:`Consumer`)."""
         batch = [(offset, self.index.aliased(event)) for offset, event in batch]
+        exclusive = []
         for offset, event in batch:
             for spec in self.index.starting(event):
-                try:
+                if spec.exclusive:  # independent instances: started together
+                    exclusive.append(self._start(spec, offset, event))
+                else:  # partial sets change in offset order
                     await self._start(spec, offset, event)
-                except TideflowError as exc:
-                    log.error("starting %s from event %s failed: %s", spec.workflow_id, offset, exc)
+        await asyncio.gather(*exclusive)
         unmatched = await self._resume(batch)
         if unmatched:
             await self._keep(unmatched)
@@ -173,6 +175,12 @@ class WorkflowSubscriber:
                 await conn.execute(Q["expire_pending"], self.pending_seconds)
 
     async def _start(self, spec: StartSpec, offset: int, event: Mapping[str, Any]) -> None:
+        try:
+            await self._start_one(spec, offset, event)
+        except TideflowError as exc:
+            log.error("starting %s from event %s failed: %s", spec.workflow_id, offset, exc)
+
+    async def _start_one(self, spec: StartSpec, offset: int, event: Mapping[str, Any]) -> None:
         if spec.exclusive:
             await self._launch(spec, start_instance_id(spec, offset), [dict(event)])
             return
@@ -318,10 +326,12 @@ class WorkflowSubscriber:
     async def _from_inbox(self, waits: Sequence[tuple[str, str]]) -> None:
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(Q["get_inbox"], [w[0] for w in waits], [w[1] for w in waits])
-        for row in rows:
-            await self._answer((row["instance_id"], row["wait_key"]), loads(row["events"]))
-            async with self.pool.acquire() as conn:
-                await conn.execute(Q["delete_inbox"], row["instance_id"], row["wait_key"])
+        await asyncio.gather(*(self._answer_inbox(row) for row in rows))
+
+    async def _answer_inbox(self, row: Mapping[str, Any]) -> None:
+        await self._answer((row["instance_id"], row["wait_key"]), loads(row["events"]))
+        async with self.pool.acquire() as conn:
+            await conn.execute(Q["delete_inbox"], row["instance_id"], row["wait_key"])
 
     async def _from_pending(self, waits: Sequence[tuple[str, str]]) -> None:
         """Deliver kept events to ``waits`` (those that arrived after each instance started)."""
