@@ -167,6 +167,7 @@ class WorkflowSubscriber:
                     await self._start(spec, offset, event)
         await asyncio.gather(*exclusive)
         unmatched = await self._resume(batch)
+        unmatched = [u for u in unmatched if u[1].get("type") in self.index.kept]
         if unmatched:
             await self._keep(unmatched)
         self._batches += 1

@@ -146,6 +146,9 @@ class WorkflowEvents:
     shapes: tuple[Shape, ...]
     """Every consumed event definition's shape (and every subset of its names:
     a wait whose values are not bound yet is indexed by the bound ones only)."""
+    kept: frozenset[str] = frozenset()
+    """Types of the consumed events the start state does not list: an event of
+    such a type that nobody waits for yet is kept for instances that wait later."""
 
 
 def _match(workflow: Workflow, name: str) -> EventMatch:
@@ -204,7 +207,12 @@ def compile_workflow(workflow: Workflow, version: str) -> WorkflowEvents:
         names = tuple(sorted(c.context_attribute_name for c in definition.correlation))
         for subset in _subsets(names)[:64]:  # 6 attributes at most: keep the lookup small
             shapes[Shape(type=definition.type, names=tuple(sorted(subset)))] = None
-    return WorkflowEvents(start=_start(workflow, version), shapes=tuple(shapes))
+    start = _start(workflow, version)
+    starting = {m.type for m in start.events} if start is not None else set()
+    kept = frozenset(
+        d.type for d in workflow.events if d.kind == "consumed" and d.type not in starting
+    )
+    return WorkflowEvents(start=start, shapes=tuple(shapes), kept=kept)
 
 
 @dataclass(slots=True)
@@ -217,6 +225,8 @@ class SubscriberIndex:
     """Event type -> the start specs listing it."""
     shapes: dict[str, set[tuple[str, ...]]] = field(default_factory=dict)
     """Event type -> correlation name sets instances may wait with."""
+    kept: set[str] = field(default_factory=set)
+    """Event types kept when nobody waits for them yet (see :attr:`WorkflowEvents.kept`)."""
 
     def put(self, workflow_id: str, events: WorkflowEvents | None) -> None:
         """Set (or with ``None`` drop) one workflow's subscriptions and rebuild the maps."""
@@ -233,6 +243,7 @@ class SubscriberIndex:
                 for match in compiled.start.events:
                     self.starts.setdefault(match.type, []).append(compiled.start)
         self.shapes = shapes
+        self.kept = {t for compiled in self.compiled.values() for t in compiled.kept}
 
     def keys(self, event: Mapping[str, Any]) -> list[dict[str, str]]:
         """Every correlation key under which a waiting instance may be indexed for ``event``."""
