@@ -17,6 +17,7 @@ message is ``str(exc)``; it is retryable unless the exception has
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import sys
@@ -99,7 +100,24 @@ def _import(name: str, base_dir: Path | None) -> Any:
 
 
 def wants_idempotency_key(function: PythonFunction) -> bool:
-    """Whether ``function`` accepts an ``idempotency_key`` keyword."""
+    """Whether ``function`` accepts an ``idempotency_key`` keyword.
+
+    The answer is cached per callable (``inspect.signature`` costs ~20 us,
+    a durable step's function call is paid on every step); callables that
+    cannot be hashed are inspected each time.
+    """
+    try:
+        return _wants_key_cached(function)
+    except TypeError:
+        return _wants_key(function)
+
+
+@functools.lru_cache(maxsize=1024)
+def _wants_key_cached(function: PythonFunction) -> bool:
+    return _wants_key(function)
+
+
+def _wants_key(function: PythonFunction) -> bool:
     try:
         params = inspect.signature(function).parameters.values()
     except (TypeError, ValueError):
