@@ -8,6 +8,8 @@ from collections import Counter
 import pytest
 
 from tests.integration.durable_support import Calls, call_state, deploy, runtime, workflow
+from tideflow.runtime.wakeups import WAKE_KIND
+from tideflow.timer.records import TimerState
 
 LOOP = workflow(
     "loop",
@@ -247,8 +249,9 @@ async def test_event_timeout_wakes_a_parked_instance(pool) -> None:
     async with runtime(pool, calls) as rt:
         row = await rt.start_instance("timed", {"n": 1})
         await _until(lambda: _status(rt, row.id, "waiting"))
-        parked = await rt.instances.get(row.id)
-        assert parked.wake_at is not None  # the timeout's due time
+        (timer,) = await rt.timers.list_timers(kind=WAKE_KIND, state=TimerState.PENDING)
+        assert timer.idempotency_key.startswith(f"{row.id}/1/Wait")  # the timeout's due time
+        assert (await rt.instances.get(row.id)).wake_at is None  # the timer wakes it
         done = await rt.wait_for_completion(row.id, 10)
         journal = await rt.instances.journal(row.id, 1)
     assert done.status == "completed"
@@ -300,7 +303,8 @@ async def test_a_state_deadline_wakes_a_parked_instance_and_times_it_out(pool) -
     async with runtime(pool, calls) as rt:
         row = await rt.start_instance("limited", {"n": 1})
         await _until(lambda: _status(rt, row.id, "waiting"))
-        assert (await rt.instances.get(row.id)).wake_at is not None  # the deadline's due time
+        (timer,) = await rt.timers.list_timers(kind=WAKE_KIND, state=TimerState.PENDING)
+        assert timer.idempotency_key == f"{row.id}/1/Wait/timeout:state"  # the deadline's
         done = await rt.wait_for_completion(row.id, 10)
         journal = await rt.instances.journal(row.id, 1)
     assert done.status == "failed"

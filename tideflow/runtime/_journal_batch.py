@@ -1,12 +1,13 @@
 """The one-statement form of a journal commit (see :mod:`tideflow.runtime.journal`).
 
 Most batches hold only new instances, effect results, timeline rows,
-progress, parks and plain finishes. Those are written by one SQL statement
+progress, parks on events alone and plain finishes. Those are written by one SQL statement
 (``commit_batch``: data-modifying CTEs, autocommitted) -- one round trip and
 one commit instead of a transaction of eight or nine statements. Batches
 with anything else (cancel/suspend/shutdown releases, ``continueAs``, a
 sub-flow ending, which must answer its parent in the same transaction) take
-the transaction path.
+the transaction path; so do parks with a due time, whose wake-up timers
+(:mod:`tideflow.runtime.wakeups`) are added there.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ def fits(batch: _Batch) -> bool:
             if change.has_parent:
                 return False
             finishes += 1
-        elif not isinstance(change, Park):
-            return False
+        elif not isinstance(change, Park) or change.wake_at is not None:
+            return False  # a timed park adds its wake-up timer in the transaction path
     return finishes <= MAX_FINISHES
 
 

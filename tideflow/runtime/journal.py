@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -30,6 +30,7 @@ from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.errors import StoreError
 from tideflow.runtime import _journal_batch
 from tideflow.runtime.persistence import NOTIFY_CHANNEL, Q, dumps
+from tideflow.runtime.wakeups import WakeUp, insert_wake_timers
 
 __all__ = ["Continue", "Control", "Finish", "JournalWriter", "NewInstance", "Park", "Stop"]
 
@@ -67,9 +68,16 @@ class Finish:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Park:
-    """The instance waits: release it until ``wake_at`` (``None``: until events)."""
+    """The instance waits: release it until ``wake_at`` (``None``: until events).
+
+    A due time is not kept on the instance: it becomes a wake-up timer of the
+    timer service (:mod:`tideflow.runtime.wakeups`), added in the parking
+    transaction under the key of step ``wake_key`` of run ``run_no``.
+    """
 
     wake_at: datetime | None
+    wake_key: str = ""
+    run_no: int = 1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -149,6 +157,10 @@ class JournalWriter:
         self._closed = False
         self.commits = 0
         """Transactions committed (for figures)."""
+        self.on_commit: Callable[[float], None] | None = None
+        """Called with each commit's duration in seconds (the metrics' histogram)."""
+        self.on_wake_timers: Callable[[], None] | None = None
+        """Called after a commit that added wake-up timers (the timer service loads them)."""
 
     # --- what runners call -------------------------------------------------
 
@@ -243,6 +255,7 @@ class JournalWriter:
         self._dirty.set()
 
     async def _commit(self, conn: asyncpg.Connection, batch: _Batch) -> None:
+        started = self._clock.monotonic()
         try:
             held, finished, created = await self._write(conn, batch)
         except (asyncpg.PostgresError, OSError) as exc:
@@ -253,6 +266,7 @@ class JournalWriter:
             log.error("journal commit failed: %s", exc)
             return
         self.commits += 1
+        self._after_commit(batch, self._clock.monotonic() - started)
         for new, future in batch.creates:
             if not future.done():
                 future.set_result(created.get(new.id))
@@ -260,6 +274,16 @@ class JournalWriter:
             if not future.done():
                 found = instance_id in held
                 future.set_result(Control(found, held.get(instance_id), finished.get(instance_id)))
+
+    def _after_commit(self, batch: _Batch, seconds: float) -> None:
+        try:
+            if self.on_commit is not None:
+                self.on_commit(seconds)
+            timed = any(isinstance(c, Park) and c.wake_at for _, c in batch.transitions)
+            if timed and self.on_wake_timers is not None:
+                self.on_wake_timers()
+        except Exception:  # a monitoring hook must not fail a commit
+            log.exception("journal commit hook failed")
 
     async def _write(
         self, conn: asyncpg.Connection, batch: _Batch
@@ -339,14 +363,17 @@ class JournalWriter:
     ) -> dict[str, Any]:
         finished: dict[str, Any] = {}
         finishes: list[tuple[str, Finish]] = []
-        parks: list[tuple[str, datetime | None]] = []
+        parks: list[str] = []
+        wakeups: list[WakeUp] = []
         for instance_id, change in transitions:
             if instance_id not in held:
                 continue
             if isinstance(change, Finish):
                 finishes.append((instance_id, change))
             elif isinstance(change, Park):
-                parks.append((instance_id, change.wake_at))
+                parks.append(instance_id)
+                if change.wake_at is not None:
+                    wakeups.append((instance_id, change.run_no, change.wake_key, change.wake_at))
             elif isinstance(change, Stop):
                 await conn.execute(Q["stop_instance"], instance_id, change.status, self._owner)
                 if change.status == "cancelled":
@@ -362,9 +389,9 @@ class JournalWriter:
                     self._owner,
                 )
                 await conn.execute(Q["drop_journal"], instance_id, run_no)
-        if parks:
-            ids, wakes = zip(*parks, strict=True)
-            await conn.execute(Q["park_instances"], list(ids), list(wakes), self._owner)
+        if parks:  # runnable again only when woken: by events, a child or a timer
+            await conn.execute(Q["park_instances"], parks, [None] * len(parks), self._owner)
+            await insert_wake_timers(conn, wakeups)
         if finishes:
             finished.update(await self._finish(conn, finishes))
         return finished

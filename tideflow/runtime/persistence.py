@@ -142,7 +142,15 @@ class InstanceRow:
     requested: str | None
     """``cancel`` or ``suspend`` asked and not yet applied."""
     wake_at: datetime | None
-    """When the instance becomes runnable (``None``: only events wake it)."""
+    """Since when the instance is runnable (``None``: it is not, it waits).
+
+    The worker's claim index: whatever makes a parked instance runnable sets
+    it to ``now()`` -- events delivered, a child's end, a resume, a release,
+    and the firing of its wake-up timer (due times of sleeps and timeouts
+    live in the timer service, :mod:`tideflow.runtime.wakeups`). Rows
+    parked by older versions may still hold a future due time, which the
+    worker honours.
+    """
     lease_owner: str | None
     """The runtime process holding it."""
     started_at: datetime
@@ -390,6 +398,15 @@ class PostgresInstances:
                 f"workflow {workflow_id!r} version {version!r} is not deployed (or is deleted)"
             )
         return InstanceRow.from_row(rows[0])
+
+    async def count_by_status(self) -> dict[str, int]:
+        """How many instances have each status (those with none are left out)."""
+        try:
+            async with self._pool.acquire() as conn:
+                rows = await conn.fetch(Q["count_by_status"])
+        except asyncpg.PostgresError as exc:
+            raise StoreError(f"counting instances failed: {exc}") from exc
+        return {r["status"]: int(r["n"]) for r in rows}
 
     async def get(self, instance_id: str) -> InstanceRow:
         """One instance.

@@ -45,8 +45,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# The enclosing deadlines' due times (a parked wait must wake for them).
-_dues: contextvars.ContextVar[tuple[datetime, ...]] = contextvars.ContextVar(
+# The enclosing deadlines' (due time, step key) (a parked wait must wake for them).
+_dues: contextvars.ContextVar[tuple[tuple[datetime, str], ...]] = contextvars.ContextVar(
     "tideflow_durable_dues", default=()
 )
 # Set while replaying the body of a deadline the journal says expired.
@@ -237,10 +237,15 @@ class DurableEffects:
         return due
 
     async def sleep(self, request: SleepRequest) -> None:
-        """Sleep in memory when short, else park until the timer is due.
+        """Sleep in memory when short, else park until the wake-up timer fires.
 
         Only the due time is journaled: once it has passed, the sleep is over
-        -- in a replay too -- so a sleep costs one commit, not two.
+        -- in a replay too -- so a sleep costs one commit, not two. A short
+        sleep (at most ``memory_sleep`` seconds) keeps the instance leased and
+        in memory: the lease is renewed meanwhile, and after a crash the lease
+        runs out, another process replays the instance and the sleep ends at
+        its journaled due time. A longer one parks the instance with a
+        timer-service timer (:mod:`tideflow.runtime.wakeups`).
         """
         if self.known("sleep", request.key) is not None:
             return
@@ -255,7 +260,7 @@ class DurableEffects:
                 self._r.note("timer.fired", request.key, seconds=request.seconds, lateMs=late)
                 return
         self._r.note("timer.started", request.key, seconds=request.seconds)
-        await self._r.park(wake=due)
+        await self._r.park(wake=due, key=request.key)
 
     async def wait_for_events(self, wait: EventWait) -> list[dict[str, Any]] | None:
         """Return journaled events, time out when due, else record the wait and park."""
@@ -283,7 +288,7 @@ class DurableEffects:
                 "due_at": due,
             }
             await self._r.register_wait(row)
-        events = await self._r.park(wake=due, wait_key=wait.key)
+        events = await self._r.park(wake=due, key=wait.key, wait_key=wait.key)
         self._bind(events)
         return events  # type: ignore[no-any-return]
 
@@ -325,7 +330,7 @@ class DurableEffects:
                 )
                 self.entries[("subflow", call.key)] = {"op": "subflow", "key": call.key, **entry}
                 return _answer(entry)
-        return await self._r.park(wake=due)
+        return await self._r.park(wake=due, key=call.key)
 
     async def within(self, deadline: Deadline, body: Callable[[], Awaitable[T]]) -> T:
         """Enforce a deadline whose due time is journaled, across parks and crashes."""
@@ -340,7 +345,7 @@ class DurableEffects:
         left = (due - self.now_value()).total_seconds()
         if left <= 0:
             return await self._expire(deadline, body)
-        token = _dues.set((*_dues.get(), due))
+        token = _dues.set((*_dues.get(), (due, deadline.key)))
         try:
             limit = asyncio.timeout(left)
             async with limit:
@@ -376,8 +381,8 @@ class DurableEffects:
         ]
 
     @staticmethod
-    def enclosing_dues() -> tuple[datetime, ...]:
-        """Due times of the deadlines around the current task."""
+    def enclosing_dues() -> tuple[tuple[datetime, str], ...]:
+        """(due time, step key) of the deadlines around the current task."""
         return _dues.get()
 
     # --- clock and ids -------------------------------------------------------------

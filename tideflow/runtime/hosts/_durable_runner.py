@@ -55,8 +55,8 @@ _STOP_STATUS = {"cancel": "cancelled", "suspend": "suspended"}
 class _Parked:
     __slots__ = ("due", "future", "wait_key")
 
-    def __init__(self, due: datetime | None, wait_key: str | None) -> None:
-        self.due = due
+    def __init__(self, due: tuple[datetime, str] | None, wait_key: str | None) -> None:
+        self.due = due  # (due time, step key): the earliest the effect must wake for
         self.wait_key = wait_key
         self.future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
@@ -97,7 +97,7 @@ class InstanceRunner:
         self._stop: str | None = None
         self._task: asyncio.Task[RunResult] | None = None
         self._skip = 0
-        self._wake: datetime | None = None
+        self._wake: tuple[datetime, str] | None = None
         self._effects: DurableEffects | None = None
         self._started: dict[str, float] = {}
 
@@ -147,9 +147,18 @@ class InstanceRunner:
         if self._task is not None and not self._task.done():
             self._task.cancel()
 
-    async def park(self, *, wake: datetime | None, wait_key: str | None = None) -> Any:
-        """Never return (unless events arrive in this process): the run is parked here."""
-        dues = [d for d in (wake, *DurableEffects.enclosing_dues()) if d is not None]
+    async def park(
+        self, *, wake: datetime | None, key: str = "", wait_key: str | None = None
+    ) -> Any:
+        """Never return (unless events arrive in this process): the run is parked here.
+
+        Args:
+            wake: The effect's due time (``None``: none).
+            key: The effect's step key (names its wake-up timer).
+            wait_key: The event wait's key, for events delivered in this process.
+        """
+        own = () if wake is None else ((wake, key),)
+        dues = [*own, *DurableEffects.enclosing_dues()]
         parked = _Parked(min(dues) if dues else None, wait_key)
         self._parked.append(parked)
         self._ticks += 1
@@ -299,10 +308,9 @@ class InstanceRunner:
     async def _stopped(self, reason: str) -> None:
         writer = self.host.writer
         if reason == "park":
-            wake = self._wake
-            control = await writer.transition(self.instance_id, Park(wake_at=wake))
-            if control.held:
-                self.host.wake_later(wake)
+            due, key = self._wake or (None, "")
+            park = Park(wake_at=due, wake_key=key, run_no=self.run_no)
+            await writer.transition(self.instance_id, park)
         elif reason in _STOP_STATUS:
             status = _STOP_STATUS[reason]
             self.note(f"instance.{status}", "", None)

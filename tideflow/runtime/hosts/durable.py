@@ -14,11 +14,16 @@ get it as the ``Idempotency-Key`` header, ``python:`` functions as the
 ``idempotency_key`` argument when they accept one).
 
 Waiting instances hold no memory: they are parked in the database (an event
-wait row, and ``wake_at`` for sleeps and timeouts) and replayed when
-:meth:`~DurableRuntime.deliver_events` or their wake time comes.
-Sleeps of at most ``memory_sleep`` seconds are slept in memory instead
-(their due time is journaled, so a crash loses nothing), which saves a
-replay for the short pauses that dominate retries.
+wait row; for sleeps, retry back-offs and timeouts a wake-up timer of the
+timer service, added in the parking transaction -- see
+:mod:`tideflow.runtime.wakeups`) and replayed when
+:meth:`~DurableRuntime.deliver_events`, a child's end or their timer wakes
+them. The runtime uses the :class:`~tideflow.timer.service.TimerService` it
+is given (``tideflow serve`` shares one) or starts its own.
+Sleeps of at most ``memory_sleep`` seconds are slept in memory instead, the
+instance staying leased (their due time is journaled: after a crash the
+lease runs out and a replay in any process ends the sleep at its due time),
+which saves a park and a replay for the short pauses that dominate retries.
 
 Processes sharing a database share the instances through leases
 (:mod:`tideflow.runtime.worker`).
@@ -30,7 +35,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -69,7 +73,9 @@ from tideflow.runtime.persistence import (
     dumps,
     loads,
 )
+from tideflow.runtime.wakeups import WAKE_KIND, TimerLoader, cancel_wake_timer, fire_wakeups
 from tideflow.runtime.worker import Worker, WorkerOptions
+from tideflow.timer.service import TimerService
 from tideflow.workflow.model import Workflow
 
 __all__ = ["DurableRuntime", "LifecycleEvent", "RuntimeOptions"]
@@ -90,6 +96,9 @@ class DurableRuntime(RunnerServices):
             default they are kept in :attr:`emitted`.
         on_lifecycle: Called (synchronously, keep it quick) with every
             :class:`LifecycleEvent` after it is committed.
+        timers: The timer service that fires parked instances' wake-ups (its
+            handler is registered here: pass it before it starts). By default
+            the runtime starts and stops a service of its own.
     """
 
     def __init__(
@@ -101,6 +110,7 @@ class DurableRuntime(RunnerServices):
         clock: Clock = SYSTEM_CLOCK,
         emit: EmitSink | None = None,
         on_lifecycle: LifecycleHook | None = None,
+        timers: TimerService | None = None,
     ) -> None:
         self.options = options or RuntimeOptions()
         self.pool = pool
@@ -137,6 +147,11 @@ class DurableRuntime(RunnerServices):
         self._done: dict[str, list[asyncio.Future[Any]]] = {}
         self._interpreters: dict[tuple[str, str], asyncio.Future[tuple[Workflow, Interpreter]]] = {}
         self._main: asyncio.Task[None] | None = None
+        self._own_timers = timers is None
+        self.timers = timers or TimerService(pool, clock=clock)
+        self.timers.register(WAKE_KIND, fire_wakeups)
+        self._timer_loader = TimerLoader(self.timers)
+        self.writer.on_wake_timers = self._timer_loader.poke
 
     # --- service lifecycle -------------------------------------------------------
 
@@ -153,7 +168,9 @@ class DurableRuntime(RunnerServices):
         await self.stop()
 
     async def start(self) -> None:
-        """Start the journal writer and the worker."""
+        """Start the journal writer, the worker and (when it owns one) the timer service."""
+        if self._own_timers:
+            await self.timers.start()
         self._main = asyncio.create_task(self._serve(), name="tideflow-durable-runtime")
         await asyncio.sleep(0)
 
@@ -179,8 +196,14 @@ class DurableRuntime(RunnerServices):
             await self.worker.release_all()
         except (asyncpg.PostgresError, OSError) as exc:
             log.warning("releasing leases failed: %s", exc)
+        await self._stop_timers()
         if self._own_invoker:
             await self.invoker.aclose()
+
+    async def _stop_timers(self) -> None:
+        await self._timer_loader.close()
+        if self._own_timers:
+            await self.timers.stop()
 
     async def kill(self) -> None:
         """Stop abruptly, as a crash would: nothing is handed back (tests)."""
@@ -195,6 +218,7 @@ class DurableRuntime(RunnerServices):
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._stop_timers()
         if self._own_invoker:
             await self.invoker.aclose()
 
@@ -338,6 +362,7 @@ class DurableRuntime(RunnerServices):
                     Q["deliver_events"], instance_id, wait_key, dumps({"result": result})
                 )
                 if found is not None:
+                    await cancel_wake_timer(conn, instance_id, wait["run_no"], wait_key)
                     await conn.execute(Q["notify"], NOTIFY_CHANNEL, "wake")
         except asyncpg.PostgresError as exc:
             raise StoreError(f"delivering events to {instance_id} failed: {exc}") from exc
@@ -388,10 +413,6 @@ class DurableRuntime(RunnerServices):
         # hands its waiters the final row (the notification may come first).
         if instance_id not in self._runners:
             self.finished(instance_id)
-
-    def wake_later(self, when: datetime | None) -> None:
-        """Claim again at ``when``."""
-        self.worker.wake_at(when)
 
     # --- runners -------------------------------------------------------------------
 

@@ -415,3 +415,31 @@ SELECT id FROM tideflow_instances WHERE id = $1 FOR UPDATE;
 -- One journal entry, written directly (a step settled under the instance's lock)
 INSERT INTO tideflow_journal (instance_id, run_no, op, step_key, entry)
 VALUES ($1, $2, $3, $4, $5::jsonb);
+
+-- insert_wake_timers --
+-- Parked instances' wake-ups as timer-service timers (in the parking transaction); a
+-- repeated key re-arms its timer if it already fired or was cancelled (a re-park on the step)
+INSERT INTO tideflow_timers (id, kind, due_at, payload, idempotency_key)
+SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::jsonb[], $5::text[])
+ON CONFLICT (idempotency_key) DO UPDATE
+SET state = 'pending', due_at = EXCLUDED.due_at, fired_at = NULL, touched_at = now()
+WHERE tideflow_timers.state <> 'pending';
+
+-- wake_instances --
+-- Wake-up timers fired: make their waiting instances runnable (a running one wakes when it
+-- parks); a timer of an ended, suspended or later run changes nothing
+UPDATE tideflow_instances i
+SET woken = true, wake_at = CASE WHEN i.status = 'waiting' THEN now() ELSE i.wake_at END,
+    updated_at = now()
+FROM unnest($1::text[], $2::integer[]) AS u(id, run_no)
+WHERE i.id = u.id AND i.run_no = u.run_no AND i.status IN ('running', 'waiting')
+RETURNING i.id;
+
+-- cancel_wake_timer --
+-- A wait ended before its due time (events came first): its wake-up timer is not needed
+UPDATE tideflow_timers SET state = 'cancelled'
+WHERE idempotency_key = $1 AND state = 'pending';
+
+-- count_by_status --
+-- Instances by status (the /metrics gauge)
+SELECT status, count(*) AS n FROM tideflow_instances GROUP BY status;
