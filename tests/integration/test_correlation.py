@@ -309,3 +309,90 @@ async def test_waits_and_events_survive_a_restart_of_the_subscriber(pg_url: str)
         results = await outputs(system)
         assert {results[i][1]["got"]["key"] for i in started} == {"r-1", "r-2"}
         assert all(results[i][1]["got"]["key"] == k for i, k in started.items())
+
+
+ASKER = {
+    "id": "asker",
+    "version": "1",
+    "specVersion": "0.8",
+    "start": "Ask",
+    "events": [
+        {"name": "Ask", "type": "test.ask", "source": "/asker", "kind": "produced"},
+        {
+            "name": "Answer",
+            "type": "test.answer",
+            "source": "/answerer",
+            "correlation": [{"contextAttributeName": "rid", "contextAttributeValue": "${ .rid }"}],
+        },
+    ],
+    "states": [
+        {
+            "name": "Ask",
+            "type": "operation",
+            "actions": [
+                {
+                    "eventRef": {
+                        "triggerEventRef": "Ask",
+                        "resultEventRef": "Answer",
+                        "data": "${ {q: .q} }",
+                        "contextAttributes": {"rid": "${ .rid }"},
+                    },
+                    "actionDataFilter": {"toStateData": "${ .answer }"},
+                }
+            ],
+            "end": True,
+        }
+    ],
+}
+
+ANSWERER = {
+    "id": "answerer",
+    "version": "1",
+    "specVersion": "0.8",
+    "start": "Reply",
+    "events": [
+        {"name": "AskIn", "type": "test.ask", "source": "/asker", "dataOnly": False},
+        {"name": "AnswerOut", "type": "test.answer", "source": "/answerer", "kind": "produced"},
+    ],
+    "states": [
+        {
+            "name": "Reply",
+            "type": "event",
+            "onEvents": [
+                {
+                    "eventRefs": ["AskIn"],
+                    "eventDataFilter": {"data": "${ {rid: .rid, q: .data.q} }"},
+                }
+            ],
+            "end": {
+                "produceEvents": [
+                    {
+                        "eventRef": "AnswerOut",
+                        "data": "${ {a: (.q * 10)} }",
+                        "contextAttributes": {"rid": "${ .rid }"},
+                    }
+                ]
+            },
+        }
+    ],
+}
+
+
+async def test_an_event_ref_action_gets_the_result_event_correlated_to_it(pg_url: str) -> None:
+    async with running(pg_url) as system:
+        await system.deploy(json.dumps(ASKER))
+        await system.deploy(json.dumps(ANSWERER))
+        first = await system.runtime.start_instance("asker", {"rid": "r-1", "q": 2})
+        second = await system.runtime.start_instance("asker", {"rid": "r-2", "q": 3})
+        one = await system.runtime.wait_for_completion(first.id, 60)
+        two = await system.runtime.wait_for_completion(second.id, 60)
+        assert (one.status, two.status) == ("completed", "completed")
+        assert one.output == {"rid": "r-1", "q": 2, "answer": {"a": 20}}
+        assert two.output == {"rid": "r-2", "q": 3, "answer": {"a": 30}}
+        # Each question started one answerer instance.
+        assert (
+            await system.count(
+                "SELECT count(*) FROM tideflow_instances WHERE workflow_id = $1", "answerer"
+            )
+            == 2
+        )
