@@ -3,11 +3,13 @@
 :func:`open_system` opens, in order, the database (embedded PostgreSQL unless
 ``TIDEFLOW_DATABASE_URL`` is set; migrations applied), the event store, the
 lifecycle publisher (bus ``tideflow.lifecycle``), the workflow registry and
-instances gateways, the durable runtime (waits and sleeps are parked in its
-own tables), the subscriptions dispatcher, the workflow subscriber (deployed
+instances gateways, the durable runtime (event waits are parked in its own
+tables; sleeps, retry back-offs and timeouts as wake-up timers of the timer
+service, whose handler it registers before the service starts), the
+subscriptions dispatcher, the workflow subscriber (deployed
 workflows' event starts and correlated waits, :mod:`tideflow.triggers.correlation`),
 the timer service (delayed events,
-delivery retries, workflow schedules), and finally deploys the definitions of
+delivery retries, workflow schedules, instance wake-ups), and finally deploys the definitions of
 ``--workflows`` folders and registers every deployed ``start.schedule``. It
 closes them in reverse order: the timers and the dispatcher first, then the
 runtime (in-flight steps finish or are handed back to replay from their
@@ -45,9 +47,9 @@ class SystemOptions:
 
     Attributes:
         workflow_dirs: Folders whose definitions are deployed on start; the
-            first is also where relative OpenAPI documents and ``python:``
-            modules resolve (else the current directory). Modules in any of
-            them pass the ``python:`` policy.
+            first is also where relative OpenAPI documents resolve (else the
+            current directory). ``python:`` modules are looked for in each
+            of them, in order, and pass the ``python:`` policy.
         functions: Callables replacing functions by name (``--functions``).
         redirects: URL prefixes rewritten before requests are sent (``--server FROM=TO``).
     """
@@ -90,7 +92,7 @@ async def open_system(
         timers.register(DELAYED_EVENT_KIND, delayed_event_handler(store))
         registry = NotifyingRegistry(database.pool)
         runtime = await stack.enter_async_context(
-            _open_runtime(database.pool, store, lifecycle, metrics, options, policy)
+            _open_runtime(database.pool, store, lifecycle, metrics, options, policy, timers)
         )
         dispatcher = await stack.enter_async_context(_open_dispatcher(database.pool, store, timers))
         registry.subscriber = await stack.enter_async_context(
@@ -160,24 +162,37 @@ async def _open_runtime(
     metrics: Metrics,
     options: SystemOptions,
     policy: PythonPolicy,
+    timers: Any,
 ) -> AsyncIterator[Any]:
-    """The started durable runtime; on exit it stops first, so in-flight steps settle."""
+    """The started durable runtime; on exit it stops first, so in-flight steps settle.
+
+    It registers its wake-up handler with ``timers`` (not started yet) and
+    feeds the journal commit latency histogram.
+    """
     from tideflow.runtime.hosts.durable import DurableRuntime, RuntimeOptions
 
     async def emit(event: dict[str, Any]) -> None:
         await store.append(DEFAULT_BUS, [event])
         metrics.events_out(1, kind="workflow")
 
-    base_dir = options.workflow_dirs[0].resolve() if options.workflow_dirs else Path.cwd()
+    folders = tuple(folder.resolve() for folder in options.workflow_dirs)
+    base_dir = folders[0] if folders else Path.cwd()
     calls = _timed_invoker(metrics, options)
     async with calls:
         runtime = DurableRuntime(
             pool,
-            RuntimeOptions(base_dir=base_dir, functions=options.functions, python_policy=policy),
+            RuntimeOptions(
+                base_dir=base_dir,
+                module_dirs=folders[1:],
+                functions=options.functions,
+                python_policy=policy,
+            ),
             invoker=calls,
             emit=emit,
             on_lifecycle=lambda event: _on_lifecycle(event, lifecycle, metrics),
+            timers=timers,
         )
+        runtime.writer.on_commit = metrics.journal_commit
         await runtime.start()
         try:
             yield runtime

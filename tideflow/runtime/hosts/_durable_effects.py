@@ -207,7 +207,7 @@ class DurableEffects:
             selection_set=call.selection_set,
             auth=self._r.auth(definition.auth_ref),
             idempotency_key=idempotency_key(self._r.instance_id, self._r.run_no, call.key),
-            base_dir=self._r.host.base_dir,
+            base_dir=self._r.host.base_dir_for(definition.operation),
             timeout=call.timeout_seconds,
         )
 

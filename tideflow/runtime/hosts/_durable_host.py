@@ -54,6 +54,9 @@ class RuntimeOptions:
     """Sleeps up to this many seconds are slept in memory, longer ones park."""
     base_dir: Path = field(default_factory=Path.cwd)
     """Folder for relative OpenAPI documents and ``python:`` modules."""
+    module_dirs: tuple[Path, ...] = ()
+    """More folders searched for ``python:`` modules not in ``base_dir``
+    (``tideflow serve``: every ``--workflows`` folder), in order."""
     functions: Mapping[str, PythonFunction] = field(default_factory=dict)
     """Callables replacing functions by name (tests, ``--functions``)."""
     servers: Mapping[str, str] = field(default_factory=dict)
@@ -116,6 +119,7 @@ class RunnerServices:
     _emit: EmitSink | None
     _tasks: set[asyncio.Task[Any]]
     _interpreters: dict[tuple[str, str], asyncio.Future[tuple[Workflow, Interpreter]]]
+    _module_dir_cache: dict[str, Path]
 
     async def interpreter(self, workflow_id: str, version: str) -> tuple[Workflow, Interpreter]:
         """The workflow model and its interpreter, compiled once per version.
@@ -170,6 +174,29 @@ class RunnerServices:
     def base_dir(self) -> Path:
         """Folder for relative function references."""
         return self.options.base_dir
+
+    def base_dir_for(self, operation: str) -> Path:
+        """The folder a function's relative references resolve in.
+
+        For ``python:pkg.mod:fn``: the first of ``base_dir`` and
+        ``module_dirs`` holding ``pkg.py`` or ``pkg/`` (else ``base_dir``).
+        """
+        if not self.options.module_dirs or not operation.startswith("python:"):
+            return self.options.base_dir
+        top = operation[len("python:") :].split(":", 1)[0].split(".", 1)[0]
+        cache = self._module_dir_cache
+        found = cache.get(top)
+        if found is None:
+            found = next(
+                (
+                    folder
+                    for folder in (self.options.base_dir, *self.options.module_dirs)
+                    if (folder / f"{top}.py").is_file() or (folder / top).is_dir()
+                ),
+                self.options.base_dir,
+            )
+            cache[top] = found
+        return found
 
     @property
     def memory_sleep(self) -> float:

@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -147,6 +148,7 @@ class DurableRuntime(RunnerServices):
         self._done: dict[str, list[asyncio.Future[Any]]] = {}
         self._interpreters: dict[tuple[str, str], asyncio.Future[tuple[Workflow, Interpreter]]] = {}
         self._main: asyncio.Task[None] | None = None
+        self._module_dir_cache: dict[str, Path] = {}
         self._own_timers = timers is None
         self.timers = timers or TimerService(pool, clock=clock)
         self.timers.register(WAKE_KIND, fire_wakeups)
