@@ -114,7 +114,12 @@ class WorkflowSubscriber:
     # -- lifecycle ---------------------------------------------------------------
 
     async def start(self) -> None:
-        """Compile every deployed workflow, listen for new waits, sweep, attach."""
+        """Compile every deployed workflow, listen for new waits, sweep, attach.
+
+        The sweep answers the waits that began while no subscriber listened
+        (an inbox or kept events for them), then the dispatcher hands over the
+        events that arrived meanwhile from the committed offset.
+        """
         for stored in await self.runtime.registry.list():
             await self.refresh(stored.workflow_id)
         self._listener = await self.pool.acquire()

@@ -81,5 +81,11 @@ WHERE workflow_id = $1 AND version = $2 AND corr = $3::jsonb
 RETURNING name, event, event_offset;
 
 -- open_waits --
--- Every open event wait (the sweep after a start)
-SELECT instance_id, wait_key FROM tideflow_event_waits;
+-- Open waits that events already wait for: an inbox, or a kept event under one of their keys
+SELECT b.instance_id, b.wait_key
+FROM tideflow_correlation_inbox b
+JOIN tideflow_event_waits w ON w.instance_id = b.instance_id AND w.wait_key = b.wait_key
+UNION
+SELECT k.instance_id, k.wait_key
+FROM tideflow_correlation_pending p
+JOIN tideflow_correlation_keys k ON k.event_type = p.event_type AND k.corr = p.corr;
