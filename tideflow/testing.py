@@ -17,6 +17,7 @@ from tideflow.errors import (
     EventNotFound,
     EventRejected,
 )
+from tideflow.eventstore.segments import SegmentState
 from tideflow.eventstore.store import (
     DEFAULT_BUS,
     Appended,
@@ -228,17 +229,19 @@ class _MemoryBus:
 
 
 def _segment_expired(state: _MemoryBus, retention: Retention, now: datetime) -> bool:
-    """Whether the oldest segment is full and entirely outside ``retention``."""
-    last_in_segment = state.first_offset + state.segment_size - 1
-    if last_in_segment >= state.next_offset:
-        return False  # not full yet: the segment still takes appends
-    if retention.max_events is not None and (
-        last_in_segment <= state.next_offset - 1 - retention.max_events
-    ):
-        return True
-    if retention.max_age is not None:
-        return state.events[last_in_segment].stored_at < now - retention.max_age
-    return False
+    """Whether the oldest segment is full and entirely outside ``retention`` (the store's rule)."""
+    end = state.first_offset + state.segment_size
+    newest = state.events.get(end - 1)
+    return SegmentState(
+        bus_id=0,
+        bus=state.bus.name,
+        segment_no=(state.first_offset - 1) // state.segment_size,
+        end_offset=end,
+        next_offset=state.next_offset,
+        newest_at=newest.stored_at if newest is not None else None,
+        max_age=retention.max_age,
+        max_events=retention.max_events,
+    ).expired(now)
 
 
 def __getattr__(name: str) -> Any:
