@@ -321,7 +321,8 @@ class EventStore(Protocol):
         Concurrent calls share one transaction (group commit). An event whose
         ``source`` and ``id`` are already in the bus (or earlier in the same
         call) is not stored again: it is acknowledged with the first one's offset
-        and ``duplicate=True``.
+        and ``duplicate=True``. Dedup covers the events retention has kept: once
+        a segment is dropped, its events' keys are accepted again.
 
         Returns:
             One :class:`Appended` per event, in order.
