@@ -396,3 +396,29 @@ async def test_an_event_ref_action_gets_the_result_event_correlated_to_it(pg_url
             )
             == 2
         )
+
+
+async def test_two_events_in_one_batch_answer_two_successive_waits(pg_url: str) -> None:
+    doc = json.loads(keyed_workflow("twice"))
+    (wait,) = (s for s in doc["states"] if s["name"] == "Wait")
+    wait["transition"] = "Again"
+    del wait["end"]
+    again = {**wait, "name": "Again", "end": True}
+    del again["transition"]
+    again["onEvents"] = [
+        {"eventRefs": ["Keyed"], "eventDataFilter": {"toStateData": "${ .again }"}}
+    ]
+    doc["states"].append(again)
+    async with running(pg_url) as system:
+        await system.deploy(json.dumps(doc))
+        row = await system.runtime.start_instance("twice", {"key": "t"})
+        assert await system.until(WAITING, 1, KEYED) == 1
+        # Both in one append: the second is kept, not dropped, and answers the next wait.
+        await system.store.append(DEFAULT_BUS, [keyed_event("t", 1), keyed_event("t", 2)])
+        done = await system.runtime.wait_for_completion(row.id, 60)
+        assert done.status == "completed"
+        assert done.output == {
+            "key": "t",
+            "got": {"key": "t", "n": 1},
+            "again": {"key": "t", "n": 2},
+        }

@@ -229,9 +229,8 @@ class WorkflowSubscriber:
         if not keyed:
             return []
         rows = await self._lookup(keyed)
-        matched = {r["i"] for r in rows}
-        await self._deliver(rows, [(k[0], dict(k[1])) for k in keyed])
-        return [k for i, k in enumerate(keyed) if i not in matched]
+        used = await self._deliver(rows, [(k[0], dict(k[1])) for k in keyed])
+        return [k for i, k in enumerate(keyed) if i not in used]
 
     async def _lookup(
         self, keyed: Sequence[tuple[int, Mapping[str, Any], list[dict[str, str]]]]
@@ -248,20 +247,28 @@ class WorkflowSubscriber:
 
     async def _deliver(
         self, rows: Sequence[Mapping[str, Any]], events: Sequence[tuple[int, dict[str, Any]]]
-    ) -> None:
-        """Answer waits: the first event for an any-wait, partial sets for all-waits."""
-        first: dict[tuple[str, str], dict[str, Any]] = {}
+    ) -> set[int]:
+        """Answer waits: the first event for an any-wait, partial sets for all-waits.
+
+        Returns:
+            The indexes of the events used; a later event for a wait an earlier
+            one answered is not, and is kept for the instance's next wait.
+        """
+        first: dict[tuple[str, str], int] = {}
         parts: list[tuple[str, str, str, dict[str, Any]]] = []
+        used: set[int] = set()
         for row in rows:
             wait = (row["instance_id"], row["wait_key"])
-            event = events[row["i"]][1]
             if row["all_events"]:
-                parts.append((*wait, row["name"], event))
+                parts.append((*wait, row["name"], events[row["i"]][1]))
+                used.add(row["i"])
             else:
-                first.setdefault(wait, event)
-        await asyncio.gather(*(self._answer(w, [e]) for w, e in first.items()))
+                first.setdefault(wait, row["i"])
+        used.update(first.values())
+        await asyncio.gather(*(self._answer(w, [events[i][1]]) for w, i in first.items()))
         for instance_id, wait_key, name, event in parts:
             await self._add_part(instance_id, wait_key, name, event)
+        return used
 
     async def _answer(self, wait: tuple[str, str], events: list[dict[str, Any]]) -> bool:
         async with self._limit:
