@@ -9,8 +9,11 @@ and replayed. A commit only writes for instances whose lease the process
 still holds, so an instance never runs in two processes at once.
 
 Wake-ups: NOTIFY on ``tideflow_runtime`` (``wake`` when something became
-runnable, ``done:<ids>`` when instances ended), a local timer for the next
-known wake time (sleeps and timeouts of parked instances), and a slow poll.
+runnable -- events delivered, a child ended, a wake-up timer of the timer
+service fired for a sleep or timeout (:mod:`tideflow.runtime.wakeups`) --
+``done:<ids>`` when instances ended), a local timer for the next known
+``wake_at`` still in the future (rows parked by older versions), and a slow
+poll.
 """
 
 from __future__ import annotations

@@ -51,7 +51,9 @@ class RuntimeOptions:
     max_running: int = 2000
     """Instances in memory at once."""
     memory_sleep: float = 5.0
-    """Sleeps up to this many seconds are slept in memory, longer ones park."""
+    """Sleeps up to this many seconds are slept in memory, the instance staying leased
+    (a crash: replayed after the lease, the sleep ends at its journaled due time);
+    longer ones park with a wake-up timer of the timer service."""
     base_dir: Path = field(default_factory=Path.cwd)
     """Folder for relative OpenAPI documents and ``python:`` modules."""
     module_dirs: tuple[Path, ...] = ()
