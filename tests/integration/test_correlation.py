@@ -422,3 +422,26 @@ async def test_two_events_in_one_batch_answer_two_successive_waits(pg_url: str) 
             "got": {"key": "t", "n": 1},
             "again": {"key": "t", "n": 2},
         }
+
+
+async def test_a_wait_begun_while_no_subscriber_listened_gets_its_kept_event(
+    pg_url: str,
+) -> None:
+    async with running(pg_url) as system:
+        await system.deploy(keyed_workflow("gated", gate_first=True))
+        system.calls.gate = asyncio.Event()
+        row = await system.runtime.start_instance("gated", {"key": "s"})
+        await system.until("SELECT count(*) FROM tideflow_journal WHERE op = 'now'", 1)
+        await system.store.append(DEFAULT_BUS, [keyed_event("s", 3)])
+        pending = "SELECT count(*) FROM tideflow_correlation_pending WHERE corr->>'orderkey' = $1"
+        assert await system.until(pending, 1, "s") == 1
+        # The subscriber stops; the instance starts waiting (its notification is lost).
+        await system.subscriber.stop()
+        system.calls.gate.set()
+        assert await system.until(WAITING, 1, KEYED) == 1
+        subscriber = WorkflowSubscriber(system.pool, system.runtime, system.subscriber.dispatcher)
+        await subscriber.start()  # the sweep finds the wait and its kept event
+        system.registry.subscriber = system.subscriber = subscriber
+        done = await system.runtime.wait_for_completion(row.id, 60)
+        assert done.status == "completed"
+        assert done.output["got"] == {"key": "s", "n": 3}

@@ -42,7 +42,7 @@ import asyncpg
 from tideflow.db import parse_queries
 from tideflow.errors import TideflowError, WorkflowNotFound
 from tideflow.eventstore.store import DEFAULT_BUS
-from tideflow.runtime.persistence import PostgresRegistry, dumps, loads
+from tideflow.runtime.persistence import PostgresRegistry, WorkflowVersion, dumps, loads
 from tideflow.triggers.workflow_events import (
     StartSpec,
     SubscriberIndex,
@@ -87,6 +87,8 @@ class WorkflowSubscriber:
         dispatcher: The dispatcher the subscriber attaches to.
         bus: The bus workflows consume.
         pending_seconds: How long an event no instance waits for is kept.
+        sweep_seconds: How often, when no notification came, the waits that
+            kept events or an inbox are there for are looked up anyway.
     """
 
     def __init__(
@@ -97,12 +99,14 @@ class WorkflowSubscriber:
         *,
         bus: str = DEFAULT_BUS,
         pending_seconds: float = 3600.0,
+        sweep_seconds: float = 30.0,
     ) -> None:
         self.pool = pool
         self.runtime = runtime
         self.dispatcher = dispatcher
         self.bus = bus
         self.pending_seconds = pending_seconds
+        self.sweep_seconds = sweep_seconds
         self.index = SubscriberIndex()
         self._waits: dict[tuple[str, str], None] = {}
         self._woken = asyncio.Event()
@@ -125,10 +129,7 @@ class WorkflowSubscriber:
         self._listener = await self.pool.acquire()
         await self._listener.add_listener(CHANNEL, self._notified)
         self._drainer = asyncio.create_task(self._drain_loop(), name="tideflow-correlation")
-        async with self.pool.acquire() as conn:
-            for row in await conn.fetch(Q["open_waits"]):
-                self._waits[(row["instance_id"], row["wait_key"])] = None
-        self._woken.set()
+        await self._sweep()
         await self.dispatcher.attach(SUBSCRIPTION_ID, self.bus, self.consume, start="latest")
 
     async def stop(self) -> None:
@@ -320,9 +321,24 @@ class WorkflowSubscriber:
         self._waits[(instance_id, wait_key)] = None
         self._woken.set()
 
+    async def _sweep(self) -> None:
+        """Queue the open waits that an inbox or kept events are there for."""
+        async with self.pool.acquire() as conn:
+            for row in await conn.fetch(Q["open_waits"]):
+                self._waits[(row["instance_id"], row["wait_key"])] = None
+        self._woken.set()
+
     async def _drain_loop(self) -> None:
         while True:
-            await self._woken.wait()
+            try:
+                async with asyncio.timeout(self.sweep_seconds):
+                    await self._woken.wait()
+            except TimeoutError:  # a notification lost with a dropped connection: sweep
+                try:
+                    await self._sweep()
+                except (asyncpg.PostgresError, OSError) as exc:
+                    log.warning("sweeping waits failed, will retry: %s", exc)
+                continue
             self._woken.clear()
             waits, self._waits = list(self._waits), {}
             for start in range(0, len(waits), 5000):
@@ -387,7 +403,7 @@ class NotifyingRegistry(PostgresRegistry):
         source_text: str,
         content_type: str,
         definition_json: Any,
-    ) -> Any:
+    ) -> WorkflowVersion:
         """Deploy (see :meth:`PostgresRegistry.deploy`), then subscribe the new version."""
         stored = await super().deploy(
             workflow_id, version, source_text, content_type, definition_json
