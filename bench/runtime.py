@@ -183,8 +183,11 @@ async def tideflow_sleep(url: str, n: int, memory_sleep: float) -> dict[str, Any
     wall = time.perf_counter() - start
     async with pool.acquire() as conn:
         late = await conn.fetch(
-            "SELECT (detail->>'lateMs')::float / 1000 AS late FROM tideflow_timeline"
-            " WHERE kind = 'timer.fired' AND instance_id = ANY($1::text[])",
+            # a row of kind 'entries' holds several entries: [kind, key, state, at, detail]
+            "SELECT (coalesce(e->4, t.detail)->>'lateMs')::float / 1000 AS late"
+            " FROM tideflow_timeline t LEFT JOIN LATERAL jsonb_array_elements("
+            "CASE WHEN t.kind = 'entries' THEN t.detail END) e ON true"
+            " WHERE coalesce(e->>0, t.kind) = 'timer.fired' AND t.instance_id = ANY($1::text[])",
             [r.id for r in rows],
         )
         statuses = await conn.fetchval(

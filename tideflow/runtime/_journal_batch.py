@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from tideflow.runtime import _timeline
 from tideflow.runtime.persistence import Q, dumps
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ async def commit(
         ids,
         *_columns(updates, 8),
         *_columns(batch.entries, 5),
-        *_columns(batch.timeline, 7),
+        *_columns(_timeline.fold(batch.timeline), 7),
         [i for i, _ in waits],
         [w["key"] for _, w in waits],
         [w["run_no"] for _, w in waits],

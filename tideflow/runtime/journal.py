@@ -28,7 +28,7 @@ import asyncpg
 
 from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.errors import StoreError
-from tideflow.runtime import _journal_batch
+from tideflow.runtime import _journal_batch, _timeline
 from tideflow.runtime.persistence import NOTIFY_CHANNEL, Q, dumps
 from tideflow.runtime.wakeups import WakeUp, insert_wake_timers
 
@@ -351,7 +351,7 @@ class JournalWriter:
                     wait["types"],
                     wait["due_at"],
                 )
-        timeline = [t for t in batch.timeline if t[0] in held]
+        timeline = _timeline.fold([t for t in batch.timeline if t[0] in held])
         if timeline:
             await conn.execute(Q["insert_timeline"], *_columns(timeline, 7))
 

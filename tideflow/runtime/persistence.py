@@ -33,6 +33,7 @@ from tideflow.errors import (
     WorkflowNotFound,
 )
 from tideflow.isotime import format_timestamp
+from tideflow.runtime._timeline import expand
 
 __all__ = [
     "NOTIFY_CHANNEL",
@@ -452,7 +453,7 @@ class PostgresInstances:
             rows = await conn.fetch(Q["get_timeline"], instance_id)
             if not rows and await conn.fetchrow(Q["get_instance"], instance_id) is None:
                 raise InstanceNotFound(f"instance {instance_id!r} does not exist")
-        return [TimelineEntry.from_row(r) for r in rows]
+        return [TimelineEntry(**e) for r in rows for e in expand(r, loads(r["detail"]))]
 
     async def journal(self, instance_id: str, run_no: int) -> builtins.list[dict[str, Any]]:
         """The journal of one run: ``{"op", "key", ...entry}`` in commit order."""

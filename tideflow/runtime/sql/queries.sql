@@ -283,9 +283,13 @@ SELECT min(wake_at) AS wake_at FROM tideflow_instances
 WHERE wake_at IS NOT NULL AND lease_owner IS NULL AND status IN ('running', 'waiting');
 
 -- count_timeline --
--- Interpreter steps already in an instance run's timeline (a replay does not repeat them)
-SELECT count(*) FROM tideflow_timeline
-WHERE instance_id = $1 AND run_no = $2 AND kind NOT LIKE 'timer.%' AND kind NOT LIKE 'instance.%';
+-- Interpreter steps already in an instance run's timeline (a replay does not repeat them);
+-- a row of kind 'entries' holds several, each [kind, key, state, at, detail]
+SELECT count(*) FROM tideflow_timeline t
+LEFT JOIN LATERAL jsonb_array_elements(CASE WHEN t.kind = 'entries' THEN t.detail END) e ON true
+CROSS JOIN LATERAL (SELECT coalesce(e->>0, t.kind) AS kind) k
+WHERE t.instance_id = $1 AND t.run_no = $2
+  AND k.kind NOT LIKE 'timer.%' AND k.kind NOT LIKE 'instance.%';
 
 -- get_journals --
 -- The journals of the current runs of many instances (claimed together), in commit order
@@ -301,7 +305,9 @@ SELECT t.instance_id, count(*) AS steps
 FROM tideflow_timeline t
 JOIN unnest($1::text[], $2::integer[]) AS u(id, run_no)
     ON t.instance_id = u.id AND t.run_no = u.run_no
-WHERE t.kind NOT LIKE 'timer.%' AND t.kind NOT LIKE 'instance.%'
+LEFT JOIN LATERAL jsonb_array_elements(CASE WHEN t.kind = 'entries' THEN t.detail END) e ON true
+CROSS JOIN LATERAL (SELECT coalesce(e->>0, t.kind) AS kind) k
+WHERE k.kind NOT LIKE 'timer.%' AND k.kind NOT LIKE 'instance.%'
 GROUP BY t.instance_id;
 
 -- commit_batch --
