@@ -1,10 +1,13 @@
-"""Dedup on PostgreSQL: a 64-bit hash finds candidates, source and id decide."""
+"""Dedup on PostgreSQL (a 64-bit hash finds candidates, source and id decide); bus id caching."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
+from tideflow.errors import BusNotFound
 from tideflow.eventstore import DEFAULT_BUS
 from tideflow.eventstore.codec import key_hash
 from tideflow.eventstore.postgres import PostgresEventStore
@@ -39,3 +42,24 @@ def test_key_hash_is_stable_and_separates_fields() -> None:
     assert key_hash("/s", "1") == key_hash("/s", "1")
     assert key_hash("/s", "1") != key_hash("/s1", "")
     assert -(2**63) <= key_hash("a", "b") < 2**63
+
+
+async def test_reads_follow_a_bus_recreated_by_another_process(pool: Any) -> None:
+    reader, other = PostgresEventStore(pool), PostgresEventStore(pool)
+    await reader.start()
+    await other.start()
+    try:
+        await other.create_bus("again")
+        await other.append("again", [ce("old-1"), ce("old-2")])
+        assert [e.id for e in await reader.read("again")] == ["old-1", "old-2"]  # id cached
+        await other.delete_bus("again")
+        await other.create_bus("again")  # a new id: the reader's cached one is stale
+        await other.append("again", [ce("new-1")])
+        assert [e.id for e in await reader.read("again")] == ["new-1"]
+        assert (await reader.get("again", 1)).id == "new-1"
+        await other.delete_bus("again")
+        with pytest.raises(BusNotFound):
+            await reader.read("again")
+    finally:
+        await reader.stop()
+        await other.stop()

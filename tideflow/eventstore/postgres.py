@@ -45,7 +45,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, LiteralString
 
 import asyncpg
 
@@ -132,6 +132,7 @@ class PostgresEventStore:
         )
         self.listener = Listener(pool, clock, poll_interval=poll_interval)
         self._runner: asyncio.Task[None] | None = None
+        self._bus_ids: dict[str, int] = {}
         self._before_commit = before_commit
         self._retention_interval = retention_interval
 
@@ -223,6 +224,7 @@ class PostgresEventStore:
                 raise ConflictError("the default bus cannot be deleted")
             await conn.execute(_Q["drop_bus_log"], bus_id)
             await conn.execute(_Q["delete_bus"], bus_id)
+        self._bus_ids.pop(name, None)
 
     # -- appending ----------------------------------------------------------
 
@@ -312,20 +314,42 @@ class PostgresEventStore:
 
     async def read(self, bus: str, after: int = 0, limit: int = 100) -> list[StoredEvent]:
         """See :meth:`EventStore.read`."""
-        async with self._connection() as conn:
-            rows = await conn.fetch(_Q["read_events"], bus, after, limit)
-        if not rows:
-            await self._last_offset(bus)  # BusNotFound for an unknown bus
+        rows = await self._by_bus_id(bus, _Q["read_events"], after, limit)
         return stored_events(bus, rows)
 
     async def get(self, bus: str, offset: int) -> StoredEvent:
         """See :meth:`EventStore.get`."""
-        async with self._connection() as conn:
-            row = await conn.fetchrow(_Q["get_event"], bus, offset)
-        if row is None:
-            await self._last_offset(bus)
+        rows = await self._by_bus_id(bus, _Q["get_event"], offset)
+        if not rows:
             raise EventNotFound(f"bus {bus!r} has no event at offset {offset}")
+        row = rows[0]
         return StoredEvent(bus=bus, offset=row[0], event=decode_event(row[1]), stored_at=row[2])
+
+    async def _by_bus_id(self, bus: str, query: LiteralString, *args: object) -> list[Any]:
+        """Run a read whose first parameter is the bus id.
+
+        With the id as a parameter, PostgreSQL prunes the other buses' segments
+        before executing (by name, a read cost 3x more with 80 buses). Ids are
+        cached; ids are never reused, so a stale id (the bus was deleted, perhaps
+        recreated) only finds nothing, and then the id is looked up again.
+
+        Raises:
+            BusNotFound: No such bus.
+        """
+        async with self._connection() as conn:
+            bus_id = self._bus_ids.get(bus)
+            if bus_id is not None:
+                rows: list[Any] = await conn.fetch(query, bus_id, *args)
+                if rows:
+                    return rows
+            fresh = await conn.fetchval(_Q["bus_id"], bus)
+            if fresh is None:
+                self._bus_ids.pop(bus, None)
+                raise BusNotFound(f"no bus named {bus!r}")
+            self._bus_ids[bus] = fresh
+            if fresh == bus_id:
+                return []
+            return list(await conn.fetch(query, fresh, *args))
 
     async def wait_for(self, bus: str, after: int, timeout: float) -> bool:  # noqa: ASYNC109
         """See :meth:`EventStore.wait_for`: LISTEN/NOTIFY, polling while the listener is down."""

@@ -76,19 +76,23 @@ SELECT tideflow_drop_bus_log($1);
 -- Delete a bus row (its segment rows go with it)
 DELETE FROM tideflow_buses WHERE id = $1;
 
+-- bus_id --
+-- A bus's id by name
+SELECT id FROM tideflow_buses WHERE name = $1;
+
 -- read_events --
--- Committed events after an offset, in order
+-- Committed events of bus $1 (by id, so other buses' segments are pruned early) after an offset
 SELECT event_offset, event, stored_at
 FROM tideflow_events
-WHERE bus_id = (SELECT id FROM tideflow_buses WHERE name = $1) AND event_offset > $2
+WHERE bus_id = $1 AND event_offset > $2
 ORDER BY event_offset
 LIMIT $3;
 
 -- get_event --
--- One event by offset
+-- One event of bus $1 (by id) by offset
 SELECT event_offset, event, stored_at
 FROM tideflow_events
-WHERE bus_id = (SELECT id FROM tideflow_buses WHERE name = $1) AND event_offset = $2;
+WHERE bus_id = $1 AND event_offset = $2;
 
 -- retention_candidates --
 -- Full segments of buses with a retention policy, oldest first, with their newest event's time
