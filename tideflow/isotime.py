@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -38,7 +39,15 @@ def parse_duration(text: str) -> timedelta:
 
 
 def duration_seconds(text: str) -> float:
-    """Seconds in an ISO 8601 duration."""
+    """Seconds in an ISO 8601 duration (cached: runtimes ask on every run and step)."""
+    try:
+        return _cached_seconds(text)
+    except TypeError:  # not hashable: parse_duration says what is wrong with it
+        return parse_duration(text).total_seconds()
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_seconds(text: str) -> float:
     return parse_duration(text).total_seconds()
 
 

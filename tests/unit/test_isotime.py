@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tideflow.isotime import format_timestamp, parse_duration, parse_timestamp
+from tideflow.isotime import duration_seconds, format_timestamp, parse_duration, parse_timestamp
 
 
 @pytest.mark.parametrize(
@@ -39,3 +39,11 @@ def test_timestamps_round_trip() -> None:
 def test_parse_timestamp_rejects(text: str) -> None:
     with pytest.raises(ValueError, match="RFC 3339"):
         parse_timestamp(text)
+
+
+def test_duration_seconds_is_cached_and_still_rejects_bad_input() -> None:
+    assert duration_seconds("PT2S") == duration_seconds("PT2S") == 2.0
+    with pytest.raises(ValueError, match="not an ISO 8601 duration"):
+        duration_seconds("2 seconds")
+    with pytest.raises(ValueError, match="not an ISO 8601 duration"):
+        duration_seconds(["PT1S"])  # type: ignore[arg-type]
