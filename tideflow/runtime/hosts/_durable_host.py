@@ -134,6 +134,8 @@ class RunnerServices:
         loading = self._interpreters.get(key)
         if loading is None:  # one load per version, however many runners ask at once
             loading = self._interpreters[key] = asyncio.ensure_future(self._load(*key))
+        elif loading.done() and not loading.cancelled() and loading.exception() is None:
+            return loading.result()  # the usual case: no shield, no await
         try:
             return await asyncio.shield(loading)
         except TideflowError:
