@@ -1,0 +1,3 @@
+"""The command modules behind ``tideflow.cli``."""
+
+from __future__ import annotations

@@ -1,0 +1,58 @@
+"""What every command module shares: consoles, the one-line error, the API call."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from tideflow.errors import TideflowError
+
+err_console = Console(stderr=True, highlight=False)
+out_console = Console(highlight=False)
+
+
+class CliState:
+    """Flags of the root command that every command reads."""
+
+    verbose = False
+
+
+def fail(message: str, *, code: int = 1, exc: BaseException | None = None) -> typer.Exit:
+    """Print one clear error line (and the traceback under ``--verbose``); return an Exit."""
+    err_console.print(f"[red]error:[/red] {message}", markup=True, soft_wrap=True)
+    if exc is not None and CliState.verbose:
+        err_console.print_exception()
+    return typer.Exit(code)
+
+
+ServerOption = Annotated[
+    str,
+    typer.Option("--server", envvar="TIDEFLOW_SERVER", help="URL of the Tideflow server."),
+]
+DEFAULT_SERVER = "http://127.0.0.1:8080"
+
+
+def call_api(server: str, action: Any) -> Any:
+    """Run ``action(client)`` against ``server``; a failure becomes one error line."""
+    import asyncio
+
+    from tideflow.api.client import ApiClient
+
+    async def go() -> Any:
+        async with ApiClient(server) as client:
+            return await action(client)
+
+    try:
+        return asyncio.run(go())
+    except TideflowError as exc:
+        raise fail(str(exc), exc=exc) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def print_json(value: Any) -> None:
+    import orjson
+
+    print(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())

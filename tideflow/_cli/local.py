@@ -1,0 +1,231 @@
+"""``tideflow validate`` and ``tideflow run``: commands that need no server."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from tideflow._cli.common import (
+    err_console,
+    fail,
+)
+from tideflow.errors import TideflowError
+
+# --- validate: tideflow.workflow -----------------------------------------------
+
+
+def _validate_one(path: str) -> tuple[list[str], int]:
+    """Lines to print for one file, and its exit status (0 ok, 1 invalid, 2 unreadable)."""
+    from pathlib import Path
+
+    from tideflow.errors import WorkflowLoadError, WorkflowValidationError, format_path
+    from tideflow.runtime.schedules import check_start_schedule
+    from tideflow.workflow import load_and_validate, parse_document
+
+    try:
+        _, warnings = load_and_validate(Path(path))
+        # start.schedule as the timer service reads it (what a deploy checks too)
+        document = parse_document(Path(path).read_text(encoding="utf-8"), path)
+        warnings = (*warnings, *check_start_schedule(document, path))
+    except WorkflowLoadError as exc:
+        message = exc.message if exc.message.startswith(path) else f"{path}: {exc.message}"
+        return [message], 2
+    except WorkflowValidationError as exc:
+        lines = []
+        for problem in exc.problems:
+            tag = "" if problem.severity == "error" else "warning: "
+            lines.append(f"{path}: {tag}{format_path(problem.path)}: {problem.message}")
+        return lines, 1
+    return [f"{path}: ok", *(f"  warning: {w}" for w in warnings)], 0
+
+
+def validate(
+    files: Annotated[
+        list[str], typer.Argument(help="Workflow definitions (YAML or JSON).", metavar="FILE...")
+    ],
+) -> None:
+    """Validate workflow definitions: print 'ok' per valid file, one line per problem otherwise.
+
+    Exit status: 0 when all are valid, 1 when any is invalid, 2 when a file
+    cannot be read or parsed.
+    """
+    status = 0
+    for path in files:
+        lines, code = _validate_one(path)
+        for line in lines:
+            print(line)
+        status = max(status, code)
+    raise typer.Exit(status)
+
+
+# --- run: one instance on the local host (tideflow.runtime.hosts.local) -------
+
+
+def read_input(text: str | None) -> Any:
+    """``--input``: JSON text, ``@file`` holding JSON, or ``@-`` for standard input."""
+    import json
+    from pathlib import Path
+
+    if text is None:
+        return {}
+    source = "--input"
+    if text == "@-":
+        text = sys.stdin.read()
+    elif text.startswith("@"):
+        source = text[1:]
+        try:
+            text = Path(source).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise fail(f"--input {source}: {exc.strerror or exc}", code=2) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise fail(f"{source}: not JSON: {exc.msg} (line {exc.lineno})", code=2) from None
+
+
+def _read_events(path: str | None) -> list[dict[str, Any]]:
+    """``--events``: one structured CloudEvent (a JSON object) per line."""
+    import json
+    from pathlib import Path
+
+    if path is None:
+        return []
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise fail(f"--events {path}: {exc.strerror or exc}", code=2) from None
+    events = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise fail(f"{path}:{number}: not JSON: {exc.msg}", code=2) from None
+        if not isinstance(event, dict) or "type" not in event:
+            raise fail(f"{path}:{number}: not a structured CloudEvent (no 'type')", code=2)
+        events.append(event)
+    return events
+
+
+def read_redirects(pairs: list[str]) -> dict[str, str]:
+    """``--server FROM=TO`` pairs."""
+    out = {}
+    for pair in pairs:
+        source, sep, target = pair.partition("=")
+        if not sep or not source.startswith(("http://", "https://")) or not target:
+            raise fail(f"--server {pair!r}: expected FROM=TO with FROM an http(s) URL", code=2)
+        out[source] = target
+    return out
+
+
+def _load_for_run(workflow: str, dialect: str | None = None) -> Any:
+    """Load and validate ``workflow``; warnings to stderr; problems exit 2."""
+    from pathlib import Path
+
+    from tideflow.errors import WorkflowLoadError, WorkflowValidationError
+    from tideflow.workflow import load_and_validate
+
+    try:
+        model, warnings = load_and_validate(Path(workflow), dialect=dialect)
+    except WorkflowLoadError as exc:
+        raise fail(exc.message, code=2) from None
+    except WorkflowValidationError as exc:
+        for problem in exc.problems:
+            tag = "" if problem.severity == "error" else "warning: "
+            err_console.print(f"{workflow}: {tag}{problem}", markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    for warning in warnings:
+        err_console.print(f"{workflow}: warning: {warning}", markup=False, soft_wrap=True)
+    return model
+
+
+async def _run_local(host: Any, model: Any, data: Any, path: Any) -> Any:
+    async with host:
+        return await host.run(model, data, path.resolve().parent)
+
+
+def _describe_failure(result: Any) -> str:
+    error = result.error
+    where = f" in state {error.state!r}" if error.state else ""
+    code = f" (code {error.code})" if error.code and error.code != error.name else ""
+    return f"workflow failed{where}: {error.name}{code}: {error.message}"
+
+
+def run(
+    workflow: Annotated[str, typer.Argument(help="The workflow definition (YAML or JSON).")],
+    input_: Annotated[
+        str | None, typer.Option("--input", "-i", help="Input: JSON, @FILE or @- (stdin).")
+    ] = None,
+    functions: Annotated[
+        str | None,
+        typer.Option("--functions", help="Python file whose callables replace functions by name."),
+    ] = None,
+    events: Annotated[
+        str | None,
+        typer.Option("--events", help="CloudEvents, one JSON per line, offered in order."),
+    ] = None,
+    workflows: Annotated[
+        list[str] | None, typer.Option("--workflows", help="Folder of sub-workflows (repeatable).")
+    ] = None,
+    timeline: Annotated[
+        bool, typer.Option("--timeline", help="Print the steps and emitted events on stderr.")
+    ] = False,
+    dialect: Annotated[
+        str | None, typer.Option("--dialect", help="'sonataflow': its documented leniencies.")
+    ] = None,
+    server: Annotated[
+        list[str] | None,
+        typer.Option("--server", help="FROM=TO: send requests for URLs starting FROM to TO."),
+    ] = None,
+) -> None:
+    """Run one instance in this process and print its output as JSON.
+
+    Exit status: 0 completed (or terminated), 1 failed (the error on stderr),
+    2 invalid definition or unusable options.
+    """
+    import asyncio
+    import json
+    from pathlib import Path
+
+    from tideflow.runtime.hosts.local import (
+        LocalHost,
+        LocalOptions,
+        TimelinePrinter,
+        load_functions_file,
+    )
+    from tideflow.runtime.result import Failed
+
+    if dialect not in (None, "sonataflow"):
+        raise fail(f"--dialect {dialect!r}: the only dialect is 'sonataflow'", code=2)
+    model = _load_for_run(workflow, dialect)
+    data = read_input(input_)
+    try:
+        overrides = load_functions_file(functions) if functions else {}
+    except TideflowError as exc:
+        raise fail(str(exc), code=2) from None
+    printer = TimelinePrinter() if timeline else None
+    options = LocalOptions(
+        functions=overrides,
+        events=_read_events(events),
+        workflow_dirs=[Path(d) for d in workflows or []],
+        dialect=dialect,
+        on_step=printer,
+        redirects=read_redirects(server or []),
+    )
+    try:
+        outcome = asyncio.run(_run_local(LocalHost(options), model, data, Path(workflow)))
+    except TideflowError as exc:
+        raise fail(str(exc), exc=exc) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except Exception as exc:  # a bug: still one line (the traceback with --verbose)
+        raise fail(f"internal error: {type(exc).__name__}: {exc}", exc=exc) from None
+    if printer is not None:
+        for event in outcome.emitted:
+            printer.line(f"emitted {json.dumps(event, ensure_ascii=False)}")
+    if isinstance(outcome.result, Failed):
+        raise fail(_describe_failure(outcome.result))
+    print(json.dumps(getattr(outcome.result, "output", None), indent=2, ensure_ascii=False))

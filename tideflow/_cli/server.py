@@ -1,0 +1,231 @@
+"""``tideflow serve`` and the events, buses and timers commands (thin shells over the API)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from tideflow import __version__
+from tideflow._cli.common import (
+    DEFAULT_SERVER,
+    ServerOption,
+    call_api,
+    fail,
+    out_console,
+    print_json,
+)
+from tideflow._cli.local import read_redirects
+from tideflow.errors import TideflowError
+
+# --- serve, events, buses: the HTTP API (thin shells over tideflow.api) ------
+
+events_app = typer.Typer(help="Send and read CloudEvents.", no_args_is_help=True)
+buses_app = typer.Typer(help="Manage event buses.", no_args_is_help=True)
+timers_app = typer.Typer(help="Inspect durable timers.", no_args_is_help=True)
+
+
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default: 127.0.0.1).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default: 8080).")] = None,
+    workflows: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--workflows", help="Deploy every definition in this folder on start (repeatable)."
+        ),
+    ] = None,
+    functions: Annotated[
+        str | None,
+        typer.Option("--functions", help="Python file whose callables replace functions by name."),
+    ] = None,
+    server: Annotated[
+        list[str] | None,
+        typer.Option("--server", help="FROM=TO: send requests for URLs starting FROM to TO."),
+    ] = None,
+    allow_python: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-python",
+            metavar="MODULE",
+            help="Let python: functions of deployed definitions import MODULE and its "
+            "submodules (repeatable; adds to TIDEFLOW_PYTHON_MODULES).",
+        ),
+    ] = None,
+) -> None:
+    """Serve everything in one process: API, event store, subscriptions, timers, runtime.
+
+    Data lives in an embedded PostgreSQL unless TIDEFLOW_DATABASE_URL is set.
+    python: functions may import only the --allow-python modules and those in
+    the --workflows folders.
+    """
+    from dataclasses import replace
+    from pathlib import Path
+
+    from tideflow.api.compose import SystemOptions
+    from tideflow.runtime.hosts.local import load_functions_file
+
+    folders = [Path(folder) for folder in workflows or []]
+    for folder in folders:
+        if not folder.is_dir():
+            raise fail(f"--workflows {folder}: not a folder", code=2)
+    try:
+        overrides = load_functions_file(functions) if functions else {}
+    except TideflowError as exc:
+        raise fail(str(exc), code=2) from None
+    system = SystemOptions(
+        workflow_dirs=folders, functions=overrides, redirects=read_redirects(server or [])
+    )
+
+    from tideflow.api.server import describe_database, run_server
+    from tideflow.settings import Settings
+
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        raise fail(f"invalid TIDEFLOW_* setting: {exc}", exc=exc) from None
+    settings = replace(settings, host=host or settings.host, port=port or settings.port)
+    settings = _with_python_modules(settings, allow_python or [])
+    out_console.print(f"tideflow {__version__}: data in {describe_database(settings)}")
+    run_server(settings, system=system)
+
+
+def _with_python_modules(settings: Any, allowed: list[str]) -> Any:
+    """``settings`` with ``--allow-python`` added to its modules; exit 2 on a bad name."""
+    from dataclasses import replace
+
+    from tideflow.runtime.functions.policy import PythonPolicy
+
+    modules = (*settings.python_modules, *allowed)
+    try:
+        policy = PythonPolicy.for_server(modules)
+    except TideflowError as exc:
+        raise fail(f"--allow-python / TIDEFLOW_PYTHON_MODULES: {exc}", code=2) from None
+    return replace(settings, python_modules=policy.modules)
+
+
+@events_app.command("send")
+def events_send(
+    type_: Annotated[str, typer.Option("--type", help="The event type.")],
+    source: Annotated[str, typer.Option("--source", help="The event source (URI-reference).")],
+    bus: Annotated[str, typer.Option("--bus", help="The bus.")] = "default",
+    data: Annotated[str | None, typer.Option(help="JSON data, or @file to read it.")] = None,
+    ext: Annotated[
+        list[str] | None, typer.Option("--ext", help="Extension attribute name=value; repeat.")
+    ] = None,
+    event_id: Annotated[
+        str | None, typer.Option("--id", help="The event id (default: random).")
+    ] = None,
+    subject: Annotated[str | None, typer.Option(help="The event subject.")] = None,
+    server: ServerOption = DEFAULT_SERVER,
+) -> None:
+    """Send one CloudEvent; print its bus, offset and whether it was a duplicate."""
+    from pathlib import Path
+
+    from tideflow.api.client import build_event, parse_extensions
+    from tideflow.clock import SYSTEM_CLOCK
+    from tideflow.ids import new_id
+    from tideflow.isotime import format_timestamp
+
+    try:
+        if data is not None and data.startswith("@"):
+            data_file = Path(data[1:])
+            data = data_file.read_text(encoding="utf-8")
+        event = build_event(
+            type_,
+            source,
+            event_id=event_id or new_id(),
+            time=format_timestamp(SYSTEM_CLOCK.now()),
+            data=data,
+            extensions=parse_extensions(ext or []),
+            subject=subject,
+        )
+    except OSError as exc:
+        raise fail(f"cannot read {data_file}: {exc.strerror or exc}", exc=exc) from None
+    except TideflowError as exc:
+        raise fail(str(exc), exc=exc) from None
+    ack = call_api(server, lambda client: client.send_event(bus, event))
+    if ack.get("scheduled"):
+        print(f"{ack['bus']} scheduled for {ack['deliveryTime']} (timer {ack['timerId']})")
+        return
+    print(f"{ack['bus']} offset {ack['offset']}" + (" (duplicate)" if ack["duplicate"] else ""))
+
+
+@events_app.command("tail")
+def events_tail(
+    bus: Annotated[str, typer.Argument(help="The bus to follow.")],
+    from_: Annotated[
+        int | None,
+        typer.Option("--from", min=1, help="Start at this offset (default: only new events)."),
+    ] = None,
+    server: ServerOption = DEFAULT_SERVER,
+) -> None:
+    """Follow a bus: print each event as one JSON line {offset, event}; Ctrl-C stops."""
+    import orjson
+
+    async def follow(client: Any) -> None:
+        after = from_ - 1 if from_ is not None else (await client.get_bus(bus))["lastOffset"]
+        async for record in client.tail(bus, after):
+            print(orjson.dumps(record).decode(), flush=True)
+
+    call_api(server, follow)
+
+
+@buses_app.command("list")
+def buses_list(server: ServerOption = DEFAULT_SERVER) -> None:
+    """List the buses: name and retention."""
+    for bus in call_api(server, lambda client: client.list_buses()):
+        retention = bus.get("retention") or {}
+        limits = " ".join(f"{k}={v}" for k, v in retention.items()) or "keep everything"
+        print(f"{bus['name']}\t{limits}")
+
+
+@buses_app.command("create")
+def buses_create(
+    name: Annotated[str, typer.Argument(help="The bus name.")],
+    max_age: Annotated[
+        str | None, typer.Option(help="Drop segments older than this ISO 8601 duration.")
+    ] = None,
+    max_events: Annotated[int | None, typer.Option(help="Keep about this many events.")] = None,
+    server: ServerOption = DEFAULT_SERVER,
+) -> None:
+    """Create a bus."""
+    retention = {k: v for k, v in (("maxAge", max_age), ("maxEvents", max_events)) if v}
+    print_json(call_api(server, lambda client: client.create_bus(name, retention or None)))
+
+
+@buses_app.command("show")
+def buses_show(
+    name: Annotated[str, typer.Argument(help="The bus name.")],
+    server: ServerOption = DEFAULT_SERVER,
+) -> None:
+    """Show a bus: offsets, segments, size on disk, recent rate."""
+    print_json(call_api(server, lambda client: client.get_bus(name)))
+
+
+@buses_app.command("delete")
+def buses_delete(
+    name: Annotated[str, typer.Argument(help="The bus name.")],
+    server: ServerOption = DEFAULT_SERVER,
+) -> None:
+    """Delete a bus and all its events."""
+    call_api(server, lambda client: client.delete_bus(name))
+    print(f"deleted bus {name}")
+
+
+@timers_app.command("list")
+def timers_list(
+    kind: Annotated[str | None, typer.Option(help="Only timers of this kind.")] = None,
+    state: Annotated[str, typer.Option(help="pending, fired, cancelled or all.")] = "pending",
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    server: ServerOption = DEFAULT_SERVER,
+) -> None:
+    """List timers in due order: due time, state, kind, id."""
+    found = call_api(server, lambda client: client.list_timers(kind, state, limit))
+    if as_json:
+        print_json(found)
+        return
+    for timer in found:
+        print(f"{timer['dueAt']}\t{timer['state']}\t{timer['kind']}\t{timer['id']}")
