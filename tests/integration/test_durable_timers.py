@@ -248,3 +248,79 @@ async def test_python_modules_are_found_in_every_workflow_folder(pool, tmp_path:
         assert rt.base_dir_for("python:elsewhere:f") == first
     assert done.status == "completed", done.error
     assert done.output == {"n": 6}
+
+
+def _flaky_workflow() -> str:
+    action = {
+        "functionRef": {"refName": "flaky", "arguments": {"n": "${ .n }"}},
+        "actionDataFilter": {"toStateData": "${ .n }"},
+        "retryRef": "again",
+    }
+    return workflow(
+        "flaky",
+        [{"name": "Try", "type": "operation", "actions": [action], "end": True}],
+        functions=[{"name": "flaky", "type": "custom", "operation": "python:unused:flaky"}],
+        retries=[{"name": "again", "delay": "PT0.2S", "maxAttempts": 3}],
+        autoRetries=True,
+    )
+
+
+async def test_a_parked_retry_back_off_is_a_timer(pool) -> None:
+    attempts: list[int] = []
+
+    def flaky(args: dict[str, Any]) -> int:
+        attempts.append(args["n"])
+        if len(attempts) == 1:
+            raise RuntimeError("first attempt fails")
+        return int(args["n"]) + 1
+
+    await deploy(pool, _flaky_workflow())
+    options = RuntimeOptions(functions={"flaky": flaky}, memory_sleep=0.0)
+    async with DurableRuntime(pool, options) as rt:
+        row = await rt.start_instance("flaky", {"n": 1})
+        done = await rt.wait_for_completion(row.id, 10)
+        (timer,) = await _wake_timers(rt)
+    assert done.status == "completed", done.error
+    assert done.output == {"n": 2}
+    assert attempts == [1, 1]
+    assert timer.idempotency_key.startswith(f"{row.id}/1/Try/")
+    assert timer.idempotency_key.endswith("/backoff")
+    assert timer.state is TimerState.FIRED
+
+
+def _guarded_parent() -> str:
+    action = {
+        "subFlowRef": {"workflowId": "slowchild", "version": "1"},
+        "actionDataFilter": {"results": "${ .n }", "toStateData": "${ .n }"},
+    }
+    state = {
+        "name": "Call",
+        "type": "operation",
+        "actions": [action],
+        "timeouts": {"actionExecTimeout": "PT30S"},
+        "end": True,
+    }
+    return workflow("guarded", [state])
+
+
+async def test_a_child_ending_first_cancels_the_parent_timeout_timer(pool) -> None:
+    calls = Calls()
+    calls.gate = asyncio.Event()
+    await deploy(pool, workflow("slowchild", [call_state("Only", "slow", None)]))
+    await deploy(pool, _guarded_parent())
+    async with runtime(pool, calls) as rt:
+        row = await rt.start_instance("guarded", {"n": 1})
+        await _until(lambda: _status_is(rt, row.id, "waiting"))
+        (timer,) = await _wake_timers(rt, TimerState.PENDING)
+        assert timer.idempotency_key.startswith(f"{row.id}/1/Call/")
+        calls.gate.set()
+        done = await rt.wait_for_completion(row.id, 10)
+        after = await rt.timers.get(timer.id)
+    assert done.status == "completed", done.error
+    assert done.output == {"n": 2}
+    assert after is not None
+    assert after.state is TimerState.CANCELLED
+
+
+async def _status_is(rt: DurableRuntime, instance_id: str, status: str) -> bool:
+    return (await rt.instances.get(instance_id)).status == status

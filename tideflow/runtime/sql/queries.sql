@@ -180,12 +180,17 @@ DELETE FROM tideflow_event_waits WHERE instance_id = ANY($1::text[]);
 
 -- answer_parent --
 -- A sync sub-flow ended: journal its outcome for the parent's step and wake the parent
+-- (the step's timeout timer, if it has one, is not needed any more)
 WITH parent AS (
     UPDATE tideflow_instances
     SET woken = true, wake_at = CASE WHEN status = 'waiting' THEN now() ELSE wake_at END,
         updated_at = now()
     WHERE id = $1 AND status IN ('running', 'waiting', 'suspended')
     RETURNING id, run_no
+), unneeded AS (
+    UPDATE tideflow_timers SET state = 'cancelled'
+    WHERE idempotency_key = (SELECT id || '/' || run_no || '/' || $2 FROM parent)
+      AND state = 'pending'
 )
 INSERT INTO tideflow_journal (instance_id, run_no, op, step_key, entry)
 SELECT id, run_no, 'subflow', $2, $3::jsonb FROM parent;
