@@ -23,7 +23,8 @@ of kind :data:`WAKE_KIND` in ``tideflow_timers``:
 - **Harmless when late.** An instance that ended, was suspended, or moved on
   to another run is not touched. When events answer a wait before its
   timeout, the wait's timer is cancelled in the delivering transaction
-  (:func:`cancel_wake_timer`). A timer whose step ended another way (a
+  (:func:`cancel_wake_timer`); so is a sync sub-flow step's when the child
+  answers first (query ``answer_parent``). A timer whose step ended another way (a
   deadline whose body finished first) fires into an instance waiting for
   something else: it replays, finds nothing due and parks again.
 
