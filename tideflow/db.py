@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -237,4 +238,17 @@ async def open_database(
                 await migrate(conn)
         yield Database(dsn, pool, embedded)
     finally:
-        await pool.close()
+        await close_pool(pool)
+
+
+async def close_pool(pool: asyncpg.Pool, grace_seconds: float = 10.0) -> None:
+    """Close ``pool``; if a connection is still held after ``grace_seconds``, terminate it.
+
+    A service that failed half-way through its start-up can leave a connection
+    acquired; waiting for it would hang the process instead of letting it exit.
+    """
+    try:
+        await asyncio.wait_for(pool.close(), grace_seconds)
+    except TimeoutError:
+        log.warning("database pool did not close within %.0f s; terminating it", grace_seconds)
+        pool.terminate()
