@@ -42,6 +42,7 @@ def test_started_event_has_the_cloudevent_attributes() -> None:
 def test_completed_carries_the_output_and_failed_the_error() -> None:
     done = lifecycle_event(notice("completed", output={"message": "hi"}))
     assert done["data"]["output"] == {"message": "hi"}
+    assert lifecycle_event(notice("completed"))["data"]["output"] is None
     assert done["data"]["status"] == "completed"
     error = {"name": "error", "code": "500", "message": "boom", "state": "Charge"}
     failed = lifecycle_event(notice("failed", error=error, state="Charge", parent_id="p-1"))

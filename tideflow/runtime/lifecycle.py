@@ -105,7 +105,7 @@ def lifecycle_event(notice: LifecycleNotice) -> dict[str, Any]:
     }
     if notice.state is not None:
         data["state"] = notice.state
-    if notice.kind == "completed" and notice.output is not None:
+    if notice.kind == "completed":  # null too: a workflow may complete with no output
         data["output"] = notice.output
     if notice.error is not None:
         data["error"] = dict(notice.error)
