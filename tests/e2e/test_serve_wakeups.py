@@ -92,6 +92,8 @@ async def test_a_parked_sleep_is_listed_in_timers(client: httpx.AsyncClient) -> 
     assert ahead > timedelta(minutes=59)
     shown = (await client.get(f"/instances/{started['id']}")).json()
     assert shown["status"] == "waiting"
+    metrics = (await client.get("/metrics")).text  # counted in the database
+    assert 'tideflow_instances{status="waiting"} 1.0' in metrics.splitlines()
     cancelled = await client.post(f"/instances/{started['id']}/cancel")
     assert cancelled.json()["status"] == "cancelled"
 
