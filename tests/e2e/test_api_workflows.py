@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml  # type: ignore[import-untyped]
+import yaml
 
 from tideflow.api.app import create_app
 from tideflow.api.testserver import serve_app

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml  # type: ignore[import-untyped]
+import yaml
 
 from tests.support.served import Served, copied_database, serve_process
 from tests.support.services import Services, start_services

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml  # type: ignore[import-untyped]
+import yaml
 
 from tideflow.errors import CesqlParseError
 from tideflow.triggers.cesql import compile_expression

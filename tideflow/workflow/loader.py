@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-import yaml  # type: ignore[import-untyped]
+import yaml
 
 from tideflow.errors import Problem, WorkflowLoadError, WorkflowValidationError
 from tideflow.workflow import model
