@@ -266,7 +266,7 @@ class WorkflowSubscriber:
             else:
                 first.setdefault(wait, row["i"])
         used.update(first.values())
-        await asyncio.gather(*(self._answer(w, [events[i][1]]) for w, i in first.items()))
+        await self._answer_many([(*w, [events[i][1]]) for w, i in first.items()])
         for instance_id, wait_key, name, event in parts:
             await self._add_part(instance_id, wait_key, name, event)
         return used
@@ -278,6 +278,15 @@ class WorkflowSubscriber:
             except TideflowError as exc:
                 log.error("delivering to %s failed: %s", wait[0], exc)
                 return False
+
+    async def _answer_many(self, answers: list[tuple[str, str, list[dict[str, Any]]]]) -> None:
+        """Answer many waits in one transaction (the woken instances resume in this process).
+
+        A database failure raises: nothing of the batch was delivered, and the
+        dispatcher hands the batch over again (at-least-once).
+        """
+        if answers:
+            await self.runtime.deliver_many(answers)
 
     async def _add_part(
         self, instance_id: str, wait_key: str, name: str, event: dict[str, Any]

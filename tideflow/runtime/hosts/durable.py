@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -54,6 +55,7 @@ from tideflow.errors import (
 from tideflow.runtime.effects import SubflowCall
 from tideflow.runtime.functions import FunctionInvoker
 from tideflow.runtime.functions.policy import PythonPolicy
+from tideflow.runtime.hosts._durable_deliver import deliver_batch
 from tideflow.runtime.hosts._durable_effects import assemble
 from tideflow.runtime.hosts._durable_host import (
     EmitSink,
@@ -374,6 +376,37 @@ class DurableRuntime(RunnerServices):
         if runner is not None:
             runner.deliver(wait_key, result)
         return True
+
+    async def deliver_many(
+        self, answers: Sequence[tuple[str, str, list[dict[str, Any]]]]
+    ) -> list[bool]:
+        """Answer many waits ``(instance id, wait key, events)`` in one transaction.
+
+        The parked instances they wake are claimed by this process in the same
+        transaction and resumed here at once (see
+        :mod:`tideflow.runtime.hosts._durable_deliver`).
+
+        Returns:
+            For each answer, whether its wait was open and took the events.
+        """
+        return await deliver_batch(self, answers)
+
+    def holds(self, instance_id: str) -> bool:
+        """Whether a runner for ``instance_id`` is in memory here."""
+        return instance_id in self._runners
+
+    def resume_claimed(self, row: InstanceRow, loaded: tuple[list[dict[str, Any]], int]) -> None:
+        """Run an instance claimed outside the worker, with its journal and step count."""
+        self.worker.claimed += 1
+        if row.id in self._runners:  # cannot happen: we held no lease; the lease will run out
+            log.warning("instance %s claimed while a runner was in memory", row.id)
+        self._spawn(row, fresh=False, loaded=loaded)
+
+    def hand_over(self, instance_id: str, wait_key: str, events: list[dict[str, Any]]) -> None:
+        """Give journaled events to the instance's runner if it is parked in memory here."""
+        runner = self._runners.get(instance_id)
+        if runner is not None:
+            runner.deliver(wait_key, events)
 
     async def cancel(self, instance_id: str) -> InstanceRow:
         """Cancel now when idle, else at the instance's next step."""

@@ -1,0 +1,45 @@
+-- Batched event delivery (tideflow/runtime/hosts/_durable_deliver.py): many waits answered in one
+-- transaction, and the parked instances they wake claimed by the delivering process at once.
+
+-- deliver_claim --
+-- Answer waits for one of their events ($1 instances, each once; $2 wait keys; $3 results):
+-- drop each wait, journal its result, and claim its instance for $4 (lease $5 s) when $6 allows
+-- it and the instance is parked and nobody holds it; an instance not claimed is marked woken
+-- (a worker claims it). Waits on all events are left alone (not returned).
+WITH u AS MATERIALIZED (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $6::boolean[])
+        AS u(instance_id, wait_key, entry, claimable)
+), wait AS (
+    DELETE FROM tideflow_event_waits w
+    USING u
+    WHERE w.instance_id = u.instance_id AND w.wait_key = u.wait_key AND NOT w.all_events
+      AND w.instance_id = ANY($1::text[])
+    RETURNING w.instance_id, w.wait_key, w.run_no, u.entry, u.claimable
+), cand AS (
+    -- Locked first: a claim racing with ours is seen as it committed
+    SELECT t.*, t.claimable AND i.status = 'waiting' AND i.requested IS NULL
+                AND (i.lease_until IS NULL OR i.lease_until < now()) AS yes
+    FROM wait t JOIN tideflow_instances i ON i.id = t.instance_id AND i.run_no = t.run_no
+    WHERE i.id = ANY($1::text[])
+    FOR UPDATE OF i
+), woke AS (
+    UPDATE tideflow_instances i
+    SET woken = NOT c.yes,
+        -- claimed: due now, so a claim left without a runner is taken again when its lease ends
+        wake_at = CASE WHEN c.yes OR i.status = 'waiting' THEN now() ELSE i.wake_at END,
+        lease_owner = CASE WHEN c.yes THEN $4::text ELSE i.lease_owner END,
+        lease_until = CASE WHEN c.yes THEN now() + make_interval(secs => $5) ELSE i.lease_until END,
+        status = CASE WHEN c.yes THEN 'running' ELSE i.status END,
+        updated_at = now()
+    FROM cand c
+    WHERE i.id = c.instance_id AND i.id = ANY($1::text[])
+    RETURNING i.*, c.wait_key AS answered_key, c.entry AS answered_entry, c.yes AS claimed
+), journal AS (
+    INSERT INTO tideflow_journal (instance_id, run_no, op, step_key, entry)
+    SELECT id, run_no, 'wait', answered_key, answered_entry FROM woke
+), timers AS (
+    UPDATE tideflow_timers SET state = 'cancelled'
+    WHERE idempotency_key IN (SELECT id || '/' || run_no || '/' || answered_key FROM woke)
+      AND state = 'pending'
+)
+SELECT * FROM woke;
