@@ -100,10 +100,16 @@ def _is_strict_xfail(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     return any("xfail" in m and "strict=True" in m for m in _marks(node))
 
 
+EXAMPLES = ROOT / "examples" / "workflows"
+"""The shipped examples: tests parametrized by their names (``NAMES``) take these ids."""
+
+
 def _param_id_exists(path: str, param: str) -> bool:
     source = (ROOT / path).read_text(encoding="utf-8")
     quoted = (f'"{param}"', f"'{param}'")
     if any(q in source for q in quoted):
+        return True
+    if '"examples" / "workflows"' in source and (EXAMPLES / f"{param}.yaml").is_file():
         return True
     return all(f'"{part}"' in source or f"'{part}'" in source for part in param.split("-"))
 
@@ -205,6 +211,10 @@ def test_the_reference_checker_rejects_what_it_must(tmp_path: Path) -> None:
     assert "xfail(strict=True)" in str(
         check_reference(here, "test_every_row_names_existing_tests", None, gap=True)
     )
+    served = "tests/e2e/test_examples_served.py"
+    example = "test_example_gives_its_output_through_the_api"
+    assert check_reference(served, example, "order-events", gap=False) is None
+    assert "no such case" in str(check_reference(served, example, "no-such-example", gap=False))
     rows_text = "\n".join(
         [
             "- [ ] a",
