@@ -336,8 +336,9 @@ WITH created AS (
 ), changes AS MATERIALIZED (
     -- Unnested once: joined in a nested loop, a bare unnest was re-run for every instance
     -- row (a batch of 50 cost 2,500 unnested rows; most of the statement's time)
-    SELECT * FROM unnest($9::text[], $10::text[], $11::jsonb[], $12::boolean[], $13::integer[],
-                         $14::text[], $15::jsonb[], $16::jsonb[], $17::timestamptz[])
+    SELECT *, $1::text AS owner
+    FROM unnest($9::text[], $10::text[], $11::jsonb[], $12::boolean[], $13::integer[],
+                $14::text[], $15::jsonb[], $16::jsonb[], $17::timestamptz[])
         AS u(id, state, data, touched, action, status, output, error, wake_at)
 ), touched AS (
     -- action: 0 renew and save progress, 1 park until wake_at, 2 finish with status
@@ -357,8 +358,9 @@ WITH created AS (
         requested = CASE WHEN u.action = 2 THEN NULL ELSE i.requested END,
         updated_at = now()
     FROM changes u
-    -- id = ANY: the rows are found through the primary key, not by scanning the table
-    WHERE i.id = u.id AND i.id = ANY($9::text[]) AND i.lease_owner = $1
+    -- The fence compares with u.owner, a join condition: a filter on i alone made the
+    -- planner expect one row of i and loop over the batch for each instance row
+    WHERE i.id = u.id AND i.lease_owner = u.owner
     RETURNING u.action, i.*
 ), held AS (
     SELECT id FROM touched UNION ALL SELECT id FROM created
