@@ -1,12 +1,12 @@
-"""Batched event delivery: many waits answered in one transaction, the woken instances run here.
+"""Batched event delivery: many waits answered in one statement, the woken instances run here.
 
 :meth:`DurableRuntime.deliver_events` answers one wait per transaction and
 leaves the instance to the worker: a NOTIFY, a claim query, a journal load,
 then the replay. For the waits a batch of events answers,
 :func:`deliver_batch` does it in one statement (``deliver_claim`` in
 ``sql/deliver.sql``): it drops the waits, journals their results, cancels
-their wake-up timers and claims the parked instances for this process; their
-journals are read in the same transaction and runners start at once. An
+their wake-up timers and claims the parked instances for this process, and
+returns their journals (with the results just added): runners start at once. An
 instance that is held (running here or elsewhere) is marked woken as before;
 a NOTIFY tells the workers only then. Waits on *all* of their events, and a
 second wait of an instance already in the batch, go through
@@ -29,7 +29,7 @@ import asyncpg
 
 from tideflow.db import parse_queries
 from tideflow.errors import StoreError
-from tideflow.runtime.persistence import NOTIFY_CHANNEL, InstanceRow, Q, dumps, loads
+from tideflow.runtime.persistence import InstanceRow, Q, dumps, loads
 
 if TYPE_CHECKING:
     from tideflow.runtime.hosts.durable import DurableRuntime
@@ -95,10 +95,9 @@ async def _deliver_rows(
         ok = room > 0 and not runtime.holds(instance_id)
         claimable.append(ok)
         room -= ok
-    loaded: dict[str, tuple[list[dict[str, Any]], int]] = {}
     try:
-        async with runtime.pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
+        async with runtime.pool.acquire() as conn:
+            rows = await conn.fetch(  # one statement: atomic without a transaction block
                 DQ["deliver_claim"],
                 [a[0] for a in answers],
                 [a[1] for a in answers],
@@ -108,30 +107,36 @@ async def _deliver_rows(
                 claimable,
             )
             claimed = [r for r in rows if r["claimed"]]
-            if len(claimed) < len(rows):
-                await conn.execute(Q["notify"], NOTIFY_CHANNEL, "wake")
-            if claimed:
-                loaded = await _journals(conn, claimed)
+            steps = await _steps(conn, claimed)
     except asyncpg.PostgresError as exc:
         raise StoreError(f"delivering events to {len(answers)} waits failed: {exc}") from exc
     events = {a[0]: a[2] for a in answers}
     for row in rows:
-        if row["claimed"]:
-            runtime.resume_claimed(InstanceRow.from_row(row), loaded[row["id"]])
-        else:
+        if not row["claimed"]:
             runtime.hand_over(row["id"], row["answered_key"], events[row["id"]])
+        elif steps is not None:
+            runtime.resume_claimed(
+                InstanceRow.from_row(row), (loads(row["journal"]), steps.get(row["id"], 0))
+            )
     return {row["id"]: row for row in rows}
 
 
-async def _journals(
-    conn: asyncpg.Connection, rows: Sequence[asyncpg.Record]
-) -> dict[str, tuple[list[dict[str, Any]], int]]:
-    """The journals (with the results just added) and timeline step counts of claimed runs."""
-    ids = [r["id"] for r in rows]
-    runs = [r["run_no"] for r in rows]
-    journals: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
-    for r in await conn.fetch(Q["get_journals"], ids, runs):
-        entry = {"op": r["op"], "key": r["step_key"], **loads(r["entry"])}
-        journals[r["instance_id"]].append(entry)
-    steps = dict(await conn.fetch(Q["count_timelines"], ids, runs))
-    return {i: (journals[i], steps.get(i, 0)) for i in ids}
+async def _steps(
+    conn: asyncpg.Connection, claimed: Sequence[asyncpg.Record]
+) -> dict[str, int] | None:
+    """Timeline step counts of the claimed runs (``None``: unreadable, their leases run out).
+
+    The results are committed already: a failure here must not have the batch
+    delivered again, so the claimed instances are left to another claim.
+    """
+    if not claimed:
+        return {}
+    try:
+        ids = [r["id"] for r in claimed]
+        runs = [r["run_no"] for r in claimed]
+        return dict(await conn.fetch(Q["count_timelines"], ids, runs))
+    except (asyncpg.PostgresError, OSError) as exc:
+        log.warning(
+            "%d instances woken by events wait for their lease to run out: %s", len(ids), exc
+        )
+        return None

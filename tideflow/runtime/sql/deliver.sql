@@ -1,5 +1,5 @@
 -- Batched event delivery (tideflow/runtime/hosts/_durable_deliver.py): many waits answered in one
--- transaction, and the parked instances they wake claimed by the delivering process at once.
+-- statement, and the parked instances they wake claimed by the delivering process at once.
 
 -- deliver_claim --
 -- Answer waits for one of their events ($1 instances, each once; $2 wait keys; $3 results):
@@ -41,5 +41,17 @@ WITH u AS MATERIALIZED (
     UPDATE tideflow_timers SET state = 'cancelled'
     WHERE idempotency_key IN (SELECT id || '/' || run_no || '/' || answered_key FROM woke)
       AND state = 'pending'
+), notified AS (
+    -- the instances left to the workers (claimed ones run in the delivering process)
+    SELECT pg_notify('tideflow_runtime', 'wake') FROM woke WHERE NOT claimed HAVING count(*) > 0
 )
-SELECT * FROM woke;
+-- A claimed instance's journal, as ``get_journals`` reads it, with the result just added
+-- (the statement's snapshot does not see its own insert)
+SELECT w.*, (SELECT count(*) FROM notified) AS notified,
+       CASE WHEN w.claimed THEN (
+           SELECT coalesce(jsonb_agg(jsonb_build_object('op', j.op, 'key', j.step_key) || j.entry
+                                     ORDER BY j.seq), '[]'::jsonb)
+           FROM tideflow_journal j WHERE j.instance_id = w.id AND j.run_no = w.run_no
+       ) || jsonb_build_array(jsonb_build_object('op', 'wait', 'key', w.answered_key)
+                              || w.answered_entry) END AS journal
+FROM woke w;
