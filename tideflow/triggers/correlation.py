@@ -43,6 +43,7 @@ from tideflow.db import parse_queries
 from tideflow.errors import TideflowError, WorkflowNotFound
 from tideflow.eventstore.store import DEFAULT_BUS
 from tideflow.runtime.persistence import PostgresRegistry, WorkflowVersion, dumps, loads
+from tideflow.triggers.start_sets import DEFAULT_RETENTION, StartSets, Taken
 from tideflow.triggers.workflow_events import (
     StartSpec,
     SubscriberIndex,
@@ -89,6 +90,8 @@ class WorkflowSubscriber:
         pending_seconds: How long an event no instance waits for is kept.
         sweep_seconds: How often, when no notification came, the waits that
             kept events or an inbox are there for are looked up anyway.
+        start_set_seconds: How long an incomplete non-exclusive start set
+            without ``eventTimeout`` is kept (:mod:`tideflow.triggers.start_sets`).
     """
 
     def __init__(
@@ -100,6 +103,7 @@ class WorkflowSubscriber:
         bus: str = DEFAULT_BUS,
         pending_seconds: float = 3600.0,
         sweep_seconds: float = 30.0,
+        start_set_seconds: float = DEFAULT_RETENTION,
     ) -> None:
         self.pool = pool
         self.runtime = runtime
@@ -108,6 +112,7 @@ class WorkflowSubscriber:
         self.pending_seconds = pending_seconds
         self.sweep_seconds = sweep_seconds
         self.index = SubscriberIndex()
+        self.start_sets = StartSets(pool, clock=runtime.clock, retention_seconds=start_set_seconds)
         self._waits: dict[tuple[str, str], None] = {}
         self._woken = asyncio.Event()
         self._listener: Any = None
@@ -130,6 +135,7 @@ class WorkflowSubscriber:
         await self._listener.add_listener(CHANNEL, self._notified)
         self._drainer = asyncio.create_task(self._drain_loop(), name="tideflow-correlation")
         await self._sweep()
+        await self._start_unstarted_sets()
         await self.dispatcher.attach(SUBSCRIPTION_ID, self.bus, self.consume, start="latest")
 
     async def stop(self) -> None:
@@ -180,6 +186,7 @@ class WorkflowSubscriber:
         if self._batches % 1000 == 1:
             async with self.pool.acquire() as conn:
                 await conn.execute(Q["expire_pending"], self.pending_seconds)
+            await self.start_sets.sweep(SUBSCRIPTION_ID)
 
     async def _start(self, spec: StartSpec, offset: int, event: Mapping[str, Any]) -> None:
         try:
@@ -191,28 +198,24 @@ class WorkflowSubscriber:
         if spec.exclusive:
             await self._launch(spec, start_instance_id(spec, offset), [dict(event)])
             return
-        match = next(m for m in spec.events if m.matches(event))
-        corr = dumps(spec.group_key(event))
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                Q["add_start_part"],
-                spec.workflow_id,
-                spec.version,
-                corr,
-                match.name,
-                dumps(dict(event)),
-                offset,
-            )
-            rows = await conn.fetch(
-                Q["take_start_set"], spec.workflow_id, spec.version, corr, len(spec.events)
-            )
-        if not rows:
-            return
-        kept = {r["name"]: loads(r["event"]) for r in rows}
-        events = [kept[m.name] for m in spec.events]
-        await self._launch(
-            spec, start_instance_id(spec, max(r["event_offset"] for r in rows)), events
+        taken = await self.start_sets.add(spec, offset, event)  # one transaction with the inbox
+        if taken is not None:
+            await self._start_taken(taken)
+
+    async def _start_taken(self, taken: Taken) -> None:
+        """Start a taken set's instance (idempotent: its events wait in the inbox)."""
+        await self.runtime.start_instance(
+            taken.workflow_id, {}, version=taken.version, instance_id=taken.instance_id
         )
+
+    async def _start_unstarted_sets(self) -> None:
+        """Start the taken sets a crash left without an instance; sweep the sets."""
+        for taken in await self.start_sets.unstarted():
+            try:
+                await self._start_taken(taken)
+            except TideflowError as exc:
+                log.error("starting %s from its events failed: %s", taken.workflow_id, exc)
+        await self.start_sets.sweep(SUBSCRIPTION_ID)
 
     async def _launch(self, spec: StartSpec, instance_id: str, events: list[Any]) -> None:
         async with self.pool.acquire() as conn:

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tideflow.runtime import timeouts
 from tideflow.workflow.model import EventState, SwitchState, Workflow
 
 __all__ = [
@@ -114,6 +115,9 @@ class StartSpec:
     """One instance per matching event (``True``), or one per complete correlated set."""
     events: tuple[EventMatch, ...]
     """The events the start state waits for."""
+    event_timeout: float | None = None
+    """Non-exclusive only: the most seconds between the events of a set
+    (``eventTimeout`` of the state, else of the workflow); ``None``: no limit."""
 
     @property
     def wait_key(self) -> str:
@@ -188,6 +192,9 @@ def _start(workflow: Workflow, version: str) -> StartSpec | None:
         state=state.name,
         exclusive=exclusive,
         events=tuple(_match(workflow, ref) for ref in unique),
+        # Spec 0.8: an exclusive start ignores eventTimeout; a non-exclusive
+        # one bounds the time between the events of its set.
+        event_timeout=None if exclusive else timeouts.event(state.timeouts, workflow.timeouts),
     )
 
 

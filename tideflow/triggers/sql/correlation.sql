@@ -66,20 +66,6 @@ JOIN tideflow_correlation_inbox b ON b.instance_id = w.instance_id AND b.wait_ke
 -- Events delivered to their wait
 DELETE FROM tideflow_correlation_inbox WHERE instance_id = $1 AND wait_key = $2;
 
--- add_start_part --
--- Keep one event of a non-exclusive start's set (the first of each name wins)
-INSERT INTO tideflow_correlation_starts (workflow_id, version, corr, name, event, event_offset)
-VALUES ($1, $2, $3::jsonb, $4, $5::jsonb, $6)
-ON CONFLICT DO NOTHING;
-
--- take_start_set --
--- Take a non-exclusive start's set once it has $4 events (nothing before)
-DELETE FROM tideflow_correlation_starts
-WHERE workflow_id = $1 AND version = $2 AND corr = $3::jsonb
-  AND (SELECT count(*) FROM tideflow_correlation_starts
-       WHERE workflow_id = $1 AND version = $2 AND corr = $3::jsonb) >= $4
-RETURNING name, event, event_offset;
-
 -- open_waits --
 -- Open waits that events already wait for: an inbox, or a kept event under one of their keys
 SELECT b.instance_id, b.wait_key

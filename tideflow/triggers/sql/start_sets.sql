@@ -1,0 +1,68 @@
+-- Non-exclusive start sets (tideflow/triggers/start_sets.py; migration 0008_correlation_starts).
+
+-- discard_gapped_set --
+-- Discard the open set ($1, $2, $3) when one of its events is more than $5 seconds from $4
+DELETE FROM tideflow_correlation_starts
+WHERE workflow_id = $1 AND version = $2 AND corr = $3::jsonb AND instance_id IS NULL
+  AND EXISTS (SELECT 1 FROM tideflow_correlation_starts o
+              WHERE o.workflow_id = $1 AND o.version = $2 AND o.corr = $3::jsonb
+                AND o.instance_id IS NULL
+                AND abs(extract(epoch FROM o.event_time - $4::timestamptz)) > $5)
+RETURNING event_offset;
+
+-- add_start_part --
+-- Keep one event of an open set (the first of each name wins; an offset is added once)
+INSERT INTO tideflow_correlation_starts
+    (workflow_id, version, corr, name, event, event_offset, event_time, expires_at)
+VALUES ($1, $2, $3::jsonb, $4, $5::jsonb, $6, $7, $8)
+ON CONFLICT DO NOTHING;
+
+-- open_start_set --
+-- The events of an open set, locked until it is taken
+SELECT name, event, event_offset FROM tideflow_correlation_starts
+WHERE workflow_id = $1 AND version = $2 AND corr = $3::jsonb AND instance_id IS NULL
+FOR UPDATE;
+
+-- take_start_set --
+-- Take an open set for the instance $4
+UPDATE tideflow_correlation_starts SET instance_id = $4
+WHERE workflow_id = $1 AND version = $2 AND corr = $3::jsonb AND instance_id IS NULL;
+
+-- taken_by --
+-- The instance the set that holds event $3 was taken for (a redelivered event)
+SELECT instance_id FROM tideflow_correlation_starts
+WHERE workflow_id = $1 AND version = $2 AND event_offset = $3 AND instance_id IS NOT NULL
+LIMIT 1;
+
+-- put_start_inbox --
+-- Address a taken set's events to the first wait of its instance (not created yet)
+INSERT INTO tideflow_correlation_inbox (instance_id, wait_key, events)
+VALUES ($1, $2, $3::jsonb)
+ON CONFLICT DO NOTHING;
+
+-- unstarted_sets --
+-- Taken sets whose instance does not exist (a crash between the take and the start)
+SELECT DISTINCT s.instance_id, s.workflow_id, s.version
+FROM tideflow_correlation_starts s
+WHERE s.instance_id IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM tideflow_instances i WHERE i.id = s.instance_id);
+
+-- expire_start_sets --
+-- Discard every open set one of whose events expired at $1 (eventTimeout or the retention)
+DELETE FROM tideflow_correlation_starts s
+WHERE s.instance_id IS NULL
+  AND EXISTS (SELECT 1 FROM tideflow_correlation_starts e
+              WHERE e.workflow_id = s.workflow_id AND e.version = s.version
+                AND e.corr = s.corr AND e.instance_id IS NULL AND e.expires_at < $1)
+RETURNING s.event_offset;
+
+-- forget_taken_sets --
+-- Forget taken sets once their instance exists and the subscription $1 committed past them
+-- (or, instance or not, once its events arrived more than $2 seconds ago, database clock)
+DELETE FROM tideflow_correlation_starts s
+WHERE s.instance_id IS NOT NULL
+  AND ((s.event_offset <= coalesce((SELECT committed_offset FROM tideflow_subscriptions
+                                    WHERE id = $1), -1)
+        AND EXISTS (SELECT 1 FROM tideflow_instances i WHERE i.id = s.instance_id))
+       OR s.created_at < now() - make_interval(secs => $2))
+RETURNING s.event_offset;
