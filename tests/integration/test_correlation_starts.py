@@ -16,7 +16,6 @@ import pytest
 
 from tests.integration.test_correlation import COMPLETED, System, outputs, running
 from tideflow.db import create_pool
-from tideflow.runtime.persistence import PostgresRegistry
 from tideflow.testing import ManualClock
 from tideflow.triggers.correlation import SUBSCRIPTION_ID
 from tideflow.triggers.start_sets import StartSets
@@ -173,11 +172,14 @@ async def test_an_exclusive_start_ignores_the_event_timeout_and_others_inherit_n
     exclusive = paired(top_timeout="PT5S")
     exclusive["states"][0]["exclusive"] = True
     spec = compile_workflow(load_workflow(json.dumps(exclusive)), "1").start
-    assert spec is not None and spec.event_timeout is None
+    assert spec is not None
+    assert spec.event_timeout is None
     spec = compile_workflow(load_workflow(json.dumps(paired())), "1").start
-    assert spec is not None and spec.event_timeout is None
+    assert spec is not None
+    assert spec.event_timeout is None
     spec = compile_workflow(load_workflow(json.dumps(paired(state_timeout="PT1M"))), "1").start
-    assert spec is not None and spec.event_timeout == 60.0
+    assert spec is not None
+    assert spec.event_timeout == 60.0
 
 
 async def test_the_sweep_discards_expired_sets_and_keeps_the_rest(pg_url: str) -> None:
@@ -187,7 +189,8 @@ async def test_the_sweep_discards_expired_sets_and_keeps_the_rest(pg_url: str) -
         sets = StartSets(pool, clock=clock, retention_seconds=3600)
         timed = compile_workflow(load_workflow(json.dumps(paired(state_timeout="PT5S"))), "1")
         kept = compile_workflow(load_workflow(json.dumps(paired("kept"))), "1")
-        assert timed.start is not None and kept.start is not None
+        assert timed.start is not None
+        assert kept.start is not None
         assert await sets.add(timed.start, 1, event("app", "x")) is None
         assert await sets.add(kept.start, 2, event("app", "x")) is None
         clock.advance(6)  # past eventTimeout, within the retention
