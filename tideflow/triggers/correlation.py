@@ -8,7 +8,8 @@ event, in offset order:
    event's type (:mod:`tideflow.triggers.workflow_events`) gets a new instance
    (``exclusive: true``), or keeps the event in a durable partial set keyed by
    its correlation values and gets an instance once the set is complete
-   (``exclusive: false``). The instance id is derived from the event's offset,
+   (``exclusive: false``; crash-safe and bounded by ``eventTimeout``, see
+   :mod:`tideflow.triggers.start_sets`). The instance id is derived from the event's offset,
    so a batch handed over again starts nothing twice. The starting events go
    to the instance's *inbox* and are delivered when its first wait exists.
 2. **Waiting instances.** The correlation index (``tideflow_correlation_keys``,
@@ -33,7 +34,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Final
 
@@ -119,6 +120,7 @@ class WorkflowSubscriber:
         self._drainer: asyncio.Task[None] | None = None
         self._limit = asyncio.Semaphore(_PARALLEL)
         self._batches = 0
+        self._own: Any = None  # the consumer's connection (see _connection)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -150,6 +152,7 @@ class WorkflowSubscriber:
                 await self._listener.remove_listener(CHANNEL, self._notified)
                 await self.pool.release(self._listener)
             self._listener = None
+        await self._drop_connection()
 
     async def refresh(self, workflow_id: str) -> None:
         """Compile the latest version of ``workflow_id`` again (or forget it when deleted)."""
@@ -246,7 +249,7 @@ class WorkflowSubscriber:
                 types.append(str(event.get("type")))
                 corrs.append(dumps(key))
                 sources.append(str(event.get("source") or ""))
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             return list(await conn.fetch(Q["match_waits"], idx, types, corrs, sources))
 
     async def _deliver(
@@ -289,7 +292,8 @@ class WorkflowSubscriber:
         dispatcher hands the batch over again (at-least-once).
         """
         if answers:
-            await self.runtime.deliver_many(answers)
+            async with self._connection() as conn:
+                await self.runtime.deliver_many(answers, conn)
 
     async def _add_part(
         self, instance_id: str, wait_key: str, name: str, event: dict[str, Any]
@@ -325,6 +329,25 @@ class WorkflowSubscriber:
     ) -> list[tuple[str, str]]:
         rows = await self._lookup(unmatched)
         return [(r["instance_id"], r["wait_key"]) for r in rows]
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Any]:
+        """The consumer's own connection: batches come one at a time, and a pool
+        release costs a round trip (its reset) on the way of every event."""
+        if self._own is None or self._own.is_closed():
+            await self._drop_connection()
+            self._own = await self.pool.acquire()
+        try:
+            yield self._own
+        except BaseException:
+            await self._drop_connection()  # its state is unknown: the next batch takes another
+            raise
+
+    async def _drop_connection(self) -> None:
+        conn, self._own = self._own, None
+        if conn is not None:
+            with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                await self.pool.release(conn)
 
     # -- new waits ---------------------------------------------------------------
 

@@ -179,7 +179,9 @@ class StartSets:
             The numbers of events discarded from open sets and forgotten from taken ones.
         """
         async with self.pool.acquire() as conn:
-            expired = await conn.fetch(Q["expire_start_sets"], self.clock.now())
+            expired = await conn.fetch(
+                Q["expire_start_sets"], self.clock.now(), self.retention_seconds
+            )
             forgotten = await conn.fetch(
                 Q["forget_taken_sets"], subscription_id, self.retention_seconds
             )

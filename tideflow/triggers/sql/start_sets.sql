@@ -49,11 +49,13 @@ WHERE s.instance_id IS NOT NULL
 
 -- expire_start_sets --
 -- Discard every open set one of whose events expired at $1 (eventTimeout or the retention)
+-- or arrived more than $2 seconds ago by the database clock (rows from before 0008 too)
 DELETE FROM tideflow_correlation_starts s
 WHERE s.instance_id IS NULL
   AND EXISTS (SELECT 1 FROM tideflow_correlation_starts e
               WHERE e.workflow_id = s.workflow_id AND e.version = s.version
-                AND e.corr = s.corr AND e.instance_id IS NULL AND e.expires_at < $1)
+                AND e.corr = s.corr AND e.instance_id IS NULL
+                AND (e.expires_at < $1 OR e.created_at < now() - make_interval(secs => $2)))
 RETURNING s.event_offset;
 
 -- forget_taken_sets --
