@@ -20,6 +20,7 @@ under its lock), and a claimed instance's lease is a lease like any other
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from importlib import resources
@@ -61,8 +62,15 @@ def _split(answers: Sequence[Answer]) -> tuple[list[int], list[int]]:
     return batch, rest
 
 
-async def deliver_batch(runtime: DurableRuntime, answers: Sequence[Answer]) -> list[bool]:
+async def deliver_batch(
+    runtime: DurableRuntime, answers: Sequence[Answer], conn: asyncpg.Connection | None = None
+) -> list[bool]:
     """Answer many event waits at once (see the module docs).
+
+    Args:
+        runtime: The runtime that resumes the instances.
+        answers: The waits and their events.
+        conn: A connection the caller holds (one from the pool by default).
 
     Returns:
         For each answer, whether its wait was open and took the events.
@@ -72,7 +80,7 @@ async def deliver_batch(runtime: DurableRuntime, answers: Sequence[Answer]) -> l
             the one-by-one part may have been).
     """
     batch, rest = _split(answers)
-    rows = await _deliver_rows(runtime, [answers[i] for i in batch]) if batch else {}
+    rows = await _deliver_rows(runtime, [answers[i] for i in batch], conn) if batch else {}
     taken = [False] * len(answers)
     for i in batch:
         if answers[i][0] in rows:
@@ -86,7 +94,7 @@ async def deliver_batch(runtime: DurableRuntime, answers: Sequence[Answer]) -> l
 
 
 async def _deliver_rows(
-    runtime: DurableRuntime, answers: Sequence[Answer]
+    runtime: DurableRuntime, answers: Sequence[Answer], held: asyncpg.Connection | None
 ) -> dict[str, asyncpg.Record]:
     """Run ``deliver_claim``; start runners for the claimed; hand the rest to parked runners."""
     room = runtime.options.max_running - runtime.running
@@ -96,7 +104,8 @@ async def _deliver_rows(
         claimable.append(ok)
         room -= ok
     try:
-        async with runtime.pool.acquire() as conn:
+        lease = contextlib.nullcontext(held) if held is not None else runtime.pool.acquire()
+        async with lease as conn:
             rows = await conn.fetch(  # one statement: atomic without a transaction block
                 DQ["deliver_claim"],
                 [a[0] for a in answers],

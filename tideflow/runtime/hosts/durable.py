@@ -378,18 +378,21 @@ class DurableRuntime(RunnerServices):
         return True
 
     async def deliver_many(
-        self, answers: Sequence[tuple[str, str, list[dict[str, Any]]]]
+        self,
+        answers: Sequence[tuple[str, str, list[dict[str, Any]]]],
+        conn: asyncpg.Connection | None = None,
     ) -> list[bool]:
         """Answer many waits ``(instance id, wait key, events)`` in one transaction.
 
         The parked instances they wake are claimed by this process in the same
         transaction and resumed here at once (see
-        :mod:`tideflow.runtime.hosts._durable_deliver`).
+        :mod:`tideflow.runtime.hosts._durable_deliver`). ``conn``: a connection
+        the caller holds (saves a pool round trip); one from the pool by default.
 
         Returns:
             For each answer, whether its wait was open and took the events.
         """
-        return await deliver_batch(self, answers)
+        return await deliver_batch(self, answers, conn)
 
     def holds(self, instance_id: str) -> bool:
         """Whether a runner for ``instance_id`` is in memory here."""
