@@ -185,3 +185,33 @@ def test_bus_names_and_event_keys() -> None:
         event_key({"source": "/s\x00", "id": "1"})
     with pytest.raises(EventRejected, match="not a JSON object"):
         event_key(["not", "a", "mapping"])
+
+
+async def test_in_flight_flushes_overlap_and_each_caller_gets_its_result() -> None:
+    started: list[list[str]] = []
+    release = asyncio.Event()
+
+    async def flush(items: Sequence[str]) -> list[str | BaseException]:
+        started.append(list(items))
+        await release.wait()  # every flush is still committing
+        return [item.upper() for item in items]
+
+    committer: GroupCommit[str, str] = GroupCommit(flush, in_flight=2)
+    runner = asyncio.create_task(committer.run())
+    first = asyncio.create_task(committer.submit("a"))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    second = asyncio.create_task(committer.submit("b"))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    rest = [asyncio.create_task(committer.submit(x)) for x in "cd"]
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert started == [["a"], ["b"]]  # two in flight; c and d wait for a free slot
+    assert not first.done()
+    release.set()
+    assert [await first, await second] == ["A", "B"]
+    assert [await t for t in rest] == ["C", "D"]
+    assert started[2:] == [["c", "d"]]
+    committer.close()
+    await runner

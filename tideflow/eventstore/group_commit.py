@@ -6,6 +6,12 @@ takes what is queued (until the batch reaches ``max_batch`` units) and hands it 
 and form the next batch. So under load a batch grows to what arrived during
 one commit, and a lone caller waits for just its own commit.
 
+With ``in_flight`` above 1 the flushes are pipelined: while one batch
+commits (waiting for its WAL flush), the next is already taken and handed to
+its own ``flush``, which does its work up to where it must wait for the
+first (in the event store: the bus row lock). The next batch forms only when
+a slot is free, so batches still grow under load.
+
 Each caller gets its result only after the flush that holds its item
 returned, i.e. after commit. When a whole flush raises, no item of it is
 acknowledged: each item is flushed again alone, so one bad item (or a
@@ -46,11 +52,13 @@ class GroupCommit(Generic[T, R]):
         flush: Writes a batch in one transaction; raises if nothing was written.
         max_batch: A batch stops growing once it holds this many units (events);
             its last item may take it past the limit.
+        in_flight: Flushes running at once (1: strictly one after the other).
     """
 
-    def __init__(self, flush: Flush[T, R], *, max_batch: int = 10_000) -> None:
+    def __init__(self, flush: Flush[T, R], *, max_batch: int = 10_000, in_flight: int = 1) -> None:
         self._flush = flush
         self._max_batch = max_batch
+        self._in_flight = max(1, in_flight)
         self._queue: asyncio.Queue[_Pending[T, R] | None] = asyncio.Queue()
         self._open = False
         self.batches = 0
@@ -82,18 +90,36 @@ class GroupCommit(Generic[T, R]):
     async def run(self) -> None:
         """Flush batches until :meth:`close`; if cancelled, fail whatever is still queued."""
         self.open()
+        slots = asyncio.Semaphore(self._in_flight)
         try:
-            while True:
-                first = await self._queue.get()
-                if first is None:
-                    return
-                batch, stop = self._take_batch(first)
-                await self._flush_batch(batch)
-                if stop:
-                    return
+            async with asyncio.TaskGroup() as flushes:  # waits for the flushes in flight
+                while True:
+                    await slots.acquire()  # the next batch grows while every slot is busy
+                    first = await self._queue.get()
+                    if first is None:
+                        return
+                    batch, stop = self._take_batch(first)
+                    flushes.create_task(self._flush_in_slot(batch, slots))
+                    if stop:
+                        return
         finally:
             self._open = False
             self._fail_queued()
+
+    async def _flush_in_slot(self, batch: list[_Pending[T, R]], slots: asyncio.Semaphore) -> None:
+        try:
+            await self._flush_batch(batch)
+        except asyncio.CancelledError:
+            for pending in batch:
+                _settle(
+                    pending,
+                    StoreError(
+                        "the event store stopped while storing these events (they may be stored)"
+                    ),
+                )
+            raise
+        finally:
+            slots.release()
 
     def _fail_queued(self) -> None:
         while not self._queue.empty():

@@ -27,6 +27,18 @@ transaction (:mod:`tideflow.eventstore.group_commit`), and the events go in
 with one COPY. Different buses do not wait for each other (except in one
 batch, which locks its buses in name order so two processes cannot deadlock).
 
+Group commit is pipelined (``in_flight``, 2 by default): the next batch's
+transaction starts while the previous one commits and queues on the bus row
+lock, so the lock passes from one to the next inside the server, without a
+round trip through this process. Nothing above changes: the waiting
+transaction reads ``next_offset`` only once the lock is granted, i.e. after
+the previous commit is visible, and its dedup probe is a later statement, so
+its snapshot holds every event committed before it. Two batches of this
+process lock their buses in the same name order, like two processes. The
+order in which concurrent callers get their offsets is not defined (it never
+was); one caller's events keep their order, and a caller awaiting each append
+before the next keeps its order across appends.
+
 The log
 -------
 ``tideflow_events`` is partitioned by LIST (bus) into one table per bus,
@@ -106,6 +118,8 @@ class PostgresEventStore:
         segment_size: Events per segment for buses created from now on.
         clock: Time of ``stored_at``, retention and ``wait_for`` timeouts.
         max_batch: Events per group-commit transaction.
+        in_flight: Group-commit transactions in flight at once: with 2, the next
+            batch waits on the bus lock while the previous one commits.
         poll_interval: Seconds between polls of waiting readers while LISTEN is down.
         retention_interval: Seconds between :meth:`apply_retention` runs while
             started; ``None`` leaves retention to the caller (tests).
@@ -120,6 +134,7 @@ class PostgresEventStore:
         segment_size: int = 1_000_000,
         clock: Clock = SYSTEM_CLOCK,
         max_batch: int = 10_000,
+        in_flight: int = 2,
         poll_interval: float = 1.0,
         retention_interval: float | None = 60.0,
         before_commit: Callable[[], Awaitable[None]] | None = None,
@@ -128,7 +143,7 @@ class PostgresEventStore:
         self._segment_size = segment_size
         self._clock = clock
         self._committer: GroupCommit[EncodedAppend, Placed] = GroupCommit(
-            self._flush, max_batch=max_batch
+            self._flush, max_batch=max_batch, in_flight=in_flight
         )
         self.listener = Listener(pool, clock, poll_interval=poll_interval)
         self._runner: asyncio.Task[None] | None = None
