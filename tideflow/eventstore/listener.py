@@ -92,6 +92,22 @@ class Listener:
             for event in events:
                 event.set()
 
+    def watch(self, bus: str) -> asyncio.Event:
+        """An event set by every notification for ``bus`` (and on reconnect) until
+        :meth:`unwatch`: a reader that clears it before each read misses no commit,
+        without a query to check for new events after every wake-up."""
+        event = asyncio.Event()
+        self._waiters.setdefault(bus, set()).add(event)
+        return event
+
+    def unwatch(self, bus: str, event: asyncio.Event) -> None:
+        """Stop setting ``event`` (from :meth:`watch`)."""
+        waiters = self._waiters.get(bus)
+        if waiters is not None:
+            waiters.discard(event)
+            if not waiters:
+                del self._waiters[bus]
+
     async def wait(
         self,
         bus: str,

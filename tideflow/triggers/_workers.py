@@ -341,9 +341,15 @@ class BusReader:
         self._offsets: list[int] = []
         self._buffer_after = -1
         self.task: asyncio.Task[None] | None = None
+        self._listener: Any = None
+        self._watch: asyncio.Event | None = None
 
     def start(self) -> None:
-        """Start the reading task."""
+        """Start the reading task (watching the store's notifications when it has a listener)."""
+        listener = getattr(self.store, "listener", None)
+        if listener is not None and hasattr(listener, "watch"):
+            self._listener = listener
+            self._watch = listener.watch(self.bus)
         self.task = asyncio.create_task(self.run(), name=f"tideflow-bus-{self.bus}")
 
     async def stop(self) -> None:
@@ -353,6 +359,9 @@ class BusReader:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
             self.task = None
+        if self._watch is not None:
+            self._listener.unwatch(self.bus, self._watch)
+            self._watch = None
 
     def forget_buffer(self) -> None:
         """Drop the buffered events (after a reset, reads start afresh)."""
@@ -362,6 +371,8 @@ class BusReader:
         """Read and hand over until cancelled."""
         while True:
             self.wake.clear()
+            if self._watch is not None:
+                self._watch.clear()  # before the read: a commit after it sets it again
             ready = [w for w in self.workers.values() if w.ready()]
             if not ready:
                 await self.wake.wait()
@@ -399,6 +410,8 @@ class BusReader:
         waiter: asyncio.Future[Any]
         if after is None:
             waiter = asyncio.ensure_future(asyncio.sleep(self._wait_timeout))
+        elif self._watch is not None:  # the NOTIFY itself says events committed: no query
+            waiter = asyncio.ensure_future(self._watched())
         else:
             waiter = asyncio.ensure_future(self.store.wait_for(self.bus, after, self._wait_timeout))
         try:
@@ -408,3 +421,13 @@ class BusReader:
             waiter.cancel()
             if waiter.done() and not waiter.cancelled() and waiter.exception() is not None:
                 log.debug("bus %s: wait failed: %s", self.bus, waiter.exception())
+
+    async def _watched(self) -> None:
+        """Until a notification for the bus (polling while the listener is down)."""
+        assert self._watch is not None
+        seconds = self._wait_timeout
+        if not self._listener.connected.is_set():
+            seconds = min(seconds, self._listener.poll_interval)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._watch.wait()
