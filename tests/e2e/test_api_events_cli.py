@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.cli import run_cli as tideflow
 from tideflow.api.app import create_app
 from tideflow.api.services import with_store
 from tideflow.api.testserver import free_port, serve_app
@@ -30,21 +31,6 @@ async def server(pool: Any) -> AsyncIterator[str]:
     app = create_app(Settings(), with_store(PostgresEventStore(pool)))
     async with serve_app(app) as url:
         yield url
-
-
-async def tideflow(server: str, *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tideflow.cli",
-        *args,
-        env={**os.environ, "TIDEFLOW_SERVER": server},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 async def test_buses_and_events_commands(server: str, tmp_path: Path) -> None:

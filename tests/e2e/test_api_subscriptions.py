@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,6 +18,7 @@ import asyncpg
 import httpx
 import pytest
 
+from tests.support.cli import run_cli as tideflow
 from tests.support.sink import Sink, running_sink
 from tideflow.api.app import create_app
 from tideflow.api.cloudevents_http import encode_binary
@@ -182,21 +181,6 @@ async def test_lifecycle_through_the_api(env: Env) -> None:
     assert [s["id"] for s in listed] == [sub_id]
     assert (await env.http.delete(f"/subscriptions/{sub_id}")).status_code == 204
     assert (await env.http.get(f"/subscriptions/{sub_id}")).status_code == 404
-
-
-async def tideflow(server: str, *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tideflow.cli",
-        *args,
-        env={**os.environ, "TIDEFLOW_SERVER": server},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 @pytest.mark.slow

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.cli import run_cli as cli
 from tests.support.served import Served, copied_database, serve_process
 from tests.support.sink import Sink, running_sink
 from tideflow.api.cloudevents_http import encode_binary
@@ -44,21 +43,6 @@ async def serving(database: str, home: Path) -> tuple[Served, Any]:
 
 async def stopped(manager: Any) -> None:
     await asyncio.to_thread(manager.__exit__, None, None, None)
-
-
-async def cli(server: str, *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tideflow.cli",
-        *args,
-        env={**os.environ, "TIDEFLOW_SERVER": server},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 def ev(i: int) -> dict[str, Any]:

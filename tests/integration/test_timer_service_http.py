@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -14,6 +12,7 @@ import asyncpg
 import httpx
 import orjson
 
+from tests.support.cli import run_cli as tideflow_cli
 from tideflow.api.app import create_app
 from tideflow.api.services import Services
 from tideflow.api.testserver import serve_app
@@ -166,21 +165,6 @@ async def test_bad_delivery_attributes_are_rejected_with_the_attribute(pool: asy
             assert response.status_code == 400, response.text
             assert attribute in response.text
         assert await bus_events(http) == []
-
-
-async def tideflow_cli(server_url: str, *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tideflow.cli",
-        *args,
-        env={**os.environ, "TIDEFLOW_SERVER": server_url},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 async def test_cli_timers_list_and_events_send_with_delay(pool: asyncpg.Pool) -> None:

@@ -1,0 +1,27 @@
+"""Run the real ``tideflow`` CLI as a subprocess against a server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+
+async def run_cli(server: str, *args: str) -> tuple[int, str, str]:
+    """Run ``python -m tideflow.cli ARGS`` with ``TIDEFLOW_SERVER=server``.
+
+    Returns:
+        The exit code, stdout and stderr.
+    """
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tideflow.cli",
+        *args,
+        env={**os.environ, "TIDEFLOW_SERVER": server},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
