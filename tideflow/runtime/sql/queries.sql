@@ -142,10 +142,11 @@ SET lease_until = now() + make_interval(secs => $2),
     current_state = CASE WHEN u.touched THEN u.state ELSE i.current_state END,
     data = coalesce(u.data, i.data),
     updated_at = now()
-FROM (SELECT * FROM unnest($3::text[], $4::text[], $5::jsonb[], $6::boolean[]) OFFSET 0)
-    AS u(id, state, data, touched)
--- id = ANY: found through the primary key (see commit_batch)
-WHERE i.id = u.id AND i.id = ANY($3::text[]) AND i.lease_owner = $1
+FROM (SELECT *, $1::text AS owner
+      FROM unnest($3::text[], $4::text[], $5::jsonb[], $6::boolean[]) AS x(id, state, data, touched)
+     ) AS u
+-- The fence as a join condition (see commit_batch: the batch is hashed, not re-unnested per row)
+WHERE i.id = u.id AND i.lease_owner = u.owner
 RETURNING i.id, i.requested;
 
 -- insert_journal --
