@@ -432,9 +432,11 @@ async def event_to_instance(dsn: str, count: int, rate: float) -> dict[str, Any]
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"bench": "trigger", "python": platform.python_version()}
-    out["cesql"] = cesql_section(20_000, 7)
-    async with database(args.dsn) as dsn, sink_process() as sink:
-        out["delivery"] = await delivery(dsn, sink, args.events, args.rounds)
+    if not args.only_event_to_instance:
+        out["cesql"] = cesql_section(20_000, 7)
+        async with database(args.dsn) as dsn, sink_process() as sink:
+            out["delivery"] = await delivery(dsn, sink, args.events, args.rounds)
+    out["load_average"] = os.getloadavg()
     if args.correlation_events:
         async with database(args.dsn) as dsn:
             out["event_to_instance"] = await event_to_instance(dsn, args.correlation_events, 200.0)
@@ -451,6 +453,9 @@ def main() -> None:
     parser.add_argument("--with-httpx", action="store_true", help="also plain loops with httpx")
     parser.add_argument(
         "--correlation-events", type=int, default=2000, help="event -> instance (0: skip)"
+    )
+    parser.add_argument(
+        "--only-event-to-instance", action="store_true", help="skip the CESQL and delivery parts"
     )
     args = parser.parse_args()
     if args.with_httpx:
