@@ -311,18 +311,20 @@ class PostgresEventStore:
         self, conn: Any, bus_id: int, items: Sequence[EncodedAppend], first: int
     ) -> tuple[int, dict[tuple[str, str], int]]:
         """One round trip: the bus's new next offset, and the batch's events already stored."""
-        pairs: dict[tuple[str, str], int] = {}
-        for item in items:
-            for source, event_id, key, _text in item.rows:
-                pairs.setdefault((source, event_id), key)
+        rows = [row for item in items for row in item.rows]
+        keys = [row[2] for row in rows]
+        if len(set(keys)) < len(keys):  # rare: the batch may repeat an event; each pair once
+            pairs = {(row[0], row[1]): row for row in reversed(rows)}
+            rows = list(pairs.values())
+            keys = [row[2] for row in rows]
         found = await conn.fetchrow(
             _Q["dedup_and_advance"],
             bus_id,
-            list(pairs.values()),
-            [pair[0] for pair in pairs],
-            [pair[1] for pair in pairs],
+            keys,
+            [row[0] for row in rows],
+            [row[1] for row in rows],
             first,
-            len(pairs),
+            len(rows),
         )
         pairs_found = zip(found["sources"], found["ids"], strict=True)
         known = dict(zip(pairs_found, found["offsets"], strict=True))
