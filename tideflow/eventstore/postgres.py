@@ -288,15 +288,14 @@ class PostgresEventStore:
     async def _append_bus(
         self, conn: Any, bus: str, items: Sequence[EncodedAppend], now: datetime
     ) -> tuple[list[Placed], tuple[int, int, int, int]] | BaseException:
-        """Under the bus lock: find duplicates and advance, COPY the new events numbered."""
+        """Under the bus lock: find duplicates, number the new events, COPY them, advance."""
         row = await conn.fetchrow(_Q["lock_bus"], bus)
         if row is None:
             return BusNotFound(f"no bus named {bus!r}")
         bus_id, size, first = row["id"], row["segment_size"], row["next_offset"]
-        next_offset, known = await self._dedup_and_advance(conn, bus_id, items, first)
+        known = await self._find_duplicates(conn, bus_id, items, first)
         records, placed = number_batch(items, known, bus_id, first, now)
-        if first + len(records) != next_offset:  # cannot happen: the same rule twice
-            raise StoreError(f"bus {bus!r}: dedup disagrees on the number of new events")
+        next_offset = first + len(records)
         ready_until = row["ready_until"] or 1
         if records:
             if next_offset > ready_until:  # one batch outran the segment kept ahead
@@ -305,30 +304,15 @@ class PostgresEventStore:
                 ready_until = segments.segment_start(last_segment + 1, size)
             table = _copy_target(bus_id, first, next_offset - 1, size)
             await conn.copy_records_to_table(table, records=records, columns=_COLUMNS)
+            await conn.execute(_Q["advance_bus"], bus_id, next_offset)
         return placed, (bus_id, next_offset, ready_until, size)
 
-    async def _dedup_and_advance(
-        self, conn: Any, bus_id: int, items: Sequence[EncodedAppend], first: int
-    ) -> tuple[int, dict[tuple[str, str], int]]:
-        """One round trip: the bus's new next offset, and the batch's events already stored."""
-        rows = [row for item in items for row in item.rows]
-        keys = [row[2] for row in rows]
-        if len(set(keys)) < len(keys):  # rare: the batch may repeat an event; each pair once
-            pairs = {(row[0], row[1]): row for row in reversed(rows)}
-            rows = list(pairs.values())
-            keys = [row[2] for row in rows]
-        found = await conn.fetchrow(
-            _Q["dedup_and_advance"],
-            bus_id,
-            keys,
-            [row[0] for row in rows],
-            [row[1] for row in rows],
-            first,
-            len(rows),
-        )
-        pairs_found = zip(found["sources"], found["ids"], strict=True)
-        known = dict(zip(pairs_found, found["offsets"], strict=True))
-        return int(found["next_offset"]), known
+    async def _find_duplicates(
+        self, conn: Any, bus_id: int, items: Sequence[EncodedAppend], next_offset: int
+    ) -> dict[tuple[str, str], int]:
+        keys = [row[2] for item in items for row in item.rows]
+        found = await conn.fetch(_Q["find_duplicates"], bus_id, keys, next_offset)
+        return {(row[0], row[1]): row[2] for row in found}  # hash collisions drop out here
 
     async def _prepare_segment(self, bus_id: int, next_offset: int, size: int) -> None:
         """Create the segment after the one being filled, in its own short transaction."""

@@ -9,40 +9,29 @@ FROM tideflow_buses b
 WHERE b.name = $1
 FOR UPDATE OF b;
 
--- dedup_and_advance --
--- Under the bus lock, in one round trip: find the events of the batch already in the bus
--- (their (source, id) hashes $2, sources $3, ids $4, each pair once; below offset $5, where the
--- bus stands), move the bus past the $6 pairs that are new and notify (delivered at commit).
--- One index probe per key whatever the statistics say: OFFSET 0 keeps the planner from turning
--- the lateral probe into a scan of the segments, which it does for a young segment it has no
--- statistics for; "event_offset < $5" prunes the segment kept ahead. Returns the bus's new next
--- offset and the duplicates found (source, id, offset).
-WITH found AS MATERIALIZED (
-    SELECT e.ce_source, e.ce_id, e.event_offset
-    FROM unnest($2::bigint[], $3::text[], $4::text[]) AS k (key, source, id)
-    CROSS JOIN LATERAL (
-        SELECT ce_source, ce_id, event_offset FROM tideflow_events
-        WHERE bus_id = $1 AND ce_key = k.key AND event_offset < $5
-        OFFSET 0
-    ) AS e
-    WHERE e.ce_source = k.source AND e.ce_id = k.id
-), moved AS (
-    UPDATE tideflow_buses
-    SET next_offset = $5::bigint + $6::bigint - (SELECT count(*) FROM found)
-    WHERE id = $1
-    RETURNING name, next_offset
-)
-SELECT m.next_offset,
-       CASE WHEN m.next_offset > $5::bigint
-            THEN pg_notify('tideflow_events', m.name || ' ' || (m.next_offset - 1)) END AS notified,
-       (SELECT coalesce(array_agg(f.ce_source), '{}') FROM found f) AS sources,
-       (SELECT coalesce(array_agg(f.ce_id), '{}') FROM found f) AS ids,
-       (SELECT coalesce(array_agg(f.event_offset), '{}') FROM found f) AS offsets
-FROM moved m;
+-- find_duplicates --
+-- Events in the bus (below offset $3) whose (source, id) hash is one of $2; the caller compares
+-- source and id. One index probe per key whatever the statistics say: OFFSET 0 keeps the
+-- planner from turning the lateral probe into a scan of the segments, which it does for a young
+-- segment it has no statistics for; "event_offset < $3" prunes the segment kept ahead
+SELECT e.ce_source, e.ce_id, e.event_offset
+FROM unnest($2::bigint[]) AS k (key)
+CROSS JOIN LATERAL (
+    SELECT ce_source, ce_id, event_offset FROM tideflow_events
+    WHERE bus_id = $1 AND ce_key = k.key AND event_offset < $3
+    OFFSET 0
+) AS e;
 
 -- ensure_segments --
 -- Create the bus's segments up to the one holding offset $2 (caller holds the bus row lock)
 SELECT tideflow_ensure_segments($1, $2);
+
+-- advance_bus --
+-- Move the bus past an appended batch; the notification is delivered at commit
+WITH moved AS (
+    UPDATE tideflow_buses SET next_offset = $2::bigint WHERE id = $1 RETURNING name
+)
+SELECT pg_notify('tideflow_events', name || ' ' || ($2::bigint - 1)) FROM moved;
 
 -- create_bus --
 -- Insert a bus unless the name is taken
