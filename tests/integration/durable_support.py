@@ -66,6 +66,26 @@ class Calls:
         return {"inc": self.inc, "slow": self.slow}
 
 
+def approval_workflow(wf_id: str) -> str:
+    """A call, a wait for the event ``approved`` (its ``ok`` into the data), a call."""
+    return workflow(
+        wf_id,
+        [
+            call_state("A", "inc", "Wait"),
+            {
+                "name": "Wait",
+                "type": "event",
+                "onEvents": [
+                    {"eventRefs": ["approved"], "eventDataFilter": {"toStateData": "${ .ok }"}}
+                ],
+                "transition": "C",
+            },
+            call_state("C", "inc", None),
+        ],
+        events=[{"name": "approved", "type": "approved", "source": "test"}],
+    )
+
+
 async def deploy(pool: Any, source: str) -> None:
     doc = json.loads(source)
     await PostgresRegistry(pool).deploy(doc["id"], doc["version"], source, "application/json", doc)

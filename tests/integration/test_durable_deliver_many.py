@@ -5,26 +5,18 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from tests.integration.durable_support import Calls, call_state, deploy, runtime, workflow
+from tests.integration.durable_support import (
+    Calls,
+    approval_workflow,
+    call_state,
+    deploy,
+    runtime,
+    workflow,
+)
 from tideflow.runtime.wakeups import WAKE_KIND
 from tideflow.timer.records import TimerState
 
-APPROVAL = workflow(
-    "approval_many",
-    [
-        call_state("A", "inc", "Wait"),
-        {
-            "name": "Wait",
-            "type": "event",
-            "onEvents": [
-                {"eventRefs": ["approved"], "eventDataFilter": {"toStateData": "${ .ok }"}}
-            ],
-            "transition": "C",
-        },
-        call_state("C", "inc", None),
-    ],
-    events=[{"name": "approved", "type": "approved", "source": "test"}],
-)
+APPROVAL = approval_workflow("approval_many")
 
 BOTH = workflow(
     "both_many",

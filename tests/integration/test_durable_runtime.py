@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.integration.durable_support import Calls, call_state, deploy, runtime, workflow
+from tests.integration.durable_support import (
+    Calls,
+    approval_workflow,
+    call_state,
+    deploy,
+    runtime,
+    workflow,
+)
 
 SEQ3 = workflow(
     "seq3",
@@ -109,22 +116,7 @@ async def _status(rt, instance_id: str, status: str) -> bool:
     return (await rt.instances.get(instance_id)).status == status
 
 
-APPROVAL = workflow(
-    "approval",
-    [
-        call_state("A", "inc", "Wait"),
-        {
-            "name": "Wait",
-            "type": "event",
-            "onEvents": [
-                {"eventRefs": ["approved"], "eventDataFilter": {"toStateData": "${ .ok }"}}
-            ],
-            "transition": "C",
-        },
-        call_state("C", "inc", None),
-    ],
-    events=[{"name": "approved", "type": "approved", "source": "test"}],
-)
+APPROVAL = approval_workflow("approval")
 
 
 async def test_waiting_instance_holds_no_memory_and_resumes_on_delivered_events(pool) -> None:
