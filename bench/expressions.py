@@ -16,8 +16,8 @@ from typing import Any
 
 import jq  # type: ignore[import-not-found]
 
+from tideflow.workflow.data_filters import merge_action_result
 from tideflow.workflow.expressions import compile_expression
-from tideflow.workflow.filters import merge_action_result
 
 SMALL = {"a": 1, "b": 2}
 # About 10 kB of state data, the size of a modest order document.

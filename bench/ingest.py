@@ -47,7 +47,7 @@ sys.path.insert(0, ROOT)
 
 from tideflow.db import open_database  # noqa: E402
 from tideflow.eventstore.codec import encode_event  # noqa: E402
-from tideflow.eventstore.postgres import PostgresEventStore  # noqa: E402
+from tideflow.eventstore.gateway import PostgresEventStore  # noqa: E402
 from tideflow.eventstore.segments import segment_table  # noqa: E402
 from tideflow.settings import Settings  # noqa: E402
 

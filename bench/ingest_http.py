@@ -49,7 +49,7 @@ sys.path.insert(0, ROOT)
 from tideflow.api.cloudevents_http import encode_batch, encode_binary  # noqa: E402
 from tideflow.api.fastpath import IngestFastPath  # noqa: E402
 from tideflow.api.testserver import free_port  # noqa: E402
-from tideflow.eventstore.postgres import encode_event  # noqa: E402
+from tideflow.eventstore.gateway import encode_event  # noqa: E402
 from tideflow.eventstore.store import Appended  # noqa: E402
 
 NAIVE_SCHEMA = """

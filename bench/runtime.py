@@ -129,8 +129,8 @@ async def _fresh_db(server: str, name: str, migrate: bool) -> str:
 
 async def _runtime(url: str, **options: Any) -> Any:
     from tideflow.db import create_pool
+    from tideflow.runtime.gateway import PostgresRegistry
     from tideflow.runtime.hosts.durable import DurableRuntime, RuntimeOptions
-    from tideflow.runtime.persistence import PostgresRegistry
 
     pool = await create_pool(url, min_size=4, max_size=16)
     registry = PostgresRegistry(pool)

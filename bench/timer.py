@@ -268,7 +268,7 @@ async def _bench_database() -> AsyncIterator[str]:
 async def _durable(n: int, lead: float) -> dict[str, Any]:
     from tideflow.clock import SYSTEM_CLOCK
     from tideflow.db import create_pool
-    from tideflow.eventstore.postgres import PostgresEventStore
+    from tideflow.eventstore.gateway import PostgresEventStore
     from tideflow.isotime import format_timestamp
     from tideflow.timer.delayed import DelayingAppender, open_timer_service
 

@@ -186,7 +186,7 @@ async def plain_loop(sink: str, events: list[dict[str, Any]], in_flight: int, ki
 async def subscription_run(pool: Any, store: Any, sink: str, bus: str, count: int) -> float:
     """One subscription with the CESQL filter delivers the bus; seconds until all committed."""
     from tideflow.triggers.dispatcher import Dispatcher
-    from tideflow.triggers.persistence import PostgresSubscriptions
+    from tideflow.triggers.gateway import PostgresSubscriptions
 
     dispatcher = Dispatcher(store, PostgresSubscriptions(pool), commit_interval=0.02)
     async with dispatcher:
@@ -206,7 +206,7 @@ async def subscription_run(pool: Any, store: Any, sink: str, bus: str, count: in
 async def delivery(dsn: str, sink: str, count: int, rounds: int) -> dict[str, Any]:
     """The delivery section: best of ``rounds`` for each side, interleaved."""
     from tideflow.db import create_pool
-    from tideflow.eventstore.postgres import PostgresEventStore
+    from tideflow.eventstore.gateway import PostgresEventStore
 
     events = [bench_event(n) for n in range(count)]
     pool = await create_pool(dsn, min_size=2, max_size=10)

@@ -35,7 +35,7 @@ def clock() -> ManualClock:
 def make_store(request: pytest.FixtureRequest, clock: ManualClock) -> Callable[[], EventStore]:
     if request.param == "memory":
         return lambda: InMemoryEventStore(segment_size=SEGMENT, clock=clock)
-    from tideflow.eventstore.postgres import PostgresEventStore
+    from tideflow.eventstore.gateway import PostgresEventStore
 
     pool = request.getfixturevalue("pool")  # only the postgres variant starts PostgreSQL
     return lambda: PostgresEventStore(

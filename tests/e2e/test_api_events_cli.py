@@ -20,7 +20,7 @@ from tests.support.cli import run_cli as tideflow
 from tideflow.api.app import create_app
 from tideflow.api.services import with_store
 from tideflow.api.testserver import free_port, serve_app
-from tideflow.eventstore.postgres import PostgresEventStore
+from tideflow.eventstore.gateway import PostgresEventStore
 from tideflow.settings import Settings
 
 pytestmark = pytest.mark.slow

@@ -24,11 +24,11 @@ from tideflow.api.app import create_app
 from tideflow.api.cloudevents_http import encode_binary
 from tideflow.api.services import Services
 from tideflow.api.testserver import serve_app
-from tideflow.eventstore.postgres import PostgresEventStore
+from tideflow.eventstore.gateway import PostgresEventStore
 from tideflow.settings import Settings
 from tideflow.timer.service import TimerService
 from tideflow.triggers.dispatcher import Dispatcher
-from tideflow.triggers.persistence import PostgresSubscriptions
+from tideflow.triggers.gateway import PostgresSubscriptions
 
 
 def opener(pool: asyncpg.Pool) -> Any:

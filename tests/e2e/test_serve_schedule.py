@@ -26,7 +26,11 @@ import pytest
 
 from tests.support.served import copied_database, serve_process, stop
 from tideflow.isotime import parse_timestamp
-from tideflow.runtime.schedules import EVENT_START_WARNING, WORKFLOW_START_KIND, instance_id_for
+from tideflow.runtime.start_schedules import (
+    EVENT_START_WARNING,
+    WORKFLOW_START_KIND,
+    instance_id_for,
+)
 
 TICKER = {
     "id": "ticker",

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from tideflow.runtime.gateway import PostgresRegistry
 from tideflow.runtime.hosts.durable import DurableRuntime, RuntimeOptions
-from tideflow.runtime.persistence import PostgresRegistry
 
 
 def workflow(wf_id: str, states: list[dict[str, Any]], **extra: Any) -> str:

@@ -21,12 +21,12 @@ import pytest
 
 from tests.integration.durable_support import Calls
 from tideflow.db import create_pool
-from tideflow.eventstore.postgres import PostgresEventStore
+from tideflow.eventstore.gateway import PostgresEventStore
 from tideflow.eventstore.store import DEFAULT_BUS
 from tideflow.runtime.hosts.durable import DurableRuntime, RuntimeOptions
 from tideflow.triggers.correlation import NotifyingRegistry, WorkflowSubscriber
 from tideflow.triggers.dispatcher import Dispatcher
-from tideflow.triggers.persistence import PostgresSubscriptions
+from tideflow.triggers.gateway import PostgresSubscriptions
 
 KEYED = "test.keyed"
 

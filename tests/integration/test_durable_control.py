@@ -120,7 +120,7 @@ SEQ3 = workflow(
 async def test_two_runtimes_share_a_thousand_instances_and_run_none_twice(pool) -> None:
     calls = Calls()
     await deploy(pool, SEQ3)
-    from tideflow.runtime.persistence import PostgresInstances
+    from tideflow.runtime.gateway import PostgresInstances
 
     instances = PostgresInstances(pool)
     ids = [(await instances.create("seq3", "1", {"n": i})).id for i in range(1000)]
@@ -261,7 +261,7 @@ async def test_event_timeout_wakes_a_parked_instance(pool) -> None:
 
 async def test_deleted_workflows_get_no_new_instances_nor_subflows(pool) -> None:
     from tideflow.errors import WorkflowNotFound
-    from tideflow.runtime.persistence import PostgresRegistry
+    from tideflow.runtime.gateway import PostgresRegistry
 
     calls = Calls()
     await deploy(pool, CHILD)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tideflow.errors import AlreadyExists, InstanceNotFound, InvalidArgument, WorkflowNotFound
-from tideflow.runtime.persistence import PostgresInstances, PostgresRegistry
+from tideflow.runtime.gateway import PostgresInstances, PostgresRegistry
 
 SOURCE_V1 = "id: greet\nversion: '1'\n"
 SOURCE_V2 = "id: greet\nversion: '2'\n"

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.integration.durable_support import Calls, call_state, deploy, runtime, workflow
+from tideflow.runtime.gateway import PostgresRegistry
 from tideflow.runtime.hosts.durable import DurableRuntime, RuntimeOptions
-from tideflow.runtime.persistence import PostgresRegistry
 from tideflow.runtime.wakeups import WAKE_KIND
 from tideflow.timer.records import TimerState
 from tideflow.timer.service import TimerService

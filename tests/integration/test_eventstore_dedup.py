@@ -10,7 +10,7 @@ import pytest
 from tideflow.errors import BusNotFound
 from tideflow.eventstore import DEFAULT_BUS
 from tideflow.eventstore.codec import key_hash
-from tideflow.eventstore.postgres import PostgresEventStore
+from tideflow.eventstore.gateway import PostgresEventStore
 
 
 def ce(i: str, source: str = "/d") -> dict[str, object]:

@@ -9,7 +9,7 @@ import pytest
 
 from tideflow.errors import BusNotFound, StoreError
 from tideflow.eventstore import DEFAULT_BUS
-from tideflow.eventstore.postgres import PostgresEventStore
+from tideflow.eventstore.gateway import PostgresEventStore
 
 
 def ce(i: int | str, source: str = "/g") -> dict[str, object]:

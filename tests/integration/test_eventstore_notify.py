@@ -9,7 +9,7 @@ import asyncpg
 
 from tideflow.db import create_pool
 from tideflow.eventstore import DEFAULT_BUS
-from tideflow.eventstore.postgres import PostgresEventStore
+from tideflow.eventstore.gateway import PostgresEventStore
 
 
 def ce(i: int) -> dict[str, object]:

@@ -14,7 +14,7 @@ import random
 
 from tideflow.db import create_pool
 from tideflow.eventstore import DEFAULT_BUS
-from tideflow.eventstore.postgres import PostgresEventStore
+from tideflow.eventstore.gateway import PostgresEventStore
 
 WRITERS = 8
 APPENDS_PER_WRITER = 15

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from tideflow.eventstore import Retention
-from tideflow.eventstore.postgres import PostgresEventStore
+from tideflow.eventstore.gateway import PostgresEventStore
 from tideflow.testing import ManualClock
 
 

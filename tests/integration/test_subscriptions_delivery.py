@@ -19,13 +19,13 @@ import asyncpg
 import pytest
 
 from tests.support.sink import HANG, HOLD, Sink, running_sink
-from tideflow.eventstore.postgres import PostgresEventStore
+from tideflow.eventstore.gateway import PostgresEventStore
 from tideflow.testing import ManualClock
 from tideflow.timer.records import TimerState
 from tideflow.timer.service import TimerService
 from tideflow.triggers.delivery import REASON_ATTRIBUTE
 from tideflow.triggers.dispatcher import RETRY_KIND, Dispatcher
-from tideflow.triggers.persistence import PostgresSubscriptions
+from tideflow.triggers.gateway import PostgresSubscriptions
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -14,9 +14,9 @@ from typing import Any
 import asyncpg
 
 from tests.support.sink import running_sink
-from tideflow.eventstore.postgres import PostgresEventStore
+from tideflow.eventstore.gateway import PostgresEventStore
 from tideflow.triggers.dispatcher import Dispatcher
-from tideflow.triggers.persistence import PostgresSubscriptions
+from tideflow.triggers.gateway import PostgresSubscriptions
 
 
 def ev(i: int) -> dict[str, Any]:

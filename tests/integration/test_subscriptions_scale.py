@@ -8,9 +8,9 @@ from typing import Any
 
 import asyncpg
 
-from tideflow.eventstore.postgres import PostgresEventStore
+from tideflow.eventstore.gateway import PostgresEventStore
 from tideflow.triggers.dispatcher import Dispatcher
-from tideflow.triggers.persistence import PostgresSubscriptions
+from tideflow.triggers.gateway import PostgresSubscriptions
 
 SUBSCRIPTIONS = 300
 

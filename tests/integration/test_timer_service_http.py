@@ -17,7 +17,7 @@ from tideflow.api.app import create_app
 from tideflow.api.services import Services
 from tideflow.api.testserver import serve_app
 from tideflow.clock import SYSTEM_CLOCK, Clock
-from tideflow.eventstore.postgres import PostgresEventStore
+from tideflow.eventstore.gateway import PostgresEventStore
 from tideflow.isotime import format_timestamp, parse_timestamp
 from tideflow.settings import Settings
 from tideflow.testing import ManualClock

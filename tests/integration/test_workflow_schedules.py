@@ -20,9 +20,9 @@ import pytest
 from tideflow.api.routes.workflows import deploy_definition
 from tideflow.errors import WorkflowValidationError
 from tideflow.isotime import format_timestamp
+from tideflow.runtime.gateway import PostgresInstances, PostgresRegistry
 from tideflow.runtime.hosts.durable import DurableRuntime
-from tideflow.runtime.persistence import PostgresInstances, PostgresRegistry
-from tideflow.runtime.schedules import (
+from tideflow.runtime.start_schedules import (
     EVENT_START_WARNING,
     WORKFLOW_START_KIND,
     WorkflowSchedules,

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tideflow.errors import ExpressionError
-from tideflow.workflow.filters import (
+from tideflow.workflow.data_filters import (
     apply_state_filter,
     event_filter_input,
     filter_action_input,

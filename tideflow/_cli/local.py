@@ -21,7 +21,7 @@ def _validate_one(path: str) -> tuple[list[str], int]:
     from pathlib import Path
 
     from tideflow.errors import WorkflowLoadError, WorkflowValidationError, format_path
-    from tideflow.runtime.schedules import check_start_schedule
+    from tideflow.runtime.start_schedules import check_start_schedule
     from tideflow.workflow import load_and_validate, parse_document
 
     try:

@@ -65,9 +65,9 @@ async def open_system(
 ) -> AsyncIterator[Services]:
     """Open every service (see the module docs); close them all on exit."""
     from tideflow.db import open_database
-    from tideflow.eventstore.postgres import PostgresEventStore
-    from tideflow.runtime.persistence import PostgresInstances
-    from tideflow.runtime.schedules import WorkflowSchedules
+    from tideflow.eventstore.gateway import PostgresEventStore
+    from tideflow.runtime.gateway import PostgresInstances
+    from tideflow.runtime.start_schedules import WorkflowSchedules
     from tideflow.timer.delayed import (
         DELAYED_EVENT_KIND,
         DelayingAppender,
@@ -126,7 +126,7 @@ async def open_system(
 async def _open_dispatcher(pool: Any, store: Any, timers: Any) -> AsyncIterator[Any]:
     """The subscriptions dispatcher, started before the timers so it receives due retries."""
     from tideflow.triggers.dispatcher import Dispatcher
-    from tideflow.triggers.persistence import PostgresSubscriptions
+    from tideflow.triggers.gateway import PostgresSubscriptions
 
     async with Dispatcher(store, PostgresSubscriptions(pool), timers) as dispatcher:
         yield dispatcher

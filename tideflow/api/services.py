@@ -22,10 +22,10 @@ if TYPE_CHECKING:
     from tideflow.api.fastpath import Appender
     from tideflow.api.routes.metrics import Metrics
     from tideflow.runtime.functions.policy import PythonPolicy
+    from tideflow.runtime.gateway import PostgresInstances, PostgresRegistry
     from tideflow.runtime.hosts.durable import DurableRuntime
     from tideflow.runtime.lifecycle import LifecyclePublisher
-    from tideflow.runtime.persistence import PostgresInstances, PostgresRegistry
-    from tideflow.runtime.schedules import WorkflowSchedules
+    from tideflow.runtime.start_schedules import WorkflowSchedules
     from tideflow.timer.service import TimerService
     from tideflow.triggers.dispatcher import Dispatcher
 

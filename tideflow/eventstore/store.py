@@ -6,7 +6,7 @@ skips an event that committed late. The log is cut into *segments* (ranges
 of offsets); retention drops whole old segments.
 
 Two implementations follow :class:`EventStore`:
-:class:`tideflow.eventstore.postgres.PostgresEventStore` (the real one) and
+:class:`tideflow.eventstore.gateway.PostgresEventStore` (the real one) and
 :class:`tideflow.testing.InMemoryEventStore` (a fake for tests). The contract
 suite in ``tests/contract/test_eventstore_contract.py`` runs against both.
 

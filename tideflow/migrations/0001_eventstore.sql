@@ -5,7 +5,7 @@
 -- (event_offset) into segments (tideflow_events_<bus>_<n>). Dropping a bus
 -- drops one table; retention drops whole segments; a read of one bus prunes
 -- to that bus's segments. Offsets are assigned under the bus row's lock
--- (see tideflow/eventstore/postgres.py for why that makes them gap-free).
+-- (see tideflow/eventstore/gateway.py for why that makes them gap-free).
 
 CREATE TABLE tideflow_buses (
     id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -19,7 +19,7 @@ from tideflow.runtime._context import Run
 from tideflow.runtime.effects import SleepRequest
 from tideflow.runtime.result import Fault, WorkflowError
 from tideflow.runtime.retry import AUTO_RETRY_POLICY, RetryPolicy, backoff_seconds, unit_draw
-from tideflow.workflow.filters import filter_action_input, merge_action_result
+from tideflow.workflow.data_filters import filter_action_input, merge_action_result
 from tideflow.workflow.model import Action
 
 _SKIPPED = object()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from tideflow.runtime import _timeline
-from tideflow.runtime.persistence import Q, dumps
+from tideflow.runtime.gateway import Q, dumps
 
 if TYPE_CHECKING:
     from tideflow.runtime.journal import Finish, _Batch

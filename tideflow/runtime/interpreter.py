@@ -51,8 +51,8 @@ from tideflow.runtime.result import (
     WorkflowError,
 )
 from tideflow.runtime.state import InstanceState
+from tideflow.workflow.data_filters import apply_state_filter
 from tideflow.workflow.exprtext import is_expression
-from tideflow.workflow.filters import apply_state_filter
 from tideflow.workflow.model import End, Transition, Workflow
 
 __all__ = ["Interpreter"]

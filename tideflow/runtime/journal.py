@@ -29,7 +29,7 @@ import asyncpg
 from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.errors import StoreError
 from tideflow.runtime import _journal_batch, _timeline
-from tideflow.runtime.persistence import NOTIFY_CHANNEL, Q, dumps
+from tideflow.runtime.gateway import NOTIFY_CHANNEL, Q, dumps
 from tideflow.runtime.wakeups import WakeUp, insert_wake_timers
 
 __all__ = ["Continue", "Control", "Finish", "JournalWriter", "NewInstance", "Park", "Stop"]

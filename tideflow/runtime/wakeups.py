@@ -44,7 +44,7 @@ import asyncpg
 
 from tideflow import ids
 from tideflow.errors import TideflowError
-from tideflow.runtime.persistence import NOTIFY_CHANNEL, Q, dumps
+from tideflow.runtime.gateway import NOTIFY_CHANNEL, Q, dumps
 from tideflow.timer.records import TimerRecord
 
 if TYPE_CHECKING:

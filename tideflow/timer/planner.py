@@ -18,9 +18,9 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from tideflow.isotime import format_timestamp
+from tideflow.timer.gateway import TimerStore
 from tideflow.timer.records import TimerRecord
 from tideflow.timer.schedules import CatchUp, parse_schedule, plan_ticks
-from tideflow.timer.store import TimerStore
 
 log = logging.getLogger("tideflow.timer")
 

@@ -36,10 +36,10 @@ from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.errors import InvalidArgument, TideflowError
 from tideflow.ids import new_sortable_id
 from tideflow.isotime import parse_duration
+from tideflow.timer.gateway import TimerStore
 from tideflow.timer.planner import SCHEDULE_KIND, add_planner, plan_schedules
 from tideflow.timer.records import ScheduleRecord, TimerRecord, TimerState
 from tideflow.timer.schedules import CatchUp, parse_schedule
-from tideflow.timer.store import TimerStore
 from tideflow.timer.wheel import TimingWheel
 
 log = logging.getLogger("tideflow.timer")

@@ -38,7 +38,7 @@ Consumer = Callable[[Batch], Awaitable[None]]
 returns once they are processed; the offset is committed only then. Raising retries the batch."""
 
 
-class Host(Protocol):
+class WorkerServices(Protocol):
     """What workers need from the dispatcher."""
 
     store: EventStore
@@ -56,18 +56,22 @@ class Host(Protocol):
         ...
 
 
-class Worker:
+class SubscriptionWorker:
     """A subscription while it runs: its offsets and its in-flight work."""
 
     def __init__(
-        self, subscription: Subscription, filters: CompiledFilters, host: Host, wake: asyncio.Event
+        self,
+        subscription: Subscription,
+        filters: CompiledFilters,
+        services: WorkerServices,
+        wake: asyncio.Event,
     ) -> None:
         self.subscription = subscription
         self.matches = filters.matches
         self.tracker = OffsetTracker(
             committed=subscription.committed_offset, version=subscription.version
         )
-        self.host = host
+        self.services = services
         self._wake = wake
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -102,18 +106,18 @@ class Worker:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-class HttpWorker(Worker):
+class HttpWorker(SubscriptionWorker):
     """Delivers to an HTTP sink, up to ``maxInFlight`` at once (one when ordered)."""
 
     def __init__(
         self,
         subscription: Subscription,
         filters: CompiledFilters,
-        host: Host,
+        services: WorkerServices,
         wake: asyncio.Event,
         awaiting: Mapping[int, int] | None = None,
     ) -> None:
-        super().__init__(subscription, filters, host, wake)
+        super().__init__(subscription, filters, services, wake)
         spec = subscription.spec
         self.sink = spec.sink or ""
         self.policy = spec.delivery
@@ -186,7 +190,7 @@ class HttpWorker(Worker):
                         await self._deliver(offset, event, attempt)
                 except Exception:  # a bug: keep the event pending and try it again later
                     log.exception("subscription %s: delivering offset %d failed", self.id, offset)
-                    await self.host.clock.sleep(5.0)
+                    await self.services.clock.sleep(5.0)
                     self._queue.append((offset, event, attempt))
                 finally:
                     self._busy -= 1
@@ -196,14 +200,14 @@ class HttpWorker(Worker):
     async def _redeliver(self, offset: int, attempt: int) -> None:
         while True:
             try:
-                stored = await self.host.store.get(self.subscription.bus, offset)
+                stored = await self.services.store.get(self.subscription.bus, offset)
                 break
             except (EventNotFound, BusNotFound):  # dropped by retention: nothing to send
                 self._finish(offset)
                 return
             except TideflowError as exc:  # the database is down: the event stays pending
                 log.warning("subscription %s: reading offset %d failed: %s", self.id, offset, exc)
-                await self.host.clock.sleep(1.0)
+                await self.services.clock.sleep(1.0)
         await self._deliver(offset, stored.event, attempt)
 
     async def _deliver(self, offset: int, event: Mapping[str, Any], attempt: int) -> None:
@@ -218,7 +222,7 @@ class HttpWorker(Worker):
                 self._finish(offset)
                 return
             payload = transformed
-        result = await self.host.sender.send(self.sink, payload, self.timeout)
+        result = await self.services.sender.send(self.sink, payload, self.timeout)
         if result.ok:
             self.tracker.delivered += 1
             self._finish(offset)
@@ -228,10 +232,12 @@ class HttpWorker(Worker):
             delay = self.policy.backoff(attempt).total_seconds()
             self.awaiting[offset] = attempt + 1
             try:
-                await self.host.schedule_retry(self.id, offset, attempt + 1, delay, result.reason)
+                await self.services.schedule_retry(
+                    self.id, offset, attempt + 1, delay, result.reason
+                )
             except TideflowError as exc:  # no durable timer: wait here (lost on a restart)
                 log.warning("subscription %s: retry timer not stored: %s", self.id, exc)
-                await self.host.clock.sleep(delay)
+                await self.services.clock.sleep(delay)
                 if self.awaiting.pop(offset, None) is not None:
                     await self._deliver(offset, event, attempt + 1)
             return
@@ -242,11 +248,11 @@ class HttpWorker(Worker):
         letter = dead_letter(event, reason, subscription_id=self.id, offset=offset)
         while True:
             try:
-                await self.host.dead_letter(self.subscription.spec.dead_letter_bus, letter)
+                await self.services.dead_letter(self.subscription.spec.dead_letter_bus, letter)
                 break
             except TideflowError as exc:  # the database is down: the event stays pending
                 log.warning("subscription %s: dead-lettering failed, retrying: %s", self.id, exc)
-                await self.host.clock.sleep(1.0)
+                await self.services.clock.sleep(1.0)
         self.tracker.dead_lettered += 1
         self._finish(offset)
 
@@ -259,19 +265,19 @@ class HttpWorker(Worker):
             self._wake.set()
 
 
-class ConsumerWorker(Worker):
+class ConsumerWorker(SubscriptionWorker):
     """Hands batches of matching events to an in-process consumer, one batch at a time."""
 
     def __init__(
         self,
         subscription: Subscription,
         filters: CompiledFilters,
-        host: Host,
+        services: WorkerServices,
         wake: asyncio.Event,
         consumer: Consumer,
         retry_delay: float = 1.0,
     ) -> None:
-        super().__init__(subscription, filters, host, wake)
+        super().__init__(subscription, filters, services, wake)
         self.consumer = consumer
         self.retry_delay = retry_delay
         self._busy = False
@@ -311,7 +317,7 @@ class ConsumerWorker(Worker):
                 failures += 1
                 self.tracker.failed += 1
                 log.exception("subscription %s: consumer failed (%d), retrying", self.id, failures)
-                await self.host.clock.sleep(min(60.0, self.retry_delay * 2 ** (failures - 1)))
+                await self.services.clock.sleep(min(60.0, self.retry_delay * 2 ** (failures - 1)))
         self.tracker.delivered += len(batch)
         self._busy = False
         self.tracker.finish(batch[0][0])
@@ -333,7 +339,7 @@ class BusReader:
     ) -> None:
         self.bus = bus
         self.store = store
-        self.workers: dict[str, Worker] = {}
+        self.workers: dict[str, SubscriptionWorker] = {}
         self.wake = asyncio.Event()
         self._batch_size = batch_size
         self._wait_timeout = wait_timeout

@@ -43,7 +43,7 @@ import asyncpg
 from tideflow.db import parse_queries
 from tideflow.errors import TideflowError, WorkflowNotFound
 from tideflow.eventstore.store import DEFAULT_BUS
-from tideflow.runtime.persistence import PostgresRegistry, WorkflowVersion, dumps, loads
+from tideflow.runtime.gateway import PostgresRegistry, WorkflowVersion, dumps, loads
 from tideflow.triggers.start_sets import DEFAULT_RETENTION, StartSets, Taken
 from tideflow.triggers.workflow_events import (
     StartSpec,

@@ -46,10 +46,10 @@ from tideflow.triggers._workers import (
     Consumer,
     ConsumerWorker,
     HttpWorker,
-    Worker,
+    SubscriptionWorker,
 )
 from tideflow.triggers.delivery import HttpSender
-from tideflow.triggers.persistence import LeaderLock, PostgresSubscriptions
+from tideflow.triggers.gateway import LeaderLock, PostgresSubscriptions
 from tideflow.triggers.subscriptions import (
     Subscription,
     SubscriptionKind,
@@ -117,7 +117,7 @@ class Dispatcher:
         self._wait_timeout = wait_timeout
         self._consumer_retry_delay = consumer_retry_delay
         self._readers: dict[str, BusReader] = {}
-        self._workers: dict[str, Worker] = {}
+        self._workers: dict[str, SubscriptionWorker] = {}
         self._consumers: dict[str, Consumer] = {}
         self._lock = asyncio.Lock()
         self._flusher: asyncio.Task[None] | None = None
@@ -364,7 +364,7 @@ class Dispatcher:
         async with self._lock:
             await self._flush(list(self._workers.values()))
 
-    async def _flush(self, workers: list[Worker]) -> None:
+    async def _flush(self, workers: list[SubscriptionWorker]) -> None:
         progress = [(w, p) for w in workers if (p := w.tracker.progress(w.id)) is not None]
         if not progress:
             return
@@ -399,7 +399,7 @@ class Dispatcher:
             self._readers[sub.bus] = reader
             reader.start()
         filters = sub.spec.compiled_filters()
-        worker: Worker
+        worker: SubscriptionWorker
         if consumer is not None:
             worker = ConsumerWorker(
                 sub, filters, self, reader.wake, consumer, self._consumer_retry_delay
@@ -433,7 +433,7 @@ class Dispatcher:
             return 0
         return max(0, int(spec.start) - 1)
 
-    # -- the Host protocol (used by workers) --------------------------------------
+    # -- the WorkerServices protocol (used by workers) --------------------------------------
 
     async def schedule_retry(
         self, subscription_id: str, offset: int, attempt: int, delay: float, reason: str

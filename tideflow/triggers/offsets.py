@@ -5,14 +5,14 @@ with deliveries of offsets 5, 6 and 7 in flight and 6 and 7 done, it stays at
 4 until 5 is delivered or dead-lettered, then jumps to 7. A restart re-reads
 from the committed offset, so at most the in-flight events are delivered
 twice (at-least-once). The database side lives in
-:class:`tideflow.triggers.persistence.PostgresSubscriptions`.
+:class:`tideflow.triggers.gateway.PostgresSubscriptions`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tideflow.triggers.persistence import PostgresSubscriptions, Progress
+from tideflow.triggers.gateway import PostgresSubscriptions, Progress
 
 __all__ = ["OffsetTracker", "PostgresSubscriptions", "Progress"]
 

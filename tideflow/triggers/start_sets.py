@@ -42,7 +42,7 @@ import asyncpg
 from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.db import parse_queries
 from tideflow.isotime import parse_timestamp
-from tideflow.runtime.persistence import dumps, loads
+from tideflow.runtime.gateway import dumps, loads
 from tideflow.triggers.workflow_events import StartSpec
 
 __all__ = ["DEFAULT_RETENTION", "StartSets", "Taken", "event_time", "set_instance_id"]

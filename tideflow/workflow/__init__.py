@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from tideflow.workflow._serialize import to_document
-from tideflow.workflow.expressions import (
-    Expression,
-    compile_expression,
-    evaluate_value,
-    is_expression,
-    unwrap,
-)
-from tideflow.workflow.filters import (
+from tideflow.workflow.data_filters import (
     apply_state_filter,
     filter_action_input,
     merge,
     merge_action_result,
     merge_event_data,
     put_at,
+)
+from tideflow.workflow.expressions import (
+    Expression,
+    compile_expression,
+    evaluate_value,
+    is_expression,
+    unwrap,
 )
 from tideflow.workflow.loader import (
     load_and_validate,

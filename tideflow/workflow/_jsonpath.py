@@ -13,8 +13,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from jsonpath_ng import jsonpath as jp  # type: ignore[import-untyped]
-from jsonpath_ng.ext import parse as _parse  # type: ignore[import-untyped]
+from jsonpath_ng import jsonpath as jp
+from jsonpath_ng.ext.parser import parse as _parse
 
 from tideflow.errors import ExpressionError, PathPart
 

@@ -21,8 +21,8 @@ from tideflow.api.services import Services, get_services
 from tideflow.errors import ConflictError, InvalidArgument, StoreError
 
 if TYPE_CHECKING:
+    from tideflow.runtime.gateway import InstanceRow, PostgresInstances
     from tideflow.runtime.hosts.durable import DurableRuntime
-    from tideflow.runtime.persistence import InstanceRow, PostgresInstances
 
 router = APIRouter(tags=["instances"])
 

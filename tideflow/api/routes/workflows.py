@@ -40,11 +40,11 @@ from tideflow.errors import (
     WorkflowValidationError,
 )
 from tideflow.runtime.functions.policy import PythonPolicy
-from tideflow.runtime.schedules import check_start_schedule
+from tideflow.runtime.start_schedules import check_start_schedule
 from tideflow.workflow import load_and_validate, parse_document
 
 if TYPE_CHECKING:
-    from tideflow.runtime.persistence import PostgresRegistry, WorkflowVersion
+    from tideflow.runtime.gateway import PostgresRegistry, WorkflowVersion
 
 router = APIRouter(tags=["workflows"])
 

@@ -11,7 +11,7 @@ from tideflow.runtime._actions import Scope, run_actions
 from tideflow.runtime._context import Run, fast_thaw
 from tideflow.runtime._states.events import event_switch
 from tideflow.runtime.effects import SleepRequest
-from tideflow.workflow.filters import merge
+from tideflow.workflow.data_filters import merge
 from tideflow.workflow.model import (
     End,
     InjectState,

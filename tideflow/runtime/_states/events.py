@@ -16,7 +16,7 @@ from tideflow.runtime import timeouts
 from tideflow.runtime._actions import Scope, invoke_action, merge_result, run_actions
 from tideflow.runtime._context import Run
 from tideflow.runtime.effects import EventSpec, EventWait
-from tideflow.workflow.filters import merge_event_data
+from tideflow.workflow.data_filters import merge_event_data
 from tideflow.workflow.model import (
     CallbackState,
     End,

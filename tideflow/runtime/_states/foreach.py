@@ -28,7 +28,7 @@ from tideflow.errors import ExpressionError
 from tideflow.runtime._actions import gather_all, invoke_action, is_skipped, merge_result
 from tideflow.runtime._context import Run
 from tideflow.runtime._states.basic import scope as state_scope
-from tideflow.workflow.filters import filter_action_result, get_at, merge, put_at
+from tideflow.workflow.data_filters import filter_action_result, get_at, merge, put_at
 from tideflow.workflow.model import End, ForEachState, Transition
 
 DEFAULT_ITERATION_PARAM = "item"

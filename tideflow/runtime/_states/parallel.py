@@ -19,7 +19,7 @@ from tideflow.runtime import timeouts
 from tideflow.runtime._actions import Scope, run_actions
 from tideflow.runtime._context import Run
 from tideflow.runtime.effects import Deadline
-from tideflow.workflow.filters import merge
+from tideflow.workflow.data_filters import merge
 from tideflow.workflow.model import Branch, End, ParallelState, Transition
 
 

@@ -30,7 +30,7 @@ import asyncpg
 
 from tideflow.db import parse_queries
 from tideflow.errors import StoreError
-from tideflow.runtime.persistence import InstanceRow, Q, dumps, loads
+from tideflow.runtime.gateway import InstanceRow, Q, dumps, loads
 
 if TYPE_CHECKING:
     from tideflow.runtime.hosts.durable import DurableRuntime

@@ -24,9 +24,9 @@ from tideflow.errors import StepTimeout, TideflowError
 from tideflow.runtime.functions import FunctionInvoker, Invocation
 from tideflow.runtime.functions.policy import PythonPolicy
 from tideflow.runtime.functions.python import PythonFunction
+from tideflow.runtime.gateway import PostgresRegistry, Q, dumps, loads
 from tideflow.runtime.hosts._durable_runner import current_runner
 from tideflow.runtime.interpreter import Interpreter
-from tideflow.runtime.persistence import PostgresRegistry, Q, dumps, loads
 from tideflow.runtime.result import Step
 from tideflow.runtime.state import InstanceState
 from tideflow.settings import Settings
@@ -45,7 +45,7 @@ class RuntimeOptions:
     owner: str = field(default_factory=ids.new_id)
     """Lease owner id of this process."""
     lease_seconds: float = field(default_factory=lambda: Settings.from_env().lease_seconds)
-    """Lease length (see :mod:`tideflow.runtime.worker`); ``TIDEFLOW_LEASE_SECONDS``."""
+    """Lease length (see :mod:`tideflow.runtime.claimer`); ``TIDEFLOW_LEASE_SECONDS``."""
     poll_seconds: float = 2.0
     """Slow poll for runnable instances."""
     max_running: int = 2000

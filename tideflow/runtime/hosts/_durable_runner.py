@@ -39,8 +39,8 @@ from tideflow.workflow.model import thaw
 
 if TYPE_CHECKING:
     from tideflow.runtime.functions import AuthDefinition
+    from tideflow.runtime.gateway import InstanceRow
     from tideflow.runtime.hosts.durable import DurableRuntime
-    from tideflow.runtime.persistence import InstanceRow
 
 log = logging.getLogger("tideflow.runtime")
 

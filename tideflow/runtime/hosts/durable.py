@@ -26,7 +26,7 @@ lease runs out and a replay in any process ends the sleep at its due time),
 which saves a park and a replay for the short pauses that dominate retries.
 
 Processes sharing a database share the instances through leases
-(:mod:`tideflow.runtime.worker`).
+(:mod:`tideflow.runtime.claimer`).
 """
 
 from __future__ import annotations
@@ -52,9 +52,19 @@ from tideflow.errors import (
     WorkflowNotFound,
     WorkflowValidationError,
 )
+from tideflow.runtime.claimer import ClaimerOptions, InstanceClaimer
 from tideflow.runtime.effects import SubflowCall
 from tideflow.runtime.functions import FunctionInvoker
 from tideflow.runtime.functions.policy import PythonPolicy
+from tideflow.runtime.gateway import (
+    NOTIFY_CHANNEL,
+    InstanceRow,
+    PostgresInstances,
+    PostgresRegistry,
+    Q,
+    dumps,
+    loads,
+)
 from tideflow.runtime.hosts._durable_deliver import deliver_batch
 from tideflow.runtime.hosts._durable_effects import assemble
 from tideflow.runtime.hosts._durable_host import (
@@ -67,17 +77,7 @@ from tideflow.runtime.hosts._durable_host import (
 from tideflow.runtime.hosts._durable_runner import InstanceRunner
 from tideflow.runtime.interpreter import Interpreter
 from tideflow.runtime.journal import JournalWriter, NewInstance
-from tideflow.runtime.persistence import (
-    NOTIFY_CHANNEL,
-    InstanceRow,
-    PostgresInstances,
-    PostgresRegistry,
-    Q,
-    dumps,
-    loads,
-)
 from tideflow.runtime.wakeups import WAKE_KIND, TimerLoader, cancel_wake_timer, fire_wakeups
-from tideflow.runtime.worker import Worker, WorkerOptions
 from tideflow.timer.service import TimerService
 from tideflow.workflow.model import Workflow
 
@@ -128,9 +128,9 @@ class DurableRuntime(RunnerServices):
             folders=[self.options.base_dir]
         )
         self.writer = JournalWriter(pool, self.options.owner, self.options.lease_seconds, clock)
-        self.worker = Worker(
+        self.worker = InstanceClaimer(
             pool,
-            WorkerOptions(
+            ClaimerOptions(
                 owner=self.options.owner,
                 lease_seconds=self.options.lease_seconds,
                 poll_seconds=self.options.poll_seconds,

@@ -28,15 +28,15 @@ from typing import Any
 import asyncpg
 
 from tideflow.clock import SYSTEM_CLOCK, Clock
-from tideflow.runtime.persistence import NOTIFY_CHANNEL, InstanceRow, Q
+from tideflow.runtime.gateway import NOTIFY_CHANNEL, InstanceRow, Q
 
-__all__ = ["Worker", "WorkerOptions"]
+__all__ = ["ClaimerOptions", "InstanceClaimer"]
 
-log = logging.getLogger("tideflow.runtime.worker")
+log = logging.getLogger("tideflow.runtime.claimer")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class WorkerOptions:
+class ClaimerOptions:
     """How a process claims instances."""
 
     owner: str
@@ -51,7 +51,7 @@ class WorkerOptions:
     """Instances claimed per query."""
 
 
-class Worker:
+class InstanceClaimer:
     """Claims instances for one runtime (see the module docs).
 
     Args:
@@ -67,7 +67,7 @@ class Worker:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        options: WorkerOptions,
+        options: ClaimerOptions,
         *,
         spawn: Callable[[list[InstanceRow]], Awaitable[None]],
         running: Callable[[], list[str]],

@@ -45,7 +45,7 @@ from tideflow.timer.schedules import parse_schedule
 if TYPE_CHECKING:
     import asyncpg
 
-    from tideflow.runtime.persistence import PostgresRegistry, WorkflowVersion
+    from tideflow.runtime.gateway import PostgresRegistry, WorkflowVersion
     from tideflow.timer.records import ScheduleRecord, TimerRecord
     from tideflow.timer.service import TimerService
 
