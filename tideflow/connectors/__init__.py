@@ -1,3 +1,0 @@
-"""Tideflow connectors."""
-
-from __future__ import annotations
