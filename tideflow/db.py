@@ -7,8 +7,10 @@
   order, each in its own transaction together with its row in
   ``tideflow_migrations``, under an advisory lock so that two processes
   starting at once do not race.
-* :func:`load_queries` reads a subpackage's ``sql/queries.sql``: named blocks
-  (a ``-- name --`` line, a ``-- description`` line, then the SQL).
+* :func:`load_queries` reads a subpackage's ``sql/queries.sql`` (or another
+  file there): named blocks (a ``-- name --`` line, a ``-- description``
+  line, then the SQL). Only a subpackage's gateway (``gateway.py``) loads
+  and uses them.
 """
 
 from __future__ import annotations
@@ -72,10 +74,14 @@ def parse_queries(text: str, source: str = "queries.sql") -> dict[str, LiteralSt
     return queries
 
 
-def load_queries(package: str) -> dict[str, LiteralString]:
-    """The named queries in ``<package>/sql/queries.sql`` (``tideflow`` for this module's own)."""
-    text = resources.files(package).joinpath("sql", "queries.sql").read_text("utf-8")
-    return parse_queries(text, source=f"{package.replace('.', '/')}/sql/queries.sql")
+def load_queries(package: str, file: str = "queries.sql") -> dict[str, LiteralString]:
+    """The named queries in ``<package>/sql/<file>`` (``tideflow`` for this module's own).
+
+    Raises:
+        ConfigurationError: The file is malformed (see :func:`parse_queries`).
+    """
+    text = resources.files(package).joinpath("sql", file).read_text("utf-8")
+    return parse_queries(text, source=f"{package.replace('.', '/')}/sql/{file}")
 
 
 _Q = load_queries("tideflow")

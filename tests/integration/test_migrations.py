@@ -150,13 +150,14 @@ def test_parse_queries() -> None:
 
 
 def test_every_queries_file_parses() -> None:
-    files = sorted(PACKAGE_ROOT.rglob("sql/queries.sql"))
+    files = sorted(PACKAGE_ROOT.rglob("sql/*.sql"))
     assert PACKAGE_ROOT / "eventstore" / "sql" / "queries.sql" in files
     for path in files:
         package = ".".join(path.parent.parent.relative_to(PACKAGE_ROOT.parent).parts)
-        queries = load_queries(package)
+        queries = load_queries(package, path.name)
         assert queries, path
         assert all(sql.strip() for sql in queries.values())
+    assert load_queries("tideflow.runtime") == load_queries("tideflow.runtime", "queries.sql")
 
 
 @pytest.mark.slow

@@ -35,12 +35,11 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
-from importlib import resources
 from typing import TYPE_CHECKING, Any, Final
 
 import asyncpg
 
-from tideflow.db import parse_queries
+from tideflow.db import load_queries
 from tideflow.errors import TideflowError, WorkflowNotFound
 from tideflow.eventstore.store import DEFAULT_BUS
 from tideflow.runtime.gateway import PostgresRegistry, WorkflowVersion, dumps, loads
@@ -59,10 +58,7 @@ __all__ = ["CHANNEL", "SUBSCRIPTION_ID", "NotifyingRegistry", "WorkflowSubscribe
 
 log = logging.getLogger("tideflow.triggers.workflows")
 
-Q = parse_queries(
-    resources.files("tideflow.triggers").joinpath("sql", "correlation.sql").read_text("utf-8"),
-    source="tideflow/triggers/sql/correlation.sql",
-)
+Q = load_queries("tideflow.triggers", "correlation.sql")
 
 CHANNEL: Final = "tideflow_correlation"
 """NOTIFY channel: payload ``<instance id>\\n<wait key>`` when an instance starts waiting."""

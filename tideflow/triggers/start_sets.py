@@ -34,23 +34,19 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from importlib import resources
 from typing import Any, Final
 
 import asyncpg
 
 from tideflow.clock import SYSTEM_CLOCK, Clock
-from tideflow.db import parse_queries
+from tideflow.db import load_queries
 from tideflow.isotime import parse_timestamp
 from tideflow.runtime.gateway import dumps, loads
 from tideflow.triggers.workflow_events import StartSpec
 
 __all__ = ["DEFAULT_RETENTION", "StartSets", "Taken", "event_time", "set_instance_id"]
 
-Q = parse_queries(
-    resources.files("tideflow.triggers").joinpath("sql", "start_sets.sql").read_text("utf-8"),
-    source="tideflow/triggers/sql/start_sets.sql",
-)
+Q = load_queries("tideflow.triggers", "start_sets.sql")
 
 DEFAULT_RETENTION: Final = 7 * 24 * 3600.0
 """Seconds an incomplete set without ``eventTimeout`` is kept (and a taken set at most)."""

@@ -40,10 +40,6 @@ VALUES ($1, $2, $3, $4)
 ON CONFLICT (name) DO NOTHING
 RETURNING id, name, max_age, max_events, created_at;
 
--- get_bus --
--- One bus row
-SELECT id, name, max_age, max_events, created_at FROM tideflow_buses WHERE name = $1;
-
 -- list_buses --
 -- Every bus, by name
 SELECT id, name, max_age, max_events, created_at FROM tideflow_buses ORDER BY name;

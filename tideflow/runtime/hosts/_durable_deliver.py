@@ -23,12 +23,11 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Sequence
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from tideflow.db import parse_queries
+from tideflow.db import load_queries
 from tideflow.errors import StoreError
 from tideflow.runtime.gateway import InstanceRow, Q, dumps, loads
 
@@ -39,10 +38,7 @@ __all__ = ["Answer", "deliver_batch"]
 
 log = logging.getLogger("tideflow.runtime")
 
-DQ = parse_queries(
-    resources.files("tideflow.runtime").joinpath("sql", "deliver.sql").read_text("utf-8"),
-    source="tideflow/runtime/sql/deliver.sql",
-)
+DQ = load_queries("tideflow.runtime", "deliver.sql")
 
 Answer = tuple[str, str, list[dict[str, Any]]]
 """``(instance id, wait key, events)``: the events answering one wait."""

@@ -263,12 +263,6 @@ RETURNING id;
 UPDATE tideflow_instances SET lease_owner = NULL, lease_until = NULL, wake_at = now()
 WHERE lease_owner = $1 AND status = 'running';
 
--- get_journal_with_run --
--- An instance and the journal of its current run (what a replay starts from)
-SELECT op, step_key, entry FROM tideflow_journal j
-WHERE j.instance_id = $1 AND j.run_no = $2
-ORDER BY seq;
-
 -- deliver_events --
 -- Events for an open wait: journal them as the wait's result, drop the wait, wake the instance
 WITH wait AS (
