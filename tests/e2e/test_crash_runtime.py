@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -37,8 +37,8 @@ CALL_STATES = ("S1", "S2", "S3", "S4")
 
 class _Counting(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: the runtime's client reuses connections
-    counts: Counter[str]
-    lock: threading.Lock
+    counts: ClassVar[Counter[str]]
+    lock: ClassVar[threading.Lock]
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -67,12 +67,16 @@ class _Server(ThreadingHTTPServer):
 @contextmanager
 def counting_server() -> Iterator[tuple[str, Counter[str]]]:
     """A REST service on 127.0.0.1 that adds one and counts calls per idempotency key."""
-    handler = type("Handler", (_Counting,), {"counts": Counter(), "lock": threading.Lock()})
-    server = _Server(("127.0.0.1", 0), handler)
+
+    class Handler(_Counting):  # a class per server: its own counts
+        counts: ClassVar[Counter[str]] = Counter()
+        lock: ClassVar[threading.Lock] = threading.Lock()
+
+    server = _Server(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", handler.counts
+        yield f"http://127.0.0.1:{server.server_address[1]}", Handler.counts
     finally:
         server.shutdown()
         server.server_close()

@@ -53,10 +53,9 @@ def test_feed_all_needs_every_event() -> None:
     with pytest.raises(EventsExhausted, match="waits for A"):
         feed.take(EventWait(key="k", events=(A, B), all=True, state="S"))
     feed.pending.append(_ev("a"))
-    assert [e["type"] for e in feed.take(EventWait(key="k", events=(A, B), all=True))] == [
-        "a",
-        "b",
-    ]
+    taken = feed.take(EventWait(key="k", events=(A, B), all=True))
+    assert taken is not None
+    assert [e["type"] for e in taken] == ["a", "b"]
 
 
 def test_feed_binds_correlation_values_from_the_first_event() -> None:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Awaitable, Callable
 
+import asyncpg
 import pytest
 
 from tests.integration.durable_support import Calls, call_state, deploy, runtime, workflow
+from tideflow.runtime.hosts.durable import DurableRuntime
 from tideflow.runtime.wakeups import WAKE_KIND
 from tideflow.timer.records import TimerState
 
@@ -27,14 +30,14 @@ LOOP = workflow(
 )
 
 
-async def _until(predicate, seconds: float = 10.0) -> None:
+async def _until(predicate: Callable[[], Awaitable[bool]], seconds: float = 10.0) -> None:
     """Poll another task's progress (not a clock) until ``predicate`` holds."""
     async with asyncio.timeout(seconds):
         while not await predicate():  # noqa: ASYNC110 -- progress lives in the database
             await asyncio.sleep(0.02)
 
 
-async def test_continue_as_starts_fresh_journals(pool) -> None:
+async def test_continue_as_starts_fresh_journals(pool: asyncpg.Pool) -> None:
     calls = Calls()
     await deploy(pool, LOOP)
     async with runtime(pool, calls) as rt:
@@ -65,7 +68,7 @@ WAITER = workflow(
 )
 
 
-async def test_cancel_of_a_running_instance_applies_at_the_next_step(pool) -> None:
+async def test_cancel_of_a_running_instance_applies_at_the_next_step(pool: asyncpg.Pool) -> None:
     calls = Calls()
     calls.gate = asyncio.Event()
     await deploy(pool, SLOW)
@@ -87,7 +90,7 @@ async def _called(calls: Calls) -> bool:
     return bool(calls.by_key)
 
 
-async def test_suspend_resume_and_cancel_a_waiting_instance(pool) -> None:
+async def test_suspend_resume_and_cancel_a_waiting_instance(pool: asyncpg.Pool) -> None:
     calls = Calls()
     await deploy(pool, WAITER)
     async with runtime(pool, calls) as rt:
@@ -107,7 +110,7 @@ async def test_suspend_resume_and_cancel_a_waiting_instance(pool) -> None:
     assert calls.by_key == Counter()
 
 
-async def _status(rt, instance_id: str, status: str) -> bool:
+async def _status(rt: DurableRuntime, instance_id: str, status: str) -> bool:
     return (await rt.instances.get(instance_id)).status == status
 
 
@@ -117,7 +120,9 @@ SEQ3 = workflow(
 )
 
 
-async def test_two_runtimes_share_a_thousand_instances_and_run_none_twice(pool) -> None:
+async def test_two_runtimes_share_a_thousand_instances_and_run_none_twice(
+    pool: asyncpg.Pool,
+) -> None:
     calls = Calls()
     await deploy(pool, SEQ3)
     from tideflow.runtime.gateway import PostgresInstances
@@ -145,12 +150,12 @@ async def test_two_runtimes_share_a_thousand_instances_and_run_none_twice(pool) 
     assert {outputs[i] for i in ids[:3]} == {'{"n": 3}', '{"n": 4}', '{"n": 5}'}
 
 
-async def _all_done(pool) -> bool:
+async def _all_done(pool: asyncpg.Pool) -> bool:
     async with pool.acquire() as conn:
         left = await conn.fetchval(
             "SELECT count(*) FROM tideflow_instances WHERE status <> 'completed'"
         )
-    return left == 0
+    return bool(left == 0)
 
 
 CHILD = workflow("child", [call_state("Only", "inc", None)])
@@ -173,7 +178,7 @@ PARENT = workflow(
 )
 
 
-async def test_sync_subflow_parks_the_parent_until_the_child_ends(pool) -> None:
+async def test_sync_subflow_parks_the_parent_until_the_child_ends(pool: asyncpg.Pool) -> None:
     calls = Calls()
     await deploy(pool, CHILD)
     await deploy(pool, PARENT)
@@ -222,7 +227,7 @@ TIMED_THEN_WAIT = workflow(
 )
 
 
-async def test_a_timed_out_wait_takes_no_late_events(pool) -> None:
+async def test_a_timed_out_wait_takes_no_late_events(pool: asyncpg.Pool) -> None:
     calls = Calls()
     await deploy(pool, TIMED_THEN_WAIT)
     event = {"specversion": "1.0", "id": "1", "source": "test", "type": "go"}
@@ -238,18 +243,19 @@ async def test_a_timed_out_wait_takes_no_late_events(pool) -> None:
     assert done.status == "completed"
 
 
-async def _waits_on(rt, instance_id: str, state: str) -> bool:
+async def _waits_on(rt: DurableRuntime, instance_id: str, state: str) -> bool:
     waits = await rt.instances.waits(instance_id)
     return [w["wait_key"].split("/")[0] for w in waits] == [state]
 
 
-async def test_event_timeout_wakes_a_parked_instance(pool) -> None:
+async def test_event_timeout_wakes_a_parked_instance(pool: asyncpg.Pool) -> None:
     calls = Calls()
     await deploy(pool, TIMED)
     async with runtime(pool, calls) as rt:
         row = await rt.start_instance("timed", {"n": 1})
         await _until(lambda: _status(rt, row.id, "waiting"))
         (timer,) = await rt.timers.list_timers(kind=WAKE_KIND, state=TimerState.PENDING)
+        assert timer.idempotency_key is not None
         assert timer.idempotency_key.startswith(f"{row.id}/1/Wait")  # the timeout's due time
         assert (await rt.instances.get(row.id)).wake_at is None  # the timer wakes it
         done = await rt.wait_for_completion(row.id, 10)
@@ -259,7 +265,7 @@ async def test_event_timeout_wakes_a_parked_instance(pool) -> None:
     assert [e.get("result") for e in journal if e["op"] == "wait"] == [None]
 
 
-async def test_deleted_workflows_get_no_new_instances_nor_subflows(pool) -> None:
+async def test_deleted_workflows_get_no_new_instances_nor_subflows(pool: asyncpg.Pool) -> None:
     from tideflow.errors import WorkflowNotFound
     from tideflow.runtime.gateway import PostgresRegistry
 
@@ -277,6 +283,7 @@ async def test_deleted_workflows_get_no_new_instances_nor_subflows(pool) -> None
         row = await rt.start_instance("parent", {"n": 1})
         done = await rt.wait_for_completion(row.id, 10)
     assert done.status == "failed"
+    assert done.error is not None
     assert done.error["code"] == "SubflowNotFound"
     assert calls.by_key == Counter()
 
@@ -297,7 +304,9 @@ STATE_LIMIT = workflow(
 )
 
 
-async def test_a_state_deadline_wakes_a_parked_instance_and_times_it_out(pool) -> None:
+async def test_a_state_deadline_wakes_a_parked_instance_and_times_it_out(
+    pool: asyncpg.Pool,
+) -> None:
     calls = Calls()
     await deploy(pool, STATE_LIMIT)
     async with runtime(pool, calls) as rt:
@@ -308,11 +317,12 @@ async def test_a_state_deadline_wakes_a_parked_instance_and_times_it_out(pool) -
         done = await rt.wait_for_completion(row.id, 10)
         journal = await rt.instances.journal(row.id, 1)
     assert done.status == "failed"
+    assert done.error is not None
     assert done.error["code"] == "TIMEOUT"
     assert [e["key"] for e in journal if e["op"] == "deadline"] == ["Wait/timeout:state"]
 
 
-async def test_a_process_that_lost_the_lease_cannot_write_the_journal(pool) -> None:
+async def test_a_process_that_lost_the_lease_cannot_write_the_journal(pool: asyncpg.Pool) -> None:
     calls = Calls()
     calls.gate = asyncio.Event()
     await deploy(pool, SLOW)
@@ -334,7 +344,7 @@ async def test_a_process_that_lost_the_lease_cannot_write_the_journal(pool) -> N
     assert held.status == "running"
 
 
-async def _gone(rt) -> bool:
+async def _gone(rt: DurableRuntime) -> bool:
     return rt.running == 0
 
 
@@ -353,7 +363,7 @@ def _async_parent(wf_id: str, on_parent_complete: str) -> str:
     )
 
 
-async def test_async_subflows_end_with_their_parent_only_when_asked(pool) -> None:
+async def test_async_subflows_end_with_their_parent_only_when_asked(pool: asyncpg.Pool) -> None:
     calls = Calls()
     await deploy(pool, WAITING_CHILD)
     await deploy(pool, _async_parent("ends-children", "terminate"))
@@ -383,7 +393,9 @@ SLOW_CHILD_PARENT = workflow(
 )
 
 
-async def test_a_sync_subflow_past_its_action_timeout_times_the_parent_out(pool) -> None:
+async def test_a_sync_subflow_past_its_action_timeout_times_the_parent_out(
+    pool: asyncpg.Pool,
+) -> None:
     calls = Calls()
     await deploy(pool, WAITING_CHILD)
     await deploy(pool, SLOW_CHILD_PARENT)
@@ -396,6 +408,7 @@ async def test_a_sync_subflow_past_its_action_timeout_times_the_parent_out(pool)
         await rt.wait_for_completion(child_id, 10)  # ends late: its answer changes nothing
         journal = await rt.instances.journal(row.id, 1)
     assert done.status == "failed"
+    assert done.error is not None
     assert done.error["code"] == "TIMEOUT"
     answers = [e for e in journal if e["op"] == "subflow"]
     assert [a["error"]["type"] for a in answers] == ["StepTimeout"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import asyncpg
+
 from tests.integration.durable_support import (
     Calls,
     approval_workflow,
@@ -60,7 +62,7 @@ async def _parked(rt: Any, ids: list[str]) -> list[str]:
     return [(await rt.instances.waits(i))[0]["wait_key"] for i in ids]
 
 
-async def test_one_batch_resumes_exactly_its_instances_in_this_process(pool) -> None:
+async def test_one_batch_resumes_exactly_its_instances_in_this_process(pool: asyncpg.Pool) -> None:
     calls = Calls()
     await deploy(pool, APPROVAL)
     async with runtime(pool, calls) as rt:
@@ -86,7 +88,9 @@ async def test_one_batch_resumes_exactly_its_instances_in_this_process(pool) -> 
     assert all(v == 1 for v in calls.by_key.values())  # no step ran twice
 
 
-async def test_an_instance_leased_elsewhere_is_woken_for_its_holder_not_claimed(pool) -> None:
+async def test_an_instance_leased_elsewhere_is_woken_for_its_holder_not_claimed(
+    pool: asyncpg.Pool,
+) -> None:
     calls = Calls()
     await deploy(pool, APPROVAL)
     async with runtime(pool, calls) as rt:
@@ -114,7 +118,7 @@ async def test_an_instance_leased_elsewhere_is_woken_for_its_holder_not_claimed(
     assert done.output["ok"] == {"n": 1}
 
 
-async def test_a_wait_for_all_events_goes_through_the_one_by_one_path(pool) -> None:
+async def test_a_wait_for_all_events_goes_through_the_one_by_one_path(pool: asyncpg.Pool) -> None:
     calls = Calls()
     await deploy(pool, BOTH)
     async with runtime(pool, calls) as rt:
@@ -147,7 +151,7 @@ PATIENT = workflow(
 )
 
 
-async def test_a_batched_answer_cancels_the_waits_timeout_timer(pool) -> None:
+async def test_a_batched_answer_cancels_the_waits_timeout_timer(pool: asyncpg.Pool) -> None:
     calls = Calls()
     await deploy(pool, PATIENT)
     async with runtime(pool, calls) as rt:

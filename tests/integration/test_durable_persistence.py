@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncpg
 import pytest
 
 from tideflow.errors import AlreadyExists, InstanceNotFound, InvalidArgument, WorkflowNotFound
@@ -11,7 +12,7 @@ SOURCE_V1 = "id: greet\nversion: '1'\n"
 SOURCE_V2 = "id: greet\nversion: '2'\n"
 
 
-async def test_registry_keeps_versions_side_by_side(pool) -> None:
+async def test_registry_keeps_versions_side_by_side(pool: asyncpg.Pool) -> None:
     registry = PostgresRegistry(pool)
     v1 = await registry.deploy("greet", "1", SOURCE_V1, "application/yaml", {"id": "greet"})
     v2 = await registry.deploy("greet", "2", SOURCE_V2, "application/yaml", {"id": "greet"})
@@ -29,7 +30,7 @@ async def test_registry_keeps_versions_side_by_side(pool) -> None:
     assert auto.version == "1"
 
 
-async def test_registry_delete_stops_latest_but_keeps_versions(pool) -> None:
+async def test_registry_delete_stops_latest_but_keeps_versions(pool: asyncpg.Pool) -> None:
     registry = PostgresRegistry(pool)
     await registry.deploy("greet", "1", SOURCE_V1, "application/yaml", {})
     await registry.delete("greet")
@@ -43,7 +44,7 @@ async def test_registry_delete_stops_latest_but_keeps_versions(pool) -> None:
         await registry.versions("nothing")
 
 
-async def test_instances_create_list_and_control(pool) -> None:
+async def test_instances_create_list_and_control(pool: asyncpg.Pool) -> None:
     instances = PostgresInstances(pool)
     with pytest.raises(WorkflowNotFound, match="greet"):
         await instances.create("greet", "1", {})

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
 
 from tests.integration.durable_support import (
     Calls,
@@ -12,6 +16,7 @@ from tests.integration.durable_support import (
     runtime,
     workflow,
 )
+from tideflow.runtime.hosts.durable import DurableRuntime
 
 SEQ3 = workflow(
     "seq3",
@@ -19,7 +24,7 @@ SEQ3 = workflow(
 )
 
 
-async def test_runs_to_completion_with_journal_and_timeline(pool) -> None:
+async def test_runs_to_completion_with_journal_and_timeline(pool: asyncpg.Pool) -> None:
     calls = Calls()
     await deploy(pool, SEQ3)
     async with runtime(pool, calls) as rt:
@@ -41,7 +46,9 @@ async def test_runs_to_completion_with_journal_and_timeline(pool) -> None:
     assert all(k.startswith(row.id + "/") for k in calls.by_key)
 
 
-async def _until(predicate, what: str, seconds: float = 10.0) -> None:
+async def _until(
+    predicate: Callable[[], Awaitable[bool]], what: str, seconds: float = 10.0
+) -> None:
     """Poll ``predicate`` (another process's progress, not a clock) until true."""
     async with asyncio.timeout(seconds):
         while not await predicate():  # noqa: ASYNC110 -- progress lives in the database
@@ -54,7 +61,9 @@ SLOW = workflow(
 )
 
 
-async def test_replay_after_crash_does_not_call_completed_functions_again(pool) -> None:
+async def test_replay_after_crash_does_not_call_completed_functions_again(
+    pool: asyncpg.Pool,
+) -> None:
     calls = Calls()
     calls.gate = asyncio.Event()
     await deploy(pool, SLOW)
@@ -71,7 +80,7 @@ async def test_replay_after_crash_does_not_call_completed_functions_again(pool) 
     assert counts == {"A": 1, "B": 2, "C": 1}  # only B, in flight at the crash, twice
 
 
-async def _started_runtime(pool, calls, **options):
+async def _started_runtime(pool: asyncpg.Pool, calls: Calls, **options: Any) -> DurableRuntime:
     from tideflow.runtime.hosts.durable import DurableRuntime, RuntimeOptions
 
     rt = DurableRuntime(pool, RuntimeOptions(functions=calls.functions(), **options))
@@ -93,7 +102,7 @@ SLEEPY = workflow(
 )
 
 
-async def test_long_sleep_parks_the_instance_and_the_timer_wakes_it(pool) -> None:
+async def test_long_sleep_parks_the_instance_and_the_timer_wakes_it(pool: asyncpg.Pool) -> None:
     calls = Calls()
     await deploy(pool, SLEEPY)
     async with runtime(pool, calls, memory_sleep=0.0) as rt:
@@ -108,18 +117,20 @@ async def test_long_sleep_parks_the_instance_and_the_timer_wakes_it(pool) -> Non
     assert sorted(calls.by_key.values()) == [1, 1]
 
 
-async def _parked(rt, instance_id: str) -> bool:
+async def _parked(rt: DurableRuntime, instance_id: str) -> bool:
     return rt.running == 0 and await _status(rt, instance_id, "waiting")
 
 
-async def _status(rt, instance_id: str, status: str) -> bool:
+async def _status(rt: DurableRuntime, instance_id: str, status: str) -> bool:
     return (await rt.instances.get(instance_id)).status == status
 
 
 APPROVAL = approval_workflow("approval")
 
 
-async def test_waiting_instance_holds_no_memory_and_resumes_on_delivered_events(pool) -> None:
+async def test_waiting_instance_holds_no_memory_and_resumes_on_delivered_events(
+    pool: asyncpg.Pool,
+) -> None:
     calls = Calls()
     await deploy(pool, APPROVAL)
     async with runtime(pool, calls) as rt:
@@ -163,7 +174,7 @@ BOTH = workflow(
 )
 
 
-async def test_a_wait_for_all_events_takes_them_one_at_a_time(pool) -> None:
+async def test_a_wait_for_all_events_takes_them_one_at_a_time(pool: asyncpg.Pool) -> None:
     calls = Calls()
     await deploy(pool, BOTH)
     async with runtime(pool, calls) as rt:

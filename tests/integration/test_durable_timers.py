@@ -8,6 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
 from tests.integration.durable_support import Calls, call_state, deploy, runtime, workflow
 from tideflow.runtime.gateway import PostgresRegistry
 from tideflow.runtime.hosts.durable import DurableRuntime, RuntimeOptions
@@ -57,7 +59,9 @@ async def _parked(rt: DurableRuntime, instance_id: str) -> bool:
     return rt.running == 0 and row.status == "waiting"
 
 
-async def test_a_parked_sleep_is_a_pending_timer_that_fires_and_resumes_it(pool) -> None:
+async def test_a_parked_sleep_is_a_pending_timer_that_fires_and_resumes_it(
+    pool: asyncpg.Pool,
+) -> None:
     calls = Calls()
     await deploy(pool, SLEEPY)
     async with runtime(pool, calls, memory_sleep=0.0) as rt:
@@ -83,7 +87,7 @@ async def test_a_parked_sleep_is_a_pending_timer_that_fires_and_resumes_it(pool)
     assert sorted(calls.by_key.values()) == [1, 1]
 
 
-async def test_a_sleep_survives_a_crash_of_the_runtime(pool) -> None:
+async def test_a_sleep_survives_a_crash_of_the_runtime(pool: asyncpg.Pool) -> None:
     calls = Calls()
     await deploy(pool, SLEEPY)
     first = DurableRuntime(pool, RuntimeOptions(functions=calls.functions(), memory_sleep=0.0))
@@ -102,7 +106,7 @@ async def test_a_sleep_survives_a_crash_of_the_runtime(pool) -> None:
     assert sorted(calls.by_key.values()) == [1, 1]  # no step ran twice
 
 
-async def test_events_before_the_timeout_cancel_its_timer(pool) -> None:
+async def test_events_before_the_timeout_cancel_its_timer(pool: asyncpg.Pool) -> None:
     calls = Calls()
     await deploy(pool, PATIENT)
     event = {"specversion": "1.0", "id": "e1", "source": "test", "type": "go"}
@@ -122,7 +126,7 @@ async def test_events_before_the_timeout_cancel_its_timer(pool) -> None:
     assert after.state is TimerState.CANCELLED
 
 
-async def test_two_runtimes_fire_each_wake_up_once(pool) -> None:
+async def test_two_runtimes_fire_each_wake_up_once(pool: asyncpg.Pool) -> None:
     calls = Calls()
     await deploy(pool, SLEEPY)
     async with (
@@ -140,7 +144,7 @@ async def test_two_runtimes_fire_each_wake_up_once(pool) -> None:
     assert len(calls.by_key) == 80
 
 
-async def test_a_shared_timer_service_fires_the_runtime_wake_ups(pool) -> None:
+async def test_a_shared_timer_service_fires_the_runtime_wake_ups(pool: asyncpg.Pool) -> None:
     calls = Calls()
     await deploy(pool, SLEEPY)
     timers = TimerService(pool)
@@ -160,7 +164,7 @@ async def test_a_shared_timer_service_fires_the_runtime_wake_ups(pool) -> None:
     assert fired.state is TimerState.FIRED
 
 
-async def test_instances_are_counted_by_status(pool) -> None:
+async def test_instances_are_counted_by_status(pool: asyncpg.Pool) -> None:
     calls = Calls()
     await deploy(pool, SLEEPY)
     await deploy(pool, PATIENT)
@@ -173,7 +177,9 @@ async def test_instances_are_counted_by_status(pool) -> None:
     assert counts == {"waiting": 1, "completed": 1}
 
 
-async def test_journal_commits_are_timed_and_completed_events_carry_the_output(pool) -> None:
+async def test_journal_commits_are_timed_and_completed_events_carry_the_output(
+    pool: asyncpg.Pool,
+) -> None:
     calls = Calls()
     await deploy(pool, SLEEPY)
     events: list[Any] = []
@@ -205,7 +211,7 @@ def _bare_call(wf_id: str) -> str:
     return workflow(wf_id, [{"name": "A", "type": "operation", "actions": [action], "end": True}])
 
 
-async def test_a_version_runs_with_the_dialect_it_was_deployed_with(pool) -> None:
+async def test_a_version_runs_with_the_dialect_it_was_deployed_with(pool: asyncpg.Pool) -> None:
     calls = Calls()
     await _deploy_as(pool, _bare_call("sf"), "application/json; dialect=sonataflow")
     await _deploy_as(pool, _bare_call("plain"), "application/json")
@@ -219,7 +225,9 @@ async def test_a_version_runs_with_the_dialect_it_was_deployed_with(pool) -> Non
     assert strict_done.status == "failed"  # inc got no "n"
 
 
-async def test_python_modules_are_found_in_every_workflow_folder(pool, tmp_path: Path) -> None:
+async def test_python_modules_are_found_in_every_workflow_folder(
+    pool: asyncpg.Pool, tmp_path: Path
+) -> None:
     from tideflow.runtime.functions.policy import PythonPolicy
 
     first, second = tmp_path / "first", tmp_path / "second"
@@ -265,7 +273,7 @@ def _flaky_workflow() -> str:
     )
 
 
-async def test_a_parked_retry_back_off_is_a_timer(pool) -> None:
+async def test_a_parked_retry_back_off_is_a_timer(pool: asyncpg.Pool) -> None:
     attempts: list[int] = []
 
     def flaky(args: dict[str, Any]) -> int:
@@ -303,7 +311,7 @@ def _guarded_parent() -> str:
     return workflow("guarded", [state])
 
 
-async def test_a_child_ending_first_cancels_the_parent_timeout_timer(pool) -> None:
+async def test_a_child_ending_first_cancels_the_parent_timeout_timer(pool: asyncpg.Pool) -> None:
     calls = Calls()
     calls.gate = asyncio.Event()
     await deploy(pool, workflow("slowchild", [call_state("Only", "slow", None)]))

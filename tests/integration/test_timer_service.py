@@ -13,9 +13,10 @@ import pytest
 from tideflow.clock import SYSTEM_CLOCK
 from tideflow.errors import InvalidArgument, InvalidSchedule
 from tideflow.testing import ManualClock
+from tideflow.timer.planner import SCHEDULE_KIND
 from tideflow.timer.records import TimerRecord, TimerState
 from tideflow.timer.schedules import CatchUp
-from tideflow.timer.service import SCHEDULE_KIND, TimerService
+from tideflow.timer.service import TimerService
 
 T0 = datetime(2026, 1, 1, 0, 0, 30, tzinfo=UTC)
 

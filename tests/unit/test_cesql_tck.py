@@ -23,7 +23,7 @@ EXPECTED_CASES = 275
 BASE_EVENT = {"specversion": "1.0", "id": "tck-id", "source": "/tck", "type": "tck.type"}
 
 
-class _TypedLoader(yaml.SafeLoader):  # type: ignore[misc]
+class _TypedLoader(yaml.SafeLoader):
     """YAML 1.1 typing for results and events, but timestamps stay strings."""
 
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from interp_support import call, fn, op_state, run, workflow
-
+from tests.unit.interp_support import call, fn, op_state, run, workflow
 from tideflow.errors import format_path
 from tideflow.runtime.effects import EventWait, FunctionCall
 from tideflow.runtime.fake import ScriptedEffects

@@ -11,6 +11,7 @@ import pytest
 from tideflow.errors import WorkflowValidationError, format_path
 from tideflow.workflow import load_workflow
 from tideflow.workflow.dialects import apply_dialect
+from tideflow.workflow.model import CallbackState, ForEachState, OperationState, ParallelState
 
 ASK = {"eventRef": {"triggerEventRef": "Ask"}}
 DOC: dict[str, Any] = {
@@ -62,15 +63,16 @@ def test_the_dialect_infers_the_only_consumed_event_everywhere() -> None:
     apply_dialect(DOC, "sonataflow")
     assert before == DOC  # the caller's document is not changed
     wf = load_workflow(json.dumps(DOC), dialect="sonataflow")
-    states = {s.name: s for s in wf.states}
-    refs = [
-        states["Op"].actions[0].event_ref,  # type: ignore[attr-defined]
-        states["Cb"].action.event_ref,  # type: ignore[attr-defined]
-        states["Fan"].branches[0].actions[0].event_ref,  # type: ignore[attr-defined]
-        states["Each"].actions[0].event_ref,  # type: ignore[attr-defined]
-    ]
-    assert [r.result_event_ref for r in refs] == ["Answer"] * 4
-    assert states["Cb"].event_ref == "Answer"  # type: ignore[attr-defined]
+    op, cb, fan, each = (wf.state(name) for name in ("Op", "Cb", "Fan", "Each"))
+    assert isinstance(op, OperationState)
+    assert isinstance(cb, CallbackState)
+    assert isinstance(fan, ParallelState)
+    assert isinstance(each, ForEachState)
+    actions = [op.actions[0], cb.action, fan.branches[0].actions[0], each.actions[0]]
+    assert [a.event_ref.result_event_ref if a.event_ref else None for a in actions] == [
+        "Answer"
+    ] * 4
+    assert cb.event_ref == "Answer"
 
 
 def test_nothing_is_inferred_when_two_events_could_be_meant() -> None:

@@ -13,8 +13,8 @@ import copy
 from typing import Any
 
 import pytest
-from interp_support import call, fn, kinds, op_state, run, workflow
 
+from tests.unit.interp_support import call, fn, kinds, op_state, run, workflow
 from tideflow.errors import format_path
 from tideflow.runtime.effects import EventWait, FunctionCall
 from tideflow.runtime.fake import ScriptedEffects
@@ -200,7 +200,7 @@ def test_inject_state_has_no_on_errors_as_the_schema_says() -> None:
 def test_produced_event_context_attributes_are_an_object_as_the_schema_says() -> None:
     doc = _doc("inject")
     doc["events"].append({"name": "Out", "type": "out", "kind": "produced"})
-    produce = {"eventRef": "Out", "contextAttributes": [{"orderid": "1"}]}
+    produce: dict[str, Any] = {"eventRef": "Out", "contextAttributes": [{"orderid": "1"}]}
     doc["states"][1]["end"] = {"produceEvents": [produce]}
     assert (
         "states[1].end.produceEvents[0].contextAttributes",

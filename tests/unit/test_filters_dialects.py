@@ -295,7 +295,7 @@ EQUIVALENT = [
 
 
 def _recreation_events() -> list[dict[str, Any]]:
-    import yaml  # type: ignore[import-untyped]
+    import yaml
 
     cases = yaml.safe_load(RECREATIONS.read_text(encoding="utf-8"))["tests"]
     events = []

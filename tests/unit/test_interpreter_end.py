@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from interp_support import call, fn, kinds, op_state, run, workflow
 
+from tests.unit.interp_support import call, fn, kinds, op_state, run, workflow
 from tideflow.runtime.fake import ScriptedEffects
 from tideflow.runtime.result import Completed, ContinuedAs, Failed, Terminated
 

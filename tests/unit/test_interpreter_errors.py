@@ -6,9 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from interp_support import call, calls, fn, kinds, op_state, run, workflow
 
+from tests.unit.interp_support import call, calls, fn, kinds, op_state, run, workflow
 from tideflow.errors import FunctionCallError
+from tideflow.runtime.effects import FunctionCall
 from tideflow.runtime.fake import ScriptedEffects
 from tideflow.runtime.result import Completed, Failed
 from tideflow.workflow.model import Workflow
@@ -263,7 +264,7 @@ class _BrokenHost(ScriptedEffects):
         super().__init__()
         self.exc = exc
 
-    async def call_function(self, call):  # type: ignore[no-untyped-def]
+    async def call_function(self, call: FunctionCall) -> Any:
         raise self.exc
 
 

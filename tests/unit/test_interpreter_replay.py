@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from interp_support import call, fn, op_state, workflow
 
+from tests.unit.interp_support import call, fn, op_state, workflow
 from tideflow.errors import FunctionCallError
 from tideflow.runtime.fake import ScriptedEffects
 from tideflow.runtime.interpreter import Interpreter

@@ -14,8 +14,8 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from interp_support import call, fn, workflow
 
+from tests.unit.interp_support import call, fn, workflow
 from tideflow.errors import FunctionCallError
 from tideflow.runtime.fake import ScriptedEffects
 from tideflow.runtime.interpreter import Interpreter

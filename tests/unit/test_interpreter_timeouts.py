@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from interp_support import call, fn, kinds, op_state, run, workflow
-
+from tests.unit.interp_support import call, fn, kinds, op_state, run, workflow
 from tideflow.runtime.effects import EventWait, FunctionCall
 from tideflow.runtime.fake import ScriptedEffects
 from tideflow.runtime.result import Completed, Failed, Terminated

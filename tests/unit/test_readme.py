@@ -25,3 +25,10 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
     test_command = _setup_commands()[1]
     ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
     assert test_command in ci_lines
+
+
+def test_ci_runs_the_gates_after_the_suite() -> None:
+    ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    suite = ci_lines.index(_setup_commands()[1])
+    assert "ruff check ." in ci_lines[suite:]
+    assert "mypy" in ci_lines[suite:]

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_validate_table import BASE
 
+from tests.unit.test_validate_table import BASE
 from tideflow.errors import WorkflowValidationError
 from tideflow.workflow import load_workflow, validate_document
 from tideflow.workflow.loader import EXTERNAL_KEYS
