@@ -103,3 +103,24 @@ def test_help_lists_validate() -> None:
     )
     assert result.returncode == 0
     assert "FILE..." in result.stdout
+
+
+DSL1 = """\
+document: {dsl: '1.0.3', namespace: test, name: hello, version: '1.0.0'}
+do:
+  - greet:
+      set: {greeting: hello}
+      then: stop
+"""
+
+
+def test_dsl1_file_is_validated_with_paths(tmp_path: Path) -> None:
+    (tmp_path / "ok.yaml").write_text(DSL1.replace("then: stop", "then: end"))
+    (tmp_path / "bad.yaml").write_text(DSL1)
+    result = run("ok.yaml", "bad.yaml", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        "ok.yaml: ok",
+        "bad.yaml: do[0].greet.then: 'stop' is not a task of this list nor one of "
+        "'continue', 'exit', 'end'",
+    ]

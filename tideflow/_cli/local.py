@@ -22,13 +22,15 @@ def _validate_one(path: str) -> tuple[list[str], int]:
 
     from tideflow.errors import WorkflowLoadError, WorkflowValidationError, format_path
     from tideflow.runtime.start_schedules import check_start_schedule
-    from tideflow.workflow import load_and_validate, parse_document
+    from tideflow.workflow import parse_document
+    from tideflow.workflow.loader import load_any
 
     try:
-        _, warnings = load_and_validate(Path(path))
-        # start.schedule as the timer service reads it (what a deploy checks too)
-        document = parse_document(Path(path).read_text(encoding="utf-8"), path)
-        warnings = (*warnings, *check_start_schedule(document, path))
+        model, warnings = load_any(Path(path), processes=None)
+        if getattr(model, "spec_version", "") != "1.0":
+            # start.schedule as the timer service reads it (what a deploy checks too)
+            document = parse_document(Path(path).read_text(encoding="utf-8"), path)
+            warnings = (*warnings, *check_start_schedule(document, path))
     except WorkflowLoadError as exc:
         message = exc.message if exc.message.startswith(path) else f"{path}: {exc.message}"
         return [message], 2

@@ -217,9 +217,10 @@ def load_and_validate(
         WorkflowLoadError: The file cannot be read or does not parse.
         WorkflowValidationError: The definition has problems (all of them).
     """
-    text, source, file_dir = _source_text(path_or_text)
+    text, source, file_dir = source_text(path_or_text)
     directory = Path(base_dir) if base_dir is not None else file_dir
     doc = parse_document(text, source)
+    _refuse_dsl1(doc, source)
     resolved, problems = resolve_references(doc, directory, local_files=local_files)
     resolved = dict(apply_dialect(resolved, dialect))
     problems = _validate(resolved, problems)
@@ -227,6 +228,46 @@ def load_and_validate(
     if errors:
         raise WorkflowValidationError(problems, source=source)
     return build_workflow(resolved), tuple(problems)
+
+
+def _refuse_dsl1(doc: Mapping[str, Any], source: str) -> None:
+    """A 1.0 document given to the 0.8 entry point: its problems, or why it is refused."""
+    from tideflow.workflow.dsl1 import is_dsl1, load_document
+
+    if not is_dsl1(doc):
+        return
+    load_document(doc, source=source, processes=None)
+    problem = Problem(
+        path=("document", "dsl"),
+        message="a DSL 1.0 workflow: this entry point takes 0.8 definitions "
+        "(tideflow run and tideflow validate take both)",
+    )
+    raise WorkflowValidationError([problem], source=source)
+
+
+def load_any(
+    path_or_text: str | os.PathLike[str],
+    *,
+    dialect: str | None = None,
+    processes: bool | None = False,
+) -> tuple[Any, tuple[Problem, ...]]:
+    """Load and validate a 0.8 or a 1.0 definition, told apart by ``document.dsl``.
+
+    Returns:
+        The model (:class:`tideflow.workflow.model.Workflow` for 0.8,
+        :class:`tideflow.workflow.dsl1.Workflow` for 1.0) and its warnings.
+
+    Raises:
+        WorkflowLoadError: The file cannot be read or does not parse.
+        WorkflowValidationError: The definition has problems (all of them).
+    """
+    from tideflow.workflow.dsl1 import is_dsl1, load_document
+
+    text, source, _ = source_text(path_or_text)
+    doc = parse_document(text, source)
+    if is_dsl1(doc):
+        return load_document(doc, source=source, processes=processes)
+    return load_and_validate(path_or_text, dialect=dialect)
 
 
 def load_workflow(
@@ -257,7 +298,7 @@ def load_file(path: str | os.PathLike[str], *, dialect: str | None = None) -> mo
     return load_workflow(Path(path), dialect=dialect)
 
 
-def _source_text(path_or_text: str | os.PathLike[str]) -> tuple[str, str, Path | None]:
+def source_text(path_or_text: str | os.PathLike[str]) -> tuple[str, str, Path | None]:
     """Return (text, source name, directory) for a path or a definition's text."""
     if isinstance(path_or_text, str) and not _is_path_string(path_or_text):
         return path_or_text, "<text>", None
