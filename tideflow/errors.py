@@ -265,3 +265,35 @@ class EventsExhausted(TideflowError):
     The local host (``tideflow run --events``) raises it when a wait without
     a timeout matches none of the events left in the file.
     """
+
+
+class AuthenticationRequired(TideflowError):
+    """A valid API token is required: send it as ``Authorization: Bearer <token>``."""
+
+
+class PermissionDenied(TideflowError):
+    """The request is not allowed.
+
+    Attributes:
+        scope: The scope the request needs, when a token lacks it.
+    """
+
+    def __init__(self, message: str | None = None, *, scope: str | None = None) -> None:
+        self.scope = scope
+        super().__init__(message)
+
+
+class MisdirectedRequest(TideflowError):
+    """The request's ``Host`` is not a name this server answers to."""
+
+
+class UnsupportedMediaType(TideflowError):
+    """The request body's content type is missing or not accepted here."""
+
+
+class TokenNotFound(NotFoundError):
+    """No such API token."""
+
+
+class ProtectedResource(ConflictError):
+    """The server itself uses it, so it cannot be deleted."""

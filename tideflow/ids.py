@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import time
 import uuid
 
@@ -22,3 +23,8 @@ def new_sortable_id() -> str:
     value |= 0b10 << 62
     value |= rand & ((1 << 62) - 1)
     return str(uuid.UUID(int=value))
+
+
+def new_token_parts() -> tuple[str, str]:
+    """A new API token's public id (12 hex digits) and its secret (256 random bits)."""
+    return secrets.token_hex(6), secrets.token_urlsafe(32)

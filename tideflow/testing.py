@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tideflow.auth.tokens import TokenRecord
 from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.errors import (
     AlreadyExists,
@@ -16,6 +17,7 @@ from tideflow.errors import (
     ConflictError,
     EventNotFound,
     EventRejected,
+    TokenNotFound,
 )
 from tideflow.eventstore.segments import SegmentState
 from tideflow.eventstore.store import (
@@ -242,6 +244,38 @@ def _segment_expired(state: _MemoryBus, retention: Retention, now: datetime) -> 
         max_age=retention.max_age,
         max_events=retention.max_events,
     ).expired(now)
+
+
+class InMemoryTokens:
+    """API tokens in memory: a :class:`~tideflow.auth.verifier.TokenStore` for tests."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, TokenRecord] = {}
+
+    async def find(self, token_id: str) -> TokenRecord | None:
+        return self.records.get(token_id)
+
+    async def create(self, record: TokenRecord) -> None:
+        if record.id in self.records:
+            raise AlreadyExists(f"a token with id {record.id!r} exists")
+        self.records[record.id] = record
+
+    async def create_first(self, record: TokenRecord) -> bool:
+        if self.records:
+            return False
+        self.records[record.id] = record
+        return True
+
+    async def list(self) -> list[TokenRecord]:
+        return sorted(self.records.values(), key=lambda r: (r.created_at, r.id))
+
+    async def revoke(self, token_id: str, at: datetime) -> TokenRecord:
+        record = self.records.get(token_id)
+        if record is None:
+            raise TokenNotFound(f"no token with id {token_id!r}")
+        if record.revoked_at is None:
+            record = self.records[token_id] = replace(record, revoked_at=at)
+        return record
 
 
 def __getattr__(name: str) -> Any:

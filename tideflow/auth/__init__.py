@@ -1,0 +1,32 @@
+"""Authentication and authorization: API tokens, scopes, request hygiene.
+
+Pure parts: :mod:`~tideflow.auth.scopes` (what a token may do),
+:mod:`~tideflow.auth.tokens` (their text and stored form),
+:mod:`~tideflow.auth.hygiene` (Host, Origin and content-type checks).
+With I/O: :class:`~tideflow.auth.verifier.TokenVerifier` (cached look-ups),
+:class:`~tideflow.auth.gateway.PostgresTokens` and
+:mod:`~tideflow.auth.first_token` (the first admin token and its file).
+"""
+
+from __future__ import annotations
+
+from tideflow.auth.scopes import ADMIN, DEPLOY, PUBLISH, READ, RUN, SUBSCRIBE, grants
+from tideflow.auth.tokens import INSECURE_LOCAL, Issued, Principal, TokenRecord, issue
+from tideflow.auth.verifier import TokenStore, TokenVerifier
+
+__all__ = [
+    "ADMIN",
+    "DEPLOY",
+    "INSECURE_LOCAL",
+    "PUBLISH",
+    "READ",
+    "RUN",
+    "SUBSCRIBE",
+    "Issued",
+    "Principal",
+    "TokenRecord",
+    "TokenStore",
+    "TokenVerifier",
+    "grants",
+    "issue",
+]
