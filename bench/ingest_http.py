@@ -46,11 +46,11 @@ from fastapi import FastAPI
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from tideflow.api.cloudevents_http import encode_batch, encode_binary  # noqa: E402
 from tideflow.api.fastpath import IngestFastPath  # noqa: E402
 from tideflow.api.testserver import free_port  # noqa: E402
 from tideflow.eventstore.gateway import encode_event  # noqa: E402
 from tideflow.eventstore.store import Appended  # noqa: E402
+from tideflow.http_binding import encode_batch, encode_binary  # noqa: E402
 
 NAIVE_SCHEMA = """
 DROP TABLE IF EXISTS bench_naive_events;

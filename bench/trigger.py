@@ -49,7 +49,7 @@ sys.path[:0] = [ROOT, str(Path(__file__).resolve().parent)]
 
 from cesql import baseline, make_events, rates  # noqa: E402
 
-from tideflow.api.cloudevents_http import encode_binary  # noqa: E402
+from tideflow.http_binding import encode_binary  # noqa: E402
 from tideflow.triggers.cesql import compile_expression  # noqa: E402
 
 FILTER_SQL = "type = 'com.example.order' AND source LIKE '/shop/%' AND INT(amount) > 100"

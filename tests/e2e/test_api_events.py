@@ -15,11 +15,11 @@ import httpx
 import pytest
 
 from tideflow.api.app import create_app
-from tideflow.api.cloudevents_http import encode_batch, encode_binary, encode_structured
 from tideflow.api.services import with_store
 from tideflow.api.testserver import serve_app
 from tideflow.eventstore.gateway import PostgresEventStore
 from tideflow.eventstore.store import EventStore
+from tideflow.http_binding import encode_batch, encode_binary, encode_structured
 from tideflow.settings import Settings
 from tideflow.testing import InMemoryEventStore
 

@@ -17,6 +17,7 @@ import pytest
 
 from tideflow.api.app import create_app
 from tideflow.api.testserver import serve_app
+from tideflow.serve import open_system
 from tideflow.settings import Settings
 
 YAML = {"content-type": "application/yaml"}
@@ -85,7 +86,7 @@ states:
 async def client(pg_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     # COUNTER calls python:builtins:len: allowed explicitly, as --allow-python builtins would
     settings = Settings(database_url=pg_url, home=tmp_path, python_modules=("builtins",))
-    app = create_app(settings)
+    app = create_app(settings, open_system)
     async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
         for text in (GREETER, FAILING, WAITER, SLEEPER):
             deployed = await http.post("/workflows", content=text, headers=YAML)

@@ -21,10 +21,10 @@ import pytest
 from tests.support.cli import run_cli as tideflow
 from tests.support.sink import Sink, running_sink
 from tideflow.api.app import create_app
-from tideflow.api.cloudevents_http import encode_binary
 from tideflow.api.services import Services
 from tideflow.api.testserver import serve_app
 from tideflow.eventstore.gateway import PostgresEventStore
+from tideflow.http_binding import encode_binary
 from tideflow.settings import Settings
 from tideflow.timer.service import TimerService
 from tideflow.triggers.dispatcher import Dispatcher

@@ -17,6 +17,7 @@ import yaml
 
 from tideflow.api.app import create_app
 from tideflow.api.testserver import serve_app
+from tideflow.serve import open_system
 from tideflow.settings import Settings
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "workflows"
@@ -43,7 +44,9 @@ states:
 
 @pytest.fixture
 async def client(pg_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings(database_url=pg_url, home=tmp_path, max_request_bytes=64 * 1024))
+    app = create_app(
+        Settings(database_url=pg_url, home=tmp_path, max_request_bytes=64 * 1024), open_system
+    )
     async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
         yield http
 

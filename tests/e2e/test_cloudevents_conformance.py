@@ -24,10 +24,10 @@ import pytest
 import yaml
 
 from tideflow.api.app import create_app
-from tideflow.api.cloudevents_http import encode_header_value, parse_media_type
 from tideflow.api.services import with_store
 from tideflow.api.testserver import serve_app
 from tideflow.eventstore.gateway import PostgresEventStore
+from tideflow.http_binding import encode_header_value, parse_media_type
 from tideflow.settings import Settings
 
 CONFORMANCE = (

@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tideflow.api.cloudevents_http import encode_batch, encode_binary
 from tideflow.api.testserver import free_port
+from tideflow.http_binding import encode_batch, encode_binary
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,7 @@ import pytest
 from tests.support.cli import run_cli as cli
 from tests.support.served import Served, copied_database, serve_process
 from tests.support.sink import Sink, running_sink
-from tideflow.api.cloudevents_http import encode_binary
+from tideflow.http_binding import encode_binary
 
 pytestmark = pytest.mark.slow
 

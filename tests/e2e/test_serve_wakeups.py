@@ -18,6 +18,7 @@ import pytest
 
 from tideflow.api.app import create_app
 from tideflow.api.testserver import serve_app
+from tideflow.serve import open_system
 from tideflow.settings import Settings
 
 YAML = {"content-type": "application/yaml"}
@@ -61,7 +62,7 @@ states:
 
 @pytest.fixture
 async def client(pg_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings(database_url=pg_url, home=tmp_path))
+    app = create_app(Settings(database_url=pg_url, home=tmp_path), open_system)
     async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
         for text in (SLEEPER, IMPATIENT):
             deployed = await http.post("/workflows", content=text, headers=YAML)

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tideflow.api.routes.workflows import deploy_definition
+from tideflow.deploy import deploy_definition
 from tideflow.errors import WorkflowValidationError
 from tideflow.isotime import format_timestamp
 from tideflow.runtime.gateway import PostgresInstances, PostgresRegistry

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tideflow.api.cloudevents_http import (
+from tideflow.errors import EventRejected
+from tideflow.http_binding import (
     decode_header_value,
     decode_request,
     encode_batch,
@@ -20,7 +21,6 @@ from tideflow.api.cloudevents_http import (
     parse_media_type,
     validate_event,
 )
-from tideflow.errors import EventRejected
 
 BASE = {"specversion": "1.0", "id": "e-1", "source": "/src", "type": "com.example.t"}
 

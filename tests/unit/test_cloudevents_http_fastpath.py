@@ -8,10 +8,10 @@ from typing import Any
 import orjson
 import pytest
 
-from tideflow.api.cloudevents_http import encode_batch, encode_binary
 from tideflow.api.fastpath import ClientGone, IngestFastPath, ingest_bus, read_body
 from tideflow.errors import EventRejected, StoreError
 from tideflow.eventstore.store import Appended
+from tideflow.http_binding import encode_batch, encode_binary
 from tideflow.testing import InMemoryEventStore
 
 EVENT = {"specversion": "1.0", "id": "1", "source": "/s", "type": "t"}

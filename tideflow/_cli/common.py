@@ -38,7 +38,7 @@ def call_api(server: str, action: Any) -> Any:
     """Run ``action(client)`` against ``server``; a failure becomes one error line."""
     import asyncio
 
-    from tideflow.api.client import ApiClient
+    from tideflow.client import ApiClient
 
     async def go() -> Any:
         async with ApiClient(server) as client:

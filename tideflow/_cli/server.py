@@ -63,8 +63,8 @@ def serve(
     from dataclasses import replace
     from pathlib import Path
 
-    from tideflow.api.compose import SystemOptions
     from tideflow.runtime.hosts.local import load_functions_file
+    from tideflow.serve import SystemOptions, open_system_with
 
     folders = [Path(folder) for folder in workflows or []]
     for folder in folders:
@@ -88,7 +88,7 @@ def serve(
     settings = replace(settings, host=host or settings.host, port=port or settings.port)
     settings = _with_python_modules(settings, allow_python or [])
     out_console.print(f"tideflow {__version__}: data in {describe_database(settings)}")
-    run_server(settings, system=system)
+    run_server(settings, open_system_with(system))
 
 
 def _with_python_modules(settings: Any, allowed: list[str]) -> Any:
@@ -123,7 +123,7 @@ def events_send(
     """Send one CloudEvent; print its bus, offset and whether it was a duplicate."""
     from pathlib import Path
 
-    from tideflow.api.client import build_event, parse_extensions
+    from tideflow.client import build_event, parse_extensions
     from tideflow.clock import SYSTEM_CLOCK
     from tideflow.ids import new_id
     from tideflow.isotime import format_timestamp

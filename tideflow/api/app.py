@@ -16,7 +16,7 @@ from fastapi import APIRouter, FastAPI
 
 from tideflow import __version__
 from tideflow.api import errors
-from tideflow.api.fastpath import Appender, IngestFastPath, Scope
+from tideflow.api.fastpath import IngestFastPath, Scope
 from tideflow.api.routes import (
     buses,
     events,
@@ -28,23 +28,11 @@ from tideflow.api.routes import (
     workflows,
 )
 from tideflow.api.services import Services, ServicesOpener
+from tideflow.errors import ConfigurationError
+from tideflow.eventstore.store import Appender
 from tideflow.settings import Settings
 
 log = logging.getLogger("tideflow.api")
-
-
-@asynccontextmanager
-async def open_postgres_services(settings: Settings) -> AsyncIterator[Services]:
-    """The production services on PostgreSQL (embedded unless configured).
-
-    Composes, in start order: the pool, the event store, the lifecycle
-    publisher, the timer service, the workflow registry and instances
-    gateways, and the durable runtime; they stop in reverse order.
-    """
-    from tideflow.api.compose import open_system  # lazily: test apps need no asyncpg
-
-    async with open_system(settings) as services:
-        yield services
 
 
 def create_app(
@@ -57,14 +45,17 @@ def create_app(
 
     Args:
         settings: The configuration.
-        open_services: How to open the services; PostgreSQL by default.
+        open_services: How to open the services: :func:`tideflow.serve.open_system`
+            for the whole system on PostgreSQL. ``None`` builds an app that
+            cannot start, for its OpenAPI document only.
         routers: More routers to include (workflows, instances, …).
     """
-    opener = open_services or open_postgres_services
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with opener(settings) as services:
+        if open_services is None:
+            raise ConfigurationError("this app has no services: pass open_services")
+        async with open_services(settings) as services:
             app.state.services = services
             yield
 

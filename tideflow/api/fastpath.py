@@ -4,7 +4,7 @@
 Profiling showed FastAPI's routing, dependency solving and middleware layers
 costing about as much CPU per request as the work itself, so
 :class:`IngestFastPath` answers these two routes directly: read the body
-(with the size limit), decode it (:mod:`tideflow.api.cloudevents_http`),
+(with the size limit), decode it (:mod:`tideflow.http_binding`),
 append through the store (acknowledged after commit), write the response.
 Every other request goes to the FastAPI app unchanged; the FastAPI routes of
 the same paths stay for the OpenAPI document and behave the same.
@@ -13,15 +13,15 @@ the same paths stay for the OpenAPI document and behave the same.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from typing import Any, Final, Protocol
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, Final
 
 import orjson
 
-from tideflow.api.cloudevents_http import Event, decode_request
 from tideflow.api.errors import problem, tideflow_error_response
 from tideflow.errors import EventRejected, TideflowError
-from tideflow.eventstore.store import DEFAULT_BUS, Appended
+from tideflow.eventstore.store import DEFAULT_BUS, Appender
+from tideflow.http_binding import decode_request
 
 log = logging.getLogger("tideflow.api")
 
@@ -30,18 +30,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
-class Appender(Protocol):
-    """The part of the event store ingestion needs."""
-
-    async def append(self, bus: str, events: Sequence[Event]) -> Sequence[Appended]:
-        """Append all or nothing; return after commit."""
-        ...
-
-    async def get_bus(self, name: str) -> object:
-        """Raise ``BusNotFound`` unless the bus exists."""
-        ...
 
 
 _PREFIX: Final = "/buses/"

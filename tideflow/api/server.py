@@ -8,7 +8,7 @@ import logging
 import uvicorn
 
 from tideflow.api.app import create_app
-from tideflow.api.compose import SystemOptions, open_system_with
+from tideflow.api.services import ServicesOpener
 from tideflow.db import redact
 from tideflow.settings import Settings
 
@@ -21,14 +21,15 @@ def describe_database(settings: Settings) -> str:
 
 
 def run_server(
-    settings: Settings, *, log_level: str = "info", system: SystemOptions | None = None
+    settings: Settings, open_services: ServicesOpener, *, log_level: str = "info"
 ) -> None:
     """Serve the API on ``settings.host:settings.port`` until interrupted.
 
     uvicorn picks uvloop and httptools when they are installed (the fast path).
-    ``system`` carries ``serve``'s flags (folders to deploy, function overrides).
+    ``open_services`` opens what the routes use (``tideflow serve``: the whole
+    system, :func:`tideflow.serve.open_system_with` its flags).
     """
-    app = create_app(settings, open_system_with(system) if system else None)
+    app = create_app(settings, open_services)
     _log_like_uvicorn(log_level)
     uvicorn.run(
         app,

@@ -19,8 +19,8 @@ from tideflow.eventstore.store import EventStore
 from tideflow.settings import Settings
 
 if TYPE_CHECKING:
-    from tideflow.api.fastpath import Appender
-    from tideflow.api.routes.metrics import Metrics
+    from tideflow.eventstore.store import Appender
+    from tideflow.metrics import Metrics
     from tideflow.runtime.functions.policy import PythonPolicy
     from tideflow.runtime.gateway import PostgresInstances, PostgresRegistry
     from tideflow.runtime.hosts.durable import DurableRuntime

@@ -270,6 +270,18 @@ def event_key(event: object, index: int = 0) -> tuple[str, str]:
     return event["source"], event["id"]
 
 
+class Appender(Protocol):
+    """The part of the event store ingestion needs (the store, or a wrapper around it)."""
+
+    async def append(self, bus: str, events: Sequence[dict[str, Any]]) -> Sequence[Appended]:
+        """Append all or nothing; return after commit."""
+        ...
+
+    async def get_bus(self, name: str) -> object:
+        """Raise ``BusNotFound`` unless the bus exists."""
+        ...
+
+
 class EventStore(Protocol):
     """Buses of CloudEvents with gap-free offsets.
 

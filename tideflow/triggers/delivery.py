@@ -2,7 +2,7 @@
 
 One attempt is one HTTP ``POST`` of the event in binary mode: the attributes
 in ``ce-*`` headers, the data as the body with ``Content-Type`` set to its
-``datacontenttype`` (see :func:`tideflow.api.cloudevents_http.encode_binary`).
+``datacontenttype`` (see :func:`tideflow.http_binding.encode_binary`).
 
 - 2xx: delivered.
 - 429, 5xx, a timeout or a connection error: retried (the dispatcher waits
@@ -28,7 +28,7 @@ from typing import Any, Final
 import aiohttp
 
 from tideflow import __version__
-from tideflow.api.cloudevents_http import encode_binary
+from tideflow.http_binding import encode_binary
 
 REASON_ATTRIBUTE: Final = "deadletterreason"
 SUBSCRIPTION_ATTRIBUTE: Final = "deadlettersub"

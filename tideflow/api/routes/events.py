@@ -1,7 +1,7 @@
 """Event ingestion (the CloudEvents HTTP binding) and reading a bus by offset.
 
 Ingestion is the hot path: the request is decoded with
-:mod:`tideflow.api.cloudevents_http`, appended through the event store (which
+:mod:`tideflow.http_binding`, appended through the event store (which
 groups concurrent appends into one commit) and answered ``202`` only once the
 store has acknowledged the commit (see :mod:`tideflow.api.fastpath`). JSON is
 written with orjson directly.

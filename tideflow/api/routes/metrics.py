@@ -1,184 +1,21 @@
-"""Prometheus metrics at ``GET /metrics``.
-
-One :class:`Metrics` per server process, with its own collector registry
-(several apps in one test process do not clash). Figures:
-
-- ``tideflow_instances{status}``: instances by status, counted in the
-  database when scraped (so every process on one database agrees), when the
-  instances gateway offers ``count_by_status``;
-- ``tideflow_instance_lifecycle_total{kind}``: instances this process
-  started, completed, failed, cancelled... (from the lifecycle hook);
-- ``tideflow_journal_commits``: journal group commits of this process;
-- ``tideflow_step_seconds``: how long workflow steps (function calls) took;
-- ``tideflow_journal_commit_seconds``: how long journal group commits took;
-- ``tideflow_bus_events{bus}``: events appended to each bus so far (its last
-  offset), read from the event store when scraped;
-- ``tideflow_events_in_total{bus}``: events accepted by HTTP ingestion
-  (:class:`CountingAppender`), duplicates included;
-- ``tideflow_events_out_total{kind}``: events produced (``workflow`` for
-  ``produceEvents``, ``lifecycle`` for lifecycle events).
-
-The runtime feeds the histograms and counters through :meth:`Metrics.step`,
-:meth:`Metrics.journal_commit`, :meth:`Metrics.events_in` and
-:meth:`Metrics.events_out`.
-"""
+"""Prometheus metrics at ``GET /metrics`` (the figures: :mod:`tideflow.metrics`)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from typing import Annotated, Final
+from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
-from tideflow.api.cloudevents_http import Event
-from tideflow.api.fastpath import Appender
 from tideflow.api.services import Services, get_services
 from tideflow.errors import TideflowError
-from tideflow.eventstore.store import Appended
+from tideflow.metrics import Metrics
 
 log = logging.getLogger("tideflow.api")
 
 router = APIRouter(tags=["health"])
-
-STATUSES: Final = ("running", "waiting", "suspended", "completed", "failed", "cancelled")
-_LATENCY_BUCKETS: Final = (
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-)  # fmt: skip
-
-
-class Metrics:
-    """The Prometheus metrics of one server process."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        self.instances = Gauge(
-            "tideflow_instances",
-            "Workflow instances by status.",
-            ["status"],
-            registry=self.registry,
-        )
-        self.step_seconds = Histogram(
-            "tideflow_step_seconds",
-            "Duration of workflow steps (function calls), in seconds.",
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.journal_commit_seconds = Histogram(
-            "tideflow_journal_commit_seconds",
-            "Duration of journal group commits, in seconds.",
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.bus_events = Gauge(
-            "tideflow_bus_events",
-            "Events appended to each bus so far (its last offset).",
-            ["bus"],
-            registry=self.registry,
-        )
-        self.events_in_total = Counter(
-            "tideflow_events_in",
-            "Events accepted by HTTP ingestion (POST /events, /buses/{bus}/events), by bus.",
-            ["bus"],
-            registry=self.registry,
-        )
-        self.lifecycle_total = Counter(
-            "tideflow_instance_lifecycle",
-            "Lifecycle notices of instances run by this process, by kind "
-            "(started, completed, failed, cancelled, ...).",
-            ["kind"],
-            registry=self.registry,
-        )
-        self.journal_commits = Gauge(
-            "tideflow_journal_commits",
-            "Journal group commits made by this process.",
-            registry=self.registry,
-        )
-        self.events_out_total = Counter(
-            "tideflow_events_out",
-            "Events produced: by workflows (produceEvents) and lifecycle events.",
-            ["kind"],
-            registry=self.registry,
-        )
-
-    def step(self, seconds: float) -> None:
-        """Record one step's duration."""
-        self.step_seconds.observe(seconds)
-
-    def journal_commit(self, seconds: float) -> None:
-        """Record one journal commit's duration."""
-        self.journal_commit_seconds.observe(seconds)
-
-    def events_in(self, count: int = 1, bus: str = "default") -> None:
-        """Count events accepted by ingestion."""
-        self.events_in_total.labels(bus=bus).inc(count)
-
-    def events_out(self, count: int = 1, kind: str = "workflow") -> None:
-        """Count events produced (``workflow`` or ``lifecycle``)."""
-        self.events_out_total.labels(kind=kind).inc(count)
-
-    def lifecycle(self, kind: str) -> None:
-        """Count one lifecycle notice (started, state.entered, completed, ...)."""
-        self.lifecycle_total.labels(kind=kind).inc()
-
-    def lifecycle_published(self, count: int) -> None:
-        """Count lifecycle events appended (the lifecycle publisher's hook)."""
-        self.events_out(count, kind="lifecycle")
-
-    def set_instances(self, counts: Mapping[str, int]) -> None:
-        """Set the instance gauge (statuses missing from ``counts`` are 0)."""
-        for status in STATUSES:
-            self.instances.labels(status=status).set(counts.get(status, 0))
-
-    async def refresh(self, services: Services) -> None:
-        """Read the figures kept in the database (instances by status, bus offsets)."""
-        counter = getattr(services.instances, "count_by_status", None)
-        if counter is not None:
-            self.set_instances(await counter())
-        writer = getattr(services.runtime, "writer", None)
-        self.journal_commits.set(getattr(writer, "commits", 0))
-        for bus in await services.events.list_buses():
-            try:
-                info = await services.events.get_bus(bus.name)
-            except TideflowError:  # deleted meanwhile
-                continue
-            self.bus_events.labels(bus=bus.name).set(info.last_offset)
-
-    def render(self) -> bytes:
-        """The text exposition format."""
-        return generate_latest(self.registry)
-
-
-class CountingAppender:
-    """Ingestion's appender (see :class:`~tideflow.api.fastpath.Appender`) that counts events in.
-
-    Args:
-        inner: The appender that stores the events.
-        metrics: Where the count goes.
-    """
-
-    def __init__(self, inner: Appender, metrics: Metrics) -> None:
-        self._inner = inner
-        self._metrics = metrics
-
-    async def get_bus(self, name: str) -> object:
-        """The bus (raises ``BusNotFound``)."""
-        return await self._inner.get_bus(name)
-
-    async def append(self, bus: str, events: Sequence[Event]) -> Sequence[Appended]:
-        """Append through the inner appender; count the events once acknowledged."""
-        acks = await self._inner.append(bus, events)
-        self._metrics.events_in(len(acks), bus=bus)
-        return acks
 
 
 @router.get(
@@ -193,7 +30,8 @@ async def metrics(services: Annotated[Services, Depends(get_services)]) -> Respo
     if current is None:
         current = Metrics()
     try:
-        await current.refresh(services)
+        commits = services.runtime.writer.commits if services.runtime is not None else 0
+        await current.refresh(services.events, services.instances, commits)
     except TideflowError as exc:  # a scrape still answers with what this process knows
         log.warning("metrics: could not read the database: %s", exc)
     return Response(current.render(), media_type=CONTENT_TYPE_LATEST)

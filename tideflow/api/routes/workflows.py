@@ -16,8 +16,6 @@ instances run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path as FilePath
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -33,15 +31,9 @@ from tideflow.api.schemas import (
     WorkflowOut,
 )
 from tideflow.api.services import Services, get_services
-from tideflow.errors import (
-    InvalidArgument,
-    StoreError,
-    WorkflowLoadError,
-    WorkflowValidationError,
-)
+from tideflow.deploy import JSON_TYPES, deploy_definition
+from tideflow.errors import InvalidArgument, StoreError, WorkflowValidationError
 from tideflow.runtime.functions.policy import PythonPolicy
-from tideflow.runtime.start_schedules import check_start_schedule
-from tideflow.workflow import load_and_validate, parse_document
 
 if TYPE_CHECKING:
     from tideflow.runtime.gateway import PostgresRegistry, WorkflowVersion
@@ -49,8 +41,6 @@ if TYPE_CHECKING:
 router = APIRouter(tags=["workflows"])
 
 YAML_TYPES: Final = frozenset({"application/yaml", "text/yaml", "application/x-yaml"})
-JSON_TYPES: Final = frozenset({"application/json", "text/json"})
-DIALECTS: Final = frozenset({"sonataflow"})
 _ERRORS: Final[dict[int | str, dict[str, Any]]] = {
     code: {"model": Problem} for code in (400, 404, 409, 413, 415, 503)
 }
@@ -75,95 +65,9 @@ def registry_of(services: Services) -> PostgresRegistry:
     return registry
 
 
-@dataclass(frozen=True, slots=True)
-class Deployed:
-    """The result of a deploy: the stored version and the definition's warnings."""
-
-    version: WorkflowVersion
-    warnings: tuple[dict[str, Any], ...]
-
-    def to_json(self) -> dict[str, Any]:
-        """``{id, version, warnings}``."""
-        return {
-            "id": self.version.workflow_id,
-            "version": self.version.version,
-            "warnings": list(self.warnings),
-        }
-
-
 def media_type(header: str | None) -> str:
     """The bare media type of a ``Content-Type`` header, lower case (``""`` if none)."""
     return (header or "").split(";", 1)[0].strip().lower()
-
-
-def stored_content_type(media: str, dialect: str | None) -> str:
-    """The content type kept with a version: YAML or JSON, plus the dialect if any."""
-    base = "application/json" if media in JSON_TYPES else "application/yaml"
-    return f"{base}; dialect={dialect}" if dialect else base
-
-
-def _check_dialect(dialect: str | None) -> None:
-    if dialect is not None and dialect not in DIALECTS:
-        raise InvalidArgument(
-            f"unknown dialect {dialect!r}; the only dialect is 'sonataflow'", argument="dialect"
-        )
-
-
-async def deploy_definition(
-    registry: PostgresRegistry,
-    text: str,
-    content_type: str,
-    *,
-    base_dir: FilePath | None = None,
-    dialect: str | None = None,
-    source: str = "<request body>",
-    policy: PythonPolicy | None = None,
-) -> Deployed:
-    """Parse, validate and store a definition as a new version.
-
-    Args:
-        registry: Where versions are stored.
-        text: The definition as submitted.
-        content_type: Its media type (YAML or JSON).
-        base_dir: Where local references resolve; ``None`` (definitions sent
-            over HTTP) reads no local files at all.
-        dialect: ``"sonataflow"`` or ``None``.
-        source: How to name the definition in error messages.
-        policy: Which modules ``python:`` functions may import; by default
-            none (each refused function is a problem at ``functions[i].operation``).
-
-    Raises:
-        WorkflowLoadError: The text does not parse (its ``line`` set).
-        WorkflowValidationError: The definition is invalid.
-        AlreadyExists: The version exists with another source.
-    """
-    _check_dialect(dialect)
-    # A newline keeps the loader from taking a one-line body for a file name.
-    body = text if "\n" in text else text + "\n"
-    try:
-        model, warnings = load_and_validate(
-            body, base_dir=base_dir, local_files=base_dir is not None, dialect=dialect
-        )
-        document = parse_document(body, source)
-    except WorkflowLoadError as exc:
-        message = exc.message.removeprefix("<text>: ").removeprefix(f"{source}: ")
-        raise WorkflowLoadError(f"{source}: {message}", source=source, line=exc.line) from None
-    except WorkflowValidationError as exc:
-        raise WorkflowValidationError(exc.problems, source=source) from None
-    if refused := (policy or PythonPolicy.for_server()).problems(model.functions):
-        raise WorkflowValidationError((*refused, *warnings), source=source)
-    schedule_warnings = check_start_schedule(document, source)
-    workflow_id = model.id or model.key
-    if not workflow_id:  # the validator insists on one; stay safe anyway
-        raise InvalidArgument("the definition has neither 'id' nor 'key'", argument="id")
-    stored = await registry.deploy(
-        workflow_id,
-        model.version,
-        text,
-        stored_content_type(media_type(content_type), dialect),
-        document,
-    )
-    return Deployed(stored, tuple(w.to_json() for w in (*warnings, *schedule_warnings)))
 
 
 def invalid_response(exc: WorkflowValidationError) -> Response:

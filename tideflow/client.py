@@ -14,8 +14,8 @@ from typing import Any, Final
 import httpx
 import orjson
 
-from tideflow.api.cloudevents_http import encode_structured, validate_event
 from tideflow.errors import EventRejected, TideflowError
+from tideflow.http_binding import encode_structured, validate_event
 
 DEFAULT_SERVER: Final = "http://127.0.0.1:8080"
 TAIL_WAIT_SECONDS: Final = 30.0

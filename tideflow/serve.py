@@ -25,20 +25,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
 from tideflow import ids
-from tideflow.api.routes.metrics import CountingAppender, Metrics
-from tideflow.api.routes.workflows import deploy_definition
 from tideflow.api.services import Services, ServicesOpener
 from tideflow.clock import SYSTEM_CLOCK
-from tideflow.errors import TideflowError, WorkflowLoadError, WorkflowValidationError
+from tideflow.db import open_database
+from tideflow.deploy import deploy_folder
+from tideflow.eventstore.gateway import PostgresEventStore
 from tideflow.eventstore.store import DEFAULT_BUS, EventStore
+from tideflow.metrics import CountingAppender, Metrics
+from tideflow.runtime.functions import FunctionInvoker, Invocation, PythonFunction
 from tideflow.runtime.functions.policy import PythonPolicy
+from tideflow.runtime.gateway import PostgresInstances
+from tideflow.runtime.hosts.durable import DurableRuntime, LifecycleEvent, RuntimeOptions
 from tideflow.runtime.lifecycle import LifecycleNotice, LifecyclePublisher
+from tideflow.runtime.start_schedules import WorkflowSchedules
 from tideflow.settings import Settings
+from tideflow.timer.delayed import DELAYED_EVENT_KIND, DelayingAppender, delayed_event_handler
+from tideflow.timer.service import TimerService
+from tideflow.triggers.correlation import NotifyingRegistry, WorkflowSubscriber
+from tideflow.triggers.dispatcher import Dispatcher
+from tideflow.triggers.gateway import PostgresSubscriptions
 
 log = logging.getLogger("tideflow.serve")
-
-DEFINITION_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,7 +65,7 @@ class SystemOptions:
     """
 
     workflow_dirs: Sequence[Path] = ()
-    functions: Mapping[str, Any] = field(default_factory=dict)
+    functions: Mapping[str, PythonFunction] = field(default_factory=dict)
     redirects: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -64,18 +74,6 @@ async def open_system(
     settings: Settings, options: SystemOptions | None = None
 ) -> AsyncIterator[Services]:
     """Open every service (see the module docs); close them all on exit."""
-    from tideflow.db import open_database
-    from tideflow.eventstore.gateway import PostgresEventStore
-    from tideflow.runtime.gateway import PostgresInstances
-    from tideflow.runtime.start_schedules import WorkflowSchedules
-    from tideflow.timer.delayed import (
-        DELAYED_EVENT_KIND,
-        DelayingAppender,
-        delayed_event_handler,
-    )
-    from tideflow.timer.service import TimerService
-    from tideflow.triggers.correlation import NotifyingRegistry
-
     options = options or SystemOptions()
     # python: modules: the allow list, and the operator's --workflows folders
     policy = PythonPolicy.for_server(settings.python_modules, options.workflow_dirs)
@@ -123,20 +121,19 @@ async def open_system(
 
 
 @asynccontextmanager
-async def _open_dispatcher(pool: Any, store: Any, timers: Any) -> AsyncIterator[Any]:
+async def _open_dispatcher(
+    pool: asyncpg.Pool, store: EventStore, timers: TimerService
+) -> AsyncIterator[Dispatcher]:
     """The subscriptions dispatcher, started before the timers so it receives due retries."""
-    from tideflow.triggers.dispatcher import Dispatcher
-    from tideflow.triggers.gateway import PostgresSubscriptions
-
     async with Dispatcher(store, PostgresSubscriptions(pool), timers) as dispatcher:
         yield dispatcher
 
 
 @asynccontextmanager
-async def _open_subscriber(pool: Any, runtime: Any, dispatcher: Any) -> AsyncIterator[Any]:
+async def _open_subscriber(
+    pool: asyncpg.Pool, runtime: DurableRuntime, dispatcher: Dispatcher
+) -> AsyncIterator[WorkflowSubscriber]:
     """Workflows as subscribers: event starts and correlated waits, fed by the dispatcher."""
-    from tideflow.triggers.correlation import WorkflowSubscriber
-
     subscriber = WorkflowSubscriber(pool, runtime, dispatcher)
     await subscriber.start()
     try:
@@ -146,7 +143,10 @@ async def _open_subscriber(pool: Any, runtime: Any, dispatcher: Any) -> AsyncIte
 
 
 def open_system_with(options: SystemOptions) -> ServicesOpener:
-    """An opener for :func:`~tideflow.api.app.create_app` with ``serve``'s options."""
+    """An opener for :func:`~tideflow.api.app.create_app` with ``serve``'s options.
+
+    :func:`open_system` itself is the opener without options.
+    """
 
     def opener(settings: Settings) -> AbstractAsyncContextManager[Services]:
         return open_system(settings, options)
@@ -156,20 +156,19 @@ def open_system_with(options: SystemOptions) -> ServicesOpener:
 
 @asynccontextmanager
 async def _open_runtime(
-    pool: Any,
+    pool: asyncpg.Pool,
     store: EventStore,
     lifecycle: LifecyclePublisher,
     metrics: Metrics,
     options: SystemOptions,
     policy: PythonPolicy,
-    timers: Any,
-) -> AsyncIterator[Any]:
+    timers: TimerService,
+) -> AsyncIterator[DurableRuntime]:
     """The started durable runtime; on exit it stops first, so in-flight steps settle.
 
     It registers its wake-up handler with ``timers`` (not started yet) and
     feeds the journal commit latency histogram.
     """
-    from tideflow.runtime.hosts.durable import DurableRuntime, RuntimeOptions
 
     async def emit(event: dict[str, Any]) -> None:
         await store.append(DEFAULT_BUS, [event])
@@ -200,14 +199,13 @@ async def _open_runtime(
             await runtime.stop()
 
 
-def _on_lifecycle(event: Any, lifecycle: LifecyclePublisher, metrics: Metrics) -> None:
+def _on_lifecycle(event: LifecycleEvent, lifecycle: LifecyclePublisher, metrics: Metrics) -> None:
     metrics.lifecycle(event.kind)
     lifecycle.post(notice_of(event))
 
 
-def _timed_invoker(metrics: Metrics, options: SystemOptions) -> Any:
+def _timed_invoker(metrics: Metrics, options: SystemOptions) -> FunctionInvoker:
     """A function invoker that records each call's duration as a step latency."""
-    from tideflow.runtime.functions import FunctionInvoker, Invocation
 
     class TimedInvoker(FunctionInvoker):
         async def invoke(self, call: Invocation) -> Any:
@@ -220,7 +218,7 @@ def _timed_invoker(metrics: Metrics, options: SystemOptions) -> Any:
     return TimedInvoker(overrides=options.functions, redirects=options.redirects)
 
 
-def notice_of(event: Any) -> LifecycleNotice:
+def notice_of(event: LifecycleEvent) -> LifecycleNotice:
     """A lifecycle notice from the durable runtime's ``LifecycleEvent``."""
     detail = dict(event.detail)
     return LifecycleNotice(
@@ -237,50 +235,3 @@ def notice_of(event: Any) -> LifecycleNotice:
         # A state may be entered many times (loops): without a step key each entry is its own.
         key=str(detail.get("key") or (ids.new_id() if event.kind == "state.entered" else "")),
     )
-
-
-def definition_files(folder: Path) -> list[Path]:
-    """The workflow definitions directly in ``folder``, by name.
-
-    Files that are not definitions (an input ``NAME.input.json``, an
-    ``apis/`` document) are skipped: only ``.yaml``/``.yml``/``.json`` files
-    whose name has no other dot-separated part.
-    """
-    return sorted(
-        path
-        for path in folder.iterdir()
-        if path.is_file() and path.suffix in DEFINITION_SUFFIXES and "." not in path.stem
-    )
-
-
-async def deploy_folder(
-    registry: Any, folder: Path, policy: PythonPolicy | None = None
-) -> list[str]:
-    """Deploy every definition in ``folder``; log (never raise for) bad ones.
-
-    Local references (``apis/pets.yaml``, ``python:`` modules) resolve
-    against the folder: these files are the operator's, not a user's.
-    ``python:`` modules must pass ``policy`` (by default: those in ``folder``).
-
-    Returns:
-        ``id@version`` of each definition deployed.
-    """
-    policy = policy or PythonPolicy.for_server(folders=[folder])
-    deployed = []
-    for path in definition_files(folder):
-        media = "application/json" if path.suffix == ".json" else "application/yaml"
-        try:
-            text = path.read_text(encoding="utf-8")
-            result = await deploy_definition(
-                registry, text, media, base_dir=path.parent, source=str(path), policy=policy
-            )
-        except (WorkflowLoadError, WorkflowValidationError) as exc:
-            log.error("not deployed: %s", exc.message)
-            continue
-        except (OSError, TideflowError) as exc:
-            log.error("not deployed: %s: %s", path, exc)
-            continue
-        deployed.append(f"{result.version.workflow_id}@{result.version.version}")
-    if deployed:
-        log.info("deployed from %s: %s", folder, ", ".join(deployed))
-    return deployed

@@ -1,0 +1,172 @@
+"""Deploy a workflow definition: parse, validate, store it as a version of its ``id``.
+
+The one way definitions enter the registry, whether they come from ``POST
+/workflows`` (:mod:`tideflow.api.routes.workflows`) or from the ``--workflows``
+folders of ``tideflow serve`` (:func:`deploy_folder`). A definition sent by a
+user reads no local files (a server must not open files named by its users);
+the operator's folders do. A ``python:`` function whose module the server's
+policy refuses (:mod:`tideflow.runtime.functions.policy`) is a problem like
+any other. Storing the version compiles what the registry compiles with it
+(event starts and correlated waits, :mod:`tideflow.triggers.correlation`);
+``start.schedule`` is registered by :class:`~tideflow.runtime.start_schedules.WorkflowSchedules`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from tideflow.errors import (
+    InvalidArgument,
+    TideflowError,
+    WorkflowLoadError,
+    WorkflowValidationError,
+)
+from tideflow.runtime.functions.policy import PythonPolicy
+from tideflow.runtime.start_schedules import check_start_schedule
+from tideflow.workflow import load_and_validate, parse_document
+
+if TYPE_CHECKING:
+    from tideflow.runtime.gateway import PostgresRegistry, WorkflowVersion
+
+log = logging.getLogger("tideflow.serve")
+
+JSON_TYPES: Final = frozenset({"application/json", "text/json"})
+"""Media types of definitions in JSON (any other is read as YAML)."""
+DIALECTS: Final = frozenset({"sonataflow"})
+DEFINITION_SUFFIXES: Final = (".yaml", ".yml", ".json")
+
+
+@dataclass(frozen=True, slots=True)
+class Deployed:
+    """The result of a deploy: the stored version and the definition's warnings."""
+
+    version: WorkflowVersion
+    warnings: tuple[dict[str, Any], ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """``{id, version, warnings}``."""
+        return {
+            "id": self.version.workflow_id,
+            "version": self.version.version,
+            "warnings": list(self.warnings),
+        }
+
+
+def stored_content_type(media: str, dialect: str | None) -> str:
+    """The content type kept with a version: YAML or JSON, plus the dialect if any."""
+    base = "application/json" if media in JSON_TYPES else "application/yaml"
+    return f"{base}; dialect={dialect}" if dialect else base
+
+
+def _check_dialect(dialect: str | None) -> None:
+    if dialect is not None and dialect not in DIALECTS:
+        raise InvalidArgument(
+            f"unknown dialect {dialect!r}; the only dialect is 'sonataflow'", argument="dialect"
+        )
+
+
+async def deploy_definition(
+    registry: PostgresRegistry,
+    text: str,
+    media: str,
+    *,
+    base_dir: Path | None = None,
+    dialect: str | None = None,
+    source: str = "<request body>",
+    policy: PythonPolicy | None = None,
+) -> Deployed:
+    """Parse, validate and store a definition as a new version.
+
+    Args:
+        registry: Where versions are stored.
+        text: The definition as submitted.
+        media: Its bare media type (YAML or JSON).
+        base_dir: Where local references resolve; ``None`` (definitions sent
+            over HTTP) reads no local files at all.
+        dialect: ``"sonataflow"`` or ``None``.
+        source: How to name the definition in error messages.
+        policy: Which modules ``python:`` functions may import; by default
+            none (each refused function is a problem at ``functions[i].operation``).
+
+    Raises:
+        WorkflowLoadError: The text does not parse (its ``line`` set).
+        WorkflowValidationError: The definition is invalid.
+        AlreadyExists: The version exists with another source.
+    """
+    _check_dialect(dialect)
+    # A newline keeps the loader from taking a one-line body for a file name.
+    body = text if "\n" in text else text + "\n"
+    try:
+        model, warnings = load_and_validate(
+            body, base_dir=base_dir, local_files=base_dir is not None, dialect=dialect
+        )
+        document = parse_document(body, source)
+    except WorkflowLoadError as exc:
+        message = exc.message.removeprefix("<text>: ").removeprefix(f"{source}: ")
+        raise WorkflowLoadError(f"{source}: {message}", source=source, line=exc.line) from None
+    except WorkflowValidationError as exc:
+        raise WorkflowValidationError(exc.problems, source=source) from None
+    if refused := (policy or PythonPolicy.for_server()).problems(model.functions):
+        raise WorkflowValidationError((*refused, *warnings), source=source)
+    schedule_warnings = check_start_schedule(document, source)
+    workflow_id = model.id or model.key
+    if not workflow_id:  # the validator insists on one; stay safe anyway
+        raise InvalidArgument("the definition has neither 'id' nor 'key'", argument="id")
+    stored = await registry.deploy(
+        workflow_id,
+        model.version,
+        text,
+        stored_content_type(media, dialect),
+        document,
+    )
+    return Deployed(stored, tuple(w.to_json() for w in (*warnings, *schedule_warnings)))
+
+
+def definition_files(folder: Path) -> list[Path]:
+    """The workflow definitions directly in ``folder``, by name.
+
+    Files that are not definitions (an input ``NAME.input.json``, an
+    ``apis/`` document) are skipped: only ``.yaml``/``.yml``/``.json`` files
+    whose name has no other dot-separated part.
+    """
+    return sorted(
+        path
+        for path in folder.iterdir()
+        if path.is_file() and path.suffix in DEFINITION_SUFFIXES and "." not in path.stem
+    )
+
+
+async def deploy_folder(
+    registry: PostgresRegistry, folder: Path, policy: PythonPolicy | None = None
+) -> list[str]:
+    """Deploy every definition in ``folder``; log (never raise for) bad ones.
+
+    Local references (``apis/pets.yaml``, ``python:`` modules) resolve
+    against the folder: these files are the operator's, not a user's.
+    ``python:`` modules must pass ``policy`` (by default: those in ``folder``).
+
+    Returns:
+        ``id@version`` of each definition deployed.
+    """
+    policy = policy or PythonPolicy.for_server(folders=[folder])
+    deployed = []
+    for path in definition_files(folder):
+        media = "application/json" if path.suffix == ".json" else "application/yaml"
+        try:
+            text = path.read_text(encoding="utf-8")
+            result = await deploy_definition(
+                registry, text, media, base_dir=path.parent, source=str(path), policy=policy
+            )
+        except (WorkflowLoadError, WorkflowValidationError) as exc:
+            log.error("not deployed: %s", exc.message)
+            continue
+        except (OSError, TideflowError) as exc:
+            log.error("not deployed: %s: %s", path, exc)
+            continue
+        deployed.append(f"{result.version.workflow_id}@{result.version.version}")
+    if deployed:
+        log.info("deployed from %s: %s", folder, ", ".join(deployed))
+    return deployed
