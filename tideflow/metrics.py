@@ -32,8 +32,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from tideflow.errors import TideflowError
 from tideflow.eventstore.store import Appended, Appender, EventStore
+from tideflow.runtime.status import InstanceStatus
 
-STATUSES: Final = ("running", "waiting", "suspended", "completed", "failed", "cancelled")
 _LATENCY_BUCKETS: Final = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
@@ -127,7 +127,7 @@ class Metrics:
 
     def set_instances(self, counts: Mapping[str, int]) -> None:
         """Set the instance gauge (statuses missing from ``counts`` are 0)."""
-        for status in STATUSES:
+        for status in InstanceStatus:
             self.instances.labels(status=status).set(counts.get(status, 0))
 
     async def refresh(

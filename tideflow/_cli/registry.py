@@ -16,6 +16,7 @@ from tideflow._cli.common import (
 )
 from tideflow._cli.local import read_input
 from tideflow.errors import TideflowError
+from tideflow.runtime.status import InstanceStatus
 
 # --- workflows, instances: the registry and status API (thin shells over tideflow.api) ---
 
@@ -93,7 +94,7 @@ def instances_start(
         print(f"{started['id']} {started['status']}")
         return
     print_json(started)
-    if started["status"] == "failed":
+    if started["status"] == InstanceStatus.FAILED:
         error = started.get("error") or {}
         where = f" in state {error['state']!r}" if error.get("state") else ""
         raise fail(f"instance {started['id']} failed{where}: {error.get('message', '')}")

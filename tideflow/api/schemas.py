@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tideflow.runtime.status import InstanceStatus
+
 
 class Problem(BaseModel):
     """An error: what was wrong and where."""
@@ -160,7 +162,7 @@ class InstanceCreated(BaseModel):
     """A started instance."""
 
     id: str
-    status: str
+    status: InstanceStatus
 
 
 class InstanceError(BaseModel):
@@ -178,9 +180,7 @@ class InstanceOut(BaseModel):
     id: str
     workflowId: str
     version: str
-    status: str = Field(
-        description="`running`, `waiting`, `suspended`, `completed`, `failed` or `cancelled`."
-    )
+    status: InstanceStatus
     currentState: str | None
     input: Any
     data: Any

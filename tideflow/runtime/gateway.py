@@ -34,10 +34,10 @@ from tideflow.errors import (
 )
 from tideflow.isotime import format_timestamp
 from tideflow.runtime._timeline import expand
+from tideflow.runtime.status import InstanceStatus
 
 __all__ = [
     "NOTIFY_CHANNEL",
-    "STATUSES",
     "InstanceRow",
     "PostgresInstances",
     "PostgresRegistry",
@@ -51,11 +51,6 @@ Q = load_queries("tideflow.runtime")
 
 NOTIFY_CHANNEL = "tideflow_runtime"
 """LISTEN/NOTIFY channel: payload ``wake`` (instances runnable) or ``done:<id>``."""
-
-STATUSES = ("running", "waiting", "suspended", "completed", "failed", "cancelled")
-"""Instance statuses; the last three are final."""
-
-FINAL = frozenset({"completed", "failed", "cancelled"})
 
 
 def dumps(value: Any) -> str:
@@ -126,8 +121,8 @@ class InstanceRow:
     """The workflow version it runs."""
     run_no: int
     """1, then 2, 3, ... after each ``continueAs``."""
-    status: str
-    """One of :data:`STATUSES`."""
+    status: InstanceStatus
+    """Where the instance is in its life."""
     current_state: str | None
     """The state being run, ``None`` once ended."""
     input: Any
@@ -171,7 +166,7 @@ class InstanceRow:
             workflow_id=row["workflow_id"],
             version=row["version"],
             run_no=row["run_no"],
-            status=row["status"],
+            status=InstanceStatus(row["status"]),
             current_state=row["current_state"],
             input=loads(row["input"]),
             data=loads(row["data"]),
@@ -190,7 +185,7 @@ class InstanceRow:
     @property
     def final(self) -> bool:
         """Whether the instance has ended (completed, failed or cancelled)."""
-        return self.status in FINAL
+        return self.status.final
 
     def to_json(self) -> dict[str, Any]:
         """The status API's view of the instance."""
@@ -400,14 +395,14 @@ class PostgresInstances:
             )
         return InstanceRow.from_row(rows[0])
 
-    async def count_by_status(self) -> dict[str, int]:
+    async def count_by_status(self) -> dict[InstanceStatus, int]:
         """How many instances have each status (those with none are left out)."""
         try:
             async with self._pool.acquire() as conn:
                 rows = await conn.fetch(Q["count_by_status"])
         except asyncpg.PostgresError as exc:
             raise StoreError(f"counting instances failed: {exc}") from exc
-        return {r["status"]: int(r["n"]) for r in rows}
+        return {InstanceStatus(r["status"]): int(r["n"]) for r in rows}
 
     async def get(self, instance_id: str) -> InstanceRow:
         """One instance.
@@ -424,7 +419,7 @@ class PostgresInstances:
     async def list(
         self,
         workflow: str | None = None,
-        status: str | None = None,
+        status: InstanceStatus | None = None,
         limit: int = 100,
         cursor: str | None = None,
     ) -> tuple[builtins.list[InstanceRow], str | None]:

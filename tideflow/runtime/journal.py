@@ -30,6 +30,7 @@ from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.errors import StoreError
 from tideflow.runtime import _journal_batch, _timeline
 from tideflow.runtime.gateway import NOTIFY_CHANNEL, Q, dumps
+from tideflow.runtime.status import InstanceStatus
 from tideflow.runtime.wakeups import WakeUp, insert_wake_timers
 
 __all__ = ["Continue", "Control", "Finish", "JournalWriter", "NewInstance", "Park", "Stop"]
@@ -58,7 +59,7 @@ class Control:
 class Finish:
     """The instance ended: ``completed``, ``failed`` or ``cancelled``."""
 
-    status: str
+    status: InstanceStatus
     output: Any = None
     error: dict[str, Any] | None = None
     data: Any = None
@@ -84,7 +85,7 @@ class Park:
 class Stop:
     """Release the instance: ``status`` ``cancelled``/``suspended``, or ``None`` (shutdown)."""
 
-    status: str | None
+    status: InstanceStatus | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -376,7 +377,7 @@ class JournalWriter:
                     wakeups.append((instance_id, change.run_no, change.wake_key, change.wake_at))
             elif isinstance(change, Stop):
                 await conn.execute(Q["stop_instance"], instance_id, change.status, self._owner)
-                if change.status == "cancelled":
+                if change.status == InstanceStatus.CANCELLED:
                     await conn.execute(Q["delete_waits"], instance_id)
                     finished[instance_id] = None
             else:
@@ -416,7 +417,7 @@ class JournalWriter:
         return {r["id"]: r for r in rows}
 
     async def _answer_parent(self, conn: asyncpg.Connection, row: Any, change: Finish) -> None:
-        if change.status == "completed":
+        if change.status == InstanceStatus.COMPLETED:
             entry: dict[str, Any] = {"result": change.output}
         else:
             error = change.error or {"message": change.status, "code": change.status}

@@ -30,6 +30,7 @@ from typing import Any, Final, Protocol
 
 from tideflow.errors import AlreadyExists, TideflowError
 from tideflow.isotime import format_timestamp
+from tideflow.runtime.status import InstanceStatus
 
 log = logging.getLogger("tideflow.lifecycle")
 
@@ -44,13 +45,13 @@ KINDS: Final = frozenset(
 """The kinds of notice; each becomes the event type ``io.tideflow.instance.<kind>``."""
 
 _STATUS_OF_KIND: Final = {
-    "started": "running",
-    "state.entered": "running",
-    "completed": "completed",
-    "failed": "failed",
-    "cancelled": "cancelled",
-    "suspended": "suspended",
-    "resumed": "running",
+    "started": InstanceStatus.RUNNING,
+    "state.entered": InstanceStatus.RUNNING,
+    "completed": InstanceStatus.COMPLETED,
+    "failed": InstanceStatus.FAILED,
+    "cancelled": InstanceStatus.CANCELLED,
+    "suspended": InstanceStatus.SUSPENDED,
+    "resumed": InstanceStatus.RUNNING,
 }
 
 

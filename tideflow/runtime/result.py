@@ -8,6 +8,8 @@
 Every outcome carries the run's timeline: :class:`Step` values in the order the
 interpreter took them. Steps have no timestamps (the interpreter reads no
 clock); a host that wants times stamps them in the ``on_step`` callback.
+Every outcome's ``status`` is the :class:`InstanceStatus` it leaves the
+instance in.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tideflow.errors import FunctionCallError, StepTimeout
+from tideflow.runtime.status import InstanceStatus
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,7 +77,11 @@ class Completed:
 
     output: Any
     timeline: tuple[Step, ...] = ()
-    status: str = "completed"
+
+    @property
+    def status(self) -> InstanceStatus:
+        """``completed``."""
+        return InstanceStatus.COMPLETED
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,7 +91,11 @@ class Failed:
     error: WorkflowError
     data: Any = None
     timeline: tuple[Step, ...] = ()
-    status: str = "failed"
+
+    @property
+    def status(self) -> InstanceStatus:
+        """``failed``."""
+        return InstanceStatus.FAILED
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,7 +105,11 @@ class Terminated:
     output: Any
     reason: str = "terminate"
     timeline: tuple[Step, ...] = ()
-    status: str = "terminated"
+
+    @property
+    def status(self) -> InstanceStatus:
+        """``completed``, or ``failed`` when the workflow timed out."""
+        return InstanceStatus.FAILED if self.reason == "timeout" else InstanceStatus.COMPLETED
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -115,7 +130,11 @@ class ContinuedAs:
     workflow_exec_timeout: Any = None
     output: Any = None
     timeline: tuple[Step, ...] = ()
-    status: str = "continued"
+
+    @property
+    def status(self) -> InstanceStatus:
+        """``running``: the instance goes on with its next run."""
+        return InstanceStatus.RUNNING
 
 
 RunResult = Completed | Failed | Terminated | ContinuedAs

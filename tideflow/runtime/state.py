@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-SCHEMA_VERSION = 2
+from tideflow.runtime.status import InstanceStatus
 
-STATUSES = ("running", "waiting", "completed", "failed", "terminated", "continued")
+SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -27,7 +27,8 @@ class InstanceState:
         instance_id: The instance's id.
         workflow_id: Its workflow's id.
         workflow_version: Its workflow's version, if any.
-        status: One of :data:`STATUSES`.
+        status: The instance's status (``running`` at state boundaries, then
+            the one the run's outcome leaves).
         current_state: Name of the state being run (``None`` once ended).
         data: The current state data (JSON).
         output: The workflow output once completed.
@@ -41,7 +42,7 @@ class InstanceState:
     instance_id: str
     workflow_id: str
     workflow_version: str | None = None
-    status: str = "running"
+    status: InstanceStatus = InstanceStatus.RUNNING
     current_state: str | None = None
     data: Any = None
     output: Any = None
@@ -79,7 +80,19 @@ def _v1_to_v2(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
+_V2_STATUSES = {"terminated": "completed", "continued": "running"}
+
+
+def _v2_to_v3(doc: dict[str, Any]) -> dict[str, Any]:
+    # Version 2 reported run outcomes (terminated, continued), not instance statuses.
+    doc = dict(doc)
+    status = doc.get("status")
+    doc["status"] = _V2_STATUSES.get(status, status) if isinstance(status, str) else status
+    doc["schema_version"] = 3
+    return doc
+
+
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3}
 """``version -> function`` upgrading a document of that version by one step."""
 
 
@@ -99,13 +112,15 @@ def from_json(doc: Mapping[str, Any]) -> InstanceState:
     for name in ("instance_id", "workflow_id", "status"):
         if name not in current:
             raise ValueError(f"instance state: missing field {name!r}")
-    if current["status"] not in STATUSES:
-        raise ValueError(f"instance state: unknown status {current['status']!r}")
+    try:
+        status = InstanceStatus(current["status"])
+    except ValueError:
+        raise ValueError(f"instance state: unknown status {current['status']!r}") from None
     return InstanceState(
         instance_id=str(current["instance_id"]),
         workflow_id=str(current["workflow_id"]),
         workflow_version=current.get("workflow_version"),
-        status=current["status"],
+        status=status,
         current_state=current.get("current_state"),
         data=current.get("data"),
         output=current.get("output"),

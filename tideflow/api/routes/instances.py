@@ -19,6 +19,7 @@ from tideflow.api.routes.events import json_response
 from tideflow.api.schemas import InstanceCreated, InstanceList, InstanceOut, Problem, TimelineOut
 from tideflow.api.services import Services, get_services
 from tideflow.errors import ConflictError, InvalidArgument, StoreError
+from tideflow.runtime.status import InstanceStatus
 
 if TYPE_CHECKING:
     from tideflow.runtime.gateway import InstanceRow, PostgresInstances
@@ -26,8 +27,6 @@ if TYPE_CHECKING:
 
 router = APIRouter(tags=["instances"])
 
-STATUSES: Final = ("running", "waiting", "suspended", "completed", "failed", "cancelled")
-FINAL: Final = frozenset({"completed", "failed", "cancelled"})
 MAX_WAIT_SECONDS: Final = 300.0
 MAX_LIMIT: Final = 1000
 _ERRORS: Final[dict[int | str, dict[str, Any]]] = {
@@ -126,12 +125,8 @@ async def list_instances(
     cursor: Annotated[str | None, Query(description="`next` of the previous page.")] = None,
 ) -> Response:
     """Instances in the order they were started, a page at a time."""
-    if status is not None and status not in STATUSES:
-        raise InvalidArgument(
-            f"unknown status {status!r}; one of {', '.join(STATUSES)}", argument="status"
-        )
     rows, after = await _instances(services).list(
-        workflow=workflow, status=status, limit=limit, cursor=cursor
+        workflow=workflow, status=_status(status), limit=limit, cursor=cursor
     )
     return json_response({"instances": [r.to_json() for r in rows], "next": after})
 
@@ -172,8 +167,17 @@ async def _act(services: Services, action: str, instance_id: str) -> InstanceRow
     return await gateway[action](instance_id)
 
 
+def _status(text: str | None) -> InstanceStatus | None:
+    try:
+        return None if text is None else InstanceStatus(text)
+    except ValueError:
+        shown = ", ".join(InstanceStatus)
+        message = f"unknown status {text!r}; one of {shown}"
+        raise InvalidArgument(message, argument="status") from None
+
+
 def _refuse_final(row: InstanceRow, action: str) -> None:
-    if row.status in FINAL:
+    if row.status.final:
         raise ConflictError(f"instance {row.id!r} has already {row.status}; cannot {action} it")
 
 
@@ -197,7 +201,7 @@ async def suspend_instance(instance_id: InstanceId, services: Services_) -> Resp
 async def resume_instance(instance_id: InstanceId, services: Services_) -> Response:
     """Resume a suspended instance; it replays its journal and goes on (409 otherwise)."""
     before = await _instances(services).get(instance_id)
-    if before.status != "suspended":
+    if before.status != InstanceStatus.SUSPENDED:
         raise ConflictError(f"instance {instance_id!r} is {before.status}, not suspended")
     row = await _act(services, "resume", instance_id)
     return json_response(row.to_json())

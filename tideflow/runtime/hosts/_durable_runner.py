@@ -34,6 +34,7 @@ from tideflow.runtime.hosts._durable_effects import DurableEffects
 from tideflow.runtime.journal import Continue, Control, Finish, Park, Stop
 from tideflow.runtime.result import Completed, ContinuedAs, Failed, RunResult, Step
 from tideflow.runtime.state import InstanceState
+from tideflow.runtime.status import InstanceStatus
 from tideflow.workflow.expressions import evaluate_value
 from tideflow.workflow.model import thaw
 
@@ -49,7 +50,7 @@ current_runner: contextvars.ContextVar[InstanceRunner | None] = contextvars.Cont
 )
 
 _SETTLE_TURNS = 4  # loop turns with no effect activity before a run counts as parked
-_STOP_STATUS = {"cancel": "cancelled", "suspend": "suspended"}
+_STOP_STATUS = {"cancel": InstanceStatus.CANCELLED, "suspend": InstanceStatus.SUSPENDED}
 
 
 class _Parked:
@@ -225,7 +226,7 @@ class InstanceRunner:
 
     def on_state(self, state: InstanceState) -> None:
         """Save the current state and data (coalesced into the next commit)."""
-        if state.status == "running":
+        if state.current_state is not None:  # a state boundary, not the run's end
             self.host.writer.progress(self.instance_id, state.current_state, state.data)
 
     # --- the run ---------------------------------------------------------------
@@ -317,7 +318,7 @@ class InstanceRunner:
             control = await writer.transition(self.instance_id, Stop(status=status))
             if control.held:
                 self.host.lifecycle(status, self, run=self.run_no)
-                if status == "cancelled":
+                if status == InstanceStatus.CANCELLED:
                     self.host.finished(self.instance_id)
                     await self._terminate_children()
         elif reason == "shutdown":
@@ -325,12 +326,12 @@ class InstanceRunner:
 
     async def _finish(self, result: RunResult) -> None:
         if isinstance(result, Failed):
-            change = Finish(status="failed", error=result.error.to_json(), data=result.data)
+            change = Finish(status=result.status, error=result.error.to_json(), data=result.data)
         elif isinstance(result, Completed) or getattr(result, "reason", "") != "timeout":
-            change = Finish(status="completed", output=result.output)
+            change = Finish(status=InstanceStatus.COMPLETED, output=result.output)
         else:
             error = _host_error("timeout", "workflowExecTimeout expired", code="TIMEOUT")
-            change = Finish(status="failed", output=result.output, error=error.to_json())
+            change = Finish(status=result.status, output=result.output, error=error.to_json())
         change = replace(change, has_parent=self.parent_id is not None)
         control = await self.host.writer.transition(self.instance_id, change)
         if control.held:

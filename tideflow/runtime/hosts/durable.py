@@ -77,6 +77,7 @@ from tideflow.runtime.hosts._durable_host import (
 from tideflow.runtime.hosts._durable_runner import InstanceRunner
 from tideflow.runtime.interpreter import Interpreter
 from tideflow.runtime.journal import JournalWriter, NewInstance
+from tideflow.runtime.status import InstanceStatus
 from tideflow.runtime.wakeups import WAKE_KIND, TimerLoader, cancel_wake_timer, fire_wakeups
 from tideflow.timer.service import TimerService
 from tideflow.workflow.model import Workflow
@@ -414,7 +415,7 @@ class DurableRuntime(RunnerServices):
     async def cancel(self, instance_id: str) -> InstanceRow:
         """Cancel now when idle, else at the instance's next step."""
         row = await self.instances.request_cancel(instance_id)
-        if row.status == "cancelled":
+        if row.status == InstanceStatus.CANCELLED:
             self.lifecycle("cancelled", row)
             self.finished(instance_id)
         return row
@@ -429,7 +430,7 @@ class DurableRuntime(RunnerServices):
     async def suspend(self, instance_id: str) -> InstanceRow:
         """Suspend now when idle, else at the instance's next step."""
         row = await self.instances.request_suspend(instance_id)
-        if row.status == "suspended":
+        if row.status == InstanceStatus.SUSPENDED:
             self.lifecycle("suspended", row)
         return row
 
