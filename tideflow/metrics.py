@@ -42,7 +42,7 @@ _LATENCY_BUCKETS: Final = (
 class StatusCounter(Protocol):
     """What counts instances by status (the instances gateway)."""
 
-    async def count_by_status(self) -> dict[str, int]:
+    async def count_by_status(self) -> dict[InstanceStatus, int]:
         """Instances by status, as stored."""
         ...
 
@@ -125,7 +125,7 @@ class Metrics:
         """Count lifecycle events appended (the lifecycle publisher's hook)."""
         self.events_out(count, kind="lifecycle")
 
-    def set_instances(self, counts: Mapping[str, int]) -> None:
+    def set_instances(self, counts: Mapping[InstanceStatus, int]) -> None:
         """Set the instance gauge (statuses missing from ``counts`` are 0)."""
         for status in InstanceStatus:
             self.instances.labels(status=status).set(counts.get(status, 0))

@@ -7,6 +7,7 @@ import pytest
 
 from tideflow.errors import AlreadyExists, InstanceNotFound, InvalidArgument, WorkflowNotFound
 from tideflow.runtime.gateway import PostgresInstances, PostgresRegistry
+from tideflow.runtime.status import InstanceStatus
 
 SOURCE_V1 = "id: greet\nversion: '1'\n"
 SOURCE_V2 = "id: greet\nversion: '2'\n"
@@ -70,7 +71,7 @@ async def test_instances_create_list_and_control(pool: asyncpg.Pool) -> None:
     cancelled = await instances.request_cancel(made[1].id)
     assert cancelled.status == "cancelled"
     assert cancelled.ended_at is not None
-    assert (await instances.list(status="cancelled"))[0][0].id == made[1].id
+    assert (await instances.list(status=InstanceStatus.CANCELLED))[0][0].id == made[1].id
     assert await instances.timeline(made[2].id) == []
     with pytest.raises(InstanceNotFound):
         await instances.get("missing")

@@ -17,6 +17,7 @@ from tideflow.runtime.retry import (
     unit_draw,
 )
 from tideflow.runtime.state import SCHEMA_VERSION, InstanceState, from_json
+from tideflow.runtime.status import InstanceStatus
 
 
 def _def(**fields: object) -> SimpleNamespace:
@@ -96,7 +97,7 @@ def test_instance_state_round_trip() -> None:
         instance_id="i1",
         workflow_id="wf",
         workflow_version="2",
-        status="failed",
+        status=InstanceStatus.FAILED,
         current_state=None,
         data={"a": [1, 2]},
         error={"name": "timeout", "code": "TIMEOUT", "message": "m", "state": "S"},
