@@ -128,10 +128,10 @@ def _load_for_run(workflow: str, dialect: str | None = None) -> Any:
     from pathlib import Path
 
     from tideflow.errors import WorkflowLoadError, WorkflowValidationError
-    from tideflow.workflow import load_and_validate
+    from tideflow.workflow.loader import load_any
 
     try:
-        model, warnings = load_and_validate(Path(workflow), dialect=dialect)
+        model, warnings = load_any(Path(workflow), dialect=dialect)
     except WorkflowLoadError as exc:
         raise fail(exc.message, code=2) from None
     except WorkflowValidationError as exc:

@@ -30,17 +30,28 @@ class WorkflowError:
             built-in name (``timeout``, ``expression``, ``validation``, ``error``).
         code: Error code (HTTP status for HTTP functions, ``TIMEOUT``, ...).
         message: What happened.
-        state: Name of the state where it happened.
+        state: Name of the state where it happened (for 1.0: the task's JSON Pointer).
+        details: DSL 1.0 only: the error as Problem Details (``type``,
+            ``status``, ``title``, ``detail``, ``instance``).
     """
 
     name: str
     code: str | None = None
     message: str = ""
     state: str | None = None
+    details: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The error as a JSON object."""
-        return {"name": self.name, "code": self.code, "message": self.message, "state": self.state}
+        """The error as a JSON object (``details`` only when there are some)."""
+        out: dict[str, Any] = {
+            "name": self.name,
+            "code": self.code,
+            "message": self.message,
+            "state": self.state,
+        }
+        if self.details is not None:
+            out["details"] = self.details
+        return out
 
 
 @dataclass(frozen=True, slots=True)

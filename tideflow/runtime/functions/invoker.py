@@ -13,6 +13,7 @@ from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.runtime.functions.auth import AuthProvider
 from tideflow.runtime.functions.custom import RestShorthandInvoker, sysout
 from tideflow.runtime.functions.graphql import GraphQLInvoker
+from tideflow.runtime.functions.http import HttpInvoker
 from tideflow.runtime.functions.odata import ODataInvoker
 from tideflow.runtime.functions.python import PythonFunction, call_function, load_function
 from tideflow.runtime.functions.rest import RestInvoker
@@ -80,6 +81,7 @@ class FunctionInvoker:
         self._graphql = GraphQLInvoker(self.client, auth)
         self._odata = ODataInvoker(self.client, auth)
         self._shorthand = RestShorthandInvoker(self.client, auth, servers)
+        self._http = HttpInvoker(self.client)
         self._python: dict[str, PythonFunction] = {}
 
     async def __aenter__(self) -> FunctionInvoker:
@@ -132,6 +134,8 @@ class FunctionInvoker:
             if call.operation.startswith("rest:"):  # the shorthand, written without type custom
                 return await self._shorthand.invoke(call)
             return await self.rest.invoke(call)
+        if kind == "http":  # DSL 1.0 call: http
+            return await self._http.invoke(call)
         if kind == "graphql":
             return await self._graphql.invoke(call)
         if kind == "odata":

@@ -111,6 +111,21 @@ class EventFeed:
         return found
 
 
+def _identity(doc: Mapping[str, Any]) -> tuple[Any, str | None]:
+    """(id, version) of a 0.8 (``id``/``key``) or 1.0 (``namespace.name``) definition."""
+    document = doc.get("document")
+    if "states" not in doc and isinstance(document, Mapping):
+        namespace, name = document.get("namespace"), document.get("name")
+        if not isinstance(namespace, str) or not isinstance(name, str):
+            return None, None
+        version = document.get("version")
+        return f"{namespace}.{name}", None if version is None else str(version)
+    if "states" not in doc:
+        return None, None
+    version = None if doc.get("version") is None else str(doc["version"])
+    return doc.get("id") or doc.get("key"), version
+
+
 class SubflowIndex:
     """Workflow definitions by id and version, found in folders."""
 
@@ -131,10 +146,7 @@ class SubflowIndex:
                     doc = loader.parse_document(path.read_text(encoding="utf-8"), str(path))
                 except (WorkflowLoadError, OSError, UnicodeDecodeError):
                     continue
-                if "states" not in doc:
-                    continue
-                wf_id = doc.get("id") or doc.get("key")
-                version = None if doc.get("version") is None else str(doc["version"])
+                wf_id, version = _identity(doc)
                 if isinstance(wf_id, str):
                     index.setdefault((wf_id, version), path)
                     index.setdefault((wf_id, None), path)

@@ -35,6 +35,7 @@ from tideflow.errors import (
     WorkflowValidationError,
 )
 from tideflow.isotime import format_timestamp
+from tideflow.runtime.dsl1 import Interpreter as Interpreter1
 from tideflow.runtime.effects import (
     Deadline,
     EventEmit,
@@ -274,7 +275,7 @@ class LocalHost:
         self.emitted: list[dict[str, Any]] = []
         self.subflows = SubflowIndex([])
         self._loaded: dict[Path, Workflow] = {}
-        self._interpreters: dict[tuple[int, bool], Interpreter] = {}
+        self._interpreters: dict[tuple[int, bool], Any] = {}
         self._keep: set[asyncio.Task[Any]] = set()
         self._drop: set[asyncio.Task[Any]] = set()
 
@@ -324,12 +325,13 @@ class LocalHost:
         await self.aclose()
 
     def load(self, path: Path) -> Workflow:
-        """Load (once) the definition at ``path``."""
+        """Load (once) the definition at ``path`` (0.8 or 1.0, by ``document.dsl``)."""
         if path not in self._loaded:
-            self._loaded[path] = loader.load_file(path, dialect=self.options.dialect)
+            model, _ = loader.load_any(path, dialect=self.options.dialect)
+            self._loaded[path] = model
         return self._loaded[path]
 
-    def _interpreter(self, workflow: Workflow, *, nested: bool) -> Interpreter:
+    def _interpreter(self, workflow: Workflow, *, nested: bool) -> Interpreter | Interpreter1:
         """The interpreter of ``workflow``, compiled once per definition.
 
         Steps of nested runs (sub-flows, ``continueAs``) reach ``on_step``
@@ -341,12 +343,7 @@ class LocalHost:
             on_step = self.options.on_step
             if on_step is not None and nested:
                 on_step = _prefixed(on_step, workflow.identifier)
-            found = Interpreter(
-                workflow,
-                secrets=_secrets(workflow, self.options),
-                on_step=on_step,
-                dialect=self.options.dialect,
-            )
+            found = _make_interpreter(workflow, self.options, on_step)
             self._interpreters[cache_key] = found
         return found
 
@@ -369,14 +366,29 @@ class LocalHost:
             first = count == 0
             effects = LocalEffects(self, workflow, base_dir, instance_id or ids.new_id())
             interpreter = self._interpreter(workflow, nested=parent is not None or not first)
-            effects.variables = {"CONST": interpreter.constants, "SECRETS": interpreter.secrets}
-            result = await interpreter.run(input, effects, instance_id=effects.instance_id)
+            effects.variables = {
+                "CONST": getattr(interpreter, "constants", {}),
+                "SECRETS": interpreter.secrets,
+            }
+            result: RunResult = await interpreter.run(
+                input, effects, instance_id=effects.instance_id
+            )
             if not isinstance(result, ContinuedAs):
                 return result
             path = self.subflows.find(result.workflow_id, result.version)
             workflow, base_dir, input = self.load(path), path.parent, result.input
             instance_id = None
         raise TideflowError(f"more than {_MAX_CONTINUATIONS} continueAs runs in a row")
+
+
+def _make_interpreter(
+    workflow: Any, options: LocalOptions, on_step: Callable[[Step], None] | None
+) -> Interpreter | Interpreter1:
+    """The interpreter of the workflow's DSL: 0.8 or 1.0 (``spec_version``)."""
+    secrets = _secrets(workflow, options)
+    if getattr(workflow, "spec_version", "") == "1.0":
+        return Interpreter1(workflow, secrets=secrets, on_step=on_step)
+    return Interpreter(workflow, secrets=secrets, on_step=on_step, dialect=options.dialect)
 
 
 def _prefixed(on_step: Callable[[Step], None], prefix: str) -> Callable[[Step], None]:

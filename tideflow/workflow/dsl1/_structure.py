@@ -353,6 +353,9 @@ def _call(value: Mapping[str, Any], path: Path, ctx: Context) -> None:
     if name in BUILTIN_CALLS:
         if name in ("grpc", "asyncapi", "a2a", "mcp"):
             ctx.references.append(Reference("unsupported-call", name, (*path, "call")))
+    elif name.startswith("python:"):
+        if name.count(":") != 2 or not all(name.split(":")[1:]):
+            ctx.error((*path, "call"), f"'{name}' is not python:module:function")
     elif "@" in name:
         ctx.references.append(Reference("catalogs", name.rpartition("@")[2], (*path, "call")))
     elif not URI.match(name):

@@ -1,0 +1,172 @@
+"""The bodies of the 1.0 tasks that reach outside: call, run (sub-workflows), listen.
+
+Every one goes through the host's :class:`~tideflow.runtime.effects.Effects`.
+A call is a :class:`~tideflow.runtime.effects.FunctionCall` whose ``function``
+is a :class:`CallTarget`: ``type``/``operation`` as the function invokers know
+them (``http``; ``rest`` with ``document#operationId`` for ``openapi``;
+``custom`` with ``python:module:function``), so every host runs 1.0 calls
+with the invokers it already has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tideflow.runtime.dsl1._executor import Executor, Scope
+from tideflow.runtime.dsl1._scope import evaluate, template, uri_template
+from tideflow.runtime.dsl1.errors import standard_error
+from tideflow.runtime.effects import EventSpec, EventWait, FunctionCall, SubflowCall
+from tideflow.workflow.dsl1._build import build_task
+from tideflow.workflow.dsl1.model import Task
+from tideflow.workflow.exprtext import is_expression
+
+Outcome = tuple[Any, str | None]
+NOT_RUN = ("grpc", "asyncapi", "a2a", "mcp")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallTarget:
+    """What a 1.0 call asks the function invokers for (the ``function`` of a FunctionCall)."""
+
+    name: str
+    """The calling task's name (or the custom function's)."""
+    type: str
+    """``http``, ``rest`` (OpenAPI) or ``custom`` (``python:``)."""
+    operation: str
+    """``METHOD uri``, ``document#operationId`` or ``python:module:function``."""
+    auth_ref: str | None = None
+    """Always ``None``: 1.0 authentication travels evaluated in the arguments."""
+
+
+def _endpoint(endpoint: Any, data: Any, variables: Mapping[str, Any], instance: str) -> tuple[
+    str, Any
+]:  # fmt: skip
+    """The URI and the authentication policy of an endpoint (string or object)."""
+    auth = None
+    if isinstance(endpoint, Mapping):
+        auth = endpoint.get("authentication")
+        endpoint = endpoint.get("uri")
+    uri = str(endpoint)
+    if is_expression(uri):
+        uri = str(evaluate(uri, data, variables, instance))
+    elif "${" in uri:
+        uri = str(template(uri, data, variables, instance))
+    return uri_template(uri, data), auth
+
+
+def _authentication(ex: Executor, policy: Any, data: Any, variables: Any, instance: str) -> Any:
+    if isinstance(policy, Mapping) and set(policy) == {"use"}:
+        policy = ex.run.workflow.use_entry("authentications", policy["use"])
+    if policy is None:
+        return None
+    return template(policy, data, variables, instance)
+
+
+async def _invoke(ex: Executor, key: str, target: CallTarget, arguments: Any, task: Task) -> Any:
+    call = FunctionCall(
+        key=f"{key}/call",
+        function=target,
+        name=target.name,
+        arguments=arguments,
+        state=task.name,
+        data=arguments,
+    )
+    return await ex.run.effects.call_function(call)
+
+
+async def run_call(ex: Executor, task: Task, data: Any, key: str, scope: Scope) -> Outcome:
+    """``call``: http, openapi, a custom function of ``use.functions`` or ``python:``."""
+    name = str(task.get("call"))
+    variables = ex.run.variables(task, scope, input=data)
+    args = task.get("with") or {}
+    if name == "http":
+        uri, auth = _endpoint(args.get("endpoint"), data, variables, task.reference)
+        evaluated = template(
+            {k: v for k, v in args.items() if k != "endpoint"}, data, variables, task.reference
+        )
+        evaluated["uri"] = uri
+        evaluated["authentication"] = _authentication(ex, auth, data, variables, task.reference)
+        method = str(evaluated.get("method", "get")).upper()
+        target = CallTarget(name=task.name, type="http", operation=f"{method} {uri}")
+        return await _invoke(ex, key, target, evaluated, task), None
+    if name == "openapi":
+        document, _ = _endpoint(args["document"]["endpoint"], data, variables, task.reference)
+        parameters = template(args.get("parameters") or {}, data, variables, task.reference)
+        operation = f"{document}#{args['operationId']}"
+        target = CallTarget(name=task.name, type="rest", operation=operation)
+        return await _invoke(ex, key, target, parameters, task), None
+    if name in NOT_RUN or "@" in name:
+        what = "catalog functions" if "@" in name else f"'{name}' calls"
+        raise standard_error("configuration", task.reference, f"{what} are not run by Tideflow yet")
+    arguments = template(args, data, variables, task.reference)
+    if name.startswith("python:"):
+        target = CallTarget(name=name, type="custom", operation=name)
+        return await _invoke(ex, key, target, arguments, task), None
+    return await _custom(ex, task, name, arguments, key, scope), None
+
+
+async def _custom(
+    ex: Executor, task: Task, name: str, arguments: Any, key: str, scope: Scope
+) -> Any:
+    """A function of ``use.functions``: its task runs with the call's arguments as input."""
+    definition = ex.run.workflow.use_entry("functions", name)
+    if definition is None:
+        raise standard_error("configuration", task.reference, f"no function named {name!r}")
+    function = build_task(name, definition, task.reference)
+    output, _ = await ex.run_task(function, arguments, key, scope)
+    return output
+
+
+async def run_run(ex: Executor, task: Task, data: Any, key: str, scope: Scope) -> Outcome:
+    """``run``: ``workflow`` through the host; processes and scripts are not run here."""
+    process = task.get("run")
+    subflow = process.get("workflow")
+    if subflow is None:
+        kind = next(k for k in ("container", "shell", "script") if k in process)
+        raise standard_error("configuration", task.reference, f"run.{kind} is not run by Tideflow")
+    variables = ex.run.variables(task, scope, input=data)
+    given = subflow.get("input")
+    child_input = data if given is None else template(given, data, variables, task.reference)
+    version = subflow.get("version")
+    wait = process.get("await", True)
+    call = SubflowCall(
+        key=f"{key}/subflow",
+        workflow_id=f"{subflow['namespace']}.{subflow['name']}",
+        version=None if version in (None, "latest") else str(version),
+        input=child_input,
+        invoke="sync" if wait else "async",
+    )
+    output = await ex.run.effects.run_subflow(call)
+    return (output if wait else data), None
+
+
+def _spec(index: int, event_filter: Any, data: Any, variables: Any, instance: str) -> EventSpec:
+    attributes = dict(template(event_filter.get("with") or {}, data, variables, instance))
+    kind = attributes.pop("type", "")
+    source = attributes.pop("source", None)
+    attributes.pop("data", None)
+    pairs = tuple((str(k), None if v is None else str(v)) for k, v in attributes.items())
+    return EventSpec(name=f"filter:{index}", type=str(kind), source=source, correlation=pairs,
+                     data_only=False, definition=event_filter)  # fmt: skip
+
+
+async def run_listen(ex: Executor, task: Task, data: Any, key: str, scope: Scope) -> Outcome:
+    """``listen``: ``one``, ``any`` or ``all`` of the filters, read as ``data``/``envelope``."""
+    listen = task.get("listen")
+    to = listen["to"]
+    variables = ex.run.variables(task, scope, input=data)
+    filters = [to["one"]] if "one" in to else list(to.get("all") or to.get("any") or [])
+    specs = tuple(_spec(i, f, data, variables, task.reference) for i, f in enumerate(filters))
+    if not specs or "until" in to:
+        raise standard_error(
+            "configuration", task.reference, "listen to any event or until: not run by Tideflow yet"
+        )
+    wait = EventWait(key=f"{key}/events", events=specs, all="all" in to, state=task.name)
+    events = await ex.run.effects.wait_for_events(wait)
+    if events is None:
+        raise standard_error("timeout", task.reference, "no event arrived in time")
+    read = listen.get("read", "data")
+    consumed = [event.get("data") if read == "data" else event for event in events]
+    return consumed, None

@@ -1,0 +1,146 @@
+"""The state of one 1.0 run and what every task needs: evaluation, durations, keys, timeline."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tideflow.errors import ExpressionError
+from tideflow.isotime import duration_seconds
+from tideflow.runtime.dsl1.errors import Raised, standard_error
+from tideflow.runtime.effects import Effects
+from tideflow.runtime.result import Step
+from tideflow.workflow.dsl1.model import Task, Workflow, thaw
+from tideflow.workflow.expressions import compile_expression, evaluate_value
+from tideflow.workflow.exprtext import is_expression
+
+_UNITS = {"days": 86400.0, "hours": 3600.0, "minutes": 60.0, "seconds": 1.0, "milliseconds": 0.001}
+_URI_VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_ID_NAMESPACE = uuid.UUID("6f2b7f0e-54c5-4d8c-9f3e-1a0e5b7c2d41")
+
+
+@dataclass(slots=True)
+class Run:
+    """What one run of a 1.0 workflow carries from task to task.
+
+    Attributes:
+        workflow: The definition.
+        effects: The host.
+        seed: A run-wide id from the host, the seed of deterministic event ids.
+        base: ``$workflow``, ``$runtime``, ``$secrets``: the same for every task.
+        context: ``$context`` (replaced by ``export.as``).
+        timeline: The steps taken.
+        on_step: Told of every step as it happens.
+        visits: How often each step key was entered (keys of loops get ``#n``).
+    """
+
+    workflow: Workflow
+    effects: Effects
+    seed: str
+    base: dict[str, Any]
+    context: Any = field(default_factory=dict)
+    timeline: list[Step] = field(default_factory=list)
+    on_step: Any = None
+    visits: dict[str, int] = field(default_factory=dict)
+
+    def step(self, kind: str, key: str, task: str | None, **detail: Any) -> None:
+        """Record one timeline step."""
+        entry = Step(kind, key, task, detail)
+        self.timeline.append(entry)
+        if self.on_step is not None:
+            self.on_step(entry)
+
+    def enter(self, scope: str, name: str) -> str:
+        """The step key of a task entered in ``scope`` (``#n`` from its second visit)."""
+        key = f"{scope}/{name}" if scope else name
+        count = self.visits.get(key, 0) + 1
+        self.visits[key] = count
+        return key if count == 1 else f"{key}#{count}"
+
+    def event_id(self, key: str) -> str:
+        """A deterministic CloudEvent id for the event produced at ``key``."""
+        return str(uuid.uuid5(_ID_NAMESPACE, f"{self.seed}/{key}"))
+
+    def fraction(self, key: str) -> float:
+        """A deterministic number in [0, 1) for ``key`` (retry jitter)."""
+        digest = hashlib.sha256(f"{self.seed}/{key}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64
+
+    def variables(self, task: Task | None, scope: Mapping[str, Any], **more: Any) -> dict[str, Any]:
+        """The variables an expression sees: the run's, the scope's, and ``more``."""
+        out = {**self.base, "context": self.context, **scope, **more}
+        if task is not None:
+            out["task"] = {
+                "name": task.name,
+                "reference": task.reference,
+                "definition": thaw(task.spec),
+                **({"input": more["input"]} if "input" in more else {}),
+            }
+        return out
+
+
+def evaluate(text: str, data: Any, variables: Mapping[str, Any], instance: str) -> Any:
+    """Evaluate an expression field (``${ }`` or bare jq); failures are ``expression`` errors."""
+    try:
+        return compile_expression(text).evaluate(data, variables)
+    except ExpressionError as exc:
+        raise standard_error("expression", instance, str(exc)) from None
+
+
+def evaluate_bool(text: str, data: Any, variables: Mapping[str, Any], instance: str) -> bool:
+    """Evaluate a condition; anything but ``false`` and ``null`` is true (jq's truth)."""
+    return evaluate(text, data, variables, instance) not in (False, None)
+
+
+def template(value: Any, data: Any, variables: Mapping[str, Any], instance: str) -> Any:
+    """Evaluate every ``${ }`` string inside a (deep-frozen) JSON value."""
+    try:
+        return evaluate_value(thaw(value), data, variables)
+    except ExpressionError as exc:
+        raise standard_error("expression", instance, str(exc)) from None
+
+
+def transform(spec: Any, data: Any, variables: Mapping[str, Any], instance: str) -> Any:
+    """``input.from``, ``output.as``, ``export.as``: an expression string or an object template."""
+    if isinstance(spec, str):
+        return evaluate(spec, data, variables, instance)
+    return template(spec, data, variables, instance)
+
+
+def seconds(duration: Any, data: Any, variables: Mapping[str, Any], instance: str) -> float:
+    """Seconds of a 1.0 duration: ISO 8601 text, ``{days, ...}`` or a runtime expression."""
+    if isinstance(duration, str) and is_expression(duration):
+        duration = evaluate(duration, data, variables, instance)
+    if isinstance(duration, int | float) and not isinstance(duration, bool):
+        return float(duration)
+    if isinstance(duration, str):
+        try:
+            return duration_seconds(duration.strip())
+        except ValueError:
+            raise standard_error("validation", instance, f"not a duration: {duration!r}") from None
+    if isinstance(duration, Mapping):
+        return sum(_UNITS.get(k, 0.0) * float(v) for k, v in duration.items())
+    raise standard_error("validation", instance, f"not a duration: {duration!r}")
+
+
+def uri_template(uri: str, data: Any) -> str:
+    """Fill ``{name}`` placeholders from the top-level properties of ``data``."""
+    if not isinstance(data, Mapping):
+        return uri
+
+    def fill(match: re.Match[str]) -> str:
+        value = data.get(match.group(1))
+        return match.group(0) if value is None else str(value)
+
+    return _URI_VARIABLE.sub(fill, uri)
+
+
+def raise_error(error: Any, instance: str) -> Raised:
+    """The :class:`Raised` for an evaluated error object, its ``instance`` defaulted."""
+    body = dict(error) if isinstance(error, Mapping) else {"type": str(error), "status": 500}
+    body.setdefault("instance", instance)
+    return Raised(body)
