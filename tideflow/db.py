@@ -27,6 +27,7 @@ from typing import LiteralString
 
 import asyncpg
 
+from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.embedded import EmbeddedServer, start_embedded
 from tideflow.errors import ConfigurationError, StoreError
 from tideflow.settings import Settings
@@ -258,3 +259,52 @@ async def close_pool(pool: asyncpg.Pool, grace_seconds: float = 10.0) -> None:
     except TimeoutError:
         log.warning("database pool did not close within %.0f s; terminating it", grace_seconds)
         pool.terminate()
+
+
+class DatabaseProbe:
+    """Whether the database answers, for ``/healthz``: one ``SELECT 1`` at most per
+    ``ttl`` seconds however often it is asked (the answer is cached in between).
+
+    Args:
+        pool: The pool to ask through.
+        clock: For the cache's age.
+        ttl: How long an answer is reused.
+        timeout: How long a check may take before the database counts as down.
+    """
+
+    name = "database"
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        ttl: float = 1.0,
+        timeout: float = 2.0,
+    ) -> None:
+        self._pool = pool
+        self._clock = clock
+        self._ttl = ttl
+        self._timeout = timeout
+        self._checked_at: float | None = None
+        self._answer: str | None = None
+        self._lock = asyncio.Lock()
+
+    async def check(self) -> str | None:
+        """``None`` when the database answered, else why it did not."""
+        async with self._lock:  # concurrent callers share one query
+            now = self._clock.monotonic()
+            if self._checked_at is None or now - self._checked_at >= self._ttl:
+                self._answer = await self._ping()
+                self._checked_at = self._clock.monotonic()
+            return self._answer
+
+    async def _ping(self) -> str | None:
+        try:
+            async with asyncio.timeout(self._timeout), self._pool.acquire() as conn:
+                await conn.fetchval(_Q["ping"])
+        except TimeoutError:
+            return f"unreachable: no answer within {self._timeout:g} s"
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            return f"unreachable: {type(exc).__name__}: {exc}"
+        return None

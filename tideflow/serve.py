@@ -30,7 +30,7 @@ import asyncpg
 from tideflow import ids
 from tideflow.api.services import Services, ServicesOpener
 from tideflow.clock import SYSTEM_CLOCK
-from tideflow.db import open_database
+from tideflow.db import DatabaseProbe, open_database
 from tideflow.deploy import deploy_folder
 from tideflow.eventstore.gateway import PostgresEventStore
 from tideflow.eventstore.store import DEFAULT_BUS, EventStore
@@ -42,6 +42,7 @@ from tideflow.runtime.hosts.durable import DurableRuntime, LifecycleEvent, Runti
 from tideflow.runtime.lifecycle import LifecycleNotice, LifecyclePublisher
 from tideflow.runtime.start_schedules import WorkflowSchedules
 from tideflow.settings import Settings
+from tideflow.supervise import HealthBoard
 from tideflow.timer.delayed import DELAYED_EVENT_KIND, DelayingAppender, delayed_event_handler
 from tideflow.timer.service import TimerService
 from tideflow.triggers.correlation import NotifyingRegistry, WorkflowSubscriber
@@ -79,9 +80,12 @@ async def open_system(
     policy = PythonPolicy.for_server(settings.python_modules, options.workflow_dirs)
     async with AsyncExitStack() as stack:
         database = await stack.enter_async_context(open_database(settings, max_size=20))
+        health = HealthBoard()
+        health.probe(DatabaseProbe(database.pool))
         store = PostgresEventStore(database.pool, segment_size=settings.segment_size)
         await store.start()
         stack.push_async_callback(store.stop)
+        health.watch(store.supervisor)
         metrics = Metrics()
         lifecycle = LifecyclePublisher(store, on_publish=metrics.lifecycle_published)
         await lifecycle.start()
@@ -113,6 +117,7 @@ async def open_system(
             dispatcher=dispatcher,
             schedules=schedules,
             python_policy=policy,
+            health=health,
         )
         for folder in options.workflow_dirs:
             await deploy_folder(registry, folder, policy)

@@ -107,10 +107,24 @@ class BusInfoOut(BusOut):
     eventsPerSecond: float
 
 
-class Health(BaseModel):
-    """The server's health."""
+class ComponentStatus(BaseModel):
+    """One component of the server: the database, a service's background task."""
 
-    status: str
+    name: str = Field(description="`database`, or `<service>.<task>` such as `runtime.journal`.")
+    up: bool
+    state: str = Field(description="`up`, `down`, `running`, `restarting`, `stopped`, `finished`.")
+    error: str | None = Field(default=None, description="Why it is not up (its last error).")
+    restarts: int = Field(default=0, description="How often its task was restarted.")
+
+
+class Health(BaseModel):
+    """The server's health: `ok` (HTTP 200) or `unavailable` (HTTP 503) with what is down."""
+
+    status: str = Field(description="`ok` or `unavailable`.")
+    detail: str | None = Field(
+        default=None, description="The components that are down and why (when unavailable)."
+    )
+    components: list[ComponentStatus] = Field(default_factory=list)
 
 
 # --- workflows and instances (routes/workflows.py, routes/instances.py) -----

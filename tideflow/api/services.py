@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from tideflow.runtime.hosts.durable import DurableRuntime
     from tideflow.runtime.lifecycle import LifecyclePublisher
     from tideflow.runtime.start_schedules import WorkflowSchedules
+    from tideflow.supervise import HealthBoard
     from tideflow.timer.service import TimerService
     from tideflow.triggers.dispatcher import Dispatcher
 
@@ -52,6 +53,8 @@ class Services:
         schedules: Registers ``start.schedule`` of deployed workflows with the timers.
         python_policy: Which modules ``python:`` functions of deployed definitions
             may import (``None``: only ``settings.python_modules``).
+        health: The supervisors and probes ``/healthz`` reports (``None``: it asks
+            the event store).
     """
 
     settings: Settings
@@ -67,6 +70,7 @@ class Services:
     dispatcher: Dispatcher | None = None
     schedules: WorkflowSchedules | None = None
     python_policy: PythonPolicy | None = None
+    health: HealthBoard | None = None
 
 
 ServicesOpener = Callable[[Settings], AbstractAsyncContextManager[Services]]

@@ -52,7 +52,6 @@ covers the events retention has kept.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -91,6 +90,7 @@ from tideflow.eventstore.store import (
     StoredEvent,
     check_bus_name,
 )
+from tideflow.supervise import Supervisor
 
 log = logging.getLogger("tideflow.eventstore")
 
@@ -145,8 +145,10 @@ class PostgresEventStore:
         self._committer: GroupCommit[EncodedAppend, Placed] = GroupCommit(
             self._flush, max_batch=max_batch, in_flight=in_flight
         )
-        self.listener = Listener(pool, clock, poll_interval=poll_interval)
-        self._runner: asyncio.Task[None] | None = None
+        self.supervisor = Supervisor("eventstore", clock=clock)
+        """Owns the group commit, listener and retention tasks (``/healthz`` reports them)."""
+        self.listener = Listener(pool, clock, poll_interval=poll_interval, health=self.supervisor)
+        self._started = False
         self._bus_ids: dict[str, int] = {}
         self._before_commit = before_commit
         self._retention_interval = retention_interval
@@ -159,20 +161,16 @@ class PostgresEventStore:
         await self.stop()
 
     async def start(self) -> None:
-        """Create ``default`` if missing; start group commit and the listener."""
+        """Create ``default`` if missing; start group commit, the listener and retention."""
         with contextlib.suppress(AlreadyExists):
             await self.create_bus(DEFAULT_BUS)
         self._committer.open()
-        self._runner = asyncio.create_task(self._run(), name="tideflow-eventstore")
-
-    async def _run(self) -> None:
-        async with asyncio.TaskGroup() as tasks:
-            helpers = [tasks.create_task(self.listener.run())]
-            if self._retention_interval is not None:
-                helpers.append(tasks.create_task(self._retention_loop(self._retention_interval)))
-            await self._committer.run()  # returns after stop() closed it and the queue drained
-            for helper in helpers:
-                helper.cancel()
+        self._started = True
+        self.supervisor.spawn("commit", self._committer.run)
+        self.supervisor.spawn("listen", self.listener.run)
+        if self._retention_interval is not None:
+            interval = self._retention_interval
+            self.supervisor.spawn("retention", lambda: self._retention_loop(interval))
 
     async def _retention_loop(self, interval: float) -> None:
         while True:
@@ -183,12 +181,13 @@ class PostgresEventStore:
                 log.warning("retention failed: %s", exc)
 
     async def stop(self) -> None:
-        """Flush queued appends, then stop the listener."""
-        if self._runner is None:
+        """Flush queued appends, then stop the listener and retention."""
+        if not self._started:
             return
+        self._started = False
         self._committer.close()
-        runner, self._runner = self._runner, None
-        await runner
+        await self.supervisor.wait("commit")  # returns once the queue is drained
+        await self.supervisor.stop()
 
     # -- buses ------------------------------------------------------------
 

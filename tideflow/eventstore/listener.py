@@ -1,11 +1,12 @@
-"""Change notification: LISTEN/NOTIFY, with a slow poll while the listener is down.
+"""Change notification for readers: NOTIFY wakes them, a slow poll while it is down.
 
 Every appending transaction runs ``pg_notify('tideflow_events', '<bus> <last
 offset>')``; PostgreSQL delivers it only at commit, so a woken reader always
-finds the events committed. :class:`Listener` holds one pooled connection
-that LISTENs and wakes the readers waiting on that bus. If the connection
-drops, readers fall back to polling every ``poll_interval`` seconds while
-:meth:`Listener.run` reconnects.
+finds the events committed. :class:`Listener` LISTENs through the one
+reconnecting listener of :mod:`tideflow.notify` and wakes the readers waiting
+on that bus. If the connection drops, every reader is woken and polls every
+``poll_interval`` seconds until it is back; after a reconnect every reader is
+woken again (events may have committed while nobody listened).
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import asyncpg
 
+from tideflow import notify
 from tideflow.clock import Clock
+from tideflow.supervise import Supervisor
 
 log = logging.getLogger("tideflow.eventstore")
 
@@ -31,58 +33,37 @@ class Listener:
         pool: Where to take the listening connection from.
         clock: For the reconnect delay and the readers' timeouts.
         poll_interval: How often readers poll while the listener is down.
+        health: The supervisor the connection's state is reported to.
     """
 
-    def __init__(self, pool: asyncpg.Pool, clock: Clock, *, poll_interval: float = 1.0) -> None:
-        self._pool = pool
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        clock: Clock,
+        *,
+        poll_interval: float = 1.0,
+        health: Supervisor | None = None,
+    ) -> None:
         self._clock = clock
         self.poll_interval = poll_interval
         self._waiters: dict[str, set[asyncio.Event]] = {}
-        self._lost = asyncio.Event()
-        self._connection: Any = None
-        self.connected = asyncio.Event()
+        self._notify = notify.Listener(pool, "events", clock=clock, health=health)
+        self._notify.listen(CHANNEL, self._on_notify)
+        self._notify.on_reconnect(self._wake_all)  # events may have committed meanwhile
+        self._notify.on_lost(self._wake_all)  # waiting readers switch to polling
+        self.connected = self._notify.connected
         """Set while the LISTEN connection is up."""
 
     @property
     def backend_pid(self) -> int | None:
         """The listening connection's server process id (tests terminate it)."""
-        return None if self._connection is None else int(self._connection.get_server_pid())
+        return self._notify.backend_pid
 
     async def run(self) -> None:
         """LISTEN until cancelled, reconnecting after a drop."""
-        while True:
-            try:
-                await self._listen_once()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("event listener lost (%s); readers poll until it is back", exc)
-            self.connected.clear()
-            self._wake_all()  # waiting readers switch to polling
-            await self._clock.sleep(self.poll_interval)
+        await self._notify.run()
 
-    async def _listen_once(self) -> None:
-        self._lost.clear()
-        conn = await self._pool.acquire()
-        self._connection = conn
-        try:
-            conn.add_termination_listener(lambda _conn: self._lost.set())
-            await conn.add_listener(CHANNEL, self._on_notify)
-            self.connected.set()
-            self._wake_all()  # events may have committed while nobody listened
-            await self._lost.wait()
-        finally:
-            self._connection = None
-            self.connected.clear()
-            await self._release(conn)
-
-    async def _release(self, conn: Any) -> None:
-        try:
-            if not conn.is_closed():
-                await conn.remove_listener(CHANNEL, self._on_notify)
-            await self._pool.release(conn)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-            conn.terminate()
-
-    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+    def _on_notify(self, payload: str) -> None:
         bus = payload.partition(" ")[0]
         for event in self._waiters.get(bus, ()):
             event.set()
@@ -119,8 +100,7 @@ class Listener:
         Returns:
             The last value of ``arrived()``: False when ``timeout`` seconds passed without.
         """
-        event = asyncio.Event()
-        self._waiters.setdefault(bus, set()).add(event)
+        event = self.watch(bus)
         try:
             deadline = self._clock.monotonic() + timeout
             while not await arrived():
@@ -133,13 +113,10 @@ class Listener:
                 event.clear()
             return True
         finally:
-            waiters = self._waiters.get(bus)
-            if waiters is not None:
-                waiters.discard(event)
-                if not waiters:
-                    del self._waiters[bus]
+            self.unwatch(bus, event)
 
     async def _wait_event(self, event: asyncio.Event, seconds: float) -> None:
+        # Both futures are awaited here and cancelled on the way out: no task outlives the call.
         woken = asyncio.ensure_future(event.wait())
         timer = asyncio.ensure_future(self._clock.sleep(seconds))
         try:

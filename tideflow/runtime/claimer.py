@@ -13,7 +13,8 @@ runnable -- events delivered, a child ended, a wake-up timer of the timer
 service fired for a sleep or timeout (:mod:`tideflow.runtime.wakeups`) --
 ``done:<ids>`` when instances ended), a local timer for the next known
 ``wake_at`` still in the future (rows parked by older versions), and a slow
-poll.
+poll. The LISTEN connection is the reconnecting one of :mod:`tideflow.notify`;
+after a reconnect the claimer claims at once (a wake-up may have been missed).
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 
 from tideflow.clock import SYSTEM_CLOCK, Clock
+from tideflow.notify import CONNECTION_ERRORS, Listener
 from tideflow.runtime.gateway import NOTIFY_CHANNEL, InstanceRow, Q
+from tideflow.supervise import Supervisor
 
 __all__ = ["ClaimerOptions", "InstanceClaimer"]
 
@@ -62,6 +64,7 @@ class InstanceClaimer:
         lost: Called with an instance whose lease renewal failed.
         done: Called with the id of an instance that ended (any process).
         clock: For the wake timer.
+        health: The supervisor its LISTEN connection's state is reported to.
     """
 
     def __init__(
@@ -74,6 +77,7 @@ class InstanceClaimer:
         lost: Callable[[str], None],
         done: Callable[[str], None],
         clock: Clock = SYSTEM_CLOCK,
+        health: Supervisor | None = None,
     ) -> None:
         self._pool = pool
         self.options = options
@@ -87,6 +91,9 @@ class InstanceClaimer:
         self._timer_at: float | None = None
         self.claimed = 0
         """Instances claimed so far (for tests and figures)."""
+        self.listener = Listener(pool, "runtime", clock=clock, health=health)
+        self.listener.listen(NOTIFY_CHANNEL, self._notified)
+        self.listener.on_reconnect(self.poke)  # a wake-up may have been missed meanwhile
 
     def poke(self) -> None:
         """Claim soon (something may be runnable)."""
@@ -112,19 +119,23 @@ class InstanceClaimer:
         self._poke.set()
 
     async def run(self) -> None:
-        """Listen, claim and renew until cancelled."""
-        async with self._pool.acquire() as listener:
-            await listener.add_listener(NOTIFY_CHANNEL, self._notified)
-            try:
-                async with asyncio.TaskGroup() as group:
-                    group.create_task(self._claim_loop())
-                    group.create_task(self._renew_loop())
-            finally:
-                if self._timer is not None:
-                    self._timer.cancel()
-                await listener.remove_listener(NOTIFY_CHANNEL, self._notified)
+        """Listen, claim and renew until cancelled.
 
-    def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        Each loop outlives database outages (it logs, waits and tries again);
+        a loop that raises anything else ends the others and :meth:`run` with
+        it, for the runtime's supervisor to restart.
+        """
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.listener.run())
+                group.create_task(self._claim_loop())
+                group.create_task(self._renew_loop())
+        finally:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = self._timer_at = None
+
+    def _notified(self, payload: str) -> None:
         if payload == "wake":
             self._poke.set()
         elif payload.startswith("done:"):
@@ -142,7 +153,7 @@ class InstanceClaimer:
             self._poke.clear()
             try:
                 await self._claim()
-            except (asyncpg.PostgresError, OSError) as exc:
+            except CONNECTION_ERRORS as exc:  # the next poll (or a reconnect) tries again
                 log.warning("claiming instances failed: %s", exc)
 
     async def _claim(self) -> None:
@@ -174,7 +185,7 @@ class InstanceClaimer:
                     rows = await conn.fetch(
                         Q["renew_leases"], self.options.owner, ids, self.options.lease_seconds
                     )
-            except (asyncpg.PostgresError, OSError) as exc:
+            except CONNECTION_ERRORS as exc:
                 log.warning("renewing leases failed: %s", exc)
                 continue
             held = {r["id"] for r in rows}

@@ -28,10 +28,12 @@ import asyncpg
 
 from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.errors import StoreError
+from tideflow.notify import CONNECTION_ERRORS
 from tideflow.runtime import _journal_batch, _timeline
 from tideflow.runtime.gateway import NOTIFY_CHANNEL, Q, dumps
 from tideflow.runtime.status import InstanceStatus
 from tideflow.runtime.wakeups import WakeUp, insert_wake_timers
+from tideflow.supervise import Backoff
 
 __all__ = ["Continue", "Control", "Finish", "JournalWriter", "NewInstance", "Park", "Stop"]
 
@@ -156,6 +158,7 @@ class JournalWriter:
         self._batch = _Batch()
         self._dirty = asyncio.Event()
         self._closed = False
+        self._backoff = Backoff(first=0.1, longest=2.0)
         self.commits = 0
         """Transactions committed (for figures)."""
         self.on_commit: Callable[[float], None] | None = None
@@ -230,12 +233,31 @@ class JournalWriter:
         """Commit batches until :meth:`close`; then commit what is left and return.
 
         The writer keeps one connection for itself (no pool round trip per
-        batch) and takes a new one when that connection breaks.
+        batch) and takes a new one when that connection breaks. While the
+        database cannot be reached, every write queued fails at once with a
+        :class:`StoreError` (its runner stops; the instance is replayed from
+        its journal later) and the writer tries again with a back-off: no
+        runner waits for a commit that cannot come.
         """
+        failures = 0
         while True:
-            async with self._pool.acquire() as conn:
-                if await self._serve(conn):
+            try:
+                async with self._pool.acquire() as conn:
+                    failures = 0
+                    if await self._serve(conn):
+                        return
+            except CONNECTION_ERRORS as exc:
+                failures += 1
+                if failures == 1:
+                    log.warning("journal writer: database unreachable (%s); retrying", exc)
+                self._fail_queued(StoreError(f"journal commit failed: {exc}"))
+                if self._closed:
                     return
+                await self._clock.sleep(self._backoff.delay(failures))
+
+    def _fail_queued(self, error: StoreError) -> None:
+        batch, self._batch = self._batch, _Batch()
+        _fail(batch, error)
 
     async def _serve(self, conn: asyncpg.Connection) -> bool:
         while True:
@@ -259,13 +281,13 @@ class JournalWriter:
         started = self._clock.monotonic()
         try:
             held, finished, created = await self._write(conn, batch)
-        except (asyncpg.PostgresError, OSError) as exc:
-            error = StoreError(f"journal commit failed: {exc}")
-            for future in [f for _, f in batch.waiters] + [f for _, f in batch.creates]:
-                if not future.done():
-                    future.set_exception(error)
+        except CONNECTION_ERRORS as exc:
+            _fail(batch, StoreError(f"journal commit failed: {exc}"))
             log.error("journal commit failed: %s", exc)
             return
+        except Exception as exc:  # a bug: its writers learn it, the supervisor restarts us
+            _fail(batch, StoreError(f"journal commit failed: {type(exc).__name__}: {exc}"))
+            raise
         self.commits += 1
         self._after_commit(batch, self._clock.monotonic() - started)
         for new, future in batch.creates:
@@ -436,6 +458,12 @@ class JournalWriter:
             size += len(instance_id) + 1
         if chunk:
             await conn.execute(Q["notify"], NOTIFY_CHANNEL, "done:" + ",".join(chunk))
+
+
+def _fail(batch: _Batch, error: StoreError) -> None:
+    for future in [f for _, f in batch.waiters] + [f for _, f in batch.creates]:
+        if not future.done():
+            future.set_exception(error)
 
 
 def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:

@@ -22,3 +22,7 @@ SELECT version, name, checksum FROM tideflow_migrations ORDER BY version;
 -- record_migration --
 -- Record one migration as applied (in the transaction that applied it)
 INSERT INTO tideflow_migrations (version, name, checksum) VALUES ($1, $2, $3);
+
+-- ping --
+-- The cheapest round trip: is the server there (the health probe)
+SELECT 1;

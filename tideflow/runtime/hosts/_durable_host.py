@@ -239,6 +239,7 @@ class RunnerServices:
             except TideflowError as exc:
                 log.info("async function call failed: %s", exc)
 
+        # Short-lived and tracked (stop() cancels it); guarded() logs its failure.
         self._track(asyncio.ensure_future(guarded()))
 
     async def emit(self, event: dict[str, Any]) -> None:

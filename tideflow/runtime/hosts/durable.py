@@ -52,6 +52,7 @@ from tideflow.errors import (
     WorkflowNotFound,
     WorkflowValidationError,
 )
+from tideflow.notify import CONNECTION_ERRORS
 from tideflow.runtime.claimer import ClaimerOptions, InstanceClaimer
 from tideflow.runtime.effects import SubflowCall
 from tideflow.runtime.functions import FunctionInvoker
@@ -79,6 +80,7 @@ from tideflow.runtime.interpreter import Interpreter
 from tideflow.runtime.journal import JournalWriter, NewInstance
 from tideflow.runtime.status import InstanceStatus
 from tideflow.runtime.wakeups import WAKE_KIND, TimerLoader, cancel_wake_timer, fire_wakeups
+from tideflow.supervise import Supervisor
 from tideflow.timer.service import TimerService
 from tideflow.workflow.model import Workflow
 
@@ -128,6 +130,8 @@ class DurableRuntime(RunnerServices):
         self.python_policy = self.options.python_policy or PythonPolicy.for_server(
             folders=[self.options.base_dir]
         )
+        self.supervisor = Supervisor("runtime", clock=clock)
+        """Owns the journal writer and the claimer (``/healthz`` reports them)."""
         self.writer = JournalWriter(pool, self.options.owner, self.options.lease_seconds, clock)
         self.worker = InstanceClaimer(
             pool,
@@ -142,6 +146,7 @@ class DurableRuntime(RunnerServices):
             lost=self._lost,
             done=self._ended_elsewhere,
             clock=clock,
+            health=self.supervisor,
         )
         self.emitted: list[dict[str, Any]] = []
         self._emit = emit
@@ -150,7 +155,6 @@ class DurableRuntime(RunnerServices):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._done: dict[str, list[asyncio.Future[Any]]] = {}
         self._interpreters: dict[tuple[str, str], asyncio.Future[tuple[Workflow, Interpreter]]] = {}
-        self._main: asyncio.Task[None] | None = None
         self._module_dir_cache: dict[str, Path] = {}
         self._own_timers = timers is None
         self.timers = timers or TimerService(pool, clock=clock)
@@ -176,13 +180,11 @@ class DurableRuntime(RunnerServices):
         """Start the journal writer, the worker and (when it owns one) the timer service."""
         if self._own_timers:
             await self.timers.start()
-        self._main = asyncio.create_task(self._serve(), name="tideflow-durable-runtime")
+        # Both survive database outages themselves; anything else they raise is
+        # logged by the supervisor, which runs them again after a back-off.
+        self.supervisor.spawn("journal", self.writer.run)
+        self.supervisor.spawn("claimer", self.worker.run)
         await asyncio.sleep(0)
-
-    async def _serve(self) -> None:
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self.writer.run())
-            group.create_task(self.worker.run())
 
     async def stop(self) -> None:
         """Stop: in-memory instances are handed back (runnable) for any process to replay."""
@@ -191,15 +193,16 @@ class DurableRuntime(RunnerServices):
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=10)
         self.writer.close()
-        if self._main is not None:
-            self._main.cancel()
-            await asyncio.gather(self._main, return_exceptions=True)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                await self.supervisor.wait("journal")  # commits what the runners left
+        await self.supervisor.stop()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         try:
             await self.worker.release_all()
-        except (asyncpg.PostgresError, OSError) as exc:
+        except CONNECTION_ERRORS as exc:
             log.warning("releasing leases failed: %s", exc)
         await self._stop_timers()
         if self._own_invoker:
@@ -217,9 +220,7 @@ class DurableRuntime(RunnerServices):
             if runner._task is not None:
                 runner._task.cancel()
         self.writer.close()
-        if self._main is not None:
-            self._main.cancel()
-            await asyncio.gather(self._main, return_exceptions=True)
+        await self.supervisor.stop()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -478,6 +479,8 @@ class DurableRuntime(RunnerServices):
             return
         runner = InstanceRunner(self, row, fresh=fresh, loaded=loaded)
         self._runners[row.id] = runner
+        # One task per instance, tracked in a set, not supervised: runner.run() handles
+        # every failure itself (the instance stops and is replayed), and _ended sees it end.
         task = asyncio.ensure_future(runner.run())
         task.add_done_callback(functools.partial(self._ended, row.id))
         self._track(task)

@@ -1,0 +1,169 @@
+"""LISTEN/NOTIFY: the one listener every channel uses, reconnecting after a drop.
+
+A :class:`Listener` holds one pooled connection that LISTENs on the channels
+registered with :meth:`Listener.listen` and calls their callbacks with each
+payload. When the connection drops (the server restarts, a proxy cuts it, an
+administrator terminates it) it reconnects with a back-off and then calls the
+:meth:`Listener.on_reconnect` callbacks: notifications sent while nobody
+listened are lost, so whoever relies on them re-reads what they would have
+announced (the event store wakes its readers, the claimer claims, the
+workflow subscriber sweeps the open waits). The callbacks also run after the
+first connect: whatever committed before it was not announced either.
+
+:meth:`Listener.run` is a long-lived loop for a
+:class:`~tideflow.supervise.Supervisor`; it reports its connection as the
+condition ``listen:<name>`` of that supervisor, so ``/healthz`` shows a
+listener that cannot reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+
+from tideflow.clock import SYSTEM_CLOCK, Clock
+from tideflow.supervise import Backoff, Supervisor
+
+__all__ = ["CONNECTION_ERRORS", "Listener"]
+
+log = logging.getLogger("tideflow.notify")
+
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+"""What a lost or unreachable database raises (a server restart raises each of them)."""
+
+Callback = Callable[[str], None]
+"""Called with a notification's payload (synchronously, on the event loop)."""
+
+
+class Listener:
+    """LISTENs on channels and reconnects (see the module docs).
+
+    Args:
+        pool: Where to take the listening connection from.
+        name: What it listens for, in logs and health (``events``, ``runtime``, ...).
+        clock: For the reconnect back-off.
+        backoff: Delays between reconnect attempts.
+        health: The supervisor whose condition ``listen:<name>`` tells whether it is up.
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        name: str,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        backoff: Backoff | None = None,
+        health: Supervisor | None = None,
+    ) -> None:
+        self._pool = pool
+        self.name = name
+        self._clock = clock
+        self._backoff = backoff or Backoff(first=0.1, longest=2.0)
+        self._health = health
+        self._channels: dict[str, list[Callback]] = {}
+        self._reconnected: list[Callable[[], None]] = []
+        self._dropped: list[Callable[[], None]] = []
+        self._connection: Any = None
+        self._lost = asyncio.Event()
+        self.connected = asyncio.Event()
+        """Set while the LISTEN connection is up."""
+        self.error: str | None = "not connected yet"
+        """Why it is not listening (``None`` while it is)."""
+        self._report(self.error)
+
+    @property
+    def backend_pid(self) -> int | None:
+        """The listening connection's server process id (tests terminate it)."""
+        return None if self._connection is None else int(self._connection.get_server_pid())
+
+    def listen(self, channel: str, callback: Callback) -> None:
+        """Call ``callback`` with each payload on ``channel`` (from the next connect on)."""
+        self._channels.setdefault(channel, []).append(callback)
+        if self._connection is not None:  # running already: LISTEN now (a reconnect would)
+            self._lost.set()
+
+    def on_reconnect(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` after each connect: notifications may have been missed."""
+        self._reconnected.append(callback)
+
+    def on_lost(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when the connection drops (e.g. to poll until it is back)."""
+        self._dropped.append(callback)
+
+    async def run(self) -> None:
+        """LISTEN until cancelled, reconnecting after a drop with a back-off."""
+        failures = 0
+        while True:
+            try:
+                await self._listen_once()
+                failures = 0  # it was up; the drop is reported below
+            except CONNECTION_ERRORS as exc:
+                failures += 1
+                self.error = f"{type(exc).__name__}: {exc}"
+                self._report(self.error)
+                if failures == 1:
+                    log.warning("listener %s lost (%s); reconnecting", self.name, exc)
+            self.connected.clear()
+            await self._clock.sleep(self._backoff.delay(max(1, failures)))
+
+    async def _listen_once(self) -> None:
+        self._lost.clear()
+        conn = await self._pool.acquire()
+        self._connection = conn
+        try:
+            conn.add_termination_listener(self._terminated)
+            for channel in self._channels:
+                await conn.add_listener(channel, self._dispatch)
+            if self.error != "not connected yet":
+                log.info("listener %s is back", self.name)
+            self.error = None
+            self._report(None)
+            self.connected.set()
+            self._call(self._reconnected)
+            await self._lost.wait()
+            if conn.is_closed():
+                raise ConnectionError("the LISTEN connection closed")
+        finally:
+            self._connection = None
+            self.connected.clear()
+            self._call(self._dropped)
+            await self._release(conn)
+
+    def _terminated(self, _conn: object) -> None:
+        self._lost.set()
+
+    def _dispatch(self, _conn: object, _pid: int, channel: str, payload: str) -> None:
+        for callback in self._channels.get(channel, ()):
+            try:
+                callback(payload)
+            except Exception:  # one bad callback must not silence the others
+                log.exception("listener %s: callback for %s failed", self.name, channel)
+
+    def _call(self, callbacks: list[Callable[[], None]]) -> None:
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # one bad callback must not silence the others
+                log.exception("listener %s: callback failed", self.name)
+
+    async def _release(self, conn: Any) -> None:
+        try:
+            if not conn.is_closed():
+                for channel in self._channels:
+                    await conn.remove_listener(channel, self._dispatch)
+            await self._pool.release(conn)
+        except CONNECTION_ERRORS:
+            conn.terminate()
+
+    def _report(self, error: str | None) -> None:
+        if self._health is not None:
+            self._health.report(f"listen:{self.name}", error)
