@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,20 +20,31 @@ from tideflow.db import (
     parse_queries,
 )
 from tideflow.errors import ConfigurationError, StoreError
+from tideflow.runtime.status import InstanceStatus
 from tideflow.settings import Settings
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2] / "tideflow"
 
 _SCHEMA = """
 SELECT 'column ' || table_name || '.' || column_name || ' ' || data_type || ' '
-       || is_nullable || ' ' || coalesce(column_default, '') AS item
+       || is_nullable || ' ' || coalesce(column_default, '') || ' '
+       || coalesce(identity_generation, '') AS item
 FROM information_schema.columns WHERE table_schema = 'public'
+UNION ALL
+SELECT 'relation ' || c.relname || ' ' || c.relkind::text || ' '
+       || coalesce(array_to_string(c.reloptions, ','), '') || ' '
+       || coalesce(pg_get_partkeydef(c.oid), '')
+FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace
 UNION ALL
 SELECT 'index ' || indexdef FROM pg_indexes WHERE schemaname = 'public'
 UNION ALL
 SELECT 'function ' || p.proname || '(' || pg_get_function_arguments(p.oid) || ') '
-       || md5(p.prosrc)
+       || pg_get_function_result(p.oid) || ' ' || md5(p.prosrc)
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'
+UNION ALL
+SELECT 'trigger ' || pg_get_triggerdef(t.oid)
+FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+WHERE NOT t.tgisinternal AND c.relnamespace = 'public'::regnamespace
 UNION ALL
 SELECT 'constraint ' || conrelid::regclass || ' ' || pg_get_constraintdef(oid)
 FROM pg_constraint WHERE connamespace = 'public'::regnamespace
@@ -57,7 +69,10 @@ def test_every_sql_file_is_a_numbered_migration() -> None:
     migrations = list_migrations()
     files = sorted(p.name for p in (PACKAGE_ROOT / "migrations").glob("*.sql"))
     assert [f"{m.version:04d}_{m.name}.sql" for m in migrations] == files  # none ignored
-    assert [m.version for m in migrations] == sorted({m.version for m in migrations})
+    versions = [m.version for m in migrations]
+    assert all(a < b for a, b in zip(versions, versions[1:], strict=False))  # increasing
+    # 0005 was never shipped (see the migrations package); a new migration takes the next number
+    assert set(range(1, versions[-1] + 1)) - set(versions) == {5}
     assert migrations[0].name == "eventstore"
     assert all(m.sql.strip() for m in migrations)
 
@@ -100,6 +115,37 @@ async def test_one_by_one_gives_the_same_schema_as_all_at_once(blank_url: str, p
     finally:
         await conn.close()
         await template.close()
+
+
+async def test_schema_snapshot_is_the_migrated_schema(blank_url: str, pg_url: str) -> None:
+    conn = await asyncpg.connect(blank_url)
+    template = await asyncpg.connect(pg_url)  # every migration applied
+    try:
+        await conn.execute((PACKAGE_ROOT / "schema.sql").read_text("utf-8"))
+        snapshot = [r["item"] for r in await conn.fetch(_SCHEMA)]
+        migrated = [r["item"] for r in await template.fetch(_SCHEMA)]
+        assert snapshot == migrated, (
+            "tideflow/schema.sql is out of date; regenerate it: "
+            "python -m tests.support.schema_snapshot > tideflow/schema.sql"
+        )
+        assert any(item.startswith("trigger CREATE TRIGGER") for item in migrated)
+        assert any("fillfactor" in item for item in migrated)
+    finally:
+        await conn.close()
+        await template.close()
+
+
+async def test_the_status_column_allows_exactly_the_instance_statuses(pg_url: str) -> None:
+    conn = await asyncpg.connect(pg_url)
+    try:
+        check = await conn.fetchval(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = 'tideflow_instances'::regclass AND contype = 'c' "
+            "AND pg_get_constraintdef(oid) LIKE '%status%'"
+        )
+    finally:
+        await conn.close()
+    assert set(re.findall(r"'([a-z]+)'", check)) == {s.value for s in InstanceStatus}
 
 
 async def test_a_failing_migration_names_itself_and_keeps_earlier_ones(blank_url: str) -> None:
