@@ -260,15 +260,13 @@ class Services:
 
 
 @contextmanager
-def start_services() -> Iterator[Services]:
-    """Run the services on a free port of 127.0.0.1 until the block ends."""
-    state = ServiceState()
-    state.reset()
+def serve_in_thread(app: Any, what: str = "test services") -> Iterator[str]:
+    """Serve an ASGI app on a free port of 127.0.0.1 until the block ends; yield its base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(state), log_level="warning", lifespan="off")
+    config = uvicorn.Config(app, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -277,10 +275,19 @@ def start_services() -> Iterator[Services]:
             break
         threading.Event().wait(0.01)
     else:
-        raise RuntimeError("test services did not start")
+        raise RuntimeError(f"{what} did not start")
     try:
-        yield Services(f"http://127.0.0.1:{port}", state)
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(5)
         sock.close()
+
+
+@contextmanager
+def start_services() -> Iterator[Services]:
+    """Run the services on a free port of 127.0.0.1 until the block ends."""
+    state = ServiceState()
+    state.reset()
+    with serve_in_thread(create_app(state)) as base:
+        yield Services(base, state)

@@ -3,7 +3,7 @@
 Every one goes through the host's :class:`~tideflow.runtime.effects.Effects`.
 A call is a :class:`~tideflow.runtime.effects.FunctionCall` whose ``function``
 is a :class:`CallTarget`: ``type``/``operation`` as the function invokers know
-them (``http``; ``rest`` with ``document#operationId`` for ``openapi``;
+them (``http``; ``openapi`` with ``document#operationId``;
 ``custom`` with ``python:module:function``), so every host runs 1.0 calls
 with the invokers it already has.
 """
@@ -33,7 +33,7 @@ class CallTarget:
     name: str
     """The calling task's name (or the custom function's)."""
     type: str
-    """``http``, ``rest`` (OpenAPI) or ``custom`` (``python:``)."""
+    """``http``, ``openapi`` or ``custom`` (``python:``)."""
     operation: str
     """``METHOD uri``, ``document#operationId`` or ``python:module:function``."""
     auth_ref: str | None = None
@@ -93,10 +93,12 @@ async def run_call(ex: Executor, task: Task, data: Any, key: str, scope: Scope) 
         return await _invoke(ex, key, target, evaluated, task), None
     if name == "openapi":
         document, _ = _endpoint(args["document"]["endpoint"], data, variables, task.reference)
-        parameters = template(args.get("parameters") or {}, data, variables, task.reference)
+        evaluated = template(
+            {k: v for k, v in args.items() if k != "document"}, data, variables, task.reference
+        )
         operation = f"{document}#{args['operationId']}"
-        target = CallTarget(name=task.name, type="rest", operation=operation)
-        return await _invoke(ex, key, target, parameters, task), None
+        target = CallTarget(name=task.name, type="openapi", operation=operation)
+        return await _invoke(ex, key, target, evaluated, task), None
     if name in NOT_RUN or "@" in name:
         what = "catalog functions" if "@" in name else f"'{name}' calls"
         raise standard_error("configuration", task.reference, f"{what} are not run by Tideflow yet")

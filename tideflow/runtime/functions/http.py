@@ -28,7 +28,7 @@ from tideflow.runtime.functions.types import (
     send,
 )
 
-__all__ = ["HttpInvoker", "auth_headers"]
+__all__ = ["HttpInvoker", "auth_headers", "check_range", "shape"]
 
 
 def auth_headers(policy: Any) -> dict[str, str]:
@@ -56,6 +56,18 @@ def _strings(value: Any) -> dict[str, str]:
     return {str(k): v if isinstance(v, str) else str(v) for k, v in value.items() if v is not None}
 
 
+def check_range(response: httpx.Response, what: str, redirect: Any) -> None:
+    """Fail outside 2xx, or outside 2xx-3xx when ``redirect`` is true (the status is the code)."""
+    status = response.status_code
+    if 200 <= status < (400 if redirect else 300):
+        return
+    raise call_error(
+        f"{what}: {response.request.method} {response.request.url} answered {status}",
+        code=str(status),
+        retryable=status >= 500 or status == 429,
+    )
+
+
 class HttpInvoker(UsesClient):
     """Sends the request of a ``call: http`` task."""
 
@@ -76,18 +88,13 @@ class HttpInvoker(UsesClient):
         )
         what = f"call {call.name!r}"
         response = await send(self._client, request, what, call.timeout)
-        top = 400 if args.get("redirect") else 300
-        if not 200 <= response.status_code < top:
-            status = response.status_code
-            raise call_error(
-                f"{what}: {method} {request.url} answered {status}",
-                code=str(status),
-                retryable=status >= 500 or status == 429,
-            )
-        return _shape(str(args.get("output", "content")), request, response)
+        check_range(response, what, args.get("redirect"))
+        return shape(str(args.get("output", "content")), response)
 
 
-def _shape(mode: str, request: httpx.Request, response: httpx.Response) -> Any:
+def shape(mode: str, response: httpx.Response) -> Any:
+    """The result of a 1.0 call as ``output`` asks: ``content``, ``response`` or ``raw``."""
+    request = response.request
     if mode == "raw":
         return base64.b64encode(response.content).decode("ascii")
     content = parse_body(response)

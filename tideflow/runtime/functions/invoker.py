@@ -13,7 +13,7 @@ from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.runtime.functions.auth import AuthProvider
 from tideflow.runtime.functions.custom import RestShorthandInvoker, sysout
 from tideflow.runtime.functions.graphql import GraphQLInvoker
-from tideflow.runtime.functions.http import HttpInvoker
+from tideflow.runtime.functions.http import HttpInvoker, check_range, shape
 from tideflow.runtime.functions.odata import ODataInvoker
 from tideflow.runtime.functions.python import PythonFunction, call_function, load_function
 from tideflow.runtime.functions.rest import RestInvoker
@@ -136,6 +136,8 @@ class FunctionInvoker:
             return await self.rest.invoke(call)
         if kind == "http":  # DSL 1.0 call: http
             return await self._http.invoke(call)
+        if kind == "openapi":  # DSL 1.0 call: openapi
+            return await self._openapi(call)
         if kind == "graphql":
             return await self._graphql.invoke(call)
         if kind == "odata":
@@ -154,6 +156,13 @@ class FunctionInvoker:
                 code="InvalidOperation",
             )
         raise call_error(f"function {call.name!r}: unknown type {kind!r}", code="InvalidOperation")
+
+    async def _openapi(self, call: Invocation) -> Any:
+        """A 1.0 ``call: openapi``: arguments ``parameters``, ``output``, ``redirect``."""
+        args = call.arguments
+        response = await self.rest.send(call, args.get("parameters") or {})
+        check_range(response, f"call {call.name!r}", args.get("redirect"))
+        return shape(str(args.get("output", "content")), response)
 
     async def _custom(self, call: Invocation) -> Any:
         op = call.operation

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urljoin
+from urllib.parse import quote, urljoin, urlsplit
 
 import yaml
 
@@ -99,7 +99,7 @@ def parse_document(text: str, source: str) -> Document:
     if not isinstance(raw, dict) or not isinstance(raw.get("paths"), dict):
         raise call_error(f"OpenAPI document {source} has no 'paths'", code="InvalidDocument")
     base = source if source.startswith(("http://", "https://")) else None
-    doc_servers = _servers(raw.get("servers"), base)
+    doc_servers = _servers(raw.get("servers"), base) or _swagger2_servers(raw, base)
     operations: dict[str, Operation] = {}
     for path, item in raw["paths"].items():
         if not isinstance(item, dict):
@@ -121,6 +121,16 @@ def parse_document(text: str, source: str) -> Document:
                 servers=_servers(op.get("servers"), base) or path_servers,
             )
     return Document(source=source, operations=operations)
+
+
+def _swagger2_servers(raw: Mapping[str, Any], base: str | None) -> tuple[str, ...]:
+    """Swagger 2.0's ``schemes``, ``host`` and ``basePath`` as one server URL."""
+    if str(raw.get("swagger", "")) != "2.0" or not (raw.get("host") or base):
+        return ()
+    origin = urlsplit(base) if base else None
+    schemes = raw.get("schemes") or ([origin.scheme] if origin else ["https"])
+    host = raw.get("host") or (origin.netloc if origin else "")
+    return (f"{schemes[0]}://{host}{raw.get('basePath', '')}".rstrip("/"),)
 
 
 def find_operation(document: Document, operation_id: str) -> Operation:

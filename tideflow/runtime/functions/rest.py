@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
+import httpx
 
 from tideflow.runtime.functions.auth import AuthProvider
 from tideflow.runtime.functions.openapi import (
@@ -59,12 +60,18 @@ class RestInvoker(UsesClient):
 
     async def invoke(self, call: Invocation) -> Any:
         """Call the operation and return its parsed response."""
+        response = await self.send(call, call.arguments)
+        check_status(response, f"function {call.name!r}")
+        return parse_body(response)
+
+    async def send(self, call: Invocation, arguments: Mapping[str, Any]) -> httpx.Response:
+        """Send the operation's request built from ``arguments``; return the response as is."""
         reference, op_id = split_operation(call.operation)
         location = resolve_location(reference, call.base_dir)
         document = await self.document(location, call.auth)
         operation = find_operation(document, op_id)
         server = self._server(call.name, reference, location, operation)
-        parts = build_request(operation, call.arguments, server)
+        parts = build_request(operation, arguments, server)
         headers = {**parts.headers, **await self._auth.headers(call.auth)}
         if call.idempotency_key:
             headers["Idempotency-Key"] = call.idempotency_key
@@ -76,10 +83,7 @@ class RestInvoker(UsesClient):
             cookies=parts.cookies or None,
             json=parts.body if parts.has_body else None,
         )
-        what = f"function {call.name!r}"
-        response = await send(self._client, request, what, call.timeout)
-        check_status(response, what)
-        return parse_body(response)
+        return await send(self._client, request, f"function {call.name!r}", call.timeout)
 
     async def document(self, location: str, auth: AuthDefinition | None = None) -> Document:
         """The OpenAPI document at ``location`` (a URL or absolute path), cached."""

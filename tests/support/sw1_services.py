@@ -1,0 +1,95 @@
+"""Local stand-ins for the public services the DSL 1.0 CTK calls.
+
+``petstore.swagger.io`` (the Swagger 2.0 pet store: its document, pets by
+status, a pet by id, 404 for anything else) and ``httpbin.org`` (basic
+authentication) answer what the CTK's scenarios rely on. One app serves
+both; :data:`REDIRECTS` sends their origins to it.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from fastapi import FastAPI, Header, HTTPException, Query
+
+from tests.support.services import serve_in_thread
+
+PUBLIC = ("https://petstore.swagger.io", "https://httpbin.org")
+
+SWAGGER: dict[str, Any] = {
+    "swagger": "2.0",
+    "info": {"title": "Swagger Petstore (stand-in)", "version": "1.0.7"},
+    "host": "petstore.swagger.io",
+    "basePath": "/v2",
+    "schemes": ["https", "http"],
+    "paths": {
+        "/pet/findByStatus": {
+            "get": {
+                "operationId": "findPetsByStatus",
+                "parameters": [
+                    {"name": "status", "in": "query", "required": True, "type": "array",
+                     "items": {"type": "string"}, "collectionFormat": "multi"},
+                ],
+                "responses": {"200": {"description": "successful operation"}},
+            }
+        },
+        "/pet/{petId}": {
+            "get": {
+                "operationId": "getPetById",
+                "parameters": [
+                    {"name": "petId", "in": "path", "required": True, "type": "integer"},
+                ],
+                "responses": {"200": {"description": "successful operation"}},
+            }
+        },
+    },
+}  # fmt: skip
+
+
+def _pet(pet_id: int, status: str = "available") -> dict[str, Any]:
+    return {
+        "id": pet_id,
+        "category": {"id": 1, "name": "dogs"},
+        "name": f"doggie-{pet_id}",
+        "photoUrls": [],
+        "tags": [],
+        "status": status,
+    }
+
+
+def create_app() -> FastAPI:
+    """The stand-in app."""
+    app = FastAPI()
+
+    @app.get("/v2/swagger.json")
+    async def swagger() -> dict[str, Any]:
+        return SWAGGER
+
+    @app.get("/v2/pet/findByStatus")
+    async def by_status(status: list[str] = Query(...)) -> list[dict[str, Any]]:  # noqa: B008
+        return [_pet(i, status[0]) for i in (1, 2, 3)]
+
+    @app.get("/v2/pet/{pet_id}")
+    async def by_id(pet_id: str) -> dict[str, Any]:
+        if not pet_id.isdigit():
+            raise HTTPException(404, "Pet not found")
+        return _pet(int(pet_id))
+
+    @app.get("/basic-auth/{user}/{password}")
+    async def basic(user: str, password: str, authorization: str = Header("")) -> dict[str, Any]:
+        expected = base64.b64encode(f"{user}:{password}".encode()).decode()
+        if authorization != f"Basic {expected}":
+            raise HTTPException(401, "unauthorized")
+        return {"authenticated": True, "user": user}
+
+    return app
+
+
+@contextmanager
+def start_stand_ins() -> Iterator[dict[str, str]]:
+    """Serve the stand-ins on a free port; yield the redirects (public origin -> local)."""
+    with serve_in_thread(create_app(), "the stand-in services") as base:
+        yield dict.fromkeys(PUBLIC, base)
