@@ -45,7 +45,7 @@ from tideflow.settings import Settings
 from tideflow.supervise import HealthBoard
 from tideflow.timer.delayed import DELAYED_EVENT_KIND, DelayingAppender, delayed_event_handler
 from tideflow.timer.service import TimerService
-from tideflow.triggers.correlation import NotifyingRegistry, WorkflowSubscriber
+from tideflow.triggers.correlation import WorkflowSubscriber
 from tideflow.triggers.dispatcher import Dispatcher
 from tideflow.triggers.gateway import PostgresSubscriptions
 
@@ -92,14 +92,12 @@ async def open_system(
         stack.push_async_callback(lifecycle.stop)
         timers = TimerService(database.pool)
         timers.register(DELAYED_EVENT_KIND, delayed_event_handler(store))
-        registry = NotifyingRegistry(database.pool)
         runtime = await stack.enter_async_context(
             _open_runtime(database.pool, store, lifecycle, metrics, options, policy, timers)
         )
+        registry = runtime.registry  # the one registry: its deploys reach the subscriber
         dispatcher = await stack.enter_async_context(_open_dispatcher(database.pool, store, timers))
-        registry.subscriber = await stack.enter_async_context(
-            _open_subscriber(database.pool, runtime, dispatcher)
-        )
+        await stack.enter_async_context(_open_subscriber(database.pool, runtime, dispatcher))
         schedules = WorkflowSchedules(timers, registry, runtime.start_instance)
         schedules.register()
         await timers.start()

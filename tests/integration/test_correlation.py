@@ -23,8 +23,9 @@ from tests.integration.durable_support import Calls
 from tideflow.db import create_pool
 from tideflow.eventstore.gateway import PostgresEventStore
 from tideflow.eventstore.store import DEFAULT_BUS
+from tideflow.runtime.gateway import PostgresRegistry
 from tideflow.runtime.hosts.durable import DurableRuntime, RuntimeOptions
-from tideflow.triggers.correlation import NotifyingRegistry, WorkflowSubscriber
+from tideflow.triggers.correlation import WorkflowSubscriber
 from tideflow.triggers.dispatcher import Dispatcher
 from tideflow.triggers.gateway import PostgresSubscriptions
 
@@ -90,7 +91,7 @@ class System:
     pool: asyncpg.Pool
     store: PostgresEventStore
     runtime: DurableRuntime
-    registry: NotifyingRegistry
+    registry: PostgresRegistry
     subscriber: WorkflowSubscriber
     calls: Calls
 
@@ -119,7 +120,6 @@ async def running(pg_url: str, pool_size: int = 12) -> AsyncIterator[System]:
     calls = Calls()
     try:
         async with PostgresEventStore(pool) as store:
-            registry = NotifyingRegistry(pool)
 
             async def emit(event: dict[str, Any]) -> None:
                 await store.append(DEFAULT_BUS, [event])
@@ -129,9 +129,8 @@ async def running(pg_url: str, pool_size: int = 12) -> AsyncIterator[System]:
                 dispatcher = Dispatcher(store, PostgresSubscriptions(pool))
                 await dispatcher.start()
                 subscriber = WorkflowSubscriber(pool, runtime, dispatcher)
-                registry.subscriber = subscriber
                 await subscriber.start()
-                system = System(pool, store, runtime, registry, subscriber, calls)
+                system = System(pool, store, runtime, runtime.registry, subscriber, calls)
                 try:
                     yield system
                 finally:
@@ -304,7 +303,7 @@ async def test_waits_and_events_survive_a_restart_of_the_subscriber(pg_url: str)
         await dispatcher.start()
         subscriber = WorkflowSubscriber(system.pool, system.runtime, dispatcher)
         await subscriber.start()
-        system.registry.subscriber = system.subscriber = subscriber
+        system.subscriber = subscriber
         assert await system.until(COMPLETED, 2) == 2
         results = await outputs(system)
         assert {results[i][1]["got"]["key"] for i in started} == {"r-1", "r-2"}
@@ -441,7 +440,7 @@ async def test_a_wait_begun_while_no_subscriber_listened_gets_its_kept_event(
         assert await system.until(WAITING, 1, KEYED) == 1
         subscriber = WorkflowSubscriber(system.pool, system.runtime, system.subscriber.dispatcher)
         await subscriber.start()  # the sweep finds the wait and its kept event
-        system.registry.subscriber = system.subscriber = subscriber
+        system.subscriber = subscriber
         done = await system.runtime.wait_for_completion(row.id, 60)
         assert done.status == "completed"
         assert done.output["got"] == {"key": "s", "n": 3}

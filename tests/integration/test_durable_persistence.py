@@ -45,6 +45,27 @@ async def test_registry_delete_stops_latest_but_keeps_versions(pool: asyncpg.Poo
         await registry.versions("nothing")
 
 
+async def test_registry_announces_deploys_and_deletes(pool: asyncpg.Pool) -> None:
+    registry = PostgresRegistry(pool)
+    heard: list[tuple[str, str | None]] = []
+
+    async def listener(workflow_id: str) -> None:  # sees the change committed
+        latest = [w.version for w in await registry.list() if w.workflow_id == workflow_id]
+        heard.append((workflow_id, latest[0] if latest else None))
+
+    stop = registry.on_change(listener)
+    await registry.deploy("greet", "1", SOURCE_V1, "application/yaml", {})
+    await registry.deploy("greet", "2", SOURCE_V2, "application/yaml", {})
+    with pytest.raises(AlreadyExists):
+        await registry.deploy("greet", "1", SOURCE_V2, "application/yaml", {})
+    await registry.delete("greet")
+    with pytest.raises(WorkflowNotFound):
+        await registry.delete("greet")
+    stop()
+    await registry.deploy("greet", "1", SOURCE_V1, "application/yaml", {})
+    assert heard == [("greet", "1"), ("greet", "2"), ("greet", None)]
+
+
 async def test_instances_create_list_and_control(pool: asyncpg.Pool) -> None:
     instances = PostgresInstances(pool)
     with pytest.raises(WorkflowNotFound, match="greet"):

@@ -2,7 +2,10 @@
 
 * :class:`PostgresRegistry` stores workflow definitions. Every deploy adds a
   version beside the old ones; the latest non-deleted version is what new
-  instances get; running instances keep the version they started with.
+  instances get; running instances keep the version they started with. It
+  announces every deploy and delete to the callbacks registered with
+  :meth:`PostgresRegistry.on_change` (the workflow subscriber recompiles the
+  workflow's event subscriptions): a process has one registry.
 * :class:`PostgresInstances` reads and changes instances, their timelines and
   event waits. The runtime's hot path (journal, status changes) goes through
   :class:`tideflow.runtime.journal.JournalWriter`; this class is what the API
@@ -15,7 +18,7 @@ Both return frozen row objects built with ``from_row()``. SQL lives in
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -41,6 +44,7 @@ __all__ = [
     "InstanceRow",
     "PostgresInstances",
     "PostgresRegistry",
+    "RegistryListener",
     "TimelineEntry",
     "WorkflowVersion",
     "dumps",
@@ -250,6 +254,10 @@ class TimelineEntry:
         }
 
 
+RegistryListener = Callable[[str], Awaitable[None]]
+"""Called with a workflow's id after a version of it was deployed or it was deleted."""
+
+
 class PostgresRegistry:
     """Workflow definitions and their versions (see the module docs)."""
 
@@ -258,6 +266,20 @@ class PostgresRegistry:
         pool: The database pool.
         """
         self._pool = pool
+        self._listeners: builtins.list[RegistryListener] = []
+
+    def on_change(self, listener: RegistryListener) -> Callable[[], None]:
+        """Call ``listener`` after every deploy and delete, in registration order.
+
+        Returns:
+            A function that unregisters it.
+        """
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    async def _changed(self, workflow_id: str) -> None:
+        for listener in list(self._listeners):
+            await listener(workflow_id)
 
     async def deploy(
         self,
@@ -298,9 +320,11 @@ class PostgresRegistry:
                         dumps(definition_json),
                     )
                 await conn.execute(Q["set_latest"], workflow_id, name)
-                return WorkflowVersion.from_row(row)
+                stored = WorkflowVersion.from_row(row)
         except asyncpg.PostgresError as exc:
             raise StoreError(f"deploying workflow {workflow_id!r} failed: {exc}") from exc
+        await self._changed(workflow_id)
+        return stored
 
     async def get(self, workflow_id: str, version: str | None = None) -> WorkflowVersion:
         """``version`` of ``workflow_id`` (any stored one), or its latest non-deleted version.
@@ -347,6 +371,7 @@ class PostgresRegistry:
             found = await conn.fetchval(Q["delete_workflow"], workflow_id)
         if found is None:
             raise WorkflowNotFound(f"workflow {workflow_id!r} is not deployed")
+        await self._changed(workflow_id)
 
 
 class PostgresInstances:

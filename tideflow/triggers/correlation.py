@@ -34,7 +34,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import asyncpg
@@ -42,7 +42,7 @@ import asyncpg
 from tideflow.db import load_queries
 from tideflow.errors import TideflowError, WorkflowNotFound
 from tideflow.eventstore.store import DEFAULT_BUS
-from tideflow.runtime.gateway import PostgresRegistry, WorkflowVersion, dumps, loads
+from tideflow.runtime.gateway import dumps, loads
 from tideflow.triggers.start_sets import DEFAULT_RETENTION, StartSets, Taken
 from tideflow.triggers.workflow_events import (
     StartSpec,
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from tideflow.runtime.hosts.durable import DurableRuntime
     from tideflow.triggers.dispatcher import Dispatcher
 
-__all__ = ["CHANNEL", "SUBSCRIPTION_ID", "NotifyingRegistry", "WorkflowSubscriber"]
+__all__ = ["CHANNEL", "SUBSCRIPTION_ID", "WorkflowSubscriber"]
 
 log = logging.getLogger("tideflow.triggers.workflows")
 
@@ -117,6 +117,7 @@ class WorkflowSubscriber:
         self._limit = asyncio.Semaphore(_PARALLEL)
         self._batches = 0
         self._own: Any = None  # the consumer's connection (see _connection)
+        self._unlisten: Callable[[], None] | None = None  # from the registry's deploys
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -127,6 +128,7 @@ class WorkflowSubscriber:
         (an inbox or kept events for them), then the dispatcher hands over the
         events that arrived meanwhile from the committed offset.
         """
+        self._unlisten = self.runtime.registry.on_change(self.refresh)
         for stored in await self.runtime.registry.list():
             await self.refresh(stored.workflow_id)
         self._listener = await self.pool.acquire()
@@ -138,6 +140,9 @@ class WorkflowSubscriber:
 
     async def stop(self) -> None:
         """Detach from the dispatcher and stop listening."""
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
         await self.dispatcher.detach(SUBSCRIPTION_ID)
         if self._drainer is not None:
             self._drainer.cancel()
@@ -151,7 +156,10 @@ class WorkflowSubscriber:
         await self._drop_connection()
 
     async def refresh(self, workflow_id: str) -> None:
-        """Compile the latest version of ``workflow_id`` again (or forget it when deleted)."""
+        """Compile the latest version of ``workflow_id`` again (or forget it when deleted).
+
+        The runtime's registry calls it after every deploy and delete.
+        """
         try:
             stored = await self.runtime.registry.get(workflow_id)
             workflow, _ = await self.runtime.interpreter(workflow_id, stored.version)
@@ -415,36 +423,3 @@ class WorkflowSubscriber:
                 await self._add_part(row["instance_id"], row["wait_key"], row["name"], event)
             else:
                 await self._answer((row["instance_id"], row["wait_key"]), [event])
-
-
-class NotifyingRegistry(PostgresRegistry):
-    """The workflow registry that recompiles a workflow's subscriptions when it changes."""
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        """Args:
-        pool: The database pool.
-        """
-        super().__init__(pool)
-        self.subscriber: WorkflowSubscriber | None = None
-
-    async def deploy(
-        self,
-        workflow_id: str,
-        version: str | None,
-        source_text: str,
-        content_type: str,
-        definition_json: Any,
-    ) -> WorkflowVersion:
-        """Deploy (see :meth:`PostgresRegistry.deploy`), then subscribe the new version."""
-        stored = await super().deploy(
-            workflow_id, version, source_text, content_type, definition_json
-        )
-        if self.subscriber is not None:
-            await self.subscriber.refresh(workflow_id)
-        return stored
-
-    async def delete(self, workflow_id: str) -> None:
-        """Delete (see :meth:`PostgresRegistry.delete`): no more instances start from events."""
-        await super().delete(workflow_id)
-        if self.subscriber is not None:
-            await self.subscriber.refresh(workflow_id)
