@@ -30,7 +30,7 @@ T = TypeVar("T")
 
 
 def _matches(spec: EventSpec, event: Mapping[str, Any]) -> bool:
-    if event.get("type") != spec.type:
+    if spec.type and event.get("type") != spec.type:  # an empty type takes any event
         return False
     if spec.source is not None and event.get("source") not in (None, spec.source):
         return False

@@ -1,4 +1,4 @@
-"""The bodies of the 1.0 tasks that reach outside: call, run (sub-workflows), listen.
+"""The bodies of the 1.0 tasks that reach outside: call and run (sub-workflows).
 
 Every one goes through the host's :class:`~tideflow.runtime.effects.Effects`.
 A call is a :class:`~tideflow.runtime.effects.FunctionCall` whose ``function``
@@ -17,7 +17,7 @@ from typing import Any
 from tideflow.runtime.dsl1._executor import Executor, Scope
 from tideflow.runtime.dsl1._scope import evaluate, template, uri_template
 from tideflow.runtime.dsl1.errors import standard_error
-from tideflow.runtime.effects import EventSpec, EventWait, FunctionCall, SubflowCall
+from tideflow.runtime.effects import FunctionCall, SubflowCall
 from tideflow.workflow.dsl1._build import build_task
 from tideflow.workflow.dsl1.model import Task
 from tideflow.workflow.exprtext import is_expression
@@ -142,33 +142,3 @@ async def run_run(ex: Executor, task: Task, data: Any, key: str, scope: Scope) -
     )
     output = await ex.run.effects.run_subflow(call)
     return (output if wait else data), None
-
-
-def _spec(index: int, event_filter: Any, data: Any, variables: Any, instance: str) -> EventSpec:
-    attributes = dict(template(event_filter.get("with") or {}, data, variables, instance))
-    kind = attributes.pop("type", "")
-    source = attributes.pop("source", None)
-    attributes.pop("data", None)
-    pairs = tuple((str(k), None if v is None else str(v)) for k, v in attributes.items())
-    return EventSpec(name=f"filter:{index}", type=str(kind), source=source, correlation=pairs,
-                     data_only=False, definition=event_filter)  # fmt: skip
-
-
-async def run_listen(ex: Executor, task: Task, data: Any, key: str, scope: Scope) -> Outcome:
-    """``listen``: ``one``, ``any`` or ``all`` of the filters, read as ``data``/``envelope``."""
-    listen = task.get("listen")
-    to = listen["to"]
-    variables = ex.run.variables(task, scope, input=data)
-    filters = [to["one"]] if "one" in to else list(to.get("all") or to.get("any") or [])
-    specs = tuple(_spec(i, f, data, variables, task.reference) for i, f in enumerate(filters))
-    if not specs or "until" in to:
-        raise standard_error(
-            "configuration", task.reference, "listen to any event or until: not run by Tideflow yet"
-        )
-    wait = EventWait(key=f"{key}/events", events=specs, all="all" in to, state=task.name)
-    events = await ex.run.effects.wait_for_events(wait)
-    if events is None:
-        raise standard_error("timeout", task.reference, "no event arrived in time")
-    read = listen.get("read", "data")
-    consumed = [event.get("data") if read == "data" else event for event in events]
-    return consumed, None

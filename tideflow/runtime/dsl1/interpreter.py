@@ -25,7 +25,7 @@ from typing import Any
 from tideflow import __version__
 from tideflow.errors import HostError, StoreError
 from tideflow.isotime import format_timestamp
-from tideflow.runtime.dsl1 import _calls, _tasks
+from tideflow.runtime.dsl1 import _calls, _listen, _tasks
 from tideflow.runtime.dsl1._executor import End, Executor, Runner
 from tideflow.runtime.dsl1._scope import Run, transform
 from tideflow.runtime.dsl1.errors import Raised, error_from_exception
@@ -41,7 +41,7 @@ RUNNERS: Mapping[str, Runner] = {
     "emit": _tasks.run_emit,
     "for": _tasks.run_for,
     "fork": _tasks.run_fork,
-    "listen": _calls.run_listen,
+    "listen": _listen.run_listen,
     "raise": _tasks.run_raise,
     "run": _calls.run_run,
     "set": _tasks.run_set,

@@ -46,7 +46,7 @@ def load_functions_file(path: str | Path) -> dict[str, PythonFunction]:
 
 
 def _event_matches(spec: EventSpec, event: Mapping[str, Any], bound: Mapping[str, Any]) -> bool:
-    if event.get("type") != spec.type:
+    if spec.type and event.get("type") != spec.type:  # DSL 1.0 `any: []`: any type
         return False
     if spec.source is not None and event.get("source") not in (None, spec.source):
         return False
