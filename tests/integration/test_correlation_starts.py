@@ -16,6 +16,8 @@ import pytest
 
 from tests.integration.test_correlation import COMPLETED, System, outputs, running
 from tideflow.db import create_pool
+from tideflow.runtime.hosts.durable import DurableRuntime
+from tideflow.runtime.waits import EventWaits
 from tideflow.testing import ManualClock
 from tideflow.triggers.correlation import SUBSCRIPTION_ID
 from tideflow.triggers.start_sets import StartSets
@@ -186,7 +188,8 @@ async def test_the_sweep_discards_expired_sets_and_keeps_the_rest(pg_url: str) -
     pool = await create_pool(pg_url, min_size=1, max_size=4)
     try:
         clock = ManualClock()
-        sets = StartSets(pool, clock=clock, retention_seconds=3600)
+        waits = EventWaits(pool, DurableRuntime(pool))  # the runtime is not started: no delivery
+        sets = StartSets(pool, waits, clock=clock, retention_seconds=3600)
         timed = compile_workflow(load_workflow(json.dumps(paired(state_timeout="PT5S"))), "1")
         kept = compile_workflow(load_workflow(json.dumps(paired("kept"))), "1")
         assert timed.start is not None

@@ -52,6 +52,7 @@ __all__ = [
 ]
 
 Q = load_queries("tideflow.runtime")
+_W = load_queries("tideflow.runtime", "waits.sql")
 
 NOTIFY_CHANNEL = "tideflow_runtime"
 """LISTEN/NOTIFY channel: payload ``wake`` (instances runnable) or ``done:<id>``."""
@@ -527,3 +528,150 @@ class PostgresInstances:
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(Q["find_waits"], event_type, limit)
         return [{**dict(r), "events": loads(r["events"])} for r in rows]
+
+
+# --- the wait index (sql/waits.sql): used by tideflow.runtime.waits ---------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WaitMatch:
+    """An open wait one event may answer."""
+
+    index: int
+    """The event's position in the looked-up batch."""
+    instance_id: str
+    """The waiting instance."""
+    wait_key: str
+    """Its wait."""
+    name: str
+    """The event definition's name within the wait."""
+    all_events: bool
+    """The wait ends only once all of its events have arrived."""
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> WaitMatch:
+        """Build from a ``match_waits`` row."""
+        return cls(
+            index=row["i"],
+            instance_id=row["instance_id"],
+            wait_key=row["wait_key"],
+            name=row["name"],
+            all_events=row["all_events"],
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeptEvent:
+    """A consumed event kept for a wait that began after it arrived."""
+
+    instance_id: str
+    """The waiting instance."""
+    wait_key: str
+    """Its wait."""
+    name: str
+    """The event definition's name within the wait."""
+    all_events: bool
+    """The wait ends only once all of its events have arrived."""
+    offset: int
+    """The event's offset on its bus."""
+    event: dict[str, Any]
+    """The event."""
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> KeptEvent:
+        """Build from a ``pending_for_waits`` row."""
+        return cls(
+            instance_id=row["instance_id"],
+            wait_key=row["wait_key"],
+            name=row["name"],
+            all_events=row["all_events"],
+            offset=row["event_offset"],
+            event=loads(row["event"]),
+        )
+
+
+WaitRef = tuple[str, str]
+"""``(instance id, wait key)``."""
+
+
+async def match_waits(
+    conn: asyncpg.Connection, keys: Sequence[tuple[int, str, str, str]]
+) -> builtins.list[WaitMatch]:
+    """The open waits indexed under ``(event index, type, correlation key JSON, source)``."""
+    columns = [list(c) for c in zip(*keys, strict=True)] if keys else [[], [], [], []]
+    rows = await conn.fetch(_W["match_waits"], *columns)
+    return [WaitMatch.from_row(r) for r in rows]
+
+
+async def add_partial(
+    conn: asyncpg.Connection, wait: WaitRef, name: str, event: dict[str, Any]
+) -> tuple[builtins.list[str], dict[str, Any]] | None:
+    """Keep one event of a wait for all of its events (in the caller's transaction).
+
+    Returns:
+        The wait's event names in order and the events kept so far by name,
+        or ``None`` when the wait is gone.
+    """
+    await conn.execute(_W["add_partial"], *wait, name, dumps(event))
+    row = await conn.fetchrow(_W["partial_set"], *wait)
+    if row is None:
+        return None
+    return [spec["name"] for spec in loads(row["events"])], loads(row["kept"])
+
+
+async def keep_events(
+    conn: asyncpg.Connection, kept: Sequence[tuple[str, str, int, str, dict[str, Any]]]
+) -> None:
+    """Keep ``(type, correlation key JSON, offset, source, event)`` for later waits."""
+    await conn.execute(
+        _W["add_pending"],
+        [k[0] for k in kept],
+        [k[1] for k in kept],
+        [k[2] for k in kept],
+        [k[3] for k in kept],
+        [dumps(k[4]) for k in kept],
+    )
+
+
+async def kept_for(conn: asyncpg.Connection, waits: Sequence[WaitRef]) -> builtins.list[KeptEvent]:
+    """Kept events ``waits`` may take (arrived after each instance started), by offset."""
+    rows = await conn.fetch(_W["pending_for_waits"], [w[0] for w in waits], [w[1] for w in waits])
+    return [KeptEvent.from_row(r) for r in rows]
+
+
+async def claim_kept(conn: asyncpg.Connection, offset: int) -> bool:
+    """Take the kept event at ``offset`` (whoever deletes it delivers it)."""
+    return bool(await conn.fetch(_W["claim_pending"], [offset]))
+
+
+async def expire_kept(conn: asyncpg.Connection, seconds: float) -> None:
+    """Forget kept events older than ``seconds``."""
+    await conn.execute(_W["expire_pending"], seconds)
+
+
+async def put_inbox(conn: asyncpg.Connection, wait: WaitRef, events: list[Any]) -> None:
+    """Address ``events`` to a wait that does not exist yet (kept if some are already)."""
+    await conn.execute(_W["put_inbox"], *wait, dumps(events))
+
+
+async def inbox_of(
+    conn: asyncpg.Connection, waits: Sequence[WaitRef]
+) -> builtins.list[tuple[WaitRef, list[Any]]]:
+    """The events addressed to ``waits``."""
+    rows = await conn.fetch(_W["get_inbox"], [w[0] for w in waits], [w[1] for w in waits])
+    return [((r["instance_id"], r["wait_key"]), loads(r["events"])) for r in rows]
+
+
+async def drop_inbox(conn: asyncpg.Connection, wait: WaitRef) -> None:
+    """Forget the events addressed to ``wait`` (delivered)."""
+    await conn.execute(_W["delete_inbox"], *wait)
+
+
+async def waits_with_events(conn: asyncpg.Connection) -> builtins.list[WaitRef]:
+    """Open waits that events already wait for: an inbox, or kept events under their keys."""
+    return [(r["instance_id"], r["wait_key"]) for r in await conn.fetch(_W["open_waits"])]
+
+
+async def existing_instances(conn: asyncpg.Connection, ids: Sequence[str]) -> set[str]:
+    """Which of ``ids`` are instances."""
+    return {r["id"] for r in await conn.fetch(_W["existing_instances"], list(ids))}

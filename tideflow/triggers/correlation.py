@@ -12,16 +12,16 @@ event, in offset order:
    :mod:`tideflow.triggers.start_sets`). The instance id is derived from the event's offset,
    so a batch handed over again starts nothing twice. The starting events go
    to the instance's *inbox* and are delivered when its first wait exists.
-2. **Waiting instances.** The correlation index (``tideflow_correlation_keys``,
-   kept in step with the runtime's event waits by database triggers, see
-   migration ``0006_correlation``) is looked up by ``(type, correlation key,
-   source)`` -- one indexed query per batch, not a scan. A wait for any of its
+2. **Waiting instances.** The runtime's wait index (its port
+   :class:`~tideflow.runtime.waits.EventWaits`: the subscriber touches no
+   table of the runtime) is looked up by ``(type, correlation key, source)``
+   -- one indexed query per batch, not a scan. A wait for any of its
    events is answered with the first matching event
    (:meth:`DurableRuntime.deliver_events`); a wait for all of them keeps each
    event in a durable partial set until the last one arrives.
 3. **Early events.** An event of a consumed type that no instance waits for
    yet is kept (``tideflow_correlation_pending``, for ``pending_seconds``).
-   When an instance starts waiting (the trigger NOTIFYs channel
+   When an instance starts waiting (the index NOTIFYs channel
    :data:`CHANNEL`), the kept events that arrived after the instance started
    are delivered to it: events are consumed from the instance's start.
 
@@ -34,15 +34,14 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import asyncpg
 
-from tideflow.db import load_queries
 from tideflow.errors import TideflowError, WorkflowNotFound
 from tideflow.eventstore.store import DEFAULT_BUS
-from tideflow.runtime.gateway import dumps, loads
+from tideflow.runtime.waits import NEW_WAIT_CHANNEL, EventWaits, WaitMatch, WaitRef
 from tideflow.triggers.start_sets import DEFAULT_RETENTION, StartSets, Taken
 from tideflow.triggers.workflow_events import (
     StartSpec,
@@ -58,9 +57,7 @@ __all__ = ["CHANNEL", "SUBSCRIPTION_ID", "WorkflowSubscriber"]
 
 log = logging.getLogger("tideflow.triggers.workflows")
 
-Q = load_queries("tideflow.triggers", "correlation.sql")
-
-CHANNEL: Final = "tideflow_correlation"
+CHANNEL: Final = NEW_WAIT_CHANNEL
 """NOTIFY channel: payload ``<instance id>\\n<wait key>`` when an instance starts waiting."""
 
 SUBSCRIPTION_ID: Final = "tideflow.workflows"
@@ -109,14 +106,16 @@ class WorkflowSubscriber:
         self.pending_seconds = pending_seconds
         self.sweep_seconds = sweep_seconds
         self.index = SubscriberIndex()
-        self.start_sets = StartSets(pool, clock=runtime.clock, retention_seconds=start_set_seconds)
+        self.waits = EventWaits(pool, runtime)
+        self.start_sets = StartSets(
+            pool, self.waits, clock=runtime.clock, retention_seconds=start_set_seconds
+        )
         self._waits: dict[tuple[str, str], None] = {}
         self._woken = asyncio.Event()
         self._listener: Any = None
         self._drainer: asyncio.Task[None] | None = None
         self._limit = asyncio.Semaphore(_PARALLEL)
         self._batches = 0
-        self._own: Any = None  # the consumer's connection (see _connection)
         self._unlisten: Callable[[], None] | None = None  # from the registry's deploys
 
     # -- lifecycle ---------------------------------------------------------------
@@ -153,7 +152,7 @@ class WorkflowSubscriber:
                 await self._listener.remove_listener(CHANNEL, self._notified)
                 await self.pool.release(self._listener)
             self._listener = None
-        await self._drop_connection()
+        await self.waits.close()
 
     async def refresh(self, workflow_id: str) -> None:
         """Compile the latest version of ``workflow_id`` again (or forget it when deleted).
@@ -191,8 +190,7 @@ class WorkflowSubscriber:
             await self._keep(unmatched)
         self._batches += 1
         if self._batches % 1000 == 1:
-            async with self.pool.acquire() as conn:
-                await conn.execute(Q["expire_pending"], self.pending_seconds)
+            await self.waits.expire_kept(self.pending_seconds)
             await self.start_sets.sweep(SUBSCRIPTION_ID)
 
     async def _start(self, spec: StartSpec, offset: int, event: Mapping[str, Any]) -> None:
@@ -225,8 +223,7 @@ class WorkflowSubscriber:
         await self.start_sets.sweep(SUBSCRIPTION_ID)
 
     async def _launch(self, spec: StartSpec, instance_id: str, events: list[Any]) -> None:
-        async with self.pool.acquire() as conn:
-            await conn.execute(Q["put_inbox"], instance_id, spec.wait_key, dumps(events))
+        await self.waits.put_inbox((instance_id, spec.wait_key), events)
         await self.runtime.start_instance(
             spec.workflow_id, {}, version=spec.version, instance_id=instance_id
         )
@@ -245,19 +242,17 @@ class WorkflowSubscriber:
 
     async def _lookup(
         self, keyed: Sequence[tuple[int, Mapping[str, Any], list[dict[str, str]]]]
-    ) -> list[asyncpg.Record]:
-        idx, types, corrs, sources = [], [], [], []
-        for i, (_, event, keys) in enumerate(keyed):
-            for key in keys:
-                idx.append(i)
-                types.append(str(event.get("type")))
-                corrs.append(dumps(key))
-                sources.append(str(event.get("source") or ""))
-        async with self._connection() as conn:
-            return list(await conn.fetch(Q["match_waits"], idx, types, corrs, sources))
+    ) -> list[WaitMatch]:
+        found = [
+            (i, str(event.get("type")), key, str(event.get("source") or ""))
+            for i, (_, event, keys) in enumerate(keyed)
+            for key in keys
+        ]
+        async with self.waits.session() as session:
+            return await session.match(found)
 
     async def _deliver(
-        self, rows: Sequence[Mapping[str, Any]], events: Sequence[tuple[int, dict[str, Any]]]
+        self, rows: Sequence[WaitMatch], events: Sequence[tuple[int, dict[str, Any]]]
     ) -> set[int]:
         """Answer waits: the first event for an any-wait, partial sets for all-waits.
 
@@ -265,93 +260,62 @@ class WorkflowSubscriber:
             The indexes of the events used; a later event for a wait an earlier
             one answered is not, and is kept for the instance's next wait.
         """
-        first: dict[tuple[str, str], int] = {}
-        parts: list[tuple[str, str, str, dict[str, Any]]] = []
+        first: dict[WaitRef, int] = {}
+        parts: list[tuple[WaitRef, str, dict[str, Any]]] = []
         used: set[int] = set()
         for row in rows:
-            wait = (row["instance_id"], row["wait_key"])
-            if row["all_events"]:
-                parts.append((*wait, row["name"], events[row["i"]][1]))
-                used.add(row["i"])
+            wait = (row.instance_id, row.wait_key)
+            if row.all_events:
+                parts.append((wait, row.name, events[row.index][1]))
+                used.add(row.index)
             else:
-                first.setdefault(wait, row["i"])
+                first.setdefault(wait, row.index)
         used.update(first.values())
         await self._answer_many([(*w, [events[i][1]]) for w, i in first.items()])
-        for instance_id, wait_key, name, event in parts:
-            await self._add_part(instance_id, wait_key, name, event)
+        for wait, name, event in parts:
+            await self._add_part(wait, name, event)
         return used
 
-    async def _answer(self, wait: tuple[str, str], events: list[dict[str, Any]]) -> bool:
+    async def _answer(self, wait: WaitRef, events: list[dict[str, Any]]) -> bool:
         async with self._limit:
             try:
-                return await self.runtime.deliver_events(wait[0], wait[1], events)
+                return await self.waits.answer(wait, events)
             except TideflowError as exc:
                 log.error("delivering to %s failed: %s", wait[0], exc)
                 return False
 
     async def _answer_many(self, answers: list[tuple[str, str, list[dict[str, Any]]]]) -> None:
-        """Answer many waits in one transaction (the woken instances resume in this process).
+        """Answer many waits in one statement (the woken instances resume in this process).
 
         A database failure raises: nothing of the batch was delivered, and the
         dispatcher hands the batch over again (at-least-once).
         """
         if answers:
-            async with self._connection() as conn:
-                await self.runtime.deliver_many(answers, conn)
+            async with self.waits.session() as session:
+                await session.answer_many(answers)
 
-    async def _add_part(
-        self, instance_id: str, wait_key: str, name: str, event: dict[str, Any]
-    ) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(Q["add_partial"], instance_id, wait_key, name, dumps(event))
-            row = await conn.fetchrow(Q["partial_set"], instance_id, wait_key)
-        if row is None:
-            return
-        kept = loads(row["kept"])
-        names = [spec["name"] for spec in loads(row["events"])]
-        if all(n in kept for n in names):
-            await self._answer((instance_id, wait_key), [kept[n] for n in names])
+    async def _add_part(self, wait: WaitRef, name: str, event: dict[str, Any]) -> None:
+        complete = await self.waits.add_part(wait, name, event)
+        if complete is not None:
+            await self._answer(wait, complete)
 
     async def _keep(
         self, unmatched: Sequence[tuple[int, Mapping[str, Any], list[dict[str, str]]]]
     ) -> None:
         """Keep events nobody waited for; then look again (a wait may have committed since)."""
-        types, corrs, offsets, sources, bodies = [], [], [], [], []
-        for offset, event, keys in unmatched:
-            for key in keys:
-                types.append(str(event.get("type")))
-                corrs.append(dumps(key))
-                offsets.append(offset)
-                sources.append(str(event.get("source") or ""))
-                bodies.append(dumps(dict(event)))
-        async with self.pool.acquire() as conn:
-            await conn.execute(Q["add_pending"], types, corrs, offsets, sources, bodies)
+        await self.waits.keep(
+            [
+                (str(event.get("type")), key, offset, str(event.get("source") or ""), dict(event))
+                for offset, event, keys in unmatched
+                for key in keys
+            ]
+        )
         await self._from_pending(await self._waits_of(unmatched))
 
     async def _waits_of(
         self, unmatched: Sequence[tuple[int, Mapping[str, Any], list[dict[str, str]]]]
-    ) -> list[tuple[str, str]]:
-        rows = await self._lookup(unmatched)
-        return [(r["instance_id"], r["wait_key"]) for r in rows]
-
-    @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Any]:
-        """The consumer's own connection: batches come one at a time, and a pool
-        release costs a round trip (its reset) on the way of every event."""
-        if self._own is None or self._own.is_closed():
-            await self._drop_connection()
-            self._own = await self.pool.acquire()
-        try:
-            yield self._own
-        except BaseException:
-            await self._drop_connection()  # its state is unknown: the next batch takes another
-            raise
-
-    async def _drop_connection(self) -> None:
-        conn, self._own = self._own, None
-        if conn is not None:
-            with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
-                await self.pool.release(conn)
+    ) -> list[WaitRef]:
+        return [(r.instance_id, r.wait_key) for r in await self._lookup(unmatched)]
 
     # -- new waits ---------------------------------------------------------------
 
@@ -362,9 +326,7 @@ class WorkflowSubscriber:
 
     async def _sweep(self) -> None:
         """Queue the open waits that an inbox or kept events are there for."""
-        async with self.pool.acquire() as conn:
-            for row in await conn.fetch(Q["open_waits"]):
-                self._waits[(row["instance_id"], row["wait_key"])] = None
+        self._waits.update(dict.fromkeys(await self.waits.waits_with_events()))
         self._woken.set()
 
     async def _drain_loop(self) -> None:
@@ -391,35 +353,25 @@ class WorkflowSubscriber:
                     await asyncio.sleep(1.0)
                     self._woken.set()
 
-    async def _from_inbox(self, waits: Sequence[tuple[str, str]]) -> None:
-        async with self.pool.acquire() as conn:
-            rows = await conn.fetch(Q["get_inbox"], [w[0] for w in waits], [w[1] for w in waits])
-        await asyncio.gather(*(self._answer_inbox(row) for row in rows))
+    async def _from_inbox(self, waits: Sequence[WaitRef]) -> None:
+        found = await self.waits.inbox_of(waits)
+        await asyncio.gather(*(self._answer_inbox(wait, events) for wait, events in found))
 
-    async def _answer_inbox(self, row: Mapping[str, Any]) -> None:
-        await self._answer((row["instance_id"], row["wait_key"]), loads(row["events"]))
-        async with self.pool.acquire() as conn:
-            await conn.execute(Q["delete_inbox"], row["instance_id"], row["wait_key"])
+    async def _answer_inbox(self, wait: WaitRef, events: list[dict[str, Any]]) -> None:
+        await self._answer(wait, events)
+        await self.waits.drop_inbox(wait)
 
-    async def _from_pending(self, waits: Sequence[tuple[str, str]]) -> None:
+    async def _from_pending(self, waits: Sequence[WaitRef]) -> None:
         """Deliver kept events to ``waits`` (those that arrived after each instance started)."""
         if not waits:
             return
-        async with self.pool.acquire() as conn:
-            rows = await conn.fetch(
-                Q["pending_for_waits"], [w[0] for w in waits], [w[1] for w in waits]
-            )
         taken: set[int] = set()
-        for row in rows:
-            if row["event_offset"] in taken:
+        for kept in await self.waits.kept_for(waits):
+            if kept.offset in taken or not await self.waits.claim_kept(kept.offset):
                 continue
-            async with self.pool.acquire() as conn:
-                claimed = await conn.fetch(Q["claim_pending"], [row["event_offset"]])
-            if not claimed:
-                continue
-            taken.add(row["event_offset"])
-            event = loads(row["event"])
-            if row["all_events"]:
-                await self._add_part(row["instance_id"], row["wait_key"], row["name"], event)
+            taken.add(kept.offset)
+            wait = (kept.instance_id, kept.wait_key)
+            if kept.all_events:
+                await self._add_part(wait, kept.name, kept.event)
             else:
-                await self._answer((row["instance_id"], row["wait_key"]), [event])
+                await self._answer(wait, [kept.event])

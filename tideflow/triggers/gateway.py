@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -272,3 +272,140 @@ class LeaderLock:
             await self._pool.release(conn)
         except _DB_ERRORS:
             conn.terminate()
+
+
+# --- non-exclusive start sets (sql/start_sets.sql): used by tideflow.triggers.start_sets ---
+
+_S = load_queries("tideflow.triggers", "start_sets.sql")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartPart:
+    """One event of a non-exclusive start set, as stored."""
+
+    workflow_id: str
+    """The workflow it may start."""
+    version: str
+    """Its version."""
+    corr: str
+    """The set's correlation values (JSON text)."""
+    name: str
+    """The event definition it matched."""
+    event: dict[str, Any]
+    """The event."""
+    offset: int
+    """Its offset on the bus."""
+    time: datetime
+    """Its time (the ``time`` attribute, else its arrival)."""
+    expires_at: datetime
+    """When its open set is discarded."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TakenSet:
+    """A taken set: the instance to start."""
+
+    instance_id: str
+    """The instance (its id derived from the set)."""
+    workflow_id: str
+    """The workflow."""
+    version: str
+    """Its version."""
+    events: list[dict[str, Any]] | None = None
+    """The set's events in the listed order, when this call took it (else ``None``)."""
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> TakenSet:
+        """Build from a ``taken_sets`` row."""
+        return cls(
+            instance_id=row["instance_id"], workflow_id=row["workflow_id"], version=row["version"]
+        )
+
+
+class PostgresStartSets:
+    """Open and taken start sets in ``tideflow_correlation_starts``.
+
+    Args:
+        pool: The asyncpg pool (migrations applied).
+    """
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def add(
+        self,
+        conn: asyncpg.Connection,
+        part: StartPart,
+        *,
+        names: Sequence[str],
+        event_timeout: float | None,
+        instance_id_for: Callable[[int], str],
+    ) -> TakenSet | None:
+        """Add ``part`` to its open set in the caller's transaction; take the set if complete.
+
+        Args:
+            conn: The transaction's connection (the wait index's, see
+                :class:`tideflow.runtime.waits.WaitTransaction`).
+            part: The event.
+            names: The set's event names in their listed order.
+            event_timeout: Seconds an event may be apart from the others of
+                its set; a set with one further away is discarded first.
+            instance_id_for: The instance id of a set from its last offset.
+
+        Returns:
+            The set this event completed (with its events), the one a
+            redelivered event's set was taken for (without), or ``None``.
+        """
+        key = (part.workflow_id, part.version)
+        taken = await conn.fetchval(_S["taken_by"], *key, part.offset)
+        if taken is not None:  # handed over again
+            return TakenSet(instance_id=taken, workflow_id=key[0], version=key[1])
+        if event_timeout is not None:
+            await conn.execute(_S["discard_gapped_set"], *key, part.corr, part.time, event_timeout)
+        await conn.execute(
+            _S["add_start_part"],
+            *key,
+            part.corr,
+            part.name,
+            json.dumps(part.event),
+            part.offset,
+            part.time,
+            part.expires_at,
+        )
+        kept = {r["name"]: r for r in await conn.fetch(_S["open_start_set"], *key, part.corr)}
+        if any(n not in kept for n in names):
+            return None
+        instance_id = instance_id_for(max(r["event_offset"] for r in kept.values()))
+        await conn.execute(_S["take_start_set"], *key, part.corr, instance_id)
+        events = [json.loads(kept[n]["event"]) for n in names]
+        return TakenSet(instance_id=instance_id, workflow_id=key[0], version=key[1], events=events)
+
+    async def taken(self) -> list[TakenSet]:
+        """Every taken set not forgotten yet (without events)."""
+        async with self._pool.acquire() as conn:
+            return [TakenSet.from_row(r) for r in await conn.fetch(_S["taken_sets"])]
+
+    async def taken_up_to(self, subscription_id: str) -> list[str]:
+        """The instances of the taken sets ``subscription_id`` committed past."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(_S["taken_up_to"], subscription_id)
+        return [r["instance_id"] for r in rows]
+
+    async def sweep(
+        self,
+        now: datetime,
+        retention_seconds: float,
+        subscription_id: str,
+        started: Sequence[str],
+    ) -> tuple[int, int]:
+        """Discard expired open sets; forget taken sets whose instance is in ``started``.
+
+        Returns:
+            The numbers of events discarded from open sets and forgotten from taken ones.
+        """
+        async with self._pool.acquire() as conn:
+            expired = await conn.fetch(_S["expire_start_sets"], now, retention_seconds)
+            forgotten = await conn.fetch(
+                _S["forget_taken_sets"], subscription_id, retention_seconds, list(started)
+            )
+        return len(expired), len(forgotten)

@@ -8,7 +8,9 @@ and ``0008_correlation_starts``):
 - **Crash-safe.** The event that completes a set *takes* it: in one
   transaction the set's rows are marked with the instance id (derived from
   the workflow, its version and the set's last offset) and the events are
-  addressed to the instance's inbox. The instance is started after the
+  addressed to the instance's inbox (a transaction of the runtime's wait
+  index, :class:`~tideflow.runtime.waits.WaitTransaction`, that the start
+  sets' gateway joins). The instance is started after the
   commit, idempotently (an existing id returns the existing instance). A
   crash between the two leaves a taken set without an instance; it is
   started at the next start of the subscriber (:meth:`StartSets.unstarted`),
@@ -39,14 +41,13 @@ from typing import Any, Final
 import asyncpg
 
 from tideflow.clock import SYSTEM_CLOCK, Clock
-from tideflow.db import load_queries
 from tideflow.isotime import parse_timestamp
-from tideflow.runtime.gateway import dumps, loads
+from tideflow.runtime.gateway import dumps
+from tideflow.runtime.waits import EventWaits
+from tideflow.triggers.gateway import PostgresStartSets, StartPart
 from tideflow.triggers.workflow_events import StartSpec
 
 __all__ = ["DEFAULT_RETENTION", "StartSets", "Taken", "event_time", "set_instance_id"]
-
-Q = load_queries("tideflow.triggers", "start_sets.sql")
 
 DEFAULT_RETENTION: Final = 7 * 24 * 3600.0
 """Seconds an incomplete set without ``eventTimeout`` is kept (and a taken set at most)."""
@@ -86,6 +87,7 @@ class StartSets:
 
     Args:
         pool: The database pool (migrated).
+        waits: The runtime's wait index (inboxes; which instances exist).
         clock: Gives the arrival time of events without a ``time`` attribute.
         retention_seconds: How long an incomplete set without ``eventTimeout`` is kept.
     """
@@ -93,13 +95,15 @@ class StartSets:
     def __init__(
         self,
         pool: asyncpg.Pool,
+        waits: EventWaits,
         *,
         clock: Clock = SYSTEM_CLOCK,
         retention_seconds: float = DEFAULT_RETENTION,
     ) -> None:
-        self.pool = pool
+        self.waits = waits
         self.clock = clock
         self.retention_seconds = retention_seconds
+        self._store = PostgresStartSets(pool)
 
     async def add(self, spec: StartSpec, offset: int, event: Mapping[str, Any]) -> Taken | None:
         """Add ``event`` to its open set; take the set when it is complete.
@@ -110,58 +114,47 @@ class StartSets:
             the one a redelivered event's set was taken for; else ``None``.
         """
         match = next(m for m in spec.events if m.matches(event))
-        corr = dumps(spec.group_key(event))
         now = self.clock.now()
         when = event_time(event, now)
-        async with self.pool.acquire() as conn, conn.transaction():
-            taken = await conn.fetchval(Q["taken_by"], spec.workflow_id, spec.version, offset)
-            if taken is not None:  # handed over again: start what it completed (idempotent)
-                return Taken(instance_id=taken, workflow_id=spec.workflow_id, version=spec.version)
-            if spec.event_timeout is not None:
-                await conn.execute(
-                    Q["discard_gapped_set"],
-                    spec.workflow_id,
-                    spec.version,
-                    corr,
-                    when,
-                    spec.event_timeout,
-                )
-            await conn.execute(
-                Q["add_start_part"],
-                spec.workflow_id,
-                spec.version,
-                corr,
-                match.name,
-                dumps(dict(event)),
-                offset,
-                when,
-                self._expiry(spec, when, now),
+        part = StartPart(
+            workflow_id=spec.workflow_id,
+            version=spec.version,
+            corr=dumps(spec.group_key(event)),
+            name=match.name,
+            event=dict(event),
+            offset=offset,
+            time=when,
+            expires_at=self._expiry(spec, when, now),
+        )
+        async with self.waits.transaction() as tx:
+            taken = await self._store.add(
+                tx.connection,
+                part,
+                names=[m.name for m in spec.events],
+                event_timeout=spec.event_timeout,
+                instance_id_for=lambda last: set_instance_id(spec, last),
             )
-            return await self._take(conn, spec, corr)
+            if taken is not None and taken.events is not None:
+                await tx.put_inbox((taken.instance_id, spec.wait_key), taken.events)
+        if taken is None:
+            return None
+        return Taken(
+            instance_id=taken.instance_id, workflow_id=spec.workflow_id, version=spec.version
+        )
 
     def _expiry(self, spec: StartSpec, when: datetime, now: datetime) -> datetime:
         if spec.event_timeout is None:
             return now + timedelta(seconds=self.retention_seconds)
         return max(when, now) + timedelta(seconds=spec.event_timeout)
 
-    async def _take(self, conn: asyncpg.Connection, spec: StartSpec, corr: str) -> Taken | None:
-        rows = await conn.fetch(Q["open_start_set"], spec.workflow_id, spec.version, corr)
-        kept = {r["name"]: r for r in rows}
-        if any(m.name not in kept for m in spec.events):
-            return None
-        instance_id = set_instance_id(spec, max(r["event_offset"] for r in rows))
-        await conn.execute(Q["take_start_set"], spec.workflow_id, spec.version, corr, instance_id)
-        events = [loads(kept[m.name]["event"]) for m in spec.events]
-        await conn.execute(Q["put_start_inbox"], instance_id, spec.wait_key, dumps(events))
-        return Taken(instance_id=instance_id, workflow_id=spec.workflow_id, version=spec.version)
-
     async def unstarted(self) -> list[Taken]:
         """The taken sets whose instance does not exist (a crash came between)."""
-        async with self.pool.acquire() as conn:
-            rows = await conn.fetch(Q["unstarted_sets"])
+        sets = await self._store.taken()
+        started = await self.waits.existing([s.instance_id for s in sets])
         return [
-            Taken(instance_id=r["instance_id"], workflow_id=r["workflow_id"], version=r["version"])
-            for r in rows
+            Taken(instance_id=s.instance_id, workflow_id=s.workflow_id, version=s.version)
+            for s in sets
+            if s.instance_id not in started
         ]
 
     async def sweep(self, subscription_id: str) -> tuple[int, int]:
@@ -174,11 +167,7 @@ class StartSets:
         Returns:
             The numbers of events discarded from open sets and forgotten from taken ones.
         """
-        async with self.pool.acquire() as conn:
-            expired = await conn.fetch(
-                Q["expire_start_sets"], self.clock.now(), self.retention_seconds
-            )
-            forgotten = await conn.fetch(
-                Q["forget_taken_sets"], subscription_id, self.retention_seconds
-            )
-        return len(expired), len(forgotten)
+        started = await self.waits.existing(await self._store.taken_up_to(subscription_id))
+        return await self._store.sweep(
+            self.clock.now(), self.retention_seconds, subscription_id, sorted(started)
+        )

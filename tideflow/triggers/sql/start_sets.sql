@@ -1,4 +1,5 @@
--- Non-exclusive start sets (tideflow/triggers/start_sets.py; migration 0008_correlation_starts).
+-- Non-exclusive start sets (tideflow/triggers/start_sets.py; migration 0008_correlation_starts),
+-- used by PostgresStartSets (tideflow/triggers/gateway.py).
 
 -- discard_gapped_set --
 -- Discard the open set ($1, $2, $3) when one of its events is more than $5 seconds from $4
@@ -34,18 +35,18 @@ SELECT instance_id FROM tideflow_correlation_starts
 WHERE workflow_id = $1 AND version = $2 AND event_offset = $3 AND instance_id IS NOT NULL
 LIMIT 1;
 
--- put_start_inbox --
--- Address a taken set's events to the first wait of its instance (not created yet)
-INSERT INTO tideflow_correlation_inbox (instance_id, wait_key, events)
-VALUES ($1, $2, $3::jsonb)
-ON CONFLICT DO NOTHING;
+-- taken_sets --
+-- Every taken set (its instance may not exist: a crash between the take and the start)
+SELECT DISTINCT instance_id, workflow_id, version
+FROM tideflow_correlation_starts
+WHERE instance_id IS NOT NULL;
 
--- unstarted_sets --
--- Taken sets whose instance does not exist (a crash between the take and the start)
-SELECT DISTINCT s.instance_id, s.workflow_id, s.version
-FROM tideflow_correlation_starts s
-WHERE s.instance_id IS NOT NULL
-  AND NOT EXISTS (SELECT 1 FROM tideflow_instances i WHERE i.id = s.instance_id);
+-- taken_up_to --
+-- The instances of taken sets the subscription $1 committed past
+SELECT DISTINCT instance_id FROM tideflow_correlation_starts
+WHERE instance_id IS NOT NULL
+  AND event_offset <= coalesce((SELECT committed_offset FROM tideflow_subscriptions
+                                WHERE id = $1), -1);
 
 -- expire_start_sets --
 -- Discard every open set one of whose events expired at $1 (eventTimeout or the retention)
@@ -59,12 +60,12 @@ WHERE s.instance_id IS NULL
 RETURNING s.event_offset;
 
 -- forget_taken_sets --
--- Forget taken sets once their instance exists and the subscription $1 committed past them
--- (or, instance or not, once its events arrived more than $2 seconds ago, database clock)
+-- Forget taken sets once their instance exists (one of $3) and the subscription $1 committed
+-- past them (or, instance or not, once its events arrived more than $2 seconds ago)
 DELETE FROM tideflow_correlation_starts s
 WHERE s.instance_id IS NOT NULL
   AND ((s.event_offset <= coalesce((SELECT committed_offset FROM tideflow_subscriptions
                                     WHERE id = $1), -1)
-        AND EXISTS (SELECT 1 FROM tideflow_instances i WHERE i.id = s.instance_id))
+        AND s.instance_id = ANY($3::text[]))
        OR s.created_at < now() - make_interval(secs => $2))
 RETURNING s.event_offset;

@@ -1,3 +1,7 @@
+-- The wait index of the durable runtime (tideflow/runtime/waits.py; migration 0006_correlation):
+-- open event waits by (type, correlation key, source), the inbox of instances not waiting yet,
+-- partial sets of waits for all of their events, and consumed events kept for later waits.
+
 -- match_waits --
 -- Open waits indexed under each (event i, type, correlation key, source)
 SELECT q.i, k.instance_id, k.wait_key, k.name, k.all_events
@@ -55,6 +59,10 @@ WHERE arrived_at < now() - make_interval(secs => $1);
 INSERT INTO tideflow_correlation_inbox (instance_id, wait_key, events)
 VALUES ($1, $2, $3::jsonb)
 ON CONFLICT DO NOTHING;
+
+-- existing_instances --
+-- Which of the instances $1 exist
+SELECT id FROM tideflow_instances WHERE id = ANY($1::text[]);
 
 -- get_inbox --
 -- The events addressed to open waits
