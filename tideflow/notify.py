@@ -19,6 +19,7 @@ listener that cannot reconnect.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -28,7 +29,7 @@ import asyncpg
 from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.supervise import Backoff, Supervisor
 
-__all__ = ["CONNECTION_ERRORS", "Listener"]
+__all__ = ["CONNECTION_ERRORS", "Listener", "usable"]
 
 log = logging.getLogger("tideflow.notify")
 
@@ -39,6 +40,17 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
 )
 """What a lost or unreachable database raises (a server restart raises each of them)."""
+
+
+
+def usable(conn: Any) -> bool:
+    """Whether a pooled connection still works: one that died was taken back by the
+    pool, and its proxy raises on every call, ``is_closed()`` included."""
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:
+        return False
+
 
 Callback = Callable[[str], None]
 """Called with a notification's payload (synchronously, on the event loop)."""
@@ -130,7 +142,7 @@ class Listener:
             self.connected.set()
             self._call(self._reconnected)
             await self._lost.wait()
-            if conn.is_closed():
+            if not usable(conn):
                 raise ConnectionError("the LISTEN connection closed")
         finally:
             self._connection = None
@@ -157,12 +169,13 @@ class Listener:
 
     async def _release(self, conn: Any) -> None:
         try:
-            if not conn.is_closed():
+            if usable(conn):
                 for channel in self._channels:
                     await conn.remove_listener(channel, self._dispatch)
             await self._pool.release(conn)
         except CONNECTION_ERRORS:
-            conn.terminate()
+            with contextlib.suppress(*CONNECTION_ERRORS):  # released by the pool already
+                conn.terminate()
 
     def _report(self, error: str | None) -> None:
         if self._health is not None:

@@ -28,7 +28,7 @@ import asyncpg
 
 from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.errors import StoreError
-from tideflow.notify import CONNECTION_ERRORS
+from tideflow.notify import CONNECTION_ERRORS, usable
 from tideflow.runtime import _journal_batch, _timeline
 from tideflow.runtime.gateway import NOTIFY_CHANNEL, Q, dumps
 from tideflow.runtime.status import InstanceStatus
@@ -262,13 +262,15 @@ class JournalWriter:
     async def _serve(self, conn: asyncpg.Connection) -> bool:
         while True:
             await self._dirty.wait()
+            if not usable(conn):  # it died while idle (a database restart): take another
+                return False
             self._dirty.clear()
             batch, self._batch = self._batch, _Batch()
             if batch or batch.waiters:
                 await self._commit(conn, batch)
             if self._closed and not self._batch and not self._batch.waiters:
                 return True
-            if conn.is_closed():
+            if not usable(conn):
                 self._dirty.set()  # whatever queued meanwhile goes out on the new connection
                 return False
 

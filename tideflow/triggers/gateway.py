@@ -259,7 +259,8 @@ class LeaderLock:
             return True
         except _DB_ERRORS:
             conn, self._conn = self._conn, None
-            conn.terminate()
+            with contextlib.suppress(*_DB_ERRORS):  # a dead one was taken back by the pool
+                conn.terminate()
             return False
 
     async def release(self) -> None:
