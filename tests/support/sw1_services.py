@@ -1,9 +1,11 @@
-"""Local stand-ins for the public services the DSL 1.0 CTK calls.
+"""Local stand-ins for the public services the DSL 1.0 CTK and examples call.
 
 ``petstore.swagger.io`` (the Swagger 2.0 pet store: its document, pets by
-status, a pet by id, 404 for anything else) and ``httpbin.org`` (basic
-authentication) answer what the CTK's scenarios rely on. One app serves
-both; :data:`REDIRECTS` sends their origins to it.
+status, a pet by id, 404 for anything else, updates), ``httpbin.org`` (basic
+authentication), ``swapi.dev`` (people, search, planets) and the examples'
+made-up services (a hospital's alerts, a casino's bets, a backup service)
+answer what the scenarios rely on. One app serves them all (their paths do
+not collide); :func:`start_stand_ins` yields the redirects of their origins.
 """
 
 from __future__ import annotations
@@ -13,11 +15,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from fastapi import FastAPI, Header, HTTPException, Query
+from fastapi import Body, FastAPI, Header, HTTPException, Query
 
 from tests.support.services import serve_in_thread
 
-PUBLIC = ("https://petstore.swagger.io", "https://httpbin.org")
+PUBLIC = (
+    "https://petstore.swagger.io",
+    "https://httpbin.org",
+    "https://swapi.dev",
+    "https://fake-hospital.com",
+    "https://superbet-casinos.com",
+    "https://example.com",
+    "https://hospital.example.com",
+    "https://virtual-wf-powered-race.com",
+)
+LUKE = {"name": "Luke Skywalker", "homeworld": "https://swapi.dev/api/planets/1/"}
 
 SWAGGER: dict[str, Any] = {
     "swagger": "2.0",
@@ -78,6 +90,12 @@ def create_app() -> FastAPI:
             raise HTTPException(404, "Pet not found")
         return _pet(int(pet_id))
 
+    @app.put("/v2/pet/{pet_id}")
+    async def update(pet_id: str, pet: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
+        return pet
+
+    _other_routes(app)
+
     @app.get("/basic-auth/{user}/{password}")
     async def basic(user: str, password: str, authorization: str = Header("")) -> dict[str, Any]:
         expected = base64.b64encode(f"{user}:{password}".encode()).decode()
@@ -86,6 +104,43 @@ def create_app() -> FastAPI:
         return {"authenticated": True, "user": user}
 
     return app
+
+
+def _other_routes(app: FastAPI) -> None:
+    @app.get("/api/people/")
+    async def search(search: str = "") -> dict[str, Any]:
+        found = [LUKE] if search.lower() in LUKE["name"].lower() else []
+        return {"count": len(found), "next": None, "previous": None, "results": found}
+
+    @app.get("/api/people/{person}")
+    async def person(person: int) -> dict[str, Any]:
+        if person != 1:
+            raise HTTPException(404, "Not found")
+        return LUKE
+
+    @app.get("/api/planets/{planet}/")
+    async def planet(planet: int) -> dict[str, Any]:
+        return {"name": "Tatooine", "climate": "arid"}
+
+    @app.put("/api/v3/alert/{who}")
+    async def alert(who: str, body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
+        return {"alerted": who, **body}
+
+    @app.post("/api/bet/on/football")
+    async def bet(body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
+        return {"placed": True}
+
+    @app.post("/api/v1/notify")
+    async def notify(body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
+        return {"notified": body["patientName"]}
+
+    @app.post("/api/v4/cars/{car}/start")
+    async def start(car: str) -> dict[str, Any]:
+        return {"car": car, "started": True}
+
+    @app.post("/api/v1/backup/start")
+    async def backup() -> dict[str, Any]:
+        return {"started": True}
 
 
 @contextmanager

@@ -316,3 +316,24 @@ async def test_calls_not_run_yet_fail_as_configuration_errors(kind):
     }[kind]
     result = await run(f"do:\n  - c: {{call: {kind}, with: {args}}}\n")
     assert result.error.details["type"].endswith("/errors/configuration")
+
+
+async def test_input_and_output_schemas_are_checked():
+    text = """
+input:
+  schema:
+    format: json
+    document: {type: object, required: [id], properties: {id: {type: integer}}}
+do:
+  - shape:
+      set: {id: '${ .id }'}
+      output:
+        schema: {document: {type: object, properties: {id: {type: integer, maximum: 9}}}}
+"""
+    assert (await run(text, {"id": 3})).output == {"id": 3}
+    missing = await run(text, {"name": "x"})
+    assert missing.error.details["type"].endswith("/errors/validation")
+    assert missing.error.details["instance"] == "/"
+    too_big = await run(text, {"id": 12})
+    assert too_big.error.details["instance"] == "/do/0/shape"
+    assert "at /id" in too_big.error.details["detail"]

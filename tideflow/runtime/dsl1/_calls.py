@@ -53,7 +53,7 @@ def _endpoint(endpoint: Any, data: Any, variables: Mapping[str, Any], instance: 
         uri = str(evaluate(uri, data, variables, instance))
     elif "${" in uri:
         uri = str(template(uri, data, variables, instance))
-    return uri_template(uri, data), auth
+    return uri_template(uri, data, variables["workflow"]["input"]), auth
 
 
 def _authentication(ex: Executor, policy: Any, data: Any, variables: Any, instance: str) -> Any:

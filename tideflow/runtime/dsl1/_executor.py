@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from tideflow.errors import HostError, StoreError
-from tideflow.runtime.dsl1._scope import Run, evaluate_bool, seconds, transform
+from tideflow.runtime.dsl1._scope import Run, check_schema, evaluate_bool, seconds, transform
 from tideflow.runtime.dsl1.errors import Raised, error_from_exception
 from tideflow.runtime.effects import Deadline
 from tideflow.workflow.dsl1.model import Task, TaskList
@@ -93,19 +93,25 @@ class Executor:
         run = self.run
         variables = run.variables(task, scope, input=data)
         spec = task.get("input")
-        if spec is not None and spec.get("from") is not None:
-            data = transform(spec["from"], data, variables, task.reference)
-            variables = run.variables(task, scope, input=data)
+        if spec is not None:
+            check_schema(spec, data, "task input", task.reference)
+            if spec.get("from") is not None:
+                data = transform(spec["from"], data, variables, task.reference)
+                variables = run.variables(task, scope, input=data)
         raw, flow = await self._body(task, data, key, scope)
         output = raw
         spec = task.get("output")
         with_output = {**variables, "output": raw}
-        if spec is not None and spec.get("as") is not None:
-            output = transform(spec["as"], raw, with_output, task.reference)
+        if spec is not None:
+            if spec.get("as") is not None:
+                output = transform(spec["as"], raw, with_output, task.reference)
+            check_schema(spec, output, "task output", task.reference)
         spec = task.get("export")
         if spec is not None and spec.get("as") is not None:
-            run.context = transform(spec["as"], output, {**with_output, "output": output},
-                                    task.reference)  # fmt: skip
+            context = transform(spec["as"], output, {**with_output, "output": output},
+                                task.reference)  # fmt: skip
+            check_schema(spec, context, "exported context", task.reference)
+            run.context = context
         return output, flow
 
     async def _body(self, task: Task, data: Any, key: str, scope: Scope) -> tuple[Any, str | None]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import re
 import uuid
 from collections.abc import Mapping
@@ -127,14 +129,20 @@ def seconds(duration: Any, data: Any, variables: Mapping[str, Any], instance: st
     raise standard_error("validation", instance, f"not a duration: {duration!r}")
 
 
-def uri_template(uri: str, data: Any) -> str:
-    """Fill ``{name}`` placeholders from the top-level properties of ``data``."""
-    if not isinstance(data, Mapping):
-        return uri
+def uri_template(uri: str, data: Any, fallback: Any = None) -> str:
+    """Fill ``{name}`` placeholders from the top-level properties of ``data``.
+
+    A name ``data`` lacks is taken from ``fallback`` (the workflow's input),
+    so a task whose input is not an object (a listen's list of events) can
+    still build its URI from the workflow's arguments.
+    """
 
     def fill(match: re.Match[str]) -> str:
-        value = data.get(match.group(1))
-        return match.group(0) if value is None else str(value)
+        name = match.group(1)
+        for source in (data, fallback):
+            if isinstance(source, Mapping) and source.get(name) is not None:
+                return str(source[name])
+        return match.group(0)
 
     return _URI_VARIABLE.sub(fill, uri)
 
@@ -144,3 +152,33 @@ def raise_error(error: Any, instance: str) -> Raised:
     body = dict(error) if isinstance(error, Mapping) else {"type": str(error), "status": 500}
     body.setdefault("instance", instance)
     return Raised(body)
+
+
+@functools.lru_cache(maxsize=256)
+def _validator(text: str) -> Any:
+    import jsonschema  # type: ignore[import-untyped]  # slow import: only when needed
+
+    schema = json.loads(text)
+    return jsonschema.validators.validator_for(schema)(schema)
+
+
+def check_schema(spec: Any, value: Any, what: str, instance: str) -> None:
+    """Validate ``value`` against an ``input``/``output``/``export`` schema (``format: json``).
+
+    Only inline schemas (``document``) are checked: the interpreter reads no
+    ``resource``. A mismatch is a ``validation`` error (400).
+    """
+    schema = spec.get("schema") if isinstance(spec, Mapping) else None
+    if not isinstance(schema, Mapping) or schema.get("format", "json") != "json":
+        return
+    document = schema.get("document")
+    if not isinstance(document, Mapping):
+        return
+    validator = _validator(json.dumps(thaw(document), sort_keys=True))
+    errors = sorted(validator.iter_errors(value), key=lambda e: list(e.path))
+    if errors:
+        first = errors[0]
+        where = "/".join(str(p) for p in first.absolute_path)
+        at = f" at /{where}" if where else ""
+        detail = f"the {what} does not match its schema{at}: {first.message}"
+        raise standard_error("validation", instance, detail)

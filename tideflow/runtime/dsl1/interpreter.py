@@ -27,7 +27,7 @@ from tideflow.errors import HostError, StoreError
 from tideflow.isotime import format_timestamp
 from tideflow.runtime.dsl1 import _calls, _listen, _tasks
 from tideflow.runtime.dsl1._executor import End, Executor, Runner
-from tideflow.runtime.dsl1._scope import Run, transform
+from tideflow.runtime.dsl1._scope import Run, check_schema, transform
 from tideflow.runtime.dsl1.errors import Raised, error_from_exception
 from tideflow.runtime.effects import Deadline, Effects
 from tideflow.runtime.result import Completed, Failed, RunResult, Step, WorkflowError
@@ -123,15 +123,19 @@ class Interpreter:
         variables = run.variables(None, {}, input=raw)
         data = raw
         spec = self.workflow.input
-        if spec is not None and spec.get("from") is not None:
-            data = transform(spec["from"], raw, variables, "/")
+        if spec is not None:
+            check_schema(spec, raw, "workflow input", "/")
+            if spec.get("from") is not None:
+                data = transform(spec["from"], raw, variables, "/")
         try:
             output = await executor.run_list(self.workflow.do, data, "", {})
         except End as end:
             output = end.output
         spec = self.workflow.output
-        if spec is not None and spec.get("as") is not None:
-            output = transform(spec["as"], output, {**variables, "output": output}, "/")
+        if spec is not None:
+            if spec.get("as") is not None:
+                output = transform(spec["as"], output, {**variables, "output": output}, "/")
+            check_schema(spec, output, "workflow output", "/")
         return output
 
     def _failed(self, run: Run, error: Mapping[str, Any]) -> Failed:
