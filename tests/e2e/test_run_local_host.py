@@ -17,9 +17,9 @@ from tideflow.runtime.hosts.local import (
     LocalOptions,
     SubflowIndex,
     TimelinePrinter,
-    idempotency_key,
     load_functions_file,
 )
+from tideflow.runtime.hosts.plumbing import idempotency_key
 from tideflow.runtime.result import Step
 from tideflow.testing import ManualClock
 from tideflow.workflow import load_workflow
@@ -92,6 +92,7 @@ def test_functions_file_and_idempotency_keys(tmp_path: Path) -> None:
         load_functions_file(tmp_path / "bad.py")
     assert idempotency_key("i1", "S/action:0/attempt:3") == "i1/S/action:0"
     assert idempotency_key("i1", "S/iter:2/action:0/attempt:1") == "i1/S/iter:2/action:0"
+    assert idempotency_key("i1", "S/action:0/attempt:2", run_no=3) == "i1/run:3/S/action:0"
 
 
 def test_timeline_printer_stamps_durations() -> None:

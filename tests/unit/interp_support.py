@@ -37,9 +37,13 @@ async def run(
     effects: ScriptedEffects | None = None,
     **interp: Any,
 ) -> RunResult:
-    """Run ``wf`` on ``effects`` (an empty script by default)."""
+    """Run ``wf`` on ``effects`` (an empty script by default).
+
+    ``on_step``/``on_state`` go to the run, the other keywords to the interpreter.
+    """
+    callbacks = {k: interp.pop(k) for k in ("on_step", "on_state") if k in interp}
     return await Interpreter(wf, **interp).run(
-        {} if data is None else data, effects or ScriptedEffects()
+        {} if data is None else data, effects or ScriptedEffects(), **callbacks
     )
 
 

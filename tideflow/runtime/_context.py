@@ -17,11 +17,13 @@ from tideflow.runtime._input import InputChecker
 from tideflow.runtime.effects import Effects, EventEmit, EventSpec
 from tideflow.runtime.result import Fault, Step, WorkflowError, fault_from_exception
 from tideflow.runtime.retry import RetryPolicy, policy_from_definition
+from tideflow.runtime.state import InstanceState
 from tideflow.workflow.expressions import Expression, compile_expression, evaluate_value
 from tideflow.workflow.exprtext import is_expression, resolve_functions
 from tideflow.workflow.model import ProducedEvent, Workflow, thaw
 
 StepCallback = Callable[[Step], None]
+StateCallback = Callable[[InstanceState], None]
 
 
 def fast_thaw(value: Any) -> Any:
@@ -160,6 +162,7 @@ class Run:
         "compiled",
         "data",
         "effects",
+        "on_state",
         "on_step",
         "seed",
         "timeline",
@@ -175,6 +178,7 @@ class Run:
         variables: dict[str, Any],
         seed: str,
         on_step: StepCallback | None,
+        on_state: StateCallback | None = None,
     ) -> None:
         self.compiled = compiled
         self.workflow = compiled.workflow
@@ -182,6 +186,7 @@ class Run:
         self.variables = variables
         self.seed = seed
         self.on_step = on_step
+        self.on_state = on_state
         self.timeline: list[Step] = []
         self.visits: dict[str, int] = {}
         self.compensable: list[str] = []

@@ -37,7 +37,7 @@ from tideflow.errors import (
 )
 from tideflow.isotime import duration_seconds, format_timestamp, parse_timestamp
 from tideflow.runtime import timeouts
-from tideflow.runtime._context import Compiled, Run, StepCallback
+from tideflow.runtime._context import Compiled, Run, StateCallback, StepCallback
 from tideflow.runtime._states import RUNNERS, Exit
 from tideflow.runtime.compensation import compensate
 from tideflow.runtime.effects import Deadline, Effects, SleepRequest
@@ -65,13 +65,13 @@ _YIELD_EVERY = 256
 class Interpreter:
     """Runs instances of one workflow definition (compiled once, reusable).
 
+    One interpreter runs any number of instances, at once too: what belongs
+    to one run -- its effects and its callbacks -- is passed to :meth:`run`.
+
     Args:
         workflow: The validated model.
         secrets: Values for ``$SECRETS`` (the host reads them; the
             interpreter only exposes them to expressions).
-        on_step: Called with every timeline :class:`Step` as it happens.
-        on_state: Called with an :class:`InstanceState` on every state entry
-            and at the end (for status APIs); costs a little per transition.
         dialect: ``"sonataflow"`` turns on SonataFlow's leniencies: plain
             string arguments that compile as expressions are evaluated, and
             a function called without ``arguments`` receives the state data.
@@ -82,25 +82,36 @@ class Interpreter:
         workflow: Workflow,
         *,
         secrets: Mapping[str, Any] | None = None,
-        on_step: StepCallback | None = None,
-        on_state: Callable[[InstanceState], None] | None = None,
         dialect: str | None = None,
     ) -> None:
         self.workflow = workflow
         self.compiled = Compiled.for_workflow(workflow, dialect)
         self.secrets = dict(secrets or {})
         self.constants = self.compiled.constants
-        self.on_step = on_step
-        self.on_state = on_state
         wet = workflow.timeouts.workflow_exec_timeout
         self._wet = wet
         self._wet_seconds = None if wet is None else duration_seconds(wet.duration)
         self._input = self.compiled.input
 
     async def run(
-        self, input: Any, effects: Effects, *, instance_id: str | None = None
+        self,
+        input: Any,
+        effects: Effects,
+        *,
+        instance_id: str | None = None,
+        on_step: StepCallback | None = None,
+        on_state: StateCallback | None = None,
     ) -> RunResult:
-        """Run one instance to its end and return the outcome (never raises for workflow faults)."""
+        """Run one instance to its end and return the outcome (never raises for workflow faults).
+
+        Args:
+            input: The workflow input.
+            effects: The host's effects for this run.
+            instance_id: ``$WORKFLOW.instanceId`` (a fresh id by default).
+            on_step: Called with every timeline :class:`Step` of this run as it happens.
+            on_state: Called with an :class:`InstanceState` on every state entry
+                and at the end (for status APIs); costs a little per transition.
+        """
         seed = effects.new_id()
         started = effects.now()
         variables = {
@@ -108,7 +119,7 @@ class Interpreter:
             "SECRETS": self.secrets,
             "WORKFLOW": self._workflow_variable(instance_id or seed, format_timestamp(started)),
         }
-        run = Run(self.compiled, effects, variables, seed, self.on_step)
+        run = Run(self.compiled, effects, variables, seed, on_step, on_state)
         run.data = {} if input is None else input
         self._top_level_expressions(run)
         deadline = None
@@ -182,8 +193,8 @@ class Interpreter:
                 # suspends; let other instances on this event loop run.
                 await asyncio.sleep(0)
             key = run.enter(state.name)
-            if self.on_state is not None:
-                self._report_state(run, state.name, data)
+            if run.on_state is not None:
+                self._report_state(run, run.on_state, state.name, data)
             output, exit_ = await self.run_state(run, state, data, key)
             run.data = output
             if not isinstance(exit_, Transition):
@@ -299,9 +310,10 @@ class Interpreter:
             return Failed(error=fault.error, data=output)
         return Terminated(output=output, reason="timeout")
 
-    def _report_state(self, run: Run, current: str | None, data: Any) -> None:
-        assert self.on_state is not None
-        self.on_state(
+    def _report_state(
+        self, run: Run, on_state: StateCallback, current: str | None, data: Any
+    ) -> None:
+        on_state(
             InstanceState(
                 instance_id=run.variables["WORKFLOW"]["instanceId"],
                 workflow_id=self.workflow.identifier,
@@ -316,11 +328,11 @@ class Interpreter:
         )
 
     def _report(self, run: Run, instance_id: str, result: RunResult) -> None:
-        if self.on_state is None:
+        if run.on_state is None:
             return
         error = result.error.to_json() if isinstance(result, Failed) else None
         output = None if isinstance(result, Failed) else result.output
-        self.on_state(
+        run.on_state(
             InstanceState(
                 instance_id=instance_id,
                 workflow_id=self.workflow.identifier,

@@ -57,10 +57,12 @@ WORKFLOW_DEADLINE_KEY = "workflow/timeout"
 class Interpreter:
     """Runs instances of one 1.0 workflow definition.
 
+    One interpreter runs any number of instances; the callbacks of a run are
+    passed to :meth:`run` (as for the 0.8 interpreter).
+
     Args:
         workflow: The validated model.
         secrets: Values for ``$secrets``.
-        on_step: Told of every timeline step as it happens.
     """
 
     def __init__(
@@ -68,16 +70,22 @@ class Interpreter:
         workflow: Workflow,
         *,
         secrets: Mapping[str, Any] | None = None,
-        on_step: Callable[[Step], None] | None = None,
     ) -> None:
         self.workflow = workflow
         self.secrets = dict(secrets or {})
-        self.on_step = on_step
 
     async def run(
-        self, input: Any, effects: Effects, *, instance_id: str | None = None
+        self,
+        input: Any,
+        effects: Effects,
+        *,
+        instance_id: str | None = None,
+        on_step: Callable[[Step], None] | None = None,
     ) -> RunResult:
-        """Run one instance to its end and return the outcome (never raises for workflow faults)."""
+        """Run one instance to its end and return the outcome (never raises for workflow faults).
+
+        ``on_step`` is told of every timeline step of this run as it happens.
+        """
         seed = effects.new_id()
         started = effects.now()
         raw = {} if input is None else input
@@ -98,7 +106,7 @@ class Interpreter:
             "runtime": RUNTIME,
             "secrets": self.secrets,
         }
-        run = Run(self.workflow, effects, seed, base, on_step=self.on_step)
+        run = Run(self.workflow, effects, seed, base, on_step=on_step)
         executor = Executor(run, RUNNERS)
         try:
             output = await self._timed(executor, raw)

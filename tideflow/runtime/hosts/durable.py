@@ -3,15 +3,14 @@
 :class:`DurableRuntime` is the service ``tideflow serve`` runs (``async with``
 or :meth:`~DurableRuntime.start` / :meth:`~DurableRuntime.stop`). It runs
 the pure interpreter with journaled effects
-(:mod:`tideflow.runtime.hosts._durable_effects`): every effect result is
+(:mod:`tideflow.runtime.hosts._journaled_effects`): every effect result is
 committed -- group-committed with the other instances' writes
 (:mod:`tideflow.runtime.journal`) -- before the interpreter sees it, so
 after a crash a replay of the journal brings an instance back to where it
 stopped without calling completed functions again. Function calls are
 at-least-once: a call in flight at a crash is made again on replay, with the
-same idempotency key ``<instance id>/<step key>`` (REST, GraphQL and OData
-get it as the ``Idempotency-Key`` header, ``python:`` functions as the
-``idempotency_key`` argument when they accept one).
+same idempotency key as every other attempt of that call (the one rule of
+:mod:`tideflow.runtime.hosts.plumbing`).
 
 Waiting instances hold no memory: they are parked in the database (an event
 wait row; for sleeps, retry back-offs and timeouts a wake-up timer of the
@@ -27,6 +26,19 @@ which saves a park and a replay for the short pauses that dominate retries.
 
 Processes sharing a database share the instances through leases
 (:mod:`tideflow.runtime.claimer`).
+
+The host by concept, imports running one way (service -> runner -> effects):
+
+- this module: the service -- lifecycle, instances, the runners in memory,
+  and the :class:`~tideflow.runtime.hosts._runner_services.RunnerServices`
+  its runners use;
+- :mod:`~tideflow.runtime.hosts._instance_runner`: one claimed instance run
+  until it ends, parks or stops;
+- :mod:`~tideflow.runtime.hosts._journaled_effects`: the journaled
+  :class:`~tideflow.runtime.effects.Effects` of one run;
+- :mod:`~tideflow.runtime.hosts._wait_delivery`: events answering waits;
+- :mod:`~tideflow.runtime.hosts._definitions`: compiled definitions;
+- :mod:`~tideflow.runtime.hosts.plumbing`: what every host shares.
 """
 
 from __future__ import annotations
@@ -35,7 +47,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -47,7 +59,7 @@ from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.errors import (
     FunctionCallError,
     InstanceNotFound,
-    StoreError,
+    TideflowError,
     WorkflowLoadError,
     WorkflowNotFound,
     WorkflowValidationError,
@@ -55,10 +67,9 @@ from tideflow.errors import (
 from tideflow.notify import CONNECTION_ERRORS
 from tideflow.runtime.claimer import ClaimerOptions, InstanceClaimer
 from tideflow.runtime.effects import SubflowCall
-from tideflow.runtime.functions import FunctionInvoker
+from tideflow.runtime.functions import FunctionInvoker, Invocation
 from tideflow.runtime.functions.policy import PythonPolicy
 from tideflow.runtime.gateway import (
-    NOTIFY_CHANNEL,
     InstanceRow,
     PostgresInstances,
     PostgresRegistry,
@@ -66,20 +77,20 @@ from tideflow.runtime.gateway import (
     dumps,
     loads,
 )
-from tideflow.runtime.hosts._durable_deliver import deliver_batch
-from tideflow.runtime.hosts._durable_effects import assemble
-from tideflow.runtime.hosts._durable_host import (
+from tideflow.runtime.hosts._definitions import Definitions
+from tideflow.runtime.hosts._instance_runner import InstanceRunner
+from tideflow.runtime.hosts._runner_services import (
     EmitSink,
+    InstanceRef,
     LifecycleEvent,
     LifecycleHook,
-    RunnerServices,
     RuntimeOptions,
 )
-from tideflow.runtime.hosts._durable_runner import InstanceRunner
+from tideflow.runtime.hosts._wait_delivery import Answer, WaitDelivery
 from tideflow.runtime.interpreter import Interpreter
 from tideflow.runtime.journal import JournalWriter, NewInstance
 from tideflow.runtime.status import InstanceStatus
-from tideflow.runtime.wakeups import WAKE_KIND, TimerLoader, cancel_wake_timer, fire_wakeups
+from tideflow.runtime.wakeups import WAKE_KIND, TimerLoader, fire_wakeups
 from tideflow.supervise import Supervisor
 from tideflow.timer.service import TimerService
 from tideflow.workflow.model import Workflow
@@ -90,7 +101,7 @@ T = TypeVar("T")
 log = logging.getLogger("tideflow.runtime")
 
 
-class DurableRuntime(RunnerServices):
+class DurableRuntime:
     """The durable workflow runtime of one process (see the module docs).
 
     Args:
@@ -154,8 +165,15 @@ class DurableRuntime(RunnerServices):
         self._runners: dict[str, InstanceRunner] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._done: dict[str, list[asyncio.Future[Any]]] = {}
-        self._interpreters: dict[tuple[str, str], asyncio.Future[tuple[Workflow, Interpreter]]] = {}
-        self._module_dir_cache: dict[str, Path] = {}
+        self._definitions = Definitions(
+            self.registry,
+            base_dir=self.options.base_dir,
+            module_dirs=self.options.module_dirs,
+            dialect=self.options.dialect,
+        )
+        self._delivery = WaitDelivery(
+            pool, self.options.owner, self.options.lease_seconds, runners=self
+        )
         self._own_timers = timers is None
         self.timers = timers or TimerService(pool, clock=clock)
         self.timers.register(WAKE_KIND, fire_wakeups)
@@ -216,9 +234,7 @@ class DurableRuntime(RunnerServices):
     async def kill(self) -> None:
         """Stop abruptly, as a crash would: nothing is handed back (tests)."""
         for runner in list(self._runners.values()):
-            runner._stop = "killed"
-            if runner._task is not None:
-                runner._task.cancel()
+            runner.kill()
         self.writer.close()
         await self.supervisor.stop()
         for task in list(self._tasks):
@@ -337,64 +353,34 @@ class DurableRuntime(RunnerServices):
     ) -> bool:
         """Answer an open event wait with ``events``: journal them and wake the instance.
 
-        A wait for one of several events ends with the events given. A wait
-        for *all* listed events (``exclusive: false``) may get them one at a
-        time: they are kept with the wait, and it ends -- its result in the
-        listed order -- once every listed event has arrived.
+        See :meth:`~tideflow.runtime.hosts._wait_delivery.WaitDelivery.deliver_events`.
 
         Returns:
-            Whether the wait was open and took the events (``False``: it was
-            answered already, or there is no such wait).
+            Whether the wait was open and took the events.
         """
-        try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                wait = await conn.fetchrow(Q["lock_wait"], instance_id, wait_key)
-                if wait is None:
-                    return False
-                result = events
-                if wait["all_events"]:
-                    specs = loads(wait["events"])
-                    received = [*loads(wait["received"]), *events]
-                    complete = assemble(specs, received)
-                    if complete is None and len(events) == len(specs):
-                        complete = events  # a whole set at once: the caller matched it
-                    if complete is None:
-                        await conn.execute(
-                            Q["add_received"], instance_id, wait_key, dumps(received)
-                        )
-                        return True
-                    result = complete
-                found = await conn.fetchval(
-                    Q["deliver_events"], instance_id, wait_key, dumps({"result": result})
-                )
-                if found is not None:
-                    await cancel_wake_timer(conn, instance_id, wait["run_no"], wait_key)
-                    await conn.execute(Q["notify"], NOTIFY_CHANNEL, "wake")
-        except asyncpg.PostgresError as exc:
-            raise StoreError(f"delivering events to {instance_id} failed: {exc}") from exc
-        if found is None:
-            return False
-        runner = self._runners.get(instance_id)
-        if runner is not None:
-            runner.deliver(wait_key, result)
-        return True
+        return await self._delivery.deliver_events(instance_id, wait_key, events)
 
     async def deliver_many(
-        self,
-        answers: Sequence[tuple[str, str, list[dict[str, Any]]]],
-        conn: asyncpg.Connection | None = None,
+        self, answers: Sequence[Answer], conn: asyncpg.Connection | None = None
     ) -> list[bool]:
         """Answer many waits ``(instance id, wait key, events)`` in one transaction.
 
         The parked instances they wake are claimed by this process in the same
         transaction and resumed here at once (see
-        :mod:`tideflow.runtime.hosts._durable_deliver`). ``conn``: a connection
+        :mod:`tideflow.runtime.hosts._wait_delivery`). ``conn``: a connection
         the caller holds (saves a pool round trip); one from the pool by default.
 
         Returns:
             For each answer, whether its wait was open and took the events.
         """
-        return await deliver_batch(self, answers, conn)
+        return await self._delivery.deliver_many(answers, conn)
+
+    # --- the runners in memory (what deliveries and the claimer see) ---------------
+
+    @property
+    def room(self) -> int:
+        """How many more instances may run in memory here."""
+        return self.options.max_running - len(self._runners)
 
     def holds(self, instance_id: str) -> bool:
         """Whether a runner for ``instance_id`` is in memory here."""
@@ -454,6 +440,128 @@ class DurableRuntime(RunnerServices):
         if instance_id not in self._runners:
             self.finished(instance_id)
 
+    # --- what the runners use (RunnerServices) --------------------------------------
+
+    async def interpreter(self, workflow_id: str, version: str) -> tuple[Workflow, Interpreter]:
+        """The workflow model and its interpreter, compiled once per version.
+
+        Raises:
+            WorkflowNotFound: No such version.
+            WorkflowValidationError: The stored definition no longer loads.
+        """
+        return await self._definitions.get(workflow_id, version)
+
+    async def resolve_version(self, workflow_id: str, version: str | None) -> str:
+        """The stored version ``version`` names (the latest when ``None``)."""
+        return (await self.registry.get(workflow_id, version)).version
+
+    def base_dir_for(self, operation: str) -> Path:
+        """The folder a function's relative references resolve in.
+
+        For ``python:pkg.mod:fn``: the first of ``base_dir`` and
+        ``module_dirs`` holding ``pkg.py`` or ``pkg/`` (else ``base_dir``).
+        """
+        return self._definitions.base_dir_for(operation)
+
+    @property
+    def memory_sleep(self) -> float:
+        """Longest sleep slept in memory."""
+        return self.options.memory_sleep
+
+    def invoke(self, invocation: Invocation) -> Awaitable[Any]:
+        """Call a function; a ``python:`` module the policy refuses is never imported.
+
+        Definitions are checked when deployed; this catches those stored
+        before the policy changed (``FORBIDDEN``, not retryable).
+        """
+        if self.invoker.has_override(invocation.name):  # bound callables import nothing
+            return self.invoker.invoke(invocation)
+        return self.python_policy.guard(invocation, self.invoker.invoke)
+
+    def background(self, awaitable: Awaitable[Any]) -> None:
+        """Run a fire-and-forget call (``invoke: async``); its errors are logged only."""
+
+        async def guarded() -> None:
+            try:
+                await awaitable
+            except TideflowError as exc:
+                log.info("async function call failed: %s", exc)
+
+        # Short-lived and tracked (stop() cancels it); guarded() logs its failure.
+        self._track(asyncio.ensure_future(guarded()))
+
+    async def emit(self, event: dict[str, Any]) -> None:
+        """Hand a produced CloudEvent to the sink."""
+        if self._emit is None:
+            self.emitted.append(event)
+        else:
+            await self._emit(event)
+
+    def lifecycle(self, kind: str, instance: InstanceRef, **detail: Any) -> None:
+        """Tell the lifecycle hook (``instance``: a stored row or a runner)."""
+        if self.on_lifecycle is None:
+            return
+        state = detail.pop("state", None)
+        event = LifecycleEvent(
+            kind=kind,
+            instance_id=instance.id,
+            workflow_id=instance.workflow_id,
+            version=instance.version,
+            state=state,
+            detail={k: v for k, v in detail.items() if v is not None},
+        )
+        try:
+            self.on_lifecycle(event)
+        except Exception:  # a monitoring hook must not break instances
+            log.exception("lifecycle hook failed")
+
+    async def load_run(self, instance_id: str, run_no: int) -> tuple[list[dict[str, Any]], int]:
+        """The run's journal and how many interpreter steps its timeline already has."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(Q["get_journal"], instance_id, run_no)
+            steps = await conn.fetchval(Q["count_timeline"], instance_id, run_no)
+        journal = [{"op": r["op"], "key": r["step_key"], **loads(r["entry"])} for r in rows]
+        return journal, steps
+
+    async def time_out_wait(self, instance_id: str, run_no: int, wait_key: str) -> Any:
+        """End an event wait whose timeout passed, unless events won the race.
+
+        Returns:
+            The wait's result: ``None`` (timed out, now journaled) or the
+            events delivered just before.
+        """
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.fetchrow(Q["lock_wait"], instance_id, wait_key)  # waits for a delivery
+            entry = await conn.fetchval(Q["journal_entry"], instance_id, run_no, "wait", wait_key)
+            if entry is not None:
+                return loads(entry).get("result")
+            await conn.execute(Q["time_out_wait"], instance_id, wait_key, run_no)
+        return None
+
+    async def settle(
+        self, instance_id: str, run_no: int, op: str, key: str, entry: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Journal ``entry`` for a step unless another answer got there first; return the winner.
+
+        The instance's row lock orders this against a child answering its parent.
+        """
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(Q["lock_instance"], instance_id)
+            found = await conn.fetchval(Q["journal_entry"], instance_id, run_no, op, key)
+            if found is not None:
+                return loads(found)  # type: ignore[no-any-return]
+            await conn.execute(Q["insert_entry"], instance_id, run_no, op, key, dumps(entry))
+        return entry
+
+    async def drop_waits(self, instance_id: str, prefix: str | None) -> None:
+        """Forget the event waits whose keys start with ``prefix`` (all with ``None``)."""
+        async with self.pool.acquire() as conn:
+            await conn.execute(Q["drop_waits_under"], instance_id, prefix)
+
+    def _track(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     # --- runners -------------------------------------------------------------------
 
     async def _claimed(self, rows: list[InstanceRow]) -> None:
@@ -487,7 +595,7 @@ class DurableRuntime(RunnerServices):
 
     def _ended(self, instance_id: str, _task: object = None) -> None:
         self._runners.pop(instance_id, None)
-        if len(self._runners) == self.options.max_running - 1:
+        if self.room == 1:
             self.worker.poke()  # there is room again: claim what waited for it
 
     def _lost(self, instance_id: str) -> None:

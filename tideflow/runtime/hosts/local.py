@@ -12,13 +12,15 @@
 - emitted events are collected in :attr:`LocalRun.emitted`;
 - sub-workflows are found by ``id`` (and ``version``) among the definitions
   in the main workflow's folder and any extra folders.
+
+Idempotency keys, step bounding, auth and secrets follow the rules every
+host shares (:mod:`tideflow.runtime.hosts.plumbing`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -29,12 +31,10 @@ from tideflow import ids
 from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.errors import (
     FunctionCallError,
-    StepTimeout,
     TideflowError,
     WorkflowLoadError,
     WorkflowValidationError,
 )
-from tideflow.isotime import format_timestamp
 from tideflow.runtime.dsl1 import Interpreter as Interpreter1
 from tideflow.runtime.effects import (
     Deadline,
@@ -44,7 +44,7 @@ from tideflow.runtime.effects import (
     SleepRequest,
     SubflowCall,
 )
-from tideflow.runtime.functions import AuthDefinition, FunctionInvoker, Invocation
+from tideflow.runtime.functions import FunctionInvoker, Invocation
 from tideflow.runtime.functions.python import PythonFunction
 from tideflow.runtime.hosts._local_support import (
     EventFeed,
@@ -52,12 +52,18 @@ from tideflow.runtime.hosts._local_support import (
     TimelinePrinter,
     load_functions_file,
 )
+from tideflow.runtime.hosts.plumbing import (
+    bounded,
+    call_arguments,
+    complete_event,
+    idempotency_key,
+    resolve_auth,
+    workflow_secrets,
+)
 from tideflow.runtime.interpreter import Interpreter
 from tideflow.runtime.result import ContinuedAs, Failed, RunResult, Step
 from tideflow.workflow import loader
-from tideflow.workflow.expressions import evaluate_value
-from tideflow.workflow.model import Workflow, thaw
-from tideflow.workflow.secrets import load_secrets
+from tideflow.workflow.model import Workflow
 
 __all__ = [
     "EventFeed",
@@ -67,12 +73,10 @@ __all__ = [
     "LocalRun",
     "SubflowIndex",
     "TimelinePrinter",
-    "idempotency_key",
     "load_functions_file",
 ]
 
 T = TypeVar("T")
-_ATTEMPT = re.compile(r"/attempt:\d+$")
 
 _SUFFIXES = (".yaml", ".yml", ".json")
 _MAX_CONTINUATIONS = 1000
@@ -114,27 +118,8 @@ class LocalRun:
     """The instance's id."""
 
 
-def idempotency_key(instance_id: str, step_key: str) -> str:
-    """``<instance id>/<step key>`` without the attempt: stable across retries and replays."""
-    return f"{instance_id}/{_ATTEMPT.sub('', step_key)}"
-
-
 def _absolute(path: str | Path) -> Path:
     return Path(path).resolve()
-
-
-async def _bounded(awaitable: Awaitable[T], seconds: float | None, key: str, kind: str) -> T:
-    """Await ``awaitable``; raise :class:`StepTimeout` when ``seconds`` pass first."""
-    if seconds is None or math.isinf(seconds):
-        return await awaitable
-    limit = asyncio.timeout(max(0.0, seconds))
-    try:
-        async with limit:
-            return await awaitable
-    except TimeoutError:
-        if limit.expired():
-            raise StepTimeout(key=key, kind=kind) from None
-        raise
 
 
 class LocalEffects:
@@ -158,16 +143,13 @@ class LocalEffects:
     async def call_function(self, call: FunctionCall) -> Any:
         """Invoke through the host's :class:`FunctionInvoker`."""
         definition = call.function
-        arguments: Mapping[str, Any] = call.arguments
-        if self._host.options.dialect == "sonataflow" and not arguments:
-            arguments = call.data if isinstance(call.data, Mapping) else {}
         invocation = Invocation(
             name=call.name,
             operation=definition.operation,
             type=definition.type,
-            arguments=arguments,
+            arguments=call_arguments(call, sonataflow=self._host.options.dialect == "sonataflow"),
             selection_set=call.selection_set,
-            auth=self._auth(definition.auth_ref),
+            auth=resolve_auth(self.workflow, definition.auth_ref, self.variables),
             idempotency_key=idempotency_key(self.instance_id, call.key),
             base_dir=self.base_dir,
             timeout=None,  # the host bounds the whole call (code TIMEOUT), see below
@@ -176,20 +158,7 @@ class LocalEffects:
         if call.invoke == "async":
             self._host.start_background(invoked, keep=True)
             return None
-        return await _bounded(invoked, call.timeout_seconds, call.key, "action")
-
-    def _auth(self, name: str | None) -> AuthDefinition | None:
-        if name is None:
-            return None
-        found = next((a for a in self.workflow.auth if a.name == name), None)
-        if found is None:
-            raise FunctionCallError(
-                f"authRef {name!r} names no auth definition", code="InvalidAuth", retryable=False
-            )
-        props = evaluate_value(
-            thaw(found.properties), {}, self.variables, self.workflow.expression_lang
-        )
-        return AuthDefinition(name=found.name, scheme=found.scheme, properties=props)
+        return await bounded(invoked, call.timeout_seconds, call.key)
 
     async def wait_for_events(self, wait: EventWait) -> list[dict[str, Any]] | None:
         """Take matching events from the ``--events`` feed."""
@@ -204,10 +173,7 @@ class LocalEffects:
 
     async def emit(self, request: EventEmit) -> None:
         """Collect the event, adding ``source`` and ``time`` when missing."""
-        event = dict(request.event)
-        event.setdefault("source", f"/tideflow/{self.workflow.identifier}")
-        event.setdefault("time", format_timestamp(self.now()))
-        self._host.emitted.append(event)
+        self._host.emitted.append(complete_event(request.event, self.workflow, self.now()))
 
     async def run_subflow(self, call: SubflowCall) -> Any:
         """Run a sub-workflow found by id (and version) on this host."""
@@ -224,7 +190,7 @@ class LocalEffects:
         if call.invoke == "async":
             self._host.start_background(run, keep=call.on_parent_complete == "continue")
             return None
-        result = await _bounded(run, call.timeout_seconds, call.key, "action")
+        result = await bounded(run, call.timeout_seconds, call.key)
         if isinstance(result, Failed):
             error = result.error
             raise FunctionCallError(
@@ -232,11 +198,11 @@ class LocalEffects:
                 code=error.code or error.name,
                 retryable=False,
             )
-        return getattr(result, "output", None)
+        return result.output
 
     async def within(self, deadline: Deadline, body: Callable[[], Awaitable[T]]) -> T:
         """Await ``body()`` under a real timer."""
-        return await _bounded(body(), deadline.seconds, deadline.key, deadline.kind)
+        return await bounded(body(), deadline.seconds, deadline.key, deadline.kind)
 
     def now(self) -> datetime:
         """The real time."""
@@ -275,7 +241,7 @@ class LocalHost:
         self.emitted: list[dict[str, Any]] = []
         self.subflows = SubflowIndex([])
         self._loaded: dict[Path, Workflow] = {}
-        self._interpreters: dict[tuple[int, bool], Any] = {}
+        self._interpreters: dict[int, Interpreter | Interpreter1] = {}
         self._keep: set[asyncio.Task[Any]] = set()
         self._drop: set[asyncio.Task[Any]] = set()
 
@@ -331,21 +297,25 @@ class LocalHost:
             self._loaded[path] = model
         return self._loaded[path]
 
-    def _interpreter(self, workflow: Workflow, *, nested: bool) -> Interpreter | Interpreter1:
-        """The interpreter of ``workflow``, compiled once per definition.
-
-        Steps of nested runs (sub-flows, ``continueAs``) reach ``on_step``
-        with keys prefixed by their workflow id, e.g. ``child:Work``.
-        """
-        cache_key = (id(workflow), nested)
-        found = self._interpreters.get(cache_key)
+    def _interpreter(self, workflow: Workflow) -> Interpreter | Interpreter1:
+        """The interpreter of ``workflow``'s DSL (0.8 or 1.0), compiled once per definition."""
+        found = self._interpreters.get(id(workflow))
         if found is None or found.workflow is not workflow:
-            on_step = self.options.on_step
-            if on_step is not None and nested:
-                on_step = _prefixed(on_step, workflow.identifier)
-            found = _make_interpreter(workflow, self.options, on_step)
-            self._interpreters[cache_key] = found
+            secrets = workflow_secrets(workflow, self.options.secrets)
+            if getattr(workflow, "spec_version", "") == "1.0":
+                found = Interpreter1(workflow, secrets=secrets)  # type: ignore[arg-type]
+            else:
+                found = Interpreter(workflow, secrets=secrets, dialect=self.options.dialect)
+            self._interpreters[id(workflow)] = found
         return found
+
+    def _on_step(self, workflow: Workflow, *, nested: bool) -> Callable[[Step], None] | None:
+        """The timeline callback of a run: steps of nested runs (sub-flows,
+        ``continueAs``) get keys prefixed by their workflow id, e.g. ``child:Work``."""
+        on_step = self.options.on_step
+        if on_step is not None and nested:
+            return _prefixed(on_step, workflow.identifier)
+        return on_step
 
     def start_background(self, awaitable: Awaitable[Any], *, keep: bool) -> None:
         """Run ``awaitable`` on its own; ``keep`` ones are awaited before the run ends."""
@@ -365,13 +335,14 @@ class LocalHost:
         for count in range(_MAX_CONTINUATIONS):
             first = count == 0
             effects = LocalEffects(self, workflow, base_dir, instance_id or ids.new_id())
-            interpreter = self._interpreter(workflow, nested=parent is not None or not first)
+            interpreter = self._interpreter(workflow)
             effects.variables = {
-                "CONST": getattr(interpreter, "constants", {}),
+                "CONST": interpreter.constants if isinstance(interpreter, Interpreter) else {},
                 "SECRETS": interpreter.secrets,
             }
+            on_step = self._on_step(workflow, nested=parent is not None or not first)
             result: RunResult = await interpreter.run(
-                input, effects, instance_id=effects.instance_id
+                input, effects, instance_id=effects.instance_id, on_step=on_step
             )
             if not isinstance(result, ContinuedAs):
                 return result
@@ -381,24 +352,8 @@ class LocalHost:
         raise TideflowError(f"more than {_MAX_CONTINUATIONS} continueAs runs in a row")
 
 
-def _make_interpreter(
-    workflow: Any, options: LocalOptions, on_step: Callable[[Step], None] | None
-) -> Interpreter | Interpreter1:
-    """The interpreter of the workflow's DSL: 0.8 or 1.0 (``spec_version``)."""
-    secrets = _secrets(workflow, options)
-    if getattr(workflow, "spec_version", "") == "1.0":
-        return Interpreter1(workflow, secrets=secrets, on_step=on_step)
-    return Interpreter(workflow, secrets=secrets, on_step=on_step, dialect=options.dialect)
-
-
 def _prefixed(on_step: Callable[[Step], None], prefix: str) -> Callable[[Step], None]:
     def tell(step: Step) -> None:
         on_step(replace(step, key=f"{prefix}:{step.key}"))
 
     return tell
-
-
-def _secrets(workflow: Workflow, options: LocalOptions) -> Mapping[str, Any]:
-    if options.secrets is not None:
-        return options.secrets
-    return load_secrets(workflow.secrets, strict=False)

@@ -24,24 +24,30 @@ import contextvars
 import math
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from tideflow import ids
 from tideflow.errors import FunctionCallError, StepTimeout
-from tideflow.isotime import format_timestamp
 from tideflow.runtime.effects import (
     Deadline,
     EventEmit,
+    EventSpec,
     EventWait,
     FunctionCall,
     SleepRequest,
     SubflowCall,
 )
-from tideflow.runtime.functions import Invocation
-
-if TYPE_CHECKING:
-    from tideflow.runtime.hosts._durable_runner import InstanceRunner
+from tideflow.runtime.functions import AuthDefinition, Invocation
+from tideflow.runtime.hosts._runner_services import RunnerServices
+from tideflow.runtime.hosts.plumbing import (
+    bounded,
+    call_arguments,
+    complete_event,
+    idempotency_key,
+)
+from tideflow.workflow.model import Workflow
 
 T = TypeVar("T")
 
@@ -78,47 +84,6 @@ def child_id(instance_id: str, run_no: int, key: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"tideflow:{instance_id}/{run_no}/{key}"))
 
 
-def idempotency_key(instance_id: str, run_no: int, key: str) -> str:
-    """``<instance>/<step key>`` (``<instance>/run:<n>/<step key>`` after ``continueAs``).
-
-    Stable across replays; each retry attempt has its own step key.
-    """
-    return f"{instance_id}/{key}" if run_no == 1 else f"{instance_id}/run:{run_no}/{key}"
-
-
-def assemble(
-    specs: list[dict[str, Any]], received: list[dict[str, Any]]
-) -> list[dict[str, Any]] | None:
-    """One received event per listed event (in the listed order), or ``None`` if any is missing.
-
-    An event fits a spec when its ``type`` equals the spec's, its ``source``
-    does when the spec names one, and its correlation attributes equal the
-    spec's bound values (a ``null`` value accepts any).
-    """
-    used: set[int] = set()
-    out: list[dict[str, Any]] = []
-    for spec in specs:
-        for index, event in enumerate(received):
-            if index not in used and _fits(spec, event):
-                used.add(index)
-                out.append(event)
-                break
-        else:
-            return None
-    return out
-
-
-def _fits(spec: dict[str, Any], event: dict[str, Any]) -> bool:
-    if event.get("type") != spec["type"]:
-        return False
-    if spec.get("source") is not None and event.get("source") != spec["source"]:
-        return False
-    for name, value in (spec.get("correlation") or {}).items():
-        if name not in event or (value is not None and str(event[name]) != str(value)):
-            return False
-    return True
-
-
 def _answer(entry: dict[str, Any]) -> Any:
     if "error" in entry:
         raise_entry(entry["error"])
@@ -129,15 +94,60 @@ def _ts(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
+class RunPort(Protocol):
+    """What the effects use of the run they belong to (the instance runner implements it)."""
+
+    @property
+    def instance_id(self) -> str:
+        """The instance."""
+
+    @property
+    def run_no(self) -> int:
+        """The run (``continueAs`` starts the next)."""
+
+    @property
+    def workflow(self) -> Workflow:
+        """The definition being run."""
+
+    @property
+    def sonataflow(self) -> bool:
+        """The definition runs with SonataFlow's leniencies."""
+
+    def auth(self, name: str | None) -> AuthDefinition | None:
+        """The workflow's auth definition ``name``, its properties evaluated."""
+
+    def active(self) -> AbstractContextManager[None]:
+        """Mark an effect as doing real work (the run is not parked meanwhile)."""
+
+    async def commit(self, op: str, key: str, entry: dict[str, Any]) -> None:
+        """Journal an entry and wait for its commit."""
+
+    def queue(self, op: str, entry: dict[str, Any]) -> None:
+        """Journal an entry without waiting."""
+
+    async def register_wait(self, wait: dict[str, Any]) -> None:
+        """Record an event wait (committed before the run may park on it)."""
+
+    async def park(
+        self, *, wake: datetime | None, key: str = "", wait_key: str | None = None
+    ) -> Any:
+        """Never return (unless events arrive in this process): the run is parked here."""
+
+    def note(self, kind: str, key: str, state: str | None = None, **detail: Any) -> None:
+        """A host-level timeline row (``timer.*``)."""
+
+
 class DurableEffects:
     """Journaled effects of one run of one instance (see the module docs)."""
 
-    def __init__(self, runner: InstanceRunner, journal: list[dict[str, Any]]) -> None:
+    def __init__(self, run: RunPort, host: RunnerServices, journal: list[dict[str, Any]]) -> None:
         """Args:
-        runner: The instance's runner (writer, invoker, options, park bookkeeping).
+        run: The instance's run (journal commits, park bookkeeping).
+        host: The host's services (invoker, clock, emit, sub-flows, journal reads).
         journal: The run's journal entries in commit order.
         """
-        self._r = runner
+        self._run = run
+        self._host = host
         self.entries: dict[tuple[str, str], dict[str, Any]] = {}
         self._ordered: dict[str, list[Any]] = {"now": [], "new_id": []}
         self.bound: dict[str, Any] = {}
@@ -163,7 +173,7 @@ class DurableEffects:
     async def record(self, op: str, key: str, entry: dict[str, Any]) -> None:
         """Commit an entry (group commit); stop the run if the commit says so."""
         self.entries.setdefault((op, key), {"op": op, "key": key, **entry})
-        await self._r.commit(op, key, entry)
+        await self._run.commit(op, key, entry)
 
     def _missing(self) -> None:
         # Inside the body of a deadline that expired in an earlier run: the
@@ -180,14 +190,14 @@ class DurableEffects:
         if known is not None:
             return _answer(known)
         self._missing()
-        invoked = self._r.host.invoke(self._invocation(call))
+        invoked = self._host.invoke(self._invocation(call))
         if call.invoke == "async":
-            self._r.host.background(invoked)
+            self._host.background(invoked)
             await self.record("call", call.key, {"result": None})
             return None
-        with self._r.active():
+        with self._run.active():
             try:
-                result = await self._r.host.bounded(invoked, call.timeout_seconds, call.key)
+                result = await bounded(invoked, call.timeout_seconds, call.key)
             except Exception as exc:
                 await self.record("call", call.key, {"error": error_entry(exc)})
                 raise_entry(error_entry(exc))
@@ -196,18 +206,16 @@ class DurableEffects:
 
     def _invocation(self, call: FunctionCall) -> Invocation:
         definition = call.function
-        arguments = call.arguments
-        if self._r.sonataflow and not arguments:
-            arguments = call.data if isinstance(call.data, dict) else {}
+        run = self._run
         return Invocation(
             name=call.name,
             operation=definition.operation,
             type=definition.type,
-            arguments=arguments,
+            arguments=call_arguments(call, sonataflow=run.sonataflow),
             selection_set=call.selection_set,
-            auth=self._r.auth(definition.auth_ref),
-            idempotency_key=idempotency_key(self._r.instance_id, self._r.run_no, call.key),
-            base_dir=self._r.host.base_dir_for(definition.operation),
+            auth=run.auth(definition.auth_ref),
+            idempotency_key=idempotency_key(run.instance_id, call.key, run.run_no),
+            base_dir=self._host.base_dir_for(definition.operation),
             timeout=call.timeout_seconds,
         )
 
@@ -216,11 +224,9 @@ class DurableEffects:
         if self.known("emit", request.key) is not None:
             return
         self._missing()
-        event = dict(request.event)
-        event.setdefault("source", f"/tideflow/{self._r.workflow.identifier}")
-        event.setdefault("time", format_timestamp(self.now_value()))
-        with self._r.active():
-            await self._r.host.emit(event)
+        event = complete_event(request.event, self._run.workflow, self.now_value())
+        with self._run.active():
+            await self._host.emit(event)
             await self.record("emit", request.key, {"result": None})
 
     # --- waiting -------------------------------------------------------------
@@ -250,17 +256,17 @@ class DurableEffects:
         if self.known("sleep", request.key) is not None:
             return
         self._missing()
-        with self._r.active():
+        with self._run.active():
             due = await self._due(request.key, request.seconds)
             left = math.inf if due is None else (due - self.now_value()).total_seconds()
-            if due is not None and left <= self._r.host.memory_sleep:
+            if due is not None and left <= self._host.memory_sleep:
                 if left > 0:
-                    await self._r.host.clock.sleep(left)
+                    await self._host.clock.sleep(left)
                 late = (self.now_value() - due).total_seconds() * 1000
-                self._r.note("timer.fired", request.key, seconds=request.seconds, lateMs=late)
+                self._run.note("timer.fired", request.key, seconds=request.seconds, lateMs=late)
                 return
-        self._r.note("timer.started", request.key, seconds=request.seconds)
-        await self._r.park(wake=due, key=request.key)
+        self._run.note("timer.started", request.key, seconds=request.seconds)
+        await self._run.park(wake=due, key=request.key)
 
     async def wait_for_events(self, wait: EventWait) -> list[dict[str, Any]] | None:
         """Return journaled events, time out when due, else record the wait and park."""
@@ -268,12 +274,12 @@ class DurableEffects:
         if known is not None:
             return _answer(known)  # type: ignore[no-any-return]
         self._missing()
-        with self._r.active():
+        with self._run.active():
             due = await self._due(wait.key, wait.timeout_seconds)
             if due is not None and due <= self.now_value():
                 # Atomic with a concurrent delivery: whichever came first is the result.
-                result = await self._r.host.time_out_wait(
-                    self._r.instance_id, self._r.run_no, wait.key
+                result = await self._host.time_out_wait(
+                    self._run.instance_id, self._run.run_no, wait.key
                 )
                 self.entries[("wait", wait.key)] = {"op": "wait", "key": wait.key, "result": result}
                 self._bind(result)
@@ -281,18 +287,18 @@ class DurableEffects:
             specs = [self._spec(spec) for spec in wait.events]
             row = {
                 "key": wait.key,
-                "run_no": self._r.run_no,
+                "run_no": self._run.run_no,
                 "all": wait.all,
                 "events": specs,
                 "types": sorted({s["type"] for s in specs}),
                 "due_at": due,
             }
-            await self._r.register_wait(row)
-        events = await self._r.park(wake=due, key=wait.key, wait_key=wait.key)
+            await self._run.register_wait(row)
+        events = await self._run.park(wake=due, key=wait.key, wait_key=wait.key)
         self._bind(events)
         return events  # type: ignore[no-any-return]
 
-    def _spec(self, spec: Any) -> dict[str, Any]:
+    def _spec(self, spec: EventSpec) -> dict[str, Any]:
         correlation = {
             name: value if value is not None else self.bound.get(name)
             for name, value in spec.correlation
@@ -310,11 +316,11 @@ class DurableEffects:
         if known is not None:
             return _answer(known)
         self._missing()
-        with self._r.active():
+        with self._run.active():
             if self.known("subflow.start", call.key) is None:
-                child = child_id(self._r.instance_id, self._r.run_no, call.key)
+                child = child_id(self._run.instance_id, self._run.run_no, call.key)
                 parent_key = None if call.invoke == "async" else call.key
-                await self._r.host.start_child(call, child, self._r.instance_id, parent_key)
+                await self._host.start_child(call, child, self._run.instance_id, parent_key)
                 terminate = call.invoke == "async" and call.on_parent_complete == "terminate"
                 entry = {"result": child, "terminate": terminate}
                 await self.record("subflow.start", call.key, entry)
@@ -325,12 +331,12 @@ class DurableEffects:
             if due is not None and due <= self.now_value():
                 # Decided under the parent's row lock: the child's answer or the timeout.
                 error = error_entry(StepTimeout(key=call.key, kind="action"))
-                entry = await self._r.host.settle(
-                    self._r.instance_id, self._r.run_no, "subflow", call.key, {"error": error}
+                entry = await self._host.settle(
+                    self._run.instance_id, self._run.run_no, "subflow", call.key, {"error": error}
                 )
                 self.entries[("subflow", call.key)] = {"op": "subflow", "key": call.key, **entry}
                 return _answer(entry)
-        return await self._r.park(wake=due, key=call.key)
+        return await self._run.park(wake=due, key=call.key)
 
     async def within(self, deadline: Deadline, body: Callable[[], Awaitable[T]]) -> T:
         """Enforce a deadline whose due time is journaled, across parks and crashes."""
@@ -361,7 +367,7 @@ class DurableEffects:
         error = error_entry(StepTimeout(key=deadline.key, kind=deadline.kind))
         await self.record("deadline", deadline.key, {"error": error})
         scope = None if deadline.kind == "workflow" else deadline.key.rsplit("/timeout:", 1)[0]
-        await self._r.host.drop_waits(self._r.instance_id, None if scope is None else scope + "/")
+        await self._host.drop_waits(self._run.instance_id, None if scope is None else scope + "/")
         return await self._expired_body(deadline, body)
 
     async def _expired_body(self, deadline: Deadline, body: Callable[[], Awaitable[T]]) -> T:
@@ -389,14 +395,14 @@ class DurableEffects:
 
     def now_value(self) -> datetime:
         """The host clock (not journaled: for due-time arithmetic)."""
-        return self._r.host.clock.now()
+        return self._host.clock.now()
 
     def now(self) -> datetime:
         """The journaled clock: replayed in order, else read and journaled."""
         if self._ordered["now"]:
             return datetime.fromisoformat(self._ordered["now"].pop(0))
         value = self.now_value()
-        self._r.queue("now", {"result": value.isoformat()})
+        self._run.queue("now", {"result": value.isoformat()})
         return value
 
     def new_id(self) -> str:
@@ -404,5 +410,5 @@ class DurableEffects:
         if self._ordered["new_id"]:
             return str(self._ordered["new_id"].pop(0))
         value = ids.new_id()
-        self._r.queue("new_id", {"result": value})
+        self._run.queue("new_id", {"result": value})
         return value

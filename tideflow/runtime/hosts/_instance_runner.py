@@ -1,11 +1,15 @@
 """Runs one claimed instance on the durable host until it ends, parks or stops.
 
 :class:`InstanceRunner` replays the run's journal through the interpreter
-(:class:`~tideflow.runtime.hosts._durable_effects.DurableEffects`) and
-carries on for real. It watches its own effects: when every effect still
-pending is *parked* (waiting for events, a long sleep, a child) and nothing
-else of the run is active, the run cannot progress in memory, so the runner
-cancels it and parks the instance -- it then holds no memory at all.
+(:class:`~tideflow.runtime.hosts._journaled_effects.DurableEffects`) and
+carries on for real. It depends on its host only through
+:class:`~tideflow.runtime.hosts._runner_services.RunnerServices`, and hands
+the interpreter its callbacks (timeline rows, progress) with each run.
+
+It watches its own effects: when every effect still pending is *parked*
+(waiting for events, a long sleep, a child) and nothing else of the run is
+active, the run cannot progress in memory, so the runner cancels it and
+parks the instance -- it then holds no memory at all.
 
 It also applies, at the next step boundary (a journal commit), a requested
 cancel or suspend, and stops at once when a commit shows the lease was lost.
@@ -15,39 +19,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tideflow.errors import (
-    FunctionCallError,
     NondeterminismError,
     StoreError,
     WorkflowLoadError,
     WorkflowNotFound,
     WorkflowValidationError,
 )
-from tideflow.runtime.hosts._durable_effects import DurableEffects
+from tideflow.runtime.functions import AuthDefinition
+from tideflow.runtime.gateway import InstanceRow
+from tideflow.runtime.hosts._journaled_effects import DurableEffects
+from tideflow.runtime.hosts._runner_services import RunnerServices
+from tideflow.runtime.hosts.plumbing import resolve_auth
+from tideflow.runtime.interpreter import Interpreter
 from tideflow.runtime.journal import Continue, Control, Finish, Park, Stop
-from tideflow.runtime.result import Completed, ContinuedAs, Failed, RunResult, Step
+from tideflow.runtime.result import ContinuedAs, Failed, RunResult, Step, Terminated, WorkflowError
 from tideflow.runtime.state import InstanceState
 from tideflow.runtime.status import InstanceStatus
-from tideflow.workflow.expressions import evaluate_value
-from tideflow.workflow.model import thaw
-
-if TYPE_CHECKING:
-    from tideflow.runtime.functions import AuthDefinition
-    from tideflow.runtime.gateway import InstanceRow
-    from tideflow.runtime.hosts.durable import DurableRuntime
+from tideflow.workflow.model import Workflow
 
 log = logging.getLogger("tideflow.runtime")
-
-current_runner: contextvars.ContextVar[InstanceRunner | None] = contextvars.ContextVar(
-    "tideflow_current_runner", default=None
-)
 
 _SETTLE_TURNS = 4  # loop turns with no effect activity before a run counts as parked
 _STOP_STATUS = {"cancel": InstanceStatus.CANCELLED, "suspend": InstanceStatus.SUSPENDED}
@@ -67,14 +64,14 @@ class InstanceRunner:
 
     def __init__(
         self,
-        host: DurableRuntime,
+        host: RunnerServices,
         row: InstanceRow,
         *,
         fresh: bool = False,
         loaded: tuple[list[dict[str, Any]], int] | None = None,
     ) -> None:
         """Args:
-        host: The runtime (writer, invoker, registry, options).
+        host: The host's services (writer, invoker, definitions, clock).
         row: The claimed instance.
         fresh: The instance was just created here: no journal to load.
         loaded: Its journal and timeline step count, loaded with others' at claim time.
@@ -87,10 +84,10 @@ class InstanceRunner:
         self.input = row.input
         self.requested = row.requested
         self.parent_id = row.parent_id
-        self.workflow: Any = None
+        self._workflow: Workflow | None = None
         self._fresh = fresh
         self._loaded = loaded
-        self._interpreter: Any = None
+        self._interpreter: Interpreter | None = None
         self._active = 0
         self._ticks = 0
         self._parked: list[_Parked] = []
@@ -101,6 +98,23 @@ class InstanceRunner:
         self._wake: tuple[datetime, str] | None = None
         self._effects: DurableEffects | None = None
         self._started: dict[str, float] = {}
+
+    @property
+    def id(self) -> str:
+        """The instance's id."""
+        return self.instance_id
+
+    @property
+    def workflow(self) -> Workflow:
+        """The definition of the current run (loaded when the run starts)."""
+        assert self._workflow is not None, "no run started"
+        return self._workflow
+
+    def kill(self) -> None:
+        """Stop at once without writing anything, as a crash would (tests)."""
+        self._stop = "killed"
+        if self._task is not None:
+            self._task.cancel()
 
     # --- called by the effects ------------------------------------------------------
 
@@ -185,24 +199,16 @@ class InstanceRunner:
     @property
     def sonataflow(self) -> bool:
         """The definition runs with SonataFlow's leniencies (deployed with that dialect)."""
-        return bool(getattr(self._interpreter.compiled, "sonataflow", False))
+        return self._interpreter is not None and self._interpreter.compiled.sonataflow
 
     def auth(self, name: str | None) -> AuthDefinition | None:
         """The workflow's auth definition ``name``, its properties evaluated."""
-        from tideflow.runtime.functions import AuthDefinition
+        interpreter = self._interpreter
+        assert interpreter is not None, "no run started"
+        variables = {"CONST": interpreter.constants, "SECRETS": interpreter.secrets}
+        return resolve_auth(self.workflow, name, variables)
 
-        if name is None:
-            return None
-        found = next((a for a in self.workflow.auth if a.name == name), None)
-        if found is None:
-            raise FunctionCallError(
-                f"authRef {name!r} names no auth definition", code="InvalidAuth", retryable=False
-            )
-        variables = {"CONST": self._interpreter.constants, "SECRETS": self._interpreter.secrets}
-        props = evaluate_value(thaw(found.properties), {}, variables, self.workflow.expression_lang)
-        return AuthDefinition(name=found.name, scheme=found.scheme, properties=props)
-
-    # --- interpreter callbacks (through current_runner) -------------------------
+    # --- interpreter callbacks (passed with each run) ---------------------------
 
     def on_step(self, step: Step) -> None:
         """Write a timeline row for every step a replay has not written before."""
@@ -264,19 +270,22 @@ class InstanceRunner:
             journal, self._skip = await self.host.load_run(self.instance_id, self.run_no)
         self._fresh = False
         try:
-            self.workflow, self._interpreter = await self.host.interpreter(
+            self._workflow, interpreter = await self.host.interpreter(
                 self.workflow_id, self.version
             )
         except (WorkflowNotFound, WorkflowLoadError, WorkflowValidationError) as exc:
             return Failed(error=_host_error("definition", str(exc), code="DEFINITION"))
-        effects = self._effects = DurableEffects(self, journal)
-        token = current_runner.set(self)
-        try:
-            self._task = asyncio.ensure_future(
-                self._interpreter.run(self.input, effects, instance_id=self.instance_id)
+        self._interpreter = interpreter
+        effects = self._effects = DurableEffects(self, self.host, journal)
+        self._task = asyncio.ensure_future(
+            interpreter.run(
+                self.input,
+                effects,
+                instance_id=self.instance_id,
+                on_step=self.on_step,
+                on_state=self.on_state,
             )
-        finally:
-            current_runner.reset(token)
+        )
         loop = asyncio.get_running_loop()
         self._signal = loop.create_future()
         self._task.add_done_callback(self._poke)
@@ -327,7 +336,7 @@ class InstanceRunner:
     async def _finish(self, result: RunResult) -> None:
         if isinstance(result, Failed):
             change = Finish(status=result.status, error=result.error.to_json(), data=result.data)
-        elif isinstance(result, Completed) or getattr(result, "reason", "") != "timeout":
+        elif not isinstance(result, Terminated) or result.reason != "timeout":
             change = Finish(status=InstanceStatus.COMPLETED, output=result.output)
         else:
             error = _host_error("timeout", "workflowExecTimeout expired", code="TIMEOUT")
@@ -361,9 +370,7 @@ class InstanceRunner:
         return True
 
 
-def _host_error(name: str, message: str, *, code: str | None = None) -> Any:
-    from tideflow.runtime.result import WorkflowError
-
+def _host_error(name: str, message: str, *, code: str | None = None) -> WorkflowError:
     return WorkflowError(name=name, code=code or name.upper(), message=message)
 
 
