@@ -136,6 +136,19 @@ async def test_invalid_definition_gets_422_with_every_problem_and_path(
     assert (await client.get("/workflows")).json()["workflows"] == []
 
 
+async def test_a_yaml_alias_cycle_gets_422_with_its_path(client: httpx.AsyncClient) -> None:
+    text = definition().replace("data:\n      greeting: Hello", "data: &d {x: *d}")
+    body = problem(await client.post("/workflows", content=text, headers=YAML), 422)
+    assert [(e["path"], e["message"]) for e in body["errors"]] == [
+        (
+            "states[0].data.x",
+            "refers back to states[0].data, which contains it: "
+            "a definition cannot contain itself (a YAML alias cycle)",
+        )
+    ]
+    assert (await client.get("/workflows")).json()["workflows"] == []
+
+
 async def test_unparseable_yaml_is_a_400_naming_the_line(client: httpx.AsyncClient) -> None:
     text = "id: x\nstates:\n  - name: [unclosed\n    type: inject\n"
     body = problem(await client.post("/workflows", content=text, headers=YAML), 400)

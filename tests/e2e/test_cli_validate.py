@@ -65,6 +65,16 @@ def test_invalid_file_prints_one_line_per_problem_and_exits_1(tmp_path: Path) ->
     ]
 
 
+def test_a_yaml_alias_cycle_is_a_problem_with_its_path(tmp_path: Path) -> None:
+    (tmp_path / "cycle.yaml").write_text(VALID.replace("data: {result: Hello}", "data: &d {x: *d}"))
+    result = run("cycle.yaml", cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (1, "")
+    assert result.stdout.splitlines() == [
+        "cycle.yaml: states[0].data.x: refers back to states[0].data, which contains it: "
+        "a definition cannot contain itself (a YAML alias cycle)"
+    ]
+
+
 def test_unparseable_file_exits_2_and_others_are_still_checked(tmp_path: Path) -> None:
     (tmp_path / "ok.yaml").write_text(VALID)
     (tmp_path / "broken.yaml").write_text("id: x\nstates: [\n")

@@ -94,6 +94,18 @@ def drop(path: str) -> Edit:
     return edit
 
 
+def loop(path: str, key: str) -> Edit:
+    """Make the object at a dotted path contain itself under ``key`` (as a YAML alias can)."""
+
+    def edit(doc: dict[str, Any]) -> None:
+        target: Any = doc
+        for part in path.split("."):
+            target = target[int(part) if part.isdigit() else part]
+        target[key] = target
+
+    return edit
+
+
 def both(*edits: Edit) -> Edit:
     def edit(doc: dict[str, Any]) -> None:
         for one in edits:
@@ -499,6 +511,12 @@ CASES: list[tuple[str, Edit, str, str]] = [
         "must be an array, not a string",
     ),
     (
+        "data that contains itself",
+        loop("states.4.data", "again"),
+        "states[4].data.again",
+        "refers back to states[4].data, which contains it",
+    ),
+    (
         "functionRef number",
         put("states.0.actions.0.functionRef", 7),
         "states[0].actions[0].functionRef",
@@ -584,6 +602,11 @@ def test_problems_come_in_document_order() -> None:
     assert paths == ["functions[0].type", "states[0].transition", "states[4].data"]
 
 
+def test_an_alias_repeating_a_value_is_no_cycle() -> None:
+    text = HEAD + "  - {name: A, type: inject, data: {a: &v {x: 1}, b: *v}, end: true}\n"
+    assert load_workflow(text).states[0].name == "A"
+
+
 def test_a_loop_without_an_exit_is_a_warning() -> None:
     doc = copy.deepcopy(BASE)
     put("states.2.defaultCondition", {"transition": "Greet"})(doc)  # Choose -> Greet or Approved
@@ -630,13 +653,28 @@ TEXT_CASES: list[tuple[str, str, str]] = [
         "    defaultCondition: {end: true}\n",
         "<text>: YAML syntax error at line 7: ",
     ),
+    (
+        "YAML alias cycle",
+        HEAD + "  - {name: A, type: inject, data: &d {x: *d}, end: true}\n",
+        "states[0].data.x: refers back to states[0].data, which contains it: "
+        "a definition cannot contain itself (a YAML alias cycle)",
+    ),
+    (
+        "YAML alias cycle, sonataflow dialect",
+        "events: [{name: E, type: e, source: /s}]\nfunctions: [{name: f, operation: x#y}]\n"
+        + HEAD
+        + "  - &s {name: A, type: operation, actions: [{functionRef: f, x: *s}], end: true}\n",
+        "states[0].actions[0].x: refers back to states[0], which contains it: "
+        "a definition cannot contain itself (a YAML alias cycle)",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("name", "text", "expected"), TEXT_CASES, ids=[c[0] for c in TEXT_CASES])
 def test_invalid_text(name: str, text: str, expected: str) -> None:
+    dialect = "sonataflow" if "sonataflow" in name else None
     with pytest.raises((WorkflowLoadError, WorkflowValidationError)) as caught:
-        load_workflow(text)
+        load_workflow(text, dialect=dialect)
     error = caught.value
     if isinstance(error, WorkflowLoadError):
         assert str(error).startswith(expected), name

@@ -18,6 +18,7 @@ import yaml
 from tideflow.errors import Problem, WorkflowLoadError, WorkflowValidationError
 from tideflow.workflow import model
 from tideflow.workflow._build_workflow import workflow as build_workflow
+from tideflow.workflow._cycles import cycle_problems
 from tideflow.workflow._schema import json_type
 from tideflow.workflow.dialects import apply_dialect
 
@@ -222,6 +223,8 @@ def load_and_validate(
     doc = parse_document(text, source)
     _refuse_dsl1(doc, source)
     resolved, problems = resolve_references(doc, directory, local_files=local_files)
+    if cycles := cycle_problems(resolved):  # before anything walks it (the dialect does)
+        raise WorkflowValidationError([*problems, *cycles], source=source)
     resolved = dict(apply_dialect(resolved, dialect))
     problems = _validate(resolved, problems)
     errors = [p for p in problems if p.severity == "error"]

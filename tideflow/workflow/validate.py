@@ -32,6 +32,7 @@ from typing import Any
 
 from tideflow.errors import PathPart, Problem, WorkflowValidationError
 from tideflow.workflow._compile import check_expressions
+from tideflow.workflow._cycles import cycle_problems
 from tideflow.workflow._document import WORKFLOW
 from tideflow.workflow._graph import check_graph
 from tideflow.workflow._references import check_references, collect_names
@@ -58,6 +59,8 @@ def validate_document(doc: Mapping[str, Any]) -> list[Problem]:
     Returns:
         The problems in document order; an empty list for a valid definition.
     """
+    if cycles := cycle_problems(doc):  # nothing else can walk a document with no end
+        return cycles
     ctx = Context()
     WORKFLOW.check(doc, (), ctx)
     if not isinstance(doc, Mapping):  # untyped callers may pass anything
