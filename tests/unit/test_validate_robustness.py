@@ -22,7 +22,11 @@ JSON = st.recursive(
     ),
     max_leaves=6,
 )
-SPECIAL = st.sampled_from(["${ .a }", "${ ", "PT1S", "Greet", {"end": True}, [{"name": "x"}]])
+# Fresh objects per draw: a sampled dict or list shared between edits (or examples) could
+# be edited into containing itself.
+SPECIAL = st.sampled_from(["${ .a }", "${ ", "PT1S", "Greet", {"end": True}, [{"name": "x"}]]).map(
+    copy.deepcopy
+)
 
 
 def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -59,7 +63,7 @@ def test_damaged_documents_give_problems_not_crashes(
             if delete and isinstance(target, dict):
                 target.pop(path[-1], None)
             else:
-                target[path[-1]] = value
+                target[path[-1]] = copy.deepcopy(value)  # never the same object twice
         except (KeyError, IndexError, TypeError):
             continue
     problems = validate_document(doc)
