@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from tests.unit.interp_support import call, fn, kinds, op_state, run, workflow
 from tideflow.runtime.effects import EventWait, FunctionCall
 from tideflow.runtime.fake import ScriptedEffects
@@ -147,8 +149,27 @@ async def test_keep_active_waits_until_workflow_timeout() -> None:
     result = await run(wf, {}, effects)
     assert isinstance(result, Completed)
     assert result.output == {"a": 1}
-    assert ("sleep", "keepActive", float("inf")) in effects.log
-    assert "keep_active" in kinds(result)
+    assert effects.log == [
+        ("deadline", "workflow/timeout:workflow", 3600.0),
+        ("sleep", "keepActive", float("inf")),
+    ]
+    # the endless sleep lasted until the workflow's deadline fired, an hour later
+    assert effects.now() - effects.start == timedelta(hours=1)
+    assert kinds(result)[-2:] == ["keep_active", "workflow.timeout"]
+
+
+async def test_keep_active_ends_at_the_workflow_timeout_even_while_asleep() -> None:
+    states = [
+        {"name": "A", "type": "inject", "data": {"a": 1}, "transition": "Nap"},
+        {"name": "Nap", "type": "sleep", "duration": "PT2H", "end": True},
+    ]
+    wf = workflow(states, keep_active=True, timeouts={"workflowExecTimeout": "PT1H"})
+    effects = ScriptedEffects()
+    result = await run(wf, {}, effects)
+    assert isinstance(result, Completed)  # keepActive: a timeout completes the instance
+    assert result.output == {"a": 1}
+    assert effects.now() - effects.start == timedelta(hours=1)
+    assert "keep_active" not in kinds(result)  # the timeout came first
 
 
 async def test_keep_active_ends_at_terminate() -> None:

@@ -4,7 +4,9 @@
 callables or constants, offers CloudEvents from a list, expires the deadlines
 and waits it is told to, and records every call in :attr:`ScriptedEffects.log`.
 Virtual time advances by the sleeps it is asked for, so tests can assert
-delays without sleeping.
+delays without sleeping; a sleep that would outlast an enclosing deadline
+(:meth:`ScriptedEffects.within`) advances the clock to that deadline and times
+it out, as a host's timer would.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -70,6 +73,10 @@ class ScriptedEffects:
         self.requests: list[Any] = []
         """Every request value received (FunctionCall, EventWait, ...), in order."""
         self._ids = 0
+        # the deadlines enclosing the current task (parallel branches each see their own)
+        self._open: ContextVar[tuple[tuple[float, Deadline], ...]] = ContextVar(
+            "deadlines", default=()
+        )
 
     def _expired(self, key: str) -> bool:
         if key in self.expire:
@@ -126,9 +133,14 @@ class ScriptedEffects:
     async def sleep(self, request: SleepRequest) -> None:
         self.requests.append(request)
         self.log.append(("sleep", request.key, request.seconds))
-        if math.isinf(request.seconds):
+        wake = self.elapsed + request.seconds
+        due = min(self._open.get(), key=lambda entry: entry[0], default=None)
+        if due is not None and due[0] <= wake:
+            self.elapsed = max(self.elapsed, due[0])
+            raise StepTimeout(key=due[1].key, kind=due[1].kind)
+        if math.isinf(wake):  # no deadline: the host gives up on the run (nothing to advance)
             raise StepTimeout(key=request.key, kind="workflow")
-        self.elapsed += request.seconds
+        self.elapsed = wake
 
     async def emit(self, request: EventEmit) -> None:
         self.log.append(("emit", request.key, request.event.get("type")))
@@ -145,7 +157,11 @@ class ScriptedEffects:
         self.log.append(("deadline", deadline.key, deadline.seconds))
         if self._expired(deadline.key):
             raise StepTimeout(key=deadline.key, kind=deadline.kind)
-        return await body()
+        token = self._open.set((*self._open.get(), (self.elapsed + deadline.seconds, deadline)))
+        try:
+            return await body()
+        finally:
+            self._open.reset(token)
 
     def now(self) -> datetime:
         return self.start + timedelta(seconds=self.elapsed)
