@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -16,7 +15,7 @@ from tests.support.cli import run_cli as tideflow_cli
 from tideflow.api.app import create_app
 from tideflow.api.services import Services
 from tideflow.api.testserver import serve_app
-from tideflow.clock import SYSTEM_CLOCK, Clock
+from tideflow.clock import Clock
 from tideflow.eventstore.gateway import PostgresEventStore
 from tideflow.isotime import format_timestamp, parse_timestamp
 from tideflow.settings import Settings
@@ -44,7 +43,7 @@ def opener(
 ) -> Callable[[Settings], AbstractAsyncContextManager[Services]]:
     @asynccontextmanager
     async def open_services(settings: Settings) -> AsyncIterator[Services]:
-        store = PostgresEventStore(pool)
+        store = PostgresEventStore(pool, clock=clock)
         await store.start()
         try:
             async with open_timer_service(pool, store, clock, tick=TICK) as timers:
@@ -88,8 +87,9 @@ async def bus_events(http: httpx.AsyncClient, wait: float = 0) -> list[dict[str,
 
 
 async def test_event_with_deliverytime_appears_when_due_not_before(pool: asyncpg.Pool) -> None:
-    async with server(pool, SYSTEM_CLOCK) as (http, _):
-        due = SYSTEM_CLOCK.now() + timedelta(seconds=2)
+    clock = ManualClock(datetime(2026, 1, 1, tzinfo=UTC))
+    async with server(pool, clock) as (http, timers):
+        due = clock.now() + timedelta(seconds=2)
         sent = event(1, deliverytime=format_timestamp(due), extra="kept")
         ack = await post(http, sent)
         assert ack["scheduled"] is True
@@ -97,18 +97,17 @@ async def test_event_with_deliverytime_appears_when_due_not_before(pool: asyncpg
         assert parse_timestamp(ack["deliveryTime"]) == due
         listed = (await http.get("/buses/default/scheduled")).json()["scheduled"]
         assert [item["timerId"] for item in listed] == [ack["timerId"]]
-        # Not before: just ahead of the due time the bus is still empty.
-        await asyncio.sleep(max(0.0, (due - SYSTEM_CLOCK.now()).total_seconds() - 0.15))
+        clock.advance(1.99)  # not before: just ahead of the due time the bus is still empty
+        assert await timers.run_once() == []
         assert await bus_events(http) == []
+        clock.advance(0.01)
+        await timers.run_once()  # fires it, unless the service's own loop just did
         records = await bus_events(http, wait=5)
-        seen = SYSTEM_CLOCK.now()
     assert len(records) == 1
     assert records[0]["event"] == sent  # every attribute preserved
     async with pool.acquire() as conn:
         stored_at = await conn.fetchval("SELECT stored_at FROM tideflow_events WHERE ce_id = 'e-1'")
-    assert stored_at >= due
-    assert stored_at - due <= timedelta(seconds=TICK + 0.05)
-    assert seen - due < timedelta(seconds=1)
+    assert stored_at == due  # appended when due, by the injected clock
 
 
 async def test_delay_list_and_cancel_with_an_injected_clock(pool: asyncpg.Pool) -> None:
