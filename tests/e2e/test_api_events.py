@@ -180,6 +180,7 @@ async def test_invalid_binary_events_are_400_naming_the_attribute(
     sent = {"ce-specversion": "1.0", "ce-id": "1", "ce-source": "/s", "ce-type": "t", **headers}
     clean = {k: v for k, v in sent.items() if v is not None}
     assert_problem(await client.post("/events", headers=clean, content=b""), 400, path)
+    assert await read_all(client) == []  # nothing stored
 
 
 async def test_a_batch_is_all_or_nothing(client: httpx.AsyncClient) -> None:
@@ -194,6 +195,7 @@ async def test_malformed_bodies_are_400(client: httpx.AsyncClient) -> None:
     assert_problem(await client.post("/events", headers=headers, content=b"{oops"), 400)
     headers = {"content-type": "application/cloudevents-batch+json"}
     assert_problem(await client.post("/events", headers=headers, content=b'{"a": 1}'), 400)
+    assert await read_all(client) == []
 
 
 async def test_too_large_requests_are_413(client: httpx.AsyncClient) -> None:
@@ -221,6 +223,7 @@ async def test_unsupported_content_types_are_415(
 ) -> None:
     response = await client.post("/events", headers={"content-type": content_type}, content=b"{}")
     assert_problem(response, 415, "content-type")
+    assert await read_all(client) == []
 
 
 async def test_unknown_bus_is_404(client: httpx.AsyncClient) -> None:
