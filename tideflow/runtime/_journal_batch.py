@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from tideflow.runtime import _timeline
-from tideflow.runtime.gateway import Q, dumps
+from tideflow.runtime import _timeline, gateway
+from tideflow.runtime.gateway import dumps
 
 if TYPE_CHECKING:
     from tideflow.runtime.journal import Finish, _Batch
@@ -61,27 +61,29 @@ async def commit(
     updates = [_update(batch.progress.get(i), changes.get(i), Finish) for i in ids]
     news = [n for n, _ in batch.creates]
     waits = batch.waits
-    rows = await conn.fetch(
-        Q["commit_batch"],
-        owner,
-        lease,
-        [n.id for n in news],
-        [n.workflow_id for n in news],
-        [n.version for n in news],
-        [dumps(n.input) for n in news],
-        [n.parent_id for n in news],
-        [n.parent_key for n in news],
-        ids,
-        *_columns(updates, 8),
-        *_columns(batch.entries, 5),
-        *_columns(_timeline.fold(batch.timeline), 7),
-        [i for i, _ in waits],
-        [w["key"] for _, w in waits],
-        [w["run_no"] for _, w in waits],
-        [w["all"] for _, w in waits],
-        [dumps(w["events"]) for _, w in waits],
-        [dumps(w["types"]) for _, w in waits],
-        [w["due_at"] for _, w in waits],
+    rows = await gateway.commit_batch(
+        conn,
+        [
+            owner,
+            lease,
+            [n.id for n in news],
+            [n.workflow_id for n in news],
+            [n.version for n in news],
+            [dumps(n.input) for n in news],
+            [n.parent_id for n in news],
+            [n.parent_key for n in news],
+            ids,
+            *_columns(updates, 8),
+            *_columns(batch.entries, 5),
+            *_columns(_timeline.fold(batch.timeline), 7),
+            [i for i, _ in waits],
+            [w["key"] for _, w in waits],
+            [w["run_no"] for _, w in waits],
+            [w["all"] for _, w in waits],
+            [dumps(w["events"]) for _, w in waits],
+            [dumps(w["types"]) for _, w in waits],
+            [w["due_at"] for _, w in waits],
+        ],
     )
     held: dict[str, str | None] = {}
     finished: dict[str, Any] = {}

@@ -29,7 +29,8 @@ import asyncpg
 
 from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.notify import CONNECTION_ERRORS, Listener
-from tideflow.runtime.gateway import NOTIFY_CHANNEL, InstanceRow, Q
+from tideflow.runtime import gateway
+from tideflow.runtime.gateway import NOTIFY_CHANNEL, InstanceRow
 from tideflow.supervise import Supervisor
 
 __all__ = ["ClaimerOptions", "InstanceClaimer"]
@@ -162,15 +163,14 @@ class InstanceClaimer:
             return
         limit = min(room, self.options.claim_batch)
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(
-                Q["claim_instances"], self.options.owner, self.options.lease_seconds, limit
+            rows = await gateway.claim_instances(
+                conn, self.options.owner, self.options.lease_seconds, limit
             )
             if len(rows) < limit:
-                nxt = await conn.fetchval(Q["next_wake"])
-                self.wake_at(nxt)
+                self.wake_at(await gateway.next_wake(conn))
         self.claimed += len(rows)
         if rows:
-            await self._spawn([InstanceRow.from_row(row) for row in rows])
+            await self._spawn(rows)
         if len(rows) == limit:
             self._poke.set()
 
@@ -182,13 +182,12 @@ class InstanceClaimer:
                 continue
             try:
                 async with self._pool.acquire() as conn:
-                    rows = await conn.fetch(
-                        Q["renew_leases"], self.options.owner, ids, self.options.lease_seconds
+                    held = await gateway.renew_leases(
+                        conn, self.options.owner, ids, self.options.lease_seconds
                     )
             except CONNECTION_ERRORS as exc:
                 log.warning("renewing leases failed: %s", exc)
                 continue
-            held = {r["id"] for r in rows}
             for instance_id in ids:
                 if instance_id not in held:
                     self._lost(instance_id)
@@ -196,5 +195,4 @@ class InstanceClaimer:
     async def release_all(self) -> None:
         """Shutdown: hand back every instance this process still holds."""
         async with self._pool.acquire() as conn:
-            await conn.execute(Q["release_all"], self.options.owner)
-            await conn.execute(Q["notify"], NOTIFY_CHANNEL, "wake")
+            await gateway.release_all(conn, self.options.owner)

@@ -1,4 +1,4 @@
-"""Gateways of the durable runtime: the workflow registry and the instances.
+"""The durable runtime's gateway: the only code that runs its named queries.
 
 * :class:`PostgresRegistry` stores workflow definitions. Every deploy adds a
   version beside the old ones; the latest non-deleted version is what new
@@ -11,20 +11,23 @@
   :class:`tideflow.runtime.journal.JournalWriter`; this class is what the API
   and CLI use.
 
-Both return frozen row objects built with ``from_row()``. SQL lives in
-``tideflow/runtime/sql/queries.sql``.
+* Functions on a caller's connection for everything else the runtime runs:
+  the journal writer's statements, the claimer's, wake-ups, the hosts' reads
+  and answers, and the wait index behind :class:`tideflow.runtime.waits.EventWaits`.
+
+Rows come back as frozen values built with ``from_row()``
+(:mod:`tideflow.runtime.rows`). SQL lives in ``tideflow/runtime/sql/``:
+``queries.sql``, ``deliver.sql`` (batched delivery) and ``waits.sql`` (the wait index).
 """
 
 from __future__ import annotations
 
 import builtins
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
-import orjson
 
 from tideflow import ids
 from tideflow.db import load_queries
@@ -35,17 +38,30 @@ from tideflow.errors import (
     StoreError,
     WorkflowNotFound,
 )
-from tideflow.isotime import format_timestamp
 from tideflow.runtime._timeline import expand
+from tideflow.runtime.rows import (
+    InstanceRow,
+    KeptEvent,
+    OpenWait,
+    TimelineEntry,
+    WaitMatch,
+    WorkflowVersion,
+    dumps,
+    loads,
+)
 from tideflow.runtime.status import InstanceStatus
 
 __all__ = [
     "NOTIFY_CHANNEL",
     "InstanceRow",
+    "KeptEvent",
+    "OpenWait",
     "PostgresInstances",
     "PostgresRegistry",
     "RegistryListener",
     "TimelineEntry",
+    "WaitMatch",
+    "WaitRef",
     "WorkflowVersion",
     "dumps",
     "loads",
@@ -53,206 +69,10 @@ __all__ = [
 
 Q = load_queries("tideflow.runtime")
 _W = load_queries("tideflow.runtime", "waits.sql")
+_D = load_queries("tideflow.runtime", "deliver.sql")
 
 NOTIFY_CHANNEL = "tideflow_runtime"
 """LISTEN/NOTIFY channel: payload ``wake`` (instances runnable) or ``done:<id>``."""
-
-
-def dumps(value: Any) -> str:
-    """JSON text for a ``jsonb`` parameter."""
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-
-
-def loads(text: str | None) -> Any:
-    """A ``jsonb`` column's value (``None`` for SQL NULL)."""
-    return None if text is None else orjson.loads(text)
-
-
-def _ts(value: datetime | None) -> str | None:
-    return None if value is None else format_timestamp(value)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WorkflowVersion:
-    """One stored version of a workflow definition."""
-
-    workflow_id: str
-    """The workflow's ``id``."""
-    version: str
-    """The version (the definition's ``version``, or the deploy number)."""
-    seq: int
-    """Deploy order within the workflow, from 1."""
-    source_text: str
-    """The definition exactly as submitted."""
-    content_type: str
-    """Its media type (``application/yaml`` or ``application/json``)."""
-    definition: Any
-    """The parsed document."""
-    created_at: datetime
-    """When it was deployed."""
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> WorkflowVersion:
-        """Build from a ``tideflow_workflow_versions`` row."""
-        return cls(
-            workflow_id=row["workflow_id"],
-            version=row["version"],
-            seq=row["seq"],
-            source_text=row["source_text"],
-            content_type=row["content_type"],
-            definition=loads(row["definition"]),
-            created_at=row["created_at"],
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        """``{id, version, contentType, createdAt}`` (no source)."""
-        return {
-            "id": self.workflow_id,
-            "version": self.version,
-            "contentType": self.content_type,
-            "createdAt": _ts(self.created_at),
-        }
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class InstanceRow:
-    """A workflow instance as stored."""
-
-    id: str
-    """The instance's id."""
-    workflow_id: str
-    """Its workflow (changes when ``continueAs`` names another one)."""
-    version: str
-    """The workflow version it runs."""
-    run_no: int
-    """1, then 2, 3, ... after each ``continueAs``."""
-    status: InstanceStatus
-    """Where the instance is in its life."""
-    current_state: str | None
-    """The state being run, ``None`` once ended."""
-    input: Any
-    """The input of the current run."""
-    data: Any
-    """State data at the last state boundary."""
-    output: Any
-    """The workflow output once completed."""
-    error: dict[str, Any] | None
-    """``{name, code, message, state}`` once failed."""
-    parent_id: str | None
-    """The instance that started this one as a sub-flow."""
-    requested: str | None
-    """``cancel`` or ``suspend`` asked and not yet applied."""
-    wake_at: datetime | None
-    """Since when the instance is runnable (``None``: it is not, it waits).
-
-    The worker's claim index: whatever makes a parked instance runnable sets
-    it to ``now()`` -- events delivered, a child's end, a resume, a release,
-    and the firing of its wake-up timer (due times of sleeps and timeouts
-    live in the timer service, :mod:`tideflow.runtime.wakeups`). Rows
-    parked by older versions may still hold a future due time, which the
-    worker honours.
-    """
-    lease_owner: str | None
-    """The runtime process holding it."""
-    started_at: datetime
-    """Creation time."""
-    updated_at: datetime
-    """Last change."""
-    ended_at: datetime | None
-    """When it reached a final status."""
-    seq: int
-    """Creation order (the listing cursor)."""
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> InstanceRow:
-        """Build from a ``tideflow_instances`` row."""
-        return cls(
-            id=row["id"],
-            workflow_id=row["workflow_id"],
-            version=row["version"],
-            run_no=row["run_no"],
-            status=InstanceStatus(row["status"]),
-            current_state=row["current_state"],
-            input=loads(row["input"]),
-            data=loads(row["data"]),
-            output=loads(row["output"]),
-            error=loads(row["error"]),
-            parent_id=row["parent_id"],
-            requested=row["requested"],
-            wake_at=row["wake_at"],
-            lease_owner=row["lease_owner"],
-            started_at=row["started_at"],
-            updated_at=row["updated_at"],
-            ended_at=row["ended_at"],
-            seq=row["seq"],
-        )
-
-    @property
-    def final(self) -> bool:
-        """Whether the instance has ended (completed, failed or cancelled)."""
-        return self.status.final
-
-    def to_json(self) -> dict[str, Any]:
-        """The status API's view of the instance."""
-        return {
-            "id": self.id,
-            "workflowId": self.workflow_id,
-            "version": self.version,
-            "status": self.status,
-            "currentState": self.current_state,
-            "input": self.input,
-            "data": self.data,
-            "output": self.output,
-            "error": self.error,
-            "startedAt": _ts(self.started_at),
-            "updatedAt": _ts(self.updated_at),
-            "endedAt": _ts(self.ended_at),
-            "parentId": self.parent_id,
-        }
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TimelineEntry:
-    """One timeline row (see :class:`tideflow.runtime.result.Step` for kinds)."""
-
-    seq: int
-    """Order within the instance."""
-    run_no: int
-    """The run it belongs to."""
-    kind: str
-    """``state.entered``, ``action.completed``, ``timer.fired``, ``instance.suspended``..."""
-    step_key: str
-    """The step key."""
-    state: str | None
-    """The state's name."""
-    detail: dict[str, Any]
-    """Extra facts: action, attempt, durationMs, error, event type..."""
-    at: datetime
-    """When it was recorded."""
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> TimelineEntry:
-        """Build from a ``tideflow_timeline`` row."""
-        return cls(
-            seq=row["seq"],
-            run_no=row["run_no"],
-            kind=row["kind"],
-            step_key=row["step_key"],
-            state=row["state"],
-            detail=loads(row["detail"]) or {},
-            at=row["at"],
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        """``{kind, key, state, at, run, ...detail}``."""
-        return {
-            "kind": self.kind,
-            "key": self.step_key,
-            "state": self.state,
-            "at": _ts(self.at),
-            "run": self.run_no,
-            **self.detail,
-        }
 
 
 RegistryListener = Callable[[str], Awaitable[None]]
@@ -401,20 +221,11 @@ class PostgresInstances:
         Most callers want :meth:`DurableRuntime.start_instance`, which checks
         the workflow and runs the instance at once in its own process.
         """
+        new = (instance_id or ids.new_sortable_id(), workflow_id, version, input, parent_id, None)
         async with self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                Q["insert_instances"],
-                [instance_id or ids.new_sortable_id()],
-                [workflow_id],
-                [version],
-                [dumps(input)],
-                [parent_id],
-                [None],
-                None,
-                0.0,
-            )
+            rows = await insert_instances(conn, [new], None, 0.0)
             if rows:
-                await conn.execute(Q["notify"], NOTIFY_CHANNEL, "wake")
+                await notify_wake(conn)
         if not rows:
             raise WorkflowNotFound(
                 f"workflow {workflow_id!r} version {version!r} is not deployed (or is deleted)"
@@ -505,7 +316,7 @@ class PostgresInstances:
         async with self._pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(Q["resume_instance"], instance_id)
             if row is not None:
-                await conn.execute(Q["notify"], NOTIFY_CHANNEL, "wake")
+                await notify_wake(conn)
                 return InstanceRow.from_row(row)
         return await self.get(instance_id)
 
@@ -516,7 +327,7 @@ class PostgresInstances:
             if row is not None:
                 if what == "cancel":
                     await conn.execute(Q["delete_waits"], instance_id)
-                    await conn.execute(Q["notify"], NOTIFY_CHANNEL, f"done:{instance_id}")
+                    await notify_done(conn, [instance_id])
                 return InstanceRow.from_row(row)
             row = await conn.fetchrow(Q["request_stop"], instance_id, what)
         if row is not None:
@@ -531,63 +342,6 @@ class PostgresInstances:
 
 
 # --- the wait index (sql/waits.sql): used by tideflow.runtime.waits ---------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WaitMatch:
-    """An open wait one event may answer."""
-
-    index: int
-    """The event's position in the looked-up batch."""
-    instance_id: str
-    """The waiting instance."""
-    wait_key: str
-    """Its wait."""
-    name: str
-    """The event definition's name within the wait."""
-    all_events: bool
-    """The wait ends only once all of its events have arrived."""
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> WaitMatch:
-        """Build from a ``match_waits`` row."""
-        return cls(
-            index=row["i"],
-            instance_id=row["instance_id"],
-            wait_key=row["wait_key"],
-            name=row["name"],
-            all_events=row["all_events"],
-        )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class KeptEvent:
-    """A consumed event kept for a wait that began after it arrived."""
-
-    instance_id: str
-    """The waiting instance."""
-    wait_key: str
-    """Its wait."""
-    name: str
-    """The event definition's name within the wait."""
-    all_events: bool
-    """The wait ends only once all of its events have arrived."""
-    offset: int
-    """The event's offset on its bus."""
-    event: dict[str, Any]
-    """The event."""
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> KeptEvent:
-        """Build from a ``pending_for_waits`` row."""
-        return cls(
-            instance_id=row["instance_id"],
-            wait_key=row["wait_key"],
-            name=row["name"],
-            all_events=row["all_events"],
-            offset=row["event_offset"],
-            event=loads(row["event"]),
-        )
 
 
 WaitRef = tuple[str, str]
@@ -675,3 +429,312 @@ async def waits_with_events(conn: asyncpg.Connection) -> builtins.list[WaitRef]:
 async def existing_instances(conn: asyncpg.Connection, ids: Sequence[str]) -> set[str]:
     """Which of ``ids`` are instances."""
     return {r["id"] for r in await conn.fetch(_W["existing_instances"], list(ids))}
+
+
+# --- the runtime's own statements: journal writer, claimer, wake-ups, hosts --------------
+# Each runs on the caller's connection (inside its transaction where it has one).
+
+
+def _columns(rows: Sequence[Sequence[Any]], width: int) -> builtins.list[builtins.list[Any]]:
+    return [[row[i] for row in rows] for i in range(width)]
+
+
+async def notify_wake(conn: asyncpg.Connection) -> None:
+    """Tell every runtime on the database that instances are runnable."""
+    await conn.execute(Q["notify"], NOTIFY_CHANNEL, "wake")
+
+
+async def notify_done(conn: asyncpg.Connection, instance_ids: Sequence[str]) -> None:
+    """Tell every runtime that ``instance_ids`` ended (keep the payload under 8,000 bytes)."""
+    await conn.execute(Q["notify"], NOTIFY_CHANNEL, "done:" + ",".join(instance_ids))
+
+
+async def insert_instances(
+    conn: asyncpg.Connection,
+    news: Sequence[tuple[str, str, str | None, Any, str | None, str | None]],
+    owner: str | None,
+    lease_seconds: float,
+) -> builtins.list[asyncpg.Record]:
+    """Insert ``(id, workflow, version, input, parent id, parent key)`` of deployed versions.
+
+    Returns:
+        The rows inserted (none for an existing id or a deleted version),
+        held by ``owner`` when one is given, else runnable by any runtime.
+    """
+    columns = _columns(news, 6)
+    columns[3] = [dumps(value) for value in columns[3]]
+    return list(await conn.fetch(Q["insert_instances"], *columns, owner, lease_seconds))
+
+
+async def touch_instances(
+    conn: asyncpg.Connection,
+    owner: str,
+    lease_seconds: float,
+    ids: Sequence[str],
+    progress: Sequence[tuple[str | None, str | None, bool]],
+) -> dict[str, str | None]:
+    """Renew ``owner``'s leases of ``ids`` and save their progress (state, data JSON, touched).
+
+    Returns:
+        The instances still held, with the control requested of each (or ``None``).
+    """
+    rows = await conn.fetch(
+        Q["touch_instances"], owner, lease_seconds, list(ids), *_columns(progress, 3)
+    )
+    return {r["id"]: r["requested"] for r in rows}
+
+
+async def insert_journal(
+    conn: asyncpg.Connection, entries: Sequence[tuple[str, int, str, str, str]]
+) -> None:
+    """Journal ``(instance, run, op, step key, entry JSON)``."""
+    await conn.execute(Q["insert_journal"], *_columns(entries, 5))
+
+
+async def insert_wait(conn: asyncpg.Connection, instance_id: str, wait: Mapping[str, Any]) -> None:
+    """Open an event wait (``key``, ``run_no``, ``all``, ``events``, ``types``, ``due_at``)."""
+    await conn.execute(
+        Q["insert_wait"],
+        instance_id,
+        wait["key"],
+        wait["run_no"],
+        wait["all"],
+        dumps(wait["events"]),
+        wait["types"],
+        wait["due_at"],
+    )
+
+
+async def insert_timeline(conn: asyncpg.Connection, rows: Sequence[Sequence[Any]]) -> None:
+    """Add folded timeline rows (see :mod:`tideflow.runtime._timeline`)."""
+    await conn.execute(Q["insert_timeline"], *_columns(rows, 7))
+
+
+async def commit_batch(conn: asyncpg.Connection, params: Sequence[Any]) -> builtins.list[Any]:
+    """Run the one-statement journal commit (:mod:`tideflow.runtime._journal_batch`)."""
+    return list(await conn.fetch(Q["commit_batch"], *params))
+
+
+async def stop_instance(
+    conn: asyncpg.Connection, instance_id: str, status: InstanceStatus | None, owner: str
+) -> None:
+    """Release ``owner``'s instance, suspended or cancelled (``None``: shutdown)."""
+    await conn.execute(Q["stop_instance"], instance_id, status, owner)
+    if status == InstanceStatus.CANCELLED:
+        await conn.execute(Q["delete_waits"], instance_id)
+
+
+async def continue_instance(
+    conn: asyncpg.Connection,
+    instance_id: str,
+    workflow_id: str,
+    version: str,
+    input: Any,
+    owner: str,
+) -> None:
+    """Start the instance's next run (``continueAs``) with a fresh journal."""
+    run_no = await conn.fetchval(
+        Q["continue_instance"], instance_id, workflow_id, version, dumps(input), owner
+    )
+    await conn.execute(Q["drop_journal"], instance_id, run_no)
+
+
+async def park_instances(conn: asyncpg.Connection, ids: Sequence[str], owner: str) -> None:
+    """Release ``owner``'s instances that wait (runnable again only when woken)."""
+    await conn.execute(Q["park_instances"], list(ids), [None] * len(ids), owner)
+
+
+async def finish_instances(
+    conn: asyncpg.Connection,
+    finishes: Sequence[tuple[str, InstanceStatus, Any, Any, Any]],
+    owner: str,
+) -> builtins.list[asyncpg.Record]:
+    """End ``(instance, status, output, error, data)`` held by ``owner``; drop their waits.
+
+    Returns:
+        The final rows of the instances ended.
+    """
+    rows = await conn.fetch(
+        Q["finish_instances"],
+        [f[0] for f in finishes],
+        [f[1] for f in finishes],
+        [dumps(f[2]) for f in finishes],
+        [None if f[3] is None else dumps(f[3]) for f in finishes],
+        [None if f[4] is None else dumps(f[4]) for f in finishes],
+        owner,
+    )
+    await conn.execute(Q["delete_waits_of"], [r["id"] for r in rows])
+    return list(rows)
+
+
+async def answer_parent(
+    conn: asyncpg.Connection, parent_id: str, parent_key: str, entry: Any
+) -> None:
+    """Journal a sub-flow's end as its parent's step result and wake the parent."""
+    await conn.execute(Q["answer_parent"], parent_id, parent_key, dumps(entry))
+    await notify_wake(conn)
+
+
+async def claim_instances(
+    conn: asyncpg.Connection, owner: str, lease_seconds: float, limit: int
+) -> builtins.list[InstanceRow]:
+    """Claim up to ``limit`` runnable instances for ``owner``."""
+    rows = await conn.fetch(Q["claim_instances"], owner, lease_seconds, limit)
+    return [InstanceRow.from_row(r) for r in rows]
+
+
+async def next_wake(conn: asyncpg.Connection) -> datetime | None:
+    """When the next parked instance becomes runnable (rows of older versions)."""
+    found: datetime | None = await conn.fetchval(Q["next_wake"])
+    return found
+
+
+async def renew_leases(
+    conn: asyncpg.Connection, owner: str, ids: Sequence[str], lease_seconds: float
+) -> set[str]:
+    """Renew ``owner``'s leases of ``ids``; the ones still held."""
+    return {r["id"] for r in await conn.fetch(Q["renew_leases"], owner, list(ids), lease_seconds)}
+
+
+async def release_all(conn: asyncpg.Connection, owner: str) -> None:
+    """Shutdown: hand back every instance ``owner`` holds, and say so."""
+    await conn.execute(Q["release_all"], owner)
+    await notify_wake(conn)
+
+
+async def insert_wake_timers(
+    conn: asyncpg.Connection, kind: str, timers: Sequence[tuple[datetime, Any, str]]
+) -> None:
+    """Add timers ``(due, payload, idempotency key)`` of ``kind`` (existing keys are kept)."""
+    await conn.execute(
+        Q["insert_wake_timers"],
+        [ids.new_sortable_id() for _ in timers],
+        [kind] * len(timers),
+        [t[0] for t in timers],
+        [dumps(t[1]) for t in timers],
+        [t[2] for t in timers],
+    )
+
+
+async def cancel_wake_timer(conn: asyncpg.Connection, key: str) -> None:
+    """Cancel the pending timer with idempotency key ``key``."""
+    await conn.execute(Q["cancel_wake_timer"], key)
+
+
+async def wake_instances(
+    conn: asyncpg.Connection, instances: Sequence[str], runs: Sequence[int]
+) -> int:
+    """Make the parked runs ``(instance, run)`` runnable; how many were."""
+    return len(await conn.fetch(Q["wake_instances"], list(instances), list(runs)))
+
+
+async def lock_wait(conn: asyncpg.Connection, instance_id: str, wait_key: str) -> OpenWait | None:
+    """The open wait, locked until the transaction ends (waits for a delivery holding it)."""
+    row = await conn.fetchrow(Q["lock_wait"], instance_id, wait_key)
+    return None if row is None else OpenWait.from_row(row)
+
+
+async def add_received(
+    conn: asyncpg.Connection, instance_id: str, wait_key: str, received: list[dict[str, Any]]
+) -> None:
+    """Keep the events received so far by a wait on all of its events."""
+    await conn.execute(Q["add_received"], instance_id, wait_key, dumps(received))
+
+
+async def deliver_events(
+    conn: asyncpg.Connection, instance_id: str, wait_key: str, result: list[dict[str, Any]]
+) -> bool:
+    """Journal ``result`` as the wait's result, drop the wait, mark the instance woken."""
+    found = await conn.fetchval(
+        Q["deliver_events"], instance_id, wait_key, dumps({"result": result})
+    )
+    return found is not None
+
+
+async def deliver_claim(
+    conn: asyncpg.Connection,
+    answers: Sequence[tuple[str, str, list[dict[str, Any]]]],
+    owner: str,
+    lease_seconds: float,
+    claimable: Sequence[bool],
+) -> builtins.list[asyncpg.Record]:
+    """Answer waits for one of their events in one statement (``sql/deliver.sql``).
+
+    Returns:
+        One row per instance woken: the instance's row, ``answered_key``,
+        ``claimed`` (for ``owner``) and, when claimed, its ``journal``.
+    """
+    return list(
+        await conn.fetch(
+            _D["deliver_claim"],
+            [a[0] for a in answers],
+            [a[1] for a in answers],
+            [dumps({"result": a[2]}) for a in answers],
+            owner,
+            lease_seconds,
+            list(claimable),
+        )
+    )
+
+
+def _entry(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {"op": row["op"], "key": row["step_key"], **loads(row["entry"])}
+
+
+async def load_run(
+    conn: asyncpg.Connection, instance_id: str, run_no: int
+) -> tuple[builtins.list[dict[str, Any]], int]:
+    """A run's journal (``{"op", "key", ...entry}`` in commit order) and its timeline steps."""
+    rows = await conn.fetch(Q["get_journal"], instance_id, run_no)
+    steps = await conn.fetchval(Q["count_timeline"], instance_id, run_no)
+    return [_entry(r) for r in rows], int(steps or 0)
+
+
+async def load_runs(
+    conn: asyncpg.Connection, ids: Sequence[str], runs: Sequence[int]
+) -> dict[str, tuple[builtins.list[dict[str, Any]], int]]:
+    """:func:`load_run` for many instances' current runs at once."""
+    journals: dict[str, builtins.list[dict[str, Any]]] = {i: [] for i in ids}
+    for r in await conn.fetch(Q["get_journals"], list(ids), list(runs)):
+        journals[r["instance_id"]].append(_entry(r))
+    steps = await count_steps(conn, ids, runs)
+    return {i: (journals[i], steps.get(i, 0)) for i in ids}
+
+
+async def count_steps(
+    conn: asyncpg.Connection, ids: Sequence[str], runs: Sequence[int]
+) -> dict[str, int]:
+    """Timeline steps of many instances' current runs (those with none are left out)."""
+    return dict(await conn.fetch(Q["count_timelines"], list(ids), list(runs)))
+
+
+async def journal_entry(
+    conn: asyncpg.Connection, instance_id: str, run_no: int, op: str, key: str
+) -> Any:
+    """The first journal entry of one step of a run (``None``: none yet)."""
+    found = await conn.fetchval(Q["journal_entry"], instance_id, run_no, op, key)
+    return None if found is None else loads(found)
+
+
+async def time_out_wait(
+    conn: asyncpg.Connection, instance_id: str, wait_key: str, run_no: int
+) -> None:
+    """Journal a wait's timeout and drop the wait."""
+    await conn.execute(Q["time_out_wait"], instance_id, wait_key, run_no)
+
+
+async def lock_instance(conn: asyncpg.Connection, instance_id: str) -> None:
+    """Lock the instance's row until the transaction ends."""
+    await conn.execute(Q["lock_instance"], instance_id)
+
+
+async def insert_entry(
+    conn: asyncpg.Connection, instance_id: str, run_no: int, op: str, key: str, entry: Any
+) -> None:
+    """Journal one entry."""
+    await conn.execute(Q["insert_entry"], instance_id, run_no, op, key, dumps(entry))
+
+
+async def drop_waits_under(conn: asyncpg.Connection, instance_id: str, prefix: str | None) -> None:
+    """Drop the instance's waits whose key starts with ``prefix`` (all with ``None``)."""
+    await conn.execute(Q["drop_waits_under"], instance_id, prefix)

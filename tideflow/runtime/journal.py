@@ -29,8 +29,8 @@ import asyncpg
 from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.errors import StoreError
 from tideflow.notify import CONNECTION_ERRORS, usable
-from tideflow.runtime import _journal_batch, _timeline
-from tideflow.runtime.gateway import NOTIFY_CHANNEL, Q, dumps
+from tideflow.runtime import _journal_batch, _timeline, gateway
+from tideflow.runtime.gateway import dumps
 from tideflow.runtime.status import InstanceStatus
 from tideflow.runtime.wakeups import WakeUp, insert_wake_timers
 from tideflow.supervise import Backoff
@@ -328,16 +328,7 @@ class JournalWriter:
         async with conn.transaction():
             if batch.creates:
                 created = await self._create(conn, [n for n, _ in batch.creates])
-            rows = await conn.fetch(
-                Q["touch_instances"],
-                self._owner,
-                self._lease,
-                ids,
-                [p[0] for p in progress],
-                [p[1] for p in progress],
-                [p[2] for p in progress],
-            )
-            held: dict[str, str | None] = {r["id"]: r["requested"] for r in rows}
+            held = await gateway.touch_instances(conn, self._owner, self._lease, ids, progress)
             await self._insert(conn, batch, held)
             finished = await self._transitions(conn, batch.transitions, held)
             if finished:
@@ -345,14 +336,9 @@ class JournalWriter:
         return held, finished, created
 
     async def _create(self, conn: asyncpg.Connection, news: list[NewInstance]) -> dict[str, Any]:
-        rows = await conn.fetch(
-            Q["insert_instances"],
-            [n.id for n in news],
-            [n.workflow_id for n in news],
-            [n.version for n in news],
-            [dumps(n.input) for n in news],
-            [n.parent_id for n in news],
-            [n.parent_key for n in news],
+        rows = await gateway.insert_instances(
+            conn,
+            [(n.id, n.workflow_id, n.version, n.input, n.parent_id, n.parent_key) for n in news],
             self._owner,
             self._lease,
         )
@@ -363,22 +349,13 @@ class JournalWriter:
     ) -> None:
         entries = [e for e in batch.entries if e[0] in held]
         if entries:
-            await conn.execute(Q["insert_journal"], *_columns(entries, 5))
+            await gateway.insert_journal(conn, entries)
         for instance_id, wait in batch.waits:
             if instance_id in held:
-                await conn.execute(
-                    Q["insert_wait"],
-                    instance_id,
-                    wait["key"],
-                    wait["run_no"],
-                    wait["all"],
-                    dumps(wait["events"]),
-                    wait["types"],
-                    wait["due_at"],
-                )
+                await gateway.insert_wait(conn, instance_id, wait)
         timeline = _timeline.fold([t for t in batch.timeline if t[0] in held])
         if timeline:
-            await conn.execute(Q["insert_timeline"], *_columns(timeline, 7))
+            await gateway.insert_timeline(conn, timeline)
 
     async def _transitions(
         self,
@@ -400,22 +377,20 @@ class JournalWriter:
                 if change.wake_at is not None:
                     wakeups.append((instance_id, change.run_no, change.wake_key, change.wake_at))
             elif isinstance(change, Stop):
-                await conn.execute(Q["stop_instance"], instance_id, change.status, self._owner)
+                await gateway.stop_instance(conn, instance_id, change.status, self._owner)
                 if change.status == InstanceStatus.CANCELLED:
-                    await conn.execute(Q["delete_waits"], instance_id)
                     finished[instance_id] = None
             else:
-                run_no = await conn.fetchval(
-                    Q["continue_instance"],
+                await gateway.continue_instance(
+                    conn,
                     instance_id,
                     change.workflow_id,
                     change.version,
-                    dumps(change.input),
+                    change.input,
                     self._owner,
                 )
-                await conn.execute(Q["drop_journal"], instance_id, run_no)
         if parks:  # runnable again only when woken: by events, a child or a timer
-            await conn.execute(Q["park_instances"], parks, [None] * len(parks), self._owner)
+            await gateway.park_instances(conn, parks, self._owner)
             await insert_wake_timers(conn, wakeups)
         if finishes:
             finished.update(await self._finish(conn, finishes))
@@ -424,16 +399,9 @@ class JournalWriter:
     async def _finish(
         self, conn: asyncpg.Connection, finishes: list[tuple[str, Finish]]
     ) -> dict[str, Any]:
-        rows = await conn.fetch(
-            Q["finish_instances"],
-            [i for i, _ in finishes],
-            [f.status for _, f in finishes],
-            [dumps(f.output) for _, f in finishes],
-            [None if f.error is None else dumps(f.error) for _, f in finishes],
-            [None if f.data is None else dumps(f.data) for _, f in finishes],
-            self._owner,
+        rows = await gateway.finish_instances(
+            conn, [(i, f.status, f.output, f.error, f.data) for i, f in finishes], self._owner
         )
-        await conn.execute(Q["delete_waits_of"], [r["id"] for r in rows])
         changes = dict(finishes)
         for row in rows:
             if row["parent_key"] is not None:
@@ -446,27 +414,22 @@ class JournalWriter:
         else:
             error = change.error or {"message": change.status, "code": change.status}
             entry = {"error": {"type": "FunctionCallError", "retryable": False, **error}}
-        await conn.execute(Q["answer_parent"], row["parent_id"], row["parent_key"], dumps(entry))
-        await conn.execute(Q["notify"], NOTIFY_CHANNEL, "wake")
+        await gateway.answer_parent(conn, row["parent_id"], row["parent_key"], entry)
 
     async def _notify_done(self, conn: asyncpg.Connection, finished: list[str]) -> None:
         chunk: list[str] = []
         size = 0
         for instance_id in finished:
             if size + len(instance_id) + 1 > _NOTIFY_BYTES:
-                await conn.execute(Q["notify"], NOTIFY_CHANNEL, "done:" + ",".join(chunk))
+                await gateway.notify_done(conn, chunk)
                 chunk, size = [], 0
             chunk.append(instance_id)
             size += len(instance_id) + 1
         if chunk:
-            await conn.execute(Q["notify"], NOTIFY_CHANNEL, "done:" + ",".join(chunk))
+            await gateway.notify_done(conn, chunk)
 
 
 def _fail(batch: _Batch, error: StoreError) -> None:
     for future in [f for _, f in batch.waiters] + [f for _, f in batch.creates]:
         if not future.done():
             future.set_exception(error)
-
-
-def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    return [[row[i] for row in rows] for i in range(width)]

@@ -42,9 +42,8 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
-from tideflow import ids
 from tideflow.errors import TideflowError
-from tideflow.runtime.gateway import NOTIFY_CHANNEL, Q, dumps
+from tideflow.runtime import gateway
 from tideflow.timer.records import TimerRecord
 
 if TYPE_CHECKING:
@@ -71,31 +70,25 @@ async def insert_wake_timers(conn: asyncpg.Connection, wakeups: Sequence[WakeUp]
     unique = {wake_key(i, r, k): (i, r, k, due) for i, r, k, due in wakeups}
     if not unique:
         return
-    rows = list(unique.items())
-    await conn.execute(
-        Q["insert_wake_timers"],
-        [ids.new_sortable_id() for _ in rows],
-        [WAKE_KIND] * len(rows),
-        [due for _, (_, _, _, due) in rows],
-        [dumps({"instance": i, "run": r, "key": k}) for _, (i, r, k, _) in rows],
-        [key for key, _ in rows],
-    )
+    timers = [
+        (due, {"instance": i, "run": r, "key": k}, key) for key, (i, r, k, due) in unique.items()
+    ]
+    await gateway.insert_wake_timers(conn, WAKE_KIND, timers)
 
 
 async def cancel_wake_timer(
     conn: asyncpg.Connection, instance_id: str, run_no: int, step_key: str
 ) -> None:
     """Cancel a step's pending wake-up timer (its wait ended before the due time)."""
-    await conn.execute(Q["cancel_wake_timer"], wake_key(instance_id, run_no, step_key))
+    await gateway.cancel_wake_timer(conn, wake_key(instance_id, run_no, step_key))
 
 
 async def fire_wakeups(timers: list[TimerRecord], conn: asyncpg.Connection) -> None:
     """The timer service's handler for :data:`WAKE_KIND` (inside the firing transaction)."""
     instances = [str(t.payload.get("instance", "")) for t in timers]
     runs = [int(t.payload.get("run", 0)) for t in timers]
-    woken = await conn.fetch(Q["wake_instances"], instances, runs)
-    if woken:
-        await conn.execute(Q["notify"], NOTIFY_CHANNEL, "wake")
+    if await gateway.wake_instances(conn, instances, runs):
+        await gateway.notify_wake(conn)
 
 
 class TimerLoader:
