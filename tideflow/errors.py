@@ -99,6 +99,53 @@ class ExpressionError(TideflowError):
         super().__init__(message)
 
 
+class LimitExceeded(TideflowError):
+    """A configured limit was exceeded.
+
+    Attributes:
+        limit: Which limit: the setting's name without its unit, e.g.
+            ``"expression_time"`` or ``"value_depth"``.
+        code: The error code a failed instance, a dead letter or a refused
+            request carries: the limit's name upper case plus ``_LIMIT``, e.g.
+            ``"EXPRESSION_TIME_LIMIT"``.
+        path: Where the offending value is, where known.
+    """
+
+    def __init__(self, message: str, *, limit: str, path: Sequence[PathPart] = ()) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.code = f"{limit.upper()}_LIMIT"
+        self.path = tuple(path)
+
+
+class ExpressionLimitExceeded(LimitExceeded, ExpressionError):
+    """An expression ran out of its time or memory budget.
+
+    Also an :class:`ExpressionError`, so everything that handles a failed
+    expression (an instance's fault, a transform's failure) handles it.
+
+    Attributes:
+        limit: ``"expression_time"`` or ``"expression_memory"``.
+        expression: The expression's text.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        limit: str,
+        expression: str | None = None,
+        path: Sequence[PathPart] = (),
+    ) -> None:
+        super().__init__(message, limit=limit, path=path)
+        self.expression = expression
+        self.state: str | None = None
+
+
+class ValueLimitExceeded(LimitExceeded):
+    """A value (an input, workflow data, an event, a definition) is too deep or too large."""
+
+
 class CesqlParseError(ExpressionError):
     """The CloudEvents SQL expression could not be parsed.
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import asyncpg
 
-from tideflow import ids
+from tideflow import expression_budget, ids
 from tideflow.api.services import Services, ServicesOpener
 from tideflow.clock import SYSTEM_CLOCK
 from tideflow.db import DatabaseProbe, open_database
@@ -76,6 +76,7 @@ async def open_system(
 ) -> AsyncIterator[Services]:
     """Open every service (see the module docs); close them all on exit."""
     options = options or SystemOptions()
+    expression_budget.configure(expression_budget.budget_from(settings))
     # python: modules: the allow list, and the operator's --workflows folders
     policy = PythonPolicy.for_server(settings.python_modules, options.workflow_dirs)
     async with AsyncExitStack() as stack:

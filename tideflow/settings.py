@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
@@ -31,6 +32,14 @@ class Settings:
         python_modules: Modules (and their submodules) that ``python:`` functions
             of definitions deployed to a server may import, besides those in
             the ``--workflows`` folders (``TIDEFLOW_PYTHON_MODULES``, comma-separated).
+        expression_time_limit: Seconds one evaluation of an expression that can
+            loop may take (``TIDEFLOW_EXPRESSION_TIME_LIMIT``); past it the
+            instance fails (or the transform's delivery fails) with
+            ``EXPRESSION_TIME_LIMIT``. See ``docs/expressions.md``.
+        expression_memory_limit: Bytes such an evaluation may allocate
+            (``TIDEFLOW_EXPRESSION_MEMORY_LIMIT``); past it: ``EXPRESSION_MEMORY_LIMIT``.
+        expression_workers: Worker processes evaluating such expressions, i.e.
+            how many run at the same time (``TIDEFLOW_EXPRESSION_WORKERS``).
     """
 
     database_url: str | None = None
@@ -42,6 +51,9 @@ class Settings:
     secrets_file: Path | None = None
     lease_seconds: float = 30.0
     python_modules: tuple[str, ...] = ()
+    expression_time_limit: float = 1.0
+    expression_memory_limit: int = 256 * 1024 * 1024
+    expression_workers: int = 2
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -67,4 +79,16 @@ class Settings:
         if modules := env.get("TIDEFLOW_PYTHON_MODULES"):
             names = tuple(name.strip() for name in modules.split(",") if name.strip())
             settings = replace(settings, python_modules=names)
+        for variable, (name, convert) in _NUMBERS.items():
+            if text := env.get(variable):
+                changes: dict[str, Any] = {name: convert(text)}
+                settings = replace(settings, **changes)
         return settings
+
+
+# Numeric settings read the same way: variable -> (field, type).
+_NUMBERS: dict[str, tuple[str, type[int] | type[float]]] = {
+    "TIDEFLOW_EXPRESSION_TIME_LIMIT": ("expression_time_limit", float),
+    "TIDEFLOW_EXPRESSION_MEMORY_LIMIT": ("expression_memory_limit", int),
+    "TIDEFLOW_EXPRESSION_WORKERS": ("expression_workers", int),
+}

@@ -19,7 +19,9 @@ import asyncpg
 import pytest
 
 from tests.support.sink import HANG, HOLD, Sink, running_sink
+from tideflow import expression_budget
 from tideflow.eventstore.gateway import PostgresEventStore
+from tideflow.expression_budget import Budget
 from tideflow.testing import ManualClock
 from tideflow.timer.records import TimerState
 from tideflow.timer.service import TimerService
@@ -293,6 +295,33 @@ async def test_timeouts_and_connection_errors_are_retried_then_dead_lettered(
     assert reasons[0].startswith("connection error")
     assert reasons[0].endswith("after 2 attempts")
     assert reasons[1] == "timeout after 0.2s on the first attempt"
+
+
+async def test_a_runaway_transform_is_retried_then_dead_lettered_with_the_limit(
+    system: System,
+) -> None:
+    expression_budget.configure(Budget(seconds=0.3, memory_bytes=64 * 1024 * 1024))
+    try:
+        looping = await system.subscribe(
+            "/loop", transform="def f: f; f", delivery={"retry": 1, "backoffDelay": "PT1S"}
+        )
+        healthy = await system.subscribe("/ok", transform="reduce .data.n as $n (0; . + $n)")
+        await system.store.append("orders", [ev(1)])
+        await system.sink.wait_for(lambda: len(system.sink.received) == 1)
+        await _wait_retry_timer(system)  # the overrun counts as a failed attempt
+        await system.fire_retries(1)
+        sub = await _settled(system, looping, 1)
+        await _settled(system, healthy, 1)
+    finally:
+        expression_budget.configure(Budget())
+    assert (sub.delivered, sub.failed, sub.dead_lettered) == (0, 2, 1)
+    [letter] = await system.store.read("orders.deadletter")
+    reason = letter.event[REASON_ATTRIBUTE]
+    assert reason.startswith(
+        "transform failed (EXPRESSION_TIME_LIMIT): 'def f: f; f' exceeded its time budget"
+    )
+    assert reason.endswith("after 2 attempts")
+    assert [(r.path, r.json()) for r in system.sink.received] == [("/ok", 1)]
 
 
 async def test_ordered_delivers_one_at_a_time_in_offset_order(system: System) -> None:

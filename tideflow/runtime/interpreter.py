@@ -32,6 +32,7 @@ from tideflow.errors import (
     ExpressionError,
     FunctionCallError,
     HostError,
+    LimitExceeded,
     StepTimeout,
     StoreError,
 )
@@ -169,7 +170,8 @@ class Interpreter:
         except (HostError, StoreError):
             raise  # the host's problem, not the workflow's: the host decides
         except Exception as exc:  # a run never raises for workflow faults
-            error = WorkflowError(name="error", code=type(exc).__name__, message=str(exc))
+            code = exc.code if isinstance(exc, LimitExceeded) else type(exc).__name__
+            error = WorkflowError(name="error", code=code, message=str(exc))
             run.step("workflow.failed", "failed", None, error=error.to_json())
             return Failed(error=error, data=run.data)
 

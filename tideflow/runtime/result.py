@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tideflow.errors import FunctionCallError, StepTimeout
+from tideflow.errors import FunctionCallError, LimitExceeded, StepTimeout
 from tideflow.runtime.status import InstanceStatus
 
 
@@ -167,6 +167,9 @@ def fault_from_exception(exc: BaseException, state: str | None) -> Fault:
     if isinstance(exc, StepTimeout):
         err = WorkflowError(name="timeout", code="TIMEOUT", message=str(exc), state=state)
         return Fault(err)
+    if isinstance(exc, LimitExceeded):  # named by its code: EXPRESSION_TIME_LIMIT, ...
+        err = WorkflowError(name="limit", code=exc.code, message=str(exc), state=state)
+        return Fault(err, retryable=False)
     if isinstance(exc, FunctionCallError):
         code = None if exc.code is None else str(exc.code)
         err = WorkflowError(name=code or "error", code=code, message=str(exc), state=state)

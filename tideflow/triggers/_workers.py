@@ -22,9 +22,15 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, Protocol
 
 from tideflow.clock import Clock
-from tideflow.errors import BusNotFound, EventNotFound, ExpressionError, TideflowError
+from tideflow.errors import (
+    BusNotFound,
+    EventNotFound,
+    ExpressionError,
+    ExpressionLimitExceeded,
+    TideflowError,
+)
 from tideflow.eventstore.store import EventStore, StoredEvent
-from tideflow.triggers.delivery import HttpSender, dead_letter
+from tideflow.triggers.delivery import Attempt, HttpSender, dead_letter
 from tideflow.triggers.filters import CompiledFilters
 from tideflow.triggers.offsets import OffsetTracker
 from tideflow.triggers.subscriptions import Subscription
@@ -214,7 +220,11 @@ class HttpWorker(SubscriptionWorker):
         payload: Mapping[str, Any] = event
         if self.transform is not None:
             try:
-                transformed = self.transform.apply(event)
+                transformed = await self.transform.apply_bounded(event)
+            except ExpressionLimitExceeded as exc:  # perhaps the machine's load: retried
+                failed = Attempt(ok=False, retryable=True, reason=transform_error(exc))
+                await self._failed(offset, event, attempt, failed)
+                return
             except ExpressionError as exc:
                 await self._dead_letter(offset, event, transform_error(exc))
                 return
@@ -227,6 +237,12 @@ class HttpWorker(SubscriptionWorker):
             self.tracker.delivered += 1
             self._finish(offset)
             return
+        await self._failed(offset, event, attempt, result)
+
+    async def _failed(
+        self, offset: int, event: Mapping[str, Any], attempt: int, result: Attempt
+    ) -> None:
+        """Retry a failed attempt after its back-off, or dead-letter the event."""
         self.tracker.failed += 1
         if result.retryable and attempt <= self.policy.retry:
             delay = self.policy.backoff(attempt).total_seconds()

@@ -5,7 +5,10 @@ The expression sees the event in structured JSON form (its attributes and
 the attributes stay as they were and ``datacontenttype`` becomes
 ``application/json``. An expression with no output (``empty``, ``select``
 that fails) drops the event: it counts as filtered out. An expression that
-fails on an event dead-letters that event with the reason.
+fails on an event dead-letters that event with the reason; one that runs out
+of its time or memory budget (``EXPRESSION_TIME_LIMIT``,
+``EXPRESSION_MEMORY_LIMIT``) is a failed delivery attempt: retried per the
+subscription's policy, then dead-lettered.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tideflow.errors import ExpressionError
+from tideflow.errors import ExpressionError, LimitExceeded
+from tideflow.expression_budget import off_loop
 from tideflow.workflow.expressions import Expression, compile_expression
 
 
@@ -46,6 +50,16 @@ class Transform:
         out["datacontenttype"] = "application/json"
         return out
 
+    async def apply_bounded(self, event: Mapping[str, Any]) -> dict[str, Any] | None:
+        """:meth:`apply` without blocking the event loop while an expression that can
+        loop is evaluated in a worker process.
+
+        Raises:
+            ExpressionError: The expression failed on this event.
+            ExpressionLimitExceeded: It ran out of its time or memory budget.
+        """
+        return await off_loop(lambda: self.apply(event))
+
 
 def transform_or_none(text: str | None) -> Transform | None:
     """A compiled :class:`Transform`, or ``None`` without one."""
@@ -53,5 +67,7 @@ def transform_or_none(text: str | None) -> Transform | None:
 
 
 def transform_error(exc: ExpressionError) -> str:
-    """The dead-letter reason for a failed transform."""
+    """The dead-letter reason for a failed transform (with the code of a limit it hit)."""
+    if isinstance(exc, LimitExceeded):
+        return f"transform failed ({exc.code}): {exc.message}"
     return f"transform failed: {exc.message}"

@@ -26,7 +26,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tideflow.errors import ExpressionError, PathPart
+from tideflow.errors import ExpressionError, LimitExceeded, PathPart
 from tideflow.workflow.expressions import compile_expression
 
 __all__ = [
@@ -167,6 +167,8 @@ def _location(
 def _set_at(data: Any, path: tuple[PathPart, ...], value: Any, to_state_data: str) -> Any:
     try:
         return set_path(data, path, value)
+    except LimitExceeded:
+        raise
     except ExpressionError as exc:
         raise ExpressionError(exc.message, expression=to_state_data) from None
 

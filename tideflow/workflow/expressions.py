@@ -22,7 +22,7 @@ from typing import Any
 import jq  # type: ignore[import-not-found]
 
 from tideflow.errors import ExpressionError, PathPart
-from tideflow.workflow import _fastpath, _jsonpath
+from tideflow.workflow import _bounds, _fastpath, _jsonpath
 from tideflow.workflow._fastpath import MISMATCH
 from tideflow.workflow.exprtext import (
     function_reference,
@@ -35,10 +35,12 @@ from tideflow.workflow.exprtext import (
 
 __all__ = [
     "LANGUAGES",
+    "Evaluator",
     "Expression",
     "compile_expression",
     "evaluate_value",
     "function_reference",
+    "install_evaluator",
     "is_expression",
     "is_interpolation",
     "resolve_functions",
@@ -50,6 +52,21 @@ LANGUAGES = ("jq", "jsonpath")
 
 Variables = Mapping[str, Any]
 _Runner = Callable[[Any, Variables | None], list[Any]]
+
+Evaluator = Callable[["Expression", str, Any, "Variables | None"], Any]
+"""Evaluates ``expression.<method>(data, variables)`` for an expression that can run
+away (``bounded`` false), e.g. in a worker process under a budget."""
+
+_evaluator: Evaluator | None = None
+
+
+def install_evaluator(evaluator: Evaluator | None) -> None:
+    """Evaluate unbounded expressions through ``evaluator`` (``None``: in-process).
+
+    :mod:`tideflow.expression_budget` installs its worker pool when imported.
+    """
+    global _evaluator
+    _evaluator = evaluator
 
 _COMPILE_ERRORS = re.compile(r"\njq: \d+ compile errors?$")
 _MODULE_DIRECTIVE = re.compile(r"\s*(?:import|include|module)\b")
@@ -70,6 +87,9 @@ class Expression:
         lang: ``"jq"`` or ``"jsonpath"``.
         body: The expression without its ``${ }`` wrapper.
         variables: The ``$NAME`` variables the expression mentions, sorted.
+        bounded: The expression cannot run away (see
+            :mod:`tideflow.workflow._bounds`): it is evaluated in-process;
+            otherwise through the installed evaluator, under a budget.
     """
 
     source: str
@@ -77,6 +97,7 @@ class Expression:
     body: str
     variables: tuple[str, ...]
     _run: _Runner = field(repr=False, compare=False)
+    bounded: bool = True
     _program: Any = field(default=None, repr=False, compare=False)
     _fast: tuple[str | None, tuple[PathPart, ...]] | None = field(
         default=None, repr=False, compare=False
@@ -91,11 +112,14 @@ class Expression:
 
         Raises:
             ExpressionError: The expression failed on this data.
+            ExpressionLimitExceeded: It ran out of its time or memory budget.
         """
         if self._fast is not None:
             found = self._walk(data, variables)
             if found is not MISMATCH:
                 return [found]
+        if not self.bounded and _evaluator is not None:
+            return list(_evaluator(self, "evaluate_all", data, variables))
         return self._run(data, variables)
 
     def _walk(self, data: Any, variables: Variables | None) -> Any:
@@ -119,11 +143,14 @@ class Expression:
 
         Raises:
             ExpressionError: The expression failed on this data.
+            ExpressionLimitExceeded: It ran out of its time or memory budget.
         """
         if self._fast is not None:  # a plain path: walked in Python, no JSON round trip
             found = self._walk(data, variables)
             if found is not MISMATCH:
                 return found
+        if not self.bounded and _evaluator is not None:
+            return _evaluator(self, "evaluate", data, variables)
         program = self._program
         if program is not None:  # jq: the first output only, without building a list
             try:
@@ -157,6 +184,8 @@ class Expression:
         fast = self._fast
         if fast is not None and fast[0] is None and _fastpath.walk(data, fast[1]) is not MISMATCH:
             return fast[1]
+        if not self.bounded and _evaluator is not None:
+            return tuple(_evaluator(self, "path", data, variables))
         program = _compile_jq_path(self.body, self.variables, self.source)
         try:
             found = _run_jq(program, self.source, self.variables, data, variables)
@@ -280,7 +309,8 @@ def compile_expression(text: str, lang: str = "jq") -> Expression:
     if fast is not None and fast[0] in _JQ_BUILTIN_VARIABLES:
         fast = None
     runner = _JqRunner(program, names, text)
-    return Expression(text, lang, body, names, runner, program, fast)
+    bounded = fast is not None or _bounds.is_bounded(body)
+    return Expression(text, lang, body, names, runner, bounded, program, fast)
 
 
 _LITERAL, _EXPRESSION, _INTERPOLATION = range(3)

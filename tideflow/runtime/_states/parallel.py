@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from tideflow.errors import ExpressionError
+from tideflow.errors import ExpressionError, HostError, StoreError
 from tideflow.runtime import timeouts
 from tideflow.runtime._actions import Scope, run_actions
 from tideflow.runtime._context import Run
@@ -70,8 +70,11 @@ async def parallel(
         while pending and done_count < needed:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             for task in tasks:
-                if task in done and task.exception() is not None:
-                    raise run.fault(task.exception(), state.name)  # type: ignore[arg-type]
+                failure = task.exception() if task in done else None
+                if isinstance(failure, HostError | StoreError):
+                    raise failure  # the host's problem, not the workflow's
+                if failure is not None:
+                    raise run.fault(failure, state.name)
             done_count += len(done)
     finally:
         for task in tasks:

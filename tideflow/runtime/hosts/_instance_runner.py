@@ -32,6 +32,7 @@ from tideflow.errors import (
     WorkflowNotFound,
     WorkflowValidationError,
 )
+from tideflow.expression_budget import EvaluationPending, deferring
 from tideflow.runtime.functions import AuthDefinition
 from tideflow.runtime.gateway import InstanceRow
 from tideflow.runtime.hosts._journaled_effects import DurableEffects
@@ -244,7 +245,12 @@ class InstanceRunner:
                 await self._stopped(self.requested)
                 return
             while True:
-                result = await self._one_run()
+                try:
+                    result = await self._one_run()
+                except EvaluationPending as pending:
+                    if await self._evaluated(pending):
+                        continue
+                    return
                 if result is None:
                     return
                 if not isinstance(result, ContinuedAs):
@@ -277,15 +283,19 @@ class InstanceRunner:
             return Failed(error=_host_error("definition", str(exc), code="DEFINITION"))
         self._interpreter = interpreter
         effects = self._effects = DurableEffects(self, self.host, journal)
-        self._task = asyncio.ensure_future(
-            interpreter.run(
-                self.input,
-                effects,
-                instance_id=self.instance_id,
-                on_step=self.on_step,
-                on_state=self.on_state,
+        deferred = deferring.set(True)  # slow expressions: EvaluationPending, not a blocked loop
+        try:
+            self._task = asyncio.ensure_future(
+                interpreter.run(
+                    self.input,
+                    effects,
+                    instance_id=self.instance_id,
+                    on_step=self.on_step,
+                    on_state=self.on_state,
+                )
             )
-        )
+        finally:
+            deferring.reset(deferred)
         loop = asyncio.get_running_loop()
         self._signal = loop.create_future()
         self._task.add_done_callback(self._poke)
@@ -304,6 +314,16 @@ class InstanceRunner:
             await self._stopped(self._stop or "lost")
             return None
         return self._task.result()
+
+    async def _evaluated(self, pending: EvaluationPending) -> bool:
+        """Wait (off the event loop) for the expression the run needs, then replay the
+        run from its journal: the replay finds the outcome remembered. False: stopped."""
+        await pending.wait()
+        self._apply(await self.host.writer.sync(self.instance_id))  # every note committed
+        if self._stop is not None:
+            await self._stopped(self._stop)
+            return False
+        return True
 
     def _poke(self, _task: object = None) -> None:
         if self._signal is not None and not self._signal.done():

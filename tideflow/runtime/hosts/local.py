@@ -27,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import tideflow.expression_budget  # noqa: F401  (installs the budgeted evaluator)
 from tideflow import ids
 from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.errors import (

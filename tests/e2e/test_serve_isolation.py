@@ -1,0 +1,120 @@
+"""A runaway jq expression costs only its own instance, never the server.
+
+A real ``tideflow serve``: instances whose data filter loops forever or
+recurses without end fail with ``EXPRESSION_TIME_LIMIT`` /
+``EXPRESSION_MEMORY_LIMIT`` while ``/healthz`` keeps answering from a second
+client and a healthy workflow keeps completing; a restart afterwards starts
+normally and does not run the bad expressions again.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.served import copied_database, serve_process
+
+
+def _definition(wf_id: str, output_filter: str) -> dict[str, Any]:
+    return {
+        "id": wf_id,
+        "version": "1",
+        "specVersion": "0.8",
+        "start": "Only",
+        "states": [
+            {
+                "name": "Only",
+                "type": "inject",
+                "data": {"injected": True},
+                "stateDataFilter": {"output": output_filter},
+                "end": True,
+            }
+        ],
+    }
+
+
+LOOPS = _definition("loops", "${ def f: f; f }")
+BOMBS = _definition("bombs", "${ def f: [f]; f }")
+HEALTHY = _definition("healthy", "${ reduce .items[] as $x (0; . + $x) }")
+
+
+@pytest.fixture
+async def database(
+    pg_server_url: str, pg_template: str, _db_names: tuple[str, list[int]]
+) -> AsyncIterator[str]:
+    name = f"t_{_db_names[0]}_serve_isolation"
+    async with copied_database(pg_server_url, pg_template, name) as url:
+        yield url
+
+
+class _Prober(threading.Thread):
+    """A second client asking ``/healthz`` over and over until stopped."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.answers: list[int] = []
+        self.slowest = 0.0
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        with httpx.Client(timeout=10) as client:
+            while not self.halt.is_set():
+                began = time.monotonic()
+                self.answers.append(client.get(f"{self.url}/healthz").status_code)
+                self.slowest = max(self.slowest, time.monotonic() - began)
+                self.halt.wait(0.02)
+
+
+def _start(url: str, wf_id: str, data: Any) -> str:
+    answer = httpx.post(f"{url}/workflows/{wf_id}/instances", json=data, timeout=10)
+    assert answer.status_code == 201, answer.text
+    instance_id: str = answer.json()["id"]
+    return instance_id
+
+
+def _settled(url: str, instance_id: str, seconds: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + seconds
+    while True:
+        shown: dict[str, Any] = httpx.get(f"{url}/instances/{instance_id}", timeout=10).json()
+        if shown["status"] in ("completed", "failed"):
+            return shown
+        assert time.monotonic() < deadline, f"{instance_id} never ended: {shown}"
+        time.sleep(0.05)
+
+
+def test_runaway_expressions_fail_their_instances_and_nothing_else(
+    database: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIDEFLOW_EXPRESSION_TIME_LIMIT", "2")
+    monkeypatch.setenv("TIDEFLOW_EXPRESSION_MEMORY_LIMIT", str(128 * 1024 * 1024))
+    with serve_process(database, tmp_path) as server:
+        for definition in (LOOPS, BOMBS, HEALTHY):
+            deployed = httpx.post(f"{server.url}/workflows", json=definition, timeout=30)
+            assert deployed.status_code == 201, deployed.text
+        prober = _Prober(server.url)
+        prober.start()
+        try:
+            bad = [_start(server.url, "loops", {}), _start(server.url, "bombs", {})]
+            good = [_start(server.url, "healthy", {"items": [1, 2, n]}) for n in range(5)]
+            outcomes = [_settled(server.url, i) for i in good + bad]
+        finally:
+            prober.halt.set()
+            prober.join(20)
+    assert [o["status"] for o in outcomes[:5]] == ["completed"] * 5
+    assert [o["output"] for o in outcomes[:5]] == [3, 4, 5, 6, 7]
+    looped, bombed = outcomes[5:]
+    assert (looped["status"], looped["error"]["code"]) == ("failed", "EXPRESSION_TIME_LIMIT")
+    assert (bombed["status"], bombed["error"]["code"]) == ("failed", "EXPRESSION_MEMORY_LIMIT")
+    assert prober.answers
+    assert set(prober.answers) == {200}
+    print(f"slowest /healthz during the attack: {prober.slowest * 1000:.1f} ms")
+    with serve_process(database, tmp_path) as again:  # starts normally: nothing re-runs
+        assert _settled(again.url, bad[0])["error"]["code"] == "EXPRESSION_TIME_LIMIT"
+        after = _start(again.url, "healthy", {"items": [40, 2]})
+        assert _settled(again.url, after)["output"] == 42
