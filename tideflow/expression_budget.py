@@ -180,9 +180,10 @@ def _result(outcome: tuple[str, Any], source: str) -> Any:
         return value
     if kind == "error":
         raise ExpressionError(value, expression=source)
+    limit = f"expression_{kind}"
     raise ExpressionLimitExceeded(
-        f"{source!r} exceeded its {kind} budget ({value})",
-        limit=f"expression_{kind}",
+        f"{limit.upper()}_LIMIT: {source!r} exceeded its {kind} budget ({value})",
+        limit=limit,
         expression=source,
     )
 

@@ -318,7 +318,7 @@ async def test_a_runaway_transform_is_retried_then_dead_lettered_with_the_limit(
     [letter] = await system.store.read("orders.deadletter")
     reason = letter.event[REASON_ATTRIBUTE]
     assert reason.startswith(
-        "transform failed (EXPRESSION_TIME_LIMIT): 'def f: f; f' exceeded its time budget"
+        "transform failed: EXPRESSION_TIME_LIMIT: 'def f: f; f' exceeded its time budget"
     )
     assert reason.endswith("after 2 attempts")
     assert [(r.path, r.json()) for r in system.sink.received] == [("/ok", 1)]

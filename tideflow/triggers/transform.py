@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tideflow.errors import ExpressionError, LimitExceeded
+from tideflow.errors import ExpressionError
 from tideflow.expression_budget import off_loop
 from tideflow.workflow.expressions import Expression, compile_expression
 
@@ -67,7 +67,5 @@ def transform_or_none(text: str | None) -> Transform | None:
 
 
 def transform_error(exc: ExpressionError) -> str:
-    """The dead-letter reason for a failed transform (with the code of a limit it hit)."""
-    if isinstance(exc, LimitExceeded):
-        return f"transform failed ({exc.code}): {exc.message}"
+    """The dead-letter reason for a failed transform."""
     return f"transform failed: {exc.message}"
