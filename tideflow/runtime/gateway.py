@@ -67,7 +67,7 @@ __all__ = [
     "loads",
 ]
 
-Q = load_queries("tideflow.runtime")
+_Q = load_queries("tideflow.runtime")
 _W = load_queries("tideflow.runtime", "waits.sql")
 _D = load_queries("tideflow.runtime", "deliver.sql")
 
@@ -121,10 +121,10 @@ class PostgresRegistry:
         """
         try:
             async with self._pool.acquire() as conn, conn.transaction():
-                await conn.fetchrow(Q["lock_workflow"], workflow_id)
-                seq = await conn.fetchval(Q["next_version_seq"], workflow_id)
+                await conn.fetchrow(_Q["lock_workflow"], workflow_id)
+                seq = await conn.fetchval(_Q["next_version_seq"], workflow_id)
                 name = str(seq) if version is None else version
-                row = await conn.fetchrow(Q["get_version_row"], workflow_id, name)
+                row = await conn.fetchrow(_Q["get_version_row"], workflow_id, name)
                 if row is not None and row["source_text"] != source_text:
                     raise AlreadyExists(
                         f"workflow {workflow_id!r} version {name!r} exists with another "
@@ -132,7 +132,7 @@ class PostgresRegistry:
                     )
                 if row is None:
                     row = await conn.fetchrow(
-                        Q["insert_version"],
+                        _Q["insert_version"],
                         workflow_id,
                         name,
                         seq,
@@ -140,7 +140,7 @@ class PostgresRegistry:
                         content_type,
                         dumps(definition_json),
                     )
-                await conn.execute(Q["set_latest"], workflow_id, name)
+                await conn.execute(_Q["set_latest"], workflow_id, name)
                 stored = WorkflowVersion.from_row(row)
         except asyncpg.PostgresError as exc:
             raise StoreError(f"deploying workflow {workflow_id!r} failed: {exc}") from exc
@@ -156,9 +156,9 @@ class PostgresRegistry:
         """
         async with self._pool.acquire() as conn:
             if version is None:
-                row = await conn.fetchrow(Q["get_latest"], workflow_id)
+                row = await conn.fetchrow(_Q["get_latest"], workflow_id)
             else:
-                row = await conn.fetchrow(Q["get_version_row"], workflow_id, version)
+                row = await conn.fetchrow(_Q["get_version_row"], workflow_id, version)
         if row is None:
             shown = workflow_id if version is None else f"{workflow_id} version {version}"
             raise WorkflowNotFound(f"workflow {shown!r} is not deployed")
@@ -167,7 +167,7 @@ class PostgresRegistry:
     async def list(self) -> builtins.list[WorkflowVersion]:
         """The latest version of every workflow that is not deleted, by id."""
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(Q["list_workflows"])
+            rows = await conn.fetch(_Q["list_workflows"])
         return [WorkflowVersion.from_row(r) for r in rows]
 
     async def versions(self, workflow_id: str) -> builtins.list[WorkflowVersion]:
@@ -177,7 +177,7 @@ class PostgresRegistry:
             WorkflowNotFound: The workflow was never deployed.
         """
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(Q["list_versions"], workflow_id)
+            rows = await conn.fetch(_Q["list_versions"], workflow_id)
         if not rows:
             raise WorkflowNotFound(f"workflow {workflow_id!r} is not deployed")
         return [WorkflowVersion.from_row(r) for r in rows]
@@ -189,7 +189,7 @@ class PostgresRegistry:
             WorkflowNotFound: No such (non-deleted) workflow.
         """
         async with self._pool.acquire() as conn:
-            found = await conn.fetchval(Q["delete_workflow"], workflow_id)
+            found = await conn.fetchval(_Q["delete_workflow"], workflow_id)
         if found is None:
             raise WorkflowNotFound(f"workflow {workflow_id!r} is not deployed")
         await self._changed(workflow_id)
@@ -236,7 +236,7 @@ class PostgresInstances:
         """How many instances have each status (those with none are left out)."""
         try:
             async with self._pool.acquire() as conn:
-                rows = await conn.fetch(Q["count_by_status"])
+                rows = await conn.fetch(_Q["count_by_status"])
         except asyncpg.PostgresError as exc:
             raise StoreError(f"counting instances failed: {exc}") from exc
         return {InstanceStatus(r["status"]): int(r["n"]) for r in rows}
@@ -248,7 +248,7 @@ class PostgresInstances:
             InstanceNotFound: No such instance.
         """
         async with self._pool.acquire() as conn:
-            row = await conn.fetchrow(Q["get_instance"], instance_id)
+            row = await conn.fetchrow(_Q["get_instance"], instance_id)
         if row is None:
             raise InstanceNotFound(f"instance {instance_id!r} does not exist")
         return InstanceRow.from_row(row)
@@ -270,7 +270,7 @@ class PostgresInstances:
         except ValueError:
             raise InvalidArgument(f"bad cursor {cursor!r}", argument="cursor") from None
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(Q["list_instances"], workflow, status, after, limit + 1)
+            rows = await conn.fetch(_Q["list_instances"], workflow, status, after, limit + 1)
         page = [InstanceRow.from_row(r) for r in rows[:limit]]
         more = len(rows) > limit
         return page, (str(page[-1].seq) if more and page else None)
@@ -282,21 +282,21 @@ class PostgresInstances:
             InstanceNotFound: No such instance.
         """
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(Q["get_timeline"], instance_id)
-            if not rows and await conn.fetchrow(Q["get_instance"], instance_id) is None:
+            rows = await conn.fetch(_Q["get_timeline"], instance_id)
+            if not rows and await conn.fetchrow(_Q["get_instance"], instance_id) is None:
                 raise InstanceNotFound(f"instance {instance_id!r} does not exist")
         return [TimelineEntry(**e) for r in rows for e in expand(r, loads(r["detail"]))]
 
     async def journal(self, instance_id: str, run_no: int) -> builtins.list[dict[str, Any]]:
         """The journal of one run: ``{"op", "key", ...entry}`` in commit order."""
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(Q["get_journal"], instance_id, run_no)
+            rows = await conn.fetch(_Q["get_journal"], instance_id, run_no)
         return [{"op": r["op"], "key": r["step_key"], **loads(r["entry"])} for r in rows]
 
     async def waits(self, instance_id: str) -> builtins.list[dict[str, Any]]:
         """The open event waits of an instance (``wait_key``, ``events``, ``due_at``...)."""
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(Q["list_waits"], instance_id)
+            rows = await conn.fetch(_Q["list_waits"], instance_id)
         return [{**dict(r), "events": loads(r["events"])} for r in rows]
 
     async def request_cancel(self, instance_id: str) -> InstanceRow:
@@ -314,7 +314,7 @@ class PostgresInstances:
             InstanceNotFound: No such instance.
         """
         async with self._pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(Q["resume_instance"], instance_id)
+            row = await conn.fetchrow(_Q["resume_instance"], instance_id)
             if row is not None:
                 await notify_wake(conn)
                 return InstanceRow.from_row(row)
@@ -323,13 +323,13 @@ class PostgresInstances:
     async def _stop(self, instance_id: str, what: str) -> InstanceRow:
         idle = "cancel_idle" if what == "cancel" else "suspend_idle"
         async with self._pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(Q[idle], instance_id)
+            row = await conn.fetchrow(_Q[idle], instance_id)
             if row is not None:
                 if what == "cancel":
-                    await conn.execute(Q["delete_waits"], instance_id)
+                    await conn.execute(_Q["delete_waits"], instance_id)
                     await notify_done(conn, [instance_id])
                 return InstanceRow.from_row(row)
-            row = await conn.fetchrow(Q["request_stop"], instance_id, what)
+            row = await conn.fetchrow(_Q["request_stop"], instance_id, what)
         if row is not None:
             return InstanceRow.from_row(row)
         return await self.get(instance_id)
@@ -337,7 +337,7 @@ class PostgresInstances:
     async def find_waits(self, event_type: str, limit: int = 1000) -> Sequence[dict[str, Any]]:
         """Open event waits listing ``event_type`` (candidates for a correlation match)."""
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(Q["find_waits"], event_type, limit)
+            rows = await conn.fetch(_Q["find_waits"], event_type, limit)
         return [{**dict(r), "events": loads(r["events"])} for r in rows]
 
 
@@ -441,12 +441,12 @@ def _columns(rows: Sequence[Sequence[Any]], width: int) -> builtins.list[builtin
 
 async def notify_wake(conn: asyncpg.Connection) -> None:
     """Tell every runtime on the database that instances are runnable."""
-    await conn.execute(Q["notify"], NOTIFY_CHANNEL, "wake")
+    await conn.execute(_Q["notify"], NOTIFY_CHANNEL, "wake")
 
 
 async def notify_done(conn: asyncpg.Connection, instance_ids: Sequence[str]) -> None:
     """Tell every runtime that ``instance_ids`` ended (keep the payload under 8,000 bytes)."""
-    await conn.execute(Q["notify"], NOTIFY_CHANNEL, "done:" + ",".join(instance_ids))
+    await conn.execute(_Q["notify"], NOTIFY_CHANNEL, "done:" + ",".join(instance_ids))
 
 
 async def insert_instances(
@@ -463,7 +463,7 @@ async def insert_instances(
     """
     columns = _columns(news, 6)
     columns[3] = [dumps(value) for value in columns[3]]
-    return list(await conn.fetch(Q["insert_instances"], *columns, owner, lease_seconds))
+    return list(await conn.fetch(_Q["insert_instances"], *columns, owner, lease_seconds))
 
 
 async def touch_instances(
@@ -479,7 +479,7 @@ async def touch_instances(
         The instances still held, with the control requested of each (or ``None``).
     """
     rows = await conn.fetch(
-        Q["touch_instances"], owner, lease_seconds, list(ids), *_columns(progress, 3)
+        _Q["touch_instances"], owner, lease_seconds, list(ids), *_columns(progress, 3)
     )
     return {r["id"]: r["requested"] for r in rows}
 
@@ -488,13 +488,13 @@ async def insert_journal(
     conn: asyncpg.Connection, entries: Sequence[tuple[str, int, str, str, str]]
 ) -> None:
     """Journal ``(instance, run, op, step key, entry JSON)``."""
-    await conn.execute(Q["insert_journal"], *_columns(entries, 5))
+    await conn.execute(_Q["insert_journal"], *_columns(entries, 5))
 
 
 async def insert_wait(conn: asyncpg.Connection, instance_id: str, wait: Mapping[str, Any]) -> None:
     """Open an event wait (``key``, ``run_no``, ``all``, ``events``, ``types``, ``due_at``)."""
     await conn.execute(
-        Q["insert_wait"],
+        _Q["insert_wait"],
         instance_id,
         wait["key"],
         wait["run_no"],
@@ -507,21 +507,21 @@ async def insert_wait(conn: asyncpg.Connection, instance_id: str, wait: Mapping[
 
 async def insert_timeline(conn: asyncpg.Connection, rows: Sequence[Sequence[Any]]) -> None:
     """Add folded timeline rows (see :mod:`tideflow.runtime._timeline`)."""
-    await conn.execute(Q["insert_timeline"], *_columns(rows, 7))
+    await conn.execute(_Q["insert_timeline"], *_columns(rows, 7))
 
 
 async def commit_batch(conn: asyncpg.Connection, params: Sequence[Any]) -> builtins.list[Any]:
     """Run the one-statement journal commit (:mod:`tideflow.runtime._journal_batch`)."""
-    return list(await conn.fetch(Q["commit_batch"], *params))
+    return list(await conn.fetch(_Q["commit_batch"], *params))
 
 
 async def stop_instance(
     conn: asyncpg.Connection, instance_id: str, status: InstanceStatus | None, owner: str
 ) -> None:
     """Release ``owner``'s instance, suspended or cancelled (``None``: shutdown)."""
-    await conn.execute(Q["stop_instance"], instance_id, status, owner)
+    await conn.execute(_Q["stop_instance"], instance_id, status, owner)
     if status == InstanceStatus.CANCELLED:
-        await conn.execute(Q["delete_waits"], instance_id)
+        await conn.execute(_Q["delete_waits"], instance_id)
 
 
 async def continue_instance(
@@ -534,14 +534,14 @@ async def continue_instance(
 ) -> None:
     """Start the instance's next run (``continueAs``) with a fresh journal."""
     run_no = await conn.fetchval(
-        Q["continue_instance"], instance_id, workflow_id, version, dumps(input), owner
+        _Q["continue_instance"], instance_id, workflow_id, version, dumps(input), owner
     )
-    await conn.execute(Q["drop_journal"], instance_id, run_no)
+    await conn.execute(_Q["drop_journal"], instance_id, run_no)
 
 
 async def park_instances(conn: asyncpg.Connection, ids: Sequence[str], owner: str) -> None:
     """Release ``owner``'s instances that wait (runnable again only when woken)."""
-    await conn.execute(Q["park_instances"], list(ids), [None] * len(ids), owner)
+    await conn.execute(_Q["park_instances"], list(ids), [None] * len(ids), owner)
 
 
 async def finish_instances(
@@ -555,7 +555,7 @@ async def finish_instances(
         The final rows of the instances ended.
     """
     rows = await conn.fetch(
-        Q["finish_instances"],
+        _Q["finish_instances"],
         [f[0] for f in finishes],
         [f[1] for f in finishes],
         [dumps(f[2]) for f in finishes],
@@ -563,7 +563,7 @@ async def finish_instances(
         [None if f[4] is None else dumps(f[4]) for f in finishes],
         owner,
     )
-    await conn.execute(Q["delete_waits_of"], [r["id"] for r in rows])
+    await conn.execute(_Q["delete_waits_of"], [r["id"] for r in rows])
     return list(rows)
 
 
@@ -571,7 +571,7 @@ async def answer_parent(
     conn: asyncpg.Connection, parent_id: str, parent_key: str, entry: Any
 ) -> None:
     """Journal a sub-flow's end as its parent's step result and wake the parent."""
-    await conn.execute(Q["answer_parent"], parent_id, parent_key, dumps(entry))
+    await conn.execute(_Q["answer_parent"], parent_id, parent_key, dumps(entry))
     await notify_wake(conn)
 
 
@@ -579,13 +579,13 @@ async def claim_instances(
     conn: asyncpg.Connection, owner: str, lease_seconds: float, limit: int
 ) -> builtins.list[InstanceRow]:
     """Claim up to ``limit`` runnable instances for ``owner``."""
-    rows = await conn.fetch(Q["claim_instances"], owner, lease_seconds, limit)
+    rows = await conn.fetch(_Q["claim_instances"], owner, lease_seconds, limit)
     return [InstanceRow.from_row(r) for r in rows]
 
 
 async def next_wake(conn: asyncpg.Connection) -> datetime | None:
     """When the next parked instance becomes runnable (rows of older versions)."""
-    found: datetime | None = await conn.fetchval(Q["next_wake"])
+    found: datetime | None = await conn.fetchval(_Q["next_wake"])
     return found
 
 
@@ -593,12 +593,12 @@ async def renew_leases(
     conn: asyncpg.Connection, owner: str, ids: Sequence[str], lease_seconds: float
 ) -> set[str]:
     """Renew ``owner``'s leases of ``ids``; the ones still held."""
-    return {r["id"] for r in await conn.fetch(Q["renew_leases"], owner, list(ids), lease_seconds)}
+    return {r["id"] for r in await conn.fetch(_Q["renew_leases"], owner, list(ids), lease_seconds)}
 
 
 async def release_all(conn: asyncpg.Connection, owner: str) -> None:
     """Shutdown: hand back every instance ``owner`` holds, and say so."""
-    await conn.execute(Q["release_all"], owner)
+    await conn.execute(_Q["release_all"], owner)
     await notify_wake(conn)
 
 
@@ -607,7 +607,7 @@ async def insert_wake_timers(
 ) -> None:
     """Add timers ``(due, payload, idempotency key)`` of ``kind`` (existing keys are kept)."""
     await conn.execute(
-        Q["insert_wake_timers"],
+        _Q["insert_wake_timers"],
         [ids.new_sortable_id() for _ in timers],
         [kind] * len(timers),
         [t[0] for t in timers],
@@ -618,19 +618,19 @@ async def insert_wake_timers(
 
 async def cancel_wake_timer(conn: asyncpg.Connection, key: str) -> None:
     """Cancel the pending timer with idempotency key ``key``."""
-    await conn.execute(Q["cancel_wake_timer"], key)
+    await conn.execute(_Q["cancel_wake_timer"], key)
 
 
 async def wake_instances(
     conn: asyncpg.Connection, instances: Sequence[str], runs: Sequence[int]
 ) -> int:
     """Make the parked runs ``(instance, run)`` runnable; how many were."""
-    return len(await conn.fetch(Q["wake_instances"], list(instances), list(runs)))
+    return len(await conn.fetch(_Q["wake_instances"], list(instances), list(runs)))
 
 
 async def lock_wait(conn: asyncpg.Connection, instance_id: str, wait_key: str) -> OpenWait | None:
     """The open wait, locked until the transaction ends (waits for a delivery holding it)."""
-    row = await conn.fetchrow(Q["lock_wait"], instance_id, wait_key)
+    row = await conn.fetchrow(_Q["lock_wait"], instance_id, wait_key)
     return None if row is None else OpenWait.from_row(row)
 
 
@@ -638,7 +638,7 @@ async def add_received(
     conn: asyncpg.Connection, instance_id: str, wait_key: str, received: list[dict[str, Any]]
 ) -> None:
     """Keep the events received so far by a wait on all of its events."""
-    await conn.execute(Q["add_received"], instance_id, wait_key, dumps(received))
+    await conn.execute(_Q["add_received"], instance_id, wait_key, dumps(received))
 
 
 async def deliver_events(
@@ -646,7 +646,7 @@ async def deliver_events(
 ) -> bool:
     """Journal ``result`` as the wait's result, drop the wait, mark the instance woken."""
     found = await conn.fetchval(
-        Q["deliver_events"], instance_id, wait_key, dumps({"result": result})
+        _Q["deliver_events"], instance_id, wait_key, dumps({"result": result})
     )
     return found is not None
 
@@ -685,8 +685,8 @@ async def load_run(
     conn: asyncpg.Connection, instance_id: str, run_no: int
 ) -> tuple[builtins.list[dict[str, Any]], int]:
     """A run's journal (``{"op", "key", ...entry}`` in commit order) and its timeline steps."""
-    rows = await conn.fetch(Q["get_journal"], instance_id, run_no)
-    steps = await conn.fetchval(Q["count_timeline"], instance_id, run_no)
+    rows = await conn.fetch(_Q["get_journal"], instance_id, run_no)
+    steps = await conn.fetchval(_Q["count_timeline"], instance_id, run_no)
     return [_entry(r) for r in rows], int(steps or 0)
 
 
@@ -695,7 +695,7 @@ async def load_runs(
 ) -> dict[str, tuple[builtins.list[dict[str, Any]], int]]:
     """:func:`load_run` for many instances' current runs at once."""
     journals: dict[str, builtins.list[dict[str, Any]]] = {i: [] for i in ids}
-    for r in await conn.fetch(Q["get_journals"], list(ids), list(runs)):
+    for r in await conn.fetch(_Q["get_journals"], list(ids), list(runs)):
         journals[r["instance_id"]].append(_entry(r))
     steps = await count_steps(conn, ids, runs)
     return {i: (journals[i], steps.get(i, 0)) for i in ids}
@@ -705,14 +705,14 @@ async def count_steps(
     conn: asyncpg.Connection, ids: Sequence[str], runs: Sequence[int]
 ) -> dict[str, int]:
     """Timeline steps of many instances' current runs (those with none are left out)."""
-    return dict(await conn.fetch(Q["count_timelines"], list(ids), list(runs)))
+    return dict(await conn.fetch(_Q["count_timelines"], list(ids), list(runs)))
 
 
 async def journal_entry(
     conn: asyncpg.Connection, instance_id: str, run_no: int, op: str, key: str
 ) -> Any:
     """The first journal entry of one step of a run (``None``: none yet)."""
-    found = await conn.fetchval(Q["journal_entry"], instance_id, run_no, op, key)
+    found = await conn.fetchval(_Q["journal_entry"], instance_id, run_no, op, key)
     return None if found is None else loads(found)
 
 
@@ -720,21 +720,21 @@ async def time_out_wait(
     conn: asyncpg.Connection, instance_id: str, wait_key: str, run_no: int
 ) -> None:
     """Journal a wait's timeout and drop the wait."""
-    await conn.execute(Q["time_out_wait"], instance_id, wait_key, run_no)
+    await conn.execute(_Q["time_out_wait"], instance_id, wait_key, run_no)
 
 
 async def lock_instance(conn: asyncpg.Connection, instance_id: str) -> None:
     """Lock the instance's row until the transaction ends."""
-    await conn.execute(Q["lock_instance"], instance_id)
+    await conn.execute(_Q["lock_instance"], instance_id)
 
 
 async def insert_entry(
     conn: asyncpg.Connection, instance_id: str, run_no: int, op: str, key: str, entry: Any
 ) -> None:
     """Journal one entry."""
-    await conn.execute(Q["insert_entry"], instance_id, run_no, op, key, dumps(entry))
+    await conn.execute(_Q["insert_entry"], instance_id, run_no, op, key, dumps(entry))
 
 
 async def drop_waits_under(conn: asyncpg.Connection, instance_id: str, prefix: str | None) -> None:
     """Drop the instance's waits whose key starts with ``prefix`` (all with ``None``)."""
-    await conn.execute(Q["drop_waits_under"], instance_id, prefix)
+    await conn.execute(_Q["drop_waits_under"], instance_id, prefix)

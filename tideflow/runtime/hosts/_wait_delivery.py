@@ -30,16 +30,14 @@ from typing import Any, Protocol
 
 import asyncpg
 
-from tideflow.db import load_queries
 from tideflow.errors import StoreError
-from tideflow.runtime.gateway import NOTIFY_CHANNEL, InstanceRow, Q, dumps, loads
+from tideflow.runtime import gateway
+from tideflow.runtime.gateway import InstanceRow, loads
 from tideflow.runtime.wakeups import cancel_wake_timer
 
 __all__ = ["Answer", "Runners", "WaitDelivery", "assemble"]
 
 log = logging.getLogger("tideflow.runtime")
-
-DQ = load_queries("tideflow.runtime", "deliver.sql")
 
 Answer = tuple[str, str, list[dict[str, Any]]]
 """``(instance id, wait key, events)``: the events answering one wait."""
@@ -192,14 +190,8 @@ class WaitDelivery:
         try:
             lease = contextlib.nullcontext(held) if held is not None else self._pool.acquire()
             async with lease as conn:
-                rows = await conn.fetch(  # one statement: atomic without a transaction block
-                    DQ["deliver_claim"],
-                    [a[0] for a in answers],
-                    [a[1] for a in answers],
-                    [dumps({"result": a[2]}) for a in answers],
-                    self._owner,
-                    self._lease_seconds,
-                    claimable,
+                rows = await gateway.deliver_claim(  # one statement: atomic without a transaction
+                    conn, answers, self._owner, self._lease_seconds, claimable
                 )
                 claimed = [r for r in rows if r["claimed"]]
                 steps = await _steps(conn, claimed)
@@ -225,27 +217,23 @@ async def _answer_wait(
         Whether the wait was open and took the events, and its result when
         it ended (``None`` while a wait for all of its events waits for more).
     """
-    wait = await conn.fetchrow(Q["lock_wait"], instance_id, wait_key)
+    wait = await gateway.lock_wait(conn, instance_id, wait_key)
     if wait is None:
         return False, None
     result = events
-    if wait["all_events"]:
-        specs = loads(wait["events"])
-        received = [*loads(wait["received"]), *events]
-        complete = assemble(specs, received)
-        if complete is None and len(events) == len(specs):
+    if wait.all_events:
+        received = [*wait.received, *events]
+        complete = assemble(wait.events, received)
+        if complete is None and len(events) == len(wait.events):
             complete = events  # a whole set at once: the caller matched it
         if complete is None:
-            await conn.execute(Q["add_received"], instance_id, wait_key, dumps(received))
+            await gateway.add_received(conn, instance_id, wait_key, received)
             return True, None
         result = complete
-    found = await conn.fetchval(
-        Q["deliver_events"], instance_id, wait_key, dumps({"result": result})
-    )
-    if found is None:
+    if not await gateway.deliver_events(conn, instance_id, wait_key, result):
         return False, None
-    await cancel_wake_timer(conn, instance_id, wait["run_no"], wait_key)
-    await conn.execute(Q["notify"], NOTIFY_CHANNEL, "wake")
+    await cancel_wake_timer(conn, instance_id, wait.run_no, wait_key)
+    await gateway.notify_wake(conn)
     return True, result
 
 
@@ -262,7 +250,7 @@ async def _steps(
     try:
         ids = [r["id"] for r in claimed]
         runs = [r["run_no"] for r in claimed]
-        return dict(await conn.fetch(Q["count_timelines"], ids, runs))
+        return await gateway.count_steps(conn, ids, runs)
     except (asyncpg.PostgresError, OSError) as exc:
         log.warning(
             "%d instances woken by events wait for their lease to run out: %s", len(ids), exc

@@ -65,18 +65,12 @@ from tideflow.errors import (
     WorkflowValidationError,
 )
 from tideflow.notify import CONNECTION_ERRORS
+from tideflow.runtime import gateway
 from tideflow.runtime.claimer import ClaimerOptions, InstanceClaimer
 from tideflow.runtime.effects import SubflowCall
 from tideflow.runtime.functions import FunctionInvoker, Invocation
 from tideflow.runtime.functions.policy import PythonPolicy
-from tideflow.runtime.gateway import (
-    InstanceRow,
-    PostgresInstances,
-    PostgresRegistry,
-    Q,
-    dumps,
-    loads,
-)
+from tideflow.runtime.gateway import InstanceRow, PostgresInstances, PostgresRegistry
 from tideflow.runtime.hosts._definitions import Definitions
 from tideflow.runtime.hosts._instance_runner import InstanceRunner
 from tideflow.runtime.hosts._runner_services import (
@@ -518,10 +512,7 @@ class DurableRuntime:
     async def load_run(self, instance_id: str, run_no: int) -> tuple[list[dict[str, Any]], int]:
         """The run's journal and how many interpreter steps its timeline already has."""
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(Q["get_journal"], instance_id, run_no)
-            steps = await conn.fetchval(Q["count_timeline"], instance_id, run_no)
-        journal = [{"op": r["op"], "key": r["step_key"], **loads(r["entry"])} for r in rows]
-        return journal, steps
+            return await gateway.load_run(conn, instance_id, run_no)
 
     async def time_out_wait(self, instance_id: str, run_no: int, wait_key: str) -> Any:
         """End an event wait whose timeout passed, unless events won the race.
@@ -531,11 +522,11 @@ class DurableRuntime:
             events delivered just before.
         """
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.fetchrow(Q["lock_wait"], instance_id, wait_key)  # waits for a delivery
-            entry = await conn.fetchval(Q["journal_entry"], instance_id, run_no, "wait", wait_key)
+            await gateway.lock_wait(conn, instance_id, wait_key)  # waits for a delivery
+            entry = await gateway.journal_entry(conn, instance_id, run_no, "wait", wait_key)
             if entry is not None:
-                return loads(entry).get("result")
-            await conn.execute(Q["time_out_wait"], instance_id, wait_key, run_no)
+                return entry.get("result")
+            await gateway.time_out_wait(conn, instance_id, wait_key, run_no)
         return None
 
     async def settle(
@@ -546,17 +537,17 @@ class DurableRuntime:
         The instance's row lock orders this against a child answering its parent.
         """
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(Q["lock_instance"], instance_id)
-            found = await conn.fetchval(Q["journal_entry"], instance_id, run_no, op, key)
+            await gateway.lock_instance(conn, instance_id)
+            found = await gateway.journal_entry(conn, instance_id, run_no, op, key)
             if found is not None:
-                return loads(found)  # type: ignore[no-any-return]
-            await conn.execute(Q["insert_entry"], instance_id, run_no, op, key, dumps(entry))
+                return found  # type: ignore[no-any-return]
+            await gateway.insert_entry(conn, instance_id, run_no, op, key, entry)
         return entry
 
     async def drop_waits(self, instance_id: str, prefix: str | None) -> None:
         """Forget the event waits whose keys start with ``prefix`` (all with ``None``)."""
         async with self.pool.acquire() as conn:
-            await conn.execute(Q["drop_waits_under"], instance_id, prefix)
+            await gateway.drop_waits_under(conn, instance_id, prefix)
 
     def _track(self, task: asyncio.Task[Any]) -> None:
         self._tasks.add(task)
@@ -565,16 +556,10 @@ class DurableRuntime:
     # --- runners -------------------------------------------------------------------
 
     async def _claimed(self, rows: list[InstanceRow]) -> None:
-        ids = [r.id for r in rows]
-        runs = [r.run_no for r in rows]
-        journals: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
         async with self.pool.acquire() as conn:
-            for r in await conn.fetch(Q["get_journals"], ids, runs):
-                entry = {"op": r["op"], "key": r["step_key"], **loads(r["entry"])}
-                journals[r["instance_id"]].append(entry)
-            steps = dict(await conn.fetch(Q["count_timelines"], ids, runs))
+            loaded = await gateway.load_runs(conn, [r.id for r in rows], [r.run_no for r in rows])
         for row in rows:
-            self._spawn(row, fresh=False, loaded=(journals[row.id], steps.get(row.id, 0)))
+            self._spawn(row, fresh=False, loaded=loaded[row.id])
 
     def _spawn(
         self,
