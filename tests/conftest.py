@@ -10,6 +10,11 @@ real, so LISTEN/NOTIFY and multi-connection tests behave as in production.
 
 Database names carry a per-session suffix, so several pytest runs can share
 one server. Only tests that request ``pg_url`` or ``pool`` start anything.
+
+The conformance corpus (``../shared/conformance``, see
+``tests/support/conformance.py``): the tests that skip for want of it make one
+line of the terminal summary instead of one per test, and under ``CI=true``
+they fail the session.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+
+from tests.support.conformance import ABSENT, CONFORMANCE, ROOT
 
 SERVER_URL_ENV = "TIDEFLOW_TEST_DATABASE_URL"
 
@@ -106,3 +113,64 @@ async def pool(pg_url: str) -> AsyncIterator[object]:
         yield created
     finally:
         await created.close()
+
+
+# --- the conformance corpus: one summary line when absent, a failure in CI -----------
+
+_CORPUS_SKIPS: list[pytest.TestReport | pytest.CollectReport] = []
+"""This session's skips for a missing part of the corpus."""
+_CORPUS_KEY = "skipped (no corpus)"
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def _corpus_skip(report: pytest.TestReport | pytest.CollectReport) -> bool:
+    """Whether ``report`` is a skip for a missing part of the conformance corpus."""
+    longrepr = report.longrepr
+    return report.skipped and isinstance(longrepr, tuple) and ABSENT in str(longrepr[2])
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if _corpus_skip(report):
+        _CORPUS_SKIPS.append(report)
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    if _corpus_skip(report):
+        _CORPUS_SKIPS.append(report)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _CORPUS_SKIPS and _in_ci():
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line for the corpus skips (taken out of the per-test skip lines of ``-rs``)."""
+    corpus = _CORPUS_SKIPS
+    if not corpus:
+        return
+    stats = terminalreporter.stats
+    rest = [r for r in stats.get("skipped", []) if not _corpus_skip(r)]
+    stats.pop("skipped", None)
+    if rest:
+        stats["skipped"] = rest
+    stats[_CORPUS_KEY] = corpus  # still counted in the final line
+    files = len({r.nodeid.split("::")[0] for r in corpus})
+    where = os.path.relpath(CONFORMANCE, ROOT)
+    what = (
+        f"{where} is absent: {_count(len(corpus), 'test')} in {_count(files, 'file')} skipped"
+        " (a test parametrized over the corpus counts once)"
+    )
+    if _in_ci():
+        terminalreporter.write_line(
+            f"FAILED: CI=true needs the conformance corpus; {what}", red=True, bold=True
+        )
+    else:
+        terminalreporter.write_line(f"conformance corpus: {what}", yellow=True)

@@ -6,11 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests.support.conformance import SW08_EXAMPLES, skip_unless
 
-EXAMPLES = (
-    Path(__file__).resolve().parents[2] / ".." / "shared" / "conformance" / "sw-0.8" / "examples"
-)
+EXAMPLES = SW08_EXAMPLES
 VALID = """\
 id: hello
 specVersion: "0.8"
@@ -87,8 +85,7 @@ def test_unparseable_file_exits_2_and_others_are_still_checked(tmp_path: Path) -
 
 
 def test_spec_examples() -> None:
-    if not EXAMPLES.is_dir():
-        pytest.skip(f"conformance examples not found at {EXAMPLES}")
+    skip_unless(EXAMPLES)
     result = run("helloworld.yaml", "booklending.yaml", cwd=EXAMPLES)
     assert result.returncode == 1
     lines = result.stdout.splitlines()

@@ -15,7 +15,6 @@ import base64
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,6 +22,7 @@ import orjson
 import pytest
 import yaml
 
+from tests.support.conformance import CLOUDEVENTS, needs
 from tideflow.api.app import create_app
 from tideflow.api.services import with_store
 from tideflow.api.testserver import serve_app
@@ -30,12 +30,8 @@ from tideflow.eventstore.gateway import PostgresEventStore
 from tideflow.http_binding import encode_header_value, parse_media_type
 from tideflow.settings import Settings
 
-CONFORMANCE = (
-    Path(__file__).resolve().parents[2] / ".." / "shared" / "conformance" / "cloudevents"
-) / "http-conformance"
-pytestmark = pytest.mark.skipif(
-    not CONFORMANCE.is_dir(), reason=f"conformance files not found at {CONFORMANCE}"
-)
+CONFORMANCE = CLOUDEVENTS / "http-conformance"
+pytestmark = needs(CONFORMANCE)
 
 
 @dataclass(frozen=True)

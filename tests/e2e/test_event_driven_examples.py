@@ -26,15 +26,14 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.conformance import SW08_EXAMPLES, needs
 from tests.support.served import Served, copied_database, serve_process
 
 ROOT = Path(__file__).resolve().parents[2]
-SPEC = ROOT / ".." / "shared" / "conformance" / "sw-0.8" / "examples"
+SPEC = SW08_EXAMPLES
 FINAL = {"completed", "failed", "cancelled"}
 
-pytestmark = pytest.mark.skipif(
-    not SPEC.is_dir(), reason="../shared/conformance is absent: no spec examples to run"
-)
+pytestmark = needs(SPEC)
 
 FUNCTIONS = """
 def greetingFunction(args):

@@ -24,12 +24,12 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-SPEC = ROOT / ".." / "shared" / "conformance" / "sw-0.8" / "examples"
+from tests.support.conformance import SW08_EXAMPLES, needs
 
-pytestmark = pytest.mark.skipif(
-    not SPEC.is_dir(), reason="../shared/conformance is absent: no spec examples to run"
-)
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = SW08_EXAMPLES
+
+pytestmark = needs(SPEC)
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,7 @@ rely on.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
+from tests.support.conformance import SW08_EXAMPLES, needs
 from tideflow.triggers.workflow_events import (
     SubscriberIndex,
     WorkflowEvents,
@@ -20,11 +17,9 @@ from tideflow.triggers.workflow_events import (
 )
 from tideflow.workflow.loader import load_workflow
 
-SPEC = Path(__file__).resolve().parents[2] / ".." / "shared" / "conformance" / "sw-0.8" / "examples"
+SPEC = SW08_EXAMPLES
 
-pytestmark = pytest.mark.skipif(
-    not SPEC.is_dir(), reason="../shared/conformance is absent: no spec examples to compile"
-)
+pytestmark = needs(SPEC)
 
 
 def compiled(name: str) -> WorkflowEvents:

@@ -11,12 +11,12 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
+from tests.support.conformance import SW08_EXAMPLES, needs
 from tideflow.deploy import deploy_definition
 from tideflow.errors import WorkflowValidationError
 from tideflow.isotime import format_timestamp
@@ -35,8 +35,7 @@ from tideflow.timer.records import TimerState
 from tideflow.timer.service import TimerService
 
 T0 = datetime(2026, 3, 2, 10, 0, 0, tzinfo=UTC)
-CONFORMANCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "conformance"
-EXAMPLES = CONFORMANCE / "sw-0.8" / "examples"
+EXAMPLES = SW08_EXAMPLES
 
 
 def definition(wf_id: str, schedule: Any, *, version: str = "1", event_start: bool = False) -> str:
@@ -333,7 +332,7 @@ async def test_deploy_rejects_an_unusable_schedule_before_storing(pool: asyncpg.
     assert await registry.list() == []
 
 
-@pytest.mark.skipif(not EXAMPLES.is_dir(), reason="the shared conformance files are absent")
+@needs(EXAMPLES)
 async def test_spec_examples_check_inbox_ticks_and_car_auction_warns(
     pool: asyncpg.Pool, runtime: DurableRuntime
 ) -> None:

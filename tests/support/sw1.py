@@ -6,17 +6,16 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
-SW1 = Path(__file__).resolve().parents[2] / ".." / "shared" / "conformance" / "sw-1.0"
+from tests.support.conformance import CONFORMANCE, needs
+
+SW1 = CONFORMANCE / "sw-1.0"
 EXAMPLES = SW1 / "examples"
 FEATURES = SW1 / "ctk" / "features"
 SCHEMA = SW1 / "schema" / "workflow.yaml"
 
-needs_sw1 = pytest.mark.skipif(
-    not SW1.is_dir(), reason="../shared/conformance/sw-1.0 is absent: no 1.0 corpus to run"
-)
+needs_sw1 = needs(SW1)
 
 
 def example_files() -> list[Path]:

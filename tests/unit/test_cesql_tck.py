@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.support.conformance import CLOUDEVENTS, absent, needs
 from tideflow.errors import CesqlParseError
 from tideflow.triggers.cesql import compile_expression
 
-TCK = (
-    Path(__file__).resolve().parents[2]
-    / ".."
-    / "shared"
-    / "conformance"
-    / "cloudevents"
-    / "cesql-tck"
-)
+TCK = CLOUDEVENTS / "cesql-tck"
 EXPECTED_CASES = 275
 BASE_EVENT = {"specversion": "1.0", "id": "tck-id", "source": "/tck", "type": "tck.type"}
 
@@ -36,7 +29,7 @@ _TypedLoader.yaml_implicit_resolvers = {
 def _load_cases() -> list[Any]:
     """One pytest param per case: expressions loaded as raw strings (BaseLoader)."""
     if not TCK.is_dir():
-        return [pytest.param(None, marks=pytest.mark.skip(reason=f"TCK folder absent: {TCK}"))]
+        return [pytest.param(None, marks=pytest.mark.skip(reason=absent(TCK)))]
     cases = []
     for path in sorted(TCK.glob("*.yaml")):
         text = path.read_text(encoding="utf-8")
@@ -57,7 +50,7 @@ def _event(case: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-@pytest.mark.skipif(not TCK.is_dir(), reason=f"TCK folder absent: {TCK}")
+@needs(TCK)
 def test_every_tck_case_is_loaded() -> None:
     assert len(CASES) == EXPECTED_CASES
     assert all(isinstance(param.values[0]["expression"], str) for param in CASES)

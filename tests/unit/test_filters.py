@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.conformance import SW08_EXAMPLES, skip_unless
 from tideflow.errors import ExpressionError
 from tideflow.workflow.data_filters import (
     apply_state_filter,
@@ -27,9 +27,7 @@ from tideflow.workflow.data_filters import (
     set_path,
 )
 
-EXAMPLES = (
-    Path(__file__).resolve().parents[2] / ".." / "shared" / "conformance" / "sw-0.8" / "examples"
-)
+EXAMPLES = SW08_EXAMPLES
 
 # -- state data filters ("State data filters") --------------------------------------
 
@@ -438,8 +436,7 @@ def test_get_at() -> None:
 
 
 def _example(name: str) -> Any:
-    if not EXAMPLES.is_dir():
-        pytest.skip(f"conformance examples not found at {EXAMPLES}")
+    skip_unless(EXAMPLES)
     return json.loads((EXAMPLES / name).read_text(encoding="utf-8"))
 
 

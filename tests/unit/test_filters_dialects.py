@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.conformance import CLOUDEVENTS, needs
 from tideflow.errors import InvalidFilter
 from tideflow.triggers.filters import DIALECTS, compile_filter, compile_filters
 
@@ -244,15 +245,7 @@ def test_filters_and_cesql_stay_pure() -> None:
 
 # -- dialects agree with their CESQL recreations (TCK "SubscriptionsAPI Recreations") ----
 
-RECREATIONS = (
-    Path(__file__).resolve().parents[2]
-    / ".."
-    / "shared"
-    / "conformance"
-    / "cloudevents"
-    / "cesql-tck"
-    / "subscriptions_api_recreations.yaml"
-)
+RECREATIONS = CLOUDEVENTS / "cesql-tck" / "subscriptions_api_recreations.yaml"
 TCK_BASE_EVENT = {"specversion": "1.0", "id": "tck-id", "source": "/tck", "type": "tck.type"}
 
 EQUIVALENT = [
@@ -306,7 +299,7 @@ def _recreation_events() -> list[dict[str, Any]]:
     return events
 
 
-@pytest.mark.skipif(not RECREATIONS.is_file(), reason=f"TCK file absent: {RECREATIONS}")
+@needs(RECREATIONS)
 @pytest.mark.parametrize(("dialect", "sql"), EQUIVALENT)
 def test_dialects_agree_with_their_cesql_recreation(dialect: Any, sql: str) -> None:
     events = _recreation_events()

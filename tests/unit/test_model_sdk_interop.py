@@ -7,15 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.conformance import SW08_EXAMPLES, absent
 from tideflow.errors import ConfigurationError, TideflowError, WorkflowValidationError
 from tideflow.workflow import load_file
 from tideflow.workflow._build_workflow import workflow as build_workflow
 from tideflow.workflow._serialize import to_document
 from tideflow.workflow.sdk_interop import from_sdk, to_sdk
 
-EXAMPLES = (
-    Path(__file__).resolve().parents[2] / ".." / "shared" / "conformance" / "sw-0.8" / "examples"
-)
+EXAMPLES = SW08_EXAMPLES
 HAVE_SDK = importlib.util.find_spec("serverlessworkflow") is not None
 needs_sdk = pytest.mark.skipif(
     not HAVE_SDK,
@@ -50,7 +49,7 @@ def test_the_model_round_trips_through_its_document_form() -> None:
     # needs no SDK: this is the half of the interop that Tideflow owns
     examples = _valid_examples()
     if not examples:
-        pytest.skip(f"conformance examples not found at {EXAMPLES}")
+        pytest.skip(absent(EXAMPLES))
     for path in examples:
         workflow = load_file(path)
         document = to_document(workflow)
@@ -61,7 +60,7 @@ def test_the_model_round_trips_through_its_document_form() -> None:
 def test_without_the_sdk_the_error_says_how_to_install_it() -> None:
     workflow = load_file(EXAMPLES / "helloworld.yaml") if EXAMPLES.is_dir() else None
     if workflow is None:
-        pytest.skip(f"conformance examples not found at {EXAMPLES}")
+        pytest.skip(absent(EXAMPLES))
     with pytest.raises(ConfigurationError, match=r"pip install 'tideflow\[sdk\]'"):
         to_sdk(workflow)
 

@@ -14,15 +14,13 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import pytest
+from tests.support.conformance import CONFORMANCE, needs
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "spec-coverage.md"
-FEATURES = ROOT / ".." / "shared" / "conformance" / "sw-0.8" / "FEATURES.md"
+FEATURES = CONFORMANCE / "sw-0.8" / "FEATURES.md"
 
-needs_checklist = pytest.mark.skipif(
-    not FEATURES.is_file(), reason="../shared/conformance is absent: no checklist to compare"
-)
+needs_checklist = needs(FEATURES)
 
 REF = re.compile(r"`(tests/[\w/]+\.py)::(test_\w+)(?:\[([^\]]+)\])?`")
 ROW = re.compile(r"^\|\s*\*\*(\S+)\*\*\s")

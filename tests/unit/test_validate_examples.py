@@ -6,17 +6,14 @@ wrong with the others; each expectation below cites it.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from tests.support.conformance import SW08_EXAMPLES, skip_unless
 from tideflow.errors import Problem, WorkflowValidationError, format_path
 from tideflow.workflow import load_and_validate, load_file
 from tideflow.workflow.model import EventState, SwitchState
 
-EXAMPLES = (
-    Path(__file__).resolve().parents[2] / ".." / "shared" / "conformance" / "sw-0.8" / "examples"
-)
+EXAMPLES = SW08_EXAMPLES
 
 VALID = [
     "helloworld.yaml",
@@ -116,8 +113,7 @@ CORRELATED = [
 
 @pytest.fixture(autouse=True)
 def _need_examples() -> None:
-    if not EXAMPLES.is_dir():
-        pytest.skip(f"conformance examples not found at {EXAMPLES}")
+    skip_unless(EXAMPLES)
 
 
 def _rendered(problems: tuple[Problem, ...]) -> list[tuple[str, str, str]]:

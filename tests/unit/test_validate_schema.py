@@ -6,14 +6,14 @@ import json
 from pathlib import Path
 
 import jsonschema  # type: ignore[import-untyped]
-import pytest
 
+from tests.support.conformance import SW08_EXAMPLES, skip_unless
 from tideflow.workflow.loader import parse_document, resolve_references
 from tideflow.workflow.schema import workflow_json_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "specs" / "workflow.schema.json"
-EXAMPLES = ROOT / ".." / "shared" / "conformance" / "sw-0.8" / "examples"
+EXAMPLES = SW08_EXAMPLES
 
 
 def test_the_shipped_schema_is_up_to_date() -> None:
@@ -28,8 +28,7 @@ def test_the_schema_is_a_valid_draft_2020_12_schema() -> None:
 
 
 def test_spec_examples_against_the_schema() -> None:
-    if not EXAMPLES.is_dir():
-        pytest.skip(f"conformance examples not found at {EXAMPLES}")
+    skip_unless(EXAMPLES)
     validator = jsonschema.Draft202012Validator(workflow_json_schema())
     verdicts = {}
     for path in sorted(EXAMPLES.iterdir()):
