@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import asyncpg
 import pytest
 
 from tests.integration.durable_support import Calls, call_state, deploy, runtime, workflow
@@ -36,7 +37,7 @@ def budget() -> Iterator[None]:
 
 
 async def test_a_runaway_data_filter_fails_its_instance_with_the_limit_code(
-    pool, budget: None
+    pool: asyncpg.Pool, budget: None
 ) -> None:
     calls = Calls()
     await deploy(pool, _filtered("loops", "${ def f: f; f }"))
@@ -64,7 +65,7 @@ async def test_a_runaway_data_filter_fails_its_instance_with_the_limit_code(
 
 
 async def test_a_slow_but_finite_expression_completes_after_its_replay(
-    pool, budget: None
+    pool: asyncpg.Pool, budget: None
 ) -> None:
     expression_budget.configure(Budget(seconds=60))
     calls = Calls()
