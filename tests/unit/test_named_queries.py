@@ -75,3 +75,30 @@ def test_only_gateways_load_queries_and_nobody_imports_them() -> None:
                 if taken:
                     offenders.append(f"{where} imports {sorted(taken)} from {node.module}")
     assert offenders == []
+
+
+RUNTIME_TABLES = (
+    "tideflow_instances",
+    "tideflow_journal",
+    "tideflow_event_waits",
+    "tideflow_correlation_keys",
+    "tideflow_correlation_inbox",
+    "tideflow_correlation_partial",
+    "tideflow_correlation_pending",
+    "tideflow_correlation_origins",
+)
+
+
+def test_the_trigger_side_reaches_the_runtime_through_its_port() -> None:
+    triggers = PACKAGE / "triggers"
+    for sql_file in sorted((triggers / "sql").glob("*.sql")):
+        text = sql_file.read_text("utf-8")
+        assert [t for t in RUNTIME_TABLES if t in text] == [], sql_file.name
+    statements = {"fetch", "fetchrow", "fetchval", "execute", "executemany", "deliver_many"}
+    for module in ("correlation.py", "start_sets.py"):
+        calls = {
+            node.func.attr
+            for node in ast.walk(_tree(triggers / module))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+        }
+        assert calls & statements == set(), module
