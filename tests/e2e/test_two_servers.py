@@ -90,6 +90,7 @@ async def test_two_servers_share_a_thousand_instances_and_run_none_twice(
     assert all(share > 0 for share in shares), shares  # both servers ran a share
     assert sum(shares) >= 3 * INSTANCES
     assert len(set(ids)) == INSTANCES
+    assert len(outputs) == INSTANCES
     assert all(json.loads(row["output"]) == expected for row in outputs)
     assert repeated == 0
     assert calls == 3 * INSTANCES  # total, shipping quote, charge: each once per instance

@@ -231,7 +231,9 @@ def test_invalid_filter_carries_structured_path() -> None:
 def test_filters_and_cesql_stay_pure() -> None:
     package = Path(__file__).resolve().parents[2] / "tideflow" / "triggers"
     banned = {"asyncio", "asyncpg", "httpx", "fastapi", "socket", "subprocess", "time", "os"}
-    for path in [package / "filters.py", *sorted((package / "cesql").glob("*.py"))]:
+    modules = [package / "filters.py", *sorted((package / "cesql").glob("*.py"))]
+    assert len(modules) > 2, modules  # the cesql package is still where this test looks
+    for path in modules:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
