@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import asyncpg
 
@@ -28,10 +27,8 @@ async def test_a_reader_is_woken_by_notify_from_another_process(pg_url: str, poo
         waiting = asyncio.create_task(reader.wait_for(DEFAULT_BUS, 0, 3600))
         await asyncio.sleep(0.1)
         assert not waiting.done()
-        started = time.monotonic()
         await writer.append(DEFAULT_BUS, [ce(1)])
-        assert await asyncio.wait_for(waiting, 10) is True
-        assert time.monotonic() - started < 5
+        assert await asyncio.wait_for(waiting, 10) is True  # long before the hourly poll
         # a notification for another bus does not end the wait
         await writer.create_bus("other")
         waiting = asyncio.create_task(reader.wait_for(DEFAULT_BUS, 1, 3600))
