@@ -19,14 +19,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from tideflow.errors import (
+    AlreadyExists,
     InvalidArgument,
+    Problem,
     TideflowError,
     WorkflowLoadError,
+    WorkflowNotFound,
     WorkflowValidationError,
 )
 from tideflow.runtime.functions.policy import PythonPolicy
 from tideflow.runtime.start_schedules import check_start_schedule
 from tideflow.workflow import load_and_validate, parse_document
+from tideflow.workflow.dsl1 import is_dsl1, load_document, normalize, python_calls
 
 if TYPE_CHECKING:
     from tideflow.runtime.gateway import PostgresRegistry, WorkflowVersion
@@ -99,6 +103,9 @@ async def deploy_definition(
     _check_dialect(dialect)
     # A newline keeps the loader from taking a one-line body for a file name.
     body = text if "\n" in text else text + "\n"
+    dsl1 = _dsl1_document(body, source)
+    if dsl1 is not None:
+        return await _deploy_dsl1(registry, dsl1, text, media, source, policy)
     try:
         model, warnings = load_and_validate(
             body, base_dir=base_dir, local_files=base_dir is not None, dialect=dialect
@@ -123,6 +130,49 @@ async def deploy_definition(
         document,
     )
     return Deployed(stored, tuple(w.to_json() for w in (*warnings, *schedule_warnings)))
+
+
+def _dsl1_document(body: str, source: str) -> dict[str, Any] | None:
+    """The parsed document when it is DSL 1.0 (``document.dsl: 1.x``), else ``None``."""
+    try:
+        document = parse_document(body, source)
+    except WorkflowLoadError:
+        return None  # the 0.8 path reports it, with its line
+    return normalize(document) if is_dsl1(document) else None
+
+
+async def _deploy_dsl1(
+    registry: PostgresRegistry,
+    document: dict[str, Any],
+    text: str,
+    media: str,
+    source: str,
+    policy: PythonPolicy | None,
+) -> Deployed:
+    """Validate and store a DSL 1.0 definition as version ``document.version`` of
+    ``{namespace}.{name}``; an id already deployed as 0.8 is refused (409)."""
+    model, warnings = load_document(document, source=source, processes=False)
+    policy = policy or PythonPolicy.for_server()
+    refused = [
+        Problem(path, reason)
+        for path, operation in python_calls(model)
+        if (reason := policy.refusal(operation)) is not None
+    ]
+    if refused:
+        raise WorkflowValidationError((*refused, *warnings), source=source)
+    try:
+        earlier = await registry.get(model.identifier)
+    except WorkflowNotFound:
+        earlier = None
+    if earlier is not None and not is_dsl1(earlier.definition):
+        raise AlreadyExists(
+            f"workflow {model.identifier!r} is deployed as a Serverless Workflow 0.8 "
+            "definition; a DSL 1.0 definition cannot be a version of it"
+        )
+    stored = await registry.deploy(
+        model.identifier, model.version, text, stored_content_type(media, None), document
+    )
+    return Deployed(stored, tuple(w.to_json() for w in warnings))
 
 
 def definition_files(folder: Path) -> list[Path]:

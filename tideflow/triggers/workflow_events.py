@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tideflow.runtime import timeouts
+from tideflow.workflow.dsl1 import Task, tasks
+from tideflow.workflow.dsl1 import Workflow as Workflow1
 from tideflow.workflow.model import EventState, SwitchState, Workflow
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "WorkflowEvents",
     "attribute",
     "attribute_text",
+    "compile_dsl1",
     "compile_workflow",
     "correlation_key",
 ]
@@ -207,6 +210,8 @@ def _subsets(names: tuple[str, ...]) -> list[tuple[str, ...]]:
 
 def compile_workflow(workflow: Workflow, version: str) -> WorkflowEvents:
     """The subscriptions of a deployed workflow version (see the module docs)."""
+    if getattr(workflow, "spec_version", "") == "1.0":
+        return compile_dsl1(workflow)  # type: ignore[arg-type]
     shapes: dict[Shape, None] = {}
     for definition in workflow.events:
         if definition.kind != "consumed":
@@ -220,6 +225,45 @@ def compile_workflow(workflow: Workflow, version: str) -> WorkflowEvents:
         d.type for d in workflow.events if d.kind == "consumed" and d.type not in starting
     )
     return WorkflowEvents(start=start, shapes=tuple(shapes), kept=kept)
+
+
+def _listen_filters(task: Task) -> list[Mapping[str, Any]]:
+    to = task.get("listen", {}).get("to", {})
+    found = [to["one"]] if "one" in to else list(to.get("all") or to.get("any") or [])
+    until = to.get("until")
+    if isinstance(until, Mapping):
+        found += (
+            [until["one"]] if "one" in until else list(until.get("any") or until.get("all") or [])
+        )
+    return found
+
+
+def compile_dsl1(workflow: Workflow1) -> WorkflowEvents:
+    """What a DSL 1.0 workflow subscribes to: the filters of its ``listen`` tasks.
+
+    A filter's shape is its ``type`` and its other plain ``with`` attributes
+    (``source`` and ``data`` aside, expressions aside): the names the 1.0
+    interpreter puts in its :class:`~tideflow.runtime.effects.EventSpec`
+    correlation. A filter without a plain ``type`` (``any: []``) cannot be
+    indexed: no event reaches it on this host. 1.0 schedules (``schedule.on``)
+    do not start instances yet.
+    """
+    shapes: dict[Shape, None] = {}
+    for task in tasks(workflow):
+        if task.kind != "listen":
+            continue
+        for event_filter in _listen_filters(task):
+            attributes = event_filter.get("with") or {}
+            kind = attributes.get("type")
+            if not isinstance(kind, str) or "${" in kind:
+                continue
+            names = sorted(
+                str(k) for k, v in attributes.items()
+                if k not in ("type", "source", "data") and not (isinstance(v, str) and "${" in v)
+            )  # fmt: skip
+            shapes[Shape(type=kind, names=tuple(names))] = None
+    kept = frozenset(shape.type for shape in shapes)
+    return WorkflowEvents(start=None, shapes=tuple(shapes), kept=kept)
 
 
 @dataclass(slots=True)

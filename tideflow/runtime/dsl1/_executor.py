@@ -71,6 +71,8 @@ class Executor:
             run.step("task.skipped", key, task.name, reference=task.reference)
             return data, None
         run.step("task.started", key, task.name, reference=task.reference)
+        if run.on_task is not None:
+            run.on_task(task.name, data)
         try:
             output, flow = await self._guarded(task, data, key, scope)
         except Raised as raised:

@@ -48,6 +48,8 @@ class Run:
     timeline: list[Step] = field(default_factory=list)
     on_step: Any = None
     visits: dict[str, int] = field(default_factory=dict)
+    on_task: Any = None
+    """Told ``(task name, input)`` as each task starts (the host's ``on_state``)."""
 
     def step(self, kind: str, key: str, task: str | None, **detail: Any) -> None:
         """Record one timeline step."""

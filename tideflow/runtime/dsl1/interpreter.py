@@ -31,6 +31,7 @@ from tideflow.runtime.dsl1._scope import Run, check_schema, transform
 from tideflow.runtime.dsl1.errors import Raised, error_from_exception
 from tideflow.runtime.effects import Deadline, Effects
 from tideflow.runtime.result import Completed, Failed, RunResult, Step, WorkflowError
+from tideflow.runtime.state import InstanceState
 from tideflow.workflow.dsl1.model import Workflow, thaw
 
 __all__ = ["RUNTIME", "Interpreter"]
@@ -73,6 +74,8 @@ class Interpreter:
     ) -> None:
         self.workflow = workflow
         self.secrets = dict(secrets or {})
+        self.constants: Mapping[str, Any] = {}
+        """1.0 has no constants; hosts read this as they do for 0.8."""
 
     async def run(
         self,
@@ -81,10 +84,13 @@ class Interpreter:
         *,
         instance_id: str | None = None,
         on_step: Callable[[Step], None] | None = None,
+        on_state: Callable[[InstanceState], None] | None = None,
     ) -> RunResult:
         """Run one instance to its end and return the outcome (never raises for workflow faults).
 
-        ``on_step`` is told of every timeline step of this run as it happens.
+        ``on_step`` is told of every timeline step of this run as it happens;
+        ``on_state`` of the task each top-level or nested task starts with its
+        input (``current_state`` is the task's name), for status APIs.
         """
         seed = effects.new_id()
         started = effects.now()
@@ -107,6 +113,8 @@ class Interpreter:
             "secrets": self.secrets,
         }
         run = Run(self.workflow, effects, seed, base, on_step=on_step)
+        if on_state is not None:
+            run.on_task = _reporter(on_state, self.workflow, instance_id or seed, seed)
         executor = Executor(run, RUNNERS)
         try:
             output = await self._timed(executor, raw)
@@ -159,3 +167,21 @@ class Interpreter:
         )
         run.step("workflow.failed", "workflow", None, error=dict(error))
         return Failed(error=failure, data=None, timeline=tuple(run.timeline))
+
+
+def _reporter(
+    on_state: Callable[[InstanceState], None], workflow: Workflow, instance_id: str, seed: str
+) -> Callable[[str, Any], None]:
+    def report(task: str, data: Any) -> None:
+        on_state(
+            InstanceState(
+                instance_id=instance_id,
+                workflow_id=workflow.identifier,
+                workflow_version=workflow.version,
+                current_state=task,
+                data=data,
+                seed=seed,
+            )
+        )
+
+    return report

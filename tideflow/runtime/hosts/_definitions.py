@@ -1,6 +1,7 @@
 """Compiled workflow definitions of the durable host: one load per version, shared by its runners.
 
-An interpreter is compiled once per ``(workflow id, version)`` and run by
+An interpreter -- 0.8 or 1.0, by the stored document's ``document.dsl`` -- is
+compiled once per ``(workflow id, version)`` and run by
 every instance of that version; the callbacks of a run (timeline rows, state
 reports) are passed to :meth:`~tideflow.runtime.interpreter.Interpreter.run`,
 so one cached interpreter serves any number of runners at once.
@@ -10,12 +11,15 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import cast
 
 from tideflow.errors import TideflowError
+from tideflow.runtime.dsl1 import Interpreter as Interpreter1
 from tideflow.runtime.gateway import PostgresRegistry
 from tideflow.runtime.hosts.plumbing import workflow_secrets
 from tideflow.runtime.interpreter import Interpreter
 from tideflow.workflow import loader
+from tideflow.workflow.dsl1 import is_dsl1, load_document
 from tideflow.workflow.model import Workflow
 
 __all__ = ["Definitions"]
@@ -69,6 +73,12 @@ class Definitions:
     async def _load(self, workflow_id: str, version: str) -> tuple[Workflow, Interpreter]:
         stored = await self._registry.get(workflow_id, version)
         dialect = self._dialect or dialect_of(stored.content_type)
+        if is_dsl1(stored.definition):
+            model, _ = load_document(stored.definition, source=workflow_id, processes=False)
+            dsl1 = Interpreter1(model, secrets=workflow_secrets(model))  # type: ignore[arg-type]
+            # A 1.0 model and interpreter offer what the hosts read of a 0.8 pair
+            # (identifier, version, secrets; run, secrets, constants).
+            return cast(Workflow, model), cast(Interpreter, dsl1)
         workflow = loader.load_workflow(
             stored.source_text, base_dir=self._base_dir, local_files=True, dialect=dialect
         )

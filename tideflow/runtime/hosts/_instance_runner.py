@@ -200,7 +200,8 @@ class InstanceRunner:
     @property
     def sonataflow(self) -> bool:
         """The definition runs with SonataFlow's leniencies (deployed with that dialect)."""
-        return self._interpreter is not None and self._interpreter.compiled.sonataflow
+        compiled = getattr(self._interpreter, "compiled", None)  # 1.0 has no dialects
+        return compiled is not None and bool(compiled.sonataflow)
 
     def auth(self, name: str | None) -> AuthDefinition | None:
         """The workflow's auth definition ``name``, its properties evaluated."""

@@ -1,0 +1,154 @@
+"""DSL 1.0 workflows on the durable host: deploy, run, replay after a crash, listen."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import pytest
+import yaml
+
+from tests.integration.durable_support import Calls, runtime
+from tideflow.deploy import deploy_definition
+from tideflow.errors import AlreadyExists, WorkflowValidationError, format_path
+from tideflow.runtime.gateway import PostgresRegistry
+from tideflow.runtime.hosts.durable import DurableRuntime, RuntimeOptions
+
+SEQ = """
+document: {dsl: '1.0.3', namespace: test, name: seq, version: '1.0.0'}
+do:
+  - a: {call: 'python:unused:inc', with: {n: '${ .n }'}, output: {as: '{ n: . }'}}
+  - b: {call: 'python:unused:slow', with: {n: '${ .n }'}, output: {as: '{ n: . }'}}
+  - c: {call: 'python:unused:inc', with: {n: '${ .n }'}, output: {as: '{ n: . }'}}
+"""
+
+APPROVAL = """
+document: {dsl: '1.0.3', namespace: test, name: approval, version: '1.0.0'}
+do:
+  - ask: {set: {asked: true, n: '${ .n }'}}
+  - wait:
+      listen:
+        to:
+          one: {with: {type: approved, source: test}}
+      output: {as: '{ ok: .[0] }'}
+"""
+
+
+def overrides(calls: Calls) -> dict[str, Any]:
+    return {"python:unused:inc": calls.inc, "python:unused:slow": calls.slow}
+
+
+class Calls1(Calls):
+    """The durable tests' counters under the names 1.0 calls carry (``python:module:function``)."""
+
+    def functions(self) -> dict[str, Any]:
+        return overrides(self)
+
+
+async def store(pool: asyncpg.Pool, text: str) -> None:
+    """Deploy straight into the registry (the server's python: policy is not under test)."""
+    doc = yaml.safe_load(text)
+    name = f"{doc['document']['namespace']}.{doc['document']['name']}"
+    version = doc["document"]["version"]
+    await PostgresRegistry(pool).deploy(name, version, text, "application/yaml", doc)
+
+
+async def _until(predicate: Callable[[], Awaitable[bool]], seconds: float = 10.0) -> None:
+    async with asyncio.timeout(seconds):
+        while not await predicate():  # noqa: ASYNC110 -- progress lives in the database
+            await asyncio.sleep(0.02)
+
+
+async def test_a_10_workflow_runs_to_completion_with_its_journal(pool: asyncpg.Pool) -> None:
+    calls = Calls1()
+    await store(pool, SEQ)
+    async with runtime(pool, calls) as rt:
+        row = await rt.start_instance("test.seq", {"n": 1})
+        done = await rt.wait_for_completion(row.id, 10)
+        journal = await rt.instances.journal(row.id, 1)
+        timeline = await rt.instances.timeline(row.id)
+    assert done.status == "completed"
+    assert done.output == {"n": 4}
+    assert [e["op"] for e in journal].count("call") == 3
+    assert [t.state for t in timeline if t.kind == "task.started"] == ["a", "b", "c"]
+    assert sorted(calls.by_key.values()) == [1, 1, 1]
+
+
+async def test_replay_after_a_crash_calls_only_the_call_in_flight_again(
+    pool: asyncpg.Pool,
+) -> None:
+    calls = Calls1()
+    calls.gate = asyncio.Event()
+    await store(pool, SEQ)
+    options = RuntimeOptions(functions=overrides(calls), lease_seconds=0.5)
+    first = DurableRuntime(pool, options)
+    await first.start()
+    row = await first.start_instance("test.seq", {"n": 1})
+
+    async def b_called() -> bool:
+        return any("/b/" in key for key in calls.by_key)
+
+    await _until(b_called)
+    await first.kill()
+    calls.gate.set()
+    async with runtime(pool, calls, lease_seconds=5) as second:
+        done = await second.wait_for_completion(row.id, 10)
+    assert done.status == "completed"
+    assert done.output == {"n": 4}
+    counts = {key.split("/")[1]: n for key, n in calls.by_key.items()}
+    assert counts == {"a": 1, "b": 2, "c": 1}
+
+
+async def test_a_listen_parks_the_instance_until_its_event_is_delivered(
+    pool: asyncpg.Pool,
+) -> None:
+    calls = Calls1()
+    await store(pool, APPROVAL)
+    async with runtime(pool, calls) as rt:
+        row = await rt.start_instance("test.approval", {"n": 5})
+
+        async def parked() -> bool:
+            return rt.running == 0 and (await rt.instances.get(row.id)).status == "waiting"
+
+        await _until(parked)
+        waits = await rt.instances.waits(row.id)
+        assert [w["event_types"] for w in waits] == [["approved"]]
+        event = {"specversion": "1.0", "id": "e1", "source": "test", "type": "approved",
+                 "data": {"yes": True}}  # fmt: skip
+        assert await rt.deliver_events(row.id, waits[0]["wait_key"], [event])
+        done = await rt.wait_for_completion(row.id, 10)
+    assert done.status == "completed"
+    assert done.output == {"ok": {"yes": True}}
+
+
+async def test_deploy_takes_10_definitions_by_namespace_and_name(pool: asyncpg.Pool) -> None:
+    registry = PostgresRegistry(pool)
+    deployed = await deploy_definition(registry, APPROVAL, "application/yaml")
+    assert (deployed.version.workflow_id, deployed.version.version) == (
+        "test.approval",
+        "1.0.0",
+    )
+    broken = APPROVAL.replace("one: {with:", "one: {witth:")
+    with pytest.raises(WorkflowValidationError) as caught:
+        await deploy_definition(registry, broken.replace("1.0.0", "1.0.1"), "application/yaml")
+    assert "do[1].wait.listen.to.one.witth" in [format_path(p.path) for p in caught.value.problems]
+
+
+async def test_a_10_id_taken_by_a_08_workflow_is_refused(pool: asyncpg.Pool) -> None:
+    registry = PostgresRegistry(pool)
+    old = {"id": "test.approval", "version": "1", "specVersion": "0.8", "start": "S",
+           "states": [{"name": "S", "type": "inject", "data": {}, "end": True}]}  # fmt: skip
+    await registry.deploy("test.approval", "1", yaml.safe_dump(old), "application/yaml", old)
+    with pytest.raises(AlreadyExists, match=r"0\.8"):
+        await deploy_definition(registry, APPROVAL, "application/yaml")
+
+
+async def test_a_python_call_the_server_policy_refuses_is_a_problem_at_its_path(
+    pool: asyncpg.Pool,
+) -> None:
+    with pytest.raises(WorkflowValidationError) as caught:
+        await deploy_definition(PostgresRegistry(pool), SEQ, "application/yaml")
+    paths = [format_path(p.path) for p in caught.value.problems if p.severity == "error"]
+    assert paths == ["do[0].a.call", "do[1].b.call", "do[2].c.call"]
