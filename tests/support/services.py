@@ -45,6 +45,8 @@ class ServiceState:
     calls: dict[str, int] = field(default_factory=dict)
     idempotency: dict[str, dict[str, Any]] = field(default_factory=dict)
     tokens_issued: int = 0
+    keyed: list[tuple[str, str | None]] = field(default_factory=list)
+    """``(tag, Idempotency-Key)`` of every ``/api/keyed`` request, in arrival order."""
 
     def reset(self) -> None:
         """Back to the three starting pets and no history."""
@@ -56,6 +58,7 @@ class ServiceState:
         self.calls.clear()
         self.idempotency.clear()
         self.tokens_issued = 0
+        self.keyed.clear()
 
 
 def create_app(state: ServiceState) -> FastAPI:
@@ -123,6 +126,17 @@ def _misc_routes(app: FastAPI, state: ServiceState) -> None:
         if seen <= failures:
             return JSONResponse({"error": "try again"}, status_code=status)
         return JSONResponse({"attempts": seen})
+
+    @app.get("/api/keyed")
+    async def keyed(
+        tag: str, failures: int = 0, idempotency_key: str | None = Header(None)
+    ) -> JSONResponse:
+        # Fails the first `failures` requests of each tag; records every key it is sent.
+        state.keyed.append((tag, idempotency_key))
+        seen = sum(1 for t, _ in state.keyed if t == tag)
+        if seen <= failures:
+            return JSONResponse({"error": "try again"}, status_code=503)
+        return JSONResponse({"tag": tag, "attempts": seen, "key": idempotency_key})
 
     @app.get("/api/echo")
     async def echo(request: Request) -> dict[str, Any]:

@@ -154,7 +154,7 @@ def _policy(run: Run, action: Action, fault: Fault, state: str) -> RetryPolicy |
 
 def _is_async(action: Action) -> bool:
     ref = action.function_ref or action.event_ref or action.sub_flow_ref
-    return getattr(ref, "invoke", "sync") == "async"
+    return ref is not None and ref.invoke == "async"
 
 
 async def _with_retries(run: Run, action: Action, data: Any, key: str, scope: Scope) -> Any:

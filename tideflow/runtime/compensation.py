@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tideflow.runtime._context import Run
-from tideflow.workflow.model import End, Transition
+from tideflow.workflow.model import AnyState, End, Transition
 
-StateStep = Callable[[Any, Any, str], Awaitable[tuple[Any, Transition | End | None]]]
+StateStep = Callable[[AnyState, Any, str], Awaitable[tuple[Any, Transition | End | None]]]
 """``(state, data, key) -> (output, exit)``: runs one state with filters and onErrors."""
 
 MAX_CHAIN = 10_000

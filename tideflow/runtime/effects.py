@@ -80,6 +80,26 @@ T = TypeVar("T")
 Invoke = Literal["sync", "async"]
 
 
+class FunctionTarget(Protocol):
+    """The function a call names, as hosts see it (a 0.8 ``FunctionDef``, a 1.0 call target)."""
+
+    @property
+    def name(self) -> str:
+        """The function's name."""
+
+    @property
+    def operation(self) -> str:
+        """What to call: ``doc#operationId``, ``rest:...``, ``python:...``..."""
+
+    @property
+    def type(self) -> str:
+        """``rest``, ``graphql``, ``odata``, ``custom``, ``http``, ..."""
+
+    @property
+    def auth_ref(self) -> str | None:
+        """The workflow auth definition the call uses, if any."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FunctionCall:
     """One invocation of a workflow function.
@@ -100,7 +120,7 @@ class FunctionCall:
     """
 
     key: str
-    function: Any
+    function: FunctionTarget
     name: str
     arguments: Mapping[str, Any]
     selection_set: str | None = None

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from tideflow.errors import (
@@ -39,8 +39,8 @@ from tideflow.errors import (
 from tideflow.isotime import duration_seconds, format_timestamp, parse_timestamp
 from tideflow.runtime import timeouts
 from tideflow.runtime._context import Compiled, Run, StateCallback, StepCallback
-from tideflow.runtime._states import RUNNERS, Exit
-from tideflow.runtime.compensation import compensate
+from tideflow.runtime._states import Exit, run_body
+from tideflow.runtime.compensation import StateStep, compensate
 from tideflow.runtime.effects import Deadline, Effects, SleepRequest
 from tideflow.runtime.result import (
     Completed,
@@ -54,7 +54,7 @@ from tideflow.runtime.result import (
 from tideflow.runtime.state import InstanceState
 from tideflow.workflow.data_filters import apply_state_filter
 from tideflow.workflow.exprtext import is_expression
-from tideflow.workflow.model import End, Transition, Workflow
+from tideflow.workflow.model import AnyState, End, Transition, Workflow
 
 __all__ = ["Interpreter"]
 
@@ -153,7 +153,7 @@ class Interpreter:
                 except ExpressionError:
                     variable[field] = text
 
-    async def _guarded(self, run: Run, deadline: Any) -> RunResult:
+    async def _guarded(self, run: Run, deadline: datetime | None) -> RunResult:
         try:
             self._check_input(run)
             if self._wet_seconds is None or deadline is not None:
@@ -184,8 +184,8 @@ class Interpreter:
             raise Fault(error, retryable=False)
         run.step("input.invalid", "input", None, error=error.to_json())
 
-    async def _main(self, run: Run, deadline: Any) -> RunResult:
-        state: Any = self.workflow.start_state
+    async def _main(self, run: Run, deadline: datetime | None) -> RunResult:
+        state: AnyState = self.workflow.start_state
         data = run.data
         transitions = 0
         while True:
@@ -211,7 +211,7 @@ class Interpreter:
             state = self.workflow.state(exit_.next_state)
             data = output
 
-    async def run_state(self, run: Run, state: Any, data: Any, key: str) -> tuple[Any, Exit]:
+    async def run_state(self, run: Run, state: AnyState, data: Any, key: str) -> tuple[Any, Exit]:
         """Run one state: input filter, body (with its timeout), output filter, onErrors."""
         run.step("state.entered", key, state.name)
         run.data = data
@@ -232,18 +232,17 @@ class Interpreter:
         run.step("state.left", key, state.name)
         return data, exit_ or state.transition or state.end
 
-    async def _body(self, run: Run, state: Any, data: Any, key: str) -> tuple[Any, Exit]:
-        runner = RUNNERS[state.type]
+    async def _body(self, run: Run, state: AnyState, data: Any, key: str) -> tuple[Any, Exit]:
         top = self.workflow.timeouts
         if state.timeouts.state_exec_timeout is None and top.state_exec_timeout is None:
-            return await runner(run, state, data, key)
+            return await run_body(run, state, data, key)
         total = timeouts.state_total(state.timeouts, top)
         if total is None:
-            return await runner(run, state, data, key)
+            return await run_body(run, state, data, key)
         limit = Deadline(key=f"{key}/timeout:state", seconds=total, kind="state")
-        return await run.effects.within(limit, lambda: runner(run, state, data, key))
+        return await run.effects.within(limit, lambda: run_body(run, state, data, key))
 
-    def _on_error(self, run: Run, state: Any, fault: Fault, key: str) -> tuple[Any, Exit]:
+    def _on_error(self, run: Run, state: AnyState, fault: Fault, key: str) -> tuple[Any, Exit]:
         error = fault.error
         for handler in state.on_errors:
             if any(run.compiled.error_matches(ref, error) for ref in handler.errors):
@@ -252,8 +251,8 @@ class Interpreter:
         run.step("error", key, state.name, error=error.to_json())
         raise fault
 
-    def _stepper(self, run: Run) -> Callable[[Any, Any, str], Any]:
-        async def step(state: Any, data: Any, key: str) -> tuple[Any, Exit]:
+    def _stepper(self, run: Run) -> StateStep:
+        async def step(state: AnyState, data: Any, key: str) -> tuple[Any, Exit]:
             return await self.run_state(run, state, data, key)
 
         return step

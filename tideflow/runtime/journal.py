@@ -53,7 +53,7 @@ class Control:
 
     held: bool
     requested: str | None = None
-    row: Any = None
+    row: asyncpg.Record | None = None
     """The instance's final row, when the commit ended it."""
 
 

@@ -17,12 +17,13 @@ from tideflow.workflow.model import (
     InjectState,
     OperationState,
     SleepState,
+    State,
     SwitchState,
     Transition,
 )
 
 
-def scope(run: Run, state: Any) -> Scope:
+def scope(run: Run, state: State) -> Scope:
     """The action scope of a state (its actionExecTimeout)."""
     top = run.workflow.timeouts
     own = state.timeouts

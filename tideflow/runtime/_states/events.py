@@ -22,12 +22,13 @@ from tideflow.workflow.model import (
     End,
     EventDataFilter,
     EventState,
+    State,
     SwitchState,
     Transition,
 )
 
 
-def _scope(run: Run, state: Any) -> Scope:
+def _scope(run: Run, state: State) -> Scope:
     return Scope(state.name, timeouts.action_exec(state.timeouts, run.workflow.timeouts))
 
 
@@ -54,7 +55,7 @@ def _which(specs: tuple[EventSpec, ...], event: dict[str, Any]) -> int:
 
 
 async def _wait(
-    run: Run, state: Any, specs: tuple[EventSpec, ...], key: str, all_: bool, limit: float | None
+    run: Run, state: State, specs: tuple[EventSpec, ...], key: str, all_: bool, limit: float | None
 ) -> list[dict[str, Any]] | None:
     run.step("event.waiting", key, state.name, events=[s.name for s in specs], all=all_)
     wait = EventWait(key=key, events=specs, all=all_, timeout_seconds=limit, state=state.name)

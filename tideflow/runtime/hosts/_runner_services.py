@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import asyncpg
+
 from tideflow import ids
 from tideflow.clock import Clock
 from tideflow.runtime.effects import SubflowCall
@@ -163,7 +165,7 @@ class RunnerServices(Protocol):
     def lifecycle(self, kind: str, instance: InstanceRef, **detail: Any) -> None:
         """Tell the lifecycle hook (after the change is committed)."""
 
-    def finished(self, instance_id: str, row: Any = None) -> None:
+    def finished(self, instance_id: str, row: asyncpg.Record | None = None) -> None:
         """Wake whoever waits for ``instance_id`` to end."""
 
     async def start_child(

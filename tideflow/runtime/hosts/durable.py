@@ -158,7 +158,7 @@ class DurableRuntime:
         self.on_lifecycle = on_lifecycle
         self._runners: dict[str, InstanceRunner] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._done: dict[str, list[asyncio.Future[Any]]] = {}
+        self._done: dict[str, list[asyncio.Future[asyncpg.Record | None]]] = {}
         self._definitions = Definitions(
             self.registry,
             base_dir=self.options.base_dir,
@@ -320,7 +320,7 @@ class DurableRuntime:
         Raises:
             InstanceNotFound: No such instance.
         """
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[asyncpg.Record | None] = asyncio.get_running_loop().create_future()
         self._done.setdefault(instance_id, []).append(future)
         try:
             if instance_id not in self._runners:
@@ -422,7 +422,7 @@ class DurableRuntime:
         self.worker.poke()
         return row
 
-    def finished(self, instance_id: str, row: Any = None) -> None:
+    def finished(self, instance_id: str, row: asyncpg.Record | None = None) -> None:
         """Wake whoever waits for ``instance_id`` to end (``row``: its final row, if known)."""
         for future in self._done.get(instance_id, []):
             if not future.done():

@@ -64,6 +64,7 @@ from tideflow.runtime.hosts.plumbing import (
 from tideflow.runtime.interpreter import Interpreter
 from tideflow.runtime.result import ContinuedAs, Failed, RunResult, Step
 from tideflow.workflow import loader
+from tideflow.workflow.dsl1 import Workflow as Workflow1
 from tideflow.workflow.model import Workflow
 
 __all__ = [
@@ -302,11 +303,7 @@ class LocalHost:
         """The interpreter of ``workflow``'s DSL (0.8 or 1.0), compiled once per definition."""
         found = self._interpreters.get(id(workflow))
         if found is None or found.workflow is not workflow:
-            secrets = workflow_secrets(workflow, self.options.secrets)
-            if getattr(workflow, "spec_version", "") == "1.0":
-                found = Interpreter1(workflow, secrets=secrets)  # type: ignore[arg-type]
-            else:
-                found = Interpreter(workflow, secrets=secrets, dialect=self.options.dialect)
+            found = _compile(workflow, self.options)
             self._interpreters[id(workflow)] = found
         return found
 
@@ -351,6 +348,14 @@ class LocalHost:
             workflow, base_dir, input = self.load(path), path.parent, result.input
             instance_id = None
         raise TideflowError(f"more than {_MAX_CONTINUATIONS} continueAs runs in a row")
+
+
+def _compile(workflow: Workflow | Workflow1, options: LocalOptions) -> Interpreter | Interpreter1:
+    """The interpreter of a workflow's DSL: 1.0 or 0.8 (``loader.load_any`` gives either)."""
+    secrets = workflow_secrets(workflow, options.secrets)
+    if isinstance(workflow, Workflow1):
+        return Interpreter1(workflow, secrets=secrets)
+    return Interpreter(workflow, secrets=secrets, dialect=options.dialect)
 
 
 def _prefixed(on_step: Callable[[Step], None], prefix: str) -> Callable[[Step], None]:

@@ -5,21 +5,11 @@ The local host (:mod:`tideflow.runtime.hosts.local`) and the durable host
 so a workflow sees the same keys, timeouts, credentials and events whichever
 host runs it.
 
-Idempotency keys
-----------------
-A function call carries a key that names the **logical call**: the same
-action of the same run of the same instance, whatever the attempt::
-
-    <instance id>/<step key without /attempt:<n>>            run 1
-    <instance id>/run:<n>/<step key without /attempt:<n>>    run n (after continueAs)
-
-e.g. ``7f3c.../Pay/action:0`` for every attempt of that action. Retries
-(``retryRef``), replays after a crash (durable host) and calls made again
-because their result was never committed all carry the same key, so a
-service that stores the key with its result does the work once. This is the
-rule of the serious engines (Stripe's ``Idempotency-Key``, Temporal's
-activity id): the key identifies the operation, not the attempt.
-``docs/runtime.md`` ("Idempotency keys") is where the rule is documented.
+Idempotency keys: a function call's key names the **logical call** -- the
+same action of the same run of the same instance -- so every attempt and
+every replay of it carries the same key (:func:`idempotency_key`). The rule
+is documented once, in ``docs/runtime.md`` ("Idempotency keys and
+at-least-once calls").
 """
 
 from __future__ import annotations
@@ -29,7 +19,7 @@ import math
 import re
 from collections.abc import Awaitable, Mapping
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from tideflow.errors import FunctionCallError, StepTimeout
 from tideflow.isotime import format_timestamp
@@ -40,6 +30,7 @@ from tideflow.workflow.model import Workflow, thaw
 from tideflow.workflow.secrets import load_secrets
 
 __all__ = [
+    "DeclaresSecrets",
     "bounded",
     "call_arguments",
     "complete_event",
@@ -108,8 +99,16 @@ def resolve_auth(
     return AuthDefinition(name=found.name, scheme=found.scheme, properties=props)
 
 
+class DeclaresSecrets(Protocol):
+    """A workflow model of any DSL version: it names the secrets it uses."""
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The names of the secrets the workflow uses."""
+
+
 def workflow_secrets(
-    workflow: Workflow, given: Mapping[str, Any] | None = None
+    workflow: DeclaresSecrets, given: Mapping[str, Any] | None = None
 ) -> Mapping[str, Any]:
     """``$SECRETS`` of a workflow: ``given``, else its declared ``TIDEFLOW_SECRET_*`` values."""
     if given is not None:
