@@ -75,7 +75,7 @@ class Definitions:
         dialect = self._dialect or dialect_of(stored.content_type)
         if is_dsl1(stored.definition):
             model, _ = load_document(stored.definition, source=workflow_id, processes=False)
-            dsl1 = Interpreter1(model, secrets=workflow_secrets(model))  # type: ignore[arg-type]
+            dsl1 = Interpreter1(model, secrets=workflow_secrets(model))
             # A 1.0 model and interpreter offer what the hosts read of a 0.8 pair
             # (identifier, version, secrets; run, secrets, constants).
             return cast(Workflow, model), cast(Interpreter, dsl1)
