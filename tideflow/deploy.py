@@ -138,7 +138,7 @@ def _dsl1_document(body: str, source: str) -> dict[str, Any] | None:
         document = parse_document(body, source)
     except WorkflowLoadError:
         return None  # the 0.8 path reports it, with its line
-    return normalize(document) if is_dsl1(document) else None
+    return document if is_dsl1(document) else None
 
 
 async def _deploy_dsl1(
@@ -170,7 +170,7 @@ async def _deploy_dsl1(
             "definition; a DSL 1.0 definition cannot be a version of it"
         )
     stored = await registry.deploy(
-        model.identifier, model.version, text, stored_content_type(media, None), document
+        model.identifier, model.version, text, stored_content_type(media, None), normalize(document)
     )
     return Deployed(stored, tuple(w.to_json() for w in warnings))
 

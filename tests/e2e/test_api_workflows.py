@@ -246,3 +246,44 @@ async def test_delete_stops_listing_but_keeps_versions_readable(client: httpx.As
     assert (await client.get("/workflows/greeter/versions/1.0")).status_code == 200
     assert problem(await client.delete("/workflows/greeter"), 404)["detail"]
     assert problem(await client.get("/workflows/nope/versions/1"), 404)["detail"]
+
+
+DSL1 = """\
+document: {dsl: '1.0.3', namespace: test, name: greeter, version: '1.0.0'}
+do:
+  - greet:
+      set:
+        greeting: ${ "Hello " + .name }
+"""
+
+
+async def test_a_dsl1_definition_deploys_as_namespace_dot_name_and_runs(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post("/workflows", content=DSL1, headers=YAML)
+    assert response.status_code == 201, response.text
+    assert (response.json()["id"], response.json()["version"]) == ("test.greeter", "1.0.0")
+    assert response.headers["location"] == "/workflows/test.greeter"
+    started = await client.post(
+        "/workflows/test.greeter/instances", json={"name": "Ada"}, params={"wait": 30}
+    )
+    assert started.status_code == 201, started.text
+    assert started.json()["status"] == "completed"
+    assert started.json()["output"] == {"greeting": "Hello Ada"}
+
+
+async def test_an_invalid_dsl1_definition_gets_422_with_its_paths(
+    client: httpx.AsyncClient,
+) -> None:
+    broken = DSL1.replace("set:", "sett:") + "  - again: {wait: soon, then: nowhere}\n"
+    body = problem(await client.post("/workflows", content=broken, headers=YAML), 422)
+    assert body["type"] == "invalid-workflow"
+    assert [e["path"] for e in body["errors"]] == [
+        "do[0].greet",
+        "do[1].again.wait",
+        "do[1].again.then",
+    ]
+    cyclic = DSL1.replace('greeting: ${ "Hello " + .name }', "greeting: &g {x: *g}")
+    body = problem(await client.post("/workflows", content=cyclic, headers=YAML), 422)
+    assert [e["path"] for e in body["errors"]] == ["do[0].greet.set.greeting.x"]
+    assert (await client.get("/workflows")).json()["workflows"] == []

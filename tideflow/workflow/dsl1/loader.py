@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tideflow.errors import Problem, WorkflowValidationError
+from tideflow.workflow._cycles import cycle_problems
 from tideflow.workflow.dsl1._build import build_workflow
 from tideflow.workflow.dsl1.model import Workflow
 from tideflow.workflow.dsl1.validate import validate_document
@@ -51,6 +52,8 @@ def load_document(
     Raises:
         WorkflowValidationError: The definition has problems (all of them).
     """
+    if cycles := cycle_problems(doc):  # nothing can walk a document with no end
+        raise WorkflowValidationError(cycles, source=source)
     doc = normalize(doc)
     problems = validate_document(doc, processes=processes)
     if any(p.severity == "error" for p in problems):

@@ -22,6 +22,7 @@ from typing import Any
 
 from tideflow.errors import Problem
 from tideflow.workflow._compile import check_expressions
+from tideflow.workflow._cycles import cycle_problems
 from tideflow.workflow._schema import Context, quoted, suggest
 from tideflow.workflow.dsl1._structure import WORKFLOW
 
@@ -70,6 +71,8 @@ def validate_document(doc: Mapping[str, Any], *, processes: bool | None = None) 
     """
     from tideflow.workflow.validate import in_document_order
 
+    if cycles := cycle_problems(doc):  # nothing can walk a document with no end
+        return cycles
     ctx = Context()
     WORKFLOW.check(doc, (), ctx)
     if not isinstance(doc, Mapping):  # untyped callers may pass anything
