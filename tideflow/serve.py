@@ -91,6 +91,7 @@ async def open_system(
         lifecycle = LifecyclePublisher(store, on_publish=metrics.lifecycle_published)
         await lifecycle.start()
         stack.push_async_callback(lifecycle.stop)
+        health.watch(lifecycle.supervisor)
         timers = TimerService(database.pool)
         timers.register(DELAYED_EVENT_KIND, delayed_event_handler(store))
         runtime = await stack.enter_async_context(
@@ -98,7 +99,11 @@ async def open_system(
         )
         registry = runtime.registry  # the one registry: its deploys reach the subscriber
         dispatcher = await stack.enter_async_context(_open_dispatcher(database.pool, store, timers))
-        await stack.enter_async_context(_open_subscriber(database.pool, runtime, dispatcher))
+        health.watch(runtime.supervisor, dispatcher.supervisor, timers.supervisor)
+        subscriber = await stack.enter_async_context(
+            _open_subscriber(database.pool, runtime, dispatcher)
+        )
+        health.watch(subscriber.supervisor)
         schedules = WorkflowSchedules(timers, registry, runtime.start_instance)
         schedules.register()
         await timers.start()

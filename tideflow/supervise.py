@@ -229,6 +229,12 @@ class Supervisor:
         if entry is not None and entry.task is not None:
             await asyncio.gather(entry.task, return_exceptions=True)
 
+    def cancel_all(self) -> None:
+        """Cancel every task without waiting (:meth:`stop` waits for them)."""
+        for entry in self._tasks.values():
+            if entry.task is not None:
+                entry.task.cancel()
+
     async def stop(self) -> None:
         """Cancel every task and wait for them all."""
         entries, self._tasks = list(self._tasks.values()), {}

@@ -99,6 +99,7 @@ class GroupCommit(Generic[T, R]):
                     if first is None:
                         return
                     batch, stop = self._take_batch(first)
+                    # Per-batch tasks of this task group: each settles its own appends.
                     flushes.create_task(self._flush_in_slot(batch, slots))
                     if stop:
                         return

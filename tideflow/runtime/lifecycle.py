@@ -31,6 +31,7 @@ from typing import Any, Final, Protocol
 from tideflow.errors import AlreadyExists, TideflowError
 from tideflow.isotime import format_timestamp
 from tideflow.runtime.status import InstanceStatus
+from tideflow.supervise import Supervisor
 
 log = logging.getLogger("tideflow.lifecycle")
 
@@ -159,20 +160,18 @@ class LifecyclePublisher:
 
         self._queue: list[LifecycleNotice] = []
         self._ready = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self.supervisor = Supervisor("lifecycle")
+        """Owns the task that publishes the notices given to :meth:`post`."""
 
     async def start(self) -> None:
         """Create the bus unless it exists, and start the task that publishes :meth:`post`."""
         with contextlib.suppress(AlreadyExists):
             await self.store.create_bus(self.bus)
-        self._task = asyncio.create_task(self._drain(), name="tideflow-lifecycle")
+        self.supervisor.spawn("publish", self._drain)
 
     async def stop(self) -> None:
         """Publish what is queued, then stop the task."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self.supervisor.stop()
         await self._flush()
 
     def post(self, notice: LifecycleNotice) -> None:

@@ -112,6 +112,8 @@ class TimerLoader:
         if self._task is not None and not self._task.done():
             self._again = True
             return
+        # One load at a time, tracked here, not supervised: _load logs its own failures
+        # (the timer service's poll loads the timers anyway) and close() cancels it.
         self._task = asyncio.ensure_future(self._load())
 
     async def _load(self) -> None:

@@ -36,6 +36,7 @@ from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.errors import InvalidArgument, TideflowError
 from tideflow.ids import new_sortable_id
 from tideflow.isotime import parse_duration
+from tideflow.supervise import Supervisor
 from tideflow.timer.gateway import TimerStore
 from tideflow.timer.planner import SCHEDULE_KIND, add_planner, plan_schedules
 from tideflow.timer.records import ScheduleRecord, TimerRecord, TimerState
@@ -105,7 +106,8 @@ class TimerService:
         self._next_full = 0.0
         self._handlers: dict[str, TimerHandler] = {SCHEDULE_KIND: self._plan_schedules}
         self._wake = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self.supervisor = Supervisor("timers", clock=clock)
+        """Owns the firing and loading loops (``/healthz`` reports them)."""
         self._fire_lock = asyncio.Lock()
 
     # -- lifecycle ------------------------------------------------------------
@@ -119,10 +121,8 @@ class TimerService:
     async def start(self) -> None:
         """Load the near timers and start the firing and loading loops."""
         await self.load()
-        self._tasks = [
-            asyncio.create_task(self._drive(), name="timer-drive"),
-            asyncio.create_task(self._poll(), name="timer-poll"),
-        ]
+        self.supervisor.spawn("drive", self._drive)
+        self.supervisor.spawn("poll", self._poll)
 
     async def stop(self) -> None:
         """Stop the loops; a firing in progress is finished first.
@@ -131,10 +131,8 @@ class TimerService:
         handler ran, so another process would fire those timers again.
         """
         async with self._fire_lock:
-            for task in self._tasks:
-                task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+            self.supervisor.cancel_all()
+        await self.supervisor.stop()
 
     async def __aenter__(self) -> TimerService:
         await self.start()

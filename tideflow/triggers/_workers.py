@@ -30,6 +30,7 @@ from tideflow.errors import (
     TideflowError,
 )
 from tideflow.eventstore.store import EventStore, StoredEvent
+from tideflow.supervise import Supervisor
 from tideflow.triggers.delivery import Attempt, HttpSender, dead_letter
 from tideflow.triggers.filters import CompiledFilters
 from tideflow.triggers.offsets import OffsetTracker
@@ -95,6 +96,8 @@ class SubscriptionWorker:
         raise NotImplementedError
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        # Short-lived lanes and batches, tracked here, not supervised: each catches its
+        # own failures (the event stays pending and is tried again); _done logs the rest.
         task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._done)
@@ -362,25 +365,21 @@ class BusReader:
         self._buffer: list[StoredEvent] = []
         self._offsets: list[int] = []
         self._buffer_after = -1
-        self.task: asyncio.Task[None] | None = None
         self._listener: Any = None
         self._watch: asyncio.Event | None = None
 
-    def start(self) -> None:
-        """Start the reading task (watching the store's notifications when it has a listener)."""
+    def start(self, supervisor: Supervisor) -> None:
+        """Start the reading task ``bus:<bus>`` under ``supervisor`` (watching the store's
+        notifications when it has a listener)."""
         listener = getattr(self.store, "listener", None)
         if listener is not None and hasattr(listener, "watch"):
             self._listener = listener
             self._watch = listener.watch(self.bus)
-        self.task = asyncio.create_task(self.run(), name=f"tideflow-bus-{self.bus}")
+        supervisor.spawn(f"bus:{self.bus}", self.run)
 
-    async def stop(self) -> None:
+    async def stop(self, supervisor: Supervisor) -> None:
         """Stop reading (the workers are closed by the dispatcher)."""
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-            self.task = None
+        await supervisor.cancel(f"bus:{self.bus}")
         if self._watch is not None:
             self._listener.unwatch(self.bus, self._watch)
             self._watch = None

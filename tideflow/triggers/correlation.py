@@ -31,7 +31,6 @@ See ``docs/events.md``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -41,7 +40,9 @@ import asyncpg
 
 from tideflow.errors import TideflowError, WorkflowNotFound
 from tideflow.eventstore.store import DEFAULT_BUS
+from tideflow.notify import CONNECTION_ERRORS, Listener
 from tideflow.runtime.waits import NEW_WAIT_CHANNEL, EventWaits, WaitMatch, WaitRef
+from tideflow.supervise import Supervisor
 from tideflow.triggers.start_sets import DEFAULT_RETENTION, StartSets, Taken
 from tideflow.triggers.workflow_events import (
     StartSpec,
@@ -62,6 +63,9 @@ CHANNEL: Final = NEW_WAIT_CHANNEL
 
 SUBSCRIPTION_ID: Final = "tideflow.workflows"
 """The internal subscription whose offset the subscriber keeps."""
+
+_RETRY_ERRORS: tuple[type[BaseException], ...] = (TideflowError, *CONNECTION_ERRORS)
+"""What answering new waits may raise while the database is away (tried again)."""
 
 _PARALLEL: Final = 16
 """Deliveries in flight at once (each is one short transaction)."""
@@ -112,8 +116,12 @@ class WorkflowSubscriber:
         )
         self._waits: dict[tuple[str, str], None] = {}
         self._woken = asyncio.Event()
-        self._listener: Any = None
-        self._drainer: asyncio.Task[None] | None = None
+        self._must_sweep = False
+        self.supervisor = Supervisor("workflows", clock=runtime.clock)
+        """Owns the listener and the loop answering new waits (``/healthz`` reports them)."""
+        self.listener = Listener(pool, "correlation", clock=runtime.clock, health=self.supervisor)
+        self.listener.listen(CHANNEL, self._notified)
+        self.listener.on_reconnect(self._resweep)  # new waits may have been missed meanwhile
         self._limit = asyncio.Semaphore(_PARALLEL)
         self._batches = 0
         self._unlisten: Callable[[], None] | None = None  # from the registry's deploys
@@ -130,9 +138,8 @@ class WorkflowSubscriber:
         self._unlisten = self.runtime.registry.on_change(self.refresh)
         for stored in await self.runtime.registry.list():
             await self.refresh(stored.workflow_id)
-        self._listener = await self.pool.acquire()
-        await self._listener.add_listener(CHANNEL, self._notified)
-        self._drainer = asyncio.create_task(self._drain_loop(), name="tideflow-correlation")
+        self.supervisor.spawn("listen", self.listener.run)
+        self.supervisor.spawn("answer", self._drain_loop)
         await self._sweep()
         await self._start_unstarted_sets()
         await self.dispatcher.attach(SUBSCRIPTION_ID, self.bus, self.consume, start="latest")
@@ -143,15 +150,7 @@ class WorkflowSubscriber:
             self._unlisten()
             self._unlisten = None
         await self.dispatcher.detach(SUBSCRIPTION_ID)
-        if self._drainer is not None:
-            self._drainer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._drainer
-        if self._listener is not None:
-            with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
-                await self._listener.remove_listener(CHANNEL, self._notified)
-                await self.pool.release(self._listener)
-            self._listener = None
+        await self.supervisor.stop()
         await self.waits.close()
 
     async def refresh(self, workflow_id: str) -> None:
@@ -319,9 +318,14 @@ class WorkflowSubscriber:
 
     # -- new waits ---------------------------------------------------------------
 
-    def _notified(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+    def _notified(self, payload: str) -> None:
         instance_id, _, wait_key = payload.partition("\n")
         self._waits[(instance_id, wait_key)] = None
+        self._woken.set()
+
+    def _resweep(self) -> None:
+        """The listener (re)connected: notifications of new waits may have been lost."""
+        self._must_sweep = True
         self._woken.set()
 
     async def _sweep(self) -> None:
@@ -329,25 +333,36 @@ class WorkflowSubscriber:
         self._waits.update(dict.fromkeys(await self.waits.waits_with_events()))
         self._woken.set()
 
+    async def _try_sweep(self) -> bool:
+        try:
+            await self._sweep()
+        except _RETRY_ERRORS as exc:
+            log.warning("sweeping waits failed, will retry: %s", exc)
+            return False
+        return True
+
     async def _drain_loop(self) -> None:
         while True:
             try:
                 async with asyncio.timeout(self.sweep_seconds):
                     await self._woken.wait()
-            except TimeoutError:  # a notification lost with a dropped connection: sweep
-                try:
-                    await self._sweep()
-                except (asyncpg.PostgresError, OSError) as exc:
-                    log.warning("sweeping waits failed, will retry: %s", exc)
+            except TimeoutError:  # a notification lost (not seen by the listener): sweep
+                await self._try_sweep()
                 continue
             self._woken.clear()
+            if self._must_sweep:  # after a reconnect
+                self._must_sweep = not await self._try_sweep()
+                if self._must_sweep:
+                    await asyncio.sleep(1.0)
+                    self._woken.set()
+                    continue
             waits, self._waits = list(self._waits), {}
             for start in range(0, len(waits), 5000):
                 chunk = waits[start : start + 5000]
                 try:
                     await self._from_inbox(chunk)
                     await self._from_pending(chunk)
-                except (TideflowError, asyncpg.PostgresError, OSError) as exc:
+                except _RETRY_ERRORS as exc:
                     log.warning("answering new waits failed, will retry: %s", exc)
                     self._waits.update(dict.fromkeys(chunk))
                     await asyncio.sleep(1.0)

@@ -38,6 +38,7 @@ from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.errors import AlreadyExists, BusNotFound, InvalidArgument, TideflowError
 from tideflow.eventstore.store import EventStore
 from tideflow.ids import new_sortable_id
+from tideflow.supervise import Supervisor
 from tideflow.timer.records import TimerRecord, TimerState
 from tideflow.timer.service import TimerService
 from tideflow.triggers._workers import (
@@ -120,8 +121,8 @@ class Dispatcher:
         self._workers: dict[str, SubscriptionWorker] = {}
         self._consumers: dict[str, Consumer] = {}
         self._lock = asyncio.Lock()
-        self._flusher: asyncio.Task[None] | None = None
-        self._syncer: asyncio.Task[None] | None = None
+        self.supervisor = Supervisor("dispatcher", clock=clock)
+        """Owns the commit and sync loops and one reader per bus (``/healthz`` reports them)."""
         self._sync_interval = sync_interval
         self.leader = LeaderLock(subscriptions.pool, lock_key)
         self._memory_retries: set[asyncio.Task[None]] = set()
@@ -133,23 +134,20 @@ class Dispatcher:
     async def start(self) -> None:
         """Lead if no other process does (start every active subscription); start the loops."""
         await self._lead()
-        self._flusher = asyncio.create_task(self._flush_loop(), name="tideflow-commit")
-        self._syncer = asyncio.create_task(self._sync_loop(), name="tideflow-subscriptions-sync")
+        self.supervisor.spawn("commit", self._flush_loop)
+        self.supervisor.spawn("sync", self._sync_loop)
 
     async def stop(self) -> None:
         """Stop reading and delivering; commit what finished; let another process lead."""
-        for task in (self._flusher, self._syncer):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._flusher = self._syncer = None
+        await self.supervisor.cancel("commit")
+        await self.supervisor.cancel("sync")
         for retry in list(self._memory_retries):
             retry.cancel()
         async with self._lock:
             for worker_id in list(self._workers):
                 await self._halt(worker_id)
             await self.leader.release()
+        await self.supervisor.stop()  # the readers of subscriptions halted above are gone
         await self.sender.aclose()
 
     async def _lead(self) -> None:
@@ -397,7 +395,7 @@ class Dispatcher:
                 sub.bus, self.store, batch_size=self._batch_size, wait_timeout=self._wait_timeout
             )
             self._readers[sub.bus] = reader
-            reader.start()
+            reader.start(self.supervisor)
         filters = sub.spec.compiled_filters()
         worker: SubscriptionWorker
         if consumer is not None:
@@ -421,7 +419,7 @@ class Dispatcher:
             reader.workers.pop(subscription_id, None)
             if not reader.workers:
                 del self._readers[reader.bus]
-                await reader.stop()
+                await reader.stop(self.supervisor)
         await worker.close()
         await self._flush([worker])
 
@@ -448,6 +446,7 @@ class Dispatcher:
         if self.timers is not None:
             await self.timers.add_after(RETRY_KIND, delay, payload)
             return
+        # Tracked, not supervised: one sleep and a hand-over that cannot fail; stop() cancels it.
         task = asyncio.create_task(self._retry_in_memory(payload, delay))
         self._memory_retries.add(task)
         task.add_done_callback(self._memory_retries.discard)
