@@ -167,7 +167,8 @@ class LifecyclePublisher:
         """Create the bus unless it exists, and start the task that publishes :meth:`post`."""
         with contextlib.suppress(AlreadyExists):
             await self.store.create_bus(self.bus)
-        self.supervisor.spawn("publish", self._drain)
+        if not self.supervisor.running("publish"):  # a second start only checks the bus
+            self.supervisor.spawn("publish", self._drain)
 
     async def stop(self) -> None:
         """Publish what is queued, then stop the task."""
