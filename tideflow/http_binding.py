@@ -34,8 +34,7 @@ from datetime import datetime
 from typing import Any, Final
 from urllib.parse import quote, unquote_to_bytes
 
-import orjson
-
+from tideflow import jsontext
 from tideflow.errors import EventRejected
 from tideflow.isotime import parse_timestamp
 
@@ -149,8 +148,8 @@ def _check_event_format(media: MediaType) -> None:
 
 def _load_json(body: bytes, what: str) -> Any:
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+        return jsontext.loads(body)
+    except ValueError as exc:
         raise EventRejected(f"{what} is not valid JSON: {exc}", None) from exc
 
 
@@ -255,8 +254,8 @@ def decode_header_value(raw: bytes, attribute: str) -> str:
 def _put_binary_data(event: Event, body: bytes, media: MediaType | None) -> None:
     if media is not None and media.is_json:
         try:
-            event["data"] = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
+            event["data"] = jsontext.loads(body)
+        except ValueError as exc:
             raise EventRejected(
                 f"the body is not valid JSON although the content type is {media.essence}: {exc}",
                 "data",
@@ -409,9 +408,9 @@ def encode_binary(event: Mapping[str, Any]) -> tuple[dict[str, str], bytes]:
         media = parse_media_type(content_type) if content_type else None
         if media is None or media.is_json:
             content_type = content_type or "application/json"
-            body = orjson.dumps(data)
+            body = jsontext.dumps_bytes(data)
         else:
-            body = data.encode("utf-8") if isinstance(data, str) else orjson.dumps(data)
+            body = data.encode("utf-8") if isinstance(data, str) else jsontext.dumps_bytes(data)
     if content_type:
         headers["content-type"] = content_type
     return headers, body
@@ -419,9 +418,9 @@ def encode_binary(event: Mapping[str, Any]) -> tuple[dict[str, str], bytes]:
 
 def encode_structured(event: Mapping[str, Any]) -> tuple[dict[str, str], bytes]:
     """Encode one event in structured mode (JSON event format)."""
-    return {"content-type": STRUCTURED}, orjson.dumps(dict(event))
+    return {"content-type": STRUCTURED}, jsontext.dumps_bytes(dict(event))
 
 
 def encode_batch(events: Iterable[Mapping[str, Any]]) -> tuple[dict[str, str], bytes]:
     """Encode events in batched mode (JSON batch format)."""
-    return {"content-type": BATCH}, orjson.dumps([dict(e) for e in events])
+    return {"content-type": BATCH}, jsontext.dumps_bytes([dict(e) for e in events])

@@ -27,7 +27,7 @@ from typing import Any
 
 import asyncpg
 
-from tideflow import expression_budget, ids
+from tideflow import expression_budget, ids, limits
 from tideflow.api.services import Services, ServicesOpener
 from tideflow.clock import SYSTEM_CLOCK
 from tideflow.db import DatabaseProbe, open_database
@@ -77,6 +77,14 @@ async def open_system(
     """Open every service (see the module docs); close them all on exit."""
     options = options or SystemOptions()
     expression_budget.configure(expression_budget.budget_from(settings))
+    limits.configure(
+        limits.Limits(
+            value_depth=settings.value_depth_limit,
+            value_bytes=settings.value_bytes_limit,
+            foreach_items=settings.foreach_items_limit,
+            definition_nodes=settings.definition_nodes_limit,
+        )
+    )
     # python: modules: the allow list, and the operator's --workflows folders
     policy = PythonPolicy.for_server(settings.python_modules, options.workflow_dirs)
     async with AsyncExitStack() as stack:

@@ -40,6 +40,14 @@ class Settings:
             (``TIDEFLOW_EXPRESSION_MEMORY_LIMIT``); past it: ``EXPRESSION_MEMORY_LIMIT``.
         expression_workers: Worker processes evaluating such expressions, i.e.
             how many run at the same time (``TIDEFLOW_EXPRESSION_WORKERS``).
+        value_depth_limit: Nesting of any value: inputs, state data, event
+            data, function results, definitions (``TIDEFLOW_VALUE_DEPTH_LIMIT``).
+        value_bytes_limit: Size of any such value as JSON, about
+            (``TIDEFLOW_VALUE_BYTES_LIMIT``).
+        foreach_items_limit: Items of one foreach collection
+            (``TIDEFLOW_FOREACH_ITEMS_LIMIT``).
+        definition_nodes_limit: Values in a definition, YAML aliases expanded
+            (``TIDEFLOW_DEFINITION_NODES_LIMIT``).
     """
 
     database_url: str | None = None
@@ -54,6 +62,10 @@ class Settings:
     expression_time_limit: float = 1.0
     expression_memory_limit: int = 256 * 1024 * 1024
     expression_workers: int = 2
+    value_depth_limit: int = 128
+    value_bytes_limit: int = 8 * 1024 * 1024
+    foreach_items_limit: int = 10_000
+    definition_nodes_limit: int = 100_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -91,4 +103,8 @@ _NUMBERS: dict[str, tuple[str, type[int] | type[float]]] = {
     "TIDEFLOW_EXPRESSION_TIME_LIMIT": ("expression_time_limit", float),
     "TIDEFLOW_EXPRESSION_MEMORY_LIMIT": ("expression_memory_limit", int),
     "TIDEFLOW_EXPRESSION_WORKERS": ("expression_workers", int),
+    "TIDEFLOW_VALUE_DEPTH_LIMIT": ("value_depth_limit", int),
+    "TIDEFLOW_VALUE_BYTES_LIMIT": ("value_bytes_limit", int),
+    "TIDEFLOW_FOREACH_ITEMS_LIMIT": ("foreach_items_limit", int),
+    "TIDEFLOW_DEFINITION_NODES_LIMIT": ("definition_nodes_limit", int),
 }

@@ -118,3 +118,51 @@ def test_runaway_expressions_fail_their_instances_and_nothing_else(
         assert _settled(again.url, bad[0])["error"]["code"] == "EXPRESSION_TIME_LIMIT"
         after = _start(again.url, "healthy", {"items": [40, 2]})
         assert _settled(again.url, after)["output"] == 42
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def test_values_beyond_the_limits_are_refused_and_big_integers_stay_exact(
+    database: str, tmp_path: Any
+) -> None:
+    structured = {"content-type": "application/cloudevents+json"}
+    big = 123456789012345678901234567890
+    with serve_process(database, tmp_path) as server:
+        deployed = httpx.post(f"{server.url}/workflows", json=HEALTHY, timeout=30)
+        assert deployed.status_code == 201, deployed.text
+        deep_input = httpx.post(
+            f"{server.url}/workflows/healthy/instances",
+            content='{"items": ' + _nested(255) + "}",
+            headers={"content-type": "application/json"},
+            timeout=10,
+        )
+        assert deep_input.status_code == 413
+        assert deep_input.json()["detail"].startswith("VALUE_DEPTH_LIMIT")
+        deep_event = httpx.post(
+            f"{server.url}/events",
+            content='{"specversion": "1.0", "id": "deep", "source": "/t", "type": "t", '
+            '"data": ' + _nested(300) + "}",
+            headers=structured,
+            timeout=10,
+        )
+        assert deep_event.status_code == 400
+        assert deep_event.json()["detail"].startswith("VALUE_DEPTH_LIMIT")
+        exact = httpx.post(
+            f"{server.url}/events",
+            content='{"specversion": "1.0", "id": "big", "source": "/t", "type": "t", '
+            f'"data": {{"n": {big}}}}}',
+            headers=structured,
+            timeout=10,
+        )
+        assert exact.status_code == 202, exact.text
+        page = httpx.get(f"{server.url}/buses/default/events", timeout=10)
+        assert page.status_code == 200
+        assert f'"n":{big}' in page.text.replace(" ", "")
+        assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200
+        # the journal keeps it exact (jq's own arithmetic is in doubles)
+        started = _start(server.url, "healthy", {"items": [1, 2], "id": big})
+        assert _settled(server.url, started)["status"] == "completed"
+        shown = httpx.get(f"{server.url}/instances/{started}", timeout=10)
+        assert str(big) in shown.text

@@ -41,6 +41,7 @@ _KINDS: Final[tuple[tuple[type[BaseException], _Kind], ...]] = (
     (errors.InvalidArgument, _Kind(400, "invalid-argument", "Invalid argument")),
     (errors.WorkflowValidationError, _Kind(422, "invalid-workflow", "Invalid workflow")),
     (errors.WorkflowLoadError, _Kind(400, "unreadable-workflow", "Unreadable workflow")),
+    (errors.ValueLimitExceeded, _Kind(413, "limit-exceeded", "Value beyond a limit")),
     (errors.ExpressionError, _Kind(400, "expression-error", "Expression error")),
     (errors.StoreError, _Kind(503, "store-unavailable", "Event store unavailable")),
 )

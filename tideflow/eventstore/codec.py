@@ -19,7 +19,8 @@ from typing import Any
 
 import orjson
 
-from tideflow.errors import EventRejected
+from tideflow import limits
+from tideflow.errors import EventRejected, ValueLimitExceeded
 from tideflow.eventstore.store import StoredEvent, event_key
 
 Row = tuple[str, str, int, str]
@@ -56,10 +57,17 @@ def encode_event(event: Mapping[str, Any], index: int) -> Row:
     :func:`decode_event` sees at the first character which parser keeps it exact.
 
     Raises:
-        EventRejected: No ``source``/``id``, or not representable as JSON.
+        EventRejected: No ``source``/``id``, not representable as JSON, or
+            beyond the value limits (``VALUE_DEPTH_LIMIT``, ``VALUE_BYTES_LIMIT``
+            in the reason; status 400 or 413).
     """
     source, event_id = event_key(event, index)
     key = key_hash(source, event_id)
+    try:
+        limits.check_value(event, f"event [{index}]")
+    except ValueLimitExceeded as exc:
+        status = 413 if exc.limit == "value_bytes" else 400
+        raise EventRejected(exc.message, "data", status, index=index) from None
     try:
         return source, event_id, key, orjson.dumps(event).decode()
     except TypeError:

@@ -28,6 +28,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from tideflow import limits
 from tideflow.errors import (
     ExpressionError,
     FunctionCallError,
@@ -35,6 +36,7 @@ from tideflow.errors import (
     LimitExceeded,
     StepTimeout,
     StoreError,
+    ValueLimitExceeded,
 )
 from tideflow.isotime import duration_seconds, format_timestamp, parse_timestamp
 from tideflow.runtime import timeouts
@@ -176,6 +178,11 @@ class Interpreter:
             return Failed(error=error, data=run.data)
 
     def _check_input(self, run: Run) -> None:
+        try:
+            limits.check_value(run.data, "the workflow input")
+        except ValueLimitExceeded as exc:
+            run.data = None  # no writer must meet it
+            raise run.fault(exc, None) from None
         problem = self._input.problem(run.data)
         if problem is None:
             return
@@ -198,6 +205,7 @@ class Interpreter:
             if run.on_state is not None:
                 self._report_state(run, run.on_state, state.name, data)
             output, exit_ = await self.run_state(run, state, data, key)
+            _check_data(run, output, state.name)
             run.data = output
             if not isinstance(exit_, Transition):
                 return await self._end(run, exit_ or End(), output, key, state.name)
@@ -348,3 +356,11 @@ class Interpreter:
                 started_at=run.variables["WORKFLOW"]["startTime"],
             )
         )
+
+
+def _check_data(run: Run, data: Any, state: str) -> None:
+    """Fail the run (keeping its last data) when a state's output is beyond the limits."""
+    try:
+        limits.check_value(data, f"the output of state {state!r}")
+    except ValueLimitExceeded as exc:
+        raise run.fault(exc, state) from None

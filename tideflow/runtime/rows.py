@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from tideflow import jsontext
 from tideflow.isotime import format_timestamp
 from tideflow.runtime.status import InstanceStatus
 
@@ -30,12 +31,12 @@ __all__ = [
 
 def dumps(value: Any) -> str:
     """JSON text for a ``jsonb`` parameter."""
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    return jsontext.dumps(value, orjson.OPT_NON_STR_KEYS)  # big integers stay exact
 
 
 def loads(text: str | None) -> Any:
     """A ``jsonb`` column's value (``None`` for SQL NULL)."""
-    return None if text is None else orjson.loads(text)
+    return None if text is None else jsontext.loads(text)
 
 
 def _ts(value: datetime | None) -> str | None:

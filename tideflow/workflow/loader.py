@@ -15,7 +15,8 @@ from urllib.parse import unquote, urlparse
 
 import yaml
 
-from tideflow.errors import Problem, WorkflowLoadError, WorkflowValidationError
+from tideflow import limits
+from tideflow.errors import Problem, ValueLimitExceeded, WorkflowLoadError, WorkflowValidationError
 from tideflow.workflow import model
 from tideflow.workflow._build_workflow import workflow as build_workflow
 from tideflow.workflow._cycles import cycle_problems
@@ -43,6 +44,17 @@ _SUFFIXES = (".json", ".yaml", ".yml")
 _HTTP_TIMEOUT = 10.0
 
 
+def _parse_text(text: str) -> Any:
+    if text.lstrip().startswith(("{", "[")):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            pass  # YAML flow style also starts with a brace; let YAML say what is wrong
+        except RecursionError:
+            raise WorkflowLoadError("the definition is nested too deep") from None
+    return yaml.load(text, Loader=_YamlLoader)  # a safe loader
+
+
 def _parse(text: str) -> Any:
     """Parse YAML or JSON text into any JSON value.
 
@@ -50,12 +62,7 @@ def _parse(text: str) -> Any:
         WorkflowLoadError: A syntax error (its ``line`` set when known), without a source.
     """
     try:
-        if text.lstrip().startswith(("{", "[")):
-            try:
-                return json.loads(text)
-            except json.JSONDecodeError:
-                pass  # YAML flow style also starts with a brace; let YAML say what is wrong
-        return yaml.load(text, Loader=_YamlLoader)  # a safe loader
+        document = _parse_text(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -64,6 +71,11 @@ def _parse(text: str) -> Any:
         raise WorkflowLoadError(f"YAML syntax error{where}: {what}", line=line) from exc
     except yaml.YAMLError as exc:
         raise WorkflowLoadError(f"YAML syntax error: {exc}") from exc
+    try:  # before anything walks it: aliases expanded could be billions of values
+        limits.check_definition(document)
+    except ValueLimitExceeded as exc:
+        raise WorkflowLoadError(exc.message) from exc
+    return document
 
 
 def parse_document(text: str, source: str = "<text>") -> dict[str, Any]:

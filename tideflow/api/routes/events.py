@@ -16,6 +16,7 @@ import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import Response
 
+from tideflow import jsontext
 from tideflow.api import fastpath
 from tideflow.api.schemas import AppendResult, EventPage, EventRecord, Problem
 from tideflow.api.services import Services, get_services
@@ -43,8 +44,25 @@ Services_ = Annotated[Services, Depends(get_services)]
 def json_response(body: Any, status: int = 200) -> Response:
     """A JSON response serialized by orjson."""
     return Response(
-        orjson.dumps(body, default=_to_json), status_code=status, media_type="application/json"
+        _dumps(body), status_code=status, media_type="application/json"
     )
+
+
+def _dumps(body: Any) -> bytes:
+    try:
+        return orjson.dumps(body, default=_to_json)
+    except TypeError as exc:  # an integer beyond 64 bits: written exactly, more slowly
+        if "64-bit" not in str(exc):
+            raise
+    return jsontext.dumps_bytes(_plain(body))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _to_json(value: Any) -> Any:

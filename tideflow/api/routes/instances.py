@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
-import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import Response
 
+from tideflow import jsontext, limits
 from tideflow.api.routes.events import json_response
 from tideflow.api.schemas import InstanceCreated, InstanceList, InstanceOut, Problem, TimelineOut
 from tideflow.api.services import Services, get_services
@@ -63,14 +63,16 @@ async def read_input(request: Request) -> Any:
 
     Raises:
         InvalidArgument: The body is not JSON, or not an object.
+        ValueLimitExceeded: It is nested too deep or too large.
     """
     body = await request.body()
     if not body.strip():
         return {}
     try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+        value = jsontext.loads(body)  # integers beyond 64 bits stay exact
+    except ValueError as exc:
         raise InvalidArgument(f"the input is not JSON: {exc}", argument="body") from None
+    limits.check_value(value, "the instance input")  # 413 VALUE_DEPTH/BYTES_LIMIT
     if not isinstance(value, dict):
         raise InvalidArgument(
             f"the input must be a JSON object, not {type(value).__name__}", argument="body"

@@ -24,7 +24,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tideflow.errors import ExpressionError
+from tideflow import limits
+from tideflow.errors import ExpressionError, ValueLimitExceeded
 from tideflow.runtime._actions import gather_all, invoke_action, is_skipped, merge_result
 from tideflow.runtime._context import Run
 from tideflow.runtime._states.basic import scope as state_scope
@@ -90,6 +91,14 @@ def _collection(run: Run, state: ForEachState, data: Any) -> list[Any]:
             f"(got {type(items).__name__})",
             state.name,
         )
+    most = limits.current().foreach_items
+    if len(items) > most:
+        too_many = ValueLimitExceeded(
+            f"FOREACH_ITEMS_LIMIT: inputCollection {state.input_collection!r} has "
+            f"{len(items)} items, more than {most}",
+            limit="foreach_items",
+        )
+        raise run.fault(too_many, state.name)
     return items
 
 

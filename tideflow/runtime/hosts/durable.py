@@ -54,12 +54,13 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from tideflow import ids
+from tideflow import ids, limits
 from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.errors import (
     FunctionCallError,
     InstanceNotFound,
     TideflowError,
+    ValueLimitExceeded,
     WorkflowLoadError,
     WorkflowNotFound,
     WorkflowValidationError,
@@ -254,7 +255,9 @@ class DurableRuntime:
         Raises:
             WorkflowNotFound: No such workflow (or version), or it is deleted.
             WorkflowValidationError: The stored definition no longer loads.
+            ValueLimitExceeded: The input is nested too deep or too large.
         """
+        limits.check_value(input, "the instance input")  # before any writer meets it
         new = NewInstance(
             id=instance_id or ids.new_sortable_id(),
             workflow_id=workflow_id,
@@ -287,6 +290,10 @@ class DurableRuntime:
                 code="SubflowNotFound",
                 retryable=False,
             ) from exc
+        try:
+            limits.check_value(call.input, "the sub-workflow's input")
+        except ValueLimitExceeded as exc:
+            raise FunctionCallError(exc.message, code=exc.code, retryable=False) from None
         new = NewInstance(
             id=child,
             workflow_id=call.workflow_id,

@@ -1,0 +1,158 @@
+"""Depth, size and count limits on values (pure).
+
+Every value that enters Tideflow from outside or that a workflow builds --
+instance inputs, state data, event data, function results, definitions,
+foreach collections -- is checked against these limits where it enters, so
+that no writer (the journal's JSON encoder, the event store, an HTTP answer)
+ever meets a value it cannot handle: orjson refuses nesting deeper than 254,
+and a 100 MB input costs gigabytes on its way through.
+
+A value beyond a limit fails with :class:`~tideflow.errors.ValueLimitExceeded`
+whose ``code`` names the limit (``VALUE_DEPTH_LIMIT``, ``VALUE_BYTES_LIMIT``,
+``FOREACH_ITEMS_LIMIT``, ``DEFINITION_NODES_LIMIT``): a refused request (4xx),
+a rejected event, or a failed instance.
+
+The limits come from the settings (:func:`configure`, called by ``tideflow
+serve``); the defaults are :class:`Limits`' field defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tideflow.errors import PathPart, ValueLimitExceeded
+
+__all__ = ["Limits", "check_definition", "check_value", "configure", "current"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """The limits (see ``docs/expressions.md``, "Limits").
+
+    Attributes:
+        value_depth: Nesting of arrays and objects in any value.
+        value_bytes: Size of any value as compact JSON (about).
+        foreach_items: Items of one foreach state's collection.
+        definition_nodes: Values in a workflow definition once its YAML
+            aliases are expanded (an alias counts as often as it is used).
+    """
+
+    value_depth: int = 128
+    value_bytes: int = 8 * 1024 * 1024
+    foreach_items: int = 10_000
+    definition_nodes: int = 100_000
+
+
+_current = Limits()
+
+
+def configure(limits: Limits) -> None:
+    """Use ``limits`` from now on (``tideflow serve`` passes the settings')."""
+    global _current
+    _current = limits
+
+
+def current() -> Limits:
+    """The limits in force."""
+    return _current
+
+
+def check_value(value: Any, what: str, limits: Limits | None = None) -> None:
+    """Raise when ``value`` is nested too deep or too large; ``what`` names it in the message.
+
+    Walks the value without recursion, so a value nested thousands deep is
+    refused, not a ``RecursionError``.
+
+    Raises:
+        ValueLimitExceeded: ``value_depth`` or ``value_bytes``, with the path
+            of the first value too deep.
+    """
+    limits = limits or _current
+    size = 0
+    stack: list[tuple[Any, int, tuple[PathPart, ...]]] = [(value, 1, ())]
+    while stack:
+        item, depth, path = stack.pop()
+        if isinstance(item, dict | list | tuple):
+            if depth > limits.value_depth:
+                raise ValueLimitExceeded(
+                    f"VALUE_DEPTH_LIMIT: {what} is nested deeper than {limits.value_depth}",
+                    limit="value_depth",
+                    path=path,
+                )
+            pairs = item.items() if isinstance(item, dict) else enumerate(item)
+            for key, child in pairs:
+                size += (len(key) + 4) if isinstance(key, str) else 1
+                stack.append((child, depth + 1, (*path, key)))
+            size += 2
+        else:
+            size += _scalar_size(item)
+        if size > limits.value_bytes:
+            raise ValueLimitExceeded(
+                f"VALUE_BYTES_LIMIT: {what} is larger than {limits.value_bytes} bytes",
+                limit="value_bytes",
+            )
+
+
+def check_definition(document: Any, limits: Limits | None = None) -> None:
+    """Refuse a parsed definition whose YAML aliases expand beyond the limits.
+
+    A YAML alias is parsed as a second reference to the same object, so a
+    509-byte "billion laughs" document parses into a few objects that expand
+    to billions of values the first time anything walks it. This counts the
+    expanded values (each shared object as often as it is referenced) and the
+    expanded depth, in time proportional to the distinct objects, before
+    anything else walks the document.
+
+    Raises:
+        ValueLimitExceeded: ``definition_nodes``, or ``value_depth``. (An
+            alias cycle is not expanded here; validation reports it.)
+    """
+    limits = limits or _current
+    sizes: dict[int, tuple[int, int]] = {}  # id -> (expanded values, expanded depth)
+    pending: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(document, False)]
+    while stack:
+        item, children_done = stack.pop()
+        if not isinstance(item, dict | list) or id(item) in sizes:
+            continue
+        children = list(item.values() if isinstance(item, dict) else item)
+        if not children_done:
+            if id(item) in pending:  # a cycle: counted once here, reported by validation
+                continue
+            pending.add(id(item))
+            stack.append((item, True))
+            stack.extend((child, False) for child in children)
+            continue
+        pending.discard(id(item))
+        count, depth = 1, 1
+        for child in children:
+            child_count, child_depth = sizes.get(id(child), (1, 0))
+            count += child_count
+            depth = max(depth, child_depth + 1)
+        sizes[id(item)] = (count, depth)
+        _check_expanded(count, depth, limits)
+
+
+def _check_expanded(count: int, depth: int, limits: Limits) -> None:
+    if count > limits.definition_nodes:
+        raise ValueLimitExceeded(
+            f"DEFINITION_NODES_LIMIT: the definition expands to more than "
+            f"{limits.definition_nodes} values (YAML aliases counted each time they are used)",
+            limit="definition_nodes",
+        )
+    if depth > limits.value_depth:
+        raise ValueLimitExceeded(
+            f"VALUE_DEPTH_LIMIT: the definition is nested deeper than {limits.value_depth}",
+            limit="value_depth",
+        )
+
+
+def _scalar_size(item: Any) -> int:
+    if isinstance(item, str):
+        return len(item) + 2
+    if item is None or isinstance(item, bool):
+        return 5
+    if isinstance(item, int):
+        return len(str(item)) if abs(item) >= 10**18 else 8
+    return 8
