@@ -47,6 +47,8 @@ RUNNABLE: dict[str, tuple[Any, list[dict[str, Any]], Any]] = {
     "authentication-bearer.yaml": ({"token": "t"}, [], pet(1)),
     "authentication-bearer-uri-format.yaml": ({"token": "t", "petId": 2}, [], pet(2)),
     "authentication-reusable.yaml": ({"token": "t", "petId": 3}, [], pet(3)),
+    "authentication-oauth2.yaml": ({"petId": 10}, [], pet(10)),
+    "authentication-oidc.yaml": ({"petId": 11}, [], pet(11)),
     "call-custom-function-inline.yaml": ({}, [], pet(69)),
     "call-http-endpoint-interpolation.yaml": ({"petId": 4}, [], pet(4)),
     "call-http-endpoint-interpolation-shorthand.yaml": ({"petId": 5}, [], pet(5)),
@@ -102,10 +104,8 @@ CONTAINER = "needs a container runtime (none here); run.container is off unless 
 NOT_RUNNABLE: dict[str, str] = {
     "accumulate-room-readings.yaml": "calls an OpenAPI document at myorg.io the corpus does not "
     "give; its output.as reads .data.reading from the listen's list of events",
-    "authentication-oauth2.yaml": "OAuth2 authentication is not sent by 1.0 calls yet",
-    "authentication-oauth2-secret.yaml": "OAuth2 authentication is not sent by 1.0 calls yet",
-    "authentication-oidc.yaml": "OIDC authentication is not sent by 1.0 calls yet",
-    "authentication-oidc-secret.yaml": "OIDC authentication is not sent by 1.0 calls yet",
+    "authentication-oauth2-secret.yaml": "secret-based authentication policies are not read yet",
+    "authentication-oidc-secret.yaml": "secret-based authentication policies are not read yet",
     "call-asyncapi-publish.yaml": "asyncapi calls are not run yet",
     "call-asyncapi-subscribe-consume-amount.yaml": "asyncapi calls are not run yet",
     "call-asyncapi-subscribe-consume-forever-foreach.yaml": "asyncapi calls are not run yet",

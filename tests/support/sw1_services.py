@@ -14,8 +14,9 @@ import base64
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import parse_qs
 
-from fastapi import Body, FastAPI, Header, HTTPException, Query
+from fastapi import Body, FastAPI, Header, HTTPException, Query, Request
 
 from tests.support.services import serve_in_thread
 
@@ -28,7 +29,12 @@ PUBLIC = (
     "https://example.com",
     "https://hospital.example.com",
     "https://virtual-wf-powered-race.com",
+    "http://keycloak",
 )
+TOKEN = "sw1-token"
+KNOWN_BEARERS = ("Bearer t", f"Bearer {TOKEN}")
+PROTECTED = ("10", "11")
+"""Pets shown only with a token of the stand-in OAuth2/OIDC authority (``keycloak``)."""
 LUKE = {"name": "Luke Skywalker", "homeworld": "https://swapi.dev/api/planets/1/"}
 
 SWAGGER: dict[str, Any] = {
@@ -85,7 +91,11 @@ def create_app() -> FastAPI:
         return [_pet(i, status[0]) for i in (1, 2, 3)]
 
     @app.get("/v2/pet/{pet_id}")
-    async def by_id(pet_id: str) -> dict[str, Any]:
+    async def by_id(pet_id: str, authorization: str = Header("")) -> dict[str, Any]:
+        if authorization.startswith("Bearer ") and authorization not in KNOWN_BEARERS:
+            raise HTTPException(401, "unknown token")
+        if pet_id in PROTECTED and authorization != f"Bearer {TOKEN}":
+            raise HTTPException(401, "this pet needs a token of the stand-in authority")
         if not pet_id.isdigit():
             raise HTTPException(404, "Pet not found")
         return _pet(int(pet_id))
@@ -106,7 +116,26 @@ def create_app() -> FastAPI:
     return app
 
 
+def _token_routes(app: FastAPI) -> None:
+    realm = "/realms/fake-authority"
+
+    async def token(request: Request) -> dict[str, Any]:
+        form = parse_qs((await request.body()).decode())
+        if form.get("client_secret") != ["workflow-runtime-secret"]:
+            raise HTTPException(401, "invalid_client")
+        return {"access_token": TOKEN, "expires_in": 300}
+
+    app.post(f"{realm}/auth/token")(token)
+    app.post(f"{realm}/protocol/openid-connect/token")(token)
+
+    @app.get(f"{realm}/.well-known/openid-configuration")
+    async def discovery() -> dict[str, Any]:
+        return {"token_endpoint": f"http://keycloak{realm}/protocol/openid-connect/token"}
+
+
 def _other_routes(app: FastAPI) -> None:
+    _token_routes(app)
+
     @app.get("/api/people/")
     async def search(search: str = "") -> dict[str, Any]:
         found = [LUKE] if search.lower() in LUKE["name"].lower() else []

@@ -20,7 +20,10 @@ from typing import Any
 
 import httpx
 
+from tideflow.runtime.functions.auth import AuthProvider
 from tideflow.runtime.functions.types import (
+    AuthDefinition,
+    ClientLike,
     Invocation,
     UsesClient,
     call_error,
@@ -28,24 +31,66 @@ from tideflow.runtime.functions.types import (
     send,
 )
 
-__all__ = ["HttpInvoker", "auth_headers", "check_range", "shape"]
+__all__ = ["HttpInvoker", "auth_definition", "check_range", "oauth_definition", "shape"]
 
 
-def auth_headers(policy: Any) -> dict[str, str]:
-    """The ``Authorization`` header of an evaluated 1.0 authentication policy.
+_GRANTS = {
+    "client_credentials": "clientCredentials",
+    "password": "password",
+    "urn:ietf:params:oauth:grant-type:token-exchange": "tokenExchange",
+}
+
+
+def oauth_definition(scheme: str, policy: Mapping[str, Any]) -> AuthDefinition:
+    """A 1.0 ``oauth2``/``oidc`` policy as the OAuth2 definition the 0.8 provider takes.
+
+    ``oauth2`` asks ``authority`` + ``endpoints.token`` (by default
+    ``/oauth2/token``) for tokens; ``oidc`` finds the token endpoint by the
+    authority's OpenID discovery.
+
+    Raises:
+        FunctionCallError: A grant Tideflow does not request (code ``NotSupported``).
+    """
+    grant = str(policy.get("grant", "client_credentials"))
+    if grant not in _GRANTS:
+        raise call_error(f"{scheme} grant '{grant}' is not supported", code="NotSupported")
+    client = policy.get("client") or {}
+    authority = str(policy.get("authority", "")).rstrip("/")
+    properties: dict[str, Any] = {
+        "authority": authority,
+        "grantType": _GRANTS[grant],
+        "clientId": client.get("id"),
+        "scopes": policy.get("scopes"),
+        "audiences": policy.get("audiences"),
+        "username": policy.get("username"),
+        "password": policy.get("password"),
+        "subjectToken": (policy.get("subject") or {}).get("token"),
+    }
+    if client.get("secret") is not None:
+        properties["clientSecret"] = client["secret"]
+    if scheme == "oauth2":  # oidc: the token endpoint comes from OpenID discovery
+        path = str((policy.get("endpoints") or {}).get("token") or "/oauth2/token")
+        properties["tokenUrl"] = path if "://" in path else f"{authority}/{path.lstrip('/')}"
+    name = f"{scheme}:{authority}:{client.get('id')}"
+    return AuthDefinition(name=name, scheme="oauth2", properties=properties)
+
+
+def auth_definition(policy: Any) -> AuthDefinition | None:
+    """An evaluated 1.0 authentication policy as the definition the auth provider takes.
 
     Raises:
         FunctionCallError: A scheme Tideflow does not send yet (code ``NotSupported``).
     """
     if not isinstance(policy, Mapping) or not policy:
-        return {}
-    basic = policy.get("basic")
-    if isinstance(basic, Mapping):
-        pair = f"{basic.get('username', '')}:{basic.get('password', '')}".encode()
-        return {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
-    bearer = policy.get("bearer")
-    if isinstance(bearer, Mapping):
-        return {"Authorization": f"Bearer {bearer.get('token', '')}"}
+        return None
+    for scheme in ("basic", "bearer"):
+        found = policy.get(scheme)
+        if isinstance(found, Mapping):
+            return AuthDefinition(name=scheme, scheme=scheme, properties=dict(found))
+    for scheme in ("oauth2", "oidc"):
+        found = policy.get(scheme)
+        if isinstance(found, Mapping):
+            return oauth_definition(scheme, found)
     scheme = next(iter(policy))
     raise call_error(f"authentication '{scheme}' is not supported yet", code="NotSupported")
 
@@ -71,12 +116,23 @@ def check_range(response: httpx.Response, what: str, redirect: Any) -> None:
 class HttpInvoker(UsesClient):
     """Sends the request of a ``call: http`` task."""
 
+    def __init__(self, client: ClientLike, auth: AuthProvider) -> None:
+        """Args:
+        client: The HTTP client.
+        auth: Gets (and caches) OAuth2/OIDC tokens.
+        """
+        super().__init__(client)
+        self._auth = auth
+
     async def invoke(self, call: Invocation) -> Any:
         """Send the request and shape the result as ``output`` asks."""
         args = call.arguments
         method = str(args.get("method", "get")).upper()
         uri = str(args.get("uri", ""))
-        headers = {**_strings(args.get("headers")), **auth_headers(args.get("authentication"))}
+        headers = {
+            **_strings(args.get("headers")),
+            **await self._auth.headers(auth_definition(args.get("authentication"))),
+        }
         body = args.get("body")
         request = self._client.build_request(
             method,

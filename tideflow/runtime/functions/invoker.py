@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
@@ -13,7 +14,7 @@ from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.runtime.functions.auth import AuthProvider
 from tideflow.runtime.functions.custom import RestShorthandInvoker, sysout
 from tideflow.runtime.functions.graphql import GraphQLInvoker
-from tideflow.runtime.functions.http import HttpInvoker, check_range, shape
+from tideflow.runtime.functions.http import HttpInvoker, auth_definition, check_range, shape
 from tideflow.runtime.functions.odata import ODataInvoker
 from tideflow.runtime.functions.python import PythonFunction, call_function, load_function
 from tideflow.runtime.functions.rest import RestInvoker
@@ -81,7 +82,7 @@ class FunctionInvoker:
         self._graphql = GraphQLInvoker(self.client, auth)
         self._odata = ODataInvoker(self.client, auth)
         self._shorthand = RestShorthandInvoker(self.client, auth, servers)
-        self._http = HttpInvoker(self.client)
+        self._http = HttpInvoker(self.client, auth)
         self._python: dict[str, PythonFunction] = {}
 
     async def __aenter__(self) -> FunctionInvoker:
@@ -160,6 +161,9 @@ class FunctionInvoker:
     async def _openapi(self, call: Invocation) -> Any:
         """A 1.0 ``call: openapi``: arguments ``parameters``, ``output``, ``redirect``."""
         args = call.arguments
+        auth = auth_definition(args.get("authentication"))
+        if auth is not None:
+            call = replace(call, auth=auth)
         response = await self.rest.send(call, args.get("parameters") or {})
         check_range(response, f"call {call.name!r}", args.get("redirect"))
         return shape(str(args.get("output", "content")), response)
