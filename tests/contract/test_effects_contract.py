@@ -40,6 +40,8 @@ class Outcome:
     output: Any = None
     error_code: str | None = None
     emitted: list[dict[str, Any]] = field(default_factory=list)
+    timeline: list[tuple[str, str]] = field(default_factory=list)
+    """``(kind, step key)`` of the interpreter's steps (of the last run), in order."""
 
 
 class Harness(Protocol):
@@ -67,10 +69,14 @@ class LocalHarness:
         host = LocalHost(LocalOptions(events=list(events), log=lambda _: None))
         run = await host.run_file(self.folder / f"{workflows[0]['id']}.json", input)
         result = run.result
+        timeline = [(step.kind, step.key) for step in result.timeline]
         if isinstance(result, Failed):
-            return Outcome(run.instance_id, result.status, error_code=result.error.code)
+            code = result.error.code
+            return Outcome(run.instance_id, result.status, error_code=code, timeline=timeline)
         assert isinstance(result, Completed | Terminated), result
-        return Outcome(run.instance_id, result.status, result.output, emitted=run.emitted)
+        return Outcome(
+            run.instance_id, result.status, result.output, emitted=run.emitted, timeline=timeline
+        )
 
 
 class DurableHarness:
@@ -97,10 +103,17 @@ class DurableHarness:
                 assert await rt.deliver_events(row.id, wait_key, [event])
             done = await rt.wait_for_completion(row.id, TIMEOUT)
             emitted = list(rt.emitted)
+            steps = await rt.instances.timeline(row.id)
         assert done.final, f"{done.status}: the scenario did not end"
+        last = [(t.kind, t.step_key) for t in steps if t.run_no == done.run_no]
+        timeline = [(kind, key) for kind, key in last if not kind.startswith(_HOST_ROWS)]
         if done.status == "failed":
-            return Outcome(row.id, "failed", error_code=(done.error or {}).get("code"))
-        return Outcome(row.id, done.status, done.output, emitted=emitted)
+            code = (done.error or {}).get("code")
+            return Outcome(row.id, "failed", error_code=code, timeline=timeline)
+        return Outcome(row.id, done.status, done.output, emitted=emitted, timeline=timeline)
+
+
+_HOST_ROWS = ("timer.", "instance.")  # the durable host's own timeline rows
 
 
 async def _open_wait(rt: Any, instance_id: str) -> str:
@@ -210,6 +223,8 @@ async def test_retries_back_off_and_keep_the_same_key(host: Harness, services: S
     assert outcome.output["r"]["attempts"] == 3
     key = f"{outcome.instance_id}/Call/action:0"
     assert _keys(services, "flaky") == [key, key, key]
+    retries = [step for kind, step in outcome.timeline if kind == "retry"]
+    assert retries == ["Call/action:0/attempt:1", "Call/action:0/attempt:2"]
 
 
 async def test_retries_run_out_and_the_instance_fails_with_the_code(
@@ -279,12 +294,14 @@ async def test_an_event_wait_gets_its_event(host: Harness) -> None:
     outcome = await host.run([_approval()], {}, events=[_event({"by": "ada"})])
     assert outcome.status == "completed"
     assert outcome.output == {"ok": {"by": "ada"}}
+    assert ("event.received", "Wait/events") in outcome.timeline
 
 
 async def test_an_event_wait_times_out_without_its_event(host: Harness) -> None:
     outcome = await host.run([_approval("PT0.2S")], {})
     assert outcome.status == "completed"
     assert outcome.output == {"ok": None}  # the timeout moves on without the event's data
+    assert ("event.timeout", "Wait/events") in outcome.timeline
 
 
 async def test_a_sleep_ends_and_the_run_goes_on(host: Harness) -> None:
