@@ -73,7 +73,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from tideflow.runtime.result import RunResult, Step
+    from tideflow.runtime.state import InstanceState
 
 T = TypeVar("T")
 
@@ -274,3 +278,38 @@ class Effects(Protocol):
     def new_id(self) -> str:
         """A new unique id."""
         ...
+
+
+class WorkflowInterpreter(Protocol):
+    """What hosts run: the 0.8 or the 1.0 interpreter of one compiled definition.
+
+    One interpreter runs any number of instances; what belongs to one run --
+    its effects and its callbacks -- goes to :meth:`run`.
+    """
+
+    @property
+    def workflow(self) -> object:
+        """The model it was compiled from."""
+
+    @property
+    def secrets(self) -> Mapping[str, Any]:
+        """``$SECRETS``."""
+
+    @property
+    def constants(self) -> Mapping[str, Any]:
+        """``$CONST`` (empty for 1.0)."""
+
+    @property
+    def sonataflow(self) -> bool:
+        """SonataFlow's leniencies are on (never for 1.0)."""
+
+    async def run(
+        self,
+        input: Any,
+        effects: Effects,
+        *,
+        instance_id: str | None = None,
+        on_step: Callable[[Step], None] | None = None,
+        on_state: Callable[[InstanceState], None] | None = None,
+    ) -> RunResult:
+        """Run one instance to its end (never raises for workflow faults)."""

@@ -96,6 +96,11 @@ class Interpreter:
         self._wet_seconds = None if wet is None else duration_seconds(wet.duration)
         self._input = self.compiled.input
 
+    @property
+    def sonataflow(self) -> bool:
+        """SonataFlow's leniencies are on (``dialect="sonataflow"``); hosts read this too."""
+        return self.compiled.sonataflow
+
     async def run(
         self,
         input: Any,

@@ -43,7 +43,6 @@ def _ts(value: datetime | None) -> str | None:
     return None if value is None else format_timestamp(value)
 
 
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WorkflowVersion:
     """One stored version of a workflow definition."""
@@ -227,7 +226,6 @@ class TimelineEntry:
         }
 
 
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WaitMatch:
     """An open wait one event may answer."""
@@ -285,7 +283,6 @@ class KeptEvent:
         )
 
 
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OpenWait:
     """An open event wait, locked by the transaction that read it."""
@@ -308,5 +305,3 @@ class OpenWait:
             events=loads(row["events"]) or [],
             received=loads(row["received"]) or [],
         )
-
-

@@ -76,6 +76,8 @@ class Interpreter:
         self.secrets = dict(secrets or {})
         self.constants: Mapping[str, Any] = {}
         """1.0 has no constants; hosts read this as they do for 0.8."""
+        self.sonataflow = False
+        """1.0 has no dialects; hosts read this as they do for 0.8."""
 
     async def run(
         self,

@@ -15,6 +15,7 @@ from typing import cast
 
 from tideflow.errors import TideflowError
 from tideflow.runtime.dsl1 import Interpreter as Interpreter1
+from tideflow.runtime.effects import WorkflowInterpreter
 from tideflow.runtime.gateway import PostgresRegistry
 from tideflow.runtime.hosts.plumbing import workflow_secrets
 from tideflow.runtime.interpreter import Interpreter
@@ -22,7 +23,10 @@ from tideflow.workflow import loader
 from tideflow.workflow.dsl1 import is_dsl1, load_document
 from tideflow.workflow.model import Workflow
 
-__all__ = ["Definitions"]
+__all__ = ["Definition", "Definitions"]
+
+Definition = tuple[Workflow, WorkflowInterpreter]
+"""A version's model and its interpreter."""
 
 
 class Definitions:
@@ -48,10 +52,12 @@ class Definitions:
         self._base_dir = base_dir
         self._module_dirs = module_dirs
         self._dialect = dialect
-        self._loading: dict[tuple[str, str], asyncio.Future[tuple[Workflow, Interpreter]]] = {}
+        self._loading: dict[
+            tuple[str, str], asyncio.Future[tuple[Workflow, WorkflowInterpreter]]
+        ] = {}
         self._module_dir_cache: dict[str, Path] = {}
 
-    async def get(self, workflow_id: str, version: str) -> tuple[Workflow, Interpreter]:
+    async def get(self, workflow_id: str, version: str) -> Definition:
         """The workflow model and its interpreter, compiled once per version.
 
         Raises:
@@ -70,7 +76,7 @@ class Definitions:
             self._loading.pop(key, None)
             raise
 
-    async def _load(self, workflow_id: str, version: str) -> tuple[Workflow, Interpreter]:
+    async def _load(self, workflow_id: str, version: str) -> tuple[Workflow, WorkflowInterpreter]:
         stored = await self._registry.get(workflow_id, version)
         dialect = self._dialect or dialect_of(stored.content_type)
         if is_dsl1(stored.definition):
@@ -78,7 +84,7 @@ class Definitions:
             dsl1 = Interpreter1(model, secrets=workflow_secrets(model))
             # A 1.0 model and interpreter offer what the hosts read of a 0.8 pair
             # (identifier, version, secrets; run, secrets, constants).
-            return cast(Workflow, model), cast(Interpreter, dsl1)
+            return cast(Workflow, model), dsl1
         workflow = loader.load_workflow(
             stored.source_text, base_dir=self._base_dir, local_files=True, dialect=dialect
         )

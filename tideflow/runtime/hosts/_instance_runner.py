@@ -33,12 +33,12 @@ from tideflow.errors import (
     WorkflowValidationError,
 )
 from tideflow.expression_budget import EvaluationPending, deferring
+from tideflow.runtime.effects import WorkflowInterpreter
 from tideflow.runtime.functions import AuthDefinition
 from tideflow.runtime.gateway import InstanceRow
 from tideflow.runtime.hosts._journaled_effects import DurableEffects
 from tideflow.runtime.hosts._runner_services import RunnerServices
 from tideflow.runtime.hosts.plumbing import resolve_auth
-from tideflow.runtime.interpreter import Interpreter
 from tideflow.runtime.journal import Continue, Control, Finish, Park, Stop
 from tideflow.runtime.result import ContinuedAs, Failed, RunResult, Step, Terminated, WorkflowError
 from tideflow.runtime.state import InstanceState
@@ -88,7 +88,7 @@ class InstanceRunner:
         self._workflow: Workflow | None = None
         self._fresh = fresh
         self._loaded = loaded
-        self._interpreter: Interpreter | None = None
+        self._interpreter: WorkflowInterpreter | None = None
         self._active = 0
         self._ticks = 0
         self._parked: list[_Parked] = []
@@ -200,8 +200,7 @@ class InstanceRunner:
     @property
     def sonataflow(self) -> bool:
         """The definition runs with SonataFlow's leniencies (deployed with that dialect)."""
-        compiled = getattr(self._interpreter, "compiled", None)  # 1.0 has no dialects
-        return compiled is not None and bool(compiled.sonataflow)
+        return self._interpreter is not None and self._interpreter.sonataflow
 
     def auth(self, name: str | None) -> AuthDefinition | None:
         """The workflow's auth definition ``name``, its properties evaluated."""

@@ -21,11 +21,10 @@ import asyncpg
 
 from tideflow import ids
 from tideflow.clock import Clock
-from tideflow.runtime.effects import SubflowCall
+from tideflow.runtime.effects import SubflowCall, WorkflowInterpreter
 from tideflow.runtime.functions import Invocation
 from tideflow.runtime.functions.policy import PythonPolicy
 from tideflow.runtime.functions.python import PythonFunction
-from tideflow.runtime.interpreter import Interpreter
 from tideflow.runtime.journal import JournalWriter
 from tideflow.settings import Settings
 from tideflow.workflow.model import Workflow
@@ -141,7 +140,9 @@ class RunnerServices(Protocol):
     def memory_sleep(self) -> float:
         """Longest sleep slept in memory (longer ones park)."""
 
-    async def interpreter(self, workflow_id: str, version: str) -> tuple[Workflow, Interpreter]:
+    async def interpreter(
+        self, workflow_id: str, version: str
+    ) -> tuple[Workflow, WorkflowInterpreter]:
         """The workflow model and its interpreter, compiled once per version."""
 
     async def resolve_version(self, workflow_id: str, version: str | None) -> str:

@@ -68,7 +68,7 @@ from tideflow.errors import (
 from tideflow.notify import CONNECTION_ERRORS
 from tideflow.runtime import gateway
 from tideflow.runtime.claimer import ClaimerOptions, InstanceClaimer
-from tideflow.runtime.effects import SubflowCall
+from tideflow.runtime.effects import SubflowCall, WorkflowInterpreter
 from tideflow.runtime.functions import FunctionInvoker, Invocation
 from tideflow.runtime.functions.policy import PythonPolicy
 from tideflow.runtime.gateway import InstanceRow, PostgresInstances, PostgresRegistry
@@ -82,7 +82,6 @@ from tideflow.runtime.hosts._runner_services import (
     RuntimeOptions,
 )
 from tideflow.runtime.hosts._wait_delivery import Answer, WaitDelivery
-from tideflow.runtime.interpreter import Interpreter
 from tideflow.runtime.journal import JournalWriter, NewInstance
 from tideflow.runtime.status import InstanceStatus
 from tideflow.runtime.wakeups import WAKE_KIND, TimerLoader, fire_wakeups
@@ -443,7 +442,9 @@ class DurableRuntime:
 
     # --- what the runners use (RunnerServices) --------------------------------------
 
-    async def interpreter(self, workflow_id: str, version: str) -> tuple[Workflow, Interpreter]:
+    async def interpreter(
+        self, workflow_id: str, version: str
+    ) -> tuple[Workflow, WorkflowInterpreter]:
         """The workflow model and its interpreter, compiled once per version.
 
         Raises:

@@ -44,6 +44,7 @@ from tideflow.runtime.effects import (
     FunctionCall,
     SleepRequest,
     SubflowCall,
+    WorkflowInterpreter,
 )
 from tideflow.runtime.functions import FunctionInvoker, Invocation
 from tideflow.runtime.functions.python import PythonFunction
@@ -243,7 +244,7 @@ class LocalHost:
         self.emitted: list[dict[str, Any]] = []
         self.subflows = SubflowIndex([])
         self._loaded: dict[Path, Workflow] = {}
-        self._interpreters: dict[int, Interpreter | Interpreter1] = {}
+        self._interpreters: dict[int, WorkflowInterpreter] = {}
         self._keep: set[asyncio.Task[Any]] = set()
         self._drop: set[asyncio.Task[Any]] = set()
 
@@ -299,7 +300,7 @@ class LocalHost:
             self._loaded[path] = model
         return self._loaded[path]
 
-    def _interpreter(self, workflow: Workflow) -> Interpreter | Interpreter1:
+    def _interpreter(self, workflow: Workflow) -> WorkflowInterpreter:
         """The interpreter of ``workflow``'s DSL (0.8 or 1.0), compiled once per definition."""
         found = self._interpreters.get(id(workflow))
         if found is None or found.workflow is not workflow:
@@ -335,7 +336,7 @@ class LocalHost:
             effects = LocalEffects(self, workflow, base_dir, instance_id or ids.new_id())
             interpreter = self._interpreter(workflow)
             effects.variables = {
-                "CONST": interpreter.constants if isinstance(interpreter, Interpreter) else {},
+                "CONST": interpreter.constants,
                 "SECRETS": interpreter.secrets,
             }
             on_step = self._on_step(workflow, nested=parent is not None or not first)
@@ -350,7 +351,7 @@ class LocalHost:
         raise TideflowError(f"more than {_MAX_CONTINUATIONS} continueAs runs in a row")
 
 
-def _compile(workflow: Workflow | Workflow1, options: LocalOptions) -> Interpreter | Interpreter1:
+def _compile(workflow: Workflow | Workflow1, options: LocalOptions) -> WorkflowInterpreter:
     """The interpreter of a workflow's DSL: 1.0 or 0.8 (``loader.load_any`` gives either)."""
     secrets = workflow_secrets(workflow, options.secrets)
     if isinstance(workflow, Workflow1):
