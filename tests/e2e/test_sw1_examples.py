@@ -10,6 +10,7 @@ with the reason. A new example in the corpus fails
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -49,6 +50,8 @@ RUNNABLE: dict[str, tuple[Any, list[dict[str, Any]], Any]] = {
     "authentication-reusable.yaml": ({"token": "t", "petId": 3}, [], pet(3)),
     "authentication-oauth2.yaml": ({"petId": 10}, [], pet(10)),
     "authentication-oidc.yaml": ({"petId": 11}, [], pet(11)),
+    "authentication-oauth2-secret.yaml": ({"petId": 10}, [], pet(10)),
+    "authentication-oidc-secret.yaml": ({"petId": 11}, [], pet(11)),
     "call-custom-function-inline.yaml": ({}, [], pet(69)),
     "call-http-endpoint-interpolation.yaml": ({"petId": 4}, [], pet(4)),
     "call-http-endpoint-interpolation-shorthand.yaml": ({"petId": 5}, [], pet(5)),
@@ -104,8 +107,6 @@ CONTAINER = "needs a container runtime (none here); run.container is off unless 
 NOT_RUNNABLE: dict[str, str] = {
     "accumulate-room-readings.yaml": "calls an OpenAPI document at myorg.io the corpus does not "
     "give; its output.as reads .data.reading from the listen's list of events",
-    "authentication-oauth2-secret.yaml": "secret-based authentication policies are not read yet",
-    "authentication-oidc-secret.yaml": "secret-based authentication policies are not read yet",
     "call-asyncapi-publish.yaml": "asyncapi calls are not run yet",
     "call-asyncapi-subscribe-consume-amount.yaml": "asyncapi calls are not run yet",
     "call-asyncapi-subscribe-consume-forever-foreach.yaml": "asyncapi calls are not run yet",
@@ -136,6 +137,15 @@ NOT_RUNNABLE: dict[str, str] = {
 }  # fmt: skip
 
 
+AUTHORITY = {
+    "authority": "http://keycloak/realms/fake-authority",
+    "grant": "client_credentials",
+    "client": {"id": "workflow-runtime-id", "secret": "workflow-runtime-secret"},
+}
+SECRETS = {"TIDEFLOW_SECRET_mySecret": json.dumps(AUTHORITY)}
+"""The policy the ``*-secret`` examples read from their secret ``mySecret``."""
+
+
 @pytest.fixture(scope="module")
 def servers() -> Iterator[list[str]]:
     with start_stand_ins() as redirects:
@@ -149,7 +159,8 @@ def tideflow_run(
     feed.write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
     command = [sys.executable, "-m", "tideflow.cli", "run", str(EXAMPLES / name),
                "--input", json.dumps(data), "--events", str(feed), *servers]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    env = {**os.environ, **SECRETS}
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False, env=env)
 
 
 @needs_sw1

@@ -126,6 +126,7 @@ def _token_routes(app: FastAPI) -> None:
         return {"access_token": TOKEN, "expires_in": 300}
 
     app.post(f"{realm}/auth/token")(token)
+    app.post(f"{realm}/oauth2/token")(token)  # the 1.0 default token endpoint
     app.post(f"{realm}/protocol/openid-connect/token")(token)
 
     @app.get(f"{realm}/.well-known/openid-configuration")

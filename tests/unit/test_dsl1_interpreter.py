@@ -339,3 +339,27 @@ do:
     too_big = await run(text, {"id": 12})
     assert too_big.error.details["instance"] == "/do/0/shape"
     assert "at /id" in too_big.error.details["detail"]
+
+
+async def test_a_policy_read_from_a_missing_secret_is_an_authorization_error():
+    text = """
+use:
+  secrets: [creds]
+do:
+  - fetch:
+      call: http
+      with:
+        method: get
+        endpoint: {uri: 'https://example.com/x', authentication: {basic: {use: creds}}}
+"""
+    result = await run(text, None, ScriptedEffects({"fetch": {"ok": True}}))
+    assert result.error.details["type"].endswith("/errors/authorization")
+    assert result.error.code == "403"
+    model = workflow(text)
+    found = ScriptedEffects({"fetch": {"ok": True}})
+    secret = '{"username": "ada", "password": "pw"}'
+    done = await Interpreter(model, secrets={"creds": secret}).run(None, found)
+    assert isinstance(done, Completed)
+    assert done.output == {"ok": True}
+    call = next(r for r in found.requests if isinstance(r, FunctionCall))
+    assert call.arguments["authentication"] == {"basic": {"username": "ada", "password": "pw"}}

@@ -10,6 +10,7 @@ with the invokers it already has.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -59,9 +60,33 @@ def _endpoint(endpoint: Any, data: Any, variables: Mapping[str, Any], instance: 
 def _authentication(ex: Executor, policy: Any, data: Any, variables: Any, instance: str) -> Any:
     if isinstance(policy, Mapping) and set(policy) == {"use"}:
         policy = ex.run.workflow.use_entry("authentications", policy["use"])
-    if policy is None:
+    if not isinstance(policy, Mapping):
         return None
+    policy = {scheme: _from_secret(ex, body, instance) for scheme, body in policy.items()}
     return template(policy, data, variables, instance)
+
+
+def _from_secret(ex: Executor, body: Any, instance: str) -> Any:
+    """A policy's properties, read from the secret it names (``basic: name``, ``{use: name}``).
+
+    A secret given as text (an environment variable) is read as JSON. A
+    missing or unreadable secret is an ``authorization`` error (403).
+    """
+    if isinstance(body, Mapping) and set(body) == {"use"}:
+        name = body["use"]
+    elif isinstance(body, str):
+        name = body
+    else:
+        return body
+    value = ex.run.base["secrets"].get(name)
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            value = None
+    if not isinstance(value, Mapping):
+        raise standard_error("authorization", instance, f"secret {name!r} holds no policy")
+    return value
 
 
 async def _invoke(ex: Executor, key: str, target: CallTarget, arguments: Any, task: Task) -> Any:
