@@ -222,15 +222,14 @@ async def test_an_event_before_the_wait_is_kept_from_the_instance_start(pg_url: 
         assert await system.count(pending, "early") == 1  # the one from before stays unclaimed
 
 
-async def test_a_start_event_creates_one_instance_per_event_and_redelivery_adds_none(
-    pg_url: str,
-) -> None:
-    doc = {
-        "id": "started",
+def started_by(workflow_id: str, event_type: str) -> dict[str, Any]:
+    """A workflow each event of ``event_type`` (source ``/t``) starts; its output is ``.go``."""
+    return {
+        "id": workflow_id,
         "version": "1",
         "specVersion": "0.8",
         "start": "Wait",
-        "events": [{"name": "Go", "type": "test.go", "source": "/t"}],
+        "events": [{"name": "Go", "type": event_type, "source": "/t"}],
         "states": [
             {
                 "name": "Wait",
@@ -240,6 +239,12 @@ async def test_a_start_event_creates_one_instance_per_event_and_redelivery_adds_
             }
         ],
     }
+
+
+async def test_a_start_event_creates_one_instance_per_event_and_redelivery_adds_none(
+    pg_url: str,
+) -> None:
+    doc = started_by("started", "test.go")
     async with running(pg_url) as system:
         await system.deploy(json.dumps(doc))
         events = [
@@ -253,6 +258,30 @@ async def test_a_start_event_creates_one_instance_per_event_and_redelivery_adds_
         await system.subscriber.consume(batch)
         results = await outputs(system)
         assert sorted(output["go"] for _, output in results.values()) == [0, 1, 2]
+
+
+async def compiled(system: System, workflow_id: str, *, present: bool = True) -> bool:
+    """Whether the subscriber has (or, ``present=False``, has dropped) the workflow within 30 s."""
+    for _ in range(1500):
+        if (workflow_id in system.subscriber.index.compiled) == present:
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
+async def test_a_deploy_by_another_process_subscribes_its_workflow(pg_url: str) -> None:
+    doc = started_by("elsewhere", "test.elsewhere")
+    started = "SELECT count(*) FROM tideflow_instances WHERE workflow_id = 'elsewhere'"
+    async with running(pg_url) as system:
+        other = PostgresRegistry(system.pool)  # another process's registry: no callback here
+        assert other is not system.runtime.registry
+        await other.deploy("elsewhere", "1", json.dumps(doc), "application/json", doc)
+        assert await compiled(system, "elsewhere")  # the NOTIFY reached the subscriber
+        event = {"specversion": "1.0", "id": "e1", "source": "/t", "type": "test.elsewhere"}
+        await system.store.append(DEFAULT_BUS, [{**event, "data": {"go": 1}}])
+        assert await system.until(started, 1) == 1
+        await other.delete("elsewhere")
+        assert await compiled(system, "elsewhere", present=False)
 
 
 async def test_a_produced_event_resumes_the_instance_waiting_for_it(pg_url: str) -> None:

@@ -5,7 +5,8 @@
   instances get; running instances keep the version they started with. It
   announces every deploy and delete to the callbacks registered with
   :meth:`PostgresRegistry.on_change` (the workflow subscriber recompiles the
-  workflow's event subscriptions): a process has one registry.
+  workflow's event subscriptions): a process has one registry. Other
+  processes hear of it on :data:`REGISTRY_CHANNEL`.
 * :class:`PostgresInstances` reads and changes instances, their timelines and
   event waits. The runtime's hot path (journal, status changes) goes through
   :class:`tideflow.runtime.journal.JournalWriter`; this class is what the API
@@ -53,6 +54,7 @@ from tideflow.runtime.status import InstanceStatus
 
 __all__ = [
     "NOTIFY_CHANNEL",
+    "REGISTRY_CHANNEL",
     "InstanceRow",
     "KeptEvent",
     "OpenWait",
@@ -73,6 +75,10 @@ _D = load_queries("tideflow.runtime", "deliver.sql")
 
 NOTIFY_CHANNEL = "tideflow_runtime"
 """LISTEN/NOTIFY channel: payload ``wake`` (instances runnable) or ``done:<id>``."""
+
+REGISTRY_CHANNEL = "tideflow_registry"
+"""LISTEN/NOTIFY channel: payload ``<workflow id>`` after a deploy or delete committed
+(other processes' subscribers listen: their registries do not call them back)."""
 
 
 RegistryListener = Callable[[str], Awaitable[None]]
@@ -141,6 +147,7 @@ class PostgresRegistry:
                         dumps(definition_json),
                     )
                 await conn.execute(_Q["set_latest"], workflow_id, name)
+                await conn.execute(_Q["notify"], REGISTRY_CHANNEL, workflow_id)
                 stored = WorkflowVersion.from_row(row)
         except asyncpg.PostgresError as exc:
             raise StoreError(f"deploying workflow {workflow_id!r} failed: {exc}") from exc
@@ -188,8 +195,10 @@ class PostgresRegistry:
         Raises:
             WorkflowNotFound: No such (non-deleted) workflow.
         """
-        async with self._pool.acquire() as conn:
+        async with self._pool.acquire() as conn, conn.transaction():
             found = await conn.fetchval(_Q["delete_workflow"], workflow_id)
+            if found is not None:
+                await conn.execute(_Q["notify"], REGISTRY_CHANNEL, workflow_id)
         if found is None:
             raise WorkflowNotFound(f"workflow {workflow_id!r} is not deployed")
         await self._changed(workflow_id)

@@ -25,6 +25,11 @@ event, in offset order:
    :data:`CHANNEL`), the kept events that arrived after the instance started
    are delivered to it: events are consumed from the instance's start.
 
+Deploys and deletes recompile a workflow's subscriptions: at once for this
+process's registry (its ``on_change`` callback), and on the NOTIFY channel
+``tideflow_registry`` for the other processes' (after a reconnect of the
+listener, every workflow is recompiled: notifications may have been lost).
+
 See ``docs/events.md``.
 """
 
@@ -41,6 +46,7 @@ import asyncpg
 from tideflow.errors import TideflowError, WorkflowNotFound
 from tideflow.eventstore.store import DEFAULT_BUS
 from tideflow.notify import CONNECTION_ERRORS, Listener
+from tideflow.runtime.gateway import REGISTRY_CHANNEL
 from tideflow.runtime.waits import NEW_WAIT_CHANNEL, EventWaits, WaitMatch, WaitRef
 from tideflow.supervise import Supervisor
 from tideflow.triggers.start_sets import DEFAULT_RETENTION, StartSets, Taken
@@ -121,7 +127,10 @@ class WorkflowSubscriber:
         """Owns the listener and the loop answering new waits (``/healthz`` reports them)."""
         self.listener = Listener(pool, "correlation", clock=runtime.clock, health=self.supervisor)
         self.listener.listen(CHANNEL, self._notified)
+        self.listener.listen(REGISTRY_CHANNEL, self._redeployed)  # by another process
         self.listener.on_reconnect(self._resweep)  # new waits may have been missed meanwhile
+        self._redeploys: dict[str, None] = {}
+        self._reload = False  # every workflow: deploys elsewhere may have been missed
         self._limit = asyncio.Semaphore(_PARALLEL)
         self._batches = 0
         self._unlisten: Callable[[], None] | None = None  # from the registry's deploys
@@ -323,9 +332,36 @@ class WorkflowSubscriber:
         self._waits[(instance_id, wait_key)] = None
         self._woken.set()
 
+    def _redeployed(self, workflow_id: str) -> None:
+        self._redeploys[workflow_id] = None  # recompiled by the loop answering new waits
+        self._woken.set()
+
+    async def _refresh_redeployed(self) -> None:
+        """Recompile the workflows other processes deployed or deleted."""
+        if self._reload:
+            try:
+                listed = await self.runtime.registry.list()
+            except _RETRY_ERRORS as exc:
+                log.warning("listing workflows failed, will retry: %s", exc)
+                return
+            self._reload = False
+            self._redeploys.update(dict.fromkeys(self.index.compiled))  # deleted ones too
+            self._redeploys.update(dict.fromkeys(w.workflow_id for w in listed))
+        while self._redeploys:
+            workflow_id = next(iter(self._redeploys))
+            try:
+                await self.refresh(workflow_id)
+            except _RETRY_ERRORS as exc:
+                log.warning("recompiling %s failed, will retry: %s", workflow_id, exc)
+                await asyncio.sleep(1.0)
+                self._woken.set()
+                return
+            self._redeploys.pop(workflow_id, None)
+
     def _resweep(self) -> None:
         """The listener (re)connected: notifications of new waits may have been lost."""
         self._must_sweep = True
+        self._reload = True  # and of deploys and deletes elsewhere
         self._woken.set()
 
     async def _sweep(self) -> None:
@@ -350,6 +386,7 @@ class WorkflowSubscriber:
                 await self._try_sweep()
                 continue
             self._woken.clear()
+            await self._refresh_redeployed()
             if self._must_sweep:  # after a reconnect
                 self._must_sweep = not await self._try_sweep()
                 if self._must_sweep:
