@@ -1,5 +1,6 @@
--- Batched event delivery (tideflow/runtime/hosts/_durable_deliver.py): many waits answered in one
--- statement, and the parked instances they wake claimed by the delivering process at once.
+-- Batched event delivery (gateway.deliver_claim, used by tideflow/runtime/hosts/_wait_delivery.py):
+-- many waits answered in one statement, and the parked instances they wake claimed by the
+-- delivering process at once.
 
 -- deliver_claim --
 -- Answer waits for one of their events ($1 instances, each once; $2 wait keys; $3 results):
