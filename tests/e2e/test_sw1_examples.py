@@ -83,6 +83,7 @@ RUNNABLE: dict[str, tuple[Any, list[dict[str, Any]], Any]] = {
                                                ev("com.fake-hospital.patient.checked-out", 2),
                                                ev(HOSPITAL + "temperature", 3, temperature=41)],
                                           [{"temperature": 40}]),
+    "mock-service-extension.yaml": ({}, [], {"sample": True}),  # its mock is for another URI
     "listen-to-one.yaml": ({"carId": "c3"}, [ev(RACE, 1)], {"car": "c3", "started": True}),
     "schedule-cron.yaml": ({}, [], {"started": True}),
     "schedule-event-driven.yaml": ([TRIGGER], [], {"notified": "Jane"}),
@@ -117,7 +118,6 @@ NOT_RUNNABLE: dict[str, str] = {
     "call-mcp.yaml": "mcp calls are not run yet",
     "for.yaml": "its output.as reads .pets from the listen's output, a list of events",
     "listen-to-any-forever-foreach.yaml": "listens forever (until: false) by design",
-    "mock-service-extension.yaml": "extensions (use.extensions) are not applied yet",
     "run-container.yaml": CONTAINER,
     "run-container-cleanup-always.yaml": CONTAINER,
     "run-container-cleanup-eventually.yaml": CONTAINER,

@@ -30,6 +30,7 @@ PUBLIC = (
     "https://hospital.example.com",
     "https://virtual-wf-powered-race.com",
     "http://keycloak",
+    "https://fake.com",
 )
 TOKEN = "sw1-token"
 KNOWN_BEARERS = ("Bearer t", f"Bearer {TOKEN}")
@@ -167,6 +168,10 @@ def _other_routes(app: FastAPI) -> None:
     @app.post("/api/v4/cars/{car}/start")
     async def start(car: str) -> dict[str, Any]:
         return {"car": car, "started": True}
+
+    @app.get("/sample")
+    async def sample() -> dict[str, Any]:
+        return {"sample": True}
 
     @app.post("/api/v1/backup/start")
     async def backup() -> dict[str, Any]:

@@ -363,3 +363,35 @@ do:
     assert done.output == {"ok": True}
     call = next(r for r in found.requests if isinstance(r, FunctionCall))
     assert call.arguments["authentication"] == {"basic": {"username": "ada", "password": "pw"}}
+
+
+EXTENDED = """
+use:
+  extensions:
+    - mock:
+        extend: call
+        when: ($task.with.endpoint.uri // $task.with.endpoint) | startswith("https://mocked")
+        before:
+          - canned: {set: {mocked: true}, then: exit}
+    - audit:
+        extend: all
+        after:
+          - note: {emit: {event: {with: {source: /audit, type: audited}}}}
+do:
+  - real: {call: http, with: {method: get, endpoint: 'https://real.example/x'}}
+  - fake: {call: http, with: {method: get, endpoint: {uri: 'https://mocked.example/y'}}}
+"""
+
+
+async def test_extensions_run_before_and_after_the_tasks_they_extend():
+    effects = ScriptedEffects({"real": {"real": True}})
+    result = await run(EXTENDED, None, effects)
+    assert result.output == {"mocked": True}
+    calls = [r.name for r in effects.requests if isinstance(r, FunctionCall)]
+    assert calls == ["real"]  # the mocked call never reached the host
+    assert [e["type"] for e in effects.emitted] == ["audited", "audited"]
+    keys = [key for kind, key, _ in effects.log if kind == "emit"]
+    assert keys == [
+        "real/extension:audit/after/note/event",
+        "fake/extension:audit/after/note/event",
+    ]

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from tideflow.errors import HostError, StoreError
+from tideflow.runtime.dsl1._extensions import applies, definition_variables, extensions_of
 from tideflow.runtime.dsl1._scope import Run, check_schema, evaluate_bool, seconds, transform
 from tideflow.runtime.dsl1.errors import Raised, error_from_exception
 from tideflow.runtime.effects import Deadline
@@ -35,16 +36,25 @@ class End(Exception):
 class Executor:
     """Runs the tasks of one run (see the module docstring)."""
 
-    def __init__(self, run: Run, runners: Mapping[str, Runner]) -> None:
+    def __init__(self, run: Run, runners: Mapping[str, Runner], *, extended: bool = True) -> None:
         """Args:
         run: The run's state.
         runners: The body of each task type.
+        extended: Whether ``use.extensions`` apply (not inside extension tasks).
         """
         self.run = run
         self.runners = runners
+        self.extensions = extensions_of(run.workflow) if extended else ()
+        self._plain: Executor | None = None
 
     async def run_list(self, tasks: TaskList, data: Any, key: str, scope: Scope) -> Any:
         """Run a task list from its first task, following flow directives; return its output."""
+        return (await self.run_list_exiting(tasks, data, key, scope))[0]
+
+    async def run_list_exiting(
+        self, tasks: TaskList, data: Any, key: str, scope: Scope
+    ) -> tuple[Any, bool]:
+        """Like :meth:`run_list`, and whether it ended by ``then: exit``."""
         index = 0
         while index < len(tasks):
             task = tasks.tasks[index]
@@ -52,12 +62,12 @@ class Executor:
             if directive in (None, "continue"):
                 index += 1
             elif directive == "exit":
-                break
+                return data, True
             elif directive == "end":
                 raise End(data)
             else:
                 index = tasks.position(directive)
-        return data
+        return data, False
 
     async def run_task(
         self, task: Task, data: Any, scope_key: str, scope: Scope
@@ -117,6 +127,27 @@ class Executor:
         return output, flow
 
     async def _body(self, task: Task, data: Any, key: str, scope: Scope) -> tuple[Any, str | None]:
+        if not self.extensions:
+            return await self._timed(task, data, key, scope)
+        variables = definition_variables(self.run.variables(task, scope, input=data), task)
+        found = [e for e in self.extensions if applies(e, task, data, variables)]
+        plain = self._plain or Executor(self.run, self.runners, extended=False)
+        self._plain = plain
+        stand_in: tuple[Any, str | None] | None = None
+        for ext in found:
+            if ext.before is not None and stand_in is None:
+                at = f"{key}/extension:{ext.name}/before"
+                output, exited = await plain.run_list_exiting(ext.before, data, at, scope)
+                stand_in = (output, None) if exited else None
+        raw, flow = stand_in or await self._timed(task, data, key, scope)
+        for ext in found:
+            if ext.after is not None:
+                at = f"{key}/extension:{ext.name}/after"
+                output, exited = await plain.run_list_exiting(ext.after, raw, at, scope)
+                raw = output if exited else raw
+        return raw, flow
+
+    async def _timed(self, task: Task, data: Any, key: str, scope: Scope) -> tuple[Any, str | None]:
         runner = self.runners[task.kind]
         limit = self.timeout_seconds(task.get("timeout"), data, task.reference)
         if limit is None:
