@@ -35,8 +35,10 @@ import os
 import signal
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -46,6 +48,7 @@ from fastapi import FastAPI
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from tideflow.api.access import AccessGate, AccessPolicy  # noqa: E402
 from tideflow.api.fastpath import IngestFastPath  # noqa: E402
 from tideflow.api.testserver import free_port  # noqa: E402
 from tideflow.eventstore.gateway import encode_event  # noqa: E402
@@ -105,10 +108,16 @@ def make_event(run: str, n: int) -> dict[str, Any]:
     }
 
 
+AUTH: dict[str, str] = {}
+"""The ``Authorization`` header for the server running now (``tideflow serve``'s admin token)."""
+HOME = tempfile.mkdtemp(prefix="tideflow-bench-")
+"""``TIDEFLOW_HOME`` of the tideflow servers: where the first admin token is saved."""
+
+
 def http_request(path: str, headers: dict[str, str], body: bytes) -> bytes:
-    """The bytes of one HTTP/1.1 POST."""
+    """The bytes of one HTTP/1.1 POST (with the running server's token, if it needs one)."""
     head = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {len(body)}"]
-    head += [f"{name}: {value}" for name, value in headers.items()]
+    head += [f"{name}: {value}" for name, value in {**headers, **AUTH}.items()]
     return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
 
 
@@ -157,6 +166,10 @@ async def server_process(args: list[str], env: dict[str, str], port: int) -> Asy
             if process.returncode is not None:
                 raise RuntimeError(f"server {args} exited with {process.returncode}")
             await asyncio.sleep(0.05)
+        AUTH.clear()
+        if env.get("TIDEFLOW_HOME") == HOME:  # tideflow serve: its first admin token
+            token = (Path(HOME) / "admin-token").read_text().strip()
+            AUTH["Authorization"] = f"Bearer {token}"
         yield port
     finally:
         process.send_signal(signal.SIGINT)  # uvicorn shuts down gracefully
@@ -166,7 +179,7 @@ async def server_process(args: list[str], env: dict[str, str], port: int) -> Asy
 def tideflow_server(dsn: str) -> tuple[list[str], dict[str, str], int]:
     """``tideflow serve`` on a free port against ``dsn``."""
     port = free_port()
-    env = {**os.environ, "TIDEFLOW_DATABASE_URL": dsn, "PYTHONPATH": ROOT}
+    env = {**os.environ, "TIDEFLOW_DATABASE_URL": dsn, "PYTHONPATH": ROOT, "TIDEFLOW_HOME": HOME}
     return ["-m", "tideflow.cli", "serve", "--port", str(port)], env, port
 
 
@@ -336,6 +349,8 @@ def naive_app(dsn: str, pool_size: int, mode: str) -> Any:
 
     app = FastAPI(lifespan=lifespan)
     app.add_middleware(IngestFastPath, resolve=lambda scope: (store, 1024 * 1024))
+    no_tokens = AccessPolicy(names=None, verifier=None, insecure_local=True)
+    app.add_middleware(AccessGate, resolve=lambda scope: no_tokens)  # as --insecure-local
     return app
 
 

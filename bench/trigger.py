@@ -297,10 +297,12 @@ states:
 
 
 @contextlib.asynccontextmanager
-async def serve_process(dsn: str) -> AsyncIterator[str]:
-    """``tideflow serve`` on ``dsn`` and a free port; yields its URL."""
+async def serve_process(dsn: str) -> AsyncIterator[tuple[str, dict[str, str]]]:
+    """``tideflow serve`` on ``dsn`` and a free port; yields its URL and the header
+    with the admin token it saved in its (temporary) ``TIDEFLOW_HOME``."""
     port = free_port()
-    env = {**os.environ, "TIDEFLOW_DATABASE_URL": dsn}
+    home = tempfile.mkdtemp(prefix="tideflow-bench-")
+    env = {**os.environ, "TIDEFLOW_DATABASE_URL": dsn, "TIDEFLOW_HOME": home}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tideflow.cli", "serve", "--port", str(port),
         cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
@@ -313,7 +315,8 @@ async def serve_process(dsn: str) -> AsyncIterator[str]:
                     if (await client.get(f"{url}/healthz")).status_code == 200:
                         break
                 await asyncio.sleep(0.05)
-        yield url
+        token = (Path(home) / "admin-token").read_text().strip()
+        yield url, {"authorization": f"Bearer {token}"}
     finally:
         process.send_signal(signal.SIGINT)
         await process.wait()
@@ -350,7 +353,7 @@ async def _until(conn: Any, query: str, count: int, *args: Any) -> None:
 
 
 async def _post_at_rate(
-    url: str, keys: list[str], rate: float
+    url: str, keys: list[str], rate: float, auth: dict[str, str]
 ) -> tuple[dict[str, float], list[float]]:
     """POST one event per key (binary mode, aiohttp) on an open-loop schedule of ``rate``/s.
 
@@ -365,6 +368,7 @@ async def _post_at_rate(
             headers = {
                 "ce-specversion": "1.0", "ce-id": f"e-{key}", "ce-source": "/bench",
                 "ce-type": "bench.keyed", "ce-benchkey": key, "content-type": "application/json",
+                **auth,
             }  # fmt: skip
             sent_at[key] = time.time()  # compared with the database clock
             started = time.perf_counter()
@@ -398,7 +402,10 @@ async def event_to_instance(dsn: str, count: int, rate: float) -> dict[str, Any]
 
     import asyncpg
 
-    async with serve_process(dsn) as url, httpx.AsyncClient(timeout=60) as client:
+    async with (
+        serve_process(dsn) as (url, auth),
+        httpx.AsyncClient(timeout=60, headers=auth) as client,
+    ):
         deployed = await client.post(
             f"{url}/workflows", content=KEYED_WORKFLOW, headers={"content-type": "application/yaml"}
         )
@@ -409,7 +416,7 @@ async def event_to_instance(dsn: str, count: int, rate: float) -> dict[str, Any]
             waiting = "SELECT count(*) FROM tideflow_correlation_keys WHERE instance_id = ANY($1)"
             await _until(conn, waiting, count, list(ids.values()))
             keys = random.Random(5).sample(sorted(ids), count)
-            sent_at, acks = await _post_at_rate(url, keys, rate)
+            sent_at, acks = await _post_at_rate(url, keys, rate, auth)
             query = "SELECT count(ended_at) FROM tideflow_instances WHERE id = ANY($1)"
             await _until(conn, query, count, list(ids.values()))
             rows = await conn.fetch(

@@ -24,7 +24,8 @@ TAIL_WAIT_SECONDS: Final = 30.0
 class ApiClient:
     """Talks to one Tideflow server.
 
-    Use as ``async with ApiClient(url) as client: ...``.
+    Use as ``async with ApiClient(url, token=...) as client: ...``; the
+    token is sent as ``Authorization: Bearer …`` with every request.
     """
 
     def __init__(
@@ -33,9 +34,13 @@ class ApiClient:
         *,
         timeout: float = TAIL_WAIT_SECONDS + 30,
         transport: httpx.AsyncBaseTransport | None = None,
+        token: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, transport=transport)
+        headers = {"authorization": f"Bearer {token}"} if token else None
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, timeout=timeout, transport=transport, headers=headers
+        )
 
     async def __aenter__(self) -> ApiClient:
         return self
@@ -173,6 +178,20 @@ class ApiClient:
         """``pause``, ``resume`` or ``reset`` (with ``{"offset"}`` or ``{"time"}``); return it."""
         path = f"/subscriptions/{subscription_id}/{action}"
         return await self._call("POST", path, json=None if body is None else dict(body))
+
+    # -- tokens ----------------------------------------------------------------------
+
+    async def create_token(self, name: str, scopes: list[str]) -> Any:
+        """Make a token; the answer's ``token`` is its text (shown this once)."""
+        return await self._call("POST", "/tokens", json={"name": name, "scopes": scopes})
+
+    async def list_tokens(self) -> Any:
+        """Every token (never its text)."""
+        return (await self._call("GET", "/tokens"))["tokens"]
+
+    async def revoke_token(self, token_id: str) -> None:
+        """Revoke a token."""
+        await self._call("DELETE", f"/tokens/{token_id}")
 
 
 def describe_failure(response: httpx.Response) -> str:

@@ -31,6 +31,7 @@ from tideflow.runtime.functions.policy import PythonPolicy
 from tideflow.runtime.start_schedules import check_start_schedule
 from tideflow.workflow import load_and_validate, parse_document
 from tideflow.workflow.dsl1 import is_dsl1, load_document, normalize, python_calls
+from tideflow.workflow.identifiers import workflow_id_problem
 
 if TYPE_CHECKING:
     from tideflow.runtime.gateway import PostgresRegistry, WorkflowVersion
@@ -122,6 +123,9 @@ async def deploy_definition(
     workflow_id = model.id or model.key
     if not workflow_id:  # the validator insists on one; stay safe anyway
         raise InvalidArgument("the definition has neither 'id' nor 'key'", argument="id")
+    if bad_id := workflow_id_problem(workflow_id):
+        where = "id" if model.id else "key"
+        raise WorkflowValidationError((Problem((where,), bad_id), *warnings), source=source)
     stored = await registry.deploy(
         workflow_id,
         model.version,
@@ -158,6 +162,8 @@ async def _deploy_dsl1(
         for path, operation in python_calls(model)
         if (reason := policy.refusal(operation)) is not None
     ]
+    if bad_id := workflow_id_problem(model.identifier):
+        refused.append(Problem(("document", "name"), bad_id))
     if refused:
         raise WorkflowValidationError((*refused, *warnings), source=source)
     try:

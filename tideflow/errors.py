@@ -74,9 +74,7 @@ class WorkflowValidationError(TideflowError):
 class WorkflowLoadError(TideflowError):
     """The workflow document could not be read or parsed."""
 
-    def __init__(
-        self, message: str, *, source: str | None = None, line: int | None = None
-    ) -> None:
+    def __init__(self, message: str, *, source: str | None = None, line: int | None = None) -> None:
         self.source = source
         self.line = line
         super().__init__(message)
@@ -243,9 +241,7 @@ class FunctionCallError(TideflowError):
         retryable: Whether trying again may succeed.
     """
 
-    def __init__(
-        self, message: str, *, code: str | None = None, retryable: bool = True
-    ) -> None:
+    def __init__(self, message: str, *, code: str | None = None, retryable: bool = True) -> None:
         self.code = code
         self.retryable = retryable
         super().__init__(message)

@@ -9,9 +9,7 @@ from datetime import UTC, datetime, timedelta
 import isodate
 
 # RFC 3339 as CloudEvents requires it: a date, 'T', a time, and an offset or 'Z'.
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
-)
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 
 def parse_duration(text: str) -> timedelta:

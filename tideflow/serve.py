@@ -14,6 +14,10 @@ delivery retries, workflow schedules, instance wake-ups), and finally deploys th
 closes them in reverse order: the timers and the dispatcher first, then the
 runtime (in-flight steps finish or are handed back to replay from their
 journal), the lifecycle publisher (flushed), the store and the pool.
+
+Right after the database it opens the API tokens: on a fresh installation
+(no token at all) the first admin token is made, printed once and saved to
+``$TIDEFLOW_HOME/admin-token`` (:mod:`tideflow.auth.first_token`).
 """
 
 from __future__ import annotations
@@ -28,7 +32,10 @@ from typing import Any
 import asyncpg
 
 from tideflow import expression_budget, ids, limits
+from tideflow.api.access import check_insecure_local
 from tideflow.api.services import Services, ServicesOpener
+from tideflow.auth.first_token import ensure_first_token, token_file
+from tideflow.auth.gateway import PostgresTokens
 from tideflow.clock import SYSTEM_CLOCK
 from tideflow.db import DatabaseProbe, open_database
 from tideflow.deploy import deploy_folder
@@ -91,6 +98,7 @@ async def open_system(
         database = await stack.enter_async_context(open_database(settings, max_size=20))
         health = HealthBoard()
         health.probe(DatabaseProbe(database.pool))
+        tokens = await _open_tokens(database.pool, settings)
         store = PostgresEventStore(database.pool, segment_size=settings.segment_size)
         await store.start()
         stack.push_async_callback(store.stop)
@@ -130,6 +138,7 @@ async def open_system(
             schedules=schedules,
             python_policy=policy,
             health=health,
+            tokens=tokens,
         )
         for folder in options.workflow_dirs:
             await deploy_folder(registry, folder, policy)
@@ -157,6 +166,31 @@ async def _open_subscriber(
         yield subscriber
     finally:
         await subscriber.stop()
+
+
+async def _open_tokens(pool: asyncpg.Pool, settings: Settings) -> PostgresTokens:
+    """The API tokens; on a fresh installation, the first admin token, printed once.
+
+    Raises:
+        ConfigurationError: ``--insecure-local`` on a non-loopback address.
+    """
+    check_insecure_local(settings.host, settings.insecure_local)
+    tokens = PostgresTokens(pool)
+    if settings.insecure_local:
+        return tokens
+    first = await ensure_first_token(tokens, settings.home)
+    if first is not None:
+        rule = "=" * 72
+        log.warning(
+            "\n%s\nThe first admin token of this installation (shown once, saved to %s):\n\n"
+            "    %s\n\nThe CLI on this machine uses that file; elsewhere pass --token or "
+            "TIDEFLOW_TOKEN.\nNarrower tokens: tideflow tokens create NAME --scope ...\n%s",
+            rule,
+            token_file(settings.home),
+            first,
+            rule,
+        )
+    return tokens
 
 
 def open_system_with(options: SystemOptions) -> ServicesOpener:

@@ -48,6 +48,10 @@ class Settings:
             (``TIDEFLOW_FOREACH_ITEMS_LIMIT``).
         definition_nodes_limit: Values in a definition, YAML aliases expanded
             (``TIDEFLOW_DEFINITION_NODES_LIMIT``).
+        insecure_local: Serve without tokens (``--insecure-local``,
+            ``TIDEFLOW_INSECURE_LOCAL=1``); refused unless ``host`` is loopback.
+        allowed_hosts: More ``Host`` names the server answers to besides its
+            own address (``--allow-host``, ``TIDEFLOW_ALLOWED_HOSTS``, comma-separated).
     """
 
     database_url: str | None = None
@@ -66,6 +70,8 @@ class Settings:
     value_bytes_limit: int = 8 * 1024 * 1024
     foreach_items_limit: int = 10_000
     definition_nodes_limit: int = 100_000
+    insecure_local: bool = False
+    allowed_hosts: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -95,6 +101,11 @@ class Settings:
             if text := env.get(variable):
                 changes: dict[str, Any] = {name: convert(text)}
                 settings = replace(settings, **changes)
+        if insecure := env.get("TIDEFLOW_INSECURE_LOCAL"):
+            settings = replace(settings, insecure_local=insecure.lower() in ("1", "true", "yes"))
+        if hosts := env.get("TIDEFLOW_ALLOWED_HOSTS"):
+            names = tuple(name.strip() for name in hosts.split(",") if name.strip())
+            settings = replace(settings, allowed_hosts=names)
         return settings
 
 

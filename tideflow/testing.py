@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tideflow.auth.tokens import TokenRecord
+from tideflow.auth.tokens import TokenRecord, issue
 from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.errors import (
     AlreadyExists,
@@ -251,6 +251,12 @@ class InMemoryTokens:
 
     def __init__(self) -> None:
         self.records: dict[str, TokenRecord] = {}
+
+    def add(self, name: str = "test", scopes: Sequence[str] = ("admin",)) -> str:
+        """Make and store a token at once; return its text."""
+        issued = issue(name, scopes, SYSTEM_CLOCK.now())
+        self.records[issued.record.id] = issued.record
+        return issued.text
 
     async def find(self, token_id: str) -> TokenRecord | None:
         return self.records.get(token_id)

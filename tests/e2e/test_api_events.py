@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.auth import admin_tokens, bearer
 from tideflow.api.app import create_app
 from tideflow.api.services import with_store
 from tideflow.api.testserver import serve_app
@@ -41,8 +42,12 @@ def store(request: pytest.FixtureRequest) -> EventStore:
 
 @pytest.fixture
 async def client(store: EventStore) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings(max_request_bytes=LIMIT), with_store(store))
-    async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+    tokens, token = admin_tokens()
+    app = create_app(Settings(max_request_bytes=LIMIT), with_store(store, tokens=tokens))
+    async with (
+        serve_app(app) as url,
+        httpx.AsyncClient(base_url=url, timeout=30, headers=bearer(token)) as http,
+    ):
         yield http
 
 

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.cli import run_cli as tideflow
+from tests.support.auth import admin_tokens
+from tests.support.cli import run_cli
 from tideflow.api.app import create_app
 from tideflow.api.services import with_store
 from tideflow.api.testserver import free_port, serve_app
@@ -26,9 +27,17 @@ from tideflow.settings import Settings
 pytestmark = pytest.mark.slow
 
 
+TOKENS, TOKEN = admin_tokens()
+
+
+async def tideflow(server: str, *args: str) -> tuple[int, str, str]:
+    """The CLI with an admin token."""
+    return await run_cli(server, *args, token=TOKEN)
+
+
 @pytest.fixture
 async def server(pool: Any) -> AsyncIterator[str]:
-    app = create_app(Settings(), with_store(PostgresEventStore(pool)))
+    app = create_app(Settings(), with_store(PostgresEventStore(pool), tokens=TOKENS))
     async with serve_app(app) as url:
         yield url
 
@@ -65,7 +74,7 @@ async def test_buses_and_events_commands(server: str, tmp_path: Path) -> None:
         "orders",
         "--from",
         "1",
-        env={**os.environ, "TIDEFLOW_SERVER": server},
+        env={**os.environ, "TIDEFLOW_SERVER": server, "TIDEFLOW_TOKEN": TOKEN},
         stdout=asyncio.subprocess.PIPE,
     )
     assert tail.stdout is not None

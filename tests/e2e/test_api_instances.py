@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.auth import home_auth
 from tideflow.api.app import create_app
 from tideflow.api.testserver import serve_app
 from tideflow.serve import open_system
@@ -87,7 +88,10 @@ async def client(pg_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient
     # COUNTER calls python:builtins:len: allowed explicitly, as --allow-python builtins would
     settings = Settings(database_url=pg_url, home=tmp_path, python_modules=("builtins",))
     app = create_app(settings, open_system)
-    async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+    async with (
+        serve_app(app) as url,
+        httpx.AsyncClient(base_url=url, timeout=30, headers=home_auth(tmp_path)) as http,
+    ):
         for text in (GREETER, FAILING, WAITER, SLEEPER):
             deployed = await http.post("/workflows", content=text, headers=YAML)
             assert deployed.status_code == 201, deployed.text
@@ -246,7 +250,11 @@ async def test_unknown_things_are_404_and_bad_input_400(client: httpx.AsyncClien
     assert problem(await client.get("/instances/nope/timeline"), 404)
     assert problem(await client.post("/instances/nope/cancel"), 404)
     assert problem(await client.post("/workflows/nope/instances", json={}), 404)
-    not_json = await client.post("/workflows/greeter/instances", content=b"{oops")
+    not_json = await client.post(
+        "/workflows/greeter/instances",
+        content=b"{oops",
+        headers={"content-type": "application/json"},
+    )
     assert "not JSON" in problem(not_json, 400)["detail"]
     a_list = await client.post("/workflows/greeter/instances", json=[1, 2])
     assert "JSON object" in problem(a_list, 400)["detail"]

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.served import Served, copied_database, serve_process, stop
+from tests.support.served import Served, auth_for, copied_database, serve_process, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "workflows"
@@ -84,7 +84,11 @@ def server(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 def start(url: str, workflow_id: str, data: Any) -> dict[str, Any]:
     """Start an instance and wait for its end."""
     response = httpx.post(
-        f"{url}/workflows/{workflow_id}/instances", json=data, params={"wait": 60}, timeout=90
+        f"{url}/workflows/{workflow_id}/instances",
+        json=data,
+        params={"wait": 60},
+        timeout=90,
+        headers=auth_for(url),
     )
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
@@ -92,7 +96,9 @@ def start(url: str, workflow_id: str, data: Any) -> dict[str, Any]:
 
 
 def deploy(url: str, text: str) -> httpx.Response:
-    return httpx.post(f"{url}/workflows", content=text, headers=YAML, timeout=30)
+    return httpx.post(
+        f"{url}/workflows", content=text, headers={**YAML, **auth_for(url)}, timeout=30
+    )
 
 
 def test_an_unlisted_module_over_http_is_a_422_at_the_operation(server: Served) -> None:
@@ -108,11 +114,18 @@ def test_an_unlisted_module_over_http_is_a_422_at_the_operation(server: Served) 
             "severity": "error",
         }
     ]
-    assert httpx.get(f"{server.url}/workflows/shell").status_code == 404
+    assert (
+        httpx.get(f"{server.url}/workflows/shell", headers=auth_for(server.url)).status_code == 404
+    )
 
 
 def test_examples_deployed_from_the_folder_still_run(server: Served) -> None:
-    listed = {w["id"] for w in httpx.get(f"{server.url}/workflows").json()["workflows"]}
+    listed = {
+        w["id"]
+        for w in httpx.get(f"{server.url}/workflows", headers=auth_for(server.url)).json()[
+            "workflows"
+        ]
+    }
     assert {"foreach-squares", "order-checkout"} <= listed
     data = json.loads((EXAMPLES / "foreach-squares.input.json").read_text())
     done = start(server.url, "foreach-squares", data)
@@ -141,7 +154,9 @@ def test_an_allowed_module_goes_through(server: Served) -> None:
 def wait_ended(url: str, instance_id: str, seconds: float = 60) -> dict[str, Any]:
     deadline = time.monotonic() + seconds
     while True:
-        shown: dict[str, Any] = httpx.get(f"{url}/instances/{instance_id}").json()
+        shown: dict[str, Any] = httpx.get(
+            f"{url}/instances/{instance_id}", headers=auth_for(url)
+        ).json()
         if shown["status"] in {"completed", "failed"} or time.monotonic() > deadline:
             return shown
         time.sleep(0.05)
@@ -159,8 +174,13 @@ def test_a_folder_deploy_checks_without_importing_and_calls_check_again(
     (folder / "sneaky.yaml").write_text(definition("sneaky", "python:subprocess:run"))
     marker = folder / "imported.txt"
     assert deploy(server.url, COPY).status_code in (200, 201)  # allowed there: stored
-    with serve_process(database, tmp_path, "--workflows", str(folder)) as first:
-        listed = {w["id"] for w in httpx.get(f"{first.url}/workflows").json()["workflows"]}
+    with serve_process(database, tmp_path, "--workflows", str(folder), token=server.token) as first:
+        listed = {
+            w["id"]
+            for w in httpx.get(f"{first.url}/workflows", headers=auth_for(first.url)).json()[
+                "workflows"
+            ]
+        }
         assert "local-greet" in listed
         assert "sneaky" not in listed
         assert not marker.exists()  # deciding imported nothing
@@ -173,9 +193,13 @@ def test_a_folder_deploy_checks_without_importing_and_calls_check_again(
     marker.unlink()
     # "copy" (allowed by --allow-python copy on the module's server) and "local-greet"
     # are stored; a server allowing neither refuses their calls and imports nothing.
-    with serve_process(database, tmp_path) as second:
+    with serve_process(database, tmp_path, token=server.token) as second:
         for workflow_id in ("copy", "local-greet"):
-            started = httpx.post(f"{second.url}/workflows/{workflow_id}/instances", json={})
+            started = httpx.post(
+                f"{second.url}/workflows/{workflow_id}/instances",
+                json={},
+                headers=auth_for(second.url),
+            )
             assert started.status_code == 201, started.text
             shown = wait_ended(second.url, started.json()["id"])
             assert shown["status"] == "failed", shown

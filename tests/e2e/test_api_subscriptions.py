@@ -18,7 +18,8 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.support.cli import run_cli as tideflow
+from tests.support.auth import admin_tokens, bearer
+from tests.support.cli import run_cli
 from tests.support.sink import Sink, running_sink
 from tideflow.api.app import create_app
 from tideflow.api.services import Services
@@ -30,6 +31,13 @@ from tideflow.timer.service import TimerService
 from tideflow.triggers.dispatcher import Dispatcher
 from tideflow.triggers.gateway import PostgresSubscriptions
 
+TOKENS, TOKEN = admin_tokens()
+
+
+async def tideflow(server: str, *args: str) -> tuple[int, str, str]:
+    """The CLI with an admin token."""
+    return await run_cli(server, *args, token=TOKEN)
+
 
 def opener(pool: asyncpg.Pool) -> Any:
     @asynccontextmanager
@@ -38,7 +46,9 @@ def opener(pool: asyncpg.Pool) -> Any:
             timers = TimerService(pool)
             dispatcher = Dispatcher(store, PostgresSubscriptions(pool), timers)
             async with dispatcher, timers:
-                yield Services(settings=settings, events=store, dispatcher=dispatcher)
+                yield Services(
+                    settings=settings, events=store, dispatcher=dispatcher, tokens=TOKENS
+                )
 
     return open_services
 
@@ -56,7 +66,7 @@ async def env(pool: asyncpg.Pool) -> AsyncIterator[Env]:
     async with (
         running_sink() as sink,
         serve_app(app) as url,
-        httpx.AsyncClient(base_url=url, timeout=30) as http,
+        httpx.AsyncClient(base_url=url, timeout=30, headers=bearer(TOKEN)) as http,
     ):
         assert (await http.post("/buses", json={"name": "orders"})).status_code == 201
         yield Env(url, http, sink)

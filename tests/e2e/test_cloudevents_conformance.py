@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from tests.support.conformance import CLOUDEVENTS, needs
+from tests.support.auth import admin_tokens, bearer
 from tideflow.api.app import create_app
 from tideflow.api.services import with_store
 from tideflow.api.testserver import serve_app
@@ -136,8 +137,12 @@ V03_CASES = yaml_cases("v03.yaml", "v0.3/v03_minimum.yaml")
 
 @pytest.fixture
 async def client(pool: Any) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings(), with_store(PostgresEventStore(pool)))
-    async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+    tokens, token = admin_tokens()
+    app = create_app(Settings(), with_store(PostgresEventStore(pool), tokens=tokens))
+    async with (
+        serve_app(app) as url,
+        httpx.AsyncClient(base_url=url, timeout=30, headers=bearer(token)) as http,
+    ):
         yield http
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.auth import home_auth
 from tideflow.api.app import create_app
 from tideflow.api.testserver import serve_app
 from tideflow.serve import open_system
@@ -46,7 +47,10 @@ states:
 @pytest.fixture
 async def client(pg_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(Settings(database_url=pg_url, home=tmp_path), open_system)
-    async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+    async with (
+        serve_app(app) as url,
+        httpx.AsyncClient(base_url=url, timeout=30, headers=home_auth(tmp_path)) as http,
+    ):
         yield http
 
 

@@ -15,11 +15,13 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.support.auth import home_auth
 from tideflow.api.testserver import free_port
 from tideflow.http_binding import encode_batch, encode_binary
 
@@ -94,9 +96,9 @@ class Tally:
 
 
 @pytest.fixture
-async def server(pg_url: str) -> AsyncIterator[Server]:
+async def server(pg_url: str, tmp_path: Path) -> AsyncIterator[Server]:
     port = free_port()
-    env = {**os.environ, "TIDEFLOW_DATABASE_URL": pg_url}
+    env = {**os.environ, "TIDEFLOW_DATABASE_URL": pg_url, "TIDEFLOW_HOME": str(tmp_path)}
     srv = Server(url=f"http://127.0.0.1:{port}", port=port, env=env)
     await srv.start()
     try:
@@ -140,10 +142,12 @@ async def send_until_acknowledged(
         return
 
 
-async def client_loop(url: str, number: int, stop: asyncio.Event, tally: Tally) -> int:
+async def client_loop(
+    url: str, number: int, stop: asyncio.Event, tally: Tally, auth: dict[str, str]
+) -> int:
     """Send events until told to stop; return how many this client sent."""
     n = 0
-    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=url, timeout=10, headers=auth) as http:
         while not stop.is_set():
             size = 1 if n % 3 else 10
             await send_until_acknowledged(http, [event(number, n + i) for i in range(size)], tally)
@@ -151,9 +155,9 @@ async def client_loop(url: str, number: int, stop: asyncio.Event, tally: Tally) 
     return n
 
 
-async def read_log(url: str) -> list[dict[str, Any]]:
+async def read_log(url: str, auth: dict[str, str]) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
-    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=url, timeout=30, headers=auth) as http:
         after = 0
         while True:
             page = (
@@ -168,7 +172,10 @@ async def read_log(url: str) -> list[dict[str, Any]]:
 async def test_acknowledged_events_survive_sigkill(server: Server) -> None:
     tally = Tally()
     stop = asyncio.Event()
-    clients = [asyncio.create_task(client_loop(server.url, c, stop, tally)) for c in range(CLIENTS)]
+    auth = home_auth(Path(server.env["TIDEFLOW_HOME"]))
+    clients = [
+        asyncio.create_task(client_loop(server.url, c, stop, tally, auth)) for c in range(CLIENTS)
+    ]
     for _ in range(KILLS):
         await asyncio.wait_for(tally.wait_for_more(200), 60)  # traffic flows: kill mid-stream
         await server.kill()
@@ -176,7 +183,7 @@ async def test_acknowledged_events_survive_sigkill(server: Server) -> None:
     stop.set()
     sent = sum(await asyncio.gather(*clients))
 
-    records = await read_log(server.url)
+    records = await read_log(server.url, auth)
     offsets = [r["offset"] for r in records]
     ids = [r["event"]["id"] for r in records]
     assert offsets == list(range(1, len(records) + 1)), "the log has a gap or is out of order"

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
-from tests.support.served import copied_database, serve_process
+from tests.support.served import auth_for, copied_database, serve_process
 
 pytestmark = pytest.mark.slow
 
@@ -123,7 +123,7 @@ async def database(
 
 async def _start_all(url: str) -> list[str]:
     gate = asyncio.Semaphore(50)
-    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=url, timeout=30, headers=auth_for(url)) as http:
 
         async def one(n: int) -> str:
             async with gate:
@@ -136,7 +136,7 @@ async def _start_all(url: str) -> list[str]:
 
 async def _all_completed(url: str, ids: list[str], seconds: float) -> dict[str, Any]:
     deadline = time.monotonic() + seconds
-    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=url, timeout=30, headers=auth_for(url)) as http:
         while True:
             shown = {}
             for instance_id in ids:

@@ -74,8 +74,8 @@ async def test_delivery_dead_letters_and_restart_through_tideflow_serve(
         sink.plan = plan
         served, manager = await serving(database, tmp_path)
         try:
-            async with httpx.AsyncClient(base_url=served.url, timeout=30) as http:
-                sub_id = await _subscribe(http, served.url, sink)
+            async with served.async_client() as http:
+                sub_id = await _subscribe(http, served, sink)
                 for i in range(1, 5):
                     await _post(http, ev(i))
                 shown = await _committed(http, sub_id, 4)
@@ -92,7 +92,7 @@ async def test_delivery_dead_letters_and_restart_through_tideflow_serve(
             await stopped(manager)
         served, manager = await serving(database, tmp_path)
         try:
-            async with httpx.AsyncClient(base_url=served.url, timeout=30) as http:
+            async with served.async_client() as http:
                 await _post(http, ev(5))
                 await _committed(http, sub_id, 5)
         finally:
@@ -101,13 +101,14 @@ async def test_delivery_dead_letters_and_restart_through_tideflow_serve(
         assert sink.ids().count("e-3") == 2  # first attempt and one retry, none after restart
 
 
-async def _subscribe(http: httpx.AsyncClient, url: str, sink: Sink) -> str:
+async def _subscribe(http: httpx.AsyncClient, served: Served, sink: Sink) -> str:
     assert (await http.post("/buses", json={"name": "orders"})).status_code == 201
     code, out, err = await cli(
-        url,
+        served.url,
         "subscriptions", "create", "--bus", "orders", "--sink", sink.url + "/hook",
         "--sql", "region = 'eu'",
         "--delivery", json.dumps({"retry": 1, "backoffDelay": "PT0.2S"}),
+        token=served.token,
     )  # fmt: skip
     assert code == 0, err
     sub_id: str = json.loads(out)["id"]

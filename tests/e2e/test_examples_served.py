@@ -97,7 +97,7 @@ def run_through_api(client: httpx.Client, name: str) -> Any:
 
 
 def test_every_example_is_deployed_on_start(server: Served) -> None:
-    with httpx.Client(base_url=server.url, timeout=30) as client:
+    with server.client() as client:
         listed = {w["id"] for w in client.get("/workflows").json()["workflows"]}
     assert listed == {workflow_id(name) for name in NAMES}
 
@@ -107,7 +107,7 @@ def test_example_gives_its_output_through_the_api(
     name: str, server: Served, services: Services
 ) -> None:
     services.state.reset()
-    with httpx.Client(base_url=server.url, timeout=90) as client:
+    with server.client(timeout=90) as client:
         instance = run_through_api(client, name)
     expected = json.loads((EXAMPLES / f"{name}.output.json").read_text())
     assert instance["status"] == "completed", (instance, server.output()[-2000:])

@@ -8,6 +8,7 @@ as its own process with ``--server URL``, as a user would type it.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -60,12 +61,18 @@ def server(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         yield running
 
 
-def cli(*args: str, server: str | None = None) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, server: Served | str | None = None) -> subprocess.CompletedProcess[str]:
+    """The CLI as a user runs it: against a served server it finds the admin token
+    the server saved in its TIDEFLOW_HOME by itself (no --token)."""
     command = [sys.executable, "-m", "tideflow.cli", *args]
-    if server is not None:
+    env = {k: v for k, v in os.environ.items() if k not in ("TIDEFLOW_TOKEN", "TIDEFLOW_HOME")}
+    if isinstance(server, Served):
+        command += ["--server", server.url]
+        env["TIDEFLOW_HOME"] = str(server.home)
+    elif server is not None:
         command += ["--server", server]
     return subprocess.run(
-        command, capture_output=True, text=True, timeout=90, cwd=ROOT, check=False
+        command, capture_output=True, text=True, timeout=90, cwd=ROOT, check=False, env=env
     )
 
 
@@ -75,7 +82,9 @@ def ok(done: subprocess.CompletedProcess[str]) -> str:
 
 
 def status_of(server: Served, instance_id: str) -> str:
-    shown: dict[str, Any] = httpx.get(f"{server.url}/instances/{instance_id}").json()
+    shown: dict[str, Any] = httpx.get(
+        f"{server.url}/instances/{instance_id}", headers=server.auth
+    ).json()
     return str(shown["status"])
 
 
@@ -87,27 +96,27 @@ def wait_status(server: Served, instance_id: str, status: str) -> None:
 
 
 def test_deploy_start_and_show_like_the_readme(server: Served) -> None:
-    out = ok(cli("workflows", "deploy", str(EXAMPLES / "hello-world.yaml"), server=server.url))
+    out = ok(cli("workflows", "deploy", str(EXAMPLES / "hello-world.yaml"), server=server))
     assert out.split() == ["hello-world", "1.0"]
-    listed = ok(cli("workflows", "list", server=server.url))
+    listed = ok(cli("workflows", "list", server=server))
     assert listed.splitlines()[0].split("\t")[:2] == ["hello-world", "1.0"]
 
     started = ok(cli("instances", "start", "hello-world", "--input", '{"name": "Ada"}',
-                     "--wait", "30", server=server.url))  # fmt: skip
+                     "--wait", "30", server=server))  # fmt: skip
     instance = json.loads(started)
     assert instance["status"] == "completed"
     assert instance["output"] == {"message": "Hello, Ada!"}
 
     shown = json.loads(ok(cli("instances", "show", instance["id"], "--timeline",
-                              server=server.url)))  # fmt: skip
+                              server=server)))  # fmt: skip
     assert shown["id"] == instance["id"]
     assert shown["output"] == {"message": "Hello, Ada!"}
     assert any(entry["kind"] == "state.entered" for entry in shown["timeline"])
 
-    rows = ok(cli("instances", "list", "--status", "completed", server=server.url))
+    rows = ok(cli("instances", "list", "--status", "completed", server=server))
     assert instance["id"] in {row.split("\t")[0] for row in rows.splitlines()}
-    assert ok(cli("instances", "list", "--status", "failed", server=server.url)) == ""
-    mine = ok(cli("instances", "list", "--workflow", "hello-world", server=server.url))
+    assert ok(cli("instances", "list", "--status", "failed", server=server)) == ""
+    mine = ok(cli("instances", "list", "--workflow", "hello-world", server=server))
     assert {row.split("\t")[1] for row in mine.splitlines()} == {"hello-world"}
 
 
@@ -132,8 +141,8 @@ states:
 def test_waiting_for_a_failed_instance_exits_1(server: Served, tmp_path: Path) -> None:
     definition = tmp_path / "failing.yaml"
     definition.write_text(FAILING)
-    ok(cli("workflows", "deploy", str(definition), server=server.url))
-    done = cli("instances", "start", "failing", "--wait", "30", server=server.url)
+    ok(cli("workflows", "deploy", str(definition), server=server))
+    done = cli("instances", "start", "failing", "--wait", "30", server=server)
     assert done.returncode == 1
     assert json.loads(done.stdout)["status"] == "failed"
     assert done.stderr.startswith("error: instance ")
@@ -141,9 +150,9 @@ def test_waiting_for_a_failed_instance_exits_1(server: Served, tmp_path: Path) -
 
 
 def test_start_without_wait_prints_id_and_status(server: Served) -> None:
-    ok(cli("workflows", "deploy", str(EXAMPLES / "vat-calculator.yaml"), server=server.url))
+    ok(cli("workflows", "deploy", str(EXAMPLES / "vat-calculator.yaml"), server=server))
     data = (EXAMPLES / "vat-calculator.input.json").read_text()
-    out = ok(cli("instances", "start", "vat-calculator", "--input", data, server=server.url))
+    out = ok(cli("instances", "start", "vat-calculator", "--input", data, server=server))
     instance_id, status = out.split()
     assert status in ("running", "completed")
     wait_status(server, instance_id, "completed")
@@ -152,20 +161,20 @@ def test_start_without_wait_prints_id_and_status(server: Served) -> None:
 def test_suspend_resume_and_cancel(server: Served, tmp_path: Path) -> None:
     definition = tmp_path / "sleeper.yaml"
     definition.write_text(SLEEPER)
-    assert ok(cli("workflows", "deploy", str(definition), server=server.url)).split() == [
+    assert ok(cli("workflows", "deploy", str(definition), server=server)).split() == [
         "sleeper",
         "1",
     ]
-    instance_id = ok(cli("instances", "start", "sleeper", server=server.url)).split()[0]
+    instance_id = ok(cli("instances", "start", "sleeper", server=server)).split()[0]
     wait_status(server, instance_id, "waiting")
-    out = ok(cli("instances", "suspend", instance_id, server=server.url))
+    out = ok(cli("instances", "suspend", instance_id, server=server))
     assert out.split() == [instance_id, "suspended"]
-    out = ok(cli("instances", "resume", instance_id, server=server.url))
+    out = ok(cli("instances", "resume", instance_id, server=server))
     assert out.split()[1] in ("running", "waiting")
     wait_status(server, instance_id, "waiting")
-    out = ok(cli("instances", "cancel", instance_id, server=server.url))
+    out = ok(cli("instances", "cancel", instance_id, server=server))
     assert out.split() == [instance_id, "cancelled"]
-    again = cli("instances", "cancel", instance_id, server=server.url)
+    again = cli("instances", "cancel", instance_id, server=server)
     assert again.returncode == 1
     assert again.stderr.startswith("error: ")
     assert "already cancelled" in again.stderr
@@ -177,7 +186,7 @@ def test_invalid_definition_prints_each_problem_without_a_traceback(
 ) -> None:
     definition = tmp_path / "broken.yaml"
     definition.write_text(BROKEN)
-    done = cli("workflows", "deploy", str(definition), server=server.url)
+    done = cli("workflows", "deploy", str(definition), server=server)
     assert done.returncode == 1
     first, *problems = done.stderr.strip().splitlines()
     assert first.startswith(f"error: {definition}: ")
@@ -198,7 +207,7 @@ def test_invalid_definition_prints_each_problem_without_a_traceback(
     ],
 )
 def test_errors_are_one_clear_line(server: Served, args: tuple[str, ...], words: str) -> None:
-    done = cli(*args, server=server.url)
+    done = cli(*args, server=server)
     assert done.returncode != 0
     assert done.stderr.count("\n") == 1, done.stderr
     assert words in done.stderr
@@ -219,11 +228,15 @@ def test_serve_deploys_a_folder_and_shuts_down_gracefully(
     (folder / "sleeper.yaml").write_text(SLEEPER.replace("id: sleeper", "id: folder-sleeper"))
     (folder / "broken.yaml").write_text(BROKEN)
     (folder / "sleeper.input.json").write_text("{}")  # not a definition: skipped
-    with serve_process(database, tmp_path, "--workflows", str(folder)) as second:
-        listed = httpx.get(f"{second.url}/workflows").json()["workflows"]
+    with serve_process(
+        database, tmp_path, "--workflows", str(folder), token=server.token
+    ) as second:
+        listed = httpx.get(f"{second.url}/workflows", headers=second.auth).json()["workflows"]
         assert "folder-sleeper" in {w["id"] for w in listed}
         assert "broken" not in {w["id"] for w in listed}
-        started = httpx.post(f"{second.url}/workflows/folder-sleeper/instances", json={})
+        started = httpx.post(
+            f"{second.url}/workflows/folder-sleeper/instances", json={}, headers=second.auth
+        )
         instance_id = started.json()["id"]
         wait_status(second, instance_id, "waiting")
         assert stop(second.process) == 0

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.served import copied_database, serve_process, stop
+from tests.support.served import auth_for, copied_database, serve_process, stop
 from tideflow.isotime import parse_timestamp
 from tideflow.runtime.start_schedules import (
     EVENT_START_WARNING,
@@ -68,14 +68,21 @@ async def database(
 
 
 def instances(url: str, workflow: str) -> list[dict[str, Any]]:
-    body = httpx.get(f"{url}/instances", params={"workflow": workflow, "limit": 1000}, timeout=10)
+    body = httpx.get(
+        f"{url}/instances",
+        params={"workflow": workflow, "limit": 1000},
+        timeout=10,
+        headers=auth_for(url),
+    )
     found: list[dict[str, Any]] = body.json()["instances"]
     return found
 
 
 def fired_ticks(url: str, workflow: str) -> list[dict[str, Any]]:
     params: dict[str, str | int] = {"kind": WORKFLOW_START_KIND, "state": "fired", "limit": 1000}
-    timers = httpx.get(f"{url}/timers", params=params, timeout=10).json()["timers"]
+    timers = httpx.get(f"{url}/timers", params=params, timeout=10, headers=auth_for(url)).json()[
+        "timers"
+    ]
     return [t for t in timers if t["scheduleId"] == f"workflow:{workflow}"]
 
 
@@ -107,7 +114,9 @@ def assert_one_instance_per_tick(url: str, workflow: str, step: timedelta) -> li
 
 def test_interval_schedule_starts_an_instance_every_second(database: str, tmp_path: Path) -> None:
     with serve_process(database, tmp_path) as server:
-        deployed = httpx.post(f"{server.url}/workflows", json=TICKER, timeout=10)
+        deployed = httpx.post(
+            f"{server.url}/workflows", json=TICKER, timeout=10, headers=auth_for(server.url)
+        )
         assert deployed.status_code == 201, deployed.text
         assert deployed.json()["warnings"] == []
         wait_until("3 scheduled instances", lambda: len(fired_ticks(server.url, "ticker")) >= 3)
@@ -116,10 +125,18 @@ def test_interval_schedule_starts_an_instance_every_second(database: str, tmp_pa
         wait_until(
             "the first instance to complete",
             lambda: (
-                httpx.get(f"{server.url}/instances/{first['id']}").json()["status"] == "completed"
+                httpx.get(
+                    f"{server.url}/instances/{first['id']}", headers=auth_for(server.url)
+                ).json()["status"]
+                == "completed"
             ),
         )
-        assert httpx.delete(f"{server.url}/workflows/ticker", timeout=10).status_code == 204
+        assert (
+            httpx.delete(
+                f"{server.url}/workflows/ticker", timeout=10, headers=auth_for(server.url)
+            ).status_code
+            == 204
+        )
         time.sleep(0.5)  # a tick planned just before the delete settles
         count = len(fired_ticks(server.url, "ticker"))
         _deploy_event_start_and_unusable(server.url)
@@ -139,7 +156,7 @@ def _deploy_event_start_and_unusable(url: str) -> None:
         "events": [{"name": "Go", "type": "go", "source": "test"}],
         "states": [waits],
     }
-    deployed = httpx.post(f"{url}/workflows", json=on_event, timeout=10)
+    deployed = httpx.post(f"{url}/workflows", json=on_event, timeout=10, headers=auth_for(url))
     assert deployed.status_code == 201, deployed.text
     assert [w["path"] for w in deployed.json()["warnings"]] == ["start.schedule"]
     never = {
@@ -147,10 +164,10 @@ def _deploy_event_start_and_unusable(url: str) -> None:
         "id": "never",
         "start": {"stateName": "Tick", "schedule": {"cron": "0 0 30 2 *"}},
     }
-    rejected = httpx.post(f"{url}/workflows", json=never, timeout=10)
+    rejected = httpx.post(f"{url}/workflows", json=never, timeout=10, headers=auth_for(url))
     assert rejected.status_code == 422, rejected.text
     assert [e["path"] for e in rejected.json()["errors"]] == ["start.schedule.cron"]
-    assert httpx.get(f"{url}/workflows/never", timeout=10).status_code == 404
+    assert httpx.get(f"{url}/workflows/never", timeout=10, headers=auth_for(url)).status_code == 404
 
 
 def test_two_servers_on_one_database_start_each_tick_once(database: str, tmp_path: Path) -> None:
@@ -158,7 +175,9 @@ def test_two_servers_on_one_database_start_each_tick_once(database: str, tmp_pat
         serve_process(database, tmp_path) as one,
         serve_process(database, tmp_path) as other,
     ):
-        deployed = httpx.post(f"{one.url}/workflows", json=TICKER, timeout=10)
+        deployed = httpx.post(
+            f"{one.url}/workflows", json=TICKER, timeout=10, headers=auth_for(one.url)
+        )
         assert deployed.status_code == 201, deployed.text
         wait_until("5 ticks", lambda: len(fired_ticks(other.url, "ticker")) >= 5)
         assert_one_instance_per_tick(other.url, "ticker", timedelta(seconds=1))

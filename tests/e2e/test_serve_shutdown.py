@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.served import copied_database, serve_process, stop
+from tests.support.served import auth_for, copied_database, serve_process, stop
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "workflows"
 
@@ -63,7 +63,9 @@ async def database(
 
 
 def shown(url: str, instance_id: str) -> dict[str, Any]:
-    body: dict[str, Any] = httpx.get(f"{url}/instances/{instance_id}", timeout=10).json()
+    body: dict[str, Any] = httpx.get(
+        f"{url}/instances/{instance_id}", timeout=10, headers=auth_for(url)
+    ).json()
     return body
 
 
@@ -76,7 +78,11 @@ def test_instances_in_flight_at_shutdown_finish_after_restart(
     shutil.copy(EXAMPLES / "example_functions.py", flows / "example_functions.py")
     with serve_process(database, tmp_path, "--workflows", str(flows)) as first:
         ids = [
-            httpx.post(f"{first.url}/workflows/slow-steps/instances", json={"n": n}).json()["id"]
+            httpx.post(
+                f"{first.url}/workflows/slow-steps/instances",
+                json={"n": n},
+                headers=auth_for(first.url),
+            ).json()["id"]
             for n in range(5)
         ]
         deadline = time.monotonic() + 20

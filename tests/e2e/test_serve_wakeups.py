@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.auth import home_auth
 from tideflow.api.app import create_app
 from tideflow.api.testserver import serve_app
 from tideflow.serve import open_system
@@ -63,7 +64,10 @@ states:
 @pytest.fixture
 async def client(pg_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(Settings(database_url=pg_url, home=tmp_path), open_system)
-    async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+    async with (
+        serve_app(app) as url,
+        httpx.AsyncClient(base_url=url, timeout=30, headers=home_auth(tmp_path)) as http,
+    ):
         for text in (SLEEPER, IMPATIENT):
             deployed = await http.post("/workflows", content=text, headers=YAML)
             assert deployed.status_code == 201, deployed.text

@@ -18,7 +18,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.support.served import serve_process
+from tests.support.served import auth_for, serve_process
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "workflows"
@@ -33,7 +33,8 @@ async def _start_all(urls: list[str], body: dict[str, object]) -> list[str]:
         async def start(i: int) -> str:
             async with gate:
                 url = urls[i % len(urls)]
-                response = await http.post(f"{url}/workflows/order-checkout/instances", json=body)
+                path = f"{url}/workflows/order-checkout/instances"
+                response = await http.post(path, json=body, headers=auth_for(url))
                 assert response.status_code == 201, response.text
                 return str(response.json()["id"])
 
@@ -53,7 +54,7 @@ async def _wait_all_ended(conn: asyncpg.Connection, seconds: float) -> dict[str,
 
 def _calls_run_by(url: str) -> float:
     """Function calls this server ran: the count of its step-latency histogram."""
-    text = httpx.get(f"{url}/metrics", timeout=10).text
+    text = httpx.get(f"{url}/metrics", timeout=10, headers=auth_for(url)).text
     lines = [line for line in text.splitlines() if line.startswith("tideflow_step_seconds_count")]
     return sum(float(line.rsplit(" ", 1)[1]) for line in lines)
 
@@ -69,7 +70,7 @@ async def test_two_servers_share_a_thousand_instances_and_run_none_twice(
     (tmp_path / "b").mkdir()
     with (
         serve_process(pg_url, tmp_path / "a", *args) as one,
-        serve_process(pg_url, tmp_path / "b", *args) as two,
+        serve_process(pg_url, tmp_path / "b", *args, token=one.token) as two,
     ):
         ids = await _start_all([one.url, two.url], body)
         conn = await asyncpg.connect(pg_url)

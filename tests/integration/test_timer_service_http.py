@@ -11,6 +11,7 @@ import asyncpg
 import httpx
 import orjson
 
+from tests.support.auth import admin_tokens, bearer
 from tests.support.cli import run_cli as tideflow_cli
 from tideflow.api.app import create_app
 from tideflow.api.services import Services
@@ -38,6 +39,9 @@ def event(i: int, **extensions: Any) -> dict[str, Any]:
     }
 
 
+TOKENS, TOKEN = admin_tokens()
+
+
 def opener(
     pool: asyncpg.Pool, clock: Clock, hold: list[TimerService]
 ) -> Callable[[Settings], AbstractAsyncContextManager[Services]]:
@@ -54,6 +58,7 @@ def opener(
                     clock=clock,
                     timers=timers,
                     ingest=DelayingAppender(store, timers, clock),
+                    tokens=TOKENS,
                 )
         finally:
             await store.stop()
@@ -67,7 +72,10 @@ async def server(
 ) -> AsyncIterator[tuple[httpx.AsyncClient, TimerService]]:
     hold: list[TimerService] = []
     app = create_app(Settings(), opener(pool, clock, hold))
-    async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+    async with (
+        serve_app(app) as url,
+        httpx.AsyncClient(base_url=url, timeout=30, headers=bearer(TOKEN)) as http,
+    ):
         yield http, hold[0]
 
 
@@ -171,14 +179,18 @@ async def test_cli_timers_list_and_events_send_with_delay(pool: asyncpg.Pool) ->
     async with server(pool, clock) as (http, _):
         url = str(http.base_url).rstrip("/")
         code, out, err = await tideflow_cli(
-            url, "events", "send", "--type", "t", "--source", "/cli", "--ext", "delay=PT60S"
+            url,
+            *("events", "send", "--type", "t", "--source", "/cli", "--ext", "delay=PT60S"),
+            token=TOKEN,
         )
         assert code == 0, err
         assert "default scheduled for 2026-01-01T00:01:00Z" in out
-        code, out, err = await tideflow_cli(url, "timers", "list", "--kind", DELAYED_EVENT_KIND)
+        code, out, err = await tideflow_cli(
+            url, "timers", "list", "--kind", DELAYED_EVENT_KIND, token=TOKEN
+        )
         assert code == 0, err
         assert out.split("\t")[:3] == ["2026-01-01T00:01:00Z", "pending", DELAYED_EVENT_KIND]
-        code, out, err = await tideflow_cli(url, "timers", "list", "--state", "nope")
+        code, out, err = await tideflow_cli(url, "timers", "list", "--state", "nope", token=TOKEN)
         assert code == 1
         assert "state must be pending, fired, cancelled or all" in err
         assert "Traceback" not in err

@@ -5,6 +5,11 @@ tideflow.cli serve`` on a free port of 127.0.0.1 with
 ``TIDEFLOW_DATABASE_URL`` set, waits until ``/healthz`` answers, and stops it
 with SIGINT (a graceful shutdown) when the block ends. Its output goes to a
 log file whose tail is shown when the server fails to start.
+
+The server needs a token: ``server.token`` is the first admin token it saved
+in its home (or the one passed in, for a second server on a database that
+already has tokens); ``server.auth`` is the header that carries it, and
+``server.client()`` an httpx client that sends it.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from pathlib import Path
 import httpx
 
 from tideflow.api.testserver import free_port
+from tideflow.auth.first_token import read_token_file
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 60.0
@@ -34,6 +40,21 @@ class Served:
     url: str
     process: subprocess.Popen[bytes]
     log: Path
+    token: str = ""
+    home: Path | None = None
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """The ``Authorization`` header with the server's token (none for ``--insecure-local``)."""
+        return {"authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def client(self, timeout: float = 30) -> httpx.Client:
+        """An httpx client on the server's URL that sends its token."""
+        return httpx.Client(base_url=self.url, timeout=timeout, headers=self.auth)
+
+    def async_client(self, timeout: float = 30) -> httpx.AsyncClient:
+        """An async httpx client on the server's URL that sends its token."""
+        return httpx.AsyncClient(base_url=self.url, timeout=timeout, headers=self.auth)
 
     def output(self) -> str:
         """What the server printed so far."""
@@ -66,12 +87,31 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 30) -> int:
     return process.returncode
 
 
+_TOKENS: dict[str, str] = {}
+
+
+def auth_for(url: str) -> dict[str, str]:
+    """The ``Authorization`` header for a running server's base URL (or a URL under it)."""
+    for base, token in _TOKENS.items():
+        if url == base or url.startswith(base + "/"):
+            return {"authorization": f"Bearer {token}"} if token else {}
+    raise KeyError(f"no server running at {url}")
+
+
 @contextmanager
-def serve_process(database_url: str, home: Path, *args: str) -> Iterator[Served]:
-    """Run ``tideflow serve ARGS`` against ``database_url`` until the block ends."""
+def serve_process(
+    database_url: str, home: Path, *args: str, token: str | None = None
+) -> Iterator[Served]:
+    """Run ``tideflow serve ARGS`` against ``database_url`` until the block ends.
+
+    ``token`` is for a server whose database already has tokens made by a
+    server with another home; by default the first admin token saved in
+    ``home`` is used.
+    """
     port = free_port()
     env = {**os.environ, "TIDEFLOW_DATABASE_URL": database_url, "TIDEFLOW_HOME": str(home)}
-    env.pop("TIDEFLOW_SERVER", None)
+    for name in ("TIDEFLOW_SERVER", "TIDEFLOW_TOKEN", "TIDEFLOW_INSECURE_LOCAL"):
+        env.pop(name, None)
     log = home / f"serve-{port}.log"
     command = [sys.executable, "-m", "tideflow.cli", "serve", "--port", str(port), *args]
     with log.open("wb") as out:
@@ -79,8 +119,11 @@ def serve_process(database_url: str, home: Path, *args: str) -> Iterator[Served]
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, process, log)
-        yield Served(url, process, log)
+        served = Served(url, process, log, token or read_token_file(home) or "", home)
+        _TOKENS[url] = served.token
+        yield served
     finally:
+        _TOKENS.pop(url, None)
         stop(process)
 
 

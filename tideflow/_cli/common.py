@@ -17,6 +17,7 @@ class CliState:
     """Flags of the root command that every command reads."""
 
     verbose = False
+    token: str | None = None
 
 
 def fail(message: str, *, code: int = 1, exc: BaseException | None = None) -> typer.Exit:
@@ -34,6 +35,42 @@ ServerOption = Annotated[
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 
 
+def _remember_token(value: str | None) -> str | None:
+    if value:
+        CliState.token = value
+    return value
+
+
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="TIDEFLOW_TOKEN",
+        callback=_remember_token,
+        show_default=False,
+        help="API token (default: the first admin token saved in TIDEFLOW_HOME, "
+        "for a server on this machine).",
+    ),
+]
+
+
+def token_for(server: str) -> str | None:
+    """The token to send to ``server``: ``--token``/``TIDEFLOW_TOKEN``, else the
+    first admin token saved in ``TIDEFLOW_HOME`` when the server is on this machine."""
+    if CliState.token:
+        return CliState.token
+    from urllib.parse import urlsplit
+
+    from tideflow.auth.first_token import read_token_file
+    from tideflow.auth.hygiene import is_loopback
+    from tideflow.settings import Settings
+
+    host = urlsplit(server).hostname or ""
+    if not is_loopback(host):
+        return None
+    return read_token_file(Settings.from_env().home)
+
+
 def call_api(server: str, action: Any) -> Any:
     """Run ``action(client)`` against ``server``; a failure becomes one error line."""
     import asyncio
@@ -41,7 +78,7 @@ def call_api(server: str, action: Any) -> Any:
     from tideflow.client import ApiClient
 
     async def go() -> Any:
-        async with ApiClient(server) as client:
+        async with ApiClient(server, token=token_for(server)) as client:
             return await action(client)
 
     try:

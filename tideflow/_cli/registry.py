@@ -9,6 +9,7 @@ import typer
 from tideflow._cli.common import (
     DEFAULT_SERVER,
     ServerOption,
+    TokenOption,
     call_api,
     err_console,
     fail,
@@ -56,6 +57,7 @@ def workflows_deploy(
         list[str], typer.Argument(help="Workflow definitions (YAML or JSON).", metavar="FILE...")
     ],
     server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = None,
 ) -> None:
     """Deploy definitions; print 'id version' for each."""
     for path in files:
@@ -66,7 +68,7 @@ def workflows_deploy(
 
 
 @workflows_app.command("list")
-def workflows_list(server: ServerOption = DEFAULT_SERVER) -> None:
+def workflows_list(server: ServerOption = DEFAULT_SERVER, token: TokenOption = None) -> None:
     """List workflows: id, latest version, name."""
     for flow in call_api(server, lambda client: client.list_workflows()):
         print(f"{flow['id']}\t{flow['version']}\t{flow.get('name') or ''}")
@@ -83,6 +85,7 @@ def instances_start(
         typer.Option(help="Wait up to this many seconds and print the instance."),
     ] = None,
     server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = None,
 ) -> None:
     """Start an instance; print its id and status (the whole instance with --wait).
 
@@ -106,6 +109,7 @@ def instances_list(
     workflow: Annotated[str | None, typer.Option(help="Only this workflow's.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many.")] = 100,
     server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = None,
 ) -> None:
     """List instances: id, workflow, version, status, current state."""
     rows = call_api(
@@ -122,6 +126,7 @@ def instances_show(
     instance_id: InstanceArg,
     timeline: Annotated[bool, typer.Option("--timeline", help="Print the timeline too.")] = False,
     server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = None,
 ) -> None:
     """Print an instance's status as JSON (with its timeline under --timeline)."""
 
@@ -140,18 +145,24 @@ def _instance_action(action: str, instance_id: str, server: str) -> None:
 
 
 @instances_app.command("cancel")
-def instances_cancel(instance_id: InstanceArg, server: ServerOption = DEFAULT_SERVER) -> None:
+def instances_cancel(
+    instance_id: InstanceArg, server: ServerOption = DEFAULT_SERVER, token: TokenOption = None
+) -> None:
     """Cancel an instance (a running one stops at its next step)."""
     _instance_action("cancel", instance_id, server)
 
 
 @instances_app.command("suspend")
-def instances_suspend(instance_id: InstanceArg, server: ServerOption = DEFAULT_SERVER) -> None:
+def instances_suspend(
+    instance_id: InstanceArg, server: ServerOption = DEFAULT_SERVER, token: TokenOption = None
+) -> None:
     """Suspend an instance until resumed."""
     _instance_action("suspend", instance_id, server)
 
 
 @instances_app.command("resume")
-def instances_resume(instance_id: InstanceArg, server: ServerOption = DEFAULT_SERVER) -> None:
+def instances_resume(
+    instance_id: InstanceArg, server: ServerOption = DEFAULT_SERVER, token: TokenOption = None
+) -> None:
     """Resume a suspended instance."""
     _instance_action("resume", instance_id, server)

@@ -10,7 +10,9 @@ from tideflow import __version__
 from tideflow._cli.common import (
     DEFAULT_SERVER,
     ServerOption,
+    TokenOption,
     call_api,
+    err_console,
     fail,
     out_console,
     print_json,
@@ -53,12 +55,31 @@ def serve(
             "submodules (repeatable; adds to TIDEFLOW_PYTHON_MODULES).",
         ),
     ] = None,
+    insecure_local: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-local",
+            help="Need no API token (loopback addresses only; anything on this machine, "
+            "every user, can then do anything).",
+        ),
+    ] = False,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-host",
+            metavar="NAME",
+            help="Also answer requests whose Host is NAME (repeatable; adds to "
+            "TIDEFLOW_ALLOWED_HOSTS).",
+        ),
+    ] = None,
 ) -> None:
     """Serve everything in one process: API, event store, subscriptions, timers, runtime.
 
     Data lives in an embedded PostgreSQL unless TIDEFLOW_DATABASE_URL is set.
     python: functions may import only the --allow-python modules and those in
-    the --workflows folders.
+    the --workflows folders. Every request needs an API token (the first
+    admin token is printed at the first start and saved in TIDEFLOW_HOME)
+    unless --insecure-local is given on a loopback address.
     """
     from dataclasses import replace
     from pathlib import Path
@@ -87,6 +108,7 @@ def serve(
         raise fail(f"invalid TIDEFLOW_* setting: {exc}", exc=exc) from None
     settings = replace(settings, host=host or settings.host, port=port or settings.port)
     settings = _with_python_modules(settings, allow_python or [])
+    settings = _with_access(settings, insecure_local, allow_host or [])
     out_console.print(f"tideflow {__version__}: data in {describe_database(settings)}")
     run_server(settings, open_system_with(system))
 
@@ -105,6 +127,27 @@ def _with_python_modules(settings: Any, allowed: list[str]) -> Any:
     return replace(settings, python_modules=policy.modules)
 
 
+def _with_access(settings: Any, insecure_local: bool, hosts: list[str]) -> Any:
+    """``settings`` with ``--insecure-local`` and ``--allow-host``; exit 2 if not loopback."""
+    from dataclasses import replace
+
+    from tideflow.api.access import check_insecure_local
+
+    insecure = insecure_local or settings.insecure_local
+    try:
+        check_insecure_local(settings.host, insecure)
+    except TideflowError as exc:
+        raise fail(str(exc), code=2) from None
+    if insecure:
+        err_console.print(
+            "[bold red]WARNING: --insecure-local: no API token is needed. Every program and "
+            f"user on this machine can deploy, run and read everything on {settings.host}."
+            "[/bold red]"
+        )
+    hosts = [*settings.allowed_hosts, *hosts]
+    return replace(settings, insecure_local=insecure, allowed_hosts=tuple(hosts))
+
+
 @events_app.command("send")
 def events_send(
     type_: Annotated[str, typer.Option("--type", help="The event type.")],
@@ -119,6 +162,7 @@ def events_send(
     ] = None,
     subject: Annotated[str | None, typer.Option(help="The event subject.")] = None,
     server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = None,
 ) -> None:
     """Send one CloudEvent; print its bus, offset and whether it was a duplicate."""
     from pathlib import Path
@@ -160,6 +204,7 @@ def events_tail(
         typer.Option("--from", min=1, help="Start at this offset (default: only new events)."),
     ] = None,
     server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = None,
 ) -> None:
     """Follow a bus: print each event as one JSON line {offset, event}; Ctrl-C stops."""
     import orjson
@@ -173,7 +218,7 @@ def events_tail(
 
 
 @buses_app.command("list")
-def buses_list(server: ServerOption = DEFAULT_SERVER) -> None:
+def buses_list(server: ServerOption = DEFAULT_SERVER, token: TokenOption = None) -> None:
     """List the buses: name and retention."""
     for bus in call_api(server, lambda client: client.list_buses()):
         retention = bus.get("retention") or {}
@@ -189,6 +234,7 @@ def buses_create(
     ] = None,
     max_events: Annotated[int | None, typer.Option(help="Keep about this many events.")] = None,
     server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = None,
 ) -> None:
     """Create a bus."""
     retention = {k: v for k, v in (("maxAge", max_age), ("maxEvents", max_events)) if v}
@@ -199,6 +245,7 @@ def buses_create(
 def buses_show(
     name: Annotated[str, typer.Argument(help="The bus name.")],
     server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = None,
 ) -> None:
     """Show a bus: offsets, segments, size on disk, recent rate."""
     print_json(call_api(server, lambda client: client.get_bus(name)))
@@ -208,6 +255,7 @@ def buses_show(
 def buses_delete(
     name: Annotated[str, typer.Argument(help="The bus name.")],
     server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = None,
 ) -> None:
     """Delete a bus and all its events."""
     call_api(server, lambda client: client.delete_bus(name))
@@ -221,6 +269,7 @@ def timers_list(
     limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many.")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = None,
 ) -> None:
     """List timers in due order: due time, state, kind, id."""
     found = call_api(server, lambda client: client.list_timers(kind, state, limit))

@@ -9,6 +9,7 @@ import typer
 from tideflow._cli.common import (
     DEFAULT_SERVER,
     ServerOption,
+    TokenOption,
     call_api,
     fail,
     print_json,
@@ -68,6 +69,7 @@ def subscriptions_create(
         str | None, typer.Option(help="The whole subscription as JSON, or @file.json.")
     ] = None,
     server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = None,
 ) -> None:
     """Create a subscription; print it as JSON."""
     import json
@@ -89,6 +91,7 @@ def subscriptions_create(
 def subscriptions_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = None,
 ) -> None:
     """List subscriptions: id, state, bus, committed offset, lag, sink."""
     found = call_api(server, lambda client: client.list_subscriptions())
@@ -105,7 +108,9 @@ def subscriptions_list(
 
 @subscriptions_app.command("show")
 def subscriptions_show(
-    subscription_id: SubscriptionArg, server: ServerOption = DEFAULT_SERVER
+    subscription_id: SubscriptionArg,
+    server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = None,
 ) -> None:
     """Show a subscription: state, committed offset, lag, delivered/failed/dead-lettered."""
     print_json(call_api(server, lambda client: client.get_subscription(subscription_id)))
@@ -113,7 +118,9 @@ def subscriptions_show(
 
 @subscriptions_app.command("delete")
 def subscriptions_delete(
-    subscription_id: SubscriptionArg, server: ServerOption = DEFAULT_SERVER
+    subscription_id: SubscriptionArg,
+    server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = None,
 ) -> None:
     """Delete a subscription."""
     call_api(server, lambda client: client.delete_subscription(subscription_id))
@@ -129,7 +136,9 @@ def _subscription_action(
 
 @subscriptions_app.command("pause")
 def subscriptions_pause(
-    subscription_id: SubscriptionArg, server: ServerOption = DEFAULT_SERVER
+    subscription_id: SubscriptionArg,
+    server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = None,
 ) -> None:
     """Pause delivery (events in flight are delivered again after resume)."""
     _subscription_action("pause", subscription_id, server)
@@ -137,7 +146,9 @@ def subscriptions_pause(
 
 @subscriptions_app.command("resume")
 def subscriptions_resume(
-    subscription_id: SubscriptionArg, server: ServerOption = DEFAULT_SERVER
+    subscription_id: SubscriptionArg,
+    server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = None,
 ) -> None:
     """Resume delivery from the committed offset."""
     _subscription_action("resume", subscription_id, server)
@@ -151,6 +162,7 @@ def subscriptions_reset(
         str | None, typer.Option(help="Deliver next the first event stored at or after it.")
     ] = None,
     server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = None,
 ) -> None:
     """Replay (or skip): move the subscription to an offset or a time (RFC 3339)."""
     if (offset is None) == (time is None):

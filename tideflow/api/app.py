@@ -16,6 +16,7 @@ from fastapi import APIRouter, FastAPI
 
 from tideflow import __version__
 from tideflow.api import errors
+from tideflow.api.access import AccessGate, AccessPolicy
 from tideflow.api.fastpath import IngestFastPath, Scope
 from tideflow.api.routes import (
     buses,
@@ -25,6 +26,7 @@ from tideflow.api.routes import (
     metrics,
     subscriptions,
     timers,
+    tokens,
     workflows,
 )
 from tideflow.api.services import Services, ServicesOpener
@@ -57,6 +59,9 @@ def create_app(
             raise ConfigurationError("this app has no services: pass open_services")
         async with open_services(settings) as services:
             app.state.services = services
+            app.state.access = AccessPolicy.for_services(services)
+            if settings.insecure_local:
+                log.warning("--insecure-local: no API token is needed on %s", settings.host)
             yield
 
     app = FastAPI(
@@ -68,8 +73,10 @@ def create_app(
     )
     errors.install(app)
     app.add_middleware(IngestFastPath, resolve=_resolve_ingest)
+    app.add_middleware(AccessGate, resolve=_resolve_access)  # added last: runs first
     builtin = (health.router, metrics.router, events.router, buses.router, timers.router)
-    for router in (*builtin, workflows.router, instances.router, subscriptions.router, *routers):
+    domain = (workflows.router, instances.router, subscriptions.router, tokens.router)
+    for router in (*builtin, *domain, *routers):
         app.include_router(router)
     return app
 
@@ -77,3 +84,8 @@ def create_app(
 def _resolve_ingest(scope: Scope) -> tuple[Appender, int]:
     services: Services = scope["app"].state.services
     return services.ingest or services.events, services.settings.max_request_bytes
+
+
+def _resolve_access(scope: Scope) -> AccessPolicy:
+    policy: AccessPolicy = scope["app"].state.access
+    return policy

@@ -33,6 +33,11 @@ class _Kind:
 
 # Most specific first: the first class an error is an instance of wins.
 _KINDS: Final[tuple[tuple[type[BaseException], _Kind], ...]] = (
+    (errors.AuthenticationRequired, _Kind(401, "unauthenticated", "Authentication required")),
+    (errors.PermissionDenied, _Kind(403, "forbidden", "Forbidden")),
+    (errors.MisdirectedRequest, _Kind(421, "misdirected-request", "Misdirected request")),
+    (errors.UnsupportedMediaType, _Kind(415, "unsupported-media-type", "Unsupported content type")),
+    (errors.ProtectedResource, _Kind(409, "protected", "Protected")),
     (errors.BusNotFound, _Kind(404, "bus-not-found", "No such bus")),
     (errors.EventNotFound, _Kind(404, "event-not-found", "No such event")),
     (errors.NotFoundError, _Kind(404, "not-found", "Not found")),
@@ -75,7 +80,10 @@ def tideflow_error_response(exc: errors.TideflowError) -> Response:
     for cls, kind in _KINDS:
         if isinstance(exc, cls):
             path = getattr(exc, "argument", None) or _path_of(exc)
-            return problem(kind.status, kind.type, kind.title, exc.message, path)
+            response = problem(kind.status, kind.type, kind.title, exc.message, path)
+            if kind.status == 401:
+                response.headers["www-authenticate"] = 'Bearer realm="tideflow"'
+            return response
     log.error("unmapped Tideflow error", exc_info=exc)
     return problem(500, type(exc).__name__, "Tideflow error", exc.message)
 

@@ -6,7 +6,9 @@ costing about as much CPU per request as the work itself, so
 :class:`IngestFastPath` answers these two routes directly: read the body
 (with the size limit), decode it (:mod:`tideflow.http_binding`),
 append through the store (acknowledged after commit), write the response.
-Every other request goes to the FastAPI app unchanged; the FastAPI routes of
+The access gate in front of it (:mod:`tideflow.api.access`) has admitted the
+request; this path checks its ``publish:<bus>`` scope. Every other request
+goes to the FastAPI app unchanged; the FastAPI routes of
 the same paths stay for the OpenAPI document and behave the same.
 """
 
@@ -18,7 +20,9 @@ from typing import Any, Final
 
 import orjson
 
+from tideflow.api.access import authorize
 from tideflow.api.errors import problem, tideflow_error_response
+from tideflow.auth.scopes import PUBLISH, bus_scope
 from tideflow.errors import EventRejected, TideflowError
 from tideflow.eventstore.store import DEFAULT_BUS, Appender
 from tideflow.http_binding import decode_request
@@ -120,6 +124,7 @@ class IngestFastPath:
             await self.app(scope, receive, send)
             return
         try:
+            authorize(scope, bus_scope(PUBLISH, bus))
             store, limit = self.resolve(scope)
             body = await ingest(scope, receive, store, bus, limit)
         except ClientGone:

@@ -257,3 +257,37 @@ class ScheduledList(BaseModel):
 
     bus: str
     scheduled: list[ScheduledEvent]
+
+
+class CreateToken(BaseModel):
+    """The body of `POST /tokens`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="What the token is for (1-100 characters).")
+    scopes: list[str] = Field(
+        description="admin, deploy, run, read, publish:<bus>, subscribe:<bus> "
+        "('*' in a bus name matches any run of characters)."
+    )
+
+
+class TokenOut(BaseModel):
+    """An API token, without its text."""
+
+    id: str = Field(description="The public id (the `<id>` of `tf_<id>_<secret>`).")
+    name: str
+    scopes: list[str]
+    createdAt: str
+    revokedAt: str | None = None
+
+
+class TokenCreated(TokenOut):
+    """A new token: its text is in `token`, shown this once."""
+
+    token: str = Field(description="The token's text: send it as `Authorization: Bearer …`.")
+
+
+class TokenList(BaseModel):
+    """Every token, oldest first (revoked ones too)."""
+
+    tokens: list[TokenOut]

@@ -19,6 +19,7 @@ from tideflow.eventstore.store import EventStore
 from tideflow.settings import Settings
 
 if TYPE_CHECKING:
+    from tideflow.auth.verifier import TokenStore
     from tideflow.eventstore.store import Appender
     from tideflow.metrics import Metrics
     from tideflow.runtime.functions.policy import PythonPolicy
@@ -55,6 +56,8 @@ class Services:
             may import (``None``: only ``settings.python_modules``).
         health: The supervisors and probes ``/healthz`` reports (``None``: it asks
             the event store).
+        tokens: The API tokens (``None``: no token is valid; only
+            ``--insecure-local`` lets requests in).
     """
 
     settings: Settings
@@ -71,6 +74,7 @@ class Services:
     schedules: WorkflowSchedules | None = None
     python_policy: PythonPolicy | None = None
     health: HealthBoard | None = None
+    tokens: TokenStore | None = None
 
 
 ServicesOpener = Callable[[Settings], AbstractAsyncContextManager[Services]]
@@ -87,14 +91,19 @@ async def get_services(request: Request) -> Services:
     return services
 
 
-def with_store(store: EventStore, clock: Clock = SYSTEM_CLOCK) -> ServicesOpener:
-    """An opener around an existing store: starts it with the app and stops it after."""
+def with_store(
+    store: EventStore, clock: Clock = SYSTEM_CLOCK, *, tokens: TokenStore | None = None
+) -> ServicesOpener:
+    """An opener around an existing store: starts it with the app and stops it after.
+
+    ``tokens`` are the API tokens it accepts (none without them).
+    """
 
     @asynccontextmanager
     async def open_services(settings: Settings) -> AsyncIterator[Services]:
         await store.start()
         try:
-            yield Services(settings=settings, events=store, clock=clock)
+            yield Services(settings=settings, events=store, clock=clock, tokens=tokens)
         finally:
             await store.stop()
 

@@ -31,6 +31,8 @@ from tideflow.isotime import parse_duration
 
 DEFAULT_BUS = "default"
 """The bus that always exists; ``POST /events`` appends to it."""
+INTERNAL_BUS_PREFIX = "tideflow."
+"""Buses whose names start so are the server's own (``tideflow.lifecycle``): never deleted."""
 
 _BUS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 

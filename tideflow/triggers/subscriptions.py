@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from tideflow.errors import ExpressionError, InvalidArgument
 from tideflow.eventstore.store import check_bus_name, format_duration
@@ -211,8 +211,13 @@ class Subscription:
         )
 
     def to_json(self, head: int | None = None) -> dict[str, Any]:
-        """The API form; with the bus's ``head`` offset, also the ``lag`` behind it."""
+        """The API form; with the bus's ``head`` offset, also the ``lag`` behind it.
+
+        Credentials in the sink URL (``https://user:secret@host``) are shown as ``***``.
+        """
         out: dict[str, Any] = {"id": self.id, "kind": self.kind.value, **self.spec.to_json()}
+        if self.spec.sink is not None:
+            out["sink"] = redact_url(self.spec.sink)
         out.update(
             state=self.state.value,
             committedOffset=self.committed_offset,
@@ -268,6 +273,15 @@ def parse_spec(body: Any, *, internal: bool = False) -> SubscriptionSpec:
         start=parse_start(body.get("from", "latest")),
     )
     return spec
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its user information (name and password) replaced by ``***``."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"***@{host}"))
 
 
 def check_sink(sink: Any) -> str:

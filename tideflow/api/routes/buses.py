@@ -7,10 +7,13 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Depends, Path
 from starlette.responses import Response
 
+from tideflow.api.access import requires
 from tideflow.api.routes.events import json_response
 from tideflow.api.schemas import BusInfoOut, BusList, BusOut, CreateBus, Problem
 from tideflow.api.services import Services, get_services
-from tideflow.eventstore.store import Retention
+from tideflow.auth.scopes import ADMIN, READ
+from tideflow.errors import ProtectedResource
+from tideflow.eventstore.store import INTERNAL_BUS_PREFIX, Retention
 
 router = APIRouter(tags=["buses"])
 
@@ -22,7 +25,12 @@ Services_ = Annotated[Services, Depends(get_services)]
 
 
 @router.post(
-    "/buses", status_code=201, response_model=BusOut, responses=_ERRORS, summary="Create a bus"
+    "/buses",
+    status_code=201,
+    response_model=BusOut,
+    responses=_ERRORS,
+    summary="Create a bus",
+    dependencies=[requires(ADMIN)],
 )
 async def create_bus(body: CreateBus, services: Services_) -> Response:
     """Create a bus with an optional retention (``maxAge`` ISO 8601 duration, ``maxEvents``)."""
@@ -36,22 +44,42 @@ async def create_bus(body: CreateBus, services: Services_) -> Response:
     return response
 
 
-@router.get("/buses", response_model=BusList, responses=_ERRORS, summary="List buses")
+@router.get(
+    "/buses",
+    response_model=BusList,
+    responses=_ERRORS,
+    summary="List buses",
+    dependencies=[requires(READ)],
+)
 async def list_buses(services: Services_) -> Response:
     """Every bus, by name."""
     buses = await services.events.list_buses()
     return json_response({"buses": [bus.to_json() for bus in buses]})
 
 
-@router.get("/buses/{bus}", response_model=BusInfoOut, responses=_ERRORS, summary="Show a bus")
+@router.get(
+    "/buses/{bus}",
+    response_model=BusInfoOut,
+    responses=_ERRORS,
+    summary="Show a bus",
+    dependencies=[requires(READ)],
+)
 async def show_bus(bus: BusName, services: Services_) -> Response:
     """A bus with its first and last offset, segments, size on disk and recent rate."""
     info = await services.events.get_bus(bus)
     return json_response(info.to_json())
 
 
-@router.delete("/buses/{bus}", status_code=204, responses=_ERRORS, summary="Delete a bus")
+@router.delete(
+    "/buses/{bus}",
+    status_code=204,
+    responses=_ERRORS,
+    summary="Delete a bus",
+    dependencies=[requires(ADMIN)],
+)
 async def delete_bus(bus: BusName, services: Services_) -> Response:
-    """Delete a bus and all its events (the ``default`` bus cannot be deleted)."""
+    """Delete a bus and all its events (409 for ``default`` and the server's ``tideflow.*``)."""
+    if bus.startswith(INTERNAL_BUS_PREFIX):
+        raise ProtectedResource(f"bus {bus!r} is the server's own: it cannot be deleted")
     await services.events.delete_bus(bus)
     return Response(status_code=204)

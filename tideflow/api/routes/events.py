@@ -18,8 +18,10 @@ from starlette.responses import Response
 
 from tideflow import jsontext
 from tideflow.api import fastpath
+from tideflow.api.access import requires
 from tideflow.api.schemas import AppendResult, EventPage, EventRecord, Problem
 from tideflow.api.services import Services, get_services
+from tideflow.auth.scopes import PUBLISH, SUBSCRIBE
 from tideflow.eventstore.store import DEFAULT_BUS, StoredEvent
 
 router = APIRouter(tags=["events"])
@@ -90,6 +92,7 @@ async def ingest(request: Request, services: Services, bus: str) -> Response:
     responses=_ERRORS,
     openapi_extra=_CE_BODY,
     summary="Send CloudEvents to the default bus",
+    dependencies=[requires(f"{PUBLISH}:{DEFAULT_BUS}")],
 )
 async def post_default_events(request: Request, services: Services_) -> Response:
     """Append one event (binary or structured mode) or a batch to the ``default`` bus."""
@@ -103,6 +106,7 @@ async def post_default_events(request: Request, services: Services_) -> Response
     responses=_ERRORS,
     openapi_extra=_CE_BODY,
     summary="Send CloudEvents to a bus",
+    dependencies=[requires(PUBLISH + ":{bus}")],
 )
 async def post_bus_events(bus: BusName, request: Request, services: Services_) -> Response:
     """Append one event (binary or structured mode) or a batch to ``bus``."""
@@ -119,6 +123,7 @@ def record(stored: StoredEvent) -> dict[str, Any]:
     response_model=EventPage,
     responses=_ERRORS,
     summary="Read a bus by offset",
+    dependencies=[requires(SUBSCRIBE + ":{bus}")],
 )
 async def read_events(
     bus: BusName,
@@ -146,6 +151,7 @@ async def read_events(
     response_model=EventRecord,
     responses=_ERRORS,
     summary="Read one event",
+    dependencies=[requires(SUBSCRIBE + ":{bus}")],
 )
 async def get_event(
     bus: BusName,

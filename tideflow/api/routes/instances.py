@@ -15,9 +15,11 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import Response
 
 from tideflow import jsontext, limits
+from tideflow.api.access import requires
 from tideflow.api.routes.events import json_response
 from tideflow.api.schemas import InstanceCreated, InstanceList, InstanceOut, Problem, TimelineOut
 from tideflow.api.services import Services, get_services
+from tideflow.auth.scopes import READ, RUN
 from tideflow.errors import ConflictError, InvalidArgument, StoreError
 from tideflow.runtime.status import InstanceStatus
 
@@ -87,6 +89,7 @@ async def read_input(request: Request) -> Any:
     responses=_ERRORS,
     openapi_extra=_INPUT_BODY,
     summary="Start an instance",
+    dependencies=[requires(RUN)],
 )
 async def start_instance(
     request: Request,
@@ -118,7 +121,13 @@ async def start_instance(
     return response
 
 
-@router.get("/instances", response_model=InstanceList, responses=_ERRORS, summary="List")
+@router.get(
+    "/instances",
+    response_model=InstanceList,
+    responses=_ERRORS,
+    summary="List",
+    dependencies=[requires(READ)],
+)
 async def list_instances(
     services: Services_,
     workflow: Annotated[str | None, Query(description="Only this workflow's.")] = None,
@@ -134,7 +143,11 @@ async def list_instances(
 
 
 @router.get(
-    "/instances/{instance_id}", response_model=InstanceOut, responses=_ERRORS, summary="Show"
+    "/instances/{instance_id}",
+    response_model=InstanceOut,
+    responses=_ERRORS,
+    summary="Show",
+    dependencies=[requires(READ)],
 )
 async def show_instance(instance_id: InstanceId, services: Services_) -> Response:
     """Status, current state, data, output or error, and timestamps of an instance."""
@@ -147,6 +160,7 @@ async def show_instance(instance_id: InstanceId, services: Services_) -> Respons
     response_model=TimelineOut,
     responses=_ERRORS,
     summary="Timeline",
+    dependencies=[requires(READ)],
 )
 async def instance_timeline(instance_id: InstanceId, services: Services_) -> Response:
     """States entered and left, actions (duration, attempt), events, timers, errors, retries."""
@@ -183,7 +197,12 @@ def _refuse_final(row: InstanceRow, action: str) -> None:
         raise ConflictError(f"instance {row.id!r} has already {row.status}; cannot {action} it")
 
 
-@router.post("/instances/{instance_id}/cancel", response_model=InstanceOut, responses=_ERRORS)
+@router.post(
+    "/instances/{instance_id}/cancel",
+    response_model=InstanceOut,
+    responses=_ERRORS,
+    dependencies=[requires(RUN)],
+)
 async def cancel_instance(instance_id: InstanceId, services: Services_) -> Response:
     """Cancel an instance: at once when idle, at its next step when running (409 if ended)."""
     _refuse_final(await _instances(services).get(instance_id), "cancel")
@@ -191,7 +210,12 @@ async def cancel_instance(instance_id: InstanceId, services: Services_) -> Respo
     return json_response(row.to_json())
 
 
-@router.post("/instances/{instance_id}/suspend", response_model=InstanceOut, responses=_ERRORS)
+@router.post(
+    "/instances/{instance_id}/suspend",
+    response_model=InstanceOut,
+    responses=_ERRORS,
+    dependencies=[requires(RUN)],
+)
 async def suspend_instance(instance_id: InstanceId, services: Services_) -> Response:
     """Suspend an instance until it is resumed (409 if it has ended)."""
     _refuse_final(await _instances(services).get(instance_id), "suspend")
@@ -199,7 +223,12 @@ async def suspend_instance(instance_id: InstanceId, services: Services_) -> Resp
     return json_response(row.to_json())
 
 
-@router.post("/instances/{instance_id}/resume", response_model=InstanceOut, responses=_ERRORS)
+@router.post(
+    "/instances/{instance_id}/resume",
+    response_model=InstanceOut,
+    responses=_ERRORS,
+    dependencies=[requires(RUN)],
+)
 async def resume_instance(instance_id: InstanceId, services: Services_) -> Response:
     """Resume a suspended instance; it replays its journal and goes on (409 otherwise)."""
     before = await _instances(services).get(instance_id)

@@ -9,7 +9,9 @@ from fastapi import APIRouter, Depends
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
+from tideflow.api.access import requires
 from tideflow.api.services import Services, get_services
+from tideflow.auth.scopes import READ
 from tideflow.errors import TideflowError
 from tideflow.metrics import Metrics
 
@@ -23,6 +25,7 @@ router = APIRouter(tags=["health"])
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text."}},
     summary="Prometheus metrics",
+    dependencies=[requires(READ)],
 )
 async def metrics(services: Annotated[Services, Depends(get_services)]) -> Response:
     """Instances by status, step and journal commit latency, events in and out."""

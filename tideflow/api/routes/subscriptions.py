@@ -15,12 +15,15 @@ from fastapi import APIRouter, Depends, Path, Request
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from tideflow.api.access import authorize, in_route, requires
 from tideflow.api.errors import problem
 from tideflow.api.routes.events import json_response
 from tideflow.api.schemas import Problem
 from tideflow.api.services import Services, get_services
-from tideflow.errors import InvalidArgument, InvalidFilter, format_path
+from tideflow.auth.scopes import READ, SUBSCRIBE, bus_scope
+from tideflow.errors import InvalidArgument, InvalidFilter, ProtectedResource, format_path
 from tideflow.isotime import parse_timestamp
+from tideflow.triggers.subscriptions import Subscription, SubscriptionKind
 
 if TYPE_CHECKING:
     from tideflow.triggers.dispatcher import Dispatcher
@@ -116,6 +119,15 @@ def _dispatcher(services: Services) -> Dispatcher:
     return dispatcher
 
 
+async def _authorized(
+    request: Request, dispatcher: Dispatcher, subscription_id: str
+) -> Subscription:
+    """The subscription, if the request's token may manage it (``subscribe:<its bus>``)."""
+    sub = await dispatcher.subscriptions.get(subscription_id)
+    authorize(request.scope, bus_scope(SUBSCRIBE, sub.bus))
+    return sub
+
+
 async def _json_body(request: Request) -> Any:
     raw = await request.body()
     try:
@@ -136,6 +148,7 @@ def _invalid(exc: InvalidArgument | InvalidFilter) -> Response:
     responses=_returns(201, _SUBSCRIPTION),
     openapi_extra=_body(_CREATE),
     summary="Create a subscription",
+    dependencies=[in_route("subscribe:<the body's bus>")],
 )
 async def create_subscription(request: Request, services: Services_) -> Response:
     """Create a subscription: ``{bus, filters, sink, transform, delivery, from}``.
@@ -145,6 +158,8 @@ async def create_subscription(request: Request, services: Services_) -> Response
     dispatcher = _dispatcher(services)
     try:
         body = await _json_body(request)
+        if isinstance(body, dict) and isinstance(body.get("bus"), str):
+            authorize(request.scope, bus_scope(SUBSCRIBE, body["bus"]))
         sub = await dispatcher.create(body)
     except (InvalidArgument, InvalidFilter) as exc:
         return _invalid(exc)
@@ -164,6 +179,7 @@ async def create_subscription(request: Request, services: Services_) -> Response
         },
     ),
     summary="List subscriptions",
+    dependencies=[requires(READ)],
 )
 async def list_subscriptions(services: Services_) -> Response:
     """Every subscription with its state, committed offset, lag and counts, oldest first."""
@@ -171,7 +187,12 @@ async def list_subscriptions(services: Services_) -> Response:
     return json_response({"subscriptions": [sub.to_json(head) for sub, head in found]})
 
 
-@router.get("/subscriptions/{subscription_id}", responses=_ONE, summary="Show a subscription")
+@router.get(
+    "/subscriptions/{subscription_id}",
+    responses=_ONE,
+    summary="Show a subscription",
+    dependencies=[requires(READ)],
+)
 async def show_subscription(subscription_id: SubscriptionId, services: Services_) -> Response:
     """State, committed offset, lag behind the head of the bus, delivered/failed/dead-lettered."""
     sub, head = await _dispatcher(services).get(subscription_id)
@@ -183,30 +204,51 @@ async def show_subscription(subscription_id: SubscriptionId, services: Services_
     status_code=204,
     responses=_ERRORS,
     summary="Delete a subscription",
+    dependencies=[in_route("subscribe:<the subscription's bus>")],
 )
-async def delete_subscription(subscription_id: SubscriptionId, services: Services_) -> Response:
-    """Stop delivering and forget the subscription."""
-    await _dispatcher(services).delete(subscription_id)
+async def delete_subscription(
+    subscription_id: SubscriptionId, request: Request, services: Services_
+) -> Response:
+    """Stop delivering and forget the subscription (409 for the server's own, internal ones)."""
+    dispatcher = _dispatcher(services)
+    sub = await _authorized(request, dispatcher, subscription_id)
+    if sub.kind is SubscriptionKind.INTERNAL:
+        raise ProtectedResource(
+            f"subscription {sub.id!r} is the server's own (internal): it cannot be deleted"
+        )
+    await dispatcher.delete(subscription_id)
     return Response(status_code=204)
 
 
 @router.post(
-    "/subscriptions/{subscription_id}/pause", responses=_ONE, summary="Pause a subscription"
+    "/subscriptions/{subscription_id}/pause",
+    responses=_ONE,
+    summary="Pause a subscription",
+    dependencies=[in_route("subscribe:<the subscription's bus>")],
 )
-async def pause_subscription(subscription_id: SubscriptionId, services: Services_) -> Response:
+async def pause_subscription(
+    subscription_id: SubscriptionId, request: Request, services: Services_
+) -> Response:
     """Stop delivering; deliveries in flight are abandoned and redone after resume."""
     dispatcher = _dispatcher(services)
+    await _authorized(request, dispatcher, subscription_id)
     await dispatcher.pause(subscription_id)
     sub, head = await dispatcher.get(subscription_id)
     return json_response(sub.to_json(head))
 
 
 @router.post(
-    "/subscriptions/{subscription_id}/resume", responses=_ONE, summary="Resume a subscription"
+    "/subscriptions/{subscription_id}/resume",
+    responses=_ONE,
+    summary="Resume a subscription",
+    dependencies=[in_route("subscribe:<the subscription's bus>")],
 )
-async def resume_subscription(subscription_id: SubscriptionId, services: Services_) -> Response:
+async def resume_subscription(
+    subscription_id: SubscriptionId, request: Request, services: Services_
+) -> Response:
     """Deliver again from the committed offset."""
     dispatcher = _dispatcher(services)
+    await _authorized(request, dispatcher, subscription_id)
     await dispatcher.resume(subscription_id)
     sub, head = await dispatcher.get(subscription_id)
     return json_response(sub.to_json(head))
@@ -217,6 +259,7 @@ async def resume_subscription(subscription_id: SubscriptionId, services: Service
     responses=_ONE,
     openapi_extra=_body(_RESET),
     summary="Reset a subscription's offset (replay)",
+    dependencies=[in_route("subscribe:<the subscription's bus>")],
 )
 async def reset_subscription(
     subscription_id: SubscriptionId, request: Request, services: Services_
@@ -224,6 +267,7 @@ async def reset_subscription(
     """Deliver next from ``{"offset": n}`` (the event at ``n``) or ``{"time": RFC 3339}``
     (the first event stored at or after it). Moving back replays; moving forward skips."""
     dispatcher = _dispatcher(services)
+    await _authorized(request, dispatcher, subscription_id)
     try:
         offset, time = _reset_target(await _json_body(request))
     except InvalidArgument as exc:

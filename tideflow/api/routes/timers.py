@@ -7,9 +7,11 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Depends, Path, Query
 from starlette.responses import Response
 
+from tideflow.api.access import requires
 from tideflow.api.routes.events import json_response
 from tideflow.api.schemas import Problem, ScheduledEvent, ScheduledList, TimerList
 from tideflow.api.services import Services, get_services
+from tideflow.auth.scopes import PUBLISH, READ, SUBSCRIBE
 from tideflow.errors import InvalidArgument, StoreError, TimerNotFound
 from tideflow.isotime import format_timestamp
 from tideflow.timer.delayed import DELAYED_EVENT_KIND, list_scheduled
@@ -43,7 +45,13 @@ def scheduled_json(timer: TimerRecord) -> dict[str, Any]:
     }
 
 
-@router.get("/timers", response_model=TimerList, responses=_ERRORS, summary="List timers")
+@router.get(
+    "/timers",
+    response_model=TimerList,
+    responses=_ERRORS,
+    summary="List timers",
+    dependencies=[requires(READ)],
+)
 async def list_timers(
     services: Services_,
     kind: Annotated[str | None, Query(description="Only timers of this kind.")] = None,
@@ -72,6 +80,7 @@ def _state(text: str) -> TimerState:
     response_model=ScheduledList,
     responses=_ERRORS,
     summary="List held events",
+    dependencies=[requires(SUBSCRIBE + ":{bus}")],
 )
 async def list_bus_scheduled(bus: BusName, services: Services_, limit: Limit = 100) -> Response:
     """Events posted with ``deliverytime`` or ``delay`` and not yet delivered, soonest first."""
@@ -97,6 +106,7 @@ async def _held(services: Services, bus: str, timer_id: str) -> TimerRecord:
     response_model=ScheduledEvent,
     responses=_ERRORS,
     summary="Show a held event",
+    dependencies=[requires(SUBSCRIBE + ":{bus}")],
 )
 async def show_bus_scheduled(bus: BusName, timer_id: TimerId, services: Services_) -> Response:
     """One held event."""
@@ -108,6 +118,7 @@ async def show_bus_scheduled(bus: BusName, timer_id: TimerId, services: Services
     status_code=204,
     responses=_ERRORS,
     summary="Cancel a held event",
+    dependencies=[requires(PUBLISH + ":{bus}")],
 )
 async def cancel_bus_scheduled(bus: BusName, timer_id: TimerId, services: Services_) -> Response:
     """Cancel a held event: it is never delivered."""

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import Response
 
+from tideflow.api.access import requires
 from tideflow.api.errors import PROBLEM_JSON, problem
 from tideflow.api.routes.events import json_response
 from tideflow.api.schemas import (
@@ -31,6 +32,7 @@ from tideflow.api.schemas import (
     WorkflowOut,
 )
 from tideflow.api.services import Services, get_services
+from tideflow.auth.scopes import DEPLOY, READ
 from tideflow.deploy import JSON_TYPES, deploy_definition
 from tideflow.errors import InvalidArgument, StoreError, WorkflowValidationError
 from tideflow.runtime.functions.policy import PythonPolicy
@@ -94,6 +96,7 @@ def invalid_response(exc: WorkflowValidationError) -> Response:
     responses={**_ERRORS, 422: {"model": InvalidWorkflow}},
     openapi_extra=_DEFINITION_BODY,
     summary="Deploy a workflow",
+    dependencies=[requires(DEPLOY)],
 )
 async def deploy_workflow(
     request: Request,
@@ -144,7 +147,13 @@ def _summary(version: WorkflowVersion) -> dict[str, Any]:
     return {**version.to_json(), "name": definition.get("name")}
 
 
-@router.get("/workflows", response_model=WorkflowList, responses=_ERRORS, summary="List workflows")
+@router.get(
+    "/workflows",
+    response_model=WorkflowList,
+    responses=_ERRORS,
+    summary="List workflows",
+    dependencies=[requires(READ)],
+)
 async def list_workflows(services: Services_) -> Response:
     """The latest version of every workflow that is not deleted, by id."""
     versions = await registry_of(services).list()
@@ -152,7 +161,11 @@ async def list_workflows(services: Services_) -> Response:
 
 
 @router.get(
-    "/workflows/{workflow_id}", response_model=WorkflowOut, responses=_ERRORS, summary="Show"
+    "/workflows/{workflow_id}",
+    response_model=WorkflowOut,
+    responses=_ERRORS,
+    summary="Show",
+    dependencies=[requires(READ)],
 )
 async def show_workflow(workflow_id: WorkflowId, services: Services_) -> Response:
     """The latest version of a workflow, with the list of all its versions."""
@@ -172,6 +185,7 @@ async def show_workflow(workflow_id: WorkflowId, services: Services_) -> Respons
         **_ERRORS,
     },
     summary="Get a version's source",
+    dependencies=[requires(READ)],
 )
 async def get_version(
     workflow_id: WorkflowId,
@@ -184,7 +198,11 @@ async def get_version(
 
 
 @router.delete(
-    "/workflows/{workflow_id}", status_code=204, responses=_ERRORS, summary="Delete a workflow"
+    "/workflows/{workflow_id}",
+    status_code=204,
+    responses=_ERRORS,
+    summary="Delete a workflow",
+    dependencies=[requires(DEPLOY)],
 )
 async def delete_workflow(workflow_id: WorkflowId, services: Services_) -> Response:
     """Stop new instances of a workflow; running instances finish on their version.

@@ -1,0 +1,202 @@
+"""Who may call what: the access gate in front of every route, and route scopes.
+
+:class:`AccessGate` is the outermost ASGI middleware (before the ingestion
+fast path). For every request but the public ones (``/healthz``,
+``/readyz``, the OpenAPI document and its pages) it checks, in order, the
+``Host`` (421), the ``Origin`` (403), the bearer token (401) and, for a
+state-changing request with a body, its content type (415) -- see
+:mod:`tideflow.auth.hygiene` -- and puts the token's
+:class:`~tideflow.auth.tokens.Principal` on the request. Each route then
+declares the scope it needs with :func:`requires`; a token without it gets
+403. With ``--insecure-local`` (loopback only) no token is needed: every
+request acts as an admin, and the Host, Origin and content-type checks are
+then the whole CSRF defence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from fastapi import Depends, Request
+
+from tideflow.api.errors import tideflow_error_response
+from tideflow.auth.hygiene import (
+    check_content_type,
+    check_host,
+    check_origin,
+    is_loopback,
+    server_names,
+)
+from tideflow.auth.tokens import INSECURE_LOCAL, Principal
+from tideflow.auth.verifier import BAD_TOKEN, TokenVerifier
+from tideflow.errors import (
+    AuthenticationRequired,
+    ConfigurationError,
+    PermissionDenied,
+    TideflowError,
+)
+
+if TYPE_CHECKING:
+    from tideflow.api.services import Services
+
+Scope = MutableMapping[str, Any]
+ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
+
+PUBLIC_PATHS: Final = frozenset(
+    {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+)
+"""Answered to anyone, without a token or any other check (GET and HEAD only)."""
+PRINCIPAL: Final = "tideflow.principal"
+"""The ASGI scope key the gate puts the request's principal under."""
+_WANTED: Final = frozenset(
+    {b"host", b"origin", b"authorization", b"content-type", b"content-length"}
+    | {b"transfer-encoding", b"ce-specversion"}
+)
+
+
+def check_insecure_local(host: str, insecure_local: bool) -> None:
+    """Refuse ``--insecure-local`` on an address other machines can reach.
+
+    Raises:
+        ConfigurationError: It is set and ``host`` is not a loopback address.
+    """
+    if insecure_local and not is_loopback(host):
+        raise ConfigurationError(
+            f"--insecure-local only works on a loopback address, not {host!r}: "
+            "a server other machines can reach always needs tokens"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AccessPolicy:
+    """How one server admits requests.
+
+    Attributes:
+        names: The ``Host`` names it answers to (``None``: any).
+        verifier: Checks tokens (``None``: no token store, so no token is valid).
+        insecure_local: No token needed (``--insecure-local``, loopback only).
+    """
+
+    names: frozenset[str] | None
+    verifier: TokenVerifier | None
+    insecure_local: bool = False
+
+    @classmethod
+    def for_services(cls, services: Services) -> AccessPolicy:
+        """The policy of a server with these services and settings.
+
+        Raises:
+            ConfigurationError: ``--insecure-local`` on a non-loopback address.
+        """
+        settings = services.settings
+        check_insecure_local(settings.host, settings.insecure_local)
+        tokens = services.tokens
+        verifier = TokenVerifier(tokens, services.clock) if tokens is not None else None
+        names = server_names(settings.host, settings.allowed_hosts)
+        return cls(names, verifier, settings.insecure_local)
+
+    async def admit(self, scope: Mapping[str, Any]) -> Principal | None:
+        """The principal of a request (``None`` for a public one).
+
+        Raises:
+            MisdirectedRequest, PermissionDenied, AuthenticationRequired,
+            UnsupportedMediaType: The request is refused (see the module docs).
+        """
+        method: str = scope["method"]
+        if method in ("GET", "HEAD") and scope["path"] in PUBLIC_PATHS:
+            return None
+        headers = {
+            name: value.decode("latin-1") for name, value in scope["headers"] if name in _WANTED
+        }
+        check_host(headers.get(b"host"), self.names)
+        check_origin(headers.get(b"origin"), headers.get(b"host"))
+        principal = await self._principal(headers.get(b"authorization"))
+        length = headers.get(b"content-length", "0")
+        check_content_type(
+            method,
+            headers.get(b"content-type"),
+            has_body=length not in ("", "0") or b"transfer-encoding" in headers,
+            binary_event=b"ce-specversion" in headers,
+        )
+        return principal
+
+    async def _principal(self, authorization: str | None) -> Principal:
+        if self.insecure_local:
+            return INSECURE_LOCAL
+        scheme, _, token = (authorization or "").strip().partition(" ")
+        if scheme.lower() != "bearer" or self.verifier is None:
+            raise AuthenticationRequired(BAD_TOKEN)
+        return await self.verifier.verify(token.strip())
+
+
+class AccessGate:
+    """ASGI middleware: admits each request by the app's :class:`AccessPolicy`.
+
+    Args:
+        app: The application behind the gate.
+        resolve: The policy for a request (the app's, set by its lifespan).
+    """
+
+    def __init__(self, app: ASGIApp, resolve: Callable[[Scope], AccessPolicy]) -> None:
+        self.app = app
+        self.resolve = resolve
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            try:
+                scope[PRINCIPAL] = await self.resolve(scope).admit(scope)
+            except TideflowError as exc:
+                await tideflow_error_response(exc)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def principal_of(scope: Mapping[str, Any]) -> Principal:
+    """The request's principal.
+
+    Raises:
+        AuthenticationRequired: The gate admitted no principal (a public route).
+    """
+    principal: Principal | None = scope.get(PRINCIPAL)
+    if principal is None:
+        raise AuthenticationRequired(BAD_TOKEN)
+    return principal
+
+
+def authorize(scope: Mapping[str, Any], needed: str) -> Principal:
+    """The request's principal, if it has scope ``needed``.
+
+    Raises:
+        AuthenticationRequired: There is no principal.
+        PermissionDenied: It lacks the scope.
+    """
+    principal = principal_of(scope)
+    if not principal.allows(needed):
+        raise PermissionDenied(f"this token does not have the scope {needed!r}", scope=needed)
+    return principal
+
+
+def requires(scope: str) -> Any:
+    """The dependency a route declares for the scope it needs.
+
+    ``scope`` may name a path parameter: ``"publish:{bus}"``. A scope that
+    depends on the body (``"subscribe:<the body's bus>"``) is declared as
+    written and checked by the route with :func:`authorize`: the dependency
+    then only insists on a principal.
+    """
+
+    async def check(request: Request) -> Principal:
+        if scope.startswith("(route)"):
+            return principal_of(request.scope)
+        needed = scope.format_map(request.path_params) if "{" in scope else scope
+        return authorize(request.scope, needed)
+
+    check.tideflow_scope = scope  # type: ignore[attr-defined]  # read by the route audit
+    return Depends(check)
+
+
+def in_route(description: str) -> Any:
+    """:func:`requires` for a scope the route checks itself, once it knows it."""
+    return requires(f"(route) {description}")
