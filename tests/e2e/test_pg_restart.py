@@ -232,7 +232,7 @@ async def test_tideflow_recovers_from_a_postgresql_restart(
     owned_postgres: OwnedPostgres, served: Served, tmp_path: Path
 ) -> None:
     acks = Acks()
-    async with running_sink() as sink, httpx.AsyncClient(base_url=served.url, timeout=10) as http:
+    async with running_sink() as sink, served.async_client(timeout=10) as http:
         await subscribe(http, sink)
         for i in range(20):
             assert await post(http, tick(i, "before"), acks)
