@@ -200,3 +200,20 @@ def requires(scope: str) -> Any:
 def in_route(description: str) -> Any:
     """:func:`requires` for a scope the route checks itself, once it knows it."""
     return requires(f"(route) {description}")
+
+
+def document_security(document: dict[str, Any]) -> dict[str, Any]:
+    """Say in an OpenAPI document that every operation but the public ones takes a bearer token."""
+    components = document.setdefault("components", {})
+    components.setdefault("securitySchemes", {})["bearerToken"] = {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API token (tf_<id>_<secret>): tideflow tokens create, or the "
+        "first admin token saved in TIDEFLOW_HOME",
+    }
+    document["security"] = [{"bearerToken": []}]
+    for path, operations in document.get("paths", {}).items():
+        if path in PUBLIC_PATHS:
+            for operation in operations.values():
+                operation["security"] = []
+    return document

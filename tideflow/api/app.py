@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
 from tideflow import __version__
 from tideflow.api import errors
-from tideflow.api.access import AccessGate, AccessPolicy
+from tideflow.api.access import AccessGate, AccessPolicy, document_security
 from tideflow.api.fastpath import IngestFastPath, Scope
 from tideflow.api.routes import (
     buses,
@@ -78,7 +79,20 @@ def create_app(
     domain = (workflows.router, instances.router, subscriptions.router, tokens.router)
     for router in (*builtin, *domain, *routers):
         app.include_router(router)
+    _document_security(app)
     return app
+
+
+def _document_security(app: FastAPI) -> None:
+    """The OpenAPI document declares the bearer token (built once, then cached by FastAPI)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_security(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way
 
 
 def _resolve_ingest(scope: Scope) -> tuple[Appender, int]:
