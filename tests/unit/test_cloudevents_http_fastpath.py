@@ -8,7 +8,9 @@ from typing import Any
 import orjson
 import pytest
 
+from tideflow.api.access import PRINCIPAL
 from tideflow.api.fastpath import ClientGone, IngestFastPath, ingest_bus, read_body
+from tideflow.auth.tokens import INSECURE_LOCAL, Principal
 from tideflow.errors import EventRejected, StoreError
 from tideflow.eventstore.store import Appended
 from tideflow.http_binding import encode_batch, encode_binary
@@ -17,9 +19,12 @@ from tideflow.testing import InMemoryEventStore
 EVENT = {"specversion": "1.0", "id": "1", "source": "/s", "type": "t"}
 
 
-def scope(path: str, headers: dict[str, str], method: str = "POST") -> dict[str, Any]:
+def scope(
+    path: str, headers: dict[str, str], method: str = "POST", principal: Any = INSECURE_LOCAL
+) -> dict[str, Any]:
+    """A request the access gate admitted (as ``principal``: an admin by default)."""
     raw = [(k.encode(), v.encode()) for k, v in headers.items()]
-    return {"type": "http", "method": method, "path": path, "headers": raw}
+    return {"type": "http", "method": method, "path": path, "headers": raw, PRINCIPAL: principal}
 
 
 def receiver(*chunks: bytes, disconnect: bool = False) -> Any:
@@ -113,6 +118,26 @@ async def test_ingestion_is_answered_and_the_rest_passes_through() -> None:
     await app(scope("/events", {}, method="GET"), receiver(b""), Sent())
     await app(scope("/buses/x", {}), receiver(b""), Sent())
     assert passed == ["/events", "/buses/x"]
+
+
+async def test_publishing_needs_the_bus_scope() -> None:
+    store = InMemoryEventStore()
+    await store.start()
+    await store.create_bus("orders")
+    app, _ = app_with(store)
+    headers, body = encode_binary(EVENT)
+    feeder = Principal("0123456789ab", "feeder", ("publish:ord*", "subscribe:default"))
+    for path, status in (("/buses/orders/events", 202), ("/events", 403)):
+        sent = Sent()
+        await app(scope(path, headers, principal=feeder), receiver(body), sent)
+        assert sent.status == status
+    refused = Sent()
+    await app(scope("/events", headers, principal=feeder), receiver(body), refused)
+    assert "publish:default" in refused.json["detail"]
+    anonymous = Sent()
+    await app(scope("/events", headers, principal=None), receiver(body), anonymous)
+    assert (anonymous.status, anonymous.json["type"]) == (401, "unauthenticated")
+    assert [r.event["id"] for r in await store.read("orders", 0, 10)] == ["1"]
 
 
 async def test_errors_become_problems() -> None:
