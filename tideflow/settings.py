@@ -101,12 +101,7 @@ class Settings:
             if text := env.get(variable):
                 changes: dict[str, Any] = {name: convert(text)}
                 settings = replace(settings, **changes)
-        if insecure := env.get("TIDEFLOW_INSECURE_LOCAL"):
-            settings = replace(settings, insecure_local=insecure.lower() in ("1", "true", "yes"))
-        if hosts := env.get("TIDEFLOW_ALLOWED_HOSTS"):
-            names = tuple(name.strip() for name in hosts.split(",") if name.strip())
-            settings = replace(settings, allowed_hosts=names)
-        return settings
+        return _access_from_env(settings, env)
 
 
 # Numeric settings read the same way: variable -> (field, type).
@@ -119,3 +114,13 @@ _NUMBERS: dict[str, tuple[str, type[int] | type[float]]] = {
     "TIDEFLOW_FOREACH_ITEMS_LIMIT": ("foreach_items_limit", int),
     "TIDEFLOW_DEFINITION_NODES_LIMIT": ("definition_nodes_limit", int),
 }
+
+
+def _access_from_env(settings: Settings, env: Mapping[str, str]) -> Settings:
+    """``TIDEFLOW_INSECURE_LOCAL`` and ``TIDEFLOW_ALLOWED_HOSTS``."""
+    if insecure := env.get("TIDEFLOW_INSECURE_LOCAL"):
+        settings = replace(settings, insecure_local=insecure.lower() in ("1", "true", "yes"))
+    if hosts := env.get("TIDEFLOW_ALLOWED_HOSTS"):
+        names = tuple(name.strip() for name in hosts.split(",") if name.strip())
+        settings = replace(settings, allowed_hosts=names)
+    return settings

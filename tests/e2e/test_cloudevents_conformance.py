@@ -22,8 +22,8 @@ import orjson
 import pytest
 import yaml
 
-from tests.support.conformance import CLOUDEVENTS, needs
 from tests.support.auth import admin_tokens, bearer
+from tests.support.conformance import CLOUDEVENTS, needs
 from tideflow.api.app import create_app
 from tideflow.api.services import with_store
 from tideflow.api.testserver import serve_app

@@ -55,7 +55,7 @@ def poll(client: httpx.Client, path: str, done: Any, seconds: float = 60) -> Any
 
 
 def test_both_versions_are_deployed_from_one_folder(server: Served) -> None:
-    with httpx.Client(base_url=server.url, timeout=30) as client:
+    with server.client() as client:
         listed = client.get("/workflows").json()["workflows"]
     assert {(w["id"], w["version"]) for w in listed} == {
         ("examples.ask-approval", "1.0.0"),
@@ -67,7 +67,7 @@ def test_both_versions_are_deployed_from_one_folder(server: Served) -> None:
 def test_the_10_workflow_gets_its_answer_from_the_08_one(
     server: Served, amount: int, status: str
 ) -> None:
-    with httpx.Client(base_url=server.url, timeout=30) as client:
+    with server.client() as client:
         started = client.post("/workflows/examples.ask-approval/instances", json={"amount": amount})
         assert started.status_code == 201, started.text
         instance = poll(

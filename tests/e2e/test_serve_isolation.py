@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.served import copied_database, serve_process
+from tests.support.served import auth_for, copied_database, serve_process
 
 
 def _definition(wf_id: str, output_filter: str) -> dict[str, Any]:
@@ -72,7 +72,9 @@ class _Prober(threading.Thread):
 
 
 def _start(url: str, wf_id: str, data: Any) -> str:
-    answer = httpx.post(f"{url}/workflows/{wf_id}/instances", json=data, timeout=10)
+    answer = httpx.post(
+        f"{url}/workflows/{wf_id}/instances", json=data, timeout=10, headers=auth_for(url)
+    )
     assert answer.status_code == 201, answer.text
     instance_id: str = answer.json()["id"]
     return instance_id
@@ -81,7 +83,9 @@ def _start(url: str, wf_id: str, data: Any) -> str:
 def _settled(url: str, instance_id: str, seconds: float = 60) -> dict[str, Any]:
     deadline = time.monotonic() + seconds
     while True:
-        shown: dict[str, Any] = httpx.get(f"{url}/instances/{instance_id}", timeout=10).json()
+        shown: dict[str, Any] = httpx.get(
+            f"{url}/instances/{instance_id}", timeout=10, headers=auth_for(url)
+        ).json()
         if shown["status"] in ("completed", "failed"):
             return shown
         assert time.monotonic() < deadline, f"{instance_id} never ended: {shown}"
@@ -95,7 +99,9 @@ def test_runaway_expressions_fail_their_instances_and_nothing_else(
     monkeypatch.setenv("TIDEFLOW_EXPRESSION_MEMORY_LIMIT", str(128 * 1024 * 1024))
     with serve_process(database, tmp_path) as server:
         for definition in (LOOPS, BOMBS, HEALTHY):
-            deployed = httpx.post(f"{server.url}/workflows", json=definition, timeout=30)
+            deployed = httpx.post(
+                f"{server.url}/workflows", json=definition, timeout=30, headers=auth_for(server.url)
+            )
             assert deployed.status_code == 201, deployed.text
         prober = _Prober(server.url)
         prober.start()
