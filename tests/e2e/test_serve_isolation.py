@@ -136,12 +136,14 @@ def test_values_beyond_the_limits_are_refused_and_big_integers_stay_exact(
     structured = {"content-type": "application/cloudevents+json"}
     big = 123456789012345678901234567890
     with serve_process(database, tmp_path) as server:
-        deployed = httpx.post(f"{server.url}/workflows", json=HEALTHY, timeout=30)
+        deployed = httpx.post(
+            f"{server.url}/workflows", json=HEALTHY, timeout=30, headers=server.auth
+        )
         assert deployed.status_code == 201, deployed.text
         deep_input = httpx.post(
             f"{server.url}/workflows/healthy/instances",
             content='{"items": ' + _nested(255) + "}",
-            headers={"content-type": "application/json"},
+            headers={"content-type": "application/json", **server.auth},
             timeout=10,
         )
         assert deep_input.status_code == 413
@@ -150,7 +152,7 @@ def test_values_beyond_the_limits_are_refused_and_big_integers_stay_exact(
             f"{server.url}/events",
             content='{"specversion": "1.0", "id": "deep", "source": "/t", "type": "t", '
             '"data": ' + _nested(300) + "}",
-            headers=structured,
+            headers={**structured, **server.auth},
             timeout=10,
         )
         assert deep_event.status_code == 400
@@ -159,16 +161,16 @@ def test_values_beyond_the_limits_are_refused_and_big_integers_stay_exact(
             f"{server.url}/events",
             content='{"specversion": "1.0", "id": "big", "source": "/t", "type": "t", '
             f'"data": {{"n": {big}}}}}',
-            headers=structured,
+            headers={**structured, **server.auth},
             timeout=10,
         )
         assert exact.status_code == 202, exact.text
-        page = httpx.get(f"{server.url}/buses/default/events", timeout=10)
+        page = httpx.get(f"{server.url}/buses/default/events", timeout=10, headers=server.auth)
         assert page.status_code == 200
         assert f'"n":{big}' in page.text.replace(" ", "")
         assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200
         # the journal keeps it exact (jq's own arithmetic is in doubles)
         started = _start(server.url, "healthy", {"items": [1, 2], "id": big})
         assert _settled(server.url, started)["status"] == "completed"
-        shown = httpx.get(f"{server.url}/instances/{started}", timeout=10)
+        shown = httpx.get(f"{server.url}/instances/{started}", timeout=10, headers=server.auth)
         assert str(big) in shown.text
