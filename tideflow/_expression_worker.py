@@ -7,14 +7,17 @@ the parent, through its pipes, talks to it.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import pickle
 import resource
+import signal
 import struct
 import sys
 from typing import Any
 
 _HEADER = struct.Struct("!Q")
+_PR_SET_PDEATHSIG = 1
 
 
 def read_frame(fd: int) -> bytes | None:
@@ -47,6 +50,10 @@ def write_frame(fd: int, payload: bytes) -> None:
 def main(argv: list[str]) -> None:
     """Serve jobs until stdin closes: ``argv`` is ``[memory_bytes, seconds]``."""
     memory_bytes, seconds = int(argv[0]), float(argv[1])
+    parent = os.getppid()
+    _die_with_parent()
+    if os.getppid() != parent:  # the parent died before that took effect
+        return
     from tideflow.workflow import expressions
 
     expressions.install_evaluator(None)  # evaluate here, in-process
@@ -60,6 +67,18 @@ def main(argv: list[str]) -> None:
         except MemoryError:
             answer = pickle.dumps(("memory", "the result is too large"))
         write_frame(stdout, answer)
+
+
+def _die_with_parent() -> None:
+    """Linux: be killed when the parent dies (a runaway must not outlive a killed server).
+
+    Elsewhere the CPU limit (:func:`_limit_cpu`) is the only backstop.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
 
 
 def _outcome(expressions: Any, payload: bytes) -> tuple[str, Any]:

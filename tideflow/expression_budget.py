@@ -215,7 +215,9 @@ class _Pool:
             with self._idle_lock:
                 worker = self._idle.pop() if self._idle else None
             if worker is None or not worker.alive():
-                worker = _Worker(self.budget)
+                # Started from one long-lived thread: a worker dies with the thread that
+                # started it (PR_SET_PDEATHSIG), and this one lives as long as the process.
+                worker = _spawner.submit(_Worker, self.budget).result()
             outcome, healthy = worker.call(payload, self.budget.seconds)
             if healthy:
                 with self._idle_lock:
@@ -293,6 +295,7 @@ _pool: _Pool | None = None
 _memo: OrderedDict[bytes, tuple[str, Any]] = OrderedDict()
 _pending: dict[bytes, Future[Any]] = {}
 _executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="tideflow-expression")
+_spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tideflow-expression-spawn")
 
 
 

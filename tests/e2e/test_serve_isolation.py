@@ -95,8 +95,8 @@ def _settled(url: str, instance_id: str, seconds: float = 60) -> dict[str, Any]:
 def test_runaway_expressions_fail_their_instances_and_nothing_else(
     database: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("TIDEFLOW_EXPRESSION_TIME_LIMIT", "2")
-    monkeypatch.setenv("TIDEFLOW_EXPRESSION_MEMORY_LIMIT", str(128 * 1024 * 1024))
+    monkeypatch.setenv("TIDEFLOW_EXPRESSION_TIME_LIMIT", "5")
+    monkeypatch.setenv("TIDEFLOW_EXPRESSION_MEMORY_LIMIT", str(64 * 1024 * 1024))
     with serve_process(database, tmp_path) as server:
         for definition in (LOOPS, BOMBS, HEALTHY):
             deployed = httpx.post(
@@ -174,3 +174,24 @@ def test_values_beyond_the_limits_are_refused_and_big_integers_stay_exact(
         assert _settled(server.url, started)["status"] == "completed"
         shown = httpx.get(f"{server.url}/instances/{started}", timeout=10, headers=server.auth)
         assert str(big) in shown.text
+
+
+def test_a_server_killed_during_a_runaway_restarts_and_fails_only_that_instance(
+    database: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIDEFLOW_LEASE_SECONDS", "2")  # the restart takes the instance over soon
+    monkeypatch.setenv("TIDEFLOW_EXPRESSION_TIME_LIMIT", "60")
+    with serve_process(database, tmp_path) as first:
+        for definition in (LOOPS, HEALTHY):
+            deployed = httpx.post(f"{first.url}/workflows", json=definition, timeout=30)
+            assert deployed.status_code == 201, deployed.text
+        looping = _start(first.url, "loops", {})
+        first.process.kill()  # SIGKILL while its worker spins (or is about to)
+        first.process.wait(30)
+    monkeypatch.setenv("TIDEFLOW_EXPRESSION_TIME_LIMIT", "1")
+    with serve_process(database, tmp_path) as second:  # binds and answers at once
+        healthy = _start(second.url, "healthy", {"items": [1, 2]})
+        assert _settled(second.url, healthy)["output"] == 3
+        failed = _settled(second.url, looping)
+        assert (failed["status"], failed["error"]["code"]) == ("failed", "EXPRESSION_TIME_LIMIT")
+        assert httpx.get(f"{second.url}/healthz", timeout=10).status_code == 200

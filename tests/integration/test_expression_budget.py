@@ -39,6 +39,7 @@ def test_an_endless_loop_fails_with_the_time_limit_and_the_next_evaluation_works
 
 
 def test_unbounded_recursion_fails_with_the_memory_limit(budget: Budget) -> None:
+    expression_budget.configure(Budget(seconds=60, memory_bytes=64 * 1024 * 1024))
     with pytest.raises(ExpressionLimitExceeded) as caught:
         compile_expression(BOMB).evaluate({})
     assert caught.value.code == "EXPRESSION_MEMORY_LIMIT"

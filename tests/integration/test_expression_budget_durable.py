@@ -31,7 +31,7 @@ def _filtered(wf_id: str, expression: str) -> str:
 
 @pytest.fixture
 def budget() -> Iterator[None]:
-    expression_budget.configure(Budget(seconds=3, memory_bytes=64 * 1024 * 1024))
+    expression_budget.configure(Budget(seconds=5, memory_bytes=64 * 1024 * 1024))
     yield
     expression_budget.configure(Budget())
 

@@ -25,6 +25,9 @@ BOUNDED = [
     ".a | to_entries | map(.key)",
     "[.,.] | [.,.] | [.,.]",  # copies its input 8 times
     ".a # a comment\n + 1",
+    ".a - 1",
+    "-.a + 2",
+    "10 - .a",
 ]
 
 UNBOUNDED = [
@@ -57,6 +60,9 @@ UNBOUNDED = [
     "some_unknown_function",
     '"unclosed \\(.a',
     "`",
+    ".a - .b",  # [..] - [..] is n times m
+    '.s | contains("x")',
+    ".s | fromjson",
 ]
 
 

@@ -16,9 +16,11 @@ when memory runs out. So every expression is classified when it is compiled:
 - **everything else** -- ``def``, ``reduce``, ``foreach``, ``while``,
   ``until``, ``repeat``, ``range``, ``limit``, ``recurse``, ``label``, ``as``
   bindings, assignments (``.[1e9] = 1`` allocates), ``*`` (``"x" * 1e9``),
-  regular expressions (catastrophic backtracking), unknown names, anything
-  this scanner does not understand -- is evaluated in a worker process under
-  the time and memory budget (:mod:`tideflow.expression_budget`).
+  ``-`` between two non-literals (array difference is quadratic),
+  ``contains``/``indices`` and friends (quadratic), regular expressions
+  (catastrophic backtracking), unknown names, anything this scanner does not
+  understand -- is evaluated in a worker process under the time and memory
+  budget (:mod:`tideflow.expression_budget`).
 
 Misclassifying a bounded expression as unbounded costs only speed, never
 correctness: both paths evaluate with the same jq.
@@ -50,16 +52,18 @@ def _names(text: str) -> frozenset[str]:
 _SAFE_CALLS = _names(
     """
     null true false not empty error select length utf8bytelength keys keys_unsorted has in
-    inside contains startswith endswith ltrimstr rtrimstr trim ltrim rtrim explode implode
-    ascii_downcase ascii_upcase tostring tonumber tojson fromjson type reverse sort unique
+    startswith endswith ltrimstr rtrimstr trim ltrim rtrim explode
+    ascii_downcase ascii_upcase tostring tonumber tojson type reverse sort unique
     min max add any all flatten floor ceil round sqrt fabs abs pow log log10 log2 exp exp10
-    exp2 join split index rindex indices getpath del delpaths to_entries from_entries
+    exp2 join split getpath del delpaths to_entries from_entries
     objects arrays booleans numbers strings nulls iterables scalars values first last nth
     isempty isinfinite isnan isnormal infinite nan now mktime gmtime localtime strftime
     strflocaltime strptime todate fromdate date todateiso8601 fromdateiso8601 dateadd
-    datesub IN ascii toarray significand trunc
+    datesub IN toarray significand trunc
     """
 )
+# Not in the list on purpose: contains, inside, index, rindex, indices (n times m on
+# arrays and strings), fromjson (builds a value of any depth), implode (code points).
 # Builtins that iterate over their input (counted against MAX_ITERATIONS).
 _ITERATING_CALLS = _names(
     "map map_values with_entries sort_by group_by unique_by min_by max_by paths leaf_paths"
@@ -191,6 +195,8 @@ class _Count:
             return False
         if token == "|":
             self.done, self.references = self.growth(), 0
+        elif token == "-" and not _numeric_minus(tokens, index, previous):
+            return False  # array difference costs n times m
         elif token == "[" and tokens[index + 1 : index + 2] == ["]"] and _ends_term(previous):
             self.iterations += 1
         elif token == "..":
@@ -214,6 +220,13 @@ def _safe_call(tokens: list[str], index: int) -> bool:
     if token == "split":  # split/2 takes a regular expression
         return _call_arguments(tokens, index) <= 1
     return token in _SAFE_CALLS or token in _KEYWORDS or token in _ITERATING_CALLS
+
+
+def _numeric_minus(tokens: list[str], index: int, previous: str) -> bool:
+    """A unary minus, or a subtraction with a number literal on one side."""
+    binary = previous == "<number>" or _ends_term(previous)
+    following = tokens[index + 1] if index + 1 < len(tokens) else ""
+    return not binary or previous == "<number>" or following == "<number>"
 
 
 def _is_name(token: str) -> bool:

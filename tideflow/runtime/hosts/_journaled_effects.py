@@ -28,8 +28,8 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
-from tideflow import ids
-from tideflow.errors import FunctionCallError, StepTimeout
+from tideflow import ids, limits
+from tideflow.errors import FunctionCallError, StepTimeout, ValueLimitExceeded
 from tideflow.runtime.effects import (
     Deadline,
     EventEmit,
@@ -68,6 +68,13 @@ def error_entry(exc: BaseException) -> dict[str, Any]:
     code = exc.code if isinstance(exc, FunctionCallError) else type(exc).__name__
     retryable = exc.retryable if isinstance(exc, FunctionCallError) else True
     return {"type": "FunctionCallError", "message": str(exc), "code": code, "retryable": retryable}
+
+
+def _check_result(result: Any, name: str) -> None:
+    try:
+        limits.check_value(result, f"the result of function {name!r}")
+    except ValueLimitExceeded as exc:  # calling again would return the same
+        raise FunctionCallError(exc.message, code=exc.code, retryable=False) from None
 
 
 def raise_entry(error: dict[str, Any]) -> None:
@@ -198,6 +205,7 @@ class DurableEffects:
         with self._run.active():
             try:
                 result = await bounded(invoked, call.timeout_seconds, call.key)
+                _check_result(result, call.name)  # before the journal's writer meets it
             except Exception as exc:
                 await self.record("call", call.key, {"error": error_entry(exc)})
                 raise_entry(error_entry(exc))
