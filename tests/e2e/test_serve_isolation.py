@@ -183,7 +183,9 @@ def test_a_server_killed_during_a_runaway_restarts_and_fails_only_that_instance(
     monkeypatch.setenv("TIDEFLOW_EXPRESSION_TIME_LIMIT", "60")
     with serve_process(database, tmp_path) as first:
         for definition in (LOOPS, HEALTHY):
-            deployed = httpx.post(f"{first.url}/workflows", json=definition, timeout=30)
+            deployed = httpx.post(
+                f"{first.url}/workflows", json=definition, timeout=30, headers=auth_for(first.url)
+            )
             assert deployed.status_code == 201, deployed.text
         looping = _start(first.url, "loops", {})
         first.process.kill()  # SIGKILL while its worker spins (or is about to)
