@@ -44,6 +44,14 @@ class Outcome:
     """``(kind, step key)`` of the interpreter's steps (of the last run), in order."""
 
 
+def ident(doc: dict[str, Any]) -> str:
+    """The registry id of a 0.8 (``id``) or DSL 1.0 (``namespace.name``) definition."""
+    document = doc.get("document")
+    if isinstance(document, dict):
+        return f"{document['namespace']}.{document['name']}"
+    return str(doc["id"])
+
+
 class Harness(Protocol):
     """Runs a scenario on one host."""
 
@@ -65,9 +73,9 @@ class LocalHarness:
         from tideflow.runtime.hosts.local import LocalHost, LocalOptions
 
         for doc in workflows:
-            (self.folder / f"{doc['id']}.json").write_text(json.dumps(doc))
+            (self.folder / f"{ident(doc)}.json").write_text(json.dumps(doc))
         host = LocalHost(LocalOptions(events=list(events), log=lambda _: None))
-        run = await host.run_file(self.folder / f"{workflows[0]['id']}.json", input)
+        run = await host.run_file(self.folder / f"{ident(workflows[0])}.json", input)
         result = run.result
         timeline = [(step.kind, step.key) for step in result.timeline]
         if isinstance(result, Failed):
@@ -94,10 +102,10 @@ class DurableHarness:
 
         registry = PostgresRegistry(self.pool)
         for doc in workflows:
-            await registry.deploy(doc["id"], "1", json.dumps(doc), "application/json", doc)
+            await registry.deploy(ident(doc), "1", json.dumps(doc), "application/json", doc)
         options = RuntimeOptions(base_dir=self.folder, lease_seconds=10)
         async with DurableRuntime(self.pool, options) as rt:
-            row = await rt.start_instance(workflows[0]["id"], input)
+            row = await rt.start_instance(ident(workflows[0]), input)
             for event in events:
                 wait_key = await _open_wait(rt, row.id)
                 assert await rt.deliver_events(row.id, wait_key, [event])
@@ -401,3 +409,79 @@ async def test_continue_as_runs_the_next_workflow_with_new_keys(
     assert two is not None
     assert two.endswith("/Call/action:0")
     assert one != two  # the same step of another run is another call
+
+
+# --- DSL 1.0 ------------------------------------------------------------------------
+# The same hosts run 1.0 definitions (registry id ``namespace.name``). In 1.0 a retry
+# re-runs a ``try`` block: each attempt's call is a new logical call with its own
+# idempotency key (``guard/try:2/...``), the same on every host.
+
+
+def dsl1(name: str, do: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    document = {"dsl": "1.0.3", "namespace": "contract", "name": name, "version": "1.0.0"}
+    return {"document": document, "do": do, **extra}
+
+
+def keyed_task(services: Services, task: str, tag: str, failures: int = 0) -> dict[str, Any]:
+    """A ``call: http`` task asking ``/api/keyed`` (it records the Idempotency-Key it gets)."""
+    query = {"tag": tag, "failures": str(failures)}
+    url = f"{services.base_url}/api/keyed"
+    return {task: {"call": "http", "with": {"method": "get", "endpoint": url, "query": query}}}
+
+
+async def test_a_10_call_carries_the_key_of_its_task(host: Harness, services: Services) -> None:
+    wf = dsl1("call", [keyed_task(services, "first", "one"), keyed_task(services, "second", "two")])
+    outcome = await host.run([wf], {})
+    assert outcome.status == "completed"
+    assert outcome.output["key"] == f"{outcome.instance_id}/second/call"
+    assert _keys(services, "one") == [f"{outcome.instance_id}/first/call"]
+
+
+async def test_a_10_retry_reruns_the_try_block_with_new_keys(
+    host: Harness, services: Services
+) -> None:
+    retry = {"delay": {"milliseconds": 50}, "backoff": {"constant": {}},
+             "limit": {"attempt": {"count": 3}}}  # fmt: skip
+    guard = {
+        "guard": {
+            "try": [keyed_task(services, "fetch", "flaky", failures=2)],
+            "catch": {"errors": {"with": {"status": 503}}, "retry": retry},
+        }
+    }
+    outcome = await host.run([dsl1("retry", [guard])], {})
+    assert outcome.status == "completed"
+    assert outcome.output["attempts"] == 3
+    prefix = f"{outcome.instance_id}/guard"
+    assert _keys(services, "flaky") == [f"{prefix}/try:{n}/fetch/call" for n in (1, 2, 3)]
+    retries = [key for kind, key in outcome.timeline if kind == "retry"]
+    assert retries == ["guard", "guard"]
+
+
+async def test_a_10_listen_gets_its_event_and_an_emit_is_produced(host: Harness) -> None:
+    wf = dsl1(
+        "listen",
+        [
+            {"tell": {"emit": {"event": {"with": {"source": "/contract", "type": "asked",
+                                                  "data": {"q": "${ .q }"}}}}}},
+            {"hear": {"listen": {"to": {"one": {"with": {"type": "approved"}}}},
+                      "output": {"as": ".[0]"}}},
+            {"nap": {"wait": {"milliseconds": 100}}},
+        ],
+    )  # fmt: skip
+    event = {"specversion": "1.0", "id": "e1", "source": "test", "type": "approved",
+             "data": {"by": "ada"}}  # fmt: skip
+    outcome = await host.run([wf], {"q": "ok?"}, events=[event])
+    assert outcome.status == "completed"
+    assert outcome.output == {"by": "ada"}
+    assert [(e["type"], e["data"], e["source"]) for e in outcome.emitted] == [
+        ("asked", {"q": "ok?"}, "/contract")
+    ]
+    assert "time" in outcome.emitted[0]
+    started = [key for kind, key in outcome.timeline if kind == "task.started"]
+    assert started == ["tell", "hear", "nap"]
+
+
+async def test_a_10_fault_fails_the_instance_with_its_status(host: Harness) -> None:
+    wf = dsl1("raise", [{"boom": {"raise": {"error": {"type": "https://x/e", "status": 418}}}}])
+    outcome = await host.run([wf], {})
+    assert (outcome.status, outcome.error_code) == ("failed", "418")

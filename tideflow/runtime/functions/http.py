@@ -9,7 +9,9 @@ body, authentication) and hands the invoker an :class:`Invocation` of type
 - ``raw``: the body, base64-encoded.
 
 A status outside 2xx (``redirect: false``, the default) or outside 2xx-3xx
-(``redirect: true``) fails with the status as the error's ``code``.
+(``redirect: true``) fails with the status as the error's ``code``. The
+request carries the call's ``Idempotency-Key`` (as 0.8's REST calls do)
+unless the workflow sets that header itself.
 """
 
 from __future__ import annotations
@@ -133,6 +135,8 @@ class HttpInvoker(UsesClient):
             **_strings(args.get("headers")),
             **await self._auth.headers(auth_definition(args.get("authentication"))),
         }
+        if call.idempotency_key and "idempotency-key" not in {h.lower() for h in headers}:
+            headers["Idempotency-Key"] = call.idempotency_key
         body = args.get("body")
         request = self._client.build_request(
             method,
