@@ -27,9 +27,10 @@ from tideflow.errors import (
     WorkflowNotFound,
     WorkflowValidationError,
 )
+from tideflow.references import DEFAULT_LIMITS, FetchLimits, resolve_definition
 from tideflow.runtime.functions.policy import PythonPolicy
 from tideflow.runtime.start_schedules import check_start_schedule
-from tideflow.workflow import load_and_validate, parse_document
+from tideflow.workflow import parse_document
 from tideflow.workflow.dsl1 import is_dsl1, load_document, normalize, python_calls
 from tideflow.workflow.identifiers import workflow_id_problem
 
@@ -82,8 +83,13 @@ async def deploy_definition(
     dialect: str | None = None,
     source: str = "<request body>",
     policy: PythonPolicy | None = None,
+    limits: FetchLimits = DEFAULT_LIMITS,
 ) -> Deployed:
-    """Parse, validate and store a definition as a new version.
+    """Parse, resolve, validate and store a definition as a new version.
+
+    Its external documents are read once, here (:mod:`tideflow.references`),
+    and the resolved document is stored with the version: its instances run
+    that, whatever the referenced servers answer later.
 
     Args:
         registry: Where versions are stored.
@@ -95,6 +101,7 @@ async def deploy_definition(
         source: How to name the definition in error messages.
         policy: Which modules ``python:`` functions may import; by default
             none (each refused function is a problem at ``functions[i].operation``).
+        limits: Bounds on fetching ``http(s)`` references.
 
     Raises:
         WorkflowLoadError: The text does not parse (its ``line`` set).
@@ -102,21 +109,22 @@ async def deploy_definition(
         AlreadyExists: The version exists with another source.
     """
     _check_dialect(dialect)
-    # A newline keeps the loader from taking a one-line body for a file name.
-    body = text if "\n" in text else text + "\n"
-    dsl1 = _dsl1_document(body, source)
-    if dsl1 is not None:
-        return await _deploy_dsl1(registry, dsl1, text, media, source, policy)
     try:
-        model, warnings = load_and_validate(
-            body, base_dir=base_dir, local_files=base_dir is not None, dialect=dialect
-        )
-        document = parse_document(body, source)
+        document = parse_document(text, source)
     except WorkflowLoadError as exc:
-        message = exc.message.removeprefix("<text>: ").removeprefix(f"{source}: ")
+        message = exc.message.removeprefix(f"{source}: ")
         raise WorkflowLoadError(f"{source}: {message}", source=source, line=exc.line) from None
-    except WorkflowValidationError as exc:
-        raise WorkflowValidationError(exc.problems, source=source) from None
+    if is_dsl1(document):
+        return await _deploy_dsl1(registry, document, text, media, source, policy)
+    definition = await resolve_definition(
+        document,
+        source=source,
+        base_dir=base_dir,
+        local_files=base_dir is not None,
+        dialect=dialect,
+        limits=limits,
+    )
+    model, warnings = definition.workflow, definition.warnings
     if refused := (policy or PythonPolicy.for_server()).problems(model.functions):
         raise WorkflowValidationError((*refused, *warnings), source=source)
     schedule_warnings = check_start_schedule(document, source)
@@ -132,17 +140,9 @@ async def deploy_definition(
         text,
         stored_content_type(media, dialect),
         document,
+        definition.document,
     )
     return Deployed(stored, tuple(w.to_json() for w in (*warnings, *schedule_warnings)))
-
-
-def _dsl1_document(body: str, source: str) -> dict[str, Any] | None:
-    """The parsed document when it is DSL 1.0 (``document.dsl: 1.x``), else ``None``."""
-    try:
-        document = parse_document(body, source)
-    except WorkflowLoadError:
-        return None  # the 0.8 path reports it, with its line
-    return document if is_dsl1(document) else None
 
 
 async def _deploy_dsl1(

@@ -378,7 +378,8 @@ CREATE TABLE tideflow_workflow_versions (
     source_text text NOT NULL,
     content_type text NOT NULL,
     definition jsonb NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    resolved jsonb
 );
 
 CREATE TABLE tideflow_workflows (

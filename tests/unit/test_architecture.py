@@ -35,7 +35,6 @@ PURE_MODULES = (
 )
 """Plain code with no I/O (the workflow package is checked as a whole; the
 interpreter, which awaits its effects, in ``test_runtime_exports.py``)."""
-NOT_YET_PURE = frozenset({"workflow/loader.py"})  # fetches http(s) references itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,11 +176,7 @@ def test_function_level_and_type_checking_imports_count() -> None:
     "path",
     [
         *PURE_MODULES,
-        *(
-            str(p.relative_to(PACKAGE))
-            for p in sorted((PACKAGE / "workflow").rglob("*.py"))
-            if str(p.relative_to(PACKAGE)) not in NOT_YET_PURE
-        ),
+        *(str(p.relative_to(PACKAGE)) for p in sorted((PACKAGE / "workflow").rglob("*.py"))),
     ],
 )
 def test_pure_modules_import_no_io_library(path: str) -> None:

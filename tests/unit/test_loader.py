@@ -1,18 +1,15 @@
-"""Loading: YAML and JSON, external documents (paths, file:// and http URIs), load errors."""
+"""Loading: YAML and JSON, external documents (paths, file:// URIs, fetched texts), load errors."""
 
 from __future__ import annotations
 
 import json
-import socket
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from tideflow.errors import WorkflowLoadError, WorkflowValidationError, format_path
 from tideflow.workflow import load_and_validate, load_file, load_workflow, parse_document
+from tideflow.workflow.loader import Unreadable, build_definition, external_references
 
 WORKFLOW_YAML = """\
 id: greet
@@ -87,57 +84,34 @@ def test_unparseable_external_document_is_a_problem(tmp_path: Path) -> None:
     assert "YAML syntax error at line 2" in problem.message
 
 
-class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        if self.path == "/functions.json":
-            body = json.dumps(FUNCTIONS).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        else:
-            self.send_error(404)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def http_base() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
-def test_http_reference_is_fetched_at_load_time(http_base: str) -> None:
-    workflow = load_workflow(WORKFLOW_YAML.format(functions=f"{http_base}/functions.json"))
-    assert workflow.function("greetFunction").operation == "file://api.json#greet"
-
-
-def test_http_reference_not_found(http_base: str) -> None:
-    url = f"{http_base}/missing.json"
+def test_the_loader_never_fetches_an_http_reference() -> None:
+    url = "http://127.0.0.1:9/functions.json"  # nothing is sent: the loader does no network I/O
     with pytest.raises(WorkflowValidationError) as caught:
         load_workflow(WORKFLOW_YAML.format(functions=url))
+    assert [(p.path, p.message) for p in caught.value.problems] == [
+        (("functions",), f"cannot read '{url}': not fetched before loading")
+    ]
+
+
+def test_fetched_references_are_taken_as_given() -> None:
+    url = "https://example.com/functions.json"
+    text = WORKFLOW_YAML.format(functions=url)
+    workflow, _ = load_and_validate(text, references={url: json.dumps(FUNCTIONS)})
+    assert workflow.function("greetFunction").operation == "file://api.json#greet"
+    with pytest.raises(WorkflowValidationError) as caught:
+        load_and_validate(text, references={url: Unreadable(f"cannot fetch '{url}': HTTP 404")})
     assert [p.message for p in caught.value.problems] == [f"cannot fetch '{url}': HTTP 404"]
 
 
-def test_unreachable_http_reference_is_a_clear_problem() -> None:
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    url = f"http://127.0.0.1:{port}/functions.json"
-    with pytest.raises(WorkflowValidationError) as caught:
-        load_workflow(WORKFLOW_YAML.format(functions=url))
-    [problem] = caught.value.problems
-    assert problem.path == ("functions",)
-    assert problem.message.startswith(f"cannot fetch '{url}': ")
+def test_build_definition_keeps_the_resolved_document_before_the_dialect(tmp_path: Path) -> None:
+    doc = parse_document(WORKFLOW_YAML.format(functions="fns.json"), "wf.yaml")
+    refs = external_references(doc)
+    assert [(r.path, r.uri, r.remote) for r in refs] == [(("functions",), "fns.json", False)]
+    definition = build_definition(doc, {"fns.json": json.dumps(FUNCTIONS)})
+    assert definition.document["functions"] == FUNCTIONS["functions"]
+    assert definition.document["states"] == doc["states"]
+    again = build_definition(definition.document)  # a stored document needs nothing read
+    assert again.workflow == definition.workflow
 
 
 def test_missing_spec_version_is_read_as_0_8_with_a_warning() -> None:
@@ -171,12 +145,11 @@ def test_external_document_that_holds_no_definitions(tmp_path: Path) -> None:
     ]
 
 
-def test_local_files_can_be_refused(tmp_path: Path, http_base: str) -> None:
+def test_local_files_can_be_refused(tmp_path: Path) -> None:
     (tmp_path / "fns.json").write_text(json.dumps(FUNCTIONS))
     text = WORKFLOW_YAML.format(functions=str(tmp_path / "fns.json"))
     with pytest.raises(WorkflowValidationError) as caught:
         load_workflow(text, local_files=False)
     [problem] = caught.value.problems
     assert problem.message.endswith("local files are not read here; inline it")
-    remote = WORKFLOW_YAML.format(functions=f"{http_base}/functions.json")
-    assert load_workflow(remote, local_files=False).functions
+    assert load_workflow(text, local_files=True).functions

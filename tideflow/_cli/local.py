@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from typing import Annotated, Any
 
@@ -16,21 +17,26 @@ from tideflow.errors import TideflowError
 # --- validate: tideflow.workflow -----------------------------------------------
 
 
-def _validate_one(path: str) -> tuple[list[str], int]:
+async def _validate_one(path: str) -> tuple[list[str], int]:
     """Lines to print for one file, and its exit status (0 ok, 1 invalid, 2 unreadable)."""
     from pathlib import Path
 
     from tideflow.errors import WorkflowLoadError, WorkflowValidationError, format_path
+    from tideflow.references import resolve_definition
     from tideflow.runtime.start_schedules import check_start_schedule
     from tideflow.workflow import parse_document
-    from tideflow.workflow.loader import load_any
+    from tideflow.workflow.dsl1 import is_dsl1
+    from tideflow.workflow.loader import load_any, source_text
 
     try:
-        model, warnings = load_any(Path(path), processes=None)
-        if getattr(model, "spec_version", "") != "1.0":
+        text, source, folder = await asyncio.to_thread(source_text, Path(path))
+        document = parse_document(text, source)
+        if is_dsl1(document):
+            _, warnings = load_any(Path(path), processes=None)
+        else:
+            definition = await resolve_definition(document, source=source, base_dir=folder)
             # start.schedule as the timer service reads it (what a deploy checks too)
-            document = parse_document(Path(path).read_text(encoding="utf-8"), path)
-            warnings = (*warnings, *check_start_schedule(document, path))
+            warnings = (*definition.warnings, *check_start_schedule(document, path))
     except WorkflowLoadError as exc:
         message = exc.message if exc.message.startswith(path) else f"{path}: {exc.message}"
         return [message], 2
@@ -41,6 +47,10 @@ def _validate_one(path: str) -> tuple[list[str], int]:
             lines.append(f"{path}: {tag}{format_path(problem.path)}: {problem.message}")
         return lines, 1
     return [f"{path}: ok", *(f"  warning: {w}" for w in warnings)], 0
+
+
+async def _validate_all(files: list[str]) -> list[tuple[list[str], int]]:
+    return [await _validate_one(path) for path in files]
 
 
 def validate(
@@ -54,8 +64,7 @@ def validate(
     cannot be read or parsed.
     """
     status = 0
-    for path in files:
-        lines, code = _validate_one(path)
+    for lines, code in asyncio.run(_validate_all(files)):
         for line in lines:
             print(line)
         status = max(status, code)
@@ -123,15 +132,15 @@ def read_redirects(pairs: list[str]) -> dict[str, str]:
     return out
 
 
-def _load_for_run(workflow: str, dialect: str | None = None) -> Any:
-    """Load and validate ``workflow``; warnings to stderr; problems exit 2."""
+async def _load_for_run(workflow: str, dialect: str | None = None) -> Any:
+    """Load, resolve and validate ``workflow``; warnings to stderr; problems exit 2."""
     from pathlib import Path
 
     from tideflow.errors import WorkflowLoadError, WorkflowValidationError
-    from tideflow.workflow.loader import load_any
+    from tideflow.references import load_any_definition
 
     try:
-        model, warnings = load_any(Path(workflow), dialect=dialect)
+        model, warnings = await load_any_definition(Path(workflow), dialect=dialect)
     except WorkflowLoadError as exc:
         raise fail(exc.message, code=2) from None
     except WorkflowValidationError as exc:
@@ -144,9 +153,14 @@ def _load_for_run(workflow: str, dialect: str | None = None) -> Any:
     return model
 
 
-async def _run_local(host: Any, model: Any, data: Any, path: Any) -> Any:
+async def _run_local(host: Any, workflow: str, dialect: str | None, data: Any) -> Any:
+    """Load ``workflow`` (its references resolved once, here) and run it on ``host``."""
+    from pathlib import Path
+
+    folder = await asyncio.to_thread(lambda: Path(workflow).resolve().parent)
     async with host:
-        return await host.run(model, data, path.resolve().parent)
+        model = await _load_for_run(workflow, dialect)
+        return await host.run(model, data, folder)
 
 
 def _describe_failure(result: Any) -> str:
@@ -188,7 +202,6 @@ def run(
     Exit status: 0 completed (or terminated), 1 failed (the error on stderr),
     2 invalid definition or unusable options.
     """
-    import asyncio
     import json
     from pathlib import Path
 
@@ -202,7 +215,6 @@ def run(
 
     if dialect not in (None, "sonataflow"):
         raise fail(f"--dialect {dialect!r}: the only dialect is 'sonataflow'", code=2)
-    model = _load_for_run(workflow, dialect)
     data = read_input(input_)
     try:
         overrides = load_functions_file(functions) if functions else {}
@@ -218,7 +230,9 @@ def run(
         redirects=read_redirects(server or []),
     )
     try:
-        outcome = asyncio.run(_run_local(LocalHost(options), model, data, Path(workflow)))
+        outcome = asyncio.run(_run_local(LocalHost(options), workflow, dialect, data))
+    except typer.Exit:  # an invalid definition, already reported
+        raise
     except TideflowError as exc:
         raise fail(str(exc), exc=exc) from None
     except KeyboardInterrupt:

@@ -115,11 +115,14 @@ class PostgresRegistry:
         source_text: str,
         content_type: str,
         definition_json: Any,
+        resolved: Mapping[str, Any] | None = None,
     ) -> WorkflowVersion:
         """Store a new version of ``workflow_id`` and make it the latest.
 
         Deploying a version that exists with the same source returns it (and
-        makes it the latest again); ``version=None`` gets the deploy number.
+        makes it the latest again, its resolved document unchanged);
+        ``version=None`` gets the deploy number. ``resolved`` is the document
+        as validated (:attr:`WorkflowVersion.resolved`).
 
         Raises:
             AlreadyExists: The version exists with a different source.
@@ -145,6 +148,7 @@ class PostgresRegistry:
                         source_text,
                         content_type,
                         dumps(definition_json),
+                        None if resolved is None else dumps(resolved),
                     )
                 await conn.execute(_Q["set_latest"], workflow_id, name)
                 await conn.execute(_Q["notify"], REGISTRY_CHANNEL, workflow_id)

@@ -61,6 +61,9 @@ class WorkflowVersion:
     """The parsed document."""
     created_at: datetime
     """When it was deployed."""
+    resolved: dict[str, Any] | None = None
+    """The document as validated, external documents inlined: what instances
+    run (``None`` for versions deployed before it was kept)."""
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> WorkflowVersion:
@@ -73,6 +76,7 @@ class WorkflowVersion:
             content_type=row["content_type"],
             definition=loads(row["definition"]),
             created_at=row["created_at"],
+            resolved=loads(row["resolved"]),
         )
 
     def to_json(self) -> dict[str, Any]:

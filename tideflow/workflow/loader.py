@@ -1,14 +1,22 @@
-"""Read a workflow definition (YAML or JSON), resolve its external documents, build the model.
+"""Read a workflow definition (YAML or JSON), inline its external documents, build the model.
 
-This is the only module of :mod:`tideflow.workflow` that does I/O: it reads
-files and, for ``http(s)://`` references, fetches them with httpx at load time.
+A definition may name separate documents (``functions: apis/functions.json``,
+``dataInputSchema: https://...``). :func:`build_definition` is pure: it takes
+their contents already read (:func:`external_references` lists what to read)
+and gives the model and the *resolved* document, the one that is stored with
+a deployed version and run from then on. This module never touches the
+network: ``http(s)`` documents are fetched beforehand, asynchronously, by
+:mod:`tideflow.references`. It reads local files only -- the definition named
+by a path, and its local references where they are allowed
+(:func:`read_local_references`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -41,7 +49,7 @@ EXTERNAL_KEYS = (
 """Top-level properties that may be a path or URI of a separate document."""
 
 _SUFFIXES = (".json", ".yaml", ".yml")
-_HTTP_TIMEOUT = 10.0
+_REMOTE = ("http", "https")
 
 
 def _parse_text(text: str) -> Any:
@@ -98,19 +106,90 @@ def parse_document(text: str, source: str = "<text>") -> dict[str, Any]:
     return doc
 
 
-def _read_reference(ref: str, base_dir: Path | None) -> str:
-    """Read the text of an external document; raises OSError with a short reason."""
-    parsed = urlparse(ref)
-    if parsed.scheme in ("http", "https"):
-        import httpx  # imported here: the only network access of the workflow package
+@dataclass(frozen=True, slots=True)
+class ExternalReference:
+    """A property of a definition that names a separate document."""
 
+    path: tuple[str, ...]
+    """Where the reference is: ``("functions",)``, ``("dataInputSchema", "schema")``."""
+    key: str
+    """The top-level property (one of :data:`EXTERNAL_KEYS`, or ``dataInputSchema``)."""
+    uri: str
+    """The path or URI as written."""
+
+    @property
+    def remote(self) -> bool:
+        """Whether it is an ``http(s)`` URI (fetched by :mod:`tideflow.references`)."""
+        return urlparse(self.uri).scheme in _REMOTE
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """Why a referenced document could not be read: a problem at its reference."""
+
+    message: str
+
+
+ReferenceContents = Mapping[str, "str | Unreadable"]
+"""The text of each referenced document (or why it is unreadable), by URI as written."""
+
+
+@dataclass(frozen=True, slots=True)
+class Definition:
+    """A valid definition: its model, its warnings and the resolved document."""
+
+    workflow: model.Workflow
+    warnings: tuple[Problem, ...]
+    document: dict[str, Any]
+    """The definition with every external document inlined, before any dialect:
+    what is stored with a deployed version and what its instances run."""
+
+
+def external_references(doc: Mapping[str, Any]) -> tuple[ExternalReference, ...]:
+    """The external documents a parsed definition names, in a fixed order."""
+    refs = [
+        ExternalReference((key,), key, doc[key])
+        for key in EXTERNAL_KEYS
+        if isinstance(doc.get(key), str)
+    ]
+    spec = doc.get("dataInputSchema")  # 0.8: a URI, or {schema: URI, failOnValidationErrors}
+    if isinstance(spec, str):
+        refs.append(ExternalReference(("dataInputSchema",), "dataInputSchema", spec))
+    elif isinstance(spec, Mapping) and isinstance(spec.get("schema"), str):
+        path = ("dataInputSchema", "schema")
+        refs.append(ExternalReference(path, "dataInputSchema", spec["schema"]))
+    return tuple(refs)
+
+
+def read_local_references(
+    refs: Iterable[ExternalReference], base_dir: Path | None, *, local_files: bool = True
+) -> dict[str, str | Unreadable]:
+    """Read the local (non-``http(s)``) references from disk; remote ones are left out.
+
+    Args:
+        refs: The references (:func:`external_references`).
+        base_dir: Directory that relative paths resolve against.
+        local_files: Whether paths and ``file://`` URIs may be read; a server
+            taking definitions from its users passes False.
+    """
+    contents: dict[str, str | Unreadable] = {}
+    for ref in refs:
+        if ref.remote or ref.uri in contents:
+            continue
+        if not local_files:
+            message = f"cannot read '{ref.uri}': local files are not read here; inline it"
+            contents[ref.uri] = Unreadable(message)
+            continue
         try:
-            response = httpx.get(ref, timeout=_HTTP_TIMEOUT, follow_redirects=True)
-        except httpx.HTTPError as exc:
-            raise OSError(f"cannot fetch '{ref}': {str(exc) or type(exc).__name__}") from exc
-        if response.status_code >= 400:
-            raise OSError(f"cannot fetch '{ref}': HTTP {response.status_code}")
-        return response.text
+            contents[ref.uri] = _read_file(ref.uri, base_dir)
+        except OSError as exc:
+            contents[ref.uri] = Unreadable(str(exc))
+    return contents
+
+
+def _read_file(ref: str, base_dir: Path | None) -> str:
+    """Read a local document; raises OSError with a short reason."""
+    parsed = urlparse(ref)
     if parsed.scheme == "file":
         path = Path(unquote(parsed.netloc + parsed.path))
     elif parsed.scheme and len(parsed.scheme) > 1:
@@ -134,16 +213,14 @@ def _unwrap(key: str, value: Any) -> Any:
     return value
 
 
-def resolve_references(
-    doc: Mapping[str, Any], base_dir: Path | None = None, *, local_files: bool = True
+def inline_references(
+    doc: Mapping[str, Any], contents: ReferenceContents
 ) -> tuple[dict[str, Any], list[Problem]]:
-    """Inline the external documents a definition refers to.
+    """Inline the external documents a definition names (pure).
 
     Args:
         doc: The parsed definition.
-        base_dir: Directory that relative paths resolve against.
-        local_files: Whether paths and ``file://`` URIs may be read; a server
-            taking definitions from users should pass False.
+        contents: The text of each referenced document, by URI as written.
 
     Returns:
         A copy of ``doc`` with every readable reference replaced by its content,
@@ -152,55 +229,41 @@ def resolve_references(
     """
     resolved = dict(doc)
     problems: list[Problem] = []
-    for key in EXTERNAL_KEYS:
-        ref = doc.get(key)
-        if not isinstance(ref, str):
-            continue
+    for ref in external_references(doc):
         try:
-            if not local_files and urlparse(ref).scheme not in ("http", "https"):
-                raise OSError(f"cannot read '{ref}': local files are not read here; inline it")
-            value = _unwrap(key, _parse(_read_reference(ref, base_dir)))
-            if not isinstance(value, dict | list):
-                shown = "is empty" if value is None else f"holds {json_type(value)}, not {key}"
-                problems.append(Problem(path=(key,), message=f"'{ref}' {shown}"))
-                continue
-            resolved[key] = value
-        except OSError as exc:
-            problems.append(Problem(path=(key,), message=str(exc)))
-        except WorkflowLoadError as exc:
-            problems.append(Problem(path=(key,), message=f"cannot parse '{ref}': {exc}"))
-    _inline_input_schema(resolved, base_dir, local_files, problems)
+            value = _parse_content(ref, contents.get(ref.uri))
+        except ValueError as exc:
+            problems.append(Problem(path=ref.path, message=str(exc)))
+            continue
+        if ref.key == "dataInputSchema":
+            spec = doc["dataInputSchema"]
+            holder = dict(spec) if isinstance(spec, Mapping) else {}
+            resolved["dataInputSchema"] = {**holder, "schema": value}
+        else:
+            resolved[ref.key] = value
     return resolved, problems
 
 
-def _inline_input_schema(
-    doc: dict[str, Any], base_dir: Path | None, local_files: bool, problems: list[Problem]
-) -> None:
-    """Replace a ``dataInputSchema`` URI (0.8's only form) by the schema it names."""
-    spec = doc.get("dataInputSchema")
-    holder = dict(spec) if isinstance(spec, Mapping) else {"schema": spec}
-    ref = holder.get("schema")
-    path: tuple[str, ...] = ("dataInputSchema",)
-    if not isinstance(ref, str):
-        return
-    if isinstance(spec, Mapping):
-        path = (*path, "schema")
+def _parse_content(ref: ExternalReference, content: str | Unreadable | None) -> Any:
+    """The document ``ref`` names, parsed; raises ValueError with the problem's message."""
+    if content is None:
+        how = "fetched" if ref.remote else "read"
+        raise ValueError(f"cannot read '{ref.uri}': not {how} before loading")
+    if isinstance(content, Unreadable):
+        raise ValueError(content.message)
     try:
-        if not local_files and urlparse(ref).scheme not in ("http", "https"):
-            raise OSError(f"cannot read '{ref}': local files are not read here; inline it")
-        schema = _parse(_read_reference(ref, base_dir))
-    except OSError as exc:
-        problems.append(Problem(path=path, message=str(exc)))
-        return
+        value = _parse(content)
     except WorkflowLoadError as exc:
-        problems.append(Problem(path=path, message=f"cannot parse '{ref}': {exc}"))
-        return
-    if not isinstance(schema, dict):
-        problems.append(
-            Problem(path=path, message=f"'{ref}' holds {json_type(schema)}, not a JSON schema")
-        )
-        return
-    doc["dataInputSchema"] = {**holder, "schema": schema}
+        raise ValueError(f"cannot parse '{ref.uri}': {exc}") from None
+    if ref.key == "dataInputSchema":
+        if not isinstance(value, dict):
+            raise ValueError(f"'{ref.uri}' holds {json_type(value)}, not a JSON schema")
+        return value
+    value = _unwrap(ref.key, value)
+    if not isinstance(value, dict | list):
+        shown = "is empty" if value is None else f"holds {json_type(value)}, not {ref.key}"
+        raise ValueError(f"'{ref.uri}' {shown}")
+    return value
 
 
 def _validate(doc: Mapping[str, Any], earlier: list[Problem]) -> list[Problem]:
@@ -209,12 +272,43 @@ def _validate(doc: Mapping[str, Any], earlier: list[Problem]) -> list[Problem]:
     return in_document_order(doc, earlier + validate_document(doc))
 
 
+def build_definition(
+    doc: Mapping[str, Any],
+    contents: ReferenceContents | None = None,
+    *,
+    source: str = "<text>",
+    dialect: str | None = None,
+) -> Definition:
+    """Inline, validate and build a parsed definition (pure).
+
+    ``contents`` holds the referenced documents (none are needed for a
+    document already resolved, such as a stored version's).
+    ``dialect="sonataflow"`` applies that dialect's leniencies to the document
+    before validation (:mod:`tideflow.workflow.dialects`).
+
+    Raises:
+        WorkflowValidationError: The definition has problems (all of them).
+    """
+    _refuse_dsl1(doc, source)
+    resolved, problems = inline_references(doc, contents or {})
+    if cycles := cycle_problems(resolved):  # before anything walks it (the dialect does)
+        raise WorkflowValidationError([*problems, *cycles], source=source)
+    document = dict(apply_dialect(resolved, dialect))
+    problems = _validate(document, problems)
+    if any(p.severity == "error" for p in problems):
+        raise WorkflowValidationError(problems, source=source)
+    return Definition(
+        workflow=build_workflow(document), warnings=tuple(problems), document=resolved
+    )
+
+
 def load_and_validate(
     path_or_text: str | os.PathLike[str],
     *,
     base_dir: str | os.PathLike[str] | None = None,
     local_files: bool = True,
     dialect: str | None = None,
+    references: ReferenceContents | None = None,
 ) -> tuple[model.Workflow, tuple[Problem, ...]]:
     """Load, resolve and validate a definition; return the model and its warnings.
 
@@ -222,9 +316,9 @@ def load_and_validate(
     ending in ``.json``, ``.yaml`` or ``.yml``) or the definition's text.
     Relative references resolve against ``base_dir``, by default the file's
     directory (or the current directory for text). With ``local_files=False``
-    only http(s) references are resolved (for definitions sent by users).
-    ``dialect="sonataflow"`` applies that dialect's leniencies to the document
-    before validation (:mod:`tideflow.workflow.dialects`).
+    no local file is read (for definitions sent by users). ``http(s)``
+    documents are taken from ``references`` (fetched by
+    :mod:`tideflow.references`), never fetched here.
 
     Raises:
         WorkflowLoadError: The file cannot be read or does not parse.
@@ -233,16 +327,11 @@ def load_and_validate(
     text, source, file_dir = source_text(path_or_text)
     directory = Path(base_dir) if base_dir is not None else file_dir
     doc = parse_document(text, source)
-    _refuse_dsl1(doc, source)
-    resolved, problems = resolve_references(doc, directory, local_files=local_files)
-    if cycles := cycle_problems(resolved):  # before anything walks it (the dialect does)
-        raise WorkflowValidationError([*problems, *cycles], source=source)
-    resolved = dict(apply_dialect(resolved, dialect))
-    problems = _validate(resolved, problems)
-    errors = [p for p in problems if p.severity == "error"]
-    if errors:
-        raise WorkflowValidationError(problems, source=source)
-    return build_workflow(resolved), tuple(problems)
+    local = read_local_references(external_references(doc), directory, local_files=local_files)
+    definition = build_definition(
+        doc, {**local, **(references or {})}, source=source, dialect=dialect
+    )
+    return definition.workflow, definition.warnings
 
 
 def _refuse_dsl1(doc: Mapping[str, Any], source: str) -> None:

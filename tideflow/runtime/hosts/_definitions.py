@@ -1,5 +1,9 @@
 """Compiled workflow definitions of the durable host: one load per version, shared by its runners.
 
+A 0.8 version is built from the resolved document stored with it at deploy
+(:attr:`~tideflow.runtime.rows.WorkflowVersion.resolved`): what was validated
+then, with nothing fetched again.
+
 An interpreter -- 0.8 or 1.0, by the stored document's ``document.dsl`` -- is
 compiled once per ``(workflow id, version)`` and run by
 every instance of that version; the callbacks of a run (timeline rows, state
@@ -14,13 +18,14 @@ from pathlib import Path
 from typing import cast
 
 from tideflow.errors import TideflowError
+from tideflow.references import resolve_definition
 from tideflow.runtime.dsl1 import Interpreter as Interpreter1
 from tideflow.runtime.effects import WorkflowInterpreter
 from tideflow.runtime.gateway import PostgresRegistry
 from tideflow.runtime.hosts.plumbing import workflow_secrets
 from tideflow.runtime.interpreter import Interpreter
-from tideflow.workflow import loader
 from tideflow.workflow.dsl1 import is_dsl1, load_document
+from tideflow.workflow.loader import build_definition, parse_document
 from tideflow.workflow.model import Workflow
 
 __all__ = ["Definition", "Definitions"]
@@ -85,9 +90,15 @@ class Definitions:
             # A 1.0 model and interpreter offer what the hosts read of a 0.8 pair
             # (identifier, version, secrets; run, secrets, constants).
             return cast(Workflow, model), dsl1
-        workflow = loader.load_workflow(
-            stored.source_text, base_dir=self._base_dir, local_files=True, dialect=dialect
-        )
+        source = f"workflow {workflow_id!r} version {version!r}"
+        if stored.resolved is not None:  # exactly what was validated at deploy
+            workflow = build_definition(stored.resolved, source=source, dialect=dialect).workflow
+        else:  # deployed before resolved documents were kept: resolve the source once
+            document = parse_document(stored.source_text, source)
+            definition = await resolve_definition(
+                document, source=source, base_dir=self._base_dir, dialect=dialect
+            )
+            workflow = definition.workflow
         interpreter = Interpreter(workflow, secrets=workflow_secrets(workflow), dialect=dialect)
         return workflow, interpreter
 

@@ -36,6 +36,7 @@ from tideflow.errors import (
     WorkflowLoadError,
     WorkflowValidationError,
 )
+from tideflow.references import load_any_definition
 from tideflow.runtime.dsl1 import Interpreter as Interpreter1
 from tideflow.runtime.effects import (
     Deadline,
@@ -64,7 +65,6 @@ from tideflow.runtime.hosts.plumbing import (
 )
 from tideflow.runtime.interpreter import Interpreter
 from tideflow.runtime.result import ContinuedAs, Failed, RunResult, Step
-from tideflow.workflow import loader
 from tideflow.workflow.dsl1 import Workflow as Workflow1
 from tideflow.workflow.model import Workflow
 
@@ -182,7 +182,7 @@ class LocalEffects:
         """Run a sub-workflow found by id (and version) on this host."""
         path = self._host.subflows.find(call.workflow_id, call.version)
         try:
-            workflow = self._host.load(path)
+            workflow = await self._host.load(path)
         except (WorkflowLoadError, WorkflowValidationError) as exc:
             raise FunctionCallError(
                 f"sub-workflow {call.workflow_id!r} cannot be loaded: {exc}",
@@ -256,7 +256,7 @@ class LocalHost:
             WorkflowValidationError: The definition is invalid.
         """
         file = _absolute(path)
-        workflow = self.load(file)
+        workflow = await self.load(file)
         try:
             return await self.run(workflow, input, file.parent)
         finally:
@@ -293,10 +293,10 @@ class LocalHost:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    def load(self, path: Path) -> Workflow:
+    async def load(self, path: Path) -> Workflow:
         """Load (once) the definition at ``path`` (0.8 or 1.0, by ``document.dsl``)."""
         if path not in self._loaded:
-            model, _ = loader.load_any(path, dialect=self.options.dialect)
+            model, _ = await load_any_definition(path, dialect=self.options.dialect)
             self._loaded[path] = model
         return self._loaded[path]
 
@@ -346,7 +346,7 @@ class LocalHost:
             if not isinstance(result, ContinuedAs):
                 return result
             path = self.subflows.find(result.workflow_id, result.version)
-            workflow, base_dir, input = self.load(path), path.parent, result.input
+            workflow, base_dir, input = await self.load(path), path.parent, result.input
             instance_id = None
         raise TideflowError(f"more than {_MAX_CONTINUATIONS} continueAs runs in a row")
 

@@ -15,8 +15,8 @@ SELECT coalesce(max(seq), 0) + 1 AS seq FROM tideflow_workflow_versions WHERE wo
 -- insert_version --
 -- Store a new version of a workflow
 INSERT INTO tideflow_workflow_versions
-    (workflow_id, version, seq, source_text, content_type, definition)
-VALUES ($1, $2, $3, $4, $5, $6::jsonb)
+    (workflow_id, version, seq, source_text, content_type, definition, resolved)
+VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb)
 RETURNING *;
 
 -- set_latest --

@@ -1,0 +1,190 @@
+"""Resolve a definition's external documents, asynchronously, at the edge.
+
+The workflow loader is pure (:func:`tideflow.workflow.loader.build_definition`
+takes the referenced documents' texts); this module reads them. ``http(s)``
+documents are fetched concurrently with one ``httpx.AsyncClient`` under
+:class:`FetchLimits` (a deadline per document, a size cap, few redirects),
+so a slow reference server holds up the deploy that names it and nothing
+else on the event loop. Local paths and ``file://`` URIs are read from disk,
+in a worker thread, only where ``local_files`` allows it (the operator's own
+folders and the CLI; never a definition a user sent over HTTP).
+
+It runs once, where a definition enters: ``tideflow serve`` deploys
+(:mod:`tideflow.deploy`), ``tideflow validate`` and ``tideflow run``. The
+registry keeps the resolved document with the version, so every process runs
+exactly what was validated and nothing is fetched again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import httpx
+
+from tideflow.errors import Problem
+from tideflow.workflow.dsl1 import is_dsl1, load_document
+from tideflow.workflow.loader import (
+    Definition,
+    Unreadable,
+    build_definition,
+    external_references,
+    parse_document,
+    read_local_references,
+    source_text,
+)
+
+MEBIBYTE: Final = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FetchLimits:
+    """Bounds on fetching one ``http(s)`` document."""
+
+    timeout: float = 10.0
+    """Seconds for the whole fetch (connect, redirects, body)."""
+    max_bytes: int = MEBIBYTE
+    """Largest body accepted."""
+    max_redirects: int = 5
+    """Redirects followed before giving up."""
+
+
+DEFAULT_LIMITS: Final = FetchLimits()
+
+
+async def read_references(
+    doc: Mapping[str, Any],
+    *,
+    base_dir: Path | None = None,
+    local_files: bool = True,
+    limits: FetchLimits = DEFAULT_LIMITS,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> dict[str, str | Unreadable]:
+    """The text of every document ``doc`` names (or why it is unreadable), by URI.
+
+    Args:
+        doc: The parsed definition.
+        base_dir: Directory that relative paths resolve against.
+        local_files: Whether paths and ``file://`` URIs may be read.
+        limits: Bounds on each ``http(s)`` fetch.
+        transport: The HTTP transport (tests); by default httpx's own.
+    """
+    refs = external_references(doc)
+    contents: dict[str, str | Unreadable] = {}
+    if any(not ref.remote for ref in refs):
+        contents |= await asyncio.to_thread(
+            read_local_references, refs, base_dir, local_files=local_files
+        )
+    remote = list(dict.fromkeys(ref.uri for ref in refs if ref.remote))
+    if remote:
+        async with httpx.AsyncClient(
+            timeout=limits.timeout,
+            follow_redirects=True,
+            max_redirects=limits.max_redirects,
+            transport=transport,
+        ) as client:
+            texts = await asyncio.gather(*(_fetch(client, uri, limits) for uri in remote))
+        contents |= dict(zip(remote, texts, strict=True))
+    return contents
+
+
+async def _fetch(client: httpx.AsyncClient, uri: str, limits: FetchLimits) -> str | Unreadable:
+    """One document's text, or why it could not be fetched."""
+    try:
+        async with asyncio.timeout(limits.timeout), client.stream("GET", uri) as response:
+            if response.status_code >= 400:
+                return Unreadable(f"cannot fetch '{uri}': HTTP {response.status_code}")
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > limits.max_bytes:
+                    return Unreadable(f"cannot fetch '{uri}': larger than {limits.max_bytes} bytes")
+            return body.decode(response.encoding or "utf-8", errors="replace")
+    except TimeoutError:
+        return Unreadable(f"cannot fetch '{uri}': no complete answer within {limits.timeout:g} s")
+    except httpx.TooManyRedirects:
+        return Unreadable(f"cannot fetch '{uri}': more than {limits.max_redirects} redirects")
+    except httpx.HTTPError as exc:
+        return Unreadable(f"cannot fetch '{uri}': {str(exc) or type(exc).__name__}")
+
+
+async def resolve_definition(
+    doc: Mapping[str, Any],
+    *,
+    source: str = "<text>",
+    base_dir: Path | None = None,
+    local_files: bool = True,
+    dialect: str | None = None,
+    limits: FetchLimits = DEFAULT_LIMITS,
+) -> Definition:
+    """Read the documents a parsed definition names, then validate and build it.
+
+    Raises:
+        WorkflowValidationError: The definition has problems (an unreadable
+            reference is one, at its path).
+    """
+    contents = await read_references(doc, base_dir=base_dir, local_files=local_files, limits=limits)
+    return build_definition(doc, contents, source=source, dialect=dialect)
+
+
+async def load_definition(
+    path_or_text: str | os.PathLike[str],
+    *,
+    base_dir: str | os.PathLike[str] | None = None,
+    local_files: bool = True,
+    dialect: str | None = None,
+    limits: FetchLimits = DEFAULT_LIMITS,
+) -> Definition:
+    """Load a definition from a path or text, its references resolved (see the loader's
+    :func:`~tideflow.workflow.loader.load_and_validate` for ``path_or_text``).
+
+    Raises:
+        WorkflowLoadError: The file cannot be read or does not parse.
+        WorkflowValidationError: The definition has problems (all of them).
+    """
+    text, source, file_dir = await asyncio.to_thread(source_text, path_or_text)
+    doc = parse_document(text, source)
+    directory = Path(base_dir) if base_dir is not None else file_dir
+    return await resolve_definition(
+        doc,
+        source=source,
+        base_dir=directory,
+        local_files=local_files,
+        dialect=dialect,
+        limits=limits,
+    )
+
+
+async def load_any_definition(
+    path_or_text: str | os.PathLike[str],
+    *,
+    dialect: str | None = None,
+    processes: bool | None = False,
+) -> tuple[Any, tuple[Problem, ...]]:
+    """Load a 0.8 or a 1.0 definition (told apart by ``document.dsl``), 0.8 references
+    resolved here (see :func:`tideflow.workflow.loader.load_any`).
+
+    Raises:
+        WorkflowLoadError: The file cannot be read or does not parse.
+        WorkflowValidationError: The definition has problems (all of them).
+    """
+    text, source, file_dir = await asyncio.to_thread(source_text, path_or_text)
+    doc = parse_document(text, source)
+    if is_dsl1(doc):
+        return load_document(doc, source=source, processes=processes)
+    definition = await resolve_definition(doc, source=source, base_dir=file_dir, dialect=dialect)
+    return definition.workflow, definition.warnings
+
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "FetchLimits",
+    "load_any_definition",
+    "load_definition",
+    "read_references",
+    "resolve_definition",
+]
