@@ -14,7 +14,7 @@ from tideflow.eventstore.codec import decode_event, encode_event
 from tideflow.http_binding import decode_structured
 from tideflow.limits import Limits, check_definition, check_value
 from tideflow.runtime.fake import ScriptedEffects
-from tideflow.runtime.result import Completed, Failed
+from tideflow.runtime.result import Completed, Failed, within_limits
 from tideflow.workflow.loader import parse_document
 
 BIG = 123456789012345678901234567890
@@ -158,3 +158,23 @@ async def test_a_foreach_over_too_many_items_fails_with_the_code(small: Limits) 
     result = await run(wf, {"items": [1, 2, 3]})
     assert isinstance(result, Failed)
     assert result.error.code == "FOREACH_ITEMS_LIMIT"
+
+
+async def test_a_state_output_filter_building_too_deep_fails_with_the_code(
+    small: Limits,
+) -> None:
+    deep = "${ {a: {b: {c: {d: {e: {f: {g: {h: {i: 1}}}}}}}}} }"
+    state = {"name": "A", "type": "inject", "data": {}, "end": True}
+    wf = workflow([{**state, "stateDataFilter": {"output": deep}}])
+    result = await run(wf, {})
+    assert isinstance(result, Failed)
+    assert result.error.code == "VALUE_DEPTH_LIMIT"
+
+
+def test_a_run_result_beyond_the_limits_becomes_a_failure(small: Limits) -> None:
+    ok = Completed(output={"a": 1})
+    assert within_limits(ok) is ok
+    failed = within_limits(Completed(output={"a": nested(20)}))
+    assert isinstance(failed, Failed)
+    assert failed.error.code == "VALUE_DEPTH_LIMIT"
+    assert failed.data is None

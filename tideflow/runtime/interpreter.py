@@ -52,6 +52,7 @@ from tideflow.runtime.result import (
     RunResult,
     Terminated,
     WorkflowError,
+    within_limits,
 )
 from tideflow.runtime.state import InstanceState
 from tideflow.workflow.data_filters import apply_state_filter
@@ -133,7 +134,7 @@ class Interpreter:
         deadline = None
         if self._wet_seconds is not None and self._wet is not None and not self._wet.interrupt:
             deadline = started + timedelta(seconds=self._wet_seconds)
-        result = await self._guarded(run, deadline)
+        result = within_limits(await self._guarded(run, deadline))
         self._report(run, instance_id or seed, result)
         return replace(result, timeline=tuple(run.timeline))
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tideflow.errors import FunctionCallError, LimitExceeded, StepTimeout
+from tideflow import limits
+from tideflow.errors import FunctionCallError, LimitExceeded, StepTimeout, ValueLimitExceeded
 from tideflow.runtime.status import InstanceStatus
 
 
@@ -158,6 +159,19 @@ class Fault(Exception):
         self.error = error
         self.retryable = retryable
         super().__init__(error.message)
+
+
+def within_limits(result: RunResult) -> RunResult:
+    """``result``, or a :class:`Failed` one when its output is beyond the value limits
+    (no writer must meet it; the failure carries the limit's code)."""
+    if isinstance(result, Completed | Terminated | ContinuedAs):
+        output = result.input if isinstance(result, ContinuedAs) else result.output
+        try:
+            limits.check_value(output, "the workflow's output")
+        except ValueLimitExceeded as exc:
+            error = WorkflowError(name="limit", code=exc.code, message=exc.message)
+            return Failed(error=error, timeline=result.timeline)
+    return result
 
 
 def fault_from_exception(exc: BaseException, state: str | None) -> Fault:

@@ -30,7 +30,14 @@ from tideflow.runtime.dsl1._executor import End, Executor, Runner
 from tideflow.runtime.dsl1._scope import Run, check_schema, transform
 from tideflow.runtime.dsl1.errors import Raised, error_from_exception
 from tideflow.runtime.effects import Deadline, Effects
-from tideflow.runtime.result import Completed, Failed, RunResult, Step, WorkflowError
+from tideflow.runtime.result import (
+    Completed,
+    Failed,
+    RunResult,
+    Step,
+    WorkflowError,
+    within_limits,
+)
 from tideflow.runtime.state import InstanceState
 from tideflow.workflow.dsl1.model import Workflow, thaw
 
@@ -127,7 +134,7 @@ class Interpreter:
         except Exception as exc:  # a run never raises for workflow faults
             return self._failed(run, error_from_exception(exc, "/").error)
         run.step("workflow.completed", "workflow", None)
-        return Completed(output=output, timeline=tuple(run.timeline))
+        return within_limits(Completed(output=output, timeline=tuple(run.timeline)))
 
     async def _timed(self, executor: Executor, raw: Any) -> Any:
         limit = executor.timeout_seconds(self.workflow.timeout, raw, "/")
