@@ -13,6 +13,7 @@ import asyncio
 import asyncpg
 import pytest
 
+from tests.integration.durable_support import Calls, call_state, deploy, runtime, workflow
 from tideflow.api.testserver import free_port
 from tideflow.errors import StoreError
 from tideflow.notify import Listener
@@ -68,6 +69,47 @@ async def test_the_listener_reconnects_and_reports_it(pg_url: str, pool: asyncpg
     finally:
         await admin.close()
         await health.stop()
+
+
+async def test_an_instance_stopped_by_a_failed_commit_is_replayed_without_its_lease_running_out(
+    pg_url: str, pool: asyncpg.Pool
+) -> None:
+    calls = Calls()
+    calls.gate = asyncio.Event()
+    await deploy(
+        pool, workflow("handback", [call_state("S", "slow", "T"), call_state("T", "inc", None)])
+    )
+    # A lease of ten minutes: only a hand-back lets the instance run again within the test.
+    async with runtime(pool, calls, lease_seconds=600) as rt:
+        row = await rt.start_instance("handback", {"n": 0})
+        await _until(lambda: sum(calls.by_key.values()) == 1)  # inside the slow call
+        admin = await asyncpg.connect(pg_url)
+        try:
+            locking = admin.transaction()
+            await locking.start()
+            await admin.execute("SELECT 1 FROM tideflow_instances WHERE id = $1 FOR UPDATE", row.id)
+            calls.gate.set()  # the call returns; the commit of its result waits for the row
+            pid = await _blocked_backend(admin)
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+            await locking.rollback()
+        finally:
+            await admin.close()
+        done = await rt.wait_for_completion(row.id, 30)
+    assert (done.status, done.output) == ("completed", {"n": 2})
+    # the slow call's commit failed: it was made again on replay (same key); inc once
+    assert sorted(calls.by_key.values()) == [1, 2]
+
+
+async def _blocked_backend(admin: asyncpg.Connection) -> int:
+    async with asyncio.timeout(10):
+        while True:
+            pid = await admin.fetchval(
+                "SELECT pid FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if pid is not None:
+                return int(pid)
+            await asyncio.sleep(0.01)
 
 
 async def _until(check: object) -> None:

@@ -92,12 +92,19 @@ class InstanceClaimer:
         self._timer_at: float | None = None
         self.claimed = 0
         """Instances claimed so far (for tests and figures)."""
+        self._stalled: set[str] = set()
         self.listener = Listener(pool, "runtime", clock=clock, health=health)
         self.listener.listen(NOTIFY_CHANNEL, self._notified)
         self.listener.on_reconnect(self.poke)  # a wake-up may have been missed meanwhile
 
     def poke(self) -> None:
         """Claim soon (something may be runnable)."""
+        self._poke.set()
+
+    def hand_back(self, instance_id: str) -> None:
+        """Release ``instance_id`` at the next claim: its runner stopped on a database
+        error, and waiting for its lease to run out would delay its replay for nothing."""
+        self._stalled.add(instance_id)
         self._poke.set()
 
     def wake_at(self, when: datetime | None) -> None:
@@ -163,6 +170,10 @@ class InstanceClaimer:
             return
         limit = min(room, self.options.claim_batch)
         async with self._pool.acquire() as conn:
+            if self._stalled:  # claimed again below, or by another process
+                stalled = list(self._stalled)
+                await gateway.release_instances(conn, self.options.owner, stalled)
+                self._stalled.difference_update(stalled)
             rows = await gateway.claim_instances(
                 conn, self.options.owner, self.options.lease_seconds, limit
             )

@@ -609,6 +609,11 @@ async def renew_leases(
     return {r["id"] for r in await conn.fetch(_Q["renew_leases"], owner, list(ids), lease_seconds)}
 
 
+async def release_instances(conn: asyncpg.Connection, owner: str, ids: Sequence[str]) -> None:
+    """Hand back ``ids`` that ``owner`` holds (runnable at once, here or elsewhere)."""
+    await conn.execute(_Q["release_instances"], owner, list(ids))
+
+
 async def release_all(conn: asyncpg.Connection, owner: str) -> None:
     """Shutdown: hand back every instance ``owner`` holds, and say so."""
     await conn.execute(_Q["release_all"], owner)

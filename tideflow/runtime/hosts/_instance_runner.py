@@ -94,6 +94,8 @@ class InstanceRunner:
         self._parked: list[_Parked] = []
         self._signal: asyncio.Future[None] | None = None
         self._stop: str | None = None
+        self.stalled = False
+        """It stopped on a database error: the runtime hands the instance back for a replay."""
         self._task: asyncio.Task[RunResult] | None = None
         self._skip = 0
         self._wake: tuple[datetime, str] | None = None
@@ -259,8 +261,11 @@ class InstanceRunner:
                 if not await self._continue(result):
                     return
         except (StoreError, OSError) as exc:
+            self.stalled = True
             log.warning(
-                "instance %s stopped: %s (another process will replay it)", self.instance_id, exc
+                "instance %s stopped: %s (it is replayed once the database answers)",
+                self.instance_id,
+                exc,
             )
         except NondeterminismError as exc:
             await self._finish(Failed(error=_host_error("nondeterminism", str(exc)), data=None))

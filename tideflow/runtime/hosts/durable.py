@@ -587,7 +587,9 @@ class DurableRuntime:
         self._track(task)
 
     def _ended(self, instance_id: str, _task: object = None) -> None:
-        self._runners.pop(instance_id, None)
+        runner = self._runners.pop(instance_id, None)
+        if runner is not None and runner.stalled:
+            self.worker.hand_back(instance_id)
         if self.room == 1:
             self.worker.poke()  # there is room again: claim what waited for it
 

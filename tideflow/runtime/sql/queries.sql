@@ -258,6 +258,11 @@ UPDATE tideflow_instances SET lease_until = now() + make_interval(secs => $3)
 WHERE id = ANY($2::text[]) AND lease_owner = $1
 RETURNING id;
 
+-- release_instances --
+-- Hand back instances whose runner stopped on a database error (runnable at once)
+UPDATE tideflow_instances SET lease_owner = NULL, lease_until = NULL, wake_at = now()
+WHERE id = ANY($2::text[]) AND lease_owner = $1 AND status = 'running';
+
 -- release_all --
 -- Shutdown: hand every instance this process holds back (runnable at once)
 UPDATE tideflow_instances SET lease_owner = NULL, lease_until = NULL, wake_at = now()
