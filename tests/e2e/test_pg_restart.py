@@ -15,6 +15,7 @@ before the outage is lost or done again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import shutil
 import subprocess
@@ -145,9 +146,14 @@ class OwnedPostgres:
 def owned_postgres() -> Iterator[OwnedPostgres]:
     tmp = Path(tempfile.mkdtemp(prefix="tideflow-restart-"))
     server = start_embedded_sync(tmp / "pgdata", cleanup_mode="delete")
+    owned = OwnedPostgres(server)
     try:
-        yield OwnedPostgres(server)
+        yield owned
     finally:
+        # The package stops only the server process it started, not the one started
+        # again by the test: stop whichever runs now, then let it delete the data.
+        with contextlib.suppress(subprocess.CalledProcessError):
+            owned.stop()
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
