@@ -22,8 +22,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from tideflow.errors import PathPart, ValueLimitExceeded
+from tideflow.settings import Settings
 
-__all__ = ["Limits", "check_definition", "check_value", "configure", "current"]
+__all__ = [
+    "Limits",
+    "check_definition",
+    "check_value",
+    "configure",
+    "current",
+    "from_settings",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,6 +53,16 @@ class Limits:
 
 
 _current = Limits()
+
+
+def from_settings(settings: Settings) -> Limits:
+    """The limits the settings ask for (``TIDEFLOW_*_LIMIT``)."""
+    return Limits(
+        value_depth=settings.value_depth_limit,
+        value_bytes=settings.value_bytes_limit,
+        foreach_items=settings.foreach_items_limit,
+        definition_nodes=settings.definition_nodes_limit,
+    )
 
 
 def configure(limits: Limits) -> None:

@@ -84,14 +84,7 @@ async def open_system(
     """Open every service (see the module docs); close them all on exit."""
     options = options or SystemOptions()
     expression_budget.configure(expression_budget.budget_from(settings))
-    limits.configure(
-        limits.Limits(
-            value_depth=settings.value_depth_limit,
-            value_bytes=settings.value_bytes_limit,
-            foreach_items=settings.foreach_items_limit,
-            definition_nodes=settings.definition_nodes_limit,
-        )
-    )
+    limits.configure(limits.from_settings(settings))
     # python: modules: the allow list, and the operator's --workflows folders
     policy = PythonPolicy.for_server(settings.python_modules, options.workflow_dirs)
     async with AsyncExitStack() as stack:

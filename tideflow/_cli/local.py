@@ -205,6 +205,7 @@ def run(
     import json
     from pathlib import Path
 
+    from tideflow import expression_budget, limits
     from tideflow.runtime.hosts.local import (
         LocalHost,
         LocalOptions,
@@ -212,6 +213,11 @@ def run(
         load_functions_file,
     )
     from tideflow.runtime.result import Failed
+    from tideflow.settings import Settings
+
+    settings = Settings.from_env()  # the expression budget and the value limits
+    expression_budget.configure(expression_budget.budget_from(settings))
+    limits.configure(limits.from_settings(settings))
 
     if dialect not in (None, "sonataflow"):
         raise fail(f"--dialect {dialect!r}: the only dialect is 'sonataflow'", code=2)
