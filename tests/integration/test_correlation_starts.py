@@ -188,7 +188,8 @@ async def test_the_sweep_discards_expired_sets_and_keeps_the_rest(pg_url: str) -
     pool = await create_pool(pg_url, min_size=1, max_size=4)
     try:
         clock = ManualClock()
-        waits = EventWaits(pool, DurableRuntime(pool))  # the runtime is not started: no delivery
+        # the runtime is not started: nothing is delivered
+        waits = EventWaits(pool, DurableRuntime(pool).delivery)
         sets = StartSets(pool, waits, clock=clock, retention_seconds=3600)
         timed = compile_workflow(load_workflow(json.dumps(paired(state_timeout="PT5S"))), "1")
         kept = compile_workflow(load_workflow(json.dumps(paired("kept"))), "1")

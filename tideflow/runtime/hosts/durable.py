@@ -165,9 +165,11 @@ class DurableRuntime:
             module_dirs=self.options.module_dirs,
             dialect=self.options.dialect,
         )
-        self._delivery = WaitDelivery(
+        self.delivery = WaitDelivery(
             pool, self.options.owner, self.options.lease_seconds, runners=self
         )
+        """Answers event waits; the runtime's port (:class:`~tideflow.runtime.waits.EventWaits`)
+        calls it directly, so an event's way to its instance does not pass through here."""
         self._own_timers = timers is None
         self.timers = timers or TimerService(pool, clock=clock)
         self.timers.register(WAKE_KIND, fire_wakeups)
@@ -358,7 +360,7 @@ class DurableRuntime:
         Returns:
             Whether the wait was open and took the events.
         """
-        return await self._delivery.deliver_events(instance_id, wait_key, events)
+        return await self.delivery.deliver_events(instance_id, wait_key, events)
 
     async def deliver_many(
         self, answers: Sequence[Answer], conn: asyncpg.Connection | None = None
@@ -373,7 +375,7 @@ class DurableRuntime:
         Returns:
             For each answer, whether its wait was open and took the events.
         """
-        return await self._delivery.deliver_many(answers, conn)
+        return await self.delivery.deliver_many(answers, conn)
 
     # --- the runners in memory (what deliveries and the claimer see) ---------------
 
