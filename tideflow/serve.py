@@ -26,6 +26,7 @@ import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,12 @@ async def open_system(
             settings=settings,
             events=store,
             timers=timers,
-            ingest=CountingAppender(DelayingAppender(store, timers), metrics),
+            ingest=CountingAppender(
+                DelayingAppender(
+                    store, timers, horizon=timedelta(seconds=settings.event_delay_limit)
+                ),
+                metrics,
+            ),
             registry=registry,
             instances=PostgresInstances(database.pool),
             runtime=runtime,

@@ -48,6 +48,9 @@ class Settings:
             (``TIDEFLOW_FOREACH_ITEMS_LIMIT``).
         definition_nodes_limit: Values in a definition, YAML aliases expanded
             (``TIDEFLOW_DEFINITION_NODES_LIMIT``).
+        event_delay_limit: Seconds ahead an event may ask to be delivered with
+            ``deliverytime`` or ``delay`` (``TIDEFLOW_EVENT_DELAY_LIMIT``,
+            default 365 days); further is refused with 400.
         insecure_local: Serve without tokens (``--insecure-local``,
             ``TIDEFLOW_INSECURE_LOCAL=1``); refused unless ``host`` is loopback.
         allowed_hosts: More ``Host`` names the server answers to besides its
@@ -70,6 +73,7 @@ class Settings:
     value_bytes_limit: int = 8 * 1024 * 1024
     foreach_items_limit: int = 10_000
     definition_nodes_limit: int = 100_000
+    event_delay_limit: float = 365 * 86400.0
     insecure_local: bool = False
     allowed_hosts: tuple[str, ...] = ()
 
@@ -113,6 +117,7 @@ _NUMBERS: dict[str, tuple[str, type[int] | type[float]]] = {
     "TIDEFLOW_VALUE_BYTES_LIMIT": ("value_bytes_limit", int),
     "TIDEFLOW_FOREACH_ITEMS_LIMIT": ("foreach_items_limit", int),
     "TIDEFLOW_DEFINITION_NODES_LIMIT": ("definition_nodes_limit", int),
+    "TIDEFLOW_EVENT_DELAY_LIMIT": ("event_delay_limit", float),
 }
 
 

@@ -57,7 +57,9 @@ def opener(
                     events=store,
                     clock=clock,
                     timers=timers,
-                    ingest=DelayingAppender(store, timers, clock),
+                    ingest=DelayingAppender(
+                        store, timers, clock, timedelta(seconds=settings.event_delay_limit)
+                    ),
                     tokens=TOKENS,
                 )
         finally:
@@ -68,10 +70,10 @@ def opener(
 
 @asynccontextmanager
 async def server(
-    pool: asyncpg.Pool, clock: Clock
+    pool: asyncpg.Pool, clock: Clock, settings: Settings | None = None
 ) -> AsyncIterator[tuple[httpx.AsyncClient, TimerService]]:
     hold: list[TimerService] = []
-    app = create_app(Settings(), opener(pool, clock, hold))
+    app = create_app(settings or Settings(), opener(pool, clock, hold))
     async with (
         serve_app(app) as url,
         httpx.AsyncClient(base_url=url, timeout=30, headers=bearer(TOKEN)) as http,
@@ -172,6 +174,52 @@ async def test_bad_delivery_attributes_are_rejected_with_the_attribute(pool: asy
             assert response.status_code == 400, response.text
             assert attribute in response.text
         assert await bus_events(http) == []
+
+
+ODD_DELIVERY_ATTRIBUTES: list[tuple[dict[str, Any], str]] = [
+    ({"deliverytime": 1767225600}, "deliverytime"),
+    ({"deliverytime": True}, "deliverytime"),
+    ({"deliverytime": {"at": "2026-01-02T00:00:00Z"}}, "deliverytime"),
+    ({"deliverytime": ["2026-01-02T00:00:00Z"]}, "deliverytime"),
+    ({"deliverytime": "9999-12-31T23:59:59-23:59"}, "deliverytime"),
+    ({"deliverytime": "0001-01-01T00:00:00+01:00"}, "deliverytime"),
+    ({"deliverytime": "99999-01-01T00:00:00Z"}, "deliverytime"),
+    ({"deliverytime": "2026-13-45T25:61:61Z"}, "deliverytime"),
+    ({"deliverytime": "2026-01-02T00:00:00"}, "deliverytime"),
+    ({"deliverytime": "2027-06-01T00:00:00Z"}, "deliverytime"),  # beyond the horizon
+    ({"deliverytime": "x" * 100_000}, "deliverytime"),
+    ({"delay": 30}, "delay"),
+    ({"delay": 1.5}, "delay"),
+    ({"delay": False}, "delay"),
+    ({"delay": ["PT5S"]}, "delay"),
+    ({"delay": "-PT5S"}, "delay"),
+    ({"delay": "P99999999999Y"}, "delay"),
+    ({"delay": "PT99999999999999999999S"}, "delay"),
+    ({"delay": "P1000000000D"}, "delay"),
+    ({"delay": "P2D"}, "delay"),  # beyond the horizon
+    ({"delay": "P"}, "delay"),
+    ({"delay": "PT1e400S"}, "delay"),
+]
+
+
+async def test_odd_delivery_attributes_are_400_naming_the_attribute(pool: asyncpg.Pool) -> None:
+    clock = ManualClock(datetime(2026, 1, 1, tzinfo=UTC))
+    async with server(pool, clock, Settings(event_delay_limit=86400)) as (http, _):
+        for extensions, attribute in ODD_DELIVERY_ATTRIBUTES:
+            response = await http.post(
+                "/buses/default/events",
+                content=orjson.dumps(event(9, **extensions)),
+                headers={"content-type": CE},
+            )
+            assert response.status_code == 400, (extensions, response.text)
+            problem = response.json()
+            assert attribute in problem["detail"], (extensions, problem)
+            assert "Traceback" not in response.text
+            assert "Error" not in problem["detail"], problem
+            assert len(response.content) < 2000, extensions
+        assert await bus_events(http) == []
+        within = await post(http, event(10, delay="PT23H"))
+        assert within["scheduled"] is True
 
 
 async def test_cli_timers_list_and_events_send_with_delay(pool: asyncpg.Pool) -> None:

@@ -18,7 +18,7 @@ import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -36,32 +36,78 @@ DELAYED_EVENT_KIND = "tideflow.delayed_event"
 """Kind of the timers that hold delayed events."""
 
 
-def delivery_time(event: Mapping[str, Any], now: datetime) -> datetime | None:
+MAX_EVENT_DELAY = timedelta(days=365)
+"""How far ahead an event may ask to be delivered unless configured otherwise."""
+
+
+def delivery_time(
+    event: Mapping[str, Any], now: datetime, horizon: timedelta = MAX_EVENT_DELAY
+) -> datetime | None:
     """When ``event`` asks to be delivered, or ``None`` for "now".
 
+    Args:
+        event: The CloudEvent as received.
+        now: The arrival time.
+        horizon: The furthest ahead an event may ask for.
+
     Raises:
-        EventRejected: The attribute is malformed, or both are present.
+        EventRejected: An attribute is not a string, malformed, out of range,
+            a negative delay, beyond ``horizon``; or both are present.
     """
     when, delay = event.get("deliverytime"), event.get("delay")
     if when is not None and delay is not None:
         raise EventRejected("an event may carry deliverytime or delay, not both", "delay")
     if when is not None:
-        try:
-            due = parse_timestamp(when)
-        except ValueError as exc:
-            raise EventRejected(
-                f"deliverytime must be an RFC 3339 timestamp, got {when!r}", "deliverytime"
-            ) from exc
+        due, attribute = _deliverytime(when), "deliverytime"
     elif delay is not None:
-        try:
-            due = now + parse_duration(delay)
-        except ValueError as exc:
-            raise EventRejected(
-                f"delay must be an ISO 8601 duration such as PT30S, got {delay!r}", "delay"
-            ) from exc
+        due, attribute = now + _delay(delay, horizon), "delay"
     else:
         return None
+    if due - now > horizon:
+        raise EventRejected(
+            f"{attribute} is more than {horizon.total_seconds():g} seconds ahead, the maximum",
+            attribute,
+        )
     return due if due > now else None
+
+
+def _short(value: object) -> str:
+    """``repr(value)``, cut so that a huge attribute is not echoed back whole."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _deliverytime(when: object) -> datetime:
+    """``deliverytime`` as an aware UTC datetime (raises ``EventRejected``)."""
+    if isinstance(when, str):
+        try:
+            return parse_timestamp(when).astimezone(UTC)
+        except (ValueError, OverflowError):
+            pass
+    raise EventRejected(
+        f"deliverytime must be an RFC 3339 timestamp, got {_short(when)}", "deliverytime"
+    )
+
+
+def _delay(delay: object, horizon: timedelta) -> timedelta:
+    """``delay`` as a duration, not negative, within ``horizon`` (raises ``EventRejected``)."""
+    length: timedelta | None = None
+    if isinstance(delay, str):
+        try:
+            length = parse_duration(delay)
+        except (ValueError, OverflowError, ArithmeticError):
+            length = None
+    if length is None:
+        raise EventRejected(
+            f"delay must be an ISO 8601 duration such as PT30S, got {_short(delay)}", "delay"
+        )
+    if length < timedelta(0):
+        raise EventRejected(f"delay must not be negative, got {_short(delay)}", "delay")
+    if length > horizon:
+        raise EventRejected(
+            f"delay is more than {horizon.total_seconds():g} seconds ahead, the maximum", "delay"
+        )
+    return length
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,12 +138,20 @@ class DelayingAppender:
         store: The event store.
         timers: The timer service.
         clock: The clock ("now" for ``delay``).
+        horizon: The furthest ahead an event may ask to be delivered.
     """
 
-    def __init__(self, store: EventStore, timers: TimerService, clock: Clock = SYSTEM_CLOCK):
+    def __init__(
+        self,
+        store: EventStore,
+        timers: TimerService,
+        clock: Clock = SYSTEM_CLOCK,
+        horizon: timedelta = MAX_EVENT_DELAY,
+    ):
         self._store = store
         self._timers = timers
         self._clock = clock
+        self._horizon = horizon
 
     async def get_bus(self, name: str) -> object:
         """The bus (raises ``BusNotFound``)."""
@@ -114,7 +168,7 @@ class DelayingAppender:
             BusNotFound: No such bus.
         """
         now = self._clock.now()
-        due = [delivery_time(event, now) for event in events]
+        due = [delivery_time(event, now, self._horizon) for event in events]
         if all(when is None for when in due):
             return list(await self._store.append(bus, events))
         await self._store.get_bus(bus)
