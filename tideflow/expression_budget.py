@@ -298,7 +298,6 @@ _executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="tideflow-expre
 _spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tideflow-expression-spawn")
 
 
-
 def _shutdown() -> None:
     with _lock:
         pool = _pool

@@ -33,9 +33,7 @@ def dumps_bytes(value: Any, option: int = 0) -> bytes:
     except orjson.JSONEncodeError as exc:
         if "64-bit" not in str(exc):  # anything else the standard library refuses too
             raise
-    return json.dumps(
-        value, ensure_ascii=False, allow_nan=False, separators=(",", ":")
-    ).encode()
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
 def dumps(value: Any, option: int = 0) -> str:

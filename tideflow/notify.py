@@ -42,7 +42,6 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 """What a lost or unreachable database raises (a server restart raises each of them)."""
 
 
-
 def usable(conn: Any) -> bool:
     """Whether a pooled connection still works: one that died was taken back by the
     pool, and its proxy raises on every call, ``is_closed()`` included."""

@@ -36,13 +36,16 @@ from tideflow import expression_budget, ids, limits
 from tideflow.api.access import check_insecure_local
 from tideflow.api.services import Services, ServicesOpener
 from tideflow.auth.first_token import ensure_first_token, token_file
+from tideflow.auth.gateway import CHANNEL as TOKENS_CHANNEL
 from tideflow.auth.gateway import PostgresTokens
+from tideflow.auth.verifier import TokenVerifier
 from tideflow.clock import SYSTEM_CLOCK
 from tideflow.db import DatabaseProbe, open_database
 from tideflow.deploy import deploy_folder
 from tideflow.eventstore.gateway import PostgresEventStore
 from tideflow.eventstore.store import DEFAULT_BUS, EventStore
 from tideflow.metrics import CountingAppender, Metrics
+from tideflow.notify import Listener
 from tideflow.runtime.functions import FunctionInvoker, Invocation, PythonFunction
 from tideflow.runtime.functions.policy import PythonPolicy
 from tideflow.runtime.gateway import PostgresInstances
@@ -50,7 +53,7 @@ from tideflow.runtime.hosts.durable import DurableRuntime, LifecycleEvent, Runti
 from tideflow.runtime.lifecycle import LifecycleNotice, LifecyclePublisher
 from tideflow.runtime.start_schedules import WorkflowSchedules
 from tideflow.settings import Settings
-from tideflow.supervise import HealthBoard
+from tideflow.supervise import HealthBoard, Supervisor
 from tideflow.timer.delayed import DELAYED_EVENT_KIND, DelayingAppender, delayed_event_handler
 from tideflow.timer.service import TimerService
 from tideflow.triggers.correlation import WorkflowSubscriber
@@ -93,6 +96,9 @@ async def open_system(
         health = HealthBoard()
         health.probe(DatabaseProbe(database.pool))
         tokens = await _open_tokens(database.pool, settings)
+        revocations = _watch_revocations(database.pool, tokens, settings)
+        verifying = await stack.enter_async_context(revocations)
+        health.watch(verifying.supervisor)
         store = PostgresEventStore(database.pool, segment_size=settings.segment_size)
         await store.start()
         stack.push_async_callback(store.stop)
@@ -138,6 +144,7 @@ async def open_system(
             python_policy=policy,
             health=health,
             tokens=tokens,
+            verifier=verifying.verifier,
         )
         for folder in options.workflow_dirs:
             await deploy_folder(registry, folder, policy)
@@ -165,6 +172,30 @@ async def _open_subscriber(
         yield subscriber
     finally:
         await subscriber.stop()
+
+
+@dataclass(frozen=True, slots=True)
+class _Revocations:
+    verifier: TokenVerifier
+    supervisor: Supervisor
+
+
+@asynccontextmanager
+async def _watch_revocations(
+    pool: asyncpg.Pool, tokens: PostgresTokens, settings: Settings
+) -> AsyncIterator[_Revocations]:
+    """The token verifier, told of revocations made by any server (LISTEN, supervised);
+    after a reconnect it forgets every cached token, since notifications may be lost."""
+    verifier = TokenVerifier(tokens, ttl=settings.token_cache_seconds)
+    supervisor = Supervisor("tokens")
+    listener = Listener(pool, "tokens", health=supervisor)
+    listener.listen(TOKENS_CHANNEL, verifier.forget)
+    listener.on_reconnect(verifier.clear)
+    supervisor.spawn("listen", listener.run)
+    try:
+        yield _Revocations(verifier, supervisor)
+    finally:
+        await supervisor.stop()
 
 
 async def _open_tokens(pool: asyncpg.Pool, settings: Settings) -> PostgresTokens:

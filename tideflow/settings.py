@@ -55,6 +55,9 @@ class Settings:
             ``TIDEFLOW_INSECURE_LOCAL=1``); refused unless ``host`` is loopback.
         allowed_hosts: More ``Host`` names the server answers to besides its
             own address (``--allow-host``, ``TIDEFLOW_ALLOWED_HOSTS``, comma-separated).
+        token_cache_seconds: How long a verified token is trusted without a
+            look-up (``TIDEFLOW_TOKEN_CACHE_SECONDS``): the longest a revocation
+            whose notification was lost takes to reach another server.
     """
 
     database_url: str | None = None
@@ -76,6 +79,7 @@ class Settings:
     event_delay_limit: float = 365 * 86400.0
     insecure_local: bool = False
     allowed_hosts: tuple[str, ...] = ()
+    token_cache_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -118,6 +122,7 @@ _NUMBERS: dict[str, tuple[str, type[int] | type[float]]] = {
     "TIDEFLOW_FOREACH_ITEMS_LIMIT": ("foreach_items_limit", int),
     "TIDEFLOW_DEFINITION_NODES_LIMIT": ("definition_nodes_limit", int),
     "TIDEFLOW_EVENT_DELAY_LIMIT": ("event_delay_limit", float),
+    "TIDEFLOW_TOKEN_CACHE_SECONDS": ("token_cache_seconds", float),
 }
 
 

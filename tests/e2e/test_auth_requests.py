@@ -6,6 +6,7 @@ behind it), talked to over HTTP with the first admin token it saved.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -139,3 +140,26 @@ async def test_sink_credentials_are_not_shown(http: httpx.AsyncClient) -> None:
     for text in (made.text, listed, shown):
         assert "s3cret" not in text
         assert "alice" not in text
+
+
+async def test_a_revocation_reaches_another_server_by_notification(
+    pg_url: str, tmp_path: Path
+) -> None:
+    # the other server trusts what it verified for an hour: only the NOTIFY can refuse it
+    one = create_app(Settings(database_url=pg_url, home=tmp_path / "one"), open_system)
+    other_settings = Settings(database_url=pg_url, home=tmp_path / "two", token_cache_seconds=3600)
+    other = create_app(other_settings, open_system)
+    async with (
+        serve_app(one) as url_one,
+        serve_app(other) as url_two,
+        httpx.AsyncClient(base_url=url_one, headers=home_auth(tmp_path / "one")) as first,
+        httpx.AsyncClient(base_url=url_two, timeout=30) as second,
+    ):
+        made = (await first.post("/tokens", json={"name": "ci", "scopes": ["read"]})).json()
+        ci = bearer(made["token"])
+        assert (await second.get("/workflows", headers=ci)).status_code == 200  # now cached
+        assert (await first.delete(f"/tokens/{made['id']}")).status_code == 204
+        async with asyncio.timeout(30):
+            while (await second.get("/workflows", headers=ci)).status_code == 200:  # noqa: ASYNC110 - the state is in the server
+                await asyncio.sleep(0.05)
+        problem(await second.get("/workflows", headers=ci), 401)

@@ -145,3 +145,16 @@ async def test_the_first_token_is_made_once_and_saved_for_its_owner_only(tmp_pat
 def test_exports() -> None:
     for name in tideflow.auth.__all__:
         assert getattr(tideflow.auth, name) is not None
+
+
+async def test_clearing_the_cache_looks_every_token_up_again() -> None:
+    tokens = InMemoryTokens()
+    issued = issue("ci", ["run"], NOW)
+    await tokens.create(issued.record)
+    verifier = TokenVerifier(tokens, ManualClock(), ttl=3600)
+    await verifier.verify(issued.text)
+    await tokens.revoke(issued.record.id, NOW)
+    assert (await verifier.verify(issued.text)).name == "ci"  # cached
+    verifier.clear()  # a reconnected listener may have missed the notification
+    with pytest.raises(AuthenticationRequired):
+        await verifier.verify(issued.text)

@@ -92,8 +92,9 @@ class AccessPolicy:
         """
         settings = services.settings
         check_insecure_local(settings.host, settings.insecure_local)
-        tokens = services.tokens
-        verifier = TokenVerifier(tokens, services.clock) if tokens is not None else None
+        tokens, verifier = services.tokens, services.verifier
+        if verifier is None and tokens is not None:
+            verifier = TokenVerifier(tokens, services.clock, ttl=settings.token_cache_seconds)
         names = server_names(settings.host, settings.allowed_hosts)
         return cls(names, verifier, settings.insecure_local)
 

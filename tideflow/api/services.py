@@ -19,7 +19,7 @@ from tideflow.eventstore.store import EventStore
 from tideflow.settings import Settings
 
 if TYPE_CHECKING:
-    from tideflow.auth.verifier import TokenStore
+    from tideflow.auth.verifier import TokenStore, TokenVerifier
     from tideflow.eventstore.store import Appender
     from tideflow.metrics import Metrics
     from tideflow.runtime.functions.policy import PythonPolicy
@@ -58,6 +58,7 @@ class Services:
             the event store).
         tokens: The API tokens (``None``: no token is valid; only
             ``--insecure-local`` lets requests in).
+        verifier: Checks presented tokens (``None``: one over ``tokens`` is made).
     """
 
     settings: Settings
@@ -75,6 +76,7 @@ class Services:
     python_policy: PythonPolicy | None = None
     health: HealthBoard | None = None
     tokens: TokenStore | None = None
+    verifier: TokenVerifier | None = None
 
 
 ServicesOpener = Callable[[Settings], AbstractAsyncContextManager[Services]]

@@ -13,6 +13,9 @@ from tideflow.errors import AlreadyExists, TokenNotFound
 
 _Q = load_queries("tideflow.auth")
 
+CHANNEL = "tideflow_tokens"
+"""NOTIFY channel of revocations: the payload is the revoked token's id."""
+
 
 def _args(record: TokenRecord) -> tuple[object, ...]:
     return (record.id, record.name, list(record.scopes), record.digest, record.created_at)
@@ -54,6 +57,8 @@ class PostgresTokens:
 
     async def revoke(self, token_id: str, at: datetime) -> TokenRecord:
         """Revoke a token (a no-op if it already is); return it.
+
+        The revocation is announced on :data:`CHANNEL` when it commits.
 
         Raises:
             TokenNotFound: No such token.

@@ -5,7 +5,9 @@ up in the database each time would cost a round trip per request. The
 verifier keeps what it verified in memory for ``ttl`` seconds (5 by default)
 and compares a presented token's digest with the cached one in constant time.
 A revocation is honoured at once in the process that revoked the token
-(:meth:`TokenVerifier.forget`) and within ``ttl`` in every other process.
+(:meth:`TokenVerifier.forget`), in other ``tideflow serve`` processes as soon
+as its NOTIFY arrives (:mod:`tideflow.serve` listens), and within ``ttl`` in
+any case (a listener that was down clears the cache when it reconnects).
 """
 
 from __future__ import annotations
@@ -98,8 +100,12 @@ class TokenVerifier:
         return cached.principal
 
     def forget(self, token_id: str) -> None:
-        """Drop a token from the cache (it was just revoked here)."""
+        """Drop a token from the cache (it was just revoked, here or elsewhere)."""
         self._cache.pop(token_id, None)
+
+    def clear(self) -> None:
+        """Drop every cached token (revocations may have been missed)."""
+        self._cache.clear()
 
     async def _load(self, token_id: str, now: float) -> _Verified | None:
         record = await self.store.find(token_id)

@@ -68,6 +68,7 @@ def install_evaluator(evaluator: Evaluator | None) -> None:
     global _evaluator
     _evaluator = evaluator
 
+
 _COMPILE_ERRORS = re.compile(r"\njq: \d+ compile errors?$")
 _MODULE_DIRECTIVE = re.compile(r"\s*(?:import|include|module)\b")
 _VARIABLE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")

@@ -45,9 +45,7 @@ Services_ = Annotated[Services, Depends(get_services)]
 
 def json_response(body: Any, status: int = 200) -> Response:
     """A JSON response serialized by orjson."""
-    return Response(
-        _dumps(body), status_code=status, media_type="application/json"
-    )
+    return Response(_dumps(body), status_code=status, media_type="application/json")
 
 
 def _dumps(body: Any) -> bytes:

@@ -25,7 +25,7 @@ RETURNING id;
 SELECT * FROM tideflow_tokens ORDER BY created_at, id;
 
 -- revoke_token --
--- Revoke a token (keeping an earlier revocation time); no row if there is no such token
+-- Revoke a token (keeping an earlier revocation time) and tell every server; no row if none
 UPDATE tideflow_tokens SET revoked_at = coalesce(revoked_at, $2)
 WHERE id = $1
-RETURNING *;
+RETURNING *, pg_notify('tideflow_tokens', id) IS NULL AS told;
