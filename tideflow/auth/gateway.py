@@ -9,7 +9,8 @@ import asyncpg
 
 from tideflow.auth.tokens import TokenRecord
 from tideflow.db import load_queries
-from tideflow.errors import AlreadyExists, TokenNotFound
+from tideflow.errors import AlreadyExists, StoreError, TokenNotFound
+from tideflow.notify import CONNECTION_ERRORS
 
 _Q = load_queries("tideflow.auth")
 
@@ -32,8 +33,17 @@ class PostgresTokens:
         self.pool = pool
 
     async def find(self, token_id: str) -> TokenRecord | None:
-        """The record of ``token_id`` (revoked ones too), or ``None``."""
-        row = await self.pool.fetchrow(_Q["find_token"], token_id)
+        """The record of ``token_id`` (revoked ones too), or ``None``.
+
+        Raises:
+            StoreError: The database is unreachable (a 503, not a 500, for the request).
+        """
+        try:
+            row = await self.pool.fetchrow(_Q["find_token"], token_id)
+        except CONNECTION_ERRORS as exc:
+            raise StoreError(
+                f"cannot check the token: the database is unreachable ({exc})"
+            ) from exc
         return None if row is None else TokenRecord.from_row(row)
 
     async def create(self, record: TokenRecord) -> None:
