@@ -84,6 +84,7 @@ RUNNABLE: dict[str, tuple[Any, list[dict[str, Any]], Any]] = {
                                                ev(HOSPITAL + "temperature", 3, temperature=41)],
                                           [{"temperature": 40}]),
     "mock-service-extension.yaml": ({}, [], {"sample": True}),  # its mock is for another URI
+    "run-subflow.yaml": ({"user": {"name": "ada"}}, [], {"registered": ".user"}),  # strict mode
     "listen-to-one.yaml": ({"carId": "c3"}, [ev(RACE, 1)], {"car": "c3", "started": True}),
     "schedule-cron.yaml": ({}, [], {"started": True}),
     "schedule-event-driven.yaml": ([TRIGGER], [], {"notified": "Jane"}),
@@ -130,8 +131,6 @@ NOT_RUNNABLE: dict[str, str] = {
     "run-return-stderr.yaml": CONTAINER,
     "run-script-with-stdin-and-arguments.yaml": "JavaScript scripts are not supported",
     "run-shell-stdin-and-arguments.yaml": "run.shell is off unless the host enables it",
-    "run-subflow.yaml": "runs sub-workflow test.register-customer, which the corpus does not "
-    "define (sub-workflows are run in tests/unit/test_dsl1_interpreter.py)",
     "wait-duration-inline.yaml": WAITS,
     "wait-duration-iso8601.yaml": WAITS,
 }  # fmt: skip
@@ -146,6 +145,14 @@ SECRETS = {"TIDEFLOW_SECRET_mySecret": json.dumps(AUTHORITY)}
 """The policy the ``*-secret`` examples read from their secret ``mySecret``."""
 
 
+CHILD = """\
+document: {dsl: '1.0.3', namespace: test, name: register-customer, version: '0.1.0'}
+do:
+  - register: {set: {registered: '${ .customer }'}}
+"""
+"""The sub-workflow ``run-subflow.yaml`` runs (the corpus does not define it)."""
+
+
 @pytest.fixture(scope="module")
 def servers() -> Iterator[list[str]]:
     with start_stand_ins() as redirects:
@@ -157,8 +164,10 @@ def tideflow_run(
 ) -> subprocess.CompletedProcess[str]:
     feed = tmp / "events.jsonl"
     feed.write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
+    (tmp / "child.yaml").write_text(CHILD, encoding="utf-8")
     command = [sys.executable, "-m", "tideflow.cli", "run", str(EXAMPLES / name),
-               "--input", json.dumps(data), "--events", str(feed), *servers]  # fmt: skip
+               "--input", json.dumps(data), "--events", str(feed), "--workflows", str(tmp),
+               *servers]  # fmt: skip
     env = {**os.environ, **SECRETS}
     return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False, env=env)
 

@@ -28,7 +28,9 @@ from tests.support.sw1_services import start_stand_ins
 
 FINAL = {"completed", "failed", "cancelled"}
 SERVED = sorted(
-    name for name, (data, events, _) in RUNNABLE.items() if not events and isinstance(data, dict)
+    name
+    for name, (data, events, _) in RUNNABLE.items()
+    if not events and isinstance(data, dict) and name != "run-subflow.yaml"
 )
 """The examples run here; the others, with the reason:
 
@@ -38,6 +40,8 @@ SERVED = sorted(
   event (``data`` expressions, ``until``) waits again, and an event posted
   while it is between two waits is not yet kept for it (a known gap), and an
   ``any: []`` listen gets no event here (no type to index);
+- ``run-subflow``: its sub-workflow is not in the corpus (``tideflow run``
+  gets one with ``--workflows``);
 - ``set``, ``set-expression``, ``schedule-event-driven``: their input is the
   list of events that started them (``schedule.on``), and ``POST
   /workflows/{id}/instances`` takes an object.
