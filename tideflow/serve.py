@@ -57,6 +57,7 @@ from tideflow.supervise import HealthBoard, Supervisor
 from tideflow.timer.delayed import DELAYED_EVENT_KIND, DelayingAppender, delayed_event_handler
 from tideflow.timer.service import TimerService
 from tideflow.triggers.correlation import WorkflowSubscriber
+from tideflow.triggers.delivery import HttpSender
 from tideflow.triggers.dispatcher import Dispatcher
 from tideflow.triggers.gateway import PostgresSubscriptions
 
@@ -114,7 +115,9 @@ async def open_system(
             _open_runtime(database.pool, store, lifecycle, metrics, options, policy, timers)
         )
         registry = runtime.registry  # the one registry: its deploys reach the subscriber
-        dispatcher = await stack.enter_async_context(_open_dispatcher(database.pool, store, timers))
+        dispatcher = await stack.enter_async_context(
+            _open_dispatcher(database.pool, store, timers, settings)
+        )
         health.watch(runtime.supervisor, dispatcher.supervisor, timers.supervisor)
         subscriber = await stack.enter_async_context(
             _open_subscriber(database.pool, runtime, dispatcher)
@@ -154,10 +157,14 @@ async def open_system(
 
 @asynccontextmanager
 async def _open_dispatcher(
-    pool: asyncpg.Pool, store: EventStore, timers: TimerService
+    pool: asyncpg.Pool, store: EventStore, timers: TimerService, settings: Settings
 ) -> AsyncIterator[Dispatcher]:
     """The subscriptions dispatcher, started before the timers so it receives due retries."""
-    async with Dispatcher(store, PostgresSubscriptions(pool), timers) as dispatcher:
+    sender = HttpSender(
+        connections=settings.sink_connections, timeout_limit=settings.sink_timeout_limit
+    )
+    subscriptions = PostgresSubscriptions(pool)
+    async with Dispatcher(store, subscriptions, timers, sender=sender) as dispatcher:
         yield dispatcher
 
 

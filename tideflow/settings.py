@@ -51,6 +51,13 @@ class Settings:
         event_delay_limit: Seconds ahead an event may ask to be delivered with
             ``deliverytime`` or ``delay`` (``TIDEFLOW_EVENT_DELAY_LIMIT``,
             default 365 days); further is refused with 400.
+        sink_timeout_limit: Longest ``delivery.timeout`` a subscription may ask
+            for, in seconds (``TIDEFLOW_SINK_TIMEOUT_LIMIT``, default 60); larger
+            is refused with 422, and older subscriptions are held to it.
+        sink_connections: Connections one subscription may hold to its sink
+            at once (``TIDEFLOW_SINK_CONNECTIONS``, default 64); each
+            subscription has its own pool, so a sink that never answers blocks
+            no other subscription.
         insecure_local: Serve without tokens (``--insecure-local``,
             ``TIDEFLOW_INSECURE_LOCAL=1``); refused unless ``host`` is loopback.
         allowed_hosts: More ``Host`` names the server answers to besides its
@@ -77,6 +84,8 @@ class Settings:
     foreach_items_limit: int = 10_000
     definition_nodes_limit: int = 100_000
     event_delay_limit: float = 365 * 86400.0
+    sink_timeout_limit: float = 60.0
+    sink_connections: int = 64
     insecure_local: bool = False
     allowed_hosts: tuple[str, ...] = ()
     token_cache_seconds: float = 5.0
@@ -123,6 +132,8 @@ _NUMBERS: dict[str, tuple[str, type[int] | type[float]]] = {
     "TIDEFLOW_DEFINITION_NODES_LIMIT": ("definition_nodes_limit", int),
     "TIDEFLOW_EVENT_DELAY_LIMIT": ("event_delay_limit", float),
     "TIDEFLOW_TOKEN_CACHE_SECONDS": ("token_cache_seconds", float),
+    "TIDEFLOW_SINK_TIMEOUT_LIMIT": ("sink_timeout_limit", float),
+    "TIDEFLOW_SINK_CONNECTIONS": ("sink_connections", int),
 }
 
 

@@ -122,6 +122,8 @@ async def test_bad_subscriptions_are_refused_with_the_path(env: Env) -> None:
         ({**base, "filters": [{"any": [{"nope": {}}]}]}, "filters[0].any[0]"),
         ({**base, "delivery": {"backoffDelay": "soon"}}, "delivery.backoffDelay"),
         ({**base, "delivery": {"maxInFlight": 0}}, "delivery.maxInFlight"),
+        ({**base, "delivery": {"timeout": "P365D"}}, "delivery.timeout"),
+        ({**base, "delivery": {"timeout": "PT61S"}}, "delivery.timeout"),
         ({**base, "transform": ".a |"}, "transform"),
         ({**base, "sink": "ftp://x"}, "sink"),
         ({**base, "from": "yesterday"}, "from"),

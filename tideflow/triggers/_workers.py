@@ -149,6 +149,11 @@ class HttpWorker(SubscriptionWorker):
         """Set when the window filled up: the reader waits until half of it is free again
         (one wake-up per half window instead of one per delivery)."""
 
+    async def close(self) -> None:
+        """Cancel the work in flight and close the subscription's connection pool."""
+        await super().close()
+        await self.services.sender.release(self.id)
+
     def ready(self) -> bool:
         return not self._starved and len(self.tracker.pending) < self.window
 
@@ -235,7 +240,7 @@ class HttpWorker(SubscriptionWorker):
                 self._finish(offset)
                 return
             payload = transformed
-        result = await self.services.sender.send(self.sink, payload, self.timeout)
+        result = await self.services.sender.send(self.sink, payload, self.timeout, pool=self.id)
         if result.ok:
             self.tracker.delivered += 1
             self._finish(offset)

@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 import asyncpg
@@ -213,7 +213,8 @@ class Dispatcher:
             BusNotFound: The bus does not exist.
             AlreadyExists: The id is taken.
         """
-        spec = parse_spec(body)  # compiles the filters to check them
+        limit = timedelta(seconds=self.sender.timeout_limit)
+        spec = parse_spec(body, max_timeout=limit)  # compiles the filters to check them
         committed = await self._start_offset(spec)
         async with self._lock:
             sub = await self.subscriptions.create(

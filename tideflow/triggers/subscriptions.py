@@ -234,12 +234,16 @@ class Subscription:
 # --- validation ----------------------------------------------------------------
 
 
-def parse_spec(body: Any, *, internal: bool = False) -> SubscriptionSpec:
+def parse_spec(
+    body: Any, *, internal: bool = False, max_timeout: timedelta | None = None
+) -> SubscriptionSpec:
     """Validate the body of ``POST /subscriptions``.
 
     Args:
         body: Parsed JSON.
         internal: True for in-process consumers, which have no sink.
+        max_timeout: The longest ``delivery.timeout`` accepted (``None``: any;
+            stored subscriptions are read back without a limit).
 
     Raises:
         InvalidArgument: Naming the field (``argument``), e.g. ``delivery.backoffDelay``.
@@ -269,7 +273,7 @@ def parse_spec(body: Any, *, internal: bool = False) -> SubscriptionSpec:
         filters=tuple(body.get("filters") or ()),
         sink=sink,
         transform=check_transform(body.get("transform")),
-        delivery=parse_delivery(body.get("delivery"), bus),
+        delivery=parse_delivery(body.get("delivery"), bus, max_timeout),
         start=parse_start(body.get("from", "latest")),
     )
     return spec
@@ -386,8 +390,8 @@ def _dead_letter_bus(dead_letter: Any, bus: str) -> str | None:
     return dead_letter  # type: ignore[no-any-return]
 
 
-def parse_delivery(value: Any, bus: str) -> DeliveryPolicy:
-    """Validate ``delivery`` (absent: the defaults).
+def parse_delivery(value: Any, bus: str, max_timeout: timedelta | None = None) -> DeliveryPolicy:
+    """Validate ``delivery`` (absent: the defaults; ``timeout`` at most ``max_timeout``).
 
     Raises:
         InvalidArgument: Naming the field, e.g. ``delivery.retry``.
@@ -424,5 +428,16 @@ def parse_delivery(value: Any, bus: str) -> DeliveryPolicy:
         max_in_flight=_integer(
             value.get("maxInFlight"), "maxInFlight", defaults.max_in_flight, 1, MAX_IN_FLIGHT_LIMIT
         ),
-        timeout=_duration(value.get("timeout"), "timeout", defaults.timeout),
+        timeout=_timeout(value.get("timeout"), defaults.timeout, max_timeout),
     )
+
+
+def _timeout(value: Any, default: timedelta, limit: timedelta | None) -> timedelta:
+    timeout = _duration(value, "timeout", default)
+    if limit is not None and timeout > limit:
+        raise InvalidArgument(
+            f"delivery.timeout must be at most {limit.total_seconds():g} seconds "
+            f"(TIDEFLOW_SINK_TIMEOUT_LIMIT), got {str(value)[:40]!r}",
+            argument="delivery.timeout",
+        )
+    return timeout
