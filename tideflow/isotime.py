@@ -55,7 +55,7 @@ def parse_timestamp(text: str) -> datetime:
     Raises:
         ValueError: ``text`` is not RFC 3339.
     """
-    if not _RFC3339.match(str(text)):
+    if not _RFC3339.fullmatch(str(text)):
         raise ValueError(f"not an RFC 3339 timestamp: {text!r}")
     normalized = text.replace("z", "Z").replace("t", "T")
     if normalized.endswith("Z"):

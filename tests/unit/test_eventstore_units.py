@@ -174,7 +174,7 @@ def test_retention_json() -> None:
 
 def test_bus_names_and_event_keys() -> None:
     assert check_bus_name("orders.eu-1_b") == "orders.eu-1_b"
-    for bad in ["", "-x", "a b", "x" * 64, "é", None]:
+    for bad in ["", "-x", "a b", "x" * 64, "é", None, "orders\n", "orders\r\n"]:
         with pytest.raises(InvalidArgument):
             check_bus_name(bad)
     assert event_key({"source": "/s", "id": "1"}) == ("/s", "1")

@@ -35,7 +35,9 @@ def test_timestamps_round_trip() -> None:
     assert format_timestamp(moment) == "2020-03-20T08:00:00.250000Z"
 
 
-@pytest.mark.parametrize("text", ["2020-03-20", "2020-03-20T09:00:00", "yesterday"])
+@pytest.mark.parametrize(
+    "text", ["2020-03-20", "2020-03-20T09:00:00", "yesterday", "2020-03-20T09:00:00Z\n"]
+)
 def test_parse_timestamp_rejects(text: str) -> None:
     with pytest.raises(ValueError, match="RFC 3339"):
         parse_timestamp(text)

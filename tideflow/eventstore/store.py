@@ -46,7 +46,7 @@ def check_bus_name(name: object) -> str:
     Raises:
         InvalidArgument: The name is not valid.
     """
-    if not isinstance(name, str) or not _BUS_NAME.match(name):
+    if not isinstance(name, str) or not _BUS_NAME.fullmatch(name):
         raise InvalidArgument(
             f"invalid bus name {name!r}: use 1-63 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit",

@@ -31,7 +31,7 @@ def parse_operation(operation: str) -> tuple[str, str, str]:
     """Split ``url#query#field`` into endpoint, kind and field."""
     endpoint, _, rest = operation.partition("#")
     kind, _, field = rest.partition("#")
-    if kind not in ("query", "mutation") or not endpoint or not _NAME.match(field):
+    if kind not in ("query", "mutation") or not endpoint or not _NAME.fullmatch(field):
         raise call_error(
             f"graphql operation {operation!r} is not '<endpoint URL>#query|mutation#<field>'",
             code="InvalidOperation",
@@ -69,7 +69,7 @@ def build_document(kind: str, field: str, arguments: Mapping[str, Any], selectio
 
 
 def _name(key: Any) -> str:
-    if not isinstance(key, str) or not _NAME.match(key):
+    if not isinstance(key, str) or not _NAME.fullmatch(key):
         raise call_error(f"{key!r} is not a valid GraphQL argument name", code="InvalidArguments")
     return key
 
