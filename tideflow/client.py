@@ -137,9 +137,16 @@ class ApiClient:
         """An instance's status."""
         return await self._call("GET", f"/instances/{instance_id}")
 
-    async def timeline(self, instance_id: str) -> Any:
-        """An instance's timeline entries."""
-        return (await self._call("GET", f"/instances/{instance_id}/timeline"))["timeline"]
+    async def timeline(self, instance_id: str) -> list[Any]:
+        """An instance's timeline entries, every page of them."""
+        entries: list[Any] = []
+        params: dict[str, Any] = {}
+        while True:
+            page = await self._call("GET", f"/instances/{instance_id}/timeline", params=params)
+            entries.extend(page["entries"])
+            if page["next"] is None:
+                return entries
+            params = {"after": page["next"]}
 
     async def instance_action(self, instance_id: str, action: str) -> Any:
         """``cancel``, ``suspend`` or ``resume`` an instance; return it."""

@@ -83,6 +83,24 @@ states:
 """
 
 
+STEPS = """\
+id: steps
+version: "1"
+specVersion: "0.8"
+start: S1
+states:
+""" + "".join(
+    f"""\
+  - name: S{i}
+    type: inject
+    data:
+      n{i}: {i}
+    {"end: true" if i == 6 else f"transition: S{i + 1}"}
+"""
+    for i in range(1, 7)
+)
+
+
 @pytest.fixture
 async def client(pg_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     # COUNTER calls python:builtins:len: allowed explicitly, as --allow-python builtins would
@@ -92,7 +110,7 @@ async def client(pg_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient
         serve_app(app) as url,
         httpx.AsyncClient(base_url=url, timeout=30, headers=home_auth(tmp_path)) as http,
     ):
-        for text in (GREETER, FAILING, WAITER, SLEEPER):
+        for text in (GREETER, FAILING, WAITER, SLEEPER, STEPS):
             deployed = await http.post("/workflows", content=text, headers=YAML)
             assert deployed.status_code == 201, deployed.text
         yield http
@@ -170,7 +188,8 @@ async def test_timeline_shows_states_and_actions_with_duration_and_attempt(
     response = await client.get(f"/instances/{done['id']}/timeline")
     assert response.status_code == 200
     assert response.json()["id"] == done["id"]
-    entries = response.json()["timeline"]
+    assert response.json()["next"] is None
+    entries = response.json()["entries"]
     kinds = [(e["kind"], e["state"]) for e in entries]
     assert kinds[0] == ("state.entered", "Count"), kinds
     assert kinds[-1] == ("state.left", "Count"), kinds
@@ -243,6 +262,42 @@ async def test_lifecycle_events_reach_their_bus(client: httpx.AsyncClient) -> No
     assert "io.tideflow.instance.state.entered" in types
     assert types[-1] == "io.tideflow.instance.completed"
     assert mine[0]["source"] == "/tideflow/workflows/greeter"
+
+
+async def test_timeline_pages_cover_every_entry_once_in_order(client: httpx.AsyncClient) -> None:
+    done = await start(client, "steps", {}, wait=20)
+    assert done["status"] == "completed", done
+    path = f"/instances/{done['id']}/timeline"
+    whole = (await client.get(path, params={"limit": 5000})).json()
+    assert whole["next"] is None
+    assert len(whole["entries"]) >= 12
+    for size in (1, 2, 3, 5):
+        paged: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"limit": size}
+        while True:
+            page = (await client.get(path, params=params)).json()
+            assert 1 <= len(page["entries"]) <= size, (size, page)
+            paged.extend(page["entries"])
+            if page["next"] is None:
+                break
+            params = {"limit": size, "after": page["next"]}
+        assert paged == whole["entries"], size
+
+
+async def test_timeline_refuses_unknown_parameters_and_bad_cursors(
+    client: httpx.AsyncClient,
+) -> None:
+    done = await start(client, "greeter", {}, wait=20)
+    path = f"/instances/{done['id']}/timeline"
+    unknown = problem(await client.get(path, params={"limit": 2, "cursor": "3"}), 422)
+    assert unknown["path"] == "cursor"
+    assert "cursor" in unknown["detail"]
+    for params in ({"after": "x"}, {"after": "1.x"}, {"after": "9" * 30}, {"after": "-1"}):
+        assert problem(await client.get(path, params=params), 400)["path"] == "after"
+    for limit in (0, 5001, "many"):
+        assert problem(await client.get(path, params={"limit": limit}), 400)
+    beyond = (await client.get(path, params={"after": "999999"})).json()
+    assert beyond == {"id": done["id"], "entries": [], "next": None}
 
 
 async def test_unknown_things_are_404_and_bad_input_400(client: httpx.AsyncClient) -> None:

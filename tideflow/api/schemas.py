@@ -214,12 +214,13 @@ class InstanceList(BaseModel):
 
 
 class TimelineOut(BaseModel):
-    """What happened to an instance, oldest first."""
+    """What happened to an instance, oldest first, a page at a time."""
 
     id: str
-    timeline: list[dict[str, Any]] = Field(
+    entries: list[dict[str, Any]] = Field(
         description="`{kind, key, state, at, run, ...detail}` per entry."
     )
+    next: str | None = Field(description="Pass as `after` for the next page; null at the end.")
 
 
 class TimerOut(BaseModel):

@@ -300,6 +300,43 @@ class PostgresInstances:
                 raise InstanceNotFound(f"instance {instance_id!r} does not exist")
         return [TimelineEntry(**e) for r in rows for e in expand(r, loads(r["detail"]))]
 
+    async def timeline_page(
+        self, instance_id: str, after: str | None, limit: int
+    ) -> tuple[builtins.list[TimelineEntry], str | None]:
+        """Up to ``limit`` timeline entries after the cursor ``after``, oldest first.
+
+        Args:
+            instance_id: The instance.
+            after: ``next`` of the previous page (``None``: from the start).
+            limit: Most entries returned.
+
+        Returns:
+            The entries and the cursor of the next page (``None`` at the end).
+
+        Raises:
+            InstanceNotFound: No such instance.
+            InvalidArgument: ``after`` is not a cursor.
+        """
+        seq, skip = parse_timeline_cursor(after)
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                _Q["get_timeline_page"], instance_id, seq if skip else seq + 1, limit + 1
+            )
+            if not rows and await conn.fetchrow(_Q["get_instance"], instance_id) is None:
+                raise InstanceNotFound(f"instance {instance_id!r} does not exist")
+        placed = [
+            (r["seq"], i, len(expanded), e)
+            for r in rows
+            for expanded in [expand(r, loads(r["detail"]))]
+            for i, e in enumerate(expanded)
+            if not (skip and r["seq"] == seq and i < skip)
+        ]
+        entries = [TimelineEntry(**e) for _, _, _, e in placed[:limit]]
+        if len(placed) <= limit:
+            return entries, None
+        last_seq, index, size, _ = placed[limit - 1]
+        return entries, str(last_seq) if index + 1 == size else f"{last_seq}.{index + 1}"
+
     async def journal(self, instance_id: str, run_no: int) -> builtins.list[dict[str, Any]]:
         """The journal of one run: ``{"op", "key", ...entry}`` in commit order."""
         async with self._pool.acquire() as conn:
@@ -516,6 +553,24 @@ async def insert_wait(conn: asyncpg.Connection, instance_id: str, wait: Mapping[
         wait["types"],
         wait["due_at"],
     )
+
+
+def parse_timeline_cursor(after: str | None) -> tuple[int, int]:
+    """``after`` of a timeline page as (row seq, entries of that row already read; 0: all).
+
+    Raises:
+        InvalidArgument: Not ``SEQ`` or ``SEQ.N`` (non-negative integers).
+    """
+    if after is None:
+        return 0, 0
+    seq, dot, skip = after.partition(".")
+    valid = seq.isdecimal() and (skip.isdecimal() if dot else True) and len(after) <= 24
+    if not valid or int(seq) >= 2**62 or int(skip or 0) >= 2**31:
+        raise InvalidArgument(
+            f"after must be the next cursor of a timeline page (SEQ or SEQ.N), got {after[:40]!r}",
+            argument="after",
+        )
+    return int(seq), int(skip or 0)
 
 
 async def insert_timeline(conn: asyncpg.Connection, rows: Sequence[Sequence[Any]]) -> None:

@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from tideflow import jsontext, limits
 from tideflow.api.access import requires
+from tideflow.api.errors import problem
 from tideflow.api.routes.events import json_response
 from tideflow.api.schemas import InstanceCreated, InstanceList, InstanceOut, Problem, TimelineOut
 from tideflow.api.services import Services, get_services
@@ -31,6 +32,10 @@ router = APIRouter(tags=["instances"])
 
 MAX_WAIT_SECONDS: Final = 300.0
 MAX_LIMIT: Final = 1000
+DEFAULT_TIMELINE_LIMIT: Final = 500
+"""Timeline entries per page unless ``limit`` says otherwise."""
+MAX_TIMELINE_LIMIT: Final = 5000
+"""Most timeline entries one page may hold."""
 _ERRORS: Final[dict[int | str, dict[str, Any]]] = {
     code: {"model": Problem} for code in (400, 404, 409, 503)
 }
@@ -158,14 +163,33 @@ async def show_instance(instance_id: InstanceId, services: Services_) -> Respons
 @router.get(
     "/instances/{instance_id}/timeline",
     response_model=TimelineOut,
-    responses=_ERRORS,
+    responses={**_ERRORS, 422: {"model": Problem}},
     summary="Timeline",
     dependencies=[requires(READ)],
 )
-async def instance_timeline(instance_id: InstanceId, services: Services_) -> Response:
-    """States entered and left, actions (duration, attempt), events, timers, errors, retries."""
-    entries = await _instances(services).timeline(instance_id)
-    return json_response({"id": instance_id, "timeline": [e.to_json() for e in entries]})
+async def instance_timeline(
+    request: Request,
+    instance_id: InstanceId,
+    services: Services_,
+    after: Annotated[
+        str | None, Query(description="`next` of the previous page (absent: from the start).")
+    ] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_TIMELINE_LIMIT, description="Most entries in the page.")
+    ] = DEFAULT_TIMELINE_LIMIT,
+) -> Response:
+    """States entered and left, actions (duration, attempt), events, timers, errors, retries.
+
+    A page at a time, oldest first: ``next`` is the ``after`` of the next page
+    (null at the end). An unknown query parameter is a 422 naming it.
+    """
+    unknown = sorted(set(request.query_params) - {"after", "limit"})
+    if unknown:
+        detail = f"unknown query parameter {unknown[0]!r} (allowed: after, limit)"
+        return problem(422, "unknown-parameter", "Unknown query parameter", detail, unknown[0])
+    entries, after = await _instances(services).timeline_page(instance_id, after, limit)
+    body = {"id": instance_id, "entries": [e.to_json() for e in entries], "next": after}
+    return json_response(body)
 
 
 async def _act(services: Services, action: str, instance_id: str) -> InstanceRow:

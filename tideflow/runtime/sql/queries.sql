@@ -82,6 +82,10 @@ LIMIT $4;
 -- The timeline of an instance, in order
 SELECT * FROM tideflow_timeline WHERE instance_id = $1 ORDER BY seq;
 
+-- get_timeline_page --
+-- Up to $3 timeline rows of an instance from seq $2 on, in order (a folded row holds several entries)
+SELECT * FROM tideflow_timeline WHERE instance_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3;
+
 -- get_journal --
 -- The journal of one run of an instance, in commit order
 SELECT op, step_key, entry FROM tideflow_journal
