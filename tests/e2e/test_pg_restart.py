@@ -248,7 +248,9 @@ async def test_tideflow_recovers_from_a_postgresql_restart(
         assert {(waiter, "call"), (sleeper, "call")} <= {(i, op) for i, op, _ in before}
 
         await asyncio.to_thread(owned_postgres.stop)
-        code, body = await eventually(lambda: unhealthy(http))
+        # The listeners notice a dropped connection at once, the database probe within its
+        # one-second cache: wait for the answer that names the database.
+        code, body = await eventually(lambda: database_down(http))
         down = {c["name"] for c in body["components"] if not c["up"]}
         assert (code, body["status"]) == (503, "unavailable")
         assert "database" in down
@@ -310,9 +312,10 @@ async def ended(http: httpx.AsyncClient, instance_id: str) -> bool:
         return False
 
 
-async def unhealthy(http: httpx.AsyncClient) -> tuple[int, dict[str, Any]] | None:
+async def database_down(http: httpx.AsyncClient) -> tuple[int, dict[str, Any]] | None:
     code, body = await health(http)
-    return (code, body) if code == 503 else None
+    down = {c["name"] for c in body.get("components", []) if not c["up"]}
+    return (code, body) if code == 503 and "database" in down else None
 
 
 async def healthy(http: httpx.AsyncClient) -> tuple[int, dict[str, Any]] | None:
