@@ -112,6 +112,39 @@ def check_value(value: Any, what: str, limits: Limits | None = None) -> None:
             )
 
 
+def check_depth(value: Any, what: str, limits: Limits | None = None) -> None:
+    """Raise when ``value`` nests deeper than the depth limit: :func:`check_value`'s depth
+    check, cheap enough for every ingested event (no paths are built unless it fails).
+
+    Raises:
+        ValueLimitExceeded: ``value_depth``, with the path of the first value too deep.
+    """
+    limits = limits or _current
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > limits.value_depth:
+            check_value(value, what, limits)  # raises, naming the path
+        for child in children:
+            if isinstance(child, dict | list | tuple):
+                stack.append((child, depth + 1))
+
+
+def check_size(size: int, what: str, limits: Limits | None = None) -> None:
+    """Raise when an encoded value of ``size`` bytes is beyond the size limit.
+
+    Raises:
+        ValueLimitExceeded: ``value_bytes``.
+    """
+    limits = limits or _current
+    if size > limits.value_bytes:
+        raise ValueLimitExceeded(
+            f"VALUE_BYTES_LIMIT: {what} is larger than {limits.value_bytes} bytes",
+            limit="value_bytes",
+        )
+
+
 def check_definition(document: Any, limits: Limits | None = None) -> None:
     """Refuse a parsed definition whose YAML aliases expand beyond the limits.
 
