@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import orjson
 import pytest
 
 from tideflow.errors import EventRejected, InvalidArgument, StoreError
@@ -215,3 +217,23 @@ async def test_in_flight_flushes_overlap_and_each_caller_gets_its_result() -> No
     assert started[2:] == [["c", "d"]]
     committer.close()
     await runner
+
+
+def test_encoding_checks_the_value_limits_without_a_walk_for_ordinary_events() -> None:
+    from tideflow.eventstore.codec import encode_event
+
+    def nested(depth: int) -> Any:
+        value: Any = 1
+        for _ in range(depth - 1):
+            value = [value]
+        return value
+
+    brackets = {"source": "/s", "id": "1", "data": "[{" * 400}  # counted, then walked: fine
+    assert encode_event(brackets, 0)[3] == orjson.dumps(brackets).decode()
+    for depth in (200, 300, 5000):  # past the limit (128); past orjson's 255; far past both
+        with pytest.raises(EventRejected, match="VALUE_DEPTH_LIMIT") as caught:
+            encode_event({"source": "/s", "id": "1", "data": nested(depth)}, 2)
+        assert (caught.value.status, caught.value.index) == (400, 2)
+    with pytest.raises(EventRejected, match="VALUE_BYTES_LIMIT") as big:
+        encode_event({"source": "/s", "id": "1", "data": "é" * (5 * 1024 * 1024)}, 0)
+    assert big.value.status == 413  # 10 MiB encoded (5 Mi characters) against 8 MiB

@@ -63,14 +63,17 @@ def encode_event(event: Mapping[str, Any], index: int) -> Row:
     """
     source, event_id = event_key(event, index)
     key = key_hash(source, event_id)
-    what = f"event [{index}]"
+    bounds = limits.current()
     try:
-        # Depth before encoding (orjson stops at 255 levels); size from the encoded text,
-        # which is measured anyway: a walk that sizes every value cost half the append rate.
-        if isinstance(event, dict):
-            limits.check_depth(event, what)
         text = _encode(event, index)
-        limits.check_size(len(text.encode()) if not text.isascii() else len(text), what)
+        # Depth at most the number of containers, bounded by the brackets in the text (those
+        # in strings too: the bound only errs high); the exact walk only past the limit.
+        # A walk over every event cost more than half the append rate.
+        if text.count("{") + text.count("[") > bounds.value_depth:
+            limits.check_depth(event, f"event [{index}]", bounds)
+        size = len(text) if text.isascii() else len(text.encode())
+        if size > bounds.value_bytes:
+            limits.check_size(size, f"event [{index}]", bounds)
     except ValueLimitExceeded as exc:
         status = 413 if exc.limit == "value_bytes" else 400
         raise EventRejected(exc.message, "data", status, index=index) from None
@@ -80,8 +83,8 @@ def encode_event(event: Mapping[str, Any], index: int) -> Row:
 def _encode(event: Mapping[str, Any], index: int) -> str:
     try:
         return orjson.dumps(event).decode()
-    except TypeError:
-        pass
+    except TypeError:  # beyond 64-bit integers, or nested deeper than orjson goes (255)
+        limits.check_depth(event, f"event [{index}]")  # before the recursive fallback below
     try:
         text = " " + json.dumps(event, ensure_ascii=False, allow_nan=False)
         text.encode("utf-8")  # lone surrogates cannot be stored
