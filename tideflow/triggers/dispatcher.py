@@ -369,8 +369,8 @@ class Dispatcher:
             return
         try:
             await self.subscriptions.commit([p for _, p in progress], self.clock.now())
-        except Exception:
-            for worker, item in progress:
+        except BaseException:  # a failed write, or stop() cancelling the flush loop mid-commit
+            for worker, item in progress:  # written with the next flush (stop's final one)
                 worker.tracker.restore(item)
             raise
 
