@@ -105,11 +105,7 @@ def check_value(value: Any, what: str, limits: Limits | None = None) -> None:
             size += 2
         else:
             size += _scalar_size(item)
-        if size > limits.value_bytes:
-            raise ValueLimitExceeded(
-                f"VALUE_BYTES_LIMIT: {what} is larger than {limits.value_bytes} bytes",
-                limit="value_bytes",
-            )
+        check_size(size, what, limits)
 
 
 def check_depth(value: Any, what: str, limits: Limits | None = None) -> None:
