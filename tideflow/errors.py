@@ -340,3 +340,19 @@ class TokenNotFound(NotFoundError):
 
 class ProtectedResource(ConflictError):
     """The server itself uses it, so it cannot be deleted."""
+
+
+class SecretUnavailable(TideflowError):
+    """A secret is not available: not set, or not granted where it is used.
+
+    Attributes:
+        name: The secret's name (never its value).
+    """
+
+    def __init__(self, message: str, *, name: str) -> None:
+        self.name = name
+        super().__init__(message)
+
+
+class SecretGrantNotFound(NotFoundError):
+    """No secret grant has that pattern."""

@@ -1,0 +1,33 @@
+"""Secrets: the operator's values, who may receive them, and keeping them out of outputs.
+
+- :mod:`~tideflow.secrets.source`: the values (``TIDEFLOW_SECRET_*``, ``TIDEFLOW_SECRETS_FILE``);
+- :mod:`~tideflow.secrets.grants`: which workflow (or sink) may receive which secret;
+- :mod:`~tideflow.secrets.refs`: ``{"secret": NAME}`` references in stored configuration;
+- :mod:`~tideflow.secrets.redaction`: secret values replaced by ``***`` in what leaves a workflow.
+
+The rules and their limits are documented in ``docs/security.md`` ("Secrets").
+"""
+
+from __future__ import annotations
+
+from tideflow.secrets.grants import ALL, Grant, make_grant, parse_grant, parse_grants, refused
+from tideflow.secrets.redaction import MASK, NO_REDACTION, Redactor
+from tideflow.secrets.refs import is_secret_ref, ref_names, resolve_refs, secret_ref
+from tideflow.secrets.source import SecretSource
+
+__all__ = [
+    "ALL",
+    "MASK",
+    "NO_REDACTION",
+    "Grant",
+    "Redactor",
+    "SecretSource",
+    "is_secret_ref",
+    "make_grant",
+    "parse_grant",
+    "parse_grants",
+    "ref_names",
+    "refused",
+    "resolve_refs",
+    "secret_ref",
+]
