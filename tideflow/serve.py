@@ -2,7 +2,8 @@
 
 :func:`open_system` opens, in order, the database (embedded PostgreSQL unless
 ``TIDEFLOW_DATABASE_URL`` is set; migrations applied), the event store, the
-lifecycle publisher (bus ``tideflow.lifecycle``), the workflow registry and
+audit trail (bus ``tideflow.audit``), the lifecycle publisher (bus
+``tideflow.lifecycle``), the workflow registry and
 instances gateways, the durable runtime (event waits are parked in its own
 tables; sleeps, retry back-offs and timeouts as wake-up timers of the timer
 service, whose handler it registers before the service starts), the
@@ -35,6 +36,7 @@ import asyncpg
 from tideflow import expression_budget, ids, limits
 from tideflow.api.access import check_insecure_local
 from tideflow.api.services import Services, ServicesOpener
+from tideflow.auth.audit import AuditTrail
 from tideflow.auth.first_token import ensure_first_token, token_file
 from tideflow.auth.gateway import CHANNEL as TOKENS_CHANNEL
 from tideflow.auth.gateway import PostgresTokens
@@ -104,6 +106,8 @@ async def open_system(
         await store.start()
         stack.push_async_callback(store.stop)
         health.watch(store.supervisor)
+        audit = AuditTrail(store)
+        await audit.start()
         metrics = Metrics()
         lifecycle = LifecyclePublisher(store, on_publish=metrics.lifecycle_published)
         await lifecycle.start()
@@ -148,6 +152,7 @@ async def open_system(
             health=health,
             tokens=tokens,
             verifier=verifying.verifier,
+            audit=audit,
         )
         for folder in options.workflow_dirs:
             await deploy_folder(registry, folder, policy)

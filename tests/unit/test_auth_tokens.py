@@ -38,6 +38,12 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
         (["subscribe:*.eu"], "subscribe:orders.eu", True),
         (["publish:*"], "deploy", False),
         ([], "read", False),
+        (["admin"], "subscribe:tideflow.audit", True),
+        (["subscribe:*"], "subscribe:tideflow.audit", False),
+        (["subscribe:tideflow.*"], "subscribe:tideflow.audit", False),
+        (["subscribe:*"], "subscribe:tideflow.lifecycle", True),
+        (["admin"], "publish:tideflow.audit", False),
+        (["publish:*"], "publish:tideflow.audit", False),
     ],
 )
 def test_grants(granted: list[str], needed: str, allowed: bool) -> None:
@@ -45,7 +51,11 @@ def test_grants(granted: list[str], needed: str, allowed: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["", "root", "publish", "publish:", "publish:a/b", "write:x", "read\n", "publish:x\n"]
+    "bad",
+    [
+        *("", "root", "publish", "publish:", "publish:a/b", "write:x", "read\n", "publish:x\n"),
+        *("subscribe:tideflow.audit", "publish:tideflow.audit"),
+    ],
 )
 def test_invalid_scopes_are_refused(bad: str) -> None:
     with pytest.raises(InvalidArgument, match="invalid scope"):

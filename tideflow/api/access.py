@@ -29,12 +29,14 @@ from tideflow.auth.hygiene import (
     is_loopback,
     server_names,
 )
+from tideflow.auth.scopes import AUDIT_BUS, server_only
 from tideflow.auth.tokens import INSECURE_LOCAL, Principal
 from tideflow.auth.verifier import BAD_TOKEN, TokenVerifier
 from tideflow.errors import (
     AuthenticationRequired,
     ConfigurationError,
     PermissionDenied,
+    ProtectedResource,
     TideflowError,
 )
 
@@ -172,9 +174,14 @@ def authorize(scope: Mapping[str, Any], needed: str) -> Principal:
     Raises:
         AuthenticationRequired: There is no principal.
         PermissionDenied: It lacks the scope.
+        ProtectedResource: No token has it: the server alone writes the audit bus.
     """
     principal = principal_of(scope)
     if not principal.allows(needed):
+        if server_only(needed):
+            raise ProtectedResource(
+                f"bus {AUDIT_BUS!r} is the server's audit trail: only the server writes it"
+            )
         raise PermissionDenied(f"this token does not have the scope {needed!r}", scope=needed)
     return principal
 

@@ -19,6 +19,7 @@ from tideflow.eventstore.store import EventStore
 from tideflow.settings import Settings
 
 if TYPE_CHECKING:
+    from tideflow.auth.audit import AuditTrail
     from tideflow.auth.verifier import TokenStore, TokenVerifier
     from tideflow.eventstore.store import Appender
     from tideflow.metrics import Metrics
@@ -59,6 +60,7 @@ class Services:
         tokens: The API tokens (``None``: no token is valid; only
             ``--insecure-local`` lets requests in).
         verifier: Checks presented tokens (``None``: one over ``tokens`` is made).
+        audit: Appends who changed what to the bus ``tideflow.audit`` (``None``: no trail).
     """
 
     settings: Settings
@@ -77,6 +79,7 @@ class Services:
     health: HealthBoard | None = None
     tokens: TokenStore | None = None
     verifier: TokenVerifier | None = None
+    audit: AuditTrail | None = None
 
 
 ServicesOpener = Callable[[Settings], AbstractAsyncContextManager[Services]]

@@ -3,7 +3,10 @@
 A scope is one of the plain words :data:`ADMIN`, :data:`DEPLOY`, :data:`RUN`
 and :data:`READ`, or a bus scope ``publish:<bus>`` / ``subscribe:<bus>``
 whose bus part may hold ``*`` wildcards (``publish:*``, ``subscribe:orders.*``).
-``admin`` grants everything; no other scope implies another.
+``admin`` grants everything; no other scope implies another -- except on
+the audit bus :data:`AUDIT_BUS`: only ``admin`` reads it (no bus scope, not
+even ``subscribe:*``, reaches it) and nobody publishes to it (the server
+writes it, :mod:`tideflow.auth.audit`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,11 @@ PUBLISH: Final = "publish"
 SUBSCRIBE: Final = "subscribe"
 """``subscribe:<bus>``: read a bus's events, manage subscriptions on it."""
 
+AUDIT_BUS: Final = "tideflow.audit"
+"""The audit trail's bus: written by the server only, read with ``admin`` only."""
+_SERVER_ONLY: Final = frozenset({f"{PUBLISH}:{AUDIT_BUS}"})
+_ADMIN_ONLY: Final = frozenset({f"{SUBSCRIBE}:{AUDIT_BUS}"})
+
 PLAIN_SCOPES: Final = (ADMIN, DEPLOY, RUN, READ)
 BUS_SCOPES: Final = (PUBLISH, SUBSCRIBE)
 _BUS_PATTERN: Final = re.compile(r"^[A-Za-z0-9._*-]{1,63}$")
@@ -43,6 +51,12 @@ def parse_scope(text: str) -> str:
     if text in PLAIN_SCOPES:
         return text
     kind, sep, pattern = text.partition(":")
+    if text in _SERVER_ONLY | _ADMIN_ONLY:
+        raise InvalidArgument(
+            f"invalid scope {text!r}: the audit bus {AUDIT_BUS!r} is written by the server "
+            "only and read with the admin scope only",
+            argument="scopes",
+        )
     if sep and kind in BUS_SCOPES and _BUS_PATTERN.fullmatch(pattern):
         return text
     raise InvalidArgument(
@@ -69,9 +83,20 @@ def bus_scope(kind: str, bus: str) -> str:
     return f"{kind}:{bus}"
 
 
+def server_only(needed: str) -> bool:
+    """Whether ``needed`` is a scope no token has: publishing to the audit bus."""
+    return needed in _SERVER_ONLY
+
+
 def grants(granted: Sequence[str], needed: str) -> bool:
     """Whether scopes ``granted`` allow what needs scope ``needed``."""
-    if ADMIN in granted or needed in granted:
+    if needed in _SERVER_ONLY:
+        return False
+    if ADMIN in granted:
+        return True
+    if needed in _ADMIN_ONLY:
+        return False
+    if needed in granted:
         return True
     kind, sep, bus = needed.partition(":")
     if not sep:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Request
 from starlette.responses import Response
 
+from tideflow.api import audit
 from tideflow.api.access import requires
 from tideflow.api.routes.events import json_response
 from tideflow.api.schemas import BusInfoOut, BusList, BusOut, CreateBus, Problem
@@ -32,13 +33,14 @@ Services_ = Annotated[Services, Depends(get_services)]
     summary="Create a bus",
     dependencies=[requires(ADMIN)],
 )
-async def create_bus(body: CreateBus, services: Services_) -> Response:
+async def create_bus(body: CreateBus, request: Request, services: Services_) -> Response:
     """Create a bus with an optional retention (``maxAge`` ISO 8601 duration, ``maxEvents``)."""
     raw = body.retention.model_dump(exclude_none=True) if body.retention else None
     retention = Retention.from_json(raw)
     if retention is not None and retention.unlimited:
         retention = None
     bus = await services.events.create_bus(body.name, retention)
+    await audit.record(request, "bus.created", f"/buses/{bus.name}", bus=bus.name)
     response = json_response(bus.to_json(), 201)
     response.headers["location"] = f"/buses/{bus.name}"
     return response
@@ -77,9 +79,10 @@ async def show_bus(bus: BusName, services: Services_) -> Response:
     summary="Delete a bus",
     dependencies=[requires(ADMIN)],
 )
-async def delete_bus(bus: BusName, services: Services_) -> Response:
+async def delete_bus(bus: BusName, request: Request, services: Services_) -> Response:
     """Delete a bus and all its events (409 for ``default`` and the server's ``tideflow.*``)."""
     if bus.startswith(INTERNAL_BUS_PREFIX):
         raise ProtectedResource(f"bus {bus!r} is the server's own: it cannot be deleted")
     await services.events.delete_bus(bus)
+    await audit.record(request, "bus.deleted", f"/buses/{bus}", bus=bus)
     return Response(status_code=204)

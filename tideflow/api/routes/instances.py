@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import Response
 
 from tideflow import jsontext, limits
+from tideflow.api import audit
 from tideflow.api.access import requires
 from tideflow.api.errors import problem
 from tideflow.api.routes.events import json_response
@@ -192,19 +193,32 @@ async def instance_timeline(
     return json_response(body)
 
 
-async def _act(services: Services, action: str, instance_id: str) -> InstanceRow:
-    """Cancel, suspend or resume through the runtime (it notifies and wakes), else the gateway."""
+_DONE: Final = {"cancel": "cancelled", "suspend": "suspended", "resume": "resumed"}
+
+
+async def _act(request: Request, services: Services, action: str, instance_id: str) -> Response:
+    """Cancel, suspend or resume through the runtime (it notifies and wakes), else the
+    gateway; audited; the instance as it now is."""
     if services.runtime is not None:
         runtime = services.runtime
         act = {"cancel": runtime.cancel, "suspend": runtime.suspend, "resume": runtime.resume}
-        return await act[action](instance_id)
-    instances = _instances(services)
-    gateway = {
-        "cancel": instances.request_cancel,
-        "suspend": instances.request_suspend,
-        "resume": instances.request_resume,
-    }
-    return await gateway[action](instance_id)
+        row = await act[action](instance_id)
+    else:
+        instances = _instances(services)
+        gateway = {
+            "cancel": instances.request_cancel,
+            "suspend": instances.request_suspend,
+            "resume": instances.request_resume,
+        }
+        row = await gateway[action](instance_id)
+    await audit.record(
+        request,
+        f"instance.{_DONE[action]}",
+        f"/instances/{instance_id}",
+        instanceId=instance_id,
+        workflowId=row.workflow_id,
+    )
+    return json_response(row.to_json())
 
 
 def _status(text: str | None) -> InstanceStatus | None:
@@ -227,11 +241,12 @@ def _refuse_final(row: InstanceRow, action: str) -> None:
     responses=_ERRORS,
     dependencies=[requires(RUN)],
 )
-async def cancel_instance(instance_id: InstanceId, services: Services_) -> Response:
+async def cancel_instance(
+    instance_id: InstanceId, request: Request, services: Services_
+) -> Response:
     """Cancel an instance: at once when idle, at its next step when running (409 if ended)."""
     _refuse_final(await _instances(services).get(instance_id), "cancel")
-    row = await _act(services, "cancel", instance_id)
-    return json_response(row.to_json())
+    return await _act(request, services, "cancel", instance_id)
 
 
 @router.post(
@@ -240,11 +255,12 @@ async def cancel_instance(instance_id: InstanceId, services: Services_) -> Respo
     responses=_ERRORS,
     dependencies=[requires(RUN)],
 )
-async def suspend_instance(instance_id: InstanceId, services: Services_) -> Response:
+async def suspend_instance(
+    instance_id: InstanceId, request: Request, services: Services_
+) -> Response:
     """Suspend an instance until it is resumed (409 if it has ended)."""
     _refuse_final(await _instances(services).get(instance_id), "suspend")
-    row = await _act(services, "suspend", instance_id)
-    return json_response(row.to_json())
+    return await _act(request, services, "suspend", instance_id)
 
 
 @router.post(
@@ -253,10 +269,11 @@ async def suspend_instance(instance_id: InstanceId, services: Services_) -> Resp
     responses=_ERRORS,
     dependencies=[requires(RUN)],
 )
-async def resume_instance(instance_id: InstanceId, services: Services_) -> Response:
+async def resume_instance(
+    instance_id: InstanceId, request: Request, services: Services_
+) -> Response:
     """Resume a suspended instance; it replays its journal and goes on (409 otherwise)."""
     before = await _instances(services).get(instance_id)
     if before.status != InstanceStatus.SUSPENDED:
         raise ConflictError(f"instance {instance_id!r} is {before.status}, not suspended")
-    row = await _act(services, "resume", instance_id)
-    return json_response(row.to_json())
+    return await _act(request, services, "resume", instance_id)

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from tideflow.api import audit
 from tideflow.api.access import authorize, in_route, requires
 from tideflow.api.errors import problem
 from tideflow.api.routes.events import json_response
@@ -163,6 +164,8 @@ async def create_subscription(request: Request, services: Services_) -> Response
         sub = await dispatcher.create(body)
     except (InvalidArgument, InvalidFilter) as exc:
         return _invalid(exc)
+    target = f"/subscriptions/{sub.id}"
+    await audit.record(request, "subscription.created", target, subscriptionId=sub.id, bus=sub.bus)
     _, head = await dispatcher.get(sub.id)
     response = json_response(sub.to_json(head), 201)
     response.headers["location"] = f"/subscriptions/{sub.id}"
@@ -217,6 +220,8 @@ async def delete_subscription(
             f"subscription {sub.id!r} is the server's own (internal): it cannot be deleted"
         )
     await dispatcher.delete(subscription_id)
+    target = f"/subscriptions/{sub.id}"
+    await audit.record(request, "subscription.deleted", target, subscriptionId=sub.id, bus=sub.bus)
     return Response(status_code=204)
 
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Depends, Path, Request
 from starlette.responses import Response
 
+from tideflow.api import audit
 from tideflow.api.access import AccessPolicy, requires
 from tideflow.api.routes.events import json_response
 from tideflow.api.schemas import CreateToken, Problem, TokenCreated, TokenList
@@ -43,10 +44,19 @@ def _tokens(services: Services) -> TokenStore:
     dependencies=[requires(ADMIN)],
     summary="Create a token",
 )
-async def create_token(body: CreateToken, services: Services_) -> Response:
+async def create_token(body: CreateToken, request: Request, services: Services_) -> Response:
     """Make a token with a name and scopes; its text is in `token`, shown this once."""
     issued = issue(body.name, body.scopes, services.clock.now())
     await _tokens(services).create(issued.record)
+    made = issued.record
+    await audit.record(
+        request,
+        "token.created",
+        f"/tokens/{made.id}",
+        tokenId=made.id,
+        name=made.name,
+        scopes=list(made.scopes),
+    )
     response = json_response({**issued.record.to_json(), "token": issued.text}, 201)
     response.headers["location"] = f"/tokens/{issued.record.id}"
     return response
@@ -74,7 +84,10 @@ async def list_tokens(services: Services_) -> Response:
 )
 async def revoke_token(token_id: TokenId, request: Request, services: Services_) -> Response:
     """Revoke a token: it is refused from now on (it stays listed, with `revokedAt`)."""
-    await _tokens(services).revoke(token_id, services.clock.now())
+    revoked = await _tokens(services).revoke(token_id, services.clock.now())
+    await audit.record(
+        request, "token.revoked", f"/tokens/{revoked.id}", tokenId=revoked.id, name=revoked.name
+    )
     access: AccessPolicy = request.app.state.access
     if access.verifier is not None:
         access.verifier.forget(token_id)

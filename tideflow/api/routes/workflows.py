@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import Response
 
+from tideflow.api import audit
 from tideflow.api.access import requires
 from tideflow.api.errors import PROBLEM_JSON, problem
 from tideflow.api.routes.events import json_response
@@ -137,6 +138,14 @@ async def deploy_workflow(
         return invalid_response(exc)
     if services.schedules is not None:  # start.schedule: register, replace or cancel
         await services.schedules.sync(deployed.version.workflow_id)
+    workflow_id = deployed.version.workflow_id
+    await audit.record(
+        request,
+        "workflow.deployed",
+        f"/workflows/{workflow_id}",
+        workflowId=workflow_id,
+        version=deployed.version.version,
+    )
     response = json_response(deployed.to_json(), 201)
     response.headers["location"] = f"/workflows/{deployed.version.workflow_id}"
     return response
@@ -204,7 +213,9 @@ async def get_version(
     summary="Delete a workflow",
     dependencies=[requires(DEPLOY)],
 )
-async def delete_workflow(workflow_id: WorkflowId, services: Services_) -> Response:
+async def delete_workflow(
+    workflow_id: WorkflowId, request: Request, services: Services_
+) -> Response:
     """Stop new instances of a workflow; running instances finish on their version.
 
     Its versions stay readable; deploying it again brings it back.
@@ -212,4 +223,6 @@ async def delete_workflow(workflow_id: WorkflowId, services: Services_) -> Respo
     await registry_of(services).delete(workflow_id)
     if services.schedules is not None:  # no more scheduled instances
         await services.schedules.sync(workflow_id)
+    target = f"/workflows/{workflow_id}"
+    await audit.record(request, "workflow.deleted", target, workflowId=workflow_id)
     return Response(status_code=204)
