@@ -10,39 +10,68 @@ only way in from outside the runtime: the workflow subscriber
 (:mod:`tideflow.triggers.correlation`) looks waits up, answers them, keeps and
 hands over events through it, and never sees a table or a connection.
 
-Answering goes to the runtime's delivery (:class:`Delivery`): one wait per
-transaction, or many in one statement whose woken instances the runtime
-claims and resumes in this process. Lookups and batched answers of one
+Answering is :class:`WaitDelivery`'s: one wait per transaction, or many in
+one statement whose woken instances the runtime claims and resumes in this
+process (below). Lookups and batched answers of one
 consumer run on a connection the port holds between batches (a
 :meth:`EventWaits.session`): batches come one at a time, and a pool release
 costs a round trip (its reset) on the way of every event.
 
 When an instance starts waiting, the index NOTIFYs :data:`NEW_WAIT_CHANNEL`
 with ``<instance id>\\n<wait key>``.
+
+Delivery
+--------
+:meth:`WaitDelivery.deliver_events` answers one wait per transaction and
+leaves the instance to the claimer: a NOTIFY, a claim query, a journal load,
+then the replay. For the waits a batch of events answers,
+:meth:`WaitDelivery.deliver_many` does it in one statement (``deliver_claim``
+in ``sql/deliver.sql``): it drops the waits, journals their results, cancels
+their wake-up timers and claims the parked instances for this process, and
+returns their journals (with the results just added): runners start at once. An
+instance that is held (running here or elsewhere) is marked woken as before;
+a NOTIFY tells the claimers only then. Waits on *all* of their events, and a
+second wait of an instance already in the batch, go through
+:meth:`~WaitDelivery.deliver_events` one by one.
+
+The guarantees are those of ``deliver_events``: the result is committed
+before anyone sees it, a wait is answered at most once (the row is deleted
+under its lock), and a claimed instance's lease is a lease like any other
+(if no runner starts, it runs out and any process claims the instance).
+
+The runners themselves are the host's: delivery reaches them through the
+:class:`Runners` Protocol only.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final, Protocol
 
 import asyncpg
 
+from tideflow.errors import StoreError
 from tideflow.runtime import gateway
-from tideflow.runtime.gateway import KeptEvent, WaitMatch, WaitRef, dumps
+from tideflow.runtime.gateway import InstanceRow, KeptEvent, WaitMatch, WaitRef, dumps, loads
+from tideflow.runtime.wakeups import cancel_wake_timer
 
 __all__ = [
     "NEW_WAIT_CHANNEL",
     "Answer",
-    "Delivery",
     "EventWaits",
     "KeptEvent",
+    "Runners",
+    "WaitDelivery",
     "WaitMatch",
     "WaitRef",
     "WaitSession",
     "WaitTransaction",
+    "assemble",
 ]
+
+log = logging.getLogger("tideflow.runtime")
 
 NEW_WAIT_CHANNEL: Final = "tideflow_correlation"
 """NOTIFY channel: payload ``<instance id>\\n<wait key>`` when an instance starts waiting."""
@@ -51,26 +80,10 @@ Answer = tuple[str, str, list[dict[str, Any]]]
 """``(instance id, wait key, events)``: the events answering one wait."""
 
 
-class Delivery(Protocol):
-    """The runtime's delivery of events to waits (the durable runtime)."""
-
-    async def deliver_events(
-        self, instance_id: str, wait_key: str, events: list[dict[str, Any]]
-    ) -> bool:
-        """Answer one wait in its own transaction; whether it was open and took the events."""
-        ...
-
-    async def deliver_many(
-        self, answers: Sequence[Answer], conn: asyncpg.Connection | None = None
-    ) -> list[bool]:
-        """Answer many waits at once on ``conn``; for each, whether it took the events."""
-        ...
-
-
 class WaitSession:
     """One consumer's lookups and batched answers, on the connection the port holds."""
 
-    def __init__(self, conn: asyncpg.Connection, delivery: Delivery) -> None:
+    def __init__(self, conn: asyncpg.Connection, delivery: WaitDelivery) -> None:
         self._conn = conn
         self._delivery = delivery
 
@@ -81,7 +94,7 @@ class WaitSession:
         )
 
     async def answer_many(self, answers: Sequence[Answer]) -> list[bool]:
-        """Answer waits for one of their events in one statement (see :class:`Delivery`).
+        """Answer waits for one of their events in one statement (see :class:`WaitDelivery`).
 
         A database failure raises: nothing of the batch was delivered.
         """
@@ -110,10 +123,10 @@ class EventWaits:
 
     Args:
         pool: The database pool (migrated).
-        delivery: The runtime that answers waits and resumes their instances.
+        delivery: The runtime's delivery, which answers waits and resumes their instances.
     """
 
-    def __init__(self, pool: asyncpg.Pool, delivery: Delivery) -> None:
+    def __init__(self, pool: asyncpg.Pool, delivery: WaitDelivery) -> None:
         self._pool = pool
         self._delivery = delivery
         self._held: asyncpg.Connection | None = None
@@ -209,3 +222,221 @@ class EventWaits:
         """Which of ``instance_ids`` are instances (started)."""
         async with self._pool.acquire() as conn:
             return await gateway.existing_instances(conn, instance_ids)
+
+
+# --- delivery -----------------------------------------------------------------
+
+
+def _split(answers: Sequence[Answer]) -> tuple[list[int], list[int]]:
+    """Indexes for the batch (one per instance) and those left for one-by-one delivery."""
+    batch: list[int] = []
+    rest: list[int] = []
+    seen: set[str] = set()
+    for i, (instance_id, _, _) in enumerate(answers):
+        if instance_id in seen:
+            rest.append(i)
+        else:
+            seen.add(instance_id)
+            batch.append(i)
+    return batch, rest
+
+
+def assemble(
+    specs: list[dict[str, Any]], received: list[dict[str, Any]]
+) -> list[dict[str, Any]] | None:
+    """One received event per listed event (in the listed order), or ``None`` if any is missing.
+
+    An event fits a spec when its ``type`` equals the spec's, its ``source``
+    does when the spec names one, and its correlation attributes equal the
+    spec's bound values (a ``null`` value accepts any).
+    """
+    used: set[int] = set()
+    out: list[dict[str, Any]] = []
+    for spec in specs:
+        for index, event in enumerate(received):
+            if index not in used and _fits(spec, event):
+                used.add(index)
+                out.append(event)
+                break
+        else:
+            return None
+    return out
+
+
+def _fits(spec: dict[str, Any], event: dict[str, Any]) -> bool:
+    if event.get("type") != spec["type"]:
+        return False
+    if spec.get("source") is not None and event.get("source") != spec["source"]:
+        return False
+    for name, value in (spec.get("correlation") or {}).items():
+        if name not in event or (value is not None and str(event[name]) != str(value)):
+            return False
+    return True
+
+
+class Runners(Protocol):
+    """The host's instance runners in memory, as delivery sees them."""
+
+    @property
+    def room(self) -> int:
+        """How many more instances may run in memory here."""
+
+    def holds(self, instance_id: str) -> bool:
+        """Whether a runner for ``instance_id`` is in memory here."""
+
+    def hand_over(self, instance_id: str, wait_key: str, events: list[dict[str, Any]]) -> None:
+        """Give journaled events to the instance's runner if it is parked in memory here."""
+
+    def resume_claimed(self, row: InstanceRow, loaded: tuple[list[dict[str, Any]], int]) -> None:
+        """Run an instance claimed by a delivery, with its journal and step count."""
+
+
+class WaitDelivery:
+    """Answers event waits with events and wakes (or resumes here) their instances.
+
+    Args:
+        pool: The database pool.
+        owner: Lease owner id of this process (instances claimed by a batch).
+        lease_seconds: Lease length of those claims.
+        runners: The host's runners in memory.
+    """
+
+    def __init__(
+        self, pool: asyncpg.Pool, owner: str, lease_seconds: float, runners: Runners
+    ) -> None:
+        self._pool = pool
+        self._owner = owner
+        self._lease_seconds = lease_seconds
+        self._runners = runners
+
+    async def deliver_events(
+        self, instance_id: str, wait_key: str, events: list[dict[str, Any]]
+    ) -> bool:
+        """Answer an open event wait with ``events``: journal them and wake the instance.
+
+        A wait for one of several events ends with the events given. A wait
+        for *all* listed events (``exclusive: false``) may get them one at a
+        time: they are kept with the wait, and it ends -- its result in the
+        listed order -- once every listed event has arrived.
+
+        Returns:
+            Whether the wait was open and took the events (``False``: it was
+            answered already, or there is no such wait).
+        """
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                taken, result = await _answer_wait(conn, instance_id, wait_key, events)
+        except asyncpg.PostgresError as exc:
+            raise StoreError(f"delivering events to {instance_id} failed: {exc}") from exc
+        if result is not None:
+            self._runners.hand_over(instance_id, wait_key, result)
+        return taken
+
+    async def deliver_many(
+        self, answers: Sequence[Answer], conn: asyncpg.Connection | None = None
+    ) -> list[bool]:
+        """Answer many event waits at once (see the module docs).
+
+        Args:
+            answers: The waits and their events.
+            conn: A connection the caller holds (one from the pool by default).
+
+        Returns:
+            For each answer, whether its wait was open and took the events.
+
+        Raises:
+            StoreError: The database failed (nothing of the batch was delivered;
+                the one-by-one part may have been).
+        """
+        batch, rest = _split(answers)
+        rows = await self._deliver_rows([answers[i] for i in batch], conn) if batch else {}
+        taken = [False] * len(answers)
+        for i in batch:
+            if answers[i][0] in rows:
+                taken[i] = True
+            else:  # an all-events wait, a second wait, or gone: the one-by-one path decides
+                rest.append(i)
+        for i in sorted(rest):
+            instance_id, wait_key, events = answers[i]
+            taken[i] = await self.deliver_events(instance_id, wait_key, events)
+        return taken
+
+    async def _deliver_rows(
+        self, answers: Sequence[Answer], held: asyncpg.Connection | None
+    ) -> dict[str, asyncpg.Record]:
+        """Run ``deliver_claim``; start runners for the claimed; hand the rest to parked runners."""
+        room = self._runners.room
+        claimable = []
+        for instance_id, _, _ in answers:
+            ok = room > 0 and not self._runners.holds(instance_id)
+            claimable.append(ok)
+            room -= ok
+        try:
+            lease = contextlib.nullcontext(held) if held is not None else self._pool.acquire()
+            async with lease as conn:
+                rows = await gateway.deliver_claim(  # one statement: atomic without a transaction
+                    conn, answers, self._owner, self._lease_seconds, claimable
+                )
+                claimed = [r for r in rows if r["claimed"]]
+                steps = await _steps(conn, claimed)
+        except asyncpg.PostgresError as exc:
+            raise StoreError(f"delivering events to {len(answers)} waits failed: {exc}") from exc
+        events = {a[0]: a[2] for a in answers}
+        for row in rows:
+            if not row["claimed"]:
+                self._runners.hand_over(row["id"], row["answered_key"], events[row["id"]])
+            elif steps is not None:
+                self._runners.resume_claimed(
+                    InstanceRow.from_row(row), (loads(row["journal"]), steps.get(row["id"], 0))
+                )
+        return {row["id"]: row for row in rows}
+
+
+async def _answer_wait(
+    conn: asyncpg.Connection, instance_id: str, wait_key: str, events: list[dict[str, Any]]
+) -> tuple[bool, list[dict[str, Any]] | None]:
+    """Answer one wait in the caller's transaction.
+
+    Returns:
+        Whether the wait was open and took the events, and its result when
+        it ended (``None`` while a wait for all of its events waits for more).
+    """
+    wait = await gateway.lock_wait(conn, instance_id, wait_key)
+    if wait is None:
+        return False, None
+    result = events
+    if wait.all_events:
+        received = [*wait.received, *events]
+        complete = assemble(wait.events, received)
+        if complete is None and len(events) == len(wait.events):
+            complete = events  # a whole set at once: the caller matched it
+        if complete is None:
+            await gateway.add_received(conn, instance_id, wait_key, received)
+            return True, None
+        result = complete
+    if not await gateway.deliver_events(conn, instance_id, wait_key, result):
+        return False, None
+    await cancel_wake_timer(conn, instance_id, wait.run_no, wait_key)
+    await gateway.notify_wake(conn)
+    return True, result
+
+
+async def _steps(
+    conn: asyncpg.Connection, claimed: Sequence[asyncpg.Record]
+) -> dict[str, int] | None:
+    """Timeline step counts of the claimed runs (``None``: unreadable, their leases run out).
+
+    The results are committed already: a failure here must not have the batch
+    delivered again, so the claimed instances are left to another claim.
+    """
+    if not claimed:
+        return {}
+    try:
+        ids = [r["id"] for r in claimed]
+        runs = [r["run_no"] for r in claimed]
+        return await gateway.count_steps(conn, ids, runs)
+    except (asyncpg.PostgresError, OSError) as exc:
+        log.warning(
+            "%d instances woken by events wait for their lease to run out: %s", len(ids), exc
+        )
+        return None

@@ -36,9 +36,22 @@ The host by concept, imports running one way (service -> runner -> effects):
   until it ends, parks or stops;
 - :mod:`~tideflow.runtime.hosts._journaled_effects`: the journaled
   :class:`~tideflow.runtime.effects.Effects` of one run;
-- :mod:`~tideflow.runtime.hosts._wait_delivery`: events answering waits;
-- :mod:`~tideflow.runtime.hosts._definitions`: compiled definitions;
 - :mod:`~tideflow.runtime.hosts.plumbing`: what every host shares.
+
+Events answering waits come through the runtime's port
+(:mod:`tideflow.runtime.waits`), whose delivery reaches the runners in memory
+here through its ``Runners`` Protocol.
+
+Compiled definitions (:class:`Definitions`) are the service's: one load per
+workflow version, shared by its runners. A 0.8 version is built from the
+resolved document stored with it at deploy
+(:attr:`~tideflow.runtime.rows.WorkflowVersion.resolved`): what was validated
+then, with nothing fetched again. An interpreter -- 0.8 or 1.0, by the stored
+document's ``document.dsl`` -- is compiled once per ``(workflow id, version)``
+and run by every instance of that version; the callbacks of a run (timeline
+rows, state reports) are passed to
+:meth:`~tideflow.runtime.interpreter.Interpreter.run`, so one cached
+interpreter serves any number of runners at once.
 """
 
 from __future__ import annotations
@@ -50,7 +63,7 @@ import logging
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import asyncpg
 
@@ -66,13 +79,14 @@ from tideflow.errors import (
     WorkflowValidationError,
 )
 from tideflow.notify import CONNECTION_ERRORS
+from tideflow.references import resolve_definition
 from tideflow.runtime import gateway
 from tideflow.runtime.claimer import ClaimerOptions, InstanceClaimer
+from tideflow.runtime.dsl1 import Interpreter as Interpreter1
 from tideflow.runtime.effects import SubflowCall, WorkflowInterpreter
 from tideflow.runtime.functions import FunctionInvoker, Invocation
 from tideflow.runtime.functions.policy import PythonPolicy
 from tideflow.runtime.gateway import InstanceRow, PostgresInstances, PostgresRegistry
-from tideflow.runtime.hosts._definitions import Definitions
 from tideflow.runtime.hosts._instance_runner import InstanceRunner
 from tideflow.runtime.hosts._runner_services import (
     EmitSink,
@@ -81,18 +95,125 @@ from tideflow.runtime.hosts._runner_services import (
     LifecycleHook,
     RuntimeOptions,
 )
-from tideflow.runtime.hosts._wait_delivery import Answer, WaitDelivery
+from tideflow.runtime.hosts.plumbing import workflow_secrets
+from tideflow.runtime.interpreter import Interpreter
 from tideflow.runtime.journal import JournalWriter, NewInstance
 from tideflow.runtime.status import InstanceStatus
+from tideflow.runtime.waits import Answer, WaitDelivery
 from tideflow.runtime.wakeups import WAKE_KIND, TimerLoader, fire_wakeups
 from tideflow.supervise import Supervisor
 from tideflow.timer.service import TimerService
+from tideflow.workflow.dsl1 import is_dsl1, load_document
+from tideflow.workflow.loader import build_definition, parse_document
 from tideflow.workflow.model import Workflow
 
 __all__ = ["DurableRuntime", "LifecycleEvent", "RuntimeOptions"]
 
 T = TypeVar("T")
 log = logging.getLogger("tideflow.runtime")
+
+Definition = tuple[Workflow, WorkflowInterpreter]
+"""A version's model and its interpreter."""
+
+
+class Definitions:
+    """Workflow models and interpreters by version, loaded from the registry once each.
+
+    Args:
+        registry: Where deployed definitions are stored.
+        base_dir: Folder for relative function references.
+        module_dirs: More folders searched for ``python:`` modules, in order.
+        dialect: The interpreter dialect for every version (else the one each
+            version was deployed with).
+    """
+
+    def __init__(
+        self,
+        registry: PostgresRegistry,
+        *,
+        base_dir: Path,
+        module_dirs: tuple[Path, ...] = (),
+        dialect: str | None = None,
+    ) -> None:
+        self._registry = registry
+        self._base_dir = base_dir
+        self._module_dirs = module_dirs
+        self._dialect = dialect
+        self._loading: dict[
+            tuple[str, str], asyncio.Future[tuple[Workflow, WorkflowInterpreter]]
+        ] = {}
+        self._module_dir_cache: dict[str, Path] = {}
+
+    async def get(self, workflow_id: str, version: str) -> Definition:
+        """The workflow model and its interpreter, compiled once per version.
+
+        Raises:
+            WorkflowNotFound: No such version.
+            WorkflowValidationError: The stored definition no longer loads.
+        """
+        key = (workflow_id, version)
+        loading = self._loading.get(key)
+        if loading is None:  # one load per version, however many runners ask at once
+            loading = self._loading[key] = asyncio.ensure_future(self._load(*key))
+        elif loading.done() and not loading.cancelled() and loading.exception() is None:
+            return loading.result()  # the usual case: no shield, no await
+        try:
+            return await asyncio.shield(loading)
+        except TideflowError:
+            self._loading.pop(key, None)
+            raise
+
+    async def _load(self, workflow_id: str, version: str) -> tuple[Workflow, WorkflowInterpreter]:
+        stored = await self._registry.get(workflow_id, version)
+        dialect = self._dialect or dialect_of(stored.content_type)
+        if is_dsl1(stored.definition):
+            model, _ = load_document(stored.definition, source=workflow_id, processes=False)
+            dsl1 = Interpreter1(model, secrets=workflow_secrets(model))
+            # A 1.0 model and interpreter offer what the hosts read of a 0.8 pair
+            # (identifier, version, secrets; run, secrets, constants).
+            return cast(Workflow, model), dsl1
+        source = f"workflow {workflow_id!r} version {version!r}"
+        if stored.resolved is not None:  # exactly what was validated at deploy
+            workflow = build_definition(stored.resolved, source=source, dialect=dialect).workflow
+        else:  # deployed before resolved documents were kept: resolve the source once
+            document = parse_document(stored.source_text, source)
+            definition = await resolve_definition(
+                document, source=source, base_dir=self._base_dir, dialect=dialect
+            )
+            workflow = definition.workflow
+        interpreter = Interpreter(workflow, secrets=workflow_secrets(workflow), dialect=dialect)
+        return workflow, interpreter
+
+    def base_dir_for(self, operation: str) -> Path:
+        """The folder a function's relative references resolve in.
+
+        For ``python:pkg.mod:fn``: the first of ``base_dir`` and
+        ``module_dirs`` holding ``pkg.py`` or ``pkg/`` (else ``base_dir``).
+        """
+        if not self._module_dirs or not operation.startswith("python:"):
+            return self._base_dir
+        top = operation[len("python:") :].split(":", 1)[0].split(".", 1)[0]
+        found = self._module_dir_cache.get(top)
+        if found is None:
+            found = next(
+                (
+                    folder
+                    for folder in (self._base_dir, *self._module_dirs)
+                    if (folder / f"{top}.py").is_file() or (folder / top).is_dir()
+                ),
+                self._base_dir,
+            )
+            self._module_dir_cache[top] = found
+        return found
+
+
+def dialect_of(content_type: str) -> str | None:
+    """The ``dialect`` parameter a version was deployed with (``?dialect=``), if any."""
+    for part in content_type.split(";")[1:]:
+        name, _, value = part.partition("=")
+        if name.strip() == "dialect" and value.strip():
+            return value.strip()
+    return None
 
 
 class DurableRuntime:
@@ -355,7 +476,7 @@ class DurableRuntime:
     ) -> bool:
         """Answer an open event wait with ``events``: journal them and wake the instance.
 
-        See :meth:`~tideflow.runtime.hosts._wait_delivery.WaitDelivery.deliver_events`.
+        See :meth:`~tideflow.runtime.waits.WaitDelivery.deliver_events`.
 
         Returns:
             Whether the wait was open and took the events.
@@ -369,7 +490,7 @@ class DurableRuntime:
 
         The parked instances they wake are claimed by this process in the same
         transaction and resumed here at once (see
-        :mod:`tideflow.runtime.hosts._wait_delivery`). ``conn``: a connection
+        :mod:`tideflow.runtime.waits`). ``conn``: a connection
         the caller holds (saves a pool round trip); one from the pool by default.
 
         Returns:

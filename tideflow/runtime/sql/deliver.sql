@@ -1,4 +1,4 @@
--- Batched event delivery (gateway.deliver_claim, used by tideflow/runtime/hosts/_wait_delivery.py):
+-- Batched event delivery (gateway.deliver_claim, used by tideflow/runtime/waits.py):
 -- many waits answered in one statement, and the parked instances they wake claimed by the
 -- delivering process at once.
 
