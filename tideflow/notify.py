@@ -14,6 +14,11 @@ first connect: whatever committed before it was not announced either.
 :class:`~tideflow.supervise.Supervisor`; it reports its connection as the
 condition ``listen:<name>`` of that supervisor, so ``/healthz`` shows a
 listener that cannot reconnect.
+
+:class:`Waiters` wakes the tasks waiting on one channel by the first word of
+each payload (the event store's readers wait for their bus that way): every
+waiter is woken after a reconnect and when the connection drops, and polls
+every ``poll_interval`` seconds while it is down.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -29,7 +34,7 @@ import asyncpg
 from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.supervise import Backoff, Supervisor
 
-__all__ = ["CONNECTION_ERRORS", "Listener", "usable"]
+__all__ = ["CONNECTION_ERRORS", "Listener", "Waiters", "usable"]
 
 log = logging.getLogger("tideflow.notify")
 
@@ -179,3 +184,92 @@ class Listener:
     def _report(self, error: str | None) -> None:
         if self._health is not None:
             self._health.report(f"listen:{self.name}", error)
+
+
+class Waiters:
+    """Wakes waiters on ``channel`` by the first word of its payloads (see the module docs).
+
+    Args:
+        listener: The listener whose connection it uses.
+        channel: The channel; a payload is ``<key> <anything>``.
+        clock: For the waiters' timeouts.
+        poll_interval: How often waiters poll while the listener is down.
+    """
+
+    def __init__(
+        self,
+        listener: Listener,
+        channel: str,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self._clock = clock
+        self.poll_interval = poll_interval
+        self.connected = listener.connected
+        """Set while the LISTEN connection is up."""
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+        listener.listen(channel, self._on_notify)
+        listener.on_reconnect(self._wake_all)  # something may have committed meanwhile
+        listener.on_lost(self._wake_all)  # waiting tasks switch to polling
+
+    def _on_notify(self, payload: str) -> None:
+        for event in self._waiters.get(payload.partition(" ")[0], ()):
+            event.set()
+
+    def _wake_all(self) -> None:
+        for events in self._waiters.values():
+            for event in events:
+                event.set()
+
+    def watch(self, key: str) -> asyncio.Event:
+        """An event set by every notification for ``key`` (and on reconnect) until
+        :meth:`unwatch`: a reader that clears it before each read misses no commit,
+        without a query to check for new events after every wake-up."""
+        event = asyncio.Event()
+        self._waiters.setdefault(key, set()).add(event)
+        return event
+
+    def unwatch(self, key: str, event: asyncio.Event) -> None:
+        """Stop setting ``event`` (from :meth:`watch`)."""
+        waiters = self._waiters.get(key)
+        if waiters is not None:
+            waiters.discard(event)
+            if not waiters:
+                del self._waiters[key]
+
+    async def wait(
+        self,
+        key: str,
+        arrived: Callable[[], Awaitable[bool]],
+        timeout: float,  # noqa: ASYNC109 - runs on the injected clock
+    ) -> bool:
+        """Wait until ``arrived()`` is true, re-checking it on every notification for ``key``.
+
+        Returns:
+            The last value of ``arrived()``: False when ``timeout`` seconds passed without.
+        """
+        event = self.watch(key)
+        try:
+            deadline = self._clock.monotonic() + timeout
+            while not await arrived():
+                remaining = deadline - self._clock.monotonic()
+                if remaining <= 0:
+                    return False
+                if not self.connected.is_set():
+                    remaining = min(remaining, self.poll_interval)
+                await self._wait_event(event, remaining)
+                event.clear()
+            return True
+        finally:
+            self.unwatch(key, event)
+
+    async def _wait_event(self, event: asyncio.Event, seconds: float) -> None:
+        # Both futures are awaited here and cancelled on the way out: no task outlives the call.
+        woken = asyncio.ensure_future(event.wait())
+        timer = asyncio.ensure_future(self._clock.sleep(seconds))
+        try:
+            await asyncio.wait({woken, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+            timer.cancel()

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from tideflow.errors import ExpressionError, InvalidArgument, InvalidFilter
+from tideflow.triggers._workers import OffsetTracker
 from tideflow.triggers.delivery import classify, dead_letter
-from tideflow.triggers.offsets import OffsetTracker
 from tideflow.triggers.subscriptions import BackoffPolicy, DeliveryPolicy, parse_spec
 from tideflow.triggers.transform import Transform
 

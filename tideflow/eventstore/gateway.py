@@ -60,6 +60,7 @@ from typing import Any, LiteralString
 
 import asyncpg
 
+from tideflow import notify
 from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.db import load_queries
 from tideflow.errors import (
@@ -80,7 +81,6 @@ from tideflow.eventstore.codec import (
     stored_events,
 )
 from tideflow.eventstore.group_commit import GroupCommit
-from tideflow.eventstore.listener import Listener
 from tideflow.eventstore.store import (
     DEFAULT_BUS,
     Appended,
@@ -97,6 +97,10 @@ log = logging.getLogger("tideflow.eventstore")
 _Q = load_queries("tideflow.eventstore")
 _COLUMNS = ("bus_id", "event_offset", "ce_source", "ce_id", "ce_key", "stored_at", "event")
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+
+NOTIFY_CHANNEL = "tideflow_events"
+"""Every appending transaction runs ``pg_notify('tideflow_events', '<bus> <last offset>')``;
+PostgreSQL delivers it only at commit, so a woken reader always finds the events committed."""
 
 
 def _retention(row: Mapping[str, Any]) -> Retention | None:
@@ -147,7 +151,12 @@ class PostgresEventStore:
         )
         self.supervisor = Supervisor("eventstore", clock=clock)
         """Owns the group commit, listener and retention tasks (``/healthz`` reports them)."""
-        self.listener = Listener(pool, clock, poll_interval=poll_interval, health=self.supervisor)
+        self.listener = notify.Listener(pool, "events", clock=clock, health=self.supervisor)
+        """The LISTEN connection (reconnecting) that wakes waiting readers."""
+        self.waiters = notify.Waiters(
+            self.listener, NOTIFY_CHANNEL, clock=clock, poll_interval=poll_interval
+        )
+        """Readers waiting for their bus: each append's NOTIFY wakes its bus's."""
         self._started = False
         self._bus_ids: dict[str, int] = {}
         self._before_commit = before_commit
@@ -371,7 +380,7 @@ class PostgresEventStore:
         async def arrived() -> bool:
             return await self._last_offset(bus) > after
 
-        return await self.listener.wait(bus, arrived, timeout)
+        return await self.waiters.wait(bus, arrived, timeout)
 
     async def _last_offset(self, bus: str) -> int:
         async with self._connection() as conn:

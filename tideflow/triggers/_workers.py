@@ -9,6 +9,14 @@ plain objects: an HTTP worker runs at most ``maxInFlight`` short-lived lanes
 empty), an internal worker one task per batch handed to its consumer. Nothing
 waits per subscription, so the cost of an idle subscription is one entry in a
 dict.
+
+Each worker keeps its subscription's offsets in an :class:`OffsetTracker`. The
+committed offset moves only past a contiguous prefix of finished events: with
+deliveries of offsets 5, 6 and 7 in flight and 6 and 7 done, it stays at 4
+until 5 is delivered or dead-lettered, then jumps to 7. A restart re-reads
+from the committed offset, so at most the in-flight events are delivered
+twice (at-least-once). The dispatcher writes the offsets periodically
+(:class:`tideflow.triggers.gateway.PostgresSubscriptions`).
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tideflow.clock import Clock
@@ -30,10 +39,11 @@ from tideflow.errors import (
     TideflowError,
 )
 from tideflow.eventstore.store import EventStore, StoredEvent
+from tideflow.notify import Waiters
 from tideflow.supervise import Supervisor
 from tideflow.triggers.delivery import Attempt, HttpSender, dead_letter
 from tideflow.triggers.filters import CompiledFilters
-from tideflow.triggers.offsets import OffsetTracker
+from tideflow.triggers.gateway import Progress
 from tideflow.triggers.subscriptions import Subscription
 from tideflow.triggers.transform import Transform, transform_error, transform_or_none
 
@@ -43,6 +53,84 @@ Batch = list[tuple[int, Mapping[str, Any]]]
 Consumer = Callable[[Batch], Awaitable[None]]
 """An in-process consumer: gets matching events as ``(offset, event)`` in offset order and
 returns once they are processed; the offset is committed only then. Raising retries the batch."""
+
+
+@dataclass(slots=True)
+class OffsetTracker:
+    """The offsets of one subscription while it runs (pure bookkeeping, no I/O).
+
+    Attributes:
+        committed: Offset up to which everything is finished (as last computed).
+        cursor: The highest offset handed to the subscription.
+        pending: Offsets handed over and not finished (delivering or awaiting a retry).
+        flushed: The committed offset as last written to the database.
+        delivered: Events delivered since the last flush.
+        failed: Failed attempts since the last flush.
+        dead_lettered: Events dead-lettered since the last flush.
+        version: The subscription's version it runs under.
+    """
+
+    committed: int
+    cursor: int = -1
+    pending: set[int] = field(default_factory=set)
+    flushed: int = -1
+    delivered: int = 0
+    failed: int = 0
+    dead_lettered: int = 0
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        if self.cursor < 0:
+            self.cursor = self.committed
+        if self.flushed < 0:
+            self.flushed = self.committed
+
+    def take(self, offset: int) -> None:
+        """Record that ``offset`` was handed over (offsets arrive in increasing order)."""
+        self.cursor = max(self.cursor, offset)
+        self._recompute()
+
+    def start(self, offset: int) -> None:
+        """Record that ``offset`` is being delivered (and so is not finished)."""
+        self.pending.add(offset)
+        self.take(offset)
+
+    def finish(self, offset: int) -> None:
+        """Record that ``offset`` was delivered or dead-lettered."""
+        self.pending.discard(offset)
+        self._recompute()
+
+    def _recompute(self) -> None:
+        # Offsets awaiting a retry from before a restart may lie beyond the cursor.
+        self.committed = min(self.cursor, min(self.pending) - 1) if self.pending else self.cursor
+
+    def progress(self, subscription_id: str) -> Progress | None:
+        """What to write since the last flush, or ``None``; resets the counters."""
+        if (
+            self.committed == self.flushed
+            and not self.delivered
+            and not self.failed
+            and not self.dead_lettered
+        ):
+            return None
+        out = Progress(
+            subscription_id=subscription_id,
+            committed_offset=self.committed,
+            delivered=self.delivered,
+            failed=self.failed,
+            dead_lettered=self.dead_lettered,
+            version=self.version,
+        )
+        self.flushed = self.committed
+        self.delivered = self.failed = self.dead_lettered = 0
+        return out
+
+    def restore(self, progress: Progress) -> None:
+        """Undo :meth:`progress` after its write failed: it is written with the next one."""
+        self.flushed = -1
+        self.delivered += progress.delivered
+        self.failed += progress.failed
+        self.dead_lettered += progress.dead_lettered
 
 
 class WorkerServices(Protocol):
@@ -370,23 +458,23 @@ class BusReader:
         self._buffer: list[StoredEvent] = []
         self._offsets: list[int] = []
         self._buffer_after = -1
-        self._listener: Any = None
+        self._waiters: Waiters | None = None
         self._watch: asyncio.Event | None = None
 
     def start(self, supervisor: Supervisor) -> None:
         """Start the reading task ``bus:<bus>`` under ``supervisor`` (watching the store's
-        notifications when it has a listener)."""
-        listener = getattr(self.store, "listener", None)
-        if listener is not None and hasattr(listener, "watch"):
-            self._listener = listener
-            self._watch = listener.watch(self.bus)
+        notifications when it has :class:`~tideflow.notify.Waiters`)."""
+        waiters = getattr(self.store, "waiters", None)
+        if isinstance(waiters, Waiters):
+            self._waiters = waiters
+            self._watch = waiters.watch(self.bus)
         supervisor.spawn(f"bus:{self.bus}", self.run)
 
     async def stop(self, supervisor: Supervisor) -> None:
         """Stop reading (the workers are closed by the dispatcher)."""
         await supervisor.cancel(f"bus:{self.bus}")
-        if self._watch is not None:
-            self._listener.unwatch(self.bus, self._watch)
+        if self._watch is not None and self._waiters is not None:
+            self._waiters.unwatch(self.bus, self._watch)
             self._watch = None
 
     def forget_buffer(self) -> None:
@@ -451,9 +539,10 @@ class BusReader:
     async def _watched(self) -> None:
         """Until a notification for the bus (polling while the listener is down)."""
         assert self._watch is not None
+        assert self._waiters is not None
         seconds = self._wait_timeout
-        if not self._listener.connected.is_set():
-            seconds = min(seconds, self._listener.poll_interval)
+        if not self._waiters.connected.is_set():
+            seconds = min(seconds, self._waiters.poll_interval)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
                 await self._watch.wait()
