@@ -38,9 +38,7 @@ def test_the_ctk_has_scenarios():
 
 @needs_sw1
 @pytest.mark.parametrize("scenario", scenarios(), ids=lambda s: s.ident)
-async def test_ctk_scenario(
-    scenario: Scenario, redirects: dict[str, str], tmp_path: Path
-) -> None:
+async def test_ctk_scenario(scenario: Scenario, redirects: dict[str, str], tmp_path: Path) -> None:
     await run_scenario(scenario, World(folder=tmp_path, redirects=redirects))
 
 

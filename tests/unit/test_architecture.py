@@ -13,6 +13,7 @@ itself is the component ``tideflow``.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,3 +190,27 @@ def test_pure_modules_import_no_io_library(path: str) -> None:
     }
     names |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert not {name.split(".")[0] for name in names} & IO_LIBRARIES, sorted(names)
+
+
+ARCHITECTURE = PACKAGE.parent / "docs" / "architecture.md"
+MODULES_BEFORE = 17
+"""Modules on the event's path before the seams restructure (commit ``3a210bf``)."""
+
+
+def event_path() -> tuple[list[str], int]:
+    """The modules ``docs/architecture.md`` lists on the way from ``POST /events`` to a
+    resumed instance, and the count it states."""
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    section = text.split("## The path of an event", 1)[1].split("\n## ", 1)[0]
+    listed = re.findall(r"^\d+\. `([\w/]+\.py)`", section, flags=re.MULTILINE)
+    stated = re.search(r"\*\*(\d+) modules, against (\d+) before", section)
+    assert stated is not None, "the count of modules on the path is not stated"
+    assert int(stated[2]) == MODULES_BEFORE
+    return listed, int(stated[1])
+
+
+def test_the_event_path_lists_real_modules_and_is_shorter_than_before() -> None:
+    listed, stated = event_path()
+    assert [m for m in listed if not (PACKAGE / m).is_file()] == []
+    assert len(set(listed)) == len(listed) == stated
+    assert stated < MODULES_BEFORE

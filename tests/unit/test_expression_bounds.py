@@ -19,7 +19,7 @@ BOUNDED = [
     'split(",") | length',
     "{if: 1, reduce: .x, while: 2}",  # keywords as object keys are keys
     "{a, $x}",
-    '.. | numbers',
+    ".. | numbers",
     '@base64 "x\\(.a)"',
     "length > 3 and (.x | not)",
     ".a | to_entries | map(.key)",
