@@ -18,6 +18,7 @@ from fastapi import APIRouter, FastAPI
 from tideflow import __version__
 from tideflow.api import errors
 from tideflow.api.access import AccessGate, AccessPolicy, document_security
+from tideflow.api.body_limit import BodyLimit, Limit, limit_for
 from tideflow.api.fastpath import IngestFastPath, Scope
 from tideflow.api.routes import (
     buses,
@@ -73,6 +74,7 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
+    app.add_middleware(BodyLimit, resolve=_resolve_body_limit)  # behind the fast path
     app.add_middleware(IngestFastPath, resolve=_resolve_ingest)
     app.add_middleware(AccessGate, resolve=_resolve_access)  # added last: runs first
     builtin = (health.router, metrics.router, events.router, buses.router, timers.router)
@@ -98,6 +100,11 @@ def _document_security(app: FastAPI) -> None:
 def _resolve_ingest(scope: Scope) -> tuple[Appender, int]:
     services: Services = scope["app"].state.services
     return services.ingest or services.events, services.settings.max_request_bytes
+
+
+def _resolve_body_limit(scope: Scope) -> Limit:
+    services: Services = scope["app"].state.services
+    return limit_for(scope, services.settings)
 
 
 def _resolve_access(scope: Scope) -> AccessPolicy:

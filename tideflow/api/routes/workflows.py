@@ -120,11 +120,7 @@ async def deploy_workflow(
         return problem(
             415, "unsupported-media-type", "Unsupported content type", f"{media}: use {accepted}"
         )
-    body = await request.body()
-    limit = services.settings.max_request_bytes
-    if len(body) > limit:
-        detail = f"the definition is {len(body)} bytes; the limit is {limit}"
-        return problem(413, "payload-too-large", "Request body too large", detail)
+    body = await request.body()  # at most TIDEFLOW_MAX_REQUEST_BYTES (api/body_limit.py)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
