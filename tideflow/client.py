@@ -188,9 +188,11 @@ class ApiClient:
 
     # -- tokens ----------------------------------------------------------------------
 
-    async def create_token(self, name: str, scopes: list[str]) -> Any:
-        """Make a token; the answer's ``token`` is its text (shown this once)."""
-        return await self._call("POST", "/tokens", json={"name": name, "scopes": scopes})
+    async def create_token(self, name: str, scopes: list[str], rate: str | None = None) -> Any:
+        """Make a token (``rate``: its own limit, ``N/s``); the answer's ``token`` is its
+        text (shown this once)."""
+        body = {"name": name, "scopes": scopes, **({"rate": rate} if rate else {})}
+        return await self._call("POST", "/tokens", json=body)
 
     async def list_tokens(self) -> Any:
         """Every token (never its text)."""

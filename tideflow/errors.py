@@ -334,6 +334,18 @@ class UnsupportedMediaType(TideflowError):
     """The request body's content type is missing or not accepted here."""
 
 
+class RateLimited(TideflowError):
+    """Too many requests from this token: wait before the next.
+
+    Attributes:
+        retry_after: Seconds until a request would be allowed.
+    """
+
+    def __init__(self, message: str | None = None, *, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
 class TokenNotFound(NotFoundError):
     """No such API token."""
 

@@ -368,7 +368,8 @@ CREATE TABLE tideflow_tokens (
     scopes text[] NOT NULL,
     digest text NOT NULL,
     created_at timestamp with time zone NOT NULL,
-    revoked_at timestamp with time zone
+    revoked_at timestamp with time zone,
+    rate text
 );
 
 CREATE TABLE tideflow_workflow_versions (

@@ -65,6 +65,9 @@ class Settings:
         token_cache_seconds: How long a verified token is trusted without a
             look-up (``TIDEFLOW_TOKEN_CACHE_SECONDS``): the longest a revocation
             whose notification was lost takes to reach another server.
+        rate_limit: Requests each token may make, ``N/s``, ``N/m`` or ``N/h``,
+            unless it has its own rate (``--rate-limit``, ``TIDEFLOW_RATE_LIMIT``;
+            ``None``: unlimited). Counted per ``tideflow serve`` process.
     """
 
     database_url: str | None = None
@@ -89,6 +92,7 @@ class Settings:
     insecure_local: bool = False
     allowed_hosts: tuple[str, ...] = ()
     token_cache_seconds: float = 5.0
+    rate_limit: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -138,9 +142,11 @@ _NUMBERS: dict[str, tuple[str, type[int] | type[float]]] = {
 
 
 def _access_from_env(settings: Settings, env: Mapping[str, str]) -> Settings:
-    """``TIDEFLOW_INSECURE_LOCAL`` and ``TIDEFLOW_ALLOWED_HOSTS``."""
+    """``TIDEFLOW_INSECURE_LOCAL``, ``TIDEFLOW_ALLOWED_HOSTS`` and ``TIDEFLOW_RATE_LIMIT``."""
     if insecure := env.get("TIDEFLOW_INSECURE_LOCAL"):
         settings = replace(settings, insecure_local=insecure.lower() in ("1", "true", "yes"))
+    if rate := env.get("TIDEFLOW_RATE_LIMIT"):
+        settings = replace(settings, rate_limit=rate)
     if hosts := env.get("TIDEFLOW_ALLOWED_HOSTS"):
         names = tuple(name.strip() for name in hosts.split(",") if name.strip())
         settings = replace(settings, allowed_hosts=names)

@@ -72,6 +72,15 @@ def serve(
             "TIDEFLOW_ALLOWED_HOSTS).",
         ),
     ] = None,
+    rate_limit: Annotated[
+        str | None,
+        typer.Option(
+            "--rate-limit",
+            metavar="N/s",
+            help="Requests each token may make (N/s, N/m or N/h) unless it has its own "
+            "rate; 429 with Retry-After past it (default: TIDEFLOW_RATE_LIMIT, else unlimited).",
+        ),
+    ] = None,
 ) -> None:
     """Serve everything in one process: API, event store, subscriptions, timers, runtime.
 
@@ -109,6 +118,7 @@ def serve(
     settings = replace(settings, host=host or settings.host, port=port or settings.port)
     settings = _with_python_modules(settings, allow_python or [])
     settings = _with_access(settings, insecure_local, allow_host or [])
+    settings = _with_rate_limit(settings, rate_limit)
     out_console.print(f"tideflow {__version__}: data in {describe_database(settings)}")
     run_server(settings, open_system_with(system))
 
@@ -146,6 +156,21 @@ def _with_access(settings: Any, insecure_local: bool, hosts: list[str]) -> Any:
         )
     hosts = [*settings.allowed_hosts, *hosts]
     return replace(settings, insecure_local=insecure, allowed_hosts=tuple(hosts))
+
+
+def _with_rate_limit(settings: Any, rate_limit: str | None) -> Any:
+    """``settings`` with ``--rate-limit``; exit 2 unless it (or the variable) is N/s, N/m, N/h."""
+    from dataclasses import replace
+
+    from tideflow.auth.rates import Rate
+
+    text = rate_limit or settings.rate_limit
+    if text is None:
+        return settings
+    try:
+        return replace(settings, rate_limit=Rate.parse(text, "--rate-limit").text)
+    except TideflowError as exc:
+        raise fail(f"--rate-limit / TIDEFLOW_RATE_LIMIT: {exc}", code=2) from None
 
 
 @events_app.command("send")

@@ -29,12 +29,20 @@ def tokens_create(
             "name matches anything); repeat for more.",
         ),
     ],
+    rate: Annotated[
+        str | None,
+        typer.Option(
+            "--rate",
+            metavar="N/s",
+            help="Its own rate limit: N/s, N/m or N/h (default: the server's --rate-limit).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     server: ServerOption = DEFAULT_SERVER,
     token: TokenOption = None,
 ) -> None:
     """Make a token and print it: it is shown this once, keep it."""
-    made = call_api(server, lambda client: client.create_token(name, scope))
+    made = call_api(server, lambda client: client.create_token(name, scope, rate))
     if as_json:
         print_json(made)
         return

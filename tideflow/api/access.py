@@ -3,7 +3,8 @@
 :class:`AccessGate` is the outermost ASGI middleware (before the ingestion
 fast path). For every request but the public ones (``/healthz``,
 ``/readyz``, the OpenAPI document and its pages) it checks, in order, the
-``Host`` (421), the ``Origin`` (403), the bearer token (401) and, for a
+``Host`` (421), the ``Origin`` (403), the bearer token (401), the token's
+rate limit (429 with ``Retry-After``, :mod:`tideflow.auth.rates`) and, for a
 state-changing request with a body, its content type (415) -- see
 :mod:`tideflow.auth.hygiene` -- and puts the token's
 :class:`~tideflow.auth.tokens.Principal` on the request. Each route then
@@ -29,6 +30,7 @@ from tideflow.auth.hygiene import (
     is_loopback,
     server_names,
 )
+from tideflow.auth.rates import Rate, RateLimiter, retry_after
 from tideflow.auth.scopes import AUDIT_BUS, server_only
 from tideflow.auth.tokens import INSECURE_LOCAL, Principal
 from tideflow.auth.verifier import BAD_TOKEN, TokenVerifier
@@ -37,6 +39,7 @@ from tideflow.errors import (
     ConfigurationError,
     PermissionDenied,
     ProtectedResource,
+    RateLimited,
     TideflowError,
 )
 
@@ -79,11 +82,13 @@ class AccessPolicy:
         names: The ``Host`` names it answers to (``None``: any).
         verifier: Checks tokens (``None``: no token store, so no token is valid).
         insecure_local: No token needed (``--insecure-local``, loopback only).
+        limiter: Each token's rate limit (``None``: none).
     """
 
     names: frozenset[str] | None
     verifier: TokenVerifier | None
     insecure_local: bool = False
+    limiter: RateLimiter | None = None
 
     @classmethod
     def for_services(cls, services: Services) -> AccessPolicy:
@@ -91,6 +96,7 @@ class AccessPolicy:
 
         Raises:
             ConfigurationError: ``--insecure-local`` on a non-loopback address.
+            InvalidArgument: The rate limit is not ``N/s``, ``N/m`` or ``N/h``.
         """
         settings = services.settings
         check_insecure_local(settings.host, settings.insecure_local)
@@ -98,7 +104,10 @@ class AccessPolicy:
         if verifier is None and tokens is not None:
             verifier = TokenVerifier(tokens, services.clock, ttl=settings.token_cache_seconds)
         names = server_names(settings.host, settings.allowed_hosts)
-        return cls(names, verifier, settings.insecure_local)
+        text = settings.rate_limit
+        default = Rate.parse(text, "--rate-limit") if text else None
+        limiter = RateLimiter(services.clock, default)
+        return cls(names, verifier, settings.insecure_local, limiter)
 
     async def admit(self, scope: Mapping[str, Any]) -> Principal | None:
         """The principal of a request (``None`` for a public one).
@@ -116,6 +125,8 @@ class AccessPolicy:
         check_host(headers.get(b"host"), self.names)
         check_origin(headers.get(b"origin"), headers.get(b"host"))
         principal = await self._principal(headers.get(b"authorization"))
+        if self.limiter is not None:
+            self._within_rate(self.limiter, principal)
         length = headers.get(b"content-length", "0")
         check_content_type(
             method,
@@ -124,6 +135,17 @@ class AccessPolicy:
             binary_event=b"ce-specversion" in headers,
         )
         return principal
+
+    @staticmethod
+    def _within_rate(limiter: RateLimiter, principal: Principal) -> None:
+        wait = limiter.wait_for(principal.token_id or principal.name, principal.rate)
+        if wait:
+            rate = principal.rate or limiter.default
+            raise RateLimited(
+                f"too many requests with token {principal.token_id or principal.name!r} "
+                f"(its limit is {rate}): retry in {retry_after(wait)} s",
+                retry_after=wait,
+            )
 
     async def _principal(self, authorization: str | None) -> Principal:
         if self.insecure_local:

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from tideflow import errors
+from tideflow.auth.rates import retry_after
 
 log = logging.getLogger("tideflow.api")
 
@@ -35,6 +36,7 @@ class _Kind:
 _KINDS: Final[tuple[tuple[type[BaseException], _Kind], ...]] = (
     (errors.AuthenticationRequired, _Kind(401, "unauthenticated", "Authentication required")),
     (errors.PermissionDenied, _Kind(403, "forbidden", "Forbidden")),
+    (errors.RateLimited, _Kind(429, "rate-limited", "Too many requests")),
     (errors.MisdirectedRequest, _Kind(421, "misdirected-request", "Misdirected request")),
     (errors.UnsupportedMediaType, _Kind(415, "unsupported-media-type", "Unsupported content type")),
     (errors.ProtectedResource, _Kind(409, "protected", "Protected")),
@@ -83,6 +85,8 @@ def tideflow_error_response(exc: errors.TideflowError) -> Response:
             response = problem(kind.status, kind.type, kind.title, exc.message, path)
             if kind.status == 401:
                 response.headers["www-authenticate"] = 'Bearer realm="tideflow"'
+            if isinstance(exc, errors.RateLimited):
+                response.headers["retry-after"] = str(retry_after(exc.retry_after))
             return response
     log.error("unmapped Tideflow error", exc_info=exc)
     return problem(500, type(exc).__name__, "Tideflow error", exc.message)

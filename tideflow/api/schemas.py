@@ -270,6 +270,10 @@ class CreateToken(BaseModel):
         description="admin, deploy, run, read, publish:<bus>, subscribe:<bus> "
         "('*' in a bus name matches any run of characters)."
     )
+    rate: str | None = Field(
+        default=None,
+        description="Its own rate limit: N/s, N/m or N/h (default: the server's --rate-limit).",
+    )
 
 
 class TokenOut(BaseModel):
@@ -280,6 +284,7 @@ class TokenOut(BaseModel):
     scopes: list[str]
     createdAt: str
     revokedAt: str | None = None
+    rate: str | None = Field(default=None, description="Its own rate limit, if any.")
 
 
 class TokenCreated(TokenOut):

@@ -19,7 +19,14 @@ CHANNEL = "tideflow_tokens"
 
 
 def _args(record: TokenRecord) -> tuple[object, ...]:
-    return (record.id, record.name, list(record.scopes), record.digest, record.created_at)
+    return (
+        record.id,
+        record.name,
+        list(record.scopes),
+        record.digest,
+        record.created_at,
+        record.rate,
+    )
 
 
 class PostgresTokens:

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from tideflow import ids
+from tideflow.auth.rates import Rate
 from tideflow.auth.scopes import ADMIN, grants, parse_scopes
 from tideflow.errors import InvalidArgument
 from tideflow.isotime import format_timestamp
@@ -54,6 +55,7 @@ class TokenRecord:
         digest: SHA-256 of its text.
         created_at: When it was made.
         revoked_at: When it was revoked (``None``: in force).
+        rate: Its own rate limit as written (``"20/s"``; ``None``: the server's default).
     """
 
     id: str
@@ -62,6 +64,7 @@ class TokenRecord:
     digest: str
     created_at: datetime
     revoked_at: datetime | None = None
+    rate: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> TokenRecord:
@@ -73,6 +76,7 @@ class TokenRecord:
             digest=row["digest"],
             created_at=row["created_at"],
             revoked_at=row["revoked_at"],
+            rate=row["rate"],
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -84,6 +88,7 @@ class TokenRecord:
             "scopes": list(self.scopes),
             "createdAt": format_timestamp(self.created_at),
             "revokedAt": format_timestamp(revoked) if revoked else None,
+            "rate": self.rate,
         }
 
 
@@ -95,7 +100,7 @@ class Issued:
     text: str
 
 
-def issue(name: str, scopes: Sequence[str], now: datetime) -> Issued:
+def issue(name: str, scopes: Sequence[str], now: datetime, rate: str | None = None) -> Issued:
     """Make a new token.
 
     Raises:
@@ -109,7 +114,12 @@ def issue(name: str, scopes: Sequence[str], now: datetime) -> Issued:
     token_id, secret = ids.new_token_parts()
     text = f"{PREFIX}{token_id}_{secret}"
     record = TokenRecord(
-        id=token_id, name=name, scopes=parse_scopes(scopes), digest=digest(text), created_at=now
+        id=token_id,
+        name=name,
+        scopes=parse_scopes(scopes),
+        digest=digest(text),
+        created_at=now,
+        rate=None if rate is None else Rate.parse(rate).text,
     )
     return Issued(record, text)
 
@@ -122,11 +132,13 @@ class Principal:
         token_id: The verified token's id (``None``: ``--insecure-local``, no token).
         name: The token's name.
         scopes: What it may do.
+        rate: Its own rate limit (``None``: the server's default).
     """
 
     token_id: str | None
     name: str
     scopes: tuple[str, ...]
+    rate: Rate | None = None
 
     def allows(self, scope: str) -> bool:
         """Whether this principal may do what needs ``scope``."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Protocol
 
+from tideflow.auth.rates import Rate
 from tideflow.auth.tokens import Principal, TokenRecord, matches, token_id_of
 from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.errors import AuthenticationRequired
@@ -114,7 +115,8 @@ class TokenVerifier:
             return None
         if len(self._cache) >= MAX_CACHED:
             self._cache.clear()  # rare (10,000 live tokens): start again rather than grow
-        principal = Principal(record.id, record.name, record.scopes)
+        rate = Rate.parse(record.rate) if record.rate else None
+        principal = Principal(record.id, record.name, record.scopes, rate)
         verified = _Verified(record.digest, principal, now)
         self._cache[token_id] = verified
         return verified

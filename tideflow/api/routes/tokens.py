@@ -46,7 +46,7 @@ def _tokens(services: Services) -> TokenStore:
 )
 async def create_token(body: CreateToken, request: Request, services: Services_) -> Response:
     """Make a token with a name and scopes; its text is in `token`, shown this once."""
-    issued = issue(body.name, body.scopes, services.clock.now())
+    issued = issue(body.name, body.scopes, services.clock.now(), body.rate)
     await _tokens(services).create(issued.record)
     made = issued.record
     await audit.record(
@@ -56,6 +56,7 @@ async def create_token(body: CreateToken, request: Request, services: Services_)
         tokenId=made.id,
         name=made.name,
         scopes=list(made.scopes),
+        rate=made.rate,
     )
     response = json_response({**issued.record.to_json(), "token": issued.text}, 201)
     response.headers["location"] = f"/tokens/{issued.record.id}"

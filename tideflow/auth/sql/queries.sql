@@ -4,8 +4,8 @@ SELECT * FROM tideflow_tokens WHERE id = $1;
 
 -- insert_token --
 -- Store a new token (no row if the id is taken)
-INSERT INTO tideflow_tokens (id, name, scopes, digest, created_at)
-VALUES ($1, $2, $3, $4, $5)
+INSERT INTO tideflow_tokens (id, name, scopes, digest, created_at, rate)
+VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (id) DO NOTHING
 RETURNING id;
 
@@ -15,8 +15,8 @@ SELECT pg_advisory_xact_lock(hashtext('tideflow_tokens.first'));
 
 -- insert_first_token --
 -- Store a token only if there is none at all (run after lock_first_token, in its transaction)
-INSERT INTO tideflow_tokens (id, name, scopes, digest, created_at)
-SELECT $1, $2, $3, $4, $5
+INSERT INTO tideflow_tokens (id, name, scopes, digest, created_at, rate)
+SELECT $1, $2, $3, $4, $5, $6
 WHERE NOT EXISTS (SELECT 1 FROM tideflow_tokens)
 RETURNING id;
 
