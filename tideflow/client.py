@@ -186,6 +186,28 @@ class ApiClient:
         path = f"/subscriptions/{subscription_id}/{action}"
         return await self._call("POST", path, json=None if body is None else dict(body))
 
+    # -- connectors ------------------------------------------------------------------
+
+    async def create_connector(self, body: Mapping[str, Any]) -> Any:
+        """Create a connector; return its status."""
+        return await self._call("POST", "/connectors", json=dict(body))
+
+    async def list_connectors(self) -> Any:
+        """Every connector with its status."""
+        return (await self._call("GET", "/connectors"))["connectors"]
+
+    async def get_connector(self, name: str) -> Any:
+        """One connector with its status."""
+        return await self._call("GET", f"/connectors/{name}")
+
+    async def delete_connector(self, name: str) -> None:
+        """Delete a connector."""
+        await self._call("DELETE", f"/connectors/{name}")
+
+    async def connector_action(self, name: str, action: str) -> Any:
+        """``pause`` or ``resume``; return its status."""
+        return await self._call("POST", f"/connectors/{name}/{action}")
+
     # -- tokens ----------------------------------------------------------------------
 
     async def create_token(self, name: str, scopes: list[str], rate: str | None = None) -> Any:

@@ -215,6 +215,10 @@ class TimerNotFound(NotFoundError):
     """No such timer."""
 
 
+class ConnectorNotFound(NotFoundError):
+    """No such connector."""
+
+
 class ConflictError(TideflowError):
     """The request conflicts with the current state."""
 
@@ -244,6 +248,23 @@ class FunctionCallError(TideflowError):
     def __init__(self, message: str, *, code: str | None = None, retryable: bool = True) -> None:
         self.code = code
         self.retryable = retryable
+        super().__init__(message)
+
+
+class SinkRejected(TideflowError):
+    """A connector's sink refused an event for good (bad data, a constraint): trying
+    again cannot help, so it is dead-lettered at once."""
+
+
+class MissingExtra(TideflowError):
+    """A connector's client library is not installed.
+
+    Attributes:
+        extra: The ``pip install tideflow[EXTRA]`` that brings it.
+    """
+
+    def __init__(self, message: str, *, extra: str) -> None:
+        self.extra = extra
         super().__init__(message)
 
 

@@ -101,6 +101,54 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.connector_events_total = Counter(
+            "tideflow_connector_events",
+            "Events a connector appended (direction in: a source) or wrote out (out: a sink).",
+            ["connector", "direction"],
+            registry=self.registry,
+        )
+        self.connector_in_flight = Gauge(
+            "tideflow_connector_in_flight",
+            "Writes a sink connector has in progress.",
+            ["connector"],
+            registry=self.registry,
+        )
+        self.connector_connected = Gauge(
+            "tideflow_connector_connected",
+            "1 while a connector holds a connection to its system, else 0 (scaled to zero).",
+            ["connector"],
+            registry=self.registry,
+        )
+        self.connector_lag = Gauge(
+            "tideflow_connector_lag",
+            "Events of a sink connector's bus not delivered yet.",
+            ["connector"],
+            registry=self.registry,
+        )
+        self.connector_errors_total = Counter(
+            "tideflow_connector_errors",
+            "Failures of a connector (each retried, restarted or dead-lettered).",
+            ["connector"],
+            registry=self.registry,
+        )
+
+    def connector_events(self, name: str, direction: str, count: int) -> None:
+        """Count events a connector moved (``in`` or ``out``)."""
+        self.connector_events_total.labels(connector=name, direction=direction).inc(count)
+
+    def connector_error(self, name: str) -> None:
+        """Count one failure of a connector."""
+        self.connector_errors_total.labels(connector=name).inc()
+
+    def connector_state(
+        self, name: str, *, connected: bool, in_flight: int, lag: int | None
+    ) -> None:
+        """Set a connector's gauges (refreshed when ``/metrics`` is read)."""
+        self.connector_connected.labels(connector=name).set(1 if connected else 0)
+        self.connector_in_flight.labels(connector=name).set(in_flight)
+        if lag is not None:
+            self.connector_lag.labels(connector=name).set(lag)
+
     def step(self, seconds: float) -> None:
         """Record one step's duration."""
         self.step_seconds.observe(seconds)

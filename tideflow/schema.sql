@@ -150,6 +150,25 @@ ALTER TABLE tideflow_buses ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     CACHE 1
 );
 
+CREATE TABLE tideflow_connectors (
+    name text NOT NULL,
+    kind text NOT NULL,
+    type text NOT NULL,
+    bus text NOT NULL,
+    spec jsonb NOT NULL,
+    state text DEFAULT 'active'::text NOT NULL,
+    version integer DEFAULT 1 NOT NULL,
+    "position" jsonb,
+    events bigint DEFAULT 0 NOT NULL,
+    errors bigint DEFAULT 0 NOT NULL,
+    last_error text,
+    last_error_at timestamp with time zone,
+    created_at timestamp with time zone NOT NULL,
+    updated_at timestamp with time zone NOT NULL,
+    CONSTRAINT tideflow_connectors_kind_check CHECK ((kind = ANY (ARRAY['source'::text, 'sink'::text]))),
+    CONSTRAINT tideflow_connectors_state_check CHECK ((state = ANY (ARRAY['active'::text, 'paused'::text])))
+);
+
 CREATE TABLE tideflow_correlation_inbox (
     instance_id text NOT NULL,
     wait_key text NOT NULL,
@@ -396,6 +415,9 @@ ALTER TABLE ONLY tideflow_buses
 
 ALTER TABLE ONLY tideflow_buses
     ADD CONSTRAINT tideflow_buses_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY tideflow_connectors
+    ADD CONSTRAINT tideflow_connectors_pkey PRIMARY KEY (name);
 
 ALTER TABLE ONLY tideflow_correlation_inbox
     ADD CONSTRAINT tideflow_correlation_inbox_pkey PRIMARY KEY (instance_id, wait_key);

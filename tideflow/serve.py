@@ -42,6 +42,9 @@ from tideflow.auth.gateway import CHANNEL as TOKENS_CHANNEL
 from tideflow.auth.gateway import PostgresTokens
 from tideflow.auth.verifier import TokenVerifier
 from tideflow.clock import SYSTEM_CLOCK
+from tideflow.connectors.gateway import PostgresConnectors
+from tideflow.connectors.service import ConnectorService
+from tideflow.connectors.spec import ConnectorSpec
 from tideflow.db import DatabaseProbe, open_database
 from tideflow.deploy import deploy_folder
 from tideflow.eventstore.gateway import PostgresEventStore
@@ -77,11 +80,13 @@ class SystemOptions:
             of them, in order, and pass the ``python:`` policy.
         functions: Callables replacing functions by name (``--functions``).
         redirects: URL prefixes rewritten before requests are sent (``--server FROM=TO``).
+        connectors: Connectors declared by ``--connectors FILE``, created or updated on start.
     """
 
     workflow_dirs: Sequence[Path] = ()
     functions: Mapping[str, PythonFunction] = field(default_factory=dict)
     redirects: Mapping[str, str] = field(default_factory=dict)
+    connectors: Sequence[ConnectorSpec] = ()
 
 
 @asynccontextmanager
@@ -127,6 +132,10 @@ async def open_system(
             _open_subscriber(database.pool, runtime, dispatcher)
         )
         health.watch(subscriber.supervisor)
+        connectors = await stack.enter_async_context(
+            _open_connectors(database.pool, store, dispatcher, settings, metrics)
+        )
+        health.watch(connectors.supervisor)
         schedules = WorkflowSchedules(timers, registry, runtime.start_instance)
         schedules.register()
         await timers.start()
@@ -153,10 +162,12 @@ async def open_system(
             tokens=tokens,
             verifier=verifying.verifier,
             audit=audit,
+            connectors=connectors,
         )
         for folder in options.workflow_dirs:
             await deploy_folder(registry, folder, policy)
         await schedules.sync_all()  # start.schedule of every deployed workflow
+        await connectors.apply(list(options.connectors))
         yield services
 
 
@@ -171,6 +182,29 @@ async def _open_dispatcher(
     subscriptions = PostgresSubscriptions(pool)
     async with Dispatcher(store, subscriptions, timers, sender=sender) as dispatcher:
         yield dispatcher
+
+
+@asynccontextmanager
+async def _open_connectors(
+    pool: asyncpg.Pool,
+    store: EventStore,
+    dispatcher: Dispatcher,
+    settings: Settings,
+    metrics: Metrics,
+) -> AsyncIterator[ConnectorService]:
+    """Sources and sinks, run where the dispatcher leads; stopped before the dispatcher."""
+    service = ConnectorService(
+        PostgresConnectors(pool),
+        store,
+        dispatcher,
+        secrets_file=settings.secrets_file,
+        metrics=metrics,
+    )
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.stop()
 
 
 @asynccontextmanager

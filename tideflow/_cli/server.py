@@ -42,6 +42,13 @@ def serve(
         str | None,
         typer.Option("--functions", help="Python file whose callables replace functions by name."),
     ] = None,
+    connectors: Annotated[
+        str | None,
+        typer.Option(
+            "--connectors",
+            help="YAML or JSON file of connectors (sources and sinks) created or updated on start.",
+        ),
+    ] = None,
     server: Annotated[
         list[str] | None,
         typer.Option("--server", help="FROM=TO: send requests for URLs starting FROM to TO."),
@@ -105,7 +112,10 @@ def serve(
     except TideflowError as exc:
         raise fail(str(exc), code=2) from None
     system = SystemOptions(
-        workflow_dirs=folders, functions=overrides, redirects=read_redirects(server or [])
+        workflow_dirs=folders,
+        functions=overrides,
+        redirects=read_redirects(server or []),
+        connectors=read_connectors(connectors) if connectors else (),
     )
 
     from tideflow.api.server import describe_database, run_server
@@ -121,6 +131,27 @@ def serve(
     settings = _with_rate_limit(settings, rate_limit)
     out_console.print(f"tideflow {__version__}: data in {describe_database(settings)}")
     run_server(settings, open_system_with(system))
+
+
+def read_connectors(path: str) -> tuple[Any, ...]:
+    """The connectors declared in ``path`` (YAML or JSON), validated; exit 2 naming the
+    entry and field when one is invalid."""
+    from pathlib import Path
+
+    import yaml
+
+    from tideflow.connectors.spec import parse_connectors_file
+
+    try:
+        document = yaml.safe_load(Path(path).read_text("utf-8"))
+    except OSError as exc:
+        raise fail(f"--connectors {path}: {exc.strerror}", code=2) from None
+    except yaml.YAMLError:
+        raise fail(f"--connectors {path}: not valid YAML or JSON", code=2) from None
+    try:
+        return tuple(parse_connectors_file(document, path))
+    except TideflowError as exc:
+        raise fail(str(exc), code=2) from None
 
 
 def _with_python_modules(settings: Any, allowed: list[str]) -> Any:

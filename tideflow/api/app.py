@@ -22,6 +22,7 @@ from tideflow.api.body_limit import BodyLimit, Limit, limit_for
 from tideflow.api.fastpath import IngestFastPath, Scope
 from tideflow.api.routes import (
     buses,
+    connectors,
     events,
     health,
     instances,
@@ -78,7 +79,13 @@ def create_app(
     app.add_middleware(IngestFastPath, resolve=_resolve_ingest)
     app.add_middleware(AccessGate, resolve=_resolve_access)  # added last: runs first
     builtin = (health.router, metrics.router, events.router, buses.router, timers.router)
-    domain = (workflows.router, instances.router, subscriptions.router, tokens.router)
+    domain = (
+        workflows.router,
+        instances.router,
+        subscriptions.router,
+        connectors.router,
+        tokens.router,
+    )
     for router in (*builtin, *domain, *routers):
         app.include_router(router)
     _document_security(app)

@@ -21,6 +21,7 @@ from tideflow.settings import Settings
 if TYPE_CHECKING:
     from tideflow.auth.audit import AuditTrail
     from tideflow.auth.verifier import TokenStore, TokenVerifier
+    from tideflow.connectors.service import ConnectorService
     from tideflow.eventstore.store import Appender
     from tideflow.metrics import Metrics
     from tideflow.runtime.functions.policy import PythonPolicy
@@ -61,6 +62,7 @@ class Services:
             ``--insecure-local`` lets requests in).
         verifier: Checks presented tokens (``None``: one over ``tokens`` is made).
         audit: Appends who changed what to the bus ``tideflow.audit`` (``None``: no trail).
+        connectors: Sources and sinks (``None``: no connectors API).
     """
 
     settings: Settings
@@ -80,6 +82,7 @@ class Services:
     tokens: TokenStore | None = None
     verifier: TokenVerifier | None = None
     audit: AuditTrail | None = None
+    connectors: ConnectorService | None = None
 
 
 ServicesOpener = Callable[[Settings], AbstractAsyncContextManager[Services]]

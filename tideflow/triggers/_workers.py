@@ -53,6 +53,9 @@ Batch = list[tuple[int, Mapping[str, Any]]]
 Consumer = Callable[[Batch], Awaitable[None]]
 """An in-process consumer: gets matching events as ``(offset, event)`` in offset order and
 returns once they are processed; the offset is committed only then. Raising retries the batch."""
+Deliver = Callable[[Mapping[str, Any]], Awaitable[Attempt]]
+"""Delivers one (transformed) event somewhere other than an HTTP sink (a connector's sink):
+the attempt's result says whether it is retried or dead-lettered, as for HTTP."""
 
 
 @dataclass(slots=True)
@@ -175,6 +178,11 @@ class SubscriptionWorker:
         """The subscription id."""
         return self.subscription.id
 
+    @property
+    def in_flight(self) -> int:
+        """Events taken and not finished yet (delivering, or awaiting a retry)."""
+        return len(self.tracker.pending)
+
     def ready(self) -> bool:
         """True when it can take more events."""
         raise NotImplementedError
@@ -203,8 +211,9 @@ class SubscriptionWorker:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-class HttpWorker(SubscriptionWorker):
-    """Delivers to an HTTP sink, up to ``maxInFlight`` at once (one when ordered)."""
+class DeliveryWorker(SubscriptionWorker):
+    """Delivers each event, up to ``maxInFlight`` at once (one when ordered), to the HTTP
+    sink, or through ``deliver`` (a connector's sink), with retries and dead letter."""
 
     def __init__(
         self,
@@ -213,10 +222,12 @@ class HttpWorker(SubscriptionWorker):
         services: WorkerServices,
         wake: asyncio.Event,
         awaiting: Mapping[int, int] | None = None,
+        deliver: Deliver | None = None,
     ) -> None:
         super().__init__(subscription, filters, services, wake)
         spec = subscription.spec
         self.sink = spec.sink or ""
+        self._deliver_to = deliver
         self.policy = spec.delivery
         self.transform: Transform | None = transform_or_none(spec.transform)
         self.window = self.policy.window
@@ -328,7 +339,10 @@ class HttpWorker(SubscriptionWorker):
                 self._finish(offset)
                 return
             payload = transformed
-        result = await self.services.sender.send(self.sink, payload, self.timeout, pool=self.id)
+        if self._deliver_to is not None:
+            result = await self._deliver_to(payload)
+        else:
+            result = await self.services.sender.send(self.sink, payload, self.timeout, pool=self.id)
         if result.ok:
             self.tracker.delivered += 1
             self._finish(offset)

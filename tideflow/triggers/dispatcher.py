@@ -46,7 +46,8 @@ from tideflow.triggers._workers import (
     BusReader,
     Consumer,
     ConsumerWorker,
-    HttpWorker,
+    Deliver,
+    DeliveryWorker,
     SubscriptionWorker,
 )
 from tideflow.triggers.delivery import HttpSender
@@ -59,7 +60,7 @@ from tideflow.triggers.subscriptions import (
     parse_spec,
 )
 
-__all__ = ["RETRY_KIND", "Batch", "Consumer", "Dispatcher"]
+__all__ = ["RETRY_KIND", "Batch", "Consumer", "Deliver", "Dispatcher"]
 
 log = logging.getLogger("tideflow.triggers")
 
@@ -120,6 +121,7 @@ class Dispatcher:
         self._readers: dict[str, BusReader] = {}
         self._workers: dict[str, SubscriptionWorker] = {}
         self._consumers: dict[str, Consumer] = {}
+        self._deliverers: dict[str, Deliver] = {}
         self._lock = asyncio.Lock()
         self.supervisor = Supervisor("dispatcher", clock=clock)
         """Owns the commit and sync loops and one reader per bus (``/healthz`` reports them)."""
@@ -191,7 +193,8 @@ class Dispatcher:
             for sid, (kind, state, _) in versions.items():
                 if state is not SubscriptionState.ACTIVE or sid in self._workers:
                     continue
-                if kind is SubscriptionKind.HTTP or sid in self._consumers:
+                attached = sid in self._consumers or sid in self._deliverers
+                if kind is SubscriptionKind.HTTP or attached:
                     sub = await self.subscriptions.find(sid)
                     if sub is not None and sub.state is SubscriptionState.ACTIVE:
                         self._run(sub)
@@ -263,6 +266,7 @@ class Dispatcher:
             await self._halt(subscription_id)
             await self.subscriptions.delete(subscription_id)
             self._consumers.pop(subscription_id, None)
+            self._deliverers.pop(subscription_id, None)
 
     async def pause(self, subscription_id: str) -> Subscription:
         """Stop delivering; in-flight deliveries are abandoned and redone on resume."""
@@ -332,18 +336,7 @@ class Dispatcher:
         body: dict[str, Any] = {"bus": bus, "filters": filters or [], "from": start}
         spec = parse_spec(body, internal=True)
         async with self._lock:
-            sub = await self.subscriptions.find(subscription_id)
-            if sub is None:
-                committed = await self._start_offset(spec)
-                with contextlib.suppress(AlreadyExists):
-                    await self.subscriptions.create(
-                        subscription_id,
-                        spec,
-                        kind=SubscriptionKind.INTERNAL,
-                        committed_offset=committed,
-                        now=self.clock.now(),
-                    )
-                sub = await self.subscriptions.get(subscription_id)
+            sub = await self._internal(subscription_id, spec)
             await self._halt(subscription_id)
             self._consumers[subscription_id] = consumer
             if sub.state is SubscriptionState.ACTIVE:
@@ -351,10 +344,57 @@ class Dispatcher:
             return sub
 
     async def detach(self, subscription_id: str) -> None:
-        """Stop an in-process consumer, keeping its committed offset."""
+        """Stop an in-process consumer or deliverer, keeping its committed offset."""
         async with self._lock:
             await self._halt(subscription_id)
             self._consumers.pop(subscription_id, None)
+            self._deliverers.pop(subscription_id, None)
+
+    async def attach_delivery(
+        self, subscription_id: str, body: Mapping[str, Any], deliver: Deliver
+    ) -> Subscription:
+        """Deliver ``body``'s subscription (``bus``, ``filters``, ``transform``, ``delivery``,
+        ``from``; no ``sink``) through ``deliver``, one event per call, with the retries,
+        back-off, dead letter and ordering of an HTTP subscription (a connector's sink).
+
+        The first attach creates the (internal) subscription; later ones continue from its
+        committed offset with the stored spec.
+
+        Raises:
+            InvalidArgument, InvalidFilter: The body is invalid (with its path).
+            BusNotFound: A new subscription's bus does not exist.
+        """
+        limit = timedelta(seconds=self.sender.timeout_limit)
+        spec = parse_spec(body, internal=True, max_timeout=limit)
+        async with self._lock:
+            sub = await self._internal(subscription_id, spec)
+            await self._halt(subscription_id)
+            self._deliverers[subscription_id] = deliver
+            if sub.state is SubscriptionState.ACTIVE:
+                self._run(sub)
+            return sub
+
+    async def _internal(self, subscription_id: str, spec: SubscriptionSpec) -> Subscription:
+        """The internal subscription ``subscription_id``, created at ``spec.start`` if new."""
+        sub = await self.subscriptions.find(subscription_id)
+        if sub is not None:
+            return sub
+        committed = await self._start_offset(spec)
+        with contextlib.suppress(AlreadyExists):
+            await self.subscriptions.create(
+                subscription_id,
+                spec,
+                kind=SubscriptionKind.INTERNAL,
+                committed_offset=committed,
+                now=self.clock.now(),
+            )
+        return await self.subscriptions.get(subscription_id)
+
+    def in_flight(self, subscription_id: str) -> int | None:
+        """Events of a running subscription taken and not finished (``None``: not running
+        here)."""
+        worker = self._workers.get(subscription_id)
+        return None if worker is None else worker.in_flight
 
     # -- committing ---------------------------------------------------------------
 
@@ -388,7 +428,8 @@ class Dispatcher:
         if not self.leader.held:
             return  # another process runs it; it sees the change at its next sync
         consumer = self._consumers.get(sub.id)
-        if sub.kind is SubscriptionKind.INTERNAL and consumer is None:
+        deliver = self._deliverers.get(sub.id)
+        if sub.kind is SubscriptionKind.INTERNAL and consumer is None and deliver is None:
             return  # its code is not attached in this process (yet)
         reader = self._readers.get(sub.bus)
         if reader is None:
@@ -404,7 +445,7 @@ class Dispatcher:
                 sub, filters, self, reader.wake, consumer, self._consumer_retry_delay
             )
         else:
-            worker = HttpWorker(sub, filters, self, reader.wake, awaiting)
+            worker = DeliveryWorker(sub, filters, self, reader.wake, awaiting, deliver)
         self._workers[sub.id] = worker
         reader.workers[sub.id] = worker
         reader.forget_buffer()
@@ -479,7 +520,7 @@ class Dispatcher:
 
     def _retry(self, payload: Mapping[str, Any]) -> None:
         worker = self._workers.get(str(payload.get("subscription")))
-        if not isinstance(worker, HttpWorker):
+        if not isinstance(worker, DeliveryWorker):
             return  # deleted, paused or reset: it redelivers from its committed offset
         worker.retry(int(payload["offset"]), int(payload["attempt"]))
 

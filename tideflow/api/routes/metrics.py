@@ -35,6 +35,8 @@ async def metrics(services: Annotated[Services, Depends(get_services)]) -> Respo
     try:
         commits = services.runtime.writer.commits if services.runtime is not None else 0
         await current.refresh(services.events, services.instances, commits)
+        if services.connectors is not None:
+            await services.connectors.report(current)
     except TideflowError as exc:  # a scrape still answers with what this process knows
         log.warning("metrics: could not read the database: %s", exc)
     return Response(current.render(), media_type=CONTENT_TYPE_LATEST)

@@ -129,7 +129,7 @@ async def _authorized(
     return sub
 
 
-async def _json_body(request: Request) -> Any:
+async def json_body(request: Request) -> Any:
     raw = await request.body()
     try:
         return orjson.loads(raw or b"null")
@@ -158,7 +158,7 @@ async def create_subscription(request: Request, services: Services_) -> Response
     """
     dispatcher = _dispatcher(services)
     try:
-        body = await _json_body(request)
+        body = await json_body(request)
         if isinstance(body, dict) and isinstance(body.get("bus"), str):
             authorize(request.scope, bus_scope(SUBSCRIBE, body["bus"]))
         sub = await dispatcher.create(body)
@@ -274,7 +274,7 @@ async def reset_subscription(
     dispatcher = _dispatcher(services)
     await _authorized(request, dispatcher, subscription_id)
     try:
-        offset, time = _reset_target(await _json_body(request))
+        offset, time = _reset_target(await json_body(request))
     except InvalidArgument as exc:
         return _invalid(exc)
     await dispatcher.reset(subscription_id, offset=offset, time=time)

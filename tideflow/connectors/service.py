@@ -1,0 +1,427 @@
+"""The connectors service: create, list, show, pause, resume, delete; run every connector.
+
+Each source runs as its own supervised task (``source:<name>``, restarted with
+back-off when it fails: one failing connector costs only itself, and its status
+shows the error). Each sink is an internal subscription (id ``connector.<name>``,
+:meth:`~tideflow.triggers.dispatcher.Dispatcher.attach_delivery`) delivering through
+a :class:`~tideflow.connectors.runners.SinkRunner`, which scales its connection
+from zero.
+
+Connectors run in the process that runs the subscriptions (the dispatcher's
+leader): every ``sync_interval`` it starts what is active and not running here,
+and stops what was paused, resumed or deleted elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from tideflow.clock import SYSTEM_CLOCK, Clock
+from tideflow.connectors.base import (
+    SourceContext,
+    check_available,
+    sink_factory,
+    source_factory,
+)
+from tideflow.connectors.gateway import PostgresConnectors
+from tideflow.connectors.mapping import DEFAULT_ROW, MessageMapping, RecordMapping
+from tideflow.connectors.runners import Activity, SinkRunner, SourceRunner
+from tideflow.connectors.secret_refs import resolve_config
+from tideflow.connectors.spec import (
+    Connector,
+    ConnectorKind,
+    ConnectorSpec,
+    ConnectorState,
+    parse_connector,
+)
+from tideflow.errors import (
+    BusNotFound,
+    SubscriptionNotFound,
+    TideflowError,
+)
+from tideflow.eventstore.store import EventStore
+from tideflow.ids import new_id
+from tideflow.supervise import Backoff, Supervisor
+from tideflow.triggers.dispatcher import Dispatcher
+
+log = logging.getLogger("tideflow.connectors")
+
+SUBSCRIPTION_PREFIX: Final = "connector."
+"""A sink's subscription id is ``connector.<name>``."""
+DEFAULT_IDLE: Final = 30.0
+"""Seconds a sink keeps an unused connection."""
+DEFAULT_INTERVAL: Final = 1.0
+"""Seconds between a scheduled source's reads."""
+
+
+def subscription_id(name: str) -> str:
+    """The id of sink ``name``'s subscription."""
+    return f"{SUBSCRIPTION_PREFIX}{name}"
+
+
+@dataclass(slots=True)
+class _Running:
+    version: int
+    activity: Activity
+    sink: SinkRunner | None = None
+
+
+class ConnectorService:
+    """Connectors as data, and the process that runs them (see the module docs).
+
+    Args:
+        connectors: The gateway.
+        store: The event store sources append to.
+        dispatcher: Runs the sinks' subscriptions; connectors run where it leads.
+        clock: Time.
+        secrets_file: Where secret references are also looked up.
+        sync_interval: Seconds between checks for changes made by other processes.
+        backoff: Between restarts of a failing source.
+        metrics: Told of events in and out (optional).
+    """
+
+    def __init__(
+        self,
+        connectors: PostgresConnectors,
+        store: EventStore,
+        dispatcher: Dispatcher,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        secrets_file: Path | None = None,
+        sync_interval: float = 1.0,
+        backoff: Backoff | None = None,
+        metrics: Any = None,
+    ) -> None:
+        self.connectors = connectors
+        self.store = store
+        self.dispatcher = dispatcher
+        self.clock = clock
+        self._secrets_file = secrets_file
+        self._sync_interval = sync_interval
+        self._metrics = metrics
+        self.supervisor = Supervisor("connectors", clock=clock)
+        """The sync loop (``/healthz`` reports it)."""
+        self.tasks = Supervisor(
+            "connector", clock=clock, backoff=backoff or Backoff(first=0.5, longest=30.0)
+        )
+        """One task per running source and per connected sink's idle watch; not in
+        ``/healthz``: a failing connector shows in its own status."""
+        self._running: dict[str, _Running] = {}
+        self._lock = asyncio.Lock()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Run the active connectors (when this process leads) and follow changes."""
+        await self.sync()
+        self.supervisor.spawn("sync", self._sync_loop)
+
+    async def stop(self) -> None:
+        """Stop every connector here."""
+        await self.supervisor.stop()
+        async with self._lock:
+            for name in list(self._running):
+                await self._halt(name)
+        await self.tasks.stop()
+
+    async def _sync_loop(self) -> None:
+        while True:
+            await self.clock.sleep(self._sync_interval)
+            try:
+                await self.sync()
+            except TideflowError as exc:
+                log.warning("checking connectors failed, will retry: %s", exc)
+
+    async def sync(self) -> None:
+        """Start what is active and not running here; stop what changed or went away."""
+        leading = self.dispatcher.leader.held
+        versions = await self.connectors.versions() if leading else {}
+        async with self._lock:
+            for name, running in list(self._running.items()):
+                found = versions.get(name)
+                if found != (ConnectorState.ACTIVE, running.version):
+                    await self._halt(name)
+            for name, (state, _) in versions.items():
+                if state is ConnectorState.ACTIVE and name not in self._running:
+                    connector = await self.connectors.find(name)
+                    if connector is not None and connector.state is ConnectorState.ACTIVE:
+                        await self._run(connector)
+
+    # -- the API -----------------------------------------------------------------------
+
+    async def create(self, body: Any) -> Connector:
+        """Validate, store and start a connector.
+
+        Raises:
+            InvalidArgument: The body is invalid (naming the field).
+            MissingExtra: Its type's client library is not installed.
+            BusNotFound: The bus does not exist.
+            AlreadyExists: The name is taken.
+        """
+        spec = parse_connector(body)
+        check_available(spec.kind, spec.type)
+        await self.store.get_bus(spec.bus)
+        async with self._lock:
+            connector = await self.connectors.create(spec, self.clock.now())
+            try:
+                await self._run(connector)
+            except BaseException:
+                await self.connectors.delete(spec.name)
+                raise
+        return connector
+
+    async def apply(self, specs: list[ConnectorSpec]) -> None:
+        """Create or update connectors declared in a file (``serve --connectors``); an
+        unchanged one keeps running, a changed one restarts from its position.
+
+        Raises:
+            MissingExtra: A type's client library is not installed.
+            BusNotFound: A bus does not exist.
+        """
+        for spec in specs:
+            check_available(spec.kind, spec.type)
+            await self.store.get_bus(spec.bus)
+        for spec in specs:
+            if await self.connectors.apply(spec, self.clock.now()):
+                log.info("connector %s declared by the connectors file", spec.name)
+        await self.sync()
+
+    async def get(self, name: str) -> Connector:
+        """The stored connector.
+
+        Raises:
+            ConnectorNotFound: No such connector.
+        """
+        return await self.connectors.get(name)
+
+    async def list(self) -> list[Connector]:
+        """Every connector, by name."""
+        return await self.connectors.list()
+
+    async def delete(self, name: str) -> None:
+        """Stop and forget a connector (a sink's subscription and offsets with it).
+
+        Raises:
+            ConnectorNotFound: No such connector.
+        """
+        async with self._lock:
+            connector = await self.connectors.get(name)
+            await self._halt(name)
+            if connector.spec.kind is ConnectorKind.SINK:
+                with contextlib.suppress(SubscriptionNotFound):
+                    await self.dispatcher.delete(subscription_id(name))
+            await self.connectors.delete(name)
+
+    async def pause(self, name: str) -> Connector:
+        """Stop it (a source stops reading, a sink's subscription stops delivering).
+
+        Raises:
+            ConnectorNotFound: No such connector.
+        """
+        async with self._lock:
+            await self._halt(name)
+            connector = await self.connectors.set_state(
+                name, ConnectorState.PAUSED, self.clock.now()
+            )
+            if connector.spec.kind is ConnectorKind.SINK:
+                with contextlib.suppress(SubscriptionNotFound):
+                    await self.dispatcher.pause(subscription_id(name))
+            return connector
+
+    async def resume(self, name: str) -> Connector:
+        """Run it again from its stored position (a sink from its committed offset).
+
+        Raises:
+            ConnectorNotFound: No such connector.
+        """
+        async with self._lock:
+            connector = await self.connectors.set_state(
+                name, ConnectorState.ACTIVE, self.clock.now()
+            )
+            if connector.spec.kind is ConnectorKind.SINK:
+                with contextlib.suppress(SubscriptionNotFound):
+                    await self.dispatcher.resume(subscription_id(name))
+            await self._halt(name)
+            await self._run(connector)
+            return connector
+
+    async def status(self, connector: Connector) -> dict[str, Any]:
+        """The API form with what it does now: running state, activity, lag, counts."""
+        out = connector.to_json()
+        running = self._running.get(connector.name)
+        out["running"] = self._task_state(connector)
+        out["activity"] = running.activity.to_json() if running else Activity().to_json()
+        if connector.spec.kind is ConnectorKind.SINK:
+            out.update(await self._sink_figures(connector.name))
+        else:
+            out["lag"] = None
+        return out
+
+    def _task_state(self, connector: Connector) -> dict[str, Any]:
+        if connector.name not in self._running:
+            return {"state": "stopped" if connector.state is ConnectorState.PAUSED else "elsewhere"}
+        if connector.spec.kind is ConnectorKind.SINK:
+            return {"state": "running"}
+        for health in self.tasks.health():
+            if health.name == f"connector.source:{connector.name}":
+                return {"state": health.state, "error": health.error, "restarts": health.restarts}
+        return {"state": "finished"}
+
+    async def _sink_figures(self, name: str) -> dict[str, Any]:
+        try:
+            sub, head = await self.dispatcher.get(subscription_id(name))
+        except SubscriptionNotFound:
+            return {"lag": None}
+        figures = sub.to_json(head)
+        return {
+            "lag": figures["lag"],
+            "committedOffset": figures["committedOffset"],
+            "events": figures["delivered"],
+            "failed": figures["failed"],
+            "deadLettered": figures["deadLettered"],
+            "subscription": {**figures, "id": sub.id},
+        }
+
+    # -- running -----------------------------------------------------------------------
+
+    async def _run(self, connector: Connector) -> None:
+        """Start a connector here (under the lock), if this process runs connectors."""
+        if not self.dispatcher.leader.held or connector.state is not ConnectorState.ACTIVE:
+            return
+        spec = connector.spec
+        activity = Activity()
+        running = _Running(connector.version, activity)
+        if spec.kind is ConnectorKind.SOURCE:
+            self._start_source(spec, activity)
+        else:
+            running.sink = self._sink_runner(spec, activity)
+            try:
+                await self.dispatcher.attach_delivery(
+                    subscription_id(spec.name), spec.subscription_body(), running.sink.deliver
+                )
+            except BusNotFound:
+                log.warning("connector %s: its bus %s does not exist", spec.name, spec.bus)
+        self._running[spec.name] = running
+
+    def _start_source(self, spec: ConnectorSpec, activity: Activity) -> None:
+        config = spec.config
+        name = spec.name
+
+        async def progress(**counts: Any) -> None:
+            if counts.get("error"):
+                activity.last_error = counts["error"]
+                self._count("error", name, 1)
+            await self.connectors.add_progress(
+                name,
+                events=counts.get("events", 0),
+                errors=counts.get("errors", 0),
+                error=counts.get("error"),
+                now=self.clock.now(),
+            )
+
+        async def save_position(position: Mapping[str, Any], events: int) -> None:
+            await self.connectors.save_position(name, position, events, self.clock.now())
+
+        def on_connection(up: bool) -> None:
+            if up != activity.connected:
+                activity.connected = up
+                activity.decide(self.clock, "connect" if up else "disconnect")
+
+        scheduled = config.get("mode") == "scheduled"
+
+        async def run() -> None:
+            current = await self.connectors.find(name)  # a restart resumes from the stored position
+            if current is None:
+                return
+            context = SourceContext(
+                name=name,
+                config=resolve_config(config, self._secrets_file),
+                position=current.position,
+                clock=self.clock,
+                scheduled=scheduled,
+                on_connection=on_connection,
+            )
+            runner = SourceRunner(
+                name=name,
+                bus=spec.bus,
+                make=source_factory(spec.type),
+                context=context,
+                mapping=RecordMapping(name, spec.type, spec.mapping, new_id),
+                store=self.store,
+                save_position=save_position,
+                progress=progress,
+                interval=float(config.get("interval", DEFAULT_INTERVAL)),
+                on_events=lambda n: self._count("in", name, n),
+            )
+            try:
+                await runner.run()
+            finally:
+                on_connection(False)
+
+        self.tasks.spawn(f"source:{name}", run)
+
+    def _sink_runner(self, spec: ConnectorSpec, activity: Activity) -> SinkRunner:
+        name = spec.name
+
+        async def progress(**counts: Any) -> None:
+            if counts.get("error"):
+                self._count("error", name, 1)
+            await self.connectors.add_progress(
+                name,
+                events=counts.get("events", 0),
+                errors=counts.get("errors", 0),
+                error=counts.get("error"),
+                now=self.clock.now(),
+            )
+
+        runner = SinkRunner(
+            name=name,
+            make=sink_factory(spec.type),
+            resolve=lambda: resolve_config(spec.config, self._secrets_file),
+            mapping=MessageMapping(spec.mapping, DEFAULT_ROW if spec.type == "postgres" else None),
+            supervisor=self.tasks,
+            clock=self.clock,
+            idle=float(spec.config.get("idle", DEFAULT_IDLE)),
+            progress=progress,
+            on_written=lambda: self._count("out", name, 1),
+        )
+        runner.activity = activity
+        return runner
+
+    async def report(self, metrics: Any) -> None:
+        """Set each running connector's gauges (connected, in flight, lag) in ``metrics``."""
+        for name, running in list(self._running.items()):
+            lag = None
+            if running.sink is not None:
+                with contextlib.suppress(SubscriptionNotFound, TideflowError):
+                    lag = (await self._sink_figures(name))["lag"]
+            metrics.connector_state(
+                name,
+                connected=running.activity.connected,
+                in_flight=running.activity.in_flight,
+                lag=lag,
+            )
+
+    def _count(self, direction: str, name: str, count: int) -> None:
+        if self._metrics is None or not count:
+            return
+        if direction == "error":
+            self._metrics.connector_error(name)
+        else:
+            self._metrics.connector_events(name, direction, count)
+
+    async def _halt(self, name: str) -> None:
+        """Stop a connector here (under the lock)."""
+        running = self._running.pop(name, None)
+        if running is None:
+            return
+        await self.tasks.cancel(f"source:{name}")
+        if running.sink is not None:
+            await self.dispatcher.detach(subscription_id(name))
+            await running.sink.close()
