@@ -32,7 +32,7 @@ from typing import Any
 import asyncpg
 
 from tideflow.clock import SYSTEM_CLOCK, Clock
-from tideflow.supervise import Backoff, Supervisor
+from tideflow.supervise import Backoff, Supervisor, first_done
 
 __all__ = ["CONNECTION_ERRORS", "Listener", "Waiters", "usable"]
 
@@ -265,11 +265,4 @@ class Waiters:
             self.unwatch(key, event)
 
     async def _wait_event(self, event: asyncio.Event, seconds: float) -> None:
-        # Both futures are awaited here and cancelled on the way out: no task outlives the call.
-        woken = asyncio.ensure_future(event.wait())
-        timer = asyncio.ensure_future(self._clock.sleep(seconds))
-        try:
-            await asyncio.wait({woken, timer}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            woken.cancel()
-            timer.cancel()
+        await first_done(event.wait(), self._clock.sleep(seconds))

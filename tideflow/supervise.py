@@ -16,20 +16,28 @@ A :class:`HealthBoard` gathers the supervisors of a process and cheap probes
 (the database, see :class:`tideflow.db.DatabaseProbe`); ``GET /healthz``
 answers from it.
 
-Short-lived per-request tasks (one HTTP delivery lane, one flush of a group
-commit, one step of a parallel branch) are not supervised here: each is
-awaited, or tracked in a set by the code that handles its failure; they say
-so where they are created.
+Short-lived tasks are not supervised, but every one is owned. This module
+is the only place that creates tasks (``tests/unit/test_architecture.py``
+checks it; an :class:`asyncio.TaskGroup` of a service is owned too):
+
+* :func:`scoped`: tasks that do not outlive a block -- the branches of a
+  parallel state, an instance's interpreter run inside its runner;
+* :func:`first_done`: the first of several waits (a notification or a timeout),
+  the others cancelled before it returns;
+* :class:`TaskSet`: short-lived tasks an object owns beyond one call (an HTTP
+  delivery lane, an in-memory retry, an instance runner): tracked, a failure
+  logged with its traceback, cancelled together when the owner stops.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from tideflow.clock import SYSTEM_CLOCK, Clock
 
@@ -40,10 +48,14 @@ __all__ = [
     "HealthReport",
     "Policy",
     "Supervisor",
+    "TaskSet",
     "TaskState",
+    "first_done",
+    "scoped",
 ]
 
 log = logging.getLogger("tideflow.supervise")
+T = TypeVar("T")
 
 
 class Policy(StrEnum):
@@ -329,3 +341,76 @@ class HealthBoard:
 
 async def _gather(checks: list[Awaitable[str | None]]) -> list[str | None]:
     return list(await asyncio.gather(*checks))
+
+
+@contextlib.asynccontextmanager
+async def scoped(awaitables: Iterable[Awaitable[T]]) -> AsyncIterator[list[asyncio.Future[T]]]:
+    """Tasks running ``awaitables`` that do not outlive the block.
+
+    On the way out (the block's end, an exception, a cancellation) those not
+    done are cancelled, and all of them awaited; their outcomes stay on the
+    futures for the block to read.
+    """
+    tasks: list[asyncio.Future[T]] = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        yield tasks
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def first_done(*awaitables: Awaitable[Any]) -> list[asyncio.Future[Any]]:
+    """Wait until the first of ``awaitables`` is done; cancel the others.
+
+    Returns:
+        Their futures in the order given, every one done (finished, failed or
+        cancelled): no task outlives the call.
+    """
+    async with scoped(awaitables) as tasks:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    return tasks
+
+
+class TaskSet:
+    """Short-lived tasks one object owns beyond a call (see the module docs).
+
+    Args:
+        name: What they are, in the log line of a failure.
+        logger: Where a failure is logged (with its traceback).
+        awaited: Every task is awaited by callers who see its failure (a load
+            shared by its callers): nothing is logged.
+    """
+
+    def __init__(self, name: str, logger: logging.Logger = log, *, awaited: bool = False) -> None:
+        self.name = name
+        self._log = logger
+        self._awaited = awaited
+        self._tasks: set[asyncio.Future[Any]] = set()
+
+    def spawn(self, awaitable: Awaitable[T]) -> asyncio.Future[T]:
+        """Run ``awaitable`` as a task of the set (gone from it once done)."""
+        task = asyncio.ensure_future(awaitable)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Future[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None and not self._awaited:
+            self._log.error("%s failed", self.name, exc_info=task.exception())
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    async def wait(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        """Until every task is done, or ``timeout`` seconds passed."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+
+    async def cancel(self) -> None:
+        """Cancel every task and wait until they are done."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -30,6 +30,7 @@ from tideflow.eventstore.store import (
     check_bus_name,
     event_key,
 )
+from tideflow.supervise import first_done
 
 
 class ManualClock:
@@ -189,13 +190,7 @@ class InMemoryEventStore:
 
         if arrived():
             return True
-        timer = asyncio.ensure_future(self._clock.sleep(timeout))
-        waiter = asyncio.ensure_future(self._wait(arrived))
-        try:
-            await asyncio.wait({timer, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            timer.cancel()
-            waiter.cancel()
+        await first_done(self._clock.sleep(timeout), self._wait(arrived))
         return arrived()
 
     async def _wait(self, arrived: Callable[[], bool]) -> None:

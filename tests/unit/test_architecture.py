@@ -214,3 +214,58 @@ def test_the_event_path_lists_real_modules_and_is_shorter_than_before() -> None:
     assert [m for m in listed if not (PACKAGE / m).is_file()] == []
     assert len(set(listed)) == len(listed) == stated
     assert stated < MODULES_BEFORE
+
+
+TASK_MAKERS = frozenset({"create_task", "ensure_future"})
+TASKS_OWNED_IN = "supervise.py"
+"""The only module that makes tasks (:func:`~tideflow.supervise.scoped`,
+:func:`~tideflow.supervise.first_done`, :class:`~tideflow.supervise.TaskSet`,
+:class:`~tideflow.supervise.Supervisor`); a service's ``TaskGroup`` owns its own."""
+
+
+def bare_tasks(tree: ast.AST) -> list[int]:
+    """Lines that make a task nobody owns: ``asyncio.create_task``/``ensure_future``,
+    the same names imported from asyncio, or a loop's ``create_task``."""
+    imported_names = {
+        alias.asname or alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module == "asyncio"
+        for alias in node.names
+        if alias.name in TASK_MAKERS
+    }
+    loops = {"asyncio.get_running_loop()", "asyncio.get_event_loop()"}
+    lines = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if isinstance(func, ast.Name) and func.id in imported_names:
+            lines.append(node.lineno)
+        elif isinstance(func, ast.Attribute) and func.attr in TASK_MAKERS:
+            owner = ast.unparse(func.value)
+            if owner in {"asyncio", "loop"} or owner in loops:
+                lines.append(node.lineno)
+    return sorted(lines)
+
+
+def test_tasks_are_made_only_by_the_supervise_module() -> None:
+    found = [
+        f"{path.relative_to(PACKAGE.parent)}:{line}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.relative_to(PACKAGE).as_posix() != TASKS_OWNED_IN
+        for line in bare_tasks(ast.parse(path.read_text(encoding="utf-8")))
+    ]
+    assert found == []
+
+
+def test_the_task_finder_sees_every_spelling_and_spares_task_groups() -> None:
+    tree = ast.parse(
+        "import asyncio\nfrom asyncio import ensure_future as ef\n"
+        "asyncio.create_task(f())\n"
+        "asyncio.ensure_future(f())\n"
+        "ef(f())\n"
+        "asyncio.get_running_loop().create_task(f())\n"
+        "loop.create_task(f())\n"
+        "group.create_task(f())\n"
+    )
+    assert bare_tasks(tree) == [3, 4, 5, 6, 7]

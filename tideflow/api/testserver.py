@@ -16,6 +16,7 @@ from typing import Any
 import uvicorn
 
 from tideflow.errors import ConfigurationError
+from tideflow.supervise import scoped
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -41,15 +42,15 @@ async def serve_app(
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, lifespan="on", log_level="warning", ws="none", access_log=False)
     server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        async with asyncio.timeout(startup_timeout):
-            while not server.started:
-                if task.done():
-                    raise ConfigurationError("the test server did not start")
-                await asyncio.sleep(0.01)
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=30)
-        sock.close()
+    async with scoped([server.serve(sockets=[sock])]) as (task,):
+        try:
+            async with asyncio.timeout(startup_timeout):
+                while not server.started:
+                    if task.done():
+                        raise ConfigurationError("the test server did not start")
+                    await asyncio.sleep(0.01)
+            yield f"http://{host}:{port}"
+        finally:
+            server.should_exit = True
+            await asyncio.wait_for(task, timeout=30)
+            sock.close()

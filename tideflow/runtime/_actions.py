@@ -19,6 +19,7 @@ from tideflow.runtime._context import Run
 from tideflow.runtime.effects import SleepRequest
 from tideflow.runtime.result import Fault, WorkflowError
 from tideflow.runtime.retry import AUTO_RETRY_POLICY, RetryPolicy, backoff_seconds, unit_draw
+from tideflow.supervise import scoped
 from tideflow.workflow.data_filters import filter_action_input, merge_action_result
 from tideflow.workflow.model import Action
 
@@ -59,14 +60,8 @@ async def run_actions(
 
 async def gather_all(coros: list[Any]) -> list[Any]:
     """Await all; on the first failure cancel the others and raise it."""
-    tasks = [asyncio.ensure_future(c) for c in coros]
-    try:
+    async with scoped(coros) as tasks:
         return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
 
 
 def merge_result(run: Run, action: Action, data: Any, result: Any, scope: Scope) -> Any:

@@ -34,7 +34,6 @@ tideflow.instance.wake``.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import datetime
@@ -44,6 +43,7 @@ import asyncpg
 
 from tideflow.errors import TideflowError
 from tideflow.runtime import gateway
+from tideflow.supervise import TaskSet
 from tideflow.timer.records import TimerRecord
 
 if TYPE_CHECKING:
@@ -104,17 +104,17 @@ class TimerLoader:
 
     def __init__(self, timers: TimerService) -> None:
         self._timers = timers
-        self._task: asyncio.Task[None] | None = None
+        self._loads = TaskSet("loading wake-up timers", log)
         self._again = False
 
     def poke(self) -> None:
         """Wake-up timers were committed (the journal writer's hook)."""
-        if self._task is not None and not self._task.done():
+        if len(self._loads):
             self._again = True
             return
         # One load at a time, tracked here, not supervised: _load logs its own failures
         # (the timer service's poll loads the timers anyway) and close() cancels it.
-        self._task = asyncio.ensure_future(self._load())
+        self._loads.spawn(self._load())
 
     async def _load(self) -> None:
         while True:
@@ -128,6 +128,4 @@ class TimerLoader:
 
     async def close(self) -> None:
         """Stop a load in progress."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._loads.cancel()

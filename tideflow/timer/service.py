@@ -36,7 +36,7 @@ from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.errors import InvalidArgument, TideflowError
 from tideflow.ids import new_sortable_id
 from tideflow.isotime import parse_duration
-from tideflow.supervise import Supervisor
+from tideflow.supervise import Supervisor, first_done
 from tideflow.timer.gateway import TimerStore
 from tideflow.timer.planner import SCHEDULE_KIND, add_planner, plan_schedules
 from tideflow.timer.records import ScheduleRecord, TimerRecord, TimerState
@@ -399,10 +399,4 @@ class TimerService:
     async def _sleep_or_wake(self, seconds: float) -> None:
         if self._wake.is_set():
             return
-        sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
-        waker = asyncio.ensure_future(self._wake.wait())
-        try:
-            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleeper.cancel()
-            waker.cancel()
+        await first_done(self._clock.sleep(seconds), self._wake.wait())

@@ -40,7 +40,7 @@ from tideflow.errors import (
 )
 from tideflow.eventstore.store import EventStore, StoredEvent
 from tideflow.notify import Waiters
-from tideflow.supervise import Supervisor
+from tideflow.supervise import Supervisor, TaskSet, first_done
 from tideflow.triggers.delivery import Attempt, HttpSender, dead_letter
 from tideflow.triggers.filters import CompiledFilters
 from tideflow.triggers.gateway import Progress
@@ -171,7 +171,7 @@ class SubscriptionWorker:
         )
         self.services = services
         self._wake = wake
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet(f"subscription {subscription.id}: worker task", log)
 
     @property
     def id(self) -> str:
@@ -192,23 +192,13 @@ class SubscriptionWorker:
         raise NotImplementedError
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        # Short-lived lanes and batches, tracked here, not supervised: each catches its
-        # own failures (the event stays pending and is tried again); _done logs the rest.
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("subscription %s: worker task failed", self.id, exc_info=task.exception())
+        # Short-lived lanes and batches: each catches its own failures (the event stays
+        # pending and is tried again); the set logs the rest.
+        self._tasks.spawn(work)
 
     async def close(self) -> None:
         """Cancel the work in flight (it stays uncommitted, so it is redone later)."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.cancel()
 
 
 class DeliveryWorker(SubscriptionWorker):
@@ -534,21 +524,16 @@ class BusReader:
 
     async def _wait(self, after: int | None) -> None:
         """Until an event after ``after`` commits (``None``: a while), or a worker wakes us."""
-        woken = asyncio.ensure_future(self.wake.wait())
-        waiter: asyncio.Future[Any]
+        waiter: Awaitable[Any]
         if after is None:
-            waiter = asyncio.ensure_future(asyncio.sleep(self._wait_timeout))
+            waiter = asyncio.sleep(self._wait_timeout)
         elif self._watch is not None:  # the NOTIFY itself says events committed: no query
-            waiter = asyncio.ensure_future(self._watched())
+            waiter = self._watched()
         else:
-            waiter = asyncio.ensure_future(self.store.wait_for(self.bus, after, self._wait_timeout))
-        try:
-            await asyncio.wait({woken, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            woken.cancel()
-            waiter.cancel()
-            if waiter.done() and not waiter.cancelled() and waiter.exception() is not None:
-                log.debug("bus %s: wait failed: %s", self.bus, waiter.exception())
+            waiter = self.store.wait_for(self.bus, after, self._wait_timeout)
+        _, waited = await first_done(self.wake.wait(), waiter)
+        if not waited.cancelled() and waited.exception() is not None:
+            log.debug("bus %s: wait failed: %s", self.bus, waited.exception())
 
     async def _watched(self) -> None:
         """Until a notification for the bus (polling while the listener is down)."""

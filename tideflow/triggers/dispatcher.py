@@ -38,7 +38,7 @@ from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.errors import AlreadyExists, BusNotFound, InvalidArgument, TideflowError
 from tideflow.eventstore.store import EventStore
 from tideflow.ids import new_sortable_id
-from tideflow.supervise import Supervisor
+from tideflow.supervise import Supervisor, TaskSet
 from tideflow.timer.records import TimerRecord, TimerState
 from tideflow.timer.service import TimerService
 from tideflow.triggers._workers import (
@@ -127,7 +127,7 @@ class Dispatcher:
         """Owns the commit and sync loops and one reader per bus (``/healthz`` reports them)."""
         self._sync_interval = sync_interval
         self.leader = LeaderLock(subscriptions.pool, lock_key)
-        self._memory_retries: set[asyncio.Task[None]] = set()
+        self._memory_retries = TaskSet("in-memory retry", log)
         if timers is not None:
             timers.register(RETRY_KIND, self._on_retry_timers)
 
@@ -143,8 +143,7 @@ class Dispatcher:
         """Stop reading and delivering; commit what finished; let another process lead."""
         await self.supervisor.cancel("commit")
         await self.supervisor.cancel("sync")
-        for retry in list(self._memory_retries):
-            retry.cancel()
+        await self._memory_retries.cancel()
         async with self._lock:
             for worker_id in list(self._workers):
                 await self._halt(worker_id)
@@ -489,9 +488,7 @@ class Dispatcher:
             await self.timers.add_after(RETRY_KIND, delay, payload)
             return
         # Tracked, not supervised: one sleep and a hand-over that cannot fail; stop() cancels it.
-        task = asyncio.create_task(self._retry_in_memory(payload, delay))
-        self._memory_retries.add(task)
-        task.add_done_callback(self._memory_retries.discard)
+        self._memory_retries.spawn(self._retry_in_memory(payload, delay))
 
     async def _retry_in_memory(self, payload: dict[str, Any], delay: float) -> None:
         await self.clock.sleep(delay)

@@ -19,6 +19,7 @@ from tideflow.runtime import timeouts
 from tideflow.runtime._actions import Scope, run_actions
 from tideflow.runtime._context import Run
 from tideflow.runtime.effects import Deadline
+from tideflow.supervise import scoped
 from tideflow.workflow.data_filters import merge
 from tideflow.workflow.model import Branch, End, ParallelState, Transition
 
@@ -60,12 +61,9 @@ async def parallel(
 ) -> tuple[Any, Transition | End | None]:
     """Run the branches and join their outputs."""
     needed = _needed(run, state, data)
-    tasks = [
-        asyncio.ensure_future(_branch(run, state, b, data, f"{key}/branch:{b.name}"))
-        for b in state.branches
-    ]
+    branches = (_branch(run, state, b, data, f"{key}/branch:{b.name}") for b in state.branches)
     done_count = 0
-    try:
+    async with scoped(branches) as tasks:  # branches not needed are cancelled on the way out
         pending = set(tasks)
         while pending and done_count < needed:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -76,11 +74,6 @@ async def parallel(
                 if failure is not None:
                     raise run.fault(failure, state.name)
             done_count += len(done)
-    finally:
-        for task in tasks:
-            if not task.done():
-                task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
     out = data
     for task in tasks:
         if task.done() and not task.cancelled() and task.exception() is None:

@@ -5,7 +5,7 @@ and the composite ones: do, for, fork, try.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from tideflow.isotime import format_timestamp
@@ -19,6 +19,7 @@ from tideflow.runtime.dsl1._scope import (
 )
 from tideflow.runtime.dsl1.errors import Raised, matches_filter
 from tideflow.runtime.effects import EventEmit, SleepRequest
+from tideflow.supervise import scoped
 from tideflow.workflow.dsl1.model import Task, thaw
 
 Outcome = tuple[Any, str | None]
@@ -115,24 +116,12 @@ async def run_fork(ex: Executor, task: Task, data: Any, key: str, scope: Scope) 
         output, _ = await ex.run_task(sub, data, f"{key}/branch:{index}", scope)
         return output
 
-    runs = [asyncio.ensure_future(branch(i, b)) for i, b in enumerate(branches)]
-    if not task.get("fork").get("compete", False):
-        try:
+    async with scoped(branch(i, b) for i, b in enumerate(branches)) as runs:
+        if not task.get("fork").get("compete", False):
             return list(await asyncio.gather(*runs)), None
-        finally:
-            await _cancel(runs)
-    try:
         done, _ = await asyncio.wait(runs, return_when=asyncio.FIRST_COMPLETED)
         winner = next(r for r in runs if r in done)  # declaration order breaks ties
         return winner.result(), None
-    finally:
-        await _cancel(runs)
-
-
-async def _cancel(runs: Sequence[asyncio.Future[Any]]) -> None:
-    for pending in runs:
-        pending.cancel()
-    await asyncio.gather(*runs, return_exceptions=True)
 
 
 async def run_try(ex: Executor, task: Task, data: Any, key: str, scope: Scope) -> Outcome:

@@ -43,6 +43,7 @@ from tideflow.runtime.journal import Continue, Control, Finish, Park, Stop
 from tideflow.runtime.result import ContinuedAs, Failed, RunResult, Step, Terminated, WorkflowError
 from tideflow.runtime.state import InstanceState
 from tideflow.runtime.status import InstanceStatus
+from tideflow.supervise import scoped
 from tideflow.workflow.model import Workflow
 
 log = logging.getLogger("tideflow.runtime")
@@ -96,7 +97,7 @@ class InstanceRunner:
         self._stop: str | None = None
         self.stalled = False
         """It stopped on a database error: the runtime hands the instance back for a replay."""
-        self._task: asyncio.Task[RunResult] | None = None
+        self._task: asyncio.Future[RunResult] | None = None
         self._skip = 0
         self._wake: tuple[datetime, str] | None = None
         self._effects: DurableEffects | None = None
@@ -288,37 +289,37 @@ class InstanceRunner:
             return Failed(error=_host_error("definition", str(exc), code="DEFINITION"))
         self._interpreter = interpreter
         effects = self._effects = DurableEffects(self, self.host, journal)
-        deferred = deferring.set(True)  # slow expressions: EvaluationPending, not a blocked loop
-        try:
-            self._task = asyncio.ensure_future(
-                interpreter.run(
-                    self.input,
-                    effects,
-                    instance_id=self.instance_id,
-                    on_step=self.on_step,
-                    on_state=self.on_state,
-                )
+
+        async def deferred_run() -> RunResult:
+            deferring.set(True)  # in the run's own context: slow expressions are pending
+            return await interpreter.run(  # instead of blocking the event loop
+                self.input,
+                effects,
+                instance_id=self.instance_id,
+                on_step=self.on_step,
+                on_state=self.on_state,
             )
-        finally:
-            deferring.reset(deferred)
+
         loop = asyncio.get_running_loop()
-        self._signal = loop.create_future()
-        self._task.add_done_callback(self._poke)
-        while True:
-            # Woken when the run ends or every effect left is parked (no task per wait).
-            await self._signal
-            if self._task.done():
-                break
+        async with scoped([deferred_run()]) as (task,):  # the run ends with this call
+            self._task = task
             self._signal = loop.create_future()
-            if await self._settled():
-                dues = [p.due for p in self._parked if p.due is not None]
-                self._wake = min(dues) if dues else None
-                self.interrupt("park")
-        if self._task.cancelled() or self._stop is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
-            await self._stopped(self._stop or "lost")
-            return None
-        return self._task.result()
+            task.add_done_callback(self._poke)
+            while True:
+                # Woken when the run ends or every effect left is parked (no task per wait).
+                await self._signal
+                if task.done():
+                    break
+                self._signal = loop.create_future()
+                if await self._settled():
+                    dues = [p.due for p in self._parked if p.due is not None]
+                    self._wake = min(dues) if dues else None
+                    self.interrupt("park")
+            if task.cancelled() or self._stop is not None:
+                await asyncio.gather(task, return_exceptions=True)
+                await self._stopped(self._stop or "lost")
+                return None
+            return task.result()
 
     async def _evaluated(self, pending: EvaluationPending) -> bool:
         """Wait (off the event loop) for the expression the run needs, then replay the

@@ -101,7 +101,7 @@ from tideflow.runtime.journal import JournalWriter, NewInstance
 from tideflow.runtime.status import InstanceStatus
 from tideflow.runtime.waits import Answer, WaitDelivery
 from tideflow.runtime.wakeups import WAKE_KIND, TimerLoader, fire_wakeups
-from tideflow.supervise import Supervisor
+from tideflow.supervise import Supervisor, TaskSet
 from tideflow.timer.service import TimerService
 from tideflow.workflow.dsl1 import is_dsl1, load_document
 from tideflow.workflow.loader import build_definition, parse_document
@@ -143,6 +143,7 @@ class Definitions:
             tuple[str, str], asyncio.Future[tuple[Workflow, WorkflowInterpreter]]
         ] = {}
         self._module_dir_cache: dict[str, Path] = {}
+        self._loads = TaskSet("definition load", log, awaited=True)
 
     async def get(self, workflow_id: str, version: str) -> Definition:
         """The workflow model and its interpreter, compiled once per version.
@@ -154,7 +155,7 @@ class Definitions:
         key = (workflow_id, version)
         loading = self._loading.get(key)
         if loading is None:  # one load per version, however many runners ask at once
-            loading = self._loading[key] = asyncio.ensure_future(self._load(*key))
+            loading = self._loading[key] = self._loads.spawn(self._load(*key))
         elif loading.done() and not loading.cancelled() and loading.exception() is None:
             return loading.result()  # the usual case: no shield, no await
         try:
@@ -278,7 +279,8 @@ class DurableRuntime:
         self._emit = emit
         self.on_lifecycle = on_lifecycle
         self._runners: dict[str, InstanceRunner] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet("durable runtime task", log)
+        """The runners' tasks and fire-and-forget calls (``stop()`` waits for them)."""
         self._done: dict[str, list[asyncio.Future[asyncpg.Record | None]]] = {}
         self._definitions = Definitions(
             self.registry,
@@ -325,16 +327,13 @@ class DurableRuntime:
         """Stop: in-memory instances are handed back (runnable) for any process to replay."""
         for runner in list(self._runners.values()):
             runner.interrupt("shutdown")
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=10)
+        await self._tasks.wait(timeout=10)
         self.writer.close()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5):
                 await self.supervisor.wait("journal")  # commits what the runners left
         await self.supervisor.stop()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel()
         try:
             await self.worker.release_all()
         except CONNECTION_ERRORS as exc:
@@ -354,9 +353,7 @@ class DurableRuntime:
             runner.kill()
         self.writer.close()
         await self.supervisor.stop()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel()
         await self._stop_timers()
         if self._own_invoker:
             await self.invoker.aclose()
@@ -613,7 +610,7 @@ class DurableRuntime:
                 log.info("async function call failed: %s", exc)
 
         # Short-lived and tracked (stop() cancels it); guarded() logs its failure.
-        self._track(asyncio.ensure_future(guarded()))
+        self._tasks.spawn(guarded())
 
     async def emit(self, event: dict[str, Any]) -> None:
         """Hand a produced CloudEvent to the sink."""
@@ -680,10 +677,6 @@ class DurableRuntime:
         async with self.pool.acquire() as conn:
             await gateway.drop_waits_under(conn, instance_id, prefix)
 
-    def _track(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     # --- runners -------------------------------------------------------------------
 
     async def _claimed(self, rows: list[InstanceRow]) -> None:
@@ -705,9 +698,8 @@ class DurableRuntime:
         self._runners[row.id] = runner
         # One task per instance, tracked in a set, not supervised: runner.run() handles
         # every failure itself (the instance stops and is replayed), and _ended sees it end.
-        task = asyncio.ensure_future(runner.run())
+        task = self._tasks.spawn(runner.run())
         task.add_done_callback(functools.partial(self._ended, row.id))
-        self._track(task)
 
     def _ended(self, instance_id: str, _task: object = None) -> None:
         runner = self._runners.pop(instance_id, None)

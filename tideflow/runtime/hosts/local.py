@@ -20,6 +20,7 @@ host shares (:mod:`tideflow.runtime.hosts.plumbing`).
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -65,6 +66,7 @@ from tideflow.runtime.hosts.plumbing import (
 )
 from tideflow.runtime.interpreter import Interpreter
 from tideflow.runtime.result import ContinuedAs, Failed, RunResult, Step
+from tideflow.supervise import TaskSet
 from tideflow.workflow.dsl1 import Workflow as Workflow1
 from tideflow.workflow.model import Workflow
 
@@ -245,8 +247,10 @@ class LocalHost:
         self.subflows = SubflowIndex([])
         self._loaded: dict[Path, Workflow] = {}
         self._interpreters: dict[int, WorkflowInterpreter] = {}
-        self._keep: set[asyncio.Task[Any]] = set()
-        self._drop: set[asyncio.Task[Any]] = set()
+        self._keep = TaskSet("background call", logging.getLogger("tideflow.runtime"))
+        """Async calls and ``continue`` sub-flows: awaited before a run returns."""
+        self._drop = TaskSet("background sub-flow", logging.getLogger("tideflow.runtime"))
+        """The other sub-flows: cancelled when the run returns."""
 
     async def run_file(self, path: str | Path, input: Any = None) -> LocalRun:
         """Load the workflow at ``path`` and run one instance with ``input``.
@@ -271,16 +275,13 @@ class LocalHost:
         """
         self.subflows = SubflowIndex([base_dir, *self.options.workflow_dirs])
         self.emitted = []
-        self._keep, self._drop = set(), set()
         instance_id = ids.new_id()
         try:
             result = await self.run_chain(workflow, input, base_dir, instance_id=instance_id)
-            if self._keep:
-                await asyncio.gather(*self._keep, return_exceptions=True)
+            await self._keep.wait()
         finally:
-            for task in self._drop | self._keep:
-                task.cancel()
-            await asyncio.gather(*self._drop, *self._keep, return_exceptions=True)
+            await self._drop.cancel()
+            await self._keep.cancel()
         return LocalRun(result=result, emitted=self.emitted, instance_id=instance_id)
 
     async def aclose(self) -> None:
@@ -318,8 +319,7 @@ class LocalHost:
 
     def start_background(self, awaitable: Awaitable[Any], *, keep: bool) -> None:
         """Run ``awaitable`` on its own; ``keep`` ones are awaited before the run ends."""
-        task = asyncio.ensure_future(awaitable)
-        (self._keep if keep else self._drop).add(task)
+        (self._keep if keep else self._drop).spawn(awaitable)
 
     async def run_chain(
         self,
