@@ -63,7 +63,10 @@ def test_the_index_finds_keys_starts_and_aliases() -> None:
     index = SubscriberIndex()
     index.put("patientVitalsWorkflow", compiled("patientVitalsWorkflow.yaml"))
     event = {"type": "org.monitor.highBodyTemp", "source": "monitoringSource", "patientid": "P1"}
-    assert sorted(index.keys(event), key=len) == [{}, {"patientId": "P1"}]
+    assert sorted(index.keys(event), key=lambda k: len(k[1])) == [
+        ("org.monitor.highBodyTemp", {}),
+        ("org.monitor.highBodyTemp", {"patientId": "P1"}),
+    ]
     assert [s.workflow_id for s in index.starting(event)] == ["patientVitalsWorkflow"]
     assert index.starting({**event, "source": "elsewhere"}) == []
     assert index.aliased(event)["patientId"] == "P1"

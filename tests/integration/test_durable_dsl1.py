@@ -11,8 +11,10 @@ import pytest
 import yaml
 
 from tests.integration.durable_support import Calls, runtime
+from tests.integration.test_correlation import System, running
 from tideflow.deploy import deploy_definition
 from tideflow.errors import AlreadyExists, WorkflowValidationError, format_path
+from tideflow.eventstore.store import DEFAULT_BUS
 from tideflow.runtime.gateway import PostgresRegistry
 from tideflow.runtime.hosts.durable import DurableRuntime, RuntimeOptions
 
@@ -152,3 +154,72 @@ async def test_a_python_call_the_server_policy_refuses_is_a_problem_at_its_path(
         await deploy_definition(PostgresRegistry(pool), SEQ, "application/yaml")
     paths = [format_path(p.path) for p in caught.value.problems if p.severity == "error"]
     assert paths == ["do[0].a.call", "do[1].b.call", "do[2].c.call"]
+
+
+GATHER = """
+document: {dsl: '1.0.3', namespace: test, name: gather, version: '1.0.0'}
+do:
+  - gather:
+      listen:
+        to:
+          any:
+            - with: {type: test.tick, source: /t, data: '${ .keep }'}
+          until: '${ length >= 3 }'
+      output: {as: '{ got: map(.n) }'}
+"""
+
+ANYTHING = """
+document: {dsl: '1.0.3', namespace: test, name: anything, version: '1.0.0'}
+do:
+  - gather:
+      listen:
+        to:
+          any: []
+          until: '${ length >= 2 }'
+        read: envelope
+      output: {as: '{ got: map(.type) }'}
+"""
+
+KEYS = "SELECT count(*) FROM tideflow_correlation_keys WHERE instance_id = $1"
+
+
+def tick(n: int, *, keep: bool = True, kind: str = "test.tick") -> dict[str, Any]:
+    return {"specversion": "1.0", "id": f"{kind}-{n}", "source": "/t", "type": kind,
+            "data": {"n": n, "keep": keep}}  # fmt: skip
+
+
+async def started(system: System, text: str) -> str:
+    """Deploy ``text``, start an instance, return its id once its first wait is indexed."""
+    await store(system.pool, text)
+    doc = yaml.safe_load(text)["document"]
+    row = await system.runtime.start_instance(f"{doc['namespace']}.{doc['name']}", {})
+    assert await system.until(KEYS, 1, row.id) == 1
+    return row.id
+
+
+async def test_a_listen_that_drops_an_event_and_waits_again_misses_none_kept_meanwhile(
+    pg_url: str,
+) -> None:
+    async with running(pg_url) as system:
+        instance_id = await started(system, GATHER)
+        # One append: the first answers the wait, the rest are kept; the second fails
+        # the data filter and is dropped, the listen waits again (twice more) and
+        # each new wait takes the oldest kept event, not all of them at once.
+        events = [tick(1), tick(2, keep=False), tick(3), tick(4), tick(5)]
+        await system.store.append(DEFAULT_BUS, events)
+        done = await system.runtime.wait_for_completion(instance_id, 60)
+        timeline = await system.runtime.instances.timeline(instance_id)
+        pending = await system.count("SELECT count(*) FROM tideflow_correlation_pending")
+    assert done.status == "completed"
+    assert done.output == {"got": [1, 3, 4]}
+    assert [t.step_key for t in timeline if t.kind == "event.dropped"] == ["gather/events:2"]
+    assert pending == 1  # the fifth, for a later wait
+
+
+async def test_an_any_listen_without_filters_takes_events_of_every_type(pg_url: str) -> None:
+    async with running(pg_url) as system:
+        instance_id = await started(system, ANYTHING)
+        await system.store.append(DEFAULT_BUS, [tick(1, kind="test.one"), tick(2, kind="other")])
+        done = await system.runtime.wait_for_completion(instance_id, 60)
+    assert done.status == "completed"
+    assert done.output == {"got": ["test.one", "other"]}

@@ -273,6 +273,10 @@ class KeptEvent:
     """The event's offset on its bus."""
     event: dict[str, Any]
     """The event."""
+    indexed_type: str
+    """The type it was kept under (its own, or ``""`` for waits of any type)."""
+    key: dict[str, str]
+    """The correlation key it was kept under (to keep it again)."""
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> KeptEvent:
@@ -284,6 +288,8 @@ class KeptEvent:
             all_events=row["all_events"],
             offset=row["event_offset"],
             event=loads(row["event"]),
+            indexed_type=row["event_type"],
+            key=loads(row["corr"]),
         )
 
 

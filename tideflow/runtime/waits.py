@@ -246,9 +246,10 @@ def assemble(
 ) -> list[dict[str, Any]] | None:
     """One received event per listed event (in the listed order), or ``None`` if any is missing.
 
-    An event fits a spec when its ``type`` equals the spec's, its ``source``
-    does when the spec names one, and its correlation attributes equal the
-    spec's bound values (a ``null`` value accepts any).
+    An event fits a spec when its ``type`` equals the spec's (any type when
+    the spec's is empty), its ``source`` does when the spec names one, and its
+    correlation attributes equal the spec's bound values (a ``null`` value
+    accepts any).
     """
     used: set[int] = set()
     out: list[dict[str, Any]] = []
@@ -264,7 +265,7 @@ def assemble(
 
 
 def _fits(spec: dict[str, Any], event: dict[str, Any]) -> bool:
-    if event.get("type") != spec["type"]:
+    if spec["type"] and event.get("type") != spec["type"]:  # "": any type (DSL 1.0)
         return False
     if spec.get("source") is not None and event.get("source") != spec["source"]:
         return False

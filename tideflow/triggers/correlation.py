@@ -51,6 +51,7 @@ from tideflow.runtime.waits import NEW_WAIT_CHANNEL, EventWaits, WaitMatch, Wait
 from tideflow.supervise import Supervisor
 from tideflow.triggers.start_sets import DEFAULT_RETENTION, StartSets, Taken
 from tideflow.triggers.workflow_events import (
+    IndexKey,
     StartSpec,
     SubscriberIndex,
     compile_workflow,
@@ -63,6 +64,9 @@ if TYPE_CHECKING:
 __all__ = ["CHANNEL", "SUBSCRIPTION_ID", "WorkflowSubscriber"]
 
 log = logging.getLogger("tideflow.triggers.workflows")
+
+Keyed = tuple[int, Mapping[str, Any], list[IndexKey]]
+"""``(offset, event, the keys it is looked up and kept under)``."""
 
 CHANNEL: Final = NEW_WAIT_CHANNEL
 """NOTIFY channel: payload ``<instance id>\\n<wait key>`` when an instance starts waiting."""
@@ -193,7 +197,7 @@ class WorkflowSubscriber:
                     await self._start(spec, offset, event)
         await asyncio.gather(*exclusive)
         unmatched = await self._resume(batch)
-        unmatched = [u for u in unmatched if u[1].get("type") in self.index.kept]
+        unmatched = [u for u in unmatched if self.index.keeps(u[1])]
         if unmatched:
             await self._keep(unmatched)
         self._batches += 1
@@ -238,7 +242,7 @@ class WorkflowSubscriber:
 
     async def _resume(
         self, batch: Sequence[tuple[int, Mapping[str, Any]]]
-    ) -> list[tuple[int, Mapping[str, Any], list[dict[str, str]]]]:
+    ) -> list[Keyed]:
         """Deliver to the waiting instances; return the events nobody waited for (with keys)."""
         keyed = [(offset, event, self.index.keys(event)) for offset, event in batch]
         keyed = [k for k in keyed if k[2]]
@@ -248,13 +252,11 @@ class WorkflowSubscriber:
         used = await self._deliver(rows, [(k[0], dict(k[1])) for k in keyed])
         return [k for i, k in enumerate(keyed) if i not in used]
 
-    async def _lookup(
-        self, keyed: Sequence[tuple[int, Mapping[str, Any], list[dict[str, str]]]]
-    ) -> list[WaitMatch]:
+    async def _lookup(self, keyed: Sequence[Keyed]) -> list[WaitMatch]:
         found = [
-            (i, str(event.get("type")), key, str(event.get("source") or ""))
+            (i, kind, key, str(event.get("source") or ""))
             for i, (_, event, keys) in enumerate(keyed)
-            for key in keys
+            for kind, key in keys
         ]
         async with self.waits.session() as session:
             return await session.match(found)
@@ -307,22 +309,18 @@ class WorkflowSubscriber:
         if complete is not None:
             await self._answer(wait, complete)
 
-    async def _keep(
-        self, unmatched: Sequence[tuple[int, Mapping[str, Any], list[dict[str, str]]]]
-    ) -> None:
+    async def _keep(self, unmatched: Sequence[Keyed]) -> None:
         """Keep events nobody waited for; then look again (a wait may have committed since)."""
         await self.waits.keep(
             [
-                (str(event.get("type")), key, offset, str(event.get("source") or ""), dict(event))
+                (kind, key, offset, str(event.get("source") or ""), dict(event))
                 for offset, event, keys in unmatched
-                for key in keys
+                for kind, key in keys
             ]
         )
         await self._from_pending(await self._waits_of(unmatched))
 
-    async def _waits_of(
-        self, unmatched: Sequence[tuple[int, Mapping[str, Any], list[dict[str, str]]]]
-    ) -> list[WaitRef]:
+    async def _waits_of(self, unmatched: Sequence[Keyed]) -> list[WaitRef]:
         return [(r.instance_id, r.wait_key) for r in await self._lookup(unmatched)]
 
     # -- new waits ---------------------------------------------------------------
@@ -414,16 +412,28 @@ class WorkflowSubscriber:
         await self.waits.drop_inbox(wait)
 
     async def _from_pending(self, waits: Sequence[WaitRef]) -> None:
-        """Deliver kept events to ``waits`` (those that arrived after each instance started)."""
+        """Deliver kept events to ``waits`` (those that arrived after each instance started).
+
+        A wait takes one kept event (the oldest), or one per event name when it
+        waits for all of them; the others stay kept for the instance's next
+        wait. An event taken for a wait that closed meanwhile is kept again.
+        """
         if not waits:
             return
         taken: set[int] = set()
+        served: set[tuple[WaitRef, str]] = set()
         for kept in await self.waits.kept_for(waits):
-            if kept.offset in taken or not await self.waits.claim_kept(kept.offset):
+            wait = (kept.instance_id, kept.wait_key)
+            slot = (wait, kept.name if kept.all_events else "")
+            if kept.offset in taken or slot in served:
+                continue
+            if not await self.waits.claim_kept(kept.offset):
                 continue
             taken.add(kept.offset)
-            wait = (kept.instance_id, kept.wait_key)
+            served.add(slot)
             if kept.all_events:
                 await self._add_part(wait, kept.name, kept.event)
-            else:
-                await self._answer(wait, [kept.event])
+            elif not await self._answer(wait, [kept.event]):
+                source = str(kept.event.get("source") or "")
+                await self.waits.keep([(kept.indexed_type, kept.key, kept.offset, source,
+                                        kept.event)])  # fmt: skip

@@ -28,7 +28,9 @@ from tideflow.workflow.dsl1 import Workflow as Workflow1
 from tideflow.workflow.model import EventState, SwitchState, Workflow
 
 __all__ = [
+    "ANY_TYPE",
     "EventMatch",
+    "IndexKey",
     "Shape",
     "StartSpec",
     "SubscriberIndex",
@@ -39,6 +41,14 @@ __all__ = [
     "compile_workflow",
     "correlation_key",
 ]
+
+
+ANY_TYPE = ""
+"""The type a wait for events of any type is indexed under (a 1.0 ``any: []`` listen,
+or a filter whose ``type`` is an expression): every event is looked up under it too."""
+
+IndexKey = tuple[str, dict[str, str]]
+"""``(type, correlation key)``: where a waiting instance may be indexed for an event."""
 
 
 def attribute_text(value: Any) -> str:
@@ -244,19 +254,23 @@ def compile_dsl1(workflow: Workflow1) -> WorkflowEvents:
     A filter's shape is its ``type`` and its other plain ``with`` attributes
     (``source`` and ``data`` aside, expressions aside): the names the 1.0
     interpreter puts in its :class:`~tideflow.runtime.effects.EventSpec`
-    correlation. A filter without a plain ``type`` (``any: []``) cannot be
-    indexed: no event reaches it on this host. 1.0 schedules (``schedule.on``)
-    do not start instances yet.
+    correlation. A filter without a plain ``type`` (``any: []``, or a type
+    that is an expression) takes events of every type: its shape's type is
+    :data:`ANY_TYPE`, and the interpreter judges each event. 1.0 schedules
+    (``schedule.on``) start instances through :mod:`tideflow.runtime.start_schedules`.
     """
     shapes: dict[Shape, None] = {}
     for task in tasks(workflow):
         if task.kind != "listen":
             continue
-        for event_filter in _listen_filters(task):
+        filters = _listen_filters(task)
+        if not filters:  # any: [] -- any event
+            shapes[Shape(type=ANY_TYPE, names=())] = None
+        for event_filter in filters:
             attributes = event_filter.get("with") or {}
             kind = attributes.get("type")
             if not isinstance(kind, str) or "${" in kind:
-                continue
+                kind = ANY_TYPE
             names = sorted(
                 str(k) for k, v in attributes.items()
                 if k not in ("type", "source", "data") and not (isinstance(v, str) and "${" in v)
@@ -277,7 +291,8 @@ class SubscriberIndex:
     shapes: dict[str, set[tuple[str, ...]]] = field(default_factory=dict)
     """Event type -> correlation name sets instances may wait with."""
     kept: set[str] = field(default_factory=set)
-    """Event types kept when nobody waits for them yet (see :attr:`WorkflowEvents.kept`)."""
+    """Event types kept when nobody waits for them yet (see :attr:`WorkflowEvents.kept`;
+    :data:`ANY_TYPE`: every event)."""
 
     def put(self, workflow_id: str, events: WorkflowEvents | None) -> None:
         """Set (or with ``None`` drop) one workflow's subscriptions and rebuild the maps."""
@@ -296,14 +311,23 @@ class SubscriberIndex:
         self.shapes = shapes
         self.kept = {t for compiled in self.compiled.values() for t in compiled.kept}
 
-    def keys(self, event: Mapping[str, Any]) -> list[dict[str, str]]:
-        """Every correlation key under which a waiting instance may be indexed for ``event``."""
+    def keys(self, event: Mapping[str, Any]) -> list[IndexKey]:
+        """Every ``(type, key)`` under which a waiting instance may be indexed for ``event``.
+
+        Its own type's shapes, and :data:`ANY_TYPE`'s (waits for any type).
+        """
         found = []
-        for names in self.shapes.get(str(event.get("type")), ()):
-            key = correlation_key(names, event)
-            if key is not None:
-                found.append(key)
+        kind = str(event.get("type"))
+        for indexed in dict.fromkeys((kind, ANY_TYPE)):
+            for names in self.shapes.get(indexed, ()):
+                key = correlation_key(names, event)
+                if key is not None:
+                    found.append((indexed, key))
         return found
+
+    def keeps(self, event: Mapping[str, Any]) -> bool:
+        """Whether ``event`` is kept when nobody waits for it yet."""
+        return str(event.get("type")) in self.kept or ANY_TYPE in self.kept
 
     def aliased(self, event: Mapping[str, Any]) -> dict[str, Any]:
         """``event`` with each correlation attribute also under its definition's name.

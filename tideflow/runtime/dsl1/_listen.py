@@ -90,7 +90,8 @@ class _Listen:
 
     def _matches(self, event_filter: Mapping[str, Any], event: dict[str, Any]) -> bool:
         attributes = event_filter.get("with") or {}
-        if attributes.get("type") not in (None, event.get("type")):
+        kind = attributes.get("type")
+        if isinstance(kind, str) and not is_expression(kind) and kind != event.get("type"):
             return False
         for name, value in attributes.items():
             if isinstance(value, str) and is_expression(value):
