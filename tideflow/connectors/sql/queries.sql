@@ -1,4 +1,4 @@
--- Connectors (tideflow/connectors; migration 0011_connectors), used by
+-- Connectors (tideflow/connectors; migration 0012_connectors), used by
 -- PostgresConnectors (tideflow/connectors/gateway.py).
 
 -- insert_connector --
