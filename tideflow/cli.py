@@ -9,6 +9,7 @@ assembles them.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -44,9 +45,20 @@ def _root(
             "--version", callback=_version_callback, is_eager=True, help="Print the version."
         ),
     ] = False,
+    ca_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--ca-cert",
+            envvar="TIDEFLOW_CA_CERT",
+            metavar="PEM",
+            help="Trust an https:// server whose certificate this authority (or self-signed "
+            "certificate) issued, instead of the system's authorities.",
+        ),
+    ] = None,
 ) -> None:
     """Tideflow: Serverless Workflow engine on PostgreSQL."""
     CliState.verbose = verbose
+    CliState.ca_cert = ca_cert
 
 
 app.command()(local.validate)

@@ -7,7 +7,9 @@ wrong, built from the server's ``{type, title, detail, path}`` body.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
@@ -21,11 +23,28 @@ DEFAULT_SERVER: Final = "http://127.0.0.1:8080"
 TAIL_WAIT_SECONDS: Final = 30.0
 
 
+def trusting(ca_cert: Path | None) -> ssl.SSLContext | bool:
+    """How HTTPS servers are verified: against ``ca_cert`` (PEM) and no other
+    authority when given, else against the system's authorities.
+
+    Raises:
+        TideflowError: ``ca_cert`` cannot be read as PEM certificates.
+    """
+    if ca_cert is None:
+        return True
+    try:
+        return ssl.create_default_context(cafile=ca_cert)
+    except (OSError, ssl.SSLError) as exc:
+        raise TideflowError(f"--ca-cert / TIDEFLOW_CA_CERT {ca_cert}: {exc}") from None
+
+
 class ApiClient:
     """Talks to one Tideflow server.
 
     Use as ``async with ApiClient(url, token=...) as client: ...``; the
-    token is sent as ``Authorization: Bearer …`` with every request.
+    token is sent as ``Authorization: Bearer …`` with every request. An
+    ``https://`` server is verified against ``ca_cert`` when given (a
+    private or self-signed authority), else the system's authorities.
     """
 
     def __init__(
@@ -35,11 +54,16 @@ class ApiClient:
         timeout: float = TAIL_WAIT_SECONDS + 30,
         transport: httpx.AsyncBaseTransport | None = None,
         token: str | None = None,
+        ca_cert: Path | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         headers = {"authorization": f"Bearer {token}"} if token else None
         self._http = httpx.AsyncClient(
-            base_url=self.base_url, timeout=timeout, transport=transport, headers=headers
+            base_url=self.base_url,
+            timeout=timeout,
+            transport=transport,
+            headers=headers,
+            verify=trusting(ca_cert),
         )
 
     async def __aenter__(self) -> ApiClient:

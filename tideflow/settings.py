@@ -68,6 +68,9 @@ class Settings:
         rate_limit: Requests each token may make, ``N/s``, ``N/m`` or ``N/h``,
             unless it has its own rate (``--rate-limit``, ``TIDEFLOW_RATE_LIMIT``;
             ``None``: unlimited). Counted per ``tideflow serve`` process.
+        tls_cert: The server's certificate chain, PEM (``--tls-cert``,
+            ``TIDEFLOW_TLS_CERT``): with ``tls_key``, ``tideflow serve`` speaks HTTPS only.
+        tls_key: Its private key, PEM (``--tls-key``, ``TIDEFLOW_TLS_KEY``).
     """
 
     database_url: str | None = None
@@ -93,6 +96,8 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()
     token_cache_seconds: float = 5.0
     rate_limit: str | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -142,11 +147,16 @@ _NUMBERS: dict[str, tuple[str, type[int] | type[float]]] = {
 
 
 def _access_from_env(settings: Settings, env: Mapping[str, str]) -> Settings:
-    """``TIDEFLOW_INSECURE_LOCAL``, ``TIDEFLOW_ALLOWED_HOSTS`` and ``TIDEFLOW_RATE_LIMIT``."""
+    """``TIDEFLOW_INSECURE_LOCAL``, ``TIDEFLOW_ALLOWED_HOSTS``, ``TIDEFLOW_RATE_LIMIT``
+    and ``TIDEFLOW_TLS_CERT``/``TIDEFLOW_TLS_KEY``."""
     if insecure := env.get("TIDEFLOW_INSECURE_LOCAL"):
         settings = replace(settings, insecure_local=insecure.lower() in ("1", "true", "yes"))
     if rate := env.get("TIDEFLOW_RATE_LIMIT"):
         settings = replace(settings, rate_limit=rate)
+    if cert := env.get("TIDEFLOW_TLS_CERT"):
+        settings = replace(settings, tls_cert=Path(cert))
+    if key := env.get("TIDEFLOW_TLS_KEY"):
+        settings = replace(settings, tls_key=Path(key))
     if hosts := env.get("TIDEFLOW_ALLOWED_HOSTS"):
         names = tuple(name.strip() for name in hosts.split(",") if name.strip())
         settings = replace(settings, allowed_hosts=names)

@@ -26,10 +26,14 @@ EXAMPLES = ROOT / "examples" / "workflows"
 
 
 def cli(
-    *args: str, server: str, home: Path | None = None, token: str | None = None
+    *args: str,
+    server: str,
+    home: Path | None = None,
+    token: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """The CLI as a user runs it (TIDEFLOW_HOME and TIDEFLOW_TOKEN only as given)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TIDEFLOW_")}
+    """The CLI as a user runs it (TIDEFLOW_HOME, TIDEFLOW_TOKEN and ``env`` only as given)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIDEFLOW_")} | (env or {})
     env["TIDEFLOW_HOME"] = str(home or ROOT / "no-such-home")
     if token is not None:
         env["TIDEFLOW_TOKEN"] = token

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -42,6 +43,7 @@ class Served:
     log: Path
     token: str = ""
     home: Path | None = None
+    verify: ssl.SSLContext | bool = True
 
     @property
     def auth(self) -> dict[str, str]:
@@ -50,24 +52,30 @@ class Served:
 
     def client(self, timeout: float = 30) -> httpx.Client:
         """An httpx client on the server's URL that sends its token."""
-        return httpx.Client(base_url=self.url, timeout=timeout, headers=self.auth)
+        return httpx.Client(
+            base_url=self.url, timeout=timeout, headers=self.auth, verify=self.verify
+        )
 
     def async_client(self, timeout: float = 30) -> httpx.AsyncClient:
         """An async httpx client on the server's URL that sends its token."""
-        return httpx.AsyncClient(base_url=self.url, timeout=timeout, headers=self.auth)
+        return httpx.AsyncClient(
+            base_url=self.url, timeout=timeout, headers=self.auth, verify=self.verify
+        )
 
     def output(self) -> str:
         """What the server printed so far."""
         return self.log.read_text(errors="replace")
 
 
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+def _wait_healthy(
+    url: str, process: subprocess.Popen[bytes], log: Path, verify: ssl.SSLContext | bool = True
+) -> None:
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"tideflow serve exited {process.returncode}:\n{log.read_text()}")
         try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+            if httpx.get(f"{url}/healthz", timeout=2, verify=verify).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -100,13 +108,18 @@ def auth_for(url: str) -> dict[str, str]:
 
 @contextmanager
 def serve_process(
-    database_url: str, home: Path, *args: str, token: str | None = None
+    database_url: str,
+    home: Path,
+    *args: str,
+    token: str | None = None,
+    ca_cert: Path | None = None,
 ) -> Iterator[Served]:
     """Run ``tideflow serve ARGS`` against ``database_url`` until the block ends.
 
     ``token`` is for a server whose database already has tokens made by a
     server with another home; by default the first admin token saved in
-    ``home`` is used.
+    ``home`` is used. ``ca_cert``: the server speaks HTTPS (``--tls-cert`` in
+    ``args``) with a certificate this authority (or self-signed one) issued.
     """
     port = free_port()
     env = {**os.environ, "TIDEFLOW_DATABASE_URL": database_url, "TIDEFLOW_HOME": str(home)}
@@ -116,10 +129,11 @@ def serve_process(
     command = [sys.executable, "-m", "tideflow.cli", "serve", "--port", str(port), *args]
     with log.open("wb") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if ca_cert else 'http'}://127.0.0.1:{port}"
+    verify = ssl.create_default_context(cafile=ca_cert) if ca_cert else True
     try:
-        _wait_healthy(url, process, log)
-        served = Served(url, process, log, token or read_token_file(home) or "", home)
+        _wait_healthy(url, process, log, verify)
+        served = Served(url, process, log, token or read_token_file(home) or "", home, verify)
         _TOKENS[url] = served.token
         yield served
     finally:

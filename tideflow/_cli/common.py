@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -18,6 +19,7 @@ class CliState:
 
     verbose = False
     token: str | None = None
+    ca_cert: Path | None = None
 
 
 def fail(message: str, *, code: int = 1, exc: BaseException | None = None) -> typer.Exit:
@@ -78,7 +80,9 @@ def call_api(server: str, action: Any) -> Any:
     from tideflow.client import ApiClient
 
     async def go() -> Any:
-        async with ApiClient(server, token=token_for(server)) as client:
+        async with ApiClient(
+            server, token=token_for(server), ca_cert=CliState.ca_cert
+        ) as client:
             return await action(client)
 
     try:

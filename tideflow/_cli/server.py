@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -88,6 +89,20 @@ def serve(
             "rate; 429 with Retry-After past it (default: TIDEFLOW_RATE_LIMIT, else unlimited).",
         ),
     ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-cert",
+            metavar="PEM",
+            help="Serve HTTPS with this certificate chain (with --tls-key; TIDEFLOW_TLS_CERT).",
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-key", metavar="PEM", help="The certificate's private key (TIDEFLOW_TLS_KEY)."
+        ),
+    ] = None,
 ) -> None:
     """Serve everything in one process: API, event store, subscriptions, timers, runtime.
 
@@ -98,7 +113,6 @@ def serve(
     unless --insecure-local is given on a loopback address.
     """
     from dataclasses import replace
-    from pathlib import Path
 
     from tideflow.runtime.hosts.local import load_functions_file
     from tideflow.serve import SystemOptions, open_system_with
@@ -129,6 +143,7 @@ def serve(
     settings = _with_python_modules(settings, allow_python or [])
     settings = _with_access(settings, insecure_local, allow_host or [])
     settings = _with_rate_limit(settings, rate_limit)
+    settings = _with_tls(settings, tls_cert, tls_key)
     out_console.print(f"tideflow {__version__}: data in {describe_database(settings)}")
     run_server(settings, open_system_with(system))
 
@@ -187,6 +202,22 @@ def _with_access(settings: Any, insecure_local: bool, hosts: list[str]) -> Any:
         )
     hosts = [*settings.allowed_hosts, *hosts]
     return replace(settings, insecure_local=insecure, allowed_hosts=tuple(hosts))
+
+
+def _with_tls(settings: Any, cert: Path | None, key: Path | None) -> Any:
+    """``settings`` with ``--tls-cert``/``--tls-key``; exit 2 unless they make a usable pair."""
+    from dataclasses import replace
+
+    from tideflow.api.server import check_tls
+
+    settings = replace(
+        settings, tls_cert=cert or settings.tls_cert, tls_key=key or settings.tls_key
+    )
+    try:
+        check_tls(settings)
+    except TideflowError as exc:
+        raise fail(str(exc), code=2) from None
+    return settings
 
 
 def _with_rate_limit(settings: Any, rate_limit: str | None) -> Any:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import ssl
 
 import uvicorn
 
 from tideflow.api.app import create_app
 from tideflow.api.services import ServicesOpener
 from tideflow.db import redact
+from tideflow.errors import ConfigurationError
 from tideflow.settings import Settings
 
 
@@ -20,6 +22,29 @@ def describe_database(settings: Settings) -> str:
     return f"PostgreSQL at {redact(settings.database_url)}"
 
 
+def check_tls(settings: Settings) -> None:
+    """Check ``--tls-cert``/``--tls-key`` before anything starts: both or neither,
+    readable, PEM, and the key the certificate's.
+
+    Raises:
+        ConfigurationError: They are not, with what is wrong.
+    """
+    cert, key = settings.tls_cert, settings.tls_key
+    if cert is None and key is None:
+        return
+    if cert is None or key is None:
+        raise ConfigurationError("--tls-cert and --tls-key go together: give both or neither")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except FileNotFoundError as exc:
+        raise ConfigurationError(f"TLS: no such file: {exc.filename}") from None
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigurationError(
+            f"TLS: cannot use certificate {cert} with key {key}: {exc}"
+        ) from None
+
+
 def run_server(
     settings: Settings, open_services: ServicesOpener, *, log_level: str = "info"
 ) -> None:
@@ -27,7 +52,9 @@ def run_server(
 
     uvicorn picks uvloop and httptools when they are installed (the fast path).
     ``open_services`` opens what the routes use (``tideflow serve``: the whole
-    system, :func:`tideflow.serve.open_system_with` its flags).
+    system, :func:`tideflow.serve.open_system_with` its flags). With
+    ``settings.tls_cert`` and ``tls_key`` it speaks HTTPS (checked first with
+    :func:`check_tls`).
     """
     app = create_app(settings, open_services)
     _log_like_uvicorn(log_level)
@@ -35,6 +62,8 @@ def run_server(
         app,
         host=settings.host,
         port=settings.port,
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
         http="httptools" if importlib.util.find_spec("httptools") else "h11",
         ws="none",
