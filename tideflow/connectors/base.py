@@ -83,7 +83,8 @@ class Sink(Protocol):
 
 
 SourceFactory = Callable[[SourceContext], Source]
-SinkFactory = Callable[[Mapping[str, Any]], Sink]
+SinkFactory = Callable[[str, Mapping[str, Any]], Sink]
+"""``make_sink(connector name, resolved config)``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -223,6 +223,6 @@ def make_source(context: SourceContext) -> TableSource:
     return TableSource(context)
 
 
-def make_sink(config: Mapping[str, Any]) -> TableSink:
+def make_sink(name: str, config: Mapping[str, Any]) -> TableSink:
     """The sink of a ``postgres`` connector."""
     return TableSink(config)

@@ -287,7 +287,7 @@ class SinkRunner:
             return sink
         async with self._connecting:
             if self._sink is None:
-                fresh = self._make(self._resolve())
+                fresh = self._make(self.name, self._resolve())
                 await fresh.open()
                 self._sink = fresh
                 self.activity.connected = True

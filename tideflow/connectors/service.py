@@ -32,7 +32,6 @@ from tideflow.connectors.base import (
 from tideflow.connectors.gateway import PostgresConnectors
 from tideflow.connectors.mapping import DEFAULT_ROW, MessageMapping, RecordMapping
 from tideflow.connectors.runners import Activity, SinkRunner, SourceRunner
-from tideflow.connectors.secret_refs import resolve_config
 from tideflow.connectors.spec import (
     Connector,
     ConnectorKind,
@@ -47,6 +46,7 @@ from tideflow.errors import (
 )
 from tideflow.eventstore.store import EventStore
 from tideflow.ids import new_id
+from tideflow.secrets import SecretSource, resolve_refs
 from tideflow.supervise import Backoff, Supervisor
 from tideflow.triggers.dispatcher import Dispatcher
 
@@ -341,7 +341,7 @@ class ConnectorService:
                 return
             context = SourceContext(
                 name=name,
-                config=resolve_config(config, self._secrets_file),
+                config=self._resolve(config),
                 position=current.position,
                 clock=self.clock,
                 scheduled=scheduled,
@@ -366,6 +366,18 @@ class ConnectorService:
 
         self.tasks.spawn(f"source:{name}", run)
 
+    def _resolve(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """``config`` with its secret references replaced by their values (looked up now,
+        never stored).
+
+        Raises:
+            ConfigurationError: A referenced secret is found nowhere (naming it).
+        """
+        resolved: dict[str, Any] = resolve_refs(
+            dict(config), SecretSource(file=self._secrets_file).value
+        )
+        return resolved
+
     def _sink_runner(self, spec: ConnectorSpec, activity: Activity) -> SinkRunner:
         name = spec.name
 
@@ -383,7 +395,7 @@ class ConnectorService:
         runner = SinkRunner(
             name=name,
             make=sink_factory(spec.type),
-            resolve=lambda: resolve_config(spec.config, self._secrets_file),
+            resolve=lambda: self._resolve(spec.config),
             mapping=MessageMapping(spec.mapping, DEFAULT_ROW if spec.type == "postgres" else None),
             supervisor=self.tasks,
             clock=self.clock,

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 from tideflow.errors import ExpressionError, InvalidArgument, InvalidFilter, format_path
 from tideflow.eventstore.store import check_bus_name
 from tideflow.isotime import format_timestamp
+from tideflow.secrets.refs import is_secret_ref, ref_names
 from tideflow.triggers.subscriptions import parse_spec
 
 _NAME: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
@@ -215,12 +216,7 @@ def redact_url_password(url: str) -> str:
 
 def is_secret_reference(value: Any) -> bool:
     """True for ``{"secret": "NAME"}``."""
-    return (
-        isinstance(value, Mapping)
-        and set(value) == {"secret"}
-        and isinstance(value["secret"], str)
-        and bool(value["secret"])
-    )
+    return is_secret_ref(value)
 
 
 # --- validation ----------------------------------------------------------------------
@@ -314,6 +310,7 @@ def _config(kind: ConnectorKind, kind_type: str, value: Any) -> dict[str, Any]:
                 f"config.{key} is required for a {kind_type} {kind.value}",
                 argument=f"config.{key}",
             )
+    ref_names(dict(value), "config")  # every reference names a valid secret
     for key, item in value.items():
         _check_value(key, item)
         if isinstance(item, Mapping) and not is_secret_reference(item):
