@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["dumps", "dumps_bytes", "loads"]
+__all__ = ["dumps", "dumps_bytes", "dumps_standard", "loads"]
 
 _LONG_DIGITS = re.compile(rb"\d{19}")  # an integer that may not fit in 64 bits
 _LONG_DIGITS_TEXT = re.compile(r"\d{19}")
@@ -33,7 +33,24 @@ def dumps_bytes(value: Any, option: int = 0) -> bytes:
     except orjson.JSONEncodeError as exc:
         if "64-bit" not in str(exc):  # anything else the standard library refuses too
             raise
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    return dumps_standard(value)
+
+
+def dumps_standard(value: Any) -> bytes:
+    """Compact JSON by the standard library: exact for big integers and able to nest
+    deeper than orjson (about 250), slower. (Writers of values that entered under the
+    value limits never need the depth; an answer showing an event stored before them does.)
+
+    Raises:
+        TypeError: A value JSON cannot represent.
+        ValueError: ``NaN`` or an infinity, or nested deeper than Python recursion goes.
+    """
+    try:
+        return json.dumps(
+            value, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        ).encode()
+    except RecursionError:
+        raise ValueError("nested too deep to write") from None
 
 
 def dumps(value: Any, option: int = 0) -> str:

@@ -21,10 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tideflow.errors import PathPart, ValueLimitExceeded
+from tideflow.errors import ConfigurationError, PathPart, ValueLimitExceeded
 from tideflow.settings import Settings
 
 __all__ = [
+    "MAX_VALUE_DEPTH",
     "Limits",
     "check_definition",
     "check_value",
@@ -54,9 +55,23 @@ class Limits:
 
 _current = Limits()
 
+MAX_VALUE_DEPTH = 200
+"""The highest depth limit a server accepts: orjson, which writes the journal, the
+inboxes and the answers, refuses values nested deeper than 254, and a value sits a
+few levels deep inside what is written (an event in a batch in a journal entry)."""
+
 
 def from_settings(settings: Settings) -> Limits:
-    """The limits the settings ask for (``TIDEFLOW_*_LIMIT``)."""
+    """The limits the settings ask for (``TIDEFLOW_*_LIMIT``).
+
+    Raises:
+        ConfigurationError: A depth limit above :data:`MAX_VALUE_DEPTH`.
+    """
+    if not 1 <= settings.value_depth_limit <= MAX_VALUE_DEPTH:
+        raise ConfigurationError(
+            f"TIDEFLOW_VALUE_DEPTH_LIMIT must be between 1 and {MAX_VALUE_DEPTH} "
+            f"(values nested deeper cannot be written), not {settings.value_depth_limit}"
+        )
     return Limits(
         value_depth=settings.value_depth_limit,
         value_bytes=settings.value_bytes_limit,

@@ -16,10 +16,12 @@ from functools import partial
 from typing import Any
 
 import asyncpg
+import orjson
 import pytest
 
 from tests.support.sink import HANG, HOLD, Sink, running_sink
-from tideflow import expression_budget
+from tideflow import expression_budget, limits
+from tideflow.errors import BusNotFound
 from tideflow.eventstore.gateway import PostgresEventStore
 from tideflow.expression_budget import Budget
 from tideflow.testing import ManualClock
@@ -446,6 +448,84 @@ async def test_internal_consumer_gets_batches_and_commits_after_return(system: S
     await system.store.append("orders", [ev(4)])
     again = await system.dispatcher.attach("wf:test", "orders", consume)
     assert again.committed_offset == 3  # continues where it stopped
+
+
+async def test_a_poisoned_event_is_dead_lettered_after_the_attempts_and_the_rest_go_on(
+    system: System,
+) -> None:
+    tried: list[list[int]] = []
+
+    async def consume(batch: list[tuple[int, Any]]) -> None:
+        tried.append([offset for offset, _ in batch])
+        if any(event["id"] == "e-2" for _, event in batch):
+            raise RuntimeError("consumer failed on purpose")
+
+    await system.store.append("orders", [ev(1), ev(2), ev(3)])
+    await system.dispatcher.attach("wf:test", "orders", consume, start="earliest")
+    sub = await _settled(system, "wf:test", 3)
+    # the batch twice, then one event at a time: e-2 the delivery policy's 1 + 3 retries
+    assert tried == [[1, 2, 3], [1, 2, 3], [1], [2], [2], [2], [2], [3]]
+    assert (sub.delivered, sub.failed, sub.dead_lettered) == (2, 6, 1)
+    [letter] = await system.store.read("orders.deadletter")
+    assert letter.event["deadletterid"] == "e-2"
+    assert letter.event["data"] == {"n": 2}
+    assert letter.event[REASON_ATTRIBUTE] == (
+        "RuntimeError: consumer failed on purpose after 4 attempts"
+    )
+    await system.store.append("orders", [ev(4)])  # later events are consumed as before
+    await _settled(system, "wf:test", 4)
+    assert tried[-1] == [4]
+
+
+async def test_an_event_beyond_the_value_limits_is_dead_lettered_at_once_without_its_data(
+    system: System,
+) -> None:
+    """An event stored before the depth limit (here: under a higher one) that no writer
+    can handle: not retried, since it would fail the same way every time."""
+    deep: Any = []
+    for _ in range(300):
+        deep = [deep]
+    limits.configure(limits.Limits(value_depth=1000))
+    try:
+        await system.store.append("orders", [{**ev(1), "data": deep}])
+    finally:
+        limits.configure(limits.Limits())
+    tried: list[int] = []
+
+    async def consume(batch: list[tuple[int, Any]]) -> None:
+        tried.extend(offset for offset, _ in batch)
+        orjson.dumps([event for _, event in batch])  # refuses nesting past 254, as writers do
+
+    await system.store.append("orders", [ev(2)])
+    await system.dispatcher.attach("wf:test", "orders", consume, start="earliest")
+    await _settled(system, "wf:test", 2)
+    assert tried == [1, 2, 1, 2, 1, 2]  # the batch twice, then each event once
+    [letter] = await system.store.read("orders.deadletter")
+    assert "data" not in letter.event
+    assert letter.event[REASON_ATTRIBUTE].startswith(
+        "VALUE_DEPTH_LIMIT: the event is nested deeper than 128 (not retried"
+    )
+    assert "data dropped: VALUE_DEPTH_LIMIT" in letter.event[REASON_ATTRIBUTE]
+
+
+async def test_a_consumer_failing_on_the_database_is_retried_past_the_attempts(
+    system: System,
+) -> None:
+    failures = [8]
+    seen: list[int] = []
+
+    async def consume(batch: list[tuple[int, Any]]) -> None:
+        if failures[0]:
+            failures[0] -= 1
+            raise ConnectionRefusedError("the database is away")
+        seen.extend(offset for offset, _ in batch)
+
+    await system.store.append("orders", [ev(1)])
+    await system.dispatcher.attach("wf:test", "orders", consume, start="earliest")
+    sub = await _settled(system, "wf:test", 1)
+    assert (seen, sub.dead_lettered) == ([1], 0)
+    with pytest.raises(BusNotFound):  # nothing was ever dead-lettered
+        await system.store.read("orders.deadletter")
 
 
 def _received(sink: Sink, count: int) -> bool:

@@ -133,12 +133,17 @@ def serve(
     )
 
     from tideflow.api.server import describe_database, run_server
+    from tideflow.limits import from_settings
     from tideflow.settings import Settings
 
     try:
         settings = Settings.from_env()
     except ValueError as exc:
         raise fail(f"invalid TIDEFLOW_* setting: {exc}", exc=exc) from None
+    try:
+        from_settings(settings)  # a limit no writer can honour: refused before anything starts
+    except TideflowError as exc:
+        raise fail(str(exc), code=2) from None
     settings = replace(settings, host=host or settings.host, port=port or settings.port)
     settings = _with_python_modules(settings, allow_python or [])
     settings = _with_access(settings, insecure_local, allow_host or [])

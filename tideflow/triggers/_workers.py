@@ -30,18 +30,24 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import asyncpg
+
+from tideflow import limits
 from tideflow.clock import Clock
 from tideflow.errors import (
     BusNotFound,
     EventNotFound,
+    EventRejected,
     ExpressionError,
     ExpressionLimitExceeded,
+    StoreError,
     TideflowError,
+    ValueLimitExceeded,
 )
 from tideflow.eventstore.store import EventStore, StoredEvent
 from tideflow.notify import Waiters
 from tideflow.supervise import Supervisor, TaskSet, first_done
-from tideflow.triggers.delivery import Attempt, HttpSender, dead_letter
+from tideflow.triggers.delivery import Attempt, HttpSender, dead_letter, without_data
 from tideflow.triggers.filters import CompiledFilters
 from tideflow.triggers.gateway import Progress
 from tideflow.triggers.subscriptions import Subscription
@@ -49,10 +55,23 @@ from tideflow.triggers.transform import Transform, transform_error, transform_or
 
 log = logging.getLogger("tideflow.triggers")
 
+_OUTAGE: tuple[type[BaseException], ...] = (
+    StoreError,
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+)
+"""What a consumer raises while the database is away or restarting: its batch is
+retried until the database answers, never dead-lettered (no event is at fault)."""
+
 Batch = list[tuple[int, Mapping[str, Any]]]
 Consumer = Callable[[Batch], Awaitable[None]]
 """An in-process consumer: gets matching events as ``(offset, event)`` in offset order and
-returns once they are processed; the offset is committed only then. Raising retries the batch."""
+returns once they are processed; the offset is committed only then. Raising retries the batch
+(while the database is away, until it answers); an event that keeps failing for a reason of its
+own is dead-lettered after the subscription's attempts (:meth:`ConsumerWorker._consume`)."""
 Deliver = Callable[[Mapping[str, Any]], Awaitable[Attempt]]
 """Delivers one (transformed) event somewhere other than an HTTP sink (a connector's sink):
 the attempt's result says whether it is retried or dead-lettered, as for HTTP."""
@@ -196,6 +215,29 @@ class SubscriptionWorker:
         # pending and is tried again); the set logs the rest.
         self._tasks.spawn(work)
 
+    async def _dead_letter(self, offset: int, event: Mapping[str, Any], reason: str) -> None:
+        """Append ``event`` to the dead-letter bus with ``reason`` (until the database takes it);
+        an event the store refuses (beyond today's value limits) goes without its data."""
+        letter = dead_letter(event, reason, subscription_id=self.id, offset=offset)
+        while True:
+            try:
+                await self.services.dead_letter(self.subscription.spec.dead_letter_bus, letter)
+                break
+            except EventRejected as exc:  # beyond a value limit (stored before it): no data
+                if "data" not in letter and "data_base64" not in letter:
+                    log.error(
+                        "subscription %s: offset %d cannot be dead-lettered: %s",
+                        self.id,
+                        offset,
+                        exc.reason,
+                    )
+                    break
+                letter = without_data(letter, exc.reason)
+            except TideflowError as exc:  # the database is down: the event stays pending
+                log.warning("subscription %s: dead-lettering failed, retrying: %s", self.id, exc)
+                await self.services.clock.sleep(1.0)
+        self.tracker.dead_lettered += 1
+
     async def close(self) -> None:
         """Cancel the work in flight (it stays uncommitted, so it is redone later)."""
         await self._tasks.cancel()
@@ -324,6 +366,7 @@ class DeliveryWorker(SubscriptionWorker):
                 return
             except ExpressionError as exc:
                 await self._dead_letter(offset, event, transform_error(exc))
+                self._finish(offset)
                 return
             if transformed is None:
                 self._finish(offset)
@@ -359,17 +402,6 @@ class DeliveryWorker(SubscriptionWorker):
             return
         tries = f"after {attempt} attempts" if attempt > 1 else "on the first attempt"
         await self._dead_letter(offset, event, f"{result.reason} {tries}")
-
-    async def _dead_letter(self, offset: int, event: Mapping[str, Any], reason: str) -> None:
-        letter = dead_letter(event, reason, subscription_id=self.id, offset=offset)
-        while True:
-            try:
-                await self.services.dead_letter(self.subscription.spec.dead_letter_bus, letter)
-                break
-            except TideflowError as exc:  # the database is down: the event stays pending
-                log.warning("subscription %s: dead-lettering failed, retrying: %s", self.id, exc)
-                await self.services.clock.sleep(1.0)
-        self.tracker.dead_lettered += 1
         self._finish(offset)
 
     def _finish(self, offset: int) -> None:
@@ -422,22 +454,71 @@ class ConsumerWorker(SubscriptionWorker):
         self._spawn(self._consume(batch))
 
     async def _consume(self, batch: Batch) -> None:
-        failures = 0
-        while True:
-            try:
-                await self.consumer(batch)
-                break
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                failures += 1
-                self.tracker.failed += 1
-                log.exception("subscription %s: consumer failed (%d), retrying", self.id, failures)
-                await self.services.clock.sleep(min(60.0, self.retry_delay * 2 ** (failures - 1)))
-        self.tracker.delivered += len(batch)
+        """Hand ``batch`` over until it is consumed; a poisoned event is dead-lettered.
+
+        A batch that fails twice for a reason of its own (not the database being
+        away) is handed over again one event at a time; an event that fails every
+        attempt of the subscription's delivery policy (``retry`` + 1) is
+        dead-lettered, and the events after it go on.
+        """
+        attempts = self.subscription.spec.delivery.retry + 1
+        if len(batch) > 1 and await self._attempt(batch, attempts=2) is None:
+            consumed = len(batch)
+        else:  # one at a time: which event is poisoned?
+            consumed = 0
+            for one in batch:
+                reason = await self._attempt([one], attempts=attempts)
+                if reason is None:
+                    consumed += 1
+                else:
+                    await self._dead_letter(*one, reason)
+        self.tracker.delivered += consumed
         self._busy = False
         self.tracker.finish(batch[0][0])
         self._wake.set()
+
+    async def _attempt(self, batch: Batch, *, attempts: int) -> str | None:
+        """Hand ``batch`` to the consumer until it returns (``None``) or has failed
+        ``attempts`` times for a reason of its own (the last reason). A database that
+        is away is waited for, however long: no event is at fault for it."""
+        failures = outages = 0
+        while True:
+            try:
+                await self.consumer(batch)
+                return None
+            except asyncio.CancelledError:
+                raise
+            except _OUTAGE as exc:
+                outages += 1
+                log.warning("subscription %s: consumer failed, retrying: %s", self.id, exc)
+                await self.services.clock.sleep(min(60.0, self.retry_delay * 2 ** (outages - 1)))
+            except Exception as exc:
+                failures += 1
+                self.tracker.failed += 1
+                log.exception(
+                    "subscription %s: consumer failed on offsets %d-%d (%d of %d)",
+                    self.id,
+                    batch[0][0],
+                    batch[-1][0],
+                    failures,
+                    attempts,
+                )
+                if len(batch) == 1 and (beyond := _beyond_limits(batch[0][1])) is not None:
+                    return f"{beyond} (not retried: it always will be)"
+                if failures >= attempts:
+                    tries = f"after {attempts} attempts" if attempts > 1 else "on the first attempt"
+                    return f"{type(exc).__name__}: {exc} {tries}"
+                await self.services.clock.sleep(min(60.0, self.retry_delay * 2 ** (failures - 1)))
+
+
+def _beyond_limits(event: Mapping[str, Any]) -> str | None:
+    """Why ``event`` is beyond today's value limits (stored before them, or under higher
+    ones), if it is: the reason a consumer fails on it, and will every time."""
+    try:
+        limits.check_value(event, "the event")
+    except ValueLimitExceeded as exc:
+        return exc.message
+    return None
 
 
 class BusReader:

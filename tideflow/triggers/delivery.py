@@ -11,7 +11,9 @@ in ``ce-*`` headers, the data as the body with ``Content-Type`` set to its
 
 A dead-lettered event is the original event plus the extension attributes
 ``deadletterreason`` (why), ``deadlettersub`` (whose), ``deadletteroffset``
-(where it was in its bus) and ``deadletterid`` (its own ``id``). Its ``id``
+(where it was in its bus) and ``deadletterid`` (its own ``id``); an event the
+store no longer takes as it is (beyond a value limit) is dead-lettered without
+its data, the reason saying so. Its ``id``
 becomes ``<subscription id>:<original id>``: the event store deduplicates by
 ``source`` and ``id``, and two subscriptions sharing a dead-letter bus must
 each keep their letter (the same subscription dead-lettering an event twice,
@@ -75,6 +77,19 @@ def dead_letter(
     out[REASON_ATTRIBUTE] = reason[:_MAX_REASON]
     out[SUBSCRIPTION_ATTRIBUTE] = subscription_id
     out[OFFSET_ATTRIBUTE] = offset
+    return out
+
+
+def without_data(letter: Mapping[str, Any], why: str) -> dict[str, Any]:
+    """A dead letter whose data the store refuses (``why``), kept without it.
+
+    An event stored before a value limit it is beyond (or under a higher one)
+    cannot be appended again as it is; its attributes and the reason still can.
+    """
+    out = {k: v for k, v in letter.items() if k not in ("data", "data_base64")}
+    out[REASON_ATTRIBUTE] = f"{letter.get(REASON_ATTRIBUTE, '')}; data dropped: {why}"[
+        :_MAX_REASON
+    ]
     return out
 
 

@@ -51,10 +51,12 @@ def json_response(body: Any, status: int = 200) -> Response:
 def _dumps(body: Any) -> bytes:
     try:
         return orjson.dumps(body, default=_to_json)
-    except TypeError as exc:  # an integer beyond 64 bits: written exactly, more slowly
-        if "64-bit" not in str(exc):
+    except TypeError as exc:
+        # An integer beyond 64 bits, or a value nested deeper than orjson writes (an event
+        # stored before the depth limit): written exactly by the standard library, more slowly.
+        if "64-bit" not in str(exc) and "Recursion" not in str(exc):
             raise
-    return jsontext.dumps_bytes(_plain(body))
+    return jsontext.dumps_standard(_plain(body))
 
 
 def _plain(value: Any) -> Any:
