@@ -87,9 +87,8 @@ def without_data(letter: Mapping[str, Any], why: str) -> dict[str, Any]:
     cannot be appended again as it is; its attributes and the reason still can.
     """
     out = {k: v for k, v in letter.items() if k not in ("data", "data_base64")}
-    out[REASON_ATTRIBUTE] = f"{letter.get(REASON_ATTRIBUTE, '')}; data dropped: {why}"[
-        :_MAX_REASON
-    ]
+    reason = f"{letter.get(REASON_ATTRIBUTE, '')}; data dropped: {why}"
+    out[REASON_ATTRIBUTE] = reason[:_MAX_REASON]
     return out
 
 
