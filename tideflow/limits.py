@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from tideflow.errors import ConfigurationError, PathPart, ValueLimitExceeded
 from tideflow.settings import Settings
 
@@ -94,14 +96,31 @@ def current() -> Limits:
 def check_value(value: Any, what: str, limits: Limits | None = None) -> None:
     """Raise when ``value`` is nested too deep or too large; ``what`` names it in the message.
 
-    Walks the value without recursion, so a value nested thousands deep is
-    refused, not a ``RecursionError``.
+    Runs after every state and function call, so the usual case is cheap: the
+    value's compact JSON (orjson) gives its size, and the brackets in it bound
+    its depth (those in strings too: the bound only errs high). A walk without
+    recursion decides the rest -- past the depth bound, or a value orjson does
+    not write (integers beyond 64 bits, nesting deeper than 254) -- so a value
+    nested thousands deep is refused, not a ``RecursionError``.
 
     Raises:
         ValueLimitExceeded: ``value_depth`` or ``value_bytes``, with the path
             of the first value too deep.
     """
     limits = limits or _current
+    try:
+        text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # orjson.JSONEncodeError too
+        _walk(value, what, limits)
+        return
+    if text.count(b"{") + text.count(b"[") > limits.value_depth:
+        check_depth(value, what, limits)
+    check_size(len(text), what, limits)
+
+
+def _walk(value: Any, what: str, limits: Limits) -> None:
+    """:func:`check_value` by a walk: the depth with the path of the first value too
+    deep, and an estimate of the size, stopped as soon as it is past the limit."""
     size = 0
     stack: list[tuple[Any, int, tuple[PathPart, ...]]] = [(value, 1, ())]
     while stack:
@@ -136,7 +155,7 @@ def check_depth(value: Any, what: str, limits: Limits | None = None) -> None:
         item, depth = stack.pop()
         children = item.values() if isinstance(item, dict) else item
         if depth > limits.value_depth:
-            check_value(value, what, limits)  # raises, naming the path
+            _walk(value, what, limits)  # raises, naming the path
         for child in children:
             if isinstance(child, dict | list | tuple):
                 stack.append((child, depth + 1))

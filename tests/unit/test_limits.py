@@ -67,6 +67,28 @@ def test_a_value_too_large_names_the_limit(small: Limits) -> None:
     assert caught.value.code == "VALUE_BYTES_LIMIT"
 
 
+def test_brackets_in_strings_do_not_refuse_a_shallow_value(small: Limits) -> None:
+    check_value({"text": "[{" * 100}, "the input")  # many brackets, depth 1: the walk decides
+
+
+def test_the_depth_found_past_the_bracket_bound_names_its_path(small: Limits) -> None:
+    check_value([[1], [2], [3], [4], [5]], "the input")  # 6 brackets, 2 deep
+    with pytest.raises(ValueLimitExceeded) as caught:
+        check_value({"a": [1, {"b": nested(8)}]}, "the input")
+    assert caught.value.limit == "value_depth"
+    assert caught.value.path[:4] == ("a", 1, "b", 0)
+
+
+def test_values_orjson_does_not_write_are_walked(small: Limits) -> None:
+    check_value({"n": BIG, 1: "a non-string key"}, "the input")
+    with pytest.raises(ValueLimitExceeded) as deep:
+        check_value({"n": BIG, "a": nested(9)}, "the input")
+    assert deep.value.limit == "value_depth"
+    with pytest.raises(ValueLimitExceeded) as large:
+        check_value({"n": BIG, "text": "x" * 1000}, "the input")
+    assert large.value.limit == "value_bytes"
+
+
 def test_a_yaml_alias_bomb_is_refused_before_it_expands() -> None:
     assert len(BOMB.encode()) < 512
     with pytest.raises(WorkflowLoadError, match="DEFINITION_NODES_LIMIT"):
