@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from tideflow.egress import EgressPolicy, is_remote
 from tideflow.errors import (
     AlreadyExists,
     InvalidArgument,
@@ -35,7 +36,10 @@ from tideflow.workflow.dsl1 import is_dsl1, load_document, normalize, python_cal
 from tideflow.workflow.identifiers import workflow_id_problem
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from tideflow.runtime.gateway import PostgresRegistry, WorkflowVersion
+    from tideflow.workflow.model import FunctionDef
 
 log = logging.getLogger("tideflow.serve")
 
@@ -84,6 +88,7 @@ async def deploy_definition(
     source: str = "<request body>",
     policy: PythonPolicy | None = None,
     limits: FetchLimits = DEFAULT_LIMITS,
+    egress: EgressPolicy | None = None,
 ) -> Deployed:
     """Parse, resolve, validate and store a definition as a new version.
 
@@ -102,6 +107,8 @@ async def deploy_definition(
         policy: Which modules ``python:`` functions may import; by default
             none (each refused function is a problem at ``functions[i].operation``).
         limits: Bounds on fetching ``http(s)`` references.
+        egress: Where ``http(s)`` references may be fetched from (by default
+            a server's policy without an allow list: public addresses only).
 
     Raises:
         WorkflowLoadError: The text does not parse (its ``line`` set).
@@ -123,9 +130,13 @@ async def deploy_definition(
         local_files=base_dir is not None,
         dialect=dialect,
         limits=limits,
+        egress=egress or EgressPolicy.for_server(),
     )
     model, warnings = definition.workflow, definition.warnings
-    if refused := (policy or PythonPolicy.for_server()).problems(model.functions):
+    refused = (policy or PythonPolicy.for_server()).problems(model.functions)
+    if base_dir is None:  # sent by a user: no function may name a local document
+        refused += local_documents(model.functions)
+    if refused:
         raise WorkflowValidationError((*refused, *warnings), source=source)
     schedule_warnings = check_start_schedule(document, source)
     workflow_id = model.id or model.key
@@ -181,6 +192,29 @@ async def _deploy_dsl1(
     return Deployed(stored, tuple(w.to_json() for w in warnings))
 
 
+def local_documents(functions: Sequence[FunctionDef]) -> list[Problem]:
+    """A problem at ``functions[i].operation`` for each function whose OpenAPI
+    document is a local file (a path or ``file:`` URI), which a definition sent
+    over HTTP may not name. The file is not looked at."""
+    found = []
+    for index, function in enumerate(functions):
+        operation = function.operation
+        if function.type not in ("rest", "openapi") or operation.startswith(
+            ("python:", "rest:")
+        ):
+            continue
+        document, sep, _ = operation.rpartition("#")
+        if not is_remote(document if sep else operation):
+            found.append(
+                Problem(
+                    ("functions", index, "operation"),
+                    "a definition sent over HTTP may not name a local OpenAPI document "
+                    "(a path or file: URI); use an http(s) URL",
+                )
+            )
+    return found
+
+
 def definition_files(folder: Path) -> list[Path]:
     """The workflow definitions directly in ``folder``, by name.
 
@@ -196,13 +230,17 @@ def definition_files(folder: Path) -> list[Path]:
 
 
 async def deploy_folder(
-    registry: PostgresRegistry, folder: Path, policy: PythonPolicy | None = None
+    registry: PostgresRegistry,
+    folder: Path,
+    policy: PythonPolicy | None = None,
+    egress: EgressPolicy | None = None,
 ) -> list[str]:
     """Deploy every definition in ``folder``; log (never raise for) bad ones.
 
     Local references (``apis/pets.yaml``, ``python:`` modules) resolve
     against the folder: these files are the operator's, not a user's.
-    ``python:`` modules must pass ``policy`` (by default: those in ``folder``).
+    ``python:`` modules must pass ``policy`` (by default: those in ``folder``),
+    ``http(s)`` references ``egress`` (by default: public addresses only).
 
     Returns:
         ``id@version`` of each definition deployed.
@@ -214,7 +252,13 @@ async def deploy_folder(
         try:
             text = path.read_text(encoding="utf-8")
             result = await deploy_definition(
-                registry, text, media, base_dir=path.parent, source=str(path), policy=policy
+                registry,
+                text,
+                media,
+                base_dir=path.parent,
+                source=str(path),
+                policy=policy,
+                egress=egress,
             )
         except (WorkflowLoadError, WorkflowValidationError) as exc:
             log.error("not deployed: %s", exc.message)

@@ -268,6 +268,18 @@ class MissingExtra(TideflowError):
         super().__init__(message)
 
 
+class EgressDenied(FunctionCallError):
+    """The egress policy refused an outbound connection or a local document.
+
+    Its ``code`` is ``EGRESS_DENIED``; retrying cannot help (see :mod:`tideflow.egress`).
+    """
+
+    CODE = "EGRESS_DENIED"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code=self.CODE, retryable=False)
+
+
 class StepTimeout(TideflowError):
     """A time limit ran out.
 

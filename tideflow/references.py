@@ -20,13 +20,14 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import httpx
 
-from tideflow.errors import Problem
+from tideflow.egress import REFERENCE_LIMITS, EgressPolicy, FetchLimits
+from tideflow.egress_connect import egress_transport
+from tideflow.errors import EgressDenied, Problem
 from tideflow.workflow.dsl1 import is_dsl1, load_document
 from tideflow.workflow.loader import (
     Definition,
@@ -38,22 +39,7 @@ from tideflow.workflow.loader import (
     source_text,
 )
 
-MEBIBYTE: Final = 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FetchLimits:
-    """Bounds on fetching one ``http(s)`` document."""
-
-    timeout: float = 10.0
-    """Seconds for the whole fetch (connect, redirects, body)."""
-    max_bytes: int = MEBIBYTE
-    """Largest body accepted."""
-    max_redirects: int = 5
-    """Redirects followed before giving up."""
-
-
-DEFAULT_LIMITS: Final = FetchLimits()
+DEFAULT_LIMITS: Final = REFERENCE_LIMITS
 
 
 async def read_references(
@@ -63,6 +49,7 @@ async def read_references(
     local_files: bool = True,
     limits: FetchLimits = DEFAULT_LIMITS,
     transport: httpx.AsyncBaseTransport | None = None,
+    egress: EgressPolicy | None = None,
 ) -> dict[str, str | Unreadable]:
     """The text of every document ``doc`` names (or why it is unreadable), by URI.
 
@@ -71,7 +58,10 @@ async def read_references(
         base_dir: Directory that relative paths resolve against.
         local_files: Whether paths and ``file://`` URIs may be read.
         limits: Bounds on each ``http(s)`` fetch.
-        transport: The HTTP transport (tests); by default httpx's own.
+        transport: The HTTP transport (tests); by default httpx's own, or
+            one that connects only where ``egress`` allows.
+        egress: The egress policy every connection (each redirect too) must
+            pass; ``None`` allows everything.
     """
     refs = external_references(doc)
     contents: dict[str, str | Unreadable] = {}
@@ -81,6 +71,8 @@ async def read_references(
         )
     remote = list(dict.fromkeys(ref.uri for ref in refs if ref.remote))
     if remote:
+        if transport is None and egress is not None and not egress.allow_all:
+            transport = egress_transport(egress)
         async with httpx.AsyncClient(
             timeout=limits.timeout,
             follow_redirects=True,
@@ -104,6 +96,8 @@ async def _fetch(client: httpx.AsyncClient, uri: str, limits: FetchLimits) -> st
                 if len(body) > limits.max_bytes:
                     return Unreadable(f"cannot fetch '{uri}': larger than {limits.max_bytes} bytes")
             return body.decode(response.encoding or "utf-8", errors="replace")
+    except EgressDenied as exc:
+        return Unreadable(f"cannot fetch '{uri}': {exc}")
     except TimeoutError:
         return Unreadable(f"cannot fetch '{uri}': no complete answer within {limits.timeout:g} s")
     except httpx.TooManyRedirects:
@@ -120,14 +114,20 @@ async def resolve_definition(
     local_files: bool = True,
     dialect: str | None = None,
     limits: FetchLimits = DEFAULT_LIMITS,
+    egress: EgressPolicy | None = None,
 ) -> Definition:
     """Read the documents a parsed definition names, then validate and build it.
+
+    ``egress`` bounds where ``http(s)`` documents may be fetched from (see
+    :func:`read_references`).
 
     Raises:
         WorkflowValidationError: The definition has problems (an unreadable
             reference is one, at its path).
     """
-    contents = await read_references(doc, base_dir=base_dir, local_files=local_files, limits=limits)
+    contents = await read_references(
+        doc, base_dir=base_dir, local_files=local_files, limits=limits, egress=egress
+    )
     return build_definition(doc, contents, source=source, dialect=dialect)
 
 

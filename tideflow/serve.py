@@ -47,6 +47,7 @@ from tideflow.connectors.service import ConnectorService
 from tideflow.connectors.spec import ConnectorSpec
 from tideflow.db import DatabaseProbe, open_database
 from tideflow.deploy import deploy_folder
+from tideflow.egress import EgressPolicy
 from tideflow.eventstore.gateway import PostgresEventStore
 from tideflow.eventstore.store import DEFAULT_BUS, EventStore
 from tideflow.metrics import CountingAppender, Metrics
@@ -99,6 +100,8 @@ async def open_system(
     limits.configure(limits.from_settings(settings))
     # python: modules: the allow list, and the operator's --workflows folders
     policy = PythonPolicy.for_server(settings.python_modules, options.workflow_dirs)
+    # outbound: public addresses, the allow list, documents in the --workflows folders
+    egress = EgressPolicy.for_server(settings.egress_allow, options.workflow_dirs)
     async with AsyncExitStack() as stack:
         database = await stack.enter_async_context(open_database(settings, max_size=20))
         health = HealthBoard()
@@ -121,11 +124,11 @@ async def open_system(
         timers = TimerService(database.pool)
         timers.register(DELAYED_EVENT_KIND, delayed_event_handler(store))
         runtime = await stack.enter_async_context(
-            _open_runtime(database.pool, store, lifecycle, metrics, options, policy, timers)
+            _open_runtime(database.pool, store, lifecycle, metrics, options, policy, timers, egress)
         )
         registry = runtime.registry  # the one registry: its deploys reach the subscriber
         dispatcher = await stack.enter_async_context(
-            _open_dispatcher(database.pool, store, timers, settings)
+            _open_dispatcher(database.pool, store, timers, settings, egress)
         )
         health.watch(runtime.supervisor, dispatcher.supervisor, timers.supervisor)
         subscriber = await stack.enter_async_context(
@@ -165,7 +168,7 @@ async def open_system(
             connectors=connectors,
         )
         for folder in options.workflow_dirs:
-            await deploy_folder(registry, folder, policy)
+            await deploy_folder(registry, folder, policy, egress)
         await schedules.sync_all()  # start.schedule of every deployed workflow
         await connectors.apply(list(options.connectors))
         yield services
@@ -173,11 +176,19 @@ async def open_system(
 
 @asynccontextmanager
 async def _open_dispatcher(
-    pool: asyncpg.Pool, store: EventStore, timers: TimerService, settings: Settings
+    pool: asyncpg.Pool,
+    store: EventStore,
+    timers: TimerService,
+    settings: Settings,
+    egress: EgressPolicy,
 ) -> AsyncIterator[Dispatcher]:
-    """The subscriptions dispatcher, started before the timers so it receives due retries."""
+    """The subscriptions dispatcher, started before the timers so it receives due retries.
+
+    Its sinks pass the same egress policy as function calls."""
     sender = HttpSender(
-        connections=settings.sink_connections, timeout_limit=settings.sink_timeout_limit
+        connections=settings.sink_connections,
+        timeout_limit=settings.sink_timeout_limit,
+        egress=egress,
     )
     subscriptions = PostgresSubscriptions(pool)
     async with Dispatcher(store, subscriptions, timers, sender=sender) as dispatcher:
@@ -290,6 +301,7 @@ async def _open_runtime(
     options: SystemOptions,
     policy: PythonPolicy,
     timers: TimerService,
+    egress: EgressPolicy,
 ) -> AsyncIterator[DurableRuntime]:
     """The started durable runtime; on exit it stops first, so in-flight steps settle.
 
@@ -303,7 +315,7 @@ async def _open_runtime(
 
     folders = tuple(folder.resolve() for folder in options.workflow_dirs)
     base_dir = folders[0] if folders else Path.cwd()
-    calls = _timed_invoker(metrics, options)
+    calls = _timed_invoker(metrics, options, egress)
     async with calls:
         runtime = DurableRuntime(
             pool,
@@ -331,7 +343,9 @@ def _on_lifecycle(event: LifecycleEvent, lifecycle: LifecyclePublisher, metrics:
     lifecycle.post(notice_of(event))
 
 
-def _timed_invoker(metrics: Metrics, options: SystemOptions) -> FunctionInvoker:
+def _timed_invoker(
+    metrics: Metrics, options: SystemOptions, egress: EgressPolicy
+) -> FunctionInvoker:
     """A function invoker that records each call's duration as a step latency."""
 
     class TimedInvoker(FunctionInvoker):
@@ -342,7 +356,7 @@ def _timed_invoker(metrics: Metrics, options: SystemOptions) -> FunctionInvoker:
             finally:
                 metrics.step(SYSTEM_CLOCK.monotonic() - started)
 
-    return TimedInvoker(overrides=options.functions, redirects=options.redirects)
+    return TimedInvoker(overrides=options.functions, redirects=options.redirects, egress=egress)
 
 
 def notice_of(event: LifecycleEvent) -> LifecycleNotice:

@@ -62,6 +62,10 @@ class Settings:
             ``TIDEFLOW_INSECURE_LOCAL=1``); refused unless ``host`` is loopback.
         allowed_hosts: More ``Host`` names the server answers to besides its
             own address (``--allow-host``, ``TIDEFLOW_ALLOWED_HOSTS``, comma-separated).
+        egress_allow: Hosts, addresses and networks (``host``, ``host:port``,
+            CIDR) that outbound fetches, calls and sinks may reach although
+            they are loopback, private or link-local (``--allow-egress``,
+            ``TIDEFLOW_EGRESS_ALLOW``, comma-separated; see ``tideflow.egress``).
         token_cache_seconds: How long a verified token is trusted without a
             look-up (``TIDEFLOW_TOKEN_CACHE_SECONDS``): the longest a revocation
             whose notification was lost takes to reach another server.
@@ -98,6 +102,7 @@ class Settings:
     rate_limit: str | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    egress_allow: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -148,7 +153,7 @@ _NUMBERS: dict[str, tuple[str, type[int] | type[float]]] = {
 
 def _access_from_env(settings: Settings, env: Mapping[str, str]) -> Settings:
     """``TIDEFLOW_INSECURE_LOCAL``, ``TIDEFLOW_ALLOWED_HOSTS``, ``TIDEFLOW_RATE_LIMIT``
-    and ``TIDEFLOW_TLS_CERT``/``TIDEFLOW_TLS_KEY``."""
+    ``TIDEFLOW_TLS_CERT``/``TIDEFLOW_TLS_KEY`` and ``TIDEFLOW_EGRESS_ALLOW``."""
     if insecure := env.get("TIDEFLOW_INSECURE_LOCAL"):
         settings = replace(settings, insecure_local=insecure.lower() in ("1", "true", "yes"))
     if rate := env.get("TIDEFLOW_RATE_LIMIT"):
@@ -160,4 +165,7 @@ def _access_from_env(settings: Settings, env: Mapping[str, str]) -> Settings:
     if hosts := env.get("TIDEFLOW_ALLOWED_HOSTS"):
         names = tuple(name.strip() for name in hosts.split(",") if name.strip())
         settings = replace(settings, allowed_hosts=names)
+    if egress := env.get("TIDEFLOW_EGRESS_ALLOW"):
+        entries = tuple(entry.strip() for entry in egress.split(",") if entry.strip())
+        settings = replace(settings, egress_allow=entries)
     return settings

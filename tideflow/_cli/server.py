@@ -71,6 +71,15 @@ def serve(
             "every user, can then do anything).",
         ),
     ] = False,
+    allow_egress: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-egress",
+            metavar="HOST|HOST:PORT|CIDR",
+            help="Let function calls, fetches and sinks reach this loopback, private or "
+            "link-local host or network (repeatable; adds to TIDEFLOW_EGRESS_ALLOW).",
+        ),
+    ] = None,
     allow_host: Annotated[
         list[str] | None,
         typer.Option(
@@ -108,7 +117,8 @@ def serve(
 
     Data lives in an embedded PostgreSQL unless TIDEFLOW_DATABASE_URL is set.
     python: functions may import only the --allow-python modules and those in
-    the --workflows folders. Every request needs an API token (the first
+    the --workflows folders. Outbound calls, fetches and sinks may reach public
+    addresses and the --allow-egress ones, nothing else. Every request needs an API token (the first
     admin token is printed at the first start and saved in TIDEFLOW_HOME)
     unless --insecure-local is given on a loopback address.
     """
@@ -146,6 +156,7 @@ def serve(
         raise fail(str(exc), code=2) from None
     settings = replace(settings, host=host or settings.host, port=port or settings.port)
     settings = _with_python_modules(settings, allow_python or [])
+    settings = _with_egress(settings, allow_egress or [])
     settings = _with_access(settings, insecure_local, allow_host or [])
     settings = _with_rate_limit(settings, rate_limit)
     settings = _with_tls(settings, tls_cert, tls_key)
@@ -186,6 +197,20 @@ def _with_python_modules(settings: Any, allowed: list[str]) -> Any:
     except TideflowError as exc:
         raise fail(f"--allow-python / TIDEFLOW_PYTHON_MODULES: {exc}", code=2) from None
     return replace(settings, python_modules=policy.modules)
+
+
+def _with_egress(settings: Any, allowed: list[str]) -> Any:
+    """``settings`` with ``--allow-egress`` added to its allow list; exit 2 on a bad entry."""
+    from dataclasses import replace
+
+    from tideflow.egress import EgressPolicy
+
+    entries = (*settings.egress_allow, *allowed)
+    try:
+        EgressPolicy.for_server(entries)
+    except TideflowError as exc:
+        raise fail(f"--allow-egress / TIDEFLOW_EGRESS_ALLOW: {exc}", code=2) from None
+    return replace(settings, egress_allow=entries)
 
 
 def _with_access(settings: Any, insecure_local: bool, hosts: list[str]) -> Any:

@@ -30,6 +30,9 @@ from typing import Any, Final
 import aiohttp
 
 from tideflow import __version__
+from tideflow.egress import EgressPolicy
+from tideflow.egress_connect import EgressResolver
+from tideflow.errors import EgressDenied
 from tideflow.http_binding import encode_binary
 
 REASON_ATTRIBUTE: Final = "deadletterreason"
@@ -114,20 +117,29 @@ class HttpSender:
         connections: Size of each subscription's pool.
         timeout_limit: Longest attempt, whatever a subscription asks for (seconds):
             subscriptions stored before the limit existed are held to it too.
+        egress: Where sinks may be (:mod:`tideflow.egress`; anywhere by
+            default): a sink the policy refuses fails its attempt, not
+            retried, and the event is dead-lettered with the policy's reason.
     """
 
     def __init__(
-        self, *, connections: int = SINK_CONNECTIONS, timeout_limit: float = SINK_TIMEOUT_LIMIT
+        self,
+        *,
+        connections: int = SINK_CONNECTIONS,
+        timeout_limit: float = SINK_TIMEOUT_LIMIT,
+        egress: EgressPolicy | None = None,
     ) -> None:
         self.connections = connections
         self.timeout_limit = timeout_limit
+        self.egress = egress or EgressPolicy.everything()
         self._sessions: dict[str, aiohttp.ClientSession] = {}
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     def _open(self, pool: str) -> aiohttp.ClientSession:
         session = self._sessions.get(pool)
         if session is None or session.closed:
-            connector = aiohttp.TCPConnector(limit=self.connections)
+            resolver = None if self.egress.allow_all else EgressResolver(self.egress)
+            connector = aiohttp.TCPConnector(limit=self.connections, resolver=resolver)
             session = self._sessions[pool] = aiohttp.ClientSession(
                 connector=connector, headers={"user-agent": f"tideflow/{__version__}"}
             )
@@ -161,6 +173,8 @@ class HttpSender:
             headers, body = encode_binary(event)
         except (TypeError, ValueError, binascii.Error) as exc:  # retrying cannot help
             return Attempt(ok=False, retryable=False, reason=f"cannot encode the event: {exc}")
+        if (refused := self.egress.literal_refusal(sink)) is not None:
+            return Attempt(ok=False, retryable=False, reason=refused)
         session = self._open(pool)
         limit = self._timeouts.get(timeout)
         if limit is None:
@@ -171,6 +185,8 @@ class HttpSender:
             ) as response:
                 await response.read()
                 return classify(response.status)
+        except EgressDenied as exc:
+            return Attempt(ok=False, retryable=False, reason=exc.message)
         except TimeoutError:
             return Attempt(ok=False, retryable=True, reason=f"timeout after {timeout:g}s")
         except (aiohttp.ClientError, OSError) as exc:

@@ -35,6 +35,7 @@ from tideflow.api.schemas import (
 from tideflow.api.services import Services, get_services
 from tideflow.auth.scopes import DEPLOY, READ
 from tideflow.deploy import JSON_TYPES, deploy_definition
+from tideflow.egress import EgressPolicy
 from tideflow.errors import InvalidArgument, StoreError, WorkflowValidationError
 from tideflow.runtime.functions.policy import PythonPolicy
 
@@ -129,7 +130,14 @@ async def deploy_workflow(
         raise InvalidArgument("the request body is empty: send a definition", argument="body")
     policy = services.python_policy or PythonPolicy.for_server(services.settings.python_modules)
     try:
-        deployed = await deploy_definition(registry, text, media, dialect=dialect, policy=policy)
+        deployed = await deploy_definition(
+            registry,
+            text,
+            media,
+            dialect=dialect,
+            policy=policy,
+            egress=EgressPolicy.for_server(services.settings.egress_allow),
+        )
     except WorkflowValidationError as exc:
         return invalid_response(exc)
     if services.schedules is not None:  # start.schedule: register, replace or cancel

@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 
 from tideflow.clock import SYSTEM_CLOCK, Clock
+from tideflow.egress import EgressPolicy
+from tideflow.egress_connect import egress_transport
 from tideflow.runtime.functions.auth import AuthProvider
 from tideflow.runtime.functions.custom import RestShorthandInvoker, sysout
 from tideflow.runtime.functions.graphql import GraphQLInvoker
@@ -57,6 +59,7 @@ class FunctionInvoker:
         redirects: Mapping[str, str] | None = None,
         log: Callable[[str], None] = _stderr,
         clock: Clock = SYSTEM_CLOCK,
+        egress: EgressPolicy | None = None,
     ) -> None:
         """Args:
         client: An HTTP client to use; by default one is made (and closed).
@@ -69,6 +72,10 @@ class FunctionInvoker:
             calls and token requests alike (``tideflow run --server``).
         log: Where ``sysout`` writes.
         clock: Decides when cached OAuth2 tokens expire.
+        egress: Where calls, documents and token requests may go, and which
+            local documents may be read (:mod:`tideflow.egress`); by default
+            anywhere (``tideflow run``). It holds for the client made here,
+            not for a ``client`` passed in.
         """
         self._own_client = client is None
         self._client = client
@@ -77,8 +84,9 @@ class FunctionInvoker:
             client.event_hooks["request"].append(_redirector(redirects))
         self._overrides = dict(overrides or {})
         self._log = log
+        self.egress = egress or EgressPolicy.everything()
         auth = AuthProvider(self.client, clock)
-        self.rest = RestInvoker(self.client, auth, servers)
+        self.rest = RestInvoker(self.client, auth, servers, self.egress)
         self._graphql = GraphQLInvoker(self.client, auth)
         self._odata = ODataInvoker(self.client, auth)
         self._shorthand = RestShorthandInvoker(self.client, auth, servers)
@@ -106,8 +114,9 @@ class FunctionInvoker:
         """The HTTP client, made on first use (building one costs tens of milliseconds)."""
         if self._client is None:
             hooks = [_redirector(self._redirects)] if self._redirects else []
+            transport = None if self.egress.allow_all else egress_transport(self.egress)
             self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(60.0), event_hooks={"request": hooks}
+                timeout=httpx.Timeout(60.0), event_hooks={"request": hooks}, transport=transport
             )
         return self._client
 

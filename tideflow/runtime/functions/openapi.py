@@ -93,8 +93,10 @@ def parse_document(text: str, source: str) -> Document:
     try:
         raw = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        # The line only: the parser's message quotes the document's text.
         raise call_error(
-            f"OpenAPI document {source} is neither JSON nor YAML: {exc}", code="InvalidDocument"
+            f"OpenAPI document {source} is neither JSON nor YAML ({_where(exc)})",
+            code="InvalidDocument",
         ) from exc
     if not isinstance(raw, dict) or not isinstance(raw.get("paths"), dict):
         raise call_error(f"OpenAPI document {source} has no 'paths'", code="InvalidDocument")
@@ -121,6 +123,13 @@ def parse_document(text: str, source: str) -> Document:
                 servers=_servers(op.get("servers"), base) or path_servers,
             )
     return Document(source=source, operations=operations)
+
+
+def _where(exc: json.JSONDecodeError | yaml.YAMLError) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"line {exc.lineno}"
+    mark = getattr(exc, "problem_mark", None)
+    return f"line {mark.line + 1}" if mark is not None else "not a document"
 
 
 def _swagger2_servers(raw: Mapping[str, Any], base: str | None) -> tuple[str, ...]:

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 import anyio
 import httpx
 
+from tideflow.egress import DOCUMENT_LIMITS, EgressPolicy
+from tideflow.errors import EgressDenied
 from tideflow.runtime.functions.auth import AuthProvider
 from tideflow.runtime.functions.openapi import (
     Document,
@@ -46,16 +48,20 @@ class RestInvoker(UsesClient):
         client: ClientLike,
         auth: AuthProvider,
         servers: Mapping[str, str] | None = None,
+        egress: EgressPolicy | None = None,
     ) -> None:
         """Args:
         client: The HTTP client for documents and calls.
         auth: Adds the headers of a function's ``authRef``.
         servers: Base URLs that replace the documents' ``servers``, keyed by
             function name or by document reference (the part before ``#``).
+        egress: Which local documents may be read (any by default); network
+            access is the client's (its transport asks the same policy).
         """
         super().__init__(client)
         self._auth = auth
         self._servers = dict(servers or {})
+        self._egress = egress or EgressPolicy.everything()
         self._documents: dict[str, Document] = {}
 
     async def invoke(self, call: Invocation) -> Any:
@@ -94,10 +100,12 @@ class RestInvoker(UsesClient):
             request = self._client.build_request(
                 "GET", location, headers=await self._auth.headers(auth)
             )
-            response = await send(self._client, request, "OpenAPI document", None)
+            response = await send(self._client, request, "OpenAPI document", None, DOCUMENT_LIMITS)
             check_status(response, "OpenAPI document")
             text = response.text
         else:
+            if (refused := self._egress.file_refusal(Path(location))) is not None:
+                raise EgressDenied(refused)
             try:
                 text = await anyio.Path(location).read_text(encoding="utf-8")
             except OSError as exc:

@@ -9,6 +9,7 @@ alone.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from typing import Any
 
 import httpx
 
+from tideflow import limits as value_limits
+from tideflow.egress import CALL_LIMITS, FetchLimits
 from tideflow.errors import FunctionCallError
 
 
@@ -118,14 +121,33 @@ def parse_body(response: httpx.Response) -> Any:
 
 
 async def send(
-    client: httpx.AsyncClient, request: httpx.Request, what: str, seconds: float | None
+    client: httpx.AsyncClient,
+    request: httpx.Request,
+    what: str,
+    seconds: float | None,
+    limits: FetchLimits | None = None,
 ) -> httpx.Response:
-    """Send ``request``, turning transport failures into retryable call errors."""
+    """Send ``request`` and read its answer within bounds.
+
+    The whole exchange takes at most ``seconds`` (else ``limits.timeout``,
+    by default :data:`CALL_TIME_LIMIT`); the body is at most
+    ``limits.max_bytes`` (by default the value size limit, :mod:`tideflow.limits`).
+    Transport failures and timeouts become retryable call errors; a body
+    past its limit fails with ``RESPONSE_TOO_LARGE``; a connection the
+    egress policy refuses fails with ``EGRESS_DENIED``.
+    """
     if seconds is not None:
         request.extensions["timeout"] = httpx.Timeout(seconds).as_dict()
+    deadline = seconds if seconds is not None else (limits or CALL_LIMITS).timeout
+    max_bytes = limits.max_bytes if limits is not None else value_limits.current().value_bytes
     try:
-        return await client.send(request)
-    except httpx.TimeoutException as exc:
+        async with asyncio.timeout(deadline):
+            response = await client.send(request, stream=True)
+            try:
+                body = await _read_bounded(response, max_bytes, what)
+            finally:
+                await response.aclose()
+    except (TimeoutError, httpx.TimeoutException) as exc:
         raise call_error(
             f"{what}: {request.method} {request.url} timed out", code="Timeout", retryable=True
         ) from exc
@@ -135,3 +157,24 @@ async def send(
             code="ConnectionError",
             retryable=True,
         ) from exc
+    headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _FRAMING]
+    return httpx.Response(response.status_code, headers=headers, content=body, request=request)
+
+
+_FRAMING = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+"""Headers describing the body as it travelled, not the decoded body kept."""
+
+
+async def _read_bounded(response: httpx.Response, max_bytes: int, what: str) -> bytes:
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > max_bytes:
+            request = response.request
+            raise call_error(
+                f"{what}: the answer of {request.method} {request.url} is larger than "
+                f"{max_bytes} bytes",
+                code="RESPONSE_TOO_LARGE",
+                retryable=False,
+            )
+    return bytes(body)
