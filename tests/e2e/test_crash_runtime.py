@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
-from tests.support.served import auth_for, copied_database, serve_process
+from tests.support.served import LOCAL, auth_for, copied_database, serve_process
 
 pytestmark = pytest.mark.slow
 
@@ -159,7 +159,7 @@ async def test_sigkill_with_500_instances_running_loses_and_repeats_nothing(
     flows.mkdir()
     with counting_server() as (service, counts):
         (flows / "crash5.json").write_text(json.dumps(five_steps(service)))
-        with serve_process(database, tmp_path, "--workflows", str(flows)) as first:
+        with serve_process(database, tmp_path, "--workflows", str(flows), *LOCAL) as first:
             ids = await _start_all(first.url)
             # Kill when some instances are past the sleep and most are not.
             while sum(counts.values()) < INSTANCES * 3 // 2:  # noqa: ASYNC110 -- another thread
@@ -168,7 +168,7 @@ async def test_sigkill_with_500_instances_running_loses_and_repeats_nothing(
             first.process.wait(10)
         calls_at_kill = sum(counts.values())
         assert calls_at_kill < INSTANCES * len(CALL_STATES), "the kill came too late"
-        with serve_process(database, tmp_path, "--workflows", str(flows)) as second:
+        with serve_process(database, tmp_path, "--workflows", str(flows), *LOCAL) as second:
             shown = await _all_completed(second.url, ids, seconds=150)
     assert len(set(ids)) == INSTANCES
     for n, instance_id in enumerate(ids):

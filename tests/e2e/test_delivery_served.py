@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.support.cli import run_cli as cli
-from tests.support.served import Served, copied_database, serve_process
+from tests.support.served import LOCAL, Served, copied_database, serve_process
 from tests.support.sink import Sink, running_sink
 from tideflow.http_binding import encode_binary
 
@@ -36,7 +36,7 @@ async def database(
 
 async def serving(database: str, home: Path) -> tuple[Served, Any]:
     """Start ``tideflow serve`` without blocking the loop the sink runs on."""
-    manager = serve_process(database, home)
+    manager = serve_process(database, home, *LOCAL)
     served = await asyncio.to_thread(manager.__enter__)
     return served, manager
 

@@ -53,7 +53,9 @@ states:
 
 @pytest.fixture
 async def client(pg_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings(database_url=pg_url, home=tmp_path), open_system)
+    app = create_app(
+        Settings(database_url=pg_url, home=tmp_path, egress_allow=("127.0.0.1",)), open_system
+    )
     async with (
         serve_app(app) as url,
         httpx.AsyncClient(base_url=url, timeout=30, headers=home_auth(tmp_path)) as http,

@@ -24,7 +24,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.support.served import Served, copied_database, serve_process
+from tests.support.served import LOCAL, Served, copied_database, serve_process
 from tests.support.services import Services, start_services
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,7 +58,7 @@ def server(
     args = ["--workflows", str(EXAMPLES)]
     args += ["--functions", str(EXAMPLES / "weather-override.functions.py")]
     args += ["--server", f"http://localhost:8080={services.base_url}"]
-    with serve_process(database, home, *args) as running:
+    with serve_process(database, home, *args, *LOCAL) as running:
         yield running
 
 

@@ -30,7 +30,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.support.served import Served, serve_process
+from tests.support.served import LOCAL, Served, serve_process
 from tests.support.sink import Sink, running_sink
 from tideflow.embedded import EmbeddedServer, start_embedded_sync
 
@@ -225,7 +225,7 @@ async def served(owned_postgres: OwnedPostgres, tmp_path: Path) -> AsyncIterator
     (folder / "restart_functions.py").write_text(FUNCTIONS)
     for name, text in (("waiter", WAITER), ("sleeper", SLEEPER)):
         (folder / f"{name}.yaml").write_text(text.replace("LOG", str(log)))
-    manager = serve_process(owned_postgres.url, tmp_path, "--workflows", str(folder))
+    manager = serve_process(owned_postgres.url, tmp_path, "--workflows", str(folder), *LOCAL)
     server = await asyncio.to_thread(manager.__enter__)
     try:
         yield server

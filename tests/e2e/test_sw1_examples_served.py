@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from tests.e2e.test_sw1_examples import FAULTING, RUNNABLE, SECRETS
-from tests.support.served import Served, copied_database, serve_process
+from tests.support.served import LOCAL, Served, copied_database, serve_process
 from tests.support.sw1 import EXAMPLES, needs_sw1
 from tests.support.sw1_services import start_stand_ins
 
@@ -60,7 +60,7 @@ def server(
     home = tmp_path_factory.mktemp("serve")
     with start_stand_ins() as redirects:
         args = [arg for origin, to in redirects.items() for arg in ("--server", f"{origin}={to}")]
-        with serve_process(database, home, *args) as running:
+        with serve_process(database, home, *args, *LOCAL) as running:
             yield running
 
 

@@ -32,6 +32,9 @@ from tideflow.auth.first_token import read_token_file
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 60.0
+LOCAL = ("--allow-egress", "127.0.0.1")
+"""``serve`` flags for a server whose workflows or sinks call services on this
+machine: the egress policy refuses loopback addresses otherwise."""
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,12 @@ def serve_process(
     """
     port = free_port()
     env = {**os.environ, "TIDEFLOW_DATABASE_URL": database_url, "TIDEFLOW_HOME": str(home)}
-    for name in ("TIDEFLOW_SERVER", "TIDEFLOW_TOKEN", "TIDEFLOW_INSECURE_LOCAL"):
+    for name in (
+        "TIDEFLOW_SERVER",
+        "TIDEFLOW_TOKEN",
+        "TIDEFLOW_INSECURE_LOCAL",
+        "TIDEFLOW_EGRESS_ALLOW",
+    ):
         env.pop(name, None)
     log = home / f"serve-{port}.log"
     command = [sys.executable, "-m", "tideflow.cli", "serve", "--port", str(port), *args]
