@@ -265,6 +265,8 @@ CREATE TABLE tideflow_instances (
     started_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     ended_at timestamp with time zone,
+    crashes integer DEFAULT 0 NOT NULL,
+    crashed_at bigint,
     CONSTRAINT tideflow_instances_requested_check CHECK ((requested = ANY (ARRAY['cancel'::text, 'suspend'::text]))),
     CONSTRAINT tideflow_instances_status_check CHECK ((status = ANY (ARRAY['running'::text, 'waiting'::text, 'suspended'::text, 'completed'::text, 'failed'::text, 'cancelled'::text])))
 )

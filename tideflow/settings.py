@@ -58,6 +58,10 @@ class Settings:
             at once (``TIDEFLOW_SINK_CONNECTIONS``, default 64); each
             subscription has its own pool, so a sink that never answers blocks
             no other subscription.
+        quarantine_after: Claims of an instance after a runner that never released
+            it (a killed process, a runner that failed) at the same step, in a row,
+            after which it is failed with ``QUARANTINED`` instead of run again
+            (``TIDEFLOW_QUARANTINE_AFTER``, default 3).
         insecure_local: Serve without tokens (``--insecure-local``,
             ``TIDEFLOW_INSECURE_LOCAL=1``); refused unless ``host`` is loopback.
         allowed_hosts: More ``Host`` names the server answers to besides its
@@ -96,6 +100,7 @@ class Settings:
     event_delay_limit: float = 365 * 86400.0
     sink_timeout_limit: float = 60.0
     sink_connections: int = 64
+    quarantine_after: int = 3
     insecure_local: bool = False
     allowed_hosts: tuple[str, ...] = ()
     token_cache_seconds: float = 5.0
@@ -148,6 +153,7 @@ _NUMBERS: dict[str, tuple[str, type[int] | type[float]]] = {
     "TIDEFLOW_TOKEN_CACHE_SECONDS": ("token_cache_seconds", float),
     "TIDEFLOW_SINK_TIMEOUT_LIMIT": ("sink_timeout_limit", float),
     "TIDEFLOW_SINK_CONNECTIONS": ("sink_connections", int),
+    "TIDEFLOW_QUARANTINE_AFTER": ("quarantine_after", int),
 }
 
 

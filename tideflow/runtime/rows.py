@@ -137,6 +137,9 @@ class InstanceRow:
     """When it reached a final status."""
     seq: int
     """Creation order (the listing cursor)."""
+    crashes: int = 0
+    """How often in a row it was claimed after a runner that never released it (a crash)
+    at the same journal position: past ``TIDEFLOW_QUARANTINE_AFTER`` it is quarantined."""
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> InstanceRow:
@@ -160,6 +163,7 @@ class InstanceRow:
             updated_at=row["updated_at"],
             ended_at=row["ended_at"],
             seq=row["seq"],
+            crashes=row.get("crashes") or 0,
         )
 
     @property

@@ -71,12 +71,15 @@ class InstanceRunner:
         *,
         fresh: bool = False,
         loaded: tuple[list[dict[str, Any]], int] | None = None,
+        quarantine: WorkflowError | None = None,
     ) -> None:
         """Args:
         host: The host's services (writer, invoker, definitions, clock).
         row: The claimed instance.
         fresh: The instance was just created here: no journal to load.
         loaded: Its journal and timeline step count, loaded with others' at claim time.
+        quarantine: Fail the instance with this error instead of running it (its runners
+            kept dying at the same step: :func:`quarantine_error`).
         """
         self.host = host
         self.instance_id = row.id
@@ -85,7 +88,9 @@ class InstanceRunner:
         self.version = row.version
         self.input = row.input
         self.requested = row.requested
+        self.quarantine = quarantine
         self.parent_id = row.parent_id
+        self._data = row.data
         self._workflow: Workflow | None = None
         self._fresh = fresh
         self._loaded = loaded
@@ -244,6 +249,9 @@ class InstanceRunner:
     async def run(self) -> None:
         """Run (and follow ``continueAs``) until the instance ends, parks or stops."""
         try:
+            if self.quarantine is not None:  # nothing of it runs: not even its replay
+                await self._finish(Failed(error=self.quarantine, data=self._data))
+                return
             if self.requested is not None:
                 await self._stopped(self.requested)
                 return
@@ -394,6 +402,21 @@ class InstanceRunner:
         self._fresh = True
         self._started.clear()
         return True
+
+
+def quarantine_error(row: InstanceRow, journal: list[dict[str, Any]]) -> WorkflowError:
+    """The error of an instance whose runners died ``row.crashes`` times at the same step
+    (``journal``: its run's journal, whose last entry is the step before that one)."""
+    keys = [entry["key"] for entry in journal if entry.get("key")]
+    where = f"at the step after {keys[-1]!r}" if keys else "at its first step"
+    state = f" in state {row.current_state!r}" if row.current_state else ""
+    return WorkflowError(
+        name="quarantined",
+        code="QUARANTINED",
+        message=f"quarantined: its runner stopped {row.crashes} times without releasing it "
+        f"{where}{state} (a crash or a killed process each time); it is not run again",
+        state=row.current_state,
+    )
 
 
 def _host_error(name: str, message: str, *, code: str | None = None) -> WorkflowError:

@@ -47,6 +47,10 @@ class RuntimeOptions:
     """Lease owner id of this process."""
     lease_seconds: float = field(default_factory=lambda: Settings.from_env().lease_seconds)
     """Lease length (see :mod:`tideflow.runtime.claimer`); ``TIDEFLOW_LEASE_SECONDS``."""
+    quarantine_after: int = field(default_factory=lambda: Settings.from_env().quarantine_after)
+    """An instance claimed this many times in a row after a runner that never released it
+    at the same step (a crash) is failed with ``QUARANTINED`` instead of run again:
+    whatever killed its runner is not tried once more (``TIDEFLOW_QUARANTINE_AFTER``)."""
     poll_seconds: float = 2.0
     """Slow poll for runnable instances."""
     max_running: int = 2000

@@ -87,7 +87,7 @@ from tideflow.runtime.effects import SubflowCall, WorkflowInterpreter
 from tideflow.runtime.functions import FunctionInvoker, Invocation
 from tideflow.runtime.functions.policy import PythonPolicy
 from tideflow.runtime.gateway import InstanceRow, PostgresInstances, PostgresRegistry
-from tideflow.runtime.hosts._instance_runner import InstanceRunner
+from tideflow.runtime.hosts._instance_runner import InstanceRunner, quarantine_error
 from tideflow.runtime.hosts._runner_services import (
     EmitSink,
     InstanceRef,
@@ -98,6 +98,7 @@ from tideflow.runtime.hosts._runner_services import (
 from tideflow.runtime.hosts.plumbing import workflow_secrets
 from tideflow.runtime.interpreter import Interpreter
 from tideflow.runtime.journal import JournalWriter, NewInstance
+from tideflow.runtime.result import WorkflowError
 from tideflow.runtime.status import InstanceStatus
 from tideflow.runtime.waits import Answer, WaitDelivery
 from tideflow.runtime.wakeups import WAKE_KIND, TimerLoader, fire_wakeups
@@ -683,7 +684,11 @@ class DurableRuntime:
         async with self.pool.acquire() as conn:
             loaded = await gateway.load_runs(conn, [r.id for r in rows], [r.run_no for r in rows])
         for row in rows:
-            self._spawn(row, fresh=False, loaded=loaded[row.id])
+            journal = loaded[row.id]
+            if row.crashes >= self.options.quarantine_after:  # not run again: it kills runners
+                self._spawn(row, fresh=False, quarantine=quarantine_error(row, journal[0]))
+            else:
+                self._spawn(row, fresh=False, loaded=journal)
 
     def _spawn(
         self,
@@ -691,10 +696,11 @@ class DurableRuntime:
         *,
         fresh: bool,
         loaded: tuple[list[dict[str, Any]], int] | None = None,
+        quarantine: WorkflowError | None = None,
     ) -> None:
         if row.id in self._runners:
             return
-        runner = InstanceRunner(self, row, fresh=fresh, loaded=loaded)
+        runner = InstanceRunner(self, row, fresh=fresh, loaded=loaded, quarantine=quarantine)
         self._runners[row.id] = runner
         # One task per instance, tracked in a set, not supervised: runner.run() handles
         # every failure itself (the instance stops and is replayed), and _ended sees it end.

@@ -240,19 +240,31 @@ RETURNING run_no;
 DELETE FROM tideflow_journal WHERE instance_id = $1 AND run_no < $2;
 
 -- claim_instances --
--- Take runnable instances nobody holds (or whose lease ran out), earliest first
-UPDATE tideflow_instances i
-SET lease_owner = $1, lease_until = now() + make_interval(secs => $2),
-    status = CASE WHEN i.status = 'waiting' THEN 'running' ELSE i.status END,
-    woken = false, updated_at = now()
-FROM (
-    SELECT id FROM tideflow_instances
+-- Take runnable instances nobody holds (or whose lease ran out), earliest first. One still
+-- naming a lease owner was left by a runner that never released it (a crash): counted in
+-- crashes, from 1 again once its journal has moved on since the last one
+WITH c AS (
+    SELECT id, run_no, status = 'running' AND lease_owner IS NOT NULL AS crashed
+    FROM tideflow_instances
     WHERE wake_at <= now() AND status IN ('running', 'waiting')
       AND (lease_until IS NULL OR lease_until < now())
     ORDER BY wake_at
     LIMIT $3
     FOR UPDATE SKIP LOCKED
-) c
+), j AS (
+    SELECT c.id, (SELECT max(seq) FROM tideflow_journal
+                  WHERE instance_id = c.id AND run_no = c.run_no) AS at
+    FROM c WHERE c.crashed
+)
+UPDATE tideflow_instances i
+SET lease_owner = $1, lease_until = now() + make_interval(secs => $2),
+    status = CASE WHEN i.status = 'waiting' THEN 'running' ELSE i.status END,
+    woken = false, updated_at = now(),
+    crashes = CASE WHEN j.id IS NULL THEN i.crashes
+                   WHEN i.crashed_at IS NOT DISTINCT FROM j.at THEN i.crashes + 1
+                   ELSE 1 END,
+    crashed_at = CASE WHEN j.id IS NULL THEN i.crashed_at ELSE j.at END
+FROM c LEFT JOIN j ON j.id = c.id
 WHERE i.id = c.id
 RETURNING i.*;
 
