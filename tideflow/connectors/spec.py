@@ -69,7 +69,7 @@ CONFIG_KEYS: Final[Mapping[tuple[ConnectorKind, str], frozenset[str]]] = {
     (ConnectorKind.SOURCE, "redis"): _COMMON | _SOURCE | {"stream", "group", "consumer"},
     (ConnectorKind.SINK, "redis"): _COMMON | {"stream", "maxlen"},
     (ConnectorKind.SOURCE, "nats"): _COMMON | _SOURCE | {"subject", "stream", "durable"},
-    (ConnectorKind.SINK, "nats"): _COMMON | {"subject"},
+    (ConnectorKind.SINK, "nats"): _COMMON | {"subject", "stream"},
     (ConnectorKind.SOURCE, "amqp"): _COMMON | _SOURCE | {"queue", "prefetch"},
     (ConnectorKind.SINK, "amqp"): _COMMON | {"queue", "exchange", "routingKey"},
     (ConnectorKind.SOURCE, "mqtt"): _COMMON | _SOURCE | {"topic", "qos", "clientId"},
