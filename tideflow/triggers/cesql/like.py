@@ -85,19 +85,40 @@ def like_matcher(pattern: str) -> Matcher:
 class _Segment:
     """A run of literals and ``_`` between two ``%``: fixed length."""
 
-    __slots__ = ("length", "regex")
+    __slots__ = ("lead", "length", "regex", "rest")
 
     def __init__(self, parts: list[object]) -> None:
         self.length = sum(len(part) if isinstance(part, str) else 1 for part in parts)
-        source = "".join("." if part is _ONE else re.escape(str(part)) for part in parts)
-        self.regex = re.compile(source, re.DOTALL)
+        self.regex = re.compile(_regex(parts), re.DOTALL)
+        self.lead = next((i for i, part in enumerate(parts) if part is not _ONE), len(parts))
+        self.rest = re.compile(_regex(parts[self.lead :]), re.DOTALL)
+        """Without its leading ``_``: searched for, it starts with a literal the regex
+        engine scans for quickly (a leading ``.`` makes it try every position)."""
 
     def at(self, value: str, pos: int) -> bool:
         return self.regex.match(value, pos, pos + self.length) is not None
 
     def find(self, value: str, start: int, end: int) -> int:
-        found = self.regex.search(value, start, end)
-        return -1 if found is None else found.start()
+        found = self.rest.search(value, start + self.lead, end)
+        return -1 if found is None else found.start() - self.lead
+
+
+def _regex(parts: list[object]) -> str:
+    """The segment as a regex; a run of ``_`` as one ``.{n}``, which the regex engine
+    skips in one step (``n`` dots cost ``n`` steps at every position tried: a run of
+    5,000 ``_`` against a 1 MB attribute took 25 s; as ``.{5000}``, 0.05 s)."""
+    source: list[str] = []
+    run = 0
+    for part in [*parts, None]:
+        if part is _ONE:
+            run += 1
+            continue
+        if run:
+            source.append("." if run == 1 else f".{{{run}}}")
+            run = 0
+        if part is not None:
+            source.append(re.escape(str(part)))
+    return "".join(source)
 
 
 def _split(parts: list[object]) -> list[_Segment]:
