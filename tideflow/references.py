@@ -60,14 +60,15 @@ async def read_references(
         limits: Bounds on each ``http(s)`` fetch.
         transport: The HTTP transport (tests); by default httpx's own, or
             one that connects only where ``egress`` allows.
-        egress: The egress policy every connection (each redirect too) must
-            pass; ``None`` allows everything.
+        egress: The egress policy every connection (each redirect too) and
+            every local file must pass; ``None`` allows everything.
     """
     refs = external_references(doc)
     contents: dict[str, str | Unreadable] = {}
     if any(not ref.remote for ref in refs):
+        refusal = egress.file_refusal if egress is not None else None
         contents |= await asyncio.to_thread(
-            read_local_references, refs, base_dir, local_files=local_files
+            read_local_references, refs, base_dir, local_files=local_files, refusal=refusal
         )
     remote = list(dict.fromkeys(ref.uri for ref in refs if ref.remote))
     if remote:

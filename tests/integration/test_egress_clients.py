@@ -136,3 +136,19 @@ async def test_a_sink_on_an_allowed_address_receives_events() -> None:
             assert sink.ids() == ["1"]
         finally:
             await sender.aclose()
+
+
+async def test_local_references_are_read_only_inside_the_folders(tmp_path: Path) -> None:
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    (folder / "constants.json").write_text('{"inside": true}')
+    (tmp_path / "secret.json").write_text('{"password": "hunter2"}')
+    policy = EgressPolicy.for_server(folders=[folder])
+    doc = {"constants": "constants.json", "secrets": "../secret.json", "events": "../none.json"}
+    found = await read_references(doc, base_dir=folder, egress=policy)
+    assert json.loads(str(found["constants.json"])) == {"inside": True}
+    refused, missing = str(found["../secret.json"]), str(found["../none.json"])
+    assert "egress policy" in refused
+    assert "hunter2" not in refused
+    # a file that exists and one that does not are refused alike
+    assert refused.replace("../secret.json", "X") == missing.replace("../none.json", "X")

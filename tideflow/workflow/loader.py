@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,7 +162,11 @@ def external_references(doc: Mapping[str, Any]) -> tuple[ExternalReference, ...]
 
 
 def read_local_references(
-    refs: Iterable[ExternalReference], base_dir: Path | None, *, local_files: bool = True
+    refs: Iterable[ExternalReference],
+    base_dir: Path | None,
+    *,
+    local_files: bool = True,
+    refusal: Callable[[Path], str | None] | None = None,
 ) -> dict[str, str | Unreadable]:
     """Read the local (non-``http(s)``) references from disk; remote ones are left out.
 
@@ -171,6 +175,9 @@ def read_local_references(
         base_dir: Directory that relative paths resolve against.
         local_files: Whether paths and ``file://`` URIs may be read; a server
             taking definitions from its users passes False.
+        refusal: Why a file (absolute) may not be read, if it may not
+            (a server's egress policy: only inside its folders); asked before
+            the file is touched.
     """
     contents: dict[str, str | Unreadable] = {}
     for ref in refs:
@@ -181,14 +188,19 @@ def read_local_references(
             contents[ref.uri] = Unreadable(message)
             continue
         try:
-            contents[ref.uri] = _read_file(ref.uri, base_dir)
+            path = _local_path(ref.uri, base_dir)
+            refused = refusal(path.absolute()) if refusal is not None else None
+            if refused is not None:
+                contents[ref.uri] = Unreadable(f"cannot read '{ref.uri}': {refused}")
+                continue
+            contents[ref.uri] = _read_file(ref.uri, path)
         except OSError as exc:
             contents[ref.uri] = Unreadable(str(exc))
     return contents
 
 
-def _read_file(ref: str, base_dir: Path | None) -> str:
-    """Read a local document; raises OSError with a short reason."""
+def _local_path(ref: str, base_dir: Path | None) -> Path:
+    """The file a local reference names; raises OSError for another URI scheme."""
     parsed = urlparse(ref)
     if parsed.scheme == "file":
         path = Path(unquote(parsed.netloc + parsed.path))
@@ -198,6 +210,11 @@ def _read_file(ref: str, base_dir: Path | None) -> str:
         path = Path(ref)
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
+    return path
+
+
+def _read_file(ref: str, path: Path) -> str:
+    """Read a local document; raises OSError with a short reason."""
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:

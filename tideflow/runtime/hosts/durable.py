@@ -69,6 +69,7 @@ import asyncpg
 
 from tideflow import ids, limits
 from tideflow.clock import SYSTEM_CLOCK, Clock
+from tideflow.egress import EgressPolicy
 from tideflow.errors import (
     FunctionCallError,
     InstanceNotFound,
@@ -126,6 +127,8 @@ class Definitions:
         module_dirs: More folders searched for ``python:`` modules, in order.
         dialect: The interpreter dialect for every version (else the one each
             version was deployed with).
+        egress: What an old version's references may read when it is
+            resolved here (stored before resolved documents were kept).
     """
 
     def __init__(
@@ -135,8 +138,10 @@ class Definitions:
         base_dir: Path,
         module_dirs: tuple[Path, ...] = (),
         dialect: str | None = None,
+        egress: EgressPolicy | None = None,
     ) -> None:
         self._registry = registry
+        self._egress = egress
         self._base_dir = base_dir
         self._module_dirs = module_dirs
         self._dialect = dialect
@@ -180,7 +185,11 @@ class Definitions:
         else:  # deployed before resolved documents were kept: resolve the source once
             document = parse_document(stored.source_text, source)
             definition = await resolve_definition(
-                document, source=source, base_dir=self._base_dir, dialect=dialect
+                document,
+                source=source,
+                base_dir=self._base_dir,
+                dialect=dialect,
+                egress=self._egress,
             )
             workflow = definition.workflow
         interpreter = Interpreter(workflow, secrets=workflow_secrets(workflow), dialect=dialect)
@@ -288,6 +297,7 @@ class DurableRuntime:
             base_dir=self.options.base_dir,
             module_dirs=self.options.module_dirs,
             dialect=self.options.dialect,
+            egress=self.invoker.egress,
         )
         self.delivery = WaitDelivery(
             pool, self.options.owner, self.options.lease_seconds, runners=self
