@@ -5,7 +5,7 @@ created for the subject if missing, ``durable`` consumer name default
 ``tideflow-<name>``, ``batch`` default 100, ``interval`` the longest wait for messages
 in seconds, default 1, ``mode``): pulls from a durable consumer and acknowledges each
 message only after its event is committed; an unacknowledged message is redelivered
-by JetStream after its ack wait. The event id is the message's ``Nats-Msg-Id`` header
+by JetStream after its ack wait (10 s). The event id is the message's ``Nats-Msg-Id`` header
 if it has one, else ``<stream>:<stream sequence>``: a redelivered message dedups to
 the same event.
 
@@ -19,16 +19,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import nats
 from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import ConsumerConfig
 from nats.js.errors import NotFoundError
 
 from tideflow.connectors.base import Emit, SourceContext, config_number, config_text
 from tideflow.connectors.mapping import Record, decode_body, encode_message
 
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_-]")
+ACK_WAIT: Final = 10.0
+"""Seconds JetStream waits for a source's acknowledgement before it redelivers (after a
+crash, the unacknowledged messages come back after this)."""
 
 
 def default_stream(name: str) -> str:
@@ -62,7 +66,12 @@ class JetStreamSource:
         try:
             js = nc.jetstream()
             await _ensure_stream(js, self._stream, self._subject)
-            sub = await js.pull_subscribe(self._subject, durable=self._durable, stream=self._stream)
+            sub = await js.pull_subscribe(
+                self._subject,
+                durable=self._durable,
+                stream=self._stream,
+                config=ConsumerConfig(ack_wait=ACK_WAIT),
+            )
             self._context.on_connection(True)
             while True:
                 try:

@@ -1,0 +1,163 @@
+"""The machine's brokers for the connector tests: for each, the config of a source and
+a sink on fresh channels, a publisher into the source's channel (with record ids) and
+the messages the sink wrote, read back by the broker's own client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import aio_pika
+import aiomqtt
+import nats
+import redis.asyncio as aioredis
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+REDIS = "redis://127.0.0.1:6379/0"
+NATS = "nats://127.0.0.1:4222"
+AMQP = "amqp://guest:guest@127.0.0.1:5672/"
+MQTT = "mqtt://127.0.0.1:1883"
+
+Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
+"""publish(record id, payload) into the source's channel."""
+
+
+@asynccontextmanager
+async def nats_broker(
+    run: str,
+) -> AsyncIterator[tuple[dict[str, Any], dict[str, Any], Publish, list[Any]]]:
+    subject_in, subject_out = f"orders.{run}", f"accepted.{run}"
+    nc = await nats.connect(NATS)
+    js = nc.jetstream()
+    stream = f"TEST_IN_{run}"
+    await js.add_stream(name=stream, subjects=[subject_in])
+    received: list[Any] = []
+
+    async def collect(msg: Any) -> None:
+        received.append(json.loads(msg.data))
+
+    await nc.subscribe(subject_out, cb=collect)
+
+    async def publish(record_id: str, payload: dict[str, Any]) -> None:
+        await js.publish(
+            subject_in, json.dumps(payload).encode(), headers={"Nats-Msg-Id": record_id}
+        )
+
+    try:
+        yield (
+            {"url": NATS, "subject": subject_in, "stream": stream, "interval": 0.2},
+            {"url": NATS, "subject": subject_out, "stream": f"TEST_OUT_{run}", "idle": 0.5},
+            publish,
+            received,
+        )
+    finally:
+        for name in (stream, f"TEST_OUT_{run}"):
+            with contextlib.suppress(Exception):  # a stream never made is fine
+                await js.delete_stream(name)
+        await nc.close()
+
+
+@asynccontextmanager
+async def amqp_broker(
+    run: str,
+) -> AsyncIterator[tuple[dict[str, Any], dict[str, Any], Publish, list[Any]]]:
+    queue_in, queue_out = f"orders-{run}", f"accepted-{run}"
+    connection = await aio_pika.connect(AMQP)
+    channel = await connection.channel()
+    await channel.declare_queue(queue_in, durable=True)
+    out = await channel.declare_queue(queue_out, durable=True)
+    received: list[Any] = []
+
+    async def collect(message: Any) -> None:
+        async with message.process():
+            received.append(json.loads(message.body))
+
+    await out.consume(collect)
+
+    async def publish(record_id: str, payload: dict[str, Any]) -> None:
+        await channel.default_exchange.publish(
+            aio_pika.Message(json.dumps(payload).encode(), message_id=record_id),
+            routing_key=queue_in,
+        )
+
+    try:
+        yield (
+            {"url": AMQP, "queue": queue_in, "interval": 0.2},
+            {"url": AMQP, "queue": queue_out, "idle": 0.5},
+            publish,
+            received,
+        )
+    finally:
+        await channel.queue_delete(queue_in)
+        await channel.queue_delete(queue_out)
+        await connection.close()
+
+
+@asynccontextmanager
+async def mqtt_broker(
+    run: str,
+) -> AsyncIterator[tuple[dict[str, Any], dict[str, Any], Publish, list[Any]]]:
+    topic_in, topic_out = f"orders/{run}", f"accepted/{run}"
+    received: list[Any] = []
+    client = aiomqtt.Client("127.0.0.1", 1883, protocol=aiomqtt.ProtocolVersion.V5)
+    async with client:
+        await client.subscribe(topic_out, qos=1)
+
+        async def collect() -> None:
+            async for message in client.messages:
+                received.append(json.loads(bytes(message.payload)))
+
+        task = asyncio.create_task(collect())
+
+        async def publish(record_id: str, payload: dict[str, Any]) -> None:
+            properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            properties.UserProperty = [("id", record_id)]
+            await client.publish(topic_in, json.dumps(payload), qos=1, properties=properties)
+
+        try:
+            yield (
+                {"url": MQTT, "topic": topic_in},
+                {"url": MQTT, "topic": topic_out, "idle": 0.5},
+                publish,
+                received,
+            )
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+@asynccontextmanager
+async def redis_broker(
+    run: str,
+) -> AsyncIterator[tuple[dict[str, Any], dict[str, Any], Publish, list[Any]]]:
+    """Redis streams (the sink's output is not collected: read it with XRANGE)."""
+    stream_in, stream_out = f"orders-{run}", f"accepted-{run}"
+    client: Any = aioredis.from_url(REDIS)
+
+    async def publish(record_id: str, payload: dict[str, Any]) -> None:
+        await client.xadd(stream_in, {"data": json.dumps(payload)})
+
+    try:
+        yield (
+            {"url": REDIS, "stream": stream_in, "interval": 0.2},
+            {"url": REDIS, "stream": stream_out, "idle": 0.5},
+            publish,
+            [],
+        )
+    finally:
+        await client.delete(stream_in, stream_out)
+        await client.aclose()
+
+
+BROKERS: dict[str, Callable[[str], AbstractAsyncContextManager[Any]]] = {
+    "nats": nats_broker,
+    "amqp": amqp_broker,
+    "mqtt": mqtt_broker,
+    "redis": redis_broker,
+}
+"""Each broker's channels, by connector type."""
