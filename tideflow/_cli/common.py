@@ -80,9 +80,7 @@ def call_api(server: str, action: Any) -> Any:
     from tideflow.client import ApiClient
 
     async def go() -> Any:
-        async with ApiClient(
-            server, token=token_for(server), ca_cert=CliState.ca_cert
-        ) as client:
+        async with ApiClient(server, token=token_for(server), ca_cert=CliState.ca_cert) as client:
             return await action(client)
 
     try:

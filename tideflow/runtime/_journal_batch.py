@@ -18,12 +18,11 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from tideflow.runtime import _timeline, gateway
-from tideflow.runtime.gateway import dumps
+from tideflow.runtime.gateway import Commit, InstanceRow, dumps
 
 if TYPE_CHECKING:
     from tideflow.runtime.journal import Finish, _Batch
 
-_RENEW, _PARK, _FINISH = 0, 1, 2
 MAX_FINISHES = 150  # the done:<ids> notification must stay under 8,000 bytes
 
 
@@ -44,7 +43,7 @@ def fits(batch: _Batch) -> bool:
 
 async def commit(
     conn: asyncpg.Connection, owner: str, lease: float, batch: _Batch
-) -> tuple[dict[str, str | None], dict[str, Any], dict[str, Any]]:
+) -> tuple[dict[str, str | None], dict[str, InstanceRow | None], dict[str, InstanceRow]]:
     """Write ``batch``; return the held instances (with requests), finished rows, created rows."""
     from tideflow.runtime.journal import Finish
 
@@ -86,21 +85,23 @@ async def commit(
         ],
     )
     held: dict[str, str | None] = {}
-    finished: dict[str, Any] = {}
-    created: dict[str, Any] = {}
+    finished: dict[str, InstanceRow | None] = {}
+    created: dict[str, InstanceRow] = {}
     for row in rows:
-        held[row["id"]] = row["requested"]
-        if row["action"] == -1:
-            created[row["id"]] = row
-        elif row["action"] == _FINISH:
-            finished[row["id"]] = row
+        held[row.id] = row.requested
+        if row.instance is None:
+            continue
+        if row.action == Commit.CREATED:
+            created[row.id] = row.instance
+        elif row.action == Commit.FINISHED:
+            finished[row.id] = row.instance
     return held, finished, created
 
 
 def _update(progress: Any, change: Any, finish_type: type[Finish]) -> tuple[Any, ...]:
     state, data, touched = progress or (None, None, False)
     if change is None:
-        return (state, data, touched, _RENEW, None, None, None, None)
+        return (state, data, touched, Commit.RENEWED, None, None, None, None)
     if isinstance(change, finish_type):
         error = None if change.error is None else dumps(change.error)
         final_data = data if change.data is None else dumps(change.data)
@@ -108,13 +109,13 @@ def _update(progress: Any, change: Any, finish_type: type[Finish]) -> tuple[Any,
             state,
             final_data,
             touched,
-            _FINISH,
+            Commit.FINISHED,
             change.status,
             dumps(change.output),
             error,
             None,
         )
-    return (state, data, touched, _PARK, None, None, None, change.wake_at)
+    return (state, data, touched, Commit.PARKED, None, None, None, change.wake_at)
 
 
 def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:

@@ -41,6 +41,9 @@ from tideflow.errors import (
 )
 from tideflow.runtime._timeline import expand
 from tideflow.runtime.rows import (
+    Commit,
+    CommittedRow,
+    DeliveredRow,
     InstanceRow,
     KeptEvent,
     OpenWait,
@@ -55,6 +58,9 @@ from tideflow.runtime.status import InstanceStatus
 __all__ = [
     "NOTIFY_CHANNEL",
     "REGISTRY_CHANNEL",
+    "Commit",
+    "CommittedRow",
+    "DeliveredRow",
     "InstanceRow",
     "KeptEvent",
     "OpenWait",
@@ -243,7 +249,7 @@ class PostgresInstances:
             raise WorkflowNotFound(
                 f"workflow {workflow_id!r} version {version!r} is not deployed (or is deleted)"
             )
-        return InstanceRow.from_row(rows[0])
+        return rows[0]
 
     async def count_by_status(self) -> dict[InstanceStatus, int]:
         """How many instances have each status (those with none are left out)."""
@@ -504,7 +510,7 @@ async def insert_instances(
     news: Sequence[tuple[str, str, str | None, Any, str | None, str | None]],
     owner: str | None,
     lease_seconds: float,
-) -> builtins.list[asyncpg.Record]:
+) -> builtins.list[InstanceRow]:
     """Insert ``(id, workflow, version, input, parent id, parent key)`` of deployed versions.
 
     Returns:
@@ -513,7 +519,8 @@ async def insert_instances(
     """
     columns = _columns(news, 6)
     columns[3] = [dumps(value) for value in columns[3]]
-    return list(await conn.fetch(_Q["insert_instances"], *columns, owner, lease_seconds))
+    rows = await conn.fetch(_Q["insert_instances"], *columns, owner, lease_seconds)
+    return [InstanceRow.from_row(r) for r in rows]
 
 
 async def touch_instances(
@@ -578,9 +585,11 @@ async def insert_timeline(conn: asyncpg.Connection, rows: Sequence[Sequence[Any]
     await conn.execute(_Q["insert_timeline"], *_columns(rows, 7))
 
 
-async def commit_batch(conn: asyncpg.Connection, params: Sequence[Any]) -> builtins.list[Any]:
+async def commit_batch(
+    conn: asyncpg.Connection, params: Sequence[Any]
+) -> builtins.list[CommittedRow]:
     """Run the one-statement journal commit (:mod:`tideflow.runtime._journal_batch`)."""
-    return list(await conn.fetch(_Q["commit_batch"], *params))
+    return [CommittedRow.from_row(r) for r in await conn.fetch(_Q["commit_batch"], *params)]
 
 
 async def stop_instance(
@@ -616,7 +625,7 @@ async def finish_instances(
     conn: asyncpg.Connection,
     finishes: Sequence[tuple[str, InstanceStatus, Any, Any, Any]],
     owner: str,
-) -> builtins.list[asyncpg.Record]:
+) -> builtins.list[InstanceRow]:
     """End ``(instance, status, output, error, data)`` held by ``owner``; drop their waits.
 
     Returns:
@@ -632,7 +641,7 @@ async def finish_instances(
         owner,
     )
     await conn.execute(_Q["delete_waits_of"], [r["id"] for r in rows])
-    return list(rows)
+    return [InstanceRow.from_row(r) for r in rows]
 
 
 async def answer_parent(
@@ -730,24 +739,22 @@ async def deliver_claim(
     owner: str,
     lease_seconds: float,
     claimable: Sequence[bool],
-) -> builtins.list[asyncpg.Record]:
+) -> builtins.list[DeliveredRow]:
     """Answer waits for one of their events in one statement (``sql/deliver.sql``).
 
     Returns:
-        One row per instance woken: the instance's row, ``answered_key``,
-        ``claimed`` (for ``owner``) and, when claimed, its ``journal``.
+        One row per instance woken (claimed for ``owner`` or not).
     """
-    return list(
-        await conn.fetch(
-            _D["deliver_claim"],
-            [a[0] for a in answers],
-            [a[1] for a in answers],
-            [dumps({"result": a[2]}) for a in answers],
-            owner,
-            lease_seconds,
-            list(claimable),
-        )
+    rows = await conn.fetch(
+        _D["deliver_claim"],
+        [a[0] for a in answers],
+        [a[1] for a in answers],
+        [dumps({"result": a[2]}) for a in answers],
+        owner,
+        lease_seconds,
+        list(claimable),
     )
+    return [DeliveredRow.from_row(r) for r in rows]
 
 
 def _entry(row: Mapping[str, Any]) -> dict[str, Any]:

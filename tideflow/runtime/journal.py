@@ -30,7 +30,7 @@ from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.errors import StoreError
 from tideflow.notify import CONNECTION_ERRORS, usable
 from tideflow.runtime import _journal_batch, _timeline, gateway
-from tideflow.runtime.gateway import dumps
+from tideflow.runtime.gateway import InstanceRow, dumps
 from tideflow.runtime.status import InstanceStatus
 from tideflow.runtime.wakeups import WakeUp, insert_wake_timers
 from tideflow.supervise import Backoff
@@ -53,7 +53,7 @@ class Control:
 
     held: bool
     requested: str | None = None
-    row: asyncpg.Record | None = None
+    row: InstanceRow | None = None
     """The instance's final row, when the commit ended it."""
 
 
@@ -199,12 +199,12 @@ class JournalWriter:
         self._batch.transitions.append((instance_id, change))
         return self._wait(instance_id)
 
-    def create(self, new: NewInstance) -> asyncio.Future[Any]:
+    def create(self, new: NewInstance) -> asyncio.Future[InstanceRow | None]:
         """Queue an instance to create (leased here); resolves to its row, or ``None``
         when an instance with that id exists already."""
         if self._closed:
             raise StoreError("the journal writer is stopped")
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[InstanceRow | None] = asyncio.get_running_loop().create_future()
         self._batch.creates.append((new, future))
         self._dirty.set()
         return future
@@ -312,7 +312,7 @@ class JournalWriter:
 
     async def _write(
         self, conn: asyncpg.Connection, batch: _Batch
-    ) -> tuple[dict[str, str | None], dict[str, Any], dict[str, Any]]:
+    ) -> tuple[dict[str, str | None], dict[str, InstanceRow | None], dict[str, InstanceRow]]:
         ids = sorted(
             {e[0] for e in batch.entries}
             | {t[0] for t in batch.timeline}
@@ -324,7 +324,7 @@ class JournalWriter:
         if _journal_batch.fits(batch):
             return await _journal_batch.commit(conn, self._owner, self._lease, batch)
         progress = [batch.progress.get(i, (None, None, False)) for i in ids]
-        created: dict[str, Any] = {}
+        created: dict[str, InstanceRow] = {}
         async with conn.transaction():
             if batch.creates:
                 created = await self._create(conn, [n for n, _ in batch.creates])
@@ -335,14 +335,16 @@ class JournalWriter:
                 await self._notify_done(conn, list(finished))
         return held, finished, created
 
-    async def _create(self, conn: asyncpg.Connection, news: list[NewInstance]) -> dict[str, Any]:
+    async def _create(
+        self, conn: asyncpg.Connection, news: list[NewInstance]
+    ) -> dict[str, InstanceRow]:
         rows = await gateway.insert_instances(
             conn,
             [(n.id, n.workflow_id, n.version, n.input, n.parent_id, n.parent_key) for n in news],
             self._owner,
             self._lease,
         )
-        return {r["id"]: r for r in rows}
+        return {r.id: r for r in rows}
 
     async def _insert(
         self, conn: asyncpg.Connection, batch: _Batch, held: dict[str, str | None]
@@ -362,8 +364,8 @@ class JournalWriter:
         conn: asyncpg.Connection,
         transitions: Sequence[tuple[str, Transition]],
         held: dict[str, str | None],
-    ) -> dict[str, Any]:
-        finished: dict[str, Any] = {}
+    ) -> dict[str, InstanceRow | None]:
+        finished: dict[str, InstanceRow | None] = {}
         finishes: list[tuple[str, Finish]] = []
         parks: list[str] = []
         wakeups: list[WakeUp] = []
@@ -398,23 +400,25 @@ class JournalWriter:
 
     async def _finish(
         self, conn: asyncpg.Connection, finishes: list[tuple[str, Finish]]
-    ) -> dict[str, Any]:
+    ) -> dict[str, InstanceRow]:
         rows = await gateway.finish_instances(
             conn, [(i, f.status, f.output, f.error, f.data) for i, f in finishes], self._owner
         )
         changes = dict(finishes)
         for row in rows:
-            if row["parent_key"] is not None:
-                await self._answer_parent(conn, row, changes[row["id"]])
-        return {r["id"]: r for r in rows}
+            if row.parent_id is not None and row.parent_key is not None:
+                await self._answer_parent(conn, row.parent_id, row.parent_key, changes[row.id])
+        return {r.id: r for r in rows}
 
-    async def _answer_parent(self, conn: asyncpg.Connection, row: Any, change: Finish) -> None:
+    async def _answer_parent(
+        self, conn: asyncpg.Connection, parent_id: str, parent_key: str, change: Finish
+    ) -> None:
         if change.status == InstanceStatus.COMPLETED:
             entry: dict[str, Any] = {"result": change.output}
         else:
             error = change.error or {"message": change.status, "code": change.status}
             entry = {"error": {"type": "FunctionCallError", "retryable": False, **error}}
-        await gateway.answer_parent(conn, row["parent_id"], row["parent_key"], entry)
+        await gateway.answer_parent(conn, parent_id, parent_key, entry)
 
     async def _notify_done(self, conn: asyncpg.Connection, finished: list[str]) -> None:
         chunk: list[str] = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from enum import IntEnum
 from typing import Any
 
 import orjson
@@ -18,6 +19,9 @@ from tideflow.isotime import format_timestamp
 from tideflow.runtime.status import InstanceStatus
 
 __all__ = [
+    "Commit",
+    "CommittedRow",
+    "DeliveredRow",
     "InstanceRow",
     "KeptEvent",
     "OpenWait",
@@ -140,6 +144,8 @@ class InstanceRow:
     crashes: int = 0
     """How often in a row it was claimed after a runner that never released it (a crash)
     at the same journal position: past ``TIDEFLOW_QUARANTINE_AFTER`` it is quarantined."""
+    parent_key: str | None = None
+    """The parent's step that waits for this sub-flow (``None`` when nothing waits)."""
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> InstanceRow:
@@ -164,6 +170,7 @@ class InstanceRow:
             ended_at=row["ended_at"],
             seq=row["seq"],
             crashes=row.get("crashes") or 0,
+            parent_key=row.get("parent_key"),
         )
 
     @property
@@ -188,6 +195,69 @@ class InstanceRow:
             "endedAt": _ts(self.ended_at),
             "parentId": self.parent_id,
         }
+
+
+class Commit(IntEnum):
+    """What a journal commit did to an instance (``commit_batch``'s ``action`` column)."""
+
+    CREATED = -1
+    RENEWED = 0
+    PARKED = 1
+    FINISHED = 2
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommittedRow:
+    """One instance a journal commit wrote (``commit_batch``)."""
+
+    id: str
+    """The instance's id."""
+    action: Commit
+    """What the commit did to it."""
+    requested: str | None
+    """``cancel`` or ``suspend`` asked of it meanwhile, else ``None``."""
+    instance: InstanceRow | None
+    """Its row when the commit created or finished it (others are only renewed)."""
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> CommittedRow:
+        """Build from a ``commit_batch`` row."""
+        action = Commit(row["action"])
+        whole = action in (Commit.CREATED, Commit.FINISHED)
+        return cls(
+            id=row["id"],
+            action=action,
+            requested=row["requested"],
+            instance=InstanceRow.from_row(row) if whole else None,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveredRow:
+    """One instance a batched delivery woke (``deliver_claim``)."""
+
+    id: str
+    """The instance's id."""
+    answered_key: str
+    """The wait the delivery answered."""
+    claimed: bool
+    """Whether the delivery claimed it for the delivering process."""
+    instance: InstanceRow | None
+    """Its row, when claimed."""
+    journal: list[dict[str, Any]] | None
+    """Its run's journal with the answer just added, when claimed."""
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> DeliveredRow:
+        """Build from a ``deliver_claim`` row."""
+        claimed = bool(row["claimed"])
+        return cls(
+            id=row["id"],
+            answered_key=row["answered_key"],
+            claimed=claimed,
+            instance=InstanceRow.from_row(row) if claimed else None,
+            journal=loads(row["journal"]) if claimed else None,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -54,7 +54,14 @@ import asyncpg
 
 from tideflow.errors import StoreError
 from tideflow.runtime import gateway
-from tideflow.runtime.gateway import InstanceRow, KeptEvent, WaitMatch, WaitRef, dumps, loads
+from tideflow.runtime.gateway import (
+    DeliveredRow,
+    InstanceRow,
+    KeptEvent,
+    WaitMatch,
+    WaitRef,
+    dumps,
+)
 from tideflow.runtime.wakeups import cancel_wake_timer
 
 __all__ = [
@@ -364,7 +371,7 @@ class WaitDelivery:
 
     async def _deliver_rows(
         self, answers: Sequence[Answer], held: asyncpg.Connection | None
-    ) -> dict[str, asyncpg.Record]:
+    ) -> dict[str, DeliveredRow]:
         """Run ``deliver_claim``; start runners for the claimed; hand the rest to parked runners."""
         room = self._runners.room
         claimable = []
@@ -378,19 +385,17 @@ class WaitDelivery:
                 rows = await gateway.deliver_claim(  # one statement: atomic without a transaction
                     conn, answers, self._owner, self._lease_seconds, claimable
                 )
-                claimed = [r for r in rows if r["claimed"]]
+                claimed = [r.instance for r in rows if r.instance is not None]
                 steps = await _steps(conn, claimed)
         except asyncpg.PostgresError as exc:
             raise StoreError(f"delivering events to {len(answers)} waits failed: {exc}") from exc
         events = {a[0]: a[2] for a in answers}
         for row in rows:
-            if not row["claimed"]:
-                self._runners.hand_over(row["id"], row["answered_key"], events[row["id"]])
+            if row.instance is None or row.journal is None:
+                self._runners.hand_over(row.id, row.answered_key, events[row.id])
             elif steps is not None:
-                self._runners.resume_claimed(
-                    InstanceRow.from_row(row), (loads(row["journal"]), steps.get(row["id"], 0))
-                )
-        return {row["id"]: row for row in rows}
+                self._runners.resume_claimed(row.instance, (row.journal, steps.get(row.id, 0)))
+        return {row.id: row for row in rows}
 
 
 async def _answer_wait(
@@ -422,9 +427,7 @@ async def _answer_wait(
     return True, result
 
 
-async def _steps(
-    conn: asyncpg.Connection, claimed: Sequence[asyncpg.Record]
-) -> dict[str, int] | None:
+async def _steps(conn: asyncpg.Connection, claimed: Sequence[InstanceRow]) -> dict[str, int] | None:
     """Timeline step counts of the claimed runs (``None``: unreadable, their leases run out).
 
     The results are committed already: a failure here must not have the batch
@@ -433,8 +436,8 @@ async def _steps(
     if not claimed:
         return {}
     try:
-        ids = [r["id"] for r in claimed]
-        runs = [r["run_no"] for r in claimed]
+        ids = [r.id for r in claimed]
+        runs = [r.run_no for r in claimed]
         return await gateway.count_steps(conn, ids, runs)
     except (asyncpg.PostgresError, OSError) as exc:
         log.warning(

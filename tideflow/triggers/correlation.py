@@ -240,9 +240,7 @@ class WorkflowSubscriber:
             spec.workflow_id, {}, version=spec.version, instance_id=instance_id
         )
 
-    async def _resume(
-        self, batch: Sequence[tuple[int, Mapping[str, Any]]]
-    ) -> list[Keyed]:
+    async def _resume(self, batch: Sequence[tuple[int, Mapping[str, Any]]]) -> list[Keyed]:
         """Deliver to the waiting instances; return the events nobody waited for (with keys)."""
         keyed = [(offset, event, self.index.keys(event)) for offset, event in batch]
         keyed = [k for k in keyed if k[2]]

@@ -17,14 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import asyncpg
-
 from tideflow import ids
 from tideflow.clock import Clock
 from tideflow.runtime.effects import SubflowCall, WorkflowInterpreter
 from tideflow.runtime.functions import Invocation
 from tideflow.runtime.functions.policy import PythonPolicy
 from tideflow.runtime.functions.python import PythonFunction
+from tideflow.runtime.gateway import InstanceRow
 from tideflow.runtime.journal import JournalWriter
 from tideflow.settings import Settings
 from tideflow.workflow.model import Workflow
@@ -170,7 +169,7 @@ class RunnerServices(Protocol):
     def lifecycle(self, kind: str, instance: InstanceRef, **detail: Any) -> None:
         """Tell the lifecycle hook (after the change is committed)."""
 
-    def finished(self, instance_id: str, row: asyncpg.Record | None = None) -> None:
+    def finished(self, instance_id: str, row: InstanceRow | None = None) -> None:
         """Wake whoever waits for ``instance_id`` to end."""
 
     async def start_child(

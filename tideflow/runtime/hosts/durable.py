@@ -291,7 +291,7 @@ class DurableRuntime:
         self._runners: dict[str, InstanceRunner] = {}
         self._tasks = TaskSet("durable runtime task", log)
         """The runners' tasks and fire-and-forget calls (``stop()`` waits for them)."""
-        self._done: dict[str, list[asyncio.Future[asyncpg.Record | None]]] = {}
+        self._done: dict[str, list[asyncio.Future[InstanceRow | None]]] = {}
         self._definitions = Definitions(
             self.registry,
             base_dir=self.options.base_dir,
@@ -395,14 +395,13 @@ class DurableRuntime:
             input=input,
             parent_id=parent_id,
         )
-        record = await self.writer.create(new)
-        if record is None:
+        row = await self.writer.create(new)
+        if row is None:
             if instance_id is not None:
                 with contextlib.suppress(InstanceNotFound):
                     return await self.instances.get(instance_id)
             await self.registry.get(workflow_id, version)  # raises WorkflowNotFound
             raise WorkflowNotFound(f"workflow {workflow_id!r} is deleted: no new instances")
-        row = InstanceRow.from_row(record)
         self._spawn(row, fresh=True)
         self.lifecycle("started", row, parentId=row.parent_id, run=row.run_no)
         return row
@@ -432,8 +431,8 @@ class DurableRuntime:
             parent_id=parent_id,
             parent_key=parent_key,
         )
-        record = await self.writer.create(new)
-        if record is None:
+        row = await self.writer.create(new)
+        if row is None:
             try:
                 await self.instances.get(child)  # started before a crash: fine
             except InstanceNotFound:
@@ -443,7 +442,6 @@ class DurableRuntime:
                     retryable=False,
                 ) from None
             return
-        row = InstanceRow.from_row(record)
         self._spawn(row, fresh=True)
         self.lifecycle("started", row, parentId=row.parent_id, run=row.run_no)
 
@@ -457,7 +455,7 @@ class DurableRuntime:
         Raises:
             InstanceNotFound: No such instance.
         """
-        future: asyncio.Future[asyncpg.Record | None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[InstanceRow | None] = asyncio.get_running_loop().create_future()
         self._done.setdefault(instance_id, []).append(future)
         try:
             if instance_id not in self._runners:
@@ -466,11 +464,11 @@ class DurableRuntime:
                     return row
             try:
                 async with asyncio.timeout(timeout):
-                    record = await future
+                    final = await future
             except TimeoutError:
-                record = None
-            if record is not None:
-                return InstanceRow.from_row(record)
+                final = None
+            if final is not None:
+                return final
             return await self.instances.get(instance_id)
         finally:
             waiters = self._done.get(instance_id, [])
@@ -559,7 +557,7 @@ class DurableRuntime:
         self.worker.poke()
         return row
 
-    def finished(self, instance_id: str, row: asyncpg.Record | None = None) -> None:
+    def finished(self, instance_id: str, row: InstanceRow | None = None) -> None:
         """Wake whoever waits for ``instance_id`` to end (``row``: its final row, if known)."""
         for future in self._done.get(instance_id, []):
             if not future.done():
