@@ -179,6 +179,28 @@ def test_a_local_openapi_document_is_refused_at_deploy_unread(
     assert "root:" not in response.text  # nothing of the file
 
 
+def test_a_local_openapi_document_is_refused_at_call_unread(server: Served) -> None:
+    # DSL 1.0: the document's endpoint is known only when the call runs
+    for name, endpoint in (("egress-passwd", "/etc/passwd"), ("egress-none", "/etc/nothing")):
+        text = f"""\
+document: {{dsl: 1.0.0, namespace: test, name: {name}, version: 1.0.0}}
+do:
+  - get:
+      call: openapi
+      with:
+        document: {{endpoint: "{endpoint}"}}
+        operationId: getUser
+"""
+        assert deploy(server.url, text).status_code == 201
+        done = run(server.url, f"test.{name}")
+        assert done["status"] == "failed", done
+        error = done["error"]
+        assert error["details"]["type"].endswith("/errors/authorization"), done
+        assert error["details"]["detail"].startswith("EGRESS_DENIED: the egress policy"), done
+        assert "root:" not in json.dumps(done)
+        assert "No such file" not in json.dumps(done)
+
+
 def test_a_reference_redirected_to_a_refused_service_is_refused_at_that_hop(
     server: Served, services: tuple[Service, Service]
 ) -> None:

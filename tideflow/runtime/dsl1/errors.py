@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from tideflow.errors import ExpressionError, FunctionCallError, StepTimeout
+from tideflow.errors import EgressDenied, ExpressionError, FunctionCallError, StepTimeout
 
 __all__ = [
     "ERROR_TYPES",
@@ -76,6 +76,9 @@ def error_from_exception(exc: BaseException, instance: str) -> Raised:
         return standard_error("timeout", instance, str(exc) or "the task timed out")
     if isinstance(exc, ExpressionError):
         return standard_error("expression", instance, str(exc))
+    if isinstance(exc, FunctionCallError) and exc.code == EgressDenied.CODE:
+        # the server's own policy said no (also when replayed from the journal)
+        return standard_error("authorization", instance, f"{exc.code}: {exc}")
     if isinstance(exc, FunctionCallError):
         kind = "configuration" if exc.code in ("NotSupported", "InvalidOperation") else None
         if kind is not None:
