@@ -31,6 +31,7 @@ from tideflow.errors import (
 from tideflow.references import DEFAULT_LIMITS, FetchLimits, resolve_definition
 from tideflow.runtime.functions.policy import PythonPolicy
 from tideflow.runtime.start_schedules import check_start_schedule
+from tideflow.secrets import SecretAccess
 from tideflow.workflow import parse_document
 from tideflow.workflow.dsl1 import is_dsl1, load_document, normalize, python_calls
 from tideflow.workflow.identifiers import workflow_id_problem
@@ -89,6 +90,7 @@ async def deploy_definition(
     policy: PythonPolicy | None = None,
     limits: FetchLimits = DEFAULT_LIMITS,
     egress: EgressPolicy | None = None,
+    secrets: SecretAccess | None = None,
 ) -> Deployed:
     """Parse, resolve, validate and store a definition as a new version.
 
@@ -109,6 +111,9 @@ async def deploy_definition(
         limits: Bounds on fetching ``http(s)`` references.
         egress: Where ``http(s)`` references may be fetched from (by default
             a server's policy without an allow list: public addresses only).
+        secrets: The server's secret grants: a secret the definition uses
+            that is not granted to its id is a problem at its path (``None``:
+            no check; the runtime then still gives only granted secrets).
 
     Raises:
         WorkflowLoadError: The text does not parse (its ``line`` set).
@@ -122,7 +127,7 @@ async def deploy_definition(
         message = exc.message.removeprefix(f"{source}: ")
         raise WorkflowLoadError(f"{source}: {message}", source=source, line=exc.line) from None
     if is_dsl1(document):
-        return await _deploy_dsl1(registry, document, text, media, source, policy)
+        return await _deploy_dsl1(registry, document, text, media, source, policy, secrets)
     definition = await resolve_definition(
         document,
         source=source,
@@ -145,6 +150,8 @@ async def deploy_definition(
     if bad_id := workflow_id_problem(workflow_id):
         where = "id" if model.id else "key"
         raise WorkflowValidationError((Problem((where,), bad_id), *warnings), source=source)
+    if ungranted := await _ungranted(secrets, workflow_id, model.secrets, ("secrets",)):
+        raise WorkflowValidationError((*ungranted, *warnings), source=source)
     stored = await registry.deploy(
         workflow_id,
         model.version,
@@ -163,6 +170,7 @@ async def _deploy_dsl1(
     media: str,
     source: str,
     policy: PythonPolicy | None,
+    secrets: SecretAccess | None,
 ) -> Deployed:
     """Validate and store a DSL 1.0 definition as version ``document.version`` of
     ``{namespace}.{name}``; an id already deployed as 0.8 is refused (409)."""
@@ -175,6 +183,9 @@ async def _deploy_dsl1(
     ]
     if bad_id := workflow_id_problem(model.identifier):
         refused.append(Problem(("document", "name"), bad_id))
+    else:
+        where = ("use", "secrets")
+        refused += await _ungranted(secrets, model.identifier, model.secrets, where)
     if refused:
         raise WorkflowValidationError((*refused, *warnings), source=source)
     try:
@@ -190,6 +201,28 @@ async def _deploy_dsl1(
         model.identifier, model.version, text, stored_content_type(media, None), normalize(document)
     )
     return Deployed(stored, tuple(w.to_json() for w in warnings))
+
+
+async def _ungranted(
+    secrets: SecretAccess | None,
+    workflow_id: str,
+    names: tuple[str, ...],
+    where: tuple[str, ...],
+) -> list[Problem]:
+    """A problem for each secret the definition uses that is not granted to its id."""
+    if secrets is None or not names:
+        return []
+    denied = set(await secrets.refused(workflow_id, names))
+    return [
+        Problem(
+            (*where, index),
+            f"secret {name!r} is not granted to workflow {workflow_id!r}: the operator "
+            f"grants it with tideflow serve --grant-secret '{workflow_id}={name}' "
+            "(or TIDEFLOW_SECRET_GRANTS, or POST /secrets/grants)",
+        )
+        for index, name in enumerate(names)
+        if name in denied
+    ]
 
 
 def local_documents(functions: Sequence[FunctionDef]) -> list[Problem]:
@@ -234,13 +267,15 @@ async def deploy_folder(
     folder: Path,
     policy: PythonPolicy | None = None,
     egress: EgressPolicy | None = None,
+    secrets: SecretAccess | None = None,
 ) -> list[str]:
     """Deploy every definition in ``folder``; log (never raise for) bad ones.
 
     Local references (``apis/pets.yaml``, ``python:`` modules) resolve
     against the folder: these files are the operator's, not a user's.
     ``python:`` modules must pass ``policy`` (by default: those in ``folder``),
-    ``http(s)`` references ``egress`` (by default: public addresses only).
+    ``http(s)`` references ``egress`` (by default: public addresses only),
+    and secrets must be granted as for any deploy (``secrets``).
 
     Returns:
         ``id@version`` of each definition deployed.
@@ -259,6 +294,7 @@ async def deploy_folder(
                 source=str(path),
                 policy=policy,
                 egress=egress,
+                secrets=secrets,
             )
         except (WorkflowLoadError, WorkflowValidationError) as exc:
             log.error("not deployed: %s", exc.message)

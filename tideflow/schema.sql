@@ -321,6 +321,12 @@ CREATE TABLE tideflow_schedules (
     CONSTRAINT tideflow_schedules_state_check CHECK ((state = ANY (ARRAY['active'::text, 'ended'::text, 'cancelled'::text])))
 );
 
+CREATE TABLE tideflow_secret_grants (
+    pattern text NOT NULL,
+    secrets text[] NOT NULL,
+    created_at timestamp with time zone NOT NULL
+);
+
 CREATE TABLE tideflow_segments (
     bus_id integer NOT NULL,
     segment_no bigint NOT NULL,
@@ -459,6 +465,9 @@ ALTER TABLE ONLY tideflow_migrations
 
 ALTER TABLE ONLY tideflow_schedules
     ADD CONSTRAINT tideflow_schedules_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY tideflow_secret_grants
+    ADD CONSTRAINT tideflow_secret_grants_pkey PRIMARY KEY (pattern);
 
 ALTER TABLE ONLY tideflow_segments
     ADD CONSTRAINT tideflow_segments_pkey PRIMARY KEY (bus_id, segment_no);

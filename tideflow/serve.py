@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,8 @@ from tideflow.runtime.gateway import PostgresInstances
 from tideflow.runtime.hosts.durable import DurableRuntime, LifecycleEvent, RuntimeOptions
 from tideflow.runtime.lifecycle import LifecycleNotice, LifecyclePublisher
 from tideflow.runtime.start_schedules import WorkflowSchedules
+from tideflow.secrets import SecretAccess, SecretSource, parse_grants
+from tideflow.secrets.gateway import PostgresGrants
 from tideflow.settings import Settings
 from tideflow.supervise import HealthBoard, Supervisor
 from tideflow.timer.delayed import DELAYED_EVENT_KIND, DelayingAppender, delayed_event_handler
@@ -107,6 +109,7 @@ async def open_system(
         health = HealthBoard()
         health.probe(DatabaseProbe(database.pool))
         tokens = await _open_tokens(database.pool, settings)
+        secrets = _secret_access(database.pool, settings)
         revocations = _watch_revocations(database.pool, tokens, settings)
         verifying = await stack.enter_async_context(revocations)
         health.watch(verifying.supervisor)
@@ -124,11 +127,20 @@ async def open_system(
         timers = TimerService(database.pool)
         timers.register(DELAYED_EVENT_KIND, delayed_event_handler(store))
         runtime = await stack.enter_async_context(
-            _open_runtime(database.pool, store, lifecycle, metrics, options, policy, timers, egress)
+            _open_runtime(
+                database.pool,
+                store,
+                lifecycle,
+                metrics,
+                options,
+                RuntimeOptions(python_policy=policy, secrets=secrets),
+                timers,
+                egress,
+            )
         )
         registry = runtime.registry  # the one registry: its deploys reach the subscriber
         dispatcher = await stack.enter_async_context(
-            _open_dispatcher(database.pool, store, timers, settings, egress)
+            _open_dispatcher(database.pool, store, timers, settings, egress, secrets)
         )
         health.watch(runtime.supervisor, dispatcher.supervisor, timers.supervisor)
         subscriber = await stack.enter_async_context(
@@ -166,9 +178,10 @@ async def open_system(
             verifier=verifying.verifier,
             audit=audit,
             connectors=connectors,
+            secrets=secrets,
         )
         for folder in options.workflow_dirs:
-            await deploy_folder(registry, folder, policy, egress)
+            await deploy_folder(registry, folder, policy, egress, secrets)
         await schedules.sync_all()  # start.schedule of every deployed workflow
         await connectors.apply(list(options.connectors))
         yield services
@@ -181,6 +194,7 @@ async def _open_dispatcher(
     timers: TimerService,
     settings: Settings,
     egress: EgressPolicy,
+    secrets: SecretAccess,
 ) -> AsyncIterator[Dispatcher]:
     """The subscriptions dispatcher, started before the timers so it receives due retries.
 
@@ -191,7 +205,9 @@ async def _open_dispatcher(
         egress=egress,
     )
     subscriptions = PostgresSubscriptions(pool)
-    async with Dispatcher(store, subscriptions, timers, sender=sender) as dispatcher:
+    async with Dispatcher(
+        store, subscriptions, timers, sender=sender, secrets=secrets
+    ) as dispatcher:
         yield dispatcher
 
 
@@ -280,6 +296,24 @@ async def _open_tokens(pool: asyncpg.Pool, settings: Settings) -> PostgresTokens
     return tokens
 
 
+def _secret_access(pool: asyncpg.Pool, settings: Settings) -> SecretAccess:
+    """The operator's secrets and grants (settings and admin API); the secrets file is
+    read once here, so a missing or malformed one stops the start with its reason.
+
+    Raises:
+        ConfigurationError: The secrets file cannot be read.
+    """
+    access = SecretAccess(
+        SecretSource(file=settings.secrets_file),
+        parse_grants(settings.secret_grants),
+        PostgresGrants(pool),
+    )
+    access.source.values(())
+    if settings.secrets_file is not None:
+        log.info("secrets: environment and %s", settings.secrets_file)
+    return access
+
+
 def open_system_with(options: SystemOptions) -> ServicesOpener:
     """An opener for :func:`~tideflow.api.app.create_app` with ``serve``'s options.
 
@@ -299,7 +333,7 @@ async def _open_runtime(
     lifecycle: LifecyclePublisher,
     metrics: Metrics,
     options: SystemOptions,
-    policy: PythonPolicy,
+    runtime_options: RuntimeOptions,
     timers: TimerService,
     egress: EgressPolicy,
 ) -> AsyncIterator[DurableRuntime]:
@@ -319,11 +353,11 @@ async def _open_runtime(
     async with calls:
         runtime = DurableRuntime(
             pool,
-            RuntimeOptions(
+            replace(
+                runtime_options,
                 base_dir=base_dir,
                 module_dirs=folders[1:],
                 functions=options.functions,
-                python_policy=policy,
             ),
             invoker=calls,
             emit=emit,

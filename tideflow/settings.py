@@ -26,7 +26,12 @@ class Settings:
         port: The port ``tideflow serve`` listens on.
         max_request_bytes: Largest accepted HTTP request body for event ingestion.
         segment_size: Events per segment (partition) of a bus's log.
-        secrets_file: A JSON or YAML file of secrets for ``$SECRETS``.
+        secrets_file: A JSON or YAML file of secrets (``TIDEFLOW_SECRETS_FILE``),
+            read besides the ``TIDEFLOW_SECRET_<NAME>`` variables.
+        secret_grants: ``PATTERN=NAME,NAME`` grants of secrets to workflow ids
+            (or ``sink:<host>``) on a server (``--grant-secret``,
+            ``TIDEFLOW_SECRET_GRANTS`` split at ``;`` and new lines); see
+            :mod:`tideflow.secrets.grants`.
         lease_seconds: How long a runtime process holds an instance without
             renewing; after a crash its instances are taken over this late.
         python_modules: Modules (and their submodules) that ``python:`` functions
@@ -88,6 +93,7 @@ class Settings:
     max_request_bytes: int = 1024 * 1024
     segment_size: int = 1_000_000
     secrets_file: Path | None = None
+    secret_grants: tuple[str, ...] = ()
     lease_seconds: float = 30.0
     python_modules: tuple[str, ...] = ()
     expression_time_limit: float = 1.0
@@ -158,8 +164,9 @@ _NUMBERS: dict[str, tuple[str, type[int] | type[float]]] = {
 
 
 def _access_from_env(settings: Settings, env: Mapping[str, str]) -> Settings:
-    """``TIDEFLOW_INSECURE_LOCAL``, ``TIDEFLOW_ALLOWED_HOSTS``, ``TIDEFLOW_RATE_LIMIT``
-    ``TIDEFLOW_TLS_CERT``/``TIDEFLOW_TLS_KEY`` and ``TIDEFLOW_EGRESS_ALLOW``."""
+    """``TIDEFLOW_INSECURE_LOCAL``, ``TIDEFLOW_ALLOWED_HOSTS``, ``TIDEFLOW_RATE_LIMIT``,
+    ``TIDEFLOW_TLS_CERT``/``TIDEFLOW_TLS_KEY``, ``TIDEFLOW_EGRESS_ALLOW`` and
+    ``TIDEFLOW_SECRET_GRANTS``."""
     if insecure := env.get("TIDEFLOW_INSECURE_LOCAL"):
         settings = replace(settings, insecure_local=insecure.lower() in ("1", "true", "yes"))
     if rate := env.get("TIDEFLOW_RATE_LIMIT"):
@@ -174,4 +181,6 @@ def _access_from_env(settings: Settings, env: Mapping[str, str]) -> Settings:
     if egress := env.get("TIDEFLOW_EGRESS_ALLOW"):
         entries = tuple(entry.strip() for entry in egress.split(",") if entry.strip())
         settings = replace(settings, egress_allow=entries)
+    if grants := env.get("TIDEFLOW_SECRET_GRANTS"):
+        settings = replace(settings, secret_grants=(grants,))
     return settings

@@ -60,7 +60,8 @@ def server(
     home = tmp_path_factory.mktemp("serve")
     with start_stand_ins() as redirects:
         args = [arg for origin, to in redirects.items() for arg in ("--server", f"{origin}={to}")]
-        with serve_process(database, home, *args, *LOCAL) as running:
+        grants = ("--grant-secret", "examples.*=mySecret")  # the *-secret examples' policy
+        with serve_process(database, home, *args, *LOCAL, *grants) as running:
             yield running
 
 

@@ -213,6 +213,7 @@ def run(
         load_functions_file,
     )
     from tideflow.runtime.result import Failed
+    from tideflow.secrets import SecretSource
     from tideflow.settings import Settings
 
     settings = Settings.from_env()  # the expression budget and the value limits
@@ -234,6 +235,7 @@ def run(
         dialect=dialect,
         on_step=printer,
         redirects=read_redirects(server or []),
+        secret_source=SecretSource(file=settings.secrets_file),
     )
     try:
         outcome = asyncio.run(_run_local(LocalHost(options), workflow, dialect, data))

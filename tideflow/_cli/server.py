@@ -112,6 +112,16 @@ def serve(
             "--tls-key", metavar="PEM", help="The certificate's private key (TIDEFLOW_TLS_KEY)."
         ),
     ] = None,
+    grant_secret: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--grant-secret",
+            metavar="PATTERN=NAME,NAME",
+            help="Let workflows whose id matches PATTERN ('*': any characters; sink:HOST "
+            "for subscription sinks) receive the secrets NAME (repeatable; adds to "
+            "TIDEFLOW_SECRET_GRANTS).",
+        ),
+    ] = None,
 ) -> None:
     """Serve everything in one process: API, event store, subscriptions, timers, runtime.
 
@@ -120,7 +130,8 @@ def serve(
     the --workflows folders. Outbound calls, fetches and sinks may reach public
     addresses and the --allow-egress ones, nothing else. Every request needs an API token (the first
     admin token is printed at the first start and saved in TIDEFLOW_HOME)
-    unless --insecure-local is given on a loopback address.
+    unless --insecure-local is given on a loopback address. A workflow
+    receives a secret only where --grant-secret (or the admin API) grants it.
     """
     from dataclasses import replace
 
@@ -160,6 +171,7 @@ def serve(
     settings = _with_access(settings, insecure_local, allow_host or [])
     settings = _with_rate_limit(settings, rate_limit)
     settings = _with_tls(settings, tls_cert, tls_key)
+    settings = _with_grants(settings, grant_secret or [])
     out_console.print(f"tideflow {__version__}: data in {describe_database(settings)}")
     run_server(settings, open_system_with(system))
 
@@ -211,6 +223,20 @@ def _with_egress(settings: Any, allowed: list[str]) -> Any:
     except TideflowError as exc:
         raise fail(f"--allow-egress / TIDEFLOW_EGRESS_ALLOW: {exc}", code=2) from None
     return replace(settings, egress_allow=entries)
+
+
+def _with_grants(settings: Any, grants: list[str]) -> Any:
+    """``settings`` with ``--grant-secret`` added to its grants; exit 2 on a malformed one."""
+    from dataclasses import replace
+
+    from tideflow.secrets import parse_grants
+
+    texts = (*settings.secret_grants, *grants)
+    try:
+        parse_grants(texts)
+    except TideflowError as exc:
+        raise fail(f"--grant-secret / TIDEFLOW_SECRET_GRANTS: {exc}", code=2) from None
+    return replace(settings, secret_grants=texts)
 
 
 def _with_access(settings: Any, insecure_local: bool, hosts: list[str]) -> Any:

@@ -27,6 +27,7 @@ from tideflow.api.routes import (
     health,
     instances,
     metrics,
+    secrets,
     subscriptions,
     timers,
     tokens,
@@ -85,6 +86,7 @@ def create_app(
         subscriptions.router,
         connectors.router,
         tokens.router,
+        secrets.router,
     )
     for router in (*builtin, *domain, *routers):
         app.include_router(router)

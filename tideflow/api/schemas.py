@@ -276,6 +276,36 @@ class CreateToken(BaseModel):
     )
 
 
+class CreateSecretGrant(BaseModel):
+    """The body of `POST /secrets/grants`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pattern: str = Field(
+        description="A workflow id, or sink:<host> for subscription sink credentials; "
+        "'*' matches any run of characters."
+    )
+    secrets: list[str] = Field(
+        description="Names of the secrets granted ('*' matches any run of characters)."
+    )
+
+
+class SecretGrantOut(BaseModel):
+    """A secret grant: names only, never a value."""
+
+    pattern: str
+    secrets: list[str]
+    origin: str = Field(
+        description="`settings` (--grant-secret, TIDEFLOW_SECRET_GRANTS: fixed) or `api`."
+    )
+
+
+class SecretGrantList(BaseModel):
+    """Every grant: the server's settings first, then those made through the API."""
+
+    grants: list[SecretGrantOut]
+
+
 class TokenOut(BaseModel):
     """An API token, without its text."""
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from tideflow.runtime.hosts.durable import DurableRuntime
     from tideflow.runtime.lifecycle import LifecyclePublisher
     from tideflow.runtime.start_schedules import WorkflowSchedules
+    from tideflow.secrets import SecretAccess
     from tideflow.supervise import HealthBoard
     from tideflow.timer.service import TimerService
     from tideflow.triggers.dispatcher import Dispatcher
@@ -63,6 +64,8 @@ class Services:
         verifier: Checks presented tokens (``None``: one over ``tokens`` is made).
         audit: Appends who changed what to the bus ``tideflow.audit`` (``None``: no trail).
         connectors: Sources and sinks (``None``: no connectors API).
+        secrets: The operator's secrets and their grants (``None``: deploys are
+            not checked against grants, and ``/secrets/grants`` answers 404).
     """
 
     settings: Settings
@@ -83,6 +86,7 @@ class Services:
     verifier: TokenVerifier | None = None
     audit: AuditTrail | None = None
     connectors: ConnectorService | None = None
+    secrets: SecretAccess | None = None
 
 
 ServicesOpener = Callable[[Settings], AbstractAsyncContextManager[Services]]

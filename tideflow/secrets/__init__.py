@@ -2,6 +2,7 @@
 
 - :mod:`~tideflow.secrets.source`: the values (``TIDEFLOW_SECRET_*``, ``TIDEFLOW_SECRETS_FILE``);
 - :mod:`~tideflow.secrets.grants`: which workflow (or sink) may receive which secret;
+- :mod:`~tideflow.secrets.access`: the values, each given only where granted;
 - :mod:`~tideflow.secrets.refs`: ``{"secret": NAME}`` references in stored configuration;
 - :mod:`~tideflow.secrets.redaction`: secret values replaced by ``***`` in what leaves a workflow.
 
@@ -10,6 +11,7 @@ The rules and their limits are documented in ``docs/security.md`` ("Secrets").
 
 from __future__ import annotations
 
+from tideflow.secrets.access import GrantStore, SecretAccess
 from tideflow.secrets.grants import ALL, Grant, make_grant, parse_grant, parse_grants, refused
 from tideflow.secrets.redaction import MASK, NO_REDACTION, Redactor
 from tideflow.secrets.refs import is_secret_ref, ref_names, resolve_refs, secret_ref
@@ -20,7 +22,9 @@ __all__ = [
     "MASK",
     "NO_REDACTION",
     "Grant",
+    "GrantStore",
     "Redactor",
+    "SecretAccess",
     "SecretSource",
     "is_secret_ref",
     "make_grant",

@@ -8,7 +8,8 @@ before it is stored or published; only function calls (where the secret is
 meant to go) see the real values.
 
 What is caught, for every string of a secret's value (a secret that is an
-object or array contributes each string and number in it):
+object or array contributes each string and number in it, and so does one
+whose text is a JSON object or array):
 
 - the value itself, anywhere inside any string (a key or a value, however
   deep: ``{x: $SECRETS}``, ``"Bearer " + $SECRETS.token``, an error message
@@ -108,8 +109,18 @@ def _leaves(value: Any) -> Iterator[Any]:
     elif isinstance(value, list | tuple):
         for item in value:
             yield from _leaves(item)
+    elif isinstance(value, str) and value[:1] in ("{", "["):
+        yield value
+        yield from _leaves(_json_or_none(value))  # a policy kept as JSON text: its parts too
     elif value is not None:
         yield value if isinstance(value, int | float) else str(value)
+
+
+def _json_or_none(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 def _encodings(text: str) -> set[str]:

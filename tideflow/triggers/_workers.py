@@ -36,16 +36,19 @@ from tideflow import limits
 from tideflow.clock import Clock
 from tideflow.errors import (
     BusNotFound,
+    ConfigurationError,
     EventNotFound,
     EventRejected,
     ExpressionError,
     ExpressionLimitExceeded,
+    SecretUnavailable,
     StoreError,
     TideflowError,
     ValueLimitExceeded,
 )
 from tideflow.eventstore.store import EventStore, StoredEvent
 from tideflow.notify import Waiters
+from tideflow.secrets import SecretAccess
 from tideflow.supervise import Supervisor, TaskSet, first_done
 from tideflow.triggers.delivery import Attempt, HttpSender, dead_letter, without_data
 from tideflow.triggers.filters import CompiledFilters
@@ -161,6 +164,7 @@ class WorkerServices(Protocol):
     store: EventStore
     sender: HttpSender
     clock: Clock
+    secrets: SecretAccess | None
 
     async def schedule_retry(
         self, subscription_id: str, offset: int, attempt: int, delay: float, reason: str
@@ -279,6 +283,8 @@ class DeliveryWorker(SubscriptionWorker):
         self._starved = len(self.tracker.pending) >= self.window
         """Set when the window filled up: the reader waits until half of it is free again
         (one wake-up per half window instead of one per delivery)."""
+        self._headers: Mapping[str, str] | None = None if spec.headers else {}
+        """The sink's headers, secret references resolved (once, at the first delivery)."""
 
     async def close(self) -> None:
         """Cancel the work in flight and close the subscription's connection pool."""
@@ -372,15 +378,37 @@ class DeliveryWorker(SubscriptionWorker):
                 self._finish(offset)
                 return
             payload = transformed
-        if self._deliver_to is not None:
-            result = await self._deliver_to(payload)
-        else:
-            result = await self.services.sender.send(self.sink, payload, self.timeout, pool=self.id)
+        result = await self._send(payload)
         if result.ok:
             self.tracker.delivered += 1
             self._finish(offset)
             return
         await self._failed(offset, event, attempt, result)
+
+    async def _send(self, payload: Mapping[str, Any]) -> Attempt:
+        """One attempt at the sink (or the connector's own delivery)."""
+        if self._deliver_to is not None:
+            return await self._deliver_to(payload)
+        headers = self._headers
+        if headers is None:
+            try:
+                headers = await self._resolve_headers()
+            except (SecretUnavailable, ConfigurationError) as exc:  # the operator may fix it
+                return Attempt(ok=False, retryable=True, reason=f"sink headers: {exc.message}")
+        return await self.services.sender.send(
+            self.sink, payload, self.timeout, pool=self.id, headers=headers
+        )
+
+    async def _resolve_headers(self) -> Mapping[str, str]:
+        """The sink's headers with their secrets, granted to ``sink:<host>`` (kept while
+        the subscription runs: a changed secret or grant counts from its next start)."""
+        spec = self.subscription.spec
+        secrets = self.services.secrets
+        if secrets is None:
+            raise SecretUnavailable("this server gives no secrets to sinks", name="")
+        resolved = await secrets.resolve(spec.secret_subject, dict(spec.headers))
+        self._headers = {name: str(value) for name, value in resolved.items()}
+        return self._headers
 
     async def _failed(
         self, offset: int, event: Mapping[str, Any], attempt: int, result: Attempt

@@ -163,25 +163,28 @@ class HttpSender:
         timeout: float,  # noqa: ASYNC109
         *,
         pool: str = "",
+        headers: Mapping[str, str] | None = None,
     ) -> Attempt:
-        """One attempt: POST ``event`` to ``sink`` over ``pool``'s connections.
+        """One attempt: POST ``event`` to ``sink`` over ``pool``'s connections, with the
+        subscription's ``headers`` (their secrets resolved) besides the event's.
 
         Never raises for HTTP or network failures. ``timeout`` is held to the limit.
         """
         timeout = min(timeout, self.timeout_limit)
         try:
-            headers, body = encode_binary(event)
+            binary, body = encode_binary(event)
         except (TypeError, ValueError, binascii.Error) as exc:  # retrying cannot help
             return Attempt(ok=False, retryable=False, reason=f"cannot encode the event: {exc}")
         if (refused := self.egress.literal_refusal(sink)) is not None:
             return Attempt(ok=False, retryable=False, reason=refused)
+        sent = {**headers, **binary} if headers else binary
         session = self._open(pool)
         limit = self._timeouts.get(timeout)
         if limit is None:
             limit = self._timeouts[timeout] = aiohttp.ClientTimeout(total=timeout)
         try:
             async with session.post(
-                sink, data=body, headers=headers, timeout=limit, allow_redirects=False
+                sink, data=body, headers=sent, timeout=limit, allow_redirects=False
             ) as response:
                 await response.read()
                 return classify(response.status)

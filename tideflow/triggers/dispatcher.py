@@ -38,6 +38,7 @@ from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.errors import AlreadyExists, BusNotFound, InvalidArgument, TideflowError
 from tideflow.eventstore.store import EventStore
 from tideflow.ids import new_sortable_id
+from tideflow.secrets import SecretAccess, ref_names
 from tideflow.supervise import Supervisor, TaskSet
 from tideflow.timer.records import TimerRecord, TimerState
 from tideflow.timer.service import TimerService
@@ -57,6 +58,7 @@ from tideflow.triggers.subscriptions import (
     SubscriptionKind,
     SubscriptionSpec,
     SubscriptionState,
+    check_credentials,
     parse_spec,
 )
 
@@ -84,6 +86,8 @@ class Dispatcher:
             without one, retries wait in memory and do not survive a restart.
         clock: Time of commits and of in-memory retries.
         sender: The HTTP sender (one with its own connection pool by default).
+        secrets: Resolves the secret references of sinks' headers, for secrets
+            granted to ``sink:<host>`` (``None``: no secret is available).
         batch_size: Events per read of a bus.
         commit_interval: Seconds between offset commits.
         wait_timeout: Longest wait on a bus before reading it again.
@@ -102,6 +106,7 @@ class Dispatcher:
         *,
         clock: Clock = SYSTEM_CLOCK,
         sender: HttpSender | None = None,
+        secrets: SecretAccess | None = None,
         batch_size: int = 500,
         commit_interval: float = 0.05,
         wait_timeout: float = 5.0,
@@ -114,6 +119,7 @@ class Dispatcher:
         self.timers = timers
         self.clock = clock
         self.sender = sender or HttpSender()
+        self.secrets = secrets
         self._batch_size = batch_size
         self._commit_interval = commit_interval
         self._wait_timeout = wait_timeout
@@ -217,6 +223,7 @@ class Dispatcher:
         """
         limit = timedelta(seconds=self.sender.timeout_limit)
         spec = parse_spec(body, max_timeout=limit)  # compiles the filters to check them
+        await self._check_secrets(spec)
         committed = await self._start_offset(spec)
         async with self._lock:
             sub = await self.subscriptions.create(
@@ -227,6 +234,26 @@ class Dispatcher:
             )
             self._run(sub)
         return sub
+
+    async def _check_secrets(self, spec: SubscriptionSpec) -> None:
+        """No credential in clear, and every secret its headers name granted to its sink.
+
+        Raises:
+            InvalidArgument: Naming the header (or the sink) and the secret.
+        """
+        check_credentials(spec)
+        names = ref_names(spec.headers, "headers")
+        if not names:
+            return
+        denied = await self.secrets.refused(spec.secret_subject, names) if self.secrets else names
+        if denied:
+            subject = spec.secret_subject
+            raise InvalidArgument(
+                f"headers: secret {denied[0]!r} is not granted to {subject!r}: the operator "
+                f"grants it with tideflow serve --grant-secret '{subject}={denied[0]}' "
+                "(or POST /secrets/grants)",
+                argument="headers",
+            )
 
     async def get(self, subscription_id: str) -> tuple[Subscription, int | None]:
         """A subscription with fresh figures, and the head offset of its bus (``None`` if gone).

@@ -12,6 +12,14 @@ The transform sees the whole event in structured JSON form (attributes and
 transform with no output drops the event (it counts as filtered out); one
 that fails dead-letters the event.
 
+``headers`` are sent with every delivery. A credential among them (a header
+whose name says so: ``authorization``, ``cookie``, anything with ``auth``,
+``token``, ``key``, ``secret`` or ``password``) must be a secret reference,
+``{"secret": NAME}`` (:mod:`tideflow.secrets.refs`), and a sink URL may not
+carry a user or password: the database and the API then hold only names. A
+reference is resolved when the subscription starts delivering, and only if
+the secret is granted to ``sink:<the sink's host>`` (:mod:`tideflow.secrets.grants`).
+
 ``from`` says where a new subscription starts: ``latest`` (default: only
 events appended after its creation), ``earliest`` (everything the bus still
 keeps) or an offset ``n`` (delivery starts at offset ``n``).
@@ -19,6 +27,7 @@ keeps) or an offset ``n`` (delivery starts at offset ``n``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -29,12 +38,20 @@ from urllib.parse import urlsplit, urlunsplit
 from tideflow.errors import ExpressionError, InvalidArgument
 from tideflow.eventstore.store import check_bus_name, format_duration
 from tideflow.isotime import format_timestamp, parse_duration
+from tideflow.secrets import is_secret_ref, ref_names
 from tideflow.triggers.filters import CompiledFilters, compile_filters
 
 DEAD_LETTER_SUFFIX: Final = ".deadletter"
 """The default dead-letter bus of a subscription of bus ``b`` is ``b.deadletter``."""
 
-_FIELDS: Final = frozenset({"bus", "filters", "sink", "transform", "delivery", "from", "id"})
+_FIELDS: Final = frozenset(
+    {"bus", "filters", "sink", "headers", "transform", "delivery", "from", "id"}
+)
+_HEADER_NAME: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}")
+_CREDENTIAL_HEADER: Final = re.compile(r"authorization|cookie|auth|token|key|secret|passw", re.I)
+_NOT_SENDABLE: Final = frozenset(
+    {"content-type", "content-length", "host", "transfer-encoding", "connection"}
+)
 _DELIVERY_FIELDS: Final = frozenset(
     {
         "retry",
@@ -134,6 +151,8 @@ class SubscriptionSpec:
     """Filter objects in the Subscriptions API form, ANDed."""
     sink: str | None = None
     """The HTTP(S) URL events are POSTed to (``None`` for internal consumers)."""
+    headers: Mapping[str, Any] = field(default_factory=dict)
+    """Headers sent with every delivery: text, or ``{"secret": NAME}`` (always for credentials)."""
     transform: str | None = None
     """A jq expression whose first output becomes the delivered data."""
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
@@ -150,6 +169,11 @@ class SubscriptionSpec:
         """The filters compiled into one predicate (do it once per subscription)."""
         return compile_filters(list(self.filters))
 
+    @property
+    def secret_subject(self) -> str:
+        """Who receives the secrets of ``headers``: ``sink:<host>``, as grants name it."""
+        return f"sink:{urlsplit(self.sink or '').hostname or ''}"
+
     def to_json(self) -> dict[str, Any]:
         """The API form (stored as the subscription's ``spec``)."""
         delivery = self.delivery.to_json()
@@ -158,6 +182,7 @@ class SubscriptionSpec:
             "bus": self.bus,
             "filters": [dict(f) for f in self.filters],
             "sink": self.sink,
+            **({"headers": dict(self.headers)} if self.headers else {}),
             "transform": self.transform,
             "delivery": delivery,
             "from": self.start,
@@ -213,7 +238,9 @@ class Subscription:
     def to_json(self, head: int | None = None) -> dict[str, Any]:
         """The API form; with the bus's ``head`` offset, also the ``lag`` behind it.
 
-        Credentials in the sink URL (``https://user:secret@host``) are shown as ``***``.
+        Credentials in the sink URL (``https://user:secret@host``, only in subscriptions
+        stored before they were refused) are shown as ``***``; headers hold secret
+        references, shown as they are (names, not values).
         """
         out: dict[str, Any] = {"id": self.id, "kind": self.kind.value, **self.spec.to_json()}
         if self.spec.sink is not None:
@@ -272,6 +299,7 @@ def parse_spec(
         bus=bus,
         filters=tuple(body.get("filters") or ()),
         sink=sink,
+        headers=check_headers(body.get("headers")),
         transform=check_transform(body.get("transform")),
         delivery=parse_delivery(body.get("delivery"), bus, max_timeout),
         start=parse_start(body.get("from", "latest")),
@@ -286,6 +314,57 @@ def redact_url(url: str) -> str:
         return url
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit(parts._replace(netloc=f"***@{host}"))
+
+
+def check_headers(headers: Any) -> dict[str, Any]:
+    """Headers for deliveries: names and values (text or secret references) checked.
+
+    Raises:
+        InvalidArgument: Not an object, a bad name, a header Tideflow sets itself,
+            or a value that is neither text nor ``{"secret": NAME}``.
+    """
+    if headers is None:
+        return {}
+    if not isinstance(headers, Mapping):
+        raise InvalidArgument("headers must be an object of name: value", argument="headers")
+    out: dict[str, Any] = {}
+    for name, value in headers.items():
+        where = f"headers.{name}"
+        if not isinstance(name, str) or _HEADER_NAME.fullmatch(name) is None:
+            raise InvalidArgument(f"{where}: not a valid header name", argument=where)
+        if name.lower() in _NOT_SENDABLE or name.lower().startswith("ce-"):
+            raise InvalidArgument(f"{where}: Tideflow sets this header itself", argument=where)
+        if is_secret_ref(value):
+            ref_names(value, where)  # raises for a malformed name
+        elif not isinstance(value, str) or "\n" in value or "\r" in value:
+            raise InvalidArgument(
+                f'{where}: a header value is text or {{"secret": NAME}}', argument=where
+            )
+        out[name] = value
+    return out
+
+
+def check_credentials(spec: SubscriptionSpec) -> None:
+    """A new subscription keeps no credential in clear: none in the sink URL, and every
+    credential header a secret reference.
+
+    Raises:
+        InvalidArgument: Naming the field and the way to pass the credential instead.
+    """
+    if spec.sink is not None and "@" in urlsplit(spec.sink).netloc:
+        raise InvalidArgument(
+            "sink: a user or password in the URL would be stored in clear; send it in a "
+            'header that names a secret instead, e.g. "headers": {"authorization": '
+            '{"secret": "HOOK_AUTH"}} (see docs/security.md, Secrets)',
+            argument="sink",
+        )
+    for name, value in spec.headers.items():
+        if _CREDENTIAL_HEADER.search(name) and not is_secret_ref(value):
+            raise InvalidArgument(
+                f"headers.{name}: a credential is stored as a secret reference, "
+                '{"secret": NAME}, never as text (see docs/security.md, Secrets)',
+                argument=f"headers.{name}",
+            )
 
 
 def check_sink(sink: Any) -> str:

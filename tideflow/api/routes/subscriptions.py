@@ -61,7 +61,27 @@ _CREATE: Final[dict[str, Any]] = {
     "properties": {
         "bus": {"type": "string"},
         "filters": {"type": "array", "items": _FILTER, "description": "ANDed"},
-        "sink": {"type": "string", "format": "uri", "description": "http(s) URL"},
+        "sink": {
+            "type": "string",
+            "format": "uri",
+            "description": "http(s) URL, without a user or password",
+        },
+        "headers": {
+            "type": "object",
+            "description": "Sent with every delivery. A credential (authorization, cookie, "
+            "names with auth, token, key, secret, password) must be a secret reference.",
+            "additionalProperties": {
+                "oneOf": [
+                    {"type": "string"},
+                    {
+                        "type": "object",
+                        "required": ["secret"],
+                        "properties": {"secret": {"type": "string"}},
+                        "additionalProperties": False,
+                    },
+                ]
+            },
+        },
         "transform": {
             "type": "string",
             "description": "jq expression; its first output becomes the delivered data",
@@ -152,7 +172,7 @@ def _invalid(exc: InvalidArgument | InvalidFilter) -> Response:
     dependencies=[in_route("subscribe:<the body's bus>")],
 )
 async def create_subscription(request: Request, services: Services_) -> Response:
-    """Create a subscription: ``{bus, filters, sink, transform, delivery, from}``.
+    """Create a subscription: ``{bus, filters, sink, headers, transform, delivery, from}``.
 
     Delivery starts at once (from the head of the bus unless ``from`` says otherwise).
     """

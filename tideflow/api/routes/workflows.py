@@ -137,6 +137,7 @@ async def deploy_workflow(
             dialect=dialect,
             policy=policy,
             egress=EgressPolicy.for_server(services.settings.egress_allow),
+            secrets=services.secrets,
         )
     except WorkflowValidationError as exc:
         return invalid_response(exc)

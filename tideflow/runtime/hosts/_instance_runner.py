@@ -38,11 +38,12 @@ from tideflow.runtime.functions import AuthDefinition
 from tideflow.runtime.gateway import InstanceRow
 from tideflow.runtime.hosts._journaled_effects import DurableEffects
 from tideflow.runtime.hosts._runner_services import RunnerServices
-from tideflow.runtime.hosts.plumbing import resolve_auth
+from tideflow.runtime.hosts.plumbing import redactor_of, resolve_auth
 from tideflow.runtime.journal import Continue, Control, Finish, Park, Stop
 from tideflow.runtime.result import ContinuedAs, Failed, RunResult, Step, Terminated, WorkflowError
 from tideflow.runtime.state import InstanceState
 from tideflow.runtime.status import InstanceStatus
+from tideflow.secrets import NO_REDACTION, Redactor
 from tideflow.supervise import scoped
 from tideflow.workflow.model import Workflow
 
@@ -95,6 +96,8 @@ class InstanceRunner:
         self._fresh = fresh
         self._loaded = loaded
         self._interpreter: WorkflowInterpreter | None = None
+        self.redactor: Redactor = NO_REDACTION
+        """Hides the run's secrets in everything it writes or publishes (not in its journal)."""
         self._active = 0
         self._ticks = 0
         self._parked: list[_Parked] = []
@@ -203,6 +206,7 @@ class InstanceRunner:
 
     def note(self, kind: str, key: str, state: str | None = None, **detail: Any) -> None:
         """A host-level timeline row (``timer.*``, ``instance.*``)."""
+        detail = self.redactor.value(detail)
         self.host.writer.note(self.instance_id, self.run_no, kind, key, state, detail)
 
     @property
@@ -225,7 +229,7 @@ class InstanceRunner:
         if self._skip > 0:
             self._skip -= 1
             return
-        detail = dict(step.detail)
+        detail = self.redactor.value(dict(step.detail))
         now = self.host.clock.monotonic()
         if step.kind == "action.started":
             self._started[step.key] = now
@@ -242,7 +246,8 @@ class InstanceRunner:
     def on_state(self, state: InstanceState) -> None:
         """Save the current state and data (coalesced into the next commit)."""
         if state.current_state is not None:  # a state boundary, not the run's end
-            self.host.writer.progress(self.instance_id, state.current_state, state.data)
+            data = self.redactor.value(state.data)
+            self.host.writer.progress(self.instance_id, state.current_state, data)
 
     # --- the run ---------------------------------------------------------------
 
@@ -296,6 +301,7 @@ class InstanceRunner:
         except (WorkflowNotFound, WorkflowLoadError, WorkflowValidationError) as exc:
             return Failed(error=_host_error("definition", str(exc), code="DEFINITION"))
         self._interpreter = interpreter
+        self.redactor = redactor_of(interpreter)
         effects = self._effects = DurableEffects(self, self.host, journal)
 
         async def deferred_run() -> RunResult:
@@ -375,7 +381,13 @@ class InstanceRunner:
         else:
             error = _host_error("timeout", "workflowExecTimeout expired", code="TIMEOUT")
             change = Finish(status=result.status, output=result.output, error=error.to_json())
-        change = replace(change, has_parent=self.parent_id is not None)
+        change = replace(
+            change,
+            output=self.redactor.value(change.output),
+            error=self.redactor.value(change.error),
+            data=self.redactor.value(change.data),
+            has_parent=self.parent_id is not None,
+        )
         control = await self.host.writer.transition(self.instance_id, change)
         if control.held:
             self.host.lifecycle(
@@ -393,12 +405,16 @@ class InstanceRunner:
 
     async def _continue(self, result: ContinuedAs) -> bool:
         version = await self.host.resolve_version(result.workflow_id, result.version)
-        change = Continue(workflow_id=result.workflow_id, version=version, input=result.input)
+        change = Continue(
+            workflow_id=result.workflow_id,
+            version=version,
+            input=self.redactor.value(result.input),
+        )
         control = await self.host.writer.transition(self.instance_id, change)
         if not control.held:
             return False
         self.run_no += 1
-        self.workflow_id, self.version, self.input = result.workflow_id, version, result.input
+        self.workflow_id, self.version, self.input = result.workflow_id, version, change.input
         self._fresh = True
         self._started.clear()
         return True

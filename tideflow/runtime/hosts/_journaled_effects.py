@@ -47,6 +47,7 @@ from tideflow.runtime.hosts.plumbing import (
     complete_event,
     idempotency_key,
 )
+from tideflow.secrets import Redactor
 from tideflow.workflow.model import Workflow
 
 T = TypeVar("T")
@@ -119,6 +120,10 @@ class RunPort(Protocol):
     @property
     def sonataflow(self) -> bool:
         """The definition runs with SonataFlow's leniencies."""
+
+    @property
+    def redactor(self) -> Redactor:
+        """Hides the run's secrets in what it lets out (produced events here)."""
 
     def auth(self, name: str | None) -> AuthDefinition | None:
         """The workflow's auth definition ``name``, its properties evaluated."""
@@ -233,6 +238,7 @@ class DurableEffects:
             return
         self._missing()
         event = complete_event(request.event, self._run.workflow, self.now_value())
+        event = self._run.redactor.value(event)  # an event is an output: no secret in it
         with self._run.active():
             await self._host.emit(event)
             await self.record("emit", request.key, {"result": None})

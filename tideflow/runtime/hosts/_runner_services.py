@@ -25,6 +25,7 @@ from tideflow.runtime.functions.policy import PythonPolicy
 from tideflow.runtime.functions.python import PythonFunction
 from tideflow.runtime.gateway import InstanceRow
 from tideflow.runtime.journal import JournalWriter
+from tideflow.secrets import SecretAccess, SecretSource
 from tideflow.settings import Settings
 from tideflow.workflow.model import Workflow
 
@@ -71,6 +72,8 @@ class RuntimeOptions:
     """``"sonataflow"`` turns on SonataFlow's leniencies."""
     python_policy: PythonPolicy | None = None
     """Modules ``python:`` functions may import; by default those in ``base_dir``."""
+    secrets: SecretAccess = field(default_factory=lambda: SecretAccess(SecretSource()))
+    """``$SECRETS`` of each workflow: only the secrets granted to its id (by default none)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

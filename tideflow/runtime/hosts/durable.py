@@ -96,13 +96,13 @@ from tideflow.runtime.hosts._runner_services import (
     LifecycleHook,
     RuntimeOptions,
 )
-from tideflow.runtime.hosts.plumbing import workflow_secrets
 from tideflow.runtime.interpreter import Interpreter
 from tideflow.runtime.journal import JournalWriter, NewInstance
 from tideflow.runtime.result import WorkflowError
 from tideflow.runtime.status import InstanceStatus
 from tideflow.runtime.waits import Answer, WaitDelivery
 from tideflow.runtime.wakeups import WAKE_KIND, TimerLoader, fire_wakeups
+from tideflow.secrets import SecretAccess
 from tideflow.supervise import Supervisor, TaskSet
 from tideflow.timer.service import TimerService
 from tideflow.workflow.dsl1 import is_dsl1, load_document
@@ -129,6 +129,8 @@ class Definitions:
             version was deployed with).
         egress: What an old version's references may read when it is
             resolved here (stored before resolved documents were kept).
+        secrets: Gives each version the values of the secrets granted to its
+            workflow id (:mod:`tideflow.secrets.access`), read at its first load here.
     """
 
     def __init__(
@@ -139,9 +141,11 @@ class Definitions:
         module_dirs: tuple[Path, ...] = (),
         dialect: str | None = None,
         egress: EgressPolicy | None = None,
+        secrets: SecretAccess,
     ) -> None:
         self._registry = registry
         self._egress = egress
+        self._secrets = secrets
         self._base_dir = base_dir
         self._module_dirs = module_dirs
         self._dialect = dialect
@@ -175,7 +179,8 @@ class Definitions:
         dialect = self._dialect or dialect_of(stored.content_type)
         if is_dsl1(stored.definition):
             model, _ = load_document(stored.definition, source=workflow_id, processes=False)
-            dsl1 = Interpreter1(model, secrets=workflow_secrets(model))
+            values = await self._secrets.values(workflow_id, model.secrets)
+            dsl1 = Interpreter1(model, secrets=values)
             # A 1.0 model and interpreter offer what the hosts read of a 0.8 pair
             # (identifier, version, secrets; run, secrets, constants).
             return cast(Workflow, model), dsl1
@@ -192,7 +197,8 @@ class Definitions:
                 egress=self._egress,
             )
             workflow = definition.workflow
-        interpreter = Interpreter(workflow, secrets=workflow_secrets(workflow), dialect=dialect)
+        values = await self._secrets.values(workflow_id, workflow.secrets)
+        interpreter = Interpreter(workflow, secrets=values, dialect=dialect)
         return workflow, interpreter
 
     def base_dir_for(self, operation: str) -> Path:
@@ -298,6 +304,7 @@ class DurableRuntime:
             module_dirs=self.options.module_dirs,
             dialect=self.options.dialect,
             egress=self.invoker.egress,
+            secrets=self.options.secrets,
         )
         self.delivery = WaitDelivery(
             pool, self.options.owner, self.options.lease_seconds, runners=self

@@ -61,11 +61,15 @@ from tideflow.runtime.hosts.plumbing import (
     call_arguments,
     complete_event,
     idempotency_key,
+    redact_result,
+    redacted_steps,
+    redactor_of,
     resolve_auth,
     workflow_secrets,
 )
 from tideflow.runtime.interpreter import Interpreter
 from tideflow.runtime.result import ContinuedAs, Failed, RunResult, Step
+from tideflow.secrets import Redactor, SecretSource
 from tideflow.supervise import TaskSet
 from tideflow.workflow.dsl1 import Workflow as Workflow1
 from tideflow.workflow.model import Workflow
@@ -108,7 +112,10 @@ class LocalOptions:
     log: Callable[[str], None] | None = None
     """Where ``sysout`` and host notes go (standard error by default)."""
     secrets: Mapping[str, Any] | None = None
-    """``$SECRETS``; by default read from ``TIDEFLOW_SECRET_*`` variables."""
+    """``$SECRETS``; by default the declared ones ``secret_source`` holds."""
+    secret_source: SecretSource | None = None
+    """``TIDEFLOW_SECRET_*`` variables and the secrets file (``TIDEFLOW_SECRETS_FILE``);
+    every secret is granted to every workflow here: the local user is the operator."""
 
 
 @dataclass(slots=True)
@@ -178,7 +185,8 @@ class LocalEffects:
 
     async def emit(self, request: EventEmit) -> None:
         """Collect the event, adding ``source`` and ``time`` when missing."""
-        self._host.emitted.append(complete_event(request.event, self.workflow, self.now()))
+        event = complete_event(request.event, self.workflow, self.now())
+        self._host.emitted.append(self._host.redactor(self.workflow).value(event))
 
     async def run_subflow(self, call: SubflowCall) -> Any:
         """Run a sub-workflow found by id (and version) on this host."""
@@ -309,6 +317,10 @@ class LocalHost:
             self._interpreters[id(workflow)] = found
         return found
 
+    def redactor(self, workflow: Workflow) -> Redactor:
+        """What hides ``workflow``'s secrets in its outputs, errors, events and timeline."""
+        return redactor_of(self._interpreter(workflow))
+
     def _on_step(self, workflow: Workflow, *, nested: bool) -> Callable[[Step], None] | None:
         """The timeline callback of a run: steps of nested runs (sub-flows,
         ``continueAs``) get keys prefixed by their workflow id, e.g. ``child:Work``."""
@@ -339,10 +351,15 @@ class LocalHost:
                 "CONST": interpreter.constants,
                 "SECRETS": interpreter.secrets,
             }
+            redactor = redactor_of(interpreter)
             on_step = self._on_step(workflow, nested=parent is not None or not first)
             result: RunResult = await interpreter.run(
-                input, effects, instance_id=effects.instance_id, on_step=on_step
+                input,
+                effects,
+                instance_id=effects.instance_id,
+                on_step=redacted_steps(on_step, redactor),
             )
+            result = redact_result(result, redactor)
             if not isinstance(result, ContinuedAs):
                 return result
             path = self.subflows.find(result.workflow_id, result.version)
@@ -353,7 +370,7 @@ class LocalHost:
 
 def _compile(workflow: Workflow | Workflow1, options: LocalOptions) -> WorkflowInterpreter:
     """The interpreter of a workflow's DSL: 1.0 or 0.8 (``loader.load_any`` gives either)."""
-    secrets = workflow_secrets(workflow, options.secrets)
+    secrets = workflow_secrets(workflow, options.secrets, options.secret_source)
     if isinstance(workflow, Workflow1):
         return Interpreter1(workflow, secrets=secrets)
     return Interpreter(workflow, secrets=secrets, dialect=options.dialect)

@@ -17,17 +17,20 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from collections.abc import Awaitable, Mapping
+import weakref
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from tideflow.errors import FunctionCallError, StepTimeout
 from tideflow.isotime import format_timestamp
-from tideflow.runtime.effects import FunctionCall
+from tideflow.runtime.effects import FunctionCall, WorkflowInterpreter
 from tideflow.runtime.functions import AuthDefinition
+from tideflow.runtime.result import ContinuedAs, Failed, RunResult, Step
+from tideflow.secrets import NO_REDACTION, Redactor, SecretSource
 from tideflow.workflow.expressions import evaluate_value
 from tideflow.workflow.model import Workflow, thaw
-from tideflow.workflow.secrets import load_secrets
 
 __all__ = [
     "DeclaresSecrets",
@@ -35,6 +38,9 @@ __all__ = [
     "call_arguments",
     "complete_event",
     "idempotency_key",
+    "redact_result",
+    "redacted_steps",
+    "redactor_of",
     "resolve_auth",
     "workflow_secrets",
 ]
@@ -108,12 +114,67 @@ class DeclaresSecrets(Protocol):
 
 
 def workflow_secrets(
-    workflow: DeclaresSecrets, given: Mapping[str, Any] | None = None
+    workflow: DeclaresSecrets,
+    given: Mapping[str, Any] | None = None,
+    source: SecretSource | None = None,
 ) -> Mapping[str, Any]:
-    """``$SECRETS`` of a workflow: ``given``, else its declared ``TIDEFLOW_SECRET_*`` values."""
+    """``$SECRETS`` of a workflow run by its operator (``tideflow run``): ``given``,
+    else the values of the secrets it declares that ``source`` holds (every secret is
+    granted there; a server gives only granted ones, :mod:`tideflow.secrets.access`)."""
     if given is not None:
         return given
-    return load_secrets(workflow.secrets, strict=False)
+    return (source or SecretSource()).values(workflow.secrets)
+
+
+_REDACTORS: weakref.WeakKeyDictionary[WorkflowInterpreter, Redactor] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def redactor_of(interpreter: WorkflowInterpreter) -> Redactor:
+    """What hides the interpreter's secrets in everything its runs let out.
+
+    Every host passes outputs, errors, state data, timeline details, produced
+    events and lifecycle details through it (the rule: ``docs/security.md``,
+    "Secrets"). Built once per interpreter, i.e. once per workflow version.
+    """
+    if not interpreter.secrets:
+        return NO_REDACTION
+    found = _REDACTORS.get(interpreter)
+    if found is None:
+        found = _REDACTORS[interpreter] = Redactor(interpreter.secrets)
+    return found
+
+
+def redact_result(result: RunResult, redactor: Redactor) -> RunResult:
+    """``result`` with the secrets hidden in its output, error, data, input and timeline."""
+    if not redactor:
+        return result
+    timeline = tuple(replace(s, detail=redactor.value(s.detail)) for s in result.timeline)
+    if isinstance(result, Failed):
+        error = replace(
+            result.error,
+            message=redactor.text(result.error.message),
+            details=redactor.value(result.error.details),
+        )
+        return replace(result, error=error, data=redactor.value(result.data), timeline=timeline)
+    if isinstance(result, ContinuedAs):
+        return replace(result, input=redactor.value(result.input), timeline=timeline)
+    return replace(result, output=redactor.value(result.output), timeline=timeline)
+
+
+def redacted_steps(
+    on_step: Callable[[Step], None] | None, redactor: Redactor
+) -> Callable[[Step], None] | None:
+    """``on_step`` given each step with the secrets hidden in its detail."""
+    if on_step is None or not redactor:
+        return on_step
+    tell = on_step
+
+    def redacted(step: Step) -> None:
+        tell(replace(step, detail=redactor.value(step.detail)))
+
+    return redacted
 
 
 def call_arguments(call: FunctionCall, *, sonataflow: bool) -> Mapping[str, Any]:
