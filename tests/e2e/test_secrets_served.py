@@ -174,6 +174,9 @@ async def test_an_ungranted_secret_is_refused_at_deploy_naming_it_and_the_workfl
         assert (await http.delete("/secrets/grants/leaky*")).status_code == 409  # settings
         assert (await http.delete("/secrets/grants/greedy")).status_code == 204
         assert (await http.delete("/secrets/grants/greedy")).status_code == 404
+        trail = (await http.get("/buses/tideflow.audit/events", params={"limit": 1000})).text
+        assert "secret.granted" in trail
+        assert "secret.revoked" in trail
         reader = await http.post("/tokens", json={"name": "reader", "scopes": ["read", "deploy"]})
         as_reader = {"authorization": f"Bearer {reader.json()['token']}"}
         denied = await http.get("/secrets/grants", headers=as_reader)

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Request
 from starlette.responses import Response
 
+from tideflow.api import audit
 from tideflow.api.access import requires
 from tideflow.api.routes.events import json_response
 from tideflow.api.schemas import CreateSecretGrant, Problem, SecretGrantList, SecretGrantOut
@@ -48,12 +49,14 @@ def _access(services: Services) -> tuple[SecretAccess, PostgresGrants]:
     dependencies=[requires(ADMIN)],
     summary="Grant secrets",
 )
-async def create_grant(body: CreateSecretGrant, services: Services_) -> Response:
+async def create_grant(body: CreateSecretGrant, request: Request, services: Services_) -> Response:
     """Let subjects matching `pattern` receive `secrets` (replacing the names of an
     earlier grant made here with the same pattern)."""
     _, store = _access(services)
     grant = make_grant(body.pattern, body.secrets)
     await store.put(grant, services.clock.now())
+    target = f"/secrets/grants/{grant.pattern}"
+    await audit.record(request, "secret.granted", target, secrets=list(grant.names))
     return json_response({**grant.to_json(), "origin": "api"}, 201)
 
 
@@ -79,7 +82,7 @@ async def list_grants(services: Services_) -> Response:
     dependencies=[requires(ADMIN)],
     summary="Revoke a secret grant",
 )
-async def delete_grant(pattern: Pattern, services: Services_) -> Response:
+async def delete_grant(pattern: Pattern, request: Request, services: Services_) -> Response:
     """Forget the grant made through the API for `pattern`."""
     access, store = _access(services)
     try:
@@ -91,4 +94,5 @@ async def delete_grant(pattern: Pattern, services: Services_) -> Response:
                 "TIDEFLOW_SECRET_GRANTS): change them and restart"
             ) from None
         raise
+    await audit.record(request, "secret.revoked", f"/secrets/grants/{pattern}")
     return Response(status_code=204)
