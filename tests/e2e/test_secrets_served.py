@@ -21,7 +21,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.support.served import Served, copied_database, serve_process
+from tests.support.served import LOCAL, Served, copied_database, serve_process
 from tests.support.sink import running_sink
 
 API_KEY = "sk-live-4242abcd"
@@ -108,7 +108,7 @@ def server(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         patch.setenv("TIDEFLOW_SECRET_API_KEY", API_KEY)
         patch.setenv("TIDEFLOW_SECRET_HOOK_AUTH", HOOK_AUTH)
         patch.setenv("TIDEFLOW_SECRETS_FILE", str(secrets_file))
-        args = ["--functions", str(functions)]
+        args = ["--functions", str(functions), *LOCAL]  # the sink is on 127.0.0.1
         args += [arg for grant in grants for arg in ("--grant-secret", grant)]
         with serve_process(database, home, *args) as running:
             yield running
