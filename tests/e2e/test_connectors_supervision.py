@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from tests.support.cli import run_cli
 from tests.support.connectors import bus_events, create_connector, eventually, served
 from tests.support.served import copied_database
 from tideflow import ids
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 
 @pytest.fixture
@@ -97,3 +98,33 @@ async def test_bad_declarations_are_clear_4xx(database: str, tmp_path: Path) -> 
         )
         assert broken_json.status_code == 422
         assert (await http.get("/connectors/none")).status_code == 404
+
+
+async def test_the_cli_creates_lists_shows_pauses_and_deletes(
+    database: str, tmp_path: Path
+) -> None:
+    spec = tmp_path / "sink.yaml"
+    spec.write_text(
+        "name: cli-sink\nkind: sink\ntype: redis\nbus: default\n"
+        "config: {url: 'redis://:hunter2@127.0.0.1:6379/0', stream: cli-out}\n"
+    )
+    async with served(database, tmp_path) as server:
+
+        async def cli(*args: str) -> str:
+            code, out, err = await run_cli(server.url, "connectors", *args, token=server.token)
+            assert code == 0, err
+            return out
+
+        created = json.loads(await cli("create", "--spec", f"@{spec}"))
+        assert created["config"]["url"] == "redis://:***@127.0.0.1:6379/0"
+        listed = await cli("list")
+        assert listed.split("\t")[:5] == ["cli-sink", "sink", "redis", "default", "active"]
+        shown = json.loads(await cli("show", "cli-sink"))
+        assert (shown["lag"], shown["activity"]["connected"]) == (0, False)
+        assert (await cli("pause", "cli-sink")).strip() == "cli-sink paused"
+        assert (await cli("delete", "cli-sink")).strip() == "deleted connector cli-sink"
+        code, _, err = await run_cli(
+            server.url, "connectors", "show", "cli-sink", token=server.token
+        )
+        assert code != 0
+        assert "cli-sink" in err
