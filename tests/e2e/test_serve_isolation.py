@@ -9,7 +9,6 @@ normally and does not run the bad expressions again.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.served import auth_for, copied_database, serve_process
+from tests.support.served import HealthProber, auth_for, copied_database, serve_process
 
 
 def _definition(wf_id: str, output_filter: str) -> dict[str, Any]:
@@ -50,25 +49,6 @@ async def database(
     name = f"t_{_db_names[0]}_serve_isolation"
     async with copied_database(pg_server_url, pg_template, name) as url:
         yield url
-
-
-class _Prober(threading.Thread):
-    """A second client asking ``/healthz`` over and over until stopped."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(daemon=True)
-        self.url = url
-        self.answers: list[int] = []
-        self.slowest = 0.0
-        self.halt = threading.Event()
-
-    def run(self) -> None:
-        with httpx.Client(timeout=10) as client:
-            while not self.halt.is_set():
-                began = time.monotonic()
-                self.answers.append(client.get(f"{self.url}/healthz").status_code)
-                self.slowest = max(self.slowest, time.monotonic() - began)
-                self.halt.wait(0.02)
 
 
 def _start(url: str, wf_id: str, data: Any) -> str:
@@ -107,15 +87,14 @@ def test_runaway_expressions_fail_their_instances_and_nothing_else(
                 f"{server.url}/workflows", json=definition, timeout=30, headers=auth_for(server.url)
             )
             assert deployed.status_code == 201, deployed.text
-        prober = _Prober(server.url)
+        prober = HealthProber(server.url)
         prober.start()
         try:
             bad = [_start(server.url, "loops", {}), _start(server.url, "bombs", {})]
             good = [_start(server.url, "healthy", {"items": [1, 2, n]}) for n in range(5)]
             outcomes = [_settled(server.url, i) for i in good + bad]
         finally:
-            prober.halt.set()
-            prober.join(20)
+            prober.stop()
     assert [o["status"] for o in outcomes[:5]] == ["completed"] * 5
     assert [o["output"] for o in outcomes[:5]] == [3, 4, 5, 6, 7]
     looped, bombed = outcomes[5:]
@@ -123,7 +102,7 @@ def test_runaway_expressions_fail_their_instances_and_nothing_else(
     assert (bombed["status"], bombed["error"]["code"]) == ("failed", "EXPRESSION_MEMORY_LIMIT")
     assert prober.answers
     assert set(prober.answers) == {200}
-    print(f"slowest /healthz during the attack: {prober.slowest * 1000:.1f} ms")
+    print(prober.summary())
     with serve_process(database, tmp_path) as again:  # starts normally: nothing re-runs
         assert _settled(again.url, bad[0])["error"]["code"] == "EXPRESSION_TIME_LIMIT"
         after = _start(again.url, "healthy", {"items": [40, 2]})

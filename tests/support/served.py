@@ -19,6 +19,7 @@ import signal
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -163,3 +164,60 @@ async def copied_database(server_url: str, template: str, name: str) -> AsyncIte
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+class HealthProber(threading.Thread):
+    """A second client asking ``/healthz`` over and over until :meth:`stop` (a thread, so it
+    keeps asking while the test's own requests wait), recording each status and latency."""
+
+    def __init__(self, url: str, pause: float = 0.02) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.pause = pause
+        self.answers: list[int] = []
+        self.latencies: list[float] = []
+        self.sent: list[float] = []
+        """When each request was sent (``time.monotonic()``)."""
+        self.halt = threading.Event()
+
+    @property
+    def slowest(self) -> float:
+        """The longest answer so far, in seconds."""
+        return max(self.latencies, default=0.0)
+
+    def run(self) -> None:
+        with httpx.Client(timeout=10) as client:
+            while not self.halt.is_set():
+                began = time.monotonic()
+                try:
+                    status = client.get(f"{self.url}/healthz").status_code
+                except httpx.HTTPError:
+                    status = 0  # no answer at all: recorded as such
+                self.sent.append(began)
+                self.latencies.append(time.monotonic() - began)
+                self.answers.append(status)
+                self.halt.wait(self.pause)
+
+    def stop(self) -> None:
+        """Stop asking (waits for the request in flight)."""
+        self.halt.set()
+        self.join(20)
+
+    def summary(self, since: float = 0.0, until: float = float("inf")) -> str:
+        """Count, median, 99th percentile and slowest latency, in ms, and the statuses
+        (of the requests sent between ``since`` and ``until``, monotonic times)."""
+        picked = [
+            (latency, status)
+            for sent, latency, status in zip(self.sent, self.latencies, self.answers, strict=True)
+            if since <= sent < until
+        ]
+        ordered = sorted(latency for latency, _ in picked) or [0.0]
+        statuses = sorted({status for _, status in picked})
+        p50 = ordered[len(ordered) // 2] * 1000
+        p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+        over = sum(1 for latency in ordered if latency >= 0.1)
+        return (
+            f"/healthz: {len(picked)} answers {statuses}, "
+            f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, slowest {ordered[-1] * 1000:.1f} ms, "
+            f"{over} at or over 100 ms"
+        )
