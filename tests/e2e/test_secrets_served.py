@@ -177,6 +177,14 @@ async def test_an_ungranted_secret_is_refused_at_deploy_naming_it_and_the_workfl
         trail = (await http.get("/buses/tideflow.audit/events", params={"limit": 1000})).text
         assert "secret.granted" in trail
         assert "secret.revoked" in trail
+        # SonataFlow's $SECRET.name reads are secrets the definition uses, granted or not
+        sonata = {**_leaky("sonata", "${ {k: $SECRET.API_KEY} }"), "secrets": []}
+        refused_sonata = await http.post(
+            "/workflows", json=sonata, params={"dialect": "sonataflow"}
+        )
+        assert refused_sonata.status_code == 422, refused_sonata.text
+        assert [p["path"] for p in refused_sonata.json()["errors"]] == ["secrets[0]"]
+        assert "'API_KEY' is not granted to workflow 'sonata'" in refused_sonata.text
         reader = await http.post("/tokens", json={"name": "reader", "scopes": ["read", "deploy"]})
         as_reader = {"authorization": f"Bearer {reader.json()['token']}"}
         denied = await http.get("/secrets/grants", headers=as_reader)

@@ -10,6 +10,8 @@ from urllib.parse import quote
 import pytest
 
 from tideflow.errors import InvalidArgument, SecretUnavailable
+from tideflow.runtime.hosts.local import LocalHost, LocalOptions
+from tideflow.runtime.result import Completed
 from tideflow.secrets import (
     ALL,
     MASK,
@@ -25,6 +27,7 @@ from tideflow.secrets import (
     resolve_refs,
     secret_ref,
 )
+from tideflow.workflow import load_workflow
 from tideflow.workflow.expressions import compile_expression
 
 # --- grants ----------------------------------------------------------------------
@@ -210,3 +213,42 @@ def test_a_workflow_without_secrets_redacts_nothing() -> None:
     assert not NO_REDACTION
     assert NO_REDACTION.value(value) is value
     assert Redactor({"EMPTY": ""}).value({"a": ""}) == {"a": ""}
+
+
+# --- SonataFlow's $SECRET, and the local host ------------------------------------------
+
+SONATA = {
+    "id": "sonata",
+    "version": "1",
+    "specVersion": "0.8",
+    "secrets": ["DECLARED"],
+    "start": "Only",
+    "states": [
+        {
+            "name": "Only",
+            "type": "inject",
+            "data": {},
+            "stateDataFilter": {
+                "output": '${ {k: ($SECRET.api_key + "/" + $SECRET["my.prop"]), n: $SECRETS} }'
+            },
+            "end": True,
+        }
+    ],
+}
+
+
+def test_the_sonataflow_dialect_declares_what_secret_reads() -> None:
+    plain = load_workflow(json.dumps(SONATA))
+    assert plain.secrets == ("DECLARED",)
+    lenient = load_workflow(json.dumps(SONATA), dialect="sonataflow")
+    assert lenient.secrets == ("DECLARED", "api_key", "my.prop")
+
+
+async def test_the_local_host_gives_secret_and_redacts_its_output(tmp_path: Path) -> None:
+    values = {"DECLARED": "declared-1", "api_key": "key-12345", "my.prop": "prop-67890"}
+    workflow = load_workflow(json.dumps(SONATA), dialect="sonataflow")
+    options = LocalOptions(secrets=values, dialect="sonataflow")
+    async with LocalHost(options) as host:
+        ran = await host.run(workflow, {}, tmp_path)
+    assert isinstance(ran.result, Completed)
+    assert ran.result.output == {"k": "***/***", "n": dict.fromkeys(values, "***")}

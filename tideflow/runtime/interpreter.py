@@ -128,6 +128,8 @@ class Interpreter:
             "SECRETS": self.secrets,
             "WORKFLOW": self._workflow_variable(instance_id or seed, format_timestamp(started)),
         }
+        if self.sonataflow:  # SonataFlow reads them as $SECRET.name
+            variables["SECRET"] = self.secrets
         run = Run(self.compiled, effects, variables, seed, on_step, on_state)
         run.data = {} if input is None else input
         self._top_level_expressions(run)

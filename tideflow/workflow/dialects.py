@@ -5,15 +5,25 @@ often leave out the event a callback state or an ``eventRef`` action waits
 for. When the workflow defines exactly one consumed event, that event is the
 one meant, and the dialect fills it in; otherwise validation reports the
 missing reference as usual.
+
+SonataFlow's expressions read secrets as ``$SECRET.name`` (or
+``$SECRET["name"]``) without declaring them. The dialect adds every name so
+read to the definition's ``secrets``: the workflow then names them like any
+other (a server gives only granted ones), and its interpreter offers
+``$SECRET`` as the same object as ``$SECRETS``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, Final
 
 DIALECTS = ("sonataflow",)
 """The dialects Tideflow knows."""
+_SECRET_READ: Final = re.compile(
+    r"""\$SECRET(?:\.([A-Za-z_][A-Za-z0-9_]*)|\[\s*"([^"\\]+)"\s*\])"""
+)
 
 
 def apply_dialect(doc: Mapping[str, Any], dialect: str | None) -> Mapping[str, Any]:
@@ -25,11 +35,37 @@ def apply_dialect(doc: Mapping[str, Any], dialect: str | None) -> Mapping[str, A
     """
     if dialect != "sonataflow":
         return doc
+    doc = _declare_secret_reads(doc)
     event = _only_consumed_event(doc)
     states = doc.get("states")
     if event is None or not isinstance(states, list):
         return doc
     return {**doc, "states": [_infer_events(s, event) for s in states]}
+
+
+def _declare_secret_reads(doc: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``doc`` with the names its expressions read as ``$SECRET.name`` added to ``secrets``."""
+    read = [
+        match.group(1) or match.group(2)
+        for text in _strings(doc)
+        for match in _SECRET_READ.finditer(text)
+    ]
+    declared = doc.get("secrets")
+    if not read or not (declared is None or isinstance(declared, list)):
+        return doc
+    names = list(dict.fromkeys([*(declared or []), *read]))
+    return doc if names == declared else {**doc, "secrets": names}
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
 
 
 def _only_consumed_event(doc: Mapping[str, Any]) -> str | None:

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from tideflow import ids, limits
-from tideflow.errors import FunctionCallError, StepTimeout, ValueLimitExceeded
+from tideflow.errors import FunctionCallError, StepTimeout, TideflowError, ValueLimitExceeded
 from tideflow.runtime.effects import (
     Deadline,
     EventEmit,
@@ -204,7 +204,7 @@ class DurableEffects:
         self._missing()
         invoked = self._host.invoke(self._invocation(call))
         if call.invoke == "async":
-            self._host.background(invoked)
+            self._host.background(_redacted_failure(invoked, self._run.redactor))
             await self.record("call", call.key, {"result": None})
             return None
         with self._run.active():
@@ -426,3 +426,13 @@ class DurableEffects:
         value = ids.new_id()
         self._run.queue("new_id", {"result": value})
         return value
+
+
+async def _redacted_failure(call: Awaitable[Any], redactor: Redactor) -> Any:
+    """``call``, its failure told (logged by the host) with the run's secrets hidden."""
+    try:
+        return await call
+    except TideflowError as exc:
+        if not redactor:
+            raise
+        raise TideflowError(redactor.text(str(exc))) from None

@@ -101,6 +101,8 @@ def resolve_auth(
         raise FunctionCallError(
             f"authRef {name!r} names no auth definition", code="InvalidAuth", retryable=False
         )
+    if "SECRETS" in variables:  # SonataFlow's name for them too
+        variables = {**variables, "SECRET": variables["SECRETS"]}
     props = evaluate_value(thaw(found.properties), {}, variables, workflow.expression_lang)
     return AuthDefinition(name=found.name, scheme=found.scheme, properties=props)
 
