@@ -379,6 +379,10 @@ class RateLimited(TideflowError):
         super().__init__(message)
 
 
+class IdentityProviderUnavailable(TideflowError):
+    """The OIDC issuer's keys cannot be fetched, so a JWT cannot be checked now."""
+
+
 class TokenNotFound(NotFoundError):
     """No such API token."""
 

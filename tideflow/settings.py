@@ -84,6 +84,12 @@ class Settings:
         tls_cert: The server's certificate chain, PEM (``--tls-cert``,
             ``TIDEFLOW_TLS_CERT``): with ``tls_key``, ``tideflow serve`` speaks HTTPS only.
         tls_key: Its private key, PEM (``--tls-key``, ``TIDEFLOW_TLS_KEY``).
+        oidc_issuer: Also accept JWTs this OIDC issuer signed (``--oidc-issuer``,
+            ``TIDEFLOW_OIDC_ISSUER``; ``None``: Tideflow tokens only).
+        oidc_audience: What their ``aud`` must hold (``--oidc-audience``,
+            ``TIDEFLOW_OIDC_AUDIENCE``; required with an issuer).
+        oidc_scope_claim: The claim listing their Tideflow scopes
+            (``--oidc-scope-claim``, ``TIDEFLOW_OIDC_SCOPE_CLAIM``).
     """
 
     database_url: str | None = None
@@ -114,6 +120,9 @@ class Settings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     egress_allow: tuple[str, ...] = ()
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_scope_claim: str = "scope"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -163,10 +172,17 @@ _NUMBERS: dict[str, tuple[str, type[int] | type[float]]] = {
 }
 
 
+_OIDC: dict[str, str] = {
+    "TIDEFLOW_OIDC_ISSUER": "oidc_issuer",
+    "TIDEFLOW_OIDC_AUDIENCE": "oidc_audience",
+    "TIDEFLOW_OIDC_SCOPE_CLAIM": "oidc_scope_claim",
+}
+
+
 def _access_from_env(settings: Settings, env: Mapping[str, str]) -> Settings:
     """``TIDEFLOW_INSECURE_LOCAL``, ``TIDEFLOW_ALLOWED_HOSTS``, ``TIDEFLOW_RATE_LIMIT``,
-    ``TIDEFLOW_TLS_CERT``/``TIDEFLOW_TLS_KEY``, ``TIDEFLOW_EGRESS_ALLOW`` and
-    ``TIDEFLOW_SECRET_GRANTS``."""
+    ``TIDEFLOW_TLS_CERT``/``TIDEFLOW_TLS_KEY``, ``TIDEFLOW_EGRESS_ALLOW``,
+    ``TIDEFLOW_SECRET_GRANTS`` and ``TIDEFLOW_OIDC_*``."""
     if insecure := env.get("TIDEFLOW_INSECURE_LOCAL"):
         settings = replace(settings, insecure_local=insecure.lower() in ("1", "true", "yes"))
     if rate := env.get("TIDEFLOW_RATE_LIMIT"):
@@ -175,6 +191,10 @@ def _access_from_env(settings: Settings, env: Mapping[str, str]) -> Settings:
         settings = replace(settings, tls_cert=Path(cert))
     if key := env.get("TIDEFLOW_TLS_KEY"):
         settings = replace(settings, tls_key=Path(key))
+    for variable, name in _OIDC.items():
+        if text := env.get(variable):
+            changes: dict[str, Any] = {name: text}
+            settings = replace(settings, **changes)
     if hosts := env.get("TIDEFLOW_ALLOWED_HOSTS"):
         names = tuple(name.strip() for name in hosts.split(",") if name.strip())
         settings = replace(settings, allowed_hosts=names)

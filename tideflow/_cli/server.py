@@ -122,6 +122,31 @@ def serve(
             "TIDEFLOW_SECRET_GRANTS).",
         ),
     ] = None,
+    oidc_issuer: Annotated[
+        str | None,
+        typer.Option(
+            "--oidc-issuer",
+            metavar="URL",
+            help="Also accept JWTs this OIDC issuer signed (keys from its discovery document; "
+            "TIDEFLOW_OIDC_ISSUER).",
+        ),
+    ] = None,
+    oidc_audience: Annotated[
+        str | None,
+        typer.Option(
+            "--oidc-audience",
+            metavar="AUD",
+            help="What such a JWT's 'aud' must hold (TIDEFLOW_OIDC_AUDIENCE).",
+        ),
+    ] = None,
+    oidc_scope_claim: Annotated[
+        str | None,
+        typer.Option(
+            "--oidc-scope-claim",
+            metavar="CLAIM",
+            help="The claim listing a JWT's Tideflow scopes (default: scope).",
+        ),
+    ] = None,
 ) -> None:
     """Serve everything in one process: API, event store, subscriptions, timers, runtime.
 
@@ -172,6 +197,7 @@ def serve(
     settings = _with_rate_limit(settings, rate_limit)
     settings = _with_tls(settings, tls_cert, tls_key)
     settings = _with_grants(settings, grant_secret or [])
+    settings = _with_oidc(settings, oidc_issuer, oidc_audience, oidc_scope_claim)
     out_console.print(f"tideflow {__version__}: data in {describe_database(settings)}")
     run_server(settings, open_system_with(system))
 
@@ -273,6 +299,32 @@ def _with_tls(settings: Any, cert: Path | None, key: Path | None) -> Any:
         check_tls(settings)
     except TideflowError as exc:
         raise fail(str(exc), code=2) from None
+    return settings
+
+
+def _with_oidc(
+    settings: Any, issuer: str | None, audience: str | None, claim: str | None
+) -> Any:
+    """``settings`` with the ``--oidc-*`` flags; exit 2 unless an issuer (https, or http on
+    loopback) comes with an audience."""
+    from dataclasses import replace
+
+    from tideflow.auth.jwks import check_issuer_url
+
+    settings = replace(
+        settings,
+        oidc_issuer=issuer or settings.oidc_issuer,
+        oidc_audience=audience or settings.oidc_audience,
+        oidc_scope_claim=claim or settings.oidc_scope_claim,
+    )
+    if settings.oidc_issuer is None:
+        return settings
+    try:
+        check_issuer_url(settings.oidc_issuer)
+    except TideflowError as exc:
+        raise fail(str(exc), code=2) from None
+    if not settings.oidc_audience:
+        raise fail("--oidc-issuer needs --oidc-audience (what a JWT's 'aud' must hold)", code=2)
     return settings
 
 

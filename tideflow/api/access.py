@@ -3,7 +3,8 @@
 :class:`AccessGate` is the outermost ASGI middleware (before the ingestion
 fast path). For every request but the public ones (``/healthz``,
 ``/readyz``, the OpenAPI document and its pages) it checks, in order, the
-``Host`` (421), the ``Origin`` (403), the bearer token (401), the token's
+``Host`` (421), the ``Origin`` (403), the bearer token (401: a Tideflow
+token, or a JWT of the configured OIDC issuer, :mod:`tideflow.auth.oidc`), the token's
 rate limit (429 with ``Retry-After``, :mod:`tideflow.auth.rates`) and, for a
 state-changing request with a body, its content type (415) -- see
 :mod:`tideflow.auth.hygiene` -- and puts the token's
@@ -30,6 +31,8 @@ from tideflow.auth.hygiene import (
     is_loopback,
     server_names,
 )
+from tideflow.auth.jwks import IssuerKeys
+from tideflow.auth.oidc import JwtVerifier, OidcConfig, looks_like_jwt
 from tideflow.auth.rates import Rate, RateLimiter, retry_after
 from tideflow.auth.scopes import AUDIT_BUS, server_only
 from tideflow.auth.tokens import INSECURE_LOCAL, Principal
@@ -83,12 +86,14 @@ class AccessPolicy:
         verifier: Checks tokens (``None``: no token store, so no token is valid).
         insecure_local: No token needed (``--insecure-local``, loopback only).
         limiter: Each token's rate limit (``None``: none).
+        jwt: Checks JWTs of the configured OIDC issuer (``None``: Tideflow tokens only).
     """
 
     names: frozenset[str] | None
     verifier: TokenVerifier | None
     insecure_local: bool = False
     limiter: RateLimiter | None = None
+    jwt: JwtVerifier | None = None
 
     @classmethod
     def for_services(cls, services: Services) -> AccessPolicy:
@@ -107,7 +112,7 @@ class AccessPolicy:
         text = settings.rate_limit
         default = Rate.parse(text, "--rate-limit") if text else None
         limiter = RateLimiter(services.clock, default)
-        return cls(names, verifier, settings.insecure_local, limiter)
+        return cls(names, verifier, settings.insecure_local, limiter, jwt_verifier(services))
 
     async def admit(self, scope: Mapping[str, Any]) -> Principal | None:
         """The principal of a request (``None`` for a public one).
@@ -151,9 +156,32 @@ class AccessPolicy:
         if self.insecure_local:
             return INSECURE_LOCAL
         scheme, _, token = (authorization or "").strip().partition(" ")
+        token = token.strip()
+        if self.jwt is not None and scheme.lower() == "bearer" and looks_like_jwt(token):
+            return await self.jwt.verify(token)
         if scheme.lower() != "bearer" or self.verifier is None:
             raise AuthenticationRequired(BAD_TOKEN)
-        return await self.verifier.verify(token.strip())
+        return await self.verifier.verify(token)
+
+
+def jwt_verifier(services: Services) -> JwtVerifier | None:
+    """The JWT verifier of the settings' OIDC issuer (``None`` without one).
+
+    Raises:
+        ConfigurationError: An issuer without an audience, or not ``https``.
+    """
+    settings = services.settings
+    if settings.oidc_issuer is None:
+        return None
+    if not settings.oidc_audience:
+        raise ConfigurationError("--oidc-issuer needs --oidc-audience (what 'aud' must hold)")
+    config = OidcConfig(
+        issuer=settings.oidc_issuer,
+        audience=settings.oidc_audience,
+        scope_claim=settings.oidc_scope_claim,
+    )
+    keys = IssuerKeys(settings.oidc_issuer, clock=services.clock)
+    return JwtVerifier(config, keys, services.clock)
 
 
 class AccessGate:

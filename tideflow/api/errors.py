@@ -51,6 +51,10 @@ _KINDS: Final[tuple[tuple[type[BaseException], _Kind], ...]] = (
     (errors.ValueLimitExceeded, _Kind(413, "limit-exceeded", "Value beyond a limit")),
     (errors.ExpressionError, _Kind(400, "expression-error", "Expression error")),
     (errors.StoreError, _Kind(503, "store-unavailable", "Event store unavailable")),
+    (
+        errors.IdentityProviderUnavailable,
+        _Kind(503, "identity-provider-unavailable", "Identity provider unavailable"),
+    ),
 )
 _EVENT_KINDS: Final = {
     400: _Kind(400, "invalid-event", "Invalid CloudEvent"),
