@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterable
-from typing import Any
 
 import aiohttp
 import anyio
@@ -33,7 +32,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from tideflow.egress import EgressPolicy
 
-__all__ = ["EgressBackend", "EgressResolver", "egress_transport", "resolve"]
+__all__ = ["POOL_LIMITS", "EgressBackend", "EgressResolver", "egress_transport", "resolve"]
 
 
 async def resolve(host: str, port: int) -> list[str]:
@@ -114,20 +113,28 @@ class EgressBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-def egress_transport(policy: EgressPolicy, **pool: Any) -> httpx.AsyncHTTPTransport:
+POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0)
+"""httpx's own default limits (a bare httpcore pool would allow 10 connections)."""
+
+
+def egress_transport(
+    policy: EgressPolicy, limits: httpx.Limits = POOL_LIMITS
+) -> httpx.AsyncHTTPTransport:
     """An httpx transport whose connections :class:`EgressBackend` opens.
 
     Args:
         policy: What may be connected to.
-        pool: Passed to httpcore's connection pool (``max_connections``...).
+        limits: The pool's limits (httpx's defaults unless given).
     """
-    transport = httpx.AsyncHTTPTransport(trust_env=False)
+    transport = httpx.AsyncHTTPTransport(trust_env=False, limits=limits)
     # httpx offers no way to pass a network backend; its pool is rebuilt with
-    # one (the same class and TLS context httpx itself would use).
+    # one (the same class, limits and TLS context httpx itself would use).
     transport._pool = httpcore.AsyncConnectionPool(
         ssl_context=httpx.create_ssl_context(trust_env=False),
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
         network_backend=EgressBackend(policy),
-        **pool,
     )
     return transport
 

@@ -8,6 +8,7 @@ loopback, each redirect hop is checked, bodies and durations are bounded.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -152,3 +153,21 @@ async def test_local_references_are_read_only_inside_the_folders(tmp_path: Path)
     assert "hunter2" not in refused
     # a file that exists and one that does not are refused alike
     assert refused.replace("../secret.json", "X") == missing.replace("../none.json", "X")
+
+
+async def test_the_policy_client_keeps_httpx_pool_size() -> None:
+    # httpcore's own pool would hold 10 connections; a server's calls had httpx's 100
+    async with ref_server() as server:
+        server.documents["/slow"] = json.dumps({"ok": True})
+        server.held["/slow"] = asyncio.Event()
+        allowed = EgressPolicy.for_server(["127.0.0.1"])
+        async with FunctionInvoker(egress=allowed) as invoker:
+            calls = [
+                asyncio.ensure_future(invoker.invoke(rest_call(server.url + "/slow")))
+                for _ in range(15)
+            ]
+            async with asyncio.timeout(10):
+                while len(server.requests) < 15:  # noqa: ASYNC110 - the state is the server's
+                    await asyncio.sleep(0.01)
+            server.held["/slow"].set()
+            assert await asyncio.gather(*calls) == [{"ok": True}] * 15
