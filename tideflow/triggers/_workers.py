@@ -58,16 +58,18 @@ from tideflow.triggers.transform import Transform, transform_error, transform_or
 
 log = logging.getLogger("tideflow.triggers")
 
-_OUTAGE: tuple[type[BaseException], ...] = (
+_TRANSIENT: tuple[type[BaseException], ...] = (
     StoreError,
     OSError,
     asyncpg.InterfaceError,
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.TransactionRollbackError,
 )
-"""What a consumer raises while the database is away or restarting: its batch is
-retried until the database answers, never dead-lettered (no event is at fault)."""
+"""What a consumer raises while the database is away, restarting, out of connections,
+or rolling a transaction back (a deadlock, a serialization failure): its batch is
+retried until it goes through, never dead-lettered (no event is at fault)."""
 
 Batch = list[tuple[int, Mapping[str, Any]]]
 Consumer = Callable[[Batch], Awaitable[None]]
@@ -516,7 +518,7 @@ class ConsumerWorker(SubscriptionWorker):
                 return None
             except asyncio.CancelledError:
                 raise
-            except _OUTAGE as exc:
+            except _TRANSIENT as exc:
                 outages += 1
                 log.warning("subscription %s: consumer failed, retrying: %s", self.id, exc)
                 await self.services.clock.sleep(min(60.0, self.retry_delay * 2 ** (outages - 1)))
