@@ -73,6 +73,15 @@ CALLS = [
     Call("GET", "/workflows/hello-world/versions/1.0", "read", "run"),
     Call("POST", "/workflows/hello-world/instances", "run", "deploy", {"json": {}}),
     Call("DELETE", "/workflows/hello-world", "deploy", "run"),
+    Call("POST", "/connectors", "admin", "read", {"json": {}}),
+    Call("GET", "/connectors", "read", "run"),
+    Call("GET", "/connectors/x", "read", "run"),
+    Call("DELETE", "/connectors/x", "admin", "read"),
+    Call("POST", "/connectors/x/pause", "admin", "read"),
+    Call("POST", "/connectors/x/resume", "admin", "read"),
+    Call("POST", "/secrets/grants", "admin", "read", {"json": {}}),
+    Call("GET", "/secrets/grants", "admin", "read"),
+    Call("DELETE", "/secrets/grants/x", "admin", "read"),
 ]  # fmt: skip
 SUBSCRIPTION_CALLS = {
     ("POST", "/subscriptions"),
