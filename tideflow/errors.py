@@ -144,6 +144,18 @@ class ValueLimitExceeded(LimitExceeded):
     """A value (an input, workflow data, an event, a definition) is too deep or too large."""
 
 
+class UnstorableValue(ValueLimitExceeded):
+    """A value holds a string PostgreSQL cannot store: one with a NUL character (``\\u0000``).
+
+    Refused where values are checked against the limits, so that no writer
+    meets it; not configurable. Its ``code`` is ``VALUE_NUL_CHARACTER``.
+    """
+
+    def __init__(self, message: str, *, path: Sequence[PathPart] = ()) -> None:
+        super().__init__(message, limit="value_characters", path=path)
+        self.code = "VALUE_NUL_CHARACTER"
+
+
 class CesqlParseError(ExpressionError):
     """The CloudEvents SQL expression could not be parsed.
 

@@ -23,7 +23,13 @@ from typing import Any
 
 import orjson
 
-from tideflow.errors import ConfigurationError, PathPart, ValueLimitExceeded
+from tideflow.errors import (
+    ConfigurationError,
+    PathPart,
+    UnstorableValue,
+    ValueLimitExceeded,
+    format_path,
+)
 from tideflow.settings import Settings
 
 __all__ = [
@@ -101,11 +107,13 @@ def check_value(value: Any, what: str, limits: Limits | None = None) -> None:
     its depth (those in strings too: the bound only errs high). A walk without
     recursion decides the rest -- past the depth bound, or a value orjson does
     not write (integers beyond 64 bits, nesting deeper than 254) -- so a value
-    nested thousands deep is refused, not a ``RecursionError``.
+    nested thousands deep is refused, not a ``RecursionError`` -- and where a
+    NUL character may be.
 
     Raises:
         ValueLimitExceeded: ``value_depth`` or ``value_bytes``, with the path
             of the first value too deep.
+        UnstorableValue: A string (or key) with a NUL character, with its path.
     """
     limits = limits or _current
     try:
@@ -116,6 +124,8 @@ def check_value(value: Any, what: str, limits: Limits | None = None) -> None:
     if text.count(b"{") + text.count(b"[") > limits.value_depth:
         check_depth(value, what, limits)
     check_size(len(text), what, limits)
+    if b"\\u0000" in text:  # a NUL, or an escaped backslash before "u0000": the walk tells
+        _walk(value, what, limits)
 
 
 def _walk(value: Any, what: str, limits: Limits) -> None:
@@ -134,10 +144,16 @@ def _walk(value: Any, what: str, limits: Limits) -> None:
                 )
             pairs = item.items() if isinstance(item, dict) else enumerate(item)
             for key, child in pairs:
-                size += (len(key) + 4) if isinstance(key, str) else 1
+                if isinstance(key, str):
+                    _check_characters(key, what, path)
+                    size += len(key) + 4
+                else:
+                    size += 1
                 stack.append((child, depth + 1, (*path, key)))
             size += 2
         else:
+            if isinstance(item, str):
+                _check_characters(item, what, path)
             size += _scalar_size(item)
         check_size(size, what, limits)
 
@@ -188,6 +204,7 @@ def check_definition(document: Any, limits: Limits | None = None) -> None:
     Raises:
         ValueLimitExceeded: ``definition_nodes``, or ``value_depth``. (An
             alias cycle is not expanded here; validation reports it.)
+        UnstorableValue: A string (or key) with a NUL character.
     """
     limits = limits or _current
     sizes: dict[int, tuple[int, int]] = {}  # id -> (expanded values, expanded depth)
@@ -207,6 +224,9 @@ def check_definition(document: Any, limits: Limits | None = None) -> None:
             continue
         pending.discard(id(item))
         count, depth = 1, 1
+        for text in (*item, *children) if isinstance(item, dict) else children:
+            if isinstance(text, str) and "\x00" in text:
+                _check_characters(text, "the definition", _path_to(document, item))
         for child in children:
             child_count, child_depth = sizes.get(id(child), (1, 0))
             count += child_count
@@ -226,6 +246,31 @@ def _check_expanded(count: int, depth: int, limits: Limits) -> None:
         raise ValueLimitExceeded(
             f"VALUE_DEPTH_LIMIT: the definition is nested deeper than {limits.value_depth}",
             limit="value_depth",
+        )
+
+
+def _path_to(document: Any, wanted: Any) -> tuple[PathPart, ...]:
+    """The path of the first way to the container ``wanted`` (each shared object walked once)."""
+    seen: set[int] = set()
+    stack: list[tuple[Any, tuple[PathPart, ...]]] = [(document, ())]
+    while stack:
+        item, path = stack.pop()
+        if item is wanted:
+            return path
+        if isinstance(item, dict | list) and id(item) not in seen:
+            seen.add(id(item))
+            pairs = item.items() if isinstance(item, dict) else enumerate(item)
+            stack.extend((child, (*path, key)) for key, child in pairs)
+    return ()
+
+
+def _check_characters(text: str, what: str, path: tuple[PathPart, ...]) -> None:
+    if "\x00" in text:
+        where = f" at {format_path(path)}" if path else ""
+        raise UnstorableValue(
+            f"VALUE_NUL_CHARACTER: {what} holds a string with a NUL character (\\u0000)"
+            f"{where}, which cannot be stored",
+            path=path,
         )
 
 

@@ -42,9 +42,25 @@ def test_deploy_documents_yaml_bodies_and_the_422_problem_list() -> None:
     deploy = openapi_document()["paths"]["/workflows"]["post"]
     body = deploy["requestBody"]["content"]
     assert {"application/yaml", "text/yaml", "application/x-yaml", "application/json"} <= set(body)
-    invalid = deploy["responses"]["422"]["content"]["application/json"]["schema"]
+    invalid = deploy["responses"]["422"]["content"]["application/problem+json"]["schema"]
     schemas = openapi_document()["components"]["schemas"]
     name = invalid["$ref"].rsplit("/", 1)[-1]
     assert {"errors", "detail"} <= set(schemas[name]["properties"])
     instance = schemas["InstanceOut"]["properties"]
     assert {"status", "currentState", "error", "startedAt", "endedAt", "parentId"} <= set(instance)
+
+
+def test_error_answers_are_documented_as_they_are_sent() -> None:
+    """Problems as ``application/problem+json``; a bad parameter is the handler's 400, not
+    FastAPI's 422; the access gate's 401, 403 and 421 wherever a token is needed."""
+    document = openapi_document()
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            where = f"{method.upper()} {path}"
+            responses = operation["responses"]
+            for status, response in responses.items():
+                if int(status) >= 400 and path != "/healthz":
+                    assert set(response["content"]) == {"application/problem+json"}, where
+            if operation.get("security") != []:
+                assert {"401", "403", "421"} <= set(responses), where

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.unit.test_validate_table import BASE
-from tideflow.errors import WorkflowValidationError
+from tideflow.errors import WorkflowLoadError, WorkflowValidationError
 from tideflow.workflow import load_workflow, validate_document
 from tideflow.workflow.loader import EXTERNAL_KEYS
 
@@ -66,6 +66,10 @@ def test_damaged_documents_give_problems_not_crashes(
                 target[path[-1]] = copy.deepcopy(value)  # never the same object twice
         except (KeyError, IndexError, TypeError):
             continue
+    if "\\u0000" in json.dumps(doc):  # no definition can be stored with a NUL in it
+        with pytest.raises(WorkflowLoadError, match="VALUE_NUL_CHARACTER"):
+            load_workflow(json.dumps(doc))
+        return
     problems = validate_document(doc)
     assert all(p.message and p.severity in ("error", "warning") for p in problems)
     if any(p.severity == "error" for p in problems):

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import Depends, Request
 
-from tideflow.api.errors import tideflow_error_response
+from tideflow.api.errors import PROBLEM_JSON, tideflow_error_response
 from tideflow.auth.hygiene import (
     check_content_type,
     check_host,
@@ -271,7 +271,29 @@ def document_security(document: dict[str, Any]) -> dict[str, Any]:
     }
     document["security"] = [{"bearerToken": []}]
     for path, operations in document.get("paths", {}).items():
-        if path in PUBLIC_PATHS:
-            for operation in operations.values():
+        for operation in operations.values():
+            if path in PUBLIC_PATHS:
                 operation["security"] = []
+            else:
+                _document_gate_answers(operation)
     return document
+
+
+_GATE_ANSWERS: Final = {
+    "401": "Unauthorized: no token, or not a valid one",
+    "403": "Forbidden: the token lacks the scope, or a foreign Origin",
+    "421": "Misdirected Request: a Host this server does not answer to",
+}
+
+
+def _document_gate_answers(operation: dict[str, Any]) -> None:
+    """The answers :class:`AccessGate` may give before the route runs."""
+    answers = dict(_GATE_ANSWERS)
+    if "requestBody" in operation:
+        answers["415"] = "Unsupported Media Type: a body without an accepted content type"
+    schema = {"$ref": "#/components/schemas/Problem"}
+    responses = operation.setdefault("responses", {})
+    for status, description in answers.items():
+        responses.setdefault(
+            status, {"description": description, "content": {PROBLEM_JSON: {"schema": schema}}}
+        )

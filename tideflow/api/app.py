@@ -33,6 +33,7 @@ from tideflow.api.routes import (
     tokens,
     workflows,
 )
+from tideflow.api.schemas import Problem
 from tideflow.api.services import Services, ServicesOpener
 from tideflow.errors import ConfigurationError
 from tideflow.eventstore.store import Appender
@@ -90,17 +91,20 @@ def create_app(
     )
     for router in (*builtin, *domain, *routers):
         app.include_router(router)
-    _document_security(app)
+    _document_access_and_problems(app)
     return app
 
 
-def _document_security(app: FastAPI) -> None:
-    """The OpenAPI document declares the bearer token (built once, then cached by FastAPI)."""
+def _document_access_and_problems(app: FastAPI) -> None:
+    """The OpenAPI document declares the bearer token, the gate's answers and the problem
+    bodies as they are sent (built once, then cached by FastAPI)."""
     build = app.openapi
+    models: tuple[type[Problem], ...] = (Problem, *Problem.__subclasses__())
+    problems = frozenset(model.__name__ for model in models)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_security(build())
+            app.openapi_schema = errors.document_problems(document_security(build()), problems)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way

@@ -48,6 +48,7 @@ _KINDS: Final[tuple[tuple[type[BaseException], _Kind], ...]] = (
     (errors.InvalidArgument, _Kind(400, "invalid-argument", "Invalid argument")),
     (errors.WorkflowValidationError, _Kind(422, "invalid-workflow", "Invalid workflow")),
     (errors.WorkflowLoadError, _Kind(400, "unreadable-workflow", "Unreadable workflow")),
+    (errors.UnstorableValue, _Kind(400, "unstorable-value", "Value cannot be stored")),
     (errors.ValueLimitExceeded, _Kind(413, "limit-exceeded", "Value beyond a limit")),
     (errors.ExpressionError, _Kind(400, "expression-error", "Expression error")),
     (errors.StoreError, _Kind(503, "store-unavailable", "Event store unavailable")),
@@ -135,6 +136,49 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
         _INTERNAL.title,
         f"{type(exc).__name__} while handling the request; details are in the server log",
     )
+
+
+_FASTAPI_VALIDATION: Final = ("HTTPValidationError", "ValidationError")
+"""FastAPI's own 422 models: our handler answers a bad parameter or body 400 instead."""
+
+
+def document_problems(document: dict[str, Any], problems: frozenset[str]) -> dict[str, Any]:
+    """Say in an OpenAPI document what the handlers above really answer.
+
+    Every error response whose body is one of the ``problems`` models is
+    ``application/problem+json`` (see :func:`problem`), and the 422 FastAPI
+    documents for a bad parameter is the 400 ``invalid-request`` the handler
+    sends.
+    """
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            responses: dict[str, Any] = operation.get("responses", {})
+            if _is_fastapi_validation(responses.get("422")):
+                del responses["422"]
+                responses.setdefault("400", _problem_response("Bad Request"))
+            for status, response in responses.items():
+                content = response.get("content", {})
+                if int(status) >= 400 and _ref_name(content.get("application/json")) in problems:
+                    content[PROBLEM_JSON] = content.pop("application/json")
+    schemas = document.get("components", {}).get("schemas", {})
+    for name in _FASTAPI_VALIDATION:
+        schemas.pop(name, None)
+    return document
+
+
+def _ref_name(media: dict[str, Any] | None) -> str | None:
+    ref = ((media or {}).get("schema") or {}).get("$ref")
+    return ref.rsplit("/", 1)[-1] if isinstance(ref, str) else None
+
+
+def _is_fastapi_validation(response: dict[str, Any] | None) -> bool:
+    media = (response or {}).get("content", {}).get("application/json")
+    return _ref_name(media) == _FASTAPI_VALIDATION[0]
+
+
+def _problem_response(description: str) -> dict[str, Any]:
+    schema = {"$ref": "#/components/schemas/Problem"}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 def install(app: FastAPI) -> None:

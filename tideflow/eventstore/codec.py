@@ -59,7 +59,8 @@ def encode_event(event: Mapping[str, Any], index: int) -> Row:
     Raises:
         EventRejected: No ``source``/``id``, not representable as JSON, or
             beyond the value limits (``VALUE_DEPTH_LIMIT``, ``VALUE_BYTES_LIMIT``
-            in the reason; status 400 or 413).
+            in the reason; status 400 or 413), or holding a string with a NUL
+            character, which no workflow could store (``VALUE_NUL_CHARACTER``).
     """
     source, event_id = event_key(event, index)
     key = key_hash(source, event_id)
@@ -74,6 +75,8 @@ def encode_event(event: Mapping[str, Any], index: int) -> Row:
         size = len(text) if text.isascii() else len(text.encode())
         if size > bounds.value_bytes:
             limits.check_size(size, f"event [{index}]", bounds)
+        if "\\u0000" in text:  # a NUL, or an escaped backslash before "u0000": the walk tells
+            limits.check_value(event, f"event [{index}]", bounds)
     except ValueLimitExceeded as exc:
         status = 413 if exc.limit == "value_bytes" else 400
         raise EventRejected(exc.message, "data", status, index=index) from None

@@ -30,6 +30,8 @@ from tideflow.errors import EventRejected, InvalidArgument
 from tideflow.isotime import parse_duration
 
 DEFAULT_BUS = "default"
+MAX_OFFSET = 2**63 - 1
+"""The largest offset a bus can hold (a PostgreSQL ``bigint``)."""
 """The bus that always exists; ``POST /events`` appends to it."""
 INTERNAL_BUS_PREFIX = "tideflow."
 """Buses whose names start so are the server's own (``tideflow.lifecycle``): never deleted."""

@@ -22,7 +22,7 @@ from tideflow.api.access import requires
 from tideflow.api.schemas import AppendResult, EventPage, EventRecord, Problem
 from tideflow.api.services import Services, get_services
 from tideflow.auth.scopes import PUBLISH, SUBSCRIBE
-from tideflow.eventstore.store import DEFAULT_BUS, StoredEvent
+from tideflow.eventstore.store import DEFAULT_BUS, MAX_OFFSET, StoredEvent
 
 router = APIRouter(tags=["events"])
 
@@ -128,7 +128,9 @@ def record(stored: StoredEvent) -> dict[str, Any]:
 async def read_events(
     bus: BusName,
     services: Services_,
-    after: Annotated[int, Query(ge=0, description="Return events after this offset.")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_OFFSET, description="Return events after this offset.")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="At most this many.")] = 100,
     wait: Annotated[
         float,
@@ -155,7 +157,7 @@ async def read_events(
 )
 async def get_event(
     bus: BusName,
-    offset: Annotated[int, Path(ge=1, description="The event's offset.")],
+    offset: Annotated[int, Path(ge=1, le=MAX_OFFSET, description="The event's offset.")],
     services: Services_,
 ) -> Response:
     """The event at ``offset`` in ``bus``."""

@@ -98,6 +98,8 @@ _SUBSCRIPTION: Final[dict[str, Any]] = {
     "type": "object",
     "properties": {
         **_CREATE["properties"],
+        "sink": {**_CREATE["properties"]["sink"], "type": ["string", "null"]},
+        "transform": {**_CREATE["properties"]["transform"], "type": ["string", "null"]},
         "id": {"type": "string"},
         "kind": {"enum": ["http", "internal"]},
         "state": {"enum": ["active", "paused"]},

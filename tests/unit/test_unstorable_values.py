@@ -1,0 +1,84 @@
+"""Strings with a NUL character, which PostgreSQL's ``jsonb`` cannot store, are refused where
+values enter (found by the schemathesis run: an instance input with ``\\u0000`` was a 503, and a
+workflow building one stopped every later journal commit of the server).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.unit.interp_support import run, workflow
+from tideflow.api.errors import tideflow_error_response
+from tideflow.errors import EventRejected, UnstorableValue, WorkflowLoadError
+from tideflow.eventstore.codec import encode_event
+from tideflow.limits import check_definition, check_value
+from tideflow.runtime.result import Failed
+from tideflow.workflow.loader import parse_document
+
+EVENT = {"specversion": "1.0", "id": "e-1", "source": "/t", "type": "t"}
+
+
+@pytest.mark.parametrize(
+    ("value", "path"),
+    [
+        ("a\x00b", ()),
+        ({"a": [1, "\x00"]}, ("a", 1)),
+        ({"a": {"k\x00": 1}}, ("a",)),
+    ],
+)
+def test_a_nul_in_a_string_or_a_key_is_refused_with_its_path(
+    value: object, path: tuple[object, ...]
+) -> None:
+    with pytest.raises(UnstorableValue) as caught:
+        check_value(value, "the input")
+    assert caught.value.code == "VALUE_NUL_CHARACTER"
+    assert caught.value.path == path
+    assert "the input holds a string with a NUL character" in caught.value.message
+
+
+def test_other_control_characters_and_an_escaped_backslash_pass() -> None:
+    check_value({"a\x01": "\t\x1f\\u0000"}, "the input")
+
+
+def test_the_api_answers_400_naming_where() -> None:
+    response = tideflow_error_response(UnstorableValue("x", path=("a", 1)))
+    assert response.status_code == 400
+    assert b'"path":"a[1]"' in response.body
+
+
+@pytest.mark.parametrize(
+    "data", [{"a": "x\x00"}, {"k\x00": 1}, ["\x00"]], ids=["value", "key", "item"]
+)
+def test_an_event_with_a_nul_in_its_data_is_rejected(data: object) -> None:
+    with pytest.raises(EventRejected) as caught:
+        encode_event({**EVENT, "data": data}, 2)
+    assert (caught.value.status, caught.value.index) == (400, 2)
+    assert caught.value.reason.startswith("VALUE_NUL_CHARACTER: event [2]")
+
+
+def test_an_event_with_an_escaped_backslash_before_u0000_is_kept() -> None:
+    assert encode_event({**EVENT, "data": "\\u0000"}, 0)[3].endswith('"data":"\\\\u0000"}')
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['description: "a\\0b"', '{"id": "x", "metadata": {"k\\u0000": 1}}', "a: [x, 'y', \"\\0\"]"],
+)
+def test_a_definition_with_a_nul_does_not_load(text: str) -> None:
+    with pytest.raises(WorkflowLoadError, match="VALUE_NUL_CHARACTER"):
+        parse_document(text)
+
+
+def test_check_definition_looks_at_keys_and_strings() -> None:
+    check_definition({"a": ["b", {"c": "d"}]})
+    with pytest.raises(UnstorableValue):
+        check_definition({"a": ["b", {"c\x00": "d"}]})
+
+
+async def test_a_workflow_building_a_nul_fails_with_the_code() -> None:
+    build = "${ {x: ([97, 0] | implode)} }"
+    state = {"name": "A", "type": "inject", "data": {}, "end": True}
+    result = await run(workflow([{**state, "stateDataFilter": {"output": build}}]), {})
+    assert isinstance(result, Failed)
+    assert result.error.code == "VALUE_NUL_CHARACTER"
+    assert result.data == {}  # the last data that can be stored
