@@ -53,6 +53,8 @@ def test_a_valid_source_and_sink() -> None:
         ({"name": "Bad Name"}, "name"),
         ({"kind": "pipe"}, "kind"),
         ({"type": "kafka"}, "type"),
+        ({"type": {"postgres": 1}}, "type"),  # unhashable: was a 500 (schemathesis)
+        ({"kind": ["source"]}, "kind"),
         ({"bus": "no spaces"}, "bus"),
         ({"config": {"url": "postgresql://db/x"}}, "config.table"),
         ({"config": {"url": "u", "table": "t", "colour": 1}}, "config.colour"),

@@ -282,7 +282,7 @@ def _kind(value: Any) -> ConnectorKind:
 
 def _type(kind: ConnectorKind, value: Any) -> str:
     known = TYPES[kind]
-    if value not in known:
+    if not isinstance(value, str) or value not in known:  # a list or object is unhashable
         raise InvalidArgument(
             f"type of a {kind.value} must be one of {', '.join(sorted(known))}, "
             f"got {str(value)[:40]!r}",
