@@ -145,15 +145,19 @@ class ValueLimitExceeded(LimitExceeded):
 
 
 class UnstorableValue(ValueLimitExceeded):
-    """A value holds a string PostgreSQL cannot store: one with a NUL character (``\\u0000``).
+    """A value that cannot be stored as JSON in PostgreSQL: a string with a NUL character
+    (``\\u0000``, code ``VALUE_NUL_CHARACTER``), or in a definition a YAML value JSON
+    has no form for (``!!binary``, ``!!set``: code ``VALUE_NOT_JSON``).
 
     Refused where values are checked against the limits, so that no writer
-    meets it; not configurable. Its ``code`` is ``VALUE_NUL_CHARACTER``.
+    meets it; not configurable.
     """
 
-    def __init__(self, message: str, *, path: Sequence[PathPart] = ()) -> None:
+    def __init__(
+        self, message: str, *, code: str = "VALUE_NUL_CHARACTER", path: Sequence[PathPart] = ()
+    ) -> None:
         super().__init__(message, limit="value_characters", path=path)
-        self.code = "VALUE_NUL_CHARACTER"
+        self.code = code
 
 
 class CesqlParseError(ExpressionError):

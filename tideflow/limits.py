@@ -19,7 +19,8 @@ serve``); the defaults are :class:`Limits`' field defaults.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from datetime import date
+from typing import Any, Final
 
 import orjson
 
@@ -204,7 +205,8 @@ def check_definition(document: Any, limits: Limits | None = None) -> None:
     Raises:
         ValueLimitExceeded: ``definition_nodes``, or ``value_depth``. (An
             alias cycle is not expanded here; validation reports it.)
-        UnstorableValue: A string (or key) with a NUL character.
+        UnstorableValue: A string (or key) with a NUL character, or a value
+            JSON cannot hold (YAML ``!!binary``, ``!!set``, ``!!omap``).
     """
     limits = limits or _current
     sizes: dict[int, tuple[int, int]] = {}  # id -> (expanded values, expanded depth)
@@ -224,9 +226,7 @@ def check_definition(document: Any, limits: Limits | None = None) -> None:
             continue
         pending.discard(id(item))
         count, depth = 1, 1
-        for text in (*item, *children) if isinstance(item, dict) else children:
-            if isinstance(text, str) and "\x00" in text:
-                _check_characters(text, "the definition", _path_to(document, item))
+        _check_definition_parts(item, document)
         for child in children:
             child_count, child_depth = sizes.get(id(child), (1, 0))
             count += child_count
@@ -247,6 +247,31 @@ def _check_expanded(count: int, depth: int, limits: Limits) -> None:
             f"VALUE_DEPTH_LIMIT: the definition is nested deeper than {limits.value_depth}",
             limit="value_depth",
         )
+
+
+_JSON_SCALARS: Final = (str, int, float, bool, type(None), date, dict, list)
+"""What YAML's safe loader makes that JSON holds (a date as its text; containers walked)."""
+_YAML_TAGS: Final = {"bytes": "!!binary", "set": "!!set", "tuple": "!!omap or !!pairs"}
+
+
+def _check_definition_parts(container: dict[Any, Any] | list[Any], document: Any) -> None:
+    """Refuse a key or value of ``container`` that cannot be stored (the path found only then)."""
+    pairs = container.items() if isinstance(container, dict) else enumerate(container)
+    for key, value in pairs:
+        for part, at_key in ((key, False), (value, True)):
+            if isinstance(part, str):
+                if "\x00" in part:
+                    path = (*_path_to(document, container), *([key] if at_key else []))
+                    _check_characters(part, "the definition", path)
+            elif not isinstance(part, _JSON_SCALARS):
+                path = (*_path_to(document, container), *([key] if at_key else []))
+                tag = _YAML_TAGS.get(type(part).__name__, type(part).__name__)
+                raise UnstorableValue(
+                    f"VALUE_NOT_JSON: the definition holds a YAML {tag} value at "
+                    f"{format_path(path)}, which JSON cannot represent",
+                    code="VALUE_NOT_JSON",
+                    path=path,
+                )
 
 
 def _path_to(document: Any, wanted: Any) -> tuple[PathPart, ...]:

@@ -82,3 +82,26 @@ async def test_a_workflow_building_a_nul_fails_with_the_code() -> None:
     assert isinstance(result, Failed)
     assert result.error.code == "VALUE_NUL_CHARACTER"
     assert result.data == {}  # the last data that can be stored
+
+
+@pytest.mark.parametrize(
+    ("text", "tag", "where"),
+    [
+        ("a: {b: [1, !!binary aGVsbG8=]}", "!!binary", "a.b[1]"),
+        ("a: !!set {x: null}", "!!set", "a"),
+        ("a: !!omap [x: 1]", "!!omap or !!pairs", "a[0]"),
+    ],
+)
+def test_a_definition_with_a_yaml_value_json_cannot_hold_does_not_load(
+    text: str, tag: str, where: str
+) -> None:
+    """DSL 1.0 ``document.metadata`` and 0.8 ``data`` took them: a 500 at the store."""
+    with pytest.raises(WorkflowLoadError) as caught:
+        parse_document(text)
+    assert f"VALUE_NOT_JSON: the definition holds a YAML {tag} value at {where}" in str(
+        caught.value
+    )
+
+
+def test_yaml_dates_and_scalar_keys_still_load() -> None:
+    assert parse_document("a: {1: 2, 2020-01-01: x, null: 3, b: 2020-01-01}")["a"][1] == 2
