@@ -45,6 +45,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests.support.sw1 import example_files
+from tests.unit.test_validate_robustness import paths_in
 from tideflow.api.errors import tideflow_error_response
 from tideflow.deploy import deploy_definition
 from tideflow.errors import (
@@ -259,17 +260,6 @@ YAML_SPECIALS = st.sampled_from(
 )
 
 
-def _locations(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [path]
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found += _locations(item, (*path, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found += _locations(item, (*path, index))
-    return found
-
-
 def _put(document: Any, path: tuple[Any, ...], value: Any) -> None:
     target = document
     for part in path[:-1]:
@@ -289,7 +279,7 @@ def definitions(draw: st.DrawFn) -> str:
     document = copy.deepcopy(draw(st.sampled_from(SEEDS)))
     marks: dict[str, str] = {}
     for _ in range(draw(st.integers(0, 3))):
-        path = draw(st.sampled_from(_locations(document)[1:]))
+        path = draw(st.sampled_from(paths_in(document)[1:]))
         if draw(st.booleans()):
             value: Any = draw(JSON | st.just(_DELETE))
         else:  # a YAML-only value, put in as a placeholder and written out as YAML

@@ -29,18 +29,19 @@ SPECIAL = st.sampled_from(["${ .a }", "${ ", "PT1S", "Greet", {"end": True}, [{"
 )
 
 
-def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+def paths_in(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every place in a JSON value, the value itself first (``()``)."""
     found = [path]
     if isinstance(value, dict):
         for key, item in value.items():
-            found += _paths(item, (*path, key))
+            found += paths_in(item, (*path, key))
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            found += _paths(item, (*path, index))
+            found += paths_in(item, (*path, index))
     return found
 
 
-PATHS = _paths(BASE)[1:]
+PATHS = paths_in(BASE)[1:]
 
 
 @settings(max_examples=300, deadline=None)
