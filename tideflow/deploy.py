@@ -32,6 +32,7 @@ from tideflow.references import DEFAULT_LIMITS, FetchLimits, resolve_definition
 from tideflow.runtime.functions.policy import PythonPolicy
 from tideflow.runtime.start_schedules import check_start_schedule
 from tideflow.secrets import SecretAccess
+from tideflow.triggers.workflow_events import schedule_on_problem
 from tideflow.workflow import parse_document
 from tideflow.workflow.dsl1 import is_dsl1, load_document, normalize, python_calls
 from tideflow.workflow.identifiers import workflow_id_problem
@@ -181,6 +182,8 @@ async def _deploy_dsl1(
         for path, operation in python_calls(model)
         if (reason := policy.refusal(operation)) is not None
     ]
+    if unstartable := schedule_on_problem((model.schedule or {}).get("on")):
+        refused.append(Problem(*unstartable))
     if bad_id := workflow_id_problem(model.identifier):
         refused.append(Problem(("document", "name"), bad_id))
     else:
@@ -188,6 +191,7 @@ async def _deploy_dsl1(
         refused += await _ungranted(secrets, model.identifier, model.secrets, where)
     if refused:
         raise WorkflowValidationError((*refused, *warnings), source=source)
+    warnings = (*warnings, *check_start_schedule(normalize(document), source))
     try:
         earlier = await registry.get(model.identifier)
     except WorkflowNotFound:

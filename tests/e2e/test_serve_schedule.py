@@ -57,6 +57,14 @@ states:
     end: true
 """
 
+TICKER_10 = """\
+document: {dsl: '1.0.3', namespace: test, name: ticker, version: '1.0.0'}
+schedule:
+  every: {seconds: 1}
+do:
+  - tick: {set: {ticked: true}}
+"""
+
 
 @pytest.fixture
 async def database(
@@ -224,3 +232,29 @@ def test_validate_checks_the_schedule_as_a_deploy_does(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stdout + result.stderr
     assert lines[0].startswith("never.yaml: start.schedule.cron: invalid cron expression")
     assert lines[1:] == ["on-event.json: ok", f"  warning: start.schedule: {EVENT_START_WARNING}"]
+
+
+def test_a_10_every_schedule_starts_an_instance_per_interval(database: str, tmp_path: Path) -> None:
+    yaml_media = {"content-type": "application/yaml"}
+    with serve_process(database, tmp_path) as server:
+        headers = {**auth_for(server.url), **yaml_media}
+        deployed = httpx.post(
+            f"{server.url}/workflows", content=TICKER_10, timeout=10, headers=headers
+        )
+        assert deployed.status_code == 201, deployed.text
+        wait_until("3 ticks", lambda: len(fired_ticks(server.url, "test.ticker")) >= 3)
+        assert_one_instance_per_tick(server.url, "test.ticker", timedelta(seconds=1))
+        first = min(fired_ticks(server.url, "test.ticker"), key=lambda t: str(t["dueAt"]))
+        shown = f"{server.url}/instances/{instance_id_for(first['id'])}"
+        wait_until(
+            "the first instance to complete",
+            lambda: httpx.get(shown, headers=auth_for(server.url)).json()["status"]
+            == "completed",
+        )
+        assert httpx.get(shown, headers=auth_for(server.url)).json()["output"] == {"ticked": True}
+        never = TICKER_10.replace("name: ticker", "name: never").replace(
+            "every: {seconds: 1}", "cron: 0 0 30 2 *"
+        )
+        rejected = httpx.post(f"{server.url}/workflows", content=never, timeout=10, headers=headers)
+        assert rejected.status_code == 422, rejected.text
+        assert [e["path"] for e in rejected.json()["errors"]] == ["schedule.cron"]

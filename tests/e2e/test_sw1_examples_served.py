@@ -22,7 +22,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.e2e.test_sw1_examples import FAULTING, RUNNABLE, SECRETS
+from tests.e2e.test_sw1_examples import FAULTING, RUNNABLE, SECRETS, TRIGGER
 from tests.support.served import LOCAL, Served, copied_database, serve_process
 from tests.support.sw1 import EXAMPLES, needs_sw1
 from tests.support.sw1_services import start_stand_ins
@@ -39,8 +39,12 @@ SERVED = sorted(
   gets one with ``--workflows``);
 - ``set``, ``set-expression``, ``schedule-event-driven``: their input is the
   list of events that started them (``schedule.on``), and ``POST
-  /workflows/{id}/instances`` takes an object.
+  /workflows/{id}/instances`` takes an object: they are started by posting
+  their event (:func:`test_example_started_by_its_event_when_served`).
 """
+STARTED_BY_EVENT = sorted(
+    name for name, (data, _, _) in RUNNABLE.items() if isinstance(data, list)
+)
 _VERSION = re.compile(r"(\n\s+version:\s*)['\"]?([0-9][^'\"\s]*)['\"]?")
 
 
@@ -142,3 +146,30 @@ def test_example_faults_when_served(name: str, server: Served) -> None:
     # the version is the example's own plus its file name (see deploy)
     slug = name.removesuffix(".yaml")
     assert message.replace(":0.1.0'", f":0.1.0-{slug}'") in instance["error"]["message"]
+
+
+@needs_sw1
+@pytest.mark.parametrize("name", STARTED_BY_EVENT)
+def test_example_started_by_its_event_when_served(name: str, server: Served) -> None:
+    """``schedule.on``: posting the event starts an instance whose input is ``[event]``."""
+    (_, _, expected) = RUNNABLE[name]
+    schedule = yaml.safe_load((EXAMPLES / name).read_text(encoding="utf-8"))["schedule"]
+    strategy = schedule.get("on", schedule.get(True))  # YAML reads the key `on` as true
+    sent = as_sent(name, {**TRIGGER, "type": strategy["one"]["with"]["type"]})
+    with server.client(timeout=60) as client:
+        workflow_id = deploy(client, name)
+        headers = {"content-type": "application/cloudevents+json"}
+        posted = client.post("/events", content=json.dumps(sent).encode(), headers=headers)
+        assert posted.status_code == 202, posted.text
+        deadline = time.monotonic() + 60
+        while True:
+            listed = client.get("/instances", params={"workflow": workflow_id}).json()
+            mine = [i for i in listed["instances"] if i["input"] == [sent]]
+            if (mine and mine[0]["status"] in FINAL) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        instance = client.get(f"/instances/{mine[0]['id']}").json() if mine else None
+    assert instance is not None, f"no instance of {workflow_id} for the event"
+    assert instance["status"] == "completed", (instance, server.output()[-3000:])
+    as_posted = json.loads(json.dumps(expected).replace(json.dumps(TRIGGER), json.dumps(sent)))
+    assert instance["output"] == as_posted

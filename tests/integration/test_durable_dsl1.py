@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -11,12 +12,15 @@ import pytest
 import yaml
 
 from tests.integration.durable_support import Calls, runtime
-from tests.integration.test_correlation import System, running
+from tests.integration.test_correlation import COMPLETED, System, running
+from tideflow.db import create_pool
 from tideflow.deploy import deploy_definition
 from tideflow.errors import AlreadyExists, WorkflowValidationError, format_path
 from tideflow.eventstore.store import DEFAULT_BUS
 from tideflow.runtime.gateway import PostgresRegistry
 from tideflow.runtime.hosts.durable import DurableRuntime, RuntimeOptions
+from tideflow.runtime.start_schedules import AFTER_WARNING
+from tideflow.workflow.dsl1 import normalize
 
 SEQ = """
 document: {dsl: '1.0.3', namespace: test, name: seq, version: '1.0.0'}
@@ -51,7 +55,7 @@ class Calls1(Calls):
 
 async def store(pool: asyncpg.Pool, text: str) -> None:
     """Deploy straight into the registry (the server's python: policy is not under test)."""
-    doc = yaml.safe_load(text)
+    doc = normalize(yaml.safe_load(text))  # YAML reads the key `on` as true
     name = f"{doc['document']['namespace']}.{doc['document']['name']}"
     version = doc["document"]["version"]
     await PostgresRegistry(pool).deploy(name, version, text, "application/yaml", doc)
@@ -223,3 +227,87 @@ async def test_an_any_listen_without_filters_takes_events_of_every_type(pg_url: 
         done = await system.runtime.wait_for_completion(instance_id, 60)
     assert done.status == "completed"
     assert done.output == {"got": ["test.one", "other"]}
+
+
+ON_ONE = """
+document: {dsl: '1.0.3', namespace: test, name: on-one, version: '1.0.0'}
+schedule:
+  on:
+    one: {with: {type: test.alarm, source: /t}}
+do:
+  - note: {set: {got: '${ $workflow.input | map(.data.n) }'}}
+"""
+
+ON_ALL = """
+document: {dsl: '1.0.3', namespace: test, name: on-all, version: '1.0.0'}
+schedule:
+  on:
+    all:
+      - with: {type: test.left}
+      - with: {type: test.right}
+do:
+  - note: {set: {got: '${ $workflow.input | map(.type) }'}}
+"""
+
+OF_WORKFLOW = "SELECT id FROM tideflow_instances WHERE workflow_id = $1"
+
+
+async def test_schedule_on_starts_an_instance_per_event_with_the_events_as_input(
+    pg_url: str,
+) -> None:
+    async with running(pg_url) as system:
+        await store(system.pool, ON_ONE)
+        await system.subscriber.refresh("test.on-one")
+        await system.store.append(DEFAULT_BUS, [tick(1, kind="test.alarm"), tick(2)])
+        await system.store.append(DEFAULT_BUS, [tick(3, kind="test.alarm")])
+        assert await system.until(COMPLETED, 2) == 2
+        async with system.pool.acquire() as conn:
+            ids = [r["id"] for r in await conn.fetch(OF_WORKFLOW, "test.on-one")]
+        rows = [await system.runtime.instances.get(i) for i in ids]
+    assert sorted(json.dumps(r.output) for r in rows) == ['{"got": [1]}', '{"got": [3]}']
+    assert all(r.status == "completed" for r in rows)
+
+
+async def test_schedule_on_all_starts_one_instance_once_every_event_arrived(
+    pg_url: str,
+) -> None:
+    async with running(pg_url) as system:
+        await store(system.pool, ON_ALL)
+        await system.subscriber.refresh("test.on-all")
+        await system.store.append(DEFAULT_BUS, [tick(1, kind="test.right")])
+        await system.store.append(DEFAULT_BUS, [tick(2, kind="test.left")])
+        assert await system.until(COMPLETED, 1) == 1
+        async with system.pool.acquire() as conn:
+            (instance_id,) = [r["id"] for r in await conn.fetch(OF_WORKFLOW, "test.on-all")]
+            inbox = await conn.fetchval("SELECT count(*) FROM tideflow_correlation_inbox")
+        row = await system.runtime.instances.get(instance_id)
+    assert row.output == {"got": ["test.left", "test.right"]}  # in the listed order
+    assert inbox == 0
+
+
+async def test_a_schedule_on_serve_cannot_start_is_refused_at_its_path(pg_url: str) -> None:
+    pool = await create_pool(pg_url, min_size=1, max_size=2)
+    try:
+        registry = PostgresRegistry(pool)
+        until = ON_ALL.replace("all:", "any:").replace("do:", "    until: '${ true }'\ndo:")
+        expression = ON_ONE.replace("source: /t", "source: '${ .source }'")
+        for text, path in ((until, "schedule.on.until"), (expression, "schedule.on.one")):
+            with pytest.raises(WorkflowValidationError) as caught:
+                await deploy_definition(registry, text, "application/yaml")
+            assert [format_path(p.path) for p in caught.value.problems] == [path]
+    finally:
+        await pool.close()
+
+
+async def test_an_after_schedule_deploys_with_a_warning_that_it_starts_nothing(
+    pg_url: str,
+) -> None:
+    pool = await create_pool(pg_url, min_size=1, max_size=2)
+    try:
+        text = ON_ONE.replace("on:\n    one: {with: {type: test.alarm, source: /t}}", "after: PT1M")
+        deployed = await deploy_definition(PostgresRegistry(pool), text, "application/yaml")
+    finally:
+        await pool.close()
+    assert [(w["path"], w["message"]) for w in deployed.warnings] == [
+        ("schedule.after", AFTER_WARNING)
+    ]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tests.e2e.test_ctk_sw1 import scenarios
 from tests.e2e.test_sw1_examples import FAULTING, RUNNABLE
-from tests.e2e.test_sw1_examples_served import SERVED
+from tests.e2e.test_sw1_examples_served import SERVED, STARTED_BY_EVENT
 from tests.support.sw1 import example_files, needs_sw1
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,6 +86,8 @@ def _cases(path: str, name: str) -> set[str] | None:
         return set(RUNNABLE)
     if name == "test_example_runs_to_its_output_when_served":
         return set(SERVED)
+    if name == "test_example_started_by_its_event_when_served":
+        return set(STARTED_BY_EVENT)
     if name == "test_example_faults_as_written":
         return set(FAULTING)
     if name == "test_every_example_validates":

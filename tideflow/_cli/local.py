@@ -25,7 +25,7 @@ async def _validate_one(path: str) -> tuple[list[str], int]:
     from tideflow.references import resolve_definition
     from tideflow.runtime.start_schedules import check_start_schedule
     from tideflow.workflow import parse_document
-    from tideflow.workflow.dsl1 import is_dsl1
+    from tideflow.workflow.dsl1 import is_dsl1, normalize
     from tideflow.workflow.loader import load_any, source_text
 
     try:
@@ -33,6 +33,7 @@ async def _validate_one(path: str) -> tuple[list[str], int]:
         document = parse_document(text, source)
         if is_dsl1(document):
             _, warnings = load_any(Path(path), processes=None)
+            warnings = (*warnings, *check_start_schedule(normalize(document), path))
         else:
             definition = await resolve_definition(document, source=source, base_dir=folder)
             # start.schedule as the timer service reads it (what a deploy checks too)

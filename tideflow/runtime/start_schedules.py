@@ -23,6 +23,14 @@ A schedule on an Event start state starts nothing: the spec reads it as an
 event source issuing the start events at those times, which lies outside the
 workflow. Tideflow warns when such a definition is deployed and leaves the
 instances to the events.
+
+DSL 1.0 definitions have a top-level ``schedule``: ``every: <duration>``
+(one instance per interval, whether or not the previous one has ended) is the
+interval ``R/<duration>`` and ``cron: <expression>`` the cron schedule, both
+in UTC, kept and ticked exactly as above. ``on`` (instances started by
+events) is the workflow subscriber's (:mod:`tideflow.triggers.workflow_events`).
+``after`` (run again a delay after each run ends) starts nothing yet: a
+deploy warns (:data:`AFTER_WARNING`).
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from tideflow.errors import (
     WorkflowValidationError,
 )
 from tideflow.timer.schedules import parse_schedule
+from tideflow.workflow.dsl1 import is_dsl1
 
 if TYPE_CHECKING:
     import asyncpg
@@ -60,6 +69,11 @@ SCHEDULE_PREFIX = "workflow:"
 EVENT_START_WARNING = (
     "the start state is an event state: the schedule starts no instances; instances are "
     "created by the start events (an event source must send them at the scheduled times)"
+)
+
+AFTER_WARNING = (
+    "an 'after' schedule starts no instances in tideflow serve yet (every, cron and on do); "
+    "start them through the API"
 )
 
 _NAMESPACE = uuid.UUID("6f1d3c2e-8a4b-5c6d-9e0f-7a8b9c0d1e2f")
@@ -91,9 +105,33 @@ def instance_id_for(timer_id: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, timer_id))
 
 
+_UNITS = {"days": 86400, "hours": 3600, "minutes": 60, "seconds": 1, "milliseconds": 0.001}
+
+
+def _every(duration: Any) -> str:
+    """``R/<duration>`` of a 1.0 ``every`` (ISO 8601 text or ``{days, hours, ...}``)."""
+    if isinstance(duration, Mapping):
+        seconds = sum(_UNITS.get(str(k), 0) * float(v) for k, v in duration.items())
+        return f"R/PT{seconds:g}S"
+    return f"R/{duration}"
+
+
 def start_schedule(definition: Any) -> Any | None:
-    """The ``start.schedule`` of a parsed definition as written, or ``None``."""
+    """The schedule that starts instances of a parsed definition, or ``None``.
+
+    0.8: ``start.schedule`` as written. 1.0: ``schedule.every`` and
+    ``schedule.cron`` in the timer service's form (``on`` starts by events).
+    """
     if not isinstance(definition, Mapping):
+        return None
+    if is_dsl1(definition):
+        schedule = definition.get("schedule")
+        if not isinstance(schedule, Mapping):
+            return None
+        if "every" in schedule:
+            return {"interval": _every(schedule["every"])}
+        if "cron" in schedule:
+            return {"cron": schedule["cron"]}
         return None
     start = definition.get("start")
     if not isinstance(start, Mapping):
@@ -130,7 +168,8 @@ def check_start_schedule(definition: Any, source: str | None = None) -> list[Pro
     """Check ``start.schedule`` the way the timer service will read it.
 
     Returns:
-        Warnings: a schedule on an event start state starts nothing.
+        Warnings: a schedule on an event start state starts nothing; neither
+        does a 1.0 ``after`` schedule (yet).
 
     Raises:
         WorkflowValidationError: The schedule cannot be used (an impossible
@@ -138,11 +177,15 @@ def check_start_schedule(definition: Any, source: str | None = None) -> list[Pro
     """
     schedule = start_schedule(definition)
     if schedule is None:
-        return []
+        after = is_dsl1(definition) and "after" in (definition.get("schedule") or {})
+        return [Problem(("schedule", "after"), AFTER_WARNING, severity="warning")] if after else []
     try:
         parse_schedule(schedule, anchor=_PARSE_ANCHOR)
     except InvalidSchedule as exc:
-        where = ("start", "schedule", *_argument_path(schedule, exc.argument))
+        if is_dsl1(definition):
+            where: tuple[str, ...] = ("schedule", "every" if "interval" in schedule else "cron")
+        else:
+            where = ("start", "schedule", *_argument_path(schedule, exc.argument))
         raise WorkflowValidationError([Problem(where, exc.message)], source=source) from None
     if starts_with_event(definition):
         return [Problem(("start", "schedule"), EVENT_START_WARNING, severity="warning")]

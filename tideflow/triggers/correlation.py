@@ -220,10 +220,25 @@ class WorkflowSubscriber:
             await self._start_taken(taken)
 
     async def _start_taken(self, taken: Taken) -> None:
-        """Start a taken set's instance (idempotent: its events wait in the inbox)."""
+        """Start a taken set's instance (idempotent: its events wait in the inbox).
+
+        A DSL 1.0 ``schedule.on`` instance gets the events as its input: read
+        from the inbox, which is emptied once the instance exists.
+        """
+        compiled = self.index.compiled.get(taken.workflow_id)
+        spec = None if compiled is None else compiled.start
+        if spec is None or not spec.events_as_input:
+            await self.runtime.start_instance(
+                taken.workflow_id, {}, version=taken.version, instance_id=taken.instance_id
+            )
+            return
+        wait = (taken.instance_id, spec.wait_key)
+        found = await self.waits.inbox_of([wait])
+        events = found[0][1] if found else []
         await self.runtime.start_instance(
-            taken.workflow_id, {}, version=taken.version, instance_id=taken.instance_id
+            taken.workflow_id, events, version=taken.version, instance_id=taken.instance_id
         )
+        await self.waits.drop_inbox(wait)
 
     async def _start_unstarted_sets(self) -> None:
         """Start the taken sets a crash left without an instance; sweep the sets."""
@@ -235,6 +250,11 @@ class WorkflowSubscriber:
         await self.start_sets.sweep(SUBSCRIPTION_ID)
 
     async def _launch(self, spec: StartSpec, instance_id: str, events: list[Any]) -> None:
+        if spec.events_as_input:  # DSL 1.0 schedule.on: the events are the input
+            await self.runtime.start_instance(
+                spec.workflow_id, events, version=spec.version, instance_id=instance_id
+            )
+            return
         await self.waits.put_inbox((instance_id, spec.wait_key), events)
         await self.runtime.start_instance(
             spec.workflow_id, {}, version=spec.version, instance_id=instance_id

@@ -40,6 +40,7 @@ __all__ = [
     "compile_dsl1",
     "compile_workflow",
     "correlation_key",
+    "schedule_on_problem",
 ]
 
 
@@ -131,6 +132,9 @@ class StartSpec:
     event_timeout: float | None = None
     """Non-exclusive only: the most seconds between the events of a set
     (``eventTimeout`` of the state, else of the workflow); ``None``: no limit."""
+    events_as_input: bool = False
+    """DSL 1.0 ``schedule.on``: the instance's input is the list of its starting
+    events (else they answer its start state's first wait)."""
 
     @property
     def wait_key(self) -> str:
@@ -221,7 +225,7 @@ def _subsets(names: tuple[str, ...]) -> list[tuple[str, ...]]:
 def compile_workflow(workflow: Workflow, version: str) -> WorkflowEvents:
     """The subscriptions of a deployed workflow version (see the module docs)."""
     if getattr(workflow, "spec_version", "") == "1.0":
-        return compile_dsl1(workflow)  # type: ignore[arg-type]
+        return compile_dsl1(workflow, version)  # type: ignore[arg-type]
     shapes: dict[Shape, None] = {}
     for definition in workflow.events:
         if definition.kind != "consumed":
@@ -248,16 +252,68 @@ def _listen_filters(task: Task) -> list[Mapping[str, Any]]:
     return found
 
 
-def compile_dsl1(workflow: Workflow1) -> WorkflowEvents:
-    """What a DSL 1.0 workflow subscribes to: the filters of its ``listen`` tasks.
+def _filter_match(name: str, event_filter: Mapping[str, Any]) -> EventMatch | None:
+    """A 1.0 event filter of plain attributes as a matcher (``None``: it has more)."""
+    attributes = dict(event_filter.get("with") or {})
+    kind, source = attributes.pop("type", None), attributes.pop("source", None)
+    plain = all(isinstance(v, str) and "${" not in v for v in attributes.values())
+    if not isinstance(kind, str) or "${" in kind or not plain or "correlate" in event_filter:
+        return None
+    if source is not None and (not isinstance(source, str) or "${" in source):
+        return None
+    correlation = tuple((str(k), str(v)) for k, v in attributes.items())
+    return EventMatch(name=name, type=kind, source=source, correlation=correlation)
 
-    A filter's shape is its ``type`` and its other plain ``with`` attributes
-    (``source`` and ``data`` aside, expressions aside): the names the 1.0
-    interpreter puts in its :class:`~tideflow.runtime.effects.EventSpec`
-    correlation. A filter without a plain ``type`` (``any: []``, or a type
-    that is an expression) takes events of every type: its shape's type is
-    :data:`ANY_TYPE`, and the interpreter judges each event. 1.0 schedules
-    (``schedule.on``) start instances through :mod:`tideflow.runtime.start_schedules`.
+
+def schedule_on_problem(strategy: Any) -> tuple[tuple[str | int, ...], str] | None:
+    """Why ``tideflow serve`` cannot start instances on this ``schedule.on``: (path, reason)."""
+    if not isinstance(strategy, Mapping):
+        return None
+    if "until" in strategy:
+        return ("schedule", "on", "until"), "'until' does not start instances here"
+    filters = [strategy["one"]] if "one" in strategy else strategy.get("any", strategy.get("all"))
+    if not filters:
+        return ("schedule", "on"), "starting on any event at all is not supported"
+    where = "one" if "one" in strategy else ("any" if "any" in strategy else "all")
+    for index, event_filter in enumerate(filters):
+        if _filter_match("", event_filter) is None:
+            path: tuple[str | int, ...] = ("schedule", "on", where)
+            path += () if where == "one" else (index,)
+            reason = ("a starting event is matched on a literal type and literal attributes "
+                      "only (no expressions, no correlate)")  # fmt: skip
+            return path, reason
+    return None
+
+
+def _schedule_start(workflow: Workflow1, version: str) -> StartSpec | None:
+    strategy = (workflow.schedule or {}).get("on")
+    if not isinstance(strategy, Mapping) or schedule_on_problem(strategy) is not None:
+        return None
+    filters = [strategy["one"]] if "one" in strategy else strategy.get("any", strategy.get("all"))
+    matches = [_filter_match(f"on:{i}", f) for i, f in enumerate(filters)]
+    return StartSpec(
+        workflow_id=workflow.identifier,
+        version=version,
+        state="schedule",
+        exclusive="all" not in strategy,
+        events=tuple(m for m in matches if m is not None),
+        events_as_input=True,
+    )
+
+
+def compile_dsl1(workflow: Workflow1, version: str) -> WorkflowEvents:
+    """What a DSL 1.0 workflow subscribes to: ``schedule.on`` and its ``listen`` tasks.
+
+    ``schedule.on`` is a start: ``one`` and ``any`` start an instance per
+    matching event, ``all`` one per complete set; the instance's input is the
+    list of its events (filters of literal attributes only, see
+    :func:`schedule_on_problem`). A filter's shape is its ``type`` and its
+    other plain ``with`` attributes (``source`` and ``data`` aside,
+    expressions aside): the names the 1.0 interpreter puts in its
+    :class:`~tideflow.runtime.effects.EventSpec` correlation. A filter without
+    a plain ``type`` (``any: []``, or a type that is an expression) takes
+    events of every type: its shape's type is :data:`ANY_TYPE`, and the
+    interpreter judges each event.
     """
     shapes: dict[Shape, None] = {}
     for task in tasks(workflow):
@@ -276,8 +332,10 @@ def compile_dsl1(workflow: Workflow1) -> WorkflowEvents:
                 if k not in ("type", "source", "data") and not (isinstance(v, str) and "${" in v)
             )  # fmt: skip
             shapes[Shape(type=kind, names=tuple(names))] = None
-    kept = frozenset(shape.type for shape in shapes)
-    return WorkflowEvents(start=None, shapes=tuple(shapes), kept=kept)
+    start = _schedule_start(workflow, version)
+    starting = {m.type for m in start.events} if start is not None else set()
+    kept = frozenset(shape.type for shape in shapes if shape.type not in starting)
+    return WorkflowEvents(start=start, shapes=tuple(shapes), kept=kept)
 
 
 @dataclass(slots=True)
