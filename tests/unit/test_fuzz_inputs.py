@@ -203,8 +203,7 @@ def test_the_decoder_gives_events_or_a_4xx(
         assert decode_event(stored[3]) == event  # what is acknowledged is what is kept
 
 
-@FUZZ
-@settings(max_examples=max(EXAMPLES // 3, 1))  # each example decodes up to four bodies
+@settings(FUZZ, max_examples=max(EXAMPLES // 3, 1))  # each example decodes up to four bodies
 @given(st.lists(events(), max_size=3))
 def test_structured_and_batched_events_are_decoded_or_refused(batch: list[dict[str, Any]]) -> None:
     for content_type, body in [(BATCH, batch)] + [(STRUCTURED, one) for one in batch]:
