@@ -9,6 +9,7 @@ normally and does not run the bad expressions again.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,7 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.served import HealthProber, auth_for, copied_database, serve_process
+from tests.support.served import LOCAL, HealthProber, auth_for, copied_database, serve_process
+from tests.support.sink import ThreadedSink
 
 
 def _definition(wf_id: str, output_filter: str) -> dict[str, Any]:
@@ -180,3 +182,55 @@ def test_a_server_killed_during_a_runaway_restarts_and_fails_only_that_instance(
         failed = _settled(second.url, looping)
         assert (failed["status"], failed["error"]["code"]) == ("failed", "EXPRESSION_TIME_LIMIT")
         assert httpx.get(f"{second.url}/healthz", timeout=10).status_code == 200
+
+
+@pytest.mark.timeout(240)
+def test_a_step_that_keeps_killing_its_server_is_quarantined_not_run_again(
+    database: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each start claims the instance left by the SIGKILLed one; the second time at the
+    same step is the last: the third start fails it without calling anything."""
+    monkeypatch.setenv("TIDEFLOW_LEASE_SECONDS", "2")  # a killed server's instance, soon
+    monkeypatch.setenv("TIDEFLOW_QUARANTINE_AFTER", "2")
+    sink = ThreadedSink()  # answers nothing under /hang: the step never ends by itself
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    calling = {
+        "id": "calling",
+        "version": "1",
+        "specVersion": "0.8",
+        "start": "Call",
+        "functions": [
+            {"name": "hang", "type": "custom", "operation": f"rest:post:{sink.url}/hang"}
+        ],
+        "states": [
+            {"name": "Call", "type": "operation", "actions": [{"functionRef": "hang"}], "end": True}
+        ],
+    }
+    try:
+        instance = ""
+        for run in (1, 2):
+            with serve_process(database, tmp_path, *LOCAL) as server:
+                if run == 1:
+                    for definition in (calling, HEALTHY):
+                        deployed = httpx.post(
+                            f"{server.url}/workflows", json=definition, headers=server.auth
+                        )
+                        assert deployed.status_code == 201, deployed.text
+                    instance = _start(server.url, "calling", {})
+                deadline = time.monotonic() + 60
+                while sink.paths().count("/hang") < run:  # inside the step (again)
+                    assert time.monotonic() < deadline, "the step was not run"
+                    time.sleep(0.05)
+                server.process.kill()  # the step "kills" its server
+                server.process.wait(30)
+        with serve_process(database, tmp_path, *LOCAL) as third:
+            failed = _settled(third.url, instance)
+            healthy = _start(third.url, "healthy", {"items": [40, 2]})
+            assert _settled(third.url, healthy)["output"] == 42
+    finally:
+        sink.release.set()
+        sink.shutdown()
+        sink.server_close()
+    assert (failed["status"], failed["error"]["code"]) == ("failed", "QUARANTINED")
+    assert "stopped 2 times" in failed["error"]["message"]
+    assert sink.paths().count("/hang") == 2  # never a third time

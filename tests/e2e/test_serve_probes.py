@@ -18,7 +18,6 @@ foreach against the default 10,000-item limit and its whole timeline).
 from __future__ import annotations
 
 import asyncio
-import http.server
 import os
 import socket
 import threading
@@ -34,6 +33,7 @@ import pytest
 
 from tests.conftest import with_database
 from tests.support.served import LOCAL, HealthProber, Served, serve_process
+from tests.support.sink import ThreadedSink
 from tideflow import limits
 from tideflow.eventstore.gateway import PostgresEventStore
 
@@ -84,42 +84,6 @@ EACH = {
 }
 
 
-class _Sink(http.server.ThreadingHTTPServer):
-    """An HTTP sink on 127.0.0.1: records every POST; paths under ``/hang`` never answer
-    (until the module ends)."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _SinkHandler)
-        self.received: list[tuple[str, dict[str, str], bytes]] = []
-        self.release = threading.Event()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    def ids(self, path: str) -> list[str]:
-        return [h.get("ce-id", "") for p, h, _ in list(self.received) if p == path]
-
-
-class _SinkHandler(http.server.BaseHTTPRequestHandler):
-    server: _Sink
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("content-length") or 0))
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        self.server.received.append((self.path, headers, body))
-        if self.path.startswith("/hang"):
-            self.server.release.wait(120)
-        self.send_response(200)
-        self.send_header("content-length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @dataclass
 class Probes:
     """The server under attack and its healthy neighbours."""
@@ -127,7 +91,7 @@ class Probes:
     server: Served
     database: str
     home: Path
-    sink: _Sink
+    sink: ThreadedSink
     silent: socket.socket
     prober: HealthProber
     healthy_runs: int = 0
@@ -212,7 +176,7 @@ def probes(
     _admin(pg_server_url, f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
     database = with_database(pg_server_url, name)
     home = tmp_path_factory.mktemp("probes")
-    sink = _Sink()
+    sink = ThreadedSink()
     threading.Thread(target=sink.serve_forever, daemon=True).start()
     silent = socket.socket()  # accepts connections (the backlog) and never answers
     silent.bind(("127.0.0.1", 0))

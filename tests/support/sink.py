@@ -9,6 +9,8 @@ released (to count deliveries in flight).
 from __future__ import annotations
 
 import asyncio
+import http.server
+import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -131,3 +133,45 @@ async def running_sink() -> AsyncIterator[Sink]:
         finally:  # let hanging and held requests end, or the server waits for them
             sink.closing.set()
             sink.release()
+
+
+class ThreadedSink(http.server.ThreadingHTTPServer):
+    """An HTTP sink on 127.0.0.1 in threads of its own, for tests that are not async (a
+    real ``tideflow serve`` in a subprocess): records every POST; paths under ``/hang``
+    are not answered until :attr:`release` is set. ``serve_forever`` in a thread, then
+    ``shutdown()`` and ``server_close()``."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _SinkHandler)
+        self.received: list[tuple[str, dict[str, str], bytes]] = []
+        self.release = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def paths(self) -> list[str]:
+        """The path of every request so far."""
+        return [p for p, _, _ in list(self.received)]
+
+    def ids(self, path: str) -> list[str]:
+        return [h.get("ce-id", "") for p, h, _ in list(self.received) if p == path]
+
+
+class _SinkHandler(http.server.BaseHTTPRequestHandler):
+    server: ThreadedSink
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        self.server.received.append((self.path, headers, body))
+        if self.path.startswith("/hang"):
+            self.server.release.wait(120)
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
