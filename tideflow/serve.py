@@ -36,10 +36,12 @@ import asyncpg
 from tideflow import expression_budget, ids, limits
 from tideflow.api.access import check_insecure_local
 from tideflow.api.services import Services, ServicesOpener
-from tideflow.auth.audit import AuditTrail
-from tideflow.auth.first_token import ensure_first_token, token_file
+from tideflow.auth.audit import SERVER, AuditTrail
+from tideflow.auth.first_token import FIRST_TOKEN_NAME, ensure_first_token, token_file
 from tideflow.auth.gateway import CHANNEL as TOKENS_CHANNEL
 from tideflow.auth.gateway import PostgresTokens
+from tideflow.auth.scopes import ADMIN
+from tideflow.auth.tokens import token_id_of
 from tideflow.auth.verifier import TokenVerifier
 from tideflow.clock import SYSTEM_CLOCK
 from tideflow.connectors.gateway import PostgresConnectors
@@ -108,7 +110,7 @@ async def open_system(
         database = await stack.enter_async_context(open_database(settings, max_size=20))
         health = HealthBoard()
         health.probe(DatabaseProbe(database.pool))
-        tokens = await _open_tokens(database.pool, settings)
+        tokens, first_token = await _open_tokens(database.pool, settings)
         secrets = _secret_access(database.pool, settings)
         revocations = _watch_revocations(database.pool, tokens, settings)
         verifying = await stack.enter_async_context(revocations)
@@ -117,8 +119,7 @@ async def open_system(
         await store.start()
         stack.push_async_callback(store.stop)
         health.watch(store.supervisor)
-        audit = AuditTrail(store)
-        await audit.start()
+        audit = await _open_audit(store, first_token)
         metrics = Metrics()
         lifecycle = LifecyclePublisher(store, on_publish=metrics.lifecycle_published)
         await lifecycle.start()
@@ -271,8 +272,22 @@ async def _watch_revocations(
         await supervisor.stop()
 
 
-async def _open_tokens(pool: asyncpg.Pool, settings: Settings) -> PostgresTokens:
-    """The API tokens; on a fresh installation, the first admin token, printed once.
+async def _open_audit(store: EventStore, first_token: str | None) -> AuditTrail:
+    """The audit trail, its bus made; the first admin token's making is its first entry."""
+    audit = AuditTrail(store)
+    await audit.start()
+    token_id = None if first_token is None else token_id_of(first_token)
+    if token_id is not None:
+        target = f"/tokens/{token_id}"
+        detail = {"tokenId": token_id, "name": FIRST_TOKEN_NAME, "scopes": [ADMIN]}
+        await audit.record(SERVER, "token.created", target, **detail)
+    return audit
+
+
+async def _open_tokens(
+    pool: asyncpg.Pool, settings: Settings
+) -> tuple[PostgresTokens, str | None]:
+    """The API tokens, and on a fresh installation the first admin token (printed once).
 
     Raises:
         ConfigurationError: ``--insecure-local`` on a non-loopback address.
@@ -280,7 +295,7 @@ async def _open_tokens(pool: asyncpg.Pool, settings: Settings) -> PostgresTokens
     check_insecure_local(settings.host, settings.insecure_local)
     tokens = PostgresTokens(pool)
     if settings.insecure_local:
-        return tokens
+        return tokens, None
     first = await ensure_first_token(tokens, settings.home)
     if first is not None:
         rule = "=" * 72
@@ -293,7 +308,7 @@ async def _open_tokens(pool: asyncpg.Pool, settings: Settings) -> PostgresTokens
             first,
             rule,
         )
-    return tokens
+    return tokens, first
 
 
 def _secret_access(pool: asyncpg.Pool, settings: Settings) -> SecretAccess:

@@ -18,6 +18,7 @@ import httpx
 import orjson
 import pytest
 
+from tests.e2e.test_api_instances import until_status
 from tests.support.auth import bearer, home_auth
 from tideflow.api.app import create_app
 from tideflow.api.testserver import serve_app
@@ -70,6 +71,7 @@ async def test_every_change_is_recorded_with_its_actor_and_never_a_token(
     assert (await http.post("/workflows", content=NAPPER, headers={**YAML, **ops})).is_success
     started = await http.post("/workflows/napper/instances", json={}, headers=ops)
     instance = started.json()["id"]
+    await until_status(http, instance, "waiting")  # asleep: suspended at once, not later
     for action in ("suspend", "resume", "cancel"):
         done = await http.post(f"/instances/{instance}/{action}", headers=ops)
         assert done.status_code == 200, done.text
@@ -85,6 +87,7 @@ async def test_every_change_is_recorded_with_its_actor_and_never_a_token(
     entries = await audit_entries(http)
     seen = [(e["type"], e["subject"], e["data"]["actor"]["tokenId"]) for e in entries]
     assert seen == [
+        ("io.tideflow.audit.token.created", f"/tokens/{admin_id}", None),  # by the server
         ("io.tideflow.audit.token.created", f"/tokens/{ops_id}", admin_id),
         ("io.tideflow.audit.workflow.deployed", "/workflows/napper", ops_id),
         ("io.tideflow.audit.instance.suspended", f"/instances/{instance}", ops_id),
@@ -97,12 +100,14 @@ async def test_every_change_is_recorded_with_its_actor_and_never_a_token(
         ("io.tideflow.audit.bus.deleted", "/buses/orders", admin_id),
         ("io.tideflow.audit.token.revoked", f"/tokens/{ops_id}", admin_id),
     ]
-    first = entries[0]
+    assert entries[0]["data"]["actor"] == {"tokenId": None, "name": "tideflow serve"}
+    assert entries[0]["data"]["scopes"] == ["admin"]
+    first = entries[1]
     assert first["source"] == "/tideflow/audit"
     assert first["data"]["actor"] == {"tokenId": admin_id, "name": "first admin token"}
     assert first["data"]["scopes"] == ["deploy", "run"]
-    assert entries[1]["data"]["version"] == "1.0"
-    assert entries[1]["data"]["actor"]["name"] == "ops"
+    assert entries[2]["data"]["version"] == "1.0"
+    assert entries[2]["data"]["actor"]["name"] == "ops"
     text = orjson.dumps(entries).decode()
     admin_text = http.headers["authorization"].removeprefix("Bearer ")
     assert ops_text not in text
@@ -133,4 +138,4 @@ async def test_only_admin_reads_the_audit_bus_and_nobody_writes_or_deletes_it(
     deleted = await http.delete(f"/buses/{AUDIT_BUS}")
     assert (deleted.status_code, deleted.json()["type"]) == (409, "protected")
     types = [entry["type"] for entry in await audit_entries(http)]
-    assert types == ["io.tideflow.audit.token.created"]  # nothing forged, nothing refused
+    assert types == ["io.tideflow.audit.token.created"] * 2  # nothing forged, nothing refused

@@ -38,6 +38,8 @@ log = logging.getLogger("tideflow.audit")
 EVENT_TYPE_PREFIX: Final = "io.tideflow.audit."
 SOURCE: Final = "/tideflow/audit"
 _ACTION: Final = re.compile(r"^[a-z]+(?:\.[a-z]+)+$")
+SERVER: Final = Principal(None, "tideflow serve", ())
+"""The actor of what the server does by itself (the first admin token of an installation)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
