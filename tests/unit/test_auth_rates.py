@@ -1,11 +1,15 @@
-"""Rate limits: parsing ``N/s``, and the token bucket on a manual clock (no sleeping)."""
+"""Rate limits: parsing ``N/s``, and the token bucket on a manual clock (no sleeping);
+the security settings read from the environment."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
 from tideflow.auth.rates import MAX_BUCKETS, Rate, RateLimiter, retry_after
 from tideflow.errors import InvalidArgument
+from tideflow.settings import Settings
 from tideflow.testing import ManualClock
 
 
@@ -81,3 +85,28 @@ def test_many_callers_drop_idle_buckets_first(monkeypatch: pytest.MonkeyPatch) -
         assert limiter.wait_for(caller) == 0.0
     assert len(limiter) == 1
     assert MAX_BUCKETS >= 10_000
+
+
+def test_the_security_settings_are_read_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "TIDEFLOW_RATE_LIMIT": "20/s",
+            "TIDEFLOW_TLS_CERT": "/etc/tf/cert.pem",
+            "TIDEFLOW_TLS_KEY": "/etc/tf/key.pem",
+            "TIDEFLOW_OIDC_ISSUER": "https://idp.example",
+            "TIDEFLOW_OIDC_AUDIENCE": "tideflow",
+            "TIDEFLOW_OIDC_SCOPE_CLAIM": "scp",
+        }
+    )
+    assert settings.rate_limit == "20/s"
+    assert (settings.tls_cert, settings.tls_key) == (
+        Path("/etc/tf/cert.pem"),
+        Path("/etc/tf/key.pem"),
+    )
+    assert (settings.oidc_issuer, settings.oidc_audience, settings.oidc_scope_claim) == (
+        "https://idp.example",
+        "tideflow",
+        "scp",
+    )
+    assert Settings.from_env({}).oidc_scope_claim == "scope"
+    assert Settings.from_env({}).rate_limit is None
