@@ -140,6 +140,11 @@ class AllowEntry:
             InvalidArgument: The entry is none of these.
         """
         entry = text.strip()
+        if "://" in entry:
+            raise InvalidArgument(
+                f"{text!r} is a URL: give its host and port (such as '127.0.0.1:9000')",
+                argument="allow-egress",
+            )
         body, port = _split_port(entry)
         try:
             network = ipaddress.ip_network(body.strip("[]"), strict=False)

@@ -6,9 +6,12 @@ import ipaddress
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from tideflow.cli import app
 from tideflow.egress import AllowEntry, EgressPolicy, address_kind
 from tideflow.errors import EgressDenied, InvalidArgument
+from tideflow.settings import Settings
 
 SERVER = EgressPolicy.for_server()
 
@@ -175,3 +178,16 @@ def test_a_symbolic_link_out_of_a_folder_is_refused(tmp_path: Path) -> None:
 
 def test_a_server_without_folders_reads_no_local_document() -> None:
     assert SERVER.file_refusal(Path.cwd() / "pets.yaml") is not None
+
+
+def test_settings_read_the_allow_list_from_the_environment() -> None:
+    settings = Settings.from_env({"TIDEFLOW_EGRESS_ALLOW": "127.0.0.1:9000, 10.0.0.0/8 ,,"})
+    assert settings.egress_allow == ("127.0.0.1:9000", "10.0.0.0/8")
+    assert Settings.from_env({}).egress_allow == ()
+
+
+def test_serve_refuses_a_bad_allow_egress_before_starting() -> None:
+    result = CliRunner().invoke(app, ["serve", "--allow-egress", "http://127.0.0.1"])
+    assert result.exit_code == 2
+    assert "--allow-egress / TIDEFLOW_EGRESS_ALLOW: " in result.output
+    assert "'http://127.0.0.1' is a URL: give its host and port" in result.output
