@@ -258,7 +258,7 @@ class EgressPolicy:
             if kind is not None and not any(e.allows_address(address, port) for e in self.allow):
                 named = host if _host_key(host) == str(address) else f"{host} ({address})"
                 return (
-                    f"the egress policy refuses {named} port {port}: a {kind} address; "
+                    f"the egress policy refuses {named} port {port} ({kind} address); "
                     f"allow it with {ALLOW_HINT} (such as {_suggestion(address, port)})"
                 )
         return None

@@ -171,3 +171,26 @@ async def test_the_policy_client_keeps_httpx_pool_size() -> None:
                     await asyncio.sleep(0.01)
             server.held["/slow"].set()
             assert await asyncio.gather(*calls) == [{"ok": True}] * 15
+
+
+@pytest.mark.parametrize(
+    "host", ["2130706433", "0x7f.0.0.1", "127.1", "[::ffff:127.0.0.1]", "[::1]", "0.0.0.0"]
+)
+async def test_other_spellings_of_loopback_are_loopback(host: str) -> None:
+    async with ref_server() as server:
+        server.documents["/x"] = json.dumps({"ok": True})
+        url = f"http://{host}:{port_of(server.url)}/x"
+        async with FunctionInvoker(egress=SERVER) as invoker:
+            with pytest.raises(FunctionCallError) as caught:
+                await invoker.invoke(rest_call(url))
+        assert caught.value.code == "EGRESS_DENIED", caught.value
+        assert server.requests == []
+        sender = HttpSender(egress=SERVER)
+        try:
+            attempt = await sender.send(url, EVENT, 5.0)
+        finally:
+            await sender.aclose()
+        # refused by the policy, or (2130706433, 127.1) not an address aiohttp accepts
+        assert not attempt.ok
+        assert not attempt.retryable or "canonical" in attempt.reason, attempt
+        assert server.requests == []
