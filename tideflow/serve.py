@@ -61,6 +61,7 @@ from tideflow.runtime.hosts.durable import DurableRuntime, LifecycleEvent, Runti
 from tideflow.runtime.lifecycle import LifecycleNotice, LifecyclePublisher
 from tideflow.runtime.start_schedules import WorkflowSchedules
 from tideflow.secrets import SecretAccess, SecretSource, parse_grants
+from tideflow.secrets.gateway import CHANNEL as GRANTS_CHANNEL
 from tideflow.secrets.gateway import PostgresGrants
 from tideflow.settings import Settings
 from tideflow.supervise import HealthBoard, Supervisor
@@ -148,6 +149,10 @@ async def open_system(
             _open_subscriber(database.pool, runtime, dispatcher)
         )
         health.watch(subscriber.supervisor)
+        grants = await stack.enter_async_context(
+            _watch_grants(database.pool, runtime, dispatcher)
+        )
+        health.watch(grants)
         connectors = await stack.enter_async_context(
             _open_connectors(database.pool, store, dispatcher, settings, metrics)
         )
@@ -282,6 +287,29 @@ async def _open_audit(store: EventStore, first_token: str | None) -> AuditTrail:
         detail = {"tokenId": token_id, "name": FIRST_TOKEN_NAME, "scopes": [ADMIN]}
         await audit.record(SERVER, "token.created", target, **detail)
     return audit
+
+
+@asynccontextmanager
+async def _watch_grants(
+    pool: asyncpg.Pool, runtime: DurableRuntime, dispatcher: Dispatcher
+) -> AsyncIterator[Supervisor]:
+    """Secret grants changed through the API by any server (LISTEN, supervised): versions
+    that use secrets and sinks' headers take them again; so after a reconnect, since
+    notifications may have been lost."""
+
+    def changed(_pattern: str = "") -> None:
+        runtime.grants_changed()
+        dispatcher.grants_changed()
+
+    supervisor = Supervisor("secret grants")
+    listener = Listener(pool, "secret grants", health=supervisor)
+    listener.listen(GRANTS_CHANNEL, changed)
+    listener.on_reconnect(changed)
+    supervisor.spawn("listen", listener.run)
+    try:
+        yield supervisor
+    finally:
+        await supervisor.stop()
 
 
 async def _open_tokens(

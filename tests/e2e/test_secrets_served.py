@@ -262,6 +262,38 @@ async def test_a_sink_credential_is_a_secret_reference_never_shown_nor_stored(
         _clean(text)
 
 
+LATE = {
+    "id": "late",
+    "version": "1",
+    "specVersion": "0.8",
+    "secrets": ["API_KEY"],
+    "start": "Only",
+    "states": [
+        {
+            "name": "Only",
+            "type": "inject",
+            "data": {},
+            "stateDataFilter": {"output": "${ {given: ($SECRETS.API_KEY != null)} }"},
+            "end": True,
+        }
+    ],
+}
+
+
+async def test_a_revoked_grant_takes_the_secret_from_the_next_run(server: Served) -> None:
+    async with server.async_client() as http:
+        grant = {"pattern": "late", "secrets": ["API_KEY"]}
+        assert (await http.post("/secrets/grants", json=grant)).status_code == 201
+        assert (await _deploy(http, LATE)).status_code == 201
+        assert (await _run(http, "late"))["output"] == {"given": True}
+        assert (await http.delete("/secrets/grants/late")).status_code == 204
+        assert (await _deploy(http, {**LATE, "version": "2"})).status_code == 422
+        # the version is loaded in the server: the grant's NOTIFY makes it load again
+        async with asyncio.timeout(20):
+            while (await _run(http, "late"))["output"] != {"given": False}:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+
+
 def test_a_missing_secrets_file_stops_the_start_with_its_name(
     database: str, tmp_path: Path
 ) -> None:

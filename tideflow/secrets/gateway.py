@@ -13,6 +13,10 @@ from tideflow.secrets.grants import Grant
 
 _Q = load_queries("tideflow.secrets")
 
+CHANNEL = "tideflow_secret_grants"
+"""NOTIFY channel of grant changes (the payload is the pattern): servers load again
+the versions that use secrets and resolve sinks' secrets again."""
+
 
 class PostgresGrants:
     """Grants made through the admin API, in ``tideflow_secret_grants`` (a
@@ -39,7 +43,7 @@ class PostgresGrants:
 
     async def put(self, grant: Grant, now: datetime) -> None:
         """Store ``grant``, replacing the names of an earlier grant of its pattern."""
-        await self.pool.execute(_Q["put_grant"], grant.pattern, list(grant.names), now)
+        await self.pool.fetchrow(_Q["put_grant"], grant.pattern, list(grant.names), now)
 
     async def delete(self, pattern: str) -> None:
         """Forget the grant of ``pattern``.

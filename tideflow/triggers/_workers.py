@@ -401,9 +401,15 @@ class DeliveryWorker(SubscriptionWorker):
             self.sink, payload, self.timeout, pool=self.id, headers=headers
         )
 
+    def forget_headers(self) -> None:
+        """Resolve the headers' secrets again at the next delivery (a grant changed)."""
+        if self.subscription.spec.headers:
+            self._headers = None
+
     async def _resolve_headers(self) -> Mapping[str, str]:
         """The sink's headers with their secrets, granted to ``sink:<host>`` (kept while
-        the subscription runs: a changed secret or grant counts from its next start)."""
+        the subscription runs, until a grant changes; a changed value counts from its
+        next start)."""
         spec = self.subscription.spec
         secrets = self.services.secrets
         if secrets is None:

@@ -255,6 +255,12 @@ class Dispatcher:
                 argument="headers",
             )
 
+    def grants_changed(self) -> None:
+        """Secret grants changed (any server): sinks resolve their headers' secrets again."""
+        for worker in self._workers.values():
+            if isinstance(worker, DeliveryWorker):
+                worker.forget_headers()
+
     async def get(self, subscription_id: str) -> tuple[Subscription, int | None]:
         """A subscription with fresh figures, and the head offset of its bus (``None`` if gone).
 

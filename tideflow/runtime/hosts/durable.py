@@ -174,6 +174,13 @@ class Definitions:
             self._loading.pop(key, None)
             raise
 
+    def forget_secrets(self) -> None:
+        """Secret grants changed: versions that use secrets load again at their next run."""
+        for key, loading in list(self._loading.items()):
+            settled = loading.done() and not loading.cancelled() and loading.exception() is None
+            if not settled or loading.result()[0].secrets:
+                del self._loading[key]
+
     async def _load(self, workflow_id: str, version: str) -> tuple[Workflow, WorkflowInterpreter]:
         stored = await self._registry.get(workflow_id, version)
         dialect = self._dialect or dialect_of(stored.content_type)
@@ -588,6 +595,11 @@ class DurableRuntime:
             WorkflowValidationError: The stored definition no longer loads.
         """
         return await self._definitions.get(workflow_id, version)
+
+    def grants_changed(self) -> None:
+        """Secret grants changed (any server): a version that uses secrets receives them
+        anew at its next run (a replay, a new instance); runs in progress keep theirs."""
+        self._definitions.forget_secrets()
 
     async def resolve_version(self, workflow_id: str, version: str | None) -> str:
         """The stored version ``version`` names (the latest when ``None``)."""
