@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.fuzzing import paths_in
 from tests.unit.test_validate_table import BASE
 from tideflow.errors import WorkflowLoadError, WorkflowValidationError
 from tideflow.workflow import load_workflow, validate_document
@@ -27,18 +28,6 @@ JSON = st.recursive(
 SPECIAL = st.sampled_from(["${ .a }", "${ ", "PT1S", "Greet", {"end": True}, [{"name": "x"}]]).map(
     copy.deepcopy
 )
-
-
-def paths_in(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Every place in a JSON value, the value itself first (``()``)."""
-    found = [path]
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found += paths_in(item, (*path, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found += paths_in(item, (*path, index))
-    return found
 
 
 PATHS = paths_in(BASE)[1:]
