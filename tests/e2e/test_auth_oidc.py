@@ -8,11 +8,13 @@ settings, on 127.0.0.1 with PostgreSQL behind it.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,9 +24,11 @@ import httpx
 import jwt
 import pytest
 
+from tests.e2e.test_auth_served import cli
 from tests.support.auth import bearer, home_auth
 from tests.support.oidc import AUDIENCE, Issuer, new_key
 from tests.support.refserver import ref_server
+from tests.support.served import serve_process
 from tideflow.api.app import create_app
 from tideflow.api.services import Services, ServicesOpener
 from tideflow.api.testserver import free_port, serve_app
@@ -86,7 +90,7 @@ async def test_signed_jwts_act_with_the_scopes_of_their_claim(world: World) -> N
     listed = await http.get("/workflows", headers=world.admin)  # Tideflow tokens still work
     assert listed.status_code == 200
     trail = await http.get(f"/buses/{AUDIT_BUS}/events", headers=world.admin)
-    [entry] = [e["event"] for e in trail.json()["events"]]
+    [_first_token, entry] = [e["event"] for e in trail.json()["events"]]
     assert entry["data"]["actor"] == {"tokenId": "oidc:bob", "name": "bob@example.com"}
     assert issuer.fetches() == 1  # keys fetched once, then cached
     scoped = issuer.sign("rsa-1", scope=None, scp=["read"])
@@ -174,3 +178,39 @@ def test_an_unusable_oidc_setting_stops_the_server_before_it_starts(
     assert done.returncode == 2
     assert message in done.stderr
     assert not (tmp_path / "home").exists()
+
+
+@contextmanager
+def issuer_in_a_thread() -> Iterator[Issuer]:
+    """An issuer served by its own event loop, for a ``tideflow serve`` process to reach."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    serving = ref_server()
+    server = asyncio.run_coroutine_threadsafe(serving.__aenter__(), loop).result(10)
+    try:
+        yield Issuer(server)
+    finally:
+        asyncio.run_coroutine_threadsafe(serving.__aexit__(None, None, None), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+@pytest.mark.slow
+def test_tideflow_serve_takes_jwts_with_its_oidc_flags_and_so_does_the_cli(
+    pg_url: str, tmp_path: Path
+) -> None:
+    with issuer_in_a_thread() as issuer:
+        issuer.add_key("k1", "ES256")
+        oidc = ("--oidc-issuer", issuer.url, "--oidc-audience", AUDIENCE)
+        with serve_process(pg_url, tmp_path, *oidc) as server:
+            token = issuer.sign("k1", sub="carol", scope="read")
+            shown = httpx.get(f"{server.url}/workflows", headers=bearer(token), timeout=30)
+            assert shown.status_code == 200, shown.text
+            listed = cli("workflows", "list", server=server.url, token=token)
+            assert listed.returncode == 0, listed.stderr
+            refused = cli("tokens", "list", server=server.url, token=token)
+            assert "does not have the scope 'admin' [HTTP 403]" in refused.stderr
+            other = issuer.sign("k1", aud="someone-else", scope="read")
+            assert httpx.get(f"{server.url}/workflows", headers=bearer(other)).status_code == 401
