@@ -236,9 +236,7 @@ def local_documents(functions: Sequence[FunctionDef]) -> list[Problem]:
     found = []
     for index, function in enumerate(functions):
         operation = function.operation
-        if function.type not in ("rest", "openapi") or operation.startswith(
-            ("python:", "rest:")
-        ):
+        if function.type not in ("rest", "openapi") or operation.startswith(("python:", "rest:")):
             continue
         document, sep, _ = operation.rpartition("#")
         if not is_remote(document if sep else operation):

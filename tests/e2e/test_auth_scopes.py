@@ -64,6 +64,12 @@ CALLS = [
     Call("GET", "/timers", "read", "run"),
     Call("GET", "/subscriptions", "read", "subscribe:*"),
     Call("GET", "/subscriptions/x", "read", "subscribe:*"),
+    Call("GET", "/connectors", "read", "run"),
+    Call("GET", "/connectors/x", "read", "run"),
+    Call("POST", "/connectors", "admin", "deploy", {"json": {"name": "x"}}),
+    Call("DELETE", "/connectors/x", "admin", "read"),
+    Call("POST", "/connectors/x/pause", "admin", "run"),
+    Call("POST", "/connectors/x/resume", "admin", "run"),
     Call("GET", "/tokens", "admin"),
     Call("POST", "/tokens", "admin", "deploy", {"json": {"name": "n", "scopes": ["read"]}}),
     Call("DELETE", "/tokens/000000000000", "admin", "run"),
@@ -83,6 +89,8 @@ CALLS = [
     Call("GET", "/secrets/grants", "admin", "read"),
     Call("DELETE", "/secrets/grants/x", "admin", "read"),
 ]  # fmt: skip
+HOOK_CALLS = {("POST", "/hooks/{name}")}
+"""Signed by the sender or publish:<bus>: tests/e2e/test_connectors_webhook.py."""
 SUBSCRIPTION_CALLS = {
     ("POST", "/subscriptions"),
     ("DELETE", "/subscriptions/{subscription_id}"),
@@ -187,7 +195,9 @@ def api_routes(routes: Sequence[Any]) -> Iterator[APIRoute]:
 
 def test_every_route_is_in_the_matrix_and_declares_its_scope() -> None:
     routes = list(api_routes(create_app(Settings()).routes))
-    tested = {(c.method, _template(routes, c.path)) for c in CALLS} | SUBSCRIPTION_CALLS
+    tested = (
+        {(c.method, _template(routes, c.path)) for c in CALLS} | SUBSCRIPTION_CALLS | HOOK_CALLS
+    )
     assert len(routes) >= 30
     for route in routes:
         declared = [

@@ -100,6 +100,8 @@ _TYPES: Final[Mapping[str, _Type]] = {
     "amqp": _Type("tideflow.connectors.amqp", "amqp"),
     "mqtt": _Type("tideflow.connectors.mqtt", "mqtt"),
 }
+PASSIVE_TYPES: Final = frozenset({"webhook"})
+"""Sources that run no task: their records arrive by HTTP (``POST /hooks/{name}``)."""
 
 
 def _module(connector_type: str) -> Any:
@@ -140,6 +142,8 @@ def sink_factory(connector_type: str) -> SinkFactory:
 
 def check_available(kind: ConnectorKind, connector_type: str) -> None:
     """Raise :class:`MissingExtra` now if a connector of this type could not run."""
+    if connector_type in PASSIVE_TYPES:
+        return
     if kind is ConnectorKind.SOURCE:
         source_factory(connector_type)
     else:

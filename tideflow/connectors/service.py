@@ -24,13 +24,14 @@ from typing import Any, Final
 
 from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.connectors.base import (
+    PASSIVE_TYPES,
     SourceContext,
     check_available,
     sink_factory,
     source_factory,
 )
 from tideflow.connectors.gateway import PostgresConnectors
-from tideflow.connectors.mapping import DEFAULT_ROW, MessageMapping, RecordMapping
+from tideflow.connectors.mapping import DEFAULT_ROW, MessageMapping, Record, RecordMapping
 from tideflow.connectors.runners import Activity, SinkRunner, SourceRunner
 from tideflow.connectors.spec import (
     Connector,
@@ -39,12 +40,16 @@ from tideflow.connectors.spec import (
     ConnectorState,
     parse_connector,
 )
+from tideflow.connectors.webhook import HookCheck
 from tideflow.errors import (
     BusNotFound,
+    ConflictError,
+    ConnectorNotFound,
     SubscriptionNotFound,
     TideflowError,
 )
-from tideflow.eventstore.store import EventStore
+from tideflow.eventstore.store import Appended, EventStore
+from tideflow.expression_budget import off_loop
 from tideflow.ids import new_id
 from tideflow.secrets import SecretSource, resolve_refs
 from tideflow.supervise import Backoff, Supervisor
@@ -263,9 +268,49 @@ class ConnectorService:
             out["lag"] = None
         return out
 
+    async def hook(self, name: str, headers: Mapping[str, str], body: bytes) -> HookCheck:
+        """The check of webhook ``name``, after it verified the request's signature.
+
+        Raises:
+            ConnectorNotFound: No such connector, or not a webhook.
+            ConflictError: It is paused.
+            AuthenticationRequired: The signature is missing or wrong.
+        """
+        connector = await self.connectors.get(name)
+        if connector.spec.type not in PASSIVE_TYPES:
+            raise ConnectorNotFound(f"connector {name!r} is not a webhook")
+        if connector.state is ConnectorState.PAUSED:
+            raise ConflictError(f"webhook {name!r} is paused")
+        check = HookCheck.from_config(self._resolve(connector.spec.config))
+        check.verify(headers, body, self.clock.now().timestamp())
+        return check
+
+    async def receive(self, name: str, record: Record) -> Appended | None:
+        """Map a webhook's record to its event and append it (``None``: the mapping dropped
+        it).
+
+        Raises:
+            ConnectorNotFound: No such connector.
+            ExpressionError, InvalidArgument: The mapping failed on it.
+        """
+        spec = (await self.connectors.get(name)).spec
+        mapping = RecordMapping(name, spec.type, spec.mapping, new_id)
+        event = await off_loop(lambda: mapping.event(record))
+        if event is None:
+            return None
+        appended = (await self.store.append(spec.bus, [event]))[0]
+        if not appended.duplicate:
+            await self.connectors.add_progress(name, events=1, error=None, now=self.clock.now())
+            self._count("in", name, 1)
+        return appended
+
     def _task_state(self, connector: Connector) -> dict[str, Any]:
+        if connector.state is ConnectorState.PAUSED:
+            return {"state": "stopped"}
+        if connector.spec.type in PASSIVE_TYPES:
+            return {"state": "listening", "path": f"/hooks/{connector.name}"}
         if connector.name not in self._running:
-            return {"state": "stopped" if connector.state is ConnectorState.PAUSED else "elsewhere"}
+            return {"state": "elsewhere"}
         if connector.spec.kind is ConnectorKind.SINK:
             return {"state": "running"}
         for health in self.tasks.health():
@@ -297,7 +342,9 @@ class ConnectorService:
         spec = connector.spec
         activity = Activity()
         running = _Running(connector.version, activity)
-        if spec.kind is ConnectorKind.SOURCE:
+        if spec.type in PASSIVE_TYPES:
+            pass  # its records arrive through POST /hooks/{name}, in any process
+        elif spec.kind is ConnectorKind.SOURCE:
             self._start_source(spec, activity)
         else:
             running.sink = self._sink_runner(spec, activity)

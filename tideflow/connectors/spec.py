@@ -56,7 +56,7 @@ class ConnectorState(StrEnum):
 
 
 TYPES: Final[Mapping[ConnectorKind, frozenset[str]]] = {
-    ConnectorKind.SOURCE: frozenset({"postgres", "redis", "nats", "amqp", "mqtt"}),
+    ConnectorKind.SOURCE: frozenset({"postgres", "redis", "nats", "amqp", "mqtt", "webhook"}),
     ConnectorKind.SINK: frozenset({"postgres", "redis", "nats", "amqp", "mqtt"}),
 }
 """The connector types of each kind."""
@@ -74,6 +74,9 @@ CONFIG_KEYS: Final[Mapping[tuple[ConnectorKind, str], frozenset[str]]] = {
     (ConnectorKind.SINK, "amqp"): _COMMON | {"queue", "exchange", "routingKey"},
     (ConnectorKind.SOURCE, "mqtt"): _COMMON | _SOURCE | {"topic", "qos", "clientId"},
     (ConnectorKind.SINK, "mqtt"): _COMMON | {"topic", "qos", "clientId"},
+    (ConnectorKind.SOURCE, "webhook"): frozenset(
+        {"signature", "secret", "header", "idHeader", "tolerance"}
+    ),
 }
 """The ``config`` keys each type accepts (``idle``: seconds a sink keeps an unused
 connection, every sink)."""
@@ -84,6 +87,7 @@ REQUIRED_KEYS: Final[Mapping[str, tuple[str, ...]]] = {
     "nats": ("url", "subject"),
     "amqp": ("url",),
     "mqtt": ("url", "topic"),
+    "webhook": (),
 }
 """The ``config`` keys each type needs, source or sink."""
 
@@ -97,7 +101,7 @@ class ConnectorSpec:
     kind: ConnectorKind
     """``source`` or ``sink``."""
     type: str
-    """The external system (``postgres``, ``redis``, ``nats``, ``amqp``, ``mqtt``)."""
+    """The external system (``postgres``, ``redis``, ``nats``, ``amqp``, ``mqtt``, ``webhook``)."""
     bus: str
     """The bus a source appends to, or a sink reads."""
     config: Mapping[str, Any] = field(default_factory=dict)
@@ -304,6 +308,11 @@ def _config(kind: ConnectorKind, kind_type: str, value: Any) -> dict[str, Any]:
             f"(allowed: {', '.join(sorted(allowed))})",
             argument=f"config.{unknown[0]}",
         )
+    if kind_type == "webhook" and "signature" in value and "secret" not in value:
+        raise InvalidArgument(
+            "config.secret (the HMAC key) is required with config.signature",
+            argument="config.secret",
+        )
     for key in REQUIRED_KEYS[kind_type]:
         if key not in value:
             raise InvalidArgument(
@@ -328,15 +337,19 @@ _NUMBERS: Final[Mapping[str, tuple[float, float]]] = {
     "qos": (0, 2),
     "prefetch": (1, 10_000),
     "maxlen": (1, 2**62),
+    "tolerance": (1, 86_400),
 }
 """Numeric config keys and their bounds."""
-_CHOICES: Final[Mapping[str, tuple[str, ...]]] = {"mode": ("continuous", "scheduled")}
+_CHOICES: Final[Mapping[str, tuple[str, ...]]] = {
+    "mode": ("continuous", "scheduled"),
+    "signature": ("github", "stripe", "hmac-sha256"),
+}
 
 
 def _check_value(key: str, value: Any) -> None:
     if key in _NUMBERS:
         low, high = _NUMBERS[key]
-        integral = key not in ("interval", "idle")
+        integral = key not in ("interval", "idle", "tolerance")
         kind_ok = type(value) is int or (not integral and type(value) is float)
         if not kind_ok or not low <= value <= high:
             what = "an integer" if integral else "a number of seconds"

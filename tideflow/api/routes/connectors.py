@@ -13,18 +13,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
+import orjson
 from fastapi import APIRouter, Depends, Path, Request
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from tideflow.api.access import requires
+from tideflow.api.access import authorize, in_route, requires
 from tideflow.api.errors import problem
 from tideflow.api.routes.events import json_response
 from tideflow.api.routes.subscriptions import json_body
 from tideflow.api.schemas import Problem
 from tideflow.api.services import Services, get_services
-from tideflow.auth.scopes import ADMIN, READ
-from tideflow.errors import InvalidArgument, MissingExtra
+from tideflow.auth.scopes import ADMIN, PUBLISH, READ, bus_scope
+from tideflow.connectors.mapping import Record
+from tideflow.connectors.webhook import visible_headers
+from tideflow.errors import ExpressionError, InvalidArgument, MissingExtra
 
 if TYPE_CHECKING:
     from tideflow.connectors.service import ConnectorService
@@ -40,7 +43,7 @@ _CREATE: Final[dict[str, Any]] = {
     "properties": {
         "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"},
         "kind": {"enum": ["source", "sink"]},
-        "type": {"enum": ["postgres", "redis", "nats", "amqp", "mqtt"]},
+        "type": {"enum": ["postgres", "redis", "nats", "amqp", "mqtt", "webhook"]},
         "bus": {"type": "string"},
         "config": {
             "type": "object",
@@ -182,3 +185,58 @@ async def resume_connector(name: ConnectorName, services: Services_) -> Response
     """Run again from the stored position (a sink from its committed offset)."""
     connectors = _service(services)
     return json_response(await connectors.status(await connectors.resume(name)))
+
+
+@router.post(
+    "/hooks/{name}",
+    status_code=202,
+    responses=_returns(
+        202,
+        {
+            "type": "object",
+            "properties": {
+                "bus": {"type": "string"},
+                "offset": {"type": ["integer", "null"]},
+                "duplicate": {"type": "boolean"},
+                "dropped": {"type": "boolean", "description": "the mapping gave no event"},
+            },
+        },
+    ),
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {}}}},
+        "security": [{}, {"bearer": []}],
+    },
+    summary="Deliver to a webhook source",
+    dependencies=[in_route("its HMAC signature, or publish:<the hook's bus>")],
+)
+async def receive_hook(name: ConnectorName, request: Request, services: Services_) -> Response:
+    """Any JSON body becomes an event of the webhook connector ``name`` (202 after commit).
+
+    A hook with ``config.signature`` checks the request's HMAC signature (GitHub,
+    Stripe or a plain HMAC-SHA256 header: 401 when missing or wrong) and needs no
+    token; one without it needs a token with ``publish:<its bus>``.
+    """
+    connectors = _service(services)
+    body = await request.body()
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    check = await connectors.hook(name, headers, body)
+    if check.scheme is None:
+        connector = await connectors.get(name)
+        authorize(request.scope, bus_scope(PUBLISH, connector.spec.bus))
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        return problem(400, "invalid-json", "Invalid JSON", f"the body is not JSON: {exc}")
+    record = Record(
+        id=check.record_id(headers, data),
+        data=data,
+        channel=name,
+        headers=visible_headers(headers),
+    )
+    try:
+        appended = await connectors.receive(name, record)
+    except (InvalidArgument, ExpressionError) as exc:
+        return problem(422, "unmappable", "The mapping failed", exc.message, "mapping")
+    if appended is None:
+        return json_response({"dropped": True}, 202)
+    return json_response({**appended.to_json(), "dropped": False}, 202)

@@ -128,9 +128,7 @@ def workflow_secrets(
     return (source or SecretSource()).values(workflow.secrets)
 
 
-_REDACTORS: weakref.WeakKeyDictionary[WorkflowInterpreter, Redactor] = (
-    weakref.WeakKeyDictionary()
-)
+_REDACTORS: weakref.WeakKeyDictionary[WorkflowInterpreter, Redactor] = weakref.WeakKeyDictionary()
 
 
 def redactor_of(interpreter: WorkflowInterpreter) -> Redactor:
