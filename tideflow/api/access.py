@@ -265,6 +265,19 @@ def requires(scope: str) -> Any:
     return Depends(check)
 
 
+def signed_or(scope: str) -> Any:
+    """The dependency of a route whose sender may sign the request instead of sending a
+    token (a webhook): it declares ``scope`` and leaves the signature, or the scope, to the
+    route."""
+
+    async def check(request: Request) -> Principal | None:
+        principal: Principal | None = request.scope.get(PRINCIPAL)
+        return principal
+
+    check.tideflow_scope = f"(route) its signature, or {scope}"  # type: ignore[attr-defined]
+    return Depends(check)
+
+
 def in_route(description: str) -> Any:
     """:func:`requires` for a scope the route checks itself, once it knows it."""
     return requires(f"(route) {description}")

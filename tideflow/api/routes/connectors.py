@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from tideflow.api.access import authorize, in_route, requires
+from tideflow.api.access import authorize, requires, signed_or
 from tideflow.api.errors import problem
 from tideflow.api.routes.events import json_response
 from tideflow.api.routes.subscriptions import json_body
@@ -207,7 +207,7 @@ async def resume_connector(name: ConnectorName, services: Services_) -> Response
         "security": [{}, {"bearer": []}],
     },
     summary="Deliver to a webhook source",
-    dependencies=[in_route("its HMAC signature, or publish:<the hook's bus>")],
+    dependencies=[signed_or("publish:<the hook's bus>")],
 )
 async def receive_hook(name: ConnectorName, request: Request, services: Services_) -> Response:
     """Any JSON body becomes an event of the webhook connector ``name`` (202 after commit).
