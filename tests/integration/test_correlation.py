@@ -21,6 +21,7 @@ import pytest
 
 from tests.integration.durable_support import Calls
 from tideflow.db import create_pool
+from tideflow.errors import StoreError
 from tideflow.eventstore.gateway import PostgresEventStore
 from tideflow.eventstore.store import DEFAULT_BUS
 from tideflow.runtime.gateway import PostgresRegistry
@@ -258,6 +259,20 @@ async def test_a_start_event_creates_one_instance_per_event_and_redelivery_adds_
         await system.subscriber.consume(batch)
         results = await outputs(system)
         assert sorted(output["go"] for _, output in results.values()) == [0, 1, 2]
+
+
+async def test_a_start_the_journal_cannot_take_is_handed_over_again_not_dropped(
+    pg_url: str,
+) -> None:
+    doc = started_by("started", "test.go")
+    async with running(pg_url) as system:
+        await system.deploy(json.dumps(doc))
+        await system.subscriber.refresh("started")
+        event = {"specversion": "1.0", "id": "g", "source": "/t", "type": "test.go", "data": 7}
+        system.runtime.writer.close()  # as a database outage fails its commits
+        with pytest.raises(StoreError):  # the dispatcher retries the batch until it goes in
+            await system.subscriber.consume([(10**12, event)])
+        assert await system.count("SELECT count(*) FROM tideflow_instances") == 0
 
 
 async def compiled(system: System, workflow_id: str, *, present: bool = True) -> bool:

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import asyncpg
 
-from tideflow.errors import TideflowError, WorkflowNotFound
+from tideflow.errors import StoreError, TideflowError, WorkflowNotFound
 from tideflow.eventstore.store import DEFAULT_BUS
 from tideflow.notify import CONNECTION_ERRORS, Listener
 from tideflow.runtime.gateway import REGISTRY_CHANNEL
@@ -208,7 +208,9 @@ class WorkflowSubscriber:
     async def _start(self, spec: StartSpec, offset: int, event: Mapping[str, Any]) -> None:
         try:
             await self._start_one(spec, offset, event)
-        except TideflowError as exc:
+        except StoreError:  # the database is away: the batch is handed over again (idempotent)
+            raise
+        except TideflowError as exc:  # the workflow is gone or no longer loads
             log.error("starting %s from event %s failed: %s", spec.workflow_id, offset, exc)
 
     async def _start_one(self, spec: StartSpec, offset: int, event: Mapping[str, Any]) -> None:
