@@ -10,8 +10,10 @@ time, so a DNS answer that changes between the check and the connection
 - httpx (fetches and function calls): :func:`egress_transport`, whose
   connection pool uses :class:`EgressBackend` to open its connections. Each
   new connection is checked, so every redirect a client follows is checked
-  again at its hop. Proxies from the environment are not used (a proxy would
-  connect on the policy's behalf, unchecked).
+  again at its hop. Proxies from the environment (``HTTP_PROXY``...) are not
+  used -- a proxy would connect on the policy's behalf, unchecked -- so the
+  client using the transport must not read them (``trust_env=False``); CA
+  bundles from the environment (``SSL_CERT_FILE``) still count.
 - aiohttp (subscription sinks): :class:`EgressResolver` checks names as they
   are resolved; IP literals, which aiohttp does not resolve, are checked by
   :meth:`~tideflow.egress.EgressPolicy.literal_refusal` before the request.
@@ -126,11 +128,11 @@ def egress_transport(
         policy: What may be connected to.
         limits: The pool's limits (httpx's defaults unless given).
     """
-    transport = httpx.AsyncHTTPTransport(trust_env=False, limits=limits)
+    transport = httpx.AsyncHTTPTransport(limits=limits)
     # httpx offers no way to pass a network backend; its pool is rebuilt with
     # one (the same class, limits and TLS context httpx itself would use).
     transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=httpx.create_ssl_context(trust_env=False),
+        ssl_context=httpx.create_ssl_context(),  # SSL_CERT_FILE/SSL_CERT_DIR still count
         max_connections=limits.max_connections,
         max_keepalive_connections=limits.max_keepalive_connections,
         keepalive_expiry=limits.keepalive_expiry,

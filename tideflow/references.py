@@ -72,9 +72,11 @@ async def read_references(
         )
     remote = list(dict.fromkeys(ref.uri for ref in refs if ref.remote))
     if remote:
-        if transport is None and egress is not None and not egress.allow_all:
+        restricted = egress is not None and not egress.allow_all
+        if transport is None and egress is not None and restricted:
             transport = egress_transport(egress)
         async with httpx.AsyncClient(
+            trust_env=not restricted,  # an environment proxy would bypass the policy
             timeout=limits.timeout,
             follow_redirects=True,
             max_redirects=limits.max_redirects,

@@ -194,3 +194,21 @@ async def test_other_spellings_of_loopback_are_loopback(host: str) -> None:
         assert not attempt.ok
         assert not attempt.retryable or "canonical" in attempt.reason, attempt
         assert server.requests == []
+
+
+async def test_a_proxy_from_the_environment_does_not_bypass_the_policy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with ref_server() as proxy:
+        # the proxy itself is allowed; through it, the metadata address would be reached
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("ALL_PROXY", proxy.url)
+        allowed = EgressPolicy.for_server([f"127.0.0.1:{port_of(proxy.url)}"])
+        metadata = "http://169.254.169.254/latest/meta-data/"
+        async with FunctionInvoker(egress=allowed) as invoker:
+            with pytest.raises(FunctionCallError) as caught:
+                await invoker.invoke(rest_call(metadata))
+        assert caught.value.code == "EGRESS_DENIED"
+        found = await read_references({"constants": metadata}, local_files=False, egress=allowed)
+        assert "egress policy" in str(found[metadata])
+        assert proxy.requests == []

@@ -116,7 +116,10 @@ class FunctionInvoker:
             hooks = [_redirector(self._redirects)] if self._redirects else []
             transport = None if self.egress.allow_all else egress_transport(self.egress)
             self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(60.0), event_hooks={"request": hooks}, transport=transport
+                timeout=httpx.Timeout(60.0),
+                event_hooks={"request": hooks},
+                transport=transport,
+                trust_env=transport is None,  # an environment proxy would bypass the policy
             )
         return self._client
 
