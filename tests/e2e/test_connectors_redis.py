@@ -3,8 +3,9 @@
 Entries added to a stream become events (source, consumer group, acknowledged after
 commit), the order workflow starts on each and produces an accepted event, and a
 stream sink adds one entry per accepted event. The sink then scales to zero: after
-its idle period Redis lists no connection of it (``CLIENT LIST``), and the next event
-connects it again.
+its idle period Redis lists no connection of it (``CLIENT LIST``), the next event
+connects it again, a burst scales its writes in flight up, and idle brings it back to
+zero.
 """
 
 from __future__ import annotations
@@ -99,4 +100,25 @@ async def test_stream_in_workflow_stream_out_and_scale_to_zero(
         assert json.loads(entries[-1][1][b"data"])["orderId"] == 3
         shown = (await http.get("/connectors/redis-accepted")).json()
         assert [d["decision"] for d in shown["activity"]["decisions"]].count("connect") == 2
+
+        # a burst: 40 accepted events at once scale the sink's writes up, then back to zero
+        await eventually(idle)
+        burst = [
+            {"specversion": "1.0", "id": f"burst-{n}", "source": "/test", "data": {"orderId": n},
+             "type": "com.example.order.accepted"}
+            for n in range(100, 140)
+        ]  # fmt: skip
+        posted = await http.post(
+            "/events", content=json.dumps(burst),
+            headers={"content-type": "application/cloudevents-batch+json"},
+        )  # fmt: skip
+        assert posted.status_code == 202, posted.text
+        await eventually(lambda: written(43))
+        shown = await eventually(idle)
+        decisions = list(shown["activity"]["decisions"])
+        # one event at a time before the burst: only the burst takes the writes past 1
+        peak = max(d.get("inFlight", 0) for d in decisions)
+        assert peak >= 2, decisions
+        assert decisions[-1]["decision"] == "scale to zero"
+        assert await _sink_connections(client, "redis-accepted") == 0
     await client.delete(orders, accepted)
