@@ -140,6 +140,7 @@ async def open_system(
                 egress,
             )
         )
+        lifecycle.is_dsl1 = runtime.is_dsl1  # 1.0 instances get the standard events too
         registry = runtime.registry  # the one registry: its deploys reach the subscriber
         dispatcher = await stack.enter_async_context(
             _open_dispatcher(database.pool, store, timers, settings, egress, secrets)
@@ -449,6 +450,7 @@ def notice_of(event: LifecycleEvent) -> LifecycleNotice:
         output=detail.get("output"),
         error=detail.get("error"),
         parent_id=detail.get("parentId"),
+        reference=detail.get("reference"),
         run_no=int(detail.get("run") or 1),
         # A state may be entered many times (loops): without a step key each entry is its own.
         key=str(detail.get("key") or (ids.new_id() if event.kind == "state.entered" else "")),

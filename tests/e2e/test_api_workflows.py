@@ -6,6 +6,7 @@ service) on a fresh PostgreSQL database from the ``pg_url`` fixture.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -291,3 +292,58 @@ async def test_an_invalid_dsl1_definition_gets_422_with_its_paths(
     body = problem(await client.post("/workflows", content=cyclic, headers=YAML), 422)
     assert [e["path"] for e in body["errors"]] == ["do[0].greet.set.greeting.x"]
     assert (await client.get("/workflows")).json()["workflows"] == []
+
+
+RETRIED = """
+document: {dsl: '1.0.3', namespace: test, name: retried, version: '1.0.0'}
+do:
+  - first: {set: {n: 1}}
+  - guard:
+      try:
+        - fail:
+            raise:
+              error: {type: 'https://example.com/oops', status: 503}
+      catch:
+        errors: {with: {status: 503}}
+        retry: {delay: PT0S, limit: {attempt: {count: 1}}}
+"""
+
+
+async def test_a_dsl1_instance_has_the_standard_lifecycle_events_beside_its_own(
+    client: httpx.AsyncClient,
+) -> None:
+    assert (await client.post("/workflows", content=RETRIED, headers=YAML)).status_code == 201
+    done = await client.post("/workflows/test.retried/instances", json={}, params={"wait": 30})
+    instance_id = done.json()["id"]
+    assert done.json()["status"] == "completed", done.text
+    async with asyncio.timeout(10):
+        while True:
+            page = await client.get("/buses/tideflow.lifecycle/events", params={"limit": 500})
+            events = [r["event"] for r in page.json()["events"]]
+            mine = [e for e in events if e["subject"] == instance_id]
+            if any(e["type"] == "io.serverlessworkflow.workflow.completed.v1" for e in mine):
+                break
+            await asyncio.sleep(0.05)
+    standard = [e for e in mine if e["type"].startswith("io.serverlessworkflow.")]
+    named = [
+        (e["type"].split(".", 2)[2].removesuffix(".v1"), e["data"].get("task")) for e in standard
+    ]
+    assert named == [
+        ("workflow.started", None),
+        ("task.started", "/do/0/first"),
+        ("task.completed", "/do/0/first"),
+        ("task.started", "/do/1/guard"),
+        ("task.started", "/do/1/guard/try/0/fail"),
+        ("task.faulted", "/do/1/guard/try/0/fail"),
+        ("task.retried", "/do/1/guard"),
+        ("task.started", "/do/1/guard/try/0/fail"),
+        ("task.faulted", "/do/1/guard/try/0/fail"),
+        ("task.completed", "/do/1/guard"),
+        ("workflow.completed", None),
+    ]
+    assert standard[0]["data"]["name"] == instance_id
+    assert standard[-1]["data"]["output"] == {"n": 1}
+    assert standard[5]["data"]["error"]["status"] == 503
+    own = [e["type"] for e in mine if e["type"].startswith("io.tideflow.")]
+    assert own[0] == "io.tideflow.instance.started"
+    assert own[-1] == "io.tideflow.instance.completed"

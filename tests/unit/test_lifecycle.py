@@ -7,11 +7,13 @@ from typing import Any
 
 import pytest
 
+from tideflow.errors import WorkflowNotFound
 from tideflow.runtime.lifecycle import (
     LIFECYCLE_BUS,
     LifecycleNotice,
     LifecyclePublisher,
     lifecycle_event,
+    standard_event,
 )
 from tideflow.testing import InMemoryEventStore
 
@@ -109,3 +111,46 @@ async def test_posted_notices_are_published_in_order_and_flushed_on_stop() -> No
         "io.tideflow.instance.completed",
     ]
     assert sum(counted) == 3
+
+
+def test_standard_events_name_the_instance_the_task_and_the_moment() -> None:
+    started = standard_event(notice("started"))
+    assert started["type"] == "io.serverlessworkflow.workflow.started.v1"
+    assert started["data"] == {
+        "startedAt": started["time"],
+        "name": "i-1",
+        "definition": {"id": "hello", "version": "1.0"},
+    }
+    assert started["id"] != lifecycle_event(notice("started"))["id"]
+    error = {"type": "https://example.com/oops", "status": 503, "instance": "/do/0/x"}
+    faulted = standard_event(notice("task.faulted", state="x", key="x", error=error))
+    assert faulted["type"] == "io.serverlessworkflow.task.faulted.v1"
+    assert faulted["data"] == {"faultedAt": faulted["time"], "workflow": "i-1", "task": "x",
+                               "error": error}  # fmt: skip
+    done = standard_event(notice("task.completed", reference="/do/0/x", key="x", output=2))
+    assert (done["data"]["task"], done["data"]["output"]) == ("/do/0/x", 2)
+    assert standard_event(notice("failed", error=error))["type"].endswith("workflow.faulted.v1")
+
+
+async def test_publisher_adds_standard_events_for_dsl1_versions_only() -> None:
+    store = InMemoryEventStore()
+    await store.start()
+    publisher = LifecyclePublisher(store)
+    await publisher.start()
+
+    async def is_dsl1(workflow_id: str, version: str) -> bool:
+        if workflow_id == "gone":
+            raise WorkflowNotFound("gone")
+        return version == "1.0"
+
+    publisher.is_dsl1 = is_dsl1
+    gone = LifecycleNotice(kind="started", instance_id="g", workflow_id="gone", version="1.0",
+                           at=AT)  # fmt: skip
+    await publisher(notice("started"), notice("task.started", key="x", reference="/do/0/x"), gone)
+    events = [e.event["type"] for e in await store.read(LIFECYCLE_BUS)]
+    assert events == [
+        "io.tideflow.instance.started",
+        "io.tideflow.instance.started",
+        "io.serverlessworkflow.workflow.started.v1",
+        "io.serverlessworkflow.task.started.v1",
+    ]

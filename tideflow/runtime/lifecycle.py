@@ -16,6 +16,16 @@ Event types are ``io.tideflow.instance.<kind>``; the source is
 data is a JSON object with ``instanceId``, ``workflowId``, ``version``,
 ``status`` and, where they apply, ``state``, ``output``, ``error`` and
 ``parentId``.
+
+Instances of DSL 1.0 workflows get, beside those, the specification's own
+lifecycle events (:func:`standard_event`):
+``io.serverlessworkflow.workflow.{started,completed,faulted,cancelled,suspended,resumed}.v1``
+and ``io.serverlessworkflow.task.{started,completed,faulted,retried}.v1``
+(the ``task.*`` notices have no Tideflow event of their own), with the same
+source and subject. Their data names the instance (``name`` for a workflow
+event, ``workflow`` for a task event, with the task's JSON Pointer as
+``task``) and the moment (``startedAt``, ``completedAt``, ``faultedAt``,
+...), with ``output`` or ``error`` where they apply.
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
@@ -40,10 +50,33 @@ LIFECYCLE_BUS: Final = "tideflow.lifecycle"
 
 EVENT_TYPE_PREFIX: Final = "io.tideflow.instance."
 
-KINDS: Final = frozenset(
-    {"started", "state.entered", "completed", "failed", "cancelled", "suspended", "resumed"}
+TASK_KINDS: Final = frozenset({"task.started", "task.completed", "task.faulted", "task.retried"})
+"""The kinds of notice about a DSL 1.0 task (standard events only)."""
+
+KINDS: Final = (
+    frozenset(
+        {"started", "state.entered", "completed", "failed", "cancelled", "suspended", "resumed"}
+    )
+    | TASK_KINDS
 )
-"""The kinds of notice; each becomes the event type ``io.tideflow.instance.<kind>``."""
+"""The kinds of notice; each but :data:`TASK_KINDS` becomes the event type
+``io.tideflow.instance.<kind>``."""
+
+STANDARD_PREFIX: Final = "io.serverlessworkflow."
+
+_STANDARD: Final = {
+    "started": ("workflow.started", "startedAt"),
+    "completed": ("workflow.completed", "completedAt"),
+    "failed": ("workflow.faulted", "faultedAt"),
+    "cancelled": ("workflow.cancelled", "cancelledAt"),
+    "suspended": ("workflow.suspended", "suspendedAt"),
+    "resumed": ("workflow.resumed", "resumedAt"),
+    "task.started": ("task.started", "startedAt"),
+    "task.completed": ("task.completed", "completedAt"),
+    "task.faulted": ("task.faulted", "faultedAt"),
+    "task.retried": ("task.retried", "retriedAt"),
+}
+"""Notice kind -> (the standard event's name, its moment's property)."""
 
 _STATUS_OF_KIND: Final = {
     "started": InstanceStatus.RUNNING,
@@ -72,6 +105,7 @@ class LifecycleNotice:
         parent_id: The parent instance of a sub-flow.
         run_no: The run number (``continueAs`` starts run 2, 3, ...).
         key: The step key, telling apart repeated entries of the same state.
+        reference: A DSL 1.0 task's JSON Pointer (``/do/0/greet``).
     """
 
     kind: str
@@ -85,6 +119,7 @@ class LifecycleNotice:
     parent_id: str | None = None
     run_no: int = 1
     key: str = ""
+    reference: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -125,6 +160,32 @@ def lifecycle_event(notice: LifecycleNotice) -> dict[str, Any]:
     }
 
 
+def standard_event(notice: LifecycleNotice) -> dict[str, Any]:
+    """The specification's lifecycle CloudEvent for a DSL 1.0 instance's ``notice``."""
+    name, moment = _STANDARD[notice.kind]
+    data: dict[str, Any] = {moment: format_timestamp(notice.at)}
+    if notice.kind in TASK_KINDS:
+        data["workflow"] = notice.instance_id
+        data["task"] = notice.reference or notice.state
+    else:
+        data["name"] = notice.instance_id
+        data["definition"] = {"id": notice.workflow_id, "version": notice.version}
+    if notice.kind in ("completed", "task.completed"):
+        data["output"] = notice.output
+    if notice.error is not None:
+        data["error"] = dict(notice.error)
+    return {
+        "specversion": "1.0",
+        "id": f"{event_id(notice)}/standard",
+        "source": f"/tideflow/workflows/{notice.workflow_id}",
+        "type": f"{STANDARD_PREFIX}{name}.v1",
+        "subject": notice.instance_id,
+        "time": format_timestamp(notice.at),
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+
+
 class _Appender(Protocol):
     async def create_bus(self, name: str) -> Any: ...
 
@@ -143,6 +204,10 @@ class LifecyclePublisher:
         store: The event store (anything with ``create_bus`` and ``append``).
         bus: The bus name.
         on_publish: Called with the number of events after each append (metrics).
+
+    Attributes:
+        is_dsl1: Tells whether a workflow version is DSL 1.0 (its instances'
+            notices get the standard events too); set once the runtime exists.
     """
 
     def __init__(
@@ -157,6 +222,7 @@ class LifecyclePublisher:
         self.on_publish = on_publish
         self.published = 0
         """How many events were appended (duplicates included)."""
+        self.is_dsl1: Callable[[str, str], Awaitable[bool]] | None = None
 
         self._queue: list[LifecycleNotice] = []
         self._ready = asyncio.Event()
@@ -197,11 +263,25 @@ class LifecyclePublisher:
         """Append one event per notice (in one group-committed call)."""
         await self.publish(notices)
 
+    async def _standard(self, notice: LifecycleNotice) -> bool:
+        if notice.kind not in _STANDARD or self.is_dsl1 is None:
+            return False
+        try:
+            return await self.is_dsl1(notice.workflow_id, notice.version)
+        except Exception:  # a version that no longer loads, a stopped runtime: no standard
+            log.warning("no standard lifecycle event for %s", notice.instance_id, exc_info=True)
+            return False
+
     async def publish(self, notices: Sequence[LifecycleNotice]) -> None:
         """Append one event per notice; log instead of raising when the store fails."""
         if not notices:
             return
-        events = [lifecycle_event(notice) for notice in notices]
+        events = [lifecycle_event(n) for n in notices if n.kind not in TASK_KINDS]
+        for notice in notices:
+            if await self._standard(notice):
+                events.append(standard_event(notice))
+        if not events:
+            return
         try:
             await self.store.append(self.bus, events)
         except TideflowError as exc:

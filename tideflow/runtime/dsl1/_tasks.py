@@ -141,7 +141,8 @@ async def run_try(ex: Executor, task: Task, data: Any, key: str, scope: Scope) -
             delay = _retry_delay(ex, task, catch, error, data, inner, attempt, key)
             if delay is None:
                 break
-            ex.run.step("retry", key, task.name, attempt=attempt + 1, delay=delay)
+            ex.run.step("retry", key, task.name, attempt=attempt + 1, delay=delay,
+                        reference=task.reference)  # fmt: skip
             request = SleepRequest(key=f"{key}/attempt:{attempt}/backoff", seconds=delay,
                                    reason="retry")  # fmt: skip
             await ex.run.effects.sleep(request)

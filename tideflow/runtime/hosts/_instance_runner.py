@@ -51,6 +51,13 @@ log = logging.getLogger("tideflow.runtime")
 
 _SETTLE_TURNS = 4  # loop turns with no effect activity before a run counts as parked
 _STOP_STATUS = {"cancel": InstanceStatus.CANCELLED, "suspend": InstanceStatus.SUSPENDED}
+_TASK_NOTICES = {
+    "task.started": "task.started",
+    "task.completed": "task.completed",
+    "task.faulted": "task.faulted",
+    "retry": "task.retried",
+}
+"""DSL 1.0 interpreter steps -> the lifecycle notices they are."""
 
 
 class _Parked:
@@ -242,6 +249,11 @@ class InstanceRunner:
             self.host.lifecycle(
                 "state.entered", self, state=step.state, key=step.key, run=self.run_no
             )
+        elif step.kind in _TASK_NOTICES:  # a DSL 1.0 task: the standard lifecycle events
+            error = detail.get("error")
+            reference = detail.get("reference") or (error or {}).get("instance")
+            self.host.lifecycle(_TASK_NOTICES[step.kind], self, state=step.state, key=step.key,
+                                run=self.run_no, reference=reference, error=error)  # fmt: skip
 
     def on_state(self, state: InstanceState) -> None:
         """Save the current state and data (coalesced into the next commit)."""

@@ -601,6 +601,16 @@ class DurableRuntime:
         anew at its next run (a replay, a new instance); runs in progress keep theirs."""
         self._definitions.forget_secrets()
 
+    async def is_dsl1(self, workflow_id: str, version: str) -> bool:
+        """Whether a deployed version is a DSL 1.0 definition (its loaded interpreter says).
+
+        Raises:
+            WorkflowNotFound: No such version.
+            WorkflowValidationError: The stored definition no longer loads.
+        """
+        _, interpreter = await self._definitions.get(workflow_id, version)
+        return isinstance(interpreter, Interpreter1)
+
     async def resolve_version(self, workflow_id: str, version: str | None) -> str:
         """The stored version ``version`` names (the latest when ``None``)."""
         return (await self.registry.get(workflow_id, version)).version
