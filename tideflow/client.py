@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
+from urllib.parse import quote
 
 import httpx
 import orjson
@@ -247,6 +248,21 @@ class ApiClient:
     async def revoke_token(self, token_id: str) -> None:
         """Revoke a token."""
         await self._call("DELETE", f"/tokens/{token_id}")
+
+    # -- secret grants -------------------------------------------------------------
+
+    async def grant_secrets(self, pattern: str, names: list[str]) -> Any:
+        """Let subjects matching ``pattern`` receive the secrets ``names``."""
+        body = {"pattern": pattern, "secrets": names}
+        return await self._call("POST", "/secrets/grants", json=body)
+
+    async def list_grants(self) -> Any:
+        """Every grant (names only), the settings' first."""
+        return (await self._call("GET", "/secrets/grants"))["grants"]
+
+    async def revoke_grant(self, pattern: str) -> None:
+        """Forget the grant of ``pattern`` made through the API."""
+        await self._call("DELETE", f"/secrets/grants/{quote(pattern, safe='')}")
 
 
 def describe_failure(response: httpx.Response) -> str:

@@ -21,6 +21,7 @@ import asyncpg
 import httpx
 import pytest
 
+from tests.support.cli import run_cli as cli
 from tests.support.served import LOCAL, Served, copied_database, serve_process
 from tests.support.sink import running_sink
 
@@ -260,6 +261,22 @@ async def test_a_sink_credential_is_a_secret_reference_never_shown_nor_stored(
     assert '"HOOK_AUTH"' in stored  # the reference is what the database keeps
     for text in (*shown, stored, server.output()):
         _clean(text)
+
+
+async def test_the_cli_grants_lists_and_revokes(server: Served) -> None:
+    code, out, err = await cli(
+        server.url, "secrets", "grant", "cli.*", "A", "B", token=server.token
+    )
+    assert code == 0, err
+    assert json.loads(out) == {"pattern": "cli.*", "secrets": ["A", "B"], "origin": "api"}
+    code, out, _ = await cli(server.url, "secrets", "grants", token=server.token)
+    assert "cli.*\tA,B\tapi" in out.splitlines()
+    assert "leaky*\tAPI_KEY,db_password\tsettings" in out.splitlines()
+    code, _, err = await cli(server.url, "secrets", "revoke", "cli.*", token=server.token)
+    assert code == 0, err
+    code, _, err = await cli(server.url, "secrets", "revoke", "cli.*", token=server.token)
+    assert code == 1
+    assert "no secret grant with pattern 'cli.*'" in err
 
 
 LATE = {
