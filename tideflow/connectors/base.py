@@ -99,6 +99,7 @@ _TYPES: Final[Mapping[str, _Type]] = {
     "nats": _Type("tideflow.connectors.nats_jetstream", "nats"),
     "amqp": _Type("tideflow.connectors.amqp", "amqp"),
     "mqtt": _Type("tideflow.connectors.mqtt", "mqtt"),
+    "smtp": _Type("tideflow.connectors.smtp", "smtp"),
 }
 PASSIVE_TYPES: Final = frozenset({"webhook"})
 """Sources that run no task: their records arrive by HTTP (``POST /hooks/{name}``)."""

@@ -57,7 +57,7 @@ class ConnectorState(StrEnum):
 
 TYPES: Final[Mapping[ConnectorKind, frozenset[str]]] = {
     ConnectorKind.SOURCE: frozenset({"postgres", "redis", "nats", "amqp", "mqtt", "webhook"}),
-    ConnectorKind.SINK: frozenset({"postgres", "redis", "nats", "amqp", "mqtt"}),
+    ConnectorKind.SINK: frozenset({"postgres", "redis", "nats", "amqp", "mqtt", "smtp"}),
 }
 """The connector types of each kind."""
 
@@ -74,6 +74,7 @@ CONFIG_KEYS: Final[Mapping[tuple[ConnectorKind, str], frozenset[str]]] = {
     (ConnectorKind.SINK, "amqp"): _COMMON | {"queue", "exchange", "routingKey"},
     (ConnectorKind.SOURCE, "mqtt"): _COMMON | _SOURCE | {"topic", "qos", "clientId"},
     (ConnectorKind.SINK, "mqtt"): _COMMON | {"topic", "qos", "clientId"},
+    (ConnectorKind.SINK, "smtp"): _COMMON | {"from", "to", "subject"},
     (ConnectorKind.SOURCE, "webhook"): frozenset(
         {"signature", "secret", "header", "idHeader", "tolerance"}
     ),
@@ -88,6 +89,7 @@ REQUIRED_KEYS: Final[Mapping[str, tuple[str, ...]]] = {
     "amqp": ("url",),
     "mqtt": ("url", "topic"),
     "webhook": (),
+    "smtp": ("url", "from", "to"),
 }
 """The ``config`` keys each type needs, source or sink."""
 

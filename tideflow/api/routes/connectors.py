@@ -43,7 +43,7 @@ _CREATE: Final[dict[str, Any]] = {
     "properties": {
         "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"},
         "kind": {"enum": ["source", "sink"]},
-        "type": {"enum": ["postgres", "redis", "nats", "amqp", "mqtt", "webhook"]},
+        "type": {"enum": ["postgres", "redis", "nats", "amqp", "mqtt", "smtp", "webhook"]},
         "bus": {"type": "string"},
         "config": {
             "type": "object",
