@@ -34,7 +34,13 @@ from tideflow.runtime.start_schedules import check_start_schedule
 from tideflow.secrets import SecretAccess
 from tideflow.triggers.workflow_events import schedule_on_problem
 from tideflow.workflow import parse_document
-from tideflow.workflow.dsl1 import is_dsl1, load_document, normalize, python_calls
+from tideflow.workflow.dsl1 import (
+    is_dsl1,
+    load_document,
+    normalize,
+    not_run_calls,
+    python_calls,
+)
 from tideflow.workflow.identifiers import workflow_id_problem
 
 if TYPE_CHECKING:
@@ -182,6 +188,7 @@ async def _deploy_dsl1(
         for path, operation in python_calls(model)
         if (reason := policy.refusal(operation)) is not None
     ]
+    refused += [Problem(path, reason) for path, reason in not_run_calls(model)]
     if unstartable := schedule_on_problem((model.schedule or {}).get("on")):
         refused.append(Problem(*unstartable))
     if bad_id := workflow_id_problem(model.identifier):

@@ -347,3 +347,27 @@ async def test_a_dsl1_instance_has_the_standard_lifecycle_events_beside_its_own(
     own = [e["type"] for e in mine if e["type"].startswith("io.tideflow.")]
     assert own[0] == "io.tideflow.instance.started"
     assert own[-1] == "io.tideflow.instance.completed"
+
+
+async def test_calls_tideflow_does_not_run_are_refused_at_deploy_with_their_paths(
+    client: httpx.AsyncClient,
+) -> None:
+    head = "document: {dsl: '1.0.3', namespace: test, name: unrun, version: '1.0.0'}\n"
+    use = "use: {catalogs: {shared: {endpoint: 'https://catalog.example.com'}}}\n"
+    text = head + use + """do:
+  - rpc:
+      call: grpc
+      with: {proto: {endpoint: 'file://a.proto'}, service: {name: s, host: h}, method: m}
+  - agent: {call: a2a, with: {method: message/send, server: 'https://agent.example.com'}}
+  - tool: {call: mcp, with: {method: tools/list, transport: {http: {endpoint: 'https://m'}}}}
+  - shared: {call: 'log:1.0.0@shared'}
+"""
+    body = problem(await client.post("/workflows", content=text, headers=YAML), 422)
+    found = [(e["path"], e["message"]) for e in body["errors"] if e["severity"] == "error"]
+    assert found == [
+        ("do[0].rpc.call", "'grpc' calls are not supported by Tideflow yet"),
+        ("do[1].agent.call", "'a2a' calls are not supported by Tideflow yet"),
+        ("do[2].tool.call", "'mcp' calls are not supported by Tideflow yet"),
+        ("do[3].shared.call",
+         "functions of a catalog are not supported by Tideflow yet (not fetched)"),
+    ]  # fmt: skip

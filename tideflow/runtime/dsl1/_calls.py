@@ -21,10 +21,10 @@ from tideflow.runtime.dsl1.errors import standard_error
 from tideflow.runtime.effects import FunctionCall, SubflowCall
 from tideflow.workflow.dsl1._build import build_task
 from tideflow.workflow.dsl1.model import Task
+from tideflow.workflow.dsl1.walk import NOT_RUN_CALLS
 from tideflow.workflow.exprtext import is_expression
 
 Outcome = tuple[Any, str | None]
-NOT_RUN = ("grpc", "asyncapi", "a2a", "mcp")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -124,7 +124,7 @@ async def run_call(ex: Executor, task: Task, data: Any, key: str, scope: Scope) 
         operation = f"{document}#{args['operationId']}"
         target = CallTarget(name=task.name, type="openapi", operation=operation)
         return await _invoke(ex, key, target, evaluated, task), None
-    if name in NOT_RUN or "@" in name:
+    if name in NOT_RUN_CALLS or "@" in name:
         what = "catalog functions" if "@" in name else f"'{name}' calls"
         raise standard_error("configuration", task.reference, f"{what} are not run by Tideflow yet")
     arguments = template(args, data, variables, task.reference)

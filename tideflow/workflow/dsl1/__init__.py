@@ -11,7 +11,7 @@ from __future__ import annotations
 from tideflow.workflow.dsl1.loader import load_and_validate, load_document, normalize
 from tideflow.workflow.dsl1.model import Task, TaskList, Workflow
 from tideflow.workflow.dsl1.validate import dsl_version, is_dsl1, validate_document
-from tideflow.workflow.dsl1.walk import python_calls, tasks
+from tideflow.workflow.dsl1.walk import not_run_calls, python_calls, tasks
 
 __all__ = [
     "Task",
@@ -22,6 +22,7 @@ __all__ = [
     "load_and_validate",
     "load_document",
     "normalize",
+    "not_run_calls",
     "python_calls",
     "tasks",
     "validate_document",

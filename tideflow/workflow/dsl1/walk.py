@@ -1,4 +1,5 @@
-"""Walks over a 1.0 model: every task, and the ``python:`` functions it calls."""
+"""Walks over a 1.0 model: every task, the ``python:`` functions it calls, the calls
+Tideflow does not run."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from tideflow.errors import PathPart
 from tideflow.workflow.dsl1._build import build_task
 from tideflow.workflow.dsl1.model import Task, TaskList, Workflow
 
-__all__ = ["pointer_path", "python_calls", "tasks"]
+__all__ = ["NOT_RUN_CALLS", "not_run_calls", "pointer_path", "python_calls", "tasks"]
+
+NOT_RUN_CALLS = ("grpc", "asyncapi", "a2a", "mcp")
+"""Built-in call types Tideflow validates but does not run."""
 
 
 def _list(tasks_: TaskList) -> Iterator[Task]:
@@ -41,3 +45,22 @@ def python_calls(workflow: Workflow) -> list[tuple[tuple[PathPart, ...], str]]:
         for task in tasks(workflow)
         if task.kind == "call" and str(task.get("call", "")).startswith("python:")
     ]
+
+
+def not_run_calls(workflow: Workflow) -> list[tuple[tuple[PathPart, ...], str]]:
+    """``(path of the call, why)`` of every call Tideflow does not run.
+
+    The built-in ``grpc``, ``asyncapi``, ``a2a`` and ``mcp`` calls, and
+    functions of a catalog (``name:version@catalog``, not fetched).
+    """
+    found = []
+    for task in tasks(workflow):
+        name = str(task.get("call", "")) if task.kind == "call" else ""
+        if name in NOT_RUN_CALLS:
+            reason = f"'{name}' calls are not supported by Tideflow yet"
+        elif "@" in name and not name.startswith("python:"):
+            reason = "functions of a catalog are not supported by Tideflow yet (not fetched)"
+        else:
+            continue
+        found.append(((*pointer_path(task.reference), "call"), reason))
+    return found
