@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
+from typing import Any, cast
 from urllib.parse import quote
 
 import pytest
 
 from tideflow.errors import InvalidArgument, SecretUnavailable
 from tideflow.runtime.hosts.local import LocalHost, LocalOptions
-from tideflow.runtime.result import Completed
+from tideflow.runtime.result import Completed, Failed, Step
 from tideflow.secrets import (
     ALL,
     MASK,
@@ -28,6 +29,7 @@ from tideflow.secrets import (
     secret_ref,
 )
 from tideflow.workflow import load_workflow
+from tideflow.workflow.dsl1 import load_document
 from tideflow.workflow.expressions import compile_expression
 
 # --- grants ----------------------------------------------------------------------
@@ -252,3 +254,38 @@ async def test_the_local_host_gives_secret_and_redacts_its_output(tmp_path: Path
         ran = await host.run(workflow, {}, tmp_path)
     assert isinstance(ran.result, Completed)
     assert ran.result.output == {"k": "***/***", "n": dict.fromkeys(values, "***")}
+
+
+DSL1: dict[str, Any] = {
+    "document": {"dsl": "1.0.3", "namespace": "test", "name": "leaky", "version": "1.0.0"},
+    "use": {"secrets": ["apiKey"]},
+    "do": [
+        {"show": {"set": {"x": "${ $secrets }", "y": '${ "Bearer " + $secrets.apiKey }'}}},
+        {"fail": {"set": {"z": "${ $secrets.apiKey | tonumber }"}}},
+    ],
+}
+
+
+async def _run_dsl1(document: dict[str, Any], tmp_path: Path) -> tuple[Any, list[Step]]:
+    model, _ = load_document(document, source="test", processes=False)
+    steps: list[Step] = []
+    options = LocalOptions(secrets={"apiKey": "k-1.0-secret"}, on_step=steps.append)
+    async with LocalHost(options) as host:
+        ran = await host.run(cast(Any, model), {}, tmp_path)
+    return ran.result, steps
+
+
+async def test_a_dsl1_workflow_is_redacted_too(tmp_path: Path) -> None:
+    shows = {**DSL1, "do": DSL1["do"][:1]}
+    completed, _ = await _run_dsl1(shows, tmp_path)
+    assert isinstance(completed, Completed)
+    assert completed.output == {"x": {"apiKey": "***"}, "y": "Bearer ***"}
+    failed, steps = await _run_dsl1(DSL1, tmp_path)
+    assert isinstance(failed, Failed)
+    quoted = 'string ("***") cannot be parsed as a number'
+    assert quoted in failed.error.message
+    assert failed.error.details is not None
+    assert quoted in failed.error.details["detail"]
+    faulted = [s.detail for s in steps if s.kind == "task.faulted"]
+    assert quoted in faulted[0]["error"]["detail"]
+    assert "k-1.0-secret" not in json.dumps([failed.error.to_json(), [s.detail for s in steps]])
