@@ -31,11 +31,36 @@ MAX_LIMIT: Final = 1000
 _ERRORS: Final[dict[int | str, dict[str, Any]]] = {
     code: {"model": Problem} for code in (400, 404, 413, 415, 503)
 }
+_EVENT: Final[dict[str, Any]] = {
+    "type": "object",
+    "description": "A CloudEvent in the JSON event format: the attributes and extensions as "
+    "members, the payload in data or data_base64; deliverytime or delay holds it for later.",
+    "required": ["specversion", "id", "source", "type"],
+    "properties": {
+        "specversion": {"const": "1.0"},
+        "id": {"type": "string", "minLength": 1},
+        "source": {"type": "string", "minLength": 1},
+        "type": {"type": "string", "minLength": 1},
+    },
+}
+_EVENT_EXAMPLE: Final = {
+    "specversion": "1.0",
+    "id": "order-1",
+    "source": "/shop",
+    "type": "com.example.order.placed",
+    "data": {"orderId": 1},
+}
 _CE_BODY: Final[dict[str, Any]] = {
     "requestBody": {
         "description": "One CloudEvent in binary mode (ce-* headers), structured mode "
         "(application/cloudevents+json) or a batch (application/cloudevents-batch+json).",
-        "content": {"application/cloudevents+json": {}, "application/cloudevents-batch+json": {}},
+        "content": {
+            "application/cloudevents+json": {"schema": _EVENT, "example": _EVENT_EXAMPLE},
+            "application/cloudevents-batch+json": {
+                "schema": {"type": "array", "items": _EVENT},
+                "example": [_EVENT_EXAMPLE],
+            },
+        },
     }
 }
 

@@ -44,7 +44,7 @@ _INPUT_BODY: Final[dict[str, Any]] = {
     "requestBody": {
         "required": False,
         "description": "The instance's input: a JSON object (empty body: `{}`).",
-        "content": {"application/json": {"schema": {"type": "object"}}},
+        "content": {"application/json": {"schema": {"type": "object"}, "example": {"name": "Ada"}}},
     }
 }
 

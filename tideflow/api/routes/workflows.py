@@ -48,12 +48,34 @@ YAML_TYPES: Final = frozenset({"application/yaml", "text/yaml", "application/x-y
 _ERRORS: Final[dict[int | str, dict[str, Any]]] = {
     code: {"model": Problem} for code in (400, 404, 409, 413, 415, 503)
 }
+_EXAMPLE_JSON: Final = {
+    "id": "greeting-json",
+    "version": "1.0",
+    "specVersion": "0.8",
+    "start": "Greet",
+    "states": [{"name": "Greet", "type": "inject", "data": {"greeting": "Hello"}, "end": True}],
+}
+_EXAMPLE_YAML: Final = """\
+id: greeting
+version: '1.0'
+specVersion: '0.8'
+start: Greet
+states:
+  - name: Greet
+    type: inject
+    data:
+      greeting: Hello
+    end: true
+"""
 _DEFINITION_BODY: Final[dict[str, Any]] = {
     "requestBody": {
         "required": True,
         "description": "A Serverless Workflow 0.8 definition in YAML or JSON.",
-        "content": {media: {"schema": {"type": "string"}} for media in sorted(YAML_TYPES)}
-        | {"application/json": {"schema": {"type": "object"}}},
+        "content": {
+            media: {"schema": {"type": "string"}, "example": _EXAMPLE_YAML}
+            for media in sorted(YAML_TYPES)
+        }
+        | {"application/json": {"schema": {"type": "object"}, "example": _EXAMPLE_JSON}},
     }
 }
 
