@@ -197,6 +197,7 @@ def _order(
 def _median(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
     out = dict(sorted(runs, key=lambda run: float(run[key]))[len(runs) // 2])
     out["rounds"] = [run[key] for run in runs]
+    out["server_cpu_rounds"] = [run["server_cpu_us_per_item"] for run in runs]
     return out
 
 
