@@ -198,6 +198,7 @@ def issuer_in_a_thread() -> Iterator[Issuer]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(180)  # a real server and CLI processes: see test_auth_served
 def test_tideflow_serve_takes_jwts_with_its_oidc_flags_and_so_does_the_cli(
     pg_url: str, tmp_path: Path
 ) -> None:

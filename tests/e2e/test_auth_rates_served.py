@@ -18,7 +18,7 @@ from tests.e2e.test_auth_served import cli
 from tests.support.auth import bearer
 from tests.support.served import serve_process
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]  # CLI processes: see test_auth_served
 
 
 def test_tokens_are_held_to_the_server_default_or_their_own_rate(

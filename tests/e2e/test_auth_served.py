@@ -20,7 +20,9 @@ import pytest
 from tests.support.served import ROOT, serve_process
 from tideflow.api.testserver import free_port
 
-pytestmark = pytest.mark.slow
+# A real server plus one CLI process per step, each importing the package: on a
+# loaded machine such a test takes most of a minute.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 EXAMPLES = ROOT / "examples" / "workflows"
 

@@ -20,7 +20,7 @@ from tests.support.served import serve_process
 from tests.support.tls import self_signed
 from tideflow.api.testserver import free_port
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]  # CLI processes: see test_auth_served
 
 
 def test_the_server_speaks_https_and_the_cli_trusts_the_given_authority(
