@@ -75,9 +75,10 @@ class Executor:
         """Run one task with its data flow; return its output and its flow directive."""
         run = self.run
         key = run.enter(scope_key, task.name)
-        variables = run.variables(task, scope, input=data)
         condition = task.get("if")
-        if condition is not None and not evaluate_bool(condition, data, variables, task.reference):
+        if condition is not None and not evaluate_bool(
+            condition, data, run.variables(task, scope, input=data), task.reference
+        ):
             run.step("task.skipped", key, task.name, reference=task.reference)
             return data, None
         run.step("task.started", key, task.name, reference=task.reference)
@@ -103,16 +104,18 @@ class Executor:
 
     async def _flow(self, task: Task, data: Any, key: str, scope: Scope) -> tuple[Any, str | None]:
         run = self.run
-        variables = run.variables(task, scope, input=data)
         spec = task.get("input")
         if spec is not None:
             check_schema(spec, data, "task input", task.reference)
             if spec.get("from") is not None:
-                data = transform(spec["from"], data, variables, task.reference)
                 variables = run.variables(task, scope, input=data)
+                data = transform(spec["from"], data, variables, task.reference)
         raw, flow = await self._body(task, data, key, scope)
         output = raw
         spec = task.get("output")
+        if spec is None and task.get("export") is None:  # the usual case: no variables needed
+            return output, flow
+        variables = run.variables(task, scope, input=data)
         with_output = {**variables, "output": raw}
         if spec is not None:
             if spec.get("as") is not None:

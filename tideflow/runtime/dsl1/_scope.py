@@ -50,6 +50,9 @@ class Run:
     visits: dict[str, int] = field(default_factory=dict)
     on_task: Any = None
     """Told ``(task name, input)`` as each task starts (the host's ``on_state``)."""
+    definitions: dict[str, Any] = field(default_factory=dict)
+    """``$task.definition`` by task reference, thawed once (shared by the runs of one
+    interpreter: expressions read it, nothing writes it)."""
 
     def step(self, kind: str, key: str, task: str | None, **detail: Any) -> None:
         """Record one timeline step."""
@@ -78,10 +81,13 @@ class Run:
         """The variables an expression sees: the run's, the scope's, and ``more``."""
         out = {**self.base, "context": self.context, **scope, **more}
         if task is not None:
+            definition = self.definitions.get(task.reference)
+            if definition is None:
+                definition = self.definitions[task.reference] = thaw(task.spec)
             out["task"] = {
                 "name": task.name,
                 "reference": task.reference,
-                "definition": thaw(task.spec),
+                "definition": definition,
                 **({"input": more["input"]} if "input" in more else {}),
             }
         return out

@@ -85,6 +85,8 @@ class Interpreter:
         """1.0 has no constants; hosts read this as they do for 0.8."""
         self.sonataflow = False
         """1.0 has no dialects; hosts read this as they do for 0.8."""
+        self._definition = thaw(workflow.document)  # $workflow.definition, read-only
+        self._task_definitions: dict[str, Any] = {}
 
     async def run(
         self,
@@ -114,14 +116,15 @@ class Interpreter:
         base = {
             "workflow": {
                 "id": instance_id or seed,
-                "definition": thaw(self.workflow.document),
+                "definition": self._definition,
                 "input": raw,
                 "startedAt": moment,
             },
             "runtime": RUNTIME,
             "secrets": self.secrets,
         }
-        run = Run(self.workflow, effects, seed, base, on_step=on_step)
+        run = Run(self.workflow, effects, seed, base, on_step=on_step,
+                  definitions=self._task_definitions)  # fmt: skip
         if on_state is not None:
             run.on_task = _reporter(on_state, self.workflow, instance_id or seed, seed)
         executor = Executor(run, RUNNERS)
