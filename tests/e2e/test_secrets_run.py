@@ -67,3 +67,13 @@ def test_a_failing_run_names_no_secret(tmp_path: Path, secrets_file: Path) -> No
     assert result.exit_code == 1
     assert 'string ("***") cannot be parsed as a number' in result.output
     assert "from-file" not in result.output
+
+
+@pytest.mark.parametrize("grant", ["API_KEY", "a/b=API_KEY", "orders="])
+def test_serve_refuses_a_malformed_grant_before_starting(
+    grant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TIDEFLOW_SECRET_GRANTS", raising=False)
+    result = CliRunner().invoke(app, ["serve", "--grant-secret", grant])
+    assert result.exit_code == 2
+    assert "--grant-secret / TIDEFLOW_SECRET_GRANTS" in result.output

@@ -277,6 +277,14 @@ async def test_the_cli_grants_lists_and_revokes(server: Served) -> None:
     code, _, err = await cli(server.url, "secrets", "revoke", "cli.*", token=server.token)
     assert code == 1
     assert "no secret grant with pattern 'cli.*'" in err
+    args = ["subscriptions", "create", "--bus", "default", "--sink", "http://127.0.0.1:9/x"]
+    args += ["--secret-header", "authorization=HOOK_AUTH", "--header", "x-team=blue"]
+    code, out, err = await cli(server.url, *args, token=server.token)
+    assert code == 0, err
+    made = json.loads(out)
+    assert made["headers"] == {"authorization": {"secret": "HOOK_AUTH"}, "x-team": "blue"}
+    code, _, err = await cli(server.url, "subscriptions", "delete", made["id"], token=server.token)
+    assert code == 0, err
 
 
 LATE = {

@@ -68,6 +68,19 @@ def subscriptions_create(
     spec: Annotated[
         str | None, typer.Option(help="The whole subscription as JSON, or @file.json.")
     ] = None,
+    header: Annotated[
+        list[str] | None,
+        typer.Option("--header", metavar="NAME=VALUE", help="A header sent with each delivery."),
+    ] = None,
+    secret_header: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--secret-header",
+            metavar="NAME=SECRET",
+            help="A header whose value is the secret SECRET (granted to sink:<host>); "
+            "credentials must be given so.",
+        ),
+    ] = None,
     server: ServerOption = DEFAULT_SERVER,
     token: TokenOption = None,
 ) -> None:
@@ -75,6 +88,15 @@ def subscriptions_create(
     import json
 
     body = _subscription_body(spec, bus, sink, filter_ or [], sql)
+    if header or secret_header:
+        body["headers"] = {
+            **body.get("headers", {}),
+            **_pairs("--header", header or []),
+            **{
+                name: {"secret": secret}
+                for name, secret in _pairs("--secret-header", secret_header or []).items()
+            },
+        }
     if transform is not None:
         body["transform"] = transform
     if start is not None:
@@ -85,6 +107,17 @@ def subscriptions_create(
         except ValueError as exc:
             raise fail(f"--delivery: not valid JSON: {exc}", code=2) from None
     print_json(call_api(server, lambda client: client.create_subscription(body)))
+
+
+def _pairs(option: str, texts: list[str]) -> dict[str, str]:
+    """``NAME=VALUE`` options as a mapping; exit 2 on one without ``=``."""
+    pairs = {}
+    for text in texts:
+        name, sep, value = text.partition("=")
+        if not sep or not name:
+            raise fail(f"{option} {text!r}: write NAME=VALUE", code=2)
+        pairs[name] = value
+    return pairs
 
 
 @subscriptions_app.command("list")
