@@ -10,7 +10,9 @@ journal, delivery, the HTTP answers).
 from __future__ import annotations
 
 import json
+import math
 import re
+from datetime import date, time
 from typing import Any
 
 import orjson
@@ -41,16 +43,43 @@ def dumps_standard(value: Any) -> bytes:
     deeper than orjson (about 250), slower. (Writers of values that entered under the
     value limits never need the depth; an answer showing an event stored before them does.)
 
+    It writes what orjson writes where orjson can: ``NaN`` and the infinities as
+    ``null``, dates and times (YAML's timestamps) in ISO 8601, keys that are not
+    strings as text -- so a value does not become unwritable because a big
+    integer sent it here (found by the loader fuzz test: a definition with a big
+    integer and a date was a 500).
+
     Raises:
         TypeError: A value JSON cannot represent.
-        ValueError: ``NaN`` or an infinity, or nested deeper than Python recursion goes.
+        ValueError: Nested deeper than Python recursion goes.
     """
     try:
-        return json.dumps(
-            value, ensure_ascii=False, allow_nan=False, separators=(",", ":")
-        ).encode()
+        try:
+            return _standard(value)
+        except (TypeError, ValueError):  # NaN, a date, a date as a key: as orjson writes them
+            return _standard(_as_orjson_writes(value))
     except RecursionError:
         raise ValueError("nested too deep to write") from None
+
+
+def _standard(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
+def _as_orjson_writes(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {_key(key): _as_orjson_writes(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_as_orjson_writes(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, date | time):
+        return value.isoformat()
+    return value
+
+
+def _key(key: Any) -> Any:
+    return key.isoformat() if isinstance(key, date | time) else key
 
 
 def dumps(value: Any, option: int = 0) -> str:

@@ -5,16 +5,24 @@ workflow building one stopped every later journal commit of the server).
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import orjson
 import pytest
 
 from tests.unit.interp_support import run, workflow
+from tests.unit.test_fuzz_inputs import KeptVersions
+from tideflow import jsontext
 from tideflow.api.errors import tideflow_error_response
+from tideflow.deploy import deploy_definition
 from tideflow.errors import EventRejected, UnstorableValue, WorkflowLoadError
 from tideflow.eventstore.codec import encode_event
 from tideflow.limits import check_definition, check_value
 from tideflow.runtime.result import Failed
 from tideflow.workflow.loader import parse_document
 
+ROOT = Path(__file__).resolve().parents[2]
 EVENT = {"specversion": "1.0", "id": "e-1", "source": "/t", "type": "t"}
 
 
@@ -105,3 +113,30 @@ def test_a_definition_with_a_yaml_value_json_cannot_hold_does_not_load(
 
 def test_yaml_dates_and_scalar_keys_still_load() -> None:
     assert parse_document("a: {1: 2, 2020-01-01: x, null: 3, b: 2020-01-01}")["a"][1] == 2
+
+
+def test_the_standard_writer_writes_what_orjson_writes() -> None:
+    """The writer for big integers met NaN, a date or a date key: a 500 at deploy (loader fuzz)."""
+    value = {
+        "n": float("nan"),
+        "i": [float("-inf")],
+        "d": date(2020, 1, 1),
+        "t": datetime(2020, 1, 1, 10, tzinfo=UTC),
+        date(2021, 2, 2): 1,
+        None: 2,
+    }
+    assert jsontext.dumps_standard(value) == orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    text = jsontext.dumps({"big": 10**30, **value}, orjson.OPT_NON_STR_KEYS)
+    assert text.startswith('{"big":1000000000000000000000000000000,"n":null,"i":[null],')
+
+
+async def test_a_definition_with_a_big_integer_and_a_date_or_nan_deploys() -> None:
+    hello = (ROOT / "examples" / "workflows" / "hello-world.yaml").read_text()
+    for extra in ("n: .nan", "d: 2020-01-01"):
+        more = f"      big: 123456789012345678901234567890\n      {extra}\n"
+        text = hello.replace("      greeting: Hello\n", f"      greeting: Hello\n{more}")
+        registry = KeptVersions()
+        deployed = await deploy_definition(registry, text, "application/yaml")  # type: ignore[arg-type]
+        stored = registry.kept[deployed.version.workflow_id].resolved
+        assert stored is not None
+        assert str(stored["states"][0]["data"]["big"]) == "123456789012345678901234567890"
