@@ -27,7 +27,7 @@ from tests.support.connectors import (
 from tests.support.served import copied_database
 from tideflow import ids
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 
 @pytest.fixture

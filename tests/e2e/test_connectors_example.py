@@ -17,7 +17,7 @@ from tests.support.connectors import eventually, served
 from tests.support.served import ROOT, copied_database
 from tideflow import ids
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 EXAMPLE = ROOT / "examples" / "connectors"
 
 

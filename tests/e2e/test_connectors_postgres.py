@@ -26,7 +26,7 @@ from tests.support.connectors import (
 )
 from tests.support.served import copied_database
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from tests.support.connectors import create_connector, eventually, served, write
 from tests.support.served import copied_database
 from tideflow import ids
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 REDIS = "redis://127.0.0.1:6379/0"
 
 

@@ -21,7 +21,7 @@ from tests.support.connectors import bus_events, create_connector, eventually, s
 from tests.support.served import copied_database
 from tideflow.api.testserver import free_port
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 
 class Inbox:

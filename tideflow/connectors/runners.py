@@ -255,8 +255,9 @@ class SinkRunner:
         try:
             sink = await self._connected()
             if activity.in_flight > activity.peak:
+                grew = activity.in_flight.bit_length() > activity.peak.bit_length()
                 activity.peak = activity.in_flight
-                if activity.peak & (activity.peak - 1) == 0:  # 1, 2, 4, 8, ...: log scale
+                if grew:  # past 1, 2, 4, 8, ...: one decision per doubling
                     activity.decide(self._clock, "scale up", inFlight=activity.peak)
             await sink.write(message, event)
         except SinkRejected as exc:
