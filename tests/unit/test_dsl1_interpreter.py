@@ -395,3 +395,20 @@ async def test_extensions_run_before_and_after_the_tasks_they_extend():
         "real/extension:audit/after/note/event",
         "fake/extension:audit/after/note/event",
     ]
+
+
+async def test_loose_mode_evaluates_every_string_and_keeps_what_does_not_evaluate():
+    body = """
+do:
+  - shape:
+      set:
+        sum: .x + 1
+        text: hello world
+        url: https://example.com/a
+        wrapped: ${ .x }
+"""
+    loose = await run("evaluate: {mode: loose}\n" + body, {"x": 1})
+    assert loose.output == {"sum": 2, "text": "hello world", "url": "https://example.com/a",
+                            "wrapped": 1}  # fmt: skip
+    strict = await run(body, {"x": 1})
+    assert strict.output["sum"] == ".x + 1"

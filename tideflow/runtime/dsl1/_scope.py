@@ -107,11 +107,37 @@ def evaluate_bool(text: str, data: Any, variables: Mapping[str, Any], instance: 
 
 
 def template(value: Any, data: Any, variables: Mapping[str, Any], instance: str) -> Any:
-    """Evaluate every ``${ }`` string inside a (deep-frozen) JSON value."""
+    """Evaluate every ``${ }`` string inside a (deep-frozen) JSON value.
+
+    With ``evaluate.mode: loose`` every other string is evaluated too, and
+    stays the string it is when it is no expression that evaluates
+    (``dsl.md`` §Runtime Expressions).
+    """
     try:
+        if _loose(variables):
+            return _loose_value(thaw(value), data, variables)
         return evaluate_value(thaw(value), data, variables)
     except ExpressionError as exc:
         raise standard_error("expression", instance, str(exc)) from None
+
+
+def _loose(variables: Mapping[str, Any]) -> bool:
+    definition = (variables.get("workflow") or {}).get("definition") or {}
+    evaluate = definition.get("evaluate") if isinstance(definition, Mapping) else None
+    return isinstance(evaluate, Mapping) and evaluate.get("mode") == "loose"
+
+
+def _loose_value(value: Any, data: Any, variables: Mapping[str, Any]) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _loose_value(v, data, variables) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_loose_value(v, data, variables) for v in value]
+    if not isinstance(value, str) or "${" in value:
+        return evaluate_value(value, data, variables)
+    try:
+        return compile_expression(value).evaluate(data, variables)
+    except ExpressionError:  # loose: what does not evaluate is text
+        return value
 
 
 def transform(spec: Any, data: Any, variables: Mapping[str, Any], instance: str) -> Any:
