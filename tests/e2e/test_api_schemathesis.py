@@ -20,7 +20,7 @@ itself uses (it may revoke the spare one).
 CI runs ``EXAMPLES`` examples per operation with a fixed seed. A larger run,
 by hand::
 
-    TIDEFLOW_FUZZ_EXAMPLES=500 TIDEFLOW_FUZZ_SEED=7 pytest -p no:cacheprovider \\
+    TIDEFLOW_SCHEMATHESIS_EXAMPLES=500 TIDEFLOW_SCHEMATHESIS_SEED=7 pytest -p no:cacheprovider \\
         tests/e2e/test_api_schemathesis.py --timeout 1800
 """
 
@@ -43,8 +43,8 @@ from tideflow.api.routes.instances import MAX_WAIT_SECONDS as INSTANCES_MAX_WAIT
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 SPEC = ROOT / "specs" / "openapi.json"
-EXAMPLES = int(os.environ.get("TIDEFLOW_FUZZ_EXAMPLES", "25"))
-SEED = int(os.environ.get("TIDEFLOW_FUZZ_SEED", "20261206"))
+EXAMPLES = int(os.environ.get("TIDEFLOW_SCHEMATHESIS_EXAMPLES", "25"))
+SEED = int(os.environ.get("TIDEFLOW_SCHEMATHESIS_SEED", "20261206"))
 WAIT_SECONDS = 0.2
 CHECKS = [
     "not_a_server_error",
