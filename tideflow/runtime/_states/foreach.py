@@ -26,9 +26,10 @@ from typing import Any
 
 from tideflow import limits
 from tideflow.errors import ExpressionError, ValueLimitExceeded
-from tideflow.runtime._actions import gather_all, invoke_action, is_skipped, merge_result
+from tideflow.runtime._actions import invoke_action, is_skipped, merge_result
 from tideflow.runtime._context import Run
 from tideflow.runtime._states.basic import scope as state_scope
+from tideflow.runtime._turns import Turns, gather_in_turns
 from tideflow.workflow.data_filters import filter_action_result, get_at, merge, put_at
 from tideflow.workflow.model import End, ForEachState, Transition
 
@@ -125,17 +126,19 @@ async def foreach(
     size = _batch_size(run, state, data, len(items))
     base = _base_data(run, state, data)
     outputs: list[Any] = []
+    turns = Turns()  # iterations of expressions only never yield by themselves
     for start in range(0, len(items), size):
         batch = items[start : start + size]
         if len(batch) == 1:
             one = await _iteration(run, state, base, batch[0], f"{key}/iter:{start}", param)
             outputs.append(one)
-            continue
-        coros = [
-            _iteration(run, state, base, element, f"{key}/iter:{start + offset}", param)
-            for offset, element in enumerate(batch)
-        ]
-        outputs.extend(await gather_all(coros))
+        else:
+            coros = [
+                _iteration(run, state, base, element, f"{key}/iter:{start + offset}", param)
+                for offset, element in enumerate(batch)
+            ]
+            outputs.extend(await gather_in_turns(coros))
+        await turns.after(len(batch))
     if state.output_collection is None:
         return data, None
     return _collect(run, state, data, outputs), None
