@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from datetime import date, time
 from typing import Any
 
@@ -19,8 +18,8 @@ import orjson
 
 __all__ = ["dumps", "dumps_bytes", "dumps_standard", "loads"]
 
-_LONG_DIGITS = re.compile(rb"\d{19}")  # an integer that may not fit in 64 bits
-_LONG_DIGITS_TEXT = re.compile(r"\d{19}")
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGITS = b"0" * 19  # after the translation: an integer that may not fit in 64 bits
 
 
 def dumps_bytes(value: Any, option: int = 0) -> bytes:
@@ -97,13 +96,23 @@ def loads(text: str | bytes) -> Any:
         ValueError: Not valid JSON (``NaN`` and ``Infinity`` are not JSON), or
             nested too deep to read.
     """
-    long = _LONG_DIGITS if isinstance(text, bytes) else _LONG_DIGITS_TEXT
-    if long.search(text) is None:  # type: ignore[arg-type]
+    if not _has_long_digits(text):
         return orjson.loads(text)
     try:
         return json.loads(text, parse_constant=_not_json)
     except RecursionError:
         raise ValueError("nested too deep") from None
+
+
+def _has_long_digits(text: str | bytes) -> bool:
+    """Whether ``text`` has a run of 19 ASCII digits.
+
+    Every digit becomes ``0`` and the run is looked for as a substring: a
+    few milliseconds for a megabyte of numbers, where a regular expression
+    took 50-100 ms on the event loop (issue 11's 200,000-item input).
+    """
+    raw = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
+    return _LONG_DIGITS in raw.translate(_DIGITS_AS_ZERO)
 
 
 def _not_json(name: str) -> Any:
