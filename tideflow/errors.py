@@ -343,6 +343,14 @@ class InvalidArgument(TideflowError):
         super().__init__(message)
 
 
+class InvalidParameter(InvalidArgument):
+    """A query parameter's value is out of its range (422 naming the parameter)."""
+
+
+class UnknownParameter(InvalidParameter):
+    """A request names a query parameter its route does not take (422 naming it)."""
+
+
 class InvalidSchedule(InvalidArgument):
     """The schedule (cron expression or ISO 8601 repeating interval) is invalid."""
 

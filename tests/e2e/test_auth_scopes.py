@@ -78,6 +78,8 @@ CALLS = [
     Call("GET", "/workflows/hello-world", "read", "run"),
     Call("GET", "/workflows/hello-world/versions/1.0", "read", "run"),
     Call("POST", "/workflows/hello-world/instances", "run", "deploy", {"json": {}}),
+    Call("POST", "/workflows/hello-world/instances:batch", "run", "deploy",
+         {"json": {"inputs": [{}]}}),
     Call("DELETE", "/workflows/hello-world", "deploy", "run"),
     Call("POST", "/connectors", "admin", "read", {"json": {}}),
     Call("GET", "/connectors", "read", "run"),

@@ -8,6 +8,7 @@ in their own opener, e.g. one around ``InMemoryEventStore``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -76,6 +77,7 @@ def create_app(
         "CloudEvents ingestion and buses.",
         lifespan=lifespan,
     )
+    app.state.draining = asyncio.Event()  # set as the server shuts down: long polls answer
     errors.install(app)
     app.add_middleware(BodyLimit, resolve=_resolve_body_limit)  # behind the fast path
     app.add_middleware(IngestFastPath, resolve=_resolve_ingest)

@@ -45,6 +45,8 @@ _KINDS: Final[tuple[tuple[type[BaseException], _Kind], ...]] = (
     (errors.NotFoundError, _Kind(404, "not-found", "Not found")),
     (errors.AlreadyExists, _Kind(409, "already-exists", "Already exists")),
     (errors.ConflictError, _Kind(409, "conflict", "Conflict")),
+    (errors.UnknownParameter, _Kind(422, "unknown-parameter", "Unknown query parameter")),
+    (errors.InvalidParameter, _Kind(422, "invalid-parameter", "Invalid query parameter")),
     (errors.InvalidArgument, _Kind(400, "invalid-argument", "Invalid argument")),
     (errors.WorkflowValidationError, _Kind(422, "invalid-workflow", "Invalid workflow")),
     (errors.WorkflowLoadError, _Kind(400, "unreadable-workflow", "Unreadable workflow")),

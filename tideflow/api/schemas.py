@@ -179,6 +179,12 @@ class InstanceCreated(BaseModel):
     status: InstanceStatus
 
 
+class BatchStarted(BaseModel):
+    """The started instances, in the order of their inputs."""
+
+    instances: list[InstanceCreated]
+
+
 class InstanceError(BaseModel):
     """Why an instance failed."""
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib.util
 import logging
+import socket
 import ssl
+import sys
 
 import uvicorn
 
@@ -13,6 +17,9 @@ from tideflow.api.services import ServicesOpener
 from tideflow.db import redact
 from tideflow.errors import ConfigurationError
 from tideflow.settings import Settings
+
+_STARTUP_FAILURE = 3
+"""uvicorn's exit status when the application did not start."""
 
 
 def describe_database(settings: Settings) -> str:
@@ -58,7 +65,7 @@ def run_server(
     """
     app = create_app(settings, open_services)
     _log_like_uvicorn(log_level)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -73,6 +80,25 @@ def run_server(
         server_header=False,
         timeout_graceful_shutdown=5,  # long-polling readers must not hold up a restart
     )
+    server = DrainingServer(config, app.state.draining)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:  # as uvicorn.run: the lifespan failed
+        sys.exit(_STARTUP_FAILURE)
+
+
+class DrainingServer(uvicorn.Server):
+    """A uvicorn server that sets ``draining`` as its shutdown begins, so that the
+    long polls still open (``GET /instances/{id}?wait``) answer at once instead of
+    holding the shutdown up until the graceful timeout."""
+
+    def __init__(self, config: uvicorn.Config, draining: asyncio.Event) -> None:
+        super().__init__(config)
+        self.draining = draining
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.draining.set()
+        await super().shutdown(sockets)
 
 
 def _log_like_uvicorn(level: str) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import uvicorn
 
+from tideflow.api.server import DrainingServer
 from tideflow.errors import ConfigurationError
 from tideflow.supervise import scoped
 
@@ -41,7 +42,8 @@ async def serve_app(
     sock.bind((host, 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, lifespan="on", log_level="warning", ws="none", access_log=False)
-    server = uvicorn.Server(config)
+    draining = getattr(getattr(app, "state", None), "draining", None) or asyncio.Event()
+    server = DrainingServer(config, draining)
     async with scoped([server.serve(sockets=[sock])]) as (task,):
         try:
             async with asyncio.timeout(startup_timeout):

@@ -1,14 +1,25 @@
-"""Workflow instances: start, list, show, timeline, cancel, suspend, resume.
+"""Workflow instances: start (one or a batch), list, show (or wait for the end), timeline,
+cancel, suspend, resume.
 
 An instance runs on the durable runtime (:mod:`tideflow.runtime.hosts.durable`);
 these routes start instances through it and read or change them through the
 instances gateway. Cancel and suspend take effect at once for an idle
 instance and at the next step of a running one; the response shows the
 instance as it is when the request is answered.
+
+``GET /instances/{id}?wait=SECONDS`` long-polls: the runtime wakes it when
+the instance ends here or when another process's ``done`` notification
+arrives (:meth:`~tideflow.runtime.hosts.durable.DurableRuntime.wait_for_completion`),
+and it reads the instance again every :data:`RECHECK_SECONDS` in case a
+notification was lost. It answers early, with the instance as it is, when
+the client goes away or the server shuts down (``app.state.draining``).
+
+Every route here refuses a query parameter it does not take (422 naming it).
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -17,34 +28,94 @@ from starlette.responses import Response
 from tideflow import jsontext, limits
 from tideflow.api import audit
 from tideflow.api.access import requires
-from tideflow.api.errors import problem
 from tideflow.api.routes.events import json_response
-from tideflow.api.schemas import InstanceCreated, InstanceList, InstanceOut, Problem, TimelineOut
+from tideflow.api.schemas import (
+    BatchStarted,
+    InstanceCreated,
+    InstanceList,
+    InstanceOut,
+    Problem,
+    TimelineOut,
+)
 from tideflow.api.services import Services, get_services
 from tideflow.auth.scopes import READ, RUN
-from tideflow.errors import ConflictError, InvalidArgument, StoreError
+from tideflow.errors import (
+    ConflictError,
+    InvalidArgument,
+    InvalidParameter,
+    StoreError,
+    UnknownParameter,
+)
 from tideflow.runtime.status import InstanceStatus
+from tideflow.supervise import first_done
 
 if TYPE_CHECKING:
     from tideflow.runtime.gateway import InstanceRow, PostgresInstances
     from tideflow.runtime.hosts.durable import DurableRuntime
 
-router = APIRouter(tags=["instances"])
+
+async def known_query_only(request: Request) -> None:
+    """Refuse a query parameter the route does not declare.
+
+    Raises:
+        UnknownParameter: One is given (the first, alphabetically, is named).
+    """
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    known = {p.alias for p in dependant.query_params} if dependant is not None else set()
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        allowed = ", ".join(sorted(known)) or "none"
+        raise UnknownParameter(
+            f"unknown query parameter {unknown[0]!r} (allowed: {allowed})", argument=unknown[0]
+        )
+
+
+router = APIRouter(tags=["instances"], dependencies=[Depends(known_query_only)])
 
 MAX_WAIT_SECONDS: Final = 300.0
+"""The longest ``wait`` of a start."""
+MAX_SHOW_WAIT_SECONDS: Final = 60.0
+"""The longest ``wait`` of ``GET /instances/{id}`` (a long poll holds a connection)."""
+RECHECK_SECONDS: Final = 5.0
+"""How often a long poll reads the instance again, should a notification be lost."""
+MAX_BATCH: Final = 100
+"""Most inputs in one batch start."""
 MAX_LIMIT: Final = 1000
 DEFAULT_TIMELINE_LIMIT: Final = 500
 """Timeline entries per page unless ``limit`` says otherwise."""
 MAX_TIMELINE_LIMIT: Final = 5000
 """Most timeline entries one page may hold."""
 _ERRORS: Final[dict[int | str, dict[str, Any]]] = {
-    code: {"model": Problem} for code in (400, 404, 409, 503)
+    code: {"model": Problem} for code in (400, 404, 409, 422, 503)
 }
 _INPUT_BODY: Final[dict[str, Any]] = {
     "requestBody": {
         "required": False,
         "description": "The instance's input: a JSON object (empty body: `{}`).",
         "content": {"application/json": {"schema": {"type": "object"}, "example": {"name": "Ada"}}},
+    }
+}
+
+_BATCH_BODY: Final[dict[str, Any]] = {
+    "requestBody": {
+        "required": True,
+        "description": f"The instances' inputs, in order: at most {MAX_BATCH} JSON objects.",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["inputs"],
+                    "properties": {
+                        "inputs": {
+                            "type": "array",
+                            "items": {"type": "object"},
+                            "maxItems": MAX_BATCH,
+                        }
+                    },
+                }
+            }
+        },
     }
 }
 
@@ -76,16 +147,48 @@ async def read_input(request: Request) -> Any:
     body = await request.body()
     if not body.strip():
         return {}
-    try:
-        value = jsontext.loads(body)  # integers beyond 64 bits stay exact
-    except ValueError as exc:
-        raise InvalidArgument(f"the input is not JSON: {exc}", argument="body") from None
+    value = _json(body)
     limits.check_value(value, "the instance input")  # 413 VALUE_DEPTH/BYTES_LIMIT
     if not isinstance(value, dict):
         raise InvalidArgument(
             f"the input must be a JSON object, not {type(value).__name__}", argument="body"
         )
     return value
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return jsontext.loads(body)  # integers beyond 64 bits stay exact
+    except ValueError as exc:
+        raise InvalidArgument(f"the body is not JSON: {exc}", argument="body") from None
+
+
+async def read_inputs(request: Request) -> list[dict[str, Any]]:
+    """The inputs of a batch start: ``{"inputs": [object, ...]}``, at most :data:`MAX_BATCH`.
+
+    Raises:
+        InvalidArgument: The body is not such an object (``inputs[i]`` names a bad input).
+        ValueLimitExceeded: An input is nested too deep or too large.
+    """
+    body = _json(await request.body())
+    inputs = body.get("inputs") if isinstance(body, dict) else None
+    if not isinstance(inputs, list):
+        raise InvalidArgument('the body must be {"inputs": [...]}', argument="inputs")
+    if not 1 <= len(inputs) <= MAX_BATCH:
+        raise InvalidArgument(
+            f"a batch holds 1 to {MAX_BATCH} inputs, not {len(inputs)}", argument="inputs"
+        )
+    extra = sorted(set(body) - {"inputs"})
+    if extra:
+        raise InvalidArgument(f"unknown field {extra[0]!r} (only: inputs)", argument=extra[0])
+    for index, value in enumerate(inputs):
+        if not isinstance(value, dict):
+            raise InvalidArgument(
+                f"inputs[{index}] must be a JSON object, not {type(value).__name__}",
+                argument=f"inputs[{index}]",
+            )
+        limits.check_value(value, f"inputs[{index}]")  # 413 naming it
+    return inputs
 
 
 @router.post(
@@ -127,6 +230,34 @@ async def start_instance(
     return response
 
 
+@router.post(
+    "/workflows/{workflow_id}/instances:batch",
+    status_code=201,
+    response_model=BatchStarted,
+    responses={**_ERRORS, 413: {"model": Problem}},
+    openapi_extra=_BATCH_BODY,
+    summary="Start a batch of instances",
+    dependencies=[requires(RUN)],
+)
+async def start_instances(
+    request: Request,
+    workflow_id: Annotated[str, Path(description="The workflow's `id`.")],
+    services: Services_,
+    version: Annotated[
+        str | None, Query(description="Run this version instead of the latest.")
+    ] = None,
+) -> Response:
+    """Start one instance per input, all in one transaction: all start or none does.
+
+    The answer lists them in the order of the inputs. An invalid input is a 400
+    (413 if too large) naming it (``inputs[i]``), and nothing starts.
+    """
+    inputs = await read_inputs(request)
+    rows = await _runtime(services).start_instances(workflow_id, inputs, version=version)
+    body = {"instances": [{"id": row.id, "status": row.status} for row in rows]}
+    return json_response(body, 201)
+
+
 @router.get(
     "/instances",
     response_model=InstanceList,
@@ -155,10 +286,60 @@ async def list_instances(
     summary="Show",
     dependencies=[requires(READ)],
 )
-async def show_instance(instance_id: InstanceId, services: Services_) -> Response:
+async def show_instance(
+    request: Request,
+    instance_id: InstanceId,
+    services: Services_,
+    wait: Annotated[
+        float | None,
+        Query(
+            description="Wait up to this many seconds (at most "
+            f"{MAX_SHOW_WAIT_SECONDS:g}) for the instance to end (completed, failed, "
+            "cancelled); the answer is the instance either way."
+        ),
+    ] = None,
+) -> Response:
     """Status, current state, data, output or error, and timestamps of an instance."""
-    row = await _instances(services).get(instance_id)
+    row = await _instances(services).get(instance_id)  # 404 before any wait
+    if wait is not None:
+        if not 0 <= wait <= MAX_SHOW_WAIT_SECONDS:
+            raise InvalidParameter(
+                f"wait must be 0 to {MAX_SHOW_WAIT_SECONDS:g} seconds, not {wait:g}",
+                argument="wait",
+            )
+        if not row.final and wait > 0:
+            row = await _long_poll(request, services, instance_id, wait)
     return json_response(row.to_json())
+
+
+async def _long_poll(
+    request: Request, services: Services, instance_id: str, seconds: float
+) -> InstanceRow:
+    """The instance once it ends, or as it is after ``seconds``, when the client has
+    gone or when the server shuts down (whichever comes first)."""
+    ended = _wait_for_end(_runtime(services), instance_id, seconds)
+    draining: asyncio.Event | None = getattr(request.app.state, "draining", None)
+    others = [_client_gone(request)] + ([draining.wait()] if draining is not None else [])
+    waited, *_ = await first_done(ended, *others)
+    if waited.cancelled():  # the client went away or the server is shutting down
+        return await _instances(services).get(instance_id)
+    row: InstanceRow = waited.result()  # raises what the wait raised
+    return row
+
+
+async def _wait_for_end(runtime: DurableRuntime, instance_id: str, seconds: float) -> InstanceRow:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while True:
+        slice_ = min(RECHECK_SECONDS, deadline - loop.time())
+        row = await runtime.wait_for_completion(instance_id, max(slice_, 0.0))
+        if row.final or loop.time() >= deadline:
+            return row
+
+
+async def _client_gone(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 @router.get(
@@ -184,10 +365,6 @@ async def instance_timeline(
     A page at a time, oldest first: ``next`` is the ``after`` of the next page
     (null at the end). An unknown query parameter is a 422 naming it.
     """
-    unknown = sorted(set(request.query_params) - {"after", "limit"})
-    if unknown:
-        detail = f"unknown query parameter {unknown[0]!r} (allowed: after, limit)"
-        return problem(422, "unknown-parameter", "Unknown query parameter", detail, unknown[0])
     entries, after = await _instances(services).timeline_page(instance_id, after, limit)
     body = {"id": instance_id, "entries": [e.to_json() for e in entries], "next": after}
     return json_response(body)

@@ -420,6 +420,40 @@ class DurableRuntime:
         self.lifecycle("started", row, parentId=row.parent_id, run=row.run_no)
         return row
 
+    async def start_instances(
+        self, workflow_id: str, inputs: Sequence[Any], *, version: str | None = None
+    ) -> list[InstanceRow]:
+        """Create instances of one workflow version, one per input, all or none, and run them.
+
+        The creates are queued together, so the journal writer commits them in one
+        transaction: every instance is created, or (the workflow deleted, the
+        database away) none is.
+
+        Raises:
+            WorkflowNotFound: No such workflow (or version), or it is deleted.
+            ValueLimitExceeded: An input is nested too deep or too large (``inputs[i]``).
+            StoreError: The commit failed (nothing was created).
+        """
+        for index, value in enumerate(inputs):
+            limits.check_value(value, f"inputs[{index}]")
+        futures = [
+            self.writer.create(
+                NewInstance(
+                    id=ids.new_sortable_id(), workflow_id=workflow_id, version=version, input=value
+                )
+            )
+            for value in inputs
+        ]  # no await between the creates: one batch, one transaction
+        created = await asyncio.gather(*futures)
+        rows = [row for row in created if row is not None]
+        if len(rows) < len(created):  # none was created: the version is not there
+            await self.registry.get(workflow_id, version)  # raises WorkflowNotFound
+            raise WorkflowNotFound(f"workflow {workflow_id!r} is deleted: no new instances")
+        for row in rows:
+            self._spawn(row, fresh=True)
+            self.lifecycle("started", row, parentId=None, run=row.run_no)
+        return rows
+
     async def start_child(
         self, call: SubflowCall, child: str, parent_id: str, parent_key: str | None
     ) -> None:
