@@ -90,7 +90,9 @@ async def test_a_long_poll_answers_when_the_event_ends_the_instance(server: Serv
     async with server.async_client(timeout=60) as http:
         poll = asyncio.create_task(http.get(f"/instances/{instance_id}", params={"wait": 60}))
         async with asyncio.timeout(30):  # the instance parks, then the event may end it
-            while (await http.get(f"/instances/{instance_id}")).json()["status"] != "waiting":
+            while True:
+                if (await http.get(f"/instances/{instance_id}")).json()["status"] == "waiting":
+                    break
                 await asyncio.sleep(0.05)
         event = {"specversion": "1.0", "id": "go-1", "source": "/tests", "type": "com.example.go"}
         assert (await http.post("/events", json=event, headers=CE)).status_code == 202
@@ -108,7 +110,7 @@ def test_a_long_poll_that_runs_out_answers_the_instance_as_it_is(server: Served)
         assert shown.status_code == 200, shown.text
         assert shown.json()["id"] == instance_id
         assert shown.json()["status"] in ("running", "waiting")
-        done = http.post(f"/workflows/greeter/instances", json={}, params={"wait": 20}).json()
+        done = http.post("/workflows/greeter/instances", json={}, params={"wait": 20}).json()
         ended = http.get(f"/instances/{done['id']}", params={"wait": 60})
         assert ended.json() == done  # an ended instance is answered at once, unchanged
 
