@@ -12,52 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e.test_api_instances import GREETER, SLEEPER, WAITER, YAML, problem
 from tests.support.served import Served, serve_process, stop
 
-YAML = {"content-type": "application/yaml"}
 CE = {"content-type": "application/cloudevents+json"}
-
-GREETER = """\
-id: greeter
-version: "1"
-specVersion: "0.8"
-start: Greet
-states:
-  - name: Greet
-    type: inject
-    data:
-      greeting: Hello
-    end: true
-"""
-
-WAITER = """\
-id: waiter
-version: "1"
-specVersion: "0.8"
-start: Wait
-events:
-  - name: go
-    type: com.example.go
-    source: /tests
-states:
-  - name: Wait
-    type: event
-    onEvents:
-      - eventRefs: [go]
-    end: true
-"""
-
-SLEEPER = """\
-id: sleeper
-version: "1"
-specVersion: "0.8"
-start: Nap
-states:
-  - name: Nap
-    type: sleep
-    duration: PT1H
-    end: true
-"""
 
 
 @pytest.fixture
@@ -68,13 +26,6 @@ def server(pg_url: str, tmp_path: Path) -> Iterator[Served]:
                 deployed = http.post("/workflows", content=text, headers=YAML)
                 assert deployed.status_code == 201, deployed.text
         yield served
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def started(http: httpx.Client, workflow: str) -> str:

@@ -120,6 +120,8 @@ _BATCH_BODY: Final[dict[str, Any]] = {
 }
 
 InstanceId = Annotated[str, Path(description="The instance id.")]
+WorkflowId = Annotated[str, Path(description="The workflow's `id`.")]
+Version = Annotated[str | None, Query(description="Run this version instead of the latest.")]
 Services_ = Annotated[Services, Depends(get_services)]
 
 
@@ -202,11 +204,9 @@ async def read_inputs(request: Request) -> list[dict[str, Any]]:
 )
 async def start_instance(
     request: Request,
-    workflow_id: Annotated[str, Path(description="The workflow's `id`.")],
+    workflow_id: WorkflowId,
     services: Services_,
-    version: Annotated[
-        str | None, Query(description="Run this version instead of the latest.")
-    ] = None,
+    version: Version = None,
     wait: Annotated[
         float | None,
         Query(
@@ -241,11 +241,9 @@ async def start_instance(
 )
 async def start_instances(
     request: Request,
-    workflow_id: Annotated[str, Path(description="The workflow's `id`.")],
+    workflow_id: WorkflowId,
     services: Services_,
-    version: Annotated[
-        str | None, Query(description="Run this version instead of the latest.")
-    ] = None,
+    version: Version = None,
 ) -> Response:
     """Start one instance per input, all in one transaction: all start or none does.
 
