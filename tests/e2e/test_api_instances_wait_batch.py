@@ -13,7 +13,12 @@ import httpx
 import pytest
 
 from tests.e2e.test_api_instances import GREETER, SLEEPER, WAITER, YAML, problem
+from tests.support.auth import home_auth
 from tests.support.served import Served, serve_process, stop
+from tideflow.api.app import create_app
+from tideflow.api.testserver import serve_app
+from tideflow.serve import open_system
+from tideflow.settings import Settings
 
 CE = {"content-type": "application/cloudevents+json"}
 
@@ -144,3 +149,27 @@ def test_shutdown_answers_an_open_long_poll_instead_of_waiting_for_it(server: Se
     assert answers[0].status_code == 200, answers[0].text
     assert answers[0].json()["status"] in ("running", "waiting")  # answered, not cut off
     assert "graceful shutdown exceeded" not in server.output()
+
+
+async def test_a_client_that_goes_away_leaves_no_wait_behind(pg_url: str, tmp_path: Path) -> None:
+    # in process (uvicorn on 127.0.0.1), to see the runtime's open waits
+    app = create_app(Settings(database_url=pg_url, home=tmp_path), open_system)
+    async with (
+        serve_app(app) as url,
+        httpx.AsyncClient(base_url=url, headers=home_auth(tmp_path), timeout=30) as http,
+    ):
+        assert (await http.post("/workflows", content=SLEEPER, headers=YAML)).status_code == 201
+        instance_id = (await http.post("/workflows/sleeper/instances", json={})).json()["id"]
+        runtime = app.state.services.runtime
+        poll = asyncio.create_task(http.get(f"/instances/{instance_id}", params={"wait": 60}))
+        async with asyncio.timeout(20):
+            while True:
+                if runtime.waiting_for_ends == 1:
+                    break
+                await asyncio.sleep(0.02)
+        poll.cancel()  # the client closes its connection
+        async with asyncio.timeout(20):
+            while True:
+                if runtime.waiting_for_ends == 0:
+                    break
+                await asyncio.sleep(0.02)

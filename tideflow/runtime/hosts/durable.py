@@ -525,6 +525,11 @@ class DurableRuntime:
             if not waiters:
                 self._done.pop(instance_id, None)
 
+    @property
+    def waiting_for_ends(self) -> int:
+        """How many :meth:`wait_for_completion` calls are open (long polls, tests)."""
+        return sum(len(futures) for futures in self._done.values())
+
     async def deliver_events(
         self, instance_id: str, wait_key: str, events: list[dict[str, Any]]
     ) -> bool:
