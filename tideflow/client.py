@@ -158,9 +158,14 @@ class ApiClient:
         params |= {k: v for k, v in (("workflow", workflow), ("status", status)) if v}
         return (await self._call("GET", "/instances", params=params))["instances"]
 
-    async def get_instance(self, instance_id: str) -> Any:
-        """An instance's status."""
-        return await self._call("GET", f"/instances/{instance_id}")
+    async def get_instance(self, instance_id: str, wait: float | None = None) -> Any:
+        """An instance's status; with ``wait``, once it has ended or ``wait`` seconds passed."""
+        if wait is None:
+            return await self._call("GET", f"/instances/{instance_id}")
+        params = {"wait": wait}
+        return await self._call(
+            "GET", f"/instances/{instance_id}", params=params, timeout=wait + 30
+        )
 
     async def timeline(self, instance_id: str) -> list[Any]:
         """An instance's timeline entries, every page of them."""

@@ -125,13 +125,17 @@ def instances_list(
 def instances_show(
     instance_id: InstanceArg,
     timeline: Annotated[bool, typer.Option("--timeline", help="Print the timeline too.")] = False,
+    wait: Annotated[
+        float | None,
+        typer.Option(min=0, max=60, help="Wait up to SECONDS for the instance to end first."),
+    ] = None,
     server: ServerOption = DEFAULT_SERVER,
     token: TokenOption = None,
 ) -> None:
     """Print an instance's status as JSON (with its timeline under --timeline)."""
 
     async def fetch(client: Any) -> Any:
-        shown = await client.get_instance(instance_id)
+        shown = await client.get_instance(instance_id, wait)
         if timeline:
             shown["timeline"] = await client.timeline(instance_id)
         return shown
