@@ -99,6 +99,8 @@ class _Segment:
         return self.regex.match(value, pos, pos + self.length) is not None
 
     def find(self, value: str, start: int, end: int) -> int:
+        if end - start < self.length:  # no room: a search past ``end`` would find ``""`` there
+            return -1
         found = self.rest.search(value, start + self.lead, end)
         return -1 if found is None else found.start() - self.lead
 
