@@ -155,7 +155,13 @@ def full(client: httpx.Client, instance_id: str) -> dict[str, Any]:
 
 
 def test_eventbasedgreeting_starts_from_its_event_and_greets(client: httpx.Client) -> None:
-    deploy(client, spec_text("eventbasedgreeting.yaml"))
+    # The example names a local OpenAPI document (file://myapis/...), which a definition sent
+    # over HTTP may not (docs/security.md, egress policy): served over HTTP it must name an
+    # http(s) one. The server's --functions replaces the function by name, so it is never read.
+    text = spec_text("eventbasedgreeting.yaml")
+    local = "file://myapis/greetingapis.json#greeting"
+    assert local in text
+    deploy(client, text.replace(local, "https://apis.example/greetingapis.json#greeting"))
     send(client, spec_event("eventbasedgreeting.event.GreetingEvent.json"))
     done = until(client, "eventbasedgreeting", 1, FINAL)
     assert [i["status"] for i in done] == ["completed"]
