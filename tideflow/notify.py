@@ -98,8 +98,16 @@ class Listener:
 
     @property
     def backend_pid(self) -> int | None:
-        """The listening connection's server process id (tests terminate it)."""
-        return None if self._connection is None else int(self._connection.get_server_pid())
+        """The listening connection's server process id (tests terminate it); ``None`` while
+        there is none, including the moment after a drop when the pool has already taken the
+        connection back but the listener has not noticed yet."""
+        connection = self._connection
+        if connection is None:
+            return None
+        try:
+            return int(connection.get_server_pid())
+        except asyncpg.InterfaceError:  # released back to the pool: the connection is gone
+            return None
 
     def listen(self, channel: str, callback: Callback) -> None:
         """Call ``callback`` with each payload on ``channel`` (from the next connect on)."""
