@@ -88,6 +88,25 @@ def load_queries(package: str, file: str = "queries.sql") -> dict[str, LiteralSt
 _Q = load_queries("tideflow")
 
 
+DB_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    OSError,
+)
+"""What a failing or unreachable database raises through a pooled connection."""
+
+
+@asynccontextmanager
+async def acquired(pool: asyncpg.Pool, store: str) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection for a store's gateway; a database failure is raised as
+    :class:`StoreError` naming ``store``."""
+    try:
+        async with pool.acquire() as conn:
+            yield conn
+    except DB_ERRORS as exc:
+        raise StoreError(f"{store}: {type(exc).__name__}: {exc}") from exc
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     """One numbered schema change.

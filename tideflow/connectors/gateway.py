@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from tideflow.connectors.spec import Connector, ConnectorSpec, ConnectorState
-from tideflow.db import load_queries
-from tideflow.errors import AlreadyExists, ConnectorNotFound, StoreError
+from tideflow.db import acquired, load_queries
+from tideflow.errors import AlreadyExists, ConnectorNotFound
 
 _Q = load_queries("tideflow.connectors")
-_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
 
 def _json(value: Any) -> Any:
@@ -39,13 +38,8 @@ class PostgresConnectors:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
-    @contextlib.asynccontextmanager
-    async def _conn(self) -> AsyncIterator[Any]:
-        try:
-            async with self.pool.acquire() as conn:
-                yield conn
-        except _DB_ERRORS as exc:
-            raise StoreError(f"connectors: {type(exc).__name__}: {exc}") from exc
+    def _conn(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        return acquired(self.pool, "connectors")
 
     async def create(self, spec: ConnectorSpec, now: datetime) -> Connector:
         """Store a new connector.

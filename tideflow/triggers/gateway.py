@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from tideflow.db import load_queries
-from tideflow.errors import AlreadyExists, BusNotFound, StoreError, SubscriptionNotFound
+from tideflow.db import DB_ERRORS, acquired, load_queries
+from tideflow.errors import AlreadyExists, BusNotFound, SubscriptionNotFound
 from tideflow.triggers.subscriptions import (
     Subscription,
     SubscriptionKind,
@@ -21,7 +21,6 @@ from tideflow.triggers.subscriptions import (
 )
 
 _Q = load_queries("tideflow.triggers")
-_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,13 +62,8 @@ class PostgresSubscriptions:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
-    @contextlib.asynccontextmanager
-    async def _conn(self) -> AsyncIterator[Any]:
-        try:
-            async with self.pool.acquire() as conn:
-                yield conn
-        except _DB_ERRORS as exc:
-            raise StoreError(f"subscriptions: {type(exc).__name__}: {exc}") from exc
+    def _conn(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        return acquired(self.pool, "subscriptions")
 
     async def create(
         self,
@@ -238,11 +232,11 @@ class LeaderLock:
             return True
         try:
             conn = await self._pool.acquire()
-        except _DB_ERRORS:
+        except DB_ERRORS:
             return False
         try:
             got = bool(await conn.fetchval(_Q["try_lock"], self._key))
-        except _DB_ERRORS:
+        except DB_ERRORS:
             got = False
         if got:
             self._conn = conn
@@ -257,9 +251,9 @@ class LeaderLock:
         try:
             await self._conn.fetchval(_Q["ping"])
             return True
-        except _DB_ERRORS:
+        except DB_ERRORS:
             conn, self._conn = self._conn, None
-            with contextlib.suppress(*_DB_ERRORS):  # a dead one was taken back by the pool
+            with contextlib.suppress(*DB_ERRORS):  # a dead one was taken back by the pool
                 conn.terminate()
             return False
 
@@ -271,7 +265,7 @@ class LeaderLock:
         try:
             await conn.fetchval(_Q["unlock"], self._key)
             await self._pool.release(conn)
-        except _DB_ERRORS:
+        except DB_ERRORS:
             conn.terminate()
 
 
