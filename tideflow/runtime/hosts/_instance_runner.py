@@ -2,8 +2,10 @@
 
 :class:`InstanceRunner` replays the run's journal through the interpreter
 (:class:`~tideflow.runtime.hosts._journaled_effects.DurableEffects`) and
-carries on for real. It depends on its host only through
-:class:`~tideflow.runtime.hosts._runner_services.RunnerServices`, and hands
+carries on for real. It depends on its host only through the roles of
+:class:`~tideflow.runtime.hosts._runner_services.RunnerServices` (journal,
+clock, definitions, sub-flows, notices), hands its effects the roles of
+:class:`~tideflow.runtime.hosts._runner_services.EffectsServices`, and hands
 the interpreter its callbacks (timeline rows, progress) with each run.
 
 It watches its own effects: when every effect still pending is *parked*
@@ -37,7 +39,7 @@ from tideflow.runtime.effects import WorkflowInterpreter
 from tideflow.runtime.functions import AuthDefinition
 from tideflow.runtime.gateway import InstanceRow
 from tideflow.runtime.hosts._journaled_effects import DurableEffects
-from tideflow.runtime.hosts._runner_services import RunnerServices
+from tideflow.runtime.hosts._runner_services import EffectsServices, RunnerServices
 from tideflow.runtime.hosts.plumbing import redactor_of, resolve_auth
 from tideflow.runtime.journal import Continue, Control, Finish, Park, Stop
 from tideflow.runtime.result import ContinuedAs, Failed, RunResult, Step, Terminated, WorkflowError
@@ -77,19 +79,23 @@ class InstanceRunner:
         host: RunnerServices,
         row: InstanceRow,
         *,
+        effects_host: EffectsServices,
         fresh: bool = False,
         loaded: tuple[list[dict[str, Any]], int] | None = None,
         quarantine: WorkflowError | None = None,
     ) -> None:
         """Args:
-        host: The host's services (writer, invoker, definitions, clock).
+        host: The host's roles the runner uses (journal, clock, definitions, notices).
         row: The claimed instance.
+        effects_host: The host's roles the run's effects use (invoker, clock, emit,
+            sub-flows, contested journal writes).
         fresh: The instance was just created here: no journal to load.
         loaded: Its journal and timeline step count, loaded with others' at claim time.
         quarantine: Fail the instance with this error instead of running it (its runners
             kept dying at the same step: :func:`quarantine_error`).
         """
         self.host = host
+        self._effects_host = effects_host
         self.instance_id = row.id
         self.run_no = row.run_no
         self.workflow_id = row.workflow_id
@@ -314,7 +320,7 @@ class InstanceRunner:
             return Failed(error=_host_error("definition", str(exc), code="DEFINITION"))
         self._interpreter = interpreter
         self.redactor = redactor_of(interpreter)
-        effects = self._effects = DurableEffects(self, self.host, journal)
+        effects = self._effects = DurableEffects(self, self._effects_host, journal)
 
         async def deferred_run() -> RunResult:
             deferring.set(True)  # in the run's own context: slow expressions are pending

@@ -40,7 +40,7 @@ from tideflow.runtime.effects import (
     SubflowCall,
 )
 from tideflow.runtime.functions import AuthDefinition, Invocation
-from tideflow.runtime.hosts._runner_services import RunnerServices
+from tideflow.runtime.hosts._runner_services import EffectsServices
 from tideflow.runtime.hosts.plumbing import (
     bounded,
     call_arguments,
@@ -152,10 +152,11 @@ class RunPort(Protocol):
 class DurableEffects:
     """Journaled effects of one run of one instance (see the module docs)."""
 
-    def __init__(self, run: RunPort, host: RunnerServices, journal: list[dict[str, Any]]) -> None:
+    def __init__(self, run: RunPort, host: EffectsServices, journal: list[dict[str, Any]]) -> None:
         """Args:
         run: The instance's run (journal commits, park bookkeeping).
-        host: The host's services (invoker, clock, emit, sub-flows, journal reads).
+        host: The host's roles the effects use (invoker, clock, emit, sub-flows,
+            contested journal writes).
         journal: The run's journal entries in commit order.
         """
         self._run = run

@@ -1,13 +1,20 @@
-"""What an instance runner of the durable host needs, as a Protocol, and the host's option types.
+"""What an instance runner of the durable host needs, as small role Protocols, and option types.
 
-:class:`RunnerServices` is the narrow port an
-:class:`~tideflow.runtime.hosts._instance_runner.InstanceRunner` (and its
-:class:`~tideflow.runtime.hosts._journaled_effects.DurableEffects`) runs on:
-the journal writer, the clock, compiled definitions, the function invoker,
-the journal reads a replay needs, produced events, sub-flows and lifecycle
-notices. :class:`~tideflow.runtime.hosts.durable.DurableRuntime` implements
-it; nothing here imports the runtime, so runners and effects depend on this
-module only (imports run one way: service -> runner -> effects -> here).
+Each role is one seam of the host: :class:`Timing` (the clock),
+:class:`RunJournal` (the journal writer and a replay's reads),
+:class:`ContestedSteps` (journal writes that race events or a child),
+:class:`DefinitionSource` (the registry, compiled), :class:`Invoker`
+(functions), :class:`EventSink` (produced events), :class:`Subflows` and
+:class:`Notices` (lifecycle hook, waiters of an end). A consumer depends only
+on the roles it uses: an
+:class:`~tideflow.runtime.hosts._instance_runner.InstanceRunner` on
+:class:`RunnerServices`, its
+:class:`~tideflow.runtime.hosts._journaled_effects.DurableEffects` on
+:class:`EffectsServices` (``tests/unit/test_runner_roles.py`` checks both
+against what the code calls). :class:`~tideflow.runtime.hosts.durable.DurableRuntime`
+implements every role; nothing here imports the runtime, so runners and
+effects depend on this module only (imports run one way: service -> runner
+-> effects -> here).
 """
 
 from __future__ import annotations
@@ -30,12 +37,21 @@ from tideflow.settings import Settings
 from tideflow.workflow.model import Workflow
 
 __all__ = [
+    "ContestedSteps",
+    "DefinitionSource",
+    "EffectsServices",
     "EmitSink",
+    "EventSink",
     "InstanceRef",
+    "Invoker",
     "LifecycleEvent",
     "LifecycleHook",
+    "Notices",
+    "RunJournal",
     "RunnerServices",
     "RuntimeOptions",
+    "Subflows",
+    "Timing",
 ]
 
 
@@ -131,57 +147,32 @@ class InstanceRef(Protocol):
         """The workflow version it runs."""
 
 
-class RunnerServices(Protocol):
-    """What instance runners and their effects use of the durable host (see the module docs)."""
+class Timing(Protocol):
+    """Role: the clock runs read, and how long a sleep may stay in memory."""
 
     @property
     def clock(self) -> Clock:
         """Sleeps, due times, step durations."""
 
     @property
-    def writer(self) -> JournalWriter:
-        """The group-committed journal writer (every write of a run goes through it)."""
-
-    @property
     def memory_sleep(self) -> float:
         """Longest sleep slept in memory (longer ones park)."""
 
-    async def interpreter(
-        self, workflow_id: str, version: str
-    ) -> tuple[Workflow, WorkflowInterpreter]:
-        """The workflow model and its interpreter, compiled once per version."""
 
-    async def resolve_version(self, workflow_id: str, version: str | None) -> str:
-        """The stored version ``version`` names (the latest when ``None``)."""
+class RunJournal(Protocol):
+    """Role: the journal writer, and the journal reads a replay needs."""
+
+    @property
+    def writer(self) -> JournalWriter:
+        """The group-committed journal writer (every write of a run goes through it)."""
 
     async def load_run(self, instance_id: str, run_no: int) -> tuple[list[dict[str, Any]], int]:
         """The run's journal and how many interpreter steps its timeline already has."""
 
-    def invoke(self, invocation: Invocation) -> Awaitable[Any]:
-        """Call a function (the ``python:`` policy applied)."""
 
-    def base_dir_for(self, operation: str) -> Path:
-        """The folder a function's relative references resolve in."""
-
-    def background(self, awaitable: Awaitable[Any]) -> None:
-        """Run a fire-and-forget call (``invoke: async``); its errors are logged only."""
-
-    async def emit(self, event: dict[str, Any]) -> None:
-        """Hand a produced CloudEvent to the sink."""
-
-    def lifecycle(self, kind: str, instance: InstanceRef, **detail: Any) -> None:
-        """Tell the lifecycle hook (after the change is committed)."""
-
-    def finished(self, instance_id: str, row: InstanceRow | None = None) -> None:
-        """Wake whoever waits for ``instance_id`` to end."""
-
-    async def start_child(
-        self, call: SubflowCall, child: str, parent_id: str, parent_key: str | None
-    ) -> None:
-        """Create and run a sub-flow instance (nothing when it exists already)."""
-
-    async def cancel_child(self, instance_id: str) -> None:
-        """Cancel a sub-flow whose parent ended (``onParentComplete: terminate``)."""
+class ContestedSteps(Protocol):
+    """Role: journal writes that race another writer (events delivered, a child's answer),
+    each in its own transaction under a lock, outside the group-committed writer."""
 
     async def time_out_wait(self, instance_id: str, run_no: int, wait_key: str) -> Any:
         """End an event wait whose timeout passed, unless events won the race."""
@@ -193,3 +184,65 @@ class RunnerServices(Protocol):
 
     async def drop_waits(self, instance_id: str, prefix: str | None) -> None:
         """Forget the event waits whose keys start with ``prefix`` (all with ``None``)."""
+
+
+class DefinitionSource(Protocol):
+    """Role: the registry, as compiled definitions."""
+
+    async def interpreter(
+        self, workflow_id: str, version: str
+    ) -> tuple[Workflow, WorkflowInterpreter]:
+        """The workflow model and its interpreter, compiled once per version."""
+
+    async def resolve_version(self, workflow_id: str, version: str | None) -> str:
+        """The stored version ``version`` names (the latest when ``None``)."""
+
+
+class Invoker(Protocol):
+    """Role: the function invoker (the ``python:`` policy applied)."""
+
+    def invoke(self, invocation: Invocation) -> Awaitable[Any]:
+        """Call a function (the ``python:`` policy applied)."""
+
+    def base_dir_for(self, operation: str) -> Path:
+        """The folder a function's relative references resolve in."""
+
+    def background(self, awaitable: Awaitable[Any]) -> None:
+        """Run a fire-and-forget call (``invoke: async``); its errors are logged only."""
+
+
+class EventSink(Protocol):
+    """Role: where produced CloudEvents go."""
+
+    async def emit(self, event: dict[str, Any]) -> None:
+        """Hand a produced CloudEvent to the sink."""
+
+
+class Subflows(Protocol):
+    """Role: sub-flow instances started and cancelled for a parent."""
+
+    async def start_child(
+        self, call: SubflowCall, child: str, parent_id: str, parent_key: str | None
+    ) -> None:
+        """Create and run a sub-flow instance (nothing when it exists already)."""
+
+    async def cancel_child(self, instance_id: str) -> None:
+        """Cancel a sub-flow whose parent ended (``onParentComplete: terminate``)."""
+
+
+class Notices(Protocol):
+    """Role: telling the world an instance changed (after the change is committed)."""
+
+    def lifecycle(self, kind: str, instance: InstanceRef, **detail: Any) -> None:
+        """Tell the lifecycle hook."""
+
+    def finished(self, instance_id: str, row: InstanceRow | None = None) -> None:
+        """Wake whoever waits for ``instance_id`` to end."""
+
+
+class EffectsServices(Timing, Invoker, EventSink, Subflows, ContestedSteps, Protocol):
+    """The roles a run's :class:`DurableEffects` depends on."""
+
+
+class RunnerServices(Timing, RunJournal, DefinitionSource, Subflows, Notices, Protocol):
+    """The roles an :class:`InstanceRunner` depends on (it hands its effects theirs)."""

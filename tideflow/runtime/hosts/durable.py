@@ -30,8 +30,8 @@ Processes sharing a database share the instances through leases
 The host by concept, imports running one way (service -> runner -> effects):
 
 - this module: the service -- lifecycle, instances, the runners in memory,
-  and the :class:`~tideflow.runtime.hosts._runner_services.RunnerServices`
-  its runners use;
+  and every role of :mod:`~tideflow.runtime.hosts._runner_services` its
+  runners (:class:`RunnerServices`) and their effects (:class:`EffectsServices`) use;
 - :mod:`~tideflow.runtime.hosts._instance_runner`: one claimed instance run
   until it ends, parks or stops;
 - :mod:`~tideflow.runtime.hosts._journaled_effects`: the journaled
@@ -622,7 +622,7 @@ class DurableRuntime:
         if instance_id not in self._runners:
             self.finished(instance_id)
 
-    # --- what the runners use (RunnerServices) --------------------------------------
+    # --- what the runners and their effects use (the roles of _runner_services) -----
 
     async def interpreter(
         self, workflow_id: str, version: str
@@ -776,7 +776,9 @@ class DurableRuntime:
     ) -> None:
         if row.id in self._runners:
             return
-        runner = InstanceRunner(self, row, fresh=fresh, loaded=loaded, quarantine=quarantine)
+        runner = InstanceRunner(
+            self, row, effects_host=self, fresh=fresh, loaded=loaded, quarantine=quarantine
+        )
         self._runners[row.id] = runner
         # One task per instance, tracked in a set, not supervised: runner.run() handles
         # every failure itself (the instance stops and is replayed), and _ended sees it end.
