@@ -101,6 +101,7 @@ async def open_system(
 ) -> AsyncIterator[Services]:
     """Open every service (see the module docs); close them all on exit."""
     options = options or SystemOptions()
+    settings = settings.identified()  # the node id: this process's leases and log lines
     expression_budget.configure(expression_budget.budget_from(settings))
     limits.configure(limits.from_settings(settings))
     # python: modules: the allow list, and the operator's --workflows folders
@@ -135,7 +136,12 @@ async def open_system(
                 lifecycle,
                 metrics,
                 options,
-                RuntimeOptions(python_policy=policy, secrets=secrets),
+                RuntimeOptions(
+                    owner=settings.node_id,
+                    lease_seconds=settings.lease_seconds,
+                    python_policy=policy,
+                    secrets=secrets,
+                ),
                 timers,
                 egress,
             )

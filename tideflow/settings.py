@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -90,6 +93,13 @@ class Settings:
             ``TIDEFLOW_OIDC_AUDIENCE``; required with an issuer).
         oidc_scope_claim: The claim listing their Tideflow scopes
             (``--oidc-scope-claim``, ``TIDEFLOW_OIDC_SCOPE_CLAIM``).
+        node_id: This process's stable identity among the processes sharing a
+            database (``--node-id``, ``TIDEFLOW_NODE_ID``): the owner of its
+            leases. Empty means derived (:func:`derive_node_id`: the host name,
+            the data directory or database URL, the listen address and the
+            port), so several processes on one machine differ and a restarted
+            one is the same. :meth:`identified` fills it in; in a running
+            ``tideflow serve`` (``Services.settings``) it is never empty.
     """
 
     database_url: str | None = None
@@ -123,6 +133,11 @@ class Settings:
     oidc_issuer: str | None = None
     oidc_audience: str | None = None
     oidc_scope_claim: str = "scope"
+    node_id: str = ""
+
+    def identified(self) -> Settings:
+        """These settings with :attr:`node_id` filled in (derived unless one was given)."""
+        return self if self.node_id else replace(self, node_id=derive_node_id(self))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -143,8 +158,8 @@ class Settings:
             settings = replace(settings, segment_size=int(seg))
         if secrets := env.get("TIDEFLOW_SECRETS_FILE"):
             settings = replace(settings, secrets_file=Path(secrets))
-        if lease := env.get("TIDEFLOW_LEASE_SECONDS"):
-            settings = replace(settings, lease_seconds=float(lease))
+        if node := env.get("TIDEFLOW_NODE_ID"):
+            settings = replace(settings, node_id=check_node_id(node, "TIDEFLOW_NODE_ID"))
         if modules := env.get("TIDEFLOW_PYTHON_MODULES"):
             names = tuple(name.strip() for name in modules.split(",") if name.strip())
             settings = replace(settings, python_modules=names)
@@ -155,8 +170,54 @@ class Settings:
         return _access_from_env(settings, env)
 
 
+NODE_ID_MAX = 64
+_NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]*")
+
+
+def check_node_id(text: str, where: str = "--node-id") -> str:
+    """``text`` as a node id: 1 to 64 letters, digits and ``. _ : @ -``, starting
+    with a letter or digit (it appears in logs, ``GET /cluster`` and lease columns).
+
+    Raises:
+        ValueError: It is not, naming ``where`` it came from.
+    """
+    if len(text) > NODE_ID_MAX or not _NODE_ID.fullmatch(text):
+        raise ValueError(
+            f"{where}: {text[:80]!r} is not a node id (1-{NODE_ID_MAX} letters, digits "
+            "and . _ : @ -, starting with a letter or digit)"
+        )
+    return text
+
+
+def derive_node_id(settings: Settings, hostname: str | None = None) -> str:
+    """The default node id: ``<host>-<port>-<digest>``.
+
+    The digest covers the host name, the data directory (``home``), the
+    database URL without its password (or ``embedded``), the listen address
+    and the port: two processes on one machine differ (different port, or
+    address, or data directory), a restarted one is the same, and a changed
+    password does not change it.
+
+    Args:
+        settings: The settings of the process.
+        hostname: The machine's name (default: ``socket.gethostname()``).
+    """
+    host = hostname if hostname is not None else socket.gethostname()
+    database = _without_password(settings.database_url) if settings.database_url else "embedded"
+    home = os.path.abspath(os.path.expanduser(settings.home))
+    parts = (host, home, database, settings.host, str(settings.port))
+    digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:8]
+    readable = re.sub(r"[^A-Za-z0-9.-]+", "-", host.split(".")[0]).strip("-.")[:32] or "node"
+    return f"{readable}-{settings.port}-{digest}"
+
+
+def _without_password(url: str) -> str:
+    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1@", url)
+
+
 # Numeric settings read the same way: variable -> (field, type).
 _NUMBERS: dict[str, tuple[str, type[int] | type[float]]] = {
+    "TIDEFLOW_LEASE_SECONDS": ("lease_seconds", float),
     "TIDEFLOW_EXPRESSION_TIME_LIMIT": ("expression_time_limit", float),
     "TIDEFLOW_EXPRESSION_MEMORY_LIMIT": ("expression_memory_limit", int),
     "TIDEFLOW_EXPRESSION_WORKERS": ("expression_workers", int),

@@ -254,3 +254,20 @@ def test_serve_refuses_a_missing_workflows_folder(tmp_path: Path) -> None:
     done = cli("serve", "--workflows", str(tmp_path / "nope"))
     assert done.returncode == 2
     assert "not a folder" in done.stderr
+
+
+def test_serve_refuses_a_malformed_node_id(tmp_path: Path) -> None:
+    done = cli("serve", "--node-id", "two words")
+    assert done.returncode == 2
+    assert "--node-id: 'two words' is not a node id" in done.stderr
+
+
+def test_serve_names_its_node_at_start(database: str, server: Served) -> None:
+    from tideflow.settings import Settings, derive_node_id
+
+    port = int(server.url.rsplit(":", 1)[1])
+    assert server.home is not None
+    expected = derive_node_id(Settings(database_url=database, home=server.home, port=port))
+    first_line = server.output().splitlines()[0]
+    assert first_line.startswith("tideflow ")
+    assert f": node {expected}, data in PostgreSQL at " in first_line

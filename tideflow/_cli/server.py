@@ -147,6 +147,16 @@ def serve(
             help="The claim listing a JWT's Tideflow scopes (default: scope).",
         ),
     ] = None,
+    node_id: Annotated[
+        str | None,
+        typer.Option(
+            "--node-id",
+            metavar="ID",
+            help="This process's stable identity among those sharing the database "
+            "(TIDEFLOW_NODE_ID; default: derived from the host name, the data directory or "
+            "database URL, the address and the port).",
+        ),
+    ] = None,
 ) -> None:
     """Serve everything in one process: API, event store, subscriptions, timers, runtime.
 
@@ -198,7 +208,10 @@ def serve(
     settings = _with_tls(settings, tls_cert, tls_key)
     settings = _with_grants(settings, grant_secret or [])
     settings = _with_oidc(settings, oidc_issuer, oidc_audience, oidc_scope_claim)
-    out_console.print(f"tideflow {__version__}: data in {describe_database(settings)}")
+    settings = _with_node_id(settings, node_id)
+    out_console.print(
+        f"tideflow {__version__}: node {settings.node_id}, data in {describe_database(settings)}"
+    )
     run_server(settings, open_system_with(system))
 
 
@@ -326,6 +339,20 @@ def _with_oidc(
     if not settings.oidc_audience:
         raise fail("--oidc-issuer needs --oidc-audience (what a JWT's 'aud' must hold)", code=2)
     return settings
+
+
+def _with_node_id(settings: Any, node_id: str | None) -> Any:
+    """``settings`` with ``--node-id`` (exit 2 on a malformed one), else its derived id."""
+    from dataclasses import replace
+
+    from tideflow.settings import check_node_id
+
+    if node_id is not None:
+        try:
+            settings = replace(settings, node_id=check_node_id(node_id))
+        except ValueError as exc:
+            raise fail(str(exc), code=2) from None
+    return settings.identified()
 
 
 def _with_rate_limit(settings: Any, rate_limit: str | None) -> Any:
