@@ -11,6 +11,9 @@ real, so LISTEN/NOTIFY and multi-connection tests behave as in production.
 Database names carry a per-session suffix, so several pytest runs can share
 one server. Only tests that request ``pg_url`` or ``pool`` start anything.
 
+``temporal_server``: one Temporal dev server for the session, started by the
+first test that asks for it (``tests/support/temporal.py``).
+
 The conformance corpus (``../shared/conformance``, see
 ``tests/support/conformance.py``): the tests that skip for want of it make one
 line of the terminal summary instead of one per test, and under ``CI=true``
@@ -30,6 +33,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from tests.support.conformance import ABSENT, CONFORMANCE, ROOT
+from tests.support.temporal import DevServer, start_dev_server
 
 SERVER_URL_ENV = "TIDEFLOW_TEST_DATABASE_URL"
 
@@ -113,6 +117,13 @@ async def pool(pg_url: str) -> AsyncIterator[object]:
         yield created
     finally:
         await created.close()
+
+
+@pytest.fixture(scope="session")
+def temporal_server() -> Iterator[DevServer]:
+    """One Temporal dev server for the session (``tests/support/temporal.py``)."""
+    with start_dev_server() as server:
+        yield server
 
 
 # --- the conformance corpus: one summary line when absent, a failure in CI -----------

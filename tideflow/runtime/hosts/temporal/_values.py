@@ -1,0 +1,100 @@
+"""What crosses Temporal's wire for the Temporal host: workflow and activity inputs, names.
+
+Plain dataclasses of JSON values (Temporal's default data converter carries
+them as JSON), so a history recorded today replays tomorrow: a field may be
+added with a default, never renamed or removed (``tests/golden/temporal``
+holds recorded histories that a test replays).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+WORKFLOW_TYPE = "tideflow.instance"
+"""The one Temporal workflow type: every Tideflow instance runs as one of these."""
+ACT_DEFINITION = "tideflow.definition"
+ACT_CALL = "tideflow.call"
+ACT_PUBLISH = "tideflow.publish"
+
+SIGNAL_EVENT = "tideflow.event"
+SIGNAL_SUSPEND = "tideflow.suspend"
+SIGNAL_RESUME = "tideflow.resume"
+QUERY_PROGRESS = "tideflow.progress"
+
+FAILURE_TYPE = "TideflowInstanceFailed"
+"""The ``ApplicationError`` type of a failed instance (its details: the error and timeline)."""
+CALL_FAILURE_TYPE = "TideflowFunctionCallError"
+"""The ``ApplicationError`` type of a failed function call (its details: the error entry)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class InstanceStart:
+    """The input of a ``tideflow.instance`` workflow run.
+
+    Attributes:
+        workflow_id: The deployed workflow's id.
+        version: Its version, or ``None`` for the latest (resolved at the run's start).
+        input: The run's input.
+        instance_id: The Tideflow instance's id (the Temporal workflow id).
+        run_no: 1, then 2, 3, ... for each ``continueAs`` (a Temporal continue-as-new).
+        parent_id: The parent instance of a sub-flow.
+    """
+
+    workflow_id: str
+    version: str | None = None
+    input: Any = None
+    instance_id: str = ""
+    run_no: int = 1
+    parent_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DefinitionRef:
+    """Which definition a run executes (the ``tideflow.definition`` activity's input)."""
+
+    workflow_id: str
+    version: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredDefinition:
+    """A deployed definition as the workflow compiles it (recorded once in the history).
+
+    Attributes:
+        workflow_id: Its id.
+        version: The stored version.
+        document: The resolved document (external documents inlined).
+        dialect: The interpreter dialect it was deployed with.
+    """
+
+    workflow_id: str
+    version: str
+    document: dict[str, Any]
+    dialect: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallRequest:
+    """One function call (the ``tideflow.call`` activity's input).
+
+    Attributes mirror :class:`tideflow.runtime.functions.Invocation`; ``auth`` is the
+    evaluated auth definition as ``{name, scheme, properties}``.
+    """
+
+    name: str
+    operation: str
+    type: str
+    arguments: Any = None
+    selection_set: str | None = None
+    auth: dict[str, Any] | None = None
+    idempotency_key: str | None = None
+    timeout: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Published:
+    """Produced CloudEvents of one instance (the ``tideflow.publish`` activity's input)."""
+
+    instance_id: str
+    events: list[dict[str, Any]] = field(default_factory=list)

@@ -1,0 +1,397 @@
+"""The one Temporal workflow type, ``tideflow.instance``: the unchanged interpreter inside it.
+
+Each Tideflow instance is one Temporal workflow (its id is the instance id).
+The run reads its definition once (the ``tideflow.definition`` local activity,
+so a replay compiles exactly what the first run compiled), compiles it -- once
+per worker process and document -- and runs the 0.8 or 1.0 interpreter with
+:class:`TemporalEffects`, which map every effect onto Temporal:
+
+- function calls -> ``tideflow.call`` activities, Temporal retries off (the
+  interpreter's retry policy decides; its back-off sleeps are timers);
+- sleeps, action/state/workflow timeouts, ``eventTimeout`` -> Temporal timers
+  (``asyncio`` timers on the workflow's deterministic loop);
+- ``now()``/``new_id()`` -> ``workflow.now()``/``workflow.uuid4()``;
+- event waits -> the ``tideflow.event`` signal: events are buffered in
+  arrival order, so an event signalled before its wait is not lost, and a
+  wait takes the earliest buffered events it accepts (correlation bound by
+  the first correlated event, as on the other hosts);
+- sub-flows -> child workflows (ids as on the durable host: a pure function of
+  parent, run and step); ``continueAs`` -> continue-as-new;
+- cancel -> Temporal cancellation; suspend/resume -> signals that hold the run
+  at its next effect;
+- produced events -> the ``tideflow.publish`` local activity.
+
+The workflow runs in Temporal's sandbox with ``tideflow`` (and the pure
+libraries it uses, such as ``jq``) passed through (:mod:`.worker`): the
+interpreter reads no clock and draws no random number, so it needs no
+re-import per run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar, cast
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+)
+from temporalio.exceptions import (
+    TimeoutError as TemporalTimeout,
+)
+from temporalio.workflow import ParentClosePolicy
+
+from tideflow.errors import FunctionCallError, StepTimeout
+from tideflow.runtime.dsl1 import Interpreter as Interpreter1
+from tideflow.runtime.effects import (
+    Deadline,
+    EventEmit,
+    EventWait,
+    FunctionCall,
+    SleepRequest,
+    SubflowCall,
+    WorkflowInterpreter,
+)
+from tideflow.runtime.hosts._journaled_effects import child_id, raise_entry
+from tideflow.runtime.hosts._local_support import EventFeed
+from tideflow.runtime.hosts.plumbing import (
+    bounded,
+    call_arguments,
+    complete_event,
+    idempotency_key,
+    resolve_auth,
+)
+from tideflow.runtime.hosts.temporal._values import (
+    ACT_CALL,
+    ACT_DEFINITION,
+    ACT_PUBLISH,
+    CALL_FAILURE_TYPE,
+    FAILURE_TYPE,
+    QUERY_PROGRESS,
+    SIGNAL_EVENT,
+    SIGNAL_RESUME,
+    SIGNAL_SUSPEND,
+    WORKFLOW_TYPE,
+    CallRequest,
+    DefinitionRef,
+    InstanceStart,
+    Published,
+    StoredDefinition,
+)
+from tideflow.runtime.interpreter import Interpreter
+from tideflow.runtime.result import Completed, ContinuedAs, Failed, RunResult, Step
+from tideflow.workflow.dsl1 import is_dsl1, load_document
+from tideflow.workflow.loader import build_definition
+from tideflow.workflow.model import Workflow
+
+__all__ = ["InstanceWorkflow", "TemporalEffects"]
+
+T = TypeVar("T")
+
+CALL_TIMEOUT = timedelta(hours=1)
+"""An activity's start-to-close limit when the action sets no ``actionExecTimeout``."""
+_LOCAL_TIMEOUT = timedelta(seconds=30)
+_NO_RETRY = RetryPolicy(maximum_attempts=1)
+_LOCAL_RETRY = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(milliseconds=200))
+_MAX_COMPILED = 256
+
+_compiled: dict[str, tuple[Workflow, WorkflowInterpreter]] = {}
+"""Compiled definitions of this worker process, by document digest: a pure function of the
+document, so sharing them between runs (and replays) cannot change what a run does."""
+
+
+def compile_definition(stored: StoredDefinition) -> tuple[Workflow, WorkflowInterpreter]:
+    """The model and interpreter of a stored definition, compiled once per process.
+
+    Raises:
+        ApplicationError: It no longer loads, or it uses secrets (not on this engine yet).
+    """
+    text = json.dumps([stored.document, stored.dialect], sort_keys=True)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    found = _compiled.get(digest)
+    if found is not None:
+        return found
+    source = f"workflow {stored.workflow_id!r} version {stored.version!r}"
+    if is_dsl1(stored.document):
+        model1, _ = load_document(stored.document, source=source, processes=False)
+        model, interpreter = cast(Workflow, model1), cast(WorkflowInterpreter, Interpreter1(model1))
+    else:
+        model = build_definition(stored.document, source=source, dialect=stored.dialect).workflow
+        interpreter = Interpreter(model, dialect=stored.dialect)
+    if model.secrets:
+        raise ApplicationError(
+            f"{source} uses secrets ({', '.join(model.secrets)}): the Temporal engine does "
+            "not pass secrets to workflows yet (docs/temporal.md)",
+            type="SecretsUnsupported",
+            non_retryable=True,
+        )
+    if len(_compiled) >= _MAX_COMPILED:
+        _compiled.pop(next(iter(_compiled)))
+    _compiled[digest] = (model, interpreter)
+    return model, interpreter
+
+
+@workflow.defn(name=WORKFLOW_TYPE)
+class InstanceWorkflow:
+    """One Tideflow instance (see the module docs)."""
+
+    def __init__(self) -> None:
+        self.feed = EventFeed()
+        self.suspended = False
+        self.state: str | None = None
+        self.steps = 0
+
+    @workflow.signal(name=SIGNAL_EVENT)
+    def event(self, event: dict[str, Any]) -> None:
+        """An event for this instance (buffered until a wait takes it)."""
+        self.feed.pending.append(event)
+
+    @workflow.signal(name=SIGNAL_SUSPEND)
+    def suspend(self) -> None:
+        """Hold the run at its next effect."""
+        self.suspended = True
+
+    @workflow.signal(name=SIGNAL_RESUME)
+    def resume(self) -> None:
+        """Let a suspended run go on."""
+        self.suspended = False
+
+    @workflow.query(name=QUERY_PROGRESS)
+    def progress(self) -> dict[str, Any]:
+        """Where the run is: its state, whether it is suspended, events buffered."""
+        return {
+            "state": self.state,
+            "suspended": self.suspended,
+            "steps": self.steps,
+            "bufferedEvents": len(self.feed.pending),
+        }
+
+    @workflow.run
+    async def run(self, start: InstanceStart) -> dict[str, Any]:
+        """Run the instance; return ``{status, output, timeline}`` or fail with its error."""
+        instance_id = start.instance_id or workflow.info().workflow_id
+        stored = await workflow.execute_local_activity(
+            ACT_DEFINITION,
+            DefinitionRef(workflow_id=start.workflow_id, version=start.version),
+            result_type=StoredDefinition,
+            start_to_close_timeout=_LOCAL_TIMEOUT,
+            retry_policy=_LOCAL_RETRY,
+        )
+        model, interpreter = compile_definition(stored)
+        effects = TemporalEffects(self, model, interpreter, instance_id, start.run_no)
+        timeline: list[dict[str, Any]] = []
+
+        def on_step(step: Step) -> None:
+            self.steps += 1
+            if step.state is not None:
+                self.state = step.state
+            timeline.append(step.to_json())
+
+        result: RunResult = await interpreter.run(
+            start.input, effects, instance_id=instance_id, on_step=on_step
+        )
+        await effects.flush()
+        if isinstance(result, ContinuedAs):
+            workflow.continue_as_new(
+                InstanceStart(
+                    workflow_id=result.workflow_id,
+                    version=result.version,
+                    input=result.input,
+                    instance_id=instance_id,
+                    run_no=start.run_no + 1,
+                    parent_id=start.parent_id,
+                )
+            )
+        if isinstance(result, Failed):
+            error = result.error.to_json()
+            raise ApplicationError(
+                result.error.message or result.error.name,
+                {"error": error, "data": result.data, "timeline": timeline},
+                type=FAILURE_TYPE,
+                non_retryable=True,
+            )
+        status = "completed" if isinstance(result, Completed) else result.status.value
+        return {"status": status, "output": result.output, "timeline": timeline}
+
+
+class TemporalEffects:
+    """The :class:`~tideflow.runtime.effects.Effects` of one run inside Temporal."""
+
+    def __init__(
+        self,
+        instance: InstanceWorkflow,
+        model: Workflow,
+        interpreter: WorkflowInterpreter,
+        instance_id: str,
+        run_no: int,
+    ) -> None:
+        """Args:
+        instance: The workflow object (buffered events, suspension).
+        model: The definition being run.
+        interpreter: Its interpreter (constants, dialect).
+        instance_id: The instance's id.
+        run_no: The run (``continueAs`` counts up).
+        """
+        self._instance = instance
+        self._model = model
+        self._interpreter = interpreter
+        self._instance_id = instance_id
+        self._run_no = run_no
+        self._variables = {"CONST": interpreter.constants, "SECRETS": interpreter.secrets}
+        self._outbox: list[dict[str, Any]] = []
+
+    async def _go_on(self) -> None:
+        """Hold here while the instance is suspended."""
+        if self._instance.suspended:
+            await workflow.wait_condition(lambda: not self._instance.suspended)
+
+    async def call_function(self, call: FunctionCall) -> Any:
+        """A ``tideflow.call`` activity, Temporal retries off, bounded by a timer."""
+        await self._go_on()
+        auth = resolve_auth(self._model, call.function.auth_ref, self._variables)
+        request = CallRequest(
+            name=call.name,
+            operation=call.function.operation,
+            type=call.function.type,
+            arguments=dict(call_arguments(call, sonataflow=self._interpreter.sonataflow)),
+            selection_set=call.selection_set,
+            auth=None if auth is None else {
+                "name": auth.name, "scheme": auth.scheme, "properties": dict(auth.properties)
+            },
+            idempotency_key=idempotency_key(self._instance_id, call.key, self._run_no),
+            timeout=call.timeout_seconds,
+        )  # fmt: skip
+        limit = CALL_TIMEOUT
+        if call.timeout_seconds is not None and not math.isinf(call.timeout_seconds):
+            limit = timedelta(seconds=max(1.0, call.timeout_seconds * 2))
+        if call.invoke == "async":
+            workflow.start_activity(
+                ACT_CALL, request, start_to_close_timeout=limit, retry_policy=_NO_RETRY
+            )
+            return None
+        handle = workflow.execute_activity(
+            ACT_CALL, request, start_to_close_timeout=limit, retry_policy=_NO_RETRY
+        )
+        try:
+            return await bounded(handle, call.timeout_seconds, call.key)
+        except ActivityError as exc:
+            raise _call_error(exc, call.key) from None
+
+    async def wait_for_events(self, wait: EventWait) -> list[dict[str, Any]] | None:
+        """The earliest buffered events the wait accepts, signalled before or after it began."""
+        await self._go_on()
+        feed = self._instance.feed
+        try:
+            async with _timer(wait.timeout_seconds):
+                while (found := feed.take_ready(wait)) is None:
+                    await workflow.wait_condition(lambda: feed.ready(wait) is not None)
+        except TimeoutError:
+            return None
+        return found
+
+    async def sleep(self, request: SleepRequest) -> None:
+        """A Temporal timer; ``math.inf`` waits until a deadline cancels it."""
+        await self._go_on()
+        if math.isinf(request.seconds):
+            await workflow.wait_condition(lambda: False)
+        await asyncio.sleep(max(0.0, request.seconds))
+
+    async def emit(self, request: EventEmit) -> None:
+        """Queue the event; it is published at the next flush (one local activity a batch)."""
+        await self._go_on()
+        self._outbox.append(complete_event(request.event, self._model, self.now()))
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Publish the queued events."""
+        if not self._outbox:
+            return
+        events, self._outbox = self._outbox, []
+        await workflow.execute_local_activity(
+            ACT_PUBLISH,
+            Published(instance_id=self._instance_id, events=events),
+            start_to_close_timeout=_LOCAL_TIMEOUT,
+            retry_policy=_LOCAL_RETRY,
+        )
+
+    async def run_subflow(self, call: SubflowCall) -> Any:
+        """A child workflow (its id a pure function of this run and the step)."""
+        await self._go_on()
+        child = child_id(self._instance_id, self._run_no, call.key)
+        start = InstanceStart(
+            workflow_id=call.workflow_id,
+            version=call.version,
+            input=call.input,
+            instance_id=child,
+            parent_id=self._instance_id,
+        )
+        if call.invoke == "async":
+            keep = call.on_parent_complete == "continue"
+            policy = ParentClosePolicy.ABANDON if keep else ParentClosePolicy.TERMINATE
+            await workflow.start_child_workflow(
+                WORKFLOW_TYPE, start, id=child, parent_close_policy=policy
+            )
+            return None
+        try:
+            done = await bounded(
+                workflow.execute_child_workflow(WORKFLOW_TYPE, start, id=child),
+                call.timeout_seconds,
+                call.key,
+            )
+        except ChildWorkflowError as exc:
+            raise _subflow_error(exc, call.workflow_id) from None
+        return cast(dict[str, Any], done).get("output")
+
+    async def within(self, deadline: Deadline, body: Callable[[], Awaitable[T]]) -> T:
+        """Await ``body()`` under a Temporal timer."""
+        return await bounded(body(), deadline.seconds, deadline.key, deadline.kind)
+
+    def now(self) -> datetime:
+        """``workflow.now()``: the time of the current workflow task, the same on replay."""
+        return workflow.now()
+
+    def new_id(self) -> str:
+        """``workflow.uuid4()``: seeded by the run, the same on replay."""
+        return str(workflow.uuid4())
+
+
+def _timer(seconds: float | None) -> asyncio.Timeout:
+    """``asyncio.timeout`` of ``seconds`` (``None``/``inf``: none): a Temporal timer."""
+    if seconds is None or math.isinf(seconds):
+        return asyncio.timeout(None)
+    return asyncio.timeout(max(0.0, seconds))
+
+
+def _call_error(exc: ActivityError, key: str) -> Exception:
+    """The interpreter's view of a failed ``tideflow.call`` activity."""
+    cause = exc.cause
+    if isinstance(cause, ApplicationError) and cause.type == CALL_FAILURE_TYPE and cause.details:
+        try:
+            raise_entry(cause.details[0])
+        except (FunctionCallError, StepTimeout) as raised:
+            return raised
+    if isinstance(cause, TemporalTimeout):
+        return StepTimeout(key=key, kind="action")
+    return FunctionCallError(str(cause or exc), code="ActivityFailed", retryable=True)
+
+
+def _subflow_error(exc: ChildWorkflowError, workflow_id: str) -> FunctionCallError:
+    """The interpreter's view of a failed child workflow (as on the other hosts)."""
+    cause = exc.cause
+    error: dict[str, Any] = {}
+    if isinstance(cause, ApplicationError) and cause.type == FAILURE_TYPE and cause.details:
+        error = dict(cause.details[0].get("error") or {})
+    message = error.get("message") or str(cause or exc)
+    return FunctionCallError(
+        f"sub-workflow {workflow_id!r} failed: {message}",
+        code=error.get("code") or error.get("name") or type(cause or exc).__name__,
+        retryable=False,
+    )

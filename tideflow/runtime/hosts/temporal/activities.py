@@ -1,0 +1,138 @@
+"""The Temporal host's activities: everything of an instance that does I/O.
+
+The workflow (:mod:`._workflow`) stays deterministic; what it cannot do itself
+runs here, in the worker process, and its result is recorded in the history:
+
+- ``tideflow.definition`` (a local activity): the deployed definition a run
+  executes, read from the registry once per run;
+- ``tideflow.call``: one function call through the host's
+  :class:`~tideflow.runtime.functions.FunctionInvoker`. Temporal's own retries
+  are off (the workflow schedules it with ``maximum_attempts=1``): the
+  Serverless Workflow retry policy stays the interpreter's, so both engines
+  retry the same way. A failure goes back as a non-retryable
+  ``ApplicationError`` whose details are the durable host's error entry;
+- ``tideflow.publish`` (a local activity): produced CloudEvents handed to the
+  host's sink (the Tideflow event store under ``tideflow serve``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from tideflow.errors import WorkflowNotFound
+from tideflow.runtime.functions import AuthDefinition, FunctionInvoker, Invocation
+from tideflow.runtime.hosts._journaled_effects import check_result, error_entry
+from tideflow.runtime.hosts.durable import dialect_of
+from tideflow.runtime.hosts.temporal._values import (
+    ACT_CALL,
+    ACT_DEFINITION,
+    ACT_PUBLISH,
+    CALL_FAILURE_TYPE,
+    CallRequest,
+    DefinitionRef,
+    Published,
+    StoredDefinition,
+)
+from tideflow.runtime.rows import WorkflowVersion
+from tideflow.workflow.dsl1 import is_dsl1
+
+__all__ = ["DefinitionSource", "InstanceActivities"]
+
+
+class DefinitionSource(Protocol):
+    """Where deployed definitions are read (:class:`~tideflow.runtime.gateway.PostgresRegistry`)."""
+
+    async def get(self, workflow_id: str, version: str | None = None) -> WorkflowVersion:
+        """``version`` of ``workflow_id``, or its latest; raises ``WorkflowNotFound``."""
+        ...
+
+
+Publish = Callable[[str, Sequence[dict[str, Any]]], Awaitable[None]]
+"""Hands an instance's produced events on: ``publish(instance_id, events)``."""
+
+
+class InstanceActivities:
+    """The activities of one worker (register :meth:`all` with the Temporal worker)."""
+
+    def __init__(
+        self,
+        definitions: DefinitionSource,
+        invoker: FunctionInvoker,
+        publish: Publish,
+        *,
+        base_dir: Path,
+        invoke: Callable[[Invocation], Awaitable[Any]] | None = None,
+    ) -> None:
+        """Args:
+        definitions: The registry.
+        invoker: Calls functions.
+        publish: Takes produced events.
+        base_dir: The folder relative function references resolve in.
+        invoke: Calls through a policy (``python:`` modules) instead of ``invoker``.
+        """
+        self._definitions = definitions
+        self._invoker = invoker
+        self._invoke = invoke or invoker.invoke
+        self._publish = publish
+        self._base_dir = base_dir
+
+    def all(self) -> list[Callable[..., Any]]:
+        """The activity functions, for ``Worker(activities=...)``."""
+        return [self.definition, self.call, self.publish]
+
+    @activity.defn(name=ACT_DEFINITION)
+    async def definition(self, ref: DefinitionRef) -> StoredDefinition:
+        """The resolved definition of ``ref`` (a missing one fails the instance)."""
+        try:
+            stored = await self._definitions.get(ref.workflow_id, ref.version)
+        except WorkflowNotFound as exc:
+            raise ApplicationError(str(exc), type="WorkflowNotFound", non_retryable=True) from exc
+        document = stored.definition if is_dsl1(stored.definition) else stored.resolved
+        if document is None:
+            raise ApplicationError(
+                f"workflow {ref.workflow_id!r} version {stored.version!r} was deployed before "
+                "resolved documents were kept: deploy it again to run it on Temporal",
+                type="WorkflowNotFound",
+                non_retryable=True,
+            )
+        return StoredDefinition(
+            workflow_id=stored.workflow_id,
+            version=stored.version,
+            document=document,
+            dialect=dialect_of(stored.content_type),
+        )
+
+    @activity.defn(name=ACT_CALL)
+    async def call(self, request: CallRequest) -> Any:
+        """Invoke one function; a failure is a non-retryable ``ApplicationError``."""
+        auth = None if request.auth is None else AuthDefinition(**request.auth)
+        invocation = Invocation(
+            name=request.name,
+            operation=request.operation,
+            type=request.type,
+            arguments=request.arguments or {},
+            selection_set=request.selection_set,
+            auth=auth,
+            idempotency_key=request.idempotency_key,
+            base_dir=self._base_dir,
+            timeout=request.timeout,
+        )
+        try:
+            result = await self._invoke(invocation)
+            check_result(result, request.name)
+        except Exception as exc:  # every failure is the call's outcome, as on the durable host
+            entry = error_entry(exc)
+            raise ApplicationError(
+                entry["message"], entry, type=CALL_FAILURE_TYPE, non_retryable=True
+            ) from exc
+        return result
+
+    @activity.defn(name=ACT_PUBLISH)
+    async def publish(self, published: Published) -> None:
+        """Hand produced events to the sink."""
+        await self._publish(published.instance_id, published.events)
