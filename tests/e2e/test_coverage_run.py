@@ -159,24 +159,17 @@ states:
 """
 
 
-def test_sonataflow_callback_without_event_ref_infers_the_only_consumed_event(
+def test_sonataflow_callback_without_event_ref_is_refused_as_sonataflow_does(
     tmp_path: Path,
 ) -> None:
+    # SonataFlow's CallbackHandler looks the event up by name: none is an error there too.
     wf = write(tmp_path, "wf.yaml", CALLBACK_WITHOUT_EVENT)
-    event = {
-        "specversion": "1.0",
-        "id": "a1",
-        "type": "com.example.answer",
-        "source": "/svc",
-        "data": {"answer": 42},
-    }
-    (tmp_path / "ev.jsonl").write_text(json.dumps(event) + "\n")
-    done = run(str(wf), "--dialect", "sonataflow", "--events", str(tmp_path / "ev.jsonl"))
-    assert done.exit_code == 0, done.stderr
-    assert json.loads(done.stdout) == {"answer": 42}
+    done = run(str(wf), "--dialect", "sonataflow")
+    assert done.exit_code == 2
+    assert "states[0].eventRef" in done.stderr
 
 
-def test_sonataflow_event_ref_without_result_event_ref_infers_it(tmp_path: Path) -> None:
+def test_sonataflow_event_ref_without_result_event_ref_publishes_only(tmp_path: Path) -> None:
     wf = write(
         tmp_path,
         "wf.yaml",
@@ -184,13 +177,18 @@ def test_sonataflow_event_ref_without_result_event_ref_infers_it(tmp_path: Path)
         id: sf-eventref
         specVersion: '0.8'
         events:
-          - {name: Ask, type: com.example.ask, kind: produced}
-          - {name: Answer, type: com.example.answer, source: /svc}
+          - {name: Ask, type: com.example.ask}
+          - {name: Answer, type: com.example.answer}
         states:
           - name: S
             type: operation
             actions:
-              - eventRef: {triggerEventRef: Ask}
+              - eventRef: {triggerEventRef: Ask, data: '${ {q: .q} }'}
+            transition: Wait
+          - name: Wait
+            type: event
+            onEvents:
+              - eventRefs: [Answer]
             end: true
         """,
     )
@@ -198,10 +196,21 @@ def test_sonataflow_event_ref_without_result_event_ref_infers_it(tmp_path: Path)
         "specversion": "1.0",
         "id": "a1",
         "type": "com.example.answer",
-        "source": "/svc",
+        "source": "/anywhere",
         "data": {"answer": 42},
     }
     (tmp_path / "ev.jsonl").write_text(json.dumps(event) + "\n")
-    done = run(str(wf), "--dialect", "sonataflow", "--events", str(tmp_path / "ev.jsonl"))
+    done = run(
+        str(wf),
+        "--dialect",
+        "sonataflow",
+        "--events",
+        str(tmp_path / "ev.jsonl"),
+        "--input",
+        '{"q": 1}',
+        "--timeline",
+    )
     assert done.exit_code == 0, done.stderr
-    assert json.loads(done.stdout) == {"answer": 42}
+    # the action did not swallow the answer: the event state that waits for it got it
+    assert json.loads(done.stdout) == {"q": 1, "answer": 42}
+    assert "com.example.ask" in done.stderr

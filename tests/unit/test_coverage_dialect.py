@@ -1,4 +1,4 @@
-"""Spec coverage: the SonataFlow dialect's inferred events (docs/spec-coverage.md, S8/S9)."""
+"""Spec coverage: the SonataFlow dialect's event references (docs/spec-coverage.md, S8/S9)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from tideflow.errors import WorkflowValidationError, format_path
 from tideflow.workflow import load_workflow
 from tideflow.workflow.dialects import apply_dialect
 from tideflow.workflow.model import CallbackState, ForEachState, OperationState, ParallelState
+from tideflow.workflow.validate import load_and_validate
 
 ASK = {"eventRef": {"triggerEventRef": "Ask"}}
 DOC: dict[str, Any] = {
@@ -58,40 +59,51 @@ def test_without_the_dialect_the_missing_events_are_errors() -> None:
     ]
 
 
-def test_the_dialect_infers_the_only_consumed_event_everywhere() -> None:
+def test_the_dialect_lets_event_refs_publish_only_and_infers_no_callback_event() -> None:
+    # SonataFlow's eventRef action only sends triggerEventRef (CompositeContextNodeHandler);
+    # its callback state looks its eventRef up by name and fails without one.
     before = copy.deepcopy(DOC)
     apply_dialect(DOC, "sonataflow")
     assert before == DOC  # the caller's document is not changed
-    wf = load_workflow(json.dumps(DOC), dialect="sonataflow")
+    assert _paths(DOC, "sonataflow") == ["states[1].eventRef"]
+    doc = copy.deepcopy(DOC)
+    doc["states"][1]["eventRef"] = "Answer"
+    wf = load_workflow(json.dumps(doc), dialect="sonataflow")
     op, cb, fan, each = (wf.state(name) for name in ("Op", "Cb", "Fan", "Each"))
     assert isinstance(op, OperationState)
     assert isinstance(cb, CallbackState)
     assert isinstance(fan, ParallelState)
     assert isinstance(each, ForEachState)
     actions = [op.actions[0], cb.action, fan.branches[0].actions[0], each.actions[0]]
-    assert [a.event_ref.result_event_ref if a.event_ref else None for a in actions] == [
-        "Answer"
-    ] * 4
+    assert [a.event_ref.result_event_ref if a.event_ref else "?" for a in actions] == [None] * 4
     assert cb.event_ref == "Answer"
 
 
-def test_nothing_is_inferred_when_two_events_could_be_meant() -> None:
+def test_a_written_result_event_ref_is_ignored_with_a_warning() -> None:
     doc = copy.deepcopy(DOC)
-    doc["events"].append({"name": "Other", "type": "other", "source": "/svc"})
-    assert _paths(doc, "sonataflow") == _paths(doc, None)
-
-
-def test_written_references_are_kept_and_other_dialects_change_nothing() -> None:
-    doc = copy.deepcopy(DOC)
-    doc["events"].append({"name": "Spare", "type": "spare", "kind": "produced"})
     doc["states"][1]["eventRef"] = "Answer"
-    assert apply_dialect(doc, None) is doc
-    applied = apply_dialect(doc, "sonataflow")
-    assert applied["states"][1]["eventRef"] == "Answer"
-    assert applied["states"][1]["action"]["eventRef"]["resultEventRef"] == "Answer"
+    doc["states"][0]["actions"] = [
+        {"eventRef": {"triggerEventRef": "Ask", "resultEventRef": "Answer"}}
+    ]
+    _, warnings = load_and_validate(json.dumps(doc), dialect="sonataflow")
+    assert [format_path(w.path) for w in warnings] == [
+        "states[0].actions[0].eventRef.resultEventRef"
+    ]
+    assert "never waits" in warnings[0].message
+    op = load_workflow(json.dumps(doc), dialect="sonataflow").state("Op")
+    assert isinstance(op, OperationState)
+    assert op.actions[0].event_ref is not None
+    assert op.actions[0].event_ref.result_event_ref is None
 
 
-async def test_expression_function_arguments_get_the_leniency_too() -> None:
+def test_other_dialects_change_nothing() -> None:
+    doc = copy.deepcopy(DOC)
+    applied, notes = apply_dialect(doc, None)
+    assert applied == doc
+    assert notes == []
+
+
+async def test_expression_function_arguments_are_ignored_as_sonataflow_does() -> None:
     from tideflow.runtime.fake import ScriptedEffects
     from tideflow.runtime.interpreter import Interpreter
     from tideflow.runtime.result import Completed
@@ -115,4 +127,5 @@ async def test_expression_function_arguments_get_the_leniency_too() -> None:
         result = await Interpreter(wf, dialect=dialect).run({"name": "Ada"}, ScriptedEffects())
         assert isinstance(result, Completed)
         outputs.append(result.output["got"])
-    assert outputs == [".name", "Ada"]
+    # SonataFlow's expression functions never read their arguments (ExpressionTypeHandler)
+    assert outputs == [".name", None]

@@ -197,6 +197,7 @@ def test_every_state_type_is_built() -> None:
     assert end is not None
     assert end.continue_as is not None
     assert end.continue_as.workflow_id == "again"
+    assert pick.default_condition is not None
     default = pick.default_condition.transition
     assert default == Transition(next_state="Add", compensate=True)
     add = wf.state("Add")

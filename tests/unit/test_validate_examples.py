@@ -192,6 +192,7 @@ def test_event_based_switch_example_is_modelled() -> None:
     workflow = load_file(EXAMPLES / "checkcarvitals.yaml")
     switch = next(s for s in workflow.states if isinstance(s, SwitchState))
     assert switch.is_event_based
+    assert switch.default_condition is not None
     assert switch.default_condition.transition is not None
     start = workflow.start_state
     assert isinstance(start, EventState)

@@ -7,6 +7,7 @@ own coroutines touch it.
 
 from __future__ import annotations
 
+import copy
 import uuid
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
@@ -81,6 +82,7 @@ class Compiled:
             if err.code is not None:
                 self.error_by_code.setdefault(normalize_code(err.code), err.name)
         self._exprs: dict[str, Expression] = {}
+        self._lenient: dict[str, Expression | None] = {}
         self.constants = fast_thaw(workflow.constants)
         self.input = InputChecker(workflow)
 
@@ -104,6 +106,30 @@ class Compiled:
             source = resolve_functions(text, self.fn_ops) if "fn:" in text else text
             found = compile_expression(source, self.lang)
             self._exprs[text] = found
+        return found
+
+    def lenient_expr(self, text: str) -> Expression | None:
+        """SonataFlow's reading of a plain string: the expression it compiles to, if any.
+
+        As ``JqExpression`` does: ``${ }`` (or ``{{ }}``) around it is optional,
+        ``fn:name`` names an expression function, and text that does not compile
+        but does as a string (``Hello \\(.name)``) is a string interpolation.
+        """
+        if text in self._lenient:
+            return self._lenient[text]
+        found: Expression | None = None
+        body = _trim_delimiters(text)
+        candidates = [body] if body else []
+        if "\\(" in body and not body.startswith('"'):
+            candidates.append('"' + body + '"')
+        for candidate in candidates:
+            try:
+                found = self.expr(candidate)
+                break
+            except ExpressionError:
+                continue
+        if len(self._lenient) < _LENIENT_SIZE:
+            self._lenient[text] = found
         return found
 
     def error_matches(self, ref: str, error: WorkflowError) -> bool:
@@ -138,18 +164,35 @@ class Compiled:
 
 
 def _lenient(value: Any, run: Run, data: Any) -> Any:
+    """SonataFlow's reading of argument strings (``ExpressionHandlerUtils.transform``):
+    every string that compiles as an expression is one; one that fails stays a literal."""
     if isinstance(value, dict):
         return {k: _lenient(v, run, data) for k, v in value.items()}
     if isinstance(value, list):
         return [_lenient(v, run, data) for v in value]
-    if isinstance(value, str) and value.strip()[:1] in (".", "$"):
+    if isinstance(value, str):
+        expression = run.compiled.lenient_expr(value)
+        if expression is None:
+            return value
         try:
-            return compile_expression(value, run.compiled.lang).evaluate(data, run.variables)
+            return expression.evaluate(data, run.variables)
         except ExpressionError:
             return value
     return value
 
 
+def _trim_delimiters(text: str) -> str:
+    """``ExpressionHandlerUtils.trimExpr``: drop ``${ }`` or the legacy ``{{ }}``."""
+    text = text.strip()
+    for start, end in (("${", "}"), ("{{", "}}")):
+        if text.startswith(start):
+            text = text[len(start) :]
+            text = text[: -len(end)] if text.endswith(end) else text
+            break
+    return text.strip()
+
+
+_LENIENT_SIZE = 4096
 _CACHE: dict[tuple[int, str | None], Compiled] = {}
 _CACHE_SIZE = 256
 
@@ -192,6 +235,13 @@ class Run:
         self.compensable: list[str] = []
         self.data: Any = None
 
+    def with_variables(self, extra: Mapping[str, Any]) -> Run:
+        """This run with more jq variables (a foreach iteration's); the timeline,
+        visits and compensations stay shared."""
+        child = copy.copy(self)
+        child.variables = {**self.variables, **extra}
+        return child
+
     # --- timeline -------------------------------------------------------
 
     def step(self, kind: str, key: str, state: str | None, **detail: Any) -> None:
@@ -226,11 +276,20 @@ class Run:
     def arguments(self, value: Any, data: Any) -> Any:
         """Function arguments: :meth:`value`, plus the SonataFlow dialect's leniency.
 
-        With ``dialect="sonataflow"`` a plain string argument starting with
-        ``.`` or ``$`` that compiles as an expression of the workflow's
-        language (``".name"``) is evaluated; one that does not compile or
-        fails stays a literal.
+        With ``dialect="sonataflow"`` every plain string argument that compiles
+        as an expression of the workflow's language (``".name"``, ``"$item"``,
+        ``"length"``, ``"42"``) is evaluated, as SonataFlow does; one that does
+        not compile, or fails, stays a literal. Arguments given as one
+        expression (a string) are evaluated: an object is the arguments, any
+        other value is passed as ``{"body": value}`` (SonataFlow's
+        ``ContentData``, the request body of an HTTP call).
+
+        Raises:
+            ExpressionError: The one expression of string arguments failed.
         """
+        if isinstance(value, str):
+            out = self.evaluate(value, data)
+            return out if isinstance(out, dict) else {"body": out}
         out = self.value(value, data)
         if not self.compiled.sonataflow:
             return out
@@ -277,7 +336,8 @@ class Run:
         return EventSpec(
             name=definition.name,
             type=definition.type,
-            source=definition.source,
+            # SonataFlow matches consumed events by type alone (it never reads source)
+            source=None if self.compiled.sonataflow else definition.source,
             correlation=correlation,
             data_only=definition.data_only,
             definition=definition,

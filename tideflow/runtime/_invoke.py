@@ -82,8 +82,10 @@ async def _function(
 def _expression_function(run: Run, operation: str, ref: FunctionRef, data: Any) -> Any:
     # An expression function sees the state data (after fromStateData); when
     # the call passes arguments they are merged over it as extra fields.
+    # SonataFlow evaluates the operation against the state data and never reads
+    # the arguments (ExpressionTypeHandler), and so does its dialect.
     scope = data
-    if ref.arguments:
+    if ref.arguments and not run.compiled.sonataflow:
         arguments = run.arguments(ref.arguments, data)  # with the dialect's leniency
         scope = {**data, **arguments} if isinstance(data, dict) else arguments
     return run.evaluate(operation, scope)
@@ -105,7 +107,7 @@ async def _event(run: Run, ref: EventRef, data: Any, key: str, scope: Scope) -> 
     event = run.cloud_event(ref.trigger_event_ref, payload, attrs, emit_key)
     await run.effects.emit(EventEmit(key=emit_key, event=event))
     run.step("event.produced", emit_key, scope.state, event=ref.trigger_event_ref)
-    if ref.invoke == "async":
+    if ref.invoke == "async" or ref.result_event_ref is None:  # None: SonataFlow's publish-only
         return None
     spec = run.event_spec(ref.result_event_ref, data)
     timeout = (

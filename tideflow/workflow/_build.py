@@ -78,17 +78,21 @@ def function_ref(value: str | Doc) -> m.FunctionRef:
         return m.FunctionRef(ref_name=value)
     return m.FunctionRef(
         ref_name=value["refName"],
-        arguments=m.freeze(value.get("arguments") or {}),
+        arguments=_arguments(value.get("arguments")),
         selection_set=value.get("selectionSet"),
         invoke=value.get("invoke", "sync"),
     )
+
+
+def _arguments(value: Any) -> Any:
+    return value if isinstance(value, str) else m.freeze(value or {})
 
 
 def event_ref(doc: Doc) -> m.EventRef:
     """Build an event reference of an action."""
     return m.EventRef(
         trigger_event_ref=doc["triggerEventRef"],
-        result_event_ref=doc["resultEventRef"],
+        result_event_ref=doc.get("resultEventRef"),
         result_event_timeout=_dur(doc.get("resultEventTimeout")),
         data=m.freeze(doc.get("data")),
         context_attributes=m.freeze(doc.get("contextAttributes") or {}),

@@ -77,12 +77,14 @@ def _event_condition(doc: Doc) -> m.EventCondition:
 
 
 def _switch_state(doc: Doc) -> m.SwitchState:
-    default = doc.get("defaultCondition") or _EMPTY
+    default = doc.get("defaultCondition")
     return m.SwitchState(
         type="switch",
         data_conditions=b._many(doc, "dataConditions", _data_condition),
         event_conditions=b._many(doc, "eventConditions", _event_condition),
-        default_condition=m.DefaultCondition(
+        default_condition=None
+        if default is None  # only under SonataFlow's dialect
+        else m.DefaultCondition(
             transition=b._opt(default, "transition", b.transition),
             end=b.end(default.get("end", False)),
         ),

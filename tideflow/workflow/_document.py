@@ -61,6 +61,8 @@ CORRELATION = Obj(
 
 
 def _event_source(value: Mapping[str, Any], path: Path, ctx: Context) -> None:
+    if ctx.sonataflow:  # SonataFlow matches consumed events by type alone
+        return
     if value.get("kind", "consumed") == "consumed" and "source" not in value:
         ctx.error((*path, "source"), "missing: a consumed event needs 'source'")
 

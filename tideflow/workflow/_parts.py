@@ -85,8 +85,9 @@ class FunctionRef:
 
     ref_name: str
     """Name of the function definition."""
-    arguments: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
-    """Arguments (deep-frozen); string values may be expressions."""
+    arguments: Mapping[str, Any] | str = field(default_factory=lambda: EMPTY)
+    """Arguments (deep-frozen); string values may be expressions. A string is one
+    expression giving all of them (SonataFlow's dialect only)."""
     selection_set: str | None = None
     """GraphQL selection set."""
     invoke: Invoke = "sync"
@@ -99,8 +100,9 @@ class EventRef:
 
     trigger_event_ref: str
     """Name of the produced event definition."""
-    result_event_ref: str
-    """Name of the consumed event definition carrying the result."""
+    result_event_ref: str | None = None
+    """Name of the consumed event definition carrying the result; ``None`` only under
+    SonataFlow's dialect, whose ``eventRef`` actions publish and never wait."""
     result_event_timeout: str | None = None
     """ISO 8601 duration to wait for the result event."""
     data: str | Mapping[str, Any] | None = None

@@ -78,7 +78,8 @@ def check_references(references: Sequence[Reference], names: Names, ctx: Context
         item = defined.get(ref.name)
         if item is None:
             ctx.error(ref.path, _missing(ref, defined))
-        elif ref.kind == "event" and ref.role in ("consumed", "produced"):
+        elif ref.kind == "event" and ref.role in ("consumed", "produced") and not ctx.sonataflow:
+            # SonataFlow never reads an event's kind: any event can be produced or consumed
             kind = item.get("kind", "consumed")
             if kind != ref.role and kind in ("consumed", "produced"):
                 ctx.error(

@@ -49,6 +49,13 @@ class Context:
     expressions: list[tuple[Path, str, bool]] = field(default_factory=list)
     """(path, text, whole): ``whole`` fields are expressions (bare allowed), others templates."""
     references: list[Reference] = field(default_factory=list)
+    dialect: str | None = None
+    """``"sonataflow"`` relaxes what SonataFlow accepts (:class:`Lenient`, ``dialect_optional``)."""
+
+    @property
+    def sonataflow(self) -> bool:
+        """Whether SonataFlow's dialect is on."""
+        return self.dialect == "sonataflow"
 
     def error(self, path: Path, message: str) -> None:
         """Record an error."""
@@ -354,6 +361,24 @@ Rule = Callable[[Mapping[str, Any], Path, Context], None]
 
 
 @dataclass(frozen=True)
+class Lenient(Spec):
+    """``strict`` in 0.8, ``sonataflow`` under SonataFlow's dialect."""
+
+    strict: Spec
+    sonataflow: Spec
+
+    @property
+    def expects(self) -> str:  # type: ignore[override]
+        return self.strict.expects
+
+    def accepts(self, value: Any) -> bool:
+        return self.strict.accepts(value) or self.sonataflow.accepts(value)
+
+    def check(self, value: Any, path: Path, ctx: Context) -> None:
+        (self.sonataflow if ctx.sonataflow else self.strict).check(value, path, ctx)
+
+
+@dataclass(frozen=True)
 class Obj(Spec):
     """An object with known properties.
 
@@ -366,6 +391,7 @@ class Obj(Spec):
         extra: Whether unknown properties are allowed.
         rules: Further checks, run when the object is well-typed.
         hints: Extra sentences for unknown properties people often write.
+        dialect_optional: Required properties SonataFlow's dialect lets go.
     """
 
     title: str
@@ -376,6 +402,7 @@ class Obj(Spec):
     extra: bool = False
     rules: tuple[Rule, ...] = ()
     hints: Mapping[str, str] = field(default_factory=dict)
+    dialect_optional: tuple[str, ...] = ()
     expects = "an object"
 
     def accepts(self, value: Any) -> bool:
@@ -386,7 +413,7 @@ class Obj(Spec):
             ctx.error(path, f"must be {self.title} (an object), not {json_type(value)}")
             return
         for key in self.required:
-            if key not in value:
+            if key not in value and not (ctx.sonataflow and key in self.dialect_optional):
                 ctx.error((*path, key), f"missing: {self.title} needs '{key}'")
         for key, item in value.items():
             spec = self.fields.get(key)

@@ -155,6 +155,7 @@ SWITCH_STATE = Obj(
         "timeouts": s.timeouts("a switch state", "stateExecTimeout", "eventTimeout"),
     },
     required=("name", "defaultCondition"),
+    dialect_optional=("defaultCondition",),
     exactly_one=(("dataConditions", "eventConditions"),),
     rules=(_switch_timeouts,),
     hints={**s.TIMEOUT_HINTS, "transition": _SWITCH_NO_FLOW, "end": _SWITCH_NO_FLOW},

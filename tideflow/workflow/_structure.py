@@ -16,6 +16,7 @@ from tideflow.workflow._schema import (
     Either,
     Enum,
     Expr,
+    Lenient,
     ListOf,
     Obj,
     Path,
@@ -172,7 +173,10 @@ FUNCTION_REF = Either(
             "a function reference",
             {
                 "refName": Ref("function", "call"),
-                "arguments": Template(object_only=True),
+                # SonataFlow: one jq expression giving all the arguments
+                "arguments": Lenient(
+                    Template(object_only=True), Either((Expr(), Template(object_only=True)))
+                ),
                 "selectionSet": Str(),
                 "invoke": INVOKE,
             },
@@ -191,6 +195,7 @@ EVENT_REF = Obj(
         "invoke": INVOKE,
     },
     required=("triggerEventRef", "resultEventRef"),
+    dialect_optional=("resultEventRef",),  # SonataFlow publishes and never waits
 )
 SUB_FLOW_REF = Either(
     (

@@ -1,16 +1,28 @@
-"""Dialects: documented leniencies applied to a document before validation.
+"""Dialects: what SonataFlow accepts beyond the strict 0.8 reading.
 
-Only one dialect exists, ``sonataflow``: workflows written for SonataFlow
-often leave out the event a callback state or an ``eventRef`` action waits
-for. When the workflow defines exactly one consumed event, that event is the
-one meant, and the dialect fills it in; otherwise validation reports the
-missing reference as usual.
+Only one dialect exists, ``sonataflow``. Each leniency follows SonataFlow's
+own code (the Apache KIE ``kogito-serverless-workflow`` modules; the table
+with the source of each is in ``docs/spec-coverage.md``, section "SonataFlow
+dialect"). This module does the document part, in two steps:
 
-SonataFlow's expressions read secrets as ``$SECRET.name`` (or
-``$SECRET["name"]``) without declaring them. The dialect adds every name so
-read to the definition's ``secrets``: the workflow then names them like any
-other (a server gives only granted ones), and its interpreter offers
-``$SECRET`` as the same object as ``$SECRETS``.
+- :func:`apply_dialect`, before validation: ``$SECRET.name`` reads are
+  declared as secrets (the workflow then names them like any other, a server
+  gives only granted ones, and the interpreter offers ``$SECRET`` as the same
+  object as ``$SECRETS``); an empty ``source`` of an event definition is
+  dropped (SonataFlow never reads it). The validator itself relaxes the rest
+  when told the dialect (``validate_document(doc, "sonataflow")``): events
+  without ``kind`` in any role, consumed events without ``source``, a switch
+  without ``defaultCondition``, ``functionRef.arguments`` as one expression,
+  an ``eventRef`` without ``resultEventRef``.
+- :func:`model_document`, after validation: every ``eventRef`` action loses
+  its ``resultEventRef``. SonataFlow's ``eventRef`` action publishes its
+  ``triggerEventRef`` and never waits (``CompositeContextNodeHandler`` builds
+  a send-event node only), so the event a following callback or event state
+  waits for is not swallowed by the action. A ``resultEventRef`` that is
+  written is reported as ignored (a warning).
+
+SonataFlow refuses a callback state without ``eventRef`` (its parser looks the
+event up by name and fails on none), so nothing is inferred for it.
 """
 
 from __future__ import annotations
@@ -19,28 +31,46 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
+from tideflow.errors import PathPart, Problem
+
 DIALECTS = ("sonataflow",)
 """The dialects Tideflow knows."""
 _SECRET_READ: Final = re.compile(
     r"""\$SECRET(?:\.([A-Za-z_][A-Za-z0-9_]*)|\[\s*"([^"\\]+)"\s*\])"""
 )
+_IGNORED_RESULT = (
+    "SonataFlow publishes the triggerEventRef and never waits for resultEventRef; "
+    "the dialect does the same (wait for the answer in a callback or event state)"
+)
 
 
-def apply_dialect(doc: Mapping[str, Any], dialect: str | None) -> Mapping[str, Any]:
-    """Return ``doc`` with the leniencies of ``dialect`` applied (``doc`` itself if none).
+def apply_dialect(
+    doc: Mapping[str, Any], dialect: str | None
+) -> tuple[dict[str, Any], list[Problem]]:
+    """``doc`` with the document leniencies of ``dialect``, and the warnings they give.
 
     Args:
         doc: A parsed definition whose external documents are inlined.
         dialect: ``"sonataflow"`` or ``None``.
     """
     if dialect != "sonataflow":
+        return dict(doc), []
+    doc = _drop_empty_sources(_declare_secret_reads(doc))
+    notes = [
+        Problem(
+            path=(*path, "eventRef", "resultEventRef"), message=_IGNORED_RESULT, severity="warning"
+        )
+        for path, action in _actions(doc)
+        if isinstance(action.get("eventRef"), Mapping) and "resultEventRef" in action["eventRef"]
+    ]
+    return dict(doc), notes
+
+
+def model_document(doc: Mapping[str, Any], dialect: str | None) -> Mapping[str, Any]:
+    """The (valid) document the model is built from: without ``resultEventRef`` under SonataFlow."""
+    if dialect != "sonataflow" or not isinstance(doc.get("states"), list):
         return doc
-    doc = _declare_secret_reads(doc)
-    event = _only_consumed_event(doc)
-    states = doc.get("states")
-    if event is None or not isinstance(states, list):
-        return doc
-    return {**doc, "states": [_infer_events(s, event) for s in states]}
+    return {**doc, "states": [_publish_only(s) for s in doc["states"]]}
 
 
 def _declare_secret_reads(doc: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -57,6 +87,19 @@ def _declare_secret_reads(doc: Mapping[str, Any]) -> Mapping[str, Any]:
     return doc if names == declared else {**doc, "secrets": names}
 
 
+def _drop_empty_sources(doc: Mapping[str, Any]) -> Mapping[str, Any]:
+    events = doc.get("events")
+    if not isinstance(events, list):
+        return doc
+    cleaned = [
+        {k: v for k, v in e.items() if k != "source"}
+        if isinstance(e, Mapping) and isinstance(e.get("source"), str) and not e["source"].strip()
+        else e
+        for e in events
+    ]
+    return {**doc, "events": cleaned}
+
+
 def _strings(value: Any) -> Iterator[str]:
     if isinstance(value, str):
         yield value
@@ -68,49 +111,56 @@ def _strings(value: Any) -> Iterator[str]:
             yield from _strings(item)
 
 
-def _only_consumed_event(doc: Mapping[str, Any]) -> str | None:
-    events = doc.get("events")
-    if not isinstance(events, list):
-        return None
-    consumed = [
-        e.get("name")
-        for e in events
-        if isinstance(e, Mapping) and e.get("kind", "consumed") == "consumed"
-    ]
-    return consumed[0] if len(consumed) == 1 and isinstance(consumed[0], str) else None
+def _actions(doc: Mapping[str, Any]) -> Iterator[tuple[tuple[PathPart, ...], Mapping[str, Any]]]:
+    """Every action of every state, with its path."""
+    states = doc.get("states")
+    if not isinstance(states, list):
+        return
+    for index, state in enumerate(states):
+        if not isinstance(state, Mapping):
+            continue
+        here: tuple[PathPart, ...] = ("states", index)
+        if isinstance(state.get("action"), Mapping):
+            yield (*here, "action"), state["action"]
+        yield from _listed(state.get("actions"), (*here, "actions"))
+        for group in ("onEvents", "branches"):
+            items = state.get(group)
+            if isinstance(items, list):
+                for at, item in enumerate(items):
+                    if isinstance(item, Mapping):
+                        yield from _listed(item.get("actions"), (*here, group, at, "actions"))
 
 
-def _infer_events(state: Any, event: str) -> Any:
+def _listed(
+    actions: Any, path: tuple[PathPart, ...]
+) -> Iterator[tuple[tuple[PathPart, ...], Mapping[str, Any]]]:
+    if isinstance(actions, list):
+        for at, action in enumerate(actions):
+            if isinstance(action, Mapping):
+                yield (*path, at), action
+
+
+def _publish_only(state: Any) -> Any:
     if not isinstance(state, Mapping):
         return state
     state = dict(state)
-    if state.get("type") == "callback" and "eventRef" not in state:
-        state["eventRef"] = event
-    for holder, key in _action_holders(state):
-        holder[key] = [_infer_result(a, event) for a in holder[key]]
     if isinstance(state.get("action"), Mapping):
-        state["action"] = _infer_result(state["action"], event)
+        state["action"] = _strip_result(state["action"])
+    if isinstance(state.get("actions"), list):
+        state["actions"] = [_strip_result(a) for a in state["actions"]]
+    for group in ("onEvents", "branches"):
+        if isinstance(state.get(group), list):
+            state[group] = [
+                {**item, "actions": [_strip_result(a) for a in item["actions"]]}
+                if isinstance(item, Mapping) and isinstance(item.get("actions"), list)
+                else item
+                for item in state[group]
+            ]
     return state
 
 
-def _action_holders(state: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str]]:
-    """Every (container, key) of an action list in a state, containers copied."""
-    if isinstance(state.get("actions"), list):
-        yield state, "actions"
-    for group in ("onEvents", "branches"):
-        items = state.get(group)
-        if isinstance(items, list):
-            copies = [dict(i) if isinstance(i, Mapping) else i for i in items]
-            state[group] = copies
-            for item in copies:
-                if isinstance(item, dict) and isinstance(item.get("actions"), list):
-                    yield item, "actions"
-
-
-def _infer_result(action: Any, event: str) -> Any:
+def _strip_result(action: Any) -> Any:
     if not isinstance(action, Mapping) or not isinstance(action.get("eventRef"), Mapping):
         return action
-    ref = action["eventRef"]
-    if "resultEventRef" in ref:
-        return action
-    return {**action, "eventRef": {**ref, "resultEventRef": event}}
+    ref = {k: v for k, v in action["eventRef"].items() if k != "resultEventRef"}
+    return {**action, "eventRef": ref}

@@ -29,7 +29,7 @@ from tideflow.workflow import model
 from tideflow.workflow._build_workflow import workflow as build_workflow
 from tideflow.workflow._cycles import cycle_problems
 from tideflow.workflow._schema import json_type
-from tideflow.workflow.dialects import apply_dialect
+from tideflow.workflow.dialects import apply_dialect, model_document
 
 try:
     _YamlLoader: Any = yaml.CSafeLoader
@@ -283,10 +283,10 @@ def _parse_content(ref: ExternalReference, content: str | Unreadable | None) -> 
     return value
 
 
-def _validate(doc: Mapping[str, Any], earlier: list[Problem]) -> list[Problem]:
+def _validate(doc: Mapping[str, Any], earlier: list[Problem], dialect: str | None) -> list[Problem]:
     from tideflow.workflow.validate import in_document_order, validate_document
 
-    return in_document_order(doc, earlier + validate_document(doc))
+    return in_document_order(doc, earlier + validate_document(doc, dialect))
 
 
 def build_definition(
@@ -310,12 +310,14 @@ def build_definition(
     resolved, problems = inline_references(doc, contents or {})
     if cycles := cycle_problems(resolved):  # before anything walks it (the dialect does)
         raise WorkflowValidationError([*problems, *cycles], source=source)
-    document = dict(apply_dialect(resolved, dialect))
-    problems = _validate(document, problems)
+    document, notes = apply_dialect(resolved, dialect)
+    problems = _validate(document, [*problems, *notes], dialect)
     if any(p.severity == "error" for p in problems):
         raise WorkflowValidationError(problems, source=source)
     return Definition(
-        workflow=build_workflow(document), warnings=tuple(problems), document=resolved
+        workflow=build_workflow(model_document(document, dialect)),
+        warnings=tuple(problems),
+        document=resolved,
     )
 
 

@@ -183,8 +183,10 @@ class SwitchState(State):
     """Data conditions, in order (data-based switch)."""
     event_conditions: tuple[EventCondition, ...] = ()
     """Event conditions (event-based switch)."""
-    default_condition: DefaultCondition = DefaultCondition()
-    """Taken when nothing matches."""
+    default_condition: DefaultCondition | None = DefaultCondition()
+    """Taken when nothing matches; ``None`` only under SonataFlow's dialect (no
+    ``defaultCondition``): a data switch then fails when nothing matches, an
+    event switch waits without a timeout."""
 
     @property
     def is_event_based(self) -> bool:

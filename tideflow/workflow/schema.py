@@ -23,6 +23,7 @@ from tideflow.workflow._schema import (
     Either,
     Enum,
     Expr,
+    Lenient,
     ListOf,
     Number,
     Obj,
@@ -50,6 +51,8 @@ class _Renderer:
             return self._by_type(spec)
         if isinstance(spec, Either):
             return {"anyOf": [self.render(option) for option in spec.options]}
+        if isinstance(spec, Lenient):  # the schema is 0.8's: no dialect
+            return self.render(spec.strict)
         if isinstance(spec, ListOf):
             out: dict[str, Any] = {"type": "array", "items": self.render(spec.item)}
             if spec.min_items:

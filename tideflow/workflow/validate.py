@@ -48,20 +48,22 @@ __all__ = [
 ]
 
 
-def validate_document(doc: Mapping[str, Any]) -> list[Problem]:
+def validate_document(doc: Mapping[str, Any], dialect: str | None = None) -> list[Problem]:
     """Return every problem of a parsed workflow document, errors and warnings.
 
     Args:
         doc: The parsed document; string values of ``functions``, ``events``
             and the other external sections are taken as unread references and
             their names are not checked.
+        dialect: ``"sonataflow"`` accepts what SonataFlow accepts
+            (:mod:`tideflow.workflow.dialects`).
 
     Returns:
         The problems in document order; an empty list for a valid definition.
     """
     if cycles := cycle_problems(doc):  # nothing else can walk a document with no end
         return cycles
-    ctx = Context()
+    ctx = Context(dialect=dialect)
     WORKFLOW.check(doc, (), ctx)
     if not isinstance(doc, Mapping):  # untyped callers may pass anything
         return ctx.problems  # type: ignore[unreachable]

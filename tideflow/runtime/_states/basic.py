@@ -11,6 +11,7 @@ from tideflow.runtime._actions import Scope, run_actions
 from tideflow.runtime._context import Run, fast_thaw
 from tideflow.runtime._states.events import event_switch
 from tideflow.runtime.effects import SleepRequest
+from tideflow.runtime.result import Fault, WorkflowError
 from tideflow.workflow.data_filters import merge
 from tideflow.workflow.model import (
     End,
@@ -71,5 +72,15 @@ async def switch(
             run.step("switch.matched", key, state.name, condition=cond.name or index)
             return data, cond.transition or cond.end or End()
     default = state.default_condition
+    if default is None:  # SonataFlow: an exclusive split with no way out fails the instance
+        raise Fault(
+            WorkflowError(
+                name="NoMatchingCondition",
+                code="NoMatchingCondition",
+                message="no dataCondition matched and the switch has no defaultCondition",
+                state=state.name,
+            ),
+            retryable=False,
+        )
     run.step("switch.default", key, state.name)
     return data, default.transition or default.end or End()

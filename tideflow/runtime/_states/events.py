@@ -114,10 +114,13 @@ async def event_switch(
         specs = tuple(run.event_spec(c.event_ref, data) for c in state.event_conditions)
     except ExpressionError as exc:
         raise run.fault(exc, state.name) from None
-    timeout = timeouts.event(state.timeouts, run.workflow.timeouts)
+    default = state.default_condition
+    # SonataFlow: without defaultCondition no timer is set, the switch waits for an event
+    timeout = None if default is None else timeouts.event(state.timeouts, run.workflow.timeouts)
     events = await _wait(run, state, specs, f"{key}/events", False, timeout)
     if events is None:
-        default = state.default_condition
+        if default is None:
+            return data, End()  # a host ended the wait (its own deadline)
         return data, default.transition or default.end or End()
     index = _which(specs, events[0])
     cond = state.event_conditions[index]

@@ -47,6 +47,8 @@ def _base_data(run: Run, state: ForEachState, data: Any) -> Any:
     """The state data every iteration starts from (see the module docstring)."""
     if not isinstance(data, dict):
         return {}
+    if run.compiled.sonataflow:
+        return data
     match = _TOP_KEY.match(state.input_collection.strip())
     if match is None:
         return data
@@ -60,6 +62,8 @@ def _base_data(run: Run, state: ForEachState, data: Any) -> Any:
 async def _iteration(
     run: Run, state: ForEachState, data: Any, element: Any, key: str, param: str
 ) -> Any:
+    if run.compiled.sonataflow:
+        return await _sonataflow_iteration(run, state, data, element, key, param)
     scope = state_scope(run, state)
     item_data = {**data, param: element}
     output: Any = None
@@ -78,6 +82,32 @@ async def _iteration(
             raise run.fault(exc, state.name) from None
         if selected is not None:
             output = selected if output is None else merge(output, selected)
+    return output
+
+
+async def _sonataflow_iteration(
+    run: Run, state: ForEachState, data: Any, element: Any, key: str, param: str
+) -> Any:
+    """SonataFlow's iteration (``ForEachStateHandler``): the element is the jq variable
+    ``$<iterationParam>``, not part of the data; every action sees the state data and
+    its result (after its ``results`` filter) replaces the iteration's output, which
+    the next action reads as ``$WORKFLOW.prevActionResult``."""
+    scope = state_scope(run, state)
+    workflow = run.variables.get("WORKFLOW") or {}
+    output: Any = None
+    for index, action in enumerate(state.actions):
+        here = run.with_variables(
+            {param: element, "WORKFLOW": {**workflow, "prevActionResult": output}}
+        )
+        result = await invoke_action(here, action, data, f"{key}/action:{index}", scope)
+        if is_skipped(result) or not action.action_data_filter.use_results:
+            continue
+        try:
+            output = filter_action_result(
+                result, action.action_data_filter.results, here.variables, run.compiled.lang
+            )
+        except ExpressionError as exc:
+            raise run.fault(exc, state.name) from None
     return output
 
 

@@ -81,7 +81,11 @@ def resolve_location(reference: str, base_dir: Path | None) -> str:
     """Turn a document reference into an absolute URL or file path."""
     if reference.startswith(("http://", "https://")):
         return reference
+    # SonataFlow's classpath root is src/main/resources, where its workflows live:
+    # ``classpath:specs/x.yaml`` is the workflow folder's specs/x.yaml
     path_text = reference.removeprefix("file://")
+    if path_text.startswith("classpath:"):
+        path_text = path_text.removeprefix("classpath:").lstrip("/")
     path = Path(path_text)
     if not path.is_absolute():
         path = (base_dir or Path.cwd()) / path
