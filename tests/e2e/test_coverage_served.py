@@ -31,15 +31,16 @@ specVersion: "0.8"
 functions:
   - name: echo
     type: expression
-    operation: "{{got: .v}}"
+    operation: "{{got: $who}}"
 states:
-  - name: Echo
-    type: operation
+  - name: Each
+    type: foreach
+    inputCollection: ${{ [.name] }}
+    iterationParam: who
+    outputCollection: ${{ .got }}
     actions:
-      - functionRef:
-          refName: echo
-          arguments:
-            v: .name
+      - functionRef: echo
+        actionDataFilter: {{results: .got}}
     end: true
 """
 
@@ -75,5 +76,6 @@ async def test_a_version_deployed_with_the_dialect_runs_with_its_leniencies(
         params={"dialect": "sonataflow"},
     )
     assert (plain.status_code, lenient.status_code) == (201, 201), plain.text + lenient.text
-    assert await _run(client, "plain") == {"name": "Ada", "got": ".name"}
-    assert await _run(client, "lenient") == {"name": "Ada", "got": "Ada"}
+    # SonataFlow's foreach element is the jq variable $who; 0.8's is .who in the data
+    assert await _run(client, "plain") == {"name": "Ada", "got": []}
+    assert await _run(client, "lenient") == {"name": "Ada", "got": ["Ada"]}
