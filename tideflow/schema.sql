@@ -150,6 +150,22 @@ ALTER TABLE tideflow_buses ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     CACHE 1
 );
 
+CREATE TABLE tideflow_cluster_leases (
+    unit text NOT NULL,
+    owner text,
+    token bigint DEFAULT 0 NOT NULL,
+    acquired_at timestamp with time zone,
+    expires_at timestamp with time zone
+);
+
+CREATE TABLE tideflow_cluster_nodes (
+    node_id text NOT NULL,
+    address text,
+    started_at timestamp with time zone NOT NULL,
+    heartbeat_at timestamp with time zone NOT NULL,
+    expires_at timestamp with time zone NOT NULL
+);
+
 CREATE TABLE tideflow_connectors (
     name text NOT NULL,
     kind text NOT NULL,
@@ -424,6 +440,12 @@ ALTER TABLE ONLY tideflow_buses
 ALTER TABLE ONLY tideflow_buses
     ADD CONSTRAINT tideflow_buses_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY tideflow_cluster_leases
+    ADD CONSTRAINT tideflow_cluster_leases_pkey PRIMARY KEY (unit);
+
+ALTER TABLE ONLY tideflow_cluster_nodes
+    ADD CONSTRAINT tideflow_cluster_nodes_pkey PRIMARY KEY (node_id);
+
 ALTER TABLE ONLY tideflow_connectors
     ADD CONSTRAINT tideflow_connectors_pkey PRIMARY KEY (name);
 
@@ -495,6 +517,8 @@ ALTER TABLE ONLY tideflow_workflow_versions
 
 ALTER TABLE ONLY tideflow_workflows
     ADD CONSTRAINT tideflow_workflows_pkey PRIMARY KEY (id);
+
+CREATE INDEX tideflow_cluster_leases_owner ON tideflow_cluster_leases USING btree (owner);
 
 CREATE INDEX tideflow_correlation_keys_wait ON tideflow_correlation_keys USING btree (instance_id, wait_key);
 

@@ -44,6 +44,8 @@ from tideflow.auth.scopes import ADMIN
 from tideflow.auth.tokens import token_id_of
 from tideflow.auth.verifier import TokenVerifier
 from tideflow.clock import SYSTEM_CLOCK
+from tideflow.cluster.gateway import PostgresCluster
+from tideflow.cluster.membership import Cluster, ClusterOptions
 from tideflow.connectors.gateway import PostgresConnectors
 from tideflow.connectors.service import ConnectorService
 from tideflow.connectors.spec import ConnectorSpec
@@ -148,8 +150,9 @@ async def open_system(
         )
         lifecycle.is_dsl1 = runtime.is_dsl1  # 1.0 instances get the standard events too
         registry = runtime.registry  # the one registry: its deploys reach the subscriber
+        cluster = _cluster(database.pool, settings)
         dispatcher = await stack.enter_async_context(
-            _open_dispatcher(database.pool, store, timers, settings, egress, secrets)
+            _open_dispatcher(database.pool, store, timers, settings, egress, secrets, cluster)
         )
         health.watch(runtime.supervisor, dispatcher.supervisor, timers.supervisor)
         subscriber = await stack.enter_async_context(
@@ -164,6 +167,11 @@ async def open_system(
             _open_connectors(database.pool, store, dispatcher, settings, metrics)
         )
         health.watch(connectors.supervisor)
+        cluster.add(dispatcher)
+        cluster.add(connectors)
+        await cluster.start()  # takes this process's share of subscriptions and connectors
+        stack.push_async_callback(cluster.stop)  # hands them over before they stop
+        health.watch(cluster.supervisor)
         schedules = WorkflowSchedules(timers, registry, runtime.start_instance)
         schedules.register()
         await timers.start()
@@ -208,8 +216,10 @@ async def _open_dispatcher(
     settings: Settings,
     egress: EgressPolicy,
     secrets: SecretAccess,
+    cluster: Cluster,
 ) -> AsyncIterator[Dispatcher]:
-    """The subscriptions dispatcher, started before the timers so it receives due retries.
+    """The subscriptions dispatcher, started before the timers so it receives due retries;
+    it runs the subscriptions ``cluster`` gives this process.
 
     Its sinks pass the same egress policy as function calls."""
     sender = HttpSender(
@@ -219,9 +229,20 @@ async def _open_dispatcher(
     )
     subscriptions = PostgresSubscriptions(pool)
     async with Dispatcher(
-        store, subscriptions, timers, sender=sender, secrets=secrets
+        store, subscriptions, timers, sender=sender, secrets=secrets, ownership=cluster
     ) as dispatcher:
         yield dispatcher
+
+
+def _cluster(pool: asyncpg.Pool, settings: Settings) -> Cluster:
+    """This process in the cluster: its identity, address and heartbeat times."""
+    scheme = "https" if settings.tls_cert is not None else "http"
+    return Cluster(
+        PostgresCluster(pool),
+        settings.node_id,
+        address=f"{scheme}://{settings.host}:{settings.port}",
+        options=ClusterOptions(heartbeat=settings.cluster_heartbeat, lease=settings.cluster_lease),
+    )
 
 
 @asynccontextmanager

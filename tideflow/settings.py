@@ -37,6 +37,11 @@ class Settings:
             :mod:`tideflow.secrets.grants`.
         lease_seconds: How long a runtime process holds an instance without
             renewing; after a crash its instances are taken over this late.
+        cluster_heartbeat: Seconds between a process's heartbeats in the cluster
+            (``TIDEFLOW_CLUSTER_HEARTBEAT``); see :mod:`tideflow.cluster`.
+        cluster_lease: Seconds a process's subscriptions and connectors stay its own
+            without a heartbeat (``TIDEFLOW_CLUSTER_LEASE``): a process gone without a
+            word is taken over after about this long.
         python_modules: Modules (and their submodules) that ``python:`` functions
             of definitions deployed to a server may import, besides those in
             the ``--workflows`` folders (``TIDEFLOW_PYTHON_MODULES``, comma-separated).
@@ -111,6 +116,8 @@ class Settings:
     secrets_file: Path | None = None
     secret_grants: tuple[str, ...] = ()
     lease_seconds: float = 30.0
+    cluster_heartbeat: float = 1.0
+    cluster_lease: float = 3.0
     python_modules: tuple[str, ...] = ()
     expression_time_limit: float = 1.0
     expression_memory_limit: int = 256 * 1024 * 1024
@@ -230,6 +237,8 @@ _NUMBERS: dict[str, tuple[str, type[int] | type[float]]] = {
     "TIDEFLOW_SINK_TIMEOUT_LIMIT": ("sink_timeout_limit", float),
     "TIDEFLOW_SINK_CONNECTIONS": ("sink_connections", int),
     "TIDEFLOW_QUARANTINE_AFTER": ("quarantine_after", int),
+    "TIDEFLOW_CLUSTER_HEARTBEAT": ("cluster_heartbeat", float),
+    "TIDEFLOW_CLUSTER_LEASE": ("cluster_lease", float),
 }
 
 

@@ -7,9 +7,13 @@ shows the error). Each sink is an internal subscription (id ``connector.<name>``
 a :class:`~tideflow.connectors.runners.SinkRunner`, which scales its connection
 from zero.
 
-Connectors run in the process that runs the subscriptions (the dispatcher's
-leader): every ``sync_interval`` it starts what is active and not running here,
-and stops what was paused, resumed or deleted elsewhere.
+Several processes on one database share the connectors: each active one is a
+unit ``connector:<name>`` of the cluster (:mod:`tideflow.cluster`), run only by
+the process holding its lease (its sink's subscription is attached there).
+Every change is announced to the other processes at once; each follows changes
+when told and on every heartbeat (without a cluster: every ``sync_interval``),
+starting what it owns and does not run, and stopping what was paused, resumed
+or deleted elsewhere.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from tideflow.clock import SYSTEM_CLOCK, Clock
+from tideflow.cluster.membership import Ownership
 from tideflow.connectors.base import (
     PASSIVE_TYPES,
     SourceContext,
@@ -57,6 +62,8 @@ from tideflow.triggers.dispatcher import Dispatcher
 
 log = logging.getLogger("tideflow.connectors")
 
+UNIT_PREFIX: Final = "connector:"
+"""A connector's unit in the cluster is ``connector:<name>``."""
 SUBSCRIPTION_PREFIX: Final = "connector."
 """A sink's subscription id is ``connector.<name>``."""
 DEFAULT_IDLE: Final = 30.0
@@ -120,12 +127,21 @@ class ConnectorService:
         self._running: dict[str, _Running] = {}
         self._lock = asyncio.Lock()
 
+    prefix = UNIT_PREFIX
+
+    @property
+    def ownership(self) -> Ownership:
+        """Which connectors this process runs: the dispatcher's (the cluster, or all)."""
+        return self.dispatcher.ownership
+
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Run the active connectors (when this process leads) and follow changes."""
-        await self.sync()
-        self.supervisor.spawn("sync", self._sync_loop)
+        """Without a cluster: run the active connectors and follow changes (a cluster
+        starts the ones this process owns through :meth:`gained`)."""
+        if self.ownership.standalone:
+            await self.sync()
+            self.supervisor.spawn("sync", self._sync_loop)
 
     async def stop(self) -> None:
         """Stop every connector here."""
@@ -143,20 +159,46 @@ class ConnectorService:
             except TideflowError as exc:
                 log.warning("checking connectors failed, will retry: %s", exc)
 
-    async def sync(self) -> None:
-        """Start what is active and not running here; stop what changed or went away."""
-        leading = self.dispatcher.leader.held
-        versions = await self.connectors.versions() if leading else {}
+    async def sync(self) -> set[str]:
+        """Start what is active, owned here and not running; stop what changed or went away.
+
+        Returns:
+            The units of the active connectors.
+        """
+        versions = await self.connectors.versions()
         async with self._lock:
             for name, running in list(self._running.items()):
                 found = versions.get(name)
-                if found != (ConnectorState.ACTIVE, running.version):
+                owned = self.ownership.owns(UNIT_PREFIX + name)
+                if not owned or found != (ConnectorState.ACTIVE, running.version):
                     await self._halt(name)
             for name, (state, _) in versions.items():
-                if state is ConnectorState.ACTIVE and name not in self._running:
+                if state is not ConnectorState.ACTIVE or name in self._running:
+                    continue
+                if self.ownership.owns(UNIT_PREFIX + name):
                     connector = await self.connectors.find(name)
                     if connector is not None and connector.state is ConnectorState.ACTIVE:
                         await self._run(connector)
+        return {
+            UNIT_PREFIX + n for n, (state, _) in versions.items() if state is ConnectorState.ACTIVE
+        }
+
+    async def refresh(self) -> set[str]:
+        """The cluster's UnitOwner: follow changes; the units of the active connectors."""
+        return await self.sync()
+
+    async def gained(self, unit: str, token: int) -> None:
+        """Run the connector of ``unit`` (this process now owns it)."""
+        name = unit.removeprefix(UNIT_PREFIX)
+        async with self._lock:
+            connector = await self.connectors.find(name)
+            if connector is not None and name not in self._running:
+                await self._run(connector)
+
+    async def lost(self, unit: str) -> None:
+        """Stop the connector of ``unit`` (another process runs it now)."""
+        async with self._lock:
+            await self._halt(unit.removeprefix(UNIT_PREFIX))
 
     # -- the API -----------------------------------------------------------------------
 
@@ -179,6 +221,7 @@ class ConnectorService:
             except BaseException:
                 await self.connectors.delete(spec.name)
                 raise
+        self.ownership.changed()
         return connector
 
     async def apply(self, specs: list[ConnectorSpec]) -> None:
@@ -196,6 +239,7 @@ class ConnectorService:
             if await self.connectors.apply(spec, self.clock.now()):
                 log.info("connector %s declared by the connectors file", spec.name)
         await self.sync()
+        self.ownership.changed()
 
     async def get(self, name: str) -> Connector:
         """The stored connector.
@@ -222,6 +266,7 @@ class ConnectorService:
                 with contextlib.suppress(SubscriptionNotFound):
                     await self.dispatcher.delete(subscription_id(name))
             await self.connectors.delete(name)
+        self.ownership.changed()
 
     async def pause(self, name: str) -> Connector:
         """Stop it (a source stops reading, a sink's subscription stops delivering).
@@ -237,7 +282,8 @@ class ConnectorService:
             if connector.spec.kind is ConnectorKind.SINK:
                 with contextlib.suppress(SubscriptionNotFound):
                     await self.dispatcher.pause(subscription_id(name))
-            return connector
+        self.ownership.changed()
+        return connector
 
     async def resume(self, name: str) -> Connector:
         """Run it again from its stored position (a sink from its committed offset).
@@ -254,7 +300,8 @@ class ConnectorService:
                     await self.dispatcher.resume(subscription_id(name))
             await self._halt(name)
             await self._run(connector)
-            return connector
+        self.ownership.changed()
+        return connector
 
     async def status(self, connector: Connector) -> dict[str, Any]:
         """The API form with what it does now: running state, activity, lag, counts."""
@@ -337,8 +384,10 @@ class ConnectorService:
 
     async def _run(self, connector: Connector) -> None:
         """Start a connector here (under the lock), if this process runs connectors."""
-        if not self.dispatcher.leader.held or connector.state is not ConnectorState.ACTIVE:
+        if connector.state is not ConnectorState.ACTIVE:
             return
+        if not self.ownership.owns(UNIT_PREFIX + connector.name):
+            return  # another process runs it (or will: the cluster plans it)
         spec = connector.spec
         activity = Activity()
         running = _Running(connector.version, activity)

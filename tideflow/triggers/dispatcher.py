@@ -15,12 +15,19 @@
 - Offsets are committed (every ``commit_interval`` seconds and on stop) only
   past a contiguous prefix of finished events: at-least-once delivery.
 
-Several processes on one database: the one holding an advisory lock
-(:data:`LEADER_LOCK_KEY`) runs the subscriptions; the others stand by, serve
-the API (their changes go to the database) and take over within
-``sync_interval`` when the leader stops or loses its connection. The leader
-compares subscription versions every ``sync_interval`` and restarts the ones
-changed elsewhere (created, paused, resumed, reset, deleted).
+Several processes on one database share the subscriptions: each one is a
+unit ``subscription:<id>`` of the cluster (:mod:`tideflow.cluster`), run only
+by the process holding its lease (:meth:`Dispatcher.gained`,
+:meth:`Dispatcher.lost`), and its offset commits carry the lease's fencing
+token, so a process that lost a subscription cannot move its offset. Every
+change (created, paused, resumed, reset, deleted) is announced to the other
+processes at once (:meth:`~tideflow.cluster.membership.Ownership.changed`);
+each compares subscription versions when told and on every heartbeat, and
+restarts the ones it runs that changed. A sink's subscription attached with
+:meth:`Dispatcher.attach_delivery` runs wherever it is attached: its
+connector is the unit. Without a cluster (:data:`~tideflow.cluster.membership.SOLE`)
+the dispatcher runs every subscription and checks for changes every
+``sync_interval``.
 """
 
 from __future__ import annotations
@@ -29,12 +36,15 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
 import asyncpg
 
 from tideflow.clock import SYSTEM_CLOCK, Clock
+from tideflow.cluster.membership import SOLE, Ownership
+from tideflow.db import DB_ERRORS
 from tideflow.errors import AlreadyExists, BusNotFound, InvalidArgument, TideflowError
 from tideflow.eventstore.store import EventStore
 from tideflow.ids import new_sortable_id
@@ -52,7 +62,7 @@ from tideflow.triggers._workers import (
     SubscriptionWorker,
 )
 from tideflow.triggers.delivery import HttpSender
-from tideflow.triggers.gateway import LeaderLock, PostgresSubscriptions
+from tideflow.triggers.gateway import PostgresSubscriptions, Progress
 from tideflow.triggers.subscriptions import (
     Subscription,
     SubscriptionKind,
@@ -62,18 +72,22 @@ from tideflow.triggers.subscriptions import (
     parse_spec,
 )
 
-__all__ = ["RETRY_KIND", "Batch", "Consumer", "Deliver", "Dispatcher"]
+__all__ = ["RETRY_KIND", "UNIT_PREFIX", "Batch", "Consumer", "Deliver", "Dispatcher"]
 
 log = logging.getLogger("tideflow.triggers")
 
 RETRY_KIND: Final = "tideflow.delivery_retry"
 """Kind of the timers that hold a delivery retry: ``{subscription, offset, attempt, reason}``."""
 
-LEADER_LOCK_KEY: Final = 0x5449_4454  # "TIDT": the process holding it runs the subscriptions
+UNIT_PREFIX: Final = "subscription:"
+"""A subscription's unit in the cluster is ``subscription:<id>``."""
 
+_HANDOVER_ERRORS: tuple[type[BaseException], ...] = (TideflowError, *DB_ERRORS)
+"""What the last commit of a subscription handed over may raise (the database is away)."""
 
-class NotLeading(TideflowError):
-    """This process does not run the subscriptions (another one holds the lock)."""
+RETRY_BOUNCE: Final = 0.2
+"""Seconds before a retry fired in a process that does not run its subscription fires again
+(the timer service of the process that does may take it then)."""
 
 
 class Dispatcher:
@@ -93,9 +107,9 @@ class Dispatcher:
         wait_timeout: Longest wait on a bus before reading it again.
         consumer_retry_delay: First wait before an internal consumer's failed batch is
             handed over again (doubles, up to a minute).
-        sync_interval: Seconds between checks of the leader lock and of changes made by
-            other processes.
-        lock_key: The advisory lock that elects the process running the subscriptions.
+        sync_interval: Seconds between checks of changes made by other processes, without
+            a cluster (a cluster checks on every heartbeat and when told).
+        ownership: Which subscriptions this process runs (the cluster; without one, all).
     """
 
     def __init__(
@@ -112,7 +126,7 @@ class Dispatcher:
         wait_timeout: float = 5.0,
         consumer_retry_delay: float = 1.0,
         sync_interval: float = 1.0,
-        lock_key: int = LEADER_LOCK_KEY,
+        ownership: Ownership = SOLE,
     ) -> None:
         self.store = store
         self.subscriptions = subscriptions
@@ -132,18 +146,23 @@ class Dispatcher:
         self.supervisor = Supervisor("dispatcher", clock=clock)
         """Owns the commit and sync loops and one reader per bus (``/healthz`` reports them)."""
         self._sync_interval = sync_interval
-        self.leader = LeaderLock(subscriptions.pool, lock_key)
+        self.ownership = ownership
+        self._tokens: dict[str, int | None] = {}  # the fencing token each worker started under
         self._memory_retries = TaskSet("in-memory retry", log)
         if timers is not None:
             timers.register(RETRY_KIND, self._on_retry_timers)
 
     # -- lifecycle ----------------------------------------------------------------
 
+    prefix = UNIT_PREFIX
+
     async def start(self) -> None:
-        """Lead if no other process does (start every active subscription); start the loops."""
-        await self._lead()
+        """Start the commit loop; without a cluster, every active subscription and the sync
+        loop (a cluster starts the ones this process owns through :meth:`gained`)."""
+        if self.ownership.standalone:
+            await self._start_all()
+            self.supervisor.spawn("sync", self._sync_loop)
         self.supervisor.spawn("commit", self._flush_loop)
-        self.supervisor.spawn("sync", self._sync_loop)
 
     async def stop(self) -> None:
         """Stop reading and delivering; commit what finished; let another process lead."""
@@ -153,20 +172,56 @@ class Dispatcher:
         async with self._lock:
             for worker_id in list(self._workers):
                 await self._halt(worker_id)
-            await self.leader.release()
         await self.supervisor.stop()  # the readers of subscriptions halted above are gone
         await self.sender.aclose()
 
-    async def _lead(self) -> None:
-        """Take the leader lock if it is free, then start every active subscription."""
-        if not await self.leader.acquire():
-            return
-        log.info("this process runs the subscriptions")
+    async def _start_all(self) -> None:
+        """Start every active subscription (no cluster: this process runs them all)."""
         awaiting = await self._pending_retries()
         async with self._lock:
             for sub in await self.subscriptions.list():
                 if sub.state is SubscriptionState.ACTIVE and sub.id not in self._workers:
                     self._run(sub, awaiting.get(sub.id))
+
+    # -- the cluster's UnitOwner ------------------------------------------------------
+
+    def unit(self, subscription_id: str) -> str:
+        """The cluster unit of a subscription."""
+        return UNIT_PREFIX + subscription_id
+
+    async def refresh(self) -> set[str]:
+        """Follow changes made elsewhere; the units: every active subscription this
+        process could run (HTTP ones, and internal ones whose consumer is attached here)."""
+        versions = await self.sync()
+        return {
+            self.unit(sid)
+            for sid, (kind, state, _) in versions.items()
+            if state is SubscriptionState.ACTIVE
+            and (kind is SubscriptionKind.HTTP or sid in self._consumers)
+        }
+
+    async def gained(self, unit: str, token: int) -> None:
+        """Run the subscription of ``unit`` (this process now owns it), from its committed
+        offset, with the retries pending for it."""
+        sid = unit.removeprefix(UNIT_PREFIX)
+        awaiting = await self._pending_retries(sid)
+        async with self._lock:
+            sub = await self.subscriptions.find(sid)
+            if sub is not None and sub.state is SubscriptionState.ACTIVE:
+                await self._halt(sid)  # a stale worker of a previous ownership, if any
+                self._run(sub, awaiting.get(sid))
+
+    async def lost(self, unit: str) -> None:
+        """Stop the subscription of ``unit`` (another process runs it now); commit what it
+        finished (refused by the fencing token if it was taken already)."""
+        sid = unit.removeprefix(UNIT_PREFIX)
+        async with self._lock:
+            if sid in self._deliverers:
+                return  # its connector is the unit
+            try:
+                await self._halt(sid)
+            except _HANDOVER_ERRORS as exc:
+                log.warning("committing %s on hand-over failed: %s", sid, exc)
 
     async def _sync_loop(self) -> None:
         while True:
@@ -178,17 +233,13 @@ class Dispatcher:
             except Exception:  # a bug must not stop the checks for good
                 log.exception("checking subscriptions failed, will retry")
 
-    async def sync(self) -> None:
-        """Lead if nobody does; when leading, follow changes made by other processes."""
-        if not self.leader.held:
-            await self._lead()
-            return
-        if not await self.leader.alive():
-            log.error("lost the subscriptions lock: stopping the subscriptions here")
-            async with self._lock:
-                for worker_id in list(self._workers):
-                    await self._halt(worker_id)
-            return
+    async def sync(self) -> dict[str, tuple[SubscriptionKind, SubscriptionState, int]]:
+        """Follow changes made by other processes: restart the subscriptions running here
+        that changed, start the active ones this process owns that do not run.
+
+        Returns:
+            Every subscription's kind, state and version.
+        """
         versions = await self.subscriptions.versions()
         async with self._lock:
             for sid, worker in list(self._workers.items()):
@@ -199,10 +250,12 @@ class Dispatcher:
                 if state is not SubscriptionState.ACTIVE or sid in self._workers:
                     continue
                 attached = sid in self._consumers or sid in self._deliverers
-                if kind is SubscriptionKind.HTTP or attached:
+                here = sid in self._deliverers or self.ownership.owns(self.unit(sid))
+                if here and (kind is SubscriptionKind.HTTP or attached):
                     sub = await self.subscriptions.find(sid)
                     if sub is not None and sub.state is SubscriptionState.ACTIVE:
                         self._run(sub)
+        return versions
 
     async def __aenter__(self) -> Dispatcher:
         await self.start()
@@ -233,6 +286,7 @@ class Dispatcher:
                 now=self.clock.now(),
             )
             self._run(sub)
+        self.ownership.changed()
         return sub
 
     async def _check_secrets(self, spec: SubscriptionSpec) -> None:
@@ -299,14 +353,17 @@ class Dispatcher:
             await self.subscriptions.delete(subscription_id)
             self._consumers.pop(subscription_id, None)
             self._deliverers.pop(subscription_id, None)
+        self.ownership.changed()
 
     async def pause(self, subscription_id: str) -> Subscription:
         """Stop delivering; in-flight deliveries are abandoned and redone on resume."""
         async with self._lock:
             await self._halt(subscription_id)
-            return await self.subscriptions.set_state(
+            sub = await self.subscriptions.set_state(
                 subscription_id, SubscriptionState.PAUSED, self.clock.now()
             )
+        self.ownership.changed()
+        return sub
 
     async def resume(self, subscription_id: str) -> Subscription:
         """Deliver again from the committed offset."""
@@ -316,7 +373,8 @@ class Dispatcher:
             )
             if sub.id not in self._workers:
                 self._run(sub)
-            return sub
+        self.ownership.changed()
+        return sub
 
     async def reset(
         self, subscription_id: str, *, offset: int | None = None, time: datetime | None = None
@@ -341,7 +399,8 @@ class Dispatcher:
             sub = await self.subscriptions.set_offset(subscription_id, committed, self.clock.now())
             if sub.state is SubscriptionState.ACTIVE:
                 self._run(sub)
-            return sub
+        self.ownership.changed()
+        return sub
 
     # -- internal consumers -------------------------------------------------------
 
@@ -439,12 +498,20 @@ class Dispatcher:
         progress = [(w, p) for w in workers if (p := w.tracker.progress(w.id)) is not None]
         if not progress:
             return
+        fenced = [self._fenced(p) for _, p in progress]
         try:
-            await self.subscriptions.commit([p for _, p in progress], self.clock.now())
+            await self.subscriptions.commit(fenced, self.clock.now())
         except BaseException:  # a failed write, or stop() cancelling the flush loop mid-commit
             for worker, item in progress:  # written with the next flush (stop's final one)
                 worker.tracker.restore(item)
             raise
+
+    def _fenced(self, progress: Progress) -> Progress:
+        """``progress`` with the lease its worker runs under (none: not fenced)."""
+        token = self._tokens.get(progress.subscription_id)
+        if token is None:
+            return progress
+        return replace(progress, unit=self.unit(progress.subscription_id), token=token)
 
     async def _flush_loop(self) -> None:
         while True:
@@ -457,12 +524,14 @@ class Dispatcher:
     # -- running ------------------------------------------------------------------
 
     def _run(self, sub: Subscription, awaiting: Mapping[int, int] | None = None) -> None:
-        if not self.leader.held:
-            return  # another process runs it; it sees the change at its next sync
         consumer = self._consumers.get(sub.id)
         deliver = self._deliverers.get(sub.id)
         if sub.kind is SubscriptionKind.INTERNAL and consumer is None and deliver is None:
             return  # its code is not attached in this process (yet)
+        unit = self.unit(sub.id)
+        if deliver is None and not self.ownership.owns(unit):
+            return  # another process runs it (or will: the cluster plans it)
+        self._tokens[sub.id] = None if deliver is not None else self.ownership.token(unit)
         reader = self._readers.get(sub.bus)
         if reader is None:
             reader = BusReader(
@@ -488,6 +557,13 @@ class Dispatcher:
         worker = self._workers.pop(subscription_id, None)
         if worker is None:
             return
+        try:
+            await self._stop_worker(worker)
+        finally:
+            self._tokens.pop(subscription_id, None)
+
+    async def _stop_worker(self, worker: SubscriptionWorker) -> None:
+        subscription_id = worker.id
         reader = self._readers.get(worker.subscription.bus)
         if reader is not None:
             reader.workers.pop(subscription_id, None)
@@ -539,14 +615,19 @@ class Dispatcher:
     async def _on_retry_timers(self, timers: list[TimerRecord], conn: asyncpg.Connection) -> None:
         """The timer handler: hand each due retry to its worker (the delivery runs outside).
 
-        Raises:
-            NotLeading: This process does not run the subscriptions: the timer stays
-                pending and the timer service tries it again (the leader may take it).
+        A retry of a subscription another process runs fires again shortly (that process's
+        timer service may take it); one of a subscription nobody runs is dropped: its next
+        owner redelivers from the committed offset.
         """
-        if not self.leader.held:
-            raise NotLeading("delivery retries are made by the process running the subscriptions")
         for timer in timers:
-            self._retry(timer.payload)
+            sid = str(timer.payload.get("subscription"))
+            if sid in self._workers or not self._runs_elsewhere(sid):
+                self._retry(timer.payload)
+            elif self.timers is not None:
+                await self.timers.add_after(RETRY_KIND, RETRY_BOUNCE, dict(timer.payload))
+
+    def _runs_elsewhere(self, subscription_id: str) -> bool:
+        return self.ownership.elsewhere(self.unit(subscription_id))
 
     def _retry(self, payload: Mapping[str, Any]) -> None:
         worker = self._workers.get(str(payload.get("subscription")))
@@ -554,8 +635,9 @@ class Dispatcher:
             return  # deleted, paused or reset: it redelivers from its committed offset
         worker.retry(int(payload["offset"]), int(payload["attempt"]))
 
-    async def _pending_retries(self) -> dict[str, dict[int, int]]:
-        """Retry timers still pending from before a restart: subscription -> offset -> attempt."""
+    async def _pending_retries(self, only: str | None = None) -> dict[str, dict[int, int]]:
+        """Retry timers still pending from before a restart (or a move): subscription ->
+        offset -> attempt (of ``only`` when given)."""
         if self.timers is None:
             return {}
         found: dict[str, dict[int, int]] = {}
@@ -564,6 +646,8 @@ class Dispatcher:
         )
         for record in records:
             payload = record.payload
+            if only is not None and payload.get("subscription") != only:
+                continue
             by_offset = found.setdefault(str(payload["subscription"]), {})
             by_offset[int(payload["offset"])] = int(payload["attempt"])
         return found

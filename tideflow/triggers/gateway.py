@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from tideflow.db import DB_ERRORS, acquired, load_queries
+from tideflow.db import acquired, load_queries
 from tideflow.errors import AlreadyExists, BusNotFound, SubscriptionNotFound
 from tideflow.triggers.subscriptions import (
     Subscription,
@@ -35,6 +35,9 @@ class Progress:
         dead_lettered: Events dead-lettered since the last commit.
         version: The subscription's version when it started running; the commit is
             ignored if it changed since (a reset made meanwhile wins).
+        unit: The cluster unit whose lease the worker ran under (``None``: not fenced).
+        token: That lease's fencing token; the commit is ignored if the unit was
+            acquired again since (another process runs it now).
     """
 
     subscription_id: str
@@ -43,6 +46,8 @@ class Progress:
     failed: int = 0
     dead_lettered: int = 0
     version: int = 1
+    unit: str | None = None
+    token: int | None = None
 
 
 def _row(row: Mapping[str, Any]) -> Subscription:
@@ -167,9 +172,11 @@ class PostgresSubscriptions:
             [p.failed for p in progress],
             [p.dead_lettered for p in progress],
             [p.version for p in progress],
+            [p.unit for p in progress],
+            [p.token for p in progress],
         )
         async with self._conn() as conn:
-            await conn.execute(_Q["commit_offsets"], *columns, now)
+            await conn.execute(_Q["commit_offsets"], *columns[:6], now, *columns[6:])
 
     async def versions(self) -> dict[str, tuple[SubscriptionKind, SubscriptionState, int]]:
         """Every subscription's kind, state and version (what a running dispatcher compares)."""
@@ -206,67 +213,6 @@ class PostgresSubscriptions:
         """The last offset of ``bus`` stored before ``moment`` (0 if none)."""
         async with self._conn() as conn:
             return int(await conn.fetchval(_Q["offset_at_time"], bus, moment))
-
-
-class LeaderLock:
-    """A session advisory lock on a connection of its own: who runs the subscriptions.
-
-    Args:
-        pool: The asyncpg pool (one of its connections is held while leading).
-        key: The lock key.
-    """
-
-    def __init__(self, pool: asyncpg.Pool, key: int) -> None:
-        self._pool = pool
-        self._key = key
-        self._conn: Any = None
-
-    @property
-    def held(self) -> bool:
-        """True while this process holds the lock (as far as it knows)."""
-        return self._conn is not None
-
-    async def acquire(self) -> bool:
-        """Take the lock if free; True when held afterwards."""
-        if self._conn is not None:
-            return True
-        try:
-            conn = await self._pool.acquire()
-        except DB_ERRORS:
-            return False
-        try:
-            got = bool(await conn.fetchval(_Q["try_lock"], self._key))
-        except DB_ERRORS:
-            got = False
-        if got:
-            self._conn = conn
-        else:
-            await self._pool.release(conn)
-        return got
-
-    async def alive(self) -> bool:
-        """Check the lock's connection; on failure the lock is lost (the server freed it)."""
-        if self._conn is None:
-            return False
-        try:
-            await self._conn.fetchval(_Q["ping"])
-            return True
-        except DB_ERRORS:
-            conn, self._conn = self._conn, None
-            with contextlib.suppress(*DB_ERRORS):  # a dead one was taken back by the pool
-                conn.terminate()
-            return False
-
-    async def release(self) -> None:
-        """Give the lock back."""
-        conn, self._conn = self._conn, None
-        if conn is None:
-            return
-        try:
-            await conn.fetchval(_Q["unlock"], self._key)
-            await self._pool.release(conn)
-        except DB_ERRORS:
-            conn.terminate()
 
 
 # --- non-exclusive start sets (sql/start_sets.sql): used by tideflow.triggers.start_sets ---

@@ -32,32 +32,24 @@ WHERE id = $1
 RETURNING *;
 
 -- commit_offsets --
--- Move committed offsets forward (never back) and add to the counters, many subscriptions at once; a commit made for an older version (before a reset) is ignored
+-- Move committed offsets forward (never back) and add to the counters, many subscriptions at once; a commit made for an older version (before a reset), or under a lease acquired again since (fencing), is ignored
 UPDATE tideflow_subscriptions AS s SET
     committed_offset = GREATEST(s.committed_offset, u.committed_offset),
     delivered = s.delivered + u.delivered,
     failed = s.failed + u.failed,
     dead_lettered = s.dead_lettered + u.dead_lettered,
     updated_at = $7
-FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::integer[])
-    AS u (id, committed_offset, delivered, failed, dead_lettered, version)
-WHERE s.id = u.id AND s.version = u.version;
+FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::integer[],
+            $8::text[], $9::bigint[])
+    AS u (id, committed_offset, delivered, failed, dead_lettered, version, unit, token)
+WHERE s.id = u.id AND s.version = u.version
+    AND (u.unit IS NULL OR EXISTS (
+        SELECT 1 FROM tideflow_cluster_leases AS l WHERE l.unit = u.unit AND l.token = u.token
+    ));
 
 -- list_versions --
 -- What the running dispatcher compares with what it runs
 SELECT id, kind, state, version FROM tideflow_subscriptions;
-
--- try_lock --
--- Become the process that runs the subscriptions (session-level advisory lock)
-SELECT pg_try_advisory_lock($1);
-
--- unlock --
--- Stop being that process
-SELECT pg_advisory_unlock($1);
-
--- ping --
--- Is the connection holding the lock alive
-SELECT 1;
 
 -- bus_head --
 -- The newest committed offset of a bus (no row: no such bus)
