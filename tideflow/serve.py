@@ -56,6 +56,7 @@ from tideflow.eventstore.gateway import PostgresEventStore
 from tideflow.eventstore.store import DEFAULT_BUS, EventStore
 from tideflow.metrics import CountingAppender, Metrics
 from tideflow.notify import Listener
+from tideflow.runtime.after_schedules import AfterSchedules
 from tideflow.runtime.functions import FunctionInvoker, Invocation, PythonFunction
 from tideflow.runtime.functions.policy import PythonPolicy
 from tideflow.runtime.gateway import PostgresInstances
@@ -172,7 +173,9 @@ async def open_system(
         await cluster.start()  # takes this process's share of subscriptions and connectors
         stack.push_async_callback(cluster.stop)  # hands them over before they stop
         health.watch(cluster.supervisor)
-        schedules = WorkflowSchedules(timers, registry, runtime.start_instance)
+        after = AfterSchedules(timers, registry, runtime.start_instance, runtime.instances.get)
+        after.register()
+        schedules = WorkflowSchedules(timers, registry, runtime.start_instance, after)
         schedules.register()
         await timers.start()
         stack.push_async_callback(timers.stop)

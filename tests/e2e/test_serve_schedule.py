@@ -26,6 +26,7 @@ import pytest
 
 from tests.support.served import auth_for, copied_database, serve_process, stop
 from tideflow.isotime import parse_timestamp
+from tideflow.runtime.after_schedules import chain_id, chain_instance_id, start_timer_id
 from tideflow.runtime.start_schedules import (
     EVENT_START_WARNING,
     WORKFLOW_START_KIND,
@@ -258,3 +259,35 @@ def test_a_10_every_schedule_starts_an_instance_per_interval(database: str, tmp_
         rejected = httpx.post(f"{server.url}/workflows", content=never, timeout=10, headers=headers)
         assert rejected.status_code == 422, rejected.text
         assert [e["path"] for e in rejected.json()["errors"]] == ["schedule.cron"]
+
+
+AGAIN_10 = """\
+document: {dsl: '1.0.3', namespace: test, name: again, version: '1.0.0'}
+schedule:
+  after: PT1S
+do:
+  - tick: {set: {ticked: true}}
+"""
+
+
+def test_a_10_after_schedule_runs_again_a_delay_after_each_run_ends(
+    database: str, tmp_path: Path
+) -> None:
+    yaml_media = {"content-type": "application/yaml"}
+    with serve_process(database, tmp_path) as server:
+        headers = {**auth_for(server.url), **yaml_media}
+        deployed = httpx.post(
+            f"{server.url}/workflows", content=AGAIN_10, timeout=10, headers=headers
+        )
+        assert deployed.status_code == 201, deployed.text
+        assert deployed.json().get("warnings", []) == []
+        wait_until("3 runs", lambda: len(instances(server.url, "test.again")) >= 3, seconds=40)
+        runs = instances(server.url, "test.again")
+    chain = chain_id("test.again", "1.0.0")
+    assert [r["id"] for r in runs[:3]] == [
+        chain_instance_id(start_timer_id(chain, n)) for n in range(3)
+    ]
+    for earlier, later in itertools.pairwise(runs[:3]):
+        assert earlier["status"] == "completed"
+        ended = parse_timestamp(earlier["endedAt"])
+        assert parse_timestamp(later["startedAt"]) >= ended + timedelta(seconds=1)

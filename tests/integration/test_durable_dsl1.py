@@ -19,7 +19,6 @@ from tideflow.errors import AlreadyExists, WorkflowValidationError, format_path
 from tideflow.eventstore.store import DEFAULT_BUS
 from tideflow.runtime.gateway import PostgresRegistry
 from tideflow.runtime.hosts.durable import DurableRuntime, RuntimeOptions
-from tideflow.runtime.start_schedules import AFTER_WARNING
 from tideflow.workflow.dsl1 import normalize
 
 SEQ = """
@@ -297,17 +296,3 @@ async def test_a_schedule_on_serve_cannot_start_is_refused_at_its_path(pg_url: s
             assert [format_path(p.path) for p in caught.value.problems] == [path]
     finally:
         await pool.close()
-
-
-async def test_an_after_schedule_deploys_with_a_warning_that_it_starts_nothing(
-    pg_url: str,
-) -> None:
-    pool = await create_pool(pg_url, min_size=1, max_size=2)
-    try:
-        text = ON_ONE.replace("on:\n    one: {with: {type: test.alarm, source: /t}}", "after: PT1M")
-        deployed = await deploy_definition(PostgresRegistry(pool), text, "application/yaml")
-    finally:
-        await pool.close()
-    assert [(w["path"], w["message"]) for w in deployed.warnings] == [
-        ("schedule.after", AFTER_WARNING)
-    ]

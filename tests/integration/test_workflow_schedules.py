@@ -11,7 +11,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import pytest
@@ -20,6 +20,7 @@ from tests.support.conformance import SW08_EXAMPLES, needs
 from tideflow.deploy import deploy_definition
 from tideflow.errors import WorkflowValidationError
 from tideflow.isotime import format_timestamp
+from tideflow.runtime.after_schedules import AfterSchedules
 from tideflow.runtime.gateway import PostgresInstances, PostgresRegistry
 from tideflow.runtime.hosts.durable import DurableRuntime
 from tideflow.runtime.start_schedules import (
@@ -59,14 +60,31 @@ def definition(wf_id: str, schedule: Any, *, version: str = "1", event_start: bo
 class System:
     """One "process": a timer service on the manual clock and the schedules wiring."""
 
-    def __init__(self, pool: asyncpg.Pool, clock: ManualClock, runtime: DurableRuntime) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        clock: ManualClock,
+        runtime: DurableRuntime,
+        *,
+        after: bool = False,
+    ) -> None:
         self.registry = PostgresRegistry(pool)
         self.timers = TimerService(pool, clock=clock)
-        self.schedules = WorkflowSchedules(self.timers, self.registry, runtime.start_instance)
+        self.after: AfterSchedules | None = None
+        if after:  # 1.0 schedule.after chains (tests/integration/test_after_schedules.py)
+            self.after = AfterSchedules(
+                self.timers, self.registry, runtime.start_instance, runtime.instances.get
+            )
+            self.after.register()
+        self.schedules = WorkflowSchedules(
+            self.timers, self.registry, runtime.start_instance, self.after
+        )
         self.schedules.register()
 
-    async def deploy(self, source: str) -> tuple[dict[str, Any], ...]:
-        deployed = await deploy_definition(self.registry, source, "application/json")
+    async def deploy(
+        self, source: str, media: str = "application/json"
+    ) -> tuple[dict[str, Any], ...]:
+        deployed = await deploy_definition(self.registry, source, media)
         await self.schedules.sync(deployed.version.workflow_id)
         return deployed.warnings
 
@@ -77,7 +95,13 @@ async def runtime(pool: asyncpg.Pool) -> AsyncIterator[DurableRuntime]:
         yield rt
 
 
-async def drain(*systems: System) -> int:
+class HasTimers(Protocol):
+    """A "process" with a timer service (this module's System, or another test's)."""
+
+    timers: TimerService
+
+
+async def drain(*systems: HasTimers) -> int:
     """Load and fire until nothing more fires (planning adds tick timers due at once)."""
     fired = 0
     for _ in range(20):

@@ -29,8 +29,9 @@ DSL 1.0 definitions have a top-level ``schedule``: ``every: <duration>``
 interval ``R/<duration>`` and ``cron: <expression>`` the cron schedule, both
 in UTC, kept and ticked exactly as above. ``on`` (instances started by
 events) is the workflow subscriber's (:mod:`tideflow.triggers.workflow_events`).
-``after`` (run again a delay after each run ends) starts nothing yet: a
-deploy warns (:data:`AFTER_WARNING`).
+``after`` (run again a delay after each run ends) is a chain of timers of its
+own (:mod:`tideflow.runtime.after_schedules`), which :meth:`WorkflowSchedules.sync`
+begins through the :class:`AfterChains` it is given.
 """
 
 from __future__ import annotations
@@ -71,13 +72,17 @@ EVENT_START_WARNING = (
     "created by the start events (an event source must send them at the scheduled times)"
 )
 
-AFTER_WARNING = (
-    "an 'after' schedule starts no instances in tideflow serve yet (every, cron and on do); "
-    "start them through the API"
-)
 
 _NAMESPACE = uuid.UUID("6f1d3c2e-8a4b-5c6d-9e0f-7a8b9c0d1e2f")
 _PARSE_ANCHOR = datetime(2000, 1, 1, tzinfo=UTC)  # only checks syntax; never planned from
+
+
+class AfterChains(Protocol):
+    """Begins the ``schedule.after`` chain of a version (``AfterSchedules``)."""
+
+    async def sync(self, latest: WorkflowVersion | None) -> bool:
+        """Begin the chain of ``latest`` if it has ``after``; whether it has one."""
+        ...
 
 
 class Starter(Protocol):
@@ -168,8 +173,7 @@ def check_start_schedule(definition: Any, source: str | None = None) -> list[Pro
     """Check ``start.schedule`` the way the timer service will read it.
 
     Returns:
-        Warnings: a schedule on an event start state starts nothing; neither
-        does a 1.0 ``after`` schedule (yet).
+        Warnings: a schedule on an event start state starts nothing.
 
     Raises:
         WorkflowValidationError: The schedule cannot be used (an impossible
@@ -177,8 +181,7 @@ def check_start_schedule(definition: Any, source: str | None = None) -> list[Pro
     """
     schedule = start_schedule(definition)
     if schedule is None:
-        after = is_dsl1(definition) and "after" in (definition.get("schedule") or {})
-        return [Problem(("schedule", "after"), AFTER_WARNING, severity="warning")] if after else []
+        return []
     try:
         parse_schedule(schedule, anchor=_PARSE_ANCHOR)
     except InvalidSchedule as exc:
@@ -212,12 +215,20 @@ class WorkflowSchedules:
         timers: The timer service (its handler is added by :meth:`register`).
         registry: The workflow registry.
         start: Starts an instance, e.g. ``DurableRuntime.start_instance``.
+        after: Begins ``schedule.after`` chains (``None``: they start nothing).
     """
 
-    def __init__(self, timers: TimerService, registry: PostgresRegistry, start: Starter) -> None:
+    def __init__(
+        self,
+        timers: TimerService,
+        registry: PostgresRegistry,
+        start: Starter,
+        after: AfterChains | None = None,
+    ) -> None:
         self._timers = timers
         self._registry = registry
         self._start = start
+        self._after = after
 
     def register(self) -> None:
         """Register the tick handler with the timer service (before it starts)."""
@@ -238,6 +249,8 @@ class WorkflowSchedules:
         except WorkflowNotFound:
             latest = None
         existing = await self._timers.store.get_schedule(schedule_id(workflow_id))
+        if self._after is not None:
+            await self._after.sync(latest)
         return await self._apply(workflow_id, latest, existing)
 
     async def sync_all(self) -> int:
@@ -257,6 +270,8 @@ class WorkflowSchedules:
         active = 0
         for workflow_id in sorted(latest.keys() | known.keys()):
             try:
+                if self._after is not None:
+                    await self._after.sync(latest.get(workflow_id))
                 record = await self._apply(
                     workflow_id, latest.get(workflow_id), known.get(workflow_id)
                 )

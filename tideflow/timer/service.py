@@ -110,6 +110,11 @@ class TimerService:
         """Owns the firing and loading loops (``/healthz`` reports them)."""
         self._fire_lock = asyncio.Lock()
 
+    @property
+    def clock(self) -> Clock:
+        """Where the service's time comes from (handlers plan their next timers on it)."""
+        return self._clock
+
     # -- lifecycle ------------------------------------------------------------
 
     def register(self, kind: str, handler: TimerHandler) -> None:
