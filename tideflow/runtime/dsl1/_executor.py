@@ -78,6 +78,7 @@ class Executor:
         """Run one task with its data flow; return its output and its flow directive."""
         run = self.run
         key = run.enter(scope_key, task.name)
+        run.task_started(task)
         condition = task.get("if")
         if condition is not None and not evaluate_bool(
             condition, data, run.variables(task, scope, input=data), task.reference

@@ -9,10 +9,11 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from tideflow.errors import ExpressionError
-from tideflow.isotime import duration_seconds
+from tideflow.isotime import duration_seconds, format_timestamp
 from tideflow.runtime.dsl1.errors import Raised, standard_error
 from tideflow.runtime.effects import Effects
 from tideflow.runtime.result import Step
@@ -53,6 +54,16 @@ class Run:
     definitions: dict[str, Any] = field(default_factory=dict)
     """``$task.definition`` by task reference, thawed once (shared by the runs of one
     interpreter: expressions read it, nothing writes it)."""
+    task_moments: bool = False
+    """Whether tasks read the clock as they start, for ``$task.startedAt`` (only
+    definitions that mention it pay one host clock read per task)."""
+    started: dict[str, Any] = field(default_factory=dict)
+    """``$task.startedAt`` by task reference: the latest start of that task."""
+
+    def task_started(self, task: Task) -> None:
+        """Note the moment ``task`` starts (when the definition reads ``$task.startedAt``)."""
+        if self.task_moments:
+            self.started[task.reference] = moment_of(self.effects.now())
 
     def step(self, kind: str, key: str, task: str | None, **detail: Any) -> None:
         """Record one timeline step."""
@@ -90,7 +101,27 @@ class Run:
                 "definition": definition,
                 **({"input": more["input"]} if "input" in more else {}),
             }
+            started = self.started.get(task.reference)
+            if started is not None:
+                out["task"]["startedAt"] = started
         return out
+
+
+def moment_of(when: datetime) -> dict[str, Any]:
+    """A 1.0 date-time descriptor: ``{iso8601, epoch: {seconds, milliseconds}}``."""
+    return {
+        "iso8601": format_timestamp(when),
+        "epoch": {
+            "seconds": int(when.timestamp()),
+            "milliseconds": int(when.timestamp() * 1000),
+        },
+    }
+
+
+def reads_task_started_at(definition: Any) -> bool:
+    """Whether a definition may read ``$task.startedAt`` (a cheap, generous test)."""
+    text = json.dumps(definition, default=str)
+    return "$task" in text and "startedAt" in text
 
 
 def evaluate(text: str, data: Any, variables: Mapping[str, Any], instance: str) -> Any:

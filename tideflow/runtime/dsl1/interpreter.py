@@ -24,10 +24,15 @@ from typing import Any
 
 from tideflow import __version__
 from tideflow.errors import HostError, StoreError
-from tideflow.isotime import format_timestamp
 from tideflow.runtime.dsl1 import _calls, _listen, _tasks
 from tideflow.runtime.dsl1._executor import End, Executor, Runner
-from tideflow.runtime.dsl1._scope import Run, check_schema, transform
+from tideflow.runtime.dsl1._scope import (
+    Run,
+    check_schema,
+    moment_of,
+    reads_task_started_at,
+    transform,
+)
 from tideflow.runtime.dsl1.errors import Raised, error_from_exception
 from tideflow.runtime.effects import Deadline, Effects
 from tideflow.runtime.result import (
@@ -87,6 +92,7 @@ class Interpreter:
         """1.0 has no dialects; hosts read this as they do for 0.8."""
         self._definition = thaw(workflow.document)  # $workflow.definition, read-only
         self._task_definitions: dict[str, Any] = {}
+        self._task_moments = reads_task_started_at(self._definition)
 
     async def run(
         self,
@@ -106,13 +112,7 @@ class Interpreter:
         seed = effects.new_id()
         started = effects.now()
         raw = {} if input is None else input
-        moment = {
-            "iso8601": format_timestamp(started),
-            "epoch": {
-                "seconds": int(started.timestamp()),
-                "milliseconds": int(started.timestamp() * 1000),
-            },
-        }
+        moment = moment_of(started)
         base = {
             "workflow": {
                 "id": instance_id or seed,
@@ -124,7 +124,8 @@ class Interpreter:
             "secrets": self.secrets,
         }
         run = Run(self.workflow, effects, seed, base, on_step=on_step,
-                  definitions=self._task_definitions)  # fmt: skip
+                  definitions=self._task_definitions,
+                  task_moments=self._task_moments)  # fmt: skip
         if on_state is not None:
             run.on_task = _reporter(on_state, self.workflow, instance_id or seed, seed)
         executor = Executor(run, RUNNERS)
