@@ -41,7 +41,31 @@ class SystemClock:
         return time.time()
 
     async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds))
+        """Wait at least ``seconds`` of :meth:`monotonic` time.
+
+        uvloop (what ``tideflow serve`` runs on) rounds a delay to whole
+        milliseconds from a loop time read before the call, so one
+        ``asyncio.sleep`` can end up to about 1 ms early; the rest is slept
+        again (a delay that rounds to 0 ms is a pass of the loop).
+        """
+        end = time.monotonic() + seconds
+        left = seconds
+        while left > 0:
+            await asyncio.sleep(left)
+            left = end - time.monotonic()
+        if seconds <= 0:
+            await asyncio.sleep(0)
+
+
+async def sleep_until(clock: Clock, due: datetime) -> None:
+    """Sleep on ``clock`` until its :meth:`~Clock.now` reaches ``due``; never before.
+
+    A clock's ``sleep`` measures time on its own scale (the system clock's is
+    monotonic, ``now`` is the wall clock), so the time left is read again
+    after each sleep and slept again while some is left.
+    """
+    while (left := (due - clock.now()).total_seconds()) > 0:
+        await clock.sleep(left)
 
 
 SYSTEM_CLOCK = SystemClock()

@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from tideflow import ids, limits
+from tideflow.clock import sleep_until
 from tideflow.errors import FunctionCallError, StepTimeout, TideflowError, ValueLimitExceeded
 from tideflow.runtime.effects import (
     Deadline,
@@ -277,7 +278,7 @@ class DurableEffects:
             left = math.inf if due is None else (due - self.now_value()).total_seconds()
             if due is not None and left <= self._host.memory_sleep:
                 if left > 0:
-                    await self._host.clock.sleep(left)
+                    await sleep_until(self._host.clock, due)
                 late = (self.now_value() - due).total_seconds() * 1000
                 self._run.note("timer.fired", request.key, seconds=request.seconds, lateMs=late)
                 return
