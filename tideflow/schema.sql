@@ -540,6 +540,8 @@ CREATE INDEX tideflow_events_stored_at ON ONLY tideflow_events USING brin (store
 
 CREATE INDEX tideflow_instances_claim ON tideflow_instances USING btree (wake_at) WHERE (wake_at IS NOT NULL);
 
+CREATE INDEX tideflow_instances_ended ON tideflow_instances USING btree (workflow_id, ended_at) WHERE (status = ANY (ARRAY['completed'::text, 'failed'::text, 'cancelled'::text]));
+
 CREATE INDEX tideflow_instances_parent ON tideflow_instances USING btree (parent_id) WHERE (parent_id IS NOT NULL);
 
 CREATE INDEX tideflow_instances_status ON tideflow_instances USING btree (status, seq);
@@ -547,6 +549,8 @@ CREATE INDEX tideflow_instances_status ON tideflow_instances USING btree (status
 CREATE INDEX tideflow_instances_workflow ON tideflow_instances USING btree (workflow_id, seq);
 
 CREATE INDEX tideflow_subscriptions_bus ON tideflow_subscriptions USING btree (bus);
+
+CREATE INDEX tideflow_timers_ended ON tideflow_timers USING btree (touched_at) WHERE (state <> 'pending'::text);
 
 CREATE INDEX tideflow_timers_kind ON tideflow_timers USING btree (kind, state, due_at);
 

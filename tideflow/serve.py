@@ -10,7 +10,9 @@ service, whose handler it registers before the service starts), the
 subscriptions dispatcher, the workflow subscriber (deployed
 workflows' event starts and correlated waits, :mod:`tideflow.triggers.correlation`),
 the timer service (delayed events,
-delivery retries, workflow schedules, instance wake-ups), and finally deploys the definitions of
+delivery retries, workflow schedules, instance wake-ups; fired and cancelled timers deleted
+after ``timer_retention``), the history purger (ended instances deleted after their
+workflow's ``--retention``), and finally deploys the definitions of
 ``--workflows`` folders and registers every deployed ``start.schedule``. It
 closes them in reverse order: the timers and the dispatcher first, then the
 runtime (in-flight steps finish or are handed back to replay from their
@@ -60,8 +62,10 @@ from tideflow.runtime.after_schedules import AfterSchedules
 from tideflow.runtime.functions import FunctionInvoker, Invocation, PythonFunction
 from tideflow.runtime.functions.policy import PythonPolicy
 from tideflow.runtime.gateway import PostgresInstances
+from tideflow.runtime.history import HistoryPurger
 from tideflow.runtime.hosts.durable import DurableRuntime, LifecycleEvent, RuntimeOptions
 from tideflow.runtime.lifecycle import LifecycleNotice, LifecyclePublisher
+from tideflow.runtime.retention import parse_retention
 from tideflow.runtime.start_schedules import WorkflowSchedules
 from tideflow.secrets import SecretAccess, SecretSource, parse_grants
 from tideflow.secrets.gateway import CHANNEL as GRANTS_CHANNEL
@@ -130,7 +134,7 @@ async def open_system(
         await lifecycle.start()
         stack.push_async_callback(lifecycle.stop)
         health.watch(lifecycle.supervisor)
-        timers = TimerService(database.pool)
+        timers = TimerService(database.pool, retention=settings.timer_retention)
         timers.register(DELAYED_EVENT_KIND, delayed_event_handler(store))
         runtime = await stack.enter_async_context(
             _open_runtime(
@@ -175,6 +179,8 @@ async def open_system(
         health.watch(cluster.supervisor)
         after = AfterSchedules(timers, registry, runtime.start_instance, runtime.instances.get)
         after.register()
+        history = await stack.enter_async_context(_open_history(database.pool, settings))
+        health.watch(history.supervisor)
         schedules = WorkflowSchedules(timers, registry, runtime.start_instance, after)
         schedules.register()
         await timers.start()
@@ -209,6 +215,23 @@ async def open_system(
         await schedules.sync_all()  # start.schedule of every deployed workflow
         await connectors.apply(list(options.connectors))
         yield services
+
+
+@asynccontextmanager
+async def _open_history(pool: asyncpg.Pool, settings: Settings) -> AsyncIterator[HistoryPurger]:
+    """History retention: ended instances past their workflow's retention are deleted.
+
+    Raises:
+        InvalidArgument: A ``--retention`` / ``TIDEFLOW_RETENTION`` entry is malformed.
+    """
+    policy = parse_retention(settings.retention)
+    log.info("history retention: %s", policy.describe())
+    purger = HistoryPurger(pool, policy)
+    await purger.start()
+    try:
+        yield purger
+    finally:
+        await purger.stop()
 
 
 @asynccontextmanager

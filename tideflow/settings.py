@@ -75,6 +75,11 @@ class Settings:
             it (a killed process, a runner that failed) at the same step, in a row,
             after which it is failed with ``QUARANTINED`` instead of run again
             (``TIDEFLOW_QUARANTINE_AFTER``, default 3).
+        retention: How long ended instances are kept: ``DURATION`` (the
+            default) and ``PATTERN=DURATION`` entries (``--retention``,
+            ``TIDEFLOW_RETENTION``), see :mod:`tideflow.runtime.retention`.
+        timer_retention: Seconds a fired or cancelled timer is kept
+            (``TIDEFLOW_TIMER_RETENTION``).
         insecure_local: Serve without tokens (``--insecure-local``,
             ``TIDEFLOW_INSECURE_LOCAL=1``); refused unless ``host`` is loopback.
         allowed_hosts: More ``Host`` names the server answers to besides its
@@ -130,6 +135,8 @@ class Settings:
     sink_timeout_limit: float = 60.0
     sink_connections: int = 64
     quarantine_after: int = 3
+    retention: tuple[str, ...] = ()
+    timer_retention: float = 86400.0
     insecure_local: bool = False
     allowed_hosts: tuple[str, ...] = ()
     token_cache_seconds: float = 5.0
@@ -167,9 +174,7 @@ class Settings:
             settings = replace(settings, secrets_file=Path(secrets))
         if node := env.get("TIDEFLOW_NODE_ID"):
             settings = replace(settings, node_id=check_node_id(node, "TIDEFLOW_NODE_ID"))
-        if modules := env.get("TIDEFLOW_PYTHON_MODULES"):
-            names = tuple(name.strip() for name in modules.split(",") if name.strip())
-            settings = replace(settings, python_modules=names)
+        settings = _lists_from_env(settings, env)
         for variable, (name, convert) in _NUMBERS.items():
             if text := env.get(variable):
                 changes: dict[str, Any] = {name: convert(text)}
@@ -222,6 +227,16 @@ def _without_password(url: str) -> str:
     return re.sub(r"(://[^:/@]*):[^@]*@", r"\1@", url)
 
 
+def _lists_from_env(settings: Settings, env: Mapping[str, str]) -> Settings:
+    """``TIDEFLOW_PYTHON_MODULES`` and ``TIDEFLOW_RETENTION`` (comma-separated)."""
+    if modules := env.get("TIDEFLOW_PYTHON_MODULES"):
+        names = tuple(name.strip() for name in modules.split(",") if name.strip())
+        settings = replace(settings, python_modules=names)
+    if retention := env.get("TIDEFLOW_RETENTION"):
+        settings = replace(settings, retention=(retention,))
+    return settings
+
+
 # Numeric settings read the same way: variable -> (field, type).
 _NUMBERS: dict[str, tuple[str, type[int] | type[float]]] = {
     "TIDEFLOW_LEASE_SECONDS": ("lease_seconds", float),
@@ -239,6 +254,7 @@ _NUMBERS: dict[str, tuple[str, type[int] | type[float]]] = {
     "TIDEFLOW_QUARANTINE_AFTER": ("quarantine_after", int),
     "TIDEFLOW_CLUSTER_HEARTBEAT": ("cluster_heartbeat", float),
     "TIDEFLOW_CLUSTER_LEASE": ("cluster_lease", float),
+    "TIDEFLOW_TIMER_RETENTION": ("timer_retention", float),
 }
 
 

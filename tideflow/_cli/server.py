@@ -122,6 +122,16 @@ def serve(
             "TIDEFLOW_SECRET_GRANTS).",
         ),
     ] = None,
+    retention: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--retention",
+            metavar="[PATTERN=]DURATION",
+            help="Keep ended instances of workflows whose id matches PATTERN for DURATION "
+            "(ISO 8601, e.g. P30D, or 'forever'); without PATTERN=, the default for the "
+            "others (default P30D; repeatable; before TIDEFLOW_RETENTION's entries).",
+        ),
+    ] = None,
     oidc_issuer: Annotated[
         str | None,
         typer.Option(
@@ -207,6 +217,7 @@ def serve(
     settings = _with_rate_limit(settings, rate_limit)
     settings = _with_tls(settings, tls_cert, tls_key)
     settings = _with_grants(settings, grant_secret or [])
+    settings = _with_retention(settings, retention or [])
     settings = _with_oidc(settings, oidc_issuer, oidc_audience, oidc_scope_claim)
     settings = _with_node_id(settings, node_id)
     out_console.print(
@@ -276,6 +287,20 @@ def _with_grants(settings: Any, grants: list[str]) -> Any:
     except TideflowError as exc:
         raise fail(f"--grant-secret / TIDEFLOW_SECRET_GRANTS: {exc}", code=2) from None
     return replace(settings, secret_grants=texts)
+
+
+def _with_retention(settings: Any, entries: list[str]) -> Any:
+    """``settings`` with ``--retention`` added to its entries; exit 2 on a malformed one."""
+    from dataclasses import replace
+
+    from tideflow.runtime.retention import parse_retention
+
+    texts = (*entries, *settings.retention)  # the first that applies wins: flags first
+    try:
+        parse_retention(texts)
+    except TideflowError as exc:
+        raise fail(f"--retention / TIDEFLOW_RETENTION: {exc}", code=2) from None
+    return replace(settings, retention=texts)
 
 
 def _with_access(settings: Any, insecure_local: bool, hosts: list[str]) -> Any:

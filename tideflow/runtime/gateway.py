@@ -18,7 +18,9 @@
 
 Rows come back as frozen values built with ``from_row()``
 (:mod:`tideflow.runtime.rows`). SQL lives in ``tideflow/runtime/sql/``:
-``queries.sql``, ``deliver.sql`` (batched delivery) and ``waits.sql`` (the wait index).
+``queries.sql``, ``deliver.sql`` (batched delivery), ``waits.sql`` (the wait index)
+and ``history.sql`` (:class:`PostgresHistory`: deleting ended instances past their
+retention).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import Any
 import asyncpg
 
 from tideflow import ids
-from tideflow.db import load_queries
+from tideflow.db import acquired, load_queries
 from tideflow.errors import (
     AlreadyExists,
     InstanceNotFound,
@@ -64,6 +66,7 @@ __all__ = [
     "InstanceRow",
     "KeptEvent",
     "OpenWait",
+    "PostgresHistory",
     "PostgresInstances",
     "PostgresRegistry",
     "RegistryListener",
@@ -78,6 +81,7 @@ __all__ = [
 _Q = load_queries("tideflow.runtime")
 _W = load_queries("tideflow.runtime", "waits.sql")
 _D = load_queries("tideflow.runtime", "deliver.sql")
+_H = load_queries("tideflow.runtime", "history.sql")
 
 NOTIFY_CHANNEL = "tideflow_runtime"
 """LISTEN/NOTIFY channel: payload ``wake`` (instances runnable) or ``done:<id>``."""
@@ -395,6 +399,35 @@ class PostgresInstances:
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(_Q["find_waits"], event_type, limit)
         return [{**dict(r), "events": loads(r["events"])} for r in rows]
+
+
+class PostgresHistory:
+    """Deletes ended instances past their retention (:mod:`tideflow.runtime.history`)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        """Args:
+        pool: The database pool.
+        """
+        self._pool = pool
+
+    async def workflow_ids(self) -> builtins.list[str]:
+        """Every workflow id that may have instances, deleted workflows too."""
+        async with acquired(self._pool, "history") as conn:
+            return [r["id"] for r in await conn.fetch(_H["history_workflows"])]
+
+    async def purge(
+        self, workflow_ids: Sequence[str], cutoffs: Sequence[datetime], limit: int
+    ) -> builtins.list[str]:
+        """Delete at most ``limit`` completed, failed or cancelled instances of
+        ``workflow_ids`` that ended before their workflow's cutoff, with everything
+        kept for them; their ids. One transaction.
+
+        Raises:
+            StoreError: The database failed (nothing was deleted).
+        """
+        async with acquired(self._pool, "history") as conn:
+            rows = await conn.fetch(_H["purge_history"], workflow_ids, cutoffs, limit)
+        return [r["id"] for r in rows]
 
 
 # --- the wait index (sql/waits.sql): used by tideflow.runtime.waits ---------------------

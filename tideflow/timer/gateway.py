@@ -161,6 +161,11 @@ class TimerStore:
             await conn.execute(_Q["mark_fired"], [t.id for t in timers], now)
             return timers
 
+    async def purge_ended(self, before: datetime, limit: int) -> int:
+        """Delete at most ``limit`` fired or cancelled timers that ended before ``before``."""
+        row = await self._fetchrow("purge_ended", before, limit)
+        return int(row["n"]) if row else 0
+
     async def retry_later(self, timer_id: str, error: str, due_at: datetime) -> int | None:
         """Count a failed attempt and move the timer to ``due_at``; the attempts so far."""
         row = await self._fetchrow("retry_later", timer_id, error[:2000], due_at)

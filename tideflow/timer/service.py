@@ -19,6 +19,9 @@ How it works:
   schedule's catch-up policy), adds one timer of the schedule's kind per tick
   (id ``<schedule>@<tick>``: added once however often planning runs) and
   the internal timer for the following tick -- all in one transaction.
+- A fired or cancelled row stays for ``retention`` seconds -- an id or
+  idempotency key added again meanwhile still finds it and adds nothing --
+  then a background pass deletes it, ``purge_batch`` rows per transaction.
 """
 
 from __future__ import annotations
@@ -73,6 +76,10 @@ class TimerService:
         grace: How late a schedule tick may start and still be on time.
         max_catch_up: Most ticks a schedule plans at once.
         full_rescan: Seconds between loads that read the whole horizon.
+        retention: Seconds a fired or cancelled timer is kept before it is deleted.
+        purge_interval: Seconds between passes deleting such timers.
+        purge_batch: Most timers deleted in one transaction.
+        purge_batches: Most transactions in one pass (the rest waits for the next).
     """
 
     def __init__(
@@ -90,6 +97,10 @@ class TimerService:
         grace: timedelta = timedelta(minutes=1),
         max_catch_up: int = 100,
         full_rescan: float = 30.0,
+        retention: float = 86400.0,
+        purge_interval: float = 60.0,
+        purge_batch: int = 5000,
+        purge_batches: int = 20,
     ) -> None:
         self.store = TimerStore(pool)
         self._clock = clock
@@ -103,6 +114,8 @@ class TimerService:
         self._held: set[str] = set()
         self._loaded: tuple[datetime, datetime] | None = None  # (horizon read, touched since)
         self._full_rescan = full_rescan
+        self._retention = timedelta(seconds=retention)
+        self._purging = (purge_interval, purge_batch, purge_batches)
         self._next_full = 0.0
         self._handlers: dict[str, TimerHandler] = {SCHEDULE_KIND: self._plan_schedules}
         self._wake = asyncio.Event()
@@ -128,6 +141,7 @@ class TimerService:
         await self.load()
         self.supervisor.spawn("drive", self._drive)
         self.supervisor.spawn("poll", self._poll)
+        self.supervisor.spawn("purge", self._purge_loop)
 
     async def stop(self) -> None:
         """Stop the loops; a firing in progress is finished first.
@@ -400,6 +414,31 @@ class TimerService:
                 await self.load()
             except (TideflowError, OSError, asyncpg.PostgresError) as exc:
                 log.warning("loading timers failed, will retry: %s", exc)
+
+    async def purge(self) -> int:
+        """Delete fired and cancelled timers older than the retention; how many.
+
+        At most ``purge_batches`` transactions of ``purge_batch`` rows: a backlog
+        (the first pass after an upgrade) is worked off over several passes.
+        """
+        _, batch, batches = self._purging
+        before = self._clock.now() - self._retention
+        deleted = 0
+        for _ in range(batches):
+            n = await self.store.purge_ended(before, batch)
+            deleted += n
+            if n < batch:
+                break
+        return deleted
+
+    async def _purge_loop(self) -> None:
+        while True:
+            await self._clock.sleep(self._purging[0])
+            try:
+                if deleted := await self.purge():
+                    log.info("deleted %d fired or cancelled timers", deleted)
+            except (TideflowError, OSError, asyncpg.PostgresError) as exc:
+                log.warning("deleting old timers failed, will retry: %s", exc)
 
     async def _sleep_or_wake(self, seconds: float) -> None:
         if self._wake.is_set():

@@ -39,7 +39,7 @@ WITH u AS MATERIALIZED (
     INSERT INTO tideflow_journal (instance_id, run_no, op, step_key, entry)
     SELECT id, run_no, 'wait', answered_key, answered_entry FROM woke
 ), timers AS (
-    UPDATE tideflow_timers SET state = 'cancelled'
+    UPDATE tideflow_timers SET state = 'cancelled', touched_at = now()
     WHERE idempotency_key IN (SELECT id || '/' || run_no || '/' || answered_key FROM woke)
       AND state = 'pending'
 ), notified AS (

@@ -195,7 +195,7 @@ WITH parent AS (
     WHERE id = $1 AND status IN ('running', 'waiting', 'suspended')
     RETURNING id, run_no
 ), unneeded AS (
-    UPDATE tideflow_timers SET state = 'cancelled'
+    UPDATE tideflow_timers SET state = 'cancelled', touched_at = now()
     WHERE idempotency_key = (SELECT id || '/' || run_no || '/' || $2 FROM parent)
       AND state = 'pending'
 )
@@ -473,7 +473,7 @@ RETURNING i.id;
 
 -- cancel_wake_timer --
 -- A wait ended before its due time (events came first): its wake-up timer is not needed
-UPDATE tideflow_timers SET state = 'cancelled'
+UPDATE tideflow_timers SET state = 'cancelled', touched_at = now()
 WHERE idempotency_key = $1 AND state = 'pending';
 
 -- count_by_status --

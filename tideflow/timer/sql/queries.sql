@@ -15,7 +15,7 @@ SELECT * FROM tideflow_timers WHERE idempotency_key = $1;
 
 -- cancel_timer --
 -- Cancel a pending timer (no row if it was not pending)
-UPDATE tideflow_timers SET state = 'cancelled'
+UPDATE tideflow_timers SET state = 'cancelled', touched_at = now()
 WHERE id = $1 AND state = 'pending'
 RETURNING *;
 
@@ -56,9 +56,24 @@ ORDER BY due_at, id
 FOR UPDATE SKIP LOCKED;
 
 -- mark_fired --
--- Record firings (in the transaction that claimed them)
-UPDATE tideflow_timers SET state = 'fired', fired_at = $2, attempts = attempts + 1
+-- Record firings (in the transaction that claimed them); touched_at is when it ended
+UPDATE tideflow_timers
+SET state = 'fired', fired_at = $2, attempts = attempts + 1, touched_at = now()
 WHERE id = ANY($1::text[]);
+
+-- purge_ended --
+-- Delete at most $2 fired or cancelled timers that ended before $1, oldest first (rows
+-- another process is deleting are skipped); how many
+WITH gone AS (
+    DELETE FROM tideflow_timers WHERE id IN (
+        SELECT id FROM tideflow_timers
+        WHERE state <> 'pending' AND touched_at < $1
+        ORDER BY touched_at
+        LIMIT $2
+        FOR UPDATE SKIP LOCKED)
+    RETURNING 1
+)
+SELECT count(*) AS n FROM gone;
 
 -- retry_later --
 -- A handler failed: count the attempt, keep the error, and move the due time
