@@ -30,12 +30,15 @@ from tideflow.egress_connect import egress_transport
 from tideflow.errors import EgressDenied, Problem
 from tideflow.workflow.dsl1 import is_dsl1, load_document
 from tideflow.workflow.loader import (
+    MAX_SCHEMA_DOCUMENTS,
     Definition,
+    ExternalReference,
     Unreadable,
     build_definition,
     external_references,
     parse_document,
     read_local_references,
+    schema_references,
     source_text,
 )
 
@@ -63,7 +66,25 @@ async def read_references(
         egress: The egress policy every connection (each redirect too) and
             every local file must pass; ``None`` allows everything.
     """
-    refs = external_references(doc)
+    contents: dict[str, str | Unreadable] = {}
+    for _ in range(MAX_SCHEMA_DOCUMENTS + 1):  # each schema file read may $ref more
+        refs = (*external_references(doc), *schema_references(doc, contents))
+        fresh = [r for r in refs if r.uri not in contents]
+        if not fresh:
+            break
+        contents |= await _read(fresh, base_dir, local_files, limits, transport, egress)
+    return contents
+
+
+async def _read(
+    refs: list[ExternalReference],
+    base_dir: Path | None,
+    local_files: bool,
+    limits: FetchLimits,
+    transport: httpx.AsyncBaseTransport | None,
+    egress: EgressPolicy | None,
+) -> dict[str, str | Unreadable]:
+    """Read (local) and fetch (``http(s)``) the documents ``refs`` name."""
     contents: dict[str, str | Unreadable] = {}
     if any(not ref.remote for ref in refs):
         refusal = egress.file_refusal if egress is not None else None

@@ -164,9 +164,7 @@ async def open_system(
             _open_subscriber(database.pool, runtime, dispatcher)
         )
         health.watch(subscriber.supervisor)
-        grants = await stack.enter_async_context(
-            _watch_grants(database.pool, runtime, dispatcher)
-        )
+        grants = await stack.enter_async_context(_watch_grants(database.pool, runtime, dispatcher))
         health.watch(grants)
         connectors = await stack.enter_async_context(
             _open_connectors(database.pool, store, dispatcher, settings, metrics)
@@ -366,9 +364,7 @@ async def _watch_grants(
         await supervisor.stop()
 
 
-async def _open_tokens(
-    pool: asyncpg.Pool, settings: Settings
-) -> tuple[PostgresTokens, str | None]:
+async def _open_tokens(pool: asyncpg.Pool, settings: Settings) -> tuple[PostgresTokens, str | None]:
     """The API tokens, and on a fresh installation the first admin token (printed once).
 
     Raises:

@@ -131,3 +131,14 @@ def test_dsl1_file_is_validated_with_paths(tmp_path: Path) -> None:
         "bad.yaml: do[0].greet.then: 'stop' is not a task of this list nor one of "
         "'continue', 'exit', 'end'",
     ]
+
+
+def test_the_sonataflow_dialect_validates_as_sonataflow_reads() -> None:
+    corpus = Path(__file__).resolve().parents[1] / "sonataflow_corpus"
+    wf = corpus / "switch-without-default-matches.sw.yaml"
+    strict = run(wf)
+    assert strict.returncode == 1
+    assert "states[0].defaultCondition: missing" in strict.stdout
+    lenient = run("--dialect", "sonataflow", wf)
+    assert (lenient.returncode, lenient.stdout.strip()) == (0, f"{wf}: ok")
+    assert run("--dialect", "jbpm", wf).returncode == 2

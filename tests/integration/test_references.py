@@ -12,6 +12,7 @@ import pytest
 from tests.support.refserver import ref_server
 from tideflow.errors import WorkflowValidationError, format_path
 from tideflow.references import FetchLimits, load_definition, read_references
+from tideflow.runtime._input import InputChecker
 from tideflow.workflow import parse_document
 
 FUNCTIONS = {"functions": [{"name": "greet", "type": "expression", "operation": ".n + 1"}]}
@@ -110,3 +111,31 @@ async def test_local_files_only_where_allowed_remote_documents_always(tmp_path: 
         server.documents["/functions.json"] = json.dumps(FUNCTIONS)
         remote = definition(f"{server.url}/functions.json")
         assert (await load_definition(remote, local_files=False)).workflow.functions
+
+
+async def test_a_schema_fetched_over_http_has_its_siblings_fetched_beside_it() -> None:
+    # issue 17: `$ref: customer.json` resolves against the schema's URL, as SonataFlow does
+    order = {
+        "$schema": "http://json-schema.org/draft-04/schema#",
+        "type": "object",
+        "properties": {"customer": {"$ref": "customer.json"}},
+        "required": ["customer"],
+    }
+    customer = {"type": "object", "required": ["id"]}
+    async with ref_server() as server:
+        server.documents["/functions.json"] = json.dumps(FUNCTIONS)
+        server.documents["/schemas/order.json"] = json.dumps(order)
+        server.documents["/schemas/customer.json"] = json.dumps(customer)
+        text = definition(f"{server.url}/functions.json", f"{server.url}/schemas/order.json")
+        loaded = await load_definition(text)
+    assert sorted(server.requests) == [
+        "/functions.json",
+        "/schemas/customer.json",
+        "/schemas/order.json",
+    ]
+    schema = loaded.document["dataInputSchema"]["schema"]
+    embedded = schema["$tideflowDocuments"][f"{server.url}/schemas/customer.json"]
+    assert embedded == customer
+    checker = InputChecker(loaded.workflow)
+    assert checker.problem({"customer": {"id": "c1"}}) is None
+    assert "customer" in (checker.problem({"customer": {}}) or "")

@@ -95,3 +95,13 @@ def test_operation_reference_forms(tmp_path: Path) -> None:
     assert resolve_location("http://x/a.json", tmp_path) == "http://x/a.json"
     with pytest.raises(FunctionCallError, match="operationId"):
         split_operation("api.yaml")
+
+
+def test_sonataflow_operation_forms_resolve_in_the_workflow_folder(tmp_path: Path) -> None:
+    # SonataFlow: `specs/x.yaml#op` relative to the workflow, `classpath:` from
+    # src/main/resources, where its workflows live (URIContentLoaderFactory)
+    assert split_operation("specs/orders.yaml#getOrder") == ("specs/orders.yaml", "getOrder")
+    here = str(tmp_path / "specs" / "orders.yaml")
+    assert resolve_location("specs/orders.yaml", tmp_path) == here
+    assert resolve_location("classpath:specs/orders.yaml", tmp_path) == here
+    assert resolve_location("classpath:/specs/orders.yaml", tmp_path) == here

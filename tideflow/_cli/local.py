@@ -17,7 +17,7 @@ from tideflow.errors import TideflowError
 # --- validate: tideflow.workflow -----------------------------------------------
 
 
-async def _validate_one(path: str) -> tuple[list[str], int]:
+async def _validate_one(path: str, dialect: str | None = None) -> tuple[list[str], int]:
     """Lines to print for one file, and its exit status (0 ok, 1 invalid, 2 unreadable)."""
     from pathlib import Path
 
@@ -35,7 +35,9 @@ async def _validate_one(path: str) -> tuple[list[str], int]:
             _, warnings = load_any(Path(path), processes=None)
             warnings = (*warnings, *check_start_schedule(normalize(document), path))
         else:
-            definition = await resolve_definition(document, source=source, base_dir=folder)
+            definition = await resolve_definition(
+                document, source=source, base_dir=folder, dialect=dialect
+            )
             # start.schedule as the timer service reads it (what a deploy checks too)
             warnings = (*definition.warnings, *check_start_schedule(document, path))
     except WorkflowLoadError as exc:
@@ -50,22 +52,27 @@ async def _validate_one(path: str) -> tuple[list[str], int]:
     return [f"{path}: ok", *(f"  warning: {w}" for w in warnings)], 0
 
 
-async def _validate_all(files: list[str]) -> list[tuple[list[str], int]]:
-    return [await _validate_one(path) for path in files]
+async def _validate_all(files: list[str], dialect: str | None) -> list[tuple[list[str], int]]:
+    return [await _validate_one(path, dialect) for path in files]
 
 
 def validate(
     files: Annotated[
         list[str], typer.Argument(help="Workflow definitions (YAML or JSON).", metavar="FILE...")
     ],
+    dialect: Annotated[
+        str | None, typer.Option("--dialect", help="'sonataflow': read as SonataFlow does.")
+    ] = None,
 ) -> None:
     """Validate workflow definitions: print 'ok' per valid file, one line per problem otherwise.
 
     Exit status: 0 when all are valid, 1 when any is invalid, 2 when a file
-    cannot be read or parsed.
+    cannot be read or parsed (or the dialect is unknown).
     """
+    if dialect not in (None, "sonataflow"):
+        raise fail(f"--dialect {dialect!r}: the only dialect is 'sonataflow'", code=2)
     status = 0
-    for lines, code in asyncio.run(_validate_all(files)):
+    for lines, code in asyncio.run(_validate_all(files, dialect)):
         for line in lines:
             print(line)
         status = max(status, code)

@@ -340,9 +340,7 @@ def _with_tls(settings: Any, cert: Path | None, key: Path | None) -> Any:
     return settings
 
 
-def _with_oidc(
-    settings: Any, issuer: str | None, audience: str | None, claim: str | None
-) -> Any:
+def _with_oidc(settings: Any, issuer: str | None, audience: str | None, claim: str | None) -> Any:
     """``settings`` with the ``--oidc-*`` flags; exit 2 unless an issuer (https, or http on
     loopback) comes with an audience."""
     from dataclasses import replace

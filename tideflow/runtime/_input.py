@@ -37,7 +37,10 @@ class InputChecker:
             return f"the workflow input must be a JSON object, not {type(data).__name__}"
         if self._validator is None:
             return None
-        errors = sorted(self._validator.iter_errors(data), key=lambda e: list(e.path))
+        try:
+            errors = sorted(self._validator.iter_errors(data), key=lambda e: list(e.path))
+        except Exception as exc:  # an unresolvable $ref, a hostile schema: never a raw error
+            return f"dataInputSchema cannot be applied: {type(exc).__name__}: {exc}"
         if not errors:
             return None
         first = errors[0]

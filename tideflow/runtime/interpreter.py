@@ -33,9 +33,9 @@ from tideflow.errors import (
     ExpressionError,
     FunctionCallError,
     HostError,
-    LimitExceeded,
     StepTimeout,
     StoreError,
+    TideflowError,
     ValueLimitExceeded,
 )
 from tideflow.isotime import duration_seconds, format_timestamp, parse_timestamp
@@ -52,6 +52,7 @@ from tideflow.runtime.result import (
     RunResult,
     Terminated,
     WorkflowError,
+    error_code,
     within_limits,
 )
 from tideflow.runtime.state import InstanceState
@@ -180,8 +181,8 @@ class Interpreter:
         except (HostError, StoreError):
             raise  # the host's problem, not the workflow's: the host decides
         except Exception as exc:  # a run never raises for workflow faults
-            code = exc.code if isinstance(exc, LimitExceeded) else type(exc).__name__
-            error = WorkflowError(name="error", code=code, message=str(exc))
+            message = str(exc) if isinstance(exc, TideflowError) else f"{type(exc).__name__}: {exc}"
+            error = WorkflowError(name="error", code=error_code(exc), message=message)
             run.step("workflow.failed", "failed", None, error=error.to_json())
             return Failed(error=error, data=run.data)
 

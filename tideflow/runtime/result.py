@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tideflow import limits
-from tideflow.errors import FunctionCallError, LimitExceeded, StepTimeout, ValueLimitExceeded
+from tideflow.errors import (
+    FunctionCallError,
+    LimitExceeded,
+    StepTimeout,
+    TideflowError,
+    ValueLimitExceeded,
+)
 from tideflow.runtime.status import InstanceStatus
 
 
@@ -189,7 +195,18 @@ def fault_from_exception(exc: BaseException, state: str | None) -> Fault:
         err = WorkflowError(name=code or "error", code=code, message=str(exc), state=state)
         return Fault(err, retryable=exc.retryable)
     name = "expression" if type(exc).__name__ == "ExpressionError" else "error"
-    code = "EXPRESSION" if name == "expression" else type(exc).__name__
-    return Fault(
-        WorkflowError(name=name, code=code, message=str(exc), state=state), retryable=False
-    )
+    code = "EXPRESSION" if name == "expression" else error_code(exc)
+    message = str(exc) if isinstance(exc, TideflowError) else f"{type(exc).__name__}: {exc}"
+    return Fault(WorkflowError(name=name, code=code, message=message, state=state), retryable=False)
+
+
+INTERNAL_ERROR = "InternalError"
+"""The code of a failure no rule of Tideflow's foresaw (a bug): never a Python class name."""
+
+
+def error_code(exc: BaseException) -> str:
+    """A failure's code: a Tideflow error's own (``NondeterminismError``, a limit's code),
+    :data:`INTERNAL_ERROR` for any other exception."""
+    if isinstance(exc, LimitExceeded):
+        return exc.code
+    return type(exc).__name__ if isinstance(exc, TideflowError) else INTERNAL_ERROR

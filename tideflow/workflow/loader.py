@@ -25,6 +25,7 @@ import yaml
 
 from tideflow import limits
 from tideflow.errors import Problem, ValueLimitExceeded, WorkflowLoadError, WorkflowValidationError
+from tideflow.workflow import _schema_refs as schema_refs
 from tideflow.workflow import model
 from tideflow.workflow._build_workflow import workflow as build_workflow
 from tideflow.workflow._cycles import cycle_problems
@@ -48,6 +49,8 @@ EXTERNAL_KEYS = (
 )
 """Top-level properties that may be a path or URI of a separate document."""
 
+MAX_SCHEMA_DOCUMENTS = schema_refs.MAX_DOCUMENTS
+"""At most this many schema files ``$ref`` d by a ``dataInputSchema`` are read."""
 _SUFFIXES = (".json", ".yaml", ".yml")
 _REMOTE = ("http", "https")
 
@@ -161,6 +164,58 @@ def external_references(doc: Mapping[str, Any]) -> tuple[ExternalReference, ...]
     return tuple(refs)
 
 
+def _schema_root(doc: Mapping[str, Any]) -> tuple[Any, str, tuple[str, ...]] | None:
+    """The ``dataInputSchema`` as written: (schema or its URI, base URI, path)."""
+    spec = doc.get("dataInputSchema")
+    if isinstance(spec, str):
+        return spec, spec, ("dataInputSchema",)
+    if isinstance(spec, Mapping):
+        schema = spec.get("schema")
+        base = schema if isinstance(schema, str) else ""
+        return schema, base, ("dataInputSchema", "schema")
+    return None
+
+
+def schema_references(
+    doc: Mapping[str, Any], contents: ReferenceContents
+) -> tuple[ExternalReference, ...]:
+    """The schema files the ``dataInputSchema`` (and the files read so far) ``$ref``, not read yet.
+
+    Readers call this until it gives nothing (at most
+    :data:`~tideflow.workflow._schema_refs.MAX_DOCUMENTS` files in all): each
+    file read may name more.
+    """
+    root = _schema_root(doc)
+    if root is None:
+        return ()
+    schema, base, where = root
+    pending = [(schema, base, where)]
+    seen: set[str] = {base}
+    found: list[ExternalReference] = []
+    while pending and len(seen) <= schema_refs.MAX_DOCUMENTS:
+        node, uri, at = pending.pop()
+        if isinstance(node, str):
+            node = _parsed_schema(contents.get(node))
+        for path, target in schema_refs.file_refs(node, uri):
+            if target in seen:
+                continue
+            seen.add(target)
+            if target in contents:
+                pending.append((target, target, at))
+            else:
+                found.append(ExternalReference((*at, *map(str, path)), "schema", target))
+    return tuple(found)
+
+
+def _parsed_schema(content: str | Unreadable | None) -> Any:
+    if not isinstance(content, str):
+        return None
+    try:
+        return _parse(content)
+    except WorkflowLoadError:
+        return None
+
+
 def read_local_references(
     refs: Iterable[ExternalReference],
     base_dir: Path | None,
@@ -258,7 +313,47 @@ def inline_references(
             resolved["dataInputSchema"] = {**holder, "schema": value}
         else:
             resolved[ref.key] = value
+    problems += _bundle_schema(doc, resolved, contents)
     return resolved, problems
+
+
+def _bundle_schema(
+    doc: Mapping[str, Any], resolved: dict[str, Any], contents: ReferenceContents
+) -> list[Problem]:
+    """Embed the files the ``dataInputSchema`` ``$ref`` s (see :mod:`._schema_refs`)."""
+    root = _schema_root(doc)
+    spec = resolved.get("dataInputSchema")
+    if root is None or not isinstance(spec, Mapping) or not isinstance(spec.get("schema"), dict):
+        return []
+    documents: dict[str, Any] = {}
+    reasons: dict[str, str] = {}
+    for uri, content in contents.items():
+        if isinstance(content, Unreadable):
+            reasons[uri] = content.message
+            continue
+        value = _parsed_schema(content)
+        if isinstance(value, dict):
+            documents[uri] = value
+        else:
+            reasons[uri] = f"'{uri}' is not a JSON schema (an object)"
+    where = ("dataInputSchema", "schema")
+    bundled, problems = schema_refs.bundle(spec["schema"], root[1], documents, where, reasons)
+    resolved["dataInputSchema"] = {**spec, "schema": bundled}
+    return problems + _schema_problems(bundled, where)
+
+
+def _schema_problems(schema: dict[str, Any], where: tuple[str, ...]) -> list[Problem]:
+    """The schema is not one of its draft (draft-04 and later, by ``$schema``)."""
+    import jsonschema  # type: ignore[import-untyped]  # slow import: only when needed
+
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.exceptions.SchemaError as exc:
+        at = tuple(str(p) for p in exc.absolute_path)
+        return [Problem(path=(*where, *at), message=f"not a valid JSON schema: {exc.message}")]
+    except (RecursionError, ValueError) as exc:  # hostile nesting, odd values
+        return [Problem(path=where, message=f"not a valid JSON schema: {exc}")]
+    return []
 
 
 def _parse_content(ref: ExternalReference, content: str | Unreadable | None) -> Any:
@@ -272,7 +367,7 @@ def _parse_content(ref: ExternalReference, content: str | Unreadable | None) -> 
         value = _parse(content)
     except WorkflowLoadError as exc:
         raise ValueError(f"cannot parse '{ref.uri}': {exc}") from None
-    if ref.key == "dataInputSchema":
+    if ref.key in ("dataInputSchema", "schema"):
         if not isinstance(value, dict):
             raise ValueError(f"'{ref.uri}' holds {json_type(value)}, not a JSON schema")
         return value
@@ -346,10 +441,19 @@ def load_and_validate(
     text, source, file_dir = source_text(path_or_text)
     directory = Path(base_dir) if base_dir is not None else file_dir
     doc = parse_document(text, source)
-    local = read_local_references(external_references(doc), directory, local_files=local_files)
-    definition = build_definition(
-        doc, {**local, **(references or {})}, source=source, dialect=dialect
-    )
+    contents = {**(references or {})}
+    for _ in range(schema_refs.MAX_DOCUMENTS + 1):  # each schema file may name more
+        refs = (*external_references(doc), *schema_references(doc, contents))
+        fresh = [r for r in refs if r.uri not in contents]
+        if not fresh:
+            break
+        contents |= read_local_references(fresh, directory, local_files=local_files)
+        contents |= {
+            r.uri: Unreadable(f"cannot read '{r.uri}': not fetched before loading")
+            for r in fresh
+            if r.remote and r.uri not in contents
+        }
+    definition = build_definition(doc, contents, source=source, dialect=dialect)
     return definition.workflow, definition.warnings
 
 
