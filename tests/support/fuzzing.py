@@ -28,6 +28,21 @@ from tideflow.workflow.loader import external_references
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def put_at_path(doc: Any, path: tuple[Any, ...], value: Any, delete: bool) -> None:
+    """Set (a copy of) ``value`` at ``path`` in ``doc``, or delete it; no-op where the path
+    no longer fits (an earlier edit changed its shape)."""
+    target: Any = doc
+    try:
+        for part in path[:-1]:
+            target = target[part]
+        if delete and isinstance(target, dict):
+            target.pop(path[-1], None)
+        else:
+            target[path[-1]] = copy.deepcopy(value)  # never the same object twice
+    except (KeyError, IndexError, TypeError):
+        return
+
+
 def paths_in(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """Every place in a JSON value, the value itself first (``()``)."""
     found = [path]

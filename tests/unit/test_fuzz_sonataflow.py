@@ -22,7 +22,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.fuzzing import paths_in
+from tests.support.fuzzing import paths_in, put_at_path
 from tideflow.errors import WorkflowLoadError, WorkflowValidationError
 from tideflow.runtime.fake import ScriptedEffects
 from tideflow.runtime.hosts.local import LocalHost, LocalOptions
@@ -71,26 +71,15 @@ def _seed(path: Path) -> dict[str, Any]:
 SEED_DOCS = {path.name: _seed(path) for path in SEEDS}
 
 
-def _edit(doc: dict[str, Any], path: tuple[Any, ...], value: Any, delete: bool) -> None:
-    target: Any = doc
-    try:
-        for part in path[:-1]:
-            target = target[part]
-        if delete and isinstance(target, dict):
-            target.pop(path[-1], None)
-        else:
-            target[path[-1]] = copy.deepcopy(value)
-    except (KeyError, IndexError, TypeError):
-        return
-
-
 @st.composite
 def cases(draw: st.DrawFn) -> tuple[str, dict[str, Any], Any]:
     name = draw(st.sampled_from(sorted(SEED_DOCS)))
     doc = copy.deepcopy(SEED_DOCS[name])
     places = paths_in(doc)[1:]
     for _ in range(draw(st.integers(1, 3))):
-        _edit(doc, draw(st.sampled_from(places)), draw(st.one_of(ODD, SHAPES)), draw(st.booleans()))
+        put_at_path(
+            doc, draw(st.sampled_from(places)), draw(st.one_of(ODD, SHAPES)), draw(st.booleans())
+        )
     answer = draw(st.one_of(ODD, SHAPES))
     return name, doc, answer
 

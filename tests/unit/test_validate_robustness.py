@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.support.fuzzing import paths_in
+from tests.support.fuzzing import paths_in, put_at_path
 from tests.unit.test_validate_table import BASE
 from tideflow.errors import WorkflowLoadError, WorkflowValidationError
 from tideflow.workflow import load_workflow, validate_document
@@ -46,16 +46,7 @@ def test_damaged_documents_give_problems_not_crashes(
 ) -> None:
     doc = copy.deepcopy(BASE)
     for path, value, delete in edits:
-        target: Any = doc
-        try:
-            for part in path[:-1]:
-                target = target[part]
-            if delete and isinstance(target, dict):
-                target.pop(path[-1], None)
-            else:
-                target[path[-1]] = copy.deepcopy(value)  # never the same object twice
-        except (KeyError, IndexError, TypeError):
-            continue
+        put_at_path(doc, path, value, delete)
     if "\\u0000" in json.dumps(doc):  # no definition can be stored with a NUL in it
         with pytest.raises(WorkflowLoadError, match="VALUE_NUL_CHARACTER"):
             load_workflow(json.dumps(doc))
