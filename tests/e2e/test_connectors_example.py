@@ -12,7 +12,9 @@ from typing import Any
 import aiomqtt
 import asyncpg
 import pytest
+import yaml
 
+from tests.support.brokers import end_mqtt_session
 from tests.support.connectors import eventually, served
 from tests.support.served import ROOT, copied_database
 from tideflow import ids
@@ -48,12 +50,24 @@ async def test_sensor_readings_reach_the_table_through_the_correlated_workflow(
 ) -> None:
     monkeypatch.setenv("TIDEFLOW_SECRET_SENSORS_DB", database)
     ours, other = f"s-{ids.new_id()[:8]}", f"o-{ids.new_id()[:8]}"
-    args = (
-        "--workflows",
-        str(EXAMPLE / "workflows"),
-        "--connectors",
-        str(EXAMPLE / "connectors.yaml"),
-    )
+    # The example's declarations with a client id of this run's own: the broker is shared
+    # (other runs of this test), and a second connection with one client id takes the
+    # session over from the first, messages and all.
+    declared = yaml.safe_load((EXAMPLE / "connectors.yaml").read_text())
+    (source,) = (c for c in declared["connectors"] if c["name"] == "sensors")
+    source["config"]["clientId"] = client_id = f"tideflow-sensors-{ids.new_id()[:8]}"
+    connectors = tmp_path / "connectors.yaml"
+    connectors.write_text(yaml.safe_dump(declared))
+    args = ("--workflows", str(EXAMPLE / "workflows"), "--connectors", str(connectors))
+    try:
+        await _readings_reach_the_table(database, tmp_path, args, ours, other)
+    finally:
+        await end_mqtt_session(client_id)
+
+
+async def _readings_reach_the_table(
+    database: str, tmp_path: Path, args: tuple[str, ...], ours: str, other: str
+) -> None:
     async with served(database, tmp_path, *args) as server, server.async_client() as http:
 
         async def connected() -> bool:

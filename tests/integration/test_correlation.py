@@ -488,3 +488,59 @@ async def test_a_wait_begun_while_no_subscriber_listened_gets_its_kept_event(
         done = await system.runtime.wait_for_completion(row.id, 60)
         assert done.status == "completed"
         assert done.output["got"] == {"key": "s", "n": 3}
+
+
+ONLINE_THEN_READING = {
+    "id": "sensor",
+    "version": "1",
+    "specVersion": "0.8",
+    "start": "Online",
+    "events": [
+        {"name": "Online", "type": "test.online", "source": "/s"},
+        {
+            "name": "Reading",
+            "type": "test.reading",
+            "source": "/s",
+            "correlation": [
+                {"contextAttributeName": "sensor", "contextAttributeValue": "${ .online.id }"}
+            ],
+        },
+    ],
+    "states": [
+        {
+            "name": "Online",
+            "type": "event",
+            "onEvents": [
+                {"eventRefs": ["Online"], "eventDataFilter": {"toStateData": "${ .online }"}}
+            ],
+            "transition": "Reading",
+        },
+        {
+            "name": "Reading",
+            "type": "event",
+            "onEvents": [
+                {"eventRefs": ["Reading"], "eventDataFilter": {"toStateData": "${ .reading }"}}
+            ],
+            "end": True,
+        },
+    ],
+}
+"""Started by ``test.online``; then waits for the ``test.reading`` of the same sensor."""
+
+
+async def test_an_event_right_after_the_start_event_reaches_the_started_instance(
+    pg_url: str,
+) -> None:
+    # The reading is committed before the subscriber starts the instance (one append: one
+    # batch), as a source that outruns the subscriber under load commits it: the instance
+    # consumes events from its start event's offset, not from the bus head at its creation.
+    sensor = {"specversion": "1.0", "source": "/s", "sensor": "s1"}
+    online = {**sensor, "id": "on", "type": "test.online", "data": {"id": "s1"}}
+    reading = {**sensor, "id": "r", "type": "test.reading", "data": {"celsius": 21.5}}
+    async with running(pg_url) as system:
+        await system.deploy(json.dumps(ONLINE_THEN_READING))
+        await system.store.append(DEFAULT_BUS, [online, reading])
+        assert await system.until(COMPLETED, 1, seconds=20) == 1
+        [(status, output)] = (await outputs(system)).values()
+        assert status == "completed"
+        assert output == {"online": {"id": "s1"}, "reading": {"celsius": 21.5}}

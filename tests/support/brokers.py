@@ -98,6 +98,23 @@ async def amqp_broker(
         await connection.close()
 
 
+async def end_mqtt_session(client_id: str) -> None:
+    """Remove the broker's persistent session of ``client_id`` (a source's, left by a test).
+
+    A connection with a clean start and no session expiry replaces the session and
+    ends it at its disconnect, so test runs leave no queue behind on the shared broker.
+    """
+    client = aiomqtt.Client(
+        "127.0.0.1",
+        1883,
+        identifier=client_id,
+        protocol=aiomqtt.ProtocolVersion.V5,
+        clean_start=True,
+    )
+    async with client:
+        pass
+
+
 @asynccontextmanager
 async def mqtt_broker(
     run: str,
@@ -119,9 +136,12 @@ async def mqtt_broker(
             properties.UserProperty = [("id", record_id)]
             await client.publish(topic_in, json.dumps(payload), qos=1, properties=properties)
 
+        # a client id of this run's own: a second connection with one id (another run on
+        # the shared broker) would take the session, and its messages, over
+        client_id = f"tideflow-orders-{run}"
         try:
             yield (
-                {"url": MQTT, "topic": topic_in},
+                {"url": MQTT, "topic": topic_in, "clientId": client_id},
                 {"url": MQTT, "topic": topic_out, "idle": 0.5},
                 publish,
                 received,
@@ -129,6 +149,7 @@ async def mqtt_broker(
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+            await end_mqtt_session(client_id)
 
 
 @asynccontextmanager

@@ -78,7 +78,13 @@ class TopicSource:
         paho = client._client  # aiomqtt has no switch for manual acks
         paho.manual_ack_set(True)
         async with client:
-            await client.subscribe(self._topic, qos=self._qos)
+            # connected only once the broker granted the subscription (SUBACK): before
+            # that, a message published to the topic may not reach this session
+            granted = await client.subscribe(self._topic, qos=self._qos)
+            refused = [code for code in granted if getattr(code, "is_failure", False)]
+            if refused:
+                topic = self._topic
+                raise ConnectionError(f"the broker refused the subscription to {topic!r}")
             self._context.on_connection(True)
             async for message in client.messages:
                 await emit([self._record(message)], None)

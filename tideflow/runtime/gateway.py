@@ -492,9 +492,23 @@ async def expire_kept(conn: asyncpg.Connection, seconds: float) -> None:
     await conn.execute(_W["expire_pending"], seconds)
 
 
-async def put_inbox(conn: asyncpg.Connection, wait: WaitRef, events: list[Any]) -> None:
-    """Address ``events`` to a wait that does not exist yet (kept if some are already)."""
-    await conn.execute(_W["put_inbox"], *wait, dumps(events))
+async def put_inbox(
+    conn: asyncpg.Connection, wait: WaitRef, events: list[Any], origin: int
+) -> None:
+    """Address ``events`` to a wait that does not exist yet (kept if some are already).
+
+    The instance consumes the events after ``origin`` (see :func:`put_origin`).
+    """
+    await conn.execute(_W["put_inbox"], *wait, dumps(events), origin)
+
+
+async def put_origin(conn: asyncpg.Connection, instance_id: str, origin: int) -> None:
+    """Make an instance not created yet consume the events after offset ``origin``.
+
+    Without it an instance consumes those after the bus head at its creation,
+    which an event committed right after its start event may already be behind.
+    """
+    await conn.execute(_W["put_origin"], instance_id, origin)
 
 
 async def inbox_of(

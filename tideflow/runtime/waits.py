@@ -120,9 +120,12 @@ class WaitTransaction:
         self.connection = conn
         """The transaction's connection, for a gateway that joins it."""
 
-    async def put_inbox(self, wait: WaitRef, events: list[Any]) -> None:
-        """Address ``events`` to an instance's wait before it exists (its starting events)."""
-        await gateway.put_inbox(self.connection, wait, events)
+    async def put_inbox(self, wait: WaitRef, events: list[Any], origin: int) -> None:
+        """Address ``events`` to an instance's wait before it exists (its starting events).
+
+        The instance consumes the events after offset ``origin`` (the last starting one).
+        """
+        await gateway.put_inbox(self.connection, wait, events, origin)
 
 
 class EventWaits:
@@ -205,10 +208,18 @@ class EventWaits:
         async with self._pool.acquire() as conn:
             await gateway.expire_kept(conn, seconds)
 
-    async def put_inbox(self, wait: WaitRef, events: list[Any]) -> None:
-        """Address ``events`` to an instance's wait before it exists (its starting events)."""
+    async def put_inbox(self, wait: WaitRef, events: list[Any], origin: int) -> None:
+        """Address ``events`` to an instance's wait before it exists (its starting events).
+
+        The instance consumes the events after offset ``origin`` (the last starting one).
+        """
         async with self._pool.acquire() as conn:
-            await gateway.put_inbox(conn, wait, events)
+            await gateway.put_inbox(conn, wait, events, origin)
+
+    async def put_origin(self, instance_id: str, origin: int) -> None:
+        """Make an instance not created yet consume the events after offset ``origin``."""
+        async with self._pool.acquire() as conn:
+            await gateway.put_origin(conn, instance_id, origin)
 
     async def inbox_of(self, waits: Sequence[WaitRef]) -> list[tuple[WaitRef, list[Any]]]:
         """The events addressed to ``waits`` (answer them, then :meth:`drop_inbox`)."""

@@ -23,7 +23,9 @@ event, in offset order:
    yet is kept (``tideflow_correlation_pending``, for ``pending_seconds``).
    When an instance starts waiting (the index NOTIFYs channel
    :data:`CHANNEL`), the kept events that arrived after the instance started
-   are delivered to it: events are consumed from the instance's start.
+   are delivered to it: events are consumed from the instance's start (the
+   bus head when it was created; for an instance an event started, that
+   event's offset, since a source may commit the next ones before the start).
 
 Deploys and deletes recompile a workflow's subscriptions: at once for this
 process's registry (its ``on_change`` callback), and on the NOTIFY channel
@@ -215,7 +217,7 @@ class WorkflowSubscriber:
 
     async def _start_one(self, spec: StartSpec, offset: int, event: Mapping[str, Any]) -> None:
         if spec.exclusive:
-            await self._launch(spec, start_instance_id(spec, offset), [dict(event)])
+            await self._launch(spec, start_instance_id(spec, offset), offset, [dict(event)])
             return
         taken = await self.start_sets.add(spec, offset, event)  # one transaction with the inbox
         if taken is not None:
@@ -251,13 +253,18 @@ class WorkflowSubscriber:
                 log.error("starting %s from its events failed: %s", taken.workflow_id, exc)
         await self.start_sets.sweep(SUBSCRIPTION_ID)
 
-    async def _launch(self, spec: StartSpec, instance_id: str, events: list[Any]) -> None:
+    async def _launch(
+        self, spec: StartSpec, instance_id: str, offset: int, events: list[Any]
+    ) -> None:
+        # The instance consumes the events after its start event's offset: the bus head at
+        # its creation may be past events a source committed right after that one.
         if spec.events_as_input:  # DSL 1.0 schedule.on: the events are the input
+            await self.waits.put_origin(instance_id, offset)
             await self.runtime.start_instance(
                 spec.workflow_id, events, version=spec.version, instance_id=instance_id
             )
             return
-        await self.waits.put_inbox((instance_id, spec.wait_key), events)
+        await self.waits.put_inbox((instance_id, spec.wait_key), events, offset)
         await self.runtime.start_instance(
             spec.workflow_id, {}, version=spec.version, instance_id=instance_id
         )

@@ -135,7 +135,7 @@ class StartSets:
                 instance_id_for=lambda last: set_instance_id(spec, last),
             )
             if taken is not None and taken.events is not None:
-                await tx.put_inbox((taken.instance_id, spec.wait_key), taken.events)
+                await tx.put_inbox((taken.instance_id, spec.wait_key), taken.events, offset)
         if taken is None:
             return None
         return Taken(

@@ -55,9 +55,21 @@ DELETE FROM tideflow_correlation_pending
 WHERE arrived_at < now() - make_interval(secs => $1);
 
 -- put_inbox --
--- Address events to a wait that does not exist yet (the events that start an instance)
+-- Address events to a wait that does not exist yet (the events that start an instance), and
+-- start the instance's consumption at $4, the offset of the last of them
+WITH origin AS (
+  INSERT INTO tideflow_correlation_origins (instance_id, start_offset)
+  VALUES ($1, $4)
+  ON CONFLICT DO NOTHING
+)
 INSERT INTO tideflow_correlation_inbox (instance_id, wait_key, events)
 VALUES ($1, $2, $3::jsonb)
+ON CONFLICT DO NOTHING;
+
+-- put_origin --
+-- Start an instance not created yet consuming events after offset $2 (the event starting it)
+INSERT INTO tideflow_correlation_origins (instance_id, start_offset)
+VALUES ($1, $2)
 ON CONFLICT DO NOTHING;
 
 -- existing_instances --
