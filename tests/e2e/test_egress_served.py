@@ -252,3 +252,29 @@ def test_a_sink_on_a_refused_service_dead_letters_with_the_policy_reason(
     letter = letters[0].get("event", letters[0])
     assert "egress policy" in letter["deadletterreason"]
     assert refused.paths == []
+
+
+@pytest.mark.parametrize("ref", ["/etc/passwd", "../../etc/passwd", "schemas/customer.json"])
+def test_a_schema_ref_to_a_local_file_is_refused_at_deploy_unread(server: Served, ref: str) -> None:
+    # issue 17: over HTTP a dataInputSchema's $ref reads no server file, as no document does
+    text = f"""\
+id: egress-schema-ref
+version: "1"
+specVersion: "0.8"
+dataInputSchema:
+  schema:
+    type: object
+    properties:
+      customer: {{$ref: "{ref}"}}
+states:
+  - name: S
+    type: inject
+    data: {{}}
+    end: true
+"""
+    response = deploy(server.url, text)
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["errors"]
+    assert error["path"] == "dataInputSchema.schema.properties.customer.$ref"
+    assert "local files are not read here" in error["message"]
+    assert "root:" not in response.text

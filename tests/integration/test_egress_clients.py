@@ -212,3 +212,25 @@ async def test_a_proxy_from_the_environment_does_not_bypass_the_policy(
         found = await read_references({"constants": metadata}, local_files=False, egress=allowed)
         assert "egress policy" in str(found[metadata])
         assert proxy.requests == []
+
+
+async def test_schema_siblings_are_read_only_inside_the_folders(tmp_path: Path) -> None:
+    # issue 17: a dataInputSchema's $refs follow the rules of the definition's other documents
+    folder = tmp_path / "flows"
+    (folder / "schemas").mkdir(parents=True)
+    (folder / "schemas" / "order.json").write_text(
+        json.dumps({"properties": {"c": {"$ref": "customer.json"}, "s": {"$ref": "../../s.json"}}})
+    )
+    (folder / "schemas" / "customer.json").write_text('{"type": "object"}')
+    (tmp_path / "s.json").write_text('{"password": "hunter2"}')
+    policy = EgressPolicy.for_server(folders=[folder])
+    doc = {"dataInputSchema": "schemas/order.json"}
+    found = await read_references(doc, base_dir=folder, egress=policy)
+    assert json.loads(str(found["schemas/customer.json"])) == {"type": "object"}
+    refused = str(found["../s.json"])
+    assert "egress policy" in refused
+    assert "hunter2" not in refused
+    # sent over HTTP: no local file at all
+    found = await read_references(doc, base_dir=folder, local_files=False, egress=policy)
+    assert set(found) == {"schemas/order.json"}
+    assert "local files are not read here" in str(found["schemas/order.json"])
