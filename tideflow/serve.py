@@ -26,7 +26,7 @@ Right after the database it opens the API tokens: on a fresh installation
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -64,7 +64,12 @@ from tideflow.runtime.functions.policy import PythonPolicy
 from tideflow.runtime.gateway import PostgresInstances
 from tideflow.runtime.history import HistoryPurger
 from tideflow.runtime.hosts.durable import DurableRuntime, LifecycleEvent, RuntimeOptions
-from tideflow.runtime.lifecycle import LifecycleNotice, LifecyclePublisher
+from tideflow.runtime.lifecycle import (
+    LifecycleNotice,
+    LifecyclePublisher,
+    OpenTask,
+    open_tasks_of,
+)
 from tideflow.runtime.retention import parse_retention
 from tideflow.runtime.start_schedules import WorkflowSchedules
 from tideflow.secrets import SecretAccess, SecretSource, parse_grants
@@ -154,6 +159,7 @@ async def open_system(
             )
         )
         lifecycle.is_dsl1 = runtime.is_dsl1  # 1.0 instances get the standard events too
+        lifecycle.open_tasks = _open_tasks(runtime.instances)
         registry = runtime.registry  # the one registry: its deploys reach the subscriber
         cluster = _cluster(database.pool, settings)
         dispatcher = await stack.enter_async_context(
@@ -463,6 +469,17 @@ async def _open_runtime(
             yield runtime
         finally:
             await runtime.stop()
+
+
+def _open_tasks(
+    instances: PostgresInstances,
+) -> Callable[[str], Awaitable[list[OpenTask]]]:
+    """Reads the tasks an instance has open, from its timeline (lifecycle task events)."""
+
+    async def read(instance_id: str) -> list[OpenTask]:
+        return open_tasks_of(await instances.timeline(instance_id))
+
+    return read
 
 
 def _on_lifecycle(event: LifecycleEvent, lifecycle: LifecyclePublisher, metrics: Metrics) -> None:

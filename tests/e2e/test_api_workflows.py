@@ -324,26 +324,40 @@ async def test_a_dsl1_instance_has_the_standard_lifecycle_events_beside_its_own(
             if any(e["type"] == "io.serverlessworkflow.workflow.completed.v1" for e in mine):
                 break
             await asyncio.sleep(0.05)
-    standard = [e for e in mine if e["type"].startswith("io.serverlessworkflow.")]
+    every = [e for e in mine if e["type"].startswith("io.serverlessworkflow.")]
+    standard = [e for e in every if ".status-changed." not in e["type"]]
     named = [
         (e["type"].split(".", 2)[2].removesuffix(".v1"), e["data"].get("task")) for e in standard
     ]
     assert named == [
         ("workflow.started", None),
+        ("task.created", "/do/0/first"),
         ("task.started", "/do/0/first"),
         ("task.completed", "/do/0/first"),
+        ("task.created", "/do/1/guard"),
         ("task.started", "/do/1/guard"),
+        ("task.created", "/do/1/guard/try/0/fail"),
         ("task.started", "/do/1/guard/try/0/fail"),
         ("task.faulted", "/do/1/guard/try/0/fail"),
         ("task.retried", "/do/1/guard"),
+        ("task.created", "/do/1/guard/try/0/fail"),
         ("task.started", "/do/1/guard/try/0/fail"),
         ("task.faulted", "/do/1/guard/try/0/fail"),
         ("task.completed", "/do/1/guard"),
         ("workflow.completed", None),
     ]
+    phases = [
+        (e["data"].get("task"), e["data"]["status"])
+        for e in every
+        if ".status-changed." in e["type"]
+    ]
+    assert phases[0] == (None, "running")
+    assert phases[-1] == (None, "completed")
+    assert phases[1:3] == [("/do/0/first", "pending"), ("/do/0/first", "running")]
+    assert ("/do/1/guard/try/0/fail", "faulted") in phases
     assert standard[0]["data"]["name"] == instance_id
     assert standard[-1]["data"]["output"] == {"n": 1}
-    assert standard[5]["data"]["error"]["status"] == 503
+    assert standard[8]["data"]["error"]["status"] == 503
     own = [e["type"] for e in mine if e["type"].startswith("io.tideflow.")]
     assert own[0] == "io.tideflow.instance.started"
     assert own[-1] == "io.tideflow.instance.completed"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -13,7 +15,9 @@ from tideflow.runtime.lifecycle import (
     LifecycleNotice,
     LifecyclePublisher,
     lifecycle_event,
+    open_tasks_of,
     standard_event,
+    standard_events,
 )
 from tideflow.testing import InMemoryEventStore
 
@@ -152,5 +156,80 @@ async def test_publisher_adds_standard_events_for_dsl1_versions_only() -> None:
         "io.tideflow.instance.started",
         "io.tideflow.instance.started",
         "io.serverlessworkflow.workflow.started.v1",
+        "io.serverlessworkflow.workflow.status-changed.v1",
+        "io.serverlessworkflow.task.created.v1",
+        "io.serverlessworkflow.task.status-changed.v1",
         "io.serverlessworkflow.task.started.v1",
+        "io.serverlessworkflow.task.status-changed.v1",
     ]
+
+
+def named(events: list[dict[str, Any]]) -> list[tuple[str, Any, Any]]:
+    """(event name, task, status) of standard events."""
+    return [
+        (e["type"].split(".", 2)[2].removesuffix(".v1"), e["data"].get("task"),
+         e["data"].get("status"))
+        for e in events
+    ]  # fmt: skip
+
+
+def test_a_task_is_created_as_it_starts_and_each_phase_change_is_told() -> None:
+    events = standard_events(notice("task.started", key="x", reference="/do/0/x"))
+    assert named(events) == [
+        ("task.created", "/do/0/x", None),
+        ("task.status-changed", "/do/0/x", "pending"),
+        ("task.started", "/do/0/x", None),
+        ("task.status-changed", "/do/0/x", "running"),
+    ]
+    assert events[0]["data"] == {"createdAt": events[0]["time"], "workflow": "i-1",
+                                 "task": "/do/0/x"}  # fmt: skip
+    assert events[3]["data"] == {"updatedAt": events[3]["time"], "status": "running",
+                                 "workflow": "i-1", "task": "/do/0/x"}  # fmt: skip
+    assert len({e["id"] for e in events}) == 4
+    failed = standard_events(notice("failed", error={"status": 500}))
+    assert named(failed)[1] == ("workflow.status-changed", None, "faulted")
+    assert failed[1]["data"] == {"updatedAt": failed[1]["time"], "status": "faulted",
+                                 "name": "i-1"}  # fmt: skip
+    retried = standard_events(notice("task.retried", key="x", reference="/do/0/x"))
+    assert named(retried) == [("task.retried", "/do/0/x", None)]  # no phase change
+
+
+def test_a_suspend_resume_or_cancel_reaches_every_open_task() -> None:
+    open_tasks = [("outer", "/do/0/outer"), ("outer/inner", "/do/0/outer/do/0/inner")]
+    for kind, phase in (("suspended", "suspended"), ("resumed", "running"),
+                        ("cancelled", "cancelled")):  # fmt: skip
+        events = standard_events(notice(kind), open_tasks)
+        task_events = [n for n in named(events) if n[0].startswith("task.")]
+        assert task_events == [
+            (f"task.{kind}", "/do/0/outer", None),
+            ("task.status-changed", "/do/0/outer", phase),
+            (f"task.{kind}", "/do/0/outer/do/0/inner", None),
+            ("task.status-changed", "/do/0/outer/do/0/inner", phase),
+        ]
+        moment = f"{kind}At"
+        assert events[2]["data"] == {moment: events[2]["time"], "workflow": "i-1",
+                                     "task": "/do/0/outer"}  # fmt: skip
+    first = standard_events(notice("suspended"), open_tasks)
+    later = standard_events(
+        replace(notice("suspended"), at=AT + timedelta(minutes=1)), open_tasks
+    )
+    assert not {e["id"] for e in first} & {e["id"] for e in later}  # a second suspend
+
+
+def test_open_tasks_are_those_of_the_latest_run_started_and_not_ended() -> None:
+    def row(run_no: int, kind: str, key: str, reference: str | None = None) -> Any:
+        detail = {"reference": reference} if reference else {}
+        return SimpleNamespace(run_no=run_no, kind=kind, step_key=key, state=key, detail=detail)
+
+    timeline = [
+        row(1, "task.started", "old", "/do/0/old"),
+        row(2, "task.started", "a", "/do/0/a"),
+        row(2, "task.started", "a/b", "/do/0/a/do/0/b"),
+        row(2, "task.completed", "a/b"),
+        row(2, "task.started", "a/c", "/do/0/a/do/1/c"),
+        row(2, "task.started", "a/d", "/do/0/a/do/2/d"),
+        row(2, "task.faulted", "a/d"),
+        row(2, "state.entered", "ignored"),
+    ]
+    assert open_tasks_of(timeline) == [("a", "/do/0/a"), ("a/c", "/do/0/a/do/1/c")]
+    assert open_tasks_of([]) == []

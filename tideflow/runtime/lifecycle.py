@@ -18,14 +18,22 @@ data is a JSON object with ``instanceId``, ``workflowId``, ``version``,
 ``parentId``.
 
 Instances of DSL 1.0 workflows get, beside those, the specification's own
-lifecycle events (:func:`standard_event`):
+lifecycle events (:func:`standard_events`):
 ``io.serverlessworkflow.workflow.{started,completed,faulted,cancelled,suspended,resumed}.v1``
-and ``io.serverlessworkflow.task.{started,completed,faulted,retried}.v1``
+and ``io.serverlessworkflow.task.{created,started,completed,faulted,retried}.v1``
 (the ``task.*`` notices have no Tideflow event of their own), with the same
 source and subject. Their data names the instance (``name`` for a workflow
 event, ``workflow`` for a task event, with the task's JSON Pointer as
 ``task``) and the moment (``startedAt``, ``completedAt``, ``faultedAt``,
-...), with ``output`` or ``error`` where they apply.
+...), with ``output`` or ``error`` where they apply. A task is created as it
+starts (``task.created`` comes just before ``task.started``, at the same
+moment: the interpreter has no pending phase of its own). When the workflow
+is suspended, resumed or cancelled, each task still open then (started, not
+ended, read from the instance's timeline) gets ``task.suspended``,
+``task.resumed`` or ``task.cancelled``. The optional
+``workflow.status-changed`` and ``task.status-changed`` events follow every
+change of a status phase (``pending``, ``running``, ``suspended``,
+``cancelled``, ``faulted``, ``completed``).
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final, Protocol
 
@@ -50,7 +58,19 @@ LIFECYCLE_BUS: Final = "tideflow.lifecycle"
 
 EVENT_TYPE_PREFIX: Final = "io.tideflow.instance."
 
-TASK_KINDS: Final = frozenset({"task.started", "task.completed", "task.faulted", "task.retried"})
+TASK_KINDS: Final = frozenset(
+    {
+        "task.started",
+        "task.completed",
+        "task.faulted",
+        "task.retried",
+        # derived by the publisher from other notices (see standard_events)
+        "task.created",
+        "task.suspended",
+        "task.resumed",
+        "task.cancelled",
+    }
+)
 """The kinds of notice about a DSL 1.0 task (standard events only)."""
 
 KINDS: Final = (
@@ -77,6 +97,47 @@ _STANDARD: Final = {
     "task.retried": ("task.retried", "retriedAt"),
 }
 """Notice kind -> (the standard event's name, its moment's property)."""
+
+_DERIVED: Final = {
+    "task.created": ("task.created", "createdAt"),
+    "task.suspended": ("task.suspended", "suspendedAt"),
+    "task.resumed": ("task.resumed", "resumedAt"),
+    "task.cancelled": ("task.cancelled", "cancelledAt"),
+}
+"""Standard task events Tideflow derives from other notices (no notice of their own)."""
+
+_PHASE: Final = {
+    "started": "running",
+    "completed": "completed",
+    "failed": "faulted",
+    "cancelled": "cancelled",
+    "suspended": "suspended",
+    "resumed": "running",
+    "task.created": "pending",
+    "task.started": "running",
+    "task.completed": "completed",
+    "task.faulted": "faulted",
+    "task.suspended": "suspended",
+    "task.resumed": "running",
+    "task.cancelled": "cancelled",
+}
+"""Notice kind -> the 1.0 status phase it moves the workflow or the task to."""
+
+_OPEN_TASK_EVENT: Final = {
+    "suspended": "task.suspended",
+    "resumed": "task.resumed",
+    "cancelled": "task.cancelled",
+}
+"""A workflow notice -> what it does to each task still open."""
+
+_REPEATABLE: Final = frozenset(
+    {"suspended", "resumed", "task.suspended", "task.resumed", "task.cancelled"}
+)
+"""Notices that may come more than once in a run (never replayed): their standard
+events' ids carry the moment."""
+
+OpenTask = tuple[str, str]
+"""A task started and not ended: (its step key, its JSON Pointer)."""
 
 _STATUS_OF_KIND: Final = {
     "started": InstanceStatus.RUNNING,
@@ -126,6 +187,27 @@ class LifecycleNotice:
             raise ValueError(f"unknown lifecycle kind {self.kind!r}; one of {sorted(KINDS)}")
 
 
+def open_tasks_of(timeline: Sequence[Any]) -> list[OpenTask]:
+    """The DSL 1.0 tasks of the latest run that started and did not end, in start order.
+
+    Args:
+        timeline: Timeline rows (``run_no``, ``kind``, ``step_key``, ``state``,
+            ``detail``), oldest first.
+    """
+    if not timeline:
+        return []
+    latest = max(entry.run_no for entry in timeline)
+    started: dict[str, str] = {}
+    for entry in timeline:
+        if entry.run_no != latest:
+            continue
+        if entry.kind == "task.started":
+            started[entry.step_key] = entry.detail.get("reference") or entry.state or ""
+        elif entry.kind in ("task.completed", "task.faulted"):
+            started.pop(entry.step_key, None)
+    return list(started.items())
+
+
 def event_id(notice: LifecycleNotice) -> str:
     """A stable id: the same notice always gets the same id (deduplicated by the store)."""
     suffix = f"/{notice.key}" if notice.key else ""
@@ -160,8 +242,75 @@ def lifecycle_event(notice: LifecycleNotice) -> dict[str, Any]:
     }
 
 
+def standard_events(
+    notice: LifecycleNotice, open_tasks: Sequence[OpenTask] = ()
+) -> list[dict[str, Any]]:
+    """Every standard CloudEvent a DSL 1.0 instance's ``notice`` stands for, in order.
+
+    Args:
+        notice: The notice (a kind of :data:`_STANDARD`).
+        open_tasks: For ``suspended``, ``resumed`` and ``cancelled``: the tasks open then.
+    """
+    events: list[dict[str, Any]] = []
+    if notice.kind == "task.started":
+        created = replace(notice, kind="task.created")
+        events += [standard_event(created), status_changed(created)]
+    events.append(standard_event(notice))
+    if notice.kind in _PHASE:
+        events.append(status_changed(notice))
+    derived = _OPEN_TASK_EVENT.get(notice.kind)
+    if derived is not None:
+        for key, reference in open_tasks:
+            at = f"{notice.key}/{key}" if notice.key else key
+            task = replace(notice, kind=derived, key=at, reference=reference)
+            events += [standard_event(task), status_changed(task)]
+    return events
+
+
+def status_changed(notice: LifecycleNotice) -> dict[str, Any]:
+    """The optional ``workflow.status-changed`` or ``task.status-changed`` event of ``notice``."""
+    task = notice.kind.startswith("task.")
+    data: dict[str, Any] = {"updatedAt": format_timestamp(notice.at), "status": _PHASE[notice.kind]}
+    if task:
+        data["workflow"] = notice.instance_id
+        data["task"] = notice.reference or notice.state
+    else:
+        data["name"] = notice.instance_id
+    return _standard_envelope(notice, "task" if task else "workflow", "status-changed", data)
+
+
+def _standard_envelope(
+    notice: LifecycleNotice, scope: str, name: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    return _envelope(notice, f"{scope}.{name}", data, suffix=f"/{scope}.{name}")
+
+
+def _envelope(
+    notice: LifecycleNotice, name: str, data: dict[str, Any], *, suffix: str = ""
+) -> dict[str, Any]:
+    """A standard event of ``notice`` (its id: the notice's, ``/standard``, ``suffix``)."""
+    # Suspensions, resumes and cancels are not replayed: their moment tells them apart.
+    when = f"@{format_timestamp(notice.at)}" if notice.kind in _REPEATABLE else ""
+    return {
+        "specversion": "1.0",
+        "id": f"{event_id(notice)}{when}/standard{suffix}",
+        "source": f"/tideflow/workflows/{notice.workflow_id}",
+        "type": f"{STANDARD_PREFIX}{name}.v1",
+        "subject": notice.instance_id,
+        "time": format_timestamp(notice.at),
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+
+
 def standard_event(notice: LifecycleNotice) -> dict[str, Any]:
     """The specification's lifecycle CloudEvent for a DSL 1.0 instance's ``notice``."""
+    if notice.kind in _DERIVED:
+        name, moment = _DERIVED[notice.kind]
+        scope, _, event = name.partition(".")
+        task = {moment: format_timestamp(notice.at), "workflow": notice.instance_id,
+                "task": notice.reference or notice.state}  # fmt: skip
+        return _standard_envelope(notice, scope, event, task)
     name, moment = _STANDARD[notice.kind]
     data: dict[str, Any] = {moment: format_timestamp(notice.at)}
     if notice.kind in TASK_KINDS:
@@ -174,16 +323,7 @@ def standard_event(notice: LifecycleNotice) -> dict[str, Any]:
         data["output"] = notice.output
     if notice.error is not None:
         data["error"] = dict(notice.error)
-    return {
-        "specversion": "1.0",
-        "id": f"{event_id(notice)}/standard",
-        "source": f"/tideflow/workflows/{notice.workflow_id}",
-        "type": f"{STANDARD_PREFIX}{name}.v1",
-        "subject": notice.instance_id,
-        "time": format_timestamp(notice.at),
-        "datacontenttype": "application/json",
-        "data": data,
-    }
+    return _envelope(notice, name, data)
 
 
 class _Appender(Protocol):
@@ -208,6 +348,7 @@ class LifecyclePublisher:
     Attributes:
         is_dsl1: Tells whether a workflow version is DSL 1.0 (its instances'
             notices get the standard events too); set once the runtime exists.
+        open_tasks: Reads an instance's open tasks (:func:`open_tasks_of` of its timeline).
     """
 
     def __init__(
@@ -223,6 +364,9 @@ class LifecyclePublisher:
         self.published = 0
         """How many events were appended (duplicates included)."""
         self.is_dsl1: Callable[[str, str], Awaitable[bool]] | None = None
+        self.open_tasks: Callable[[str], Awaitable[Sequence[OpenTask]]] | None = None
+        """The tasks of an instance still open (started, not ended), for the task
+        events of a suspend, resume or cancel; set once the runtime exists."""
 
         self._queue: list[LifecycleNotice] = []
         self._ready = asyncio.Event()
@@ -272,6 +416,15 @@ class LifecyclePublisher:
             log.warning("no standard lifecycle event for %s", notice.instance_id, exc_info=True)
             return False
 
+    async def _open_tasks(self, notice: LifecycleNotice) -> Sequence[OpenTask]:
+        if notice.kind not in _OPEN_TASK_EVENT or self.open_tasks is None:
+            return ()
+        try:
+            return await self.open_tasks(notice.instance_id)
+        except Exception:  # monitoring must not stop a workflow: the task events are lost
+            log.warning("no task events for %s", notice.instance_id, exc_info=True)
+            return ()
+
     async def publish(self, notices: Sequence[LifecycleNotice]) -> None:
         """Append one event per notice; log instead of raising when the store fails."""
         if not notices:
@@ -279,7 +432,7 @@ class LifecyclePublisher:
         events = [lifecycle_event(n) for n in notices if n.kind not in TASK_KINDS]
         for notice in notices:
             if await self._standard(notice):
-                events.append(standard_event(notice))
+                events += standard_events(notice, await self._open_tasks(notice))
         if not events:
             return
         try:
