@@ -15,7 +15,16 @@ from typing import Annotated
 import typer
 
 from tideflow import __version__
-from tideflow._cli import connectors, local, registry, secrets, server, subscriptions, tokens
+from tideflow._cli import (
+    cluster,
+    connectors,
+    local,
+    registry,
+    secrets,
+    server,
+    subscriptions,
+    tokens,
+)
 from tideflow._cli.common import CliState, err_console
 from tideflow.errors import TideflowError
 
@@ -70,6 +79,7 @@ app.add_typer(server.timers_app, name="timers")
 app.add_typer(registry.workflows_app, name="workflows")
 app.add_typer(registry.instances_app, name="instances")
 app.add_typer(subscriptions.subscriptions_app, name="subscriptions")
+app.add_typer(cluster.cluster_app, name="cluster")
 app.add_typer(connectors.connectors_app, name="connectors")
 app.add_typer(tokens.tokens_app, name="tokens")
 app.add_typer(secrets.secrets_app, name="secrets")

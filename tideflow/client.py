@@ -246,6 +246,10 @@ class ApiClient:
         body = {"name": name, "scopes": scopes, **({"rate": rate} if rate else {})}
         return await self._call("POST", "/tokens", json=body)
 
+    async def get_cluster(self) -> Any:
+        """The processes sharing the database, what each owns and the lag per unit."""
+        return await self._call("GET", "/cluster")
+
     async def list_tokens(self) -> Any:
         """Every token (never its text)."""
         return (await self._call("GET", "/tokens"))["tokens"]

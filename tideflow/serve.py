@@ -213,6 +213,7 @@ async def open_system(
             audit=audit,
             connectors=connectors,
             secrets=secrets,
+            cluster=cluster,
         )
         for folder in options.workflow_dirs:
             await deploy_folder(registry, folder, policy, egress, secrets)

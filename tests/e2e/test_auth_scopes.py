@@ -90,6 +90,7 @@ CALLS = [
     Call("POST", "/secrets/grants", "admin", "read", {"json": {}}),
     Call("GET", "/secrets/grants", "admin", "read"),
     Call("DELETE", "/secrets/grants/x", "admin", "read"),
+    Call("GET", "/cluster", "admin", "read"),
 ]  # fmt: skip
 HOOK_CALLS = {("POST", "/hooks/{name}")}
 """Signed by the sender or publish:<bus>: tests/e2e/test_connectors_webhook.py."""

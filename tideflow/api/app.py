@@ -23,6 +23,7 @@ from tideflow.api.body_limit import BodyLimit, Limit, limit_for
 from tideflow.api.fastpath import IngestFastPath, Scope
 from tideflow.api.routes import (
     buses,
+    cluster,
     connectors,
     events,
     health,
@@ -88,6 +89,7 @@ def create_app(
         instances.router,
         subscriptions.router,
         connectors.router,
+        cluster.router,
         tokens.router,
         secrets.router,
     )

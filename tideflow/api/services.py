@@ -21,6 +21,7 @@ from tideflow.settings import Settings
 if TYPE_CHECKING:
     from tideflow.auth.audit import AuditTrail
     from tideflow.auth.verifier import TokenStore, TokenVerifier
+    from tideflow.cluster.membership import Cluster
     from tideflow.connectors.service import ConnectorService
     from tideflow.eventstore.store import Appender
     from tideflow.metrics import Metrics
@@ -66,6 +67,7 @@ class Services:
         connectors: Sources and sinks (``None``: no connectors API).
         secrets: The operator's secrets and their grants (``None``: deploys are
             not checked against grants, and ``/secrets/grants`` answers 404).
+        cluster: This process's membership and leases (``None``: ``/cluster`` answers 503).
     """
 
     settings: Settings
@@ -87,6 +89,7 @@ class Services:
     audit: AuditTrail | None = None
     connectors: ConnectorService | None = None
     secrets: SecretAccess | None = None
+    cluster: Cluster | None = None
 
 
 ServicesOpener = Callable[[Settings], AbstractAsyncContextManager[Services]]

@@ -163,6 +163,8 @@ class Cluster:
         self.view = View(nodes=(), leases=())
         """The live nodes and leases at the last plan."""
         self._owners_seen: dict[str, str] = {}
+        self.units: set[str] = set()
+        """Every unit that existed at the last plan."""
         self.supervisor = Supervisor("cluster", clock=clock)
         """Owns the heartbeat loop and the listener (``/healthz`` reports them)."""
         self.listener = Listener(gateway.pool, "cluster", clock=clock, health=self.supervisor)
@@ -246,6 +248,7 @@ class Cluster:
             units: set[str] = set()
             for owner in self._owners.values():
                 units |= await owner.refresh()
+            self.units = units
             view = await self.gateway.view()
             self.view = view
             self._owners_seen = view.owners()

@@ -211,6 +211,7 @@ class PostgresEventStore:
             if row is None:
                 raise AlreadyExists(f"bus {name!r} already exists")
             await conn.execute(_Q["ensure_segments"], row["id"], self._segment_size + 1)
+            await conn.execute(_Q["bus_changed"], name)  # readers waiting for it, anywhere
         return _bus_from_row(row)
 
     async def get_bus(self, name: str) -> BusInfo:
@@ -247,6 +248,7 @@ class PostgresEventStore:
                 raise ConflictError("the default bus cannot be deleted")
             await conn.execute(_Q["drop_bus_log"], bus_id)
             await conn.execute(_Q["delete_bus"], bus_id)
+            await conn.execute(_Q["bus_changed"], name)
         self._bus_ids.pop(name, None)
 
     # -- appending ----------------------------------------------------------

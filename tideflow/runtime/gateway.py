@@ -191,6 +191,17 @@ class PostgresRegistry:
             rows = await conn.fetch(_Q["list_workflows"])
         return [WorkflowVersion.from_row(r) for r in rows]
 
+    async def fingerprint(self) -> str:
+        """A value that changes with every deploy and delete, by any process."""
+        async with self._pool.acquire() as conn:
+            return str(await conn.fetchval(_Q["registry_fingerprint"]))
+
+    async def heads(self) -> dict[str, str | None]:
+        """Every workflow's latest version (``None``: deleted)."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(_Q["registry_heads"])
+        return {row["id"]: row["version"] for row in rows}
+
     async def versions(self, workflow_id: str) -> builtins.list[WorkflowVersion]:
         """Every stored version of ``workflow_id`` in deploy order.
 

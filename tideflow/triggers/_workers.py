@@ -615,8 +615,8 @@ class BusReader:
             after = min(w.tracker.cursor for w in ready)
             try:
                 events = await self._read(after)
-            except BusNotFound:
-                await self._wait(None)
+            except BusNotFound:  # until it is created (its NOTIFY wakes us), or a while
+                await self._wait(0 if self._watch is not None else None)
                 continue
             except TideflowError as exc:
                 log.warning("bus %s: read failed, retrying: %s", self.bus, exc)

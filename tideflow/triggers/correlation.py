@@ -31,6 +31,12 @@ Deploys and deletes recompile a workflow's subscriptions: at once for this
 process's registry (its ``on_change`` callback), and on the NOTIFY channel
 ``tideflow_registry`` for the other processes' (after a reconnect of the
 listener, every workflow is recompiled: notifications may have been lost).
+Before each batch the consumer compares the registry's fingerprint (one small
+query) and recompiles what changed: the notification travels on another
+connection than the events, so an event ingested right after a deploy through
+another process could otherwise be read before the deploy is heard of. The
+subscription itself is one unit of the cluster (``subscription:tideflow.workflows``):
+one process at a time consumes the bus, every process answers new waits.
 
 See ``docs/events.md``.
 """
@@ -140,6 +146,8 @@ class WorkflowSubscriber:
         self._limit = asyncio.Semaphore(_PARALLEL)
         self._batches = 0
         self._unlisten: Callable[[], None] | None = None  # from the registry's deploys
+        self._compiled: dict[str, str | None] = {}  # workflow id -> version compiled (None: gone)
+        self._fingerprint: str | None = None  # the registry's, when _compiled followed it
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -175,20 +183,35 @@ class WorkflowSubscriber:
         """
         try:
             stored = await self.runtime.registry.get(workflow_id)
-            workflow, _ = await self.runtime.interpreter(workflow_id, stored.version)
         except WorkflowNotFound:
             self.index.put(workflow_id, None)
+            self._compiled[workflow_id] = None
             return
+        self._compiled[workflow_id] = stored.version
+        try:
+            workflow, _ = await self.runtime.interpreter(workflow_id, stored.version)
         except TideflowError as exc:
             log.error("workflow %s does not load, it subscribes to nothing: %s", workflow_id, exc)
             self.index.put(workflow_id, None)
             return
         self.index.put(workflow_id, compile_workflow(workflow, stored.version))
 
+    async def _follow_deploys(self) -> None:
+        """Recompile the workflows deployed or deleted since the last look (by any process)."""
+        fingerprint = await self.runtime.registry.fingerprint()
+        if fingerprint == self._fingerprint:
+            return
+        heads = await self.runtime.registry.heads()
+        for workflow_id in sorted(set(heads) | set(self._compiled)):
+            if self._compiled.get(workflow_id) != heads.get(workflow_id):
+                await self.refresh(workflow_id)
+        self._fingerprint = fingerprint
+
     # -- the consumer ------------------------------------------------------------
 
     async def consume(self, batch: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
         """Handle a batch of events from the bus (the dispatcher's :data:`Consumer`)."""
+        await self._follow_deploys()
         batch = [(offset, self.index.aliased(event)) for offset, event in batch]
         exclusive = []
         for offset, event in batch:

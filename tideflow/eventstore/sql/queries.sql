@@ -68,6 +68,10 @@ SELECT id FROM tideflow_buses WHERE name = $1 FOR UPDATE;
 -- Drop every segment of a bus at once
 SELECT tideflow_drop_bus_log($1);
 
+-- bus_changed --
+-- Wake every process's readers of a bus that was created or deleted (at commit)
+SELECT pg_notify('tideflow_events', $1 || ' 0');
+
 -- delete_bus --
 -- Delete a bus row (its segment rows go with it)
 DELETE FROM tideflow_buses WHERE id = $1;

@@ -39,6 +39,16 @@ JOIN tideflow_workflow_versions v ON v.workflow_id = w.id AND v.version = w.late
 WHERE w.deleted_at IS NULL
 ORDER BY w.id;
 
+-- registry_fingerprint --
+-- One value that changes with every deploy and delete (a process compares it before each batch of events)
+SELECT md5(coalesce(string_agg(
+    id || '/' || latest_version || '/' || coalesce(deleted_at::text, ''), ',' ORDER BY id
+), '')) FROM tideflow_workflows;
+
+-- registry_heads --
+-- Every workflow's latest version (NULL: deleted)
+SELECT id, CASE WHEN deleted_at IS NULL THEN latest_version END AS version FROM tideflow_workflows;
+
 -- list_versions --
 -- Every version of a workflow in deploy order
 SELECT * FROM tideflow_workflow_versions WHERE workflow_id = $1 ORDER BY seq;
