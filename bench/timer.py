@@ -22,7 +22,16 @@ Parts (``--parts``, comma-separated; default all that need no database):
   directory); goal: all in their bus within 2 s of the start of that second,
   none before its delivery time.
 
-Run: ``python bench/timer.py [--n 1000000] [--parts schedule,precision,durable]``.
+- ``table``: the size of ``tideflow_timers`` after ``--table-n`` timers (default
+  1,000,000) were added and fired by the durable timer service in chunks of
+  ``--table-chunk``, in two arms on the same database, one after the other:
+  ``kept`` (fired rows stay: what the service did before issue 12) and
+  ``purged`` (the service's purge pass after each chunk, retention 0, as its
+  background loop does once a minute with the retention it is given).
+  Autovacuum runs as configured; rows, dead rows and bytes (table and indexes)
+  are read at the end.
+
+Run: ``python bench/timer.py [--n 1000000] [--parts schedule,precision,durable,table]``.
 """
 
 from __future__ import annotations
@@ -332,6 +341,75 @@ def bench_durable(n: int, lead: float) -> dict[str, Any]:
     return asyncio.run(_durable(n, lead))
 
 
+async def _table_arm(url: str, n: int, chunk: int, purge: bool) -> dict[str, Any]:
+    """Add and fire ``n`` timers in chunks (purging after each when ``purge``); the table."""
+    from tideflow.clock import SYSTEM_CLOCK
+    from tideflow.db import create_pool
+    from tideflow.timer.service import TimerService
+
+    async def noop(timers: list[Any], conn: Any) -> None:
+        return None
+
+    pool = await create_pool(url, min_size=1, max_size=4)
+    try:
+        await pool.execute("TRUNCATE tideflow_timers")
+        await pool.execute("VACUUM tideflow_timers")
+        service = TimerService(pool, retention=0.0, purge_batch=5000, purge_batches=10_000)
+        service.register("bench", noop)
+        fire_s = purge_s = 0.0
+        deleted = 0
+        for start in range(0, n, chunk):
+            size = min(chunk, n - start)
+            began = time.perf_counter()
+            due = SYSTEM_CLOCK.now()  # due at once
+            await service.add_many("bench", [(due, None, None)] * size)
+            fired = await service.fire_due()
+            fire_s += time.perf_counter() - began
+            assert len(fired) == size, (len(fired), size)
+            if purge:
+                began = time.perf_counter()
+                deleted += await service.purge()
+                purge_s += time.perf_counter() - began
+        row = await pool.fetchrow(
+            "SELECT count(*) AS live, pg_total_relation_size('tideflow_timers') AS bytes,"
+            " pg_relation_size('tideflow_timers') AS heap,"
+            " (SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'tideflow_timers')"
+            " AS dead FROM tideflow_timers"
+        )
+    finally:
+        await pool.close()
+    return {
+        "fired": n,
+        "rows": int(row["live"]),
+        "dead_rows_reported": int(row["dead"] or 0),
+        "table_and_indexes_mb": round(row["bytes"] / 2**20, 1),
+        "heap_mb": round(row["heap"] / 2**20, 1),
+        "add_and_fire_seconds": round(fire_s, 1),
+        "purge_seconds": round(purge_s, 1),
+        "purged": deleted,
+    }
+
+
+async def _table(n: int, chunk: int) -> dict[str, Any]:
+    async with _bench_database() as url:
+        kept = await _table_arm(url, n, chunk, purge=False)
+        purged = await _table_arm(url, n, chunk, purge=True)
+    return {
+        "timers": n,
+        "chunk": chunk,
+        "kept": kept,
+        "purged": purged,
+        "rows_ratio": round(purged["rows"] / max(1, kept["rows"]), 4),
+        "bytes_ratio": round(
+            purged["table_and_indexes_mb"] / max(0.1, kept["table_and_indexes_mb"]), 3
+        ),
+    }
+
+
+def bench_table(n: int, chunk: int) -> dict[str, Any]:
+    return asyncio.run(_table(n, chunk))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000)
@@ -341,6 +419,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--parts", default="schedule,precision")
     parser.add_argument("--durable-n", type=int, default=10_000)
     parser.add_argument("--lead", type=float, default=8.0, help="Seconds to hold events in.")
+    parser.add_argument("--table-n", type=int, default=1_000_000)
+    parser.add_argument("--table-chunk", type=int, default=10_000)
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
     result: dict[str, Any] = {
@@ -353,6 +433,8 @@ def main(argv: list[str] | None = None) -> None:
         result["precision"] = bench_precision(args.seconds, args.tick)
     if "durable" in parts:
         result["durable"] = bench_durable(args.durable_n, args.lead)
+    if "table" in parts:
+        result["table"] = bench_table(args.table_n, args.table_chunk)
     print(json.dumps(result, indent=2))
 
 

@@ -83,3 +83,20 @@ async def test_the_purge_finds_its_rows_through_an_index(pool: asyncpg.Pool) -> 
             r[0] for r in await conn.fetch(f"EXPLAIN {purge}", SYSTEM_CLOCK.now(), 100)
         )
     assert "tideflow_timers_ended" in plan
+
+
+async def test_the_table_stays_small_however_many_timers_fired(pool: asyncpg.Pool) -> None:
+    """The CI-sized variant of bench/timer.py's ``table`` part: 2,000 timers fired in
+    chunks, the purge (retention 0) and a vacuum (what autovacuum does) after each."""
+    service = TimerService(pool, retention=0.0, purge_batch=200)
+    service.register("test", _noop)
+    sizes = []
+    for _ in range(4):
+        now = SYSTEM_CLOCK.now()
+        await service.add_many("test", [(now, None, None)] * 500)
+        assert len(await service.fire_due()) == 500
+        assert await service.purge() == 500
+        await pool.execute("VACUUM tideflow_timers")
+        sizes.append(await pool.fetchval("SELECT pg_relation_size('tideflow_timers')"))
+    assert await _states(pool) == {}
+    assert sizes[-1] <= sizes[0]  # space freed by each purge is used again, not added to

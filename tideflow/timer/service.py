@@ -100,7 +100,7 @@ class TimerService:
         retention: float = 86400.0,
         purge_interval: float = 60.0,
         purge_batch: int = 5000,
-        purge_batches: int = 20,
+        purge_batches: int = 100,
     ) -> None:
         self.store = TimerStore(pool)
         self._clock = clock
