@@ -262,12 +262,15 @@ def definition_files(folder: Path) -> list[Path]:
 
     Files that are not definitions (an input ``NAME.input.json``, an
     ``apis/`` document) are skipped: only ``.yaml``/``.yml``/``.json`` files
-    whose name has no other dot-separated part.
+    whose name has no other dot-separated part, or only SonataFlow's ``.sw``
+    (``NAME.sw.yaml``, ``NAME.sw.json``).
     """
     return sorted(
         path
         for path in folder.iterdir()
-        if path.is_file() and path.suffix in DEFINITION_SUFFIXES and "." not in path.stem
+        if path.is_file()
+        and path.suffix in DEFINITION_SUFFIXES
+        and "." not in path.stem.removesuffix(".sw")
     )
 
 
@@ -277,6 +280,8 @@ async def deploy_folder(
     policy: PythonPolicy | None = None,
     egress: EgressPolicy | None = None,
     secrets: SecretAccess | None = None,
+    *,
+    dialect: str | None = None,
 ) -> list[str]:
     """Deploy every definition in ``folder``; log (never raise for) bad ones.
 
@@ -284,7 +289,8 @@ async def deploy_folder(
     against the folder: these files are the operator's, not a user's.
     ``python:`` modules must pass ``policy`` (by default: those in ``folder``),
     ``http(s)`` references ``egress`` (by default: public addresses only),
-    and secrets must be granted as for any deploy (``secrets``).
+    and secrets must be granted as for any deploy (``secrets``). ``dialect``
+    (``"sonataflow"``) is kept with each version, as ``?dialect=`` is.
 
     Returns:
         ``id@version`` of each definition deployed.
@@ -304,6 +310,7 @@ async def deploy_folder(
                 policy=policy,
                 egress=egress,
                 secrets=secrets,
+                dialect=dialect,
             )
         except (WorkflowLoadError, WorkflowValidationError) as exc:
             log.error("not deployed: %s", exc.message)

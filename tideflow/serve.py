@@ -99,9 +99,11 @@ class SystemOptions:
         functions: Callables replacing functions by name (``--functions``).
         redirects: URL prefixes rewritten before requests are sent (``--server FROM=TO``).
         connectors: Connectors declared by ``--connectors FILE``, created or updated on start.
+        folder_dialect: The dialect the folders' definitions are deployed with (``--dialect``).
     """
 
     workflow_dirs: Sequence[Path] = ()
+    folder_dialect: str | None = None
     functions: Mapping[str, PythonFunction] = field(default_factory=dict)
     redirects: Mapping[str, str] = field(default_factory=dict)
     connectors: Sequence[ConnectorSpec] = ()
@@ -216,7 +218,9 @@ async def open_system(
             cluster=cluster,
         )
         for folder in options.workflow_dirs:
-            await deploy_folder(registry, folder, policy, egress, secrets)
+            await deploy_folder(
+                registry, folder, policy, egress, secrets, dialect=options.folder_dialect
+            )
         await schedules.sync_all()  # start.schedule of every deployed workflow
         await connectors.apply(list(options.connectors))
         yield services

@@ -274,3 +274,58 @@ def test_a_callback_needs_its_event_in_both_readings(dialect: str | None) -> Non
         events=[{"name": "e", "type": "t", "source": "/s"}],
     )
     assert _errors(doc, dialect) == ["states[0].eventRef"]
+
+
+async def test_legacy_delimiters_and_string_interpolation_in_any_expression() -> None:
+    # JqExpression / ExpressionHandlerUtils.trimExpr apply to every expression, not only arguments
+    doc = _doc(
+        [
+            {
+                "name": "Pick",
+                "type": "switch",
+                "dataConditions": [{"condition": "{{ .age >= 18 }}", "transition": "Greet"}],
+            },
+            {
+                "name": "Greet",
+                "type": "operation",
+                "actions": [
+                    {
+                        "functionRef": {"refName": "svc", "arguments": {"who": ".name"}},
+                        "actionDataFilter": {
+                            "results": "Hello \\(.who)!",
+                            "toStateData": "{{ .greeting }}",
+                        },
+                    }
+                ],
+                "end": True,
+            },
+        ],
+        functions=[SERVICE],
+    )
+    assert sorted(_errors(doc, None)) == [
+        "states[0].dataConditions[0].condition",
+        "states[0].defaultCondition",
+        "states[1].actions[0].actionDataFilter.results",
+        "states[1].actions[0].actionDataFilter.toStateData",
+    ]
+    effects = ScriptedEffects({"svc": lambda args: args})
+    out = _output(await _run(doc, {"age": 30, "name": "Kai"}, effects))
+    assert out == {"age": 30, "name": "Kai", "greeting": "Hello Kai!"}
+    failed = await _run(doc, {"age": 3, "name": "Kai"})
+    assert isinstance(failed, Failed)
+    assert failed.error.code == "NoMatchingCondition"
+
+
+def test_a_folder_deploys_sonataflow_file_names(tmp_path: Any) -> None:
+    from tideflow.deploy import definition_files
+
+    for name in (
+        "a.sw.yaml",
+        "b.sw.json",
+        "c.yaml",
+        "c.input.json",
+        "d.sw.input.json",
+        "e.x.sw.yaml",
+    ):
+        (tmp_path / name).write_text("{}")
+    assert [p.name for p in definition_files(tmp_path)] == ["a.sw.yaml", "b.sw.json", "c.yaml"]

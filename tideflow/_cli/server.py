@@ -157,6 +157,15 @@ def serve(
             help="The claim listing a JWT's Tideflow scopes (default: scope).",
         ),
     ] = None,
+    dialect: Annotated[
+        str | None,
+        typer.Option(
+            "--dialect",
+            metavar="NAME",
+            help="Deploy the --workflows folders' definitions with this dialect "
+            "('sonataflow': read as SonataFlow does).",
+        ),
+    ] = None,
     node_id: Annotated[
         str | None,
         typer.Option(
@@ -183,6 +192,8 @@ def serve(
     from tideflow.runtime.hosts.local import load_functions_file
     from tideflow.serve import SystemOptions, open_system_with
 
+    if dialect not in (None, "sonataflow"):
+        raise fail(f"--dialect {dialect!r}: the only dialect is 'sonataflow'", code=2)
     folders = [Path(folder) for folder in workflows or []]
     for folder in folders:
         if not folder.is_dir():
@@ -193,6 +204,7 @@ def serve(
         raise fail(str(exc), code=2) from None
     system = SystemOptions(
         workflow_dirs=folders,
+        folder_dialect=dialect,
         functions=overrides,
         redirects=read_redirects(server or []),
         connectors=read_connectors(connectors) if connectors else (),

@@ -19,6 +19,7 @@ from tideflow.runtime.effects import Effects, EventEmit, EventSpec
 from tideflow.runtime.result import Fault, Step, WorkflowError, fault_from_exception
 from tideflow.runtime.retry import RetryPolicy, policy_from_definition
 from tideflow.runtime.state import InstanceState
+from tideflow.workflow.dialects import sonataflow_forms
 from tideflow.workflow.expressions import Expression, compile_expression, evaluate_value
 from tideflow.workflow.exprtext import is_expression, resolve_functions
 from tideflow.workflow.model import ProducedEvent, Workflow, thaw
@@ -103,8 +104,16 @@ class Compiled:
         """Compile (once) an expression, resolving ``fn:name`` references."""
         found = self._exprs.get(text)
         if found is None:
-            source = resolve_functions(text, self.fn_ops) if "fn:" in text else text
-            found = compile_expression(source, self.lang)
+            forms = sonataflow_forms(text) if self.sonataflow else (text,)
+            for index, form in enumerate(forms):
+                source = resolve_functions(form, self.fn_ops) if "fn:" in form else form
+                try:
+                    found = compile_expression(source, self.lang)
+                    break
+                except ExpressionError:
+                    if index == len(forms) - 1:
+                        raise
+            assert found is not None
             self._exprs[text] = found
         return found
 
@@ -119,15 +128,11 @@ class Compiled:
             return self._lenient[text]
         found: Expression | None = None
         body = _trim_delimiters(text)
-        candidates = [body] if body else []
-        if "\\(" in body and not body.startswith('"'):
-            candidates.append('"' + body + '"')
-        for candidate in candidates:
+        if body:
             try:
-                found = self.expr(candidate)
-                break
+                found = self.expr(body)  # with sonataflow_forms' interpolation
             except ExpressionError:
-                continue
+                found = None
         if len(self._lenient) < _LENIENT_SIZE:
             self._lenient[text] = found
         return found

@@ -11,6 +11,7 @@ import jq  # type: ignore[import-not-found]
 
 from tideflow.errors import ExpressionError
 from tideflow.workflow._schema import Context, Path
+from tideflow.workflow.dialects import sonataflow_forms
 from tideflow.workflow.expressions import (
     LANGUAGES,
     compile_expression,
@@ -46,6 +47,8 @@ def check_expressions(
     functions = expression_functions(doc)
     found: list[tuple[Path, str]] = []
     for path, text, whole in expressions:
+        if ctx.sonataflow and whole:
+            text = _sonataflow_form(text, functions, lang)
         if whole or is_expression(text):
             found.append((path, text))
         elif is_interpolation(text):
@@ -64,6 +67,58 @@ def check_expressions(
             compile_expression(body, lang)
         except ExpressionError as exc:
             ctx.error(path, _message(text, exc))
+
+
+def _sonataflow_form(text: str, functions: Mapping[str, str], lang: str) -> str:
+    """The first of SonataFlow's readings of ``text`` that compiles (else the first)."""
+    forms = sonataflow_forms(text)
+    for form in forms[1:]:
+        try:
+            compile_expression(resolve_functions(form, functions) if "fn:" in form else form, lang)
+        except ExpressionError:
+            continue
+        try:
+            compile_expression(forms[0], lang)
+        except ExpressionError:
+            return form
+    return forms[0]
+
+
+_FILTERS = {
+    "stateDataFilter": ("input", "output"),
+    "actionDataFilter": ("fromStateData", "results", "toStateData"),
+    "eventDataFilter": ("data", "toStateData"),
+}
+_EXPRESSION_KEYS = ("condition", "inputCollection", "outputCollection")
+
+
+def sonataflow_expressions(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """``doc`` (valid under the dialect) with its conditions, filters and collections
+    in the form SonataFlow reads them (:func:`~tideflow.workflow.dialects.sonataflow_forms`)."""
+    functions = expression_functions(doc)
+    lang = doc.get("expressionLang", "jq")
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, list):
+            return [walk(item) for item in value]
+        if not isinstance(value, Mapping):
+            return value
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if key in _FILTERS and isinstance(item, Mapping):
+                out[key] = {
+                    k: _sonataflow_form(v, functions, lang)
+                    if k in _FILTERS[key] and isinstance(v, str)
+                    else v
+                    for k, v in item.items()
+                }
+            elif key in _EXPRESSION_KEYS and isinstance(item, str):
+                out[key] = _sonataflow_form(item, functions, lang)
+            else:
+                out[key] = walk(item)
+        return out
+
+    return {**doc, "states": walk(doc.get("states"))}
 
 
 _VARIABLE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")

@@ -14,7 +14,9 @@ dialect"). This module does the document part, in two steps:
   without ``kind`` in any role, consumed events without ``source``, a switch
   without ``defaultCondition``, ``functionRef.arguments`` as one expression,
   an ``eventRef`` without ``resultEventRef``.
-- :func:`model_document`, after validation: every ``eventRef`` action loses
+- :func:`model_document`, after validation: conditions, data filters and
+  collections take the form SonataFlow reads them in (legacy ``{{ }}``,
+  string interpolation: :func:`sonataflow_forms`); every ``eventRef`` action loses
   its ``resultEventRef``. SonataFlow's ``eventRef`` action publishes its
   ``triggerEventRef`` and never waits (``CompositeContextNodeHandler`` builds
   a send-event node only), so the event a following callback or event state
@@ -70,7 +72,32 @@ def model_document(doc: Mapping[str, Any], dialect: str | None) -> Mapping[str, 
     """The (valid) document the model is built from: without ``resultEventRef`` under SonataFlow."""
     if dialect != "sonataflow" or not isinstance(doc.get("states"), list):
         return doc
+    from tideflow.workflow._compile import sonataflow_expressions  # compiles: only here
+
+    doc = sonataflow_expressions(doc)
     return {**doc, "states": [_publish_only(s) for s in doc["states"]]}
+
+
+def sonataflow_forms(text: str) -> tuple[str, ...]:
+    """The expressions SonataFlow reads ``text`` as, in the order it tries them.
+
+    ``JqExpression`` and ``ExpressionHandlerUtils.trimExpr``: the legacy
+    ``{{ }}`` delimiters stand for ``${ }``, and text that does not compile
+    but does between quotes is a string interpolation (``Hello \\(.name)``).
+    """
+    body = text.strip()
+    if body.startswith("{{"):
+        body = body[2:]
+        body = body[:-2] if body.endswith("}}") else body
+        text = "${ " + body.strip() + " }"
+    inner = body.strip()
+    if inner.startswith("${"):
+        inner = inner[2:]
+        inner = inner[:-1] if inner.endswith("}") else inner
+        inner = inner.strip()
+    if "\\(" in inner and not inner.startswith('"'):
+        return (text, '"' + inner + '"')
+    return (text,)
 
 
 def _declare_secret_reads(doc: Mapping[str, Any]) -> Mapping[str, Any]:
