@@ -18,7 +18,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.served import Served, auth_for, copied_database, serve_process, stop
+from tests.support.served import (
+    Served,
+    auth_for,
+    copied_database,
+    serve_process,
+    start_and_wait,
+    stop,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "workflows"
@@ -83,16 +90,7 @@ def server(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 def start(url: str, workflow_id: str, data: Any) -> dict[str, Any]:
     """Start an instance and wait for its end."""
-    response = httpx.post(
-        f"{url}/workflows/{workflow_id}/instances",
-        json=data,
-        params={"wait": 60},
-        timeout=90,
-        headers=auth_for(url),
-    )
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    return start_and_wait(url, workflow_id, data)
 
 
 def deploy(url: str, text: str) -> httpx.Response:

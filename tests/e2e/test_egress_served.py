@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.served import Served, auth_for, copied_database, serve_process
+from tests.support.served import Served, auth_for, copied_database, serve_process, start_and_wait
 
 YAML = {"content-type": "application/yaml"}
 
@@ -127,16 +127,7 @@ def deploy(url: str, text: str) -> httpx.Response:
 
 
 def run(url: str, workflow_id: str) -> dict[str, Any]:
-    response = httpx.post(
-        f"{url}/workflows/{workflow_id}/instances",
-        json={},
-        params={"wait": 60},
-        timeout=90,
-        headers=auth_for(url),
-    )
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    return start_and_wait(url, workflow_id, {})
 
 
 def test_a_call_to_an_allowed_local_service_completes(

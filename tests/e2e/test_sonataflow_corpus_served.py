@@ -13,10 +13,9 @@ import json
 import shutil
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.support.served import auth_for, serve_process
+from tests.support.served import serve_process, start_and_wait
 
 CORPUS = Path(__file__).resolve().parents[1] / "sonataflow_corpus"
 CASES = {
@@ -38,19 +37,6 @@ def _folder(tmp_path: Path) -> Path:
     return folder
 
 
-def _run(url: str, workflow_id: str, data: object) -> dict[str, object]:
-    response = httpx.post(
-        f"{url}/workflows/{workflow_id}/instances",
-        json=data,
-        params={"wait": 30},
-        timeout=60,
-        headers=auth_for(url),
-    )
-    assert response.status_code == 201, response.text
-    body: dict[str, object] = response.json()
-    return body
-
-
 @pytest.mark.timeout(180)
 def test_a_folder_deployed_with_the_dialect_runs_as_sonataflow(pg_url: str, tmp_path: Path) -> None:
     folder = _folder(tmp_path)
@@ -62,5 +48,5 @@ def test_a_folder_deployed_with_the_dialect_runs_as_sonataflow(pg_url: str, tmp_
         for name, workflow_id in CASES.items():
             data = json.loads((CORPUS / f"{name}.input.json").read_text())
             expected = json.loads((CORPUS / f"{name}.expected.json").read_text())
-            done = _run(served.url, workflow_id, data)
+            done = start_and_wait(served.url, workflow_id, data)
             assert (done["status"], done.get("output")) == ("completed", expected), (name, done)

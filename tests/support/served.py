@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -108,6 +109,20 @@ def auth_for(url: str) -> dict[str, str]:
         if url == base or url.startswith(base + "/"):
             return {"authorization": f"Bearer {token}"} if token else {}
     raise KeyError(f"no server running at {url}")
+
+
+def start_and_wait(url: str, workflow_id: str, data: Any) -> dict[str, Any]:
+    """Start an instance of ``workflow_id`` on a served process and wait (60 s) for its end."""
+    response = httpx.post(
+        f"{url}/workflows/{workflow_id}/instances",
+        json=data,
+        params={"wait": 60},
+        timeout=90,
+        headers=auth_for(url),
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
 
 
 @contextmanager
