@@ -24,6 +24,7 @@ from tideflow._cli import (
     server,
     subscriptions,
     tokens,
+    worker,
 )
 from tideflow._cli.common import CliState, err_console
 from tideflow.errors import TideflowError
@@ -73,6 +74,7 @@ def _root(
 app.command()(local.validate)
 app.command()(local.run)
 app.command()(server.serve)
+app.command()(worker.worker)
 app.add_typer(server.events_app, name="events")
 app.add_typer(server.buses_app, name="buses")
 app.add_typer(server.timers_app, name="timers")

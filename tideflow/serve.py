@@ -25,6 +25,7 @@ Right after the database it opens the API tokens: on a fresh installation
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -54,16 +55,21 @@ from tideflow.connectors.spec import ConnectorSpec
 from tideflow.db import DatabaseProbe, open_database
 from tideflow.deploy import deploy_folder
 from tideflow.egress import EgressPolicy
+from tideflow.errors import ConfigurationError
 from tideflow.eventstore.gateway import PostgresEventStore
 from tideflow.eventstore.store import DEFAULT_BUS, EventStore
 from tideflow.metrics import CountingAppender, Metrics
 from tideflow.notify import Listener
 from tideflow.runtime.after_schedules import AfterSchedules
+from tideflow.runtime.engine import InstanceEngine
 from tideflow.runtime.functions import FunctionInvoker, Invocation, PythonFunction
 from tideflow.runtime.functions.policy import PythonPolicy
-from tideflow.runtime.gateway import PostgresInstances
+from tideflow.runtime.gateway import PostgresInstances, PostgresRegistry
 from tideflow.runtime.history import HistoryPurger
 from tideflow.runtime.hosts.durable import DurableRuntime, LifecycleEvent, RuntimeOptions
+from tideflow.runtime.hosts.temporal.activities import InstanceActivities
+from tideflow.runtime.hosts.temporal.gateway import PostgresMirror
+from tideflow.runtime.hosts.temporal.runtime import TemporalOptions, TemporalRuntime, connect
 from tideflow.runtime.lifecycle import (
     LifecycleNotice,
     LifecyclePublisher,
@@ -143,35 +149,53 @@ async def open_system(
         health.watch(lifecycle.supervisor)
         timers = TimerService(database.pool, retention=settings.timer_retention)
         timers.register(DELAYED_EVENT_KIND, delayed_event_handler(store))
-        runtime = await stack.enter_async_context(
-            _open_runtime(
-                database.pool,
-                store,
-                lifecycle,
-                metrics,
-                options,
-                RuntimeOptions(
-                    owner=settings.node_id,
-                    lease_seconds=settings.lease_seconds,
-                    python_policy=policy,
-                    secrets=secrets,
-                ),
-                timers,
-                egress,
+        runtime: DurableRuntime | None = None
+        temporal: TemporalRuntime | None = None
+        if settings.engine == "temporal":
+            temporal = await stack.enter_async_context(
+                _open_temporal(database.pool, store, metrics, options, settings, egress, policy)
             )
-        )
-        lifecycle.is_dsl1 = runtime.is_dsl1  # 1.0 instances get the standard events too
-        lifecycle.open_tasks = _open_tasks(runtime.instances)
-        registry = runtime.registry  # the one registry: its deploys reach the subscriber
+            health.watch(temporal.supervisor)
+            registry = temporal.registry
+            engine: InstanceEngine = temporal
+        else:
+            runtime = await stack.enter_async_context(
+                _open_runtime(
+                    database.pool,
+                    store,
+                    lifecycle,
+                    metrics,
+                    options,
+                    RuntimeOptions(
+                        owner=settings.node_id,
+                        lease_seconds=settings.lease_seconds,
+                        python_policy=policy,
+                        secrets=secrets,
+                    ),
+                    timers,
+                    egress,
+                )
+            )
+            health.watch(runtime.supervisor)
+            lifecycle.is_dsl1 = runtime.is_dsl1  # 1.0 instances get the standard events too
+            lifecycle.open_tasks = _open_tasks(runtime.instances)
+            registry = runtime.registry  # the one registry: its deploys reach the subscriber
+            engine = runtime
         cluster = _cluster(database.pool, settings)
         dispatcher = await stack.enter_async_context(
             _open_dispatcher(database.pool, store, timers, settings, egress, secrets, cluster)
         )
-        health.watch(runtime.supervisor, dispatcher.supervisor, timers.supervisor)
-        subscriber = await stack.enter_async_context(
-            _open_subscriber(database.pool, runtime, dispatcher)
-        )
-        health.watch(subscriber.supervisor)
+        health.watch(dispatcher.supervisor, timers.supervisor)
+        if runtime is not None:  # event starts and correlation: the PostgreSQL engine only yet
+            subscriber = await stack.enter_async_context(
+                _open_subscriber(database.pool, runtime, dispatcher)
+            )
+            health.watch(subscriber.supervisor)
+        else:
+            log.warning(
+                "--engine temporal: workflows started or resumed by events are not served "
+                "yet (docs/temporal.md)"
+            )
         grants = await stack.enter_async_context(_watch_grants(database.pool, runtime, dispatcher))
         health.watch(grants)
         connectors = await stack.enter_async_context(
@@ -183,11 +207,12 @@ async def open_system(
         await cluster.start()  # takes this process's share of subscriptions and connectors
         stack.push_async_callback(cluster.stop)  # hands them over before they stop
         health.watch(cluster.supervisor)
-        after = AfterSchedules(timers, registry, runtime.start_instance, runtime.instances.get)
+        instances = PostgresInstances(database.pool)
+        after = AfterSchedules(timers, registry, engine.start_instance, instances.get)
         after.register()
         history = await stack.enter_async_context(_open_history(database.pool, settings))
         health.watch(history.supervisor)
-        schedules = WorkflowSchedules(timers, registry, runtime.start_instance, after)
+        schedules = WorkflowSchedules(timers, registry, engine.start_instance, after)
         schedules.register()
         await timers.start()
         stack.push_async_callback(timers.stop)
@@ -204,6 +229,7 @@ async def open_system(
             registry=registry,
             instances=PostgresInstances(database.pool),
             runtime=runtime,
+            engine=engine,
             metrics=metrics,
             lifecycle=lifecycle,
             dispatcher=dispatcher,
@@ -354,14 +380,15 @@ async def _open_audit(store: EventStore, first_token: str | None) -> AuditTrail:
 
 @asynccontextmanager
 async def _watch_grants(
-    pool: asyncpg.Pool, runtime: DurableRuntime, dispatcher: Dispatcher
+    pool: asyncpg.Pool, runtime: DurableRuntime | None, dispatcher: Dispatcher
 ) -> AsyncIterator[Supervisor]:
     """Secret grants changed through the API by any server (LISTEN, supervised): versions
     that use secrets and sinks' headers take them again; so after a reconnect, since
     notifications may have been lost."""
 
     def changed(_pattern: str = "") -> None:
-        runtime.grants_changed()
+        if runtime is not None:
+            runtime.grants_changed()
         dispatcher.grants_changed()
 
     supervisor = Supervisor("secret grants")
@@ -485,6 +512,104 @@ def _open_tasks(
         return open_tasks_of(await instances.timeline(instance_id))
 
     return read
+
+
+async def run_workers(settings: Settings, options: SystemOptions, stop: asyncio.Event) -> None:
+    """``tideflow worker --engine temporal``: Temporal workers only, until ``stop`` is set.
+
+    It opens the database (the registry, the instance mirror), the event store
+    (produced events) and a worker on the task queue; no API, triggers or timers.
+    Workflow tasks and activities in flight finish before it returns.
+    """
+    settings = settings.identified()
+    expression_budget.configure(expression_budget.budget_from(settings))
+    limits.configure(limits.from_settings(settings))
+    policy = PythonPolicy.for_server(settings.python_modules, options.workflow_dirs)
+    egress = EgressPolicy.for_server(settings.egress_allow, options.workflow_dirs)
+    async with AsyncExitStack() as stack:
+        database = await stack.enter_async_context(open_database(settings, max_size=10))
+        store = PostgresEventStore(database.pool, segment_size=settings.segment_size)
+        await store.start()
+        stack.push_async_callback(store.stop)
+        await stack.enter_async_context(
+            _open_temporal(database.pool, store, Metrics(), options, settings, egress, policy)
+        )
+        log.info("temporal worker on task queue %s", settings.temporal_task_queue)
+        await stop.wait()
+
+
+@asynccontextmanager
+async def _open_temporal(
+    pool: asyncpg.Pool,
+    store: EventStore,
+    metrics: Metrics,
+    options: SystemOptions,
+    settings: Settings,
+    egress: EgressPolicy,
+    policy: PythonPolicy,
+) -> AsyncIterator[TemporalRuntime]:
+    """The Temporal engine with a worker in this process (``--engine temporal``).
+
+    Raises:
+        ConfigurationError: No ``--temporal-address``.
+        StoreError: Temporal cannot be reached.
+    """
+    activities, calls = _temporal_activities(pool, store, metrics, options, egress, policy)
+    temporal = _temporal_options(settings)
+    client = await connect(temporal)
+    async with calls:
+        registry = PostgresRegistry(pool)
+        async with TemporalRuntime(
+            pool, client, temporal, registry=registry, activities=activities(registry)
+        ) as engine:
+            yield engine
+
+
+def _temporal_options(settings: Settings) -> TemporalOptions:
+    if not settings.temporal_address:
+        raise ConfigurationError(
+            "--engine temporal needs --temporal-address HOST:PORT (TIDEFLOW_TEMPORAL_ADDRESS)"
+        )
+    return TemporalOptions(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        task_queue=settings.temporal_task_queue,
+    )
+
+
+def _temporal_activities(
+    pool: asyncpg.Pool,
+    store: EventStore,
+    metrics: Metrics,
+    options: SystemOptions,
+    egress: EgressPolicy,
+    policy: PythonPolicy,
+) -> tuple[Callable[[PostgresRegistry], InstanceActivities], FunctionInvoker]:
+    """The activities of a Temporal worker (given its registry) and their invoker (to close)."""
+
+    async def publish(_instance_id: str, events: Sequence[dict[str, Any]]) -> None:
+        await store.append(DEFAULT_BUS, list(events))
+        metrics.events_out(len(events), kind="workflow")
+
+    folders = tuple(folder.resolve() for folder in options.workflow_dirs)
+    calls = _timed_invoker(metrics, options, egress)
+
+    def invoke(invocation: Invocation) -> Awaitable[Any]:
+        if calls.has_override(invocation.name):  # bound callables import nothing
+            return calls.invoke(invocation)
+        return policy.guard(invocation, calls.invoke)
+
+    def make(registry: PostgresRegistry) -> InstanceActivities:
+        return InstanceActivities(
+            registry,
+            calls,
+            publish,
+            base_dir=folders[0] if folders else Path.cwd(),
+            invoke=invoke,
+            mirror=PostgresMirror(pool),
+        )
+
+    return make, calls
 
 
 def _on_lifecycle(event: LifecycleEvent, lifecycle: LifecyclePublisher, metrics: Metrics) -> None:

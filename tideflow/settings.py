@@ -110,6 +110,11 @@ class Settings:
             port), so several processes on one machine differ and a restarted
             one is the same. :meth:`identified` fills it in; in a running
             ``tideflow serve`` (``Services.settings``) it is never empty.
+        engine: What runs instances: ``postgres`` (the durable host) or
+            ``temporal`` (``--engine``, ``TIDEFLOW_ENGINE``; ``docs/temporal.md``).
+        temporal_address: ``HOST:PORT`` of the Temporal front end (``--temporal-address``).
+        temporal_namespace: The Temporal namespace (``--namespace``).
+        temporal_task_queue: The task queue of Tideflow's workflows (``--task-queue``).
     """
 
     database_url: str | None = None
@@ -148,6 +153,10 @@ class Settings:
     oidc_audience: str | None = None
     oidc_scope_claim: str = "scope"
     node_id: str = ""
+    engine: str = "postgres"
+    temporal_address: str | None = None
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "tideflow"
 
     def identified(self) -> Settings:
         """These settings with :attr:`node_id` filled in (derived unless one was given)."""
@@ -175,11 +184,30 @@ class Settings:
         if node := env.get("TIDEFLOW_NODE_ID"):
             settings = replace(settings, node_id=check_node_id(node, "TIDEFLOW_NODE_ID"))
         settings = _lists_from_env(settings, env)
+        settings = _engine_from_env(settings, env)
         for variable, (name, convert) in _NUMBERS.items():
             if text := env.get(variable):
                 changes: dict[str, Any] = {name: convert(text)}
                 settings = replace(settings, **changes)
         return _access_from_env(settings, env)
+
+
+ENGINES = ("postgres", "temporal")
+
+
+def _engine_from_env(settings: Settings, env: Mapping[str, str]) -> Settings:
+    """``TIDEFLOW_ENGINE`` and ``TIDEFLOW_TEMPORAL_{ADDRESS,NAMESPACE,TASK_QUEUE}``."""
+    if engine := env.get("TIDEFLOW_ENGINE"):
+        if engine not in ENGINES:
+            raise ValueError(f"TIDEFLOW_ENGINE={engine!r}: one of {', '.join(ENGINES)}")
+        settings = replace(settings, engine=engine)
+    if address := env.get("TIDEFLOW_TEMPORAL_ADDRESS"):
+        settings = replace(settings, temporal_address=address)
+    if namespace := env.get("TIDEFLOW_TEMPORAL_NAMESPACE"):
+        settings = replace(settings, temporal_namespace=namespace)
+    if queue := env.get("TIDEFLOW_TEMPORAL_TASK_QUEUE"):
+        settings = replace(settings, temporal_task_queue=queue)
+    return settings
 
 
 NODE_ID_MAX = 64

@@ -19,6 +19,13 @@ from tideflow._cli.common import (
     print_json,
 )
 from tideflow._cli.local import read_redirects
+from tideflow._cli.worker import (
+    AddressOption,
+    EngineOption,
+    NamespaceOption,
+    QueueOption,
+    with_engine,
+)
 from tideflow.errors import TideflowError
 
 # --- serve, events, buses: the HTTP API (thin shells over tideflow.api) ------
@@ -166,6 +173,10 @@ def serve(
             "('sonataflow': read as SonataFlow does).",
         ),
     ] = None,
+    engine: EngineOption = None,
+    temporal_address: AddressOption = None,
+    namespace: NamespaceOption = None,
+    task_queue: QueueOption = None,
     node_id: Annotated[
         str | None,
         typer.Option(
@@ -232,6 +243,7 @@ def serve(
     settings = _with_retention(settings, retention or [])
     settings = _with_oidc(settings, oidc_issuer, oidc_audience, oidc_scope_claim)
     settings = _with_node_id(settings, node_id)
+    settings = with_engine(settings, engine, temporal_address, namespace, task_queue)
     out_console.print(
         f"tideflow {__version__}: node {settings.node_id}, data in {describe_database(settings)}"
     )

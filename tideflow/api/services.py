@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from tideflow.connectors.service import ConnectorService
     from tideflow.eventstore.store import Appender
     from tideflow.metrics import Metrics
+    from tideflow.runtime.engine import InstanceEngine
     from tideflow.runtime.functions.policy import PythonPolicy
     from tideflow.runtime.gateway import PostgresInstances, PostgresRegistry
     from tideflow.runtime.hosts.durable import DurableRuntime
@@ -51,7 +52,9 @@ class Services:
         ingest: What ingestion appends through, when not ``events``.
         registry: The workflow registry (``None``: no durable runtime).
         instances: The instances gateway (``None``: no durable runtime).
-        runtime: The durable runtime that runs instances.
+        runtime: The durable runtime that runs instances (``None`` under ``--engine temporal``).
+        engine: What the instances API starts and stops instances with: the durable
+            runtime, or the Temporal engine (``None``: ``runtime``).
         metrics: The Prometheus metrics of this process.
         lifecycle: Publishes lifecycle events to the bus ``tideflow.lifecycle``.
         dispatcher: Runs the subscriptions (``None``: no subscriptions API).
@@ -78,6 +81,7 @@ class Services:
     registry: PostgresRegistry | None = None
     instances: PostgresInstances | None = None
     runtime: DurableRuntime | None = None
+    engine: InstanceEngine | None = None
     metrics: Metrics | None = None
     lifecycle: LifecyclePublisher | None = None
     dispatcher: Dispatcher | None = None

@@ -50,8 +50,8 @@ from tideflow.runtime.status import InstanceStatus
 from tideflow.supervise import first_done
 
 if TYPE_CHECKING:
+    from tideflow.runtime.engine import InstanceEngine
     from tideflow.runtime.gateway import InstanceRow, PostgresInstances
-    from tideflow.runtime.hosts.durable import DurableRuntime
 
 
 async def known_query_only(request: Request) -> None:
@@ -132,11 +132,11 @@ def _instances(services: Services) -> PostgresInstances:
     return instances
 
 
-def _runtime(services: Services) -> DurableRuntime:
-    if services.runtime is None:
+def _runtime(services: Services) -> InstanceEngine:
+    engine: InstanceEngine | None = services.engine or services.runtime
+    if engine is None:
         raise StoreError("this server has no durable runtime: instances cannot start")
-    runtime: DurableRuntime = services.runtime
-    return runtime
+    return engine
 
 
 async def read_input(request: Request) -> Any:
@@ -325,7 +325,7 @@ async def _long_poll(
     return row
 
 
-async def _wait_for_end(runtime: DurableRuntime, instance_id: str, seconds: float) -> InstanceRow:
+async def _wait_for_end(runtime: InstanceEngine, instance_id: str, seconds: float) -> InstanceRow:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     while True:
@@ -374,8 +374,8 @@ _DONE: Final = {"cancel": "cancelled", "suspend": "suspended", "resume": "resume
 async def _act(request: Request, services: Services, action: str, instance_id: str) -> Response:
     """Cancel, suspend or resume through the runtime (it notifies and wakes), else the
     gateway; audited; the instance as it now is."""
-    if services.runtime is not None:
-        runtime = services.runtime
+    if services.engine is not None or services.runtime is not None:
+        runtime = _runtime(services)
         act = {"cancel": runtime.cancel, "suspend": runtime.suspend, "resume": runtime.resume}
         row = await act[action](instance_id)
     else:

@@ -11,14 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tideflow.runtime.status import InstanceStatus
+
 WORKFLOW_TYPE = "tideflow.instance"
 """The one Temporal workflow type: every Tideflow instance runs as one of these."""
 ACT_DEFINITION = "tideflow.definition"
 ACT_CALL = "tideflow.call"
 ACT_PUBLISH = "tideflow.publish"
+ACT_RECORD = "tideflow.record"
 
 SIGNAL_EVENT = "tideflow.event"
 SIGNAL_SUSPEND = "tideflow.suspend"
+"""An update, as is :data:`SIGNAL_RESUME`."""
 SIGNAL_RESUME = "tideflow.resume"
 QUERY_PROGRESS = "tideflow.progress"
 
@@ -98,3 +102,44 @@ class Published:
 
     instance_id: str
     events: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Progress:
+    """How far an instance got (the ``tideflow.record`` activity's input, for the mirror).
+
+    Attributes:
+        instance_id: The instance.
+        run_no: Its run.
+        workflow_id: The run's workflow.
+        version: Its version.
+        status: ``running``, ``waiting``, ``suspended``, or the final ``completed``,
+            ``failed``, ``cancelled``.
+        state: The state it is in.
+        steps: Timeline entries since the last record (``Step.to_json()``).
+        create: Create the mirrored row first unless it exists (sub-flows).
+        input: The input of a created row.
+        parent_id: The parent of a created row.
+        output: The final output.
+        error: The final error (``WorkflowError.to_json()``).
+        data: The state data a failed run ended with.
+    """
+
+    instance_id: str
+    run_no: int
+    workflow_id: str
+    version: str
+    status: str
+    state: str | None = None
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    create: bool = False
+    input: Any = None
+    parent_id: str | None = None
+    output: Any = None
+    error: dict[str, Any] | None = None
+    data: Any = None
+
+    @property
+    def final(self) -> bool:
+        """The instance ended."""
+        return InstanceStatus(self.status).final

@@ -17,8 +17,8 @@ per worker process and document -- and runs the 0.8 or 1.0 interpreter with
   the first correlated event, as on the other hosts);
 - sub-flows -> child workflows (ids as on the durable host: a pure function of
   parent, run and step); ``continueAs`` -> continue-as-new;
-- cancel -> Temporal cancellation; suspend/resume -> signals that hold the run
-  at its next effect;
+- cancel -> Temporal cancellation; suspend/resume -> updates (the caller gets
+  its answer once the mirror shows it) that hold the run at its next effect;
 - produced events -> the ``tideflow.publish`` local activity.
 
 The workflow runs in Temporal's sandbox with ``tideflow`` (and the pure
@@ -34,6 +34,7 @@ import hashlib
 import json
 import math
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
@@ -73,6 +74,7 @@ from tideflow.runtime.hosts.temporal._values import (
     ACT_CALL,
     ACT_DEFINITION,
     ACT_PUBLISH,
+    ACT_RECORD,
     CALL_FAILURE_TYPE,
     FAILURE_TYPE,
     QUERY_PROGRESS,
@@ -83,11 +85,13 @@ from tideflow.runtime.hosts.temporal._values import (
     CallRequest,
     DefinitionRef,
     InstanceStart,
+    Progress,
     Published,
     StoredDefinition,
 )
 from tideflow.runtime.interpreter import Interpreter
-from tideflow.runtime.result import Completed, ContinuedAs, Failed, RunResult, Step
+from tideflow.runtime.result import ContinuedAs, Failed, RunResult, Step
+from tideflow.runtime.status import InstanceStatus
 from tideflow.workflow.dsl1 import is_dsl1, load_document
 from tideflow.workflow.loader import build_definition
 from tideflow.workflow.model import Workflow
@@ -101,7 +105,12 @@ CALL_TIMEOUT = timedelta(hours=1)
 _LOCAL_TIMEOUT = timedelta(seconds=30)
 _NO_RETRY = RetryPolicy(maximum_attempts=1)
 _LOCAL_RETRY = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(milliseconds=200))
+_UNTIL_DONE = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
+)
+"""The mirror and the event store are Tideflow's own: an outage holds the instance, no more."""
 _MAX_COMPILED = 256
+_PARK_SECONDS = 1.0  # a sleep this long shows the instance as waiting
 
 _compiled: dict[str, tuple[Workflow, WorkflowInterpreter]] = {}
 """Compiled definitions of this worker process, by document digest: a pure function of the
@@ -148,21 +157,30 @@ class InstanceWorkflow:
         self.suspended = False
         self.state: str | None = None
         self.steps = 0
+        self._pending: list[dict[str, Any]] = []
+        self.status = "running"
+        """What the run is doing (``running``, ``waiting``); the mirror shows ``suspended``
+        instead while it is."""
+        self._progress = Progress(instance_id="", run_no=1, workflow_id="", version="", status="")
 
     @workflow.signal(name=SIGNAL_EVENT)
     def event(self, event: dict[str, Any]) -> None:
         """An event for this instance (buffered until a wait takes it)."""
         self.feed.pending.append(event)
 
-    @workflow.signal(name=SIGNAL_SUSPEND)
-    def suspend(self) -> None:
-        """Hold the run at its next effect."""
-        self.suspended = True
+    @workflow.update(name=SIGNAL_SUSPEND)
+    async def suspend(self) -> None:
+        """Hold the run at its next effect (shown as suspended at once)."""
+        if not self.suspended and self._progress.instance_id:
+            self.suspended = True
+            await self.record(self.status)
 
-    @workflow.signal(name=SIGNAL_RESUME)
-    def resume(self) -> None:
+    @workflow.update(name=SIGNAL_RESUME)
+    async def resume(self) -> None:
         """Let a suspended run go on."""
-        self.suspended = False
+        if self.suspended:
+            self.suspended = False
+            await self.record(self.status)
 
     @workflow.query(name=QUERY_PROGRESS)
     def progress(self) -> dict[str, Any]:
@@ -185,6 +203,14 @@ class InstanceWorkflow:
             start_to_close_timeout=_LOCAL_TIMEOUT,
             retry_policy=_LOCAL_RETRY,
         )
+        self._progress = Progress(
+            instance_id=instance_id,
+            run_no=start.run_no,
+            workflow_id=stored.workflow_id,
+            version=stored.version,
+            status="running",
+        )
+        await self.record("running", create=True, input=start.input, parent_id=start.parent_id)
         model, interpreter = compile_definition(stored)
         effects = TemporalEffects(self, model, interpreter, instance_id, start.run_no)
         timeline: list[dict[str, Any]] = []
@@ -193,13 +219,29 @@ class InstanceWorkflow:
             self.steps += 1
             if step.state is not None:
                 self.state = step.state
-            timeline.append(step.to_json())
+            entry = step.to_json()
+            timeline.append(entry)
+            self._pending.append(entry)
 
-        result: RunResult = await interpreter.run(
-            start.input, effects, instance_id=instance_id, on_step=on_step
-        )
-        await effects.flush()
+        try:
+            result: RunResult = await interpreter.run(
+                start.input, effects, instance_id=instance_id, on_step=on_step
+            )
+            await effects.flush()
+        except asyncio.CancelledError:
+            await self.record("cancelled")
+            raise
+        return await self._end(result, start, instance_id, timeline)
+
+    async def _end(
+        self,
+        result: RunResult,
+        start: InstanceStart,
+        instance_id: str,
+        timeline: list[dict[str, Any]],
+    ) -> dict[str, Any]:
         if isinstance(result, ContinuedAs):
+            await self.record("running")
             workflow.continue_as_new(
                 InstanceStart(
                     workflow_id=result.workflow_id,
@@ -212,14 +254,39 @@ class InstanceWorkflow:
             )
         if isinstance(result, Failed):
             error = result.error.to_json()
+            await self.record("failed", error=error, data=result.data)
             raise ApplicationError(
                 result.error.message or result.error.name,
                 {"error": error, "data": result.data, "timeline": timeline},
                 type=FAILURE_TYPE,
                 non_retryable=True,
             )
-        status = "completed" if isinstance(result, Completed) else result.status.value
+        status = result.status.value
+        if status == "failed":  # a workflow timeout: no error value of its own
+            error = {"name": "timeout", "code": "TIMEOUT", "message": "workflowExecTimeout"}
+            await self.record("failed", error=error, data=result.output)
+            raise ApplicationError(
+                "workflowExecTimeout",
+                {"error": error, "data": result.output, "timeline": timeline},
+                type=FAILURE_TYPE,
+                non_retryable=True,
+            )
+        await self.record(status, output=result.output)
         return {"status": status, "output": result.output, "timeline": timeline}
+
+    async def record(self, status: str, **change: Any) -> None:
+        """Write the run's progress (timeline since the last record) to the mirror."""
+        steps, self._pending = self._pending, []
+        self.status = status
+        holds = self.suspended and not InstanceStatus(status).final
+        shown = InstanceStatus.SUSPENDED.value if holds else status
+        progress = replace(self._progress, status=shown, state=self.state, steps=steps, **change)
+        await workflow.execute_local_activity(
+            ACT_RECORD,
+            progress,
+            start_to_close_timeout=_LOCAL_TIMEOUT,
+            retry_policy=_UNTIL_DONE,
+        )
 
 
 class TemporalEffects:
@@ -281,7 +348,7 @@ class TemporalEffects:
             ACT_CALL, request, start_to_close_timeout=limit, retry_policy=_NO_RETRY
         )
         try:
-            return await bounded(handle, call.timeout_seconds, call.key)
+            return await _limited(handle, call.timeout_seconds, call.key)
         except ActivityError as exc:
             raise _call_error(exc, call.key) from None
 
@@ -289,12 +356,15 @@ class TemporalEffects:
         """The earliest buffered events the wait accepts, signalled before or after it began."""
         await self._go_on()
         feed = self._instance.feed
+        if feed.ready(wait) is None:
+            await self._instance.record("waiting")
         try:
             async with _timer(wait.timeout_seconds):
                 while (found := feed.take_ready(wait)) is None:
                     await workflow.wait_condition(lambda: feed.ready(wait) is not None)
         except TimeoutError:
-            return None
+            found = None
+        await self._instance.record("running")
         return found
 
     async def sleep(self, request: SleepRequest) -> None:
@@ -302,7 +372,12 @@ class TemporalEffects:
         await self._go_on()
         if math.isinf(request.seconds):
             await workflow.wait_condition(lambda: False)
+        parks = request.reason == "state" or request.seconds >= _PARK_SECONDS
+        if parks:
+            await self._instance.record("waiting")
         await asyncio.sleep(max(0.0, request.seconds))
+        if parks:
+            await self._instance.record("running")
 
     async def emit(self, request: EventEmit) -> None:
         """Queue the event; it is published at the next flush (one local activity a batch)."""
@@ -319,7 +394,7 @@ class TemporalEffects:
             ACT_PUBLISH,
             Published(instance_id=self._instance_id, events=events),
             start_to_close_timeout=_LOCAL_TIMEOUT,
-            retry_policy=_LOCAL_RETRY,
+            retry_policy=_UNTIL_DONE,
         )
 
     async def run_subflow(self, call: SubflowCall) -> Any:
@@ -341,7 +416,7 @@ class TemporalEffects:
             )
             return None
         try:
-            done = await bounded(
+            done = await _limited(
                 workflow.execute_child_workflow(WORKFLOW_TYPE, start, id=child),
                 call.timeout_seconds,
                 call.key,
@@ -368,6 +443,19 @@ def _timer(seconds: float | None) -> asyncio.Timeout:
     if seconds is None or math.isinf(seconds):
         return asyncio.timeout(None)
     return asyncio.timeout(max(0.0, seconds))
+
+
+async def _limited(awaitable: Awaitable[T], seconds: float | None, key: str) -> T:
+    """Await an activity or child workflow under a Temporal timer; :class:`StepTimeout` when
+    it runs out (Temporal reports the cancelled activity or child as its own error)."""
+    limit = _timer(seconds)
+    try:
+        async with limit:
+            return await awaitable
+    except (ActivityError, ChildWorkflowError, TimeoutError):
+        if limit.expired():
+            raise StepTimeout(key=key, kind="action") from None
+        raise
 
 
 def _call_error(exc: ActivityError, key: str) -> Exception:

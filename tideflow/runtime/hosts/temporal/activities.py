@@ -12,18 +12,23 @@ runs here, in the worker process, and its result is recorded in the history:
   retry the same way. A failure goes back as a non-retryable
   ``ApplicationError`` whose details are the durable host's error entry;
 - ``tideflow.publish`` (a local activity): produced CloudEvents handed to the
-  host's sink (the Tideflow event store under ``tideflow serve``).
+  host's sink (the Tideflow event store under ``tideflow serve``);
+- ``tideflow.record`` (a local activity): the instance's progress -- status,
+  state, timeline -- written to the mirror (:mod:`.gateway`) that the
+  instances API reads; nothing without a mirror (tests of the host alone).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.errors import WorkflowNotFound
 from tideflow.runtime.functions import AuthDefinition, FunctionInvoker, Invocation
 from tideflow.runtime.hosts._journaled_effects import check_result, error_entry
@@ -32,16 +37,18 @@ from tideflow.runtime.hosts.temporal._values import (
     ACT_CALL,
     ACT_DEFINITION,
     ACT_PUBLISH,
+    ACT_RECORD,
     CALL_FAILURE_TYPE,
     CallRequest,
     DefinitionRef,
+    Progress,
     Published,
     StoredDefinition,
 )
-from tideflow.runtime.rows import WorkflowVersion
+from tideflow.runtime.rows import InstanceRow, WorkflowVersion
 from tideflow.workflow.dsl1 import is_dsl1
 
-__all__ = ["DefinitionSource", "InstanceActivities"]
+__all__ = ["DefinitionSource", "InstanceActivities", "InstanceMirror"]
 
 
 class DefinitionSource(Protocol):
@@ -49,6 +56,37 @@ class DefinitionSource(Protocol):
 
     async def get(self, workflow_id: str, version: str | None = None) -> WorkflowVersion:
         """``version`` of ``workflow_id``, or its latest; raises ``WorkflowNotFound``."""
+        ...
+
+
+class InstanceMirror(Protocol):
+    """Where instances are mirrored (:class:`~.gateway.PostgresMirror`)."""
+
+    async def create(
+        self, news: Sequence[tuple[str, str, str | None, Any, str | None]]
+    ) -> list[InstanceRow]:
+        """Insert rows unless they exist."""
+        ...
+
+    async def record(
+        self,
+        instance_id: str,
+        *,
+        run_no: int,
+        workflow_id: str,
+        version: str,
+        status: str,
+        state: str | None,
+        steps: Sequence[tuple[str, str, str | None, dict[str, Any]]],
+        at: datetime,
+    ) -> None:
+        """Add timeline entries and set the status."""
+        ...
+
+    async def finish(
+        self, instance_id: str, status: str, *, output: Any = None, error: Any = None, data: Any
+    ) -> InstanceRow | None:
+        """End an instance."""
         ...
 
 
@@ -67,6 +105,8 @@ class InstanceActivities:
         *,
         base_dir: Path,
         invoke: Callable[[Invocation], Awaitable[Any]] | None = None,
+        mirror: InstanceMirror | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         """Args:
         definitions: The registry.
@@ -74,16 +114,20 @@ class InstanceActivities:
         publish: Takes produced events.
         base_dir: The folder relative function references resolve in.
         invoke: Calls through a policy (``python:`` modules) instead of ``invoker``.
+        mirror: Where progress is recorded (``None``: nowhere).
+        clock: Stamps timeline entries.
         """
         self._definitions = definitions
         self._invoker = invoker
         self._invoke = invoke or invoker.invoke
         self._publish = publish
         self._base_dir = base_dir
+        self._mirror = mirror
+        self._clock = clock
 
     def all(self) -> list[Callable[..., Any]]:
         """The activity functions, for ``Worker(activities=...)``."""
-        return [self.definition, self.call, self.publish]
+        return [self.definition, self.call, self.publish, self.record]
 
     @activity.defn(name=ACT_DEFINITION)
     async def definition(self, ref: DefinitionRef) -> StoredDefinition:
@@ -136,3 +180,33 @@ class InstanceActivities:
     async def publish(self, published: Published) -> None:
         """Hand produced events to the sink."""
         await self._publish(published.instance_id, published.events)
+
+    @activity.defn(name=ACT_RECORD)
+    async def record(self, progress: Progress) -> None:
+        """Write an instance's progress to the mirror (create, move on, end)."""
+        mirror = self._mirror
+        if mirror is None:
+            return
+        p = progress
+        if p.create:
+            await mirror.create([(p.instance_id, p.workflow_id, p.version, p.input, p.parent_id)])
+        steps = [(s["kind"], s["key"], s.get("state"), _detail(s)) for s in p.steps]
+        if steps or not p.final:
+            await mirror.record(
+                p.instance_id,
+                run_no=p.run_no,
+                workflow_id=p.workflow_id,
+                version=p.version,
+                status="running" if p.final else p.status,
+                state=p.state,
+                steps=steps,
+                at=self._clock.now(),
+            )
+        if p.final:
+            await mirror.finish(
+                p.instance_id, p.status, output=p.output, error=p.error, data=p.data
+            )
+
+
+def _detail(step: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in step.items() if k not in ("kind", "key", "state")}

@@ -1,0 +1,272 @@
+"""The Temporal engine's side in ``tideflow serve``: start, wait for, stop and signal instances.
+
+:class:`TemporalRuntime` answers what the instances API asks of a runtime
+(start one or a batch, wait for the end, cancel, suspend, resume) with a
+Temporal client, and keeps the mirror (:mod:`.gateway`) that the API reads:
+
+- a start creates the mirrored row (the version resolved, the input checked
+  against the value limits) and then the Temporal workflow whose id is the
+  instance id (``tideflow.instance``, :mod:`._workflow`);
+- waiting for the end awaits the workflow's result (it records its end in the
+  mirror before it completes) and reads the row;
+- cancel is a Temporal cancellation; suspend and resume are updates (answered
+  once the workflow recorded them);
+- :meth:`signal_event` hands an event to an instance's buffered waits.
+
+With ``run_worker`` it also runs a Temporal worker for the task queue in this
+process (``tideflow serve --engine temporal``); ``tideflow worker --engine
+temporal`` runs workers alone (:func:`run_workers`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+import asyncpg
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.service import RPCError
+from temporalio.worker import Worker
+
+from tideflow import ids, limits
+from tideflow.errors import StoreError, WorkflowNotFound
+from tideflow.runtime.gateway import InstanceRow, PostgresInstances, PostgresRegistry
+from tideflow.runtime.hosts.temporal._values import (
+    SIGNAL_EVENT,
+    SIGNAL_RESUME,
+    SIGNAL_SUSPEND,
+    WORKFLOW_TYPE,
+    InstanceStart,
+)
+from tideflow.runtime.hosts.temporal.activities import InstanceActivities
+from tideflow.runtime.hosts.temporal.gateway import PostgresMirror
+from tideflow.runtime.hosts.temporal.worker import instance_worker
+from tideflow.supervise import Supervisor
+
+__all__ = ["TemporalOptions", "TemporalRuntime", "connect"]
+
+log = logging.getLogger("tideflow.temporal")
+
+
+class TemporalOptions:
+    """Where the Temporal cluster is and which task queue Tideflow's instances use."""
+
+    def __init__(
+        self, address: str, *, namespace: str = "default", task_queue: str = "tideflow"
+    ) -> None:
+        """Args:
+        address: ``HOST:PORT`` of the Temporal front end.
+        namespace: The Temporal namespace.
+        task_queue: The task queue of the workflows and their activities.
+        """
+        self.address = address
+        self.namespace = namespace
+        self.task_queue = task_queue
+
+
+async def connect(options: TemporalOptions) -> Client:
+    """A Temporal client.
+
+    Raises:
+        StoreError: The cluster cannot be reached (its address named).
+    """
+    try:
+        return await Client.connect(options.address, namespace=options.namespace)
+    except (RPCError, RuntimeError, OSError) as exc:
+        raise StoreError(f"temporal at {options.address}: {exc}") from exc
+
+
+class TemporalRuntime:
+    """Instances on Temporal, mirrored in PostgreSQL (see the module docs)."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        client: Client,
+        options: TemporalOptions,
+        *,
+        registry: PostgresRegistry | None = None,
+        activities: InstanceActivities | None = None,
+    ) -> None:
+        """Args:
+        pool: The database pool (registry, mirror).
+        client: The Temporal client.
+        options: Namespace and task queue.
+        registry: The workflow registry (one is made on ``pool`` by default).
+        activities: Run a worker with these in this process (``None``: no worker here).
+        """
+        self.client = client
+        self.options = options
+        self.registry = registry or PostgresRegistry(pool)
+        self.instances = PostgresInstances(pool)
+        self.mirror = PostgresMirror(pool)
+        self.supervisor = Supervisor("temporal")
+        self._activities = activities
+        self._worker: Worker | None = None
+
+    async def start(self) -> None:
+        """Start the worker of this process, if it runs one (supervised)."""
+        activities = self._activities
+        if activities is None:
+            return
+
+        async def run() -> None:  # a new worker on each (re)start
+            self._worker = instance_worker(self.client, self.options.task_queue, activities)
+            await self._worker.run()
+
+        self.supervisor.spawn("worker", run)
+
+    async def stop(self) -> None:
+        """Stop the worker: workflow tasks and activities in flight finish first."""
+        if self._worker is not None:
+            with contextlib.suppress(Exception):
+                await self._worker.shutdown()
+        await self.supervisor.stop()
+
+    async def __aenter__(self) -> TemporalRuntime:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def start_instance(
+        self,
+        workflow_id: str,
+        input: Any,
+        *,
+        version: str | None = None,
+        parent_id: str | None = None,
+        instance_id: str | None = None,
+    ) -> InstanceRow:
+        """Create the mirrored instance, then its Temporal workflow.
+
+        Raises:
+            WorkflowNotFound: No such workflow (or version), or it is deleted.
+            ValueLimitExceeded: The input is nested too deep or too large.
+            StoreError: Temporal refused the start (the row is marked failed).
+        """
+        limits.check_value(input, "the instance input")
+        new = (instance_id or ids.new_sortable_id(), workflow_id, version, input, parent_id)
+        rows = await self.mirror.create([new])
+        if not rows:
+            return await self._not_created(workflow_id, version, instance_id)
+        await self._run(rows[0])
+        return rows[0]
+
+    async def start_instances(
+        self, workflow_id: str, inputs: Sequence[Any], *, version: str | None = None
+    ) -> list[InstanceRow]:
+        """Create instances of one workflow version, one per input, all or none, and run them.
+
+        Raises:
+            WorkflowNotFound: No such workflow (or version), or it is deleted.
+            ValueLimitExceeded: An input is nested too deep or too large (``inputs[i]``).
+        """
+        for index, value in enumerate(inputs):
+            limits.check_value(value, f"inputs[{index}]")
+        news = [(ids.new_sortable_id(), workflow_id, version, value, None) for value in inputs]
+        rows = await self.mirror.create(news)
+        if len(rows) < len(news):
+            await self._not_created(workflow_id, version, None)
+        for row in rows:
+            await self._run(row)
+        return rows
+
+    async def _not_created(
+        self, workflow_id: str, version: str | None, instance_id: str | None
+    ) -> InstanceRow:
+        if instance_id is not None:
+            with contextlib.suppress(Exception):
+                return await self.instances.get(instance_id)
+        await self.registry.get(workflow_id, version)  # raises WorkflowNotFound
+        raise WorkflowNotFound(f"workflow {workflow_id!r} is deleted: no new instances")
+
+    async def _run(self, row: InstanceRow) -> None:
+        start = InstanceStart(
+            workflow_id=row.workflow_id,
+            version=row.version,
+            input=row.input,
+            instance_id=row.id,
+            parent_id=row.parent_id,
+        )
+        try:
+            await self.client.start_workflow(
+                WORKFLOW_TYPE, start, id=row.id, task_queue=self.options.task_queue
+            )
+        except RPCError as exc:
+            error = {"name": "error", "code": "TEMPORAL", "message": f"start refused: {exc}"}
+            await self.mirror.finish(row.id, "failed", error=error, data=None)
+            raise StoreError(f"temporal refused to start instance {row.id}: {exc}") from exc
+
+    def handle(self, instance_id: str) -> WorkflowHandle[Any, Any]:
+        """The Temporal handle of an instance (its latest run)."""
+        return self.client.get_workflow_handle(instance_id)
+
+    async def wait_for_completion(
+        self,
+        instance_id: str,
+        timeout: float | None,  # noqa: ASYNC109 -- the API passes ?wait=SECONDS
+    ) -> InstanceRow:
+        """The instance once it has ended, or as it is when ``timeout`` seconds pass.
+
+        Raises:
+            InstanceNotFound: No such instance.
+        """
+        row = await self.instances.get(instance_id)
+        if row.final:
+            return row
+        with contextlib.suppress(Exception):  # failed, cancelled, timed out: read the row
+            async with asyncio.timeout(timeout):
+                await self.handle(instance_id).result()
+        return await self.instances.get(instance_id)
+
+    async def cancel(self, instance_id: str) -> InstanceRow:
+        """Cancel the workflow (it records ``cancelled`` as it stops)."""
+        row = await self.instances.get(instance_id)
+        if not row.final:
+            await self._signal(instance_id, None)
+        return row
+
+    async def suspend(self, instance_id: str) -> InstanceRow:
+        """Hold the instance at its next step."""
+        row = await self.instances.get(instance_id)
+        if not row.final:
+            await self._signal(instance_id, SIGNAL_SUSPEND, update=True)
+            row = await self.instances.get(instance_id)
+        return row
+
+    async def resume(self, instance_id: str) -> InstanceRow:
+        """Let a suspended instance go on."""
+        row = await self.instances.get(instance_id)
+        if not row.final:
+            await self._signal(instance_id, SIGNAL_RESUME, update=True)
+            row = await self.instances.get(instance_id)
+        return row
+
+    async def signal_event(self, instance_id: str, event: dict[str, Any]) -> None:
+        """Hand an event to the instance's waits (buffered until one takes it)."""
+        await self._signal(instance_id, SIGNAL_EVENT, event)
+
+    async def _signal(
+        self, instance_id: str, name: str | None, *args: Any, update: bool = False
+    ) -> None:
+        handle = self.handle(instance_id)
+        try:
+            if name is None:
+                await handle.cancel()
+            elif update:  # answered once the workflow applied it (and recorded it)
+                await handle.execute_update(name, *args)
+            else:
+                await handle.signal(name, *args)
+        except (RPCError, WorkflowUpdateFailedError) as exc:  # it ended meanwhile
+            log.info("instance %s: %s not delivered: %s", instance_id, name or "cancel", exc)
