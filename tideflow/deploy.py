@@ -40,6 +40,7 @@ from tideflow.workflow.dsl1 import (
     normalize,
     not_run_calls,
     python_calls,
+    script_runs,
 )
 from tideflow.workflow.identifiers import workflow_id_problem
 
@@ -189,6 +190,8 @@ async def _deploy_dsl1(
         if (reason := policy.refusal(operation)) is not None
     ]
     refused += [Problem(path, reason) for path, reason in not_run_calls(model)]
+    if (no_scripts := policy.script_refusal()) is not None:
+        refused += [Problem(path, no_scripts) for path in script_runs(model)]
     if unstartable := schedule_on_problem((model.schedule or {}).get("on")):
         refused.append(Problem(*unstartable))
     if bad_id := workflow_id_problem(model.identifier):

@@ -125,7 +125,9 @@ async def open_system(
     expression_budget.configure(expression_budget.budget_from(settings))
     limits.configure(limits.from_settings(settings))
     # python: modules: the allow list, and the operator's --workflows folders
-    policy = PythonPolicy.for_server(settings.python_modules, options.workflow_dirs)
+    policy = PythonPolicy.for_server(
+        settings.python_modules, options.workflow_dirs, scripts=settings.python_scripts
+    )
     # outbound: public addresses, the allow list, documents in the --workflows folders
     egress = EgressPolicy.for_server(settings.egress_allow, options.workflow_dirs)
     async with AsyncExitStack() as stack:

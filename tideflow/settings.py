@@ -45,6 +45,9 @@ class Settings:
         python_modules: Modules (and their submodules) that ``python:`` functions
             of definitions deployed to a server may import, besides those in
             the ``--workflows`` folders (``TIDEFLOW_PYTHON_MODULES``, comma-separated).
+        python_scripts: Whether DSL 1.0 ``run: script`` Python code runs on the server
+            (``TIDEFLOW_PYTHON_SCRIPTS=1``, ``serve --allow-scripts``): code of any
+            kind, with the server's rights, so off by default.
         expression_time_limit: Seconds one evaluation of an expression that can
             loop may take (``TIDEFLOW_EXPRESSION_TIME_LIMIT``); past it the
             instance fails (or the transform's delivery fails) with
@@ -129,6 +132,7 @@ class Settings:
     cluster_heartbeat: float = 1.0
     cluster_lease: float = 3.0
     python_modules: tuple[str, ...] = ()
+    python_scripts: bool = False
     expression_time_limit: float = 1.0
     expression_memory_limit: int = 256 * 1024 * 1024
     expression_workers: int = 2
@@ -260,6 +264,8 @@ def _lists_from_env(settings: Settings, env: Mapping[str, str]) -> Settings:
     if modules := env.get("TIDEFLOW_PYTHON_MODULES"):
         names = tuple(name.strip() for name in modules.split(",") if name.strip())
         settings = replace(settings, python_modules=names)
+    if env.get("TIDEFLOW_PYTHON_SCRIPTS", "").strip().lower() in ("1", "true", "yes", "on"):
+        settings = replace(settings, python_scripts=True)
     if retention := env.get("TIDEFLOW_RETENTION"):
         settings = replace(settings, retention=(retention,))
     return settings

@@ -70,6 +70,14 @@ def serve(
             "submodules (repeatable; adds to TIDEFLOW_PYTHON_MODULES).",
         ),
     ] = None,
+    allow_scripts: Annotated[
+        bool,
+        typer.Option(
+            "--allow-scripts",
+            help="Run DSL 1.0 'run: script' Python code of deployed definitions (code of any "
+            "kind, with this server's rights; also TIDEFLOW_PYTHON_SCRIPTS=1).",
+        ),
+    ] = False,
     insecure_local: Annotated[
         bool,
         typer.Option(
@@ -235,6 +243,7 @@ def serve(
         raise fail(str(exc), code=2) from None
     settings = replace(settings, host=host or settings.host, port=port or settings.port)
     settings = _with_python_modules(settings, allow_python or [])
+    settings = replace(settings, python_scripts=settings.python_scripts or allow_scripts)
     settings = _with_egress(settings, allow_egress or [])
     settings = _with_access(settings, insecure_local, allow_host or [])
     settings = _with_rate_limit(settings, rate_limit)

@@ -19,6 +19,7 @@ from tideflow.runtime.dsl1._executor import Executor, Scope
 from tideflow.runtime.dsl1._scope import evaluate, template, uri_template
 from tideflow.runtime.dsl1.errors import standard_error
 from tideflow.runtime.effects import FunctionCall, SubflowCall
+from tideflow.runtime.functions.scripts import SCRIPT_OPERATION
 from tideflow.workflow.dsl1._build import build_task
 from tideflow.workflow.dsl1.model import Task
 from tideflow.workflow.dsl1.walk import NOT_RUN_CALLS
@@ -89,7 +90,9 @@ def _from_secret(ex: Executor, body: Any, instance: str) -> Any:
     return value
 
 
-async def _invoke(ex: Executor, key: str, target: CallTarget, arguments: Any, task: Task) -> Any:
+async def _invoke(
+    ex: Executor, key: str, target: CallTarget, arguments: Any, task: Task, *, wait: bool = True
+) -> Any:
     call = FunctionCall(
         key=f"{key}/call",
         function=target,
@@ -97,6 +100,7 @@ async def _invoke(ex: Executor, key: str, target: CallTarget, arguments: Any, ta
         arguments=arguments,
         state=task.name,
         data=arguments,
+        invoke="sync" if wait else "async",
     )
     return await ex.run.effects.call_function(call)
 
@@ -146,13 +150,62 @@ async def _custom(
     return output
 
 
+_RESULT_PARTS = {"stdout": "stdout", "stderr": "stderr", "code": "code"}
+
+
+async def _run_script(
+    ex: Executor,
+    task: Task,
+    process: Mapping[str, Any],
+    script: Mapping[str, Any],
+    data: Any,
+    key: str,
+    scope: Scope,
+) -> Any:
+    """``run: script`` in Python: the code runs in a bounded process of the host
+    (:mod:`tideflow.runtime.functions.scripts`); ``return`` picks the output."""
+    where = task.reference
+    if script.get("language") != "python":
+        language = script.get("language")
+        raise standard_error("configuration", where, f"{language!r} scripts are not run here")
+    if not isinstance(script.get("code"), str):
+        raise standard_error(
+            "configuration", where, "run.script.source is not read by Tideflow: give the code"
+        )
+    variables = ex.run.variables(task, scope, input=data)
+    evaluated = {
+        "language": "python",
+        "code": script["code"],  # the code itself is never evaluated
+        **template(
+            {k: script[k] for k in ("stdin", "arguments", "environment") if k in script},
+            data, variables, task.reference,
+        ),
+    }  # fmt: skip
+    target = CallTarget(name=task.name, type="script", operation=SCRIPT_OPERATION)
+    wait = process.get("await", True) is not False
+    result = await _invoke(ex, key, target, evaluated, task, wait=wait)
+    if not wait:
+        return data
+    mode = str(process.get("return", "stdout"))
+    if mode == "all":
+        return result
+    if mode == "none":
+        return None
+    return result.get(_RESULT_PARTS.get(mode, "stdout")) if isinstance(result, Mapping) else None
+
+
 async def run_run(ex: Executor, task: Task, data: Any, key: str, scope: Scope) -> Outcome:
-    """``run``: ``workflow`` through the host; processes and scripts are not run here."""
+    """``run``: ``workflow`` through the host, Python ``script`` as a call of the host;
+    ``shell`` and ``container`` are not run."""
     process = task.get("run")
     subflow = process.get("workflow")
     if subflow is None:
         kind = next(k for k in ("container", "shell", "script") if k in process)
-        raise standard_error("configuration", task.reference, f"run.{kind} is not run by Tideflow")
+        script = process.get("script")
+        if kind != "script" or not isinstance(script, Mapping):
+            raise standard_error("configuration", task.reference,
+                                 f"run.{kind} is not run by Tideflow")  # fmt: skip
+        return await _run_script(ex, task, process, script, data, key, scope), None
     variables = ex.run.variables(task, scope, input=data)
     given = subflow.get("input")
     child_input = data if given is None else template(given, data, variables, task.reference)

@@ -20,6 +20,7 @@ from tideflow.runtime.functions.http import HttpInvoker, auth_definition, check_
 from tideflow.runtime.functions.odata import ODataInvoker
 from tideflow.runtime.functions.python import PythonFunction, call_function, load_function
 from tideflow.runtime.functions.rest import RestInvoker
+from tideflow.runtime.functions.scripts import SCRIPT_OPERATION, run_python_script
 from tideflow.runtime.functions.types import Invocation, call_error
 
 NOT_SUPPORTED = frozenset({"asyncapi", "rpc"})
@@ -155,7 +156,7 @@ class FunctionInvoker:
             return await self._graphql.invoke(call)
         if kind == "odata":
             return await self._odata.invoke(call)
-        if kind == "custom":
+        if kind in ("custom", "script"):
             return await self._custom(call)
         if kind in NOT_SUPPORTED:
             raise call_error(
@@ -182,6 +183,8 @@ class FunctionInvoker:
 
     async def _custom(self, call: Invocation) -> Any:
         op = call.operation
+        if call.type == "script" and op == SCRIPT_OPERATION:  # DSL 1.0 run: script
+            return await run_python_script(call)
         if op.startswith("rest:"):
             return await self._shorthand.invoke(call)
         if op == "sysout" or op.startswith("sysout:"):

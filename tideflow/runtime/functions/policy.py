@@ -71,11 +71,13 @@ class PythonPolicy:
         modules: Allowed module names; each also allows its submodules.
         folders: Trusted folders (resolved): modules whose file lies inside are allowed.
         allow_all: Allow everything (``tideflow run``: the user runs their own file).
+        scripts: Allow DSL 1.0 ``run: script`` Python code (``serve --allow-scripts``).
     """
 
     modules: tuple[str, ...] = ()
     folders: tuple[Path, ...] = ()
     allow_all: bool = False
+    scripts: bool = False
 
     def __post_init__(self) -> None:
         # Resolved once, so a module's resolved file compares with them.
@@ -93,14 +95,30 @@ class PythonPolicy:
         return cls(allow_all=True)
 
     @classmethod
-    def for_server(cls, modules: Iterable[str] = (), folders: Iterable[Path] = ()) -> PythonPolicy:
-        """A server's policy: the allow list plus the trusted folders.
+    def for_server(
+        cls, modules: Iterable[str] = (), folders: Iterable[Path] = (), *, scripts: bool = False
+    ) -> PythonPolicy:
+        """A server's policy: the allow list plus the trusted folders (and scripts, if allowed).
 
         Raises:
             InvalidArgument: A name in ``modules`` is not a module name.
         """
         names = tuple(dict.fromkeys(m.strip() for m in modules if m.strip()))
-        return cls(modules=names, folders=tuple(Path(f) for f in folders))
+        return cls(modules=names, folders=tuple(Path(f) for f in folders), scripts=scripts)
+
+    def script_refusal(self) -> str | None:
+        """Why a DSL 1.0 ``run: script`` (Python) may not run here; ``None`` if it may.
+
+        A script is code of any kind, written in the definition: no module to
+        check against the allow list. ``tideflow run`` runs it (the user's own
+        file); a server only when its operator allows scripts.
+        """
+        if self.allow_all or self.scripts:
+            return None
+        return (
+            "a Python script is code run with the server's rights: this server runs none "
+            "(start it with --allow-scripts, or use a python: function of an allowed module)"
+        )
 
     def allows_module(self, name: str) -> bool:
         """Whether ``name`` may be imported: allowed by name, or its file is in a folder."""
@@ -152,9 +170,12 @@ class PythonPolicy:
 
     def call_error(self, invocation: Invocation) -> FunctionCallError | None:
         """The error a refused call fails with (``FORBIDDEN``, not retryable); else ``None``."""
-        if not is_python_function(invocation.operation, invocation.type):
+        if invocation.type == "script":
+            reason = self.script_refusal()
+        elif not is_python_function(invocation.operation, invocation.type):
             return None
-        reason = self.refusal(invocation.operation)
+        else:
+            reason = self.refusal(invocation.operation)
         if reason is None:
             return None
         message = f"function {invocation.name!r} refused: {reason}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from tideflow.workflow.dsl1.loader import load_and_validate, load_document, normalize
 from tideflow.workflow.dsl1.model import Task, TaskList, Workflow
 from tideflow.workflow.dsl1.validate import dsl_version, is_dsl1, validate_document
-from tideflow.workflow.dsl1.walk import not_run_calls, python_calls, tasks
+from tideflow.workflow.dsl1.walk import not_run_calls, python_calls, script_runs, tasks
 
 __all__ = [
     "Task",
@@ -24,6 +24,7 @@ __all__ = [
     "normalize",
     "not_run_calls",
     "python_calls",
+    "script_runs",
     "tasks",
     "validate_document",
 ]

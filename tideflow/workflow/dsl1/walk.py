@@ -9,7 +9,7 @@ from tideflow.errors import PathPart
 from tideflow.workflow.dsl1._build import build_task
 from tideflow.workflow.dsl1.model import Task, TaskList, Workflow
 
-__all__ = ["NOT_RUN_CALLS", "not_run_calls", "pointer_path", "python_calls", "tasks"]
+__all__ = ["NOT_RUN_CALLS", "not_run_calls", "pointer_path", "python_calls", "script_runs", "tasks"]
 
 NOT_RUN_CALLS = ("grpc", "asyncapi", "a2a", "mcp")
 """Built-in call types Tideflow validates but does not run."""
@@ -44,6 +44,15 @@ def python_calls(workflow: Workflow) -> list[tuple[tuple[PathPart, ...], str]]:
         ((*pointer_path(task.reference), "call"), str(task.get("call")))
         for task in tasks(workflow)
         if task.kind == "call" and str(task.get("call", "")).startswith("python:")
+    ]
+
+
+def script_runs(workflow: Workflow) -> list[tuple[PathPart, ...]]:
+    """The path of every ``run: script`` (its ``script`` member)."""
+    return [
+        (*pointer_path(task.reference), "run", "script")
+        for task in tasks(workflow)
+        if task.kind == "run" and "script" in (task.get("run") or {})
     ]
 
 
