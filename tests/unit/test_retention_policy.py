@@ -64,3 +64,22 @@ def test_a_malformed_entry_is_named(entry: str, says: str) -> None:
         parse_retention([entry])
     assert entry.strip() in str(caught.value)
     assert says in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("flags", "env"), [(["--retention", "30 days"], None), ([], "orders=P1D,soon")]
+)
+def test_serve_refuses_a_malformed_retention_before_starting(
+    flags: list[str], env: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from tideflow.cli import app
+
+    monkeypatch.delenv("TIDEFLOW_RETENTION", raising=False)
+    if env is not None:
+        monkeypatch.setenv("TIDEFLOW_RETENTION", env)
+    result = CliRunner().invoke(app, ["serve", *flags])
+    assert result.exit_code == 2
+    assert "--retention / TIDEFLOW_RETENTION" in result.output
+    assert "ISO 8601" in result.output
