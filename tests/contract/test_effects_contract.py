@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import pytest
 
 from tests.support.services import Services, start_services
-from tests.support.temporal import DevServer
+from tests.support.temporal import DevServer, record_history
 from tideflow.runtime.result import Completed, Failed, Terminated
 
 TIMEOUT = 30.0  # seconds a durable scenario may take before the test fails
@@ -129,10 +129,11 @@ class TemporalHarness:
     """The Temporal host: definitions deployed, a worker on a task queue of its own on the
     session's dev server, events signalled at the start (buffered until a wait takes them)."""
 
-    def __init__(self, pool: Any, folder: Path, server: DevServer) -> None:
+    def __init__(self, pool: Any, folder: Path, server: DevServer, name: str) -> None:
         self.pool = pool
         self.folder = folder
         self.server = server
+        self.name = name
 
     async def run(
         self, workflows: Sequence[dict[str, Any]], input: Any, events: Sequence[dict[str, Any]] = ()
@@ -171,8 +172,11 @@ class TemporalHarness:
                 )
                 for event in events:
                     await handle.signal(SIGNAL_EVENT, event)
-                async with asyncio.timeout(TIMEOUT):
-                    done = await handle.result()
+                try:
+                    async with asyncio.timeout(TIMEOUT):
+                        done = await handle.result()
+                finally:
+                    await record_history(client, instance_id, f"contract-{self.name}")
         except WorkflowFailureError as exc:
             cause = exc.cause
             if not isinstance(cause, ApplicationError):
@@ -213,7 +217,8 @@ def host(request: pytest.FixtureRequest, tmp_path: Path, services: Services) -> 
         return LocalHarness(tmp_path)
     if request.param == "temporal":
         server = request.getfixturevalue("temporal_server")
-        return TemporalHarness(request.getfixturevalue("pool"), tmp_path, server)
+        name = request.node.originalname.removeprefix("test_")
+        return TemporalHarness(request.getfixturevalue("pool"), tmp_path, server, name)
     return DurableHarness(request.getfixturevalue("pool"), tmp_path)
 
 

@@ -15,6 +15,7 @@ events do not reach Temporal instances yet (``docs/temporal.md``, "Not yet").
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -25,7 +26,7 @@ import pytest
 from tests.e2e.test_examples_served import EXAMPLES, NAMES, WITH_EVENTS, workflow_id
 from tests.support.served import LOCAL, Served, copied_database, serve_process
 from tests.support.services import Services, start_services
-from tests.support.temporal import DevServer
+from tests.support.temporal import DevServer, record_history
 
 RUNNABLE = [name for name in NAMES if name not in WITH_EVENTS]
 
@@ -60,7 +61,18 @@ def server(
     args += ["--functions", str(EXAMPLES / "weather-override.functions.py")]
     args += ["--server", f"http://localhost:8080={services.base_url}"]
     with serve_process(database, home, *args, *LOCAL) as running:
+        _ADDRESS[running.url] = temporal_server.address
         yield running
+
+
+_ADDRESS: dict[str, str] = {}
+
+
+async def _record(server: Served, instance_id: str, name: str) -> None:
+    from temporalio.client import Client
+
+    client = await Client.connect(_ADDRESS[server.url])
+    await record_history(client, instance_id, name)
 
 
 def start(client: httpx.Client, name: str, **params: Any) -> httpx.Response:
@@ -78,6 +90,7 @@ def test_example_gives_the_postgres_engines_output(
         assert response.status_code == 201, response.text
         instance = response.json()
         shown = client.get(f"/instances/{instance['id']}").json()
+    asyncio.run(_record(server, instance["id"], f"example-{name}"))
     expected = json.loads((EXAMPLES / f"{name}.output.json").read_text())
     assert instance["status"] == "completed", (instance.get("error"), server.output()[-3000:])
     assert instance["output"] == expected
@@ -125,6 +138,7 @@ def test_a_sleeping_instance_is_suspended_resumed_and_cancelled(server: Served) 
             assert acted.status_code == 200, acted.text
             shown[action] = acted.json()["status"]
         ended = client.get(f"/instances/{instance_id}", params={"wait": 30}).json()
+    asyncio.run(_record(server, instance_id, "served-suspend-resume-cancel"))
     assert waiting["status"] in ("running", "waiting")
     assert (shown["suspend"], shown["resume"]) == ("suspended", "waiting")
     assert ended["status"] == "cancelled", server.output()[-2000:]

@@ -15,6 +15,7 @@ task queue, so they never see each other's work).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -26,6 +27,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -120,3 +122,23 @@ def start_dev_server() -> Iterator[DevServer]:
     finally:
         _stop(process)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "temporal"
+"""Recorded Temporal histories of ``tideflow.instance`` runs, replayed by
+``tests/integration/test_temporal_replay.py``."""
+RECORD_ENV = "TIDEFLOW_RECORD_TEMPORAL"
+"""Set to ``1`` to (re)record them: the contract suite and ``test_temporal_served.py`` write
+the histories of the runs they make (``TIDEFLOW_RECORD_TEMPORAL=1 pytest tests/contract
+tests/e2e/test_temporal_served.py -k temporal``)."""
+
+
+async def record_history(client: Any, workflow_id: str, name: str) -> None:
+    """Write the history of ``workflow_id`` to ``tests/golden/temporal/NAME.json`` when
+    recording (see :data:`RECORD_ENV`); nothing otherwise."""
+    if os.environ.get(RECORD_ENV) != "1":
+        return
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    GOLDEN.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(history.to_json_dict(), indent=1, sort_keys=True)
+    (GOLDEN / f"{name}.json").write_text(text + "\n")
