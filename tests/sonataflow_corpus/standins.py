@@ -80,3 +80,7 @@ def score(args: dict[str, Any]) -> dict[str, Any]:
 
 def shout(args: dict[str, Any]) -> dict[str, Any]:
     return {"shout": str(args["body"]).upper()}
+
+
+def splitWords(args: dict[str, Any]) -> list[str]:
+    return str(args["text"]).split()

@@ -174,9 +174,12 @@ async def test_sysout_and_service_and_unsupported_types() -> None:
             await invoker.invoke(
                 Invocation(name="svc", type="custom", operation="service:java:com.acme.A::m")
             )
+        with pytest.raises(FunctionCallError, match="SonataFlow script") as script:
+            await invoker.invoke(Invocation(name="py", type="custom", operation="script:python"))
         with pytest.raises(FunctionCallError, match="not supported yet") as rpc:
             await invoker.invoke(Invocation(name="r", type="rpc", operation="a.proto#S#M"))
     assert result is None
     assert lines == ["[WARN] log: hello"]
     assert service.value.code == "NotBound"
+    assert script.value.code == "NotBound"
     assert (rpc.value.code, rpc.value.retryable) == ("NotSupported", False)

@@ -329,3 +329,30 @@ def test_a_folder_deploys_sonataflow_file_names(tmp_path: Any) -> None:
     ):
         (tmp_path / name).write_text("{}")
     assert [p.name for p in definition_files(tmp_path)] == ["a.sw.yaml", "b.sw.json", "c.yaml"]
+
+
+async def test_a_result_that_is_not_an_object_goes_under_response() -> None:
+    # MergeUtils.merge (kogito-jackson-utils): into object data a non-object lands at .response
+    doc = _doc(
+        [
+            _op(
+                [
+                    {"functionRef": {"refName": "svc", "arguments": {"n": ".n"}}},
+                    {
+                        "functionRef": {"refName": "svc", "arguments": {"n": ".n"}},
+                        "actionDataFilter": {"results": ".[0]", "toStateData": ".first"},
+                    },
+                ]
+            )
+        ],
+        functions=[SERVICE],
+    )
+    effects = ScriptedEffects({"svc": lambda args: [args["n"], args["n"] + 1]})
+    assert _output(await _run(doc, {"n": 1}, effects)) == {"n": 1, "response": [1, 2], "first": 1}
+    strict = load_workflow(
+        json.dumps(doc).replace('"arguments": {"n": ".n"}', '"arguments": {"n": "${ .n }"}')
+    )
+    effects = ScriptedEffects({"svc": lambda args: [args["n"], args["n"] + 1]})
+    result = await Interpreter(strict).run({"n": 1}, effects)
+    assert isinstance(result, Failed)  # strict: the list replaced the data; .n then fails
+    assert result.error.code == "EXPRESSION"

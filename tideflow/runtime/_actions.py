@@ -20,7 +20,12 @@ from tideflow.runtime.effects import SleepRequest
 from tideflow.runtime.result import Fault, WorkflowError
 from tideflow.runtime.retry import AUTO_RETRY_POLICY, RetryPolicy, backoff_seconds, unit_draw
 from tideflow.supervise import scoped
-from tideflow.workflow.data_filters import filter_action_input, merge_action_result
+from tideflow.workflow.data_filters import (
+    filter_action_input,
+    filter_action_result,
+    merge,
+    merge_action_result,
+)
 from tideflow.workflow.model import Action
 
 _SKIPPED = object()
@@ -70,6 +75,8 @@ def merge_result(run: Run, action: Action, data: Any, result: Any, scope: Scope)
         return data
     adf = action.action_data_filter
     try:
+        if run.compiled.sonataflow and adf.use_results and adf.to_state_data is None:
+            return _sonataflow_merge(run, data, result, adf.results)
         return merge_action_result(
             data,
             result,
@@ -81,6 +88,16 @@ def merge_result(run: Run, action: Action, data: Any, result: Any, scope: Scope)
         )
     except ExpressionError as exc:
         raise run.fault(exc, scope.state) from None
+
+
+def _sonataflow_merge(run: Run, data: Any, result: Any, results: str | None) -> Any:
+    """SonataFlow's ``MergeUtils.merge`` of a result into object state data: a value that
+    is not an object goes under ``response`` (0.8 leaves it undefined; strict replaces),
+    except into empty data, which it replaces."""
+    selected = filter_action_result(result, results, run.variables, run.compiled.lang)
+    if selected is None or isinstance(selected, dict) or not isinstance(data, dict) or not data:
+        return merge_action_result(data, selected, None, None, True, run.variables)
+    return merge(data, {"response": selected})
 
 
 def is_skipped(result: Any) -> bool:

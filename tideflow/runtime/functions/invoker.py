@@ -190,15 +190,16 @@ class FunctionInvoker:
         if op == "sysout" or op.startswith("sysout:"):
             sysout(call, self._log)
             return None
-        if op.startswith("service:"):
+        if op.startswith(("service:", "script:")):  # SonataFlow's Java/Python services, scripts
+            kind = "service call" if op.startswith("service:") else "script"
             raise call_error(
-                f"function {call.name!r} ({op}) is a SonataFlow service call: bind a Python "
+                f"function {call.name!r} ({op}) is a SonataFlow {kind}: bind a Python "
                 f"callable named {call.name!r} with --functions",
                 code="NotBound",
             )
         raise call_error(
             f"function {call.name!r}: custom operation {op!r} is not one Tideflow knows "
-            "(python:module:function, rest:METHOD:URL, sysout, service:...)",
+            "(python:module:function, rest:METHOD:URL, sysout, service:..., script:...)",
             code="InvalidOperation",
         )
 
