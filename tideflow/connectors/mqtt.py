@@ -2,13 +2,16 @@
 
 **Source** (``config``: ``url`` such as ``mqtt://127.0.0.1:1883`` (user and password
 in it are used), ``topic`` (wildcards allowed), ``qos`` default 1, ``clientId``
-default ``tideflow-<name>``): a persistent session (MQTT 5, no clean start, the
-session kept by the broker while the connector is away), so messages published while
-it is disconnected are delivered when it reconnects. Each message is acknowledged
-(``PUBACK``) only after its event is committed; one not acknowledged is delivered
-again after a reconnect. The event id is the MQTT 5 user property ``id`` (or
-``ce-id``) when the publisher set one, so a redelivered message dedups; without one
-it gets a new id each delivery (at-least-once).
+default ``tideflow-<name>``, ``batch`` default 100: the most messages committed
+together, those that arrived while the previous commit ran): a persistent session
+(MQTT 5, no clean start, the session kept by the broker while the connector is away),
+so messages published while it is disconnected are delivered when it reconnects (as
+many as the broker queues for a session: Mosquitto's ``max_queued_messages``, 1000 by
+default, drops the rest). Each message is acknowledged (``PUBACK``) only after its
+event is committed; one not acknowledged is delivered again after a reconnect. The
+event id is the MQTT 5 user property ``id`` (or ``ce-id``) when the publisher set one,
+so a redelivered message dedups; without one it gets a new id each delivery
+(at-least-once).
 
 **Sink** (``config``: ``url``, ``topic``, ``qos`` default 1, ``clientId`` default
 ``tideflow-sink-<name>``): publishes each message (JSON) and waits for the broker's
@@ -70,6 +73,7 @@ class TopicSource:
         self._topic = config_text(config, "topic")
         self._qos = _qos(config)
         self._identifier = config_text(config, "clientId", f"tideflow-{context.name}")
+        self._batch = int(config_number(config, "batch", 100, 1))
 
     async def run(self, emit: Emit) -> None:
         """Receive until cancelled; acknowledge each message after its event committed."""
@@ -86,10 +90,18 @@ class TopicSource:
                 topic = self._topic
                 raise ConnectionError(f"the broker refused the subscription to {topic!r}")
             self._context.on_connection(True)
-            async for message in client.messages:
-                await emit([self._record(message)], None)
-                if message.qos > 0:
-                    paho.ack(message.mid, message.qos)
+            messages = client.messages
+            async for message in messages:
+                # what else has arrived goes in the same commit: one commit per message
+                # cannot keep up with a fast publisher, and the broker drops what queues
+                # past its limit (Mosquitto's max_queued_messages) even at QoS 1
+                batch = [message]
+                while len(batch) < self._batch and len(messages):
+                    batch.append(await anext(messages))
+                await emit([self._record(m) for m in batch], None)
+                for done in batch:
+                    if done.qos > 0:
+                        paho.ack(done.mid, done.qos)
 
     def _record(self, message: aiomqtt.Message) -> Record:
         headers: dict[str, str] = {}
