@@ -65,6 +65,10 @@ def test_a_valid_source_and_sink() -> None:
         ({"mapping": "{{{"}, "mapping"),
         ({"subscription": {"filters": []}}, "subscription"),
         ({"extra": 1}, "extra"),
+        ({"type": "directory", "config": {"path": "relative/dir"}}, "config.path"),
+        ({"type": "directory", "config": {"path": ["/etc"]}}, "config.path"),
+        ({"type": "directory", "config": {}}, "config.path"),
+        ({"type": "directory", "config": {"path": "/in", "url": "x"}}, "config.url"),
     ],
 )
 def test_invalid_fields_are_named(changes: dict[str, Any], argument: str) -> None:

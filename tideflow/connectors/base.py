@@ -100,6 +100,7 @@ _TYPES: Final[Mapping[str, _Type]] = {
     "amqp": _Type("tideflow.connectors.amqp", "amqp"),
     "mqtt": _Type("tideflow.connectors.mqtt", "mqtt"),
     "smtp": _Type("tideflow.connectors.smtp", "smtp"),
+    "directory": _Type("tideflow.connectors.directory", None),
 }
 PASSIVE_TYPES: Final = frozenset({"webhook"})
 """Sources that run no task: their records arrive by HTTP (``POST /hooks/{name}``)."""

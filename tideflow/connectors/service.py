@@ -39,6 +39,7 @@ from tideflow.connectors.gateway import PostgresConnectors
 from tideflow.connectors.mapping import DEFAULT_ROW, MessageMapping, Record, RecordMapping
 from tideflow.connectors.runners import Activity, SinkRunner, SourceRunner
 from tideflow.connectors.spec import (
+    OPERATOR_TYPES,
     Connector,
     ConnectorKind,
     ConnectorSpec,
@@ -50,6 +51,7 @@ from tideflow.errors import (
     BusNotFound,
     ConflictError,
     ConnectorNotFound,
+    InvalidArgument,
     SubscriptionNotFound,
     TideflowError,
 )
@@ -212,6 +214,12 @@ class ConnectorService:
             AlreadyExists: The name is taken.
         """
         spec = parse_connector(body)
+        if spec.type in OPERATOR_TYPES:
+            raise InvalidArgument(
+                f"a {spec.type} {spec.kind.value} reads the server's files: only the operator "
+                "declares one, in the file of tideflow serve --connectors",
+                argument="type",
+            )
         check_available(spec.kind, spec.type)
         await self.store.get_bus(spec.bus)
         async with self._lock:

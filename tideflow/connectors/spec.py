@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from pathlib import PurePath
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
@@ -56,7 +57,9 @@ class ConnectorState(StrEnum):
 
 
 TYPES: Final[Mapping[ConnectorKind, frozenset[str]]] = {
-    ConnectorKind.SOURCE: frozenset({"postgres", "redis", "nats", "amqp", "mqtt", "webhook"}),
+    ConnectorKind.SOURCE: frozenset(
+        {"postgres", "redis", "nats", "amqp", "mqtt", "webhook", "directory"}
+    ),
     ConnectorKind.SINK: frozenset({"postgres", "redis", "nats", "amqp", "mqtt", "smtp"}),
 }
 """The connector types of each kind."""
@@ -75,6 +78,7 @@ CONFIG_KEYS: Final[Mapping[tuple[ConnectorKind, str], frozenset[str]]] = {
     (ConnectorKind.SOURCE, "mqtt"): _COMMON | _SOURCE | {"topic", "qos", "clientId"},
     (ConnectorKind.SINK, "mqtt"): _COMMON | {"topic", "qos", "clientId"},
     (ConnectorKind.SINK, "smtp"): _COMMON | {"from", "to", "subject"},
+    (ConnectorKind.SOURCE, "directory"): _SOURCE | {"path", "pattern", "settle", "maxBytes"},
     (ConnectorKind.SOURCE, "webhook"): frozenset(
         {"signature", "secret", "header", "idHeader", "tolerance"}
     ),
@@ -90,8 +94,13 @@ REQUIRED_KEYS: Final[Mapping[str, tuple[str, ...]]] = {
     "mqtt": ("url", "topic"),
     "webhook": (),
     "smtp": ("url", "from", "to"),
+    "directory": ("path",),
 }
 """The ``config`` keys each type needs, source or sink."""
+
+OPERATOR_TYPES: Final = frozenset({"directory"})
+"""Types only the operator declares (``serve --connectors``): they read the server's files,
+which nothing that arrives over HTTP may name (``POST /connectors`` refuses them)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -297,6 +306,14 @@ def _type(kind: ConnectorKind, value: Any) -> str:
     return str(value)
 
 
+def _absolute_path(value: Any) -> None:
+    if not isinstance(value, str) or not PurePath(value).is_absolute():
+        raise InvalidArgument(
+            f"config.path must be an absolute directory path, got {str(value)[:80]!r}",
+            argument="config.path",
+        )
+
+
 def _config(kind: ConnectorKind, kind_type: str, value: Any) -> dict[str, Any]:
     if value is None:
         value = {}
@@ -321,6 +338,8 @@ def _config(kind: ConnectorKind, kind_type: str, value: Any) -> dict[str, Any]:
                 f"config.{key} is required for a {kind_type} {kind.value}",
                 argument=f"config.{key}",
             )
+    if kind_type == "directory":
+        _absolute_path(value["path"])
     ref_names(dict(value), "config")  # every reference names a valid secret
     for key, item in value.items():
         _check_value(key, item)
