@@ -250,21 +250,38 @@ class Database:
 async def open_database(
     settings: Settings, *, max_size: int = 10, apply_migrations: bool = True
 ) -> AsyncIterator[Database]:
-    """Connect (starting the embedded server if no URL is configured), migrate, yield, close."""
+    """Connect (starting the embedded server if no URL is configured), migrate, yield,
+    close the pool and release the embedded server (it stops unless another live
+    process uses it)."""
     embedded = None
     dsn = settings.database_url
     if dsn is None:
         embedded = await start_embedded(settings.home)
         dsn = embedded.dsn
-    log.info("database: %s", embedded.describe() if embedded else redact(dsn))
-    pool = await create_pool(dsn, max_size=max_size)
     try:
-        if apply_migrations:
-            async with pool.acquire() as conn:
-                await migrate(conn)
-        yield Database(dsn, pool, embedded)
+        log.info("database: %s", embedded.describe() if embedded else redact(dsn))
+        pool = await create_pool(dsn, max_size=max_size)
+        try:
+            if apply_migrations:
+                async with pool.acquire() as conn:
+                    await migrate(conn)
+            yield Database(dsn, pool, embedded)
+        finally:
+            await close_pool(pool)
     finally:
-        await close_pool(pool)
+        if embedded is not None:
+            await asyncio.shield(asyncio.to_thread(embedded.stop))
+
+
+async def try_node_lock(conn: asyncpg.Connection, node_id: str) -> bool:
+    """Take ``node_id``'s advisory lock for ``conn``'s session (:mod:`tideflow.node`),
+    with TCP keepalives on it; false when another session holds it."""
+    return bool(await conn.fetchval(_Q["node_lock"], node_id))
+
+
+async def node_unlock(conn: asyncpg.Connection, node_id: str) -> None:
+    """Give ``node_id``'s advisory lock back."""
+    await conn.fetchval(_Q["node_unlock"], node_id)
 
 
 async def close_pool(pool: asyncpg.Pool, grace_seconds: float = 10.0) -> None:

@@ -238,6 +238,10 @@ class Waiters:
         self._waiters.setdefault(key, set()).add(event)
         return event
 
+    def watching(self, key: str) -> int:
+        """How many waiters and readers watch ``key`` now."""
+        return len(self._waiters.get(key, ()))
+
     def unwatch(self, key: str, event: asyncio.Event) -> None:
         """Stop setting ``event`` (from :meth:`watch`)."""
         waiters = self._waiters.get(key)

@@ -59,6 +59,7 @@ from tideflow.errors import ConfigurationError
 from tideflow.eventstore.gateway import PostgresEventStore
 from tideflow.eventstore.store import DEFAULT_BUS, EventStore
 from tideflow.metrics import CountingAppender, Metrics
+from tideflow.node import hold_node
 from tideflow.notify import Listener
 from tideflow.runtime.after_schedules import AfterSchedules
 from tideflow.runtime.engine import InstanceEngine
@@ -122,6 +123,8 @@ async def open_system(
     """Open every service (see the module docs); close them all on exit."""
     options = options or SystemOptions()
     settings = settings.identified()  # the node id: this process's leases and log lines
+    began = SYSTEM_CLOCK.monotonic()
+    log.info("node %s: starting", settings.node_id)
     expression_budget.configure(expression_budget.budget_from(settings))
     limits.configure(limits.from_settings(settings))
     # python: modules: the allow list, and the operator's --workflows folders
@@ -149,6 +152,7 @@ async def open_system(
         await lifecycle.start()
         stack.push_async_callback(lifecycle.stop)
         health.watch(lifecycle.supervisor)
+        node = await stack.enter_async_context(hold_node(database.pool, settings.node_id))
         timers = TimerService(database.pool, retention=settings.timer_retention)
         timers.register(DELAYED_EVENT_KIND, delayed_event_handler(store))
         runtime: DurableRuntime | None = None
@@ -169,8 +173,9 @@ async def open_system(
                     metrics,
                     options,
                     RuntimeOptions(
-                        owner=settings.node_id,
+                        owner=node.owner,
                         lease_seconds=settings.lease_seconds,
+                        take_over=node.held,
                         python_policy=policy,
                         secrets=secrets,
                     ),
@@ -251,7 +256,30 @@ async def open_system(
             )
         await schedules.sync_all()  # start.schedule of every deployed workflow
         await connectors.apply(list(options.connectors))
-        yield services
+        log.info(
+            "node %s: ready in %.1f s; %s",
+            settings.node_id,
+            SYSTEM_CLOCK.monotonic() - began,
+            _recovered(runtime),
+        )
+        try:
+            yield services
+        finally:
+            began = SYSTEM_CLOCK.monotonic()
+            log.info("node %s: stopping", settings.node_id)
+    log.info("node %s: stopped in %.1f s", settings.node_id, SYSTEM_CLOCK.monotonic() - began)
+
+
+def _recovered(runtime: DurableRuntime | None) -> str:
+    """What a start found of the node's previous life, for its log line."""
+    if runtime is None:
+        return "instances run on Temporal"
+    reclaimed = runtime.reclaimed
+    if reclaimed is None:
+        return "another live session holds this node id: nothing taken back"
+    if reclaimed == 0:
+        return "nothing to recover from a previous run"
+    return f"reclaimed {reclaimed} instance(s) its previous run left running (a crash)"
 
 
 @asynccontextmanager

@@ -36,7 +36,10 @@ class Settings:
             ``TIDEFLOW_SECRET_GRANTS`` split at ``;`` and new lines); see
             :mod:`tideflow.secrets.grants`.
         lease_seconds: How long a runtime process holds an instance without
-            renewing; after a crash its instances are taken over this late.
+            renewing it (``TIDEFLOW_LEASE_SECONDS``, default 5; renewed every
+            third of it): the instances of a process gone for good are taken
+            over this late (plus at most the 2 s claim poll). A restarted
+            process (the same :attr:`node_id`) takes its own back at once.
         cluster_heartbeat: Seconds between a process's heartbeats in the cluster
             (``TIDEFLOW_CLUSTER_HEARTBEAT``); see :mod:`tideflow.cluster`.
         cluster_lease: Seconds a process's subscriptions and connectors stay its own
@@ -128,7 +131,7 @@ class Settings:
     segment_size: int = 1_000_000
     secrets_file: Path | None = None
     secret_grants: tuple[str, ...] = ()
-    lease_seconds: float = 30.0
+    lease_seconds: float = 5.0
     cluster_heartbeat: float = 1.0
     cluster_lease: float = 3.0
     python_modules: tuple[str, ...] = ()

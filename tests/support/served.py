@@ -127,26 +127,33 @@ def start_and_wait(url: str, workflow_id: str, data: Any) -> dict[str, Any]:
 
 @contextmanager
 def serve_process(
-    database_url: str,
+    database_url: str | None,
     home: Path,
     *args: str,
     token: str | None = None,
     ca_cert: Path | None = None,
+    port: int | None = None,
 ) -> Iterator[Served]:
     """Run ``tideflow serve ARGS`` against ``database_url`` until the block ends.
 
-    ``token`` is for a server whose database already has tokens made by a
-    server with another home; by default the first admin token saved in
-    ``home`` is used. ``ca_cert``: the server speaks HTTPS (``--tls-cert`` in
-    ``args``) with a certificate this authority (or self-signed one) issued.
+    ``database_url`` ``None``: the embedded PostgreSQL in ``home``. ``token`` is
+    for a server whose database already has tokens made by a server with
+    another home; by default the first admin token saved in ``home`` is used.
+    ``ca_cert``: the server speaks HTTPS (``--tls-cert`` in ``args``) with a
+    certificate this authority (or self-signed one) issued. ``port``: this one
+    rather than a free one (a restart with the same node id).
     """
-    port = free_port()
-    env = {**os.environ, "TIDEFLOW_DATABASE_URL": database_url, "TIDEFLOW_HOME": str(home)}
+    port = port or free_port()
+    env = {**os.environ, "TIDEFLOW_HOME": str(home)}
+    if database_url is not None:
+        env["TIDEFLOW_DATABASE_URL"] = database_url
     for name in (
         "TIDEFLOW_SERVER",
         "TIDEFLOW_TOKEN",
         "TIDEFLOW_INSECURE_LOCAL",
         "TIDEFLOW_EGRESS_ALLOW",
+        "TIDEFLOW_NODE_ID",
+        *(("TIDEFLOW_DATABASE_URL",) if database_url is None else ()),
     ):
         env.pop(name, None)
     log = home / f"serve-{port}.log"

@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.util
 import logging
+import signal
 import socket
 import ssl
 import sys
+from types import FrameType
 
 import uvicorn
 
 from tideflow.api.app import create_app
 from tideflow.api.services import ServicesOpener
 from tideflow.db import redact
+from tideflow.embedded import stop_all
 from tideflow.errors import ConfigurationError
 from tideflow.settings import Settings
 
 _STARTUP_FAILURE = 3
 """uvicorn's exit status when the application did not start."""
+
+log = logging.getLogger("tideflow.server")
 
 
 def describe_database(settings: Settings) -> str:
@@ -81,20 +85,52 @@ def run_server(
         timeout_graceful_shutdown=5,  # long-polling readers must not hold up a restart
     )
     server = DrainingServer(config, app.state.draining)
-    with contextlib.suppress(KeyboardInterrupt):
+    # uvicorn drains on SIGINT and SIGTERM alike, then raises the signal again: SIGINT
+    # becomes KeyboardInterrupt, SIGTERM would end the process at once with its default
+    # action. _Stopped makes both unwind here, so what follows always runs.
+    previous = signal.signal(signal.SIGTERM, _raise_stopped)
+    try:
         server.run()
+    except (KeyboardInterrupt, _Stopped):
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        stop_all()  # the embedded PostgreSQL, had the application's shutdown not released it
     if not server.started:  # as uvicorn.run: the lifespan failed
         sys.exit(_STARTUP_FAILURE)
 
 
+class _Stopped(Exception):
+    """SIGTERM, raised again by uvicorn after its graceful shutdown."""
+
+
+def _raise_stopped(signum: int, frame: FrameType | None) -> None:
+    raise _Stopped
+
+
 class DrainingServer(uvicorn.Server):
     """A uvicorn server that sets ``draining`` as its shutdown begins, so that the
-    long polls still open (``GET /instances/{id}?wait``) answer at once instead of
-    holding the shutdown up until the graceful timeout."""
+    long polls still open (:mod:`tideflow.api.long_poll`) answer at once instead of
+    holding the shutdown up until the graceful timeout, and ``/readyz`` says 503. A
+    second SIGINT or SIGTERM does not cut the drain short."""
 
     def __init__(self, config: uvicorn.Config, draining: asyncio.Event) -> None:
         super().__init__(config)
         self.draining = draining
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        name = signal.Signals(sig).name
+        if self.should_exit:
+            # uvicorn would skip the application's shutdown on a second SIGINT: leases kept,
+            # the embedded PostgreSQL left running. The drain is bounded; SIGKILL is there.
+            log.info("%s: already draining (SIGKILL stops at once, without a drain)", name)
+            return
+        log.info(
+            "%s: draining -- no new requests; in-flight steps finish or are handed back; "
+            "leases released",
+            name,
+        )
+        super().handle_exit(sig, frame)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         self.draining.set()

@@ -15,6 +15,11 @@ service fired for a sleep or timeout (:mod:`tideflow.runtime.wakeups`) --
 ``wake_at`` still in the future (rows parked by older versions), and a slow
 poll. The LISTEN connection is the reconnecting one of :mod:`tideflow.notify`;
 after a reconnect the claimer claims at once (a wake-up may have been missed).
+
+A restart: the owner is the process's node id (``tideflow serve``: stable
+across restarts, held with :func:`tideflow.node.hold_node`), so a restarted
+process knows which leases were its own: :meth:`InstanceClaimer.take_over`
+ends them at once instead of waiting them out.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ class ClaimerOptions:
 
     owner: str
     """This process's lease owner id."""
-    lease_seconds: float = 30.0
+    lease_seconds: float = 5.0
     """Lease length; a process silent this long loses its instances."""
     poll_seconds: float = 2.0
     """Slow poll for work NOTIFY did not announce."""
@@ -202,6 +207,11 @@ class InstanceClaimer:
             for instance_id in ids:
                 if instance_id not in held:
                     self._lost(instance_id)
+
+    async def take_over(self) -> int:
+        """End the leases this owner's previous life left (see the module docs); how many."""
+        async with self._pool.acquire() as conn:
+            return await gateway.reclaim_leases(conn, self.options.owner)
 
     async def release_all(self) -> None:
         """Shutdown: hand back every instance this process still holds."""

@@ -736,6 +736,15 @@ async def release_instances(conn: asyncpg.Connection, owner: str, ids: Sequence[
     await conn.execute(_Q["release_instances"], owner, list(ids))
 
 
+async def reclaim_leases(conn: asyncpg.Connection, owner: str) -> int:
+    """End the leases ``owner`` holds from a previous life (claimable at once, counted as
+    a crash by the claim); how many."""
+    reclaimed = await conn.fetch(_Q["reclaim_leases"], owner)
+    if reclaimed:
+        await notify_wake(conn)
+    return len(reclaimed)
+
+
 async def release_all(conn: asyncpg.Connection, owner: str) -> None:
     """Shutdown: hand back every instance ``owner`` holds, and say so."""
     await conn.execute(_Q["release_all"], owner)

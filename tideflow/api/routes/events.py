@@ -19,6 +19,7 @@ from starlette.responses import Response
 from tideflow import jsontext
 from tideflow.api import fastpath
 from tideflow.api.access import requires
+from tideflow.api.long_poll import wait_unless_abandoned
 from tideflow.api.schemas import AppendResult, EventPage, EventRecord, Problem
 from tideflow.api.services import Services, get_services
 from tideflow.auth.scopes import PUBLISH, SUBSCRIBE
@@ -151,6 +152,7 @@ def record(stored: StoredEvent) -> dict[str, Any]:
     dependencies=[requires(SUBSCRIBE + ":{bus}")],
 )
 async def read_events(
+    request: Request,
     bus: BusName,
     services: Services_,
     after: Annotated[
@@ -165,8 +167,11 @@ async def read_events(
     """Committed events with offset greater than ``after``, in order, and the next cursor."""
     store = services.events
     found = await store.read(bus, after, limit)
-    if not found and wait > 0 and await store.wait_for(bus, after, wait):
-        found = await store.read(bus, after, limit)
+    if not found and wait > 0:
+        # ends with its client or the server's drain: the page is then empty
+        waited = await wait_unless_abandoned(request, store.wait_for(bus, after, wait))
+        if waited is not None and waited.result():
+            found = await store.read(bus, after, limit)
     next_after = found[-1].offset if found else after
     return json_response(
         {"bus": bus, "events": [record(stored) for stored in found], "next": next_after}

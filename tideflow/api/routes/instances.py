@@ -28,6 +28,7 @@ from starlette.responses import Response
 from tideflow import jsontext, limits
 from tideflow.api import audit
 from tideflow.api.access import requires
+from tideflow.api.long_poll import wait_unless_abandoned
 from tideflow.api.routes.events import json_response
 from tideflow.api.schemas import (
     BatchStarted,
@@ -47,7 +48,6 @@ from tideflow.errors import (
     UnknownParameter,
 )
 from tideflow.runtime.status import InstanceStatus
-from tideflow.supervise import first_done
 
 if TYPE_CHECKING:
     from tideflow.runtime.engine import InstanceEngine
@@ -223,7 +223,8 @@ async def start_instance(
     row = await runtime.start_instance(workflow_id, data, version=version)
     response_body: dict[str, Any] = {"id": row.id, "status": row.status}
     if wait is not None:
-        finished = await runtime.wait_for_completion(row.id, wait)
+        waited = await wait_unless_abandoned(request, runtime.wait_for_completion(row.id, wait))
+        finished = waited.result() if waited is not None else await _instances(services).get(row.id)
         response_body = finished.to_json()
     response = json_response(response_body, 201)
     response.headers["location"] = f"/instances/{row.id}"
@@ -315,14 +316,12 @@ async def _long_poll(
 ) -> InstanceRow:
     """The instance once it ends, or as it is after ``seconds``, when the client has
     gone or when the server shuts down (whichever comes first)."""
-    ended = _wait_for_end(_runtime(services), instance_id, seconds)
-    draining: asyncio.Event | None = getattr(request.app.state, "draining", None)
-    others = [_client_gone(request)] + ([draining.wait()] if draining is not None else [])
-    waited, *_ = await first_done(ended, *others)
-    if waited.cancelled():  # the client went away or the server is shutting down
+    waited = await wait_unless_abandoned(
+        request, _wait_for_end(_runtime(services), instance_id, seconds)
+    )
+    if waited is None:  # the client went away or the server is shutting down
         return await _instances(services).get(instance_id)
-    row: InstanceRow = waited.result()  # raises what the wait raised
-    return row
+    return waited.result()  # raises what the wait raised
 
 
 async def _wait_for_end(runtime: InstanceEngine, instance_id: str, seconds: float) -> InstanceRow:
@@ -333,11 +332,6 @@ async def _wait_for_end(runtime: InstanceEngine, instance_id: str, seconds: floa
         row = await runtime.wait_for_completion(instance_id, max(slice_, 0.0))
         if row.final or loop.time() >= deadline:
             return row
-
-
-async def _client_gone(request: Request) -> None:
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
 
 
 @router.get(

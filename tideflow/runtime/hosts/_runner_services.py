@@ -67,6 +67,10 @@ class RuntimeOptions:
     """An instance claimed this many times in a row after a runner that never released it
     at the same step (a crash) is failed with ``QUARANTINED`` instead of run again:
     whatever killed its runner is not tried once more (``TIDEFLOW_QUARANTINE_AFTER``)."""
+    take_over: bool = False
+    """At start, end the leases a previous life of ``owner`` left: a restart after a
+    crash continues its instances at once. Only for an owner no other live process
+    has (``tideflow serve``: its node id, held with :func:`tideflow.node.hold_node`)."""
     poll_seconds: float = 2.0
     """Slow poll for runnable instances."""
     max_running: int = 2000

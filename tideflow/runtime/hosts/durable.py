@@ -298,6 +298,9 @@ class DurableRuntime:
             clock=clock,
             health=self.supervisor,
         )
+        self.reclaimed: int | None = None
+        """Leases of this owner's previous life ended at start (``options.take_over``;
+        ``None``: not tried)."""
         self.emitted: list[dict[str, Any]] = []
         self._emit = emit
         self.on_lifecycle = on_lifecycle
@@ -339,7 +342,13 @@ class DurableRuntime:
         await self.stop()
 
     async def start(self) -> None:
-        """Start the journal writer, the worker and (when it owns one) the timer service."""
+        """Start the journal writer, the worker and (when it owns one) the timer service;
+        with ``options.take_over``, first end the leases of this owner's previous life."""
+        if self.options.take_over:
+            try:
+                self.reclaimed = await self.worker.take_over()
+            except CONNECTION_ERRORS as exc:  # its leases run out instead
+                log.warning("reclaiming the leases of a previous life failed: %s", exc)
         if self._own_timers:
             await self.timers.start()
         # Both survive database outages themselves; anything else they raise is

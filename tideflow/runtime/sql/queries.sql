@@ -289,6 +289,12 @@ RETURNING id;
 UPDATE tideflow_instances SET lease_owner = NULL, lease_until = NULL, wake_at = now()
 WHERE id = ANY($2::text[]) AND lease_owner = $1 AND status = 'running';
 
+-- reclaim_leases --
+-- A restart under the same node id: the leases of its previous life end now (claimed at once)
+UPDATE tideflow_instances SET lease_until = now() - interval '1 second'
+WHERE lease_owner = $1 AND status = 'running' AND lease_until >= now() - interval '1 second'
+RETURNING id;
+
 -- release_all --
 -- Shutdown: hand every instance this process holds back (runnable at once)
 UPDATE tideflow_instances SET lease_owner = NULL, lease_until = NULL, wake_at = now()
