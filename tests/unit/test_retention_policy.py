@@ -45,7 +45,8 @@ def test_cutoffs_leave_out_what_is_kept_forever() -> None:
 
 
 def test_describe_names_every_rule() -> None:
-    assert parse_retention(["a*=PT1H", "forever"]).describe() == "a*=PT3600S, forever"
+    assert parse_retention(["a*=PT1H", "forever"]).describe() == "a*=PT1H, forever"
+    assert parse_retention(["a=PT90M"]).describe() == "a=PT5400S, P30D"
 
 
 @pytest.mark.parametrize(

@@ -147,7 +147,12 @@ def _duration(text: str, entry: str) -> timedelta | None:
 def _text(keep: timedelta | None) -> str:
     if keep is None:
         return FOREVER
-    return f"PT{int(keep.total_seconds())}S"
+    seconds = int(keep.total_seconds())
+    if seconds % 86400 == 0:
+        return f"P{seconds // 86400}D"
+    if seconds % 3600 == 0:
+        return f"PT{seconds // 3600}H"
+    return f"PT{seconds}S"
 
 
 @lru_cache(maxsize=256)
