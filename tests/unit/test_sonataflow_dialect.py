@@ -356,3 +356,27 @@ async def test_a_result_that_is_not_an_object_goes_under_response() -> None:
     result = await Interpreter(strict).run({"n": 1}, effects)
     assert isinstance(result, Failed)  # strict: the list replaced the data; .n then fails
     assert result.error.code == "EXPRESSION"
+
+
+def test_served_start_events_match_by_type_alone_under_the_dialect() -> None:
+    from tideflow.triggers.workflow_events import compile_workflow
+
+    doc = _doc(
+        [
+            {
+                "name": "Start",
+                "type": "event",
+                "onEvents": [{"eventRefs": ["placed"]}],
+                "end": True,
+            }
+        ],
+        events=[{"name": "placed", "type": "order.placed", "source": "/shop"}],
+    )
+    workflow = load_workflow(json.dumps(doc), dialect=SF)
+    event = {"specversion": "1.0", "id": "1", "type": "order.placed", "source": "/elsewhere"}
+    strict = compile_workflow(workflow, "1").start
+    lenient = compile_workflow(workflow, "1", sonataflow=True).start
+    assert strict is not None
+    assert lenient is not None
+    assert [m.matches(event) for m in strict.events] == [False]
+    assert [m.matches(event) for m in lenient.events] == [True]

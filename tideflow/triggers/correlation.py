@@ -189,12 +189,13 @@ class WorkflowSubscriber:
             return
         self._compiled[workflow_id] = stored.version
         try:
-            workflow, _ = await self.runtime.interpreter(workflow_id, stored.version)
+            workflow, interpreter = await self.runtime.interpreter(workflow_id, stored.version)
         except TideflowError as exc:
             log.error("workflow %s does not load, it subscribes to nothing: %s", workflow_id, exc)
             self.index.put(workflow_id, None)
             return
-        self.index.put(workflow_id, compile_workflow(workflow, stored.version))
+        events = compile_workflow(workflow, stored.version, sonataflow=interpreter.sonataflow)
+        self.index.put(workflow_id, events)
 
     async def _follow_deploys(self) -> None:
         """Recompile the workflows deployed or deleted since the last look (by any process)."""

@@ -172,12 +172,13 @@ class WorkflowEvents:
     such a type that nobody waits for yet is kept for instances that wait later."""
 
 
-def _match(workflow: Workflow, name: str) -> EventMatch:
+def _match(workflow: Workflow, name: str, sonataflow: bool = False) -> EventMatch:
     definition = workflow.event(name)
     return EventMatch(
         name=definition.name,
         type=definition.type,
-        source=definition.source,
+        # SonataFlow's dialect: consumed events match by type alone (it never reads source)
+        source=None if sonataflow else definition.source,
         correlation=tuple(
             (c.context_attribute_name, _literal(c.context_attribute_value))
             for c in definition.correlation
@@ -192,7 +193,7 @@ def _literal(value: str | None) -> str | None:
     return value
 
 
-def _start(workflow: Workflow, version: str) -> StartSpec | None:
+def _start(workflow: Workflow, version: str, sonataflow: bool = False) -> StartSpec | None:
     state = workflow.start_state
     if isinstance(state, EventState):
         refs = [ref for group in state.on_events for ref in group.event_refs]
@@ -208,7 +209,7 @@ def _start(workflow: Workflow, version: str) -> StartSpec | None:
         version=version,
         state=state.name,
         exclusive=exclusive,
-        events=tuple(_match(workflow, ref) for ref in unique),
+        events=tuple(_match(workflow, ref, sonataflow) for ref in unique),
         # Spec 0.8: an exclusive start ignores eventTimeout; a non-exclusive
         # one bounds the time between the events of its set.
         event_timeout=None if exclusive else timeouts.event(state.timeouts, workflow.timeouts),
@@ -222,8 +223,11 @@ def _subsets(names: tuple[str, ...]) -> list[tuple[str, ...]]:
     return found
 
 
-def compile_workflow(workflow: Workflow, version: str) -> WorkflowEvents:
-    """The subscriptions of a deployed workflow version (see the module docs)."""
+def compile_workflow(
+    workflow: Workflow, version: str, *, sonataflow: bool = False
+) -> WorkflowEvents:
+    """The subscriptions of a deployed workflow version (see the module docs);
+    ``sonataflow``: deployed with that dialect (start events match by type alone)."""
     if getattr(workflow, "spec_version", "") == "1.0":
         return compile_dsl1(workflow, version)  # type: ignore[arg-type]
     shapes: dict[Shape, None] = {}
@@ -233,7 +237,7 @@ def compile_workflow(workflow: Workflow, version: str) -> WorkflowEvents:
         names = tuple(sorted(c.context_attribute_name for c in definition.correlation))
         for subset in _subsets(names)[:64]:  # 6 attributes at most: keep the lookup small
             shapes[Shape(type=definition.type, names=tuple(sorted(subset)))] = None
-    start = _start(workflow, version)
+    start = _start(workflow, version, sonataflow)
     starting = {m.type for m in start.events} if start is not None else set()
     kept = frozenset(
         d.type for d in workflow.events if d.kind == "consumed" and d.type not in starting
