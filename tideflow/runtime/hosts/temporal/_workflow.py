@@ -6,8 +6,9 @@ so a replay compiles exactly what the first run compiled), compiles it -- once
 per worker process and document -- and runs the 0.8 or 1.0 interpreter with
 :class:`TemporalEffects`, which map every effect onto Temporal:
 
-- function calls -> ``tideflow.call`` activities, Temporal retries off (the
-  interpreter's retry policy decides; its back-off sleeps are timers);
+- function calls -> ``tideflow.call`` activities whose failures Temporal never
+  retries (the interpreter's retry policy decides; its back-off sleeps are
+  timers); Temporal runs a call again only when its worker was lost;
 - sleeps, action/state/workflow timeouts, ``eventTimeout`` -> Temporal timers
   (``asyncio`` timers on the workflow's deterministic loop);
 - ``now()``/``new_id()`` -> ``workflow.now()``/``workflow.uuid4()``;
@@ -103,7 +104,11 @@ T = TypeVar("T")
 CALL_TIMEOUT = timedelta(hours=1)
 """An activity's start-to-close limit when the action sets no ``actionExecTimeout``."""
 _LOCAL_TIMEOUT = timedelta(seconds=30)
-_NO_RETRY = RetryPolicy(maximum_attempts=1)
+_ON_LOSS = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10)
+)
+"""A call is retried by Temporal only when its worker was lost: its failures are non-retryable."""
+_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 _LOCAL_RETRY = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(milliseconds=200))
 _UNTIL_DONE = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
@@ -321,7 +326,7 @@ class TemporalEffects:
             await workflow.wait_condition(lambda: not self._instance.suspended)
 
     async def call_function(self, call: FunctionCall) -> Any:
-        """A ``tideflow.call`` activity, Temporal retries off, bounded by a timer."""
+        """A ``tideflow.call`` activity, never retried for its failures, bounded by a timer."""
         await self._go_on()
         auth = resolve_auth(self._model, call.function.auth_ref, self._variables)
         request = CallRequest(
@@ -341,11 +346,19 @@ class TemporalEffects:
             limit = timedelta(seconds=max(1.0, call.timeout_seconds * 2))
         if call.invoke == "async":
             workflow.start_activity(
-                ACT_CALL, request, start_to_close_timeout=limit, retry_policy=_NO_RETRY
+                ACT_CALL,
+                request,
+                start_to_close_timeout=limit,
+                heartbeat_timeout=_HEARTBEAT_TIMEOUT,
+                retry_policy=_ON_LOSS,
             )
             return None
         handle = workflow.execute_activity(
-            ACT_CALL, request, start_to_close_timeout=limit, retry_policy=_NO_RETRY
+            ACT_CALL,
+            request,
+            start_to_close_timeout=limit,
+            heartbeat_timeout=_HEARTBEAT_TIMEOUT,
+            retry_policy=_ON_LOSS,
         )
         try:
             return await _limited(handle, call.timeout_seconds, call.key)

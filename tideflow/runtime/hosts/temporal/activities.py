@@ -6,11 +6,13 @@ runs here, in the worker process, and its result is recorded in the history:
 - ``tideflow.definition`` (a local activity): the deployed definition a run
   executes, read from the registry once per run;
 - ``tideflow.call``: one function call through the host's
-  :class:`~tideflow.runtime.functions.FunctionInvoker`. Temporal's own retries
-  are off (the workflow schedules it with ``maximum_attempts=1``): the
-  Serverless Workflow retry policy stays the interpreter's, so both engines
-  retry the same way. A failure goes back as a non-retryable
-  ``ApplicationError`` whose details are the durable host's error entry;
+  :class:`~tideflow.runtime.functions.FunctionInvoker`. A failure goes back
+  as a non-retryable ``ApplicationError`` whose details are the durable host's
+  error entry, so Temporal never retries a function failure: the Serverless
+  Workflow retry policy stays the interpreter's, and both engines retry the
+  same way. The call heartbeats; only a call whose worker was lost (its
+  heartbeats stopped) is run again by Temporal, on another worker -- at least
+  once, as on the durable host after a crash (same idempotency key);
 - ``tideflow.publish`` (a local activity): produced CloudEvents handed to the
   host's sink (the Tideflow event store under ``tideflow serve``);
 - ``tideflow.record`` (a local activity): the instance's progress -- status,
@@ -20,6 +22,7 @@ runs here, in the worker process, and its result is recorded in the history:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -46,6 +49,7 @@ from tideflow.runtime.hosts.temporal._values import (
     StoredDefinition,
 )
 from tideflow.runtime.rows import InstanceRow, WorkflowVersion
+from tideflow.supervise import first_done
 from tideflow.workflow.dsl1 import is_dsl1
 
 __all__ = ["DefinitionSource", "InstanceActivities", "InstanceMirror"]
@@ -167,7 +171,7 @@ class InstanceActivities:
             timeout=request.timeout,
         )
         try:
-            result = await self._invoke(invocation)
+            result = await _beating(self._invoke(invocation))
             check_result(result, request.name)
         except Exception as exc:  # every failure is the call's outcome, as on the durable host
             entry = error_entry(exc)
@@ -210,3 +214,20 @@ class InstanceActivities:
 
 def _detail(step: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in step.items() if k not in ("kind", "key", "state")}
+
+
+HEARTBEAT_EVERY = 2.0
+"""Seconds between a running call's heartbeats (the workflow's heartbeat timeout is larger):
+a call whose worker died is noticed within the timeout and run again on another worker."""
+
+
+async def _beating(call: Awaitable[Any]) -> Any:
+    """Await ``call`` while telling Temporal every :data:`HEARTBEAT_EVERY` s that it runs."""
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(HEARTBEAT_EVERY)
+
+    done, _ = await first_done(call, beat())
+    return done.result()
