@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from tideflow.catalogs import with_default_catalog
 from tideflow.egress import EgressPolicy, is_remote
 from tideflow.errors import (
     AlreadyExists,
@@ -135,6 +136,8 @@ async def deploy_definition(
         message = exc.message.removeprefix(f"{source}: ")
         raise WorkflowLoadError(f"{source}: {message}", source=source, line=exc.line) from None
     if is_dsl1(document):
+        # A folder deploy reads the default catalog beside the definition (never over HTTP).
+        document = with_default_catalog(document, base_dir, source)
         return await _deploy_dsl1(registry, document, text, media, source, policy, secrets)
     definition = await resolve_definition(
         document,

@@ -25,6 +25,7 @@ from typing import Any, Final
 
 import httpx
 
+from tideflow.catalogs import with_default_catalog
 from tideflow.egress import REFERENCE_LIMITS, EgressPolicy, FetchLimits
 from tideflow.egress_connect import egress_transport
 from tideflow.errors import EgressDenied, Problem
@@ -198,7 +199,8 @@ async def load_any_definition(
     """
     text, source, file_dir = await asyncio.to_thread(source_text, path_or_text)
     doc = parse_document(text, source)
-    if is_dsl1(doc):
+    if is_dsl1(doc):  # the default catalog: beside the file (none for a text)
+        doc = await asyncio.to_thread(with_default_catalog, doc, file_dir, source)
         return load_document(doc, source=source, processes=processes)
     definition = await resolve_definition(doc, source=source, base_dir=file_dir, dialect=dialect)
     return definition.workflow, definition.warnings

@@ -128,7 +128,8 @@ async def run_call(ex: Executor, task: Task, data: Any, key: str, scope: Scope) 
         operation = f"{document}#{args['operationId']}"
         target = CallTarget(name=task.name, type="openapi", operation=operation)
         return await _invoke(ex, key, target, evaluated, task), None
-    if name in NOT_RUN_CALLS or "@" in name:
+    cataloged = "@" in name and ex.run.workflow.use_entry("functions", name) is None
+    if name in NOT_RUN_CALLS or cataloged:
         what = "catalog functions" if "@" in name else f"'{name}' calls"
         raise standard_error("configuration", task.reference, f"{what} are not run by Tideflow yet")
     arguments = template(args, data, variables, task.reference)

@@ -67,7 +67,11 @@ def not_run_calls(workflow: Workflow) -> list[tuple[tuple[PathPart, ...], str]]:
         name = str(task.get("call", "")) if task.kind == "call" else ""
         if name in NOT_RUN_CALLS:
             reason = f"'{name}' calls are not supported by Tideflow yet"
-        elif "@" in name and not name.startswith("python:"):
+        elif (
+            "@" in name
+            and not name.startswith("python:")
+            and workflow.use_entry("functions", name) is None  # not read from a catalog
+        ):
             reason = "functions of a catalog are not supported by Tideflow yet (not fetched)"
         else:
             continue
