@@ -22,7 +22,6 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 import nats
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import ConsumerConfig
 from nats.js.errors import NotFoundError
 
@@ -76,7 +75,7 @@ class JetStreamSource:
             while True:
                 try:
                     messages = await sub.fetch(self._batch, timeout=self._wait)
-                except NatsTimeout:
+                except TimeoutError:  # nats' own, or asyncio's when the deadline ran out first
                     if self._context.scheduled:
                         return
                     continue
