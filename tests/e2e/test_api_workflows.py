@@ -205,24 +205,20 @@ async def test_sonataflow_dialect_is_kept_and_unknown_dialects_refused(
     assert "sonataflow" in problem(bad, 400)["detail"]
 
 
-CALLBACK_WITHOUT_EVENT_REF = """\
+SWITCH_WITHOUT_DEFAULT = """\
 id: lenient
 version: "1"
 specVersion: "0.8"
-start: Ask
-events:
-  - name: Answer
-    type: com.example.answer
-    source: /tests
-functions:
-  - name: ask
-    type: expression
-    operation: .
+start: Pick
 states:
-  - name: Ask
-    type: callback
-    action:
-      functionRef: ask
+  - name: Pick
+    type: switch
+    dataConditions:
+      - condition: .go
+        transition: Done
+  - name: Done
+    type: inject
+    data: {done: true}
     end: true
 """
 
@@ -230,17 +226,18 @@ states:
 async def test_sonataflow_leniencies_apply_when_validating_a_deploy(
     client: httpx.AsyncClient,
 ) -> None:
-    strict = await client.post("/workflows", content=CALLBACK_WITHOUT_EVENT_REF, headers=YAML)
-    assert "eventRef" in json.dumps(problem(strict, 422)["errors"])
+    # SonataFlow accepts a switch without defaultCondition (SwitchHandler)
+    strict = await client.post("/workflows", content=SWITCH_WITHOUT_DEFAULT, headers=YAML)
+    assert "defaultCondition" in json.dumps(problem(strict, 422)["errors"])
     lenient = await client.post(
         "/workflows",
-        content=CALLBACK_WITHOUT_EVENT_REF,
+        content=SWITCH_WITHOUT_DEFAULT,
         headers=YAML,
         params={"dialect": "sonataflow"},
     )
     assert lenient.status_code == 201, lenient.text
     source = await client.get("/workflows/lenient/versions/1")
-    assert source.text == CALLBACK_WITHOUT_EVENT_REF  # stored as submitted, not as filled in
+    assert source.text == SWITCH_WITHOUT_DEFAULT  # stored as submitted
 
 
 async def test_delete_stops_listing_but_keeps_versions_readable(client: httpx.AsyncClient) -> None:
