@@ -112,9 +112,21 @@ class ApiClient:
                 yield record
             after = page["next"]
 
-    async def create_bus(self, name: str, retention: Mapping[str, Any] | None = None) -> Any:
+    async def create_bus(
+        self,
+        name: str,
+        retention: Mapping[str, Any] | None = None,
+        *,
+        segment_events: int | None = None,
+        archive: Mapping[str, Any] | None = None,
+    ) -> Any:
         """Create a bus; return it."""
-        return await self._call("POST", "/buses", json={"name": name, "retention": retention})
+        body: dict[str, Any] = {"name": name, "retention": retention}
+        if segment_events is not None:
+            body["segmentEvents"] = segment_events
+        if archive is not None:
+            body["archive"] = archive
+        return await self._call("POST", "/buses", json=body)
 
     async def list_buses(self) -> Any:
         """Every bus."""

@@ -4,6 +4,28 @@
 --     python -m tests.support.schema_snapshot > tideflow/schema.sql
 -- (tests/integration/test_migrations.py checks that it matches the migrated schema).
 
+CREATE FUNCTION tideflow_archive_segment(p_bus integer, p_segment bigint, p_count bigint, p_bytes bigint, p_checksum text, p_location text, p_newest timestamp with time zone) RETURNS boolean
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_start bigint;
+    v_end bigint;
+BEGIN
+    SELECT start_offset, end_offset INTO v_start, v_end
+        FROM tideflow_segments WHERE bus_id = p_bus AND segment_no = p_segment;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    INSERT INTO tideflow_archived_segments (bus_id, segment_no, start_offset, end_offset,
+        event_count, size_bytes, checksum, location, newest_at)
+    VALUES (p_bus, p_segment, v_start, v_end, p_count, p_bytes, p_checksum, p_location, p_newest);
+    EXECUTE format('ALTER TABLE %I DETACH PARTITION %I',
+        'tideflow_events_' || p_bus, tideflow_segment_table(p_bus, p_segment));
+    PERFORM tideflow_drop_segment(p_bus, p_segment);
+    RETURN true;
+END
+$$;
+
 CREATE FUNCTION tideflow_correlation_index() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
@@ -128,6 +150,19 @@ CREATE FUNCTION tideflow_segment_table(p_bus integer, p_segment bigint) RETURNS 
     SELECT 'tideflow_events_' || p_bus || '_' || p_segment
 $$;
 
+CREATE TABLE tideflow_archived_segments (
+    bus_id integer NOT NULL,
+    segment_no bigint NOT NULL,
+    start_offset bigint NOT NULL,
+    end_offset bigint NOT NULL,
+    event_count bigint NOT NULL,
+    size_bytes bigint NOT NULL,
+    checksum text NOT NULL,
+    location text NOT NULL,
+    newest_at timestamp with time zone NOT NULL,
+    archived_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
 CREATE TABLE tideflow_buses (
     id integer NOT NULL,
     name text NOT NULL,
@@ -137,6 +172,9 @@ CREATE TABLE tideflow_buses (
     next_offset bigint DEFAULT 1 NOT NULL,
     first_offset bigint DEFAULT 1 NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    archive_after interval,
+    archive_to text,
+    CONSTRAINT tideflow_buses_archive CHECK (((archive_after IS NULL) = (archive_to IS NULL))),
     CONSTRAINT tideflow_buses_max_events_check CHECK ((max_events > 0)),
     CONSTRAINT tideflow_buses_segment_size_check CHECK ((segment_size > 0))
 );
@@ -434,6 +472,9 @@ CREATE TABLE tideflow_workflows (
     updated_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
+ALTER TABLE ONLY tideflow_archived_segments
+    ADD CONSTRAINT tideflow_archived_segments_pkey PRIMARY KEY (bus_id, segment_no);
+
 ALTER TABLE ONLY tideflow_buses
     ADD CONSTRAINT tideflow_buses_name_key UNIQUE (name);
 
@@ -561,6 +602,9 @@ CREATE INDEX tideflow_timers_touched ON tideflow_timers USING btree (touched_at)
 CREATE TRIGGER tideflow_correlation_index AFTER INSERT OR DELETE ON tideflow_event_waits FOR EACH ROW EXECUTE FUNCTION tideflow_correlation_index();
 
 CREATE TRIGGER tideflow_correlation_origin AFTER INSERT ON tideflow_instances REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tideflow_correlation_origin();
+
+ALTER TABLE ONLY tideflow_archived_segments
+    ADD CONSTRAINT tideflow_archived_segments_bus_id_fkey FOREIGN KEY (bus_id) REFERENCES tideflow_buses(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY tideflow_segments
     ADD CONSTRAINT tideflow_segments_bus_id_fkey FOREIGN KEY (bus_id) REFERENCES tideflow_buses(id) ON DELETE CASCADE;

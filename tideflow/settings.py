@@ -29,6 +29,8 @@ class Settings:
         port: The port ``tideflow serve`` listens on.
         max_request_bytes: Largest accepted HTTP request body for event ingestion.
         segment_size: Events per segment (partition) of a bus's log.
+        archive_root: The folder under which a bus's local ``archive.to`` must lie
+            (``--archive-root``, ``TIDEFLOW_ARCHIVE_ROOT``; ``None``: ``home/archive``).
         secrets_file: A JSON or YAML file of secrets (``TIDEFLOW_SECRETS_FILE``),
             read besides the ``TIDEFLOW_SECRET_<NAME>`` variables.
         secret_grants: ``PATTERN=NAME,NAME`` grants of secrets to workflow ids
@@ -129,6 +131,7 @@ class Settings:
     port: int = 8080
     max_request_bytes: int = 1024 * 1024
     segment_size: int = 1_000_000
+    archive_root: Path | None = None
     secrets_file: Path | None = None
     secret_grants: tuple[str, ...] = ()
     lease_seconds: float = 5.0
@@ -168,6 +171,11 @@ class Settings:
     def identified(self) -> Settings:
         """These settings with :attr:`node_id` filled in (derived unless one was given)."""
         return self if self.node_id else replace(self, node_id=derive_node_id(self))
+
+    @property
+    def archive_folder(self) -> Path:
+        """Where local archive files may go: ``archive_root``, else ``home/archive``."""
+        return self.archive_root if self.archive_root is not None else self.home / "archive"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -305,7 +313,9 @@ _OIDC: dict[str, str] = {
 def _access_from_env(settings: Settings, env: Mapping[str, str]) -> Settings:
     """``TIDEFLOW_INSECURE_LOCAL``, ``TIDEFLOW_ALLOWED_HOSTS``, ``TIDEFLOW_RATE_LIMIT``,
     ``TIDEFLOW_TLS_CERT``/``TIDEFLOW_TLS_KEY``, ``TIDEFLOW_EGRESS_ALLOW``,
-    ``TIDEFLOW_SECRET_GRANTS`` and ``TIDEFLOW_OIDC_*``."""
+    ``TIDEFLOW_SECRET_GRANTS``, ``TIDEFLOW_OIDC_*`` and ``TIDEFLOW_ARCHIVE_ROOT``."""
+    if root := env.get("TIDEFLOW_ARCHIVE_ROOT"):
+        settings = replace(settings, archive_root=Path(root))
     if insecure := env.get("TIDEFLOW_INSECURE_LOCAL"):
         settings = replace(settings, insecure_local=insecure.lower() in ("1", "true", "yes"))
     if rate := env.get("TIDEFLOW_RATE_LIMIT"):

@@ -23,6 +23,7 @@ from tideflow.eventstore.segments import SegmentState
 from tideflow.eventstore.store import (
     DEFAULT_BUS,
     Appended,
+    ArchivePolicy,
     Bus,
     BusInfo,
     Retention,
@@ -97,13 +98,27 @@ class InMemoryEventStore:
     async def stop(self) -> None:
         """Nothing to stop."""
 
-    async def create_bus(self, name: str, retention: Retention | None = None) -> Bus:
-        """See :meth:`EventStore.create_bus`."""
+    async def create_bus(
+        self,
+        name: str,
+        retention: Retention | None = None,
+        *,
+        segment_events: int | None = None,
+        archive: ArchivePolicy | None = None,
+    ) -> Bus:
+        """See :meth:`EventStore.create_bus` (``archive`` is kept but never acted on)."""
         check_bus_name(name)
         if name in self._buses:
             raise AlreadyExists(f"bus {name!r} already exists")
-        bus = Bus(name=name, retention=retention, created_at=self._clock.now())
-        self._buses[name] = _MemoryBus(bus=bus, segment_size=self._segment_size)
+        size = segment_events or self._segment_size
+        bus = Bus(
+            name=name,
+            retention=retention,
+            created_at=self._clock.now(),
+            segment_events=size,
+            archive=archive,
+        )
+        self._buses[name] = _MemoryBus(bus=bus, segment_size=size)
         return bus
 
     def _bus(self, name: str) -> _MemoryBus:
@@ -129,6 +144,8 @@ class InMemoryEventStore:
             segment_count=last_segment - first_segment + 1,
             size_bytes=size,
             events_per_second=recent / 60.0,
+            segment_events=state.segment_size,
+            archive=state.bus.archive,
         )
 
     async def list_buses(self) -> list[Bus]:

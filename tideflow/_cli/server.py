@@ -127,6 +127,15 @@ def serve(
             "--tls-key", metavar="PEM", help="The certificate's private key (TIDEFLOW_TLS_KEY)."
         ),
     ] = None,
+    archive_root: Annotated[
+        Path | None,
+        typer.Option(
+            "--archive-root",
+            metavar="DIR",
+            help="Buses may archive to local folders under DIR only (TIDEFLOW_ARCHIVE_ROOT; "
+            "default: TIDEFLOW_HOME/archive).",
+        ),
+    ] = None,
     grant_secret: Annotated[
         list[str] | None,
         typer.Option(
@@ -248,6 +257,8 @@ def serve(
     settings = _with_access(settings, insecure_local, allow_host or [])
     settings = _with_rate_limit(settings, rate_limit)
     settings = _with_tls(settings, tls_cert, tls_key)
+    if archive_root is not None:
+        settings = replace(settings, archive_root=archive_root)
     settings = _with_grants(settings, grant_secret or [])
     settings = _with_retention(settings, retention or [])
     settings = _with_oidc(settings, oidc_issuer, oidc_audience, oidc_scope_claim)
@@ -511,12 +522,34 @@ def buses_create(
         str | None, typer.Option(help="Drop segments older than this ISO 8601 duration.")
     ] = None,
     max_events: Annotated[int | None, typer.Option(help="Keep about this many events.")] = None,
+    segment_events: Annotated[
+        int | None, typer.Option(help="Events per segment (default: the server's).")
+    ] = None,
+    archive_after: Annotated[
+        str | None,
+        typer.Option(help="Archive closed segments older than this ISO 8601 duration (admin)."),
+    ] = None,
+    archive_to: Annotated[
+        str | None,
+        typer.Option(help="Where archived segments go: a folder under the server's archive root "
+                     "or s3://bucket/prefix."),
+    ] = None,
     server: ServerOption = DEFAULT_SERVER,
     token: TokenOption = None,
 ) -> None:
     """Create a bus."""
     retention = {k: v for k, v in (("maxAge", max_age), ("maxEvents", max_events)) if v}
-    print_json(call_api(server, lambda client: client.create_bus(name, retention or None)))
+    if (archive_after is None) != (archive_to is None):
+        raise fail("--archive-after and --archive-to go together", code=2)
+    archive = {"after": archive_after, "to": archive_to} if archive_after else None
+    print_json(
+        call_api(
+            server,
+            lambda client: client.create_bus(
+                name, retention or None, segment_events=segment_events, archive=archive
+            ),
+        )
+    )
 
 
 @buses_app.command("show")

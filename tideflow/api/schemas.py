@@ -74,6 +74,17 @@ class RetentionBody(BaseModel):
     maxEvents: int | None = Field(default=None, description="Keep at least the newest N events.")
 
 
+class ArchiveBody(BaseModel):
+    """Where and when a bus's old segments move to the archive tier (Parquet files)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    after: str = Field(description="ISO 8601 duration: archive a closed segment this old.")
+    to: str = Field(
+        description="A local folder under the server's archive root, or `s3://bucket/prefix`."
+    )
+
+
 class CreateBus(BaseModel):
     """The body of `POST /buses`."""
 
@@ -81,6 +92,12 @@ class CreateBus(BaseModel):
 
     name: str = Field(description="1-63 letters, digits, '.', '_' or '-'.")
     retention: RetentionBody | None = None
+    segmentEvents: int | None = Field(
+        default=None, description="Events per segment (default: the server's segment size)."
+    )
+    archive: ArchiveBody | None = Field(
+        default=None, description="Move old segments to files (admin scope)."
+    )
 
 
 class BusOut(BaseModel):
@@ -89,6 +106,8 @@ class BusOut(BaseModel):
     name: str
     retention: dict[str, Any] | None
     createdAt: str
+    segmentEvents: int | None = None
+    archive: dict[str, Any] | None = None
 
 
 class BusList(BaseModel):
@@ -105,6 +124,10 @@ class BusInfoOut(BusOut):
     segmentCount: int
     sizeBytes: int
     eventsPerSecond: float
+    tiers: dict[str, Any] | None = Field(
+        default=None,
+        description="`live` (partitions) and `archive` (files): events, sizeBytes, segments.",
+    )
 
 
 class ComponentStatus(BaseModel):

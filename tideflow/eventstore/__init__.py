@@ -5,11 +5,13 @@ from __future__ import annotations
 from tideflow.eventstore.store import (
     DEFAULT_BUS,
     Appended,
+    ArchivePolicy,
     Bus,
     BusInfo,
     EventStore,
     Retention,
     StoredEvent,
+    TierFigures,
     check_bus_name,
     event_key,
 )
@@ -17,11 +19,13 @@ from tideflow.eventstore.store import (
 __all__ = [
     "DEFAULT_BUS",
     "Appended",
+    "ArchivePolicy",
     "Bus",
     "BusInfo",
     "EventStore",
     "Retention",
     "StoredEvent",
+    "TierFigures",
     "check_bus_name",
     "event_key",
 ]

@@ -47,7 +47,21 @@ each partitioned by RANGE (offset) into *segments*
 retention drops whole segments; dedup looks ``(source, id)`` up in the bus's
 segments under the bus lock (a unique index on a partitioned table would
 have to include the offset, so it could not enforce this). Dedup therefore
-covers the events retention has kept.
+covers the events retention has kept -- in the live segments only.
+
+The archive tier
+----------------
+A bus with ``archive: {after, to}`` has its oldest full segments moved to
+Parquet files (:mod:`tideflow.eventstore.archive`) by the supervised task
+``archive`` (:meth:`PostgresEventStore.archive_once`): read the segment's
+rows, write the file, read it back and check its row count and checksum,
+then -- in one transaction under the bus lock -- insert its manifest row and
+detach and drop its partition. A crash before that commit leaves the
+partition (and perhaps a file nobody points to, written again next time);
+after it, the verified file. So a segment is always exactly one of the two.
+Reads (:meth:`PostgresEventStore.read`) go to the archive only when the live
+segments do not start right after ``after``; they read the archived segments
+in order, then continue into the live ones.
 """
 
 from __future__ import annotations
@@ -71,6 +85,12 @@ from tideflow.errors import (
     StoreError,
 )
 from tideflow.eventstore import segments
+from tideflow.eventstore.archive import (
+    ArchiveFiles,
+    manifest_location,
+    segment_location,
+)
+from tideflow.eventstore.archive_format import LogRow
 from tideflow.eventstore.codec import (
     NOTHING,
     EncodedAppend,
@@ -84,10 +104,12 @@ from tideflow.eventstore.group_commit import GroupCommit
 from tideflow.eventstore.store import (
     DEFAULT_BUS,
     Appended,
+    ArchivePolicy,
     Bus,
     BusInfo,
     Retention,
     StoredEvent,
+    TierFigures,
     check_bus_name,
 )
 from tideflow.supervise import Supervisor
@@ -109,8 +131,24 @@ def _retention(row: Mapping[str, Any]) -> Retention | None:
     return Retention(max_age=row["max_age"], max_events=row["max_events"])
 
 
+def _archive(row: Mapping[str, Any]) -> ArchivePolicy | None:
+    if row["archive_to"] is None:
+        return None
+    return ArchivePolicy(after=row["archive_after"], to=row["archive_to"])
+
+
 def _bus_from_row(row: Mapping[str, Any]) -> Bus:
-    return Bus(name=row["name"], retention=_retention(row), created_at=row["created_at"])
+    return Bus(
+        name=row["name"],
+        retention=_retention(row),
+        created_at=row["created_at"],
+        segment_events=row["segment_size"],
+        archive=_archive(row),
+    )
+
+
+ARCHIVED_SEGMENTS_PER_READ = 64
+"""Archived segments one read looks at (a read returns at most ``limit`` events anyway)."""
 
 
 class PostgresEventStore:
@@ -129,6 +167,9 @@ class PostgresEventStore:
             started; ``None`` leaves retention to the caller (tests).
         before_commit: Awaited inside every append transaction just before it
             commits (tests delay commits with it to provoke races).
+        archive_files: The archive tier's files (a default :class:`ArchiveFiles` if not given).
+        archive_interval: Seconds between :meth:`archive_once` runs while started;
+            ``None`` leaves archiving to the caller (tests).
     """
 
     def __init__(
@@ -142,6 +183,8 @@ class PostgresEventStore:
         poll_interval: float = 1.0,
         retention_interval: float | None = 60.0,
         before_commit: Callable[[], Awaitable[None]] | None = None,
+        archive_files: ArchiveFiles | None = None,
+        archive_interval: float | None = 60.0,
     ) -> None:
         self._pool = pool
         self._segment_size = segment_size
@@ -159,8 +202,12 @@ class PostgresEventStore:
         """Readers waiting for their bus: each append's NOTIFY wakes its bus's."""
         self._started = False
         self._bus_ids: dict[str, int] = {}
+        self._has_archive: dict[int, bool] = {}
         self._before_commit = before_commit
         self._retention_interval = retention_interval
+        self._archive_interval = archive_interval
+        self.archive_files = archive_files or ArchiveFiles()
+        """The archive tier's files and their read cache."""
 
     async def __aenter__(self) -> PostgresEventStore:
         await self.start()
@@ -180,6 +227,9 @@ class PostgresEventStore:
         if self._retention_interval is not None:
             interval = self._retention_interval
             self.supervisor.spawn("retention", lambda: self._retention_loop(interval))
+        if self._archive_interval is not None:
+            every = self._archive_interval
+            self.supervisor.spawn("archive", lambda: self._archive_loop(every))
 
     async def _retention_loop(self, interval: float) -> None:
         while True:
@@ -188,6 +238,14 @@ class PostgresEventStore:
                 await self.apply_retention()
             except StoreError as exc:  # try again next time
                 log.warning("retention failed: %s", exc)
+
+    async def _archive_loop(self, interval: float) -> None:
+        while True:
+            await self._clock.sleep(interval)
+            try:
+                await self.archive_once()
+            except StoreError as exc:  # try again next time
+                log.warning("archiving failed: %s", exc)
 
     async def stop(self) -> None:
         """Flush queued appends, then stop the listener and retention."""
@@ -200,17 +258,26 @@ class PostgresEventStore:
 
     # -- buses ------------------------------------------------------------
 
-    async def create_bus(self, name: str, retention: Retention | None = None) -> Bus:
+    async def create_bus(
+        self,
+        name: str,
+        retention: Retention | None = None,
+        *,
+        segment_events: int | None = None,
+        archive: ArchivePolicy | None = None,
+    ) -> Bus:
         """See :meth:`EventStore.create_bus`."""
         check_bus_name(name)
         policy = retention or Retention()
+        size = segment_events or self._segment_size
+        after, to = (archive.after, archive.to) if archive else (None, None)
         async with self._connection() as conn, conn.transaction():
             row = await conn.fetchrow(
-                _Q["create_bus"], name, policy.max_age, policy.max_events, self._segment_size
+                _Q["create_bus"], name, policy.max_age, policy.max_events, size, after, to
             )
             if row is None:
                 raise AlreadyExists(f"bus {name!r} already exists")
-            await conn.execute(_Q["ensure_segments"], row["id"], self._segment_size + 1)
+            await conn.execute(_Q["ensure_segments"], row["id"], size + 1)
             await conn.execute(_Q["bus_changed"], name)  # readers waiting for it, anywhere
         return _bus_from_row(row)
 
@@ -222,15 +289,28 @@ class PostgresEventStore:
         if row is None:
             raise BusNotFound(f"no bus named {name!r}")
         recent = max(0, row["last_offset"] + 1 - row["first_recent"])
+        live_first, archived_first = row["first_offset"], row["archived_first"]
         return BusInfo(
             name=row["name"],
             retention=_retention(row),
             created_at=row["created_at"],
-            first_offset=row["first_offset"],
+            first_offset=live_first if archived_first is None else archived_first,
             last_offset=row["last_offset"],
             segment_count=row["segment_count"],
             size_bytes=row["size_bytes"],
             events_per_second=recent / 60.0,
+            segment_events=row["segment_size"],
+            archive=_archive(row),
+            live=TierFigures(
+                events=max(0, row["last_offset"] + 1 - live_first),
+                size_bytes=row["size_bytes"],
+                segments=row["segment_count"],
+            ),
+            archived=TierFigures(
+                events=row["archived_events"],
+                size_bytes=row["archived_bytes"],
+                segments=row["archived_segments"],
+            ),
         )
 
     async def list_buses(self) -> list[Bus]:
@@ -246,10 +326,16 @@ class PostgresEventStore:
                 raise BusNotFound(f"no bus named {name!r}")
             if name == DEFAULT_BUS:
                 raise ConflictError("the default bus cannot be deleted")
+            files = [r[0] for r in await conn.fetch(_Q["archived_locations"], bus_id)]
             await conn.execute(_Q["drop_bus_log"], bus_id)
             await conn.execute(_Q["delete_bus"], bus_id)
             await conn.execute(_Q["bus_changed"], name)
         self._bus_ids.pop(name, None)
+        for location in files:  # after the commit: a crash here leaves files nobody reads
+            try:
+                await self.archive_files.delete(location)
+            except StoreError as exc:
+                log.warning("bus %r deleted, but not its archive file: %s", name, exc)
 
     # -- appending ----------------------------------------------------------
 
@@ -338,13 +424,72 @@ class PostgresEventStore:
     # -- reading ------------------------------------------------------------
 
     async def read(self, bus: str, after: int = 0, limit: int = 100) -> list[StoredEvent]:
-        """See :meth:`EventStore.read`."""
+        """See :meth:`EventStore.read`: live segments, after the archived ones they follow."""
         rows = await self._by_bus_id(bus, _Q["read_events"], after, limit)
-        return stored_events(bus, rows)
+        if rows and rows[0][0] == after + 1:  # the common case: no archive in between
+            return stored_events(bus, rows)
+        return stored_events(bus, await self._read_archived(bus, after, limit, rows))
+
+    async def _read_archived(self, bus: str, after: int, limit: int, live: list[Any]) -> list[Any]:
+        """The events after ``after`` from the archived segments, then from ``live``.
+
+        ``live`` was read first: a segment archived since is both in ``live`` and in
+        the archive, so only live rows past the last archived one are added.
+        """
+        bus_id = self._bus_ids.get(bus)
+        if bus_id is None:
+            return live
+        async with self._connection() as conn:
+            has_archive = self._has_archive.get(bus_id)
+            if has_archive is None:  # fixed when the bus is created: cached for good
+                has_archive = bool(await conn.fetchval(_Q["bus_has_archive"], bus_id))
+                self._has_archive[bus_id] = has_archive
+            if not has_archive:
+                return live
+            archived = await conn.fetch(
+                _Q["archived_segments"], bus_id, after, ARCHIVED_SEGMENTS_PER_READ
+            )
+        if not archived:
+            return live
+        rows: list[LogRow] = []
+        for segment in archived:
+            try:
+                data = await self.archive_files.read(segment["location"])
+            except FileNotFoundError:
+                if await self._still_archived(bus_id, segment["segment_no"]):
+                    raise StoreError(
+                        f"event store: the archive file {segment['location']} of bus "
+                        f"{bus!r} is missing"
+                    ) from None
+                continue  # retention dropped it meanwhile
+            start = data.index_after(after)
+            end = min(len(data), start + limit - len(rows))
+            rows.extend(
+                zip(
+                    data.offsets[start:end],
+                    data.texts[start:end],
+                    data.stored_at[start:end],
+                    strict=True,
+                )
+            )
+            if len(rows) >= limit:
+                return rows
+        if len(archived) == ARCHIVED_SEGMENTS_PER_READ:
+            return rows  # more archived segments follow: the next read continues there
+        last = rows[-1][0] if rows else after
+        rows.extend(row for row in live[: limit - len(rows)] if row[0] > last)
+        return rows[:limit]
+
+    async def _still_archived(self, bus_id: int, segment_no: int) -> bool:
+        async with self._connection() as conn:
+            return await conn.fetchval(_Q["archived_location"], bus_id, segment_no) is not None
 
     async def get(self, bus: str, offset: int) -> StoredEvent:
-        """See :meth:`EventStore.get`."""
+        """See :meth:`EventStore.get` (an archived event is read from its file)."""
         rows = await self._by_bus_id(bus, _Q["get_event"], offset)
+        if not rows:
+            found = await self._read_archived(bus, offset - 1, 1, [])
+            rows = [row for row in found if row[0] == offset]
         if not rows:
             raise EventNotFound(f"bus {bus!r} has no event at offset {offset}")
         row = rows[0]
@@ -394,29 +539,157 @@ class PostgresEventStore:
     # -- retention ----------------------------------------------------------
 
     async def apply_retention(self) -> int:
-        """See :meth:`EventStore.apply_retention`."""
+        """See :meth:`EventStore.apply_retention`: archived segments (the oldest) first."""
         async with self._connection() as conn:
-            rows = await conn.fetch(_Q["retention_candidates"])
-        candidates = [
-            segments.SegmentState(
-                bus_id=row["bus_id"],
-                bus=row["name"],
-                segment_no=row["segment_no"],
-                end_offset=row["end_offset"],
-                next_offset=row["next_offset"],
-                newest_at=row["newest_at"],
-                max_age=row["max_age"],
-                max_events=row["max_events"],
-            )
-            for row in rows
-        ]
+            rows = [
+                *await conn.fetch(_Q["archived_retention_candidates"]),
+                *await conn.fetch(_Q["retention_candidates"]),
+            ]
+        candidates = sorted(
+            (
+                segments.SegmentState(
+                    bus_id=row["bus_id"],
+                    bus=row["name"],
+                    segment_no=row["segment_no"],
+                    end_offset=row["end_offset"],
+                    next_offset=row["next_offset"],
+                    newest_at=row["newest_at"],
+                    max_age=row["max_age"],
+                    max_events=row["max_events"],
+                    location=row.get("location"),
+                )
+                for row in rows
+            ),
+            key=lambda state: (state.bus_id, state.segment_no),
+        )
         drop = segments.segments_to_drop(candidates, self._clock.now())
         for segment in drop:
             async with self._connection() as conn, conn.transaction():
                 await conn.fetchval(_Q["lock_bus_by_id"], segment.bus_id)
-                await conn.execute(_Q["drop_segment"], segment.bus_id, segment.segment_no)
+                if segment.location is None:
+                    await conn.execute(_Q["drop_segment"], segment.bus_id, segment.segment_no)
+                    location = None
+                else:
+                    location = await conn.fetchval(
+                        _Q["drop_archived_segment"], segment.bus_id, segment.segment_no
+                    )
+            if location is not None:  # after the commit: nobody reads it any more
+                await self.archive_files.delete(location)
             log.info("retention dropped segment %d of bus %r", segment.segment_no, segment.bus)
         return len(drop)
+
+    # -- the archive tier ---------------------------------------------------
+
+    async def archive_once(self) -> int:
+        """Archive every due segment (see the module docs); returns how many were archived.
+
+        Per bus, oldest first; a failure stops that bus's run (its later segments
+        wait for the next pass, so the archive stays the oldest run of segments).
+
+        Raises:
+            StoreError: The database failed while listing the candidates.
+        """
+        async with self._connection() as conn:
+            rows = await conn.fetch(_Q["archive_candidates"])
+        candidates = [
+            segments.ArchiveCandidate(
+                bus_id=row["bus_id"],
+                bus=row["name"],
+                segment_no=row["segment_no"],
+                start_offset=row["start_offset"],
+                end_offset=row["end_offset"],
+                next_offset=row["next_offset"],
+                newest_at=row["newest_at"],
+                after=row["archive_after"],
+                to=row["archive_to"],
+            )
+            for row in rows
+        ]
+        archived = 0
+        failed: set[int] = set()
+        touched: dict[int, segments.ArchiveCandidate] = {}
+        for segment in segments.segments_to_archive(candidates, self._clock.now()):
+            if segment.bus_id in failed:
+                continue
+            try:
+                if await self._archive_segment(segment):
+                    archived += 1
+                    touched[segment.bus_id] = segment
+            except StoreError as exc:
+                failed.add(segment.bus_id)
+                log.warning(
+                    "could not archive segment %d of bus %r: %s",
+                    segment.segment_no,
+                    segment.bus,
+                    exc,
+                )
+        for segment in touched.values():
+            await self._write_manifest(segment)
+        return archived
+
+    async def _archive_segment(self, segment: segments.ArchiveCandidate) -> bool:
+        """Write, verify, then record the file and drop the partition in one transaction."""
+        bus_id, number = segment.bus_id, segment.segment_no
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                _Q["segment_rows"], bus_id, segment.start_offset, segment.end_offset
+            )
+        if len(rows) != segment.end_offset - segment.start_offset:
+            return False  # archived or dropped meanwhile (by another process)
+        location = segment_location(segment.to, segment.bus, bus_id, number)
+        metadata = {
+            "tideflow.bus": segment.bus,
+            "tideflow.segment": str(number),
+            "tideflow.start_offset": str(segment.start_offset),
+            "tideflow.end_offset": str(segment.end_offset),
+        }
+        log_rows: list[LogRow] = [(row[0], row[1], row[2]) for row in rows]
+        written = await self.archive_files.write(location, log_rows, metadata)
+        newest_at = rows[-1][2]
+        async with self._connection() as conn, conn.transaction():
+            await conn.fetchval(_Q["lock_bus_by_id"], bus_id)
+            done = await conn.fetchval(
+                _Q["archive_segment"],
+                bus_id,
+                number,
+                written.count,
+                written.size,
+                written.checksum,
+                written.location,
+                newest_at,
+            )
+        if not done and not await self._still_archived(bus_id, number):
+            await self.archive_files.delete(location)  # retention dropped it meanwhile
+        if done:
+            log.info("archived segment %d of bus %r to %s", number, segment.bus, location)
+        return bool(done)
+
+    async def _write_manifest(self, segment: segments.ArchiveCandidate) -> None:
+        """Rewrite the bus's ``manifest.json`` (best effort: the database's manifest rules)."""
+        try:
+            async with self._connection() as conn:
+                rows = await conn.fetch(_Q["archive_manifest"], segment.bus_id)
+            manifest = {
+                "bus": segment.bus,
+                "segments": [
+                    {
+                        "segment": row["segment_no"],
+                        "startOffset": row["start_offset"],
+                        "endOffset": row["end_offset"] - 1,
+                        "events": row["event_count"],
+                        "sizeBytes": row["size_bytes"],
+                        "sha256": row["checksum"],
+                        "file": row["location"].rsplit("/", 1)[-1],
+                        "newestAt": row["newest_at"].isoformat(),
+                        "archivedAt": row["archived_at"].isoformat(),
+                    }
+                    for row in rows
+                ],
+            }
+            location = manifest_location(segment.to, segment.bus, segment.bus_id)
+            await self.archive_files.write_manifest(location, manifest)
+        except StoreError as exc:
+            log.warning("could not write the archive manifest of bus %r: %s", segment.bus, exc)
 
     # -- plumbing -----------------------------------------------------------
 

@@ -10,13 +10,19 @@ Retention drops whole segments, oldest first, and only *full* ones (the
 segment being filled keeps taking appends): a segment goes once every event in
 it is older than the newest ``max_events`` events, or once its newest event is
 older than ``max_age``.
+
+The archive tier (:mod:`tideflow.eventstore.archive`) moves a bus's oldest
+full segments to files once their newest event is older than the bus's
+``archive.after`` (:func:`segments_to_archive`); retention then applies to the
+archived segments first (they are the oldest), dropping their files.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol, TypeVar
 
 
 def segment_of(offset: int, size: int) -> int:
@@ -66,6 +72,7 @@ class SegmentState:
         newest_at: When its newest event was stored (``None`` if unknown).
         max_age: The bus's ``retention.maxAge``.
         max_events: The bus's ``retention.maxEvents``.
+        location: Its file, when the segment is archived (``None``: a live partition).
     """
 
     bus_id: int
@@ -76,6 +83,7 @@ class SegmentState:
     newest_at: datetime | None
     max_age: timedelta | None
     max_events: int | None
+    location: str | None = None
 
     def expired(self, now: datetime) -> bool:
         """Whether the segment is full and entirely outside its bus's retention."""
@@ -98,13 +106,77 @@ def segments_to_drop(candidates: Iterable[SegmentState], now: datetime) -> list[
         candidates: Segments, grouped by bus and oldest first within a bus.
         now: The current time.
     """
-    drop: list[SegmentState] = []
+    return _oldest_runs(candidates, lambda segment: segment.expired(now))
+
+
+class _Segment(Protocol):
+    @property
+    def bus_id(self) -> int: ...
+
+
+S = TypeVar("S", bound=_Segment)
+
+
+def _oldest_runs(candidates: Iterable[S], chosen: Callable[[S], bool]) -> list[S]:
+    """Per bus, the oldest-first run of ``chosen`` segments: the first one not chosen stops its
+    bus (never leave a hole: everything after it stays)."""
+    run: list[S] = []
     stopped: set[int] = set()
     for segment in candidates:
         if segment.bus_id in stopped:
             continue
-        if segment.expired(now):
-            drop.append(segment)
+        if chosen(segment):
+            run.append(segment)
         else:
-            stopped.add(segment.bus_id)  # never leave a hole: keep everything after it
-    return drop
+            stopped.add(segment.bus_id)
+    return run
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ArchiveCandidate:
+    """A full live segment of a bus that has an archive tier.
+
+    Attributes:
+        bus_id: The bus's id.
+        bus: The bus's name.
+        segment_no: The segment's number.
+        start_offset: Its first offset.
+        end_offset: One past its last offset.
+        next_offset: The offset the bus's next event will get.
+        newest_at: When its newest event was stored (``None``: not known).
+        after: The bus's ``archive.after``.
+        to: The bus's ``archive.to``.
+    """
+
+    bus_id: int
+    bus: str
+    segment_no: int
+    start_offset: int
+    end_offset: int
+    next_offset: int
+    newest_at: datetime | None
+    after: timedelta
+    to: str
+
+    def due(self, now: datetime) -> bool:
+        """Whether the segment is full and its newest event older than ``after``."""
+        return (
+            self.end_offset <= self.next_offset
+            and self.newest_at is not None
+            and self.newest_at < now - self.after
+        )
+
+
+def segments_to_archive(
+    candidates: Iterable[ArchiveCandidate], now: datetime
+) -> list[ArchiveCandidate]:
+    """The segments to archive: per bus, the oldest-first run of due ones.
+
+    The archive holds a bus's oldest segments and the database the rest, so a
+    segment is archived only after every older one.
+
+    Args:
+        candidates: Live segments, grouped by bus and oldest first within a bus.
+        now: The current time.
+    """
+    return _oldest_runs(candidates, lambda segment: segment.due(now))

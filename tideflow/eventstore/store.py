@@ -111,24 +111,105 @@ class Retention:
         """
         if value is None:
             return None
-        if not isinstance(value, Mapping):
-            raise InvalidArgument("retention must be an object", argument="retention")
-        unknown = sorted(set(value) - {"maxAge", "maxEvents"})
-        if unknown:
+        fields = _object_of(value, "retention", ("maxAge", "maxEvents"))
+        max_age = fields.get("maxAge")
+        age = None if max_age is None else _duration(max_age, "retention.maxAge")
+        return cls(max_age=age, max_events=fields.get("maxEvents"))
+
+
+def _object_of(value: object, name: str, allowed: tuple[str, ...]) -> Mapping[str, Any]:
+    """``value`` if it is an object of only the ``allowed`` fields.
+
+    Raises:
+        InvalidArgument: Naming ``name`` or its unknown field.
+    """
+    if not isinstance(value, Mapping):
+        raise InvalidArgument(f"{name} must be an object", argument=name)
+    unknown = sorted(set(value) - set(allowed))
+    if unknown:
+        raise InvalidArgument(
+            f"{name} has unknown field {unknown[0]!r} (allowed: {', '.join(allowed)})",
+            argument=f"{name}.{unknown[0]}",
+        )
+    return value
+
+
+def _duration(value: str, path: str) -> timedelta:
+    """An ISO 8601 duration.
+
+    Raises:
+        InvalidArgument: Naming ``path``.
+    """
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise InvalidArgument(f"{path}: {exc}", argument=path) from None
+
+
+SEGMENT_EVENTS_MIN = 10
+SEGMENT_EVENTS_MAX = 100_000_000
+"""Bounds of a bus's ``segmentEvents`` (events per segment)."""
+
+
+def check_segment_events(value: object) -> int:
+    """``value`` if it is a valid ``segmentEvents`` (an integer within the bounds).
+
+    Raises:
+        InvalidArgument: Naming ``segmentEvents``.
+    """
+    if type(value) is not int or not SEGMENT_EVENTS_MIN <= value <= SEGMENT_EVENTS_MAX:
+        raise InvalidArgument(
+            f"segmentEvents must be an integer from {SEGMENT_EVENTS_MIN} to "
+            f"{SEGMENT_EVENTS_MAX:_}".replace("_", ","),
+            argument="segmentEvents",
+        )
+    return value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ArchivePolicy:
+    """When a bus's old segments move to the archive tier, and where.
+
+    Attributes:
+        after: A closed segment is archived once its newest event is older than this.
+        to: Where its files go: a local folder (a path or ``file://`` URL, under the
+            server's archive root) or an fsspec URL (``s3://bucket/prefix``).
+    """
+
+    after: timedelta
+    to: str
+
+    def __post_init__(self) -> None:
+        if self.after <= timedelta(0):
+            raise InvalidArgument("archive.after must be positive", argument="archive.after")
+        if not self.to.strip():
+            raise InvalidArgument("archive.to must be a non-empty URL", argument="archive.to")
+        if len(self.to) > 1024 or any(ord(c) < 32 for c in self.to):
             raise InvalidArgument(
-                f"retention has unknown field {unknown[0]!r} (allowed: maxAge, maxEvents)",
-                argument=f"retention.{unknown[0]}",
+                "archive.to must be at most 1024 characters, without control characters",
+                argument="archive.to",
             )
-        max_age = value.get("maxAge")
-        age: timedelta | None = None
-        if max_age is not None:
-            try:
-                age = parse_duration(max_age)
-            except ValueError as exc:
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"after": "P7D", "to": URL}``."""
+        return {"after": format_duration(self.after), "to": self.to}
+
+    @classmethod
+    def from_json(cls, value: object) -> ArchivePolicy | None:
+        """Parse ``{"after": ISO 8601 duration, "to": URL}``; ``None`` stays ``None``.
+
+        Raises:
+            InvalidArgument: Naming the offending field.
+        """
+        if value is None:
+            return None
+        fields = _object_of(value, "archive", ("after", "to"))
+        for name in ("after", "to"):
+            if not isinstance(fields.get(name), str):
                 raise InvalidArgument(
-                    f"retention.maxAge: {exc}", argument="retention.maxAge"
-                ) from None
-        return cls(max_age=age, max_events=value.get("maxEvents"))
+                    f"archive.{name} is required (a string)", argument=f"archive.{name}"
+                )
+        return cls(after=_duration(fields["after"], "archive.after"), to=fields["to"])
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -139,11 +220,15 @@ class Bus:
         name: The bus name (unique).
         retention: Its retention policy; ``None`` keeps everything.
         created_at: When it was created.
+        segment_events: Events per segment (``None``: not known to this store).
+        archive: Its archive tier; ``None`` keeps every segment in the database.
     """
 
     name: str
     retention: Retention | None
     created_at: datetime
+    segment_events: int | None = None
+    archive: ArchivePolicy | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready mapping."""
@@ -151,7 +236,28 @@ class Bus:
             "name": self.name,
             "retention": self.retention.to_json() if self.retention else None,
             "createdAt": self.created_at.isoformat(),
+            "segmentEvents": self.segment_events,
+            "archive": self.archive.to_json() if self.archive else None,
         }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TierFigures:
+    """The events and bytes one storage tier of a bus holds.
+
+    Attributes:
+        events: Events in the tier.
+        size_bytes: Bytes: partitions with their indexes (live), files (archive).
+        segments: Segments in the tier.
+    """
+
+    events: int
+    size_bytes: int
+    segments: int
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready mapping."""
+        return {"events": self.events, "sizeBytes": self.size_bytes, "segments": self.segments}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -167,6 +273,10 @@ class BusInfo:
         segment_count: Segments (partitions) that exist, including those created ahead of need.
         size_bytes: Size on disk of its segments, indexes included.
         events_per_second: Events appended per second over the last minute.
+        segment_events: Events per segment (``None``: not known to this store).
+        archive: Its archive tier, if any.
+        live: The database tier (``None``: not known to this store).
+        archived: The archive tier (``None``: not known to this store).
     """
 
     name: str
@@ -177,9 +287,16 @@ class BusInfo:
     segment_count: int
     size_bytes: int
     events_per_second: float
+    segment_events: int | None = None
+    archive: ArchivePolicy | None = None
+    live: TierFigures | None = None
+    archived: TierFigures | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready mapping."""
+        tiers = None
+        if self.live is not None and self.archived is not None:
+            tiers = {"live": self.live.to_json(), "archive": self.archived.to_json()}
         return {
             "name": self.name,
             "retention": self.retention.to_json() if self.retention else None,
@@ -189,6 +306,9 @@ class BusInfo:
             "segmentCount": self.segment_count,
             "sizeBytes": self.size_bytes,
             "eventsPerSecond": self.events_per_second,
+            "segmentEvents": self.segment_events,
+            "archive": self.archive.to_json() if self.archive else None,
+            "tiers": tiers,
         }
 
 
@@ -301,8 +421,19 @@ class EventStore(Protocol):
         """Finish pending appends and stop background work."""
         ...
 
-    async def create_bus(self, name: str, retention: Retention | None = None) -> Bus:
+    async def create_bus(
+        self,
+        name: str,
+        retention: Retention | None = None,
+        *,
+        segment_events: int | None = None,
+        archive: ArchivePolicy | None = None,
+    ) -> Bus:
         """Create a bus and its first segments.
+
+        ``segment_events`` overrides the store's segment size for this bus;
+        ``archive`` moves its old segments to files (the caller has checked its
+        location against the server's archive root and egress policy).
 
         Raises:
             InvalidArgument: The name is invalid.
@@ -354,7 +485,8 @@ class EventStore(Protocol):
         """Up to ``limit`` committed events with offset greater than ``after``, in offset order.
 
         Events dropped by retention are skipped: the first offset returned may be
-        larger than ``after + 1``.
+        larger than ``after + 1``. Archived events are read from their files, in
+        the same order, and the read continues into the live segments.
 
         Raises:
             BusNotFound: No such bus.

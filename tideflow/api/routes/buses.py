@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Path, Request
@@ -13,8 +14,15 @@ from tideflow.api.routes.events import json_response
 from tideflow.api.schemas import BusInfoOut, BusList, BusOut, CreateBus, Problem
 from tideflow.api.services import Services, get_services
 from tideflow.auth.scopes import ADMIN, READ
-from tideflow.errors import ProtectedResource
-from tideflow.eventstore.store import INTERNAL_BUS_PREFIX, Retention
+from tideflow.egress import EgressPolicy
+from tideflow.errors import EgressDenied, InvalidArgument, ProtectedResource
+from tideflow.eventstore.archive import check_egress, resolve_target
+from tideflow.eventstore.store import (
+    INTERNAL_BUS_PREFIX,
+    ArchivePolicy,
+    Retention,
+    check_segment_events,
+)
 
 router = APIRouter(tags=["buses"])
 
@@ -34,16 +42,40 @@ Services_ = Annotated[Services, Depends(get_services)]
     dependencies=[requires(ADMIN)],
 )
 async def create_bus(body: CreateBus, request: Request, services: Services_) -> Response:
-    """Create a bus with an optional retention (``maxAge`` ISO 8601 duration, ``maxEvents``)."""
+    """Create a bus with an optional retention (``maxAge`` ISO 8601 duration, ``maxEvents``),
+    segment size (``segmentEvents``) and archive tier (``archive: {after, to}``)."""
     raw = body.retention.model_dump(exclude_none=True) if body.retention else None
     retention = Retention.from_json(raw)
     if retention is not None and retention.unlimited:
         retention = None
-    bus = await services.events.create_bus(body.name, retention)
+    segment_events = None
+    if body.segmentEvents is not None:
+        segment_events = check_segment_events(body.segmentEvents)
+    archive = await _archive(body, services)
+    bus = await services.events.create_bus(
+        body.name, retention, segment_events=segment_events, archive=archive
+    )
     await audit.record(request, "bus.created", f"/buses/{bus.name}", bus=bus.name)
     response = json_response(bus.to_json(), 201)
     response.headers["location"] = f"/buses/{bus.name}"
     return response
+
+
+async def _archive(body: CreateBus, services: Services) -> ArchivePolicy | None:
+    """The bus's archive policy with ``to`` checked: a local folder under the archive root,
+    an object store the egress policy lets the server reach."""
+    if body.archive is None:
+        return None
+    policy = ArchivePolicy.from_json(body.archive.model_dump())
+    if policy is None:
+        return None
+    settings = services.settings
+    to = resolve_target(policy.to, settings.archive_folder)
+    try:
+        await check_egress(to, EgressPolicy.for_server(settings.egress_allow))
+    except EgressDenied as exc:
+        raise InvalidArgument(f"archive.to: {exc.message}", argument="archive.to") from None
+    return replace(policy, to=to)
 
 
 @router.get(

@@ -35,25 +35,35 @@ SELECT pg_notify('tideflow_events', name || ' ' || ($2::bigint - 1)) FROM moved;
 
 -- create_bus --
 -- Insert a bus unless the name is taken
-INSERT INTO tideflow_buses (name, max_age, max_events, segment_size)
-VALUES ($1, $2, $3, $4)
+INSERT INTO tideflow_buses (name, max_age, max_events, segment_size, archive_after, archive_to)
+VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (name) DO NOTHING
-RETURNING id, name, max_age, max_events, created_at;
+RETURNING id, name, max_age, max_events, created_at, segment_size, archive_after, archive_to;
 
 -- list_buses --
 -- Every bus, by name
-SELECT id, name, max_age, max_events, created_at FROM tideflow_buses ORDER BY name;
+SELECT id, name, max_age, max_events, created_at, segment_size, archive_after, archive_to
+FROM tideflow_buses ORDER BY name;
 
 -- bus_info --
--- A bus with its offsets, segments, size on disk and the offset of the first event after $2
+-- A bus with its offsets, segments, size on disk, its archive's figures and the offset of the
+-- first event after $2 (first_offset is the first live offset; archived ones come before it)
 SELECT b.name, b.max_age, b.max_events, b.created_at, b.first_offset,
+       b.segment_size, b.archive_after, b.archive_to,
        b.next_offset - 1 AS last_offset,
+       a.segments AS archived_segments, a.events AS archived_events,
+       a.size_bytes AS archived_bytes, a.first_offset AS archived_first,
        (SELECT count(*) FROM tideflow_segments s WHERE s.bus_id = b.id) AS segment_count,
        (SELECT coalesce(sum(pg_total_relation_size(
             to_regclass(tideflow_segment_table(s.bus_id, s.segment_no)))), 0)
         FROM tideflow_segments s WHERE s.bus_id = b.id)::bigint AS size_bytes,
        tideflow_first_offset_since(b.id, $2) AS first_recent
 FROM tideflow_buses b
+CROSS JOIN LATERAL (
+    SELECT count(*) AS segments, coalesce(sum(event_count), 0)::bigint AS events,
+           coalesce(sum(size_bytes), 0)::bigint AS size_bytes, min(start_offset) AS first_offset
+    FROM tideflow_archived_segments WHERE bus_id = b.id
+) AS a
 WHERE b.name = $1;
 
 -- last_offset --
@@ -112,3 +122,68 @@ SELECT next_offset FROM tideflow_buses WHERE id = $1 FOR UPDATE;
 -- drop_segment --
 -- Drop one whole segment and move the bus's first offset
 SELECT tideflow_drop_segment($1, $2);
+
+-- archive_candidates --
+-- Full live segments of buses with an archive tier, oldest first, with their newest event's time
+SELECT b.id AS bus_id, b.name, b.archive_after, b.archive_to, b.next_offset,
+       s.segment_no, s.start_offset, s.end_offset,
+       (SELECT e.stored_at FROM tideflow_events e
+        WHERE e.bus_id = b.id AND e.event_offset = s.end_offset - 1) AS newest_at
+FROM tideflow_buses b
+JOIN tideflow_segments s ON s.bus_id = b.id
+WHERE b.archive_to IS NOT NULL AND s.end_offset <= b.next_offset
+ORDER BY b.id, s.segment_no;
+
+-- segment_rows --
+-- Every event of one segment of bus $1 (offsets $2 to $3 - 1), in offset order
+SELECT event_offset, event, stored_at
+FROM tideflow_events
+WHERE bus_id = $1 AND event_offset >= $2 AND event_offset < $3
+ORDER BY event_offset;
+
+-- archive_segment --
+-- Record a verified segment file and detach and drop its partition (caller holds the bus lock)
+SELECT tideflow_archive_segment($1, $2, $3, $4, $5, $6, $7);
+
+-- archived_segments --
+-- A bus's archived segments holding offsets after $2, oldest first (at most $3)
+SELECT segment_no, start_offset, end_offset, location
+FROM tideflow_archived_segments
+WHERE bus_id = $1 AND end_offset > $2 + 1
+ORDER BY segment_no
+LIMIT $3;
+
+-- archive_manifest --
+-- Every archived segment of a bus, oldest first (its manifest.json)
+SELECT segment_no, start_offset, end_offset, event_count, size_bytes, checksum, location,
+       newest_at, archived_at
+FROM tideflow_archived_segments
+WHERE bus_id = $1
+ORDER BY segment_no;
+
+-- archived_retention_candidates --
+-- Archived segments of buses with a retention policy, oldest first
+SELECT b.id AS bus_id, b.name, b.max_age, b.max_events, b.next_offset,
+       a.segment_no, a.start_offset, a.end_offset, a.newest_at, a.location
+FROM tideflow_buses b
+JOIN tideflow_archived_segments a ON a.bus_id = b.id
+WHERE b.max_age IS NOT NULL OR b.max_events IS NOT NULL
+ORDER BY b.id, a.segment_no;
+
+-- drop_archived_segment --
+-- Forget one archived segment (its file is deleted after commit); returns its file
+DELETE FROM tideflow_archived_segments
+WHERE bus_id = $1 AND segment_no = $2
+RETURNING location;
+
+-- archived_locations --
+-- Every file of a bus's archive (deleted with the bus)
+SELECT location FROM tideflow_archived_segments WHERE bus_id = $1;
+
+-- archived_location --
+-- The file of one archived segment, if it is archived
+SELECT location FROM tideflow_archived_segments WHERE bus_id = $1 AND segment_no = $2;
+
+-- bus_has_archive --
+-- Whether a bus (by id) has an archive tier (set at creation; false for an unknown id)
+SELECT EXISTS (SELECT 1 FROM tideflow_buses WHERE id = $1 AND archive_to IS NOT NULL);
