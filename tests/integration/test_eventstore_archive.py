@@ -151,8 +151,8 @@ async def _started(pool: Any) -> tuple[ManualClock, PostgresEventStore]:
     return clock, store
 
 
-def _files(folder: Path) -> list[Path]:
-    return sorted(folder.rglob("*.parquet"))
+def _files(folder: Path, pattern: str = "*.parquet") -> list[Path]:
+    return sorted(folder.rglob(pattern))
 
 
 async def test_retention_applies_to_the_archive(pool: Any, tmp_path: Path) -> None:
@@ -187,5 +187,6 @@ async def test_deleting_a_bus_deletes_its_files(pool: Any, tmp_path: Path) -> No
         assert await store.archive_once() == 2
         await store.delete_bus("gone")
         assert not _files(tmp_path)
+        assert not _files(tmp_path, "manifest.json")
     finally:
         await store.stop()

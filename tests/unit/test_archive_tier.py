@@ -76,6 +76,9 @@ async def test_a_loopback_endpoint_needs_the_allow_list(monkeypatch: pytest.Monk
         await check_egress("s3://b/x", EgressPolicy.for_server())
     await check_egress("s3://b/x", EgressPolicy.for_server(["127.0.0.1:9000"]))
     await check_egress("/local/folder", EgressPolicy.for_server())
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://no-such-host.invalid:9000")
+    with pytest.raises(EgressDenied, match=r"no-such-host\.invalid does not resolve"):
+        await check_egress("s3://b/x", EgressPolicy.for_server())
 
 
 def _candidate(bus_id: int, number: int, age_days: float, *, full: bool = True) -> ArchiveCandidate:

@@ -39,7 +39,7 @@ import fsspec
 import orjson
 
 from tideflow.egress import EgressPolicy
-from tideflow.errors import InvalidArgument, StoreError
+from tideflow.errors import EgressDenied, InvalidArgument, StoreError
 from tideflow.eventstore.archive_format import (
     LogRow,
     SegmentData,
@@ -111,7 +111,7 @@ async def check_egress(to: str, policy: EgressPolicy) -> None:
     """Raise unless the egress policy lets the server reach ``to``'s endpoint.
 
     Raises:
-        EgressDenied: The policy refuses the endpoint (or it resolves to nothing).
+        EgressDenied: The policy refuses the endpoint, or it does not resolve.
     """
     from tideflow.egress_connect import resolve
 
@@ -119,7 +119,11 @@ async def check_egress(to: str, policy: EgressPolicy) -> None:
     if target is None:
         return
     host, port = target
-    policy.check(host, port, await resolve(host, port))
+    try:
+        addresses = await resolve(host, port)
+    except OSError as exc:
+        raise EgressDenied(f"the endpoint {host} does not resolve ({exc})") from None
+    policy.check(host, port, addresses)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -331,7 +331,9 @@ class PostgresEventStore:
             await conn.execute(_Q["delete_bus"], bus_id)
             await conn.execute(_Q["bus_changed"], name)
         self._bus_ids.pop(name, None)
-        for location in files:  # after the commit: a crash here leaves files nobody reads
+        folders = {location.rsplit("/", 1)[0] for location in files}
+        listed = [f"{folder}/manifest.json" for folder in folders]
+        for location in [*files, *listed]:  # after the commit: a crash leaves files nobody reads
             try:
                 await self.archive_files.delete(location)
             except StoreError as exc:
