@@ -10,6 +10,7 @@ with the invokers it already has.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -67,6 +68,36 @@ def _authentication(ex: Executor, policy: Any, data: Any, variables: Any, instan
     return template(policy, data, variables, instance)
 
 
+def authorization_of(policy: Any) -> dict[str, Any] | None:
+    """``$authorization`` of an evaluated authentication policy: ``{scheme, parameter}``.
+
+    ``basic`` and ``bearer`` are resolved from the policy itself. An OAuth2 or
+    OIDC token is obtained by the host when it calls, and never handed back to
+    the interpreter (it would be journaled): its ``parameter`` is ``null``.
+    """
+    if not isinstance(policy, Mapping) or not policy:
+        return None
+    scheme, body = next(iter(policy.items()))
+    body = body if isinstance(body, Mapping) else {}
+    if scheme == "bearer":
+        return {"scheme": "Bearer", "parameter": body.get("token")}
+    if scheme == "basic":
+        pair = f"{body.get('username', '')}:{body.get('password', '')}".encode()
+        return {"scheme": "Basic", "parameter": base64.b64encode(pair).decode()}
+    if scheme in ("oauth2", "oidc"):
+        return {"scheme": "Bearer", "parameter": None}
+    return {"scheme": str(scheme).capitalize(), "parameter": None}
+
+
+def _authorized(ex: Executor, task: Task, policy: Any, variables: Any) -> Any:
+    """``variables`` with ``$authorization`` (kept for the task's ``output``/``export``)."""
+    descriptor = authorization_of(policy)
+    if descriptor is None:
+        return variables
+    ex.run.authorizations[task.reference] = descriptor
+    return {**variables, "authorization": descriptor}
+
+
 def _from_secret(ex: Executor, body: Any, instance: str) -> Any:
     """A policy's properties, read from the secret it names (``basic: name``, ``{use: name}``).
 
@@ -112,16 +143,20 @@ async def run_call(ex: Executor, task: Task, data: Any, key: str, scope: Scope) 
     args = task.get("with") or {}
     if name == "http":
         uri, auth = _endpoint(args.get("endpoint"), data, variables, task.reference)
+        policy = _authentication(ex, auth, data, variables, task.reference)
+        variables = _authorized(ex, task, policy, variables)
         evaluated = template(
             {k: v for k, v in args.items() if k != "endpoint"}, data, variables, task.reference
         )
         evaluated["uri"] = uri
-        evaluated["authentication"] = _authentication(ex, auth, data, variables, task.reference)
+        evaluated["authentication"] = policy
         method = str(evaluated.get("method", "get")).upper()
         target = CallTarget(name=task.name, type="http", operation=f"{method} {uri}")
         return await _invoke(ex, key, target, evaluated, task), None
     if name == "openapi":
         document, _ = _endpoint(args["document"]["endpoint"], data, variables, task.reference)
+        policy = _authentication(ex, args.get("authentication"), data, variables, task.reference)
+        variables = _authorized(ex, task, policy, variables)
         evaluated = template(
             {k: v for k, v in args.items() if k != "document"}, data, variables, task.reference
         )

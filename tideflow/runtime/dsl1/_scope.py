@@ -59,6 +59,8 @@ class Run:
     definitions that mention it pay one host clock read per task)."""
     started: dict[str, Any] = field(default_factory=dict)
     """``$task.startedAt`` by task reference: the latest start of that task."""
+    authorizations: dict[str, Any] = field(default_factory=dict)
+    """``$authorization`` by task reference: the resolved authentication of a call."""
 
     def task_started(self, task: Task) -> None:
         """Note the moment ``task`` starts (when the definition reads ``$task.startedAt``)."""
@@ -104,6 +106,9 @@ class Run:
             started = self.started.get(task.reference)
             if started is not None:
                 out["task"]["startedAt"] = started
+            authorization = self.authorizations.get(task.reference)
+            if authorization is not None:
+                out["authorization"] = authorization
         return out
 
 
