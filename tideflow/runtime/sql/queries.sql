@@ -292,7 +292,7 @@ WHERE id = ANY($2::text[]) AND lease_owner = $1 AND status = 'running';
 -- reclaim_leases --
 -- A restart under the same node id: the leases of its previous life end now (claimed at once)
 UPDATE tideflow_instances SET lease_until = now() - interval '1 second'
-WHERE lease_owner = $1 AND status = 'running' AND lease_until >= now() - interval '1 second'
+WHERE lease_owner = $1 AND status = 'running'
 RETURNING id;
 
 -- release_all --
