@@ -146,7 +146,7 @@ if __name__ == "__main__":
     parser.add_argument("--segment", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--read-batch", type=int, default=1000)
-    parser.add_argument("--cache-mb", type=int, default=64)
+    parser.add_argument("--cache-mb", type=int, default=256)
     parser.add_argument("--to", default=None, help="archive here instead of a temporary folder")
     result = asyncio.run(main(parser.parse_args()))
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())

@@ -84,7 +84,7 @@ async def check_tiers(store: PostgresEventStore, pool: Any, bus: str, full_segme
             f"segment {number}: partition {number in live}, archived {number in archived}"
         )
     for number, row in archived.items():
-        data = await store.archive_files.read(row["location"])
+        data = await store.archive_files.read_file(row["location"])
         assert len(data) == row["event_count"] == row["end_offset"] - row["start_offset"]
         assert checksum(data.offsets, data.texts) == row["checksum"], number
     return len(archived)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,8 @@ from tests.integration.archive_support import (
 )
 from tideflow.errors import EventNotFound
 from tideflow.eventstore import ArchivePolicy, Retention
+from tideflow.eventstore.archive import ArchiveFiles
+from tideflow.eventstore.archive_format import ROW_GROUP
 from tideflow.eventstore.gateway import PostgresEventStore
 from tideflow.testing import ManualClock
 from tideflow.triggers.dispatcher import Dispatcher
@@ -87,7 +89,7 @@ async def _archive_everything(pool: Any, to: str, count: int = EVENTS) -> None:
 
         # byte for byte: each file holds the text the log held
         for row in rows:
-            data = await store.archive_files.read(row["location"])
+            data = await store.archive_files.read_file(row["location"])
             assert list(data.texts) == [texts[o] for o in data.offsets]
 
         same_events(await read_all(store, "audit"), ingested)
@@ -190,3 +192,21 @@ async def test_deleting_a_bus_deletes_its_files(pool: Any, tmp_path: Path) -> No
         assert not _files(tmp_path, "manifest.json")
     finally:
         await store.stop()
+
+
+async def test_archive_files_read_the_group_holding_the_next_offset(tmp_path: Path) -> None:
+    at = datetime(2026, 1, 2, tzinfo=UTC)
+    rows = [(n, f'{{"id":"{n}","source":"/s"}}', at) for n in range(1, ROW_GROUP + 11)]
+    files = ArchiveFiles()
+    location = str(tmp_path / "seg.parquet")
+    written = await files.write(location, rows, {})
+    assert written.count == len(rows)
+    first = await files.read(location, 1, 0)
+    assert (first.offsets[0], len(first)) == (1, ROW_GROUP)
+    second = await files.read(location, 1, ROW_GROUP)
+    assert list(second.offsets) == list(range(ROW_GROUP + 1, ROW_GROUP + 11))
+    assert await files.read(location, 1, ROW_GROUP + 3) is second  # cached
+    assert files.reads == 2
+    await files.delete(location)
+    with pytest.raises(FileNotFoundError):
+        await files.read(location, 1, 0)

@@ -3,6 +3,7 @@ the file format's round trip."""
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,8 +11,19 @@ import pytest
 
 from tideflow.egress import EgressPolicy
 from tideflow.errors import EgressDenied, InvalidArgument
-from tideflow.eventstore.archive import check_egress, endpoint, resolve_target, segment_location
-from tideflow.eventstore.archive_format import checksum, decode_segment, encode_segment
+from tideflow.eventstore.archive import (
+    check_egress,
+    endpoint,
+    resolve_target,
+    segment_location,
+)
+from tideflow.eventstore.archive_format import (
+    ROW_GROUP,
+    checksum,
+    decode_segment,
+    encode_segment,
+    read_row_group,
+)
 from tideflow.eventstore.segments import ArchiveCandidate, segments_to_archive
 from tideflow.eventstore.store import ArchivePolicy, check_segment_events
 
@@ -133,3 +145,16 @@ def test_a_segment_file_round_trips_exactly() -> None:
 
 def test_segment_locations() -> None:
     assert segment_location("s3://b/p/", "audit", 7, 3) == "s3://b/p/audit.7/000000000003.parquet"
+
+
+def test_reads_decode_one_row_group_at_a_time() -> None:
+    at = datetime(2026, 1, 2, tzinfo=UTC)
+    count = ROW_GROUP * 2 + 5
+    rows = [(1000 + n, f'{{"id":"{n}","source":"/s"}}', at) for n in range(count)]
+    data, _ = encode_segment(rows, {})
+    groups = [read_row_group(io.BytesIO(data), g) for g in range(4)]
+    assert [len(g) for g in groups] == [ROW_GROUP, ROW_GROUP, 5, 0]
+    assert groups[1].offsets[0] == 1000 + ROW_GROUP
+    assert groups[2].texts[-1] == rows[-1][1]
+    assert groups[0].memory > sum(len(r[1]) for r in rows[:ROW_GROUP])
+

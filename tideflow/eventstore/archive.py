@@ -41,11 +41,13 @@ import orjson
 from tideflow.egress import EgressPolicy
 from tideflow.errors import EgressDenied, InvalidArgument, StoreError
 from tideflow.eventstore.archive_format import (
+    ROW_GROUP,
     LogRow,
     SegmentData,
     checksum,
     decode_segment,
     encode_segment,
+    read_row_group,
 )
 
 log = logging.getLogger("tideflow.eventstore.archive")
@@ -154,14 +156,14 @@ def manifest_location(to: str, bus: str, bus_id: int) -> str:
 
 
 class ArchiveFiles:
-    """Segment files on local disk or an fsspec file system, with a small read cache.
+    """Segment files on local disk or an fsspec file system, with a small read cache of row groups.
 
     Args:
-        cache_bytes: Bytes of recently read files kept decoded in memory (by file size).
+        cache_bytes: Memory for recently read files, kept decoded (see ``SegmentData.memory``).
     """
 
-    def __init__(self, *, cache_bytes: int = 64 * 1024 * 1024) -> None:
-        self._cache: OrderedDict[str, SegmentData] = OrderedDict()
+    def __init__(self, *, cache_bytes: int = 256 * 1024 * 1024) -> None:
+        self._cache: OrderedDict[tuple[str, int], SegmentData] = OrderedDict()
         self._cache_bytes = cache_bytes
         self._cached = 0
         self.reads = 0
@@ -198,23 +200,52 @@ class ArchiveFiles:
             raise StoreError(f"archive: {location} carries another checksum")
         return WrittenSegment(location=location, size=len(back), count=len(rows), checksum=digest)
 
-    async def read(self, location: str) -> SegmentData:
-        """A segment's events from its file (or the cache).
+    async def read(self, location: str, first_offset: int, after: int) -> SegmentData:
+        """The events of a segment's file from the row group holding offset ``after + 1`` (or
+        its first event, if ``after`` is before it), through the cache.
+
+        Args:
+            location: The file.
+            first_offset: The segment's first offset.
+            after: Read past this offset.
 
         Raises:
             FileNotFoundError: No such file (retention may just have deleted it).
             StoreError: The file cannot be read or is not a segment file.
         """
-        cached = self._cache.get(location)
+        group = max(after + 1 - first_offset, 0) // ROW_GROUP
+        key = (location, group)
+        cached = self._cache.get(key)
         if cached is not None:
-            self._cache.move_to_end(location)
+            self._cache.move_to_end(key)
             return cached
-        segment = await asyncio.to_thread(self._read, location)
+        chunk = await asyncio.to_thread(self._read_group, location, group)
         self.reads += 1
-        self._remember(location, segment)
-        return segment
+        self._remember(key, chunk)
+        return chunk
 
-    def _read(self, location: str) -> SegmentData:
+    def _read_group(self, location: str, group: int) -> SegmentData:
+        try:
+            fs, path = fsspec.core.url_to_fs(location)
+            with fs.open(path, "rb") as file:
+                return read_row_group(file, group)
+        except FileNotFoundError:
+            raise
+        except ValueError as exc:
+            raise StoreError(f"archive: {location}: {exc}") from exc
+        except (OSError, ImportError) as exc:
+            raise StoreError(f"archive: cannot read {location}: {exc}") from exc
+
+    async def read_file(self, location: str) -> SegmentData:
+        """Every event of a segment's file, read whole (not cached): for checks.
+
+        Raises:
+            FileNotFoundError: No such file.
+            StoreError: The file cannot be read or is not a segment file.
+        """
+        return await asyncio.to_thread(self._read_file, location)
+
+    def _read_file(self, location: str) -> SegmentData:
         try:
             fs, path = fsspec.core.url_to_fs(location)
             data = fs.cat_file(path)
@@ -227,14 +258,14 @@ class ArchiveFiles:
         except ValueError as exc:
             raise StoreError(f"archive: {location}: {exc}") from exc
 
-    def _remember(self, location: str, segment: SegmentData) -> None:
-        if segment.size > self._cache_bytes:
+    def _remember(self, key: tuple[str, int], segment: SegmentData) -> None:
+        if segment.memory > self._cache_bytes:
             return
-        self._cache[location] = segment
-        self._cached += segment.size
+        self._cache[key] = segment
+        self._cached += segment.memory
         while self._cached > self._cache_bytes:
             _, old = self._cache.popitem(last=False)
-            self._cached -= old.size
+            self._cached -= old.memory
 
     async def delete(self, location: str) -> None:
         """Delete a file (gone already is fine).
@@ -246,9 +277,8 @@ class ArchiveFiles:
         await asyncio.to_thread(self._delete, location)
 
     def _forget(self, location: str) -> None:
-        old = self._cache.pop(location, None)
-        if old is not None:
-            self._cached -= old.size
+        for key in [key for key in self._cache if key[0] == location]:
+            self._cached -= self._cache.pop(key).memory
 
     def _delete(self, location: str) -> None:
         try:

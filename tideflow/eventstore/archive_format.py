@@ -54,6 +54,12 @@ SCHEMA: Final = pa.schema(
     ]
 )
 
+ROW_GROUP: Final = 16_384
+"""Events per Parquet row group: a read of an archived segment decodes only the groups it needs
+(group ``g`` holds the segment's events ``g * ROW_GROUP`` to ``(g + 1) * ROW_GROUP - 1``)."""
+_OBJECT_BYTES = 120
+"""Per event, about: a str header, an int, a datetime and three list slots."""
+
 LogRow = tuple[int, str, datetime]
 """An event as the log holds it: offset, JSON text, stored_at."""
 
@@ -66,13 +72,14 @@ class SegmentData:
         offsets: Their offsets (contiguous).
         texts: Their JSON texts, as stored.
         stored_at: When each was stored.
-        size: The file's size in bytes (for the cache's bound).
+        memory: About the bytes it takes decoded (the texts plus ~120 bytes of Python objects
+            per event), for the read cache's bound -- many times the compressed file's size.
     """
 
     offsets: Sequence[int]
     texts: Sequence[str]
     stored_at: Sequence[datetime]
-    size: int
+    memory: int
 
     def __len__(self) -> int:
         return len(self.offsets)
@@ -132,7 +139,7 @@ def encode_segment(rows: Sequence[LogRow], metadata: dict[str, str]) -> tuple[by
     }
     table = table.replace_schema_metadata({k.encode(): v.encode() for k, v in meta.items()})
     sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd", row_group_size=65_536)
+    pq.write_table(table, sink, compression="zstd", row_group_size=ROW_GROUP)
     return sink.getvalue(), digest
 
 
@@ -143,17 +150,44 @@ def decode_segment(data: bytes) -> tuple[SegmentData, dict[str, str]]:
         ValueError: The bytes are not a segment file of this format.
     """
     try:
-        table = pq.read_table(io.BytesIO(data), columns=["offset", "stored_at", "event"])
+        table = pq.read_table(io.BytesIO(data), columns=list(READ_COLUMNS))
     except (pa.ArrowException, OSError) as exc:
         raise ValueError(f"not a readable Parquet file: {exc}") from exc
     raw = table.schema.metadata or {}
     metadata = {k.decode(): v.decode() for k, v in raw.items() if k.startswith(b"tideflow.")}
     if metadata.get("tideflow.format") != FORMAT_VERSION:
         raise ValueError(f"unknown archive format {metadata.get('tideflow.format')!r}")
-    segment = SegmentData(
+    return segment_of(table), metadata
+
+
+READ_COLUMNS: Final = ("offset", "stored_at", "event")
+"""The columns reads decode."""
+
+
+def segment_of(table: Any) -> SegmentData:
+    """The events of a table (or row group) read with :data:`READ_COLUMNS`."""
+    texts = table.column("event").to_pylist()
+    return SegmentData(
         offsets=table.column("offset").to_pylist(),
-        texts=table.column("event").to_pylist(),
+        texts=texts,
         stored_at=table.column("stored_at").to_pylist(),
-        size=len(data),
+        memory=sum(map(len, texts)) + _OBJECT_BYTES * len(texts),
     )
-    return segment, metadata
+
+
+def read_row_group(file: Any, group: int) -> SegmentData:
+    """Row group ``group`` of an open segment file (no events past the last group).
+
+    Raises:
+        ValueError: The file is not a segment file of this format.
+    """
+    try:
+        parquet = pq.ParquetFile(file)
+        raw = parquet.schema_arrow.metadata or {}
+        if raw.get(b"tideflow.format", b"").decode() != FORMAT_VERSION:
+            raise ValueError("not a Tideflow segment file of this format")
+        if group >= parquet.num_row_groups:
+            return SegmentData(offsets=(), texts=(), stored_at=(), memory=0)
+        return segment_of(parquet.read_row_group(group, columns=list(READ_COLUMNS)))
+    except (pa.ArrowException, OSError) as exc:
+        raise ValueError(f"not a readable Parquet file: {exc}") from exc

@@ -456,7 +456,7 @@ class PostgresEventStore:
         rows: list[LogRow] = []
         for segment in archived:
             try:
-                data = await self.archive_files.read(segment["location"])
+                await self._read_segment(segment, after, limit, rows)
             except FileNotFoundError:
                 if await self._still_archived(bus_id, segment["segment_no"]):
                     raise StoreError(
@@ -464,16 +464,6 @@ class PostgresEventStore:
                         f"{bus!r} is missing"
                     ) from None
                 continue  # retention dropped it meanwhile
-            start = data.index_after(after)
-            end = min(len(data), start + limit - len(rows))
-            rows.extend(
-                zip(
-                    data.offsets[start:end],
-                    data.texts[start:end],
-                    data.stored_at[start:end],
-                    strict=True,
-                )
-            )
             if len(rows) >= limit:
                 return rows
         if len(archived) == ARCHIVED_SEGMENTS_PER_READ:
@@ -481,6 +471,30 @@ class PostgresEventStore:
         last = rows[-1][0] if rows else after
         rows.extend(row for row in live[: limit - len(rows)] if row[0] > last)
         return rows[:limit]
+
+    async def _read_segment(
+        self, segment: Mapping[str, Any], after: int, limit: int, rows: list[LogRow]
+    ) -> None:
+        """Add an archived segment's events after ``after`` to ``rows``, up to ``limit`` in all,
+        row group by row group."""
+        position = max(after, segment["start_offset"] - 1)
+        while len(rows) < limit and position + 1 < segment["end_offset"]:
+            chunk = await self.archive_files.read(
+                segment["location"], segment["start_offset"], position
+            )
+            if not len(chunk):
+                return
+            start = chunk.index_after(position)
+            end = min(len(chunk), start + limit - len(rows))
+            rows.extend(
+                zip(
+                    chunk.offsets[start:end],
+                    chunk.texts[start:end],
+                    chunk.stored_at[start:end],
+                    strict=True,
+                )
+            )
+            position = chunk.offsets[-1]
 
     async def _still_archived(self, bus_id: int, segment_no: int) -> bool:
         async with self._connection() as conn:
