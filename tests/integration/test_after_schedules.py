@@ -8,7 +8,7 @@ a newer version takes over.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -19,6 +19,7 @@ from tideflow.runtime.after_schedules import (
     AFTER_CHECK_KIND,
     AFTER_START_KIND,
     AfterSchedules,
+    after_delay,
     chain_id,
     chain_instance_id,
     start_timer_id,
@@ -176,3 +177,13 @@ async def test_a_new_version_starts_its_own_chain_and_the_old_one_stops(
         clock.advance(10)
         await drain(system)
     assert len(await instances_of(pool, "test.again")) == before
+
+
+def test_an_unreadable_delay_counts_as_no_schedule() -> None:
+    document = {
+        "document": {"dsl": "1.0.3", "namespace": "t", "name": "n", "version": "1"},
+        "schedule": {"after": "PTxyz"},
+        "do": [],
+    }
+    assert after_delay(document) is None
+    assert after_delay({**document, "schedule": {"after": {"seconds": 5}}}) == timedelta(seconds=5)

@@ -68,9 +68,18 @@ InstanceLookup = Callable[[str], Awaitable["InstanceRow"]]
 def after_delay(definition: Any) -> timedelta | None:
     """The ``schedule.after`` delay of a parsed 1.0 definition, or ``None``.
 
-    Raises:
-        ValueError: The duration cannot be read (validation reports it first).
+    A duration that cannot be read (validation refuses it at deploy; a stored
+    definition could hold one only from before) is logged and counts as none:
+    one bad definition must not keep a server from starting.
     """
+    try:
+        return _after_delay(definition)
+    except (ValueError, TypeError) as exc:
+        log.error("schedule.after not used: %s", exc)
+        return None
+
+
+def _after_delay(definition: Any) -> timedelta | None:
     if not isinstance(definition, Mapping) or not is_dsl1(definition):
         return None
     schedule = definition.get("schedule")
