@@ -223,6 +223,12 @@ CREATE TABLE tideflow_connectors (
     CONSTRAINT tideflow_connectors_state_check CHECK ((state = ANY (ARRAY['active'::text, 'paused'::text])))
 );
 
+CREATE TABLE tideflow_consumer_attempts (
+    subscription_id text NOT NULL,
+    event_offset bigint NOT NULL,
+    crashes integer DEFAULT 0 NOT NULL
+);
+
 CREATE TABLE tideflow_correlation_inbox (
     instance_id text NOT NULL,
     wait_key text NOT NULL,
@@ -489,6 +495,9 @@ ALTER TABLE ONLY tideflow_cluster_nodes
 
 ALTER TABLE ONLY tideflow_connectors
     ADD CONSTRAINT tideflow_connectors_pkey PRIMARY KEY (name);
+
+ALTER TABLE ONLY tideflow_consumer_attempts
+    ADD CONSTRAINT tideflow_consumer_attempts_pkey PRIMARY KEY (subscription_id, event_offset);
 
 ALTER TABLE ONLY tideflow_correlation_inbox
     ADD CONSTRAINT tideflow_correlation_inbox_pkey PRIMARY KEY (instance_id, wait_key);

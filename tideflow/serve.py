@@ -320,7 +320,13 @@ async def _open_dispatcher(
     )
     subscriptions = PostgresSubscriptions(pool)
     async with Dispatcher(
-        store, subscriptions, timers, sender=sender, secrets=secrets, ownership=cluster
+        store,
+        subscriptions,
+        timers,
+        sender=sender,
+        secrets=secrets,
+        ownership=cluster,
+        quarantine_after=settings.quarantine_after,
     ) as dispatcher:
         yield dispatcher
 

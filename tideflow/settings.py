@@ -82,7 +82,8 @@ class Settings:
         quarantine_after: Claims of an instance after a runner that never released
             it (a killed process, a runner that failed) at the same step, in a row,
             after which it is failed with ``QUARANTINED`` instead of run again
-            (``TIDEFLOW_QUARANTINE_AFTER``, default 3).
+            (``TIDEFLOW_QUARANTINE_AFTER``, default 3); also the crashes of the process
+            while an in-process consumer had one event, before it is dead-lettered.
         retention: How long ended instances are kept: ``DURATION`` (the
             default) and ``PATTERN=DURATION`` entries (``--retention``,
             ``TIDEFLOW_RETENTION``), see :mod:`tideflow.runtime.retention`.

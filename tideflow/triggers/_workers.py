@@ -28,7 +28,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 
@@ -55,6 +55,8 @@ from tideflow.triggers.filters import CompiledFilters
 from tideflow.triggers.gateway import Progress
 from tideflow.triggers.subscriptions import Subscription
 from tideflow.triggers.transform import Transform, transform_error, transform_or_none
+
+_T = TypeVar("_T")
 
 log = logging.getLogger("tideflow.triggers")
 
@@ -176,6 +178,21 @@ class WorkerServices(Protocol):
 
     async def dead_letter(self, bus: str, event: Mapping[str, Any]) -> None:
         """Append ``event`` to ``bus``, creating the bus if needed."""
+        ...
+
+    quarantine_after: int
+    """Crashes of the process while a consumer had an event before it is dead-lettered."""
+
+    async def begin_attempts(self, subscription_id: str, offsets: Sequence[int]) -> bool:
+        """Note events as handed to a consumer; ``False`` if one was noted already."""
+        ...
+
+    async def begin_attempt(self, subscription_id: str, offset: int) -> int:
+        """Note one event as handed over; how many attempts before never finished."""
+        ...
+
+    async def end_attempts(self, subscription_id: str, offsets: Sequence[int]) -> None:
+        """Forget events a consumer finished with."""
         ...
 
 
@@ -496,22 +513,57 @@ class ConsumerWorker(SubscriptionWorker):
         away) is handed over again one event at a time; an event that fails every
         attempt of the subscription's delivery policy (``retry`` + 1) is
         dead-lettered, and the events after it go on.
+
+        An event that kills the process raises nothing here: each event handed over
+        is noted in the database first and forgotten once done with, so a note still
+        there when the event comes again is a crash. Such a batch goes one event at a
+        time, each event's crashes counted durably; one that killed the process
+        ``quarantine_after`` times is dead-lettered without being handed over again.
         """
-        attempts = self.subscription.spec.delivery.retry + 1
-        if len(batch) > 1 and await self._attempt(batch, attempts=2) is None:
+        offsets = [offset for offset, _ in batch]
+        fresh = await self._durably(lambda: self.services.begin_attempts(self.id, offsets))
+        if fresh and len(batch) > 1 and await self._attempt(batch, attempts=2) is None:
             consumed = len(batch)
+            await self._durably(lambda: self.services.end_attempts(self.id, offsets))
         else:  # one at a time: which event is poisoned?
             consumed = 0
             for one in batch:
-                reason = await self._attempt([one], attempts=attempts)
-                if reason is None:
-                    consumed += 1
-                else:
-                    await self._dead_letter(*one, reason)
+                consumed += await self._consume_one(one, noted=fresh)
         self.tracker.delivered += consumed
         self._busy = False
         self.tracker.finish(batch[0][0])
         self._wake.set()
+
+    async def _consume_one(self, one: tuple[int, Mapping[str, Any]], *, noted: bool) -> int:
+        """Hand one event over (``noted``: by this process's batch, no crash to count); 1 if
+        it was consumed, 0 if dead-lettered."""
+        offset = one[0]
+        crashes = 0
+        if not noted:
+            crashes = await self._durably(lambda: self.services.begin_attempt(self.id, offset))
+        limit = self.services.quarantine_after
+        if crashes >= limit:
+            reason: str | None = (
+                f"the process died {crashes} times while the consumer had this event "
+                f"(TIDEFLOW_QUARANTINE_AFTER {limit}): not handed over again"
+            )
+            log.error("subscription %s: offset %d: %s", self.id, offset, reason)
+        else:
+            attempts = self.subscription.spec.delivery.retry + 1
+            reason = await self._attempt([one], attempts=attempts)
+        if reason is not None:
+            await self._dead_letter(*one, reason)
+        await self._durably(lambda: self.services.end_attempts(self.id, [offset]))
+        return 1 if reason is None else 0
+
+    async def _durably(self, note: Callable[[], Awaitable[_T]]) -> _T:
+        """``note()`` once the database takes it (an outage is waited for)."""
+        while True:
+            try:
+                return await note()
+            except TideflowError as exc:
+                log.warning("subscription %s: noting an attempt failed, retrying: %s", self.id, exc)
+                await self.services.clock.sleep(1.0)
 
     async def _attempt(self, batch: Batch, *, attempts: int) -> str | None:
         """Hand ``batch`` to the consumer until it returns (``None``) or has failed

@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -127,8 +127,11 @@ class Dispatcher:
         consumer_retry_delay: float = 1.0,
         sync_interval: float = 1.0,
         ownership: Ownership = SOLE,
+        quarantine_after: int = 3,
     ) -> None:
         self.store = store
+        self.quarantine_after = quarantine_after
+        """Crashes while a consumer had an event before it is dead-lettered."""
         self.subscriptions = subscriptions
         self.timers = timers
         self.clock = clock
@@ -602,6 +605,18 @@ class Dispatcher:
     async def _retry_in_memory(self, payload: dict[str, Any], delay: float) -> None:
         await self.clock.sleep(delay)
         self._retry(payload)
+
+    async def begin_attempts(self, subscription_id: str, offsets: Sequence[int]) -> bool:
+        """Note events as handed to a consumer; ``False`` if one was noted already."""
+        return await self.subscriptions.begin_attempts(subscription_id, offsets)
+
+    async def begin_attempt(self, subscription_id: str, offset: int) -> int:
+        """Note one event as handed over; how many attempts before never finished."""
+        return await self.subscriptions.begin_attempt(subscription_id, offset)
+
+    async def end_attempts(self, subscription_id: str, offsets: Sequence[int]) -> None:
+        """Forget events a consumer finished with."""
+        await self.subscriptions.end_attempts(subscription_id, offsets)
 
     async def dead_letter(self, bus: str, event: Mapping[str, Any]) -> None:
         """Append to the dead-letter bus, creating it on first use."""

@@ -214,6 +214,27 @@ class PostgresSubscriptions:
         async with self._conn() as conn:
             return int(await conn.fetchval(_Q["offset_at_time"], bus, moment))
 
+    async def begin_attempts(self, subscription_id: str, offsets: Sequence[int]) -> bool:
+        """Note events as handed to a consumer (migration ``0018_consumer_attempts``).
+
+        Returns:
+            Whether none was noted already: ``False`` when an attempt before, by this
+            process or one that died, never finished with one of them.
+        """
+        async with self._conn() as conn:
+            noted = await conn.fetch(_Q["begin_attempts"], subscription_id, list(offsets))
+        return len(noted) == len(set(offsets))
+
+    async def begin_attempt(self, subscription_id: str, offset: int) -> int:
+        """Note one event as handed to a consumer; how many attempts before never finished."""
+        async with self._conn() as conn:
+            return int(await conn.fetchval(_Q["begin_attempt"], subscription_id, offset))
+
+    async def end_attempts(self, subscription_id: str, offsets: Sequence[int]) -> None:
+        """Forget events a consumer finished with (consumed or dead-lettered)."""
+        async with self._conn() as conn:
+            await conn.execute(_Q["end_attempts"], subscription_id, list(offsets))
+
 
 # --- non-exclusive start sets (sql/start_sets.sql): used by tideflow.triggers.start_sets ---
 

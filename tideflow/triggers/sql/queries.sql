@@ -65,3 +65,23 @@ SELECT coalesce(max(e.event_offset), 0) AS before
 FROM tideflow_events AS e
 JOIN tideflow_buses AS b ON b.id = e.bus_id
 WHERE b.name = $1 AND e.stored_at < $2;
+
+-- begin_attempts --
+-- Note events as handed to a consumer; returns those noted now (a row already there: an
+-- attempt before never finished)
+INSERT INTO tideflow_consumer_attempts (subscription_id, event_offset)
+SELECT $1, o FROM unnest($2::bigint[]) AS o
+ON CONFLICT DO NOTHING
+RETURNING event_offset;
+
+-- begin_attempt --
+-- Note one event as handed to a consumer; returns how often before that never finished
+INSERT INTO tideflow_consumer_attempts AS a (subscription_id, event_offset)
+VALUES ($1, $2)
+ON CONFLICT (subscription_id, event_offset) DO UPDATE SET crashes = a.crashes + 1
+RETURNING crashes;
+
+-- end_attempts --
+-- Events a consumer finished with (consumed or dead-lettered)
+DELETE FROM tideflow_consumer_attempts
+WHERE subscription_id = $1 AND event_offset = ANY($2::bigint[]);
