@@ -55,15 +55,22 @@ ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 HOOKS_PREFIX: Final = "/hooks/"
 """Webhook sources (``POST /hooks/{name}``): signed by their sender, not by a token."""
 PUBLIC_PATHS: Final = frozenset(
-    {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+    {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect"}
 )
 """Answered to anyone, without a token or any other check (GET and HEAD only)."""
+PUBLIC_PREFIX: Final = "/docs/assets/"
+"""Swagger UI's files for ``/docs`` (tideflow.api.docs), public like the page."""
 PRINCIPAL: Final = "tideflow.principal"
 """The ASGI scope key the gate puts the request's principal under."""
 _WANTED: Final = frozenset(
     {b"host", b"origin", b"authorization", b"content-type", b"content-length"}
     | {b"transfer-encoding", b"ce-specversion"}
 )
+
+
+def is_public(path: str) -> bool:
+    """Whether ``path`` is answered to anyone (for GET and HEAD)."""
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIX)
 
 
 def check_insecure_local(host: str, insecure_local: bool) -> None:
@@ -124,7 +131,7 @@ class AccessPolicy:
             UnsupportedMediaType: The request is refused (see the module docs).
         """
         method: str = scope["method"]
-        if method in ("GET", "HEAD") and scope["path"] in PUBLIC_PATHS:
+        if method in ("GET", "HEAD") and is_public(scope["path"]):
             return None
         headers = {
             name: value.decode("latin-1") for name, value in scope["headers"] if name in _WANTED

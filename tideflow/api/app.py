@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 
 from tideflow import __version__
-from tideflow.api import errors
+from tideflow.api import docs, errors
 from tideflow.api.access import AccessGate, AccessPolicy, document_security
 from tideflow.api.body_limit import BodyLimit, Limit, limit_for
 from tideflow.api.fastpath import IngestFastPath, Scope
@@ -77,6 +77,8 @@ def create_app(
         description="Serverless Workflow engine on PostgreSQL: workflows, instances, "
         "CloudEvents ingestion and buses.",
         lifespan=lifespan,
+        docs_url=None,  # docs.install: Swagger UI from the package, not a CDN
+        redoc_url=None,
     )
     app.state.draining = asyncio.Event()  # set as the server shuts down: long polls answer
     errors.install(app)
@@ -95,6 +97,7 @@ def create_app(
     )
     for router in (*builtin, *domain, *routers):
         app.include_router(router)
+    docs.install(app)
     _document_access_and_problems(app)
     return app
 
