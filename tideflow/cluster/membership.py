@@ -223,8 +223,10 @@ class Cluster:
 
     async def _loop(self) -> None:
         while True:
-            wait = min(self.options.heartbeat, self._fence_at - self.clock.monotonic())
-            await first_done(self._wake.wait(), self.clock.sleep(max(wait, 0.0)))
+            wait = self.options.heartbeat
+            if self._held:  # wake in time to stop the units before their leases expire
+                wait = min(wait, max(self._fence_at - self.clock.monotonic(), 0.05))
+            await first_done(self._wake.wait(), self.clock.sleep(wait))
             self._wake.clear()
             try:
                 await self.tick()

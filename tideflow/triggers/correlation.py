@@ -36,7 +36,8 @@ query) and recompiles what changed: the notification travels on another
 connection than the events, so an event ingested right after a deploy through
 another process could otherwise be read before the deploy is heard of. The
 subscription itself is one unit of the cluster (``subscription:tideflow.workflows``):
-one process at a time consumes the bus, every process answers new waits.
+one process at a time consumes the bus and answers new waits (the others would
+race it for the same rows); a process that takes it over sweeps the open waits first.
 
 See ``docs/events.md``.
 """
@@ -426,17 +427,32 @@ class WorkflowSubscriber:
             return False
         return True
 
+    def _answering(self) -> bool:
+        """Whether this process answers new waits: the one that consumes the bus (the
+        others would race it for the same rows)."""
+        return self.dispatcher.ownership.owns(self.dispatcher.unit(SUBSCRIPTION_ID))
+
     async def _drain_loop(self) -> None:
         while True:
+            answering = self._answering()
+            # Not consuming here: look again soon, to sweep at once after a takeover.
+            seconds = self.sweep_seconds if answering else min(self.sweep_seconds, 1.0)
             try:
-                async with asyncio.timeout(self.sweep_seconds):
+                async with asyncio.timeout(seconds):
                     await self._woken.wait()
             except TimeoutError:  # a notification lost (not seen by the listener): sweep
-                await self._try_sweep()
+                if answering:
+                    await self._try_sweep()
+                elif self._answering():
+                    self._woken.set()  # just taken over: sweep below
                 continue
             self._woken.clear()
             await self._refresh_redeployed()
-            if self._must_sweep:  # after a reconnect
+            if not self._answering():
+                self._waits.clear()
+                self._must_sweep = True  # what was dropped here, once this process answers
+                continue
+            if self._must_sweep:  # after a reconnect, or a takeover
                 self._must_sweep = not await self._try_sweep()
                 if self._must_sweep:
                     await asyncio.sleep(1.0)
