@@ -163,12 +163,32 @@ class ApiClient:
         return await self._call("POST", path, json=data, params=params)
 
     async def list_instances(
-        self, *, workflow: str | None = None, status: str | None = None, limit: int = 100
+        self,
+        *,
+        workflow: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        order: str = "desc",
     ) -> Any:
-        """The first ``limit`` instances (filtered), in start order."""
-        params: dict[str, Any] = {"limit": limit}
-        params |= {k: v for k, v in (("workflow", workflow), ("status", status)) if v}
-        return (await self._call("GET", "/instances", params=params))["instances"]
+        """The first ``limit`` instances (filtered), the newest first (``order="asc"``:
+        in start order)."""
+        page = await self.instances_page(workflow=workflow, status=status, limit=limit, order=order)
+        return page["instances"]
+
+    async def instances_page(
+        self,
+        *,
+        workflow: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        order: str = "desc",
+        cursor: str | None = None,
+    ) -> Any:
+        """One page of instances: ``{"instances": [...], "next": cursor or None}``."""
+        params: dict[str, Any] = {"limit": limit, "order": order}
+        given = (("workflow", workflow), ("status", status), ("cursor", cursor))
+        params |= {k: v for k, v in given if v}
+        return await self._call("GET", "/instances", params=params)
 
     async def get_instance(self, instance_id: str, wait: float | None = None) -> Any:
         """An instance's status; with ``wait``, once it has ended or ``wait`` seconds passed."""

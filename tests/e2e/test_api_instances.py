@@ -203,12 +203,21 @@ async def test_list_filters_by_workflow_and_status_and_pages(client: httpx.Async
     ids = [(await start(client, "greeter", {"n": n}, wait=20))["id"] for n in range(3)]
     failed = (await start(client, "failing", {}, wait=20))["id"]
     page = (await client.get("/instances", params={"workflow": "greeter", "limit": 2})).json()
-    assert [i["id"] for i in page["instances"]] == ids[:2]
+    assert [i["id"] for i in page["instances"]] == [ids[2], ids[1]]  # the newest first
     rest = await client.get(
         "/instances", params={"workflow": "greeter", "limit": 2, "cursor": page["next"]}
     )
+    assert [i["id"] for i in rest.json()["instances"]] == [ids[0]]
+    assert rest.json()["next"] is None
+    oldest: dict[str, str | int] = {"workflow": "greeter", "limit": 2, "order": "asc"}
+    page = (await client.get("/instances", params=oldest)).json()
+    assert [i["id"] for i in page["instances"]] == ids[:2]
+    rest = await client.get("/instances", params={**oldest, "cursor": page["next"]})
     assert [i["id"] for i in rest.json()["instances"]] == ids[2:]
     assert rest.json()["next"] is None
+    bad_order = await client.get("/instances", params={"order": "sideways"})
+    assert bad_order.status_code in (400, 422), bad_order.text
+    assert bad_order.json()["path"] == "query.order"
     only_failed = (await client.get("/instances", params={"status": "failed"})).json()
     assert [i["id"] for i in only_failed["instances"]] == [failed]
     bad = problem(await client.get("/instances", params={"status": "sleepy"}), 400)

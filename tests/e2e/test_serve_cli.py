@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -117,7 +118,9 @@ def test_deploy_start_and_show_like_the_readme(server: Served) -> None:
     assert instance["id"] in {row.split("\t")[0] for row in rows.splitlines()}
     assert ok(cli("instances", "list", "--status", "failed", server=server)) == ""
     mine = ok(cli("instances", "list", "--workflow", "hello-world", server=server))
-    assert {row.split("\t")[1] for row in mine.splitlines()} == {"hello-world"}
+    header, *lines = mine.splitlines()
+    assert header.split("\t") == ["ID", "WORKFLOW", "VERSION", "STATUS", "STATE"]
+    assert {row.split("\t")[1] for row in lines} == {"hello-world"}
 
 
 FAILING = """\
@@ -145,7 +148,9 @@ def test_waiting_for_a_failed_instance_exits_1(server: Served, tmp_path: Path) -
     done = cli("instances", "start", "failing", "--wait", "30", server=server)
     assert done.returncode == 1
     assert json.loads(done.stdout)["status"] == "failed"
-    assert done.stderr.startswith("error: instance ")
+    started, error = done.stderr.splitlines()
+    assert started == f"started {json.loads(done.stdout)['id']}"
+    assert error.startswith("error: instance ")
     assert "failed in state 'Boom'" in done.stderr
 
 
@@ -271,3 +276,105 @@ def test_serve_names_its_node_at_start(database: str, server: Served) -> None:
     first_line = server.output().splitlines()[0]
     assert first_line.startswith("tideflow ")
     assert f": node {expected}, data in PostgreSQL at " in first_line
+
+
+NAPPER = SLEEPER.replace("id: sleeper", "id: napper")  # its own list, asleep for an hour
+
+
+def start_napper(server: Served) -> str:
+    done = cli("instances", "start", "napper", server=server)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()[0]
+
+
+def ids(out: str) -> list[str]:
+    header, *rows = out.splitlines()
+    assert header.split("\t") == ["ID", "WORKFLOW", "VERSION", "STATUS", "STATE"]
+    return [row.split("\t")[0] for row in rows]
+
+
+def deploy_napper(server: Served, folder: Path) -> None:
+    definition = folder / "napper.yaml"
+    definition.write_text(NAPPER)
+    ok(cli("workflows", "deploy", str(definition), server=server))
+
+
+def test_list_newest_first_with_header_paging_and_json(server: Served, tmp_path: Path) -> None:
+    deploy_napper(server, tmp_path)
+    empty = cli("instances", "list", "--workflow", "napper", server=server)
+    assert (empty.returncode, empty.stdout) == (0, "")
+    assert empty.stderr.strip() == "no instances match"
+
+    started = [start_napper(server) for _ in range(3)]
+    newest = list(reversed(started))
+    done = cli("instances", "list", "--workflow", "napper", server=server)
+    assert ids(done.stdout) == newest
+    assert done.stderr == ""
+
+    first = cli("instances", "list", "--workflow", "napper", "--limit", "2", server=server)
+    assert ids(first.stdout) == newest[:2]
+    assert "more instances exist" in first.stderr
+    assert "--all" in first.stderr
+
+    every = cli("instances", "list", "--workflow", "napper", "--limit", "2", "--all",
+                server=server)  # fmt: skip
+    assert ids(every.stdout) == newest
+    assert every.stderr == ""
+
+    oldest = cli("instances", "list", "--workflow", "napper", "--order", "asc", "--limit", "1",
+                 "--all", "--json", server=server)  # fmt: skip
+    assert oldest.returncode == 0, oldest.stderr
+    rows = json.loads(oldest.stdout)
+    assert [row["id"] for row in rows] == started
+    assert {row["workflowId"] for row in rows} == {"napper"}
+
+    bad = cli("instances", "list", "--order", "sideways", server=server)
+    assert bad.returncode == 2
+    assert "sideways" in bad.stderr
+
+
+def test_start_wait_prints_the_id_first_and_exits_3_when_the_wait_runs_out(
+    server: Served, tmp_path: Path
+) -> None:
+    deploy_napper(server, tmp_path)
+    done = cli("instances", "start", "napper", "--wait", "0.2", server=server)
+    assert done.returncode == 3, done.stderr
+    first, *rest = done.stderr.splitlines()
+    assert first.startswith("started ")
+    instance_id = first.removeprefix("started ")
+    shown = json.loads(done.stdout)
+    assert shown["id"] == instance_id
+    assert shown["status"] in ("running", "waiting")  # asleep for an hour
+    assert f"instance {instance_id} is still {shown['status']}" in " ".join(rest)
+    assert "the wait ran out" in " ".join(rest)
+
+
+def test_ctrl_c_during_the_wait_keeps_the_id_on_screen(server: Served, tmp_path: Path) -> None:
+    deploy_napper(server, tmp_path)
+    env = {k: v for k, v in os.environ.items() if k not in ("TIDEFLOW_TOKEN", "TIDEFLOW_HOME")}
+    env["TIDEFLOW_HOME"] = str(server.home)
+    command = [sys.executable, "-m", "tideflow.cli", "instances", "start", "napper"]
+    process = subprocess.Popen(
+        [*command, "--wait", "60", "--server", server.url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        assert process.stderr is not None
+        first = process.stderr.readline()  # blocks until the instance has started
+        assert first.startswith("started "), first
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    instance_id = first.removeprefix("started ").strip()
+    assert process.returncode == 130, err
+    assert out == ""
+    assert f"interrupted: instance {instance_id} keeps running" in err
+    assert instance_id in ids(
+        cli("instances", "list", "--workflow", "napper", server=server).stdout
+    )

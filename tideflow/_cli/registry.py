@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -24,6 +25,13 @@ from tideflow.runtime.status import InstanceStatus
 workflows_app = typer.Typer(help="Deploy and list workflow definitions.", no_args_is_help=True)
 instances_app = typer.Typer(help="Start and watch workflow instances.", no_args_is_help=True)
 InstanceArg = Annotated[str, typer.Argument(help="The instance id.")]
+
+
+class Order(StrEnum):
+    """The order of ``instances list``."""
+
+    DESC = "desc"
+    ASC = "asc"
 
 
 def _read_definition(path: str) -> tuple[str, str]:
@@ -74,6 +82,11 @@ def workflows_list(server: ServerOption = DEFAULT_SERVER, token: TokenOption = N
         print(f"{flow['id']}\t{flow['version']}\t{flow.get('name') or ''}")
 
 
+WAIT_RAN_OUT = 3
+"""Exit status of ``instances start --wait`` when the instance had not ended in time."""
+_POLL_SECONDS = 60.0  # the server's longest GET /instances/{id}?wait
+
+
 @instances_app.command("start")
 def instances_start(
     workflow_id: Annotated[str, typer.Argument(help="The workflow id.", metavar="ID")],
@@ -82,43 +95,115 @@ def instances_start(
     ] = None,
     wait: Annotated[
         float | None,
-        typer.Option(help="Wait up to this many seconds and print the instance."),
+        typer.Option(
+            min=0,
+            metavar="SECONDS",
+            help="Wait up to SECONDS for the instance to end and print it as JSON.",
+        ),
     ] = None,
     server: ServerOption = DEFAULT_SERVER,
     token: TokenOption = None,
 ) -> None:
     """Start an instance; print its id and status (the whole instance with --wait).
 
-    With --wait, the exit status is 1 when the instance failed.
+    With --wait, 'started ID' goes to stderr first (it stays there on Ctrl-C: the
+    instance keeps running), then the instance as JSON. The exit status is 1 when
+    the instance failed, 3 when it had not ended when the wait ran out.
     """
     data = read_input(input_)
-    started = call_api(server, lambda client: client.start_instance(workflow_id, data, wait=wait))
+    started = call_api(server, lambda client: client.start_instance(workflow_id, data))
     if wait is None:
         print(f"{started['id']} {started['status']}")
         return
-    print_json(started)
-    if started["status"] == InstanceStatus.FAILED:
-        error = started.get("error") or {}
+    instance_id = started["id"]
+    try:
+        err_console.print(f"started {instance_id}", markup=False)
+        shown = call_api(server, lambda client: _wait_for_end(client, instance_id, wait))
+    except (KeyboardInterrupt, typer.Exit) as stopped:
+        if isinstance(stopped, KeyboardInterrupt) or stopped.exit_code == 130:
+            err_console.print(
+                f"interrupted: instance {instance_id} keeps running "
+                f"(tideflow instances show {instance_id})",
+                markup=False,
+            )
+            raise typer.Exit(130) from None
+        raise
+    print_json(shown)
+    if shown["status"] == InstanceStatus.FAILED:
+        error = shown.get("error") or {}
         where = f" in state {error['state']!r}" if error.get("state") else ""
-        raise fail(f"instance {started['id']} failed{where}: {error.get('message', '')}")
+        raise fail(f"instance {instance_id} failed{where}: {error.get('message', '')}")
+    if not InstanceStatus(shown["status"]).final:
+        raise fail(
+            f"instance {instance_id} is still {shown['status']} after {wait:g} s "
+            f"(the wait ran out; tideflow instances show {instance_id} --wait 60)",
+            code=WAIT_RAN_OUT,
+        )
+
+
+async def _wait_for_end(client: Any, instance_id: str, seconds: float) -> Any:
+    """The instance once it has ended, or as it is after ``seconds``."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        left = max(0.0, deadline - time.monotonic())
+        shown = await client.get_instance(instance_id, min(left, _POLL_SECONDS))
+        if InstanceStatus(shown["status"]).final or left <= _POLL_SECONDS:
+            return shown
 
 
 @instances_app.command("list")
 def instances_list(
     status: Annotated[str | None, typer.Option(help="Only instances in this status.")] = None,
     workflow: Annotated[str | None, typer.Option(help="Only this workflow's.")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many.")] = 100,
+    limit: Annotated[
+        int, typer.Option(min=1, max=1000, help="At most this many (a page under --all).")
+    ] = 100,
+    order: Annotated[
+        Order, typer.Option(help="desc: the newest first; asc: in the order they started.")
+    ] = Order.DESC,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Every instance, fetched a page at a time.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the instances as a JSON array.")
+    ] = False,
     server: ServerOption = DEFAULT_SERVER,
     token: TokenOption = None,
 ) -> None:
-    """List instances: id, workflow, version, status, current state."""
-    rows = call_api(
-        server,
-        lambda client: client.list_instances(workflow=workflow, status=status, limit=limit),
-    )
-    for row in rows:
-        state = row.get("currentState") or ""
-        print(f"{row['id']}\t{row['workflowId']}\t{row['version']}\t{row['status']}\t{state}")
+    """List instances, the newest first: id, workflow, version, status, current state.
+
+    Says so on stderr when there are none, or when more exist than --limit (--all
+    fetches them all).
+    """
+
+    async def fetch(client: Any) -> tuple[list[Any], bool]:
+        rows: list[Any] = []
+        cursor = None
+        while True:
+            page = await client.instances_page(
+                workflow=workflow, status=status, limit=limit, order=order.value, cursor=cursor
+            )
+            rows.extend(page["instances"])
+            cursor = page["next"]
+            if cursor is None or not all_:
+                return rows, cursor is not None
+
+    rows, more = call_api(server, fetch)
+    if as_json:
+        print_json(rows)
+    elif rows:
+        print("ID\tWORKFLOW\tVERSION\tSTATUS\tSTATE")
+        for row in rows:
+            state = row.get("currentState") or ""
+            print(f"{row['id']}\t{row['workflowId']}\t{row['version']}\t{row['status']}\t{state}")
+    if not rows:
+        err_console.print("no instances" + (" match" if workflow or status else ""))
+    elif more:
+        err_console.print(
+            f"more instances exist than these {len(rows)}: --all lists them all", markup=False
+        )
 
 
 @instances_app.command("show")

@@ -293,18 +293,25 @@ class PostgresInstances:
         status: InstanceStatus | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        *,
+        newest_first: bool = False,
     ) -> tuple[builtins.list[InstanceRow], str | None]:
-        """Instances in creation order, and the cursor of the next page (``None`` at the end).
+        """Instances in creation order (the newest first under ``newest_first``), and the
+        cursor of the next page (``None`` at the end); a cursor pages in the order that
+        returned it.
 
         Raises:
             InvalidArgument: ``cursor`` is not one this method returned.
         """
         try:
-            after = int(cursor) if cursor else 0
+            after = int(cursor) if cursor else None
         except ValueError:
             raise InvalidArgument(f"bad cursor {cursor!r}", argument="cursor") from None
+        query = _Q["list_instances_newest" if newest_first else "list_instances"]
+        if not newest_first:
+            after = after or 0
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(_Q["list_instances"], workflow, status, after, limit + 1)
+            rows = await conn.fetch(query, workflow, status, after, limit + 1)
         page = [InstanceRow.from_row(r) for r in rows[:limit]]
         more = len(rows) > limit
         return page, (str(page[-1].seq) if more and page else None)

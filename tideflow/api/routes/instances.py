@@ -20,7 +20,7 @@ Every route here refuses a query parameter it does not take (422 naming it).
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import Response
@@ -269,11 +269,22 @@ async def list_instances(
     workflow: Annotated[str | None, Query(description="Only this workflow's.")] = None,
     status: Annotated[str | None, Query(description="Only instances in this status.")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")] = 100,
-    cursor: Annotated[str | None, Query(description="`next` of the previous page.")] = None,
+    cursor: Annotated[
+        str | None, Query(description="`next` of the previous page (in the same order).")
+    ] = None,
+    order: Annotated[
+        Literal["asc", "desc"],
+        Query(description="`desc`: the newest first; `asc`: in the order they started."),
+    ] = "desc",
 ) -> Response:
-    """Instances in the order they were started, a page at a time."""
+    """Instances, the newest first (``order=asc``: in the order they were started), a
+    page at a time."""
     rows, after = await _instances(services).list(
-        workflow=workflow, status=_status(status), limit=limit, cursor=cursor
+        workflow=workflow,
+        status=_status(status),
+        limit=limit,
+        cursor=cursor,
+        newest_first=order == "desc",
     )
     return json_response({"instances": [r.to_json() for r in rows], "next": after})
 
