@@ -36,7 +36,7 @@ from typing import Any
 
 import asyncpg
 
-from tideflow import expression_budget, ids, limits
+from tideflow import expression_budget, ids, limits, logs
 from tideflow.api.access import check_insecure_local
 from tideflow.api.services import Services, ServicesOpener
 from tideflow.auth.audit import SERVER, AuditTrail
@@ -650,7 +650,13 @@ def _temporal_activities(
 
 def _on_lifecycle(event: LifecycleEvent, lifecycle: LifecyclePublisher, metrics: Metrics) -> None:
     metrics.lifecycle(event.kind)
-    lifecycle.post(notice_of(event))
+    notice = notice_of(event)
+    if notice.kind == "failed":
+        fields = logs.failure_fields(
+            notice.instance_id, notice.workflow_id, notice.state, notice.error
+        )
+        log.warning(logs.failure_line(fields), extra=fields)
+    lifecycle.post(notice)
 
 
 def _timed_invoker(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,6 +34,13 @@ from tideflow.errors import TideflowError
 events_app = typer.Typer(help="Send and read CloudEvents.", no_args_is_help=True)
 buses_app = typer.Typer(help="Manage event buses.", no_args_is_help=True)
 timers_app = typer.Typer(help="Inspect durable timers.", no_args_is_help=True)
+
+
+class LogFormatChoice(StrEnum):
+    """``serve --log-format``."""
+
+    TEXT = "text"
+    JSON = "json"
 
 
 def serve(
@@ -104,6 +112,18 @@ def serve(
             "TIDEFLOW_ALLOWED_HOSTS).",
         ),
     ] = None,
+    log_format: Annotated[
+        LogFormatChoice,
+        typer.Option(
+            "--log-format",
+            help="The server log on stderr: text, or json (one object a line: time, level, "
+            "logger, message and fields such as a failed instance's).",
+        ),
+    ] = LogFormatChoice.TEXT,
+    access_log: Annotated[
+        bool,
+        typer.Option("--access-log", help="Log one line per HTTP request (client, path, status)."),
+    ] = False,
     rate_limit: Annotated[
         str | None,
         typer.Option(
@@ -267,7 +287,12 @@ def serve(
     out_console.print(
         f"tideflow {__version__}: node {settings.node_id}, data in {describe_database(settings)}"
     )
-    run_server(settings, open_system_with(system))
+    run_server(
+        settings,
+        open_system_with(system),
+        log_format=log_format.value,
+        access_log=access_log,
+    )
 
 
 def read_connectors(path: str) -> tuple[Any, ...]:
@@ -531,8 +556,10 @@ def buses_create(
     ] = None,
     archive_to: Annotated[
         str | None,
-        typer.Option(help="Where archived segments go: a folder under the server's archive root "
-                     "or s3://bucket/prefix."),
+        typer.Option(
+            help="Where archived segments go: a folder under the server's archive root "
+            "or s3://bucket/prefix."
+        ),
     ] = None,
     server: ServerOption = DEFAULT_SERVER,
     token: TokenOption = None,

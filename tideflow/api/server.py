@@ -13,11 +13,13 @@ from types import FrameType
 
 import uvicorn
 
+from tideflow import logs
 from tideflow.api.app import create_app
 from tideflow.api.services import ServicesOpener
 from tideflow.db import redact
 from tideflow.embedded import stop_all
 from tideflow.errors import ConfigurationError
+from tideflow.logs import LogFormat
 from tideflow.settings import Settings
 
 _STARTUP_FAILURE = 3
@@ -57,7 +59,12 @@ def check_tls(settings: Settings) -> None:
 
 
 def run_server(
-    settings: Settings, open_services: ServicesOpener, *, log_level: str = "info"
+    settings: Settings,
+    open_services: ServicesOpener,
+    *,
+    log_level: str = "info",
+    log_format: LogFormat = "text",
+    access_log: bool = False,
 ) -> None:
     """Serve the API on ``settings.host:settings.port`` until interrupted.
 
@@ -65,10 +72,10 @@ def run_server(
     ``open_services`` opens what the routes use (``tideflow serve``: the whole
     system, :func:`tideflow.serve.open_system_with` its flags). With
     ``settings.tls_cert`` and ``tls_key`` it speaks HTTPS (checked first with
-    :func:`check_tls`).
+    :func:`check_tls`). Its log lines (Tideflow's and uvicorn's, with one line a
+    request under ``access_log``) go to stderr as text or as JSON (``log_format``).
     """
     app = create_app(settings, open_services)
-    _log_like_uvicorn(log_level)
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -80,10 +87,12 @@ def run_server(
         ws="none",
         lifespan="on",
         log_level=log_level,
-        access_log=False,
+        log_config=None,  # logs.configure below: one handler, text or JSON
+        access_log=access_log,
         server_header=False,
         timeout_graceful_shutdown=5,  # long-polling readers must not hold up a restart
     )
+    logs.configure(log_level, log_format, access_log=access_log)
     server = DrainingServer(config, app.state.draining)
     # uvicorn drains on SIGINT and SIGTERM alike, then raises the signal again: SIGINT
     # becomes KeyboardInterrupt, SIGTERM would end the process at once with its default
@@ -135,13 +144,3 @@ class DrainingServer(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         self.draining.set()
         await super().shutdown(sockets)
-
-
-def _log_like_uvicorn(level: str) -> None:
-    """Show Tideflow's own log lines (deployed folders, bad definitions) beside uvicorn's."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
-    logger = logging.getLogger("tideflow")
-    logger.addHandler(handler)
-    logger.setLevel(level.upper())
-    logger.propagate = False
