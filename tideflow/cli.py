@@ -27,6 +27,7 @@ from tideflow._cli import (
     worker,
 )
 from tideflow._cli.common import CliState, err_console
+from tideflow._cli.help import tidy_help
 from tideflow.errors import TideflowError
 
 app = typer.Typer(
@@ -90,7 +91,7 @@ app.add_typer(secrets.secrets_app, name="secrets")
 def main() -> None:
     """Entry point of the ``tideflow`` script."""
     try:
-        app()
+        tidy_help(typer.main.get_command(app))(prog_name="tideflow")
     except TideflowError as exc:  # a last resort: commands handle their own errors
         err_console.print(f"error: {exc}", markup=False)
         sys.exit(1)

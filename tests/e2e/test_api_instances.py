@@ -8,6 +8,7 @@ from the ``pg_url`` fixture.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -425,3 +426,39 @@ async def test_running_instance_finishes_on_its_version_after_a_new_deploy(
     assert (done_first["version"], done_first["output"]) == ("1", {"ranVersion": "1"})
     assert (done_second["version"], done_second["output"]) == ("2", {"ranVersion": "2"})
     assert done_old["output"] == {"ranVersion": "1"}
+
+
+_RFC3339_ANY_OFFSET = re.compile(r'"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?([^"]*)"')
+
+
+async def test_every_timestamp_in_the_api_is_utc_with_z(client: httpx.AsyncClient) -> None:
+    done = await start(client, "greeter", {"n": 1}, wait=20)
+    sleeping = (await start(client, "sleeper", {}))["id"]
+    paths = [
+        "/workflows",
+        "/workflows/greeter",
+        "/instances",
+        f"/instances/{done['id']}",
+        f"/instances/{done['id']}/timeline",
+        f"/instances/{sleeping}",
+        "/buses",
+        "/buses/default",
+        "/buses/tideflow.lifecycle",
+        "/buses/tideflow.lifecycle/events",
+        "/buses/tideflow.lifecycle/events/1",
+        "/timers",
+        "/subscriptions",
+        "/cluster",
+        "/tokens",
+        "/connectors",
+    ]
+    seen, wrong = 0, []
+    for path in paths:
+        answer = await client.get(path)
+        assert answer.status_code == 200, (path, answer.text)
+        for offset in _RFC3339_ANY_OFFSET.findall(answer.text):
+            seen += 1
+            if offset != "Z":
+                wrong.append(f"{path}: a timestamp ends in {offset!r}, not Z")
+    assert wrong == []
+    assert seen > 10

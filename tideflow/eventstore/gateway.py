@@ -112,6 +112,7 @@ from tideflow.eventstore.store import (
     TierFigures,
     check_bus_name,
 )
+from tideflow.isotime import format_timestamp
 from tideflow.supervise import Supervisor
 
 log = logging.getLogger("tideflow.eventstore")
@@ -696,8 +697,8 @@ class PostgresEventStore:
                         "sizeBytes": row["size_bytes"],
                         "sha256": row["checksum"],
                         "file": row["location"].rsplit("/", 1)[-1],
-                        "newestAt": row["newest_at"].isoformat(),
-                        "archivedAt": row["archived_at"].isoformat(),
+                        "newestAt": format_timestamp(row["newest_at"]),
+                        "archivedAt": format_timestamp(row["archived_at"]),
                     }
                     for row in rows
                 ],

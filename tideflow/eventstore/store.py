@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from tideflow.errors import EventRejected, InvalidArgument
-from tideflow.isotime import parse_duration
+from tideflow.isotime import format_timestamp, parse_duration
 
 DEFAULT_BUS = "default"
 MAX_OFFSET = 2**63 - 1
@@ -235,7 +235,7 @@ class Bus:
         return {
             "name": self.name,
             "retention": self.retention.to_json() if self.retention else None,
-            "createdAt": self.created_at.isoformat(),
+            "createdAt": format_timestamp(self.created_at),
             "segmentEvents": self.segment_events,
             "archive": self.archive.to_json() if self.archive else None,
         }
@@ -300,7 +300,7 @@ class BusInfo:
         return {
             "name": self.name,
             "retention": self.retention.to_json() if self.retention else None,
-            "createdAt": self.created_at.isoformat(),
+            "createdAt": format_timestamp(self.created_at),
             "firstOffset": self.first_offset,
             "lastOffset": self.last_offset,
             "segmentCount": self.segment_count,
