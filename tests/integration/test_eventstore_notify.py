@@ -66,7 +66,8 @@ async def test_readers_poll_while_the_listener_is_down(pg_url: str, pool: object
                 break
             await asyncio.sleep(0.01)
         assert reader.listener.backend_pid not in (None, pid)
-        assert reader.listener.connected.is_set()
+        # the new connection is held before its LISTENs are issued: ``connected`` follows them
+        await asyncio.wait_for(reader.listener.connected.wait(), 10)
     finally:
         await admin.close()
         await reader.stop()
