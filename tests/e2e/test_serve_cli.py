@@ -349,6 +349,10 @@ def test_start_wait_prints_the_id_first_and_exits_3_when_the_wait_runs_out(
     assert "the wait ran out" in " ".join(rest)
 
 
+def _sigint_by_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_during_the_wait_keeps_the_id_on_screen(server: Served, tmp_path: Path) -> None:
     deploy_napper(server, tmp_path)
     env = {k: v for k, v in os.environ.items() if k not in ("TIDEFLOW_TOKEN", "TIDEFLOW_HOME")}
@@ -361,16 +365,21 @@ def test_ctrl_c_during_the_wait_keeps_the_id_on_screen(server: Served, tmp_path:
         text=True,
         cwd=ROOT,
         env=env,
+        # Ctrl-C comes from a terminal, where SIGINT is not ignored; a test run started in the
+        # background (`cmd &` in a non-interactive shell) hands SIG_IGN down to its children,
+        # and Python keeps an ignored SIGINT ignored, so the CLI would never see the signal
+        preexec_fn=_sigint_by_default,
     )
     try:
         assert process.stderr is not None
         first = process.stderr.readline()  # blocks until the instance has started
         assert first.startswith("started "), first
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=60)
+        out, err = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
+            process.communicate()  # closes the pipes
     instance_id = first.removeprefix("started ").strip()
     assert process.returncode == 130, err
     assert out == ""

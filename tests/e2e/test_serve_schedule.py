@@ -79,7 +79,7 @@ async def database(
 def instances(url: str, workflow: str) -> list[dict[str, Any]]:
     body = httpx.get(
         f"{url}/instances",
-        params={"workflow": workflow, "limit": 1000},
+        params={"workflow": workflow, "limit": 1000, "order": "asc"},  # in the order they ran
         timeout=10,
         headers=auth_for(url),
     )
