@@ -225,8 +225,15 @@ class ConnectorService:
         async with self._lock:
             connector = await self.connectors.create(spec, self.clock.now())
             try:
+                if spec.kind is ConnectorKind.SINK and spec.type not in PASSIVE_TYPES:
+                    # its position is fixed now, whichever process will deliver (and when)
+                    await self.dispatcher.ensure_internal(
+                        subscription_id(spec.name), spec.subscription_body()
+                    )
                 await self._run(connector)
             except BaseException:
+                with contextlib.suppress(SubscriptionNotFound):
+                    await self.dispatcher.delete(subscription_id(spec.name))
                 await self.connectors.delete(spec.name)
                 raise
         self.ownership.changed()
@@ -246,6 +253,10 @@ class ConnectorService:
         for spec in specs:
             if await self.connectors.apply(spec, self.clock.now()):
                 log.info("connector %s declared by the connectors file", spec.name)
+            if spec.kind is ConnectorKind.SINK and spec.type not in PASSIVE_TYPES:
+                await self.dispatcher.ensure_internal(
+                    subscription_id(spec.name), spec.subscription_body()
+                )
         await self.sync()
         self.ownership.changed()
 

@@ -468,6 +468,21 @@ class Dispatcher:
                 self._run(sub)
             return sub
 
+    async def ensure_internal(self, subscription_id: str, body: Mapping[str, Any]) -> Subscription:
+        """Create ``body``'s internal subscription now, at its ``from`` position, if it does
+        not exist, without running it: a connector's sink created through the API takes
+        every event appended after the call, even while the process that will deliver them
+        (:meth:`attach_delivery`, where the cluster plans it) has not attached yet.
+
+        Raises:
+            InvalidArgument, InvalidFilter: The body is invalid (with its path).
+            BusNotFound: The bus does not exist.
+        """
+        limit = timedelta(seconds=self.sender.timeout_limit)
+        spec = parse_spec(body, internal=True, max_timeout=limit)
+        async with self._lock:
+            return await self._internal(subscription_id, spec)
+
     async def _internal(self, subscription_id: str, spec: SubscriptionSpec) -> Subscription:
         """The internal subscription ``subscription_id``, created at ``spec.start`` if new."""
         sub = await self.subscriptions.find(subscription_id)
