@@ -31,6 +31,7 @@ from tideflow.errors import (
 )
 from tideflow.references import DEFAULT_LIMITS, FetchLimits, resolve_definition
 from tideflow.runtime.functions.policy import PythonPolicy
+from tideflow.runtime.functions.rpc import proto_problems
 from tideflow.runtime.start_schedules import check_start_schedule
 from tideflow.secrets import SecretAccess
 from tideflow.triggers.workflow_events import schedule_on_problem
@@ -152,6 +153,8 @@ async def deploy_definition(
     refused = (policy or PythonPolicy.for_server()).problems(model.functions)
     if base_dir is None:  # sent by a user: no function may name a local document
         refused += local_documents(model.functions)
+    else:  # the operator's folder: its proto files compile here, once, bounded
+        refused += await proto_problems(model.functions, base_dir)
     if refused:
         raise WorkflowValidationError((*refused, *warnings), source=source)
     schedule_warnings = check_start_schedule(document, source)
@@ -244,19 +247,25 @@ async def _ungranted(
 
 def local_documents(functions: Sequence[FunctionDef]) -> list[Problem]:
     """A problem at ``functions[i].operation`` for each function whose OpenAPI
-    document is a local file (a path or ``file:`` URI), which a definition sent
+    document or proto file is a local file (a path or ``file:`` URI), which a definition sent
     over HTTP may not name. The file is not looked at."""
     found = []
     for index, function in enumerate(functions):
         operation = function.operation
-        if function.type not in ("rest", "openapi") or operation.startswith(("python:", "rest:")):
+        if function.type not in ("rest", "openapi", "rpc") or operation.startswith(
+            ("python:", "rest:")
+        ):
             continue
-        document, sep, _ = operation.rpartition("#")
+        if function.type == "rpc":
+            document, sep = operation.partition("#")[0], "#"
+        else:
+            document, sep, _ = operation.rpartition("#")
         if not is_remote(document if sep else operation):
+            kind = "proto file" if function.type == "rpc" else "OpenAPI document"
             found.append(
                 Problem(
                     ("functions", index, "operation"),
-                    "a definition sent over HTTP may not name a local OpenAPI document "
+                    f"a definition sent over HTTP may not name a local {kind} "
                     "(a path or file: URI); use an http(s) URL",
                 )
             )

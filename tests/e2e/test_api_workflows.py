@@ -366,9 +366,6 @@ async def test_calls_tideflow_does_not_run_are_refused_at_deploy_with_their_path
     head = "document: {dsl: '1.0.3', namespace: test, name: unrun, version: '1.0.0'}\n"
     use = "use: {catalogs: {shared: {endpoint: 'https://catalog.example.com'}}}\n"
     text = head + use + """do:
-  - rpc:
-      call: grpc
-      with: {proto: {endpoint: 'file://a.proto'}, service: {name: s, host: h}, method: m}
   - agent: {call: a2a, with: {method: message/send, server: 'https://agent.example.com'}}
   - tool: {call: mcp, with: {method: tools/list, transport: {http: {endpoint: 'https://m'}}}}
   - shared: {call: 'log:1.0.0@shared'}
@@ -376,9 +373,8 @@ async def test_calls_tideflow_does_not_run_are_refused_at_deploy_with_their_path
     body = problem(await client.post("/workflows", content=text, headers=YAML), 422)
     found = [(e["path"], e["message"]) for e in body["errors"] if e["severity"] == "error"]
     assert found == [
-        ("do[0].rpc.call", "'grpc' calls are not supported by Tideflow yet"),
-        ("do[1].agent.call", "'a2a' calls are not supported by Tideflow yet"),
-        ("do[2].tool.call", "'mcp' calls are not supported by Tideflow yet"),
-        ("do[3].shared.call",
+        ("do[0].agent.call", "'a2a' calls are not supported by Tideflow yet"),
+        ("do[1].tool.call", "'mcp' calls are not supported by Tideflow yet"),
+        ("do[2].shared.call",
          "functions of a catalog are not supported by Tideflow yet (not fetched)"),
     ]  # fmt: skip

@@ -115,7 +115,8 @@ NOT_RUNNABLE: dict[str, str] = {
     "call-asyncapi-subscribe-consume-until.yaml": "asyncapi calls are not run yet",
     "call-asyncapi-subscribe-consume-while.yaml": "asyncapi calls are not run yet",
     "call-custom-function-cataloged.yaml": "catalog functions (on GitHub) are not run yet",
-    "call-grpc.yaml": "grpc calls are not run yet",
+    "call-grpc.yaml": "its proto (file://app/greet.proto) and gRPC server (localhost:5011) are "
+    "not in the corpus; gRPC calls run in tests/e2e/test_grpc_served.py",
     "call-mcp.yaml": "mcp calls are not run yet",
     "for.yaml": "its output.as reads .pets from the listen's output, a list of events",
     "listen-to-any-forever-foreach.yaml": "listens forever (until: false) by design",

@@ -310,10 +310,9 @@ async def test_same_input_same_effects_same_keys():
     assert first == await keys()
 
 
-@pytest.mark.parametrize("kind", ["grpc", "asyncapi"])
+@pytest.mark.parametrize("kind", ["asyncapi"])
 async def test_calls_not_run_yet_fail_as_configuration_errors(kind):
     args = {
-        "grpc": "{proto: {endpoint: 'file://a.proto'}, service: {name: s, host: h}, method: m}",
         "asyncapi": "{document: {endpoint: 'https://x'}, operation: o, message: {payload: {}}}",
     }[kind]
     result = await run(f"do:\n  - c: {{call: {kind}, with: {args}}}\n")

@@ -177,7 +177,7 @@ async def test_sysout_and_service_and_unsupported_types() -> None:
         with pytest.raises(FunctionCallError, match="SonataFlow script") as script:
             await invoker.invoke(Invocation(name="py", type="custom", operation="script:python"))
         with pytest.raises(FunctionCallError, match="not supported yet") as rpc:
-            await invoker.invoke(Invocation(name="r", type="rpc", operation="a.proto#S#M"))
+            await invoker.invoke(Invocation(name="r", type="asyncapi", operation="a.yaml#op"))
     assert result is None
     assert lines == ["[WARN] log: hello"]
     assert service.value.code == "NotBound"

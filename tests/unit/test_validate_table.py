@@ -355,10 +355,10 @@ CASES: list[tuple[str, Edit, str, str]] = [
         "function type 'asyncapi' is not supported yet",
     ),
     (
-        "rpc function",
+        "rpc function without Service#Method",
         put("functions.0.type", "rpc"),
-        "functions[0].type",
-        "function type 'rpc' is not supported yet",
+        "functions[0].operation",
+        "'http://example.com/openapi.json#greet' is not '<proto file>#<Service>#<Method>'",
     ),
     (
         "function type typo",
@@ -597,7 +597,7 @@ def test_problems_come_in_document_order() -> None:
     doc = copy.deepcopy(BASE)
     put("states.4.data", [1])(doc)  # structure, late in the document
     put("states.0.transition", "Nowhere")(doc)  # reference, early
-    put("functions.0.type", "rpc")(doc)  # before the states
+    put("functions.0.type", "asyncapi")(doc)  # before the states
     paths = [format_path(p.path) for p in validate_document(doc)]
     assert paths == ["functions[0].type", "states[0].transition", "states[4].data"]
 

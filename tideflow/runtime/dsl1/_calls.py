@@ -36,9 +36,10 @@ class CallTarget:
     name: str
     """The calling task's name (or the custom function's)."""
     type: str
-    """``http``, ``openapi`` or ``custom`` (``python:``)."""
+    """``http``, ``openapi``, ``grpc`` or ``custom`` (``python:``)."""
     operation: str
-    """``METHOD uri``, ``document#operationId`` or ``python:module:function``."""
+    """``METHOD uri``, ``document#operationId``, ``proto#Service#Method`` or
+    ``python:module:function``."""
     auth_ref: str | None = None
     """Always ``None``: 1.0 authentication travels evaluated in the arguments."""
 
@@ -137,7 +138,7 @@ async def _invoke(
 
 
 async def run_call(ex: Executor, task: Task, data: Any, key: str, scope: Scope) -> Outcome:
-    """``call``: http, openapi, a custom function of ``use.functions`` or ``python:``."""
+    """``call``: http, openapi, grpc, a custom function of ``use.functions`` or ``python:``."""
     name = str(task.get("call"))
     variables = ex.run.variables(task, scope, input=data)
     args = task.get("with") or {}
@@ -162,6 +163,24 @@ async def run_call(ex: Executor, task: Task, data: Any, key: str, scope: Scope) 
         )
         operation = f"{document}#{args['operationId']}"
         target = CallTarget(name=task.name, type="openapi", operation=operation)
+        return await _invoke(ex, key, target, evaluated, task), None
+    if name == "grpc":
+        proto, _ = _endpoint(args["proto"]["endpoint"], data, variables, task.reference)
+        service = args["service"]
+        policy = _authentication(ex, service.get("authentication"), data, variables, task.reference)
+        variables = _authorized(ex, task, policy, variables)
+        evaluated = {
+            "service": template(
+                {k: v for k, v in service.items() if k != "authentication"},
+                data,
+                variables,
+                task.reference,
+            ),
+            "arguments": template(args.get("arguments") or {}, data, variables, task.reference),
+            "authentication": policy,
+        }
+        operation = f"{proto}#{service['name']}#{args['method']}"
+        target = CallTarget(name=task.name, type="grpc", operation=operation)
         return await _invoke(ex, key, target, evaluated, task), None
     cataloged = "@" in name and ex.run.workflow.use_entry("functions", name) is None
     if name in NOT_RUN_CALLS or cataloged:

@@ -20,10 +20,11 @@ from tideflow.runtime.functions.http import HttpInvoker, auth_definition, check_
 from tideflow.runtime.functions.odata import ODataInvoker
 from tideflow.runtime.functions.python import PythonFunction, call_function, load_function
 from tideflow.runtime.functions.rest import RestInvoker
+from tideflow.runtime.functions.rpc import GrpcInvoker
 from tideflow.runtime.functions.scripts import SCRIPT_OPERATION, run_python_script
 from tideflow.runtime.functions.types import Invocation, call_error
 
-NOT_SUPPORTED = frozenset({"asyncapi", "rpc"})
+NOT_SUPPORTED = frozenset({"asyncapi"})
 
 
 def _stderr(line: str) -> None:
@@ -67,7 +68,8 @@ class FunctionInvoker:
         overrides: Callables that replace functions, by function name, whatever
             their type (``--functions``; SonataFlow ``service:`` bindings).
         servers: Base URLs replacing OpenAPI ``servers`` (by function name or
-            document reference) and for relative ``rest:`` URLs (by name).
+            document reference) and for relative ``rest:`` URLs (by name);
+            ``host:port`` of gRPC servers (by function or service name).
         redirects: URL prefixes to rewrite before any request is sent
             (``{"http://localhost:8080": "http://127.0.0.1:5000"}``): documents,
             calls and token requests alike (``tideflow run --server``).
@@ -92,7 +94,18 @@ class FunctionInvoker:
         self._odata = ODataInvoker(self.client, auth)
         self._shorthand = RestShorthandInvoker(self.client, auth, servers)
         self._http = HttpInvoker(self.client, auth)
+        self._grpc = GrpcInvoker(self.client, servers, self.egress)
         self._python: dict[str, PythonFunction] = {}
+        self._handlers: dict[str, Callable[[Invocation], Awaitable[Any]]] = {
+            "http": self._http.invoke,  # DSL 1.0 call: http
+            "openapi": self._openapi,  # DSL 1.0 call: openapi
+            "rpc": self._grpc.invoke,  # 0.8 rpc functions
+            "grpc": self._grpc.invoke,  # DSL 1.0 call: grpc
+            "graphql": self._graphql.invoke,
+            "odata": self._odata.invoke,
+            "custom": self._custom,
+            "script": self._custom,
+        }
 
     async def __aenter__(self) -> FunctionInvoker:
         return self
@@ -106,7 +119,8 @@ class FunctionInvoker:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the HTTP client if this invoker made it."""
+        """Close the gRPC channels, and the HTTP client if this invoker made it."""
+        await self._grpc.aclose()
         if self._own_client and self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -148,16 +162,9 @@ class FunctionInvoker:
             if call.operation.startswith("rest:"):  # the shorthand, written without type custom
                 return await self._shorthand.invoke(call)
             return await self.rest.invoke(call)
-        if kind == "http":  # DSL 1.0 call: http
-            return await self._http.invoke(call)
-        if kind == "openapi":  # DSL 1.0 call: openapi
-            return await self._openapi(call)
-        if kind == "graphql":
-            return await self._graphql.invoke(call)
-        if kind == "odata":
-            return await self._odata.invoke(call)
-        if kind in ("custom", "script"):
-            return await self._custom(call)
+        handler = self._handlers.get(kind)
+        if handler is not None:
+            return await handler(call)
         if kind in NOT_SUPPORTED:
             raise call_error(
                 f"function {call.name!r}: {kind} functions are not supported yet",

@@ -11,7 +11,7 @@ host policy applied:
   the caller only validates (``processes=None``, ``tideflow validate``).
 - ``run: script`` runs Python only; ``js`` is refused with a clear message
   (a warning only when the caller just validates).
-- ``call: grpc``, ``asyncapi``, ``a2a`` and ``mcp`` are valid but not run by
+- ``call: asyncapi``, ``a2a`` and ``mcp`` are valid but not run by
   Tideflow yet: a warning here, a ``configuration`` error if a run reaches one.
 """
 
