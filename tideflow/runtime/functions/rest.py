@@ -13,11 +13,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import anyio
 import httpx
 
 from tideflow.egress import DOCUMENT_LIMITS, EgressPolicy
-from tideflow.errors import EgressDenied
 from tideflow.runtime.functions.auth import AuthProvider
 from tideflow.runtime.functions.openapi import (
     Document,
@@ -36,6 +34,7 @@ from tideflow.runtime.functions.types import (
     call_error,
     check_status,
     parse_body,
+    read_document,
     send,
 )
 
@@ -104,15 +103,7 @@ class RestInvoker(UsesClient):
             check_status(response, "OpenAPI document")
             text = response.text
         else:
-            if (refused := self._egress.file_refusal(Path(location))) is not None:
-                raise EgressDenied(refused)
-            try:
-                text = await anyio.Path(location).read_text(encoding="utf-8")
-            except OSError as exc:
-                raise call_error(
-                    f"cannot read OpenAPI document {location}: {exc.strerror or exc}",
-                    code="DocumentNotFound",
-                ) from exc
+            text = await read_document(location, self._egress, "OpenAPI document")
         document = parse_document(text, location)
         self._documents[location] = document
         return document

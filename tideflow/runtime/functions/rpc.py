@@ -47,6 +47,7 @@ from tideflow.runtime.functions.types import (
     UsesClient,
     call_error,
     check_status,
+    read_document,
     send,
 )
 
@@ -116,15 +117,7 @@ class GrpcInvoker(UsesClient):
             compiled = await compile_proto(response.text, name, None, location)
         else:
             path = Path(location)
-            if (refused := self._egress.file_refusal(path)) is not None:
-                raise EgressDenied(refused)
-            try:
-                text = await anyio.Path(path).read_text(encoding="utf-8")
-            except OSError as exc:
-                raise call_error(
-                    f"cannot read proto file {location}: {exc.strerror or exc}",
-                    code="DocumentNotFound",
-                ) from exc
+            text = await read_document(location, self._egress, "proto file")
             compiled = await compile_proto(text, path.name, path.parent, location)
         self._protos[location] = compiled
         return compiled

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 
 from tideflow import limits as value_limits
-from tideflow.egress import CALL_LIMITS, FetchLimits
-from tideflow.errors import FunctionCallError
+from tideflow.egress import CALL_LIMITS, EgressPolicy, FetchLimits
+from tideflow.errors import EgressDenied, FunctionCallError
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,6 +85,23 @@ class UsesClient:
 def call_error(message: str, *, code: str, retryable: bool = False) -> FunctionCallError:
     """A :class:`FunctionCallError` with an explicit code."""
     return FunctionCallError(message, code=code, retryable=retryable)
+
+
+async def read_document(location: str, egress: EgressPolicy, what: str) -> str:
+    """The text of the local document ``location`` (an absolute path) the policy allows.
+
+    Raises:
+        EgressDenied: The policy refuses the file.
+        FunctionCallError: It cannot be read (``DocumentNotFound``).
+    """
+    if (refused := egress.file_refusal(Path(location))) is not None:
+        raise EgressDenied(refused)
+    try:
+        return await anyio.Path(location).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise call_error(
+            f"cannot read {what} {location}: {exc.strerror or exc}", code="DocumentNotFound"
+        ) from exc
 
 
 def _snippet(response: httpx.Response, limit: int = 200) -> str:
