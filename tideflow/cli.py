@@ -18,6 +18,7 @@ from tideflow import __version__
 from tideflow._cli import (
     cluster,
     connectors,
+    demo,
     local,
     registry,
     secrets,
@@ -76,6 +77,7 @@ app.command()(local.validate)
 app.command()(local.run)
 app.command()(server.serve)
 app.command()(worker.worker)
+app.command("demo-services")(demo.demo_services)
 app.add_typer(server.events_app, name="events")
 app.add_typer(server.buses_app, name="buses")
 app.add_typer(server.timers_app, name="timers")

@@ -3,7 +3,7 @@
 Each ``NAME.yaml`` has ``NAME.input.json`` and ``NAME.output.json``; optional
 ``NAME.events.jsonl`` and ``NAME.functions.py`` are passed as ``--events`` and
 ``--functions``. Examples that call services address them as
-``http://localhost:8080``; the test starts those services (REST with an
+``http://127.0.0.1:8081`` (``tideflow demo-services``); the test starts those services (REST with an
 OpenAPI document, GraphQL, OData) on a free port and passes ``--server``.
 """
 
@@ -39,7 +39,7 @@ def run_example(name: str, services: Services) -> subprocess.CompletedProcess[st
     """``tideflow run`` one example the way its files say."""
     args = [sys.executable, "-m", "tideflow.cli", "run", str(EXAMPLES / f"{name}.yaml")]
     args += ["--input", f"@{EXAMPLES / f'{name}.input.json'}"]
-    args += ["--server", f"http://localhost:8080={services.base_url}"]
+    args += ["--server", f"http://127.0.0.1:8081={services.base_url}"]
     if (EXAMPLES / f"{name}.events.jsonl").exists():
         args += ["--events", str(EXAMPLES / f"{name}.events.jsonl")]
     if (EXAMPLES / f"{name}.functions.py").exists():

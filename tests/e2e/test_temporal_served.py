@@ -59,7 +59,7 @@ def server(
     args += ["--namespace", temporal_server.namespace, "--task-queue", queue]
     args += ["--workflows", str(EXAMPLES)]
     args += ["--functions", str(EXAMPLES / "weather-override.functions.py")]
-    args += ["--server", f"http://localhost:8080={services.base_url}"]
+    args += ["--server", f"http://127.0.0.1:8081={services.base_url}"]
     with serve_process(database, home, *args, *LOCAL) as running:
         _ADDRESS[running.url] = temporal_server.address
         yield running
