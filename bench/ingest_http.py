@@ -157,12 +157,16 @@ async def server_process(args: list[str], env: dict[str, str], port: int) -> Asy
         sys.executable, *args, env=env, stdout=asyncio.subprocess.DEVNULL
     )
     try:
+        serve = env.get("TIDEFLOW_HOME") == HOME
         for _ in range(600):
             with contextlib.suppress(OSError):
                 connection = RawConnection(port)
                 await connection.open()
                 await connection.close()
-                break
+                # tideflow serve answers once started, its token saved (the port alone can
+                # answer early: another process on this shared machine took it meanwhile)
+                if not serve or (Path(HOME) / "admin-token").exists():
+                    break
             if process.returncode is not None:
                 raise RuntimeError(f"server {args} exited with {process.returncode}")
             await asyncio.sleep(0.05)
