@@ -23,7 +23,7 @@ often:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -50,12 +50,13 @@ _PRODUCTS: Final[tuple[dict[str, Any], ...]] = (
     {"ID": 4, "Name": "Chair", "Price": 45.0, "Category": "Home"},
 )
 
-_GRAPHQL_SCHEMA: Final = """
+GRAPHQL_SCHEMA: Final = """
 type Pet { id: Int! name: String! tag: String }
 input PetInput { name: String! tag: String }
 type Query { pet(id: Int!): Pet  pets(tag: String, first: Int): [Pet!]! }
 type Mutation { addPet(input: PetInput!): Pet! }
 """
+"""The pets GraphQL service's schema (the tests' services share it)."""
 
 
 @dataclass
@@ -147,7 +148,7 @@ def _rest(app: FastAPI, pets: Pets, flaky: Flaky) -> None:
 
 
 def _graphql(app: FastAPI, pets: Pets) -> None:
-    schema = graphql.build_schema(_GRAPHQL_SCHEMA)
+    schema = graphql.build_schema(GRAPHQL_SCHEMA)
 
     def pet(_: Any, __: Any, id: int) -> dict[str, Any] | None:
         return pets.by_id.get(id)
@@ -178,20 +179,10 @@ def _graphql(app: FastAPI, pets: Pets) -> None:
 def _odata(app: FastAPI) -> None:
     @app.get("/odata/Products")
     async def collection(request: Request) -> dict[str, Any]:
-        q = request.query_params
         try:
-            found = _query_products(
-                q.get("$filter"), q.get("$orderby"), int(q.get("$skip", 0)), q.get("$top")
-            )
+            return products_answer(request.query_params)
         except (ValueError, KeyError) as exc:
             raise HTTPException(400, f"unsupported query: {exc}") from None
-        if "$select" in q:
-            keep = q["$select"].split(",")
-            found = [{k: p[k] for k in keep if k in p} for p in found]
-        out: dict[str, Any] = {"value": found}
-        if q.get("$count") == "true":
-            out["@odata.count"] = len(found)
-        return out
 
     @app.get("/odata/Products({key})")
     async def entity(key: int) -> dict[str, Any]:
@@ -201,7 +192,25 @@ def _odata(app: FastAPI) -> None:
         raise HTTPException(404, f"no product {key}")
 
 
-def _query_products(
+def products_answer(q: Mapping[str, str]) -> dict[str, Any]:
+    """The answer to ``GET /odata/Products`` with the query options ``q``.
+
+    Raises:
+        ValueError, KeyError: An option the service does not read.
+    """
+    found = query_products(
+        q.get("$filter"), q.get("$orderby"), int(q.get("$skip", 0)), q.get("$top")
+    )
+    if "$select" in q:
+        keep = q["$select"].split(",")
+        found = [{k: p[k] for k in keep if k in p} for p in found]
+    out: dict[str, Any] = {"value": found}
+    if q.get("$count") == "true":
+        out["@odata.count"] = len(found)
+    return out
+
+
+def query_products(
     where: str | None, order: str | None, skip: int, top: str | None
 ) -> list[dict[str, Any]]:
     """The products ``$filter`` (``Field eq 'text'``, ``Field gt number``), ``$orderby``,

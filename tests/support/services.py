@@ -22,19 +22,14 @@ import uvicorn
 from fastapi import Body, FastAPI, Header, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 
+from tideflow.demo import GRAPHQL_SCHEMA, products_answer, query_products
+
 HERE = Path(__file__).resolve().parent
 PETS_DOC = HERE / "pets.yaml"
 
 CLIENT_ID, CLIENT_SECRET, BEARER = "tideflow", "s3cret", "static-token"
 
-_SCHEMA = graphql.build_schema(
-    """
-    type Pet { id: Int! name: String! tag: String }
-    input PetInput { name: String! tag: String }
-    type Query { pet(id: Int!): Pet  pets(tag: String, first: Int): [Pet!]! }
-    type Mutation { addPet(input: PetInput!): Pet! }
-    """
-)
+_SCHEMA = graphql.build_schema(GRAPHQL_SCHEMA)
 
 
 @dataclass
@@ -215,48 +210,14 @@ def _graphql_route(app: FastAPI, state: ServiceState) -> None:
 
 
 def _odata_routes(app: FastAPI, state: ServiceState) -> None:
-    products: list[dict[str, Any]] = [
-        {"ID": i, "Name": name, "Price": price, "Category": cat}
-        for i, (name, price, cat) in enumerate(
-            [
-                ("Bread", 2.5, "Food"),
-                ("Milk", 3.5, "Food"),
-                ("Lamp", 20.0, "Home"),
-                ("Chair", 45.0, "Home"),
-            ],
-            start=1,
-        )
-    ]
-
     @app.get("/odata/Products")
     async def collection(request: Request) -> dict[str, Any]:
-        q = request.query_params
-        found = list(products)
-        if "$filter" in q:  # only "<Field> eq '<text>'" and "<Field> gt <number>"
-            field_name, op, value = q["$filter"].split(" ", 2)
-            if op == "eq":
-                found = [p for p in found if str(p[field_name]) == value.strip("'")]
-            elif op == "gt":
-                found = [p for p in found if p[field_name] > float(value)]
-        if "$orderby" in q:
-            key, _, direction = q["$orderby"].partition(" ")
-            found.sort(key=lambda p: p[key], reverse=direction == "desc")
-        found = found[int(q.get("$skip", 0)) :]
-        if "$top" in q:
-            found = found[: int(q["$top"])]
-        if "$select" in q:
-            keep = q["$select"].split(",")
-            found = [{k: p[k] for k in keep} for p in found]
-        out: dict[str, Any] = {"value": found}
-        if q.get("$count") == "true":
-            out["@odata.count"] = len(found)
-        return out
+        return products_answer(request.query_params)
 
     @app.get("/odata/Products({key})")
     async def entity(key: int) -> dict[str, Any]:
-        for product in products:
-            if product["ID"] == key:
-                return product
+        for product in query_products(f"ID eq {key}", None, 0, None):
+            return product
         raise HTTPException(404, f"no product {key}")
 
 
