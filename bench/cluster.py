@@ -120,8 +120,10 @@ class Sink:
 class Server:
     """One ``tideflow serve`` process."""
 
-    def __init__(self, dsn: str, node: str, home: Path) -> None:
+    def __init__(self, dsn: str, node: str, home: Path, extra: tuple[str, ...] = ()) -> None:
         self.dsn, self.node, self.home = dsn, node, home
+        self.extra = extra
+        """More ``serve`` arguments (``--workflows``, ``--connectors``, ...)."""
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
 
@@ -132,7 +134,7 @@ class Server:
         for name in ("TIDEFLOW_TOKEN", "TIDEFLOW_SERVER", "TIDEFLOW_INSECURE_LOCAL"):
             env.pop(name, None)
         command = [sys.executable, "-m", "tideflow.cli", "serve", "--port", str(port)]
-        command += ["--node-id", self.node, "--allow-egress", "127.0.0.1"]
+        command += ["--node-id", self.node, "--allow-egress", "127.0.0.1", *self.extra]
         log = (self.home / f"serve-{port}.log").open("wb")
         self.process = await asyncio.to_thread(
             subprocess.Popen, command, cwd=ROOT, env=env, stdout=log, stderr=log

@@ -6,17 +6,24 @@ the order workflow starts on each and produces an accepted event, and the sink o
 same broker publishes one message per accepted event, read back by the broker's own
 client. An order published twice with the same id is one event on the bus (dedup by
 the record's id), and the source's status counts what it appended.
+
+Each broker's sink also scales from zero: with nothing to write it holds no connection
+(the serving process's own sockets to the broker's port, counted from ``/proc``), the
+first event connects it, a burst takes its writes in flight past one, and after its idle
+period it is back to zero, as its status and ``/metrics`` say.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.brokers import BROKERS
+from tests.support.brokers import BROKERS, PORTS, connections_to
 from tests.support.connectors import (
     bus_events,
     create_connector,
@@ -81,3 +88,63 @@ async def test_records_in_workflow_messages_out(database: str, tmp_path: Path, k
         shown = (await http.get(f"/connectors/{source_name}")).json()
         assert shown["events"] >= 2
         assert shown["lastError"] is None
+
+
+@pytest.mark.parametrize("kind", ["amqp", "mqtt", "nats"])
+async def test_a_sink_scales_from_zero_and_back(database: str, tmp_path: Path, kind: str) -> None:
+    run = ids.new_id()[:8]
+    name = f"{kind}-out"
+    async with (
+        BROKERS[kind](run) as (_source_config, sink_config, _publish, received),
+        served(database, tmp_path) as server,
+        server.async_client() as http,
+    ):
+        pid, port = server.process.pid, PORTS[kind]
+        assert connections_to(os.getpid(), port) >= 1  # the count sees this test's own client
+        await create_connector(http, {
+            "name": name, "kind": "sink", "type": kind, "bus": "default",
+            "config": sink_config, "mapping": ".data",
+        })  # fmt: skip
+        assert connections_to(pid, port) == 0  # created, nothing to write: no connection
+
+        async def post(first: int, count: int) -> None:
+            batch = [
+                {"specversion": "1.0", "id": f"{run}-{n}", "source": "/test", "type": "t",
+                 "data": {"n": n}}
+                for n in range(first, first + count)
+            ]  # fmt: skip
+            posted = await http.post(
+                "/events", content=json.dumps(batch),
+                headers={"content-type": "application/cloudevents-batch+json"},
+            )  # fmt: skip
+            assert posted.status_code == 202, posted.text
+
+        async def out(count: int) -> list[Any] | None:
+            return received if len(received) >= count else None
+
+        async def idle() -> dict[str, Any] | None:
+            shown = (await http.get(f"/connectors/{name}")).json()
+            return shown if not shown["activity"]["connected"] else None
+
+        await post(0, 1)
+        await eventually(lambda: out(1))
+        shown = await eventually(idle)
+        before = list(shown["activity"]["decisions"])
+        assert [d["decision"] for d in before] == ["connect", "scale up", "scale to zero"]
+        assert before[1]["inFlight"] == 1  # one event: one write in flight
+        assert connections_to(pid, port) == 0
+
+        await post(1, 40)  # a burst
+        await eventually(lambda: out(41))
+        assert sorted(m["n"] for m in received) == list(range(41))
+        shown = await eventually(idle)
+        burst = shown["activity"]["decisions"][len(before) :]
+        assert burst[0]["decision"] == "connect"  # from zero again
+        assert max(d.get("inFlight", 0) for d in burst) >= 2, burst
+        assert burst[-1]["decision"] == "scale to zero"
+        assert connections_to(pid, port) == 0
+        metrics = (await http.get("/metrics")).text
+        assert f'tideflow_connector_connected{{connector="{name}"}} 0.0' in metrics
+        assert f'tideflow_connector_events_total{{connector="{name}",direction="out"}} 41.0' in (
+            metrics
+        )

@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -22,6 +24,9 @@ REDIS = "redis://127.0.0.1:6379/0"
 NATS = "nats://127.0.0.1:4222"
 AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 MQTT = "mqtt://127.0.0.1:1883"
+
+PORTS = {"nats": 4222, "amqp": 5672, "mqtt": 1883, "redis": 6379}
+"""Each broker's port on 127.0.0.1."""
 
 Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
 """publish(record id, payload) into the source's channel."""
@@ -182,3 +187,25 @@ BROKERS: dict[str, Callable[[str], AbstractAsyncContextManager[Any]]] = {
     "redis": redis_broker,
 }
 """Each broker's channels, by connector type."""
+
+
+def connections_to(pid: int, port: int) -> int:
+    """Established TCP connections process ``pid`` holds to ``127.0.0.1:port``: the
+    connector's own socket count, for brokers that cannot list their clients here
+    (NATS without its monitoring port). Read from ``/proc``: the sockets among the
+    process's file descriptors, matched against the kernel's TCP table."""
+    inodes: set[str] = set()
+    fds = Path(f"/proc/{pid}/fd")
+    for fd in fds.iterdir():
+        with contextlib.suppress(OSError):  # closed while we look
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    wanted = f"0100007F:{port:04X}"  # 127.0.0.1, little-endian, and the port in hex
+    count = 0
+    for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        established = fields[3] == "01"
+        if established and fields[2] == wanted and fields[9] in inodes:
+            count += 1
+    return count
