@@ -689,6 +689,7 @@ def notice_of(event: LifecycleEvent) -> LifecycleNotice:
         error=detail.get("error"),
         parent_id=detail.get("parentId"),
         reference=detail.get("reference"),
+        correlation_keys=detail.get("correlationKeys"),
         run_no=int(detail.get("run") or 1),
         # A state may be entered many times (loops): without a step key each entry is its own.
         key=str(detail.get("key") or (ids.new_id() if event.kind == "state.entered" else "")),

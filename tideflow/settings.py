@@ -50,7 +50,7 @@ class Settings:
         python_modules: Modules (and their submodules) that ``python:`` functions
             of definitions deployed to a server may import, besides those in
             the ``--workflows`` folders (``TIDEFLOW_PYTHON_MODULES``, comma-separated).
-        python_scripts: Whether DSL 1.0 ``run: script`` Python code runs on the server
+        python_scripts: Whether DSL 1.0 ``run: script`` code (Python, JavaScript) runs on the server
             (``TIDEFLOW_PYTHON_SCRIPTS=1``, ``serve --allow-scripts``): code of any
             kind, with the server's rights, so off by default.
         expression_time_limit: Seconds one evaluation of an expression that can

@@ -306,6 +306,60 @@ do:
 """
 
 
+CLOUDEVENT = {"content-type": "application/cloudevents+json"}
+CORRELATED = """
+document: {dsl: '1.0.3', namespace: test, name: correlated, version: '1.0.0'}
+do:
+  - await:
+      listen:
+        to:
+          one:
+            with: {type: test.paid, source: /shop}
+            correlate: {order: {from: '${ .data.order }', expect: '${ .order }'}}
+"""
+
+
+async def standard_of(client: httpx.AsyncClient, instance_id: str, last: str) -> list[Any]:
+    """The instance's standard lifecycle events, once the one of type ``last`` is there."""
+    async with asyncio.timeout(10):
+        while True:
+            page = await client.get("/buses/tideflow.lifecycle/events", params={"limit": 500})
+            events = [r["event"] for r in page.json()["events"]]
+            mine = [e for e in events if e["subject"] == instance_id
+                    and e["type"].startswith("io.serverlessworkflow.")]  # fmt: skip
+            if any(e["type"] == last for e in mine):
+                return mine
+            await asyncio.sleep(0.05)
+
+
+async def test_a_listen_is_told_as_the_workflow_correlating_events(
+    client: httpx.AsyncClient,
+) -> None:
+    assert (await client.post("/workflows", content=CORRELATED, headers=YAML)).status_code == 201
+    started = await client.post("/workflows/test.correlated/instances", json={"order": "o-7"})
+    instance_id = started.json()["id"]
+    opened = "io.serverlessworkflow.workflow.correlation-started.v1"
+    await standard_of(client, instance_id, opened)
+    for order in ("o-1", "o-7"):  # the first does not correlate: dropped, the listen waits on
+        event = {"specversion": "1.0", "id": f"paid-{order}", "source": "/shop",
+                 "type": "test.paid", "data": {"order": order}}  # fmt: skip
+        posted = await client.post("/events", content=json.dumps(event), headers=CLOUDEVENT)
+        assert posted.status_code in (200, 201, 202), posted.text
+    mine = await standard_of(client, instance_id, "io.serverlessworkflow.workflow.completed.v1")
+    named = [e["type"].split(".", 2)[2].removesuffix(".v1") for e in mine
+             if ".status-changed." not in e["type"]]  # fmt: skip
+    assert named == [
+        "workflow.started", "task.created", "task.started", "workflow.correlation-started",
+        "workflow.correlation-completed", "task.completed", "workflow.completed",
+    ]  # fmt: skip
+    began = next(e for e in mine if e["type"] == opened)["data"]
+    ended = next(e for e in mine if "correlation-completed" in e["type"])["data"]
+    assert (began["name"], began["task"]) == (instance_id, "/do/0/await")
+    assert "startedAt" in began
+    assert ended["correlationKeys"] == {"order": "o-7"}
+    assert (ended["name"], ended["task"]) == (instance_id, "/do/0/await")
+
+
 async def test_a_dsl1_instance_has_the_standard_lifecycle_events_beside_its_own(
     client: httpx.AsyncClient,
 ) -> None:

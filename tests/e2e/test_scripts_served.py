@@ -3,7 +3,7 @@
 Without ``--allow-scripts`` a definition with a Python script is a 422 at the
 script's path (code of any kind would run with the server's rights); with it,
 the script runs in its own bounded process and the instance completes with
-its output. JavaScript is refused at the language's path either way.
+its output, a JavaScript one (under the machine's Node.js) as well.
 """
 
 from __future__ import annotations
@@ -29,7 +29,17 @@ do:
             import sys
             print("hello", sys.argv[1])
 """
-JS = SCRIPTED.replace("name: scripted", "name: js").replace("language: python", "language: js")
+JS = """
+document: {dsl: '1.0.3', namespace: test, name: js, version: '1.0.0'}
+do:
+  - compute:
+      run:
+        script:
+          language: js
+          arguments: ['${ .name }']
+          code: |
+            console.log("hi", process.argv[2])
+"""
 
 
 @pytest.fixture
@@ -59,17 +69,22 @@ def test_a_server_refuses_scripts_unless_allowed_then_runs_them(
         refused = deploy(server.url, SCRIPTED)
         assert error_paths(refused) == ["do[0].compute.run.script"]
         assert "--allow-scripts" in refused.json()["errors"][0]["message"]
-        assert error_paths(deploy(server.url, JS)) == ["do[0].compute.run.script.language"]
+        assert error_paths(deploy(server.url, JS)) == ["do[0].compute.run.script"]
     with serve_process(database, tmp_path, "--allow-scripts") as server:
         assert deploy(server.url, SCRIPTED).status_code == 201
-        assert error_paths(deploy(server.url, JS)) == ["do[0].compute.run.script.language"]
-        done = httpx.post(
-            f"{server.url}/workflows/test.scripted/instances",
-            json={"name": "ada"},
-            params={"wait": 60},
-            timeout=90,
-            headers=auth_for(server.url),
-        )
-    assert done.status_code == 201, done.text
-    assert done.json()["status"] == "completed", done.text
-    assert done.json()["output"] == "hello ada\n"
+        assert deploy(server.url, JS).status_code == 201
+        done = {
+            name: httpx.post(
+                f"{server.url}/workflows/test.{name}/instances",
+                json={"name": "ada"},
+                params={"wait": 60},
+                timeout=90,
+                headers=auth_for(server.url),
+            )
+            for name in ("scripted", "js")
+        }
+    for answer in done.values():
+        assert answer.status_code == 201, answer.text
+        assert answer.json()["status"] == "completed", answer.text
+    assert done["scripted"].json()["output"] == "hello ada\n"
+    assert done["js"].json()["output"] == "hi ada\n"

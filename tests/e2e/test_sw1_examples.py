@@ -85,6 +85,8 @@ RUNNABLE: dict[str, tuple[Any, list[dict[str, Any]], Any]] = {
                                           [{"temperature": 40}]),
     "mock-service-extension.yaml": ({}, [], {"sample": True}),  # its mock is for another URI
     "run-subflow.yaml": ({"user": {"name": "ada"}}, [], {"registered": ".user"}),  # strict mode
+    "run-script-with-stdin-and-arguments.yaml": ({}, [], "stdin >  Hello Workflow\n"
+                                                 "arg >  hello\nenv >  bar\n"),  # Node.js
     "listen-to-one.yaml": ({"carId": "c3"}, [ev(RACE, 1)], {"car": "c3", "started": True}),
     "schedule-cron.yaml": ({}, [], {"started": True}),
     "schedule-event-driven.yaml": ([TRIGGER], [], {"notified": "Jane"}),
@@ -130,7 +132,6 @@ NOT_RUNNABLE: dict[str, str] = {
     "run-return-code.yaml": CONTAINER,
     "run-return-none.yaml": CONTAINER,
     "run-return-stderr.yaml": CONTAINER,
-    "run-script-with-stdin-and-arguments.yaml": "JavaScript scripts are not supported",
     "run-shell-stdin-and-arguments.yaml": "run.shell is off unless the host enables it",
     "wait-duration-inline.yaml": WAITS,
     "wait-duration-iso8601.yaml": WAITS,

@@ -66,7 +66,8 @@ def server(
     with start_stand_ins() as redirects:
         args = [arg for origin, to in redirects.items() for arg in ("--server", f"{origin}={to}")]
         grants = ("--grant-secret", "examples.*=mySecret")  # the *-secret examples' policy
-        with serve_process(database, home, *args, *LOCAL, *grants) as running:
+        scripts = "--allow-scripts"  # run-script-with-stdin-and-arguments (JavaScript)
+        with serve_process(database, home, *args, *LOCAL, *grants, scripts) as running:
             yield running
 
 

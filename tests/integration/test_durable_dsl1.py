@@ -219,6 +219,30 @@ async def test_a_listen_that_drops_an_event_and_waits_again_misses_none_kept_mea
     assert pending == 1  # the fifth, for a later wait
 
 
+ORIGIN = "SELECT start_offset FROM tideflow_correlation_origins WHERE instance_id = $1"
+
+
+async def test_an_event_arriving_as_a_wait_opens_is_taken_after_the_events_kept_before_it(
+    pg_url: str,
+) -> None:
+    async with running(pg_url) as system:
+        instance_id = await started(system, GATHER)
+        subscriber = system.subscriber
+        origin = await system.count(ORIGIN, instance_id)
+        # The state a listen is in when its wait opens while events that arrived
+        # between its waits are kept, before they are handed to it: the wait is
+        # open, two events are kept for it, and the bus brings a third.
+        kept = [(origin + n, tick(n)) for n in (2, 3)]
+        await subscriber.waits.keep([(kind, key, offset, "/t", event) for offset, event in kept
+                                     for kind, key in subscriber.index.keys(event)])  # fmt: skip
+        await subscriber.consume([(origin + 4, tick(4))])
+        done = await system.runtime.wait_for_completion(instance_id, 60)
+        pending = await system.count("SELECT count(*) FROM tideflow_correlation_pending")
+    assert done.status == "completed"
+    assert done.output == {"got": [2, 3, 4]}  # in the order they arrived
+    assert pending == 0
+
+
 async def test_an_any_listen_without_filters_takes_events_of_every_type(pg_url: str) -> None:
     async with running(pg_url) as system:
         instance_id = await started(system, ANYTHING)

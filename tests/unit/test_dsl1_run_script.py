@@ -14,7 +14,7 @@ from tideflow.runtime.dsl1 import Interpreter
 from tideflow.runtime.effects import FunctionCall
 from tideflow.runtime.fake import ScriptedEffects
 from tideflow.runtime.functions.policy import FORBIDDEN, PythonPolicy
-from tideflow.runtime.functions.scripts import SCRIPT_OPERATION
+from tideflow.runtime.functions.scripts import JS_SCRIPT_OPERATION, SCRIPT_OPERATION
 from tideflow.runtime.functions.types import Invocation
 from tideflow.runtime.result import Completed, Failed
 from tideflow.workflow.dsl1 import load_document, script_runs
@@ -77,20 +77,46 @@ async def test_a_script_not_awaited_outputs_its_input() -> None:
     assert result.output == {"name": "ada", "n": 2}
 
 
-async def test_a_script_from_a_source_is_a_configuration_error() -> None:
+async def test_a_script_source_is_handed_to_the_host_as_its_evaluated_endpoint() -> None:
     text = HEAD + """
 do:
   - compute:
       run:
         script:
-          language: python
-          source: {endpoint: 'file:///tmp/x.py'}
+          language: javascript
+          source:
+            endpoint:
+              uri: 'https://scripts.example/{name}.js'
+              authentication: {bearer: {token: '${ .token }'}}
+          arguments: [x]
 """
     model, _ = load_document(yaml.safe_load(text))
+    effects = ScriptedEffects({"compute": RESULT})
+    result = await Interpreter(model).run({"name": "greet", "token": "t0"}, effects)
+    assert isinstance(result, Completed)
+    (call,) = [r for r in effects.requests if isinstance(r, FunctionCall)]
+    assert call.function.operation == JS_SCRIPT_OPERATION
+    assert call.arguments == {
+        "language": "javascript",
+        "source": {"uri": "https://scripts.example/greet.js",
+                   "authentication": {"bearer": {"token": "t0"}}},
+        "arguments": ["x"],
+    }  # fmt: skip
+
+
+async def test_a_language_not_run_here_is_a_configuration_error() -> None:
+    text = HEAD + """
+do:
+  - compute:
+      run:
+        script: {language: ruby, code: 'puts 1'}
+"""
+    model, warnings = load_document(yaml.safe_load(text), processes=None)  # validate only
+    assert [w.severity for w in warnings] == ["warning"]
     result = await Interpreter(model).run({}, ScriptedEffects())
     assert isinstance(result, Failed)
     assert (result.error.details or {})["type"].endswith("/errors/configuration")
-    assert "source" in result.error.message
+    assert "ruby" in result.error.message
 
 
 def test_servers_refuse_scripts_unless_allowed_and_the_paths_are_known() -> None:

@@ -130,11 +130,12 @@ def test_expressions_are_compiled():
 
 def test_processes_and_scripts_follow_the_host_policy():
     shell = doc(do=[{"sh": {"run": {"shell": {"command": "ls"}}}},
+                    {"rb": {"run": {"script": {"language": "ruby", "code": "1"}}}},
                     {"js": {"run": {"script": {"language": "js", "code": "1"}}}}])  # fmt: skip
     refused = errors(shell, processes=False)
-    assert [p for p, _ in refused] == ["do[0].sh.run.shell", "do[1].js.run.script.language"]
+    assert [p for p, _ in refused] == ["do[0].sh.run.shell", "do[1].rb.run.script.language"]
     assert "disabled unless the host enables it" in refused[0][1]
-    assert "Tideflow runs 'python' scripts only" in refused[1][1]
+    assert "Tideflow runs 'python', 'js', 'javascript' scripts only" in refused[1][1]
     assert errors(shell, processes=None) == []
     warned = [p for p in validate_document(shell, processes=None) if p.severity == "warning"]
     assert len(warned) == 2

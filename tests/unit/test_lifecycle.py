@@ -136,6 +136,34 @@ def test_standard_events_name_the_instance_the_task_and_the_moment() -> None:
     assert standard_event(notice("failed", error=error))["type"].endswith("workflow.faulted.v1")
 
 
+async def test_a_correlation_has_standard_events_only_and_no_phase_change() -> None:
+    began = notice("correlation.started", key="wait", reference="/do/1/wait")
+    ended = notice("correlation.completed", key="wait", reference="/do/1/wait",
+                   correlation_keys={"order": "o-7"})  # fmt: skip
+    assert [e["type"] for e in standard_events(began)] == [
+        "io.serverlessworkflow.workflow.correlation-started.v1"
+    ]
+    (done,) = standard_events(ended)
+    assert done["data"] == {"completedAt": done["time"], "name": "i-1", "task": "/do/1/wait",
+                            "definition": {"id": "hello", "version": "1.0"},
+                            "correlationKeys": {"order": "o-7"}}  # fmt: skip
+    store = InMemoryEventStore()
+    await store.start()
+    publisher = LifecyclePublisher(store)
+    await publisher.start()
+
+    async def dsl1(_workflow: str, _version: str) -> bool:
+        return True
+
+    publisher.is_dsl1 = dsl1
+    await publisher(began, ended)
+    # no io.tideflow.instance.* event of their own, no status-changed
+    assert [e.event["type"] for e in await store.read(LIFECYCLE_BUS)] == [
+        "io.serverlessworkflow.workflow.correlation-started.v1",
+        "io.serverlessworkflow.workflow.correlation-completed.v1",
+    ]
+
+
 async def test_publisher_adds_standard_events_for_dsl1_versions_only() -> None:
     store = InMemoryEventStore()
     await store.start()

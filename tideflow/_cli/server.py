@@ -82,8 +82,8 @@ def serve(
         bool,
         typer.Option(
             "--allow-scripts",
-            help="Run DSL 1.0 'run: script' Python code of deployed definitions (code of any "
-            "kind, with this server's rights; also TIDEFLOW_PYTHON_SCRIPTS=1).",
+            help="Run DSL 1.0 'run: script' code (Python, JavaScript) of deployed definitions "
+            "(code of any kind, with this server's rights; also TIDEFLOW_PYTHON_SCRIPTS=1).",
         ),
     ] = False,
     insecure_local: Annotated[

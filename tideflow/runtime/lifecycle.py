@@ -22,9 +22,13 @@ lifecycle events (:func:`standard_events`):
 ``io.serverlessworkflow.workflow.{started,completed,faulted,cancelled,suspended,resumed}.v1``
 and ``io.serverlessworkflow.task.{created,started,completed,faulted,retried}.v1``
 (the ``task.*`` notices have no Tideflow event of their own), with the same
-source and subject. Their data names the instance (``name`` for a workflow
-event, ``workflow`` for a task event, with the task's JSON Pointer as
-``task``) and the moment (``startedAt``, ``completedAt``, ``faultedAt``,
+source and subject. A ``listen`` task correlates events for the workflow: it
+is ``workflow.correlation-started`` as it begins to wait and
+``workflow.correlation-completed`` (with the ``correlationKeys`` its
+``correlate`` resolved, ``{}`` when it has none) once it has consumed its
+events (standard events only, no phase change). Their data names the
+instance (``name`` for a workflow event, ``workflow`` for a task event, with
+the task's JSON Pointer as ``task``) and the moment (``startedAt``, ``completedAt``, ``faultedAt``,
 ...), with ``output`` or ``error`` where they apply. A task is created as it
 starts (``task.created`` comes just before ``task.started``, at the same
 moment: the interpreter has no pending phase of its own). When the workflow
@@ -73,13 +77,19 @@ TASK_KINDS: Final = frozenset(
 )
 """The kinds of notice about a DSL 1.0 task (standard events only)."""
 
+CORRELATION_KINDS: Final = frozenset({"correlation.started", "correlation.completed"})
+"""The kinds of notice about a DSL 1.0 ``listen`` correlating events (standard events only)."""
+
+STANDARD_ONLY: Final = TASK_KINDS | CORRELATION_KINDS
+"""The kinds of notice that have a standard event and no Tideflow event of their own."""
+
 KINDS: Final = (
     frozenset(
         {"started", "state.entered", "completed", "failed", "cancelled", "suspended", "resumed"}
     )
-    | TASK_KINDS
+    | STANDARD_ONLY
 )
-"""The kinds of notice; each but :data:`TASK_KINDS` becomes the event type
+"""The kinds of notice; each but :data:`STANDARD_ONLY` becomes the event type
 ``io.tideflow.instance.<kind>``."""
 
 STANDARD_PREFIX: Final = "io.serverlessworkflow."
@@ -95,6 +105,8 @@ _STANDARD: Final = {
     "task.completed": ("task.completed", "completedAt"),
     "task.faulted": ("task.faulted", "faultedAt"),
     "task.retried": ("task.retried", "retriedAt"),
+    "correlation.started": ("workflow.correlation-started", "startedAt"),
+    "correlation.completed": ("workflow.correlation-completed", "completedAt"),
 }
 """Notice kind -> (the standard event's name, its moment's property)."""
 
@@ -167,6 +179,8 @@ class LifecycleNotice:
         run_no: The run number (``continueAs`` starts run 2, 3, ...).
         key: The step key, telling apart repeated entries of the same state.
         reference: A DSL 1.0 task's JSON Pointer (``/do/0/greet``).
+        correlation_keys: The keys a completed correlation resolved (``correlate``:
+            name -> value).
     """
 
     kind: str
@@ -181,6 +195,7 @@ class LifecycleNotice:
     run_no: int = 1
     key: str = ""
     reference: str | None = None
+    correlation_keys: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -319,6 +334,10 @@ def standard_event(notice: LifecycleNotice) -> dict[str, Any]:
     else:
         data["name"] = notice.instance_id
         data["definition"] = {"id": notice.workflow_id, "version": notice.version}
+    if notice.kind in CORRELATION_KINDS:
+        data["task"] = notice.reference or notice.state
+    if notice.kind == "correlation.completed":
+        data["correlationKeys"] = dict(notice.correlation_keys or {})
     if notice.kind in ("completed", "task.completed"):
         data["output"] = notice.output
     if notice.error is not None:
@@ -429,7 +448,7 @@ class LifecyclePublisher:
         """Append one event per notice; log instead of raising when the store fails."""
         if not notices:
             return
-        events = [lifecycle_event(n) for n in notices if n.kind not in TASK_KINDS]
+        events = [lifecycle_event(n) for n in notices if n.kind not in STANDARD_ONLY]
         for notice in notices:
             if await self._standard(notice):
                 events += standard_events(notice, await self._open_tasks(notice))

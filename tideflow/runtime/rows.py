@@ -318,6 +318,9 @@ class WaitMatch:
     """The event definition's name within the wait."""
     all_events: bool
     """The wait ends only once all of its events have arrived."""
+    behind: bool = False
+    """A wait for any of its events that kept events may answer (they arrived before
+    the looked-up event: it is to take them first)."""
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> WaitMatch:
@@ -328,6 +331,7 @@ class WaitMatch:
             wait_key=row["wait_key"],
             name=row["name"],
             all_events=row["all_events"],
+            behind=bool(row["behind"]),
         )
 
 

@@ -318,9 +318,16 @@ class WorkflowSubscriber:
     ) -> set[int]:
         """Answer waits: the first event for an any-wait, partial sets for all-waits.
 
+        A wait that kept events may take (older than any event of the batch)
+        is not answered here: the batch's event is kept behind them and the
+        wait takes the oldest kept one (:meth:`_keep`), so a listen consumes
+        events in the order they arrived even when one arrives just as its
+        wait opens, before the new wait's kept events were handed to it.
+
         Returns:
             The indexes of the events used; a later event for a wait an earlier
-            one answered is not, and is kept for the instance's next wait.
+            one answered is not, and is kept for the instance's next wait (as
+            is an event whose wait was answered meanwhile, by kept events).
         """
         first: dict[WaitRef, int] = {}
         parts: list[tuple[WaitRef, str, dict[str, Any]]] = []
@@ -330,10 +337,11 @@ class WorkflowSubscriber:
             if row.all_events:
                 parts.append((wait, row.name, events[row.index][1]))
                 used.add(row.index)
-            else:
+            elif not row.behind:
                 first.setdefault(wait, row.index)
-        used.update(first.values())
-        await self._answer_many([(*w, [events[i][1]]) for w, i in first.items()])
+        answers = list(first.items())
+        taken = await self._answer_many([(*w, [events[i][1]]) for w, i in answers])
+        used.update(i for (_, i), ok in zip(answers, taken, strict=True) if ok)
         for wait, name, event in parts:
             await self._add_part(wait, name, event)
         return used
@@ -346,15 +354,19 @@ class WorkflowSubscriber:
                 log.error("delivering to %s failed: %s", wait[0], exc)
                 return False
 
-    async def _answer_many(self, answers: list[tuple[str, str, list[dict[str, Any]]]]) -> None:
-        """Answer many waits in one statement (the woken instances resume in this process).
+    async def _answer_many(
+        self, answers: list[tuple[str, str, list[dict[str, Any]]]]
+    ) -> list[bool]:
+        """Answer many waits in one statement (the woken instances resume in this process);
+        whether each wait took its events (it may have been answered meanwhile).
 
         A database failure raises: nothing of the batch was delivered, and the
         dispatcher hands the batch over again (at-least-once).
         """
-        if answers:
-            async with self.waits.session() as session:
-                await session.answer_many(answers)
+        if not answers:
+            return []
+        async with self.waits.session() as session:
+            return await session.answer_many(answers)
 
     async def _add_part(self, wait: WaitRef, name: str, event: dict[str, Any]) -> None:
         complete = await self.waits.add_part(wait, name, event)

@@ -20,7 +20,7 @@ from tideflow.runtime.dsl1._executor import Executor, Scope
 from tideflow.runtime.dsl1._scope import evaluate, template, uri_template
 from tideflow.runtime.dsl1.errors import standard_error
 from tideflow.runtime.effects import FunctionCall, SubflowCall
-from tideflow.runtime.functions.scripts import SCRIPT_OPERATION
+from tideflow.runtime.functions.scripts import SCRIPT_LANGUAGES
 from tideflow.workflow.dsl1._build import build_task
 from tideflow.workflow.dsl1.model import Task
 from tideflow.workflow.dsl1.walk import NOT_RUN_CALLS
@@ -217,26 +217,37 @@ async def _run_script(
     key: str,
     scope: Scope,
 ) -> Any:
-    """``run: script`` in Python: the code runs in a bounded process of the host
-    (:mod:`tideflow.runtime.functions.scripts`); ``return`` picks the output."""
+    """``run: script`` (Python or JavaScript): the code runs in a bounded process of the
+    host (:mod:`tideflow.runtime.functions.scripts`); ``return`` picks the output.
+
+    Inline ``code`` is handed over as written (never evaluated); a ``source``
+    is handed over as its evaluated endpoint (``{uri, authentication}``) and
+    read by the host when it runs the script (its text is journaled with the
+    call's result, not with the definition)."""
     where = task.reference
-    if script.get("language") != "python":
-        language = script.get("language")
+    language = script.get("language")
+    operation = SCRIPT_LANGUAGES.get(str(language))
+    if operation is None:
         raise standard_error("configuration", where, f"{language!r} scripts are not run here")
-    if not isinstance(script.get("code"), str):
-        raise standard_error(
-            "configuration", where, "run.script.source is not read by Tideflow: give the code"
-        )
     variables = ex.run.variables(task, scope, input=data)
-    evaluated = {
-        "language": "python",
-        "code": script["code"],  # the code itself is never evaluated
-        **template(
-            {k: script[k] for k in ("stdin", "arguments", "environment") if k in script},
-            data, variables, task.reference,
-        ),
-    }  # fmt: skip
-    target = CallTarget(name=task.name, type="script", operation=SCRIPT_OPERATION)
+    evaluated: dict[str, Any] = {"language": str(language)}
+    if isinstance(script.get("code"), str):
+        evaluated["code"] = script["code"]  # the code itself is never evaluated
+    else:
+        resource = script.get("source")
+        endpoint = resource.get("endpoint") if isinstance(resource, Mapping) else None
+        if endpoint is None:
+            raise standard_error("configuration", where, "the script has neither code nor source")
+        uri, policy = _endpoint(endpoint, data, variables, where)
+        source: dict[str, Any] = {"uri": uri}
+        if (auth := _authentication(ex, policy, data, variables, where)) is not None:
+            source["authentication"] = auth
+        evaluated["source"] = source
+    evaluated |= template(
+        {k: script[k] for k in ("stdin", "arguments", "environment") if k in script},
+        data, variables, task.reference,
+    )  # fmt: skip
+    target = CallTarget(name=task.name, type="script", operation=operation)
     wait = process.get("await", True) is not False
     result = await _invoke(ex, key, target, evaluated, task, wait=wait)
     if not wait:
@@ -250,7 +261,7 @@ async def _run_script(
 
 
 async def run_run(ex: Executor, task: Task, data: Any, key: str, scope: Scope) -> Outcome:
-    """``run``: ``workflow`` through the host, Python ``script`` as a call of the host;
+    """``run``: ``workflow`` through the host, ``script`` as a call of the host;
     ``shell`` and ``container`` are not run."""
     process = task.get("run")
     subflow = process.get("workflow")

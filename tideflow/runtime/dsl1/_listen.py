@@ -16,6 +16,11 @@ every host runs 1.0 listens with the event waits it already has:
 - ``all``: one event per filter, waited for in order (the host keeps events
   that arrive before their wait).
 
+The listen is the workflow correlating events: a ``correlation.started`` step
+as it begins, a ``correlation.completed`` one (with the ``correlate`` keys it
+resolved as ``correlationKeys``) once it has consumed its events -- the
+standard ``workflow.correlation-*`` lifecycle events on a server.
+
 The output is the list of consumed events as ``read`` asks (``data``, the
 default; ``envelope``, the whole CloudEvent; ``raw``, the same here). With
 ``foreach``, ``foreach.do`` runs for each consumed event (``$item`` and
@@ -153,7 +158,10 @@ async def run_listen(ex: Executor, task: Task, data: Any, key: str, scope: Scope
     spec = task.get("listen")
     read = str(spec.get("read", "data"))
     listen = _Listen(ex, task, data, key, scope)
+    ex.run.step("correlation.started", key, task.name, reference=task.reference)
     consumed = _read(await _consume(listen, spec["to"], read), read)
+    ex.run.step("correlation.completed", key, task.name, reference=task.reference,
+                correlationKeys=dict(listen.expected))  # fmt: skip
     foreach = task.get("foreach")
     if foreach is None:
         return consumed, None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -21,8 +22,19 @@ from tideflow.runtime.functions.odata import ODataInvoker
 from tideflow.runtime.functions.python import PythonFunction, call_function, load_function
 from tideflow.runtime.functions.rest import RestInvoker
 from tideflow.runtime.functions.rpc import GrpcInvoker
-from tideflow.runtime.functions.scripts import SCRIPT_OPERATION, run_python_script
-from tideflow.runtime.functions.types import Invocation, call_error
+from tideflow.runtime.functions.scripts import (
+    JS_SCRIPT_OPERATION,
+    SCRIPT_OPERATION,
+    SCRIPT_SOURCE_LIMITS,
+    run_script,
+)
+from tideflow.runtime.functions.types import (
+    Invocation,
+    call_error,
+    check_status,
+    read_document,
+    send,
+)
 
 NOT_SUPPORTED = frozenset({"asyncapi"})
 
@@ -89,6 +101,7 @@ class FunctionInvoker:
         self._log = log
         self.egress = egress or EgressPolicy.everything()
         auth = AuthProvider(self.client, clock)
+        self._auth = auth
         self.rest = RestInvoker(self.client, auth, servers, self.egress)
         self._graphql = GraphQLInvoker(self.client, auth)
         self._odata = ODataInvoker(self.client, auth)
@@ -190,8 +203,8 @@ class FunctionInvoker:
 
     async def _custom(self, call: Invocation) -> Any:
         op = call.operation
-        if call.type == "script" and op == SCRIPT_OPERATION:  # DSL 1.0 run: script
-            return await run_python_script(call)
+        if call.type == "script" and op in (SCRIPT_OPERATION, JS_SCRIPT_OPERATION):
+            return await run_script(call, await self._script_code(call))  # DSL 1.0 run: script
         if op.startswith("rest:"):
             return await self._shorthand.invoke(call)
         if op == "sysout" or op.startswith("sysout:"):
@@ -208,6 +221,40 @@ class FunctionInvoker:
             f"function {call.name!r}: custom operation {op!r} is not one Tideflow knows "
             "(python:module:function, rest:METHOD:URL, sysout, service:..., script:...)",
             code="InvalidOperation",
+        )
+
+    async def _script_code(self, call: Invocation) -> str:
+        """A script's code: inline, or read from its ``source`` (``{uri, authentication}``).
+
+        An ``http(s)`` source is fetched through the egress policy within
+        :data:`~tideflow.runtime.functions.scripts.SCRIPT_SOURCE_LIMITS`; a path
+        or ``file:`` URI (relative to the workflow's folder) is read only where
+        the egress policy allows local documents. Nothing is cached: a run
+        reads the source as it is then (the call's result is journaled, so a
+        replay does not read it again).
+        """
+        args = call.arguments
+        code = args.get("code")
+        if isinstance(code, str):
+            return code
+        source = args.get("source")
+        uri = source.get("uri") if isinstance(source, Mapping) else None
+        if not isinstance(uri, str) or not uri:
+            raise call_error(f"task {call.name!r}: the script has no code", code="InvalidOperation")
+        limits = SCRIPT_SOURCE_LIMITS
+        if uri.lower().startswith(("http://", "https://")):
+            auth = auth_definition(source.get("authentication"))  # type: ignore[union-attr]
+            headers = await self._auth.headers(auth)
+            what = f"script source of {call.name!r}"
+            request = self.client().build_request("GET", uri, headers=headers)
+            response = await send(self.client(), request, what, None, limits)
+            check_status(response, what)
+            return response.text
+        path = Path(uri[len("file://"):] if uri.startswith("file://") else uri)
+        if not path.is_absolute():
+            path = (call.base_dir or Path.cwd()) / path
+        return await read_document(
+            str(path), self.egress, f"script source of {call.name!r}", limits.max_bytes
         )
 
     async def _call_python(self, call: Invocation) -> Any:

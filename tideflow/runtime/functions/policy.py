@@ -107,7 +107,7 @@ class PythonPolicy:
         return cls(modules=names, folders=tuple(Path(f) for f in folders), scripts=scripts)
 
     def script_refusal(self) -> str | None:
-        """Why a DSL 1.0 ``run: script`` (Python) may not run here; ``None`` if it may.
+        """Why a DSL 1.0 ``run: script`` (Python, JavaScript) may not run here; ``None`` if it may.
 
         A script is code of any kind, written in the definition: no module to
         check against the allow list. ``tideflow run`` runs it (the user's own
@@ -116,7 +116,7 @@ class PythonPolicy:
         if self.allow_all or self.scripts:
             return None
         return (
-            "a Python script is code run with the server's rights: this server runs none "
+            "a script is code run with the server's rights: this server runs none "
             "(start it with --allow-scripts, or use a python: function of an allowed module)"
         )
 

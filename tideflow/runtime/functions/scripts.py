@@ -1,10 +1,18 @@
-"""DSL 1.0 ``run: script`` in Python: the code in a separate, bounded interpreter process.
+"""DSL 1.0 ``run: script``: the code in a separate, bounded interpreter process.
 
 The script is arbitrary code, so where it may run is the policy's business
 (:meth:`~tideflow.runtime.functions.policy.PythonPolicy.script_refusal`:
-``tideflow run``, or a server started with ``--allow-scripts``). Here it runs
-as ``python -I -c <code> <arguments...>`` -- isolated mode: no user site, no
-``PYTHON*`` variables, the script's folder not on the path -- with:
+``tideflow run``, or a server started with ``--allow-scripts``). A Python
+script runs as ``python -I -c <code> <arguments...>`` -- isolated mode: no
+user site, no ``PYTHON*`` variables, the script's folder not on the path. A
+JavaScript one (``js``/``javascript``) runs under the machine's Node.js
+(20.11 or newer; ``node`` on ``PATH``) as ``node <flags> script.js
+<arguments...>``, the code written to ``script.js`` in the working folder (an
+ES module when it uses ``import``, else CommonJS), with Node's permission
+model on: files are read and written only inside the working folder, no
+child processes, workers, add-ons or WASI (the network is not restricted by
+Node 20's model), and a V8 heap of at most :data:`JS_HEAP_MB` MiB. Either
+runs with:
 
 - the environment it declares and nothing of the server's (``PATH`` only, so
   that ``subprocess`` calls of the script find the usual tools: the script
@@ -26,18 +34,43 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
+import shutil
 import signal
 import sys
 import tempfile
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+from tideflow.egress import FetchLimits
 from tideflow.runtime.functions.types import Invocation, call_error
 
-__all__ = ["OUTPUT_BYTES", "SCRIPT_OPERATION", "SCRIPT_SECONDS", "run_python_script"]
+__all__ = [
+    "JS_SCRIPT_OPERATION",
+    "OUTPUT_BYTES",
+    "SCRIPT_LANGUAGES",
+    "SCRIPT_OPERATION",
+    "SCRIPT_SECONDS",
+    "SCRIPT_SOURCE_LIMITS",
+    "run_python_script",
+    "run_script",
+]
 
 SCRIPT_OPERATION = "script:python"
-"""The operation of a ``run: script`` call (``Invocation.type`` is ``script``)."""
+"""The operation of a Python ``run: script`` call (``Invocation.type`` is ``script``)."""
+JS_SCRIPT_OPERATION = "script:js"
+"""The operation of a JavaScript ``run: script`` call."""
+SCRIPT_LANGUAGES = {"python": SCRIPT_OPERATION, "js": JS_SCRIPT_OPERATION,
+                    "javascript": JS_SCRIPT_OPERATION}  # fmt: skip
+"""The operation of each ``script.language`` Tideflow runs (the spec says ``js``; its
+examples say ``javascript``)."""
+SCRIPT_SOURCE_LIMITS = FetchLimits(timeout=30.0, max_bytes=1 << 20)
+"""A script's ``source``: read within 30 s, at most 1 MiB."""
+JS_HEAP_MB = 256
+"""Largest V8 heap of a JavaScript script (``--max-old-space-size``)."""
+NODE_MIN = (20, 11)
+"""Oldest Node.js that runs scripts (the permission model and ``--disable-warning``)."""
 SCRIPT_SECONDS = 60.0
 """Longest a script may run (wall clock)."""
 CPU_SECONDS = 60
@@ -78,24 +111,35 @@ def _environment(declared: Any) -> dict[str, str]:
 
 
 async def run_python_script(call: Invocation) -> dict[str, Any]:
-    """Run the script of a ``run: script`` call; its process result.
-
-    ``call.arguments``: ``code``, ``stdin``, ``arguments``, ``environment``.
-
-    Raises:
-        FunctionCallError: The script has no code, or ran past its time
-            (``TIMEOUT``: the process was killed).
-    """
-    args = call.arguments
-    code = args.get("code")
+    """:func:`run_script` of a Python script whose code is ``call.arguments["code"]``."""
+    code = call.arguments.get("code")
     if not isinstance(code, str):
         raise call_error(f"task {call.name!r}: the script has no code", code="InvalidOperation")
-    argv = [str(a) for a in args.get("arguments") or ()]
+    return await run_script(call, code)
+
+
+async def run_script(call: Invocation, code: str) -> dict[str, Any]:
+    """Run the code of a ``run: script`` call; its process result.
+
+    The language is the call's operation (:data:`SCRIPT_OPERATION` or
+    :data:`JS_SCRIPT_OPERATION`); ``call.arguments``: ``stdin``,
+    ``arguments``, ``environment`` (the code itself comes resolved).
+
+    Raises:
+        FunctionCallError: No Node.js for a JavaScript script (``NotSupported``),
+            or the script ran past its time (``TIMEOUT``: the process was killed).
+    """
+    args = call.arguments
+    argv = [str(a) for a in _argument_list(args.get("arguments"))]
     stdin = args.get("stdin")
     seconds = min(call.timeout or SCRIPT_SECONDS, SCRIPT_SECONDS)
     with tempfile.TemporaryDirectory(prefix="tideflow-script-") as folder:
+        if call.operation == JS_SCRIPT_OPERATION:
+            command = [*await _node_command(call, folder, code), *argv]
+        else:
+            command = [sys.executable, "-I", "-c", code, *argv]
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-I", "-c", code, *argv,
+            *command,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -125,6 +169,64 @@ async def run_python_script(call: Invocation) -> dict[str, Any]:
                 with contextlib.suppress(ProcessLookupError):
                     await process.wait()
     return {"code": returned, "stdout": stdout, "stderr": stderr}
+
+
+def _argument_list(value: Any) -> list[Any]:
+    """The script's command-line arguments: a list as it is; a map (the spec's
+    ``arguments`` object) as ``key value`` pairs; anything else as one argument."""
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        return list(value)
+    if isinstance(value, Mapping):
+        return [part for k, v in value.items() for part in (k, "" if v is None else v)]
+    return [value]
+
+
+_NODE: dict[str, tuple[str, tuple[int, ...]] | None] = {}
+"""The Node.js found on ``PATH`` and its version, looked up once per process."""
+
+
+async def _node() -> tuple[str, tuple[int, ...]] | None:
+    if "found" not in _NODE:
+        path = shutil.which("node") or shutil.which("nodejs")
+        found = None
+        if path is not None:
+            probe = await asyncio.create_subprocess_exec(
+                path, "--version", stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL, env={},
+            )  # fmt: skip
+            try:
+                async with asyncio.timeout(10):
+                    out, _ = await probe.communicate()
+            except TimeoutError:
+                _kill(probe)
+                out = b""
+            digits = re.findall(r"\d+", out.decode(errors="replace"))
+            found = (path, tuple(int(d) for d in digits[:3])) if digits else None
+        _NODE["found"] = found
+    return _NODE["found"]
+
+
+async def _node_command(call: Invocation, folder: str, code: str) -> list[str]:
+    """``node`` with its sandbox flags and the script file (written into ``folder``)."""
+    node = await _node()
+    if node is None or node[1][:2] < NODE_MIN:
+        seen = "no node on PATH" if node is None else "Node.js " + ".".join(map(str, node[1]))
+        raise call_error(
+            f"task {call.name!r}: JavaScript scripts need Node.js "
+            f"{'.'.join(map(str, NODE_MIN))} or newer ({seen})",
+            code="NotSupported",
+        )
+    path, version = node
+    script = os.path.join(folder, "script.js")
+    await asyncio.to_thread(Path(script).write_text, code, encoding="utf-8")
+    permission = "--permission" if version[:2] >= (23, 5) else "--experimental-permission"
+    detect = ["--experimental-detect-module"] if version[0] < 22 else []
+    return [
+        path, permission, f"--allow-fs-read={folder}", f"--allow-fs-write={folder}", *detect,
+        "--disable-warning=ExperimentalWarning", f"--max-old-space-size={JS_HEAP_MB}", script,
+    ]  # fmt: skip
 
 
 async def _feed(process: asyncio.subprocess.Process, stdin: Any) -> None:

@@ -87,21 +87,32 @@ def call_error(message: str, *, code: str, retryable: bool = False) -> FunctionC
     return FunctionCallError(message, code=code, retryable=retryable)
 
 
-async def read_document(location: str, egress: EgressPolicy, what: str) -> str:
+async def read_document(
+    location: str, egress: EgressPolicy, what: str, max_bytes: int | None = None
+) -> str:
     """The text of the local document ``location`` (an absolute path) the policy allows.
 
     Raises:
         EgressDenied: The policy refuses the file.
-        FunctionCallError: It cannot be read (``DocumentNotFound``).
+        FunctionCallError: It cannot be read (``DocumentNotFound``), or it is
+            larger than ``max_bytes`` (``RESPONSE_TOO_LARGE``).
     """
     if (refused := egress.file_refusal(Path(location))) is not None:
         raise EgressDenied(refused)
     try:
-        return await anyio.Path(location).read_text(encoding="utf-8")
+        if max_bytes is None:
+            return await anyio.Path(location).read_text(encoding="utf-8")
+        async with await anyio.open_file(location, "rb") as file:
+            body = await file.read(max_bytes + 1)
     except OSError as exc:
         raise call_error(
             f"cannot read {what} {location}: {exc.strerror or exc}", code="DocumentNotFound"
         ) from exc
+    if len(body) > max_bytes:
+        raise call_error(
+            f"{what} {location} is larger than {max_bytes} bytes", code="RESPONSE_TOO_LARGE"
+        )
+    return body.decode("utf-8", errors="replace")
 
 
 def _snippet(response: httpx.Response, limit: int = 200) -> str:

@@ -42,6 +42,7 @@ from tideflow.runtime.hosts._journaled_effects import DurableEffects
 from tideflow.runtime.hosts._runner_services import EffectsServices, RunnerServices
 from tideflow.runtime.hosts.plumbing import redactor_of, resolve_auth
 from tideflow.runtime.journal import Continue, Control, Finish, Park, Stop
+from tideflow.runtime.lifecycle import CORRELATION_KINDS
 from tideflow.runtime.result import ContinuedAs, Failed, RunResult, Step, Terminated, WorkflowError
 from tideflow.runtime.state import InstanceState
 from tideflow.runtime.status import InstanceStatus
@@ -260,6 +261,10 @@ class InstanceRunner:
             reference = detail.get("reference") or (error or {}).get("instance")
             self.host.lifecycle(_TASK_NOTICES[step.kind], self, state=step.state, key=step.key,
                                 run=self.run_no, reference=reference, error=error)  # fmt: skip
+        elif step.kind in CORRELATION_KINDS:  # a DSL 1.0 listen: the workflow correlates events
+            self.host.lifecycle(step.kind, self, state=step.state, key=step.key, run=self.run_no,
+                                reference=detail.get("reference"),
+                                correlationKeys=detail.get("correlationKeys"))  # fmt: skip
 
     def on_state(self, state: InstanceState) -> None:
         """Save the current state and data (coalesced into the next commit)."""

@@ -9,8 +9,9 @@ host policy applied:
 - ``run: shell`` and ``run: container`` start processes on the host: an
   error unless the caller enables them (``processes=True``), a warning when
   the caller only validates (``processes=None``, ``tideflow validate``).
-- ``run: script`` runs Python only; ``js`` is refused with a clear message
-  (a warning only when the caller just validates).
+- ``run: script`` runs Python and JavaScript (``js``, ``javascript``); another
+  language is refused with a clear message (a warning only when the caller
+  just validates).
 - ``call: asyncapi``, ``a2a`` and ``mcp`` are valid but not run by
   Tideflow yet: a warning here, a ``configuration`` error if a run reaches one.
 """
@@ -29,7 +30,7 @@ from tideflow.workflow.dsl1._structure import WORKFLOW
 __all__ = ["dsl_version", "is_dsl1", "validate_document"]
 
 USE_SECTIONS = ("authentications", "errors", "functions", "retries", "timeouts", "catalogs")
-SCRIPT_LANGUAGES = ("python",)
+SCRIPT_LANGUAGES = ("python", "js", "javascript")
 _SINGULAR = {
     "authentications": "authentication",
     "errors": "error",
