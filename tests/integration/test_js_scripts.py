@@ -10,15 +10,13 @@ policy; and the same through ``tideflow run``.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.integration.test_python_scripts import tideflow_run
 from tests.support.refserver import ref_server
 from tideflow.egress import EgressPolicy
 from tideflow.errors import EgressDenied, FunctionCallError
@@ -160,11 +158,4 @@ do:
   - shape: {set: {said: '${ .stdout }', code: '${ .code }'}}
 """
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "tideflow.cli", "run", str(definition),
-         "--input", json.dumps({"name": "ada", "n": 21})],
-        capture_output=True, text=True, timeout=60, check=False,
-        env={**os.environ},
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"said": "ada 42 km\n", "code": 0}
+    assert tideflow_run(definition, {"name": "ada", "n": 21}) == {"said": "ada 42 km\n", "code": 0}

@@ -95,11 +95,16 @@ do:
   - shape: {set: {said: '${ .stdout }', code: '${ .code }'}}
 """
     )
+    assert tideflow_run(definition, {"name": "ada", "n": 21}) == {"said": "ada 42\n", "code": 0}
+
+
+def tideflow_run(definition: Path, data: Any) -> Any:
+    """The output of ``tideflow run`` of ``definition`` with input ``data`` (it must succeed)."""
     done = subprocess.run(
         [sys.executable, "-m", "tideflow.cli", "run", str(definition),
-         "--input", json.dumps({"name": "ada", "n": 21})],
+         "--input", json.dumps(data)],
         capture_output=True, text=True, timeout=60, check=False,
         env={**os.environ},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"said": "ada 42\n", "code": 0}
+    return json.loads(done.stdout)
