@@ -86,7 +86,7 @@ from tideflow.settings import Settings
 from tideflow.supervise import HealthBoard, Supervisor
 from tideflow.timer.delayed import DELAYED_EVENT_KIND, DelayingAppender, delayed_event_handler
 from tideflow.timer.service import TimerService
-from tideflow.triggers.correlation import WorkflowSubscriber
+from tideflow.triggers.correlation import SubscribedRuntime, WorkflowSubscriber
 from tideflow.triggers.delivery import HttpSender
 from tideflow.triggers.dispatcher import Dispatcher
 from tideflow.triggers.gateway import PostgresSubscriptions
@@ -159,11 +159,14 @@ async def open_system(
         temporal: TemporalRuntime | None = None
         if settings.engine == "temporal":
             temporal = await stack.enter_async_context(
-                _open_temporal(database.pool, store, metrics, options, settings, egress, policy)
+                _open_temporal(
+                    database.pool, store, metrics, options, settings, egress, policy, lifecycle
+                )
             )
             health.watch(temporal.supervisor)
             registry = temporal.registry
             engine: InstanceEngine = temporal
+            subscribed: SubscribedRuntime = temporal
         else:
             runtime = await stack.enter_async_context(
                 _open_runtime(
@@ -188,21 +191,17 @@ async def open_system(
             lifecycle.open_tasks = _open_tasks(runtime.instances)
             registry = runtime.registry  # the one registry: its deploys reach the subscriber
             engine = runtime
+            subscribed = runtime
         cluster = _cluster(database.pool, settings)
         dispatcher = await stack.enter_async_context(
             _open_dispatcher(database.pool, store, timers, settings, egress, secrets, cluster)
         )
         health.watch(dispatcher.supervisor, timers.supervisor)
-        if runtime is not None:  # event starts and correlation: the PostgreSQL engine only yet
-            subscriber = await stack.enter_async_context(
-                _open_subscriber(database.pool, runtime, dispatcher)
-            )
-            health.watch(subscriber.supervisor)
-        else:
-            log.warning(
-                "--engine temporal: workflows started or resumed by events are not served "
-                "yet (docs/temporal.md)"
-            )
+        # event starts and correlation: either engine (Temporal's through signals)
+        subscriber = await stack.enter_async_context(
+            _open_subscriber(database.pool, subscribed, dispatcher)
+        )
+        health.watch(subscriber.supervisor)
         grants = await stack.enter_async_context(_watch_grants(database.pool, runtime, dispatcher))
         health.watch(grants)
         connectors = await stack.enter_async_context(
@@ -367,7 +366,7 @@ async def _open_connectors(
 
 @asynccontextmanager
 async def _open_subscriber(
-    pool: asyncpg.Pool, runtime: DurableRuntime, dispatcher: Dispatcher
+    pool: asyncpg.Pool, runtime: SubscribedRuntime, dispatcher: Dispatcher
 ) -> AsyncIterator[WorkflowSubscriber]:
     """Workflows as subscribers: event starts and correlated waits, fed by the dispatcher."""
     subscriber = WorkflowSubscriber(pool, runtime, dispatcher)
@@ -567,8 +566,14 @@ async def run_workers(settings: Settings, options: SystemOptions, stop: asyncio.
         store = PostgresEventStore(database.pool, segment_size=settings.segment_size)
         await store.start()
         stack.push_async_callback(store.stop)
+        metrics = Metrics()
+        lifecycle = LifecyclePublisher(store, on_publish=metrics.lifecycle_published)
+        await lifecycle.start()
+        stack.push_async_callback(lifecycle.stop)
         await stack.enter_async_context(
-            _open_temporal(database.pool, store, Metrics(), options, settings, egress, policy)
+            _open_temporal(
+                database.pool, store, metrics, options, settings, egress, policy, lifecycle
+            )
         )
         log.info("temporal worker on task queue %s", settings.temporal_task_queue)
         await stop.wait()
@@ -583,6 +588,7 @@ async def _open_temporal(
     settings: Settings,
     egress: EgressPolicy,
     policy: PythonPolicy,
+    lifecycle: LifecyclePublisher,
 ) -> AsyncIterator[TemporalRuntime]:
     """The Temporal engine with a worker in this process (``--engine temporal``).
 
@@ -591,12 +597,16 @@ async def _open_temporal(
         StoreError: Temporal cannot be reached.
     """
     activities, calls = _temporal_activities(pool, store, metrics, options, egress, policy)
+
+    def on_lifecycle(notice: LifecycleNotice) -> None:
+        _post_notice(notice, lifecycle, metrics)
+
     temporal = _temporal_options(settings)
     client = await connect(temporal)
     async with calls:
         registry = PostgresRegistry(pool)
         async with TemporalRuntime(
-            pool, client, temporal, registry=registry, activities=activities(registry)
+            pool, client, temporal, registry=registry, activities=activities(registry, on_lifecycle)
         ) as engine:
             yield engine
 
@@ -620,7 +630,10 @@ def _temporal_activities(
     options: SystemOptions,
     egress: EgressPolicy,
     policy: PythonPolicy,
-) -> tuple[Callable[[PostgresRegistry], InstanceActivities], FunctionInvoker]:
+) -> tuple[
+    Callable[[PostgresRegistry, Callable[[LifecycleNotice], None]], InstanceActivities],
+    FunctionInvoker,
+]:
     """The activities of a Temporal worker (given its registry) and their invoker (to close)."""
 
     async def publish(_instance_id: str, events: Sequence[dict[str, Any]]) -> None:
@@ -635,7 +648,9 @@ def _temporal_activities(
             return calls.invoke(invocation)
         return policy.guard(invocation, calls.invoke)
 
-    def make(registry: PostgresRegistry) -> InstanceActivities:
+    def make(
+        registry: PostgresRegistry, on_lifecycle: Callable[[LifecycleNotice], None]
+    ) -> InstanceActivities:
         return InstanceActivities(
             registry,
             calls,
@@ -643,14 +658,20 @@ def _temporal_activities(
             base_dir=folders[0] if folders else Path.cwd(),
             invoke=invoke,
             mirror=PostgresMirror(pool),
+            module_dirs=folders[1:],
+            on_lifecycle=on_lifecycle,
         )
 
     return make, calls
 
 
 def _on_lifecycle(event: LifecycleEvent, lifecycle: LifecyclePublisher, metrics: Metrics) -> None:
-    metrics.lifecycle(event.kind)
-    notice = notice_of(event)
+    _post_notice(notice_of(event), lifecycle, metrics)
+
+
+def _post_notice(notice: LifecycleNotice, lifecycle: LifecyclePublisher, metrics: Metrics) -> None:
+    """Count, log a failure, and publish a lifecycle notice (either engine)."""
+    metrics.lifecycle(notice.kind)
     if notice.kind == "failed":
         fields = logs.failure_fields(
             notice.instance_id, notice.workflow_id, notice.state, notice.error

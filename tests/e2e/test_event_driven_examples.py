@@ -13,6 +13,11 @@ definition as written and says so.
 CloudEvents attribute names are lower case, so the examples' correlation
 attributes (``patientId``, ``applicantId``, ``customerId``) travel as
 ``patientid``...; correlation finds them either way (``docs/events.md``).
+
+Every test runs under both engines: the PostgreSQL one, and ``tideflow serve
+--engine temporal`` on a real Temporal dev server (``temporal_server``), where
+event starts are signal-with-starts and waiting instances are signalled
+(``docs/temporal.md``).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import pytest
 
 from tests.support.conformance import SW08_EXAMPLES, needs
 from tests.support.served import Served, copied_database, serve_process
+from tests.support.temporal import DevServer
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = SW08_EXAMPLES
@@ -62,22 +68,40 @@ def finalizeApplicationFunction(args):
 """
 
 
+ENGINES = ["postgres", "temporal"]
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
 async def database(
-    pg_server_url: str, pg_template: str, _db_names: tuple[str, list[int]]
+    pg_server_url: str, pg_template: str, _db_names: tuple[str, list[int]], engine: str
 ) -> AsyncIterator[str]:
-    """A fresh migrated database for the whole module."""
-    name = f"t_{_db_names[0]}_event_examples"
+    """A fresh migrated database for the whole module (one per engine)."""
+    name = f"t_{_db_names[0]}_event_examples_{engine}"
     async with copied_database(pg_server_url, pg_template, name) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
-def server(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def server(
+    database: str,
+    engine: str,
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Served]:
     home = tmp_path_factory.mktemp("serve")
     functions = home / "event_examples.functions.py"
     functions.write_text(FUNCTIONS)
-    with serve_process(database, home, "--functions", str(functions)) as running:
+    args = ["--functions", str(functions)]
+    if engine == "temporal":
+        temporal: DevServer = request.getfixturevalue("temporal_server")
+        args += ["--engine", "temporal", "--temporal-address", temporal.address]
+        args += ["--namespace", temporal.namespace, "--task-queue", f"events-{home.name}"]
+    with serve_process(database, home, *args) as running:
         yield running
 
 

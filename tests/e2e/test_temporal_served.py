@@ -9,26 +9,30 @@ gives under the PostgreSQL engine (``NAME.output.json``, which
 ``tests/e2e/test_examples_served.py`` checks there); the instances API then
 shows it (get, list with filters, timeline) as it does under that engine.
 
-The examples that wait for events (``NAME.events.jsonl``) are not run here:
-events do not reach Temporal instances yet (``docs/temporal.md``, "Not yet").
+The examples that wait for events (``NAME.events.jsonl``) are started, seen
+waiting, and sent their events through ``POST /events``, as under the PostgreSQL
+engine (``run_through_api``): the trigger side signals the waiting Temporal
+workflows. ``tests/e2e/test_event_driven_examples.py`` runs the event-driven
+spec examples (event starts, correlation, exclusive and non-exclusive starts)
+under both engines.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.test_examples_served import EXAMPLES, NAMES, WITH_EVENTS, workflow_id
+from tests.e2e.test_examples_served import EXAMPLES, NAMES, run_through_api, workflow_id
 from tests.support.served import LOCAL, Served, copied_database, serve_process
 from tests.support.services import Services, start_services
 from tests.support.temporal import DevServer, record_history
-
-RUNNABLE = [name for name in NAMES if name not in WITH_EVENTS]
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +61,7 @@ def server(
     queue = f"served-{home.name}"
     args = ["--engine", "temporal", "--temporal-address", temporal_server.address]
     args += ["--namespace", temporal_server.namespace, "--task-queue", queue]
-    args += ["--workflows", str(EXAMPLES)]
+    args += ["--workflows", str(EXAMPLES), "--workflows", str(_second_folder(home))]
     args += ["--functions", str(EXAMPLES / "weather-override.functions.py")]
     args += ["--server", f"http://127.0.0.1:8081={services.base_url}"]
     with serve_process(database, home, *args, *LOCAL) as running:
@@ -66,6 +70,34 @@ def server(
 
 
 _ADDRESS: dict[str, str] = {}
+
+SECOND = """\
+id: temporal-second-folder
+version: "1"
+specVersion: "0.8"
+start: Double
+functions:
+  - name: double
+    type: custom
+    operation: python:second_folder_fns:double
+states:
+  - name: Double
+    type: operation
+    actions:
+      - functionRef: {refName: double, arguments: {n: "${ .n }"}}
+    end: true
+"""
+
+
+def _second_folder(home: Path) -> Path:
+    """A second ``--workflows`` folder: a workflow whose ``python:`` module lives there."""
+    folder = home / "second"
+    folder.mkdir()
+    (folder / "second-folder.yaml").write_text(SECOND)
+    (folder / "second_folder_fns.py").write_text(
+        "def double(args):\n    return {'n': args['n'] * 2}\n"
+    )
+    return folder
 
 
 async def _record(server: Served, instance_id: str, name: str) -> None:
@@ -80,15 +112,13 @@ def start(client: httpx.Client, name: str, **params: Any) -> httpx.Response:
     return client.post(f"/workflows/{workflow_id(name)}/instances", json=data, params=params)
 
 
-@pytest.mark.parametrize("name", RUNNABLE)
+@pytest.mark.parametrize("name", NAMES)
 def test_example_gives_the_postgres_engines_output(
     name: str, server: Served, services: Services
 ) -> None:
     services.state.reset()
     with server.client(timeout=90) as client:
-        response = start(client, name, wait=60)
-        assert response.status_code == 201, response.text
-        instance = response.json()
+        instance = run_through_api(client, name)
         shown = client.get(f"/instances/{instance['id']}").json()
     asyncio.run(_record(server, instance["id"], f"example-{name}"))
     expected = json.loads((EXAMPLES / f"{name}.output.json").read_text())
@@ -142,3 +172,34 @@ def test_a_sleeping_instance_is_suspended_resumed_and_cancelled(server: Served) 
     assert waiting["status"] in ("running", "waiting")
     assert (shown["suspend"], shown["resume"]) == ("suspended", "waiting")
     assert ended["status"] == "cancelled", server.output()[-2000:]
+
+
+def test_a_python_module_of_the_second_workflows_folder_is_found(server: Served) -> None:
+    with server.client(timeout=90) as client:
+        done = client.post(
+            "/workflows/temporal-second-folder/instances", json={"n": 21}, params={"wait": 60}
+        )
+    assert done.status_code == 201, done.text
+    assert done.json()["status"] == "completed", (done.json(), server.output()[-2000:])
+    assert done.json()["output"] == {"n": 42}
+
+
+def test_lifecycle_events_of_a_temporal_instance_reach_their_bus(server: Served) -> None:
+    with server.client(timeout=90) as client:
+        done = start(client, "hello-world", wait=60).json()
+        assert done["status"] == "completed", done
+        deadline = time.monotonic() + 30
+        while True:
+            page = client.get("/buses/tideflow.lifecycle/events", params={"limit": 1000})
+            assert page.status_code == 200, page.text
+            mine = [
+                r["event"] for r in page.json()["events"] if r["event"]["subject"] == done["id"]
+            ]
+            if any(e["type"].endswith(".completed") for e in mine) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    types = [e["type"] for e in mine]
+    assert types[0] == "io.tideflow.instance.started", types
+    assert "io.tideflow.instance.state.entered" in types
+    assert types[-1] == "io.tideflow.instance.completed"
+    assert mine[-1]["data"]["output"] == done["output"]

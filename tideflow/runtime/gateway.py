@@ -889,6 +889,16 @@ async def insert_entry(
     await conn.execute(_Q["insert_entry"], instance_id, run_no, op, key, dumps(entry))
 
 
+async def drop_wait(conn: asyncpg.Connection, instance_id: str, wait_key: str) -> None:
+    """Drop one open wait (its index entries go with it)."""
+    await conn.execute(_W["drop_wait"], instance_id, wait_key)
+
+
+async def delete_waits(conn: asyncpg.Connection, instance_id: str) -> None:
+    """Drop every open wait of an instance."""
+    await conn.execute(_Q["delete_waits"], instance_id)
+
+
 async def drop_waits_under(conn: asyncpg.Connection, instance_id: str, prefix: str | None) -> None:
     """Drop the instance's waits whose key starts with ``prefix`` (all with ``None``)."""
     await conn.execute(_Q["drop_waits_under"], instance_id, prefix)

@@ -41,6 +41,13 @@ under its lock), and a claimed instance's lease is a lease like any other
 
 The runners themselves are the host's: delivery reaches them through the
 :class:`Runners` Protocol only.
+
+A host that keeps the results of its waits itself -- the Temporal engine,
+whose workflows buffer the events signalled to them -- records its waits in
+the same table (so the index, the inbox, kept events and partial sets serve it
+unchanged) and is resumed by :class:`SignalDelivery` instead: a wait is
+answered by dropping its row under its lock (answered at most once) and
+signalling its events to the instance (:class:`Signals`).
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ from tideflow.runtime.gateway import (
     DeliveredRow,
     InstanceRow,
     KeptEvent,
+    OpenWait,
     WaitMatch,
     WaitRef,
     dumps,
@@ -67,9 +75,12 @@ from tideflow.runtime.wakeups import cancel_wake_timer
 __all__ = [
     "NEW_WAIT_CHANNEL",
     "Answer",
+    "Delivery",
     "EventWaits",
     "KeptEvent",
     "Runners",
+    "SignalDelivery",
+    "Signals",
     "WaitDelivery",
     "WaitMatch",
     "WaitRef",
@@ -87,10 +98,24 @@ Answer = tuple[str, str, list[dict[str, Any]]]
 """``(instance id, wait key, events)``: the events answering one wait."""
 
 
+class Delivery(Protocol):
+    """How a host's waits are answered (:class:`WaitDelivery`, :class:`SignalDelivery`)."""
+
+    async def deliver_events(
+        self, instance_id: str, wait_key: str, events: list[dict[str, Any]]
+    ) -> bool:
+        """Answer one open wait; whether it was open and took the events."""
+
+    async def deliver_many(
+        self, answers: Sequence[Answer], conn: asyncpg.Connection | None = None
+    ) -> list[bool]:
+        """Answer many waits; for each, whether it was open and took its events."""
+
+
 class WaitSession:
     """One consumer's lookups and batched answers, on the connection the port holds."""
 
-    def __init__(self, conn: asyncpg.Connection, delivery: WaitDelivery) -> None:
+    def __init__(self, conn: asyncpg.Connection, delivery: Delivery) -> None:
         self._conn = conn
         self._delivery = delivery
 
@@ -136,7 +161,7 @@ class EventWaits:
         delivery: The runtime's delivery, which answers waits and resumes their instances.
     """
 
-    def __init__(self, pool: asyncpg.Pool, delivery: WaitDelivery) -> None:
+    def __init__(self, pool: asyncpg.Pool, delivery: Delivery) -> None:
         self._pool = pool
         self._delivery = delivery
         self._held: asyncpg.Connection | None = None
@@ -409,18 +434,17 @@ class WaitDelivery:
         return {row.id: row for row in rows}
 
 
-async def _answer_wait(
+async def _take_wait(
     conn: asyncpg.Connection, instance_id: str, wait_key: str, events: list[dict[str, Any]]
-) -> tuple[bool, list[dict[str, Any]] | None]:
-    """Answer one wait in the caller's transaction.
+) -> tuple[OpenWait | None, list[dict[str, Any]] | None]:
+    """Lock the wait and decide its result: ``(wait or None when there is none, result)``.
 
-    Returns:
-        Whether the wait was open and took the events, and its result when
-        it ended (``None`` while a wait for all of its events waits for more).
+    A wait for all of its events keeps what it got so far and has no result
+    until the set is complete.
     """
     wait = await gateway.lock_wait(conn, instance_id, wait_key)
     if wait is None:
-        return False, None
+        return None, None
     result = events
     if wait.all_events:
         received = [*wait.received, *events]
@@ -429,13 +453,83 @@ async def _answer_wait(
             complete = events  # a whole set at once: the caller matched it
         if complete is None:
             await gateway.add_received(conn, instance_id, wait_key, received)
-            return True, None
+            return wait, None
         result = complete
+    return wait, result
+
+
+async def _answer_wait(
+    conn: asyncpg.Connection, instance_id: str, wait_key: str, events: list[dict[str, Any]]
+) -> tuple[bool, list[dict[str, Any]] | None]:
+    """Answer one wait in the caller's transaction (its result journaled).
+
+    Returns:
+        Whether the wait was open and took the events, and its result when
+        it ended (``None`` while a wait for all of its events waits for more).
+    """
+    wait, result = await _take_wait(conn, instance_id, wait_key, events)
+    if wait is None or result is None:
+        return wait is not None, None
     if not await gateway.deliver_events(conn, instance_id, wait_key, result):
         return False, None
     await cancel_wake_timer(conn, instance_id, wait.run_no, wait_key)
     await gateway.notify_wake(conn)
     return True, result
+
+
+class Signals(Protocol):
+    """A host whose instances take events as signals (the Temporal engine)."""
+
+    async def signal_events(self, instance_id: str, events: list[dict[str, Any]]) -> None:
+        """Hand ``events`` to the instance, in order (it buffers them until a wait takes them)."""
+
+
+class SignalDelivery:
+    """Answers the waits of a host that keeps their results itself (see the module docs).
+
+    A wait is answered by dropping its row under its lock -- so a wait takes
+    events at most once, and a second event for an answered wait is kept for
+    the instance's next wait as on the durable host -- and then signalling its
+    result to the instance. A signal that fails after the commit is logged
+    (the instance ended meanwhile, or the cluster is away).
+
+    Args:
+        pool: The database pool.
+        signals: The host.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, signals: Signals) -> None:
+        self._pool = pool
+        self._signals = signals
+
+    async def deliver_events(
+        self, instance_id: str, wait_key: str, events: list[dict[str, Any]]
+    ) -> bool:
+        """Answer an open wait with ``events`` (a wait for all of them may get them in parts).
+
+        Returns:
+            Whether the wait was open and took the events.
+        """
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                wait, result = await _take_wait(conn, instance_id, wait_key, events)
+                if wait is not None and result is not None:
+                    await gateway.drop_wait(conn, instance_id, wait_key)
+        except asyncpg.PostgresError as exc:
+            raise StoreError(f"delivering events to {instance_id} failed: {exc}") from exc
+        if result is not None and wait is not None:
+            await self._signals.signal_events(instance_id, result)
+        return wait is not None
+
+    async def deliver_many(
+        self, answers: Sequence[Answer], conn: asyncpg.Connection | None = None
+    ) -> list[bool]:
+        """Answer many waits, one transaction each (``conn`` is not needed here).
+
+        Raises:
+            StoreError: The database failed (the answers before it were delivered).
+        """
+        return [await self.deliver_events(i, key, events) for i, key, events in answers]
 
 
 async def _steps(conn: asyncpg.Connection, claimed: Sequence[InstanceRow]) -> dict[str, int] | None:

@@ -48,15 +48,17 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import asyncpg
 
+from tideflow.clock import Clock
 from tideflow.errors import StoreError, TideflowError, WorkflowNotFound
 from tideflow.eventstore.store import DEFAULT_BUS
 from tideflow.notify import CONNECTION_ERRORS, Listener
-from tideflow.runtime.gateway import REGISTRY_CHANNEL
-from tideflow.runtime.waits import NEW_WAIT_CHANNEL, EventWaits, WaitMatch, WaitRef
+from tideflow.runtime.gateway import REGISTRY_CHANNEL, PostgresRegistry
+from tideflow.runtime.rows import InstanceRow
+from tideflow.runtime.waits import NEW_WAIT_CHANNEL, Delivery, EventWaits, WaitMatch, WaitRef
 from tideflow.supervise import Supervisor
 from tideflow.triggers.start_sets import DEFAULT_RETENTION, StartSets, Taken
 from tideflow.triggers.workflow_events import (
@@ -67,10 +69,11 @@ from tideflow.triggers.workflow_events import (
 )
 
 if TYPE_CHECKING:
-    from tideflow.runtime.hosts.durable import DurableRuntime
+    from tideflow.runtime.effects import WorkflowInterpreter
     from tideflow.triggers.dispatcher import Dispatcher
+    from tideflow.workflow.model import Workflow
 
-__all__ = ["CHANNEL", "SUBSCRIPTION_ID", "WorkflowSubscriber"]
+__all__ = ["CHANNEL", "SUBSCRIPTION_ID", "SubscribedRuntime", "WorkflowSubscriber"]
 
 log = logging.getLogger("tideflow.triggers.workflows")
 
@@ -90,6 +93,56 @@ _PARALLEL: Final = 16
 """Deliveries in flight at once (each is one short transaction)."""
 
 
+class SubscribedRuntime(Protocol):
+    """What the subscriber needs of the engine that runs instances (the durable runtime,
+    or the Temporal engine's :class:`~tideflow.runtime.hosts.temporal.runtime.TemporalRuntime`)."""
+
+    @property
+    def registry(self) -> PostgresRegistry:
+        """Deployed workflows (its deploys and deletes reach the subscriber)."""
+        ...
+
+    @property
+    def clock(self) -> Clock:
+        """The services' clock."""
+        ...
+
+    @property
+    def delivery(self) -> Delivery:
+        """Answers waits and resumes their instances."""
+        ...
+
+    @property
+    def signals_start(self) -> bool:
+        """Starting events travel with the start (Temporal's signal-with-start) instead of
+        through the inbox to the instance's first wait."""
+        ...
+
+    async def interpreter(
+        self, workflow_id: str, version: str
+    ) -> tuple[Workflow, WorkflowInterpreter]:
+        """The model and interpreter of a deployed version."""
+        ...
+
+    async def start_instance(
+        self,
+        workflow_id: str,
+        input: Any,
+        *,
+        version: str | None = None,
+        parent_id: str | None = None,
+        instance_id: str | None = None,
+    ) -> InstanceRow:
+        """Start an instance (idempotent for a given ``instance_id``)."""
+        ...
+
+    async def start_with_events(
+        self, workflow_id: str, version: str, instance_id: str, events: list[Any]
+    ) -> InstanceRow:
+        """Start an instance whose first wait takes ``events`` (with ``signals_start``)."""
+        ...
+
+
 def start_instance_id(spec: StartSpec, offset: int) -> str:
     """The id of the instance the event at ``offset`` starts: the same when redelivered."""
     name = f"tideflow:start/{spec.workflow_id}/{spec.version}/{offset}"
@@ -101,7 +154,7 @@ class WorkflowSubscriber:
 
     Args:
         pool: The database pool (migrated).
-        runtime: The durable runtime that runs the instances.
+        runtime: The engine that runs the instances (durable or Temporal).
         dispatcher: The dispatcher the subscriber attaches to.
         bus: The bus workflows consume.
         pending_seconds: How long an event no instance waits for is kept.
@@ -114,7 +167,7 @@ class WorkflowSubscriber:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        runtime: DurableRuntime,
+        runtime: SubscribedRuntime,
         dispatcher: Dispatcher,
         *,
         bus: str = DEFAULT_BUS,
@@ -287,6 +340,12 @@ class WorkflowSubscriber:
             await self.waits.put_origin(instance_id, offset)
             await self.runtime.start_instance(
                 spec.workflow_id, events, version=spec.version, instance_id=instance_id
+            )
+            return
+        if self.runtime.signals_start:  # signal-with-start: the instance buffers them
+            await self.waits.put_origin(instance_id, offset)
+            await self.runtime.start_with_events(
+                spec.workflow_id, spec.version, instance_id, events
             )
             return
         await self.waits.put_inbox((instance_id, spec.wait_key), events, offset)

@@ -216,19 +216,30 @@ class Definitions:
         """
         if not self._module_dirs or not operation.startswith("python:"):
             return self._base_dir
-        top = operation[len("python:") :].split(":", 1)[0].split(".", 1)[0]
-        found = self._module_dir_cache.get(top)
-        if found is None:
-            found = next(
-                (
-                    folder
-                    for folder in (self._base_dir, *self._module_dirs)
-                    if (folder / f"{top}.py").is_file() or (folder / top).is_dir()
-                ),
-                self._base_dir,
-            )
-            self._module_dir_cache[top] = found
-        return found
+        return module_dir(operation, self._base_dir, self._module_dirs, self._module_dir_cache)
+
+
+def module_dir(
+    operation: str, base_dir: Path, module_dirs: Sequence[Path], cache: dict[str, Path]
+) -> Path:
+    """Where a ``python:pkg.mod:fn`` operation's module resolves: the first of ``base_dir``
+    and ``module_dirs`` holding ``pkg.py`` or ``pkg/`` (else ``base_dir``), kept in ``cache``
+    by top-level package; ``base_dir`` for any other operation."""
+    if not module_dirs or not operation.startswith("python:"):
+        return base_dir
+    top = operation[len("python:") :].split(":", 1)[0].split(".", 1)[0]
+    found = cache.get(top)
+    if found is None:
+        found = next(
+            (
+                folder
+                for folder in (base_dir, *module_dirs)
+                if (folder / f"{top}.py").is_file() or (folder / top).is_dir()
+            ),
+            base_dir,
+        )
+        cache[top] = found
+    return found
 
 
 def dialect_of(content_type: str) -> str | None:
@@ -428,6 +439,16 @@ class DurableRuntime:
         self._spawn(row, fresh=True)
         self.lifecycle("started", row, parentId=row.parent_id, run=row.run_no)
         return row
+
+    signals_start = False
+    """Starting events reach an instance through the inbox of its first wait (the workflow
+    subscriber's :class:`~tideflow.triggers.correlation.SubscribedRuntime`)."""
+
+    async def start_with_events(
+        self, workflow_id: str, version: str, instance_id: str, events: list[Any]
+    ) -> InstanceRow:
+        """Not used here (``signals_start`` is false): the subscriber fills the inbox."""
+        raise NotImplementedError("the durable host takes starting events from the inbox")
 
     async def start_instances(
         self, workflow_id: str, inputs: Sequence[Any], *, version: str | None = None

@@ -104,3 +104,7 @@ UNION
 SELECT k.instance_id, k.wait_key
 FROM tideflow_correlation_pending p
 JOIN tideflow_correlation_keys k ON k.event_type = p.event_type AND k.corr = p.corr;
+
+-- drop_wait --
+-- Drop one open wait (answered by a host that keeps its own results: the Temporal engine)
+DELETE FROM tideflow_event_waits WHERE instance_id = $1 AND wait_key = $2;

@@ -21,6 +21,8 @@ ACT_PUBLISH = "tideflow.publish"
 ACT_RECORD = "tideflow.record"
 
 SIGNAL_EVENT = "tideflow.event"
+SIGNAL_EVENTS = "tideflow.events"
+"""Several events at once, in order (a delivery's result, a signal-with-start)."""
 SIGNAL_SUSPEND = "tideflow.suspend"
 """An update, as is :data:`SIGNAL_RESUME`."""
 SIGNAL_RESUME = "tideflow.resume"
@@ -123,6 +125,9 @@ class Progress:
         output: The final output.
         error: The final error (``WorkflowError.to_json()``).
         data: The state data a failed run ended with.
+        wait: An event wait the run begins (a ``tideflow_event_waits`` row: ``key``,
+            ``all``, ``events``, ``types``), indexed so the trigger side finds it.
+        waited: The key of an event wait the run ended (answered or timed out).
     """
 
     instance_id: str
@@ -138,6 +143,8 @@ class Progress:
     output: Any = None
     error: dict[str, Any] | None = None
     data: Any = None
+    wait: dict[str, Any] | None = None
+    waited: str | None = None
 
     @property
     def final(self) -> bool:

@@ -80,6 +80,7 @@ from tideflow.runtime.hosts.temporal._values import (
     FAILURE_TYPE,
     QUERY_PROGRESS,
     SIGNAL_EVENT,
+    SIGNAL_EVENTS,
     SIGNAL_RESUME,
     SIGNAL_SUSPEND,
     WORKFLOW_TYPE,
@@ -97,7 +98,7 @@ from tideflow.workflow.dsl1 import is_dsl1, load_document
 from tideflow.workflow.loader import build_definition
 from tideflow.workflow.model import Workflow
 
-__all__ = ["InstanceWorkflow", "TemporalEffects"]
+__all__ = ["InstanceWorkflow", "TemporalEffects", "compile_definition", "compile_model"]
 
 T = TypeVar("T")
 
@@ -122,11 +123,11 @@ _compiled: dict[str, tuple[Workflow, WorkflowInterpreter]] = {}
 document, so sharing them between runs (and replays) cannot change what a run does."""
 
 
-def compile_definition(stored: StoredDefinition) -> tuple[Workflow, WorkflowInterpreter]:
+def compile_model(stored: StoredDefinition) -> tuple[Workflow, WorkflowInterpreter]:
     """The model and interpreter of a stored definition, compiled once per process.
 
     Raises:
-        ApplicationError: It no longer loads, or it uses secrets (not on this engine yet).
+        WorkflowValidationError: It no longer loads.
     """
     text = json.dumps([stored.document, stored.dialect], sort_keys=True)
     digest = hashlib.sha256(text.encode()).hexdigest()
@@ -140,16 +141,27 @@ def compile_definition(stored: StoredDefinition) -> tuple[Workflow, WorkflowInte
     else:
         model = build_definition(stored.document, source=source, dialect=stored.dialect).workflow
         interpreter = Interpreter(model, dialect=stored.dialect)
+    if len(_compiled) >= _MAX_COMPILED:
+        _compiled.pop(next(iter(_compiled)))
+    _compiled[digest] = (model, interpreter)
+    return model, interpreter
+
+
+def compile_definition(stored: StoredDefinition) -> tuple[Workflow, WorkflowInterpreter]:
+    """:func:`compile_model` for a run.
+
+    Raises:
+        ApplicationError: It no longer loads, or it uses secrets (not on this engine yet).
+    """
+    model, interpreter = compile_model(stored)
     if model.secrets:
+        source = f"workflow {stored.workflow_id!r} version {stored.version!r}"
         raise ApplicationError(
             f"{source} uses secrets ({', '.join(model.secrets)}): the Temporal engine does "
             "not pass secrets to workflows yet (docs/temporal.md)",
             type="SecretsUnsupported",
             non_retryable=True,
         )
-    if len(_compiled) >= _MAX_COMPILED:
-        _compiled.pop(next(iter(_compiled)))
-    _compiled[digest] = (model, interpreter)
     return model, interpreter
 
 
@@ -172,6 +184,11 @@ class InstanceWorkflow:
     def event(self, event: dict[str, Any]) -> None:
         """An event for this instance (buffered until a wait takes it)."""
         self.feed.pending.append(event)
+
+    @workflow.signal(name=SIGNAL_EVENTS)
+    def events(self, events: list[dict[str, Any]]) -> None:
+        """Events for this instance, in order (buffered until a wait takes them)."""
+        self.feed.pending.extend(events)
 
     @workflow.update(name=SIGNAL_SUSPEND)
     async def suspend(self) -> None:
@@ -369,16 +386,34 @@ class TemporalEffects:
         """The earliest buffered events the wait accepts, signalled before or after it began."""
         await self._go_on()
         feed = self._instance.feed
-        if feed.ready(wait) is None:
-            await self._instance.record("waiting")
+        if feed.ready(wait) is None:  # indexed, so the trigger side signals its events
+            await self._instance.record("waiting", wait=self._wait_row(wait))
         try:
             async with _timer(wait.timeout_seconds):
                 while (found := feed.take_ready(wait)) is None:
                     await workflow.wait_condition(lambda: feed.ready(wait) is not None)
         except TimeoutError:
             found = None
-        await self._instance.record("running")
+        await self._instance.record("running", waited=wait.key)
         return found
+
+    def _wait_row(self, wait: EventWait) -> dict[str, Any]:
+        """The wait as the durable host records it (correlation bound by earlier events)."""
+        bound = self._instance.feed.bound
+        specs = [
+            {
+                "name": spec.name,
+                "type": spec.type,
+                "source": spec.source,
+                "correlation": {
+                    name: value if value is not None else bound.get(name)
+                    for name, value in spec.correlation
+                },
+            }
+            for spec in wait.events
+        ]
+        types = sorted({spec.type for spec in wait.events})
+        return {"key": wait.key, "all": wait.all, "events": specs, "types": types}
 
     async def sleep(self, request: SleepRequest) -> None:
         """A Temporal timer; ``math.inf`` waits until a deadline cancels it."""

@@ -35,7 +35,7 @@ from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.errors import WorkflowNotFound
 from tideflow.runtime.functions import AuthDefinition, FunctionInvoker, Invocation
 from tideflow.runtime.hosts._journaled_effects import check_result, error_entry
-from tideflow.runtime.hosts.durable import dialect_of
+from tideflow.runtime.hosts.durable import dialect_of, module_dir
 from tideflow.runtime.hosts.temporal._values import (
     ACT_CALL,
     ACT_DEFINITION,
@@ -48,11 +48,18 @@ from tideflow.runtime.hosts.temporal._values import (
     Published,
     StoredDefinition,
 )
+from tideflow.runtime.lifecycle import LifecycleNotice
 from tideflow.runtime.rows import InstanceRow, WorkflowVersion
 from tideflow.supervise import first_done
 from tideflow.workflow.dsl1 import is_dsl1
 
-__all__ = ["DefinitionSource", "InstanceActivities", "InstanceMirror"]
+__all__ = [
+    "DefinitionSource",
+    "InstanceActivities",
+    "InstanceMirror",
+    "notices",
+    "stored_definition",
+]
 
 
 class DefinitionSource(Protocol):
@@ -83,8 +90,10 @@ class InstanceMirror(Protocol):
         state: str | None,
         steps: Sequence[tuple[str, str, str | None, dict[str, Any]]],
         at: datetime,
+        wait: dict[str, Any] | None = None,
+        waited: str | None = None,
     ) -> None:
-        """Add timeline entries and set the status."""
+        """Add timeline entries and set the status; open or close an event wait."""
         ...
 
     async def finish(
@@ -111,6 +120,8 @@ class InstanceActivities:
         invoke: Callable[[Invocation], Awaitable[Any]] | None = None,
         mirror: InstanceMirror | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        module_dirs: Sequence[Path] = (),
+        on_lifecycle: Callable[[LifecycleNotice], None] | None = None,
     ) -> None:
         """Args:
         definitions: The registry.
@@ -120,6 +131,10 @@ class InstanceActivities:
         invoke: Calls through a policy (``python:`` modules) instead of ``invoker``.
         mirror: Where progress is recorded (``None``: nowhere).
         clock: Stamps timeline entries.
+        module_dirs: More folders searched for ``python:`` modules, in order (after
+            ``base_dir``), as on the durable host.
+        on_lifecycle: Takes the lifecycle notices of recorded progress (started, states
+            entered, completed, failed, cancelled), as the durable runtime reports them.
         """
         self._definitions = definitions
         self._invoker = invoker
@@ -128,6 +143,9 @@ class InstanceActivities:
         self._base_dir = base_dir
         self._mirror = mirror
         self._clock = clock
+        self._module_dirs = tuple(module_dirs)
+        self._module_cache: dict[str, Path] = {}
+        self._on_lifecycle = on_lifecycle
 
     def all(self) -> list[Callable[..., Any]]:
         """The activity functions, for ``Worker(activities=...)``."""
@@ -137,23 +155,9 @@ class InstanceActivities:
     async def definition(self, ref: DefinitionRef) -> StoredDefinition:
         """The resolved definition of ``ref`` (a missing one fails the instance)."""
         try:
-            stored = await self._definitions.get(ref.workflow_id, ref.version)
+            return stored_definition(await self._definitions.get(ref.workflow_id, ref.version))
         except WorkflowNotFound as exc:
             raise ApplicationError(str(exc), type="WorkflowNotFound", non_retryable=True) from exc
-        document = stored.definition if is_dsl1(stored.definition) else stored.resolved
-        if document is None:
-            raise ApplicationError(
-                f"workflow {ref.workflow_id!r} version {stored.version!r} was deployed before "
-                "resolved documents were kept: deploy it again to run it on Temporal",
-                type="WorkflowNotFound",
-                non_retryable=True,
-            )
-        return StoredDefinition(
-            workflow_id=stored.workflow_id,
-            version=stored.version,
-            document=document,
-            dialect=dialect_of(stored.content_type),
-        )
 
     @activity.defn(name=ACT_CALL)
     async def call(self, request: CallRequest) -> Any:
@@ -167,7 +171,9 @@ class InstanceActivities:
             selection_set=request.selection_set,
             auth=auth,
             idempotency_key=request.idempotency_key,
-            base_dir=self._base_dir,
+            base_dir=module_dir(
+                request.operation, self._base_dir, self._module_dirs, self._module_cache
+            ),
             timeout=request.timeout,
         )
         try:
@@ -195,7 +201,7 @@ class InstanceActivities:
         if p.create:
             await mirror.create([(p.instance_id, p.workflow_id, p.version, p.input, p.parent_id)])
         steps = [(s["kind"], s["key"], s.get("state"), _detail(s)) for s in p.steps]
-        if steps or not p.final:
+        if steps or not p.final or p.waited is not None:
             await mirror.record(
                 p.instance_id,
                 run_no=p.run_no,
@@ -205,15 +211,88 @@ class InstanceActivities:
                 state=p.state,
                 steps=steps,
                 at=self._clock.now(),
+                wait=p.wait,
+                waited=p.waited,
             )
         if p.final:
             await mirror.finish(
                 p.instance_id, p.status, output=p.output, error=p.error, data=p.data
             )
+        if self._on_lifecycle is not None:
+            for notice in notices(p, self._clock.now()):
+                self._on_lifecycle(notice)
+
+
+def notices(progress: Progress, at: datetime) -> list[LifecycleNotice]:
+    """The lifecycle notices of recorded progress (pure): ``started`` for a run's first
+    record, ``state.entered`` per entered state, and the end."""
+    p = progress
+    base = LifecycleNotice(
+        kind="started",
+        instance_id=p.instance_id,
+        workflow_id=p.workflow_id,
+        version=p.version,
+        at=at,
+        parent_id=p.parent_id,
+        run_no=p.run_no,
+    )
+    found = [base] if p.create else []
+    for step in p.steps:
+        if step.get("kind") == "state.entered":
+            found.append(
+                LifecycleNotice(
+                    kind="state.entered",
+                    instance_id=p.instance_id,
+                    workflow_id=p.workflow_id,
+                    version=p.version,
+                    at=at,
+                    state=step.get("state"),
+                    parent_id=p.parent_id,
+                    run_no=p.run_no,
+                    key=str(step.get("key") or ""),
+                )
+            )
+    if p.final:
+        error = None if p.error is None else {**p.error, "state": p.error.get("state", p.state)}
+        found.append(
+            LifecycleNotice(
+                kind=p.status,
+                instance_id=p.instance_id,
+                workflow_id=p.workflow_id,
+                version=p.version,
+                at=at,
+                state=p.state,
+                output=p.output,
+                error=error,
+                parent_id=p.parent_id,
+                run_no=p.run_no,
+            )
+        )
+    return found
 
 
 def _detail(step: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in step.items() if k not in ("kind", "key", "state")}
+
+
+def stored_definition(stored: WorkflowVersion) -> StoredDefinition:
+    """What a run compiles of a deployed version: its resolved document (a 1.0 one as is).
+
+    Raises:
+        WorkflowNotFound: It was deployed before resolved documents were kept.
+    """
+    document = stored.definition if is_dsl1(stored.definition) else stored.resolved
+    if document is None:
+        raise WorkflowNotFound(
+            f"workflow {stored.workflow_id!r} version {stored.version!r} was deployed before "
+            "resolved documents were kept: deploy it again to run it on Temporal"
+        )
+    return StoredDefinition(
+        workflow_id=stored.workflow_id,
+        version=stored.version,
+        document=document,
+        dialect=dialect_of(stored.content_type),
+    )
 
 
 HEARTBEAT_EVERY = 2.0

@@ -24,7 +24,14 @@ import asyncpg
 
 from tideflow.db import acquired, load_queries
 from tideflow.runtime._timeline import Row, fold
-from tideflow.runtime.gateway import insert_instances, insert_timeline, notify_done
+from tideflow.runtime.gateway import (
+    delete_waits,
+    drop_wait,
+    insert_instances,
+    insert_timeline,
+    insert_wait,
+    notify_done,
+)
 from tideflow.runtime.rows import InstanceRow, dumps
 
 __all__ = ["OWNER", "PostgresMirror"]
@@ -71,8 +78,14 @@ class PostgresMirror:
         state: str | None,
         steps: Sequence[tuple[str, str, str | None, dict[str, Any]]],
         at: datetime,
+        wait: dict[str, Any] | None = None,
+        waited: str | None = None,
     ) -> None:
-        """Move an instance on: its timeline ``(kind, key, state, detail)`` and its status."""
+        """Move an instance on: its timeline ``(kind, key, state, detail)`` and its status.
+
+        ``wait`` opens an event wait (a row of ``tideflow_event_waits``, indexed for the
+        trigger side, see :mod:`tideflow.runtime.waits`); ``waited`` closes one (its key).
+        """
         rows: list[Row] = [
             (instance_id, run_no, kind, key, state_name, dumps(detail), at)
             for kind, key, state_name, detail in steps
@@ -80,9 +93,14 @@ class PostgresMirror:
         async with acquired(self._pool, "instances") as conn, conn.transaction():
             if rows:
                 await insert_timeline(conn, fold(rows))
-            await conn.execute(
+            moved = await conn.fetchval(
                 _Q["mirror_progress"], instance_id, status, state, run_no, workflow_id, version
             )
+            if waited is not None:
+                await drop_wait(conn, instance_id, waited)
+            if wait is not None and moved is not None:  # never for an ended instance
+                row = {**wait, "run_no": run_no, "due_at": None}  # Temporal times it out
+                await insert_wait(conn, instance_id, row)
 
     async def finish(
         self, instance_id: str, status: str, *, output: Any = None, error: Any = None, data: Any
@@ -97,5 +115,6 @@ class PostgresMirror:
                 None if error is None else dumps(error),
                 None if data is None else dumps(data),
             )
+            await delete_waits(conn, instance_id)
             await notify_done(conn, [instance_id])
         return None if row is None else InstanceRow.from_row(row)

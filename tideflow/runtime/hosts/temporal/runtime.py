@@ -11,7 +11,12 @@ Temporal client, and keeps the mirror (:mod:`.gateway`) that the API reads:
   mirror before it completes) and reads the row;
 - cancel is a Temporal cancellation; suspend and resume are updates (answered
   once the workflow recorded them);
-- :meth:`signal_event` hands an event to an instance's buffered waits.
+- :meth:`signal_event` hands an event to an instance's buffered waits;
+- for the workflow subscriber (:mod:`tideflow.triggers.correlation`) it is the
+  runtime that events start and resume: waits are answered by
+  :class:`~tideflow.runtime.waits.SignalDelivery` (:attr:`delivery`), which
+  signals their events, and an event that starts an instance travels with its
+  start (signal-with-start, :meth:`start_with_events`).
 
 With ``run_worker`` it also runs a Temporal worker for the task queue in this
 process (``tideflow serve --engine temporal``); ``tideflow worker --engine
@@ -21,31 +26,41 @@ temporal`` runs workers alone (:func:`run_workers`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
 import asyncpg
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from tideflow import ids, limits
-from tideflow.errors import StoreError, WorkflowNotFound
+from tideflow.clock import SYSTEM_CLOCK, Clock
+from tideflow.errors import InstanceNotFound, StoreError, WorkflowNotFound
+from tideflow.runtime.effects import WorkflowInterpreter
 from tideflow.runtime.gateway import InstanceRow, PostgresInstances, PostgresRegistry
 from tideflow.runtime.hosts.temporal._values import (
     SIGNAL_EVENT,
+    SIGNAL_EVENTS,
     SIGNAL_RESUME,
     SIGNAL_SUSPEND,
     WORKFLOW_TYPE,
     InstanceStart,
 )
-from tideflow.runtime.hosts.temporal.activities import InstanceActivities
+from tideflow.runtime.hosts.temporal._workflow import compile_model
+from tideflow.runtime.hosts.temporal.activities import InstanceActivities, stored_definition
 from tideflow.runtime.hosts.temporal.gateway import PostgresMirror
 from tideflow.runtime.hosts.temporal.worker import instance_worker
+from tideflow.runtime.waits import SignalDelivery
 from tideflow.supervise import Supervisor
+from tideflow.workflow.model import Workflow
 
 __all__ = ["TemporalOptions", "TemporalRuntime", "connect"]
 
@@ -91,6 +106,7 @@ class TemporalRuntime:
         *,
         registry: PostgresRegistry | None = None,
         activities: InstanceActivities | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         """Args:
         pool: The database pool (registry, mirror).
@@ -98,13 +114,17 @@ class TemporalRuntime:
         options: Namespace and task queue.
         registry: The workflow registry (one is made on ``pool`` by default).
         activities: Run a worker with these in this process (``None``: no worker here).
+        clock: The clock of the services around it (the workflow subscriber's).
         """
         self.client = client
         self.options = options
         self.registry = registry or PostgresRegistry(pool)
         self.instances = PostgresInstances(pool)
         self.mirror = PostgresMirror(pool)
+        self.clock = clock
         self.supervisor = Supervisor("temporal")
+        self.delivery = SignalDelivery(pool, self)
+        """Answers the event waits the workflows record, by signalling their events."""
         self._activities = activities
         self._worker: Worker | None = None
 
@@ -123,8 +143,10 @@ class TemporalRuntime:
     async def stop(self) -> None:
         """Stop the worker: workflow tasks and activities in flight finish first."""
         if self._worker is not None:
-            with contextlib.suppress(Exception):
+            try:
                 await self._worker.shutdown()
+            except (RuntimeError, RPCError) as exc:  # never started, or already shut down
+                log.warning("temporal worker shutdown: %s", exc)
         await self.supervisor.stop()
 
     async def __aenter__(self) -> TemporalRuntime:
@@ -186,12 +208,46 @@ class TemporalRuntime:
         self, workflow_id: str, version: str | None, instance_id: str | None
     ) -> InstanceRow:
         if instance_id is not None:
-            with contextlib.suppress(Exception):
+            try:
                 return await self.instances.get(instance_id)
+            except InstanceNotFound:  # not created for another reason: say which below
+                pass
         await self.registry.get(workflow_id, version)  # raises WorkflowNotFound
         raise WorkflowNotFound(f"workflow {workflow_id!r} is deleted: no new instances")
 
-    async def _run(self, row: InstanceRow) -> None:
+    signals_start = True
+    """Starting events go with the start (signal-with-start), not through the inbox."""
+
+    async def start_with_events(
+        self, workflow_id: str, version: str, instance_id: str, events: list[Any]
+    ) -> InstanceRow:
+        """Start an instance with ``events`` buffered for its first wait (signal-with-start).
+
+        Idempotent: an instance that exists already is returned as it is (its events
+        were signalled with its start).
+
+        Raises:
+            WorkflowNotFound: No such workflow (or version), or it is deleted.
+        """
+        rows = await self.mirror.create([(instance_id, workflow_id, version, {}, None)])
+        if not rows:
+            return await self._not_created(workflow_id, version, instance_id)
+        await self._run(rows[0], events)
+        return rows[0]
+
+    async def interpreter(
+        self, workflow_id: str, version: str
+    ) -> tuple[Workflow, WorkflowInterpreter]:
+        """The model and interpreter of a deployed version (as a worker compiles them).
+
+        Raises:
+            WorkflowNotFound: No such version, or it was stored without its resolved document.
+            WorkflowValidationError: The stored definition no longer loads.
+        """
+        stored = stored_definition(await self.registry.get(workflow_id, version))
+        return compile_model(stored)
+
+    async def _run(self, row: InstanceRow, events: list[Any] | None = None) -> None:
         start = InstanceStart(
             workflow_id=row.workflow_id,
             version=row.version,
@@ -199,9 +255,12 @@ class TemporalRuntime:
             instance_id=row.id,
             parent_id=row.parent_id,
         )
+        signal: dict[str, Any] = {}
+        if events:
+            signal = {"start_signal": SIGNAL_EVENTS, "start_signal_args": [events]}
         try:
             await self.client.start_workflow(
-                WORKFLOW_TYPE, start, id=row.id, task_queue=self.options.task_queue
+                WORKFLOW_TYPE, start, id=row.id, task_queue=self.options.task_queue, **signal
             )
         except RPCError as exc:
             error = {"name": "error", "code": "TEMPORAL", "message": f"start refused: {exc}"}
@@ -225,9 +284,15 @@ class TemporalRuntime:
         row = await self.instances.get(instance_id)
         if row.final:
             return row
-        with contextlib.suppress(Exception):  # failed, cancelled, timed out: read the row
+        try:
             async with asyncio.timeout(timeout):
                 await self.handle(instance_id).result()
+        except TimeoutError:  # still running: the row as it is
+            pass
+        except WorkflowFailureError as exc:  # failed or cancelled: the row says how
+            log.debug("instance %s ended: %s", instance_id, exc)
+        except RPCError as exc:  # the cluster is away, or the history is gone: read the row
+            log.warning("instance %s: waiting for its end failed: %s", instance_id, exc)
         return await self.instances.get(instance_id)
 
     async def cancel(self, instance_id: str) -> InstanceRow:
@@ -256,6 +321,10 @@ class TemporalRuntime:
     async def signal_event(self, instance_id: str, event: dict[str, Any]) -> None:
         """Hand an event to the instance's waits (buffered until one takes it)."""
         await self._signal(instance_id, SIGNAL_EVENT, event)
+
+    async def signal_events(self, instance_id: str, events: list[dict[str, Any]]) -> None:
+        """Hand events to the instance's waits, in order, in one signal."""
+        await self._signal(instance_id, SIGNAL_EVENTS, events)
 
     async def _signal(
         self, instance_id: str, name: str | None, *args: Any, update: bool = False
