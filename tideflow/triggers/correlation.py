@@ -56,6 +56,7 @@ from tideflow.clock import Clock
 from tideflow.errors import StoreError, TideflowError, WorkflowNotFound
 from tideflow.eventstore.store import DEFAULT_BUS
 from tideflow.notify import CONNECTION_ERRORS, Listener
+from tideflow.runtime.engine import InstanceEngine
 from tideflow.runtime.gateway import REGISTRY_CHANNEL, PostgresRegistry
 from tideflow.runtime.rows import InstanceRow
 from tideflow.runtime.waits import NEW_WAIT_CHANNEL, Delivery, EventWaits, WaitMatch, WaitRef
@@ -93,7 +94,7 @@ _PARALLEL: Final = 16
 """Deliveries in flight at once (each is one short transaction)."""
 
 
-class SubscribedRuntime(Protocol):
+class SubscribedRuntime(InstanceEngine, Protocol):
     """What the subscriber needs of the engine that runs instances (the durable runtime,
     or the Temporal engine's :class:`~tideflow.runtime.hosts.temporal.runtime.TemporalRuntime`)."""
 
@@ -122,18 +123,6 @@ class SubscribedRuntime(Protocol):
         self, workflow_id: str, version: str
     ) -> tuple[Workflow, WorkflowInterpreter]:
         """The model and interpreter of a deployed version."""
-        ...
-
-    async def start_instance(
-        self,
-        workflow_id: str,
-        input: Any,
-        *,
-        version: str | None = None,
-        parent_id: str | None = None,
-        instance_id: str | None = None,
-    ) -> InstanceRow:
-        """Start an instance (idempotent for a given ``instance_id``)."""
         ...
 
     async def start_with_events(

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -239,35 +240,11 @@ def notices(progress: Progress, at: datetime) -> list[LifecycleNotice]:
     found = [base] if p.create else []
     for step in p.steps:
         if step.get("kind") == "state.entered":
-            found.append(
-                LifecycleNotice(
-                    kind="state.entered",
-                    instance_id=p.instance_id,
-                    workflow_id=p.workflow_id,
-                    version=p.version,
-                    at=at,
-                    state=step.get("state"),
-                    parent_id=p.parent_id,
-                    run_no=p.run_no,
-                    key=str(step.get("key") or ""),
-                )
-            )
+            entered = replace(base, kind="state.entered", state=step.get("state"))
+            found.append(replace(entered, key=str(step.get("key") or "")))
     if p.final:
         error = None if p.error is None else {**p.error, "state": p.error.get("state", p.state)}
-        found.append(
-            LifecycleNotice(
-                kind=p.status,
-                instance_id=p.instance_id,
-                workflow_id=p.workflow_id,
-                version=p.version,
-                at=at,
-                state=p.state,
-                output=p.output,
-                error=error,
-                parent_id=p.parent_id,
-                run_no=p.run_no,
-            )
-        )
+        found.append(replace(base, kind=p.status, state=p.state, output=p.output, error=error))
     return found
 
 
