@@ -11,7 +11,7 @@ shows it (get, list with filters, timeline) as it does under that engine.
 
 The examples that wait for events (``NAME.events.jsonl``) are started, seen
 waiting, and sent their events through ``POST /events``, as under the PostgreSQL
-engine (``run_through_api``): the trigger side signals the waiting Temporal
+engine (``run_example``): the trigger side signals the waiting Temporal
 workflows. ``tests/e2e/test_event_driven_examples.py`` runs the event-driven
 spec examples (event starts, correlation, exclusive and non-exclusive starts)
 under both engines.
@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_examples_served import EXAMPLES, NAMES, run_through_api, workflow_id
+from tests.e2e.test_examples_served import EXAMPLES, NAMES, run_example, workflow_id
 from tests.support.served import LOCAL, Served, copied_database, serve_process
 from tests.support.services import Services, start_services
 from tests.support.temporal import DevServer, record_history
@@ -117,8 +117,8 @@ def test_example_gives_the_postgres_engines_output(
     name: str, server: Served, services: Services
 ) -> None:
     services.state.reset()
+    instance = run_example(server, name)
     with server.client(timeout=90) as client:
-        instance = run_through_api(client, name)
         shown = client.get(f"/instances/{instance['id']}").json()
     asyncio.run(_record(server, instance["id"], f"example-{name}"))
     expected = json.loads((EXAMPLES / f"{name}.output.json").read_text())
