@@ -14,8 +14,15 @@ Nothing else is read: the name and the version must be plain path segments
 (letters, digits, ``.``, ``_``, ``-``; not ``.`` or ``..``), the file must lie
 inside the folder once links are resolved, and it is at most
 :data:`FUNCTION_BYTES`. Definitions deployed over HTTP name no folder, so
-their catalog calls stay refused (as do catalogs other than ``default``:
-remote catalogs are not fetched).
+their default catalog calls stay refused.
+
+A catalog of ``use.catalogs`` is remote: ``{name}:{version}@{catalog}`` is
+the document at ``{endpoint}/functions/{name}/{version}/function.yaml``
+(an ``http(s)`` endpoint). This module says which documents a definition
+needs (:func:`remote_functions`) and puts them in (:func:`with_functions`);
+:mod:`tideflow.references` fetches them, bounded and through the egress
+policy, when the definition is loaded or deployed -- also into
+``use.functions``, so a stored version never fetches again.
 """
 
 from __future__ import annotations
@@ -23,13 +30,21 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tideflow.errors import Problem, WorkflowLoadError, WorkflowValidationError
 from tideflow.workflow.loader import parse_document
 
-__all__ = ["CATALOG_FOLDER", "FUNCTION_BYTES", "with_default_catalog"]
+__all__ = [
+    "CATALOG_FOLDER",
+    "FUNCTION_BYTES",
+    "RemoteFunction",
+    "remote_functions",
+    "with_default_catalog",
+    "with_functions",
+]
 
 CATALOG_FOLDER = "catalog"
 """The default catalog's folder, beside the definitions."""
@@ -130,4 +145,68 @@ def with_default_catalog(
         raise WorkflowValidationError(problems, source=source)
     resolved = copy.deepcopy(dict(document))
     resolved["use"] = {**use, "functions": {**declared, **found}}
+    return resolved
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteFunction:
+    """A function of a remote catalog a definition calls."""
+
+    call: str
+    """The call's name (``name:version@catalog``), its key in ``use.functions``."""
+    url: str
+    """The function document's URL (empty when ``problem`` says why there is none)."""
+    path: tuple[Any, ...]
+    """Where the (first) call is, for problems."""
+    problem: str = ""
+    """Why the function cannot be fetched (then ``url`` is empty)."""
+
+
+def remote_functions(document: Mapping[str, Any]) -> list[RemoteFunction]:
+    """Every ``{name}:{version}@{catalog}`` ``document`` calls of a catalog of
+    ``use.catalogs`` and not already in ``use.functions``, once each, with its URL."""
+    raw_use = document.get("use")
+    use: Mapping[str, Any] = raw_use if isinstance(raw_use, Mapping) else {}
+    raw_catalogs, raw_functions = use.get("catalogs"), use.get("functions")
+    catalogs: Mapping[str, Any] = raw_catalogs if isinstance(raw_catalogs, Mapping) else {}
+    declared: Mapping[str, Any] = raw_functions if isinstance(raw_functions, Mapping) else {}
+    found: dict[str, RemoteFunction] = {}
+    for call, path in _calls(document.get("do"), ("do",)):
+        head, at, catalog = call.rpartition("@")
+        if not at or call.startswith("python:") or call in declared or call in found:
+            continue
+        if catalog == "default" or catalog not in catalogs:
+            continue  # the default catalog is a folder; an undeclared one is the validator's
+        found[call] = _remote(call, head, catalogs[catalog], path)
+    return list(found.values())
+
+
+def _remote(call: str, head: str, catalog: Any, path: tuple[Any, ...]) -> RemoteFunction:
+    name, _, version = head.partition(":")
+    if not (_SEGMENT.fullmatch(name) and _SEGMENT.fullmatch(version)) or ".." in (name, version):
+        return RemoteFunction(call, "", path, "a catalog function's name and version must be "
+                              "plain names")  # fmt: skip
+    endpoint = catalog.get("endpoint") if isinstance(catalog, Mapping) else None
+    if isinstance(endpoint, Mapping):
+        if endpoint.get("authentication") is not None:
+            return RemoteFunction(call, "", path, "catalogs behind an authentication are "
+                                  "not fetched by Tideflow")  # fmt: skip
+        endpoint = endpoint.get("uri")
+    uri = str(endpoint or "")
+    if not uri.lower().startswith(("http://", "https://")):
+        return RemoteFunction(call, "", path, f"catalog endpoint {uri!r} is not an http(s) URL")
+    return RemoteFunction(call, f"{uri.rstrip('/')}/functions/{name}/{version}/function.yaml",
+                          path)  # fmt: skip
+
+
+def with_functions(document: Mapping[str, Any], functions: Mapping[str, Any]) -> dict[str, Any]:
+    """``document`` with ``functions`` (by call name) added to its ``use.functions``."""
+    if not functions:
+        return dict(document)
+    raw_use = document.get("use")
+    use: Mapping[str, Any] = raw_use if isinstance(raw_use, Mapping) else {}
+    raw_functions = use.get("functions")
+    declared: Mapping[str, Any] = raw_functions if isinstance(raw_functions, Mapping) else {}
+    resolved = copy.deepcopy(dict(document))
+    resolved["use"] = {**use, "functions": {**declared, **functions}}
     return resolved

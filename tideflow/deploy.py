@@ -29,7 +29,12 @@ from tideflow.errors import (
     WorkflowNotFound,
     WorkflowValidationError,
 )
-from tideflow.references import DEFAULT_LIMITS, FetchLimits, resolve_definition
+from tideflow.references import (
+    DEFAULT_LIMITS,
+    FetchLimits,
+    resolve_definition,
+    with_remote_catalogs,
+)
 from tideflow.runtime.functions.policy import PythonPolicy
 from tideflow.runtime.functions.rpc import proto_problems
 from tideflow.runtime.start_schedules import check_start_schedule
@@ -139,6 +144,9 @@ async def deploy_definition(
     if is_dsl1(document):
         # A folder deploy reads the default catalog beside the definition (never over HTTP).
         document = with_default_catalog(document, base_dir, source)
+        document = await with_remote_catalogs(  # fetched once, through the egress policy
+            document, source=source, egress=egress or EgressPolicy.for_server(), limits=limits
+        )
         return await _deploy_dsl1(registry, document, text, media, source, policy, secrets)
     definition = await resolve_definition(
         document,

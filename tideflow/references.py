@@ -18,17 +18,26 @@ exactly what was validated and nothing is fetched again.
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
+from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 
 import httpx
 
-from tideflow.catalogs import with_default_catalog
+from tideflow.catalogs import (
+    FUNCTION_BYTES,
+    remote_functions,
+    with_default_catalog,
+    with_functions,
+)
+from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.egress import REFERENCE_LIMITS, EgressPolicy, FetchLimits
 from tideflow.egress_connect import egress_transport
-from tideflow.errors import EgressDenied, Problem
+from tideflow.errors import EgressDenied, Problem, WorkflowLoadError, WorkflowValidationError
 from tideflow.workflow.dsl1 import is_dsl1, load_document
 from tideflow.workflow.loader import (
     MAX_SCHEMA_DOCUMENTS,
@@ -94,19 +103,97 @@ async def _read(
         )
     remote = list(dict.fromkeys(ref.uri for ref in refs if ref.remote))
     if remote:
-        restricted = egress is not None and not egress.allow_all
-        if transport is None and egress is not None and restricted:
-            transport = egress_transport(egress)
-        async with httpx.AsyncClient(
-            trust_env=not restricted,  # an environment proxy would bypass the policy
-            timeout=limits.timeout,
-            follow_redirects=True,
-            max_redirects=limits.max_redirects,
-            transport=transport,
-        ) as client:
-            texts = await asyncio.gather(*(_fetch(client, uri, limits) for uri in remote))
-        contents |= dict(zip(remote, texts, strict=True))
+        contents |= await _fetch_all(remote, limits, transport, egress)
     return contents
+
+
+async def _fetch_all(
+    uris: list[str],
+    limits: FetchLimits,
+    transport: httpx.AsyncBaseTransport | None,
+    egress: EgressPolicy | None,
+) -> dict[str, str | Unreadable]:
+    """Fetch ``uris`` concurrently, each within ``limits``, through ``egress``."""
+    restricted = egress is not None and not egress.allow_all
+    if transport is None and egress is not None and restricted:
+        transport = egress_transport(egress)
+    async with httpx.AsyncClient(
+        trust_env=not restricted,  # an environment proxy would bypass the policy
+        timeout=limits.timeout,
+        follow_redirects=True,
+        max_redirects=limits.max_redirects,
+        transport=transport,
+    ) as client:
+        texts = await asyncio.gather(*(_fetch(client, uri, limits) for uri in uris))
+    return dict(zip(uris, texts, strict=True))
+
+
+class CatalogCache:
+    """Function documents fetched from remote catalogs, by URL: at most ``size``
+    of them, each for ``seconds`` (a deploy of many versions fetches each once)."""
+
+    def __init__(self, size: int = 256, seconds: float = 300.0, clock: Clock = SYSTEM_CLOCK):
+        self.size, self.seconds, self.clock = size, seconds, clock
+        self._entries: OrderedDict[str, tuple[float, Any]] = OrderedDict()
+
+    def get(self, url: str) -> Any | None:
+        """A copy of the document fetched from ``url``, if still fresh."""
+        entry = self._entries.get(url)
+        if entry is None or self.clock.monotonic() - entry[0] > self.seconds:
+            self._entries.pop(url, None)
+            return None
+        self._entries.move_to_end(url)
+        return copy.deepcopy(entry[1])
+
+    def put(self, url: str, document: Any) -> None:
+        """Keep the document fetched from ``url``."""
+        self._entries[url] = (self.clock.monotonic(), copy.deepcopy(document))
+        self._entries.move_to_end(url)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+
+CATALOG_CACHE: Final = CatalogCache()
+"""The process's cache of remote catalog functions."""
+
+
+async def with_remote_catalogs(
+    doc: Mapping[str, Any],
+    *,
+    source: str | None = None,
+    egress: EgressPolicy | None = None,
+    limits: FetchLimits = DEFAULT_LIMITS,
+    transport: httpx.AsyncBaseTransport | None = None,
+    cache: CatalogCache = CATALOG_CACHE,
+) -> dict[str, Any]:
+    """``doc`` (DSL 1.0) with each function of a remote catalog it calls in ``use.functions``.
+
+    Each function document (``{endpoint}/functions/{name}/{version}/function.yaml``)
+    is fetched once, within ``limits`` and at most :data:`~tideflow.catalogs.FUNCTION_BYTES`,
+    through ``egress``, and kept in ``cache``.
+
+    Raises:
+        WorkflowValidationError: A function cannot be fetched or parsed (at its call's path).
+    """
+    wanted = remote_functions(doc)
+    if not wanted:
+        return dict(doc)
+    problems = [Problem(f.path, f.problem) for f in wanted if f.problem]
+    fetched = {f.url: cache.get(f.url) for f in wanted if not f.problem}
+    missing = [url for url, document in fetched.items() if document is None]
+    if missing:
+        bounded = replace(limits, max_bytes=min(limits.max_bytes, FUNCTION_BYTES))
+        for url, text in (await _fetch_all(missing, bounded, transport, egress)).items():
+            try:
+                if isinstance(text, Unreadable):
+                    raise WorkflowLoadError(text.message)
+                fetched[url] = parse_document(text, url)
+                cache.put(url, fetched[url])
+            except WorkflowLoadError as exc:
+                problems += [Problem(f.path, exc.message) for f in wanted if f.url == url]
+    if problems:
+        raise WorkflowValidationError(problems, source=source)
+    return with_functions(doc, {f.call: fetched[f.url] for f in wanted})
 
 
 async def _fetch(client: httpx.AsyncClient, uri: str, limits: FetchLimits) -> str | Unreadable:
@@ -199,8 +286,9 @@ async def load_any_definition(
     """
     text, source, file_dir = await asyncio.to_thread(source_text, path_or_text)
     doc = parse_document(text, source)
-    if is_dsl1(doc):  # the default catalog: beside the file (none for a text)
+    if is_dsl1(doc):  # the default catalog: beside the file (none for a text); remote ones
         doc = await asyncio.to_thread(with_default_catalog, doc, file_dir, source)
+        doc = await with_remote_catalogs(doc, source=source)
         return load_document(doc, source=source, processes=processes)
     definition = await resolve_definition(doc, source=source, base_dir=file_dir, dialect=dialect)
     return definition.workflow, definition.warnings
@@ -213,4 +301,5 @@ __all__ = [
     "load_definition",
     "read_references",
     "resolve_definition",
+    "with_remote_catalogs",
 ]

@@ -418,17 +418,23 @@ async def test_calls_tideflow_does_not_run_are_refused_at_deploy_with_their_path
     client: httpx.AsyncClient,
 ) -> None:
     head = "document: {dsl: '1.0.3', namespace: test, name: unrun, version: '1.0.0'}\n"
-    use = "use: {catalogs: {shared: {endpoint: 'https://catalog.example.com'}}}\n"
-    text = head + use + """do:
+    text = head + """do:
   - agent: {call: a2a, with: {method: message/send, server: 'https://agent.example.com'}}
   - tool: {call: mcp, with: {method: tools/list, transport: {http: {endpoint: 'https://m'}}}}
-  - shared: {call: 'log:1.0.0@shared'}
+  - own: {call: 'log:1.0.0@default'}
 """
     body = problem(await client.post("/workflows", content=text, headers=YAML), 422)
     found = [(e["path"], e["message"]) for e in body["errors"] if e["severity"] == "error"]
     assert found == [
         ("do[0].agent.call", "'a2a' calls are not supported by Tideflow yet"),
         ("do[1].tool.call", "'mcp' calls are not supported by Tideflow yet"),
-        ("do[2].shared.call",
+        ("do[2].own.call",
          "functions of a catalog are not supported by Tideflow yet (not fetched)"),
     ]  # fmt: skip
+    # A remote catalog is fetched at deploy, through the egress policy (loopback refused here).
+    use = "use: {catalogs: {shared: {endpoint: 'http://127.0.0.1:9/catalog'}}}\n"
+    remote = head + use + "do:\n  - shared: {call: 'log:1.0.0@shared'}\n"
+    body = problem(await client.post("/workflows", content=remote, headers=YAML), 422)
+    ((path, message),) = [(e["path"], e["message"]) for e in body["errors"]]
+    assert path == "do[0].shared.call"
+    assert "cannot fetch 'http://127.0.0.1:9/catalog/functions/log/1.0.0/function.yaml'" in message
