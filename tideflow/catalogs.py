@@ -126,10 +126,7 @@ def with_default_catalog(
             wanted.setdefault(call, path)
     if not wanted:
         return dict(document)
-    raw_use = document.get("use")
-    use: Mapping[str, Any] = raw_use if isinstance(raw_use, Mapping) else {}
-    raw_functions = use.get("functions")
-    declared: Mapping[str, Any] = raw_functions if isinstance(raw_functions, Mapping) else {}
+    declared = _use(document, "functions")
     found: dict[str, Any] = {}
     problems = []
     for call, path in wanted.items():
@@ -143,9 +140,7 @@ def with_default_catalog(
             found[call] = function
     if problems:
         raise WorkflowValidationError(problems, source=source)
-    resolved = copy.deepcopy(dict(document))
-    resolved["use"] = {**use, "functions": {**declared, **found}}
-    return resolved
+    return with_functions(document, found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,11 +160,7 @@ class RemoteFunction:
 def remote_functions(document: Mapping[str, Any]) -> list[RemoteFunction]:
     """Every ``{name}:{version}@{catalog}`` ``document`` calls of a catalog of
     ``use.catalogs`` and not already in ``use.functions``, once each, with its URL."""
-    raw_use = document.get("use")
-    use: Mapping[str, Any] = raw_use if isinstance(raw_use, Mapping) else {}
-    raw_catalogs, raw_functions = use.get("catalogs"), use.get("functions")
-    catalogs: Mapping[str, Any] = raw_catalogs if isinstance(raw_catalogs, Mapping) else {}
-    declared: Mapping[str, Any] = raw_functions if isinstance(raw_functions, Mapping) else {}
+    catalogs, declared = _use(document, "catalogs"), _use(document, "functions")
     found: dict[str, RemoteFunction] = {}
     for call, path in _calls(document.get("do"), ("do",)):
         head, at, catalog = call.rpartition("@")
@@ -205,8 +196,13 @@ def with_functions(document: Mapping[str, Any], functions: Mapping[str, Any]) ->
         return dict(document)
     raw_use = document.get("use")
     use: Mapping[str, Any] = raw_use if isinstance(raw_use, Mapping) else {}
-    raw_functions = use.get("functions")
-    declared: Mapping[str, Any] = raw_functions if isinstance(raw_functions, Mapping) else {}
     resolved = copy.deepcopy(dict(document))
-    resolved["use"] = {**use, "functions": {**declared, **functions}}
+    resolved["use"] = {**use, "functions": {**_use(document, "functions"), **functions}}
     return resolved
+
+
+def _use(document: Mapping[str, Any], section: str) -> Mapping[str, Any]:
+    """``use.{section}`` of ``document`` (empty when it has none, or not a map)."""
+    use = document.get("use")
+    found = use.get(section) if isinstance(use, Mapping) else None
+    return found if isinstance(found, Mapping) else {}

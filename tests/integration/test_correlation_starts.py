@@ -232,3 +232,31 @@ async def test_a_taken_set_is_forgotten_once_its_instance_exists_and_is_committe
         assert await sets.sweep(SUBSCRIPTION_ID) == (0, 1)
         assert await system.count(TAKEN) == 0
         assert await system.count(INSTANCES) == 1
+
+
+async def test_the_sweep_keeps_each_start_to_its_newest_open_events(pg_url: str) -> None:
+    pool = await create_pool(pg_url, min_size=1, max_size=4)
+    try:
+        waits = EventWaits(pool, DurableRuntime(pool).delivery)
+        sets = StartSets(pool, waits, clock=ManualClock(), open_events=3)
+        flooded = compile_workflow(load_workflow(json.dumps(paired("flooded"))), "1")
+        quiet = compile_workflow(load_workflow(json.dumps(paired("quiet"))), "1")
+        assert flooded.start is not None
+        assert quiet.start is not None
+        for offset in range(1, 6):  # five sets that never complete, one event each
+            assert await sets.add(flooded.start, offset, event("app", f"a{offset}")) is None
+        assert await sets.add(quiet.start, 6, event("app", "q")) is None
+        assert await sets.add(quiet.start, 7, event("app", "r")) is None
+        assert await sets.sweep(SUBSCRIPTION_ID) == (2, 0)
+        async with pool.acquire() as conn:
+            left = await conn.fetch(
+                "SELECT workflow_id, event_offset FROM tideflow_correlation_starts"
+                " ORDER BY event_offset"
+            )
+        assert [(r["workflow_id"], r["event_offset"]) for r in left] == [
+            ("flooded", 3), ("flooded", 4), ("flooded", 5), ("quiet", 6), ("quiet", 7)
+        ]  # fmt: skip
+        # The newest sets of the flooded start still complete.
+        assert await sets.add(flooded.start, 8, event("score", "a5")) is not None
+    finally:
+        await pool.close()

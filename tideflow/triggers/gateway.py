@@ -359,14 +359,17 @@ class PostgresStartSets:
         retention_seconds: float,
         subscription_id: str,
         started: Sequence[str],
+        open_events: int,
     ) -> tuple[int, int]:
-        """Discard expired open sets; forget taken sets whose instance is in ``started``.
+        """Discard expired open sets, and the oldest ones of a workflow version with more
+        than ``open_events`` open events; forget taken sets whose instance is in ``started``.
 
         Returns:
             The numbers of events discarded from open sets and forgotten from taken ones.
         """
         async with self._pool.acquire() as conn:
             expired = await conn.fetch(_S["expire_start_sets"], now, retention_seconds)
+            expired += await conn.fetch(_S["trim_start_sets"], open_events)
             forgotten = await conn.fetch(
                 _S["forget_taken_sets"], subscription_id, retention_seconds, list(started)
             )

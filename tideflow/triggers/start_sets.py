@@ -26,6 +26,11 @@ and ``0008_correlation_starts``):
   events has waited longer than the timeout (or, without one, than
   ``retention_seconds``, 7 days by default) and forgets taken sets once their
   instance exists and the subscription's committed offset is past them.
+- **Bounded per start.** The sweep also keeps at most ``open_events`` open
+  events (:data:`OPEN_EVENTS`) per workflow version: the sets holding older
+  ones are discarded. A start whose sets never complete -- a DSL 1.0
+  ``schedule.on: all`` on a key that varies with every event, say -- costs
+  only its own oldest sets, never another workflow's.
 
 See ``docs/events.md``.
 """
@@ -47,10 +52,19 @@ from tideflow.runtime.waits import EventWaits
 from tideflow.triggers.gateway import PostgresStartSets, StartPart
 from tideflow.triggers.workflow_events import StartSpec
 
-__all__ = ["DEFAULT_RETENTION", "StartSets", "Taken", "event_time", "set_instance_id"]
+__all__ = [
+    "DEFAULT_RETENTION",
+    "OPEN_EVENTS",
+    "StartSets",
+    "Taken",
+    "event_time",
+    "set_instance_id",
+]
 
 DEFAULT_RETENTION: Final = 7 * 24 * 3600.0
 """Seconds an incomplete set without ``eventTimeout`` is kept (and a taken set at most)."""
+OPEN_EVENTS: Final = 10_000
+"""Most events a workflow version's open sets hold after a sweep."""
 
 
 def set_instance_id(spec: StartSpec, last_offset: int) -> str:
@@ -90,6 +104,8 @@ class StartSets:
         waits: The runtime's wait index (inboxes; which instances exist).
         clock: Gives the arrival time of events without a ``time`` attribute.
         retention_seconds: How long an incomplete set without ``eventTimeout`` is kept.
+        open_events: Most events one workflow version's open sets keep (the sweep
+            discards the sets holding older ones).
     """
 
     def __init__(
@@ -99,10 +115,12 @@ class StartSets:
         *,
         clock: Clock = SYSTEM_CLOCK,
         retention_seconds: float = DEFAULT_RETENTION,
+        open_events: int = OPEN_EVENTS,
     ) -> None:
         self.waits = waits
         self.clock = clock
         self.retention_seconds = retention_seconds
+        self.open_events = open_events
         self._store = PostgresStartSets(pool)
 
     async def add(self, spec: StartSpec, offset: int, event: Mapping[str, Any]) -> Taken | None:
@@ -158,7 +176,8 @@ class StartSets:
         ]
 
     async def sweep(self, subscription_id: str) -> tuple[int, int]:
-        """Discard expired open sets; forget taken sets no longer needed.
+        """Discard expired open sets and those past ``open_events``; forget taken sets no
+        longer needed.
 
         Args:
             subscription_id: The subscription whose committed offset says
@@ -169,5 +188,6 @@ class StartSets:
         """
         started = await self.waits.existing(await self._store.taken_up_to(subscription_id))
         return await self._store.sweep(
-            self.clock.now(), self.retention_seconds, subscription_id, sorted(started)
+            self.clock.now(), self.retention_seconds, subscription_id, sorted(started),
+            self.open_events,
         )

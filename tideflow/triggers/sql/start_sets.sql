@@ -59,6 +59,23 @@ WHERE s.instance_id IS NULL
                 AND (e.expires_at < $1 OR e.created_at < now() - make_interval(secs => $2)))
 RETURNING s.event_offset;
 
+-- trim_start_sets --
+-- Discard the open sets of each workflow version that hold one of its open events past the
+-- newest $1 (by offset): a start whose sets never complete costs only its own oldest sets
+WITH ranked AS (
+  SELECT workflow_id, version, corr,
+         row_number() OVER (PARTITION BY workflow_id, version
+                            ORDER BY event_offset DESC, name) AS n
+  FROM tideflow_correlation_starts WHERE instance_id IS NULL
+), beyond AS (
+  SELECT DISTINCT workflow_id, version, corr FROM ranked WHERE n > $1
+)
+DELETE FROM tideflow_correlation_starts s
+USING beyond b
+WHERE s.instance_id IS NULL
+  AND s.workflow_id = b.workflow_id AND s.version = b.version AND s.corr = b.corr
+RETURNING s.event_offset;
+
 -- forget_taken_sets --
 -- Forget taken sets once their instance exists (one of $3) and the subscription $1 committed
 -- past them (or, instance or not, once its events arrived more than $2 seconds ago)
