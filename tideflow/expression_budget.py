@@ -154,9 +154,13 @@ def evaluator(expression: Any, method: str, data: Any, variables: Any) -> Any:
             _memo.move_to_end(key)
             return _result(outcome, expression.source)
         future = _pending.get(key)
+        fresh = future is None
         if future is None:
             future = _pending[key] = _executor.submit(pool.run, payload)
-            future.add_done_callback(lambda done: _remember(key, done))
+    if fresh:
+        # outside the lock: a call that is already done runs the callback here, at once,
+        # and _remember takes the lock (under it, the event loop's thread deadlocked)
+        future.add_done_callback(lambda done: _remember(key, done))
     try:
         outcome = future.result(timeout=_INLINE_WAIT)
     except FutureTimeout:
