@@ -150,6 +150,18 @@ class RawConnection:
         return status, await self.reader.readexactly(length)
 
 
+async def _serving(port: int) -> bool:
+    """Whether a tideflow serve answers ``/healthz`` on ``port`` and has saved its token."""
+    import httpx
+
+    try:
+        async with httpx.AsyncClient(timeout=2) as http:
+            answer = await http.get(f"http://127.0.0.1:{port}/healthz")
+    except httpx.HTTPError:
+        return False
+    return answer.status_code == 200 and (Path(HOME) / "admin-token").exists()
+
+
 @contextlib.asynccontextmanager
 async def server_process(args: list[str], env: dict[str, str], port: int) -> AsyncIterator[int]:
     """Start a server subprocess; yield its port once it answers; kill it afterwards."""
@@ -163,9 +175,9 @@ async def server_process(args: list[str], env: dict[str, str], port: int) -> Asy
                 connection = RawConnection(port)
                 await connection.open()
                 await connection.close()
-                # tideflow serve answers once started, its token saved (the port alone can
-                # answer early: another process on this shared machine took it meanwhile)
-                if not serve or (Path(HOME) / "admin-token").exists():
+                # tideflow serve: once /healthz answers and its token is saved (the port
+                # alone answered early on this shared machine: another process had it)
+                if not serve or await _serving(port):
                     break
             if process.returncode is not None:
                 raise RuntimeError(f"server {args} exited with {process.returncode}")

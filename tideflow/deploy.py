@@ -158,7 +158,9 @@ async def deploy_definition(
         egress=egress or EgressPolicy.for_server(),
     )
     model, warnings = definition.workflow, definition.warnings
-    refused = (policy or PythonPolicy.for_server()).problems(model.functions)
+    policy = policy or PythonPolicy.for_server()
+    refused = policy.problems(model.functions)
+    warnings = (*warnings, *policy.warnings(model.functions))
     if base_dir is None:  # sent by a user: no function may name a local document
         refused += local_documents(model.functions)
     else:  # the operator's folder: its proto files compile here, once, bounded

@@ -108,7 +108,8 @@ def test_an_unlisted_module_over_http_is_a_422_at_the_operation(server: Served) 
         {
             "path": "functions[0].operation",
             "message": "python module 'subprocess' is not allowed on this server; "
-            "allow it with --allow-python subprocess or TIDEFLOW_PYTHON_MODULES",
+            "start tideflow serve with --allow-python subprocess "
+            "(or TIDEFLOW_PYTHON_MODULES=subprocess)",
             "severity": "error",
         }
     ]

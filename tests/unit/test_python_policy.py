@@ -18,6 +18,7 @@ from tideflow.runtime.functions.policy import PythonPolicy, module_file
 from tideflow.runtime.functions.python import load_function
 from tideflow.settings import Settings
 from tideflow.workflow import load_and_validate
+from tideflow.workflow._defs import FunctionDef
 
 # Each module below writes a marker file when it is executed.
 MARKING = 'from pathlib import Path\nPath(__file__).with_suffix(".ran").write_text("ran")\n'
@@ -71,7 +72,8 @@ def test_the_refusal_names_the_module_and_how_to_allow_it() -> None:
     assert policy.refusal("python:json:dumps") is None
     assert policy.refusal("python:subprocess:run") == (
         "python module 'subprocess' is not allowed on this server; "
-        "allow it with --allow-python subprocess or TIDEFLOW_PYTHON_MODULES"
+        "start tideflow serve with --allow-python subprocess "
+        "(or TIDEFLOW_PYTHON_MODULES=subprocess)"
     )
     assert "--allow-python os.path" in str(policy.refusal("python:os.path:join"))
 
@@ -260,4 +262,39 @@ def test_serve_refuses_a_bad_allow_python_before_starting() -> None:
     assert result.exit_code == 2
     assert "--allow-python / TIDEFLOW_PYTHON_MODULES: 'os;rm' is not a Python module" in (
         result.output
+    )
+
+
+def test_a_module_the_server_cannot_import_is_refused_with_the_whole_way_to_call_it(
+    tmp_path: Path,
+) -> None:
+    """Issue 19: '--allow-python example_functions' alone led to FunctionNotFound at run time."""
+    refusal = str(PythonPolicy.for_server().refusal("python:nowhere_zq.mod:f"))
+    assert "is not allowed on this server nor can it import it" in refusal
+    assert "put nowhere_zq/mod.py in a folder and start tideflow serve with --workflows" in refusal
+    assert "--allow-python nowhere_zq.mod" in refusal
+    (tmp_path / "nowhere_zq_b.py").write_text("def f(args):\n    return 1\n")
+    assert PythonPolicy.for_server(folders=[tmp_path]).refusal("python:nowhere_zq_b:f") is None
+
+
+def test_an_allowed_module_the_server_cannot_import_is_a_deploy_warning() -> None:
+    functions = [
+        FunctionDef(name="a", operation="python:nowhere_zq:f", type="custom"),
+        FunctionDef(name="b", operation="python:json:dumps", type="custom"),
+    ]
+    warnings = PythonPolicy.for_server(["nowhere_zq", "json"]).warnings(functions)
+    assert [(w.path, w.severity) for w in warnings] == [(("functions", 0, "operation"), "warning")]
+    assert "allowed but this server cannot import it" in warnings[0].message
+    assert PythonPolicy.for_server(["nowhere_zq"]).problems(functions[:1]) == []
+
+
+def test_validate_says_what_a_server_needs_for_each_python_module() -> None:
+    examples = Path(__file__).resolve().parents[2] / "examples" / "workflows"
+    result = CliRunner().invoke(app, ["validate", str(examples / "order-checkout.yaml")])
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.output.splitlines() if "note:" in line]
+    assert len(notes) == 1  # one per module, not per function
+    assert (
+        f"module 'example_functions' only if you start tideflow serve with --workflows {examples}"
+        in notes[0]
     )

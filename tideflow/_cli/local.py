@@ -28,6 +28,7 @@ async def _validate_one(path: str, dialect: str | None = None) -> tuple[list[str
     from tideflow.workflow.dsl1 import is_dsl1, normalize
     from tideflow.workflow.loader import load_any, source_text
 
+    notes: list[str] = []
     try:
         text, source, folder = await asyncio.to_thread(source_text, Path(path))
         document = parse_document(text, source)
@@ -40,6 +41,7 @@ async def _validate_one(path: str, dialect: str | None = None) -> tuple[list[str
             )
             # start.schedule as the timer service reads it (what a deploy checks too)
             warnings = (*definition.warnings, *check_start_schedule(document, path))
+            notes = python_notes(definition.workflow.functions, folder)
     except WorkflowLoadError as exc:
         message = exc.message if exc.message.startswith(path) else f"{path}: {exc.message}"
         return [message], 2
@@ -49,7 +51,35 @@ async def _validate_one(path: str, dialect: str | None = None) -> tuple[list[str
             tag = "" if problem.severity == "error" else "warning: "
             lines.append(f"{path}: {tag}{format_path(problem.path)}: {problem.message}")
         return lines, 1
-    return [f"{path}: ok", *(f"  warning: {w}" for w in warnings)], 0
+    return [f"{path}: ok", *(f"  warning: {w}" for w in warnings), *notes], 0
+
+
+def python_notes(functions: Any, folder: Any) -> list[str]:
+    """A note per ``python:`` function: what a server needs to call it (``tideflow run``
+    imports anything; a server only what its operator allowed, and what it can import)."""
+    from tideflow.runtime.functions.policy import (
+        PythonPolicy,
+        how_to_allow,
+        is_python_function,
+        module_file,
+    )
+
+    served = PythonPolicy.for_server(folders=[folder] if folder is not None else [])
+    notes, seen = [], set()
+    for index, function in enumerate(functions):
+        module = function.operation.removeprefix("python:").partition(":")[0]
+        if not is_python_function(function.operation, function.type) or module in seen:
+            continue
+        seen.add(module)
+        if folder is not None and served.in_folders(module):
+            how = f"start tideflow serve with --workflows {folder} (its file is there)"
+        else:
+            how = how_to_allow(module, importable=module_file(module) is not None)
+        notes.append(
+            f"  note: functions[{index}].operation: a server calls python module {module!r} "
+            f"only if you {how}"
+        )
+    return notes
 
 
 async def _validate_all(files: list[str], dialect: str | None) -> list[tuple[list[str], int]]:

@@ -39,7 +39,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib.machinery import ModuleSpec, PathFinder
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from tideflow.errors import FunctionCallError, InvalidArgument, Problem
 
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from tideflow.runtime.functions.types import Invocation
     from tideflow.workflow.model import FunctionDef
 
-__all__ = ["PythonPolicy", "is_python_function", "module_file"]
+__all__ = ["PythonPolicy", "how_to_allow", "is_python_function", "module_file"]
 
 FORBIDDEN = "FORBIDDEN"
 """The error code of a call the policy refuses."""
@@ -151,11 +151,26 @@ class PythonPolicy:
         if any(part.startswith("_") for part in attr.split(".")):
             return f"{attr!r} in {operation!r} is private: a server calls only public names"
         if not self.allows_module(module):
+            importable = module_file(module, self.folders) is not None
+            unknown = "" if importable else f" nor can it import it ({_NOT_FOUND})"
             return (
-                f"python module {module!r} is not allowed on this server; "
-                f"allow it with --allow-python {module} or TIDEFLOW_PYTHON_MODULES"
+                f"python module {module!r} is not allowed on this server{unknown}; "
+                f"{how_to_allow(module, importable=importable)}"
             )
         return None
+
+    def unimportable(self, operation: str) -> str | None:
+        """Why an allowed ``operation``'s module will not be found when it is called; ``None``
+        when the server finds its file (or the operation is refused anyway)."""
+        module = operation.removeprefix("python:").partition(":")[0]
+        if self.allow_all or self.refusal(operation) is not None:
+            return None
+        if module_file(module, self.folders) is not None or module in sys.modules:
+            return None
+        return (
+            f"python module {module!r} is allowed but this server cannot import it: "
+            f"{_NOT_FOUND}; its calls will fail with FunctionNotFound until it can"
+        )
 
     def problems(self, functions: Sequence[FunctionDef]) -> list[Problem]:
         """A validation problem at ``functions[i].operation`` for each refused function."""
@@ -166,6 +181,17 @@ class PythonPolicy:
             reason = self.refusal(function.operation)
             if reason is not None:
                 found.append(Problem(("functions", index, "operation"), reason))
+        return found
+
+    def warnings(self, functions: Sequence[FunctionDef]) -> list[Problem]:
+        """A warning at ``functions[i].operation`` for each allowed module the server
+        cannot import (allowed by name, not installed nor in a ``--workflows`` folder)."""
+        found = []
+        for index, function in enumerate(functions):
+            if is_python_function(function.operation, function.type):
+                reason = self.unimportable(function.operation)
+                if reason is not None:
+                    found.append(Problem(("functions", index, "operation"), reason, "warning"))
         return found
 
     def call_error(self, invocation: Invocation) -> FunctionCallError | None:
@@ -187,6 +213,26 @@ class PythonPolicy:
         """``invoke(invocation)``, or an awaitable failing with the refusal (nothing imported)."""
         error = self.call_error(invocation)
         return invoke(invocation) if error is None else _raise(error)
+
+
+_NOT_FOUND: Final = (
+    "it is neither installed, nor on the server's PYTHONPATH, nor in a --workflows folder"
+)
+
+
+def how_to_allow(module: str, *, importable: bool) -> str:
+    """What an operator does to let a server call ``module``'s functions, as an imperative
+    -- the whole of it: a module the server cannot find needs its file where the server
+    imports from, not only its name on the allow list."""
+    allow = f"--allow-python {module} (or TIDEFLOW_PYTHON_MODULES={module})"
+    if importable:
+        return f"start tideflow serve with {allow}"
+    file = module.replace(".", "/") + ".py"
+    return (
+        f"put {file} in a folder and start tideflow serve with --workflows FOLDER (which "
+        f"deploys that folder's definitions and allows its modules), or install the module "
+        f"and start the server with {allow}"
+    )
 
 
 @functools.cache
