@@ -34,7 +34,9 @@ from tideflow.errors import (
 from tideflow.settings import Settings
 
 __all__ = [
+    "BOUNDS",
     "MAX_VALUE_DEPTH",
+    "Bound",
     "Limits",
     "check_definition",
     "check_value",
@@ -63,6 +65,49 @@ class Limits:
 
 
 _current = Limits()
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """One bound on what a caller can make the server do, as ``docs/security.md``'s limits
+    table lists it (a unit test holds the table, this list and the code to each other).
+
+    Attributes:
+        what: The start of the table row's first cell.
+        setting: The ``TIDEFLOW_*`` variable that sets it; ``None`` when fixed.
+        shown: Its default as the table writes it (``"1 MiB"``, ``"10,000"``, ``"60 s"``).
+    """
+
+    what: str
+    setting: str | None
+    shown: str
+
+
+BOUNDS: Final[tuple[Bound, ...]] = (
+    Bound("expression time", "TIDEFLOW_EXPRESSION_TIME_LIMIT", "1.0 s"),
+    Bound("expression memory", "TIDEFLOW_EXPRESSION_MEMORY_LIMIT", "256 MiB"),
+    Bound("expression worker processes", "TIDEFLOW_EXPRESSION_WORKERS", "2"),
+    Bound("value nesting depth", "TIDEFLOW_VALUE_DEPTH_LIMIT", "128"),
+    Bound("value size", "TIDEFLOW_VALUE_BYTES_LIMIT", "8 MiB"),
+    Bound("runners of one instance", "TIDEFLOW_QUARANTINE_AFTER", "3"),
+    Bound("processes killed while", "TIDEFLOW_QUARANTINE_AFTER", "3"),
+    Bound("`foreach` items", "TIDEFLOW_FOREACH_ITEMS_LIMIT", "10,000"),
+    Bound("definition size", "TIDEFLOW_DEFINITION_NODES_LIMIT", "100,000"),
+    Bound("a request body", "TIDEFLOW_MAX_REQUEST_BYTES", "1 MiB"),
+    Bound("an instance start's body", "TIDEFLOW_VALUE_BYTES_LIMIT", "8 MiB"),
+    Bound("requests per token", "TIDEFLOW_RATE_LIMIT", "none"),
+    Bound("how far ahead a delayed event", "TIDEFLOW_EVENT_DELAY_LIMIT", "365 days"),
+    Bound("a subscription's `delivery.timeout`", "TIDEFLOW_SINK_TIMEOUT_LIMIT", "60 s"),
+    Bound("connections one subscription holds", "TIDEFLOW_SINK_CONNECTIONS", "64"),
+    Bound("a subscription's `maxInFlight`", None, "64, at most 1,000"),
+    Bound("timeline entries per page", None, "500, at most 5,000"),
+    Bound("instances or events per page", None, "100, at most 1,000"),
+    Bound("instances one batch starts", None, "at most 100"),
+    Bound("a definition's external documents", None, "10 s, 1 MiB and 5 redirects"),
+    Bound("a function call's answer", None, "5 minutes"),
+    Bound("an OpenAPI document a call needs", None, "30 s, 8 MiB"),
+)
+"""Every bound of the limits table in ``docs/security.md``, in its order."""
 
 MAX_VALUE_DEPTH = 200
 """The highest depth limit a server accepts: orjson, which writes the journal, the
