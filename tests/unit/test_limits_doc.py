@@ -46,7 +46,9 @@ FIXED: dict[str, Callable[[], list[float]]] = {
         instances.DEFAULT_TIMELINE_LIMIT,
         instances.MAX_TIMELINE_LIMIT,
     ],
-    "instances or events per page": lambda: [100, instances.MAX_LIMIT],
+    "instances or events per page": lambda: [100, instances.MAX_LIMIT, events.MAX_LIMIT][
+        : 2 if instances.MAX_LIMIT == events.MAX_LIMIT else 3
+    ],
     "instances one batch starts": lambda: [instances.MAX_BATCH],
     "a definition's external documents": lambda: [
         egress.REFERENCE_LIMITS.timeout,
