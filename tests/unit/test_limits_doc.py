@@ -37,7 +37,7 @@ def numbers(text: str) -> list[float]:
     return [float(n.replace(",", "")) * UNITS[unit] for n, unit in found]
 
 
-FIXED: dict[str, Callable[[], list[float]]] = {
+FIXED: dict[str, Callable[[], list[int] | list[float]]] = {
     "a subscription's `maxInFlight`": lambda: [
         subscriptions.DeliveryPolicy().max_in_flight,
         subscriptions.MAX_IN_FLIGHT_LIMIT,
