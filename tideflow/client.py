@@ -1,12 +1,16 @@
-"""A small async client of Tideflow's HTTP API (used by the CLI).
+"""Tideflow's Python client of its HTTP API: :class:`ApiClient` (async, used by the CLI)
+and :class:`Client` (the same calls, blocking).
 
-Every failure -- the server unreachable, an error response -- raises
-:class:`~tideflow.errors.TideflowError` with one line that says what went
-wrong, built from the server's ``{type, title, detail, path}`` body.
+Every failure raises a :class:`~tideflow.errors.TideflowError` with one line that
+says what went wrong: an error response is an :class:`ApiError`, which also keeps
+the server's problem (``status``, ``type``, ``title``, ``detail``, ``path`` and, for an
+invalid workflow, every problem in ``errors``); an unreachable server is a plain
+``TideflowError``. ``docs/client.md`` shows both clients.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -22,6 +26,34 @@ from tideflow.http_binding import encode_structured, validate_event
 
 DEFAULT_SERVER: Final = "http://127.0.0.1:8080"
 TAIL_WAIT_SECONDS: Final = 30.0
+
+
+class ApiError(TideflowError):
+    """The server answered with an error (4xx, 5xx): its message and its problem's fields.
+
+    Attributes:
+        status: The HTTP status.
+        type: The problem's ``type`` (``"not-found"``, ``"invalid-workflow"``, ...), if any.
+        title: Its ``title``, if any.
+        detail: Its ``detail``: what went wrong, in a sentence.
+        path: Where in what was sent (``functions[0].operation``), if the server said.
+        errors: Every problem of an invalid workflow (``{path, message, severity}``).
+    """
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(describe_failure(response))
+        self.status = response.status_code
+        try:
+            problem = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            problem = None
+        problem = problem if isinstance(problem, dict) else {}
+        self.type: str | None = problem.get("type")
+        self.title: str | None = problem.get("title")
+        self.detail: str = str(problem.get("detail") or self.message)
+        self.path: str | None = problem.get("path")
+        errors = problem.get("errors")
+        self.errors: list[dict[str, Any]] = errors if isinstance(errors, list) else []
 
 
 def trusting(ca_cert: Path | None) -> ssl.SSLContext | bool:
@@ -87,7 +119,7 @@ class ApiClient:
                 f"{str(exc) or type(exc).__name__}"
             ) from exc
         if response.status_code >= 400:
-            raise TideflowError(describe_failure(response))
+            raise ApiError(response)
         if response.status_code == 204 or not response.content:
             return None
         return orjson.loads(response.content)
@@ -304,6 +336,96 @@ class ApiClient:
     async def revoke_grant(self, pattern: str) -> None:
         """Forget the grant of ``pattern`` made through the API."""
         await self._call("DELETE", f"/secrets/grants/{quote(pattern, safe='')}")
+
+
+class Client:
+    """The blocking client: :class:`ApiClient`'s calls, each run to its end on a private
+    event loop. Use as ``with Client(url, token=...) as client: ...`` (from code that
+    runs no event loop of its own; inside one, use :class:`ApiClient`).
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_SERVER,
+        *,
+        token: str | None = None,
+        timeout: float = TAIL_WAIT_SECONDS + 30,
+        ca_cert: Path | None = None,
+    ) -> None:
+        self._runner = asyncio.Runner()
+        self.api = ApiClient(base_url, token=token, timeout=timeout, ca_cert=ca_cert)
+        """The async client underneath (every call of the API, for those not wrapped here)."""
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connections and the event loop."""
+        try:
+            self._runner.run(self.api.__aexit__(None, None, None))
+        finally:
+            self._runner.close()
+
+    def deploy_workflow(self, text: str, content_type: str = "application/yaml") -> Any:
+        """Deploy a definition (YAML or JSON text); ``{id, version, warnings}``."""
+        return self._runner.run(self.api.deploy_workflow(text, content_type))
+
+    def list_workflows(self) -> Any:
+        """The latest version of every workflow."""
+        return self._runner.run(self.api.list_workflows())
+
+    def start_instance(self, workflow_id: str, data: Any, *, wait: float | None = None) -> Any:
+        """Start an instance; with ``wait``, the instance once ended (or the wait over)."""
+        return self._runner.run(self.api.start_instance(workflow_id, data, wait=wait))
+
+    def get_instance(self, instance_id: str, wait: float | None = None) -> Any:
+        """An instance; with ``wait``, once ended or after ``wait`` seconds."""
+        return self._runner.run(self.api.get_instance(instance_id, wait))
+
+    def list_instances(
+        self,
+        *,
+        workflow: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        order: str = "desc",
+    ) -> Any:
+        """The first ``limit`` instances (filtered), the newest first."""
+        return self._runner.run(
+            self.api.list_instances(workflow=workflow, status=status, limit=limit, order=order)
+        )
+
+    def timeline(self, instance_id: str) -> list[Any]:
+        """An instance's timeline entries, every page of them."""
+        return self._runner.run(self.api.timeline(instance_id))
+
+    def instance_action(self, instance_id: str, action: str) -> Any:
+        """``cancel``, ``suspend`` or ``resume`` an instance; the instance."""
+        return self._runner.run(self.api.instance_action(instance_id, action))
+
+    def send_event(self, bus: str, event: Mapping[str, Any]) -> dict[str, Any]:
+        """Send one CloudEvent (structured mode); its acknowledgement (``offset``...)."""
+        return self._runner.run(self.api.send_event(bus, event))
+
+    def read(self, bus: str, after: int = 0, limit: int = 100, wait: float = 0) -> Any:
+        """One page of ``bus`` after offset ``after``: ``{bus, events, next}``."""
+        return self._runner.run(self.api.read(bus, after, limit, wait))
+
+    def create_bus(self, name: str, retention: Mapping[str, Any] | None = None) -> Any:
+        """Create a bus; the bus."""
+        return self._runner.run(self.api.create_bus(name, retention))
+
+    def list_buses(self) -> Any:
+        """Every bus."""
+        return self._runner.run(self.api.list_buses())
 
 
 def describe_failure(response: httpx.Response) -> str:
