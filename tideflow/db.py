@@ -38,6 +38,32 @@ MIGRATIONS_PACKAGE = "tideflow.migrations"
 MIGRATION_LOCK_KEY = 0x5449_4445  # "TIDE": one advisory lock for every migrating process
 SERVER_SETTINGS = {"jit": "off"}  # short OLTP statements: JIT compilation only adds latency
 
+_SESSION_STATE: set[int] = set()
+"""Server process ids of connections marked by :func:`keeps_session_state` (an id left
+behind by a connection that closed costs a later one with that id one reset, no more)."""
+
+
+def keeps_session_state(conn: asyncpg.Connection) -> None:
+    """Mark ``conn`` as holding session state -- LISTEN, a session advisory lock, a
+    session setting -- so that the pool resets it in full when it is given back.
+
+    Every code path that makes such state marks its connection first: the pool's
+    reset (:func:`create_pool`) skips the reset query for the others.
+    """
+    _SESSION_STATE.add(conn.get_server_pid())
+
+
+async def _reset(conn: asyncpg.Connection) -> None:
+    """The pool's reset of a connection given back (asyncpg rolled back an open
+    transaction before it): the reset query (``UNLISTEN *``, advisory unlocks, ``RESET
+    ALL``, ``CLOSE ALL``) only for a connection marked by :func:`keeps_session_state`.
+    By default asyncpg runs it on every release: a round trip of its own each time a
+    connection is given back, on the way of every request and event."""
+    pid = conn.get_server_pid()
+    if pid in _SESSION_STATE:
+        _SESSION_STATE.discard(pid)
+        await conn.execute(conn.get_reset_query())
+
 _HEADER = re.compile(r"^-- ([a-z_][a-z0-9_]*) --\s*$")
 _MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -163,6 +189,7 @@ async def migrate(
         StoreError: A migration failed (its version and name are in the message).
     """
     todo = list_migrations() if migrations is None else migrations
+    keeps_session_state(conn)  # the lock, and whatever session settings a migration makes
     await conn.execute(_Q["migration_lock"], MIGRATION_LOCK_KEY)
     try:
         await conn.execute(_Q["create_migrations_table"])
@@ -214,7 +241,11 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asy
     """
     try:
         return await asyncpg.create_pool(
-            dsn, min_size=min_size, max_size=max_size, server_settings=SERVER_SETTINGS
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            server_settings=SERVER_SETTINGS,
+            reset=_reset,
         )
     except (OSError, asyncpg.PostgresError) as exc:
         raise StoreError(f"cannot connect to PostgreSQL at {redact(dsn)}: {exc}") from exc
@@ -276,6 +307,7 @@ async def open_database(
 async def try_node_lock(conn: asyncpg.Connection, node_id: str) -> bool:
     """Take ``node_id``'s advisory lock for ``conn``'s session (:mod:`tideflow.node`),
     with TCP keepalives on it; false when another session holds it."""
+    keeps_session_state(conn)
     return bool(await conn.fetchval(_Q["node_lock"], node_id))
 
 

@@ -32,6 +32,7 @@ from typing import Any
 import asyncpg
 
 from tideflow.clock import SYSTEM_CLOCK, Clock
+from tideflow.db import keeps_session_state
 from tideflow.supervise import Backoff, Supervisor, first_done
 
 __all__ = ["CONNECTION_ERRORS", "Listener", "Waiters", "usable"]
@@ -144,6 +145,7 @@ class Listener:
         conn = await self._pool.acquire()
         self._connection = conn
         try:
+            keeps_session_state(conn)  # given back with UNLISTEN * whatever happens
             conn.add_termination_listener(self._terminated)
             for channel in self._channels:
                 await conn.add_listener(channel, self._dispatch)
@@ -214,6 +216,10 @@ class Waiters:
     ) -> None:
         self._clock = clock
         self.poll_interval = poll_interval
+        self.listener = listener
+        """The listener whose connection it uses: whoever must hear other channels in the
+        same order as this one's (one connection delivers in commit order) listens there."""
+        self.channel = channel
         self.connected = listener.connected
         """Set while the LISTEN connection is up."""
         self._waiters: dict[str, set[asyncio.Event]] = {}

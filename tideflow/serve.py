@@ -337,7 +337,7 @@ def _cluster(pool: asyncpg.Pool, settings: Settings) -> Cluster:
         PostgresCluster(pool),
         settings.node_id,
         address=f"{scheme}://{settings.host}:{settings.port}",
-        options=ClusterOptions(heartbeat=settings.cluster_heartbeat, lease=settings.cluster_lease),
+        options=ClusterOptions(heartbeat=settings.cluster_heartbeat, lease=settings.lease_seconds),
     )
 
 

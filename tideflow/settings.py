@@ -37,16 +37,15 @@ class Settings:
             (or ``sink:<host>``) on a server (``--grant-secret``,
             ``TIDEFLOW_SECRET_GRANTS`` split at ``;`` and new lines); see
             :mod:`tideflow.secrets.grants`.
-        lease_seconds: How long a runtime process holds an instance without
-            renewing it (``TIDEFLOW_LEASE_SECONDS``, default 5; renewed every
-            third of it): the instances of a process gone for good are taken
-            over this late (plus at most the 2 s claim poll). A restarted
-            process (the same :attr:`node_id`) takes its own back at once.
+        lease_seconds: The one lease length (``TIDEFLOW_LEASE_SECONDS``, default 3):
+            how long a process holds an instance without renewing it (renewed every
+            third of it), and how long its units of the cluster (subscriptions,
+            connectors, the workflow subscriber) and its membership stay its own
+            without a heartbeat. The work of a process gone for good is taken over
+            about this late (instances plus at most the 2 s claim poll); a
+            restarted process (the same :attr:`node_id`) takes its own back at once.
         cluster_heartbeat: Seconds between a process's heartbeats in the cluster
             (``TIDEFLOW_CLUSTER_HEARTBEAT``); see :mod:`tideflow.cluster`.
-        cluster_lease: Seconds a process's subscriptions and connectors stay its own
-            without a heartbeat (``TIDEFLOW_CLUSTER_LEASE``): a process gone without a
-            word is taken over after about this long.
         python_modules: Modules (and their submodules) that ``python:`` functions
             of definitions deployed to a server may import, besides those in
             the ``--workflows`` folders (``TIDEFLOW_PYTHON_MODULES``, comma-separated).
@@ -135,9 +134,8 @@ class Settings:
     archive_root: Path | None = None
     secrets_file: Path | None = None
     secret_grants: tuple[str, ...] = ()
-    lease_seconds: float = 5.0
+    lease_seconds: float = 3.0
     cluster_heartbeat: float = 1.0
-    cluster_lease: float = 3.0
     python_modules: tuple[str, ...] = ()
     python_scripts: bool = False
     expression_time_limit: float = 1.0
@@ -299,7 +297,6 @@ _NUMBERS: dict[str, tuple[str, type[int] | type[float]]] = {
     "TIDEFLOW_SINK_CONNECTIONS": ("sink_connections", int),
     "TIDEFLOW_QUARANTINE_AFTER": ("quarantine_after", int),
     "TIDEFLOW_CLUSTER_HEARTBEAT": ("cluster_heartbeat", float),
-    "TIDEFLOW_CLUSTER_LEASE": ("cluster_lease", float),
     "TIDEFLOW_TIMER_RETENTION": ("timer_retention", float),
 }
 

@@ -26,7 +26,7 @@ from tideflow.eventstore.gateway import PostgresEventStore
 from tideflow.eventstore.store import DEFAULT_BUS
 from tideflow.runtime.gateway import PostgresRegistry
 from tideflow.runtime.hosts.durable import DurableRuntime, RuntimeOptions
-from tideflow.triggers.correlation import WorkflowSubscriber
+from tideflow.triggers.correlation import SUBSCRIPTION_ID, WorkflowSubscriber
 from tideflow.triggers.dispatcher import Dispatcher
 from tideflow.triggers.gateway import PostgresSubscriptions
 
@@ -297,6 +297,53 @@ async def test_a_deploy_by_another_process_subscribes_its_workflow(pg_url: str) 
         assert await system.until(started, 1) == 1
         await other.delete("elsewhere")
         assert await compiled(system, "elsewhere", present=False)
+
+
+async def test_an_event_right_after_a_deploy_elsewhere_is_handled_with_it_without_a_query(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registry's NOTIFY is heard on the event store's LISTEN connection, which delivers
+    in commit order: the bus's notification of an event appended after a deploy by another
+    process comes after the deploy's, so the consumer recompiles the announced workflow
+    before that batch (the loop that would otherwise recompile it is held back here) and
+    reads no fingerprint of the registry for a batch within that fence."""
+    doc = started_by("fenced", "test.fenced")
+    started = "SELECT count(*) FROM tideflow_instances WHERE workflow_id = 'fenced'"
+    async with running(pg_url) as system:
+        subscriber = system.subscriber
+        for n in range(3):  # the first batches compare the fingerprint: the fence is new
+            await system.store.append(DEFAULT_BUS, [event(f"warm{n}", "test.warm")])
+            assert await settled(system, n + 1)
+        looks: list[str] = []
+        fingerprint = system.runtime.registry.fingerprint
+
+        async def counted() -> str:
+            looks.append("fingerprint")
+            return await fingerprint()
+
+        async def held() -> None:
+            return None
+
+        monkeypatch.setattr(system.runtime.registry, "fingerprint", counted)
+        monkeypatch.setattr(subscriber, "_refresh_redeployed", held)
+        other = PostgresRegistry(system.pool)  # another process's registry: no callback here
+        await other.deploy("fenced", "1", json.dumps(doc), "application/json", doc)
+        await system.store.append(DEFAULT_BUS, [{**event("e1", "test.fenced"), "data": {}}])
+        assert await system.until(started, 1) == 1
+        assert looks == []
+
+
+async def settled(system: System, offset: int) -> bool:
+    """Whether the workflow subscription committed ``offset`` within 30 s."""
+    for _ in range(1500):
+        if (system.subscriber.dispatcher.committed(SUBSCRIPTION_ID) or 0) >= offset:
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
+def event(event_id: str, event_type: str) -> dict[str, Any]:
+    return {"specversion": "1.0", "id": event_id, "source": "/t", "type": event_type}
 
 
 async def test_a_produced_event_resumes_the_instance_waiting_for_it(pg_url: str) -> None:

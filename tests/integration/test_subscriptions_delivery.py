@@ -450,6 +450,44 @@ async def test_internal_consumer_gets_batches_and_commits_after_return(system: S
     assert again.committed_offset == 3  # continues where it stopped
 
 
+async def test_a_consumer_has_events_noted_first_and_the_offset_commit_forgets_the_notes(
+    system: System,
+) -> None:
+    """Crash notes: every event is noted before the consumer has it (a process it kills
+    finds the note when the event comes again); a batch consumed without a crash before is
+    forgotten by the offset commit that passes it (no statement of its own), and a note
+    past the committed offset stays."""
+    held = asyncio.Event()
+    noted: list[int] = []
+
+    async def notes() -> int:
+        async with system.pool.acquire() as conn:
+            query = "SELECT count(*) FROM tideflow_consumer_attempts WHERE subscription_id = $1"
+            return int(await conn.fetchval(query, "wf:test"))
+
+    async def consume(batch: list[tuple[int, Any]]) -> None:
+        noted.append(await notes())
+        if any(event["id"] == "e-5" for _, event in batch):
+            await held.wait()
+
+    await system.store.append("orders", [ev(1), ev(2), ev(3)])
+    await system.dispatcher.attach("wf:test", "orders", consume, start="earliest")
+    await _settled(system, "wf:test", 3)  # get() commits the offsets
+    assert noted == [3]
+    assert await notes() == 0
+    await system.store.append("orders", [ev(4)])
+    await _settled(system, "wf:test", 4)
+    assert noted == [3, 1]
+    assert await notes() == 0
+    await system.store.append("orders", [ev(5)])
+    await eventually(lambda: asyncio.sleep(0, len(noted) == 3))
+    await system.dispatcher.flush()
+    assert await notes() == 1  # e-5 is with the consumer: its note stays
+    held.set()
+    await _settled(system, "wf:test", 5)
+    assert await notes() == 0
+
+
 async def test_a_poisoned_event_is_dead_lettered_after_the_attempts_and_the_rest_go_on(
     system: System,
 ) -> None:

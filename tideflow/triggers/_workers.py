@@ -516,15 +516,19 @@ class ConsumerWorker(SubscriptionWorker):
 
         An event that kills the process raises nothing here: each event handed over
         is noted in the database first and forgotten once done with, so a note still
-        there when the event comes again is a crash. Such a batch goes one event at a
-        time, each event's crashes counted durably; one that killed the process
-        ``quarantine_after`` times is dead-lettered without being handed over again.
+        there when the event comes again is a crash. A batch handed over without a
+        crash before is forgotten by the offset commit that passes it (the same
+        statement, :meth:`Dispatcher.flush`), not by a round trip of its own: a
+        process killed after the consumer returned and before that commit (at most
+        the commit interval) counts one crash for the batch it hands over again.
+        Such a batch goes one event at a time, each event's crashes counted
+        durably; one that killed the process ``quarantine_after`` times is
+        dead-lettered without being handed over again.
         """
         offsets = [offset for offset, _ in batch]
         fresh = await self._durably(lambda: self.services.begin_attempts(self.id, offsets))
         if fresh and len(batch) > 1 and await self._attempt(batch, attempts=2) is None:
-            consumed = len(batch)
-            await self._durably(lambda: self.services.end_attempts(self.id, offsets))
+            consumed = len(batch)  # the notes go with the offset commit that passes them
         else:  # one at a time: which event is poisoned?
             consumed = 0
             for one in batch:
@@ -553,7 +557,8 @@ class ConsumerWorker(SubscriptionWorker):
             reason = await self._attempt([one], attempts=attempts)
         if reason is not None:
             await self._dead_letter(*one, reason)
-        await self._durably(lambda: self.services.end_attempts(self.id, [offset]))
+        if not noted:  # after a crash: forgotten now, not counted again if the process dies
+            await self._durably(lambda: self.services.end_attempts(self.id, [offset]))
         return 1 if reason is None else 0
 
     async def _durably(self, note: Callable[[], Awaitable[_T]]) -> _T:

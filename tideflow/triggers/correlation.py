@@ -31,10 +31,16 @@ Deploys and deletes recompile a workflow's subscriptions: at once for this
 process's registry (its ``on_change`` callback), and on the NOTIFY channel
 ``tideflow_registry`` for the other processes' (after a reconnect of the
 listener, every workflow is recompiled: notifications may have been lost).
-Before each batch the consumer compares the registry's fingerprint (one small
-query) and recompiles what changed: the notification travels on another
-connection than the events, so an event ingested right after a deploy through
-another process could otherwise be read before the deploy is heard of. The
+An event ingested right after a deploy through another process must not be
+handled before that deploy is heard of. The registry's channel is heard on the
+event store's LISTEN connection, beside the bus's own notifications (``<bus>
+<last offset>``): PostgreSQL delivers one connection's notifications in commit
+order, so once the bus's notification for an offset was heard, every deploy
+committed before that event was heard too (the *fence*). A batch within the
+fence recompiles only what was announced; a batch read ahead of its
+notification (under load, or while the listener is down or just reconnected)
+compares the registry's fingerprint first (one small query) and recompiles
+what changed. The
 subscription itself is one unit of the cluster (``subscription:tideflow.workflows``):
 one process at a time consumes the bus and answers new waits (the others would
 race it for the same rows); a process that takes it over sweeps the open waits first.
@@ -55,7 +61,7 @@ import asyncpg
 from tideflow.clock import Clock
 from tideflow.errors import StoreError, TideflowError, WorkflowNotFound
 from tideflow.eventstore.store import DEFAULT_BUS
-from tideflow.notify import CONNECTION_ERRORS, Listener
+from tideflow.notify import CONNECTION_ERRORS, Listener, Waiters
 from tideflow.runtime.engine import InstanceEngine
 from tideflow.runtime.gateway import REGISTRY_CHANNEL, PostgresRegistry
 from tideflow.runtime.rows import InstanceRow
@@ -182,8 +188,21 @@ class WorkflowSubscriber:
         """Owns the listener and the loop answering new waits (``/healthz`` reports them)."""
         self.listener = Listener(pool, "correlation", clock=runtime.clock, health=self.supervisor)
         self.listener.listen(CHANNEL, self._notified)
-        self.listener.listen(REGISTRY_CHANNEL, self._redeployed)  # by another process
         self.listener.on_reconnect(self._resweep)  # new waits may have been missed meanwhile
+        self._heard = -1  # the highest offset of the bus announced on the fence's connection
+        self._fenced = False  # whether _heard is a fence (see the module docs)
+        self._changes = 0  # the fence's connection's connects and drops, counted
+        self._fence: Listener | None = None
+        waiters = getattr(dispatcher.store, "waiters", None)
+        registry = self.listener
+        if isinstance(waiters, Waiters):  # deploys heard in commit order with the events
+            self._fence = registry = waiters.listener
+            registry.listen(waiters.channel, self._announced)
+            registry.on_reconnect(self._fence_lost)
+            registry.on_lost(self._fence_lost)
+        # else no fence: the fingerprint is compared before every batch
+        registry.listen(REGISTRY_CHANNEL, self._redeployed)  # by another process
+        registry.on_reconnect(self._reload_all)
         self._redeploys: dict[str, None] = {}
         self._reload = False  # every workflow: deploys elsewhere may have been missed
         self._limit = asyncio.Semaphore(_PARALLEL)
@@ -240,22 +259,44 @@ class WorkflowSubscriber:
         events = compile_workflow(workflow, stored.version, sonataflow=interpreter.sonataflow)
         self.index.put(workflow_id, events)
 
-    async def _follow_deploys(self) -> None:
-        """Recompile the workflows deployed or deleted since the last look (by any process)."""
-        fingerprint = await self.runtime.registry.fingerprint()
-        if fingerprint == self._fingerprint:
-            return
-        heads = await self.runtime.registry.heads()
-        for workflow_id in sorted(set(heads) | set(self._compiled)):
-            if self._compiled.get(workflow_id) != heads.get(workflow_id):
+    async def _follow_deploys(self, last: int) -> None:
+        """Recompile the workflows deployed or deleted (by any process) before the event at
+        offset ``last`` committed: those announced, when ``last`` is within the fence;
+        else those the registry's fingerprint says changed since the last look."""
+        if self._fenced and last <= self._heard:
+            for workflow_id in list(self._redeploys):  # announced: usually none
                 await self.refresh(workflow_id)
-        self._fingerprint = fingerprint
+                self._redeploys.pop(workflow_id, None)
+            return
+        changes = self._changes
+        listening = self._fence is not None and self._fence.connected.is_set()
+        fingerprint = await self.runtime.registry.fingerprint()
+        if fingerprint != self._fingerprint:
+            heads = await self.runtime.registry.heads()
+            for workflow_id in sorted(set(heads) | set(self._compiled)):
+                if self._compiled.get(workflow_id) != heads.get(workflow_id):
+                    await self.refresh(workflow_id)
+            self._fingerprint = fingerprint
+        if listening and changes == self._changes:  # LISTENing since before the look:
+            self._fenced = True  # every deploy after it is announced on that connection
+
+    def _announced(self, payload: str) -> None:
+        """The event store's notification ``<bus> <last offset>``: the fence moves."""
+        bus, _, last = payload.partition(" ")
+        if bus == self.bus and last.isdigit():
+            self._heard = max(self._heard, int(last))
+
+    def _fence_lost(self) -> None:
+        """The fence's connection (re)connected or dropped: deploys may have gone unheard,
+        so the next batch compares the fingerprint."""
+        self._changes += 1
+        self._fenced = False
 
     # -- the consumer ------------------------------------------------------------
 
     async def consume(self, batch: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
         """Handle a batch of events from the bus (the dispatcher's :data:`Consumer`)."""
-        await self._follow_deploys()
+        await self._follow_deploys(batch[-1][0])
         batch = [(offset, self.index.aliased(event)) for offset, event in batch]
         exclusive = []
         for offset, event in batch:
@@ -471,7 +512,12 @@ class WorkflowSubscriber:
     def _resweep(self) -> None:
         """The listener (re)connected: notifications of new waits may have been lost."""
         self._must_sweep = True
-        self._reload = True  # and of deploys and deletes elsewhere
+        self._woken.set()
+
+    def _reload_all(self) -> None:
+        """The registry's listener (re)connected: deploys and deletes elsewhere may have
+        been missed (recompiled by the loop answering new waits)."""
+        self._reload = True
         self._woken.set()
 
     async def _sweep(self) -> None:

@@ -32,7 +32,8 @@ WHERE id = $1
 RETURNING *;
 
 -- commit_offsets --
--- Move committed offsets forward (never back) and add to the counters, many subscriptions at once; a commit made for an older version (before a reset), or under a lease acquired again since (fencing), is ignored
+-- Move committed offsets forward (never back) and add to the counters, many subscriptions at once; a commit made for an older version (before a reset), or under a lease acquired again since (fencing), is ignored; the consumer's crash notes of the events the offset passes go with it
+WITH moved AS (
 UPDATE tideflow_subscriptions AS s SET
     committed_offset = GREATEST(s.committed_offset, u.committed_offset),
     delivered = s.delivered + u.delivered,
@@ -45,7 +46,12 @@ FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], 
 WHERE s.id = u.id AND s.version = u.version
     AND (u.unit IS NULL OR EXISTS (
         SELECT 1 FROM tideflow_cluster_leases AS l WHERE l.unit = u.unit AND l.token = u.token
-    ));
+    ))
+RETURNING s.id, s.committed_offset
+)
+DELETE FROM tideflow_consumer_attempts AS a
+USING moved AS m
+WHERE a.subscription_id = m.id AND a.event_offset <= m.committed_offset;
 
 -- list_versions --
 -- What the running dispatcher compares with what it runs
