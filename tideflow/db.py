@@ -11,6 +11,8 @@
   file there): named blocks (a ``-- name --`` line, a ``-- description``
   line, then the SQL). Only a subpackage's gateway (``gateway.py``) loads
   and uses them.
+* :func:`create_pool` gives connections back without asyncpg's reset query
+  (a round trip per release) unless :func:`keeps_session_state` marked them.
 """
 
 from __future__ import annotations
