@@ -8,7 +8,11 @@ import asyncio
 import contextlib
 import json
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -103,7 +107,7 @@ async def amqp_broker(
         await connection.close()
 
 
-async def end_mqtt_session(client_id: str) -> None:
+async def end_mqtt_session(client_id: str, port: int = 1883) -> None:
     """Remove the broker's persistent session of ``client_id`` (a source's, left by a test).
 
     A connection with a clean start and no session expiry replaces the session and
@@ -111,7 +115,7 @@ async def end_mqtt_session(client_id: str) -> None:
     """
     client = aiomqtt.Client(
         "127.0.0.1",
-        1883,
+        port,
         identifier=client_id,
         protocol=aiomqtt.ProtocolVersion.V5,
         clean_start=True,
@@ -120,13 +124,53 @@ async def end_mqtt_session(client_id: str) -> None:
         pass
 
 
+def mosquitto_binary() -> str | None:
+    """The machine's ``mosquitto`` executable, if it has one."""
+    return shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto",) if os.access(p, os.X_OK)), None
+    )
+
+
+@contextlib.contextmanager
+def private_mosquitto(folder: Path) -> Iterator[int]:
+    """A Mosquitto of this test's own on a free port, keeping every message queued for an
+    offline persistent session (``max_queued_messages 0``; the shared broker keeps 1,000,
+    its default, and drops the rest after acknowledging them to the publisher)."""
+    binary = mosquitto_binary()
+    if binary is None:
+        raise RuntimeError("no mosquitto executable on this machine")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    config = folder / "mosquitto.conf"
+    config.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n"
+        "max_inflight_messages 100\npersistence false\n"
+    )
+    log = (folder / "mosquitto.log").open("wb")
+    process = subprocess.Popen([binary, "-c", str(config)], stdout=log, stderr=log)
+    try:
+        for _ in range(200):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.1):
+                break
+            if process.poll() is not None:
+                raise RuntimeError(f"mosquitto exited; see {folder / 'mosquitto.log'}")
+            time.sleep(0.05)  # a process starting: no clock of ours to inject
+        yield port
+    finally:
+        process.terminate()
+        process.wait(10)
+        log.close()
+
+
 @asynccontextmanager
 async def mqtt_broker(
-    run: str,
+    run: str, port: int = 1883
 ) -> AsyncIterator[tuple[dict[str, Any], dict[str, Any], Publish, list[Any]]]:
     topic_in, topic_out = f"orders/{run}", f"accepted/{run}"
     received: list[Any] = []
-    client = aiomqtt.Client("127.0.0.1", 1883, protocol=aiomqtt.ProtocolVersion.V5)
+    url = f"mqtt://127.0.0.1:{port}"
+    client = aiomqtt.Client("127.0.0.1", port, protocol=aiomqtt.ProtocolVersion.V5)
     async with client:
         await client.subscribe(topic_out, qos=1)
 
@@ -146,15 +190,15 @@ async def mqtt_broker(
         client_id = f"tideflow-orders-{run}"
         try:
             yield (
-                {"url": MQTT, "topic": topic_in, "clientId": client_id},
-                {"url": MQTT, "topic": topic_out, "idle": 0.5},
+                {"url": url, "topic": topic_in, "clientId": client_id},
+                {"url": url, "topic": topic_out, "idle": 0.5},
                 publish,
                 received,
             )
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-            await end_mqtt_session(client_id)
+            await end_mqtt_session(client_id, port)
 
 
 @asynccontextmanager
