@@ -324,7 +324,7 @@ async def test_unknown_things_are_404_and_bad_input_400(client: httpx.AsyncClien
     a_list = await client.post("/workflows/greeter/instances", json=[1, 2])
     assert "JSON object" in problem(a_list, 400)["detail"]
     too_long = await client.post("/workflows/greeter/instances", json={}, params={"wait": 9999})
-    assert problem(too_long, 400)["path"] == "query.wait"
+    assert problem(too_long, 422)["path"] == "wait"
 
 
 async def test_deleted_workflow_starts_nothing_but_old_instances_stay(

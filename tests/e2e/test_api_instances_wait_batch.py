@@ -78,6 +78,13 @@ def test_wait_is_bounded_and_unknown_parameters_are_named(server: Served) -> Non
         assert body["path"] == "wait"
         assert "60" in body["detail"]
         assert problem(http.get(f"/instances/{instance_id}", params={"wait": -1}), 422)
+        # one rule for a start's wait and a show's: the same bound, status and body
+        for bad in (61, -1, "nan", "inf"):
+            shown = problem(http.get(f"/instances/{instance_id}", params={"wait": bad}), 422)
+            begun = http.post("/workflows/greeter/instances", json={}, params={"wait": bad})
+            assert problem(begun, 422) == shown, bad
+            assert shown["type"] == "invalid-parameter"
+        assert http.post("/workflows/greeter/instances?wait=60", json={}).status_code == 201
         body = problem(http.get(f"/instances/{instance_id}?timeline"), 422)
         assert body["type"] == "unknown-parameter"
         assert body["path"] == "timeline"
@@ -89,7 +96,7 @@ def test_wait_is_bounded_and_unknown_parameters_are_named(server: Served) -> Non
         assert problem(start, 422)["path"] == "wiat"
         assert problem(http.get("/instances/nope", params={"wait": 1}), 404)
         listed = http.get("/instances", params={"workflow": "greeter"}).json()
-        assert listed["instances"] == []  # the refused start started nothing
+        assert len(listed["instances"]) == 1  # only the start with wait=60: no refused one started
 
 
 def test_a_batch_starts_every_input_in_order(server: Served) -> None:

@@ -21,6 +21,7 @@ from tideflow.api import docs, errors
 from tideflow.api.access import AccessGate, AccessPolicy, document_security
 from tideflow.api.body_limit import BodyLimit, Limit, limit_for
 from tideflow.api.fastpath import IngestFastPath, Scope
+from tideflow.api.instance_fastpath import InstanceFastPath
 from tideflow.api.routes import (
     buses,
     cluster,
@@ -82,6 +83,7 @@ def create_app(
     )
     app.state.draining = asyncio.Event()  # set as the server shuts down: long polls answer
     errors.install(app)
+    app.add_middleware(InstanceFastPath)  # behind the body limit: it caps the input
     app.add_middleware(BodyLimit, resolve=_resolve_body_limit)  # behind the fast path
     app.add_middleware(IngestFastPath, resolve=_resolve_ingest)
     app.add_middleware(AccessGate, resolve=_resolve_access)  # added last: runs first

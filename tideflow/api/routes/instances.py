@@ -73,10 +73,9 @@ async def known_query_only(request: Request) -> None:
 
 router = APIRouter(tags=["instances"], dependencies=[Depends(known_query_only)])
 
-MAX_WAIT_SECONDS: Final = 300.0
-"""The longest ``wait`` of a start."""
-MAX_SHOW_WAIT_SECONDS: Final = 60.0
-"""The longest ``wait`` of ``GET /instances/{id}`` (a long poll holds a connection)."""
+MAX_WAIT_SECONDS: Final = 60.0
+"""The longest ``wait`` of a start and of ``GET /instances/{id}`` (one rule: a long poll
+holds a connection, as ``GET /buses/{bus}/events?wait=`` does, with the same bound)."""
 RECHECK_SECONDS: Final = 5.0
 """How often a long poll reads the instance again, should a notification be lost."""
 MAX_BATCH: Final = 100
@@ -123,6 +122,27 @@ InstanceId = Annotated[str, Path(description="The instance id.")]
 WorkflowId = Annotated[str, Path(description="The workflow's `id`.")]
 Version = Annotated[str | None, Query(description="Run this version instead of the latest.")]
 Services_ = Annotated[Services, Depends(get_services)]
+Wait = Annotated[
+    float | None,
+    Query(
+        description=f"Wait up to this many seconds (0 to {MAX_WAIT_SECONDS:g}) for the "
+        "instance to end (completed, failed, cancelled); the answer is then the whole "
+        "instance, ended or not. Out of range: 422 naming `wait`.",
+        json_schema_extra={"minimum": 0, "maximum": MAX_WAIT_SECONDS},
+    ),
+]
+
+
+def check_wait(wait: float | None) -> None:
+    """The one rule for ``wait`` on the instances API: 0 to :data:`MAX_WAIT_SECONDS`.
+
+    Raises:
+        InvalidParameter: It is out of range (or not a finite number): 422 naming ``wait``.
+    """
+    if wait is not None and not 0 <= wait <= MAX_WAIT_SECONDS:
+        raise InvalidParameter(
+            f"wait must be 0 to {MAX_WAIT_SECONDS:g} seconds, not {wait:g}", argument="wait"
+        )
 
 
 def _instances(services: Services) -> PostgresInstances:
@@ -207,17 +227,18 @@ async def start_instance(
     workflow_id: WorkflowId,
     services: Services_,
     version: Version = None,
-    wait: Annotated[
-        float | None,
-        Query(
-            ge=0,
-            le=MAX_WAIT_SECONDS,
-            description="Wait up to this many seconds for the instance to end; the "
-            "response is then the whole instance (finished if it ended in time).",
-        ),
-    ] = None,
+    wait: Wait = None,
 ) -> Response:
     """Start an instance of the workflow's latest version with the JSON body as input."""
+    return await started(request, services, workflow_id, version, wait)
+
+
+async def started(
+    request: Request, services: Services, workflow_id: str, version: str | None, wait: float | None
+) -> Response:
+    """The answer to a start (the route's work; :mod:`tideflow.api.instance_fastpath`
+    calls it too)."""
+    check_wait(wait)  # before anything starts
     data = await read_input(request)
     runtime = _runtime(services)
     row = await runtime.start_instance(workflow_id, data, version=version)
@@ -300,25 +321,21 @@ async def show_instance(
     request: Request,
     instance_id: InstanceId,
     services: Services_,
-    wait: Annotated[
-        float | None,
-        Query(
-            description="Wait up to this many seconds (at most "
-            f"{MAX_SHOW_WAIT_SECONDS:g}) for the instance to end (completed, failed, "
-            "cancelled); the answer is the instance either way."
-        ),
-    ] = None,
+    wait: Wait = None,
 ) -> Response:
     """Status, current state, data, output or error, and timestamps of an instance."""
+    return await shown(request, services, instance_id, wait)
+
+
+async def shown(
+    request: Request, services: Services, instance_id: str, wait: float | None
+) -> Response:
+    """The answer to a show (the route's work; :mod:`tideflow.api.instance_fastpath`
+    calls it too)."""
+    check_wait(wait)
     row = await _instances(services).get(instance_id)  # 404 before any wait
-    if wait is not None:
-        if not 0 <= wait <= MAX_SHOW_WAIT_SECONDS:
-            raise InvalidParameter(
-                f"wait must be 0 to {MAX_SHOW_WAIT_SECONDS:g} seconds, not {wait:g}",
-                argument="wait",
-            )
-        if not row.final and wait > 0:
-            row = await _long_poll(request, services, instance_id, wait)
+    if wait is not None and not row.final and wait > 0:
+        row = await _long_poll(request, services, instance_id, wait)
     return json_response(row.to_json())
 
 

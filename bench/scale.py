@@ -1,0 +1,399 @@
+"""How the cost grows with the work (issue 13); prints one JSON document.
+
+Every part runs against a real ``tideflow serve`` subprocess (``--insecure-local``)
+on a fresh database of the PostgreSQL server the run uses, clients on
+keep-alive HTTP/1.1 connections (``bench/ingest_http.py``). Each part
+compares its sizes with its smallest size in the same run.
+
+Parts (``--parts``, comma-separated; default all):
+
+- ``parked``: for each size in ``--parked`` (default ``1000,10000``; the issue's
+  full run is ``10000,100000,1000000``, by hand), that many instances wait,
+  each for an event with its own correlation key. They are created
+  in-process through the runtime's own API (``DurableRuntime.start_instances``,
+  batches of 100) while no server runs, then a server is started and
+  ``--probes`` (200) keys are signalled one at a time: a ``GET
+  /instances/{id}?wait=30`` is opened, the event POSTed to ``/events``, and
+  the latency is the POST's send to the long poll's answer. Sizes are
+  cumulative (the 100,000 run adds 90,000 to the 10,000). Also: database
+  size per parked instance (``pg_database_size`` growth / instances).
+  Goal: p99 at the largest size within 2x of the smallest.
+- ``subscriptions``: ingestion throughput (``POST /buses/{bus}/events``,
+  batched mode, 100 events a request, 8 clients; and binary mode, one event
+  a request, 32 clients) with 1, 10 and 100 subscriptions on the bus. The
+  subscriptions' filter matches none of the events (so every subscription
+  reads and filters every event, and nothing measures a sink); the figure
+  includes whether they caught up (their lag when the ingestion ended).
+  Goal: 100 subscriptions keep >= 0.5 of one's events/s.
+- ``buses``: the same batched ingestion spread over 1 and 100 buses (one
+  such subscription each). Goal: 100 buses keep >= 0.8 of one's events/s.
+- ``versions``: instance start rate (``POST /workflows/{id}/instances``, 50
+  clients, a workflow of one inject state) with 1 deployed version against
+  1,000 versions of the workflow (the latest started) and against 1,000
+  workflows (started round-robin, each warmed once). Goal: >= 0.9 of one.
+
+Run: ``python bench/scale.py`` (an embedded PostgreSQL in a temporary
+directory) or with ``TIDEFLOW_BENCH_DATABASE_URL=postgresql://...``; the
+full parked run: ``python bench/scale.py --parts parked --parked 10000,100000,1000000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import ingest_http  # noqa: E402
+from http_path import JSON, KEYED, clients, deploy, get_request, served  # noqa: E402
+from ingest_http import RawConnection, http_request  # noqa: E402
+from runtime import _fresh_db, _pct, _server, _settings  # noqa: E402
+
+PROBES_WARM = 10
+
+
+async def _park(url: str, start: int, count: int) -> None:
+    """``count`` instances of :data:`KEYED` (keys ``k{start}``...) parked, in-process."""
+    from tideflow.db import create_pool
+    from tideflow.runtime.hosts.durable import DurableRuntime
+
+    pool = await create_pool(url, min_size=4, max_size=16)
+    rt = DurableRuntime(pool)
+    await rt.start()
+    try:
+        chunks = iter(range(start, start + count, 100))
+
+        async def starter() -> None:
+            for first in chunks:
+                last = min(start + count, first + 100)
+                inputs = [{"key": f"k{i}"} for i in range(first, last)]
+                await rt.start_instances("keyed", inputs)
+                while rt.running > 2000:  # noqa: ASYNC110 -- hold memory: let runners park
+                    await asyncio.sleep(0.01)
+
+        await asyncio.gather(*(starter() for _ in range(8)))
+        while rt.running:  # noqa: ASYNC110 -- runners end on their own
+            await asyncio.sleep(0.05)
+    finally:
+        await rt.stop()
+        await pool.close()
+
+
+async def _db_size(url: str) -> int:
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("CHECKPOINT")
+        return int(await conn.fetchval("SELECT pg_database_size(current_database())"))
+    finally:
+        await conn.close()
+
+
+async def _ids_of(url: str, keys: list[str]) -> dict[str, str]:
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT input->>'key' AS key, id FROM tideflow_instances"
+            " WHERE workflow_id = 'keyed' AND input->>'key' = ANY($1::text[])",
+            keys,
+        )
+    finally:
+        await conn.close()
+    return {r["key"]: r["id"] for r in rows}
+
+
+async def _probe(port: int, ids: dict[str, str], keys: list[str]) -> list[float]:
+    """Signal ``keys`` one at a time; the POST -> long-poll answer latency of each."""
+    poller, sender = RawConnection(port), RawConnection(port)
+    await poller.open()
+    await sender.open()
+    latencies: list[float] = []
+    try:
+        for number, key in enumerate(keys):
+            headers = {
+                "ce-specversion": "1.0", "ce-id": f"e-{key}", "ce-source": "/bench",
+                "ce-type": "bench.go", "ce-benchkey": key, **JSON,
+            }  # fmt: skip
+            poll = asyncio.create_task(poller.send(get_request(f"/instances/{ids[key]}?wait=30")))
+            await asyncio.sleep(0.005)  # the poll is in the server before the event
+            t0 = time.perf_counter()
+            status, _ = await sender.send(http_request("/events", headers, b'{"n":1}'))
+            if status != 202:
+                raise RuntimeError(f"event: HTTP {status}")
+            status, answer = await poll
+            took = time.perf_counter() - t0
+            if status != 200 or orjson.loads(answer)["status"] != "completed":
+                raise RuntimeError(f"long poll: HTTP {status} {answer[:200]!r}")
+            if number >= PROBES_WARM:
+                latencies.append(took)
+    finally:
+        await poller.close()
+        await sender.close()
+    return latencies
+
+
+async def parked(server: str, sizes: list[int], probes: int) -> dict[str, Any]:
+    url = await _fresh_db(server, "bench_scale_parked", False)
+    async with served(url, None, "parked") as port:
+        await deploy(port, KEYED)  # the correlation subscription comes with the deploy
+    before = await _db_size(url)
+    have = 0
+    runs: list[dict[str, Any]] = []
+    for size in sizes:
+        began = time.perf_counter()
+        await _park(url, have, size - have)
+        parking = time.perf_counter() - began
+        have = size
+        grown = await _db_size(url) - before
+        # probe keys spread over the parked range, each used once
+        step = max(1, size // (probes + PROBES_WARM))
+        keys = [f"k{i}" for i in range(0, size, step)][: probes + PROBES_WARM]
+        keys = [k for k in keys if not any(k in r["probed"] for r in runs)]
+        ids = await _ids_of(url, keys)
+        async with served(url, None, "parked") as port:
+            latencies = await _probe(port, ids, keys)
+        runs.append(
+            {
+                "parked": size,
+                "park_per_s": round((size - (runs[-1]["parked"] if runs else 0)) / parking, 1),
+                "p50_ms": round(_pct(latencies, 0.5) * 1000, 2),
+                "p99_ms": round(_pct(latencies, 0.99) * 1000, 2),
+                "db_bytes_per_parked_instance": round(grown / size),
+                "probed": keys,
+            }
+        )
+    for run in runs:
+        run.pop("probed")
+    ratio = round(runs[-1]["p99_ms"] / runs[0]["p99_ms"], 2)
+    return {
+        "probes_per_size": probes,
+        "runs": runs,
+        "p99_largest_vs_smallest": ratio,
+        "goal": "p99 at the largest size within 2x of the smallest",
+        "goal_met": ratio <= 2,
+    }
+
+
+async def _bus(port: int, name: str, subscriptions: int) -> None:
+    connection = RawConnection(port)
+    await connection.open()
+    try:
+        status, answer = await connection.send(
+            http_request("/buses", JSON, orjson.dumps({"name": name}))
+        )
+        if status != 201:
+            raise RuntimeError(f"bus: HTTP {status} {answer!r}")
+        for _ in range(subscriptions):
+            body = {
+                "bus": name,
+                "filters": [{"exact": {"type": "bench.never"}}],
+                "sink": "http://127.0.0.1:9/never",
+            }
+            status, answer = await connection.send(
+                http_request("/subscriptions", JSON, orjson.dumps(body))
+            )
+            if status != 201:
+                raise RuntimeError(f"subscription: HTTP {status} {answer!r}")
+    finally:
+        await connection.close()
+
+
+async def _lag(url: str) -> int:
+    """Events the subscriptions have still to read (sum over subscriptions)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT coalesce(sum(greatest(b.next_offset - 1 - s.committed_offset, 0)), 0)"
+                " FROM tideflow_subscriptions s JOIN tideflow_buses b ON b.name = s.bus"
+            )
+        )
+    finally:
+        await conn.close()
+
+
+async def _ingest(
+    server: str, buses: int, subscriptions: int, batches: int, singles: int
+) -> dict[str, Any]:
+    url = await _fresh_db(server, f"bench_scale_ingest_{buses}_{subscriptions}", False)
+    async with served(url, None, "ingest") as port:
+        names = [f"b{i}" for i in range(buses)]
+        for name in names:
+            await _bus(port, name, subscriptions)
+        await asyncio.sleep(1)  # the subscriptions' readers are up
+
+        def batch(n: int) -> bytes:
+            events = [ingest_http.make_event("s", n * 100 + i) for i in range(100)]
+            headers, body = ingest_http.encode_batch(events)
+            return http_request(f"/buses/{names[n % buses]}/events", headers, body)
+
+        def single(n: int) -> bytes:
+            headers, body = ingest_http.encode_binary(ingest_http.make_event("s", 10**8 + n))
+            return http_request(f"/buses/{names[n % buses]}/events", headers, body)
+
+        await ingest_http.drive(port, [batch(10**6 + n) for n in range(20)], 8)  # warm-up
+        many = await ingest_http.drive(port, [batch(n) for n in range(batches)], 8)
+        one = await ingest_http.drive(port, [single(n) for n in range(singles)], 32)
+        lag = await _lag(url)
+    return {
+        "buses": buses,
+        "subscriptions_per_bus": subscriptions,
+        "batched_events_per_s": round(batches * 100 / many["seconds"]),
+        "single_events_per_s": round(singles / one["seconds"]),
+        "single_p99_ms": one.get("p99_ms"),
+        "subscription_lag_at_end": lag,
+    }
+
+
+async def subscriptions(server: str, batches: int, singles: int) -> dict[str, Any]:
+    runs = [await _ingest(server, 1, count, batches, singles) for count in (1, 10, 100)]
+    ratio = round(runs[-1]["batched_events_per_s"] / runs[0]["batched_events_per_s"], 2)
+    return {
+        "runs": runs,
+        "batched_100_vs_1": ratio,
+        "single_100_vs_1": round(
+            runs[-1]["single_events_per_s"] / runs[0]["single_events_per_s"], 2
+        ),
+        "goal": "100 subscriptions >= 0.5 of one",
+        "goal_met": ratio >= 0.5,
+    }
+
+
+async def buses(server: str, batches: int, singles: int) -> dict[str, Any]:
+    runs = [await _ingest(server, count, 1, batches, singles) for count in (1, 100)]
+    ratio = round(runs[-1]["batched_events_per_s"] / runs[0]["batched_events_per_s"], 2)
+    return {
+        "runs": runs,
+        "batched_100_vs_1": ratio,
+        "single_100_vs_1": round(
+            runs[-1]["single_events_per_s"] / runs[0]["single_events_per_s"], 2
+        ),
+        "goal": "100 buses >= 0.8 of one",
+        "goal_met": ratio >= 0.8,
+    }
+
+
+def _tiny(workflow_id: str, version: str) -> dict[str, Any]:
+    return {
+        "id": workflow_id,
+        "version": version,
+        "specVersion": "0.8",
+        "start": "S",
+        "states": [{"name": "S", "type": "inject", "data": {"v": version}, "end": True}],
+    }
+
+
+async def _start_rate(server: str, name: str, docs: list[dict[str, Any]], n: int) -> dict[str, Any]:
+    url = await _fresh_db(server, f"bench_scale_versions_{name}", False)
+    async with served(url, None, "versions") as port:
+        deploying = iter(docs)
+
+        async def deployer(_: RawConnection) -> None:
+            for doc in deploying:
+                await deploy(port, doc)
+
+        await clients(port, 8, deployer)
+        targets = sorted({doc["id"] for doc in docs})
+        paths = [f"/workflows/{targets[i % len(targets)]}/instances" for i in range(n)]
+        warm = iter([f"/workflows/{t}/instances" for t in targets] + paths[:100])
+        queue = iter(paths)
+
+        async def work(connection: RawConnection) -> None:
+            for path in queue:
+                status, answer = await connection.send(http_request(path, JSON, b"{}"))
+                if status != 201:
+                    raise RuntimeError(f"start: HTTP {status} {answer[:200]!r}")
+
+        async def warmer(connection: RawConnection) -> None:
+            for path in warm:
+                await connection.send(http_request(path, JSON, b"{}"))
+
+        await clients(port, 50, warmer)
+        began = time.perf_counter()
+        await clients(port, 50, work)
+        took = time.perf_counter() - began
+    return {"deployed": name, "starts": n, "starts_per_s": round(n / took, 1)}
+
+
+async def versions(server: str, n: int, count: int) -> dict[str, Any]:
+    one = await _start_rate(server, "1", [_tiny("w", "1")], n)
+    many_versions = await _start_rate(
+        server, f"{count}_versions", [_tiny("w", str(v)) for v in range(1, count + 1)], n
+    )
+    many_workflows = await _start_rate(
+        server, f"{count}_workflows", [_tiny(f"w{i}", "1") for i in range(count)], n
+    )
+    rv = round(many_versions["starts_per_s"] / one["starts_per_s"], 2)
+    rw = round(many_workflows["starts_per_s"] / one["starts_per_s"], 2)
+    return {
+        "runs": [one, many_versions, many_workflows],
+        "versions_vs_1": rv,
+        "workflows_vs_1": rw,
+        "goal": ">= 0.9 of one",
+        "goal_met": rv >= 0.9 and rw >= 0.9,
+    }
+
+
+async def _main(args: argparse.Namespace, server: str) -> dict[str, Any]:
+    parts = args.parts.split(",")
+    out: dict[str, Any] = {}
+    if "parked" in parts:
+        sizes = [int(s) for s in args.parked.split(",")]
+        out["parked"] = await parked(server, sizes, args.probes)
+    if "subscriptions" in parts:
+        out["subscriptions"] = await subscriptions(server, args.batches, args.singles)
+    if "buses" in parts:
+        out["buses"] = await buses(server, args.batches, args.singles)
+    if "versions" in parts:
+        out["versions"] = await versions(server, args.starts, args.versions)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--parts", default="parked,subscriptions,buses,versions")
+    parser.add_argument("--parked", default="1000,10000", help="cumulative sizes")
+    parser.add_argument("--probes", type=int, default=200)
+    parser.add_argument("--batches", type=int, default=300, help="batched requests (100 each)")
+    parser.add_argument("--singles", type=int, default=3000, help="one-event requests")
+    parser.add_argument("--starts", type=int, default=2000)
+    parser.add_argument("--versions", type=int, default=1000)
+    args = parser.parse_args()
+    server, cleanup = _server()
+    load = os.getloadavg()
+    try:
+        figures = asyncio.run(_main(args, server))
+        settings = asyncio.run(_settings(server))
+    finally:
+        cleanup()
+    print(
+        json.dumps(
+            {
+                "machine": f"{os.cpu_count()} cores, Python {platform.python_version()}",
+                "load_average_start_end": [round(load[0], 2), round(os.getloadavg()[0], 2)],
+                "postgres": settings,
+                **figures,
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
