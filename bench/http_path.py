@@ -51,7 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -488,24 +488,23 @@ def main() -> None:
     if args._dbos_event:
         print(json.dumps(dbos_event(args._dbos_event, args.events)))
         return
+    report(lambda server: _main(args, server))
+
+
+def report(run: Callable[[str], Awaitable[dict[str, Any]]]) -> None:
+    """Run ``run`` on the PostgreSQL server (embedded unless ``TIDEFLOW_BENCH_DATABASE_URL``)
+    and print its figures as JSON with the machine, the load and the server's settings."""
     server, cleanup = _server()
     load = os.getloadavg()
     try:
-        figures = asyncio.run(_main(args, server))
+        figures = asyncio.run(run(server))
         settings = asyncio.run(_settings(server))
     finally:
         cleanup()
-    print(
-        json.dumps(
-            {
-                "machine": f"{os.cpu_count()} cores, Python {platform.python_version()}",
-                "load_average_start_end": [round(load[0], 2), round(os.getloadavg()[0], 2)],
-                "postgres": settings,
-                **figures,
-            },
-            indent=2,
-        )
-    )
+    machine = f"{os.cpu_count()} cores, Python {platform.python_version()}"
+    loads = [round(load[0], 2), round(os.getloadavg()[0], 2)]
+    head = {"machine": machine, "load_average_start_end": loads, "postgres": settings}
+    print(json.dumps({**head, **figures}, indent=2))
 
 
 if __name__ == "__main__":
