@@ -332,39 +332,42 @@ async def event(dsn: str, n: int, profile: Path | None) -> dict[str, Any]:
                 await asyncio.sleep(0.1)
         finally:
             await conn.close()
-        poller, sender = RawConnection(port), RawConnection(port)
-        await poller.open()
-        await sender.open()
-        latencies: list[float] = []
-        try:
-            for number, key in enumerate(keys):
-                headers = {
-                    "ce-specversion": "1.0", "ce-id": f"e-{key}", "ce-source": "/bench",
-                    "ce-type": "bench.go", "ce-benchkey": key, **JSON,
-                }  # fmt: skip
-                poll = asyncio.create_task(
-                    poller.send(get_request(f"/instances/{ids[key]}?wait=30"))
-                )
-                await asyncio.sleep(0.005)  # the poll is in the server before the event
-                t0 = time.perf_counter()
-                status, _ = await sender.send(http_request("/events", headers, b'{"n":1}'))
-                if status != 202:
-                    raise RuntimeError(f"event: HTTP {status}")
-                status, answer = await poll
-                took = time.perf_counter() - t0
-                body = orjson.loads(answer)
-                if status != 200 or body["status"] != "completed":
-                    raise RuntimeError(f"long poll: HTTP {status} {answer[:200]!r}")
-                if number >= 10:  # 10 to warm up
-                    latencies.append(took)
-        finally:
-            await poller.close()
-            await sender.close()
+        latencies = await probe(port, ids, keys, 10)
     return {
         "instances": n,
         "p50_ms": round(_pct(latencies, 0.5) * 1000, 2),
         "p99_ms": round(_pct(latencies, 0.99) * 1000, 2),
     }
+
+
+async def probe(port: int, ids: dict[str, str], keys: list[str], warm: int) -> list[float]:
+    """Signal ``keys`` one at a time; the POST -> long-poll answer latency of each."""
+    poller, sender = RawConnection(port), RawConnection(port)
+    await poller.open()
+    await sender.open()
+    latencies: list[float] = []
+    try:
+        for number, key in enumerate(keys):
+            headers = {
+                "ce-specversion": "1.0", "ce-id": f"e-{key}", "ce-source": "/bench",
+                "ce-type": "bench.go", "ce-benchkey": key, **JSON,
+            }  # fmt: skip
+            poll = asyncio.create_task(poller.send(get_request(f"/instances/{ids[key]}?wait=30")))
+            await asyncio.sleep(0.005)  # the poll is in the server before the event
+            t0 = time.perf_counter()
+            status, _ = await sender.send(http_request("/events", headers, b'{"n":1}'))
+            if status != 202:
+                raise RuntimeError(f"event: HTTP {status}")
+            status, answer = await poll
+            took = time.perf_counter() - t0
+            if status != 200 or orjson.loads(answer)["status"] != "completed":
+                raise RuntimeError(f"long poll: HTTP {status} {answer[:200]!r}")
+            if number >= warm:  # the first ``warm`` are not counted
+                latencies.append(took)
+    finally:
+        await poller.close()
+        await sender.close()
+    return latencies
 
 
 def dbos_event(url: str, n: int) -> dict[str, Any]:

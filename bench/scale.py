@@ -53,7 +53,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import ingest_http  # noqa: E402
-from http_path import JSON, KEYED, clients, deploy, get_request, report, served  # noqa: E402
+from http_path import JSON, KEYED, clients, deploy, probe, report, served  # noqa: E402
 from ingest_http import RawConnection, http_request  # noqa: E402
 from runtime import _fresh_db, _pct  # noqa: E402
 
@@ -113,36 +113,6 @@ async def _ids_of(url: str, keys: list[str]) -> dict[str, str]:
     return {r["key"]: r["id"] for r in rows}
 
 
-async def _probe(port: int, ids: dict[str, str], keys: list[str]) -> list[float]:
-    """Signal ``keys`` one at a time; the POST -> long-poll answer latency of each."""
-    poller, sender = RawConnection(port), RawConnection(port)
-    await poller.open()
-    await sender.open()
-    latencies: list[float] = []
-    try:
-        for number, key in enumerate(keys):
-            headers = {
-                "ce-specversion": "1.0", "ce-id": f"e-{key}", "ce-source": "/bench",
-                "ce-type": "bench.go", "ce-benchkey": key, **JSON,
-            }  # fmt: skip
-            poll = asyncio.create_task(poller.send(get_request(f"/instances/{ids[key]}?wait=30")))
-            await asyncio.sleep(0.005)  # the poll is in the server before the event
-            t0 = time.perf_counter()
-            status, _ = await sender.send(http_request("/events", headers, b'{"n":1}'))
-            if status != 202:
-                raise RuntimeError(f"event: HTTP {status}")
-            status, answer = await poll
-            took = time.perf_counter() - t0
-            if status != 200 or orjson.loads(answer)["status"] != "completed":
-                raise RuntimeError(f"long poll: HTTP {status} {answer[:200]!r}")
-            if number >= PROBES_WARM:
-                latencies.append(took)
-    finally:
-        await poller.close()
-        await sender.close()
-    return latencies
-
-
 async def parked(server: str, sizes: list[int], probes: int) -> dict[str, Any]:
     url = await _fresh_db(server, "bench_scale_parked", False)
     async with served(url, None, "parked") as port:
@@ -162,7 +132,7 @@ async def parked(server: str, sizes: list[int], probes: int) -> dict[str, Any]:
         keys = [k for k in keys if not any(k in r["probed"] for r in runs)]
         ids = await _ids_of(url, keys)
         async with served(url, None, "parked") as port:
-            latencies = await _probe(port, ids, keys)
+            latencies = await probe(port, ids, keys, PROBES_WARM)
         runs.append(
             {
                 "parked": size,

@@ -22,7 +22,7 @@ limit middleware (:mod:`tideflow.api.body_limit`), which caps the input.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
@@ -30,18 +30,13 @@ from starlette.requests import Request
 
 from tideflow.api.access import authorize
 from tideflow.api.errors import problem, tideflow_error_response
+from tideflow.api.fastpath import ASGIApp, Receive, Scope, Send
 from tideflow.api.routes import instances as routes
 from tideflow.api.services import Services
 from tideflow.auth.scopes import READ, RUN
 from tideflow.errors import TideflowError
 
 log = logging.getLogger("tideflow.api")
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _WORKFLOWS: Final = "/workflows/"
 _STARTS: Final = "/instances"
