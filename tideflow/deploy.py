@@ -257,12 +257,13 @@ async def _ungranted(
 
 def local_documents(functions: Sequence[FunctionDef]) -> list[Problem]:
     """A problem at ``functions[i].operation`` for each function whose OpenAPI
-    document or proto file is a local file (a path or ``file:`` URI), which a definition sent
-    over HTTP may not name. The file is not looked at."""
+    document, AsyncAPI document or proto file is a local file (a path or
+    ``file:`` URI), which a definition sent over HTTP may not name. The file
+    is not looked at."""
     found = []
     for index, function in enumerate(functions):
         operation = function.operation
-        if function.type not in ("rest", "openapi", "rpc") or operation.startswith(
+        if function.type not in ("rest", "openapi", "rpc", "asyncapi") or operation.startswith(
             ("python:", "rest:")
         ):
             continue
@@ -271,7 +272,9 @@ def local_documents(functions: Sequence[FunctionDef]) -> list[Problem]:
         else:
             document, sep, _ = operation.rpartition("#")
         if not is_remote(document if sep else operation):
-            kind = "proto file" if function.type == "rpc" else "OpenAPI document"
+            kind = {"rpc": "proto file", "asyncapi": "AsyncAPI document"}.get(
+                function.type, "OpenAPI document"
+            )
             found.append(
                 Problem(
                     ("functions", index, "operation"),

@@ -50,6 +50,7 @@ from tideflow.clock import SYSTEM_CLOCK
 from tideflow.cluster.gateway import PostgresCluster
 from tideflow.cluster.membership import Cluster, ClusterOptions
 from tideflow.connectors.gateway import PostgresConnectors
+from tideflow.connectors.messaging import ConnectorBrokers
 from tideflow.connectors.service import ConnectorService
 from tideflow.connectors.spec import ConnectorSpec
 from tideflow.db import DatabaseProbe, open_database
@@ -693,7 +694,12 @@ def _timed_invoker(
             finally:
                 metrics.step(SYSTEM_CLOCK.monotonic() - started)
 
-    return TimedInvoker(overrides=options.functions, redirects=options.redirects, egress=egress)
+    return TimedInvoker(
+        overrides=options.functions,
+        redirects=options.redirects,
+        egress=egress,
+        brokers=ConnectorBrokers(),  # AsyncAPI calls reach brokers through the connectors
+    )
 
 
 def notice_of(event: LifecycleEvent) -> LifecycleNotice:

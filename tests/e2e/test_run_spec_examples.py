@@ -324,7 +324,7 @@ CASES: dict[str, Case] = {
         "waiting for more events: after the two given ones it fails for want of a third",
     ),
     "bankingtransactions": Case(
-        "bankingtransactions.yaml", exit=2, stderr=("Banking Service - Smaller Tx", "asyncapi")
+        "bankingtransactions.yaml", exit=2, stderr=("Banking Service - Smaller Tx",)
     ),
     "patientonboarding": Case("patientonboarding.json", exit=2, stderr=("StorePatient",)),
     "eventbasedswitchstate": Case("eventbasedswitchstate.json", exit=2, stderr=("eventTimeout",)),

@@ -107,15 +107,16 @@ FAULTING: dict[str, tuple[Any, str]] = {
 }
 """Examples that fault by design: input, the start of the error line's message."""
 
+FAKE_ASYNCAPI = "its AsyncAPI document (https://fake.com/docs/asyncapi.json) is not in the corpus"
 CONTAINER = "needs a container runtime (none here); run.container is off unless the host enables it"
 NOT_RUNNABLE: dict[str, str] = {
     "accumulate-room-readings.yaml": "calls an OpenAPI document at myorg.io the corpus does not "
     "give; its output.as reads .data.reading from the listen's list of events",
-    "call-asyncapi-publish.yaml": "asyncapi calls are not run yet",
-    "call-asyncapi-subscribe-consume-amount.yaml": "asyncapi calls are not run yet",
-    "call-asyncapi-subscribe-consume-forever-foreach.yaml": "asyncapi calls are not run yet",
-    "call-asyncapi-subscribe-consume-until.yaml": "asyncapi calls are not run yet",
-    "call-asyncapi-subscribe-consume-while.yaml": "asyncapi calls are not run yet",
+    "call-asyncapi-publish.yaml": FAKE_ASYNCAPI,
+    "call-asyncapi-subscribe-consume-amount.yaml": FAKE_ASYNCAPI,
+    "call-asyncapi-subscribe-consume-forever-foreach.yaml": FAKE_ASYNCAPI,
+    "call-asyncapi-subscribe-consume-until.yaml": FAKE_ASYNCAPI,
+    "call-asyncapi-subscribe-consume-while.yaml": FAKE_ASYNCAPI,
     "call-custom-function-cataloged.yaml": "catalog functions (on GitHub) are not run yet",
     "call-grpc.yaml": "its proto (file://app/greet.proto) and gRPC server (localhost:5011) are "
     "not in the corpus; gRPC calls run in tests/e2e/test_grpc_served.py",

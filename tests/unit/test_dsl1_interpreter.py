@@ -310,10 +310,11 @@ async def test_same_input_same_effects_same_keys():
     assert first == await keys()
 
 
-@pytest.mark.parametrize("kind", ["asyncapi"])
+@pytest.mark.parametrize("kind", ["a2a", "mcp"])
 async def test_calls_not_run_yet_fail_as_configuration_errors(kind):
     args = {
-        "asyncapi": "{document: {endpoint: 'https://x'}, operation: o, message: {payload: {}}}",
+        "a2a": "{method: message/send, server: 'https://agent.example.com'}",
+        "mcp": "{method: tools/list, transport: {http: {endpoint: 'https://m'}}}",
     }[kind]
     result = await run(f"do:\n  - c: {{call: {kind}, with: {args}}}\n")
     assert result.error.details["type"].endswith("/errors/configuration")

@@ -176,10 +176,10 @@ async def test_sysout_and_service_and_unsupported_types() -> None:
             )
         with pytest.raises(FunctionCallError, match="SonataFlow script") as script:
             await invoker.invoke(Invocation(name="py", type="custom", operation="script:python"))
-        with pytest.raises(FunctionCallError, match="not supported yet") as rpc:
-            await invoker.invoke(Invocation(name="r", type="asyncapi", operation="a.yaml#op"))
+        with pytest.raises(FunctionCallError, match="unknown type 'soap'") as rpc:
+            await invoker.invoke(Invocation(name="r", type="soap", operation="a.yaml#op"))
     assert result is None
     assert lines == ["[WARN] log: hello"]
     assert service.value.code == "NotBound"
     assert script.value.code == "NotBound"
-    assert (rpc.value.code, rpc.value.retryable) == ("NotSupported", False)
+    assert (rpc.value.code, rpc.value.retryable) == ("InvalidOperation", False)

@@ -50,7 +50,6 @@ DEFECTS: dict[str, list[tuple[str, str]]] = {
             "did you mean 'Banking Service - Smaller T'?",
         ),
         ("states[0].iterationParam", "must be a variable name such as 'item', not '${ .tx }'"),
-        ("functions[0].type", "function type 'asyncapi' is not supported yet"),
     ],
     "booklending.yaml": [
         ("states[4].eventConditions[1].transition", "no state named 'Cancel Request'"),

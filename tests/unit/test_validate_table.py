@@ -349,10 +349,10 @@ CASES: list[tuple[str, Edit, str, str]] = [
         "only an event-based switch state",
     ),
     (
-        "asyncapi function",
-        put("functions.0.type", "asyncapi"),
-        "functions[0].type",
-        "function type 'asyncapi' is not supported yet",
+        "asyncapi function with a proto-like operation",
+        both(put("functions.0.type", "asyncapi"), put("functions.0.operation", "a.yaml")),
+        "functions[0].operation",
+        "'a.yaml' is not '<AsyncAPI document>#<operationId>'",
     ),
     (
         "rpc function without Service#Method",
@@ -597,9 +597,9 @@ def test_problems_come_in_document_order() -> None:
     doc = copy.deepcopy(BASE)
     put("states.4.data", [1])(doc)  # structure, late in the document
     put("states.0.transition", "Nowhere")(doc)  # reference, early
-    put("functions.0.type", "asyncapi")(doc)  # before the states
+    put("functions.0.type", "rpc")(doc)  # before the states: its operation is no proto method
     paths = [format_path(p.path) for p in validate_document(doc)]
-    assert paths == ["functions[0].type", "states[0].transition", "states[4].data"]
+    assert paths == ["functions[0].operation", "states[0].transition", "states[4].data"]
 
 
 def test_an_alias_repeating_a_value_is_no_cycle() -> None:

@@ -244,6 +244,7 @@ def run(
     from pathlib import Path
 
     from tideflow import expression_budget, limits
+    from tideflow.connectors.messaging import ConnectorBrokers
     from tideflow.runtime.hosts.local import (
         LocalHost,
         LocalOptions,
@@ -274,6 +275,7 @@ def run(
         on_step=printer,
         redirects=read_redirects(server or []),
         secret_source=SecretSource(file=settings.secrets_file),
+        brokers=ConnectorBrokers(),
     )
     try:
         outcome = asyncio.run(_run_local(LocalHost(options), workflow, dialect, data))

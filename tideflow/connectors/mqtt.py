@@ -3,7 +3,8 @@
 **Source** (``config``: ``url`` such as ``mqtt://127.0.0.1:1883`` (user and password
 in it are used), ``topic`` (wildcards allowed), ``qos`` default 1, ``clientId``
 default ``tideflow-<name>``, ``batch`` default 100: the most messages committed
-together, those that arrived while the previous commit ran): a persistent session
+together, those that arrived while the previous commit ran, ``sessionExpiry`` seconds
+the broker keeps the session while the source is away, default a week): a persistent session
 (MQTT 5, no clean start, the session kept by the broker while the connector is away),
 so messages published while it is disconnected are delivered when it reconnects (as
 many as the broker queues for a session: Mosquitto's ``max_queued_messages``, 1000 by
@@ -37,7 +38,9 @@ SESSION_EXPIRY: Final = 7 * 24 * 3600
 ID_PROPERTIES: Final = ("id", "ce-id", "ce_id")
 
 
-def _client(url: str, identifier: str, *, persistent: bool) -> aiomqtt.Client:
+def _client(
+    url: str, identifier: str, *, persistent: bool, expiry: int = SESSION_EXPIRY
+) -> aiomqtt.Client:
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
         raise InvalidArgument(
@@ -46,7 +49,7 @@ def _client(url: str, identifier: str, *, persistent: bool) -> aiomqtt.Client:
     properties = None
     if persistent:
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = SESSION_EXPIRY
+        properties.SessionExpiryInterval = expiry
     return aiomqtt.Client(
         parts.hostname,
         parts.port or 1883,
@@ -74,10 +77,11 @@ class TopicSource:
         self._qos = _qos(config)
         self._identifier = config_text(config, "clientId", f"tideflow-{context.name}")
         self._batch = int(config_number(config, "batch", 100, 1))
+        self._expiry = int(config_number(config, "sessionExpiry", SESSION_EXPIRY, 0))
 
     async def run(self, emit: Emit) -> None:
         """Receive until cancelled; acknowledge each message after its event committed."""
-        client = _client(self._url, self._identifier, persistent=True)
+        client = _client(self._url, self._identifier, persistent=True, expiry=self._expiry)
         # aiomqtt acknowledges on receipt; the paho client under it can leave that to us
         paho = client._client  # aiomqtt has no switch for manual acks
         paho.manual_ack_set(True)

@@ -32,15 +32,20 @@ EXPRESSION_LANGS = ("jq", "jsonpath")
 
 
 _RPC_OPERATION = re.compile(r"[^#]+#[^#]+#[^#]+")
+_ASYNC_OPERATION = re.compile(r"[^#]+#[^#]+")
 
 
 def _function_type(value: Mapping[str, Any], path: Path, ctx: Context) -> None:
     kind = value.get("type", "rest")
-    if kind in s.UNSUPPORTED_FUNCTION_TYPES:
-        ctx.error((*path, "type"), f"function type '{kind}' is not supported yet")
     operation = value.get("operation")
     if kind == "rpc" and isinstance(operation, str) and not _RPC_OPERATION.fullmatch(operation):
         ctx.error((*path, "operation"), f"'{operation}' is not '<proto file>#<Service>#<Method>'")
+    if (
+        kind == "asyncapi"
+        and isinstance(operation, str)
+        and not _ASYNC_OPERATION.fullmatch(operation)
+    ):
+        ctx.error((*path, "operation"), f"'{operation}' is not '<AsyncAPI document>#<operationId>'")
     if kind == "expression" and isinstance(operation, str) and operation.strip():
         ctx.expressions.append(((*path, "operation"), operation, True))
 

@@ -29,7 +29,6 @@ from tideflow.workflow._schema import (
 
 STATE_TYPES = ("event", "operation", "switch", "sleep", "parallel", "inject", "foreach", "callback")
 FUNCTION_TYPES = ("rest", "asyncapi", "rpc", "graphql", "odata", "expression", "custom")
-UNSUPPORTED_FUNCTION_TYPES = ("asyncapi",)
 INVOKE = Enum(("sync", "async"))
 ACTION_MODE = Enum(("sequential", "parallel"))
 TIMEOUT_KEYS = (

@@ -20,6 +20,7 @@ from tideflow.runtime.dsl1._executor import Executor, Scope
 from tideflow.runtime.dsl1._scope import evaluate, template, uri_template
 from tideflow.runtime.dsl1.errors import standard_error
 from tideflow.runtime.effects import FunctionCall, SubflowCall
+from tideflow.runtime.functions.messaging import DSL1_TYPE as ASYNCAPI_CALL
 from tideflow.runtime.functions.scripts import SCRIPT_LANGUAGES
 from tideflow.workflow.dsl1._build import build_task
 from tideflow.workflow.dsl1.model import Task
@@ -138,7 +139,7 @@ async def _invoke(
 
 
 async def run_call(ex: Executor, task: Task, data: Any, key: str, scope: Scope) -> Outcome:
-    """``call``: http, openapi, grpc, a custom function of ``use.functions`` or ``python:``."""
+    """``call``: http, openapi, grpc, asyncapi, ``use.functions`` or ``python:``."""
     name = str(task.get("call"))
     variables = ex.run.variables(task, scope, input=data)
     args = task.get("with") or {}
@@ -164,23 +165,8 @@ async def run_call(ex: Executor, task: Task, data: Any, key: str, scope: Scope) 
         operation = f"{document}#{args['operationId']}"
         target = CallTarget(name=task.name, type="openapi", operation=operation)
         return await _invoke(ex, key, target, evaluated, task), None
-    if name == "grpc":
-        proto, _ = _endpoint(args["proto"]["endpoint"], data, variables, task.reference)
-        service = args["service"]
-        policy = _authentication(ex, service.get("authentication"), data, variables, task.reference)
-        variables = _authorized(ex, task, policy, variables)
-        evaluated = {
-            "service": template(
-                {k: v for k, v in service.items() if k != "authentication"},
-                data,
-                variables,
-                task.reference,
-            ),
-            "arguments": template(args.get("arguments") or {}, data, variables, task.reference),
-            "authentication": policy,
-        }
-        operation = f"{proto}#{service['name']}#{args['method']}"
-        target = CallTarget(name=task.name, type="grpc", operation=operation)
+    if name in ("grpc", "asyncapi"):
+        target, evaluated = _messaging_call(ex, task, name, args, data, variables)
         return await _invoke(ex, key, target, evaluated, task), None
     cataloged = "@" in name and ex.run.workflow.use_entry("functions", name) is None
     if name in NOT_RUN_CALLS or cataloged:
@@ -191,6 +177,44 @@ async def run_call(ex: Executor, task: Task, data: Any, key: str, scope: Scope) 
         target = CallTarget(name=name, type="custom", operation=name)
         return await _invoke(ex, key, target, arguments, task), None
     return await _custom(ex, task, name, arguments, key, scope), None
+
+
+def _messaging_call(
+    ex: Executor, task: Task, name: str, args: Mapping[str, Any], data: Any, variables: Any
+) -> tuple[CallTarget, dict[str, Any]]:
+    """The target and evaluated arguments of ``call: grpc`` or ``call: asyncapi``."""
+    where = task.reference
+    if name == "grpc":
+        proto, _ = _endpoint(args["proto"]["endpoint"], data, variables, where)
+        service = args["service"]
+        policy = _authentication(ex, service.get("authentication"), data, variables, where)
+        variables = _authorized(ex, task, policy, variables)
+        evaluated = {
+            "service": template(
+                {k: v for k, v in service.items() if k != "authentication"}, data, variables, where
+            ),
+            "arguments": template(args.get("arguments") or {}, data, variables, where),
+            "authentication": policy,
+        }
+        operation = f"{proto}#{service['name']}#{args['method']}"
+        return CallTarget(name=task.name, type="grpc", operation=operation), evaluated
+    document = args.get("document")
+    operation_id = args.get("operation")
+    if not isinstance(document, Mapping) or "endpoint" not in document or not operation_id:
+        raise standard_error(
+            "configuration", where, "an asyncapi call needs 'document.endpoint' and 'operation'"
+        )
+    location, _ = _endpoint(document["endpoint"], data, variables, where)
+    policy = _authentication(ex, args.get("authentication"), data, variables, where)
+    variables = _authorized(ex, task, policy, variables)
+    evaluated = template(
+        {k: v for k, v in args.items() if k not in ("document", "authentication")},
+        data,
+        variables,
+        where,
+    )
+    target = CallTarget(name=task.name, type=ASYNCAPI_CALL, operation=f"{location}#{operation_id}")
+    return target, evaluated
 
 
 async def _custom(

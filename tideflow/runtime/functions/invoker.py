@@ -18,6 +18,7 @@ from tideflow.runtime.functions.auth import AuthProvider
 from tideflow.runtime.functions.custom import RestShorthandInvoker, sysout
 from tideflow.runtime.functions.graphql import GraphQLInvoker
 from tideflow.runtime.functions.http import HttpInvoker, auth_definition, check_range, shape
+from tideflow.runtime.functions.messaging import DSL1_TYPE, AsyncApiInvoker, Brokers
 from tideflow.runtime.functions.odata import ODataInvoker
 from tideflow.runtime.functions.python import PythonFunction, call_function, load_function
 from tideflow.runtime.functions.rest import RestInvoker
@@ -35,8 +36,6 @@ from tideflow.runtime.functions.types import (
     read_document,
     send,
 )
-
-NOT_SUPPORTED = frozenset({"asyncapi"})
 
 
 def _stderr(line: str) -> None:
@@ -74,6 +73,7 @@ class FunctionInvoker:
         log: Callable[[str], None] = _stderr,
         clock: Clock = SYSTEM_CLOCK,
         egress: EgressPolicy | None = None,
+        brokers: Brokers | None = None,
     ) -> None:
         """Args:
         client: An HTTP client to use; by default one is made (and closed).
@@ -91,6 +91,9 @@ class FunctionInvoker:
             local documents may be read (:mod:`tideflow.egress`); by default
             anywhere (``tideflow run``). It holds for the client made here,
             not for a ``client`` passed in.
+        brokers: Message brokers for AsyncAPI calls (the connectors,
+            :class:`tideflow.connectors.messaging.ConnectorBrokers`); without
+            them only ``http(s)`` AsyncAPI servers are reached.
         """
         self._own_client = client is None
         self._client = client
@@ -108,12 +111,15 @@ class FunctionInvoker:
         self._shorthand = RestShorthandInvoker(self.client, auth, servers)
         self._http = HttpInvoker(self.client, auth)
         self._grpc = GrpcInvoker(self.client, servers, self.egress)
+        self._asyncapi = AsyncApiInvoker(self.client, brokers, self.egress)
         self._python: dict[str, PythonFunction] = {}
         self._handlers: dict[str, Callable[[Invocation], Awaitable[Any]]] = {
             "http": self._http.invoke,  # DSL 1.0 call: http
             "openapi": self._openapi,  # DSL 1.0 call: openapi
             "rpc": self._grpc.invoke,  # 0.8 rpc functions
             "grpc": self._grpc.invoke,  # DSL 1.0 call: grpc
+            "asyncapi": self._asyncapi.invoke,  # 0.8 asyncapi functions
+            DSL1_TYPE: self._asyncapi.invoke,  # DSL 1.0 call: asyncapi
             "graphql": self._graphql.invoke,
             "odata": self._odata.invoke,
             "custom": self._custom,
@@ -178,11 +184,6 @@ class FunctionInvoker:
         handler = self._handlers.get(kind)
         if handler is not None:
             return await handler(call)
-        if kind in NOT_SUPPORTED:
-            raise call_error(
-                f"function {call.name!r}: {kind} functions are not supported yet",
-                code="NotSupported",
-            )
         if kind == "expression":
             raise call_error(
                 f"function {call.name!r}: expression functions are evaluated by the "

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from tideflow.egress import DOCUMENT_LIMITS, EgressPolicy
+from tideflow.egress import EgressPolicy, is_remote
 from tideflow.runtime.functions.auth import AuthProvider
 from tideflow.runtime.functions.openapi import (
     Document,
@@ -33,8 +33,8 @@ from tideflow.runtime.functions.types import (
     UsesClient,
     call_error,
     check_status,
+    fetch_document,
     parse_body,
-    read_document,
     send,
 )
 
@@ -95,15 +95,10 @@ class RestInvoker(UsesClient):
         cached = self._documents.get(location)
         if cached is not None:
             return cached
-        if location.startswith(("http://", "https://")):
-            request = self._client.build_request(
-                "GET", location, headers=await self._auth.headers(auth)
-            )
-            response = await send(self._client, request, "OpenAPI document", None, DOCUMENT_LIMITS)
-            check_status(response, "OpenAPI document")
-            text = response.text
-        else:
-            text = await read_document(location, self._egress, "OpenAPI document")
+        headers = await self._auth.headers(auth) if is_remote(location) else None
+        text = await fetch_document(
+            self._client, location, self._egress, "OpenAPI document", headers
+        )
         document = parse_document(text, location)
         self._documents[location] = document
         return document

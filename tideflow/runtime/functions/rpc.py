@@ -21,9 +21,7 @@ is the status name (``NOT_FOUND``, ``UNAVAILABLE``, ...); ``UNAVAILABLE``,
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -31,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 
 from tideflow import limits as value_limits
-from tideflow.egress import CALL_LIMITS, DOCUMENT_LIMITS, EgressPolicy
+from tideflow.egress import CALL_LIMITS, EgressPolicy
 from tideflow.errors import EgressDenied, FunctionCallError, Problem
 from tideflow.runtime.functions.openapi import resolve_location
 from tideflow.runtime.functions.protos import (
@@ -46,9 +44,8 @@ from tideflow.runtime.functions.types import (
     Invocation,
     UsesClient,
     call_error,
-    check_status,
-    read_document,
-    send,
+    checked_address,
+    fetch_document,
 )
 
 if TYPE_CHECKING:
@@ -109,15 +106,12 @@ class GrpcInvoker(UsesClient):
         cached = self._protos.get(location)
         if cached is not None:
             return cached
-        if location.startswith(("http://", "https://")):
-            request = self._client.build_request("GET", location)
-            response = await send(self._client, request, "proto file", None, DOCUMENT_LIMITS)
-            check_status(response, "proto file")
+        text = await fetch_document(self._client, location, self._egress, "proto file")
+        if location.startswith(("http://", "https://")):  # imports: well-known types only
             name = location.rsplit("/", 1)[-1].split("?")[0] or "service.proto"
-            compiled = await compile_proto(response.text, name, None, location)
+            compiled = await compile_proto(text, name, None, location)
         else:
             path = Path(location)
-            text = await read_document(location, self._egress, "proto file")
             compiled = await compile_proto(text, path.name, path.parent, location)
         self._protos[location] = compiled
         return compiled
@@ -200,18 +194,7 @@ class GrpcInvoker(UsesClient):
 
         host, port = _split_target(target)
         if not self._egress.allow_all:
-            try:
-                infos = await asyncio.get_running_loop().getaddrinfo(
-                    host, port, type=socket.SOCK_STREAM
-                )
-            except OSError as exc:
-                raise call_error(
-                    f"gRPC server {target}: {host} does not resolve", code="ConnectionError"
-                ) from exc
-            addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-            self._egress.check(host, port, addresses)
-            # connect to the address checked, not to a name that may resolve anew
-            first = addresses[0]
+            first = await checked_address(self._egress, host, port)
             target = f"[{first}]:{port}" if ":" in first else f"{first}:{port}"
         channel = self._channels.get(target)
         if channel is None:

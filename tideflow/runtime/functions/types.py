@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ import anyio
 import httpx
 
 from tideflow import limits as value_limits
-from tideflow.egress import CALL_LIMITS, EgressPolicy, FetchLimits
+from tideflow.egress import CALL_LIMITS, DOCUMENT_LIMITS, EgressPolicy, FetchLimits
 from tideflow.errors import EgressDenied, FunctionCallError
 
 
@@ -85,6 +86,53 @@ class UsesClient:
 def call_error(message: str, *, code: str, retryable: bool = False) -> FunctionCallError:
     """A :class:`FunctionCallError` with an explicit code."""
     return FunctionCallError(message, code=code, retryable=retryable)
+
+
+async def checked_address(egress: EgressPolicy, host: str, port: int) -> str:
+    """The address to connect to for ``host:port`` under ``egress``.
+
+    With a restricting policy the name is resolved and every address checked
+    (:meth:`EgressPolicy.check`); the first is returned, so the connection
+    goes where the check looked, not to a name that may resolve anew.
+    Without one, ``host`` itself.
+
+    Raises:
+        EgressDenied: The policy refuses it.
+        FunctionCallError: The name does not resolve (``ConnectionError``).
+    """
+    if egress.allow_all:
+        return host
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise call_error(
+            f"{host} does not resolve", code="ConnectionError", retryable=True
+        ) from exc
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    egress.check(host, port, addresses)
+    return addresses[0]
+
+
+async def fetch_document(
+    client: httpx.AsyncClient,
+    location: str,
+    egress: EgressPolicy,
+    what: str,
+    headers: Mapping[str, str] | None = None,
+) -> str:
+    """The text of the document at ``location``: an ``http(s)`` URL fetched within
+    :data:`~tideflow.egress.DOCUMENT_LIMITS` (with ``headers``), or a local file
+    the policy allows (:func:`read_document`).
+
+    Raises:
+        FunctionCallError: It cannot be fetched or read.
+    """
+    if location.startswith(("http://", "https://")):
+        request = client.build_request("GET", location, headers=headers)
+        response = await send(client, request, what, None, DOCUMENT_LIMITS)
+        check_status(response, what)
+        return response.text
+    return await read_document(location, egress, what, DOCUMENT_LIMITS.max_bytes)
 
 
 async def read_document(

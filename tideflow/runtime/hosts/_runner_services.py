@@ -28,6 +28,7 @@ from tideflow import ids
 from tideflow.clock import Clock
 from tideflow.runtime.effects import SubflowCall, WorkflowInterpreter
 from tideflow.runtime.functions import Invocation
+from tideflow.runtime.functions.messaging import Brokers
 from tideflow.runtime.functions.policy import PythonPolicy
 from tideflow.runtime.functions.python import PythonFunction
 from tideflow.runtime.gateway import InstanceRow
@@ -92,6 +93,8 @@ class RuntimeOptions:
     """``"sonataflow"`` turns on SonataFlow's leniencies."""
     python_policy: PythonPolicy | None = None
     """Modules ``python:`` functions may import; by default those in ``base_dir``."""
+    brokers: Brokers | None = None
+    """Message brokers for AsyncAPI calls (the connectors; ``tideflow serve`` gives them)."""
     secrets: SecretAccess = field(default_factory=lambda: SecretAccess(SecretSource()))
     """``$SECRETS`` of each workflow: only the secrets granted to its id (by default none)."""
 

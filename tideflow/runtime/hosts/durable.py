@@ -286,7 +286,9 @@ class DurableRuntime:
         self.instances = PostgresInstances(pool)
         self._own_invoker = invoker is None
         self.invoker = invoker or FunctionInvoker(
-            overrides=self.options.functions, servers=self.options.servers
+            overrides=self.options.functions,
+            servers=self.options.servers,
+            brokers=self.options.brokers,
         )
         self.python_policy = self.options.python_policy or PythonPolicy.for_server(
             folders=[self.options.base_dir]

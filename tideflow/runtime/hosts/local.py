@@ -49,6 +49,7 @@ from tideflow.runtime.effects import (
     WorkflowInterpreter,
 )
 from tideflow.runtime.functions import FunctionInvoker, Invocation
+from tideflow.runtime.functions.messaging import Brokers
 from tideflow.runtime.functions.python import PythonFunction
 from tideflow.runtime.hosts._local_support import (
     EventFeed,
@@ -107,6 +108,8 @@ class LocalOptions:
     """Server URLs for REST functions (see :class:`FunctionInvoker`)."""
     redirects: Mapping[str, str] = field(default_factory=dict)
     """URL prefixes rewritten before requests are sent (``--server FROM=TO``)."""
+    brokers: Brokers | None = None
+    """Message brokers for AsyncAPI calls (the connectors; ``tideflow run`` gives them)."""
     on_step: Callable[[Step], None] | None = None
     """Called with every timeline step (``--timeline``)."""
     log: Callable[[str], None] | None = None
@@ -249,6 +252,7 @@ class LocalHost:
             servers=self.options.servers,
             redirects=self.options.redirects,
             log=log,
+            brokers=self.options.brokers,
         )
         self.feed = EventFeed(self.options.events)
         self.emitted: list[dict[str, Any]] = []

@@ -351,7 +351,7 @@ def _call(value: Mapping[str, Any], path: Path, ctx: Context) -> None:
     if arguments is not None:
         (spec or OPEN_WITH).check(arguments, (*path, "with"), ctx)
     if name in BUILTIN_CALLS:
-        if name in ("asyncapi", "a2a", "mcp"):
+        if name in ("a2a", "mcp"):
             ctx.references.append(Reference("unsupported-call", name, (*path, "call")))
     elif name.startswith("python:"):
         if name.count(":") != 2 or not all(name.split(":")[1:]):

@@ -12,7 +12,7 @@ host policy applied:
 - ``run: script`` runs Python and JavaScript (``js``, ``javascript``); another
   language is refused with a clear message (a warning only when the caller
   just validates).
-- ``call: asyncapi``, ``a2a`` and ``mcp`` are valid but not run by
+- ``call: a2a`` and ``mcp`` are valid but not run by
   Tideflow yet: a warning here, a ``configuration`` error if a run reaches one.
 """
 

@@ -11,7 +11,7 @@ from tideflow.workflow.dsl1.model import Task, TaskList, Workflow
 
 __all__ = ["NOT_RUN_CALLS", "not_run_calls", "pointer_path", "python_calls", "script_runs", "tasks"]
 
-NOT_RUN_CALLS = ("asyncapi", "a2a", "mcp")
+NOT_RUN_CALLS = ("a2a", "mcp")
 """Built-in call types Tideflow validates but does not run."""
 
 
@@ -59,7 +59,7 @@ def script_runs(workflow: Workflow) -> list[tuple[PathPart, ...]]:
 def not_run_calls(workflow: Workflow) -> list[tuple[tuple[PathPart, ...], str]]:
     """``(path of the call, why)`` of every call Tideflow does not run.
 
-    The built-in ``asyncapi``, ``a2a`` and ``mcp`` calls, and
+    The built-in ``a2a`` and ``mcp`` calls, and
     functions of a catalog (``name:version@catalog``, not fetched).
     """
     found = []
