@@ -251,7 +251,7 @@ class FunctionInvoker:
             response = await send(self.client(), request, what, None, limits)
             check_status(response, what)
             return response.text
-        path = Path(uri[len("file://"):] if uri.startswith("file://") else uri)
+        path = Path(uri[len("file://") :] if uri.startswith("file://") else uri)
         if not path.is_absolute():
             path = (call.base_dir or Path.cwd()) / path
         return await read_document(

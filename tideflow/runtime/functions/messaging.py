@@ -129,7 +129,7 @@ class AsyncApiInvoker(UsesClient):
         cached = self._documents.get(location)
         if cached is not None:
             return cached
-        text = await fetch_document(self._client, location, self._egress, "AsyncAPI document")
+        text = await fetch_document(self._source, location, self._egress, "AsyncAPI document")
         document = parse_asyncapi(text, location)
         self._documents[location] = document
         return document

@@ -97,7 +97,7 @@ class RestInvoker(UsesClient):
             return cached
         headers = await self._auth.headers(auth) if is_remote(location) else None
         text = await fetch_document(
-            self._client, location, self._egress, "OpenAPI document", headers
+            self._source, location, self._egress, "OpenAPI document", headers
         )
         document = parse_document(text, location)
         self._documents[location] = document

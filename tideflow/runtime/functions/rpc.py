@@ -106,7 +106,7 @@ class GrpcInvoker(UsesClient):
         cached = self._protos.get(location)
         if cached is not None:
             return cached
-        text = await fetch_document(self._client, location, self._egress, "proto file")
+        text = await fetch_document(self._source, location, self._egress, "proto file")
         if location.startswith(("http://", "https://")):  # imports: well-known types only
             name = location.rsplit("/", 1)[-1].split("?")[0] or "service.proto"
             compiled = await compile_proto(text, name, None, location)

@@ -114,7 +114,7 @@ async def checked_address(egress: EgressPolicy, host: str, port: int) -> str:
 
 
 async def fetch_document(
-    client: httpx.AsyncClient,
+    client: Callable[[], httpx.AsyncClient],
     location: str,
     egress: EgressPolicy,
     what: str,
@@ -122,14 +122,16 @@ async def fetch_document(
 ) -> str:
     """The text of the document at ``location``: an ``http(s)`` URL fetched within
     :data:`~tideflow.egress.DOCUMENT_LIMITS` (with ``headers``), or a local file
-    the policy allows (:func:`read_document`).
+    the policy allows (:func:`read_document`). ``client`` gives the HTTP
+    client, asked for only for a URL.
 
     Raises:
         FunctionCallError: It cannot be fetched or read.
     """
     if location.startswith(("http://", "https://")):
-        request = client.build_request("GET", location, headers=headers)
-        response = await send(client, request, what, None, DOCUMENT_LIMITS)
+        http = client()
+        request = http.build_request("GET", location, headers=headers)
+        response = await send(http, request, what, None, DOCUMENT_LIMITS)
         check_status(response, what)
         return response.text
     return await read_document(location, egress, what, DOCUMENT_LIMITS.max_bytes)
