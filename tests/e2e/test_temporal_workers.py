@@ -11,7 +11,8 @@ still complete with the right output; both workers must have run calls; and
 only calls in flight on the killed worker may have run twice (at least once,
 the same idempotency key: what the PostgreSQL engine promises after a crash).
 
-CI-sized: :data:`COUNT` instances (the issue's figure is 1,000).
+CI-sized: :data:`COUNT` is 100 instances; ``TIDEFLOW_PROBE_FULL=1`` (the repository's
+opt-in for heavy variants) runs the issue's 1,000, the kill after a quarter of them.
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ import pytest
 from tests.support.temporal import DevServer
 from tideflow import ids
 
-COUNT = 120
-KILL_AFTER = 30
+FULL = os.environ.get("TIDEFLOW_PROBE_FULL") == "1"
+COUNT = 1000 if FULL else 100
+KILL_AFTER = COUNT // 4
+SECONDS = 900 if FULL else 120
 ROOT = Path(__file__).resolve().parents[2]
 
 FUNCTIONS = '''
@@ -104,6 +107,7 @@ async def _completed(runtime: Any) -> int:
     return sum(n for status, n in counts.items() if status.value == "completed")
 
 
+@pytest.mark.timeout(SECONDS + 60)
 async def test_two_workers_share_instances_and_survive_a_sigkill(
     temporal_server: DevServer,
     pool: Any,
@@ -123,7 +127,7 @@ async def test_two_workers_share_instances_and_survive_a_sigkill(
     for start in range(0, COUNT, 40):
         inputs = [{"n": n} for n in range(start, min(COUNT, start + 40))]
         rows += await runtime.start_instances("shared-work", inputs)
-    async with asyncio.timeout(120):
+    async with asyncio.timeout(SECONDS):
         while await _completed(runtime) < KILL_AFTER:  # noqa: ASYNC110 -- progress is elsewhere
             await asyncio.sleep(0.05)
         doomed.send_signal(signal.SIGKILL)
