@@ -299,7 +299,8 @@ CREATE TABLE tideflow_events (
     ce_id text NOT NULL,
     ce_key bigint NOT NULL,
     stored_at timestamp with time zone NOT NULL,
-    event json NOT NULL
+    event json NOT NULL,
+    trace_parent text
 )
 PARTITION BY LIST (bus_id);
 

@@ -36,7 +36,7 @@ from typing import Any
 
 import asyncpg
 
-from tideflow import expression_budget, ids, limits, logs
+from tideflow import expression_budget, ids, limits, logs, tracing
 from tideflow.api.access import check_insecure_local
 from tideflow.api.services import Services, ServicesOpener
 from tideflow.auth.audit import SERVER, AuditTrail
@@ -135,6 +135,8 @@ async def open_system(
     # outbound: public addresses, the allow list, documents in the --workflows folders
     egress = EgressPolicy.for_server(settings.egress_allow, options.workflow_dirs)
     async with AsyncExitStack() as stack:
+        if (stop_tracing := tracing.configure(settings)) is not None:
+            stack.push_async_callback(asyncio.to_thread, stop_tracing)  # flushes: off the loop
         database = await stack.enter_async_context(open_database(settings, max_size=20))
         health = HealthBoard()
         health.probe(DatabaseProbe(database.pool))

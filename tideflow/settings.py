@@ -96,6 +96,13 @@ class Settings:
             CIDR) that outbound fetches, calls and sinks may reach although
             they are loopback, private or link-local (``--allow-egress``,
             ``TIDEFLOW_EGRESS_ALLOW``, comma-separated; see ``tideflow.egress``).
+        otel: Export OpenTelemetry traces (``--otel``, ``TIDEFLOW_OTEL=1``; also on when
+            ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set): see :mod:`tideflow.tracing`.
+        otel_sample: Share of new traces kept, 0 to 1 (``--otel-sample``,
+            ``TIDEFLOW_OTEL_SAMPLE``; default ``OTEL_TRACES_SAMPLER_ARG``, else 1).
+        otel_endpoint: The OTLP/HTTP traces URL (``--otel-endpoint``,
+            ``TIDEFLOW_OTEL_ENDPOINT``; default the ``OTEL_EXPORTER_OTLP_*`` variables,
+            else ``http://localhost:4318/v1/traces``).
         token_cache_seconds: How long a verified token is trusted without a
             look-up (``TIDEFLOW_TOKEN_CACHE_SECONDS``): the longest a revocation
             whose notification was lost takes to reach another server.
@@ -166,6 +173,9 @@ class Settings:
     temporal_address: str | None = None
     temporal_namespace: str = "default"
     temporal_task_queue: str = "tideflow"
+    otel: bool = False
+    otel_sample: float | None = None
+    otel_endpoint: str | None = None
 
     def identified(self) -> Settings:
         """These settings with :attr:`node_id` filled in (derived unless one was given)."""
@@ -334,4 +344,26 @@ def _access_from_env(settings: Settings, env: Mapping[str, str]) -> Settings:
         settings = replace(settings, egress_allow=entries)
     if grants := env.get("TIDEFLOW_SECRET_GRANTS"):
         settings = replace(settings, secret_grants=(grants,))
+    return _otel_from_env(settings, env)
+
+
+def _otel_from_env(settings: Settings, env: Mapping[str, str]) -> Settings:
+    """``TIDEFLOW_OTEL``, ``TIDEFLOW_OTEL_SAMPLE`` and ``TIDEFLOW_OTEL_ENDPOINT``."""
+    if otel := env.get("TIDEFLOW_OTEL"):
+        settings = replace(settings, otel=otel.strip().lower() in ("1", "true", "yes", "on"))
+    if sample := env.get("TIDEFLOW_OTEL_SAMPLE"):
+        settings = replace(settings, otel_sample=check_sample(float(sample)))
+    if endpoint := env.get("TIDEFLOW_OTEL_ENDPOINT"):
+        settings = replace(settings, otel_endpoint=endpoint)
     return settings
+
+
+def check_sample(ratio: float, where: str = "TIDEFLOW_OTEL_SAMPLE") -> float:
+    """``ratio`` if it is a share of traces (0 to 1).
+
+    Raises:
+        ValueError: It is not.
+    """
+    if not 0.0 <= ratio <= 1.0:
+        raise ValueError(f"{where}={ratio}: a share of traces from 0 to 1")
+    return ratio

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tideflow import tracing
 from tideflow.auth.tokens import TokenRecord, issue
 from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.errors import (
@@ -170,6 +171,7 @@ class InMemoryEventStore:
             except (TypeError, ValueError) as exc:
                 raise EventRejected(f"event [{index}] is not JSON: {exc}", index=index) from None
         now = self._clock.now()
+        trace = tracing.traceparent()
         acks = []
         for key, copy in copies:
             if key in state.keys:
@@ -178,7 +180,9 @@ class InMemoryEventStore:
             offset = state.next_offset
             state.next_offset += 1
             state.keys[key] = offset
-            state.events[offset] = StoredEvent(bus=bus, offset=offset, event=copy, stored_at=now)
+            state.events[offset] = StoredEvent(
+                bus=bus, offset=offset, event=copy, stored_at=now, trace=trace
+            )
             acks.append(Appended(bus=bus, offset=offset, duplicate=False))
         async with self._changed:
             self._changed.notify_all()

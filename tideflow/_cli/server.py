@@ -214,6 +214,31 @@ def serve(
     temporal_address: AddressOption = None,
     namespace: NamespaceOption = None,
     task_queue: QueueOption = None,
+    otel: Annotated[
+        bool,
+        typer.Option(
+            "--otel",
+            help="Export OpenTelemetry traces over OTLP/HTTP (needs tideflow[otel]; also "
+            "TIDEFLOW_OTEL=1 or OTEL_EXPORTER_OTLP_ENDPOINT; see docs/observability.md).",
+        ),
+    ] = False,
+    otel_sample: Annotated[
+        float | None,
+        typer.Option(
+            "--otel-sample",
+            metavar="RATIO",
+            help="Share of new traces kept, 0 to 1 (default OTEL_TRACES_SAMPLER_ARG, else 1).",
+        ),
+    ] = None,
+    otel_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--otel-endpoint",
+            metavar="URL",
+            help="The OTLP/HTTP traces URL (default OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, "
+            "else http://localhost:4318/v1/traces).",
+        ),
+    ] = None,
     node_id: Annotated[
         str | None,
         typer.Option(
@@ -283,6 +308,7 @@ def serve(
     settings = _with_retention(settings, retention or [])
     settings = _with_oidc(settings, oidc_issuer, oidc_audience, oidc_scope_claim)
     settings = _with_node_id(settings, node_id)
+    settings = _with_otel(settings, otel, otel_sample, otel_endpoint)
     settings = with_engine(settings, engine, temporal_address, namespace, task_queue)
     out_console.print(
         f"tideflow {__version__}: node {settings.node_id}, data in {describe_database(settings)}"
@@ -292,6 +318,25 @@ def serve(
         open_system_with(system),
         log_format=log_format.value,
         access_log=access_log,
+    )
+
+
+def _with_otel(settings: Any, on: bool, sample: float | None, endpoint: str | None) -> Any:
+    """``--otel``, ``--otel-sample`` and ``--otel-endpoint`` over the environment's."""
+    from dataclasses import replace
+
+    from tideflow.settings import check_sample
+
+    if sample is not None:
+        try:
+            check_sample(sample, "--otel-sample")
+        except ValueError as exc:
+            raise fail(str(exc), code=2) from None
+    return replace(
+        settings,
+        otel=settings.otel or on,
+        otel_sample=settings.otel_sample if sample is None else sample,
+        otel_endpoint=endpoint or settings.otel_endpoint,
     )
 
 

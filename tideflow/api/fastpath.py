@@ -20,6 +20,7 @@ from typing import Any, Final
 
 import orjson
 
+from tideflow import tracing
 from tideflow.api.access import authorize
 from tideflow.api.errors import problem, tideflow_error_response
 from tideflow.auth.scopes import PUBLISH, bus_scope
@@ -98,7 +99,11 @@ async def ingest(scope: Scope, receive: Receive, store: Appender, bus: str, limi
     if not events:
         await store.get_bus(bus)  # an empty batch still needs a real bus
         return b'{"events":[]}'
-    acks = await store.append(bus, events)
+    if tracing.enabled():
+        with tracing.ingest_span(scope["headers"], bus, events):
+            acks = await store.append(bus, events)
+    else:
+        acks = await store.append(bus, events)
     return orjson.dumps({"events": [a.to_json() for a in acks]})
 
 

@@ -33,6 +33,8 @@ class EncodedAppend:
 
     bus: str
     rows: list[Row]
+    trace: str | None = None
+    """The W3C ``traceparent`` of the span appending them (``None``: tracing is off)."""
 
 
 def key_hash(source: str, event_id: str) -> int:
@@ -124,7 +126,17 @@ def number_batch(
     rows = [row for item in items for row in item.rows]
     if not known and len({row[2] for row in rows}) == len(rows):
         # The common case: every event new (distinct hashes mean distinct keys).
-        records = [(bus_id, n, s, i, k, now, t) for n, (s, i, k, t) in enumerate(rows, first)]
+        records: list[tuple[Any, ...]]
+        if all(item.trace is None for item in items):
+            records = [
+                (bus_id, n, s, i, k, now, t, None) for n, (s, i, k, t) in enumerate(rows, first)
+            ]
+        else:
+            traces = [item.trace for item in items for _ in item.rows]
+            records = [
+                (bus_id, n, s, i, k, now, t, trace)
+                for (n, (s, i, k, t)), trace in zip(enumerate(rows, first), traces, strict=True)
+            ]
         placed: list[Placed] = []
         for item in items:
             placed.append((range(first, first + len(item.rows)), None))
@@ -138,7 +150,7 @@ def number_batch(
             duplicates.append(offset is not None)
             if offset is None:
                 offset = known[(source, event_id)] = next_offset
-                records.append((bus_id, offset, source, event_id, key, now, text))
+                records.append((bus_id, offset, source, event_id, key, now, text, item.trace))
                 next_offset += 1
             offsets.append(offset)
         placed.append((offsets, duplicates))
@@ -147,6 +159,9 @@ def number_batch(
 
 def stored_events(bus: str, rows: Sequence[Any]) -> list[StoredEvent]:
     """Decode rows into events with the cyclic garbage collector paused.
+
+    Rows are ``(offset, event text, stored_at)`` and, read from the live log, the
+    event's stored ``traceparent`` (archived segments keep none).
 
     Decoding thousands of events allocates tens of thousands of dicts and
     lists, all alive until the batch is returned; the collector would scan
@@ -158,7 +173,13 @@ def stored_events(bus: str, rows: Sequence[Any]) -> list[StoredEvent]:
         gc.disable()
     try:
         return [
-            StoredEvent(bus=bus, offset=row[0], event=decode_event(row[1]), stored_at=row[2])
+            StoredEvent(
+                bus=bus,
+                offset=row[0],
+                event=decode_event(row[1]),
+                stored_at=row[2],
+                trace=row[3] if len(row) > 3 else None,
+            )
             for row in rows
         ]
     finally:

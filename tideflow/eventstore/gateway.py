@@ -74,7 +74,7 @@ from typing import Any, LiteralString
 
 import asyncpg
 
-from tideflow import notify
+from tideflow import notify, tracing
 from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.db import load_queries
 from tideflow.errors import (
@@ -118,7 +118,9 @@ from tideflow.supervise import Supervisor
 log = logging.getLogger("tideflow.eventstore")
 
 _Q = load_queries("tideflow.eventstore")
-_COLUMNS = ("bus_id", "event_offset", "ce_source", "ce_id", "ce_key", "stored_at", "event")
+_COLUMNS = (
+    "bus_id", "event_offset", "ce_source", "ce_id", "ce_key", "stored_at", "event", "trace_parent",
+)  # fmt: skip
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
 NOTIFY_CHANNEL = "tideflow_events"
@@ -348,7 +350,15 @@ class PostgresEventStore:
         if not rows:
             await self._last_offset(bus)  # still: BusNotFound for an unknown bus
             return []
-        offsets, duplicates = await self._committer.submit(EncodedAppend(bus, rows), len(rows))
+        if tracing.enabled():
+            with tracing.append_span(bus, len(rows)) as span:
+                trace = tracing.traceparent()
+                offsets, duplicates = await self._committer.submit(
+                    EncodedAppend(bus, rows, trace), len(rows)
+                )
+                tracing.appended(span, offsets)
+        else:
+            offsets, duplicates = await self._committer.submit(EncodedAppend(bus, rows), len(rows))
         # Built here, not in the committer: the next transaction need not wait for it.
         if duplicates is None:
             return [Appended(bus=bus, offset=offset, duplicate=False) for offset in offsets]

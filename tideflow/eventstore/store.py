@@ -340,12 +340,15 @@ class StoredEvent:
         offset: Its offset in the bus.
         event: The CloudEvent in structured JSON form, exactly as appended.
         stored_at: When the store accepted it.
+        trace: The W3C ``traceparent`` of the span that appended it, when tracing was
+            on (:mod:`tideflow.tracing`); not part of the event.
     """
 
     bus: str
     offset: int
     event: Mapping[str, Any]
     stored_at: datetime
+    trace: str | None = None
 
     @property
     def id(self) -> str:

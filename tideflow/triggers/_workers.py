@@ -32,7 +32,7 @@ from typing import Any, Protocol, TypeVar
 
 import asyncpg
 
-from tideflow import limits
+from tideflow import limits, tracing
 from tideflow.clock import Clock
 from tideflow.errors import (
     BusNotFound,
@@ -302,6 +302,8 @@ class DeliveryWorker(SubscriptionWorker):
         self._starved = len(self.tracker.pending) >= self.window
         """Set when the window filled up: the reader waits until half of it is free again
         (one wake-up per half window instead of one per delivery)."""
+        self._traces: dict[int, str] = {}
+        """The stored ``traceparent`` of events queued for their first attempt (tracing on)."""
         self._headers: Mapping[str, str] | None = None if spec.headers else {}
         """The sink's headers, secret references resolved (once, at the first delivery)."""
 
@@ -324,6 +326,8 @@ class DeliveryWorker(SubscriptionWorker):
                 tracker.take(offset)
                 continue
             tracker.start(offset)
+            if stored.trace is not None:
+                self._traces[offset] = stored.trace
             self._enqueue(offset, stored.event, 1)
             if len(tracker.pending) >= self.window:
                 self._starved = True
@@ -378,9 +382,19 @@ class DeliveryWorker(SubscriptionWorker):
             except TideflowError as exc:  # the database is down: the event stays pending
                 log.warning("subscription %s: reading offset %d failed: %s", self.id, offset, exc)
                 await self.services.clock.sleep(1.0)
-        await self._deliver(offset, stored.event, attempt)
+        await self._deliver(offset, stored.event, attempt, stored.trace)
 
-    async def _deliver(self, offset: int, event: Mapping[str, Any], attempt: int) -> None:
+    async def _deliver(
+        self, offset: int, event: Mapping[str, Any], attempt: int, trace: str | None = None
+    ) -> None:
+        trace = trace or self._traces.pop(offset, None)
+        if trace is not None and tracing.enabled():
+            with tracing.deliver_span(self.id, self.subscription.bus, offset, trace):
+                await self._deliver_once(offset, event, attempt)
+        else:
+            await self._deliver_once(offset, event, attempt)
+
+    async def _deliver_once(self, offset: int, event: Mapping[str, Any], attempt: int) -> None:
         payload: Mapping[str, Any] = event
         if self.transform is not None:
             try:
@@ -491,6 +505,7 @@ class ConsumerWorker(SubscriptionWorker):
             return
         tracker = self.tracker
         batch: Batch = []
+        traces: dict[int, str] = {}  # stays empty while tracing is off
         last = tracker.cursor
         for stored in events:
             if stored.offset <= tracker.cursor:
@@ -498,13 +513,20 @@ class ConsumerWorker(SubscriptionWorker):
             last = stored.offset
             if self.matches(stored.event):
                 batch.append((stored.offset, stored.event))
+                if stored.trace is not None:
+                    traces[stored.offset] = stored.trace
         if not batch:
             tracker.take(last)
             return
         tracker.start(batch[0][0])
         tracker.take(last)
         self._busy = True
-        self._spawn(self._consume(batch))
+        self._spawn(self._traced(batch, traces) if traces else self._consume(batch))
+
+    async def _traced(self, batch: Batch, traces: Mapping[int, str]) -> None:
+        """:meth:`_consume` inside the delivery spans continuing the events' traces."""
+        with tracing.delivering(self.id, self.subscription.bus, traces):
+            await self._consume(batch)
 
     async def _consume(self, batch: Batch) -> None:
         """Hand ``batch`` over until it is consumed; a poisoned event is dead-lettered.

@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import asyncpg
 
+from tideflow import tracing
 from tideflow.clock import Clock
 from tideflow.errors import StoreError, TideflowError, WorkflowNotFound
 from tideflow.eventstore.store import DEFAULT_BUS
@@ -428,12 +429,28 @@ class WorkflowSubscriber:
                 used.add(row.index)
             elif not row.behind:
                 first.setdefault(wait, row.index)
+        if tracing.enabled():  # which delivered event resumes which instance
+            resumed = {r.instance_id: events[r.index][0] for r in rows if r.all_events}
+            resumed.update((w[0], events[i][0]) for w, i in first.items())
+            with tracing.resuming(resumed):
+                await self._answer_parts(first, parts, events, used)
+        else:
+            await self._answer_parts(first, parts, events, used)
+        return used
+
+    async def _answer_parts(
+        self,
+        first: Mapping[WaitRef, int],
+        parts: Sequence[tuple[WaitRef, str, dict[str, Any]]],
+        events: Sequence[tuple[int, dict[str, Any]]],
+        used: set[int],
+    ) -> None:
+        """Answer the any-waits (adding the events taken to ``used``), then the parts."""
         answers = list(first.items())
         taken = await self._answer_many([(*w, [events[i][1]]) for w, i in answers])
         used.update(i for (_, i), ok in zip(answers, taken, strict=True) if ok)
         for wait, name, event in parts:
             await self._add_part(wait, name, event)
-        return used
 
     async def _answer(self, wait: WaitRef, events: list[dict[str, Any]]) -> bool:
         async with self._limit:

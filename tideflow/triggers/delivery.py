@@ -29,7 +29,7 @@ from typing import Any, Final
 
 import aiohttp
 
-from tideflow import __version__
+from tideflow import __version__, tracing
 from tideflow.egress import EgressPolicy
 from tideflow.egress_connect import EgressResolver
 from tideflow.errors import EgressDenied
@@ -178,6 +178,7 @@ class HttpSender:
         if (refused := self.egress.literal_refusal(sink)) is not None:
             return Attempt(ok=False, retryable=False, reason=refused)
         sent = {**headers, **binary} if headers else binary
+        tracing.inject(sent)  # the delivery span's traceparent (a no-op while tracing is off)
         session = self._open(pool)
         limit = self._timeouts.get(timeout)
         if limit is None:

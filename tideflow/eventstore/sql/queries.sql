@@ -92,7 +92,7 @@ SELECT id FROM tideflow_buses WHERE name = $1;
 
 -- read_events --
 -- Committed events of bus $1 (by id, so other buses' segments are pruned early) after an offset
-SELECT event_offset, event, stored_at
+SELECT event_offset, event, stored_at, trace_parent
 FROM tideflow_events
 WHERE bus_id = $1 AND event_offset > $2
 ORDER BY event_offset
@@ -100,7 +100,7 @@ LIMIT $3;
 
 -- get_event --
 -- One event of bus $1 (by id) by offset
-SELECT event_offset, event, stored_at
+SELECT event_offset, event, stored_at, trace_parent
 FROM tideflow_events
 WHERE bus_id = $1 AND event_offset = $2;
 

@@ -21,6 +21,7 @@ import anyio
 import httpx
 
 from tideflow import limits as value_limits
+from tideflow import tracing
 from tideflow.egress import CALL_LIMITS, DOCUMENT_LIMITS, EgressPolicy, FetchLimits
 from tideflow.errors import EgressDenied, FunctionCallError
 
@@ -217,6 +218,7 @@ async def send(
     """
     if seconds is not None:
         request.extensions["timeout"] = httpx.Timeout(seconds).as_dict()
+    tracing.inject(request.headers)  # the function call's span, when tracing is on
     deadline = seconds if seconds is not None else (limits or CALL_LIMITS).timeout
     max_bytes = limits.max_bytes if limits is not None else value_limits.current().value_bytes
     try:

@@ -25,8 +25,9 @@ import logging
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from tideflow import tracing
 from tideflow.errors import (
     NondeterminismError,
     StoreError,
@@ -49,6 +50,11 @@ from tideflow.runtime.status import InstanceStatus
 from tideflow.secrets import NO_REDACTION, Redactor
 from tideflow.supervise import scoped
 from tideflow.workflow.model import Workflow
+
+if TYPE_CHECKING:
+    from opentelemetry.context import Context
+
+    from tideflow.tracing import InstanceTrace
 
 log = logging.getLogger("tideflow.runtime")
 
@@ -124,6 +130,8 @@ class InstanceRunner:
         self._wake: tuple[datetime, str] | None = None
         self._effects: DurableEffects | None = None
         self._started: dict[str, float] = {}
+        self.trace: InstanceTrace | None = None
+        """The spans of this run, when an event's trace resumed it (tracing on)."""
 
     @property
     def id(self) -> str:
@@ -210,6 +218,14 @@ class InstanceRunner:
         finally:
             self._parked.remove(parked)
 
+    def traced(self, parent: Context | None) -> None:
+        """Continue the trace of the event resuming the instance (``None``: untraced)."""
+        if self.trace is not None:
+            self.trace.end()
+        self.trace = tracing.instance_trace(
+            self.instance_id, self.workflow_id, str(self.version), parent
+        )
+
     def deliver(self, wait_key: str, events: list[dict[str, Any]]) -> bool:
         """Hand events (already journaled) to a wait parked in memory."""
         for parked in self._parked:
@@ -243,6 +259,8 @@ class InstanceRunner:
         if self._skip > 0:
             self._skip -= 1
             return
+        if self.trace is not None:
+            self.trace.step(step.kind, step.key, step.state)
         detail = self.redactor.value(dict(step.detail))
         now = self.host.clock.monotonic()
         if step.kind == "action.started":
@@ -276,6 +294,14 @@ class InstanceRunner:
 
     async def run(self) -> None:
         """Run (and follow ``continueAs``) until the instance ends, parks or stops."""
+        try:
+            await self._run()
+        finally:
+            if self.trace is not None:
+                self.trace.end()
+                self.trace = None
+
+    async def _run(self) -> None:
         try:
             if self.quarantine is not None:  # nothing of it runs: not even its replay
                 await self._finish(Failed(error=self.quarantine, data=self._data))

@@ -26,9 +26,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from tideflow import ids, limits
+from tideflow import ids, limits, tracing
 from tideflow.clock import sleep_until
 from tideflow.errors import FunctionCallError, StepTimeout, TideflowError, ValueLimitExceeded
 from tideflow.runtime.effects import (
@@ -50,6 +50,9 @@ from tideflow.runtime.hosts.plumbing import (
 )
 from tideflow.secrets import Redactor
 from tideflow.workflow.model import Workflow
+
+if TYPE_CHECKING:
+    from tideflow.tracing import InstanceTrace
 
 T = TypeVar("T")
 
@@ -147,6 +150,10 @@ class RunPort(Protocol):
     ) -> Any:
         """Never return (unless events arrive in this process): the run is parked here."""
 
+    @property
+    def trace(self) -> InstanceTrace | None:
+        """The spans of the run, when it is traced."""
+
     def note(self, kind: str, key: str, state: str | None = None, **detail: Any) -> None:
         """A host-level timeline row (``timer.*``)."""
 
@@ -212,7 +219,8 @@ class DurableEffects:
             return None
         with self._run.active():
             try:
-                result = await bounded(invoked, call.timeout_seconds, call.key)
+                with tracing.call_span(self._run.trace, call.key, call.name, call.function.type):
+                    result = await bounded(invoked, call.timeout_seconds, call.key)
                 check_result(result, call.name)  # before the journal's writer meets it
             except Exception as exc:
                 await self.record("call", call.key, {"error": error_entry(exc)})

@@ -67,7 +67,7 @@ from typing import Any, TypeVar, cast
 
 import asyncpg
 
-from tideflow import ids, limits
+from tideflow import ids, limits, tracing
 from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.egress import EgressPolicy
 from tideflow.errors import (
@@ -606,11 +606,15 @@ class DurableRuntime:
         if row.id in self._runners:  # cannot happen: we held no lease; the lease will run out
             log.warning("instance %s claimed while a runner was in memory", row.id)
         self._spawn(row, fresh=False, loaded=loaded)
+        if tracing.enabled() and (runner := self._runners.get(row.id)) is not None:
+            runner.traced(tracing.resume_parent(row.id))
 
     def hand_over(self, instance_id: str, wait_key: str, events: list[dict[str, Any]]) -> None:
         """Give journaled events to the instance's runner if it is parked in memory here."""
         runner = self._runners.get(instance_id)
         if runner is not None:
+            if tracing.enabled():
+                runner.traced(tracing.resume_parent(instance_id))
             runner.deliver(wait_key, events)
 
     async def cancel(self, instance_id: str) -> InstanceRow:

@@ -1,0 +1,425 @@
+"""OpenTelemetry traces of an event's path: the one module that knows OpenTelemetry.
+
+Off by default. ``tideflow serve --otel`` (``TIDEFLOW_OTEL=1``), or an OTLP endpoint in the
+standard ``OTEL_EXPORTER_OTLP_ENDPOINT``/``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` variables,
+turns it on through :func:`configure`; tests and benchmarks hand their own SDK provider to
+:func:`use`. While it is off every function here returns at its first line and no span object
+is made: the callers on hot paths ask :func:`enabled` once per request or batch.
+
+The spans of one event, each the child of the one before (docs/observability.md)::
+
+    tideflow.ingest                 POST /events (parent: the request's or the event's traceparent)
+      tideflow.eventstore.append    append and commit; its context is stored with each event
+        tideflow.deliver            a subscription hands the event on (another task, process)
+          tideflow.instance.resume  the instance the event woke
+            tideflow.state          each state (0.8) or task (1.0) that runs
+              tideflow.function.call  each function call; HTTP calls carry ``traceparent``
+
+The stored context is a W3C ``traceparent`` string in the event's row
+(``tideflow_events.trace_parent``), never in the event itself, which is kept as received.
+OpenTelemetry's tracer provider is process-wide by design, so the tracer is held here too.
+
+Attributes are identifiers only (bus, offset, subscription, instance, workflow, version, state,
+step key, function name and type): never event data, arguments, URLs' queries or headers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from opentelemetry.context import Context
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+    from opentelemetry.trace import Span, Tracer
+    from opentelemetry.util.types import AnyValue
+
+    from tideflow.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_tracer: Tracer | None = None
+_delivered: contextvars.ContextVar[Mapping[int, Context]] = contextvars.ContextVar(
+    "tideflow_delivered"
+)
+_resumed: contextvars.ContextVar[Mapping[str, Context]] = contextvars.ContextVar(
+    "tideflow_resumed"
+)
+
+EXPORT_TIMEOUT = 5.0
+"""Seconds one export may take (the exporter runs in its own thread, never in the loop)."""
+
+
+def enabled() -> bool:
+    """Whether spans are made (a tracer is configured)."""
+    return _tracer is not None
+
+
+def use(provider: TracerProvider | None) -> None:
+    """Make spans with ``provider`` from now on (``None``: tracing off)."""
+    global _tracer
+    _tracer = None if provider is None else provider.get_tracer("tideflow")
+
+
+def wanted(settings: Settings, env: Mapping[str, str] | None = None) -> bool:
+    """Whether the settings or the standard ``OTEL_*`` variables ask for traces."""
+    env = os.environ if env is None else env
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    return settings.otel or bool(
+        env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    )
+
+
+def configure(settings: Settings) -> Callable[[], None] | None:
+    """Turn tracing on as ``settings`` (and ``OTEL_*``) ask; return what shuts it down.
+
+    Returns ``None`` (tracing stays as it is) when nothing asks for traces, or when the
+    ``opentelemetry`` SDK is not installed (``pip install 'tideflow[otel]'``): then a
+    warning says so and the server runs without traces.
+    """
+    if not wanted(settings):
+        return None
+    try:
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+    except ImportError:
+        log.warning("tracing asked for, but opentelemetry-sdk is not installed: no traces "
+                    "(pip install 'tideflow[otel]')")  # fmt: skip
+        return None
+    exporter = _exporter(settings)
+    if exporter is None:
+        return None
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "tideflow")}),
+        sampler=ParentBased(TraceIdRatioBased(sample_ratio(settings))),
+    )
+    # Guarded has the exporter's three methods; subclassing would import the SDK with this module
+    provider.add_span_processor(BatchSpanProcessor(cast("SpanExporter", Guarded(exporter))))
+    use(provider)
+    log.info("tracing on: %.4g of new traces sampled", sample_ratio(settings))
+
+    def shutdown() -> None:
+        use(None)
+        provider.shutdown()
+
+    return shutdown
+
+
+def sample_ratio(settings: Settings, env: Mapping[str, str] | None = None) -> float:
+    """The share of new traces kept: ``--otel-sample``, else ``OTEL_TRACES_SAMPLER_ARG``, else 1."""
+    env = os.environ if env is None else env
+    if settings.otel_sample is not None:
+        return settings.otel_sample
+    try:
+        return min(1.0, max(0.0, float(env.get("OTEL_TRACES_SAMPLER_ARG", "1"))))
+    except ValueError:
+        return 1.0
+
+
+def _exporter(settings: Settings) -> SpanExporter | None:
+    try:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    except ImportError:
+        log.warning("tracing asked for, but the OTLP exporter is not installed: no traces "
+                    "(pip install 'tideflow[otel]')")  # fmt: skip
+        return None
+    # The exporter logs every failed batch itself; Guarded says it once instead.
+    logging.getLogger("opentelemetry.exporter.otlp.proto.http").setLevel(logging.CRITICAL)
+    # endpoint None: OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT, else http://localhost:4318/v1/traces
+    return OTLPSpanExporter(endpoint=settings.otel_endpoint, timeout=EXPORT_TIMEOUT)
+
+
+class Guarded:
+    """A span exporter that never raises and says once that exporting fails."""
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self.inner = inner
+        self.failed = False
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Export through the inner exporter; a failure is logged the first time only."""
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        try:
+            result = self.inner.export(spans)
+        except Exception as exc:
+            self._once(f"{type(exc).__name__}: {exc}")
+            return SpanExportResult.FAILURE
+        if result is not SpanExportResult.SUCCESS:
+            self._once("the collector did not take them")
+        return result
+
+    def _once(self, reason: str) -> None:
+        if not self.failed:
+            self.failed = True
+            log.warning("tracing: exporting spans failed (%s); spans are dropped while it "
+                        "fails, and further failures are not logged", reason)  # fmt: skip
+
+    def shutdown(self) -> None:
+        """Shut the inner exporter down (errors logged, not raised)."""
+        try:
+            self.inner.shutdown()
+        except Exception as exc:
+            log.warning("tracing: exporter shutdown failed: %s", exc)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Flush the inner exporter."""
+        try:
+            return bool(self.inner.force_flush(timeout_millis))
+        except Exception:
+            return False
+
+
+# --- context ---------------------------------------------------------------
+
+
+def _extract(traceparent: str | None) -> Context | None:
+    if not traceparent or not isinstance(traceparent, str):
+        return None
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    context = TraceContextTextMapPropagator().extract({"traceparent": traceparent})
+    from opentelemetry import trace
+
+    return context if trace.get_current_span(context).get_span_context().is_valid else None
+
+
+def traceparent() -> str | None:
+    """The current span's context as a W3C ``traceparent`` (``None``: off, or no span)."""
+    if _tracer is None:
+        return None
+    carrier: dict[str, str] = {}
+    inject(carrier)
+    return carrier.get("traceparent")
+
+
+def inject(headers: MutableMapping[str, str]) -> None:
+    """Add the current span's ``traceparent`` to outgoing ``headers`` (unless one is set)."""
+    if _tracer is None or any(name.lower() == "traceparent" for name in headers):
+        return
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    TraceContextTextMapPropagator().inject(headers)
+
+
+# --- ingestion and the store -------------------------------------------------
+
+
+def _header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
+    for key, value in headers:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+@contextlib.contextmanager
+def ingest_span(
+    headers: Iterable[tuple[bytes, bytes]], bus: str, events: Sequence[Mapping[str, Any]]
+) -> Iterator[Span]:
+    """The span of one ingestion request, current while the events are appended.
+
+    Its parent: the request's ``traceparent`` header, else -- one event -- the event's
+    ``traceparent`` attribute (the CloudEvents distributed-tracing extension).
+    """
+    assert _tracer is not None, "tracing is off"
+    parent = _extract(_header(headers, b"traceparent"))
+    if parent is None and len(events) == 1:
+        parent = _extract(events[0].get("traceparent"))
+    attributes: dict[str, AnyValue] = {"tideflow.bus": bus, "tideflow.events.count": len(events)}
+    with _tracer.start_as_current_span(
+        "tideflow.ingest", context=parent, attributes=attributes
+    ) as span:
+        yield span
+
+
+@contextlib.contextmanager
+def append_span(bus: str, count: int) -> Iterator[Span | None]:
+    """The span of one append (group commit included) in the current trace; ``None`` when
+    tracing is off or the append belongs to no trace (the server's own events)."""
+    from opentelemetry import trace
+
+    if _tracer is None or not trace.get_current_span().get_span_context().is_valid:
+        yield None
+        return
+    attributes: dict[str, AnyValue] = {"tideflow.bus": bus, "tideflow.events.count": count}
+    with _tracer.start_as_current_span("tideflow.eventstore.append", attributes=attributes) as span:
+        yield span
+
+
+def appended(span: Span | None, offsets: Sequence[int]) -> None:
+    """Note the offsets an append got on its span."""
+    if span is not None and offsets:
+        span.set_attribute("tideflow.event.offset", offsets[0])
+        span.set_attribute("tideflow.event.offset_last", offsets[-1])
+
+
+# --- delivery ---------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def delivering(subscription: str, bus: str, traces: Mapping[int, str]) -> Iterator[None]:
+    """Spans of a subscription handing events on, one per stored trace (offset -> traceparent).
+
+    Each continues the trace stored with its event; while the block runs, :func:`resuming`
+    finds them by offset. Nothing happens when ``traces`` is empty (tracing off).
+    """
+    if _tracer is None or not traces:
+        yield
+        return
+    spans: dict[int, Span] = {}
+    contexts: dict[int, Context] = {}
+    from opentelemetry import trace
+
+    for offset, parent in traces.items():
+        span = _tracer.start_span(
+            "tideflow.deliver",
+            context=_extract(parent),
+            attributes={
+                "tideflow.subscription": subscription,
+                "tideflow.bus": bus,
+                "tideflow.event.offset": offset,
+            },
+        )
+        spans[offset] = span
+        contexts[offset] = trace.set_span_in_context(span)
+    token = _delivered.set(contexts)
+    try:
+        yield
+    finally:
+        _delivered.reset(token)
+        for span in spans.values():
+            span.end()
+
+
+@contextlib.contextmanager
+def deliver_span(subscription: str, bus: str, offset: int, parent: str | None) -> Iterator[None]:
+    """The current span while one event goes to a sink (whose request carries ``traceparent``)."""
+    if _tracer is None or parent is None:
+        yield
+        return
+    attributes: dict[str, AnyValue] = {
+        "tideflow.subscription": subscription,
+        "tideflow.bus": bus,
+        "tideflow.event.offset": offset,
+    }
+    with _tracer.start_as_current_span(
+        "tideflow.deliver", context=_extract(parent), attributes=attributes
+    ):
+        yield
+
+
+@contextlib.contextmanager
+def resuming(instances: Mapping[str, int]) -> Iterator[None]:
+    """While waits are answered: which delivered event (by offset) resumes which instance."""
+    delivered = _delivered.get(None)
+    if not delivered:
+        yield
+        return
+    found = {iid: delivered[offset] for iid, offset in instances.items() if offset in delivered}
+    token = _resumed.set(found)
+    try:
+        yield
+    finally:
+        _resumed.reset(token)
+
+
+def resume_parent(instance_id: str) -> Context | None:
+    """The delivery span that is resuming ``instance_id`` now, if it is traced."""
+    resumed = _resumed.get(None)
+    return None if resumed is None else resumed.get(instance_id)
+
+
+# --- instances ----------------------------------------------------------------
+
+_OPENS = frozenset({"state.entered", "task.started"})
+_CLOSES = frozenset({"state.left", "task.completed", "task.faulted", "task.skipped"})
+
+
+class InstanceTrace:
+    """The spans of one resumed run of an instance: the resume, its states, their calls.
+
+    Made only while tracing is on (:func:`instance_trace`); the runner feeds it its steps.
+    """
+
+    def __init__(self, tracer: Tracer, parent: Context, attributes: Mapping[str, Any]) -> None:
+        from opentelemetry import trace
+
+        self._tracer = tracer
+        self._set_span = trace.set_span_in_context
+        self._resume = tracer.start_span(
+            "tideflow.instance.resume", context=parent, attributes=dict(attributes)
+        )
+        self._context = trace.set_span_in_context(self._resume)
+        self._attributes = {"tideflow.instance.id": attributes["tideflow.instance.id"]}
+        self._states: dict[str, Span] = {}
+
+    def step(self, kind: str, key: str, state: str | None) -> None:
+        """A timeline step: a state (or task) begins or ends."""
+        if kind in _OPENS:
+            attributes = {**self._attributes, "tideflow.state": state or "", "tideflow.step": key}
+            self._states[key] = self._tracer.start_span(
+                "tideflow.state", context=self._parent_of(key), attributes=attributes
+            )
+        elif kind in _CLOSES:
+            span = self._states.pop(key, None)
+            if span is not None:
+                span.end()
+
+    def _parent_of(self, key: str) -> Context:
+        """The innermost open state whose key prefixes ``key`` (else the resume)."""
+        best = ""
+        for open_key in self._states:
+            if len(open_key) > len(best) and key.startswith(open_key + "/"):
+                best = open_key
+        return self._set_span(self._states[best]) if best else self._context
+
+    @contextlib.contextmanager
+    def call(self, key: str, name: str, kind: str) -> Iterator[None]:
+        """The current span of one function call (HTTP requests made in it carry it)."""
+        attributes: dict[str, AnyValue] = {
+            **self._attributes,
+            "tideflow.step": key,
+            "tideflow.function.name": name,
+            "tideflow.function.type": kind,
+        }
+        with self._tracer.start_as_current_span(
+            "tideflow.function.call", context=self._parent_of(key), attributes=attributes
+        ):
+            yield
+
+    def end(self) -> None:
+        """End every span still open (the run ended or parked)."""
+        for span in reversed(list(self._states.values())):
+            span.end()
+        self._states.clear()
+        self._resume.end()
+
+
+def instance_trace(
+    instance_id: str, workflow_id: str, version: str, parent: Context | None
+) -> InstanceTrace | None:
+    """Spans for a run resumed from the delivery span ``parent`` (``None``: untraced)."""
+    if _tracer is None or parent is None:
+        return None
+    return InstanceTrace(
+        _tracer,
+        parent,
+        {
+            "tideflow.instance.id": instance_id,
+            "tideflow.workflow.id": workflow_id,
+            "tideflow.workflow.version": version,
+        },
+    )
+
+
+def call_span(trace: InstanceTrace | None, key: str, name: str, kind: str) -> Any:
+    """:meth:`InstanceTrace.call`, or a no-op when the run is not traced."""
+    return contextlib.nullcontext() if trace is None else trace.call(key, name, kind)
