@@ -1,0 +1,194 @@
+"""tideflow.tracing without a server: off costs nothing, parents are found, exports never raise.
+
+The whole path through a real server is tests/e2e/test_tracing_served.py.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from tideflow import tracing
+from tideflow.settings import Settings
+from tideflow.testing import InMemoryEventStore
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+HEADER = f"00-{TRACE}-00f067aa0ba902b7-01"
+EVENT_TRACE = "0af7651916cd43dd8448eb211c80319c"
+EVENT = {"specversion": "1.0", "id": "1", "source": "/s", "type": "t"}
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.use(provider)
+    try:
+        yield exporter
+    finally:
+        tracing.use(None)
+        provider.shutdown()
+
+
+async def test_off_makes_no_span_and_stores_no_trace() -> None:
+    assert not tracing.enabled()
+    assert tracing.traceparent() is None
+    headers: dict[str, str] = {}
+    tracing.inject(headers)
+    assert headers == {}
+    with tracing.append_span("default", 1) as span:
+        assert span is None
+    assert tracing.instance_trace("i", "w", "1", None) is None
+    store = InMemoryEventStore()
+    await store.create_bus("default")
+    await store.append("default", [EVENT])
+    (stored,) = await store.read("default")
+    assert stored.trace is None
+
+
+def test_ingestion_continues_the_header_else_the_events_attribute(
+    spans: InMemorySpanExporter,
+) -> None:
+    with tracing.ingest_span([(b"traceparent", HEADER.encode())], "default", [EVENT]):
+        pass
+    with_attribute = {**EVENT, "traceparent": f"00-{EVENT_TRACE}-b7ad6b7169203331-01"}
+    with tracing.ingest_span([], "default", [with_attribute]):
+        pass
+    with tracing.ingest_span([(b"traceparent", b"garbage")], "default", [EVENT]):
+        pass
+    header, attribute, fresh = spans.get_finished_spans()
+    assert f"{trace_id(header):032x}" == TRACE
+    assert f"{trace_id(attribute):032x}" == EVENT_TRACE
+    assert fresh.parent is None  # an unreadable traceparent starts a new trace
+    assert f"{trace_id(fresh):032x}" not in (TRACE, EVENT_TRACE)
+
+
+async def test_an_append_in_a_trace_stores_its_span_as_the_events_parent(
+    spans: InMemorySpanExporter,
+) -> None:
+    store = InMemoryEventStore()
+    await store.create_bus("default")
+    with tracing.append_span("default", 1) as outside:
+        assert outside is None  # no trace to belong to: the server's own events
+    with (
+        tracing.ingest_span([(b"traceparent", HEADER.encode())], "default", [EVENT]),
+        tracing.append_span("default", 1) as span,
+    ):
+        assert span is not None
+        stored_trace = tracing.traceparent()
+        await store.append("default", [EVENT])
+    (stored,) = await store.read("default")
+    assert stored.trace == stored_trace
+    assert stored_trace is not None
+    assert stored_trace.startswith(f"00-{TRACE}-")
+
+
+def test_an_instances_spans_nest_by_step_key(spans: InMemorySpanExporter) -> None:
+    with tracing.delivering("sub", "default", {7: HEADER}):
+        with tracing.resuming({"i1": 7, "i2": 8}):
+            parent = tracing.resume_parent("i1")
+            assert tracing.resume_parent("i2") is None  # its event was not traced
+        assert tracing.resume_parent("i1") is None  # only while the waits are answered
+    run = tracing.instance_trace("i1", "wf", "1", parent)
+    assert run is not None
+    run.step("state.entered", "Outer", "Outer")
+    run.step("task.started", "Outer/do/0/Inner", "Inner")
+    headers: dict[str, str] = {}
+    with run.call("Outer/do/0/Inner/call/attempt:1", "ping", "rest"):
+        tracing.inject(headers)
+    run.step("task.completed", "Outer/do/0/Inner", "Inner")
+    run.end()  # closes Outer, left open, and the resume
+    by_name = {s.name: s for s in spans.get_finished_spans() if s.name != "tideflow.state"}
+    states = {attr(s, "tideflow.state"): s for s in spans.get_finished_spans()
+              if s.name == "tideflow.state"}  # fmt: skip
+    call = by_name["tideflow.function.call"]
+    assert parent_of(call) == span_id(states["Inner"])
+    assert parent_of(states["Inner"]) == span_id(states["Outer"])
+    assert parent_of(states["Outer"]) == span_id(by_name["tideflow.instance.resume"])
+    assert parent_of(by_name["tideflow.instance.resume"]) == span_id(by_name["tideflow.deliver"])
+    assert {trace_id(s) for s in spans.get_finished_spans()} == {int(TRACE, 16)}
+    assert headers["traceparent"] == f"00-{TRACE}-{span_id(call):016x}-01"
+
+
+def test_inject_keeps_a_traceparent_the_caller_set(spans: InMemorySpanExporter) -> None:
+    with trace.get_tracer("t").start_as_current_span("x"):
+        headers = {"TraceParent": "mine"}
+        tracing.inject(headers)
+    assert headers == {"TraceParent": "mine"}
+
+
+class Failing:
+    def __init__(self, how: str) -> None:
+        self.how = how
+        self.calls = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.calls += 1
+        if self.how == "raise":
+            raise ConnectionRefusedError("collector down")
+        return SpanExportResult.FAILURE
+
+    def shutdown(self) -> None:
+        raise RuntimeError("already gone")
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        raise RuntimeError("already gone")
+
+
+@pytest.mark.parametrize("how", ["raise", "fail"])
+def test_an_exporter_failure_is_logged_once_never_raised(
+    how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    inner = Failing(how)
+    guarded = tracing.Guarded(inner)  # type: ignore[arg-type]
+    with caplog.at_level(logging.WARNING, logger="tideflow.tracing"):
+        assert guarded.export([]) is SpanExportResult.FAILURE
+        assert guarded.export([]) is SpanExportResult.FAILURE
+        assert guarded.force_flush() is False
+        guarded.shutdown()
+    assert inner.calls == 2
+    failures = [r for r in caplog.records if "exporting spans failed" in r.getMessage()]
+    assert len(failures) == 1
+
+
+def test_settings_and_the_standard_variables_turn_it_on() -> None:
+    assert not tracing.wanted(Settings(), {})
+    assert tracing.wanted(Settings(otel=True), {})
+    assert tracing.wanted(Settings(), {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"})
+    assert not tracing.wanted(Settings(otel=True), {"OTEL_SDK_DISABLED": "true"})
+    settings = Settings.from_env(
+        {"TIDEFLOW_OTEL": "1", "TIDEFLOW_OTEL_SAMPLE": "0.01", "TIDEFLOW_OTEL_ENDPOINT": "http://c"}
+    )
+    assert (settings.otel, settings.otel_sample, settings.otel_endpoint) == (True, 0.01, "http://c")
+    assert tracing.sample_ratio(settings, {}) == 0.01
+    assert tracing.sample_ratio(Settings(), {"OTEL_TRACES_SAMPLER_ARG": "0.25"}) == 0.25
+    assert tracing.sample_ratio(Settings(), {}) == 1.0
+    with pytest.raises(ValueError, match=r"TIDEFLOW_OTEL_SAMPLE=2\.0: a share of traces"):
+        Settings.from_env({"TIDEFLOW_OTEL_SAMPLE": "2"})
+    assert tracing.configure(Settings()) is None  # nothing asked: stays off
+    assert not tracing.enabled()
+
+
+def trace_id(span: ReadableSpan) -> int:
+    assert span.context is not None
+    return int(span.context.trace_id)
+
+
+def span_id(span: ReadableSpan) -> int:
+    assert span.context is not None
+    return int(span.context.span_id)
+
+
+def parent_of(span: ReadableSpan) -> int | None:
+    return None if span.parent is None else int(span.parent.span_id)
+
+
+def attr(span: ReadableSpan, name: str) -> object:
+    return (span.attributes or {}).get(name)
