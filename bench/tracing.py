@@ -14,7 +14,7 @@ rounds; the median round of each is reported with the ratios against off in the 
 Goal (issue 18): 1% sampling >= 0.95 of off.
 
 Run: ``python bench/tracing.py --dsn postgresql://postgres@127.0.0.1:5432/postgres``
-(prints JSON).
+(prints JSON). The runs use a database of their own on that server, dropped at the end.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ import time
 from collections.abc import AsyncIterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import orjson
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -103,9 +105,25 @@ async def one_run(dsn: str, config: str, sink: int, requests: int, clients: int)
     return {"config": config, **figures}
 
 
-async def run_all(dsn: str, requests: int, clients: int, rounds: int) -> dict[str, Any]:
+@contextlib.asynccontextmanager
+async def fresh_database(dsn: str) -> AsyncIterator[str]:
+    """A database of its own on ``dsn``'s server for the run (dropped afterwards): the
+    servers migrate it and save its first admin token in the bench's home."""
+    name = f"tideflow_bench_tracing_{time.monotonic_ns()}"
+    admin = await asyncpg.connect(dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def run_all(server: str, requests: int, clients: int, rounds: int) -> dict[str, Any]:
     runs: dict[str, list[dict[str, Any]]] = {config: [] for config in CONFIGS}
-    async with otlp_sink() as sink:
+    async with otlp_sink() as sink, fresh_database(server) as dsn:
         for _ in range(rounds):
             for config, found in runs.items():
                 found.append(await one_run(dsn, config, sink, requests, clients))

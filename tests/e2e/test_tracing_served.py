@@ -17,8 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -26,8 +25,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tests.support.auth import home_auth
+from tests.support.otel import in_memory_spans
 from tests.support.services import serve_in_thread
-from tideflow import tracing
 from tideflow.api.app import create_app
 from tideflow.api.testserver import serve_app
 from tideflow.serve import open_system
@@ -89,15 +88,8 @@ def rest_server(seen: list[str | None]) -> Starlette:
 
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.use(provider)
-    try:
+    with in_memory_spans() as exporter:
         yield exporter
-    finally:
-        tracing.use(None)
-        provider.shutdown()
 
 
 @pytest.fixture

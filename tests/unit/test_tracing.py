@@ -10,10 +10,11 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from tests.support.otel import in_memory_spans
 from tideflow import tracing
 from tideflow.settings import Settings
 from tideflow.testing import InMemoryEventStore
@@ -26,15 +27,8 @@ EVENT = {"specversion": "1.0", "id": "1", "source": "/s", "type": "t"}
 
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.use(provider)
-    try:
+    with in_memory_spans() as exporter:
         yield exporter
-    finally:
-        tracing.use(None)
-        provider.shutdown()
 
 
 async def test_off_makes_no_span_and_stores_no_trace() -> None:
