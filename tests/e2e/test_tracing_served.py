@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tests.support.auth import home_auth
-from tests.support.otel import in_memory_spans
+from tests.support.otel import attrs, in_memory_spans, parent_of, span_id, trace_id
 from tests.support.services import serve_in_thread
 from tideflow.api.app import create_app
 from tideflow.api.testserver import serve_app
@@ -129,24 +129,6 @@ def one(spans: list[ReadableSpan], name: str) -> ReadableSpan:
     return found[0]
 
 
-def parent_of(span: ReadableSpan) -> int | None:
-    return None if span.parent is None else span.parent.span_id
-
-
-def id_of(span: ReadableSpan) -> int:
-    assert span.context is not None
-    return int(span.context.span_id)
-
-
-def trace_of(span: ReadableSpan) -> int:
-    assert span.context is not None
-    return int(span.context.trace_id)
-
-
-def attrs(span: ReadableSpan) -> dict[str, Any]:
-    return dict(span.attributes or {})
-
-
 async def test_one_trace_from_ingestion_to_the_function_call(
     spans: InMemorySpanExporter, served: httpx.AsyncClient
 ) -> None:
@@ -176,7 +158,7 @@ async def test_one_trace_from_ingestion_to_the_function_call(
         await status_of(http, instance, "completed")
 
     finished = await finished_spans(spans, "tideflow.deliver")
-    ours = [s for s in finished if f"{trace_of(s):032x}" == TRACE_ID]
+    ours = [s for s in finished if f"{trace_id(s):032x}" == TRACE_ID]
     # ONE trace: every span the event caused is in the caller's trace
     assert {s.name for s in ours} >= {
         "tideflow.ingest",
@@ -196,11 +178,11 @@ async def test_one_trace_from_ingestion_to_the_function_call(
     (state,) = states
     # the chain, each span the child of the one before
     assert parent_of(ingest) == int(CALLER_SPAN, 16)
-    assert parent_of(append) == id_of(ingest)
-    assert parent_of(deliver) == id_of(append)
-    assert parent_of(resume) == id_of(deliver)
-    assert parent_of(state) == id_of(resume)
-    assert parent_of(call) == id_of(state)
+    assert parent_of(append) == span_id(ingest)
+    assert parent_of(deliver) == span_id(append)
+    assert parent_of(resume) == span_id(deliver)
+    assert parent_of(state) == span_id(resume)
+    assert parent_of(call) == span_id(state)
     # identifiers as attributes
     assert attrs(append)["tideflow.event.offset"] == offset
     assert attrs(deliver)["tideflow.event.offset"] == offset
@@ -210,4 +192,4 @@ async def test_one_trace_from_ingestion_to_the_function_call(
     assert attrs(resume)["tideflow.workflow.version"] == "1"
     assert attrs(call)["tideflow.function.name"] == "ping"
     # the REST server saw the same trace, the call's span as its parent
-    assert seen == [f"00-{TRACE_ID}-{id_of(call):016x}-01"]
+    assert seen == [f"00-{TRACE_ID}-{span_id(call):016x}-01"]

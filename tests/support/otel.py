@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -25,3 +26,25 @@ def in_memory_spans() -> Iterator[InMemorySpanExporter]:
     finally:
         tracing.use(None)
         provider.shutdown()
+
+
+def span_id(span: ReadableSpan) -> int:
+    """The span's id."""
+    assert span.context is not None
+    return int(span.context.span_id)
+
+
+def trace_id(span: ReadableSpan) -> int:
+    """The span's trace id."""
+    assert span.context is not None
+    return int(span.context.trace_id)
+
+
+def parent_of(span: ReadableSpan) -> int | None:
+    """The id of the span's parent (``None``: a root span)."""
+    return None if span.parent is None else int(span.parent.span_id)
+
+
+def attrs(span: ReadableSpan) -> dict[str, Any]:
+    """The span's attributes."""
+    return dict(span.attributes or {})

@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from tests.support.otel import in_memory_spans
+from tests.support.otel import attrs, in_memory_spans, parent_of, span_id, trace_id
 from tideflow import tracing
 from tideflow.settings import Settings
 from tideflow.testing import InMemoryEventStore
@@ -100,7 +100,7 @@ def test_an_instances_spans_nest_by_step_key(spans: InMemorySpanExporter) -> Non
     run.step("task.completed", "Outer/do/0/Inner", "Inner")
     run.end()  # closes Outer, left open, and the resume
     by_name = {s.name: s for s in spans.get_finished_spans() if s.name != "tideflow.state"}
-    states = {attr(s, "tideflow.state"): s for s in spans.get_finished_spans()
+    states = {attrs(s)["tideflow.state"]: s for s in spans.get_finished_spans()
               if s.name == "tideflow.state"}  # fmt: skip
     call = by_name["tideflow.function.call"]
     assert parent_of(call) == span_id(states["Inner"])
@@ -169,20 +169,3 @@ def test_settings_and_the_standard_variables_turn_it_on() -> None:
     assert tracing.configure(Settings()) is None  # nothing asked: stays off
     assert not tracing.enabled()
 
-
-def trace_id(span: ReadableSpan) -> int:
-    assert span.context is not None
-    return int(span.context.trace_id)
-
-
-def span_id(span: ReadableSpan) -> int:
-    assert span.context is not None
-    return int(span.context.span_id)
-
-
-def parent_of(span: ReadableSpan) -> int | None:
-    return None if span.parent is None else int(span.parent.span_id)
-
-
-def attr(span: ReadableSpan, name: str) -> object:
-    return (span.attributes or {}).get(name)
