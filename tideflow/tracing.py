@@ -193,8 +193,11 @@ def _extract(traceparent: str | None) -> Context | None:
 
 
 def traceparent() -> str | None:
-    """The current span's context as a W3C ``traceparent`` (``None``: off, or no span)."""
-    if _tracer is None:
+    """The current span's context as a W3C ``traceparent`` (``None``: off, no span, or one
+    not sampled)."""
+    from opentelemetry import trace
+
+    if _tracer is None or not trace.get_current_span().is_recording():
         return None
     carrier: dict[str, str] = {}
     inject(carrier)
@@ -243,10 +246,11 @@ def ingest_span(
 @contextlib.contextmanager
 def append_span(bus: str, count: int) -> Iterator[Span | None]:
     """The span of one append (group commit included) in the current trace; ``None`` when
-    tracing is off or the append belongs to no trace (the server's own events)."""
+    tracing is off, the append belongs to no trace (the server's own events), or to one not
+    sampled: then nothing is stored with the events and nothing downstream makes a span."""
     from opentelemetry import trace
 
-    if _tracer is None or not trace.get_current_span().get_span_context().is_valid:
+    if _tracer is None or not trace.get_current_span().is_recording():
         yield None
         return
     attributes: dict[str, AnyValue] = {"tideflow.bus": bus, "tideflow.events.count": count}

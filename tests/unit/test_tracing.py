@@ -10,9 +10,10 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 from tests.support.otel import attrs, in_memory_spans, parent_of, span_id, trace_id
 from tideflow import tracing
@@ -82,6 +83,24 @@ async def test_an_append_in_a_trace_stores_its_span_as_the_events_parent(
     assert stored.trace == stored_trace
     assert stored_trace is not None
     assert stored_trace.startswith(f"00-{TRACE}-")
+
+
+async def test_an_unsampled_trace_stores_nothing_with_its_events() -> None:
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    tracing.use(provider)
+    try:
+        store = InMemoryEventStore()
+        await store.create_bus("default")
+        with (
+            tracing.ingest_span([(b"traceparent", HEADER.encode())], "default", [EVENT]),
+            tracing.append_span("default", 1) as span,
+        ):
+            assert span is None
+            await store.append("default", [EVENT])
+    finally:
+        tracing.use(None)
+    (stored,) = await store.read("default")
+    assert stored.trace is None
 
 
 def test_an_instances_spans_nest_by_step_key(spans: InMemorySpanExporter) -> None:

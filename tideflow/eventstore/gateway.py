@@ -352,7 +352,7 @@ class PostgresEventStore:
             return []
         if tracing.enabled():
             with tracing.append_span(bus, len(rows)) as span:
-                trace = tracing.traceparent()
+                trace = None if span is None else tracing.traceparent()
                 offsets, duplicates = await self._committer.submit(
                     EncodedAppend(bus, rows, trace), len(rows)
                 )
