@@ -68,6 +68,16 @@ _WANTED: Final = frozenset(
 )
 
 
+CONSOLE_PREFIX: Final = "/ui/"
+"""The web console's pages (and ``/``): it signs its users in itself (tideflow.console)."""
+
+
+def is_console(path: str) -> bool:
+    """Whether ``path`` belongs to the web console, which authenticates by its session
+    cookie and CSRF token (the gate still checks its ``Host`` and ``Origin``)."""
+    return path == "/" or path.startswith(CONSOLE_PREFIX)
+
+
 def is_public(path: str) -> bool:
     """Whether ``path`` is answered to anyone (for GET and HEAD)."""
     return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIX)
@@ -138,6 +148,8 @@ class AccessPolicy:
         }
         check_host(headers.get(b"host"), self.names)
         check_origin(headers.get(b"origin"), headers.get(b"host"))
+        if is_console(scope["path"]):
+            return None  # the console's session, checked by the console (tideflow.console)
         if _signed_hook(method, scope["path"], headers):
             return None  # the webhook checks the request's signature itself
         principal = await self._principal(headers.get(b"authorization"))

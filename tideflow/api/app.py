@@ -16,7 +16,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
-from tideflow import __version__
+from tideflow import __version__, console
 from tideflow.api import docs, errors
 from tideflow.api.access import AccessGate, AccessPolicy, document_security
 from tideflow.api.body_limit import BodyLimit, Limit, limit_for
@@ -100,6 +100,7 @@ def create_app(
     for router in (*builtin, *domain, *routers):
         app.include_router(router)
     docs.install(app)
+    console.install(app)
     _document_access_and_problems(app)
     return app
 
