@@ -243,7 +243,7 @@ class ApiClient:
             params = {"after": page["next"]}
 
     async def instance_action(self, instance_id: str, action: str) -> Any:
-        """``cancel``, ``suspend`` or ``resume`` an instance; return it."""
+        """``cancel``, ``suspend``, ``resume`` or ``retry`` an instance; return it."""
         return await self._call("POST", f"/instances/{instance_id}/{action}")
 
     async def list_timers(

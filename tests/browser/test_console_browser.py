@@ -28,6 +28,7 @@ import pytest
 from tests.support.served import Served, copied_database, serve_process
 
 pw = pytest.importorskip("playwright.sync_api")
+pytestmark = pytest.mark.timeout(180)  # the first test also starts the server and the browser
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "workflows"
@@ -275,7 +276,12 @@ def test_hostile_names_and_data_are_shown_as_text_and_the_failing_state_is_marke
     page: Any, server: Served
 ) -> None:
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def seen(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", seen)
     page.goto(server.url + "/ui/deploy")
     page.get_by_label("Definition (YAML or JSON)").fill(HOSTILE)
     page.get_by_role("button", name="Deploy").click()

@@ -255,3 +255,11 @@ def instances_resume(
 ) -> None:
     """Resume a suspended instance."""
     _instance_action("resume", instance_id, server)
+
+
+@instances_app.command("retry")
+def instances_retry(
+    instance_id: InstanceArg, server: ServerOption = DEFAULT_SERVER, token: TokenOption = None
+) -> None:
+    """Run a failed instance again from its failed step (earlier steps are not run again)."""
+    _instance_action("retry", instance_id, server)

@@ -14,6 +14,8 @@ from typing import Any, Final
 
 import httpx
 
+from tideflow import jsontext
+
 API_TIMEOUT: Final = 30.0
 
 
@@ -96,7 +98,7 @@ class Api:
 
 def _json(response: httpx.Response) -> Any:
     try:
-        body = response.json() if response.content else {}
+        body = jsontext.loads(response.content) if response.content else {}
     except ValueError:
         body = {"detail": response.text[:500]}
     if not response.is_success:

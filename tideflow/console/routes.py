@@ -15,6 +15,7 @@ POST is refused without it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -30,9 +31,10 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from tideflow import ids
-from tideflow.console import diagram
+from tideflow.console import diagram, rows
 from tideflow.console.api import Api, ApiProblem
 from tideflow.console.session import COOKIE, Session, Sessions
+from tideflow.runtime.status import InstanceStatus
 
 ASSETS: Final = Path(__file__).parent / "assets"
 PAGE_SIZE: Final = 50
@@ -47,7 +49,7 @@ MAX_SHOWN_BYTES: Final = 65_536
 MAX_FORM_BYTES: Final = 1_048_576
 _DIAGRAMS: Final = 256
 _ACTIONS: Final = ("cancel", "suspend", "resume", "retry")
-STATUSES: Final = ("running", "waiting", "suspended", "completed", "failed", "cancelled")
+STATUSES: Final = tuple(status.value for status in InstanceStatus)
 CSP: Final = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
@@ -168,6 +170,7 @@ def shown(value: Any) -> str:
 
 
 _env.filters["shown"] = shown
+_env.filters["timeline_rows"] = rows.timeline_rows
 _env.filters["q"] = lambda value: quote(str(value), safe="")
 
 
@@ -383,16 +386,18 @@ async def instances_page(
 
 
 async def _instance_view(ctx: Ctx, instance_id: str, after: str) -> dict[str, Any]:
-    instance = await ctx.api.get(f"/instances/{quote(instance_id)}")
-    timeline = await ctx.api.get(
-        f"/instances/{quote(instance_id)}/timeline",
-        {"after": after, "limit": TIMELINE_PAGE},
+    instance, timeline = await asyncio.gather(
+        ctx.api.get(f"/instances/{quote(instance_id)}"),
+        ctx.api.get(
+            f"/instances/{quote(instance_id)}/timeline",
+            {"after": after, "limit": TIMELINE_PAGE},
+        ),
     )
     error = instance.get("error") or {}
     failed = error.get("state") if instance["status"] == "failed" else None
     current = instance.get("currentState") if failed is None else None
     graph = await _graph(ctx, instance["workflowId"], instance["version"])
-    final = instance["status"] in ("completed", "failed", "cancelled")
+    final = InstanceStatus(instance["status"]).final
     next_url = None
     if timeline.get("next"):
         next_url = f"/ui/instances/{quote(instance_id)}?{urlencode({'after': timeline['next']})}"

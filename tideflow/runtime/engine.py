@@ -57,3 +57,7 @@ class InstanceEngine(Protocol):
     async def resume(self, instance_id: str) -> InstanceRow:
         """Resume a suspended instance."""
         ...
+
+    async def retry(self, instance_id: str) -> InstanceRow:
+        """Run a failed instance again from its failed step."""
+        ...

@@ -398,6 +398,25 @@ class PostgresInstances:
                 return InstanceRow.from_row(row)
         return await self.get(instance_id)
 
+    async def request_retry(self, instance_id: str) -> InstanceRow | None:
+        """Make a failed instance run again from its failed step (``None``: it is not failed).
+
+        The failed state's errored steps are dropped from the journal of its current run,
+        so a replay gives the instance every earlier result and runs that state again.
+
+        Raises:
+            InstanceNotFound: No such instance.
+        """
+        before = await self.get(instance_id)
+        error = before.error if isinstance(before.error, dict) else {}
+        state = str(error.get("state") or before.current_state or "")
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(_Q["retry_instance"], instance_id, state)
+            if row is None:
+                return None
+            await notify_wake(conn)
+            return InstanceRow.from_row(row)
+
     async def _stop(self, instance_id: str, what: str) -> InstanceRow:
         idle = "cancel_idle" if what == "cancel" else "suspend_idle"
         async with self._pool.acquire() as conn, conn.transaction():

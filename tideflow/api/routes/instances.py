@@ -1,5 +1,5 @@
 """Workflow instances: start (one or a batch), list, show (or wait for the end), timeline,
-cancel, suspend, resume.
+cancel, suspend, resume, retry.
 
 An instance runs on the durable runtime (:mod:`tideflow.runtime.hosts.durable`);
 these routes start instances through it and read or change them through the
@@ -390,7 +390,12 @@ async def instance_timeline(
     return json_response(body)
 
 
-_DONE: Final = {"cancel": "cancelled", "suspend": "suspended", "resume": "resumed"}
+_DONE: Final = {
+    "cancel": "cancelled",
+    "suspend": "suspended",
+    "resume": "resumed",
+    "retry": "retried",
+}
 
 
 async def _act(request: Request, services: Services, action: str, instance_id: str) -> Response:
@@ -474,3 +479,28 @@ async def resume_instance(
     if before.status != InstanceStatus.SUSPENDED:
         raise ConflictError(f"instance {instance_id!r} is {before.status}, not suspended")
     return await _act(request, services, "resume", instance_id)
+
+
+@router.post(
+    "/instances/{instance_id}/retry",
+    response_model=InstanceOut,
+    responses=_ERRORS,
+    dependencies=[requires(RUN)],
+)
+async def retry_instance(
+    instance_id: InstanceId, request: Request, services: Services_
+) -> Response:
+    """Run a failed instance again from its failed step (409 unless it failed).
+
+    It replays its journal: every step before the failing one keeps its recorded
+    result (nothing is called again); the failed state's steps run again.
+    """
+    row = await _runtime(services).retry(instance_id)
+    await audit.record(
+        request,
+        "instance.retried",
+        f"/instances/{instance_id}",
+        instanceId=instance_id,
+        workflowId=row.workflow_id,
+    )
+    return json_response(row.to_json())

@@ -71,6 +71,7 @@ from tideflow import ids, limits, tracing
 from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.egress import EgressPolicy
 from tideflow.errors import (
+    ConflictError,
     FunctionCallError,
     InstanceNotFound,
     TideflowError,
@@ -642,6 +643,24 @@ class DurableRuntime:
     async def resume(self, instance_id: str) -> InstanceRow:
         """Resume a suspended instance (it replays and continues)."""
         row = await self.instances.request_resume(instance_id)
+        self.lifecycle("resumed", row)
+        self.worker.poke()
+        return row
+
+    async def retry(self, instance_id: str) -> InstanceRow:
+        """Run a failed instance again from its failed step (it replays its journal).
+
+        Raises:
+            InstanceNotFound: No such instance.
+            ConflictError: It has not failed.
+        """
+        row = await self.instances.request_retry(instance_id)
+        if row is None:
+            current = await self.instances.get(instance_id)
+            raise ConflictError(
+                f"instance {instance_id!r} is {current.status}, not failed: only a failed "
+                "instance can be retried"
+            )
         self.lifecycle("resumed", row)
         self.worker.poke()
         return row

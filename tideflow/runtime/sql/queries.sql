@@ -141,6 +141,23 @@ SET status = 'running', wake_at = now(), requested = NULL, updated_at = now()
 WHERE id = $1 AND status = 'suspended'
 RETURNING *;
 
+-- retry_instance --
+-- Make a failed instance runnable again from its failed step: forget the failed attempts of
+-- that state in its current run's journal (their errors would replay), keep every other entry
+WITH failed AS (
+    SELECT id, run_no FROM tideflow_instances WHERE id = $1 AND status = 'failed' FOR UPDATE
+), forgotten AS (
+    DELETE FROM tideflow_journal j USING failed f
+    WHERE j.instance_id = f.id AND j.run_no = f.run_no AND j.entry ? 'error'
+      AND (j.step_key = $2 OR left(j.step_key, length($2) + 1) = $2 || '/')
+)
+UPDATE tideflow_instances i
+SET status = 'running', wake_at = now(), requested = NULL, updated_at = now(), ended_at = NULL,
+    error = NULL, output = NULL, crashes = 0, crashed_at = NULL, lease_owner = NULL,
+    lease_until = NULL
+FROM failed f WHERE i.id = f.id
+RETURNING i.*;
+
 -- delete_waits --
 -- Forget an instance's event waits
 DELETE FROM tideflow_event_waits WHERE instance_id = $1;

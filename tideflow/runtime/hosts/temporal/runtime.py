@@ -43,7 +43,7 @@ from temporalio.worker import Worker
 
 from tideflow import ids, limits
 from tideflow.clock import SYSTEM_CLOCK, Clock
-from tideflow.errors import InstanceNotFound, StoreError, WorkflowNotFound
+from tideflow.errors import ConflictError, InstanceNotFound, StoreError, WorkflowNotFound
 from tideflow.runtime.effects import WorkflowInterpreter
 from tideflow.runtime.gateway import InstanceRow, PostgresInstances, PostgresRegistry
 from tideflow.runtime.hosts.temporal._values import (
@@ -317,6 +317,17 @@ class TemporalRuntime:
             await self._signal(instance_id, SIGNAL_RESUME, update=True)
             row = await self.instances.get(instance_id)
         return row
+
+    async def retry(self, instance_id: str) -> InstanceRow:
+        """Not offered on Temporal (its own workflow reset does this).
+
+        Raises:
+            ConflictError: Always.
+        """
+        raise ConflictError(
+            f"instance {instance_id!r}: retry is not available under --engine temporal "
+            "(use Temporal's workflow reset)"
+        )
 
     async def signal_event(self, instance_id: str, event: dict[str, Any]) -> None:
         """Hand an event to the instance's waits (buffered until one takes it)."""
