@@ -292,6 +292,13 @@ def test_hostile_names_and_data_are_shown_as_text_and_the_failing_state_is_marke
     failing = page.locator("svg.diagram g.node.failed")
     pw.expect(failing).to_have_attribute("data-state", '<img src=y onerror="window.__xss=4">')
     pw.expect(page.locator("main")).to_contain_text("<script>window.__xss=6</script>")
+    ended = page.locator("#ended")
+    first_end = ended.inner_text()
+    page.get_by_role("button", name="Retry").click()  # the failed state runs again...
+    pw.expect(page.get_by_role("status")).to_have_text("retry: done")
+    _status(page, "failed")  # ...and its jq error fails it again, later
+    pw.expect(ended).not_to_have_text(first_end)
+    assert ended.inner_text() > first_end
     for where in ("/", "/ui/instances", "/ui/workflows/console-hostile"):
         page.goto(server.url + where)
         assert page.locator("main script, main img, svg.diagram script").count() == 0
