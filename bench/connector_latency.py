@@ -9,6 +9,10 @@ publishes the ``reading`` (QoS 1) and times until ``GET /instances/{id}?wait=`` 
 instance completed: broker -> source -> bus -> correlation -> resume -> the last state ->
 the end seen by the client.
 
+Then a sink from zero (issue 15's "starts within 1 s of the first event"): an MQTT sink
+with a 0.2 s idle period; ``--cold`` times, once it has closed its connection, an event is
+POSTed and timed until a subscriber of the sink's topic has the message.
+
 Baseline in the same run: the broker alone -- a subscribed MQTT client and the time from
 a publish to its receipt, the same number of times.
 
@@ -112,6 +116,40 @@ async def tideflow_path(server: Server, run: str, sensors: int) -> dict[str, Any
         return _summary(latencies)
 
 
+async def sink_from_zero(server: Server, run: str, count: int) -> dict[str, Any]:
+    """An MQTT sink scaled to zero (no connection): the time from an event POSTed to the
+    bus until a subscriber of the sink's topic has the message (the sink connects first)."""
+    topic = f"bench/{run}/out"
+    async with (
+        httpx.AsyncClient(base_url=server.url, headers=token([server]), timeout=90) as http,
+        aiomqtt.Client(MQTT_HOST, 1883, identifier=f"bench-out-{run}") as sub,
+    ):
+        await sub.subscribe(topic, qos=1)
+        created = await http.post("/connectors", json={
+            "name": "out", "kind": "sink", "type": "mqtt", "bus": "default",
+            "config": {"url": f"mqtt://{MQTT_HOST}:1883", "topic": topic, "idle": 0.2},
+            "mapping": ".data",
+            "subscription": {"filters": [{"exact": {"type": "bench.out"}}]},
+        })  # fmt: skip
+        created.raise_for_status()
+        latencies: list[float] = []
+        messages = sub.messages
+        for i in range(count):
+            while (await http.get("/connectors/out")).json()["activity"]["connected"]:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)  # until its idle period closed the connection
+            event = {"specversion": "1.0", "id": f"out-{i}", "source": "/bench",
+                     "type": "bench.out", "data": {"i": i}}  # fmt: skip
+            started = time.perf_counter()
+            posted = await http.post(
+                "/events", content=orjson.dumps(event),
+                headers={"content-type": "application/cloudevents+json"},
+            )  # fmt: skip
+            posted.raise_for_status()
+            await anext(messages)
+            latencies.append((time.perf_counter() - started) * 1000)
+        return _summary(latencies)
+
+
 async def broker_alone(run: str, count: int) -> dict[str, Any]:
     topic = f"bench/{run}/echo"
     async with (
@@ -141,6 +179,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             out["broker_alone"] = await broker_alone(run_id, args.sensors)
             out["published_to_completed"] = await tideflow_path(server, run_id, args.sensors)
+            out["sink_from_zero"] = await sink_from_zero(server, run_id, args.cold)
         finally:
             server.stop()
     out["load_average"] = os.getloadavg()
@@ -154,6 +193,7 @@ def main() -> None:
     )
     parser.add_argument("--server", default=default)
     parser.add_argument("--sensors", type=int, default=200)
+    parser.add_argument("--cold", type=int, default=30, help="sink starts from zero timed")
     args = parser.parse_args()
     print(orjson.dumps(asyncio.run(run(args)), option=orjson.OPT_INDENT_2).decode())
 
