@@ -228,6 +228,9 @@ async def test_an_event_arriving_as_a_wait_opens_is_taken_after_the_events_kept_
     async with running(pg_url) as system:
         instance_id = await started(system, GATHER)
         subscriber = system.subscriber
+        # keep() below stands in for the consumer, which follows deploys before it keeps;
+        # a deploy by another registry is otherwise compiled on the next batch
+        await subscriber.refresh("test.gather")
         origin = await system.count(ORIGIN, instance_id)
         # The state a listen is in when its wait opens while events that arrived
         # between its waits are kept, before they are handed to it: the wait is
