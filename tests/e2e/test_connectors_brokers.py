@@ -15,15 +15,17 @@ period it is back to zero, as its status and ``/metrics`` say.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import pytest
 
-from tests.support.brokers import BROKERS, PORTS, connections_to
+from tests.support.brokers import AMQP, BROKERS, PORTS, connections_to, rabbitmq_connections
 from tests.support.connectors import (
     bus_events,
     create_connector,
@@ -107,6 +109,22 @@ async def test_a_sink_scales_from_zero_and_back(database: str, tmp_path: Path, k
         })  # fmt: skip
         assert connections_to(pid, port) == 0  # created, nothing to write: no connection
 
+        async def at_zero() -> None:
+            """No connection of the sink, from the serving process's side and, where the
+            broker can list its clients by name (RabbitMQ), from the broker's."""
+            assert connections_to(pid, port) == 0
+            if kind == "amqp":
+                listed = await asyncio.to_thread(rabbitmq_connections, f"tideflow-sink-{name}")
+                assert listed == 0
+
+        if kind == "amqp":  # the broker's list sees a named connection (this test's own)
+            probe = await aio_pika.connect(AMQP, client_properties={"connection_name": f"p-{run}"})
+            try:
+                assert await asyncio.to_thread(rabbitmq_connections, f"p-{run}") == 1
+            finally:
+                await probe.close()
+        await at_zero()
+
         async def post(first: int, count: int) -> None:
             batch = [
                 {"specversion": "1.0", "id": f"{run}-{n}", "source": "/test", "type": "t",
@@ -132,7 +150,7 @@ async def test_a_sink_scales_from_zero_and_back(database: str, tmp_path: Path, k
         before = list(shown["activity"]["decisions"])
         assert [d["decision"] for d in before] == ["connect", "scale up", "scale to zero"]
         assert before[1]["inFlight"] == 1  # one event: one write in flight
-        assert connections_to(pid, port) == 0
+        await at_zero()
 
         await post(1, 40)  # a burst
         await eventually(lambda: out(41))
@@ -142,7 +160,7 @@ async def test_a_sink_scales_from_zero_and_back(database: str, tmp_path: Path, k
         assert burst[0]["decision"] == "connect"  # from zero again
         assert max(d.get("inFlight", 0) for d in burst) >= 2, burst
         assert burst[-1]["decision"] == "scale to zero"
-        assert connections_to(pid, port) == 0
+        await at_zero()
         metrics = (await http.get("/metrics")).text
         assert f'tideflow_connector_connected{{connector="{name}"}} 0.0' in metrics
         assert f'tideflow_connector_events_total{{connector="{name}",direction="out"}} 41.0' in (

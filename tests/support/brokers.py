@@ -253,3 +253,13 @@ def connections_to(pid: int, port: int) -> int:
         if established and fields[2] == wanted and fields[9] in inodes:
             count += 1
     return count
+
+
+def rabbitmq_connections(name: str) -> int:
+    """Connections RabbitMQ itself lists under the connection name ``name`` (``rabbitmqctl
+    list_connections``: the broker's side of a sink's scale-to-zero)."""
+    listed = subprocess.run(
+        ["rabbitmqctl", "-q", "list_connections", "client_properties"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    return listed.stdout.count(f'{{"connection_name","{name}"}}')

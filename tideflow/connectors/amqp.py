@@ -84,8 +84,9 @@ class QueueSource:
 class QueueSink:
     """Publishes each message, confirmed (module docs)."""
 
-    def __init__(self, config: Mapping[str, Any]) -> None:
+    def __init__(self, config: Mapping[str, Any], connection_name: str = "") -> None:
         self._url = config_text(config, "url")
+        self._name = connection_name
         queue, exchange = config.get("queue"), config.get("exchange")
         if (queue is None) == (exchange is None):
             from tideflow.errors import InvalidArgument
@@ -102,7 +103,8 @@ class QueueSink:
 
     async def open(self) -> None:
         """Connect; declare the queue (or find the exchange)."""
-        connection = await aio_pika.connect(self._url)
+        properties: dict[str, Any] = {"connection_name": self._name} if self._name else {}
+        connection = await aio_pika.connect(self._url, client_properties=properties)
         try:
             channel = await connection.channel(publisher_confirms=True)
             if self._queue is not None:
@@ -140,5 +142,6 @@ def make_source(context: SourceContext) -> QueueSource:
 
 
 def make_sink(name: str, config: Mapping[str, Any]) -> QueueSink:
-    """The sink of an ``amqp`` connector."""
-    return QueueSink(config)
+    """The sink of an ``amqp`` connector (its connection named ``tideflow-sink-<name>``,
+    as ``rabbitmqctl list_connections client_properties`` shows it)."""
+    return QueueSink(config, f"tideflow-sink-{name}")
