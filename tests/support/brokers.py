@@ -24,6 +24,8 @@ import redis.asyncio as aioredis
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from tideflow.api.testserver import free_port
+
 REDIS = "redis://127.0.0.1:6379/0"
 NATS = "nats://127.0.0.1:4222"
 AMQP = "amqp://guest:guest@127.0.0.1:5672/"
@@ -139,9 +141,7 @@ def private_mosquitto(folder: Path) -> Iterator[int]:
     binary = mosquitto_binary()
     if binary is None:
         raise RuntimeError("no mosquitto executable on this machine")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
+    port = free_port()
     config = folder / "mosquitto.conf"
     config.write_text(
         f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n"
