@@ -388,6 +388,20 @@ async def _post_at_rate(
     return sent_at, acks
 
 
+# Where an event's latency goes, read from the database's own clocks: the event's
+# ``stored_at`` (the append), the first journal entry the instance got at or after it
+# (the transaction that answered its wait: ``now()`` is that transaction's start)
+# and the instance's ``ended_at``.
+PHASES_QUERY = """
+SELECT k.key, e.stored_at, i.ended_at,
+       (SELECT min(j.created_at) FROM tideflow_journal j
+         WHERE j.instance_id = k.id AND j.created_at >= e.stored_at) AS delivered_at
+  FROM unnest($1::text[], $2::text[]) AS k(key, id)
+  JOIN tideflow_events e ON e.ce_id = 'e-' || k.key
+  JOIN tideflow_instances i ON i.id = k.id
+"""
+
+
 async def event_to_instance(dsn: str, count: int, rate: float) -> dict[str, Any]:
     """Event POST -> waiting instance resumed and completed, at ``rate`` events per second.
 
@@ -422,16 +436,25 @@ async def event_to_instance(dsn: str, count: int, rate: float) -> dict[str, Any]
             rows = await conn.fetch(
                 "SELECT id, ended_at FROM tideflow_instances WHERE id = ANY($1)", list(ids.values())
             )
+            phases = await conn.fetch(PHASES_QUERY, list(ids), list(ids.values()))
         finally:
             await conn.close()
     ended = {r["id"]: r["ended_at"].timestamp() for r in rows}
     latencies = [(ended[ids[k]] - sent_at[k]) * 1000 for k in keys]
     result = percentiles(latencies)
+    stored = [(p["stored_at"].timestamp() - sent_at[p["key"]]) * 1000 for p in phases]
+    delivered = [(p["delivered_at"] - p["stored_at"]).total_seconds() * 1000 for p in phases]
+    finished = [(p["ended_at"] - p["delivered_at"]).total_seconds() * 1000 for p in phases]
     return {
         "instances": count,
         "rate_per_second": rate,
         "event_to_completed_ms": result,
         "baseline_post_ack_ms": percentiles(acks),
+        "phases_ms": {
+            "post_to_stored": percentiles(stored),
+            "stored_to_delivered": percentiles(delivered),
+            "delivered_to_ended": percentiles(finished),
+        },
         "goal": "p50 <= 10 ms, p99 <= 30 ms",
         "goal_met": result["p50"] <= 10 and result["p99"] <= 30,
     }

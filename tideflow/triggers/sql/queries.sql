@@ -74,9 +74,14 @@ WHERE b.name = $1 AND e.stored_at < $2;
 
 -- begin_attempts --
 -- Note events as handed to a consumer; returns those noted now (a row already there: an
--- attempt before never finished)
+-- attempt before never finished). The note is on every event's path, so its commit does
+-- not wait for the WAL flush (synchronous_commit off for this transaction only, through
+-- set_config): it guards against this *process* dying, which it survives once PostgreSQL
+-- has it. A PostgreSQL crash may lose it (one crash less counted), never a later commit
+-- (the WAL is flushed in order).
 INSERT INTO tideflow_consumer_attempts (subscription_id, event_offset)
 SELECT $1, o FROM unnest($2::bigint[]) AS o
+WHERE set_config('synchronous_commit', 'off', true) IS NOT NULL
 ON CONFLICT DO NOTHING
 RETURNING event_offset;
 
