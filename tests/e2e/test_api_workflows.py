@@ -21,6 +21,7 @@ from tideflow.api.app import create_app
 from tideflow.api.testserver import serve_app
 from tideflow.serve import open_system
 from tideflow.settings import Settings
+from tideflow.workflow.dsl1.walk import MCP_STDIO
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "workflows"
 YAML = {"content-type": "application/yaml"}
@@ -420,14 +421,13 @@ async def test_calls_tideflow_does_not_run_are_refused_at_deploy_with_their_path
     head = "document: {dsl: '1.0.3', namespace: test, name: unrun, version: '1.0.0'}\n"
     text = head + """do:
   - agent: {call: a2a, with: {method: message/send, server: 'https://agent.example.com'}}
-  - tool: {call: mcp, with: {method: tools/list, transport: {http: {endpoint: 'https://m'}}}}
+  - tool: {call: mcp, with: {method: tools/list, transport: {stdio: {command: npx}}}}
   - own: {call: 'log:1.0.0@default'}
 """
     body = problem(await client.post("/workflows", content=text, headers=YAML), 422)
     found = [(e["path"], e["message"]) for e in body["errors"] if e["severity"] == "error"]
     assert found == [
-        ("do[0].agent.call", "'a2a' calls are not supported by Tideflow yet"),
-        ("do[1].tool.call", "'mcp' calls are not supported by Tideflow yet"),
+        ("do[1].tool.with.transport.stdio", MCP_STDIO),
         ("do[2].own.call",
          "functions of a catalog are not supported by Tideflow yet (not fetched)"),
     ]  # fmt: skip

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.agents import TOKEN, WORKFLOW, agents_in_thread
 from tests.support.sw1 import EXAMPLES, example_files, needs_sw1
 from tests.support.sw1_services import start_stand_ins
 
@@ -120,7 +121,9 @@ NOT_RUNNABLE: dict[str, str] = {
     "call-custom-function-cataloged.yaml": "catalog functions (on GitHub) are not run yet",
     "call-grpc.yaml": "its proto (file://app/greet.proto) and gRPC server (localhost:5011) are "
     "not in the corpus; gRPC calls run in tests/e2e/test_grpc_served.py",
-    "call-mcp.yaml": "mcp calls are not run yet",
+    "call-mcp.yaml": "its MCP server is started over stdio (npx slack-mcp-server), and Tideflow "
+    "starts no process for MCP; MCP over HTTP runs in test_a2a_and_mcp_calls_run_against_local_"
+    "servers and tests/unit/test_dsl1_agent_calls.py",
     "for.yaml": "its output.as reads .pets from the listen's output, a list of events",
     "listen-to-any-forever-foreach.yaml": "listens forever (until: false) by design",
     "run-container.yaml": CONTAINER,
@@ -205,3 +208,17 @@ def test_example_faults_as_written(name: str, servers: list[str], tmp_path: Path
     result = tideflow_run(name, data, [], servers, tmp_path)
     assert result.returncode == 1
     assert message in result.stderr
+
+
+def test_a2a_and_mcp_calls_run_against_local_servers(tmp_path: Path) -> None:
+    path = tmp_path / "agents.yaml"
+    path.write_text(WORKFLOW, encoding="utf-8")
+    with agents_in_thread() as agents:
+        data = {"base": agents.base, "token": TOKEN, "question": "hi"}
+        command = [sys.executable, "-m", "tideflow.cli", "run", str(path), "--input",
+                   json.dumps(data)]  # fmt: skip
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"answer": "echo: hi", "sum": 3}
+    assert agents.methods() == ["message/send", "initialize", "notifications/initialized",
+                                "tools/call"]  # fmt: skip

@@ -23,7 +23,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.e2e.test_sw1_examples import FAULTING, RUNNABLE, SECRETS, TRIGGER
+from tests.e2e.test_sw1_examples import CHILD, FAULTING, RUNNABLE, SECRETS, TRIGGER
+from tests.support.agents import TOKEN, WORKFLOW, agents_in_thread
 from tests.support.served import LOCAL, Served, copied_database, serve_process
 from tests.support.sw1 import EXAMPLES, needs_sw1
 from tests.support.sw1_services import start_stand_ins
@@ -36,8 +37,9 @@ SERVED = sorted(
 )
 """The examples run here; the others, with the reason:
 
-- ``run-subflow``: its sub-workflow is not in the corpus (``tideflow run``
-  gets one with ``--workflows``);
+- ``run-subflow``: its sub-workflow is not in the corpus; it is deployed
+  first by :func:`test_run_subflow_runs_its_deployed_child_when_served`
+  (``tideflow run`` gets it with ``--workflows``);
 - ``set``, ``set-expression``, ``schedule-event-driven``: their input is the
   list of events that started them (``schedule.on``), and ``POST
   /workflows/{id}/instances`` takes an object: they are started by posting
@@ -175,3 +177,29 @@ def test_example_started_by_its_event_when_served(name: str, server: Served) -> 
     assert instance["status"] == "completed", (instance, server.output()[-3000:])
     as_posted = json.loads(json.dumps(expected).replace(json.dumps(TRIGGER), json.dumps(sent)))
     assert instance["output"] == as_posted
+
+
+@needs_sw1
+def test_run_subflow_runs_its_deployed_child_when_served(server: Served) -> None:
+    data, events, expected = RUNNABLE["run-subflow.yaml"]
+    with server.client(timeout=60) as client:
+        headers = {"content-type": "application/yaml"}
+        child = client.post("/workflows", content=CHILD, headers=headers)
+        assert child.status_code == 201, child.text
+        instance = run_served(client, "run-subflow.yaml", data, events)
+    assert instance["status"] == "completed", (instance, server.output()[-3000:])
+    assert instance["output"] == expected
+
+
+def test_a2a_and_mcp_calls_run_when_served(server: Served) -> None:
+    with agents_in_thread() as agents, server.client(timeout=60) as client:
+        yaml_text = {"content-type": "application/yaml"}
+        deployed = client.post("/workflows", content=WORKFLOW, headers=yaml_text)
+        assert deployed.status_code == 201, deployed.text
+        data = {"base": agents.base, "token": TOKEN, "question": "served"}
+        started = client.post(f"/workflows/{deployed.json()['id']}/instances", json=data)
+        assert started.status_code == 201, started.text
+        instance = poll(client, started.json()["id"], FINAL)
+    assert instance["status"] == "completed", (instance, server.output()[-3000:])
+    assert instance["output"] == {"answer": "echo: served", "sum": 3}
+    assert agents.sessions == {"session-1": "ended"}

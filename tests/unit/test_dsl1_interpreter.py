@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import pytest
 import yaml
 
 from tideflow.errors import FunctionCallError
@@ -310,14 +309,37 @@ async def test_same_input_same_effects_same_keys():
     assert first == await keys()
 
 
-@pytest.mark.parametrize("kind", ["a2a", "mcp"])
-async def test_calls_not_run_yet_fail_as_configuration_errors(kind):
-    args = {
-        "a2a": "{method: message/send, server: 'https://agent.example.com'}",
-        "mcp": "{method: tools/list, transport: {http: {endpoint: 'https://m'}}}",
-    }[kind]
-    result = await run(f"do:\n  - c: {{call: {kind}, with: {args}}}\n")
-    assert result.error.details["type"].endswith("/errors/configuration")
+async def test_a2a_and_mcp_calls_go_through_the_host_evaluated():
+    effects = ScriptedEffects({"ask": {"id": "t"}, "tool": {"tools": []}})
+    result = await run("""
+do:
+  - ask:
+      call: a2a
+      with:
+        method: message/send
+        server: {uri: 'https://agents.example/{team}', authentication: {bearer: {token: k}}}
+        parameters: {message: {parts: [{kind: text, text: '${ .q }'}]}}
+  - tool:
+      call: mcp
+      with:
+        method: tools/list
+        timeout: PT2S
+        transport: {http: {endpoint: 'https://m.example/mcp', headers: {x-q: '${ $input.id }'}}}
+""", {"q": "hi", "team": "red"}, effects)  # fmt: skip
+    assert isinstance(result, Completed), result
+    calls = [c for c in effects.requests if isinstance(c, FunctionCall)]
+    assert [(c.function.type, c.function.operation) for c in calls] == [
+        ("a2a", "message/send https://agents.example/red"),
+        ("mcp", "tools/list https://m.example/mcp"),
+    ]
+    assert calls[0].arguments == {
+        "method": "message/send", "server": "https://agents.example/red",
+        "authentication": {"bearer": {"token": "k"}},
+        "parameters": {"message": {"parts": [{"kind": "text", "text": "hi"}]}},
+    }  # fmt: skip
+    assert calls[1].arguments["headers"] == {"x-q": "t"}
+    assert calls[1].arguments["protocolVersion"] == "2025-06-18"
+    assert calls[1].timeout_seconds == 2.0
 
 
 async def test_input_and_output_schemas_are_checked():

@@ -39,7 +39,8 @@ SECTIONS = (
     "Retry", "Input", "Output", "Export", "Schema", "Timeout", "Duration", "Endpoint",
     "URI Template", "HTTP Response", "HTTP Request", "Container Lifetime", "Process Result",
     "AsyncAPI Server", "AsyncAPI Outbound Message", "AsyncAPI Inbound Message",
-    "AsyncAPI Subscription", "AsyncAPI Message Consumption Policy", "Runtime Expressions",
+    "AsyncAPI Subscription", "AsyncAPI Message Consumption Policy", "MCP Transport",
+    "MCP HTTP Transport", "MCP STDIO Transport", "MCP Client", "Runtime Expressions",
     "Runtime Expression Arguments", "Data Flow", "Task Flow", "Status Phases", "Determinism",
 )  # fmt: skip
 """The sections of the 1.0 reference (and concepts of dsl.md), in the page's order."""

@@ -16,15 +16,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tideflow.errors import EgressDenied, FunctionCallError
 from tideflow.runtime.dsl1._executor import Executor, Scope
-from tideflow.runtime.dsl1._scope import evaluate, template, uri_template
-from tideflow.runtime.dsl1.errors import standard_error
+from tideflow.runtime.dsl1._scope import evaluate, seconds, template, uri_template
+from tideflow.runtime.dsl1.errors import standard_error, status_of
 from tideflow.runtime.effects import FunctionCall, SubflowCall
+from tideflow.runtime.functions.mcp import PROTOCOL_VERSION
 from tideflow.runtime.functions.messaging import DSL1_TYPE as ASYNCAPI_CALL
 from tideflow.runtime.functions.scripts import SCRIPT_LANGUAGES
 from tideflow.workflow.dsl1._build import build_task
-from tideflow.workflow.dsl1.model import Task
-from tideflow.workflow.dsl1.walk import NOT_RUN_CALLS
+from tideflow.workflow.dsl1.model import Task, thaw
+from tideflow.workflow.dsl1.walk import MCP_STDIO, mcp_stdio
 from tideflow.workflow.exprtext import is_expression
 
 Outcome = tuple[Any, str | None]
@@ -37,10 +39,11 @@ class CallTarget:
     name: str
     """The calling task's name (or the custom function's)."""
     type: str
-    """``http``, ``openapi``, ``grpc`` or ``custom`` (``python:``)."""
+    """``http``, ``openapi``, ``grpc``, ``asyncapi-call``, ``a2a``, ``mcp`` or ``custom``
+    (``python:``)."""
     operation: str
-    """``METHOD uri``, ``document#operationId``, ``proto#Service#Method`` or
-    ``python:module:function``."""
+    """``METHOD uri``, ``document#operationId``, ``proto#Service#Method``,
+    ``method uri`` (a2a, mcp) or ``python:module:function``."""
     auth_ref: str | None = None
     """Always ``None``: 1.0 authentication travels evaluated in the arguments."""
 
@@ -124,7 +127,14 @@ def _from_secret(ex: Executor, body: Any, instance: str) -> Any:
 
 
 async def _invoke(
-    ex: Executor, key: str, target: CallTarget, arguments: Any, task: Task, *, wait: bool = True
+    ex: Executor,
+    key: str,
+    target: CallTarget,
+    arguments: Any,
+    task: Task,
+    *,
+    wait: bool = True,
+    limit: float | None = None,
 ) -> Any:
     call = FunctionCall(
         key=f"{key}/call",
@@ -134,12 +144,13 @@ async def _invoke(
         state=task.name,
         data=arguments,
         invoke="sync" if wait else "async",
+        timeout_seconds=limit,
     )
     return await ex.run.effects.call_function(call)
 
 
 async def run_call(ex: Executor, task: Task, data: Any, key: str, scope: Scope) -> Outcome:
-    """``call``: http, openapi, grpc, asyncapi, ``use.functions`` or ``python:``."""
+    """``call``: http, openapi, grpc, asyncapi, a2a, mcp, ``use.functions`` or ``python:``."""
     name = str(task.get("call"))
     variables = ex.run.variables(task, scope, input=data)
     args = task.get("with") or {}
@@ -168,10 +179,12 @@ async def run_call(ex: Executor, task: Task, data: Any, key: str, scope: Scope) 
     if name in ("grpc", "asyncapi"):
         target, evaluated = _messaging_call(ex, task, name, args, data, variables)
         return await _invoke(ex, key, target, evaluated, task), None
-    cataloged = "@" in name and ex.run.workflow.use_entry("functions", name) is None
-    if name in NOT_RUN_CALLS or cataloged:
-        what = "catalog functions" if "@" in name else f"'{name}' calls"
-        raise standard_error("configuration", task.reference, f"{what} are not run by Tideflow yet")
+    if name in ("a2a", "mcp"):
+        return await _agent_call(ex, task, name, args, data, variables, key), None
+    if "@" in name and ex.run.workflow.use_entry("functions", name) is None:
+        raise standard_error(
+            "configuration", task.reference, "catalog functions are not run by Tideflow yet"
+        )
     arguments = template(args, data, variables, task.reference)
     if name.startswith("python:"):
         target = CallTarget(name=name, type="custom", operation=name)
@@ -215,6 +228,51 @@ def _messaging_call(
     )
     target = CallTarget(name=task.name, type=ASYNCAPI_CALL, operation=f"{location}#{operation_id}")
     return target, evaluated
+
+
+_CONFIGURATION_CODES = ("NotSupported", "InvalidOperation", EgressDenied.CODE)
+
+
+async def _agent_call(
+    ex: Executor, task: Task, name: str, args: Mapping[str, Any], data: Any, variables: Any,
+    key: str,
+) -> Any:  # fmt: skip
+    """``call: a2a`` or ``call: mcp`` (streamable HTTP; the stdio transport is not run).
+
+    Failures are ``runtime`` errors, as the DSL asks (with the HTTP status when
+    the server answered one), but for the egress policy's refusal
+    (``authorization``), arguments Tideflow cannot send (``configuration``) and
+    the MCP ``timeout`` (``timeout``)."""
+    where = task.reference
+    limit: float | None = None
+    if name == "a2a":
+        endpoint = args.get("agentCard", {}).get("endpoint") or args.get("server")
+        uri, auth = _endpoint(endpoint, data, variables, where)
+        evaluated: dict[str, Any] = {"method": args["method"]}
+        evaluated["agentCard" if "agentCard" in args else "server"] = uri
+    else:
+        if mcp_stdio(args):
+            raise standard_error("configuration", where, MCP_STDIO)
+        http = args["transport"]["http"]
+        uri, auth = _endpoint(http["endpoint"], data, variables, where)
+        evaluated = {"method": args["method"], "endpoint": uri,
+                     "protocolVersion": args.get("protocolVersion") or PROTOCOL_VERSION,
+                     "headers": template(http.get("headers") or {}, data, variables, where),
+                     "client": thaw(args.get("client"))}  # fmt: skip
+        if args.get("timeout") is not None:
+            limit = seconds(args["timeout"], data, variables, where)
+    policy = _authentication(ex, auth, data, variables, where)
+    variables = _authorized(ex, task, policy, variables)
+    evaluated["authentication"] = policy
+    if args.get("parameters") is not None:
+        evaluated["parameters"] = template(args["parameters"], data, variables, where)
+    target = CallTarget(name=task.name, type=name, operation=f"{args['method']} {uri}")
+    try:
+        return await _invoke(ex, key, target, evaluated, task, limit=limit)
+    except FunctionCallError as exc:
+        if exc.code in _CONFIGURATION_CODES:
+            raise
+        raise standard_error("runtime", where, str(exc), status_of(exc.code)) from None
 
 
 async def _custom(

@@ -63,7 +63,8 @@ def standard_error(kind: str, instance: str, detail: str = "", status: int | Non
     return Raised(error)
 
 
-def _status(code: Any) -> int | None:
+def status_of(code: Any) -> int | None:
+    """The HTTP status an error code is (``"404"``), else ``None``."""
     text = str(code) if code is not None else ""
     return int(text) if text.isdigit() and 100 <= int(text) <= 599 else None
 
@@ -83,7 +84,7 @@ def error_from_exception(exc: BaseException, instance: str) -> Raised:
         kind = "configuration" if exc.code in ("NotSupported", "InvalidOperation") else None
         if kind is not None:
             return standard_error(kind, instance, str(exc))
-        return standard_error("communication", instance, str(exc), _status(exc.code))
+        return standard_error("communication", instance, str(exc), status_of(exc.code))
     return standard_error("runtime", instance, f"{type(exc).__name__}: {exc}")
 
 

@@ -33,7 +33,7 @@ from tideflow.runtime.functions.types import (
     send,
 )
 
-__all__ = ["HttpInvoker", "auth_definition", "check_range", "oauth_definition", "shape"]
+__all__ = ["HttpInvoker", "auth_definition", "check_range", "oauth_definition", "shape", "strings"]
 
 
 _GRANTS = {
@@ -97,7 +97,8 @@ def auth_definition(policy: Any) -> AuthDefinition | None:
     raise call_error(f"authentication '{scheme}' is not supported yet", code="NotSupported")
 
 
-def _strings(value: Any) -> dict[str, str]:
+def strings(value: Any) -> dict[str, str]:
+    """An object of headers (or query parameters) as strings; ``null`` values left out."""
     if not isinstance(value, Mapping):
         return {}
     return {str(k): v if isinstance(v, str) else str(v) for k, v in value.items() if v is not None}
@@ -132,7 +133,7 @@ class HttpInvoker(UsesClient):
         method = str(args.get("method", "get")).upper()
         uri = str(args.get("uri", ""))
         headers = {
-            **_strings(args.get("headers")),
+            **strings(args.get("headers")),
             **await self._auth.headers(auth_definition(args.get("authentication"))),
         }
         if call.idempotency_key and "idempotency-key" not in {h.lower() for h in headers}:
@@ -141,7 +142,7 @@ class HttpInvoker(UsesClient):
         request = self._client.build_request(
             method,
             uri,
-            params=_strings(args.get("query")) or None,
+            params=strings(args.get("query")) or None,
             headers=headers,
             content=body if isinstance(body, str | bytes) else None,
             json=None if body is None or isinstance(body, str | bytes) else body,

@@ -14,10 +14,12 @@ import httpx
 from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.egress import EgressPolicy
 from tideflow.egress_connect import egress_transport
+from tideflow.runtime.functions.a2a import A2AInvoker
 from tideflow.runtime.functions.auth import AuthProvider
 from tideflow.runtime.functions.custom import RestShorthandInvoker, sysout
 from tideflow.runtime.functions.graphql import GraphQLInvoker
 from tideflow.runtime.functions.http import HttpInvoker, auth_definition, check_range, shape
+from tideflow.runtime.functions.mcp import McpInvoker
 from tideflow.runtime.functions.messaging import DSL1_TYPE, AsyncApiInvoker, Brokers
 from tideflow.runtime.functions.odata import ODataInvoker
 from tideflow.runtime.functions.python import PythonFunction, call_function, load_function
@@ -112,6 +114,8 @@ class FunctionInvoker:
         self._http = HttpInvoker(self.client, auth)
         self._grpc = GrpcInvoker(self.client, servers, self.egress)
         self._asyncapi = AsyncApiInvoker(self.client, brokers, self.egress)
+        self._a2a = A2AInvoker(self.client, auth, self.egress)
+        self._mcp = McpInvoker(self.client, auth)
         self._python: dict[str, PythonFunction] = {}
         self._handlers: dict[str, Callable[[Invocation], Awaitable[Any]]] = {
             "http": self._http.invoke,  # DSL 1.0 call: http
@@ -120,6 +124,8 @@ class FunctionInvoker:
             "grpc": self._grpc.invoke,  # DSL 1.0 call: grpc
             "asyncapi": self._asyncapi.invoke,  # 0.8 asyncapi functions
             DSL1_TYPE: self._asyncapi.invoke,  # DSL 1.0 call: asyncapi
+            "a2a": self._a2a.invoke,  # DSL 1.0 call: a2a
+            "mcp": self._mcp.invoke,  # DSL 1.0 call: mcp
             "graphql": self._graphql.invoke,
             "odata": self._odata.invoke,
             "custom": self._custom,

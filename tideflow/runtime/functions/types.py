@@ -228,18 +228,19 @@ async def send(
                 body = await _read_bounded(response, max_bytes, what)
             finally:
                 await response.aclose()
-    except (TimeoutError, httpx.TimeoutException) as exc:
-        raise call_error(
-            f"{what}: {request.method} {request.url} timed out", code="Timeout", retryable=True
-        ) from exc
-    except httpx.TransportError as exc:
-        raise call_error(
-            f"{what}: {request.method} {request.url} failed: {str(exc) or type(exc).__name__}",
-            code="ConnectionError",
-            retryable=True,
-        ) from exc
+    except (TimeoutError, httpx.TransportError) as exc:
+        raise transport_failure(f"{what}: {request.method} {request.url}", exc) from exc
     headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _FRAMING]
     return httpx.Response(response.status_code, headers=headers, content=body, request=request)
+
+
+def transport_failure(where: str, exc: BaseException) -> FunctionCallError:
+    """The retryable error of a request that timed out (``Timeout``) or whose connection
+    failed (``ConnectionError``); ``where`` names the request."""
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        return call_error(f"{where} timed out", code="Timeout", retryable=True)
+    reason = str(exc) or type(exc).__name__
+    return call_error(f"{where} failed: {reason}", code="ConnectionError", retryable=True)
 
 
 _FRAMING = frozenset({"content-encoding", "content-length", "transfer-encoding"})

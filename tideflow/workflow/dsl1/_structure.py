@@ -336,8 +336,67 @@ GRPC_WITH = Obj(
                     required=("name", "host"), rules=(_authentication,))},
     required=("proto", "service", "method"),
 )  # fmt: skip
+PARAMETERS = Either(
+    (Pattern(RUNTIME_EXPRESSION, "a runtime expression"), Template(object_only=True))
+)
+A2A_METHODS = (
+    "message/send", "message/stream", "tasks/get", "tasks/list", "tasks/cancel",
+    "tasks/resubscribe", "tasks/pushNotificationConfig/set", "tasks/pushNotificationConfig/get",
+    "tasks/pushNotificationConfig/list", "tasks/pushNotificationConfig/delete",
+    "agent/getAuthenticatedExtendedCard",
+)  # fmt: skip
+MCP_METHODS = (
+    "tools/list", "tools/call", "prompts/list", "prompts/get", "resources/list",
+    "resources/read", "resources/templates/list",
+)  # fmt: skip
+
+
+def _a2a_target(value: Mapping[str, Any], path: Path, ctx: Context) -> None:
+    if "agentCard" not in value and "server" not in value:
+        ctx.error(path, "an A2A call needs 'agentCard' or 'server' (the agent to call)")
+
+
+A2A_WITH = Obj(
+    "the arguments of an A2A call",
+    {"method": Enum(A2A_METHODS), "agentCard": RESOURCE, "server": ENDPOINT,
+     "parameters": PARAMETERS},
+    required=("method",), rules=(_a2a_target,),
+)  # fmt: skip
+STRINGS = MapOf(StringExpr())
+MCP_TRANSPORT = Obj(
+    "an MCP transport",
+    {"http": Obj("an MCP HTTP transport", {"endpoint": ENDPOINT, "headers": STRINGS},
+                 required=("endpoint",), extra=True),
+     "stdio": Obj("an MCP stdio transport", {"command": StringExpr(), "arguments": ListOf(Str()),
+                                            "environment": MapOf(Str())}, required=("command",),
+                  extra=True),
+     "options": MapOf(Str())},
+    exactly_one=(("http", "stdio"),), extra=True,
+)  # fmt: skip
+MCP_WITH = Obj(
+    "the arguments of an MCP call",
+    {"protocolVersion": Str(), "method": Enum(MCP_METHODS), "parameters": PARAMETERS,
+     "timeout": DURATION, "transport": MCP_TRANSPORT,
+     "client": Obj("an MCP client", {"name": Str(), "version": Str(), "description": Str()},
+                   required=("name", "version"), extra=True)},
+    required=("method", "transport"), extra=True,  # the schema closes none of these objects
+)  # fmt: skip
 OPEN_WITH = Template(object_only=True)
-CALL_WITH = {"http": HTTP_WITH, "openapi": OPENAPI_WITH, "grpc": GRPC_WITH}
+CALL_WITH = {
+    "http": HTTP_WITH, "openapi": OPENAPI_WITH, "grpc": GRPC_WITH, "a2a": A2A_WITH,
+    "mcp": MCP_WITH,
+}  # fmt: skip
+MCP_STDIO = (
+    "an MCP stdio transport starts the server as a process on the host, which Tideflow "
+    "does not do (run the server on its own and use transport.http)"
+)
+"""Why ``call: mcp`` over ``transport.stdio`` is not run."""
+
+
+def mcp_stdio(arguments: Any) -> bool:
+    """Whether the arguments of a ``call: mcp`` choose the stdio transport."""
+    transport = arguments.get("transport") if isinstance(arguments, Mapping) else None
+    return isinstance(transport, Mapping) and "stdio" in transport
 
 
 def _call(value: Mapping[str, Any], path: Path, ctx: Context) -> None:
@@ -346,13 +405,14 @@ def _call(value: Mapping[str, Any], path: Path, ctx: Context) -> None:
         return  # reported by the field spec
     spec = CALL_WITH.get(name)
     arguments = value.get("with")
-    if name in ("http", "openapi", "grpc", "asyncapi") and arguments is None:
+    if name in BUILTIN_CALLS and arguments is None:
         ctx.error((*path, "with"), f"missing: a '{name}' call needs 'with'")
     if arguments is not None:
         (spec or OPEN_WITH).check(arguments, (*path, "with"), ctx)
     if name in BUILTIN_CALLS:
-        if name in ("a2a", "mcp"):
-            ctx.references.append(Reference("unsupported-call", name, (*path, "call")))
+        if name == "mcp" and mcp_stdio(arguments):
+            where = (*path, "with", "transport", "stdio")
+            ctx.references.append(Reference("unsupported-call", MCP_STDIO, where))
     elif name.startswith("python:"):
         if name.count(":") != 2 or not all(name.split(":")[1:]):
             ctx.error((*path, "call"), f"'{name}' is not python:module:function")

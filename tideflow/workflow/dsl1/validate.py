@@ -12,8 +12,9 @@ host policy applied:
 - ``run: script`` runs Python and JavaScript (``js``, ``javascript``); another
   language is refused with a clear message (a warning only when the caller
   just validates).
-- ``call: a2a`` and ``mcp`` are valid but not run by
-  Tideflow yet: a warning here, a ``configuration`` error if a run reaches one.
+- ``call: mcp`` over ``transport.stdio`` would start the MCP server as a
+  process: valid, but never run (a warning here, refused at deploy, a
+  ``configuration`` error if a run reaches it); ``transport.http`` runs.
 """
 
 from __future__ import annotations
@@ -108,10 +109,7 @@ def _check_references(doc: Mapping[str, Any], ctx: Context, processes: bool | No
             )
             (ctx.warn if processes is None else ctx.error)(ref.path, message)
         elif ref.kind == "unsupported-call":
-            ctx.warn(
-                ref.path,
-                f"'{ref.name}' calls are not run by Tideflow yet: a run fails at this task",
-            )
+            ctx.warn(ref.path, f"{ref.name}: a run fails at this task")
 
 
 def _process(kind: str, path: Any, ctx: Context, processes: bool | None) -> None:

@@ -7,12 +7,11 @@ from collections.abc import Iterator
 
 from tideflow.errors import PathPart
 from tideflow.workflow.dsl1._build import build_task
+from tideflow.workflow.dsl1._structure import MCP_STDIO, mcp_stdio
 from tideflow.workflow.dsl1.model import Task, TaskList, Workflow
 
-__all__ = ["NOT_RUN_CALLS", "not_run_calls", "pointer_path", "python_calls", "script_runs", "tasks"]
-
-NOT_RUN_CALLS = ("a2a", "mcp")
-"""Built-in call types Tideflow validates but does not run."""
+__all__ = ["MCP_STDIO", "mcp_stdio", "not_run_calls", "pointer_path", "python_calls",
+           "script_runs", "tasks"]  # fmt: skip
 
 
 def _list(tasks_: TaskList) -> Iterator[Task]:
@@ -59,14 +58,15 @@ def script_runs(workflow: Workflow) -> list[tuple[PathPart, ...]]:
 def not_run_calls(workflow: Workflow) -> list[tuple[tuple[PathPart, ...], str]]:
     """``(path of the call, why)`` of every call Tideflow does not run.
 
-    The built-in ``a2a`` and ``mcp`` calls, and
+    ``call: mcp`` over ``transport.stdio`` (the path names the transport), and
     functions of a catalog (``name:version@catalog``, not fetched).
     """
     found = []
     for task in tasks(workflow):
         name = str(task.get("call", "")) if task.kind == "call" else ""
-        if name in NOT_RUN_CALLS:
-            reason = f"'{name}' calls are not supported by Tideflow yet"
+        path = (*pointer_path(task.reference), "call")
+        if name == "mcp" and mcp_stdio(task.get("with")):
+            path, reason = (*path[:-1], "with", "transport", "stdio"), MCP_STDIO
         elif (
             "@" in name
             and not name.startswith("python:")
@@ -75,5 +75,5 @@ def not_run_calls(workflow: Workflow) -> list[tuple[tuple[PathPart, ...], str]]:
             reason = "functions of a catalog are not supported by Tideflow yet (not fetched)"
         else:
             continue
-        found.append(((*pointer_path(task.reference), "call"), reason))
+        found.append((path, reason))
     return found
