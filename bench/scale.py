@@ -7,16 +7,23 @@ compares its sizes with its smallest size in the same run.
 
 Parts (``--parts``, comma-separated; default all):
 
-- ``parked``: for each size in ``--parked`` (default ``1000,10000``; the issue's
+- ``parked``: for each size in ``--parked`` (default ``10000,100000``; the issue's
   full run is ``10000,100000,1000000``, by hand), that many instances wait,
-  each for an event with its own correlation key. They are created
-  in-process through the runtime's own API (``DurableRuntime.start_instances``,
-  batches of 100) while no server runs, then a server is started and
-  ``--probes`` (200) keys are signalled one at a time: a ``GET
-  /instances/{id}?wait=30`` is opened, the event POSTed to ``/events``, and
-  the latency is the POST's send to the long poll's answer. Sizes are
-  cumulative (the 100,000 run adds 90,000 to the 10,000). Also: database
-  size per parked instance (``pg_database_size`` growth / instances).
+  each for an event with its own correlation key. They are created in-process
+  while no server runs. ``--park seed`` (default): the runtime parks one
+  instance (key ``k0``) and the others are its copies
+  (``tideflow.runtime.seeding.seed_parked``: in SQL, 10,000 per transaction,
+  the rows the runtime writes when it parks an instance on that input --
+  ``tests/integration/test_seeded_instances.py`` compares them table by
+  table); ``--park runtime``: each one is started and parked by the runtime
+  (``DurableRuntime.start_instances``, batches of 100; ~120/s on the loaded
+  machine, so 1M would take hours). Then a server is started and ``--probes``
+  (200) keys are signalled one at a time: a ``GET /instances/{id}?wait=30``
+  is opened, the event POSTed to ``/events``, and the latency is the POST's
+  send to the long poll's answer. Sizes are cumulative (the 100,000 run adds
+  90,000 to the 10,000). Also: database size per parked instance
+  (``pg_database_size`` growth / instances; copies leave none of the dead
+  row versions a real start's updates leave until vacuum).
   Goal: p99 at the largest size within 2x of the smallest.
 - ``subscriptions``: ingestion throughput (``POST /buses/{bus}/events``,
   batched mode, 100 events a request, 8 clients; and binary mode, one event
@@ -25,8 +32,10 @@ Parts (``--parts``, comma-separated; default all):
   reads and filters every event, and nothing measures a sink); the figure
   includes whether they caught up (their lag when the ingestion ended).
   Goal: 100 subscriptions keep >= 0.5 of one's events/s.
-- ``buses``: the same batched ingestion spread over 1 and 100 buses (one
-  such subscription each). Goal: 100 buses keep >= 0.8 of one's events/s.
+- ``buses``: the same ingestion (batched, and one event a request) spread over
+  1 and 100 buses (one such subscription each). Goal: 100 buses keep >= 0.8 of
+  one's events/s in both modes (one group commit serves every bus: a batch over
+  many buses is one transaction of four statements).
 - ``versions``: instance start rate (``POST /workflows/{id}/instances``, 50
   clients, a workflow of one inject state) with 1 deployed version against
   1,000 versions of the workflow (the latest started) and against 1,000
@@ -61,7 +70,7 @@ PROBES_WARM = 10
 
 
 async def _park(url: str, start: int, count: int) -> None:
-    """``count`` instances of :data:`KEYED` (keys ``k{start}``...) parked, in-process."""
+    """``count`` instances of :data:`KEYED` (keys ``k{start}``...) parked by the runtime."""
     from tideflow.db import create_pool
     from tideflow.runtime.hosts.durable import DurableRuntime
 
@@ -84,6 +93,23 @@ async def _park(url: str, start: int, count: int) -> None:
             await asyncio.sleep(0.05)
     finally:
         await rt.stop()
+        await pool.close()
+
+
+async def _seed(url: str, start: int, count: int) -> None:
+    """``count`` parked instances (keys ``k{start}``...): ``k0`` parked by the runtime, the
+    others its copies (``tideflow.runtime.seeding``: the rows the runtime writes for them)."""
+    from tideflow.db import create_pool
+    from tideflow.runtime.seeding import seed_parked
+
+    if start == 0:
+        await _park(url, 0, 1)
+        start, count = 1, count - 1
+    template = (await _ids_of(url, ["k0"]))["k0"]
+    pool = await create_pool(url, min_size=1, max_size=2)
+    try:
+        await seed_parked(pool, template, "k0", [f"k{i}" for i in range(start, start + count)])
+    finally:
         await pool.close()
 
 
@@ -113,7 +139,7 @@ async def _ids_of(url: str, keys: list[str]) -> dict[str, str]:
     return {r["key"]: r["id"] for r in rows}
 
 
-async def parked(server: str, sizes: list[int], probes: int) -> dict[str, Any]:
+async def parked(server: str, sizes: list[int], probes: int, how: str) -> dict[str, Any]:
     url = await _fresh_db(server, "bench_scale_parked", False)
     async with served(url, None, "parked") as port:
         await deploy(port, KEYED)  # the correlation subscription comes with the deploy
@@ -122,7 +148,7 @@ async def parked(server: str, sizes: list[int], probes: int) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
     for size in sizes:
         began = time.perf_counter()
-        await _park(url, have, size - have)
+        await (_seed if how == "seed" else _park)(url, have, size - have)
         parking = time.perf_counter() - began
         have = size
         grown = await _db_size(url) - before
@@ -147,6 +173,7 @@ async def parked(server: str, sizes: list[int], probes: int) -> dict[str, Any]:
         run.pop("probed")
     ratio = round(runs[-1]["p99_ms"] / runs[0]["p99_ms"], 2)
     return {
+        "parked_by": how,
         "probes_per_size": probes,
         "runs": runs,
         "p99_largest_vs_smallest": ratio,
@@ -248,7 +275,9 @@ async def subscriptions(server: str, batches: int, singles: int) -> dict[str, An
 
 async def buses(server: str, batches: int, singles: int) -> dict[str, Any]:
     runs = [await _ingest(server, count, 1, batches, singles) for count in (1, 100)]
-    return _compared(runs, "100 buses >= 0.8 of one (batched)", 0.8)
+    compared = _compared(runs, "100 buses >= 0.8 of one (batched, and one event a request)", 0.8)
+    compared["goal_met"] = compared["goal_met"] and compared["single_last_vs_first"] >= 0.8
+    return compared
 
 
 def _tiny(workflow_id: str, version: str) -> dict[str, Any]:
@@ -317,7 +346,7 @@ async def _main(args: argparse.Namespace, server: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if "parked" in parts:
         sizes = [int(s) for s in args.parked.split(",")]
-        out["parked"] = await parked(server, sizes, args.probes)
+        out["parked"] = await parked(server, sizes, args.probes, args.park)
     if "subscriptions" in parts:
         out["subscriptions"] = await subscriptions(server, args.batches, args.singles)
     if "buses" in parts:
@@ -330,8 +359,14 @@ async def _main(args: argparse.Namespace, server: str) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--parts", default="parked,subscriptions,buses,versions")
-    parser.add_argument("--parked", default="1000,10000", help="cumulative sizes")
+    parser.add_argument("--parked", default="10000,100000", help="cumulative sizes")
     parser.add_argument("--probes", type=int, default=200)
+    parser.add_argument(
+        "--park",
+        choices=["seed", "runtime"],
+        default="seed",
+        help="seed: copies of one instance the runtime parked; runtime: each one parked by it",
+    )
     parser.add_argument("--batches", type=int, default=300, help="batched requests (100 each)")
     parser.add_argument("--singles", type=int, default=3000, help="one-event requests")
     parser.add_argument("--starts", type=int, default=2000)

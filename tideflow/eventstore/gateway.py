@@ -27,6 +27,13 @@ transaction (:mod:`tideflow.eventstore.group_commit`), and the events go in
 with one COPY. Different buses do not wait for each other (except in one
 batch, which locks its buses in name order so two processes cannot deadlock).
 
+One group commit serves every bus: a batch holding appends to many buses is
+still one transaction of four statements -- lock the buses (one statement, in
+name order), find the duplicates (one statement, each bus's probes below its
+own ``next_offset``), one COPY (routed to each bus's segment by PostgreSQL
+when the batch spans buses), advance the buses (one statement, one
+notification per bus). Its cost grows with its events, not with its buses.
+
 Group commit is pipelined (``in_flight``, 2 by default): the next batch's
 transaction starts while the previous one commits and queues on the bus row
 lock, so the lock passes from one to the next inside the server, without a
@@ -69,7 +76,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, LiteralString
 
 import asyncpg
@@ -148,6 +155,29 @@ def _bus_from_row(row: Mapping[str, Any]) -> Bus:
         segment_events=row["segment_size"],
         archive=_archive(row),
     )
+
+
+class _BusAppend:
+    """One bus's part of a group-commit batch: where its log stood under the lock, its rows."""
+
+    __slots__ = ("bus_id", "first", "next_offset", "ready_until", "records", "size")
+
+    def __init__(self, head: Mapping[str, Any], records: list[tuple[Any, ...]]) -> None:
+        self.bus_id: int = head["id"]
+        self.size: int = head["segment_size"]
+        self.first: int = head["next_offset"]
+        self.next_offset = self.first + len(records)
+        self.ready_until: int = head["ready_until"] or 1
+        self.records = records
+
+    def segment_ready(self) -> None:
+        """The segments now reach past ``next_offset`` (``ensure_segments`` ran)."""
+        last_segment = segments.segment_of(self.next_offset - 1, self.size)
+        self.ready_until = segments.segment_start(last_segment + 1, self.size)
+
+    def ahead(self) -> tuple[int, int, int, int]:
+        """``(bus id, next offset, offsets ready until, segment size)``: is a segment due?"""
+        return self.bus_id, self.next_offset, self.ready_until, self.size
 
 
 ARCHIVED_SEGMENTS_PER_READ = 64
@@ -368,7 +398,11 @@ class PostgresEventStore:
         ]
 
     async def _flush(self, batch: Sequence[EncodedAppend]) -> list[Placed | BaseException]:
-        """Write a batch in one transaction; per bus: lock, dedup, COPY, advance, notify."""
+        """Write a batch over any number of buses in one transaction (see the module docs).
+
+        One statement each, whatever the number of buses: lock the buses (in name order),
+        find duplicates, COPY the new events, advance the buses (and notify each).
+        """
         now = self._clock.now()
         by_bus: dict[str, list[int]] = {}
         for index, item in enumerate(batch):
@@ -376,17 +410,22 @@ class PostgresEventStore:
         results: list[Placed | BaseException] = [NOTHING] * len(batch)
         ahead: list[tuple[int, int, int, int]] = []
         async with self._connection() as conn, conn.transaction():
-            for bus in sorted(by_bus):  # one lock order for every process: no deadlock
-                items = [batch[i] for i in by_bus[bus]]
-                outcome = await self._append_bus(conn, bus, items, now)
-                if isinstance(outcome, BaseException):
-                    for i in by_bus[bus]:
-                        results[i] = outcome
-                    continue
-                placed, state = outcome
-                ahead.append(state)
-                for i, item_placed in zip(by_bus[bus], placed, strict=True):
+            heads = await conn.fetch(_Q["lock_buses"], sorted(by_bus))
+            for bus in by_bus.keys() - {head["name"] for head in heads}:
+                for i in by_bus[bus]:
+                    results[i] = BusNotFound(f"no bus named {bus!r}")
+            groups = [(head, [batch[i] for i in by_bus[head["name"]]]) for head in heads]
+            known = await self._find_duplicates(conn, groups)
+            appends: list[_BusAppend] = []
+            for head, items in groups:
+                records, placed = number_batch(
+                    items, known.get(head["id"], {}), head["id"], head["next_offset"], now
+                )
+                for i, item_placed in zip(by_bus[head["name"]], placed, strict=True):
                     results[i] = item_placed
+                appends.append(_BusAppend(head, records))
+            await self._write(conn, appends)
+            ahead = [append.ahead() for append in appends]
             if self._before_commit is not None:
                 await self._before_commit()
         for bus_id, next_offset, ready_until, size in ahead:
@@ -394,34 +433,51 @@ class PostgresEventStore:
                 await self._prepare_segment(bus_id, next_offset, size)
         return results
 
-    async def _append_bus(
-        self, conn: Any, bus: str, items: Sequence[EncodedAppend], now: datetime
-    ) -> tuple[list[Placed], tuple[int, int, int, int]] | BaseException:
-        """Under the bus lock: find duplicates, number the new events, COPY them, advance."""
-        row = await conn.fetchrow(_Q["lock_bus"], bus)
-        if row is None:
-            return BusNotFound(f"no bus named {bus!r}")
-        bus_id, size, first = row["id"], row["segment_size"], row["next_offset"]
-        known = await self._find_duplicates(conn, bus_id, items, first)
-        records, placed = number_batch(items, known, bus_id, first, now)
-        next_offset = first + len(records)
-        ready_until = row["ready_until"] or 1
-        if records:
-            if next_offset > ready_until:  # one batch outran the segment kept ahead
-                await conn.execute(_Q["ensure_segments"], bus_id, next_offset - 1)
-                last_segment = segments.segment_of(next_offset - 1, size)
-                ready_until = segments.segment_start(last_segment + 1, size)
-            table = _copy_target(bus_id, first, next_offset - 1, size)
-            await conn.copy_records_to_table(table, records=records, columns=_COLUMNS)
-            await conn.execute(_Q["advance_bus"], bus_id, next_offset)
-        return placed, (bus_id, next_offset, ready_until, size)
-
     async def _find_duplicates(
-        self, conn: Any, bus_id: int, items: Sequence[EncodedAppend], next_offset: int
-    ) -> dict[tuple[str, str], int]:
-        keys = [row[2] for item in items for row in item.rows]
-        found = await conn.fetch(_Q["find_duplicates"], bus_id, keys, next_offset)
-        return {(row[0], row[1]): row[2] for row in found}  # hash collisions drop out here
+        self, conn: Any, groups: Sequence[tuple[Mapping[str, Any], Sequence[EncodedAppend]]]
+    ) -> dict[int, dict[tuple[str, str], int]]:
+        """Per bus id, the offsets of the events of ``groups`` its log holds already."""
+        rows: list[Any]  # (bus id, source, id, offset)
+        if len(groups) == 1:  # the common case: its segments pruned when it is planned
+            head, items = groups[0]
+            keys = [row[2] for item in items for row in item.rows]
+            found = await conn.fetch(_Q["find_duplicates"], head["id"], keys, head["next_offset"])
+            rows = [(head["id"], *row) for row in found]
+        else:
+            probes: tuple[list[int], list[int], list[int]] = ([], [], [])
+            for head, items in groups:
+                for item in items:
+                    for row in item.rows:
+                        probes[0].append(head["id"])
+                        probes[1].append(row[2])
+                        probes[2].append(head["next_offset"])
+            rows = await conn.fetch(_Q["find_duplicates_across"], *probes)
+        known: dict[int, dict[tuple[str, str], int]] = {}
+        for bus_id, source, event_id, offset in rows:  # by (source, id): hash collisions miss
+            known.setdefault(bus_id, {})[(source, event_id)] = offset
+        return known
+
+    async def _write(self, conn: Any, appends: Sequence[_BusAppend]) -> None:
+        """COPY the new events of every bus at once and move the buses past them."""
+        filled = [append for append in appends if append.records]
+        if not filled:
+            return
+        for append in filled:
+            if append.next_offset > append.ready_until:  # one batch outran the segment ahead
+                await conn.execute(_Q["ensure_segments"], append.bus_id, append.next_offset - 1)
+                append.segment_ready()
+        if len(filled) == 1:
+            only = filled[0]
+            table = _copy_target(only.bus_id, only.first, only.next_offset - 1, only.size)
+        else:
+            table = "tideflow_events"  # routed to each bus's segment by PostgreSQL
+        records = [record for append in filled for record in append.records]
+        await conn.copy_records_to_table(table, records=records, columns=_COLUMNS)
+        await conn.execute(
+            _Q["advance_buses"],
+            [append.bus_id for append in filled],
+            [append.next_offset for append in filled],
+        )
 
     async def _prepare_segment(self, bus_id: int, next_offset: int, size: int) -> None:
         """Create the segment after the one being filled, in its own short transaction."""

@@ -19,8 +19,8 @@
 Rows come back as frozen values built with ``from_row()``
 (:mod:`tideflow.runtime.rows`). SQL lives in ``tideflow/runtime/sql/``:
 ``queries.sql``, ``deliver.sql`` (batched delivery), ``waits.sql`` (the wait index)
-and ``history.sql`` (:class:`PostgresHistory`: deleting ended instances past their
-retention).
+``history.sql`` (:class:`PostgresHistory`: deleting ended instances past their
+retention) and ``seed.sql`` (copies of a parked instance, :mod:`tideflow.runtime.seeding`).
 """
 
 from __future__ import annotations
@@ -82,6 +82,7 @@ _Q = load_queries("tideflow.runtime")
 _W = load_queries("tideflow.runtime", "waits.sql")
 _D = load_queries("tideflow.runtime", "deliver.sql")
 _H = load_queries("tideflow.runtime", "history.sql")
+_S = load_queries("tideflow.runtime", "seed.sql")
 
 NOTIFY_CHANNEL = "tideflow_runtime"
 """LISTEN/NOTIFY channel: payload ``wake`` (instances runnable) or ``done:<id>``."""
@@ -921,3 +922,25 @@ async def delete_waits(conn: asyncpg.Connection, instance_id: str) -> None:
 async def drop_waits_under(conn: asyncpg.Connection, instance_id: str, prefix: str | None) -> None:
     """Drop the instance's waits whose key starts with ``prefix`` (all with ``None``)."""
     await conn.execute(_Q["drop_waits_under"], instance_id, prefix)
+
+
+async def seed_template(conn: asyncpg.Connection, instance_id: str) -> Mapping[str, Any] | None:
+    """The instance :func:`seed_copies` would copy (``timed``: a wait has a due time)."""
+    row: Mapping[str, Any] | None = await conn.fetchrow(_S["seed_template"], instance_id)
+    return row
+
+
+async def seed_copies(
+    conn: asyncpg.Connection,
+    template_id: str,
+    new_ids: Sequence[str],
+    marker: str,
+    values: Sequence[str],
+    seeds: tuple[str, Sequence[str]],
+) -> None:
+    """Copy the instance, journal, timeline and event-wait rows of ``template_id`` once per
+    new id, with ``marker`` (JSON text) replaced by the copy's ``values[i]`` (JSON text) and
+    the template's random seed ``seeds[0]`` (JSON text, ``""``: none) by ``seeds[1][i]``."""
+    args = (template_id, list(new_ids), marker, list(values), seeds[0], list(seeds[1]))
+    for name in ("seed_instances", "seed_journal", "seed_timeline", "seed_waits"):
+        await conn.execute(_S[name], *args)

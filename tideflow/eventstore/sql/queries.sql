@@ -1,12 +1,15 @@
--- lock_bus --
--- Lock a bus row until commit (serializing its appends), read where its log stands, and make
+-- lock_buses --
+-- Lock the rows of the buses named in $1 in name order (one lock order for every process: no
+-- deadlock) until commit, serializing each bus's appends; read where each log stands; and make
 -- this transaction plan each statement for its parameters: a generic plan of find_duplicates
--- cannot hash its key array and, on a young segment, scans it once per key
-SELECT b.id, b.next_offset, b.segment_size,
+-- cannot hash its key array and, on a young segment, scans it once per key. The rows are locked
+-- as the sort hands them over; one updated meanwhile is read again once its lock is granted
+SELECT b.name, b.id, b.next_offset, b.segment_size,
        (SELECT max(s.end_offset) FROM tideflow_segments s WHERE s.bus_id = b.id) AS ready_until,
        set_config('plan_cache_mode', 'force_custom_plan', true) AS plan_cache_mode
 FROM tideflow_buses b
-WHERE b.name = $1
+WHERE b.name = ANY($1::text[])
+ORDER BY b.name
 FOR UPDATE OF b;
 
 -- find_duplicates --
@@ -22,16 +25,34 @@ CROSS JOIN LATERAL (
     OFFSET 0
 ) AS e;
 
+-- find_duplicates_across --
+-- find_duplicates for a batch over several buses in one statement: per key its bus ($1), its
+-- hash ($2) and its bus's next offset ($3). "bus_id = ANY($1)" leaves the planner only the
+-- batch's buses' segments (a custom plan: see lock_buses); each probe prunes to its own bus's
+-- segments when it runs
+SELECT k.bus_id, e.ce_source, e.ce_id, e.event_offset
+FROM unnest($1::integer[], $2::bigint[], $3::bigint[]) AS k (bus_id, key, upto)
+CROSS JOIN LATERAL (
+    SELECT ce_source, ce_id, event_offset FROM tideflow_events
+    WHERE bus_id = ANY($1::integer[])
+      AND bus_id = k.bus_id AND ce_key = k.key AND event_offset < k.upto
+    OFFSET 0
+) AS e;
+
 -- ensure_segments --
 -- Create the bus's segments up to the one holding offset $2 (caller holds the bus row lock)
 SELECT tideflow_ensure_segments($1, $2);
 
--- advance_bus --
--- Move the bus past an appended batch; the notification is delivered at commit
+-- advance_buses --
+-- Move each bus ($1) past its appended events (next offset $2); each bus's notification is
+-- delivered at commit
 WITH moved AS (
-    UPDATE tideflow_buses SET next_offset = $2::bigint WHERE id = $1 RETURNING name
+    UPDATE tideflow_buses b SET next_offset = u.next_offset
+    FROM unnest($1::integer[], $2::bigint[]) AS u (id, next_offset)
+    WHERE b.id = u.id
+    RETURNING b.name, u.next_offset
 )
-SELECT pg_notify('tideflow_events', name || ' ' || ($2::bigint - 1)) FROM moved;
+SELECT pg_notify('tideflow_events', name || ' ' || (next_offset - 1)) FROM moved;
 
 -- create_bus --
 -- Insert a bus unless the name is taken
