@@ -182,6 +182,13 @@ class ApiClient:
         headers = {"content-type": content_type}
         return await self._call("POST", "/workflows", content=text.encode(), headers=headers)
 
+    async def deploy_bundle(self, data: bytes, workflow: str | None = None) -> Any:
+        """Deploy a zip bundle (a definition with its files, :mod:`tideflow.bundle`);
+        ``workflow`` names the definition when its root holds several."""
+        params = {"workflow": workflow} if workflow else {}
+        headers = {"content-type": "application/zip"}
+        return await self._call("POST", "/workflows", content=data, headers=headers, params=params)
+
     async def list_workflows(self) -> Any:
         """The latest version of every workflow."""
         return (await self._call("GET", "/workflows"))["workflows"]
@@ -377,6 +384,10 @@ class Client:
     def deploy_workflow(self, text: str, content_type: str = "application/yaml") -> Any:
         """Deploy a definition (YAML or JSON text); ``{id, version, warnings}``."""
         return self._runner.run(self.api.deploy_workflow(text, content_type))
+
+    def deploy_bundle(self, data: bytes, workflow: str | None = None) -> Any:
+        """Deploy a zip bundle; ``{id, version, warnings}``."""
+        return self._runner.run(self.api.deploy_bundle(data, workflow))
 
     def list_workflows(self) -> Any:
         """The latest version of every workflow."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from tideflow.bundle import Bundle
 from tideflow.catalogs import with_default_catalog
 from tideflow.egress import EgressPolicy, is_remote
 from tideflow.errors import (
@@ -50,6 +51,7 @@ from tideflow.workflow.dsl1 import (
     script_runs,
 )
 from tideflow.workflow.identifiers import workflow_id_problem
+from tideflow.workflow.loader import BUNDLE_FILES, Unreadable
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -106,6 +108,7 @@ async def deploy_definition(
     limits: FetchLimits = DEFAULT_LIMITS,
     egress: EgressPolicy | None = None,
     secrets: SecretAccess | None = None,
+    bundle: Bundle | None = None,
 ) -> Deployed:
     """Parse, resolve, validate and store a definition as a new version.
 
@@ -129,6 +132,8 @@ async def deploy_definition(
         secrets: The server's secret grants: a secret the definition uses
             that is not granted to its id is a problem at its path (``None``:
             no check; the runtime then still gives only granted secrets).
+        bundle: The files deployed with the definition (:mod:`tideflow.bundle`):
+            its relative references resolve there and nowhere else.
 
     Raises:
         WorkflowLoadError: The text does not parse (its ``line`` set).
@@ -148,6 +153,9 @@ async def deploy_definition(
             document, source=source, egress=egress or EgressPolicy.for_server(), limits=limits
         )
         return await _deploy_dsl1(registry, document, text, media, source, policy, secrets)
+    if BUNDLE_FILES in document:
+        message = "reserved for the documents of a bundle (POST /workflows with a zip)"
+        raise WorkflowValidationError([Problem((BUNDLE_FILES,), message)], source=source)
     definition = await resolve_definition(
         document,
         source=source,
@@ -156,12 +164,17 @@ async def deploy_definition(
         dialect=dialect,
         limits=limits,
         egress=egress or EgressPolicy.for_server(),
+        bundle=bundle,
     )
     model, warnings = definition.workflow, definition.warnings
     policy = policy or PythonPolicy.for_server()
     refused = policy.problems(model.functions)
     warnings = (*warnings, *policy.warnings(model.functions))
-    if base_dir is None:  # sent by a user: no function may name a local document
+    files: dict[str, str] = {}
+    if bundle is not None:  # its function documents come from it, stored with the version
+        found, files = bundle_documents(model.functions, bundle)
+        refused += found
+    elif base_dir is None:  # sent by a user: no function may name a local document
         refused += local_documents(model.functions)
     else:  # the operator's folder: its proto files compile here, once, bounded
         refused += await proto_problems(model.functions, base_dir)
@@ -176,13 +189,14 @@ async def deploy_definition(
         raise WorkflowValidationError((Problem((where,), bad_id), *warnings), source=source)
     if ungranted := await _ungranted(secrets, workflow_id, model.secrets, ("secrets",)):
         raise WorkflowValidationError((*ungranted, *warnings), source=source)
+    resolved = {**definition.document, BUNDLE_FILES: files} if files else definition.document
     stored = await registry.deploy(
         workflow_id,
         model.version,
         text,
         stored_content_type(media, dialect),
         document,
-        definition.document,
+        resolved,
     )
     return Deployed(stored, tuple(w.to_json() for w in (*warnings, *schedule_warnings)))
 
@@ -255,34 +269,68 @@ async def _ungranted(
     ]
 
 
+def _local_document(function: FunctionDef) -> tuple[str, str] | None:
+    """(kind, reference) of a function's OpenAPI document, AsyncAPI document or proto
+    file when it is a local file (a path or ``file:`` URI), else ``None``."""
+    operation = function.operation
+    if function.type not in ("rest", "openapi", "rpc", "asyncapi") or operation.startswith(
+        ("python:", "rest:")
+    ):
+        return None
+    if function.type == "rpc":
+        document, sep = operation.partition("#")[0], "#"
+    else:
+        document, sep, _ = operation.rpartition("#")
+    reference = document if sep else operation
+    if is_remote(reference):
+        return None
+    kind = {"rpc": "proto file", "asyncapi": "AsyncAPI document"}.get(
+        function.type, "OpenAPI document"
+    )
+    return kind, reference
+
+
 def local_documents(functions: Sequence[FunctionDef]) -> list[Problem]:
     """A problem at ``functions[i].operation`` for each function whose OpenAPI
     document, AsyncAPI document or proto file is a local file (a path or
     ``file:`` URI), which a definition sent over HTTP may not name. The file
     is not looked at."""
-    found = []
+    return [
+        Problem(
+            ("functions", index, "operation"),
+            f"a definition sent over HTTP may not name a local {local[0]} "
+            "(a path or file: URI); use an http(s) URL",
+        )
+        for index, function in enumerate(functions)
+        if (local := _local_document(function)) is not None
+    ]
+
+
+def bundle_documents(
+    functions: Sequence[FunctionDef], bundle: Bundle
+) -> tuple[list[Problem], dict[str, str]]:
+    """The OpenAPI and AsyncAPI documents the functions name, read from ``bundle``
+    (by reference as written), and a problem at ``functions[i].operation`` for each
+    one it lacks, one that leaves it, and each proto file (not run from a bundle yet)."""
+    problems: list[Problem] = []
+    files: dict[str, str] = {}
     for index, function in enumerate(functions):
-        operation = function.operation
-        if function.type not in ("rest", "openapi", "rpc", "asyncapi") or operation.startswith(
-            ("python:", "rest:")
-        ):
+        local = _local_document(function)
+        if local is None:
             continue
+        at = ("functions", index, "operation")
+        kind, reference = local
         if function.type == "rpc":
-            document, sep = operation.partition("#")[0], "#"
+            problems.append(
+                Problem(at, f"a {kind} in a bundle is not run yet: use a --workflows folder")
+            )
+        elif "#" not in function.operation:
+            problems.append(Problem(at, f"not '<{kind}>#<operationId>'"))
+        elif isinstance(text := bundle.read(reference), Unreadable):
+            problems.append(Problem(at, text.message))
         else:
-            document, sep, _ = operation.rpartition("#")
-        if not is_remote(document if sep else operation):
-            kind = {"rpc": "proto file", "asyncapi": "AsyncAPI document"}.get(
-                function.type, "OpenAPI document"
-            )
-            found.append(
-                Problem(
-                    ("functions", index, "operation"),
-                    f"a definition sent over HTTP may not name a local {kind} "
-                    "(a path or file: URI); use an http(s) URL",
-                )
-            )
-    return found
+            files[reference] = text
+    return problems, files
 
 
 def definition_files(folder: Path) -> list[Path]:

@@ -28,6 +28,7 @@ from typing import Any, Final
 
 import httpx
 
+from tideflow.bundle import Bundle
 from tideflow.catalogs import (
     FUNCTION_BYTES,
     remote_functions,
@@ -63,6 +64,7 @@ async def read_references(
     limits: FetchLimits = DEFAULT_LIMITS,
     transport: httpx.AsyncBaseTransport | None = None,
     egress: EgressPolicy | None = None,
+    bundle: Bundle | None = None,
 ) -> dict[str, str | Unreadable]:
     """The text of every document ``doc`` names (or why it is unreadable), by URI.
 
@@ -75,6 +77,8 @@ async def read_references(
             one that connects only where ``egress`` allows.
         egress: The egress policy every connection (each redirect too) and
             every local file must pass; ``None`` allows everything.
+        bundle: The files deployed with the definition: relative paths
+            resolve inside it, and nothing else local is read.
     """
     contents: dict[str, str | Unreadable] = {}
     for _ in range(MAX_SCHEMA_DOCUMENTS + 1):  # each schema file read may $ref more
@@ -82,6 +86,9 @@ async def read_references(
         fresh = [r for r in refs if r.uri not in contents]
         if not fresh:
             break
+        if bundle is not None:  # in memory: its files, never the server's
+            contents |= {r.uri: bundle.read(r.uri) for r in fresh if not r.remote}
+            fresh = [r for r in fresh if r.remote]
         contents |= await _read(fresh, base_dir, local_files, limits, transport, egress)
     return contents
 
@@ -227,10 +234,12 @@ async def resolve_definition(
     dialect: str | None = None,
     limits: FetchLimits = DEFAULT_LIMITS,
     egress: EgressPolicy | None = None,
+    bundle: Bundle | None = None,
 ) -> Definition:
     """Read the documents a parsed definition names, then validate and build it.
 
-    ``egress`` bounds where ``http(s)`` documents may be fetched from (see
+    ``egress`` bounds where ``http(s)`` documents may be fetched from, and
+    relative paths resolve inside ``bundle`` when there is one (see
     :func:`read_references`).
 
     Raises:
@@ -238,7 +247,12 @@ async def resolve_definition(
             reference is one, at its path).
     """
     contents = await read_references(
-        doc, base_dir=base_dir, local_files=local_files, limits=limits, egress=egress
+        doc,
+        base_dir=base_dir,
+        local_files=local_files,
+        limits=limits,
+        egress=egress,
+        bundle=bundle,
     )
     return build_definition(doc, contents, source=source, dialect=dialect)
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -36,8 +39,6 @@ class Order(StrEnum):
 
 def _read_definition(path: str) -> tuple[str, str]:
     """The text of a definition file and its media type."""
-    from pathlib import Path
-
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -45,34 +46,95 @@ def _read_definition(path: str) -> tuple[str, str]:
     return text, "application/json" if path.endswith(".json") else "application/yaml"
 
 
-def _deployer(path: str) -> Any:
-    """The API action deploying one file; its errors name the file."""
-    text, media = _read_definition(path)
+def pack_folder(folder: Path) -> bytes:
+    """A zip bundle of ``folder``'s files (names relative to it; hidden entries left out).
 
-    async def deploy(client: Any) -> Any:
+    Raises:
+        typer.Exit: A symbolic link is inside (a bundle holds regular files only).
+    """
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(folder.rglob("*")):
+            relative = path.relative_to(folder)
+            if any(part.startswith(".") for part in relative.parts):
+                continue
+            if path.is_symlink():
+                raise fail(f"{path}: a symbolic link; a bundle holds regular files only", code=2)
+            if path.is_file():
+                archive.write(path, relative.as_posix())
+    return buffer.getvalue()
+
+
+def _deployers(path: str, workflow: str | None) -> list[tuple[str, Any]]:
+    """The API actions deploying what ``path`` holds, each with the name its errors carry.
+
+    A definition file is sent as it is; a ``.zip`` as a bundle; a folder as
+    a bundle of its files, once per definition at its root.
+    """
+    target = Path(path)
+    if target.is_dir():
+        from tideflow.deploy import definition_files  # the server's modules: only when needed
+
+        data = pack_folder(target)
+        names = [workflow] if workflow else [p.name for p in definition_files(target)]
+        if not names:
+            raise fail(f"{path}: no workflow definition (NAME.yaml, NAME.sw.json) in it", code=2)
+        return [(f"{path}/{name}", _bundle_deployer(data, name)) for name in names]
+    if path.endswith(".zip"):
         try:
-            return await client.deploy_workflow(text, media)
+            data = target.read_bytes()
+        except OSError as exc:
+            raise fail(f"{path}: {exc.strerror or exc}", code=2) from None
+        return [(path, _bundle_deployer(data, workflow))]
+    text, media = _read_definition(path)
+    return [(path, lambda client: client.deploy_workflow(text, media))]
+
+
+def _bundle_deployer(data: bytes, workflow: str | None) -> Any:
+    return lambda client: client.deploy_bundle(data, workflow)
+
+
+def _named(path: str, deploy: Any) -> Any:
+    """``deploy`` with its errors naming ``path``."""
+
+    async def named(client: Any) -> Any:
+        try:
+            return await deploy(client)
         except TideflowError as exc:
             detail = exc.message.removeprefix("<request body>: ")
             raise TideflowError(f"{path}: {detail}") from exc
 
-    return deploy
+    return named
 
 
 @workflows_app.command("deploy")
 def workflows_deploy(
     files: Annotated[
-        list[str], typer.Argument(help="Workflow definitions (YAML or JSON).", metavar="FILE...")
+        list[str],
+        typer.Argument(
+            help="Workflow definitions (YAML or JSON), bundles (.zip) or folders.",
+            metavar="PATH...",
+        ),
     ],
+    workflow: Annotated[
+        str | None,
+        typer.Option(help="The definition inside a bundle or folder (else each at its root)."),
+    ] = None,
     server: ServerOption = DEFAULT_SERVER,
     token: TokenOption = None,
 ) -> None:
-    """Deploy definitions; print 'id version' for each."""
+    """Deploy definitions; print 'id version' for each.
+
+    A folder or a .zip is deployed as a bundle: each definition with the
+    files beside it, which its relative references (schemas, functions and
+    events files) resolve to -- and nothing else.
+    """
     for path in files:
-        done = call_api(server, _deployer(path))
-        print(f"{done['id']} {done['version']}")
-        for warning in done.get("warnings") or []:
-            err_console.print(f"{path}: warning: {warning['path']}: {warning['message']}")
+        for name, deploy in _deployers(path, workflow):
+            done = call_api(server, _named(name, deploy))
+            print(f"{done['id']} {done['version']}")
+            for warning in done.get("warnings") or []:
+                err_console.print(f"{name}: warning: {warning['path']}: {warning['message']}")
 
 
 @workflows_app.command("list")

@@ -254,6 +254,20 @@ def _data_input_schema(value: str | Doc) -> m.DataInputSchema:
     )
 
 
+BUNDLE_FILES = "$tideflowFiles"
+"""Where a stored version keeps the function documents its bundle brought."""
+
+
+def _files(value: Any) -> Mapping[str, str]:
+    """The bundle's function documents (only text values by text keys are kept)."""
+    if not isinstance(value, Mapping):
+        return m.EMPTY
+    files: Mapping[str, str] = m.freeze(
+        {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
+    )
+    return files
+
+
 def workflow(doc: Doc) -> m.Workflow:
     """Build a whole workflow from a document whose external references are resolved."""
     return m.Workflow(
@@ -278,5 +292,6 @@ def workflow(doc: Doc) -> m.Workflow:
         functions=b._many(doc, "functions", function_def),
         auto_retries=bool(doc.get("autoRetries", False)),
         retries=b._many(doc, "retries", retry_def),
+        files=_files(doc.get(BUNDLE_FILES)),
         states=b._many(doc, "states", state),
     )

@@ -27,6 +27,7 @@ from tideflow import limits
 from tideflow.errors import Problem, ValueLimitExceeded, WorkflowLoadError, WorkflowValidationError
 from tideflow.workflow import _schema_refs as schema_refs
 from tideflow.workflow import model
+from tideflow.workflow._build_workflow import BUNDLE_FILES as BUNDLE_FILES  # re-exported
 from tideflow.workflow._build_workflow import workflow as build_workflow
 from tideflow.workflow._cycles import cycle_problems
 from tideflow.workflow._schema import json_type

@@ -322,6 +322,9 @@ class Workflow:
     """Retry every error except ``nonRetryableErrors``."""
     retries: tuple[RetryDef, ...] = ()
     """Retry definitions."""
+    files: Mapping[str, str] = field(default_factory=lambda: EMPTY)
+    """Function documents (OpenAPI, AsyncAPI) deployed with the definition in a bundle,
+    by reference as written in ``operation`` (the stored version's ``$tideflowFiles``)."""
     states: tuple[AnyState, ...]
     """The states, in document order."""
     _states: Mapping[str, AnyState] = field(init=False, repr=False, compare=False)

@@ -9,6 +9,17 @@ whose module the server's policy refuses
 invalid definition gets ``422`` with every problem and its path; an
 unparseable one ``400`` with the line.
 
+A zip *bundle* (``Content-Type: application/zip``) carries the definition
+with its relative files (:mod:`tideflow.bundle`): its references resolve
+inside the bundle and nowhere else, and the resolved document is stored
+with the version (with the OpenAPI and AsyncAPI documents its functions
+name, so their calls read no file). ``?workflow=`` names the definition when the bundle's
+root holds several. A bundle that is unreadable, too large, a zip bomb, or
+has a name leaving it (``..``, an absolute path, a symlink) is a 422 with
+that name. Multipart uploads are not taken: ``multipart/form-data`` is a
+type a web page may send cross-site without a pre-flight
+(:mod:`tideflow.auth.hygiene`).
+
 ``?dialect=sonataflow`` is kept with the version (as a ``dialect`` parameter
 of its stored content type) and turns on SonataFlow's leniencies when its
 instances run.
@@ -16,6 +27,7 @@ instances run.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -34,6 +46,7 @@ from tideflow.api.schemas import (
 )
 from tideflow.api.services import Services, get_services
 from tideflow.auth.scopes import DEPLOY, READ
+from tideflow.bundle import BUNDLE_TYPES, Bundle, read_bundle
 from tideflow.deploy import JSON_TYPES, deploy_definition
 from tideflow.egress import EgressPolicy
 from tideflow.errors import InvalidArgument, StoreError, WorkflowValidationError
@@ -75,7 +88,16 @@ _DEFINITION_BODY: Final[dict[str, Any]] = {
             media: {"schema": {"type": "string"}, "example": _EXAMPLE_YAML}
             for media in sorted(YAML_TYPES)
         }
-        | {"application/json": {"schema": {"type": "object"}, "example": _EXAMPLE_JSON}},
+        | {"application/json": {"schema": {"type": "object"}, "example": _EXAMPLE_JSON}}
+        | {
+            "application/zip": {
+                "schema": {
+                    "type": "string",
+                    "format": "binary",
+                    "description": "A bundle: the definition with its relative files.",
+                }
+            }
+        },
     }
 }
 
@@ -128,8 +150,13 @@ async def deploy_workflow(
     dialect: Annotated[
         str | None, Query(description="`sonataflow`: its documented leniencies.")
     ] = None,
+    workflow: Annotated[
+        str | None,
+        Query(description="A bundle's definition file, when its root holds several."),
+    ] = None,
 ) -> Response:
-    """Deploy a definition (YAML or JSON body) as a new version of its `id`.
+    """Deploy a definition (YAML or JSON body, or a zip bundle with its files) as a new
+    version of its `id`.
 
     The version is the definition's `version` (or the deploy number when it
     has none); older versions stay, and running instances finish on theirs.
@@ -138,20 +165,19 @@ async def deploy_workflow(
     """
     registry = registry_of(services)
     media = media_type(request.headers.get("content-type"))
-    if media and media not in YAML_TYPES | JSON_TYPES:
-        accepted = ", ".join(sorted(YAML_TYPES | JSON_TYPES))
+    if media and media not in YAML_TYPES | JSON_TYPES | BUNDLE_TYPES:
+        accepted = ", ".join(sorted(YAML_TYPES | JSON_TYPES | BUNDLE_TYPES))
         return problem(
             415, "unsupported-media-type", "Unsupported content type", f"{media}: use {accepted}"
         )
     body = await request.body()  # at most TIDEFLOW_MAX_REQUEST_BYTES (api/body_limit.py)
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidArgument("the definition is not UTF-8 text", argument="body") from None
-    if not text.strip():
-        raise InvalidArgument("the request body is empty: send a definition", argument="body")
+    bundle: Bundle | None = None
     policy = services.python_policy or PythonPolicy.for_server(services.settings.python_modules)
     try:
+        if media in BUNDLE_TYPES:
+            bundle = await asyncio.to_thread(read_bundle, body, workflow)  # expands: off the loop
+            body, media = bundle.definition, bundle.media
+        text = _definition_text(body)
         deployed = await deploy_definition(
             registry,
             text,
@@ -160,6 +186,7 @@ async def deploy_workflow(
             policy=policy,
             egress=EgressPolicy.for_server(services.settings.egress_allow),
             secrets=services.secrets,
+            bundle=bundle,
         )
     except WorkflowValidationError as exc:
         return invalid_response(exc)
@@ -176,6 +203,17 @@ async def deploy_workflow(
     response = json_response(deployed.to_json(), 201)
     response.headers["location"] = f"/workflows/{deployed.version.workflow_id}"
     return response
+
+
+def _definition_text(body: bytes) -> str:
+    """The definition's text: UTF-8, not empty."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidArgument("the definition is not UTF-8 text", argument="body") from None
+    if not text.strip():
+        raise InvalidArgument("the request body is empty: send a definition", argument="body")
+    return text
 
 
 def _summary(version: WorkflowVersion) -> dict[str, Any]:

@@ -46,6 +46,7 @@ from tideflow.runtime.functions.types import (
     ClientLike,
     Invocation,
     UsesClient,
+    bundle_key,
     call_error,
     check_status,
     checked_address,
@@ -110,8 +111,12 @@ class AsyncApiInvoker(UsesClient):
     async def invoke(self, call: Invocation) -> Any:
         """Send the message, or receive messages, as the operation says."""
         reference, operation_id = split_operation(call.operation)
-        location = resolve_location(reference, call.base_dir)
-        document = await self.document(location)
+        if call.document is not None:  # brought by the definition's bundle, stored with it
+            location = reference
+            document = self._bundled(reference, call.document)
+        else:
+            location = resolve_location(reference, call.base_dir)
+            document = await self.document(location)
         operation = find_async_operation(document, operation_id, location)
         dsl1 = call.type == DSL1_TYPE
         server = _server(operation, call.arguments.get("server") if dsl1 else None, call.name)
@@ -133,6 +138,13 @@ class AsyncApiInvoker(UsesClient):
         document = parse_asyncapi(text, location)
         self._documents[location] = document
         return document
+
+    def _bundled(self, reference: str, text: str) -> Mapping[str, Any]:
+        """A bundle's document, parsed once per content."""
+        key = bundle_key(text)
+        if key not in self._documents:
+            self._documents[key] = parse_asyncapi(text, reference)
+        return self._documents[key]
 
     async def _send(
         self,

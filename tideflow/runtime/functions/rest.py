@@ -31,6 +31,7 @@ from tideflow.runtime.functions.types import (
     ClientLike,
     Invocation,
     UsesClient,
+    bundle_key,
     call_error,
     check_status,
     fetch_document,
@@ -72,8 +73,12 @@ class RestInvoker(UsesClient):
     async def send(self, call: Invocation, arguments: Mapping[str, Any]) -> httpx.Response:
         """Send the operation's request built from ``arguments``; return the response as is."""
         reference, op_id = split_operation(call.operation)
-        location = resolve_location(reference, call.base_dir)
-        document = await self.document(location, call.auth)
+        if call.document is not None:  # brought by the definition's bundle, stored with it
+            location = reference
+            document = self._bundled(reference, call.document)
+        else:
+            location = resolve_location(reference, call.base_dir)
+            document = await self.document(location, call.auth)
         operation = find_operation(document, op_id)
         server = self._server(call.name, reference, location, operation)
         parts = build_request(operation, arguments, server)
@@ -102,6 +107,13 @@ class RestInvoker(UsesClient):
         document = parse_document(text, location)
         self._documents[location] = document
         return document
+
+    def _bundled(self, reference: str, text: str) -> Document:
+        """A bundle's document, parsed once per content."""
+        key = bundle_key(text)
+        if key not in self._documents:
+            self._documents[key] = parse_document(text, reference)
+        return self._documents[key]
 
     def _server(self, name: str, reference: str, location: str, operation: Operation) -> str:
         for key in (name, reference, location):

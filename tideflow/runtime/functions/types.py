@@ -10,6 +10,7 @@ alone.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import socket
 from collections.abc import Callable, Mapping
@@ -60,6 +61,22 @@ class Invocation:
     """The folder relative document paths resolve against (the workflow's folder)."""
     timeout: float | None = None
     """Seconds the call may take, if bounded."""
+    document: str | None = None
+    """The text of the operation's OpenAPI/AsyncAPI document when it came with the
+    definition in a bundle (:func:`bundled_document`): used instead of reading it."""
+
+
+def bundle_key(text: str) -> str:
+    """How invokers cache a bundled document: by content (versions may differ under one name)."""
+    return f"bundle:{hashlib.sha256(text.encode()).hexdigest()}"
+
+
+def bundled_document(files: Mapping[str, str] | None, operation: str) -> str | None:
+    """The text of ``operation``'s document (``<document>#<operationId>``) among the
+    files a bundle brought with the definition, if it is one of them."""
+    if not files:
+        return None
+    return files.get(operation.rpartition("#")[0])
 
 
 ClientLike = httpx.AsyncClient | Callable[[], httpx.AsyncClient]

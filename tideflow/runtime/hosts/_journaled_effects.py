@@ -41,6 +41,7 @@ from tideflow.runtime.effects import (
     SubflowCall,
 )
 from tideflow.runtime.functions import AuthDefinition, Invocation
+from tideflow.runtime.functions.types import bundled_document
 from tideflow.runtime.hosts._runner_services import EffectsServices
 from tideflow.runtime.hosts.plumbing import (
     bounded,
@@ -241,6 +242,8 @@ class DurableEffects:
             idempotency_key=idempotency_key(run.instance_id, call.key, run.run_no),
             base_dir=self._host.base_dir_for(definition.operation),
             timeout=call.timeout_seconds,
+            # a DSL 1.0 model has no bundle files
+            document=bundled_document(getattr(run.workflow, "files", None), definition.operation),
         )
 
     async def emit(self, request: EventEmit) -> None:

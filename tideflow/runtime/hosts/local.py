@@ -51,6 +51,7 @@ from tideflow.runtime.effects import (
 from tideflow.runtime.functions import FunctionInvoker, Invocation
 from tideflow.runtime.functions.messaging import Brokers
 from tideflow.runtime.functions.python import PythonFunction
+from tideflow.runtime.functions.types import bundled_document
 from tideflow.runtime.hosts._local_support import (
     EventFeed,
     SubflowIndex,
@@ -168,6 +169,7 @@ class LocalEffects:
             idempotency_key=idempotency_key(self.instance_id, call.key),
             base_dir=self.base_dir,
             timeout=None,  # the host bounds the whole call (code TIMEOUT), see below
+            document=bundled_document(getattr(self.workflow, "files", None), definition.operation),
         )
         invoked = self._host.invoker.invoke(invocation)
         if call.invoke == "async":
