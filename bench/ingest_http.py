@@ -23,7 +23,12 @@ The load generator is a minimal HTTP/1.1 keep-alive client on asyncio
 streams (httpx would be the bottleneck on a 2-core machine), run in this
 process under uvloop.
 
-Run alone: ``python bench/ingest_http.py --dsn postgresql://postgres@localhost/bench``.
+Servers start on a free port (again on another when some other process took it)
+and are used once ``/readyz`` answers 200 from that very process (up to
+``TIDEFLOW_BENCH_READY_SECONDS``, 300 by default); see :func:`server_process`.
+
+Run alone: ``python bench/ingest_http.py --dsn postgresql://postgres@localhost/bench``
+(prints one JSON document; ``{"error": ...}`` and exit status 1 when a scenario failed).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import statistics
@@ -150,56 +156,148 @@ class RawConnection:
         return status, await self.reader.readexactly(length)
 
 
-async def _serving(port: int) -> bool:
-    """Whether a tideflow serve answers ``/healthz`` on ``port`` and has saved its token."""
-    import httpx
+READY_SECONDS = float(os.environ.get("TIDEFLOW_BENCH_READY_SECONDS", "300"))
+"""How long a server may take to answer ``/readyz`` (a start on a loaded machine, migrations
+included, has taken over a minute)."""
 
+ServerArgs = tuple[list[str], dict[str, str], int]
+"""A server's command line (after the interpreter), environment and port."""
+
+
+class PortTaken(RuntimeError):
+    """Another process listens on the port picked for the server."""
+
+
+def listener_pid(port: int) -> int | None:
+    """The pid of the process listening on TCP ``port`` of this machine (Linux ``/proc``)."""
+    sockets = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as rows:
+            for row in rows.readlines()[1:]:
+                fields = row.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    sockets.add(f"socket:[{fields[9]}]")
+    for pid in filter(str.isdigit, os.listdir("/proc")) if sockets else ():
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in sockets:
+                    return int(pid)
+    return None
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _ready(port: int) -> bool:
+    """Whether the server on ``port`` answers ``GET /readyz`` with 200."""
+    connection = RawConnection(port)
     try:
-        async with httpx.AsyncClient(timeout=2) as http:
-            answer = await http.get(f"http://127.0.0.1:{port}/healthz")
-    except httpx.HTTPError:
+        await connection.open()
+        request = b"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        status, _ = await asyncio.wait_for(connection.send(request), 10)
+    except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError):
         return False
-    return answer.status_code == 200 and (Path(HOME) / "admin-token").exists()
+    finally:
+        await connection.close()
+    return status == 200
+
+
+def _tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-3000:] if log.exists() else ""
 
 
 @contextlib.asynccontextmanager
-async def server_process(args: list[str], env: dict[str, str], port: int) -> AsyncIterator[int]:
-    """Start a server subprocess; yield its port once it answers; kill it afterwards."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, *args, env=env, stdout=asyncio.subprocess.DEVNULL
-    )
+async def server_process(start: Callable[[], ServerArgs]) -> AsyncIterator[int]:
+    """Start a server subprocess; yield its port once it is ready; stop it afterwards.
+
+    ``start()`` gives the command line on a free port; when another process
+    took that port meanwhile (it listens there, or the server exits while
+    someone else answers), the server is started again on another, up to five
+    times. Ready: ``/readyz`` answers 200 from the process started here (its
+    pid owns the listening socket) -- ``tideflow serve`` also has saved its
+    first admin token by then. Stopped with SIGINT (it drains), killed if it
+    hangs. Its output goes to a log file whose tail is in every error.
+
+    Raises:
+        RuntimeError: It exited or was not ready within ``READY_SECONDS``.
+    """
+    for attempt in range(5):
+        args, env, port = start()
+        try:
+            async with _one_server(args, env, port):
+                yield port
+            return
+        except PortTaken as exc:
+            print(f"{exc}; attempt {attempt + 1} of 5", file=sys.stderr)
+    raise RuntimeError("no free port for the server after 5 attempts")
+
+
+@contextlib.asynccontextmanager
+async def _one_server(args: list[str], env: dict[str, str], port: int) -> AsyncIterator[None]:
+    out, name = tempfile.mkstemp(prefix=f"tideflow-bench-{port}-", suffix=".log")
+    log = Path(name)
     try:
-        serve = env.get("TIDEFLOW_HOME") == HOME
-        for _ in range(600):
-            with contextlib.suppress(OSError):
-                connection = RawConnection(port)
-                await connection.open()
-                await connection.close()
-                # tideflow serve: once /healthz answers and its token is saved (the port
-                # alone answered early on this shared machine: another process had it)
-                if not serve or await _serving(port):
-                    break
-            if process.returncode is not None:
-                raise RuntimeError(f"server {args} exited with {process.returncode}")
-            await asyncio.sleep(0.05)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, *args, env=env, stdout=out, stderr=out
+        )
+    finally:
+        os.close(out)
+    try:
+        await _until_ready(process, port, log, tideflow=env.get("TIDEFLOW_HOME") == HOME)
         AUTH.clear()
         if env.get("TIDEFLOW_HOME") == HOME:  # tideflow serve: its first admin token
             token = (Path(HOME) / "admin-token").read_text().strip()
             AUTH["Authorization"] = f"Bearer {token}"
-        yield port
+        yield
     finally:
-        process.send_signal(signal.SIGINT)  # uvicorn shuts down gracefully
-        await process.wait()
+        if process.returncode is None:
+            process.send_signal(signal.SIGINT)  # uvicorn shuts down gracefully
+            try:
+                await asyncio.wait_for(process.wait(), 60)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+    os.unlink(name)  # kept when the server failed: its path is in the error
 
 
-def tideflow_server(dsn: str) -> tuple[list[str], dict[str, str], int]:
+async def _until_ready(
+    process: asyncio.subprocess.Process, port: int, log: Path, *, tideflow: bool
+) -> None:
+    deadline = time.monotonic() + READY_SECONDS
+    while time.monotonic() < deadline:
+        owner = listener_pid(port)
+        if owner is not None and owner != process.pid:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+            raise PortTaken(f"port {port} is taken by process {owner}")
+        if process.returncode is not None:
+            raise RuntimeError(
+                f"the server exited with {process.returncode} before it was ready "
+                f"(log {log}):\n{_tail(log)}"
+            )
+        token_saved = not tideflow or (Path(HOME) / "admin-token").exists()
+        if owner == process.pid and token_saved and await _ready(port):
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError(
+        f"the server on port {port} was not ready (GET /readyz 200) within "
+        f"{READY_SECONDS:.0f} s (TIDEFLOW_BENCH_READY_SECONDS; log {log}):\n{_tail(log)}"
+    )
+
+
+def tideflow_server(dsn: str) -> ServerArgs:
     """``tideflow serve`` on a free port against ``dsn``."""
     port = free_port()
     env = {**os.environ, "TIDEFLOW_DATABASE_URL": dsn, "PYTHONPATH": ROOT, "TIDEFLOW_HOME": HOME}
     return ["-m", "tideflow.cli", "serve", "--port", str(port)], env, port
 
 
-def naive_server(dsn: str, pool_size: int, mode: str) -> tuple[list[str], dict[str, str], int]:
+def naive_server(dsn: str, pool_size: int, mode: str) -> ServerArgs:
     """The naive server (this file, ``naive-serve``) on a free port."""
     port = free_port()
     args = [os.path.abspath(__file__), "naive-serve", "--dsn", dsn, "--port", str(port)]
@@ -257,8 +355,7 @@ async def http_batched(
         headers, body = encode_batch(batch)
         return http_request(f"/buses/{run}/events", headers, body)
 
-    args, env, port = tideflow_server(dsn)
-    async with server_process(args, env, port):
+    async with server_process(lambda: tideflow_server(dsn)) as port:
         await create_bus(port, run)
         await warm_up(port, lambda n: build(10_000_000 + n), clients)
         figures = await drive(port, [build(n) for n in range(events // per_request)], clients)
@@ -285,11 +382,11 @@ async def http_single(
         return http_request(path, headers, body)
 
     if design == "tideflow":
-        args, env, port = tideflow_server(dsn)
+        start = functools.partial(tideflow_server, dsn)
     else:  # the naive servers get the pool size tideflow serve uses (10)
         await prepare_naive(dsn, design, run)
-        args, env, port = naive_server(dsn, 10, design.removeprefix("naive-"))
-    async with server_process(args, env, port):
+        start = functools.partial(naive_server, dsn, 10, design.removeprefix("naive-"))
+    async with server_process(start) as port:
         if design == "tideflow":
             await create_bus(port, run)
         await warm_up(port, lambda n: build(10_000_000 + n), clients)
@@ -364,6 +461,11 @@ def naive_app(dsn: str, pool_size: int, mode: str) -> Any:
         await store.pool.close()
 
     app = FastAPI(lifespan=lifespan)
+
+    @app.get("/readyz")
+    async def ready() -> dict[str, str]:  # what server_process waits for, as tideflow serve has
+        return {"status": "ok"}
+
     app.add_middleware(IngestFastPath, resolve=lambda scope: (store, 1024 * 1024))
     no_tokens = AccessPolicy(names=None, verifier=None, insecure_local=True)
     app.add_middleware(AccessGate, resolve=lambda scope: no_tokens)  # as --insecure-local
@@ -462,7 +564,11 @@ def main() -> None:
         return
     import uvloop
 
-    results = uvloop.run(run_all(args.dsn, scale=args.scale, rounds=args.rounds))
+    try:
+        results: Any = uvloop.run(run_all(args.dsn, scale=args.scale, rounds=args.rounds))
+    except Exception as exc:  # still one JSON document on stdout, saying what failed
+        print(orjson.dumps({"error": repr(exc)}, option=orjson.OPT_INDENT_2).decode())
+        raise SystemExit(1) from exc
     print(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode())
 
 

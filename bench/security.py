@@ -22,6 +22,13 @@ Parts (``--parts``, comma-separated; default all):
 
 Goal (issue 11): ``auth_on_vs_off`` >= 0.95 for ingestion and seq3.
 
+Every server is started by ``bench/ingest_http.py``'s ``server_process``: on a
+free port (started again on another when some other process took it), ready
+once ``/readyz`` answers 200 from that very process (up to
+``TIDEFLOW_BENCH_READY_SECONDS``, 300 by default; the error carries the tail of
+its log). stdout is one JSON document even when a part fails: that part is
+``{"error": ...}`` (the traceback on stderr) and the exit status is 1.
+
 Run: ``python bench/security.py --dsn postgresql://postgres@127.0.0.1:5432/bench_security``
 (the database is created if missing and emptied first; ``tideflow serve`` migrates it).
 """
@@ -36,6 +43,7 @@ import sys
 import tempfile
 import time
 import timeit
+import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -49,7 +57,15 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import ingest_http  # noqa: E402
-from ingest_http import AUTH, RawConnection, http_request, server_process  # noqa: E402
+from ingest_http import (  # noqa: E402
+    AUTH,
+    RawConnection,
+    ServerArgs,
+    http_request,
+    listener_pid,
+    process_cpu,
+    server_process,
+)
 from runtime import SEQ3  # noqa: E402
 
 from tideflow import expression_budget  # noqa: E402
@@ -61,23 +77,15 @@ FUNCTIONS = "def inc(args):\n    return int(args['n']) + 1\n"
 
 
 def server_cpu(port: int) -> float:
-    """CPU seconds (user + system) the ``tideflow serve`` process on ``port`` used so far.
+    """CPU seconds (user + system) the server listening on ``port`` used so far.
 
     Other jobs on a shared machine move wall-clock rates by 2x from run to run;
     the server's own CPU per request moves far less, and what auth costs is CPU.
     """
-    wanted = f"--port\x00{port}\x00".encode()
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            if wanted not in (proc / "cmdline").read_bytes() + b"\x00":
-                continue
-            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    raise RuntimeError(f"no server process on port {port}")
+    pid = listener_pid(port)
+    if pid is None:
+        raise RuntimeError(f"no server process on port {port}")
+    return process_cpu(pid)
 
 
 async def measured(port: int, work: Awaitable[dict[str, Any]], count: int) -> dict[str, Any]:
@@ -88,9 +96,7 @@ async def measured(port: int, work: Awaitable[dict[str, Any]], count: int) -> di
     return figures
 
 
-def server(
-    dsn: str, *, auth: bool, functions: Path | None = None
-) -> tuple[list[str], dict[str, str], int]:
+def server(dsn: str, *, auth: bool, functions: Path | None = None) -> ServerArgs:
     """``tideflow serve`` with tokens (``auth``) or ``--insecure-local``."""
     args, env, port = ingest_http.tideflow_server(dsn)
     if not auth:
@@ -103,8 +109,7 @@ def server(
 async def ingest_round(dsn: str, *, auth: bool, requests: int, batches: int) -> dict[str, Any]:
     """One run of each ingestion scenario against one server."""
     run = f"sec{time.monotonic_ns()}"
-    args, env, port = server(dsn, auth=auth)
-    async with server_process(args, env, port):
+    async with server_process(lambda: server(dsn, auth=auth)) as port:
         if not auth:
             AUTH.clear()  # no token at all, as a client of --insecure-local sends
         await ingest_http.create_bus(port, run)
@@ -132,8 +137,7 @@ async def seq3_round(
     dsn: str, *, auth: bool, n: int, flight: int, functions: Path
 ) -> dict[str, Any]:
     """Deploy seq3 over HTTP and start ``n`` instances over HTTP, ``flight`` at a time."""
-    args, env, port = server(dsn, auth=auth, functions=functions)
-    async with server_process(args, env, port):
+    async with server_process(lambda: server(dsn, auth=auth, functions=functions)) as port:
         if not auth:
             AUTH.clear()
         deploy = RawConnection(port)
@@ -245,17 +249,8 @@ async def seq3_part(dsn: str, rounds: int, n: int, flight: int) -> dict[str, Any
     on: list[dict[str, Any]] = []
     off: list[dict[str, Any]] = []
     for number in range(rounds):
-        for auth, found in _order(number, on, off):
-            for attempt in range(3):  # a free port another process took meanwhile: again
-                try:
-                    found.append(
-                        await seq3_round(dsn, auth=auth, n=n, flight=flight, functions=functions)
-                    )
-                    break
-                except OSError as exc:
-                    print(f"seq3 round {number}: {exc!r}, attempt {attempt + 1}", file=sys.stderr)
-            else:
-                raise RuntimeError(f"seq3 round {number}: no server after 3 attempts")
+        for auth, found in _order(number, on, off):  # server_process retries a taken port
+            found.append(await seq3_round(dsn, auth=auth, n=n, flight=flight, functions=functions))
     return {"instances": n, "in_flight": flight, **_compare(on, off, "workflows_per_s")}
 
 
@@ -304,16 +299,25 @@ async def _empty(dsn: str) -> None:
 
 
 async def _main(args: argparse.Namespace) -> dict[str, Any]:
+    """Every part asked for; a part that fails is reported as ``{"error": ...}`` and the
+    others still run."""
     parts = args.parts.split(",")
     out: dict[str, Any] = {"load_average_start": [round(x, 2) for x in os.getloadavg()]}
+    runs: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
+        "ingest": lambda: ingest_part(args.dsn, args.rounds, args.scale),
+        "seq3": lambda: seq3_part(args.dsn, args.rounds, args.n, args.flight),
+    }
     if "jq" in parts:
         out["jq"] = jq_part(args.rounds)
     if "ingest" in parts or "seq3" in parts:
         await _empty(args.dsn)  # the first server (with tokens) makes the admin token
-    if "ingest" in parts:
-        out["ingest"] = await ingest_part(args.dsn, args.rounds, args.scale)
-    if "seq3" in parts:
-        out["seq3"] = await seq3_part(args.dsn, args.rounds, args.n, args.flight)
+    for part, run in runs.items():
+        if part in parts:
+            try:
+                out[part] = await run()
+            except Exception as exc:
+                out[part] = {"error": repr(exc)}
+                traceback.print_exc()  # on stderr: stdout stays one JSON document
     out["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     return out
 
@@ -329,7 +333,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.dsn is None and args.parts != "jq":
         parser.error("--dsn (or TIDEFLOW_BENCH_DATABASE_URL) is needed for ingest and seq3")
-    print(orjson.dumps(asyncio.run(_main(args)), option=orjson.OPT_INDENT_2).decode())
+    out = asyncio.run(_main(args))
+    print(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
+    if any(isinstance(part, dict) and "error" in part for part in out.values()):
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,14 @@
 """Issue 11's probes against one real ``tideflow serve``: each costs only itself.
 
 One server (and one database) for the whole module, attacked probe after
-probe. Throughout, a second client asks ``/healthz`` (:class:`HealthProber`:
-every answer and its latency recorded, printed at the end; the test asserts
-that every request was answered 200, not how fast), and after -- or while --
+probe. Throughout, a second client -- a process of its own, so the test's
+work never counts as the server's latency -- asks ``/healthz``
+(:class:`HealthProber`: every answer and its latency recorded, printed at the
+end per probe). The test asserts that every request was answered 200; how
+fast (issue 11: under 100 ms throughout) only with
+``TIDEFLOW_PROBE_HEALTHZ_MS=100``, on a machine quiet enough for a latency to
+mean something (CI's shared machine is not: no timing assertions there). After
+-- or while --
 each attack, a healthy workflow completes and a healthy subscription
 delivers (:meth:`Probes.healthy`). The last test restarts the server on the
 same database: it starts normally and runs nothing of the attacks again.
@@ -38,6 +43,8 @@ from tideflow import limits
 from tideflow.eventstore.gateway import PostgresEventStore
 
 FULL = os.environ.get("TIDEFLOW_PROBE_FULL") == "1"
+HEALTHZ_MS = float(os.environ.get("TIDEFLOW_PROBE_HEALTHZ_MS") or 0)
+"""When set: every ``/healthz`` answer during the probes must come within this many ms."""
 FOREACH_LIMIT = 10_000 if FULL else 2_000
 STRUCTURED = {"content-type": "application/cloudevents+json"}
 
@@ -471,6 +478,12 @@ def test_small_probes_are_clear_4xx_answers(probes: Probes) -> None:
     probes.healthy()
 
 
+def _probe_at(marks: list[tuple[float, str]], moment: float) -> str:
+    """The probe running at ``moment`` (monotonic)."""
+    running = [probe for began, probe in marks if began <= moment]
+    return running[-1] if running else "(before the probes)"
+
+
 @pytest.mark.timeout(180)
 def test_every_probe_was_answered_and_a_restart_is_normal(probes: Probes) -> None:
     probes.prober.stop()
@@ -482,6 +495,13 @@ def test_every_probe_was_answered_and_a_restart_is_normal(probes: Probes) -> Non
         print(note)
     assert probes.prober.answers, "the prober never got an answer"
     assert set(probes.prober.answers) == {200}
+    if HEALTHZ_MS:
+        slow = [
+            (_probe_at(probes.marks, sent), round(latency * 1000, 1))
+            for sent, latency in zip(probes.prober.sent, probes.prober.latencies, strict=True)
+            if latency * 1000 >= HEALTHZ_MS
+        ]
+        assert not slow, f"/healthz answers at or over {HEALTHZ_MS} ms (probe, ms): {slow}"
     letters = len(probes.dead_letters("default.deadletter"))
     probes.sink.release.set()  # the hanging deliveries end before the stop
     from tests.support.served import stop

@@ -19,7 +19,7 @@ import signal
 import ssl
 import subprocess
 import sys
-import threading
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -188,42 +188,60 @@ async def copied_database(server_url: str, template: str, name: str) -> AsyncIte
         await admin.close()
 
 
-class HealthProber(threading.Thread):
-    """A second client asking ``/healthz`` over and over until :meth:`stop` (a thread, so it
-    keeps asking while the test's own requests wait), recording each status and latency."""
+class HealthProber:
+    """A second client asking ``/healthz`` over and over until :meth:`stop`, recording each
+    status and latency.
+
+    It is a process of its own (``tests/support/healthz_probe.py``): a thread
+    here would share the GIL with the test's own work and count that work's
+    pauses as the server's latency. Its answers are read at :meth:`stop`.
+    """
 
     def __init__(self, url: str, pause: float = 0.02) -> None:
-        super().__init__(daemon=True)
         self.url = url
         self.pause = pause
         self.answers: list[int] = []
         self.latencies: list[float] = []
         self.sent: list[float] = []
-        """When each request was sent (``time.monotonic()``)."""
-        self.halt = threading.Event()
+        """When each request was sent (``time.monotonic()``: the machine's clock, which
+        the prober process shares with this one)."""
+        self._out = Path(tempfile.mkstemp(prefix="healthz-", suffix=".txt")[1])
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start asking; returns once the prober runs."""
+        command = [sys.executable, "-m", "tests.support.healthz_probe", self.url]
+        self._process = subprocess.Popen([*command, str(self._out), str(self.pause)], cwd=ROOT)
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while not self._out.read_text():
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                code = self._process.returncode
+                raise RuntimeError(f"the /healthz prober did not start ({code})")
+            time.sleep(0.01)
 
     @property
     def slowest(self) -> float:
-        """The longest answer so far, in seconds."""
+        """The longest answer read so far (at :meth:`stop`), in seconds."""
         return max(self.latencies, default=0.0)
 
-    def run(self) -> None:
-        with httpx.Client(timeout=10) as client:
-            while not self.halt.is_set():
-                began = time.monotonic()
-                try:
-                    status = client.get(f"{self.url}/healthz").status_code
-                except httpx.HTTPError:
-                    status = 0  # no answer at all: recorded as such
-                self.sent.append(began)
-                self.latencies.append(time.monotonic() - began)
-                self.answers.append(status)
-                self.halt.wait(self.pause)
-
     def stop(self) -> None:
-        """Stop asking (waits for the request in flight)."""
-        self.halt.set()
-        self.join(20)
+        """Stop asking (after the request in flight) and read every answer."""
+        process = self._process
+        if process is None:
+            return
+        self._process = None
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+        for line in self._out.read_text().splitlines()[1:]:
+            sent, latency, status = line.split()
+            self.sent.append(float(sent))
+            self.latencies.append(float(latency))
+            self.answers.append(int(status))
+        self._out.unlink()
 
     def summary(self, since: float = 0.0, until: float = float("inf")) -> str:
         """Count, median, 99th percentile and slowest latency, in ms, and the statuses

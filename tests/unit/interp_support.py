@@ -39,9 +39,9 @@ async def run(
 ) -> RunResult:
     """Run ``wf`` on ``effects`` (an empty script by default).
 
-    ``on_step``/``on_state`` go to the run, the other keywords to the interpreter.
+    ``on_step``/``on_state``/``pace`` go to the run, the other keywords to the interpreter.
     """
-    callbacks = {k: interp.pop(k) for k in ("on_step", "on_state") if k in interp}
+    callbacks = {k: interp.pop(k) for k in ("on_step", "on_state", "pace") if k in interp}
     return await Interpreter(wf, **interp).run(
         {} if data is None else data, effects or ScriptedEffects(), **callbacks
     )

@@ -28,6 +28,9 @@ BOUNDED = [
     ".a - 1",
     "-.a + 2",
     "10 - .a",
+    ".item * 2",  # a number, or a string repeated twice: two copies at most
+    "2 * .a + 1",
+    "(.a + .b) * 3",
 ]
 
 UNBOUNDED = [
@@ -45,6 +48,9 @@ UNBOUNDED = [
     ".a = 1",  # .[1e9] = 1 allocates
     ".a |= . + 1",
     ".a * .b",  # "x" * 1e9 allocates
+    ".a * 1e9",
+    ".a * 65",  # more copies than MAX_GROWTH
+    ".a * 8 * 8 * 8",
     'test("(a+)+$")',  # regular expressions can backtrack without end
     'split("a"; "g")',
     'gsub("a"; "b")',

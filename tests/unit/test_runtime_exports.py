@@ -25,6 +25,7 @@ PURE = [
     "_states/events.py",
     "_states/parallel.py",
     "_states/foreach.py",
+    "_turns.py",
 ]
 BANNED = {"asyncpg", "httpx", "fastapi", "time", "random", "socket", "os", "subprocess"}
 

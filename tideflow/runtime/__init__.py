@@ -13,6 +13,7 @@ from tideflow.runtime.effects import (
     EventSpec,
     EventWait,
     FunctionCall,
+    Pace,
     SleepRequest,
     SubflowCall,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "FunctionCall",
     "InstanceState",
     "Interpreter",
+    "Pace",
     "RecordingEffects",
     "ReplayEffects",
     "RunResult",

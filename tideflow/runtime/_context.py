@@ -15,7 +15,8 @@ from typing import Any
 
 from tideflow.errors import ExpressionError
 from tideflow.runtime._input import InputChecker
-from tideflow.runtime.effects import Effects, EventEmit, EventSpec
+from tideflow.runtime._turns import CountedPace
+from tideflow.runtime.effects import Effects, EventEmit, EventSpec, Pace
 from tideflow.runtime.result import Fault, Step, WorkflowError, fault_from_exception
 from tideflow.runtime.retry import RetryPolicy, policy_from_definition
 from tideflow.runtime.state import InstanceState
@@ -212,6 +213,7 @@ class Run:
         "effects",
         "on_state",
         "on_step",
+        "pace",
         "seed",
         "timeline",
         "variables",
@@ -227,6 +229,7 @@ class Run:
         seed: str,
         on_step: StepCallback | None,
         on_state: StateCallback | None = None,
+        pace: Pace | None = None,
     ) -> None:
         self.compiled = compiled
         self.workflow = compiled.workflow
@@ -235,6 +238,7 @@ class Run:
         self.seed = seed
         self.on_step = on_step
         self.on_state = on_state
+        self.pace: Pace = pace or CountedPace()
         self.timeline: list[Step] = []
         self.visits: dict[str, int] = {}
         self.compensable: list[str] = []

@@ -280,6 +280,27 @@ class Effects(Protocol):
         ...
 
 
+class Pace(Protocol):
+    """When a run's work that awaits no effect passes the event loop a turn.
+
+    The interpreters ask after each iteration of a loop (``foreach``, 1.0
+    ``for``, a loop of states or tasks) and before each parallel iteration
+    begins; while a turn is due they ``await asyncio.sleep(0)`` and call
+    :meth:`resumed` with the turn they took. Nothing is journaled, so the
+    answer may depend on anything (the host's clock): a replay takes the same
+    steps either way. A host that gives none gets a count (every 16 checks).
+    """
+
+    def due(self) -> int:
+        """0 when no turn is due; else the number of the turn to take (parallel
+        iterations asking in the same pass of the loop are given the same one)."""
+        ...
+
+    def resumed(self, turn: int) -> None:
+        """The run has the event loop again after turn ``turn``."""
+        ...
+
+
 class WorkflowInterpreter(Protocol):
     """What hosts run: the 0.8 or the 1.0 interpreter of one compiled definition.
 
@@ -311,5 +332,6 @@ class WorkflowInterpreter(Protocol):
         instance_id: str | None = None,
         on_step: Callable[[Step], None] | None = None,
         on_state: Callable[[InstanceState], None] | None = None,
+        pace: Pace | None = None,
     ) -> RunResult:
         """Run one instance to its end (never raises for workflow faults)."""

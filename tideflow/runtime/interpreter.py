@@ -21,7 +21,6 @@ See ``docs/interpreter.md`` for the rules chosen where 0.8 is silent.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Mapping
 from dataclasses import replace
@@ -42,8 +41,9 @@ from tideflow.isotime import duration_seconds, format_timestamp, parse_timestamp
 from tideflow.runtime import timeouts
 from tideflow.runtime._context import Compiled, Run, StateCallback, StepCallback
 from tideflow.runtime._states import Exit, run_body
+from tideflow.runtime._turns import take_turn
 from tideflow.runtime.compensation import StateStep, compensate
-from tideflow.runtime.effects import Deadline, Effects, SleepRequest
+from tideflow.runtime.effects import Deadline, Effects, Pace, SleepRequest
 from tideflow.runtime.result import (
     Completed,
     ContinuedAs,
@@ -64,7 +64,6 @@ __all__ = ["Interpreter"]
 
 _HANDLED = (Fault, StepTimeout, FunctionCallError, ExpressionError)
 WORKFLOW_DEADLINE_KEY = "workflow/timeout:workflow"
-_YIELD_EVERY = 256
 
 
 class Interpreter:
@@ -111,6 +110,7 @@ class Interpreter:
         instance_id: str | None = None,
         on_step: StepCallback | None = None,
         on_state: StateCallback | None = None,
+        pace: Pace | None = None,
     ) -> RunResult:
         """Run one instance to its end and return the outcome (never raises for workflow faults).
 
@@ -121,6 +121,8 @@ class Interpreter:
             on_step: Called with every timeline :class:`Step` of this run as it happens.
             on_state: Called with an :class:`InstanceState` on every state entry
                 and at the end (for status APIs); costs a little per transition.
+            pace: When loops give the event loop a turn (the host's clock); a count
+                of iterations when absent.
         """
         seed = effects.new_id()
         started = effects.now()
@@ -131,7 +133,7 @@ class Interpreter:
         }
         if self.sonataflow:  # SonataFlow reads them as $SECRET.name
             variables["SECRET"] = self.secrets
-        run = Run(self.compiled, effects, variables, seed, on_step, on_state)
+        run = Run(self.compiled, effects, variables, seed, on_step, on_state, pace)
         run.data = {} if input is None else input
         self._top_level_expressions(run)
         deadline = None
@@ -203,13 +205,10 @@ class Interpreter:
     async def _main(self, run: Run, deadline: datetime | None) -> RunResult:
         state: AnyState = self.workflow.start_state
         data = run.data
-        transitions = 0
         while True:
-            transitions += 1
-            if transitions % _YIELD_EVERY == 0:
-                # A loop of states without effects (inject/switch) never
-                # suspends; let other instances on this event loop run.
-                await asyncio.sleep(0)
+            # A loop of states without effects (inject/switch) never suspends:
+            # other instances and requests on this event loop get their turns.
+            await take_turn(run.pace)
             key = run.enter(state.name)
             if run.on_state is not None:
                 self._report_state(run, run.on_state, state.name, data)

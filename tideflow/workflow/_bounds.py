@@ -15,7 +15,9 @@ when memory runs out. So every expression is classified when it is compiled:
   bound.
 - **everything else** -- ``def``, ``reduce``, ``foreach``, ``while``,
   ``until``, ``repeat``, ``range``, ``limit``, ``recurse``, ``label``, ``as``
-  bindings, assignments (``.[1e9] = 1`` allocates), ``*`` (``"x" * 1e9``),
+  bindings, assignments (``.[1e9] = 1`` allocates), ``*`` unless one side is
+  a number literal of at most ``MAX_GROWTH`` (``"x" * 1e9``; ``.a * 2`` counts
+  as two copies),
   ``-`` between two non-literals (array difference is quadratic),
   ``contains``/``indices`` and friends (quadratic), regular expressions
   (catastrophic backtracking), unknown names, anything this scanner does not
@@ -28,6 +30,7 @@ correctness: both paths evaluate with the same jq.
 
 from __future__ import annotations
 
+import math
 import re
 
 __all__ = ["MAX_GROWTH", "MAX_ITERATIONS", "is_bounded"]
@@ -91,12 +94,12 @@ _OPENERS = frozenset("([{")
 _CLOSERS = frozenset(")]}")
 
 
-def _scan(text: str) -> list[str] | None:
+def _scan(text: str, numbers: dict[int, float] | None = None) -> list[str] | None:
     """jq tokens; strings become ``<str>`` with their interpolations inlined as ``( ... )``.
 
-    Fields become ``<field>``, numbers ``<number>``,
-    formats ``<format>``; names, ``$NAME`` and operators stay as written. None when the
-    text is not understood.
+    Fields become ``<field>``, numbers ``<number>`` (their values go to ``numbers``, by
+    token index), formats ``<format>``; names, ``$NAME`` and operators stay as written.
+    None when the text is not understood.
     """
     tokens: list[str] = []
     closes: list[int] = []  # for each open interpolation, the depth its `)` returns to
@@ -133,6 +136,8 @@ def _scan(text: str) -> list[str] | None:
             depth -= token in _CLOSERS
             tokens.append(token)
         else:
+            if kind == "number" and numbers is not None:
+                numbers[len(tokens)] = float(token)
             tokens.append(f"<{kind}>")
     return None if closes else tokens
 
@@ -158,10 +163,11 @@ def is_bounded(body: str) -> bool:
     Args:
         body: The expression without its ``${ }`` wrapper.
     """
-    tokens = _scan(body)
+    numbers: dict[int, float] = {}
+    tokens = _scan(body, numbers)
     if tokens is None:
         return False
-    count = _Count()
+    count = _Count(numbers)
     braces: list[str] = []
     previous = ""
     for index, token in enumerate(tokens):
@@ -180,7 +186,8 @@ def is_bounded(body: str) -> bool:
 class _Count:
     """Iterations, and references to the data per ``|``-separated part."""
 
-    def __init__(self) -> None:
+    def __init__(self, numbers: dict[int, float]) -> None:
+        self.numbers = numbers
         self.iterations = 0
         self.references = 0
         self.done = 1  # the growth of the parts before the current one
@@ -191,6 +198,8 @@ class _Count:
     def add(self, tokens: list[str], index: int, previous: str) -> bool:
         """Count ``tokens[index]``; False when it makes the expression unbounded."""
         token = tokens[index]
+        if token == "*":
+            return self._multiply(tokens, index, previous)
         if token in _ASSIGN:
             return False
         if token == "|":
@@ -214,12 +223,34 @@ class _Count:
             self.iterations += token in _ITERATING_CALLS
         return True
 
+    def _multiply(self, tokens: list[str], index: int, previous: str) -> bool:
+        """``"x" * n`` repeats a string n times: bounded by a small number literal n."""
+        factor = _small_factor(tokens, index, previous, self.numbers)
+        if factor is None:
+            return False
+        self.done *= factor
+        return True
+
 
 def _safe_call(tokens: list[str], index: int) -> bool:
     token = tokens[index]
     if token == "split":  # split/2 takes a regular expression
         return _call_arguments(tokens, index) <= 1
     return token in _SAFE_CALLS or token in _KEYWORDS or token in _ITERATING_CALLS
+
+
+def _small_factor(
+    tokens: list[str], index: int, previous: str, numbers: dict[int, float]
+) -> int | None:
+    """How many times ``*`` at ``tokens[index]`` may copy its other operand: the number
+    literal on one side (at most ``MAX_GROWTH``); None without one (``.a * .b``)."""
+    sides = [index - 1] if previous == "<number>" else []
+    if tokens[index + 1 : index + 2] == ["<number>"]:
+        sides.append(index + 1)
+    if not sides:
+        return None
+    factor = min(numbers[side] for side in sides)
+    return max(1, math.ceil(factor)) if factor <= MAX_GROWTH else None
 
 
 def _numeric_minus(tokens: list[str], index: int, previous: str) -> bool:

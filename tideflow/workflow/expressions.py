@@ -22,7 +22,7 @@ from typing import Any
 import jq  # type: ignore[import-not-found]
 
 from tideflow.errors import ExpressionError, PathPart
-from tideflow.workflow import _bounds, _fastpath, _jsonpath
+from tideflow.workflow import _bounds, _fastpath, _jsonpath, _projection
 from tideflow.workflow._fastpath import MISMATCH
 from tideflow.workflow.exprtext import (
     function_reference,
@@ -91,6 +91,9 @@ class Expression:
         bounded: The expression cannot run away (see
             :mod:`tideflow.workflow._bounds`): it is evaluated in-process;
             otherwise through the installed evaluator, under a budget.
+        reads: The only top-level fields of an object input a jq expression
+            reads, when that is certain (:mod:`tideflow.workflow._projection`):
+            jq is handed only those; ``None``: the whole input.
     """
 
     source: str
@@ -103,6 +106,7 @@ class Expression:
     _fast: tuple[str | None, tuple[PathPart, ...]] | None = field(
         default=None, repr=False, compare=False
     )
+    reads: tuple[str, ...] | None = field(default=None, repr=False, compare=False)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Compiled programs cannot be copied or pickled; the text can be recompiled.
@@ -154,6 +158,7 @@ class Expression:
             return _evaluator(self, "evaluate", data, variables)
         program = self._program
         if program is not None:  # jq: the first output only, without building a list
+            data = _project(self.reads, data)
             try:
                 if self.variables:
                     data = _jq_input(self.variables, data, variables)
@@ -234,6 +239,13 @@ def _compile_jq_path(body: str, names: tuple[str, ...], source: str) -> Any:
     return _compile_jq(_jq_source(f"[path({body})]", names), source, body)
 
 
+def _project(reads: tuple[str, ...] | None, data: Any) -> Any:
+    """``data`` with only the fields ``reads`` (an object larger than them), else as it is."""
+    if reads is None or type(data) is not dict or len(data) <= len(reads):
+        return data
+    return {name: data[name] for name in reads if name in data}
+
+
 def _jq_input(names: tuple[str, ...], data: Any, variables: Variables | None) -> Any:
     if not names:
         return data
@@ -258,14 +270,18 @@ def _run_jq(
 class _JqRunner:
     """Callable that evaluates a compiled jq program; keeps the program for the fast path."""
 
-    __slots__ = ("names", "program", "source")
+    __slots__ = ("names", "program", "reads", "source")
 
-    def __init__(self, program: Any, names: tuple[str, ...], source: str) -> None:
+    def __init__(
+        self, program: Any, names: tuple[str, ...], source: str, reads: tuple[str, ...] | None
+    ) -> None:
         self.program = program
         self.names = names
         self.source = source
+        self.reads = reads
 
     def __call__(self, data: Any, variables: Variables | None) -> list[Any]:
+        data = _project(self.reads, data)
         return _run_jq(self.program, self.source, self.names, data, variables)
 
 
@@ -309,9 +325,10 @@ def compile_expression(text: str, lang: str = "jq") -> Expression:
     fast = _fastpath.parse(body)
     if fast is not None and fast[0] in _JQ_BUILTIN_VARIABLES:
         fast = None
-    runner = _JqRunner(program, names, text)
+    reads = _projection.read_fields(body)
+    runner = _JqRunner(program, names, text, reads)
     bounded = fast is not None or _bounds.is_bounded(body)
-    return Expression(text, lang, body, names, runner, bounded, program, fast)
+    return Expression(text, lang, body, names, runner, bounded, program, fast, reads)
 
 
 _LITERAL, _EXPRESSION, _INTERPOLATION = range(3)

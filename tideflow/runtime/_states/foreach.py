@@ -29,7 +29,7 @@ from tideflow.errors import ExpressionError, ValueLimitExceeded
 from tideflow.runtime._actions import invoke_action, is_skipped, merge_result
 from tideflow.runtime._context import Run
 from tideflow.runtime._states.basic import scope as state_scope
-from tideflow.runtime._turns import Turns, gather_in_turns
+from tideflow.runtime._turns import gather_in_turns, take_turn
 from tideflow.workflow.data_filters import filter_action_result, get_at, merge, put_at
 from tideflow.workflow.model import End, ForEachState, Transition
 
@@ -156,7 +156,6 @@ async def foreach(
     size = _batch_size(run, state, data, len(items))
     base = _base_data(run, state, data)
     outputs: list[Any] = []
-    turns = Turns()  # iterations of expressions only never yield by themselves
     for start in range(0, len(items), size):
         batch = items[start : start + size]
         if len(batch) == 1:
@@ -167,8 +166,8 @@ async def foreach(
                 _iteration(run, state, base, element, f"{key}/iter:{start + offset}", param)
                 for offset, element in enumerate(batch)
             ]
-            outputs.extend(await gather_in_turns(coros))
-        await turns.after(len(batch))
+            outputs.extend(await gather_in_turns(coros, run.pace))
+        await take_turn(run.pace)  # iterations of expressions only never yield by themselves
     if state.output_collection is None:
         return data, None
     return _collect(run, state, data, outputs), None

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from tideflow.errors import HostError, StoreError
-from tideflow.runtime._turns import Turns
+from tideflow.runtime._turns import take_turn
 from tideflow.runtime.dsl1._extensions import applies, definition_variables, extensions_of
 from tideflow.runtime.dsl1._scope import Run, check_schema, evaluate_bool, seconds, transform
 from tideflow.runtime.dsl1.errors import Raised, error_from_exception
@@ -57,7 +57,6 @@ class Executor:
     ) -> tuple[Any, bool]:
         """Like :meth:`run_list`, and whether it ended by ``then: exit``."""
         index = 0
-        turns = Turns()  # a `then:` loop of expression tasks never yields by itself
         while index < len(tasks):
             task = tasks.tasks[index]
             data, directive = await self.run_task(task, data, key, scope)
@@ -69,7 +68,7 @@ class Executor:
                 raise End(data)
             else:
                 index = tasks.position(directive)
-                await turns.after()
+                await take_turn(self.run.pace)  # a `then:` loop of expression tasks
         return data, False
 
     async def run_task(

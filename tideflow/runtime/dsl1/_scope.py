@@ -14,8 +14,9 @@ from typing import Any
 
 from tideflow.errors import ExpressionError
 from tideflow.isotime import duration_seconds, format_timestamp
+from tideflow.runtime._turns import CountedPace
 from tideflow.runtime.dsl1.errors import Raised, standard_error
-from tideflow.runtime.effects import Effects
+from tideflow.runtime.effects import Effects, Pace
 from tideflow.runtime.result import Step
 from tideflow.workflow.dsl1.model import Task, Workflow, thaw
 from tideflow.workflow.expressions import compile_expression, evaluate_value
@@ -61,6 +62,8 @@ class Run:
     """``$task.startedAt`` by task reference: the latest start of that task."""
     authorizations: dict[str, Any] = field(default_factory=dict)
     """``$authorization`` by task reference: the resolved authentication of a call."""
+    pace: Pace = field(default_factory=CountedPace)
+    """When loops give the event loop a turn (the host's; a count when it gives none)."""
 
     def task_started(self, task: Task) -> None:
         """Note the moment ``task`` starts (when the definition reads ``$task.startedAt``)."""

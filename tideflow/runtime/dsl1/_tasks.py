@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tideflow.isotime import format_timestamp
-from tideflow.runtime._turns import Turns
+from tideflow.runtime._turns import take_turn
 from tideflow.runtime.dsl1._executor import Executor, Scope
 from tideflow.runtime.dsl1._scope import (
     evaluate,
@@ -99,7 +99,6 @@ async def run_for(ex: Executor, task: Task, data: Any, key: str, scope: Scope) -
         items = [items]
     condition = task.get("while")
     output = data
-    turns = Turns()  # iterations of expressions only never yield by themselves
     for index, item in enumerate(items):
         inner = {**scope, each: item, at: index}
         if condition is not None:
@@ -107,7 +106,7 @@ async def run_for(ex: Executor, task: Task, data: Any, key: str, scope: Scope) -
             if not evaluate_bool(condition, output, variables, task.reference):
                 break
         output = await ex.run_list(task.lists["do"], output, f"{key}/iter:{index}", inner)
-        await turns.after()
+        await take_turn(ex.run.pace)  # iterations of expressions only never yield
     return output, None
 
 

@@ -34,7 +34,7 @@ from tideflow.runtime.dsl1._scope import (
     transform,
 )
 from tideflow.runtime.dsl1.errors import Raised, error_from_exception
-from tideflow.runtime.effects import Deadline, Effects
+from tideflow.runtime.effects import Deadline, Effects, Pace
 from tideflow.runtime.result import (
     Completed,
     Failed,
@@ -102,12 +102,14 @@ class Interpreter:
         instance_id: str | None = None,
         on_step: Callable[[Step], None] | None = None,
         on_state: Callable[[InstanceState], None] | None = None,
+        pace: Pace | None = None,
     ) -> RunResult:
         """Run one instance to its end and return the outcome (never raises for workflow faults).
 
         ``on_step`` is told of every timeline step of this run as it happens;
         ``on_state`` of the task each top-level or nested task starts with its
-        input (``current_state`` is the task's name), for status APIs.
+        input (``current_state`` is the task's name), for status APIs; ``pace``
+        decides when loops give the event loop a turn (a count when absent).
         """
         seed = effects.new_id()
         started = effects.now()
@@ -126,6 +128,8 @@ class Interpreter:
         run = Run(self.workflow, effects, seed, base, on_step=on_step,
                   definitions=self._task_definitions,
                   task_moments=self._task_moments)  # fmt: skip
+        if pace is not None:
+            run.pace = pace
         if on_state is not None:
             run.on_task = _reporter(on_state, self.workflow, instance_id or seed, seed)
         executor = Executor(run, RUNNERS)

@@ -41,7 +41,7 @@ from tideflow.runtime.functions import AuthDefinition
 from tideflow.runtime.gateway import InstanceRow
 from tideflow.runtime.hosts._journaled_effects import DurableEffects
 from tideflow.runtime.hosts._runner_services import EffectsServices, RunnerServices
-from tideflow.runtime.hosts.plumbing import redactor_of, resolve_auth
+from tideflow.runtime.hosts.plumbing import ClockPace, redactor_of, resolve_auth
 from tideflow.runtime.journal import Continue, Control, Finish, Park, Stop
 from tideflow.runtime.lifecycle import CORRELATION_KINDS
 from tideflow.runtime.result import ContinuedAs, Failed, RunResult, Step, Terminated, WorkflowError
@@ -361,6 +361,7 @@ class InstanceRunner:
                 instance_id=self.instance_id,
                 on_step=self.on_step,
                 on_state=self.on_state,
+                pace=ClockPace(self.host.clock.monotonic),
             )
 
         loop = asyncio.get_running_loop()

@@ -59,6 +59,7 @@ from tideflow.runtime.hosts._local_support import (
     load_functions_file,
 )
 from tideflow.runtime.hosts.plumbing import (
+    ClockPace,
     bounded,
     call_arguments,
     complete_event,
@@ -364,6 +365,7 @@ class LocalHost:
                 effects,
                 instance_id=effects.instance_id,
                 on_step=redacted_steps(on_step, redactor),
+                pace=ClockPace(self.clock.monotonic),
             )
             result = redact_result(result, redactor)
             if not isinstance(result, ContinuedAs):

@@ -1,4 +1,5 @@
-"""What every host does the same way: idempotency keys, bounding, auth, secrets, produced events.
+"""What every host does the same way: idempotency keys, bounding, auth, secrets, produced events,
+the pace of a run's turns.
 
 The local host (:mod:`tideflow.runtime.hosts.local`) and the durable host
 (:mod:`tideflow.runtime.hosts.durable`) -- and any later host -- use these,
@@ -33,6 +34,8 @@ from tideflow.workflow.expressions import evaluate_value
 from tideflow.workflow.model import Workflow, thaw
 
 __all__ = [
+    "TURN_SECONDS",
+    "ClockPace",
     "DeclaresSecrets",
     "bounded",
     "call_arguments",
@@ -47,6 +50,56 @@ __all__ = [
 
 T = TypeVar("T")
 _ATTEMPT = re.compile(r"/attempt:\d+$")
+
+TURN_SECONDS = 0.002
+"""How long a run's work that awaits no effect holds the event loop before it passes a turn
+(issue 11: ``/healthz`` and every other instance wait at most about this long per busy run)."""
+
+
+class ClockPace:
+    """A run's :class:`~tideflow.runtime.effects.Pace` by elapsed time on the host's clock.
+
+    A turn is due once ``seconds`` have passed since the run last had the
+    event loop back from one -- or after ``checks`` checks, so that a clock
+    that does not move (a test's manual clock) still lets others run. It
+    stays due until the run has the loop back from that turn, so every
+    parallel iteration that asks within the same pass of the loop waits for
+    the next one (a group of iterations cannot spend the slice once each; one
+    coming back from an earlier turn does not end a turn begun since). The first check
+    after a run awaited an effect may find a turn due that the effect
+    already gave: one pass of the loop, harmless.
+
+    Args:
+        monotonic: The host clock's :meth:`~tideflow.clock.Clock.monotonic`.
+        seconds: The slice.
+        checks: The most checks between two turns.
+    """
+
+    __slots__ = ("_checks", "_due", "_left", "_monotonic", "_seconds", "_since", "_turn")
+
+    def __init__(
+        self, monotonic: Callable[[], float], seconds: float = TURN_SECONDS, checks: int = 256
+    ) -> None:
+        self._monotonic = monotonic
+        self._seconds = seconds
+        self._checks = self._left = checks
+        self._since = monotonic()
+        self._due = False
+        self._turn = 0
+
+    def due(self) -> int:
+        if not self._due:
+            self._left -= 1
+            if self._left <= 0 or self._monotonic() - self._since >= self._seconds:
+                self._due = True
+                self._turn += 1
+        return self._turn if self._due else 0
+
+    def resumed(self, turn: int) -> None:
+        if self._due and turn == self._turn:  # the first back from this turn: a new slice
+            self._due = False
+            self._left = self._checks
+            self._since = self._monotonic()
 
 
 def idempotency_key(instance_id: str, step_key: str, run_no: int = 1) -> str:
