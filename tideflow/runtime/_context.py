@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from tideflow.errors import ExpressionError
-from tideflow.runtime._input import InputChecker
+from tideflow.runtime._input import InputChecker, OutputChecker
 from tideflow.runtime._turns import CountedPace
 from tideflow.runtime.effects import Effects, EventEmit, EventSpec, Pace
 from tideflow.runtime.result import Fault, Step, WorkflowError, fault_from_exception
@@ -87,6 +87,7 @@ class Compiled:
         self._lenient: dict[str, Expression | None] = {}
         self.constants = fast_thaw(workflow.constants)
         self.input = InputChecker(workflow)
+        self.output = OutputChecker(workflow)
 
     @classmethod
     def for_workflow(cls, workflow: Workflow, dialect: str | None = None) -> Compiled:

@@ -96,6 +96,7 @@ class Interpreter:
         self._wet = wet
         self._wet_seconds = None if wet is None else duration_seconds(wet.duration)
         self._input = self.compiled.input
+        self._output = self.compiled.output
 
     @property
     def sonataflow(self) -> bool:
@@ -202,6 +203,17 @@ class Interpreter:
             raise Fault(error, retryable=False)
         run.step("input.invalid", "input", None, error=error.to_json())
 
+    def _check_output(self, run: Run, output: Any, state: str) -> None:
+        # SonataFlow's workflow-output-schema: checked when the workflow ends, with
+        # the same failOnValidationErrors rule as the input.
+        problem = self._output.problem(output)
+        if problem is None:
+            return
+        error = WorkflowError(name="validation", code="VALIDATION", message=problem)
+        if self._output.fail:
+            raise Fault(error, retryable=False)
+        run.step("output.invalid", "output", state, error=error.to_json())
+
     async def _main(self, run: Run, deadline: datetime | None) -> RunResult:
         state: AnyState = self.workflow.start_state
         data = run.data
@@ -293,6 +305,7 @@ class Interpreter:
                 workflow_exec_timeout=None if wet is None else wet.duration,
                 output=output,
             )
+        self._check_output(run, output, state)
         if end.terminate:
             return Terminated(output=output)
         if self.workflow.keep_active:

@@ -72,7 +72,7 @@ class Step:
             ``event.received``, ``event.timeout``, ``error``,
             ``error.handled``, ``compensation``, ``switch.matched``,
             ``switch.default``, ``branch.started``, ``branch.completed``,
-            ``input.invalid``, ``keep_active``, ``workflow.timeout``,
+            ``input.invalid``, ``output.invalid``, ``keep_active``, ``workflow.timeout``,
             ``workflow.failed``.
         key: The step key.
         state: The state's name.

@@ -254,6 +254,31 @@ def _data_input_schema(value: str | Doc) -> m.DataInputSchema:
     )
 
 
+OUTPUT_SCHEMA_EXTENSION = "workflow-output-schema"
+"""SonataFlow's extension that validates a workflow's output (``outputSchema``)."""
+
+
+def output_schema_index(doc: Mapping[str, Any]) -> int | None:
+    """The index in ``extensions`` of SonataFlow's ``workflow-output-schema``, if any."""
+    extensions = doc.get("extensions")
+    if not isinstance(extensions, list):
+        return None
+    for index, extension in enumerate(extensions):
+        if isinstance(extension, Mapping) and OUTPUT_SCHEMA_EXTENSION in (
+            extension.get("extensionid"),  # SonataFlow's spelling
+            extension.get("extensionId"),  # the 0.8 schema's
+        ):
+            return index
+    return None
+
+
+def _output_schema(doc: Doc) -> m.DataInputSchema | None:
+    """SonataFlow's output schema (validated by the loader: a URI or ``{schema, ...}``)."""
+    index = output_schema_index(doc)
+    spec = None if index is None else doc["extensions"][index].get("outputSchema")
+    return _data_input_schema(spec) if isinstance(spec, str | Mapping) else None
+
+
 BUNDLE_FILES = "$tideflowFiles"
 """Where a stored version keeps the function documents its bundle brought."""
 
@@ -278,6 +303,7 @@ def workflow(doc: Doc) -> m.Workflow:
         version=b._str(doc.get("version")),
         annotations=b._strs(doc.get("annotations")),
         data_input_schema=b._opt(doc, "dataInputSchema", _data_input_schema),
+        data_output_schema=_output_schema(doc),
         secrets=b._strs(doc.get("secrets")),
         constants=m.freeze(doc.get("constants") or {}),
         start=start(doc),

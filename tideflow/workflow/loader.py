@@ -24,10 +24,17 @@ from urllib.parse import unquote, urlparse
 import yaml
 
 from tideflow import limits
-from tideflow.errors import Problem, ValueLimitExceeded, WorkflowLoadError, WorkflowValidationError
+from tideflow.errors import (
+    PathPart,
+    Problem,
+    ValueLimitExceeded,
+    WorkflowLoadError,
+    WorkflowValidationError,
+)
 from tideflow.workflow import _schema_refs as schema_refs
 from tideflow.workflow import model
 from tideflow.workflow._build_workflow import BUNDLE_FILES as BUNDLE_FILES  # re-exported
+from tideflow.workflow._build_workflow import output_schema_index
 from tideflow.workflow._build_workflow import workflow as build_workflow
 from tideflow.workflow._cycles import cycle_problems
 from tideflow.workflow._schema import json_type
@@ -114,10 +121,11 @@ def parse_document(text: str, source: str = "<text>") -> dict[str, Any]:
 class ExternalReference:
     """A property of a definition that names a separate document."""
 
-    path: tuple[str, ...]
+    path: tuple[PathPart, ...]
     """Where the reference is: ``("functions",)``, ``("dataInputSchema", "schema")``."""
     key: str
-    """The top-level property (one of :data:`EXTERNAL_KEYS`, or ``dataInputSchema``)."""
+    """The top-level property (one of :data:`EXTERNAL_KEYS`, ``dataInputSchema``), ``schema``
+    (a file a schema ``$ref`` s) or ``outputSchema`` (SonataFlow's output schema extension)."""
     uri: str
     """The path or URI as written."""
 
@@ -156,55 +164,73 @@ def external_references(doc: Mapping[str, Any]) -> tuple[ExternalReference, ...]
         for key in EXTERNAL_KEYS
         if isinstance(doc.get(key), str)
     ]
-    spec = doc.get("dataInputSchema")  # 0.8: a URI, or {schema: URI, failOnValidationErrors}
-    if isinstance(spec, str):
-        refs.append(ExternalReference(("dataInputSchema",), "dataInputSchema", spec))
-    elif isinstance(spec, Mapping) and isinstance(spec.get("schema"), str):
-        path = ("dataInputSchema", "schema")
-        refs.append(ExternalReference(path, "dataInputSchema", spec["schema"]))
+    # 0.8: a URI, or {schema: URI, failOnValidationErrors} (the output schema: the same)
+    for at, spec in _schema_specs(doc):
+        key = "dataInputSchema" if at == ("dataInputSchema",) else "outputSchema"
+        if isinstance(spec, str):
+            refs.append(ExternalReference(at, key, spec))
+        elif isinstance(spec, Mapping) and isinstance(spec.get("schema"), str):
+            refs.append(ExternalReference((*at, "schema"), key, spec["schema"]))
     return tuple(refs)
 
 
-def _schema_root(doc: Mapping[str, Any]) -> tuple[Any, str, tuple[str, ...]] | None:
-    """The ``dataInputSchema`` as written: (schema or its URI, base URI, path)."""
-    spec = doc.get("dataInputSchema")
-    if isinstance(spec, str):
-        return spec, spec, ("dataInputSchema",)
-    if isinstance(spec, Mapping):
-        schema = spec.get("schema")
-        base = schema if isinstance(schema, str) else ""
-        return schema, base, ("dataInputSchema", "schema")
-    return None
+def _schema_specs(doc: Mapping[str, Any]) -> list[tuple[tuple[PathPart, ...], Any]]:
+    """(path, value) of the ``dataInputSchema`` and of the output schema extension's
+    ``outputSchema``: each a URI or ``{schema, failOnValidationErrors}``."""
+    specs: list[tuple[tuple[PathPart, ...], Any]] = []
+    if "dataInputSchema" in doc:
+        specs.append((("dataInputSchema",), doc["dataInputSchema"]))
+    index = output_schema_index(doc)
+    if index is not None:
+        extension = doc["extensions"][index]
+        specs.append((("extensions", index, "outputSchema"), extension.get("outputSchema")))
+    return specs
+
+
+_Root = tuple[tuple[PathPart, ...], Any, str, tuple[PathPart, ...]]
+
+
+def _schema_roots(doc: Mapping[str, Any]) -> list[_Root]:
+    """Each schema as written: (its spec's path, the schema or its URI, its base URI,
+    the schema's path)."""
+    roots: list[_Root] = []
+    for at, spec in _schema_specs(doc):
+        if isinstance(spec, str):
+            roots.append((at, spec, spec, at))
+        elif isinstance(spec, Mapping):
+            schema = spec.get("schema")
+            roots.append((at, schema, schema if isinstance(schema, str) else "", (*at, "schema")))
+    return roots
 
 
 def schema_references(
     doc: Mapping[str, Any], contents: ReferenceContents
 ) -> tuple[ExternalReference, ...]:
-    """The schema files the ``dataInputSchema`` (and the files read so far) ``$ref``, not read yet.
+    """The schema files the ``dataInputSchema`` and the output schema (and the files read
+    so far) ``$ref``, not read yet.
 
     Readers call this until it gives nothing (at most
     :data:`~tideflow.workflow._schema_refs.MAX_DOCUMENTS` files in all): each
     file read may name more.
     """
-    root = _schema_root(doc)
-    if root is None:
-        return ()
-    schema, base, where = root
-    pending = [(schema, base, where)]
-    seen: set[str] = {base}
     found: list[ExternalReference] = []
-    while pending and len(seen) <= schema_refs.MAX_DOCUMENTS:
-        node, uri, at = pending.pop()
-        if isinstance(node, str):
-            node = _parsed_schema(contents.get(node))
-        for path, target in schema_refs.file_refs(node, uri):
-            if target in seen:
-                continue
-            seen.add(target)
-            if target in contents:
-                pending.append((target, target, at))
-            else:
-                found.append(ExternalReference((*at, *map(str, path)), "schema", target))
+    seen: set[str] = set()
+    for _, schema, base, where in _schema_roots(doc):
+        pending: list[tuple[Any, str, tuple[PathPart, ...]]] = [(schema, base, where)]
+        seen.add(base)
+        while pending and len(seen) <= schema_refs.MAX_DOCUMENTS:
+            node, uri, path_at = pending.pop()
+            if isinstance(node, str):
+                node = _parsed_schema(contents.get(node))
+            for path, target in schema_refs.file_refs(node, uri):
+                if target in seen:
+                    continue
+                seen.add(target)
+                if target in contents:
+                    pending.append((target, target, path_at))
+                else:
+                    ref_path = (*path_at, *map(str, path))
+                    found.append(ExternalReference(ref_path, "schema", target))
     return tuple(found)
 
 
@@ -308,24 +334,59 @@ def inline_references(
         except ValueError as exc:
             problems.append(Problem(path=ref.path, message=str(exc)))
             continue
-        if ref.key == "dataInputSchema":
-            spec = doc["dataInputSchema"]
+        if ref.key in ("dataInputSchema", "outputSchema"):
+            at = ref.path[:-1] if ref.path[-1] == "schema" else ref.path
+            spec = _spec_at(doc, at)
             holder = dict(spec) if isinstance(spec, Mapping) else {}
-            resolved["dataInputSchema"] = {**holder, "schema": value}
+            _put_spec(resolved, at, {**holder, "schema": value})
         else:
             resolved[ref.key] = value
-    problems += _bundle_schema(doc, resolved, contents)
+    problems += _output_spec_problems(resolved)
+    problems += _bundle_schemas(doc, resolved, contents)
     return resolved, problems
 
 
-def _bundle_schema(
+def _spec_at(doc: Mapping[str, Any], at: tuple[PathPart, ...]) -> Any:
+    """The schema spec at ``("dataInputSchema",)`` or ``("extensions", i, "outputSchema")``."""
+    if at == ("dataInputSchema",):
+        return doc.get("dataInputSchema")
+    extension = doc["extensions"][at[1]]
+    return extension.get("outputSchema") if isinstance(extension, Mapping) else None
+
+
+def _put_spec(resolved: dict[str, Any], at: tuple[PathPart, ...], spec: Any) -> None:
+    """Replace the schema spec at ``at`` in ``resolved`` (its ``extensions`` list copied)."""
+    if at == ("dataInputSchema",):
+        resolved["dataInputSchema"] = spec
+        return
+    extensions = list(resolved["extensions"])
+    index = at[1]
+    assert isinstance(index, int)
+    extensions[index] = {**extensions[index], "outputSchema": spec}
+    resolved["extensions"] = extensions
+
+
+def _output_spec_problems(resolved: Mapping[str, Any]) -> list[Problem]:
+    """The output schema extension's ``outputSchema`` is not a URI or ``{schema, ...}``."""
+    index = output_schema_index(resolved)
+    if index is None:
+        return []
+    spec = _spec_at(resolved, ("extensions", index, "outputSchema"))
+    at: tuple[PathPart, ...] = ("extensions", index, "outputSchema")
+    if isinstance(spec, str):
+        return []
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("schema"), str | dict):
+        return [Problem(at, "must be a schema URI or {schema, failOnValidationErrors}")]
+    fail = spec.get("failOnValidationErrors", True)
+    if not isinstance(fail, bool):
+        return [Problem((*at, "failOnValidationErrors"), "must be true or false")]
+    return []
+
+
+def _bundle_schemas(
     doc: Mapping[str, Any], resolved: dict[str, Any], contents: ReferenceContents
 ) -> list[Problem]:
-    """Embed the files the ``dataInputSchema`` ``$ref`` s (see :mod:`._schema_refs`)."""
-    root = _schema_root(doc)
-    spec = resolved.get("dataInputSchema")
-    if root is None or not isinstance(spec, Mapping) or not isinstance(spec.get("schema"), dict):
-        return []
+    """Embed the files the schemas ``$ref`` (see :mod:`._schema_refs`)."""
     documents: dict[str, Any] = {}
     reasons: dict[str, str] = {}
     for uri, content in contents.items():
@@ -337,13 +398,19 @@ def _bundle_schema(
             documents[uri] = value
         else:
             reasons[uri] = f"'{uri}' is not a JSON schema (an object)"
-    where = ("dataInputSchema", "schema")
-    bundled, problems = schema_refs.bundle(spec["schema"], root[1], documents, where, reasons)
-    resolved["dataInputSchema"] = {**spec, "schema": bundled}
-    return problems + _schema_problems(bundled, where)
+    problems: list[Problem] = []
+    for at, _, base, _ in _schema_roots(doc):
+        spec = _spec_at(resolved, at)
+        if not isinstance(spec, Mapping) or not isinstance(spec.get("schema"), dict):
+            continue
+        where = (*at, "schema")
+        bundled, found = schema_refs.bundle(spec["schema"], base, documents, where, reasons)
+        _put_spec(resolved, at, {**spec, "schema": bundled})
+        problems += found + _schema_problems(bundled, where)
+    return problems
 
 
-def _schema_problems(schema: dict[str, Any], where: tuple[str, ...]) -> list[Problem]:
+def _schema_problems(schema: dict[str, Any], where: tuple[PathPart, ...]) -> list[Problem]:
     """The schema is not one of its draft (draft-04 and later, by ``$schema``)."""
     import jsonschema  # type: ignore[import-untyped]  # slow import: only when needed
 
@@ -368,7 +435,7 @@ def _parse_content(ref: ExternalReference, content: str | Unreadable | None) -> 
         value = _parse(content)
     except WorkflowLoadError as exc:
         raise ValueError(f"cannot parse '{ref.uri}': {exc}") from None
-    if ref.key in ("dataInputSchema", "schema"):
+    if ref.key in ("dataInputSchema", "outputSchema", "schema"):
         if not isinstance(value, dict):
             raise ValueError(f"'{ref.uri}' holds {json_type(value)}, not a JSON schema")
         return value

@@ -294,6 +294,8 @@ class Workflow:
     """Informational annotations."""
     data_input_schema: DataInputSchema | None = None
     """Schema of the workflow input."""
+    data_output_schema: DataInputSchema | None = None
+    """Schema of the workflow output: SonataFlow's ``workflow-output-schema`` extension."""
     secrets: tuple[str, ...] = ()
     """Names of the secrets the workflow uses."""
     constants: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
