@@ -6,8 +6,11 @@ owns about a third of the units (``GET /cluster``); after a SIGKILL of one, the
 others deliver its subscriptions: none lost, order kept (every subscription is
 ordered), and repeats (counted by CloudEvent ``source``+``id``) only on the
 subscriptions the killed process owned -- the deliveries in flight at the kill.
-Restarted with the same ``--node-id``, it gets its share back. A workflow
-deployed through one process starts from an event ingested through another.
+Restarted with the same ``--node-id``, it gets its share back. The workflow
+subscriber's partitions are shared out too (each process owns at least one),
+and start events posted around the kill start exactly one instance each: none
+lost, none started twice. A workflow deployed through one process starts from
+an event ingested through another.
 """
 
 from __future__ import annotations
@@ -28,11 +31,13 @@ import pytest
 
 from tests.support.cli import run_cli
 from tests.support.served import LOCAL, Served, serve_process
+from tideflow.triggers.correlation import PARTITIONS, partition_subscription
 
 pytestmark = pytest.mark.slow
 
 SUBSCRIPTIONS = 30
 BUS = "cluster-orders"
+WORKFLOW_UNITS = {f"subscription:{partition_subscription(i)}" for i in range(PARTITIONS)}
 GREET = """\
 id: cluster-greet
 version: '1.0'
@@ -123,10 +128,10 @@ def events(start: int, count: int) -> list[dict[str, Any]]:
     ]
 
 
-def post_events(server: Served, batch: list[dict[str, Any]]) -> None:
+def post_events(server: Served, batch: list[dict[str, Any]], bus: str = BUS) -> None:
     with server.client() as client:
         response = client.post(
-            f"/buses/{BUS}/events",
+            f"/buses/{bus}/events",
             content=json.dumps(batch),
             headers={"content-type": "application/cloudevents-batch+json"},
         )
@@ -149,13 +154,49 @@ def shares(server: Served) -> tuple[dict[str, set[str]], list[str]]:
 
 def balanced(server: Served, nodes: set[str]) -> dict[str, set[str]] | None:
     """The shares once exactly ``nodes`` own every unit (the 30 subscriptions and the
-    workflow subscriber), fairly; else None."""
+    workflow subscriber's partitions), fairly, and each node some partitions; else None."""
     found, unowned = shares(server)
     units = set().union(*found.values())
-    if set(found) != nodes or unowned or len(units) != SUBSCRIPTIONS + 1:
+    if set(found) != nodes or unowned or len(units) != SUBSCRIPTIONS + PARTITIONS:
         return None
     low = len(units) // len(nodes)
-    return found if all(low <= len(s) <= low + 1 for s in found.values()) else None
+    if not all(low <= len(s) <= low + 1 for s in found.values()):
+        return None
+    parts = [len(s & WORKFLOW_UNITS) for s in found.values()]
+    return found if max(parts) - min(parts) <= 1 and min(parts) >= 1 else None
+
+
+def post_greetings(server: Served, start: int, count: int) -> None:
+    """``count`` events that each start an instance of cluster-greet (data ``{i}``, which
+    its output has at ``hello``)."""
+    batch = [
+        {"specversion": "1.0", "id": f"hello-{i:03d}", "source": "/cluster-test",
+         "type": "com.example.cluster.hello", "data": {"i": i}}
+        for i in range(start, start + count)
+    ]  # fmt: skip
+    post_events(server, batch, "default")
+
+
+def deploy_greet(server: Served) -> None:
+    with server.client() as client:
+        response = client.post(
+            "/workflows", content=GREET, headers={"content-type": "application/yaml"}
+        )
+        assert response.status_code == 201, response.text
+
+
+def greeted(server: Served, total: int) -> list[int] | None:
+    """The ``i`` of every completed cluster-greet instance once ``total`` completed."""
+    with server.client() as client:
+        params: dict[str, str | int] = {"workflow": "cluster-greet", "limit": 1000}
+        response = client.get("/instances", params=params)
+        assert response.status_code == 200, response.text
+        found = response.json()["instances"]
+    done = [i for i in found if i["status"] == "completed"]
+    if len(done) < total:
+        return None
+    assert len(found) == total, len(found)  # none started twice (and none more)
+    return sorted(i["output"]["hello"]["i"] for i in done)
 
 
 def check_delivered(sink: SlowSink, paths: dict[str, str], total: int) -> dict[str, int]:
@@ -206,12 +247,15 @@ def test_three_processes_share_thirty_subscriptions_and_survive_a_kill(
                 assert response.status_code == 201, response.text
                 paths[f"subscription:{response.json()['id']}"] = f"/s{i:02d}"
 
+        deploy_greet(a)
         # Each process owns about a third.
         before = until(lambda: balanced(a, {"a", "b", "c"}), what="a third each")
         post_events(servers["b"], events(0, 20))
         until(lambda: all_delivered(sink, paths, 20), what="first 20 delivered")
 
-        # SIGKILL c while its deliveries are in flight; a and b take its subscriptions.
+        # SIGKILL c while its deliveries are in flight; a and b take its subscriptions
+        # and its partitions of the workflow subscriber.
+        post_greetings(servers["b"], 0, 20)
         post_events(servers["b"], events(20, 20))
         theirs = [paths[unit] for unit in sorted(before["c"]) if unit in paths]
         until(
@@ -224,7 +268,10 @@ def test_three_processes_share_thirty_subscriptions_and_survive_a_kill(
         until(lambda: balanced(a, {"a", "b"}), what="c's share taken over")
         print(f"takeover after SIGKILL: {time.monotonic() - killed:.2f} s")
         post_events(servers["a"], events(40, 20))
+        post_greetings(servers["a"], 20, 20)
         until(lambda: all_delivered(sink, paths, 60), what="60 delivered after the kill")
+        started = until(lambda: greeted(a, 40), what="an instance per start event")
+        assert started == list(range(40))
         repeats = check_delivered(sink, paths, 60)
         repeated = {sid for sid, n in repeats.items() if n}
         print(f"repeats after the kill: {sum(repeats.values())} in {len(repeated)} subscriptions")
@@ -251,11 +298,7 @@ def test_a_workflow_deployed_through_one_process_starts_from_an_event_through_an
         serve_process(pg_url, tmp_path / "b", "--node-id", "b", token=a.token) as b,
     ):
         until(lambda: len(cluster(a)["nodes"]) == 2, what="both processes joined")
-        with a.client() as client:
-            response = client.post(
-                "/workflows", content=GREET, headers={"content-type": "application/yaml"}
-            )
-            assert response.status_code == 201, response.text
+        deploy_greet(a)
         event = {
             "specversion": "1.0",
             "id": "hello-1",

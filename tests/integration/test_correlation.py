@@ -26,7 +26,11 @@ from tideflow.eventstore.gateway import PostgresEventStore
 from tideflow.eventstore.store import DEFAULT_BUS
 from tideflow.runtime.gateway import PostgresRegistry
 from tideflow.runtime.hosts.durable import DurableRuntime, RuntimeOptions
-from tideflow.triggers.correlation import SUBSCRIPTION_ID, WorkflowSubscriber
+from tideflow.triggers.correlation import (
+    PARTITIONS,
+    WorkflowSubscriber,
+    partition_subscription,
+)
 from tideflow.triggers.dispatcher import Dispatcher
 from tideflow.triggers.gateway import PostgresSubscriptions
 
@@ -334,9 +338,11 @@ async def test_an_event_right_after_a_deploy_elsewhere_is_handled_with_it_withou
 
 
 async def settled(system: System, offset: int) -> bool:
-    """Whether the workflow subscription committed ``offset`` within 30 s."""
+    """Whether every partition of the workflow subscriber committed ``offset`` within 30 s."""
+    dispatcher = system.subscriber.dispatcher
+    names = [partition_subscription(i) for i in range(system.subscriber.partitions)]
     for _ in range(1500):
-        if (system.subscriber.dispatcher.committed(SUBSCRIPTION_ID) or 0) >= offset:
+        if all((dispatcher.committed(name) or 0) >= offset for name in names):
             return True
         await asyncio.sleep(0.02)
     return False
@@ -399,6 +405,50 @@ async def test_waits_and_events_survive_a_restart_of_the_subscriber(pg_url: str)
         results = await outputs(system)
         assert {results[i][1]["got"]["key"] for i in started} == {"r-1", "r-2"}
         assert all(results[i][1]["got"]["key"] == k for i, k in started.items())
+
+
+async def test_partitions_new_to_a_database_start_where_the_one_subscriber_stood(
+    pg_url: str,
+) -> None:
+    """An upgrade from the unpartitioned subscriber: partitions 1-3 do not exist yet, and
+    start events arrive while no subscriber runs. The new partitions start at partition 0's
+    committed offset, so every one of those events starts its instance (partition 0 no
+    longer makes the others' starts), and none twice."""
+    doc = started_by("split", "test.split")
+    async with running(pg_url) as system:
+        await system.deploy(json.dumps(doc))
+        await system.subscriber.stop()
+        await system.subscriber.dispatcher.stop()
+        async with system.pool.acquire() as conn:  # the database of the previous release
+            await conn.execute(
+                "DELETE FROM tideflow_subscriptions WHERE id LIKE 'tideflow.workflows.%'"
+            )
+            stood = await conn.fetchval(
+                "SELECT committed_offset FROM tideflow_subscriptions WHERE id = $1",
+                partition_subscription(0),
+            )
+        events = [
+            {"specversion": "1.0", "id": f"s{i}", "source": "/t", "type": "test.split", "data": i}
+            for i in range(20)
+        ]
+        appended = await system.store.append(DEFAULT_BUS, events)
+        dispatcher = Dispatcher(system.store, PostgresSubscriptions(system.pool))
+        subscriber = WorkflowSubscriber(system.pool, system.runtime, dispatcher)
+        system.subscriber = subscriber
+        await subscriber.start()  # attaches before its dispatcher runs: offsets as created
+        async with system.pool.acquire() as conn:
+            offsets = await conn.fetch(
+                "SELECT id, committed_offset FROM tideflow_subscriptions"
+                " WHERE id LIKE 'tideflow.workflows%' ORDER BY id"
+            )
+        assert {r["id"]: r["committed_offset"] for r in offsets} == {
+            partition_subscription(i): stood for i in range(PARTITIONS)
+        }
+        await dispatcher.start()
+        assert await system.until(COMPLETED, 20) == 20
+        assert await settled(system, appended[-1].offset)
+        results = await outputs(system)
+    assert sorted(output["go"] for _, output in results.values()) == list(range(20))
 
 
 ASKER = {

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable, Iterator
 
-from tideflow.cluster.assignment import Moves, moves_for, plan, quotas
+from tideflow.cluster.assignment import Moves, groups, moves_for, plan, quotas
 
 UNITS = [f"subscription:s{i:02d}" for i in range(30)]
+WORKFLOWS = "subscription:tideflow.workflows"
+PARTS = [WORKFLOWS, *(f"{WORKFLOWS}.{i}" for i in (1, 2, 3))]
+Step = tuple[list[str], list[str]]
+"""The live nodes and the units that exist."""
 
 
 def _counts(target: dict[str, str]) -> Counter[str]:
@@ -69,17 +74,23 @@ def test_nodes_agree_whatever_order_they_list_things_in() -> None:
     assert one == two
 
 
-def test_random_joins_and_leaves_stay_fair_and_move_only_what_they_must() -> None:
-    rng = random.Random(12)
+def _walk(seed: int, units_of: Callable[[random.Random], list[str]]) -> Iterator[Step]:
+    """200 random joins and leaves of nodes among a-f (starting with a, b, c), each with the
+    units ``units_of`` draws."""
+    rng = random.Random(seed)
     nodes = ["a", "b", "c"]
-    owners = plan(nodes, UNITS, {})
     for _ in range(200):
         if len(nodes) > 1 and rng.random() < 0.5:
             gone = rng.choice(nodes)
             nodes = [n for n in nodes if n != gone]
         else:
             nodes = sorted({*nodes, rng.choice("abcdef")})
-        units = UNITS[: rng.randint(1, len(UNITS))]
+        yield nodes, units_of(rng)
+
+
+def test_random_joins_and_leaves_stay_fair_and_move_only_what_they_must() -> None:
+    owners = plan(["a", "b", "c"], UNITS, {})
+    for nodes, units in _walk(12, lambda rng: UNITS[: rng.randint(1, len(UNITS))]):
         kept = {u: n for u, n in owners.items() if n in nodes and u in units}
         target = plan(nodes, units, kept)
         counts = _counts(target)
@@ -91,4 +102,52 @@ def test_random_joins_and_leaves_stay_fair_and_move_only_what_they_must() -> Non
         for unit, owner in kept.items():
             if target[unit] != owner:
                 assert held[owner] > quota[owner]
+        owners = target
+
+
+def test_the_parts_of_one_piece_of_work_are_a_group_and_the_rest_another() -> None:
+    found = groups([*UNITS[:2], *reversed(PARTS), "connector:c.x", "subscription:v.2"])
+    assert found == {
+        "": ["connector:c.x", *UNITS[:2]],
+        "subscription:tideflow.workflows": PARTS,
+        "subscription:v": ["subscription:v.2"],
+    }
+    assert groups([WORKFLOWS]) == {"": [WORKFLOWS]}
+
+
+def _fair(nodes: list[str], target: dict[str, str]) -> None:
+    """Every node within one of the others, in the partitions and in total."""
+    totals = _counts(target)
+    parts = Counter(node for unit, node in target.items() if unit in PARTS)
+    for counts in (totals, parts):
+        assert max(counts.get(n, 0) for n in nodes) - min(counts.get(n, 0) for n in nodes) <= 1
+
+
+def test_partitions_are_shared_out_among_themselves_whoever_joined_first() -> None:
+    units = [*UNITS, *PARTS]
+    # a started alone and owns everything; b and c join one after the other
+    owners = plan(["a"], units, {})
+    owners = plan(["a", "b"], units, owners)
+    owners = plan(["a", "b", "c"], units, owners)
+    _fair(["a", "b", "c"], owners)
+    assert {owners[p] for p in PARTS} == {"a", "b", "c"}  # each process starts instances
+    assert plan(["a", "b", "c"], units, owners) == owners  # and then nothing moves
+
+
+def test_all_partitions_on_one_node_are_spread_even_when_the_totals_are_fair() -> None:
+    units = [*UNITS[:8], *PARTS]  # 12 units: 6 each, but a holds all 4 partitions
+    owners = dict.fromkeys([*PARTS, *UNITS[:2]], "a") | dict.fromkeys(UNITS[2:8], "b")
+    target = plan(["a", "b"], units, owners)
+    _fair(["a", "b"], target)
+    assert Counter(target[p] for p in PARTS) == {"a": 2, "b": 2}
+
+
+def test_random_joins_and_leaves_with_partitions_stay_fair_and_settle() -> None:
+    owners = plan(["a", "b", "c"], [*UNITS, *PARTS], {})
+    for nodes, units in _walk(7, lambda rng: [*UNITS[: rng.randint(0, len(UNITS))], *PARTS]):
+        kept = {u: n for u, n in owners.items() if n in nodes and u in units}
+        target = plan(nodes, units, kept)
+        assert sorted(target) == sorted(units)
+        _fair(nodes, target)
+        assert plan(nodes, units, target) == target
         owners = target

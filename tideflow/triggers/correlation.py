@@ -40,10 +40,26 @@ committed before that event was heard too (the *fence*). A batch within the
 fence recompiles only what was announced; a batch read ahead of its
 notification (under load, or while the listener is down or just reconnected)
 compares the registry's fingerprint first (one small query) and recompiles
-what changed. The
-subscription itself is one unit of the cluster (``subscription:tideflow.workflows``):
-one process at a time consumes the bus and answers new waits (the others would
-race it for the same rows); a process that takes it over sweeps the open waits first.
+what changed.
+
+Partitions: the subscriber's work is :data:`PARTITIONS` internal subscriptions
+of the bus (``tideflow.workflows``, ``tideflow.workflows.1``, ...), each a unit
+of the cluster with its own offset and fencing token, so several processes
+share it. Each partition reads the whole bus and, for each event:
+
+- an exclusive start is made by the partition :func:`partition_of` its instance
+  id (derived from the event's offset) names: one partition per start, and the
+  same one again when a batch is handed over again (the id makes a second start
+  a no-op anyway);
+- everything that depends on the order of events -- answering waits, keeping
+  events, non-exclusive start sets, their sweeps -- is partition 0's
+  (``tideflow.workflows``), in offset order as before.
+
+A new wait is answered from its inbox and from kept events by the process that
+owns the partition of its instance (the others would race it for the same
+rows; the database keeps a wait answered once and kept events in order, as it
+does between the consuming batch and the new waits within one process). A
+process that takes a partition over sweeps the open waits first.
 
 See ``docs/events.md``.
 """
@@ -74,14 +90,23 @@ from tideflow.triggers.workflow_events import (
     StartSpec,
     SubscriberIndex,
     compile_workflow,
+    partition_of,
 )
 
 if TYPE_CHECKING:
     from tideflow.runtime.effects import WorkflowInterpreter
+    from tideflow.triggers._workers import Consumer
     from tideflow.triggers.dispatcher import Dispatcher
     from tideflow.workflow.model import Workflow
 
-__all__ = ["CHANNEL", "SUBSCRIPTION_ID", "SubscribedRuntime", "WorkflowSubscriber"]
+__all__ = [
+    "CHANNEL",
+    "PARTITIONS",
+    "SUBSCRIPTION_ID",
+    "SubscribedRuntime",
+    "WorkflowSubscriber",
+    "partition_subscription",
+]
 
 log = logging.getLogger("tideflow.triggers.workflows")
 
@@ -92,7 +117,17 @@ CHANNEL: Final = NEW_WAIT_CHANNEL
 """NOTIFY channel: payload ``<instance id>\\n<wait key>`` when an instance starts waiting."""
 
 SUBSCRIPTION_ID: Final = "tideflow.workflows"
-"""The internal subscription whose offset the subscriber keeps."""
+"""The internal subscription of partition 0 (the one that answers waits and keeps events)."""
+
+PARTITIONS: Final = 4
+"""The subscriber's partitions (units of the cluster). Fixed: every process must agree on it,
+since it decides which partition starts which instance."""
+
+
+def partition_subscription(index: int) -> str:
+    """The internal subscription of partition ``index``."""
+    return SUBSCRIPTION_ID if index == 0 else f"{SUBSCRIPTION_ID}.{index}"
+
 
 _RETRY_ERRORS: tuple[type[BaseException], ...] = (TideflowError, *CONNECTION_ERRORS)
 """What answering new waits may raise while the database is away (tried again)."""
@@ -158,6 +193,7 @@ class WorkflowSubscriber:
             kept events or an inbox are there for are looked up anyway.
         start_set_seconds: How long an incomplete non-exclusive start set
             without ``eventTimeout`` is kept (:mod:`tideflow.triggers.start_sets`).
+        partitions: How many partitions (:data:`PARTITIONS`; the same in every process).
     """
 
     def __init__(
@@ -170,7 +206,11 @@ class WorkflowSubscriber:
         pending_seconds: float = 3600.0,
         sweep_seconds: float = 30.0,
         start_set_seconds: float = DEFAULT_RETENTION,
+        partitions: int = PARTITIONS,
     ) -> None:
+        if partitions < 1:
+            raise ValueError(f"partitions must be >= 1, got {partitions}")
+        self.partitions = partitions
         self.pool = pool
         self.runtime = runtime
         self.dispatcher = dispatcher
@@ -228,14 +268,28 @@ class WorkflowSubscriber:
         self.supervisor.spawn("answer", self._drain_loop)
         await self._sweep()
         await self._start_unstarted_sets()
-        await self.dispatcher.attach(SUBSCRIPTION_ID, self.bus, self.consume, start="latest")
+        attach = self.dispatcher.attach
+        first = await attach(SUBSCRIPTION_ID, self.bus, self._partition(0), start="latest")
+        for index in range(1, self.partitions):
+            # A partition new here starts where partition 0 stands (committed): partition 0
+            # never made its starts, and a start made twice is a no-op.
+            since = first.committed_offset + 1
+            part = partition_subscription(index)
+            await attach(part, self.bus, self._partition(index), start=since)
+
+    def _partition(self, index: int) -> Consumer:
+        async def consume(batch: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
+            await self.consume(batch, partition=index)
+
+        return consume
 
     async def stop(self) -> None:
         """Detach from the dispatcher and stop listening."""
         if self._unlisten is not None:
             self._unlisten()
             self._unlisten = None
-        await self.dispatcher.detach(SUBSCRIPTION_ID)
+        for index in range(self.partitions):
+            await self.dispatcher.detach(partition_subscription(index))
         await self.supervisor.stop()
         await self.waits.close()
 
@@ -295,18 +349,25 @@ class WorkflowSubscriber:
 
     # -- the consumer ------------------------------------------------------------
 
-    async def consume(self, batch: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
-        """Handle a batch of events from the bus (the dispatcher's :data:`Consumer`)."""
+    async def consume(
+        self, batch: Sequence[tuple[int, Mapping[str, Any]]], *, partition: int | None = None
+    ) -> None:
+        """Handle a batch of events from the bus as ``partition`` (see the module docs:
+        partition 0 does all but the other partitions' starts; ``None``: all of it)."""
         await self._follow_deploys(batch[-1][0])
         batch = [(offset, self.index.aliased(event)) for offset, event in batch]
         exclusive = []
         for offset, event in batch:
             for spec in self.index.starting(event):
                 if spec.exclusive:  # independent instances: started together
-                    exclusive.append(self._start(spec, offset, event))
-                else:  # partial sets change in offset order
+                    instance_id = start_instance_id(spec, offset)
+                    if partition in (None, partition_of(instance_id, self.partitions)):
+                        exclusive.append(self._start(spec, offset, event))
+                elif not partition:  # partial sets change in offset order
                     await self._start(spec, offset, event)
         await asyncio.gather(*exclusive)
+        if partition:
+            return
         unmatched = await self._resume(batch)
         unmatched = [u for u in unmatched if self.index.keeps(u[1])]
         if unmatched:
@@ -550,38 +611,53 @@ class WorkflowSubscriber:
             return False
         return True
 
-    def _answering(self) -> bool:
-        """Whether this process answers new waits: the one that consumes the bus (the
+    def _answering(self) -> frozenset[int]:
+        """The partitions whose new waits this process answers: those it consumes (the
         others would race it for the same rows)."""
-        return self.dispatcher.ownership.owns(self.dispatcher.unit(SUBSCRIPTION_ID))
+        ownership, unit = self.dispatcher.ownership, self.dispatcher.unit
+        return frozenset(
+            index
+            for index in range(self.partitions)
+            if ownership.owns(unit(partition_subscription(index)))
+        )
 
     async def _drain_loop(self) -> None:
+        answering: frozenset[int] = frozenset()
+        idle = 0.0  # seconds waited in vain since the last sweep
         while True:
-            answering = self._answering()
-            # Not consuming here: look again soon, to sweep at once after a takeover.
-            seconds = self.sweep_seconds if answering else min(self.sweep_seconds, 1.0)
+            # Not answering every partition here: look again soon, to sweep at once after a
+            # takeover.
+            every = len(answering) == self.partitions
+            seconds = self.sweep_seconds if every else min(self.sweep_seconds, 1.0)
             try:
                 async with asyncio.timeout(seconds):
                     await self._woken.wait()
             except TimeoutError:  # a notification lost (not seen by the listener): sweep
-                if answering:
-                    await self._try_sweep()
-                elif self._answering():
+                idle += seconds
+                if self._answering() - answering:
                     self._woken.set()  # just taken over: sweep below
+                elif answering and idle >= self.sweep_seconds:
+                    idle = 0.0
+                    await self._try_sweep()
                 continue
             self._woken.clear()
             await self._refresh_redeployed()
-            if not self._answering():
+            now = self._answering()
+            if now - answering:  # what was dropped here before, now this process answers
+                self._must_sweep = True
+            answering = now
+            if not answering:
                 self._waits.clear()
-                self._must_sweep = True  # what was dropped here, once this process answers
                 continue
             if self._must_sweep:  # after a reconnect, or a takeover
+                idle = 0.0
                 self._must_sweep = not await self._try_sweep()
                 if self._must_sweep:
                     await asyncio.sleep(1.0)
                     self._woken.set()
                     continue
-            waits, self._waits = list(self._waits), {}
+            waits = [w for w in self._waits if partition_of(w[0], self.partitions) in answering]
+            self._waits = {}
             for start in range(0, len(waits), 5000):
                 chunk = waits[start : start + 5000]
                 try:

@@ -18,6 +18,7 @@ See ``docs/events.md``.
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,7 @@ __all__ = [
     "compile_dsl1",
     "compile_workflow",
     "correlation_key",
+    "partition_of",
     "schedule_on_problem",
 ]
 
@@ -80,6 +82,12 @@ def correlation_key(names: Iterable[str], event: Mapping[str, Any]) -> dict[str,
             return None
         key[name] = attribute_text(value)
     return key
+
+
+def partition_of(instance_id: str, partitions: int) -> int:
+    """The workflow subscriber's partition (``0 <= p < partitions``) that starts an instance
+    from its event and answers its new waits: the same in every process (CRC-32 of the id)."""
+    return zlib.crc32(instance_id.encode()) % partitions
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
