@@ -39,7 +39,7 @@ from tideflow.references import (
 from tideflow.runtime.functions.policy import PythonPolicy
 from tideflow.runtime.functions.rpc import proto_problems
 from tideflow.runtime.start_schedules import check_start_schedule
-from tideflow.secrets import SecretAccess
+from tideflow.secrets import SecretAccess, refused_reads
 from tideflow.triggers.workflow_events import schedule_on_problem
 from tideflow.workflow import parse_document
 from tideflow.workflow.dsl1 import (
@@ -109,6 +109,7 @@ async def deploy_definition(
     egress: EgressPolicy | None = None,
     secrets: SecretAccess | None = None,
     bundle: Bundle | None = None,
+    engine: str = "postgres",
 ) -> Deployed:
     """Parse, resolve, validate and store a definition as a new version.
 
@@ -134,6 +135,8 @@ async def deploy_definition(
             no check; the runtime then still gives only granted secrets).
         bundle: The files deployed with the definition (:mod:`tideflow.bundle`):
             its relative references resolve there and nowhere else.
+        engine: What runs the instances: under ``temporal`` secrets are sealed, so a
+            definition computing on one is refused (:func:`engine_problems`).
 
     Raises:
         WorkflowLoadError: The text does not parse (its ``line`` set).
@@ -152,7 +155,7 @@ async def deploy_definition(
         document = await with_remote_catalogs(  # fetched once, through the egress policy
             document, source=source, egress=egress or EgressPolicy.for_server(), limits=limits
         )
-        return await _deploy_dsl1(registry, document, text, media, source, policy, secrets)
+        return await _deploy_dsl1(registry, document, text, media, source, policy, secrets, engine)
     if BUNDLE_FILES in document:
         message = "reserved for the documents of a bundle (POST /workflows with a zip)"
         raise WorkflowValidationError([Problem((BUNDLE_FILES,), message)], source=source)
@@ -187,8 +190,10 @@ async def deploy_definition(
     if bad_id := workflow_id_problem(workflow_id):
         where = "id" if model.id else "key"
         raise WorkflowValidationError((Problem((where,), bad_id), *warnings), source=source)
-    if ungranted := await _ungranted(secrets, workflow_id, model.secrets, ("secrets",)):
-        raise WorkflowValidationError((*ungranted, *warnings), source=source)
+    refused = await _ungranted(secrets, workflow_id, model.secrets, ("secrets",))
+    refused += engine_problems(engine, model.secrets, definition.document)
+    if refused:
+        raise WorkflowValidationError((*refused, *warnings), source=source)
     resolved = {**definition.document, BUNDLE_FILES: files} if files else definition.document
     stored = await registry.deploy(
         workflow_id,
@@ -209,6 +214,7 @@ async def _deploy_dsl1(
     source: str,
     policy: PythonPolicy | None,
     secrets: SecretAccess | None,
+    engine: str,
 ) -> Deployed:
     """Validate and store a DSL 1.0 definition as version ``document.version`` of
     ``{namespace}.{name}``; an id already deployed as 0.8 is refused (409)."""
@@ -229,6 +235,7 @@ async def _deploy_dsl1(
     else:
         where = ("use", "secrets")
         refused += await _ungranted(secrets, model.identifier, model.secrets, where)
+        refused += engine_problems(engine, model.secrets, document)
     if refused:
         raise WorkflowValidationError((*refused, *warnings), source=source)
     warnings = (*warnings, *check_start_schedule(normalize(document), source))
@@ -245,6 +252,20 @@ async def _deploy_dsl1(
         model.identifier, model.version, text, stored_content_type(media, None), normalize(document)
     )
     return Deployed(stored, tuple(w.to_json() for w in warnings))
+
+
+def engine_problems(engine: str, secrets: Sequence[str], document: Any) -> list[Problem]:
+    """What ``engine`` cannot run of a definition using ``secrets``: under ``temporal``, a
+    DSL 1.0 definition with secrets, and each 0.8 expression that computes on a secret
+    (the workflow holds only seals there: ``docs/temporal.md``, "Secrets")."""
+    if engine != "temporal" or not secrets:
+        return []
+    if is_dsl1(document):
+        why = "DSL 1.0 workflows that use secrets do not run on the Temporal engine yet"
+        return [Problem(("use", "secrets"), why)]
+    return [
+        Problem(read.path, f"{read.expression!r} {read.reason}") for read in refused_reads(document)
+    ]
 
 
 async def _ungranted(
@@ -358,6 +379,7 @@ async def deploy_folder(
     secrets: SecretAccess | None = None,
     *,
     dialect: str | None = None,
+    engine: str = "postgres",
 ) -> list[str]:
     """Deploy every definition in ``folder``; log (never raise for) bad ones.
 
@@ -387,6 +409,7 @@ async def deploy_folder(
                 egress=egress,
                 secrets=secrets,
                 dialect=dialect,
+                engine=engine,
             )
         except (WorkflowLoadError, WorkflowValidationError) as exc:
             log.error("not deployed: %s", exc.message)

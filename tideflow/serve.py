@@ -163,7 +163,15 @@ async def open_system(
         if settings.engine == "temporal":
             temporal = await stack.enter_async_context(
                 _open_temporal(
-                    database.pool, store, metrics, options, settings, egress, policy, lifecycle
+                    database.pool,
+                    store,
+                    metrics,
+                    options,
+                    settings,
+                    egress,
+                    policy,
+                    secrets,
+                    lifecycle,
                 )
             )
             health.watch(temporal.supervisor)
@@ -254,7 +262,13 @@ async def open_system(
         )
         for folder in options.workflow_dirs:
             await deploy_folder(
-                registry, folder, policy, egress, secrets, dialect=options.folder_dialect
+                registry,
+                folder,
+                policy,
+                egress,
+                secrets,
+                dialect=options.folder_dialect,
+                engine=settings.engine,
             )
         await schedules.sync_all()  # start.schedule of every deployed workflow
         await connectors.apply(list(options.connectors))
@@ -575,7 +589,15 @@ async def run_workers(settings: Settings, options: SystemOptions, stop: asyncio.
         stack.push_async_callback(lifecycle.stop)
         await stack.enter_async_context(
             _open_temporal(
-                database.pool, store, metrics, options, settings, egress, policy, lifecycle
+                database.pool,
+                store,
+                metrics,
+                options,
+                settings,
+                egress,
+                policy,
+                _secret_access(database.pool, settings),
+                lifecycle,
             )
         )
         log.info("temporal worker on task queue %s", settings.temporal_task_queue)
@@ -591,15 +613,17 @@ async def _open_temporal(
     settings: Settings,
     egress: EgressPolicy,
     policy: PythonPolicy,
+    secrets: SecretAccess,
     lifecycle: LifecyclePublisher,
 ) -> AsyncIterator[TemporalRuntime]:
-    """The Temporal engine with a worker in this process (``--engine temporal``).
+    """The Temporal engine with a worker in this process (``--engine temporal``); its calls
+    unseal their secrets with ``secrets`` (``docs/temporal.md``, "Secrets").
 
     Raises:
         ConfigurationError: No ``--temporal-address``.
         StoreError: Temporal cannot be reached.
     """
-    activities, calls = _temporal_activities(pool, store, metrics, options, egress, policy)
+    activities, calls = _temporal_activities(pool, store, metrics, options, egress, policy, secrets)
 
     def on_lifecycle(notice: LifecycleNotice) -> None:
         _post_notice(notice, lifecycle, metrics)
@@ -633,6 +657,7 @@ def _temporal_activities(
     options: SystemOptions,
     egress: EgressPolicy,
     policy: PythonPolicy,
+    secrets: SecretAccess,
 ) -> tuple[
     Callable[[PostgresRegistry, Callable[[LifecycleNotice], None]], InstanceActivities],
     FunctionInvoker,
@@ -663,6 +688,7 @@ def _temporal_activities(
             mirror=PostgresMirror(pool),
             module_dirs=folders[1:],
             on_lifecycle=on_lifecycle,
+            secrets=secrets,
         )
 
     return make, calls

@@ -203,3 +203,27 @@ def test_lifecycle_events_of_a_temporal_instance_reach_their_bus(server: Served)
     assert "io.tideflow.instance.state.entered" in types
     assert types[-1] == "io.tideflow.instance.completed"
     assert mine[-1]["data"]["output"] == done["output"]
+
+
+def test_a_definition_computing_on_a_secret_is_refused_at_deploy(server: Served) -> None:
+    definition = {
+        "id": "temporal-secret-length",
+        "version": "1",
+        "specVersion": "0.8",
+        "secrets": ["TOKEN"],
+        "start": "Only",
+        "states": [
+            {
+                "name": "Only",
+                "type": "inject",
+                "data": {},
+                "stateDataFilter": {"output": "${ {n: ($SECRETS.TOKEN | length)} }"},
+                "end": True,
+            }
+        ],
+    }
+    with server.client(timeout=90) as client:
+        refused = client.post("/workflows", json=definition)
+    assert refused.status_code == 422, refused.text
+    problems = {p["path"]: p["message"] for p in refused.json()["errors"]}
+    assert "computes on a secret" in problems["states[0].stateDataFilter.output"], problems

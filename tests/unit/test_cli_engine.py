@@ -40,3 +40,11 @@ def test_the_engine_settings_come_from_the_environment() -> None:
     assert (settings.temporal_namespace, settings.temporal_task_queue) == ("flows", "tf")
     with pytest.raises(ValueError, match="TIDEFLOW_ENGINE"):
         Settings.from_env({"TIDEFLOW_ENGINE": "kafka"})
+
+
+def test_a_workers_malformed_secret_grant_is_refused() -> None:
+    args = ["worker", "--engine", "temporal", "--temporal-address", "127.0.0.1:1"]
+    result = CliRunner().invoke(app, [*args, "--grant-secret", "no-equals-sign"])
+    assert result.exit_code == 2
+    assert "--grant-secret" in result.output
+    assert "PATTERN=NAME,NAME" in result.output

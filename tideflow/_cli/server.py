@@ -23,9 +23,11 @@ from tideflow._cli.local import read_redirects
 from tideflow._cli.worker import (
     AddressOption,
     EngineOption,
+    GrantOption,
     NamespaceOption,
     QueueOption,
     with_engine,
+    with_grants,
 )
 from tideflow.errors import TideflowError
 
@@ -156,16 +158,7 @@ def serve(
             "default: TIDEFLOW_HOME/archive).",
         ),
     ] = None,
-    grant_secret: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--grant-secret",
-            metavar="PATTERN=NAME,NAME",
-            help="Let workflows whose id matches PATTERN ('*': any characters; sink:HOST "
-            "for subscription sinks) receive the secrets NAME (repeatable; adds to "
-            "TIDEFLOW_SECRET_GRANTS).",
-        ),
-    ] = None,
+    grant_secret: GrantOption = None,
     retention: Annotated[
         list[str] | None,
         typer.Option(
@@ -304,7 +297,7 @@ def serve(
     settings = _with_tls(settings, tls_cert, tls_key)
     if archive_root is not None:
         settings = replace(settings, archive_root=archive_root)
-    settings = _with_grants(settings, grant_secret or [])
+    settings = with_grants(settings, grant_secret or [])
     settings = _with_retention(settings, retention or [])
     settings = _with_oidc(settings, oidc_issuer, oidc_audience, oidc_scope_claim)
     settings = _with_node_id(settings, node_id)
@@ -387,20 +380,6 @@ def _with_egress(settings: Any, allowed: list[str]) -> Any:
     except TideflowError as exc:
         raise fail(f"--allow-egress / TIDEFLOW_EGRESS_ALLOW: {exc}", code=2) from None
     return replace(settings, egress_allow=entries)
-
-
-def _with_grants(settings: Any, grants: list[str]) -> Any:
-    """``settings`` with ``--grant-secret`` added to its grants; exit 2 on a malformed one."""
-    from dataclasses import replace
-
-    from tideflow.secrets import parse_grants
-
-    texts = (*settings.secret_grants, *grants)
-    try:
-        parse_grants(texts)
-    except TideflowError as exc:
-        raise fail(f"--grant-secret / TIDEFLOW_SECRET_GRANTS: {exc}", code=2) from None
-    return replace(settings, secret_grants=texts)
 
 
 def _with_retention(settings: Any, entries: list[str]) -> Any:

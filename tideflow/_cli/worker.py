@@ -36,6 +36,31 @@ QueueOption = Annotated[
     typer.Option("--task-queue", help="The Temporal task queue (default: tideflow)."),
 ]
 
+GrantOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--grant-secret",
+        metavar="PATTERN=NAME,NAME",
+        help="Let workflows whose id matches PATTERN ('*': any characters; sink:HOST "
+        "for subscription sinks) receive the secrets NAME (repeatable; adds to "
+        "TIDEFLOW_SECRET_GRANTS).",
+    ),
+]
+
+
+def with_grants(settings: Any, grants: list[str]) -> Any:
+    """``settings`` with ``--grant-secret`` added to its grants; exit 2 on a malformed one."""
+    from dataclasses import replace
+
+    from tideflow.secrets import parse_grants
+
+    texts = (*settings.secret_grants, *grants)
+    try:
+        parse_grants(texts)
+    except TideflowError as exc:
+        raise fail(f"--grant-secret / TIDEFLOW_SECRET_GRANTS: {exc}", code=2) from None
+    return replace(settings, secret_grants=texts)
+
 
 def with_engine(
     settings: Any,
@@ -79,11 +104,14 @@ def worker(
         str | None,
         typer.Option("--functions", help="Python file whose callables replace functions by name."),
     ] = None,
+    grant_secret: GrantOption = None,
 ) -> None:
     """Run Temporal workers for Tideflow's instances (no API): start more to scale out.
 
     The database (TIDEFLOW_DATABASE_URL) must be the one the servers use: workers
-    read deployed definitions there and record instances' progress.
+    read deployed definitions there and record instances' progress. Function calls
+    get the secrets granted to their workflow from this process's TIDEFLOW_SECRET_*
+    and TIDEFLOW_SECRETS_FILE (give workers the servers' secrets and grants).
     """
     from tideflow.runtime.hosts.local import load_functions_file
     from tideflow.serve import SystemOptions, run_workers
@@ -94,6 +122,7 @@ def worker(
     except ValueError as exc:
         raise fail(f"invalid TIDEFLOW_* setting: {exc}", exc=exc) from None
     settings = with_engine(settings, engine, temporal_address, namespace, task_queue)
+    settings = with_grants(settings, grant_secret or [])
     if settings.engine != "temporal":
         raise fail("tideflow worker runs Temporal workers: give --engine temporal", code=2)
     try:

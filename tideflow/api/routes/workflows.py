@@ -187,6 +187,7 @@ async def deploy_workflow(
             egress=EgressPolicy.for_server(services.settings.egress_allow),
             secrets=services.secrets,
             bundle=bundle,
+            engine=services.settings.engine,
         )
     except WorkflowValidationError as exc:
         return invalid_response(exc)

@@ -96,6 +96,11 @@ class CallRequest:
     auth: dict[str, Any] | None = None
     idempotency_key: str | None = None
     timeout: float | None = None
+    subject: str | None = None
+    """The workflow id whose secret grants unseal the call's sealed secrets (set only for a
+    workflow that declares secrets: :mod:`tideflow.secrets.sealed`)."""
+    seal_key: str | None = None
+    """The run's seal key: only seals of this key are unsealed (``None``: none)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -31,6 +31,7 @@ re-import per run.
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import json
 import math
@@ -69,6 +70,9 @@ from tideflow.runtime.hosts.plumbing import (
     call_arguments,
     complete_event,
     idempotency_key,
+    redact_result,
+    redacted_steps,
+    redactor_of,
     resolve_auth,
 )
 from tideflow.runtime.hosts.temporal._values import (
@@ -94,6 +98,7 @@ from tideflow.runtime.hosts.temporal._values import (
 from tideflow.runtime.interpreter import Interpreter
 from tideflow.runtime.result import ContinuedAs, Failed, RunResult, Step
 from tideflow.runtime.status import InstanceStatus
+from tideflow.secrets import refused_reads, sealed_secrets
 from tideflow.workflow.dsl1 import is_dsl1, load_document
 from tideflow.workflow.loader import build_definition
 from tideflow.workflow.model import Workflow
@@ -109,7 +114,12 @@ _ON_LOSS = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10)
 )
 """A call is retried by Temporal only when its worker was lost: its failures are non-retryable."""
-_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
+_HEARTBEAT_TIMEOUT = timedelta(seconds=20)
+"""How long a call may go unheard before Temporal runs it again elsewhere (its worker is
+taken as lost). It was 10 s, and a 1,000-instance run at load 17 ran more calls twice than
+its killed worker explains: most likely activities handed to a worker whose event loop was
+busy (up to 100 calls, plain ``def`` functions block it) beat too late. The SDK sends
+heartbeats at most every 0.8 of this."""
 _LOCAL_RETRY = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(milliseconds=200))
 _UNTIL_DONE = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
@@ -117,6 +127,10 @@ _UNTIL_DONE = RetryPolicy(
 """The mirror and the event store are Tideflow's own: an outage holds the instance, no more."""
 _MAX_COMPILED = 256
 _PARK_SECONDS = 1.0  # a sleep this long shows the instance as waiting
+FOLD_WAITED = "tideflow.fold-waited"
+"""The ``workflow.patched()`` id of folding a wait's end into the run's next record: an
+answered wait no longer costs a local activity of its own when the run ends (or waits,
+sleeps, calls) right after it. Histories recorded before it replay the old way."""
 
 _compiled: dict[str, tuple[Workflow, WorkflowInterpreter]] = {}
 """Compiled definitions of this worker process, by document digest: a pure function of the
@@ -140,7 +154,7 @@ def compile_model(stored: StoredDefinition) -> tuple[Workflow, WorkflowInterpret
         model, interpreter = cast(Workflow, model1), cast(WorkflowInterpreter, Interpreter1(model1))
     else:
         model = build_definition(stored.document, source=source, dialect=stored.dialect).workflow
-        interpreter = Interpreter(model, dialect=stored.dialect)
+        interpreter = Interpreter(model, dialect=stored.dialect)  # secrets: see with_seals
     if len(_compiled) >= _MAX_COMPILED:
         _compiled.pop(next(iter(_compiled)))
     _compiled[digest] = (model, interpreter)
@@ -151,18 +165,35 @@ def compile_definition(stored: StoredDefinition) -> tuple[Workflow, WorkflowInte
     """:func:`compile_model` for a run.
 
     Raises:
-        ApplicationError: It no longer loads, or it uses secrets (not on this engine yet).
+        ApplicationError: It no longer loads, or it uses secrets in a way the Temporal engine
+            cannot (a DSL 1.0 definition, or an expression computing on a secret:
+            :func:`~tideflow.secrets.sealed.refused_reads`).
     """
     model, interpreter = compile_model(stored)
     if model.secrets:
         source = f"workflow {stored.workflow_id!r} version {stored.version!r}"
+        if is_dsl1(stored.document):
+            why = "DSL 1.0 workflows that use secrets do not run on the Temporal engine yet"
+        elif refused := refused_reads(stored.document):
+            why = "; ".join(map(str, refused))
+        else:
+            return model, interpreter
         raise ApplicationError(
-            f"{source} uses secrets ({', '.join(model.secrets)}): the Temporal engine does "
-            "not pass secrets to workflows yet (docs/temporal.md)",
+            f"{source} uses secrets ({', '.join(model.secrets)}): {why} (docs/temporal.md)",
             type="SecretsUnsupported",
             non_retryable=True,
         )
     return model, interpreter
+
+
+def with_seals(interpreter: WorkflowInterpreter, model: Workflow, key: str) -> WorkflowInterpreter:
+    """The interpreter of one run whose ``$SECRETS`` are the run's seals (never values: the
+    call activity puts the values in, :mod:`tideflow.secrets.sealed`)."""
+    if not model.secrets or not isinstance(interpreter, Interpreter):
+        return interpreter
+    own = copy.copy(interpreter)  # the compiled definition shared, the secrets its own
+    own.secrets = sealed_secrets(model.secrets, key)
+    return own
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -175,6 +206,10 @@ class InstanceWorkflow:
         self.state: str | None = None
         self.steps = 0
         self._pending: list[dict[str, Any]] = []
+        self.seal_key: str | None = None
+        """The run's seal key (:mod:`tideflow.secrets.sealed`), if its workflow uses secrets."""
+        self.waited: str | None = None
+        """The key of a wait that ended and is not recorded yet (:data:`FOLD_WAITED`)."""
         self.status = "running"
         """What the run is doing (``running``, ``waiting``); the mirror shows ``suspended``
         instead while it is."""
@@ -203,6 +238,11 @@ class InstanceWorkflow:
         if self.suspended:
             self.suspended = False
             await self.record(self.status)
+
+    @property
+    def workflow_id(self) -> str:
+        """The deployed workflow this run executes."""
+        return self._progress.workflow_id
 
     @workflow.query(name=QUERY_PROGRESS)
     def progress(self) -> dict[str, Any]:
@@ -233,7 +273,16 @@ class InstanceWorkflow:
             status="running",
         )
         await self.record("running", create=True, input=start.input, parent_id=start.parent_id)
-        model, interpreter = compile_definition(stored)
+        try:
+            model, interpreter = compile_definition(stored)
+        except ApplicationError as exc:
+            name = exc.type or "InvalidDefinition"
+            error = {"name": name, "code": name, "message": exc.message}
+            await self.record("failed", error=error)
+            raise
+        if model.secrets:  # drawn only here: runs without secrets draw the same ids as before
+            self.seal_key = workflow.uuid4().hex
+            interpreter = with_seals(interpreter, model, self.seal_key)
         effects = TemporalEffects(self, model, interpreter, instance_id, start.run_no)
         timeline: list[dict[str, Any]] = []
 
@@ -245,15 +294,19 @@ class InstanceWorkflow:
             timeline.append(entry)
             self._pending.append(entry)
 
+        redactor = redactor_of(interpreter)  # seals show as ***
         try:
             result: RunResult = await interpreter.run(
-                start.input, effects, instance_id=instance_id, on_step=on_step
+                start.input,
+                effects,
+                instance_id=instance_id,
+                on_step=redacted_steps(on_step, redactor),
             )
             await effects.flush()
         except asyncio.CancelledError:
             await self.record("cancelled")
             raise
-        return await self._end(result, start, instance_id, timeline)
+        return await self._end(redact_result(result, redactor), start, instance_id, timeline)
 
     async def _end(
         self,
@@ -298,6 +351,9 @@ class InstanceWorkflow:
 
     async def record(self, status: str, **change: Any) -> None:
         """Write the run's progress (timeline since the last record) to the mirror."""
+        if self.waited is not None:  # a wait that ended since the last record
+            change.setdefault("waited", self.waited)
+            self.waited = None
         steps, self._pending = self._pending, []
         self.status = status
         holds = self.suspended and not InstanceStatus(status).final
@@ -335,10 +391,14 @@ class TemporalEffects:
         self._instance_id = instance_id
         self._run_no = run_no
         self._variables = {"CONST": interpreter.constants, "SECRETS": interpreter.secrets}
+        self._redactor = redactor_of(interpreter)
         self._outbox: list[dict[str, Any]] = []
 
-    async def _go_on(self) -> None:
-        """Hold here while the instance is suspended."""
+    async def _go_on(self, *, settle: bool = True) -> None:
+        """Hold here while the instance is suspended; record an ended wait first (``settle``:
+        the effect may take long, so the mirror must not show the instance waiting)."""
+        if settle and self._instance.waited is not None:
+            await self._instance.record("running")
         if self._instance.suspended:
             await workflow.wait_condition(lambda: not self._instance.suspended)
 
@@ -357,6 +417,8 @@ class TemporalEffects:
             },
             idempotency_key=idempotency_key(self._instance_id, call.key, self._run_no),
             timeout=call.timeout_seconds,
+            subject=self._instance.workflow_id if self._model.secrets else None,
+            seal_key=self._instance.seal_key,
         )  # fmt: skip
         limit = CALL_TIMEOUT
         if call.timeout_seconds is not None and not math.isinf(call.timeout_seconds):
@@ -394,7 +456,11 @@ class TemporalEffects:
                     await workflow.wait_condition(lambda: feed.ready(wait) is not None)
         except TimeoutError:
             found = None
-        await self._instance.record("running", waited=wait.key)
+        if workflow.patched(FOLD_WAITED):  # recorded with the next record (or effect)
+            self._instance.waited = wait.key
+            self._instance.status = "running"
+        else:
+            await self._instance.record("running", waited=wait.key)
         return found
 
     def _wait_row(self, wait: EventWait) -> dict[str, Any]:
@@ -429,8 +495,9 @@ class TemporalEffects:
 
     async def emit(self, request: EventEmit) -> None:
         """Queue the event; it is published at the next flush (one local activity a batch)."""
-        await self._go_on()
-        self._outbox.append(complete_event(request.event, self._model, self.now()))
+        await self._go_on(settle=False)
+        event = complete_event(request.event, self._model, self.now())
+        self._outbox.append(self._redactor.value(event))  # seals show as ***
         await self.flush()
 
     async def flush(self) -> None:

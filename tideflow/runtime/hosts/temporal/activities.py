@@ -51,6 +51,7 @@ from tideflow.runtime.hosts.temporal._values import (
 )
 from tideflow.runtime.lifecycle import LifecycleNotice
 from tideflow.runtime.rows import InstanceRow, WorkflowVersion
+from tideflow.secrets import NO_REDACTION, Redactor, SecretAccess, sealed_names, unseal
 from tideflow.supervise import first_done
 from tideflow.workflow.dsl1 import is_dsl1
 
@@ -98,9 +99,18 @@ class InstanceMirror(Protocol):
         ...
 
     async def finish(
-        self, instance_id: str, status: str, *, output: Any = None, error: Any = None, data: Any
+        self,
+        instance_id: str,
+        status: str,
+        *,
+        output: Any = None,
+        error: Any = None,
+        data: Any,
+        steps: Sequence[tuple[str, str, str | None, dict[str, Any]]] = (),
+        run_no: int = 1,
+        at: datetime | None = None,
     ) -> InstanceRow | None:
-        """End an instance."""
+        """End an instance (with its last timeline entries, in one transaction)."""
         ...
 
 
@@ -123,6 +133,7 @@ class InstanceActivities:
         clock: Clock = SYSTEM_CLOCK,
         module_dirs: Sequence[Path] = (),
         on_lifecycle: Callable[[LifecycleNotice], None] | None = None,
+        secrets: SecretAccess | None = None,
     ) -> None:
         """Args:
         definitions: The registry.
@@ -136,6 +147,9 @@ class InstanceActivities:
             ``base_dir``), as on the durable host.
         on_lifecycle: Takes the lifecycle notices of recorded progress (started, states
             entered, completed, failed, cancelled), as the durable runtime reports them.
+        secrets: The operator's secrets and grants: a call's sealed secrets are replaced
+            by the values granted to its workflow (:mod:`tideflow.secrets.sealed`);
+            ``None``: no secrets.
         """
         self._definitions = definitions
         self._invoker = invoker
@@ -147,6 +161,7 @@ class InstanceActivities:
         self._module_dirs = tuple(module_dirs)
         self._module_cache: dict[str, Path] = {}
         self._on_lifecycle = on_lifecycle
+        self._secrets = secrets
 
     def all(self) -> list[Callable[..., Any]]:
         """The activity functions, for ``Worker(activities=...)``."""
@@ -177,15 +192,29 @@ class InstanceActivities:
             ),
             timeout=request.timeout,
         )
+        redactor, key = NO_REDACTION, request.seal_key
         try:
+            sealed = [request.arguments, request.selection_set, request.auth]
+            if key is not None and (names := sealed_names(sealed, key)):
+                values = await self._secret_values(request.subject, names)
+                redactor = Redactor(values)
+                invocation = _unsealed(invocation, values, key)
             result = await _beating(self._invoke(invocation))
             check_result(result, request.name)
         except Exception as exc:  # every failure is the call's outcome, as on the durable host
-            entry = error_entry(exc)
-            raise ApplicationError(
+            entry = redactor.value(error_entry(exc))  # history is stored in Temporal: no secret
+            failure = ApplicationError(
                 entry["message"], entry, type=CALL_FAILURE_TYPE, non_retryable=True
-            ) from exc
-        return result
+            )
+            # the cause goes into history too (its message unredacted): none with secrets
+            raise failure from (None if redactor else exc)
+        return redactor.value(result)
+
+    async def _secret_values(self, subject: str | None, names: list[str]) -> dict[str, Any]:
+        """The values of ``names`` granted to ``subject`` and set (none without secrets)."""
+        if self._secrets is None or not subject:
+            return {}
+        return await self._secrets.values(subject, names)
 
     @activity.defn(name=ACT_PUBLISH)
     async def publish(self, published: Published) -> None:
@@ -202,22 +231,29 @@ class InstanceActivities:
         if p.create:
             await mirror.create([(p.instance_id, p.workflow_id, p.version, p.input, p.parent_id)])
         steps = [(s["kind"], s["key"], s.get("state"), _detail(s)) for s in p.steps]
-        if steps or not p.final or p.waited is not None:
+        if p.final:  # one transaction: the last steps, the end (its waits dropped), NOTIFY
+            await mirror.finish(
+                p.instance_id,
+                p.status,
+                output=p.output,
+                error=p.error,
+                data=p.data,
+                steps=steps,
+                run_no=p.run_no,
+                at=self._clock.now(),
+            )
+        else:
             await mirror.record(
                 p.instance_id,
                 run_no=p.run_no,
                 workflow_id=p.workflow_id,
                 version=p.version,
-                status="running" if p.final else p.status,
+                status=p.status,
                 state=p.state,
                 steps=steps,
                 at=self._clock.now(),
                 wait=p.wait,
                 waited=p.waited,
-            )
-        if p.final:
-            await mirror.finish(
-                p.instance_id, p.status, output=p.output, error=p.error, data=p.data
             )
         if self._on_lifecycle is not None:
             for notice in notices(p, self._clock.now()):
@@ -246,6 +282,20 @@ def notices(progress: Progress, at: datetime) -> list[LifecycleNotice]:
         error = None if p.error is None else {**p.error, "state": p.error.get("state", p.state)}
         found.append(replace(base, kind=p.status, state=p.state, output=p.output, error=error))
     return found
+
+
+def _unsealed(invocation: Invocation, values: dict[str, Any], key: str) -> Invocation:
+    """The invocation with its seals replaced by the secrets' values (``tideflow.secrets``)."""
+    auth = invocation.auth
+    if auth is not None:
+        auth = replace(auth, properties=unseal(auth.properties, values, key))
+    selection = invocation.selection_set
+    return replace(
+        invocation,
+        arguments=unseal(invocation.arguments, values, key),
+        selection_set=None if selection is None else unseal(selection, values, key),
+        auth=auth,
+    )
 
 
 def _detail(step: dict[str, Any]) -> dict[str, Any]:
@@ -278,12 +328,18 @@ a call whose worker died is noticed within the timeout and run again on another 
 
 
 async def _beating(call: Awaitable[Any]) -> Any:
-    """Await ``call`` while telling Temporal every :data:`HEARTBEAT_EVERY` s that it runs."""
+    """Await ``call`` while telling Temporal every :data:`HEARTBEAT_EVERY` s that it runs.
+
+    The first beat goes before the call starts: a function that blocks the event loop
+    (a plain ``def`` of a ``python:`` module) must not delay it, since Temporal counts the
+    heartbeat timeout from the moment it handed the activity to this worker.
+    """
+    activity.heartbeat()
 
     async def beat() -> None:
         while True:
-            activity.heartbeat()
             await asyncio.sleep(HEARTBEAT_EVERY)
+            activity.heartbeat()
 
     done, _ = await first_done(call, beat())
     return done.result()

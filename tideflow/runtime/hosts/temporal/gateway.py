@@ -103,10 +103,33 @@ class PostgresMirror:
                 await insert_wait(conn, instance_id, row)
 
     async def finish(
-        self, instance_id: str, status: str, *, output: Any = None, error: Any = None, data: Any
+        self,
+        instance_id: str,
+        status: str,
+        *,
+        output: Any = None,
+        error: Any = None,
+        data: Any,
+        steps: Sequence[tuple[str, str, str | None, dict[str, Any]]] = (),
+        run_no: int = 1,
+        at: datetime | None = None,
     ) -> InstanceRow | None:
-        """End an instance (``None`` when it had ended already) and announce it (``done``)."""
+        """End an instance (``None`` when it had ended already) and announce it (``done``).
+
+        ``steps`` are the run's last timeline entries (``(kind, key, state, detail)`` of run
+        ``run_no``, stamped ``at``), written in the same transaction.
+        """
+        rows: list[Row] = []
+        if steps:
+            if at is None:
+                raise TypeError("timeline entries need their time (at)")
+            rows = [
+                (instance_id, run_no, kind, key, state_name, dumps(detail), at)
+                for kind, key, state_name, detail in steps
+            ]
         async with acquired(self._pool, "instances") as conn, conn.transaction():
+            if rows:
+                await insert_timeline(conn, fold(rows))
             row = await conn.fetchrow(
                 _Q["mirror_finish"],
                 instance_id,
