@@ -1,48 +1,77 @@
-"""The steps of the Serverless Workflow 1.0 CTK, run on Tideflow's local host.
+"""The steps of the Serverless Workflow 1.0 CTK, run on a real ``tideflow serve``.
 
-Each scenario's workflow is written to a file and run by
-:class:`~tideflow.runtime.hosts.local.LocalHost` (what ``tideflow run``
-uses), with the public services the CTK calls redirected to local
-stand-ins. Assertions read the run's outcome and its timeline.
+Each scenario's workflow is deployed with ``POST /workflows`` under a version
+of its own (several scenarios share a ``namespace.name``), started with its
+input by ``POST /workflows/{id}/instances?wait=60``, and checked against the
+instance the server answers: its output, or its error's Problem Details
+(``error.details``); the order of tasks comes from ``GET
+/instances/{id}/timeline``. The public services the CTK calls are local
+stand-ins (the server's ``--server`` redirects).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import yaml
 
 from tests.support.gherkin import GherkinStep, Scenario
-from tideflow.runtime.hosts.local import LocalHost, LocalOptions, LocalRun
-from tideflow.runtime.result import Completed, Failed
+
+WAIT_SECONDS = 60
+_VERSION = re.compile(r"(\n\s+version:\s*)['\"]?([0-9][^'\"\s]*)['\"]?")
 
 
 @dataclass
 class World:
     """What the steps of one scenario share."""
 
-    folder: Path
-    redirects: Mapping[str, str]
+    client: httpx.AsyncClient
+    """A client of the server, with its token."""
+    slug: str
+    """Appended to the workflow's version (``1.0.0-<slug>``): one version per scenario."""
     definition: str = ""
     input: Any = None
-    outcome: LocalRun | None = None
-    log: list[str] = field(default_factory=list)
+    instance: dict[str, Any] | None = None
+    """The instance as the server answered once it ended."""
+    tasks: list[str] | None = None
+    """The names of the tasks started, in order (read from the timeline once asked)."""
 
     @property
-    def result(self) -> Any:
-        assert self.outcome is not None, "the workflow was not executed"
-        return self.outcome.result
+    def shown(self) -> dict[str, Any]:
+        assert self.instance is not None, "the workflow was not executed"
+        return self.instance
 
     def output(self) -> Any:
-        assert isinstance(self.result, Completed), f"the workflow did not complete: {self.result}"
-        return self.result.output
+        assert self.shown["status"] == "completed", f"the workflow did not complete: {self.shown}"
+        return self.shown["output"]
 
-    def started(self) -> list[str]:
-        return [s.state for s in self.result.timeline if s.kind == "task.started"]
+    async def started(self) -> list[str]:
+        if self.tasks is None:
+            entries: list[dict[str, Any]] = []
+            after: str | None = None
+            while True:
+                params: dict[str, str | int] = {"limit": 500}
+                if after is not None:
+                    params["after"] = after
+                page = await self.client.get(
+                    f"/instances/{self.shown['id']}/timeline", params=params
+                )
+                assert page.status_code == 200, page.text
+                entries.extend(page.json()["entries"])
+                after = page.json()["next"]
+                if after is None:
+                    break
+            self.tasks = [e["state"] for e in entries if e["kind"] == "task.started"]
+        return self.tasks
+
+
+def slug_of(scenario: Scenario) -> str:
+    """A semver pre-release identifier naming the scenario (``flow-explicit-sequence-flow``)."""
+    return re.sub(r"[^0-9a-z]+", "-", scenario.ident.lower()).strip("-")
 
 
 def _yaml(step: GherkinStep) -> Any:
@@ -59,10 +88,20 @@ def _lookup(value: Any, dotted: str) -> Any:
 
 
 async def _execute(world: World, step: GherkinStep, match: re.Match[str]) -> None:
-    path = world.folder / "workflow.yaml"
-    path.write_text(world.definition, encoding="utf-8")
-    host = LocalHost(LocalOptions(redirects=world.redirects, log=world.log.append))
-    world.outcome = await host.run_file(path, world.input)
+    text = _VERSION.sub(lambda m: f"{m.group(1)}'{m.group(2)}-{world.slug}'", world.definition, 1)
+    document = yaml.safe_load(text)["document"]
+    headers = {"content-type": "application/yaml"}
+    deployed = await world.client.post("/workflows", content=text, headers=headers)
+    assert deployed.status_code == 201, deployed.text
+    assert deployed.json()["version"] == document["version"], deployed.text
+    started = await world.client.post(
+        f"/workflows/{deployed.json()['id']}/instances",
+        json=world.input if world.input is not None else {},
+        params={"version": document["version"], "wait": WAIT_SECONDS},
+    )
+    assert started.status_code == 201, started.text
+    world.instance = started.json()
+    assert world.shown["status"] in {"completed", "failed"}, f"still running: {world.shown}"
 
 
 def _define(world: World, step: GherkinStep, match: re.Match[str]) -> None:
@@ -81,11 +120,11 @@ def _complete(world: World, step: GherkinStep, match: re.Match[str]) -> None:
 
 
 def _fault(world: World, step: GherkinStep, match: re.Match[str]) -> None:
-    assert isinstance(world.result, Failed), f"the workflow did not fault: {world.result}"
+    assert world.shown["status"] == "failed", f"the workflow did not fault: {world.shown}"
     if match.group(1):
         expected = _yaml(step)
-        details = world.result.error.details or {}
-        assert {k: details.get(k) for k in expected} == expected
+        details = world.shown["error"].get("details") or {}
+        assert {k: details.get(k) for k in expected} == expected, world.shown["error"]
 
 
 def _properties(world: World, step: GherkinStep, match: re.Match[str]) -> None:
@@ -102,21 +141,21 @@ def _count(world: World, step: GherkinStep, match: re.Match[str]) -> None:
     assert len(_lookup(world.output(), match.group(1))) == int(match.group(2))
 
 
-def _first(world: World, step: GherkinStep, match: re.Match[str]) -> None:
-    assert world.started()[0] == match.group(1), world.started()
+async def _first(world: World, step: GherkinStep, match: re.Match[str]) -> None:
+    assert (await world.started())[0] == match.group(1), world.tasks
 
 
-def _last(world: World, step: GherkinStep, match: re.Match[str]) -> None:
-    assert world.started()[-1] == match.group(1), world.started()
+async def _last(world: World, step: GherkinStep, match: re.Match[str]) -> None:
+    assert (await world.started())[-1] == match.group(1), world.tasks
 
 
-def _before(world: World, step: GherkinStep, match: re.Match[str]) -> None:
-    started = world.started()
+async def _before(world: World, step: GherkinStep, match: re.Match[str]) -> None:
+    started = await world.started()
     assert started.index(match.group(1)) < started.index(match.group(2)), started
 
 
-def _after(world: World, step: GherkinStep, match: re.Match[str]) -> None:
-    started = world.started()
+async def _after(world: World, step: GherkinStep, match: re.Match[str]) -> None:
+    started = await world.started()
     assert started.index(match.group(1)) > started.index(match.group(2)), started
 
 

@@ -208,13 +208,36 @@ class BatchStarted(BaseModel):
     instances: list[InstanceCreated]
 
 
+class ProblemDetails(BaseModel):
+    """A DSL 1.0 error as the workflow raised it (RFC 7807 Problem Details)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(
+        description="The error type, e.g. `https://serverlessworkflow.io/spec/1.0.0/errors/communication`."
+    )
+    status: int = Field(description="Its status code (for `call: http`, the HTTP status).")
+    title: str | None = Field(default=None, description="A short summary of the error type.")
+    detail: str | None = Field(default=None, description="What happened in this instance.")
+    instance: str | None = Field(
+        default=None,
+        description="Where: the JSON Pointer of the faulted task, e.g. `/do/0/raiseError`.",
+    )
+
+
 class InstanceError(BaseModel):
     """Why an instance failed."""
 
-    name: str
-    code: str | None = None
+    name: str = Field(description="The error's name (for DSL 1.0, the last segment of its type).")
+    code: str | None = Field(default=None, description="Its code (for DSL 1.0, its status).")
     message: str = ""
-    state: str | None = None
+    state: str | None = Field(
+        default=None, description="The state where it happened (for DSL 1.0, the task's pointer)."
+    )
+    details: ProblemDetails | None = Field(
+        default=None,
+        description="DSL 1.0 instances only (absent for 0.8): the error as Problem Details.",
+    )
 
 
 class InstanceOut(BaseModel):
