@@ -154,7 +154,8 @@ async def parked(server: str, sizes: list[int], probes: int, how: str) -> dict[s
         grown = await _db_size(url) - before
         # probe keys spread over the parked range, each used once
         step = max(1, size // (probes + PROBES_WARM))
-        keys = [f"k{i}" for i in range(0, size, step)][: probes + PROBES_WARM]
+        # k0 is the template of the copies of the next sizes: it must stay parked
+        keys = [f"k{i}" for i in range(1, size, step)][: probes + PROBES_WARM]
         keys = [k for k in keys if not any(k in r["probed"] for r in runs)]
         ids = await _ids_of(url, keys)
         async with served(url, None, "parked") as port:
