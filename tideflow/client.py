@@ -6,6 +6,12 @@ says what went wrong: an error response is an :class:`ApiError`, which also keep
 the server's problem (``status``, ``type``, ``title``, ``detail``, ``path`` and, for an
 invalid workflow, every problem in ``errors``); an unreachable server is a plain
 ``TideflowError``. ``docs/client.md`` shows both clients.
+
+Answers are typed: the calls on workflows, instances and events return
+:class:`Workflow`, :class:`Deployed`, :class:`Instance`, :class:`InstanceStarted`,
+:class:`InstancePage`, :class:`EventAck` and :class:`EventPage`: typed dicts
+(``TypedDict``) of the API's JSON -- plain dicts at run time, with the API's own
+camelCase keys, so they print as JSON unchanged; a type checker knows every key.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import ssl
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, NotRequired, TypedDict, Unpack, overload
 from urllib.parse import quote
 
 import httpx
@@ -26,6 +32,142 @@ from tideflow.http_binding import encode_structured, validate_event
 
 DEFAULT_SERVER: Final = "http://127.0.0.1:8080"
 TAIL_WAIT_SECONDS: Final = 30.0
+
+# --- typed answers ------------------------------------------------------------------
+
+class Problem(TypedDict):
+    """One problem of a workflow definition."""
+
+    path: str
+    """Where in the document, e.g. ``states[2].transition``."""
+    message: str
+    severity: str
+    """``error`` or ``warning``."""
+
+
+class Workflow(TypedDict):
+    """A workflow's version, without its source (``GET /workflows``)."""
+
+    id: str
+    version: str
+    contentType: str
+    createdAt: str
+    """RFC 3339, UTC (``Z``)."""
+    name: str | None
+
+
+class Deployed(TypedDict):
+    """A deployed version (``POST /workflows``)."""
+
+    id: str
+    version: str
+    warnings: list[Problem]
+
+
+class InstanceError(TypedDict):
+    """Why an instance failed."""
+
+    name: str
+    """The workflow error's name, or a built-in one (``timeout``, ``expression``, ...)."""
+    code: str | None
+    """HTTP status of an HTTP function, ``TIMEOUT``, ..."""
+    message: str
+    state: str | None
+    """The state where it happened (for DSL 1.0: the task's JSON Pointer)."""
+    details: NotRequired[dict[str, Any]]
+    """DSL 1.0: the error as Problem Details (``type``, ``status``, ``title``, ...)."""
+
+
+class InstanceStarted(TypedDict):
+    """A started instance, before it has run (a start without ``wait``)."""
+
+    id: str
+    status: str
+    """One of :class:`~tideflow.runtime.status.InstanceStatus`'s values
+    (``InstanceStatus(instance["status"]).final`` says whether it has ended)."""
+
+
+class Instance(TypedDict):
+    """A workflow instance (``GET /instances/{id}``)."""
+
+    id: str
+    workflowId: str
+    version: str
+    status: str
+    """One of :class:`~tideflow.runtime.status.InstanceStatus`'s values."""
+    currentState: str | None
+    """The state being run; ``None`` once ended."""
+    input: Any
+    data: Any
+    output: Any
+    """Set once completed."""
+    error: InstanceError | None
+    startedAt: str
+    updatedAt: str
+    endedAt: str | None
+    parentId: str | None
+    """The instance that started it as a subflow, if any."""
+
+
+class InstancePage(TypedDict):
+    """A page of instances (``GET /instances``)."""
+
+    instances: list[Instance]
+    next: str | None
+    """The ``cursor`` of the next page; ``None`` at the end."""
+
+
+class EventAck(TypedDict):
+    """The acknowledgement of one event, sent only after it is committed (or held)."""
+
+    bus: str
+    offset: int | None
+    """Its offset (for a duplicate, the original's); ``None`` for an event held for later."""
+    duplicate: bool
+    scheduled: NotRequired[bool]
+    """True for an event held until its ``deliverytime`` (or ``delay``)."""
+    timerId: NotRequired[str]
+    deliveryTime: NotRequired[str]
+
+
+class EventRecord(TypedDict):
+    """A stored event and its offset."""
+
+    offset: int
+    event: dict[str, Any]
+    """The CloudEvent in structured JSON form, as sent."""
+
+
+class EventPage(TypedDict):
+    """A page of a bus (``GET /buses/{bus}/events``)."""
+
+    bus: str
+    events: list[EventRecord]
+    next: int
+    """The ``after`` of the following page."""
+
+
+class InstanceFilters(TypedDict, total=False):
+    """Which instances a list holds (:meth:`Client.list_instances`' keywords)."""
+
+    workflow: str | None
+    status: str | None
+    correlation: str | None
+    """``KEY:VALUE``: those waiting for an event with that correlation value."""
+    limit: int
+    order: str
+    """``desc`` (the newest first, the default) or ``asc``."""
+
+
+class PageFilters(InstanceFilters, total=False):
+    """:class:`InstanceFilters` and the page to start at (:meth:`Client.instances_page`)."""
+
+    cursor: str | None
+    """``next`` of the previous page."""
+
+
+TimelineEntry = dict[str, Any]
+"""One timeline entry: ``{kind, key, state, at, run, ...}`` plus what its kind adds."""
 
 
 class ApiError(TideflowError):
@@ -124,19 +266,20 @@ class ApiClient:
             return None
         return orjson.loads(response.content)
 
-    async def send_event(self, bus: str, event: Mapping[str, Any]) -> dict[str, Any]:
+    async def send_event(self, bus: str, event: Mapping[str, Any]) -> EventAck:
         """Send one event in structured mode; return its acknowledgement."""
         headers, body = encode_structured(event)
         result = await self._call("POST", f"/buses/{bus}/events", headers=headers, content=body)
-        ack: dict[str, Any] = result["events"][0]
+        ack: EventAck = result["events"][0]
         return ack
 
-    async def read(self, bus: str, after: int = 0, limit: int = 100, wait: float = 0) -> Any:
+    async def read(self, bus: str, after: int = 0, limit: int = 100, wait: float = 0) -> EventPage:
         """One page of ``bus`` after offset ``after``: ``{bus, events, next}``."""
         params = {"after": after, "limit": limit, "wait": wait}
-        return await self._call("GET", f"/buses/{bus}/events", params=params)
+        page: EventPage = await self._call("GET", f"/buses/{bus}/events", params=params)
+        return page
 
-    async def tail(self, bus: str, after: int = 0) -> AsyncIterator[dict[str, Any]]:
+    async def tail(self, bus: str, after: int = 0) -> AsyncIterator[EventRecord]:
         """Every event of ``bus`` after ``after``, forever, long-polling for new ones."""
         while True:
             page = await self.read(bus, after, limit=1000, wait=TAIL_WAIT_SECONDS)
@@ -174,44 +317,66 @@ class ApiClient:
 
     # -- workflows and instances -------------------------------------------------
 
-    async def deploy_workflow(self, text: str, content_type: str) -> Any:
+    async def deploy_workflow(self, text: str, content_type: str) -> Deployed:
         """Deploy a definition; return ``{id, version, warnings}``.
 
         An invalid definition raises with every problem, one per line after the first.
         """
         headers = {"content-type": content_type}
-        return await self._call("POST", "/workflows", content=text.encode(), headers=headers)
+        deployed: Deployed = await self._call(
+            "POST", "/workflows", content=text.encode(), headers=headers
+        )
+        return deployed
 
-    async def deploy_bundle(self, data: bytes, workflow: str | None = None) -> Any:
+    async def deploy_bundle(self, data: bytes, workflow: str | None = None) -> Deployed:
         """Deploy a zip bundle (a definition with its files, :mod:`tideflow.bundle`);
         ``workflow`` names the definition when its root holds several."""
         params = {"workflow": workflow} if workflow else {}
         headers = {"content-type": "application/zip"}
-        return await self._call("POST", "/workflows", content=data, headers=headers, params=params)
+        deployed: Deployed = await self._call(
+            "POST", "/workflows", content=data, headers=headers, params=params
+        )
+        return deployed
 
-    async def list_workflows(self) -> Any:
+    async def list_workflows(self) -> list[Workflow]:
         """The latest version of every workflow."""
-        return (await self._call("GET", "/workflows"))["workflows"]
+        workflows: list[Workflow] = (await self._call("GET", "/workflows"))["workflows"]
+        return workflows
+
+    @overload
+    async def start_instance(
+        self, workflow_id: str, data: Any, *, wait: None = None
+    ) -> InstanceStarted: ...
+
+    @overload
+    async def start_instance(self, workflow_id: str, data: Any, *, wait: float) -> Instance: ...
 
     async def start_instance(
         self, workflow_id: str, data: Any, *, wait: float | None = None
-    ) -> Any:
-        """Start an instance; with ``wait``, return it once ended (or when the wait is over)."""
+    ) -> InstanceStarted | Instance:
+        """Start an instance: its id and status; with ``wait``, the whole instance once
+        ended (or as it is when the wait is over)."""
         params = {} if wait is None else {"wait": wait}
         path = f"/workflows/{workflow_id}/instances"
-        return await self._call("POST", path, json=data, params=params)
+        started: InstanceStarted | Instance = await self._call(
+            "POST", path, json=data, params=params
+        )
+        return started
 
     async def list_instances(
         self,
         *,
         workflow: str | None = None,
         status: str | None = None,
+        correlation: str | None = None,
         limit: int = 100,
         order: str = "desc",
-    ) -> Any:
+    ) -> list[Instance]:
         """The first ``limit`` instances (filtered), the newest first (``order="asc"``:
         in start order)."""
-        page = await self.instances_page(workflow=workflow, status=status, limit=limit, order=order)
+        page = await self.instances_page(
+            workflow=workflow, status=status, correlation=correlation, limit=limit, order=order
+        )
         return page["instances"]
 
     async def instances_page(
@@ -219,28 +384,39 @@ class ApiClient:
         *,
         workflow: str | None = None,
         status: str | None = None,
+        correlation: str | None = None,
         limit: int = 100,
         order: str = "desc",
         cursor: str | None = None,
-    ) -> Any:
-        """One page of instances: ``{"instances": [...], "next": cursor or None}``."""
+    ) -> InstancePage:
+        """One page of instances: ``{"instances": [...], "next": cursor or None}``.
+
+        ``correlation`` ``"KEY:VALUE"``: only instances waiting for an event whose
+        correlation attribute KEY is VALUE (a malformed one is an :class:`ApiError` 422).
+        """
         params: dict[str, Any] = {"limit": limit, "order": order}
-        given = (("workflow", workflow), ("status", status), ("cursor", cursor))
-        params |= {k: v for k, v in given if v}
-        return await self._call("GET", "/instances", params=params)
-
-    async def get_instance(self, instance_id: str, wait: float | None = None) -> Any:
-        """An instance's status; with ``wait``, once it has ended or ``wait`` seconds passed."""
-        if wait is None:
-            return await self._call("GET", f"/instances/{instance_id}")
-        params = {"wait": wait}
-        return await self._call(
-            "GET", f"/instances/{instance_id}", params=params, timeout=wait + 30
+        given = (
+            ("workflow", workflow),
+            ("status", status),
+            ("correlation", correlation),
+            ("cursor", cursor),
         )
+        params |= {k: v for k, v in given if v is not None}
+        page: InstancePage = await self._call("GET", "/instances", params=params)
+        return page
 
-    async def timeline(self, instance_id: str) -> list[Any]:
+    async def get_instance(self, instance_id: str, wait: float | None = None) -> Instance:
+        """An instance's status; with ``wait``, once it has ended or ``wait`` seconds passed."""
+        path = f"/instances/{instance_id}"
+        if wait is None:
+            instance: Instance = await self._call("GET", path)
+        else:
+            instance = await self._call("GET", path, params={"wait": wait}, timeout=wait + 30)
+        return instance
+
+    async def timeline(self, instance_id: str) -> list[TimelineEntry]:
         """An instance's timeline entries, every page of them."""
-        entries: list[Any] = []
+        entries: list[TimelineEntry] = []
         params: dict[str, Any] = {}
         while True:
             page = await self._call("GET", f"/instances/{instance_id}/timeline", params=params)
@@ -249,9 +425,10 @@ class ApiClient:
                 return entries
             params = {"after": page["next"]}
 
-    async def instance_action(self, instance_id: str, action: str) -> Any:
+    async def instance_action(self, instance_id: str, action: str) -> Instance:
         """``cancel``, ``suspend``, ``resume`` or ``retry`` an instance; return it."""
-        return await self._call("POST", f"/instances/{instance_id}/{action}")
+        instance: Instance = await self._call("POST", f"/instances/{instance_id}/{action}")
+        return instance
 
     async def list_timers(
         self, kind: str | None = None, state: str = "pending", limit: int = 100
@@ -381,52 +558,61 @@ class Client:
         finally:
             self._runner.close()
 
-    def deploy_workflow(self, text: str, content_type: str = "application/yaml") -> Any:
+    def deploy_workflow(self, text: str, content_type: str = "application/yaml") -> Deployed:
         """Deploy a definition (YAML or JSON text); ``{id, version, warnings}``."""
         return self._runner.run(self.api.deploy_workflow(text, content_type))
 
-    def deploy_bundle(self, data: bytes, workflow: str | None = None) -> Any:
+    def deploy_bundle(self, data: bytes, workflow: str | None = None) -> Deployed:
         """Deploy a zip bundle; ``{id, version, warnings}``."""
         return self._runner.run(self.api.deploy_bundle(data, workflow))
 
-    def list_workflows(self) -> Any:
+    def list_workflows(self) -> list[Workflow]:
         """The latest version of every workflow."""
         return self._runner.run(self.api.list_workflows())
 
-    def start_instance(self, workflow_id: str, data: Any, *, wait: float | None = None) -> Any:
-        """Start an instance; with ``wait``, the instance once ended (or the wait over)."""
+    @overload
+    def start_instance(
+        self, workflow_id: str, data: Any, *, wait: None = None
+    ) -> InstanceStarted: ...
+
+    @overload
+    def start_instance(self, workflow_id: str, data: Any, *, wait: float) -> Instance: ...
+
+    def start_instance(
+        self, workflow_id: str, data: Any, *, wait: float | None = None
+    ) -> InstanceStarted | Instance:
+        """Start an instance: its id and status; with ``wait``, the whole instance once
+        ended (or the wait over)."""
+        if wait is None:
+            return self._runner.run(self.api.start_instance(workflow_id, data))
         return self._runner.run(self.api.start_instance(workflow_id, data, wait=wait))
 
-    def get_instance(self, instance_id: str, wait: float | None = None) -> Any:
+    def get_instance(self, instance_id: str, wait: float | None = None) -> Instance:
         """An instance; with ``wait``, once ended or after ``wait`` seconds."""
         return self._runner.run(self.api.get_instance(instance_id, wait))
 
-    def list_instances(
-        self,
-        *,
-        workflow: str | None = None,
-        status: str | None = None,
-        limit: int = 100,
-        order: str = "desc",
-    ) -> Any:
-        """The first ``limit`` instances (filtered), the newest first."""
-        return self._runner.run(
-            self.api.list_instances(workflow=workflow, status=status, limit=limit, order=order)
-        )
+    def list_instances(self, **filters: Unpack[InstanceFilters]) -> list[Instance]:
+        """The first ``limit`` instances (filtered), the newest first; ``correlation``
+        ``"KEY:VALUE"``: those waiting on that correlation value (see :class:`ApiClient`)."""
+        return self._runner.run(self.api.list_instances(**filters))
 
-    def timeline(self, instance_id: str) -> list[Any]:
+    def instances_page(self, **filters: Unpack[PageFilters]) -> InstancePage:
+        """One page of instances and the ``cursor`` of the next (see :class:`ApiClient`)."""
+        return self._runner.run(self.api.instances_page(**filters))
+
+    def timeline(self, instance_id: str) -> list[TimelineEntry]:
         """An instance's timeline entries, every page of them."""
         return self._runner.run(self.api.timeline(instance_id))
 
-    def instance_action(self, instance_id: str, action: str) -> Any:
-        """``cancel``, ``suspend`` or ``resume`` an instance; the instance."""
+    def instance_action(self, instance_id: str, action: str) -> Instance:
+        """``cancel``, ``suspend``, ``resume`` or ``retry`` an instance; the instance."""
         return self._runner.run(self.api.instance_action(instance_id, action))
 
-    def send_event(self, bus: str, event: Mapping[str, Any]) -> dict[str, Any]:
+    def send_event(self, bus: str, event: Mapping[str, Any]) -> EventAck:
         """Send one CloudEvent (structured mode); its acknowledgement (``offset``...)."""
         return self._runner.run(self.api.send_event(bus, event))
 
-    def read(self, bus: str, after: int = 0, limit: int = 100, wait: float = 0) -> Any:
+    def read(self, bus: str, after: int = 0, limit: int = 100, wait: float = 0) -> EventPage:
         """One page of ``bus`` after offset ``after``: ``{bus, events, next}``."""
         return self._runner.run(self.api.read(bus, after, limit, wait))
 

@@ -223,6 +223,14 @@ CREATE TABLE tideflow_connectors (
     CONSTRAINT tideflow_connectors_state_check CHECK ((state = ANY (ARRAY['active'::text, 'paused'::text])))
 );
 
+CREATE TABLE tideflow_console_sessions (
+    digest text NOT NULL,
+    csrf text NOT NULL,
+    sealed bytea NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    expires_at timestamp with time zone NOT NULL
+);
+
 CREATE TABLE tideflow_consumer_attempts (
     subscription_id text NOT NULL,
     event_offset bigint NOT NULL,
@@ -497,6 +505,9 @@ ALTER TABLE ONLY tideflow_cluster_nodes
 ALTER TABLE ONLY tideflow_connectors
     ADD CONSTRAINT tideflow_connectors_pkey PRIMARY KEY (name);
 
+ALTER TABLE ONLY tideflow_console_sessions
+    ADD CONSTRAINT tideflow_console_sessions_pkey PRIMARY KEY (digest);
+
 ALTER TABLE ONLY tideflow_consumer_attempts
     ADD CONSTRAINT tideflow_consumer_attempts_pkey PRIMARY KEY (subscription_id, event_offset);
 
@@ -570,6 +581,10 @@ ALTER TABLE ONLY tideflow_workflows
     ADD CONSTRAINT tideflow_workflows_pkey PRIMARY KEY (id);
 
 CREATE INDEX tideflow_cluster_leases_owner ON tideflow_cluster_leases USING btree (owner);
+
+CREATE INDEX tideflow_console_sessions_expiry ON tideflow_console_sessions USING btree (expires_at);
+
+CREATE INDEX tideflow_correlation_keys_corr ON tideflow_correlation_keys USING gin (corr jsonb_path_ops);
 
 CREATE INDEX tideflow_correlation_keys_wait ON tideflow_correlation_keys USING btree (instance_id, wait_key);
 

@@ -53,6 +53,7 @@ from tideflow.connectors.gateway import PostgresConnectors
 from tideflow.connectors.messaging import ConnectorBrokers
 from tideflow.connectors.service import ConnectorService
 from tideflow.connectors.spec import ConnectorSpec
+from tideflow.console.gateway import PostgresSessions
 from tideflow.db import DatabaseProbe, open_database
 from tideflow.deploy import deploy_folder
 from tideflow.egress import EgressPolicy
@@ -259,6 +260,7 @@ async def open_system(
             connectors=connectors,
             secrets=secrets,
             cluster=cluster,
+            console_sessions=PostgresSessions(database.pool, SYSTEM_CLOCK),
         )
         for folder in options.workflow_dirs:
             await deploy_folder(

@@ -21,7 +21,7 @@ from tests.support.cli import run_cli
 from tideflow.api.app import create_app
 from tideflow.api.services import with_store
 from tideflow.api.testserver import serve_app
-from tideflow.client import ApiClient
+from tideflow.client import ApiClient, EventRecord
 from tideflow.eventstore.gateway import PostgresEventStore
 from tideflow.http_binding import encode_batch
 from tideflow.settings import Settings
@@ -122,7 +122,7 @@ async def test_reads_from_offset_one_go_through_the_archive(
         assert [r["offset"] for r in pages] == list(range(1, EVENTS + 1))
         assert [r["event"] for r in pages] == sent
 
-    tailed: list[dict[str, Any]] = []
+    tailed: list[EventRecord] = []
     async with ApiClient(server.url, token=tokens["admin"]) as client:
         async for record in client.tail("audit", 0):  # what `events tail --from 1` runs
             tailed.append(record)

@@ -6,12 +6,24 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, NotRequired, get_origin, get_type_hints
 
 import pytest
 
 from tests.support.served import Served, serve_process
 from tideflow.api.testserver import free_port
-from tideflow.client import ApiClient, ApiError, Client
+from tideflow.client import (
+    ApiClient,
+    ApiError,
+    Client,
+    Deployed,
+    EventAck,
+    EventPage,
+    Instance,
+    InstancePage,
+    InstanceStarted,
+    Workflow,
+)
 from tideflow.errors import TideflowError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,8 +50,41 @@ def test_the_blocking_client_deploys_runs_and_reads(server: Served) -> None:
         assert [i["id"] for i in client.list_instances(workflow="hello-world")] == [ended["id"]]
         assert client.timeline(ended["id"])
         ack = client.send_event("default", EVENT)
+        assert ack["offset"] is not None
         page = client.read("default", after=ack["offset"] - 1)
         assert [e["event"]["id"] for e in page["events"]] == ["c-1"]
+
+
+def _keys(typed: Any) -> tuple[frozenset[str], frozenset[str]]:
+    """The required and the known keys of a TypedDict (from its hints: under postponed
+    annotations, Python 3.11's own ``__required_keys__`` misses ``NotRequired``)."""
+    hints = get_type_hints(typed, include_extras=True)
+    optional = {k for k, hint in hints.items() if get_origin(hint) is NotRequired}
+    return frozenset(hints) - optional, frozenset(hints)
+
+
+def _shaped(answer: Any, typed: Any) -> None:
+    """``answer`` has every key ``typed`` requires and none it does not declare."""
+    required, known = _keys(typed)
+    assert required <= set(answer) <= known, (typed.__name__, sorted(answer))
+
+
+def test_the_typed_answers_have_the_keys_the_server_sends(server: Served) -> None:
+    with Client(server.url, token=server.token) as client:
+        _shaped(client.deploy_workflow(HELLO.read_text()), Deployed)
+        _shaped(client.list_workflows()[0], Workflow)
+        _shaped(client.start_instance("hello-world", {"name": "Ada"}), InstanceStarted)
+        ended = client.start_instance("hello-world", {"name": "Ada"}, wait=30)
+        _shaped(ended, Instance)
+        assert set(ended) == _keys(Instance)[1]  # no optional key: every one is sent
+        page = client.instances_page(limit=1)
+        _shaped(page, InstancePage)
+        assert page["next"] is not None  # two instances, a page of one
+        _shaped(page["instances"][0], Instance)
+        ack = client.send_event("default", EVENT)
+        _shaped(ack, EventAck)
+        events = client.read("default")
+        _shaped(events, EventPage)
 
 
 def test_an_error_answer_is_an_api_error_with_the_servers_problem(server: Served) -> None:

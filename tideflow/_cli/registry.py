@@ -219,6 +219,13 @@ async def _wait_for_end(client: Any, instance_id: str, seconds: float) -> Any:
 def instances_list(
     status: Annotated[str | None, typer.Option(help="Only instances in this status.")] = None,
     workflow: Annotated[str | None, typer.Option(help="Only this workflow's.")] = None,
+    correlation: Annotated[
+        str | None,
+        typer.Option(
+            metavar="KEY:VALUE",
+            help="Only instances waiting for an event whose correlation attribute KEY is VALUE.",
+        ),
+    ] = None,
     limit: Annotated[
         int, typer.Option(min=1, max=1000, help="At most this many (a page under --all).")
     ] = 100,
@@ -245,7 +252,12 @@ def instances_list(
         cursor = None
         while True:
             page = await client.instances_page(
-                workflow=workflow, status=status, limit=limit, order=order.value, cursor=cursor
+                workflow=workflow,
+                status=status,
+                correlation=correlation,
+                limit=limit,
+                order=order.value,
+                cursor=cursor,
             )
             rows.extend(page["instances"])
             cursor = page["next"]
@@ -261,7 +273,8 @@ def instances_list(
             state = row.get("currentState") or ""
             print(f"{row['id']}\t{row['workflowId']}\t{row['version']}\t{row['status']}\t{state}")
     if not rows:
-        err_console.print("no instances" + (" match" if workflow or status else ""))
+        filtered = workflow or status or correlation
+        err_console.print("no instances" + (" match" if filtered else ""))
     elif more:
         err_console.print(
             f"more instances exist than these {len(rows)}: --all lists them all", markup=False

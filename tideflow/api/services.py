@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from tideflow.auth.verifier import TokenStore, TokenVerifier
     from tideflow.cluster.membership import Cluster
     from tideflow.connectors.service import ConnectorService
+    from tideflow.console.session import SessionStore
     from tideflow.eventstore.store import Appender
     from tideflow.metrics import Metrics
     from tideflow.runtime.engine import InstanceEngine
@@ -71,6 +72,8 @@ class Services:
         secrets: The operator's secrets and their grants (``None``: deploys are
             not checked against grants, and ``/secrets/grants`` answers 404).
         cluster: This process's membership and leases (``None``: ``/cluster`` answers 503).
+        console_sessions: Where the web console keeps its sessions (``None``: in this
+            process's memory).
     """
 
     settings: Settings
@@ -94,6 +97,7 @@ class Services:
     connectors: ConnectorService | None = None
     secrets: SecretAccess | None = None
     cluster: Cluster | None = None
+    console_sessions: SessionStore | None = None
 
 
 ServicesOpener = Callable[[Settings], AbstractAsyncContextManager[Services]]

@@ -8,7 +8,8 @@ events; every page works without them. Nothing is loaded from elsewhere (the
 answers carry a ``Content-Security-Policy`` of ``'self'``).
 
 Who may see what is the API's business: the console calls it with the token of
-the browser's session (:mod:`tideflow.console.session`), or with none under
+the browser's session (:mod:`tideflow.console.session`; kept in PostgreSQL by
+``serve``, so any process on the database knows it), or with none under
 ``--insecure-local``. Every form carries the session's CSRF token and every
 POST is refused without it.
 """
@@ -33,7 +34,7 @@ from starlette.staticfiles import StaticFiles
 from tideflow import ids
 from tideflow.console import diagram, rows
 from tideflow.console.api import Api, ApiProblem
-from tideflow.console.session import COOKIE, Session, Sessions
+from tideflow.console.session import COOKIE, MemorySessions, Session, SessionStore
 from tideflow.runtime.status import InstanceStatus
 
 ASSETS: Final = Path(__file__).parent / "assets"
@@ -84,11 +85,15 @@ class Ctx:
     insecure: bool
 
 
-def _sessions(request: Request) -> Sessions:
+def _sessions(request: Request) -> SessionStore:
+    """The server's sessions (PostgreSQL under ``serve``), else this app's own in memory."""
     app = request.app
-    sessions: Sessions | None = getattr(app.state, "console_sessions", None)
+    stored: SessionStore | None = app.state.services.console_sessions
+    if stored is not None:
+        return stored
+    sessions: SessionStore | None = getattr(app.state, "console_sessions", None)
     if sessions is None:
-        sessions = Sessions(app.state.services.clock)
+        sessions = MemorySessions(app.state.services.clock)
         app.state.console_sessions = sessions
     return sessions
 
@@ -97,20 +102,20 @@ def _insecure(request: Request) -> bool:
     return bool(request.app.state.services.settings.insecure_local)
 
 
-def _ctx(request: Request) -> Ctx:
+async def _ctx(request: Request) -> Ctx:
     """The request's session (a new token-less one under ``--insecure-local``).
 
     Raises:
         LoginNeeded: No session with a token, and tokens are needed.
     """
     sessions = _sessions(request)
-    session = sessions.get(request.cookies.get(COOKIE))
+    session = await sessions.get(request.cookies.get(COOKIE))
     insecure = _insecure(request)
     new = False
     if session is None or not (session.token or insecure):
         if not insecure:
             raise LoginNeeded(_here(request))
-        session, new = sessions.open(""), True
+        session, new = await sessions.open(""), True
     host = request.headers.get("host", "127.0.0.1")
     return Ctx(request, session, Api(request.app, host, session.token), new, insecure)
 
@@ -214,7 +219,7 @@ async def login(request: Request) -> Response:
     except ApiProblem as problem:
         error = "That token is not valid." if problem.status == 401 else problem.detail
         return render(None, "login.html", 401, target=target, error=error)
-    session = _sessions(request).open(token)
+    session = await _sessions(request).open(token)
     response = RedirectResponse(target, status_code=303)
     _set_cookie(request, response, session)
     return _headers(response)
@@ -222,10 +227,10 @@ async def login(request: Request) -> Response:
 
 @router.post("/ui/logout")
 async def logout(request: Request) -> Response:
-    ctx = _ctx(request)
+    ctx = await _ctx(request)
     async with ctx.api:
         await _form(ctx)
-    _sessions(request).close(ctx.session.id)
+    await _sessions(request).close(ctx.session.id)
     response = RedirectResponse("/ui/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return _headers(response)
@@ -236,7 +241,7 @@ async def logout(request: Request) -> Response:
 
 @router.get("/")
 async def workflows_page(request: Request) -> Response:
-    ctx = _ctx(request)
+    ctx = await _ctx(request)
     async with ctx.api:
         listed = await ctx.api.get("/workflows")
     return render(ctx, "workflows.html", workflows=listed["workflows"][:MAX_PAGE * 5])
@@ -273,7 +278,7 @@ def _parse(source: str) -> Any:
 
 @router.get("/ui/workflows/{workflow_id}")
 async def workflow_page(request: Request, workflow_id: str, version: str = "") -> Response:
-    ctx = _ctx(request)
+    ctx = await _ctx(request)
     async with ctx.api:
         return await _workflow_page(ctx, workflow_id, version, None, "{}")
 
@@ -302,7 +307,7 @@ async def _workflow_page(
 
 @router.post("/ui/workflows/{workflow_id}/start")
 async def start_instance(request: Request, workflow_id: str) -> Response:
-    ctx = _ctx(request)
+    ctx = await _ctx(request)
     async with ctx.api:
         fields = await _form(ctx)
         text = fields.get("input", "").strip() or "{}"
@@ -327,13 +332,13 @@ def _problem_text(problem: ApiProblem) -> str:
 
 @router.get("/ui/deploy")
 async def deploy_page(request: Request) -> Response:
-    ctx = _ctx(request)
+    ctx = await _ctx(request)
     return render(ctx, "deploy.html", source="", problems=[], error=None)
 
 
 @router.post("/ui/deploy")
 async def deploy(request: Request) -> Response:
-    ctx = _ctx(request)
+    ctx = await _ctx(request)
     async with ctx.api:
         fields = await _form(ctx)
         source = fields.get("source", "")
@@ -357,12 +362,13 @@ async def instances_page(
     request: Request,
     workflow: str = "",
     status: str = "",
+    correlation: str = "",
     cursor: str = "",
     limit: int = PAGE_SIZE,
 ) -> Response:
-    ctx = _ctx(request)
+    ctx = await _ctx(request)
     limit = max(1, min(limit, MAX_PAGE))
-    filters = {"workflow": workflow, "status": status}
+    filters = {"workflow": workflow, "status": status, "correlation": correlation.strip()}
     error = None
     async with ctx.api:
         try:
@@ -413,7 +419,7 @@ async def _instance_view(ctx: Ctx, instance_id: str, after: str) -> dict[str, An
 
 @router.get("/ui/instances/{instance_id}")
 async def instance_page(request: Request, instance_id: str, after: str = "") -> Response:
-    ctx = _ctx(request)
+    ctx = await _ctx(request)
     async with ctx.api:
         view = await _instance_view(ctx, instance_id, after)
     return render(ctx, "instance.html", **view, message=request.query_params.get("done"))
@@ -422,7 +428,7 @@ async def instance_page(request: Request, instance_id: str, after: str = "") -> 
 @router.get("/ui/instances/{instance_id}/live")
 async def instance_live(request: Request, instance_id: str) -> Response:
     """The part of an instance page that changes while it runs (its script swaps it in)."""
-    ctx = _ctx(request)
+    ctx = await _ctx(request)
     async with ctx.api:
         view = await _instance_view(ctx, instance_id, "")
     return render(ctx, "instance_live.html", **view)
@@ -430,7 +436,7 @@ async def instance_live(request: Request, instance_id: str) -> Response:
 
 @router.post("/ui/instances/{instance_id}/{action}")
 async def instance_action(request: Request, instance_id: str, action: str) -> Response:
-    ctx = _ctx(request)
+    ctx = await _ctx(request)
     if action not in _ACTIONS:
         raise ApiProblem(404, {"detail": f"no such action: {action}"})
     async with ctx.api:
@@ -450,7 +456,7 @@ async def instance_action(request: Request, instance_id: str, action: str) -> Re
 
 @router.get("/ui/buses")
 async def buses_page(request: Request) -> Response:
-    ctx = _ctx(request)
+    ctx = await _ctx(request)
     async with ctx.api:
         buses = (await ctx.api.get("/buses"))["buses"][:MAX_PAGE]
         figures = [await _bus_figures(ctx, bus["name"]) for bus in buses]
@@ -473,7 +479,7 @@ async def _bus_figures(ctx: Ctx, name: str) -> Mapping[str, Any]:
 
 @router.get("/ui/buses/{bus}")
 async def bus_page(request: Request, bus: str, after: int | None = None) -> Response:
-    ctx = _ctx(request)
+    ctx = await _ctx(request)
     async with ctx.api:
         return await _bus_page(ctx, bus, after, None)
 
@@ -505,7 +511,7 @@ async def _bus_page(ctx: Ctx, bus: str, after: int | None, error: str | None) ->
 @router.get("/ui/buses/{bus}/tail")
 async def bus_tail(request: Request, bus: str, after: int = 0) -> Response:
     """Rows of the events after ``after`` (newest first), for the page's live tail."""
-    ctx = _ctx(request)
+    ctx = await _ctx(request)
     async with ctx.api:
         page = await ctx.api.get(
             f"/buses/{quote(bus, safe='')}/events", {"after": max(0, after), "limit": BUS_PAGE}
@@ -518,7 +524,7 @@ async def bus_tail(request: Request, bus: str, after: int = 0) -> Response:
 
 @router.post("/ui/buses/{bus}/send")
 async def send_event(request: Request, bus: str) -> Response:
-    ctx = _ctx(request)
+    ctx = await _ctx(request)
     async with ctx.api:
         fields = await _form(ctx)
         try:
@@ -572,7 +578,7 @@ async def _login_needed(request: Request, exc: Exception) -> Response:
 async def _api_problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiProblem)
     if exc.status == 401:  # revoked or expired token: sign in again
-        _sessions(request).close(request.cookies.get(COOKIE))
+        await _sessions(request).close(request.cookies.get(COOKIE))
         return await _login_needed(request, LoginNeeded(_here(request)))
     return render(None, "error.html", exc.status, status=exc.status, detail=_problem_text(exc))
 

@@ -230,6 +230,15 @@ class PostgresRegistry:
         await self._changed(workflow_id)
 
 
+_LIST_QUERIES = {
+    (False, False): "list_instances",
+    (False, True): "list_instances_newest",
+    (True, False): "list_instances_correlated",
+    (True, True): "list_instances_correlated_newest",
+}
+"""The list query by (filtered by a correlation value, newest first)."""
+
+
 class PostgresInstances:
     """Instances, timelines and event waits (see the module docs)."""
 
@@ -296,10 +305,15 @@ class PostgresInstances:
         cursor: str | None = None,
         *,
         newest_first: bool = False,
+        correlation: tuple[str, str] | None = None,
     ) -> tuple[builtins.list[InstanceRow], str | None]:
         """Instances in creation order (the newest first under ``newest_first``), and the
         cursor of the next page (``None`` at the end); a cursor pages in the order that
         returned it.
+
+        ``correlation`` ``(key, value)``: only instances waiting for an event whose
+        correlation attribute ``key`` is bound to ``value`` (the correlation index, which
+        holds the open waits; compared as text, as the index keeps values).
 
         Raises:
             InvalidArgument: ``cursor`` is not one this method returned.
@@ -308,11 +322,14 @@ class PostgresInstances:
             after = int(cursor) if cursor else None
         except ValueError:
             raise InvalidArgument(f"bad cursor {cursor!r}", argument="cursor") from None
-        query = _Q["list_instances_newest" if newest_first else "list_instances"]
+        query = _Q[_LIST_QUERIES[correlation is not None, newest_first]]
         if not newest_first:
             after = after or 0
+        args: tuple[object, ...] = (workflow, status, after, limit + 1)
+        if correlation is not None:
+            args += (dumps({correlation[0]: correlation[1]}),)
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(query, workflow, status, after, limit + 1)
+            rows = await conn.fetch(query, *args)
         page = [InstanceRow.from_row(r) for r in rows[:limit]]
         more = len(rows) > limit
         return page, (str(page[-1].seq) if more and page else None)

@@ -297,15 +297,24 @@ async def list_instances(
         Literal["asc", "desc"],
         Query(description="`desc`: the newest first; `asc`: in the order they started."),
     ] = "desc",
+    correlation: Annotated[
+        str | None,
+        Query(
+            description="`KEY:VALUE`: only instances waiting for an event whose correlation "
+            "attribute KEY is bound to VALUE (the correlation index of open event waits). "
+            "Malformed: 422 naming `correlation`.",
+        ),
+    ] = None,
 ) -> Response:
     """Instances, the newest first (``order=asc``: in the order they were started), a
-    page at a time."""
+    page at a time; ``correlation=KEY:VALUE`` finds those waiting on a correlation value."""
     rows, after = await _instances(services).list(
         workflow=workflow,
         status=_status(status),
         limit=limit,
         cursor=cursor,
         newest_first=order == "desc",
+        correlation=parse_correlation(correlation),
     )
     return json_response({"instances": [r.to_json() for r in rows], "next": after})
 
@@ -421,6 +430,29 @@ async def _act(request: Request, services: Services, action: str, instance_id: s
         workflowId=row.workflow_id,
     )
     return json_response(row.to_json())
+
+
+MAX_CORRELATION_CHARS: Final = 1000
+"""The longest ``correlation`` query value."""
+
+
+def parse_correlation(text: str | None) -> tuple[str, str] | None:
+    """``KEY:VALUE`` as ``(key, value)``: split at the first ``:``; both non-empty (the
+    value may hold more colons).
+
+    Raises:
+        InvalidParameter: Any other shape (a 422 naming ``correlation``).
+    """
+    if text is None:
+        return None
+    key, colon, value = text.partition(":")
+    if not colon or not key or not value or len(text) > MAX_CORRELATION_CHARS:
+        raise InvalidParameter(
+            f"correlation must be KEY:VALUE (both non-empty, at most "
+            f"{MAX_CORRELATION_CHARS} characters), not {text[:100]!r}",
+            argument="correlation",
+        )
+    return key, value
 
 
 def _status(text: str | None) -> InstanceStatus | None:

@@ -97,6 +97,26 @@ WHERE ($1::text IS NULL OR workflow_id = $1)
 ORDER BY seq DESC
 LIMIT $4;
 
+-- list_instances_correlated --
+-- Instances with an open event wait on the correlation value $5 ({"key": "value"}), by workflow and status (NULL: any), after a cursor, in creation order
+SELECT * FROM tideflow_instances
+WHERE id IN (SELECT k.instance_id FROM tideflow_correlation_keys k WHERE k.corr @> $5::jsonb)
+  AND ($1::text IS NULL OR workflow_id = $1)
+  AND ($2::text IS NULL OR status = $2)
+  AND seq > $3
+ORDER BY seq
+LIMIT $4;
+
+-- list_instances_correlated_newest --
+-- Instances with an open event wait on the correlation value $5 ({"key": "value"}), by workflow and status (NULL: any), before a cursor (NULL: from the newest), newest first
+SELECT * FROM tideflow_instances
+WHERE id IN (SELECT k.instance_id FROM tideflow_correlation_keys k WHERE k.corr @> $5::jsonb)
+  AND ($1::text IS NULL OR workflow_id = $1)
+  AND ($2::text IS NULL OR status = $2)
+  AND ($3::bigint IS NULL OR seq < $3)
+ORDER BY seq DESC
+LIMIT $4;
+
 -- get_timeline --
 -- The timeline of an instance, in order
 SELECT * FROM tideflow_timeline WHERE instance_id = $1 ORDER BY seq;
