@@ -53,6 +53,7 @@ def test_the_blocking_client_deploys_runs_and_reads(server: Served) -> None:
         assert ack["offset"] is not None
         page = client.read("default", after=ack["offset"] - 1)
         assert [e["event"]["id"] for e in page["events"]] == ["c-1"]
+        _typed_answers_have_the_keys_the_server_sends(client)  # one server for both
 
 
 def _keys(typed: Any) -> tuple[frozenset[str], frozenset[str]]:
@@ -69,22 +70,21 @@ def _shaped(answer: Any, typed: Any) -> None:
     assert required <= set(answer) <= known, (typed.__name__, sorted(answer))
 
 
-def test_the_typed_answers_have_the_keys_the_server_sends(server: Served) -> None:
-    with Client(server.url, token=server.token) as client:
-        _shaped(client.deploy_workflow(HELLO.read_text()), Deployed)
-        _shaped(client.list_workflows()[0], Workflow)
-        _shaped(client.start_instance("hello-world", {"name": "Ada"}), InstanceStarted)
-        ended = client.start_instance("hello-world", {"name": "Ada"}, wait=30)
-        _shaped(ended, Instance)
-        assert set(ended) == _keys(Instance)[1]  # no optional key: every one is sent
-        page = client.instances_page(limit=1)
-        _shaped(page, InstancePage)
-        assert page["next"] is not None  # two instances, a page of one
-        _shaped(page["instances"][0], Instance)
-        ack = client.send_event("default", EVENT)
-        _shaped(ack, EventAck)
-        events = client.read("default")
-        _shaped(events, EventPage)
+def _typed_answers_have_the_keys_the_server_sends(client: Client) -> None:
+    _shaped(client.deploy_workflow(HELLO.read_text()), Deployed)
+    _shaped(client.list_workflows()[0], Workflow)
+    _shaped(client.start_instance("hello-world", {"name": "Ada"}), InstanceStarted)
+    ended = client.start_instance("hello-world", {"name": "Ada"}, wait=30)
+    _shaped(ended, Instance)
+    assert set(ended) == _keys(Instance)[1]  # no optional key: every one is sent
+    page = client.instances_page(limit=1)
+    _shaped(page, InstancePage)
+    assert page["next"] is not None  # two instances, a page of one
+    _shaped(page["instances"][0], Instance)
+    ack = client.send_event("default", EVENT)
+    _shaped(ack, EventAck)
+    events = client.read("default")
+    _shaped(events, EventPage)
 
 
 def test_an_error_answer_is_an_api_error_with_the_servers_problem(server: Served) -> None:
