@@ -4,16 +4,23 @@ Off by default. ``tideflow serve --otel`` (``TIDEFLOW_OTEL=1``), or an OTLP endp
 standard ``OTEL_EXPORTER_OTLP_ENDPOINT``/``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` variables,
 turns it on through :func:`configure`; tests and benchmarks hand their own SDK provider to
 :func:`use`. While it is off every function here returns at its first line and no span object
-is made: the callers on hot paths ask :func:`enabled` once per request or batch.
+is made: the callers on hot paths ask :func:`enabled` once per request or batch. While it is
+on, a request whose trace is not sampled makes no span object either: new traces are
+sampled here (:func:`use`), before the SDK is asked for anything.
 
 The spans of one event, each the child of the one before (docs/observability.md)::
 
     tideflow.ingest                 POST /events (parent: the request's or the event's traceparent)
       tideflow.eventstore.append    append and commit; its context is stored with each event
         tideflow.deliver            a subscription hands the event on (another task, process)
-          tideflow.instance.resume  the instance the event woke
+          tideflow.instance.resume  the instance the event woke (or .start: the one it started)
             tideflow.state          each state (0.8) or task (1.0) that runs
               tideflow.function.call  each function call; HTTP calls carry ``traceparent``
+
+An instance started over HTTP has a ``tideflow.instance.start`` span continuing the request's
+``traceparent`` (else a new trace). One an event started through the inbox of its first wait
+(0.8 start event states) continues in a ``tideflow.instance.resume`` span under its start
+span once the inbox answers that wait.
 
 The stored context is a W3C ``traceparent`` string in the event's row
 (``tideflow_events.trace_parent``), never in the event itself, which is kept as received.
@@ -29,6 +36,7 @@ import contextlib
 import contextvars
 import logging
 import os
+import random
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -44,12 +52,24 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _tracer: Tracer | None = None
+_root_ratio = 1.0
 _delivered: contextvars.ContextVar[Mapping[int, Context]] = contextvars.ContextVar(
     "tideflow_delivered"
 )
 _resumed: contextvars.ContextVar[Mapping[str, Context]] = contextvars.ContextVar(
     "tideflow_resumed"
 )
+_started: contextvars.ContextVar[tuple[str, Context, bool]] = contextvars.ContextVar(
+    "tideflow_started"
+)
+_requested: contextvars.ContextVar[list[Context]] = contextvars.ContextVar("tideflow_requested")
+_first_resumes: dict[str, Context] = {}
+"""Instances an event started whose first wait its inbox answers: id -> the start span's
+context, which the run the answer resumes continues (taken by :func:`resume_parent`)."""
+
+FIRST_RESUMES_KEPT = 4096
+"""At most this many :data:`_first_resumes` (the oldest go: their answer resumed the
+instance in another process, or never came)."""
 
 EXPORT_TIMEOUT = 5.0
 """Seconds one export may take (the exporter runs in its own thread, never in the loop)."""
@@ -60,10 +80,19 @@ def enabled() -> bool:
     return _tracer is not None
 
 
-def use(provider: TracerProvider | None) -> None:
-    """Make spans with ``provider`` from now on (``None``: tracing off)."""
-    global _tracer
+def use(provider: TracerProvider | None, new_traces: float = 1.0) -> None:
+    """Make spans with ``provider`` from now on (``None``: tracing off).
+
+    ``new_traces``: the share of new traces (a request without a sampled parent) kept. It
+    is decided here, before any span object, id or context is made, so a request not kept
+    costs a header lookup and a random number; the provider's sampler then sees only the
+    traces kept and the callers' sampled parents (:func:`configure` gives it parent-based
+    always-on, the SDK's default).
+    """
+    global _tracer, _root_ratio
     _tracer = None if provider is None else provider.get_tracer("tideflow")
+    _root_ratio = min(1.0, max(0.0, new_traces))
+    _first_resumes.clear()
 
 
 def wanted(settings: Settings, env: Mapping[str, str] | None = None) -> bool:
@@ -89,7 +118,7 @@ def configure(settings: Settings) -> Callable[[], None] | None:
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
-        from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+        from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
     except ImportError:
         log.warning("tracing asked for, but opentelemetry-sdk is not installed: no traces "
                     "(pip install 'tideflow[otel]')")  # fmt: skip
@@ -97,13 +126,14 @@ def configure(settings: Settings) -> Callable[[], None] | None:
     exporter = _exporter(settings)
     if exporter is None:
         return None
+    # New traces are sampled by use() before any span is made; callers' decisions are kept.
     provider = TracerProvider(
         resource=Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "tideflow")}),
-        sampler=ParentBased(TraceIdRatioBased(sample_ratio(settings))),
+        sampler=ParentBased(ALWAYS_ON),
     )
     # Guarded has the exporter's three methods; subclassing would import the SDK with this module
     provider.add_span_processor(BatchSpanProcessor(cast("SpanExporter", Guarded(exporter))))
-    use(provider)
+    use(provider, sample_ratio(settings))
     log.info("tracing on: %.4g of new traces sampled", sample_ratio(settings))
 
     def shutdown() -> None:
@@ -181,15 +211,36 @@ class Guarded:
 # --- context ---------------------------------------------------------------
 
 
-def _extract(traceparent: str | None) -> Context | None:
+def _extract(traceparent: object) -> Context | None:
+    """The context of a valid W3C ``traceparent`` (``None``: none, or not one)."""
     if not traceparent or not isinstance(traceparent, str):
         return None
+    from opentelemetry import trace
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
     context = TraceContextTextMapPropagator().extract({"traceparent": traceparent})
-    from opentelemetry import trace
-
     return context if trace.get_current_span(context).get_span_context().is_valid else None
+
+
+def _parent(*traceparents: object) -> Context | None:
+    """The parent of a span that begins a request's trace, or ``None``: make no span.
+
+    The first valid ``traceparent`` is the caller's trace, followed if the caller sampled
+    it; without one a new trace begins (an empty context), kept at the configured share.
+    """
+    for candidate in traceparents:
+        if candidate:  # else: nothing to parse (the path of almost every request)
+            context = _extract(candidate)
+            if context is not None:
+                from opentelemetry import trace
+
+                sampled = trace.get_current_span(context).get_span_context().trace_flags.sampled
+                return context if sampled else None
+    if _root_ratio < 1.0 and random.random() >= _root_ratio:
+        return None
+    from opentelemetry.context import Context
+
+    return Context()
 
 
 def traceparent() -> str | None:
@@ -205,8 +256,9 @@ def traceparent() -> str | None:
 
 
 def inject(headers: MutableMapping[str, str]) -> None:
-    """Add the current span's ``traceparent`` to outgoing ``headers`` (unless one is set)."""
-    if _tracer is None or any(name.lower() == "traceparent" for name in headers):
+    """Add the current span's ``traceparent`` to outgoing ``headers`` (unless one is set;
+    nothing outside a sampled trace)."""
+    if not recording() or any(name.lower() == "traceparent" for name in headers):
         return
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -223,24 +275,41 @@ def _header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
     return None
 
 
-@contextlib.contextmanager
-def ingest_span(
-    headers: Iterable[tuple[bytes, bytes]], bus: str, events: Sequence[Mapping[str, Any]]
-) -> Iterator[Span]:
-    """The span of one ingestion request, current while the events are appended.
+def ingest_parent(
+    headers: Iterable[tuple[bytes, bytes]], events: Sequence[Mapping[str, Any]]
+) -> Context | None:
+    """The parent of an ingestion request's span, or ``None``: the request is not traced
+    (tracing off, its caller's trace not sampled, or a new trace not kept).
 
-    Its parent: the request's ``traceparent`` header, else -- one event -- the event's
-    ``traceparent`` attribute (the CloudEvents distributed-tracing extension).
+    The parent: the request's ``traceparent`` header, else -- one event -- the event's
+    ``traceparent`` attribute (the CloudEvents distributed-tracing extension), else a
+    new trace.
     """
+    if _tracer is None:
+        return None
+    header = _header(headers, b"traceparent")
+    return _parent(header, events[0].get("traceparent") if len(events) == 1 else None)
+
+
+@contextlib.contextmanager
+def ingest_span(parent: Context, bus: str, count: int) -> Iterator[Span]:
+    """The span of one ingestion request (``parent`` from :func:`ingest_parent`), current
+    while its events are appended."""
     assert _tracer is not None, "tracing is off"
-    parent = _extract(_header(headers, b"traceparent"))
-    if parent is None and len(events) == 1:
-        parent = _extract(events[0].get("traceparent"))
-    attributes: dict[str, AnyValue] = {"tideflow.bus": bus, "tideflow.events.count": len(events)}
+    attributes: dict[str, AnyValue] = {"tideflow.bus": bus, "tideflow.events.count": count}
     with _tracer.start_as_current_span(
         "tideflow.ingest", context=parent, attributes=attributes
     ) as span:
         yield span
+
+
+def recording() -> bool:
+    """Whether the current span is one of a sampled trace (tracing on)."""
+    if _tracer is None:
+        return False
+    from opentelemetry import trace
+
+    return trace.get_current_span().is_recording()
 
 
 @contextlib.contextmanager
@@ -320,6 +389,11 @@ def deliver_span(subscription: str, bus: str, offset: int, parent: str | None) -
         yield
 
 
+def delivered() -> bool:
+    """Whether events of a sampled trace are being delivered here (:func:`delivering`)."""
+    return _tracer is not None and bool(_delivered.get(None))
+
+
 @contextlib.contextmanager
 def resuming(instances: Mapping[str, int]) -> Iterator[None]:
     """While waits are answered: which delivered event (by offset) resumes which instance."""
@@ -336,9 +410,50 @@ def resuming(instances: Mapping[str, int]) -> Iterator[None]:
 
 
 def resume_parent(instance_id: str) -> Context | None:
-    """The delivery span that is resuming ``instance_id`` now, if it is traced."""
+    """The span the run resuming ``instance_id`` now continues, if it is traced: the
+    delivery span of the event answering its wait, else (its first resume) the start span
+    of an instance an event started through the inbox of its first wait."""
     resumed = _resumed.get(None)
-    return None if resumed is None else resumed.get(instance_id)
+    found = None if resumed is None else resumed.get(instance_id)
+    if found is None and _first_resumes:
+        found = _first_resumes.pop(instance_id, None)
+    return found
+
+
+@contextlib.contextmanager
+def starting(instance_id: str, offset: int, *, inbox: bool) -> Iterator[None]:
+    """While the delivered event at ``offset`` starts ``instance_id``: the instance's start
+    span continues the event's delivery span (:func:`start_trace`).
+
+    ``inbox``: the event reaches the instance through the inbox of its first wait, so the
+    run that answer resumes continues the start span (:func:`resume_parent`).
+    """
+    delivered = _delivered.get(None)
+    context = None if delivered is None else delivered.get(offset)
+    if context is None:
+        yield
+        return
+    token = _started.set((instance_id, context, inbox))
+    try:
+        yield
+    finally:
+        _started.reset(token)
+
+
+@contextlib.contextmanager
+def requested(traceparent: str | None) -> Iterator[None]:
+    """While a request (``POST /workflows/{id}/instances``) starts an instance: its start
+    span continues the request's ``traceparent``, else begins a new trace (kept at the
+    configured share)."""
+    parent = None if _tracer is None else _parent(traceparent)
+    if parent is None:
+        yield
+        return
+    token = _requested.set([parent])  # taken once: not by what the instance starts later
+    try:
+        yield
+    finally:
+        _requested.reset(token)
 
 
 # --- instances ----------------------------------------------------------------
@@ -348,22 +463,30 @@ _CLOSES = frozenset({"state.left", "task.completed", "task.faulted", "task.skipp
 
 
 class InstanceTrace:
-    """The spans of one resumed run of an instance: the resume, its states, their calls.
+    """The spans of one traced run of an instance: its start or resume, its states, their
+    calls.
 
-    Made only while tracing is on (:func:`instance_trace`); the runner feeds it its steps.
+    Made only while tracing is on (:func:`instance_trace`, :func:`start_trace`); the runner
+    feeds it its steps.
     """
 
-    def __init__(self, tracer: Tracer, parent: Context, attributes: Mapping[str, Any]) -> None:
+    def __init__(
+        self, tracer: Tracer, parent: Context, attributes: Mapping[str, Any], name: str
+    ) -> None:
         from opentelemetry import trace
 
         self._tracer = tracer
         self._set_span = trace.set_span_in_context
-        self._resume = tracer.start_span(
-            "tideflow.instance.resume", context=parent, attributes=dict(attributes)
-        )
-        self._context = trace.set_span_in_context(self._resume)
+        self._resume = tracer.start_span(name, context=parent, attributes=dict(attributes))
+        self.context = trace.set_span_in_context(self._resume)
+        """The context of the start (or resume) span."""
         self._attributes = {"tideflow.instance.id": attributes["tideflow.instance.id"]}
         self._states: dict[str, Span] = {}
+
+    @property
+    def recording(self) -> bool:
+        """Whether its trace is sampled (else its spans are dropped)."""
+        return self._resume.is_recording()
 
     def step(self, kind: str, key: str, state: str | None) -> None:
         """A timeline step: a state (or task) begins or ends."""
@@ -383,7 +506,7 @@ class InstanceTrace:
         for open_key in self._states:
             if len(open_key) > len(best) and key.startswith(open_key + "/"):
                 best = open_key
-        return self._set_span(self._states[best]) if best else self._context
+        return self._set_span(self._states[best]) if best else self.context
 
     @contextlib.contextmanager
     def call(self, key: str, name: str, kind: str) -> Iterator[None]:
@@ -407,21 +530,57 @@ class InstanceTrace:
         self._resume.end()
 
 
+def _attributes(instance_id: str, workflow_id: str, version: str) -> dict[str, Any]:
+    return {
+        "tideflow.instance.id": instance_id,
+        "tideflow.workflow.id": workflow_id,
+        "tideflow.workflow.version": version,
+    }
+
+
 def instance_trace(
     instance_id: str, workflow_id: str, version: str, parent: Context | None
 ) -> InstanceTrace | None:
-    """Spans for a run resumed from the delivery span ``parent`` (``None``: untraced)."""
+    """Spans for a run resumed from ``parent`` (:func:`resume_parent`; ``None``: untraced)."""
     if _tracer is None or parent is None:
         return None
-    return InstanceTrace(
+    run = InstanceTrace(
         _tracer,
         parent,
-        {
-            "tideflow.instance.id": instance_id,
-            "tideflow.workflow.id": workflow_id,
-            "tideflow.workflow.version": version,
-        },
+        _attributes(instance_id, workflow_id, version),
+        "tideflow.instance.resume",
     )
+    if run.recording:
+        return run
+    run.end()
+    return None
+
+
+def start_trace(instance_id: str, workflow_id: str, version: str) -> InstanceTrace | None:
+    """Spans for the first run of an instance just created, if what created it is traced:
+    the event delivered in :func:`starting`, or the request in :func:`requested`."""
+    if _tracer is None:
+        return None
+    started = _started.get(None)
+    requested = _requested.get(None)
+    inbox = False
+    if started is not None and started[0] == instance_id:
+        _, parent, inbox = started
+    elif requested:
+        parent = requested.pop()
+    else:
+        return None
+    run = InstanceTrace(
+        _tracer, parent, _attributes(instance_id, workflow_id, version), "tideflow.instance.start"
+    )
+    if not run.recording:
+        run.end()
+        return None
+    if inbox:
+        _first_resumes[instance_id] = run.context
+        if len(_first_resumes) > FIRST_RESUMES_KEPT:
+            del _first_resumes[next(iter(_first_resumes))]
+    return run
 
 
 def call_span(trace: InstanceTrace | None, key: str, name: str, kind: str) -> Any:

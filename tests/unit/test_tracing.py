@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager as ContextManager
+from typing import Any
 
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.trace import Span
 
 from tests.support.otel import attrs, in_memory_spans, parent_of, span_id, trace_id
 from tideflow import tracing
@@ -48,15 +51,24 @@ async def test_off_makes_no_span_and_stores_no_trace() -> None:
     assert stored.trace is None
 
 
+def ingest(
+    headers: list[tuple[bytes, bytes]], events: list[dict[str, Any]]
+) -> ContextManager[Span]:
+    """The ingestion span of a request (as the ingestion path opens it)."""
+    parent = tracing.ingest_parent(headers, events)
+    assert parent is not None
+    return tracing.ingest_span(parent, "default", len(events))
+
+
 def test_ingestion_continues_the_header_else_the_events_attribute(
     spans: InMemorySpanExporter,
 ) -> None:
-    with tracing.ingest_span([(b"traceparent", HEADER.encode())], "default", [EVENT]):
+    with ingest([(b"traceparent", HEADER.encode())], [EVENT]):
         pass
     with_attribute = {**EVENT, "traceparent": f"00-{EVENT_TRACE}-b7ad6b7169203331-01"}
-    with tracing.ingest_span([], "default", [with_attribute]):
+    with ingest([], [with_attribute]):
         pass
-    with tracing.ingest_span([(b"traceparent", b"garbage")], "default", [EVENT]):
+    with ingest([(b"traceparent", b"garbage")], [EVENT]):
         pass
     header, attribute, fresh = spans.get_finished_spans()
     assert f"{trace_id(header):032x}" == TRACE
@@ -73,9 +85,10 @@ async def test_an_append_in_a_trace_stores_its_span_as_the_events_parent(
     with tracing.append_span("default", 1) as outside:
         assert outside is None  # no trace to belong to: the server's own events
     with (
-        tracing.ingest_span([(b"traceparent", HEADER.encode())], "default", [EVENT]),
+        ingest([(b"traceparent", HEADER.encode())], [EVENT]),
         tracing.append_span("default", 1) as span,
     ):
+        assert tracing.recording()
         assert span is not None
         stored_trace = tracing.traceparent()
         await store.append("default", [EVENT])
@@ -92,9 +105,10 @@ async def test_an_unsampled_trace_stores_nothing_with_its_events() -> None:
         store = InMemoryEventStore()
         await store.create_bus("default")
         with (
-            tracing.ingest_span([(b"traceparent", HEADER.encode())], "default", [EVENT]),
+            ingest([(b"traceparent", HEADER.encode())], [EVENT]),
             tracing.append_span("default", 1) as span,
         ):
+            assert not tracing.recording()
             assert span is None
             await store.append("default", [EVENT])
     finally:
@@ -128,6 +142,88 @@ def test_an_instances_spans_nest_by_step_key(spans: InMemorySpanExporter) -> Non
     assert parent_of(by_name["tideflow.instance.resume"]) == span_id(by_name["tideflow.deliver"])
     assert {trace_id(s) for s in spans.get_finished_spans()} == {int(TRACE, 16)}
     assert headers["traceparent"] == f"00-{TRACE}-{span_id(call):016x}-01"
+
+
+def test_a_trace_not_sampled_makes_no_span_object() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    unsampled = f"00-{TRACE}-00f067aa0ba902b7-00"
+    try:
+        tracing.use(provider, new_traces=1.0)
+        fresh = tracing.ingest_parent([], [EVENT])  # kept: a new trace, no parent
+        assert fresh is not None
+        assert not trace.get_current_span(fresh).get_span_context().is_valid
+        tracing.use(provider, new_traces=0.0)  # no new trace kept
+        assert tracing.ingest_parent([], [EVENT]) is None
+        assert tracing.ingest_parent([(b"traceparent", unsampled.encode())], [EVENT]) is None
+        assert tracing.ingest_parent([], [{**EVENT, "traceparent": unsampled}]) is None
+        with tracing.requested(None):
+            assert tracing.start_trace("i0", "wf", "1") is None
+        with tracing.requested(unsampled):
+            assert tracing.start_trace("i1", "wf", "1") is None
+        # a caller's sampled trace is followed whatever the share of new ones
+        parent = tracing.ingest_parent([(b"traceparent", HEADER.encode())], [EVENT])
+        assert parent is not None
+        with tracing.ingest_span(parent, "default", 1):
+            assert tracing.recording()
+    finally:
+        tracing.use(None)
+        provider.shutdown()
+    (only,) = exporter.get_finished_spans()
+    assert f"{trace_id(only):032x}" == TRACE
+
+
+def test_an_event_that_starts_an_instance_is_the_parent_of_its_runs(
+    spans: InMemorySpanExporter,
+) -> None:
+    with tracing.delivering("sub", "default", {7: HEADER}):
+        with tracing.starting("i1", 7, inbox=True):
+            assert tracing.start_trace("other", "wf", "1") is None  # started by no event
+            started = tracing.start_trace("i1", "wf", "1")
+        with tracing.starting("i2", 8, inbox=True):  # its event was not traced
+            assert tracing.start_trace("i2", "wf", "1") is None
+        with tracing.starting("i3", 7, inbox=False):
+            other = tracing.start_trace("i3", "wf", "1")
+    assert started is not None
+    assert other is not None
+    started.step("state.entered", "Begin", "Begin")
+    started.end()  # parked: its first wait is answered by the inbox
+    other.end()
+    parent = tracing.resume_parent("i1")  # the inbox's answer resumes it
+    assert parent is not None
+    assert tracing.resume_parent("i1") is None  # only its first resume
+    assert tracing.resume_parent("i3") is None  # its events were its input: no inbox
+    resumed = tracing.instance_trace("i1", "wf", "1", parent)
+    assert resumed is not None
+    resumed.step("state.entered", "Call", "Call")
+    resumed.end()
+    finished = spans.get_finished_spans()
+    starts = {attrs(s)["tideflow.instance.id"]: s for s in finished
+              if s.name == "tideflow.instance.start"}  # fmt: skip
+    assert set(starts) == {"i1", "i3"}
+    found = {(s.name, attrs(s).get("tideflow.state")): s for s in finished}
+    resume = found["tideflow.instance.resume", None]
+    assert parent_of(starts["i1"]) == span_id(found["tideflow.deliver", None])
+    assert parent_of(found["tideflow.state", "Begin"]) == span_id(starts["i1"])
+    assert parent_of(resume) == span_id(starts["i1"])
+    assert parent_of(found["tideflow.state", "Call"]) == span_id(resume)
+    assert {trace_id(s) for s in finished} == {int(TRACE, 16)}
+
+
+def test_a_request_that_starts_an_instance_is_the_parent_of_its_start(
+    spans: InMemorySpanExporter,
+) -> None:
+    with tracing.requested(HEADER):
+        started = tracing.start_trace("i1", "wf", "1")
+        assert tracing.start_trace("child", "wf", "1") is None  # taken once
+    assert tracing.start_trace("later", "wf", "1") is None
+    assert started is not None
+    started.end()
+    assert tracing.resume_parent("i1") is None  # no inbox: a later resume is its own
+    (start,) = spans.get_finished_spans()
+    assert (start.name, f"{trace_id(start):032x}") == ("tideflow.instance.start", TRACE)
+    assert parent_of(start) == int("00f067aa0ba902b7", 16)
 
 
 def test_inject_keeps_a_traceparent_the_caller_set(spans: InMemorySpanExporter) -> None:

@@ -99,10 +99,10 @@ async def ingest(scope: Scope, receive: Receive, store: Appender, bus: str, limi
     if not events:
         await store.get_bus(bus)  # an empty batch still needs a real bus
         return b'{"events":[]}'
-    if tracing.enabled():
-        with tracing.ingest_span(scope["headers"], bus, events):
+    if (parent := tracing.ingest_parent(scope["headers"], events)) is not None:
+        with tracing.ingest_span(parent, bus, len(events)):
             acks = await store.append(bus, events)
-    else:
+    else:  # tracing off, or a request not sampled: no span object at all
         acks = await store.append(bus, events)
     return orjson.dumps({"events": [a.to_json() for a in acks]})
 

@@ -380,7 +380,7 @@ class PostgresEventStore:
         if not rows:
             await self._last_offset(bus)  # still: BusNotFound for an unknown bus
             return []
-        if tracing.enabled():
+        if tracing.recording():  # an append in a sampled trace (else nothing is made)
             with tracing.append_span(bus, len(rows)) as span:
                 trace = None if span is None else tracing.traceparent()
                 offsets, duplicates = await self._committer.submit(

@@ -387,11 +387,19 @@ class WorkflowSubscriber:
 
     async def _start_one(self, spec: StartSpec, offset: int, event: Mapping[str, Any]) -> None:
         if spec.exclusive:
-            await self._launch(spec, start_instance_id(spec, offset), offset, [dict(event)])
+            instance_id = start_instance_id(spec, offset)
+            with tracing.starting(instance_id, offset, inbox=self._by_inbox(spec)):
+                await self._launch(spec, instance_id, offset, [dict(event)])
             return
         taken = await self.start_sets.add(spec, offset, event)  # one transaction with the inbox
-        if taken is not None:
-            await self._start_taken(taken)
+        if taken is not None:  # the event completing the set starts the instance
+            with tracing.starting(taken.instance_id, offset, inbox=self._by_inbox(spec)):
+                await self._start_taken(taken)
+
+    def _by_inbox(self, spec: StartSpec) -> bool:
+        """Whether the starting events reach the instance through the inbox of its first
+        wait (not as its input, nor signalled with the start)."""
+        return not spec.events_as_input and not self.runtime.signals_start
 
     async def _start_taken(self, taken: Taken) -> None:
         """Start a taken set's instance (idempotent: its events wait in the inbox).
@@ -490,7 +498,7 @@ class WorkflowSubscriber:
                 used.add(row.index)
             elif not row.behind:
                 first.setdefault(wait, row.index)
-        if tracing.enabled():  # which delivered event resumes which instance
+        if tracing.delivered():  # which delivered (traced) event resumes which instance
             resumed = {r.instance_id: events[r.index][0] for r in rows if r.all_events}
             resumed.update((w[0], events[i][0]) for w, i in first.items())
             with tracing.resuming(resumed):

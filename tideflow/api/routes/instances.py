@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import Response
 
-from tideflow import jsontext, limits
+from tideflow import jsontext, limits, tracing
 from tideflow.api import audit
 from tideflow.api.access import requires
 from tideflow.api.long_poll import wait_unless_abandoned
@@ -241,7 +241,11 @@ async def started(
     check_wait(wait)  # before anything starts
     data = await read_input(request)
     runtime = _runtime(services)
-    row = await runtime.start_instance(workflow_id, data, version=version)
+    if tracing.enabled():  # the instance's spans continue the request's traceparent
+        with tracing.requested(request.headers.get("traceparent")):
+            row = await runtime.start_instance(workflow_id, data, version=version)
+    else:
+        row = await runtime.start_instance(workflow_id, data, version=version)
     response_body: dict[str, Any] = {"id": row.id, "status": row.status}
     if wait is not None:
         waited = await wait_unless_abandoned(request, runtime.wait_for_completion(row.id, wait))

@@ -131,7 +131,7 @@ class InstanceRunner:
         self._effects: DurableEffects | None = None
         self._started: dict[str, float] = {}
         self.trace: InstanceTrace | None = None
-        """The spans of this run, when an event's trace resumed it (tracing on)."""
+        """The spans of this run, when a traced event (or request) started or resumed it."""
 
     @property
     def id(self) -> str:
@@ -220,11 +220,17 @@ class InstanceRunner:
 
     def traced(self, parent: Context | None) -> None:
         """Continue the trace of the event resuming the instance (``None``: untraced)."""
+        if parent is None and self.trace is None:
+            return
         if self.trace is not None:
             self.trace.end()
         self.trace = tracing.instance_trace(
             self.instance_id, self.workflow_id, str(self.version), parent
         )
+
+    def trace_start(self) -> None:
+        """Continue the trace of what created the instance (an event, a request), if any."""
+        self.trace = tracing.start_trace(self.instance_id, self.workflow_id, str(self.version))
 
     def deliver(self, wait_key: str, events: list[dict[str, Any]]) -> bool:
         """Hand events (already journaled) to a wait parked in memory."""

@@ -440,6 +440,8 @@ class DurableRuntime:
             await self.registry.get(workflow_id, version)  # raises WorkflowNotFound
             raise WorkflowNotFound(f"workflow {workflow_id!r} is deleted: no new instances")
         self._spawn(row, fresh=True)
+        if tracing.enabled() and (runner := self._runners.get(row.id)) is not None:
+            runner.trace_start()  # an event delivered, or a request, in a sampled trace
         self.lifecycle("started", row, parentId=row.parent_id, run=row.run_no)
         return row
 
@@ -613,10 +615,10 @@ class DurableRuntime:
     def hand_over(self, instance_id: str, wait_key: str, events: list[dict[str, Any]]) -> None:
         """Give journaled events to the instance's runner if it is parked in memory here."""
         runner = self._runners.get(instance_id)
-        if runner is not None:
-            if tracing.enabled():
-                runner.traced(tracing.resume_parent(instance_id))
-            runner.deliver(wait_key, events)
+        # Traced once taken (it runs on at its next turn): a runner parking at this moment
+        # leaves the instance, and the trace it continues, to the claimer.
+        if runner is not None and runner.deliver(wait_key, events) and tracing.enabled():
+            runner.traced(tracing.resume_parent(instance_id))
 
     async def cancel(self, instance_id: str) -> InstanceRow:
         """Cancel now when idle, else at the instance's next step."""
@@ -820,6 +822,8 @@ class DurableRuntime:
                 self._spawn(row, fresh=False, quarantine=quarantine_error(row, journal[0]))
             else:
                 self._spawn(row, fresh=False, loaded=journal)
+            if tracing.enabled() and (parent := tracing.resume_parent(row.id)) is not None:
+                self._runners[row.id].traced(parent)  # the first wait of an event's start
 
     def _spawn(
         self,
