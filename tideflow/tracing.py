@@ -37,6 +37,7 @@ import contextvars
 import logging
 import os
 import random
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -337,38 +338,64 @@ def appended(span: Span | None, offsets: Sequence[int]) -> None:
 # --- delivery ---------------------------------------------------------------
 
 
+class _Deliveries(Mapping[int, "Context"]):
+    """The delivery spans of one batch, by offset, each made when first asked for (by a
+    start or a resume it causes), with the batch's start time: a consumer that does
+    nothing with an event (another partition's) makes no span for it."""
+
+    def __init__(self, tracer: Tracer, traces: Mapping[int, str], attributes: dict[str, Any]):
+        self._tracer = tracer
+        self._traces = traces
+        self._attributes = attributes
+        self._start = time.time_ns()
+        self.spans: dict[int, Span] = {}
+        self._contexts: dict[int, Context] = {}
+
+    def __getitem__(self, offset: int) -> Context:
+        found = self._contexts.get(offset)
+        if found is None:
+            from opentelemetry import trace
+
+            span = self._tracer.start_span(
+                "tideflow.deliver",
+                context=_extract(self._traces[offset]),
+                attributes={**self._attributes, "tideflow.event.offset": offset},
+                start_time=self._start,
+            )
+            self.spans[offset] = span
+            found = self._contexts[offset] = trace.set_span_in_context(span)
+        return found
+
+    def __contains__(self, offset: object) -> bool:
+        return offset in self._traces
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._traces)
+
+    def __len__(self) -> int:
+        return len(self._traces)
+
+
 @contextlib.contextmanager
 def delivering(subscription: str, bus: str, traces: Mapping[int, str]) -> Iterator[None]:
     """Spans of a subscription handing events on, one per stored trace (offset -> traceparent).
 
     Each continues the trace stored with its event; while the block runs, :func:`resuming`
-    finds them by offset. Nothing happens when ``traces`` is empty (tracing off).
+    and :func:`starting` find them by offset (a span is made for an event the consumer
+    starts or resumes an instance with). Nothing happens when ``traces`` is empty.
     """
     if _tracer is None or not traces:
         yield
         return
-    spans: dict[int, Span] = {}
-    contexts: dict[int, Context] = {}
-    from opentelemetry import trace
-
-    for offset, parent in traces.items():
-        span = _tracer.start_span(
-            "tideflow.deliver",
-            context=_extract(parent),
-            attributes={
-                "tideflow.subscription": subscription,
-                "tideflow.bus": bus,
-                "tideflow.event.offset": offset,
-            },
-        )
-        spans[offset] = span
-        contexts[offset] = trace.set_span_in_context(span)
-    token = _delivered.set(contexts)
+    deliveries = _Deliveries(
+        _tracer, traces, {"tideflow.subscription": subscription, "tideflow.bus": bus}
+    )
+    token = _delivered.set(deliveries)
     try:
         yield
     finally:
         _delivered.reset(token)
-        for span in spans.values():
+        for span in deliveries.spans.values():
             span.end()
 
 
