@@ -91,13 +91,16 @@ async def one_run(dsn: str, config: str, sink: int, requests: int, clients: int)
         headers, body = ih.encode_binary(ih.make_event(run, n))
         return ih.http_request(path, headers, body)
 
-    args, env, port = ih.tideflow_server(dsn)
-    env = {**env, **CONFIGS[config]}
-    for name in [n for n in env if n.startswith("OTEL_")]:
-        del env[name]
-    if CONFIGS[config]:
-        env["TIDEFLOW_OTEL_ENDPOINT"] = f"http://127.0.0.1:{sink}/v1/traces"
-    async with ih.server_process(args, env, port):
+    def start() -> ih.ServerArgs:
+        args, env, port = ih.tideflow_server(dsn)
+        env = {**env, **CONFIGS[config]}
+        for name in [n for n in env if n.startswith("OTEL_")]:
+            del env[name]
+        if CONFIGS[config]:
+            env["TIDEFLOW_OTEL_ENDPOINT"] = f"http://127.0.0.1:{sink}/v1/traces"
+        return args, env, port
+
+    async with ih.server_process(start) as port:
         await ih.create_bus(port, run)
         await ih.warm_up(port, lambda n: build(10_000_000 + n), clients)
         figures = await ih.drive(port, [build(n) for n in range(requests)], clients)
