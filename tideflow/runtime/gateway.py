@@ -501,6 +501,19 @@ async def match_waits(
     return [WaitMatch.from_row(r) for r in rows]
 
 
+async def addressed_waits(
+    conn: asyncpg.Connection, asks: Sequence[tuple[int, str, str]]
+) -> builtins.list[tuple[int, str, WaitMatch | None]]:
+    """For each ``(event index, instance id, type)`` whose instance exists: its workflow id
+    and each of its open waits for the type (``None`` when it has none)."""
+    columns = [list(c) for c in zip(*asks, strict=True)] if asks else [[], [], []]
+    rows = await conn.fetch(_W["addressed_waits"], *columns)
+    return [
+        (r["i"], r["workflow_id"], None if r["wait_key"] is None else WaitMatch.from_row(r))
+        for r in rows
+    ]
+
+
 async def add_partial(
     conn: asyncpg.Connection, wait: WaitRef, name: str, event: dict[str, Any]
 ) -> tuple[builtins.list[str], dict[str, Any]] | None:

@@ -125,6 +125,13 @@ class WaitSession:
             self._conn, [(i, kind, dumps(key), source) for i, kind, key, source in keys]
         )
 
+    async def addressed(
+        self, asks: Sequence[tuple[int, str, str]]
+    ) -> list[tuple[int, str, WaitMatch | None]]:
+        """For ``(event index, instance id, type)``: the instance's workflow id and its open
+        waits for the type (``None``: it has none), when the instance exists."""
+        return await gateway.addressed_waits(self._conn, asks)
+
     async def answer_many(self, answers: Sequence[Answer]) -> list[bool]:
         """Answer waits for one of their events in one statement (see :class:`WaitDelivery`).
 

@@ -18,7 +18,10 @@ event, in offset order:
    -- one indexed query per batch, not a scan. A wait for any of its
    events is answered with the first matching event
    (:meth:`DurableRuntime.deliver_events`); a wait for all of them keeps each
-   event in a durable partial set until the last one arrives.
+   event in a durable partial set until the last one arrives. Under the SonataFlow
+   dialect an event whose ``kogitoprocrefid`` names an instance of a dialect workflow is
+   that instance's only: it is looked up by the instance id instead (its open waits for
+   the type, or none: the event is dropped, as SonataFlow drops it).
 3. **Early events.** An event of a consumed type that no instance waits for
    yet is kept (``tideflow_correlation_pending``, for ``pending_seconds``).
    When an instance starts waiting (the index NOTIFYs channel
@@ -67,6 +70,7 @@ See ``docs/events.md``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -86,6 +90,7 @@ from tideflow.runtime.waits import NEW_WAIT_CHANNEL, Delivery, EventWaits, WaitM
 from tideflow.supervise import Supervisor
 from tideflow.triggers.start_sets import DEFAULT_RETENTION, StartSets, Taken
 from tideflow.triggers.workflow_events import (
+    PROCESS_REFERENCE,
     IndexKey,
     StartSpec,
     SubscriberIndex,
@@ -454,14 +459,49 @@ class WorkflowSubscriber:
         )
 
     async def _resume(self, batch: Sequence[tuple[int, Mapping[str, Any]]]) -> list[Keyed]:
-        """Deliver to the waiting instances; return the events nobody waited for (with keys)."""
+        """Deliver to the waiting instances; return the events nobody waited for (with keys).
+
+        An event addressed to a SonataFlow-dialect instance (:meth:`_addressed`) answers
+        that instance's waits only, and is never kept.
+        """
         keyed = [(offset, event, self.index.keys(event)) for offset, event in batch]
-        keyed = [k for k in keyed if k[2]]
-        if not keyed:
+        addressed = await self._addressed(keyed)
+        plain = [i for i, k in enumerate(keyed) if k[2] and i not in addressed]
+        if not plain and not addressed:
             return []
-        rows = await self._lookup(keyed)
+        rows = [row for found in addressed.values() for row in found]
+        looked = await self._lookup([keyed[i] for i in plain]) if plain else []
+        rows += [dataclasses.replace(row, index=plain[row.index]) for row in looked]
+        rows.sort(key=lambda row: row.index)  # in offset order, as one lookup gives them
         used = await self._deliver(rows, [(k[0], dict(k[1])) for k in keyed])
-        return [k for i, k in enumerate(keyed) if i not in used]
+        return [keyed[i] for i in plain if i not in used]
+
+    async def _addressed(self, keyed: Sequence[Keyed]) -> dict[int, list[WaitMatch]]:
+        """The events addressed to an instance of a SonataFlow-dialect workflow by
+        ``kogitoprocrefid`` (by position): that instance's open waits for each one's type
+        (none: SonataFlow signals an instance that does not listen, and the event is lost).
+        An event naming no such instance goes the ordinary way."""
+        asks = [
+            (i, reference, str(event.get("type")))
+            for i, (_, event, _) in enumerate(keyed)
+            if (reference := self.index.addressed_to(event)) is not None
+        ]
+        if not asks:
+            return {}
+        async with self.waits.session() as session:
+            found = await session.addressed(asks)
+        addressed: dict[int, list[WaitMatch]] = {}
+        for i, workflow_id, match in found:
+            if self.index.is_sonataflow(workflow_id):
+                rows = addressed.setdefault(i, [])
+                if match is not None:
+                    rows.append(match)
+        for i, rows in addressed.items():
+            if not rows:
+                offset, event, _ = keyed[i]
+                log.info("event %s for instance %s: it waits for no %s event, dropped",
+                         offset, event.get(PROCESS_REFERENCE), event.get("type"))  # fmt: skip
+        return addressed
 
     async def _lookup(self, keyed: Sequence[Keyed]) -> list[WaitMatch]:
         found = [

@@ -21,7 +21,7 @@ import json
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from tideflow.runtime import timeouts
 from tideflow.workflow.dsl1 import Task, tasks
@@ -30,6 +30,7 @@ from tideflow.workflow.model import EventState, SwitchState, Workflow
 
 __all__ = [
     "ANY_TYPE",
+    "PROCESS_REFERENCE",
     "EventMatch",
     "IndexKey",
     "Shape",
@@ -49,6 +50,9 @@ __all__ = [
 ANY_TYPE = ""
 """The type a wait for events of any type is indexed under (a 1.0 ``any: []`` listen,
 or a filter whose ``type`` is an expression): every event is looked up under it too."""
+
+PROCESS_REFERENCE: Final = "kogitoprocrefid"
+"""SonataFlow's CloudEvents extension naming the instance an event is for (its id)."""
 
 IndexKey = tuple[str, dict[str, str]]
 """``(type, correlation key)``: where a waiting instance may be indexed for an event."""
@@ -178,6 +182,9 @@ class WorkflowEvents:
     kept: frozenset[str] = frozenset()
     """Types of the consumed events the start state does not list: an event of
     such a type that nobody waits for yet is kept for instances that wait later."""
+    sonataflow: bool = False
+    """Deployed with the SonataFlow dialect: an event of a consumed type carrying
+    :data:`PROCESS_REFERENCE` is addressed to the instance it names."""
 
 
 def _match(workflow: Workflow, name: str, sonataflow: bool = False) -> EventMatch:
@@ -250,7 +257,7 @@ def compile_workflow(
     kept = frozenset(
         d.type for d in workflow.events if d.kind == "consumed" and d.type not in starting
     )
-    return WorkflowEvents(start=start, shapes=tuple(shapes), kept=kept)
+    return WorkflowEvents(start=start, shapes=tuple(shapes), kept=kept, sonataflow=sonataflow)
 
 
 def _listen_filters(task: Task) -> list[Mapping[str, Any]]:
@@ -363,6 +370,8 @@ class SubscriberIndex:
     kept: set[str] = field(default_factory=set)
     """Event types kept when nobody waits for them yet (see :attr:`WorkflowEvents.kept`;
     :data:`ANY_TYPE`: every event)."""
+    addressable: set[str] = field(default_factory=set)
+    """Event types a SonataFlow-dialect workflow consumes (see :meth:`addressed_to`)."""
 
     def put(self, workflow_id: str, events: WorkflowEvents | None) -> None:
         """Set (or with ``None`` drop) one workflow's subscriptions and rebuild the maps."""
@@ -380,6 +389,25 @@ class SubscriberIndex:
                     self.starts.setdefault(match.type, []).append(compiled.start)
         self.shapes = shapes
         self.kept = {t for compiled in self.compiled.values() for t in compiled.kept}
+        self.addressable = {
+            shape.type
+            for compiled in self.compiled.values()
+            if compiled.sonataflow
+            for shape in compiled.shapes
+        }
+
+    def addressed_to(self, event: Mapping[str, Any]) -> str | None:
+        """The instance id ``event`` names in :data:`PROCESS_REFERENCE`, when a
+        SonataFlow-dialect workflow consumes its type (else ``None``)."""
+        if str(event.get("type")) not in self.addressable:
+            return None
+        reference = event.get(PROCESS_REFERENCE)
+        return reference if isinstance(reference, str) and reference else None
+
+    def is_sonataflow(self, workflow_id: str) -> bool:
+        """Whether ``workflow_id``'s latest version was deployed with the SonataFlow dialect."""
+        compiled = self.compiled.get(workflow_id)
+        return compiled is not None and compiled.sonataflow
 
     def keys(self, event: Mapping[str, Any]) -> list[IndexKey]:
         """Every ``(type, key)`` under which a waiting instance may be indexed for ``event``.

@@ -19,6 +19,17 @@ JOIN tideflow_correlation_keys k
   ON k.event_type = q.event_type AND k.corr = q.corr AND k.source IN ('', q.source)
 ORDER BY q.i;
 
+-- addressed_waits --
+-- Events addressed to one instance by id (SonataFlow's kogitoprocrefid): each (event i,
+-- instance id, type) whose instance exists, with its workflow and its open waits for the type
+-- (none: NULL wait_key). Looked up by instance id (tideflow_correlation_keys_wait).
+SELECT q.i, i.id AS instance_id, i.workflow_id, k.wait_key, k.name, k.all_events, false AS behind
+FROM unnest($1::int[], $2::text[], $3::text[]) AS q(i, instance_id, event_type)
+JOIN tideflow_instances i ON i.id = q.instance_id
+LEFT JOIN tideflow_correlation_keys k
+  ON k.instance_id = q.instance_id AND k.event_type = q.event_type
+ORDER BY q.i;
+
 -- add_partial --
 -- Keep one event of a wait for all of its events (the first of each name wins)
 INSERT INTO tideflow_correlation_partial (instance_id, wait_key, name, event)
