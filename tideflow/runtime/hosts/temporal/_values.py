@@ -19,6 +19,9 @@ ACT_DEFINITION = "tideflow.definition"
 ACT_CALL = "tideflow.call"
 ACT_PUBLISH = "tideflow.publish"
 ACT_RECORD = "tideflow.record"
+ACT_BEGIN = "tideflow.begin"
+"""``tideflow.definition`` and the run's first ``tideflow.record`` in one local activity (its
+input an :class:`InstanceStart` with the instance id filled in)."""
 
 SIGNAL_EVENT = "tideflow.event"
 SIGNAL_EVENTS = "tideflow.events"
@@ -155,3 +158,4 @@ class Progress:
     def final(self) -> bool:
         """The instance ended."""
         return InstanceStatus(self.status).final
+

@@ -1,8 +1,10 @@
 """The one Temporal workflow type, ``tideflow.instance``: the unchanged interpreter inside it.
 
 Each Tideflow instance is one Temporal workflow (its id is the instance id).
-The run reads its definition once (the ``tideflow.definition`` local activity,
-so a replay compiles exactly what the first run compiled), compiles it -- once
+The run reads its definition once (the ``tideflow.begin`` local activity, which
+also writes the run's first record; ``tideflow.definition`` in histories from
+before :data:`FOLD_BEGIN`), so a replay compiles exactly what the first run
+compiled, and compiles it -- once
 per worker process and document -- and runs the 0.8 or 1.0 interpreter with
 :class:`TemporalEffects`, which map every effect onto Temporal:
 
@@ -76,6 +78,7 @@ from tideflow.runtime.hosts.plumbing import (
     resolve_auth,
 )
 from tideflow.runtime.hosts.temporal._values import (
+    ACT_BEGIN,
     ACT_CALL,
     ACT_DEFINITION,
     ACT_PUBLISH,
@@ -131,6 +134,11 @@ FOLD_WAITED = "tideflow.fold-waited"
 """The ``workflow.patched()`` id of folding a wait's end into the run's next record: an
 answered wait no longer costs a local activity of its own when the run ends (or waits,
 sleeps, calls) right after it. Histories recorded before it replay the old way."""
+FOLD_BEGIN = "tideflow.fold-begin"
+"""The ``workflow.patched()`` id of reading the definition and writing the run's first record
+in one local activity (``tideflow.begin``) instead of two: each local activity costs the
+worker an activation of the workflow (payloads converted in and out of the sandbox), and
+the start is where every run pays it. Histories recorded before it replay the old way."""
 
 _compiled: dict[str, tuple[Workflow, WorkflowInterpreter]] = {}
 """Compiled definitions of this worker process, by document digest: a pure function of the
@@ -258,21 +266,25 @@ class InstanceWorkflow:
     async def run(self, start: InstanceStart) -> dict[str, Any]:
         """Run the instance; return ``{status, output, timeline}`` or fail with its error."""
         instance_id = start.instance_id or workflow.info().workflow_id
-        stored = await workflow.execute_local_activity(
-            ACT_DEFINITION,
-            DefinitionRef(workflow_id=start.workflow_id, version=start.version),
-            result_type=StoredDefinition,
-            start_to_close_timeout=_LOCAL_TIMEOUT,
-            retry_policy=_LOCAL_RETRY,
-        )
-        self._progress = Progress(
-            instance_id=instance_id,
-            run_no=start.run_no,
-            workflow_id=stored.workflow_id,
-            version=stored.version,
-            status="running",
-        )
-        await self.record("running", create=True, input=start.input, parent_id=start.parent_id)
+        if workflow.patched(FOLD_BEGIN):  # the definition and the first record at once
+            stored = await workflow.execute_local_activity(
+                ACT_BEGIN,
+                replace(start, instance_id=instance_id),
+                result_type=StoredDefinition,
+                start_to_close_timeout=_LOCAL_TIMEOUT,
+                retry_policy=_UNTIL_DONE,  # a missing definition is non-retryable
+            )
+            self._begun(stored, instance_id, start.run_no)
+        else:
+            stored = await workflow.execute_local_activity(
+                ACT_DEFINITION,
+                DefinitionRef(workflow_id=start.workflow_id, version=start.version),
+                result_type=StoredDefinition,
+                start_to_close_timeout=_LOCAL_TIMEOUT,
+                retry_policy=_LOCAL_RETRY,
+            )
+            self._begun(stored, instance_id, start.run_no)
+            await self.record("running", create=True, input=start.input, parent_id=start.parent_id)
         try:
             model, interpreter = compile_definition(stored)
         except ApplicationError as exc:
@@ -307,6 +319,15 @@ class InstanceWorkflow:
             await self.record("cancelled")
             raise
         return await self._end(redact_result(result, redactor), start, instance_id, timeline)
+
+    def _begun(self, stored: StoredDefinition, instance_id: str, run_no: int) -> None:
+        self._progress = Progress(
+            instance_id=instance_id,
+            run_no=run_no,
+            workflow_id=stored.workflow_id,
+            version=stored.version,
+            status="running",
+        )
 
     async def _end(
         self,

@@ -5,6 +5,9 @@ runs here, in the worker process, and its result is recorded in the history:
 
 - ``tideflow.definition`` (a local activity): the deployed definition a run
   executes, read from the registry once per run;
+- ``tideflow.begin`` (a local activity): the same, and the run's first record
+  (its mirrored row created unless it exists, shown running) -- one local
+  activity instead of two at each run's start (``FOLD_BEGIN`` in ``._workflow``);
 - ``tideflow.call``: one function call through the host's
   :class:`~tideflow.runtime.functions.FunctionInvoker`. A failure goes back
   as a non-retryable ``ApplicationError`` whose details are the durable host's
@@ -38,6 +41,7 @@ from tideflow.runtime.functions import AuthDefinition, FunctionInvoker, Invocati
 from tideflow.runtime.hosts._journaled_effects import check_result, error_entry
 from tideflow.runtime.hosts.durable import dialect_of, module_dir
 from tideflow.runtime.hosts.temporal._values import (
+    ACT_BEGIN,
     ACT_CALL,
     ACT_DEFINITION,
     ACT_PUBLISH,
@@ -45,6 +49,7 @@ from tideflow.runtime.hosts.temporal._values import (
     CALL_FAILURE_TYPE,
     CallRequest,
     DefinitionRef,
+    InstanceStart,
     Progress,
     Published,
     StoredDefinition,
@@ -165,7 +170,7 @@ class InstanceActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         """The activity functions, for ``Worker(activities=...)``."""
-        return [self.definition, self.call, self.publish, self.record]
+        return [self.definition, self.begin, self.call, self.publish, self.record]
 
     @activity.defn(name=ACT_DEFINITION)
     async def definition(self, ref: DefinitionRef) -> StoredDefinition:
@@ -174,6 +179,26 @@ class InstanceActivities:
             return stored_definition(await self._definitions.get(ref.workflow_id, ref.version))
         except WorkflowNotFound as exc:
             raise ApplicationError(str(exc), type="WorkflowNotFound", non_retryable=True) from exc
+
+    @activity.defn(name=ACT_BEGIN)
+    async def begin(self, start: InstanceStart) -> StoredDefinition:
+        """A run's definition, and its first record: the mirrored row created unless it
+        exists, then shown running (a missing definition fails the instance, unrecorded)."""
+        stored = await self.definition(
+            DefinitionRef(workflow_id=start.workflow_id, version=start.version)
+        )
+        first = Progress(
+            instance_id=start.instance_id,
+            run_no=start.run_no,
+            workflow_id=stored.workflow_id,
+            version=stored.version,
+            status="running",
+            create=True,
+            input=start.input,
+            parent_id=start.parent_id,
+        )
+        await self.record(first)
+        return stored
 
     @activity.defn(name=ACT_CALL)
     async def call(self, request: CallRequest) -> Any:
