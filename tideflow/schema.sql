@@ -336,6 +336,7 @@ CREATE TABLE tideflow_instances (
     ended_at timestamp with time zone,
     crashes integer DEFAULT 0 NOT NULL,
     crashed_at bigint,
+    headers jsonb,
     CONSTRAINT tideflow_instances_requested_check CHECK ((requested = ANY (ARRAY['cancel'::text, 'suspend'::text]))),
     CONSTRAINT tideflow_instances_status_check CHECK ((status = ANY (ARRAY['running'::text, 'waiting'::text, 'suspended'::text, 'completed'::text, 'failed'::text, 'cancelled'::text])))
 )

@@ -82,6 +82,7 @@ async def commit(
             [dumps(w["events"]) for _, w in waits],
             [dumps(w["types"]) for _, w in waits],
             [w["due_at"] for _, w in waits],
+            [None if n.headers is None else dumps(dict(n.headers)) for n in news],
         ],
     )
     held: dict[str, str | None] = {}

@@ -330,8 +330,11 @@ class WorkflowInterpreter(Protocol):
         effects: Effects,
         *,
         instance_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
         on_step: Callable[[Step], None] | None = None,
         on_state: Callable[[InstanceState], None] | None = None,
         pace: Pace | None = None,
     ) -> RunResult:
-        """Run one instance to its end (never raises for workflow faults)."""
+        """Run one instance to its end (never raises for workflow faults); ``headers``:
+        the filtered headers of the HTTP request that started it (0.8's
+        ``$WORKFLOW.headers``)."""

@@ -8,7 +8,7 @@ the same under ``tideflow serve --engine postgres`` and ``--engine temporal``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -28,12 +28,18 @@ class InstanceEngine(Protocol):
         version: str | None = None,
         parent_id: str | None = None,
         instance_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> InstanceRow:
-        """Create an instance and run it."""
+        """Create an instance and run it (``headers``: its start request's, filtered)."""
         ...
 
     async def start_instances(
-        self, workflow_id: str, inputs: Sequence[Any], *, version: str | None = None
+        self,
+        workflow_id: str,
+        inputs: Sequence[Any],
+        *,
+        version: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> list[InstanceRow]:
         """Create instances of one version, all or none, and run them."""
         ...

@@ -625,8 +625,12 @@ async def insert_instances(
     news: Sequence[tuple[str, str, str | None, Any, str | None, str | None]],
     owner: str | None,
     lease_seconds: float,
+    headers: Sequence[Mapping[str, str] | None] = (),
 ) -> builtins.list[InstanceRow]:
     """Insert ``(id, workflow, version, input, parent id, parent key)`` of deployed versions.
+
+    ``headers``: each new instance's start request headers, already filtered
+    (:mod:`tideflow.api.start_headers`); ``None`` or missing: not started over HTTP.
 
     Returns:
         The rows inserted (none for an existing id or a deleted version),
@@ -634,7 +638,9 @@ async def insert_instances(
     """
     columns = _columns(news, 6)
     columns[3] = [dumps(value) for value in columns[3]]
-    rows = await conn.fetch(_Q["insert_instances"], *columns, owner, lease_seconds)
+    stored = [None if h is None else dumps(dict(h)) for h in headers]
+    stored += [None] * (len(news) - len(stored))
+    rows = await conn.fetch(_Q["insert_instances"], *columns, owner, lease_seconds, stored)
     return [InstanceRow.from_row(r) for r in rows]
 
 

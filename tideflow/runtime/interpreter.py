@@ -109,6 +109,7 @@ class Interpreter:
         effects: Effects,
         *,
         instance_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
         on_step: StepCallback | None = None,
         on_state: StateCallback | None = None,
         pace: Pace | None = None,
@@ -119,6 +120,8 @@ class Interpreter:
             input: The workflow input.
             effects: The host's effects for this run.
             instance_id: ``$WORKFLOW.instanceId`` (a fresh id by default).
+            headers: ``$WORKFLOW.headers``, the filtered headers of the HTTP request
+                that started the instance (``{}`` by default: not started over HTTP).
             on_step: Called with every timeline :class:`Step` of this run as it happens.
             on_state: Called with an :class:`InstanceState` on every state entry
                 and at the end (for status APIs); costs a little per transition.
@@ -132,6 +135,7 @@ class Interpreter:
             "SECRETS": self.secrets,
             "WORKFLOW": self._workflow_variable(instance_id or seed, format_timestamp(started)),
         }
+        variables["WORKFLOW"]["headers"] = dict(headers or {})
         if self.sonataflow:  # SonataFlow reads them as $SECRET.name
             variables["SECRET"] = self.secrets
         run = Run(self.compiled, effects, variables, seed, on_step, on_state, pace)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -113,6 +113,8 @@ class NewInstance:
     input: Any
     parent_id: str | None = None
     parent_key: str | None = None
+    headers: Mapping[str, str] | None = None
+    """The start request's filtered HTTP headers (``$WORKFLOW.headers``); ``None``: not HTTP."""
 
 
 @dataclass(slots=True)
@@ -343,6 +345,7 @@ class JournalWriter:
             [(n.id, n.workflow_id, n.version, n.input, n.parent_id, n.parent_key) for n in news],
             self._owner,
             self._lease,
+            [n.headers for n in news],
         )
         return {r.id: r for r in rows}
 

@@ -146,6 +146,9 @@ class InstanceRow:
     at the same journal position: past ``TIDEFLOW_QUARANTINE_AFTER`` it is quarantined."""
     parent_key: str | None = None
     """The parent's step that waits for this sub-flow (``None`` when nothing waits)."""
+    headers: dict[str, str] | None = None
+    """The filtered HTTP headers of the request that started it (``$WORKFLOW.headers``),
+    ``None`` when it was not started over HTTP; never in :meth:`to_json`."""
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> InstanceRow:
@@ -171,6 +174,7 @@ class InstanceRow:
             seq=row["seq"],
             crashes=row.get("crashes") or 0,
             parent_key=row.get("parent_key"),
+            headers=loads(row.get("headers")),
         )
 
     @property

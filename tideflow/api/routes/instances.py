@@ -39,6 +39,7 @@ from tideflow.api.schemas import (
     TimelineOut,
 )
 from tideflow.api.services import Services, get_services
+from tideflow.api.start_headers import kept_headers
 from tideflow.auth.scopes import READ, RUN
 from tideflow.errors import (
     ConflictError,
@@ -241,11 +242,12 @@ async def started(
     check_wait(wait)  # before anything starts
     data = await read_input(request)
     runtime = _runtime(services)
+    headers = kept_headers(request.scope["headers"])  # $WORKFLOW.headers, no credentials
     if tracing.enabled():  # the instance's spans continue the request's traceparent
         with tracing.requested(request.headers.get("traceparent")):
-            row = await runtime.start_instance(workflow_id, data, version=version)
+            row = await runtime.start_instance(workflow_id, data, version=version, headers=headers)
     else:
-        row = await runtime.start_instance(workflow_id, data, version=version)
+        row = await runtime.start_instance(workflow_id, data, version=version, headers=headers)
     response_body: dict[str, Any] = {"id": row.id, "status": row.status}
     if wait is not None:
         waited = await wait_unless_abandoned(request, runtime.wait_for_completion(row.id, wait))
@@ -277,7 +279,10 @@ async def start_instances(
     (413 if too large) naming it (``inputs[i]``), and nothing starts.
     """
     inputs = await read_inputs(request)
-    rows = await _runtime(services).start_instances(workflow_id, inputs, version=version)
+    headers = kept_headers(request.scope["headers"])  # $WORKFLOW.headers of each
+    rows = await _runtime(services).start_instances(
+        workflow_id, inputs, version=version, headers=headers
+    )
     body = {"instances": [{"id": row.id, "status": row.status} for row in rows]}
     return json_response(body, 201)
 

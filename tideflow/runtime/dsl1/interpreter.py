@@ -100,11 +100,15 @@ class Interpreter:
         effects: Effects,
         *,
         instance_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
         on_step: Callable[[Step], None] | None = None,
         on_state: Callable[[InstanceState], None] | None = None,
         pace: Pace | None = None,
     ) -> RunResult:
         """Run one instance to its end and return the outcome (never raises for workflow faults).
+
+        ``headers`` (the start request's, 0.8's ``$WORKFLOW.headers``) are not read:
+        DSL 1.0 has no such variable.
 
         ``on_step`` is told of every timeline step of this run as it happens;
         ``on_state`` of the task each top-level or nested task starts with its

@@ -108,6 +108,7 @@ class InstanceRunner:
         self.workflow_id = row.workflow_id
         self.version = row.version
         self.input = row.input
+        self.headers = row.headers or {}  # $WORKFLOW.headers: the start request's, filtered
         self.requested = row.requested
         self.quarantine = quarantine
         self.parent_id = row.parent_id
@@ -365,6 +366,7 @@ class InstanceRunner:
                 self.input,
                 effects,
                 instance_id=self.instance_id,
+                headers=self.headers,
                 on_step=self.on_step,
                 on_state=self.on_state,
                 pace=ClockPace(self.host.clock.monotonic),

@@ -60,7 +60,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar, cast
@@ -416,8 +416,12 @@ class DurableRuntime:
         version: str | None = None,
         parent_id: str | None = None,
         instance_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> InstanceRow:
         """Create an instance of the workflow (latest version by default) and run it here.
+
+        ``headers``: the filtered headers of the HTTP request starting it
+        (``$WORKFLOW.headers``; :mod:`tideflow.api.start_headers`).
 
         Raises:
             WorkflowNotFound: No such workflow (or version), or it is deleted.
@@ -431,6 +435,7 @@ class DurableRuntime:
             version=version,
             input=input,
             parent_id=parent_id,
+            headers=headers,
         )
         row = await self.writer.create(new)
         if row is None:
@@ -456,9 +461,16 @@ class DurableRuntime:
         raise NotImplementedError("the durable host takes starting events from the inbox")
 
     async def start_instances(
-        self, workflow_id: str, inputs: Sequence[Any], *, version: str | None = None
+        self,
+        workflow_id: str,
+        inputs: Sequence[Any],
+        *,
+        version: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> list[InstanceRow]:
         """Create instances of one workflow version, one per input, all or none, and run them.
+
+        ``headers``: the filtered headers of the HTTP request starting them, for each.
 
         The creates are queued together, so the journal writer commits them in one
         transaction: every instance is created, or (the workflow deleted, the
@@ -474,7 +486,11 @@ class DurableRuntime:
         futures = [
             self.writer.create(
                 NewInstance(
-                    id=ids.new_sortable_id(), workflow_id=workflow_id, version=version, input=value
+                    id=ids.new_sortable_id(),
+                    workflow_id=workflow_id,
+                    version=version,
+                    input=value,
+                    headers=headers,
                 )
             )
             for value in inputs

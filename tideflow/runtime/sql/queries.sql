@@ -62,12 +62,15 @@ RETURNING id;
 -- insert_instances --
 -- Create instances (batched; a NULL version means the latest non-deleted one), runnable at once or leased by $7
 INSERT INTO tideflow_instances
-    (id, workflow_id, version, input, parent_id, parent_key, wake_at, lease_owner, lease_until)
+    (id, workflow_id, version, input, parent_id, parent_key, wake_at, lease_owner, lease_until,
+     headers)
 SELECT u.id, u.workflow_id, coalesce(u.version, w.latest_version), u.input, u.parent_id,
        u.parent_key, now(), $7::text,
-       CASE WHEN $7::text IS NULL THEN NULL ELSE now() + make_interval(secs => $8) END
-FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[])
-    AS u(id, workflow_id, version, input, parent_id, parent_key)
+       CASE WHEN $7::text IS NULL THEN NULL ELSE now() + make_interval(secs => $8) END,
+       u.headers
+FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[],
+            $9::jsonb[])
+    AS u(id, workflow_id, version, input, parent_id, parent_key, headers)
 JOIN tideflow_workflows w ON w.id = u.workflow_id AND w.deleted_at IS NULL
 WHERE u.version IS NULL OR EXISTS (
     SELECT 1 FROM tideflow_workflow_versions v
@@ -399,11 +402,13 @@ GROUP BY t.instance_id;
 -- Group commit in one statement: create, renew/progress/park/finish, journal, timeline, waits
 WITH created AS (
     INSERT INTO tideflow_instances
-        (id, workflow_id, version, input, parent_id, parent_key, wake_at, lease_owner, lease_until)
+        (id, workflow_id, version, input, parent_id, parent_key, wake_at, lease_owner, lease_until,
+         headers)
     SELECT c.id, c.workflow_id, coalesce(c.version, w.latest_version), c.input, c.parent_id,
-           c.parent_key, now(), $1::text, now() + make_interval(secs => $2)
-    FROM unnest($3::text[], $4::text[], $5::text[], $6::jsonb[], $7::text[], $8::text[])
-        AS c(id, workflow_id, version, input, parent_id, parent_key)
+           c.parent_key, now(), $1::text, now() + make_interval(secs => $2), c.headers
+    FROM unnest($3::text[], $4::text[], $5::text[], $6::jsonb[], $7::text[], $8::text[],
+                $37::jsonb[])
+        AS c(id, workflow_id, version, input, parent_id, parent_key, headers)
     -- Only workflows not deleted, and only versions that exist
     JOIN tideflow_workflows w ON w.id = c.workflow_id AND w.deleted_at IS NULL
     WHERE c.version IS NULL OR EXISTS (

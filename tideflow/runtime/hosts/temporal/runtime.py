@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -169,8 +169,11 @@ class TemporalRuntime:
         version: str | None = None,
         parent_id: str | None = None,
         instance_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> InstanceRow:
         """Create the mirrored instance, then its Temporal workflow.
+
+        ``headers`` are not kept: ``$WORKFLOW.headers`` is ``{}`` on this engine.
 
         Raises:
             WorkflowNotFound: No such workflow (or version), or it is deleted.
@@ -186,9 +189,16 @@ class TemporalRuntime:
         return rows[0]
 
     async def start_instances(
-        self, workflow_id: str, inputs: Sequence[Any], *, version: str | None = None
+        self,
+        workflow_id: str,
+        inputs: Sequence[Any],
+        *,
+        version: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> list[InstanceRow]:
         """Create instances of one workflow version, one per input, all or none, and run them.
+
+        ``headers`` are not kept: ``$WORKFLOW.headers`` is ``{}`` on this engine.
 
         Raises:
             WorkflowNotFound: No such workflow (or version), or it is deleted.
