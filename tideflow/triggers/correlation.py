@@ -462,7 +462,9 @@ class WorkflowSubscriber:
         """Deliver to the waiting instances; return the events nobody waited for (with keys).
 
         An event addressed to a SonataFlow-dialect instance (:meth:`_addressed`) answers
-        that instance's waits only, and is never kept.
+        that instance's waits only; when the instance waits for none of its type yet (a
+        callback's answer may come before the callback's action returned), it is kept for
+        that instance alone (:func:`_kept_for_instance`), never for another.
         """
         keyed = [(offset, event, self.index.keys(event)) for offset, event in batch]
         addressed = await self._addressed(keyed)
@@ -474,13 +476,15 @@ class WorkflowSubscriber:
         rows += [dataclasses.replace(row, index=plain[row.index]) for row in looked]
         rows.sort(key=lambda row: row.index)  # in offset order, as one lookup gives them
         used = await self._deliver(rows, [(k[0], dict(k[1])) for k in keyed])
-        return [keyed[i] for i in plain if i not in used]
+        return [keyed[i] for i in plain if i not in used] + [
+            _kept_for_instance(keyed[i]) for i in addressed if i not in used
+        ]
 
     async def _addressed(self, keyed: Sequence[Keyed]) -> dict[int, list[WaitMatch]]:
         """The events addressed to an instance of a SonataFlow-dialect workflow by
         ``kogitoprocrefid`` (by position): that instance's open waits for each one's type
-        (none: SonataFlow signals an instance that does not listen, and the event is lost).
-        An event naming no such instance goes the ordinary way."""
+        (none yet: the event is kept for it). An event naming no such instance goes the
+        ordinary way."""
         asks = [
             (i, reference, str(event.get("type")))
             for i, (_, event, _) in enumerate(keyed)
@@ -496,11 +500,6 @@ class WorkflowSubscriber:
                 rows = addressed.setdefault(i, [])
                 if match is not None:
                     rows.append(match)
-        for i, rows in addressed.items():
-            if not rows:
-                offset, event, _ = keyed[i]
-                log.info("event %s for instance %s: it waits for no %s event, dropped",
-                         offset, event.get(PROCESS_REFERENCE), event.get("type"))  # fmt: skip
         return addressed
 
     async def _lookup(self, keyed: Sequence[Keyed]) -> list[WaitMatch]:
@@ -600,7 +599,21 @@ class WorkflowSubscriber:
         await self._from_pending(await self._waits_of(unmatched))
 
     async def _waits_of(self, unmatched: Sequence[Keyed]) -> list[WaitRef]:
-        return [(r.instance_id, r.wait_key) for r in await self._lookup(unmatched)]
+        """The open waits that ``unmatched`` (just kept) may answer: by key, and an event
+        kept for one instance (:func:`_kept_for_instance`) by that instance's id."""
+        plain = [u for u in unmatched if not _instance_of(u)]
+        waits = [(r.instance_id, r.wait_key) for r in await self._lookup(plain)] if plain else []
+        asks = [
+            (i, instance_id, kind)
+            for i, u in enumerate(unmatched)
+            if (instance_id := _instance_of(u)) is not None
+            for kind, _ in u[2]
+        ]
+        if asks:
+            async with self.waits.session() as session:
+                found = await session.addressed(asks)
+            waits += [(m.instance_id, m.wait_key) for _, _, m in found if m is not None]
+        return waits
 
     # -- new waits ---------------------------------------------------------------
 
@@ -751,3 +764,20 @@ class WorkflowSubscriber:
                 source = str(kept.event.get("source") or "")
                 await self.waits.keep([(kept.indexed_type, kept.key, kept.offset, source,
                                         kept.event)])  # fmt: skip
+
+
+def _kept_for_instance(keyed: Keyed) -> Keyed:
+    """An event addressed by ``kogitoprocrefid``, to be kept under a key no wait has but
+    its instance's: ``{"kogitoprocrefid": <instance id>}`` (the kept events a new wait
+    may take include those, by its instance's id: ``pending_for_waits``)."""
+    offset, event, _ = keyed
+    key = {PROCESS_REFERENCE: str(event[PROCESS_REFERENCE])}
+    return offset, event, [(str(event.get("type")), key)]
+
+
+def _instance_of(keyed: Keyed) -> str | None:
+    """The instance an event kept by :func:`_kept_for_instance` is for (else ``None``)."""
+    keys = keyed[2]
+    if len(keys) == 1 and set(keys[0][1]) == {PROCESS_REFERENCE}:
+        return keys[0][1][PROCESS_REFERENCE]
+    return None

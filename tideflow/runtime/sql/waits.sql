@@ -52,14 +52,16 @@ SELECT * FROM unnest($1::text[], $2::jsonb[], $3::bigint[], $4::text[], $5::json
 ON CONFLICT DO NOTHING;
 
 -- pending_for_waits --
--- Kept events that waits may take: same type, key and source, after the instance's start offset
+-- Kept events that waits may take: same type, key and source, after the instance's start offset;
+-- and those kept for the wait's instance alone (SonataFlow's kogitoprocrefid: the key names it)
 SELECT k.instance_id, k.wait_key, k.name, k.all_events,
        p.event_type, p.corr, p.event_offset, p.event
 FROM unnest($1::text[], $2::text[]) AS w(instance_id, wait_key)
 JOIN tideflow_correlation_keys k ON k.instance_id = w.instance_id AND k.wait_key = w.wait_key
 JOIN tideflow_correlation_origins o ON o.instance_id = k.instance_id
 JOIN tideflow_correlation_pending p
-  ON p.event_type = k.event_type AND p.corr = k.corr
+  ON p.event_type = k.event_type
+ AND p.corr IN (k.corr, jsonb_build_object('kogitoprocrefid', k.instance_id))
  AND (k.source = '' OR p.source = k.source) AND p.event_offset > o.start_offset
 ORDER BY p.event_offset;
 
