@@ -599,10 +599,10 @@ class WorkflowSubscriber:
         await self._from_pending(await self._waits_of(unmatched))
 
     async def _waits_of(self, unmatched: Sequence[Keyed]) -> list[WaitRef]:
-        """The open waits that ``unmatched`` (just kept) may answer: by key, and an event
-        kept for one instance (:func:`_kept_for_instance`) by that instance's id."""
-        plain = [u for u in unmatched if not _instance_of(u)]
-        waits = [(r.instance_id, r.wait_key) for r in await self._lookup(plain)] if plain else []
+        """The open waits that ``unmatched`` (just kept) may answer: by key (every event: a
+        strict workflow may correlate on an attribute of that name too), and an event kept
+        for one instance (:func:`_kept_for_instance`) by that instance's id as well."""
+        waits = [(r.instance_id, r.wait_key) for r in await self._lookup(unmatched)]
         asks = [
             (i, instance_id, kind)
             for i, u in enumerate(unmatched)
