@@ -70,7 +70,7 @@ from tideflow.runtime.functions.policy import PythonPolicy
 from tideflow.runtime.gateway import PostgresInstances, PostgresRegistry
 from tideflow.runtime.history import HistoryPurger
 from tideflow.runtime.hosts.durable import DurableRuntime, LifecycleEvent, RuntimeOptions
-from tideflow.runtime.hosts.temporal.activities import InstanceActivities
+from tideflow.runtime.hosts.temporal.activities import SYNC_THREADS, InstanceActivities
 from tideflow.runtime.hosts.temporal.gateway import PostgresMirror
 from tideflow.runtime.hosts.temporal.runtime import TemporalOptions, TemporalRuntime, connect
 from tideflow.runtime.lifecycle import (
@@ -671,7 +671,7 @@ def _temporal_activities(
         metrics.events_out(len(events), kind="workflow")
 
     folders = tuple(folder.resolve() for folder in options.workflow_dirs)
-    calls = _timed_invoker(metrics, options, egress)
+    calls = _timed_invoker(metrics, options, egress, sync_threads=SYNC_THREADS)
 
     def invoke(invocation: Invocation) -> Awaitable[Any]:
         if calls.has_override(invocation.name):  # bound callables import nothing
@@ -712,9 +712,10 @@ def _post_notice(notice: LifecycleNotice, lifecycle: LifecyclePublisher, metrics
 
 
 def _timed_invoker(
-    metrics: Metrics, options: SystemOptions, egress: EgressPolicy
+    metrics: Metrics, options: SystemOptions, egress: EgressPolicy, *, sync_threads: int = 0
 ) -> FunctionInvoker:
-    """A function invoker that records each call's duration as a step latency."""
+    """A function invoker that records each call's duration as a step latency (plain ``def``
+    functions on ``sync_threads`` threads, if any: ``FunctionInvoker``)."""
 
     class TimedInvoker(FunctionInvoker):
         async def invoke(self, call: Invocation) -> Any:
@@ -729,6 +730,7 @@ def _timed_invoker(
         redirects=options.redirects,
         egress=egress,
         brokers=ConnectorBrokers(),  # AsyncAPI calls reach brokers through the connectors
+        sync_threads=sync_threads,
     )
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,14 @@ def boom(args: dict[str, Any]) -> None:
     raise ValueError("bad value")
 
 
+def where(args: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+    return {"thread": threading.current_thread().name, "key": idempotency_key, "n": args["n"]}
+
+
+async def where_async(args: dict[str, Any]) -> dict[str, Any]:
+    return {"thread": threading.current_thread().name}
+
+
 @pytest.fixture(scope="module")
 def services() -> Iterator[Services]:
     with start_services() as running:
@@ -63,6 +73,27 @@ async def test_python_sync_and_async_callables() -> None:
         )
     assert sync == {"sum": 3}
     assert asy == {"sum": 3, "key": "k"}
+
+
+async def test_sync_threads_run_plain_defs_off_the_event_loop() -> None:
+    def call(function: str, **arguments: Any) -> Invocation:
+        operation = f"python:{__name__}:{function}"
+        return Invocation(name=function, type="custom", operation=operation, arguments=arguments)
+
+    loop_thread = threading.current_thread().name
+    async with FunctionInvoker(sync_threads=2) as threaded:
+        keyed = replace(call("where", n=1), idempotency_key="k")
+        off_loop = await threaded.invoke(keyed)
+        on_loop = await threaded.invoke(call("where_async"))
+        with pytest.raises(FunctionCallError) as failed:  # still a coded error
+            await threaded.invoke(call("decline", card="4242"))
+    async with FunctionInvoker() as plain:
+        default = await plain.invoke(call("where", n=2))
+    assert off_loop["thread"].startswith("tideflow-function")
+    assert (off_loop["key"], off_loop["n"]) == ("k", 1)
+    assert on_loop["thread"] == loop_thread  # async functions stay on the loop
+    assert (failed.value.code, failed.value.retryable) == ("DECLINED", False)
+    assert default["thread"] == loop_thread  # without sync_threads, as before
 
 
 async def test_python_exceptions_become_coded_errors() -> None:

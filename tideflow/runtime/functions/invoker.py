@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
@@ -76,6 +77,7 @@ class FunctionInvoker:
         clock: Clock = SYSTEM_CLOCK,
         egress: EgressPolicy | None = None,
         brokers: Brokers | None = None,
+        sync_threads: int = 0,
     ) -> None:
         """Args:
         client: An HTTP client to use; by default one is made (and closed).
@@ -96,7 +98,16 @@ class FunctionInvoker:
         brokers: Message brokers for AsyncAPI calls (the connectors,
             :class:`tideflow.connectors.messaging.ConnectorBrokers`); without
             them only ``http(s)`` AsyncAPI servers are reached.
+        sync_threads: Run the plain ``def`` callables of ``python:`` functions and
+            ``overrides`` on a pool of this many threads (made here, closed by
+            :meth:`aclose`), so a slow one holds no other call; more calls than threads
+            queue. ``0`` (the default, the PostgreSQL engine): on the event loop.
         """
+        self._threads = (
+            ThreadPoolExecutor(sync_threads, thread_name_prefix="tideflow-function")
+            if sync_threads > 0
+            else None
+        )
         self._own_client = client is None
         self._client = client
         self._redirects = dict(redirects or {})
@@ -144,7 +155,10 @@ class FunctionInvoker:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the gRPC channels, and the HTTP client if this invoker made it."""
+        """Close the gRPC channels, the HTTP client if this invoker made it, and its threads
+        (calls still running on them finish, unawaited)."""
+        if self._threads is not None:
+            self._threads.shutdown(wait=False, cancel_futures=True)
         await self._grpc.aclose()
         if self._own_client and self._client is not None:
             await self._client.aclose()
@@ -178,7 +192,11 @@ class FunctionInvoker:
         override = self._overrides.get(call.name)
         if override is not None:
             return await call_function(
-                override, call.arguments, call.idempotency_key, name=call.name
+                override,
+                call.arguments,
+                call.idempotency_key,
+                name=call.name,
+                threads=self._threads,
             )
         kind = call.type or "rest"
         if call.operation.startswith("python:") and kind in ("rest", "custom"):
@@ -269,4 +287,6 @@ class FunctionInvoker:
         if function is None:
             function = load_function(call.operation, call.base_dir)
             self._python[call.operation] = function
-        return await call_function(function, call.arguments, call.idempotency_key, name=call.name)
+        return await call_function(
+            function, call.arguments, call.idempotency_key, name=call.name, threads=self._threads
+        )

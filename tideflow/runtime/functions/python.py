@@ -3,8 +3,12 @@
 The callable is imported (modules next to the workflow file are found too),
 then called with the evaluated arguments as one dict. It may be sync or
 async; a sync callable runs on the event loop, so keep it quick (write long
-I/O as ``async def``). When its signature has an ``idempotency_key``
-parameter (or ``**kwargs``) it also receives ``idempotency_key=`` -- the same
+I/O as ``async def``) -- unless the caller gives :func:`call_function` a thread
+pool, as the Temporal worker does (:class:`~tideflow.runtime.functions.FunctionInvoker`'s
+``sync_threads``): then a plain ``def`` runs on one of its threads and blocks no
+other call, but it must not touch the event loop (no ``asyncio.get_running_loop()``).
+When its signature has an ``idempotency_key`` parameter (or ``**kwargs``) it also
+receives ``idempotency_key=`` -- the same
 value when a step is retried or replayed. On a server only the modules its
 policy allows are imported (:mod:`tideflow.runtime.functions.policy`); the
 attribute path never leads out of the named module (``python:m:os.system``).
@@ -17,11 +21,14 @@ message is ``str(exc)``; it is retryable unless the exception has
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import functools
 import importlib
 import inspect
 import sys
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -127,21 +134,37 @@ def _wants_key(function: PythonFunction) -> bool:
     )
 
 
+def is_async(function: PythonFunction) -> bool:
+    """Whether calling ``function`` only makes a coroutine (``async def``, also as a
+    ``functools.partial`` or an object whose ``__call__`` is one)."""
+    call = type(function).__call__ if not inspect.isroutine(function) else None
+    return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(call)
+
+
 async def call_function(
     function: PythonFunction,
     arguments: Mapping[str, Any],
     idempotency_key: str | None = None,
     *,
     name: str = "",
+    threads: Executor | None = None,
 ) -> Any:
     """Call ``function`` with ``arguments`` as one dict; await it when async.
+
+    With ``threads``, a callable that is not ``async`` runs on one of them (an
+    awaitable it returns is awaited here), so it does not hold the event loop.
 
     Raises:
         FunctionCallError: The callable raised; see the module docs for the code.
     """
     kwargs = {"idempotency_key": idempotency_key} if wants_idempotency_key(function) else {}
     try:
-        result = function(dict(arguments), **kwargs)
+        if threads is None or is_async(function):
+            result = function(dict(arguments), **kwargs)
+        else:
+            call = functools.partial(function, dict(arguments), **kwargs)
+            run = functools.partial(contextvars.copy_context().run, call)
+            result = await asyncio.get_running_loop().run_in_executor(threads, run)
         if inspect.isawaitable(result):
             result = await result
     except FunctionCallError:

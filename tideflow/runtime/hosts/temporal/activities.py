@@ -61,6 +61,7 @@ from tideflow.supervise import first_done
 from tideflow.workflow.dsl1 import is_dsl1
 
 __all__ = [
+    "SYNC_THREADS",
     "DefinitionSource",
     "InstanceActivities",
     "InstanceMirror",
@@ -347,6 +348,11 @@ def stored_definition(stored: WorkflowVersion) -> StoredDefinition:
     )
 
 
+SYNC_THREADS = 32
+"""Threads of a worker's invoker for plain ``def`` functions (``FunctionInvoker(sync_threads=)``):
+the worker's event loop runs every activity, local activity and heartbeat of the worker, so a
+blocking function must not run on it. Calls beyond this many wait for a thread (heartbeating)."""
+
 HEARTBEAT_EVERY = 2.0
 """Seconds between a running call's heartbeats (the workflow's heartbeat timeout is larger):
 a call whose worker died is noticed within the timeout and run again on another worker."""
@@ -356,8 +362,8 @@ async def _beating(call: Awaitable[Any]) -> Any:
     """Await ``call`` while telling Temporal every :data:`HEARTBEAT_EVERY` s that it runs.
 
     The first beat goes before the call starts: a function that blocks the event loop
-    (a plain ``def`` of a ``python:`` module) must not delay it, since Temporal counts the
-    heartbeat timeout from the moment it handed the activity to this worker.
+    (a plain ``def`` called by an invoker without ``sync_threads``) must not delay it, since
+    Temporal counts the heartbeat timeout from the moment it handed the activity to this worker.
     """
     activity.heartbeat()
 
