@@ -255,17 +255,13 @@ async def _deploy_dsl1(
 
 
 def engine_problems(engine: str, secrets: Sequence[str], document: Any) -> list[Problem]:
-    """What ``engine`` cannot run of a definition using ``secrets``: under ``temporal``, a
-    DSL 1.0 definition with secrets, and each 0.8 expression that computes on a secret
-    (the workflow holds only seals there: ``docs/temporal.md``, "Secrets")."""
+    """What ``engine`` cannot run of a definition using ``secrets``: under ``temporal``, each
+    expression that computes on a secret, and each 1.0 authentication policy read from a
+    secret (the workflow holds only seals there: ``docs/temporal.md``, "Secrets")."""
     if engine != "temporal" or not secrets:
         return []
-    if is_dsl1(document):
-        why = "DSL 1.0 workflows that use secrets do not run on the Temporal engine yet"
-        return [Problem(("use", "secrets"), why)]
-    return [
-        Problem(read.path, f"{read.expression!r} {read.reason}") for read in refused_reads(document)
-    ]
+    refused = refused_reads(document, dsl1=is_dsl1(document))
+    return [Problem(read.path, f"{read.expression!r} {read.reason}") for read in refused]
 
 
 async def _ungranted(

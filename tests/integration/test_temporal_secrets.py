@@ -8,7 +8,9 @@ output and the event show ``***`` as under the PostgreSQL engine; and the
 workflow's whole history, every payload decoded, holds no secret value -- only
 the seals (``tideflow.secrets.sealed``). A definition that computes on a secret
 is refused: at deploy under ``--engine temporal``, and at its run's start if it
-got into the registry another way.
+got into the registry another way. The same for a DSL 1.0 workflow (``$secrets``
+in an HTTP call's body and its bearer token), whose authentication policies read
+from a secret are refused as well.
 """
 
 from __future__ import annotations
@@ -49,13 +51,21 @@ ENV = {
     "TIDEFLOW_SECRET_DB": DB_PASSWORD,
     "TIDEFLOW_SECRET_OTHER": OTHER,
 }
-GRANTS = parse_grants(["sealed-*=API_KEY,DB"])
+GRANTS = parse_grants(["sealed-*=API_KEY,DB", "sealed.*=API_KEY,DB"])
 
 
 def echo(args: dict[str, Any]) -> dict[str, Any]:
     """Answer the arguments back, and the digest of the secrets they carry."""
     seen = f"{args['key']}/{args['db']}".encode()
     return {"echoed": args, "digest": hashlib.sha256(seen).hexdigest()}
+
+
+def echo_http(args: dict[str, Any]) -> dict[str, Any]:
+    """A 1.0 ``call: http`` bound in process: the body back, and the digest of the secrets in
+    the body and the bearer token."""
+    body, token = args["body"], args["authentication"]["bearer"]["token"]
+    seen = f"{body['key']}/{body['db']}/{token}".encode()
+    return {"echoed": body, "digest": hashlib.sha256(seen).hexdigest()}
 
 
 def refuse(args: dict[str, Any]) -> dict[str, Any]:
@@ -87,6 +97,40 @@ FAILING = {
 }
 
 
+def _dsl1(name: str, leak: Any, authentication: Any) -> dict[str, Any]:
+    """A 1.0 workflow passing its secrets to ``echo`` (body and bearer token), then leaking."""
+    endpoint = {"uri": "http://echo.invalid/e", "authentication": authentication}
+    body = {
+        "key": "${ $secrets.API_KEY }",
+        "db": "${ $secrets.DB }",
+        "other": "${ $secrets.OTHER }",
+        "forged": "${ $workflow.input.forged }",
+    }
+    event = {"type": "com.example.leaked", "source": "test", "data": {"k": "${ $secrets.API_KEY }"}}
+    return {
+        "document": {"dsl": "1.0.0", "namespace": "sealed", "name": name, "version": "1.0.0"},
+        "use": {"secrets": ["API_KEY", "DB", "OTHER"]},
+        "do": [
+            {"tell": {"emit": {"event": {"with": event}}}},  # its output: the event
+            {
+                "echo": {
+                    "call": "http",
+                    "with": {"method": "post", "endpoint": endpoint, "body": body},
+                }
+            },
+            {"leak": {"set": leak}},
+        ],
+    }
+
+
+BEARER = {"bearer": {"token": "${ $secrets.API_KEY }"}}
+LEAKY1 = _dsl1(
+    "dsl1-leaky", {"x": "${ $secrets }", "echoed": "${ .echoed }", "digest": "${ .digest }"}, BEARER
+)
+COMPUTING1 = _dsl1("dsl1-computing", {"n": "${ $secrets.API_KEY | length }"}, BEARER)
+FROM_SECRET1 = _dsl1("dsl1-policy", {"done": True}, {"basic": {"use": "DB"}})
+
+
 @pytest.fixture
 def emitted() -> list[dict[str, Any]]:
     return []
@@ -101,17 +145,19 @@ async def activities(
 
     access = SecretAccess(SecretSource(env=ENV), GRANTS)
     invoker = FunctionInvoker(overrides={"echo": echo})
+    http = FunctionInvoker(overrides={"echo": echo_http})
     refusing = FunctionInvoker(overrides={"echo": refuse})
 
     async def invoke(invocation: Invocation) -> Any:
         chosen = refusing if "refuse.invalid" in invocation.operation else invoker
+        chosen = http if invocation.type == "http" else chosen
         return await chosen.invoke(invocation)
 
     yield InstanceActivities(
         PostgresRegistry(pool), invoker, publish, base_dir=tmp_path, invoke=invoke, secrets=access
     )
-    await invoker.aclose()
-    await refusing.aclose()
+    for each in (invoker, refusing, http):
+        await each.aclose()
 
 
 async def _run(
@@ -159,20 +205,33 @@ async def _deploy(pool: Any, definition: dict[str, Any], engine: str = "postgres
     await deploy_definition(registry, json.dumps(definition), "application/json", engine=engine)
 
 
+@pytest.mark.parametrize(
+    ("definition", "wf_id", "seen", "header"),
+    [
+        (LEAKY, "sealed-leaky", f"{API_KEY}/{DB_PASSWORD}", {"header": "Bearer ***"}),
+        # 1.0: the body and the bearer token of the endpoint's policy are unsealed
+        (LEAKY1, "sealed.dsl1-leaky", f"{API_KEY}/{DB_PASSWORD}/{API_KEY}", {}),
+    ],
+    ids=["0.8", "1.0"],
+)
 async def test_the_call_gets_the_values_and_the_history_only_seals(
     pool: Any,
     temporal_server: DevServer,
     activities: InstanceActivities,
     emitted: list[dict[str, Any]],
+    definition: dict[str, Any],
+    wf_id: str,
+    seen: str,
+    header: dict[str, str],
 ) -> None:
-    await _deploy(pool, LEAKY, engine="temporal")
+    await _deploy(pool, definition, engine="temporal")
     forged = seal("API_KEY", "0123abcd")  # data cannot ask for a secret with a seal of its own
-    done, history = await _run(temporal_server, activities, "sealed-leaky", {"forged": forged})
+    done, history = await _run(temporal_server, activities, wf_id, {"forged": forged})
     assert done["status"] == "completed", done
     output = done["output"]
     # the call got the real values (their digest), and null for the one not granted
-    assert output["digest"] == hashlib.sha256(f"{API_KEY}/{DB_PASSWORD}".encode()).hexdigest()
-    echoed = {"key": "***", "header": "Bearer ***", "db": "***", "other": None, "forged": forged}
+    assert output["digest"] == hashlib.sha256(seen.encode()).hexdigest()
+    echoed = {"key": "***", **header, "db": "***", "other": None, "forged": forged}
     assert output["echoed"] == echoed
     assert output["x"] == {"API_KEY": "***", "DB": "***", "OTHER": "***"}
     assert [event["data"] for event in emitted] == [{"k": "***"}]
@@ -207,4 +266,36 @@ async def test_a_failed_call_quoting_a_secret_fails_with_the_mask(
     failed, history = await _run(temporal_server, activities, "sealed-failing")
     error = failed.cause.details[0]["error"]
     assert "key *** refused" in error["message"], error
+    assert API_KEY not in history
+
+
+@pytest.mark.parametrize(
+    ("definition", "path", "says"),
+    [
+        (COMPUTING1, ("do", 2, "leak", "set", "n"), "computes on a secret"),
+        (
+            FROM_SECRET1,
+            ("do", 1, "echo", "with", "endpoint", "authentication", "basic"),
+            "reads an authentication policy from a secret",
+        ),
+    ],
+)
+async def test_a_dsl1_workflow_that_cannot_run_on_seals_is_refused(
+    pool: Any,
+    temporal_server: DevServer,
+    activities: InstanceActivities,
+    definition: dict[str, Any],
+    path: tuple[Any, ...],
+    says: str,
+) -> None:
+    with pytest.raises(WorkflowValidationError) as refused:
+        await _deploy(pool, definition, engine="temporal")
+    (problem,) = refused.value.problems
+    assert problem.path == path
+    assert says in problem.message
+    await _deploy(pool, definition)  # the PostgreSQL engine takes it; a Temporal run refuses
+    wf_id = f"sealed.{definition['document']['name']}"
+    failed, history = await _run(temporal_server, activities, wf_id)
+    assert failed.cause.type == "SecretsUnsupported"
+    assert says in failed.cause.message
     assert API_KEY not in history

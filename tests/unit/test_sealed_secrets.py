@@ -109,7 +109,62 @@ def test_only_the_temporal_engine_refuses_and_only_workflows_with_secrets() -> N
     (problem,) = engine_problems("temporal", ["k"], document)
     assert problem.path == ("states", 0, "stateDataFilter", "output")
     assert "computes on a secret" in problem.message
-    dsl1 = {"document": {"dsl": "1.0.0", "namespace": "n", "name": "w", "version": "1"}}
-    (refused,) = engine_problems("temporal", ["k"], dsl1)
-    assert refused.path == ("use", "secrets")
-    assert "DSL 1.0" in refused.message
+    header = {"dsl": "1.0.0", "namespace": "n", "name": "w", "version": "1"}
+    placing = {"document": header, "do": [{"a": {"set": {"k": "${ $secrets.k }"}}}]}
+    assert engine_problems("temporal", ["k"], placing) == []  # 1.0 runs on seals too
+    computing = {"document": header, "do": [{"a": {"set": {"k": "${ $secrets.k | length }"}}}]}
+    (refused,) = engine_problems("temporal", ["k"], computing)
+    assert refused.path == ("do", 0, "a", "set", "k")
+    assert "computes on a secret" in refused.message
+
+
+@pytest.mark.parametrize(
+    ("expression", "refused"),
+    [
+        ("${ $secrets.token }", False),
+        ("${ {k: $secrets, u: .user} }", False),
+        ('${ "Bearer \\($secrets.token)" }', False),
+        ("${ $secrets.token | length }", True),
+        ("${ $secrets.db.password }", True),
+        ("${ $SECRETS.token | length }", False),  # not a 1.0 variable: nothing of the secrets
+    ],
+)
+def test_dsl1_reads_its_secrets_as_secrets(expression: str, refused: bool) -> None:
+    document = {
+        "document": {"dsl": "1.0.0", "summary": "${ $secrets.x | length } in prose"},
+        "do": [{"a": {"set": {"v": expression}}}],
+    }
+    assert [r.path for r in refused_reads(document, dsl1=True)] == (
+        [("do", 0, "a", "set", "v")] if refused else []
+    )
+
+
+def test_dsl1_authentication_policies_read_from_a_secret_are_refused() -> None:
+    document = {
+        "use": {
+            "authentications": {
+                "named": {"basic": "creds"},
+                "inline": {"bearer": {"token": "${ $secrets.token }"}},
+            }
+        },
+        "do": [
+            {
+                "a": {
+                    "call": "http",
+                    "with": {"endpoint": {"uri": "u", "authentication": {"use": "named"}}},
+                }
+            },
+            {
+                "b": {
+                    "call": "http",
+                    "with": {"endpoint": {"uri": "u", "authentication": {"oauth2": {"use": "o"}}}},
+                }
+            },
+        ],
+    }
+    reads = refused_reads(document, dsl1=True)
+    assert [(r.path, r.expression) for r in reads] == [
+        (("use", "authentications", "named", "basic"), "creds"),
+        (("do", 1, "b", "with", "endpoint", "authentication", "oauth2"), "o"),
+    ]
+    assert all("authentication policy from a secret" in r.reason for r in reads)

@@ -134,36 +134,82 @@ class SecretRead:
         return f"{self.where}: {self.expression!r} {self.reason}"
 
 
-_READ: Final = re.compile(r"\$SECRETS?(?![A-Za-z0-9_])")
 _SKIPPED: Final = frozenset({"description", "metadata", "annotations"})
-_TOKEN: Final = re.compile(
-    r"""
+_TOKENS: Final = r"""
       (?P<space>\s+)
-    | (?P<secret>\$SECRETS?(?:\.[A-Za-z_][A-Za-z0-9_]*|\[S\])?)
+    | (?P<secret>VARIABLE(?:\.[A-Za-z_][A-Za-z0-9_]*|\[S\])?)
     | (?P<var>\$[A-Za-z_][A-Za-z0-9_]*)
     | (?P<path>\.[A-Za-z_][A-Za-z0-9_]*|\.)
     | (?P<key>[A-Za-z_][A-Za-z0-9_]*(?=\s*:))
     | (?P<literal>null|true|false|S|-?[0-9]+(?:\.[0-9]+)?)
     | (?P<punct>[{}\[\](),:+])
-    """,
-    re.VERBOSE,
-)
+    """
+_VARIABLES: Final = {False: r"\$SECRETS?", True: r"\$secrets"}
+"""How expressions name the secrets: 0.8's ``$SECRETS`` (SonataFlow's ``$SECRET``), 1.0's
+``$secrets``."""
+_READ: Final = {dsl1: re.compile(rf"{v}(?![A-Za-z0-9_])") for dsl1, v in _VARIABLES.items()}
+_TOKEN: Final = {
+    dsl1: re.compile(_TOKENS.replace("VARIABLE", v), re.VERBOSE) for dsl1, v in _VARIABLES.items()
+}
 _PLACED: Final = "computes on a secret (only placing one -- as a value, in an object or "
 "array, or in a string -- works under --engine temporal: the value never enters the workflow)"
 _INTO: Final = "reads into a secret (its parts are not known inside the workflow on Temporal)"
+_POLICY: Final = (
+    "reads an authentication policy from a secret (not under --engine temporal yet: write "
+    "the policy's properties with $secrets, such as {basic: {username: '${ $secrets.user }', "
+    "password: '${ $secrets.password }'}})"
+)
 
 
-def refused_reads(document: Any) -> list[SecretRead]:
-    """Every expression of a (0.8) document that computes on ``$SECRETS``/``$SECRET``.
+def refused_reads(document: Any, *, dsl1: bool = False) -> list[SecretRead]:
+    """Every expression of a document that computes on its secrets.
 
-    Descriptions and metadata are skipped; every other string that mentions
-    ``$SECRETS`` is read as an expression (``${ }`` or bare: conditions and
-    SonataFlow's arguments are bare).
+    A 0.8 document's ``$SECRETS``/``$SECRET``; with ``dsl1``, a 1.0 document's
+    ``$secrets``, and each authentication policy read from a secret (``basic:
+    name``, ``{basic: {use: name}}``). Descriptions and metadata are skipped (and
+    a 1.0 ``document`` header); every other string that mentions the secrets is
+    read as an expression (``${ }`` or bare: conditions and SonataFlow's arguments
+    are bare).
     """
     found = []
+    read, tokens = _READ[dsl1], _TOKEN[dsl1]
+    if dsl1 and isinstance(document, Mapping):
+        document = {k: v for k, v in document.items() if k != "document"}
     for path, text in _texts(document, ()):
-        if _READ.search(text) is not None and (reason := _refusal(text)) is not None:
+        if read.search(text) is not None and (reason := _refusal(text, tokens)) is not None:
             found.append(SecretRead(path, text, reason))
+    return found + (_policies_from_secrets(document, ()) if dsl1 else [])
+
+
+def _policies_from_secrets(value: Any, path: tuple[str | int, ...]) -> list[SecretRead]:
+    """The 1.0 authentication policies whose properties are read from a secret."""
+    found = []
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            here = (*path, str(key))
+            if key in _SKIPPED:
+                continue
+            if key == "authentications" and path[-1:] == ("use",) and isinstance(item, Mapping):
+                for name, policy in item.items():
+                    found += _policy_reads(policy, (*here, str(name)))
+            elif key == "authentication":
+                found += _policy_reads(item, here)
+            else:
+                found += _policies_from_secrets(item, here)
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found += _policies_from_secrets(item, (*path, index))
+    return found
+
+
+def _policy_reads(policy: Any, path: tuple[str | int, ...]) -> list[SecretRead]:
+    if not isinstance(policy, Mapping) or set(policy) == {"use"}:  # a named policy's reference
+        return []
+    found = []
+    for scheme, body in policy.items():
+        if isinstance(body, str) or (isinstance(body, Mapping) and set(body) == {"use"}):
+            name = body if isinstance(body, str) else body["use"]
+            found.append(SecretRead((*path, str(scheme)), str(name), _POLICY))
     return found
 
 
@@ -179,7 +225,7 @@ def _texts(value: Any, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[str 
             yield from _texts(item, (*path, index))
 
 
-def _refusal(text: str) -> str | None:
+def _refusal(text: str, tokens: re.Pattern[str]) -> str | None:
     """Why ``text`` cannot run on seals, or ``None`` when it only places secrets."""
     code = text.strip()
     if code.startswith("${") and code.endswith("}"):
@@ -189,7 +235,7 @@ def _refusal(text: str) -> str | None:
         return _PLACED
     at, previous = 0, ""
     while at < len(flat):
-        match = _TOKEN.match(flat, at)
+        match = tokens.match(flat, at)
         if match is None:
             return _PLACED
         kind = match.lastgroup or ""

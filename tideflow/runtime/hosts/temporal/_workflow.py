@@ -174,18 +174,13 @@ def compile_definition(stored: StoredDefinition) -> tuple[Workflow, WorkflowInte
 
     Raises:
         ApplicationError: It no longer loads, or it uses secrets in a way the Temporal engine
-            cannot (a DSL 1.0 definition, or an expression computing on a secret:
-            :func:`~tideflow.secrets.sealed.refused_reads`).
+            cannot (an expression computing on a secret, a 1.0 authentication policy read
+            from a secret: :func:`~tideflow.secrets.sealed.refused_reads`).
     """
     model, interpreter = compile_model(stored)
-    if model.secrets:
+    if model.secrets and (refused := refused_reads(stored.document, dsl1=is_dsl1(stored.document))):
         source = f"workflow {stored.workflow_id!r} version {stored.version!r}"
-        if is_dsl1(stored.document):
-            why = "DSL 1.0 workflows that use secrets do not run on the Temporal engine yet"
-        elif refused := refused_reads(stored.document):
-            why = "; ".join(map(str, refused))
-        else:
-            return model, interpreter
+        why = "; ".join(map(str, refused))
         raise ApplicationError(
             f"{source} uses secrets ({', '.join(model.secrets)}): {why} (docs/temporal.md)",
             type="SecretsUnsupported",
@@ -197,7 +192,7 @@ def compile_definition(stored: StoredDefinition) -> tuple[Workflow, WorkflowInte
 def with_seals(interpreter: WorkflowInterpreter, model: Workflow, key: str) -> WorkflowInterpreter:
     """The interpreter of one run whose ``$SECRETS`` are the run's seals (never values: the
     call activity puts the values in, :mod:`tideflow.secrets.sealed`)."""
-    if not model.secrets or not isinstance(interpreter, Interpreter):
+    if not model.secrets or not isinstance(interpreter, Interpreter | Interpreter1):
         return interpreter
     own = copy.copy(interpreter)  # the compiled definition shared, the secrets its own
     own.secrets = sealed_secrets(model.secrets, key)
