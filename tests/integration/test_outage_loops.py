@@ -17,6 +17,7 @@ from tests.integration.durable_support import Calls, call_state, deploy, runtime
 from tideflow.api.testserver import free_port
 from tideflow.errors import StoreError
 from tideflow.notify import Listener
+from tideflow.runtime import gateway
 from tideflow.runtime.journal import JournalWriter
 from tideflow.supervise import Supervisor
 
@@ -117,3 +118,70 @@ async def _until(check: object) -> None:
     async with asyncio.timeout(10):
         while not check():  # noqa: ASYNC110 - the state changes in callbacks
             await asyncio.sleep(0.01)
+
+
+async def test_a_group_commit_that_loses_a_deadlock_is_written_again(
+    pg_url: str, pool: asyncpg.Pool
+) -> None:
+    # PostgreSQL's own deadlock error, raised once by the first journal insert: the whole
+    # batch was rolled back, so the writer writes it again instead of failing it (which
+    # would stop the runner and make its call again on replay)
+    await pool.execute(
+        """
+        CREATE SEQUENCE test_deadlocks;
+        CREATE FUNCTION test_deadlock_once() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF nextval('test_deadlocks') = 1 THEN
+                RAISE EXCEPTION 'deadlock detected (test)' USING ERRCODE = 'deadlock_detected';
+            END IF;
+            RETURN NULL;
+        END $$;
+        CREATE TRIGGER test_deadlock_once BEFORE INSERT ON tideflow_journal
+            FOR EACH STATEMENT EXECUTE FUNCTION test_deadlock_once();
+        """
+    )
+    calls = Calls()
+    try:
+        await deploy(
+            pool, workflow("conflict", [call_state("S", "inc", "T"), call_state("T", "inc", None)])
+        )
+        async with runtime(pool, calls, lease_seconds=600) as rt:
+            row = await rt.start_instance("conflict", {"n": 0})
+            done = await rt.wait_for_completion(row.id, 30)
+    finally:
+        await pool.execute(
+            "DROP TRIGGER test_deadlock_once ON tideflow_journal;"
+            " DROP FUNCTION test_deadlock_once(); "
+        )
+    assert (done.status, done.output) == ("completed", {"n": 2})
+    assert await pool.fetchval("SELECT last_value FROM test_deadlocks") >= 2  # it did fail once
+    assert sorted(calls.by_key.values()) == [1, 1]  # and no call was made twice
+
+
+async def test_renewing_leases_never_waits_for_a_row_lock(pg_url: str, pool: asyncpg.Pool) -> None:
+    # A renewal waiting for rows that this process's own group commit locks in another order
+    # could deadlock with it; it skips locked rows (the commit renews them) and still says
+    # they are held
+    await deploy(pool, workflow("leased", [call_state("S", "inc", None)]))
+    ids = ["i-locked", "i-free"]
+    for instance_id in ids:
+        await pool.execute(
+            "INSERT INTO tideflow_instances (id, workflow_id, version, input, lease_owner,"
+            " lease_until) VALUES ($1, 'leased', '1', '{}', 'me', now())",
+            instance_id,
+        )
+    admin = await asyncpg.connect(pg_url)
+    try:
+        locking = admin.transaction()
+        await locking.start()
+        await admin.execute("SELECT 1 FROM tideflow_instances WHERE id = 'i-locked' FOR UPDATE")
+        async with pool.acquire() as conn:
+            held = await asyncio.wait_for(gateway.renew_leases(conn, "me", ids, 60), 5)
+        await locking.rollback()
+    finally:
+        await admin.close()
+    assert held == set(ids)
+    renewed = await pool.fetch(
+        "SELECT id FROM tideflow_instances WHERE lease_until > now() + interval '30 seconds'"
+    )
+    assert [r["id"] for r in renewed] == ["i-free"]

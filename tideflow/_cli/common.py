@@ -87,7 +87,10 @@ def call_api(server: str, action: Any) -> Any:
         return asyncio.run(go())
     except TideflowError as exc:
         raise fail(str(exc), exc=exc) from None
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        # Ctrl-C. asyncio.run cancels its task and raises KeyboardInterrupt, but a SIGINT
+        # that lands while it starts up (CPython 3.11 zeroes its interrupt count after
+        # installing its handler) leaves the bare CancelledError; nothing else cancels it
         raise typer.Exit(130) from None
 
 

@@ -40,6 +40,7 @@ __all__ = ["Continue", "Control", "Finish", "JournalWriter", "NewInstance", "Par
 log = logging.getLogger("tideflow.runtime.journal")
 
 _NOTIFY_BYTES = 7000  # pg_notify payloads are limited to 8000 bytes
+_CONFLICT_ATTEMPTS = 3  # a group commit that lost a deadlock is written this often in all
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,7 +285,7 @@ class JournalWriter:
     async def _commit(self, conn: asyncpg.Connection, batch: _Batch) -> None:
         started = self._clock.monotonic()
         try:
-            held, finished, created = await self._write(conn, batch)
+            held, finished, created = await self._write_again_on_conflict(conn, batch)
         except CONNECTION_ERRORS as exc:
             _fail(batch, StoreError(f"journal commit failed: {exc}"))
             log.error("journal commit failed: %s", exc)
@@ -311,6 +312,21 @@ class JournalWriter:
                 self.on_wake_timers()
         except Exception:  # a monitoring hook must not fail a commit
             log.exception("journal commit hook failed")
+
+    async def _write_again_on_conflict(
+        self, conn: asyncpg.Connection, batch: _Batch
+    ) -> tuple[dict[str, str | None], dict[str, InstanceRow | None], dict[str, InstanceRow]]:
+        # A deadlock or serialization failure rolled the whole batch back, so it is written
+        # again: failing it would stop every runner in it, and their calls in flight at the
+        # moment would be made again when they are replayed
+        for attempt in range(1, _CONFLICT_ATTEMPTS + 1):
+            try:
+                return await self._write(conn, batch)
+            except asyncpg.exceptions.TransactionRollbackError as exc:
+                if attempt == _CONFLICT_ATTEMPTS:
+                    raise
+                log.warning("journal commit: %s; writing the batch again", exc)
+        raise AssertionError("unreachable")
 
     async def _write(
         self, conn: asyncpg.Connection, batch: _Batch

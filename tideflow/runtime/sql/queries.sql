@@ -328,10 +328,19 @@ WHERE i.id = c.id
 RETURNING i.*;
 
 -- renew_leases --
--- Keep the leases of instances this process still runs; the ones returned are still held
-UPDATE tideflow_instances SET lease_until = now() + make_interval(secs => $3)
-WHERE id = ANY($2::text[]) AND lease_owner = $1
-RETURNING id;
+-- Keep the leases of instances this process still runs; the ones returned are still held.
+-- It never waits for a row lock: waiting could deadlock with this process's own group commit,
+-- which locks the same rows in another order (and a failed commit replays its runners). A row
+-- locked now is being written by that commit, which renews its lease itself, or claimed by
+-- another process after the lease ran out, which the next renewal sees
+WITH renewed AS (
+    UPDATE tideflow_instances i SET lease_until = now() + make_interval(secs => $3)
+    FROM (SELECT id FROM tideflow_instances
+          WHERE id = ANY($2::text[]) AND lease_owner = $1
+          FOR UPDATE SKIP LOCKED) AS free
+    WHERE i.id = free.id
+)
+SELECT id FROM tideflow_instances WHERE id = ANY($2::text[]) AND lease_owner = $1;
 
 -- release_instances --
 -- Hand back instances whose runner stopped on a database error (runnable at once)
