@@ -18,7 +18,10 @@ listener that cannot reconnect.
 :class:`Waiters` wakes the tasks waiting on one channel by the first word of
 each payload (the event store's readers wait for their bus that way): every
 waiter is woken after a reconnect and when the connection drops, and polls
-every ``poll_interval`` seconds while it is down.
+every ``poll_interval`` seconds while it is down. :class:`Heads` keeps the
+highest number each key's payloads announced (the event store's last offset
+per bus): a reader whose cursor reached it knows that nothing was committed
+after it without reading.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.db import keeps_session_state
 from tideflow.supervise import Backoff, Supervisor, first_done
 
-__all__ = ["CONNECTION_ERRORS", "Listener", "Waiters", "usable"]
+__all__ = ["CONNECTION_ERRORS", "Heads", "Listener", "Waiters", "usable"]
 
 log = logging.getLogger("tideflow.notify")
 
@@ -284,3 +287,43 @@ class Waiters:
 
     async def _wait_event(self, event: asyncio.Event, seconds: float) -> None:
         await first_done(event.wait(), self._clock.sleep(seconds))
+
+
+class Heads:
+    """The highest number announced for each key on ``channel`` since the listener connected.
+
+    A payload is ``<key> <number> ...``; a number that is not positive (or none) makes the key
+    unknown again (the event store announces a bus created or deleted with ``0``). While the
+    connection stays up, every commit's notification reaches the listener, and a commit's
+    number is larger than every number committed before it (the event store's offsets are
+    gap-free in commit order per bus), so nothing was committed past :meth:`head` but what a
+    notification not yet arrived will announce. Every key is unknown again when the connection
+    drops and when it is back: what committed meanwhile was not announced.
+
+    Args:
+        listener: The listener whose connection it uses.
+        channel: The channel.
+    """
+
+    def __init__(self, listener: Listener, channel: str) -> None:
+        self._connected = listener.connected
+        self._heads: dict[str, int] = {}
+        listener.listen(channel, self._on_notify)
+        listener.on_reconnect(self._heads.clear)
+        listener.on_lost(self._heads.clear)
+
+    def _on_notify(self, payload: str) -> None:
+        key, _, rest = payload.partition(" ")
+        word = rest.partition(" ")[0]
+        number = int(word) if word.isdigit() and len(word) <= 19 else 0
+        if number > 0:
+            self._heads[key] = max(number, self._heads.get(key, 0))
+        else:
+            self._heads.pop(key, None)
+
+    def head(self, key: str) -> int | None:
+        """The highest number announced for ``key``: ``None`` while unknown (nothing announced
+        since the listener connected, or it is down)."""
+        if not self._connected.is_set():
+            return None
+        return self._heads.get(key)

@@ -71,3 +71,38 @@ async def test_readers_poll_while_the_listener_is_down(pg_url: str, pool: object
     finally:
         await admin.close()
         await reader.stop()
+
+
+async def test_the_store_knows_each_bus_last_offset_from_its_notifications(
+    pg_url: str, pool: object
+) -> None:
+    store = PostgresEventStore(pool, poll_interval=0.05)
+    await store.start()
+    admin = await asyncpg.connect(pg_url)
+    try:
+        await asyncio.wait_for(store.listener.connected.wait(), 10)
+        placed = await store.append(DEFAULT_BUS, [ce(1), ce(2)])
+        for _ in range(500):  # the notification arrives after the commit
+            if store.heads.head(DEFAULT_BUS) == placed[-1].offset:
+                break
+            await asyncio.sleep(0.01)
+        assert store.heads.head(DEFAULT_BUS) == placed[-1].offset
+        await store.create_bus("heads")  # announced with 0: nothing known of it
+        await store.append("heads", [ce(1)])
+        for _ in range(500):
+            if store.heads.head("heads") == 1:
+                break
+            await asyncio.sleep(0.01)
+        assert store.heads.head("heads") == 1
+        pid = store.listener.backend_pid
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+        for _ in range(500):  # what commits while it is down is not announced: unknown again
+            if store.heads.head(DEFAULT_BUS) is None:
+                break
+            await asyncio.sleep(0.01)
+        assert store.heads.head(DEFAULT_BUS) is None
+        await asyncio.wait_for(store.listener.connected.wait(), 10)
+        assert store.heads.head(DEFAULT_BUS) is None
+    finally:
+        await admin.close()
+        await store.stop()

@@ -66,3 +66,40 @@ async def test_the_reader_wakes_on_notifications_and_after_a_listener_drop(
         await store.stop()
     start = first[0].offset
     assert seen.offsets == list(range(start, start + 5))  # each once, in order
+
+
+class CountingStore(PostgresEventStore):
+    """The real store, counting the reads that reach the database."""
+
+    reads = 0
+
+    async def read(self, bus: str, after: int = 0, limit: int = 100) -> Any:
+        self.reads += 1
+        return await super().read(bus, after, limit)
+
+
+async def test_the_reader_reads_once_per_commit_not_again_to_find_nothing(
+    pool: asyncpg.Pool,
+) -> None:
+    # Before, every batch of events cost a second read that came back empty; the bus's
+    # announced last offset tells the reader it has read everything.
+    store = CountingStore(pool)
+    await store.start()
+    dispatcher = Dispatcher(store, PostgresSubscriptions(pool), wait_timeout=3600)
+    await dispatcher.start()
+    seen = Seen()
+    try:
+        await asyncio.wait_for(store.listener.connected.wait(), 10)
+        await dispatcher.attach("watch:count", DEFAULT_BUS, seen, start="latest")
+        await store.append(DEFAULT_BUS, [ce(0)])
+        await seen.until(1)
+        store.reads = 0
+        for i in range(1, 21):
+            await store.append(DEFAULT_BUS, [ce(i)])
+            await seen.until(i + 1)
+        reads = store.reads
+    finally:
+        await dispatcher.stop()
+        await store.stop()
+    assert reads <= 20  # one read per commit (it was two: the second one empty)
+    assert seen.offsets == list(range(seen.offsets[0], seen.offsets[0] + 21))

@@ -233,6 +233,9 @@ class PostgresEventStore:
             self.listener, NOTIFY_CHANNEL, clock=clock, poll_interval=poll_interval
         )
         """Readers waiting for their bus: each append's NOTIFY wakes its bus's."""
+        self.heads = notify.Heads(self.listener, NOTIFY_CHANNEL)
+        """The last offset of each bus its NOTIFY announced: a reader that reached it has
+        nothing to read until the next one."""
         self._started = False
         self._bus_ids: dict[str, int] = {}
         self._has_archive: dict[int, bool] = {}

@@ -47,7 +47,7 @@ from tideflow.errors import (
     ValueLimitExceeded,
 )
 from tideflow.eventstore.store import EventStore, StoredEvent
-from tideflow.notify import Waiters
+from tideflow.notify import Heads, Waiters
 from tideflow.secrets import SecretAccess
 from tideflow.supervise import Supervisor, TaskSet, first_done
 from tideflow.triggers.delivery import Attempt, HttpSender, dead_letter, without_data
@@ -660,14 +660,18 @@ class BusReader:
         self._buffer_after = -1
         self._waiters: Waiters | None = None
         self._watch: asyncio.Event | None = None
+        self._heads: Heads | None = None
 
     def start(self, supervisor: Supervisor) -> None:
         """Start the reading task ``bus:<bus>`` under ``supervisor`` (watching the store's
-        notifications when it has :class:`~tideflow.notify.Waiters`)."""
+        notifications when it has :class:`~tideflow.notify.Waiters`, and skipping the reads
+        its :class:`~tideflow.notify.Heads` say would find nothing)."""
         waiters = getattr(self.store, "waiters", None)
         if isinstance(waiters, Waiters):
             self._waiters = waiters
             self._watch = waiters.watch(self.bus)
+            heads = getattr(self.store, "heads", None)
+            self._heads = heads if isinstance(heads, Heads) else None
         supervisor.spawn(f"bus:{self.bus}", self.run)
 
     async def stop(self, supervisor: Supervisor) -> None:
@@ -683,6 +687,7 @@ class BusReader:
 
     async def run(self) -> None:
         """Read and hand over until cancelled."""
+        quiet = False  # the last wait saw no notification: read anyway (a safety net)
         while True:
             self.wake.clear()
             if self._watch is not None:
@@ -692,6 +697,13 @@ class BusReader:
                 await self.wake.wait()
                 continue
             after = min(w.tracker.cursor for w in ready)
+            if not quiet and self._read_up_to(after):
+                # Nothing committed after ``after`` but what a notification not yet arrived
+                # announces: no read that would come back empty (one per event otherwise).
+                await self._wait(after)
+                quiet = not self.wake.is_set() and not self._watched_set()
+                continue
+            quiet = False
             try:
                 events = await self._read(after)
             except BusNotFound:  # until it is created (its NOTIFY wakes us), or a while
@@ -707,6 +719,17 @@ class BusReader:
             for worker in ready:
                 worker.accept(events)
             await asyncio.sleep(0)  # let the deliveries just started get going
+
+    def _read_up_to(self, after: int) -> bool:
+        """Whether every event committed so far is at or before ``after``: the bus's last
+        announced offset (see :class:`~tideflow.notify.Heads`), nothing buffered past it."""
+        if self._heads is None or (self._offsets and after < self._offsets[-1]):
+            return False
+        head = self._heads.head(self.bus)
+        return head is not None and after >= head
+
+    def _watched_set(self) -> bool:
+        return self._watch is not None and self._watch.is_set()
 
     async def _read(self, after: int) -> list[StoredEvent]:
         if self._offsets and self._buffer_after <= after < self._offsets[-1]:
