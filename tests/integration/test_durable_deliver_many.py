@@ -15,6 +15,8 @@ from tests.integration.durable_support import (
     runtime,
     workflow,
 )
+from tideflow.runtime.gateway import NOTIFY_CHANNEL, put_inbox
+from tideflow.runtime.waits import EventWaits
 from tideflow.runtime.wakeups import WAKE_KIND
 from tideflow.timer.records import TimerState
 
@@ -166,3 +168,45 @@ async def test_a_batched_answer_cancels_the_waits_timeout_timer(pool: asyncpg.Po
     assert done.output == {"n": 2}
     assert timer.id == pending.id
     assert timer.state is TimerState.CANCELLED
+
+
+async def test_a_started_instances_inbox_is_answered_by_a_claim_here_not_a_wake(
+    pool: asyncpg.Pool,
+) -> None:
+    """The starting events waiting in an inbox answer the wait in the statement that claims
+    the parked instance for this process: no other process's claimer is woken for it."""
+    calls = Calls()
+    await deploy(pool, APPROVAL)
+    async with runtime(pool, calls) as rt:
+        row = await rt.start_instance("approval_many", {"n": 5})
+        [key] = await _parked(rt, [row.id])
+        async with pool.acquire() as conn:
+            await put_inbox(conn, (row.id, key), [_event(3)], 0)
+        heard: list[str] = []
+
+        def hear(*args: Any) -> None:
+            heard.append(args[3])
+
+        listener = await pool.acquire()
+        await listener.add_listener(NOTIFY_CHANNEL, hear)
+        try:
+            waits = EventWaits(pool, rt.delivery)
+            found = await waits.inbox_of([(row.id, key)])
+            assert await waits.answer_inboxes(found) == [True]
+            held = await pool.fetchrow(
+                "SELECT lease_owner, status FROM tideflow_instances WHERE id = $1", row.id
+            )
+            await listener.fetchval("SELECT 1")  # what committed before is heard by now
+            await asyncio.sleep(0)
+        finally:
+            await listener.remove_listener(NOTIFY_CHANNEL, hear)
+            await pool.release(listener)
+        done = await rt.wait_for_completion(row.id, 10)
+        assert await waits.inbox_of([(row.id, key)]) == []
+        left = await pool.fetchval("SELECT count(*) FROM tideflow_correlation_inbox")
+    # claimed here by the delivery (or run to its end already)
+    assert held["status"] == "completed" or tuple(held) == (rt.options.owner, "running")
+    assert "wake" not in heard
+    assert left == 0
+    assert done.status == "completed"
+    assert done.output["ok"] == {"n": 3}

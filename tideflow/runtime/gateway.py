@@ -592,6 +592,11 @@ async def drop_inbox(conn: asyncpg.Connection, wait: WaitRef) -> None:
     await conn.execute(_W["delete_inbox"], *wait)
 
 
+async def drop_inboxes(conn: asyncpg.Connection, waits: Sequence[WaitRef]) -> None:
+    """Forget the events addressed to ``waits`` (delivered), in one statement."""
+    await conn.execute(_W["delete_inboxes"], [w[0] for w in waits], [w[1] for w in waits])
+
+
 async def waits_with_events(conn: asyncpg.Connection) -> builtins.list[WaitRef]:
     """Open waits that events already wait for: an inbox, or kept events under their keys."""
     return [(r["instance_id"], r["wait_key"]) for r in await conn.fetch(_W["open_waits"])]

@@ -263,6 +263,27 @@ class EventWaits:
         async with self._pool.acquire() as conn:
             await gateway.drop_inbox(conn, wait)
 
+    async def answer_inboxes(self, found: Sequence[tuple[WaitRef, list[Any]]]) -> list[bool]:
+        """Answer waits with the events addressed to them (:meth:`inbox_of`), then forget
+        those events; for each, whether its wait took them.
+
+        The waits for one of their events are answered in one statement that claims
+        their parked instances for this process (``deliver_many``): an instance resumes
+        where its starting events were delivered, and no other process is woken for it.
+
+        Raises:
+            StoreError: The database failed (the inboxes are kept: answer them again).
+        """
+        if not found:
+            return []
+        taken = await self._delivery.deliver_many([(*wait, events) for wait, events in found])
+        try:
+            async with self._pool.acquire() as conn:
+                await gateway.drop_inboxes(conn, [wait for wait, _ in found])
+        except asyncpg.PostgresError as exc:
+            raise StoreError(f"forgetting {len(found)} delivered inboxes failed: {exc}") from exc
+        return taken
+
     async def waits_with_events(self) -> list[WaitRef]:
         """Open waits that events already wait for (an inbox, or kept events)."""
         async with self._pool.acquire() as conn:

@@ -731,12 +731,9 @@ class WorkflowSubscriber:
                     self._woken.set()
 
     async def _from_inbox(self, waits: Sequence[WaitRef]) -> None:
-        found = await self.waits.inbox_of(waits)
-        await asyncio.gather(*(self._answer_inbox(wait, events) for wait, events in found))
-
-    async def _answer_inbox(self, wait: WaitRef, events: list[dict[str, Any]]) -> None:
-        await self._answer(wait, events)
-        await self.waits.drop_inbox(wait)
+        """Answer new waits from their inboxes: in one statement that claims the instances
+        woken for this process (they resume here, no other process is woken for them)."""
+        await self.waits.answer_inboxes(await self.waits.inbox_of(waits))
 
     async def _from_pending(self, waits: Sequence[WaitRef]) -> None:
         """Deliver kept events to ``waits`` (those that arrived after each instance started).

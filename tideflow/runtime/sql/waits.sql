@@ -108,6 +108,12 @@ JOIN tideflow_correlation_inbox b ON b.instance_id = w.instance_id AND b.wait_ke
 -- Events delivered to their wait
 DELETE FROM tideflow_correlation_inbox WHERE instance_id = $1 AND wait_key = $2;
 
+-- delete_inboxes --
+-- Events delivered to their waits ($1 instances, $2 wait keys)
+DELETE FROM tideflow_correlation_inbox b
+USING unnest($1::text[], $2::text[]) AS w(instance_id, wait_key)
+WHERE b.instance_id = w.instance_id AND b.wait_key = w.wait_key;
+
 -- open_waits --
 -- Open waits that events already wait for: an inbox, or a kept event under one of their keys
 SELECT b.instance_id, b.wait_key
