@@ -57,6 +57,14 @@ class SystemClock:
             await asyncio.sleep(0)
 
 
+def thread_seconds() -> float:
+    """CPU seconds the calling thread has used: how long a run *held* the event loop
+    (a durable run's pace, :class:`tideflow.runtime.hosts.plumbing.ClockPace`), which
+    the process being preempted on a loaded machine does not lengthen. Not a time of
+    day or a duration to wait: nothing is scheduled by it."""
+    return time.thread_time()
+
+
 async def sleep_until(clock: Clock, due: datetime) -> None:
     """Sleep on ``clock`` until its :meth:`~Clock.now` reaches ``due``; never before.
 

@@ -348,16 +348,23 @@ async def scoped(awaitables: Iterable[Awaitable[T]]) -> AsyncIterator[list[async
     """Tasks running ``awaitables`` that do not outlive the block.
 
     On the way out (the block's end, an exception, a cancellation) those not
-    done are cancelled, and all of them awaited; their outcomes stay on the
-    futures for the block to read.
+    done are cancelled and awaited; their outcomes stay on the futures for the
+    block to read (a failure counts as retrieved: never logged as unread).
+    When all are done already the way out does not pass the event loop a turn
+    (a durable run ends in such a block: two passes of the loop per instance).
     """
     tasks: list[asyncio.Future[T]] = [asyncio.ensure_future(a) for a in awaitables]
     try:
         yield tasks
     finally:
-        for task in tasks:
+        pending = [task for task in tasks if not task.done()]
+        for task in pending:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        for task in tasks:
+            if not task.cancelled():
+                task.exception()  # retrieved, as the gather did
 
 
 async def first_done(*awaitables: Awaitable[Any]) -> list[asyncio.Future[Any]]:

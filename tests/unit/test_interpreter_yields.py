@@ -232,6 +232,21 @@ def test_a_clock_pace_is_due_after_its_slice_until_the_run_is_back() -> None:
     assert pace.due() == second
 
 
+def test_a_clock_pace_starts_a_new_slice_when_the_run_rested_on_an_effect() -> None:
+    clock = ManualClock()
+    pace = ClockPace(clock.monotonic, SLICE)
+    clock.advance(SLICE * 2)  # a journal commit took longer than a slice
+    pace.rested()  # ... and gave the loop its turn meanwhile
+    assert not pace.due()
+    clock.advance(SLICE * 1.5)
+    turn = pace.due()
+    assert turn  # the run has held the loop for a slice since
+    pace.rested()  # a parallel branch came back from an effect: the turn was had
+    assert not pace.due()
+    pace.resumed(turn)  # the iteration that waited for it goes on in the new slice
+    assert not pace.due()
+
+
 def test_a_clock_pace_on_a_clock_that_does_not_move_is_due_after_its_checks() -> None:
     pace = ClockPace(ManualClock().monotonic, SLICE, checks=3)
     assert [bool(pace.due()) for _ in range(3)] == [False, False, True]

@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from tideflow.supervise import Backoff, HealthBoard, Policy, Supervisor
+from tideflow.supervise import Backoff, HealthBoard, Policy, Supervisor, scoped
 from tideflow.testing import ManualClock
 
 
@@ -130,3 +130,24 @@ async def test_cancel_stops_one_task_and_a_name_cannot_run_twice() -> None:
     assert [h.name for h in supervisor.health()] == ["svc.b"]
     await supervisor.stop()
     assert not supervisor.running("b")
+
+
+async def test_scoped_cancels_what_is_left_and_leaves_done_tasks_without_a_turn() -> None:
+    async def quick() -> int:
+        return 1
+
+    async def failing() -> None:
+        raise RuntimeError("boom")
+
+    loop = asyncio.get_running_loop()
+    async with scoped([quick(), failing()]) as tasks:
+        await asyncio.wait(tasks)
+        passed: list[int] = []
+        loop.call_soon(passed.append, 1)
+    assert passed == []  # all were done: leaving the block passed the loop no turn
+    assert tasks[0].result() == 1
+    assert isinstance(tasks[1].exception(), RuntimeError)
+
+    async with scoped([quick(), asyncio.Event().wait()]) as (done, waiting):
+        await done
+    assert waiting.cancelled()  # not done: cancelled and awaited on the way out

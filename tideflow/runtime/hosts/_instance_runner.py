@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from tideflow import tracing
+from tideflow.clock import thread_seconds
 from tideflow.errors import (
     NondeterminismError,
     StoreError,
@@ -131,6 +132,12 @@ class InstanceRunner:
         self._wake: tuple[datetime, str] | None = None
         self._effects: DurableEffects | None = None
         self._started: dict[str, float] = {}
+        self._pace = ClockPace(thread_seconds)
+        """When the run passes the event loop a turn: after a slice of the thread's CPU
+        time, not of the host clock's -- a process preempted between a commit and the
+        next check would pass a turn the run did not owe, and its next write would miss
+        the group commit of the others (``bench/RESULTS.md``, issue 10). A new slice
+        after each commit."""
         self.trace: InstanceTrace | None = None
         """The spans of this run, when a traced event (or request) started or resumed it."""
 
@@ -169,6 +176,7 @@ class InstanceRunner:
     async def commit(self, op: str, key: str, entry: dict[str, Any]) -> None:
         """Journal an entry and wait for its commit; apply what the commit reports."""
         control = await self.host.writer.append(self.instance_id, self.run_no, op, key, entry)
+        self._pace.rested()  # the commit gave the loop its turn: no extra one before the next write
         self._apply(control)
         if self._stop is not None:
             await asyncio.sleep(0)  # the cancellation lands here, before the next step
@@ -181,6 +189,7 @@ class InstanceRunner:
     async def register_wait(self, wait: dict[str, Any]) -> None:
         """Record an event wait (committed before the run may park on it)."""
         self._apply(await self.host.writer.add_wait(self.instance_id, wait))
+        self._pace.rested()
         if self._stop is not None:
             await asyncio.sleep(0)
 
@@ -362,15 +371,19 @@ class InstanceRunner:
 
         async def deferred_run() -> RunResult:
             deferring.set(True)  # in the run's own context: slow expressions are pending
-            return await interpreter.run(  # instead of blocking the event loop
-                self.input,
-                effects,
-                instance_id=self.instance_id,
-                headers=self.headers,
-                on_step=self.on_step,
-                on_state=self.on_state,
-                pace=ClockPace(self.host.clock.monotonic),
-            )
+            self._pace.rested()  # its slice begins with its task, not when it was created
+            try:
+                return await interpreter.run(  # instead of blocking the event loop
+                    self.input,
+                    effects,
+                    instance_id=self.instance_id,
+                    headers=self.headers,
+                    on_step=self.on_step,
+                    on_state=self.on_state,
+                    pace=self._pace,
+                )
+            finally:
+                self._poke()  # the loop below wakes one pass sooner than by the done callback
 
         loop = asyncio.get_running_loop()
         async with scoped([deferred_run()]) as (task,):  # the run ends with this call
