@@ -48,6 +48,9 @@ class InstanceStart:
         instance_id: The Tideflow instance's id (the Temporal workflow id).
         run_no: 1, then 2, 3, ... for each ``continueAs`` (a Temporal continue-as-new).
         parent_id: The parent instance of a sub-flow.
+        mirrored: The starter created the instance's mirrored row -- running, this
+            version, this input -- just before it started the workflow (``TemporalRuntime``),
+            so the run's first record (``tideflow.begin``) has nothing to write there.
     """
 
     workflow_id: str
@@ -56,6 +59,7 @@ class InstanceStart:
     instance_id: str = ""
     run_no: int = 1
     parent_id: str | None = None
+    mirrored: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -184,7 +184,12 @@ class InstanceActivities:
     @activity.defn(name=ACT_BEGIN)
     async def begin(self, start: InstanceStart) -> StoredDefinition:
         """A run's definition, and its first record: the mirrored row created unless it
-        exists, then shown running (a missing definition fails the instance, unrecorded)."""
+        exists, then shown running (a missing definition fails the instance, unrecorded).
+
+        The first run of an instance whose starter has just created its row (``mirrored``:
+        running, with this version and input) writes nothing to the mirror; its ``started``
+        notice is reported all the same.
+        """
         stored = await self.definition(
             DefinitionRef(workflow_id=start.workflow_id, version=start.version)
         )
@@ -198,7 +203,10 @@ class InstanceActivities:
             input=start.input,
             parent_id=start.parent_id,
         )
-        await self.record(first)
+        if start.mirrored and start.run_no == 1:
+            self._report(first)
+        else:
+            await self.record(first)
         return stored
 
     @activity.defn(name=ACT_CALL)
@@ -281,8 +289,12 @@ class InstanceActivities:
                 wait=p.wait,
                 waited=p.waited,
             )
+        self._report(p)
+
+    def _report(self, progress: Progress) -> None:
+        """Hand on the lifecycle notices of recorded progress."""
         if self._on_lifecycle is not None:
-            for notice in notices(p, self._clock.now()):
+            for notice in notices(progress, self._clock.now()):
                 self._on_lifecycle(notice)
 
 

@@ -264,6 +264,7 @@ class TemporalRuntime:
             input=row.input,
             instance_id=row.id,
             parent_id=row.parent_id,
+            mirrored=True,  # the row was just created: the run's first record writes nothing
         )
         signal: dict[str, Any] = {}
         if events:
