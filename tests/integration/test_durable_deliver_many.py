@@ -15,6 +15,7 @@ from tests.integration.durable_support import (
     runtime,
     workflow,
 )
+from tideflow.runtime import gateway
 from tideflow.runtime.gateway import NOTIFY_CHANNEL, put_inbox
 from tideflow.runtime.waits import EventWaits
 from tideflow.runtime.wakeups import WAKE_KIND
@@ -210,3 +211,23 @@ async def test_a_started_instances_inbox_is_answered_by_a_claim_here_not_a_wake(
     assert left == 0
     assert done.status == "completed"
     assert done.output["ok"] == {"n": 3}
+
+
+async def test_a_claimed_instance_comes_with_its_timeline_steps_in_the_same_statement(
+    pool: asyncpg.Pool,
+) -> None:
+    # The step count a runner replays from is read by deliver_claim itself (one round trip
+    # fewer on the event path): the same count a claim's load of the run finds.
+    calls = Calls()
+    await deploy(pool, APPROVAL)
+    async with runtime(pool, calls) as rt:
+        row = await rt.start_instance("approval_many", {"n": 0})
+        [key] = await _parked(rt, [row.id])
+    async with pool.acquire() as conn:
+        _, expected = await gateway.load_run(conn, row.id, 1)
+        [delivered] = await gateway.deliver_claim(
+            conn, [(row.id, key, [_event(1)])], "test-owner", 30, [True]
+        )
+    assert delivered.claimed
+    assert expected > 0
+    assert delivered.steps == expected

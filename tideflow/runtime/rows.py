@@ -250,6 +250,9 @@ class DeliveredRow:
     """Its row, when claimed."""
     journal: list[dict[str, Any]] | None
     """Its run's journal with the answer just added, when claimed."""
+    steps: int = 0
+    """The interpreter steps in its run's timeline (a replay does not repeat them), when
+    claimed."""
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> DeliveredRow:
@@ -261,6 +264,7 @@ class DeliveredRow:
             claimed=claimed,
             instance=InstanceRow.from_row(row) if claimed else None,
             journal=loads(row["journal"]) if claimed else None,
+            steps=int(row["steps"] or 0) if claimed else 0,
         )
 
 

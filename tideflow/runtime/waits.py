@@ -449,16 +449,14 @@ class WaitDelivery:
                 rows = await gateway.deliver_claim(  # one statement: atomic without a transaction
                     conn, answers, self._owner, self._lease_seconds, claimable
                 )
-                claimed = [r.instance for r in rows if r.instance is not None]
-                steps = await _steps(conn, claimed)
         except asyncpg.PostgresError as exc:
             raise StoreError(f"delivering events to {len(answers)} waits failed: {exc}") from exc
         events = {a[0]: a[2] for a in answers}
         for row in rows:
             if row.instance is None or row.journal is None:
                 self._runners.hand_over(row.id, row.answered_key, events[row.id])
-            elif steps is not None:
-                self._runners.resume_claimed(row.instance, (row.journal, steps.get(row.id, 0)))
+            else:
+                self._runners.resume_claimed(row.instance, (row.journal, row.steps))
         return {row.id: row for row in rows}
 
 
@@ -558,22 +556,3 @@ class SignalDelivery:
             StoreError: The database failed (the answers before it were delivered).
         """
         return [await self.deliver_events(i, key, events) for i, key, events in answers]
-
-
-async def _steps(conn: asyncpg.Connection, claimed: Sequence[InstanceRow]) -> dict[str, int] | None:
-    """Timeline step counts of the claimed runs (``None``: unreadable, their leases run out).
-
-    The results are committed already: a failure here must not have the batch
-    delivered again, so the claimed instances are left to another claim.
-    """
-    if not claimed:
-        return {}
-    try:
-        ids = [r.id for r in claimed]
-        runs = [r.run_no for r in claimed]
-        return await gateway.count_steps(conn, ids, runs)
-    except (asyncpg.PostgresError, OSError) as exc:
-        log.warning(
-            "%d instances woken by events wait for their lease to run out: %s", len(ids), exc
-        )
-        return None

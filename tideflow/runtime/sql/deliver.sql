@@ -47,12 +47,21 @@ WITH u AS MATERIALIZED (
     SELECT pg_notify('tideflow_runtime', 'wake') FROM woke WHERE NOT claimed HAVING count(*) > 0
 )
 -- A claimed instance's journal, as ``get_journals`` reads it, with the result just added
--- (the statement's snapshot does not see its own insert)
+-- (the statement's snapshot does not see its own insert), and its timeline's steps as
+-- ``count_timelines`` counts them (in the statement: no round trip after it on the event path)
 SELECT w.*, (SELECT count(*) FROM notified) AS notified,
        CASE WHEN w.claimed THEN (
            SELECT coalesce(jsonb_agg(jsonb_build_object('op', j.op, 'key', j.step_key) || j.entry
                                      ORDER BY j.seq), '[]'::jsonb)
            FROM tideflow_journal j WHERE j.instance_id = w.id AND j.run_no = w.run_no
        ) || jsonb_build_array(jsonb_build_object('op', 'wait', 'key', w.answered_key)
-                              || w.answered_entry) END AS journal
+                              || w.answered_entry) END AS journal,
+       CASE WHEN w.claimed THEN (
+           SELECT count(*) FROM tideflow_timeline t
+           LEFT JOIN LATERAL jsonb_array_elements(
+               CASE WHEN t.kind = 'entries' THEN t.detail END) e ON true
+           CROSS JOIN LATERAL (SELECT coalesce(e->>0, t.kind) AS kind) k
+           WHERE t.instance_id = w.id AND t.run_no = w.run_no
+             AND k.kind NOT LIKE 'timer.%' AND k.kind NOT LIKE 'instance.%'
+       ) END AS steps
 FROM woke w;
