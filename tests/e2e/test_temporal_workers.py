@@ -122,6 +122,26 @@ async def _run_all(runtime: Any, numbers: range, until: int | None = None) -> li
     return rows
 
 
+async def _polling(client: Any, queue: str, pids: set[int]) -> None:
+    """Return once a worker of each of ``pids`` polls ``queue`` for activities (a worker takes
+    seconds to start: instances started before would all go to the first one up)."""
+    from temporalio.api.enums.v1 import TaskQueueType
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+    request = DescribeTaskQueueRequest(
+        namespace=client.namespace,
+        task_queue=TaskQueue(name=queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+    )
+    while True:
+        described = await client.workflow_service.describe_task_queue(request)
+        polling = {poller.identity.partition("@")[0] for poller in described.pollers}
+        if {str(pid) for pid in pids} <= polling:
+            return
+        await asyncio.sleep(0.2)
+
+
 def _calls(folder: Path) -> list[tuple[int, str]]:
     """``(instance number, worker pid)`` of every call made so far."""
     lines = (folder / "calls.log").read_text().splitlines()
@@ -146,6 +166,7 @@ async def test_two_workers_share_instances_and_survive_a_sigkill(
     runtime = TemporalRuntime(pool, await connect(options), options, registry=registry)
     # 1. both workers share COUNT instances and none is run twice
     async with asyncio.timeout(SECONDS):
+        await _polling(runtime.client, queue, {doomed.pid, survivor.pid})
         shared = await _run_all(runtime, range(COUNT))
     calls = _calls(folder)
     assert sorted(n for n, _ in calls) == list(range(COUNT))  # each exactly once
