@@ -373,11 +373,11 @@ a call whose worker died is noticed within the timeout and run again on another 
 async def _beating(call: Awaitable[Any]) -> Any:
     """Await ``call`` while telling Temporal every :data:`HEARTBEAT_EVERY` s that it runs.
 
-    The first beat goes before the call starts: a function that blocks the event loop
-    (a plain ``def`` called by an invoker without ``sync_threads``) must not delay it, since
-    Temporal counts the heartbeat timeout from the moment it handed the activity to this worker.
+    The first beat goes after :data:`HEARTBEAT_EVERY` s, not at once: Temporal sends a
+    run's first heartbeat to the server at once (an RPC), and most calls end sooner. It
+    beat at once while plain ``def`` functions ran on the event loop and could hold it past
+    the heartbeat timeout; they run on the worker's threads now (:data:`SYNC_THREADS`).
     """
-    activity.heartbeat()
 
     async def beat() -> None:
         while True:
