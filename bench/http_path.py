@@ -25,6 +25,10 @@ Parts (``--parts``, comma-separated; default all):
   own correlation key; then one at a time: a ``GET /instances/{id}?wait=30``
   is opened, the event is POSTed to ``/events`` (binary mode), and the
   latency is the POST's send to the long poll's answer (``completed``).
+  The workflow (``waiting``) begins with an inject state, so the event only
+  answers the waits: ``--event-workflow keyed`` waits in its start state
+  instead, which makes each probe event also start (and end) an instance of
+  its own beside the one it resumes (the figures before 2026-12-06 19:00).
   DBOS: a workflow waiting in ``DBOS.recv_async``; latency is
   ``DBOS.send_async`` to ``handle.get_result()``. Goal: p50 <= DBOS's p50,
   p99 <= 30 ms.
@@ -90,6 +94,15 @@ KEYED = {
         }
     ],
 }
+WAITING = {
+    **KEYED,
+    "id": "waiting",
+    "start": "Begin",
+    "states": [{"name": "Begin", "type": "inject", "data": {}, "transition": "Wait"}]
+    + KEYED["states"],
+}
+"""KEYED started over HTTP only: its start state waits for nothing, so an event does not
+start an instance of it (KEYED's start state is its wait: each event starts one too)."""
 JSON = {"content-type": "application/json"}
 
 
@@ -300,11 +313,13 @@ async def sleep(dsn: str, n: int, flight: int, profile: Path | None) -> dict[str
     }
 
 
-async def event(dsn: str, n: int, profile: Path | None) -> dict[str, Any]:
+async def event(
+    dsn: str, n: int, profile: Path | None, workflow: dict[str, Any] = WAITING
+) -> dict[str, Any]:
     import asyncpg
 
     async with served(dsn, profile, "event") as port:
-        await deploy(port, KEYED)
+        await deploy(port, workflow)
         keys = [f"k{i}" for i in range(n)]
         ids: dict[str, str] = {}
         queue = iter(keys)
@@ -312,7 +327,7 @@ async def event(dsn: str, n: int, profile: Path | None) -> dict[str, Any]:
         async def start(connection: RawConnection) -> None:
             for key in queue:
                 request = http_request(
-                    "/workflows/keyed/instances", JSON, orjson.dumps({"key": key})
+                    f"/workflows/{workflow['id']}/instances", JSON, orjson.dumps({"key": key})
                 )
                 status, answer = await connection.send(request)
                 if status != 201:
@@ -458,7 +473,11 @@ async def _main(args: argparse.Namespace, server: str) -> dict[str, Any]:
             "goal_met": tf["wall_s"] <= 4 and tf["p99_lateness_ms"] <= 100,
         }
     if "event" in parts:
-        tf = await event(await _fresh_db(server, "bench_http_event", False), args.events, profile)
+        workflow = WAITING if args.event_workflow == "waiting" else KEYED
+        tf = await event(
+            await _fresh_db(server, "bench_http_event", False), args.events, profile, workflow
+        )
+        tf["workflow"] = workflow["id"]
         dbos = (
             {}
             if args.no_dbos
@@ -484,6 +503,12 @@ def main() -> None:
     parser.add_argument("--flight", type=int, default=50)
     parser.add_argument("--sleepers", type=int, default=2000)
     parser.add_argument("--events", type=int, default=200)
+    parser.add_argument(
+        "--event-workflow",
+        choices=["waiting", "keyed"],
+        default="waiting",
+        help="keyed: the wait is the start state (each event starts an instance too)",
+    )
     parser.add_argument("--no-dbos", action="store_true", help="Tideflow only (A/B runs)")
     parser.add_argument("--profile", default=None, help="directory for py-spy flame graphs")
     parser.add_argument("--_dbos_event", default=None, help=argparse.SUPPRESS)
