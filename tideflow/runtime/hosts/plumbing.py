@@ -67,7 +67,7 @@ class ClockPace:
     the next one (a group of iterations cannot spend the slice once each; one
     coming back from an earlier turn does not end a turn begun since). An
     effect the run awaits gives the loop its turn too: the durable host calls
-    :meth:`rested` after each journal commit, so the slice starts again there
+    :meth:`rested` after each journal commit, so a slice starts again at the next check
     (a host that does not -- the local one -- may pass the loop once more at the
     first check after an effect).
 
@@ -77,7 +77,9 @@ class ClockPace:
         checks: The most checks between two turns.
     """
 
-    __slots__ = ("_checks", "_due", "_left", "_monotonic", "_seconds", "_since", "_turn")
+    __slots__ = (
+        "_checks", "_due", "_left", "_monotonic", "_rested", "_seconds", "_since", "_turn",
+    )  # fmt: skip
 
     def __init__(
         self, monotonic: Callable[[], float], seconds: float = TURN_SECONDS, checks: int = 256
@@ -88,8 +90,13 @@ class ClockPace:
         self._since = monotonic()
         self._due = False
         self._turn = 0
+        self._rested = False
 
     def due(self) -> int:
+        if self._rested:  # the first check since the run rested: its slice begins here
+            self._rested = False
+            self._since = self._monotonic()
+            return 0
         if not self._due:
             self._left -= 1
             if self._left <= 0 or self._monotonic() - self._since >= self._seconds:
@@ -105,13 +112,16 @@ class ClockPace:
 
     def rested(self) -> None:
         """The run has the loop back from an effect it awaited (a journal commit): a new
-        slice, whatever turn was due. Without it the first check after each commit (which
-        takes longer than a slice) found a turn due, and the extra pass of the loop made
-        the run's next write miss the group commit the other instances' writes were in:
-        a third more commits in ``seq3`` (``bench/RESULTS.md``, issue 10)."""
+        slice, whatever turn was due, which begins at the run's next check (not here: a
+        garbage collection or the process being preempted in between is not the run's
+        work). Without it the first check after each commit (which takes longer than a
+        slice) found a turn due, and the extra pass of the loop made the run's next write
+        miss the group commit the other instances' writes were in: a third more commits in
+        ``seq3`` (``bench/RESULTS.md``, issue 10); a collection of the oldest generation
+        (tens of ms) at that point kept an instance a commit behind for good."""
         self._due = False
         self._left = self._checks
-        self._since = self._monotonic()
+        self._rested = True
 
 
 def idempotency_key(instance_id: str, step_key: str, run_no: int = 1) -> str:
