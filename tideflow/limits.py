@@ -145,6 +145,11 @@ def current() -> Limits:
     return _current
 
 
+_INT_LOW, _INT_HIGH = -(2**63), 2**64 - 1  # the integers orjson writes
+_SCALAR_BYTES = 32  # more than such an integer or any float takes in JSON
+_SCALARS = (float, bool, type(None))
+
+
 def check_value(value: Any, what: str, limits: Limits | None = None) -> None:
     """Raise when ``value`` is nested too deep or too large; ``what`` names it in the message.
 
@@ -162,6 +167,10 @@ def check_value(value: Any, what: str, limits: Limits | None = None) -> None:
         UnstorableValue: A string (or key) with a NUL character, with its path.
     """
     limits = limits or _current
+    kind = type(value)
+    scalar = (kind is int and _INT_LOW <= value <= _INT_HIGH) or kind in _SCALARS
+    if scalar and limits.value_bytes >= _SCALAR_BYTES:  # a function's result is often a number
+        return
     try:
         text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
     except TypeError:  # orjson.JSONEncodeError too
@@ -169,7 +178,8 @@ def check_value(value: Any, what: str, limits: Limits | None = None) -> None:
         return
     if text.count(b"{") + text.count(b"[") > limits.value_depth:
         check_depth(value, what, limits)
-    check_size(len(text), what, limits)
+    if len(text) > limits.value_bytes:
+        check_size(len(text), what, limits)
     if b"\\u0000" in text:  # a NUL, or an escaped backslash before "u0000": the walk tells
         _walk(value, what, limits)
 

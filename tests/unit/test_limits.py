@@ -67,6 +67,16 @@ def test_a_value_too_large_names_the_limit(small: Limits) -> None:
     assert caught.value.code == "VALUE_BYTES_LIMIT"
 
 
+def test_numbers_pass_without_encoding_unless_the_size_limit_is_below_any_number() -> None:
+    for value in (0, -(2**63), 2**64 - 1, -1.7976931348623157e308, True, None):
+        check_value(value, "the result")
+    with pytest.raises(ValueLimitExceeded):  # beyond 64 bits: walked, and too large
+        check_value(10**40, "the result", Limits(value_bytes=30))
+    with pytest.raises(ValueLimitExceeded) as caught:  # a limit this small: encoded after all
+        check_value(-1.7976931348623157e308, "the result", Limits(value_bytes=20))
+    assert caught.value.limit == "value_bytes"
+
+
 def test_brackets_in_strings_do_not_refuse_a_shallow_value(small: Limits) -> None:
     check_value({"text": "[{" * 100}, "the input")  # many brackets, depth 1: the walk decides
 

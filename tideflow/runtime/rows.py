@@ -35,7 +35,10 @@ __all__ = [
 
 def dumps(value: Any) -> str:
     """JSON text for a ``jsonb`` parameter."""
-    return jsontext.dumps(value, orjson.OPT_NON_STR_KEYS)  # big integers stay exact
+    try:  # the usual case, without two calls more (a workflow step writes several)
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except orjson.JSONEncodeError:
+        return jsontext.dumps(value, orjson.OPT_NON_STR_KEYS)  # big integers stay exact
 
 
 def loads(text: str | None) -> Any:
@@ -158,7 +161,7 @@ class InstanceRow:
             workflow_id=row["workflow_id"],
             version=row["version"],
             run_no=row["run_no"],
-            status=InstanceStatus(row["status"]),
+            status=_STATUSES.get(row["status"]) or InstanceStatus(row["status"]),
             current_state=row["current_state"],
             input=loads(row["input"]),
             data=loads(row["data"]),
@@ -210,6 +213,10 @@ class Commit(IntEnum):
     FINISHED = 2
 
 
+_COMMITS = {c.value: c for c in Commit}
+_STATUSES = {s.value: s for s in InstanceStatus}  # by value without the enum's call (per row)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CommittedRow:
     """One instance a journal commit wrote (``commit_batch``)."""
@@ -226,7 +233,9 @@ class CommittedRow:
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> CommittedRow:
         """Build from a ``commit_batch`` row."""
-        action = Commit(row["action"])
+        action = _COMMITS.get(row["action"])
+        if action is None:
+            action = Commit(row["action"])  # raises ValueError
         whole = action in (Commit.CREATED, Commit.FINISHED)
         return cls(
             id=row["id"],

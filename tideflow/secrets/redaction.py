@@ -50,7 +50,7 @@ class Redactor:
         secrets: ``{name: value}`` as a workflow receives them (``$SECRETS``).
     """
 
-    __slots__ = ("_numbers", "_pattern", "_whole")
+    __slots__ = ("_any", "_numbers", "_pattern", "_whole")
 
     def __init__(self, secrets: Mapping[str, Any]) -> None:
         texts: set[str] = set()
@@ -67,10 +67,11 @@ class Redactor:
         self._pattern = re.compile("|".join(map(re.escape, long))) if long else None
         self._whole = frozenset(t for t in texts if t and len(t) < MIN_SUBSTRING)
         self._numbers = frozenset(numbers)
+        self._any = self._pattern is not None or bool(self._whole) or bool(self._numbers)
 
     def __bool__(self) -> bool:
         """Whether there is anything to redact."""
-        return self._pattern is not None or bool(self._whole) or bool(self._numbers)
+        return self._any
 
     def text(self, text: str) -> str:
         """``text`` with every secret in it replaced by :data:`MASK`."""
@@ -82,7 +83,7 @@ class Redactor:
 
     def value(self, value: Any) -> Any:
         """A JSON value with every secret in its strings (keys too) and numbers replaced."""
-        if not self:
+        if not self._any:  # the usual case (a run without secrets): every step asks
             return value
         return self._walk(value)
 

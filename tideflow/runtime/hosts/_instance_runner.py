@@ -277,12 +277,12 @@ class InstanceRunner:
             return
         if self.trace is not None:
             self.trace.step(step.kind, step.key, step.state)
-        detail = self.redactor.value(dict(step.detail))
-        now = self.host.clock.monotonic()
+        detail = self.redactor.value(step.detail)  # the step's own dict: not changed here
         if step.kind == "action.started":
-            self._started[step.key] = now
+            self._started[step.key] = self.host.clock.monotonic()
         elif step.kind in ("action.completed", "action.failed") and step.key in self._started:
-            detail["durationMs"] = round((now - self._started.pop(step.key)) * 1000, 3)
+            took = self.host.clock.monotonic() - self._started.pop(step.key)
+            detail = {**detail, "durationMs": round(took * 1000, 3)}
         self.host.writer.note(
             self.instance_id, self.run_no, step.kind, step.key, step.state, detail
         )
