@@ -242,10 +242,13 @@ async def delivery(servers: list[Server], sink: Sink, sink_url: str, events: int
         return total / (time.monotonic() - started)
 
 
-async def starts(servers: list[Server], dsn: str, count: int) -> float:
-    """Instances started from events and completed per second."""
+async def starts(servers: list[Server], dsn: str, count: int, settle: bool = True) -> float:
+    """Instances started from events and completed per second (``settle``: once the
+    partitions are shared out; else at once, while units may still move)."""
     first = servers[0].url
     async with httpx.AsyncClient(headers=token(servers), timeout=60) as client:
+        if settle:
+            await wait_owned(client, first, {s.node for s in servers})
         headers = {"content-type": "application/yaml"}
         (await client.post(f"{first}/workflows", content=GREET, headers=headers)).raise_for_status()
         conn = await asyncpg.connect(dsn)
@@ -313,7 +316,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     rate = await delivery(servers, sink, sink_url, args.events)
                     results["delivery_events_per_s"][count] = round(rate)
                 if args.starts:
-                    rate = await starts(servers, dsn, args.starts)
+                    rate = await starts(servers, dsn, args.starts, not args.unsettled)
                     results["starts_per_s"][count] = round(rate, 1)
                 if count == 3 and args.kills and args.events:
                     results["takeover"] = await takeovers(servers, sink, args.kills)
@@ -342,6 +345,12 @@ def main() -> None:
         type=lambda text: [int(n) for n in text.split(",")],
         default=[1, 2, 3],
         help="the cluster sizes measured, comma-separated (default 1,2,3)",
+    )
+    parser.add_argument(
+        "--unsettled",
+        action="store_true",
+        help="post the starting events as soon as the processes are up, while the "
+        "partitions may still move (default: once they are shared out)",
     )
     args = parser.parse_args()
     started = time.monotonic()

@@ -488,6 +488,37 @@ async def test_a_consumer_has_events_noted_first_and_the_offset_commit_forgets_t
     assert await notes() == 0
 
 
+async def test_a_batch_handed_over_by_a_detach_goes_whole_again_with_no_crash_counted(
+    system: System,
+) -> None:
+    """A consumer stopped with a batch in flight (a stop, or its unit moved to another
+    process) forgets the notes it made: whoever takes the subscription next has the batch
+    handed over whole, not one event at a time counting a crash for each."""
+    first: list[list[int]] = []
+    held = asyncio.Event()
+
+    async def stuck(batch: list[tuple[int, Any]]) -> None:
+        first.append([offset for offset, _ in batch])
+        await held.wait()  # never set: the batch is in flight at the detach
+
+    seen: list[list[int]] = []
+
+    async def consume(batch: list[tuple[int, Any]]) -> None:
+        seen.append([offset for offset, _ in batch])
+
+    await system.store.append("orders", [ev(1), ev(2), ev(3)])
+    await system.dispatcher.attach("wf:test", "orders", stuck, start="earliest")
+    await eventually(lambda: asyncio.sleep(0, bool(first)))
+    await system.dispatcher.detach("wf:test")
+    async with system.pool.acquire() as conn:
+        left = await conn.fetchval("SELECT count(*) FROM tideflow_consumer_attempts")
+    await system.dispatcher.attach("wf:test", "orders", consume)
+    await _settled(system, "wf:test", 3)
+    assert first == [[1, 2, 3]]
+    assert left == 0
+    assert seen == [[1, 2, 3]]
+
+
 async def test_a_poisoned_event_is_dead_lettered_after_the_attempts_and_the_rest_go_on(
     system: System,
 ) -> None:

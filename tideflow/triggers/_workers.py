@@ -496,6 +496,22 @@ class ConsumerWorker(SubscriptionWorker):
         self.consumer = consumer
         self.retry_delay = retry_delay
         self._busy = False
+        self._noted: list[int] = []  # the offsets this worker noted for the batch in flight
+
+    async def close(self) -> None:
+        """Cancel the batch in flight and forget the notes this worker made for it.
+
+        A close is a stop or a hand-over of the subscription (its unit moved to another
+        process), not a crash: its next owner hands the batch over whole again, instead
+        of one event at a time counting a crash for each.
+        """
+        await super().close()
+        noted, self._noted = self._noted, []
+        if noted:
+            try:
+                await self.services.end_attempts(self.id, noted)
+            except TideflowError as exc:  # left: handed over one at a time, a crash counted
+                log.warning("subscription %s: forgetting its notes failed: %s", self.id, exc)
 
     def ready(self) -> bool:
         return not self._busy
@@ -549,12 +565,14 @@ class ConsumerWorker(SubscriptionWorker):
         """
         offsets = [offset for offset, _ in batch]
         fresh = await self._durably(lambda: self.services.begin_attempts(self.id, offsets))
+        self._noted = offsets if fresh else []
         if fresh and len(batch) > 1 and await self._attempt(batch, attempts=2) is None:
             consumed = len(batch)  # the notes go with the offset commit that passes them
         else:  # one at a time: which event is poisoned?
             consumed = 0
             for one in batch:
                 consumed += await self._consume_one(one, noted=fresh)
+        self._noted = []
         self.tracker.delivered += consumed
         self._busy = False
         self.tracker.finish(batch[0][0])
