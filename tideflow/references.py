@@ -37,7 +37,6 @@ from tideflow.catalogs import (
 )
 from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.egress import REFERENCE_LIMITS, EgressPolicy, FetchLimits
-from tideflow.egress_connect import egress_transport
 from tideflow.errors import EgressDenied, Problem, WorkflowLoadError, WorkflowValidationError
 from tideflow.workflow.dsl1 import is_dsl1, load_document
 from tideflow.workflow.loader import (
@@ -123,6 +122,8 @@ async def _fetch_all(
     """Fetch ``uris`` concurrently, each within ``limits``, through ``egress``."""
     restricted = egress is not None and not egress.allow_all
     if transport is None and egress is not None and restricted:
+        from tideflow.egress_connect import egress_transport  # aiohttp: only when fetching
+
         transport = egress_transport(egress)
     async with httpx.AsyncClient(
         trust_env=not restricted,  # an environment proxy would bypass the policy
