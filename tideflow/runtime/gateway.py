@@ -570,6 +570,19 @@ async def put_inbox(
     await conn.execute(_W["put_inbox"], *wait, dumps(events), origin)
 
 
+async def put_inboxes(
+    conn: asyncpg.Connection, inboxes: Sequence[tuple[WaitRef, list[Any], int]]
+) -> None:
+    """:func:`put_inbox` for many ``(wait, events, origin)`` in one statement."""
+    await conn.execute(
+        _W["put_inboxes"],
+        [w[0] for w, _, _ in inboxes],
+        [w[1] for w, _, _ in inboxes],
+        [dumps(events) for _, events, _ in inboxes],
+        [origin for _, _, origin in inboxes],
+    )
+
+
 async def put_origin(conn: asyncpg.Connection, instance_id: str, origin: int) -> None:
     """Make an instance not created yet consume the events after offset ``origin``.
 

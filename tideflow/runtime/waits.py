@@ -248,6 +248,11 @@ class EventWaits:
         async with self._pool.acquire() as conn:
             await gateway.put_inbox(conn, wait, events, origin)
 
+    async def put_inboxes(self, inboxes: Sequence[tuple[WaitRef, list[Any], int]]) -> None:
+        """:meth:`put_inbox` for many ``(wait, events, origin)`` in one statement."""
+        async with self._pool.acquire() as conn:
+            await gateway.put_inboxes(conn, inboxes)
+
     async def put_origin(self, instance_id: str, origin: int) -> None:
         """Make an instance not created yet consume the events after offset ``origin``."""
         async with self._pool.acquire() as conn:

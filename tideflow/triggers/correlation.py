@@ -361,16 +361,25 @@ class WorkflowSubscriber:
         partition 0 does all but the other partitions' starts; ``None``: all of it)."""
         await self._follow_deploys(batch[-1][0])
         batch = [(offset, self.index.aliased(event)) for offset, event in batch]
-        exclusive = []
+        exclusive: list[tuple[StartSpec, int, Mapping[str, Any]]] = []
         for offset, event in batch:
             for spec in self.index.starting(event):
                 if spec.exclusive:  # independent instances: started together
                     instance_id = start_instance_id(spec, offset)
                     if partition in (None, partition_of(instance_id, self.partitions)):
-                        exclusive.append(self._start(spec, offset, event))
+                        exclusive.append((spec, offset, event))
                 elif not partition:  # partial sets change in offset order
                     await self._start(spec, offset, event)
-        await asyncio.gather(*exclusive)
+        # Their inboxes in one statement, before any of them can wait (a wait finding its
+        # inbox is not indexed for other events).
+        inboxes = [
+            ((start_instance_id(spec, offset), spec.wait_key), [dict(event)], offset)
+            for spec, offset, event in exclusive
+            if self._by_inbox(spec)
+        ]
+        if inboxes:
+            await self.waits.put_inboxes(inboxes)
+        await asyncio.gather(*(self._start(*start, inboxed=True) for start in exclusive))
         if partition:
             return
         unmatched = await self._resume(batch)
@@ -382,19 +391,24 @@ class WorkflowSubscriber:
             await self.waits.expire_kept(self.pending_seconds)
             await self.start_sets.sweep(SUBSCRIPTION_ID)
 
-    async def _start(self, spec: StartSpec, offset: int, event: Mapping[str, Any]) -> None:
+    async def _start(
+        self, spec: StartSpec, offset: int, event: Mapping[str, Any], *, inboxed: bool = False
+    ) -> None:
+        """Start from ``event`` (``inboxed``: an exclusive start whose inbox is put already)."""
         try:
-            await self._start_one(spec, offset, event)
+            await self._start_one(spec, offset, event, inboxed=inboxed)
         except StoreError:  # the database is away: the batch is handed over again (idempotent)
             raise
         except TideflowError as exc:  # the workflow is gone or no longer loads
             log.error("starting %s from event %s failed: %s", spec.workflow_id, offset, exc)
 
-    async def _start_one(self, spec: StartSpec, offset: int, event: Mapping[str, Any]) -> None:
+    async def _start_one(
+        self, spec: StartSpec, offset: int, event: Mapping[str, Any], *, inboxed: bool = False
+    ) -> None:
         if spec.exclusive:
             instance_id = start_instance_id(spec, offset)
             with tracing.starting(instance_id, offset, inbox=self._by_inbox(spec)):
-                await self._launch(spec, instance_id, offset, [dict(event)])
+                await self._launch(spec, instance_id, offset, [dict(event)], inboxed=inboxed)
             return
         taken = await self.start_sets.add(spec, offset, event)  # one transaction with the inbox
         if taken is not None:  # the event completing the set starts the instance
@@ -437,7 +451,13 @@ class WorkflowSubscriber:
         await self.start_sets.sweep(SUBSCRIPTION_ID)
 
     async def _launch(
-        self, spec: StartSpec, instance_id: str, offset: int, events: list[Any]
+        self,
+        spec: StartSpec,
+        instance_id: str,
+        offset: int,
+        events: list[Any],
+        *,
+        inboxed: bool = False,
     ) -> None:
         # The instance consumes the events after its start event's offset: the bus head at
         # its creation may be past events a source committed right after that one.
@@ -453,7 +473,8 @@ class WorkflowSubscriber:
                 spec.workflow_id, spec.version, instance_id, events
             )
             return
-        await self.waits.put_inbox((instance_id, spec.wait_key), events, offset)
+        if not inboxed:
+            await self.waits.put_inbox((instance_id, spec.wait_key), events, offset)
         await self.runtime.start_instance(
             spec.workflow_id, {}, version=spec.version, instance_id=instance_id
         )

@@ -88,6 +88,20 @@ INSERT INTO tideflow_correlation_inbox (instance_id, wait_key, events)
 VALUES ($1, $2, $3::jsonb)
 ON CONFLICT DO NOTHING;
 
+-- put_inboxes --
+-- put_inbox for many waits in one statement ($1 instances, $2 wait keys, $3 events, $4 origins)
+WITH u AS MATERIALIZED (
+  SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::bigint[])
+    AS u(instance_id, wait_key, events, origin)
+), origin AS (
+  INSERT INTO tideflow_correlation_origins (instance_id, start_offset)
+  SELECT instance_id, origin FROM u
+  ON CONFLICT DO NOTHING
+)
+INSERT INTO tideflow_correlation_inbox (instance_id, wait_key, events)
+SELECT instance_id, wait_key, events FROM u
+ON CONFLICT DO NOTHING;
+
 -- put_origin --
 -- Start an instance not created yet consuming events after offset $2 (the event starting it)
 INSERT INTO tideflow_correlation_origins (instance_id, start_offset)
