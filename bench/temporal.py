@@ -25,7 +25,11 @@ On one Temporal dev server (``temporal server start-dev`` from the
 Both sides run their worker in this process with the same worker options and
 the default sandbox (Tideflow's passes its pure modules through).
 
-Run: ``python bench/temporal.py [--n 1000] [--flight 50] [--events 200]``.
+Tideflow's function is a plain ``def``: on the event loop by default, as in the
+figures recorded before; ``--sync-threads 32`` runs it on threads as ``tideflow
+serve``/``worker --engine temporal`` do (a thread hand-off per call).
+
+Run: ``python bench/temporal.py [--n 1000] [--flight 50] [--events 200] [--sync-threads N]``.
 """
 
 from __future__ import annotations
@@ -86,7 +90,7 @@ async def _tideflow(client: Any, url: str, args: argparse.Namespace) -> dict[str
     registry = PostgresRegistry(pool)
     for doc in (SEQ3, WAIT):
         await registry.deploy(doc["id"], "1", json.dumps(doc), "application/json", doc, doc)
-    invoker = FunctionInvoker(overrides={"inc": tideflow_inc})
+    invoker = FunctionInvoker(overrides={"inc": tideflow_inc}, sync_threads=args.sync_threads)
 
     async def publish(_: str, __: Any) -> None:
         return None
@@ -194,6 +198,13 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--flight", type=int, default=50)
     parser.add_argument("--events", type=int, default=200)
+    parser.add_argument(
+        "--sync-threads",
+        type=int,
+        default=0,
+        help="run Tideflow's def function on this many threads, as tideflow serve/worker do "
+        "(32); 0: on the event loop (the figures recorded before)",
+    )
     args = parser.parse_args()
     server, cleanup = _server()
     try:
