@@ -87,19 +87,21 @@ class ClockPace:
         self._monotonic = monotonic
         self._seconds = seconds
         self._checks = self._left = checks
-        self._since = monotonic()
+        self._since: float | None = monotonic()
         self._due = False
         self._turn = 0
         self._rested = False
 
     def due(self) -> int:
-        if self._rested:  # the first check since the run rested: its slice begins here
-            self._rested = False
-            self._since = self._monotonic()
+        if self._rested:  # the first check since the run rested: not due, and its slice
+            self._rested = False  # is timed from the next one (a run that checks once
+            self._since = None  # between effects never reads the clock)
             return 0
         if not self._due:
             self._left -= 1
-            if self._left <= 0 or self._monotonic() - self._since >= self._seconds:
+            if self._since is None:
+                self._since = self._monotonic()
+            elif self._left <= 0 or self._monotonic() - self._since >= self._seconds:
                 self._due = True
                 self._turn += 1
         return self._turn if self._due else 0
@@ -112,9 +114,11 @@ class ClockPace:
 
     def rested(self) -> None:
         """The run has the loop back from an effect it awaited (a journal commit): a new
-        slice, whatever turn was due, which begins at the run's next check (not here: a
-        garbage collection or the process being preempted in between is not the run's
-        work). Without it the first check after each commit (which takes longer than a
+        slice, whatever turn was due, timed from the run's second check from now (not
+        from here: a garbage collection or the process being preempted in between is not
+        the run's work; and a run that checks once between two effects, as a sequence of
+        operation states does, never reads the clock, whose thread CPU time is a system
+        call). Without it the first check after each commit (which takes longer than a
         slice) found a turn due, and the extra pass of the loop made the run's next write
         miss the group commit the other instances' writes were in: a third more commits in
         ``seq3`` (``bench/RESULTS.md``, issue 10); a collection of the oldest generation
