@@ -20,9 +20,7 @@ cancel or suspend, and stops at once when a commit shows the lease was lost.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -79,6 +77,21 @@ class _Parked:
         self.future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
 
+class _Active:
+    """:meth:`InstanceRunner.active`: counts an effect's real work while it lasts."""
+
+    __slots__ = ("_runner",)
+
+    def __init__(self, runner: InstanceRunner) -> None:
+        self._runner = runner
+
+    def __enter__(self) -> None:
+        self._runner._begin_work()
+
+    def __exit__(self, *exc: object) -> None:
+        self._runner._end_work()
+
+
 class InstanceRunner:
     """Runs one instance this process holds the lease of (see the module docs)."""
 
@@ -132,6 +145,7 @@ class InstanceRunner:
         self._wake: tuple[datetime, str] | None = None
         self._effects: DurableEffects | None = None
         self._started: dict[str, float] = {}
+        self._activity = _Active(self)
         self._pace = ClockPace(thread_seconds)
         """When the run passes the event loop a turn: after a slice of the thread's CPU
         time, not of the host clock's -- a process preempted between a commit and the
@@ -160,18 +174,20 @@ class InstanceRunner:
 
     # --- called by the effects ------------------------------------------------------
 
-    @contextlib.contextmanager
-    def active(self) -> Iterator[None]:
-        """Mark an effect as doing real work (the run is not parked meanwhile)."""
+    def active(self) -> _Active:
+        """Mark an effect as doing real work (the run is not parked meanwhile): a context
+        manager (one object per runner, not a generator per effect: every call uses it)."""
+        return self._activity
+
+    def _begin_work(self) -> None:
         self._active += 1
         self._ticks += 1
-        try:
-            yield
-        finally:
-            self._active -= 1
-            self._ticks += 1
-            if self._active == 0 and self._parked:
-                self._poke()
+
+    def _end_work(self) -> None:
+        self._active -= 1
+        self._ticks += 1
+        if self._active == 0 and self._parked:
+            self._poke()
 
     async def commit(self, op: str, key: str, entry: dict[str, Any]) -> None:
         """Journal an entry and wait for its commit; apply what the commit reports."""
