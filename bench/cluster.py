@@ -242,9 +242,34 @@ async def delivery(servers: list[Server], sink: Sink, sink_url: str, events: int
         return total / (time.monotonic() - started)
 
 
-async def starts(servers: list[Server], dsn: str, count: int, settle: bool = True) -> float:
+def cpu_seconds(pids: list[int]) -> float | None:
+    """User + system CPU seconds of ``pids`` so far (``None``: no ``/proc`` to read)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            return None
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+async def backend_pids(conn: asyncpg.Connection) -> list[int]:
+    """The PostgreSQL backends the servers hold now (read in ``/proc`` when PostgreSQL runs
+    on this machine; connections opened later are not counted)."""
+    rows = await conn.fetch(
+        "SELECT pid FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    return [int(row["pid"]) for row in rows]
+
+
+async def starts(
+    servers: list[Server], dsn: str, count: int, settle: bool = True
+) -> tuple[float, dict[str, float]]:
     """Instances started from events and completed per second (``settle``: once the
-    partitions are shared out; else at once, while units may still move)."""
+    partitions are shared out; else at once, while units may still move), and the CPU
+    milliseconds per instance of the ``serve`` processes and of their backends meanwhile."""
     first = servers[0].url
     async with httpx.AsyncClient(headers=token(servers), timeout=60) as client:
         if settle:
@@ -253,6 +278,9 @@ async def starts(servers: list[Server], dsn: str, count: int, settle: bool = Tru
         (await client.post(f"{first}/workflows", content=GREET, headers=headers)).raise_for_status()
         conn = await asyncpg.connect(dsn)
         try:
+            serving = [s.process.pid for s in servers if s.process is not None]
+            backends = await backend_pids(conn)
+            before = cpu_seconds(serving), cpu_seconds(backends)
             started = time.monotonic()
             kind = "com.example.bench.hello"
             for start in range(0, count, 500):
@@ -263,7 +291,14 @@ async def starts(servers: list[Server], dsn: str, count: int, settle: bool = Tru
                 if time.monotonic() - started > 600:
                     raise TimeoutError("instances did not complete")
                 await asyncio.sleep(0.05)
-            return count / (time.monotonic() - started)
+            rate = count / (time.monotonic() - started)
+            after = cpu_seconds(serving), cpu_seconds(backends)
+            cpu = {
+                name: round((a - b) * 1000 / count, 2)
+                for name, b, a in zip(("serve", "backends"), before, after, strict=True)
+                if a is not None and b is not None
+            }
+            return rate, cpu
         finally:
             await conn.close()
 
@@ -316,8 +351,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     rate = await delivery(servers, sink, sink_url, args.events)
                     results["delivery_events_per_s"][count] = round(rate)
                 if args.starts:
-                    rate = await starts(servers, dsn, args.starts, not args.unsettled)
+                    rate, cpu = await starts(servers, dsn, args.starts, not args.unsettled)
                     results["starts_per_s"][count] = round(rate, 1)
+                    results.setdefault("starts_cpu_ms_per_instance", {})[count] = cpu
                 if count == 3 and args.kills and args.events:
                     results["takeover"] = await takeovers(servers, sink, args.kills)
             finally:
