@@ -567,7 +567,7 @@ async def put_inbox(
 
     The instance consumes the events after ``origin`` (see :func:`put_origin`).
     """
-    await put_inboxes(conn, [(wait, events, origin)])
+    await conn.execute(_W["put_inbox"], *wait, dumps(events), origin)
 
 
 async def put_inboxes(
@@ -602,7 +602,7 @@ async def inbox_of(
 
 async def drop_inbox(conn: asyncpg.Connection, wait: WaitRef) -> None:
     """Forget the events addressed to ``wait`` (delivered)."""
-    await drop_inboxes(conn, [wait])
+    await conn.execute(_W["delete_inbox"], *wait)
 
 
 async def drop_inboxes(conn: asyncpg.Connection, waits: Sequence[WaitRef]) -> None:

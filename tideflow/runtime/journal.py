@@ -319,12 +319,14 @@ class JournalWriter:
         # A deadlock or serialization failure rolled the whole batch back, so it is written
         # again: failing it would stop every runner in it, and their calls in flight at the
         # moment would be made again when they are replayed
-        for _ in range(_CONFLICT_ATTEMPTS - 1):
+        for attempt in range(1, _CONFLICT_ATTEMPTS + 1):
             try:
                 return await self._write(conn, batch)
             except asyncpg.exceptions.TransactionRollbackError as exc:
+                if attempt == _CONFLICT_ATTEMPTS:
+                    raise
                 log.warning("journal commit: %s; writing the batch again", exc)
-        return await self._write(conn, batch)  # the last attempt: its failure fails the batch
+        raise AssertionError("unreachable")
 
     async def _write(
         self, conn: asyncpg.Connection, batch: _Batch

@@ -76,10 +76,20 @@ RETURNING event_offset;
 DELETE FROM tideflow_correlation_pending
 WHERE arrived_at < now() - make_interval(secs => $1);
 
+-- put_inbox --
+-- Address events to a wait that does not exist yet (the events that start an instance), and
+-- start the instance's consumption at $4, the offset of the last of them
+WITH origin AS (
+  INSERT INTO tideflow_correlation_origins (instance_id, start_offset)
+  VALUES ($1, $4)
+  ON CONFLICT DO NOTHING
+)
+INSERT INTO tideflow_correlation_inbox (instance_id, wait_key, events)
+VALUES ($1, $2, $3::jsonb)
+ON CONFLICT DO NOTHING;
+
 -- put_inboxes --
--- Address events to waits that do not exist yet (the events that start instances), and start
--- each instance's consumption at its origin, the offset of the last of them ($1 instances,
--- $2 wait keys, $3 events, $4 origins)
+-- put_inbox for many waits in one statement ($1 instances, $2 wait keys, $3 events, $4 origins)
 WITH u AS MATERIALIZED (
   SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::bigint[])
     AS u(instance_id, wait_key, events, origin)
@@ -107,6 +117,10 @@ SELECT id FROM tideflow_instances WHERE id = ANY($1::text[]);
 SELECT b.instance_id, b.wait_key, b.events
 FROM unnest($1::text[], $2::text[]) AS w(instance_id, wait_key)
 JOIN tideflow_correlation_inbox b ON b.instance_id = w.instance_id AND b.wait_key = w.wait_key;
+
+-- delete_inbox --
+-- Events delivered to their wait
+DELETE FROM tideflow_correlation_inbox WHERE instance_id = $1 AND wait_key = $2;
 
 -- delete_inboxes --
 -- Events delivered to their waits ($1 instances, $2 wait keys)
