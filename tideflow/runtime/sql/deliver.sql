@@ -10,14 +10,20 @@
 WITH u AS MATERIALIZED (
     SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $6::boolean[])
         AS u(instance_id, wait_key, entry, claimable)
+), locked AS MATERIALIZED (
+    -- The instances locked before anything else, in id order, as the journal's group commit
+    -- locks its own (commit_batch): two statements locking overlapping instances in different
+    -- orders deadlock (a second of deadlock_timeout and a retry each)
+    SELECT i.id FROM tideflow_instances i WHERE i.id = ANY($1::text[]) ORDER BY i.id FOR UPDATE
 ), wait AS (
     DELETE FROM tideflow_event_waits w
     USING u
     WHERE w.instance_id = u.instance_id AND w.wait_key = u.wait_key AND NOT w.all_events
       AND w.instance_id = ANY($1::text[])
+      AND (SELECT count(*) FROM locked) >= 0  -- an InitPlan: every lock taken before the delete
     RETURNING w.instance_id, w.wait_key, w.run_no, u.entry, u.claimable
 ), cand AS (
-    -- Locked first: a claim racing with ours is seen as it committed
+    -- Locked again (held already): a claim racing with ours is seen as it committed
     SELECT t.*, t.claimable AND i.status = 'waiting' AND i.requested IS NULL
                 AND (i.lease_until IS NULL OR i.lease_until < now()) AS yes
     FROM wait t JOIN tideflow_instances i ON i.id = t.instance_id AND i.run_no = t.run_no

@@ -432,6 +432,11 @@ WITH created AS (
     FROM unnest($9::text[], $10::text[], $11::jsonb[], $12::boolean[], $13::integer[],
                 $14::text[], $15::jsonb[], $16::jsonb[], $17::timestamptz[])
         AS u(id, state, data, touched, action, status, output, error, wake_at)
+), locked AS MATERIALIZED (
+    -- The held instances locked first, in id order, as deliver_claim locks the instances it
+    -- answers (sql/deliver.sql): overlapping sets locked in different orders deadlock
+    SELECT i.id FROM tideflow_instances i WHERE i.id = ANY($9::text[])
+    ORDER BY i.id FOR NO KEY UPDATE
 ), touched AS (
     -- action: 0 renew and save progress, 1 park until wake_at, 2 finish with status
     UPDATE tideflow_instances i
@@ -453,6 +458,7 @@ WITH created AS (
     -- The fence compares with u.owner, a join condition: a filter on i alone made the
     -- planner expect one row of i and loop over the batch for each instance row
     WHERE i.id = u.id AND i.lease_owner = u.owner
+      AND (SELECT count(*) FROM locked) >= 0  -- an InitPlan: every lock taken before the update
     RETURNING u.action, i.*
 ), held AS (
     SELECT id FROM touched UNION ALL SELECT id FROM created
