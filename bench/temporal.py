@@ -22,14 +22,18 @@ On one Temporal dev server (``temporal server start-dev`` from the
   ``wait_for_completion``. Baseline: a workflow waiting for a signal,
   ``signal`` + ``result``. Figures: p50/p99 and their ratio (goal <= 1.5).
 
-Both sides run their worker in this process with the same worker options and
-the default sandbox (Tideflow's passes its pure modules through).
+Both sides run their worker in this process with the same worker options.
+Tideflow's workers run its workflow outside Temporal's sandbox
+(``docs/temporal.md``, "The sandbox"); the hand-written workflow runs in the
+default sandbox, as a Temporal user's does, or outside it too with
+``--baseline-unsandboxed`` (the baseline with the same runner).
 
 Tideflow's function is a plain ``def``: on the event loop by default, as in the
 figures recorded before; ``--sync-threads 32`` runs it on threads as ``tideflow
 serve``/``worker --engine temporal`` do (a thread hand-off per call).
 
-Run: ``python bench/temporal.py [--n 1000] [--flight 50] [--events 200] [--sync-threads N]``.
+Run: ``python bench/temporal.py [--n 1000] [--flight 50] [--events 200] [--sync-threads N]
+[--baseline-unsandboxed]``.
 """
 
 from __future__ import annotations
@@ -141,9 +145,12 @@ async def _baseline(client: Any, args: argparse.Namespace) -> dict[str, Any]:
     from tideflow import ids
 
     queue = f"bench-baseline-{ids.new_id()}"
+    from temporalio.worker import UnsandboxedWorkflowRunner
+
+    runner = {"workflow_runner": UnsandboxedWorkflowRunner()} if args.baseline_unsandboxed else {}
     worker = Worker(
         client, task_queue=queue, workflows=[Seq3, Waiter], activities=[inc],
-        max_concurrent_activities=100,
+        max_concurrent_activities=100, **runner,
     )  # fmt: skip
     async with worker:
 
@@ -204,6 +211,11 @@ def main() -> None:
         default=0,
         help="run Tideflow's def function on this many threads, as tideflow serve/worker do "
         "(32); 0: on the event loop (the figures recorded before)",
+    )
+    parser.add_argument(
+        "--baseline-unsandboxed",
+        action="store_true",
+        help="run the hand-written workflow outside Temporal's sandbox too (default: in it)",
     )
     args = parser.parse_args()
     server, cleanup = _server()

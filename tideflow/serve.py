@@ -635,7 +635,12 @@ async def _open_temporal(
     async with calls:
         registry = PostgresRegistry(pool)
         async with TemporalRuntime(
-            pool, client, temporal, registry=registry, activities=activities(registry, on_lifecycle)
+            pool,
+            client,
+            temporal,
+            registry=registry,
+            activities=activities(registry, on_lifecycle),
+            on_lifecycle=on_lifecycle,
         ) as engine:
             yield engine
 

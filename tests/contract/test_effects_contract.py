@@ -166,7 +166,7 @@ class TemporalHarness:
         activities = InstanceActivities(registry, invoker, publish, base_dir=self.folder)
         start = InstanceStart(workflow_id=ident(workflows[0]), input=input, instance_id=instance_id)
         try:
-            async with instance_worker(client, queue, activities):
+            async with instance_worker(client, queue, activities, sandboxed=True):
                 handle = await client.start_workflow(
                     WORKFLOW_TYPE, start, id=instance_id, task_queue=queue
                 )

@@ -4,8 +4,9 @@
 Temporal dev server -- the Effects contract scenarios on the Temporal host and
 the examples through ``tideflow serve --engine temporal`` (see
 ``tests/support/temporal.py`` for how to record them again). Each is replayed
-here with ``temporalio.worker.Replayer`` and today's workflow code, in the
-same sandbox as the workers: a change to the interpreter or the Temporal host
+here with ``temporalio.worker.Replayer`` and today's workflow code, in
+Temporal's sandbox (the workers run it outside: the sandbox here catches a call
+that would make a run non-deterministic): a change to the interpreter or the Temporal host
 that would make a running instance take another path (another activity,
 timer or child at some step) raises a nondeterminism error and fails.
 No server is needed: replay is offline.
@@ -45,6 +46,7 @@ async def test_history_replays(path: Path) -> None:
     started = recorded["events"][0]["workflowExecutionStartedEventAttributes"]
     assert started["workflowType"]["name"] == "tideflow.instance"
     history = WorkflowHistory.from_json(path.stem, recorded)
-    replayer = Replayer(workflows=[InstanceWorkflow], workflow_runner=workflow_runner())
+    runner = workflow_runner(sandboxed=True)
+    replayer = Replayer(workflows=[InstanceWorkflow], workflow_runner=runner)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure

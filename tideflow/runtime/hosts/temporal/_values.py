@@ -51,6 +51,11 @@ class InstanceStart:
         mirrored: The starter created the instance's mirrored row -- running, this
             version, this input -- just before it started the workflow (``TemporalRuntime``),
             so the run's first record (``tideflow.begin``) has nothing to write there.
+        definition: The resolved definition of ``version``, given by a starter that has
+            created the mirrored row (``mirrored``) and reported the run ``started``: the
+            run then has nothing to read or write at its start and begins without a local
+            activity (``tideflow.begin`` otherwise). Recorded in the history as the input,
+            where ``tideflow.begin``'s result would be, so replays compile the same.
     """
 
     workflow_id: str
@@ -60,6 +65,7 @@ class InstanceStart:
     run_no: int = 1
     parent_id: str | None = None
     mirrored: bool = False
+    definition: StoredDefinition | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

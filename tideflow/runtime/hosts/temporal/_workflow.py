@@ -1,9 +1,11 @@
 """The one Temporal workflow type, ``tideflow.instance``: the unchanged interpreter inside it.
 
 Each Tideflow instance is one Temporal workflow (its id is the instance id).
-The run reads its definition once (the ``tideflow.begin`` local activity, which
-also writes the run's first record; ``tideflow.definition`` in histories from
-before :data:`FOLD_BEGIN`), so a replay compiles exactly what the first run
+The run gets its definition once -- in its input from a starter that has it
+(:attr:`InstanceStart.definition`: the first run of an instance started through
+Tideflow), else from the ``tideflow.begin`` local activity, which also writes
+the run's first record (``tideflow.definition`` in histories from before
+:data:`FOLD_BEGIN`) -- so a replay compiles exactly what the first run
 compiled, and compiles it -- once
 per worker process and document -- and runs the 0.8 or 1.0 interpreter with
 :class:`TemporalEffects`, which map every effect onto Temporal:
@@ -24,10 +26,9 @@ per worker process and document -- and runs the 0.8 or 1.0 interpreter with
   its answer once the mirror shows it) that hold the run at its next effect;
 - produced events -> the ``tideflow.publish`` local activity.
 
-The workflow runs in Temporal's sandbox with ``tideflow`` (and the pure
-libraries it uses, such as ``jq``) passed through (:mod:`.worker`): the
-interpreter reads no clock and draws no random number, so it needs no
-re-import per run.
+Workers run it outside Temporal's sandbox, the tests inside it with ``tideflow``
+(and the pure libraries it uses, such as ``jq``) passed through (:mod:`.worker`
+says why): the interpreter reads no clock and draws no random number.
 """
 
 from __future__ import annotations
@@ -261,7 +262,10 @@ class InstanceWorkflow:
     async def run(self, start: InstanceStart) -> dict[str, Any]:
         """Run the instance; return ``{status, output, timeline}`` or fail with its error."""
         instance_id = start.instance_id or workflow.info().workflow_id
-        if workflow.patched(FOLD_BEGIN):  # the definition and the first record at once
+        if start.definition is not None:  # the starter gave it and made the first record
+            stored = start.definition
+            self._begun(stored, instance_id, start.run_no)
+        elif workflow.patched(FOLD_BEGIN):  # the definition and the first record at once
             stored = await workflow.execute_local_activity(
                 ACT_BEGIN,
                 replace(start, instance_id=instance_id),

@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -57,7 +57,6 @@ from tideflow.runtime.hosts.temporal._values import (
 from tideflow.runtime.lifecycle import LifecycleNotice
 from tideflow.runtime.rows import InstanceRow, WorkflowVersion
 from tideflow.secrets import NO_REDACTION, Redactor, SecretAccess, sealed_names, unseal
-from tideflow.supervise import first_done
 from tideflow.workflow.dsl1 import is_dsl1
 
 __all__ = [
@@ -119,6 +118,8 @@ class InstanceMirror(Protocol):
         """End an instance (with its last timeline entries, in one transaction)."""
         ...
 
+
+T = TypeVar("T")
 
 Publish = Callable[[str, Sequence[dict[str, Any]]], Awaitable[None]]
 """Hands an instance's produced events on: ``publish(instance_id, events)``."""
@@ -370,19 +371,26 @@ HEARTBEAT_EVERY = 2.0
 a call whose worker died is noticed within the timeout and run again on another worker."""
 
 
-async def _beating(call: Awaitable[Any]) -> Any:
+async def _beating(call: Awaitable[T]) -> T:
     """Await ``call`` while telling Temporal every :data:`HEARTBEAT_EVERY` s that it runs.
 
     The first beat goes after :data:`HEARTBEAT_EVERY` s, not at once: Temporal sends a
     run's first heartbeat to the server at once (an RPC), and most calls end sooner. It
     beat at once while plain ``def`` functions ran on the event loop and could hold it past
     the heartbeat timeout; they run on the worker's threads now (:data:`SYNC_THREADS`).
+    The beats are timer callbacks (in the activity's context), not a task beside the call:
+    a call that ends within :data:`HEARTBEAT_EVERY` s costs one timer, no task.
     """
+    loop = asyncio.get_running_loop()
+    timer: asyncio.TimerHandle
 
-    async def beat() -> None:
-        while True:
-            await asyncio.sleep(HEARTBEAT_EVERY)
-            activity.heartbeat()
+    def beat() -> None:
+        nonlocal timer
+        activity.heartbeat()
+        timer = loop.call_later(HEARTBEAT_EVERY, beat)
 
-    done, _ = await first_done(call, beat())
-    return done.result()
+    timer = loop.call_later(HEARTBEAT_EVERY, beat)
+    try:
+        return await call
+    finally:
+        timer.cancel()

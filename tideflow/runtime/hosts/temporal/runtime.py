@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -53,11 +53,18 @@ from tideflow.runtime.hosts.temporal._values import (
     SIGNAL_SUSPEND,
     WORKFLOW_TYPE,
     InstanceStart,
+    Progress,
+    StoredDefinition,
 )
 from tideflow.runtime.hosts.temporal._workflow import compile_model
-from tideflow.runtime.hosts.temporal.activities import InstanceActivities, stored_definition
+from tideflow.runtime.hosts.temporal.activities import (
+    InstanceActivities,
+    notices,
+    stored_definition,
+)
 from tideflow.runtime.hosts.temporal.gateway import PostgresMirror
 from tideflow.runtime.hosts.temporal.worker import instance_worker
+from tideflow.runtime.lifecycle import LifecycleNotice
 from tideflow.runtime.waits import SignalDelivery
 from tideflow.supervise import Supervisor
 from tideflow.workflow.model import Workflow
@@ -65,6 +72,8 @@ from tideflow.workflow.model import Workflow
 __all__ = ["TemporalOptions", "TemporalRuntime", "connect"]
 
 log = logging.getLogger("tideflow.temporal")
+
+_MAX_DEFINITIONS = 256
 
 
 class TemporalOptions:
@@ -107,6 +116,7 @@ class TemporalRuntime:
         registry: PostgresRegistry | None = None,
         activities: InstanceActivities | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        on_lifecycle: Callable[[LifecycleNotice], None] | None = None,
     ) -> None:
         """Args:
         pool: The database pool (registry, mirror).
@@ -115,6 +125,8 @@ class TemporalRuntime:
         registry: The workflow registry (one is made on ``pool`` by default).
         activities: Run a worker with these in this process (``None``: no worker here).
         clock: The clock of the services around it (the workflow subscriber's).
+        on_lifecycle: Takes the ``started`` notice of each instance it starts with its
+            definition (the worker reports the rest: ``InstanceActivities``).
         """
         self.client = client
         self.options = options
@@ -127,6 +139,10 @@ class TemporalRuntime:
         """Answers the event waits the workflows record, by signalling their events."""
         self._activities = activities
         self._worker: Worker | None = None
+        self._on_lifecycle = on_lifecycle
+        self._definitions: dict[tuple[str, str], StoredDefinition] = {}
+        """Resolved definitions by ``(workflow, version)``: a stored version never changes
+        (deploying it again with another source is refused), so they are read once."""
 
     async def start(self) -> None:
         """Start the worker of this process, if it runs one (supervised)."""
@@ -257,7 +273,26 @@ class TemporalRuntime:
         stored = stored_definition(await self.registry.get(workflow_id, version))
         return compile_model(stored)
 
+    async def _definition(self, workflow_id: str, version: str) -> StoredDefinition | None:
+        """The resolved definition a run of ``version`` compiles (``None``: one deployed
+        before resolved documents were kept -- the run's ``tideflow.begin`` says so)."""
+        key = (workflow_id, version)
+        found = self._definitions.get(key)
+        if found is None:
+            try:
+                found = stored_definition(await self.registry.get(workflow_id, version))
+            except WorkflowNotFound:
+                return None
+            if len(self._definitions) >= _MAX_DEFINITIONS:
+                self._definitions.pop(next(iter(self._definitions)))
+            self._definitions[key] = found
+        return found
+
     async def _run(self, row: InstanceRow, events: list[Any] | None = None) -> None:
+        """Start the workflow of a row just created (running, its version resolved): with
+        its definition, so the run begins without a local activity (it would read the
+        definition and write the record the row already is); ``started`` is reported here."""
+        definition = await self._definition(row.workflow_id, row.version)
         start = InstanceStart(
             workflow_id=row.workflow_id,
             version=row.version,
@@ -265,6 +300,7 @@ class TemporalRuntime:
             instance_id=row.id,
             parent_id=row.parent_id,
             mirrored=True,  # the row was just created: the run's first record writes nothing
+            definition=definition,
         )
         signal: dict[str, Any] = {}
         if events:
@@ -277,6 +313,18 @@ class TemporalRuntime:
             error = {"name": "error", "code": "TEMPORAL", "message": f"start refused: {exc}"}
             await self.mirror.finish(row.id, "failed", error=error, data=None)
             raise StoreError(f"temporal refused to start instance {row.id}: {exc}") from exc
+        if definition is not None and self._on_lifecycle is not None:
+            first = Progress(
+                instance_id=row.id,
+                run_no=1,
+                workflow_id=row.workflow_id,
+                version=row.version,
+                status="running",
+                create=True,
+                parent_id=row.parent_id,
+            )
+            for notice in notices(first, self.clock.now()):
+                self._on_lifecycle(notice)
 
     def handle(self, instance_id: str) -> WorkflowHandle[Any, Any]:
         """The Temporal handle of an instance (its latest run)."""

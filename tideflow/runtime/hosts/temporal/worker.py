@@ -4,17 +4,28 @@
 --engine temporal`` beside the gateway. Any number of workers share a task
 queue: Temporal hands each workflow task and activity to one of them.
 
-The workflow runs in Temporal's sandbox. ``tideflow`` and the libraries its
-pure modules use are *passed through* (imported once, outside the sandbox):
-they read no clock and keep no state that changes what a run does (the
-compiled-definition cache is a pure function of the document), and ``jq`` is
-a C extension that could not be re-imported per run anyway.
+Workers run the workflow **outside** Temporal's sandbox (``UnsandboxedWorkflowRunner``).
+The sandbox guards hand-written workflow code against non-deterministic calls and
+module state shared between runs; it costs every workflow activation an entry into
+it and every payload a call into it (``get_serialization_context``: about a fifth of
+a worker's CPU per seq3 instance, ``bench/RESULTS.md``). Tideflow's one workflow type
+needs neither guard at run time, because both are checked before it ships:
+
+- no user Python runs in it (functions, scripts are activities); the interpreter is
+  pure -- no clock, random source or I/O (ruff bans the calls, an architecture test
+  the imports) -- and every effect goes through ``workflow.*`` APIs;
+- the modules it uses were passed through the sandbox already (imported once,
+  shared between runs): the only state they keep between runs, the compiled
+  definitions, is a pure function of the document;
+- the Effects contract suite and the replay of the golden histories run it *in*
+  the sandbox (:func:`workflow_runner` with ``sandboxed=True``), with
+  :data:`PASSTHROUGH`, so a change that reaches a restricted call fails CI.
 """
 
 from __future__ import annotations
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from tideflow.runtime.hosts.temporal._workflow import InstanceWorkflow
@@ -56,8 +67,12 @@ PASSTHROUGH = (
 """Modules the sandbox takes from outside instead of re-importing them for each run."""
 
 
-def workflow_runner() -> SandboxedWorkflowRunner:
-    """Temporal's sandbox with Tideflow's modules passed through (see the module docs)."""
+def workflow_runner(*, sandboxed: bool = False) -> WorkflowRunner:
+    """How a worker runs ``tideflow.instance``: outside the sandbox (see the module docs),
+    or with ``sandboxed`` in Temporal's sandbox with Tideflow's modules passed through --
+    what the tests run, to catch a call that would make a run non-deterministic."""
+    if not sandboxed:
+        return UnsandboxedWorkflowRunner()
     restrictions = SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
     return SandboxedWorkflowRunner(restrictions=restrictions)
 
@@ -68,13 +83,15 @@ def instance_worker(
     activities: InstanceActivities,
     *,
     max_concurrent_activities: int = 100,
+    sandboxed: bool = False,
 ) -> Worker:
-    """A worker running ``tideflow.instance`` workflows and their activities on ``task_queue``."""
+    """A worker running ``tideflow.instance`` workflows and their activities on ``task_queue``
+    (in Temporal's sandbox with ``sandboxed``: :func:`workflow_runner`)."""
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[InstanceWorkflow],
         activities=activities.all(),
-        workflow_runner=workflow_runner(),
+        workflow_runner=workflow_runner(sandboxed=sandboxed),
         max_concurrent_activities=max_concurrent_activities,
     )
