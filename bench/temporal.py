@@ -33,7 +33,7 @@ figures recorded before; ``--sync-threads 32`` runs it on threads as ``tideflow
 serve``/``worker --engine temporal`` do (a thread hand-off per call).
 
 Run: ``python bench/temporal.py [--n 1000] [--flight 50] [--events 200] [--sync-threads N]
-[--baseline-unsandboxed]``.
+[--baseline-unsandboxed] [--parts seq3,event] [--idle]``.
 """
 
 from __future__ import annotations
@@ -113,23 +113,35 @@ async def _tideflow(client: Any, url: str, args: argparse.Namespace) -> dict[str
                 assert done.output == {"n": i + 3}, done
 
             await seq3(-1)  # warm: the definition compiled, the connections open
-            figures = {"seq3": await _flight(args.n, args.flight, seq3)}
+            figures = {}
+            if "seq3" in args.parts:
+                figures["seq3"] = await _flight(args.n, args.flight, seq3)
             event_latencies = []
-            for i in range(args.events):
+            for i in range(args.events if "event" in args.parts else 0):
                 row = await runtime.start_instance("waiter", {})
                 while (await runtime.instances.get(row.id)).status != "waiting":  # noqa: ASYNC110
                     await asyncio.sleep(0.005)
+                if args.idle:
+                    await _idle(runtime.handle(row.id))
                 event = {"specversion": "1.0", "id": f"e{i}", "source": "bench", "type": "go"}
                 started = time.perf_counter()
                 await runtime.signal_event(row.id, event)
                 done = await runtime.wait_for_completion(row.id, 60)
                 event_latencies.append(time.perf_counter() - started)
                 assert done.status == "completed", done
-            figures["event"] = _latency(event_latencies)
+            if event_latencies:
+                figures["event"] = _latency(event_latencies)
             return figures
     finally:
         await invoker.aclose()
         await pool.close()
+
+
+async def _idle(handle: Any) -> None:
+    """Until the workflow has no workflow task scheduled or running: its first tasks are
+    done and it is blocked in its wait (``--idle``)."""
+    while (await handle.describe()).raw_description.HasField("pending_workflow_task"):  # noqa: ASYNC110
+        await asyncio.sleep(0.005)
 
 
 def _latency(values: list[float]) -> dict[str, Any]:
@@ -161,17 +173,22 @@ async def _baseline(client: Any, args: argparse.Namespace) -> dict[str, Any]:
             assert out == i + 3
 
         await seq3(-1)
-        figures = {"seq3": await _flight(args.n, args.flight, seq3)}
+        figures = {}
+        if "seq3" in args.parts:
+            figures["seq3"] = await _flight(args.n, args.flight, seq3)
         latencies = []
-        for i in range(args.events):
+        for i in range(args.events if "event" in args.parts else 0):
             handle = await client.start_workflow("bench.waiter", id=f"w-{ids.new_id()}",
                                                  task_queue=queue)  # fmt: skip
             await asyncio.sleep(0.02)  # let it reach its wait (the Tideflow side polls)
+            if args.idle:
+                await _idle(handle)
             started = time.perf_counter()
             await handle.signal("go", {"id": f"e{i}"})
             await handle.result()
             latencies.append(time.perf_counter() - started)
-        figures["event"] = _latency(latencies)
+        if latencies:
+            figures["event"] = _latency(latencies)
         return figures
 
 
@@ -182,20 +199,22 @@ async def _main(args: argparse.Namespace, server: str) -> dict[str, Any]:
     client = await Client.connect(args.address)
     baseline = await _baseline(client, args)
     tideflow = await _tideflow(client, url, args)
-    return {
-        "seq3": {
+    figures: dict[str, Any] = {}
+    if "seq3" in args.parts:
+        figures["seq3"] = {
             "tideflow": tideflow["seq3"],
             "handwritten": baseline["seq3"],
             "ratio": round(
                 tideflow["seq3"]["workflows_per_s"] / baseline["seq3"]["workflows_per_s"], 3
             ),
-        },
-        "event": {
+        }
+    if "event" in args.parts and args.events:
+        figures["event"] = {
             "tideflow": tideflow["event"],
             "signal_round_trip": baseline["event"],
             "p50_ratio": round(tideflow["event"]["p50_ms"] / baseline["event"]["p50_ms"], 3),
-        },
-    }
+        }
+    return figures
 
 
 def main() -> None:
@@ -217,7 +236,20 @@ def main() -> None:
         action="store_true",
         help="run the hand-written workflow outside Temporal's sandbox too (default: in it)",
     )
+    parser.add_argument(
+        "--parts",
+        default="seq3,event",
+        help="comma-separated parts to run: seq3, event (default both)",
+    )
+    parser.add_argument(
+        "--idle",
+        action="store_true",
+        help="event: signal each workflow only once it has no workflow task pending (its "
+        "first tasks done, blocked in its wait), on both sides; without it the baseline "
+        "signals 20 ms after its start and Tideflow as soon as the mirror shows waiting",
+    )
     args = parser.parse_args()
+    args.parts = {part.strip() for part in args.parts.split(",") if part.strip()}
     server, cleanup = _server()
     try:
         with start_dev_server() as temporal:

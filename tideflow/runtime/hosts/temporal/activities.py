@@ -169,6 +169,20 @@ class InstanceActivities:
         self._module_cache: dict[str, Path] = {}
         self._on_lifecycle = on_lifecycle
         self._secrets = secrets
+        self._on_end: list[Callable[[str, InstanceRow | None], None]] = []
+        self._finishing: set[str] = set()
+
+    def on_end(self, callback: Callable[[str, InstanceRow | None], None]) -> None:
+        """Call ``callback(instance_id, row)`` once this worker has committed an instance's
+        end (its Temporal workflow completes right after): ``row`` is the final mirrored
+        row, ``None`` if the instance had ended already. A waiter in this process learns
+        the end without a round trip (:meth:`.runtime.TemporalRuntime.wait_for_completion`)."""
+        self._on_end.append(callback)
+
+    def finishing(self, instance_id: str) -> bool:
+        """Whether this worker is committing ``instance_id``'s end right now (its
+        callbacks follow: :meth:`on_end`)."""
+        return instance_id in self._finishing
 
     def all(self) -> list[Callable[..., Any]]:
         """The activity functions, for ``Worker(activities=...)``."""
@@ -267,16 +281,22 @@ class InstanceActivities:
             await mirror.create([(p.instance_id, p.workflow_id, p.version, p.input, p.parent_id)])
         steps = [(s["kind"], s["key"], s.get("state"), _detail(s)) for s in p.steps]
         if p.final:  # one transaction: the last steps, the end (its waits dropped), NOTIFY
-            await mirror.finish(
-                p.instance_id,
-                p.status,
-                output=p.output,
-                error=p.error,
-                data=p.data,
-                steps=steps,
-                run_no=p.run_no,
-                at=self._clock.now(),
-            )
+            self._finishing.add(p.instance_id)
+            try:
+                ended = await mirror.finish(
+                    p.instance_id,
+                    p.status,
+                    output=p.output,
+                    error=p.error,
+                    data=p.data,
+                    steps=steps,
+                    run_no=p.run_no,
+                    at=self._clock.now(),
+                )
+            finally:
+                self._finishing.discard(p.instance_id)
+            for callback in self._on_end:  # committed: what the status API shows from now on
+                callback(p.instance_id, ended)
         else:
             await mirror.record(
                 p.instance_id,

@@ -7,8 +7,12 @@ Temporal client, and keeps the mirror (:mod:`.gateway`) that the API reads:
 - a start creates the mirrored row (the version resolved, the input checked
   against the value limits) and then the Temporal workflow whose id is the
   instance id (``tideflow.instance``, :mod:`._workflow`);
-- waiting for the end awaits the workflow's result (it records its end in the
-  mirror before it completes) and reads the row;
+- waiting for the end takes the final mirrored row as soon as it is committed:
+  handed over in this process by its worker's last record, or announced by the
+  ``done`` notification of the transaction that wrote it (any worker) -- the
+  workflow records its end in the mirror before it completes, so the status API
+  shows the end from then on; the workflow's result is awaited beside them, for
+  an end Tideflow did not record (a workflow terminated through Temporal);
 - cancel is a Temporal cancellation; suspend and resume are updates (answered
   once the workflow recorded them);
 - :meth:`signal_event` hands an event to an instance's buffered waits;
@@ -44,8 +48,14 @@ from temporalio.worker import Worker
 from tideflow import ids, limits
 from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.errors import ConflictError, InstanceNotFound, StoreError, WorkflowNotFound
+from tideflow.notify import Listener
 from tideflow.runtime.effects import WorkflowInterpreter
-from tideflow.runtime.gateway import InstanceRow, PostgresInstances, PostgresRegistry
+from tideflow.runtime.gateway import (
+    NOTIFY_CHANNEL,
+    InstanceRow,
+    PostgresInstances,
+    PostgresRegistry,
+)
 from tideflow.runtime.hosts.temporal._values import (
     SIGNAL_EVENT,
     SIGNAL_EVENTS,
@@ -66,7 +76,7 @@ from tideflow.runtime.hosts.temporal.gateway import PostgresMirror
 from tideflow.runtime.hosts.temporal.worker import instance_worker
 from tideflow.runtime.lifecycle import LifecycleNotice
 from tideflow.runtime.waits import SignalDelivery
-from tideflow.supervise import Supervisor
+from tideflow.supervise import Supervisor, TaskSet, first_done
 from tideflow.workflow.model import Workflow
 
 __all__ = ["TemporalOptions", "TemporalRuntime", "connect"]
@@ -143,9 +153,18 @@ class TemporalRuntime:
         self._definitions: dict[tuple[str, str], StoredDefinition] = {}
         """Resolved definitions by ``(workflow, version)``: a stored version never changes
         (deploying it again with another source is refused), so they are read once."""
+        self._ends: dict[str, list[asyncio.Future[InstanceRow | None]]] = {}
+        """The open :meth:`wait_for_completion` calls, by instance."""
+        self._reads = TaskSet("reading an ended instance", log)
+        """Reads of ended instances' rows, on their ``done`` notifications."""
+        self._listener = Listener(pool, "temporal ends", health=self.supervisor)
+        self._listener.listen(NOTIFY_CHANNEL, self._notified)
+        if activities is not None:
+            activities.on_end(self._resolve)
 
     async def start(self) -> None:
-        """Start the worker of this process, if it runs one (supervised)."""
+        """Listen for ends; start the worker of this process, if it runs one (supervised)."""
+        self.supervisor.spawn("listen", self._listener.run)
         activities = self._activities
         if activities is None:
             return
@@ -164,6 +183,7 @@ class TemporalRuntime:
             except (RuntimeError, RPCError) as exc:  # never started, or already shut down
                 log.warning("temporal worker shutdown: %s", exc)
         await self.supervisor.stop()
+        await self._reads.cancel()
 
     async def __aenter__(self) -> TemporalRuntime:
         await self.start()
@@ -337,22 +357,74 @@ class TemporalRuntime:
     ) -> InstanceRow:
         """The instance once it has ended, or as it is when ``timeout`` seconds pass.
 
+        The end is taken from the mirror as soon as the workflow's last record committed it
+        (see the module docs), without waiting for Temporal to complete the workflow.
+
         Raises:
             InstanceNotFound: No such instance.
         """
-        row = await self.instances.get(instance_id)
-        if row.final:
-            return row
+        future: asyncio.Future[InstanceRow | None] = asyncio.get_running_loop().create_future()
+        self._ends.setdefault(instance_id, []).append(future)
         try:
-            async with asyncio.timeout(timeout):
-                await self.handle(instance_id).result()
-        except TimeoutError:  # still running: the row as it is
-            pass
+            row = await self.instances.get(instance_id)
+            if row.final:
+                return row
+            try:
+                async with asyncio.timeout(timeout):
+                    _, result = await first_done(future, self._result(instance_id))
+                if not result.cancelled():
+                    result.result()  # raises what the wait for the workflow's result raised
+            except TimeoutError:  # still running: the row as it is
+                pass
+            ended = future.result() if future.done() and not future.cancelled() else None
+            return ended if ended is not None else await self.instances.get(instance_id)
+        finally:
+            waiters = self._ends.get(instance_id, [])
+            if future in waiters:
+                waiters.remove(future)
+            if not waiters:
+                self._ends.pop(instance_id, None)
+
+    async def _result(self, instance_id: str) -> None:
+        """Return once the workflow has ended, however it ended."""
+        try:
+            await self.handle(instance_id).result()
         except WorkflowFailureError as exc:  # failed or cancelled: the row says how
             log.debug("instance %s ended: %s", instance_id, exc)
         except RPCError as exc:  # the cluster is away, or the history is gone: read the row
             log.warning("instance %s: waiting for its end failed: %s", instance_id, exc)
-        return await self.instances.get(instance_id)
+
+    def _resolve(self, instance_id: str, row: InstanceRow | None) -> None:
+        """Answer the waits for ``instance_id``: its final ``row``, or ``None`` (they read
+        it). A worker of this process calls it once it committed an instance's end."""
+        for future in self._ends.get(instance_id, []):
+            if not future.done():
+                future.set_result(row)
+
+    def _notified(self, payload: str) -> None:
+        """``done:<ids>``: instances whose end a worker committed (any process); the row of
+        each one waited for is read once for all its waiters (unless this process's worker
+        hands it over first)."""
+        if not payload.startswith("done:"):
+            return
+        here = self._activities
+        for instance_id in payload[5:].split(","):
+            if (here is None or not here.finishing(instance_id)) and self._waited(instance_id):
+                self._reads.spawn(self._read_end(instance_id))
+
+    def _waited(self, instance_id: str) -> bool:
+        return any(not future.done() for future in self._ends.get(instance_id, ()))
+
+    async def _read_end(self, instance_id: str) -> None:
+        if not self._waited(instance_id):  # handed over by this process's worker meanwhile
+            return
+        try:
+            row: InstanceRow | None = await self.instances.get(instance_id)
+        except (InstanceNotFound, StoreError, asyncpg.PostgresError, OSError) as exc:
+            log.debug("instance %s: reading its end failed: %s", instance_id, exc)
+            row = None  # its waiters read it themselves
+        if row is None or row.final:
+            self._resolve(instance_id, row)
 
     async def cancel(self, instance_id: str) -> InstanceRow:
         """Cancel the workflow (it records ``cancelled`` as it stops)."""
