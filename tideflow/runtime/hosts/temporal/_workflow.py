@@ -165,7 +165,7 @@ def compile_model(stored: StoredDefinition) -> tuple[Workflow, WorkflowInterpret
         model = build_definition(stored.document, source=source, dialect=stored.dialect).workflow
         interpreter = Interpreter(model, dialect=stored.dialect)  # secrets: see with_seals
     if len(_compiled) >= _MAX_COMPILED:
-        _compiled.pop(next(iter(_compiled)))
+        _compiled.pop(next(iter(_compiled)), None)  # activations run on several threads
     _compiled[digest] = (model, interpreter)
     return model, interpreter
 

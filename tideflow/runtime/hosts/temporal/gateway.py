@@ -63,7 +63,7 @@ class PostgresMirror:
             version that is not deployed (or is deleted).
         """
         rows = [(*new, None) for new in news]
-        async with acquired(self._pool, "instances") as conn, conn.transaction():
+        async with acquired(self._pool, "instances") as conn:  # one statement: all or none
             inserted = await insert_instances(conn, rows, OWNER, _LEASE_SECONDS)
         return inserted
 
