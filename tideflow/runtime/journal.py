@@ -41,6 +41,10 @@ log = logging.getLogger("tideflow.runtime.journal")
 
 _NOTIFY_BYTES = 7000  # pg_notify payloads are limited to 8000 bytes
 _CONFLICT_ATTEMPTS = 3  # a group commit that lost a deadlock is written this often in all
+_LINGER_SECONDS = 0.005
+"""How long timeline rows and progress, which nobody waits for, wait for a write somebody
+waits for before they are committed alone. A run's end follows its last steps' rows within
+this (on the event path: the resumed run's rows, then its end -- one commit, not two)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +164,9 @@ class JournalWriter:
         self._clock = clock
         self._batch = _Batch()
         self._dirty = asyncio.Event()
+        self._linger: asyncio.TimerHandle | None = None
+        self.linger = _LINGER_SECONDS
+        """How long writes nobody waits for wait for one somebody waits for (seconds)."""
         self._closed = False
         self._backoff = Backoff(first=0.1, longest=2.0)
         self.commits = 0
@@ -190,12 +197,24 @@ class JournalWriter:
         """Queue a timeline row (committed with the next batch; nobody waits for it)."""
         row = (instance_id, run_no, kind, key, state, dumps(detail), self._clock.now())
         self._batch.timeline.append(row)
-        self._dirty.set()
+        self._unawaited()
 
     def progress(self, instance_id: str, state: str | None, data: Any) -> None:
         """Queue the instance's current state and data (the latest value wins)."""
         self._batch.progress[instance_id] = (state, dumps(data), True)
-        self._dirty.set()
+        self._unawaited()
+
+    def flush(self) -> None:
+        """Commit what is queued at once, without waiting for it (a run starts work outside:
+        its steps so far are on record before it, as a crash's diagnosis needs)."""
+        if self._batch:
+            self._dirty.set()
+
+    def _unawaited(self) -> None:
+        """A write nobody waits for: it goes with the next commit somebody waits for, or
+        alone after :attr:`linger` seconds when none comes (then the writer is idle)."""
+        if self._linger is None and not self._dirty.is_set():
+            self._linger = asyncio.get_running_loop().call_later(self.linger, self._dirty.set)
 
     def transition(self, instance_id: str, change: Transition) -> asyncio.Future[Control]:
         """Queue a status change; the future resolves after its commit."""
@@ -268,6 +287,9 @@ class JournalWriter:
             if not usable(conn):  # it died while idle (a database restart): take another
                 return False
             self._dirty.clear()
+            if self._linger is not None:  # what it waited for goes in this batch
+                self._linger.cancel()
+                self._linger = None
             batch, self._batch = self._batch, _Batch()
             if batch or batch.waiters:
                 await self._commit(conn, batch)

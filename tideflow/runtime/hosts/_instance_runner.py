@@ -182,6 +182,7 @@ class InstanceRunner:
     def _begin_work(self) -> None:
         self._active += 1
         self._ticks += 1
+        self.host.writer.flush()  # the steps before it are not left lingering meanwhile
 
     def _end_work(self) -> None:
         self._active -= 1
