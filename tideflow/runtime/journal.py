@@ -41,10 +41,11 @@ log = logging.getLogger("tideflow.runtime.journal")
 
 _NOTIFY_BYTES = 7000  # pg_notify payloads are limited to 8000 bytes
 _CONFLICT_ATTEMPTS = 3  # a group commit that lost a deadlock is written this often in all
-_LINGER_SECONDS = 0.005
+_LINGER_SECONDS = 0.2
 """How long timeline rows and progress, which nobody waits for, wait for a write somebody
-waits for before they are committed alone. A run's end follows its last steps' rows within
-this (on the event path: the resumed run's rows, then its end -- one commit, not two)."""
+waits for before they are committed alone. A run's rows are followed by its end, a park or
+a result, or it starts work outside (:meth:`JournalWriter.flush`), whatever the load: the
+linger only bounds how stale a run computing for long in memory looks from outside."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -426,6 +426,7 @@ class InstanceRunner:
     async def _evaluated(self, pending: EvaluationPending) -> bool:
         """Wait (off the event loop) for the expression the run needs, then replay the
         run from its journal: the replay finds the outcome remembered. False: stopped."""
+        self.host.writer.flush()  # the steps before it are on record meanwhile
         await pending.wait()
         self._apply(await self.host.writer.sync(self.instance_id))  # every note committed
         if self._stop is not None:
