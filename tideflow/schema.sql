@@ -288,6 +288,12 @@ CREATE TABLE tideflow_correlation_starts (
     expires_at timestamp with time zone DEFAULT 'infinity'::timestamp with time zone NOT NULL
 );
 
+CREATE TABLE tideflow_event_keys (
+    bus_id integer NOT NULL,
+    ce_key bigint NOT NULL,
+    event_offset bigint NOT NULL
+);
+
 CREATE TABLE tideflow_event_waits (
     instance_id text NOT NULL,
     wait_key text NOT NULL,
@@ -530,6 +536,9 @@ ALTER TABLE ONLY tideflow_correlation_pending
 ALTER TABLE ONLY tideflow_correlation_starts
     ADD CONSTRAINT tideflow_correlation_starts_pkey PRIMARY KEY (workflow_id, version, event_offset, name);
 
+ALTER TABLE ONLY tideflow_event_keys
+    ADD CONSTRAINT tideflow_event_keys_pkey PRIMARY KEY (bus_id, ce_key, event_offset);
+
 ALTER TABLE ONLY tideflow_event_waits
     ADD CONSTRAINT tideflow_event_waits_pkey PRIMARY KEY (instance_id, wait_key);
 
@@ -600,8 +609,6 @@ CREATE UNIQUE INDEX tideflow_correlation_starts_open ON tideflow_correlation_sta
 CREATE INDEX tideflow_correlation_starts_taken ON tideflow_correlation_starts USING btree (instance_id) WHERE (instance_id IS NOT NULL);
 
 CREATE INDEX tideflow_event_waits_types ON tideflow_event_waits USING gin (event_types);
-
-CREATE INDEX tideflow_events_key ON ONLY tideflow_events USING btree (bus_id, ce_key);
 
 CREATE INDEX tideflow_events_stored_at ON ONLY tideflow_events USING brin (stored_at);
 

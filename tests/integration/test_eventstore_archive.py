@@ -184,9 +184,15 @@ async def test_deleting_a_bus_deletes_its_files(pool: Any, tmp_path: Path) -> No
     try:
         archive = ArchivePolicy(after=timedelta(days=1), to=str(tmp_path))
         await store.create_bus("gone", archive=archive)
-        await ingest(store, "gone", 250)
+        events = await ingest(store, "gone", 250)
         clock.advance(172800)  # 2 days
         assert await store.archive_once() == 2
+        # dedup covers the live tier: an event whose twin was archived is stored again
+        bus_id = await pool.fetchval("SELECT id FROM tideflow_buses WHERE name = 'gone'")
+        keys = "SELECT min(event_offset) FROM tideflow_event_keys WHERE bus_id = $1"
+        assert await pool.fetchval(keys, bus_id) == 201  # the archived segments' keys went
+        acks = await store.append("gone", [events[0], events[249]])
+        assert [(a.offset, a.duplicate) for a in acks] == [(251, False), (250, True)]
         await store.delete_bus("gone")
         assert not _files(tmp_path)
         assert not _files(tmp_path, "manifest.json")

@@ -31,9 +31,20 @@ async def test_a_hash_collision_is_not_a_duplicate(pool: Any) -> None:
                 key_hash("/d", "b"),
                 datetime.now(UTC),
             )
+            await conn.execute(  # and its dedup key, as an append writes it
+                "INSERT INTO tideflow_event_keys VALUES ($1, $2, 2)", bus_id, key_hash("/d", "b")
+            )
             await conn.execute("UPDATE tideflow_buses SET next_offset = 3 WHERE id = $1", bus_id)
         acks = await store.append(DEFAULT_BUS, [ce("b"), ce("a")])
         assert [(a.offset, a.duplicate) for a in acks] == [(3, False), (1, True)]
+        # a key whose event is gone (its segment dropped) is no duplicate either
+        await pool.execute("INSERT INTO tideflow_event_keys VALUES ($1, $2, 99)", bus_id, 7)
+        await pool.execute(
+            "UPDATE tideflow_event_keys SET event_offset = 99 WHERE ce_key = $1",
+            key_hash("/d", "a"),
+        )
+        acks = await store.append(DEFAULT_BUS, [ce("a"), ce("b")])
+        assert [(a.offset, a.duplicate) for a in acks] == [(4, False), (3, True)]
     finally:
         await store.stop()
 

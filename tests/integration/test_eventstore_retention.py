@@ -55,6 +55,11 @@ async def test_segments_are_created_ahead_and_dropped_whole(pool: Any) -> None:
         assert info.size_bytes < size_before
         assert await pool.fetchval("SELECT count(*) FROM tideflow_events") == 250
         assert (await store.read("logs", 0, 1))[0].offset == 201
+        # the dropped events' dedup keys went with them: their ids are new again (live tier)
+        keys = "SELECT min(event_offset), count(*) FROM tideflow_event_keys WHERE bus_id = $1"
+        assert tuple(await pool.fetchrow(keys, bus_id)) == (201, 250)
+        acks = await store.append("logs", [ce(0), ce(250), ce(449)])
+        assert [(a.offset, a.duplicate) for a in acks] == [(451, False), (251, True), (450, True)]
     finally:
         await store.stop()
 
@@ -78,7 +83,10 @@ async def test_deleting_a_bus_drops_its_log(pool: Any) -> None:
     try:
         await store.create_bus("gone")
         await store.append("gone", [ce(i) for i in range(25)])
+        gone_id = await pool.fetchval("SELECT id FROM tideflow_buses WHERE name = 'gone'")
         await store.delete_bus("gone")
+        keys = "SELECT count(*) FROM tideflow_event_keys WHERE bus_id = $1"
+        assert await pool.fetchval(keys, gone_id) == 0
         tables = await pool.fetch(
             "SELECT relname FROM pg_class WHERE relkind IN ('r', 'p') "
             "AND relname LIKE 'tideflow\\_events\\_%' ORDER BY relname"

@@ -29,10 +29,10 @@ batch, which locks its buses in name order so two processes cannot deadlock).
 
 One group commit serves every bus: a batch holding appends to many buses is
 still one transaction of four statements -- lock the buses (one statement, in
-name order), find the duplicates (one statement, each bus's probes below its
-own ``next_offset``), one COPY (routed to each bus's segment by PostgreSQL
-when the batch spans buses), advance the buses (one statement, one
-notification per bus). Its cost grows with its events, not with its buses.
+name order), find the duplicates (one statement over the keys table), one
+COPY (routed to each bus's segment by PostgreSQL when the batch spans buses),
+write the keys and advance the buses (one statement, one notification per
+bus).
 
 Group commit is pipelined (``in_flight``, 2 by default): the next batch's
 transaction starts while the previous one commits and queues on the bus row
@@ -46,15 +46,24 @@ order in which concurrent callers get their offsets is not defined (it never
 was); one caller's events keep their order, and a caller awaiting each append
 before the next keeps its order across appends.
 
+The readers that follow a bus (the subscriptions' :class:`~tideflow.triggers._workers.BusReader`)
+read through :meth:`PostgresEventStore.follow`: the events this process committed come from
+memory (:mod:`tideflow.eventstore.tail`), so a commit over many buses does not cost one read
+of the database per bus.
+
 The log
 -------
 ``tideflow_events`` is partitioned by LIST (bus) into one table per bus,
 each partitioned by RANGE (offset) into *segments*
 (:mod:`tideflow.eventstore.segments`). Dropping a bus drops its table;
-retention drops whole segments; dedup looks ``(source, id)`` up in the bus's
-segments under the bus lock (a unique index on a partitioned table would
-have to include the offset, so it could not enforce this). Dedup therefore
-covers the events retention has kept -- in the live segments only.
+retention drops whole segments. Dedup looks the hash of ``(source, id)`` up
+under the bus lock in ``tideflow_event_keys``, one table for every bus (a
+unique index on the partitioned log would have to include the offset, so it
+could not enforce this; and a probe of the log is planned over every segment
+of the batch's buses), then reads the events of the keys found from the live
+log and compares source and id. Dedup therefore covers the events retention
+has kept -- in the live segments only; the keys of dropped segments are
+deleted after the drop.
 
 The archive tier
 ----------------
@@ -119,6 +128,7 @@ from tideflow.eventstore.store import (
     TierFigures,
     check_bus_name,
 )
+from tideflow.eventstore.tail import Tails
 from tideflow.isotime import format_timestamp
 from tideflow.supervise import Supervisor
 
@@ -160,9 +170,10 @@ def _bus_from_row(row: Mapping[str, Any]) -> Bus:
 class _BusAppend:
     """One bus's part of a group-commit batch: where its log stood under the lock, its rows."""
 
-    __slots__ = ("bus_id", "first", "next_offset", "ready_until", "records", "size")
+    __slots__ = ("bus", "bus_id", "first", "next_offset", "ready_until", "records", "size")
 
     def __init__(self, head: Mapping[str, Any], records: list[tuple[Any, ...]]) -> None:
+        self.bus: str = head["name"]
         self.bus_id: int = head["id"]
         self.size: int = head["segment_size"]
         self.first: int = head["next_offset"]
@@ -236,6 +247,11 @@ class PostgresEventStore:
         self.heads = notify.Heads(self.listener, NOTIFY_CHANNEL)
         """The last offset of each bus its NOTIFY announced: a reader that reached it has
         nothing to read until the next one."""
+        self.tails = Tails()
+        """The newest events this process committed to each bus (:meth:`follow` reads them)."""
+        self.listener.listen(NOTIFY_CHANNEL, self._on_notify)
+        self.listener.on_reconnect(self.tails.clear)
+        self.listener.on_lost(self.tails.clear)
         self._started = False
         self._bus_ids: dict[str, int] = {}
         self._has_archive: dict[int, bool] = {}
@@ -244,6 +260,12 @@ class PostgresEventStore:
         self._archive_interval = archive_interval
         self.archive_files = archive_files or ArchiveFiles()
         """The archive tier's files and their read cache."""
+
+    def _on_notify(self, payload: str) -> None:
+        """A bus created or deleted (``<bus> 0``) anywhere: forget its run of events."""
+        bus, _, offset = payload.partition(" ")
+        if offset == "0":
+            self.tails.forget(bus)
 
     async def __aenter__(self) -> PostgresEventStore:
         await self.start()
@@ -364,9 +386,11 @@ class PostgresEventStore:
                 raise ConflictError("the default bus cannot be deleted")
             files = [r[0] for r in await conn.fetch(_Q["archived_locations"], bus_id)]
             await conn.execute(_Q["drop_bus_log"], bus_id)
+            await conn.execute(_Q["forget_bus_keys"], bus_id)
             await conn.execute(_Q["delete_bus"], bus_id)
             await conn.execute(_Q["bus_changed"], name)
         self._bus_ids.pop(name, None)
+        self.tails.forget(name)
         folders = {location.rsplit("/", 1)[0] for location in files}
         listed = [f"{folder}/manifest.json" for folder in folders]
         for location in [*files, *listed]:  # after the commit: a crash leaves files nobody reads
@@ -406,58 +430,72 @@ class PostgresEventStore:
         One statement each, whatever the number of buses: lock the buses (in name order),
         find duplicates, COPY the new events, advance the buses (and notify each).
         """
-        now = self._clock.now()
         by_bus: dict[str, list[int]] = {}
         for index, item in enumerate(batch):
             by_bus.setdefault(item.bus, []).append(index)
         results: list[Placed | BaseException] = [NOTHING] * len(batch)
-        ahead: list[tuple[int, int, int, int]] = []
-        async with self._connection() as conn, conn.transaction():
-            heads = await conn.fetch(_Q["lock_buses"], sorted(by_bus))
-            for bus in by_bus.keys() - {head["name"] for head in heads}:
-                for i in by_bus[bus]:
-                    results[i] = BusNotFound(f"no bus named {bus!r}")
-            groups = [(head, [batch[i] for i in by_bus[head["name"]]]) for head in heads]
-            known = await self._find_duplicates(conn, groups)
-            appends: list[_BusAppend] = []
-            for head, items in groups:
-                records, placed = number_batch(
-                    items, known.get(head["id"], {}), head["id"], head["next_offset"], now
-                )
-                for i, item_placed in zip(by_bus[head["name"]], placed, strict=True):
-                    results[i] = item_placed
-                appends.append(_BusAppend(head, records))
-            await self._write(conn, appends)
-            ahead = [append.ahead() for append in appends]
-            if self._before_commit is not None:
-                await self._before_commit()
-        for bus_id, next_offset, ready_until, size in ahead:
+        async with self._connection() as conn:
+            async with conn.transaction():
+                appends = await self._flush_in(conn, batch, by_bus, results)
+            for append in appends:  # committed: the readers that follow these buses read them
+                self.tails.committed(append.bus, append.bus_id, append.records)
+        for bus_id, next_offset, ready_until, size in (append.ahead() for append in appends):
             if segments.wants_segment_ahead(next_offset, ready_until, size):
                 await self._prepare_segment(bus_id, next_offset, size)
         return results
 
+    async def _flush_in(
+        self,
+        conn: Any,
+        batch: Sequence[EncodedAppend],
+        by_bus: Mapping[str, list[int]],
+        results: list[Placed | BaseException],
+    ) -> list[_BusAppend]:
+        """:meth:`_flush`'s statements, in its transaction: sets ``results``, returns the
+        buses' appends."""
+        now = self._clock.now()
+        heads = await conn.fetch(_Q["lock_buses"], sorted(by_bus))
+        for bus in by_bus.keys() - {head["name"] for head in heads}:
+            for i in by_bus[bus]:
+                results[i] = BusNotFound(f"no bus named {bus!r}")
+        groups = [(head, [batch[i] for i in by_bus[head["name"]]]) for head in heads]
+        known = await self._find_duplicates(conn, groups)
+        appends: list[_BusAppend] = []
+        for head, items in groups:
+            records, placed = number_batch(
+                items, known.get(head["id"], {}), head["id"], head["next_offset"], now
+            )
+            for i, item_placed in zip(by_bus[head["name"]], placed, strict=True):
+                results[i] = item_placed
+            appends.append(_BusAppend(head, records))
+        await self._write(conn, appends)
+        if self._before_commit is not None:
+            await self._before_commit()
+        return appends
+
     async def _find_duplicates(
         self, conn: Any, groups: Sequence[tuple[Mapping[str, Any], Sequence[EncodedAppend]]]
     ) -> dict[int, dict[tuple[str, str], int]]:
-        """Per bus id, the offsets of the events of ``groups`` its log holds already."""
-        rows: list[Any]  # (bus id, source, id, offset)
-        if len(groups) == 1:  # the common case: its segments pruned when it is planned
-            head, items = groups[0]
-            keys = [row[2] for item in items for row in item.rows]
-            found = await conn.fetch(_Q["find_duplicates"], head["id"], keys, head["next_offset"])
-            rows = [(head["id"], *row) for row in found]
-        else:
-            probes: tuple[list[int], list[int], list[int]] = ([], [], [])
-            for head, items in groups:
-                for item in items:
-                    for row in item.rows:
-                        probes[0].append(head["id"])
-                        probes[1].append(row[2])
-                        probes[2].append(head["next_offset"])
-            rows = await conn.fetch(_Q["find_duplicates_across"], *probes)
+        """Per bus id, the offsets of the events of ``groups`` its live log holds already.
+
+        One probe of the keys table for the whole batch (its plan does not grow with the
+        buses); for the keys found (duplicates, rare), the events at those offsets are read
+        from the live log and compared by source and id: a hash collision, or a key whose
+        event retention dropped or the archive tier moved, is not a duplicate.
+        """
+        probes: tuple[list[int], list[int]] = ([], [])
+        for head, items in groups:
+            for item in items:
+                for row in item.rows:
+                    probes[0].append(head["id"])
+                    probes[1].append(row[2])
+        candidates: dict[int, list[int]] = {}
+        for bus_id, offset in await conn.fetch(_Q["find_duplicates"], *probes):
+            candidates.setdefault(bus_id, []).append(offset)
         known: dict[int, dict[tuple[str, str], int]] = {}
-        for bus_id, source, event_id, offset in rows:  # by (source, id): hash collisions miss
-            known.setdefault(bus_id, {})[(source, event_id)] = offset
+        for bus_id, offsets in candidates.items():
+            for source, event_id, offset in await conn.fetch(_Q["live_events"], bus_id, offsets):
+                known.setdefault(bus_id, {})[(source, event_id)] = offset
         return known
 
     async def _write(self, conn: Any, appends: Sequence[_BusAppend]) -> None:
@@ -480,6 +518,9 @@ class PostgresEventStore:
             _Q["advance_buses"],
             [append.bus_id for append in filled],
             [append.next_offset for append in filled],
+            [record[0] for record in records],
+            [record[4] for record in records],
+            [record[1] for record in records],
         )
 
     async def _prepare_segment(self, bus_id: int, next_offset: int, size: int) -> None:
@@ -501,6 +542,21 @@ class PostgresEventStore:
         if rows and rows[0][0] == after + 1:  # the common case: no archive in between
             return stored_events(bus, rows)
         return stored_events(bus, await self._read_archived(bus, after, limit, rows))
+
+    async def follow(self, bus: str, after: int = 0, limit: int = 100) -> list[StoredEvent]:
+        """:meth:`read` for a reader that follows the bus's notifications: events this process
+        committed and still keeps (:mod:`tideflow.eventstore.tail`) come from memory.
+
+        Such a read returns what :meth:`read` returned right after the commit that wrote
+        them (a prefix of what it returns now when other processes appended since). A
+        deletion of the bus, or retention, committed by another process since is seen at its
+        notification: until then a read here may still return the events it removed, as a
+        read that started a moment earlier would (:meth:`read` does not, for the HTTP API).
+        """
+        rows = self.tails.read(bus, after, limit)
+        if rows is None:
+            return await self.read(bus, after, limit)
+        return stored_events(bus, rows)
 
     async def _read_archived(self, bus: str, after: int, limit: int, live: list[Any]) -> list[Any]:
         """The events after ``after`` from the archived segments, then from ``live``.
@@ -659,10 +715,26 @@ class PostgresEventStore:
                     location = await conn.fetchval(
                         _Q["drop_archived_segment"], segment.bus_id, segment.segment_no
                     )
+            self.tails.forget(segment.bus)
             if location is not None:  # after the commit: nobody reads it any more
                 await self.archive_files.delete(location)
             log.info("retention dropped segment %d of bus %r", segment.segment_no, segment.bus)
+        await self._forget_keys({segment.bus_id for segment in drop if segment.location is None})
         return len(drop)
+
+    async def _forget_keys(self, bus_ids: set[int]) -> None:
+        """Delete the dedup keys of events no longer live (segments dropped or archived).
+
+        After the drop's commit, in their own transaction: until then such keys are only
+        candidates that :meth:`_find_duplicates` finds no live event for; a failure here
+        leaves them to the bus's next drop.
+        """
+        for bus_id in sorted(bus_ids):
+            try:
+                async with self._connection() as conn:
+                    await conn.execute(_Q["forget_keys"], bus_id)
+            except StoreError as exc:
+                log.warning("could not delete the dedup keys dropped from bus %d: %s", bus_id, exc)
 
     # -- the archive tier ---------------------------------------------------
 
@@ -711,6 +783,7 @@ class PostgresEventStore:
                 )
         for segment in touched.values():
             await self._write_manifest(segment)
+        await self._forget_keys(set(touched))
         return archived
 
     async def _archive_segment(self, segment: segments.ArchiveCandidate) -> bool:

@@ -679,6 +679,7 @@ class BusReader:
         self._waiters: Waiters | None = None
         self._watch: asyncio.Event | None = None
         self._heads: Heads | None = None
+        self._follow: Callable[[str, int, int], Awaitable[list[StoredEvent]]] = store.read
 
     def start(self, supervisor: Supervisor) -> None:
         """Start the reading task ``bus:<bus>`` under ``supervisor`` (watching the store's
@@ -690,6 +691,8 @@ class BusReader:
             self._watch = waiters.watch(self.bus)
             heads = getattr(self.store, "heads", None)
             self._heads = heads if isinstance(heads, Heads) else None
+            # events this process committed come from memory (PostgresEventStore.follow)
+            self._follow = getattr(self.store, "follow", self.store.read)
         supervisor.spawn(f"bus:{self.bus}", self.run)
 
     async def stop(self, supervisor: Supervisor) -> None:
@@ -753,7 +756,7 @@ class BusReader:
         if self._offsets and self._buffer_after <= after < self._offsets[-1]:
             start = bisect.bisect_right(self._offsets, after)
             return self._buffer[start:]
-        events = await self.store.read(self.bus, after, self._batch_size)
+        events = await self._follow(self.bus, after, self._batch_size)
         self._buffer = events
         self._offsets = [e.offset for e in events]
         self._buffer_after = after

@@ -1,9 +1,9 @@
 -- lock_buses --
 -- Lock the rows of the buses named in $1 in name order (one lock order for every process: no
 -- deadlock) until commit, serializing each bus's appends; read where each log stands; and make
--- this transaction plan each statement for its parameters: a generic plan of find_duplicates
--- cannot hash its key array and, on a young segment, scans it once per key. The rows are locked
--- as the sort hands them over; one updated meanwhile is read again once its lock is granted
+-- this transaction plan each statement for its parameters: a generic plan of live_events would
+-- lock every segment of the log (PostgreSQL locks before it prunes). The rows are locked as the
+-- sort hands them over; one updated meanwhile is read again once its lock is granted
 SELECT b.name, b.id, b.next_offset, b.segment_size,
        (SELECT max(s.end_offset) FROM tideflow_segments s WHERE s.bus_id = b.id) AS ready_until,
        set_config('plan_cache_mode', 'force_custom_plan', true) AS plan_cache_mode
@@ -13,40 +13,41 @@ ORDER BY b.name
 FOR UPDATE OF b;
 
 -- find_duplicates --
--- Events in the bus (below offset $3) whose (source, id) hash is one of $2; the caller compares
--- source and id. One index probe per key whatever the statistics say: OFFSET 0 keeps the
--- planner from turning the lateral probe into a scan of the segments, which it does for a young
--- segment it has no statistics for; "event_offset < $3" prunes the segment kept ahead
-SELECT e.ce_source, e.ce_id, e.event_offset
-FROM unnest($2::bigint[]) AS k (key)
-CROSS JOIN LATERAL (
-    SELECT ce_source, ce_id, event_offset FROM tideflow_events
-    WHERE bus_id = $1 AND ce_key = k.key AND event_offset < $3
-    OFFSET 0
-) AS e;
+-- The keys already written for a batch: per probe its bus ($1) and its hash ($2). One table
+-- whatever the buses (migration 0022): the plan does not grow with their segments. A match is
+-- a candidate only: the caller reads its event (live_events) and compares source and id
+SELECT k.bus_id, k.event_offset
+FROM unnest($1::integer[], $2::bigint[]) AS p (bus_id, key)
+JOIN tideflow_event_keys k ON k.bus_id = p.bus_id AND k.ce_key = p.key;
 
--- find_duplicates_across --
--- find_duplicates for a batch over several buses in one statement: per key its bus ($1), its
--- hash ($2) and its bus's next offset ($3). "bus_id = ANY($1)" leaves the planner only the
--- batch's buses' segments (a custom plan: see lock_buses); each probe prunes to its own bus's
--- segments when it runs
-SELECT k.bus_id, e.ce_source, e.ce_id, e.event_offset
-FROM unnest($1::integer[], $2::bigint[], $3::bigint[]) AS k (bus_id, key, upto)
-CROSS JOIN LATERAL (
-    SELECT ce_source, ce_id, event_offset FROM tideflow_events
-    WHERE bus_id = ANY($1::integer[])
-      AND bus_id = k.bus_id AND ce_key = k.key AND event_offset < k.upto
-    OFFSET 0
-) AS e;
+-- live_events --
+-- Source and id of the events of bus $1 at the offsets $2 still in the live segments (the
+-- candidates of find_duplicates; by bus id, so the other buses' segments are pruned)
+SELECT ce_source, ce_id, event_offset
+FROM tideflow_events
+WHERE bus_id = $1 AND event_offset = ANY($2::bigint[]);
+
+-- forget_keys --
+-- The keys of bus $1 below its first live offset (their segments were dropped or archived)
+DELETE FROM tideflow_event_keys
+WHERE bus_id = $1
+  AND event_offset < (SELECT first_offset FROM tideflow_buses WHERE id = $1);
+
+-- forget_bus_keys --
+-- Every key of a bus being deleted
+DELETE FROM tideflow_event_keys WHERE bus_id = $1;
 
 -- ensure_segments --
 -- Create the bus's segments up to the one holding offset $2 (caller holds the bus row lock)
 SELECT tideflow_ensure_segments($1, $2);
 
 -- advance_buses --
--- Move each bus ($1) past its appended events (next offset $2); each bus's notification is
--- delivered at commit
-WITH moved AS (
+-- Write the new events' dedup keys (bus $3, hash $4, offset $5) and move each bus ($1) past
+-- its appended events (next offset $2); each bus's notification is delivered at commit
+WITH keys AS (
+    INSERT INTO tideflow_event_keys (bus_id, ce_key, event_offset)
+    SELECT * FROM unnest($3::integer[], $4::bigint[], $5::bigint[])
+), moved AS (
     UPDATE tideflow_buses b SET next_offset = u.next_offset
     FROM unnest($1::integer[], $2::bigint[]) AS u (id, next_offset)
     WHERE b.id = u.id
