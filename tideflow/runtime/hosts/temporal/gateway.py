@@ -25,12 +25,11 @@ import asyncpg
 from tideflow.db import acquired, load_queries
 from tideflow.runtime._timeline import Row, fold
 from tideflow.runtime.gateway import (
-    delete_waits,
+    NOTIFY_CHANNEL,
     drop_wait,
     insert_instances,
     insert_timeline,
     insert_wait,
-    notify_done,
 )
 from tideflow.runtime.rows import InstanceRow, dumps
 
@@ -117,27 +116,30 @@ class PostgresMirror:
         """End an instance (``None`` when it had ended already) and announce it (``done``).
 
         ``steps`` are the run's last timeline entries (``(kind, key, state, detail)`` of run
-        ``run_no``, stamped ``at``), written in the same transaction.
+        ``run_no``, stamped ``at``), written by the same statement when it ends the instance
+        (a record retried after its commit adds no second copy); the instance's event waits
+        go, and ``done`` is notified, in the same commit.
         """
-        rows: list[Row] = []
+        row: Row | None = None
         if steps:
             if at is None:
                 raise TypeError("timeline entries need their time (at)")
-            rows = [
+            rows: list[Row] = [
                 (instance_id, run_no, kind, key, state_name, dumps(detail), at)
                 for kind, key, state_name, detail in steps
             ]
-        async with acquired(self._pool, "instances") as conn, conn.transaction():
-            if rows:
-                await insert_timeline(conn, fold(rows))
-            row = await conn.fetchrow(
+            (row,) = fold(rows)  # one instance and run: one row
+        timeline = (None,) * 5 if row is None else row[2:]
+        async with acquired(self._pool, "instances") as conn:  # one statement: no transaction
+            ended = await conn.fetchrow(
                 _Q["mirror_finish"],
                 instance_id,
                 status,
                 dumps(output),
                 None if error is None else dumps(error),
                 None if data is None else dumps(data),
+                NOTIFY_CHANNEL,
+                *timeline,
+                run_no,
             )
-            await delete_waits(conn, instance_id)
-            await notify_done(conn, [instance_id])
-        return None if row is None else InstanceRow.from_row(row)
+        return None if ended is None else InstanceRow.from_row(ended)
