@@ -140,6 +140,9 @@ class InstanceRunner:
         self._stop: str | None = None
         self.stalled = False
         """It stopped on a database error: the runtime hands the instance back for a replay."""
+        self.ended = False
+        """Its end is committed and its waiters were told (its task may still be finishing:
+        a waiter coming now reads the row instead of waiting to be told)."""
         self._task: asyncio.Future[RunResult] | None = None
         self._skip = 0
         self._wake: tuple[datetime, str] | None = None
@@ -457,6 +460,7 @@ class InstanceRunner:
             if control.held:
                 self.host.lifecycle(status, self, run=self.run_no)
                 if status == InstanceStatus.CANCELLED:
+                    self.ended = True
                     self.host.finished(self.instance_id)
                     await self._terminate_children()
         elif reason == "shutdown":
@@ -482,6 +486,7 @@ class InstanceRunner:
             self.host.lifecycle(
                 change.status, self, error=change.error, output=change.output, run=self.run_no
             )
+            self.ended = True
             self.host.finished(self.instance_id, control.row)
             await self._terminate_children()
 

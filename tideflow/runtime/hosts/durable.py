@@ -557,7 +557,10 @@ class DurableRuntime:
         future: asyncio.Future[InstanceRow | None] = asyncio.get_running_loop().create_future()
         self._done.setdefault(instance_id, []).append(future)
         try:
-            if instance_id not in self._runners:
+            # A runner in memory tells its waiters when its end commits -- unless it has told
+            # them already (it stays in memory until its task finishes): then read the row.
+            runner = self._runners.get(instance_id)
+            if runner is None or runner.ended:
                 row = await self.instances.get(instance_id)
                 if row.final:
                     return row
@@ -690,10 +693,10 @@ class DurableRuntime:
                 future.set_result(row)
 
     def _ended_elsewhere(self, instance_id: str) -> None:
-        # NOTIFY done:<id>. For an instance running here the runner itself
-        # hands its waiters the final row (the notification may come first).
-        if instance_id not in self._runners:
-            self.finished(instance_id)
+        # NOTIFY done:<id>, sent by the commit of the end. A runner here hands its waiters the
+        # final row, usually before this arrives; when this comes first (or the end was
+        # another process's: this runner lost its lease), the waiters read the row.
+        self.finished(instance_id)
 
     # --- what the runners and their effects use (the roles of _runner_services) -----
 
