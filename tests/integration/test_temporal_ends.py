@@ -13,22 +13,14 @@ record: a workflow terminated through Temporal.
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.temporal import DevServer
-from tideflow import ids
-from tideflow.deploy import deploy_definition
-from tideflow.runtime.functions import FunctionInvoker
-from tideflow.runtime.gateway import PostgresRegistry
-from tideflow.runtime.hosts.temporal import InstanceActivities
-from tideflow.runtime.hosts.temporal.gateway import PostgresMirror
-from tideflow.runtime.hosts.temporal.runtime import TemporalOptions, TemporalRuntime, connect
+from tests.support.temporal import DevServer, Setting, deployed
+from tideflow.runtime.hosts.temporal.runtime import TemporalRuntime, connect
 from tideflow.runtime.rows import InstanceRow
 
 WAITER = {
@@ -74,33 +66,10 @@ async def _waiting(runtime: TemporalRuntime, instance_id: str) -> None:
         await asyncio.sleep(0.02)
 
 
-@dataclass
-class Setting:
-    """A deployed waiter, a task queue of its own, and a worker's activities."""
-
-    options: TemporalOptions
-    registry: PostgresRegistry
-    activities: InstanceActivities
-
-
 @pytest.fixture
 async def setting(pool: Any, temporal_server: DevServer, tmp_path: Path) -> AsyncIterator[Setting]:
-    registry = PostgresRegistry(pool)
-    await deploy_definition(registry, json.dumps(WAITER), "application/json")
-    options = TemporalOptions(
-        temporal_server.address,
-        namespace=temporal_server.namespace,
-        task_queue=f"ends-{ids.new_id()}",
-    )
-
-    async def publish(_: str, __: Sequence[dict[str, Any]]) -> None:
-        pass
-
-    async with FunctionInvoker() as invoker:
-        activities = InstanceActivities(
-            registry, invoker, publish, base_dir=tmp_path, mirror=PostgresMirror(pool)
-        )
-        yield Setting(options, registry, activities)
+    async with deployed(pool, temporal_server, tmp_path, WAITER, "ends") as made:
+        yield made
 
 
 async def test_an_end_is_answered_from_the_mirror_here_and_in_another_process(

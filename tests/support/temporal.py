@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,3 +142,43 @@ async def record_history(client: Any, workflow_id: str, name: str) -> None:
     GOLDEN.mkdir(parents=True, exist_ok=True)
     text = json.dumps(history.to_json_dict(), indent=1, sort_keys=True)
     (GOLDEN / f"{name}.json").write_text(text + "\n")
+
+
+@dataclass
+class Setting:
+    """A deployed workflow, a task queue of its own, and a worker's activities."""
+
+    options: Any  # TemporalOptions
+    registry: Any  # PostgresRegistry
+    activities: Any  # InstanceActivities
+
+
+@contextlib.asynccontextmanager
+async def deployed(
+    pool: Any, server: DevServer, base_dir: Path, definition: dict[str, Any], queue: str
+) -> AsyncIterator[Setting]:
+    """``definition`` deployed, the options of a fresh task queue named after ``queue``, and
+    activities that publish nothing (imports inside: this module also serves tests that
+    need only the server)."""
+    from tideflow import ids
+    from tideflow.deploy import deploy_definition
+    from tideflow.runtime.functions import FunctionInvoker
+    from tideflow.runtime.gateway import PostgresRegistry
+    from tideflow.runtime.hosts.temporal import InstanceActivities
+    from tideflow.runtime.hosts.temporal.gateway import PostgresMirror
+    from tideflow.runtime.hosts.temporal.runtime import TemporalOptions
+
+    registry = PostgresRegistry(pool)
+    await deploy_definition(registry, json.dumps(definition), "application/json")
+    options = TemporalOptions(
+        server.address, namespace=server.namespace, task_queue=f"{queue}-{ids.new_id()}"
+    )
+
+    async def publish(_: str, __: Sequence[dict[str, Any]]) -> None:
+        pass
+
+    async with FunctionInvoker() as invoker:
+        activities = InstanceActivities(
+            registry, invoker, publish, base_dir=base_dir, mirror=PostgresMirror(pool)
+        )
+        yield Setting(options, registry, activities)

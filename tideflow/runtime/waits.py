@@ -512,7 +512,12 @@ class Signals(Protocol):
     """A host whose instances take events as signals (the Temporal engine)."""
 
     async def signal_events(self, instance_id: str, events: list[dict[str, Any]]) -> None:
-        """Hand ``events`` to the instance, in order (it buffers them until a wait takes them)."""
+        """Hand ``events`` to the instance, in order (it buffers them until a wait takes them;
+        an event it was handed before, by source and id, it drops).
+
+        Raises:
+            StoreError: The signal was not taken (and the instance has not ended).
+        """
 
 
 class SignalDelivery:
@@ -520,9 +525,12 @@ class SignalDelivery:
 
     A wait is answered by dropping its row under its lock -- so a wait takes
     events at most once, and a second event for an answered wait is kept for
-    the instance's next wait as on the durable host -- and then signalling its
-    result to the instance. A signal that fails after the commit is logged
-    (the instance ended meanwhile, or the cluster is away).
+    the instance's next wait as on the durable host -- and signalling its
+    result to the instance before that drop commits: a crash or a failed
+    signal in between leaves the wait open, the batch is handed over again and
+    the signal is sent again (the instance drops an event it was signalled
+    before, by source and id). A signal to an instance that ended meanwhile is
+    logged and the drop commits.
 
     Args:
         pool: The database pool.
@@ -546,10 +554,10 @@ class SignalDelivery:
                 wait, result = await _take_wait(conn, instance_id, wait_key, events)
                 if wait is not None and result is not None:
                     await gateway.drop_wait(conn, instance_id, wait_key)
+                    # Under the wait's lock, before the commit (see the class docs).
+                    await self._signals.signal_events(instance_id, result)
         except asyncpg.PostgresError as exc:
             raise StoreError(f"delivering events to {instance_id} failed: {exc}") from exc
-        if result is not None and wait is not None:
-            await self._signals.signal_events(instance_id, result)
         return wait is not None
 
     async def deliver_many(

@@ -41,7 +41,7 @@ import math
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, TypeVar, cast
+from typing import Any, Final, TypeVar, cast
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -200,12 +200,18 @@ def with_seals(interpreter: WorkflowInterpreter, model: Workflow, key: str) -> W
     return own
 
 
+_SIGNALLED_KEPT: Final = 10_000
+"""How many signalled events' keys a run remembers to drop a repeated signal."""
+
+
 @workflow.defn(name=WORKFLOW_TYPE)
 class InstanceWorkflow:
     """One Tideflow instance (see the module docs)."""
 
     def __init__(self) -> None:
         self.feed = EventFeed()
+        self._signalled: dict[tuple[str, str], None] = {}
+        """(source, id) of the events signalled to this run, the newest _SIGNALLED_KEPT."""
         self.suspended = False
         self.state: str | None = None
         self.steps = 0
@@ -222,12 +228,25 @@ class InstanceWorkflow:
     @workflow.signal(name=SIGNAL_EVENT)
     def event(self, event: dict[str, Any]) -> None:
         """An event for this instance (buffered until a wait takes it)."""
-        self.feed.pending.append(event)
+        self._offer([event])
 
     @workflow.signal(name=SIGNAL_EVENTS)
     def events(self, events: list[dict[str, Any]]) -> None:
         """Events for this instance, in order (buffered until a wait takes them)."""
-        self.feed.pending.extend(events)
+        self._offer(events)
+
+    def _offer(self, events: list[dict[str, Any]]) -> None:
+        """Buffer ``events``, but those signalled before (by source and id): a delivery is
+        signalled again when its commit failed after the signal (``SignalDelivery``)."""
+        for event in events:
+            key = (str(event.get("source")), str(event.get("id")))
+            if "id" in event and key in self._signalled:
+                continue
+            if "id" in event:
+                self._signalled[key] = None
+                if len(self._signalled) > _SIGNALLED_KEPT:  # the oldest forgotten first
+                    del self._signalled[next(iter(self._signalled))]
+            self.feed.pending.append(event)
 
     @workflow.update(name=SIGNAL_SUSPEND)
     async def suspend(self) -> None:

@@ -42,7 +42,7 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from tideflow import ids, limits
@@ -465,8 +465,18 @@ class TemporalRuntime:
         await self._signal(instance_id, SIGNAL_EVENT, event)
 
     async def signal_events(self, instance_id: str, events: list[dict[str, Any]]) -> None:
-        """Hand events to the instance's waits, in order, in one signal."""
-        await self._signal(instance_id, SIGNAL_EVENTS, events)
+        """Hand events to the instance's waits, in order, in one signal.
+
+        Raises:
+            StoreError: Temporal did not take the signal, and not because the instance
+                ended (the caller's delivery is rolled back and made again).
+        """
+        try:
+            await self.handle(instance_id).signal(SIGNAL_EVENTS, events)
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise StoreError(f"signalling events to {instance_id} failed: {exc}") from exc
+            log.info("instance %s: events not delivered, it ended: %s", instance_id, exc)
 
     async def _signal(
         self, instance_id: str, name: str | None, *args: Any, update: bool = False
