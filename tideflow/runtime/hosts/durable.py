@@ -693,10 +693,11 @@ class DurableRuntime:
                 future.set_result(row)
 
     def _ended_elsewhere(self, instance_id: str) -> None:
-        # NOTIFY done:<id>, sent by the commit of the end. A runner here hands its waiters the
-        # final row, usually before this arrives; when this comes first (or the end was
-        # another process's: this runner lost its lease), the waiters read the row.
-        self.finished(instance_id)
+        # NOTIFY done:<id>. For an instance running here the runner itself
+        # hands its waiters the final row (the notification may come first: waking them
+        # now would cost each a read of the row).
+        if instance_id not in self._runners:
+            self.finished(instance_id)
 
     # --- what the runners and their effects use (the roles of _runner_services) -----
 
