@@ -62,8 +62,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import ingest_http  # noqa: E402
-from http_path import JSON, KEYED, clients, deploy, probe, report, served  # noqa: E402
-from ingest_http import RawConnection, http_request  # noqa: E402
+from http_path import JSON, KEYED, clients, deploy, probe, report, served, server_cpu  # noqa: E402
+from ingest_http import RawConnection, http_request, process_cpu  # noqa: E402
 from runtime import _fresh_db, _pct  # noqa: E402
 
 PROBES_WARM = 10
@@ -223,6 +223,49 @@ async def _lag(url: str) -> int:
         await conn.close()
 
 
+async def _backends(url: str) -> set[int]:
+    """The server processes of the database's connections (the bench's own aside)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await conn.close()
+    return {row[0] for row in rows}
+
+
+def _cpu(pids: set[int]) -> float:
+    """CPU seconds of ``pids`` (one gone meanwhile counts 0: the pool rarely closes one)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            total += process_cpu(pid)
+        except OSError:
+            continue
+    return total
+
+
+async def _stored(url: str, buses: list[str]) -> int:
+    """Events stored on ``buses``."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT coalesce(sum(next_offset - 1), 0) FROM tideflow_buses"
+                " WHERE name = ANY($1::text[])",
+                buses,
+            )
+        )
+    finally:
+        await conn.close()
+
+
 async def _ingest(
     server: str, buses: int, subscriptions: int, batches: int, singles: int
 ) -> dict[str, Any]:
@@ -233,25 +276,36 @@ async def _ingest(
             await _bus(port, name, subscriptions)
         await asyncio.sleep(1)  # the subscriptions' readers are up
 
+        # Distinct ids in each phase: a single's id equal to a warm-up event's on its bus
+        # would be a duplicate (acknowledged, nothing written) -- on one bus all of them were.
         def batch(n: int) -> bytes:
-            events = [ingest_http.make_event("s", n * 100 + i) for i in range(100)]
+            events = [ingest_http.make_event("b", n * 100 + i) for i in range(100)]
             headers, body = ingest_http.encode_batch(events)
             return http_request(f"/buses/{names[n % buses]}/events", headers, body)
 
         def single(n: int) -> bytes:
-            headers, body = ingest_http.encode_binary(ingest_http.make_event("s", 10**8 + n))
+            headers, body = ingest_http.encode_binary(ingest_http.make_event("s", n))
             return http_request(f"/buses/{names[n % buses]}/events", headers, body)
 
         await ingest_http.drive(port, [batch(10**6 + n) for n in range(20)], 8)  # warm-up
         many = await ingest_http.drive(port, [batch(n) for n in range(batches)], 8)
+        backends = await _backends(url)
+        cpu = server_cpu(port), _cpu(backends)
         one = await ingest_http.drive(port, [single(n) for n in range(singles)], 32)
+        backends |= await _backends(url)  # and those the pool opened meanwhile (from 0)
+        server_ms, db_ms = ((server_cpu(port) - cpu[0]) * 1000, (_cpu(backends) - cpu[1]) * 1000)
         lag = await _lag(url)
+        stored = await _stored(url, names)
+    if stored != (20 + batches) * 100 + singles:  # a duplicate id would measure no write
+        raise RuntimeError(f"{stored} events stored, {(20 + batches) * 100 + singles} sent")
     return {
         "buses": buses,
         "subscriptions_per_bus": subscriptions,
         "batched_events_per_s": round(batches * 100 / many["seconds"]),
         "single_events_per_s": round(singles / one["seconds"]),
         "single_p99_ms": one.get("p99_ms"),
+        "single_server_cpu_ms_per_event": round(server_ms / singles, 3),
+        "single_db_cpu_ms_per_event": round(db_ms / singles, 3),
         "subscription_lag_at_end": lag,
     }
 

@@ -239,11 +239,12 @@ class Waiters:
             for event in events:
                 event.set()
 
-    def watch(self, key: str) -> asyncio.Event:
-        """An event set by every notification for ``key`` (and on reconnect) until
-        :meth:`unwatch`: a reader that clears it before each read misses no commit,
-        without a query to check for new events after every wake-up."""
-        event = asyncio.Event()
+    def watch(self, key: str, event: asyncio.Event | None = None) -> asyncio.Event:
+        """An event (``event``, or a new one) set by every notification for ``key`` (and on
+        reconnect) until :meth:`unwatch`: a reader that clears it before each read misses no
+        commit, without a query to check for new events after every wake-up; one that passes
+        the event its other wake-ups set waits on that one event alone."""
+        event = event or asyncio.Event()
         self._waiters.setdefault(key, set()).add(event)
         return event
 

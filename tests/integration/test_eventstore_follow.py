@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import pytest
@@ -65,3 +66,81 @@ async def test_a_deleted_bus_is_not_followed_from_memory(pool: Any) -> None:
     finally:
         await other.stop()
         await mine.stop()
+
+
+class _SlowReply:
+    """A transaction whose COMMIT's reply is held back until ``reply`` is set."""
+
+    def __init__(self, transaction: Any, reply: asyncio.Event) -> None:
+        self._transaction, self._reply = transaction, reply
+
+    async def __aenter__(self) -> Any:
+        return await self._transaction.__aenter__()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._transaction.__aexit__(*exc)  # committed: its notification is sent
+        await self._reply.wait()
+
+
+class _Conn:
+    def __init__(self, conn: Any, reply: asyncio.Event) -> None:
+        self._conn, self._reply = conn, reply
+
+    def transaction(self) -> _SlowReply:
+        return _SlowReply(self._conn.transaction(), self._reply)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+class SlowReplyStore(PostgresEventStore):
+    """The real store, its commits' replies held back; counting the reads of the database."""
+
+    def __init__(self, pool: Any) -> None:
+        super().__init__(pool)
+        self.reply = asyncio.Event()
+        self.reply.set()
+        self.reads = 0
+
+    def _connection(self) -> Any:
+        @contextlib.asynccontextmanager
+        async def connection() -> Any:
+            async with super(SlowReplyStore, self)._connection() as conn:
+                yield _Conn(conn, self.reply)
+
+        return connection()
+
+    async def read(self, bus: str, after: int = 0, limit: int = 100) -> Any:
+        self.reads += 1
+        return await super().read(bus, after, limit)
+
+
+async def test_a_follower_told_before_the_commit_replied_waits_for_it_not_the_database(
+    pool: Any,
+) -> None:
+    # The commit's notification reached the listener before the COMMIT's own reply reached
+    # the flush (9-23% of the followers' reads over 100 buses): the follower read the
+    # database; now it waits for the reply and reads the events from memory.
+    store = SlowReplyStore(pool)
+    await store.start()
+    try:
+        await store.create_bus("r")
+        await asyncio.wait_for(store.listener.connected.wait(), 10)
+        told = store.waiters.watch("r")
+        store.reply.clear()
+        appending = asyncio.ensure_future(store.append("r", [ce(1), ce(2)]))
+        async with asyncio.timeout(10):
+            await told.wait()  # committed, the reply held back
+        assert not appending.done()
+        following = asyncio.ensure_future(store.follow("r", 0, 100))
+        for _ in range(5):  # the follower runs up to its wait (or its read, as before)
+            await asyncio.sleep(0)
+        store.reply.set()
+        followed = await asyncio.wait_for(following, 10)
+        await appending
+        assert [e.offset for e in followed] == [1, 2]
+        assert store.reads == 0
+        assert followed == await store.read("r", 0, 100)
+    finally:
+        store.reply.set()
+        await store.stop()

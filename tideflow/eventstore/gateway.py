@@ -82,6 +82,7 @@ in order, then continue into the live ones.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -249,6 +250,9 @@ class PostgresEventStore:
         nothing to read until the next one."""
         self.tails = Tails()
         """The newest events this process committed to each bus (:meth:`follow` reads them)."""
+        self._committing: dict[str, list[tuple[int, int, asyncio.Event]]] = {}
+        """Per bus, the offsets of the flushes whose COMMIT was sent and not answered yet
+        (first, last, set once answered)."""
         self.listener.listen(NOTIFY_CHANNEL, self._on_notify)
         self.listener.on_reconnect(self.tails.clear)
         self.listener.on_lost(self.tails.clear)
@@ -434,15 +438,39 @@ class PostgresEventStore:
         for index, item in enumerate(batch):
             by_bus.setdefault(item.bus, []).append(index)
         results: list[Placed | BaseException] = [NOTHING] * len(batch)
-        async with self._connection() as conn:
-            async with conn.transaction():
-                appends = await self._flush_in(conn, batch, by_bus, results)
-            for append in appends:  # committed: the readers that follow these buses read them
-                self.tails.committed(append.bus, append.bus_id, append.records)
+        committing = asyncio.Event()
+        appends: list[_BusAppend] = []
+        try:
+            async with self._connection() as conn:
+                async with conn.transaction():
+                    appends = await self._flush_in(conn, batch, by_bus, results)
+                    self._committing_now(appends, committing)  # the COMMIT is sent next
+                for append in appends:  # committed: the readers that follow them read them
+                    self.tails.committed(append.bus, append.bus_id, append.records)
+        finally:
+            self._committed_now(appends, committing)
         for bus_id, next_offset, ready_until, size in (append.ahead() for append in appends):
             if segments.wants_segment_ahead(next_offset, ready_until, size):
                 await self._prepare_segment(bus_id, next_offset, size)
         return results
+
+    def _committing_now(self, appends: Sequence[_BusAppend], done: asyncio.Event) -> None:
+        """Note the offsets a flush is about to commit: a follower woken by the commit's
+        notification before its reply arrived here waits for it (:meth:`follow`)."""
+        for append in appends:
+            if append.records:
+                span = (append.first, append.next_offset - 1, done)
+                self._committing.setdefault(append.bus, []).append(span)
+
+    def _committed_now(self, appends: Sequence[_BusAppend], done: asyncio.Event) -> None:
+        """The flush's commit returned (or failed): :meth:`_committing_now` is over."""
+        for append in appends:
+            spans = self._committing.get(append.bus)
+            if spans:
+                spans[:] = [span for span in spans if span[2] is not done]
+                if not spans:
+                    del self._committing[append.bus]
+        done.set()
 
     async def _flush_in(
         self,
@@ -554,6 +582,14 @@ class PostgresEventStore:
         read that started a moment earlier would (:meth:`read` does not, for the HTTP API).
         """
         rows = self.tails.read(bus, after, limit)
+        if rows is None:
+            # The notification of a commit of ours can arrive before the commit's reply:
+            # its events are in memory once the reply is (or never were: a failed commit).
+            for first, last, done in self._committing.get(bus, ()):
+                if first <= after + 1 <= last:
+                    await done.wait()
+                    rows = self.tails.read(bus, after, limit)
+                    break
         if rows is None:
             return await self.read(bus, after, limit)
         return stored_events(bus, rows)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
@@ -677,18 +676,22 @@ class BusReader:
         self._offsets: list[int] = []
         self._buffer_after = -1
         self._waiters: Waiters | None = None
-        self._watch: asyncio.Event | None = None
         self._heads: Heads | None = None
         self._follow: Callable[[str, int, int], Awaitable[list[StoredEvent]]] = store.read
+        self._timer: asyncio.TimerHandle | None = None
+        self._due = False  # the timer fired: read once, whatever the heads say (a safety net)
+        self._read_lately = False  # read since the timer last fired
 
     def start(self, supervisor: Supervisor) -> None:
-        """Start the reading task ``bus:<bus>`` under ``supervisor`` (watching the store's
+        """Start the reading task ``bus:<bus>`` under ``supervisor`` (woken by the store's
         notifications when it has :class:`~tideflow.notify.Waiters`, and skipping the reads
         its :class:`~tideflow.notify.Heads` say would find nothing)."""
         waiters = getattr(self.store, "waiters", None)
         if isinstance(waiters, Waiters):
             self._waiters = waiters
-            self._watch = waiters.watch(self.bus)
+            # The notifications set ``wake`` itself: one event for every wake-up, so a
+            # wait is one future, not a task per source and a timeout per wait.
+            waiters.watch(self.bus, self.wake)
             heads = getattr(self.store, "heads", None)
             self._heads = heads if isinstance(heads, Heads) else None
             # events this process committed come from memory (PostgresEventStore.follow)
@@ -698,9 +701,12 @@ class BusReader:
     async def stop(self, supervisor: Supervisor) -> None:
         """Stop reading (the workers are closed by the dispatcher)."""
         await supervisor.cancel(f"bus:{self.bus}")
-        if self._watch is not None and self._waiters is not None:
-            self._waiters.unwatch(self.bus, self._watch)
-            self._watch = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._waiters is not None:
+            self._waiters.unwatch(self.bus, self.wake)
+            self._waiters = None
 
     def forget_buffer(self) -> None:
         """Drop the buffered events (after a reset, reads start afresh)."""
@@ -708,27 +714,23 @@ class BusReader:
 
     async def run(self) -> None:
         """Read and hand over until cancelled."""
-        quiet = False  # the last wait saw no notification: read anyway (a safety net)
         while True:
-            self.wake.clear()
-            if self._watch is not None:
-                self._watch.clear()  # before the read: a commit after it sets it again
+            self.wake.clear()  # before the read: a commit after it sets it again
             ready = [w for w in self.workers.values() if w.ready()]
             if not ready:
                 await self.wake.wait()
                 continue
             after = min(w.tracker.cursor for w in ready)
-            if not quiet and self._read_up_to(after):
+            if not self._due and self._read_up_to(after):
                 # Nothing committed after ``after`` but what a notification not yet arrived
                 # announces: no read that would come back empty (one per event otherwise).
                 await self._wait(after)
-                quiet = not self.wake.is_set() and not self._watched_set()
                 continue
-            quiet = False
+            self._due = False
             try:
                 events = await self._read(after)
             except BusNotFound:  # until it is created (its NOTIFY wakes us), or a while
-                await self._wait(0 if self._watch is not None else None)
+                await self._wait(0 if self._waiters is not None else None)
                 continue
             except TideflowError as exc:
                 log.warning("bus %s: read failed, retrying: %s", self.bus, exc)
@@ -749,13 +751,11 @@ class BusReader:
         head = self._heads.head(self.bus)
         return head is not None and after >= head
 
-    def _watched_set(self) -> bool:
-        return self._watch is not None and self._watch.is_set()
-
     async def _read(self, after: int) -> list[StoredEvent]:
         if self._offsets and self._buffer_after <= after < self._offsets[-1]:
             start = bisect.bisect_right(self._offsets, after)
             return self._buffer[start:]
+        self._read_lately = True
         events = await self._follow(self.bus, after, self._batch_size)
         self._buffer = events
         self._offsets = [e.offset for e in events]
@@ -764,24 +764,48 @@ class BusReader:
 
     async def _wait(self, after: int | None) -> None:
         """Until an event after ``after`` commits (``None``: a while), or a worker wakes us."""
+        if after is not None and self._waiters is not None:
+            # The NOTIFY itself says events committed (no query), and sets ``wake``.
+            self._arm(self._waiters)
+            await self.wake.wait()
+            return
         waiter: Awaitable[Any]
         if after is None:
             waiter = asyncio.sleep(self._wait_timeout)
-        elif self._watch is not None:  # the NOTIFY itself says events committed: no query
-            waiter = self._watched()
         else:
             waiter = self.store.wait_for(self.bus, after, self._wait_timeout)
         _, waited = await first_done(self.wake.wait(), waiter)
         if not waited.cancelled() and waited.exception() is not None:
             log.debug("bus %s: wait failed: %s", self.bus, waited.exception())
 
-    async def _watched(self) -> None:
-        """Until a notification for the bus (polling while the listener is down)."""
-        assert self._watch is not None
-        assert self._waiters is not None
-        seconds = self._wait_timeout
-        if not self._waiters.connected.is_set():
-            seconds = min(seconds, self._waiters.poll_interval)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await self._watch.wait()
+    def _arm(self, waiters: Waiters) -> None:
+        """Make sure the reader's timer runs: it reads once whatever the heads say when a
+        whole ``wait_timeout`` passed without a read (every ``poll_interval`` while the
+        listener is down, to poll).
+
+        One timer per reader, kept across waits (a wait used to arm and cancel one of its
+        own): it fires every ``wait_timeout`` seconds, however many notifications woke
+        the reader meanwhile.
+        """
+        seconds = self._tick(waiters)
+        loop = asyncio.get_running_loop()
+        if self._timer is not None:
+            if self._timer.when() <= loop.time() + seconds:
+                return
+            self._timer.cancel()
+        self._timer = loop.call_later(seconds, self._timed_out, waiters)
+
+    def _tick(self, waiters: Waiters) -> float:
+        if waiters.connected.is_set():
+            return self._wait_timeout
+        return min(self._wait_timeout, waiters.poll_interval)
+
+    def _timed_out(self, waiters: Waiters) -> None:
+        self._timer = asyncio.get_running_loop().call_later(
+            self._tick(waiters), self._timed_out, waiters
+        )
+        if self._read_lately and waiters.connected.is_set():
+            self._read_lately = False  # notifications keep it reading: no safety read
+            return
+        self._due = True
+        self.wake.set()
