@@ -251,6 +251,11 @@ class StoreError(TideflowError):
     """The database failed; the original error is in ``__cause__``."""
 
 
+class EngineUnavailable(StoreError):
+    """The workflow engine (a Temporal cluster) did not take a request -- nothing was
+    changed; the original error is in ``__cause__``."""
+
+
 class FunctionCallError(TideflowError):
     """A workflow function call failed.
 

@@ -53,6 +53,7 @@ _KINDS: Final[tuple[tuple[type[BaseException], _Kind], ...]] = (
     (errors.UnstorableValue, _Kind(400, "unstorable-value", "Value cannot be stored")),
     (errors.ValueLimitExceeded, _Kind(413, "limit-exceeded", "Value beyond a limit")),
     (errors.ExpressionError, _Kind(400, "expression-error", "Expression error")),
+    (errors.EngineUnavailable, _Kind(503, "engine-unavailable", "Workflow engine unavailable")),
     (errors.StoreError, _Kind(503, "store-unavailable", "Event store unavailable")),
     (
         errors.IdentityProviderUnavailable,

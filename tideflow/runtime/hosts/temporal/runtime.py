@@ -47,7 +47,13 @@ from temporalio.worker import Worker
 
 from tideflow import ids, limits
 from tideflow.clock import SYSTEM_CLOCK, Clock
-from tideflow.errors import ConflictError, InstanceNotFound, StoreError, WorkflowNotFound
+from tideflow.errors import (
+    ConflictError,
+    EngineUnavailable,
+    InstanceNotFound,
+    StoreError,
+    WorkflowNotFound,
+)
 from tideflow.notify import Listener
 from tideflow.runtime.effects import WorkflowInterpreter
 from tideflow.runtime.gateway import (
@@ -461,27 +467,37 @@ class TemporalRuntime:
         )
 
     async def signal_event(self, instance_id: str, event: dict[str, Any]) -> None:
-        """Hand an event to the instance's waits (buffered until one takes it)."""
+        """Hand an event to the instance's waits (buffered until one takes it).
+
+        Raises:
+            EngineUnavailable: Temporal did not take the signal, and not because the
+                instance ended (the event was not handed over).
+        """
         await self._signal(instance_id, SIGNAL_EVENT, event)
 
     async def signal_events(self, instance_id: str, events: list[dict[str, Any]]) -> None:
         """Hand events to the instance's waits, in order, in one signal.
 
         Raises:
-            StoreError: Temporal did not take the signal, and not because the instance
-                ended (the caller's delivery is rolled back and made again).
+            EngineUnavailable: Temporal did not take the signal, and not because the
+                instance ended (the caller's delivery is rolled back and made again).
         """
-        try:
-            await self.handle(instance_id).signal(SIGNAL_EVENTS, events)
-        except RPCError as exc:
-            if exc.status != RPCStatusCode.NOT_FOUND:
-                raise StoreError(f"signalling events to {instance_id} failed: {exc}") from exc
-            log.info("instance %s: events not delivered, it ended: %s", instance_id, exc)
+        await self._signal(instance_id, SIGNAL_EVENTS, events)
 
     async def _signal(
         self, instance_id: str, name: str | None, *args: Any, update: bool = False
     ) -> None:
+        """Send a signal, an update or (``name`` ``None``) the cancellation.
+
+        Only a refusal because the instance has ended is taken (logged): the caller reads
+        the row, which shows the end. Every other refusal -- the cluster unreachable, a
+        timeout -- raises, so the caller is told and nothing is taken as done that was not.
+
+        Raises:
+            EngineUnavailable: Temporal did not take it, and not because the instance ended.
+        """
         handle = self.handle(instance_id)
+        what = name or "cancel"
         try:
             if name is None:
                 await handle.cancel()
@@ -489,5 +505,13 @@ class TemporalRuntime:
                 await handle.execute_update(name, *args)
             else:
                 await handle.signal(name, *args)
-        except (RPCError, WorkflowUpdateFailedError) as exc:  # it ended meanwhile
-            log.info("instance %s: %s not delivered: %s", instance_id, name or "cancel", exc)
+        except WorkflowUpdateFailedError as exc:  # it ended while the update was open
+            log.info("instance %s: %s not applied: %s", instance_id, what, exc)
+        except (RPCError, RuntimeError) as exc:  # RuntimeError: the client's connection is gone
+            if isinstance(exc, RPCError) and exc.status == RPCStatusCode.NOT_FOUND:
+                log.info("instance %s: %s not delivered, it ended: %s", instance_id, what, exc)
+                return
+            raise EngineUnavailable(
+                f"temporal at {self.options.address}: {what} for instance {instance_id} "
+                f"not delivered: {exc}"
+            ) from exc
