@@ -55,7 +55,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -114,12 +114,16 @@ def get_request(path: str) -> bytes:
 
 
 @contextlib.asynccontextmanager
-async def served(dsn: str, profile: Path | None, name: str) -> AsyncIterator[int]:
-    """A ``tideflow serve`` on ``dsn`` (optionally under py-spy); yields its port."""
+async def served(
+    dsn: str, profile: Path | None, name: str, extra: Sequence[str] = ()
+) -> AsyncIterator[int]:
+    """A ``tideflow serve`` on ``dsn`` (optionally under py-spy; ``extra``: more of its
+    arguments, such as ``--engine temporal ...``); yields its port."""
     functions = Path(tempfile.mkdtemp(prefix="tideflow-bench-fn-")) / "bench_fn.py"
     functions.write_text(FUNCTIONS)
     args, env, port = ingest_http.tideflow_server(dsn)
     args += ["--insecure-local", "--functions", str(functions), "--allow-python", "bench_fn"]
+    args += extra
     env["TIDEFLOW_HOME"] = str(functions.parent)  # not ingest_http's: no admin token to read
     spy_out = profile / f"{name}.folded" if profile is not None else None
     async with _process(args, env, port):
@@ -314,11 +318,19 @@ async def sleep(dsn: str, n: int, flight: int, profile: Path | None) -> dict[str
 
 
 async def event(
-    dsn: str, n: int, profile: Path | None, workflow: dict[str, Any] = WAITING
+    dsn: str,
+    n: int,
+    profile: Path | None,
+    workflow: dict[str, Any] = WAITING,
+    extra: Sequence[str] = (),
 ) -> dict[str, Any]:
+    """``n`` instances started over HTTP, each waiting for its event; then one at a time:
+    ``GET /instances/{id}?wait`` opened, the event POSTed, the time to the answer
+    (:func:`probe`). ``extra``: more arguments of the server (``bench/temporal.py``'s
+    ``served`` part runs it with ``--engine temporal``)."""
     import asyncpg
 
-    async with served(dsn, profile, "event") as port:
+    async with served(dsn, profile, "event", extra) as port:
         await deploy(port, workflow)
         keys = [f"k{i}" for i in range(n)]
         ids: dict[str, str] = {}

@@ -17,10 +17,35 @@ On one Temporal dev server (``temporal server start-dev`` from the
 - ``event``: ``--events`` instances one after another, each waiting for an
   event; the clock runs from handing the event to the instance until it has
   completed. Tideflow: the ``waiter`` definition, the event handed over with
-  :meth:`TemporalRuntime.signal_event` (what the trigger side will call: the
-  correlation step before it is not measured), completion awaited with
+  :meth:`TemporalRuntime.signal_event` (what ``SignalDelivery`` calls: the
+  correlation step before it is in ``served``), completion awaited with
   ``wait_for_completion``. Baseline: a workflow waiting for a signal,
-  ``signal`` + ``result``. Figures: p50/p99 and their ratio (goal <= 1.5).
+  ``signal`` + ``result``. Figures: p50/p99 and their ratio (goal <= 1.5),
+  for each ``--signal-at`` mode, both sides alike (the wait for the end -- a
+  ``result()``, a ``wait_for_completion`` -- opened with the signal, as a client's
+  ``GET ?wait`` beside its event):
+
+  - ``settled`` (the figure): the instance *is* waiting -- its workflow has no
+    workflow task pending (its first tasks done, blocked in its wait: polled
+    with ``describe``), and 100 ms more, as an instance is when its event comes
+    any time after it began to wait;
+  - ``waiting``: Tideflow signalled as soon as the mirror shows ``waiting``,
+    which the wait's record commits while the workflow task that wrote it is
+    still finishing (the signal's task waits for it), the hand-written
+    workflow 20 ms after its start. The figure recorded before 2026-12-07: two
+    different states, kept to show what a signal racing the start of a wait
+    costs;
+  - ``later``: as ``waiting``, 100 ms later on both sides (no ``describe``);
+  - ``idle``: as ``settled`` without the 100 ms: signalled right after the
+    ``describe`` that found no task pending -- slower on both sides on a dev
+    server (``bench/RESULTS.md``, 2026-12-07), so not the figure.
+- ``served`` (not by default): the user's path, a real ``tideflow serve
+  --engine temporal`` on the same dev server: ``--events`` instances of a
+  correlated wait started over HTTP, all waiting, then one at a time ``GET
+  /instances/{id}?wait`` opened and the event POSTed to ``/events``: stored,
+  correlated by the workflow subscriber, signalled by ``SignalDelivery``, the
+  run, its last record, the answer (``bench/http_path.py``'s ``event`` part).
+  Its ratio is against the ``settled`` signal round trip.
 
 Both sides run their worker in this process with the same worker options.
 Tideflow's workers run its workflow outside Temporal's sandbox
@@ -33,7 +58,7 @@ figures recorded before; ``--sync-threads 32`` runs it on threads as ``tideflow
 serve``/``worker --engine temporal`` do (a thread hand-off per call).
 
 Run: ``python bench/temporal.py [--n 1000] [--flight 50] [--events 200] [--sync-threads N]
-[--baseline-unsandboxed] [--parts seq3,event] [--idle]``.
+[--baseline-unsandboxed] [--parts seq3,event,served] [--signal-at settled,waiting,later,idle]``.
 """
 
 from __future__ import annotations
@@ -116,30 +141,38 @@ async def _tideflow(client: Any, url: str, args: argparse.Namespace) -> dict[str
             figures = {}
             if "seq3" in args.parts:
                 figures["seq3"] = await _flight(args.n, args.flight, seq3)
-            event_latencies = []
-            for i in range(args.events if "event" in args.parts else 0):
-                row = await runtime.start_instance("waiter", {})
-                while (await runtime.instances.get(row.id)).status != "waiting":  # noqa: ASYNC110
-                    await asyncio.sleep(0.005)
-                if args.idle:
-                    await _idle(runtime.handle(row.id))
-                event = {"specversion": "1.0", "id": f"e{i}", "source": "bench", "type": "go"}
-                started = time.perf_counter()
-                await runtime.signal_event(row.id, event)
-                done = await runtime.wait_for_completion(row.id, 60)
-                event_latencies.append(time.perf_counter() - started)
-                assert done.status == "completed", done
-            if event_latencies:
-                figures["event"] = _latency(event_latencies)
+            for mode in args.signal_at if "event" in args.parts else ():
+                latencies = []
+                for i in range(args.events):
+                    row = await runtime.start_instance("waiter", {})
+                    while (await runtime.instances.get(row.id)).status != "waiting":  # noqa: ASYNC110
+                        await asyncio.sleep(0.005)
+                    if mode in ("idle", "settled"):
+                        await _idle(runtime.handle(row.id))
+                    if mode in ("later", "settled"):
+                        await asyncio.sleep(_LATER)
+                    event = {"specversion": "1.0", "id": f"e{i}", "source": "bench", "type": "go"}
+                    # the wait opened with the signal, as a client's GET ?wait beside its event
+                    waited = asyncio.ensure_future(runtime.wait_for_completion(row.id, 60))
+                    started = time.perf_counter()
+                    await runtime.signal_event(row.id, event)
+                    done = await waited
+                    latencies.append(time.perf_counter() - started)
+                    assert done.status == "completed", done
+                figures[mode] = _latency(latencies)
             return figures
     finally:
         await invoker.aclose()
         await pool.close()
 
 
+_LATER = 0.1
+"""``--signal-at later``/``settled``: seconds more before the signal than ``waiting``/``idle``."""
+
+
 async def _idle(handle: Any) -> None:
     """Until the workflow has no workflow task scheduled or running: its first tasks are
-    done and it is blocked in its wait (``--idle``)."""
+    done and it is blocked in its wait (``--signal-at idle``/``settled``)."""
     while (await handle.describe()).raw_description.HasField("pending_workflow_task"):  # noqa: ASYNC110
         await asyncio.sleep(0.005)
 
@@ -176,19 +209,25 @@ async def _baseline(client: Any, args: argparse.Namespace) -> dict[str, Any]:
         figures = {}
         if "seq3" in args.parts:
             figures["seq3"] = await _flight(args.n, args.flight, seq3)
-        latencies = []
-        for i in range(args.events if "event" in args.parts else 0):
-            handle = await client.start_workflow("bench.waiter", id=f"w-{ids.new_id()}",
-                                                 task_queue=queue)  # fmt: skip
-            await asyncio.sleep(0.02)  # let it reach its wait (the Tideflow side polls)
-            if args.idle:
-                await _idle(handle)
-            started = time.perf_counter()
-            await handle.signal("go", {"id": f"e{i}"})
-            await handle.result()
-            latencies.append(time.perf_counter() - started)
-        if latencies:
-            figures["event"] = _latency(latencies)
+        for mode in args.signal_at if args.parts & {"event", "served"} else ():
+            if mode != "settled" and "event" not in args.parts:
+                continue
+            latencies = []
+            for i in range(args.events):
+                handle = await client.start_workflow("bench.waiter", id=f"w-{ids.new_id()}",
+                                                     task_queue=queue)  # fmt: skip
+                if mode in ("idle", "settled"):
+                    await _idle(handle)
+                else:  # as recorded before: 20 ms, to let it reach its wait
+                    await asyncio.sleep(0.02)
+                if mode in ("later", "settled"):
+                    await asyncio.sleep(_LATER)
+                result = asyncio.ensure_future(handle.result())  # opened with the signal
+                started = time.perf_counter()
+                await handle.signal("go", {"id": f"e{i}"})
+                await result
+                latencies.append(time.perf_counter() - started)
+            figures[mode] = _latency(latencies)
         return figures
 
 
@@ -198,7 +237,7 @@ async def _main(args: argparse.Namespace, server: str) -> dict[str, Any]:
     url = await _fresh_db(server, "tideflow_bench_temporal", migrate=True)
     client = await Client.connect(args.address)
     baseline = await _baseline(client, args)
-    tideflow = await _tideflow(client, url, args)
+    tideflow = await _tideflow(client, url, args) if args.parts & {"seq3", "event"} else {}
     figures: dict[str, Any] = {}
     if "seq3" in args.parts:
         figures["seq3"] = {
@@ -210,11 +249,38 @@ async def _main(args: argparse.Namespace, server: str) -> dict[str, Any]:
         }
     if "event" in args.parts and args.events:
         figures["event"] = {
-            "tideflow": tideflow["event"],
-            "signal_round_trip": baseline["event"],
-            "p50_ratio": round(tideflow["event"]["p50_ms"] / baseline["event"]["p50_ms"], 3),
+            mode: {
+                "tideflow": tideflow[mode],
+                "signal_round_trip": baseline[mode],
+                "p50_ratio": round(tideflow[mode]["p50_ms"] / baseline[mode]["p50_ms"], 3),
+            }
+            for mode in args.signal_at
+        }
+    if "served" in args.parts:
+        served_db = await _fresh_db(server, "tideflow_bench_temporal_served", True)
+        served = await _served(args, served_db)
+        figures["served"] = {
+            "tideflow_http": served,
+            "signal_round_trip": baseline["settled"],
+            "p50_ratio": round(served["p50_ms"] / baseline["settled"]["p50_ms"], 3),
         }
     return figures
+
+
+async def _served(args: argparse.Namespace, url: str) -> dict[str, Any]:
+    """The user's path (``served``): a real ``tideflow serve --engine temporal`` on this dev
+    server, ``--events`` instances of a correlated wait started over HTTP and all waiting
+    (indexed), then one at a time ``GET /instances/{id}?wait`` opened, the event POSTed to
+    ``/events``, the time to the answer -- ``bench/http_path.py``'s ``event`` part: the
+    event stored, the subscriber's correlation, ``SignalDelivery``'s signal, the run, the
+    last record, the long poll's answer."""
+    from bench import http_path
+    from tideflow import ids
+
+    extra = ["--engine", "temporal", "--temporal-address", args.address]
+    extra += ["--task-queue", f"bench-served-{ids.new_id()}"]
+    figures = await http_path.event(url, args.events, None, http_path.WAITING, extra)
+    return {"p50_ms": figures["p50_ms"], "p99_ms": figures["p99_ms"]}
 
 
 def main() -> None:
@@ -239,17 +305,20 @@ def main() -> None:
     parser.add_argument(
         "--parts",
         default="seq3,event",
-        help="comma-separated parts to run: seq3, event (default both)",
+        help="comma-separated parts to run: seq3, event, served (default seq3,event)",
     )
     parser.add_argument(
-        "--idle",
-        action="store_true",
-        help="event: signal each workflow only once it has no workflow task pending (its "
-        "first tasks done, blocked in its wait), on both sides; without it the baseline "
-        "signals 20 ms after its start and Tideflow as soon as the mirror shows waiting",
+        "--signal-at",
+        default="settled,waiting",
+        help="event: when each waiting instance is signalled, comma-separated, each mode "
+        "measured on both sides alike (the module docs): settled (the figure), waiting (as "
+        "recorded before 2026-12-07), later, idle",
     )
     args = parser.parse_args()
     args.parts = {part.strip() for part in args.parts.split(",") if part.strip()}
+    args.signal_at = [mode.strip() for mode in args.signal_at.split(",") if mode.strip()]
+    if "served" in args.parts and "settled" not in args.signal_at:
+        args.signal_at.insert(0, "settled")  # the served figure's baseline
     server, cleanup = _server()
     try:
         with start_dev_server() as temporal:
