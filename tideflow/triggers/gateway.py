@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -12,7 +13,8 @@ from typing import Any
 import asyncpg
 
 from tideflow.db import acquired, load_queries
-from tideflow.errors import AlreadyExists, BusNotFound, SubscriptionNotFound
+from tideflow.errors import AlreadyExists, BusNotFound, StoreError, SubscriptionNotFound
+from tideflow.supervise import TaskSet
 from tideflow.triggers.subscriptions import (
     Subscription,
     SubscriptionKind,
@@ -57,6 +59,47 @@ def _row(row: Mapping[str, Any]) -> Subscription:
     return Subscription.from_row(values)
 
 
+class _Notes:
+    """The calls of :meth:`PostgresSubscriptions.begin_attempts` gathered for one statement."""
+
+    __slots__ = ("_calls",)
+
+    def __init__(self) -> None:
+        self._calls: list[tuple[str, list[int], asyncio.Future[bool]]] = []
+
+    def columns(self) -> tuple[list[str], list[int]]:
+        """The statement's arguments: subscription ids and offsets, pair by pair."""
+        ids = [subscription for subscription, offsets, _ in self._calls for _ in offsets]
+        return ids, [offset for _, offsets, _ in self._calls for offset in offsets]
+
+    async def add(self, subscription_id: str, offsets: Sequence[int]) -> bool:
+        """Join the statement; whether it noted every one of ``offsets`` for the subscription.
+
+        Each call waits on a future of its own: one cancelled (its worker closed) leaves
+        the others waiting for the statement.
+        """
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._calls.append((subscription_id, list(dict.fromkeys(offsets)), answer))
+        return await answer
+
+    def settle(self, noted: set[tuple[str, int]]) -> None:
+        """Answer each call from the pairs the statement noted, in the order of the calls
+        (a pair two calls gave is the first's: as if they had run one after the other)."""
+        for subscription_id, offsets, answer in self._calls:
+            mine = {(subscription_id, offset) for offset in offsets}
+            if not answer.done():
+                answer.set_result(mine <= noted)
+            noted -= mine
+
+    def fail(self, exc: BaseException) -> None:
+        """The statement failed: every call raises ``exc`` (a cancellation: a StoreError)."""
+        if isinstance(exc, asyncio.CancelledError):
+            exc = StoreError("noting attempts: cancelled before it was written")
+        for _, _, answer in self._calls:
+            if not answer.done():
+                answer.set_exception(exc)
+
+
 class PostgresSubscriptions:
     """Subscriptions and their offsets in ``tideflow_subscriptions``.
 
@@ -66,6 +109,8 @@ class PostgresSubscriptions:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
+        self._notes: _Notes | None = None  # gathering the notes of this turn's calls
+        self._noting = TaskSet("noting attempts", awaited=True)  # each fails its callers
 
     def _conn(self) -> contextlib.AbstractAsyncContextManager[Any]:
         return acquired(self.pool, "subscriptions")
@@ -217,13 +262,33 @@ class PostgresSubscriptions:
     async def begin_attempts(self, subscription_id: str, offsets: Sequence[int]) -> bool:
         """Note events as handed to a consumer (migration ``0018_consumer_attempts``).
 
+        The notes of the calls made in the same turn of the event loop go in one
+        statement: a bus's reader hands the same events to every consumer of the bus at
+        once (the workflow subscriber's partitions: four), and each consumer waits for
+        its note before it runs -- one round trip for all of them, not one each on a
+        pool connection of its own. Each call returns once the statement holding its
+        notes committed, as before.
+
         Returns:
             Whether none was noted already: ``False`` when an attempt before, by this
             process or one that died, never finished with one of them.
         """
-        async with self._conn() as conn:
-            noted = await conn.fetch(_Q["begin_attempts"], subscription_id, list(offsets))
-        return len(noted) == len(set(offsets))
+        notes = self._notes
+        if notes is None:  # the first call of this turn: the others join it until it runs
+            notes = self._notes = _Notes()
+            self._noting.spawn(self._note(notes))
+        return await notes.add(subscription_id, offsets)
+
+    async def _note(self, notes: _Notes) -> None:
+        """Write the notes the calls of one turn gathered (see :meth:`begin_attempts`)."""
+        self._notes = None  # later calls start the next statement
+        try:
+            async with self._conn() as conn:
+                rows = await conn.fetch(_Q["begin_attempts"], *notes.columns())
+        except BaseException as exc:
+            notes.fail(exc)
+            raise
+        notes.settle({(row["subscription_id"], row["event_offset"]) for row in rows})
 
     async def begin_attempt(self, subscription_id: str, offset: int) -> int:
         """Note one event as handed to a consumer; how many attempts before never finished."""

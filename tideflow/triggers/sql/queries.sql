@@ -73,17 +73,18 @@ JOIN tideflow_buses AS b ON b.id = e.bus_id
 WHERE b.name = $1 AND e.stored_at < $2;
 
 -- begin_attempts --
--- Note events as handed to a consumer; returns those noted now (a row already there: an
--- attempt before never finished). The note is on every event's path, so its commit does
--- not wait for the WAL flush (synchronous_commit off for this transaction only, through
--- set_config): it guards against this *process* dying, which it survives once PostgreSQL
--- has it. A PostgreSQL crash may lose it (one crash less counted), never a later commit
--- (the WAL is flushed in order).
+-- Note events as handed to consumers (subscription $1[i], offset $2[i]: the consumers of a
+-- bus handed the same events note them together); returns the pairs noted now (a row
+-- already there: an attempt before never finished). The note is on every event's path, so
+-- its commit does not wait for the WAL flush (synchronous_commit off for this transaction
+-- only, through set_config): it guards against this *process* dying, which it survives
+-- once PostgreSQL has it. A PostgreSQL crash may lose it (one crash less counted), never a
+-- later commit (the WAL is flushed in order).
 INSERT INTO tideflow_consumer_attempts (subscription_id, event_offset)
-SELECT $1, o FROM unnest($2::bigint[]) AS o
+SELECT s, o FROM unnest($1::text[], $2::bigint[]) AS n(s, o)
 WHERE set_config('synchronous_commit', 'off', true) IS NOT NULL
 ON CONFLICT DO NOTHING
-RETURNING event_offset;
+RETURNING subscription_id, event_offset;
 
 -- begin_attempt --
 -- Note one event as handed to a consumer; returns how often before that never finished
