@@ -35,7 +35,16 @@ from tideflow.runtime.status import InstanceStatus
 from tideflow.runtime.wakeups import WakeUp, insert_wake_timers
 from tideflow.supervise import Backoff
 
-__all__ = ["Continue", "Control", "Finish", "JournalWriter", "NewInstance", "Park", "Stop"]
+__all__ = [
+    "Continue",
+    "Control",
+    "Finish",
+    "JournalWriter",
+    "NewInstance",
+    "Park",
+    "Stage",
+    "Stop",
+]
 
 log = logging.getLogger("tideflow.runtime.journal")
 
@@ -107,6 +116,10 @@ class Continue:
 
 Transition = Finish | Park | Stop | Continue
 
+_Written = tuple[dict[str, str | None], dict[str, InstanceRow | None], dict[str, InstanceRow]]
+"""What a batch's write returns: the held instances (with requests), finished rows, created
+rows."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NewInstance:
@@ -146,6 +159,44 @@ class _Batch:
         )
 
 
+class Stage:
+    """The writes of instances a delivery just claimed, held for the delivery's transaction.
+
+    A batched delivery (:meth:`~tideflow.runtime.waits.WaitDelivery.deliver_many`)
+    keeps its transaction open while the instances it claimed resume here: their
+    writes are queued here, not in the group commit, until each run *arrives* --
+    queues a write it waits for (its end, a park, an effect's result) or asks for
+    a :meth:`JournalWriter.barrier` before work outside (a call, an emit, a child,
+    a write of its own transaction). The delivery then writes what is queued on its
+    own connection and commits once (:meth:`JournalWriter.write_stage`): the
+    delivery and the resumed run's first writes are one transaction, visible
+    together or not at all. Nothing outside happens before that commit: a barrier
+    resolves only after it.
+    """
+
+    __slots__ = ("_pending", "arrived", "batch", "committed", "ids", "written")
+
+    def __init__(self, ids: Sequence[str]) -> None:
+        loop = asyncio.get_running_loop()
+        self.ids = frozenset(ids)
+        self.batch = _Batch()
+        self._pending = set(ids)
+        self.arrived: asyncio.Future[None] = loop.create_future()
+        """Resolves when every run arrived (the delivery writes the stage then)."""
+        self.committed: asyncio.Future[bool] = loop.create_future()
+        """Whether the delivery committed (what a barrier waits for)."""
+        self.written: tuple[_Batch, _Written] | None = None
+        """What :meth:`JournalWriter.write_stage` wrote, and what the write returned."""
+        if not self._pending:
+            self.arrived.set_result(None)
+
+    def arrive(self, instance_id: str) -> None:
+        """The run waits for a write, or for the commit before work outside."""
+        self._pending.discard(instance_id)
+        if not self._pending and not self.arrived.done():
+            self.arrived.set_result(None)
+
+
 class JournalWriter:
     """Group-commits the writes of every instance this process runs (see module docs).
 
@@ -164,6 +215,7 @@ class JournalWriter:
         self._lease = lease_seconds
         self._clock = clock
         self._batch = _Batch()
+        self._stages: dict[str, Stage] = {}
         self._dirty = asyncio.Event()
         self._linger: asyncio.TimerHandle | None = None
         self.linger = _LINGER_SECONDS
@@ -172,6 +224,8 @@ class JournalWriter:
         self._backoff = Backoff(first=0.1, longest=2.0)
         self.commits = 0
         """Transactions committed (for figures)."""
+        self.staged_commits = 0
+        """Deliveries whose transaction carried their runs' first writes (for figures)."""
         self.on_commit: Callable[[float], None] | None = None
         """Called with each commit's duration in seconds (the metrics' histogram)."""
         self.on_wake_timers: Callable[[], None] | None = None
@@ -180,11 +234,19 @@ class JournalWriter:
     # --- what runners call -------------------------------------------------
 
     def append(
-        self, instance_id: str, run_no: int, op: str, key: str, entry: dict[str, Any]
+        self,
+        instance_id: str,
+        run_no: int,
+        op: str,
+        key: str,
+        entry: dict[str, Any],
+        *,
+        awaited: bool = True,
     ) -> asyncio.Future[Control]:
-        """Queue an effect result; the future resolves after its commit."""
-        self._batch.entries.append((instance_id, run_no, op, key, dumps(entry)))
-        return self._wait(instance_id)
+        """Queue an effect result; the future resolves after its commit (``awaited``: the
+        run waits for it, else it goes on and the next commit covers it)."""
+        self._batch_of(instance_id).entries.append((instance_id, run_no, op, key, dumps(entry)))
+        return self._wait(instance_id, awaited=awaited)
 
     def note(
         self,
@@ -197,13 +259,17 @@ class JournalWriter:
     ) -> None:
         """Queue a timeline row (committed with the next batch; nobody waits for it)."""
         row = (instance_id, run_no, kind, key, state, dumps(detail), self._clock.now())
-        self._batch.timeline.append(row)
-        self._unawaited()
+        batch = self._batch_of(instance_id)
+        batch.timeline.append(row)
+        if batch is self._batch:
+            self._unawaited()
 
     def progress(self, instance_id: str, state: str | None, data: Any) -> None:
         """Queue the instance's current state and data (the latest value wins)."""
-        self._batch.progress[instance_id] = (state, dumps(data), True)
-        self._unawaited()
+        batch = self._batch_of(instance_id)
+        batch.progress[instance_id] = (state, dumps(data), True)
+        if batch is self._batch:
+            self._unawaited()
 
     def flush(self) -> None:
         """Commit what is queued at once, without waiting for it (a run starts work outside:
@@ -219,7 +285,7 @@ class JournalWriter:
 
     def transition(self, instance_id: str, change: Transition) -> asyncio.Future[Control]:
         """Queue a status change; the future resolves after its commit."""
-        self._batch.transitions.append((instance_id, change))
+        self._batch_of(instance_id).transitions.append((instance_id, change))
         return self._wait(instance_id)
 
     def create(self, new: NewInstance) -> asyncio.Future[InstanceRow | None]:
@@ -234,21 +300,101 @@ class JournalWriter:
 
     def add_wait(self, instance_id: str, wait: dict[str, Any]) -> asyncio.Future[Control]:
         """Queue an event wait (``key, run_no, all, events, types, due_at``)."""
-        self._batch.waits.append((instance_id, wait))
+        self._batch_of(instance_id).waits.append((instance_id, wait))
         return self._wait(instance_id)
 
     def sync(self, instance_id: str) -> asyncio.Future[Control]:
         """A future that resolves once everything queued so far is committed."""
-        self._batch.progress.setdefault(instance_id, (None, None, False))
+        self._batch_of(instance_id).progress.setdefault(instance_id, (None, None, False))
         return self._wait(instance_id)
 
-    def _wait(self, instance_id: str) -> asyncio.Future[Control]:
+    def _batch_of(self, instance_id: str) -> _Batch:
+        stage = self._stages.get(instance_id) if self._stages else None
+        return self._batch if stage is None else stage.batch
+
+    def _wait(self, instance_id: str, *, awaited: bool = True) -> asyncio.Future[Control]:
         if self._closed:
             raise StoreError("the journal writer is stopped")
         future: asyncio.Future[Control] = asyncio.get_running_loop().create_future()
-        self._batch.waiters.append((instance_id, future))
-        self._dirty.set()
+        stage = self._stages.get(instance_id) if self._stages else None
+        if stage is None:
+            self._batch.waiters.append((instance_id, future))
+            self._dirty.set()
+        else:  # the delivery's transaction writes it
+            stage.batch.waiters.append((instance_id, future))
+            if awaited:
+                stage.arrive(instance_id)
         return future
+
+    # --- a delivery's transaction (see :class:`Stage`) ----------------------------
+
+    def stage(self, ids: Sequence[str]) -> Stage:
+        """Hold the writes of ``ids`` (just claimed, not running yet) for a delivery."""
+        stage = Stage(ids)
+        for instance_id in ids:
+            self._stages[instance_id] = stage
+        return stage
+
+    def unstaged(self, ids: list[str]) -> list[str]:
+        """Those of ``ids`` no delivery holds (their leases are committed)."""
+        return [i for i in ids if i not in self._stages] if self._stages else ids
+
+    def barrier(self, instance_id: str) -> asyncio.Future[bool] | None:
+        """Before work outside: what to wait for first (``None``: nothing). The future
+        tells whether the delivery that claimed the instance committed."""
+        stage = self._stages.get(instance_id) if self._stages else None
+        if stage is None:
+            return None
+        stage.arrive(instance_id)
+        return stage.committed
+
+    async def write_stage(self, conn: asyncpg.Connection, stage: Stage) -> None:
+        """Write what ``stage`` holds in the transaction open on ``conn`` (the caller
+        commits, then :meth:`release`); writes queued meanwhile go with the group commit."""
+        batch, stage.batch = stage.batch, _Batch()
+        if batch or batch.waiters:
+            try:
+                stage.written = (batch, await self._write(conn, batch))
+            except BaseException:
+                _merge(batch, stage.batch)  # all of it for abandon()
+                stage.batch = batch
+                raise
+
+    def release(self, stage: Stage, seconds: float = 0.0) -> None:
+        """After the delivery's commit (``seconds``: its duration): acknowledge the writes
+        :meth:`write_stage` wrote, open the barriers, and let the runs' further writes go
+        with the group commit."""
+        self._unstage(stage)
+        if stage.written is not None:
+            batch, (held, finished, created) = stage.written
+            self.staged_commits += 1
+            self._after_commit(batch, seconds)
+            _acknowledge(batch, held, finished, created)
+        _merge(self._batch, stage.batch)
+        stage.batch = _Batch()
+        if self._batch.waiters or self._batch.creates:
+            self._dirty.set()
+        elif self._batch:
+            self._unawaited()
+        if not stage.committed.done():
+            stage.committed.set_result(True)
+
+    def abandon(self, stage: Stage) -> None:
+        """The delivery rolled back: its instances are not this process's (their waits are
+        open again), so their runs stop without writing anything more."""
+        self._unstage(stage)
+        lost = Control(held=False)
+        for _, future in stage.batch.waiters:
+            if not future.done():
+                future.set_result(lost)
+        stage.batch = _Batch()
+        if not stage.committed.done():
+            stage.committed.set_result(False)
+
+    def _unstage(self, stage: Stage) -> None:
+        for instance_id in stage.ids:
+            if self._stages.get(instance_id) is stage:
+                del self._stages[instance_id]
 
     # --- the committing task ---------------------------------------------------
 
@@ -318,13 +464,7 @@ class JournalWriter:
             raise
         self.commits += 1
         self._after_commit(batch, self._clock.monotonic() - started)
-        for new, future in batch.creates:
-            if not future.done():
-                future.set_result(created.get(new.id))
-        for instance_id, future in batch.waiters:
-            if not future.done():
-                found = instance_id in held
-                future.set_result(Control(found, held.get(instance_id), finished.get(instance_id)))
+        _acknowledge(batch, held, finished, created)
 
     def _after_commit(self, batch: _Batch, seconds: float) -> None:
         try:
@@ -336,9 +476,7 @@ class JournalWriter:
         except Exception:  # a monitoring hook must not fail a commit
             log.exception("journal commit hook failed")
 
-    async def _write_again_on_conflict(
-        self, conn: asyncpg.Connection, batch: _Batch
-    ) -> tuple[dict[str, str | None], dict[str, InstanceRow | None], dict[str, InstanceRow]]:
+    async def _write_again_on_conflict(self, conn: asyncpg.Connection, batch: _Batch) -> _Written:
         # A deadlock or serialization failure rolled the whole batch back, so it is written
         # again: failing it would stop every runner in it, and their calls in flight at the
         # moment would be made again when they are replayed
@@ -351,9 +489,7 @@ class JournalWriter:
                 log.warning("journal commit: %s; writing the batch again", exc)
         raise AssertionError("unreachable")
 
-    async def _write(
-        self, conn: asyncpg.Connection, batch: _Batch
-    ) -> tuple[dict[str, str | None], dict[str, InstanceRow | None], dict[str, InstanceRow]]:
+    async def _write(self, conn: asyncpg.Connection, batch: _Batch) -> _Written:
         ids = sorted(
             {e[0] for e in batch.entries}
             | {t[0] for t in batch.timeline}
@@ -473,6 +609,33 @@ class JournalWriter:
             size += len(instance_id) + 1
         if chunk:
             await gateway.notify_done(conn, chunk)
+
+
+def _acknowledge(
+    batch: _Batch,
+    held: dict[str, str | None],
+    finished: dict[str, InstanceRow | None],
+    created: dict[str, InstanceRow],
+) -> None:
+    for new, future in batch.creates:
+        if not future.done():
+            future.set_result(created.get(new.id))
+    for instance_id, future in batch.waiters:
+        if not future.done():
+            found = instance_id in held
+            future.set_result(Control(found, held.get(instance_id), finished.get(instance_id)))
+
+
+def _merge(into: _Batch, batch: _Batch) -> None:
+    into.creates.extend(batch.creates)
+    into.waits.extend(batch.waits)
+    into.entries.extend(batch.entries)
+    into.timeline.extend(batch.timeline)
+    for instance_id, value in batch.progress.items():
+        if value[2] or instance_id not in into.progress:
+            into.progress[instance_id] = value
+    into.transitions.extend(batch.transitions)
+    into.waiters.extend(batch.waiters)
 
 
 def _fail(batch: _Batch, error: StoreError) -> None:

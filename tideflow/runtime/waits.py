@@ -52,8 +52,10 @@ signalling its events to the instance (:class:`Signals`).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final, Protocol
 
@@ -70,6 +72,7 @@ from tideflow.runtime.gateway import (
     WaitRef,
     dumps,
 )
+from tideflow.runtime.journal import JournalWriter, Stage
 from tideflow.runtime.wakeups import cancel_wake_timer
 
 __all__ = [
@@ -90,6 +93,11 @@ __all__ = [
 ]
 
 log = logging.getLogger("tideflow.runtime")
+
+_STAGE_SECONDS: Final = 0.02
+"""How long a delivery's transaction waits for the runs it resumed to arrive at their first
+write or work outside (:class:`~tideflow.runtime.journal.Stage`); then it commits without the
+runs that did not."""
 
 NEW_WAIT_CHANNEL: Final = "tideflow_correlation"
 """NOTIFY channel: payload ``<instance id>\\n<wait key>`` when an instance starts waiting."""
@@ -376,15 +384,24 @@ class WaitDelivery:
         owner: Lease owner id of this process (instances claimed by a batch).
         lease_seconds: Lease length of those claims.
         runners: The host's runners in memory.
+        journal: The runners' journal writer: a batch whose waits all woke instances
+            claimed here writes their runs' first writes in its own transaction (see
+            :class:`~tideflow.runtime.journal.Stage`). ``None``: the delivery commits alone.
     """
 
     def __init__(
-        self, pool: asyncpg.Pool, owner: str, lease_seconds: float, runners: Runners
+        self,
+        pool: asyncpg.Pool,
+        owner: str,
+        lease_seconds: float,
+        runners: Runners,
+        journal: JournalWriter | None = None,
     ) -> None:
         self._pool = pool
         self._owner = owner
         self._lease_seconds = lease_seconds
         self._runners = runners
+        self._journal = journal
 
     async def deliver_events(
         self, instance_id: str, wait_key: str, events: list[dict[str, Any]]
@@ -451,9 +468,15 @@ class WaitDelivery:
         try:
             lease = contextlib.nullcontext(held) if held is not None else self._pool.acquire()
             async with lease as conn:
-                rows = await gateway.deliver_claim(  # one statement: atomic without a transaction
-                    conn, answers, self._owner, self._lease_seconds, claimable
-                )
+                # A caller's transaction commits when the caller says: nothing may wait for it
+                if self._journal is None or conn.is_in_transaction():
+                    rows = await gateway.deliver_claim(  # one statement: atomic alone
+                        conn, answers, self._owner, self._lease_seconds, claimable
+                    )
+                else:
+                    rows, stage = await self._deliver_staged(conn, answers, claimable)
+                    if stage is not None:
+                        return {row.id: row for row in rows}
         except asyncpg.PostgresError as exc:
             raise StoreError(f"delivering events to {len(answers)} waits failed: {exc}") from exc
         events = {a[0]: a[2] for a in answers}
@@ -463,6 +486,50 @@ class WaitDelivery:
             else:
                 self._runners.resume_claimed(row.instance, (row.journal, row.steps))
         return {row.id: row for row in rows}
+
+    async def _deliver_staged(
+        self, conn: asyncpg.Connection, answers: Sequence[Answer], claimable: list[bool]
+    ) -> tuple[list[DeliveredRow], Stage | None]:
+        """``deliver_claim`` in a transaction that, when every woken instance was claimed
+        here, also carries their resumed runs' first writes (one commit for both).
+
+        The runs start inside the transaction, their writes held by a
+        :class:`~tideflow.runtime.journal.Stage`; nothing of them goes outside before
+        the commit, and a rollback stops them (their waits are open again: the events
+        are delivered again). Returns the rows and the stage (``None``: the delivery
+        committed alone and the caller resumes the runs).
+        """
+        journal = self._journal
+        assert journal is not None
+        stage: Stage | None = None
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            rows = await gateway.deliver_claim(
+                conn, answers, self._owner, self._lease_seconds, claimable
+            )
+            if rows and all(row.instance is not None and row.journal is not None for row in rows):
+                stage = journal.stage([row.id for row in rows])
+                for row in rows:
+                    assert row.instance is not None
+                    assert row.journal is not None
+                    self._runners.resume_claimed(row.instance, (row.journal, row.steps))
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_STAGE_SECONDS):
+                        await asyncio.shield(stage.arrived)
+                await journal.write_stage(conn, stage)
+            started = time.monotonic()
+            await transaction.commit()
+        except BaseException:
+            if stage is not None:
+                journal.abandon(stage)
+            with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                if not conn.is_closed():
+                    await transaction.rollback()
+            raise
+        if stage is not None:
+            journal.release(stage, time.monotonic() - started)
+        return rows, stage
 
 
 async def _take_wait(

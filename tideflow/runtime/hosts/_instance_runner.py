@@ -203,8 +203,18 @@ class InstanceRunner:
 
     def queue(self, op: str, entry: dict[str, Any]) -> None:
         """Journal an entry without waiting (``now``/``new_id``: the next commit covers it)."""
-        future = self.host.writer.append(self.instance_id, self.run_no, op, "", entry)
+        writer = self.host.writer
+        future = writer.append(self.instance_id, self.run_no, op, "", entry, awaited=False)
         future.add_done_callback(_consume)
+
+    async def outside(self) -> None:
+        """Before work outside the journal (a call, an emit, a child, a write of its own
+        transaction): wait for the delivery that claimed the instance to commit, when it
+        has not yet (:class:`~tideflow.runtime.journal.Stage`); stop if it rolled back."""
+        barrier = self.host.writer.barrier(self.instance_id)
+        if barrier is not None and not await barrier:
+            self.interrupt("lost")
+            await asyncio.sleep(0)  # the cancellation lands here, before the work
 
     async def register_wait(self, wait: dict[str, Any]) -> None:
         """Record an event wait (committed before the run may park on it)."""
@@ -429,6 +439,10 @@ class InstanceRunner:
     async def _evaluated(self, pending: EvaluationPending) -> bool:
         """Wait (off the event loop) for the expression the run needs, then replay the
         run from its journal: the replay finds the outcome remembered. False: stopped."""
+        # Not work outside, but long: the delivery that claimed the instance does not wait
+        barrier = self.host.writer.barrier(self.instance_id)
+        if barrier is not None and not await barrier:
+            return False  # it rolled back: the instance is not ours
         self.host.writer.flush()  # the steps before it are on record meanwhile
         await pending.wait()
         self._apply(await self.host.writer.sync(self.instance_id))  # every note committed

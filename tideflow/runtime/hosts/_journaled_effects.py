@@ -146,6 +146,9 @@ class RunPort(Protocol):
     async def register_wait(self, wait: dict[str, Any]) -> None:
         """Record an event wait (committed before the run may park on it)."""
 
+    async def outside(self) -> None:
+        """Before work outside the journal: everything the run did so far is committed."""
+
     async def park(
         self, *, wake: datetime | None, key: str = "", wait_key: str | None = None
     ) -> Any:
@@ -213,6 +216,7 @@ class DurableEffects:
         if known is not None:
             return _answer(known)
         self._missing()
+        await self._run.outside()
         invoked = self._host.invoke(self._invocation(call))
         if call.invoke == "async":
             self._host.background(_redacted_failure(invoked, self._run.redactor))
@@ -253,6 +257,7 @@ class DurableEffects:
         self._missing()
         event = complete_event(request.event, self._run.workflow, self.now_value())
         event = self._run.redactor.value(event)  # an event is an output: no secret in it
+        await self._run.outside()
         with self._run.active():
             await self._host.emit(event)
             await self.record("emit", request.key, {"result": None})
@@ -306,6 +311,7 @@ class DurableEffects:
             due = await self._due(wait.key, wait.timeout_seconds)
             if due is not None and due <= self.now_value():
                 # Atomic with a concurrent delivery: whichever came first is the result.
+                await self._run.outside()
                 result = await self._host.time_out_wait(
                     self._run.instance_id, self._run.run_no, wait.key
                 )
@@ -344,6 +350,7 @@ class DurableEffects:
         if known is not None:
             return _answer(known)
         self._missing()
+        await self._run.outside()
         with self._run.active():
             if self.known("subflow.start", call.key) is None:
                 child = child_id(self._run.instance_id, self._run.run_no, call.key)
@@ -394,6 +401,7 @@ class DurableEffects:
     async def _expire(self, deadline: Deadline, body: Callable[[], Awaitable[T]]) -> T:
         error = error_entry(StepTimeout(key=deadline.key, kind=deadline.kind))
         await self.record("deadline", deadline.key, {"error": error})
+        await self._run.outside()
         scope = None if deadline.kind == "workflow" else deadline.key.rsplit("/timeout:", 1)[0]
         await self._host.drop_waits(self._run.instance_id, None if scope is None else scope + "/")
         return await self._expired_body(deadline, body)

@@ -306,7 +306,9 @@ class DurableRuntime:
                 max_running=self.options.max_running,
             ),
             spawn=self._claimed,
-            running=lambda: list(self._runners),
+            # a delivery's claim is not committed while its runs' writes are staged: a lease
+            # renewal meanwhile would take it for lost (journal.Stage)
+            running=lambda: self.writer.unstaged(list(self._runners)),
             lost=self._lost,
             done=self._ended_elsewhere,
             clock=clock,
@@ -331,7 +333,7 @@ class DurableRuntime:
             secrets=self.options.secrets,
         )
         self.delivery = WaitDelivery(
-            pool, self.options.owner, self.options.lease_seconds, runners=self
+            pool, self.options.owner, self.options.lease_seconds, runners=self, journal=self.writer
         )
         """Answers event waits; the runtime's port (:class:`~tideflow.runtime.waits.EventWaits`)
         calls it directly, so an event's way to its instance does not pass through here."""
