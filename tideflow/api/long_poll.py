@@ -6,6 +6,12 @@ client's disconnect and the server's drain (``app.state.draining``, set as a
 shutdown begins, :class:`~tideflow.api.server.DrainingServer`). Whichever
 comes first ends the others: an abandoned poll holds no task, and a shutdown
 is never held up by one (nor logs its cancellation as a traceback).
+
+The wait runs in the request's own task (:class:`~tideflow.supervise.Watched`):
+the moment it ends (an instance's end committed, an event appended) wakes the
+request at the next pass of the event loop, which answers at once -- not a
+task of its own, a wait on that task, then the others cancelled and awaited,
+five passes in all, each running whatever else is ready.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import TypeVar
 
 from starlette.requests import Request
 
-from tideflow.supervise import first_done
+from tideflow.supervise import Watched
 
 T = TypeVar("T")
 
@@ -31,8 +37,13 @@ async def wait_unless_abandoned(request: Request, wait: Awaitable[T]) -> asyncio
     """
     draining: asyncio.Event | None = getattr(request.app.state, "draining", None)
     others = [client_gone(request)] + ([draining.wait()] if draining is not None else [])
-    waited, *_ = await first_done(wait, *others)
-    return None if waited.cancelled() else waited
+    waited: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+    async with Watched(*others):
+        try:
+            waited.set_result(await wait)
+        except Exception as exc:
+            waited.set_exception(exc)
+    return waited if waited.done() else None
 
 
 async def client_gone(request: Request) -> None:
