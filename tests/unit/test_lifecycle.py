@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -261,3 +262,27 @@ def test_open_tasks_are_those_of_the_latest_run_started_and_not_ended() -> None:
     ]
     assert open_tasks_of(timeline) == [("a", "/do/0/a"), ("a/c", "/do/0/a/do/1/c")]
     assert open_tasks_of([]) == []
+
+
+async def test_the_tasks_woken_with_a_notice_run_before_its_event_is_appended() -> None:
+    # The runner posts its end's notice, then wakes the long polls waiting for that end:
+    # they answer before the publisher builds and appends the event (it went first).
+    store = InMemoryEventStore()
+    await store.start()
+    publisher = LifecyclePublisher(store)
+    await publisher.start()
+    order: list[str] = []
+    ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def long_poll() -> None:
+        await ended
+        order.append(f"answered with {publisher.published} events appended")
+
+    poll = asyncio.ensure_future(long_poll())
+    await asyncio.sleep(0)  # the poll waits
+    publisher.post(notice("completed", output=1))
+    ended.set_result(None)
+    await poll
+    await publisher.stop()
+    assert order == ["answered with 0 events appended"]
+    assert publisher.published == 1

@@ -412,6 +412,11 @@ class LifecyclePublisher:
     async def _drain(self) -> None:
         while True:
             await self._ready.wait()
+            # One pass of the event loop first: the tasks woken with these notices (a long
+            # poll answering the end that was just committed) go before the events are built
+            # and appended -- monitoring after the answer -- and the notices of that pass
+            # join the batch.
+            await asyncio.sleep(0)
             try:
                 await self._flush()
             except Exception:  # the publisher must outlive any one bad batch
