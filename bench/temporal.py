@@ -38,14 +38,18 @@ On one Temporal dev server (``temporal server start-dev`` from the
   - ``later``: as ``waiting``, 100 ms later on both sides (no ``describe``);
   - ``idle``: as ``settled`` without the 100 ms: signalled right after the
     ``describe`` that found no task pending -- slower on both sides on a dev
-    server (``bench/RESULTS.md``, 2026-12-07), so not the figure.
+    server (``bench/RESULTS.md``, 2026-12-07), so not the figure;
+  - ``many``: ``--events`` instances started together, all waiting (2 s more),
+    then signalled one at a time: the shape of ``served``. With many waiting
+    workflows on one worker a signal's workflow task is dispatched later (on
+    both sides: ``bench/RESULTS.md``, 2026-12-07).
 - ``served`` (not by default): the user's path, a real ``tideflow serve
   --engine temporal`` on the same dev server: ``--events`` instances of a
   correlated wait started over HTTP, all waiting, then one at a time ``GET
   /instances/{id}?wait`` opened and the event POSTed to ``/events``: stored,
   correlated by the workflow subscriber, signalled by ``SignalDelivery``, the
   run, its last record, the answer (``bench/http_path.py``'s ``event`` part).
-  Its ratio is against the ``settled`` signal round trip.
+  Its ratio is against the ``many`` signal round trip (the same shape).
 
 Both sides run their worker in this process with the same worker options.
 Tideflow's workers run its workflow outside Temporal's sandbox
@@ -58,7 +62,8 @@ figures recorded before; ``--sync-threads 32`` runs it on threads as ``tideflow
 serve``/``worker --engine temporal`` do (a thread hand-off per call).
 
 Run: ``python bench/temporal.py [--n 1000] [--flight 50] [--events 200] [--sync-threads N]
-[--baseline-unsandboxed] [--parts seq3,event,served] [--signal-at settled,waiting,later,idle]``.
+[--baseline-unsandboxed] [--parts seq3,event,served]
+[--signal-at settled,waiting,later,idle,many]``.
 """
 
 from __future__ import annotations
@@ -142,6 +147,9 @@ async def _tideflow(client: Any, url: str, args: argparse.Namespace) -> dict[str
             if "seq3" in args.parts:
                 figures["seq3"] = await _flight(args.n, args.flight, seq3)
             for mode in args.signal_at if "event" in args.parts else ():
+                if mode == "many":
+                    figures[mode] = await _many(runtime, args.events)
+                    continue
                 latencies = []
                 for i in range(args.events):
                     row = await runtime.start_instance("waiter", {})
@@ -151,14 +159,7 @@ async def _tideflow(client: Any, url: str, args: argparse.Namespace) -> dict[str
                         await _idle(runtime.handle(row.id))
                     if mode in ("later", "settled"):
                         await asyncio.sleep(_LATER)
-                    event = {"specversion": "1.0", "id": f"e{i}", "source": "bench", "type": "go"}
-                    # the wait opened with the signal, as a client's GET ?wait beside its event
-                    waited = asyncio.ensure_future(runtime.wait_for_completion(row.id, 60))
-                    started = time.perf_counter()
-                    await runtime.signal_event(row.id, event)
-                    done = await waited
-                    latencies.append(time.perf_counter() - started)
-                    assert done.status == "completed", done
+                    latencies.append(await _tideflow_event(runtime, row.id, i))
                 figures[mode] = _latency(latencies)
             return figures
     finally:
@@ -166,6 +167,32 @@ async def _tideflow(client: Any, url: str, args: argparse.Namespace) -> dict[str
         await pool.close()
 
 
+async def _tideflow_event(runtime: Any, instance_id: str, i: int) -> float:
+    """Signal one event to a waiting instance; seconds until it has completed (the wait
+    opened with the signal, as a client's ``GET ?wait`` beside its event)."""
+    event = {"specversion": "1.0", "id": f"e{i}", "source": "bench", "type": "go"}
+    waited = asyncio.ensure_future(runtime.wait_for_completion(instance_id, 60))
+    started = time.perf_counter()
+    await runtime.signal_event(instance_id, event)
+    done = await waited
+    assert done.status == "completed", done
+    return time.perf_counter() - started
+
+
+async def _many(runtime: Any, n: int) -> dict[str, Any]:
+    """``--signal-at many``: ``n`` instances started together, all waiting (and
+    :data:`_MANY_SETTLE` s more), then signalled one at a time -- the shape of ``served``."""
+    rows = [await runtime.start_instance("waiter", {}) for _ in range(n)]
+    for row in rows:
+        while (await runtime.instances.get(row.id)).status != "waiting":  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+    await asyncio.sleep(_MANY_SETTLE)
+    return _latency([await _tideflow_event(runtime, row.id, i) for i, row in enumerate(rows)])
+
+
+_MANY_SETTLE = 2.0
+"""Seconds ``many`` lets all its instances wait before the first signal (``served`` waits
+until their waits are indexed)."""
 _LATER = 0.1
 """``--signal-at later``/``settled``: seconds more before the signal than ``waiting``/``idle``."""
 
@@ -209,24 +236,38 @@ async def _baseline(client: Any, args: argparse.Namespace) -> dict[str, Any]:
         figures = {}
         if "seq3" in args.parts:
             figures["seq3"] = await _flight(args.n, args.flight, seq3)
+
+        async def start() -> Any:
+            return await client.start_workflow("bench.waiter", id=f"w-{ids.new_id()}",
+                                               task_queue=queue)  # fmt: skip
+
+        async def signalled(handle: Any, i: int) -> float:
+            result = asyncio.ensure_future(handle.result())  # opened with the signal
+            started = time.perf_counter()
+            await handle.signal("go", {"id": f"e{i}"})
+            await result
+            return time.perf_counter() - started
+
         for mode in args.signal_at if args.parts & {"event", "served"} else ():
-            if mode != "settled" and "event" not in args.parts:
+            if mode != "many" and "event" not in args.parts:
+                continue
+            if mode == "many":  # all started, all waiting, then signalled one at a time
+                handles = [await start() for _ in range(args.events)]
+                for handle in handles:
+                    await _idle(handle)
+                await asyncio.sleep(_MANY_SETTLE)
+                figures[mode] = _latency([await signalled(h, i) for i, h in enumerate(handles)])
                 continue
             latencies = []
             for i in range(args.events):
-                handle = await client.start_workflow("bench.waiter", id=f"w-{ids.new_id()}",
-                                                     task_queue=queue)  # fmt: skip
+                handle = await start()
                 if mode in ("idle", "settled"):
                     await _idle(handle)
                 else:  # as recorded before: 20 ms, to let it reach its wait
                     await asyncio.sleep(0.02)
                 if mode in ("later", "settled"):
                     await asyncio.sleep(_LATER)
-                result = asyncio.ensure_future(handle.result())  # opened with the signal
-                started = time.perf_counter()
-                await handle.signal("go", {"id": f"e{i}"})
-                await result
-                latencies.append(time.perf_counter() - started)
+                latencies.append(await signalled(handle, i))
             figures[mode] = _latency(latencies)
         return figures
 
@@ -261,8 +302,8 @@ async def _main(args: argparse.Namespace, server: str) -> dict[str, Any]:
         served = await _served(args, served_db)
         figures["served"] = {
             "tideflow_http": served,
-            "signal_round_trip": baseline["settled"],
-            "p50_ratio": round(served["p50_ms"] / baseline["settled"]["p50_ms"], 3),
+            "signal_round_trip": baseline["many"],
+            "p50_ratio": round(served["p50_ms"] / baseline["many"]["p50_ms"], 3),
         }
     return figures
 
@@ -312,13 +353,13 @@ def main() -> None:
         default="settled,waiting",
         help="event: when each waiting instance is signalled, comma-separated, each mode "
         "measured on both sides alike (the module docs): settled (the figure), waiting (as "
-        "recorded before 2026-12-07), later, idle",
+        "recorded before 2026-12-07), later, idle, many (served's baseline)",
     )
     args = parser.parse_args()
     args.parts = {part.strip() for part in args.parts.split(",") if part.strip()}
     args.signal_at = [mode.strip() for mode in args.signal_at.split(",") if mode.strip()]
-    if "served" in args.parts and "settled" not in args.signal_at:
-        args.signal_at.insert(0, "settled")  # the served figure's baseline
+    if "served" in args.parts and "many" not in args.signal_at:
+        args.signal_at.append("many")  # the served figure's baseline
     server, cleanup = _server()
     try:
         with start_dev_server() as temporal:
