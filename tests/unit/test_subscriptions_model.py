@@ -168,3 +168,19 @@ async def test_an_event_that_cannot_be_encoded_is_not_retried() -> None:
     await sender.aclose()
     assert (attempt.ok, attempt.retryable) == (False, False)
     assert attempt.reason.startswith("cannot encode the event")
+
+
+def test_progress_past_skipped_events_only_can_wait_for_a_later_flush() -> None:
+    tracker = OffsetTracker(committed=10)
+    tracker.take(12)  # two events skipped by the filters
+    assert tracker.progress("s", skipped=False) is None
+    written = tracker.progress("s")
+    assert written is not None
+    assert written.committed_offset == 12
+    tracker.start(13)
+    tracker.finish(13)
+    tracker.delivered += 1  # delivered: written whatever ``skipped`` says
+    delivered = tracker.progress("s", skipped=False)
+    assert delivered is not None
+    assert (delivered.committed_offset, delivered.delivered) == (13, 1)
+    assert tracker.progress("s") is None

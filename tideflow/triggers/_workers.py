@@ -132,14 +132,17 @@ class OffsetTracker:
         # Offsets awaiting a retry from before a restart may lie beyond the cursor.
         self.committed = min(self.cursor, min(self.pending) - 1) if self.pending else self.cursor
 
-    def progress(self, subscription_id: str) -> Progress | None:
-        """What to write since the last flush, or ``None``; resets the counters."""
-        if (
-            self.committed == self.flushed
-            and not self.delivered
-            and not self.failed
-            and not self.dead_lettered
-        ):
+    def progress(self, subscription_id: str, *, skipped: bool = True) -> Progress | None:
+        """What to write since the last flush, or ``None``; resets the counters.
+
+        Args:
+            subscription_id: The subscription.
+            skipped: Also when the offset moved only past events the subscription skipped
+                (nothing delivered, failed or dead-lettered since the last flush); with
+                ``False`` such progress waits for a later flush.
+        """
+        quiet = not self.delivered and not self.failed and not self.dead_lettered
+        if quiet and (self.committed == self.flushed or not skipped):
             return None
         out = Progress(
             subscription_id=subscription_id,

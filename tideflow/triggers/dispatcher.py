@@ -13,7 +13,12 @@
 - Internal subscriptions hand batches to an in-process :data:`Consumer`
   registered with :meth:`Dispatcher.attach` (how workflows subscribe).
 - Offsets are committed (every ``commit_interval`` seconds and on stop) only
-  past a contiguous prefix of finished events: at-least-once delivery.
+  past a contiguous prefix of finished events: at-least-once delivery. An offset
+  that moved only past events a subscription's filters skipped (nothing delivered,
+  failed or dead-lettered) is committed every ``skipped_commit_interval`` seconds:
+  a subscription that matches little, on a busy bus, is not one row updated per
+  commit interval (after a crash it reads those skipped events again, and skips
+  them again).
 
 Several processes on one database share the subscriptions: each one is a
 unit ``subscription:<id>`` of the cluster (:mod:`tideflow.cluster`), run only
@@ -104,6 +109,8 @@ class Dispatcher:
             granted to ``sink:<host>`` (``None``: no secret is available).
         batch_size: Events per read of a bus.
         commit_interval: Seconds between offset commits.
+        skipped_commit_interval: Seconds between commits of offsets that moved only past
+            skipped events (rounded to a multiple of ``commit_interval``).
         wait_timeout: Longest wait on a bus before reading it again.
         consumer_retry_delay: First wait before an internal consumer's failed batch is
             handed over again (doubles, up to a minute).
@@ -123,6 +130,7 @@ class Dispatcher:
         secrets: SecretAccess | None = None,
         batch_size: int = 500,
         commit_interval: float = 0.05,
+        skipped_commit_interval: float = 1.0,
         wait_timeout: float = 5.0,
         consumer_retry_delay: float = 1.0,
         sync_interval: float = 1.0,
@@ -139,6 +147,7 @@ class Dispatcher:
         self.secrets = secrets
         self._batch_size = batch_size
         self._commit_interval = commit_interval
+        self._skipped_every = max(1, round(skipped_commit_interval / commit_interval))
         self._wait_timeout = wait_timeout
         self._consumer_retry_delay = consumer_retry_delay
         self._readers: dict[str, BusReader] = {}
@@ -507,13 +516,16 @@ class Dispatcher:
 
     # -- committing ---------------------------------------------------------------
 
-    async def flush(self) -> None:
-        """Commit the offsets and counters of every running subscription now."""
+    async def flush(self, *, skipped: bool = True) -> None:
+        """Commit the offsets and counters of every running subscription now (``skipped``:
+        also offsets that moved only past skipped events)."""
         async with self._lock:
-            await self._flush(list(self._workers.values()))
+            await self._flush(list(self._workers.values()), skipped=skipped)
 
-    async def _flush(self, workers: list[SubscriptionWorker]) -> None:
-        progress = [(w, p) for w in workers if (p := w.tracker.progress(w.id)) is not None]
+    async def _flush(self, workers: list[SubscriptionWorker], *, skipped: bool = True) -> None:
+        progress = [
+            (w, p) for w in workers if (p := w.tracker.progress(w.id, skipped=skipped)) is not None
+        ]
         if not progress:
             return
         fenced = [self._fenced(p) for _, p in progress]
@@ -532,10 +544,12 @@ class Dispatcher:
         return replace(progress, unit=self.unit(progress.subscription_id), token=token)
 
     async def _flush_loop(self) -> None:
+        ticks = 0
         while True:
             await self.clock.sleep(self._commit_interval)
+            ticks += 1
             try:
-                await self.flush()
+                await self.flush(skipped=ticks % self._skipped_every == 0)
             except Exception as exc:  # the database is down: keep delivering, commit later
                 log.warning("committing offsets failed, will retry: %s", exc)
 
