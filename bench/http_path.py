@@ -323,11 +323,13 @@ async def event(
     profile: Path | None,
     workflow: dict[str, Any] = WAITING,
     extra: Sequence[str] = (),
+    gap: float = 0.0,
 ) -> dict[str, Any]:
     """``n`` instances started over HTTP, each waiting for its event; then one at a time:
     ``GET /instances/{id}?wait`` opened, the event POSTed, the time to the answer
-    (:func:`probe`). ``extra``: more arguments of the server (``bench/temporal.py``'s
-    ``served`` part runs it with ``--engine temporal``)."""
+    (:func:`probe`, ``gap`` seconds between one answer and the next event). ``extra``: more
+    arguments of the server (``bench/temporal.py``'s ``served`` part runs it with ``--engine
+    temporal``)."""
     import asyncpg
 
     async with served(dsn, profile, "event", extra) as port:
@@ -359,7 +361,7 @@ async def event(
                 await asyncio.sleep(0.1)
         finally:
             await conn.close()
-        latencies = await probe(port, ids, keys, 10)
+        latencies = await probe(port, ids, keys, 10, gap)
     return {
         "instances": n,
         "p50_ms": round(_pct(latencies, 0.5) * 1000, 2),
@@ -367,14 +369,19 @@ async def event(
     }
 
 
-async def probe(port: int, ids: dict[str, str], keys: list[str], warm: int) -> list[float]:
-    """Signal ``keys`` one at a time; the POST -> long-poll answer latency of each."""
+async def probe(
+    port: int, ids: dict[str, str], keys: list[str], warm: int, gap: float = 0.0
+) -> list[float]:
+    """Signal ``keys`` one at a time (``gap`` seconds apart after each answer); the POST ->
+    long-poll answer latency of each."""
     poller, sender = RawConnection(port), RawConnection(port)
     await poller.open()
     await sender.open()
     latencies: list[float] = []
     try:
         for number, key in enumerate(keys):
+            if gap:
+                await asyncio.sleep(gap)
             headers = {
                 "ce-specversion": "1.0", "ce-id": f"e-{key}", "ce-source": "/bench",
                 "ce-type": "bench.go", "ce-benchkey": key, **JSON,

@@ -40,16 +40,20 @@ On one Temporal dev server (``temporal server start-dev`` from the
     ``describe`` that found no task pending -- slower on both sides on a dev
     server (``bench/RESULTS.md``, 2026-12-07), so not the figure;
   - ``many``: ``--events`` instances started together, all waiting (2 s more),
-    then signalled one at a time: the shape of ``served``. With many waiting
-    workflows on one worker a signal's workflow task is dispatched later (on
-    both sides: ``bench/RESULTS.md``, 2026-12-07).
+    then signalled one at a time, each right after the last one completed: the
+    shape of ``served``. With many workflows waiting on one worker a signal's
+    workflow task is dispatched 25-35 ms late by a dev server, on both sides
+    (``bench/RESULTS.md``, 2026-12-07);
+  - ``spaced``: as ``many``, each signal 50 ms after the last one completed
+    (which avoids that delay with 30-40 waiting, not with 100).
 - ``served`` (not by default): the user's path, a real ``tideflow serve
   --engine temporal`` on the same dev server: ``--events`` instances of a
   correlated wait started over HTTP, all waiting, then one at a time ``GET
   /instances/{id}?wait`` opened and the event POSTed to ``/events``: stored,
   correlated by the workflow subscriber, signalled by ``SignalDelivery``, the
   run, its last record, the answer (``bench/http_path.py``'s ``event`` part).
-  Its ratio is against the ``many`` signal round trip (the same shape).
+  Run back to back (``many``) and ``spaced``, each against that mode's round
+  trip (the same shape).
 
 Both sides run their worker in this process with the same worker options.
 Tideflow's workers run its workflow outside Temporal's sandbox
@@ -63,7 +67,7 @@ serve``/``worker --engine temporal`` do (a thread hand-off per call).
 
 Run: ``python bench/temporal.py [--n 1000] [--flight 50] [--events 200] [--sync-threads N]
 [--baseline-unsandboxed] [--parts seq3,event,served]
-[--signal-at settled,waiting,later,idle,many]``.
+[--signal-at settled,waiting,later,idle,many,spaced]``.
 """
 
 from __future__ import annotations
@@ -147,8 +151,8 @@ async def _tideflow(client: Any, url: str, args: argparse.Namespace) -> dict[str
             if "seq3" in args.parts:
                 figures["seq3"] = await _flight(args.n, args.flight, seq3)
             for mode in args.signal_at if "event" in args.parts else ():
-                if mode == "many":
-                    figures[mode] = await _many(runtime, args.events)
+                if mode in _GAPS:
+                    figures[mode] = await _many(runtime, args.events, _GAPS[mode])
                     continue
                 latencies = []
                 for i in range(args.events):
@@ -179,17 +183,27 @@ async def _tideflow_event(runtime: Any, instance_id: str, i: int) -> float:
     return time.perf_counter() - started
 
 
-async def _many(runtime: Any, n: int) -> dict[str, Any]:
-    """``--signal-at many``: ``n`` instances started together, all waiting (and
-    :data:`_MANY_SETTLE` s more), then signalled one at a time -- the shape of ``served``."""
+async def _many(runtime: Any, n: int, gap: float) -> dict[str, Any]:
+    """``--signal-at many``/``spaced``: ``n`` instances started together, all waiting (and
+    :data:`_MANY_SETTLE` s more), then signalled one at a time, ``gap`` seconds after the
+    last one completed -- the shape of ``served``."""
     rows = [await runtime.start_instance("waiter", {}) for _ in range(n)]
     for row in rows:
         while (await runtime.instances.get(row.id)).status != "waiting":  # noqa: ASYNC110
             await asyncio.sleep(0.005)
     await asyncio.sleep(_MANY_SETTLE)
-    return _latency([await _tideflow_event(runtime, row.id, i) for i, row in enumerate(rows)])
+    latencies = []
+    for i, row in enumerate(rows):
+        await asyncio.sleep(gap)
+        latencies.append(await _tideflow_event(runtime, row.id, i))
+    return _latency(latencies)
 
 
+_GAPS = {"many": 0.0, "spaced": 0.05}
+"""Seconds between one instance's end and the next signal, by ``--signal-at`` mode. With 30-40
+workflows waiting on one worker, a workflow task scheduled right after the worker ended
+another workflow is dispatched 25-35 ms late by a dev server, 50 ms later at once; with 100
+waiting, late either way -- on both sides (``bench/RESULTS.md``, 2026-12-07)."""
 _MANY_SETTLE = 2.0
 """Seconds ``many`` lets all its instances wait before the first signal (``served`` waits
 until their waits are indexed)."""
@@ -249,27 +263,33 @@ async def _baseline(client: Any, args: argparse.Namespace) -> dict[str, Any]:
             return time.perf_counter() - started
 
         for mode in args.signal_at if args.parts & {"event", "served"} else ():
-            if mode != "many" and "event" not in args.parts:
-                continue
-            if mode == "many":  # all started, all waiting, then signalled one at a time
-                handles = [await start() for _ in range(args.events)]
-                for handle in handles:
-                    await _idle(handle)
-                await asyncio.sleep(_MANY_SETTLE)
-                figures[mode] = _latency([await signalled(h, i) for i, h in enumerate(handles)])
-                continue
-            latencies = []
-            for i in range(args.events):
-                handle = await start()
-                if mode in ("idle", "settled"):
-                    await _idle(handle)
-                else:  # as recorded before: 20 ms, to let it reach its wait
-                    await asyncio.sleep(0.02)
-                if mode in ("later", "settled"):
-                    await asyncio.sleep(_LATER)
-                latencies.append(await signalled(handle, i))
-            figures[mode] = _latency(latencies)
+            if mode in _GAPS or "event" in args.parts:
+                figures[mode] = await _baseline_events(mode, args.events, start, signalled)
         return figures
+
+
+async def _baseline_events(mode: str, n: int, start: Any, signalled: Any) -> dict[str, Any]:
+    """The hand-written side of one ``--signal-at`` mode: ``n`` events, one at a time."""
+    latencies = []
+    if mode in _GAPS:  # all started, all waiting, then signalled one at a time
+        handles = [await start() for _ in range(n)]
+        for handle in handles:
+            await _idle(handle)
+        await asyncio.sleep(_MANY_SETTLE)
+        for i, handle in enumerate(handles):
+            await asyncio.sleep(_GAPS[mode])
+            latencies.append(await signalled(handle, i))
+        return _latency(latencies)
+    for i in range(n):
+        handle = await start()
+        if mode in ("idle", "settled"):
+            await _idle(handle)
+        else:  # as recorded before: 20 ms, to let it reach its wait
+            await asyncio.sleep(0.02)
+        if mode in ("later", "settled"):
+            await asyncio.sleep(_LATER)
+        latencies.append(await signalled(handle, i))
+    return _latency(latencies)
 
 
 async def _main(args: argparse.Namespace, server: str) -> dict[str, Any]:
@@ -298,17 +318,19 @@ async def _main(args: argparse.Namespace, server: str) -> dict[str, Any]:
             for mode in args.signal_at
         }
     if "served" in args.parts:
-        served_db = await _fresh_db(server, "tideflow_bench_temporal_served", True)
-        served = await _served(args, served_db)
-        figures["served"] = {
-            "tideflow_http": served,
-            "signal_round_trip": baseline["many"],
-            "p50_ratio": round(served["p50_ms"] / baseline["many"]["p50_ms"], 3),
-        }
+        figures["served"] = {}
+        for mode, gap in _GAPS.items():
+            served_db = await _fresh_db(server, f"tideflow_bench_temporal_served_{mode}", True)
+            served = await _served(args, served_db, gap)
+            figures["served"][mode] = {
+                "tideflow_http": served,
+                "signal_round_trip": baseline[mode],
+                "p50_ratio": round(served["p50_ms"] / baseline[mode]["p50_ms"], 3),
+            }
     return figures
 
 
-async def _served(args: argparse.Namespace, url: str) -> dict[str, Any]:
+async def _served(args: argparse.Namespace, url: str, gap: float) -> dict[str, Any]:
     """The user's path (``served``): a real ``tideflow serve --engine temporal`` on this dev
     server, ``--events`` instances of a correlated wait started over HTTP and all waiting
     (indexed), then one at a time ``GET /instances/{id}?wait`` opened, the event POSTed to
@@ -320,7 +342,7 @@ async def _served(args: argparse.Namespace, url: str) -> dict[str, Any]:
 
     extra = ["--engine", "temporal", "--temporal-address", args.address]
     extra += ["--task-queue", f"bench-served-{ids.new_id()}"]
-    figures = await http_path.event(url, args.events, None, http_path.WAITING, extra)
+    figures = await http_path.event(url, args.events, None, http_path.WAITING, extra, gap)
     return {"p50_ms": figures["p50_ms"], "p99_ms": figures["p99_ms"]}
 
 
@@ -353,13 +375,13 @@ def main() -> None:
         default="settled,waiting",
         help="event: when each waiting instance is signalled, comma-separated, each mode "
         "measured on both sides alike (the module docs): settled (the figure), waiting (as "
-        "recorded before 2026-12-07), later, idle, many (served's baseline)",
+        "recorded before 2026-12-07), later, idle, many, spaced (served's baselines)",
     )
     args = parser.parse_args()
     args.parts = {part.strip() for part in args.parts.split(",") if part.strip()}
     args.signal_at = [mode.strip() for mode in args.signal_at.split(",") if mode.strip()]
-    if "served" in args.parts and "many" not in args.signal_at:
-        args.signal_at.append("many")  # the served figure's baseline
+    if "served" in args.parts:  # the served figures' baselines
+        args.signal_at += [mode for mode in _GAPS if mode not in args.signal_at]
     server, cleanup = _server()
     try:
         with start_dev_server() as temporal:
