@@ -68,7 +68,7 @@ async def test_an_unreachable_cluster_is_an_error_and_loses_nothing(
     pool: Any, runtimes: tuple[TemporalRuntime, TemporalRuntime]
 ) -> None:
     running, away = runtimes
-    row = await running.start_instance(WAITER["id"], {})
+    row = await running.start_instance(str(WAITER["id"]), {})
     key = await _open_wait(pool, row.id)
     event = {"specversion": "1.0", "id": "e1", "source": "test", "type": "go", "data": {"got": 7}}
 
