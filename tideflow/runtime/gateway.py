@@ -968,6 +968,15 @@ async def drop_wait(conn: asyncpg.Connection, instance_id: str, wait_key: str) -
     await conn.execute(_W["drop_wait"], instance_id, wait_key)
 
 
+async def drop_single_waits(
+    conn: asyncpg.Connection, waits: Sequence[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Drop the open ``(instance id, wait key)`` waits that end with one event, in one
+    statement (those for all of their events stay); the ones dropped."""
+    rows = await conn.fetch(_W["drop_single_waits"], [w[0] for w in waits], [w[1] for w in waits])
+    return {(str(row["instance_id"]), str(row["wait_key"])) for row in rows}
+
+
 async def delete_waits(conn: asyncpg.Connection, instance_id: str) -> None:
     """Drop every open wait of an instance."""
     await conn.execute(_Q["delete_waits"], instance_id)

@@ -56,7 +56,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from typing import Any, Final, Protocol
 
 import asyncpg
@@ -325,6 +325,27 @@ def _split(answers: Sequence[Answer]) -> tuple[list[int], list[int]]:
     return batch, rest
 
 
+async def _batch_then_rest(
+    answers: Sequence[Answer],
+    batch: Callable[[list[Answer]], Awaitable[Collection[str]]],
+    one: Callable[[str, str, list[dict[str, Any]]], Awaitable[bool]],
+) -> list[bool]:
+    """Answer one wait per instance through ``batch`` (which returns the instances whose
+    wait it answered), and the rest -- a second wait of an instance, a wait ``batch`` left
+    (for all of its events, or gone) -- with ``one``, in order; whether each was taken."""
+    first, rest = _split(answers)
+    done = await batch([answers[i] for i in first]) if first else ()
+    taken = [False] * len(answers)
+    for i in first:
+        if answers[i][0] in done:
+            taken[i] = True
+        else:
+            rest.append(i)
+    for i in sorted(rest):
+        taken[i] = await one(*answers[i])
+    return taken
+
+
 def assemble(
     specs: list[dict[str, Any]], received: list[dict[str, Any]]
 ) -> list[dict[str, Any]] | None:
@@ -442,18 +463,11 @@ class WaitDelivery:
             StoreError: The database failed (nothing of the batch was delivered;
                 the one-by-one part may have been).
         """
-        batch, rest = _split(answers)
-        rows = await self._deliver_rows([answers[i] for i in batch], conn) if batch else {}
-        taken = [False] * len(answers)
-        for i in batch:
-            if answers[i][0] in rows:
-                taken[i] = True
-            else:  # an all-events wait, a second wait, or gone: the one-by-one path decides
-                rest.append(i)
-        for i in sorted(rest):
-            instance_id, wait_key, events = answers[i]
-            taken[i] = await self.deliver_events(instance_id, wait_key, events)
-        return taken
+
+        async def batch(some: list[Answer]) -> Collection[str]:
+            return await self._deliver_rows(some, conn)
+
+        return await _batch_then_rest(answers, batch, self.deliver_events)
 
     async def _deliver_rows(
         self, answers: Sequence[Answer], held: asyncpg.Connection | None
@@ -630,9 +644,44 @@ class SignalDelivery:
     async def deliver_many(
         self, answers: Sequence[Answer], conn: asyncpg.Connection | None = None
     ) -> list[bool]:
-        """Answer many waits, one transaction each (``conn`` is not needed here).
+        """Answer many waits: those that end with one event (one per instance) in one
+        transaction, the rest -- waits for all of their events, a second wait of an
+        instance, waits gone -- one by one (:meth:`deliver_events`).
+
+        The one transaction drops the waits in one statement (on ``conn``, a connection the
+        caller holds, when given) and signals their instances all at once, then commits:
+        one failed signal rolls the whole drop back, and every wait of it is open again
+        (the batch comes again; an instance signalled twice drops the repeat).
 
         Raises:
-            StoreError: The database failed (the answers before it were delivered).
+            StoreError: The database failed (nothing of the one transaction was delivered;
+                the one-by-one part may have been).
+            EngineUnavailable: A signal was not taken (as :meth:`deliver_events`).
         """
-        return [await self.deliver_events(i, key, events) for i, key, events in answers]
+
+        async def batch(some: list[Answer]) -> Collection[str]:
+            return await self._signal_dropped(some, conn)
+
+        return await _batch_then_rest(answers, batch, self.deliver_events)
+
+    async def _signal_dropped(
+        self, answers: Sequence[Answer], held: asyncpg.Connection | None
+    ) -> set[str]:
+        """Drop the waits of ``answers`` (one per instance) that end with one event and signal
+        their events before the drop commits (see :meth:`deliver_many`); the instances whose
+        wait was dropped."""
+        events = {(i, key): found for i, key, found in answers}
+        try:
+            lease = contextlib.nullcontext(held) if held is not None else self._pool.acquire()
+            async with lease as conn, conn.transaction():
+                dropped = await gateway.drop_single_waits(conn, list(events))
+                sent = await asyncio.gather(
+                    *(self._signals.signal_events(i, events[i, key]) for i, key in dropped),
+                    return_exceptions=True,
+                )  # every signal has ended, taken or not, before the commit or the rollback
+                for outcome in sent:
+                    if isinstance(outcome, BaseException):
+                        raise outcome
+        except asyncpg.PostgresError as exc:
+            raise StoreError(f"delivering events to {len(answers)} waits failed: {exc}") from exc
+        return {instance_id for instance_id, _ in dropped}

@@ -141,3 +141,12 @@ JOIN tideflow_correlation_keys k ON k.event_type = p.event_type AND k.corr = p.c
 -- drop_wait --
 -- Drop one open wait (answered by a host that keeps its own results: the Temporal engine)
 DELETE FROM tideflow_event_waits WHERE instance_id = $1 AND wait_key = $2;
+
+-- drop_single_waits --
+-- Drop the open waits ($1 instance ids, $2 wait keys) that end with one event, in one
+-- statement (answered by a host that keeps its own results); a wait for all of its events
+-- is left alone. The waits dropped.
+DELETE FROM tideflow_event_waits w
+USING unnest($1::text[], $2::text[]) AS a(instance_id, wait_key)
+WHERE w.instance_id = a.instance_id AND w.wait_key = a.wait_key AND NOT w.all_events
+RETURNING w.instance_id, w.wait_key;

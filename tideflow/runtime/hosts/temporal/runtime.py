@@ -30,6 +30,7 @@ temporal`` runs workers alone (:func:`run_workers`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
@@ -82,7 +83,7 @@ from tideflow.runtime.hosts.temporal.gateway import PostgresMirror
 from tideflow.runtime.hosts.temporal.worker import instance_worker
 from tideflow.runtime.lifecycle import LifecycleNotice
 from tideflow.runtime.waits import SignalDelivery
-from tideflow.supervise import Supervisor, TaskSet, first_done
+from tideflow.supervise import Supervisor, TaskSet, Watched
 from tideflow.workflow.model import Workflow
 
 __all__ = ["TemporalOptions", "TemporalRuntime", "connect"]
@@ -375,13 +376,12 @@ class TemporalRuntime:
             row = await self.instances.get(instance_id)
             if row.final:
                 return row
-            try:
-                async with asyncio.timeout(timeout):
-                    _, result = await first_done(future, self._result(instance_id))
-                if not result.cancelled():
-                    result.result()  # raises what the wait for the workflow's result raised
-            except TimeoutError:  # still running: the row as it is
-                pass
+            # In this task, the wait for the workflow's result beside it: the end committed
+            # answers at the next pass of the loop, and that wait (a Temporal long poll,
+            # holding nothing) is cancelled without waiting for its way out.
+            with contextlib.suppress(TimeoutError):  # still running: the row as it is
+                async with asyncio.timeout(timeout), Watched(self._result(instance_id)):
+                    await future
             ended = future.result() if future.done() and not future.cancelled() else None
             return ended if ended is not None else await self.instances.get(instance_id)
         finally:
@@ -397,7 +397,8 @@ class TemporalRuntime:
             await self.handle(instance_id).result()
         except WorkflowFailureError as exc:  # failed or cancelled: the row says how
             log.debug("instance %s ended: %s", instance_id, exc)
-        except RPCError as exc:  # the cluster is away, or the history is gone: read the row
+        except (RPCError, RuntimeError) as exc:  # the cluster is away (RuntimeError: the
+            # client's connection is gone), or the history is gone: the caller reads the row
             log.warning("instance %s: waiting for its end failed: %s", instance_id, exc)
 
     def _resolve(self, instance_id: str, row: InstanceRow | None) -> None:
