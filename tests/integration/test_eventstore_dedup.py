@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -74,3 +75,77 @@ async def test_reads_follow_a_bus_recreated_by_another_process(pool: Any) -> Non
     finally:
         await reader.stop()
         await other.stop()
+
+
+async def test_an_append_probes_for_duplicates_in_its_locking_statement(pg_url: str) -> None:
+    # The lock of the buses and the dedup probe are one statement: an append is BEGIN, that
+    # statement, the COPY (not logged), the advance and COMMIT. Fails on the code before this
+    # change (find_duplicates was a statement of its own between the lock and the COPY).
+    from tideflow.db import create_pool
+
+    logged: list[str] = []
+    two = await create_pool(pg_url, min_size=2, max_size=2)
+    async with two.acquire() as a, two.acquire() as b:  # every connection's statements logged
+        for conn in (a, b):
+            conn.add_query_logger(lambda record: logged.append(record.query))
+    store = PostgresEventStore(two)
+    await store.start()
+    try:
+        await store.append(DEFAULT_BUS, [ce("warm")])
+        for calls in ([ce("a")], [ce("b"), ce("a")]):
+            logged.clear()
+            await store.append(DEFAULT_BUS, calls)
+            flush = [q for q in logged if "tideflow_buses" in q or "tideflow_event_keys" in q]
+            assert len(flush) == 2, flush  # lock_buses (with the probe), advance_buses
+            assert not any("JOIN tideflow_event_keys k ON k.bus_id = p.bus_id" in q for q in logged)
+        acks = await store.append(DEFAULT_BUS, [ce("a"), ce("c")])
+        assert [(a.offset, a.duplicate) for a in acks] == [(2, True), (4, False)]
+    finally:
+        await store.stop()
+        await two.close()
+
+
+async def test_a_duplicate_committed_while_an_append_waits_for_the_lock_is_found(
+    pool: Any, pg_url: str
+) -> None:
+    # Two processes' stores on one bus: the first holds the bus lock with event "x" written,
+    # the second appends "x" too and waits for the lock -- its probe's snapshot is older than
+    # the first's commit. It must still find "x" (probed again once the bus row moved); a
+    # probe in the locking statement alone would store "x" twice.
+    import asyncpg
+
+    gate, entered = asyncio.Event(), asyncio.Event()
+
+    async def before_commit() -> None:
+        entered.set()
+        await gate.wait()
+
+    first = PostgresEventStore(pool, before_commit=before_commit)
+    second = PostgresEventStore(pool)
+    watcher = await asyncpg.connect(pg_url)
+    await first.start()
+    await second.start()
+    try:
+        held = asyncio.create_task(first.append(DEFAULT_BUS, [ce("x")]))
+        await entered.wait()
+        racing = asyncio.create_task(second.append(DEFAULT_BUS, [ce("y"), ce("x")]))
+        for _ in range(1000):  # until the second's statement waits for the first's lock
+            if await watcher.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND datname = current_database()"
+            ):
+                break
+            await asyncio.sleep(0.005)
+        else:
+            raise AssertionError("the second append never waited for the bus lock")
+        gate.set()
+        assert [(a.offset, a.duplicate) for a in await held] == [(1, False)]
+        acks = await racing
+        assert [(a.offset, a.duplicate) for a in acks] == [(2, False), (1, True)]
+        stored = await pool.fetchval("SELECT count(*) FROM tideflow_events WHERE ce_id = 'x'")
+        assert stored == 1
+    finally:
+        gate.set()
+        await watcher.close()
+        await first.stop()
+        await second.stop()

@@ -39,8 +39,10 @@ transaction starts while the previous one commits and queues on the bus row
 lock, so the lock passes from one to the next inside the server, without a
 round trip through this process. Nothing above changes: the waiting
 transaction reads ``next_offset`` only once the lock is granted, i.e. after
-the previous commit is visible, and its dedup probe is a later statement, so
-its snapshot holds every event committed before it. Two batches of this
+the previous commit is visible. Its dedup probe is in the locking statement,
+whose snapshot was taken before the lock was granted: a bus whose row moved
+after that snapshot (an append always moves it) is probed again in a later
+statement, whose snapshot holds every event committed before it. Two batches of this
 process lock their buses in the same name order, like two processes. The
 order in which concurrent callers get their offsets is not defined (it never
 was); one caller's events keep their order, and a caller awaiting each append
@@ -482,7 +484,14 @@ class PostgresEventStore:
         """:meth:`_flush`'s statements, in its transaction: sets ``results``, returns the
         buses' appends."""
         now = self._clock.now()
-        heads = await conn.fetch(_Q["lock_buses"], sorted(by_bus))
+        names = sorted(by_bus)
+        probes: tuple[list[str], list[int]] = ([], [])
+        for bus in names:
+            for i in by_bus[bus]:
+                for row in batch[i].rows:
+                    probes[0].append(bus)
+                    probes[1].append(row[2])
+        heads = await conn.fetch(_Q["lock_buses"], names, *probes)
         for bus in by_bus.keys() - {head["name"] for head in heads}:
             for i in by_bus[bus]:
                 results[i] = BusNotFound(f"no bus named {bus!r}")
@@ -506,20 +515,27 @@ class PostgresEventStore:
     ) -> dict[int, dict[tuple[str, str], int]]:
         """Per bus id, the offsets of the events of ``groups`` its live log holds already.
 
-        One probe of the keys table for the whole batch (its plan does not grow with the
-        buses); for the keys found (duplicates, rare), the events at those offsets are read
-        from the live log and compared by source and id: a hash collision, or a key whose
-        event retention dropped or the archive tier moved, is not a duplicate.
+        The keys table was probed with the lock (``lock_buses``: one statement, its plan
+        does not grow with the buses), in the snapshot taken before the lock was granted; a
+        bus that another append moved meanwhile is probed again now (its keys committed). For
+        the keys found (duplicates, rare), the events at those offsets are read from the live
+        log and compared by source and id: a hash collision, or a key whose event retention
+        dropped or the archive tier moved, is not a duplicate.
         """
+        candidates: dict[int, list[int]] = {}
         probes: tuple[list[int], list[int]] = ([], [])
         for head, items in groups:
-            for item in items:
+            if head["seen_offset"] == head["next_offset"]:
+                if head["duplicates"]:
+                    candidates[head["id"]] = list(head["duplicates"])
+                continue
+            for item in items:  # moved by a commit after the snapshot: probe again
                 for row in item.rows:
                     probes[0].append(head["id"])
                     probes[1].append(row[2])
-        candidates: dict[int, list[int]] = {}
-        for bus_id, offset in await conn.fetch(_Q["find_duplicates"], *probes):
-            candidates.setdefault(bus_id, []).append(offset)
+        if probes[0]:
+            for bus_id, offset in await conn.fetch(_Q["find_duplicates"], *probes):
+                candidates.setdefault(bus_id, []).append(offset)
         known: dict[int, dict[tuple[str, str], int]] = {}
         for bus_id, offsets in candidates.items():
             for source, event_id, offset in await conn.fetch(_Q["live_events"], bus_id, offsets):

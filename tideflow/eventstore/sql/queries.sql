@@ -3,14 +3,33 @@
 -- deadlock) until commit, serializing each bus's appends; read where each log stands; and make
 -- this transaction plan each statement for its parameters: a generic plan of live_events would
 -- lock every segment of the log (PostgreSQL locks before it prunes). The rows are locked as the
--- sort hands them over; one updated meanwhile is read again once its lock is granted
-SELECT b.name, b.id, b.next_offset, b.segment_size,
-       (SELECT max(s.end_offset) FROM tideflow_segments s WHERE s.bus_id = b.id) AS ready_until,
-       set_config('plan_cache_mode', 'force_custom_plan', true) AS plan_cache_mode
-FROM tideflow_buses b
-WHERE b.name = ANY($1::text[])
-ORDER BY b.name
-FOR UPDATE OF b;
+-- sort hands them over; one updated meanwhile is read again once its lock is granted.
+-- With it, the dedup probe of the batch (per probe its bus name $2 and hash $3; as
+-- find_duplicates): the offsets of the keys found, per bus. The probe reads the statement's
+-- snapshot, taken before the lock was granted: a bus whose row an append moved meanwhile has
+-- next_offset <> seen_offset (seen_offset is the snapshot's row), and the caller probes it again
+-- (find_duplicates, a later statement) -- an append always moves its bus's row
+WITH seen AS MATERIALIZED (
+    SELECT s.id, s.next_offset FROM tideflow_buses s WHERE s.name = ANY($1::text[])
+), heads AS MATERIALIZED (
+    SELECT b.name, b.id, b.next_offset, b.segment_size,
+           (SELECT max(s.end_offset) FROM tideflow_segments s WHERE s.bus_id = b.id) AS ready_until,
+           set_config('plan_cache_mode', 'force_custom_plan', true) AS plan_cache_mode
+    FROM tideflow_buses b
+    WHERE b.name = ANY($1::text[])
+    ORDER BY b.name
+    FOR UPDATE OF b
+), found AS MATERIALIZED (
+    SELECT h.id, k.event_offset
+    FROM unnest($2::text[], $3::bigint[]) AS p (bus, key)
+    JOIN heads h ON h.name = p.bus
+    JOIN tideflow_event_keys k ON k.bus_id = h.id AND k.ce_key = p.key
+)
+SELECT h.name, h.id, h.next_offset, h.segment_size, h.ready_until,
+       (SELECT s.next_offset FROM seen s WHERE s.id = h.id) AS seen_offset,
+       ARRAY(SELECT f.event_offset FROM found f WHERE f.id = h.id) AS duplicates
+FROM heads h
+ORDER BY h.name;
 
 -- find_duplicates --
 -- The keys already written for a batch: per probe its bus ($1) and its hash ($2). One table
