@@ -77,29 +77,35 @@ async def test_reads_follow_a_bus_recreated_by_another_process(pool: Any) -> Non
         await other.stop()
 
 
-async def test_an_append_probes_for_duplicates_in_its_locking_statement(pg_url: str) -> None:
-    # The lock of the buses and the dedup probe are one statement: an append is BEGIN, that
-    # statement, the COPY (not logged), the advance and COMMIT. Fails on the code before this
-    # change (find_duplicates was a statement of its own between the lock and the COPY).
+async def test_an_append_of_a_few_events_is_two_statements_in_its_transaction(pg_url: str) -> None:
+    # The lock of the buses and the dedup probe are one statement, and a few events are
+    # written with the buses' advance in one more: an append is BEGIN, those two and COMMIT.
+    # Fails on the code before f866385 (find_duplicates was a statement of its own between the
+    # lock and the COPY), and on that commit (the COPY, then advance_buses).
     from tideflow.db import create_pool
 
-    logged: list[str] = []
+    logged: list[tuple[str, tuple[Any, ...]]] = []
     two = await create_pool(pg_url, min_size=2, max_size=2)
     async with two.acquire() as a, two.acquire() as b:  # every connection's statements logged
         for conn in (a, b):
-            conn.add_query_logger(lambda record: logged.append(record.query))
+            conn.add_query_logger(lambda record: logged.append((record.query, record.args)))
     store = PostgresEventStore(two)
     await store.start()
     try:
         await store.append(DEFAULT_BUS, [ce("warm")])
-        for calls in ([ce("a")], [ce("b"), ce("a")]):
+        for calls, new in (([ce("a")], ["a"]), ([ce("b"), ce("a")], ["b"])):
             logged.clear()
             await store.append(DEFAULT_BUS, calls)
-            flush = [q for q in logged if "tideflow_buses" in q or "tideflow_event_keys" in q]
+            flush = [q for q in logged if "tideflow_buses" in q[0] or "tideflow_event_keys" in q[0]]
             assert len(flush) == 2, flush  # lock_buses (with the probe), advance_buses
-            assert not any("JOIN tideflow_event_keys k ON k.bus_id = p.bus_id" in q for q in logged)
+            assert not any("k.bus_id = p.bus_id" in query for query, _ in logged)
+            # the new events are written by that statement (its arguments), with no COPY
+            assert len(flush[1][1]) == 13
+            assert flush[1][1][8] == new
         acks = await store.append(DEFAULT_BUS, [ce("a"), ce("c")])
         assert [(a.offset, a.duplicate) for a in acks] == [(2, True), (4, False)]
+        stored = await store.read(DEFAULT_BUS)
+        assert [(e.offset, e.id) for e in stored] == [(1, "warm"), (2, "a"), (3, "b"), (4, "c")]
     finally:
         await store.stop()
         await two.close()

@@ -142,6 +142,10 @@ _COLUMNS = (
     "bus_id", "event_offset", "ce_source", "ce_id", "ce_key", "stored_at", "event", "trace_parent",
 )  # fmt: skip
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+_INSERT_MAX = 16
+"""Up to this many events a flush writes in its ``advance_buses`` statement, more with
+COPY: COPY waits for the server's go-ahead before it sends the rows, and the buses' advance is
+a statement after it; an INSERT of a few rows costs less than those two round trips."""
 
 NOTIFY_CHANNEL = "tideflow_events"
 """Every appending transaction runs ``pg_notify('tideflow_events', '<bus> <last offset>')``;
@@ -543,7 +547,8 @@ class PostgresEventStore:
         return known
 
     async def _write(self, conn: Any, appends: Sequence[_BusAppend]) -> None:
-        """COPY the new events of every bus at once and move the buses past them."""
+        """Write the new events of every bus at once and move the buses past them (one
+        statement for a few events, else COPY and a statement)."""
         filled = [append for append in appends if append.records]
         if not filled:
             return
@@ -557,15 +562,19 @@ class PostgresEventStore:
         else:
             table = "tideflow_events"  # routed to each bus's segment by PostgreSQL
         records = [record for append in filled for record in append.records]
-        await conn.copy_records_to_table(table, records=records, columns=_COLUMNS)
-        await conn.execute(
-            _Q["advance_buses"],
+        advance = (
             [append.bus_id for append in filled],
             [append.next_offset for append in filled],
             [record[0] for record in records],
             [record[4] for record in records],
             [record[1] for record in records],
         )
+        if len(records) <= _INSERT_MAX:  # one statement; COPY is two round trips, then this
+            columns = [list(column) for column in zip(*records, strict=True)]
+        else:
+            await conn.copy_records_to_table(table, records=records, columns=_COLUMNS)
+            columns = [[] for _ in _COLUMNS]
+        await conn.execute(_Q["advance_buses"], *advance, *columns)
 
     async def _prepare_segment(self, bus_id: int, next_offset: int, size: int) -> None:
         """Create the segment after the one being filled, in its own short transaction."""

@@ -62,8 +62,16 @@ SELECT tideflow_ensure_segments($1, $2);
 
 -- advance_buses --
 -- Write the new events' dedup keys (bus $3, hash $4, offset $5) and move each bus ($1) past
--- its appended events (next offset $2); each bus's notification is delivered at commit
-WITH keys AS (
+-- its appended events (next offset $2); each bus's notification is delivered at commit. A
+-- small batch's events come with it ($6 bus, $7 offset, $8 source, $9 id, $10 hash, $11 stored
+-- at, $12 event, $13 trace): one round trip where COPY and this take three; empty after a COPY
+WITH events AS (
+    INSERT INTO tideflow_events (bus_id, event_offset, ce_source, ce_id, ce_key, stored_at, event,
+                                 trace_parent)
+    SELECT b, o, s, i, k, t, e::json, p
+    FROM unnest($6::integer[], $7::bigint[], $8::text[], $9::text[], $10::bigint[],
+                $11::timestamptz[], $12::text[], $13::text[]) AS n (b, o, s, i, k, t, e, p)
+), keys AS (
     INSERT INTO tideflow_event_keys (bus_id, ce_key, event_offset)
     SELECT * FROM unnest($3::integer[], $4::bigint[], $5::bigint[])
 ), moved AS (
