@@ -86,6 +86,7 @@ async def test_publisher_creates_the_bus_and_dedups_replayed_notices() -> None:
     types = [stored.event["type"].rsplit(".", 1)[-1] for stored in events]
     assert types == ["started", "entered", "completed"]
     assert publisher.published == 4
+    await publisher.stop()  # its task must not outlive the test (the loop is the session's)
 
 
 async def test_publisher_logs_instead_of_raising_when_the_bus_is_gone(
@@ -163,6 +164,7 @@ async def test_a_correlation_has_standard_events_only_and_no_phase_change() -> N
         "io.serverlessworkflow.workflow.correlation-started.v1",
         "io.serverlessworkflow.workflow.correlation-completed.v1",
     ]
+    await publisher.stop()
 
 
 async def test_publisher_adds_standard_events_for_dsl1_versions_only() -> None:
@@ -191,6 +193,7 @@ async def test_publisher_adds_standard_events_for_dsl1_versions_only() -> None:
         "io.serverlessworkflow.task.started.v1",
         "io.serverlessworkflow.task.status-changed.v1",
     ]
+    await publisher.stop()
 
 
 def named(events: list[dict[str, Any]]) -> list[tuple[str, Any, Any]]:
