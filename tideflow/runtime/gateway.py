@@ -887,8 +887,10 @@ async def deliver_claim(
     owner: str,
     lease_seconds: float,
     claimable: Sequence[bool],
+    generic_after: bool = False,
 ) -> builtins.list[DeliveredRow]:
-    """Answer waits for one of their events in one statement (``sql/deliver.sql``).
+    """Answer waits for one of their events in one statement (``sql/deliver.sql``);
+    ``generic_after``: the rest of the transaction plans its statements once (generic plans).
 
     Returns:
         One row per instance woken (claimed for ``owner`` or not).
@@ -901,6 +903,7 @@ async def deliver_claim(
         owner,
         lease_seconds,
         list(claimable),
+        generic_after,
     )
     return [DeliveredRow.from_row(r) for r in rows]
 

@@ -520,7 +520,7 @@ class WaitDelivery:
         await transaction.start()
         try:
             rows = await gateway.deliver_claim(
-                conn, answers, self._owner, self._lease_seconds, claimable
+                conn, answers, self._owner, self._lease_seconds, claimable, generic_after=True
             )
             if rows and all(row.instance is not None and row.journal is not None for row in rows):
                 stage = journal.stage([row.id for row in rows])

@@ -54,8 +54,14 @@ WITH u AS MATERIALIZED (
 )
 -- A claimed instance's journal, as ``get_journals`` reads it, with the result just added
 -- (the statement's snapshot does not see its own insert), and its timeline's steps as
--- ``count_timelines`` counts them (in the statement: no round trip after it on the event path)
+-- ``count_timelines`` counts them (in the statement: no round trip after it on the event path).
+-- With $7 the rest of the transaction runs its statements on generic plans: the staged
+-- delivery's next statement is the resumed runs' write (commit_batch), planned anew at every
+-- call otherwise (its unnest() arrays make any custom plan look cheaper) for about as long as
+-- it runs; a generic plan is made once per connection. Without $7 the setting stays as it is
 SELECT w.*, (SELECT count(*) FROM notified) AS notified,
+       (SELECT set_config('plan_cache_mode', CASE WHEN $7::boolean THEN 'force_generic_plan'
+                          ELSE current_setting('plan_cache_mode') END, true)) AS plan_cache_mode,
        CASE WHEN w.claimed THEN (
            SELECT coalesce(jsonb_agg(jsonb_build_object('op', j.op, 'key', j.step_key) || j.entry
                                      ORDER BY j.seq), '[]'::jsonb)
