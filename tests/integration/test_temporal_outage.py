@@ -25,7 +25,7 @@ from tests.integration.test_temporal_ends import WAITER
 from tests.support.temporal import DevServer, deployed
 from tideflow.api.errors import tideflow_error_response
 from tideflow.errors import EngineUnavailable
-from tideflow.runtime.hosts.temporal.runtime import TemporalOptions, TemporalRuntime, connect
+from tideflow.runtime.hosts.temporal.runtime import TemporalOptions, TemporalRuntime
 from tideflow.runtime.waits import SignalDelivery
 
 
@@ -41,13 +41,10 @@ async def runtimes(
 ) -> AsyncIterator[tuple[TemporalRuntime, TemporalRuntime]]:
     """The real runtime (with a worker), and one whose cluster cannot be reached."""
     async with deployed(pool, temporal_server, tmp_path, WAITER, "outage") as made:
-        client = await connect(made.options)
         away_options = TemporalOptions(f"127.0.0.1:{_free_port()}", task_queue="nowhere")
         away_client = await Client.connect(away_options.address, lazy=True)
         away = TemporalRuntime(pool, away_client, away_options, registry=made.registry)
-        async with TemporalRuntime(
-            pool, client, made.options, registry=made.registry, activities=made.activities
-        ) as running:
+        async with await made.runtime(pool) as running:
             yield running, away
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from tests.support.temporal import DevServer, deployed
-from tideflow.runtime.hosts.temporal.runtime import TemporalRuntime, connect
+from tideflow.runtime.hosts.temporal.runtime import TemporalRuntime
 from tideflow.runtime.waits import SignalDelivery
 
 ONE_WAIT = {
@@ -87,10 +87,7 @@ async def runtime(
     pool: Any, temporal_server: DevServer, tmp_path: Path
 ) -> AsyncIterator[SlowToCancel]:
     async with deployed(pool, temporal_server, tmp_path, ONE_WAIT, "served-path") as made:
-        client = await connect(made.options)
-        started = SlowToCancel(
-            pool, client, made.options, registry=made.registry, activities=made.activities
-        )
+        started: SlowToCancel = await made.runtime(pool, SlowToCancel)
         started.let_go = asyncio.Event()
         async with started:
             try:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.support.temporal import DevServer, deployed
-from tideflow.runtime.hosts.temporal.runtime import TemporalRuntime, connect
+from tideflow.runtime.hosts.temporal.runtime import TemporalRuntime
 from tideflow.runtime.waits import SignalDelivery
 
 
@@ -70,12 +70,11 @@ class CrashingSignals:
 async def runtime(
     pool: Any, temporal_server: DevServer, tmp_path: Path
 ) -> AsyncIterator[TemporalRuntime]:
-    async with deployed(pool, temporal_server, tmp_path, THREE_WAITS, "signal-once") as made:
-        client = await connect(made.options)
-        async with TemporalRuntime(
-            pool, client, made.options, registry=made.registry, activities=made.activities
-        ) as started:
-            yield started
+    async with (
+        deployed(pool, temporal_server, tmp_path, THREE_WAITS, "signal-once") as made,
+        await made.runtime(pool) as started,
+    ):
+        yield started
 
 
 async def _open_wait(pool: Any, instance_id: str, other_than: set[str]) -> str:

@@ -152,6 +152,15 @@ class Setting:
     registry: Any  # PostgresRegistry
     activities: Any  # InstanceActivities
 
+    async def runtime(self, pool: Any, kind: Any = None) -> Any:
+        """A runtime (``kind``: a subclass of ``TemporalRuntime``) with this setting's options,
+        registry and activities, its client connected; not started."""
+        from tideflow.runtime.hosts.temporal.runtime import TemporalRuntime, connect
+
+        client = await connect(self.options)
+        made = kind or TemporalRuntime
+        return made(pool, client, self.options, registry=self.registry, activities=self.activities)
+
 
 @contextlib.asynccontextmanager
 async def deployed(

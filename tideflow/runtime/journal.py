@@ -308,15 +308,19 @@ class JournalWriter:
         self._batch_of(instance_id).progress.setdefault(instance_id, (None, None, False))
         return self._wait(instance_id)
 
+    def _stage_of(self, instance_id: str) -> Stage | None:
+        """The delivery holding the instance's writes (``None``: the group commit takes them)."""
+        return self._stages.get(instance_id) if self._stages else None
+
     def _batch_of(self, instance_id: str) -> _Batch:
-        stage = self._stages.get(instance_id) if self._stages else None
+        stage = self._stage_of(instance_id)
         return self._batch if stage is None else stage.batch
 
     def _wait(self, instance_id: str, *, awaited: bool = True) -> asyncio.Future[Control]:
         if self._closed:
             raise StoreError("the journal writer is stopped")
         future: asyncio.Future[Control] = asyncio.get_running_loop().create_future()
-        stage = self._stages.get(instance_id) if self._stages else None
+        stage = self._stage_of(instance_id)
         if stage is None:
             self._batch.waiters.append((instance_id, future))
             self._dirty.set()
@@ -342,7 +346,7 @@ class JournalWriter:
     def barrier(self, instance_id: str) -> asyncio.Future[bool] | None:
         """Before work outside: what to wait for first (``None``: nothing). The future
         tells whether the delivery that claimed the instance committed."""
-        stage = self._stages.get(instance_id) if self._stages else None
+        stage = self._stage_of(instance_id)
         if stage is None:
             return None
         stage.arrive(instance_id)
