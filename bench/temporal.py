@@ -41,11 +41,16 @@ On one Temporal dev server (``temporal server start-dev`` from the
     server (``bench/RESULTS.md``, 2026-12-07), so not the figure;
   - ``many``: ``--events`` instances started together, all waiting (2 s more),
     then signalled one at a time, each right after the last one completed: the
-    shape of ``served``. With many workflows waiting on one worker a signal's
-    workflow task is dispatched 25-35 ms late by a dev server, on both sides
-    (``bench/RESULTS.md``, 2026-12-07);
-  - ``spaced``: as ``many``, each signal 50 ms after the last one completed
-    (which avoids that delay with 30-40 waiting, not with 100).
+    shape of ``served``;
+  - ``spaced``: as ``many``, each signal 50 ms after the last one completed.
+
+  On a dev server with its default dynamic config, ``many`` and ``spaced`` (and
+  ``served``) were paced after a few seconds by the one history shard's
+  transfer-queue reads (20 a second; two per signalled workflow): every signal's
+  workflow task then waited 25-50 ms, on both sides, and a mode's figure depended
+  on how much of the limiter's burst the runs before it had left. The dev server
+  started here lifts that limit (``tests/support/temporal.py``, ``DYNAMIC_CONFIG``;
+  ``bench/RESULTS.md``, issue 14, h14 on 2026-12-07).
 - ``served`` (not by default): the user's path, a real ``tideflow serve
   --engine temporal`` on the same dev server: ``--events`` instances of a
   correlated wait started over HTTP, all waiting, then one at a time ``GET
@@ -200,10 +205,7 @@ async def _many(runtime: Any, n: int, gap: float) -> dict[str, Any]:
 
 
 _GAPS = {"many": 0.0, "spaced": 0.05}
-"""Seconds between one instance's end and the next signal, by ``--signal-at`` mode. With 30-40
-workflows waiting on one worker, a workflow task scheduled right after the worker ended
-another workflow is dispatched 25-35 ms late by a dev server, 50 ms later at once; with 100
-waiting, late either way -- on both sides (``bench/RESULTS.md``, 2026-12-07)."""
+"""Seconds between one instance's end and the next signal, by ``--signal-at`` mode."""
 _MANY_SETTLE = 2.0
 """Seconds ``many`` lets all its instances wait before the first signal (``served`` waits
 until their waits are indexed)."""

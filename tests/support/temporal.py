@@ -10,6 +10,18 @@ shares one server among all the tests of a session (each test uses its own
 task queue, so they never see each other's work).
 
 ``TIDEFLOW_TEST_TEMPORAL_ADDRESS`` names a running server to use instead.
+
+A dev server has one history shard, and a shard's transfer queue (the tasks that
+hand a workflow task or an activity to matching, close a workflow, ...) reads its
+new tasks at most ``history.transferProcessorMaxPollRPS`` times a second: 20 by
+default, per shard. A cluster spreads its workflows over hundreds of shards; the
+dev server puts every workflow of a run on that one, so a bench or a test that
+signals and completes more than ~10 workflows a second (two reads each: the
+signal's workflow task, the close) drains the limiter's burst in a few seconds,
+and from then on every signal's workflow task waits for the next read -- 25-50 ms,
+on hand-written workflows as on Tideflow's (``bench/RESULTS.md``, issue 14, h14 on
+2026-12-07). :data:`DYNAMIC_CONFIG` lifts that one limit, so the dev server
+answers a workflow as a cluster's shard does.
 """
 
 from __future__ import annotations
@@ -33,6 +45,9 @@ import httpx
 
 ADDRESS_ENV = "TIDEFLOW_TEST_TEMPORAL_ADDRESS"
 _START_TIMEOUT = 60.0
+DYNAMIC_CONFIG = {"history.transferProcessorMaxPollRPS": 1000}
+"""Dynamic config of the dev servers started here (``--dynamic-config-value``): the one
+shard's transfer-queue reads per second, 20 by default (see the module docs)."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +115,19 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=15)
 
 
+def dev_server_command(cli: Path, grpc: int, http: int, metrics: int) -> list[str]:
+    """The command that starts a headless dev server on these ports, in memory, with
+    :data:`DYNAMIC_CONFIG`."""
+    command = [
+        str(cli), "server", "start-dev", "--headless",
+        "--ip", "127.0.0.1", "--port", str(grpc), "--http-port", str(http),
+        "--metrics-port", str(metrics), "--log-level", "error",
+    ]  # fmt: skip
+    for key, value in DYNAMIC_CONFIG.items():
+        command += ["--dynamic-config-value", f"{key}={json.dumps(value)}"]
+    return command
+
+
 @contextlib.contextmanager
 def start_dev_server() -> Iterator[DevServer]:
     """Start ``temporal server start-dev --headless`` on free ports; stop it on exit."""
@@ -109,11 +137,7 @@ def start_dev_server() -> Iterator[DevServer]:
     folder = Path(tempfile.mkdtemp(prefix="tideflow-temporal-"))
     log = folder / "server.log"
     grpc, http, metrics = _free_ports(3)
-    command = [
-        str(temporal_cli()), "server", "start-dev", "--headless",
-        "--ip", "127.0.0.1", "--port", str(grpc), "--http-port", str(http),
-        "--metrics-port", str(metrics), "--log-level", "error",
-    ]  # fmt: skip
+    command = dev_server_command(temporal_cli(), grpc, http, metrics)
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=folder)
     try:
