@@ -67,6 +67,15 @@ def test_owners_that_are_not_live_and_units_that_are_gone_are_ignored() -> None:
     assert moves_for("a", target, ["u3", "u1"]) == Moves(acquire=("u2",), release=("u3",))
 
 
+def test_leases_of_units_not_run_here_are_let_go_or_taken_again_by_the_plan() -> None:
+    # u1 and u3 were stopped here but their leases are still this node's (a release that
+    # failed, a previous life): the plan gives u3 to b -- let go; u1 stays here -- taken again.
+    target = {"u1": "a", "u2": "a", "u3": "b"}
+    moves = moves_for("a", target, ["u2"], leased=["u1", "u2", "u3"])
+    assert moves == Moves(acquire=("u1",), release=("u3",))
+    assert moves_for("b", target, ["u3"], leased=["u3"]) == Moves()
+
+
 def test_nodes_agree_whatever_order_they_list_things_in() -> None:
     owners = {UNITS[0]: "b", UNITS[1]: "b", UNITS[2]: "c"}
     one = plan(["c", "a", "b"], list(reversed(UNITS)), owners)

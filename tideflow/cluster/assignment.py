@@ -35,7 +35,7 @@ class Moves:
 
     Attributes:
         acquire: Units the plan gives it that it does not run yet (taken if free).
-        release: Units it runs that the plan gives to another or that are gone.
+        release: Units it runs or leases that the plan gives to another or that are gone.
     """
 
     acquire: tuple[str, ...] = ()
@@ -139,18 +139,24 @@ def _plan_group(
     return target
 
 
-def moves_for(node: str, target: Mapping[str, str], running: Iterable[str]) -> Moves:
+def moves_for(
+    node: str, target: Mapping[str, str], running: Iterable[str], leased: Iterable[str] = ()
+) -> Moves:
     """What ``node`` does to follow ``target``.
 
     Args:
         node: This node.
         target: The plan (:func:`plan`).
         running: The units this node runs now.
+        leased: The units whose lease the database says this node holds, run here or not:
+            one it stopped and failed to release (the statement failed), or one of its
+            previous life (a restart) that the plan gives to another, is released too;
+            one the plan gives to it is acquired again (and run).
 
     Returns:
         The units to take and to let go, each sorted.
     """
     held = set(running)
     acquire = sorted(u for u, owner in target.items() if owner == node and u not in held)
-    release = sorted(u for u in held if target.get(u) != node)
+    release = sorted(u for u in held.union(leased) if target.get(u) != node)
     return Moves(acquire=tuple(acquire), release=tuple(release))

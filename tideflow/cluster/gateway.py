@@ -83,14 +83,17 @@ class PostgresCluster:
         async with self._conn() as conn:
             await conn.fetchval(_Q["join"], node_id, address, ttl)
 
-    async def heartbeat(self, node_id: str, address: str | None, ttl: float) -> dict[str, int]:
-        """Renew the node and its leases for ``ttl`` seconds.
+    async def heartbeat(
+        self, node_id: str, address: str | None, ttl: float, units: Sequence[str]
+    ) -> dict[str, int]:
+        """Renew the node, and its leases of ``units`` (those it runs), for ``ttl`` seconds.
 
         Returns:
-            ``unit -> token`` of the leases it still holds (one that expired is not renewed).
+            ``unit -> token`` of those leases it still holds (one that expired is not
+            renewed); its other leases are left to expire, or to be released.
         """
         async with self._conn() as conn, conn.transaction():
-            rows = await conn.fetch(_Q["heartbeat"], node_id, address, ttl)
+            rows = await conn.fetch(_Q["heartbeat"], node_id, address, ttl, list(units))
         return {row["unit"]: int(row["token"]) for row in rows}
 
     async def view(self) -> View:
@@ -105,6 +108,9 @@ class PostgresCluster:
 
     async def acquire(self, node_id: str, units: Sequence[str], ttl: float) -> dict[str, int]:
         """Take those of ``units`` that are free, expired or already ``node_id``'s.
+
+        The others (another process holds them) are neither changed nor locked: taking
+        them would wait for their owner's heartbeat or release, and deadlock with it.
 
         Returns:
             ``unit -> token`` of the units taken (each with a new token).

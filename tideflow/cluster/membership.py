@@ -4,13 +4,19 @@
 (and at once when a NOTIFY on :data:`~tideflow.cluster.gateway.CHANNEL` says
 that a process joined, left or released units, or that units changed):
 
-1. renews its own row and its leases (one statement); a unit whose lease it
-   no longer holds (it expired, another took it) is stopped here at once;
+1. renews its own row and the leases of the units it runs (one statement); a
+   unit whose lease it no longer holds (it expired, another took it) is stopped
+   here at once;
 2. asks each :class:`UnitOwner` to follow changes and list its units;
 3. computes the plan (:func:`~tideflow.cluster.assignment.plan`) from the
    live nodes and leases, stops and releases the units the plan moves away,
    and acquires the ones it gives this process (free, expired, or its own
    from a previous life: a restarted process takes its units back at once).
+   A lease of this process whose unit it does not run -- stopped for a
+   hand-over whose release failed (a deadlock, a lost connection), stopped by
+   self-fencing, or of its previous life -- is released when the plan gives the
+   unit to another, and acquired again when it gives it here: never renewed
+   while nobody runs it, so no unit is kept from its next owner.
 
 A process whose heartbeat cannot be written stops every unit before its
 leases can expire (``lease - heartbeat / 2`` after the last renewal it sent),
@@ -241,7 +247,9 @@ class Cluster:
         """Heartbeat, follow changes, and move units to follow the plan."""
         async with self._lock:
             sent = self.clock.monotonic()
-            still = await self.gateway.heartbeat(self.node_id, self.address, self.options.lease)
+            still = await self.gateway.heartbeat(
+                self.node_id, self.address, self.options.lease, sorted(self._held)
+            )
             self._fence_at = sent + self.options.lease - self.options.heartbeat / 2
             await self._lose([u for u, token in self._held.items() if still.get(u) != token])
             if self._announce:
@@ -254,8 +262,9 @@ class Cluster:
             view = await self.gateway.view()
             self.view = view
             self._owners_seen = view.owners()
-            target = plan([n.node_id for n in view.nodes], units, view.owners())
-            moves = moves_for(self.node_id, target, self._held)
+            target = plan([n.node_id for n in view.nodes], units, self._owners_seen)
+            leased = [u for u, owner in self._owners_seen.items() if owner == self.node_id]
+            moves = moves_for(self.node_id, target, self._held, leased)
             if moves.release:
                 await self._lose(moves.release)
                 await self.gateway.release(self.node_id, moves.release)
