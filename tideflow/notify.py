@@ -150,7 +150,8 @@ class Listener:
         try:
             keeps_session_state(conn)  # given back with UNLISTEN * whatever happens
             conn.add_termination_listener(self._terminated)
-            for channel in self._channels:
+            # A copy: a channel added meanwhile (listen()) is LISTENed at the next connect.
+            for channel in list(self._channels):
                 await conn.add_listener(channel, self._dispatch)
             if self.error != "not connected yet":
                 log.info("listener %s is back", self.name)
@@ -187,7 +188,7 @@ class Listener:
     async def _release(self, conn: Any) -> None:
         try:
             if usable(conn):
-                for channel in self._channels:
+                for channel in list(self._channels):
                     await conn.remove_listener(channel, self._dispatch)
             await self._pool.release(conn)
         except CONNECTION_ERRORS:

@@ -72,6 +72,37 @@ async def test_the_listener_reconnects_and_reports_it(pg_url: str, pool: asyncpg
         await health.stop()
 
 
+async def test_a_channel_added_while_the_listener_connects_is_heard_and_kills_no_task(
+    pg_url: str, pool: asyncpg.Pool
+) -> None:
+    health = Supervisor("svc")
+    listener = Listener(pool, "test", health=health)
+    heard: list[str] = []
+    listener.listen("tideflow_test", heard.append)
+    admin = await asyncpg.connect(pg_url)
+    health.spawn("listen", listener.run)
+    try:
+        # It holds its connection and LISTENs channel after channel (a service starting
+        # while another one's listener connects): a channel added now.
+        async with asyncio.timeout(10):
+            while listener.backend_pid is None:  # noqa: ASYNC110 - set between two awaits
+                await asyncio.sleep(0)
+        assert not listener.connected.is_set()
+        listener.listen("tideflow_later", heard.append)
+        async with asyncio.timeout(10):
+            while "later" not in heard:  # LISTENed from its next connect on
+                await admin.execute("SELECT pg_notify('tideflow_later', 'later')")
+                await asyncio.sleep(0.05)
+        # the task went on: it did not die of the channels changing under its loop
+        assert [(c.name, c.up, c.restarts) for c in health.health()] == [
+            ("svc.listen", True, 0),
+            ("svc.listen:test", True, 0),
+        ]
+    finally:
+        await admin.close()
+        await health.stop()
+
+
 async def test_an_instance_stopped_by_a_failed_commit_is_replayed_without_its_lease_running_out(
     pg_url: str, pool: asyncpg.Pool
 ) -> None:
