@@ -33,7 +33,7 @@ from typing import Any
 import asyncpg
 
 from tideflow import ids
-from tideflow.db import acquired, load_queries
+from tideflow.db import acquired, keeps_session_state, load_queries
 from tideflow.errors import (
     AlreadyExists,
     InstanceNotFound,
@@ -490,6 +490,13 @@ class PostgresHistory:
 
 WaitRef = tuple[str, str]
 """``(instance id, wait key)``."""
+
+
+async def plan_once(conn: asyncpg.Connection) -> None:
+    """Make ``conn`` (held by a wait session) plan its statements once (``sql/waits.sql``);
+    the pool resets the setting when ``conn`` is given back."""
+    keeps_session_state(conn)
+    await conn.execute(_W["plan_once"])
 
 
 async def match_waits(

@@ -183,11 +183,20 @@ class EventWaits:
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[WaitSession]:
-        """A session on the held connection (taken anew after a failure)."""
-        if self._held is None or self._held.is_closed():
+        """A session on the held connection (taken anew after a failure).
+
+        The held connection plans each statement once (generic plans, made once per
+        connection; see ``plan_once`` in ``sql/waits.sql``): ``deliver_claim`` was otherwise
+        planned anew at every event, for longer than it ran. The pool's release resets it.
+        """
+        fresh = self._held is None or self._held.is_closed()
+        if fresh:
             await self.close()
             self._held = await self._pool.acquire()
+        assert self._held is not None
         try:
+            if fresh:
+                await gateway.plan_once(self._held)
             yield WaitSession(self._held, self._delivery)
         except BaseException:
             await self.close()  # its state is unknown: the next session takes another

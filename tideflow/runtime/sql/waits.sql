@@ -2,6 +2,15 @@
 -- open event waits by (type, correlation key, source), the inbox of instances not waiting yet,
 -- partial sets of waits for all of their events, and consumed events kept for later waits.
 
+-- plan_once --
+-- The held connection of a consumer's wait session (waits.EventWaits.session) plans each of its
+-- statements once: generic plans, kept per connection, instead of a custom plan at every call.
+-- Its statements (the lookups, deliver_claim, the staged delivery's writes) take unnest()
+-- arrays, whose custom plans always look cheaper, so PostgreSQL's automatic choice planned
+-- deliver_claim anew at every event. The pool resets it (RESET ALL) when the connection is
+-- given back
+SET plan_cache_mode = force_generic_plan;
+
 -- match_waits --
 -- Open waits indexed under each (event i, type, correlation key, source); behind: a wait for
 -- any of its events that kept events may answer (as in pending_for_waits), to take them first
