@@ -15,7 +15,10 @@ import asyncpg
 from tests.integration.durable_support import Calls, deploy, runtime
 from tests.integration.test_deliver_and_end import EVENT, _parked
 from tests.integration.test_journal_linger import WAIT_THEN_END
+from tideflow.db import load_queries
+from tideflow.runtime.hosts.durable import DurableRuntime
 from tideflow.runtime.waits import EventWaits
+from tideflow.testing import ManualClock
 
 DELIVERIES = 8  # more than the 5 custom plans PostgreSQL makes before it may choose
 
@@ -61,3 +64,62 @@ async def test_a_wait_sessions_deliveries_are_planned_once(pool: asyncpg.Pool) -
         ]
         modes = {await conn.fetchval("SHOW plan_cache_mode") for conn in conns}
     assert modes == {"auto"}
+
+
+async def test_the_held_connections_plans_are_made_again_after_a_second(
+    pool: asyncpg.Pool,
+) -> None:
+    # Fails on the old code: no clock, the plans were never dropped. A plan made while a table
+    # was small scans it; made again, it is made for the table as it is then
+    clock = ManualClock()
+    waits = EventWaits(pool, DurableRuntime(pool).delivery, clock)
+
+    async def last_statement(pid: int) -> str:
+        query = await pool.fetchval("SELECT query FROM pg_stat_activity WHERE pid = $1", pid)
+        lines = [line for line in str(query).splitlines() if not line.startswith("--")]
+        return lines[0].split()[0]
+
+    try:
+        async with waits.session() as session:
+            pass
+        pid = await pool.fetchval(
+            "SELECT pid FROM pg_stat_activity WHERE query LIKE '%SET plan_cache_mode%'"
+            " AND datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        first = await last_statement(pid)
+        async with waits.session() as session:
+            await session.match([])  # a lookup: the plans are kept
+        clock.advance(0.5)
+        async with waits.session() as session:
+            await session.match([])
+        kept = await last_statement(pid)
+        clock.advance(0.5)
+        async with waits.session() as session:
+            pass
+        again = await last_statement(pid)
+    finally:
+        await waits.close()
+    assert (first, kept, again) == ("SET", "SELECT", "DISCARD")
+
+
+async def test_the_lookup_probes_each_events_keys_on_its_generic_plan(pool: asyncpg.Pool) -> None:
+    # Fails on the old code: with 1,500 open keys, its generic plan (the held connection's)
+    # scanned every key for each lookup -- it takes 10 events a call, and 10 probes looked
+    # dearer than one scan (0.33 ms a lookup in bench/http_path.py's event part)
+    match = load_queries("tideflow.runtime", "waits.sql")["match_waits"]
+    await pool.execute(
+        "INSERT INTO tideflow_correlation_keys"
+        " SELECT 't', jsonb_build_object('k', 'v' || g), '', 'i' || g, 'w', 'e', false"
+        " FROM generate_series(1, 1500) g"
+    )
+    await pool.execute("ANALYZE tideflow_correlation_keys")
+    async with pool.acquire() as conn:
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        await conn.execute(f"PREPARE m(int[], text[], jsonb[], text[]) AS {match}")
+        rows = await conn.fetch(
+            "EXPLAIN EXECUTE m(ARRAY[0], ARRAY['t'], ARRAY['{\"k\": \"v5\"}'::jsonb], ARRAY[''])"
+        )
+        await conn.execute("DEALLOCATE m; RESET plan_cache_mode")
+    plan = "\n".join(r[0] for r in rows)
+    assert "Seq Scan on tideflow_correlation_keys k " not in plan
+    assert "Index Scan using tideflow_correlation_keys_pkey on tideflow_correlation_keys k " in plan

@@ -499,6 +499,11 @@ async def plan_once(conn: asyncpg.Connection) -> None:
     await conn.execute(_W["plan_once"])
 
 
+async def plan_again(conn: asyncpg.Connection) -> None:
+    """Drop the plans ``conn`` keeps (its statements are planned again at their next call)."""
+    await conn.execute(_W["plan_again"])
+
+
 async def match_waits(
     conn: asyncpg.Connection, keys: Sequence[tuple[int, str, str, str]]
 ) -> builtins.list[WaitMatch]:

@@ -61,6 +61,7 @@ from typing import Any, Final, Protocol
 
 import asyncpg
 
+from tideflow.clock import SYSTEM_CLOCK, Clock
 from tideflow.errors import StoreError
 from tideflow.runtime import gateway
 from tideflow.runtime.gateway import (
@@ -98,6 +99,11 @@ _STAGE_SECONDS: Final = 0.02
 """How long a delivery's transaction waits for the runs it resumed to arrive at their first
 write or work outside (:class:`~tideflow.runtime.journal.Stage`); then it commits without the
 runs that did not."""
+
+_PLAN_SECONDS: Final = 1.0
+"""How long the held connection of a wait session keeps its plans (:meth:`EventWaits.session`):
+then they are made again, for the tables as they are by then (a plan made while a table was
+small scans it)."""
 
 NEW_WAIT_CHANNEL: Final = "tideflow_correlation"
 """NOTIFY channel: payload ``<instance id>\\n<wait key>`` when an instance starts waiting."""
@@ -174,20 +180,26 @@ class EventWaits:
     Args:
         pool: The database pool (migrated).
         delivery: The runtime's delivery, which answers waits and resumes their instances.
+        clock: The clock the held connection's plans age by.
     """
 
-    def __init__(self, pool: asyncpg.Pool, delivery: Delivery) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, delivery: Delivery, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self._pool = pool
         self._delivery = delivery
+        self._clock = clock
         self._held: asyncpg.Connection | None = None
+        self._planned_at = 0.0
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[WaitSession]:
         """A session on the held connection (taken anew after a failure).
 
-        The held connection plans each statement once (generic plans, made once per
-        connection; see ``plan_once`` in ``sql/waits.sql``): ``deliver_claim`` was otherwise
-        planned anew at every event, for longer than it ran. The pool's release resets it.
+        The held connection plans each statement once (generic plans; see ``plan_once``
+        in ``sql/waits.sql``): ``deliver_claim`` was otherwise planned anew at every event,
+        for longer than it ran. Its plans are made again when they are older than
+        :data:`_PLAN_SECONDS`; the pool's release resets the setting.
         """
         fresh = self._held is None or self._held.is_closed()
         if fresh:
@@ -195,8 +207,13 @@ class EventWaits:
             self._held = await self._pool.acquire()
         assert self._held is not None
         try:
+            now = self._clock.monotonic()
             if fresh:
                 await gateway.plan_once(self._held)
+                self._planned_at = now
+            elif now - self._planned_at >= _PLAN_SECONDS:
+                await gateway.plan_again(self._held)
+                self._planned_at = now
             yield WaitSession(self._held, self._delivery)
         except BaseException:
             await self.close()  # its state is unknown: the next session takes another

@@ -223,7 +223,7 @@ class WorkflowSubscriber:
         self.pending_seconds = pending_seconds
         self.sweep_seconds = sweep_seconds
         self.index = SubscriberIndex()
-        self.waits = EventWaits(pool, runtime.delivery)
+        self.waits = EventWaits(pool, runtime.delivery, runtime.clock)
         self.start_sets = StartSets(
             pool, self.waits, clock=runtime.clock, retention_seconds=start_set_seconds
         )

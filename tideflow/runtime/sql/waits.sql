@@ -11,6 +11,11 @@
 -- given back
 SET plan_cache_mode = force_generic_plan;
 
+-- plan_again --
+-- Drop the plans the held connection keeps: made again at each statement's next call, for the
+-- tables as they are then (waits.EventWaits.session, every second)
+DISCARD PLANS;
+
 -- match_waits --
 -- Open waits indexed under each (event i, type, correlation key, source); behind: a wait for
 -- any of its events that kept events may answer (as in pending_for_waits), to take them first
@@ -24,8 +29,14 @@ SELECT q.i, k.instance_id, k.wait_key, k.name, k.all_events,
           AND (w.source = '' OR p.source = w.source) AND p.event_offset > o.start_offset
          WHERE w.instance_id = k.instance_id AND w.wait_key = k.wait_key)) AS behind
 FROM unnest($1::int[], $2::text[], $3::jsonb[], $4::text[]) AS q(i, event_type, corr, source)
-JOIN tideflow_correlation_keys k
-  ON k.event_type = q.event_type AND k.corr = q.corr AND k.source IN ('', q.source)
+CROSS JOIN LATERAL (
+    -- Looked up by key for each event (OFFSET 0: not flattened into a join). The statement
+    -- runs on a generic plan (plan_once), which takes 10 events a call: joined, that made a
+    -- scan of every open key look cheaper than 10 index probes up to some thousands of keys
+    SELECT * FROM tideflow_correlation_keys k
+    WHERE k.event_type = q.event_type AND k.corr = q.corr AND k.source IN ('', q.source)
+    OFFSET 0
+) k
 ORDER BY q.i;
 
 -- addressed_waits --
