@@ -19,21 +19,22 @@ DISCARD PLANS;
 -- match_waits --
 -- Open waits indexed under each (event i, type, correlation key, source); behind: a wait for
 -- any of its events that kept events may answer (as in pending_for_waits), to take them first
-SELECT q.i, k.instance_id, k.wait_key, k.name, k.all_events,
-       (NOT k.all_events AND EXISTS (
-         SELECT 1
-         FROM tideflow_correlation_keys w
-         JOIN tideflow_correlation_origins o ON o.instance_id = w.instance_id
-         JOIN tideflow_correlation_pending p
-           ON p.event_type = w.event_type AND p.corr = w.corr
-          AND (w.source = '' OR p.source = w.source) AND p.event_offset > o.start_offset
-         WHERE w.instance_id = k.instance_id AND w.wait_key = k.wait_key)) AS behind
+SELECT q.i, k.*
 FROM unnest($1::int[], $2::text[], $3::jsonb[], $4::text[]) AS q(i, event_type, corr, source)
 CROSS JOIN LATERAL (
     -- Looked up by key for each event (OFFSET 0: not flattened into a join). The statement
     -- runs on a generic plan (plan_once), which takes 10 events a call: joined, that made a
     -- scan of every open key look cheaper than 10 index probes up to some thousands of keys
-    SELECT * FROM tideflow_correlation_keys k
+    SELECT k.instance_id, k.wait_key, k.name, k.all_events,
+           (NOT k.all_events AND EXISTS (
+             SELECT 1
+             FROM tideflow_correlation_keys w
+             JOIN tideflow_correlation_origins o ON o.instance_id = w.instance_id
+             JOIN tideflow_correlation_pending p
+               ON p.event_type = w.event_type AND p.corr = w.corr
+              AND (w.source = '' OR p.source = w.source) AND p.event_offset > o.start_offset
+             WHERE w.instance_id = k.instance_id AND w.wait_key = k.wait_key)) AS behind
+    FROM tideflow_correlation_keys k
     WHERE k.event_type = q.event_type AND k.corr = q.corr AND k.source IN ('', q.source)
     OFFSET 0
 ) k
