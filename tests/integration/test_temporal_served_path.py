@@ -7,6 +7,10 @@ the end's commit without waiting for its Temporal long poll to wind down.
   signal round trip after another, per wait). A signal not taken rolls the whole drop
   back: every wait of the batch is open again (before: the waits answered earlier in the
   batch had committed), and the next batch completes every instance.
+- The drop's commit does not wait for the WAL flush (``synchronous_commit`` off for that
+  transaction only): its events were signalled before it, and a drop PostgreSQL's crash loses
+  is a wait open again, as after this process's crash (before: each delivery's commit was one
+  more flush the next event's append queued behind).
 - ``TemporalRuntime.wait_for_completion`` answers once the end is committed, while the
   wait for the workflow's result beside it (a Temporal long poll) is still on its way out
   (before: the answer waited for it).
@@ -66,6 +70,20 @@ class CountedSignals:
             await self.runtime.signal_events(instance_id, events)
         finally:
             self.in_flight -= 1
+
+
+class SeenSetting:
+    """The runtime's signals, noting the delivery transaction's ``synchronous_commit`` (on the
+    connection the delivery was given) as each signal is sent."""
+
+    def __init__(self, runtime: TemporalRuntime, conn: Any) -> None:
+        self.runtime = runtime
+        self.conn = conn
+        self.seen: list[str] = []
+
+    async def signal_events(self, instance_id: str, events: list[dict[str, Any]]) -> None:
+        self.seen.append(await self.conn.fetchval("SELECT current_setting('synchronous_commit')"))
+        await self.runtime.signal_events(instance_id, events)
 
 
 class SlowToCancel(TemporalRuntime):
@@ -161,3 +179,22 @@ async def test_a_waiter_is_answered_without_waiting_for_the_result_poll(
     async with asyncio.timeout(30):  # before: held until the result's poll had ended
         done = await waiter
     assert (done.status, done.output) == ("completed", {"a": 7})
+
+
+async def test_the_drop_commits_without_waiting_for_the_wal_flush(
+    pool: Any, runtime: SlowToCancel
+) -> None:
+    runtime.let_go.set()  # this test waits for the end the ordinary way
+    row = await runtime.start_instance("one-wait", {})
+    key = await _wait_key(pool, row.id)
+    async with pool.acquire() as conn:
+        signals = SeenSetting(runtime, conn)
+        delivery = SignalDelivery(pool, signals)
+        assert await delivery.deliver_many([(row.id, key, [_go("e1", 5)])], conn) == [True]
+        assert signals.seen == ["off"]  # before: "on", the commit waited for its flush
+        setting = await conn.fetchval("SELECT current_setting('synchronous_commit')")
+        assert setting == "on"  # that transaction's only
+    assert await _open(pool, [row.id]) == 0
+    async with asyncio.timeout(30):
+        done = await runtime.wait_for_completion(row.id, None)
+    assert (done.status, done.output) == ("completed", {"a": 5})

@@ -637,7 +637,10 @@ class SignalDelivery:
     signal in between leaves the wait open, the batch is handed over again and
     the signal is sent again (the instance drops an event it was signalled
     before, by source and id). A signal to an instance that ended meanwhile is
-    logged and the drop commits.
+    logged and the drop commits. The batched drop's commit does not wait for
+    the WAL flush (``drop_single_waits``): a drop that PostgreSQL's crash
+    loses is such a wait open again, and the flush it saves is one fewer that
+    the next event's append (and the instance's records) queue behind.
 
     Args:
         pool: The database pool.

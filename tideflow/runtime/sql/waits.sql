@@ -166,8 +166,13 @@ DELETE FROM tideflow_event_waits WHERE instance_id = $1 AND wait_key = $2;
 -- drop_single_waits --
 -- Drop the open waits ($1 instance ids, $2 wait keys) that end with one event, in one
 -- statement (answered by a host that keeps its own results); a wait for all of its events
--- is left alone. The waits dropped.
+-- is left alone. The waits dropped. The transaction's commit does not wait for the WAL flush
+-- (synchronous_commit off for it only, through set_config): the events were signalled before
+-- it, and a drop PostgreSQL's crash loses is a wait open again, as after this process's crash
+-- before the commit -- the batch comes again and the instance drops the repeated signal; a
+-- later commit (the offsets, the instance's records) flushes it, the WAL is flushed in order.
 DELETE FROM tideflow_event_waits w
 USING unnest($1::text[], $2::text[]) AS a(instance_id, wait_key)
 WHERE w.instance_id = a.instance_id AND w.wait_key = a.wait_key AND NOT w.all_events
+  AND set_config('synchronous_commit', 'off', true) IS NOT NULL
 RETURNING w.instance_id, w.wait_key;
