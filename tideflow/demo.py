@@ -31,9 +31,6 @@ import graphql
 from fastapi import Body, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
-DEMO_PORT: Final = 8081
-"""Where ``tideflow demo-services`` listens by default (and the examples point)."""
-
 FLAKY_MEMORY: Final = 10.0
 """Seconds after its last call that a flaky key's count is forgotten."""
 
