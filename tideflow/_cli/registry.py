@@ -21,7 +21,6 @@ from tideflow._cli.common import (
 )
 from tideflow._cli.local import read_input
 from tideflow.errors import TideflowError
-from tideflow.runtime.status import InstanceStatus
 
 # --- workflows, instances: the registry and status API (thin shells over tideflow.api) ---
 
@@ -177,6 +176,9 @@ def instances_start(
     if wait is None:
         print(f"{started['id']} {started['status']}")
         return
+    # tideflow.runtime (the interpreter, jq, the workflow model): only for --wait
+    from tideflow.runtime.status import InstanceStatus
+
     instance_id = started["id"]
     try:
         err_console.print(f"started {instance_id}", markup=False)
@@ -206,6 +208,8 @@ def instances_start(
 async def _wait_for_end(client: Any, instance_id: str, seconds: float) -> Any:
     """The instance once it has ended, or as it is after ``seconds``."""
     import time
+
+    from tideflow.runtime.status import InstanceStatus
 
     deadline = time.monotonic() + seconds
     while True:
