@@ -18,7 +18,8 @@ import pytest
 from tests.integration.durable_support import Calls, approval_workflow, deploy, runtime
 from tests.integration.test_journal_linger import WAIT_THEN_END
 from tideflow.errors import StoreError
-from tideflow.runtime.hosts.durable import DurableRuntime
+from tideflow.runtime.hosts.durable import DurableRuntime, RuntimeOptions
+from tideflow.testing import ManualClock
 
 EVENT = {"specversion": "1.0", "id": "e1", "source": "test", "type": "go", "data": {}}
 
@@ -68,6 +69,21 @@ async def test_a_delivery_and_the_end_it_resumes_commit_together(pool: asyncpg.P
         '"state.left", "Wait"',
     )
     assert (delivered, left) == (ended, ended)
+
+
+async def test_the_delivery_times_its_commit_on_the_runtimes_clock(pool: asyncpg.Pool) -> None:
+    # Fails on the old code: the staged commit was timed on time.monotonic, not the clock
+    await deploy(pool, WAIT_THEN_END)
+    rt = DurableRuntime(pool, RuntimeOptions(functions=Calls().functions()), clock=ManualClock())
+    async with rt:
+        instance_id, wait_key = await _parked(rt, "wait_then_end")
+        rt.writer.linger = 3600.0  # the run's end goes with the delivery: its only commit
+        durations: list[float] = []
+        rt.writer.on_commit = durations.append
+        assert await rt.deliver_many([(instance_id, wait_key, [EVENT])]) == [True]
+        done = await rt.wait_for_completion(instance_id, 10)
+    assert done.status == "completed"
+    assert durations == [0.0]  # the manual clock never moved
 
 
 async def test_an_end_that_fails_to_write_leaves_the_wait_open(pool: asyncpg.Pool) -> None:

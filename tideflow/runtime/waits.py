@@ -55,7 +55,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from typing import Any, Final, Protocol
 
@@ -434,6 +433,7 @@ class WaitDelivery:
         journal: The runners' journal writer: a batch whose waits all woke instances
             claimed here writes their runs' first writes in its own transaction (see
             :class:`~tideflow.runtime.journal.Stage`). ``None``: the delivery commits alone.
+        clock: Times such a transaction's commit (the journal's commit figures).
     """
 
     def __init__(
@@ -443,12 +443,14 @@ class WaitDelivery:
         lease_seconds: float,
         runners: Runners,
         journal: JournalWriter | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._pool = pool
         self._owner = owner
         self._lease_seconds = lease_seconds
         self._runners = runners
         self._journal = journal
+        self._clock = clock
 
     async def deliver_events(
         self, instance_id: str, wait_key: str, events: list[dict[str, Any]]
@@ -558,7 +560,7 @@ class WaitDelivery:
                     async with asyncio.timeout(_STAGE_SECONDS):
                         await asyncio.shield(stage.arrived)
                 await journal.write_stage(conn, stage)
-            started = time.monotonic()
+            started = self._clock.monotonic()
             await transaction.commit()
         except BaseException:
             if stage is not None:
@@ -568,7 +570,7 @@ class WaitDelivery:
                     await transaction.rollback()
             raise
         if stage is not None:
-            journal.release(stage, time.monotonic() - started)
+            journal.release(stage, self._clock.monotonic() - started)
         return rows, stage
 
 

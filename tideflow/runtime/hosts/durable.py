@@ -333,7 +333,12 @@ class DurableRuntime:
             secrets=self.options.secrets,
         )
         self.delivery = WaitDelivery(
-            pool, self.options.owner, self.options.lease_seconds, runners=self, journal=self.writer
+            pool,
+            self.options.owner,
+            self.options.lease_seconds,
+            runners=self,
+            journal=self.writer,
+            clock=clock,
         )
         """Answers event waits; the runtime's port (:class:`~tideflow.runtime.waits.EventWaits`)
         calls it directly, so an event's way to its instance does not pass through here."""
