@@ -12,8 +12,9 @@ On one Temporal dev server (``temporal server start-dev`` from the
   definition, record and call activities, the mirror's end. Baseline: a
   hand-written workflow of 3 activities (``bench/_temporal_baseline.py``),
   ``execute_workflow``. Figures: workflows/s, latency p50/p99, CPU of this
-  process (worker + client; the Temporal server's is not counted) per
-  workflow; ratio = Tideflow / baseline workflows/s (goal >= 0.8).
+  process (worker + client) per workflow, and beside it the dev server's and
+  PostgreSQL's (``server_cpu_ms_per_workflow``: both share the machine's cores
+  with the worker); ratio = Tideflow / baseline workflows/s (goal >= 0.8).
 - ``event``: ``--events`` instances one after another, each waiting for an
   event; the clock runs from handing the event to the instance until it has
   completed. Tideflow: the ``waiter`` definition, the event handed over with
@@ -95,14 +96,41 @@ from bench.runtime import SEQ3, WAIT, _fresh_db, _pct, _server  # noqa: E402
 from bench.runtime import inc as tideflow_inc  # noqa: E402
 
 
-def _figures(latencies: list[float], wall: float, cpu: float) -> dict[str, Any]:
+def _figures(
+    latencies: list[float], wall: float, cpu: float, servers: dict[str, float]
+) -> dict[str, Any]:
     n = len(latencies)
     return {
         "workflows_per_s": round(n / wall, 1),
         "p50_ms": round(_pct(latencies, 0.5) * 1000, 2),
         "p99_ms": round(_pct(latencies, 0.99) * 1000, 2),
         "cpu_ms_per_workflow": round(cpu / n * 1000, 3),
+        "server_cpu_ms_per_workflow": {
+            name: round(seconds / n * 1000, 3) for name, seconds in servers.items()
+        },
     }
+
+
+_SERVERS = ("temporal", "postgres")
+"""The processes whose CPU a seq3 run also reports: the dev server, PostgreSQL's (every
+``postgres`` process on the machine: the embedded server's, and an idle system one)."""
+
+
+def _server_cpu() -> dict[str, float]:
+    """CPU seconds so far of the :data:`_SERVERS` processes, by name (with their reaped
+    children's: a PostgreSQL backend that ended counts in its postmaster's)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    totals = dict.fromkeys(_SERVERS, 0.0)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # ended meanwhile
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        if name in totals:
+            fields = text[text.rindex(")") + 2 :].split()
+            totals[name] += sum(int(value) for value in fields[11:15]) / tick
+    return totals
 
 
 async def _flight(n: int, flight: int, one: Any) -> dict[str, Any]:
@@ -115,9 +143,10 @@ async def _flight(n: int, flight: int, one: Any) -> dict[str, Any]:
             await one(i)
             latencies.append(time.perf_counter() - started)
 
-    cpu, wall = time.process_time(), time.perf_counter()
+    cpu, wall, servers = time.process_time(), time.perf_counter(), _server_cpu()
     await asyncio.gather(*(timed(i) for i in range(n)))
-    return _figures(latencies, time.perf_counter() - wall, time.process_time() - cpu)
+    used = {name: seconds - servers[name] for name, seconds in _server_cpu().items()}
+    return _figures(latencies, time.perf_counter() - wall, time.process_time() - cpu, used)
 
 
 async def _tideflow(client: Any, url: str, args: argparse.Namespace) -> dict[str, Any]:

@@ -96,12 +96,18 @@ def _ready(http_port: int, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + _START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"temporal dev server exited: {log.read_text()[-2000:]}")
+            raise RuntimeError(f"temporal dev server exited: {_why(log.read_text())}")
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(url, timeout=2).status_code == 200:
                 return
         time.sleep(0.1)
     raise RuntimeError(f"temporal dev server not ready in {_START_TIMEOUT}s: {log.read_text()}")
+
+
+def _why(text: str) -> str:
+    """What a dev server's log says of its exit: its first lines (an ``Error:`` line, or a
+    panic's message), not only the end of the Go stack trace that follows."""
+    return text[:1500] if len(text) <= 3000 else f"{text[:1500]}\n...\n{text[-1000:]}"
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
