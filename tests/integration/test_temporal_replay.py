@@ -20,10 +20,12 @@ from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHistory
+from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 
 from tests.support.temporal import GOLDEN
 from tideflow.runtime.hosts.temporal import InstanceWorkflow, workflow_runner
+from tideflow.runtime.hosts.temporal._values import with_values
 
 HISTORIES = sorted(GOLDEN.glob("*.json"))
 
@@ -47,6 +49,10 @@ async def test_history_replays(path: Path) -> None:
     assert started["workflowType"]["name"] == "tideflow.instance"
     history = WorkflowHistory.from_json(path.stem, recorded)
     runner = workflow_runner(sandboxed=True)
-    replayer = Replayer(workflows=[InstanceWorkflow], workflow_runner=runner)
+    replayer = Replayer(
+        workflows=[InstanceWorkflow],
+        workflow_runner=runner,
+        data_converter=with_values(DataConverter.default),  # as the workers read them
+    )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure

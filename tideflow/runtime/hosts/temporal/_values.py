@@ -1,15 +1,31 @@
 """What crosses Temporal's wire for the Temporal host: workflow and activity inputs, names.
 
-Plain dataclasses of JSON values (Temporal's default data converter carries
-them as JSON), so a history recorded today replays tomorrow: a field may be
-added with a default, never renamed or removed (``tests/golden/temporal``
-holds recorded histories that a test replays).
+Plain dataclasses of JSON values, carried as JSON, so a history recorded today
+replays tomorrow: a field may be added with a default, never renamed or removed
+(``tests/golden/temporal`` holds recorded histories that a test replays).
+
+Tideflow's clients and workers carry them with :func:`with_values`: the JSON
+Temporal's default converter writes, read and written without its generic
+type walk (:class:`_ValuesDecoder`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import types
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from temporalio.converter import (
+    AdvancedJSONEncoder,
+    CompositePayloadConverter,
+    DataConverter,
+    DefaultPayloadConverter,
+    JSONPlainPayloadConverter,
+    JSONTypeConverter,
+)
 
 from tideflow.runtime.status import InstanceStatus
 
@@ -169,3 +185,88 @@ class Progress:
         """The instance ended."""
         return InstanceStatus(self.status).final
 
+
+_VALUES: tuple[type, ...] = (
+    InstanceStart,
+    DefinitionRef,
+    StoredDefinition,
+    CallRequest,
+    Published,
+    Progress,
+)
+"""The dataclasses above: every workflow and activity input and result of the host."""
+
+
+def _decoder(cls: type) -> Callable[[Any], Any]:
+    """Build ``cls`` from its JSON object: its fields' hints read once, here; a field whose
+    hint is one of :data:`_VALUES` (or ``None`` beside it) built in turn, every other
+    field's JSON value taken as it is (they are JSON values: ``Any``, ``str``, lists and
+    objects of JSON). Keys that are not fields are left out, as Temporal's converter does,
+    so a history written by a later version with one more field still reads."""
+    names = frozenset(f.name for f in dataclasses.fields(cls))
+    nested: dict[str, type] = {}
+    for name, hint in typing.get_type_hints(cls).items():
+        options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        inner = [option for option in options if option in _VALUES]
+        if inner:
+            nested[name] = inner[0]
+
+    def decode(value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise TypeError(f"{cls.__name__} is a JSON object, not {type(value).__name__}")
+        given = {key: item for key, item in value.items() if key in names}
+        for name, inner in nested.items():
+            if given.get(name) is not None:
+                given[name] = _DECODERS[inner](given[name])
+        return cls(**given)
+
+    return decode
+
+
+_DECODERS: dict[type, Callable[[Any], Any]] = {}
+_DECODERS.update((cls, _decoder(cls)) for cls in _VALUES)
+_FIELDS = {cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in _VALUES}
+
+
+class _ValuesDecoder(JSONTypeConverter):
+    """Reads :data:`_VALUES` (Temporal's own reading evaluates the dataclass's type hints at
+    every payload: about a tenth of a worker's CPU in a seq3 run, ``bench/RESULTS.md``)."""
+
+    def to_typed_value(self, hint: type, value: Any) -> Any:
+        decode = _DECODERS.get(hint)
+        return JSONTypeConverter.Unhandled if decode is None else decode(value)
+
+
+class _ValuesEncoder(AdvancedJSONEncoder):
+    """Writes :data:`_VALUES` field by field (Temporal's ``asdict`` deep-copies every value
+    first); the same JSON (the converter sorts keys)."""
+
+    def default(self, o: Any) -> Any:
+        names = _FIELDS.get(type(o))
+        if names is None:
+            return super().default(o)
+        return {name: getattr(o, name) for name in names}
+
+
+class _PayloadConverter(CompositePayloadConverter):
+    """Temporal's default payload converters, its JSON one with :class:`_ValuesEncoder` and
+    :class:`_ValuesDecoder`."""
+
+    def __init__(self) -> None:
+        json_values = JSONPlainPayloadConverter(
+            encoder=_ValuesEncoder, custom_type_converters=[_ValuesDecoder()]
+        )
+        super().__init__(
+            *(
+                json_values if isinstance(converter, JSONPlainPayloadConverter) else converter
+                for converter in DefaultPayloadConverter.default_encoding_payload_converters
+            )
+        )
+
+
+def with_values(converter: DataConverter) -> DataConverter:
+    """``converter`` (its codec, its failure converter) with the payload converter of the
+    host's values (see the module docs); one that has it already is returned as it is."""
+    if converter.payload_converter_class is _PayloadConverter:
+        return converter
+    return dataclasses.replace(converter, payload_converter_class=_PayloadConverter)

@@ -43,6 +43,7 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
+from temporalio.converter import DataConverter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
@@ -72,6 +73,7 @@ from tideflow.runtime.hosts.temporal._values import (
     InstanceStart,
     Progress,
     StoredDefinition,
+    with_values,
 )
 from tideflow.runtime.hosts.temporal._workflow import compile_model
 from tideflow.runtime.hosts.temporal.activities import (
@@ -80,7 +82,7 @@ from tideflow.runtime.hosts.temporal.activities import (
     stored_definition,
 )
 from tideflow.runtime.hosts.temporal.gateway import PostgresMirror
-from tideflow.runtime.hosts.temporal.worker import instance_worker
+from tideflow.runtime.hosts.temporal.worker import carrying_values, instance_worker
 from tideflow.runtime.lifecycle import LifecycleNotice
 from tideflow.runtime.waits import SignalDelivery
 from tideflow.supervise import Supervisor, TaskSet, Watched
@@ -110,13 +112,16 @@ class TemporalOptions:
 
 
 async def connect(options: TemporalOptions) -> Client:
-    """A Temporal client.
+    """A Temporal client (with the data converter of the host's values).
 
     Raises:
         StoreError: The cluster cannot be reached (its address named).
     """
+    converter = with_values(DataConverter.default)
     try:
-        return await Client.connect(options.address, namespace=options.namespace)
+        return await Client.connect(
+            options.address, namespace=options.namespace, data_converter=converter
+        )
     except (RPCError, RuntimeError, OSError) as exc:
         raise StoreError(f"temporal at {options.address}: {exc}") from exc
 
@@ -137,7 +142,8 @@ class TemporalRuntime:
     ) -> None:
         """Args:
         pool: The database pool (registry, mirror).
-        client: The Temporal client.
+        client: The Temporal client (its connection is used with the data converter of
+            the host's values: :func:`.worker.carrying_values`).
         options: Namespace and task queue.
         registry: The workflow registry (one is made on ``pool`` by default).
         activities: Run a worker with these in this process (``None``: no worker here).
@@ -145,7 +151,7 @@ class TemporalRuntime:
         on_lifecycle: Takes the ``started`` notice of each instance it starts with its
             definition (the worker reports the rest: ``InstanceActivities``).
         """
-        self.client = client
+        self.client = carrying_values(client)
         self.options = options
         self.registry = registry or PostgresRegistry(pool)
         self.instances = PostgresInstances(pool)

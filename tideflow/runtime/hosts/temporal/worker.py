@@ -28,10 +28,11 @@ from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from tideflow.runtime.hosts.temporal._values import with_values
 from tideflow.runtime.hosts.temporal._workflow import InstanceWorkflow
 from tideflow.runtime.hosts.temporal.activities import InstanceActivities
 
-__all__ = ["PASSTHROUGH", "instance_worker", "workflow_runner"]
+__all__ = ["PASSTHROUGH", "carrying_values", "instance_worker", "workflow_runner"]
 
 PASSTHROUGH = (
     "tideflow",
@@ -77,6 +78,17 @@ def workflow_runner(*, sandboxed: bool = False) -> WorkflowRunner:
     return SandboxedWorkflowRunner(restrictions=restrictions)
 
 
+def carrying_values(client: Client) -> Client:
+    """``client`` (its connection, namespace, interceptors, codec) with the data converter of
+    the host's values (:func:`._values.with_values`); ``client`` itself if it has it."""
+    config = client.config()
+    converter = with_values(config["data_converter"])
+    if converter is config["data_converter"]:
+        return client
+    config["data_converter"] = converter
+    return Client(**config)
+
+
 def instance_worker(
     client: Client,
     task_queue: str,
@@ -86,9 +98,10 @@ def instance_worker(
     sandboxed: bool = False,
 ) -> Worker:
     """A worker running ``tideflow.instance`` workflows and their activities on ``task_queue``
-    (in Temporal's sandbox with ``sandboxed``: :func:`workflow_runner`)."""
+    (in Temporal's sandbox with ``sandboxed``: :func:`workflow_runner`), on ``client``'s
+    connection with the data converter of the host's values (:func:`carrying_values`)."""
     return Worker(
-        client,
+        carrying_values(client),
         task_queue=task_queue,
         workflows=[InstanceWorkflow],
         activities=activities.all(),
