@@ -61,7 +61,14 @@ On one Temporal dev server (``temporal server start-dev`` from the
   Run back to back (``many``) and ``spaced``, each against that mode's round
   trip (the same shape).
 
-Both sides run their worker in this process with the same worker options.
+Both sides run their worker in this process with the same worker options, on
+the one dev server. seq3 runs in ``--rounds`` alternating rounds (4: hand-written,
+Tideflow, Tideflow, hand-written, each of ``n / rounds`` instances), each side's
+figures summed over its rounds. Before 2026-12-07 the hand-written side always
+ran first, on the emptier server: run second, it spent 66-78 ms of the dev
+server's CPU per workflow against 50-53 run first, and its throughput fell
+alike (``bench/RESULTS.md``). The event parts run one side at a time,
+hand-written first.
 Tideflow's workers run its workflow outside Temporal's sandbox
 (``docs/temporal.md``, "The sandbox"); the hand-written workflow runs in the
 default sandbox, as a Temporal user's does, or outside it too with
@@ -133,23 +140,72 @@ def _server_cpu() -> dict[str, float]:
     return totals
 
 
-async def _flight(n: int, flight: int, one: Any) -> dict[str, Any]:
-    gate = asyncio.Semaphore(flight)
-    latencies: list[float] = []
+class _Flights:
+    """What one side's seq3 rounds took, summed (:class:`_Rounds`)."""
 
-    async def timed(i: int) -> None:
-        async with gate:
-            started = time.perf_counter()
-            await one(i)
-            latencies.append(time.perf_counter() - started)
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.wall = 0.0
+        self.cpu = 0.0
+        self.servers = dict.fromkeys(_SERVERS, 0.0)
 
-    cpu, wall, servers = time.process_time(), time.perf_counter(), _server_cpu()
-    await asyncio.gather(*(timed(i) for i in range(n)))
-    used = {name: seconds - servers[name] for name, seconds in _server_cpu().items()}
-    return _figures(latencies, time.perf_counter() - wall, time.process_time() - cpu, used)
+    async def fly(self, numbers: range, flight: int, one: Any) -> None:
+        """Run ``one(i)`` for each of ``numbers``, ``flight`` at a time."""
+        gate = asyncio.Semaphore(flight)
+
+        async def timed(i: int) -> None:
+            async with gate:
+                started = time.perf_counter()
+                await one(i)
+                self.latencies.append(time.perf_counter() - started)
+
+        cpu, wall, servers = time.process_time(), time.perf_counter(), _server_cpu()
+        await asyncio.gather(*(timed(i) for i in numbers))
+        self.wall += time.perf_counter() - wall
+        self.cpu += time.process_time() - cpu
+        for name, seconds in _server_cpu().items():
+            self.servers[name] += seconds - servers[name]
+
+    def figures(self) -> dict[str, Any]:
+        return _figures(self.latencies, self.wall, self.cpu, self.servers)
 
 
-async def _tideflow(client: Any, url: str, args: argparse.Namespace) -> dict[str, Any]:
+SIDES = ("handwritten", "tideflow")
+
+
+class _Rounds:
+    """seq3 of both sides in ``rounds`` alternating rounds on the one dev server, in the
+    order hand-written, Tideflow, Tideflow, hand-written, ... (each side as often first
+    as second, so neither runs only on the fuller server: see the module docs). Each
+    side's figures are its rounds summed. Both sides' workers run throughout; the last
+    side to bring its ``seq3`` runs the rounds, the other awaits them."""
+
+    def __init__(self, n: int, flight: int, rounds: int) -> None:
+        self.n, self.flight, self.rounds = n, flight, max(1, rounds)
+        self._ones: dict[str, Any] = {}
+        self._done = asyncio.Event()
+        self._figures: dict[str, Any] = {}
+        self.events_done = {side: asyncio.Event() for side in SIDES}
+        """Set once a side's event parts are done (they run one side at a time)."""
+
+    async def seq3(self, side: str, one: Any) -> dict[str, Any]:
+        self._ones[side] = one
+        if len(self._ones) == len(SIDES):
+            flights = {name: _Flights() for name in SIDES}
+            for index in range(self.rounds):
+                numbers = range(index * self.n // self.rounds, (index + 1) * self.n // self.rounds)
+                order = SIDES if index % 4 in (0, 3) else SIDES[::-1]
+                for name in order:
+                    await flights[name].fly(numbers, self.flight, self._ones[name])
+            self._figures = {name: flights[name].figures() for name in SIDES}
+            self._done.set()
+        await self._done.wait()
+        return self._figures[side]
+
+
+async def _tideflow(
+    client: Any, url: str, args: argparse.Namespace, rounds: _Rounds
+) -> dict[str, Any]:
     from tideflow import ids
     from tideflow.db import create_pool
     from tideflow.runtime.functions import FunctionInvoker
@@ -183,7 +239,8 @@ async def _tideflow(client: Any, url: str, args: argparse.Namespace) -> dict[str
             await seq3(-1)  # warm: the definition compiled, the connections open
             figures = {}
             if "seq3" in args.parts:
-                figures["seq3"] = await _flight(args.n, args.flight, seq3)
+                figures["seq3"] = await rounds.seq3("tideflow", seq3)
+            await rounds.events_done["handwritten"].wait()  # one side's events at a time
             for mode in args.signal_at if "event" in args.parts else ():
                 if mode in _GAPS:
                     figures[mode] = await _many(runtime, args.events, _GAPS[mode])
@@ -201,6 +258,7 @@ async def _tideflow(client: Any, url: str, args: argparse.Namespace) -> dict[str
                 figures[mode] = _latency(latencies)
             return figures
     finally:
+        rounds.events_done["tideflow"].set()
         await invoker.aclose()
         await pool.close()
 
@@ -256,7 +314,7 @@ def _latency(values: list[float]) -> dict[str, Any]:
     }
 
 
-async def _baseline(client: Any, args: argparse.Namespace) -> dict[str, Any]:
+async def _baseline(client: Any, args: argparse.Namespace, rounds: _Rounds) -> dict[str, Any]:
     from temporalio.worker import Worker
 
     from tideflow import ids
@@ -280,7 +338,7 @@ async def _baseline(client: Any, args: argparse.Namespace) -> dict[str, Any]:
         await seq3(-1)
         figures = {}
         if "seq3" in args.parts:
-            figures["seq3"] = await _flight(args.n, args.flight, seq3)
+            figures["seq3"] = await rounds.seq3("handwritten", seq3)
 
         async def start() -> Any:
             return await client.start_workflow("bench.waiter", id=f"w-{ids.new_id()}",
@@ -293,9 +351,13 @@ async def _baseline(client: Any, args: argparse.Namespace) -> dict[str, Any]:
             await result
             return time.perf_counter() - started
 
-        for mode in args.signal_at if args.parts & {"event", "served"} else ():
-            if mode in _GAPS or "event" in args.parts:
-                figures[mode] = await _baseline_events(mode, args.events, start, signalled)
+        try:
+            for mode in args.signal_at if args.parts & {"event", "served"} else ():
+                if mode in _GAPS or "event" in args.parts:
+                    figures[mode] = await _baseline_events(mode, args.events, start, signalled)
+        finally:
+            rounds.events_done["handwritten"].set()
+        await rounds.events_done["tideflow"].wait()  # the worker stays for the other's rounds
         return figures
 
 
@@ -328,8 +390,14 @@ async def _main(args: argparse.Namespace, server: str) -> dict[str, Any]:
 
     url = await _fresh_db(server, "tideflow_bench_temporal", migrate=True)
     client = await Client.connect(args.address)
-    baseline = await _baseline(client, args)
-    tideflow = await _tideflow(client, url, args) if args.parts & {"seq3", "event"} else {}
+    rounds = _Rounds(args.n, args.flight, args.rounds)
+    if not args.parts & {"seq3", "event"}:  # served only: no Tideflow side in this process
+        rounds.events_done["tideflow"].set()
+        baseline, tideflow = await _baseline(client, args, rounds), {}
+    else:
+        baseline, tideflow = await asyncio.gather(
+            _baseline(client, args, rounds), _tideflow(client, url, args, rounds)
+        )
     figures: dict[str, Any] = {}
     if "seq3" in args.parts:
         figures["seq3"] = {
@@ -390,6 +458,13 @@ def main() -> None:
         default=0,
         help="run Tideflow's def function on this many threads, as tideflow serve/worker do "
         "(32); 0: on the event loop (the figures recorded before)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="seq3: alternate the sides in this many rounds of n/rounds instances each "
+        "(hand-written, Tideflow, Tideflow, hand-written, ...; default 4)",
     )
     parser.add_argument(
         "--baseline-unsandboxed",
