@@ -16,7 +16,7 @@ and GraphQL, is imported only when the command runs: every other command starts 
 def demo_services(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[
-        int, typer.Option("--port", help="Port to listen on (the examples call 8081).")
+        int, typer.Option("--port", help=f"Port to listen on (the examples call {DEMO_PORT}).")
     ] = DEMO_PORT,
 ) -> None:
     """Serve the demo pets (REST, GraphQL) and products (OData) services the examples
@@ -25,5 +25,5 @@ def demo_services(
 
     from tideflow.demo import create_demo_app
 
-    out_console.print(f"demo services on http://{host}:{port} (the examples call port 8081)")
+    out_console.print(f"demo services on http://{host}:{port} (the examples call port {DEMO_PORT})")
     uvicorn.run(create_demo_app(), host=host, port=port, log_level="warning")

@@ -195,6 +195,8 @@ _VALUES: tuple[type, ...] = (
     Progress,
 )
 """The dataclasses above: every workflow and activity input and result of the host."""
+_FIELDS = {cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in _VALUES}
+"""Each of :data:`_VALUES`'s field names, in order."""
 
 
 def _decoder(cls: type) -> Callable[[Any], Any]:
@@ -203,7 +205,7 @@ def _decoder(cls: type) -> Callable[[Any], Any]:
     field's JSON value taken as it is (they are JSON values: ``Any``, ``str``, lists and
     objects of JSON). Keys that are not fields are left out, as Temporal's converter does,
     so a history written by a later version with one more field still reads."""
-    names = frozenset(f.name for f in dataclasses.fields(cls))
+    names = frozenset(_FIELDS[cls])
     nested: dict[str, type] = {}
     for name, hint in typing.get_type_hints(cls).items():
         options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
@@ -223,9 +225,7 @@ def _decoder(cls: type) -> Callable[[Any], Any]:
     return decode
 
 
-_DECODERS: dict[type, Callable[[Any], Any]] = {}
-_DECODERS.update((cls, _decoder(cls)) for cls in _VALUES)
-_FIELDS = {cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in _VALUES}
+_DECODERS: dict[type, Callable[[Any], Any]] = {cls: _decoder(cls) for cls in _VALUES}
 
 
 class _ValuesDecoder(JSONTypeConverter):
